@@ -1,0 +1,48 @@
+# Likeness: `make run` sets up and serves the demo study; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export FLASK_APP := app
+
+.PHONY: run test test-sqlite test-postgres install install-dev bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(BIN)/flask db upgrade
+	$(BIN)/flask seed-demo
+	@echo
+	@$(BIN)/flask urls --host $(HOST) --port $(PORT)
+	@echo
+	$(BIN)/flask run --host $(HOST) --port $(PORT)
+
+# The whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
+test: install-dev
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \
+		LIKENESS_TEST_DB="$$TEST_DATABASE_URL" $(BIN)/python -m pytest -n 2 --dist loadfile; \
+	else \
+		echo "TEST_DATABASE_URL is not set: the PostgreSQL pass was not run."; \
+	fi
+
+bench: install-dev
+	$(BIN)/python bench/analysis.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

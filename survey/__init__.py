@@ -1,0 +1,47 @@
+"""Likeness web application: the factory that builds the Flask app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the application: configuration, extensions, blueprints, commands."""
+    from survey import config as config_module
+    from survey import cli, errors, security
+    from survey.extensions import csrf, db, login_manager, migrate
+
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_mapping(config_module.load(Path(app.instance_path), config))
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "researcher.login"
+    login_manager.session_protection = "basic"
+
+    from survey.findings import bp as findings_bp
+    from survey.main import bp as main_bp
+    from survey.participant import bp as participant_bp
+    from survey.researcher import bp as researcher_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(participant_bp)
+    app.register_blueprint(researcher_bp)
+    app.register_blueprint(findings_bp)
+
+    errors.register(app)
+    security.register(app)
+    cli.register(app)
+    return app

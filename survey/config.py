@@ -1,0 +1,114 @@
+"""Configuration from the environment: database, secret key, media folder."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+def database_uri(raw: str) -> str:
+    """Normalise DATABASE_URL to an SQLAlchemy URL using psycopg 3 for PostgreSQL."""
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"DATABASE_URL {raw!r} is not a database URL. Use e.g. "
+            "postgresql://user:password@host:5432/dbname or sqlite:////path/to/file.db"
+        ) from exc
+    backend = url.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise ConfigError(
+            f"DATABASE_URL uses {backend!r}; Likeness supports {', '.join(SUPPORTED_DATABASES)}."
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def engine_options(uri: str) -> dict[str, Any]:
+    """Return engine options: a pre-pinged pool for PostgreSQL, a busy timeout for SQLite."""
+    if uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {
+        "pool_size": int(os.environ.get("DB_POOL_SIZE", "5")),
+        "max_overflow": int(os.environ.get("DB_MAX_OVERFLOW", "10")),
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "pool_timeout": 10,
+    }
+
+
+def secret_key(instance_path: Path) -> str:
+    """Return SECRET_KEY from the environment, else one generated once and kept in instance/."""
+    env = os.environ.get("SECRET_KEY")
+    if env:
+        return env
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    # O_EXCL: two workers starting together must not write two different keys.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the Flask configuration from the environment and explicit overrides."""
+    overrides = dict(overrides or {})
+    instance_path.mkdir(parents=True, exist_ok=True)
+    raw_db = overrides.pop("DATABASE_URL", None) or os.environ.get("DATABASE_URL")
+    if not raw_db:
+        raw_db = f"sqlite:///{instance_path / 'likeness.db'}"
+    uri = database_uri(raw_db)
+    production = os.environ.get("LIKENESS_ENV", "development") == "production"
+    config: dict[str, Any] = {
+        "SQLALCHEMY_DATABASE_URI": uri,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(uri),
+        "MEDIA_DIR": os.environ.get("MEDIA_DIR", str(instance_path / "media")),
+        "SIGNUP_OPEN": os.environ.get("SIGNUP_OPEN", "1") not in ("0", "false", "no"),
+        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_MB", "200")) * 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": production,
+        "PERMANENT_SESSION_LIFETIME": int(os.environ.get("SESSION_HOURS", "12")) * 3600,
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "LIKENESS_ENV": "production" if production else "development",
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+    config.update(overrides)
+    if "SECRET_KEY" not in config:
+        config["SECRET_KEY"] = secret_key(instance_path)
+    return config
+
+
+@sa.event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Turn on foreign keys, WAL and a busy timeout on every SQLite connection."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()

@@ -1,0 +1,136 @@
+"""The demo study: a researcher account, 8 drawn identities and all four tasks, open."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from survey.demo_faces import render
+from survey.extensions import db
+from survey.media import store_image
+from survey.models import Block, Identity, Researcher, Study, StudyMember
+from survey.stimuli import process_image
+
+DEMO_SLUG = "demo"
+DEMO_LOGIN = "demo"
+DEMO_PASSWORD = "demo"
+DEMO_IDENTITIES = 8
+_GENDERS = ("woman", "man")
+_AGE_BANDS = ("18-29", "30-44", "45-59", "60+")
+
+DEMO_BLOCKS = [
+    (
+        "recognition",
+        "match",
+        {"presentation": "side_by_side", "confidence": True, "attention_checks": [3]},
+    ),
+    (
+        "impressions",
+        "rate",
+        {
+            "scales": [
+                {
+                    "key": "trust",
+                    "question": "How much do you trust this person?",
+                    "low_anchor": "Not at all",
+                    "high_anchor": "Completely",
+                    "min": 1,
+                    "max": 7,
+                },
+                {
+                    "key": "professional",
+                    "question": "How professional does this person look?",
+                    "low_anchor": "Not at all",
+                    "high_anchor": "Very",
+                    "min": 1,
+                    "max": 7,
+                },
+            ],
+            "attention_checks": [2],
+        },
+    ),
+    ("detection", "detect", {"confidence": True}),
+    ("preference", "choose", {"question": "Which photo do you trust more?"}),
+]
+
+CONSENT = """\
+**Welcome.** This is a demonstration of Likeness. You will see drawn faces (no real
+people) and answer a few questions about them. It takes about five minutes.
+
+- Taking part is voluntary; you may withdraw at any time and your answers are deleted.
+- We record your answers and how long you take to answer; nothing that identifies you.
+"""
+INSTRUCTIONS = """\
+You will see faces and answer one question at a time.
+
+- **Same person?** Two pictures side by side: do they show the same person?
+- **Impressions:** rate a face on a 1–7 scale.
+- **Real or AI?** Decide whether a picture is a real photograph or AI-generated.
+- **Preference:** pick one of two pictures.
+
+On a keyboard, use **f** / **j** or the number keys. Answer by first impression.
+"""
+DEBRIEF = """\
+Thank you! Every face in this demo was drawn by the program: in each pair, one drawing
+stood in for a real photograph and one for an AI-generated headshot of the same person.
+Real studies compare real photographs with AI headshots of consenting people.
+"""
+
+
+def seed_demo() -> tuple[Researcher, Study, bool]:
+    """Create the demo researcher and study unless present; return them and whether created."""
+    from survey.studies import open_study
+
+    researcher = db.session.scalar(sa.select(Researcher).where(Researcher.email == DEMO_LOGIN))
+    if researcher is None:
+        researcher = Researcher(email=DEMO_LOGIN, name="Demo researcher")
+        researcher.set_password(DEMO_PASSWORD)
+        db.session.add(researcher)
+    study = db.session.scalar(sa.select(Study).where(Study.slug == DEMO_SLUG))
+    if study is not None:
+        db.session.commit()
+        return researcher, study, False
+
+    study = Study(
+        slug=DEMO_SLUG,
+        title="Demo: real photographs vs AI headshots",
+        description="A demonstration study with drawn faces standing in for photographs.",
+        consent_text=CONSENT,
+        instructions_text=INSTRUCTIONS,
+        debrief_text=DEBRIEF,
+        completion_code="LIKENESS-DEMO",
+        target_n=None,
+    )
+    db.session.add(study)
+    db.session.add(StudyMember(study=study, researcher=researcher, role="owner"))
+    db.session.flush()
+    for index in range(DEMO_IDENTITIES):
+        identity = Identity(
+            study=study,
+            code=f"P{index + 1:03d}",
+            gender=_GENDERS[index % 2],
+            age_band=_AGE_BANDS[(index // 2) % len(_AGE_BANDS)],
+            consent_recorded=True,
+            consent_note="Drawn by the program; not a real person.",
+        )
+        db.session.add(identity)
+        for variant, role, source, generator in (
+            ("real", "headshot", "real", "Likeness demo drawing (photo style)"),
+            ("ai", "headshot", "ai", "Likeness demo drawing (AI style)"),
+            ("probe", "probe", "photo", "Likeness demo drawing (candid)"),
+        ):
+            processed = process_image(render(index, variant), filename=f"{identity.code}-{variant}.jpg")
+            store_image(
+                study,
+                identity,
+                processed,
+                role=role,
+                source=source,
+                generator=generator,
+                filename=f"{identity.code}-{variant}.jpg",
+            )
+    for position, (name, task, settings) in enumerate(DEMO_BLOCKS, start=1):
+        db.session.add(Block(study=study, position=position, name=name, task=task, settings=settings))
+    db.session.flush()
+    open_study(study, researcher)
+    db.session.commit()
+    return researcher, study, True

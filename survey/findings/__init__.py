@@ -1,0 +1,7 @@
+"""Study reports for the research team and public findings pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("findings", __name__)
+
+from survey.findings import routes  # noqa: E402,F401  (registers the routes)

@@ -1,0 +1,3 @@
+"""Report and findings routes."""
+
+from survey.findings import bp  # noqa: F401

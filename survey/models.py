@@ -1,0 +1,510 @@
+"""SQLAlchemy 2.0 typed models: researchers, studies, stimuli, schedules and answers.
+
+Enumerated fields are strings guarded by CHECK constraints, so SQLite and PostgreSQL
+enforce the same values; the metadata's naming convention makes migrations name
+constraints identically on both.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask_login import UserMixin
+from werkzeug.security import check_password_hash, generate_password_hash
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STUDY_STATES = ("draft", "open", "closed", "archived")
+ROLES = ("owner", "editor", "viewer")
+TASKS = ("match", "rate", "choose", "detect")
+IMAGE_ROLES = ("headshot", "probe")
+IMAGE_SOURCES = ("real", "ai", "photo")
+CONDITIONS = ("real", "ai")
+PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn")
+RECRUITMENT_SOURCES = ("prolific", "mturk", "sona", "link")
+DEVICES = ("mobile", "desktop")
+REPORT_STATES = ("pending", "running", "done", "failed")
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+def new_public_id() -> str:
+    """Return an unguessable, URL-safe identifier (128 bits of randomness)."""
+    return secrets.token_urlsafe(16)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    """Return a CHECK expression restricting a column to the given values."""
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        """Store aware datetimes in UTC; a naive one is taken to be UTC already."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        """Return aware UTC datetimes whatever the database gives back."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(so.DeclarativeBase):
+    """Declarative base with the naming convention and aware timestamps."""
+
+    registry = so.registry(
+        metadata=sa.MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={datetime: UTCDateTime(), dict[str, Any]: sa.JSON},
+    )
+
+
+class Researcher(UserMixin, Base):
+    """A person who signs in to create and run studies."""
+
+    __tablename__ = "researcher"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(120), default="")
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(256))
+    is_admin: so.Mapped[bool] = so.mapped_column(default=False)
+    # Bumped on password change so that other sessions of the account end.
+    session_version: so.Mapped[int] = so.mapped_column(default=0)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    last_login_at: so.Mapped[Optional[datetime]]
+
+    memberships: so.Mapped[list[StudyMember]] = so.relationship(
+        back_populates="researcher", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def set_password(self, password: str) -> None:
+        """Store a salted hash of the password, never the password."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """Tell whether the password matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+    def get_id(self) -> str:
+        """Identify the login session by account and session version."""
+        return f"{self.id}:{self.session_version}"
+
+
+class LoginAttempt(Base):
+    """A sign-in attempt, kept for rate limiting across workers."""
+
+    __tablename__ = "login_attempt"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), index=True)
+    address: so.Mapped[str] = so.mapped_column(sa.String(64), index=True)
+    succeeded: so.Mapped[bool] = so.mapped_column(default=False)
+    at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
+
+
+class Study(Base):
+    """A study: its texts, settings, state and everything it owns."""
+
+    __tablename__ = "study"
+    __table_args__ = (
+        sa.CheckConstraint(_in("state", STUDY_STATES), name="state"),
+        sa.CheckConstraint("target_n IS NULL OR target_n > 0", name="target_n_positive"),
+        sa.CheckConstraint("n_lists >= 1", name="n_lists_positive"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    slug: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    title: so.Mapped[str] = so.mapped_column(sa.String(200))
+    description: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    state: so.Mapped[str] = so.mapped_column(sa.String(16), default="draft")
+    consent_text: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    instructions_text: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    debrief_text: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    completion_code: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
+    completion_url: so.Mapped[str] = so.mapped_column(sa.String(2000), default="")
+    target_n: so.Mapped[Optional[int]]
+    # Number of counterbalancing lists (Latin square over conditions); 2 for real/ai.
+    n_lists: so.Mapped[int] = so.mapped_column(default=2)
+    # "started" or "completed": which participants count when choosing the fewest-filled list.
+    assign_by: so.Mapped[str] = so.mapped_column(sa.String(16), default="started")
+    settings: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+    # Incremented under a row lock on every participant start; it serialises list assignment.
+    participants_started: so.Mapped[int] = so.mapped_column(default=0)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    opened_at: so.Mapped[Optional[datetime]]
+    closed_at: so.Mapped[Optional[datetime]]
+    archived_at: so.Mapped[Optional[datetime]]
+    design_frozen_at: so.Mapped[Optional[datetime]]
+    design_sha256: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    findings_published_at: so.Mapped[Optional[datetime]]
+
+    members: so.Mapped[list[StudyMember]] = so.relationship(
+        back_populates="study", cascade="all, delete-orphan", passive_deletes=True
+    )
+    identities: so.Mapped[list[Identity]] = so.relationship(
+        back_populates="study",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Identity.code",
+    )
+    images: so.Mapped[list[Image]] = so.relationship(
+        back_populates="study", cascade="all, delete-orphan", passive_deletes=True
+    )
+    blocks: so.Mapped[list[Block]] = so.relationship(
+        back_populates="study",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Block.position",
+    )
+    participants: so.Mapped[list[Participant]] = so.relationship(
+        back_populates="study", cascade="all, delete-orphan", passive_deletes=True
+    )
+    preregistration: so.Mapped[Optional[Preregistration]] = so.relationship(
+        back_populates="study", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_open(self) -> bool:
+        """Tell whether participants may start the study now."""
+        return self.state == "open"
+
+    @property
+    def design_locked(self) -> bool:
+        """Tell whether the design is frozen (it freezes when the study opens)."""
+        return self.design_frozen_at is not None
+
+
+class StudyMember(Base):
+    """A researcher's role on a study: owner, editor or viewer."""
+
+    __tablename__ = "study_member"
+    __table_args__ = (
+        sa.UniqueConstraint("study_id", "researcher_id"),
+        sa.CheckConstraint(_in("role", ROLES), name="role"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    researcher_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("researcher.id", ondelete="CASCADE"), index=True
+    )
+    role: so.Mapped[str] = so.mapped_column(sa.String(16))
+
+    study: so.Mapped[Study] = so.relationship(back_populates="members")
+    researcher: so.Mapped[Researcher] = so.relationship(back_populates="memberships")
+
+
+class Identity(Base):
+    """One photographed person, with optional descriptors and a recorded image-use consent."""
+
+    __tablename__ = "identity"
+    __table_args__ = (sa.UniqueConstraint("study_id", "code"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    code: so.Mapped[str] = so.mapped_column(sa.String(32))
+    age_band: so.Mapped[str] = so.mapped_column(sa.String(32), default="")
+    gender: so.Mapped[str] = so.mapped_column(sa.String(32), default="")
+    ethnicity: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
+    consent_recorded: so.Mapped[bool] = so.mapped_column(default=False)
+    consent_note: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+
+    study: so.Mapped[Study] = so.relationship(back_populates="identities")
+    images: so.Mapped[list[Image]] = so.relationship(
+        back_populates="identity", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Image(Base):
+    """A stored image of an identity: a real or AI headshot, or a probe photo."""
+
+    __tablename__ = "image"
+    __table_args__ = (
+        sa.UniqueConstraint("study_id", "sha256"),
+        sa.CheckConstraint(_in("role", IMAGE_ROLES), name="role"),
+        sa.CheckConstraint(_in("source", IMAGE_SOURCES), name="source"),
+        sa.CheckConstraint(
+            "(role = 'headshot' AND source IN ('real', 'ai')) OR (role = 'probe' AND source = 'photo')",
+            name="role_source",
+        ),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    identity_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("identity.id", ondelete="CASCADE"), index=True
+    )
+    # Public name in URLs and exports; the file name is never exposed to participants.
+    public_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True, default=new_public_id)
+    role: so.Mapped[str] = so.mapped_column(sa.String(16))
+    source: so.Mapped[str] = so.mapped_column(sa.String(16))
+    generator: so.Mapped[str] = so.mapped_column(sa.String(200), default="")
+    original_filename: so.Mapped[str] = so.mapped_column(sa.String(255), default="")
+    sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
+    width: so.Mapped[int]
+    height: so.Mapped[int]
+    content_type: so.Mapped[str] = so.mapped_column(sa.String(32))
+    byte_size: so.Mapped[int]
+    storage_key: so.Mapped[str] = so.mapped_column(sa.String(255))
+    display_key: so.Mapped[str] = so.mapped_column(sa.String(255))
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+    study: so.Mapped[Study] = so.relationship(back_populates="images")
+    identity: so.Mapped[Identity] = so.relationship(back_populates="images")
+
+
+class Block(Base):
+    """A block of a study: one task with its settings (scales, presentation, counts)."""
+
+    __tablename__ = "block"
+    __table_args__ = (
+        sa.UniqueConstraint("study_id", "name"),
+        sa.CheckConstraint(_in("task", TASKS), name="task"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    position: so.Mapped[int]
+    name: so.Mapped[str] = so.mapped_column(sa.String(64))
+    task: so.Mapped[str] = so.mapped_column(sa.String(16))
+    settings: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+
+    study: so.Mapped[Study] = so.relationship(back_populates="blocks")
+
+
+class Participant(Base):
+    """A person taking a study, known only by an opaque id."""
+
+    __tablename__ = "participant"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", PARTICIPANT_STATUSES), name="status"),
+        sa.CheckConstraint(_in("source", RECRUITMENT_SOURCES), name="source"),
+        sa.CheckConstraint("device IS NULL OR " + _in("device", DEVICES), name="device"),
+        sa.Index("ix_participant_study_list", "study_id", "list_index"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    public_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True, default=new_public_id)
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    list_index: so.Mapped[int]
+    seed: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    status: so.Mapped[str] = so.mapped_column(sa.String(16), default="in_progress")
+    is_preview: so.Mapped[bool] = so.mapped_column(default=False)
+    source: so.Mapped[str] = so.mapped_column(sa.String(16), default="link")
+    device: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    started_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    consented_at: so.Mapped[Optional[datetime]]
+    completed_at: so.Mapped[Optional[datetime]]
+    withdrawn_at: so.Mapped[Optional[datetime]]
+    demographics: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+
+    study: so.Mapped[Study] = so.relationship(back_populates="participants")
+    trials: so.Mapped[list[Trial]] = so.relationship(
+        back_populates="participant",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Trial.position",
+    )
+    recruitment: so.Mapped[Optional[RecruitmentId]] = so.relationship(
+        back_populates="participant", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def list_label(self) -> str:
+        """Return the list's letter (A, B, …) as it appears in exports."""
+        return chr(ord("A") + self.list_index)
+
+
+class RecruitmentId(Base):
+    """A recruitment platform's ids for a participant, kept apart from the opaque id."""
+
+    __tablename__ = "recruitment_id"
+    __table_args__ = (
+        sa.UniqueConstraint("study_id", "platform", "external_id"),
+        sa.CheckConstraint(_in("platform", RECRUITMENT_SOURCES), name="platform"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    participant_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("participant.id", ondelete="CASCADE"), unique=True
+    )
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    platform: so.Mapped[str] = so.mapped_column(sa.String(16))
+    external_id: so.Mapped[str] = so.mapped_column(sa.String(128))
+    # Other parameters of the link (STUDY_ID, SESSION_ID, assignmentId …).
+    params: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+
+    participant: so.Mapped[Participant] = so.relationship(back_populates="recruitment")
+
+
+class Trial(Base):
+    """A scheduled trial of one participant: what is shown, in which order and condition."""
+
+    __tablename__ = "trial"
+    __table_args__ = (
+        sa.UniqueConstraint("participant_id", "position"),
+        sa.CheckConstraint(_in("task", TASKS), name="task"),
+        sa.CheckConstraint("condition IS NULL OR " + _in("condition", CONDITIONS), name="condition"),
+        sa.CheckConstraint(
+            "left_source IS NULL OR " + _in("left_source", CONDITIONS), name="left_source"
+        ),
+        sa.CheckConstraint("position >= 1", name="position_positive"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    participant_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("participant.id", ondelete="CASCADE")
+    )
+    block_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("block.id", ondelete="CASCADE"), index=True)
+    # 1-based presentation order within the participant (practice trials included).
+    position: so.Mapped[int]
+    task: so.Mapped[str] = so.mapped_column(sa.String(16))
+    identity_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("identity.id", ondelete="CASCADE"), index=True
+    )
+    condition: so.Mapped[Optional[str]] = so.mapped_column(sa.String(8))
+    # The headshot shown (match, rate, detect); for choose, the left one.
+    image_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("image.id", ondelete="CASCADE"))
+    # choose: the right-hand headshot.
+    other_image_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("image.id", ondelete="CASCADE")
+    )
+    # choose: source of the headshot on the left, for counterbalancing sides.
+    left_source: so.Mapped[Optional[str]] = so.mapped_column(sa.String(8))
+    # match: the probe photo and the identity it shows.
+    probe_image_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("image.id", ondelete="CASCADE")
+    )
+    probe_identity_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("identity.id", ondelete="CASCADE")
+    )
+    is_match: so.Mapped[Optional[bool]]
+    is_practice: so.Mapped[bool] = so.mapped_column(default=False)
+    is_attention: so.Mapped[bool] = so.mapped_column(default=False)
+    # The instructed answer of an attention check ("for this photo, choose 2").
+    attention_answer: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    answered_at: so.Mapped[Optional[datetime]]
+
+    participant: so.Mapped[Participant] = so.relationship(back_populates="trials")
+    block: so.Mapped[Block] = so.relationship()
+    identity: so.Mapped[Identity] = so.relationship(foreign_keys=[identity_id])
+    image: so.Mapped[Image] = so.relationship(foreign_keys=[image_id])
+    other_image: so.Mapped[Optional[Image]] = so.relationship(foreign_keys=[other_image_id])
+    probe_image: so.Mapped[Optional[Image]] = so.relationship(foreign_keys=[probe_image_id])
+    probe_identity: so.Mapped[Optional[Identity]] = so.relationship(
+        foreign_keys=[probe_identity_id]
+    )
+    responses: so.Mapped[list[Response]] = so.relationship(
+        back_populates="trial", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Response(Base):
+    """One answer to one measure of a trial; stored once, never changed."""
+
+    __tablename__ = "response"
+    # One row per (trial, measure): a repeated submission cannot be stored twice.
+    __table_args__ = (sa.UniqueConstraint("trial_id", "measure"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    trial_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("trial.id", ondelete="CASCADE"))
+    # Denormalised from the trial so exports stream in participant order without a join.
+    participant_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("participant.id", ondelete="CASCADE"), index=True
+    )
+    measure: so.Mapped[str] = so.mapped_column(sa.String(32))
+    value: so.Mapped[str] = so.mapped_column(sa.String(32))
+    rt_ms: so.Mapped[Optional[float]]
+    client_ts: so.Mapped[Optional[float]]
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+    trial: so.Mapped[Trial] = so.relationship(back_populates="responses")
+
+
+class Preregistration(Base):
+    """A frozen analysis plan: its JSON, SHA-256 and the time it was frozen."""
+
+    __tablename__ = "preregistration"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("study.id", ondelete="CASCADE"), unique=True
+    )
+    plan: so.Mapped[dict[str, Any]]
+    # Canonical JSON text that the hash covers, kept byte for byte.
+    plan_json: so.Mapped[str] = so.mapped_column(sa.Text)
+    sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
+    frozen_at: so.Mapped[Optional[datetime]]
+    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("researcher.id", ondelete="SET NULL")
+    )
+
+    study: so.Mapped[Study] = so.relationship(back_populates="preregistration")
+
+
+class AuditEvent(Base):
+    """A researcher action worth a record: who did what to which study, and when."""
+
+    __tablename__ = "audit_event"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
+    researcher_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("researcher.id", ondelete="SET NULL")
+    )
+    # Kept as text too, so the record survives the account's deletion.
+    researcher_email: so.Mapped[str] = so.mapped_column(sa.String(254), default="")
+    study_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("study.id", ondelete="SET NULL"), index=True
+    )
+    action: so.Mapped[str] = so.mapped_column(sa.String(64))
+    detail: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+    address: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
+
+
+class Report(Base):
+    """A computed analysis of a study's data, cached by data hash and analysis version."""
+
+    __tablename__ = "report"
+    __table_args__ = (
+        sa.UniqueConstraint("study_id", "data_sha256", "analysis_version"),
+        sa.CheckConstraint(_in("status", REPORT_STATES), name="status"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    data_sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
+    analysis_version: so.Mapped[str] = so.mapped_column(sa.String(32))
+    status: so.Mapped[str] = so.mapped_column(sa.String(16), default="pending")
+    results: so.Mapped[Optional[dict[str, Any]]]
+    error: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    finished_at: so.Mapped[Optional[datetime]]
+    # Set on the one report whose findings the public page shows.
+    published_at: so.Mapped[Optional[datetime]]

@@ -1,0 +1,3 @@
+"""Participant routes."""
+
+from survey.participant import bp  # noqa: F401

@@ -1,0 +1,110 @@
+"""Study life cycle: the design as data, the checks before opening, and the state changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from survey import audit, design
+from survey.models import Researcher, Study, utcnow
+
+# Allowed state changes; the design freezes on the first opening.
+TRANSITIONS = {
+    "draft": ("open",),
+    "open": ("closed",),
+    "closed": ("open", "archived"),
+    "archived": ("closed",),
+}
+
+
+class StateError(ValueError):
+    """A study cannot move to the asked state; the message says why."""
+
+
+def design_inputs(study: Study) -> tuple[list[design.IdentityInfo], list[design.BlockInfo]]:
+    """Translate the study's identities, images and blocks into the schedule's inputs."""
+    identities = []
+    for identity in sorted(study.identities, key=lambda i: i.code):
+        headshots = {}
+        probes = []
+        for image in sorted(identity.images, key=lambda im: im.id):
+            if image.role == "headshot":
+                headshots.setdefault(image.source, str(image.id))
+            else:
+                probes.append(str(image.id))
+        identities.append(
+            design.IdentityInfo(
+                code=identity.code,
+                gender=identity.gender,
+                age_band=identity.age_band,
+                headshots=headshots,
+                probes=tuple(probes),
+            )
+        )
+    blocks = [design.BlockInfo(name=b.name, task=b.task, settings=dict(b.settings)) for b in study.blocks]
+    return identities, blocks
+
+
+def design_definition(study: Study) -> dict[str, Any]:
+    """Return the study's design (blocks, identities, images, lists) as canonical data."""
+    identities, blocks = design_inputs(study)
+    images = {str(im.id): im.sha256 for im in study.images}
+    return {
+        "n_lists": study.n_lists,
+        "blocks": [{"name": b.name, "task": b.task, "settings": b.settings} for b in blocks],
+        "identities": [
+            {
+                "code": i.code,
+                "gender": i.gender,
+                "age_band": i.age_band,
+                "headshots": {src: images[key] for src, key in sorted(i.headshots.items())},
+                "probes": sorted(images[key] for key in i.probes),
+            }
+            for i in identities
+        ],
+    }
+
+
+def design_sha256(study: Study) -> str:
+    """Hash the canonical design, so a report can name exactly what was run."""
+    text = json.dumps(design_definition(study), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def design_problems(study: Study) -> list[str]:
+    """List every reason the design cannot run yet, as sentences; empty when it can."""
+    identities, blocks = design_inputs(study)
+    if not blocks:
+        return ["Add at least one block before opening the study."]
+    return design.check_design(identities, blocks, study.n_lists)
+
+
+def change_state(study: Study, new_state: str, researcher: Researcher | None) -> None:
+    """Move the study to a new state, freezing the design on first opening; audited."""
+    if new_state not in TRANSITIONS.get(study.state, ()):
+        raise StateError(f"A {study.state} study cannot be moved to {new_state}.")
+    if new_state == "open":
+        problems = design_problems(study)
+        if problems:
+            raise StateError("The study cannot open yet: " + " ".join(problems))
+        now = utcnow()
+        if study.design_frozen_at is None:
+            study.design_frozen_at = now
+            study.design_sha256 = design_sha256(study)
+            prereg = study.preregistration
+            if prereg is not None and prereg.frozen_at is None:
+                prereg.frozen_at = now
+        study.opened_at = now
+    elif new_state == "closed":
+        study.closed_at = utcnow()
+    elif new_state == "archived":
+        study.archived_at = utcnow()
+    study.state = new_state
+    audit.record(f"study.{new_state}", researcher=researcher, study=study)
+
+
+def open_study(study: Study, researcher: Researcher | None) -> None:
+    """Open a draft or closed study to participants after checking its design."""
+    change_state(study, "open", researcher)
+

@@ -1,0 +1,209 @@
+"""Shared fixtures: the app on a clean database (SQLite, or PostgreSQL when asked), clients, a browser.
+
+`LIKENESS_TEST_DB` names the database under test (a PostgreSQL URL); unset, each run uses a
+fresh SQLite file. The schema is built once per run by the Alembic migrations, and every test
+starts from empty tables. Under pytest-xdist each worker gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from survey import create_app
+from survey.config import database_uri
+from survey.extensions import db
+from survey.models import Base, Researcher
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def _worker() -> str:
+    """Return the xdist worker name ('main' when not distributed)."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _postgres_url_for_worker(url: str) -> str:
+    """Create (once) and return a database of this worker's own on the server of `url`."""
+    base = make_url(database_uri(url))
+    name = f"{base.database}_{_worker()}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, run only the tests that touch the database."""
+    if not os.environ.get("LIKENESS_TEST_DB"):
+        return
+    keep, drop = [], []
+    for item in items:
+        (keep if "app" in getattr(item, "fixturenames", ()) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Build the schema once with the migrations and return the database URL under test."""
+    from flask_migrate import upgrade
+
+    raw = os.environ.get("LIKENESS_TEST_DB")
+    if raw:
+        url = _postgres_url_for_worker(raw)
+        engine = sa.create_engine(database_uri(url))
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+        engine.dispose()
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'likeness-test.db'}"
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "schema", "TESTING": True})
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        db.engine.dispose()
+    return url
+
+
+def _empty_tables() -> None:
+    """Delete every row of every table, children first."""
+    tables = list(reversed(Base.metadata.sorted_tables))
+    if db.engine.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        db.session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path):
+    """The application on empty tables, with CSRF off (its own tests turn it on)."""
+    media = tmp_path / "media"
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "MEDIA_DIR": str(media),
+            "WTF_CSRF_ENABLED": False,
+            "RATELIMIT_ENABLED": True,
+        }
+    )
+    with app.app_context():
+        _empty_tables()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    shutil.rmtree(media, ignore_errors=True)
+
+
+@pytest.fixture
+def client(app):
+    """A test client for the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A runner for the app's `flask` commands."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_researcher(app):
+    """Return a function that creates a researcher account and returns its id."""
+
+    def make(email: str = "ada@example.org", password: str = "correct horse battery", **kw) -> int:
+        with app.app_context():
+            researcher = Researcher(email=email, name=kw.pop("name", "Ada"), **kw)
+            researcher.set_password(password)
+            db.session.add(researcher)
+            db.session.commit()
+            return researcher.id
+
+    return make
+
+
+def sign_in(client, app, researcher_id: int) -> None:
+    """Sign the client in as the researcher without going through the form."""
+    with app.app_context():
+        researcher = db.session.get(Researcher, researcher_id)
+        user_id = researcher.get_id()
+    with client.session_transaction() as session:
+        session["_user_id"] = user_id
+        session["_fresh"] = True
+
+
+@pytest.fixture
+def demo(app):
+    """Seed the demo study and return its id."""
+    from survey.demo import seed_demo
+
+    with app.app_context():
+        _researcher, study, _created = seed_demo()
+        return study.id
+
+
+def _free_port() -> int:
+    """Return a free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[str]:
+    """Serve the app on 127.0.0.1 in a thread and return its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", _free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright; a missing browser fails the run."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
