@@ -4,4 +4,5 @@ from flask import Blueprint
 
 bp = Blueprint("researcher", __name__, url_prefix="/r")
 
-from survey.researcher import routes  # noqa: E402,F401  (registers the routes)
+# Importing the modules registers their routes on the blueprint.
+from survey.researcher import routes, stimuli_routes, export_routes  # noqa: E402,F401

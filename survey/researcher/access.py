@@ -1,0 +1,56 @@
+"""Who may do what to a study: every researcher route goes through `study_for`."""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Callable
+
+import sqlalchemy as sa
+from flask import abort
+from flask_login import current_user, login_required
+
+from survey.extensions import db
+from survey.models import Study, StudyMember
+
+ROLE_RANK = {"viewer": 1, "editor": 2, "owner": 3}
+
+
+def role_on(study_id: int) -> str | None:
+    """Return the signed-in researcher's role on the study, or None."""
+    if not current_user.is_authenticated:
+        return None
+    return db.session.scalar(
+        sa.select(StudyMember.role).where(
+            StudyMember.study_id == study_id, StudyMember.researcher_id == current_user.id
+        )
+    )
+
+
+def study_for(study_id: int, need: str = "viewer") -> tuple[Study, str]:
+    """Return the study and the researcher's role; 404 to strangers, 403 below `need`."""
+    role = role_on(study_id)
+    if role is None:
+        # A stranger learns nothing, not even that the study exists.
+        abort(404)
+    if ROLE_RANK[role] < ROLE_RANK[need]:
+        abort(403, description=f"This needs the {need} role on the study; you are a {role}.")
+    study = db.session.get(Study, study_id)
+    if study is None:
+        abort(404)
+    return study, role
+
+
+def requires_role(need: str) -> Callable:
+    """Decorate a view taking `study_id`: sign-in required, then `study` and `role` passed in."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        @login_required
+        def wrapped(study_id: int, **kwargs):
+            study, role = study_for(study_id, need)
+            return view(study=study, role=role, **kwargs)
+
+        wrapped.required_role = need  # read by the route-enumerating security tests
+        return wrapped
+
+    return decorator

@@ -1,0 +1,3 @@
+"""Researcher routes: export_routes."""
+
+from survey.researcher import bp  # noqa: F401
