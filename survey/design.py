@@ -67,6 +67,8 @@ MIN_PER_CONDITION = 2
 # Response.measure holds 32 characters.
 MEASURE_KEY_MAX = 32
 MAX_SCALE_POINTS = 101
+# Scale values are stored as text (an attention check's instructed answer in 16 characters).
+SCALE_LIMIT = 1000
 DEFAULT_SCALE = {
     "key": "trust",
     "question": "How much do you trust this person?",
@@ -203,8 +205,11 @@ def _check_scale(index: int, scale: Any) -> dict[str, Any]:
     _check_text(f"{name}.low_anchor", out["low_anchor"], required=False)
     _check_text(f"{name}.high_anchor", out["high_anchor"], required=False)
     for bound in ("min", "max"):
-        if not _is_int(out[bound]):
-            raise ValueError(f"{name}.{bound} must be an integer, got {out[bound]!r}")
+        if not (_is_int(out[bound]) and -SCALE_LIMIT <= out[bound] <= SCALE_LIMIT):
+            raise ValueError(
+                f"{name}.{bound} must be an integer from {-SCALE_LIMIT} to {SCALE_LIMIT},"
+                f" got {out[bound]!r}"
+            )
     if not out["min"] < out["max"] < out["min"] + MAX_SCALE_POINTS:
         raise ValueError(
             f"{name} must run from min to a larger max with at most {MAX_SCALE_POINTS} points,"
@@ -355,7 +360,8 @@ def _identity_problems(identities: Sequence[IdentityInfo]) -> list[str]:
         ]
         named += [(key, f"{identity.code} probe") for key in identity.probes]
         for key, what in named:
-            owners.setdefault(key, []).append(what)
+            if key:
+                owners.setdefault(key, []).append(what)
     problems += [
         f"Image {key!r} is used more than once ({', '.join(sorted(whats))})."
         for key, whats in sorted(owners.items())

@@ -469,7 +469,8 @@ def test_settings_are_copied_not_shared():
         ("rate", {"scales": [{"key": "warmth"}]}, "scales[0].question must be non-empty text, got None"),
         ("rate", {"scales": [{"key": "warmth", "question": "q", "colour": "red"}]}, "scales[0] has an unknown field 'colour'"),
         ("rate", {"scales": [{"key": "warmth", "question": "q", "min": 5, "max": 5}]}, "scales[0] must run from min to a larger max with at most 101 points, got 5..5"),
-        ("rate", {"scales": [{"key": "warmth", "question": "q", "max": 7.5}]}, "scales[0].max must be an integer, got 7.5"),
+        ("rate", {"scales": [{"key": "warmth", "question": "q", "max": 7.5}]}, "scales[0].max must be an integer from -1000 to 1000, got 7.5"),
+        ("rate", {"scales": [{"key": "warmth", "question": "q", "min": -1001}]}, "scales[0].min must be an integer from -1000 to 1000, got -1001"),
         ("rate", {"scales": [{"key": "warmth", "question": "q", "low_anchor": 1}]}, "scales[0].low_anchor must be text, got 1"),
         ("rate", {"scales": [{"key": "warmth", "question": "q"}, {"key": "warmth", "question": "r"}]}, "scales use the key 'warmth' more than once"),
     ],
@@ -497,6 +498,12 @@ def replace_identity(identities: list[IdentityInfo], code: str, **changes) -> li
             ALL_TASKS,
             2,
             ["Identity P002 has no ai headshot."],
+        ),
+        (
+            replace_identity(make_identities(4), "P002", headshots={"real": "", "ai": None}),
+            [BlockInfo("rating", "rate", {})],
+            2,
+            ["Identity P002 has no real headshot.", "Identity P002 has no ai headshot."],
         ),
         (
             replace_identity(make_identities(4), "P002", headshots={"real": "r", "ai": "a", "cgi": "c"}),
