@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from survey.demo_faces import render
+from survey.design import DEFAULT_SCALE
 from survey.extensions import db
 from survey.media import store_image
 from survey.models import Block, Identity, Researcher, Study, StudyMember
@@ -28,14 +29,7 @@ DEMO_BLOCKS = [
         "rate",
         {
             "scales": [
-                {
-                    "key": "trust",
-                    "question": "How much do you trust this person?",
-                    "low_anchor": "Not at all",
-                    "high_anchor": "Completely",
-                    "min": 1,
-                    "max": 7,
-                },
+                dict(DEFAULT_SCALE),
                 {
                     "key": "professional",
                     "question": "How professional does this person look?",

@@ -34,8 +34,7 @@ def store_image(
         return existing
     store = storage()
     original_key = key_for(study.id, processed.sha256, processed.ext, "original")
-    display_ext = processed.display_content_type.split("/")[-1].replace("jpeg", "jpg")
-    display_key = key_for(study.id, processed.sha256, display_ext, "display")
+    display_key = key_for(study.id, processed.sha256, processed.display_ext, "display")
     store.put(original_key, processed.data, processed.content_type)
     store.put(display_key, processed.display, processed.display_content_type)
     image = Image(
@@ -49,7 +48,7 @@ def store_image(
         width=processed.width,
         height=processed.height,
         content_type=processed.content_type,
-        byte_size=len(processed.data),
+        byte_size=processed.byte_size,
         storage_key=original_key,
         display_key=display_key,
     )
