@@ -1,0 +1,354 @@
+"""Plain-language findings whose wording follows the statistics.
+
+A difference is claimed only when the corrected test is significant; "no reliable difference"
+only when an equivalence test (TOST) against preregistered bounds is significant; anything else
+is "inconclusive". The web report and the public findings page use these same functions.
+"""
+
+from __future__ import annotations
+
+import math
+
+from analysis.outcomes import FIXED_OUTCOMES, Outcome, rating_outcome
+
+VERDICTS = ("difference", "no_difference", "inconclusive")
+MAIN_FAMILIES = ("primary", "secondary")
+CORRECTION_NAMES = {"holm": "Holm-adjusted p", "bh": "Benjamini-Hochberg-adjusted p"}
+UNIT_NAMES = {"participant": ("participant", "participants"),
+              "identity": ("identity", "identities"), "trial": ("trial", "trials")}
+
+
+def _outcome(test: dict) -> Outcome:
+    """The Outcome a test dict is about (a rating scale when the name is not a fixed outcome)."""
+    name = test.get("outcome")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"test has no outcome name: {test!r}")
+    if name in FIXED_OUTCOMES:
+        return FIXED_OUTCOMES[name]
+    scale = test.get("scale")
+    return rating_outcome(name, {name: tuple(scale)} if scale else None)
+
+
+def _finite(value) -> bool:
+    """True for a real, finite number."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def corrected_p(test: dict) -> float | None:
+    """The p-value that decides a claim: p_adjusted, or p_value when no correction applies.
+
+    Returns None when the test has no usable p-value. Raises ValueError when a correction is
+    named but p_adjusted is missing, so that an uncorrected p can never support a claim by
+    accident.
+    """
+    correction = test.get("correction")
+    if correction not in (None, "none"):
+        if "p_adjusted" not in test:
+            raise ValueError(f"test of {test.get('outcome')!r} names correction {correction!r} "
+                             "but has no p_adjusted")
+        p = test["p_adjusted"]
+    else:
+        p = test.get("p_adjusted", test.get("p_value"))
+        if p is None:
+            p = test.get("p_value")
+    return float(p) if _finite(p) else None
+
+
+def _format_p(p: float, alpha: float) -> str:
+    """p as text with enough digits that rounding never moves it across alpha."""
+    if p < 0.001:
+        return "< 0.001"
+    for digits in range(2, 7):
+        text = f"{p:.{digits}g}"
+        shown = float(text)
+        if (shown < alpha) == (p < alpha) and (shown == alpha) == (p == alpha):
+            return f"= {text}"
+    return f"= {p:.6g}"
+
+
+def _p_text(test: dict, alpha: float) -> str:
+    """'Holm-adjusted p = 0.012' or 'p = 0.3'."""
+    p = corrected_p(test)
+    name = CORRECTION_NAMES.get(test.get("correction"), "p")
+    return f"{name} {_format_p(p, alpha)}" if p is not None else f"{name} not available"
+
+
+def _num(value: float, digits: int = 2) -> str:
+    """A number with fixed decimals and a plain minus sign (no '-0.00')."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _scaled(outcome: Outcome, test: dict) -> tuple[float, int, str]:
+    """How to print this outcome's estimates: multiplier, decimals and unit words."""
+    if test.get("method") == "glmm":
+        return 1.0, 2, "on the log-odds scale"
+    if outcome.kind in ("proportion", "share"):
+        return 100.0, 1, "percentage points"
+    if outcome.kind == "rating":
+        low, high = outcome.scale
+        return 1.0, 2, f"points on the {low}–{high} scale"
+    return 1.0, 2, ""
+
+
+def _test_name(test: dict) -> str:
+    """Name and statistic of the test, e.g. 'paired t-test, t(112) = -8.04'."""
+    method, stat, df = test.get("method"), test.get("statistic"), test.get("df")
+    ref = test.get("reference_value")
+    names = {
+        "paired_t": "paired t-test", "one_sample_t": f"one-sample t-test against {ref:g}"
+        if _finite(ref) else "one-sample t-test",
+        "wilcoxon": "Wilcoxon signed-rank test", "binomial": "exact binomial test"
+        + (f" against {ref:g}" if _finite(ref) else ""),
+        "lmm": "linear mixed model with crossed random effects of participants and identities",
+        "glmm": "logistic mixed model with crossed random effects of participants and identities",
+        "tost": "equivalence test (TOST)",
+    }
+    name = names.get(method, str(method))
+    if not _finite(stat):
+        return name
+    if method in ("paired_t", "one_sample_t", "lmm", "tost") and _finite(df):
+        df_text = f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
+        return f"{name}, t({df_text}) = {_num(stat)}"
+    if method == "glmm":
+        return f"{name}, z = {_num(stat)}"
+    if method == "wilcoxon":
+        return f"{name}, V = {stat:g}"
+    return name
+
+
+def _n_text(test: dict) -> str:
+    """'N = 113 participants'."""
+    n = test.get("n")
+    singular, plural = UNIT_NAMES.get(test.get("level"), ("unit", "units"))
+    if not _finite(n):
+        return "N not available"
+    return f"N = {int(n)} {singular if int(n) == 1 else plural}"
+
+
+def _contrasts_conditions(outcome: Outcome, test: dict) -> bool:
+    """True when the estimate is ai minus real (paired outcomes and every mixed model)."""
+    return outcome.paired or test.get("method") in ("lmm", "glmm")
+
+
+def _estimate_text(outcome: Outcome, test: dict, with_unit: bool = True) -> str:
+    """'ai minus real = -0.38 points on the 1-7 scale, 95% CI -0.47 to -0.28'."""
+    factor, digits, unit = _scaled(outcome, test)
+    label = "ai minus real" if _contrasts_conditions(outcome, test) else (
+        f"difference from chance ({test.get('reference_value', outcome.reference_value):g})")
+    text = f"{label} = {_num(test['estimate'] * factor, digits)}"
+    if unit and with_unit:
+        text += f" {unit}"
+    level = test.get("confidence") or 0.95
+    if _finite(test.get("ci_low")) and _finite(test.get("ci_high")):
+        text += (f", {level * 100:g}% CI {_num(test['ci_low'] * factor, digits)} to "
+                 f"{_num(test['ci_high'] * factor, digits)}")
+    else:
+        text += f", {level * 100:g}% CI not available"
+    return text
+
+
+def _difference_sentence(outcome: Outcome, test: dict) -> str:
+    """The claim of a difference in plain words, direction first."""
+    estimate = test["estimate"]
+    lower = estimate < 0
+    factor, digits, unit = _scaled(outcome, test)
+    size = f"by {_num(abs(estimate) * factor, digits)}" + (f" {unit}" if unit else "")
+    name = outcome.name
+    if test.get("method") == "glmm":
+        often = "less" if lower else "more"
+        lead = (f"With AI headshots, people were recognised correctly {often} often than with "
+                "real photographs" if name == "recognition_accuracy" else
+                f"AI headshots were classified correctly {often} often than real photographs")
+        return (f"{lead}: the log-odds of a correct answer were {'lower' if lower else 'higher'} "
+                f"by {_num(abs(estimate), digits)} (odds ratio {math.exp(estimate):.2f})")
+    if outcome.paired:
+        if outcome.kind == "rating":
+            if name == "trust":
+                return (f"AI headshots were trusted {'less' if lower else 'more'} than real "
+                        f"photographs {size}")
+            return (f"AI headshots were rated {'lower' if lower else 'higher'} than real "
+                    f"photographs on the {name.replace('_', ' ')} scale, {size}")
+        if name == "recognition_accuracy":
+            return (f"People were recognised {'less' if lower else 'more'} accurately from AI "
+                    f"headshots than from real photographs, {size}")
+        if name == "d_prime":
+            return (f"Recognition sensitivity (d') was {'lower' if lower else 'higher'} with AI "
+                    f"headshots than with real photographs {size}")
+        if name == "criterion":
+            style = "readily" if lower else "cautiously"
+            return (f"The response criterion (c) was {'lower' if lower else 'higher'} with AI "
+                    f"headshots than with real photographs {size}: participants answered "
+                    f"'same person' more {style}")
+    mean = test.get("mean", test.get("proportion"))
+    gap = f"by {_num(abs(estimate) * factor, digits)} {unit}"
+    if name == "choice_real":
+        share = f" in {mean * 100:.1f}% of pairs" if _finite(mean) else ""
+        return (f"Participants chose the real photograph over the AI headshot{share}, "
+                f"{'less' if lower else 'more'} often than chance (50%) {gap}")
+    if name == "detection_accuracy":
+        correct = f" with {mean * 100:.1f}% accuracy" if _finite(mean) else ""
+        return (f"Participants told AI headshots from real photographs{correct}, "
+                f"{'worse' if lower else 'better'} than chance (50%) {gap}")
+    if name == "detection_d_prime":
+        if lower:
+            return (f"Participants systematically took AI headshots for real photographs and "
+                    f"real photographs for AI (d' = {_num(estimate)}, below 0)")
+        return f"Participants could tell AI headshots from real photographs (d' = {_num(estimate)}, above 0)"
+    return f"The {outcome.label} was {'lower' if lower else 'higher'} {size}"
+
+
+def _bounds_text(outcome: Outcome, test: dict, tost: dict) -> str:
+    """'±0.30 points on the 1-7 scale' or 'the bounds -2.0 to 5.0 percentage points'."""
+    factor, digits, unit = _scaled(outcome, test)
+    low, high = tost["bound_low"] * factor, tost["bound_high"] * factor
+    unit = f" {unit}" if unit else ""
+    if math.isclose(-low, high):
+        return f"±{_num(high, digits)}{unit}"
+    return f"the bounds {_num(low, digits)} to {_num(high, digits)}{unit}"
+
+
+def _hypothesis_sentence(hypothesis: dict | None, verdict: str, estimate: float
+                         ) -> tuple[str, bool | None]:
+    """What the result means for the preregistered hypothesis, if there is one."""
+    if not hypothesis:
+        return "", None
+    direction = hypothesis.get("direction", "two-sided")
+    text = hypothesis.get("text") or f"{hypothesis['outcome']}: {direction}"
+    if verdict != "difference":
+        return f" The preregistered hypothesis ({text}) was not supported.", False
+    matches = (direction == "two-sided" or (direction == "less" and estimate < 0)
+               or (direction == "greater" and estimate > 0))
+    if matches:
+        return f" This supports the preregistered hypothesis ({text}).", True
+    return (f" The difference runs opposite to the preregistered hypothesis ({text}), which is "
+            "therefore not supported."), False
+
+
+def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
+            hypothesis: dict | None = None) -> dict:
+    """Word one test's result as a claim the statistics support.
+
+    Parameters
+    ----------
+    test : dict
+        A test as in results.json: ``outcome``, ``method``, ``level``, ``estimate`` (ai minus
+        real, or minus chance), ``ci_low``, ``ci_high``, ``p_value``, ``p_adjusted``,
+        ``correction``, ``n``; optionally ``statistic``, ``df``, ``confidence``, ``scale``,
+        ``reference_value``, ``mean`` and ``preregistered``.
+    alpha : float
+        Significance level of the (corrected) test and of the TOST.
+    equivalence : dict, optional
+        The TOST of the same outcome against the preregistered bounds (``method`` "tost",
+        ``bound_low``, ``bound_high``, ``p_value``/``p_adjusted``).
+    hypothesis : dict, optional
+        The preregistered hypothesis on this outcome ({outcome, direction, text}); tests stay
+        two-sided, the sentence says whether the observed direction matches.
+
+    Returns
+    -------
+    dict
+        ``claim`` (one or two sentences naming the estimate, its CI, the test, the p-value and N),
+        ``verdict`` ("difference", "no_difference" or "inconclusive"), ``outcome``,
+        ``preregistered`` (bool) and ``hypothesis_supported`` (bool, or None without hypothesis).
+
+    Notes
+    -----
+    - "difference" only when the corrected p (`corrected_p`) is below alpha;
+    - "no_difference" only when the difference is not significant and the TOST is (its corrected
+      p below alpha, i.e. the 1 - 2 alpha interval lies inside the bounds);
+    - otherwise "inconclusive", saying why (no bounds preregistered, or equivalence not shown).
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    outcome = _outcome(test)
+    if not _finite(test.get("estimate")):
+        raise ValueError(f"test of {outcome.name!r} has no finite estimate: {test.get('estimate')!r}")
+    if equivalence is not None:
+        if equivalence.get("method") != "tost" or equivalence.get("outcome") != outcome.name:
+            raise ValueError(f"equivalence must be the TOST of {outcome.name!r}, got "
+                             f"{equivalence.get('method')!r} of {equivalence.get('outcome')!r}")
+        if equivalence.get("level") != test.get("level"):
+            raise ValueError(f"equivalence test level {equivalence.get('level')!r} differs from "
+                             f"the test's {test.get('level')!r}")
+    p = corrected_p(test)
+    p_equivalence = corrected_p(equivalence) if equivalence is not None else None
+    significant = p is not None and p < alpha
+    equivalent = p_equivalence is not None and p_equivalence < alpha
+
+    evidence = f"; {_test_name(test)}, {_p_text(test, alpha)}"
+    if equivalence is not None:
+        evidence += (f"; equivalence test (TOST) against {_bounds_text(outcome, test, equivalence)}"
+                     f", {_p_text(equivalence, alpha)}")
+    evidence += f"; {_n_text(test)}"
+    details = _estimate_text(outcome, test) + evidence
+    versus = ("between AI headshots and real photographs" if _contrasts_conditions(outcome, test)
+              else f"from chance ({test.get('reference_value', outcome.reference_value):g})")
+
+    if significant:
+        verdict = "difference"
+        # The sentence already gives the size in its unit; the brackets repeat only the numbers.
+        claim = (f"{_difference_sentence(outcome, test)} "
+                 f"({_estimate_text(outcome, test, with_unit=False)}{evidence}).")
+        if equivalent:
+            claim += (f" The difference lies within the preregistered equivalence bounds "
+                      f"({_bounds_text(outcome, test, equivalence)}), so it may be too small to "
+                      "matter.")
+    elif equivalent:
+        verdict = "no_difference"
+        claim = (f"There was no reliable difference in {outcome.label} {versus}: any difference "
+                 f"lies within {_bounds_text(outcome, test, equivalence)} ({details}).")
+    else:
+        verdict = "inconclusive"
+        if p is None:
+            reason = "the test could not be computed"
+        elif equivalence is None:
+            reason = ("no equivalence bounds were preregistered, so the absence of a difference "
+                      "cannot be shown")
+        elif p_equivalence is None:
+            reason = "the equivalence test could not be computed"
+        else:
+            reason = (f"equivalence within {_bounds_text(outcome, test, equivalence)} was not "
+                      "shown either")
+        claim = (f"Inconclusive: the data neither show a difference in {outcome.label} {versus} "
+                 f"nor rule one out ({details}); {reason}.")
+    extra, supported = _hypothesis_sentence(hypothesis, verdict, test["estimate"])
+    preregistered = bool(test.get("preregistered"))
+    prefix = "Preregistered" if preregistered else "Exploratory"
+    return {"claim": f"{prefix}: {claim}{extra}", "verdict": verdict, "outcome": outcome.name,
+            "preregistered": preregistered, "hypothesis_supported": supported}
+
+
+def findings_for(tests: list[dict], alpha: float = 0.05, hypotheses: list[dict] | None = None
+                 ) -> list[dict]:
+    """One finding per outcome, from its main participant-level test, with `supported_by`.
+
+    Parameters
+    ----------
+    tests : list of dict
+        The ``tests`` list of results.json.
+    alpha : float
+        Significance level.
+    hypotheses : list of dict, optional
+        The plan's hypotheses.
+
+    Returns
+    -------
+    list of dict
+        The dicts of `finding`, each with ``supported_by``: indices into ``tests`` of the main
+        test (family "primary" or "secondary") and, when there is one, of the TOST of the same
+        outcome and level.
+    """
+    by_outcome = {h["outcome"]: h for h in hypotheses or []}
+    out = []
+    for i, test in enumerate(tests):
+        if test.get("family") not in MAIN_FAMILIES:
+            continue
+        tost = next((j for j, t in enumerate(tests) if t.get("method") == "tost"
+                     and t.get("outcome") == test.get("outcome")
+                     and t.get("level") == test.get("level")), None)
+        result = finding(test, alpha, tests[tost] if tost is not None else None,
+                         by_outcome.get(test.get("outcome")))
+        result["supported_by"] = [i] + ([tost] if tost is not None else [])
+        out.append(result)
+    return out

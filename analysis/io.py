@@ -1,0 +1,489 @@
+"""Load a study export (trials.csv, a folder, a psych-DS ZIP or folder, or DataFrames) and check
+it against the data contract, so every later step can trust its input."""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TRIAL_COLUMNS = (
+    "study", "participant", "list", "trial", "block", "task", "identity", "condition",
+    "probe", "is_match", "measure", "value", "correct", "rt_ms", "attention_check",
+)
+TASKS = ("match", "rate", "choose", "detect")
+CONDITIONS = ("real", "ai")
+STATUSES = ("completed", "partial")
+# Measures with a fixed meaning; any other measure key on a rate trial is a rating scale.
+FIXED_MEASURES = ("same", "confidence", "choice", "source", "attention")
+TASK_MEASURES = {
+    "match": ("same", "confidence"),
+    "choose": ("choice", "confidence"),
+    "detect": ("source", "confidence"),
+}
+DEFAULT_RATING_RANGE = (1, 7)
+DEFAULT_CONFIDENCE_RANGE = (1, 5)
+RATING_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Exports prefix text cells that a spreadsheet would evaluate with an apostrophe.
+_ESCAPED_CELL = re.compile(r"^'[=+\-@\t\r]")
+# A psych-DS ZIP member larger than this is refused rather than read into memory.
+MAX_MEMBER_BYTES = 2 * 1024**3
+
+
+class ContractError(ValueError):
+    """Input that breaks the data contract; names the file, the row and the column."""
+
+    def __init__(self, message: str, *, file: str, row: int | None = None,
+                 column: str | None = None, header: bool = True):
+        self.file = file
+        self.row = row
+        self.column = column
+        self.problem = message
+        where = [file]
+        if row is not None:
+            where.append(f"row {row} (the header is row 1)" if header else f"row {row} (from 1)")
+        if column is not None:
+            where.append(f"column '{column}'")
+        super().__init__(f"{', '.join(where)}: {message}")
+
+
+@dataclass
+class StudyData:
+    """A validated trials table, the participants table when there is one, and where they came from."""
+
+    trials: pd.DataFrame
+    participants: pd.DataFrame | None
+    trials_source: str
+    participants_source: str | None
+    scale_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def __iter__(self):
+        """Unpack as ``trials, participants``."""
+        return iter((self.trials, self.participants))
+
+    @property
+    def study(self) -> str:
+        """The study slug shared by every trial row."""
+        return str(self.trials["study"].iloc[0])
+
+    @property
+    def data_sha256(self) -> str:
+        """SHA-256 of the trials table in canonical form (see `canonical_trials_csv`)."""
+        return hashlib.sha256(canonical_trials_csv(self.trials).encode("utf-8")).hexdigest()
+
+
+def load(source, participants=None, *, scale_ranges: Mapping[str, tuple[int, int]] | None = None
+         ) -> StudyData:
+    """Read and validate a study export.
+
+    Parameters
+    ----------
+    source : str, Path or pandas.DataFrame
+        A trials CSV (``trials.csv`` or a psych-DS ``study-<slug>_data.csv``), a folder that holds
+        ``trials.csv`` (and ``participants.csv``), a psych-DS folder or ZIP (``dataset_description.json``
+        beside ``data/``), or the trials table itself as a DataFrame (e.g. from the database).
+    participants : str, Path or pandas.DataFrame, optional
+        The participants table. By default it is looked up beside the trials file.
+    scale_ranges : mapping of str to (int, int), optional
+        Allowed range of each rating scale (and of ``confidence``); a scale not named here
+        ranges over 1..7 (confidence over 1..5).
+
+    Returns
+    -------
+    StudyData
+        ``trials`` has the contract columns with ``trial`` and ``attention_check`` as int,
+        ``is_match``, ``correct`` and ``rt_ms`` as float (NaN when empty), ``value`` as text, plus
+        ``value_number`` (float: the value of same, confidence and rating measures, else NaN).
+        ``participants`` (or None) has ``participant`` and ``status`` as text and, when present,
+        ``attention_passed`` and ``attention_total`` as int.
+
+    Raises
+    ------
+    ContractError
+        On the first row (in file order) that breaks the contract, naming file, row and column.
+    """
+    ranges = _scale_ranges(scale_ranges)
+    if isinstance(source, pd.DataFrame):
+        trials_raw, trials_name = _frame_to_text(source), "trials (DataFrame)"
+        parts_raw, parts_name = _participants_input(participants, None)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise ContractError("no such file or folder", file=str(path))
+        if path.is_file() and zipfile.is_zipfile(path):
+            (trials_raw, trials_name), (zip_parts, zip_parts_name) = _read_psychds_zip(path)
+            if participants is None:
+                parts_raw, parts_name = zip_parts, zip_parts_name
+            else:
+                parts_raw, parts_name = _participants_input(participants, None)
+        else:
+            trials_path, beside = _locate_files(path)
+            trials_raw, trials_name = _read_csv(trials_path), str(trials_path)
+            parts_raw, parts_name = _participants_input(participants, beside)
+    trials = validate_trials(trials_raw, trials_name, ranges)
+    parts = None
+    if parts_raw is not None:
+        parts = validate_participants(parts_raw, parts_name)
+        _check_participants_known(trials_raw, trials_name, parts)
+    return StudyData(trials, parts, trials_name, parts_name, ranges)
+
+
+def _scale_ranges(scale_ranges) -> dict[str, tuple[int, int]]:
+    """Check a scale-range mapping: integer (low, high) with low < high."""
+    ranges = {}
+    for key, bounds in (scale_ranges or {}).items():
+        try:
+            low, high = (int(b) for b in bounds)
+        except (TypeError, ValueError):
+            raise ValueError(f"scale_ranges[{key!r}] must be (low, high) integers, got {bounds!r}")
+        if low >= high or any(float(b) != int(b) for b in bounds):
+            raise ValueError(f"scale_ranges[{key!r}] must be integers low < high, got {bounds!r}")
+        ranges[str(key)] = (low, high)
+    return ranges
+
+
+def _participants_input(participants, beside: Path | None):
+    """Return (raw text table, name) for the participants table, or (None, None)."""
+    if isinstance(participants, pd.DataFrame):
+        return _frame_to_text(participants), "participants (DataFrame)"
+    if participants is not None:
+        path = Path(participants)
+        if not path.is_file():
+            raise ContractError("no such file", file=str(path))
+        return _read_csv(path), str(path)
+    if beside is not None and beside.is_file():
+        return _read_csv(beside), str(beside)
+    return None, None
+
+
+def _locate_files(path: Path) -> tuple[Path, Path | None]:
+    """Find the trials file and where its participants file would be, for a file or folder."""
+    if path.is_file():
+        match = re.match(r"^(study-.+)_data\.csv$", path.name)
+        if match:
+            return path, path.with_name(f"{match.group(1)}_table-participants_data.csv")
+        return path, path.with_name("participants.csv")
+    if (path / "trials.csv").is_file():
+        return path / "trials.csv", path / "participants.csv"
+    data_dir = path / "data" if (path / "data").is_dir() else path
+    found = _psychds_names([p.name for p in data_dir.iterdir() if p.is_file()], str(path))
+    trials_name, parts_name = found
+    return data_dir / trials_name, (data_dir / parts_name) if parts_name else None
+
+
+def _psychds_names(names: list[str], where: str) -> tuple[str, str | None]:
+    """Pick the psych-DS trials file and the participants table among file names."""
+    base = {n.rsplit("/", 1)[-1]: n for n in names}
+    trials = [n for b, n in base.items() if re.match(r"^study-.+_data\.csv$", b) and "_table-" not in b]
+    if len(trials) != 1:
+        what = "no trials.csv and no psych-DS data file" if not trials else "several psych-DS data files"
+        raise ContractError(f"{what} (expected trials.csv or data/study-<slug>_data.csv)", file=where)
+    parts = [n for b, n in base.items() if re.match(r"^study-.+_table-participants_data\.csv$", b)]
+    return trials[0], (parts[0] if parts else None)
+
+
+def _read_psychds_zip(path: Path):
+    """Read the trials and participants tables from a psych-DS ZIP without extracting it."""
+    with zipfile.ZipFile(path) as archive:
+        names = [i.filename for i in archive.infolist() if not i.is_dir()]
+        trials_name, parts_name = _psychds_names(
+            [n for n in names if "__MACOSX" not in n], str(path))
+
+        def read(member: str):
+            if archive.getinfo(member).file_size > MAX_MEMBER_BYTES:
+                raise ContractError("file in the ZIP is too large to read", file=f"{path}:{member}")
+            return _read_csv(_io.BytesIO(archive.read(member)), f"{path}:{member}")
+
+        trials = (read(trials_name), f"{path}:{trials_name}")
+        parts = (read(parts_name), f"{path}:{parts_name}") if parts_name else (None, None)
+    return trials, parts
+
+
+def _read_csv(source, name: str | None = None) -> pd.DataFrame:
+    """Read a CSV as text cells (empty cells stay empty strings, nothing is guessed)."""
+    name = name or str(source)
+    try:
+        table = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise ContractError("the file is empty (no header row)", file=name)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ContractError(f"not a readable UTF-8 CSV file ({exc})", file=name)
+    return table.rename(columns=lambda c: str(c).strip())
+
+
+def _frame_to_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Write a typed DataFrame's cells as the text an export would hold, so one check serves both."""
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and not np.isfinite(v)) or v is pd.NA or v is pd.NaT:
+            return ""
+        if isinstance(v, (bool, np.bool_)):
+            return "1" if v else "0"
+        if isinstance(v, (int, np.integer)):
+            return str(int(v))
+        if isinstance(v, (float, np.floating)):
+            return str(int(v)) if float(v).is_integer() else repr(float(v))
+        return str(v)
+
+    return pd.DataFrame({str(c): [cell(v) for v in frame[c].tolist()] for c in frame.columns},
+                        index=pd.RangeIndex(len(frame)), dtype=object)
+
+
+def _unescape(column: pd.Series) -> pd.Series:
+    """Undo the export's spreadsheet guard: a leading apostrophe before = + - @ tab or CR."""
+    text = column.astype(str)
+    escaped = text.str.match(_ESCAPED_CELL)
+    return text.where(~escaped, text.str.slice(1))
+
+
+class _Checker:
+    """Collects contract violations and raises the one that comes first in the file."""
+
+    def __init__(self, name: str, table: pd.DataFrame):
+        self.name = name
+        self.table = table
+        # Files count the header as row 1; DataFrames have no header row.
+        self.header = not name.endswith("(DataFrame)")
+        self.problems: list[tuple[int, int, str, str, int]] = []
+
+    def check(self, bad: pd.Series, column: str, message) -> None:
+        """Record rows where `bad` is true; `message(value)` says what is wrong with the first."""
+        positions = np.flatnonzero(bad.to_numpy(dtype=bool))
+        if len(positions):
+            first = int(positions[0])
+            value = self.table[column].iloc[first] if column in self.table else ""
+            self.problems.append((first, len(self.problems), column, message(value), len(positions)))
+
+    def raise_first(self) -> None:
+        """Raise a ContractError for the earliest problem, if any."""
+        if not self.problems:
+            return
+        first, _, column, message, count = min(self.problems)
+        more = f" ({count} rows break this rule)" if count > 1 else ""
+        raise ContractError(message + more, file=self.name, row=first + (2 if self.header else 1),
+                            column=column, header=self.header)
+
+
+def _require_columns(table: pd.DataFrame, columns, name: str) -> None:
+    """Raise for the first required column missing from the header."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ContractError(
+            f"required column is missing (missing: {', '.join(missing)}; found: "
+            f"{', '.join(map(str, table.columns))})", file=name,
+            row=None if name.endswith("(DataFrame)") else 1, column=missing[0])
+
+
+def _integers(text: pd.Series) -> pd.Series:
+    """Parse integer cells; anything else (empty, text, 2.5) becomes NaN."""
+    numbers = pd.to_numeric(text, errors="coerce").astype(float)
+    return numbers.where(np.isfinite(numbers) & (numbers == np.round(numbers)))
+
+
+def validate_trials(raw: pd.DataFrame, name: str = "trials.csv",
+                    scale_ranges: Mapping[str, tuple[int, int]] | None = None) -> pd.DataFrame:
+    """Check a trials table of text cells against the contract and return it typed.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        Text cells as read from trials.csv (empty cells as "").
+    name : str
+        File name used in error messages.
+    scale_ranges : mapping, optional
+        Allowed (low, high) per rating scale or ``confidence``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same rows with typed columns, as described in `load`.
+
+    Raises
+    ------
+    ContractError
+        For the first row in file order that breaks a rule.
+    """
+    ranges = dict(scale_ranges or {})
+    _require_columns(raw, TRIAL_COLUMNS, name)
+    if raw.empty:
+        raise ContractError("the table has a header but no data rows", file=name)
+    t = raw.copy()
+    for column in t.columns:
+        t[column] = _unescape(t[column].fillna(""))
+    for column in ("study", "participant", "list", "block", "task", "identity", "condition",
+                   "probe", "measure"):
+        t[column] = t[column].str.strip()
+    check = _Checker(name, t)
+
+    check.check(t["study"] == "", "study", lambda v: "study is empty")
+    check.check(t["study"] != t["study"].iloc[0], "study",
+                lambda v: f"a second study {v!r} (the file starts with {t['study'].iloc[0]!r}); "
+                          "analyse one study at a time")
+    check.check(t["participant"] == "", "participant", lambda v: "participant is empty")
+    trial = _integers(t["trial"])
+    check.check(trial.isna() | (trial < 1), "trial", lambda v: f"{v!r} is not a positive integer")
+    check.check(~t["task"].isin(TASKS), "task",
+                lambda v: f"unknown task {v!r} (expected one of {', '.join(TASKS)})")
+    check.check(~t["attention_check"].isin(["0", "1"]), "attention_check",
+                lambda v: f"{v!r} is not 0 or 1")
+
+    attention = t["attention_check"] == "1"
+    measure = t["measure"]
+    check.check(attention & (measure != "attention"), "measure",
+                lambda v: f"attention-check rows must have measure 'attention', got {v!r}")
+    check.check(~attention & (measure == "attention"), "attention_check",
+                lambda v: "measure 'attention' on a row whose attention_check is not 1")
+    is_rating = (t["task"] == "rate") & ~measure.isin(FIXED_MEASURES)
+    allowed = pd.Series(False, index=t.index)
+    for task, measures in TASK_MEASURES.items():
+        allowed |= (t["task"] == task) & measure.isin(measures)
+    allowed |= is_rating & measure.str.match(RATING_KEY)
+    check.check(~attention & ~allowed, "measure",
+                lambda v: f"unknown measure {v!r} for this task (match: same, confidence; choose: "
+                          "choice; detect: source, confidence; rate: a rating-scale key)")
+
+    data = ~attention
+    check.check(data & (t["identity"] == ""), "identity", lambda v: "identity is empty")
+    needs_condition = data & t["task"].isin(["match", "rate", "detect"])
+    check.check(needs_condition & ~t["condition"].isin(CONDITIONS), "condition",
+                lambda v: f"condition {v!r} is not 'real' or 'ai'")
+    check.check(~needs_condition & ~t["condition"].isin(("",) + CONDITIONS), "condition",
+                lambda v: f"condition {v!r} is not 'real', 'ai' or empty")
+    check.check(data & (t["task"] == "choose") & (t["condition"] != ""), "condition",
+                lambda v: f"choose rows have an empty condition (the pair holds both), got {v!r}")
+
+    is_match = t["is_match"]
+    match_rows = data & (t["task"] == "match")
+    check.check(match_rows & ~is_match.isin(["0", "1"]), "is_match",
+                lambda v: f"{v!r} is not 0 or 1 on a match row")
+    check.check(~is_match.isin(["", "0", "1"]), "is_match", lambda v: f"{v!r} is not 0, 1 or empty")
+    check.check(match_rows & (t["probe"] == ""), "probe", lambda v: "probe is empty on a match row")
+
+    value = t["value"].str.strip()
+    number = _integers(value)
+    binary = data & measure.eq("same")
+    check.check(binary & ~value.isin(["0", "1"]), "value",
+                lambda v: f"same must be 1 (same person) or 0, got {v!r}")
+    categorical = data & measure.isin(["choice", "source"])
+    check.check(categorical & ~value.isin(CONDITIONS), "value",
+                lambda v: f"choice and source must be 'real' or 'ai', got {v!r}")
+    value_number = pd.Series(np.nan, index=t.index)
+    value_number[binary] = number[binary]
+    scaled = data & ((measure == "confidence") | is_rating)
+    for key in measure[scaled].unique():
+        rows = scaled & (measure == key)
+        default = DEFAULT_CONFIDENCE_RANGE if key == "confidence" else DEFAULT_RATING_RANGE
+        low, high = ranges.get(key, default)
+        check.check(rows & (number.isna() | (number < low) | (number > high)), "value",
+                    lambda v, key=key, low=low, high=high:
+                    f"{key} must be an integer from {low} to {high}, got {v!r}")
+        value_number[rows] = number[rows]
+    t["value"] = value
+
+    correct = t["correct"].str.strip()
+    scored = (data & measure.isin(["same", "source"])) | attention
+    check.check(scored & ~correct.isin(["0", "1"]), "correct",
+                lambda v: f"correct must be 0 or 1 on this row, got {v!r}")
+    check.check(~correct.isin(["", "0", "1"]), "correct", lambda v: f"{v!r} is not 0, 1 or empty")
+    same_ok = (value == is_match).astype(int).astype(str)
+    check.check(binary & match_rows & correct.isin(["0", "1"]) & is_match.isin(["0", "1"])
+                & (correct != same_ok), "correct",
+                lambda v: f"correct={v} disagrees with same == is_match on this row")
+    source_rows = data & measure.eq("source") & t["condition"].isin(CONDITIONS)
+    source_ok = (value == t["condition"]).astype(int).astype(str)
+    check.check(source_rows & correct.isin(["0", "1"]) & (correct != source_ok), "correct",
+                lambda v: f"correct={v} disagrees with source == condition on this row")
+
+    rt_text = t["rt_ms"].str.strip()
+    rt = pd.to_numeric(rt_text, errors="coerce").astype(float)
+    check.check((rt_text != "") & (rt.isna() | ~np.isfinite(rt) | (rt < 0)), "rt_ms",
+                lambda v: f"rt_ms must be a non-negative number or empty, got {v!r}")
+
+    duplicated = trial.notna() & pd.DataFrame(
+        {"p": t["participant"], "t": trial, "m": measure}).duplicated()
+    check.check(duplicated, "measure",
+                lambda v: f"a second row for the same participant, trial and measure {v!r}")
+    check.raise_first()
+
+    t["trial"] = trial.astype(np.int64)
+    t["attention_check"] = t["attention_check"].astype(np.int64)
+    t["is_match"] = pd.to_numeric(is_match, errors="coerce").astype(float)
+    t["correct"] = pd.to_numeric(correct, errors="coerce").astype(float)
+    t["rt_ms"] = rt
+    t["value_number"] = value_number.astype(float)
+    return t.reset_index(drop=True)
+
+
+def validate_participants(raw: pd.DataFrame, name: str = "participants.csv") -> pd.DataFrame:
+    """Check a participants table of text cells and return it typed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``participant`` and ``status`` as text; ``attention_passed``, ``attention_total`` as
+        int when the columns are present; other columns as read.
+
+    Raises
+    ------
+    ContractError
+        Missing ``participant`` or ``status`` column, an empty or repeated participant, a status
+        other than completed/partial, or attention counts that are not 0 <= passed <= total.
+    """
+    _require_columns(raw, ("participant", "status"), name)
+    p = raw.copy()
+    for column in p.columns:
+        p[column] = _unescape(p[column].fillna("")).str.strip()
+    check = _Checker(name, p)
+    check.check(p["participant"] == "", "participant", lambda v: "participant is empty")
+    check.check(p["participant"].duplicated() & (p["participant"] != ""), "participant",
+                lambda v: f"participant {v!r} appears twice")
+    check.check(~p["status"].isin(STATUSES), "status",
+                lambda v: f"status {v!r} is not one of {', '.join(STATUSES)}")
+    counts = {}
+    for column in ("attention_passed", "attention_total"):
+        if column in p:
+            counts[column] = _integers(p[column])
+            check.check(counts[column].isna() | (counts[column] < 0), column,
+                        lambda v: f"{v!r} is not a non-negative integer")
+    if len(counts) == 2:
+        check.check(counts["attention_passed"] > counts["attention_total"], "attention_passed",
+                    lambda v: f"attention_passed {v} exceeds attention_total")
+    check.raise_first()
+    for column, values in counts.items():
+        p[column] = values.astype(np.int64)
+    return p.reset_index(drop=True)
+
+
+def _check_participants_known(raw_trials: pd.DataFrame, name: str, parts: pd.DataFrame) -> None:
+    """Every participant in the trials must have a row in the participants table."""
+    participant = _unescape(raw_trials["participant"]).str.strip()
+    check = _Checker(name, pd.DataFrame({"participant": participant}))
+    check.check(~participant.isin(set(parts["participant"])), "participant",
+                lambda v: f"participant {v!r} is not in the participants table")
+    check.raise_first()
+
+
+def canonical_trials_csv(trials: pd.DataFrame) -> str:
+    """The trials table as canonical CSV text, the input of `StudyData.data_sha256`.
+
+    Contract columns only, rows sorted by participant, trial and measure, integers without a
+    decimal point, other numbers as Python's shortest repr, empty cells for missing values, LF
+    line ends. Reading trials.csv or passing the same table as a DataFrame gives the same text.
+    """
+    def text(column: pd.Series) -> pd.Series:
+        if column.dtype.kind in "fiu":
+            return column.map(lambda v: "" if pd.isna(v) else (
+                str(int(v)) if float(v).is_integer() else repr(float(v))))
+        return column.astype(str)
+
+    table = trials.loc[:, list(TRIAL_COLUMNS)].sort_values(
+        ["participant", "trial", "measure"], kind="mergesort")
+    canonical = pd.DataFrame({c: text(table[c]) for c in TRIAL_COLUMNS})
+    return canonical.to_csv(index=False, lineterminator="\n")
+
