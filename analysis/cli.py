@@ -1,0 +1,185 @@
+"""Command line: ``python -m analysis report|summary|power``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from analysis.io import ContractError
+
+KEY_FAMILIES = ("primary", "secondary", "equivalence", "mixed")
+
+
+def _scale(text: str) -> tuple[str, tuple[int, int]]:
+    """Parse KEY=LOW:HIGH, e.g. trust=1:7."""
+    try:
+        key, bounds = text.split("=", 1)
+        low, high = (int(b) for b in bounds.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KEY=LOW:HIGH such as trust=1:7, got {text!r}")
+    if not key or low >= high:
+        raise argparse.ArgumentTypeError(f"expected KEY=LOW:HIGH with LOW < HIGH, got {text!r}")
+    return key, (low, high)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by report and summary."""
+    parser.add_argument("--plan", type=Path, metavar="PLAN.json",
+                        help="preregistration plan (JSON); default: the contract's defaults")
+    parser.add_argument("--participants", type=Path, metavar="FILE",
+                        help="participants.csv, when it is not beside the trials file")
+    parser.add_argument("--scale", type=_scale, action="append", default=[],
+                        metavar="KEY=LOW:HIGH",
+                        help="range of a rating scale (repeatable); default 1:7")
+
+
+def build_parser(with_power: bool = False) -> argparse.ArgumentParser:
+    """The argument parser; the power options are added only when power is the command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Analyse a Likeness study export (trials.csv, its folder or a psych-DS ZIP).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    report = commands.add_parser("report", help="write results.json and CSV tables",
+                                 description="Run the full analysis and write DIR/results.json "
+                                             "and tidy CSV tables.")
+    report.add_argument("path", type=Path, metavar="PATH",
+                        help="trials.csv, a folder holding it, or a psych-DS folder or ZIP")
+    report.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output folder (created when missing)")
+    _add_data_arguments(report)
+    report.add_argument("--no-mixed", action="store_true", help="skip the mixed models")
+
+    summary = commands.add_parser("summary", help="print the key results table",
+                                  description="Print the key tests and findings of a study "
+                                              "(PATH: the data, or a results.json).")
+    summary.add_argument("path", type=Path, metavar="PATH",
+                         help="trials.csv, a folder, a psych-DS ZIP, or a results.json")
+    _add_data_arguments(summary)
+    summary.add_argument("--mixed", action="store_true",
+                         help="also fit the mixed models (slower)")
+
+    power = commands.add_parser("power", help="simulate power for numbers of participants "
+                                              "and identities")
+    if with_power:
+        from analysis import power as power_module
+        power_module.add_arguments(power)
+    return parser
+
+
+def _read_plan(path: Path | None) -> dict | None:
+    """Load a plan file (validated later by the analysis)."""
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the plan ({exc.strerror})")
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: the plan is not valid JSON ({exc})")
+
+
+def _number(value, digits: int = 3) -> str:
+    """A table cell for a number ('' when missing)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, float) and 0 < abs(value) < 10 ** -digits:
+        return f"{value:.1e}"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def summary_lines(results: dict) -> list[str]:
+    """The key table of a results dict as lines of text."""
+    verdicts = {}
+    for f in results.get("findings", []):
+        for i in f.get("supported_by", [])[:1]:
+            verdicts[i] = f["verdict"]
+    n_excluded = results.get("n_excluded", len(results.get("exclusions", [])))
+    lines = [(f"study {results.get('study')}: {results.get('n_participants')} participants "
+              f"analysed, {n_excluded} excluded, {results.get('n_identities')} identities; "
+              f"alpha {results.get('alpha')}, correction {results.get('correction')}")]
+    reasons: dict[str, int] = {}
+    for e in results.get("exclusions", []):
+        for r in str(e.get("reason", "")).split("; "):
+            reasons[r] = reasons.get(r, 0) + 1
+    if reasons:
+        lines.append("excluded: " + ", ".join(f"{r} {n}" for r, n in sorted(reasons.items())))
+    header = ("outcome", "test", "level", "estimate", "95% CI", "p", "p adj", "N", "verdict")
+    rows = [header]
+    for i, t in enumerate(results.get("tests", [])):
+        if t.get("family") not in KEY_FAMILIES:
+            continue
+        ci = (f"[{_number(t.get('ci_low'))}, {_number(t.get('ci_high'))}]"
+              if t.get("ci_low") is not None else "")
+        rows.append((t["outcome"], t["method"], t["level"], _number(t.get("estimate")), ci,
+                     _number(t.get("p_value")), _number(t.get("p_adjusted")), str(t.get("n")),
+                     verdicts.get(i, "")))
+    widths = [max(len(str(r[c])) for r in rows) for c in range(len(header))]
+    for k, row in enumerate(rows):
+        lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    if len(rows) == 1:
+        lines.append("(no tests could be computed)")
+    for f in results.get("findings", []):
+        lines.append(f"- {f['claim']}")
+    warnings = results.get("warnings", [])
+    if warnings:
+        lines.append(f"{len(warnings)} warning(s):")
+        lines.extend(f"  ! {w}" for w in warnings)
+    return lines
+
+
+def _run_report(args) -> int:
+    """The report command."""
+    from analysis.report import run
+
+    report = run(args.path, args.out, _read_plan(args.plan), participants=args.participants,
+                 scale_ranges=dict(args.scale), mixed_models=not args.no_mixed)
+    results = report.results
+    print(f"wrote {args.out / 'results.json'} and {len(report.tables)} CSV tables: "
+          f"{results['n_participants']} participants analysed, {results['n_excluded']} excluded, "
+          f"{len(results['tests'])} tests, {len(results['warnings'])} warning(s)")
+    return 0
+
+
+def _run_summary(args) -> int:
+    """The summary command."""
+    if args.path.suffix.lower() == ".json" and args.path.is_file():
+        try:
+            results = json.loads(args.path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{args.path}: not valid JSON ({exc})")
+    else:
+        from analysis.io import load
+        from analysis.report import analyse
+
+        data = load(args.path, args.participants, scale_ranges=dict(args.scale))
+        results = analyse(data, plan=_read_plan(args.plan), mixed_models=args.mixed).results
+    print("\n".join(summary_lines(results)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run the command and return the exit status (2 for bad usage)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wants_power = bool(argv) and argv[0] == "power"
+    try:
+        parser = build_parser(with_power=wants_power)
+    except ImportError as exc:
+        print(f"python -m analysis power: power analysis is not available ({exc})", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "report":
+            return _run_report(args)
+        if args.command == "summary":
+            return _run_summary(args)
+        from analysis import power as power_module
+        return int(power_module.run_cli(args))
+    except (ContractError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,450 @@
+"""Run the whole analysis of a study and write results.json and tidy CSV tables."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import analysis
+from analysis import stats
+from analysis.corrections import adjust
+from analysis.descriptives import describe
+from analysis.exclusions import included_trials, screen_participants
+from analysis.findings import findings_for
+from analysis.io import StudyData, load
+from analysis.outcomes import Outcome, study_outcomes, trial_scores, unit_scores
+from analysis.plan import preregistered_outcomes, validate_plan
+from analysis.sdt import detect_sdt, match_sdt
+
+# Families of tests corrected together, in report order, with what each one asks.
+FAMILIES = {
+    "primary": "the participant-level test of each outcome (of the preregistered outcomes when "
+               "the plan names any)",
+    "secondary": "the participant-level tests of outcomes the plan did not name",
+    "participant_wilcoxon": "Wilcoxon signed-rank tests on participant scores (robustness)",
+    "identity_t": "t-tests on identity scores (generalisation over identities)",
+    "identity_wilcoxon": "Wilcoxon signed-rank tests on identity scores",
+    "equivalence": "TOST equivalence tests against the preregistered bounds",
+    "pooled_binomial": "binomial tests on all trials pooled (ignores that trials are nested)",
+    "mixed": "mixed models with crossed random effects of participants and identities",
+}
+UNIT_LEVELS = ("participant", "identity")
+
+
+@dataclass
+class Report:
+    """The results dict (results.json) and the tidy tables written beside it."""
+
+    results: dict
+    tables: dict[str, pd.DataFrame]
+
+
+class _Collector:
+    """Gathers test dicts and warnings while the analysis runs."""
+
+    def __init__(self, n_excluded: int):
+        self.tests: list[dict] = []
+        self.warnings: list[str] = []
+        self.n_excluded = n_excluded
+
+    def attempt(self, outcome: Outcome, family: str, level: str, what: str,
+                compute: Callable[[], pd.DataFrame], **extra) -> dict | None:
+        """Run one test; on a ValueError record a warning instead of a row."""
+        try:
+            row = compute()
+        except ValueError as exc:
+            self.warnings.append(f"{outcome.name}: {what} at the {level} level not computed: {exc}")
+            return None
+        test = {k: v for k, v in row.iloc[0].to_dict().items()}
+        return self.add(outcome, family, level, test, **extra)
+
+    def add(self, outcome: Outcome, family: str, level: str, test: dict, **extra) -> dict:
+        """Store a test dict with the fields every test carries."""
+        if "mean_x" in test:
+            test["mean_ai"], test["mean_real"] = test.pop("mean_x"), test.pop("mean_y")
+        record = {"outcome": outcome.name, "method": test.pop("method"), "level": level,
+                  "family": family, **test, "n_excluded": self.n_excluded, **extra}
+        if outcome.scale:
+            record["scale"] = list(outcome.scale)
+        self.tests.append(record)
+        return record
+
+
+def _estimate_label(outcome: Outcome, method: str) -> str:
+    """What the estimate of a test is, in words."""
+    if method == "glmm":
+        return "ai minus real (log-odds)"
+    if outcome.paired or method == "lmm":
+        return "ai minus real"
+    if method in ("binomial",):
+        return f"proportion minus chance ({outcome.reference_value:g})"
+    if method == "wilcoxon":
+        return f"pseudo-median minus {outcome.reference_value:g}"
+    return f"mean minus {outcome.reference_value:g}"
+
+
+def _unit_tests(tests: _Collector, outcome: Outcome, scores: pd.DataFrame, level: str,
+                main_family: str, bounds: list | None, alpha: float) -> None:
+    """t and Wilcoxon tests (and TOST) of one outcome on participant or identity scores."""
+    t_family = main_family if level == "participant" else "identity_t"
+    w_family = "participant_wilcoxon" if level == "participant" else "identity_wilcoxon"
+    if outcome.paired:
+        wide = stats.paired_wide(scores, "value", "condition", "unit")
+        if len(wide) < 2:
+            n_ai = int((scores["condition"] == "ai").sum())
+            n_real = int((scores["condition"] == "real").sum())
+            tests.warnings.append(
+                f"{outcome.name}: no {level}-level tests: {len(wide)} {level}(s) have both "
+                f"conditions (ai: {n_ai}, real: {n_real}); a paired test needs at least 2")
+            return
+        x, y = wide["ai"].to_numpy(), wide["real"].to_numpy()
+        tests.attempt(outcome, t_family, level, "paired t-test", lambda: stats.paired_t(x, y))
+        tests.attempt(outcome, w_family, level, "Wilcoxon test", lambda: stats.wilcoxon(x, y))
+        if bounds and level == "participant":
+            tests.attempt(outcome, "equivalence", level, "TOST",
+                          lambda: stats.tost(x, y, low=bounds[0], high=bounds[1], alpha=alpha))
+        return
+    x = scores["value"].to_numpy()
+    mu = outcome.reference_value
+    tests.attempt(outcome, t_family, level, "one-sample t-test", lambda: stats.one_sample_t(x, mu))
+    tests.attempt(outcome, w_family, level, "Wilcoxon test", lambda: stats.wilcoxon(x, mu=mu),
+                  reference_value=mu)
+    if bounds and level == "participant":
+        tests.attempt(outcome, "equivalence", level, "TOST",
+                      lambda: stats.tost(x, low=bounds[0], high=bounds[1], mu=mu, alpha=alpha),
+                      reference_value=mu)
+
+
+def _mixed_tests(tests: _Collector, outcome: Outcome, rows: pd.DataFrame,
+                 random_effects: list[dict]) -> None:
+    """Fit the LMM (ratings) or GLMM (accuracies) of one outcome; a failure becomes a warning."""
+    method = "lmm" if outcome.kind == "rating" else "glmm"
+    try:
+        from analysis import mixed
+    except ImportError as exc:
+        tests.warnings.append(f"{outcome.name}: mixed model not fitted: analysis.mixed is not "
+                              f"available ({exc})")
+        return
+    rows = rows[rows["condition"].isin(["ai", "real"])]
+    try:
+        fit = (mixed.fit_lmm if method == "lmm" else mixed.fit_glmm)(rows, dv="value")
+    except Exception as exc:  # noqa: BLE001 - numerical failures must not stop the report
+        tests.warnings.append(f"{outcome.name}: {method} not fitted: "
+                              f"{type(exc).__name__}: {exc}")
+        return
+    variances = {(r.get("group"), r.get("term")): r.get("variance") for r in fit.random_effects}
+    intercepts = [variances.get((g, "(Intercept)")) for g in ("participant", "identity")]
+    total = sum(v for v in intercepts if v is not None) + (fit.residual_variance or 0.0)
+    if method == "glmm":
+        effect, effect_name = math.exp(fit.estimate), "odds_ratio"
+    elif total > 0:
+        # Westfall, Kenny & Judd (2014): the difference over the SD of a single observation.
+        effect, effect_name = fit.estimate / math.sqrt(total), "d_westfall"
+    else:
+        effect, effect_name = None, None
+    tests.add(outcome, "mixed", "trial", {
+        "method": method, "estimate": fit.estimate, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
+        "confidence": 0.95, "statistic": fit.statistic,
+        "statistic_name": "t" if method == "lmm" else "z", "df": fit.df, "p_value": fit.p_value,
+        "effect_size": effect, "effect_size_name": effect_name, "n": fit.n_obs, "se": fit.se,
+        "n_participants": fit.n_participants, "n_identities": fit.n_identities,
+        "formula": fit.formula, "singular": bool(fit.singular), "converged": bool(fit.converged),
+        "notes": list(fit.notes)})
+    for note in fit.notes:
+        tests.warnings.append(f"{outcome.name}: {method}: {note}")
+    if not fit.converged:
+        tests.warnings.append(f"{outcome.name}: {method} did not converge; treat it with care")
+    for r in fit.random_effects:
+        random_effects.append({"outcome": outcome.name, "method": method, **r})
+    if fit.residual_variance is not None:
+        random_effects.append({"outcome": outcome.name, "method": method, "group": "residual",
+                               "term": None, "variance": fit.residual_variance})
+
+
+def _sdt_warnings(table: pd.DataFrame, what: str, level: str) -> list[str]:
+    """Say how many SDT cells needed the log-linear correction or could not be measured."""
+    notes = []
+    unmeasured = table["d_prime"].isna()
+    if unmeasured.any():
+        notes.append(f"{what}: {int(unmeasured.sum())} {level} cell(s) lack signal or noise "
+                     "trials; d' and c are not defined there and those cells are left out")
+    extreme = ~unmeasured & (table["hit_rate"].isin([0.0, 1.0]) | table["fa_rate"].isin([0.0, 1.0]))
+    if extreme.any():
+        notes.append(f"{what}: {int(extreme.sum())} of {int((~unmeasured).sum())} {level} cell(s) "
+                     "have a hit or false-alarm rate of 0 or 1 (e.g. all hits); the log-linear "
+                     "correction keeps d' finite")
+    return notes
+
+
+def _detection_by_participant(data: pd.DataFrame, correction: str, alpha: float
+                              ) -> pd.DataFrame:
+    """Each participant's detection accuracy with an exact binomial test against 0.5."""
+    rows = data[(data["task"] == "detect") & (data["measure"] == "source")]
+    counts = rows.groupby("participant")["correct"].agg(correct="sum", n="size").reset_index()
+    tests = [stats.binomial(int(c), int(n), 0.5).iloc[0] for c, n in
+             zip(counts["correct"], counts["n"])]
+    table = counts.assign(
+        accuracy=counts["correct"] / counts["n"],
+        ci_low=[t["ci_low"] + 0.5 for t in tests], ci_high=[t["ci_high"] + 0.5 for t in tests],
+        p_value=[t["p_value"] for t in tests])
+    table["p_adjusted"] = adjust(table["p_value"], correction)
+    table["correction"] = correction
+    table["above_chance"] = (table["p_adjusted"] < alpha) & (table["accuracy"] > 0.5)
+    table["below_chance"] = (table["p_adjusted"] < alpha) & (table["accuracy"] < 0.5)
+    return table
+
+
+def _correct(tests: list[dict], correction: str) -> None:
+    """Fill p_adjusted and correction within each family."""
+    for family in FAMILIES:
+        members = [t for t in tests if t["family"] == family]
+        p = [t["p_value"] if t.get("p_value") is not None else np.nan for t in members]
+        for test, adjusted in zip(members, adjust(p, correction)):
+            test["p_adjusted"] = None if np.isnan(adjusted) else float(adjusted)
+            test["correction"] = correction
+
+
+def _json_ready(value: Any, path: str, warnings: list[str]) -> Any:
+    """Plain JSON values: numpy scalars to Python, NaN and infinities to null with a warning."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v, f"{path}.{k}", warnings) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v, f"{path}[{i}]", warnings) for i, v in enumerate(value)]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            warnings.append(f"{path} is not a finite number ({value}); written as null")
+            return None
+        return float(value)
+    if value is None or isinstance(value, str):
+        return value
+    if value is pd.NA:
+        return None
+    return str(value)
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    """DataFrame rows as dicts, with NaN as None."""
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            for row in table.to_dict(orient="records")]
+
+
+def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = None,
+            plan: dict | None = None, *, scale_ranges: dict | None = None,
+            mixed_models: bool = True) -> Report:
+    """Run every analysis of a study.
+
+    Parameters
+    ----------
+    data : StudyData or pandas.DataFrame
+        From `analysis.io.load`, or a trials DataFrame (validated here).
+    participants : pandas.DataFrame, optional
+        Participants table, when `data` is a DataFrame.
+    plan : dict, optional
+        Preregistration plan (see `analysis.plan.validate_plan`); None uses the defaults and
+        marks every test exploratory.
+    scale_ranges : dict, optional
+        Rating-scale ranges, passed to `analysis.io.load` when `data` is a DataFrame.
+    mixed_models : bool
+        Fit the mixed models (the slowest part).
+
+    Returns
+    -------
+    Report
+        ``results`` follows DATA_CONTRACT.md (results.json) with the additions ``analysis_version``,
+        ``alpha``, ``correction``, ``plan``, ``data_sha256``, ``n_excluded``, ``flags``,
+        ``families``, ``warnings`` (and ``detection_by_participant`` with a detect block);
+        ``tables`` holds the tidy CSV tables.
+
+    Raises
+    ------
+    ValueError
+        Invalid plan, or no participant left after exclusions.
+    """
+    if not isinstance(data, StudyData):
+        data = load(data, participants, scale_ranges=scale_ranges)
+    plan_given = plan is not None
+    plan = validate_plan(plan)
+    alpha, correction = plan["alpha"], plan["correction"]
+    preregistered = preregistered_outcomes(plan)
+    trials, parts = data.trials, data.participants
+
+    screen = screen_participants(trials, parts, plan["exclusions"])
+    excluded = screen[screen["excluded"]]
+    tests = _Collector(n_excluded=len(excluded))
+    warnings = tests.warnings
+    if parts is None and plan["exclusions"]["incomplete"]:
+        warnings.append("no participants table: completion status is unknown, so the "
+                        "'incomplete' exclusion rule was not applied")
+    no_rt = screen["median_rt_ms"].isna() & ~screen["excluded"]
+    if plan["exclusions"]["min_median_rt_ms"] is not None and no_rt.any():
+        warnings.append(f"{int(no_rt.sum())} included participant(s) have no measured rt_ms; "
+                        "the median-rt rule could not be applied to them")
+    flagged = screen[screen["straightlining"]]
+    if len(flagged) and not plan["exclusions"]["straightlining"]:
+        warnings.append(f"{len(flagged)} participant(s) gave the same rating on every rate trial "
+                        "(flagged as straight-lining, not excluded: the rule is off)")
+
+    kept = included_trials(trials, screen)
+    n_kept = int((~screen["excluded"]).sum())
+    if kept.empty:
+        reasons = excluded["reason"].str.split("; ").explode().value_counts()
+        raise ValueError(
+            f"no data left to analyse: {len(excluded)} of {len(screen)} participant(s) excluded "
+            f"({', '.join(f'{r}: {c}' for r, c in reasons.items()) or 'none'}) and the others "
+            "have no trials")
+    with_data = set(kept["participant"])
+    empty = sorted(set(screen.loc[~screen["excluded"], "participant"]) - with_data)
+    if empty:
+        warnings.append(f"{len(empty)} included participant(s) have no trials: {', '.join(empty[:5])}"
+                        + (" ..." if len(empty) > 5 else ""))
+    if len(with_data) == 1:
+        warnings.append("only one participant is included: participant-level tests need at "
+                        "least two")
+
+    outcomes = study_outcomes(kept, data.scale_ranges)
+    if not outcomes:
+        warnings.append("the data hold no analysable outcome (no match, rate, choose or detect "
+                        "trials)")
+    missing = sorted(preregistered - {o.name for o in outcomes})
+    for name in missing:
+        warnings.append(f"preregistered outcome {name!r} has no data in this study")
+
+    descriptives, random_effects = [], []
+    score_tables = {level: [] for level in UNIT_LEVELS}
+    for outcome in outcomes:
+        main_family = "primary" if not preregistered or outcome.name in preregistered else "secondary"
+        bounds = plan["equivalence_bounds"].get(outcome.name)
+        for level in UNIT_LEVELS:
+            scores = unit_scores(kept, outcome, level)
+            score_tables[level].append(scores.assign(outcome=outcome.name))
+            summary = describe(scores, "value", by=["condition"])
+            for row in _records(summary):
+                descriptives.append({"outcome": outcome.name, "level": level,
+                                     **row, "condition": row["condition"] or None,
+                                     "n_excluded": len(excluded)})
+            _unit_tests(tests, outcome, scores, level, main_family, bounds, alpha)
+        if outcome.kind in ("proportion", "share") and not outcome.paired:
+            rows = trial_scores(kept, outcome)
+            tests.attempt(outcome, "pooled_binomial", "trial", "binomial test",
+                          partial(stats.binomial, int(rows["value"].sum()), len(rows),
+                                  outcome.reference_value))
+        if mixed_models and (outcome.kind == "rating" or outcome.name in (
+                "recognition_accuracy", "detection_accuracy")):
+            _mixed_tests(tests, outcome, trial_scores(kept, outcome), random_effects)
+
+    for test in tests.tests:
+        test["estimate_label"] = _estimate_label(_outcome_of(outcomes, test["outcome"]),
+                                                 test["method"])
+        test["preregistered"] = bool(
+            plan_given and test["outcome"] in preregistered and test["level"] == "participant"
+            and test["family"] in ("primary", "equivalence"))
+    _correct(tests.tests, correction)
+    found = findings_for(tests.tests, alpha, plan["hypotheses"])
+
+    sdt_tables = {}
+    if any(o.task == "match" for o in outcomes):
+        sdt_tables["sdt_match"] = match_sdt(kept)
+        warnings.extend(_sdt_warnings(sdt_tables["sdt_match"], "recognition d'",
+                                      "participant-condition"))
+    if any(o.task == "detect" for o in outcomes):
+        sdt_tables["sdt_detect"] = detect_sdt(kept)
+        warnings.extend(_sdt_warnings(sdt_tables["sdt_detect"], "detection d'", "participant"))
+    detection = None
+    if any(o.name == "detection_accuracy" for o in outcomes):
+        detection = _detection_by_participant(kept, correction, alpha)
+
+    exclusions = [{"participant": r["participant"], "reason": r["reason"],
+                   "detail": r["detail"]} for r in _records(excluded)]
+    flags = [{"participant": p, "flag": "straightlining",
+              "excluded": bool(e)} for p, e in zip(flagged["participant"], flagged["excluded"])]
+    families = [{"family": f, "description": d, "correction": correction,
+                 "n_tests": sum(t["family"] == f for t in tests.tests)}
+                for f, d in FAMILIES.items() if any(t["family"] == f for t in tests.tests)]
+    results = {
+        "study": data.study,
+        "analysis_version": analysis.__version__,
+        "data_sha256": data.data_sha256,
+        "input": {"trials": data.trials_source, "participants": data.participants_source},
+        "alpha": alpha,
+        "correction": correction,
+        "plan": plan if plan_given else None,
+        "n_participants": n_kept,
+        "n_identities": int(kept["identity"].nunique()),
+        "n_excluded": len(excluded),
+        "exclusions": exclusions,
+        "flags": flags,
+        "descriptives": descriptives,
+        "tests": tests.tests,
+        "random_effects": random_effects,
+        "families": families,
+        "findings": found,
+    }
+    if detection is not None:
+        results["detection_by_participant"] = _records(detection)
+    clean = _json_ready(results, "results", warnings)
+    clean["warnings"] = list(warnings)
+
+    tables = {
+        "exclusions": screen,
+        "descriptives": pd.DataFrame(clean["descriptives"]),
+        "tests": pd.DataFrame([{k: (v if not isinstance(v, list) else "; ".join(map(str, v)))
+                                for k, v in t.items()} for t in clean["tests"]]),
+        "findings": pd.DataFrame([{**f, "supported_by": " ".join(map(str, f["supported_by"]))}
+                                  for f in clean["findings"]]),
+        "random_effects": pd.DataFrame(clean["random_effects"]),
+        "participant_scores": _score_table(score_tables["participant"], "participant"),
+        "identity_scores": _score_table(score_tables["identity"], "identity"),
+        **sdt_tables,
+    }
+    if detection is not None:
+        tables["detection_by_participant"] = detection
+    return Report(clean, tables)
+
+
+def _outcome_of(outcomes: list[Outcome], name: str) -> Outcome:
+    """The Outcome called name."""
+    return next(o for o in outcomes if o.name == name)
+
+
+def _score_table(parts: list[pd.DataFrame], unit: str) -> pd.DataFrame:
+    """Stack per-outcome unit scores into one tidy table."""
+    columns = [unit, "outcome", "condition", "value", "n_trials"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True).rename(columns={"unit": unit})[columns]
+
+
+def write_report(report: Report, out_dir) -> Path:
+    """Write results.json and one CSV per table into out_dir; return the results.json path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in report.tables.items():
+        table.to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
+    path = out / "results.json"
+    text = json.dumps(report.results, indent=2, allow_nan=False, ensure_ascii=False)
+    # Write then rename, so a reader never sees half a results.json.
+    partial = out / ".results.json.tmp"
+    partial.write_text(text + "\n", encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+def run(source, out_dir, plan: dict | None = None, *, participants=None,
+        scale_ranges: dict | None = None, mixed_models: bool = True) -> Report:
+    """Load a study export, analyse it and write the report into out_dir."""
+    report = analyse(load(source, participants, scale_ranges=scale_ranges), plan=plan,
+                     mixed_models=mixed_models)
+    write_report(report, out_dir)
+    return report
