@@ -226,3 +226,16 @@ def test_paired_wide_keeps_complete_cases():
     assert list(wide.index) == ["a", "c"] and list(wide.columns) == ["ai", "real"]
     with pytest.raises(ValueError, match="'score' is not in the data"):
         stats.paired_wide(data, "score")
+
+
+def test_paired_tests_long_form(sim):
+    from analysis.exclusions import included_trials, screen_participants
+    kept = included_trials(sim.trials, screen_participants(sim.trials, sim.participants))
+    trust = kept[kept["measure"] == "trust"]
+    table = stats.paired_tests(trust, dv="value_number", within="condition",
+                               subject="participant")
+    assert list(table["method"]) == ["paired_t", "wilcoxon"]
+    assert (table["level"] == "participant").all()
+    assert table.loc[0, "n"] == 113
+    with pytest.raises(ValueError, match="1 participant\\(s\\) with both ai and real"):
+        stats.paired_tests(trust[trust["participant"] == "s7-0001"], dv="value_number")
