@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, special, stats
+from scipy import linalg, optimize, sparse, special, stats
 from threadpoolctl import threadpool_limits
 
 REFERENCE_CONDITION = "real"
@@ -82,6 +82,11 @@ class _Data:
     names: dict[str, str]
 
 
+def _shown(value: Any) -> Any:
+    """A value as Python shows it (2, not np.int64(2)) for error messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _prepare(data: pd.DataFrame, dv: str, condition: str, participant: str, identity: str,
              binary: bool) -> _Data:
     """Check the input and code it for the model; raise ValueError naming column and value."""
@@ -97,29 +102,29 @@ def _prepare(data: pd.DataFrame, dv: str, condition: str, participant: str, iden
         missing = data[column].isna().to_numpy()
         if missing.any():
             row = data.index[np.flatnonzero(missing)[0]]
-            raise ValueError(f"column {column!r} has a missing value (NaN) at row {row!r}")
+            raise ValueError(f"column {column!r} has a missing value (NaN) at row {_shown(row)!r}")
 
     raw_dv = data[dv]
     y = pd.to_numeric(raw_dv, errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(y)
     if bad.any():
         i = np.flatnonzero(bad)[0]
-        raise ValueError(f"column {dv!r} has a non-numeric value {raw_dv.iloc[i]!r} "
-                         f"at row {data.index[i]!r}")
+        raise ValueError(f"column {dv!r} has a non-numeric value {_shown(raw_dv.iloc[i])!r} "
+                         f"at row {_shown(data.index[i])!r}")
     if binary:
         bad = (y != 0) & (y != 1)
         if bad.any():
             i = np.flatnonzero(bad)[0]
             raise ValueError(f"column {dv!r} must be 0 or 1 for a logistic model, "
-                             f"got {raw_dv.iloc[i]!r} at row {data.index[i]!r}")
+                             f"got {_shown(raw_dv.iloc[i])!r} at row {_shown(data.index[i])!r}")
 
     cond = data[condition].astype(str).to_numpy()
     allowed = (REFERENCE_CONDITION, TREATMENT_CONDITION)
     unknown = ~np.isin(cond, allowed)
     if unknown.any():
         i = np.flatnonzero(unknown)[0]
-        raise ValueError(f"column {condition!r} has value {cond[i]!r} at row {data.index[i]!r}; "
-                         f"expected {allowed[0]!r} or {allowed[1]!r}")
+        raise ValueError(f"column {condition!r} has value {cond[i]!r} at row "
+                         f"{_shown(data.index[i])!r}; expected {allowed[0]!r} or {allowed[1]!r}")
     present = set(cond)
     if len(present) < 2:
         raise ValueError(f"column {condition!r} has only the value {present.pop()!r}; "
@@ -130,7 +135,7 @@ def _prepare(data: pd.DataFrame, dv: str, condition: str, participant: str, iden
         column = names[key]
         code, levels = pd.factorize(data[column], sort=True)
         if len(levels) < 2:
-            raise ValueError(f"column {column!r} has one level ({levels[0]!r}); "
+            raise ValueError(f"column {column!r} has one level ({_shown(levels[0])!r}); "
                              "a random effect needs at least two")
         if len(levels) >= len(data):
             # lme4 refuses this too: a grouping factor needs fewer levels than observations
@@ -192,11 +197,17 @@ class _Design:
         self.sizes = [t.n_levels * t.k for t in self.terms]
         self.q = sum(self.sizes)
         self.n_theta = sum(t.n_theta for t in self.terms)
-        self.lower = np.concatenate([
-            np.where(_tril_positions(t.k)[0] == _tril_positions(t.k)[1], 0.0, -np.inf)
-            for t in self.terms])
-        self.theta_start = np.where(self.lower == 0.0, 1.0, 0.0)  # lme4's default start
-        # cross-classified cell index of each pair of terms, computed once
+        self.diagonal = np.concatenate([
+            _tril_positions(t.k)[0] == _tril_positions(t.k)[1] for t in self.terms])
+        self.theta_start = np.where(self.diagonal, 1.0, 0.0)  # lme4's default start
+        # Z' of each term as a sparse (levels * k) x n matrix, and the cross-classified cell
+        # index of each pair of terms, computed once
+        self._zt = [
+            sparse.csr_matrix((t.columns.ravel(), ((t.codes[:, None] * t.k
+                                                    + np.arange(t.k)).ravel(),
+                                                   np.repeat(np.arange(self.n), t.k))),
+                              shape=(t.n_levels * t.k, self.n))
+            for t in self.terms]
         self._pair_index = {
             (s, t): self.terms[s].codes * self.terms[t].n_levels + self.terms[t].codes
             for s in range(len(self.terms)) for t in range(s + 1, len(self.terms))}
@@ -211,6 +222,24 @@ class _Design:
             start += term.n_theta
         return out
 
+    def canonical(self, theta: np.ndarray) -> np.ndarray:
+        """The same covariances with a non-negative diagonal in every T (lme4's bounds).
+
+        T and T D, D = diag(+-1), give the same T T', so the deviance is optimised without
+        bounds and the signs are fixed afterwards. With lme4's bound theta_jj >= 0 a
+        gradient method can stall on the boundary: the deviance is even in theta_jj, so its
+        derivative there is zero even when a positive variance fits much better.
+        """
+        out, start = theta.copy(), 0
+        for term in self.terms:
+            rows, cols = _tril_positions(term.k)
+            block = out[start:start + term.n_theta]
+            for j in range(term.k):
+                if block[(rows == j) & (cols == j)][0] < 0:
+                    block[cols == j] *= -1.0
+            start += term.n_theta
+        return out
+
     def crossprod(self, weights: np.ndarray | None, R: np.ndarray,
                   weight_r: bool = True) -> dict[str, Any]:
         """Weighted cross-products Z'WZ (by blocks), Z'WR and R'WR for an n x m matrix R.
@@ -220,18 +249,10 @@ class _Design:
         w = np.ones(self.n) if weights is None else weights
         wr = w if weight_r else np.ones(self.n)
         diag, off, zr = [], {}, []
-        for term in self.terms:
+        for term, Zt in zip(self.terms, self._zt):
             L, k = term.n_levels, term.k
-            block = np.empty((L, k, k))
-            for i in range(k):
-                for j in range(i, k):
-                    block[:, i, j] = block[:, j, i] = np.bincount(
-                        term.codes, w * term.columns[:, i] * term.columns[:, j], minlength=L)
-            diag.append(block)
-            zr.append(np.stack([
-                np.stack([np.bincount(term.codes, wr * term.columns[:, i] * R[:, m], minlength=L)
-                          for m in range(R.shape[1])], axis=-1)
-                for i in range(k)], axis=1))
+            diag.append((Zt @ (term.columns * w[:, None])).reshape(L, k, k))
+            zr.append((Zt @ (R * wr[:, None])).reshape(L, k, R.shape[1]))
         for (s, t), index in self._pair_index.items():
             ts, tt = self.terms[s], self.terms[t]
             block = np.empty((ts.n_levels, ts.k, tt.n_levels, tt.k))
@@ -247,7 +268,7 @@ class _Design:
     def scaled_zr(self, factors: list[np.ndarray], cp: dict[str, Any]) -> np.ndarray:
         """Lambda' Z' W R as a (q, m) array."""
         return np.concatenate([
-            np.einsum("ji,ajm->aim", T, zr).reshape(-1, zr.shape[-1])
+            np.matmul(T.T, zr).reshape(-1, zr.shape[-1])
             for T, zr in zip(factors, cp["zr"])])
 
     def z_lambda_u(self, factors: list[np.ndarray], u: np.ndarray) -> np.ndarray:
@@ -269,6 +290,14 @@ class _Design:
         return out
 
 
+def _congruence(S: np.ndarray, A: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """S' A_ab T for every block of A, shaped (La, ks, kt) or (La, ks, Lb, kt)."""
+    if S.shape == (1, 1) and T.shape == (1, 1):
+        return A * (S[0, 0] * T[0, 0])
+    left = np.matmul(S.T, A.reshape(A.shape[0], A.shape[1], -1))
+    return np.matmul(left.reshape(A.shape[:-1] + (-1,)), T).reshape(A.shape)
+
+
 class _Cholesky:
     """Cholesky factor L of Lambda' Z'WZ Lambda + I for crossed terms.
 
@@ -280,7 +309,7 @@ class _Cholesky:
     def __init__(self, design: _Design, factors: list[np.ndarray], cp: dict[str, Any]):
         terms = design.terms
         T0, k0, L0 = factors[0], terms[0].k, terms[0].n_levels
-        D = np.einsum("ji,ajk,kl->ail", T0, cp["diag"][0], T0) + np.eye(k0)
+        D = _congruence(T0, cp["diag"][0], T0) + np.eye(k0)
         self.L11 = np.linalg.cholesky(D)
         self.L11inv = np.linalg.inv(self.L11)
         self.shape0 = (L0, k0)
@@ -289,21 +318,23 @@ class _Cholesky:
         if self.q2:
             rows = []
             for t in range(1, len(terms)):
-                G = np.einsum("ji,ajbk,kl->aibl", T0, cp["off"][(0, t)], factors[t])
+                G = _congruence(T0, cp["off"][(0, t)], factors[t])
                 rows.append(G.reshape(L0 * k0, -1).T)
             B = np.concatenate(rows).reshape(self.q2, L0, k0)
-            self.L21 = np.einsum("rak,alk->ral", B, self.L11inv).reshape(self.q2, L0 * k0)
+            # L21 = B L11^-T, one k0 x k0 block of L11 per level of the first term
+            self.L21 = np.matmul(B.transpose(1, 0, 2), self.L11inv.transpose(0, 2, 1))
+            self.L21 = self.L21.transpose(1, 0, 2).reshape(self.q2, L0 * k0)
             C = np.zeros((self.q2, self.q2))
             offsets = np.cumsum([0] + design.sizes[1:])
             for t in range(1, len(terms)):
                 a, b = offsets[t - 1], offsets[t]
-                blocks = np.einsum("ji,ajk,kl->ail", factors[t], cp["diag"][t], factors[t])
+                blocks = _congruence(factors[t], cp["diag"][t], factors[t])
                 L, k = blocks.shape[:2]
                 index = a + np.arange(L)[:, None, None] * k
                 C[index + np.arange(k)[:, None], index + np.arange(k)] = blocks
                 for s in range(t + 1, len(terms)):
                     c, d = offsets[s - 1], offsets[s]
-                    G = np.einsum("ji,ajbk,kl->aibl", factors[t], cp["off"][(t, s)], factors[s])
+                    G = _congruence(factors[t], cp["off"][(t, s)], factors[s])
                     C[a:b, c:d] = G.reshape(b - a, d - c)
                     C[c:d, a:b] = C[a:b, c:d].T
             S = C + np.eye(self.q2) - self.L21 @ self.L21.T
@@ -315,7 +346,7 @@ class _Cholesky:
         """Solve L v = rhs for a (q, m) right-hand side."""
         L0, k0 = self.shape0
         m = rhs.shape[1]
-        v1 = np.einsum("akl,alm->akm", self.L11inv, rhs[:L0 * k0].reshape(L0, k0, m))
+        v1 = np.matmul(self.L11inv, rhs[:L0 * k0].reshape(L0, k0, m))
         v1 = v1.reshape(L0 * k0, m)
         if not self.q2:
             return v1
@@ -332,7 +363,8 @@ class _Cholesky:
             w2 = linalg.solve_triangular(self.L22, v[L0 * k0:], lower=True, trans="T",
                                          check_finite=False)
             v1 = v1 - self.L21.T @ w2
-        w1 = np.einsum("alk,alm->akm", self.L11inv, v1.reshape(L0, k0, m)).reshape(L0 * k0, m)
+        w1 = np.matmul(self.L11inv.transpose(0, 2, 1), v1.reshape(L0, k0, m))
+        w1 = w1.reshape(L0 * k0, m)
         return np.concatenate([w1, w2]) if self.q2 else w1
 
 
@@ -421,20 +453,17 @@ def _central_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
     return g
 
 
-def _minimize(f: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray,
+def _minimize(f: Callable[[np.ndarray], float], x0: np.ndarray,
               maxiter: int = 2000) -> optimize.OptimizeResult:
-    """Minimise a smooth deviance under lme4's bounds (L-BFGS-B, central-difference gradient)."""
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    """Minimise a smooth deviance (L-BFGS-B, central-difference gradient, no bounds)."""
     result = optimize.minimize(f, x0, jac=lambda x: _central_gradient(f, x), method="L-BFGS-B",
-                               bounds=bounds,
                                options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-7,
                                         "maxcor": 20})
     # L-BFGS-B stops "abnormally" when the line search can no longer improve a deviance that
-    # is already minimal to rounding; judge convergence by the projected gradient instead
-    # (lme4's checkConv tolerance is 2e-3).
-    free = (result.x > lower) | (result.jac < 0)
-    result.projected_gradient = float(np.abs(result.jac[free]).max()) if free.any() else 0.0
-    result.success = bool(np.isfinite(result.fun) and result.projected_gradient < 1e-3)
+    # is already minimal to rounding; judge convergence by the gradient instead (lme4's
+    # checkConv tolerance is 2e-3).
+    result.gradient_max = float(np.abs(result.jac).max())
+    result.success = bool(np.isfinite(result.fun) and result.gradient_max < 1e-3)
     return result
 
 
@@ -702,10 +731,21 @@ def _one_blas_thread() -> threadpool_limits:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _fit_with_slopes(fit_one: Callable[[_Data, bool], MixedFit], d: _Data,
+class _SlopesRejected(Exception):
+    """A random-slopes fit that slopes="auto" does not keep (singular or not converged)."""
+
+
+def _check_tentative(tentative: bool, singular: bool, converged: bool, notes: list[str]) -> None:
+    """Stop a tentative slopes fit before its (costly) tests when 'auto' would discard it."""
+    if tentative and (singular or not converged):
+        what = "was singular" if singular else "did not converge"
+        raise _SlopesRejected(f"the random-slopes model {what} ({'; '.join(notes)})")
+
+
+def _fit_with_slopes(fit_one: Callable[..., MixedFit], d: _Data,
                      slopes: bool | str) -> MixedFit:
     """Fit with random slopes, intercepts only, or slopes falling back to intercepts ('auto')."""
-    if slopes not in (True, False, "auto"):
+    if not (slopes is True or slopes is False or slopes == "auto"):
         raise ValueError(f"slopes must be True, False or 'auto', got {slopes!r}")
     if slopes is False:
         return fit_one(d, False)
@@ -717,27 +757,23 @@ def _fit_with_slopes(fit_one: Callable[[_Data, bool], MixedFit], d: _Data,
     reason = _both_conditions(d)
     if reason is None:
         try:
-            fit = fit_one(d, True)
+            return fit_one(d, True, tentative=True)
+        except _SlopesRejected as exc:
+            reason = str(exc)
         except (ArithmeticError, np.linalg.LinAlgError, ValueError) as exc:
             reason = f"the random-slopes model failed ({exc})"
-        else:
-            if fit.converged and not fit.singular:
-                return fit
-            reason = ("the random-slopes model was singular"
-                      if fit.singular else "the random-slopes model did not converge")
-            reason += f" ({'; '.join(fit.notes)})" if fit.notes else ""
     fit = fit_one(d, False)
     fit.notes.insert(0, f"random intercepts only: {reason}")
     return fit
 
 
-def _fit_lmm(d: _Data, slopes: bool) -> MixedFit:
+def _fit_lmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
     """Fit one LMM (fixed random-effects structure) and test the condition coefficient."""
     X = np.column_stack([np.ones(len(d.y)), d.ai])
     design = _Design(_terms(d, slopes), X, d.y)
     model = _LMM(design)
-    result = _minimize(model.reml, design.theta_start, design.lower)
-    theta = result.x
+    result = _minimize(model.reml, design.theta_start)
+    theta = design.canonical(result.x)
     state = model.pls(theta)
     dof = model.n - model.p
     sigma = math.sqrt(state["pwrss"] / dof)
@@ -746,6 +782,7 @@ def _fit_lmm(d: _Data, slopes: bool) -> MixedFit:
     converged = bool(result.success)
     if not converged:
         notes.append(f"optimiser did not converge: {result.message}")
+    _check_tentative(tentative, singular, converged, notes)
     contrast = np.array([0.0, 1.0])
     var, df = _satterthwaite(model, theta, sigma, contrast, notes)
     estimate = float(state["beta"][1])
@@ -762,7 +799,7 @@ def _fit_lmm(d: _Data, slopes: bool) -> MixedFit:
         formula=_formula(d, slopes), deviance=float(result.fun))
 
 
-def _fit_glmm(d: _Data, slopes: bool) -> MixedFit:
+def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
     """Fit one logistic GLMM by Laplace and test the condition coefficient (Wald z)."""
     X = np.column_stack([np.ones(len(d.y)), d.ai])
     design = _Design(_terms(d, slopes), X, d.y)
@@ -772,18 +809,18 @@ def _fit_glmm(d: _Data, slopes: bool) -> MixedFit:
     # later PIRLS starts; (2) Laplace deviance over (theta, beta) jointly.
     first = model.pirls(design.theta_start, None)
     model.lp0 = first["lin"]
-    stage1 = _minimize(model.laplace0, design.theta_start, design.lower)
+    stage1 = _minimize(model.laplace0, design.theta_start)
     start = model.pirls(stage1.x, None)
     model.lp0 = start["lin"]
-    lower = np.concatenate([design.lower, np.full(design.p, -np.inf)])
-    result = _minimize(model.laplace, np.concatenate([stage1.x, start["beta"]]), lower)
-    pars = result.x
-    theta = pars[:k]
+    result = _minimize(model.laplace, np.concatenate([stage1.x, start["beta"]]))
+    theta = design.canonical(result.x[:k])
+    pars = np.concatenate([theta, result.x[k:]])
     notes = _singular_notes(design, theta)
     singular = bool(notes)
     converged = bool(result.success)
     if not converged:
         notes.append(f"optimiser did not converge: {result.message}")
+    _check_tentative(tentative, singular, converged, notes)
     fx = model.laplace(pars)
     # lme4 >= 1.1 (vcov.merMod, use.hessian = TRUE): the beta block of 2 H^-1, H the
     # finite-difference Hessian over (theta, beta); RX-based covariance if H is not usable.
