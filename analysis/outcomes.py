@@ -100,8 +100,8 @@ def trial_scores(trials: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
                         ).reset_index(drop=True)
 
 
-def unit_scores(trials: pd.DataFrame, outcome: Outcome, unit: str = "participant"
-                ) -> pd.DataFrame:
+def unit_scores(trials: pd.DataFrame, outcome: Outcome, unit: str = "participant",
+                by_condition: bool | None = None) -> pd.DataFrame:
     """Score of an outcome per unit (participant or identity) and condition.
 
     Parameters
@@ -113,6 +113,9 @@ def unit_scores(trials: pd.DataFrame, outcome: Outcome, unit: str = "participant
     unit : {"participant", "identity"}
         Whose score: a participant's over the identities they saw, or an identity's over the
         participants who saw it.
+    by_condition : bool, optional
+        Score each condition apart. By default only for outcomes tested ai vs real; outcomes
+        tested against chance (detection accuracy) get one score per unit over both conditions.
 
     Returns
     -------
@@ -124,8 +127,12 @@ def unit_scores(trials: pd.DataFrame, outcome: Outcome, unit: str = "participant
     """
     if unit not in ("participant", "identity"):
         raise ValueError(f"unit must be 'participant' or 'identity', got {unit!r}")
+    if by_condition is None:
+        by_condition = outcome.paired
     if outcome.kind != "sdt":
         rows = trial_scores(trials, outcome)
+        if not by_condition:
+            rows = rows.assign(condition="")
         scores = rows.groupby([unit, "condition"], sort=True)["value"].agg(
             value="mean", n_trials="size").reset_index()
     else:

@@ -72,6 +72,13 @@ class _Collector:
             test["mean_ai"], test["mean_real"] = test.pop("mean_x"), test.pop("mean_y")
         record = {"outcome": outcome.name, "method": test.pop("method"), "level": level,
                   "family": family, **test, "n_excluded": self.n_excluded, **extra}
+        for key, value in record.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                record[key] = None
+                why = (" (too few differences for the interval)" if key.startswith("ci_") and
+                       record["method"] == "wilcoxon" else "")
+                self.warnings.append(f"{outcome.name}: {record['method']} at the {level} level: "
+                                     f"{key} is not available{why}; written as null")
         if outcome.scale:
             record["scale"] = list(outcome.scale)
         self.tests.append(record)
@@ -328,9 +335,13 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
         bounds = plan["equivalence_bounds"].get(outcome.name)
         for level in UNIT_LEVELS:
             scores = unit_scores(kept, outcome, level)
-            score_tables[level].append(scores.assign(outcome=outcome.name))
-            summary = describe(scores, "value", by=["condition"])
-            for row in _records(summary):
+            described = scores
+            if outcome.kind == "proportion" and not outcome.paired:
+                # Accuracy on AI and on real headshots apart shows a bias towards one answer.
+                described = pd.concat([scores, unit_scores(kept, outcome, level, True)],
+                                      ignore_index=True)
+            score_tables[level].append(described.assign(outcome=outcome.name))
+            for row in _records(describe(described, "value", by=["condition"])):
                 descriptives.append({"outcome": outcome.name, "level": level,
                                      **row, "condition": row["condition"] or None,
                                      "n_excluded": len(excluded)})

@@ -225,6 +225,15 @@ def test_detect_block():
     results = small_report(trials, plan={"equivalence_bounds": {"detection_accuracy": [-0.1, 0.1]}})
     accuracy = find(results, "detection_accuracy", "one_sample_t")
     assert accuracy["reference_value"] == 0.5 and accuracy["family"] == "primary"
+    assert accuracy["n"] == 5  # one score per participant, over AI and real headshots
+    correct_by_participant = [np.mean([answers[(p, i, c)] == c for i in "ABCD"
+                                       for c in ("real", "ai")]) for p in sorted({k[0] for k in answers})]
+    assert accuracy["mean"] == pytest.approx(np.mean(correct_by_participant))
+    shown = {(d["level"], d["condition"]): d["n"] for d in results["descriptives"]
+             if d["outcome"] == "detection_accuracy"}
+    assert shown == {("participant", None): 5, ("participant", "ai"): 5,
+                     ("participant", "real"): 5, ("identity", None): 4, ("identity", "ai"): 4,
+                     ("identity", "real"): 4}
     correct = sum(answers[k] == k[2] for k in answers)
     pooled = find(results, "detection_accuracy", "binomial", "trial")
     assert pooled["statistic"] == correct and pooled["n"] == 40
@@ -299,3 +308,11 @@ def test_mixed_models_in_the_report(sim, reference):
     assert {t["outcome"] for t in mixed_tests} == {"trust", "professional",
                                                    "recognition_accuracy"}
     assert no_nan(results)
+
+
+def test_interval_that_cannot_be_computed_is_null_with_a_warning():
+    results = small_report(make_trials(rating=varied))
+    wilcoxon = find(results, "trust", "wilcoxon", "identity")
+    assert wilcoxon["ci_low"] is None and wilcoxon["ci_high"] is None
+    assert ("trust: wilcoxon at the identity level: ci_low is not available (too few "
+            "differences for the interval); written as null") in results["warnings"]
