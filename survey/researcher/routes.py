@@ -1,3 +1,17 @@
-"""Researcher routes."""
+"""Researcher routes: importing this module registers the workspace's views on the blueprint."""
 
-from survey.researcher import bp  # noqa: F401
+from survey.researcher import (  # noqa: F401
+    auth_routes,
+    block_routes,
+    bp,
+    monitor_routes,
+    prereg_routes,
+    study_routes,
+)
+from survey.researcher.access import role_on
+
+
+@bp.app_context_processor
+def researcher_helpers() -> dict:
+    """Let templates ask the signed-in researcher's role on a study (to show only usable links)."""
+    return {"researcher_role": role_on}

@@ -1,0 +1,258 @@
+"""Study definitions as JSON ("likeness-study/1"): a study's texts, settings, blocks, identities
+and image list, without image files and without data, so a study can be replicated elsewhere.
+
+The format::
+
+    {"format": "likeness-study/1",
+     "exported_at": "2025-05-03T10:00:00Z",
+     "study": {"slug", "title", "description", "consent_text", "instructions_text",
+               "debrief_text", "completion_code", "completion_url", "target_n", "n_lists",
+               "assign_by", "settings"},
+     "blocks": [{"name", "task", "settings"}, ...],                  # in running order
+     "identities": [{"code", "age_band", "gender", "ethnicity", "consent_recorded",
+                     "consent_note",
+                     "images": [{"role", "source", "generator", "original_filename",
+                                 "sha256", "width", "height", "content_type"}, ...]}, ...],
+     "preregistration": {"plan": {...}, "sha256": "...", "frozen_at": "..."} or null}
+
+Importing creates a new draft study with the texts, settings, blocks, identities and an
+unfrozen copy of the plan. Images are listed for reference only: their files are not in the
+definition, so the stimulus set is uploaded again (the upload reuses identities by code).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from survey import audit
+from survey.design import validate_block_settings
+from survey.extensions import db
+from survey.models import TASKS, Block, Identity, Preregistration, Researcher, Study
+from survey.researcher.forms import BLOCK_NAME_RE, COMPLETION_CODE_RE, MAX_TEXT, SLUG_RE
+from survey.researcher.service import (
+    COPIED_FIELDS,
+    IDENTITY_FIELDS,
+    create_study,
+    plan_row_values,
+    slug_taken,
+    unique_slug,
+)
+from survey.stimuli import validate_identity_code
+
+FORMAT = "likeness-study/1"
+MAX_BLOCKS = 50
+MAX_IDENTITIES = 2000
+IMAGE_FIELDS = ("role", "source", "generator", "original_filename", "sha256", "width", "height", "content_type")
+TEXT_LIMITS = {
+    "title": 200,
+    "description": MAX_TEXT,
+    "consent_text": MAX_TEXT,
+    "instructions_text": MAX_TEXT,
+    "debrief_text": MAX_TEXT,
+    "completion_code": 64,
+    "completion_url": 2000,
+    "assign_by": 16,
+}
+DESCRIPTOR_LIMITS = {"age_band": 32, "gender": 32, "ethnicity": 64, "consent_note": MAX_TEXT}
+
+
+def _iso(value: datetime | None) -> str | None:
+    """Format a timestamp as ISO 8601 UTC with a Z."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def export_definition(study: Study, now: datetime) -> dict[str, Any]:
+    """Return the study's definition as JSON-ready data."""
+    prereg = study.preregistration
+    return {
+        "format": FORMAT,
+        "exported_at": _iso(now),
+        "study": {"slug": study.slug, "title": study.title, **{f: getattr(study, f) for f in COPIED_FIELDS}},
+        "blocks": [
+            {"name": b.name, "task": b.task, "settings": b.settings}
+            for b in sorted(study.blocks, key=lambda b: b.position)
+        ],
+        "identities": [
+            {
+                **{f: getattr(identity, f) for f in IDENTITY_FIELDS},
+                "images": [
+                    {f: getattr(image, f) for f in IMAGE_FIELDS}
+                    for image in sorted(identity.images, key=lambda im: (im.role, im.source, im.sha256))
+                ],
+            }
+            for identity in sorted(study.identities, key=lambda i: i.code)
+        ],
+        "preregistration": None
+        if prereg is None
+        else {"plan": prereg.plan, "sha256": prereg.sha256, "frozen_at": _iso(prereg.frozen_at)},
+    }
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """Return value when it is a JSON object, else raise naming where."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str, limit: int) -> list[Any]:
+    """Return value when it is a JSON list of at most `limit` items."""
+    if not isinstance(value, list):
+        raise ValueError(f"{where} must be a list, got {type(value).__name__}")
+    if len(value) > limit:
+        raise ValueError(f"{where} has {len(value)} entries; at most {limit} are allowed")
+    return value
+
+
+def _text(value: Any, where: str, limit: int) -> str:
+    """Return value when it is text of at most `limit` characters."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be text, got {value!r}")
+    if len(value) > limit:
+        raise ValueError(f"{where} is longer than {limit} characters")
+    return value
+
+
+def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
+    """Check the study part of a definition; return the fields to create the study with."""
+    fields: dict[str, Any] = {}
+    for name, limit in TEXT_LIMITS.items():
+        fields[name] = _text(raw.get(name), f"study.{name}", limit)
+    for name in ("title", "completion_code", "completion_url", "assign_by"):
+        fields[name] = fields[name].strip()
+    if not fields["title"]:
+        raise ValueError("study.title is missing or empty")
+    if fields["completion_code"] and not re.match(COMPLETION_CODE_RE, fields["completion_code"]):
+        raise ValueError(f"study.completion_code {fields['completion_code']!r} may hold only letters, digits, '.', '_' or '-'")
+    url = fields["completion_url"]
+    if url and (urlsplit(url).scheme != "https" or not urlsplit(url).netloc):
+        raise ValueError(f"study.completion_url {url!r} must be an https:// address")
+    fields["assign_by"] = fields["assign_by"] or "started"
+    if fields["assign_by"] not in ("started", "completed"):
+        raise ValueError(f"study.assign_by must be 'started' or 'completed', got {fields['assign_by']!r}")
+    target_n = raw.get("target_n")
+    if target_n is not None and (isinstance(target_n, bool) or not isinstance(target_n, int) or target_n < 1):
+        raise ValueError(f"study.target_n must be a positive whole number or null, got {target_n!r}")
+    fields["target_n"] = target_n
+    n_lists = raw.get("n_lists", 2)
+    if isinstance(n_lists, bool) or not isinstance(n_lists, int) or not 1 <= n_lists <= 24:
+        raise ValueError(f"study.n_lists must be a whole number from 1 to 24, got {n_lists!r}")
+    fields["n_lists"] = n_lists
+    fields["settings"] = _object(raw.get("settings") or {}, "study.settings")
+    slug = raw.get("slug")
+    fields["slug"] = slug if isinstance(slug, str) and re.match(SLUG_RE, slug) and 3 <= len(slug) <= 64 else None
+    return fields
+
+
+def _blocks(raw: list[Any]) -> list[dict[str, Any]]:
+    """Check the blocks; return them with validated settings."""
+    blocks, names = [], set()
+    for i, item in enumerate(_list(raw, "blocks", MAX_BLOCKS)):
+        where = f"blocks[{i}]"
+        item = _object(item, where)
+        name = _text(item.get("name"), f"{where}.name", 64).strip()
+        if not name or not re.match(BLOCK_NAME_RE, name):
+            raise ValueError(f"{where}.name {name!r} must be letters, digits, spaces, '_' or '-'")
+        if name in names:
+            raise ValueError(f"{where}.name {name!r} is used by another block")
+        names.add(name)
+        task = item.get("task")
+        if task not in TASKS:
+            raise ValueError(f"{where}.task must be one of {', '.join(TASKS)}, got {task!r}")
+        try:
+            settings = validate_block_settings(task, item.get("settings") or {})
+        except ValueError as err:
+            raise ValueError(f"{where}.settings: {err}") from None
+        blocks.append({"name": name, "task": task, "settings": settings})
+    return blocks
+
+
+def _identities(raw: list[Any]) -> list[dict[str, Any]]:
+    """Check the identities and their descriptors (the image list is not imported)."""
+    identities, codes = [], set()
+    for i, item in enumerate(_list(raw, "identities", MAX_IDENTITIES)):
+        where = f"identities[{i}]"
+        item = _object(item, where)
+        try:
+            code = validate_identity_code(item.get("code"))
+        except ValueError as err:
+            raise ValueError(f"{where}.code: {err}") from None
+        if code in codes:
+            raise ValueError(f"{where}.code {code!r} is used by another identity")
+        codes.add(code)
+        fields: dict[str, Any] = {"code": code}
+        for name, limit in DESCRIPTOR_LIMITS.items():
+            fields[name] = _text(item.get(name), f"{where}.{name}", limit)
+        consent = item.get("consent_recorded", False)
+        if not isinstance(consent, bool):
+            raise ValueError(f"{where}.consent_recorded must be true or false, got {consent!r}")
+        fields["consent_recorded"] = consent
+        _list(item.get("images", []), f"{where}.images", 1000)
+        identities.append(fields)
+    return identities
+
+
+def _plan(raw: Any) -> dict[str, Any] | None:
+    """Check the plan of a definition's preregistration, if it has one."""
+    if raw is None:
+        return None
+    from analysis.plan import validate_plan
+
+    try:
+        return validate_plan(_object(raw, "preregistration").get("plan"))
+    except ValueError as err:
+        raise ValueError(f"preregistration.plan: {err}") from None
+
+
+def _no_constant(name: str) -> None:
+    """Refuse NaN and Infinity, which are not JSON."""
+    raise ValueError(f"The file holds {name}, which is not a JSON number.")
+
+
+def parse_definition(data: bytes | str) -> dict[str, Any]:
+    """Read and check a definition; ValueError says what is wrong and where."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValueError("The file is not UTF-8 text; a study definition is a JSON file.") from None
+    try:
+        raw = json.loads(data, parse_constant=_no_constant)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"The file is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.") from None
+    raw = _object(raw, "the definition")
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"format must be {FORMAT!r}, got {raw.get('format')!r}: this is not a Likeness study definition")
+    return {
+        "study": _study_fields(_object(raw.get("study"), "study")),
+        "blocks": _blocks(raw.get("blocks", [])),
+        "identities": _identities(raw.get("identities", [])),
+        "plan": _plan(raw.get("preregistration")),
+    }
+
+
+def import_definition(definition: dict[str, Any], researcher: Researcher) -> Study:
+    """Create a draft study from a checked definition; committed by the caller."""
+    fields = dict(definition["study"])
+    slug = fields.pop("slug")
+    title = fields.pop("title")
+    if slug is None or slug_taken(slug):
+        slug = unique_slug(title)
+    study = create_study(title, researcher, slug=slug, **fields)
+    for position, block in enumerate(definition["blocks"], start=1):
+        db.session.add(Block(study=study, position=position, **block))
+    for identity in definition["identities"]:
+        db.session.add(Identity(study=study, **identity))
+    plan = definition["plan"]
+    if plan is not None:
+        db.session.add(Preregistration(study=study, created_by_id=researcher.id, **plan_row_values(plan)))
+    db.session.flush()
+    audit.record("study.import", researcher=researcher, study=study, blocks=len(definition["blocks"]),
+                 identities=len(definition["identities"]))
+    return study

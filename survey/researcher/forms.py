@@ -1,0 +1,534 @@
+"""Researcher forms: accounts, studies, blocks, members, preregistration, participant data.
+
+Every form is a Flask-WTF form, so each POST carries a CSRF token. Help texts (`description`)
+say what a setting does; the templates show them beside the field.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from flask import abort
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    FieldList,
+    FloatField,
+    Form,
+    FormField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import (
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from survey.models import ROLES, TASKS
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+MAX_TEXT = 20000
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+SLUG_RE = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+BLOCK_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 _-]*$"
+COMPLETION_CODE_RE = r"^[A-Za-z0-9_.-]+$"
+DIRECTIONS = (
+    ("two-sided", "two-sided: AI and real differ"),
+    ("less", "less: AI below real"),
+    ("greater", "greater: AI above real"),
+)
+TASK_LABELS = {
+    "match": "match: same person? (headshot and probe photo)",
+    "rate": "rate: first impression on rating scales",
+    "choose": "choose: real or AI headshot, side by side",
+    "detect": "detect: real photograph or AI-generated?",
+}
+
+
+def email_address(form: Form, field: StringField) -> None:
+    """Accept one plain email address (name@domain.tld)."""
+    if field.data and not EMAIL_RE.fullmatch(field.data.strip()):
+        raise ValidationError(f"{field.data!r} is not an email address.")
+
+
+def https_url(form: Form, field: StringField) -> None:
+    """Accept an https:// address of a host (participants are sent there at the end)."""
+    if not field.data:
+        return
+    parts = urlsplit(field.data.strip())
+    if parts.scheme != "https" or not parts.netloc or any(c.isspace() for c in field.data.strip()):
+        raise ValidationError("Give a full https:// address, e.g. https://app.prolific.com/…")
+
+
+def options(pairs) -> list[SelectChoice]:
+    """Return (value, label) pairs as select options."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def _strip(value: str | None) -> str | None:
+    """Strip the spaces around a text value."""
+    return value.strip() if isinstance(value, str) else value
+
+
+class CheckboxListField(SelectMultipleField):
+    """Several choices shown as checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+# --- accounts -----------------------------------------------------------------------------
+
+
+def new_password_field(label: str, description: str) -> PasswordField:
+    """Return a field for choosing a password of the required length."""
+    return PasswordField(
+        label,
+        validators=[
+            InputRequired(f"Choose a {label.lower()}."),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=MAX_PASSWORD_LENGTH,
+                message=f"The password needs at least {MIN_PASSWORD_LENGTH} characters.",
+            ),
+        ],
+        description=description,
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+def confirm_field(label: str, other: str) -> PasswordField:
+    """Return a field repeating the password chosen in `other`."""
+    return PasswordField(
+        label,
+        validators=[InputRequired(f"{label}."), EqualTo(other, "The two passwords differ.")],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class LoginForm(FlaskForm):
+    """Sign in with an email (or the demo login) and a password."""
+
+    identifier = StringField(
+        "Email",
+        validators=[InputRequired("Enter your email."), Length(max=254)],
+        filters=[_strip],
+        render_kw={"autocomplete": "username"},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[InputRequired("Enter your password."), Length(max=MAX_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    next = HiddenField()
+
+
+class SignupForm(FlaskForm):
+    """Create a researcher account."""
+
+    name = StringField("Your name", validators=[Optional(), Length(max=120)], filters=[_strip])
+    email = StringField(
+        "Email",
+        validators=[InputRequired("Enter your email."), Length(max=254), email_address],
+        filters=[_strip],
+        render_kw={"autocomplete": "email"},
+    )
+    password = new_password_field(
+        "Password", f"At least {MIN_PASSWORD_LENGTH} characters; a few unrelated words work well."
+    )
+    confirm = confirm_field("Repeat the password", "password")
+    invite = HiddenField()
+
+
+class PasswordChangeForm(FlaskForm):
+    """Change the password; other signed-in sessions of the account end."""
+
+    current_password = PasswordField(
+        "Current password",
+        validators=[InputRequired("Enter your current password."), Length(max=MAX_PASSWORD_LENGTH)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    new_password = new_password_field(
+        "New password",
+        f"At least {MIN_PASSWORD_LENGTH} characters. Every other session of this account is signed out.",
+    )
+    confirm = confirm_field("Repeat the new password", "new_password")
+
+
+class InviteForm(FlaskForm):
+    """An administrator invites a researcher while sign-up is closed."""
+
+    email = StringField(
+        "Email of the researcher to invite",
+        validators=[InputRequired("Enter an email."), Length(max=254), email_address],
+        filters=[_strip],
+        description="You get a sign-up link valid for 7 days to send them.",
+    )
+
+
+class ButtonForm(FlaskForm):
+    """A form with nothing but its CSRF token, for one-click actions."""
+
+
+def require_button() -> None:
+    """Refuse (400) a one-click action posted without its form token."""
+    if not ButtonForm().validate_on_submit():
+        abort(400, description="The form was incomplete; reload the page and try again.")
+
+
+# --- studies ------------------------------------------------------------------------------
+
+
+class StudyCreateForm(FlaskForm):
+    """Start a new draft study."""
+
+    title = StringField(
+        "Title",
+        validators=[InputRequired("Give the study a title."), Length(max=200)],
+        filters=[_strip],
+        description="Participants see it on every page. The link's name is made from it.",
+    )
+    description = TextAreaField(
+        "Description (for researchers)",
+        validators=[Optional(), Length(max=MAX_TEXT)],
+        description="A note for you and your collaborators; participants do not see it.",
+    )
+
+
+class StudyEditForm(FlaskForm):
+    """Edit a study's texts and settings."""
+
+    title = StringField(
+        "Title", validators=[InputRequired("Give the study a title."), Length(max=200)], filters=[_strip]
+    )
+    slug = StringField(
+        "Link name",
+        validators=[
+            InputRequired("Give the link a name."),
+            Length(min=3, max=64, message="The link name needs 3 to 64 characters."),
+            Regexp(SLUG_RE, message="Use lower-case letters, digits and single hyphens, e.g. ai-trust-2025."),
+        ],
+        filters=[_strip],
+        description="The participant link is /s/<link name>. It can change only while the study is a draft.",
+    )
+    description = TextAreaField(
+        "Description (for researchers)", validators=[Optional(), Length(max=MAX_TEXT)]
+    )
+    consent_text = TextAreaField(
+        "Consent text",
+        validators=[Optional(), Length(max=MAX_TEXT)],
+        description="Shown first; the participant agrees before anything else. Markdown: "
+        "**bold**, *italic*, lists, links. HTML is shown as text.",
+    )
+    instructions_text = TextAreaField(
+        "Instructions",
+        validators=[Optional(), Length(max=MAX_TEXT)],
+        description="Shown after consent, before the practice trial. Markdown as above.",
+    )
+    debrief_text = TextAreaField(
+        "Debrief",
+        validators=[Optional(), Length(max=MAX_TEXT)],
+        description="Shown at the end with the completion code. Say what the study was about.",
+    )
+    completion_code = StringField(
+        "Completion code",
+        validators=[
+            Optional(),
+            Length(max=64),
+            Regexp(COMPLETION_CODE_RE, message="Use letters, digits, '.', '_' or '-' only."),
+        ],
+        filters=[_strip],
+        description="Shown on the last page, e.g. the code Prolific gave you. Leave empty for none.",
+    )
+    completion_url = StringField(
+        "Completion link",
+        validators=[Optional(), Length(max=2000), https_url],
+        filters=[_strip],
+        description="Where participants are sent back at the end (https only), e.g. Prolific's "
+        "completion URL. Leave empty to show the code only.",
+    )
+    target_n = IntegerField(
+        "Target number of participants",
+        validators=[Optional(), NumberRange(min=1, max=1_000_000, message="Give a number from 1 to 1,000,000.")],
+        description="The study stops accepting new participants once this many have completed. "
+        "Leave empty for no limit.",
+    )
+    n_lists = IntegerField(
+        "Counterbalancing lists",
+        validators=[InputRequired("Give the number of lists."), NumberRange(min=1, max=24, message="Give a number from 1 to 24.")],
+        description="Identities are split into lists so that each participant sees each person "
+        "either as a real photo or as an AI headshot, never both. 2 lists balance real and AI; "
+        "use a multiple of 2. Frozen once the study opens.",
+    )
+    assign_by = SelectField(
+        "Fill lists by",
+        choices=options([("started", "participants who started"), ("completed", "participants who completed")]),
+        description="A new participant gets the list with the fewest participants so far, counting "
+        "either everyone who started or only those who completed.",
+    )
+
+
+class StudyDeleteForm(FlaskForm):
+    """Delete a study and all its data, confirmed by typing its link name."""
+
+    confirm = StringField(
+        "Type the study's link name to confirm",
+        validators=[InputRequired("Type the link name to confirm.")],
+        filters=[_strip],
+    )
+
+
+class StudyImportForm(FlaskForm):
+    """Create a draft study from a study definition (JSON)."""
+
+    file = FileField(
+        "Study definition file (.json)",
+        description="A file saved with “Export definition” on another Likeness server.",
+    )
+    text = TextAreaField(
+        "…or paste the JSON",
+        validators=[Optional(), Length(max=2_000_000)],
+    )
+
+
+class StateForm(FlaskForm):
+    """Move a study to another state."""
+
+    state = HiddenField(validators=[InputRequired()])
+
+
+# --- members ------------------------------------------------------------------------------
+
+
+ROLE_CHOICES = options([
+    ("viewer", "viewer: sees the study, its monitor and exports"),
+    ("editor", "editor: also edits the design, opens and closes the study"),
+    ("owner", "owner: also manages members and may delete the study"),
+])
+
+
+class MemberAddForm(FlaskForm):
+    """Add a collaborator by email."""
+
+    email = StringField(
+        "Researcher's email",
+        validators=[InputRequired("Enter the researcher's email."), Length(max=254)],
+        filters=[_strip],
+        description="They need a Likeness account on this server.",
+    )
+    role = SelectField("Role", choices=ROLE_CHOICES, default="viewer")
+
+
+class MemberRoleForm(FlaskForm):
+    """Change a collaborator's role."""
+
+    role = SelectField("Role", choices=options((r, r) for r in ROLES))
+
+
+# --- blocks -------------------------------------------------------------------------------
+
+
+def block_name_field() -> StringField:
+    """Return the field of a block's name, unique within the study."""
+    return StringField(
+        "Block name",
+        validators=[
+            InputRequired("Give the block a name."),
+            Length(max=64),
+            Regexp(BLOCK_NAME_RE, message="Use letters, digits, spaces, '_' or '-'."),
+        ],
+        filters=[_strip],
+        description="Appears in the block column of trials.csv, e.g. recognition.",
+    )
+
+
+class BlockAddForm(FlaskForm):
+    """Add a block: its name and task; the settings are edited next."""
+
+    name = block_name_field()
+    task = SelectField("Task", choices=options((t, TASK_LABELS[t]) for t in TASKS))
+
+
+class ScaleForm(Form):
+    """One rating scale of a rate block."""
+
+    key = StringField(
+        "Key",
+        validators=[Optional(), Length(max=32)],
+        filters=[_strip],
+        description="snake_case name of the measure in trials.csv, e.g. trust.",
+    )
+    question = StringField("Question", validators=[Optional(), Length(max=500)], filters=[_strip])
+    low_anchor = StringField("Label of the lowest value", validators=[Optional(), Length(max=100)], filters=[_strip])
+    high_anchor = StringField("Label of the highest value", validators=[Optional(), Length(max=100)], filters=[_strip])
+    min = IntegerField("Lowest value", validators=[Optional()])
+    max = IntegerField("Highest value", validators=[Optional()])
+    remove = BooleanField("Remove this scale")
+
+
+class BlockForm(FlaskForm):
+    """A block's settings; which fields apply depends on its task."""
+
+    name = block_name_field()
+    practice = SelectField(
+        "Practice trial",
+        choices=options([("auto", "when this block runs first"), ("yes", "yes"), ("no", "no")]),
+        description="A practice trial at the start of the block; it is never analysed.",
+    )
+    attention_checks = StringField(
+        "Attention checks",
+        validators=[Optional(), Length(max=200)],
+        filters=[_strip],
+        description="Positions within the block, separated by commas (e.g. 3, 12), or one number "
+        "followed by “checks” to spread that many evenly (e.g. 2 checks). An attention check asks "
+        "for a given answer (“for this photo, choose 2”). Leave empty for none.",
+    )
+    n_identities = IntegerField(
+        "Identities shown",
+        validators=[Optional()],
+        description="Show only this many identities (half in each condition), drawn per "
+        "participant. Leave empty to show every identity.",
+    )
+    presentation = SelectField(
+        "Presentation",
+        choices=options([
+            ("side_by_side", "side by side: headshot and probe photo together"),
+            ("sequential", "sequential: the headshot for a set time, then the probe photo"),
+        ]),
+        description="Sequential tests memory: the headshot is gone when the probe photo appears.",
+    )
+    exposure_ms = IntegerField(
+        "Headshot shown for (ms)",
+        validators=[Optional()],
+        description="Sequential presentation only: how long the headshot stays, 200 to 10000 ms.",
+    )
+    confidence = BooleanField(
+        "Ask for confidence (1–5)",
+        description="After each answer, the participant rates how sure they are.",
+    )
+    question = StringField(
+        "Question",
+        validators=[Optional(), Length(max=500)],
+        filters=[_strip],
+        description="Asked above the two headshots, e.g. “Which photo do you trust more?”.",
+    )
+    scales = FieldList(FormField(ScaleForm), min_entries=0, max_entries=20)
+
+
+# --- preregistration ----------------------------------------------------------------------
+
+
+class HypothesisForm(Form):
+    """One directional hypothesis about an outcome."""
+
+    outcome = SelectField("Outcome", choices=[], validate_choice=False)
+    direction = SelectField("Direction", choices=options(DIRECTIONS))
+    text = StringField("In words", validators=[Optional(), Length(max=1000)], filters=[_strip])
+
+
+class BoundForm(Form):
+    """Equivalence bounds for one outcome (ai minus real)."""
+
+    outcome = SelectField("Outcome", choices=[], validate_choice=False)
+    low = FloatField("Lower bound", validators=[Optional()])
+    high = FloatField("Upper bound", validators=[Optional()])
+
+
+class PreregistrationForm(FlaskForm):
+    """The analysis plan stated before the study opens."""
+
+    hypotheses = FieldList(FormField(HypothesisForm), min_entries=1, max_entries=30)
+    primary_outcomes = CheckboxListField(
+        "Primary outcomes",
+        choices=[],
+        validate_choice=False,
+        description="The outcomes the study is designed to test; the report marks their tests "
+        "as preregistered and every other test as exploratory.",
+    )
+    alpha = FloatField(
+        "Alpha",
+        default=0.05,
+        validators=[InputRequired("Give alpha, e.g. 0.05.")],
+        description="The significance level, between 0 and 0.5.",
+    )
+    correction = SelectField(
+        "Correction for multiple tests",
+        choices=options([("holm", "Holm (family-wise error)"), ("bh", "Benjamini–Hochberg (false discovery rate)")]),
+    )
+    exclude_incomplete = BooleanField("Exclude participants who did not complete", default=True)
+    exclude_attention = BooleanField("Exclude participants who failed an attention check", default=True)
+    min_median_rt_ms = FloatField(
+        "Exclude participants whose median response time is below (ms)",
+        default=250,
+        validators=[Optional()],
+        description="Speeders: leave empty for no limit.",
+    )
+    exclude_straightlining = BooleanField(
+        "Exclude straight-liners (the same rating on every rate trial)", default=False
+    )
+    bounds = FieldList(FormField(BoundForm), min_entries=1, max_entries=30)
+    target_n = IntegerField(
+        "Target number of participants",
+        validators=[Optional()],
+        description="After exclusions; say how you chose it (e.g. a power simulation).",
+    )
+
+
+# --- participant data ---------------------------------------------------------------------
+
+
+class LookupForm(FlaskForm):
+    """Find a participant by recruitment id or by the opaque participant id (GET, no token)."""
+
+    class Meta:
+        csrf = False
+
+    platform = SelectField(
+        "Recruitment platform",
+        choices=options([
+            ("prolific", "Prolific (PROLIFIC_PID)"),
+            ("mturk", "MTurk (workerId)"),
+            ("sona", "SONA (id)"),
+            ("link", "other panel (pid)"),
+        ]),
+        validators=[Optional()],
+    )
+    external_id = StringField(
+        "Recruitment id",
+        validators=[Optional(), Length(max=128)],
+        filters=[_strip],
+        description="E.g. the PROLIFIC_PID in the withdrawal request.",
+    )
+    public_id = StringField(
+        "…or participant id",
+        validators=[Optional(), Length(max=32)],
+        filters=[_strip],
+        description="The opaque id in the exports' participant column.",
+    )
+
+
+class ParticipantDeleteForm(FlaskForm):
+    """Delete one participant's data, with the reason kept in the audit log."""
+
+    reason = TextAreaField(
+        "Reason",
+        validators=[InputRequired("Give the reason; it is kept in the audit log."), Length(min=3, max=500)],
+        filters=[_strip],
+        description="E.g. “withdrawal request by e-mail, 3 May”. Kept in the audit log.",
+    )
+

@@ -1,0 +1,285 @@
+"""What researcher actions do to the database: create, duplicate and delete studies, move
+blocks, delete a participant's data. The routes check roles and forms, then call these.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import unicodedata
+
+import sqlalchemy as sa
+from flask import abort
+
+from survey import audit, media
+from survey.extensions import db
+from survey.models import (
+    Block,
+    Identity,
+    Image,
+    Participant,
+    Preregistration,
+    Researcher,
+    Response,
+    Study,
+    StudyMember,
+)
+from survey.participant import service as participant_service
+
+SLUG_MAX = 64
+# Study fields a copy or a definition carries over (texts and settings, not state or data).
+COPIED_FIELDS = (
+    "description",
+    "consent_text",
+    "instructions_text",
+    "debrief_text",
+    "completion_code",
+    "completion_url",
+    "target_n",
+    "n_lists",
+    "assign_by",
+    "settings",
+)
+IDENTITY_FIELDS = ("code", "age_band", "gender", "ethnicity", "consent_recorded", "consent_note")
+
+
+def slugify(title: str) -> str:
+    """Turn a title into a link name: lower-case ASCII letters, digits and single hyphens."""
+    ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_title.lower()).strip("-")
+    slug = slug[: SLUG_MAX - 8].strip("-")
+    return slug if len(slug) >= 3 else f"study-{slug}".strip("-")
+
+
+def slug_taken(slug: str, except_id: int | None = None) -> bool:
+    """Tell whether another study uses this link name."""
+    query = sa.select(Study.id).where(Study.slug == slug)
+    if except_id is not None:
+        query = query.where(Study.id != except_id)
+    return db.session.scalar(query) is not None
+
+
+def unique_slug(title: str) -> str:
+    """Return a link name made from the title that no study uses yet (-2, -3 … appended)."""
+    base = slugify(title)
+    slug, n = base, 1
+    while slug_taken(slug):
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def create_study(title: str, owner: Researcher, **fields) -> Study:
+    """Add a draft study owned by the researcher; committed by the caller."""
+    study = Study(title=title, slug=fields.pop("slug", None) or unique_slug(title), **fields)
+    db.session.add(study)
+    db.session.add(StudyMember(study=study, researcher=owner, role="owner"))
+    db.session.flush()
+    return study
+
+
+def require_design_editable(study: Study) -> None:
+    """Refuse (409) a change to a frozen design or an archived study."""
+    if study.design_locked:
+        abort(
+            409,
+            description=f"The design of this study is frozen: it opened on "
+            f"{study.design_frozen_at:%Y-%m-%d %H:%M} UTC. Duplicate the study to change its "
+            "design.",
+        )
+    require_not_archived(study)
+
+
+def require_not_archived(study: Study) -> None:
+    """Refuse (409) any change to an archived study."""
+    if study.state == "archived":
+        abort(409, description="This study is archived. Move it back to closed to change it.")
+
+
+def _copied_key(old_key: str, study_id: int) -> str:
+    """Return the storage key of a copied file: the same name under the new study's folder."""
+    rest = old_key.split("/", 1)[1] if "/" in old_key else old_key
+    return f"{study_id}/{rest}"
+
+
+def duplicate_study(source: Study, researcher: Researcher) -> Study:
+    """Copy a study's texts, settings, blocks, identities, images and plan into a new draft.
+
+    Image files are copied under the new study's folder, so deleting an image of one study never
+    removes a file the other still shows. Collaborators and data are not copied. On failure the
+    files already written are removed and the error is raised for the caller to roll back.
+    """
+    title = f"{source.title} (copy)"[:200]
+    new = create_study(title, researcher, **{f: copy.deepcopy(getattr(source, f)) for f in COPIED_FIELDS})
+    for block in source.blocks:
+        db.session.add(
+            Block(study=new, position=block.position, name=block.name, task=block.task, settings=copy.deepcopy(block.settings))
+        )
+    store = media.storage()
+    written: list[str] = []
+    try:
+        for identity in source.identities:
+            new_identity = Identity(study=new, **{f: getattr(identity, f) for f in IDENTITY_FIELDS})
+            db.session.add(new_identity)
+            for image in sorted(identity.images, key=lambda im: im.id):
+                keys = {}
+                for attr in ("storage_key", "display_key"):
+                    old_key = getattr(image, attr)
+                    new_key = _copied_key(old_key, new.id)
+                    if new_key not in written:
+                        store.put(new_key, store.get(old_key), image.content_type)
+                        written.append(new_key)
+                    keys[attr] = new_key
+                db.session.add(
+                    Image(
+                        study=new,
+                        identity=new_identity,
+                        role=image.role,
+                        source=image.source,
+                        generator=image.generator,
+                        original_filename=image.original_filename,
+                        sha256=image.sha256,
+                        width=image.width,
+                        height=image.height,
+                        content_type=image.content_type,
+                        byte_size=image.byte_size,
+                        **keys,
+                    )
+                )
+        if source.preregistration is not None:
+            prereg = source.preregistration
+            db.session.add(
+                Preregistration(
+                    study=new,
+                    plan=copy.deepcopy(prereg.plan),
+                    plan_json=prereg.plan_json,
+                    sha256=prereg.sha256,
+                    created_by_id=researcher.id,
+                )
+            )
+        db.session.flush()
+    except Exception:
+        media.delete_files(written)
+        raise
+    audit.record("study.duplicate", researcher=researcher, study=source, copy=new.slug)
+    audit.record("study.create", researcher=researcher, study=new, copied_from=source.slug)
+    return new
+
+
+def delete_study(study: Study, researcher: Researcher) -> list[str]:
+    """Delete the study with all its rows; return the storage keys to remove after commit.
+
+    The audit event stays (its study id becomes empty) and names the study it was.
+    """
+    keys = set(
+        db.session.scalars(sa.select(Image.storage_key).where(Image.study_id == study.id)).all()
+    ) | set(db.session.scalars(sa.select(Image.display_key).where(Image.study_id == study.id)).all())
+    audit.record(
+        "study.delete",
+        researcher=researcher,
+        study=study,
+        slug=study.slug,
+        title=study.title,
+        state=study.state,
+    )
+    db.session.flush()
+    db.session.execute(sa.delete(Study).where(Study.id == study.id))
+    db.session.expunge(study)
+    return sorted(keys)
+
+
+def unreferenced(keys: list[str]) -> list[str]:
+    """Return the keys no image row refers to any more."""
+    if not keys:
+        return []
+    used = set(
+        db.session.scalars(sa.select(Image.storage_key).where(Image.storage_key.in_(keys))).all()
+    ) | set(db.session.scalars(sa.select(Image.display_key).where(Image.display_key.in_(keys))).all())
+    return [k for k in keys if k not in used]
+
+
+def renumber_blocks(study: Study) -> None:
+    """Number the study's blocks 1, 2, … in their current order."""
+    for position, block in enumerate(sorted(study.blocks, key=lambda b: (b.position, b.id)), start=1):
+        block.position = position
+
+
+def move_block(study: Study, block: Block, direction: str) -> bool:
+    """Swap a block with its neighbour above or below; return whether it moved."""
+    renumber_blocks(study)
+    ordered = sorted(study.blocks, key=lambda b: b.position)
+    index = ordered.index(block)
+    other = index - 1 if direction == "up" else index + 1
+    if not 0 <= other < len(ordered):
+        return False
+    ordered[index].position, ordered[other].position = ordered[other].position, ordered[index].position
+    return True
+
+
+def study_outcomes(study: Study) -> list[str]:
+    """Return the outcomes the study's blocks measure, in the data contract's names."""
+    outcomes: list[str] = []
+    by_task = {
+        "match": ["recognition_accuracy", "d_prime", "criterion"],
+        "choose": ["choice_real"],
+        "detect": ["detection_accuracy", "detection_d_prime"],
+    }
+    for block in study.blocks:
+        if block.task == "rate":
+            names = [s.get("key") for s in block.settings.get("scales") or [{"key": "trust"}]]
+        else:
+            names = by_task.get(block.task, [])
+        outcomes += [n for n in names if isinstance(n, str) and n not in outcomes]
+    return outcomes
+
+
+def plan_row_values(plan: dict) -> dict:
+    """Return a plan with its canonical JSON text and that text's SHA-256, as stored."""
+    plan_json = json.dumps(plan, sort_keys=True, separators=(",", ":"))
+    return {"plan": plan, "plan_json": plan_json, "sha256": hashlib.sha256(plan_json.encode()).hexdigest()}
+
+
+def find_participant(
+    study: Study, *, platform: str = "", external_id: str = "", public_id: str = ""
+) -> Participant | None:
+    """Return the study's participant with this recruitment id or opaque id, if any.
+
+    A withdrawn participant is found by its recruitment id too: the id is kept as a digest.
+    """
+    if public_id:
+        return participant_service.find_participant(study.id, public_id)
+    if platform and external_id:
+        recruitment = participant_service.Recruitment(platform, external_id)
+        return participant_service.find_by_recruitment(study.id, recruitment)
+    return None
+
+
+def delete_participant_data(
+    study: Study, participant: Participant, researcher: Researcher, reason: str
+) -> None:
+    """Delete a participant's answers, trials and demographics, as a withdrawal does; audited.
+
+    The row stays, marked withdrawn, with its recruitment id kept only as a digest (see
+    survey.participant.service): the monitor's counts stay true, the audit log can name the
+    opaque id, the same recruitment id cannot start again, and nothing left identifies the
+    person. Withdrawn participants are never exported or analysed. Commits.
+    """
+    answers = db.session.scalar(
+        sa.select(sa.func.count()).where(Response.participant_id == participant.id)
+    )
+    audit.record(
+        "participant.delete",
+        researcher=researcher,
+        study=study,
+        participant=participant.public_id,
+        reason=reason,
+        previous_status=participant.status,
+        answers_deleted=answers,
+        preview=participant.is_preview,
+    )
+    if participant.status == "withdrawn":
+        db.session.commit()
+    else:
+        participant_service.withdraw(participant)

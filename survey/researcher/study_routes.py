@@ -1,0 +1,390 @@
+"""Studies: the list, creation, the overview, editing, states, copies, members and definitions."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from survey import audit, media
+from survey.extensions import db
+from survey.markup import render_markdown
+from survey.models import Image, Participant, Researcher, Study, StudyMember, utcnow
+from survey.researcher import bp
+from survey.researcher.access import ROLE_RANK, requires_role
+from survey.researcher.definition import export_definition, import_definition, parse_definition
+from survey.researcher.forms import (
+    ButtonForm,
+    MemberAddForm,
+    MemberRoleForm,
+    StateForm,
+    StudyCreateForm,
+    StudyDeleteForm,
+    StudyEditForm,
+    StudyImportForm,
+    require_button,
+)
+from survey.researcher.service import (
+    create_study,
+    delete_study,
+    duplicate_study,
+    require_not_archived,
+    slug_taken,
+    unreferenced,
+)
+from survey.studies import TRANSITIONS, StateError, change_state, design_problems
+
+STATE_ACTIONS = {
+    ("draft", "open"): "Open to participants",
+    ("open", "closed"): "Close",
+    ("closed", "open"): "Reopen",
+    ("closed", "archived"): "Archive",
+    ("archived", "closed"): "Unarchive",
+}
+# Texts a researcher can preview as participants will see them.
+MARKDOWN_FIELDS = ("consent_text", "instructions_text", "debrief_text")
+EDITABLE_FIELDS = (
+    "title",
+    "slug",
+    "description",
+    *MARKDOWN_FIELDS,
+    "completion_code",
+    "completion_url",
+    "target_n",
+    "n_lists",
+    "assign_by",
+)
+
+
+def participant_counts(study_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Count non-preview participants per study and status, in one query."""
+    counts: dict[int, dict[str, int]] = {i: {} for i in study_ids}
+    if not study_ids:
+        return counts
+    rows = db.session.execute(
+        sa.select(Participant.study_id, Participant.status, sa.func.count())
+        .where(Participant.study_id.in_(study_ids), Participant.is_preview.is_(False))
+        .group_by(Participant.study_id, Participant.status)
+    )
+    for study_id, status, n in rows:
+        counts[study_id][status] = n
+    return counts
+
+
+@bp.get("/studies")
+@login_required
+def studies():
+    """List the studies the researcher is a member of, newest first."""
+    rows = db.session.execute(
+        sa.select(Study, StudyMember.role)
+        .join(StudyMember, StudyMember.study_id == Study.id)
+        .where(StudyMember.researcher_id == current_user.id)
+        .order_by(Study.created_at.desc(), Study.id.desc())
+    ).all()
+    counts = participant_counts([study.id for study, _role in rows])
+    return render_template("researcher/studies.html", rows=rows, counts=counts)
+
+
+@bp.route("/studies/new", methods=["GET", "POST"])
+@login_required
+def study_new():
+    """Create a draft study; its link name is made from the title."""
+    form = StudyCreateForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            return render_template("researcher/study_new.html", form=form), 400
+        study = create_study(form.title.data, current_user, description=form.description.data or "")
+        audit.record("study.create", researcher=current_user, study=study)
+        db.session.commit()
+        flash(f"Study created as a draft. Its participant link is /s/{study.slug}.", "success")
+        return redirect(url_for("researcher.study", study_id=study.id))
+    return render_template("researcher/study_new.html", form=form)
+
+
+@bp.route("/studies/import", methods=["GET", "POST"])
+@login_required
+def study_import():
+    """Create a draft study from a study definition (JSON); nothing is created when it is bad."""
+    form = StudyImportForm()
+    if request.method == "GET":
+        return render_template("researcher/study_import.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("researcher/study_import.html", form=form), 400
+    upload = form.file.data
+    data = upload.read() if upload is not None and getattr(upload, "filename", "") else (form.text.data or "")
+    if not data:
+        form.file.errors.append("Choose a definition file or paste its JSON.")
+        return render_template("researcher/study_import.html", form=form), 400
+    try:
+        study = import_definition(parse_definition(data), current_user)
+    except ValueError as err:
+        db.session.rollback()
+        return render_template("researcher/study_import.html", form=form, error=str(err)), 400
+    db.session.commit()
+    flash("Study imported as a draft. Upload its stimulus set next: the identities are ready.", "success")
+    return redirect(url_for("researcher.study", study_id=study.id))
+
+
+def _overview(study: Study, role: str, status: int = 200, problems: list[str] | None = None, error: str = ""):
+    """Render the study's overview page."""
+    counts = participant_counts([study.id])[study.id]
+    previews = db.session.scalar(
+        sa.select(sa.func.count()).where(Participant.study_id == study.id, Participant.is_preview.is_(True))
+    )
+    n_images = db.session.scalar(sa.select(sa.func.count()).where(Image.study_id == study.id))
+    if problems is None and study.state == "draft":
+        problems = design_problems(study)
+    transitions = [(to, STATE_ACTIONS[(study.state, to)]) for to in TRANSITIONS.get(study.state, ())]
+    return (
+        render_template(
+            "researcher/study.html",
+            study=study,
+            role=role,
+            can_edit=ROLE_RANK[role] >= ROLE_RANK["editor"],
+            is_owner=role == "owner",
+            counts=counts,
+            started=sum(counts.values()),
+            previews=previews,
+            n_images=n_images,
+            problems=problems or [],
+            transitions=transitions,
+            state_form=StateForm(formdata=None),
+            button_form=ButtonForm(formdata=None),
+            participant_link=url_for("main.index", _external=True) + f"s/{study.slug}",
+            error=error,
+        ),
+        status,
+    )
+
+
+@bp.get("/studies/<int:study_id>")
+@requires_role("viewer")
+def study(study: Study, role: str):
+    """Show a study: its state, what it still needs, its participants, and every action."""
+    return _overview(study, role)
+
+
+@bp.post("/studies/<int:study_id>/state")
+@requires_role("editor")
+def study_state(study: Study, role: str):
+    """Open, close, reopen, archive or unarchive the study; opening checks and freezes the design."""
+    form = StateForm()
+    if not form.validate_on_submit() or form.state.data not in TRANSITIONS.get(study.state, ()):
+        return _overview(
+            study, role, 409, error=f"A {study.state} study cannot be moved to {form.state.data or 'nothing'}."
+        )
+    target = form.state.data
+    if target == "open":
+        problems = design_problems(study)
+        if problems:
+            return _overview(study, role, 409, problems=problems, error="The study cannot open yet.")
+    try:
+        change_state(study, target, current_user)
+    except StateError as err:
+        db.session.rollback()
+        return _overview(study, role, 409, error=str(err))
+    db.session.commit()
+    flash(f"The study is now {study.state}.", "success")
+    return redirect(url_for("researcher.study", study_id=study.id))
+
+
+def _edit_page(study: Study, form: StudyEditForm, status: int = 200, previews: dict | None = None):
+    """Render the edit page with the texts rendered as participants see them."""
+    if previews is None:
+        previews = {name: render_markdown(getattr(study, name) or "") for name in MARKDOWN_FIELDS}
+    return render_template("researcher/study_edit.html", study=study, form=form, previews=previews), status
+
+
+@bp.route("/studies/<int:study_id>/edit", methods=["GET", "POST"])
+@requires_role("editor")
+def study_edit(study: Study, role: str):
+    """Edit texts and settings; the link name only as a draft, the lists only before opening."""
+    if request.method == "GET":
+        return _edit_page(study, StudyEditForm(obj=study))
+    require_not_archived(study)
+    form = StudyEditForm()
+    if not form.validate_on_submit():
+        return _edit_page(study, form, 400)
+    if "preview" in request.form:
+        previews = {name: render_markdown(getattr(form, name).data or "") for name in MARKDOWN_FIELDS}
+        return _edit_page(study, form, previews=previews)
+    if form.slug.data != study.slug:
+        if study.state != "draft":
+            form.slug.errors.append("The link name cannot change once the study has opened: links are out.")
+        elif slug_taken(form.slug.data, except_id=study.id):
+            form.slug.errors.append(f"Another study uses the link name {form.slug.data!r}.")
+    if form.n_lists.data != study.n_lists and study.design_locked:
+        form.n_lists.errors.append("The lists are part of the frozen design and cannot change now.")
+    if form.slug.errors or form.n_lists.errors:
+        return _edit_page(study, form, 400)
+    changed = []
+    for name in EDITABLE_FIELDS:
+        value = getattr(form, name).data
+        if name != "target_n" and value is None:
+            value = ""
+        if value != getattr(study, name):
+            setattr(study, name, value)
+            changed.append(name)
+    if changed:
+        audit.record("study.edit", researcher=current_user, study=study, fields=changed)
+    db.session.commit()
+    flash("Saved." if changed else "Nothing changed.", "success")
+    return redirect(url_for("researcher.study_edit", study_id=study.id))
+
+
+@bp.post("/studies/<int:study_id>/duplicate")
+@requires_role("viewer")
+def study_duplicate(study: Study, role: str):
+    """Copy the study's design, texts and plan into a new draft that the researcher owns."""
+    require_button()
+    try:
+        copy = duplicate_study(study, current_user)
+    except FileNotFoundError as err:
+        db.session.rollback()
+        abort(409, description=f"An image file of this study is missing from storage ({err}); it cannot be copied.")
+    db.session.commit()
+    flash(f"Copied into the new draft {copy.title!r}.", "success")
+    return redirect(url_for("researcher.study", study_id=copy.id))
+
+
+@bp.route("/studies/<int:study_id>/delete", methods=["GET", "POST"])
+@requires_role("owner")
+def study_delete(study: Study, role: str):
+    """Delete the study with all its data and images after typing its link name."""
+    form = StudyDeleteForm()
+    if request.method == "GET":
+        return render_template("researcher/study_delete.html", study=study, form=form)
+    if not form.validate_on_submit():
+        return render_template("researcher/study_delete.html", study=study, form=form), 400
+    if form.confirm.data != study.slug:
+        form.confirm.errors.append(f"Type {study.slug} exactly to confirm.")
+        return render_template("researcher/study_delete.html", study=study, form=form), 400
+    title = study.title
+    keys = delete_study(study, current_user)
+    db.session.commit()
+    media.delete_files(unreferenced(keys))
+    flash(f"The study {title!r} and all its data are deleted.", "success")
+    return redirect(url_for("researcher.studies"))
+
+
+@bp.get("/studies/<int:study_id>/definition.json")
+@requires_role("viewer")
+def study_definition(study: Study, role: str):
+    """Download the study's definition (texts, settings, blocks, identities; no data)."""
+    body = json.dumps(export_definition(study, utcnow()), indent=2, sort_keys=True, ensure_ascii=False)
+    audit.record("study.export_definition", researcher=current_user, study=study)
+    db.session.commit()
+    return current_app.response_class(
+        body + "\n",
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="study-{study.slug}.json"'},
+    )
+
+
+# --- members ------------------------------------------------------------------------------
+
+
+def _members_page(study: Study, role: str, add_form: MemberAddForm | None = None, status: int = 200):
+    """Render the members page."""
+    members = db.session.execute(
+        sa.select(StudyMember, Researcher)
+        .join(Researcher, Researcher.id == StudyMember.researcher_id)
+        .where(StudyMember.study_id == study.id)
+        .order_by(Researcher.email)
+    ).all()
+    return (
+        render_template(
+            "researcher/members.html",
+            study=study,
+            role=role,
+            members=members,
+            add_form=add_form or MemberAddForm(formdata=None),
+            role_form=MemberRoleForm(formdata=None),
+            button_form=ButtonForm(formdata=None),
+        ),
+        status,
+    )
+
+
+def _owner_count(study: Study) -> int:
+    """Count the study's owners."""
+    return db.session.scalar(
+        sa.select(sa.func.count()).where(StudyMember.study_id == study.id, StudyMember.role == "owner")
+    )
+
+
+def _member(study: Study, member_id: int) -> StudyMember:
+    """Return a membership of this study, or 404."""
+    member = db.session.get(StudyMember, member_id)
+    if member is None or member.study_id != study.id:
+        abort(404)
+    return member
+
+
+@bp.get("/studies/<int:study_id>/members")
+@requires_role("viewer")
+def members(study: Study, role: str):
+    """List the study's researchers and their roles."""
+    return _members_page(study, role)
+
+
+@bp.post("/studies/<int:study_id>/members")
+@requires_role("owner")
+def member_add(study: Study, role: str):
+    """Add a researcher with an account to the study."""
+    form = MemberAddForm()
+    if not form.validate_on_submit():
+        return _members_page(study, role, form, 400)
+    researcher = db.session.scalar(sa.select(Researcher).where(Researcher.email == form.email.data.lower()))
+    if researcher is None:
+        form.email.errors.append("No researcher has an account with this email here. Ask them to sign up first.")
+        return _members_page(study, role, form, 400)
+    exists = db.session.scalar(
+        sa.select(StudyMember).where(StudyMember.study_id == study.id, StudyMember.researcher_id == researcher.id)
+    )
+    if exists is not None:
+        form.email.errors.append(f"{researcher.email} is a member already ({exists.role}).")
+        return _members_page(study, role, form, 400)
+    db.session.add(StudyMember(study=study, researcher=researcher, role=form.role.data))
+    audit.record("member.add", researcher=current_user, study=study, member=researcher.email, role=form.role.data)
+    db.session.commit()
+    flash(f"{researcher.email} is now a{'n' if form.role.data[0] in 'aeiou' else ''} {form.role.data}.", "success")
+    return redirect(url_for("researcher.members", study_id=study.id))
+
+
+@bp.post("/studies/<int:study_id>/members/<int:member_id>/role")
+@requires_role("owner")
+def member_role(study: Study, role: str, member_id: int):
+    """Change a member's role; the last owner stays an owner."""
+    member = _member(study, member_id)
+    form = MemberRoleForm()
+    if not form.validate_on_submit():
+        abort(400, description="Choose one of the roles owner, editor or viewer.")
+    if member.role == "owner" and form.role.data != "owner" and _owner_count(study) == 1:
+        abort(409, description="A study needs an owner: make someone else owner first.")
+    previous, member.role = member.role, form.role.data
+    audit.record("member.role", researcher=current_user, study=study, member=member.researcher.email,
+                 role=member.role, previous=previous)
+    db.session.commit()
+    flash(f"{member.researcher.email} is now {member.role}.", "success")
+    return redirect(url_for("researcher.members", study_id=study.id))
+
+
+@bp.post("/studies/<int:study_id>/members/<int:member_id>/remove")
+@requires_role("owner")
+def member_remove(study: Study, role: str, member_id: int):
+    """Remove a member from the study; the last owner cannot be removed."""
+    member = _member(study, member_id)
+    require_button()
+    if member.role == "owner" and _owner_count(study) == 1:
+        abort(409, description="The last owner cannot be removed: make someone else owner first.")
+    email = member.researcher.email
+    db.session.delete(member)
+    audit.record("member.remove", researcher=current_user, study=study, member=email)
+    db.session.commit()
+    flash(f"{email} is no longer a member.", "success")
+    if member.researcher_id == current_user.id:
+        return redirect(url_for("researcher.studies"))
+    return redirect(url_for("researcher.members", study_id=study.id))

@@ -1,0 +1,123 @@
+"""Fixtures of the researcher workspace's tests: studies with a runnable design, members by role."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+from survey.extensions import db
+from survey.media import storage
+from survey.models import Block, Identity, Image, Researcher, Study, StudyMember
+from survey.storage import key_for
+from tests.conftest import sign_in
+
+PASSWORD = "correct horse battery"
+RATE_SCALES = [
+    {"key": "trust", "question": "How much do you trust this person?", "low_anchor": "Not at all",
+     "high_anchor": "Completely", "min": 1, "max": 7},
+]
+
+
+def add_member(app, study_id: int, researcher_id: int, role: str) -> None:
+    """Give a researcher a role on a study."""
+    with app.app_context():
+        db.session.add(StudyMember(study_id=study_id, researcher_id=researcher_id, role=role))
+        db.session.commit()
+
+
+def seed_design(study: Study, n_identities: int = 8, blocks: bool = True) -> None:
+    """Give a study identities with a real and an ai headshot and a probe each (files stored), and blocks."""
+    store = storage()
+    for index in range(n_identities):
+        identity = Identity(study=study, code=f"P{index + 1:03d}", gender=("woman", "man")[index % 2],
+                            age_band="30-44", consent_recorded=True)
+        db.session.add(identity)
+        for role, source in (("headshot", "real"), ("headshot", "ai"), ("probe", "photo")):
+            data = f"{study.slug}-{identity.code}-{source}".encode()
+            sha = hashlib.sha256(data).hexdigest()
+            original, display = key_for(study.id, sha, "jpg", "original"), key_for(study.id, sha, "jpg", "display")
+            store.put(original, data, "image/jpeg")
+            store.put(display, data, "image/jpeg")
+            db.session.add(Image(study=study, identity=identity, role=role, source=source, generator="test",
+                                 original_filename=f"{identity.code}-{source}.jpg", sha256=sha, width=600,
+                                 height=800, content_type="image/jpeg", byte_size=len(data),
+                                 storage_key=original, display_key=display))
+    if blocks:
+        db.session.add(Block(study=study, position=1, name="recognition", task="match",
+                             settings={"presentation": "side_by_side", "confidence": True}))
+        db.session.add(Block(study=study, position=2, name="impressions", task="rate",
+                             settings={"scales": RATE_SCALES, "attention_checks": [2]}))
+
+
+@pytest.fixture
+def make_study(app):
+    """Return a function creating a study owned by a researcher (optionally with a runnable design)."""
+
+    def make(owner_id: int, *, title: str = "Trust in headshots", slug: str = "trust", design: bool = False,
+             **fields) -> int:
+        with app.app_context():
+            study = Study(title=title, slug=slug, **fields)
+            db.session.add(study)
+            db.session.add(StudyMember(study=study, researcher_id=owner_id, role="owner"))
+            db.session.flush()
+            if design:
+                seed_design(study)
+            db.session.commit()
+            return study.id
+
+    return make
+
+
+@dataclass
+class Team:
+    """A study with an owner, an editor, a viewer, and a stranger with a study of their own."""
+
+    study_id: int
+    owner: int
+    editor: int
+    viewer: int
+    stranger: int
+
+    def client(self, app, who: str):
+        """Return a test client signed in as one of the team (or the stranger)."""
+        client = app.test_client()
+        sign_in(client, app, getattr(self, who))
+        return client
+
+
+@lru_cache(maxsize=1)
+def password_hash() -> str:
+    """Hash the tests' password once: hashing is slow on purpose."""
+    return generate_password_hash(PASSWORD)
+
+
+def quick_researcher(app, email: str) -> int:
+    """Create a researcher with the tests' password, reusing one hash."""
+    with app.app_context():
+        researcher = Researcher(email=email, name=email.split("@")[0], password_hash=password_hash())
+        db.session.add(researcher)
+        db.session.commit()
+        return researcher.id
+
+
+@pytest.fixture
+def team(app, make_study) -> Team:
+    """A runnable draft study with members of every role, and a stranger."""
+    owner, editor, viewer, stranger = (
+        quick_researcher(app, f"{who}@example.org") for who in ("owner", "editor", "viewer", "stranger")
+    )
+    study_id = make_study(owner, design=True)
+    add_member(app, study_id, editor, "editor")
+    add_member(app, study_id, viewer, "viewer")
+    make_study(stranger, title="Someone else's", slug="other")
+    return Team(study_id, owner, editor, viewer, stranger)
+
+
+@pytest.fixture
+def owner_client(app, team):
+    """A client signed in as the team's owner."""
+    return team.client(app, "owner")
