@@ -63,8 +63,8 @@ def screen_participants(trials: pd.DataFrame, participants: pd.DataFrame | None 
         that excluded the participant, joined by "; "; "" when kept) and ``detail``.
     """
     rules = {**DEFAULT_RULES, **(rules or {})}
-    ids = pd.Index(sorted(set(trials["participant"]) | (
-        set(participants["participant"]) if participants is not None else set())), name="participant")
+    known = set(participants["participant"]) if participants is not None else set()
+    ids = pd.Index(sorted(set(trials["participant"]) | known), name="participant")
     table = pd.DataFrame(index=ids)
     if participants is not None:
         status = participants.set_index("participant")["status"]

@@ -194,7 +194,8 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
         if lower:
             return (f"Participants systematically took AI headshots for real photographs and "
                     f"real photographs for AI (d' = {_num(estimate)}, below 0)")
-        return f"Participants could tell AI headshots from real photographs (d' = {_num(estimate)}, above 0)"
+        return (f"Participants could tell AI headshots from real photographs "
+                f"(d' = {_num(estimate)}, above 0)")
     return f"The {outcome.label} was {'lower' if lower else 'higher'} {size}"
 
 
@@ -263,7 +264,8 @@ def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
         raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
     outcome = _outcome(test)
     if not _finite(test.get("estimate")):
-        raise ValueError(f"test of {outcome.name!r} has no finite estimate: {test.get('estimate')!r}")
+        raise ValueError(f"test of {outcome.name!r} has no finite estimate: "
+                         f"{test.get('estimate')!r}")
     if equivalence is not None:
         if equivalence.get("method") != "tost" or equivalence.get("outcome") != outcome.name:
             raise ValueError(f"equivalence must be the TOST of {outcome.name!r}, got "

@@ -31,6 +31,8 @@ TASK_MEASURES = {
 DEFAULT_RATING_RANGE = (1, 7)
 DEFAULT_CONFIDENCE_RANGE = (1, 5)
 RATING_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_PSYCHDS_DATA = re.compile(r"^study-.+_data\.csv$")
+_PSYCHDS_PARTICIPANTS = re.compile(r"^study-.+_table-participants_data\.csv$")
 # Exports prefix text cells that a spreadsheet would evaluate with an apostrophe.
 _ESCAPED_CELL = re.compile(r"^'[=+\-@\t\r]")
 # A psych-DS ZIP member larger than this is refused rather than read into memory.
@@ -56,7 +58,7 @@ class ContractError(ValueError):
 
 @dataclass
 class StudyData:
-    """A validated trials table, the participants table when there is one, and where they came from."""
+    """A validated trials table, the participants table (when there is one) and their sources."""
 
     trials: pd.DataFrame
     participants: pd.DataFrame | None
@@ -87,8 +89,9 @@ def load(source, participants=None, *, scale_ranges: Mapping[str, tuple[int, int
     ----------
     source : str, Path or pandas.DataFrame
         A trials CSV (``trials.csv`` or a psych-DS ``study-<slug>_data.csv``), a folder that holds
-        ``trials.csv`` (and ``participants.csv``), a psych-DS folder or ZIP (``dataset_description.json``
-        beside ``data/``), or the trials table itself as a DataFrame (e.g. from the database).
+        ``trials.csv`` (and ``participants.csv``), a psych-DS folder or ZIP
+        (``dataset_description.json`` beside ``data/``; a ZIP may also hold trials.csv), or the
+        trials table itself as a DataFrame (e.g. from the database).
     participants : str, Path or pandas.DataFrame, optional
         The participants table. By default it is looked up beside the trials file.
     scale_ranges : mapping of str to (int, int), optional
@@ -118,7 +121,7 @@ def load(source, participants=None, *, scale_ranges: Mapping[str, tuple[int, int
         if not path.exists():
             raise ContractError("no such file or folder", file=str(path))
         if path.is_file() and zipfile.is_zipfile(path):
-            (trials_raw, trials_name), (zip_parts, zip_parts_name) = _read_psychds_zip(path)
+            (trials_raw, trials_name), (zip_parts, zip_parts_name) = _read_zip(path)
             if participants is None:
                 parts_raw, parts_name = zip_parts, zip_parts_name
             else:
@@ -166,34 +169,51 @@ def _participants_input(participants, beside: Path | None):
 def _locate_files(path: Path) -> tuple[Path, Path | None]:
     """Find the trials file and where its participants file would be, for a file or folder."""
     if path.is_file():
-        match = re.match(r"^(study-.+)_data\.csv$", path.name)
+        match = re.match(r"^(study-.+)_data\.csv$", path.name)  # psych-DS naming
         if match:
             return path, path.with_name(f"{match.group(1)}_table-participants_data.csv")
         return path, path.with_name("participants.csv")
     if (path / "trials.csv").is_file():
         return path / "trials.csv", path / "participants.csv"
     data_dir = path / "data" if (path / "data").is_dir() else path
-    found = _psychds_names([p.name for p in data_dir.iterdir() if p.is_file()], str(path))
-    trials_name, parts_name = found
+    names = [p.name for p in data_dir.iterdir() if p.is_file()]
+    trials_name, parts_name = _export_names(names, str(path))
     return data_dir / trials_name, (data_dir / parts_name) if parts_name else None
 
 
-def _psychds_names(names: list[str], where: str) -> tuple[str, str | None]:
-    """Pick the psych-DS trials file and the participants table among file names."""
-    base = {n.rsplit("/", 1)[-1]: n for n in names}
-    trials = [n for b, n in base.items() if re.match(r"^study-.+_data\.csv$", b) and "_table-" not in b]
+def _export_names(names: list[str], where: str) -> tuple[str, str | None]:
+    """Pick the trials file and the participants table among file paths (plain or psych-DS)."""
+    def base(name: str) -> str:
+        return name.rsplit("/", 1)[-1]
+
+    def folder(name: str) -> str:
+        return name.rsplit("/", 1)[0] if "/" in name else ""
+
+    trials = [n for n in names if base(n) == "trials.csv"]
+    if trials:
+        participants_name = "participants.csv"
+    else:
+        trials = [n for n in names if _PSYCHDS_DATA.match(base(n)) and "_table-" not in base(n)]
+        participants_name = None
     if len(trials) != 1:
-        what = "no trials.csv and no psych-DS data file" if not trials else "several psych-DS data files"
-        raise ContractError(f"{what} (expected trials.csv or data/study-<slug>_data.csv)", file=where)
-    parts = [n for b, n in base.items() if re.match(r"^study-.+_table-participants_data\.csv$", b)]
-    return trials[0], (parts[0] if parts else None)
+        what = ("no trials.csv and no psych-DS data file" if not trials
+                else f"{len(trials)} candidate trials files ({', '.join(sorted(trials))})")
+        raise ContractError(f"{what}; expected trials.csv or data/study-<slug>_data.csv",
+                            file=where)
+    def is_participants(name: str) -> bool:
+        if participants_name:
+            return base(name) == participants_name
+        return bool(_PSYCHDS_PARTICIPANTS.match(base(name)))
+
+    beside = [n for n in names if folder(n) == folder(trials[0]) and is_participants(n)]
+    return trials[0], (beside[0] if beside else None)
 
 
-def _read_psychds_zip(path: Path):
-    """Read the trials and participants tables from a psych-DS ZIP without extracting it."""
+def _read_zip(path: Path):
+    """Read the trials and participants tables from a ZIP export without extracting it."""
     with zipfile.ZipFile(path) as archive:
         names = [i.filename for i in archive.infolist() if not i.is_dir()]
-        trials_name, parts_name = _psychds_names(
+        trials_name, parts_name = _export_names(
             [n for n in names if "__MACOSX" not in n], str(path))
 
         def read(member: str):
@@ -219,7 +239,7 @@ def _read_csv(source, name: str | None = None) -> pd.DataFrame:
 
 
 def _frame_to_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Write a typed DataFrame's cells as the text an export would hold, so one check serves both."""
+    """A typed DataFrame's cells as the text an export holds, so one check serves both."""
     def cell(v) -> str:
         if v is None or (isinstance(v, float) and not np.isfinite(v)) or v is pd.NA or v is pd.NaT:
             return ""
@@ -258,7 +278,8 @@ class _Checker:
         if len(positions):
             first = int(positions[0])
             value = self.table[column].iloc[first] if column in self.table else ""
-            self.problems.append((first, len(self.problems), column, message(value), len(positions)))
+            self.problems.append(
+                (first, len(self.problems), column, message(value), len(positions)))
 
     def raise_first(self) -> None:
         """Raise a ContractError for the earliest problem, if any."""

@@ -92,12 +92,14 @@ def validate_plan(plan: dict | None) -> dict:
             raise ValueError(f"{field}: expected an object, got {h!r}")
         extra = sorted(set(h) - {"outcome", "direction", "text"})
         if extra:
-            raise ValueError(f"{field}.{extra[0]}: unknown field (allowed: outcome, direction, text)")
+            raise ValueError(
+                f"{field}.{extra[0]}: unknown field (allowed: outcome, direction, text)")
         if "outcome" not in h:
             raise ValueError(f"{field}.outcome: required")
         direction = h.get("direction", "two-sided")
         if direction not in DIRECTIONS:
-            raise ValueError(f"{field}.direction: {direction!r} is not one of {', '.join(DIRECTIONS)}")
+            raise ValueError(
+                f"{field}.direction: {direction!r} is not one of {', '.join(DIRECTIONS)}")
         text = h.get("text", "")
         if not isinstance(text, str):
             raise ValueError(f"{field}.text: expected text, got {text!r}")
@@ -127,7 +129,8 @@ def validate_plan(plan: dict | None) -> dict:
         raise ValueError(f"exclusions: expected an object, got {raw_rules!r}")
     extra = sorted(set(raw_rules) - set(DEFAULT_RULES))
     if extra:
-        raise ValueError(f"exclusions.{extra[0]}: unknown rule (allowed: {', '.join(DEFAULT_RULES)})")
+        raise ValueError(
+            f"exclusions.{extra[0]}: unknown rule (allowed: {', '.join(DEFAULT_RULES)})")
     rules = dict(DEFAULT_RULES)
     for key in ("incomplete", "attention", "straightlining"):
         if key in raw_rules:

@@ -314,8 +314,8 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
     with_data = set(kept["participant"])
     empty = sorted(set(screen.loc[~screen["excluded"], "participant"]) - with_data)
     if empty:
-        warnings.append(f"{len(empty)} included participant(s) have no trials: {', '.join(empty[:5])}"
-                        + (" ..." if len(empty) > 5 else ""))
+        warnings.append(f"{len(empty)} included participant(s) have no trials: "
+                        f"{', '.join(empty[:5])}" + (" ..." if len(empty) > 5 else ""))
     if len(with_data) == 1:
         warnings.append("only one participant is included: participant-level tests need at "
                         "least two")
@@ -331,7 +331,8 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
     descriptives, random_effects = [], []
     score_tables = {level: [] for level in UNIT_LEVELS}
     for outcome in outcomes:
-        main_family = "primary" if not preregistered or outcome.name in preregistered else "secondary"
+        named = not preregistered or outcome.name in preregistered
+        main_family = "primary" if named else "secondary"
         bounds = plan["equivalence_bounds"].get(outcome.name)
         for level in UNIT_LEVELS:
             scores = unit_scores(kept, outcome, level)

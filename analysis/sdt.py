@@ -121,7 +121,8 @@ def dprime(hits, n_signal, false_alarms, n_noise) -> pd.DataFrame:
                                              (hits, n_signal, false_alarms, n_noise))
     if np.any(hits > n_signal) or np.any(false_alarms > n_noise) or np.any(
             np.concatenate([hits, n_signal, false_alarms, n_noise]) < 0):
-        raise ValueError("counts must satisfy 0 <= hits <= n_signal and 0 <= false_alarms <= n_noise")
+        raise ValueError("counts must satisfy 0 <= hits <= n_signal and "
+                         "0 <= false_alarms <= n_noise")
     with np.errstate(invalid="ignore", divide="ignore"):
         hit_rate = np.where(n_signal > 0, hits / n_signal, np.nan)
         fa_rate = np.where(n_noise > 0, false_alarms / n_noise, np.nan)

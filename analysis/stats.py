@@ -190,7 +190,8 @@ def wilcoxon(x, y=None, mu: float = 0.0, confidence: float = 0.95) -> pd.DataFra
 
     walsh = ((d[:, None] + d[None, :]) / 2)[np.triu_indices(n)]
     walsh.sort()
-    crit = n * (n + 1) / 4 - stats.norm.ppf(0.5 + confidence / 2) * np.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+    spread = np.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+    crit = n * (n + 1) / 4 - stats.norm.ppf(0.5 + confidence / 2) * spread
     k = int(np.floor(crit))
     ci = (float(walsh[k - 1]), float(walsh[len(walsh) - k])) if k >= 1 else (np.nan, np.nan)
     return _row(method="wilcoxon", estimate=float(np.median(walsh)), ci_low=ci[0], ci_high=ci[1],

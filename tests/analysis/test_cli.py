@@ -123,7 +123,7 @@ def test_report_does_not_need_the_power_module(monkeypatch, sim_dir, capsys):
 
 def test_power_usage_through_python_m():
     done = subprocess.run([sys.executable, "-m", "analysis", "power", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0
     assert done.stdout.startswith("usage: python -m analysis power")
 
@@ -137,7 +137,8 @@ def test_report_on_sim_small_takes_under_ten_seconds(sim_dir, tmp_path):
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-m", "analysis", "report", str(sim_dir), "--out",
-                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, done.stderr
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -124,7 +124,8 @@ def test_positive_estimate_reads_more():
      "answered 'same person' more cautiously"),
     ({"outcome": "professional", "estimate": -0.44, "ci_low": -0.5, "ci_high": -0.3,
       "scale": [1, 5]},
-     "rated lower than real photographs on the professional scale, by 0.44 points on the 1–5 scale"),
+     ("rated lower than real photographs on the professional scale, by 0.44 points on the "
+      "1–5 scale")),
     ({"outcome": "choice_real", "method": "one_sample_t", "estimate": 0.119, "mean": 0.619,
       "ci_low": 0.091, "ci_high": 0.147, "reference_value": 0.5},
      ("chose the real photograph over the AI headshot in 61.9% of pairs, more often than chance "

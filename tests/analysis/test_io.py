@@ -110,7 +110,8 @@ BAD_TRIALS = [
     (break_cell(2, "measure", "same"), 4, "measure", "unknown measure 'same'"),
     (break_cell(2, "value", "8"), 4, "value", "trust must be an integer from 1 to 7, got '8'"),
     (break_cell(2, "value", "4.5"), 4, "value", "trust must be an integer"),
-    (break_cell(3, "condition", "human"), 5, "condition", "condition 'human' is not 'real' or 'ai'"),
+    (break_cell(3, "condition", "human"), 5, "condition",
+     "condition 'human' is not 'real' or 'ai'"),
     (break_cell(0, "condition", ""), 2, "condition", "is not 'real' or 'ai'"),
     (break_cell(1, "trial", "x"), 3, "trial", "'x' is not a positive integer"),
     (break_cell(1, "rt_ms", "-5"), 3, "rt_ms", "non-negative number"),
@@ -250,3 +251,24 @@ def test_participant_missing_from_participants_table(tmp_path):
     with pytest.raises(ContractError, match="'p3' is not in the participants table") as info:
         load(write_export(tmp_path, trials, parts))
     assert info.value.file.endswith("trials.csv") and info.value.column == "participant"
+
+
+def test_zip_of_a_plain_export(tmp_path):
+    trials = make_trials()
+    archive = tmp_path / "plain.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("export/trials.csv", trials.to_csv(index=False))
+        z.writestr("export/participants.csv",
+                   make_participants(trials, {"p1": "partial"}).to_csv(index=False))
+    data = load(archive)
+    assert data.trials_source == f"{archive}:export/trials.csv"
+    assert data.participants.set_index("participant").loc["p1", "status"] == "partial"
+
+
+def test_zip_with_two_data_files_is_refused(tmp_path):
+    archive = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for slug in ("a", "b"):
+            z.writestr(f"data/study-{slug}_data.csv", make_trials().to_csv(index=False))
+    with pytest.raises(ContractError, match="2 candidate trials files"):
+        load(archive)

@@ -5,7 +5,8 @@ import pytest
 from analysis.plan import preregistered_outcomes, validate_plan
 
 FULL = {
-    "hypotheses": [{"outcome": "trust", "direction": "less", "text": "AI headshots are trusted less"}],
+    "hypotheses": [{"outcome": "trust", "direction": "less",
+                    "text": "AI headshots are trusted less"}],
     "primary_outcomes": ["trust", "recognition_accuracy"],
     "alpha": 0.05,
     "correction": "holm",
