@@ -54,8 +54,8 @@ def corrected_p(test: dict) -> float | None:
     return float(p) if _finite(p) else None
 
 
-def _format_p(p: float, alpha: float) -> str:
-    """p as text with enough digits that rounding never moves it across alpha."""
+def format_p(p: float, alpha: float) -> str:
+    """p as text ("= 0.012", "< 0.001") with enough digits never to round across alpha."""
     if p < 0.001:
         return "< 0.001"
     for digits in range(2, 7):
@@ -66,11 +66,14 @@ def _format_p(p: float, alpha: float) -> str:
     return f"= {p:.6g}"
 
 
+_format_p = format_p  # the earlier private name, still imported by survey/findings/present.py
+
+
 def _p_text(test: dict, alpha: float) -> str:
     """'Holm-adjusted p = 0.012' or 'p = 0.3'."""
     p = corrected_p(test)
     name = CORRECTION_NAMES.get(test.get("correction"), "p")
-    return f"{name} {_format_p(p, alpha)}" if p is not None else f"{name} not available"
+    return f"{name} {format_p(p, alpha)}" if p is not None else f"{name} not available"
 
 
 def _num(value: float, digits: int = 2) -> str:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analysis.findings import corrected_p, finding, findings_for
+from analysis.findings import corrected_p, finding, findings_for, format_p
 
 
 def trust_test(**changes) -> dict:
@@ -247,3 +247,12 @@ def test_verdict_follows_the_statistics_only(estimate, p_raw, p_adjusted, tost_p
     assert shown is not None
     if shown.group(1) == "=":
         assert (float(shown.group(2)) < alpha) == (p_adjusted < alpha)
+
+
+@pytest.mark.parametrize("p, alpha, text", [
+    (0.0004, 0.05, "< 0.001"), (0.012, 0.05, "= 0.012"), (0.04996, 0.05, "= 0.04996"),
+    (0.0504, 0.05, "= 0.0504"), (0.05, 0.05, "= 0.05"), (0.0096, 0.01, "= 0.0096"),
+    (0.5, 0.05, "= 0.5"),
+])
+def test_format_p(p, alpha, text):
+    assert format_p(p, alpha) == text
