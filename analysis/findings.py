@@ -324,6 +324,24 @@ def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
             "preregistered": preregistered, "hypothesis_supported": supported}
 
 
+def untested_finding(outcome: str, reason: str, preregistered: bool = False,
+                     hypothesis: dict | None = None) -> dict:
+    """The finding of an outcome whose main test could not be run: inconclusive, with why.
+
+    So that an outcome, above all a preregistered one, never silently drops out of the findings.
+    Returns the keys of `finding` with ``supported_by`` = [].
+    """
+    label = _outcome({"outcome": outcome}).label
+    prefix = "Preregistered" if preregistered else "Exploratory"
+    claim = f"{prefix}: Inconclusive: {label} could not be tested ({reason})."
+    if hypothesis:
+        text = hypothesis.get("text") or outcome
+        claim += f" The preregistered hypothesis ({text}) was not supported."
+    return {"claim": claim, "verdict": "inconclusive", "outcome": outcome,
+            "preregistered": preregistered,
+            "hypothesis_supported": False if hypothesis else None, "supported_by": []}
+
+
 def findings_for(tests: list[dict], alpha: float = 0.05, hypotheses: list[dict] | None = None
                  ) -> list[dict]:
     """One finding per outcome, from its main participant-level test, with `supported_by`.

@@ -18,7 +18,7 @@ from analysis import stats
 from analysis.corrections import adjust
 from analysis.descriptives import describe
 from analysis.exclusions import included_trials, screen_participants
-from analysis.findings import findings_for
+from analysis.findings import findings_for, untested_finding
 from analysis.io import StudyData, load
 from analysis.outcomes import Outcome, study_outcomes, trial_scores, unit_scores
 from analysis.plan import preregistered_outcomes, validate_plan
@@ -364,6 +364,15 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
             and test["family"] in ("primary", "equivalence"))
     _correct(tests.tests, correction)
     found = findings_for(tests.tests, alpha, plan["hypotheses"])
+    hypotheses = {h["outcome"]: h for h in plan["hypotheses"]}
+    for name in [o.name for o in outcomes] + missing:
+        if name in {f["outcome"] for f in found}:
+            continue
+        prefix = f"{name}: "
+        reason = next((w[len(prefix):] for w in warnings if w.startswith(prefix)),
+                      "no data in this study")
+        found.append(untested_finding(name, reason, plan_given and name in preregistered,
+                                      hypotheses.get(name)))
 
     sdt_tables = {}
     if any(o.task == "match" for o in outcomes):

@@ -193,7 +193,11 @@ def test_one_participant_gives_warnings_not_nan():
                for w in results["warnings"])
     desc = [d for d in results["descriptives"] if d["level"] == "participant"]
     assert all(d["sd"] is None for d in desc)
-    assert results["findings"] == []
+    assert results["findings"] == [{
+        "claim": "Exploratory: Inconclusive: trust could not be tested (no participant-level "
+                 "tests: 1 participant(s) have both conditions (ai: 1, real: 1); a paired test "
+                 "needs at least 2).", "verdict": "inconclusive", "outcome": "trust",
+        "preregistered": False, "hypothesis_supported": None, "supported_by": []}]
 
 
 def test_a_condition_without_trials():
@@ -263,10 +267,19 @@ def test_no_participants_table_is_warned():
     assert any("'incomplete' exclusion rule was not applied" in w for w in results["warnings"])
 
 
-def test_preregistered_outcome_without_data_is_warned():
-    results = small_report(make_trials(), plan={"primary_outcomes": ["recognition_accuracy"]})
+def test_preregistered_outcome_without_data_is_warned_and_stays_in_the_findings():
+    plan = {"primary_outcomes": ["recognition_accuracy"],
+            "hypotheses": [{"outcome": "recognition_accuracy", "direction": "less",
+                            "text": "AI headshots are recognised less"}]}
+    results = small_report(make_trials(), plan=plan)
     assert "preregistered outcome 'recognition_accuracy' has no data in this study" in \
         results["warnings"]
+    finding = next(f for f in results["findings"] if f["outcome"] == "recognition_accuracy")
+    assert finding["claim"] == (
+        "Preregistered: Inconclusive: recognition accuracy could not be tested (no data in this "
+        "study). The preregistered hypothesis (AI headshots are recognised less) was not "
+        "supported.")
+    assert finding["hypothesis_supported"] is False and finding["supported_by"] == []
 
 
 def varied(p, i, c):
