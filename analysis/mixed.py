@@ -52,7 +52,7 @@ class MixedFit:
 
 
 def _plain(value: Any) -> Any:
-    """Convert numpy scalars (recursively) to Python numbers so json.dump accepts them."""
+    """Convert numpy scalars (recursively) to Python values json.dump(allow_nan=False) accepts."""
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -61,8 +61,8 @@ def _plain(value: Any) -> Any:
         return bool(value)
     if isinstance(value, np.integer):
         return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
     return value
 
 
@@ -281,15 +281,6 @@ class _Design:
             start += size
         return eta
 
-    def spherical_to_effects(self, factors: list[np.ndarray], u: np.ndarray) -> list[np.ndarray]:
-        """Conditional modes b = Lambda u per term, as (levels, k) arrays."""
-        out, start = [], 0
-        for term, T, size in zip(self.terms, factors, self.sizes):
-            out.append(u[start:start + size].reshape(term.n_levels, term.k) @ T.T)
-            start += size
-        return out
-
-
 def _congruence(S: np.ndarray, A: np.ndarray, T: np.ndarray) -> np.ndarray:
     """S' A_ab T for every block of A, shaped (La, ks, kt) or (La, ks, Lb, kt)."""
     if S.shape == (1, 1) and T.shape == (1, 1):
@@ -368,7 +359,7 @@ class _Cholesky:
         return np.concatenate([w1, w2]) if self.q2 else w1
 
 
-# ----------------------------------------------------------------------------- numerical derivatives
+# ----------------------------------------------------------------------- numerical derivatives
 
 
 def _richardson(a: np.ndarray) -> np.ndarray:
@@ -609,7 +600,7 @@ class _GLMM:
         offset = np.zeros(d.n) if beta is None else d.X @ beta
         eta = self.lp0.copy()  # resp$updateMu(lp0): eta = lp0, before the new offset applies
         mu = _inverse_logit(eta)
-        old = np.finfo(float).max
+        old = np.inf  # lme4 starts from DBL_MAX: the first iteration never converges
         u_old, b_old = np.zeros(d.q), np.zeros(d.p)
         for _ in range(self.max_iterations):
             w = mu * (1.0 - mu)
@@ -635,7 +626,7 @@ class _GLMM:
                 return _bernoulli_deviance(d.y, mu_) + u_ @ u_, lin_, mu_
 
             pdev, lin, mu = update(u, b)
-            if abs((old - pdev) / pdev) < self.tol:
+            if abs(old - pdev) < self.tol * abs(pdev):
                 break
             halvings = 0
             while not pdev <= old:  # also catches NaN
@@ -701,7 +692,6 @@ def _formula(d: _Data, slopes: bool) -> str:
 def _random_effects(design: _Design, theta: np.ndarray, scale: float,
                     order: list[str]) -> list[dict[str, Any]]:
     """Variance (and slope-intercept correlation) of each random effect, in formula order."""
-    rows = []
     by_group = {}
     for term, T in zip(design.terms, design.factors(theta)):
         cov = scale * T @ T.T
@@ -713,21 +703,26 @@ def _random_effects(design: _Design, theta: np.ndarray, scale: float,
                 row["correlation"] = float(cov[0, i] / denom) if denom > 0 else None
             entries.append(row)
         by_group[term.group] = entries
-    for group in order:
-        rows.extend(by_group[group])
-    return rows
+    return [row for group in order for row in by_group[group]]
 
 
 def _singular_notes(design: _Design, theta: np.ndarray) -> list[str]:
-    """Name every theta on its boundary (lme4::isSingular, tol = 1e-4)."""
-    notes, start = [], 0
-    for term in design.terms:
-        rows, cols = _tril_positions(term.k)
-        for r, c, value in zip(rows, cols, theta[start:start + term.n_theta]):
-            if r == c and value < SINGULAR_TOL:
-                notes.append(f"singular fit: the {term.names[r]} variance for {term.group} "
-                             f"is estimated at (or near) zero (theta = {value:.2g})")
-        start += term.n_theta
+    """Name every degenerate direction of the random-effects covariance.
+
+    lme4::isSingular (tol = 1e-4) flags a diagonal theta below 1e-4. A slope whose diagonal
+    is tiny relative to its row of T is also degenerate: its correlation with the intercept
+    is +-1 to eight digits (lme4's documentation names such fits singular too).
+    """
+    notes = []
+    for term, T in zip(design.terms, design.factors(theta)):
+        for j in range(term.k):
+            row = float(np.linalg.norm(T[j, :j + 1]))
+            if abs(T[j, j]) < SINGULAR_TOL:
+                notes.append(f"singular fit: the {term.names[j]} variance for {term.group} "
+                             f"is estimated at (or near) zero (theta = {abs(T[j, j]):.2g})")
+            elif abs(T[j, j]) < SINGULAR_TOL * row:
+                notes.append(f"singular fit: the {term.names[j]} effect for {term.group} is "
+                             "perfectly correlated with the intercept (correlation +-1)")
     return notes
 
 
@@ -746,8 +741,9 @@ def _both_conditions(d: _Data) -> str | None:
 
 
 def _one_blas_thread() -> threadpool_limits:
-    """Run BLAS single-threaded: the fits make thousands of small dense calls, for which
-    OpenBLAS's thread hand-offs cost up to ten times the arithmetic on a busy 2-core machine."""
+    """Context in which BLAS runs single-threaded."""
+    # The fits make thousands of small dense calls; OpenBLAS's thread hand-offs cost up to
+    # ten times their arithmetic on a busy 2-core machine.
     return threadpool_limits(limits=1, user_api="blas")
 
 
@@ -805,12 +801,17 @@ def _fit_lmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
     _check_tentative(tentative, singular, converged, notes)
     contrast = np.array([0.0, 1.0])
     var, df = _satterthwaite(model, theta, sigma, contrast, notes)
+    if not math.isfinite(df):
+        # lmerTest's 2 V^2 / 0: a t with infinite df is the normal distribution
+        notes.append("the Satterthwaite df are unbounded (no variance parameter moves the "
+                     "standard error): p and CI use the normal distribution")
     estimate = float(state["beta"][1])
     se = math.sqrt(var)
     t = estimate / se
     half = stats.t.ppf(0.975, df) * se
     return MixedFit(
-        method="lmm", estimate=estimate, se=se, statistic=t, df=float(df),
+        method="lmm", estimate=estimate, se=se, statistic=t,
+        df=float(df) if math.isfinite(df) else None,
         p_value=float(2 * stats.t.sf(abs(t), df)), ci_low=estimate - half, ci_high=estimate + half,
         n_obs=len(d.y), n_participants=d.n_participants, n_identities=d.n_identities,
         random_effects=_random_effects(design, theta, sigma**2,

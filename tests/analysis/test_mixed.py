@@ -19,7 +19,7 @@ SIM_SMALL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "sim-
 
 
 def _sim_small() -> tuple[pd.DataFrame, list[str], dict]:
-    """Included trial rows of sim-small after the default exclusions, the excluded ids, R's numbers."""
+    """sim-small rows kept by the default exclusions, the excluded ids and R's numbers."""
     if not SIM_SMALL.is_dir():
         raise FileNotFoundError(f"reference data missing: {SIM_SMALL}")
     trials = pd.read_csv(SIM_SMALL / "trials.csv", dtype={"value": str})
@@ -73,8 +73,9 @@ def test_lmm_matches_lmer(trust_fit, sim_small):
     variances = {e["group"]: e["variance"] for e in fit.random_effects}
     # lme4's BOBYQA stops ~6e-10 above the REML minimum this fit reaches, which moves the
     # flat identity direction by ~6e-6 relative: 2e-5 is as tight as R itself is.
-    assert variances["participant"] == pytest.approx(r["var_participant"], rel=2e-5)  # R: 0.30065012903
-    assert variances["identity"] == pytest.approx(r["var_identity"], rel=2e-5)  # R: 0.13322326367
+    # R: 0.30065012903 and 0.13322326367
+    assert variances["participant"] == pytest.approx(r["var_participant"], rel=2e-5)
+    assert variances["identity"] == pytest.approx(r["var_identity"], rel=2e-5)
     assert fit.formula == "value ~ condition + (1 | participant) + (1 | identity)"
     assert (fit.method, fit.n_obs, fit.n_participants, fit.n_identities) == ("lmm", 2712, 113, 24)
     assert fit.converged and not fit.singular and fit.notes == []
@@ -82,7 +83,7 @@ def test_lmm_matches_lmer(trust_fit, sim_small):
 
 def test_lmm_confidence_interval_uses_satterthwaite_t(trust_fit):
     fit = trust_fit
-    # R: confint via lmerTest::contest1D(fit, c(0, 1), confint = TRUE): estimate -/+ qt(.975, df) * se
+    # R: lmerTest::contest1D(fit, c(0, 1), confint = TRUE): estimate -/+ qt(.975, df) * se
     half = 1.9608805 * fit.se  # qt(0.975, 2575.204) = 1.960880...
     assert fit.ci_low == pytest.approx(fit.estimate - half, rel=1e-6)
     assert fit.ci_high == pytest.approx(fit.estimate + half, rel=1e-6)
@@ -118,7 +119,8 @@ def test_auto_slopes_kept_when_estimable_and_dropped_when_singular(sim_small):
     assert trust.df < 100 and trust.se > 0.0365
     accuracy = fit_glmm(rows[rows["measure"] == "same"])
     assert accuracy.formula == "correct ~ condition + (1 | participant) + (1 | identity)"
-    assert accuracy.notes[0].startswith("random intercepts only: the random-slopes model was singular")
+    assert accuracy.notes[0].startswith(
+        "random intercepts only: the random-slopes model was singular")
 
 
 def test_auto_uses_intercepts_when_a_group_saw_one_condition():
@@ -252,3 +254,19 @@ def test_fit_does_not_warn():
         warnings.simplefilter("error")
         fit_lmm(data)
         fit_glmm(data.assign(correct=(data["value"] > 3.5).astype(int)))
+
+
+def test_singular_notes_cover_zero_variance_and_perfect_correlation():
+    # lme4::isSingular flags a diagonal theta < 1e-4; a slope row whose diagonal is tiny next
+    # to its off-diagonal (correlation +-1 to eight digits) is degenerate too
+    d = mixed._prepare(_valid(), "value", "condition", "participant", "identity", binary=False)
+    design = mixed._Design(mixed._terms(d, True), np.ones((len(d.y), 1)), d.y)
+    healthy = np.array([0.5, 0.1, 0.3, 0.4, -0.2, 0.2])
+    assert mixed._singular_notes(design, healthy) == []
+    degenerate = np.array([0.5, 50.0, 0.003, 0.4, -0.2, 5e-5])
+    notes = mixed._singular_notes(design, degenerate)
+    assert notes == [
+        "singular fit: the conditionai effect for participant is perfectly correlated with the "
+        "intercept (correlation +-1)",
+        "singular fit: the conditionai variance for identity is estimated at (or near) zero "
+        "(theta = 5e-05)"]
