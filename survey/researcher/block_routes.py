@@ -23,6 +23,13 @@ PRACTICE_VALUES = {"auto": None, "yes": True, "no": False}
 SCALE_FIELDS = ("key", "question", "low_anchor", "high_anchor", "min", "max")
 # Blank rows offered for new scales under the existing ones.
 NEW_SCALE_ROWS = 1
+# The form's fields that belong to one task only.
+TASK_FIELDS = {
+    "match": ("presentation", "exposure_ms", "confidence"),
+    "rate": ("scales",),
+    "choose": ("question",),
+    "detect": ("confidence",),
+}
 
 
 def parse_attention_checks(text: str | None) -> list[int] | int:
@@ -116,6 +123,15 @@ def block_add(study: Study, role: str):
     return redirect(url_for("researcher.block_edit", study_id=study.id, block_id=block.id))
 
 
+def block_form(block: Block, submitted: bool = False) -> BlockForm:
+    """Return the settings form of a block (posted, or empty) with only the fields of its task."""
+    form = BlockForm() if submitted else BlockForm(formdata=None)
+    own = set(TASK_FIELDS[block.task])
+    for name in {f for fields in TASK_FIELDS.values() for f in fields} - own:
+        del form[name]
+    return form
+
+
 def _fill_form(form: BlockForm, block: Block) -> None:
     """Put a block's stored settings into the form."""
     settings = block.settings
@@ -124,15 +140,18 @@ def _fill_form(form: BlockForm, block: Block) -> None:
     form.practice.data = "auto" if practice is None else ("yes" if practice else "no")
     form.attention_checks.data = format_attention_checks(settings.get("attention_checks"))
     form.n_identities.data = settings.get("n_identities")
-    form.presentation.data = settings.get("presentation", "side_by_side")
-    form.exposure_ms.data = settings.get("exposure_ms", 1500)
-    form.confidence.data = bool(settings.get("confidence", True))
-    form.question.data = settings.get("question", DEFAULT_CHOOSE_QUESTION)
-    while len(form.scales):
-        form.scales.pop_entry()
-    for scale in settings.get("scales", []) if block.task == "rate" else []:
-        form.scales.append_entry({k: scale.get(k) for k in SCALE_FIELDS})
+    if block.task == "match":
+        form.presentation.data = settings.get("presentation", "side_by_side")
+        form.exposure_ms.data = settings.get("exposure_ms", 1500)
+    if block.task in ("match", "detect"):
+        form.confidence.data = bool(settings.get("confidence", True))
+    if block.task == "choose":
+        form.question.data = settings.get("question", DEFAULT_CHOOSE_QUESTION)
     if block.task == "rate":
+        while len(form.scales):
+            form.scales.pop_entry()
+        for scale in settings.get("scales", []):
+            form.scales.append_entry({k: scale.get(k) for k in SCALE_FIELDS})
         for _ in range(NEW_SCALE_ROWS):
             form.scales.append_entry()
 
@@ -194,7 +213,7 @@ def _edit_page(study: Study, role: str, block: Block, form: BlockForm, status: i
 def block_edit(study: Study, role: str, block_id: int):
     """Show a block's settings, as a form for editors while the design is not frozen."""
     block = _block(study, block_id)
-    form = BlockForm(formdata=None)
+    form = block_form(block)
     _fill_form(form, block)
     return _edit_page(study, role, block, form)
 
@@ -205,7 +224,7 @@ def block_save(study: Study, role: str, block_id: int):
     """Save a block's settings after the design's own checks."""
     block = _block(study, block_id)
     require_design_editable(study)
-    form = BlockForm()
+    form = block_form(block, submitted=True)
     if not form.validate_on_submit():
         return _edit_page(study, role, block, form, 400)
     if _name_taken(study, form.name.data, except_id=block.id):
