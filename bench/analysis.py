@@ -34,9 +34,11 @@ SIM_SMALL = ROOT.parent / "shared" / "reference" / "sim-small"
 
 
 def machine() -> str:
-    """CPU count and memory of this machine."""
+    """CPU count, memory and current load of this machine (timings depend on all three)."""
     pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-    return f"{os.cpu_count()} CPUs (nproc), {pages * size / 2**30:.1f} GiB memory"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} CPUs (nproc), {pages * size / 2**30:.1f} GiB memory, "
+            f"load average {load}")
 
 
 def best_of(repeat: int, run) -> tuple[float, object]:
