@@ -142,7 +142,11 @@ def _mixed_tests(tests: _Collector, outcome: Outcome, rows: pd.DataFrame,
         return
     rows = rows[rows["condition"].isin(["ai", "real"])]
     try:
-        fit = (mixed.fit_lmm if method == "lmm" else mixed.fit_glmm)(rows, dv="value")
+        if method == "lmm":
+            fit = mixed.fit_lmm(rows, dv="value")
+        else:
+            # Named as in trials.csv, so the formula in results.json reads as lme4 would fit it.
+            fit = mixed.fit_glmm(rows.rename(columns={"value": "correct"}), dv="correct")
     except Exception as exc:  # noqa: BLE001 - numerical failures must not stop the report
         tests.warnings.append(f"{outcome.name}: {method} not fitted: "
                               f"{type(exc).__name__}: {exc}")
