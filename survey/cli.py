@@ -64,5 +64,12 @@ def urls_command(host: str, port: int) -> None:
 
 def register(app: Flask) -> None:
     """Add the commands to `flask`."""
-    for command in (seed_demo_command, create_researcher_command, urls_command):
+    from survey.participant.simulate import simulate_participants_command
+
+    for command in (
+        seed_demo_command,
+        create_researcher_command,
+        urls_command,
+        simulate_participants_command,
+    ):
         app.cli.add_command(command)

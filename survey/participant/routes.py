@@ -1,3 +1,467 @@
-"""Participant routes."""
+"""Participant routes: link → consent → instructions → trials → questions → debrief.
 
-from survey.participant import bp  # noqa: F401
+A participant is known by a signed cookie scoped to the study's path (kept 30 days) or by the
+recruitment id in the link, so reloading, going back or coming back later resumes at the first
+unanswered trial. Every page of the flow is sent with `no-store`: the back button asks the
+server again and gets the current trial, never a stale form.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+import sqlalchemy as sa
+from flask import abort, current_app, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from itsdangerous import BadSignature, URLSafeSerializer
+from markupsafe import Markup
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from survey.errors import render_error
+from survey.extensions import db
+from survey.markup import render_markdown
+from survey.media import storage
+from survey.models import Image, Participant, Study, new_public_id
+from survey import design
+from survey.participant import bp, forms, service
+
+COOKIE = "likeness_participant"
+COOKIE_MAX_AGE = 30 * 24 * 3600
+IMAGE_MAX_AGE = 365 * 24 * 3600
+# Seconds the debrief waits before sending the participant back to the recruitment platform.
+RETURN_DELAY_S = 5
+UNAVAILABLE = {
+    "unknown": (404, "This study link is not valid", "Check that you copied the whole link, "
+                "or ask the researcher who sent it for a new one."),
+    "bad_link": (400, "This study link is incomplete", "The link is missing a valid participant "
+                 "id from the recruitment site. Go back to the site and open the study again."),
+    "draft": (403, "This study has not opened yet", "The researcher has not opened this study "
+              "to participants yet. Please try again later."),
+    "closed": (410, "This study is closed", "This study no longer takes new participants. "
+               "Thank you for your interest."),
+    "broken": (409, "This study cannot start yet", "The study's design has a problem that the "
+               "researcher needs to fix. Please try again later."),
+    "full": (403, "This study is full", "This study has all the participants it needs. "
+             "Thank you for your interest."),
+}
+
+
+# --- the participant cookie -------------------------------------------------------------------
+
+
+def _serializer() -> URLSafeSerializer:
+    """Return the signer of participant cookies and consent tokens."""
+    return URLSafeSerializer(current_app.secret_key, salt="likeness-participant")
+
+
+def _cookie_public_id() -> Optional[str]:
+    """Return the participant id from the signed cookie, or None."""
+    raw = request.cookies.get(COOKIE)
+    if not raw:
+        return None
+    try:
+        value = _serializer().loads(raw)
+    except BadSignature:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _remember(response: WerkzeugResponse, slug: str, public_id: str) -> WerkzeugResponse:
+    """Set the participant cookie for this study's pages only."""
+    response.set_cookie(
+        COOKIE,
+        _serializer().dumps(public_id),
+        max_age=COOKIE_MAX_AGE,
+        path=f"/s/{slug}",
+        httponly=True,
+        samesite="Lax",
+        secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+    )
+    return response
+
+
+def _current(study: Study) -> Optional[Participant]:
+    """Return the participant of this browser in the study, or None."""
+    return service.find_participant(study.id, _cookie_public_id())
+
+
+def _study_or_404(slug: str) -> Study:
+    """Return the study of a link, or the 'link not valid' page."""
+    study = service.study_by_slug(slug)
+    if study is None:
+        abort(_unavailable("unknown"))
+    return study
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+@bp.after_request
+def _no_store(response: WerkzeugResponse) -> WerkzeugResponse:
+    """Keep flow pages out of caches (images keep their own long-lived headers)."""
+    if request.endpoint != "participant.image":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def _expired(exc: CSRFError):
+    """Explain an expired form and offer the way back into the study; nothing was stored."""
+    slug = (request.view_args or {}).get("slug")
+    target = url_for("participant.entry", slug=slug) if slug else url_for("main.index")
+    page = _page(
+        "participant/message.html",
+        title="This page had expired",
+        message="Nothing was saved from it. Continue where you left off; you may need to "
+        "answer the last question again.",
+        action_url=target,
+        action_label="Continue the study",
+    )
+    return page, 400
+
+
+def _page(template: str, study: Optional[Study] = None, participant: Optional[Participant] = None,
+          **context) -> str:
+    """Render a flow page with the header's study title, preview flag and withdraw link."""
+    context.setdefault("survey_slug", study.slug if study is not None else None)
+    context.setdefault("survey_title", study.title if study is not None else None)
+    context.setdefault("participant_here", participant is not None and participant.status != "withdrawn")
+    context.setdefault("preview_run", participant is not None and participant.is_preview)
+    return render_template(template, study=study, participant=participant, **context)
+
+
+def _unavailable(reason: str, detail: str = "") -> WerkzeugResponse:
+    """Render the page for an unknown, incomplete, draft, closed or full study link."""
+    status, title, message = UNAVAILABLE[reason]
+    page = _page("participant/message.html", title=title, message=message, detail=detail, reason=reason)
+    return current_app.response_class(page, status=status)
+
+
+def _next_url(study: Study, participant: Participant) -> str:
+    """Return where a returning participant continues."""
+    slug = study.slug
+    if participant.status == "withdrawn":
+        return url_for("participant.withdrawn", slug=slug)
+    if participant.consented_at is None:
+        return url_for("participant.entry", slug=slug)
+    if participant.status == "completed":
+        return url_for("participant.done", slug=slug)
+    if service.answered_count(participant.id) == 0:
+        return url_for("participant.instructions", slug=slug)
+    return url_for("participant.trial", slug=slug)
+
+
+def _render_consent(
+    study: Study, status: int = 200, error: str = "", participant: Optional[Participant] = None
+) -> tuple[str, int]:
+    """Render the consent page; its token gives a double-clicked agreement one participant."""
+    form = forms.ConsentForm(token=_serializer().dumps(new_public_id()))
+    query = request.query_string.decode("ascii", "replace")
+    action = url_for("participant.consent", slug=study.slug) + (f"?{query}" if query else "")
+    return (
+        _page(
+            "participant/consent.html",
+            study=study,
+            participant=participant,
+            form=form,
+            action=action,
+            error=error,
+            consent_html=render_markdown(study.consent_text),
+        ),
+        status,
+    )
+
+
+@bp.get("/s/<slug>")
+def entry(slug: str):
+    """The study link: resume a known participant, else show the consent page."""
+    study = _study_or_404(slug)
+    try:
+        recruitment = service.recruitment_from_args(request.args)
+    except ValueError as exc:
+        return _unavailable("bad_link", str(exc))
+    if recruitment is not None:
+        participant = service.find_by_recruitment(study.id, recruitment)
+    else:
+        participant = _current(study)
+    if participant is not None and participant.consented_at is not None:
+        return _remember(redirect(_next_url(study, participant)), slug, participant.public_id)
+    if participant is None:
+        if not study.is_open:
+            return _unavailable("draft" if study.state == "draft" else "closed")
+        if service.is_full(study):
+            return _unavailable("full")
+    return _render_consent(study, participant=participant)
+
+
+@bp.post("/s/<slug>/consent")
+def consent(slug: str):
+    """Agree (start, or resume) or decline."""
+    study = _study_or_404(slug)
+    form = forms.ConsentForm()
+    if not form.validate_on_submit():
+        return _render_consent(study, 400, forms.first_error(form))
+    try:
+        recruitment = service.recruitment_from_args(request.args)
+    except ValueError as exc:
+        return _unavailable("bad_link", str(exc))
+    try:
+        public_id = _serializer().loads(form.token.data or "")
+    except BadSignature:
+        public_id = None
+    if not isinstance(public_id, str):
+        return _render_consent(study, 400, "The form was damaged on its way. Please agree again.")
+    if form.decline.data:
+        return _page("participant/message.html", study=study, title="You chose not to take part",
+                     message="Nothing was recorded. You can close this page.")
+    if recruitment is not None:
+        existing = service.find_by_recruitment(study.id, recruitment)
+    else:
+        existing = _current(study)
+    if existing is not None:
+        service.consent(existing)
+        return _remember(redirect(_next_url(study, existing), 303), slug, existing.public_id)
+    try:
+        participant = service.start_participant(
+            study,
+            recruitment=recruitment,
+            device=service.device_from_user_agent(request.user_agent.string),
+            public_id=public_id,
+        )
+    except service.StudyUnavailable as exc:
+        return _unavailable(exc.reason)
+    except design.DesignError as exc:
+        return _unavailable("broken", " ".join(exc.problems))
+    response = redirect(_next_url(study, participant), 303)
+    return _remember(response, slug, participant.public_id)
+
+
+def _participant_or_entry(slug: str) -> tuple[Study, Optional[Participant]]:
+    """Return the study and this browser's participant (None when it has none)."""
+    study = _study_or_404(slug)
+    return study, _current(study)
+
+
+@bp.get("/s/<slug>/instructions")
+def instructions(slug: str):
+    """Show the study's instructions before the first trial."""
+    study, participant = _participant_or_entry(slug)
+    if participant is None or participant.consented_at is None or participant.status != "in_progress":
+        return redirect(url_for("participant.entry", slug=slug) if participant is None else _next_url(study, participant))
+    return _page(
+        "participant/instructions.html",
+        study=study,
+        participant=participant,
+        instructions_html=render_markdown(study.instructions_text),
+    )
+
+
+_QUESTIONS_HTML: dict[tuple, Markup] = {}
+
+
+def _questions_html(questions: tuple[forms.Question, ...], is_attention: bool) -> Markup:
+    """Render a trial's questions once per distinct set (they repeat on every trial of a block)."""
+    key = (current_app.name, questions, is_attention)
+    html = _QUESTIONS_HTML.get(key)
+    if html is None:
+        template = current_app.jinja_env.get_template("participant/_questions.html")
+        html = _QUESTIONS_HTML[key] = Markup(template.render(questions=questions, is_attention=is_attention))
+    return html
+
+
+def _render_trial(slug: str, state: service.PageState, error: str = "", status: int = 200):
+    """Render the current trial of a participant."""
+    trial = state.current
+    questions = forms.questions_for(trial.task, trial.settings, trial.is_attention)
+    instruction = (
+        forms.attention_instruction(questions[0], trial.attention_answer) if trial.is_attention else ""
+    )
+    return (
+        _page(
+            "participant/trial.html",
+            survey_slug=slug,
+            survey_title=state.study_title,
+            participant_here=True,
+            preview_run=state.is_preview,
+            state=state,
+            trial=trial,
+            questions=questions,
+            questions_html=_questions_html(questions, trial.is_attention),
+            image_base=request.script_root + "/img/",
+            instruction=instruction,
+            error=error,
+        ),
+        status,
+    )
+
+
+@bp.get("/s/<slug>/trial")
+def trial(slug: str):
+    """Show the first unanswered trial (or move on when none is left)."""
+    state = service.page_state(slug, _cookie_public_id())
+    if state is None or not state.consented:
+        return redirect(url_for("participant.entry", slug=slug))
+    if state.status == "withdrawn":
+        return redirect(url_for("participant.withdrawn", slug=slug))
+    if state.current is None:
+        return redirect(_after_trials(slug, state.participant_id))
+    return _render_trial(slug, state)
+
+
+def _after_trials(slug: str, participant_id: int) -> str:
+    """Complete a participant with every trial answered; return the questions or the debrief."""
+    participant = db.session.get(Participant, participant_id)
+    service.complete_if_done(participant)
+    if _asks_demographics(participant.study) and not participant.demographics:
+        return url_for("participant.questions", slug=slug)
+    return url_for("participant.done", slug=slug)
+
+
+def _asks_demographics(study: Study) -> bool:
+    """Tell whether the study asks the optional demographics (study setting, on by default)."""
+    return bool((study.settings or {}).get("demographics", True))
+
+
+@bp.post("/s/<slug>/trial/<int:trial_id>")
+def answer(slug: str, trial_id: int):
+    """Validate and store one answer, then go to the next unanswered trial."""
+    public_id = _cookie_public_id()
+    context = service.answer_context(slug, public_id, trial_id)
+    if context is None:
+        if public_id is None:
+            return redirect(url_for("participant.entry", slug=slug), 303)
+        return render_error(404, "This question is not part of your study",
+                            "Nothing was saved. Continue with your own questions from the study link.")
+    if context.answered:
+        return redirect(url_for("participant.trial", slug=slug), 303)
+    questions = forms.questions_for(context.task, context.settings, context.is_attention)
+    form = forms.answer_form_class(questions)()
+    if not form.validate_on_submit():
+        state = service.page_state(slug, public_id)
+        message = "Your answer was not saved: " + forms.first_error(form)
+        if state is None or state.current is None:
+            return render_error(400, "Your answer was not saved", message)
+        return _render_trial(slug, state, message, 400)
+    outcome = service.record_answer(
+        context, forms.measures(questions, form, context.left_source), service.clean_rt(form.rt_ms.data)
+    )
+    if outcome == service.NOT_CURRENT:
+        return render_error(400, "Please answer the questions in order",
+                            "That answer was for a later question, so it was not saved. "
+                            "Reload the study page to continue with the current one.")
+    return redirect(url_for("participant.trial", slug=slug), 303)
+
+
+@bp.route("/s/<slug>/questions", methods=["GET", "POST"])
+def questions(slug: str):
+    """Ask the optional demographics once the trials are done."""
+    study, participant = _participant_or_entry(slug)
+    if participant is None or participant.status != "completed":
+        return redirect(url_for("participant.entry", slug=slug) if participant is None else _next_url(study, participant))
+    if not _asks_demographics(study) or participant.demographics:
+        return redirect(url_for("participant.done", slug=slug), 303)
+    form = forms.DemographicsForm()
+    if form.validate_on_submit():
+        if not form.skip.data:
+            service.save_demographics(participant, {"age": form.age.data, "gender": form.gender.data})
+        return redirect(url_for("participant.done", slug=slug), 303)
+    status = 400 if form.is_submitted() else 200
+    return _page("participant/questions.html", study=study, participant=participant, form=form), status
+
+
+@bp.get("/s/<slug>/done")
+def done(slug: str):
+    """The debrief: completion code, and the way back to the recruitment platform."""
+    study, participant = _participant_or_entry(slug)
+    if participant is None or participant.status != "completed":
+        return redirect(url_for("participant.entry", slug=slug) if participant is None else _next_url(study, participant))
+    completion_url = study.completion_url if study.completion_url.startswith("https://") else ""
+    return _page(
+        "participant/done.html",
+        study=study,
+        participant=participant,
+        debrief_html=render_markdown(study.debrief_text),
+        completion_url=completion_url,
+        platform=service.platform_name(participant, completion_url),
+        # A researcher's preview run stays on the page rather than leave for the platform.
+        redirect_after=RETURN_DELAY_S if completion_url and not participant.is_preview else None,
+    )
+
+
+@bp.route("/s/<slug>/withdraw", methods=["GET", "POST"])
+def withdraw(slug: str):
+    """Confirm, then delete the participant's answers and mark them withdrawn."""
+    study, participant = _participant_or_entry(slug)
+    if participant is None:
+        return redirect(url_for("participant.entry", slug=slug))
+    if participant.status == "withdrawn":
+        return redirect(url_for("participant.withdrawn", slug=slug), 303)
+    form = forms.WithdrawForm()
+    if form.validate_on_submit():
+        service.withdraw(participant)
+        return redirect(url_for("participant.withdrawn", slug=slug), 303)
+    return _page("participant/withdraw.html", study=study, participant=participant, form=form,
+                           back_url=_next_url(study, participant))
+
+
+@bp.get("/s/<slug>/withdrawn")
+def withdrawn(slug: str):
+    """Confirm a withdrawal."""
+    study, participant = _participant_or_entry(slug)
+    if participant is None or participant.status != "withdrawn":
+        return redirect(url_for("participant.entry", slug=slug))
+    return _page("participant/message.html", study=study, participant=participant, title="You have withdrawn",
+                           message="Your answers have been deleted. Thank you for your time; "
+                           "you can close this page.")
+
+
+@bp.route("/s/<slug>/preview", methods=["GET", "POST"])
+def preview(slug: str):
+    """Let a researcher of the study run it as a flagged preview participant (drafts too)."""
+    from survey.researcher.access import role_on
+
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()
+    study = service.study_by_slug(slug)
+    if study is None or role_on(study.id) is None:
+        abort(404)
+    form = forms.PreviewForm()
+    if not form.validate_on_submit():
+        return _page("participant/preview.html", study=study, form=form)
+    try:
+        participant = service.start_participant(
+            study,
+            device=service.device_from_user_agent(request.user_agent.string),
+            preview=True,
+            consented=False,
+        )
+    except design.DesignError as exc:
+        return _unavailable("broken", " ".join(exc.problems))
+    response = redirect(url_for("participant.entry", slug=slug), 303)
+    return _remember(response, slug, participant.public_id)
+
+
+# --- images -----------------------------------------------------------------------------------
+
+
+@bp.get("/img/<public_id>")
+def image(public_id: str):
+    """Send an image's display-size file; its content never changes, so caches keep it."""
+    display_key = db.session.scalar(sa.select(Image.display_key).where(Image.public_id == public_id))
+    if display_key is None:
+        abort(404)
+    etag = f"{public_id}-display"
+    if request.if_none_match.contains(etag):
+        response = current_app.response_class(status=304)
+    else:
+        try:
+            source = storage().open(display_key)
+        except (FileNotFoundError, ValueError):
+            abort(404)
+        mimetype = "image/webp" if display_key.endswith(".webp") else "image/jpeg"
+        response = send_file(source, mimetype=mimetype, conditional=False)
+    response.set_etag(etag)
+    response.cache_control.public = True
+    response.cache_control.max_age = IMAGE_MAX_AGE
+    response.cache_control.immutable = True
+    return response

@@ -1,0 +1,192 @@
+/* Likeness participant pages: response times, preloading, keyboard shortcuts, one submission.
+ *
+ * Everything here adds to pages that work without it: with no script the forms submit as
+ * they are, a sequential match shows both photos at once, and rt_ms stays empty.
+ *
+ * Response time: from the moment the trial's images are decoded and painted (img.decode(),
+ * then two animation frames) to the participant's last answer on the page, in ms from
+ * performance.now(). An answer given before the images were painted leaves it empty.
+ */
+(function () {
+  "use strict";
+
+  var SUBMIT_DELAY_MS = 120; // long enough to see the chosen button light up
+  var POINTER_WINDOW_MS = 1500;
+
+  function now() {
+    return window.performance && performance.now ? performance.now() : Date.now();
+  }
+
+  function nextFrame() {
+    return new Promise(function (resolve) {
+      window.requestAnimationFrame(function () { window.requestAnimationFrame(resolve); });
+    });
+  }
+
+  /* Resolve once every image is decoded and the page has painted with it. */
+  function painted(images) {
+    return Promise.all(images.map(function (img) {
+      if (img.decode) { return img.decode().catch(function () {}); }
+      if (img.complete) { return Promise.resolve(); }
+      return new Promise(function (resolve) {
+        img.addEventListener("load", resolve);
+        img.addEventListener("error", resolve);
+      });
+    })).then(nextFrame);
+  }
+
+  /* A form sends once: a double click or a second Enter does not post it twice. */
+  function sendOnce(form) {
+    var sent = false;
+    form.addEventListener("submit", function (event) {
+      if (sent) { event.preventDefault(); return; }
+      sent = true;
+    });
+  }
+
+  function preload(form) {
+    (form.getAttribute("data-preload") || "").split(" ").forEach(function (url) {
+      if (url) { var img = new Image(); img.src = url; }
+    });
+  }
+
+  function setUpTrial(form) {
+    var rtField = form.querySelector("[data-rt]");
+    var groups = Array.prototype.slice.call(form.querySelectorAll("[data-question]"));
+    var nextButton = form.querySelector("button[type=submit]");
+    var shownAt = null;
+    var answeredAt = null;
+    var lastPointer = -Infinity;
+    var byKey = false;
+    var pending = false;
+
+    function answered(group) { return group.querySelector("input:checked") !== null; }
+    function complete() { return groups.every(answered); }
+    function enable(on) {
+      groups.forEach(function (g) { g.disabled = !on; });
+      if (nextButton) { nextButton.disabled = !on; }
+    }
+
+    function submitSoon() {
+      if (pending || !complete()) { return; }
+      pending = true;
+      window.setTimeout(function () {
+        if (form.requestSubmit) { form.requestSubmit(); }
+        else { setRt(); form.submit(); }
+      }, SUBMIT_DELAY_MS);
+    }
+
+    function setRt() {
+      if (shownAt !== null && answeredAt !== null && answeredAt > shownAt) {
+        rtField.value = (answeredAt - shownAt).toFixed(1);
+      } else {
+        rtField.value = "";
+      }
+    }
+
+    form.addEventListener("pointerdown", function () { lastPointer = now(); });
+    form.addEventListener("change", function (event) {
+      if (event.target.type !== "radio") { return; }
+      answeredAt = now();
+      // A tap, a click or a shortcut answers; arrowing through a radio group only moves.
+      if (byKey || answeredAt - lastPointer < POINTER_WINDOW_MS) { submitSoon(); }
+    });
+    form.addEventListener("submit", setRt);
+
+    document.addEventListener("keydown", function (event) {
+      if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) { return; }
+      if (nextButton && nextButton.disabled) { return; }
+      if (event.key === "Enter" && complete() && event.target.tagName !== "BUTTON" &&
+          event.target.tagName !== "A") {
+        event.preventDefault();
+        if (form.requestSubmit) { form.requestSubmit(); } else { setRt(); form.submit(); }
+        return;
+      }
+      var input = shortcutTarget((event.key || "").toLowerCase());
+      if (!input) { return; }
+      event.preventDefault();
+      input.checked = true;
+      byKey = true;
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+      byKey = false;
+    });
+
+    /* The radio a key stands for: f/j in the two-choice question, a digit in the first scale
+       still unanswered (or the focused one). */
+    function shortcutTarget(key) {
+      if (!key || key.length !== 1) { return null; }
+      var selector = 'input[data-key="' + key + '"]';
+      var candidates = groups.filter(function (g) { return g.querySelector(selector); });
+      if (!candidates.length) { return null; }
+      var open = candidates.filter(function (g) { return !answered(g); });
+      var focused = candidates.filter(function (g) { return g.contains(document.activeElement); });
+      var group = open[0] || focused[0] || candidates[candidates.length - 1];
+      return group.querySelector(selector);
+    }
+
+    function start() {
+      shownAt = now();
+      enable(true);
+      preload(form);
+    }
+
+    var images = Array.prototype.slice.call(form.querySelectorAll("img[data-stimulus]"));
+    if (form.hasAttribute("data-sequential")) {
+      // The headshot alone for the configured time, then the probe; answers wait for it.
+      var headshot = form.querySelector(".stimulus.headshot");
+      var probe = form.querySelector(".stimulus.probe[hidden]");
+      var exposure = parseInt(form.getAttribute("data-exposure-ms"), 10) || 1500;
+      enable(false);
+      painted([headshot.querySelector("img")]).then(function () {
+        window.setTimeout(function () {
+          headshot.hidden = true;
+          probe.hidden = false;
+          painted([probe.querySelector("img")]).then(start);
+        }, exposure);
+      });
+    } else {
+      painted(images).then(start);
+    }
+  }
+
+  function setUpDebrief() {
+    var copy = document.querySelector("[data-copy]");
+    if (copy && navigator.clipboard) {
+      copy.hidden = false;
+      copy.addEventListener("click", function () {
+        var code = document.querySelector(copy.getAttribute("data-copy")).textContent.trim();
+        navigator.clipboard.writeText(code).then(function () { copy.textContent = "Copied"; });
+      });
+    }
+    var back = document.querySelector("[data-redirect-after]");
+    if (back) {
+      var left = parseInt(back.getAttribute("data-redirect-after"), 10);
+      var note = document.querySelector("[data-redirect-note]");
+      var tick = function () {
+        if (note) { note.textContent = "Taking you back automatically in " + left + " s…"; }
+        if (left <= 0) { window.location.assign(back.href); return; }
+        left -= 1;
+        window.setTimeout(tick, 1000);
+      };
+      tick();
+    }
+  }
+
+  function init() {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-once]"), sendOnce);
+    var trial = document.querySelector("form[data-trial]");
+    if (trial) { setUpTrial(trial); }
+    setUpDebrief();
+  }
+
+  // A trial page restored from the back-forward cache would show an answered question.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && document.querySelector("form[data-trial]")) { window.location.reload(); }
+  });
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+}());

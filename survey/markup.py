@@ -1,0 +1,47 @@
+"""Researcher-written Markdown (consent, instructions, debrief) rendered to a safe HTML subset.
+
+CommonMark without raw HTML or images; links only to http, https and mailto addresses (opened
+in a new tab), so a study text can neither run script nor point at a `javascript:` URL.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+ALLOWED_SCHEMES = ("http:", "https:", "mailto:")
+
+
+def _link_allowed(url: str) -> bool:
+    """Tell whether a link target is http, https or mailto (relative links are refused too)."""
+    # Browsers ignore whitespace and control characters inside a scheme ("java\tscript:").
+    cleaned = "".join(ch for ch in url if ch > " ").lower()
+    return cleaned.startswith(ALLOWED_SCHEMES)
+
+
+@lru_cache(maxsize=1)
+def _renderer() -> MarkdownIt:
+    """Build the one CommonMark renderer (raw HTML off, links restricted)."""
+    md = MarkdownIt("commonmark", {"html": False})
+    # Images could only come from another host, and a study runs without outside requests.
+    md.disable("image")
+    md.validateLink = _link_allowed
+    md.add_render_rule("link_open", _render_link_open)
+    return md
+
+
+def _render_link_open(self, tokens, idx, options, env) -> str:
+    """Open links in a new tab, so following one never leaves the survey page."""
+    token = tokens[idx]
+    token.attrSet("target", "_blank")
+    token.attrSet("rel", "noopener noreferrer")
+    return self.renderToken(tokens, idx, options, env)
+
+
+def render_markdown(text: str | None) -> Markup:
+    """Render Markdown to HTML that is safe to insert into a page as is."""
+    if not text:
+        return Markup("")
+    return Markup(_renderer().render(text))

@@ -1,0 +1,197 @@
+"""Participant forms: consent, the answer to each kind of trial, demographics, withdrawal.
+
+An answer form is built from the trial's questions (task, block settings, attention check), so
+the page and the validation use one description: every value must be one of the offered
+choices, or the POST gets a 400 and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Optional
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, IntegerField, RadioField, SelectChoice, SelectField, SubmitField
+from wtforms.validators import InputRequired, NumberRange
+from wtforms.validators import Optional as OptionalValue
+
+BINARY_KEYS = ("f", "j")
+CONFIDENCE = ("How sure are you?", 1, 5, "Guessing", "Certain")
+MIN_AGE, MAX_AGE = 16, 110
+GENDERS = [
+    SelectChoice("", "Prefer not to say"),
+    SelectChoice("woman", "Woman"),
+    SelectChoice("man", "Man"),
+    SelectChoice("non_binary", "Non-binary"),
+    SelectChoice("other", "Another gender"),
+]
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question of a trial: its field, stored measure, text and choices."""
+
+    name: str
+    measure: str
+    label: str
+    # (value, label, keyboard shortcut or "")
+    choices: tuple[tuple[str, str, str], ...]
+    # "binary" (two big buttons) or "scale" (a row of numbers with anchors)
+    kind: str
+    low_anchor: str = ""
+    high_anchor: str = ""
+
+
+def _binary(name: str, measure: str, label: str, *options: tuple[str, str]) -> Question:
+    """Return a two-choice question answered with f / j."""
+    choices = tuple((value, text, key) for (value, text), key in zip(options, BINARY_KEYS))
+    return Question(name, measure, label, choices, "binary")
+
+
+def _scale(name: str, measure: str, label: str, low: int, high: int, low_anchor: str, high_anchor: str) -> Question:
+    """Return a numbered scale; digits are shortcuts when every point is one digit."""
+    keyed = 0 <= low and high <= 9
+    choices = tuple((str(v), str(v), str(v) if keyed else "") for v in range(low, high + 1))
+    return Question(name, measure, label, choices, "scale", low_anchor, high_anchor)
+
+
+def _confidence() -> Question:
+    """Return the 1-5 confidence question of match and detect trials."""
+    label, low, high, low_anchor, high_anchor = CONFIDENCE
+    return _scale("confidence", "confidence", label, low, high, low_anchor, high_anchor)
+
+
+def _main_questions(task: str, settings: dict[str, Any], name: Optional[str] = None) -> list[Question]:
+    """Return a task's own questions (without confidence); `name` renames a single one."""
+    if task == "match":
+        return [_binary(name or "same", "same", "Same person?", ("1", "Same person"), ("0", "Different people"))]
+    if task == "detect":
+        return [
+            _binary(
+                name or "source",
+                "source",
+                "Real photograph or AI-generated?",
+                ("real", "Real photograph"),
+                ("ai", "AI-generated"),
+            )
+        ]
+    if task == "choose":
+        return [_binary(name or "choice", "choice", settings["question"], ("left", "Left photo"), ("right", "Right photo"))]
+    scales = settings["scales"][:1] if name else settings["scales"]
+    return [
+        _scale(
+            name or f"scale_{s['key']}",
+            s["key"],
+            s["question"],
+            s["min"],
+            s["max"],
+            s.get("low_anchor", ""),
+            s.get("high_anchor", ""),
+        )
+        for s in scales
+    ]
+
+
+def questions_for(task: str, settings: dict[str, Any], is_attention: bool) -> tuple[Question, ...]:
+    """Return the questions a trial asks; an attention check asks only the task's main one."""
+    if is_attention:
+        (question,) = _main_questions(task, settings, name="attention")
+        return (dataclasses.replace(question, measure="attention"),)
+    questions = _main_questions(task, settings)
+    if task in ("match", "detect") and settings.get("confidence", True):
+        questions.append(_confidence())
+    return tuple(questions)
+
+
+def attention_instruction(question: Question, answer: Optional[str]) -> str:
+    """Return the sentence that tells the participant which answer to give."""
+    label = next((text for value, text, _ in question.choices if value == answer), answer or "")
+    if question.kind == "scale":
+        return f"Attention check: for this photo, choose {label}."
+    return f"Attention check: for this one, choose “{label}”."
+
+
+class AnswerForm(FlaskForm):
+    """Base of the answer forms: the response time measured by the page's script."""
+
+    class Meta:
+        # The app-wide CSRFProtect checks every POST's token before the view runs; checking
+        # it again here would also sign a fresh token on every answer (the hot path).
+        csrf = False
+
+    rt_ms = HiddenField()
+
+
+@lru_cache(maxsize=256)
+def answer_form_class(questions: tuple[Question, ...]) -> type[AnswerForm]:
+    """Build (once per distinct set of questions) the form class that validates an answer."""
+    fields = {
+        q.name: RadioField(
+            q.label,
+            choices=[SelectChoice(value, text) for value, text, _ in q.choices],
+            validators=[InputRequired(message=f"Please answer “{q.label}”.")],
+        )
+        for q in questions
+    }
+    return type("AnswerForm_" + "_".join(q.name for q in questions), (AnswerForm,), fields)
+
+
+def measures(
+    questions: tuple[Question, ...], form: AnswerForm, left_source: Optional[str]
+) -> list[tuple[str, str]]:
+    """Return (measure, value) pairs to store; a choice of side is stored as the source there."""
+    out = []
+    for q in questions:
+        value = form[q.name].data
+        if q.measure == "choice":
+            other = "ai" if left_source == "real" else "real"
+            value = left_source if value == "left" else other
+        out.append((q.measure, value))
+    return out
+
+
+def first_error(form: FlaskForm) -> str:
+    """Return the form's first error message, for a one-line explanation."""
+    for name, errors in form.errors.items():
+        if errors:
+            label = getattr(form[name], "label", None) if name in form else None
+            message = errors[0]
+            return f"{label.text}: {message}" if label is not None and label.text not in message else message
+    return "The answer could not be read."
+
+
+class ConsentForm(FlaskForm):
+    """Agree or decline; the token makes a double-clicked agreement start one participant."""
+
+    token = HiddenField()
+    agree = SubmitField("I agree, start the study")
+    decline = SubmitField("I do not agree")
+
+
+class WithdrawForm(FlaskForm):
+    """The confirmation of a withdrawal."""
+
+    confirm = SubmitField("Yes, withdraw and delete my answers")
+
+
+class PreviewForm(FlaskForm):
+    """Start a flagged preview run of a study."""
+
+    start = SubmitField("Start a preview run")
+
+
+class DemographicsForm(FlaskForm):
+    """Optional questions after the trials; every one may be left out."""
+
+    age = IntegerField(
+        "Your age in years (optional)",
+        validators=[
+            OptionalValue(),
+            NumberRange(MIN_AGE, MAX_AGE, message=f"Enter an age from {MIN_AGE} to {MAX_AGE}."),
+        ],
+    )
+    gender = SelectField("Your gender (optional)", choices=GENDERS, default="")
+    save = SubmitField("Send and finish")
+    skip = SubmitField("Skip")

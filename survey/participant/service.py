@@ -1,0 +1,771 @@
+"""The participant flow's database work: start, resume, record answers, complete, withdraw.
+
+Routes and the simulation command both call these functions; nothing here reads the request.
+
+Starting takes the study row's lock (an UPDATE of its start counter: a row lock in PostgreSQL,
+the write lock in SQLite), so concurrent starts run one after another: each sees the lists'
+counts left by the one before, and the target-N check cannot be overrun. Recording an answer is
+the hot path: one query for the trial, one guarded UPDATE that claims it (only when it is
+unanswered and every earlier trial is answered), one INSERT of its responses, one commit.
+
+Withdrawal deletes the participant's trials, answers and demographics. Its recruitment id is
+kept only as a SHA-256 digest and its link parameters are dropped: the platform's id itself is
+gone, yet the same id cannot start the study a second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from sqlalchemy.exc import IntegrityError
+
+from survey import design
+from survey.extensions import db
+from survey.models import (
+    Block,
+    Identity,
+    Image,
+    Participant,
+    RecruitmentId,
+    Response,
+    Study,
+    Trial,
+    utcnow,
+)
+
+# Query parameters naming the participant on each platform, in the order they are looked for,
+# and the platform's other parameters worth keeping (apart from the opaque participant id).
+PLATFORM_ID_PARAMS = (
+    ("prolific", "PROLIFIC_PID"),
+    ("mturk", "workerId"),
+    ("sona", "sona_id"),
+    ("sona", "id"),
+    # A generic panel's id: recruited through a plain link that names its participant.
+    ("link", "pid"),
+)
+PLATFORM_EXTRA_PARAMS = {
+    "prolific": ("STUDY_ID", "SESSION_ID"),
+    "mturk": ("assignmentId", "hitId", "turkSubmitTo"),
+    "sona": ("experiment_id", "credit_token", "survey_code"),
+    "link": ("source", "session"),
+}
+PLATFORM_NAMES = {"prolific": "Prolific", "mturk": "Mechanical Turk", "sona": "SONA"}
+EXTERNAL_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}\Z")
+PARAM_VALUE = re.compile(r"[A-Za-z0-9_.:@+/%=-]{1,200}\Z")
+WITHDRAWN_ID_PREFIX = "sha256:"
+# Response times outside (0, 10 min) are measurement faults: stored as missing.
+RT_MAX_MS = 600_000
+MOBILE_HINTS = ("Mobi", "Android", "iPhone", "iPod", "Windows Phone", "Opera Mini")
+
+
+class StudyUnavailable(Exception):
+    """A new participant cannot start: `reason` is draft, closed or full."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the study cannot be started: {reason}")
+
+
+@dataclass(frozen=True)
+class Recruitment:
+    """A recruitment platform's ids from the study link, kept apart from the participant id."""
+
+    platform: str
+    external_id: str
+    params: dict[str, str] = field(default_factory=dict, hash=False)
+
+
+# --- arriving ---------------------------------------------------------------------------------
+
+
+def recruitment_from_args(args: Mapping[str, str]) -> Optional[Recruitment]:
+    """Return the platform and ids named in a link's query, None for a plain link.
+
+    Raises ValueError naming the parameter when its id is malformed (e.g. a placeholder such
+    as ``{{%PROLIFIC_PID%}}`` the platform did not fill in).
+    """
+    for platform, name in PLATFORM_ID_PARAMS:
+        raw = args.get(name)
+        if raw is None or raw == "":
+            continue
+        value = raw.strip()
+        if not EXTERNAL_ID.match(value):
+            raise ValueError(f"{name} {raw[:40]!r} is not a valid participant id")
+        params = {
+            key: args[key]
+            for key in PLATFORM_EXTRA_PARAMS[platform]
+            if PARAM_VALUE.match(args.get(key) or "")
+        }
+        return Recruitment(platform, value, params)
+    return None
+
+
+def device_from_user_agent(user_agent: Optional[str]) -> str:
+    """Return "mobile" or "desktop" from a User-Agent string (a simple heuristic)."""
+    ua = user_agent or ""
+    return "mobile" if any(hint in ua for hint in MOBILE_HINTS) else "desktop"
+
+
+def withdrawn_digest(platform: str, external_id: str) -> str:
+    """Return the digest a withdrawn participant's recruitment id is kept as."""
+    digest = hashlib.sha256(f"{platform}:{external_id}".encode()).hexdigest()
+    return WITHDRAWN_ID_PREFIX + digest
+
+
+def find_by_recruitment(study_id: int, recruitment: Recruitment) -> Optional[Participant]:
+    """Return the participant this recruitment id already started in the study, if any."""
+    known = (recruitment.external_id, withdrawn_digest(recruitment.platform, recruitment.external_id))
+    return db.session.scalar(
+        sa.select(Participant)
+        .join(RecruitmentId, RecruitmentId.participant_id == Participant.id)
+        .where(
+            RecruitmentId.study_id == study_id,
+            RecruitmentId.platform == recruitment.platform,
+            RecruitmentId.external_id.in_(known),
+        )
+    )
+
+
+def find_participant(study_id: int, public_id: Optional[str]) -> Optional[Participant]:
+    """Return the study's participant with this opaque id, or None."""
+    if not public_id:
+        return None
+    return db.session.scalar(
+        sa.select(Participant).where(
+            Participant.public_id == public_id, Participant.study_id == study_id
+        )
+    )
+
+
+def study_by_slug(slug: str) -> Optional[Study]:
+    """Return the study a link names, or None."""
+    return db.session.scalar(sa.select(Study).where(Study.slug == slug))
+
+
+# --- starting ---------------------------------------------------------------------------------
+
+
+def counted_statuses(study: Study) -> tuple[str, ...]:
+    """Return the statuses that count toward lists and target N (the study's `assign_by`)."""
+    return ("completed",) if study.assign_by == "completed" else ("in_progress", "completed")
+
+
+def list_counts(study: Study, *, preview: bool = False) -> list[int]:
+    """Return how many counted participants (or preview runs) each list has."""
+    query = (
+        sa.select(Participant.list_index, sa.func.count())
+        .where(Participant.study_id == study.id, Participant.is_preview.is_(preview))
+        .group_by(Participant.list_index)
+    )
+    if not preview:
+        query = query.where(Participant.status.in_(counted_statuses(study)))
+    counts = [0] * study.n_lists
+    for list_index, n in db.session.execute(query):
+        if 0 <= list_index < study.n_lists:
+            counts[list_index] = n
+    return counts
+
+
+def is_full(study: Study, counts: Optional[Sequence[int]] = None) -> bool:
+    """Tell whether the study has its target N of counted participants."""
+    if study.target_n is None:
+        return False
+    return sum(list_counts(study) if counts is None else counts) >= study.target_n
+
+
+def _load_design(study_id: int) -> Study:
+    """Load the study with its identities, images and blocks in three queries."""
+    return db.session.scalars(
+        sa.select(Study)
+        .where(Study.id == study_id)
+        .options(
+            so.selectinload(Study.identities).selectinload(Identity.images),
+            so.selectinload(Study.blocks),
+        )
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _trial_rows(study: Study, participant_id: int, specs: Sequence[design.TrialSpec]) -> list[dict]:
+    """Translate schedule specs (identity codes, image keys) into Trial row values."""
+    ids = {identity.code: identity.id for identity in study.identities}
+    blocks = {block.name: block.id for block in study.blocks}
+    return [
+        {
+            "participant_id": participant_id,
+            "block_id": blocks[s.block],
+            "position": s.position,
+            "task": s.task,
+            "identity_id": ids[s.identity],
+            "condition": s.condition,
+            "image_id": int(s.image),
+            "other_image_id": int(s.other_image) if s.other_image else None,
+            "left_source": s.left_source,
+            "probe_image_id": int(s.probe_image) if s.probe_image else None,
+            "probe_identity_id": ids[s.probe_identity] if s.probe_identity else None,
+            "is_match": s.is_match,
+            "is_practice": s.is_practice,
+            "is_attention": s.is_attention,
+            "attention_answer": s.attention_answer,
+        }
+        for s in specs
+    ]
+
+
+def start_participant(
+    study: Study,
+    *,
+    recruitment: Optional[Recruitment] = None,
+    device: Optional[str] = None,
+    preview: bool = False,
+    consented: bool = True,
+    public_id: Optional[str] = None,
+) -> Participant:
+    """Start a participant (or resume the one its recruitment id or public id already started).
+
+    Assigns the list with the fewest counted participants, under the study row's lock, builds
+    and stores the schedule, and commits. Raises StudyUnavailable (draft, closed, full) for a
+    new non-preview participant. `public_id`, when given, is the id the new participant gets;
+    a second start with the same id (a double-clicked consent button) returns the first.
+    """
+    study_id = study.id
+    # The lock must be the transaction's first statement: SQLite cannot upgrade a read
+    # transaction to a write once another writer committed.
+    db.session.rollback()
+    if not preview:
+        db.session.execute(
+            sa.update(Study)
+            .where(Study.id == study_id)
+            .values(participants_started=Study.participants_started + 1)
+        )
+    try:
+        existing = _already_started(study_id, recruitment, public_id)
+        if existing is not None:
+            db.session.rollback()
+            return existing
+        study = _load_design(study_id)
+        if not preview:
+            if study.state != "open":
+                raise StudyUnavailable(study.state if study.state == "draft" else "closed")
+            counts = list_counts(study)
+            if is_full(study, counts):
+                raise StudyUnavailable("full")
+        else:
+            counts = list_counts(study, preview=True)
+        participant = Participant(
+            study_id=study_id,
+            list_index=design.choose_list(counts),
+            seed=secrets.randbits(63),
+            is_preview=preview,
+            source=recruitment.platform if recruitment else "link",
+            device=device,
+            consented_at=utcnow() if consented else None,
+        )
+        if public_id and not _public_id_taken(public_id):
+            participant.public_id = public_id
+        db.session.add(participant)
+        if recruitment is not None:
+            db.session.add(
+                RecruitmentId(
+                    participant=participant,
+                    study_id=study_id,
+                    platform=recruitment.platform,
+                    external_id=recruitment.external_id,
+                    params=dict(recruitment.params),
+                )
+            )
+        db.session.flush()
+        identities, blocks = _design_inputs(study)
+        specs = design.build_schedule(
+            identities, blocks, participant.list_index, study.n_lists, participant.seed
+        )
+        db.session.execute(sa.insert(Trial), _trial_rows(study, participant.id, specs))
+        db.session.commit()
+    except IntegrityError:
+        # Only a start racing past the lock (a preview, or another study's id) gets here.
+        db.session.rollback()
+        existing = _already_started(study_id, recruitment, public_id)
+        if existing is None:
+            raise
+        return existing
+    except BaseException:
+        db.session.rollback()
+        raise
+    return participant
+
+
+def _design_inputs(study: Study) -> tuple[list[design.IdentityInfo], list[design.BlockInfo]]:
+    """Return the schedule's inputs for the study (see survey.studies.design_inputs)."""
+    from survey.studies import design_inputs
+
+    return design_inputs(study)
+
+
+def _already_started(
+    study_id: int, recruitment: Optional[Recruitment], public_id: Optional[str]
+) -> Optional[Participant]:
+    """Return the participant a recruitment id or a public id already started in the study."""
+    if recruitment is not None:
+        found = find_by_recruitment(study_id, recruitment)
+        if found is not None:
+            return found
+    if public_id:
+        return find_participant(study_id, public_id)
+    return None
+
+
+def _public_id_taken(public_id: str) -> bool:
+    """Tell whether any participant (of any study) has this public id."""
+    return db.session.scalar(sa.select(Participant.id).where(Participant.public_id == public_id)) is not None
+
+
+def consent(participant: Participant) -> None:
+    """Record the consent of a participant started before consenting (a preview run)."""
+    if participant.consented_at is None:
+        participant.consented_at = utcnow()
+        db.session.commit()
+
+
+# --- schedules for audit ---------------------------------------------------------------------
+
+
+def regenerate_schedule(participant: Participant) -> list[design.TrialSpec]:
+    """Rebuild the participant's schedule from its seed and the study's design, for audit."""
+    study = _load_design(participant.study_id)
+    identities, blocks = _design_inputs(study)
+    return design.build_schedule(
+        identities, blocks, participant.list_index, study.n_lists, participant.seed
+    )
+
+
+def stored_schedule(participant: Participant) -> list[design.TrialSpec]:
+    """Return the participant's stored Trial rows as schedule specs (codes and image keys)."""
+    codes = dict(
+        db.session.execute(
+            sa.select(Identity.id, Identity.code).where(Identity.study_id == participant.study_id)
+        ).all()
+    )
+    blocks = dict(
+        db.session.execute(
+            sa.select(Block.id, Block.name).where(Block.study_id == participant.study_id)
+        ).all()
+    )
+    trials = db.session.scalars(
+        sa.select(Trial).where(Trial.participant_id == participant.id).order_by(Trial.position)
+    )
+
+    def key(image_id: Optional[int]) -> Optional[str]:
+        """Return an image id as the schedule's key."""
+        return None if image_id is None else str(image_id)
+
+    return [
+        design.TrialSpec(
+            position=t.position,
+            block=blocks[t.block_id],
+            task=t.task,
+            identity=codes[t.identity_id],
+            condition=t.condition,
+            image=str(t.image_id),
+            other_image=key(t.other_image_id),
+            left_source=t.left_source,
+            probe_image=key(t.probe_image_id),
+            probe_identity=codes.get(t.probe_identity_id) if t.probe_identity_id else None,
+            is_match=t.is_match,
+            is_practice=t.is_practice,
+            is_attention=t.is_attention,
+            attention_answer=t.attention_answer,
+        )
+        for t in trials
+    ]
+
+
+# --- the trial page (hot path) ----------------------------------------------------------------
+
+
+_SETTINGS_CACHE: dict[int, tuple[dict, dict]] = {}
+
+
+def block_settings(block_id: int, task: str, raw: Optional[dict]) -> dict[str, Any]:
+    """Return a block's settings with defaults, cached while the stored settings are unchanged."""
+    cached = _SETTINGS_CACHE.get(block_id)
+    if cached is not None and cached[0] == raw:
+        return cached[1]
+    normalised = design.validate_block_settings(task, raw or {})
+    _SETTINGS_CACHE[block_id] = (raw, normalised)
+    return normalised
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An image on a trial page: its public id and size."""
+
+    public_id: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """What a trial page shows and asks (never its condition or whether the probe matches)."""
+
+    id: int
+    position: int
+    total: int
+    block: str
+    task: str
+    settings: dict[str, Any]
+    is_practice: bool
+    is_attention: bool
+    attention_answer: Optional[str]
+    # match, rate, detect: the headshot; choose: left then right.
+    images: tuple[Shown, ...]
+    probe: Optional[Shown]
+
+
+@dataclass(frozen=True)
+class PageState:
+    """A participant's state as the trial page needs it: who, and the current and next trial."""
+
+    participant_id: int
+    status: str
+    is_preview: bool
+    consented: bool
+    study_title: str
+    current: Optional[TrialView]
+    next_images: tuple[str, ...]
+
+
+# The hot path's statements are built once, with bound parameters: building a statement and
+# its cache key costs more than running it. They run on the session's Core connection.
+_shown = so.aliased(Image, name="shown")
+_other = so.aliased(Image, name="other")
+_probe = so.aliased(Image, name="probe")
+_later = so.aliased(Trial, name="later")
+_TOTAL = (
+    sa.select(sa.func.max(_later.position))
+    .where(_later.participant_id == Trial.participant_id)
+    .scalar_subquery()
+)
+_IMAGE_COLUMNS = tuple(
+    getattr(image, name) for image in (_shown, _other, _probe) for name in ("public_id", "width", "height")
+)
+
+# The participant with its current and next unanswered trials (none when all are answered).
+PAGE = (
+    sa.select(
+        Participant.id,
+        Participant.status,
+        Participant.is_preview,
+        Participant.consented_at,
+        Study.title,
+        Trial.id,
+        Trial.position,
+        Trial.task,
+        Trial.is_practice,
+        Trial.is_attention,
+        Trial.attention_answer,
+        Block.id,
+        Block.name,
+        Block.settings,
+        *_IMAGE_COLUMNS,
+        _TOTAL,
+    )
+    .select_from(Participant)
+    .join(Study, Study.id == Participant.study_id)
+    .outerjoin(Trial, sa.and_(Trial.participant_id == Participant.id, Trial.answered_at.is_(None)))
+    .outerjoin(Block, Block.id == Trial.block_id)
+    .outerjoin(_shown, _shown.id == Trial.image_id)
+    .outerjoin(_other, _other.id == Trial.other_image_id)
+    .outerjoin(_probe, _probe.id == Trial.probe_image_id)
+    .where(Participant.public_id == sa.bindparam("public_id"), Study.slug == sa.bindparam("slug"))
+    .order_by(Trial.position)
+    .limit(2)
+)
+
+# The posted trial, only if it is this participant's in this study.
+ANSWERED_TRIAL = (
+    sa.select(
+        Participant.id,
+        Participant.status,
+        Trial.position,
+        Trial.task,
+        Trial.is_attention,
+        Trial.attention_answer,
+        Trial.left_source,
+        Trial.answered_at,
+        Block.id,
+        Block.settings,
+        _TOTAL,
+    )
+    .select_from(Trial)
+    .join(Participant, Participant.id == Trial.participant_id)
+    .join(Study, Study.id == Participant.study_id)
+    .join(Block, Block.id == Trial.block_id)
+    .where(
+        Trial.id == sa.bindparam("trial_id"),
+        Participant.public_id == sa.bindparam("public_id"),
+        Study.slug == sa.bindparam("slug"),
+    )
+)
+
+# Claim a trial: only while unanswered and when every earlier trial is answered.
+CLAIM = (
+    sa.update(Trial.__table__)
+    .where(
+        Trial.__table__.c.id == sa.bindparam("trial_id"),
+        Trial.__table__.c.participant_id == sa.bindparam("owner"),
+        Trial.__table__.c.answered_at.is_(None),
+        ~sa.select(_later.id)
+        .where(
+            _later.participant_id == sa.bindparam("owner"),
+            _later.position < sa.bindparam("before"),
+            _later.answered_at.is_(None),
+        )
+        .exists(),
+    )
+    .values(answered_at=sa.bindparam("now"))
+)
+INSERT_RESPONSES = Response.__table__.insert()
+COMPLETE = (
+    sa.update(Participant.__table__)
+    .where(
+        Participant.__table__.c.id == sa.bindparam("owner"),
+        Participant.__table__.c.status == "in_progress",
+    )
+    .values(status="completed", completed_at=sa.bindparam("now"))
+)
+
+
+def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
+    """Return the participant's current trial and the next one's images; None if unknown."""
+    if not public_id:
+        return None
+    rows = db.session.connection().execute(PAGE, {"public_id": public_id, "slug": slug}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    current = None
+    if first[5] is not None:
+        (_, _, _, _, _, trial_id, position, task, practice, attention, answer,
+         block_id, block_name, raw_settings, *images, total) = first  # fmt: skip
+        headshot, other, probe = (
+            Shown(*images[i : i + 3]) if images[i] is not None else None for i in (0, 3, 6)
+        )
+        current = TrialView(
+            id=trial_id,
+            position=position,
+            total=total,
+            block=block_name,
+            task=task,
+            settings=block_settings(block_id, task, raw_settings),
+            is_practice=practice,
+            is_attention=attention,
+            attention_answer=answer,
+            images=tuple(image for image in (headshot, other) if image is not None),
+            probe=probe,
+        )
+    next_images: tuple[str, ...] = ()
+    if len(rows) > 1:
+        next_images = tuple(rows[1][i] for i in (14, 17, 20) if rows[1][i] is not None)
+    return PageState(
+        participant_id=first[0],
+        status=first[1],
+        is_preview=first[2],
+        consented=first[3] is not None,
+        study_title=first[4],
+        current=current,
+        next_images=next_images,
+    )
+
+
+# --- answers (hot path) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerContext:
+    """The trial an answer is posted to, as far as validating and storing it needs."""
+
+    participant_id: int
+    status: str
+    trial_id: int
+    position: int
+    total: int
+    task: str
+    settings: dict[str, Any]
+    is_attention: bool
+    attention_answer: Optional[str]
+    left_source: Optional[str]
+    answered: bool
+
+
+def answer_context(slug: str, public_id: Optional[str], trial_id: int) -> Optional[AnswerContext]:
+    """Return the posted trial if it is one of this participant's in this study, else None."""
+    if not public_id:
+        return None
+    row = (
+        db.session.connection()
+        .execute(ANSWERED_TRIAL, {"trial_id": trial_id, "public_id": public_id, "slug": slug})
+        .first()
+    )
+    if row is None:
+        return None
+    (participant_id, status, position, task, attention, answer, left_source, answered_at,
+     block_id, raw_settings, total_trials) = row  # fmt: skip
+    return AnswerContext(
+        participant_id=participant_id,
+        status=status,
+        trial_id=trial_id,
+        position=position,
+        total=total_trials,
+        task=task,
+        settings=block_settings(block_id, task, raw_settings),
+        is_attention=attention,
+        attention_answer=answer,
+        left_source=left_source,
+        answered=answered_at is not None,
+    )
+
+
+def clean_rt(raw: Any) -> Optional[float]:
+    """Return a response time in ms, or None when missing, unparsable or out of range."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    if not 0 < value < RT_MAX_MS:  # also rejects NaN
+        return None
+    return round(value, 1)
+
+
+STORED = "stored"
+REPEAT = "repeat"
+NOT_CURRENT = "not_current"
+
+
+def record_answer(
+    context: AnswerContext, measures: Sequence[tuple[str, str]], rt_ms: Optional[float]
+) -> str:
+    """Store a trial's answers once; return STORED, REPEAT (already answered) or NOT_CURRENT.
+
+    The UPDATE claims the trial only while it is unanswered and every earlier trial is
+    answered, so a repeated or concurrent POST stores nothing; the unique (trial, measure)
+    key is the last guard.
+    """
+    if context.answered:
+        return REPEAT
+    now = utcnow()
+    connection = db.session.connection()
+    claimed = connection.execute(
+        CLAIM,
+        {
+            "trial_id": context.trial_id,
+            "owner": context.participant_id,
+            "before": context.position,
+            "now": now,
+        },
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        return _why_not_claimed(context.trial_id)
+    rows = [
+        {
+            "trial_id": context.trial_id,
+            "participant_id": context.participant_id,
+            "measure": measure,
+            "value": value,
+            "rt_ms": rt_ms,
+            "created_at": now,
+        }
+        for measure, value in measures
+    ]
+    try:
+        connection.execute(INSERT_RESPONSES, rows)
+        if context.position >= context.total:
+            connection.execute(COMPLETE, {"owner": context.participant_id, "now": now})
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return REPEAT
+    return STORED
+
+
+def _why_not_claimed(trial_id: int) -> str:
+    """Tell whether an unclaimed trial was answered already or is not the current one."""
+    answered = db.session.scalar(sa.select(Trial.answered_at).where(Trial.id == trial_id))
+    return REPEAT if answered is not None else NOT_CURRENT
+
+
+def complete_if_done(participant: Participant) -> bool:
+    """Complete a participant with no unanswered trial left; tell whether it is completed."""
+    if participant.status == "completed":
+        return True
+    if participant.status != "in_progress":
+        return False
+    left = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Trial)
+        .where(Trial.participant_id == participant.id, Trial.answered_at.is_(None))
+    )
+    if left:
+        return False
+    db.session.connection().execute(COMPLETE, {"owner": participant.id, "now": utcnow()})
+    db.session.commit()
+    db.session.refresh(participant)
+    return True
+
+
+def answered_count(participant_id: int) -> int:
+    """Return how many of the participant's trials are answered."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Trial)
+        .where(Trial.participant_id == participant_id, Trial.answered_at.is_not(None))
+    )
+
+
+# --- after the trials -------------------------------------------------------------------------
+
+
+def save_demographics(participant: Participant, answers: Mapping[str, Any]) -> bool:
+    """Store the optional demographics once; tell whether they were stored (never overwritten)."""
+    values = {k: v for k, v in answers.items() if v not in (None, "")}
+    if participant.status != "completed" or participant.demographics or not values:
+        return False
+    participant.demographics = values
+    db.session.commit()
+    return True
+
+
+def withdraw(participant: Participant) -> None:
+    """Delete the participant's answers and trials and mark it withdrawn (see module docstring)."""
+    if participant.status == "withdrawn":
+        return
+    db.session.execute(sa.delete(Response).where(Response.participant_id == participant.id))
+    db.session.execute(sa.delete(Trial).where(Trial.participant_id == participant.id))
+    recruitment = participant.recruitment
+    if recruitment is not None and not recruitment.external_id.startswith(WITHDRAWN_ID_PREFIX):
+        recruitment.external_id = withdrawn_digest(recruitment.platform, recruitment.external_id)
+        recruitment.params = {}
+    participant.status = "withdrawn"
+    participant.withdrawn_at = utcnow()
+    participant.completed_at = None
+    participant.demographics = {}
+    db.session.commit()
+
+
+def platform_name(participant: Participant, completion_url: str) -> str:
+    """Return the name of where the completion link leads ("Prolific", or the host)."""
+    name = PLATFORM_NAMES.get(participant.source)
+    if name:
+        return name
+    host = completion_url.split("://", 1)[-1].split("/", 1)[0]
+    return host or "the study site"

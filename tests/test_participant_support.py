@@ -1,0 +1,77 @@
+"""Helpers for the participant tests: a quick demo study and ways through the trial pages.
+
+Holds no tests. The demo's drawings and image processing are deterministic, so they are made
+once per test run and reused; every test still gets a freshly seeded database.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import sqlalchemy as sa
+
+import survey.demo
+from survey.extensions import db
+from survey.models import Participant, Study
+from survey.participant.simulate import parse_trial_form
+
+_render = functools.lru_cache(maxsize=None)(survey.demo.render)
+_process = functools.lru_cache(maxsize=None)(survey.demo.process_image)
+
+
+@pytest.fixture
+def demo(app, monkeypatch):
+    """Seed the demo study (drawings and processing cached across tests) and return its id."""
+    monkeypatch.setattr(survey.demo, "render", _render)
+    monkeypatch.setattr(survey.demo, "process_image", _process)
+    with app.app_context():
+        _researcher, study, _created = survey.demo.seed_demo()
+        return study.id
+
+
+def first_answers(form) -> dict[str, str]:
+    """Answer every question of a trial form with its first choice."""
+    return {name: values[0] for name, values in form.choices.items()}
+
+
+def trial_form(client, slug: str = "demo"):
+    """GET the current trial page and read its form (None when it is not a trial page)."""
+    page = client.get(f"/s/{slug}/trial")
+    return parse_trial_form(page.get_data(as_text=True)) if page.status_code == 200 else None
+
+
+def trial_id(form) -> int:
+    """Return the id of the trial a form posts to."""
+    return int(form.action.rsplit("/", 1)[1])
+
+
+def answer_trials(client, n: int, slug: str = "demo") -> list[tuple[int, dict[str, str]]]:
+    """Answer the next `n` trials with first choices; return (trial id, answers) for each."""
+    given = []
+    for _ in range(n):
+        form = trial_form(client, slug)
+        answers = first_answers(form)
+        response = client.post(form.action, data={**answers, "rt_ms": "900"})
+        assert response.status_code == 303, response.get_data(as_text=True)
+        given.append((trial_id(form), answers))
+    return given
+
+
+def participants(app) -> list[Participant]:
+    """Return every participant, oldest first."""
+    with app.app_context():
+        return list(db.session.scalars(sa.select(Participant).order_by(Participant.id)))
+
+
+def count(app, model) -> int:
+    """Count the rows of a table."""
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def set_study(app, study_id: int, **values) -> None:
+    """Change columns of a study."""
+    with app.app_context():
+        db.session.execute(sa.update(Study).where(Study.id == study_id).values(**values))
+        db.session.commit()
