@@ -15,7 +15,7 @@ from survey.extensions import db
 from survey.models import Block, Study
 from survey.researcher import bp
 from survey.researcher.access import ROLE_RANK, requires_role
-from survey.researcher.forms import TASK_LABELS, BlockAddForm, BlockForm, ButtonForm, require_button
+from survey.researcher.forms import TASK_LABELS, BlockAddForm, BlockForm, require_button
 from survey.researcher.service import move_block, renumber_blocks, require_design_editable
 
 CHECK_COUNT_RE = re.compile(r"(\d+)\s*checks?", re.IGNORECASE)
@@ -81,7 +81,6 @@ def _blocks_page(study: Study, role: str, add_form: BlockAddForm | None = None, 
             role=role,
             can_edit=ROLE_RANK[role] >= ROLE_RANK["editor"] and not study.design_locked and study.state != "archived",
             add_form=add_form or BlockAddForm(formdata=None),
-            button_form=ButtonForm(formdata=None),
             running_order=order,
             task_labels=TASK_LABELS,
         ),

@@ -13,7 +13,7 @@ from survey.extensions import db
 from survey.models import Preregistration, Study, utcnow
 from survey.researcher import bp
 from survey.researcher.access import ROLE_RANK, requires_role
-from survey.researcher.forms import ButtonForm, PreregistrationForm, options, require_button
+from survey.researcher.forms import PreregistrationForm, options, require_button
 from survey.researcher.service import plan_row_values, require_not_archived, study_outcomes
 
 # Blank rows offered under the filled ones, for one more hypothesis or bound.
@@ -120,7 +120,6 @@ def _page(study: Study, role: str, form: PreregistrationForm, status: int = 200,
             frozen=frozen,
             can_edit=can_edit,
             form=form,
-            button_form=ButtonForm(formdata=None),
             error=error,
         ),
         status,

@@ -16,7 +16,6 @@ from survey.researcher import bp
 from survey.researcher.access import ROLE_RANK, requires_role
 from survey.researcher.definition import export_definition, import_definition, parse_definition
 from survey.researcher.forms import (
-    ButtonForm,
     MemberAddForm,
     MemberRoleForm,
     StateForm,
@@ -150,8 +149,6 @@ def _overview(study: Study, role: str, status: int = 200, problems: list[str] | 
             n_images=n_images,
             problems=problems or [],
             transitions=transitions,
-            state_form=StateForm(formdata=None),
-            button_form=ButtonForm(formdata=None),
             participant_link=url_for("main.index", _external=True) + f"s/{study.slug}",
             error=error,
         ),
@@ -301,8 +298,6 @@ def _members_page(study: Study, role: str, add_form: MemberAddForm | None = None
             role=role,
             members=members,
             add_form=add_form or MemberAddForm(formdata=None),
-            role_form=MemberRoleForm(formdata=None),
-            button_form=ButtonForm(formdata=None),
         ),
         status,
     )
