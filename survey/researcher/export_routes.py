@@ -1,3 +1,151 @@
-"""Researcher routes: export_routes."""
+"""Researcher routes: the exports page and the downloads, streamed straight from the database."""
 
-from survey.researcher import bp  # noqa: F401
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import Response, abort, render_template, stream_with_context
+from flask_login import current_user
+
+from survey import audit, exports
+from survey.extensions import db
+from survey.models import Participant, Study
+from survey.researcher import bp
+from survey.researcher.access import requires_role
+from survey.researcher.stimuli_forms import ExportForm
+
+
+@dataclass(frozen=True)
+class Download:
+    """One file of the exports page: what it holds and how it is made."""
+
+    name: str
+    mimetype: str
+    description: str
+    # (study id, include recruitment ids) -> chunks of the file
+    make: Callable[[int, bool], Iterator[str] | Iterator[bytes]]
+    # Whether the file holds the participants table, so recruitment ids may be asked for.
+    participants: bool = False
+
+
+DOWNLOADS = {
+    d.name: d
+    for d in (
+        Download(
+            "trials.csv",
+            "text/csv",
+            "One row per answer to one measure, sorted by participant and trial: the file the "
+            "analysis reads. Practice trials are left out.",
+            lambda sid, _ids: exports.trials_csv(sid),
+        ),
+        Download(
+            "participants.csv",
+            "text/csv",
+            "One row per participant: list, status, times, device, source, attention checks "
+            "and the optional demographics.",
+            exports.participants_csv,
+            participants=True,
+        ),
+        Download(
+            "stimuli.csv",
+            "text/csv",
+            "One row per image: identity, role, source, generator, SHA-256 and size.",
+            lambda sid, _ids: exports.stimuli_csv(sid),
+        ),
+        Download(
+            "codebook.csv",
+            "text/csv",
+            "Every column of every file: type, meaning and allowed values, with the rating "
+            "scales' ranges and anchors.",
+            lambda sid, _ids: exports.codebook_csv(sid),
+        ),
+        Download(
+            "codebook.json",
+            "application/json",
+            "The same codebook as JSON, with the measures of each block.",
+            lambda sid, _ids: iter([exports.codebook_json(sid)]),
+        ),
+        Download(
+            "psych-ds.zip",
+            "application/zip",
+            "A psych-DS dataset: dataset_description.json (schema.org JSON-LD) and the three "
+            "tables in data/, with the codebook.",
+            exports.psychds_zip,
+            participants=True,
+        ),
+    )
+}
+
+
+def _counts(study: Study) -> dict[str, int]:
+    """Count the study's participants by what the exports do with them, in SQL."""
+    stmt = (
+        sa.select(Participant.is_preview, Participant.status, sa.func.count())
+        .where(Participant.study_id == study.id)
+        .group_by(Participant.is_preview, Participant.status)
+    )
+    counts = {"completed": 0, "partial": 0, "withdrawn": 0, "preview": 0}
+    for is_preview, status, n in db.session.execute(stmt):
+        if is_preview:
+            counts["preview"] += n
+        elif status == "withdrawn":
+            counts["withdrawn"] += n
+        else:
+            counts["completed" if status == "completed" else "partial"] += n
+    return counts
+
+
+def _form(name: str) -> ExportForm:
+    """Return the download form of one file; the prefix keeps each form's ids apart."""
+    return ExportForm(prefix=name.replace(".", "-"))
+
+
+def _filename(study: Study, download: Download) -> str:
+    """Return the name the browser saves the file under."""
+    if download.name == "psych-ds.zip":
+        return exports.psychds_filename(study.slug)
+    return download.name
+
+
+@bp.get("/studies/<int:study_id>/exports", endpoint="exports")
+@requires_role("viewer")
+def exports_page(study: Study, role: str):
+    """List the study's exports, each with its download button."""
+    return render_template(
+        "researcher/exports/index.html",
+        study=study,
+        role=role,
+        downloads=DOWNLOADS.values(),
+        forms={name: _form(name) for name in DOWNLOADS},
+        counts=_counts(study),
+    )
+
+
+@bp.post("/studies/<int:study_id>/exports/<name>", endpoint="export_file")
+@requires_role("viewer")
+def export_file(study: Study, role: str, name: str):
+    """Stream one export as a download; recorded in the audit log."""
+    download = DOWNLOADS.get(name)
+    if download is None:
+        abort(404, description=f"There is no export called {name!r}.")
+    form = _form(name)
+    include_ids = bool(form.recruitment_ids.data) and download.participants
+    audit.record(
+        "study.export",
+        researcher=current_user._get_current_object(),
+        study=study,
+        file=name,
+        recruitment_ids=include_ids,
+    )
+    db.session.commit()
+    chunks = download.make(study.id, include_ids)
+    return Response(
+        stream_with_context(chunks),
+        mimetype=download.mimetype,
+        headers={
+            "Content-Disposition": f'attachment; filename="{_filename(study, download)}"',
+            "Cache-Control": "no-store",
+        },
+    )
