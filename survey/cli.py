@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from survey.deploy_check import check_deploy_command
 from survey.extensions import db
 from survey.models import Researcher
 
@@ -71,5 +72,6 @@ def register(app: Flask) -> None:
         create_researcher_command,
         urls_command,
         simulate_participants_command,
+        check_deploy_command,
     ):
         app.cli.add_command(command)

@@ -91,6 +91,9 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[s
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # Reverse proxies in front whose X-Forwarded-For/-Proto are believed (0: none).
+        "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "PERMANENT_SESSION_LIFETIME": int(os.environ.get("SESSION_HOURS", "12")) * 3600,
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "LIKENESS_ENV": "production" if production else "development",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from survey.extensions import db
 
@@ -35,6 +35,17 @@ def register(app: Flask) -> None:
             "The form expired",
             "This form was missing its security token or the token had expired. "
             "Go back, reload the page and try again.",
+        )
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        size = f" of {limit / (1024 * 1024):g} MB" if limit >= 1024 * 1024 else ""
+        return render_error(
+            413,
+            "This upload is too large",
+            f"The request was larger than the server's limit{size}, so nothing was stored. "
+            "Upload fewer or smaller files at a time.",
         )
 
     @app.errorhandler(HTTPException)

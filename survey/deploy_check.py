@@ -1,0 +1,268 @@
+"""`flask check-deploy`: name every setting that is unsafe on a production server, with its fix.
+
+The checks read the app's configuration and the process environment, so they see what gunicorn
+workers started the same way would see. Every problem is reported, not just the first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+MIN_SECRET_LENGTH = 32
+# Secrets seen in documentation, tests and tutorials: anyone could sign a session with them.
+KNOWN_SECRETS = frozenset(
+    {
+        "dev",
+        "development",
+        "secret",
+        "secret-key",
+        "secret_key",
+        "changeme",
+        "change-me",
+        "please-change-me",
+        "test",
+        "testing",
+        "schema",
+        "test-secret-key-not-for-production",
+        "likeness",
+        "demo",
+    }
+)
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One unsafe setting: what is wrong and how to fix it."""
+
+    setting: str
+    message: str
+    fix: str
+
+
+def _truthy(value: Any) -> bool:
+    """Tell whether an environment value or setting means 'on'."""
+    if isinstance(value, str):
+        return value.strip().lower() in TRUE_WORDS
+    return bool(value)
+
+
+def workers_from_environment(environ: Mapping[str, str]) -> int | None:
+    """Return the gunicorn worker count set by WEB_CONCURRENCY or GUNICORN_CMD_ARGS, if any."""
+    raw = environ.get("WEB_CONCURRENCY")
+    args = shlex.split(environ.get("GUNICORN_CMD_ARGS", ""))
+    for index, arg in enumerate(args):
+        if arg in ("-w", "--workers") and index + 1 < len(args):
+            raw = args[index + 1]
+        elif arg.startswith("--workers="):
+            raw = arg.split("=", 1)[1]
+        elif arg.startswith("-w") and len(arg) > 2:
+            raw = arg[2:]
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def secret_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> list[Problem]:
+    """Check that the session-signing key comes from the environment and cannot be guessed."""
+    fix = (
+        "Set SECRET_KEY in the environment of every worker to one long random value, e.g. "
+        "the output of: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+    )
+    key = config.get("SECRET_KEY") or ""
+    if isinstance(key, bytes):
+        key = key.decode("utf-8", "replace")
+    problems = []
+    if not environ.get("SECRET_KEY"):
+        problems.append(
+            Problem(
+                "SECRET_KEY",
+                "SECRET_KEY is not set in the environment; the key generated into "
+                "instance/secret_key differs per machine and is lost with the folder.",
+                fix,
+            )
+        )
+    if key.strip().lower() in KNOWN_SECRETS:
+        problems.append(Problem("SECRET_KEY", "SECRET_KEY is a well-known default value.", fix))
+    elif len(key) < MIN_SECRET_LENGTH:
+        problems.append(
+            Problem(
+                "SECRET_KEY",
+                f"SECRET_KEY has {len(key)} characters; at least {MIN_SECRET_LENGTH} are needed.",
+                fix,
+            )
+        )
+    elif len(set(key)) < 8:
+        problems.append(
+            Problem("SECRET_KEY", "SECRET_KEY repeats a few characters; it is easy to guess.", fix)
+        )
+    return problems
+
+
+def https_problems(config: Mapping[str, Any]) -> list[Problem]:
+    """Check that the server runs as production behind HTTPS, with Secure cookies."""
+    problems = []
+    if config.get("LIKENESS_ENV") != "production":
+        problems.append(
+            Problem(
+                "LIKENESS_ENV",
+                "LIKENESS_ENV is not 'production': cookies are sent over plain HTTP and no "
+                "Strict-Transport-Security header is sent.",
+                "Set LIKENESS_ENV=production and serve the site through an HTTPS reverse proxy.",
+            )
+        )
+    for name in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        if not config.get(name):
+            problems.append(
+                Problem(
+                    name,
+                    f"{name} is off: the sign-in cookie would also travel over plain HTTP.",
+                    "Set LIKENESS_ENV=production (it turns the Secure flag on).",
+                )
+            )
+    if config.get("PREFERRED_URL_SCHEME") != "https":
+        problems.append(
+            Problem(
+                "PREFERRED_URL_SCHEME",
+                f"Links made outside a request use {config.get('PREFERRED_URL_SCHEME')!r}, not https.",
+                "Set LIKENESS_ENV=production (it makes links https).",
+            )
+        )
+    return problems
+
+
+def config_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> list[Problem]:
+    """Check debug, testing, CSRF, cookie flags, the upload limit and sign-up."""
+    problems = []
+    if config.get("DEBUG") or _truthy(environ.get("FLASK_DEBUG", "")):
+        problems.append(
+            Problem(
+                "DEBUG",
+                "Debug mode is on: an error page would show code and let a visitor run it.",
+                "Unset FLASK_DEBUG and never pass --debug on a server.",
+            )
+        )
+    if config.get("TESTING"):
+        problems.append(
+            Problem("TESTING", "TESTING is on: errors are not caught.", "Do not set TESTING on a server.")
+        )
+    if not config.get("WTF_CSRF_ENABLED", True):
+        problems.append(
+            Problem(
+                "WTF_CSRF_ENABLED",
+                "CSRF protection is off: another site could submit forms as a signed-in researcher.",
+                "Remove WTF_CSRF_ENABLED=False from the configuration.",
+            )
+        )
+    if not config.get("SESSION_COOKIE_HTTPONLY", True):
+        problems.append(
+            Problem(
+                "SESSION_COOKIE_HTTPONLY",
+                "The session cookie is readable from scripts.",
+                "Remove SESSION_COOKIE_HTTPONLY=False from the configuration.",
+            )
+        )
+    if str(config.get("SESSION_COOKIE_SAMESITE") or "").lower() not in ("lax", "strict"):
+        problems.append(
+            Problem(
+                "SESSION_COOKIE_SAMESITE",
+                "The session cookie is sent with requests from other sites.",
+                "Set SESSION_COOKIE_SAMESITE to 'Lax' (the default of Likeness).",
+            )
+        )
+    if not config.get("MAX_CONTENT_LENGTH"):
+        problems.append(
+            Problem(
+                "MAX_CONTENT_LENGTH",
+                "Requests have no size limit: one huge upload can fill the server's memory or disk.",
+                "Set MAX_UPLOAD_MB (200 by default).",
+            )
+        )
+    if config.get("SIGNUP_OPEN", True):
+        problems.append(
+            Problem(
+                "SIGNUP_OPEN",
+                "Researcher sign-up is open: anyone who finds the server can make an account.",
+                "Set SIGNUP_OPEN=0 and create accounts with `flask create-researcher` or "
+                "an administrator's invitation.",
+            )
+        )
+    return problems
+
+
+def database_problems(config: Mapping[str, Any], workers: int | None) -> list[Problem]:
+    """Check that an SQLite database is not shared by several worker processes."""
+    uri = str(config.get("SQLALCHEMY_DATABASE_URI", ""))
+    if not uri.startswith("sqlite") or workers is None or workers <= 1:
+        return []
+    return [
+        Problem(
+            "DATABASE_URL",
+            f"SQLite with {workers} workers: writes queue behind one lock and a busy study "
+            "can stall or fail.",
+            "Set DATABASE_URL to a PostgreSQL database, or run a single worker.",
+        )
+    ]
+
+
+def check(config: Mapping[str, Any], environ: Mapping[str, str], workers: int | None = None) -> list[Problem]:
+    """Return every unsafe production setting of this configuration and environment."""
+    if workers is None:
+        workers = workers_from_environment(environ)
+    return [
+        *config_problems(config, environ),
+        *secret_problems(config, environ),
+        *https_problems(config),
+        *database_problems(config, workers),
+    ]
+
+
+def notes(config: Mapping[str, Any]) -> list[str]:
+    """Return advice that depends on how the server is reached, which the checks cannot see."""
+    if int(config.get("TRUSTED_PROXIES") or 0) == 0:
+        return [
+            "TRUSTED_PROXIES is 0: behind a reverse proxy (nginx, Caddy) set TRUSTED_PROXIES=1, "
+            "or every visitor shares the proxy's address and its sign-in limit."
+        ]
+    return []
+
+
+def _mask(uri: str) -> str:
+    """Hide the password of a database URL."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", uri)
+
+
+@click.command("check-deploy")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of gunicorn workers you will run (default: WEB_CONCURRENCY or GUNICORN_CMD_ARGS).",
+)
+@with_appcontext
+def check_deploy_command(workers: int | None) -> None:
+    """Report unsafe production settings; exit with status 1 when there is any."""
+    config = current_app.config
+    problems = check(config, os.environ, workers)
+    click.echo(f"Database: {_mask(str(config.get('SQLALCHEMY_DATABASE_URI', '')))}")
+    for note in notes(config):
+        click.echo(f"Note: {note}")
+    if not problems:
+        click.echo("No unsafe setting found.")
+        return
+    click.echo(f"{len(problems)} unsafe setting{'s' if len(problems) != 1 else ''}:")
+    for problem in problems:
+        click.echo(f"- {problem.setting}: {problem.message}\n  Fix: {problem.fix}")
+    raise SystemExit(1)

@@ -1,0 +1,180 @@
+"""CSRF on every state-changing route and authorization on every researcher route, found by
+walking the app's URL map: a route added later is covered without a new test.
+
+A route that anybody may open must be named in PUBLIC with the reason; every other route is a
+researcher's and must send signed-out visitors to sign-in.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.security.conftest import (
+    STATE_CHANGING,
+    build_url,
+    csrf_token,
+    fingerprint,
+    participant_client,
+    routes,
+    url_values,
+)
+
+# Routes open to visitors who are not signed in, and why that is safe.
+PUBLIC = {
+    "static": "stylesheets and scripts, the same for everyone",
+    "main.index": "the front page",
+    "main.healthz": "says only whether the database answers",
+    "researcher.home": "only redirects to the studies list, which needs sign-in",
+    "researcher.login": "the sign-in form, rate limited",
+    "researcher.signup": "sign-up, refused unless SIGNUP_OPEN or an invitation",
+    "researcher.logout": "ends the caller's own session (a POST with a CSRF token)",
+    # Participants: the survey itself, each page scoped to the participant's signed cookie.
+    "participant.entry": "the study link",
+    "participant.consent": "consent creates the caller's own participant",
+    "participant.instructions": "the caller's own flow",
+    "participant.trial": "the caller's own current trial",
+    "participant.answer": "an answer to one of the caller's own trials",
+    "participant.questions": "the caller's own demographics",
+    "participant.done": "the caller's own debrief",
+    "participant.withdraw": "withdraws the caller's own participation",
+    "participant.withdrawn": "confirms the caller's own withdrawal",
+    "participant.image": "a stimulus image by its unguessable 128-bit id",
+    # Findings a researcher chose to publish: aggregates only, 404 until published.
+    "findings.public": "published findings page",
+    "findings.public_chart": "chart of a published finding",
+    "findings.public_results": "published findings as JSON",
+    "findings.embed": "the embeddable view of published findings",
+}
+# Researcher routes outside /r/: they check the sign-in and the role themselves.
+RESEARCHER_ELSEWHERE = {
+    "participant.preview": "a member of the study runs it as a flagged preview participant",
+}
+# GET requests that may write, and what: a record or a cache, never a change a person asked for.
+GET_WRITES = {
+    "researcher.study_definition": "records the download in the audit log",
+}
+
+
+def researcher_routes(app):
+    """Yield (rule, method) of every route that needs a signed-in researcher."""
+    for rule, method in routes(app):
+        if rule.endpoint not in PUBLIC:
+            yield rule, method
+
+
+def test_every_route_is_either_public_or_a_researchers(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert set(PUBLIC) <= endpoints, "PUBLIC names a route that no longer exists"
+    assert set(RESEARCHER_ELSEWHERE) <= endpoints
+    unplaced = [
+        rule.rule
+        for rule, _m in researcher_routes(app)
+        if not rule.rule.startswith("/r/") and rule.endpoint not in RESEARCHER_ELSEWHERE
+    ]
+    # A new public route must be added to PUBLIC on purpose, with its reason.
+    assert unplaced == []
+    assert len(list(researcher_routes(app))) > 40
+
+
+def test_every_route_with_a_study_checks_the_role(app):
+    missing = [
+        rule.endpoint
+        for rule, _m in routes(app)
+        if "study_id" in rule.arguments and not hasattr(app.view_functions[rule.endpoint], "required_role")
+    ]
+    assert missing == []
+
+
+def test_no_view_is_exempt_from_csrf(app):
+    csrf = app.extensions["csrf"]
+    assert csrf._exempt_views == set() and csrf._exempt_blueprints == set()
+    assert app.config["WTF_CSRF_METHODS"] == ["POST", "PUT", "PATCH", "DELETE"] or set(
+        app.config["WTF_CSRF_METHODS"]
+    ) >= set(STATE_CHANGING)
+
+
+@pytest.mark.parametrize("who", ["owner", "participant"])
+def test_every_state_changing_route_refuses_a_post_without_a_valid_token(app, world, who):
+    app.config["WTF_CSRF_ENABLED"] = True
+    client = participant_client(app, world) if who == "participant" else world.client(app, who)
+    token = csrf_token(client, "/r/account" if who == "owner" else "/r/login")
+    other_token = csrf_token(world.client(app, "editor"), "/r/account")
+    before = fingerprint(app)
+    checked = 0
+    for rule, method in routes(app, STATE_CHANGING):
+        url = build_url(app, rule, url_values(rule, world))
+        for data in ({}, {"csrf_token": "forged"}, {"csrf_token": other_token}):
+            response = client.open(url, method=method, data=data)
+            assert response.status_code == 400, (rule.endpoint, method, data, response.status_code)
+            text = response.get_data(as_text=True)
+            assert "expired" in text and "Traceback" not in text, rule.endpoint
+        checked += 1
+    assert checked > 25
+    assert fingerprint(app) == before
+    # The token of the caller's own session is accepted: the refusals above were the token's.
+    response = client.post("/r/logout", data={"csrf_token": token})
+    assert response.status_code == 302
+
+
+def test_get_requests_change_nothing(app, world):
+    """CSRF tokens guard only POSTs, so no GET may write (derived caches aside)."""
+    clients = [world.client(app, "owner"), participant_client(app, world), world.client(app)]
+    before = fingerprint(app)
+    changed = []
+    for rule, method in routes(app, ("GET",)):
+        if rule.endpoint in GET_WRITES:
+            continue
+        url = build_url(app, rule, url_values(rule, world))
+        for client in clients:
+            response = client.get(url)
+            response.close()
+            assert response.status_code < 500, (rule.endpoint, response.status_code)
+        changed.extend([rule.endpoint] if fingerprint(app) != before else [])
+        before = fingerprint(app)
+    assert changed == []
+
+
+@pytest.mark.parametrize("who", ["anonymous", "participant"])
+def test_researcher_routes_send_visitors_and_participants_to_sign_in(app, world, who):
+    client = participant_client(app, world) if who == "participant" else world.client(app)
+    if who == "participant":
+        # Even a participant cookie sent to every path opens nothing of the workspace.
+        client.set_cookie("likeness_participant", client.get_cookie("likeness_participant", path=f"/s/{world.slug}").value)
+    before = fingerprint(app)
+    for rule, method in researcher_routes(app):
+        url = build_url(app, rule, url_values(rule, world))
+        response = client.open(url, method=method)
+        assert response.status_code == 302, (rule.endpoint, method, response.status_code)
+        assert response.location.startswith("/r/login"), (rule.endpoint, response.location)
+    assert fingerprint(app) == before
+
+
+def test_strangers_get_404_on_every_study_route(app, world):
+    client = world.client(app, "stranger")
+    before = fingerprint(app)
+    for rule, method in routes(app):
+        if "study_id" not in rule.arguments:
+            continue
+        response = client.open(build_url(app, rule, url_values(rule, world)), method=method)
+        assert response.status_code == 404, (rule.endpoint, method, response.status_code)
+    # The preview runs the study as a participant: members only.
+    assert client.get(f"/s/{world.slug}/preview").status_code == 404
+    assert client.post(f"/s/{world.slug}/preview").status_code == 404
+    assert fingerprint(app) == before
+
+
+@pytest.mark.parametrize(("who", "rank"), [("viewer", 1), ("editor", 2)])
+def test_lower_roles_are_refused_every_route_above_them(app, world, who, rank):
+    ranks = {"viewer": 1, "editor": 2, "owner": 3}
+    client = world.client(app, who)
+    before = fingerprint(app)
+    refused = 0
+    for rule, method in routes(app):
+        need = getattr(app.view_functions[rule.endpoint], "required_role", None)
+        if need is None or ranks[need] <= rank:
+            continue
+        response = client.open(build_url(app, rule, url_values(rule, world)), method=method)
+        assert response.status_code == 403, (rule.endpoint, method, response.status_code)
+        refused += 1
+    assert refused > (15 if who == "viewer" else 4)
+    assert fingerprint(app) == before
