@@ -89,7 +89,9 @@ def test_worker_count_is_read_from_the_environment(env, workers):
     assert workers_from_environment(env) == workers
 
 
-def test_the_command_lists_every_problem_and_fails(runner, monkeypatch):
+def test_the_command_lists_every_problem_and_fails(app, runner, monkeypatch):
+    # The command reads the settings only; the tests' database may be PostgreSQL.
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:////srv/likeness/likeness.db"
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.setenv("FLASK_DEBUG", "1")
     result = runner.invoke(args=["check-deploy", "--workers", "4"])
