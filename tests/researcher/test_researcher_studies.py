@@ -215,7 +215,7 @@ def test_the_state_cycle_freezes_the_design_once(app, team, owner_client):
 
 def test_the_overview_state_buttons_post_one_state_each(app, team, owner_client):
     page = owner_client.get(f"/r/studies/{team.study_id}").get_data(as_text=True)
-    form = re.search(r'<form[^>]*action="/r/studies/\d+/state">(.*?)</form>', page, re.S).group(1)
+    form = re.search(r'<form[^>]*action="/r/studies/\d+/state">(.*?)</form>', page, re.DOTALL).group(1)
     fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form)
     assert [name for name, _v in fields].count("state") == 1
     assert owner_client.post(f"/r/studies/{team.study_id}/state", data=dict(fields)).status_code == 302
