@@ -12,7 +12,8 @@ The format::
      "identities": [{"code", "age_band", "gender", "ethnicity", "consent_recorded",
                      "consent_note",
                      "images": [{"role", "source", "generator", "original_filename",
-                                 "sha256", "width", "height", "content_type"}, ...]}, ...],
+                                 "sha256", "width", "height", "content_type",
+                                 "byte_size"}, ...]}, ...],
      "preregistration": {"plan": {...}, "sha256": "...", "frozen_at": "..."} or null}
 
 Importing creates a new draft study with the texts, settings, blocks, identities and an
@@ -36,6 +37,7 @@ from survey.researcher.forms import BLOCK_NAME_RE, COMPLETION_CODE_RE, MAX_TEXT,
 from survey.researcher.service import (
     COPIED_FIELDS,
     IDENTITY_FIELDS,
+    IMAGE_FIELDS,
     create_study,
     plan_row_values,
     slug_taken,
@@ -46,7 +48,6 @@ from survey.stimuli import validate_identity_code
 FORMAT = "likeness-study/1"
 MAX_BLOCKS = 50
 MAX_IDENTITIES = 2000
-IMAGE_FIELDS = ("role", "source", "generator", "original_filename", "sha256", "width", "height", "content_type")
 TEXT_LIMITS = {
     "title": 200,
     "description": MAX_TEXT,

@@ -43,6 +43,18 @@ COPIED_FIELDS = (
     "settings",
 )
 IDENTITY_FIELDS = ("code", "age_band", "gender", "ethnicity", "consent_recorded", "consent_note")
+# What describes an image, apart from where its files are stored.
+IMAGE_FIELDS = (
+    "role",
+    "source",
+    "generator",
+    "original_filename",
+    "sha256",
+    "width",
+    "height",
+    "content_type",
+    "byte_size",
+)
 
 
 def slugify(title: str) -> str:
@@ -132,22 +144,8 @@ def duplicate_study(source: Study, researcher: Researcher) -> Study:
                         store.put(new_key, store.get(old_key), image.content_type)
                         written.append(new_key)
                     keys[attr] = new_key
-                db.session.add(
-                    Image(
-                        study=new,
-                        identity=new_identity,
-                        role=image.role,
-                        source=image.source,
-                        generator=image.generator,
-                        original_filename=image.original_filename,
-                        sha256=image.sha256,
-                        width=image.width,
-                        height=image.height,
-                        content_type=image.content_type,
-                        byte_size=image.byte_size,
-                        **keys,
-                    )
-                )
+                copied = {f: getattr(image, f) for f in IMAGE_FIELDS}
+                db.session.add(Image(study=new, identity=new_identity, **copied, **keys))
         if source.preregistration is not None:
             prereg = source.preregistration
             db.session.add(
