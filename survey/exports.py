@@ -53,8 +53,6 @@ RECRUITMENT_COLUMNS = ("recruitment_platform", "recruitment_id")
 STIMULI_COLUMNS = ("image", "identity", "role", "source", "generator", "sha256", "width", "height")
 CODEBOOK_COLUMNS = ("name", "file", "type", "description", "values")
 
-FILES = ("trials.csv", "participants.csv", "stimuli.csv", "codebook.csv", "codebook.json")
-
 # A spreadsheet evaluates a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -87,7 +85,8 @@ def safe_cell(value: Any) -> str:
 
 
 def format_number(value: float) -> str:
-    """Write a float without a trailing .0 when it is whole, else in its shortest exact form."""
+    """Write a number without a trailing .0 when it is whole, else in its shortest exact form."""
+    value = float(value)
     if value != value or value in (float("inf"), float("-inf")):
         return ""
     return str(int(value)) if value.is_integer() else repr(value)

@@ -524,3 +524,62 @@ def test_downloads_need_the_csrf_token(app, client, study_id, member):
     accepted = download(client, study_id, "trials.csv", csrf_token=token)
     assert accepted.status_code == 200
     assert accepted.get_data(as_text=True) == EXPECTED_TRIALS
+
+
+# --- memory stays flat ------------------------------------------------------------------------
+
+
+def _bulk_study(n_participants: int, trials_each: int = 10) -> int:
+    """Insert a study whose participants each answer `trials_each` rate trials on two scales."""
+    study = Study(slug=f"bulk-{n_participants}", title="Bulk")
+    db.session.add(study)
+    person = Identity(study=study, code="P001")
+    image = _image(study, person, "headshot", "real", n_participants)
+    block = Block(study=study, position=1, name="impressions", task="rate", settings={"scales": [TRUST, WARMTH]})
+    db.session.add_all([person, block])
+    db.session.flush()
+    db.session.execute(sa.insert(Participant), [
+        {"public_id": f"s{n_participants}-{n:06d}", "study_id": study.id, "list_index": n % 2, "seed": n,
+         "status": "completed", "started_at": T0, "demographics": {}}
+        for n in range(n_participants)
+    ])
+    ids = db.session.scalars(sa.select(Participant.id).where(Participant.study_id == study.id)).all()
+    db.session.execute(sa.insert(Trial), [
+        {"participant_id": pid, "block_id": block.id, "position": t, "task": "rate",
+         "identity_id": person.id, "condition": "real", "image_id": image.id}
+        for pid in ids for t in range(1, trials_each + 1)
+    ])
+    trials = db.session.execute(
+        sa.select(Trial.id, Trial.participant_id).join(Participant).where(Participant.study_id == study.id)
+    ).all()
+    db.session.execute(sa.insert(Response), [
+        {"trial_id": tid, "participant_id": pid, "measure": measure, "value": "4", "rt_ms": 812.5}
+        for tid, pid in trials for measure in ("trust", "warmth")
+    ])
+    db.session.commit()
+    return study.id
+
+
+def _peak_bytes(chunks) -> tuple[int, int]:
+    """Consume an export under tracemalloc; return (peak bytes allocated, lines written)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        lines = sum(chunk.count("\n") for chunk in chunks)
+        return tracemalloc.get_traced_memory()[1], lines
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.slow
+def test_trials_export_memory_does_not_grow_with_rows(app, monkeypatch):
+    monkeypatch.setattr(exports, "CHUNK_ROWS", 500)
+    with app.app_context():
+        small, large = _bulk_study(100), _bulk_study(1000)
+        list(exports.trials_csv(small))  # warm caches, so both runs compare only the streaming
+        small_peak, small_lines = _peak_bytes(exports.trials_csv(small))
+        large_peak, large_lines = _peak_bytes(exports.trials_csv(large))
+    assert (small_lines, large_lines) == (2001, 20001)
+    # Ten times the rows, about the same memory: one chunk at a time is held.
+    assert large_peak < 1.5 * small_peak + 256 * 1024, (small_peak, large_peak)
