@@ -1,7 +1,7 @@
 /* Likeness participant pages: response times, preloading, keyboard shortcuts, one submission.
  *
  * Everything here adds to pages that work without it: with no script the forms submit as
- * they are, a sequential match shows both photos at once, and rt_ms stays empty.
+ * they are, a sequential match shows both photos side by side, and rt_ms stays empty.
  *
  * Response time: from the moment the trial's images are decoded and painted (img.decode(),
  * then two animation frames) to the participant's last answer on the page, in ms from
@@ -127,6 +127,7 @@
     function start() {
       shownAt = now();
       enable(true);
+      form.setAttribute("data-shown", ""); // the clock runs: answers now get a response time
       preload(form);
     }
 
@@ -134,12 +135,14 @@
     if (form.hasAttribute("data-sequential")) {
       // The headshot alone for the configured time, then the probe; answers wait for it.
       var headshot = form.querySelector(".stimulus.headshot");
-      var probe = form.querySelector(".stimulus.probe[hidden]");
+      var probe = form.querySelector(".stimulus.probe");
       var exposure = parseInt(form.getAttribute("data-exposure-ms"), 10) || 1500;
+      probe.hidden = true;
       enable(false);
       painted([headshot.querySelector("img")]).then(function () {
         window.setTimeout(function () {
           headshot.hidden = true;
+          probe.classList.add("revealed");
           probe.hidden = false;
           painted([probe.querySelector("img")]).then(start);
         }, exposure);

@@ -1,0 +1,199 @@
+"""A participant takes the demo study in chromium, from the link to the completion code.
+
+Four runs: the keyboard and clicks (taps on the phone), at a phone and a desktop viewport. Each
+answers every trial, checks that the trial fits the screen with large enough targets, and
+finally compares the stored answers with what it answered, response times included.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import sqlalchemy as sa
+
+from survey.extensions import db
+from survey.models import Participant, Response, Trial
+from tests.test_participant_support import demo  # noqa: F401  (the quick demo fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PHONE = {"width": 375, "height": 667}
+DESKTOP = {"width": 1280, "height": 800}
+MIN_TARGET_PX = 44
+PHONE_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0 Mobile Safari/537.36"
+)
+
+
+def tap_or_click(page, selector: str, phone: bool) -> None:
+    """Tap on a touch screen, click elsewhere."""
+    if phone:
+        page.tap(selector)
+    else:
+        page.click(selector)
+
+
+def read_questions(page) -> list[dict]:
+    """Return the trial's questions: field name, kind and each choice's value and shortcut."""
+    return page.eval_on_selector_all(
+        "fieldset[data-question]",
+        """groups => groups.map(g => ({
+            kind: g.dataset.question,
+            name: g.querySelector('input[type=radio]').name,
+            choices: Array.from(g.querySelectorAll('input[type=radio]')).map(
+                i => ({value: i.value, key: i.dataset.key || ''}))
+        }))""",
+    )
+
+
+def check_layout(page, phone: bool) -> None:
+    """The trial fits the viewport without scrolling; every answer button is 44 px or more."""
+    fits = page.evaluate(
+        "document.documentElement.scrollHeight <= window.innerHeight + 1 && "
+        "document.documentElement.scrollWidth <= window.innerWidth + 1"
+    )
+    assert fits, "the trial does not fit the screen"
+    sizes = page.eval_on_selector_all(
+        "label.choice > span, button.next",
+        "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; })",
+    )
+    assert sizes and all(w >= MIN_TARGET_PX and h >= MIN_TARGET_PX for w, h in sizes), sizes
+    if phone:
+        assert page.evaluate("window.innerWidth") == PHONE["width"]
+
+
+@pytest.mark.parametrize("mode", ["keyboard", "clicks"])
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_demo_from_link_to_completion_code(app, demo, live_server, browser, viewport, mode):
+    phone = viewport is PHONE
+    keyboard = mode == "keyboard"
+    rng = random.Random(f"{viewport['width']}-{mode}")
+    context = browser.new_context(
+        viewport=viewport, is_mobile=phone, has_touch=phone, user_agent=PHONE_UA if phone else None
+    )
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: problems.append(msg.text)
+        if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico")
+        else None,
+    )
+    try:
+        page.goto(f"{live_server}/s/demo?PROLIFIC_PID=browser{viewport['width']}{mode}")
+        assert page.locator("h1").inner_text().startswith("Demo")
+        for selector, url in (("#agree", "**/s/demo/instructions"), ("#begin", "**/s/demo/trial")):
+            if keyboard:
+                page.focus(selector)
+                page.keyboard.press("Enter")
+            else:
+                tap_or_click(page, selector, phone)
+            page.wait_for_url(url)
+
+        given: dict[int, dict[str, str]] = {}
+        while page.url.endswith("/s/demo/trial"):
+            form = page.locator("form[data-trial][data-shown]")
+            form.wait_for()
+            trial = int(form.get_attribute("action").rsplit("/", 1)[1])
+            assert trial not in given, "a trial came back after it was answered"
+            check_layout(page, phone)
+            answers = {}
+            with page.expect_navigation():
+                for question in read_questions(page):
+                    choice = rng.choice(question["choices"])
+                    answers[question["name"]] = choice["value"]
+                    if keyboard:
+                        assert choice["key"], question
+                        page.keyboard.press(choice["key"])
+                    else:
+                        selector = f'label.choice:has(input[name="{question["name"]}"][value="{choice["value"]}"])'
+                        tap_or_click(page, selector, phone)
+            given[trial] = answers
+
+        page.wait_for_url("**/s/demo/questions")
+        if keyboard:
+            page.focus("#age")
+            page.keyboard.type("29")
+            page.keyboard.press("Enter")
+        else:
+            page.fill("#age", "29")
+            tap_or_click(page, "#save", phone)
+        page.wait_for_url("**/s/demo/done")
+        assert page.locator("#completion-code").inner_text() == "LIKENESS-DEMO"
+        assert not problems, problems
+    finally:
+        context.close()
+
+    with app.app_context():
+        participant = db.session.scalar(sa.select(Participant))
+        assert participant.status == "completed"
+        assert participant.device == ("mobile" if phone else "desktop")
+        assert participant.demographics == {"age": 29}
+        left = dict(db.session.execute(sa.select(Trial.id, Trial.left_source)).all())
+        stored = db.session.execute(
+            sa.select(Response.trial_id, Response.measure, Response.value, Response.rt_ms)
+        ).all()
+    expected = set()
+    for trial, answers in given.items():
+        for name, value in answers.items():
+            if name == "choice":
+                value = left[trial] if value == "left" else ({"real", "ai"} - {left[trial]}).pop()
+            expected.add((trial, name.removeprefix("scale_"), value))
+    assert len(given) == len(left) == 35
+    assert {(t, m, v) for t, m, v, _ in stored} == expected and len(stored) == len(expected)
+    assert all(rt is not None and 0 < rt < 60_000 for *_, rt in stored)
+
+
+def test_without_script_the_survey_works_and_rt_stays_empty(app, demo, live_server, browser):
+    context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/s/demo")
+        page.click("#agree")
+        page.click("#begin")
+        for _ in range(3):
+            for question in read_questions(page):
+                page.click(f'label.choice:has(input[name="{question["name"]}"])')
+            with page.expect_navigation():
+                page.click("button.next")
+        assert page.locator("progress").get_attribute("value") == "3"
+    finally:
+        context.close()
+    with app.app_context():
+        rows = db.session.execute(sa.select(Response.trial_id, Response.rt_ms)).all()
+    assert len({t for t, _ in rows}) == 3
+    assert all(rt is None for _, rt in rows)
+
+
+def test_sequential_match_shows_the_headshot_then_the_probe(app, demo, live_server, browser):
+    from survey.models import Block
+
+    with app.app_context():
+        block = db.session.scalar(sa.select(Block).where(Block.task == "match"))
+        block.settings = {**block.settings, "presentation": "sequential", "exposure_ms": 600}
+        db.session.commit()
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/s/demo")
+        page.click("#agree")
+        page.click("#begin")
+        assert page.locator(".stimulus.headshot").is_visible()
+        assert not page.locator(".stimulus.probe").is_visible()
+        assert page.locator("fieldset[data-question] input").first.is_disabled()
+        page.locator("form[data-trial][data-shown]").wait_for(timeout=5000)
+        assert page.locator(".stimulus.probe").is_visible()
+        assert not page.locator(".stimulus.headshot").is_visible()
+        with page.expect_navigation():
+            page.keyboard.press("j")
+            page.keyboard.press("3")
+    finally:
+        context.close()
+    with app.app_context():
+        values = dict(db.session.execute(sa.select(Response.measure, Response.value)).all())
+        rts = db.session.scalars(sa.select(Response.rt_ms)).all()
+    assert values == {"same": "0", "confidence": "3"}
+    assert all(rt is not None for rt in rts)

@@ -1,0 +1,261 @@
+"""Answers: each task's validation, repeated and forged POSTs, out-of-turn trials, response times."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from survey.extensions import db
+from survey.models import Block, Response, Trial
+from survey.participant import service
+from survey.participant.simulate import agree
+from tests.test_participant_support import (  # noqa: F401  (demo: the quick demo fixture)
+    answer_trials,
+    count,
+    demo,
+    first_answers,
+    participants,
+    trial_form,
+    trial_id,
+)
+
+
+def advance_to(client, wanted: set[str]):
+    """Answer trials until the current one asks exactly the `wanted` fields; return its form."""
+    for _ in range(40):
+        form = trial_form(client)
+        assert form is not None, f"no trial asks {wanted}"
+        if set(form.choices) == wanted:
+            return form
+        assert client.post(form.action, data=first_answers(form)).status_code == 303
+    raise AssertionError(f"no trial asks {wanted}")
+
+
+def responses(app, trial: int) -> dict[str, tuple[str, float | None]]:
+    """Return the stored answers of a trial: measure -> (value, rt_ms)."""
+    with app.app_context():
+        rows = db.session.execute(
+            sa.select(Response.measure, Response.value, Response.rt_ms).where(Response.trial_id == trial)
+        ).all()
+    return {m: (v, rt) for m, v, rt in rows}
+
+
+def trial_row(app, trial: int) -> Trial:
+    """Load a trial."""
+    with app.app_context():
+        return db.session.get(Trial, trial)
+
+
+TASK_FIELDS = {
+    "match": {"same", "confidence"},
+    "rate": {"scale_trust", "scale_professional"},
+    "detect": {"source", "confidence"},
+    "choose": {"choice"},
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "posted", "stored"),
+    [
+        (TASK_FIELDS["match"], {"same": "0", "confidence": "4"}, {"same": "0", "confidence": "4"}),
+        (TASK_FIELDS["rate"], {"scale_trust": "7", "scale_professional": "1"},
+         {"trust": "7", "professional": "1"}),
+        (TASK_FIELDS["detect"], {"source": "ai", "confidence": "5"}, {"source": "ai", "confidence": "5"}),
+    ],
+)
+def test_each_task_stores_its_measures(app, client, demo, fields, posted, stored):
+    agree(client, "demo")
+    form = advance_to(client, fields)
+    response = client.post(form.action, data={**posted, "rt_ms": "1234.5"})
+    assert response.status_code == 303
+    assert responses(app, trial_id(form)) == {m: (v, 1234.5) for m, v in stored.items()}
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_choice_of_side_is_stored_as_the_source_shown_there(app, client, demo, side):
+    agree(client, "demo")
+    form = advance_to(client, TASK_FIELDS["choose"])
+    client.post(form.action, data={"choice": side})
+    left = trial_row(app, trial_id(form)).left_source
+    expected = left if side == "left" else ({"real", "ai"} - {left}).pop()
+    assert responses(app, trial_id(form)) == {"choice": (expected, None)}
+
+
+def test_an_attention_check_is_recorded_as_such(app, client, demo):
+    agree(client, "demo")
+    form = advance_to(client, {"attention"})
+    page = client.get("/s/demo/trial").get_data(as_text=True)
+    trial = trial_row(app, trial_id(form))
+    assert trial.is_attention and trial.attention_answer is not None
+    assert "Attention check: for this one, choose" in page
+    client.post(form.action, data={"attention": form.choices["attention"][-1]})
+    assert responses(app, trial_id(form)) == {"attention": (form.choices["attention"][-1], None)}
+
+
+def test_the_rate_attention_check_names_the_value_to_choose(app, client, demo):
+    agree(client, "demo")
+    advance_to(client, TASK_FIELDS["rate"])
+    form = advance_to(client, {"attention"})
+    trial = trial_row(app, trial_id(form))
+    page = client.get("/s/demo/trial").get_data(as_text=True)
+    assert f"Attention check: for this photo, choose {trial.attention_answer}." in page
+    assert form.choices["attention"] == [str(v) for v in range(1, 8)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "posted", "message"),
+    [
+        (TASK_FIELDS["match"], {"same": "2", "confidence": "3"}, "Not a valid choice"),
+        (TASK_FIELDS["match"], {"same": "1", "confidence": "6"}, "Not a valid choice"),
+        (TASK_FIELDS["match"], {"same": "1", "confidence": "0"}, "Not a valid choice"),
+        (TASK_FIELDS["match"], {"confidence": "3"}, "Please answer “Same person?”"),
+        (TASK_FIELDS["rate"], {"scale_trust": "8", "scale_professional": "4"}, "Not a valid choice"),
+        (TASK_FIELDS["rate"], {"scale_trust": "-1", "scale_professional": "4"}, "Not a valid choice"),
+        (TASK_FIELDS["rate"], {"scale_trust": "4"}, "Please answer “How professional"),
+        (TASK_FIELDS["rate"], {"scale_trust": "4.5", "scale_professional": "4"}, "Not a valid choice"),
+        (TASK_FIELDS["detect"], {"source": "fake", "confidence": "3"}, "Not a valid choice"),
+        (TASK_FIELDS["detect"], {"source": "real", "confidence": "99"}, "Not a valid choice"),
+        (TASK_FIELDS["choose"], {"choice": "middle"}, "Not a valid choice"),
+        (TASK_FIELDS["choose"], {"choice": ""}, "Please answer “Which photo do you trust more?”"),
+        ({"attention"}, {"attention": "maybe"}, "Not a valid choice"),
+    ],
+)
+def test_a_forged_or_out_of_range_answer_gets_a_400_and_stores_nothing(app, client, demo, fields, posted, message):
+    agree(client, "demo")
+    form = advance_to(client, fields)
+    before = count(app, Response)
+    response = client.post(form.action, data=posted)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "Your answer was not saved" in text and message in text
+    assert count(app, Response) == before
+    assert trial_row(app, trial_id(form)).answered_at is None
+    # The participant can still answer the same trial properly.
+    assert trial_id(trial_form(client)) == trial_id(form)
+    assert client.post(form.action, data=first_answers(form)).status_code == 303
+
+
+def test_a_repeated_post_stores_nothing_and_cannot_change_the_answer(app, client, demo):
+    agree(client, "demo")
+    form = advance_to(client, TASK_FIELDS["detect"])
+    assert client.post(form.action, data={"source": "real", "confidence": "2", "rt_ms": "800"}).status_code == 303
+    stored = responses(app, trial_id(form))
+    total = count(app, Response)
+    # A double click, a reload that re-posts, the back button: the same or another answer.
+    for data in ({"source": "real", "confidence": "2"}, {"source": "ai", "confidence": "5"}):
+        again = client.post(form.action, data=data)
+        assert again.status_code == 303 and again.headers["Location"].endswith("/s/demo/trial")
+    # Even a forged value on an answered trial changes nothing (and is no error).
+    assert client.post(form.action, data={"source": "nonsense"}).status_code == 303
+    assert responses(app, trial_id(form)) == stored and count(app, Response) == total
+    assert trial_id(trial_form(client)) != trial_id(form)
+
+
+def test_an_answer_to_a_later_trial_is_refused(app, client, demo):
+    agree(client, "demo")
+    current = trial_form(client)
+    (p,) = participants(app)
+    with app.app_context():
+        later = db.session.scalar(
+            sa.select(Trial.id).where(Trial.participant_id == p.id, Trial.position == 5)
+        )
+    response = client.post(f"/s/demo/trial/{later}", data={"same": "1", "confidence": "3"})
+    assert response.status_code == 400
+    assert "Please answer the questions in order" in response.get_data(as_text=True)
+    assert count(app, Response) == 0
+    assert trial_id(trial_form(client)) == trial_id(current)
+
+
+def test_an_answer_to_another_participants_trial_is_refused(app, client, demo):
+    agree(client, "demo")
+    other = app.test_client()
+    agree(other, "demo")
+    theirs = trial_form(other)
+    response = client.post(theirs.action, data=first_answers(theirs))
+    assert response.status_code == 404
+    assert "This question is not part of your study" in response.get_data(as_text=True)
+    assert client.post("/s/demo/trial/999999", data={"same": "1"}).status_code == 404
+    assert count(app, Response) == 0
+
+
+def test_an_answer_posted_under_another_studys_link_is_refused(app, client, demo):
+    agree(client, "demo")
+    form = trial_form(client)
+    response = client.post(form.action.replace("/s/demo/", "/s/other/"), data=first_answers(form))
+    assert response.status_code in (303, 404)
+    assert count(app, Response) == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [("850.25", 850.2), ("", None), ("0", None), ("-3", None), ("abc", None), ("nan", None),
+     ("inf", None), ("600000", None), ("599999", 599999.0)],
+)
+def test_a_bad_response_time_is_stored_as_missing_never_refused(app, client, demo, raw, stored):
+    agree(client, "demo")
+    form = trial_form(client)
+    response = client.post(form.action, data={**first_answers(form), "rt_ms": raw})
+    assert response.status_code == 303
+    assert {rt for _, rt in responses(app, trial_id(form)).values()} == {stored}
+
+
+def test_the_last_answer_completes_the_participant(app, client, demo):
+    agree(client, "demo")
+    answer_trials(client, 34)
+    assert participants(app)[0].status == "in_progress"
+    answer_trials(client, 1)
+    (p,) = participants(app)
+    assert p.status == "completed" and p.completed_at is not None
+
+
+def test_concurrent_duplicate_posts_store_the_answer_once(app, client, demo):
+    agree(client, "demo")
+    form = trial_form(client)
+    cookie = client.get_cookie("likeness_participant", path="/s/demo")
+    barrier = threading.Barrier(6)
+    statuses = []
+
+    def post() -> None:
+        twin = app.test_client()
+        twin.set_cookie("likeness_participant", cookie.value, path="/s/demo")
+        barrier.wait()
+        statuses.append(twin.post(form.action, data=first_answers(form)).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [303] * 6
+    assert len(responses(app, trial_id(form))) == len(form.choices)
+    assert count(app, Response) == len(form.choices)
+
+
+def test_record_answer_reports_repeats_and_the_unique_key_guards_a_race(app, client, demo):
+    agree(client, "demo")
+    form = trial_form(client)
+    (p,) = participants(app)
+    with app.test_request_context():
+        context = service.answer_context("demo", p.public_id, trial_id(form))
+        assert service.record_answer(context, [("same", "1"), ("confidence", "2")], None) == service.STORED
+        # The same context again: the claim finds the trial answered.
+        assert service.record_answer(context, [("same", "0")], None) == service.REPEAT
+        # A claim that slipped through (as if two requests claimed at once) hits the unique key.
+        db.session.execute(sa.update(Trial).where(Trial.id == trial_id(form)).values(answered_at=None))
+        db.session.commit()
+        assert service.record_answer(context, [("same", "0")], None) == service.REPEAT
+    assert responses(app, trial_id(form)) == {"same": ("1", None), "confidence": ("2", None)}
+
+
+def test_sequential_match_pages_carry_the_exposure_and_both_photos(app, client, demo):
+    with app.app_context():
+        block = db.session.scalar(sa.select(Block).where(Block.task == "match"))
+        block.settings = {**block.settings, "presentation": "sequential", "exposure_ms": 800}
+        db.session.commit()
+    agree(client, "demo")
+    page = client.get("/s/demo/trial").get_data(as_text=True)
+    assert 'data-sequential data-exposure-ms="800"' in page
+    # Both photos are in the page, so that without the script they show side by side.
+    assert page.count('alt="Photo to compare"') == page.count('alt="Headshot"') == 1
