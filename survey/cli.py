@@ -9,9 +9,7 @@ from flask.cli import with_appcontext
 
 from survey.deploy_check import check_deploy_command
 from survey.extensions import db
-from survey.models import Researcher
-
-MIN_PASSWORD_LENGTH = 8
+from survey.models import MIN_PASSWORD_LENGTH, Researcher
 
 
 @click.command("seed-demo")

@@ -34,6 +34,8 @@ PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn")
 RECRUITMENT_SOURCES = ("prolific", "mturk", "sona", "link")
 DEVICES = ("mobile", "desktop")
 REPORT_STATES = ("pending", "running", "done", "failed")
+# Sign-up, password change and `flask create-researcher` share this floor.
+MIN_PASSWORD_LENGTH = 10
 
 
 def utcnow() -> datetime:

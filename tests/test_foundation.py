@@ -316,7 +316,7 @@ def test_create_researcher_command(app, runner):
 
 @pytest.mark.parametrize(
     ("email", "password", "message"),
-    [("not-an-email", "longpassword", "is not an email address"), ("a@example.org", "short", "at least 8")],
+    [("not-an-email", "longpassword", "is not an email address"), ("a@example.org", "nine-char", "at least 10")],
 )
 def test_create_researcher_refuses_bad_input(app, runner, email, password, message):
     result = runner.invoke(args=["create-researcher", email], input=f"{password}\n{password}\n")

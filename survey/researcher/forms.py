@@ -38,9 +38,8 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from survey.models import ROLES, TASKS
+from survey.models import MIN_PASSWORD_LENGTH, ROLES, TASKS
 
-MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 MAX_TEXT = 20000
 EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
