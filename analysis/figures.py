@@ -1,0 +1,540 @@
+"""Figures of a study's results drawn with matplotlib (Agg, bundled fonts, Okabe–Ito colours).
+
+Each figure comes with alt text that states what it shows and its numbers, so a reader who
+cannot see it loses nothing. Figures are drawn from results.json and the tidy score tables of
+`analysis.report.analyse`; nothing is recomputed here. No pyplot: every figure is a
+`matplotlib.figure.Figure` of its own, rendered by Agg (PNG) or the SVG backend with
+matplotlib's bundled DejaVu fonts, so no GUI backend is touched, the importing program's
+backend is left alone, and figures can be drawn from several threads at once.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis.outcomes import FIXED_OUTCOMES, Outcome, rating_outcome
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision
+# deficiency. Real photographs blue, AI headshots vermillion; grey for individual units.
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
+}
+CONDITION_COLOURS = {"real": OKABE_ITO["blue"], "ai": OKABE_ITO["vermillion"]}
+CONDITION_NAMES = {"real": "Real photograph", "ai": "AI headshot"}
+UNIT_COLOUR = "#8c8c8c"
+FORMATS = {"svg": "image/svg+xml", "png": "image/png"}
+# Public chart cards: 1200 x 675 pixels (16:9), the size slides and social posts expect.
+CARD_INCHES = (12.0, 6.75)
+CARD_DPI = 100
+REPORT_DPI = 150
+# Beyond this many participants the paired lines are drawn for a fixed random sample only:
+# thousands of lines hide the means and make the SVG heavy.
+MAX_LINES = 400
+MAIN_FAMILIES = ("primary", "secondary")
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure of the report: its file name, title, alt text and how to draw it."""
+
+    name: str
+    title: str
+    alt: str
+    draw: Callable[[], Figure]
+
+
+# --- reading results --------------------------------------------------------------------------
+
+
+def outcome_of(results: dict, name: str) -> Outcome:
+    """The Outcome called `name`, with its scale when results.json names one."""
+    if name in FIXED_OUTCOMES:
+        return FIXED_OUTCOMES[name]
+    scale = next((t.get("scale") for t in results.get("tests", [])
+                  if t.get("outcome") == name and t.get("scale")), None)
+    return rating_outcome(name, {name: tuple(scale)} if scale else None)
+
+
+def main_test(results: dict, outcome: str) -> dict | None:
+    """The participant-level test behind an outcome's finding, or None."""
+    return next((t for t in results.get("tests", []) if t.get("outcome") == outcome
+                 and t.get("family") in MAIN_FAMILIES and t.get("level") == "participant"),
+                None)
+
+
+def descriptive(results: dict, outcome: str, condition: str | None,
+                level: str = "participant") -> dict | None:
+    """The descriptives row of an outcome, condition and level, or None."""
+    return next((d for d in results.get("descriptives", []) if d.get("outcome") == outcome
+                 and d.get("level") == level and (d.get("condition") or None) == condition), None)
+
+
+def outcomes_in(results: dict) -> list[str]:
+    """Outcome names in report order (the order of their first test)."""
+    return list(dict.fromkeys(t["outcome"] for t in results.get("tests", [])))
+
+
+def scale_factor(outcome: Outcome) -> float:
+    """100 for proportions and shares (drawn in percent), else 1."""
+    return 100.0 if outcome.kind in ("proportion", "share") else 1.0
+
+
+def axis_label(outcome: Outcome) -> str:
+    """Axis label of an outcome's values, with its unit."""
+    if outcome.kind == "rating":
+        low, high = outcome.scale or (1, 7)
+        name = outcome.name.replace("_", " ")
+        return f"{name.capitalize()} rating (points, {low}–{high} scale)"
+    return {
+        "recognition_accuracy": "Recognition accuracy (% correct)",
+        "d_prime": "Recognition sensitivity d′ (z units)",
+        "criterion": "Response criterion c (z units)",
+        "choice_real": "Share choosing the real photograph (% of pairs)",
+        "detection_accuracy": "AI-detection accuracy (% correct)",
+        "detection_d_prime": "AI-detection sensitivity d′ (z units)",
+    }.get(outcome.name, f"{outcome.label} (units of the outcome)")
+
+
+def unit_words(outcome: Outcome) -> str:
+    """The unit of a difference of this outcome, in words."""
+    if outcome.kind == "rating":
+        low, high = outcome.scale or (1, 7)
+        return f"points on the {low}–{high} scale"
+    if outcome.kind in ("proportion", "share"):
+        return "percentage points"
+    return "z units"
+
+
+def _fmt(value: float | None, factor: float = 1.0, digits: int | None = None) -> str:
+    """A number for alt text and labels; 'not available' when missing."""
+    if value is None or not math.isfinite(value):
+        return "not available"
+    digits = (1 if factor == 100.0 else 2) if digits is None else digits
+    text = f"{value * factor:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _mean_ci(row: dict | None, factor: float) -> str:
+    """'mean 4.19 (95% CI 4.07 to 4.31, n = 113)'."""
+    if row is None:
+        return "no data"
+    return (f"mean {_fmt(row.get('mean'), factor)} (95% CI {_fmt(row.get('ci_low'), factor)} to "
+            f"{_fmt(row.get('ci_high'), factor)}, n = {row.get('n')})")
+
+
+def _difference(results: dict, outcome: Outcome) -> str:
+    """'AI minus real: -0.38 points on the 1–7 scale (95% CI -0.47 to -0.28)'."""
+    test = main_test(results, outcome.name)
+    if test is None:
+        return ""
+    factor = scale_factor(outcome)
+    what = "AI minus real" if outcome.paired else (
+        f"Difference from {'chance' if outcome.reference_value else 'zero'}")
+    return (f"{what}: {_fmt(test.get('estimate'), factor)} {unit_words(outcome)} (95% CI "
+            f"{_fmt(test.get('ci_low'), factor)} to {_fmt(test.get('ci_high'), factor)}).")
+
+
+# --- drawing helpers ---------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float) -> tuple[Figure, object]:
+    """A figure with one axes, white background, no top and right spines."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.add_subplot()
+    _style(ax)
+    return fig, ax
+
+
+def _style(ax) -> None:
+    """Quiet axes: no top or right spine, light horizontal grid."""
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="y", color="#e3e3e3", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+def paired_wide(scores: pd.DataFrame, outcome: str, unit: str) -> pd.DataFrame:
+    """Units with a value in both conditions of an outcome: columns real and ai."""
+    rows = scores[scores["outcome"] == outcome]
+    wide = rows.pivot_table(index=unit, columns="condition", values="value", aggfunc="first")
+    if not {"real", "ai"} <= set(wide.columns):
+        return pd.DataFrame(columns=["real", "ai"])
+    return wide[["real", "ai"]].dropna()
+
+
+def _draw_paired(ax, results: dict, outcome: Outcome, scores: pd.DataFrame) -> int:
+    """Each participant's two means joined by a grey line, and the means with 95% CIs."""
+    factor = scale_factor(outcome)
+    wide = paired_wide(scores, outcome.name, "participant") * factor
+    if len(wide) > MAX_LINES:
+        wide = wide.sample(MAX_LINES, random_state=0)
+    jitter = np.random.default_rng(0).uniform(-0.06, 0.06, size=(len(wide), 2))
+    alpha = 0.5 if len(wide) <= 50 else 0.25
+    for (real, ai), (jr, ja) in zip(wide[["real", "ai"]].to_numpy(), jitter):
+        ax.plot([0 + jr, 1 + ja], [real, ai], color=UNIT_COLOUR, alpha=alpha, linewidth=0.8,
+                marker="o", markersize=2.5)
+    for x, condition in enumerate(("real", "ai")):
+        row = descriptive(results, outcome.name, condition)
+        if row is None or row.get("mean") is None:
+            continue
+        mean = row["mean"] * factor
+        low, high = row.get("ci_low"), row.get("ci_high")
+        if low is not None and high is not None:
+            ax.errorbar([x], [mean], yerr=[[mean - low * factor], [high * factor - mean]],
+                        fmt="none", ecolor=CONDITION_COLOURS[condition], elinewidth=3, capsize=8,
+                        capthick=3, zorder=5)
+        ax.plot([x], [mean], marker="D", markersize=11, color=CONDITION_COLOURS[condition],
+                markeredgecolor="white", zorder=6)
+        ax.annotate(f"{mean:.{1 if factor == 100 else 2}f}", (x, mean), xytext=(14, 0),
+                    textcoords="offset points", va="center", fontsize=10, fontweight="bold",
+                    color=CONDITION_COLOURS[condition])
+    ax.set_xticks([0, 1], [CONDITION_NAMES["real"], CONDITION_NAMES["ai"]])
+    ax.set_xlim(-0.5, 1.6)
+    ax.set_xlabel("Condition (source of the headshot)")
+    ax.set_ylabel(axis_label(outcome))
+    if outcome.kind == "rating" and outcome.scale:
+        ax.set_ylim(outcome.scale[0] - 0.3, outcome.scale[1] + 0.3)
+    elif outcome.kind in ("proportion", "share"):
+        ax.set_ylim(-3, 103)
+    return len(paired_wide(scores, outcome.name, "participant"))
+
+
+def _draw_against_reference(ax, results: dict, outcome: Outcome, scores: pd.DataFrame) -> int:
+    """Each participant's value as a dot, the mean with its 95% CI, and the reference line."""
+    factor = scale_factor(outcome)
+    values = scores.loc[scores["outcome"] == outcome.name, "value"].to_numpy(dtype=float) * factor
+    shown = values if len(values) <= MAX_LINES else np.random.default_rng(0).choice(
+        values, MAX_LINES, replace=False)
+    jitter = np.random.default_rng(1).uniform(-0.18, 0.18, size=len(shown))
+    ax.scatter(shown, jitter, s=14, color=UNIT_COLOUR, alpha=0.6, linewidths=0)
+    reference = outcome.reference_value * factor
+    chance = "chance" if outcome.reference_value else "zero"
+    ax.axvline(reference, color=OKABE_ITO["black"], linestyle="--", linewidth=1.2)
+    ax.annotate(f"{chance} ({reference:g}{'%' if factor == 100 else ''})", (reference, 0.5),
+                xytext=(4, 0), textcoords="offset points", fontsize=9, va="center")
+    row = descriptive(results, outcome.name, None)
+    if row is not None and row.get("mean") is not None:
+        mean = row["mean"] * factor
+        if row.get("ci_low") is not None and row.get("ci_high") is not None:
+            ax.errorbar([mean], [0], xerr=[[mean - row["ci_low"] * factor],
+                                           [row["ci_high"] * factor - mean]],
+                        fmt="none", ecolor=OKABE_ITO["green"], elinewidth=3, capsize=8,
+                        capthick=3, zorder=5)
+        ax.plot([mean], [0], marker="D", markersize=11, color=OKABE_ITO["green"],
+                markeredgecolor="white", zorder=6)
+        # Above the cloud of unit dots (they spread over -0.18..0.18), so it stays readable.
+        ax.annotate(f"mean {mean:.{1 if factor == 100 else 2}f}", (mean, 0.3), ha="center",
+                    fontsize=10, fontweight="bold", color=OKABE_ITO["green"])
+    ax.set_yticks([])
+    ax.set_ylim(-0.6, 0.6)
+    ax.grid(axis="x", color="#e3e3e3", linewidth=0.8)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(axis_label(outcome))
+    if outcome.kind in ("proportion", "share"):
+        ax.set_xlim(-3, 103)
+    return len(values)
+
+
+# --- the report's figures -----------------------------------------------------------------------
+
+
+def _paired_spec(results: dict, outcome: Outcome, scores: pd.DataFrame) -> FigureSpec:
+    """Per-condition means with 95% CIs over each participant's paired values."""
+    n = len(paired_wide(scores, outcome.name, "participant"))
+    factor = scale_factor(outcome)
+    label = outcome.label[0].upper() + outcome.label[1:]
+    title = f"{label} by condition"
+    sample = f" (a random {MAX_LINES} of them drawn)" if n > MAX_LINES else ""
+    alt = (f"{title}, {n} participants. Real photographs: "
+           f"{_mean_ci(descriptive(results, outcome.name, 'real'), factor)}. AI headshots: "
+           f"{_mean_ci(descriptive(results, outcome.name, 'ai'), factor)}. "
+           f"{_difference(results, outcome)} Grey lines join each participant's mean in the two "
+           f"conditions{sample}; diamonds with bars are the means with 95% confidence intervals. "
+           f"Axis: {axis_label(outcome)}.")
+
+    def draw() -> Figure:
+        fig, ax = _figure(6.4, 4.8)
+        _draw_paired(ax, results, outcome, scores)
+        ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
+        return fig
+
+    return FigureSpec(f"paired_{outcome.name}", title, alt, draw)
+
+
+def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
+    """d' and criterion by condition, two panels of paired values."""
+    parts = []
+    for name in ("d_prime", "criterion"):
+        outcome = FIXED_OUTCOMES[name]
+        parts.append(f"{outcome.label}: real {_mean_ci(descriptive(results, name, 'real'), 1)}, "
+                     f"AI {_mean_ci(descriptive(results, name, 'ai'), 1)}; "
+                     f"{_difference(results, outcome)}")
+    n = len(paired_wide(scores, "d_prime", "participant"))
+    title = "Recognition sensitivity (d′) and criterion (c) by condition"
+    alt = (f"{title}, {n} participants. " + " ".join(parts) + " Higher d′ means better telling "
+           "the same person from a different one; higher c means answering 'same person' more "
+           "cautiously. Grey lines join each participant's values; diamonds with bars are means "
+           "with 95% confidence intervals.")
+
+    def draw() -> Figure:
+        fig = Figure(figsize=(9.6, 4.8), layout="constrained")
+        axes = fig.subplots(1, 2)
+        for ax, name in zip(axes, ("d_prime", "criterion")):
+            _style(ax)
+            _draw_paired(ax, results, FIXED_OUTCOMES[name], scores)
+            ax.axhline(0, color=OKABE_ITO["black"], linewidth=0.8)
+            ax.set_title(FIXED_OUTCOMES[name].label.capitalize(), loc="left", fontsize=11,
+                         fontweight="bold")
+        fig.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold")
+        return fig
+
+    return FigureSpec("sdt", title, alt, draw)
+
+
+def _reference_spec(results: dict, names: list[str], scores: pd.DataFrame, name: str,
+                    title: str, what: str) -> FigureSpec:
+    """One or more one-sample outcomes against their reference (chance or zero), one panel each."""
+    parts = []
+    for outcome_name in names:
+        outcome = FIXED_OUTCOMES[outcome_name]
+        row = descriptive(results, outcome_name, None)
+        parts.append(f"{outcome.label}: {_mean_ci(row, scale_factor(outcome))}; "
+                     f"{_difference(results, outcome)}")
+    n = int((scores["outcome"] == names[0]).sum())
+    alt = (f"{title}, {n} participants. " + " ".join(parts) + f" Grey dots are {what}; the "
+           "diamond with its bar is the mean with its 95% confidence interval; the dashed line "
+           "marks chance (or zero for d′).")
+
+    def draw() -> Figure:
+        fig = Figure(figsize=(7.2, 2.6 * len(names) + 0.6), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(len(names), 1))
+        for ax, outcome_name in zip(axes, names):
+            _style(ax)
+            _draw_against_reference(ax, results, FIXED_OUTCOMES[outcome_name], scores)
+        fig.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold")
+        return fig
+
+    return FigureSpec(name, title, alt, draw)
+
+
+def _identity_spec(results: dict, outcome: Outcome, identity_scores: pd.DataFrame) -> FigureSpec:
+    """Each identity's AI-minus-real difference, sorted: who loses most from an AI headshot."""
+    factor = scale_factor(outcome)
+    wide = paired_wide(identity_scores, outcome.name, "identity") * factor
+    diff = (wide["ai"] - wide["real"]).sort_values(ascending=False)
+    label = outcome.label[0].upper() + outcome.label[1:]
+    title = f"{label}: AI minus real, per identity"
+    worst = ", ".join(f"{identity} ({_fmt(value, digits=1 if factor == 100 else 2)})"
+                      for identity, value in diff.sort_values().head(3).items())
+    test = next((t for t in results.get("tests", []) if t.get("outcome") == outcome.name
+                 and t.get("level") == "identity" and t.get("method") == "paired_t"), None)
+    mean = (f" The mean over identities is {_fmt(test.get('estimate'), factor)} (95% CI "
+            f"{_fmt(test.get('ci_low'), factor)} to {_fmt(test.get('ci_high'), factor)})."
+            if test else "")
+    alt = (f"{title}, {len(diff)} identities, sorted from the smallest to the largest loss. "
+           f"Largest losses with an AI headshot: {worst or 'none'} {unit_words(outcome)}."
+           f"{mean} Below zero means the person fared worse with the AI headshot than with the "
+           "real photograph.")
+
+    def draw() -> Figure:
+        height = min(12.0, max(3.2, 0.28 * len(diff) + 1.6))
+        fig, ax = _figure(6.4, height)
+        colours = [CONDITION_COLOURS["ai"] if v < 0 else CONDITION_COLOURS["real"] for v in diff]
+        y = np.arange(len(diff))
+        ax.hlines(y, 0, diff.to_numpy(), color=colours, linewidth=2)
+        ax.scatter(diff.to_numpy(), y, color=colours, s=36, zorder=3)
+        ax.axvline(0, color=OKABE_ITO["black"], linewidth=1)
+        ax.set_yticks(y, list(diff.index), fontsize=8 if len(diff) > 30 else 10)
+        ax.grid(axis="y", visible=False)
+        ax.grid(axis="x", color="#e3e3e3", linewidth=0.8)
+        ax.set_xlabel(f"AI minus real ({unit_words(outcome)})")
+        ax.set_ylabel("Identity")
+        ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
+        return fig
+
+    return FigureSpec(f"identities_{outcome.name}", title, alt, draw)
+
+
+def report_figures(results: dict, participant_scores: pd.DataFrame,
+                   identity_scores: pd.DataFrame) -> list[FigureSpec]:
+    """The figures a study's results call for, in report order.
+
+    Parameters
+    ----------
+    results : dict
+        results.json of `analysis.report.analyse`.
+    participant_scores, identity_scores : pandas.DataFrame
+        The tables of the same name (``participant``/``identity``, ``outcome``, ``condition``,
+        ``value``, ``n_trials``).
+
+    Returns
+    -------
+    list of FigureSpec
+        ``paired_<outcome>`` for every rating scale and recognition accuracy, ``sdt`` (d' and
+        c), ``choice_real``, ``detection`` (accuracy and d' against chance) and
+        ``identities_<outcome>`` for each paired outcome measured per trial; each with its title
+        and alt text. Outcomes without data are left out.
+    """
+    names = outcomes_in(results)
+    specs = []
+    for name in names:
+        outcome = outcome_of(results, name)
+        if outcome.kind in ("rating", "proportion") and outcome.paired:
+            specs.append(_paired_spec(results, outcome, participant_scores))
+    if "d_prime" in names and "criterion" in names:
+        specs.append(_sdt_spec(results, participant_scores))
+    if "choice_real" in names:
+        specs.append(_reference_spec(results, ["choice_real"], participant_scores, "choice_real",
+                                     "Share of pairs in which the real photograph was chosen",
+                                     "each participant's share"))
+    detection = [n for n in ("detection_accuracy", "detection_d_prime") if n in names]
+    if detection:
+        specs.append(_reference_spec(results, detection, participant_scores, "detection",
+                                     "Telling AI headshots from real photographs",
+                                     "each participant's accuracy (and d′)"))
+    for name in names:
+        outcome = outcome_of(results, name)
+        if outcome.paired and outcome.kind in ("rating", "proportion") and \
+                len(paired_wide(identity_scores, name, "identity")):
+            specs.append(_identity_spec(results, outcome, identity_scores))
+    return specs
+
+
+def render(fig: Figure, fmt: str, dpi: int = REPORT_DPI) -> bytes:
+    """The figure as SVG or PNG bytes."""
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    buffer = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    fig.savefig(buffer, format=fmt, dpi=dpi, facecolor="white", metadata=metadata)
+    return buffer.getvalue()
+
+
+# --- chart cards for the public page ------------------------------------------------------------
+
+
+def card_alt(finding: dict, study_title: str, n: int) -> str:
+    """Alt text of a claim card: the claim itself, N and the study."""
+    return f"Chart from the study “{study_title}” (N = {n} participants). {finding['claim']}"
+
+
+def claim_card(results: dict, finding: dict, study_title: str, footer: str,
+               fmt: str = "png") -> bytes:
+    """A 1200 x 675 chart of one finding with its claim, N and the study name drawn on it.
+
+    Parameters
+    ----------
+    results : dict
+        results.json (its descriptives and tests give the chart's numbers).
+    finding : dict
+        One entry of ``results["findings"]``; its claim is drawn verbatim.
+    study_title : str
+        Name of the study, drawn at the top.
+    footer : str
+        Line drawn at the bottom (e.g. the citation URL and data hash).
+    fmt : {"png", "svg"}
+        PNG is exactly 1200 x 675 pixels.
+
+    Returns
+    -------
+    bytes
+        The image.
+    """
+    outcome = outcome_of(results, finding["outcome"])
+    test = main_test(results, outcome.name) or {}
+    n = test.get("n") or results.get("n_participants")
+    fig = Figure(figsize=CARD_INCHES, dpi=CARD_DPI)
+    fig.patch.set_facecolor("white")
+    fig.text(0.04, 0.93, _wrap(study_title, 80)[0], fontsize=20, fontweight="bold",
+             va="top", parse_math=False)
+    kind = "Preregistered" if finding.get("preregistered") else "Exploratory"
+    fig.text(0.04, 0.855, f"{kind} finding · N = {n} participants", fontsize=13,
+             color="#444444", va="top", parse_math=False)
+    ax = fig.add_axes((0.08, 0.17, 0.36, 0.58))
+    _style(ax)
+    if outcome.paired:
+        _draw_card_means(ax, results, outcome)
+    else:
+        _draw_card_reference(ax, results, outcome)
+    claim = finding["claim"]
+    size, lines = 15, _wrap(claim, 50)
+    while len(lines) * size * 1.45 > 430 and size > 9:
+        size -= 1
+        lines = _wrap(claim, int(50 * 15 / size))
+    fig.text(0.50, 0.76, "\n".join(lines), fontsize=size, va="top", linespacing=1.35,
+             parse_math=False, wrap=False)
+    fig.text(0.04, 0.045, footer, fontsize=10.5, color="#444444", parse_math=False)
+    return render(fig, fmt, dpi=CARD_DPI)
+
+
+def _draw_card_means(ax, results: dict, outcome: Outcome) -> None:
+    """Means per condition with 95% CIs, as bars (aggregates only, for a public chart)."""
+    factor = scale_factor(outcome)
+    for x, condition in enumerate(("real", "ai")):
+        row = descriptive(results, outcome.name, condition)
+        if row is None or row.get("mean") is None:
+            continue
+        mean = row["mean"] * factor
+        # A rating bar starts at the scale's lowest point: a bar from 0 would exaggerate nothing
+        # that anyone could answer.
+        base = outcome.scale[0] if outcome.kind == "rating" and outcome.scale else 0
+        ax.bar([x], [mean - base], bottom=base, width=0.6, color=CONDITION_COLOURS[condition],
+               alpha=0.9)
+        if row.get("ci_low") is not None and row.get("ci_high") is not None:
+            ax.errorbar([x], [mean], yerr=[[mean - row["ci_low"] * factor],
+                                           [row["ci_high"] * factor - mean]],
+                        fmt="none", ecolor=OKABE_ITO["black"], elinewidth=2, capsize=10,
+                        capthick=2)
+        ax.annotate(f"{mean:.{1 if factor == 100 else 2}f}", (x, mean), xytext=(0, -18),
+                    textcoords="offset points", ha="center", fontsize=12, fontweight="bold",
+                    color="white")
+    ax.set_xticks([0, 1], [CONDITION_NAMES["real"], CONDITION_NAMES["ai"]], fontsize=11)
+    ax.set_ylabel(axis_label(outcome), fontsize=11)
+    if outcome.kind == "rating" and outcome.scale:
+        ax.set_ylim(outcome.scale[0], outcome.scale[1])
+    elif outcome.kind in ("proportion", "share"):
+        ax.set_ylim(0, 100)
+    elif outcome.kind == "sdt":
+        ax.axhline(0, color=OKABE_ITO["black"], linewidth=0.8)
+    ax.set_title("Means with 95% confidence intervals", loc="left", fontsize=11)
+
+
+def _draw_card_reference(ax, results: dict, outcome: Outcome) -> None:
+    """The mean with its 95% CI as a bar beside the line of chance (or zero), aggregates only."""
+    factor = scale_factor(outcome)
+    row = descriptive(results, outcome.name, None)
+    reference = outcome.reference_value * factor
+    if row is not None and row.get("mean") is not None:
+        mean = row["mean"] * factor
+        ax.bar([0], [mean], width=0.5, color=OKABE_ITO["green"], alpha=0.9)
+        if row.get("ci_low") is not None and row.get("ci_high") is not None:
+            ax.errorbar([0], [mean], yerr=[[mean - row["ci_low"] * factor],
+                                           [row["ci_high"] * factor - mean]],
+                        fmt="none", ecolor=OKABE_ITO["black"], elinewidth=2, capsize=10,
+                        capthick=2)
+        ax.annotate(f"{mean:.{1 if factor == 100 else 2}f}", (0, mean), xytext=(0, -18),
+                    textcoords="offset points", ha="center", fontsize=12, fontweight="bold",
+                    color="white")
+    chance = "chance" if outcome.reference_value else "zero"
+    ax.axhline(reference, color=OKABE_ITO["black"], linestyle="--", linewidth=1.4)
+    ax.annotate(f"{chance} ({reference:g}{'%' if factor == 100 else ''})", (0.45, reference),
+                xytext=(0, 4), textcoords="offset points", ha="right", fontsize=10)
+    ax.set_xlim(-0.6, 0.6)
+    ax.set_xticks([0], ["All participants"], fontsize=11)
+    ax.set_ylabel(axis_label(outcome), fontsize=11)
+    if outcome.kind in ("proportion", "share"):
+        ax.set_ylim(0, 100)
+    ax.set_title("Mean with its 95% confidence interval", loc="left", fontsize=11)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Lines of at most `width` characters, words kept whole."""
+    return textwrap.wrap(text, width=width, break_long_words=True) or [""]

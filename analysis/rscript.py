@@ -1,0 +1,388 @@
+"""Generate an R script that recomputes a study's results with lme4 and R's own tests.
+
+The script reads trials.csv and participants.csv, applies the exclusion rules the analysis
+used, runs every test listed in results.json (the same paired t and Wilcoxon tests, binomial
+tests, TOST, and the mixed models with the formulas named there), corrects each family as the
+analysis did, and prints each R value beside the one in results.json. A reviewer needs only R
+with lme4 and lmerTest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from analysis.exclusions import DEFAULT_RULES
+from analysis.outcomes import FIXED_OUTCOMES
+
+P_ADJUST = {"holm": "holm", "bh": "BH"}
+# Where each outcome's trial rows and trial score come from (see analysis.outcomes).
+TRIAL_ROWS = {
+    "recognition_accuracy": ('d$task == "match" & d$measure == "same"', "num(rows$correct)"),
+    "detection_accuracy": ('d$task == "detect" & d$measure == "source"', "num(rows$correct)"),
+    "choice_real": ('d$task == "choose" & d$measure == "choice"',
+                    'as.numeric(rows$value == "real")'),
+}
+
+PRELUDE = r'''# Needs R >= 4.0 with lme4 and lmerTest: install.packages(c("lme4", "lmerTest"))
+suppressMessages({library(lme4); library(lmerTest)})
+options(width = 140)
+
+# Exports write a text cell that a spreadsheet would evaluate with a leading apostrophe.
+unguard <- function(x) sub("^'(?=[-=+@\t\r])", "", x, perl = TRUE)
+read_table <- function(file) {
+  d <- read.csv(file, colClasses = "character", na.strings = "", check.names = FALSE)
+  d[] <- lapply(d, unguard)
+  d
+}
+num <- function(x) suppressWarnings(as.numeric(x))
+
+t <- read_table("trials.csv")
+p <- read_table("participants.csv")
+t$rt_ms <- num(t$rt_ms)
+t$attention_check <- num(t$attention_check)
+'''
+
+EXCLUSIONS = r'''
+# --- exclusions -------------------------------------------------------------------------------
+ids <- sort(union(unique(t$participant), p$participant), method = "radix")
+status <- setNames(p$status, p$participant)[ids]
+status[is.na(status)] <- "unknown"
+checks <- t[t$attention_check == 1, ]
+failed <- tapply(num(checks$correct) == 0, factor(checks$participant, levels = ids), sum)
+failed[is.na(failed)] <- 0
+missed <- setNames(num(p$attention_total) - num(p$attention_passed), p$participant)[ids]
+missed[is.na(missed)] <- 0
+failed <- pmax(failed, missed)
+# median(rt_ms, na.rm = TRUE) over every row of the participant
+med_rt <- tapply(t$rt_ms, factor(t$participant, levels = ids), median, na.rm = TRUE)
+ratings <- t[t$task == "rate" & t$attention_check == 0 & !is.na(num(t$value)), ]
+straight <- setNames(rep(FALSE, length(ids)), ids)
+for (s in split(ratings, ratings$participant)) {
+  constant <- all(tapply(num(s$value), s$measure, function(v) length(unique(v)) == 1))
+  straight[s$participant[1]] <- constant && length(unique(s$trial)) >= 2
+}
+limit <- if (is.null(rules$min_median_rt_ms)) -Inf else rules$min_median_rt_ms
+out <- (rules$incomplete & status == "partial") | (rules$attention & failed > 0) |
+  (!is.na(med_rt) & med_rt < limit) | (rules$straightlining & straight)
+excluded <- ids[out]
+keep <- ids[!out]
+cat("Participants:", length(ids), " excluded:", length(excluded), " included:", length(keep), "\n")
+cat("Same exclusions as results.json:", setequal(excluded, expected_excluded), "\n")
+
+d <- t[t$participant %in% keep & t$attention_check == 0, ]
+d$condition[is.na(d$condition)] <- ""
+'''
+
+HELPERS = r'''
+# --- scores and tests -------------------------------------------------------------------------
+rows_of <- function(sel, value) {
+  rows <- d[sel, ]
+  data.frame(participant = rows$participant, identity = rows$identity,
+             condition = factor(rows$condition, levels = c("real", "ai")), value = value)
+}
+# Each unit's mean in each condition; units without both conditions are left out.
+paired_means <- function(rows, unit) {
+  m <- tapply(rows$value, list(rows[[unit]], rows$condition), mean)
+  m <- m[complete.cases(m[, c("real", "ai"), drop = FALSE]), , drop = FALSE]
+  data.frame(unit = rownames(m), real = m[, "real"], ai = m[, "ai"])
+}
+unit_means <- function(rows, unit) {
+  m <- tapply(rows$value, rows[[unit]], mean)
+  data.frame(unit = names(m), value = as.numeric(m))
+}
+# d' and c with the log-linear correction: H = (hits + 0.5) / (signal trials + 1).
+sdt <- function(rows, unit, within) {
+  keys <- if (is.null(within)) list(rows[[unit]]) else list(rows[[unit]], rows[[within]])
+  cells <- split(rows, keys, drop = TRUE)
+  out <- do.call(rbind, lapply(cells, function(s) {
+    ns <- sum(s$signal == 1); nn <- sum(s$signal == 0)
+    h <- (sum(s$yes == 1 & s$signal == 1) + 0.5) / (ns + 1)
+    f <- (sum(s$yes == 1 & s$signal == 0) + 0.5) / (nn + 1)
+    ok <- ns > 0 && nn > 0
+    data.frame(unit = as.character(s[[unit]][1]),
+               condition = if (is.null(within)) "" else as.character(s[[within]][1]),
+               d_prime = if (ok) qnorm(h) - qnorm(f) else NA,
+               criterion = if (ok) -0.5 * (qnorm(h) + qnorm(f)) else NA)
+  }))
+  out
+}
+sdt_paired <- function(cells, measure) {
+  cells <- cells[!is.na(cells[[measure]]), ]
+  w <- reshape(cells[, c("unit", "condition", measure)], idvar = "unit", timevar = "condition",
+               direction = "wide")
+  names(w) <- sub(paste0("^", measure, "\\."), "", names(w))
+  w[complete.cases(w[, c("real", "ai")]), c("unit", "real", "ai")]
+}
+sdt_single <- function(cells, measure) {
+  cells <- cells[!is.na(cells[[measure]]), ]
+  data.frame(unit = cells$unit, value = cells[[measure]])
+}
+
+r <- data.frame()
+add <- function(outcome, method, level, family, estimate, ci_low, ci_high, statistic, df, p) {
+  r <<- rbind(r, data.frame(outcome = outcome, method = method, level = level, family = family,
+                            estimate = unname(estimate), ci_low = unname(ci_low),
+                            ci_high = unname(ci_high), statistic = unname(statistic),
+                            df = ifelse(is.null(df), NA, unname(df)), p_value = unname(p)))
+}
+run_paired_t <- function(outcome, level, family, w) {
+  x <- t.test(w$ai, w$real, paired = TRUE)
+  add(outcome, "paired_t", level, family, x$estimate, x$conf.int[1], x$conf.int[2],
+      x$statistic, x$parameter, x$p.value)
+}
+run_one_sample_t <- function(outcome, level, family, x, mu) {
+  y <- t.test(x$value, mu = mu)
+  add(outcome, "one_sample_t", level, family, mean(x$value) - mu, y$conf.int[1] - mu,
+      y$conf.int[2] - mu, y$statistic, y$parameter, y$p.value)
+}
+run_wilcoxon_paired <- function(outcome, level, family, w) {
+  x <- wilcox.test(w$ai, w$real, paired = TRUE, exact = FALSE, correct = FALSE)
+  add(outcome, "wilcoxon", level, family, NA, NA, NA, x$statistic, NULL, x$p.value)
+}
+run_wilcoxon_one <- function(outcome, level, family, x, mu) {
+  y <- wilcox.test(x$value, mu = mu, exact = FALSE, correct = FALSE)
+  add(outcome, "wilcoxon", level, family, NA, NA, NA, y$statistic, NULL, y$p.value)
+}
+# TOST: the larger p of two one-sided t-tests against the equivalence bounds.
+run_tost_paired <- function(outcome, level, w, low, high) {
+  lower <- t.test(w$ai, w$real, paired = TRUE, mu = low, alternative = "greater")
+  upper <- t.test(w$ai, w$real, paired = TRUE, mu = high, alternative = "less")
+  worst <- if (lower$p.value >= upper$p.value) lower else upper
+  add(outcome, "tost", level, "equivalence", mean(w$ai - w$real), NA, NA, worst$statistic,
+      worst$parameter, max(lower$p.value, upper$p.value))
+}
+run_tost_one <- function(outcome, level, x, mu, low, high) {
+  lower <- t.test(x$value, mu = mu + low, alternative = "greater")
+  upper <- t.test(x$value, mu = mu + high, alternative = "less")
+  worst <- if (lower$p.value >= upper$p.value) lower else upper
+  add(outcome, "tost", level, "equivalence", mean(x$value) - mu, NA, NA, worst$statistic,
+      worst$parameter, max(lower$p.value, upper$p.value))
+}
+run_binomial <- function(outcome, family, value, chance) {
+  x <- binom.test(sum(value), length(value), p = chance)
+  add(outcome, "binomial", "trial", family, mean(value) - chance, x$conf.int[1] - chance,
+      x$conf.int[2] - chance, sum(value), NULL, x$p.value)
+}
+report_lmm <- function(outcome, family, fit) {
+  co <- summary(fit)$coefficients["conditionai", ]
+  half <- qt(0.975, co[["df"]]) * co[["Std. Error"]]
+  add(outcome, "lmm", "trial", family, co[["Estimate"]], co[["Estimate"]] - half,
+      co[["Estimate"]] + half, co[["t value"]], co[["df"]], co[["Pr(>|t|)"]])
+  if (isSingular(fit)) cat(outcome, ": the lmer fit is singular\n")
+}
+report_glmm <- function(outcome, family, fit) {
+  co <- summary(fit)$coefficients["conditionai", ]
+  add(outcome, "glmm", "trial", family, co[["Estimate"]], co[["Estimate"]] - qnorm(0.975) * co[["Std. Error"]],
+      co[["Estimate"]] + qnorm(0.975) * co[["Std. Error"]], co[["z value"]], NULL, co[["Pr(>|z|)"]])
+  if (isSingular(fit)) cat(outcome, ": the glmer fit is singular\n")
+}
+'''
+
+COMPARE = r'''
+# --- corrections and comparison with results.json ---------------------------------------------
+r$p_adjusted <- NA
+for (f in unique(r$family)) {
+  i <- r$family == f
+  r$p_adjusted[i] <- p.adjust(r$p_value[i], method = correction)
+}
+both <- merge(r, expected, by = c("outcome", "method", "level"), suffixes = c("", "_python"),
+              all = TRUE, sort = FALSE)
+columns <- c("outcome", "method", "level", "estimate", "estimate_python", "statistic",
+             "statistic_python", "p_adjusted", "p_adjusted_python")
+print(both[, columns], digits = 6, row.names = FALSE)
+# Relative differences, with a floor so that statistics near 0 and tiny p-values compare sanely.
+rel <- function(a, b, floor) ifelse(is.na(a) & is.na(b), 0, abs(a - b) / pmax(abs(b), floor))
+worst <- max(c(rel(both$statistic, both$statistic_python, 1),
+               rel(both$p_value, both$p_value_python, 1e-6)), na.rm = TRUE)
+cat(sprintf("\nLargest relative difference from results.json (statistics and p-values): %.2g\n", worst))
+write.csv(both, "analysis_R_results.csv", row.names = FALSE)
+cat("Wrote analysis_R_results.csv\n")
+'''
+
+
+def _r_string(text: str) -> str:
+    """An R string literal (JSON escapes are valid R escapes)."""
+    return json.dumps(str(text), ensure_ascii=True)
+
+
+def _r_number(value: Any) -> str:
+    """An R numeric literal; NA for missing or non-finite values."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "NA"
+    if not math.isfinite(value):
+        return "NA"
+    return repr(float(value))
+
+
+def _r_vector(values: list, literal) -> str:
+    """c(...) of literals, wrapped at about 96 characters so the script stays readable."""
+    items = [literal(v) for v in values]
+    if not items:
+        return "character(0)"
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + len(item) > 90:
+            lines.append(line.rstrip())
+            line = ""
+        line += item + ", "
+    lines.append(line[:-2])
+    return "c(" + "\n    ".join(lines) + ")"
+
+
+def _rules_block(results: dict) -> str:
+    """The exclusion rules of the plan (or the defaults) as an R list."""
+    plan = results.get("plan") or {}
+    rules = {**DEFAULT_RULES, **(plan.get("exclusions") or {})}
+    limit = rules["min_median_rt_ms"]
+    source = "the preregistered plan" if results.get("plan") else "the defaults (no plan)"
+    return (f"# Exclusion rules: {source}\n"
+            f"rules <- list(incomplete = {str(bool(rules['incomplete'])).upper()}, "
+            f"attention = {str(bool(rules['attention'])).upper()}, "
+            f"min_median_rt_ms = {'NULL' if limit is None else _r_number(limit)}, "
+            f"straightlining = {str(bool(rules['straightlining'])).upper()})\n"
+            f"expected_excluded <- {_r_vector([e['participant'] for e in results.get('exclusions', [])], _r_string)}\n")
+
+
+def _expected_block(tests: list[dict]) -> str:
+    """results.json's tests as an R data frame, to compare with."""
+    def column(key, literal):
+        return _r_vector([t.get(key) for t in tests], literal)
+
+    return ("expected <- data.frame(\n"
+            f"  outcome = {column('outcome', _r_string)},\n"
+            f"  method = {column('method', _r_string)},\n"
+            f"  level = {column('level', _r_string)},\n"
+            f"  estimate = {column('estimate', _r_number)},\n"
+            f"  statistic = {column('statistic', _r_number)},\n"
+            f"  p_value = {column('p_value', _r_number)},\n"
+            f"  p_adjusted = {column('p_adjusted', _r_number)},\n"
+            "  stringsAsFactors = FALSE)\n")
+
+
+def _outcome_rows(name: str, tests: list[dict]) -> str:
+    """R lines that build `rows` (participant, identity, condition, value) of one outcome."""
+    if name in TRIAL_ROWS:
+        selection, value = TRIAL_ROWS[name]
+        return f"sel <- {selection}\nrows <- d[sel, ]\nrows <- rows_of(sel, {value})\n"
+    if name in ("d_prime", "criterion", "detection_d_prime"):
+        task, measure = ("match", "same") if name != "detection_d_prime" else ("detect", "source")
+        if name == "detection_d_prime":
+            # Signal = an AI headshot; "yes" = answered AI.
+            signal, yes = 'as.numeric(rows$condition == "ai")', 'as.numeric(rows$value == "ai")'
+        else:
+            signal, yes = "num(rows$is_match)", "num(rows$value)"
+        return (f'rows <- d[d$task == "{task}" & d$measure == "{measure}", ]\n'
+                f"rows <- data.frame(participant = rows$participant, identity = rows$identity, "
+                f"condition = rows$condition, signal = {signal}, yes = {yes})\n")
+    # A rating scale.
+    return (f'sel <- d$task == "rate" & d$measure == {_r_string(name)}\n'
+            f"rows <- d[sel, ]\nrows <- rows_of(sel, num(rows$value))\n")
+
+
+def _scores(name: str, level: str, paired: bool) -> str:
+    """R expression of the unit scores of an outcome at a level."""
+    if name in ("d_prime", "criterion"):
+        return f'sdt_paired(sdt(rows, "{level}", "condition"), "{name}")'
+    if name == "detection_d_prime":
+        return f'sdt_single(sdt(rows, "{level}", NULL), "d_prime")'
+    return f'{"paired_means" if paired else "unit_means"}(rows, "{level}")'
+
+
+def _test_lines(name: str, test: dict, bounds: dict) -> list[str]:
+    """The R call that runs one test of results.json."""
+    outcome = FIXED_OUTCOMES.get(name)
+    paired = outcome.paired if outcome else True
+    mu = test.get("reference_value", outcome.reference_value if outcome else 0.0)
+    method, level, family = test["method"], test["level"], test.get("family", "")
+    args = f"{_r_string(name)}, {_r_string(level)}, {_r_string(family)}"
+    if method in ("lmm", "glmm"):
+        formula = test.get("formula") or "value ~ condition + (1 | participant) + (1 | identity)"
+        if method == "lmm":
+            fit = f"fit <- lmer({formula}, data = rows, REML = TRUE)"
+            report = f"report_lmm({_r_string(name)}, {_r_string(family)}, fit)"
+        else:
+            fit = f"fit <- glmer({formula}, data = rows, family = binomial)"
+            report = f"report_glmm({_r_string(name)}, {_r_string(family)}, fit)"
+        return [fit, report]
+    if method == "binomial":
+        return [(f"run_binomial({_r_string(name)}, {_r_string(family)}, rows$value, "
+                 f"{_r_number(mu)})")]
+    scores = f"scores <- {_scores(name, level, paired)}"
+    if method == "paired_t":
+        return [scores, f"run_paired_t({args}, scores)"]
+    if method == "one_sample_t":
+        return [scores, f"run_one_sample_t({args}, scores, {_r_number(mu)})"]
+    if method == "wilcoxon":
+        call = (f"run_wilcoxon_paired({args}, scores)" if paired
+                else f"run_wilcoxon_one({args}, scores, {_r_number(mu)})")
+        return [scores, call]
+    if method == "tost":
+        low, high = bounds.get(name, (test.get("bound_low"), test.get("bound_high")))
+        call = (f"run_tost_paired({_r_string(name)}, {_r_string(level)}, scores, "
+                f"{_r_number(low)}, {_r_number(high)})" if paired else
+                f"run_tost_one({_r_string(name)}, {_r_string(level)}, scores, {_r_number(mu)}, "
+                f"{_r_number(low)}, {_r_number(high)})")
+        return [scores, call]
+    return [f"# {method} ({level}) has no R counterpart here"]
+
+
+def r_script(results: dict, *, title: str = "") -> str:
+    """An R script that recomputes every test of results.json from trials.csv and participants.csv.
+
+    Parameters
+    ----------
+    results : dict
+        results.json of `analysis.report.analyse`.
+    title : str
+        Study title for the header comment.
+
+    Returns
+    -------
+    str
+        The script. It applies the exclusion rules of ``results["plan"]`` (or the defaults),
+        checks that they exclude the participants listed in results.json, runs for each test of
+        ``results["tests"]`` the matching R call — ``t.test(..., paired = TRUE)``, ``t.test(x,
+        mu = chance)``, ``wilcox.test(..., exact = FALSE, correct = FALSE)``, ``binom.test``,
+        the two one-sided ``t.test`` calls of a TOST, ``lmer(<formula>, REML = TRUE)`` and
+        ``glmer(<formula>, family = binomial)`` with each mixed model's formula as named in
+        results.json — corrects p-values per family with ``p.adjust`` and prints R's numbers
+        beside results.json's.
+
+    Raises
+    ------
+    ValueError
+        When results has no ``tests`` list or names an unknown correction.
+    """
+    tests = results.get("tests")
+    if not isinstance(tests, list):
+        raise ValueError(f"results: 'tests' must be a list, got {type(tests).__name__}")
+    correction = results.get("correction", "holm")
+    if correction not in P_ADJUST:
+        raise ValueError(f"results: correction {correction!r} is not one of {', '.join(P_ADJUST)}")
+    bounds = ((results.get("plan") or {}).get("equivalence_bounds") or {})
+    study = results.get("study", "")
+    header = [
+        f"# analysis.R: recomputes the results of the Likeness study {study!r}"
+        + (f" ({title})" if title else ""),
+        (f"# with R (stats, lme4, lmerTest). Generated from results.json (analysis "
+         f"{results.get('analysis_version', '?')}, data SHA-256 "
+         f"{results.get('data_sha256', '?')})."),
+        "# Run it in the folder holding trials.csv, participants.csv and results.json:",
+        "#   Rscript analysis.R",
+        "# It prints each R value beside results.json's and writes analysis_R_results.csv.",
+        "",
+    ]
+    parts = ["\n".join(header), PRELUDE, _rules_block(results),
+             f'correction <- "{P_ADJUST[correction]}"\n', _expected_block(tests), EXCLUSIONS,
+             HELPERS]
+    for name in dict.fromkeys(t["outcome"] for t in tests):
+        own = [t for t in tests if t["outcome"] == name]
+        lines = [f"\n# --- {name} " + "-" * max(3, 90 - len(name)), _outcome_rows(name, own)]
+        for test in own:
+            lines.append(f"# {test['method']} at the {test['level']} level ({test.get('family', '')})")
+            lines.extend(_test_lines(name, test, bounds))
+        parts.append("\n".join(lines) + "\n")
+    parts.append(COMPARE)
+    return "\n".join(parts)
