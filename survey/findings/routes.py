@@ -1,3 +1,335 @@
-"""Report and findings routes."""
+"""Report and findings routes: the research team's report, its downloads, and the public page."""
 
-from survey.findings import bp  # noqa: F401
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+
+from analysis.figures import FORMATS, card_alt, render, report_figures
+from survey.extensions import db
+from survey.findings import bp, present, service
+from survey.findings.forms import ActionForm
+from survey.models import Report, Study
+from survey.researcher.access import requires_role
+
+# Bump when figures are drawn differently, so cached copies are not reused.
+FIGURES_VERSION = "1"
+EMBED_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+             "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors *")
+SAFE_NAME = re.compile(r"[a-z0-9_]{1,64}")
+CSS_FILES = ("css/likeness.css", "css/report.css")
+
+
+def _chunks(handle, size: int = 256 * 1024):
+    """Yield a file's bytes in chunks and close it at the end (or when the client goes)."""
+    try:
+        while chunk := handle.read(size):
+            yield chunk
+    finally:
+        handle.close()
+
+
+def _download(data, filename: str, mimetype: str) -> Response:
+    """A download (Content-Disposition: attachment) of bytes or an open file, never cached."""
+    body = data if isinstance(data, bytes) else _chunks(data)
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _etag_response(etag: str, make, mimetype: str, public: bool, filename: str | None = None
+                   ) -> Response:
+    """Answer 304 when the client holds this ETag, else the content `make()` returns."""
+    if request.if_none_match.contains(etag):
+        response = Response(status=304)
+    else:
+        response = Response(make(), mimetype=mimetype)
+        if filename:
+            response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.set_etag(etag)
+    # Public copies are revalidated on every use (a cheap 304), so unpublishing takes them down.
+    response.headers["Cache-Control"] = "public, no-cache" if public else "private, max-age=3600"
+    return response
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def _figure_specs(report: Report):
+    """The report's figures (drawn lazily from the stored results and score tables)."""
+    participants, identities = service.score_tables(report)
+    return report_figures(service.results_json(report), participants, identities)
+
+
+def _report_context(study: Study, report: Report, standalone: bool = False) -> dict:
+    """What the report body template needs."""
+    results = service.results_json(report)
+    data = service.report_data(report)
+    specs = _figure_specs(report)
+    if standalone:
+        sources = {s.name: "data:image/svg+xml;base64," + base64.b64encode(
+            render(s.draw(), "svg")).decode("ascii") for s in specs}
+    else:
+        sources = {s.name: url_for("findings.figure", study_id=study.id, report_id=report.id,
+                                   name=s.name, fmt="svg") for s in specs}
+    return {
+        "study": study,
+        "report": report,
+        "results": results,
+        "sample": data.get("sample", {}),
+        "sections": present.outcome_sections(results, specs),
+        "sources": sources,
+        "methods": service.methods_text(study, report),
+        "warnings": service.plain_warnings(results, data.get("sample", {}), results.get("plan")),
+        "details": results.get("warnings", []),
+        "standalone": standalone,
+        "present": present,
+    }
+
+
+@bp.get("/r/studies/<int:study_id>/report")
+@requires_role("viewer")
+def report(study: Study, role: str):
+    """The study's report: computed from its current data, or a progress or failure state."""
+    state = service.report_state(study)
+    context = {"study": study, "role": role, "state": state, "form": ActionForm(formdata=None),
+               "published": service.published_report(study)}
+    if state.shown is not None:
+        context.update(_report_context(study, state.shown))
+    return render_template("findings/report.html", **context)
+
+
+@bp.post("/r/studies/<int:study_id>/report/retry")
+@requires_role("viewer")
+def retry(study: Study, role: str):
+    """Forget the failed computations so the report is computed again."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400, description="The form expired; reload the report and try again.")
+    service.retry(study)
+    return redirect(url_for("findings.report", study_id=study.id))
+
+
+def _owner_action(study: Study, act, done) -> Response:
+    """Run publish or unpublish from its form: CSRF checked, refusal flashed, then the report."""
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400, description="The form expired; reload the report and try again.")
+    try:
+        act(study, current_user)
+    except service.PublishError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        flash(done(), "success")
+    return redirect(url_for("findings.report", study_id=study.id))
+
+
+@bp.post("/r/studies/<int:study_id>/report/publish")
+@requires_role("owner")
+def publish(study: Study, role: str):
+    """Publish the findings of the current report at the study's public URL."""
+    return _owner_action(study, service.publish, lambda: "The findings are published at "
+                         + url_for("findings.public", slug=study.slug, _external=True))
+
+
+@bp.post("/r/studies/<int:study_id>/report/unpublish")
+@requires_role("owner")
+def unpublish(study: Study, role: str):
+    """Take the public findings page down."""
+    return _owner_action(study, service.unpublish, lambda: "The public findings page is down.")
+
+
+def _report_or_404(study: Study, report_id: int) -> Report:
+    """A finished report of the study, else 404."""
+    report = service.report_of(study, report_id)
+    if report is None:
+        abort(404, description="No finished report with that number for this study.")
+    return report
+
+
+@bp.get("/r/studies/<int:study_id>/report/<int:report_id>/figures/<name>.<fmt>")
+@requires_role("viewer")
+def figure(study: Study, role: str, report_id: int, name: str, fmt: str):
+    """One figure of a report as SVG (shown in the page) or PNG (a download)."""
+    if fmt not in FORMATS or not SAFE_NAME.fullmatch(name):
+        abort(404)
+    row = db.session.execute(sa.select(Report.study_id, Report.status, Report.data_sha256)
+                             .where(Report.id == report_id)).first()
+    if row is None or row.study_id != study.id or row.status != "done":
+        abort(404)
+    etag = f"{row.data_sha256[:16]}-{report_id}-{name}-{fmt}-{FIGURES_VERSION}"
+
+    def make() -> bytes:
+        spec = next((s for s in _figure_specs(_report_or_404(study, report_id))
+                     if s.name == name), None)
+        if spec is None:
+            abort(404)
+        return render(spec.draw(), fmt)
+
+    filename = f"{study.slug}-{name}.png" if fmt == "png" else None
+    return _etag_response(etag, make, FORMATS[fmt], public=False, filename=filename)
+
+
+def _inline_css() -> str:
+    """The stylesheets' text, for the self-contained HTML report."""
+    static = Path(current_app.static_folder)
+    return "\n".join((static / name).read_text(encoding="utf-8") for name in CSS_FILES)
+
+
+@bp.get("/r/studies/<int:study_id>/report/<int:report_id>/report.html")
+@requires_role("viewer")
+def download_html(study: Study, role: str, report_id: int):
+    """The report as one HTML file with its figures and styles inside: it opens offline."""
+    report = _report_or_404(study, report_id)
+    html = render_template("findings/report_standalone.html", css=_inline_css(),
+                           **_report_context(study, report, standalone=True))
+    return _download(html.encode("utf-8"), f"{study.slug}-report.html", "text/html")
+
+
+@bp.get("/r/studies/<int:study_id>/report/<int:report_id>/results.json")
+@requires_role("viewer")
+def download_results(study: Study, role: str, report_id: int):
+    """results.json of a report."""
+    report = _report_or_404(study, report_id)
+    text = json.dumps(service.results_json(report), indent=2, ensure_ascii=False) + "\n"
+    return _download(text.encode("utf-8"), f"{study.slug}-results.json", "application/json")
+
+
+@bp.get("/r/studies/<int:study_id>/report/<int:report_id>/tables.zip")
+@requires_role("viewer")
+def download_tables(study: Study, role: str, report_id: int):
+    """The result tables as CSV files (with results.json) in a ZIP."""
+    report = _report_or_404(study, report_id)
+    return _download(service.tables_zip(report), f"{study.slug}-tables.zip", "application/zip")
+
+
+@bp.get("/r/studies/<int:study_id>/report/<int:report_id>/reproduction.zip")
+@requires_role("viewer")
+def download_bundle(study: Study, role: str, report_id: int):
+    """The exported data, results.json and an R script that refits the models: for reviewers."""
+    report = _report_or_404(study, report_id)
+    sha, _inputs, _rows = service.current_hash(study)
+    if sha != report.data_sha256:
+        abort(409, description="New data arrived after this report was computed, so the export "
+                               "would not match it. Open the report again to get the report of "
+                               "the current data, then download its bundle.")
+    return _download(service.bundle_stream(study, report), f"{study.slug}-reproduction.zip",
+                     "application/zip")
+
+
+# --- the public findings page ------------------------------------------------------------------
+
+
+def _public_or_404(slug: str) -> tuple[Study, Report]:
+    """The study and its published report, else 404 (unknown and unpublished look the same)."""
+    study, report = service.public_study(slug)
+    if study is None:
+        abort(404)
+    return study, report
+
+
+def _public_context(study: Study, report: Report) -> dict:
+    """What the public page and the embed need: aggregates only."""
+    results = service.public_results(report)
+    url = url_for("findings.public", slug=study.slug, _external=True)
+    published = report.published_at or study.findings_published_at
+    team = service.team(study)
+    citation = (f"{', '.join(team)} ({published:%Y}). {study.title}. Likeness findings, "
+                f"published {published:%d %B %Y}. {url} (data SHA-256 "
+                f"{report.data_sha256[:16]}…, analysis {report.analysis_version}).")
+    embed_url = url_for("findings.embed", slug=study.slug, _external=True)
+    return {
+        "study": study,
+        "report": report,
+        "results": results,
+        "items": present.public_findings(results),
+        "methods": service.methods_text(study, report),
+        "citation": citation,
+        "url": url,
+        "embed_snippet": (f'<iframe src="{embed_url}" title="Findings: {study.title}" '
+                          'width="100%" height="480" loading="lazy"></iframe>'),
+        "team": team,
+        "published": published,
+        "card_alt": lambda finding: card_alt(finding, study.title, results.get("n_participants")),
+        "present": present,
+    }
+
+
+def _public_page(slug: str, template: str) -> Response:
+    """Render a public view of a published study; caches must ask again before reuse."""
+    study, report = _public_or_404(slug)
+    response = Response(render_template(template, **_public_context(study, report)))
+    response.headers["Cache-Control"] = "public, no-cache"
+    return response
+
+
+@bp.get("/f/<slug>")
+def public(slug: str):
+    """The public findings page of a closed study: claims, charts, methods, citation."""
+    return _public_page(slug, "findings/public.html")
+
+
+@bp.get("/f/<slug>/embed")
+def embed(slug: str):
+    """A compact view of the findings that other sites may show in an iframe."""
+    return _public_page(slug, "findings/embed.html")
+
+
+@bp.after_app_request
+def allow_framing_of_embed(response: Response) -> Response:
+    """Let other sites frame the embed view (the only page that may be framed).
+
+    Registered on the app before the security headers, so it runs after them and can lift
+    their X-Frame-Options and frame-ancestors for this one page.
+    """
+    if request.endpoint == "findings.embed":
+        response.headers.pop("X-Frame-Options", None)
+        response.headers["Content-Security-Policy"] = EMBED_CSP
+    return response
+
+
+@bp.get("/f/<slug>/charts/<outcome>.<fmt>")
+def public_chart(slug: str, outcome: str, fmt: str):
+    """The chart of one finding (1200 x 675 PNG or SVG) with the claim, N and study name on it."""
+    if fmt not in FORMATS or not SAFE_NAME.fullmatch(outcome):
+        abort(404)
+    study, report = _public_or_404(slug)
+    etag = f"{report.data_sha256[:16]}-{report.id}-{outcome}-{fmt}-card-{FIGURES_VERSION}"
+    url = url_for("findings.public", slug=study.slug, _external=True)
+
+    def make() -> bytes:
+        data = service.chart(study, report, outcome, fmt, url)
+        if data is None:
+            abort(404)
+        return data
+
+    filename = f"{study.slug}-{outcome}.{fmt}" if request.args.get("download") else None
+    return _etag_response(etag, make, FORMATS[fmt], public=True, filename=filename)
+
+
+@bp.get("/f/<slug>/findings.json")
+def public_results(slug: str):
+    """The published results without anything about single participants."""
+    study, report = _public_or_404(slug)
+    text = json.dumps(service.public_results(report), indent=2, ensure_ascii=False) + "\n"
+    response = Response(text, mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="{study.slug}-findings.json"'
+    response.headers["Cache-Control"] = "public, no-cache"
+    return response

@@ -1,0 +1,213 @@
+"""The methods paragraph of a report, written from the study's design and its analysis.
+
+Pure functions of plain data (no Flask, no database), so the report, the public page and the
+downloaded HTML print the same paragraph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analysis.findings import CORRECTION_NAMES
+from analysis.outcomes import FIXED_OUTCOMES
+
+TASK_PHRASES = {
+    "match": "a recognition block ({name}): a headshot (real or AI) and an in-person probe photo "
+             "{presentation}; participants answered whether both showed the same person{confidence}",
+    "rate": "a first-impression block ({name}): one headshot at a time, rated on {scales}",
+    "detect": "an AI-detection block ({name}): one headshot at a time, judged a real photograph "
+              "or AI-generated{confidence}",
+    "choose": "a paired-preference block ({name}): the real and the AI headshot of one person side "
+              "by side (sides counterbalanced), answering “{question}”",
+}
+REASON_WORDS = {
+    "incomplete": "did not finish",
+    "attention": "failed an attention check",
+    "median_rt": "answered implausibly fast (median response time below the limit)",
+    "straightlining": "gave the same rating on every rating trial",
+}
+SOURCE_NAMES = {"prolific": "Prolific", "mturk": "Mechanical Turk", "sona": "SONA",
+                "link": "a direct link"}
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    """'1 participant', '3 participants'."""
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
+def _join(items: list[str], last: str = "and") -> str:
+    """'a', 'a and b', 'a, b and c' (or with another last word)."""
+    items = [i for i in items if i]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {last} " + items[-1]
+
+
+def _label(name: str) -> str:
+    """An outcome's name in words."""
+    outcome = FIXED_OUTCOMES.get(name)
+    return outcome.label if outcome else ("trust" if name == "trust" else
+                                          f"ratings of {name.replace('_', ' ')}")
+
+
+def _block_phrase(block: dict[str, Any]) -> str:
+    """One block in words."""
+    settings = block.get("settings") or {}
+    confidence = " and how sure they were (1–5)" if settings.get("confidence", True) else ""
+    presentation = ("side by side" if settings.get("presentation", "side_by_side") == "side_by_side"
+                    else f"one after the other ({settings.get('exposure_ms', 1500)} ms each)")
+    scales = _join([f"{s.get('key', '').replace('_', ' ')} ({s.get('min', 1)}–{s.get('max', 7)}"
+                    f"{', “' + s['question'] + '”' if s.get('question') else ''})"
+                    for s in settings.get("scales", [])]) or "a rating scale"
+    phrase = TASK_PHRASES.get(block.get("task"), "a {name} block").format(
+        name=block.get("name", ""), presentation=presentation, confidence=confidence,
+        scales=scales, question=settings.get("question", "Which photo do you trust more?"))
+    checks = settings.get("attention_checks") or []
+    if checks:
+        phrase += f", with {_count(len(checks), 'attention check')}"
+    return phrase
+
+
+def _rules_sentence(results: dict[str, Any]) -> str:
+    """Which exclusion rules applied, preregistered or the defaults."""
+    plan = results.get("plan")
+    rules = ((plan or {}).get("exclusions")) or {
+        "incomplete": True, "attention": True, "min_median_rt_ms": 250.0, "straightlining": False}
+    parts = []
+    if rules.get("incomplete"):
+        parts.append("did not finish")
+    if rules.get("attention"):
+        parts.append("failed any attention check")
+    if rules.get("min_median_rt_ms") is not None:
+        parts.append(f"had a median response time under {rules['min_median_rt_ms']:g} ms")
+    if rules.get("straightlining"):
+        parts.append("gave the same rating on every rating trial")
+    origin = "the preregistered rules" if plan else "the default rules (none were preregistered)"
+    if not parts:
+        return f"No exclusion rule applied ({origin})."
+    return f"Following {origin}, participants were excluded if they {_join(parts, 'or')}."
+
+
+def _sample_sentence(sample: dict[str, Any]) -> str:
+    """Recruited, withdrawn, excluded with reasons, included, per list and device."""
+    recruited = sample.get("recruited", 0)
+    sources = sample.get("sources") or {}
+    via = (" through " + _join([f"{SOURCE_NAMES.get(s, s)} ({n})" for s, n in sources.items()])
+           if len(sources) > 1 else (f" through {SOURCE_NAMES.get(next(iter(sources)), '')}"
+                                     if sources else ""))
+    text = f"{_count(recruited, 'participant')} took part{via}"
+    withdrawn = sample.get("withdrawn", 0)
+    if withdrawn:
+        text += (f"; {_count(withdrawn, 'further participant')} withdrew and "
+                 f"{'their data were' if withdrawn > 1 else 'the data were'} deleted")
+    text += "."
+    reasons = sample.get("reasons") or {}
+    excluded = sample.get("excluded", 0)
+    if excluded:
+        why = _join([f"{n} {REASON_WORDS.get(r, r)}" for r, n in reasons.items()])
+        text += (f" {_count(excluded, 'participant was', 'participants were')} excluded"
+                 + (f" ({why}; a participant can meet more than one rule)" if len(reasons) > 1
+                    else f" ({why})" if why else "") + ".")
+    lists = sample.get("by_list") or []
+    devices = [d for d in sample.get("by_device") or [] if d.get("included")]
+    text += f" The analysis includes {_count(sample.get('included', 0), 'participant')}"
+    if len(lists) > 1:
+        text += " (" + ", ".join(f"list {row['list']}: {row['included']}" for row in lists)
+        if devices:
+            text += "; " + ", ".join(f"{row['device']}: {row['included']}" for row in devices)
+        text += ")"
+    return text + "."
+
+
+def _tests_sentence(results: dict[str, Any]) -> str:
+    """The tests run, the corrections and the software."""
+    tests = results.get("tests", [])
+    methods = {t.get("method") for t in tests}
+    outcomes = list(dict.fromkeys(t.get("outcome") for t in tests))
+    paired = [o for o in outcomes if o not in FIXED_OUTCOMES or FIXED_OUTCOMES[o].paired]
+    single = [o for o in outcomes if o in FIXED_OUTCOMES and not FIXED_OUTCOMES[o].paired]
+    sentences = []
+    if paired:
+        sentences.append(
+            "For each within-participant outcome (" + _join([_label(o) for o in paired])
+            + "), each participant's mean in the AI condition was compared with their mean in the "
+            "real condition by a paired t-test (effect size d_z) and a Wilcoxon signed-rank test "
+            "(normal approximation, no continuity correction); the same tests were repeated over "
+            "identities (each identity's mean across participants) to check that the effects "
+            "generalise over the people photographed.")
+    if single:
+        sentences.append(
+            "Shares and accuracies against chance (" + _join([_label(o) for o in single])
+            + ") were tested per participant with one-sample t-tests and Wilcoxon tests against "
+            "50% (0 for d′)" + (", and over all trials with exact binomial tests"
+                                if "binomial" in methods else "") + ".")
+    if {"d_prime", "detection_d_prime"} & set(outcomes):
+        sentences.append("Signal-detection measures (d′ and c) used the log-linear correction "
+                         "(Hautus, 1995).")
+    mixed = []
+    if "lmm" in methods:
+        mixed.append("linear mixed models of single ratings (REML, Satterthwaite degrees of "
+                     "freedom)")
+    if "glmm" in methods:
+        mixed.append("logistic mixed models of single answers (Laplace approximation)")
+    if mixed:
+        sentences.append("Mixed models with crossed random effects of participants and identities "
+                         "(Judd, Westfall & Kenny, 2012) were fitted as lme4 fits them: "
+                         + _join(mixed) + ".")
+    if "tost" in methods:
+        sentences.append("Equivalence was tested with two one-sided tests (TOST) against the "
+                         "preregistered bounds; “no reliable difference” is claimed only where "
+                         "the TOST is significant.")
+    correction = CORRECTION_NAMES.get(results.get("correction"), "p").replace(
+        "-adjusted p", "")
+    families = results.get("families") or []
+    sentences.append(
+        f"p-values were corrected with the {correction} method within each family of tests "
+        f"({_count(len(families), 'family', 'families')}), at α = {results.get('alpha', 0.05):g}; "
+        "a difference is claimed only where the corrected test is significant.")
+    return " ".join(sentences)
+
+
+def methods_paragraph(design: dict[str, Any], results: dict[str, Any], sample: dict[str, Any],
+                      software: dict[str, str]) -> str:
+    """Return the methods paragraph, ready to paste.
+
+    `design` holds ``n_identities``, ``n_lists``, ``assign_by``, ``blocks`` (name, task and
+    settings with defaults filled in) and ``preregistration`` (``frozen_at`` text and
+    ``sha256``, or None); `sample` is what `survey.findings.service` stores (recruited,
+    withdrawn, excluded, reasons, included, by_list, by_device, sources); `software` maps
+    package names to versions.
+    """
+    parts = [_sample_sentence(sample)]
+    n_ids = design.get("n_identities") or results.get("n_identities", 0)
+    parts.append(
+        f"The stimuli showed {_count(n_ids, 'identity', 'identities')} (people who consented to "
+        "the use of their images), each in a real photographic headshot and an AI-generated "
+        "headshot of the same person, with different in-person photographs as recognition "
+        "probes.")
+    blocks = design.get("blocks") or []
+    if blocks:
+        parts.append(f"Participants completed {_count(len(blocks), 'block')} in this order: "
+                     + "; ".join(f"({i}) {_block_phrase(b)}" for i, b in enumerate(blocks, 1))
+                     + ".")
+    lists = design.get("n_lists", 2)
+    assign = ("started" if design.get("assign_by", "started") == "started" else "completed")
+    parts.append(
+        f"Identities were split into {lists} counterbalancing lists (a Latin square over the "
+        "real and AI conditions), so that in the recognition, rating and detection blocks each "
+        "participant saw each identity in one condition only; each new participant was "
+        f"assigned the list with the fewest {assign} participants, and trial order was shuffled "
+        "per participant from a stored seed.")
+    parts.append(_rules_sentence(results))
+    prereg = design.get("preregistration")
+    if prereg:
+        parts.append(f"The analysis plan was preregistered on {prereg.get('frozen_at')} "
+                     f"(SHA-256 {str(prereg.get('sha256', ''))[:16]}…); tests it did not name are "
+                     "reported as exploratory.")
+    else:
+        parts.append("No analysis plan was preregistered, so every test is exploratory.")
+    parts.append(_tests_sentence(results))
+    if software:
+        parts.append("Analyses ran in " + _join([f"{name} {version}" for name, version in
+                                                 software.items()]) + ".")
+    return " ".join(parts)

@@ -1,0 +1,678 @@
+"""Compute, cache and publish a study's report: the analysis of its current data, once per data.
+
+A report is keyed by (study, data hash, analysis version). The data hash covers the canonical
+trials table, the participants table (contract columns) and the frozen plan, so the analysis
+runs again only when new data arrived or the analysis changed. Small studies are analysed inside
+the request; large ones in a background thread with an app context of its own, while the page
+shows a progress state that refreshes itself. Publishing snapshots one finished report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import platform
+import tempfile
+import threading
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.exc import IntegrityError
+
+import analysis
+from analysis.figures import claim_card
+from analysis.io import canonical_trials_csv
+from analysis.report import Report as AnalysisReport
+from analysis.report import analyse, write_report
+from analysis.rscript import r_script
+from survey import audit, design, exports
+from survey.extensions import db
+from survey.findings.methods import methods_paragraph
+from survey.models import (
+    Participant,
+    Preregistration,
+    Report,
+    Researcher,
+    Response,
+    Study,
+    StudyMember,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+# What the web report needs beyond results.json lives under this key of Report.results.
+REPORT_DATA = "report_data"
+# Findings are published only from at least this many included participants.
+MIN_PUBLIC_N = 20
+PUBLIC_STATES = ("closed", "archived")
+DEFAULT_INLINE_MAX_ROWS = 20_000
+DEFAULT_STALE_SECONDS = 3600
+# results.json keys that hold participant ids or free text: never on the public page.
+PRIVATE_KEYS = ("exclusions", "flags", "warnings", "detection_by_participant", "input",
+                REPORT_DATA)
+ROLE_ORDER = {"owner": 0, "editor": 1, "viewer": 2}
+
+# Data stamp -> data hash, per process: a page that refreshes every few seconds must not read
+# and hash every row each time. The stamp changes whenever a row the hash covers can change.
+_HASHES: OrderedDict[tuple, str] = OrderedDict()
+_HASHES_MAX = 512
+_HASHES_LOCK = threading.Lock()
+# Background computations by report id, so tests (and shutdown) can wait for them.
+THREADS: dict[int, threading.Thread] = {}
+
+
+class PublishError(ValueError):
+    """Findings cannot be published (or unpublished) now; the message says why."""
+
+
+@dataclass
+class StudyInputs:
+    """The study's current data as the analysis reads it, and its hash."""
+
+    trials: pd.DataFrame
+    participants: pd.DataFrame
+    plan: dict | None
+    scale_ranges: dict
+    data_sha256: str
+
+
+@dataclass
+class ReportState:
+    """What the report page shows: the report of the current data, or progress, or a failure."""
+
+    current: Report | None
+    shown: Report | None
+    computing: Report | None
+    n_rows: int
+
+    @property
+    def failed(self) -> Report | None:
+        """The current data's report when its computation failed."""
+        return self.current if self.current is not None and self.current.status == "failed" else None
+
+
+# --- data, stamp and hash ----------------------------------------------------------------------
+
+
+def current_plan(study: Study) -> dict | None:
+    """The preregistered plan once frozen; a draft plan does not make any test preregistered."""
+    prereg = db.session.scalar(sa.select(Preregistration).where(Preregistration.study_id == study.id))
+    if prereg is None or prereg.frozen_at is None:
+        return None
+    return dict(prereg.plan)
+
+
+def data_stamp(study: Study) -> tuple[tuple, int]:
+    """A cheap fingerprint of everything the data hash covers, and the number of answers.
+
+    Answers are stored once and never changed; withdrawal deletes them and changes the
+    participant's status, completion changes the status: counts, id sums and the latest
+    completion catch every change without reading the rows.
+    """
+    exported = sa.and_(Participant.study_id == study.id, Participant.is_preview.is_(False),
+                       Participant.status != "withdrawn")
+    people = db.session.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(Participant.id), 0),
+                  sa.func.count(Participant.completed_at), sa.func.max(Participant.completed_at))
+        .where(exported)).one()
+    answers = db.session.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(Response.id), 0),
+                  sa.func.max(Response.id))
+        .select_from(Response)
+        .join(Participant, Participant.id == Response.participant_id).where(exported)).one()
+    prereg = db.session.execute(
+        sa.select(Preregistration.sha256, Preregistration.frozen_at)
+        .where(Preregistration.study_id == study.id)).first()
+    stamp = (study.id, study.created_at, analysis.__version__, study.design_sha256, tuple(people),
+             tuple(answers), tuple(prereg) if prereg else None)
+    return stamp, int(answers[0])
+
+
+def _canonical_participants(participants: pd.DataFrame) -> str:
+    """The participants table's contract columns as CSV text, sorted by participant."""
+    table = participants.loc[:, list(exports.PARTICIPANT_COLUMNS)].sort_values(
+        "participant", kind="mergesort")
+    return table.to_csv(index=False, lineterminator="\n", na_rep="")
+
+
+def data_hash(trials: pd.DataFrame, participants: pd.DataFrame, plan: dict | None) -> str:
+    """SHA-256 of canonical trials CSV, a newline, canonical participants CSV, a newline, plan JSON."""
+    digest = hashlib.sha256()
+    digest.update(canonical_trials_csv(trials).encode("utf-8"))
+    digest.update(b"\n")
+    digest.update(_canonical_participants(participants).encode("utf-8"))
+    digest.update(b"\n")
+    digest.update(json.dumps(plan, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def load_inputs(study: Study) -> StudyInputs:
+    """Read the study's exported tables, plan and scale ranges, and hash them."""
+    trials = exports.trials_dataframe(study.id)
+    participants = exports.participants_dataframe(study.id)
+    plan = current_plan(study)
+    return StudyInputs(trials, participants, plan, exports.scale_ranges(study.id),
+                       data_hash(trials, participants, plan))
+
+
+def _remember(stamp: tuple, sha: str) -> None:
+    """Keep a stamp's hash, dropping the oldest beyond the limit."""
+    with _HASHES_LOCK:
+        _HASHES[stamp] = sha
+        _HASHES.move_to_end(stamp)
+        while len(_HASHES) > _HASHES_MAX:
+            _HASHES.popitem(last=False)
+
+
+def _recall(stamp: tuple) -> str | None:
+    """The hash remembered for a stamp, if any."""
+    with _HASHES_LOCK:
+        return _HASHES.get(stamp)
+
+
+def current_hash(study: Study) -> tuple[str | None, StudyInputs | None, int]:
+    """The data hash of the study now (None without answers), the inputs when read, and rows."""
+    stamp, n_rows = data_stamp(study)
+    if n_rows == 0:
+        return None, None, 0
+    sha = _recall(stamp)
+    if sha is not None:
+        return sha, None, n_rows
+    inputs = load_inputs(study)
+    _remember(stamp, inputs.data_sha256)
+    return inputs.data_sha256, inputs, n_rows
+
+
+# --- computing ---------------------------------------------------------------------------------
+
+
+def _table_json(table: pd.DataFrame) -> dict:
+    """A DataFrame as {"columns", "data"} of plain JSON values (NaN as null)."""
+    return json.loads(table.to_json(orient="split", index=False, double_precision=15))
+
+
+def table_frame(stored: dict) -> pd.DataFrame:
+    """Rebuild a DataFrame stored by `_table_json`."""
+    return pd.DataFrame(stored.get("data", []), columns=stored.get("columns", []))
+
+
+def _count_by(frame: pd.DataFrame, column: str, included: set) -> list[dict]:
+    """Recruited, excluded and included participants per value of a column."""
+    rows = []
+    values = frame[column].fillna("").replace("", "unknown")
+    for value in sorted(values.unique()):
+        ids = set(frame.loc[values == value, "participant"])
+        rows.append({column: value, "recruited": len(ids), "included": len(ids & included),
+                     "excluded": len(ids - included)})
+    return rows
+
+
+def sample_summary(study: Study, inputs: StudyInputs, screen: pd.DataFrame) -> dict:
+    """Recruited, withdrawn, excluded (by reason), included, per list, device and source."""
+    included = set(screen.loc[~screen["excluded"], "participant"])
+    reasons: dict[str, int] = {}
+    for text in screen.loc[screen["excluded"], "reason"]:
+        for reason in filter(None, str(text).split("; ")):
+            reasons[reason] = reasons.get(reason, 0) + 1
+    withdrawn = db.session.scalar(sa.select(sa.func.count()).where(
+        Participant.study_id == study.id, Participant.is_preview.is_(False),
+        Participant.status == "withdrawn"))
+    parts = inputs.participants
+    return {
+        "recruited": len(parts),
+        "completed": int((parts["status"] == "completed").sum()),
+        "partial": int((parts["status"] == "partial").sum()),
+        "withdrawn": int(withdrawn or 0),
+        "excluded": int(screen["excluded"].sum()),
+        "reasons": reasons,
+        "included": len(included),
+        "by_list": _count_by(parts, "list", included),
+        "by_device": _count_by(parts, "device", included),
+        "sources": {k: int(v) for k, v in parts["source"].value_counts().sort_index().items()},
+    }
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of what computed the report, for the methods paragraph."""
+    import matplotlib
+    import numpy
+    import scipy
+    import statsmodels
+
+    return {"Likeness analysis": analysis.__version__, "Python": platform.python_version(),
+            "NumPy": numpy.__version__, "SciPy": scipy.__version__, "pandas": pd.__version__,
+            "statsmodels": statsmodels.__version__, "matplotlib": matplotlib.__version__}
+
+
+def compute(report_id: int, inputs: StudyInputs) -> None:
+    """Run the analysis for a pending report row and store its results (or its failure)."""
+    report = db.session.get(Report, report_id)
+    if report is None or report.status not in ("pending", "running"):
+        return
+    study = db.session.get(Study, report.study_id)
+    report.status = "running"
+    db.session.commit()
+    try:
+        result = analyse(inputs.trials, inputs.participants, plan=inputs.plan,
+                         scale_ranges=inputs.scale_ranges)
+        stored = dict(result.results)
+        stored[REPORT_DATA] = {
+            "sample": sample_summary(study, inputs, result.tables["exclusions"]),
+            "software": software_versions(),
+            "tables": {name: _table_json(table) for name, table in result.tables.items()},
+        }
+    except ValueError as exc:
+        _fail(report_id, f"The analysis could not run on these data: {exc}")
+        return
+    except Exception as exc:
+        log.exception("report %s failed", report_id)
+        _fail(report_id, f"The analysis stopped with an unexpected error ({type(exc).__name__}: "
+                         f"{exc}). Try again; if it fails again, the data export and this message "
+                         "will help to find the cause.")
+        return
+    report = db.session.get(Report, report_id)
+    report.results = stored
+    report.status = "done"
+    report.error = ""
+    report.finished_at = utcnow()
+    db.session.commit()
+
+
+def _fail(report_id: int, message: str) -> None:
+    """Mark a report failed with a message in plain words."""
+    db.session.rollback()
+    report = db.session.get(Report, report_id)
+    if report is not None:
+        report.status = "failed"
+        report.error = message
+        report.finished_at = utcnow()
+        db.session.commit()
+
+
+def _compute_in_thread(app: Flask, report_id: int, inputs: StudyInputs) -> None:
+    """Compute a report in a background thread with an app context of its own."""
+    with app.app_context():
+        try:
+            compute(report_id, inputs)
+        finally:
+            db.session.remove()
+            THREADS.pop(report_id, None)
+
+
+def _start_thread(report_id: int, inputs: StudyInputs) -> None:
+    """Start the background computation of a report."""
+    app = current_app._get_current_object()
+    thread = threading.Thread(target=_compute_in_thread, args=(app, report_id, inputs),
+                              name=f"report-{report_id}", daemon=True)
+    THREADS[report_id] = thread
+    thread.start()
+
+
+def _expire_stale(study: Study) -> None:
+    """Mark pending or running reports that outlived any computation as failed."""
+    seconds = current_app.config.get("REPORT_STALE_SECONDS", DEFAULT_STALE_SECONDS)
+    limit = utcnow() - timedelta(seconds=seconds)
+    stale = db.session.scalars(sa.select(Report).where(
+        Report.study_id == study.id, Report.status.in_(("pending", "running")),
+        Report.created_at < limit)).all()
+    for report in stale:
+        report.status = "failed"
+        report.error = ("The computation stopped before it finished (the server may have "
+                        "restarted). Try again.")
+        report.finished_at = utcnow()
+    if stale:
+        db.session.commit()
+
+
+def _find(study_id: int, sha: str) -> Report | None:
+    """The report of these data under the running analysis version."""
+    return db.session.scalar(sa.select(Report).where(
+        Report.study_id == study_id, Report.data_sha256 == sha,
+        Report.analysis_version == analysis.__version__))
+
+
+def latest_done(study: Study) -> Report | None:
+    """The most recently finished report of the study, of any data."""
+    return db.session.scalar(
+        sa.select(Report).where(Report.study_id == study.id, Report.status == "done")
+        .order_by(Report.finished_at.desc(), Report.id.desc()).limit(1))
+
+
+def report_state(study: Study, _attempts: int = 3) -> ReportState:
+    """Find or start the report of the study's current data; see the module docstring."""
+    _expire_stale(study)
+    sha, inputs, n_rows = current_hash(study)
+    if sha is None:
+        return ReportState(None, None, None, 0)
+    report = _find(study.id, sha)
+    if report is None:
+        running = db.session.scalar(sa.select(Report).where(
+            Report.study_id == study.id, Report.status.in_(("pending", "running"))).limit(1))
+        if running is not None:
+            # One computation per study at a time; the next visit starts the newer one.
+            return ReportState(None, latest_done(study), running, n_rows)
+        report, created = _insert_pending(study, sha)
+        if created:
+            if inputs is None or inputs.data_sha256 != sha:
+                inputs = load_inputs(study)
+            if inputs.data_sha256 != sha and _attempts > 1:
+                # New data arrived between the stamp and the read: key the row by what is read.
+                db.session.delete(report)
+                db.session.commit()
+                return report_state(study, _attempts - 1)
+            inline = current_app.config.get("REPORT_INLINE_MAX_ROWS", DEFAULT_INLINE_MAX_ROWS)
+            if n_rows <= inline:
+                compute(report.id, inputs)
+                db.session.refresh(report)
+            else:
+                _start_thread(report.id, inputs)
+    if report.status == "done":
+        return ReportState(report, report, None, n_rows)
+    if report.status == "failed":
+        return ReportState(report, latest_done(study), None, n_rows)
+    return ReportState(report, latest_done(study), report, n_rows)
+
+
+def _insert_pending(study: Study, sha: str) -> tuple[Report, bool]:
+    """Insert the pending row and tell whether this request did; a concurrent one may win."""
+    report = Report(study_id=study.id, data_sha256=sha, analysis_version=analysis.__version__,
+                    status="pending")
+    db.session.add(report)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The unique (study, data hash, version) key: another request inserted it first and
+        # computes it; this one shows its progress.
+        db.session.rollback()
+        report = _find(study.id, sha)
+        if report is None:
+            raise
+        return report, False
+    return report, True
+
+
+def retry(study: Study) -> int:
+    """Delete the study's failed reports so the next visit computes again; return how many."""
+    failed = db.session.scalars(sa.select(Report).where(Report.study_id == study.id,
+                                                        Report.status == "failed")).all()
+    for report in failed:
+        db.session.delete(report)
+    db.session.commit()
+    return len(failed)
+
+
+def report_of(study: Study, report_id: int) -> Report | None:
+    """A finished report of this study by id, or None."""
+    report = db.session.get(Report, report_id)
+    if report is None or report.study_id != study.id or report.status != "done":
+        return None
+    return report
+
+
+# --- what the pages show -----------------------------------------------------------------------
+
+
+def results_json(report: Report) -> dict:
+    """results.json of a report (without the web report's own data)."""
+    return {k: v for k, v in (report.results or {}).items() if k != REPORT_DATA}
+
+
+def report_data(report: Report) -> dict:
+    """The web report's data of a report: sample, software and tables."""
+    return (report.results or {}).get(REPORT_DATA) or {}
+
+
+def tables(report: Report) -> dict[str, pd.DataFrame]:
+    """The report's tidy tables as DataFrames."""
+    return {name: table_frame(stored) for name, stored in report_data(report).get("tables", {}).items()}
+
+
+def score_tables(report: Report) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """participant_scores and identity_scores of a report (empty tables when absent)."""
+    stored = report_data(report).get("tables", {})
+    empty = {"columns": ["outcome", "condition", "value"], "data": []}
+    return (table_frame(stored.get("participant_scores", empty)),
+            table_frame(stored.get("identity_scores", empty)))
+
+
+def design_facts(study: Study) -> dict[str, Any]:
+    """The design as the methods paragraph needs it."""
+    blocks = []
+    for block in study.blocks:
+        try:
+            settings = design.validate_block_settings(block.task, block.settings)
+        except ValueError:
+            settings = dict(block.settings or {})
+        blocks.append({"name": block.name, "task": block.task, "settings": settings})
+    prereg = study.preregistration
+    frozen = prereg is not None and prereg.frozen_at is not None
+    return {
+        "n_identities": len(study.identities),
+        "n_lists": study.n_lists,
+        "assign_by": study.assign_by,
+        "blocks": blocks,
+        "preregistration": {"frozen_at": prereg.frozen_at.strftime("%d %B %Y"),
+                            "sha256": prereg.sha256} if frozen else None,
+    }
+
+
+def methods_text(study: Study, report: Report) -> str:
+    """The methods paragraph of a report."""
+    data = report_data(report)
+    return methods_paragraph(design_facts(study), results_json(report), data.get("sample", {}),
+                             data.get("software", {}))
+
+
+def public_results(report: Report) -> dict:
+    """results.json without anything about single participants: aggregates only."""
+    results = results_json(report)
+    public = {k: v for k, v in results.items() if k not in PRIVATE_KEYS}
+    reasons = report_data(report).get("sample", {}).get("reasons", {})
+    public["exclusion_reasons"] = reasons
+    return public
+
+
+def supporting_tests(results: dict, finding: dict) -> list[dict]:
+    """The tests a finding rests on (its main test first, then its TOST)."""
+    tests = results.get("tests", [])
+    return [tests[i] for i in finding.get("supported_by", []) if 0 <= i < len(tests)]
+
+
+def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:
+    """Warnings a reader must see, in plain words: small N, singular fits, unbalanced lists."""
+    notes = []
+    n = results.get("n_participants", 0)
+    if n < MIN_PUBLIC_N:
+        notes.append(f"Only {n} participants are included: estimates are imprecise, and "
+                     f"findings need at least {MIN_PUBLIC_N} included participants to be "
+                     "published.")
+    target = (plan or {}).get("target_n")
+    if target and n < target:
+        notes.append(f"The preregistered target was {target} included participants; {n} are "
+                     "included so far.")
+    n_identities = results.get("n_identities", 0)
+    if 0 < n_identities < 10:
+        notes.append(f"Only {n_identities} identities were shown: the tests over identities "
+                     "have little power, and the results may not generalise to other people.")
+    for test in results.get("tests", []):
+        if test.get("method") in ("lmm", "glmm") and test.get("singular"):
+            notes.append(f"The mixed model of {test['outcome'].replace('_', ' ')} is singular: "
+                         "a random-effect variance was estimated at zero, so the model is "
+                         "simpler than its formula; read it beside the participant-level test.")
+        if test.get("method") in ("lmm", "glmm") and test.get("converged") is False:
+            notes.append(f"The mixed model of {test['outcome'].replace('_', ' ')} did not "
+                         "converge: do not rely on it.")
+    lists = [row for row in sample.get("by_list", []) if row.get("list") != "unknown"]
+    if len(lists) > 1:
+        counts = [row["included"] for row in lists]
+        if max(counts) - min(counts) > max(2, 0.1 * (sum(counts) / len(counts))):
+            notes.append("The counterbalancing lists are unbalanced ("
+                         + ", ".join(f"list {row['list']}: {row['included']}" for row in lists)
+                         + " included participants): each identity was not seen equally often "
+                         "in each condition.")
+    return notes
+
+
+# --- downloads ---------------------------------------------------------------------------------
+
+
+def tables_zip(report: Report) -> bytes:
+    """results.json and one CSV per result table in a ZIP (analysis.report.write_report's files)."""
+    frames = {}
+    for name, frame in tables(report).items():
+        # Participant ids may start with '-': guard text cells as the exports do.
+        frames[name] = frame.apply(lambda column: column.map(
+            lambda v: exports.safe_cell(v) if isinstance(v, str) else v))
+    with tempfile.TemporaryDirectory() as folder:
+        write_report(AnalysisReport(results_json(report), frames), folder)
+        return _zip_folder(folder)
+
+
+def _zip_folder(folder: str) -> bytes:
+    """Every file of a folder in a ZIP, sorted by name."""
+    from pathlib import Path
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(Path(folder).iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                archive.write(path, path.name)
+    return buffer.getvalue()
+
+
+README = """Reproduction bundle of the Likeness study "{title}" ({slug})
+
+trials.csv        one row per answer to one measure (see the data contract below)
+participants.csv  one row per participant
+results.json      the results of the analysis (analysis {version})
+analysis.R        recomputes every test of results.json with R: Rscript analysis.R
+                  (needs R with lme4 and lmerTest; prints R's values beside results.json's)
+
+The data are the study's export at the time of the report: withdrawn participants and preview
+runs are not in them; recruitment-platform ids are left out. Text cells that a spreadsheet would
+evaluate start with an apostrophe; analysis.R removes it.
+
+Data hash {sha}: the SHA-256 of the canonical trials table (analysis.io.canonical_trials_csv),
+a newline, participants.csv's contract columns sorted by participant, a newline, and the
+preregistered plan as compact JSON with sorted keys ("null" without a plan).
+
+Re-run the Python analysis with:  python -m analysis report trials.csv --out report/
+"""
+
+
+def bundle_stream(study: Study, report: Report) -> Any:
+    """The reproduction bundle ZIP: trials.csv, participants.csv, results.json, analysis.R, README.
+
+    The two tables are streamed from the database by the exports' own CSV writers into a
+    spooled temporary file, so a large study needs no more memory than a small one.
+    """
+    results = results_json(report)
+    # Left open for the caller, which streams it and then closes it.
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
+    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, chunks in (("trials.csv", exports.trials_csv(study.id)),
+                             ("participants.csv", exports.participants_csv(study.id))):
+            with archive.open(name, "w", force_zip64=True) as entry:
+                for chunk in chunks:
+                    entry.write(chunk.encode("utf-8"))
+        archive.writestr("results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        archive.writestr("analysis.R", r_script(results, title=study.title))
+        archive.writestr("README.txt", README.format(
+            title=study.title, slug=study.slug, version=report.analysis_version,
+            sha=report.data_sha256))
+    spool.seek(0)
+    return spool
+
+
+# --- publishing --------------------------------------------------------------------------------
+
+
+def team(study: Study) -> list[str]:
+    """Member names (or emails without a name), owners first."""
+    members = db.session.execute(
+        sa.select(StudyMember.role, Researcher.name, Researcher.email)
+        .join(Researcher, Researcher.id == StudyMember.researcher_id)
+        .where(StudyMember.study_id == study.id)).all()
+    ordered = sorted(members, key=lambda m: (ROLE_ORDER.get(m.role, 9), (m.name or m.email).lower()))
+    return [m.name or m.email.split("@")[0] for m in ordered]
+
+
+def published_report(study: Study) -> Report | None:
+    """The report whose findings the public page shows, when the study's findings are public."""
+    if study.findings_published_at is None or study.state not in PUBLIC_STATES:
+        return None
+    return db.session.scalar(sa.select(Report).where(
+        Report.study_id == study.id, Report.published_at.is_not(None), Report.status == "done")
+        .order_by(Report.published_at.desc()).limit(1))
+
+
+def public_study(slug: str) -> tuple[Study | None, Report | None]:
+    """The study with that slug and its published report, or (None, None) when not public."""
+    study = db.session.scalar(sa.select(Study).where(Study.slug == slug))
+    if study is None:
+        return None, None
+    report = published_report(study)
+    return (study, report) if report is not None else (None, None)
+
+
+def publish(study: Study, researcher: Researcher) -> Report:
+    """Publish the findings of the current data's report; PublishError says why not."""
+    if study.state not in PUBLIC_STATES:
+        raise PublishError(f"Only a closed (or archived) study's findings can be published; this "
+                           f"study is {study.state}. Close it first.")
+    state = report_state(study)
+    report = state.current
+    if report is None:
+        raise PublishError("The study has no data to publish yet.")
+    if report.status != "done":
+        raise PublishError("The report of the current data is not ready yet: wait until it is "
+                           "computed, then publish." if report.status != "failed" else
+                           "The report of the current data failed; fix that before publishing.")
+    n = results_json(report).get("n_participants", 0)
+    if n < MIN_PUBLIC_N:
+        raise PublishError(f"Findings are published only from at least {MIN_PUBLIC_N} included "
+                           f"participants; this report includes {n}.")
+    now = utcnow()
+    db.session.execute(sa.update(Report).where(Report.study_id == study.id,
+                                               Report.id != report.id).values(published_at=None))
+    report.published_at = now
+    study.findings_published_at = now
+    audit.record("findings.publish", researcher=researcher, study=study, report_id=report.id,
+                 data_sha256=report.data_sha256, analysis_version=report.analysis_version)
+    db.session.commit()
+    return report
+
+
+def unpublish(study: Study, researcher: Researcher) -> None:
+    """Take the public findings page down."""
+    if study.findings_published_at is None:
+        raise PublishError("The findings of this study are not published.")
+    db.session.execute(sa.update(Report).where(Report.study_id == study.id)
+                       .values(published_at=None))
+    study.findings_published_at = None
+    audit.record("findings.unpublish", researcher=researcher, study=study)
+    db.session.commit()
+
+
+def card_footer(url: str, report: Report) -> str:
+    """The footer of a public chart: where it comes from and what it was computed from."""
+    return (f"{url} · data SHA-256 {report.data_sha256[:12]} · analysis "
+            f"{report.analysis_version} · Likeness")
+
+
+def chart(study: Study, report: Report, outcome: str, fmt: str, url: str) -> bytes | None:
+    """The public chart of one finding, or None when the report has no finding on it."""
+    results = results_json(report)
+    finding = next((f for f in results.get("findings", []) if f.get("outcome") == outcome), None)
+    if finding is None:
+        return None
+    return claim_card(results, finding, study.title, card_footer(url, report), fmt)
