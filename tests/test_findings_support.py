@@ -1,0 +1,183 @@
+"""Simulated participants for the report tests, answering through the participant service.
+
+`simulate` starts participants and records their answers with the same functions the
+participant routes call (start_participant, answer_context, record_answer), with effects chosen
+per test: a clear trust drop, no recognition difference, and so on. The last test here checks
+that the simulation stores what it says.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import random
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from analysis.report import analyse
+from survey.extensions import db
+from survey.findings import service
+from survey.models import Participant, Researcher, Study, StudyMember, Trial
+from survey.participant import service as participant_service
+from survey.studies import change_state
+
+
+@dataclass(frozen=True)
+class Effects:
+    """How simulated participants answer: effects of an AI headshot and error rates."""
+
+    rating_drop: float = 0.8  # AI minus real on every rating scale (points)...
+    scale_drops: tuple[tuple[str, float], ...] = ()  # ...unless named here: (("professional", 0.0),)
+    rating_sd: float = 0.7
+    match_real: float = 0.85  # P(correct) on match trials with a real headshot
+    match_ai: float = 0.70
+    detect: float = 0.65  # P(correct) on detect trials
+    choose_real: float = 0.70  # P(choosing the real headshot)
+    fail_attention: float = 0.0
+    stop_early: float = 0.0
+
+
+def _attention_value(trial: Trial, passes: bool) -> str:
+    """The answer to an attention check: the instructed one, or another when failing."""
+    answer = trial.attention_answer or ""
+    if passes:
+        return answer
+    other = {"1": "0", "0": "1", "real": "ai", "ai": "real", "left": "right", "right": "left"}
+    return other.get(answer, "1" if answer != "1" else "2")
+
+
+def _answers(trial: Trial, settings: dict, rng: random.Random, bias: float,
+             effects: Effects) -> list[tuple[str, str]]:
+    """The (measure, value) pairs a simulated participant gives on one trial."""
+    if trial.task == "rate":
+        out = []
+        drops = dict(effects.scale_drops)
+        for scale in settings["scales"]:
+            low, high = scale["min"], scale["max"]
+            drop = drops.get(scale["key"], effects.rating_drop)
+            centre = (low + high) / 2 + bias + (-drop / 2 if trial.condition == "ai" else drop / 2)
+            value = round(rng.gauss(centre, effects.rating_sd))
+            out.append((scale["key"], str(min(high, max(low, value)))))
+        return out
+    confidence = [("confidence", str(rng.randint(2, 5)))] if settings.get("confidence", True) \
+        else []
+    if trial.task == "match":
+        p = effects.match_real if trial.condition == "real" else effects.match_ai
+        same = trial.is_match if rng.random() < p else not trial.is_match
+        return [("same", "1" if same else "0")] + confidence
+    if trial.task == "detect":
+        right = rng.random() < effects.detect
+        other = "ai" if trial.condition == "real" else "real"
+        return [("source", trial.condition if right else other)] + confidence
+    return [("choice", "real" if rng.random() < effects.choose_real else "ai")]
+
+
+def simulate(study_id: int, n: int, *, seed: int = 0, effects: Effects | None = None,
+             device_cycle: tuple[str, ...] = ("desktop", "mobile", "desktop"),
+             prolific: bool = False) -> list[str]:
+    """Start n participants and answer their trials; return their public ids (app context needed).
+
+    With `prolific`, each participant arrives with a Prolific id PROLIFIC-<seed>-<index>.
+    """
+    effects = effects or Effects()
+    study = db.session.get(Study, study_id)
+    slug = study.slug
+    ids = []
+    for index in range(n):
+        recruitment = (participant_service.Recruitment("prolific", f"PROLIFIC-{seed}-{index:03d}")
+                       if prolific else None)
+        participant = participant_service.start_participant(
+            study, device=device_cycle[index % len(device_cycle)], recruitment=recruitment)
+        public_id, participant_id = participant.public_id, participant.id
+        ids.append(public_id)
+        # Random streams keyed by what is shown, not by the shuffled order: the same seed gives
+        # the same answers whatever order the schedule put the trials in.
+        person = random.Random(f"{seed}:{index}")
+        bias = person.gauss(0, 0.5)
+        passes = person.random() >= effects.fail_attention
+        stop_at = person.randint(3, 10) if person.random() < effects.stop_early else None
+        trials = db.session.scalars(sa.select(Trial).where(Trial.participant_id == participant_id)
+                                    .order_by(Trial.position)).all()
+        for trial in trials:
+            if stop_at is not None and trial.position >= stop_at:
+                break
+            rng = random.Random(f"{seed}:{index}:{trial.block_id}:{trial.identity_id}:"
+                                f"{trial.condition}:{trial.is_match}:{trial.is_practice}")
+            context = participant_service.answer_context(slug, public_id, trial.id)
+            if trial.is_attention:
+                measures = [("attention", _attention_value(trial, passes))]
+            else:
+                measures = _answers(trial, context.settings, rng, bias, effects)
+            outcome = participant_service.record_answer(context, measures,
+                                                        round(rng.lognormvariate(6.9, 0.35), 1))
+            assert outcome == participant_service.STORED, (trial.position, outcome)
+        study = db.session.get(Study, study_id)
+    return ids
+
+
+def page_text(response) -> str:
+    """The visible text of a page: tags dropped, entities decoded, spaces collapsed."""
+    text = re.sub(r"<[^>]+>", " ", response.get_data(as_text=True))
+    return re.sub(r"\s+", " ", html.unescape(text))
+
+
+def owner_id(app) -> int:
+    """The demo researcher (the demo study's owner)."""
+    with app.app_context():
+        return db.session.scalar(sa.select(Researcher.id).where(Researcher.email == "demo"))
+
+
+def member(app, study_id: int, role: str, email: str, make_researcher) -> int:
+    """A researcher with a role on the study."""
+    rid = make_researcher(email=email)
+    with app.app_context():
+        db.session.add(StudyMember(study_id=study_id, researcher_id=rid, role=role))
+        db.session.commit()
+    return rid
+
+
+def fill(app, study_id: int, n: int = 6, *, close: bool = True, seed: int = 0,
+         effects: Effects | None = None, **options) -> list[str]:
+    """Simulate n participants in the study and (by default) close it."""
+    with app.app_context():
+        ids = simulate(study_id, n, seed=seed, effects=effects or Effects(), **options)
+    if close:
+        set_state(app, study_id, "closed")
+    return ids
+
+
+def set_state(app, study_id: int, state: str) -> None:
+    """Open, close or archive the study as a researcher would (audited, checked)."""
+    with app.app_context():
+        change_state(db.session.get(Study, study_id), state, None)
+        db.session.commit()
+
+
+FAST = functools.partial(analyse, mixed_models=False)
+
+
+def count_analyses(monkeypatch) -> list:
+    """Make the report analyse without mixed models (seconds faster); return the list of calls."""
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return FAST(*args, **kwargs)
+
+    monkeypatch.setattr(service, "analyse", counted)
+    return calls
+
+
+def test_simulate_stores_every_answer_of_completed_participants(app, demo):
+    """Simulated participants complete the demo through the service; early stoppers stay partial."""
+    with app.app_context():
+        simulate(demo, 4, seed=1, effects=Effects(stop_early=0.0))
+        statuses = db.session.scalars(sa.select(Participant.status)
+                                      .where(Participant.study_id == demo)).all()
+        unanswered = db.session.scalar(sa.select(sa.func.count()).select_from(Trial).join(
+            Participant, Participant.id == Trial.participant_id).where(
+            Participant.study_id == demo, Trial.answered_at.is_(None)))
+    assert statuses == ["completed"] * 4
+    assert unanswered == 0
