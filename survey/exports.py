@@ -105,17 +105,6 @@ class _SafeCells(dict):
         return text
 
 
-class _Drainable(io.StringIO):
-    """A text buffer that hands out what was written and empties itself."""
-
-    def drain(self) -> str:
-        """Return what was written since the last drain."""
-        text = self.getvalue()
-        self.seek(0)
-        self.truncate()
-        return text
-
-
 def _safe_rows(records: Iterable[Sequence[Any]]) -> Iterator[list[str]]:
     """Turn rows of values into rows of safe cell texts."""
     cells = _SafeCells()
@@ -123,20 +112,41 @@ def _safe_rows(records: Iterable[Sequence[Any]]) -> Iterator[list[str]]:
         yield [cells[value] for value in record]
 
 
+def _rows_text(rows: Sequence[Sequence[Any]]) -> str:
+    """Write rows as CSV text with LF row ends, quoting every cell that holds a CR or a LF.
+
+    The csv module quotes a cell holding a character of its line terminator; with LF alone, a
+    bare CR would stay unquoted and spreadsheets would start a new row at it. Such rare rows
+    are written with a CRLF terminator (so the CR is quoted) that is then turned into LF.
+    """
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    text = out.getvalue()
+    if "\r" not in text:
+        return text
+    lf, crlf = io.StringIO(), io.StringIO()
+    plain, careful = csv.writer(lf, lineterminator="\n"), csv.writer(crlf, lineterminator="\r\n")
+    for row in rows:
+        if any(isinstance(cell, str) and "\r" in cell for cell in row):
+            crlf.seek(0)
+            crlf.truncate()
+            careful.writerow(row)
+            lf.write(crlf.getvalue()[:-2] + "\n")
+        else:
+            plain.writerow(row)
+    return lf.getvalue()
+
+
 def _csv_stream(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
     """Yield a CSV file as text chunks of CHUNK_ROWS rows, header first; rows hold safe cells."""
-    buffer = _Drainable()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([safe_cell(name) for name in header])
+    yield _rows_text([[safe_cell(name) for name in header]])
     batch: list[Sequence[Any]] = []
     for row in rows:
         batch.append(row)
         if len(batch) == CHUNK_ROWS:
-            writer.writerows(batch)
+            yield _rows_text(batch)
             batch.clear()
-            yield buffer.drain()
-    writer.writerows(batch)
-    yield buffer.drain()
+    yield _rows_text(batch)
 
 
 def _streamed(stmt: sa.Select) -> sa.CursorResult:

@@ -168,6 +168,11 @@ def test_formula_like_cells_are_neutralised_and_numbers_stay_numbers(value, cell
     assert exports.safe_cell(value) == cell
 
 
+def test_line_breaks_inside_cells_are_quoted_and_rows_end_with_lf():
+    assert exports._rows_text([["a\rb", "c\nd", 1], ["plain", "", 2]]) == '"a\rb","c\nd",1\nplain,,2\n'
+    assert exports._rows_text([["x", "y"]]) == "x,y\n"
+
+
 # --- trials.csv -------------------------------------------------------------------------------
 
 

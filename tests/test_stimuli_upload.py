@@ -322,6 +322,26 @@ def test_files_still_referenced_are_kept_when_cleaning_up(app, client, owner):
     assert media_files(app) == before
 
 
+def test_a_concurrent_upload_of_the_same_identity_gets_409_and_keeps_nothing(app, client, owner, monkeypatch):
+    from survey.researcher import stimuli_routes
+
+    assert upload_image(client, owner, photo(1)).status_code == 302
+    files = media_files(app)
+
+    def unseen(study, code, descriptors, consent):
+        # As if another upload had created the identity after this one looked.
+        identity = Identity(study=study, code=code)
+        db.session.add(identity)
+        return identity
+
+    monkeypatch.setattr(stimuli_routes, "_identity_for", unseen)
+    response = upload_image(client, owner, photo(2), source="ai")
+    assert response.status_code == 409
+    assert "at the same time" in text(response)
+    assert counts(app) == (1, 1)
+    assert media_files(app) == files
+
+
 # --- single images ----------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ for it are removed, so a failed upload leaves neither rows nor files behind.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, url_for
@@ -171,24 +171,24 @@ class _Import:
         self.written.extend(_planned_keys(self.study, processed))
         return media.store_image(self.study, identity, processed, **fields)
 
-    def commit(self) -> None:
-        """Commit, or roll back and remove this upload's files; a duplicate becomes a conflict."""
+    def run(self, add: Callable[[_Import], None], researcher: Researcher, **detail) -> None:
+        """Add the upload's rows and files with `add`, audit and commit; undo it all on failure."""
         try:
+            add(self)
+            db.session.flush()
+            audit.record("stimuli.upload", researcher=researcher, study=self.study, **detail)
             db.session.commit()
         except BaseException:
-            self.fail()
+            db.session.rollback()
+            _discard_unreferenced(self.written)
             raise
-
-    def fail(self) -> None:
-        """Roll back the rows and delete the files written for them."""
-        db.session.rollback()
-        _discard_unreferenced(self.written)
 
 
 def import_set(study: Study, stimulus_set: StimulusSet, researcher: Researcher) -> int:
     """Import a checked stimulus set in one transaction; return the number of images stored."""
-    job = _Import(study)
-    try:
+
+    def add(job: _Import) -> None:
+        """Create or fill in the identities, then store every image."""
         for person in stimulus_set.identities.values():
             descriptors = {column: getattr(person, column) for column in DESCRIPTORS}
             _identity_for(study, person.code, descriptors, person.consent_recorded)
@@ -203,18 +203,10 @@ def import_set(study: Study, stimulus_set: StimulusSet, researcher: Researcher) 
                 generator=item.generator,
                 filename=item.original_filename[-255:],
             )
-        db.session.flush()
-        audit.record(
-            "stimuli.upload",
-            researcher=researcher,
-            study=study,
-            images=len(stimulus_set.images),
-            identities=len(stimulus_set.identities),
-        )
-    except BaseException:
-        job.fail()
-        raise
-    job.commit()
+
+    _Import(study).run(
+        add, researcher, images=len(stimulus_set.images), identities=len(stimulus_set.identities)
+    )
     return len(stimulus_set.images)
 
 
@@ -334,22 +326,19 @@ def upload_image(study: Study, role: str):
         form.image.errors = [problem] if problem else []
         form.identity.errors = conflicts
         return _page(study, role, 422, image_form=form)
-    job = _Import(study)
-    try:
+    def add(job: _Import) -> None:
+        """Create or fill in the identity, then store the image."""
         identity = _identity_for(study, code, descriptors, consent=False)
         db.session.flush()
         job.image(identity, processed, role=form.role.data, source=form.source.data,
                   generator=form.generator.data or "",
                   filename=(form.image.data.filename or "")[-255:])
-        audit.record("stimuli.upload", researcher=_researcher(), study=study, images=1,
-                     identity=code)
-    except BaseException:
-        job.fail()
-        raise
+
     try:
-        job.commit()
+        _Import(study).run(add, _researcher(), images=1, identity=code)
     except IntegrityError:
-        abort(409, description="The same image was added at the same time by another upload.")
+        abort(409, description="The same image or identity was added at the same time by "
+              "another upload. Nothing of this upload was kept; reload the page and try again.")
     flash(f"Added the {form.source.data} {form.role.data} of {code}.", "success")
     return redirect(url_for("researcher.stimuli", study_id=study.id))
 
