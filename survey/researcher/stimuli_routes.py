@@ -14,10 +14,8 @@ import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from survey import audit, media
-from survey.errors import render_error
 from survey.extensions import db
 from survey.models import Identity, Image, Researcher, Study
 from survey.researcher import bp
@@ -39,10 +37,6 @@ from survey.storage import key_for
 # The reader's wording for an identity that lacks a headshot in the ZIP.
 _MISSING_HEADSHOT = re.compile(r"identity (?P<code>\S+) has no (?P<source>real|ai) headshot")
 ROLE_ORDER = {("headshot", "real"): 0, ("headshot", "ai"): 1, ("probe", "photo"): 2}
-
-
-class UploadConflict(Exception):
-    """An upload that cannot be imported although it was valid when checked."""
 
 
 def _refuse_if_frozen(study: Study) -> None:
@@ -386,16 +380,3 @@ def delete_identity(study: Study, role: str, identity_id: int):
     _delete(study, images, "stimuli.delete_identity", f"identity {code} and its "
             f"{len(images)} images", identity=code, images=len(images))
     return redirect(url_for("researcher.stimuli", study_id=study.id))
-
-
-@bp.errorhandler(RequestEntityTooLarge)
-def upload_too_large(exc: RequestEntityTooLarge):
-    """Explain an upload over the size limit instead of the bare 413."""
-    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
-    return render_error(
-        413,
-        "The upload is too large",
-        f"The largest upload accepted is {limit / (1024 * 1024):.0f} MB. Nothing was stored. "
-        "Split the stimulus set into several ZIP files, or make the images smaller, and "
-        "upload again.",
-    )
