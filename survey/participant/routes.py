@@ -269,6 +269,15 @@ def _questions_html(questions: tuple[forms.Question, ...], is_attention: bool) -
     return html
 
 
+def _figures(trial: service.TrialView) -> list[tuple[str, str, str, str]]:
+    """Return the images of a trial page as (public id, alt text, role, caption)."""
+    if trial.task == "choose":
+        return [(trial.images[0], "Left photo", "left", "Left"), (trial.images[1], "Right photo", "right", "Right")]
+    if trial.task == "match":
+        return [(trial.images[0], "Headshot", "headshot", ""), (trial.probe, "Photo to compare", "probe", "")]
+    return [(trial.images[0], "Photo", "single", "")]
+
+
 def _render_trial(slug: str, state: service.PageState, error: str = "", status: int = 200):
     """Render the current trial of a participant."""
     trial = state.current
@@ -287,6 +296,7 @@ def _render_trial(slug: str, state: service.PageState, error: str = "", status: 
             trial=trial,
             questions=questions,
             questions_html=_questions_html(questions, trial.is_attention),
+            figures=_figures(trial),
             image_base=request.script_root + "/img/",
             instruction=instruction,
             error=error,
@@ -326,29 +336,32 @@ def _asks_demographics(study: Study) -> bool:
 def answer(slug: str, trial_id: int):
     """Validate and store one answer, then go to the next unanswered trial."""
     public_id = _cookie_public_id()
-    context = service.answer_context(slug, public_id, trial_id)
-    if context is None:
+    claim = service.claim_trial(slug, public_id, trial_id)
+    if claim is None:
+        reason = service.unclaimed_reason(slug, public_id, trial_id)
+        if reason == service.REPEAT:
+            # A double click, a reload, the back button: nothing new; on to the current trial.
+            return redirect(url_for("participant.trial", slug=slug), 303)
+        if reason == service.NOT_CURRENT:
+            return render_error(400, "Please answer the questions in order",
+                                "That answer was for a later question, so it was not saved. "
+                                "Reload the study page to continue with the current one.")
         if public_id is None:
             return redirect(url_for("participant.entry", slug=slug), 303)
         return render_error(404, "This question is not part of your study",
                             "Nothing was saved. Continue with your own questions from the study link.")
-    if context.answered:
-        return redirect(url_for("participant.trial", slug=slug), 303)
-    questions = forms.questions_for(context.task, context.settings, context.is_attention)
+    questions = forms.questions_for(claim.task, claim.settings, claim.is_attention)
     form = forms.answer_form_class(questions)()
     if not form.validate_on_submit():
+        service.release(claim)
         state = service.page_state(slug, public_id)
         message = "Your answer was not saved: " + forms.first_error(form)
         if state is None or state.current is None:
             return render_error(400, "Your answer was not saved", message)
         return _render_trial(slug, state, message, 400)
-    outcome = service.record_answer(
-        context, forms.measures(questions, form, context.left_source), service.clean_rt(form.rt_ms.data)
+    service.store_answer(
+        claim, forms.measures(questions, form, claim.left_source), service.clean_rt(form.rt_ms.data)
     )
-    if outcome == service.NOT_CURRENT:
-        return render_error(400, "Please answer the questions in order",
-                            "That answer was for a later question, so it was not saved. "
-                            "Reload the study page to continue with the current one.")
     return redirect(url_for("participant.trial", slug=slug), 303)
 
 

@@ -20,6 +20,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -286,7 +287,7 @@ def start_participant(
         specs = design.build_schedule(
             identities, blocks, participant.list_index, study.n_lists, participant.seed
         )
-        db.session.execute(sa.insert(Trial), _trial_rows(study, participant.id, specs))
+        db.session.connection().execute(Trial.__table__.insert(), _trial_rows(study, participant.id, specs))
         db.session.commit()
     except IntegrityError:
         # Only a start racing past the lock (a preview, or another study's id) gets here.
@@ -403,30 +404,20 @@ def block_settings(block_id: int, task: str, raw: Optional[dict]) -> dict[str, A
 
 
 @dataclass(frozen=True)
-class Shown:
-    """An image on a trial page: its public id and size."""
-
-    public_id: str
-    width: int
-    height: int
-
-
-@dataclass(frozen=True)
 class TrialView:
     """What a trial page shows and asks (never its condition or whether the probe matches)."""
 
     id: int
     position: int
     total: int
-    block: str
     task: str
     settings: dict[str, Any]
     is_practice: bool
     is_attention: bool
     attention_answer: Optional[str]
-    # match, rate, detect: the headshot; choose: left then right.
-    images: tuple[Shown, ...]
-    probe: Optional[Shown]
+    # Public ids of the images: match, rate, detect: the headshot; choose: left then right.
+    images: tuple[str, ...]
+    probe: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -453,9 +444,6 @@ _TOTAL = (
     .where(_later.participant_id == Trial.participant_id)
     .scalar_subquery()
 )
-_IMAGE_COLUMNS = tuple(
-    getattr(image, name) for image in (_shown, _other, _probe) for name in ("public_id", "width", "height")
-)
 
 # The participant with its current and next unanswered trials (none when all are answered).
 PAGE = (
@@ -472,9 +460,10 @@ PAGE = (
         Trial.is_attention,
         Trial.attention_answer,
         Block.id,
-        Block.name,
         Block.settings,
-        *_IMAGE_COLUMNS,
+        _shown.public_id,
+        _other.public_id,
+        _probe.public_id,
         _TOTAL,
     )
     .select_from(Participant)
@@ -489,7 +478,8 @@ PAGE = (
     .limit(2)
 )
 
-# The posted trial, only if it is this participant's in this study.
+# The posted trial, only if it is this participant's in this study (a read, for callers that
+# look before they store; the routes claim directly).
 ANSWERED_TRIAL = (
     sa.select(
         Participant.id,
@@ -514,23 +504,46 @@ ANSWERED_TRIAL = (
         Study.slug == sa.bindparam("slug"),
     )
 )
-
-# Claim a trial: only while unanswered and when every earlier trial is answered.
+_TRIAL = Trial.__table__
+_OWNER = (
+    sa.select(Participant.id)
+    .join(Study, Study.id == Participant.study_id)
+    .where(Participant.public_id == sa.bindparam("public_id"), Study.slug == sa.bindparam("slug"))
+    .scalar_subquery()
+)
+# Claim the posted trial and read what validating its answer needs, in one statement: only a
+# trial of this participant (by its cookie's id) in this study (by the link), still unanswered,
+# with every earlier trial answered. Zero rows: see `unclaimed_reason`.
 CLAIM = (
-    sa.update(Trial.__table__)
+    sa.update(_TRIAL)
     .where(
-        Trial.__table__.c.id == sa.bindparam("trial_id"),
-        Trial.__table__.c.participant_id == sa.bindparam("owner"),
-        Trial.__table__.c.answered_at.is_(None),
+        _TRIAL.c.id == sa.bindparam("trial_id"),
+        _TRIAL.c.answered_at.is_(None),
+        _TRIAL.c.participant_id == _OWNER,
         ~sa.select(_later.id)
         .where(
-            _later.participant_id == sa.bindparam("owner"),
-            _later.position < sa.bindparam("before"),
+            _later.participant_id == _TRIAL.c.participant_id,
+            _later.position < _TRIAL.c.position,
             _later.answered_at.is_(None),
         )
         .exists(),
     )
     .values(answered_at=sa.bindparam("now"))
+    .returning(
+        _TRIAL.c.participant_id,
+        _TRIAL.c.position,
+        _TRIAL.c.task,
+        _TRIAL.c.is_attention,
+        _TRIAL.c.attention_answer,
+        _TRIAL.c.left_source,
+        _TRIAL.c.block_id,
+        # Qualified by hand: SQLite's RETURNING is rendered without table names, which would
+        # make these correlated subqueries compare the subquery's own columns.
+        sa.select(Block.settings).where(Block.id == sa.literal_column("trial.block_id")).scalar_subquery(),
+        sa.select(sa.func.max(_later.position))
+        .where(_later.participant_id == sa.literal_column("trial.participant_id"))
+        .scalar_subquery(),
+    )
 )
 INSERT_RESPONSES = Response.__table__.insert()
 COMPLETE = (
@@ -554,26 +567,22 @@ def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
     current = None
     if first[5] is not None:
         (_, _, _, _, _, trial_id, position, task, practice, attention, answer,
-         block_id, block_name, raw_settings, *images, total) = first  # fmt: skip
-        headshot, other, probe = (
-            Shown(*images[i : i + 3]) if images[i] is not None else None for i in (0, 3, 6)
-        )
+         block_id, raw_settings, headshot, other, probe, total) = first  # fmt: skip
         current = TrialView(
             id=trial_id,
             position=position,
             total=total,
-            block=block_name,
             task=task,
             settings=block_settings(block_id, task, raw_settings),
             is_practice=practice,
             is_attention=attention,
             attention_answer=answer,
-            images=tuple(image for image in (headshot, other) if image is not None),
+            images=(headshot, other) if other is not None else (headshot,),
             probe=probe,
         )
     next_images: tuple[str, ...] = ()
     if len(rows) > 1:
-        next_images = tuple(rows[1][i] for i in (14, 17, 20) if rows[1][i] is not None)
+        next_images = tuple(image for image in rows[1][13:16] if image is not None)
     return PageState(
         participant_id=first[0],
         status=first[1],
@@ -589,9 +598,100 @@ def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
 
 
 @dataclass(frozen=True)
-class AnswerContext:
-    """The trial an answer is posted to, as far as validating and storing it needs."""
+class Claim:
+    """A trial claimed for an answer inside the open transaction: what validating it needs."""
 
+    participant_id: int
+    trial_id: int
+    position: int
+    total: int
+    task: str
+    settings: dict[str, Any]
+    is_attention: bool
+    attention_answer: Optional[str]
+    left_source: Optional[str]
+    now: datetime
+
+
+def claim_trial(slug: str, public_id: Optional[str], trial_id: int) -> Optional[Claim]:
+    """Mark the posted trial answered (uncommitted) if it is this participant's current one.
+
+    Returns None, with nothing changed, when it is not (see `unclaimed_reason`). The caller
+    then stores the answer with `store_answer`, or calls `release` when it is invalid.
+    """
+    if not public_id:
+        return None
+    now = utcnow()
+    row = (
+        db.session.connection()
+        .execute(CLAIM, {"trial_id": trial_id, "public_id": public_id, "slug": slug, "now": now})
+        .first()
+    )
+    if row is None:
+        db.session.rollback()
+        return None
+    (participant_id, position, task, attention, answer, left_source, block_id, raw_settings,
+     total) = row  # fmt: skip
+    return Claim(
+        participant_id=participant_id,
+        trial_id=trial_id,
+        position=position,
+        total=total,
+        task=task,
+        settings=block_settings(block_id, task, raw_settings),
+        is_attention=attention,
+        attention_answer=answer,
+        left_source=left_source,
+        now=now,
+    )
+
+
+def release(claim: Claim) -> None:
+    """Undo a claim whose answer was invalid: the trial stays unanswered, nothing is stored."""
+    db.session.rollback()
+
+
+STORED = "stored"
+REPEAT = "repeat"
+NOT_CURRENT = "not_current"
+UNKNOWN = "unknown"
+
+
+def store_answer(claim: Claim, measures: Sequence[tuple[str, str]], rt_ms: Optional[float]) -> str:
+    """Insert a claimed trial's answers (completing the participant after the last) and commit.
+
+    Returns STORED, or REPEAT when the unique (trial, measure) key shows the answer was stored
+    already: the last guard against a repeated POST.
+    """
+    rows = [
+        {
+            "trial_id": claim.trial_id,
+            "participant_id": claim.participant_id,
+            "measure": measure,
+            "value": value,
+            "rt_ms": rt_ms,
+            "created_at": claim.now,
+        }
+        for measure, value in measures
+    ]
+    connection = db.session.connection()
+    try:
+        connection.execute(INSERT_RESPONSES, rows)
+        if claim.position >= claim.total:
+            connection.execute(COMPLETE, {"owner": claim.participant_id, "now": claim.now})
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return REPEAT
+    return STORED
+
+
+@dataclass(frozen=True)
+class AnswerContext:
+    """A trial looked up before storing its answer (for simulations that choose answers)."""
+
+    slug: str
+    public_id: str
     participant_id: int
     status: str
     trial_id: int
@@ -606,7 +706,7 @@ class AnswerContext:
 
 
 def answer_context(slug: str, public_id: Optional[str], trial_id: int) -> Optional[AnswerContext]:
-    """Return the posted trial if it is one of this participant's in this study, else None."""
+    """Return the trial if it is one of this participant's in this study, else None."""
     if not public_id:
         return None
     row = (
@@ -619,6 +719,8 @@ def answer_context(slug: str, public_id: Optional[str], trial_id: int) -> Option
     (participant_id, status, position, task, attention, answer, left_source, answered_at,
      block_id, raw_settings, total_trials) = row  # fmt: skip
     return AnswerContext(
+        slug=slug,
+        public_id=public_id,
         participant_id=participant_id,
         status=status,
         trial_id=trial_id,
@@ -633,6 +735,33 @@ def answer_context(slug: str, public_id: Optional[str], trial_id: int) -> Option
     )
 
 
+def record_answer(
+    context: AnswerContext, measures: Sequence[tuple[str, str]], rt_ms: Optional[float]
+) -> str:
+    """Claim and store a looked-up trial's answers; return STORED, REPEAT or NOT_CURRENT."""
+    if context.answered:
+        return REPEAT
+    claim = claim_trial(context.slug, context.public_id, context.trial_id)
+    if claim is None:
+        return unclaimed_reason(context.slug, context.public_id, context.trial_id)
+    return store_answer(claim, measures, rt_ms)
+
+
+def unclaimed_reason(slug: str, public_id: Optional[str], trial_id: int) -> str:
+    """Tell why a trial could not be claimed: UNKNOWN (not this participant's), REPEAT, NOT_CURRENT."""
+    if not public_id:
+        return UNKNOWN
+    answered = db.session.execute(
+        sa.select(Trial.answered_at)
+        .join(Participant, Participant.id == Trial.participant_id)
+        .join(Study, Study.id == Participant.study_id)
+        .where(Trial.id == trial_id, Participant.public_id == public_id, Study.slug == slug)
+    ).first()
+    if answered is None:
+        return UNKNOWN
+    return REPEAT if answered[0] is not None else NOT_CURRENT
+
+
 def clean_rt(raw: Any) -> Optional[float]:
     """Return a response time in ms, or None when missing, unparsable or out of range."""
     if raw is None or raw == "":
@@ -644,64 +773,6 @@ def clean_rt(raw: Any) -> Optional[float]:
     if not 0 < value < RT_MAX_MS:  # also rejects NaN
         return None
     return round(value, 1)
-
-
-STORED = "stored"
-REPEAT = "repeat"
-NOT_CURRENT = "not_current"
-
-
-def record_answer(
-    context: AnswerContext, measures: Sequence[tuple[str, str]], rt_ms: Optional[float]
-) -> str:
-    """Store a trial's answers once; return STORED, REPEAT (already answered) or NOT_CURRENT.
-
-    The UPDATE claims the trial only while it is unanswered and every earlier trial is
-    answered, so a repeated or concurrent POST stores nothing; the unique (trial, measure)
-    key is the last guard.
-    """
-    if context.answered:
-        return REPEAT
-    now = utcnow()
-    connection = db.session.connection()
-    claimed = connection.execute(
-        CLAIM,
-        {
-            "trial_id": context.trial_id,
-            "owner": context.participant_id,
-            "before": context.position,
-            "now": now,
-        },
-    ).rowcount
-    if claimed != 1:
-        db.session.rollback()
-        return _why_not_claimed(context.trial_id)
-    rows = [
-        {
-            "trial_id": context.trial_id,
-            "participant_id": context.participant_id,
-            "measure": measure,
-            "value": value,
-            "rt_ms": rt_ms,
-            "created_at": now,
-        }
-        for measure, value in measures
-    ]
-    try:
-        connection.execute(INSERT_RESPONSES, rows)
-        if context.position >= context.total:
-            connection.execute(COMPLETE, {"owner": context.participant_id, "now": now})
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return REPEAT
-    return STORED
-
-
-def _why_not_claimed(trial_id: int) -> str:
-    """Tell whether an unclaimed trial was answered already or is not the current one."""
-    answered = db.session.scalar(sa.select(Trial.answered_at).where(Trial.id == trial_id))
-    return REPEAT if answered is not None else NOT_CURRENT
 
 
 def complete_if_done(participant: Participant) -> bool:
