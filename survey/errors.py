@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from survey.extensions import db
@@ -51,6 +51,19 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         return render_error(exc.code or 500, exc.name, exc.description or "")
+
+    @app.errorhandler(DataError)
+    def unstorable_value(exc: DataError):
+        # The database refused a value (out of range, bad character): the input is at fault,
+        # not the server, and the transaction is rolled back so nothing half-written stays.
+        app.logger.warning("value refused by the database: %s", type(exc.orig).__name__)
+        db.session.rollback()
+        return render_error(
+            400,
+            "This value cannot be stored",
+            "Something that was sent (a number or a character) is outside what can be stored. "
+            "Nothing was saved: go back, check the form and send it again.",
+        )
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)

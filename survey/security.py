@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, abort, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from survey.extensions import db, login_manager
 from survey.models import Researcher
@@ -21,6 +22,8 @@ HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 HSTS = "max-age=31536000"
+# The largest id an integer column holds (PostgreSQL's integer); larger ids in URLs are 404s.
+MAX_ID = 2**31 - 1
 
 
 @login_manager.user_loader
@@ -36,6 +39,19 @@ def load_researcher(user_id: str) -> Researcher | None:
     return researcher
 
 
+class DatabaseIdConverter(IntegerConverter):
+    """An `<int:…>` URL part no larger than a database id, so a huge one is a 404, not a crash."""
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID,
+                 signed: bool = False) -> None:
+        super().__init__(map, fixed_digits, min, max, signed)
+
+
+def bound_url_ids(app: Flask) -> None:
+    """Make `<int:…>` URL parts stop at MAX_ID; call before any route is added."""
+    app.url_map.converters["int"] = DatabaseIdConverter
+
+
 def trust_proxies(app: Flask) -> None:
     """Read the client's address and scheme from the TRUSTED_PROXIES reverse proxies in front.
 
@@ -48,9 +64,25 @@ def trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
+def refuse_nul_characters() -> None:
+    """Refuse (400) a request whose URL, query or form holds a NUL character.
+
+    No text in a study needs one, PostgreSQL cannot store one, and some tools cut a string
+    at it: refusing it up front gives the same clear answer on every database.
+    """
+    texts = [*(request.view_args or {}).values(), *(v for _k, v in request.args.items(multi=True))]
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        texts += [v for _k, v in request.form.items(multi=True)]
+        texts += [f.filename or "" for _k, f in request.files.items(multi=True)]
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        abort(400, description="The request held a NUL character, which no text here may "
+              "contain. Nothing was saved; check what was pasted and send it again.")
+
+
 def register(app: Flask) -> None:
     """Add the security headers to every response (pages, files, errors)."""
     trust_proxies(app)
+    app.before_request(refuse_nul_characters)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -65,4 +97,4 @@ def register(app: Flask) -> None:
         return response
 
 
-__all__ = ["CONTENT_SECURITY_POLICY", "HEADERS", "load_researcher", "register"]
+__all__ = ["CONTENT_SECURITY_POLICY", "HEADERS", "bound_url_ids", "load_researcher", "register"]
