@@ -1,15 +1,16 @@
 """Benchmark the trials.csv export: seed a million answers, stream the download, time it, weigh it.
 
     .venv/bin/python bench/export.py                       # SQLite in a temporary folder
-    .venv/bin/python bench/export.py --database-url postgresql://postgres@127.0.0.1:5432/likeness_bench
+    .venv/bin/python bench/export.py --database-url postgresql://postgres@127.0.0.1:5432/likeness_bench_export
 
 The answers are bulk-inserted (COPY on PostgreSQL, executemany on SQLite). The export then runs
 in a fresh child process through the real route: the Flask test client, signed in as the study's
 owner, POSTs to /r/studies/<id>/exports/trials.csv and reads the streamed response chunk by
 chunk. The child reports wall time, bytes and rows, and its peak resident memory (VmHWM),
 which covers everything: interpreter, app, driver, the query and the CSV. Goals: under 30 s and
-under 150 MB for 1,000,000 rows. On PostgreSQL the bench database is created when missing and
-its schema is dropped and rebuilt on every run; never point it at a database you care about.
+under 150 MB for 1,000,000 rows. On PostgreSQL the bench database is created when missing, its
+schema emptied, and the database dropped after the run (--keep keeps it); never point it at a
+database you care about. A SQLite --database-url must name a file that does not exist yet.
 """
 
 from __future__ import annotations
@@ -55,24 +56,43 @@ def _app(url: str):
     )
 
 
+def _admin_engine(url: str) -> tuple[sa.Engine, str]:
+    """Return an engine on the server's maintenance database and the bench database's name."""
+    from survey.config import database_uri
+
+    parsed = make_url(database_uri(url))
+    return sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT"), parsed.database
+
+
 def prepare_database(url: str) -> None:
-    """Create the PostgreSQL bench database when missing and empty its schema."""
+    """Create the PostgreSQL bench database (emptied when it exists); a SQLite file must be new."""
     from survey.config import database_uri
 
     parsed = make_url(database_uri(url))
     if parsed.get_backend_name() != "postgresql":
+        if parsed.database and Path(parsed.database).exists():
+            raise SystemExit(f"{parsed.database} exists: give the name of a new SQLite file")
         return
-    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin, name = _admin_engine(url)
     with admin.connect() as conn:
-        exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database})
-        if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
+        if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     engine = sa.create_engine(parsed)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+def drop_database(url: str) -> None:
+    """Drop the PostgreSQL bench database after the run (a million rows need not stay)."""
+    if make_url(url).get_backend_name() not in ("postgres", "postgresql"):
+        return
+    admin, name = _admin_engine(url)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def _insert(raw, dialect: str, table: str, columns: tuple[str, ...], rows) -> None:
@@ -317,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", action="append", dest="modes", choices=("route", "generator"),
                         help="route: the whole app through the test client; generator: "
                         "survey.exports in an app with the database only (default: both)")
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL bench database afterwards")
     parser.add_argument("--child", nargs=4, metavar=("STUDY", "OWNER", "FILE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     tmp = None
@@ -362,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"< {GOAL_MB} MB): {'met' if ok else 'MISSED'}")
     if tmp is not None:
         tmp.cleanup()
+    elif not args.keep:
+        drop_database(url)
     return 1 if failed else 0
 
 
