@@ -97,12 +97,17 @@ def test_second_visit_reuses_the_report_and_new_data_recompute(app, client, demo
     assert client.get(url).status_code == 200
     assert client.get(url).status_code == 200
     assert len(analyses) == 1
-    service._HASHES.clear()  # a fresh worker: the hash is computed from the rows again
+    # A fresh worker finds the hash of unchanged data in the report row, without reading rows.
+    service._HASHES.clear()
+    loads = []
+    monkeypatch.setattr(service, "load_inputs", lambda study: loads.append(1))
     assert client.get(url).status_code == 200
-    assert len(analyses) == 1
+    assert len(analyses) == 1 and loads == []
+    monkeypatch.undo()
+    analyses = count_analyses(monkeypatch)
     fill(app, demo, 1, close=False, seed=9)
     assert client.get(url).status_code == 200
-    assert len(analyses) == 2
+    assert len(analyses) == 1
     with app.app_context():
         rows = db.session.execute(sa.select(Report.status, Report.data_sha256)).all()
     assert [r.status for r in rows] == ["done", "done"]
@@ -175,7 +180,7 @@ def test_a_computation_that_never_finished_is_marked_failed(app, client, demo, m
     fill(app, demo, 2)
     with app.app_context():
         study = db.session.get(Study, demo)
-        sha, _inputs, _rows = service.current_hash(study)
+        sha = service.current_data(study).sha
         db.session.add(Report(study_id=demo, data_sha256=sha, analysis_version=service.analysis.__version__,
                               status="running", created_at=utcnow() - timedelta(hours=2)))
         db.session.commit()
@@ -331,17 +336,17 @@ def test_plain_warnings_cover_small_n_singular_fits_targets_and_balance():
     sample = {"by_list": [{"list": "A", "included": 9}, {"list": "B", "included": 3}]}
     notes = service.plain_warnings(results, sample, {"target_n": 100})
     assert notes == [
-        "Only 12 participants are included: estimates are imprecise, and findings need at "
-        "least 20 included participants to be published.",
+        ("Only 12 participants are included: estimates are imprecise, and findings need at "
+         "least 20 included participants to be published."),
         "The preregistered target was 100 included participants; 12 are included so far.",
-        "Only 8 identities were shown: the tests over identities have little power, and the "
-        "results may not generalise to other people.",
-        "The mixed model of recognition accuracy is singular: a random-effect variance was "
-        "estimated at zero, so the model is simpler than its formula; read it beside the "
-        "participant-level test.",
+        ("Only 8 identities were shown: the tests over identities have little power, and the "
+         "results may not generalise to other people."),
+        ("The mixed model of recognition accuracy is singular: a random-effect variance was "
+         "estimated at zero, so the model is simpler than its formula; read it beside the "
+         "participant-level test."),
         "The mixed model of trust did not converge: do not rely on it.",
-        "The counterbalancing lists are unbalanced (list A: 9, list B: 3 included participants): "
-        "each identity was not seen equally often in each condition.",
+        ("The counterbalancing lists are unbalanced (list A: 9, list B: 3 included "
+         "participants): each identity was not seen equally often in each condition."),
     ]
     quiet = {"n_participants": 60, "n_identities": 24, "tests": []}
     balanced = {"by_list": [{"list": "A", "included": 30}, {"list": "B", "included": 30}]}

@@ -225,8 +225,7 @@ def download_tables(study: Study, role: str, report_id: int):
 def download_bundle(study: Study, role: str, report_id: int):
     """The exported data, results.json and an R script that refits the models: for reviewers."""
     report = _report_or_404(study, report_id)
-    sha, _inputs, _rows = service.current_hash(study)
-    if sha != report.data_sha256:
+    if service.current_data(study).sha != report.data_sha256:
         abort(409, description="New data arrived after this report was computed, so the export "
                                "would not match it. Open the report again to get the report of "
                                "the current data, then download its bundle.")

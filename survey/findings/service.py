@@ -63,7 +63,7 @@ ROLE_ORDER = {"owner": 0, "editor": 1, "viewer": 2}
 
 # Data stamp -> data hash, per process: a page that refreshes every few seconds must not read
 # and hash every row each time. The stamp changes whenever a row the hash covers can change.
-_HASHES: OrderedDict[tuple, str] = OrderedDict()
+_HASHES: OrderedDict[str, str] = OrderedDict()
 _HASHES_MAX = 512
 _HASHES_LOCK = threading.Lock()
 # Background computations by report id, so tests (and shutdown) can wait for them.
@@ -111,8 +111,8 @@ def current_plan(study: Study) -> dict | None:
     return dict(prereg.plan)
 
 
-def data_stamp(study: Study) -> tuple[tuple, int]:
-    """A cheap fingerprint of everything the data hash covers, and the number of answers.
+def data_stamp(study: Study) -> tuple[str, int]:
+    """A cheap fingerprint of everything the data hash covers (hex), and the number of answers.
 
     Answers are stored once and never changed; withdrawal deletes them and changes the
     participant's status, completion changes the status: counts, id sums and the latest
@@ -132,9 +132,9 @@ def data_stamp(study: Study) -> tuple[tuple, int]:
     prereg = db.session.execute(
         sa.select(Preregistration.sha256, Preregistration.frozen_at)
         .where(Preregistration.study_id == study.id)).first()
-    stamp = (study.id, study.created_at, analysis.__version__, study.design_sha256, tuple(people),
-             tuple(answers), tuple(prereg) if prereg else None)
-    return stamp, int(answers[0])
+    stamp = (study.id, study.created_at, analysis.__version__, study.design_sha256,
+             tuple(people), tuple(answers), tuple(prereg) if prereg else None)
+    return hashlib.sha256(repr(stamp).encode("utf-8")).hexdigest(), int(answers[0])
 
 
 def _canonical_participants(participants: pd.DataFrame) -> str:
@@ -164,7 +164,7 @@ def load_inputs(study: Study) -> StudyInputs:
                        data_hash(trials, participants, plan))
 
 
-def _remember(stamp: tuple, sha: str) -> None:
+def _remember(stamp: str, sha: str) -> None:
     """Keep a stamp's hash, dropping the oldest beyond the limit."""
     with _HASHES_LOCK:
         _HASHES[stamp] = sha
@@ -173,23 +173,47 @@ def _remember(stamp: tuple, sha: str) -> None:
             _HASHES.popitem(last=False)
 
 
-def _recall(stamp: tuple) -> str | None:
-    """The hash remembered for a stamp, if any."""
+def _recall(study: Study, stamp: str) -> str | None:
+    """The hash known for a stamp: this process's memory, else the study's latest report row.
+
+    Every report row keeps the stamp it was computed for, so another worker (or a restarted
+    one) finds the hash without reading every row of the data again.
+    """
     with _HASHES_LOCK:
-        return _HASHES.get(stamp)
+        sha = _HASHES.get(stamp)
+    if sha is not None:
+        return sha
+    latest = db.session.scalar(
+        sa.select(Report).where(Report.study_id == study.id,
+                                Report.analysis_version == analysis.__version__)
+        .order_by(Report.id.desc()).limit(1))
+    if latest is not None and (latest.results or {}).get(REPORT_DATA, {}).get("stamp") == stamp:
+        _remember(stamp, latest.data_sha256)
+        return latest.data_sha256
+    return None
 
 
-def current_hash(study: Study) -> tuple[str | None, StudyInputs | None, int]:
-    """The data hash of the study now (None without answers), the inputs when read, and rows."""
+@dataclass
+class DataState:
+    """The study's data now: its hash (None without answers), stamp, size, and inputs if read."""
+
+    sha: str | None
+    stamp: str
+    n_rows: int
+    inputs: StudyInputs | None = None
+
+
+def current_data(study: Study) -> DataState:
+    """Hash the study's current data, reading the rows only when the stamp is new."""
     stamp, n_rows = data_stamp(study)
     if n_rows == 0:
-        return None, None, 0
-    sha = _recall(stamp)
+        return DataState(None, stamp, 0)
+    sha = _recall(study, stamp)
     if sha is not None:
-        return sha, None, n_rows
+        return DataState(sha, stamp, n_rows)
     inputs = load_inputs(study)
     _remember(stamp, inputs.data_sha256)
-    return inputs.data_sha256, inputs, n_rows
+    return DataState(inputs.data_sha256, stamp, n_rows, inputs)
 
 
 # --- computing ---------------------------------------------------------------------------------
@@ -266,6 +290,7 @@ def compute(report_id: int, inputs: StudyInputs) -> None:
                          scale_ranges=inputs.scale_ranges)
         stored = dict(result.results)
         stored[REPORT_DATA] = {
+            "stamp": (report.results or {}).get(REPORT_DATA, {}).get("stamp"),
             "sample": sample_summary(study, inputs, result.tables["exclusions"]),
             "software": software_versions(),
             "tables": {name: _table_json(table) for name, table in result.tables.items()},
@@ -350,42 +375,41 @@ def latest_done(study: Study) -> Report | None:
 def report_state(study: Study, _attempts: int = 3) -> ReportState:
     """Find or start the report of the study's current data; see the module docstring."""
     _expire_stale(study)
-    sha, inputs, n_rows = current_hash(study)
-    if sha is None:
+    data = current_data(study)
+    if data.sha is None:
         return ReportState(None, None, None, 0)
-    report = _find(study.id, sha)
+    report = _find(study.id, data.sha)
     if report is None:
         running = db.session.scalar(sa.select(Report).where(
             Report.study_id == study.id, Report.status.in_(("pending", "running"))).limit(1))
         if running is not None:
             # One computation per study at a time; the next visit starts the newer one.
-            return ReportState(None, latest_done(study), running, n_rows)
-        report, created = _insert_pending(study, sha)
+            return ReportState(None, latest_done(study), running, data.n_rows)
+        report, created = _insert_pending(study, data.sha, data.stamp)
         if created:
-            if inputs is None or inputs.data_sha256 != sha:
-                inputs = load_inputs(study)
-            if inputs.data_sha256 != sha and _attempts > 1:
+            inputs = data.inputs or load_inputs(study)
+            if inputs.data_sha256 != data.sha and _attempts > 1:
                 # New data arrived between the stamp and the read: key the row by what is read.
                 db.session.delete(report)
                 db.session.commit()
                 return report_state(study, _attempts - 1)
             inline = current_app.config.get("REPORT_INLINE_MAX_ROWS", DEFAULT_INLINE_MAX_ROWS)
-            if n_rows <= inline:
+            if data.n_rows <= inline:
                 compute(report.id, inputs)
                 db.session.refresh(report)
             else:
                 _start_thread(report.id, inputs)
     if report.status == "done":
-        return ReportState(report, report, None, n_rows)
+        return ReportState(report, report, None, data.n_rows)
     if report.status == "failed":
-        return ReportState(report, latest_done(study), None, n_rows)
-    return ReportState(report, latest_done(study), report, n_rows)
+        return ReportState(report, latest_done(study), None, data.n_rows)
+    return ReportState(report, latest_done(study), report, data.n_rows)
 
 
-def _insert_pending(study: Study, sha: str) -> tuple[Report, bool]:
+def _insert_pending(study: Study, sha: str, stamp: str) -> tuple[Report, bool]:
     """Insert the pending row and tell whether this request did; a concurrent one may win."""
     report = Report(study_id=study.id, data_sha256=sha, analysis_version=analysis.__version__,
-                    status="pending")
+                    status="pending", results={REPORT_DATA: {"stamp": stamp}})
     db.session.add(report)
     try:
         db.session.commit()
