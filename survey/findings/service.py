@@ -575,7 +575,7 @@ def _zip_folder(folder: str) -> bytes:
 
 README = """Reproduction bundle of the Likeness study "{title}" ({slug})
 
-trials.csv        one row per answer to one measure (see the data contract below)
+trials.csv        one row per answer to one measure (columns of the Likeness data contract)
 participants.csv  one row per participant
 results.json      the results of the analysis (analysis {version})
 analysis.R        recomputes every test of results.json with R: Rscript analysis.R
@@ -585,9 +585,10 @@ The data are the study's export at the time of the report: withdrawn participant
 runs are not in them; recruitment-platform ids are left out. Text cells that a spreadsheet would
 evaluate start with an apostrophe; analysis.R removes it.
 
-Data hash {sha}: the SHA-256 of the canonical trials table (analysis.io.canonical_trials_csv),
-a newline, participants.csv's contract columns sorted by participant, a newline, and the
-preregistered plan as compact JSON with sorted keys ("null" without a plan).
+Data hash: {sha}
+It is the SHA-256 of the canonical trials table (analysis.io.canonical_trials_csv), a newline,
+participants.csv's contract columns sorted by participant, a newline, and the preregistered
+plan as compact JSON with sorted keys ("null" without a plan).
 
 Re-run the Python analysis with:  python -m analysis report trials.csv --out report/
 """
