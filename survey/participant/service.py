@@ -561,6 +561,10 @@ def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
     if not public_id:
         return None
     rows = db.session.connection().execute(PAGE, {"public_id": public_id, "slug": slug}).all()
+    # End the read with COMMIT, not the ROLLBACK the session would send: psycopg forgets its
+    # prepared statements on every ROLLBACK, and PostgreSQL would plan this query afresh on
+    # each trial page (a millisecond and a half of its CPU, many times the query itself).
+    db.session.commit()
     if not rows:
         return None
     first = rows[0]

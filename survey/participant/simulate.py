@@ -25,11 +25,15 @@ from flask.cli import ScriptInfo
 from survey.extensions import db
 from survey.models import Identity, Trial
 
-FORM_ACTION = re.compile(r'<form[^>]*\saction="([^"]+)"')
 CSRF = re.compile(r'name="csrf_token"[^>]*\svalue="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 TOKEN = re.compile(r'name="token" type="hidden" value="([^"]+)"')
 RADIO = re.compile(r'<input type="radio" name="([^"]+)" value="([^"]+)"')
-PROGRESS = re.compile(r'<progress id="progress" max="(\d+)"')
+# A trial page: its progress, the form's action and CSRF token, in page order (one search).
+TRIAL_FORM = re.compile(
+    r'<progress id="progress" max="(\d+)".*?<form [^>]*?action="([^"]+)"[^>]*data-trial.*?'
+    r'name="csrf_token" value="([^"]+)"',
+    re.S,
+)
 TRIAL_ACTION = re.compile(r"/trial/(\d+)$")
 
 MOBILE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Simulated"
@@ -50,19 +54,14 @@ class TrialForm:
 
 def parse_trial_form(page: str) -> Optional[TrialForm]:
     """Read a trial page's form; None when the page is not a trial."""
-    if "data-trial" not in page:
+    found = TRIAL_FORM.search(page)
+    if found is None:
         return None
-    action = FORM_ACTION.search(page.split("data-trial", 1)[0] + 'data-trial"')
-    csrf = CSRF.search(page)
-    total = PROGRESS.search(page)
-    if action is None or csrf is None or total is None:
-        return None
+    total, action, csrf = found.groups()
     choices: dict[str, list[str]] = {}
-    for name, value in RADIO.findall(page):
-        choices.setdefault(name, []).append(html.unescape(value))
-    return TrialForm(
-        html.unescape(action.group(1)), csrf.group(1) or csrf.group(2), int(total.group(1)), choices
-    )
+    for name, value in RADIO.findall(page, found.end()):
+        choices.setdefault(name, []).append(html.unescape(value) if "&" in value else value)
+    return TrialForm(html.unescape(action), csrf, int(total), choices)
 
 
 def form_token(page: str) -> Optional[str]:
