@@ -140,7 +140,9 @@
       probe.hidden = true;
       enable(false);
       painted([headshot.querySelector("img")]).then(function () {
+        form.setAttribute("data-exposing", "");
         window.setTimeout(function () {
+          form.removeAttribute("data-exposing");
           headshot.hidden = true;
           probe.classList.add("revealed");
           probe.hidden = false;

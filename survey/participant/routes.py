@@ -461,6 +461,7 @@ def preview(slug: str):
 def image(public_id: str):
     """Send an image's display-size file; its content never changes, so caches keep it."""
     display_key = db.session.scalar(sa.select(Image.display_key).where(Image.public_id == public_id))
+    service.end_read()
     if display_key is None:
         abort(404)
     etag = f"{public_id}-display"

@@ -173,7 +173,7 @@ def test_sequential_match_shows_the_headshot_then_the_probe(app, demo, live_serv
 
     with app.app_context():
         block = db.session.scalar(sa.select(Block).where(Block.task == "match"))
-        block.settings = {**block.settings, "presentation": "sequential", "exposure_ms": 600}
+        block.settings = {**block.settings, "presentation": "sequential", "exposure_ms": 3000}
         db.session.commit()
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
@@ -181,10 +181,11 @@ def test_sequential_match_shows_the_headshot_then_the_probe(app, demo, live_serv
         page.goto(f"{live_server}/s/demo")
         page.click("#agree")
         page.click("#begin")
+        page.locator("form[data-trial][data-exposing]").wait_for(timeout=5000)
         assert page.locator(".stimulus.headshot").is_visible()
         assert not page.locator(".stimulus.probe").is_visible()
         assert page.locator("fieldset[data-question] input").first.is_disabled()
-        page.locator("form[data-trial][data-shown]").wait_for(timeout=5000)
+        page.locator("form[data-trial][data-shown]").wait_for(timeout=10000)
         assert page.locator(".stimulus.probe").is_visible()
         assert not page.locator(".stimulus.headshot").is_visible()
         with page.expect_navigation():
