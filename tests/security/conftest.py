@@ -109,15 +109,20 @@ def world(app) -> World:
     return make_world(app)
 
 
-def participant_client(app: Flask, world: World):
-    """Return a client holding the world participant's cookie (as its browser would)."""
+def participant_with(app: Flask, world: World, public_id: str):
+    """Return a client holding the cookie of the participant with this public id."""
     from survey.participant.routes import COOKIE, _serializer
 
     client = app.test_client()
     with app.test_request_context():
-        value = _serializer().dumps(world.participant_public_id)
+        value = _serializer().dumps(public_id)
     client.set_cookie(COOKIE, value, path=f"/s/{world.slug}")
     return client
+
+
+def participant_client(app: Flask, world: World):
+    """Return a client holding the world participant's cookie (as its browser would)."""
+    return participant_with(app, world, world.participant_public_id)
 
 
 def url_values(rule, world: World) -> dict[str, object]:
@@ -224,3 +229,10 @@ def active_content(html: str) -> list[str]:
     parser.feed(html)
     parser.close()
     return parser.found
+
+
+@pytest.fixture
+def draft(app):
+    """A draft study (its design still open to uploads) and a client of its editor."""
+    world = make_world(app, slug="draft", open_it=False)
+    return world.client(app, "editor"), world.study_id

@@ -30,7 +30,14 @@ from survey.models import (
     Trial,
 )
 from survey.participant.service import start_participant
-from tests.security.conftest import active_content, build_url, participant_client, routes, url_values
+from tests.security.conftest import (
+    active_content,
+    build_url,
+    participant_client,
+    participant_with,
+    routes,
+    url_values,
+)
 
 # A template expression: if any text were rendered as a template, 1337 would appear.
 SSTI = "{{7*191}}"
@@ -111,16 +118,6 @@ def hostile(app, world):
         db.session.commit()
         block_ids = [b.id for b in study.blocks]
         return done.public_id, block_ids
-
-
-def participant_with(app, world, public_id: str):
-    """Return a client holding the cookie of the participant with this public id."""
-    from survey.participant.routes import COOKIE, _serializer
-
-    client = app.test_client()
-    with app.test_request_context():
-        client.set_cookie(COOKIE, _serializer().dumps(public_id), path=f"/s/{world.slug}")
-    return client
 
 
 def pages(app, world, clients, extra_urls=()):
