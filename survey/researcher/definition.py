@@ -129,6 +129,9 @@ def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
         fields[name] = fields[name].strip()
     if not fields["title"]:
         raise ValueError("study.title is missing or empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in fields["title"]):
+        # A title is quoted in one-line places: page titles, citations, the R script's header.
+        raise ValueError("study.title must be one line, without line breaks or tabs")
     if fields["completion_code"] and not re.match(COMPLETION_CODE_RE, fields["completion_code"]):
         raise ValueError(f"study.completion_code {fields['completion_code']!r} may hold only letters, digits, '.', '_' or '-'")
     url = fields["completion_url"]

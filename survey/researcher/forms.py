@@ -65,6 +65,12 @@ def email_address(form: Form, field: StringField) -> None:
         raise ValidationError(f"{field.data!r} is not an email address.")
 
 
+def one_line(form: Form, field: StringField) -> None:
+    """Refuse line breaks, tabs and other control characters in a one-line text."""
+    if field.data and any(ord(c) < 32 or ord(c) == 127 for c in field.data):
+        raise ValidationError("Write it on one line, without line breaks or tabs.")
+
+
 def https_url(form: Form, field: StringField) -> None:
     """Accept an https:// address of a host (participants are sent there at the end)."""
     if not field.data:
@@ -198,7 +204,7 @@ class StudyCreateForm(FlaskForm):
 
     title = StringField(
         "Title",
-        validators=[InputRequired("Give the study a title."), Length(max=200)],
+        validators=[InputRequired("Give the study a title."), Length(max=200), one_line],
         filters=[_strip],
         description="Participants see it on every page. The link's name is made from it.",
     )
@@ -213,7 +219,8 @@ class StudyEditForm(FlaskForm):
     """Edit a study's texts and settings."""
 
     title = StringField(
-        "Title", validators=[InputRequired("Give the study a title."), Length(max=200)], filters=[_strip]
+        "Title", validators=[InputRequired("Give the study a title."), Length(max=200), one_line],
+        filters=[_strip],
     )
     slug = StringField(
         "Link name",

@@ -298,3 +298,48 @@ def test_a_value_the_database_refuses_is_a_400_and_rolled_back(app, world):
     assert "cannot be stored" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(Study).where(Study.slug == "half-written")) is None
+
+
+# --- code injection in the generated R script ---------------------------------------------------
+
+R_PAYLOAD = "Trust\nsystem('touch /tmp/likeness-pwned')\r# "
+
+
+@pytest.mark.parametrize("url", ["/r/studies/new", "edit"])
+def test_a_study_title_is_one_line_in_the_forms(app, world, url):
+    client = world.client(app, "owner")
+    if url == "edit":
+        with app.app_context():
+            study = db.session.get(Study, world.study_id)
+            data = {"title": R_PAYLOAD, "slug": study.slug, "n_lists": study.n_lists, "assign_by": study.assign_by}
+        url = f"/r/studies/{world.study_id}/edit"
+    else:
+        data = {"title": R_PAYLOAD}
+    before = fingerprint(app)
+    response = client.post(url, data=data)
+    assert response.status_code == 400
+    assert "one line" in response.get_data(as_text=True)
+    assert fingerprint(app) == before
+
+
+def test_a_study_title_is_one_line_in_an_imported_definition(app, world):
+    import json
+
+    client = world.client(app, "owner")
+    definition = json.loads(client.get(f"/r/studies/{world.study_id}/definition.json").get_data(as_text=True))
+    definition["study"]["title"] = R_PAYLOAD
+    before = fingerprint(app)
+    response = client.post("/r/studies/import", data={"text": json.dumps(definition)})
+    assert response.status_code == 400
+    assert "one line" in response.get_data(as_text=True)
+    assert fingerprint(app) == before
+
+
+def test_the_r_script_keeps_a_title_inside_its_comment():
+    """A reviewer runs analysis.R: no text of the study may become an R statement in it."""
+    from analysis.rscript import r_script
+
+    script = r_script({"study": "trust", "tests": [], "correction": "holm"}, title=R_PAYLOAD)
+    lines = [line for line in script.splitlines() if "likeness-pwned" in line]
+    assert lines and all(line.lstrip().startswith("#") for line in lines), lines
+    assert "\r" not in script.split("\n", 1)[0]

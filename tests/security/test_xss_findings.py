@@ -1,0 +1,58 @@
+"""Hostile study texts and member names on the report and the public findings pages, and in
+the embed code that other sites paste into their own pages."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from survey.extensions import db
+from survey.models import Researcher, Study
+from tests.conftest import sign_in
+from tests.security.conftest import active_content
+from tests.test_findings_support import count_analyses, fill, owner_id
+
+HOSTILE = '"><img src=x onerror=alert(1)><script>xfind</script>{{7*191}}'
+
+
+@pytest.fixture
+def hostile_published(app, client, demo, monkeypatch):
+    """The demo, filled, closed and published, with a hostile title, description and names."""
+    count_analyses(monkeypatch)
+    fill(app, demo, 20, seed=5)
+    with app.app_context():
+        study = db.session.get(Study, demo)
+        study.title, study.description = HOSTILE, HOSTILE
+        for researcher in db.session.scalars(sa.select(Researcher)):
+            researcher.name = HOSTILE
+        db.session.commit()
+        slug = study.slug
+    sign_in(client, app, owner_id(app))
+    assert client.get(f"/r/studies/{demo}/report").status_code == 200
+    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    return slug
+
+
+def test_report_and_public_pages_show_hostile_texts_escaped(app, client, demo, hostile_published):
+    slug = hostile_published
+    visitor = app.test_client()
+    pages = {"report": client.get(f"/r/studies/{demo}/report"), "public": visitor.get(f"/f/{slug}"),
+             "embed": visitor.get(f"/f/{slug}/embed")}
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+        text = response.get_data(as_text=True)
+        found = [item for item in active_content(text) if item != "<iframe>"]
+        assert found == [] and "<script>x" not in text and "1337" not in text, name
+        assert html.escape("<script>xfind</script>") in text, name
+    assert visitor.get(f"/f/{slug}/findings.json").mimetype == "application/json"
+
+
+def test_the_embed_code_is_safe_to_paste(app, client, demo, hostile_published):
+    """The snippet is shown escaped, and once copied into another site's page it is one iframe."""
+    page = app.test_client().get(f"/f/{hostile_published}").get_data(as_text=True)
+    snippet = html.unescape(re.search(r'<pre class="snippet"><code>(.*?)</code></pre>', page, re.S).group(1))
+    assert snippet.startswith("<iframe ") and snippet.count("<") == 2 and "</iframe>" in snippet
+    assert active_content(snippet) == ["<iframe>"]
