@@ -159,3 +159,35 @@ def test_a_response_time_that_rounds_to_zero_is_stored_as_missing(app, world, rt
     assert client.post(f"/s/{world.slug}/trial/{trial_id}", data=form).status_code == 303
     with app.app_context():
         assert db.session.scalars(sa.select(Response.rt_ms).where(Response.trial_id == trial_id)).all() == [None] * len(questions)
+
+
+def completed_participant(app, world) -> str:
+    """Start a participant and mark every trial answered (no demographics yet); return its id."""
+    public_id, _trials = fresh_participant(app, world, 10_000)
+    with app.app_context():
+        db.session.execute(sa.update(Participant).where(Participant.public_id == public_id)
+                           .values(status="completed"))
+        db.session.commit()
+    return public_id
+
+
+@given(form=st.fixed_dictionaries({}, optional={
+    "age": st.sampled_from(HOSTILE + ["30", "16", "110", "15", "111"]) | st.integers(-(2**70), 2**70).map(str),
+    "gender": st.sampled_from(HOSTILE + [c.value for c in forms.GENDERS]),
+    "save": st.sampled_from(["Send and finish", "", "x"]),
+    "skip": st.sampled_from(["Skip", ""]),
+}))
+@FUZZ
+def test_fuzzed_demographics_store_only_allowed_values(app, world, form):
+    public_id = completed_participant(app, world)
+    client = participant_with(app, world, public_id)
+    before = fingerprint(app)
+    response = client.post(f"/s/{world.slug}/questions", data=form)
+    assert response.status_code < 500, form
+    if response.status_code >= 400:
+        assert fingerprint(app) == before, form
+    with app.app_context():
+        stored = db.session.scalar(sa.select(Participant.demographics).where(Participant.public_id == public_id))
+    assert set(stored) <= {"age", "gender"}
+    assert stored.get("age") is None or (isinstance(stored["age"], int) and forms.MIN_AGE <= stored["age"] <= forms.MAX_AGE)
+    assert stored.get("gender") in (None, *(c.value for c in forms.GENDERS if c.value))
