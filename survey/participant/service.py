@@ -5,8 +5,10 @@ Routes and the simulation command both call these functions; nothing here reads 
 Starting takes the study row's lock (an UPDATE of its start counter: a row lock in PostgreSQL,
 the write lock in SQLite), so concurrent starts run one after another: each sees the lists'
 counts left by the one before, and the target-N check cannot be overrun. Recording an answer is
-the hot path: one query for the trial, one guarded UPDATE that claims it (only when it is
-unanswered and every earlier trial is answered), one INSERT of its responses, one commit.
+the hot path: one UPDATE ... RETURNING claims the trial (only this participant's, unanswered,
+with every earlier trial answered) and reads what validating the answer needs; then one INSERT
+of its responses and the commit, or a rollback when the answer is invalid. A repeated POST
+claims nothing and stores nothing; the unique (trial, measure) key is the last guard.
 
 Withdrawal deletes the participant's trials, answers and demographics. Its recruitment id is
 kept only as a SHA-256 digest and its link parameters are dropped: the platform's id itself is
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -194,14 +197,51 @@ def _load_design(study_id: int) -> Study:
     ).one()
 
 
-def _trial_rows(study: Study, participant_id: int, specs: Sequence[design.TrialSpec]) -> list[dict]:
+@dataclass(frozen=True)
+class StudyDesign:
+    """A study's design as schedules need it, with the row ids that trials refer to."""
+
+    identities: tuple[design.IdentityInfo, ...]
+    blocks: tuple[design.BlockInfo, ...]
+    identity_ids: dict[str, int]
+    block_ids: dict[str, int]
+
+
+# Frozen designs by engine (one per app) and (study id, design SHA-256): an open study's design
+# cannot change, so each worker reads it once rather than on every start.
+_FROZEN_DESIGNS: "weakref.WeakKeyDictionary[sa.Engine, dict[tuple[int, str], StudyDesign]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
+    """Return the study's design (read once per worker when frozen, or always when not cached)."""
+    key = (study.id, study.design_sha256 or "")
+    frozen = _FROZEN_DESIGNS.setdefault(db.engine, {})
+    if cached and study.design_sha256 and key in frozen:
+        return frozen[key]
+    from survey.studies import design_inputs
+
+    loaded = _load_design(study.id)
+    identities, blocks = design_inputs(loaded)
+    result = StudyDesign(
+        identities=tuple(identities),
+        blocks=tuple(blocks),
+        identity_ids={identity.code: identity.id for identity in loaded.identities},
+        block_ids={block.name: block.id for block in loaded.blocks},
+    )
+    if study.design_sha256:
+        frozen[key] = result
+    return result
+
+
+def _trial_rows(plan: StudyDesign, participant_id: int, specs: Sequence[design.TrialSpec]) -> list[dict]:
     """Translate schedule specs (identity codes, image keys) into Trial row values."""
-    ids = {identity.code: identity.id for identity in study.identities}
-    blocks = {block.name: block.id for block in study.blocks}
+    ids = plan.identity_ids
     return [
         {
             "participant_id": participant_id,
-            "block_id": blocks[s.block],
+            "block_id": plan.block_ids[s.block],
             "position": s.position,
             "task": s.task,
             "identity_id": ids[s.identity],
@@ -231,27 +271,44 @@ def start_participant(
 ) -> Participant:
     """Start a participant (or resume the one its recruitment id or public id already started).
 
-    Assigns the list with the fewest counted participants, under the study row's lock, builds
-    and stores the schedule, and commits. Raises StudyUnavailable (draft, closed, full) for a
-    new non-preview participant. `public_id`, when given, is the id the new participant gets;
-    a second start with the same id (a double-clicked consent button) returns the first.
+    Assigns the list with the fewest counted participants, under the study row's lock, stores
+    the schedule, and commits. Raises StudyUnavailable (draft, closed, full) for a new
+    non-preview participant. `public_id`, when given, is the id the new participant gets; a
+    second start with the same id (a double-clicked consent button) returns the first.
     """
     study_id = study.id
+    existing = _already_started(study_id, recruitment, public_id)
+    if existing is not None:
+        return existing
+    if public_id and _public_id_taken(public_id):
+        public_id = None
+    # Everything that does not depend on the list is done before taking the lock, so that
+    # simultaneous starts wait for each other as briefly as possible: the schedule of every
+    # list is built from one seed, and the lock only picks which one is stored.
+    plan = study_design(study)
+    seed = secrets.randbits(63)
+
+    def schedules_for(n_lists: int) -> list[list[design.TrialSpec]]:
+        """Build the schedule of every list from the participant's seed."""
+        return [
+            design.build_schedule(plan.identities, plan.blocks, index, n_lists, seed)
+            for index in range(n_lists)
+        ]
+
+    schedules = schedules_for(study.n_lists)
     # The lock must be the transaction's first statement: SQLite cannot upgrade a read
     # transaction to a write once another writer committed.
     db.session.rollback()
-    if not preview:
-        db.session.execute(
-            sa.update(Study)
-            .where(Study.id == study_id)
-            .values(participants_started=Study.participants_started + 1)
-        )
     try:
-        existing = _already_started(study_id, recruitment, public_id)
-        if existing is not None:
-            db.session.rollback()
-            return existing
-        study = _load_design(study_id)
+        if not preview:
+            db.session.execute(
+                sa.update(Study)
+                .where(Study.id == study_id)
+                .values(participants_started=Study.participants_started + 1)
+            )
+        study = db.session.get(Study, study_id, populate_existing=True)
+        if len(schedules) != study.n_lists:  # a draft's lists changed meanwhile (a preview)
+            schedules = schedules_for(study.n_lists)
         if not preview:
             if study.state != "open":
                 raise StudyUnavailable(study.state if study.state == "draft" else "closed")
@@ -263,13 +320,13 @@ def start_participant(
         participant = Participant(
             study_id=study_id,
             list_index=design.choose_list(counts),
-            seed=secrets.randbits(63),
+            seed=seed,
             is_preview=preview,
             source=recruitment.platform if recruitment else "link",
             device=device,
             consented_at=utcnow() if consented else None,
         )
-        if public_id and not _public_id_taken(public_id):
+        if public_id:
             participant.public_id = public_id
         db.session.add(participant)
         if recruitment is not None:
@@ -283,14 +340,12 @@ def start_participant(
                 )
             )
         db.session.flush()
-        identities, blocks = _design_inputs(study)
-        specs = design.build_schedule(
-            identities, blocks, participant.list_index, study.n_lists, participant.seed
-        )
-        db.session.connection().execute(Trial.__table__.insert(), _trial_rows(study, participant.id, specs))
+        rows = _trial_rows(plan, participant.id, schedules[participant.list_index])
+        db.session.connection().execute(Trial.__table__.insert(), rows)
         db.session.commit()
     except IntegrityError:
-        # Only a start racing past the lock (a preview, or another study's id) gets here.
+        # The same recruitment id or consent token started at the same moment: the unique key
+        # let one through, and this one resumes it.
         db.session.rollback()
         existing = _already_started(study_id, recruitment, public_id)
         if existing is None:
@@ -300,13 +355,6 @@ def start_participant(
         db.session.rollback()
         raise
     return participant
-
-
-def _design_inputs(study: Study) -> tuple[list[design.IdentityInfo], list[design.BlockInfo]]:
-    """Return the schedule's inputs for the study (see survey.studies.design_inputs)."""
-    from survey.studies import design_inputs
-
-    return design_inputs(study)
 
 
 def _already_started(
@@ -338,11 +386,11 @@ def consent(participant: Participant) -> None:
 
 
 def regenerate_schedule(participant: Participant) -> list[design.TrialSpec]:
-    """Rebuild the participant's schedule from its seed and the study's design, for audit."""
-    study = _load_design(participant.study_id)
-    identities, blocks = _design_inputs(study)
+    """Rebuild the participant's schedule from its seed and the stored design, for audit."""
+    study = db.session.get(Study, participant.study_id)
+    plan = study_design(study, cached=False)
     return design.build_schedule(
-        identities, blocks, participant.list_index, study.n_lists, participant.seed
+        plan.identities, plan.blocks, participant.list_index, study.n_lists, participant.seed
     )
 
 
