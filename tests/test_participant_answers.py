@@ -1,4 +1,4 @@
-"""Answers: each task's validation, repeated and forged POSTs, out-of-turn trials, response times."""
+"""Answers: each task's validation, repeated and forged POSTs, trials out of turn, response times."""
 
 from __future__ import annotations
 
@@ -11,15 +11,21 @@ from survey.extensions import db
 from survey.models import Block, Response, Trial
 from survey.participant import service
 from survey.participant.simulate import agree
-from tests.test_participant_support import (  # noqa: F401  (demo: the quick demo fixture)
+from tests.test_participant_support import (
     answer_trials,
     count,
-    demo,
     first_answers,
     participants,
+    seed_quick_demo,
     trial_form,
     trial_id,
 )
+
+
+@pytest.fixture
+def demo(app, monkeypatch):
+    """The demo study, seeded quickly; returns its id."""
+    return seed_quick_demo(app, monkeypatch)
 
 
 def advance_to(client, wanted: set[str]):
@@ -37,7 +43,9 @@ def responses(app, trial: int) -> dict[str, tuple[str, float | None]]:
     """Return the stored answers of a trial: measure -> (value, rt_ms)."""
     with app.app_context():
         rows = db.session.execute(
-            sa.select(Response.measure, Response.value, Response.rt_ms).where(Response.trial_id == trial)
+            sa.select(Response.measure, Response.value, Response.rt_ms).where(
+                Response.trial_id == trial
+            )
         ).all()
     return {m: (v, rt) for m, v, rt in rows}
 
@@ -60,9 +68,16 @@ TASK_FIELDS = {
     ("fields", "posted", "stored"),
     [
         (TASK_FIELDS["match"], {"same": "0", "confidence": "4"}, {"same": "0", "confidence": "4"}),
-        (TASK_FIELDS["rate"], {"scale_trust": "7", "scale_professional": "1"},
-         {"trust": "7", "professional": "1"}),
-        (TASK_FIELDS["detect"], {"source": "ai", "confidence": "5"}, {"source": "ai", "confidence": "5"}),
+        (
+            TASK_FIELDS["rate"],
+            {"scale_trust": "7", "scale_professional": "1"},
+            {"trust": "7", "professional": "1"},
+        ),
+        (
+            TASK_FIELDS["detect"],
+            {"source": "ai", "confidence": "5"},
+            {"source": "ai", "confidence": "5"},
+        ),
     ],
 )
 def test_each_task_stores_its_measures(app, client, demo, fields, posted, stored):
@@ -111,10 +126,22 @@ def test_the_rate_attention_check_names_the_value_to_choose(app, client, demo):
         (TASK_FIELDS["match"], {"same": "1", "confidence": "6"}, "Not a valid choice"),
         (TASK_FIELDS["match"], {"same": "1", "confidence": "0"}, "Not a valid choice"),
         (TASK_FIELDS["match"], {"confidence": "3"}, "Please answer “Same person?”"),
-        (TASK_FIELDS["rate"], {"scale_trust": "8", "scale_professional": "4"}, "Not a valid choice"),
-        (TASK_FIELDS["rate"], {"scale_trust": "-1", "scale_professional": "4"}, "Not a valid choice"),
+        (
+            TASK_FIELDS["rate"],
+            {"scale_trust": "8", "scale_professional": "4"},
+            "Not a valid choice",
+        ),
+        (
+            TASK_FIELDS["rate"],
+            {"scale_trust": "-1", "scale_professional": "4"},
+            "Not a valid choice",
+        ),
         (TASK_FIELDS["rate"], {"scale_trust": "4"}, "Please answer “How professional"),
-        (TASK_FIELDS["rate"], {"scale_trust": "4.5", "scale_professional": "4"}, "Not a valid choice"),
+        (
+            TASK_FIELDS["rate"],
+            {"scale_trust": "4.5", "scale_professional": "4"},
+            "Not a valid choice",
+        ),
         (TASK_FIELDS["detect"], {"source": "fake", "confidence": "3"}, "Not a valid choice"),
         (TASK_FIELDS["detect"], {"source": "real", "confidence": "99"}, "Not a valid choice"),
         (TASK_FIELDS["choose"], {"choice": "middle"}, "Not a valid choice"),
@@ -122,7 +149,9 @@ def test_the_rate_attention_check_names_the_value_to_choose(app, client, demo):
         ({"attention"}, {"attention": "maybe"}, "Not a valid choice"),
     ],
 )
-def test_a_forged_or_out_of_range_answer_gets_a_400_and_stores_nothing(app, client, demo, fields, posted, message):
+def test_a_forged_or_out_of_range_answer_gets_a_400_and_stores_nothing(
+    app, client, demo, fields, posted, message
+):
     agree(client, "demo")
     form = advance_to(client, fields)
     before = count(app, Response)
@@ -140,7 +169,12 @@ def test_a_forged_or_out_of_range_answer_gets_a_400_and_stores_nothing(app, clie
 def test_a_repeated_post_stores_nothing_and_cannot_change_the_answer(app, client, demo):
     agree(client, "demo")
     form = advance_to(client, TASK_FIELDS["detect"])
-    assert client.post(form.action, data={"source": "real", "confidence": "2", "rt_ms": "800"}).status_code == 303
+    assert (
+        client.post(
+            form.action, data={"source": "real", "confidence": "2", "rt_ms": "800"}
+        ).status_code
+        == 303
+    )
     stored = responses(app, trial_id(form))
     total = count(app, Response)
     # A double click, a reload that re-posts, the back button: the same or another answer.
@@ -190,8 +224,17 @@ def test_an_answer_posted_under_another_studys_link_is_refused(app, client, demo
 
 @pytest.mark.parametrize(
     ("raw", "stored"),
-    [("850.25", 850.2), ("", None), ("0", None), ("-3", None), ("abc", None), ("nan", None),
-     ("inf", None), ("600000", None), ("599999", 599999.0)],
+    [
+        ("850.25", 850.2),
+        ("", None),
+        ("0", None),
+        ("-3", None),
+        ("abc", None),
+        ("nan", None),
+        ("inf", None),
+        ("600000", None),
+        ("599999", 599999.0),
+    ],
 )
 def test_a_bad_response_time_is_stored_as_missing_never_refused(app, client, demo, raw, stored):
     agree(client, "demo")
@@ -239,11 +282,16 @@ def test_record_answer_reports_repeats_and_the_unique_key_guards_a_race(app, cli
     (p,) = participants(app)
     with app.test_request_context():
         context = service.answer_context("demo", p.public_id, trial_id(form))
-        assert service.record_answer(context, [("same", "1"), ("confidence", "2")], None) == service.STORED
+        assert (
+            service.record_answer(context, [("same", "1"), ("confidence", "2")], None)
+            == service.STORED
+        )
         # The same context again: the claim finds the trial answered.
         assert service.record_answer(context, [("same", "0")], None) == service.REPEAT
         # A claim that slipped through (as if two requests claimed at once) hits the unique key.
-        db.session.execute(sa.update(Trial).where(Trial.id == trial_id(form)).values(answered_at=None))
+        db.session.execute(
+            sa.update(Trial).where(Trial.id == trial_id(form)).values(answered_at=None)
+        )
         db.session.commit()
         assert service.record_answer(context, [("same", "0")], None) == service.REPEAT
     assert responses(app, trial_id(form)) == {"same": ("1", None), "confidence": ("2", None)}

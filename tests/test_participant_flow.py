@@ -20,15 +20,22 @@ from survey.models import (
 from survey.participant import service
 from survey.participant.simulate import TOKEN, agree
 from tests.conftest import sign_in
-from tests.test_participant_support import (  # noqa: F401  (demo: the quick demo fixture)
+from tests.test_participant_support import (
     answer_trials,
     count,
-    demo,
     first_answers,
     participants,
+    seed_quick_demo,
     set_study,
     trial_form,
 )
+
+
+@pytest.fixture
+def demo(app, monkeypatch):
+    """The demo study, seeded quickly; returns its id."""
+    return seed_quick_demo(app, monkeypatch)
+
 
 MOBILE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36"
 
@@ -42,7 +49,9 @@ def test_link_to_completion_code_stores_exactly_the_answers_given(app, client, d
     assert consent_page.status_code == 200
     assert "I agree, start the study" in consent_page.get_data(as_text=True)
     started = agree(client, "demo", query)
-    assert started.status_code == 303 and started.headers["Location"].endswith("/s/demo/instructions")
+    assert started.status_code == 303 and started.headers["Location"].endswith(
+        "/s/demo/instructions"
+    )
     instructions = client.get("/s/demo/instructions").get_data(as_text=True)
     assert "Begin" in instructions and "practice" in instructions
 
@@ -53,7 +62,9 @@ def test_link_to_completion_code_stores_exactly_the_answers_given(app, client, d
         answers = first_answers(form)
         trial_id = int(form.action.rsplit("/", 1)[1])
         response = client.post(form.action, data={**answers, "rt_ms": str(500 + pages)})
-        assert response.status_code == 303 and response.headers["Location"].endswith("/s/demo/trial")
+        assert response.status_code == 303 and response.headers["Location"].endswith(
+            "/s/demo/trial"
+        )
         given[trial_id] = answers
     after = client.get("/s/demo/trial")
     assert after.headers["Location"].endswith("/s/demo/questions")
@@ -73,7 +84,10 @@ def test_link_to_completion_code_stores_exactly_the_answers_given(app, client, d
         ).all()
         left_source = {t.id: t.left_source for t in trials}
         recruitment = db.session.scalar(sa.select(RecruitmentId))
-        assert (recruitment.platform, recruitment.external_id) == ("prolific", "5f0c1a2b3c4d5e6f7a8b9c0d")
+        assert (recruitment.platform, recruitment.external_id) == (
+            "prolific",
+            "5f0c1a2b3c4d5e6f7a8b9c0d",
+        )
         assert recruitment.params == {"STUDY_ID": "s123", "SESSION_ID": "x9"}
     assert pages == len(trials) == len(given)
     assert all(t.answered_at is not None for t in trials)
@@ -82,7 +96,11 @@ def test_link_to_completion_code_stores_exactly_the_answers_given(app, client, d
         for name, value in answers.items():
             measure = name.removeprefix("scale_")
             if measure == "choice":
-                value = left_source[trial_id] if value == "left" else ({"real", "ai"} - {left_source[trial_id]}).pop()
+                value = (
+                    left_source[trial_id]
+                    if value == "left"
+                    else ({"real", "ai"} - {left_source[trial_id]}).pop()
+                )
             expected.add((trial_id, measure, value))
     assert {(t, m, v) for t, m, v, _ in stored} == expected
     assert len(stored) == len(expected)
@@ -95,8 +113,13 @@ def test_every_task_and_an_attention_check_appear_in_the_demo(app, client, demo)
     while (form := trial_form(client)) is not None:
         seen.add(tuple(sorted(form.choices)))
         client.post(form.action, data=first_answers(form))
-    assert {("confidence", "same"), ("scale_professional", "scale_trust"), ("confidence", "source"),
-            ("choice",), ("attention",)} <= seen
+    assert {
+        ("confidence", "same"),
+        ("scale_professional", "scale_trust"),
+        ("confidence", "source"),
+        ("choice",),
+        ("attention",),
+    } <= seen
 
 
 def test_trial_pages_show_progress_withdraw_link_and_no_condition(app, client, demo):
@@ -105,7 +128,7 @@ def test_trial_pages_show_progress_withdraw_link_and_no_condition(app, client, d
     text = page.get_data(as_text=True)
     assert page.headers["Cache-Control"] == "no-store"
     assert '<progress id="progress" max="35" value="0"' in text
-    assert "Withdraw<span class=\"long\"> and delete my answers</span>" in text
+    assert 'Withdraw<span class="long"> and delete my answers</span>' in text
     assert "Practice: this one does not count." in text
     # Nothing on the page tells the condition, the probe's identity or the instructed answer.
     assert not re.search(r"\b(real|ai)\b", text.split("<fieldset", 1)[0].split("data-trial", 1)[1])
@@ -116,10 +139,15 @@ def test_trial_pages_show_progress_withdraw_link_and_no_condition(app, client, d
 def test_device_is_derived_from_the_user_agent_once(app, client, demo):
     client.get("/s/demo", headers={"User-Agent": MOBILE_UA})
     page = client.get("/s/demo").get_data(as_text=True)
-    client.post("/s/demo/consent", data={"token": TOKEN.search(page).group(1), "agree": "1"},
-                headers={"User-Agent": MOBILE_UA})
+    client.post(
+        "/s/demo/consent",
+        data={"token": TOKEN.search(page).group(1), "agree": "1"},
+        headers={"User-Agent": MOBILE_UA},
+    )
     assert participants(app)[0].device == "mobile"
-    assert service.device_from_user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0") == "desktop"
+    assert (
+        service.device_from_user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0") == "desktop"
+    )
     assert service.device_from_user_agent(None) == "desktop"
 
 
@@ -147,7 +175,9 @@ def test_a_study_that_is_not_open_gets_a_clear_page(app, client, demo, state, st
 def test_consent_posted_after_the_study_closed_starts_nobody(app, client, demo):
     page = client.get("/s/demo").get_data(as_text=True)
     set_study(app, demo, state="closed")
-    response = client.post("/s/demo/consent", data={"token": TOKEN.search(page).group(1), "agree": "1"})
+    response = client.post(
+        "/s/demo/consent", data={"token": TOKEN.search(page).group(1), "agree": "1"}
+    )
     assert response.status_code == 410 and "This study is closed" in response.get_data(as_text=True)
     assert count(app, Participant) == 0
 
@@ -186,15 +216,27 @@ def test_a_malformed_recruitment_id_gets_a_400_and_starts_nobody(app, client, de
     page = client.get(f"/s/demo{query}")
     assert page.status_code == 400
     assert "This study link is incomplete" in page.get_data(as_text=True)
-    assert client.post(f"/s/demo/consent{query}", data={"token": "x", "agree": "1"}).status_code == 400
+    assert (
+        client.post(f"/s/demo/consent{query}", data={"token": "x", "agree": "1"}).status_code == 400
+    )
     assert count(app, Participant) == 0
 
 
 @pytest.mark.parametrize(
     ("query", "platform", "external_id", "params"),
     [
-        ("?PROLIFIC_PID=abc&STUDY_ID=s&SESSION_ID=t", "prolific", "abc", {"STUDY_ID": "s", "SESSION_ID": "t"}),
-        ("?workerId=A1B2&assignmentId=X&hitId=H", "mturk", "A1B2", {"assignmentId": "X", "hitId": "H"}),
+        (
+            "?PROLIFIC_PID=abc&STUDY_ID=s&SESSION_ID=t",
+            "prolific",
+            "abc",
+            {"STUDY_ID": "s", "SESSION_ID": "t"},
+        ),
+        (
+            "?workerId=A1B2&assignmentId=X&hitId=H",
+            "mturk",
+            "A1B2",
+            {"assignmentId": "X", "hitId": "H"},
+        ),
         ("?id=12345", "sona", "12345", {}),
         ("?sona_id=777", "sona", "777", {}),
         ("?pid=panel-9", "link", "panel-9", {}),
@@ -208,7 +250,9 @@ def test_recruitment_ids_are_kept_apart_from_the_participant_id(
     with app.app_context():
         recruitment = db.session.scalar(sa.select(RecruitmentId))
         assert (recruitment.platform, recruitment.external_id, recruitment.params) == (
-            platform, external_id, params,
+            platform,
+            external_id,
+            params,
         )
         assert recruitment.participant_id == p.id
     assert p.source == platform and p.public_id != external_id
@@ -238,7 +282,9 @@ def test_a_recruitment_id_resumes_its_own_session_in_another_browser(app, client
     # Posting the consent again (an old tab) resumes too; it never starts a second participant.
     third = app.test_client()
     page = third.get("/s/demo").get_data(as_text=True)
-    again = third.post(f"/s/demo/consent{query}", data={"token": TOKEN.search(page).group(1), "agree": "1"})
+    again = third.post(
+        f"/s/demo/consent{query}", data={"token": TOKEN.search(page).group(1), "agree": "1"}
+    )
     assert again.status_code == 303 and again.headers["Location"].endswith("/s/demo/trial")
     assert len(participants(app)) == 1
 
@@ -274,17 +320,27 @@ def test_a_completed_participant_sees_the_debrief_again(app, client, demo):
 
 def test_declining_records_nothing(app, client, demo):
     page = client.get("/s/demo").get_data(as_text=True)
-    response = client.post("/s/demo/consent", data={"token": TOKEN.search(page).group(1), "decline": "1"})
+    response = client.post(
+        "/s/demo/consent", data={"token": TOKEN.search(page).group(1), "decline": "1"}
+    )
     assert response.status_code == 200
     assert "You chose not to take part" in response.get_data(as_text=True)
     assert count(app, Participant) == 0
 
 
 def test_pages_after_consent_need_a_participant(app, client, demo):
-    for path in ("/s/demo/instructions", "/s/demo/trial", "/s/demo/questions", "/s/demo/done",
-                 "/s/demo/withdraw", "/s/demo/withdrawn"):
+    for path in (
+        "/s/demo/instructions",
+        "/s/demo/trial",
+        "/s/demo/questions",
+        "/s/demo/done",
+        "/s/demo/withdraw",
+        "/s/demo/withdrawn",
+    ):
         response = client.get(path)
-        assert response.status_code == 302 and response.headers["Location"].endswith("/s/demo"), path
+        assert response.status_code == 302 and response.headers["Location"].endswith("/s/demo"), (
+            path
+        )
     assert client.post("/s/demo/trial/1", data={"same": "1"}).status_code == 303
     assert count(app, Response) == 0
 
@@ -366,14 +422,19 @@ def test_withdrawal_asks_for_confirmation_then_deletes_the_answers(app, client, 
     assert count(app, Response) > 0
     response = client.post("/s/demo/withdraw", data={"confirm": "1"})
     assert response.headers["Location"].endswith("/s/demo/withdrawn")
-    assert "Your answers have been deleted" in client.get("/s/demo/withdrawn").get_data(as_text=True)
+    assert "Your answers have been deleted" in client.get("/s/demo/withdrawn").get_data(
+        as_text=True
+    )
     (p,) = participants(app)
     assert p.status == "withdrawn" and p.withdrawn_at is not None and p.demographics == {}
     assert count(app, Response) == count(app, Trial) == 0
     with app.app_context():
         recruitment = db.session.scalar(sa.select(RecruitmentId))
         # The platform id itself is gone; its digest still refuses a second start.
-        assert recruitment.external_id.startswith("sha256:") and "leaving1" not in recruitment.external_id
+        assert (
+            recruitment.external_id.startswith("sha256:")
+            and "leaving1" not in recruitment.external_id
+        )
         assert recruitment.params == {}
         assert service.list_counts(db.session.get(Study, demo)) == [0, 0]
     assert client.get("/s/demo").headers["Location"].endswith("/s/demo/withdrawn")
@@ -415,7 +476,9 @@ def test_a_preview_needs_a_researcher_of_the_study(app, client, demo, make_resea
     assert count(app, Participant) == 0
 
 
-def test_a_viewer_previews_a_draft_study_as_a_flagged_participant(app, client, demo, make_researcher):
+def test_a_viewer_previews_a_draft_study_as_a_flagged_participant(
+    app, client, demo, make_researcher
+):
     set_study(app, demo, state="draft")
     viewer = make_researcher(email="viewer@example.org")
     with app.app_context():
@@ -464,7 +527,9 @@ def test_images_are_served_display_size_with_long_immutable_caching(app, client,
 
 
 def test_study_texts_are_rendered_as_safe_markdown(app, client, demo):
-    set_study(app, demo, consent_text="**Hello** <script>alert(1)</script> [x](javascript:alert(1))")
+    set_study(
+        app, demo, consent_text="**Hello** <script>alert(1)</script> [x](javascript:alert(1))"
+    )
     page = client.get("/s/demo").get_data(as_text=True)
     assert "<strong>Hello</strong>" in page
     assert "<script>alert" not in page and 'href="javascript' not in page

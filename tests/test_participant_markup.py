@@ -12,10 +12,16 @@ from survey.markup import render_markdown
     [
         ("**bold** and *em*", "<p><strong>bold</strong> and <em>em</em></p>\n"),
         ("- one\n- two", "<ul>\n<li>one</li>\n<li>two</li>\n</ul>\n"),
-        ("[site](https://example.org)",
-         '<p><a href="https://example.org" target="_blank" rel="noopener noreferrer">site</a></p>\n'),
-        ("[mail](mailto:lab@example.org)",
-         '<p><a href="mailto:lab@example.org" target="_blank" rel="noopener noreferrer">mail</a></p>\n'),
+        (
+            "[site](https://example.org)",
+            '<p><a href="https://example.org" target="_blank" rel="noopener noreferrer">'
+            "site</a></p>\n",
+        ),
+        (
+            "[mail](mailto:lab@example.org)",
+            '<p><a href="mailto:lab@example.org" target="_blank" rel="noopener noreferrer">'
+            "mail</a></p>\n",
+        ),
         ("", ""),
         (None, ""),
     ],

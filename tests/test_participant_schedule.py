@@ -12,7 +12,13 @@ from survey import design
 from survey.extensions import db
 from survey.models import Identity, Participant, Study, Trial
 from survey.participant import service
-from tests.test_participant_support import demo, set_study  # noqa: F401  (demo: the quick demo fixture)
+from tests.test_participant_support import seed_quick_demo, set_study
+
+
+@pytest.fixture
+def demo(app, monkeypatch):
+    """The demo study, seeded quickly; returns its id."""
+    return seed_quick_demo(app, monkeypatch)
 
 
 def start(app, study_id: int, **kwargs) -> Participant:
@@ -57,11 +63,18 @@ def start_concurrently(app, study_id: int, n: int, **kwargs) -> tuple[list[Parti
 
 
 def shown(app, participant_id: int) -> list[tuple[int, str, str | None, bool, bool, bool | None]]:
-    """Return (position, task, identity code, condition, practice, attention, is_match) per trial."""
+    """Return (position, task, identity, condition, practice, attention, is_match) per trial."""
     with app.app_context():
         return db.session.execute(
-            sa.select(Trial.position, Trial.task, Identity.code, Trial.condition, Trial.is_practice,
-                      Trial.is_attention, Trial.is_match)
+            sa.select(
+                Trial.position,
+                Trial.task,
+                Identity.code,
+                Trial.condition,
+                Trial.is_practice,
+                Trial.is_attention,
+                Trial.is_match,
+            )
             .join(Identity, Identity.id == Trial.identity_id)
             .where(Trial.participant_id == participant_id)
             .order_by(Trial.position)
@@ -112,7 +125,9 @@ def test_assignment_by_completed_counts_only_completed_participants(app, demo):
     b = start(app, demo)
     assert (a.list_index, b.list_index) == (0, 0)
     with app.app_context():
-        db.session.execute(sa.update(Participant).where(Participant.id == a.id).values(status="completed"))
+        db.session.execute(
+            sa.update(Participant).where(Participant.id == a.id).values(status="completed")
+        )
         db.session.commit()
     assert start(app, demo).list_index == 1
 
@@ -141,7 +156,9 @@ def test_concurrent_starts_with_one_recruitment_id_make_one_participant(app, dem
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Participant)) == 1
 
 
-@pytest.mark.parametrize(("state", "reason"), [("draft", "draft"), ("closed", "closed"), ("archived", "closed")])
+@pytest.mark.parametrize(
+    ("state", "reason"), [("draft", "draft"), ("closed", "closed"), ("archived", "closed")]
+)
 def test_a_study_that_is_not_open_starts_nobody(app, demo, state, reason):
     set_study(app, demo, state=state)
     with pytest.raises(service.StudyUnavailable) as raised:

@@ -5,16 +5,25 @@ from __future__ import annotations
 import random
 import statistics
 
+import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, Response, Trial
 from survey.participant.simulate import Person
-from tests.test_participant_support import demo, set_study  # noqa: F401  (demo: the quick demo fixture)
+from tests.test_participant_support import seed_quick_demo, set_study
+
+
+@pytest.fixture
+def demo(app, monkeypatch):
+    """The demo study, seeded quickly; returns its id."""
+    return seed_quick_demo(app, monkeypatch)
 
 
 def test_simulated_participants_answer_through_the_pages(app, runner, demo):
-    result = runner.invoke(args=["simulate-participants", "--study", "demo", "-n", "12", "--seed", "7"])
+    result = runner.invoke(
+        args=["simulate-participants", "--study", "demo", "-n", "12", "--seed", "7"]
+    )
     assert result.exit_code == 0, result.output
     assert "Simulated 12 participants in 'demo'" in result.output
     with app.app_context():
@@ -40,7 +49,9 @@ def counts(app) -> tuple[int, int]:
     with app.app_context():
         total = db.session.scalar(sa.select(sa.func.count()).select_from(Participant))
         recruited = db.session.scalar(
-            sa.select(sa.func.count()).select_from(Participant).where(Participant.source == "prolific")
+            sa.select(sa.func.count())
+            .select_from(Participant)
+            .where(Participant.source == "prolific")
         )
     return recruited, total
 
@@ -49,7 +60,9 @@ def test_the_same_seed_resumes_rather_than_duplicates(app, runner, demo):
     runner.invoke(args=["simulate-participants", "--study", "demo", "-n", "6", "--seed", "11"])
     recruited, total = counts(app)
     assert recruited > 0
-    result = runner.invoke(args=["simulate-participants", "--study", "demo", "-n", "6", "--seed", "11"])
+    result = runner.invoke(
+        args=["simulate-participants", "--study", "demo", "-n", "6", "--seed", "11"]
+    )
     assert result.exit_code == 0, result.output
     assert f"{recruited} resumed an earlier run" in result.output
     # Participants with a recruitment id come back as themselves; plain-link ones are new.
@@ -66,12 +79,19 @@ def test_simulated_answers_carry_a_modest_effect_of_ai_headshots():
     for person in people:
         for condition in ("real", "ai"):
             for k in range(4):
-                trial = {"condition": condition, "identity": f"P{k}", "is_match": k % 2 == 0,
-                         "left_source": "real", "attention_answer": None}
+                trial = {
+                    "condition": condition,
+                    "identity": f"P{k}",
+                    "is_match": k % 2 == 0,
+                    "left_source": "real",
+                    "attention_answer": None,
+                }
                 trust[condition].append(int(person.answer(trial, scales)["scale_trust"]))
                 same = person.answer(trial, {"same": ["1", "0"], "confidence": list("12345")})
                 correct[condition].append((same["same"] == "1") == trial["is_match"])
-                says_ai[condition].append(person.answer(trial, {"source": ["real", "ai"]})["source"] == "ai")
+                says_ai[condition].append(
+                    person.answer(trial, {"source": ["real", "ai"]})["source"] == "ai"
+                )
     mean = statistics.mean
     assert -0.6 < mean(trust["ai"]) - mean(trust["real"]) < -0.1
     assert mean(correct["ai"]) < mean(correct["real"]) - 0.03
@@ -80,8 +100,13 @@ def test_simulated_answers_carry_a_modest_effect_of_ai_headshots():
 
 
 def test_careless_participants_fail_attention_checks_more_often():
-    check = {"condition": "real", "identity": "P1", "is_match": None, "left_source": None,
-             "attention_answer": "2"}
+    check = {
+        "condition": "real",
+        "identity": "P1",
+        "is_match": None,
+        "left_source": None,
+        "attention_answer": "2",
+    }
     choices = {"attention": [str(v) for v in range(1, 8)]}
     rng = random.Random(9)
     passed = {True: [], False: []}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 
-import pytest
 import sqlalchemy as sa
 
 import survey.demo
@@ -20,9 +19,11 @@ _render = functools.lru_cache(maxsize=None)(survey.demo.render)
 _process = functools.lru_cache(maxsize=None)(survey.demo.process_image)
 
 
-@pytest.fixture
-def demo(app, monkeypatch):
-    """Seed the demo study (drawings and processing cached across tests) and return its id."""
+def seed_quick_demo(app, monkeypatch) -> int:
+    """Seed the demo study (drawings and processing cached across tests) and return its id.
+
+    Test modules wrap this in their own `demo` fixture, which then replaces the slower one.
+    """
     monkeypatch.setattr(survey.demo, "render", _render)
     monkeypatch.setattr(survey.demo, "process_image", _process)
     with app.app_context():

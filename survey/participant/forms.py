@@ -46,11 +46,15 @@ class Question:
 
 def _binary(name: str, measure: str, label: str, *options: tuple[str, str]) -> Question:
     """Return a two-choice question answered with f / j."""
-    choices = tuple((value, text, key) for (value, text), key in zip(options, BINARY_KEYS))
+    choices = tuple(
+        (value, text, key) for (value, text), key in zip(options, BINARY_KEYS, strict=True)
+    )
     return Question(name, measure, label, choices, "binary")
 
 
-def _scale(name: str, measure: str, label: str, low: int, high: int, low_anchor: str, high_anchor: str) -> Question:
+def _scale(
+    name: str, measure: str, label: str, low: int, high: int, low_anchor: str, high_anchor: str
+) -> Question:
     """Return a numbered scale; digits are shortcuts when every point is one digit."""
     keyed = 0 <= low and high <= 9
     choices = tuple((str(v), str(v), str(v) if keyed else "") for v in range(low, high + 1))
@@ -63,10 +67,20 @@ def _confidence() -> Question:
     return _scale("confidence", "confidence", label, low, high, low_anchor, high_anchor)
 
 
-def _main_questions(task: str, settings: dict[str, Any], name: Optional[str] = None) -> list[Question]:
+def _main_questions(
+    task: str, settings: dict[str, Any], name: Optional[str] = None
+) -> list[Question]:
     """Return a task's own questions (without confidence); `name` renames a single one."""
     if task == "match":
-        return [_binary(name or "same", "same", "Same person?", ("1", "Same person"), ("0", "Different people"))]
+        return [
+            _binary(
+                name or "same",
+                "same",
+                "Same person?",
+                ("1", "Same person"),
+                ("0", "Different people"),
+            )
+        ]
     if task == "detect":
         return [
             _binary(
@@ -78,7 +92,15 @@ def _main_questions(task: str, settings: dict[str, Any], name: Optional[str] = N
             )
         ]
     if task == "choose":
-        return [_binary(name or "choice", "choice", settings["question"], ("left", "Left photo"), ("right", "Right photo"))]
+        return [
+            _binary(
+                name or "choice",
+                "choice",
+                settings["question"],
+                ("left", "Left photo"),
+                ("right", "Right photo"),
+            )
+        ]
     scales = settings["scales"][:1] if name else settings["scales"]
     return [
         _scale(
@@ -158,7 +180,11 @@ def first_error(form: FlaskForm) -> str:
         if errors:
             label = getattr(form[name], "label", None) if name in form else None
             message = errors[0]
-            return f"{label.text}: {message}" if label is not None and label.text not in message else message
+            return (
+                f"{label.text}: {message}"
+                if label is not None and label.text not in message
+                else message
+            )
     return "The answer could not be read."
 
 

@@ -9,6 +9,7 @@ server again and gets the current trial, never a stale form.
 from __future__ import annotations
 
 from typing import Optional
+
 import sqlalchemy as sa
 from flask import abort, current_app, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
@@ -17,12 +18,12 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from survey import design
 from survey.errors import render_error
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.media import storage
 from survey.models import Image, Participant, Study, new_public_id
-from survey import design
 from survey.participant import bp, forms, service
 
 COOKIE = "likeness_participant"
@@ -31,18 +32,38 @@ IMAGE_MAX_AGE = 365 * 24 * 3600
 # Seconds the debrief waits before sending the participant back to the recruitment platform.
 RETURN_DELAY_S = 5
 UNAVAILABLE = {
-    "unknown": (404, "This study link is not valid", "Check that you copied the whole link, "
-                "or ask the researcher who sent it for a new one."),
-    "bad_link": (400, "This study link is incomplete", "The link is missing a valid participant "
-                 "id from the recruitment site. Go back to the site and open the study again."),
-    "draft": (403, "This study has not opened yet", "The researcher has not opened this study "
-              "to participants yet. Please try again later."),
-    "closed": (410, "This study is closed", "This study no longer takes new participants. "
-               "Thank you for your interest."),
-    "broken": (409, "This study cannot start yet", "The study's design has a problem that the "
-               "researcher needs to fix. Please try again later."),
-    "full": (403, "This study is full", "This study has all the participants it needs. "
-             "Thank you for your interest."),
+    "unknown": (
+        404,
+        "This study link is not valid",
+        "Check that you copied the whole link, or ask the researcher who sent it for a new one.",
+    ),
+    "bad_link": (
+        400,
+        "This study link is incomplete",
+        "The link is missing a valid participant "
+        "id from the recruitment site. Go back to the site and open the study again.",
+    ),
+    "draft": (
+        403,
+        "This study has not opened yet",
+        "The researcher has not opened this study to participants yet. Please try again later.",
+    ),
+    "closed": (
+        410,
+        "This study is closed",
+        "This study no longer takes new participants. Thank you for your interest.",
+    ),
+    "broken": (
+        409,
+        "This study cannot start yet",
+        "The study's design has a problem that the "
+        "researcher needs to fix. Please try again later.",
+    ),
+    "full": (
+        403,
+        "This study is full",
+        "This study has all the participants it needs. Thank you for your interest.",
+    ),
 }
 
 
@@ -120,12 +141,18 @@ def _expired(exc: CSRFError):
     return page, 400
 
 
-def _page(template: str, study: Optional[Study] = None, participant: Optional[Participant] = None,
-          **context) -> str:
+def _page(
+    template: str,
+    study: Optional[Study] = None,
+    participant: Optional[Participant] = None,
+    **context,
+) -> str:
     """Render a flow page with the header's study title, preview flag and withdraw link."""
     context.setdefault("survey_slug", study.slug if study is not None else None)
     context.setdefault("survey_title", study.title if study is not None else None)
-    context.setdefault("participant_here", participant is not None and participant.status != "withdrawn")
+    context.setdefault(
+        "participant_here", participant is not None and participant.status != "withdrawn"
+    )
     context.setdefault("preview_run", participant is not None and participant.is_preview)
     return render_template(template, study=study, participant=participant, **context)
 
@@ -133,7 +160,9 @@ def _page(template: str, study: Optional[Study] = None, participant: Optional[Pa
 def _unavailable(reason: str, detail: str = "") -> WerkzeugResponse:
     """Render the page for an unknown, incomplete, draft, closed or full study link."""
     status, title, message = UNAVAILABLE[reason]
-    page = _page("participant/message.html", title=title, message=message, detail=detail, reason=reason)
+    page = _page(
+        "participant/message.html", title=title, message=message, detail=detail, reason=reason
+    )
     return current_app.response_class(page, status=status)
 
 
@@ -212,8 +241,12 @@ def consent(slug: str):
     if not isinstance(public_id, str):
         return _render_consent(study, 400, "The form was damaged on its way. Please agree again.")
     if form.decline.data:
-        return _page("participant/message.html", study=study, title="You chose not to take part",
-                     message="Nothing was recorded. You can close this page.")
+        return _page(
+            "participant/message.html",
+            study=study,
+            title="You chose not to take part",
+            message="Nothing was recorded. You can close this page.",
+        )
     if recruitment is not None:
         existing = service.find_by_recruitment(study.id, recruitment)
     else:
@@ -246,8 +279,16 @@ def _participant_or_entry(slug: str) -> tuple[Study, Optional[Participant]]:
 def instructions(slug: str):
     """Show the study's instructions before the first trial."""
     study, participant = _participant_or_entry(slug)
-    if participant is None or participant.consented_at is None or participant.status != "in_progress":
-        return redirect(url_for("participant.entry", slug=slug) if participant is None else _next_url(study, participant))
+    if (
+        participant is None
+        or participant.consented_at is None
+        or participant.status != "in_progress"
+    ):
+        return redirect(
+            url_for("participant.entry", slug=slug)
+            if participant is None
+            else _next_url(study, participant)
+        )
     return _page(
         "participant/instructions.html",
         study=study,
@@ -265,16 +306,24 @@ def _questions_html(questions: tuple[forms.Question, ...], is_attention: bool) -
     html = _QUESTIONS_HTML.get(key)
     if html is None:
         template = current_app.jinja_env.get_template("participant/_questions.html")
-        html = _QUESTIONS_HTML[key] = Markup(template.render(questions=questions, is_attention=is_attention))
+        html = _QUESTIONS_HTML[key] = Markup(
+            template.render(questions=questions, is_attention=is_attention)
+        )
     return html
 
 
 def _figures(trial: service.TrialView) -> list[tuple[str, str, str, str]]:
     """Return the images of a trial page as (public id, alt text, role, caption)."""
     if trial.task == "choose":
-        return [(trial.images[0], "Left photo", "left", "Left"), (trial.images[1], "Right photo", "right", "Right")]
+        return [
+            (trial.images[0], "Left photo", "left", "Left"),
+            (trial.images[1], "Right photo", "right", "Right"),
+        ]
     if trial.task == "match":
-        return [(trial.images[0], "Headshot", "headshot", ""), (trial.probe, "Photo to compare", "probe", "")]
+        return [
+            (trial.images[0], "Headshot", "headshot", ""),
+            (trial.probe, "Photo to compare", "probe", ""),
+        ]
     return [(trial.images[0], "Photo", "single", "")]
 
 
@@ -283,7 +332,9 @@ def _render_trial(slug: str, state: service.PageState, error: str = "", status: 
     trial = state.current
     questions = forms.questions_for(trial.task, trial.settings, trial.is_attention)
     instruction = (
-        forms.attention_instruction(questions[0], trial.attention_answer) if trial.is_attention else ""
+        forms.attention_instruction(questions[0], trial.attention_answer)
+        if trial.is_attention
+        else ""
     )
     return (
         _page(
@@ -343,13 +394,19 @@ def answer(slug: str, trial_id: int):
             # A double click, a reload, the back button: nothing new; on to the current trial.
             return redirect(url_for("participant.trial", slug=slug), 303)
         if reason == service.NOT_CURRENT:
-            return render_error(400, "Please answer the questions in order",
-                                "That answer was for a later question, so it was not saved. "
-                                "Reload the study page to continue with the current one.")
+            return render_error(
+                400,
+                "Please answer the questions in order",
+                "That answer was for a later question, so it was not saved. "
+                "Reload the study page to continue with the current one.",
+            )
         if public_id is None:
             return redirect(url_for("participant.entry", slug=slug), 303)
-        return render_error(404, "This question is not part of your study",
-                            "Nothing was saved. Continue with your own questions from the study link.")
+        return render_error(
+            404,
+            "This question is not part of your study",
+            "Nothing was saved. Continue with your own questions from the study link.",
+        )
     questions = forms.questions_for(claim.task, claim.settings, claim.is_attention)
     form = forms.answer_form_class(questions)()
     if not form.validate_on_submit():
@@ -370,16 +427,24 @@ def questions(slug: str):
     """Ask the optional demographics once the trials are done."""
     study, participant = _participant_or_entry(slug)
     if participant is None or participant.status != "completed":
-        return redirect(url_for("participant.entry", slug=slug) if participant is None else _next_url(study, participant))
+        return redirect(
+            url_for("participant.entry", slug=slug)
+            if participant is None
+            else _next_url(study, participant)
+        )
     if not _asks_demographics(study) or participant.demographics:
         return redirect(url_for("participant.done", slug=slug), 303)
     form = forms.DemographicsForm()
     if form.validate_on_submit():
         if not form.skip.data:
-            service.save_demographics(participant, {"age": form.age.data, "gender": form.gender.data})
+            service.save_demographics(
+                participant, {"age": form.age.data, "gender": form.gender.data}
+            )
         return redirect(url_for("participant.done", slug=slug), 303)
     status = 400 if form.is_submitted() else 200
-    return _page("participant/questions.html", study=study, participant=participant, form=form), status
+    return _page(
+        "participant/questions.html", study=study, participant=participant, form=form
+    ), status
 
 
 @bp.get("/s/<slug>/done")
@@ -387,7 +452,11 @@ def done(slug: str):
     """The debrief: completion code, and the way back to the recruitment platform."""
     study, participant = _participant_or_entry(slug)
     if participant is None or participant.status != "completed":
-        return redirect(url_for("participant.entry", slug=slug) if participant is None else _next_url(study, participant))
+        return redirect(
+            url_for("participant.entry", slug=slug)
+            if participant is None
+            else _next_url(study, participant)
+        )
     completion_url = study.completion_url if study.completion_url.startswith("https://") else ""
     return _page(
         "participant/done.html",
@@ -413,8 +482,13 @@ def withdraw(slug: str):
     if form.validate_on_submit():
         service.withdraw(participant)
         return redirect(url_for("participant.withdrawn", slug=slug), 303)
-    return _page("participant/withdraw.html", study=study, participant=participant, form=form,
-                           back_url=_next_url(study, participant))
+    return _page(
+        "participant/withdraw.html",
+        study=study,
+        participant=participant,
+        form=form,
+        back_url=_next_url(study, participant),
+    )
 
 
 @bp.get("/s/<slug>/withdrawn")
@@ -423,9 +497,13 @@ def withdrawn(slug: str):
     study, participant = _participant_or_entry(slug)
     if participant is None or participant.status != "withdrawn":
         return redirect(url_for("participant.entry", slug=slug))
-    return _page("participant/message.html", study=study, participant=participant, title="You have withdrawn",
-                           message="Your answers have been deleted. Thank you for your time; "
-                           "you can close this page.")
+    return _page(
+        "participant/message.html",
+        study=study,
+        participant=participant,
+        title="You have withdrawn",
+        message="Your answers have been deleted. Thank you for your time; you can close this page.",
+    )
 
 
 @bp.route("/s/<slug>/preview", methods=["GET", "POST"])
@@ -460,7 +538,9 @@ def preview(slug: str):
 @bp.get("/img/<public_id>")
 def image(public_id: str):
     """Send an image's display-size file; its content never changes, so caches keep it."""
-    display_key = db.session.scalar(sa.select(Image.display_key).where(Image.public_id == public_id))
+    display_key = db.session.scalar(
+        sa.select(Image.display_key).where(Image.public_id == public_id)
+    )
     service.end_read()
     if display_key is None:
         abort(404)

@@ -125,7 +125,10 @@ def withdrawn_digest(platform: str, external_id: str) -> str:
 
 def find_by_recruitment(study_id: int, recruitment: Recruitment) -> Optional[Participant]:
     """Return the participant this recruitment id already started in the study, if any."""
-    known = (recruitment.external_id, withdrawn_digest(recruitment.platform, recruitment.external_id))
+    known = (
+        recruitment.external_id,
+        withdrawn_digest(recruitment.platform, recruitment.external_id),
+    )
     return db.session.scalar(
         sa.select(Participant)
         .join(RecruitmentId, RecruitmentId.participant_id == Participant.id)
@@ -235,7 +238,9 @@ def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
     return result
 
 
-def _trial_rows(plan: StudyDesign, participant_id: int, specs: Sequence[design.TrialSpec]) -> list[dict]:
+def _trial_rows(
+    plan: StudyDesign, participant_id: int, specs: Sequence[design.TrialSpec]
+) -> list[dict]:
     """Translate schedule specs (identity codes, image keys) into Trial row values."""
     ids = plan.identity_ids
     return [
@@ -372,7 +377,10 @@ def _already_started(
 
 def _public_id_taken(public_id: str) -> bool:
     """Tell whether any participant (of any study) has this public id."""
-    return db.session.scalar(sa.select(Participant.id).where(Participant.public_id == public_id)) is not None
+    return (
+        db.session.scalar(sa.select(Participant.id).where(Participant.public_id == public_id))
+        is not None
+    )
 
 
 def consent(participant: Participant) -> None:
@@ -587,7 +595,9 @@ CLAIM = (
         _TRIAL.c.block_id,
         # Qualified by hand: SQLite's RETURNING is rendered without table names, which would
         # make these correlated subqueries compare the subquery's own columns.
-        sa.select(Block.settings).where(Block.id == sa.literal_column("trial.block_id")).scalar_subquery(),
+        sa.select(Block.settings)
+        .where(Block.id == sa.literal_column("trial.block_id"))
+        .scalar_subquery(),
         sa.select(sa.func.max(_later.position))
         .where(_later.participant_id == sa.literal_column("trial.participant_id"))
         .scalar_subquery(),
@@ -807,7 +817,7 @@ def record_answer(
 
 
 def unclaimed_reason(slug: str, public_id: Optional[str], trial_id: int) -> str:
-    """Tell why a trial could not be claimed: UNKNOWN (not this participant's), REPEAT, NOT_CURRENT."""
+    """Tell why a trial was not claimed: UNKNOWN (not this participant's), REPEAT or NOT_CURRENT."""
     if not public_id:
         return UNKNOWN
     answered = db.session.execute(

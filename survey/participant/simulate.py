@@ -81,7 +81,11 @@ def agree(client: Any, slug: str, query: str = "") -> Any:
         return page
     text = page.get_data(as_text=True)
     token = TOKEN.search(text)
-    data = {"csrf_token": form_token(text) or "", "token": token.group(1) if token else "", "agree": "1"}
+    data = {
+        "csrf_token": form_token(text) or "",
+        "token": token.group(1) if token else "",
+        "agree": "1",
+    }
     return client.post(f"/s/{slug}/consent{query}", data=data)
 
 
@@ -149,7 +153,7 @@ class Person:
                 out[name] = real_side if rng.random() < 0.6 else ai_side
             elif name.startswith("scale_"):
                 low, high = int(options[0]), int(options[-1])
-                key = name[len("scale_"):]
+                key = name[len("scale_") :]
                 # AI headshots: trusted a bit less, judged a bit more polished.
                 shift = (-0.35 if key == "trust" else 0.2) if ai else 0.0
                 mid = (low + high) / 2 + 0.4
@@ -224,7 +228,11 @@ def run_participant(app: Flask, slug: str, index: int, rng: random.Random) -> Ou
     outcome = Outcome()
     person = Person.draw(rng)
     client = Browser(app, MOBILE_UA if person.mobile else DESKTOP_UA)
-    query = f"?PROLIFIC_PID=SIM{rng.getrandbits(64):016x}&STUDY_ID=simulated" if rng.random() < 0.7 else ""
+    query = (
+        f"?PROLIFIC_PID=SIM{rng.getrandbits(64):016x}&STUDY_ID=simulated"
+        if rng.random() < 0.7
+        else ""
+    )
     response = agree(client, slug, query)
     if response.status_code == 302:
         # This recruitment id started before (a repeated seed): it resumes where it stopped.
@@ -256,7 +264,11 @@ def run_participant(app: Flask, slug: str, index: int, rng: random.Random) -> Ou
         text = client.get(page.headers["Location"]).get_data(as_text=True)
         data = {"csrf_token": form_token(text) or ""}
         if rng.random() < 0.8:
-            data.update(age=str(rng.randrange(18, 71)), gender=rng.choice(["woman", "man", "non_binary", ""]), save="1")
+            data.update(
+                age=str(rng.randrange(18, 71)),
+                gender=rng.choice(["woman", "man", "non_binary", ""]),
+                save="1",
+            )
         else:
             data["skip"] = "1"
         client.post(f"/s/{slug}/questions", data=data)
@@ -276,7 +288,9 @@ def simulate(app: Flask, slug: str, n: int, seed: Optional[int] = None) -> list[
 @click.option("-n", "count", default=30, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--seed", type=int, default=None, help="Make the simulated answers repeatable.")
 @click.pass_context
-def simulate_participants_command(ctx: click.Context, slug: str, count: int, seed: Optional[int]) -> None:
+def simulate_participants_command(
+    ctx: click.Context, slug: str, count: int, seed: Optional[int]
+) -> None:
     """Fill an open study with simulated participants answering through the real pages."""
     from survey.participant.service import study_by_slug
 
@@ -288,7 +302,9 @@ def simulate_participants_command(ctx: click.Context, slug: str, count: int, see
         if study is None:
             raise click.BadParameter(f"no study has the slug {slug!r}", param_hint="--study")
         if not study.is_open:
-            raise click.BadParameter(f"study {slug!r} is {study.state}; open it first", param_hint="--study")
+            raise click.BadParameter(
+                f"study {slug!r} is {study.state}; open it first", param_hint="--study"
+            )
     outcomes = simulate(app, slug, count, seed)
     refused = [o.refused for o in outcomes if o.refused]
     click.echo(
@@ -297,6 +313,10 @@ def simulate_participants_command(ctx: click.Context, slug: str, count: int, see
         f"{sum(o.stopped_early for o in outcomes)} stopped early, "
         f"{sum(o.resumed for o in outcomes)} resumed an earlier run, "
         f"{sum(o.answered for o in outcomes)} trials answered"
-        + (f", {len(refused)} turned away (HTTP {', '.join(sorted(set(refused)))})" if refused else "")
+        + (
+            f", {len(refused)} turned away (HTTP {', '.join(sorted(set(refused)))})"
+            if refused
+            else ""
+        )
         + "."
     )

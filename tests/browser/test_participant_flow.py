@@ -14,7 +14,14 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, Response, Trial
-from tests.test_participant_support import demo  # noqa: F401  (the quick demo fixture)
+from tests.test_participant_support import seed_quick_demo
+
+
+@pytest.fixture
+def demo(app, monkeypatch):
+    """The demo study, seeded quickly; returns its id."""
+    return seed_quick_demo(app, monkeypatch)
+
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -78,9 +85,11 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     page.on(
         "console",
-        lambda msg: problems.append(msg.text)
-        if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico")
-        else None,
+        lambda msg: (
+            problems.append(msg.text)
+            if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico")
+            else None
+        ),
     )
     try:
         page.goto(f"{live_server}/s/demo?PROLIFIC_PID=browser{viewport['width']}{mode}")
@@ -109,7 +118,8 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
                         assert choice["key"], question
                         page.keyboard.press(choice["key"])
                     else:
-                        selector = f'label.choice:has(input[name="{question["name"]}"][value="{choice["value"]}"])'
+                        radio = f'input[name="{question["name"]}"][value="{choice["value"]}"]'
+                        selector = f"label.choice:has({radio})"
                         tap_or_click(page, selector, phone)
             given[trial] = answers
 

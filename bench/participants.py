@@ -1,0 +1,659 @@
+"""Benchmark the participant flow: simulated participants over real HTTP against gunicorn.
+
+    .venv/bin/python bench/participants.py
+    .venv/bin/python bench/participants.py --concurrency 64 --participants 256 --max-seconds 120
+    .venv/bin/python bench/participants.py --think-ms 1500      # people's pace, not saturated
+
+One run, one load generator, two servers on 127.0.0.1 and the same PostgreSQL:
+
+1. the yardstick, bench/yardstick_app.py (a bare Flask app inserting one row per POST), under
+   `--concurrency` clients POSTing back to back for `--yardstick-seconds`, half before and half
+   after the participants: inserts per second;
+2. Likeness on the demo study: `--participants` simulated participants, `--concurrency` at a
+   time, each going through the real flow (study link with a PROLIFIC_PID, consent, the
+   instructions, then for every trial: GET the trial page, POST the answer, follow the
+   redirect; then skip the questions and open the debrief), until all are done or
+   `--max-seconds` pass (a participant stops between requests, never inside one). With
+   `--think-ms`, each participant looks at a trial for about that long before answering, as
+   people do; without it they answer back to back and the server runs saturated.
+
+The load generator is one asyncio process speaking HTTP/1.1 over keep-alive connections (it
+reconnects when a server closes one), with a cookie jar per participant. Reported: answered
+trials per second over the run, p50 and p99 latency of the trial pages and answer POSTs, and
+the yardstick's inserts per second. Afterwards the database is checked: every answer the
+generator saw accepted is stored exactly once (answered trials, response rows and measures all
+match what was posted), and the yardstick's row count equals its accepted POSTs.
+
+Goals (2-core machine, 64 concurrent participants): answered trials per second at least 40 %
+of the yardstick's inserts per second (an answer takes two requests), p99 under 100 ms.
+The bench database is dropped and rebuilt on every run; never point it at one you care about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from survey.participant.simulate import TOKEN, form_token, parse_trial_form  # noqa: E402
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/likeness_bench_participants"
+GOAL_RATIO = 0.40
+GOAL_P99_MS = 100.0
+TRIAL_ID = re.compile(r"/trial/(\d+)$")
+# A request that takes longer counts as an error (and ends that participant's run).
+REQUEST_TIMEOUT_S = 30.0
+
+
+# --- a minimal HTTP/1.1 client ----------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """One HTTP response."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """Return the body as text."""
+        return self.body.decode("utf-8", "replace")
+
+
+class Client:
+    """One browser: a keep-alive connection and a cookie jar (cookies matched by path)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: Optional[asyncio.StreamReader] = None
+        self.writer: Optional[asyncio.StreamWriter] = None
+        self.cookies: dict[tuple[str, str], str] = {}
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+        self.reader = self.writer = None
+
+    def _cookie_header(self, path: str) -> str:
+        """Return the Cookie header for a path."""
+        sent = {}
+        for (name, cpath), value in sorted(self.cookies.items(), key=lambda kv: len(kv[0][1])):
+            if (
+                cpath == "/"
+                or path == cpath
+                or path.startswith(cpath.rstrip("/") + "/")
+                or path.startswith(cpath + "?")
+            ):
+                sent[name] = value
+        return "; ".join(f"{k}={v}" for k, v in sent.items())
+
+    def _keep_cookie(self, raw: str) -> None:
+        """Store a Set-Cookie header."""
+        parts = [p.strip() for p in raw.split(";")]
+        name, _, value = parts[0].partition("=")
+        path = "/"
+        for attr in parts[1:]:
+            key, _, val = attr.partition("=")
+            if key.lower() == "path" and val:
+                path = val
+        self.cookies[(name, path)] = value
+
+    async def request(self, method: str, path: str, form: Optional[dict[str, str]] = None) -> Reply:
+        """Send one request and read the whole response (reconnecting once on a closed socket)."""
+        body = urlencode(form).encode() if form is not None else b""
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            "User-Agent: likeness-bench",
+            "Accept: text/html",
+        ]
+        cookie = self._cookie_header(path)
+        if cookie:
+            lines.append(f"Cookie: {cookie}")
+        if form is not None:
+            lines += [
+                "Content-Type: application/x-www-form-urlencoded",
+                f"Content-Length: {len(body)}",
+            ]
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        for attempt in (1, 2):
+            reused = self.writer is not None
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                self.writer.write(data)
+                await self.writer.drain()
+                status_line = await self.reader.readline()
+                if not status_line:
+                    raise ConnectionResetError("closed before the response")
+                return await self._read(status_line)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                await self.close()
+                # A kept-alive socket the server had closed: a browser retries once, so do we.
+                if attempt == 2 or not reused:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _read(self, status_line: bytes) -> Reply:
+        """Read headers and body after the status line."""
+        status = int(status_line.split()[1])
+        headers: dict[str, str] = {}
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            key, _, value = line.decode("latin-1").partition(":")
+            key, value = key.strip().lower(), value.strip()
+            if key == "set-cookie":
+                self._keep_cookie(value)
+            headers[key] = value
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int((await self.reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readline()
+                    break
+                chunks.append(await self.reader.readexactly(size))
+                await self.reader.readline()
+            body = b"".join(chunks)
+        else:
+            body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return Reply(status, headers, body)
+
+
+# --- the load ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    """What the load generator saw."""
+
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    # trial id -> number of measures posted, for every answer the server accepted
+    answered: dict[int, int] = field(default_factory=dict)
+    completed: int = 0
+    stopped: int = 0
+    errors: list[str] = field(default_factory=list)
+    accepted_posts: int = 0
+
+    def time(self, kind: str, seconds: float) -> None:
+        """Record one request's latency."""
+        self.latencies.setdefault(kind, []).append(seconds * 1000)
+
+
+async def timed(
+    stats: Stats,
+    kind: str,
+    client: Client,
+    method: str,
+    path: str,
+    form: Optional[dict[str, str]] = None,
+) -> Reply:
+    """Send a request and record its latency under `kind`."""
+    start = time.perf_counter()
+    reply = await asyncio.wait_for(client.request(method, path, form), REQUEST_TIMEOUT_S)
+    stats.time(kind, time.perf_counter() - start)
+    return reply
+
+
+async def one_participant(
+    host: str,
+    port: int,
+    index: int,
+    run: str,
+    stats: Stats,
+    deadline: float,
+    rng: random.Random,
+    think_ms: float = 0.0,
+) -> None:
+    """Take one participant from the study link to the debrief (or stop at the deadline)."""
+    client = Client(host, port)
+    try:
+        query = f"?PROLIFIC_PID=BENCH{run}x{index}&STUDY_ID=bench&SESSION_ID=s{index}"
+        page = await timed(stats, "start", client, "GET", f"/s/demo{query}")
+        if page.status != 200:
+            stats.errors.append(f"link: HTTP {page.status}")
+            return
+        text = page.text
+        started = await timed(
+            stats,
+            "start",
+            client,
+            "POST",
+            f"/s/demo/consent{query}",
+            {
+                "csrf_token": form_token(text) or "",
+                "token": TOKEN.search(text).group(1),
+                "agree": "1",
+            },
+        )
+        if started.status != 303:
+            stats.errors.append(f"consent: HTTP {started.status}")
+            return
+        await timed(stats, "start", client, "GET", started.headers["location"])
+        page = await timed(stats, "trial page", client, "GET", "/s/demo/trial")
+        while page.status == 200:
+            if time.perf_counter() > deadline:
+                stats.stopped += 1
+                return
+            form = parse_trial_form(page.text)
+            if form is None:
+                stats.errors.append("trial page without a form")
+                return
+            if think_ms:
+                # A person looks, then answers: half to one and a half times the think time.
+                await asyncio.sleep(think_ms * rng.uniform(0.5, 1.5) / 1000)
+            answer = {name: rng.choice(values) for name, values in form.choices.items()}
+            answer.update(csrf_token=form.csrf_token, rt_ms=f"{rng.uniform(400, 3000):.1f}")
+            reply = await timed(stats, "answer", client, "POST", form.action, answer)
+            if reply.status != 303:
+                stats.errors.append(f"answer: HTTP {reply.status} {reply.text[:200]}")
+                return
+            stats.accepted_posts += 1
+            stats.answered[int(TRIAL_ID.search(form.action).group(1))] = len(form.choices)
+            page = await timed(stats, "trial page", client, "GET", reply.headers["location"])
+        if page.status in (302, 303) and page.headers["location"].endswith("/questions"):
+            questions = await timed(stats, "finish", client, "GET", "/s/demo/questions")
+            await timed(
+                stats,
+                "finish",
+                client,
+                "POST",
+                "/s/demo/questions",
+                {"csrf_token": form_token(questions.text) or "", "skip": "1"},
+            )
+        done = await timed(stats, "finish", client, "GET", "/s/demo/done")
+        if done.status == 200 and "LIKENESS-DEMO" in done.text:
+            stats.completed += 1
+        else:
+            stats.errors.append(f"debrief: HTTP {done.status}")
+    except (OSError, asyncio.IncompleteReadError, ValueError, AttributeError) as exc:
+        stats.errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        await client.close()
+
+
+async def run_participants(
+    host: str,
+    port: int,
+    n: int,
+    concurrency: int,
+    max_seconds: float,
+    seed: int,
+    think_ms: float = 0.0,
+) -> tuple[Stats, float]:
+    """Run `n` participants, `concurrency` at a time; return the stats and the wall time."""
+    stats = Stats()
+    rng = random.Random(seed)
+    run = f"{seed:x}{int(time.time()) % 100000:x}"
+    deadline = time.perf_counter() + max_seconds
+    queue = iter(range(n))
+
+    async def worker() -> None:
+        for index in queue:
+            if time.perf_counter() > deadline:
+                return
+            await one_participant(
+                host, port, index, run, stats, deadline, random.Random(rng.random()), think_ms
+            )
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return stats, time.perf_counter() - start
+
+
+async def run_yardstick(
+    host: str, port: int, concurrency: int, seconds: float
+) -> tuple[Stats, float]:
+    """POST to the yardstick back to back from `concurrency` clients for `seconds`."""
+    stats = Stats()
+    deadline = time.perf_counter() + seconds
+
+    async def worker(k: int) -> None:
+        client = Client(host, port)
+        try:
+            i = 0
+            while time.perf_counter() < deadline:
+                reply = await timed(
+                    stats,
+                    "insert",
+                    client,
+                    "POST",
+                    "/answer",
+                    {"participant": f"p{k}", "value": str(i % 7 + 1)},
+                )
+                if reply.status == 204:
+                    stats.accepted_posts += 1
+                else:
+                    stats.errors.append(f"yardstick: HTTP {reply.status}")
+                i += 1
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            stats.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            await client.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return stats, time.perf_counter() - start
+
+
+# --- servers and the database ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """Return a free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_database(url: str, media: str) -> None:
+    """Recreate the bench database, migrate it and seed the demo study."""
+    from flask_migrate import upgrade
+
+    from survey import create_app
+    from survey.config import database_uri
+    from survey.demo import seed_demo
+    from survey.extensions import db
+
+    target = make_url(database_uri(url))
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "MEDIA_DIR": media})
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        seed_demo()
+        db.session.remove()
+        db.engine.dispose()
+
+
+class Gunicorn:
+    """A gunicorn server in a child process, stopped on exit."""
+
+    def __init__(
+        self,
+        target: str,
+        env: dict[str, str],
+        workers: int,
+        worker_class: str,
+        threads: int,
+        chdir: Path,
+    ) -> None:
+        self.port = free_port()
+        args = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--chdir",
+            str(chdir),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            worker_class,
+            "--backlog",
+            "2048",
+            "--log-level",
+            "warning",
+        ]
+        if worker_class == "gthread":
+            args += ["--threads", str(threads)]
+        self.proc = subprocess.Popen(args + [target], env=env, cwd=chdir)
+
+    def wait_ready(self, path: str, timeout: float = 30.0) -> None:
+        """Wait until the server answers."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"gunicorn exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(
+                        f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                    )
+                    if s.recv(12).startswith(b"HTTP/1.1"):
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit(f"gunicorn did not answer within {timeout} s")
+
+    def stop(self) -> None:
+        """Stop the server and its workers."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def check_database(url: str, stats: Stats, yardstick: Stats) -> list[str]:
+    """Compare what the generator saw accepted with what the database holds; list mismatches."""
+    from survey.config import database_uri
+
+    engine = sa.create_engine(database_uri(url))
+    problems = []
+    with engine.connect() as conn:
+        answered = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM trial t JOIN participant p ON p.id = t.participant_id "
+                "WHERE t.answered_at IS NOT NULL AND NOT p.is_preview"
+            )
+        ).scalar_one()
+        responses = conn.execute(sa.text("SELECT count(*) FROM response")).scalar_one()
+        duplicates = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM (SELECT trial_id, measure FROM response "
+                "GROUP BY trial_id, measure HAVING count(*) > 1) d"
+            )
+        ).scalar_one()
+        orphans = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM response r JOIN trial t ON t.id = r.trial_id "
+                "WHERE t.answered_at IS NULL"
+            )
+        ).scalar_one()
+        per_trial = dict(
+            conn.execute(sa.text("SELECT trial_id, count(*) FROM response GROUP BY trial_id")).all()
+        )
+        rows = conn.execute(sa.text("SELECT count(*) FROM yardstick_answer")).scalar_one()
+        with_rt = conn.execute(
+            sa.text("SELECT count(*) FROM response WHERE rt_ms IS NOT NULL")
+        ).scalar_one()
+    engine.dispose()
+    if answered != len(stats.answered):
+        problems.append(
+            f"{answered} trials answered in the database, {len(stats.answered)} accepted"
+        )
+    if responses != sum(stats.answered.values()):
+        problems.append(f"{responses} response rows, {sum(stats.answered.values())} answers posted")
+    if per_trial != stats.answered:
+        wrong = sum(1 for t, n in stats.answered.items() if per_trial.get(t) != n)
+        problems.append(f"{wrong} trials whose stored measures differ from those posted")
+    if duplicates or orphans:
+        problems.append(
+            f"{duplicates} duplicated (trial, measure) pairs, "
+            f"{orphans} answers to unanswered trials"
+        )
+    if with_rt != responses:
+        problems.append(f"{responses - with_rt} responses without rt_ms")
+    if rows != yardstick.accepted_posts:
+        problems.append(f"yardstick: {rows} rows, {yardstick.accepted_posts} accepted POSTs")
+    return problems
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Return the q-th percentile (nearest rank)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the yardstick and the participant load, check the database, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--participants", type=int, default=256)
+    parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument("--yardstick-seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--worker-class", default="gthread", choices=("sync", "gthread"))
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="mean time a participant looks at a trial before answering (0: none)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    if not 1 <= args.concurrency <= 1024 or not 1 <= args.participants <= 100_000:
+        parser.error("--concurrency must be 1-1024 and --participants 1-100000")
+    if not 0 <= args.think_ms <= 60_000 or not 1 <= args.max_seconds <= 3600:
+        parser.error("--think-ms must be 0-60000 and --max-seconds 1-3600")
+    if make_url(args.database_url).get_backend_name() not in ("postgresql", "postgres"):
+        parser.error("--database-url must be a PostgreSQL URL")
+
+    media = tempfile.mkdtemp(prefix="likeness-bench-media-")
+    print(f"preparing {make_url(args.database_url).render_as_string()} …", flush=True)
+    prepare_database(args.database_url, media)
+    from bench.yardstick_app import create_table
+
+    create_table(args.database_url)
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "SECRET_KEY": "bench-participants",
+        "MEDIA_DIR": media,
+        "PYTHONPATH": str(ROOT),
+        "LIKENESS_ENV": "development",
+    }
+    server_args = (args.workers, args.worker_class, args.threads)
+
+    def yardstick(seconds: float) -> tuple[Stats, float]:
+        """Serve the yardstick and load it for `seconds`."""
+        server = Gunicorn("yardstick_app:app", env, *server_args, chdir=ROOT / "bench")
+        try:
+            server.wait_ready("/answer")
+            print(f"yardstick: {args.concurrency} clients for {seconds:.0f} s …", flush=True)
+            return asyncio.run(run_yardstick("127.0.0.1", server.port, args.concurrency, seconds))
+        finally:
+            server.stop()
+
+    # The yardstick runs before and after the participants, so that a change in the machine's
+    # load during the run weighs on both sides alike.
+    before, before_s = yardstick(args.yardstick_seconds / 2)
+    app_server = Gunicorn("app:app", env, *server_args, chdir=ROOT)
+    try:
+        app_server.wait_ready("/healthz")
+        print(f"participants: {args.participants} at {args.concurrency} at a time …", flush=True)
+        stats, wall = asyncio.run(
+            run_participants(
+                "127.0.0.1",
+                app_server.port,
+                args.participants,
+                args.concurrency,
+                args.max_seconds,
+                args.seed,
+                args.think_ms,
+            )
+        )
+    finally:
+        app_server.stop()
+    after, after_s = yardstick(args.yardstick_seconds / 2)
+    ystats = Stats(
+        latencies={
+            "insert": before.latencies.get("insert", []) + after.latencies.get("insert", [])
+        },
+        errors=before.errors + after.errors,
+        accepted_posts=before.accepted_posts + after.accepted_posts,
+    )
+    ytime = before_s + after_s
+
+    problems = check_database(args.database_url, stats, ystats)
+    inserts_per_s = ystats.accepted_posts / ytime
+    answers_per_s = len(stats.answered) / wall
+    hot = stats.latencies.get("trial page", []) + stats.latencies.get("answer", [])
+    figures = {
+        "machine_cores": os.cpu_count(),
+        "server": f"gunicorn {args.worker_class}, {args.workers} workers"
+        + (f" x {args.threads} threads" if args.worker_class == "gthread" else ""),
+        "concurrency": args.concurrency,
+        "think_ms": args.think_ms,
+        "yardstick_inserts_per_s": round(inserts_per_s, 1),
+        "yardstick_before_after_per_s": [
+            round(before.accepted_posts / before_s, 1),
+            round(after.accepted_posts / after_s, 1),
+        ],
+        "yardstick_p50_ms": round(percentile(ystats.latencies.get("insert", []), 50), 1),
+        "yardstick_p99_ms": round(percentile(ystats.latencies.get("insert", []), 99), 1),
+        "participants_completed": stats.completed,
+        "participants_stopped_at_deadline": stats.stopped,
+        "answered_trials": len(stats.answered),
+        "wall_s": round(wall, 1),
+        "answered_trials_per_s": round(answers_per_s, 1),
+        "ratio_to_yardstick": round(answers_per_s / inserts_per_s, 3) if inserts_per_s else None,
+        "p50_ms": round(percentile(hot, 50), 1),
+        "p99_ms": round(percentile(hot, 99), 1),
+        "p50_ms_by_request": {
+            k: round(percentile(v, 50), 1) for k, v in sorted(stats.latencies.items())
+        },
+        "p99_ms_by_request": {
+            k: round(percentile(v, 99), 1) for k, v in sorted(stats.latencies.items())
+        },
+        "errors": len(stats.errors) + len(ystats.errors),
+        "database_check": problems or "every accepted answer stored exactly once",
+    }
+    for key, value in figures.items():
+        print(f"{key:34} {value}")
+    for error in (stats.errors + ystats.errors)[:10]:
+        print("error:", error)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    met = (figures["ratio_to_yardstick"] or 0) >= GOAL_RATIO and figures["p99_ms"] < GOAL_P99_MS
+    print(
+        f"goal (>= {GOAL_RATIO:.0%} of the yardstick, p99 < {GOAL_P99_MS:.0f} ms): "
+        + ("met" if met else "NOT met")
+    )
+    return 0 if not problems and not stats.errors and not ystats.errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
