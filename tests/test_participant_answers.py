@@ -234,6 +234,9 @@ def test_an_answer_posted_under_another_studys_link_is_refused(app, client, demo
         ("inf", None),
         ("600000", None),
         ("599999", 599999.0),
+        ("0.04", None),
+        ("0.05", 0.1),
+        ("1e400", None),
     ],
 )
 def test_a_bad_response_time_is_stored_as_missing_never_refused(app, client, demo, raw, stored):

@@ -836,12 +836,13 @@ def clean_rt(raw: Any) -> Optional[float]:
     if raw is None or raw == "":
         return None
     try:
-        value = float(raw)
-    except (TypeError, ValueError):
+        # Stored to 0.1 ms: a time that rounds to 0 is out of range too.
+        value = round(float(raw), 1)
+    except (TypeError, ValueError, OverflowError):
         return None
     if not 0 < value < RT_MAX_MS:  # also rejects NaN
         return None
-    return round(value, 1)
+    return value
 
 
 def complete_if_done(participant: Participant) -> bool:
