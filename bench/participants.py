@@ -376,6 +376,52 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """Return the CPU time (user + system) the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def backend_pids(url: str) -> list[int]:
+    """Return the PostgreSQL server processes serving the bench database's clients."""
+    from survey.config import database_uri
+
+    engine = sa.create_engine(database_uri(url))
+    with engine.connect() as conn:
+        pids = conn.execute(
+            sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        ).scalars()
+        pids = list(pids)
+    engine.dispose()
+    return pids
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds one phase used: the server's workers, PostgreSQL and the load generator."""
+
+    web: float = 0.0
+    database: float = 0.0
+    client: float = 0.0
+
+    def per(self, n: int) -> dict[str, float]:
+        """Return milliseconds of CPU per unit of work."""
+        return {k: round(1000 * v / max(n, 1), 2) for k, v in vars(self).items()}
+
+
 def prepare_database(url: str, media: str) -> None:
     """Recreate the bench database, migrate it and seed the demo study."""
     from flask_migrate import upgrade
@@ -449,6 +495,13 @@ class Gunicorn:
             except OSError:
                 time.sleep(0.2)
         raise SystemExit(f"gunicorn did not answer within {timeout} s")
+
+    def worker_pids(self) -> list[int]:
+        """Return the pids of the server's workers."""
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(pid) for pid in found.stdout.split()]
 
     def stop(self) -> None:
         """Stop the server and its workers."""
@@ -567,36 +620,53 @@ def main(argv: Optional[list[str]] = None) -> int:
     }
     server_args = (args.workers, args.worker_class, args.threads)
 
-    def yardstick(seconds: float) -> tuple[Stats, float]:
-        """Serve the yardstick and load it for `seconds`."""
-        server = Gunicorn("yardstick_app:app", env, *server_args, chdir=ROOT / "bench")
+    def serve(target: str, ready: str, chdir: Path, load, cpu: CpuUse):
+        """Serve `target`, run `load(port)` against it, add the CPU it took to `cpu`."""
+        server = Gunicorn(target, env, *server_args, chdir=chdir)
         try:
-            server.wait_ready("/answer")
-            print(f"yardstick: {args.concurrency} clients for {seconds:.0f} s …", flush=True)
-            return asyncio.run(run_yardstick("127.0.0.1", server.port, args.concurrency, seconds))
+            server.wait_ready(ready)
+            workers = server.worker_pids()
+            web0, client0 = cpu_seconds(workers), time.process_time()
+            result = asyncio.run(load(server.port))
+            cpu.web += cpu_seconds(workers) - web0
+            cpu.client += time.process_time() - client0
+            # The pool's connections were opened for this run: their whole life counts.
+            cpu.database += cpu_seconds(backend_pids(args.database_url))
+            return result
         finally:
             server.stop()
 
+    def yardstick(seconds: float) -> tuple[Stats, float]:
+        """Load the yardstick for `seconds`."""
+        print(f"yardstick: {args.concurrency} clients for {seconds:.0f} s …", flush=True)
+        return serve(
+            "yardstick_app:app",
+            "/answer",
+            ROOT / "bench",
+            lambda port: run_yardstick("127.0.0.1", port, args.concurrency, seconds),
+            yard_cpu,
+        )
+
     # The yardstick runs before and after the participants, so that a change in the machine's
     # load during the run weighs on both sides alike.
+    yard_cpu, app_cpu = CpuUse(), CpuUse()
     before, before_s = yardstick(args.yardstick_seconds / 2)
-    app_server = Gunicorn("app:app", env, *server_args, chdir=ROOT)
-    try:
-        app_server.wait_ready("/healthz")
-        print(f"participants: {args.participants} at {args.concurrency} at a time …", flush=True)
-        stats, wall = asyncio.run(
-            run_participants(
-                "127.0.0.1",
-                app_server.port,
-                args.participants,
-                args.concurrency,
-                args.max_seconds,
-                args.seed,
-                args.think_ms,
-            )
-        )
-    finally:
-        app_server.stop()
+    print(f"participants: {args.participants} at {args.concurrency} at a time …", flush=True)
+    stats, wall = serve(
+        "app:app",
+        "/healthz",
+        ROOT,
+        lambda port: run_participants(
+            "127.0.0.1",
+            port,
+            args.participants,
+            args.concurrency,
+            args.max_seconds,
+            args.seed,
+            args.think_ms,
+        ),
+        app_cpu,
+    )
     after, after_s = yardstick(args.yardstick_seconds / 2)
     ystats = Stats(
         latencies={
@@ -638,6 +708,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         "p99_ms_by_request": {
             k: round(percentile(v, 99), 1) for k, v in sorted(stats.latencies.items())
         },
+        "cpu_ms_per_insert": yard_cpu.per(ystats.accepted_posts),
+        "cpu_ms_per_answered_trial": app_cpu.per(len(stats.answered)),
         "errors": len(stats.errors) + len(ystats.errors),
         "database_check": problems or "every accepted answer stored exactly once",
     }

@@ -44,4 +44,10 @@ def render_markdown(text: str | None) -> Markup:
     """Render Markdown to HTML that is safe to insert into a page as is."""
     if not text:
         return Markup("")
-    return Markup(_renderer().render(text))
+    return Markup(_render(text))
+
+
+@lru_cache(maxsize=256)
+def _render(text: str) -> str:
+    """Render one text; a study's texts are shown to every participant, so keep them rendered."""
+    return _renderer().render(text)
