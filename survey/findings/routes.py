@@ -19,6 +19,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from markupsafe import escape
 
 from analysis.figures import FORMATS, card_alt, render, report_figures
 from survey.extensions import db
@@ -262,7 +263,9 @@ def _public_context(study: Study, report: Report) -> dict:
         "methods": service.methods_text(study, report),
         "citation": citation,
         "url": url,
-        "embed_snippet": (f'<iframe src="{embed_url}" title="Findings: {study.title}" '
+        # Escaped for the page it is pasted into; the template escapes it again to show it.
+        "embed_snippet": (f'<iframe src="{escape(embed_url)}" '
+                          f'title="Findings: {escape(study.title)}" '
                           'width="100%" height="480" loading="lazy"></iframe>'),
         "team": team,
         "published": published,
