@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from analysis.exclusions import DEFAULT_RULES
@@ -363,6 +364,8 @@ def r_script(results: dict, *, title: str = "") -> str:
         raise ValueError(f"results: correction {correction!r} is not one of {', '.join(P_ADJUST)}")
     bounds = ((results.get("plan") or {}).get("equivalence_bounds") or {})
     study = results.get("study", "")
+    # The title goes into a comment: a line break in it would start a line of R code.
+    title = re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", title).strip()
     header = [
         f"# analysis.R: recomputes the results of the Likeness study {study!r}"
         + (f" ({title})" if title else ""),
