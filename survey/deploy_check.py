@@ -136,7 +136,8 @@ def https_problems(config: Mapping[str, Any]) -> list[Problem]:
         problems.append(
             Problem(
                 "PREFERRED_URL_SCHEME",
-                f"Links made outside a request use {config.get('PREFERRED_URL_SCHEME')!r}, not https.",
+                f"Links made outside a request use {config.get('PREFERRED_URL_SCHEME')!r}, "
+                "not https.",
                 "Set LIKENESS_ENV=production (it makes links https).",
             )
         )
@@ -156,13 +157,16 @@ def config_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
         )
     if config.get("TESTING"):
         problems.append(
-            Problem("TESTING", "TESTING is on: errors are not caught.", "Do not set TESTING on a server.")
+            Problem(
+                "TESTING", "TESTING is on: errors are not caught.", "Do not set TESTING on a server."
+            )
         )
     if not config.get("WTF_CSRF_ENABLED", True):
         problems.append(
             Problem(
                 "WTF_CSRF_ENABLED",
-                "CSRF protection is off: another site could submit forms as a signed-in researcher.",
+                "CSRF protection is off: another site could submit forms as a signed-in "
+                "researcher.",
                 "Remove WTF_CSRF_ENABLED=False from the configuration.",
             )
         )
@@ -186,7 +190,8 @@ def config_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
         problems.append(
             Problem(
                 "MAX_CONTENT_LENGTH",
-                "Requests have no size limit: one huge upload can fill the server's memory or disk.",
+                "Requests have no size limit: one huge upload can fill the server's memory or "
+                "disk.",
                 "Set MAX_UPLOAD_MB (200 by default).",
             )
         )
@@ -233,8 +238,11 @@ def notes(config: Mapping[str, Any]) -> list[str]:
     """Return advice that depends on how the server is reached, which the checks cannot see."""
     if int(config.get("TRUSTED_PROXIES") or 0) == 0:
         return [
-            "TRUSTED_PROXIES is 0: behind a reverse proxy (nginx, Caddy) set TRUSTED_PROXIES=1, "
-            "or every visitor shares the proxy's address and its sign-in limit."
+            (
+                "TRUSTED_PROXIES is 0: behind a reverse proxy (nginx, Caddy) set "
+                "TRUSTED_PROXIES=1, or every visitor shares the proxy's address and its "
+                "sign-in limit."
+            )
         ]
     return []
 

@@ -191,6 +191,11 @@ def participant_of(app: Flask, public_id: str) -> Participant:
         return participant
 
 
+def _runs_script(url: str) -> bool:
+    """Tell whether a URL runs script (browsers ignore spaces and controls in the scheme)."""
+    return "".join(ch for ch in url if ch > " ").lower().startswith(("javascript:", "vbscript:", "data:text"))
+
+
 class _ActiveContent(HTMLParser):
     """Collect what a CSP without 'unsafe-inline' would block, or what would run script."""
 
@@ -211,9 +216,8 @@ class _ActiveContent(HTMLParser):
                 self.found.append(f"<{tag} {name}=…>")
             elif name == "style":
                 self.found.append(f"<{tag} style=…>")
-            elif name in ("href", "src", "action", "formaction", "data") and value:
-                if "".join(ch for ch in value if ch > " ").lower().startswith(("javascript:", "vbscript:", "data:text")):
-                    self.found.append(f"<{tag} {name}={value!r}>")
+            elif name in ("href", "src", "action", "formaction", "data") and _runs_script(value or ""):
+                self.found.append(f"<{tag} {name}={value!r}>")
         if tag in ("iframe", "object", "embed", "base"):
             self.found.append(f"<{tag}>")
 

@@ -84,7 +84,7 @@ def fresh_participant(app, world, answered: int) -> tuple[str, list[int]]:
             trial.answered_at = participant.started_at
             for measure, values in allowed_answers(trial, block).items():
                 db.session.add(Response(trial_id=trial.id, participant_id=participant.id, measure=measure,
-                                        value=sorted(values)[0]))
+                                        value=min(values)))
         db.session.commit()
         return participant.public_id, [trial.id for trial, _b in rows]
 

@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 from survey.extensions import db
 from survey.media import storage
 from survey.models import Image
-from tests.security.conftest import fingerprint, make_world
+from tests.security.conftest import fingerprint
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 HOSTILE_TEXT = ["P001", "P002", "", " ", "../P001", "P 001", "<script>x</script>", "=cmd|'/C calc'!A0",

@@ -46,9 +46,10 @@ REFUSED_WRITES = {
 
 def form_field_names() -> set[str]:
     """Return the name of every field of every form of the app (nested lists included)."""
-    import survey.findings.forms  # noqa: F401
-    import survey.participant.forms  # noqa: F401
-    import survey.researcher.forms  # noqa: F401
+    # Importing the form modules defines their classes, found below as FlaskForm subclasses.
+    import survey.findings.forms
+    import survey.participant.forms
+    import survey.researcher.forms
     import survey.researcher.stimuli_forms  # noqa: F401
 
     def subclasses(cls):

@@ -18,8 +18,6 @@ from analysis.plan import validate_plan
 from survey.extensions import db
 from survey.models import (
     AuditEvent,
-    Block,
-    Identity,
     Image,
     Participant,
     Preregistration,
