@@ -158,7 +158,9 @@ def config_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
     if config.get("TESTING"):
         problems.append(
             Problem(
-                "TESTING", "TESTING is on: errors are not caught.", "Do not set TESTING on a server."
+                "TESTING",
+                "TESTING is on: errors are not caught.",
+                "Do not set TESTING on a server.",
             )
         )
     if not config.get("WTF_CSRF_ENABLED", True):
@@ -222,7 +224,9 @@ def database_problems(config: Mapping[str, Any], workers: int | None) -> list[Pr
     ]
 
 
-def check(config: Mapping[str, Any], environ: Mapping[str, str], workers: int | None = None) -> list[Problem]:
+def check(
+    config: Mapping[str, Any], environ: Mapping[str, str], workers: int | None = None
+) -> list[Problem]:
     """Return every unsafe production setting of this configuration and environment."""
     if workers is None:
         workers = workers_from_environment(environ)

@@ -52,7 +52,8 @@ class World:
 def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
     """Build the study, its team and (when open) a participant who has not answered yet."""
     owner, editor, viewer, stranger = (
-        quick_researcher(app, f"{who}-{slug}@example.org") for who in ("owner", "editor", "viewer", "stranger")
+        quick_researcher(app, f"{who}-{slug}@example.org")
+        for who in ("owner", "editor", "viewer", "stranger")
     )
     with app.app_context():
         study = Study(title="Trust in headshots", slug=slug)
@@ -79,7 +80,9 @@ def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
             participant = start_participant(study)
             participant_public_id = participant.public_id
             trial_id = db.session.scalar(
-                sa.select(Trial.id).where(Trial.participant_id == participant.id).order_by(Trial.position)
+                sa.select(Trial.id)
+                .where(Trial.participant_id == participant.id)
+                .order_by(Trial.position)
             )
         image = db.session.scalars(sa.select(Image).where(Image.study_id == study_id)).first()
         return World(
@@ -95,7 +98,9 @@ def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
                     StudyMember.study_id == study_id, StudyMember.researcher_id == viewer
                 )
             ),
-            identity_id=db.session.scalar(sa.select(Identity.id).where(Identity.study_id == study_id)),
+            identity_id=db.session.scalar(
+                sa.select(Identity.id).where(Identity.study_id == study_id)
+            ),
             image_id=image.id,
             image_public_id=image.public_id,
             participant_public_id=participant_public_id,
@@ -144,7 +149,11 @@ def url_values(rule, world: World) -> dict[str, object]:
     values = {}
     for name in rule.arguments:
         if name == "public_id":
-            values[name] = world.image_public_id if rule.endpoint == "participant.image" else world.participant_public_id
+            values[name] = (
+                world.image_public_id
+                if rule.endpoint == "participant.image"
+                else world.participant_public_id
+            )
         else:
             values[name] = by_name[name]
     return values
@@ -186,14 +195,20 @@ def csrf_token(client, url: str = "/r/login") -> str:
 def participant_of(app: Flask, public_id: str) -> Participant:
     """Return a participant by its public id (detached, for reading its fields)."""
     with app.app_context():
-        participant = db.session.scalar(sa.select(Participant).where(Participant.public_id == public_id))
+        participant = db.session.scalar(
+            sa.select(Participant).where(Participant.public_id == public_id)
+        )
         db.session.expunge(participant)
         return participant
 
 
 def _runs_script(url: str) -> bool:
     """Tell whether a URL runs script (browsers ignore spaces and controls in the scheme)."""
-    return "".join(ch for ch in url if ch > " ").lower().startswith(("javascript:", "vbscript:", "data:text"))
+    return (
+        "".join(ch for ch in url if ch > " ")
+        .lower()
+        .startswith(("javascript:", "vbscript:", "data:text"))
+    )
 
 
 class _ActiveContent(HTMLParser):
@@ -216,7 +231,9 @@ class _ActiveContent(HTMLParser):
                 self.found.append(f"<{tag} {name}=…>")
             elif name == "style":
                 self.found.append(f"<{tag} style=…>")
-            elif name in ("href", "src", "action", "formaction", "data") and _runs_script(value or ""):
+            elif name in ("href", "src", "action", "formaction", "data") and _runs_script(
+                value or ""
+            ):
                 self.found.append(f"<{tag} {name}={value!r}>")
         if tag in ("iframe", "object", "embed", "base"):
             self.found.append(f"<{tag}>")

@@ -41,14 +41,28 @@ def test_a_safe_production_setup_has_no_problem():
     [
         ({"DEBUG": True}, {}, "DEBUG", "Debug mode is on"),
         ({}, {"FLASK_DEBUG": "1"}, "DEBUG", "FLASK_DEBUG"),
-        ({"SECRET_KEY": "short-but-random-9f3k"}, {"SECRET_KEY": "short-but-random-9f3k"}, "SECRET_KEY", "at least 32"),
+        (
+            {"SECRET_KEY": "short-but-random-9f3k"},
+            {"SECRET_KEY": "short-but-random-9f3k"},
+            "SECRET_KEY",
+            "at least 32",
+        ),
         ({"SECRET_KEY": "dev"}, {"SECRET_KEY": "dev"}, "SECRET_KEY", "well-known"),
-        ({"SECRET_KEY": "test-secret-key-not-for-production"}, {"SECRET_KEY": "test-secret-key-not-for-production"},
-         "SECRET_KEY", "well-known"),
+        (
+            {"SECRET_KEY": "test-secret-key-not-for-production"},
+            {"SECRET_KEY": "test-secret-key-not-for-production"},
+            "SECRET_KEY",
+            "well-known",
+        ),
         ({"SECRET_KEY": "a" * 64}, {"SECRET_KEY": "a" * 64}, "SECRET_KEY", "easy to guess"),
         # The key generated into instance/ is strong but not shared by several machines.
         ({}, {"SECRET_KEY": ""}, "SECRET_KEY", "not set in the environment"),
-        ({"SQLALCHEMY_DATABASE_URI": "sqlite:////srv/likeness.db"}, {}, "DATABASE_URL", "SQLite with 4 workers"),
+        (
+            {"SQLALCHEMY_DATABASE_URI": "sqlite:////srv/likeness.db"},
+            {},
+            "DATABASE_URL",
+            "SQLite with 4 workers",
+        ),
         ({"LIKENESS_ENV": "development"}, {}, "LIKENESS_ENV", "not 'production'"),
         ({"SESSION_COOKIE_SECURE": False}, {}, "SESSION_COOKIE_SECURE", "plain HTTP"),
         ({"PREFERRED_URL_SCHEME": "http"}, {}, "PREFERRED_URL_SCHEME", "not https"),
@@ -62,7 +76,10 @@ def test_a_safe_production_setup_has_no_problem():
 def test_each_unsafe_setting_is_named_with_a_fix(config, env, setting, words):
     problems = check({**SAFE_CONFIG, **config}, {**SAFE_ENV, **env})
     assert settings_named(problems) == [setting]
-    assert words.lower() in (problems[0].message + problems[0].setting).lower() or words in problems[0].fix
+    assert (
+        words.lower() in (problems[0].message + problems[0].setting).lower()
+        or words in problems[0].fix
+    )
     assert problems[0].fix
 
 
@@ -97,8 +114,16 @@ def test_the_command_lists_every_problem_and_fails(app, runner, monkeypatch):
     result = runner.invoke(args=["check-deploy", "--workers", "4"])
     assert result.exit_code == 1
     out = result.output
-    for setting in ("DEBUG", "SECRET_KEY", "LIKENESS_ENV", "SESSION_COOKIE_SECURE", "SIGNUP_OPEN",
-                    "DATABASE_URL", "TESTING", "WTF_CSRF_ENABLED"):
+    for setting in (
+        "DEBUG",
+        "SECRET_KEY",
+        "LIKENESS_ENV",
+        "SESSION_COOKIE_SECURE",
+        "SIGNUP_OPEN",
+        "DATABASE_URL",
+        "TESTING",
+        "WTF_CSRF_ENABLED",
+    ):
         assert f"- {setting}:" in out, setting
     assert out.count("Fix: ") == out.count("\n- ")
     assert "test-secret-key" not in out
@@ -109,7 +134,9 @@ def test_the_command_passes_on_a_safe_production_app(app, runner, monkeypatch):
     monkeypatch.delenv("FLASK_DEBUG", raising=False)
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
     monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
-    app.config.update({key: value for key, value in SAFE_CONFIG.items() if key != "SQLALCHEMY_DATABASE_URI"})
+    app.config.update(
+        {key: value for key, value in SAFE_CONFIG.items() if key != "SQLALCHEMY_DATABASE_URI"}
+    )
     app.config["TRUSTED_PROXIES"] = 1
     result = runner.invoke(args=["check-deploy"])
     assert result.exit_code == 0, result.output

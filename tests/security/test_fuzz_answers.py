@@ -15,23 +15,67 @@ from survey.participant import forms, service
 from survey.participant.service import start_participant
 from tests.security.conftest import fingerprint, participant_client, participant_with
 
-FIELD_NAMES = ["same", "confidence", "source", "choice", "attention", "scale_trust", "rt_ms", "csrf_token",
-               "participant", "trial_id", "measure", "value"]
-HOSTILE = ["", "1", "0", "2", "5", "7", "8", "-1", "real", "ai", "left", "right", "up", "1.0", " 1", "1 ",
-           "' OR 1=1 --", "<script>alert(1)</script>", "NaN", "Infinity", "-0", "1e309", "99999999999999999999",
-           "\u202e1", "１", "٣", "true", "null", "[]", "{}"]
+FIELD_NAMES = [
+    "same",
+    "confidence",
+    "source",
+    "choice",
+    "attention",
+    "scale_trust",
+    "rt_ms",
+    "csrf_token",
+    "participant",
+    "trial_id",
+    "measure",
+    "value",
+]
+HOSTILE = [
+    "",
+    "1",
+    "0",
+    "2",
+    "5",
+    "7",
+    "8",
+    "-1",
+    "real",
+    "ai",
+    "left",
+    "right",
+    "up",
+    "1.0",
+    " 1",
+    "1 ",
+    "' OR 1=1 --",
+    "<script>alert(1)</script>",
+    "NaN",
+    "Infinity",
+    "-0",
+    "1e309",
+    "99999999999999999999",
+    "\u202e1",
+    "１",
+    "٣",
+    "true",
+    "null",
+    "[]",
+    "{}",
+]
 fields = st.dictionaries(
     st.sampled_from(FIELD_NAMES) | st.text(min_size=1, max_size=12),
     st.sampled_from(HOSTILE) | st.text(max_size=40).filter(lambda t: "\x00" not in t),
     max_size=8,
 )
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def allowed_answers(trial: Trial, block: Block) -> dict[str, set[str]]:
     """Return, per stored measure, the values a valid answer to the trial may store."""
-    questions = forms.questions_for(trial.task, service.block_settings(block.id, trial.task, block.settings),
-                                    trial.is_attention)
+    questions = forms.questions_for(
+        trial.task, service.block_settings(block.id, trial.task, block.settings), trial.is_attention
+    )
     allowed = {}
     for question in questions:
         values = {value for value, _label, _key in question.choices}
@@ -42,8 +86,11 @@ def allowed_answers(trial: Trial, block: Block) -> dict[str, set[str]]:
 def assert_invariants(app) -> None:
     """Every stored answer is valid, complete for its trial, and answered in order."""
     with app.app_context():
-        trials = db.session.execute(sa.select(Trial, Block).join(Block, Block.id == Trial.block_id)
-                                    .order_by(Trial.participant_id, Trial.position)).all()
+        trials = db.session.execute(
+            sa.select(Trial, Block)
+            .join(Block, Block.id == Trial.block_id)
+            .order_by(Trial.participant_id, Trial.position)
+        ).all()
         stored: dict[int, dict[str, Response]] = {}
         for response in db.session.scalars(sa.select(Response)):
             stored.setdefault(response.trial_id, {})[response.measure] = response
@@ -54,7 +101,10 @@ def assert_invariants(app) -> None:
                 assert answers == {}, ("answers on an unanswered trial", trial.id)
                 unanswered_seen[trial.participant_id] = True
                 continue
-            assert not unanswered_seen.get(trial.participant_id), ("answered out of order", trial.id)
+            assert not unanswered_seen.get(trial.participant_id), (
+                "answered out of order",
+                trial.id,
+            )
             allowed = allowed_answers(trial, block)
             assert set(answers) == set(allowed), (trial.id, set(answers), set(allowed))
             for measure, response in answers.items():
@@ -75,30 +125,42 @@ def current_trial(app, world, public_id: str) -> tuple[int, dict[str, list[str]]
 
 
 def fresh_participant(app, world, answered: int) -> tuple[str, list[int]]:
-    """Start a participant with its first `answered` trials answered validly; return its id and trials."""
+    """Start a participant with its first `answered` trials answered; return its id and trials."""
     with app.app_context():
         participant = start_participant(db.session.get(Study, world.study_id))
-        rows = db.session.execute(sa.select(Trial, Block).join(Block, Block.id == Trial.block_id)
-                                  .where(Trial.participant_id == participant.id).order_by(Trial.position)).all()
+        rows = db.session.execute(
+            sa.select(Trial, Block)
+            .join(Block, Block.id == Trial.block_id)
+            .where(Trial.participant_id == participant.id)
+            .order_by(Trial.position)
+        ).all()
         for trial, block in rows[:answered]:
             trial.answered_at = participant.started_at
             for measure, values in allowed_answers(trial, block).items():
-                db.session.add(Response(trial_id=trial.id, participant_id=participant.id, measure=measure,
-                                        value=min(values)))
+                db.session.add(
+                    Response(
+                        trial_id=trial.id,
+                        participant_id=participant.id,
+                        measure=measure,
+                        value=min(values),
+                    )
+                )
         db.session.commit()
         return participant.public_id, [trial.id for trial, _b in rows]
 
 
-examples = st.fixed_dictionaries({
-    "answered": st.integers(0, 40),
-    "target": st.sampled_from(["current", "own", "other", "unknown"]),
-    "pick": st.integers(0, 10**6),
-    "unknown_id": st.integers(1, 2**31 - 1),
-    "mode": st.sampled_from(["valid", "mutated", "garbage"]),
-    "choices": st.lists(st.integers(0, 100), min_size=3, max_size=3),
-    "rt": st.sampled_from(["", "812.5", "-3", "NaN", "1e12", "abc", "0", "600000"]),
-    "extra": fields,
-})
+examples = st.fixed_dictionaries(
+    {
+        "answered": st.integers(0, 40),
+        "target": st.sampled_from(["current", "own", "other", "unknown"]),
+        "pick": st.integers(0, 10**6),
+        "unknown_id": st.integers(1, 2**31 - 1),
+        "mode": st.sampled_from(["valid", "mutated", "garbage"]),
+        "choices": st.lists(st.integers(0, 100), min_size=3, max_size=3),
+        "rt": st.sampled_from(["", "812.5", "-3", "NaN", "1e12", "abc", "0", "600000"]),
+        "extra": fields,
+    }
+)
 
 
 @given(example=examples)
@@ -118,8 +180,10 @@ def test_fuzzed_answers_never_crash_and_store_only_valid_answers_in_order(app, w
     if example["mode"] == "garbage" or current is None:
         form = dict(example["extra"])
     else:
-        form = {name: values[pick % len(values)]
-                for (name, values), pick in zip(current[1].items(), example["choices"])}
+        form = {
+            name: values[pick % len(values)]
+            for (name, values), pick in zip(current[1].items(), example["choices"])
+        }
         form["rt_ms"] = example["rt"]
         if example["mode"] == "mutated":
             form.update(example["extra"])
@@ -127,7 +191,11 @@ def test_fuzzed_answers_never_crash_and_store_only_valid_answers_in_order(app, w
     response = client.post(f"/s/{world.slug}/trial/{trial_id}", data=form)
     assert response.status_code < 500, (trial_id, form)
     if response.status_code >= 400:
-        assert fingerprint(app) == before, ("a refused answer changed the database", response.status_code, form)
+        assert fingerprint(app) == before, (
+            "a refused answer changed the database",
+            response.status_code,
+            form,
+        )
     if target == "other":
         # Whatever happened, nothing was stored on another participant's trial.
         assert fingerprint(app) == before
@@ -147,7 +215,12 @@ def test_the_fuzzing_really_reaches_stored_answers(app, world):
         assert fingerprint(app) == before
     assert_invariants(app)
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Trial).where(Trial.answered_at.is_not(None))) == 5
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count()).select_from(Trial).where(Trial.answered_at.is_not(None))
+            )
+            == 5
+        )
 
 
 @pytest.mark.parametrize("rt", ["0.01", "0.04", "1e-9"])
@@ -158,25 +231,36 @@ def test_a_response_time_that_rounds_to_zero_is_stored_as_missing(app, world, rt
     form = {name: values[0] for name, values in questions.items()} | {"rt_ms": rt}
     assert client.post(f"/s/{world.slug}/trial/{trial_id}", data=form).status_code == 303
     with app.app_context():
-        assert db.session.scalars(sa.select(Response.rt_ms).where(Response.trial_id == trial_id)).all() == [None] * len(questions)
+        assert db.session.scalars(
+            sa.select(Response.rt_ms).where(Response.trial_id == trial_id)
+        ).all() == [None] * len(questions)
 
 
 def completed_participant(app, world) -> str:
     """Start a participant and mark every trial answered (no demographics yet); return its id."""
     public_id, _trials = fresh_participant(app, world, 10_000)
     with app.app_context():
-        db.session.execute(sa.update(Participant).where(Participant.public_id == public_id)
-                           .values(status="completed"))
+        db.session.execute(
+            sa.update(Participant)
+            .where(Participant.public_id == public_id)
+            .values(status="completed")
+        )
         db.session.commit()
     return public_id
 
 
-@given(form=st.fixed_dictionaries({}, optional={
-    "age": st.sampled_from(HOSTILE + ["30", "16", "110", "15", "111"]) | st.integers(-(2**70), 2**70).map(str),
-    "gender": st.sampled_from(HOSTILE + [c.value for c in forms.GENDERS]),
-    "save": st.sampled_from(["Send and finish", "", "x"]),
-    "skip": st.sampled_from(["Skip", ""]),
-}))
+@given(
+    form=st.fixed_dictionaries(
+        {},
+        optional={
+            "age": st.sampled_from(HOSTILE + ["30", "16", "110", "15", "111"])
+            | st.integers(-(2**70), 2**70).map(str),
+            "gender": st.sampled_from(HOSTILE + [c.value for c in forms.GENDERS]),
+            "save": st.sampled_from(["Send and finish", "", "x"]),
+            "skip": st.sampled_from(["Skip", ""]),
+        },
+    )
+)
 @FUZZ
 def test_fuzzed_demographics_store_only_allowed_values(app, world, form):
     public_id = completed_participant(app, world)
@@ -187,7 +271,11 @@ def test_fuzzed_demographics_store_only_allowed_values(app, world, form):
     if response.status_code >= 400:
         assert fingerprint(app) == before, form
     with app.app_context():
-        stored = db.session.scalar(sa.select(Participant.demographics).where(Participant.public_id == public_id))
+        stored = db.session.scalar(
+            sa.select(Participant.demographics).where(Participant.public_id == public_id)
+        )
     assert set(stored) <= {"age", "gender"}
-    assert stored.get("age") is None or (isinstance(stored["age"], int) and forms.MIN_AGE <= stored["age"] <= forms.MAX_AGE)
+    assert stored.get("age") is None or (
+        isinstance(stored["age"], int) and forms.MIN_AGE <= stored["age"] <= forms.MAX_AGE
+    )
     assert stored.get("gender") in (None, *(c.value for c in forms.GENDERS if c.value))

@@ -19,9 +19,29 @@ from survey.media import storage
 from survey.models import Image
 from tests.security.conftest import fingerprint
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-HOSTILE_TEXT = ["P001", "P002", "", " ", "../P001", "P 001", "<script>x</script>", "=cmd|'/C calc'!A0",
-                "' OR 1=1 --", "é", "P" * 40, "headshot", "probe", "real", "ai", "photo", "yes", "no"]
+FUZZ = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+HOSTILE_TEXT = [
+    "P001",
+    "P002",
+    "",
+    " ",
+    "../P001",
+    "P 001",
+    "<script>x</script>",
+    "=cmd|'/C calc'!A0",
+    "' OR 1=1 --",
+    "é",
+    "P" * 40,
+    "headshot",
+    "probe",
+    "real",
+    "ai",
+    "photo",
+    "yes",
+    "no",
+]
 texts = st.sampled_from(HOSTILE_TEXT) | st.text(max_size=30).filter(lambda t: "\x00" not in t)
 
 
@@ -42,7 +62,7 @@ def image_bytes(draw) -> bytes:
         return base[: draw(st.integers(0, len(base) - 1))]
     if how == "flipped":
         at = draw(st.integers(0, len(base) - 1))
-        return base[:at] + bytes([base[at] ^ 0xFF]) + base[at + 1:]
+        return base[:at] + bytes([base[at] ^ 0xFF]) + base[at + 1 :]
     if how == "prefixed":
         return draw(st.binary(min_size=1, max_size=16)) + base
     if how == "random":
@@ -52,9 +72,22 @@ def image_bytes(draw) -> bytes:
     return base
 
 
-ZIP_NAMES = ["P001-real.jpg", "P001-ai.jpg", "P001-probe.jpg", "P002-real.png", "sub/P002-ai.jpg",
-             "../escape.jpg", "/absolute.jpg", "a/../../b.jpg", "C:\\\\x.jpg", "manifest.csv", "x/manifest.csv",
-             "__MACOSX/._P001-real.jpg", "résumé.jpg", ".hidden.jpg"]
+ZIP_NAMES = [
+    "P001-real.jpg",
+    "P001-ai.jpg",
+    "P001-probe.jpg",
+    "P002-real.png",
+    "sub/P002-ai.jpg",
+    "../escape.jpg",
+    "/absolute.jpg",
+    "a/../../b.jpg",
+    "C:\\\\x.jpg",
+    "manifest.csv",
+    "x/manifest.csv",
+    "__MACOSX/._P001-real.jpg",
+    "résumé.jpg",
+    ".hidden.jpg",
+]
 
 
 @st.composite
@@ -65,13 +98,26 @@ def stimulus_zip(draw) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         if draw(st.booleans()):
-            header = draw(st.sampled_from(["identity,role,source,file,generator",
-                                           "identity,role,source,file,generator,age_band,gender,ethnicity,consent",
-                                           "identity,role,file", ""]))
-            rows = draw(st.lists(st.tuples(texts, texts, texts, st.sampled_from(ZIP_NAMES) | texts, texts),
-                                 max_size=6))
-            lines = [header] + [",".join(f'"{c}"' if draw(st.booleans()) else c.replace(",", "") for c in row)
-                                for row in rows]
+            header = draw(
+                st.sampled_from(
+                    [
+                        "identity,role,source,file,generator",
+                        "identity,role,source,file,generator,age_band,gender,ethnicity,consent",
+                        "identity,role,file",
+                        "",
+                    ]
+                )
+            )
+            rows = draw(
+                st.lists(
+                    st.tuples(texts, texts, texts, st.sampled_from(ZIP_NAMES) | texts, texts),
+                    max_size=6,
+                )
+            )
+            lines = [header] + [
+                ",".join(f'"{c}"' if draw(st.booleans()) else c.replace(",", "") for c in row)
+                for row in rows
+            ]
             archive.writestr("manifest.csv", "\n".join(lines))
         for name in draw(st.lists(st.sampled_from(ZIP_NAMES), max_size=6, unique=True)):
             if name == "manifest.csv":
@@ -83,7 +129,11 @@ def stimulus_zip(draw) -> bytes:
 def media_files(app) -> set[str]:
     """Return every file under the media folder, as paths relative to it."""
     root = Path(app.config["MEDIA_DIR"])
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+    return (
+        {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+        if root.exists()
+        else set()
+    )
 
 
 def assert_every_image_has_its_files_and_no_file_is_orphaned(app) -> None:
@@ -94,7 +144,9 @@ def assert_every_image_has_its_files_and_no_file_is_orphaned(app) -> None:
             for key in (image.storage_key, image.display_key):
                 assert storage().exists(key), key
                 keys.add(key)
-    assert media_files(app) <= {k for k in keys} | {str(Path(k)) for k in keys}, media_files(app) - keys
+    assert media_files(app) <= {k for k in keys} | {str(Path(k)) for k in keys}, (
+        media_files(app) - keys
+    )
 
 
 def post_and_check(app, client, url: str, data: dict) -> int:
@@ -104,7 +156,10 @@ def post_and_check(app, client, url: str, data: dict) -> int:
     assert response.status_code < 500, (url, response.status_code)
     if response.status_code >= 400:
         assert fingerprint(app) == before, ("a refused upload wrote rows", response.status_code)
-        assert media_files(app) == files_before, ("a refused upload left files", response.status_code)
+        assert media_files(app) == files_before, (
+            "a refused upload left files",
+            response.status_code,
+        )
     assert_every_image_has_its_files_and_no_file_is_orphaned(app)
     return response.status_code
 
@@ -117,23 +172,41 @@ def mostly(*good: str):
 ROLE_SOURCES = [("headshot", "real"), ("headshot", "ai"), ("probe", "photo")]
 
 
-@given(data=image_bytes(), identity=mostly("P101", "P102", "P001"),
-       role_source=st.sampled_from(ROLE_SOURCES * 3) | st.tuples(texts, texts),
-       generator=texts, name=texts, gender=mostly(""))
+@given(
+    data=image_bytes(),
+    identity=mostly("P101", "P102", "P001"),
+    role_source=st.sampled_from(ROLE_SOURCES * 3) | st.tuples(texts, texts),
+    generator=texts,
+    name=texts,
+    gender=mostly(""),
+)
 @FUZZ
-def test_fuzzed_single_image_uploads(app, draft, data, identity, role_source, generator, name, gender):
+def test_fuzzed_single_image_uploads(
+    app, draft, data, identity, role_source, generator, name, gender
+):
     client, study_id = draft
     role, source = role_source
-    fields = {"identity": identity, "role": role, "source": source, "generator": generator, "gender": gender,
-              "image": (io.BytesIO(data), name or "face.jpg")}
+    fields = {
+        "identity": identity,
+        "role": role,
+        "source": source,
+        "generator": generator,
+        "gender": gender,
+        "image": (io.BytesIO(data), name or "face.jpg"),
+    }
     post_and_check(app, client, f"/r/studies/{study_id}/stimuli/image", fields)
 
 
-@given(archive=stimulus_zip(), name=st.sampled_from(["set.zip", "set.ZIP", "../set.zip", "set.txt", ""]))
+@given(
+    archive=stimulus_zip(),
+    name=st.sampled_from(["set.zip", "set.ZIP", "../set.zip", "set.txt", ""]),
+)
 @FUZZ
 def test_fuzzed_stimulus_zips(app, draft, archive, name):
     client, study_id = draft
-    post_and_check(app, client, f"/r/studies/{study_id}/stimuli/zip", {"archive": (io.BytesIO(archive), name)})
+    post_and_check(
+        app, client, f"/r/studies/{study_id}/stimuli/zip", {"archive": (io.BytesIO(archive), name)}
+    )
 
 
 json_values = st.recursive(
@@ -178,7 +251,9 @@ def test_fuzzed_study_definitions(app, draft, data):
     client, study_id = draft
     base = definition_of(client, study_id)
     text = data.draw(definitions(base))
-    status = post_and_check(app, client, "/r/studies/import", {"file": (io.BytesIO(text.encode()), "study.json")})
+    status = post_and_check(
+        app, client, "/r/studies/import", {"file": (io.BytesIO(text.encode()), "study.json")}
+    )
     assert status in (302, 400, 413), status
 
 
@@ -190,12 +265,25 @@ def definition_of(client, study_id: int) -> str:
 def test_a_valid_image_and_definition_are_accepted(app, draft):
     """The fuzzing above reaches the storing code: the same endpoints do accept good input."""
     client, study_id = draft
-    status = post_and_check(app, client, f"/r/studies/{study_id}/stimuli/image",
-                            {"identity": "P900", "role": "headshot", "source": "real", "generator": "camera",
-                             "image": (io.BytesIO(picture(99, "JPEG")), "face.jpg")})
+    status = post_and_check(
+        app,
+        client,
+        f"/r/studies/{study_id}/stimuli/image",
+        {
+            "identity": "P900",
+            "role": "headshot",
+            "source": "real",
+            "generator": "camera",
+            "image": (io.BytesIO(picture(99, "JPEG")), "face.jpg"),
+        },
+    )
     assert status == 302
-    status = post_and_check(app, client, "/r/studies/import",
-                            {"file": (io.BytesIO(definition_of(client, study_id).encode()), "study.json")})
+    status = post_and_check(
+        app,
+        client,
+        "/r/studies/import",
+        {"file": (io.BytesIO(definition_of(client, study_id).encode()), "study.json")},
+    )
     assert status == 302
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Image)) == 8 * 3 + 1

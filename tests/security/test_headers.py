@@ -36,17 +36,24 @@ def assert_secure_headers(response, where: str, frameable: bool = False) -> None
     assert directives.get("object-src") == "'none'", where
     assert directives.get("base-uri") == "'none'", where
     if frameable:
-        assert directives.get("script-src") == "'none'" and directives.get("form-action") == "'none'", where
+        assert (
+            directives.get("script-src") == "'none'" and directives.get("form-action") == "'none'"
+        ), where
     else:
         assert csp == CONTENT_SECURITY_POLICY, where
-        assert directives["frame-ancestors"] == "'none'" and headers["X-Frame-Options"] == "DENY", where
+        assert directives["frame-ancestors"] == "'none'" and headers["X-Frame-Options"] == "DENY", (
+            where
+        )
     assert headers.get("X-Content-Type-Options") == "nosniff", where
     assert headers.get("Referrer-Policy") == "same-origin", where
 
 
 def test_every_page_and_file_carries_the_headers_and_no_inline_script(app, world):
-    clients = {"owner": world.client(app, "owner"), "participant": participant_client(app, world),
-               "visitor": world.client(app)}
+    clients = {
+        "owner": world.client(app, "owner"),
+        "participant": participant_client(app, world),
+        "visitor": world.client(app),
+    }
     checked = 0
     for rule, _method in routes(app, ("GET",)):
         url = build_url(app, rule, url_values(rule, world))
@@ -57,8 +64,11 @@ def test_every_page_and_file_carries_the_headers_and_no_inline_script(app, world
             if response.mimetype == "text/html":
                 assert active_content(response.get_data(as_text=True)) == [], where
             if url.startswith("/r/"):
-                assert "no-store" in response.headers.get("Cache-Control", "") or response.status_code in (301, 302, 303) \
-                    or "private" in response.headers.get("Cache-Control", ""), where
+                assert (
+                    "no-store" in response.headers.get("Cache-Control", "")
+                    or response.status_code in (301, 302, 303)
+                    or "private" in response.headers.get("Cache-Control", "")
+                ), where
             response.close()
             checked += 1
     assert checked > 100
@@ -67,8 +77,13 @@ def test_every_page_and_file_carries_the_headers_and_no_inline_script(app, world
 def test_the_participant_flow_pages_have_no_inline_script(app, world):
     client = app.test_client()
     pages = [client.get(f"/s/{world.slug}")]
-    pages.append(client.post(f"/s/{world.slug}/consent", data={"token": _consent_token(pages[0]), "agree": "y"},
-                             follow_redirects=True))
+    pages.append(
+        client.post(
+            f"/s/{world.slug}/consent",
+            data={"token": _consent_token(pages[0]), "agree": "y"},
+            follow_redirects=True,
+        )
+    )
     pages.append(client.get(f"/s/{world.slug}/trial"))
     pages.append(client.get(f"/s/{world.slug}/withdraw"))
     for response in pages:
@@ -80,13 +95,19 @@ def test_the_participant_flow_pages_have_no_inline_script(app, world):
 
 def _consent_token(response) -> str:
     """Return the hidden consent token of a consent page."""
-    return re.search(r'name="token" type="hidden" value="([^"]+)"', response.get_data(as_text=True)).group(1)
+    return re.search(
+        r'name="token" type="hidden" value="([^"]+)"', response.get_data(as_text=True)
+    ).group(1)
 
 
 @pytest.mark.parametrize(
     ("method", "url", "status"),
-    [("GET", "/no/such/page", 404), ("GET", "/r/logout", 405), ("GET", "/static/nope.css", 404),
-     ("POST", "/r/login", 400)],
+    [
+        ("GET", "/no/such/page", 404),
+        ("GET", "/r/logout", 405),
+        ("GET", "/static/nope.css", 404),
+        ("POST", "/r/login", 400),
+    ],
 )
 def test_error_pages_carry_the_headers(app, client, method, url, status):
     app.config["WTF_CSRF_ENABLED"] = True
@@ -124,15 +145,20 @@ def test_an_oversized_request_gets_a_clear_413_page(app, world):
     app.config["WTF_CSRF_ENABLED"] = True
     client = world.client(app, "owner")
     big = io.BytesIO(b"x" * (256 * 1024))
-    response = client.post(f"/r/studies/{world.study_id}/stimuli/zip", data={"file": (big, "set.zip")},
-                           content_type="multipart/form-data")
+    response = client.post(
+        f"/r/studies/{world.study_id}/stimuli/zip",
+        data={"file": (big, "set.zip")},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 413
     assert_secure_headers(response, "413")
     text = response.get_data(as_text=True).lower()
     assert "too large" in text and "nothing was stored" in text
     # The answer form of a participant has the same limit, and the same kind of page.
     participant = participant_client(app, world)
-    response = participant.post(f"/s/{world.slug}/trial/{world.trial_id}", data={"rt_ms": "1" * (128 * 1024)})
+    response = participant.post(
+        f"/s/{world.slug}/trial/{world.trial_id}", data={"rt_ms": "1" * (128 * 1024)}
+    )
     assert response.status_code == 413
     assert_secure_headers(response, "413 participant")
     assert "nothing was stored" in response.get_data(as_text=True).lower()
@@ -145,8 +171,14 @@ def test_session_cookie_flags_and_renewal_at_sign_in(app, client, make_researche
         session["planted"] = "by an attacker"
     token = csrf_token(client)
     before = client.get_cookie("session").value
-    response = client.post("/r/login", data={"identifier": "ada@example.org", "password": "correct horse battery",
-                                             "csrf_token": token})
+    response = client.post(
+        "/r/login",
+        data={
+            "identifier": "ada@example.org",
+            "password": "correct horse battery",
+            "csrf_token": token,
+        },
+    )
     assert response.status_code == 302
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
@@ -155,13 +187,18 @@ def test_session_cookie_flags_and_renewal_at_sign_in(app, client, make_researche
         assert "planted" not in session and "_user_id" in session
     # The old form token belonged to the old session: it no longer signs a form.
     assert client.post("/r/logout", data={"csrf_token": token}).status_code == 400
-    assert client.post("/r/logout", data={"csrf_token": csrf_token(client, "/r/account")}).status_code == 302
+    assert (
+        client.post("/r/logout", data={"csrf_token": csrf_token(client, "/r/account")}).status_code
+        == 302
+    )
 
 
 def test_participant_cookie_flags(app, world):
     client = app.test_client()
     page = client.get(f"/s/{world.slug}")
-    response = client.post(f"/s/{world.slug}/consent", data={"token": _consent_token(page), "agree": "y"})
+    response = client.post(
+        f"/s/{world.slug}/consent", data={"token": _consent_token(page), "agree": "y"}
+    )
     assert response.status_code == 303
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and f"Path=/s/{world.slug}" in cookie
@@ -186,28 +223,50 @@ def test_production_cookies_are_secure_and_hsts_is_sent(production_app, app, wor
     response = client.get("/r/login", base_url="https://likeness.example")
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
     assert_secure_headers(response, "production login")
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True)).group(1)
-    response = client.post("/r/login", base_url="https://likeness.example",
-                           headers={"Referer": "https://likeness.example/r/login"},
-                           data={"identifier": "owner-trust@example.org", "password": "correct horse battery",
-                                 "csrf_token": token})
+    token = re.search(
+        r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True)
+    ).group(1)
+    response = client.post(
+        "/r/login",
+        base_url="https://likeness.example",
+        headers={"Referer": "https://likeness.example/r/login"},
+        data={
+            "identifier": "owner-trust@example.org",
+            "password": "correct horse battery",
+            "csrf_token": token,
+        },
+    )
     assert response.status_code == 302
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
-    assert production_app.config["REMEMBER_COOKIE_SECURE"] and production_app.config["REMEMBER_COOKIE_SAMESITE"] == "Lax"
+    assert (
+        production_app.config["REMEMBER_COOKIE_SECURE"]
+        and production_app.config["REMEMBER_COOKIE_SAMESITE"] == "Lax"
+    )
     page = client.get(f"/s/{world.slug}", base_url="https://likeness.example")
-    response = client.post(f"/s/{world.slug}/consent", base_url="https://likeness.example",
-                           headers={"Referer": f"https://likeness.example/s/{world.slug}"},
-                           data={"token": _consent_token(page), "agree": "y",
-                                 "csrf_token": re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
-                                                         page.get_data(as_text=True)).group(1)})
+    response = client.post(
+        f"/s/{world.slug}/consent",
+        base_url="https://likeness.example",
+        headers={"Referer": f"https://likeness.example/s/{world.slug}"},
+        data={
+            "token": _consent_token(page),
+            "agree": "y",
+            "csrf_token": re.search(
+                r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)
+            ).group(1),
+        },
+    )
     assert response.status_code == 303
     assert "Secure" in response.headers["Set-Cookie"]
 
 
-def test_behind_a_trusted_proxy_the_client_address_and_scheme_are_the_forwarded_ones(database_url, tmp_path, monkeypatch):
+def test_behind_a_trusted_proxy_the_client_address_and_scheme_are_the_forwarded_ones(
+    database_url, tmp_path, monkeypatch
+):
     monkeypatch.setenv("TRUSTED_PROXIES", "1")
-    proxied = create_app({"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40})
+    proxied = create_app(
+        {"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40}
+    )
 
     @proxied.get("/whoami-for-test")
     def whoami():
@@ -215,12 +274,24 @@ def test_behind_a_trusted_proxy_the_client_address_and_scheme_are_the_forwarded_
 
         return {"address": request.remote_addr, "scheme": request.scheme}
 
-    seen = proxied.test_client().get("/whoami-for-test", headers={"X-Forwarded-For": "203.0.113.9",
-                                                                   "X-Forwarded-Proto": "https"}).get_json()
+    seen = (
+        proxied.test_client()
+        .get(
+            "/whoami-for-test",
+            headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},
+        )
+        .get_json()
+    )
     assert seen == {"address": "203.0.113.9", "scheme": "https"}
     monkeypatch.delenv("TRUSTED_PROXIES")
-    direct = create_app({"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40})
+    direct = create_app(
+        {"DATABASE_URL": database_url, "MEDIA_DIR": str(tmp_path), "SECRET_KEY": "k" * 40}
+    )
     direct.add_url_rule("/whoami-for-test", view_func=whoami)
-    seen = direct.test_client().get("/whoami-for-test", headers={"X-Forwarded-For": "203.0.113.9"}).get_json()
+    seen = (
+        direct.test_client()
+        .get("/whoami-for-test", headers={"X-Forwarded-For": "203.0.113.9"})
+        .get_json()
+    )
     # With no proxy declared, a client cannot choose its address (and dodge the sign-in limit).
     assert seen["address"] == "127.0.0.1"

@@ -27,17 +27,26 @@ def first_trial(app, public_id: str) -> int:
     """Return the id of a participant's first trial."""
     with app.app_context():
         return db.session.scalar(
-            sa.select(Trial.id).join(Participant, Participant.id == Trial.participant_id)
-            .where(Participant.public_id == public_id).order_by(Trial.position)
+            sa.select(Trial.id)
+            .join(Participant, Participant.id == Trial.participant_id)
+            .where(Participant.public_id == public_id)
+            .order_by(Trial.position)
         )
 
 
 def a_valid_answer(page: str) -> tuple[str, dict[str, str]]:
     """Return the form action and a valid answer read from a trial page."""
     action = re.search(r'<form[^>]+action="([^"]*/trial/\d+)"', page).group(1)
-    names = dict.fromkeys(re.findall(r'type="radio"[^>]*name="([^"]+)"', page) +
-                          re.findall(r'name="([^"]+)"[^>]*type="radio"', page))
-    values = {name: re.search(rf'name="{name}"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="{name}"', page) for name in names}
+    names = dict.fromkeys(
+        re.findall(r'type="radio"[^>]*name="([^"]+)"', page)
+        + re.findall(r'name="([^"]+)"[^>]*type="radio"', page)
+    )
+    values = {
+        name: re.search(
+            rf'name="{name}"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="{name}"', page
+        )
+        for name in names
+    }
     return action, {name: next(g for g in match.groups() if g) for name, match in values.items()}
 
 
@@ -45,7 +54,9 @@ def test_a_cookie_cannot_answer_another_participants_trial(app, world):
     other = start(app, world)
     mine = participant_client(app, world)
     before = fingerprint(app)
-    response = mine.post(f"/s/{world.slug}/trial/{first_trial(app, other)}", data={"same": "1", "confidence": "3"})
+    response = mine.post(
+        f"/s/{world.slug}/trial/{first_trial(app, other)}", data={"same": "1", "confidence": "3"}
+    )
     assert response.status_code == 404
     assert "not part of your study" in response.get_data(as_text=True)
     assert fingerprint(app) == before
@@ -72,11 +83,18 @@ def test_a_participant_of_one_study_is_a_stranger_in_another(app, world):
     # The first study's signed participant cookie, sent to the second study's pages.
     client = participant_with(app, second, world.participant_public_id)
     before = fingerprint(app)
-    for url in (f"/s/{second.slug}/trial", f"/s/{second.slug}/instructions", f"/s/{second.slug}/done",
-                f"/s/{second.slug}/questions", f"/s/{second.slug}/withdrawn"):
+    for url in (
+        f"/s/{second.slug}/trial",
+        f"/s/{second.slug}/instructions",
+        f"/s/{second.slug}/done",
+        f"/s/{second.slug}/questions",
+        f"/s/{second.slug}/withdrawn",
+    ):
         response = client.get(url)
         assert response.status_code == 302 and response.location.endswith(f"/s/{second.slug}"), url
-    response = client.post(f"/s/{second.slug}/trial/{second.trial_id}", data={"same": "1", "confidence": "3"})
+    response = client.post(
+        f"/s/{second.slug}/trial/{second.trial_id}", data={"same": "1", "confidence": "3"}
+    )
     assert response.status_code == 404
     response = client.post(f"/s/{second.slug}/withdraw", data={"confirm": "y"})
     assert response.status_code == 302
@@ -92,14 +110,18 @@ def test_forged_participant_cookies_open_nothing(app, world, cookie):
         "forged": "eyJhIjoiYiJ9.forged",
         "unsigned": world.participant_public_id,
         "tampered": genuine[:-2] + ("AA" if not genuine.endswith("AA") else "BB"),
-        "other-key": URLSafeSerializer("not the server's key", salt="likeness-participant").dumps(world.participant_public_id),
+        "other-key": URLSafeSerializer("not the server's key", salt="likeness-participant").dumps(
+            world.participant_public_id
+        ),
     }[cookie]
     client = app.test_client()
     client.set_cookie(COOKIE, value, path=f"/s/{world.slug}")
     before = fingerprint(app)
     response = client.get(f"/s/{world.slug}/trial")
     assert response.status_code == 302 and response.location.endswith(f"/s/{world.slug}")
-    response = client.post(f"/s/{world.slug}/trial/{world.trial_id}", data={"same": "1", "confidence": "3"})
+    response = client.post(
+        f"/s/{world.slug}/trial/{world.trial_id}", data={"same": "1", "confidence": "3"}
+    )
     assert response.status_code == 303 and response.location.endswith(f"/s/{world.slug}")
     assert fingerprint(app) == before
 
@@ -108,7 +130,9 @@ def test_a_withdrawn_participants_cookie_stores_nothing_more(app, world):
     client = participant_client(app, world)
     assert client.post(f"/s/{world.slug}/withdraw", data={"confirm": "y"}).status_code == 303
     before = fingerprint(app)
-    response = client.post(f"/s/{world.slug}/trial/{world.trial_id}", data={"same": "1", "confidence": "3"})
+    response = client.post(
+        f"/s/{world.slug}/trial/{world.trial_id}", data={"same": "1", "confidence": "3"}
+    )
     assert response.status_code < 500
     assert fingerprint(app) == before
     assert client.get(f"/s/{world.slug}/trial").location.endswith("/withdrawn")
@@ -122,10 +146,16 @@ def test_participant_and_image_ids_carry_128_random_bits(app, world):
     for position in range(21):
         counts = Counter(i[position] for i in ids)
         assert len(counts) > 55, position
-    entropy = -sum(n / len(ids) * math.log2(n / len(ids)) for n in Counter(c for i in ids for c in i[:21]).values())
+    entropy = -sum(
+        n / len(ids) * math.log2(n / len(ids))
+        for n in Counter(c for i in ids for c in i[:21]).values()
+    )
     assert entropy > 5.9  # of a possible 6 bits per character
     with app.app_context():
-        stored = db.session.scalars(sa.select(Participant.public_id)).all() + db.session.scalars(sa.select(Image.public_id)).all()
+        stored = (
+            db.session.scalars(sa.select(Participant.public_id)).all()
+            + db.session.scalars(sa.select(Image.public_id)).all()
+        )
     assert stored and all(len(i) >= 22 for i in stored)
 
 
@@ -135,8 +165,13 @@ def test_a_participant_holds_nothing_that_opens_researcher_pages(app, world):
     # Whatever cookies the survey set, sent everywhere, open no page of the workspace.
     for cookie in list(client._cookies.values()):
         client.set_cookie(cookie.key, cookie.value, path="/")
-    for url in ("/r/studies", f"/r/studies/{world.study_id}", f"/r/studies/{world.study_id}/monitor",
-                f"/r/studies/{world.study_id}/exports", f"/s/{world.slug}/preview"):
+    for url in (
+        "/r/studies",
+        f"/r/studies/{world.study_id}",
+        f"/r/studies/{world.study_id}/monitor",
+        f"/r/studies/{world.study_id}/exports",
+        f"/s/{world.slug}/preview",
+    ):
         response = client.get(url)
         assert response.status_code == 302 and "/r/login" in response.location, url
     response = client.post(f"/r/studies/{world.study_id}/exports/trials.csv")

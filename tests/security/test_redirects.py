@@ -26,7 +26,17 @@ EVIL = [
     "%2F%2Fevil.example",
 ]
 # Names a redirect target is commonly read from.
-TARGET_PARAMS = ("next", "url", "return", "return_to", "redirect", "redirect_to", "continue", "target", "dest")
+TARGET_PARAMS = (
+    "next",
+    "url",
+    "return",
+    "return_to",
+    "redirect",
+    "redirect_to",
+    "continue",
+    "target",
+    "dest",
+)
 BAD_COMPLETION_URLS = [
     "http://app.prolific.com/submissions/complete?cc=X",
     "javascript:alert(1)",
@@ -53,9 +63,21 @@ def assert_stays_on_site(response, where: str) -> None:
 
 def edit_data(study: Study, **fields) -> dict:
     """Return the study form's data as it stands, with some fields changed."""
-    data = {name: getattr(study, name) for name in (
-        "title", "slug", "description", "consent_text", "instructions_text", "debrief_text",
-        "completion_code", "completion_url", "n_lists", "assign_by")}
+    data = {
+        name: getattr(study, name)
+        for name in (
+            "title",
+            "slug",
+            "description",
+            "consent_text",
+            "instructions_text",
+            "debrief_text",
+            "completion_code",
+            "completion_url",
+            "n_lists",
+            "assign_by",
+        )
+    }
     data["target_n"] = "" if study.target_n is None else study.target_n
     return {**data, **fields}
 
@@ -71,7 +93,10 @@ def study_row(app, study_id: int) -> Study:
 @pytest.mark.parametrize("url", BAD_COMPLETION_URLS)
 def test_the_study_form_accepts_only_https_completion_links(app, world, url):
     client = world.client(app, "editor")
-    response = client.post(f"/r/studies/{world.study_id}/edit", data=edit_data(study_row(app, world.study_id), completion_url=url))
+    response = client.post(
+        f"/r/studies/{world.study_id}/edit",
+        data=edit_data(study_row(app, world.study_id), completion_url=url),
+    )
     assert response.status_code == 400
     assert "Give a full https:// address" in response.get_data(as_text=True)
     assert study_row(app, world.study_id).completion_url == ""
@@ -80,7 +105,10 @@ def test_the_study_form_accepts_only_https_completion_links(app, world, url):
 def test_an_https_completion_link_is_kept(app, world):
     client = world.client(app, "editor")
     good = "https://app.prolific.com/submissions/complete?cc=C1A2B3"
-    response = client.post(f"/r/studies/{world.study_id}/edit", data=edit_data(study_row(app, world.study_id), completion_url=good))
+    response = client.post(
+        f"/r/studies/{world.study_id}/edit",
+        data=edit_data(study_row(app, world.study_id), completion_url=good),
+    )
     assert response.status_code == 302
     assert study_row(app, world.study_id).completion_url == good
 
@@ -88,7 +116,9 @@ def test_an_https_completion_link_is_kept(app, world):
 @pytest.mark.parametrize("url", BAD_COMPLETION_URLS[:6])
 def test_an_imported_definition_cannot_bring_a_bad_completion_link(app, world, url):
     client = world.client(app, "owner")
-    definition = json.loads(client.get(f"/r/studies/{world.study_id}/definition.json").get_data(as_text=True))
+    definition = json.loads(
+        client.get(f"/r/studies/{world.study_id}/definition.json").get_data(as_text=True)
+    )
     definition["study"]["completion_url"] = url
     with app.app_context():
         before = db.session.scalar(sa.select(sa.func.count()).select_from(Study))
@@ -102,9 +132,12 @@ def test_an_imported_definition_cannot_bring_a_bad_completion_link(app, world, u
 def complete(app, world, completion_url: str) -> None:
     """Store a completion link as is (as an old row might hold it) and complete the participant."""
     with app.app_context():
-        db.session.execute(sa.update(Study).where(Study.id == world.study_id).values(completion_url=completion_url))
         db.session.execute(
-            sa.update(Participant).where(Participant.public_id == world.participant_public_id)
+            sa.update(Study).where(Study.id == world.study_id).values(completion_url=completion_url)
+        )
+        db.session.execute(
+            sa.update(Participant)
+            .where(Participant.public_id == world.participant_public_id)
             .values(status="completed", demographics={"age": "skip"})
         )
         db.session.commit()
@@ -125,12 +158,19 @@ def test_the_debrief_never_links_a_stored_non_https_link(app, world, url):
     page = participant_client(app, world).get(f"/s/{world.slug}/done")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
-    assert "evil.example" not in text and "javascript:" not in text and "data-redirect-after" not in text
+    assert (
+        "evil.example" not in text
+        and "javascript:" not in text
+        and "data-redirect-after" not in text
+    )
 
 
 def test_no_parameter_of_any_route_redirects_off_site(app, world):
-    clients = {"owner": world.client(app, "owner"), "participant": participant_client(app, world),
-               "visitor": world.client(app)}
+    clients = {
+        "owner": world.client(app, "owner"),
+        "participant": participant_client(app, world),
+        "visitor": world.client(app),
+    }
     checked = 0
     for method in ("GET", "POST"):
         for rule, _m in routes(app, (method,)):
@@ -149,8 +189,11 @@ def test_no_parameter_of_any_route_redirects_off_site(app, world):
 @pytest.mark.parametrize("evil", EVIL)
 def test_sign_in_never_follows_next_off_site(app, client, make_researcher, evil):
     make_researcher(email="ada@example.org")
-    response = client.post("/r/login", query_string={"next": evil},
-                           data={"identifier": "ada@example.org", "password": "correct horse battery", "next": evil})
+    response = client.post(
+        "/r/login",
+        query_string={"next": evil},
+        data={"identifier": "ada@example.org", "password": "correct horse battery", "next": evil},
+    )
     assert response.status_code == 302
     assert response.location == "/r/studies"
     # The page that asks for sign-in carries the local path only.

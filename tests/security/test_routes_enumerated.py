@@ -80,7 +80,8 @@ def test_every_route_with_a_study_checks_the_role(app):
     missing = [
         rule.endpoint
         for rule, _m in routes(app)
-        if "study_id" in rule.arguments and not hasattr(app.view_functions[rule.endpoint], "required_role")
+        if "study_id" in rule.arguments
+        and not hasattr(app.view_functions[rule.endpoint], "required_role")
     ]
     assert missing == []
 
@@ -139,7 +140,10 @@ def test_researcher_routes_send_visitors_and_participants_to_sign_in(app, world,
     client = participant_client(app, world) if who == "participant" else world.client(app)
     if who == "participant":
         # Even a participant cookie sent to every path opens nothing of the workspace.
-        client.set_cookie("likeness_participant", client.get_cookie("likeness_participant", path=f"/s/{world.slug}").value)
+        client.set_cookie(
+            "likeness_participant",
+            client.get_cookie("likeness_participant", path=f"/s/{world.slug}").value,
+        )
     before = fingerprint(app)
     for rule, method in researcher_routes(app):
         url = build_url(app, rule, url_values(rule, world))

@@ -39,8 +39,11 @@ def hostile_published(app, client, demo, monkeypatch):
 def test_report_and_public_pages_show_hostile_texts_escaped(app, client, demo, hostile_published):
     slug = hostile_published
     visitor = app.test_client()
-    pages = {"report": client.get(f"/r/studies/{demo}/report"), "public": visitor.get(f"/f/{slug}"),
-             "embed": visitor.get(f"/f/{slug}/embed")}
+    pages = {
+        "report": client.get(f"/r/studies/{demo}/report"),
+        "public": visitor.get(f"/f/{slug}"),
+        "embed": visitor.get(f"/f/{slug}/embed"),
+    }
     for name, response in pages.items():
         assert response.status_code == 200, name
         text = response.get_data(as_text=True)
@@ -53,6 +56,8 @@ def test_report_and_public_pages_show_hostile_texts_escaped(app, client, demo, h
 def test_the_embed_code_is_safe_to_paste(app, client, demo, hostile_published):
     """The snippet is shown escaped, and once copied into another site's page it is one iframe."""
     page = app.test_client().get(f"/f/{hostile_published}").get_data(as_text=True)
-    snippet = html.unescape(re.search(r'<pre class="snippet"><code>(.*?)</code></pre>', page, re.DOTALL).group(1))
+    snippet = html.unescape(
+        re.search(r'<pre class="snippet"><code>(.*?)</code></pre>', page, re.DOTALL).group(1)
+    )
     assert snippet.startswith("<iframe ") and snippet.count("<") == 2 and "</iframe>" in snippet
     assert active_content(snippet) == ["<iframe>"]
