@@ -617,6 +617,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         "MEDIA_DIR": media,
         "PYTHONPATH": str(ROOT),
         "LIKENESS_ENV": "development",
+        # One pooled connection per worker thread, none opened and closed on the side: every
+        # database process lives as long as the server, so its CPU time can be counted.
+        "DB_POOL_SIZE": str(args.threads if args.worker_class == "gthread" else 1),
+        "DB_MAX_OVERFLOW": "0",
     }
     server_args = (args.workers, args.worker_class, args.threads)
 

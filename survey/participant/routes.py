@@ -122,6 +122,9 @@ def _no_store(response: WerkzeugResponse) -> WerkzeugResponse:
     """Keep flow pages out of caches (images keep their own long-lived headers)."""
     if request.endpoint != "participant.image":
         response.headers["Cache-Control"] = "no-store"
+    # Every view here commits what it writes or rolls it back itself; what is left open is a
+    # read, ended without the ROLLBACK that would cost the hot queries their prepared plans.
+    service.end_read()
     return response
 
 
@@ -541,7 +544,6 @@ def image(public_id: str):
     display_key = db.session.scalar(
         sa.select(Image.display_key).where(Image.public_id == public_id)
     )
-    service.end_read()
     if display_key is None:
         abort(404)
     etag = f"{public_id}-display"

@@ -302,8 +302,8 @@ def start_participant(
 
     schedules = schedules_for(study.n_lists)
     # The lock must be the transaction's first statement: SQLite cannot upgrade a read
-    # transaction to a write once another writer committed.
-    db.session.rollback()
+    # transaction to a write once another writer committed. The reads so far end here.
+    end_read()
     try:
         if not preview:
             db.session.execute(
@@ -617,9 +617,9 @@ COMPLETE = (
 def end_read() -> None:
     """End a read-only transaction with COMMIT rather than the ROLLBACK the session would send.
 
-    psycopg forgets its prepared statements on every ROLLBACK, so PostgreSQL would plan the
-    trial page's query afresh each time (a millisecond and a half of its CPU, many times the
-    cost of running it).
+    psycopg forgets every prepared statement of a connection on each ROLLBACK, after which
+    PostgreSQL plans the hot queries afresh (the trial page's takes a millisecond and a half of
+    its CPU to plan, many times the cost of running it). Callers have nothing pending.
     """
     db.session.commit()
 
@@ -697,7 +697,7 @@ def claim_trial(slug: str, public_id: Optional[str], trial_id: int) -> Optional[
         .first()
     )
     if row is None:
-        db.session.rollback()
+        end_read()  # the UPDATE changed nothing
         return None
     (participant_id, position, task, attention, answer, left_source, block_id, raw_settings,
      total) = row  # fmt: skip
