@@ -538,12 +538,32 @@ def preview(slug: str):
 # --- images -----------------------------------------------------------------------------------
 
 
+# Image ids and their display files' storage keys, remembered by each worker: a launch asks for
+# the same few dozen images thousands of times a minute, and an id never changes its file. A
+# deleted image's file is deleted too, so a remembered key then meets the storage's 404; only a
+# later upload of the very same file to the same study would make its old id serve it again.
+_DISPLAY_KEYS: dict[str, str] = {}
+_DISPLAY_KEYS_MAX = 4096
+_DISPLAY_KEY = sa.select(Image.display_key).where(Image.public_id == sa.bindparam("public_id"))
+
+
+def _display_key(public_id: str) -> Optional[str]:
+    """Return the storage key of an image's display file, or None for an unknown id."""
+    key = _DISPLAY_KEYS.get(public_id)
+    if key is None:
+        key = db.session.scalar(_DISPLAY_KEY, {"public_id": public_id})
+        service.end_read()
+        if key is not None:
+            if len(_DISPLAY_KEYS) >= _DISPLAY_KEYS_MAX:
+                _DISPLAY_KEYS.clear()
+            _DISPLAY_KEYS[public_id] = key
+    return key
+
+
 @bp.get("/img/<public_id>")
 def image(public_id: str):
     """Send an image's display-size file; its content never changes, so caches keep it."""
-    display_key = db.session.scalar(
-        sa.select(Image.display_key).where(Image.public_id == public_id)
-    )
+    display_key = _display_key(public_id)
     if display_key is None:
         abort(404)
     etag = f"{public_id}-display"
