@@ -44,8 +44,10 @@ COMPLETION_CODE = "LIKENESS-DEMO"
 TRY_AGAIN_TITLE = "Please try again in a moment"
 POSITION = re.compile(r'class="progress-text">\s*(\d+)\s*/\s*(\d+)')
 ASSET = re.compile(r'<(?:img|script)[^>]*\ssrc="(/[^"]+)"|<link[^>]*\shref="(/static/[^"]+)"')
-# Median seconds a simulated person spends on a page (reading, looking, deciding).
-DEFAULT_THINK_S = 4.0
+# Median seconds a simulated person spends on a page (reading, looking, deciding). The demo
+# says it takes about five minutes: 39 pages, 7.7 s a page. Log-normal around 5 s (mean 5.7 s),
+# the simulated participants finish in under four minutes, faster than the study expects.
+DEFAULT_THINK_S = 5.0
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -416,6 +418,7 @@ class Gunicorn:
         self.target = target
         self.settings = settings
         self.log = log
+        self.access_log = log.with_suffix(".access")
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -440,6 +443,11 @@ class Gunicorn:
             "warning",
             "--error-logfile",
             "-",
+            # Each request's method, path, status and time inside gunicorn, in microseconds.
+            "--access-logfile",
+            str(self.access_log),
+            "--access-logformat",
+            "%(m)s %(U)s %(s)s %(D)s",
         ]
         if s.worker_class == "gthread":
             args += ["--threads", str(s.threads)]
@@ -535,6 +543,34 @@ class Gunicorn:
             return self.log.read_text(errors="replace")
         except OSError:
             return ""
+
+    def server_times(self) -> dict[str, list[float]]:
+        """Return the time each request spent inside gunicorn, in ms, by kind of request."""
+        times: dict[str, list[float]] = {}
+        try:
+            lines = self.access_log.read_text(errors="replace").splitlines()
+        except OSError:
+            return times
+        for line in lines:
+            parts = line.split()
+            if len(parts) == 4 and parts[3].isdigit():
+                kind = request_kind(parts[0], parts[1])
+                times.setdefault(kind, []).append(int(parts[3]) / 1000)
+        return times
+
+
+def request_kind(method: str, path: str) -> str:
+    """Name the kind of a participant's request as the load generator does."""
+    if path.startswith("/img/"):
+        return "image"
+    if path.startswith("/static/"):
+        return "static"
+    page = path.rstrip("/").rsplit("/", 1)[-1]
+    if "/trial/" in path:
+        return "answer"
+    if page in ("trial", "consent", "instructions", "questions", "done", "withdraw"):
+        return "trial page" if page == "trial" else page
+    return "link" if path.startswith("/s/") else "other"
 
 
 # --- databases --------------------------------------------------------------------------------
@@ -722,7 +758,10 @@ class Ledger:
     errors: list[str] = field(default_factory=list)
     outage: Counter = field(default_factory=Counter)
     outage_times: list[float] = field(default_factory=list)
+    loop_lag_ms: list[float] = field(default_factory=list)
     resumes: int = 0
+    # Participants who met a failed request (a fault's outage) at least once.
+    interrupted: set[int] = field(default_factory=set)
     warm_up_answers: int = 0
     started: int = 0
     completed: int = 0
@@ -802,6 +841,7 @@ class Participant:
 
     def _outage(self, what: str) -> None:
         """Count a failed request and when it happened."""
+        self.ledger.interrupted.add(self.index)
         self.ledger.outage[what] += 1
         self.ledger.outage_times.append(time.perf_counter() - self.clock0)
 
@@ -1059,8 +1099,21 @@ async def launch(
     tasks = [arrive(i, at) for i, at in enumerate(arrivals)]
     if during is not None:
         tasks.append(during(clock0))
-    await asyncio.gather(*tasks)
+    people = asyncio.gather(*tasks)
+    await asyncio.gather(people, watch_lag(people, ledger))
     return time.perf_counter() - clock0
+
+
+async def watch_lag(until: asyncio.Future, ledger: Ledger, every: float = 0.05) -> None:
+    """Record how late the load generator's own loop wakes up, until `until` is done.
+
+    On a busy machine the generator itself waits for a core: that delay is inside every
+    latency it measures, and this says how large it was.
+    """
+    while not until.done():
+        start = time.perf_counter()
+        await asyncio.sleep(every)
+        ledger.loop_lag_ms.append((time.perf_counter() - start - every) * 1000)
 
 
 @dataclass
@@ -1070,6 +1123,8 @@ class Run:
     ledger: Ledger
     wall: float
     log: str
+    # Time inside gunicorn per kind of request (the participants' latency less the queueing).
+    server_times: dict[str, list[float]]
     # (master, sorted workers) when the participants started and when they were all done.
     pids_before: tuple[int | None, list[int]]
     pids_after: tuple[int | None, list[int]]
@@ -1092,6 +1147,7 @@ def serve_and_launch(
         servers[0].start()
         ledger = Ledger()
         warm_up(servers[0].port, ledger)
+        servers[0].access_log.write_text("")  # the run's timings only, not the warm-up's
         before = servers[0].master_pid(), sorted(servers[0].worker_pids())
         print(
             f"{args.participants} participants arriving within {args.spread:.0f} s, "
@@ -1119,7 +1175,7 @@ def serve_and_launch(
     finally:
         for server in servers:
             server.stop()
-    return Run(ledger, wall, log, before, after)
+    return Run(ledger, wall, log, servers[-1].server_times(), before, after)
 
 
 def verdict(
@@ -1165,6 +1221,8 @@ def run_figures(
         "answers_per_s_peak_10s": round(peak_rate(ledger.answer_times), 1),
         "requests": sum(len(v) for v in ledger.latencies.values()),
         "latency": latency_table(ledger.latencies),
+        "time_inside_gunicorn": latency_table(run.server_times),
+        "load_generator_lag": _summary(ledger.loop_lag_ms),
         "errors": len(ledger.errors),
         "error_kinds": dict(ledger.error_kinds().most_common(8)),
     }

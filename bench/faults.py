@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -97,7 +98,7 @@ def since(clock0: float) -> float:
 
 def kill_gunicorn(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The gunicorn fault: SIGKILL master and workers mid-run, start a new server on the port."""
-    database = common.BenchDatabase("likeness_bench_faults", args.admin_url)
+    database = common.BenchDatabase(f"likeness_bench_faults_{os.getpid()}", args.admin_url)
     facts: dict[str, Any] = {"machine": common.machine()}
     try:
         database.create()
@@ -136,7 +137,9 @@ def restart_postgres(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         if args.system_cluster:
             cluster = SystemCluster()
-            database = common.BenchDatabase("likeness_bench_faults", args.admin_url).create()
+            database = common.BenchDatabase(
+                f"likeness_bench_faults_{os.getpid()}", args.admin_url
+            ).create()
             url = database.url
         else:
             cluster = common.PrivateCluster(work).create()
@@ -194,6 +197,7 @@ def report(
         ]
     # An answer whose request died or met the try-again page: the participant then resubmitted
     # it or reloaded the study page; those never confirmed stay in doubt (stored once or not).
+    figures["participants_interrupted"] = len(ledger.interrupted)
     figures["answer_requests_lost"] = ledger.resumes
     figures["answers_never_confirmed"] = len(ledger.in_doubt)
     goal = "acknowledged answers kept, resumed at the next trial, nothing twice"

@@ -17,13 +17,14 @@ Then the database is checked: every answer a participant was told was saved is s
 once with the values posted, nothing is stored that no one sent, the lists are balanced
 (fewest-first assignment) and no row is orphaned. Goal: no error, every p99 under 250 ms.
 
-The bench database (`likeness_bench` on the local server, made through the `test` database) is
-dropped and rebuilt for the run and dropped after it; never point it at one you care about.
+The bench database (`likeness_bench_<pid>` on the local server, made through the `test`
+database) is created for the run and dropped after it; never point it at one you care about.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -39,7 +40,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     """Read the command line."""
     parser = common.run_arguments(__doc__, participants=1000, seed=1)
     parser.add_argument("--no-assets", action="store_true", help="fetch no images or static files")
-    parser.add_argument("--database", default="likeness_bench", help="bench database name")
+    parser.add_argument(
+        "--database", default=f"likeness_bench_{os.getpid()}", help="bench database name"
+    )
     parser.add_argument("--admin-url", default=common.ADMIN_URL)
     return common.parse_run(parser, argv)
 
