@@ -355,6 +355,7 @@ def database_problems(facts: DatabaseFacts, ledger: Ledger) -> list[str]:
     """Run every check of a run's database against what its participants were told."""
 
     def stored_form(answers: Mapping[int, Mapping[str, str]]) -> dict[int, dict[str, str]]:
+        """Return posted answers as the measures they are stored as."""
         return {t: as_measures(posted, facts.left_sources.get(t)) for t, posted in answers.items()}
 
     problems = answer_problems(
@@ -1090,6 +1091,7 @@ async def launch(
     arrivals = sorted(rng.uniform(0, spread_s) for _ in range(n))
 
     async def arrive(index: int, at: float) -> None:
+        """Wait for this participant's moment, then take part."""
         await asyncio.sleep(max(0.0, clock0 + at - time.perf_counter()))
         person = Participant(
             index, run, port, ledger, behaviour, random.Random(rng.random()), deadline, clock0
@@ -1156,6 +1158,7 @@ def serve_and_launch(
         )
 
         async def during(clock0: float) -> None:
+            """Run the fault with the current list of servers."""
             await fault(servers, clock0)
 
         wall = asyncio.run(

@@ -29,6 +29,7 @@ def test_an_image_id_is_looked_up_once_per_worker(app, client, demo):
         engine = db.engine
 
     def count(conn, cursor, statement, *args):
+        """Note every statement sent to the database."""
         statements.append(statement)
 
     sa.event.listen(engine, "before_cursor_execute", count)
