@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-DEFAULT_RULES = {"incomplete": True, "attention": True, "min_median_rt_ms": 250.0,
-                 "straightlining": False}
+from analysis.vocabulary import DEFAULT_RULES
+
 REASONS = ("incomplete", "attention", "median_rt", "straightlining")
 
 

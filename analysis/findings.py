@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from analysis.outcomes import FIXED_OUTCOMES, Outcome, rating_outcome
+from analysis.vocabulary import FIXED_OUTCOMES, Outcome, rating_outcome
 
 VERDICTS = ("difference", "no_difference", "inconclusive")
 MAIN_FAMILIES = ("primary", "secondary")

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.vocabulary import DEFAULT_RATING_RANGE, FIXED_MEASURES
+
 TRIAL_COLUMNS = (
     "study", "participant", "list", "trial", "block", "task", "identity", "condition",
     "probe", "is_match", "measure", "value", "correct", "rt_ms", "attention_check",
@@ -21,14 +23,11 @@ TRIAL_COLUMNS = (
 TASKS = ("match", "rate", "choose", "detect")
 CONDITIONS = ("real", "ai")
 STATUSES = ("completed", "partial")
-# Measures with a fixed meaning; any other measure key on a rate trial is a rating scale.
-FIXED_MEASURES = ("same", "confidence", "choice", "source", "attention")
 TASK_MEASURES = {
     "match": ("same", "confidence"),
     "choose": ("choice", "confidence"),
     "detect": ("source", "confidence"),
 }
-DEFAULT_RATING_RANGE = (1, 7)
 DEFAULT_CONFIDENCE_RANGE = (1, 5)
 RATING_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _PSYCHDS_DATA = re.compile(r"^study-.+_data\.csv$")

@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
-from analysis.io import DEFAULT_RATING_RANGE, FIXED_MEASURES
 from analysis.sdt import detect_sdt, match_sdt
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What an outcome measures and how it is tested."""
-
-    name: str
-    task: str
-    kind: str  # "rating", "proportion", "sdt" or "share"
-    paired: bool  # ai vs real within units; else one sample against `reference_value`
-    reference_value: float = 0.0
-    label: str = ""
-    scale: tuple[int, int] | None = None
-
-
-FIXED_OUTCOMES = {
-    "recognition_accuracy": Outcome("recognition_accuracy", "match", "proportion", True,
-                                    label="recognition accuracy"),
-    "d_prime": Outcome("d_prime", "match", "sdt", True, label="recognition sensitivity (d')"),
-    "criterion": Outcome("criterion", "match", "sdt", True, label="response criterion (c)"),
-    "choice_real": Outcome("choice_real", "choose", "share", False, 0.5,
-                           label="share of choices for the real photograph"),
-    "detection_accuracy": Outcome("detection_accuracy", "detect", "proportion", False, 0.5,
-                                  label="AI-detection accuracy"),
-    "detection_d_prime": Outcome("detection_d_prime", "detect", "sdt", False, 0.0,
-                                 label="AI-detection sensitivity (d')"),
-}
-
-
-def rating_outcome(key: str, scale_ranges: dict | None = None) -> Outcome:
-    """The Outcome of a rating scale such as ``trust``."""
-    scale = tuple((scale_ranges or {}).get(key, DEFAULT_RATING_RANGE))
-    label = "trust" if key == "trust" else f"ratings of {key.replace('_', ' ')}"
-    return Outcome(key, "rate", "rating", True, label=label, scale=scale)
+from analysis.vocabulary import (
+    FIXED_MEASURES,
+    FIXED_OUTCOMES,
+    Outcome,
+    rating_outcome,
+)
 
 
 def rating_scales(trials: pd.DataFrame) -> list[str]:

@@ -6,12 +6,12 @@ import math
 import re
 from typing import Any
 
-from analysis.exclusions import DEFAULT_RULES
+from analysis.vocabulary import DEFAULT_RULES, FIXED_MEASURES
 
 OUTCOMES = ("recognition_accuracy", "d_prime", "criterion", "choice_real", "detection_accuracy",
             "detection_d_prime")
 # Measure keys that are not rating scales, so they cannot name an outcome either.
-NOT_RATING_SCALES = ("same", "confidence", "choice", "source", "attention")
+NOT_RATING_SCALES = FIXED_MEASURES
 DIRECTIONS = ("less", "greater", "two-sided")
 CORRECTIONS = ("holm", "bh")
 FIELDS = ("hypotheses", "primary_outcomes", "alpha", "correction", "exclusions",

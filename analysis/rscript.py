@@ -14,8 +14,7 @@ import math
 import re
 from typing import Any
 
-from analysis.exclusions import DEFAULT_RULES
-from analysis.outcomes import FIXED_OUTCOMES
+from analysis.vocabulary import DEFAULT_RULES, FIXED_OUTCOMES
 
 P_ADJUST = {"holm": "holm", "bh": "BH"}
 # Where each outcome's trial rows and trial score come from (see analysis.outcomes).

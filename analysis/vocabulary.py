@@ -1,0 +1,51 @@
+"""The analysis's vocabulary: measures, outcomes and default exclusion rules.
+
+Standard library only, so that the web app can name outcomes, check a plan and word findings
+without loading pandas, NumPy or SciPy; the modules that compute (`analysis.io`,
+`analysis.outcomes`, `analysis.exclusions`) import these names from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Measures with a fixed meaning; any other measure key on a rate trial is a rating scale.
+FIXED_MEASURES = ("same", "confidence", "choice", "source", "attention")
+DEFAULT_RATING_RANGE = (1, 7)
+# The contract's exclusion rules when no plan names its own.
+DEFAULT_RULES = {"incomplete": True, "attention": True, "min_median_rt_ms": 250.0,
+                 "straightlining": False}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an outcome measures and how it is tested."""
+
+    name: str
+    task: str
+    kind: str  # "rating", "proportion", "sdt" or "share"
+    paired: bool  # ai vs real within units; else one sample against `reference_value`
+    reference_value: float = 0.0
+    label: str = ""
+    scale: tuple[int, int] | None = None
+
+
+FIXED_OUTCOMES = {
+    "recognition_accuracy": Outcome("recognition_accuracy", "match", "proportion", True,
+                                    label="recognition accuracy"),
+    "d_prime": Outcome("d_prime", "match", "sdt", True, label="recognition sensitivity (d')"),
+    "criterion": Outcome("criterion", "match", "sdt", True, label="response criterion (c)"),
+    "choice_real": Outcome("choice_real", "choose", "share", False, 0.5,
+                           label="share of choices for the real photograph"),
+    "detection_accuracy": Outcome("detection_accuracy", "detect", "proportion", False, 0.5,
+                                  label="AI-detection accuracy"),
+    "detection_d_prime": Outcome("detection_d_prime", "detect", "sdt", False, 0.0,
+                                 label="AI-detection sensitivity (d')"),
+}
+
+
+def rating_outcome(key: str, scale_ranges: dict | None = None) -> Outcome:
+    """The Outcome of a rating scale such as ``trust``."""
+    scale = tuple((scale_ranges or {}).get(key, DEFAULT_RATING_RANGE))
+    label = "trust" if key == "trust" else f"ratings of {key.replace('_', ' ')}"
+    return Outcome(key, "rate", "rating", True, label=label, scale=scale)
