@@ -5,7 +5,9 @@ cannot see it loses nothing. Figures are drawn from results.json and the tidy sc
 `analysis.report.analyse`; nothing is recomputed here. No pyplot: every figure is a
 `matplotlib.figure.Figure` of its own, rendered by Agg (PNG) or the SVG backend with
 matplotlib's bundled DejaVu fonts, so no GUI backend is touched, the importing program's
-backend is left alone, and figures can be drawn from several threads at once.
+backend is left alone, and figures can be drawn from several threads at once. What a figure
+is before it is drawn (`FigureSpec`) and the readers of results.json live in `analysis.results`,
+which needs none of numpy, pandas or matplotlib.
 """
 
 from __future__ import annotations
@@ -13,14 +15,23 @@ from __future__ import annotations
 import io
 import math
 import textwrap
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.outcomes import FIXED_OUTCOMES, Outcome, rating_outcome
+from analysis.results import card_alt  # noqa: F401  (re-exported: its home before results.py)
+from analysis.results import (
+    FORMATS,
+    FigureSpec,
+    descriptive,
+    main_test,
+    outcome_of,
+    outcomes_in,
+    scale_factor,
+    unit_words,
+)
+from analysis.vocabulary import FIXED_OUTCOMES, Outcome
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision
 # deficiency. Real photographs blue, AI headshots vermillion; grey for individual units.
@@ -31,7 +42,6 @@ OKABE_ITO = {
 CONDITION_COLOURS = {"real": OKABE_ITO["blue"], "ai": OKABE_ITO["vermillion"]}
 CONDITION_NAMES = {"real": "Real photograph", "ai": "AI headshot"}
 UNIT_COLOUR = "#8c8c8c"
-FORMATS = {"svg": "image/svg+xml", "png": "image/png"}
 # Public chart cards: 1200 x 675 pixels (16:9), the size slides and social posts expect.
 CARD_INCHES = (12.0, 6.75)
 CARD_DPI = 100
@@ -39,53 +49,9 @@ REPORT_DPI = 150
 # Beyond this many participants the paired lines are drawn for a fixed random sample only:
 # thousands of lines hide the means and make the SVG heavy.
 MAX_LINES = 400
-MAIN_FAMILIES = ("primary", "secondary")
 
 
-@dataclass(frozen=True)
-class FigureSpec:
-    """A figure of the report: its file name, title, alt text and how to draw it."""
-
-    name: str
-    title: str
-    alt: str
-    draw: Callable[[], Figure]
-
-
-# --- reading results --------------------------------------------------------------------------
-
-
-def outcome_of(results: dict, name: str) -> Outcome:
-    """The Outcome called `name`, with its scale when results.json names one."""
-    if name in FIXED_OUTCOMES:
-        return FIXED_OUTCOMES[name]
-    scale = next((t.get("scale") for t in results.get("tests", [])
-                  if t.get("outcome") == name and t.get("scale")), None)
-    return rating_outcome(name, {name: tuple(scale)} if scale else None)
-
-
-def main_test(results: dict, outcome: str) -> dict | None:
-    """The participant-level test behind an outcome's finding, or None."""
-    return next((t for t in results.get("tests", []) if t.get("outcome") == outcome
-                 and t.get("family") in MAIN_FAMILIES and t.get("level") == "participant"),
-                None)
-
-
-def descriptive(results: dict, outcome: str, condition: str | None,
-                level: str = "participant") -> dict | None:
-    """The descriptives row of an outcome, condition and level, or None."""
-    return next((d for d in results.get("descriptives", []) if d.get("outcome") == outcome
-                 and d.get("level") == level and (d.get("condition") or None) == condition), None)
-
-
-def outcomes_in(results: dict) -> list[str]:
-    """Outcome names in report order (the order of their first test)."""
-    return list(dict.fromkeys(t["outcome"] for t in results.get("tests", [])))
-
-
-def scale_factor(outcome: Outcome) -> float:
-    """100 for proportions and shares (drawn in percent), else 1."""
-    return 100.0 if outcome.kind in ("proportion", "share") else 1.0
+# --- labels -----------------------------------------------------------------------------------
 
 
 def axis_label(outcome: Outcome) -> str:
@@ -102,16 +68,6 @@ def axis_label(outcome: Outcome) -> str:
         "detection_accuracy": "AI-detection accuracy (% correct)",
         "detection_d_prime": "AI-detection sensitivity d′ (z units)",
     }.get(outcome.name, f"{outcome.label} (units of the outcome)")
-
-
-def unit_words(outcome: Outcome) -> str:
-    """The unit of a difference of this outcome, in words."""
-    if outcome.kind == "rating":
-        low, high = outcome.scale or (1, 7)
-        return f"points on the {low}–{high} scale"
-    if outcome.kind in ("proportion", "share"):
-        return "percentage points"
-    return "z units"
 
 
 def _fmt(value: float | None, factor: float = 1.0, digits: int | None = None) -> str:
@@ -419,11 +375,6 @@ def render(fig: Figure, fmt: str, dpi: int = REPORT_DPI) -> bytes:
 
 
 # --- chart cards for the public page ------------------------------------------------------------
-
-
-def card_alt(finding: dict, study_title: str, n: int) -> str:
-    """Alt text of a claim card: the claim itself, N and the study."""
-    return f"Chart from the study “{study_title}” (N = {n} participants). {finding['claim']}"
 
 
 def claim_card(results: dict, finding: dict, study_title: str, footer: str,
