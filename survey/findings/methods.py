@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from analysis.findings import CORRECTION_NAMES
-from analysis.outcomes import FIXED_OUTCOMES
+from analysis.vocabulary import DEFAULT_RULES, FIXED_OUTCOMES
 
 TASK_PHRASES = {
     "match": "a recognition block ({name}): a headshot (real or AI) and an in-person probe photo "
@@ -71,8 +71,7 @@ def _block_phrase(block: dict[str, Any]) -> str:
 def _rules_sentence(results: dict[str, Any]) -> str:
     """Which exclusion rules applied, preregistered or the defaults."""
     plan = results.get("plan")
-    rules = ((plan or {}).get("exclusions")) or {
-        "incomplete": True, "attention": True, "min_median_rt_ms": 250.0, "straightlining": False}
+    rules = ((plan or {}).get("exclusions")) or DEFAULT_RULES
     parts = []
     if rules.get("incomplete"):
         parts.append("did not finish")

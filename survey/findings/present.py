@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from analysis.figures import (
+from analysis.findings import corrected_p, format_p
+from analysis.results import (
     FigureSpec,
     descriptive,
     main_test,
@@ -19,7 +20,6 @@ from analysis.figures import (
     scale_factor,
     unit_words,
 )
-from analysis.findings import corrected_p, format_p
 
 METHOD_NAMES = {
     "paired_t": "Paired t-test",

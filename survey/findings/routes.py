@@ -1,4 +1,8 @@
-"""Report and findings routes: the research team's report, its downloads, and the public page."""
+"""Report and findings routes: the research team's report, its downloads, and the public page.
+
+Figures are drawn by `analysis.figures` (matplotlib, numpy, pandas), imported inside the views
+that draw: a worker that only serves participants never loads them.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from flask import (
 from flask_login import current_user
 from markupsafe import escape
 
-from analysis.figures import FORMATS, card_alt, render, report_figures
+from analysis.results import FORMATS, card_alt
 from survey.extensions import db
 from survey.findings import bp, present, service
 from survey.findings.forms import ActionForm
@@ -74,8 +78,17 @@ def _etag_response(etag: str, make, mimetype: str, public: bool, filename: str |
 
 def _figure_specs(report: Report):
     """The report's figures (drawn lazily from the stored results and score tables)."""
+    from analysis.figures import report_figures
+
     participants, identities = service.score_tables(report)
     return report_figures(service.results_json(report), participants, identities)
+
+
+def _drawn(spec, fmt: str) -> bytes:
+    """A figure drawn and rendered as SVG or PNG bytes."""
+    from analysis.figures import render
+
+    return render(spec.draw(), fmt)
 
 
 def _report_context(study: Study, report: Report, standalone: bool = False) -> dict:
@@ -85,7 +98,7 @@ def _report_context(study: Study, report: Report, standalone: bool = False) -> d
     specs = _figure_specs(report)
     if standalone:
         sources = {s.name: "data:image/svg+xml;base64," + base64.b64encode(
-            render(s.draw(), "svg")).decode("ascii") for s in specs}
+            _drawn(s, "svg")).decode("ascii") for s in specs}
     else:
         sources = {s.name: url_for("findings.figure", study_id=study.id, report_id=report.id,
                                    name=s.name, fmt="svg") for s in specs}
@@ -182,7 +195,7 @@ def figure(study: Study, role: str, report_id: int, name: str, fmt: str):
                      if s.name == name), None)
         if spec is None:
             abort(404)
-        return render(spec.draw(), fmt)
+        return _drawn(spec, fmt)
 
     filename = f"{study.slug}-{name}.png" if fmt == "png" else None
     return _etag_response(etag, make, FORMATS[fmt], public=False, filename=filename)

@@ -5,6 +5,10 @@ trials table, the participants table (contract columns) and the frozen plan, so 
 runs again only when new data arrived or the analysis changed. Small studies are analysed inside
 the request; large ones in a background thread with an app context of its own, while the page
 shows a progress state that refreshes itself. Publishing snapshots one finished report.
+
+pandas and the analysis that needs it (with NumPy, SciPy, statsmodels and matplotlib) are
+imported inside the functions that compute, hash or draw, never when the app starts: a web
+worker that serves participants or exports stays small.
 """
 
 from __future__ import annotations
@@ -20,18 +24,13 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from flask import Flask, current_app
 from sqlalchemy.exc import IntegrityError
 
 import analysis
-from analysis.figures import claim_card
-from analysis.io import canonical_trials_csv
-from analysis.report import Report as AnalysisReport
-from analysis.report import analyse, write_report
 from analysis.rscript import r_script
 from survey import audit, design, exports
 from survey.extensions import db
@@ -46,6 +45,9 @@ from survey.models import (
     StudyMember,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,8 @@ def _canonical_participants(participants: pd.DataFrame) -> str:
 
 def data_hash(trials: pd.DataFrame, participants: pd.DataFrame, plan: dict | None) -> str:
     """SHA-256 of canonical trials CSV, a newline, canonical participants CSV, a newline, plan JSON."""
+    from analysis.io import canonical_trials_csv
+
     digest = hashlib.sha256()
     digest.update(canonical_trials_csv(trials).encode("utf-8"))
     digest.update(b"\n")
@@ -226,6 +230,8 @@ def _table_json(table: pd.DataFrame) -> dict:
 
 def table_frame(stored: dict) -> pd.DataFrame:
     """Rebuild a DataFrame stored by `_table_json`."""
+    import pandas as pd
+
     return pd.DataFrame(stored.get("data", []), columns=stored.get("columns", []))
 
 
@@ -269,12 +275,20 @@ def software_versions() -> dict[str, str]:
     """Versions of what computed the report, for the methods paragraph."""
     import matplotlib
     import numpy
+    import pandas
     import scipy
     import statsmodels
 
     return {"Likeness analysis": analysis.__version__, "Python": platform.python_version(),
-            "NumPy": numpy.__version__, "SciPy": scipy.__version__, "pandas": pd.__version__,
+            "NumPy": numpy.__version__, "SciPy": scipy.__version__, "pandas": pandas.__version__,
             "statsmodels": statsmodels.__version__, "matplotlib": matplotlib.__version__}
+
+
+def analyse(*args: Any, **kwargs: Any) -> Any:
+    """`analysis.report.analyse`, imported on the first report (it loads SciPy and statsmodels)."""
+    from analysis.report import analyse as run_analysis
+
+    return run_analysis(*args, **kwargs)
 
 
 def compute(report_id: int, inputs: StudyInputs) -> None:
@@ -551,6 +565,9 @@ def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:
 
 def tables_zip(report: Report) -> bytes:
     """results.json and one CSV per result table in a ZIP (analysis.report.write_report's files)."""
+    from analysis.report import Report as AnalysisReport
+    from analysis.report import write_report
+
     frames = {}
     for name, frame in tables(report).items():
         # Participant ids may start with '-': guard text cells as the exports do.
@@ -700,4 +717,6 @@ def chart(study: Study, report: Report, outcome: str, fmt: str, url: str) -> byt
     finding = next((f for f in results.get("findings", []) if f.get("outcome") == outcome), None)
     if finding is None:
         return None
+    from analysis.figures import claim_card
+
     return claim_card(results, finding, study.title, card_footer(url, report), fmt)
