@@ -1,7 +1,7 @@
 """Simulated participants for the report tests, answering through the participant service.
 
 `simulate` starts participants and records their answers with the same functions the
-participant routes call (start_participant, answer_context, record_answer), with effects chosen
+participant routes call (start_participant, answer_target, store_answer), with effects chosen
 per test: a clear trust drop, no recognition difference, and so on. The last test here checks
 that the simulation stores what it says.
 """
@@ -105,12 +105,12 @@ def simulate(study_id: int, n: int, *, seed: int = 0, effects: Effects | None = 
                 break
             rng = random.Random(f"{seed}:{index}:{trial.block_id}:{trial.identity_id}:"
                                 f"{trial.condition}:{trial.is_match}:{trial.is_practice}")
-            context = participant_service.answer_context(slug, public_id, trial.id)
+            target = participant_service.answer_target(slug, public_id, trial.id)
             if trial.is_attention:
                 measures = [("attention", _attention_value(trial, passes))]
             else:
-                measures = _answers(trial, context.settings, rng, bias, effects)
-            outcome = participant_service.record_answer(context, measures,
+                measures = _answers(trial, target.settings, rng, bias, effects)
+            outcome = participant_service.store_answer(target, measures,
                                                         round(rng.lognormvariate(6.9, 0.35), 1))
             assert outcome == participant_service.STORED, (trial.position, outcome)
         study = db.session.get(Study, study_id)

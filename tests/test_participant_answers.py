@@ -279,24 +279,34 @@ def test_concurrent_duplicate_posts_store_the_answer_once(app, client, demo):
     assert count(app, Response) == len(form.choices)
 
 
-def test_record_answer_reports_repeats_and_the_unique_key_guards_a_race(app, client, demo):
+def test_store_answer_reports_repeats_and_order_and_the_unique_key_guards_a_race(
+    app, client, demo
+):
     agree(client, "demo")
     form = trial_form(client)
     (p,) = participants(app)
     with app.test_request_context():
-        context = service.answer_context("demo", p.public_id, trial_id(form))
+        later = service.answer_target("demo", p.public_id, trial_id(form) + 1)
+        assert later is not None and not later.current and not later.answered
+        assert service.store_answer(later, [("same", "1")], None) == service.NOT_CURRENT
+        target = service.answer_target("demo", p.public_id, trial_id(form))
+        assert target.current and not target.answered
         assert (
-            service.record_answer(context, [("same", "1"), ("confidence", "2")], None)
+            service.store_answer(target, [("same", "1"), ("confidence", "2")], None)
             == service.STORED
         )
-        # The same context again: the claim finds the trial answered.
-        assert service.record_answer(context, [("same", "0")], None) == service.REPEAT
+        # The same target again (looked up before the first was stored): the claim finds the
+        # trial answered and stores nothing.
+        assert service.store_answer(target, [("same", "0")], None) == service.REPEAT
+        assert service.answer_target("demo", p.public_id, trial_id(form)).answered
         # A claim that slipped through (as if two requests claimed at once) hits the unique key.
         db.session.execute(
             sa.update(Trial).where(Trial.id == trial_id(form)).values(answered_at=None)
         )
         db.session.commit()
-        assert service.record_answer(context, [("same", "0")], None) == service.REPEAT
+        assert service.store_answer(target, [("same", "0")], None) == service.REPEAT
+        # Another participant's trial is nobody's here.
+        assert service.answer_target("demo", "not-a-participant", trial_id(form)) is None
     assert responses(app, trial_id(form)) == {"same": ("1", None), "confidence": ("2", None)}
 
 

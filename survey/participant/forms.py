@@ -135,13 +135,19 @@ def attention_instruction(question: Question, answer: Optional[str]) -> str:
     return f"Attention check: for this one, choose “{label}”."
 
 
-class AnswerForm(FlaskForm):
-    """Base of the answer forms: the response time measured by the page's script."""
+class ParticipantForm(FlaskForm):
+    """Base of the participant's forms: their token is checked by `survey.participant.csrf`.
+
+    It comes from the browser's form key, not the session, before the view runs; the form
+    itself carries no session token.
+    """
 
     class Meta:
-        # The app-wide CSRFProtect checks every POST's token before the view runs; checking
-        # it again here would also sign a fresh token on every answer (the hot path).
         csrf = False
+
+
+class AnswerForm(ParticipantForm):
+    """Base of the answer forms: the response time measured by the page's script."""
 
     rt_ms = HiddenField()
 
@@ -188,7 +194,7 @@ def first_error(form: FlaskForm) -> str:
     return "The answer could not be read."
 
 
-class ConsentForm(FlaskForm):
+class ConsentForm(ParticipantForm):
     """Agree or decline; the token makes a double-clicked agreement start one participant."""
 
     token = HiddenField()
@@ -196,7 +202,7 @@ class ConsentForm(FlaskForm):
     decline = SubmitField("I do not agree")
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(ParticipantForm):
     """The confirmation of a withdrawal."""
 
     confirm = SubmitField("Yes, withdraw and delete my answers")
@@ -208,7 +214,7 @@ class PreviewForm(FlaskForm):
     start = SubmitField("Start a preview run")
 
 
-class DemographicsForm(FlaskForm):
+class DemographicsForm(ParticipantForm):
     """Optional questions after the trials; every one may be left out."""
 
     age = IntegerField(

@@ -25,6 +25,7 @@ from survey.markup import render_markdown
 from survey.media import storage
 from survey.models import Image, Participant, Study, new_public_id
 from survey.participant import bp, forms, service
+from survey.participant import csrf as participant_csrf
 
 COOKIE = "likeness_participant"
 COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -116,6 +117,8 @@ def _study_or_404(slug: str) -> Study:
 
 # --- pages ------------------------------------------------------------------------------------
 
+bp.record_once(lambda state: state.app.teardown_appcontext(service.close_hot))
+
 
 @bp.after_request
 def _no_store(response: WerkzeugResponse) -> WerkzeugResponse:
@@ -125,7 +128,7 @@ def _no_store(response: WerkzeugResponse) -> WerkzeugResponse:
     # Every view here commits what it writes or rolls it back itself; what is left open is a
     # read, ended without the ROLLBACK that would cost the hot queries their prepared plans.
     service.end_read()
-    return response
+    return participant_csrf.keep_key(response)
 
 
 @bp.errorhandler(CSRFError)
@@ -157,6 +160,7 @@ def _page(
         "participant_here", participant is not None and participant.status != "withdrawn"
     )
     context.setdefault("preview_run", participant is not None and participant.is_preview)
+    context.setdefault("csrf_token", participant_csrf.token)
     return render_template(template, study=study, participant=participant, **context)
 
 
@@ -227,6 +231,7 @@ def entry(slug: str):
 
 
 @bp.post("/s/<slug>/consent")
+@participant_csrf.protected
 def consent(slug: str):
     """Agree (start, or resume) or decline."""
     study = _study_or_404(slug)
@@ -387,22 +392,12 @@ def _asks_demographics(study: Study) -> bool:
 
 
 @bp.post("/s/<slug>/trial/<int:trial_id>")
+@participant_csrf.protected
 def answer(slug: str, trial_id: int):
     """Validate and store one answer, then go to the next unanswered trial."""
     public_id = _cookie_public_id()
-    claim = service.claim_trial(slug, public_id, trial_id)
-    if claim is None:
-        reason = service.unclaimed_reason(slug, public_id, trial_id)
-        if reason == service.REPEAT:
-            # A double click, a reload, the back button: nothing new; on to the current trial.
-            return redirect(url_for("participant.trial", slug=slug), 303)
-        if reason == service.NOT_CURRENT:
-            return render_error(
-                400,
-                "Please answer the questions in order",
-                "That answer was for a later question, so it was not saved. "
-                "Reload the study page to continue with the current one.",
-            )
+    target = service.answer_target(slug, public_id, trial_id)
+    if target is None:
         if public_id is None:
             return redirect(url_for("participant.entry", slug=slug), 303)
         return render_error(
@@ -410,22 +405,41 @@ def answer(slug: str, trial_id: int):
             "This question is not part of your study",
             "Nothing was saved. Continue with your own questions from the study link.",
         )
-    questions = forms.questions_for(claim.task, claim.settings, claim.is_attention)
+    if target.answered:
+        # A double click, a reload, the back button: nothing new; on to the current trial.
+        return redirect(url_for("participant.trial", slug=slug), 303)
+    if not target.current:
+        return _not_in_order()
+    questions = forms.questions_for(target.task, target.settings, target.is_attention)
     form = forms.answer_form_class(questions)()
     if not form.validate_on_submit():
-        service.release(claim)
         state = service.page_state(slug, public_id)
         message = "Your answer was not saved: " + forms.first_error(form)
         if state is None or state.current is None:
             return render_error(400, "Your answer was not saved", message)
         return _render_trial(slug, state, message, 400)
-    service.store_answer(
-        claim, forms.measures(questions, form, claim.left_source), service.clean_rt(form.rt_ms.data)
+    stored = service.store_answer(
+        target,
+        forms.measures(questions, form, target.left_source),
+        service.clean_rt(form.rt_ms.data),
     )
+    if stored == service.NOT_CURRENT:
+        return _not_in_order()
     return redirect(url_for("participant.trial", slug=slug), 303)
 
 
+def _not_in_order():
+    """Refuse an answer to a later trial than the current one; nothing is stored."""
+    return render_error(
+        400,
+        "Please answer the questions in order",
+        "That answer was for a later question, so it was not saved. "
+        "Reload the study page to continue with the current one.",
+    )
+
+
 @bp.route("/s/<slug>/questions", methods=["GET", "POST"])
+@participant_csrf.protected
 def questions(slug: str):
     """Ask the optional demographics once the trials are done."""
     study, participant = _participant_or_entry(slug)
@@ -474,6 +488,7 @@ def done(slug: str):
 
 
 @bp.route("/s/<slug>/withdraw", methods=["GET", "POST"])
+@participant_csrf.protected
 def withdraw(slug: str):
     """Confirm, then delete the participant's answers and mark them withdrawn."""
     study, participant = _participant_or_entry(slug)

@@ -4,11 +4,15 @@ Routes and the simulation command both call these functions; nothing here reads 
 
 Starting takes the study row's lock (an UPDATE of its start counter: a row lock in PostgreSQL,
 the write lock in SQLite), so concurrent starts run one after another: each sees the lists'
-counts left by the one before, and the target-N check cannot be overrun. Recording an answer is
-the hot path: one UPDATE ... RETURNING claims the trial (only this participant's, unanswered,
-with every earlier trial answered) and reads what validating the answer needs; then one INSERT
-of its responses and the commit, or a rollback when the answer is invalid. A repeated POST
-claims nothing and stores nothing; the unique (trial, measure) key is the last guard.
+counts left by the one before, and the target-N check cannot be overrun. Showing a trial and
+recording an answer are the hot path, run on a connection of their own outside the ORM session
+(`hot_connection`, autocommit on PostgreSQL): the trial page is one SELECT; an answer is one
+SELECT of the posted trial (is it this participant's, answered, the current one, and what
+validating the answer needs), then, once valid, one atomic statement that claims the trial
+(only if still unanswered with every earlier trial answered), inserts its responses and
+completes the participant after the last (on SQLite: the same three statements in one
+transaction). A repeated POST claims nothing and stores nothing; the unique (trial, measure)
+key is the last guard.
 
 Withdrawal deletes the participant's trials, answers and demographics. Its recruitment id is
 kept only as a SHA-256 digest and its link parameters are dropped: the platform's id itself is
@@ -28,6 +32,7 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from flask import g
 from sqlalchemy.exc import IntegrityError
 
 from survey import design
@@ -534,9 +539,19 @@ PAGE = (
     .limit(2)
 )
 
-# The posted trial, only if it is this participant's in this study (a read, for callers that
-# look before they store; the routes claim directly).
-ANSWERED_TRIAL = (
+# The posted trial, only if it is this participant's in this study: what validating its answer
+# needs, whether it is answered already and whether it is the current one (no earlier trial
+# left unanswered).
+_EARLIER_OPEN = (
+    sa.select(_later.id)
+    .where(
+        _later.participant_id == Trial.participant_id,
+        _later.position < Trial.position,
+        _later.answered_at.is_(None),
+    )
+    .exists()
+)
+TARGET = (
     sa.select(
         Participant.id,
         Participant.status,
@@ -549,6 +564,7 @@ ANSWERED_TRIAL = (
         Block.id,
         Block.settings,
         _TOTAL,
+        ~_EARLIER_OPEN,
     )
     .select_from(Trial)
     .join(Participant, Participant.id == Trial.participant_id)
@@ -561,75 +577,129 @@ ANSWERED_TRIAL = (
     )
 )
 _TRIAL = Trial.__table__
-_OWNER = (
-    sa.select(Participant.id)
-    .join(Study, Study.id == Participant.study_id)
-    .where(Participant.public_id == sa.bindparam("public_id"), Study.slug == sa.bindparam("slug"))
-    .scalar_subquery()
-)
-# Claim the posted trial and read what validating its answer needs, in one statement: only a
-# trial of this participant (by its cookie's id) in this study (by the link), still unanswered,
-# with every earlier trial answered. Zero rows: see `unclaimed_reason`.
-CLAIM = (
-    sa.update(_TRIAL)
+_RESPONSE = Response.__table__
+_PARTICIPANT = Participant.__table__
+_NOW = sa.bindparam("now", type_=_TRIAL.c.answered_at.type)
+# Claim the trial: only if it is still unanswered and every earlier one is answered, so of two
+# identical POSTs racing, one claims it and the other finds nothing (READ COMMITTED re-checks
+# the row after the first commits).
+_CLAIM_WHERE = (
+    _TRIAL.c.id == sa.bindparam("trial_id"),
+    _TRIAL.c.participant_id == sa.bindparam("owner"),
+    _TRIAL.c.answered_at.is_(None),
+    ~sa.select(_later.id)
     .where(
-        _TRIAL.c.id == sa.bindparam("trial_id"),
-        _TRIAL.c.answered_at.is_(None),
-        _TRIAL.c.participant_id == _OWNER,
-        ~sa.select(_later.id)
-        .where(
-            _later.participant_id == _TRIAL.c.participant_id,
-            _later.position < _TRIAL.c.position,
-            _later.answered_at.is_(None),
-        )
-        .exists(),
+        _later.participant_id == _TRIAL.c.participant_id,
+        _later.position < _TRIAL.c.position,
+        _later.answered_at.is_(None),
     )
-    .values(answered_at=sa.bindparam("now"))
-    .returning(
-        _TRIAL.c.participant_id,
-        _TRIAL.c.position,
-        _TRIAL.c.task,
-        _TRIAL.c.is_attention,
-        _TRIAL.c.attention_answer,
-        _TRIAL.c.left_source,
-        _TRIAL.c.block_id,
-        # Qualified by hand: SQLite's RETURNING is rendered without table names, which would
-        # make these correlated subqueries compare the subquery's own columns.
-        sa.select(Block.settings)
-        .where(Block.id == sa.literal_column("trial.block_id"))
-        .scalar_subquery(),
-        sa.select(sa.func.max(_later.position))
-        .where(_later.participant_id == sa.literal_column("trial.participant_id"))
-        .scalar_subquery(),
-    )
+    .exists(),
 )
-INSERT_RESPONSES = Response.__table__.insert()
+CLAIM = sa.update(_TRIAL).where(*_CLAIM_WHERE).values(answered_at=_NOW).returning(_TRIAL.c.id)
+INSERT_RESPONSES = _RESPONSE.insert()
 COMPLETE = (
-    sa.update(Participant.__table__)
-    .where(
-        Participant.__table__.c.id == sa.bindparam("owner"),
-        Participant.__table__.c.status == "in_progress",
-    )
-    .values(status="completed", completed_at=sa.bindparam("now"))
+    sa.update(_PARTICIPANT)
+    .where(_PARTICIPANT.c.id == sa.bindparam("owner"), _PARTICIPANT.c.status == "in_progress")
+    .values(status="completed", completed_at=_NOW)
 )
+
+
+def _store_in_one_statement() -> sa.Select:
+    """PostgreSQL: claim, insert the answers and complete the participant in one statement.
+
+    Data-modifying CTEs run as one atomic statement, so in autocommit it costs one round trip
+    instead of BEGIN, UPDATE, INSERT, UPDATE and COMMIT. Returns the number of trials claimed.
+    """
+    from sqlalchemy.dialects import postgresql
+
+    claimed = CLAIM.returning(_TRIAL.c.participant_id).cte("claimed")
+    answers = (
+        sa.func.unnest(
+            sa.bindparam("measures", type_=postgresql.ARRAY(sa.String)),
+            sa.bindparam("answer_values", type_=postgresql.ARRAY(sa.String)),
+        )
+        .table_valued("measure", "value")
+        .render_derived()
+    )
+    stored = (
+        _RESPONSE.insert()
+        .from_select(
+            ["trial_id", "participant_id", "measure", "value", "rt_ms", "created_at"],
+            sa.select(
+                claimed.c.id,
+                claimed.c.participant_id,
+                answers.c.measure,
+                answers.c.value,
+                sa.bindparam("rt_ms", type_=_RESPONSE.c.rt_ms.type),
+                _NOW,
+            ).select_from(claimed.join(answers, sa.true())),
+        )
+        .cte("stored")
+    )
+    completed = (
+        sa.update(_PARTICIPANT)
+        .where(
+            _PARTICIPANT.c.id.in_(sa.select(claimed.c.participant_id)),
+            sa.bindparam("last", type_=sa.Boolean),
+            _PARTICIPANT.c.status == "in_progress",
+        )
+        .values(status="completed", completed_at=_NOW)
+        .cte("completed")
+    )
+    return sa.select(sa.func.count()).select_from(claimed).add_cte(stored, completed)
+
+
+STORE_ONE_STATEMENT = _store_in_one_statement()
 
 
 def end_read() -> None:
-    """End a read-only transaction with COMMIT rather than the ROLLBACK the session would send.
+    """End the ORM session's read with COMMIT rather than the ROLLBACK the session would send.
 
     psycopg forgets every prepared statement of a connection on each ROLLBACK, after which
     PostgreSQL plans the hot queries afresh (the trial page's takes a millisecond and a half of
     its CPU to plan, many times the cost of running it). Callers have nothing pending.
     """
-    db.session.commit()
+    if db.session.registry.has() and db.session().in_transaction():
+        db.session.commit()
+
+
+def hot_connection() -> sa.Connection:
+    """Return this app context's connection for the trial page and the answers.
+
+    It is a pooled connection outside the ORM session (whose bookkeeping costs more than these
+    statements), opened on first use and closed when the app context ends (`close_hot`). On
+    PostgreSQL it runs in autocommit: a read is its one statement, with no BEGIN and COMMIT
+    round trips, and an answer is stored by one atomic statement (`STORE_ONE_STATEMENT`).
+    """
+    connection = g.get("likeness_hot_connection")
+    if connection is None or connection.closed:
+        connection = db.engine.connect()
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        g.likeness_hot_connection = connection
+    return connection
+
+
+def close_hot(_exc: Optional[BaseException] = None) -> None:
+    """Close the app context's hot connection, if one was opened (a teardown)."""
+    connection = g.pop("likeness_hot_connection", None)
+    if connection is not None:
+        connection.close()
+
+
+def _read(statement: sa.Executable, params: Mapping[str, Any]) -> list[sa.Row]:
+    """Run one read on the hot connection and end it (a no-op in autocommit)."""
+    connection = hot_connection()
+    rows = connection.execute(statement, params).all()
+    connection.commit()
+    return rows
 
 
 def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
     """Return the participant's current trial and the next one's images; None if unknown."""
     if not public_id:
         return None
-    rows = db.session.connection().execute(PAGE, {"public_id": public_id, "slug": slug}).all()
-    end_read()
+    rows = _read(PAGE, {"public_id": public_id, "slug": slug})
     if not rows:
         return None
     first = rows[0]
@@ -667,100 +737,9 @@ def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A trial claimed for an answer inside the open transaction: what validating it needs."""
+class AnswerTarget:
+    """A posted trial of this participant in this study: what validating its answer needs."""
 
-    participant_id: int
-    trial_id: int
-    position: int
-    total: int
-    task: str
-    settings: dict[str, Any]
-    is_attention: bool
-    attention_answer: Optional[str]
-    left_source: Optional[str]
-    now: datetime
-
-
-def claim_trial(slug: str, public_id: Optional[str], trial_id: int) -> Optional[Claim]:
-    """Mark the posted trial answered (uncommitted) if it is this participant's current one.
-
-    Returns None, with nothing changed, when it is not (see `unclaimed_reason`). The caller
-    then stores the answer with `store_answer`, or calls `release` when it is invalid.
-    """
-    if not public_id:
-        return None
-    now = utcnow()
-    row = (
-        db.session.connection()
-        .execute(CLAIM, {"trial_id": trial_id, "public_id": public_id, "slug": slug, "now": now})
-        .first()
-    )
-    if row is None:
-        end_read()  # the UPDATE changed nothing
-        return None
-    (participant_id, position, task, attention, answer, left_source, block_id, raw_settings,
-     total) = row  # fmt: skip
-    return Claim(
-        participant_id=participant_id,
-        trial_id=trial_id,
-        position=position,
-        total=total,
-        task=task,
-        settings=block_settings(block_id, task, raw_settings),
-        is_attention=attention,
-        attention_answer=answer,
-        left_source=left_source,
-        now=now,
-    )
-
-
-def release(claim: Claim) -> None:
-    """Undo a claim whose answer was invalid: the trial stays unanswered, nothing is stored."""
-    db.session.rollback()
-
-
-STORED = "stored"
-REPEAT = "repeat"
-NOT_CURRENT = "not_current"
-UNKNOWN = "unknown"
-
-
-def store_answer(claim: Claim, measures: Sequence[tuple[str, str]], rt_ms: Optional[float]) -> str:
-    """Insert a claimed trial's answers (completing the participant after the last) and commit.
-
-    Returns STORED, or REPEAT when the unique (trial, measure) key shows the answer was stored
-    already: the last guard against a repeated POST.
-    """
-    rows = [
-        {
-            "trial_id": claim.trial_id,
-            "participant_id": claim.participant_id,
-            "measure": measure,
-            "value": value,
-            "rt_ms": rt_ms,
-            "created_at": claim.now,
-        }
-        for measure, value in measures
-    ]
-    connection = db.session.connection()
-    try:
-        connection.execute(INSERT_RESPONSES, rows)
-        if claim.position >= claim.total:
-            connection.execute(COMPLETE, {"owner": claim.participant_id, "now": claim.now})
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return REPEAT
-    return STORED
-
-
-@dataclass(frozen=True)
-class AnswerContext:
-    """A trial looked up before storing its answer (for simulations that choose answers)."""
-
-    slug: str
-    public_id: str
     participant_id: int
     status: str
     trial_id: int
@@ -772,63 +751,95 @@ class AnswerContext:
     attention_answer: Optional[str]
     left_source: Optional[str]
     answered: bool
+    # Every earlier trial is answered: this one is the participant's current trial.
+    current: bool
 
 
-def answer_context(slug: str, public_id: Optional[str], trial_id: int) -> Optional[AnswerContext]:
-    """Return the trial if it is one of this participant's in this study, else None."""
+STORED = "stored"
+REPEAT = "repeat"
+NOT_CURRENT = "not_current"
+
+
+def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optional[AnswerTarget]:
+    """Return the posted trial if it is this participant's (by its cookie) in this study."""
     if not public_id:
         return None
-    row = (
-        db.session.connection()
-        .execute(ANSWERED_TRIAL, {"trial_id": trial_id, "public_id": public_id, "slug": slug})
-        .first()
-    )
-    if row is None:
+    rows = _read(TARGET, {"trial_id": trial_id, "public_id": public_id, "slug": slug})
+    if not rows:
         return None
     (participant_id, status, position, task, attention, answer, left_source, answered_at,
-     block_id, raw_settings, total_trials) = row  # fmt: skip
-    return AnswerContext(
-        slug=slug,
-        public_id=public_id,
+     block_id, raw_settings, total, current) = rows[0]  # fmt: skip
+    return AnswerTarget(
         participant_id=participant_id,
         status=status,
         trial_id=trial_id,
         position=position,
-        total=total_trials,
+        total=total,
         task=task,
         settings=block_settings(block_id, task, raw_settings),
         is_attention=attention,
         attention_answer=answer,
         left_source=left_source,
         answered=answered_at is not None,
+        current=bool(current),
     )
 
 
-def record_answer(
-    context: AnswerContext, measures: Sequence[tuple[str, str]], rt_ms: Optional[float]
+def store_answer(
+    target: AnswerTarget, measures: Sequence[tuple[str, str]], rt_ms: Optional[float]
 ) -> str:
-    """Claim and store a looked-up trial's answers; return STORED, REPEAT or NOT_CURRENT."""
-    if context.answered:
+    """Store a validated answer: claim the trial, insert its responses, complete after the last.
+
+    All or nothing. Returns STORED; REPEAT when the trial was answered meanwhile (a repeated
+    POST racing this one: the unique (trial, measure) key is the last guard); NOT_CURRENT when
+    an earlier trial is unanswered.
+    """
+    if target.answered:
         return REPEAT
-    claim = claim_trial(context.slug, context.public_id, context.trial_id)
-    if claim is None:
-        return unclaimed_reason(context.slug, context.public_id, context.trial_id)
-    return store_answer(claim, measures, rt_ms)
-
-
-def unclaimed_reason(slug: str, public_id: Optional[str], trial_id: int) -> str:
-    """Tell why a trial was not claimed: UNKNOWN (not this participant's), REPEAT or NOT_CURRENT."""
-    if not public_id:
-        return UNKNOWN
-    answered = db.session.execute(
-        sa.select(Trial.answered_at)
-        .join(Participant, Participant.id == Trial.participant_id)
-        .join(Study, Study.id == Participant.study_id)
-        .where(Trial.id == trial_id, Participant.public_id == public_id, Study.slug == slug)
-    ).first()
-    if answered is None:
-        return UNKNOWN
-    return REPEAT if answered[0] is not None else NOT_CURRENT
+    if not target.current:
+        return NOT_CURRENT
+    now = utcnow()
+    connection = hot_connection()
+    claim = {"trial_id": target.trial_id, "owner": target.participant_id, "now": now}
+    try:
+        if connection.dialect.name == "postgresql":
+            claimed = connection.execute(
+                STORE_ONE_STATEMENT,
+                {
+                    **claim,
+                    "measures": [measure for measure, _ in measures],
+                    "answer_values": [value for _, value in measures],
+                    "rt_ms": rt_ms,
+                    "last": target.position >= target.total,
+                },
+            ).scalar_one()
+        else:
+            claimed = connection.execute(CLAIM, claim).first() is not None
+            if claimed:
+                connection.execute(
+                    INSERT_RESPONSES,
+                    [
+                        {
+                            "trial_id": target.trial_id,
+                            "participant_id": target.participant_id,
+                            "measure": measure,
+                            "value": value,
+                            "rt_ms": rt_ms,
+                            "created_at": now,
+                        }
+                        for measure, value in measures
+                    ],
+                )
+                if target.position >= target.total:
+                    connection.execute(COMPLETE, claim)
+        connection.commit()
+    except IntegrityError:
+        connection.rollback()
+        return REPEAT
+    except BaseException:
+        connection.rollback()
+        raise
+    return STORED if claimed else REPEAT
 
 
 def clean_rt(raw: Any) -> Optional[float]:

@@ -244,6 +244,8 @@ def test_production_cookies_are_secure_and_hsts_is_sent(production_app, app, wor
         and production_app.config["REMEMBER_COOKIE_SAMESITE"] == "Lax"
     )
     page = client.get(f"/s/{world.slug}", base_url="https://likeness.example")
+    (form_key,) = [c for c in page.headers.getlist("Set-Cookie") if c.startswith("likeness_form=")]
+    assert "Secure" in form_key and "HttpOnly" in form_key and "SameSite=Lax" in form_key
     response = client.post(
         f"/s/{world.slug}/consent",
         base_url="https://likeness.example",

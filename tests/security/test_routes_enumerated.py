@@ -7,8 +7,11 @@ researcher's and must send signed-out visitors to sign-in.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from survey.participant import csrf as participant_csrf
 from tests.security.conftest import (
     STATE_CHANGING,
     build_url,
@@ -86,9 +89,19 @@ def test_every_route_with_a_study_checks_the_role(app):
     assert missing == []
 
 
-def test_no_view_is_exempt_from_csrf(app):
+def test_only_the_participant_form_views_leave_csrf_to_their_own_check(app):
+    """The session's check skips only views checked by the participant form key instead."""
     csrf = app.extensions["csrf"]
-    assert csrf._exempt_views == set() and csrf._exempt_blueprints == set()
+    assert csrf._exempt_blueprints == set()
+    assert csrf._exempt_views == participant_csrf.PROTECTED_VIEWS
+    protected = {
+        name for name, view in app.view_functions.items()
+        if f"{view.__module__}.{view.__name__}" in participant_csrf.PROTECTED_VIEWS
+    }
+    assert protected == {
+        "participant.consent", "participant.answer", "participant.questions",
+        "participant.withdraw",
+    }
     assert app.config["WTF_CSRF_METHODS"] == ["POST", "PUT", "PATCH", "DELETE"] or set(
         app.config["WTF_CSRF_METHODS"]
     ) >= set(STATE_CHANGING)
@@ -182,3 +195,23 @@ def test_lower_roles_are_refused_every_route_above_them(app, world, who, rank):
         refused += 1
     assert refused > (15 if who == "viewer" else 4)
     assert fingerprint(app) == before
+
+
+def test_a_participant_token_is_bound_to_its_browser(app, world):
+    """A token copied from another browser's page, or sent without its cookie, is refused."""
+    app.config["WTF_CSRF_ENABLED"] = True
+    mine, theirs = participant_client(app, world), participant_client(app, world)
+    url = f"/s/{world.slug}/withdraw"
+    token_of = {}
+    for name, client in (("mine", mine), ("theirs", theirs)):
+        page = client.get(url).get_data(as_text=True)
+        token_of[name] = re.search(r'name="csrf_token" type="hidden" value="([0-9a-f]+)"', page)[1]
+    assert token_of["mine"] != token_of["theirs"]
+    before = fingerprint(app)
+    assert mine.post(url, data={"csrf_token": token_of["theirs"]}).status_code == 400
+    mine.delete_cookie(participant_csrf.COOKIE, path=participant_csrf.COOKIE_PATH)
+    assert mine.post(url, data={"csrf_token": token_of["mine"]}).status_code == 400
+    assert fingerprint(app) == before
+    # Its own token with its own key is accepted (the withdrawal goes through).
+    assert theirs.post(url, data={"csrf_token": token_of["theirs"]}).status_code == 303
+    assert fingerprint(app) != before
