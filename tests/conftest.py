@@ -22,6 +22,7 @@ from survey import create_app
 from survey.config import database_uri
 from survey.extensions import db
 from survey.models import Base, Researcher
+from survey.participant import hotdb
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -112,6 +113,7 @@ def app(database_url: str, tmp_path: Path):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+    hotdb.dispose(app)
     shutil.rmtree(media, ignore_errors=True)
 
 

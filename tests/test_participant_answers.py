@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Block, Response, Trial
-from survey.participant import service
+from survey.participant import hotdb, service
 from survey.participant.simulate import agree
 from tests.test_participant_support import (
     answer_trials,
@@ -320,3 +320,39 @@ def test_sequential_match_pages_carry_the_exposure_and_both_photos(app, client, 
     assert 'data-sequential data-exposure-ms="800"' in page
     # Both photos are in the page, so that without the script they show side by side.
     assert page.count('alt="Photo to compare"') == page.count('alt="Headshot"') == 1
+
+
+def _drop_hot_connection(app) -> None:
+    """Kill the hot path's open connection at the database's end, as a server restart would."""
+    dead = hotdb.connection()
+    if dead.dialect.name == "postgresql":
+        backend = dead.connection.driver_connection.info.backend_pid
+        with app.app_context():
+            killed = db.session.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            db.session.commit()
+        assert killed
+    else:
+        dead.connection.driver_connection.close()
+
+
+def test_a_dropped_connection_is_replaced_and_the_answer_stored_once(app, client, demo):
+    agree(client, "demo")
+    form = trial_form(client)
+    (p,) = participants(app)
+    with app.test_request_context():
+        _drop_hot_connection(app)
+        target = service.answer_target("demo", p.public_id, trial_id(form))
+        assert target is not None and target.current
+        _drop_hot_connection(app)
+        assert service.store_answer(target, [("same", "1"), ("confidence", "4")], 812.5) == (
+            service.STORED
+        )
+        _drop_hot_connection(app)
+        assert service.page_state("demo", p.public_id).current.position == 2
+    assert responses(app, trial_id(form)) == {"same": ("1", 812.5), "confidence": ("4", 812.5)}
+    # Through the pages too: the next answer is taken after its connection was dropped.
+    second = trial_form(client)
+    with app.test_request_context():
+        _drop_hot_connection(app)
+    assert client.post(second.action, data=first_answers(second)).status_code == 303
+    assert len(responses(app, trial_id(second))) == len(second.choices)

@@ -24,7 +24,7 @@ from survey.extensions import db
 from survey.markup import render_markdown
 from survey.media import storage
 from survey.models import Image, Participant, Study, new_public_id
-from survey.participant import bp, forms, service
+from survey.participant import bp, forms, hotdb, service
 from survey.participant import csrf as participant_csrf
 
 COOKIE = "likeness_participant"
@@ -117,7 +117,7 @@ def _study_or_404(slug: str) -> Study:
 
 # --- pages ------------------------------------------------------------------------------------
 
-bp.record_once(lambda state: state.app.teardown_appcontext(service.close_hot))
+bp.record_once(lambda state: state.app.teardown_appcontext(hotdb.close))
 
 
 @bp.after_request

@@ -6,7 +6,7 @@ Starting takes the study row's lock (an UPDATE of its start counter: a row lock 
 the write lock in SQLite), so concurrent starts run one after another: each sees the lists'
 counts left by the one before, and the target-N check cannot be overrun. Showing a trial and
 recording an answer are the hot path, run on a connection of their own outside the ORM session
-(`hot_connection`, autocommit on PostgreSQL): the trial page is one SELECT; an answer is one
+(`survey.participant.hotdb`, autocommit on PostgreSQL): the trial page is one SELECT; an answer is one
 SELECT of the posted trial (is it this participant's, answered, the current one, and what
 validating the answer needs), then, once valid, one atomic statement that claims the trial
 (only if still unanswered with every earlier trial answered), inserts its responses and
@@ -32,11 +32,11 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import g
 from sqlalchemy.exc import IntegrityError
 
 from survey import design
 from survey.extensions import db
+from survey.participant import hotdb
 from survey.models import (
     Block,
     Identity,
@@ -663,36 +663,15 @@ def end_read() -> None:
         db.session.commit()
 
 
-def hot_connection() -> sa.Connection:
-    """Return this app context's connection for the trial page and the answers.
-
-    It is a pooled connection outside the ORM session (whose bookkeeping costs more than these
-    statements), opened on first use and closed when the app context ends (`close_hot`). On
-    PostgreSQL it runs in autocommit: a read is its one statement, with no BEGIN and COMMIT
-    round trips, and an answer is stored by one atomic statement (`STORE_ONE_STATEMENT`).
-    """
-    connection = g.get("likeness_hot_connection")
-    if connection is None or connection.closed:
-        connection = db.engine.connect()
-        if connection.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-        g.likeness_hot_connection = connection
-    return connection
-
-
-def close_hot(_exc: Optional[BaseException] = None) -> None:
-    """Close the app context's hot connection, if one was opened (a teardown)."""
-    connection = g.pop("likeness_hot_connection", None)
-    if connection is not None:
-        connection.close()
-
-
 def _read(statement: sa.Executable, params: Mapping[str, Any]) -> list[sa.Row]:
-    """Run one read on the hot connection and end it (a no-op in autocommit)."""
-    connection = hot_connection()
-    rows = connection.execute(statement, params).all()
-    connection.commit()
-    return rows
+    """Run one read on the hot-path connection and end it (nothing to end in autocommit)."""
+
+    def read(connection: sa.Connection) -> list[sa.Row]:
+        rows = connection.execute(statement, params).all()
+        connection.commit()
+        return rows
+
+    return hotdb.run(read)
 
 
 def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
@@ -799,46 +778,51 @@ def store_answer(
     if not target.current:
         return NOT_CURRENT
     now = utcnow()
-    connection = hot_connection()
     claim = {"trial_id": target.trial_id, "owner": target.participant_id, "now": now}
+
+    def write(connection: sa.Connection) -> bool:
+        try:
+            if connection.dialect.name == "postgresql":
+                claimed = connection.execute(
+                    STORE_ONE_STATEMENT,
+                    {
+                        **claim,
+                        "measures": [measure for measure, _ in measures],
+                        "answer_values": [value for _, value in measures],
+                        "rt_ms": rt_ms,
+                        "last": target.position >= target.total,
+                    },
+                ).scalar_one()
+            else:
+                claimed = connection.execute(CLAIM, claim).first() is not None
+                if claimed:
+                    connection.execute(
+                        INSERT_RESPONSES,
+                        [
+                            {
+                                "trial_id": target.trial_id,
+                                "participant_id": target.participant_id,
+                                "measure": measure,
+                                "value": value,
+                                "rt_ms": rt_ms,
+                                "created_at": now,
+                            }
+                            for measure, value in measures
+                        ],
+                    )
+                    if target.position >= target.total:
+                        connection.execute(COMPLETE, claim)
+            connection.commit()
+        except BaseException:
+            if not connection.invalidated:
+                connection.rollback()
+            raise
+        return bool(claimed)
+
     try:
-        if connection.dialect.name == "postgresql":
-            claimed = connection.execute(
-                STORE_ONE_STATEMENT,
-                {
-                    **claim,
-                    "measures": [measure for measure, _ in measures],
-                    "answer_values": [value for _, value in measures],
-                    "rt_ms": rt_ms,
-                    "last": target.position >= target.total,
-                },
-            ).scalar_one()
-        else:
-            claimed = connection.execute(CLAIM, claim).first() is not None
-            if claimed:
-                connection.execute(
-                    INSERT_RESPONSES,
-                    [
-                        {
-                            "trial_id": target.trial_id,
-                            "participant_id": target.participant_id,
-                            "measure": measure,
-                            "value": value,
-                            "rt_ms": rt_ms,
-                            "created_at": now,
-                        }
-                        for measure, value in measures
-                    ],
-                )
-                if target.position >= target.total:
-                    connection.execute(COMPLETE, claim)
-        connection.commit()
+        claimed = hotdb.run(write)
     except IntegrityError:
-        connection.rollback()
         return REPEAT
-    except BaseException:
-        connection.rollback()
-        raise
     return STORED if claimed else REPEAT
 
 
