@@ -14,7 +14,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands."""
     from survey import config as config_module
     from survey import cli, errors, security
-    from survey.extensions import csrf, db, login_manager, migrate
+    from survey.extensions import CookieSessionInterface, csrf, db, login_manager, migrate
 
     app = Flask(
         __name__,
@@ -23,6 +23,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     app.config.from_mapping(config_module.load(Path(app.instance_path), config))
+    app.session_interface = CookieSessionInterface()
     security.bound_url_ids(app)
 
     db.init_app(app)

@@ -325,8 +325,8 @@ def test_sequential_match_pages_carry_the_exposure_and_both_photos(app, client, 
 def _drop_hot_connection(app) -> None:
     """Kill the hot path's open connection at the database's end, as a server restart would."""
     dead = hotdb.connection()
-    if dead.dialect.name == "postgresql":
-        backend = dead.connection.driver_connection.info.backend_pid
+    if hotdb.is_postgres():
+        backend = dead.info.backend_pid
         with app.app_context():
             killed = db.session.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
             db.session.commit()

@@ -1,87 +1,143 @@
-"""The database connection of the participant's hot path: the trial page and the answers.
+"""The database access of the participant's hot path: the trial page and the answers.
 
-Hundreds of participants at once each answer a trial every few seconds, two requests a trial.
-These requests run one or two statements each, so what surrounds a statement costs more than
-the statement: the ORM session's bookkeeping, BEGIN and COMMIT round trips, the pool's
-pre-ping (one more round trip per checkout). On PostgreSQL the hot path therefore has an engine
-of its own, in autocommit (a read is its one statement; an answer is stored by one atomic
-statement) and without pre-ping: a connection the server dropped (a restart, an idle timeout)
-is found by the statement itself, and `run` then repeats it once on a fresh connection. That is
-safe because every hot statement is idempotent: a read, or a claim that stores nothing for a
-trial already answered. On SQLite the hot path uses the app's own engine.
+Hundreds of participants at once each answer a trial every few seconds, two requests a trial,
+and each of these requests runs one or two statements. What surrounds a statement then costs
+more than the statement: the ORM session's bookkeeping, SQLAlchemy's execution context and
+result objects, BEGIN and COMMIT round trips, the pool's pre-ping (a round trip per checkout).
 
-One connection serves an app context (a request) and is closed when it ends (`close`).
+On PostgreSQL the hot path therefore runs its statements (built once with SQLAlchemy Core and
+compiled once to SQL) straight on psycopg, with a pool of its own (psycopg_pool) in autocommit:
+a read is its one statement, and an answer is stored by one atomic statement. There is no
+pre-ping: a connection the server dropped (a restart, an idle timeout) is found by the
+statement itself, and `rows` repeats the statement once on a fresh connection. That is safe
+because every hot statement is idempotent: a read, or a claim that stores nothing for a trial
+already answered. Errors are raised as SQLAlchemy's exceptions, so the app answers them as it
+answers any other database error (a 503 "try again" page when the database is down).
+
+On SQLite the hot path uses the app's own engine, one connection per app context.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Optional, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Optional, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlalchemy.exc import DBAPIError
 
-from survey.config import engine_options
 from survey.extensions import db
 
-EXTENSION = "likeness_hot_engine"
+EXTENSION = "likeness_hot_path"
 _CONNECTION = "likeness_hot_connection"
 _lock = threading.Lock()
 T = TypeVar("T")
 
 
-def engine(app: Optional[Flask] = None) -> sa.Engine:
-    """Return the app's hot-path engine (made on first use)."""
+class _Postgres:
+    """psycopg's own pool and the hot statements compiled to SQL for it."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        import os
+
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self.psycopg = psycopg
+        self.dialect = engine.dialect
+        conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        size = int(os.environ.get("DB_POOL_SIZE", "5"))
+        overflow = int(os.environ.get("DB_MAX_OVERFLOW", "10"))
+        self.pool = ConnectionPool(
+            conninfo,
+            kwargs={"autocommit": True},
+            min_size=0,
+            max_size=max(1, size + overflow),
+            timeout=10,
+            max_idle=600,
+            max_lifetime=1800,
+            num_workers=1,
+            open=True,
+        )
+        self._sql: dict[int, tuple[sa.Executable, str, dict[str, Any]]] = {}
+
+    def sql(self, statement: sa.Executable) -> tuple[str, dict[str, Any]]:
+        """Return a statement's SQL and its parameters' defaults (compiled once)."""
+        known = self._sql.get(id(statement))
+        if known is None or known[0] is not statement:
+            compiled = statement.compile(dialect=self.dialect)
+            known = self._sql[id(statement)] = (statement, str(compiled), dict(compiled.params))
+        return known[1], known[2]
+
+    def execute(self, connection: Any, statement: sa.Executable, params: Mapping[str, Any]):
+        """Run one statement; return its rows as tuples; errors as SQLAlchemy's exceptions."""
+        sql, defaults = self.sql(statement)
+        values = {**defaults, **params}
+        try:
+            cursor = connection.execute(sql, values)
+            return cursor.fetchall() if cursor.description is not None else []
+        except self.psycopg.Error as exc:
+            dropped = connection.closed or connection.broken
+            raise DBAPIError.instance(
+                sql, values, exc, self.psycopg.Error,
+                connection_invalidated=dropped, dialect=self.dialect,
+            ) from exc
+
+    def close(self) -> None:
+        """Close the pool and its connections."""
+        self.pool.close()
+
+
+def _hot(app: Optional[Flask] = None) -> Optional[_Postgres]:
+    """Return the app's PostgreSQL hot path, or None on SQLite (made on first use)."""
     app = app or current_app._get_current_object()
-    made = app.extensions.get(EXTENSION)
-    if made is not None:
-        return made
+    if EXTENSION in app.extensions:
+        return app.extensions[EXTENSION]
     with _lock:
-        made = app.extensions.get(EXTENSION)
-        if made is None:
+        if EXTENSION not in app.extensions:
             with app.app_context():
-                main = db.engine
-            if main.dialect.name == "postgresql":
-                url = main.url.render_as_string(hide_password=False)
-                options = {**engine_options(url), "pool_pre_ping": False}
-                made = sa.create_engine(url, isolation_level="AUTOCOMMIT", **options)
-            else:
-                made = main
-            app.extensions[EXTENSION] = made
-    return made
+                engine = db.engine
+            app.extensions[EXTENSION] = (
+                _Postgres(engine) if engine.dialect.name == "postgresql" else None
+            )
+    return app.extensions[EXTENSION]
 
 
 def dispose(app: Flask) -> None:
-    """Close the pooled connections of the app's hot-path engine, if it has its own."""
+    """Close the app's hot-path pool, if it has one (tests make many apps)."""
     made = app.extensions.pop(EXTENSION, None)
-    if made is not None and made.dialect.name == "postgresql":
-        made.dispose()
+    if made is not None:
+        made.close()
 
 
-def connection() -> sa.Connection:
-    """Return this app context's hot-path connection, opened on first use."""
+def connection() -> Any:
+    """Return this app context's hot-path connection, taken on first use.
+
+    A psycopg connection on PostgreSQL, an SQLAlchemy connection elsewhere.
+    """
     open_ = g.get(_CONNECTION)
     if open_ is None or open_.closed:
-        open_ = engine().connect()
+        hot = _hot()
+        open_ = hot.pool.getconn() if hot is not None else db.engine.connect()
         setattr(g, _CONNECTION, open_)
     return open_
 
 
 def close(_exc: Optional[BaseException] = None) -> None:
-    """Close the app context's hot-path connection, if one was opened (a teardown)."""
+    """Give back the app context's hot-path connection, if one was taken (a teardown)."""
     open_ = g.pop(_CONNECTION, None)
-    if open_ is not None:
+    if open_ is None:
+        return
+    hot = _hot()
+    if hot is not None:
+        hot.pool.putconn(open_)  # a broken connection is discarded by the pool
+    else:
         open_.close()
 
 
-def run(work: Callable[[sa.Connection], T]) -> T:
-    """Run `work` on the hot connection; once more on a fresh one if the first was dead.
-
-    `work` must be idempotent (see the module docstring). Any other error, or a second dead
-    connection (the database is down), is raised: the app answers 503, try again.
-    """
+def _once_more(work: Callable[[Any], T]) -> T:
+    """Run `work` on the hot connection; once more on a fresh one if the first was dropped."""
     try:
         return work(connection())
     except DBAPIError as exc:
@@ -89,3 +145,39 @@ def run(work: Callable[[sa.Connection], T]) -> T:
             raise
     close()
     return work(connection())
+
+
+def is_postgres() -> bool:
+    """Tell whether the hot path runs on PostgreSQL (one-statement writes)."""
+    return _hot() is not None
+
+
+def rows(statement: sa.Executable, params: Mapping[str, Any]) -> list[Any]:
+    """Run one idempotent statement in autocommit (SQLite: as its own transaction)."""
+    hot = _hot()
+    if hot is not None:
+        return _once_more(lambda conn: hot.execute(conn, statement, params))
+
+    def run(conn: sa.Connection) -> list[Any]:
+        result = conn.execute(statement, params)
+        found = result.all() if result.returns_rows else []
+        conn.commit()
+        return found
+
+    return _once_more(run)
+
+
+def transaction(work: Callable[[sa.Connection], T]) -> T:
+    """SQLite: run `work` in one transaction on the hot connection, committed or rolled back."""
+
+    def run(conn: sa.Connection) -> T:
+        try:
+            done = work(conn)
+            conn.commit()
+        except BaseException:
+            if not conn.invalidated:
+                conn.rollback()
+            raise
+        return done
+
+    return _once_more(run)

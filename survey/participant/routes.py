@@ -76,16 +76,31 @@ def _serializer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.secret_key, salt="likeness-participant")
 
 
+# Participant cookies already verified by this worker, by (secret key, cookie): a participant
+# sends the same cookie twice a trial, and checking its signature costs more than reading it.
+_VERIFIED_COOKIES: dict[tuple[str, str], str] = {}
+_VERIFIED_COOKIES_MAX = 8192
+
+
 def _cookie_public_id() -> Optional[str]:
     """Return the participant id from the signed cookie, or None."""
     raw = request.cookies.get(COOKIE)
     if not raw:
         return None
+    key = (current_app.secret_key, raw)
+    known = _VERIFIED_COOKIES.get(key)
+    if known is not None:
+        return known
     try:
         value = _serializer().loads(raw)
     except BadSignature:
         return None
-    return value if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    if len(_VERIFIED_COOKIES) >= _VERIFIED_COOKIES_MAX:
+        _VERIFIED_COOKIES.clear()
+    _VERIFIED_COOKIES[key] = value
+    return value
 
 
 def _remember(response: WerkzeugResponse, slug: str, public_id: str) -> WerkzeugResponse:

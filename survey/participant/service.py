@@ -663,22 +663,11 @@ def end_read() -> None:
         db.session.commit()
 
 
-def _read(statement: sa.Executable, params: Mapping[str, Any]) -> list[sa.Row]:
-    """Run one read on the hot-path connection and end it (nothing to end in autocommit)."""
-
-    def read(connection: sa.Connection) -> list[sa.Row]:
-        rows = connection.execute(statement, params).all()
-        connection.commit()
-        return rows
-
-    return hotdb.run(read)
-
-
 def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
     """Return the participant's current trial and the next one's images; None if unknown."""
     if not public_id:
         return None
-    rows = _read(PAGE, {"public_id": public_id, "slug": slug})
+    rows = hotdb.rows(PAGE, {"public_id": public_id, "slug": slug})
     if not rows:
         return None
     first = rows[0]
@@ -743,7 +732,7 @@ def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optiona
     """Return the posted trial if it is this participant's (by its cookie) in this study."""
     if not public_id:
         return None
-    rows = _read(TARGET, {"trial_id": trial_id, "public_id": public_id, "slug": slug})
+    rows = hotdb.rows(TARGET, {"trial_id": trial_id, "public_id": public_id, "slug": slug})
     if not rows:
         return None
     (participant_id, status, position, task, attention, answer, left_source, answered_at,
@@ -764,6 +753,35 @@ def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optiona
     )
 
 
+def _store(
+    connection: sa.Connection,
+    target: AnswerTarget,
+    claim: Mapping[str, Any],
+    measures: Sequence[tuple[str, str]],
+    rt_ms: Optional[float],
+) -> bool:
+    """SQLite: claim the trial, insert its responses and complete after the last (one transaction)."""
+    if connection.execute(CLAIM, claim).first() is None:
+        return False
+    connection.execute(
+        INSERT_RESPONSES,
+        [
+            {
+                "trial_id": target.trial_id,
+                "participant_id": target.participant_id,
+                "measure": measure,
+                "value": value,
+                "rt_ms": rt_ms,
+                "created_at": claim["now"],
+            }
+            for measure, value in measures
+        ],
+    )
+    if target.position >= target.total:
+        connection.execute(COMPLETE, claim)
+    return True
+
+
 def store_answer(
     target: AnswerTarget, measures: Sequence[tuple[str, str]], rt_ms: Optional[float]
 ) -> str:
@@ -779,48 +797,22 @@ def store_answer(
         return NOT_CURRENT
     now = utcnow()
     claim = {"trial_id": target.trial_id, "owner": target.participant_id, "now": now}
-
-    def write(connection: sa.Connection) -> bool:
-        try:
-            if connection.dialect.name == "postgresql":
-                claimed = connection.execute(
-                    STORE_ONE_STATEMENT,
-                    {
-                        **claim,
-                        "measures": [measure for measure, _ in measures],
-                        "answer_values": [value for _, value in measures],
-                        "rt_ms": rt_ms,
-                        "last": target.position >= target.total,
-                    },
-                ).scalar_one()
-            else:
-                claimed = connection.execute(CLAIM, claim).first() is not None
-                if claimed:
-                    connection.execute(
-                        INSERT_RESPONSES,
-                        [
-                            {
-                                "trial_id": target.trial_id,
-                                "participant_id": target.participant_id,
-                                "measure": measure,
-                                "value": value,
-                                "rt_ms": rt_ms,
-                                "created_at": now,
-                            }
-                            for measure, value in measures
-                        ],
-                    )
-                    if target.position >= target.total:
-                        connection.execute(COMPLETE, claim)
-            connection.commit()
-        except BaseException:
-            if not connection.invalidated:
-                connection.rollback()
-            raise
-        return bool(claimed)
-
     try:
-        claimed = hotdb.run(write)
+        if hotdb.is_postgres():
+            claimed = hotdb.rows(
+                STORE_ONE_STATEMENT,
+                {
+                    **claim,
+                    "measures": [measure for measure, _ in measures],
+                    "answer_values": [value for _, value in measures],
+                    "rt_ms": rt_ms,
+                    "last": target.position >= target.total,
+                },
+            )[0][0]
+        else:
+            claimed = hotdb.transaction(
+                lambda connection: _store(connection, target, claim, measures, rt_ms)
+            )
     except IntegrityError:
         return REPEAT
     return STORED if claimed else REPEAT
