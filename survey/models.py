@@ -371,6 +371,15 @@ class Trial(Base):
     __tablename__ = "trial"
     __table_args__ = (
         sa.UniqueConstraint("participant_id", "position"),
+        # A participant's unanswered trials in order: the trial page's "current and next", and
+        # the answer's "no earlier trial left unanswered", without walking the answered ones.
+        sa.Index(
+            "ix_trial_unanswered",
+            "participant_id",
+            "position",
+            sqlite_where=sa.text("answered_at IS NULL"),
+            postgresql_where=sa.text("answered_at IS NULL"),
+        ),
         sa.CheckConstraint(_in("task", TASKS), name="task"),
         sa.CheckConstraint("condition IS NULL OR " + _in("condition", CONDITIONS), name="condition"),
         sa.CheckConstraint(

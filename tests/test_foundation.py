@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -129,6 +130,32 @@ def test_migrations_and_models_agree(app):
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+def test_unanswered_trials_have_a_partial_index_and_its_migration_goes_both_ways(app):
+    """Revision 0002 adds the partial index; downgrading drops it and upgrading brings it back."""
+    from flask_migrate import downgrade, upgrade
+
+    def index_sql() -> str:
+        with db.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                found = conn.execute(sa.text(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_trial_unanswered'"
+                )).scalar()
+            else:
+                found = conn.execute(sa.text(
+                    "SELECT sql FROM sqlite_master WHERE name = 'ix_trial_unanswered'"
+                )).scalar()
+        return (found or "").replace("(", "").replace(")", "")
+
+    migrations = str(Path(__file__).resolve().parent.parent / "migrations")
+    with app.app_context():
+        assert "WHERE answered_at IS NULL" in index_sql()
+        db.session.remove()
+        downgrade(directory=migrations, revision="0001")
+        assert index_sql() == ""
+        upgrade(directory=migrations)
+        assert "WHERE answered_at IS NULL" in index_sql()
 
 
 def test_every_table_has_a_migration(app):
