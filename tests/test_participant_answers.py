@@ -7,9 +7,10 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from survey import create_app
 from survey.extensions import db
 from survey.models import Block, Response, Trial
-from survey.participant import hotdb, service
+from survey.participant import hotdb, routes, service
 from survey.participant.simulate import agree
 from tests.test_participant_support import (
     answer_trials,
@@ -356,3 +357,36 @@ def test_a_dropped_connection_is_replaced_and_the_answer_stored_once(app, client
         _drop_hot_connection(app)
     assert client.post(second.action, data=first_answers(second)).status_code == 303
     assert len(responses(app, trial_id(second))) == len(second.choices)
+
+
+def test_an_unreachable_database_gives_the_try_again_page_not_a_crash(app, tmp_path):
+    """The trial page and the answer answer 503 (Retry-After) when no connection can be had."""
+    with app.app_context():
+        url = db.engine.url
+    if url.get_backend_name() == "postgresql":
+        unreachable = url.set(host="127.0.0.1", port=1)  # nothing listens on port 1
+    else:
+        unreachable = url.set(database=str(tmp_path / "no-such-folder" / "likeness.db"))
+    broken = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": unreachable.render_as_string(hide_password=False),
+            "SECRET_KEY": "test-secret-key-not-for-production",
+            "MEDIA_DIR": str(tmp_path / "media"),
+            "WTF_CSRF_ENABLED": False,
+        }
+    )
+    client = broken.test_client()
+    with broken.test_request_context():
+        cookie = routes._serializer().dumps("a-participant-id-00000")
+    client.set_cookie(routes.COOKIE, cookie, path="/s/demo")
+    try:
+        for response in (
+            client.get("/s/demo/trial"),
+            client.post("/s/demo/trial/1", data={"same": "1", "confidence": "3"}),
+        ):
+            assert response.status_code == 503, response.status_code
+            assert response.headers["Retry-After"]
+            assert "Please try again in a moment" in response.get_data(as_text=True)
+    finally:
+        hotdb.dispose(broken)

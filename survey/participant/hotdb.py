@@ -9,7 +9,8 @@ On PostgreSQL the hot path therefore runs its statements (built once with SQLAlc
 compiled once to SQL) straight on psycopg, with a pool of its own (psycopg_pool) in autocommit:
 a read is its one statement, and an answer is stored by one atomic statement. There is no
 pre-ping: a connection the server dropped (a restart, an idle timeout) is found by the
-statement itself, and `rows` repeats the statement once on a fresh connection. That is safe
+statement itself, and `rows` tests the pool's idle connections (a restarted server dropped
+them all) and repeats the statement once on a fresh connection. That is safe
 because every hot statement is idempotent: a read, or a claim that stores nothing for a trial
 already answered. Errors are raised as SQLAlchemy's exceptions, so the app answers them as it
 answers any other database error (a 503 "try again" page when the database is down).
@@ -54,7 +55,10 @@ class _Postgres:
             kwargs={"autocommit": True},
             min_size=0,
             max_size=max(1, size + overflow),
-            timeout=10,
+            # A free connection is waited for this long: longer than a quick restart of the
+            # server takes (such blips cost participants a moment, not an error page), short
+            # enough that in an outage they soon get the "try again" page (503).
+            timeout=3,
             max_idle=600,
             max_lifetime=1800,
             num_workers=1,
@@ -82,6 +86,15 @@ class _Postgres:
             raise DBAPIError.instance(
                 sql, values, exc, self.psycopg.Error,
                 connection_invalidated=dropped, dialect=self.dialect,
+            ) from exc
+
+    def take(self) -> Any:
+        """Take a connection from the pool; a database that cannot be reached is an error."""
+        try:
+            return self.pool.getconn()
+        except self.psycopg.Error as exc:  # the pool's timeout, or a failed connection
+            raise DBAPIError.instance(
+                "-- connect", {}, exc, self.psycopg.Error, dialect=self.dialect
             ) from exc
 
     def close(self) -> None:
@@ -119,7 +132,7 @@ def connection() -> Any:
     open_ = g.get(_CONNECTION)
     if open_ is None or open_.closed:
         hot = _hot()
-        open_ = hot.pool.getconn() if hot is not None else db.engine.connect()
+        open_ = hot.take() if hot is not None else db.engine.connect()
         setattr(g, _CONNECTION, open_)
     return open_
 
@@ -144,6 +157,11 @@ def _once_more(work: Callable[[Any], T]) -> T:
         if not exc.connection_invalidated:
             raise
     close()
+    hot = _hot()
+    if hot is not None:
+        # A dropped connection usually means the server restarted and dropped all of them:
+        # test the idle ones now (one round trip each) so that no other request meets one.
+        hot.pool.check()
     return work(connection())
 
 
