@@ -16,6 +16,8 @@ import sqlalchemy.orm as so
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from survey.design import CONDITIONS, TASKS
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -26,10 +28,8 @@ NAMING_CONVENTION = {
 
 STUDY_STATES = ("draft", "open", "closed", "archived")
 ROLES = ("owner", "editor", "viewer")
-TASKS = ("match", "rate", "choose", "detect")
 IMAGE_ROLES = ("headshot", "probe")
 IMAGE_SOURCES = ("real", "ai", "photo")
-CONDITIONS = ("real", "ai")
 PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn")
 RECRUITMENT_SOURCES = ("prolific", "mturk", "sona", "link")
 DEVICES = ("mobile", "desktop")
