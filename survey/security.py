@@ -87,8 +87,9 @@ def register(app: Flask) -> None:
     @app.after_request
     def security_headers(response: Response) -> Response:
         headers = response.headers
-        for name, value in HEADERS.items():
-            headers.setdefault(name, value)
+        present = {name.lower() for name, _ in headers}
+        headers.extend((name, value) for name, value in HEADERS.items()
+                       if name.lower() not in present)
         if app.config.get("SESSION_COOKIE_SECURE"):
             headers.setdefault("Strict-Transport-Security", HSTS)
         if request.path.startswith("/r/"):
