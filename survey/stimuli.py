@@ -13,7 +13,6 @@ import re
 import stat
 import struct
 import unicodedata
-import warnings
 import zipfile
 import zlib
 from collections.abc import Collection, Iterator
@@ -181,22 +180,22 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
 
 @contextlib.contextmanager
 def _reading(filename: str, what: str) -> Iterator[None]:
-    """Turn Pillow's errors (and its bomb warning) while reading into an ImageError."""
-    with warnings.catch_warnings():
-        # Metadata is dropped anyway, so Pillow's warnings about it do not matter; a
-        # decompression bomb must stop the upload, also when warnings are not errors.
-        warnings.simplefilter("ignore")
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            yield
-        except ImageError:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(filename, f"is too large to open safely ({exc})") from None
-        except Image.UnidentifiedImageError:
-            raise ImageError(filename, "is not a JPEG, PNG or WebP image") from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
-            raise ImageError(filename, f"{what} ({exc})") from None
+    """Turn Pillow's errors while reading into an ImageError.
+
+    The process's warning filters are left alone (changing them is not thread-safe, and
+    uploads run in threaded workers): an image past Pillow's own pixel guard is refused by
+    `process_image`'s pixel check, from the header and again once opened.
+    """
+    try:
+        yield
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(filename, f"is too large to open safely ({exc})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(filename, "is not a JPEG, PNG or WebP image") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+        raise ImageError(filename, f"{what} ({exc})") from None
 
 
 def _to_srgb(im: Image.Image) -> Image.Image:
@@ -290,6 +289,13 @@ def process_image(
                 filename,
                 f"is {width}×{height} pixels ({_megapixels(width * height)}), more than the "
                 f"limit of {_megapixels(max_pixels)}",
+            )
+        guard = Image.MAX_IMAGE_PIXELS
+        if guard and width * height > guard:
+            raise ImageError(
+                filename,
+                f"is too large to open safely ({width}×{height} pixels, more than Pillow's "
+                f"guard of {_megapixels(guard)})",
             )
 
     # Checked before Pillow opens the file: its WebP reader allocates the canvas on open.
