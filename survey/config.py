@@ -39,13 +39,27 @@ def database_uri(raw: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def int_setting(name: str, default: int, minimum: int = 0) -> int:
+    """Read a whole-number setting from the environment; a bad value is a ConfigError."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number (default {default}).") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is too small: use {minimum} or more (default {default}).")
+    return value
+
+
 def engine_options(uri: str) -> dict[str, Any]:
     """Return engine options: a pre-pinged pool for PostgreSQL, a busy timeout for SQLite."""
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
     return {
-        "pool_size": int(os.environ.get("DB_POOL_SIZE", "5")),
-        "max_overflow": int(os.environ.get("DB_MAX_OVERFLOW", "10")),
+        "pool_size": int_setting("DB_POOL_SIZE", 5, minimum=1),
+        "max_overflow": int_setting("DB_MAX_OVERFLOW", 10),
         "pool_pre_ping": True,
         "pool_recycle": 1800,
         "pool_timeout": 10,
@@ -85,7 +99,7 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[s
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(uri),
         "MEDIA_DIR": os.environ.get("MEDIA_DIR", str(instance_path / "media")),
         "SIGNUP_OPEN": os.environ.get("SIGNUP_OPEN", "1") not in ("0", "false", "no"),
-        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_MB", "200")) * 1024 * 1024,
+        "MAX_CONTENT_LENGTH": int_setting("MAX_UPLOAD_MB", 200, minimum=1) * 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
@@ -93,8 +107,14 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[s
         "REMEMBER_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         # Reverse proxies in front whose X-Forwarded-For/-Proto are believed (0: none).
-        "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
-        "PERMANENT_SESSION_LIFETIME": int(os.environ.get("SESSION_HOURS", "12")) * 3600,
+        "TRUSTED_PROXIES": int_setting("TRUSTED_PROXIES", 0),
+        "PERMANENT_SESSION_LIFETIME": int_setting("SESSION_HOURS", 12, minimum=1) * 3600,
+        # Reports of up to this many answer rows are computed in the request; larger ones in
+        # the background while the page shows progress.
+        "REPORT_INLINE_MAX_ROWS": int_setting("REPORT_INLINE_MAX_ROWS", 20_000),
+        # A report still pending or running after this long is marked failed (its worker was
+        # recycled); the next visit starts it again.
+        "REPORT_STALE_SECONDS": int_setting("REPORT_STALE_SECONDS", 3600, minimum=60),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "LIKENESS_ENV": "production" if production else "development",
         "WTF_CSRF_TIME_LIMIT": None,

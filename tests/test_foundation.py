@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -89,6 +90,32 @@ def test_factory_applies_overrides_and_environment(monkeypatch, tmp_path):
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
     assert app.config["MAX_CONTENT_LENGTH"] > 0
     assert {"main", "participant", "researcher", "findings"} <= set(app.blueprints)
+
+
+def test_number_settings_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("REPORT_INLINE_MAX_ROWS", "500")
+    monkeypatch.setenv("REPORT_STALE_SECONDS", "900")
+    monkeypatch.setenv("MAX_UPLOAD_MB", "50")
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/a.db", "SECRET_KEY": "k"})
+    assert app.config["REPORT_INLINE_MAX_ROWS"] == 500
+    assert app.config["REPORT_STALE_SECONDS"] == 900
+    assert app.config["MAX_CONTENT_LENGTH"] == 50 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("REPORT_INLINE_MAX_ROWS", "many", "REPORT_INLINE_MAX_ROWS='many' is not a whole number"),
+        ("REPORT_STALE_SECONDS", "10", "REPORT_STALE_SECONDS=10 is too small: use 60 or more"),
+        ("MAX_UPLOAD_MB", "0", "MAX_UPLOAD_MB=0 is too small"),
+        ("SESSION_HOURS", "1.5", "SESSION_HOURS='1.5' is not a whole number"),
+        ("DB_POOL_SIZE", "-1", "DB_POOL_SIZE=-1 is too small"),
+    ],
+)
+def test_a_bad_number_setting_is_a_clear_error(monkeypatch, tmp_path, name, value, message):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        create_app({"DATABASE_URL": "postgresql://u@127.0.0.1/x", "SECRET_KEY": "k"})
 
 
 def test_postgres_gets_a_pre_pinged_pool():

@@ -56,8 +56,6 @@ REPORT_DATA = "report_data"
 # Findings are published only from at least this many included participants.
 MIN_PUBLIC_N = 20
 PUBLIC_STATES = ("closed", "archived")
-DEFAULT_INLINE_MAX_ROWS = 20_000
-DEFAULT_STALE_SECONDS = 3600
 # results.json keys that hold participant ids or free text: never on the public page.
 PRIVATE_KEYS = ("exclusions", "flags", "warnings", "detection_by_participant", "input",
                 REPORT_DATA)
@@ -358,7 +356,7 @@ def _start_thread(report_id: int, inputs: StudyInputs) -> None:
 
 def _expire_stale(study: Study) -> None:
     """Mark pending or running reports that outlived any computation as failed."""
-    seconds = current_app.config.get("REPORT_STALE_SECONDS", DEFAULT_STALE_SECONDS)
+    seconds = current_app.config["REPORT_STALE_SECONDS"]
     limit = utcnow() - timedelta(seconds=seconds)
     stale = db.session.scalars(sa.select(Report).where(
         Report.study_id == study.id, Report.status.in_(("pending", "running")),
@@ -407,7 +405,7 @@ def report_state(study: Study, _attempts: int = 3) -> ReportState:
                 db.session.delete(report)
                 db.session.commit()
                 return report_state(study, _attempts - 1)
-            inline = current_app.config.get("REPORT_INLINE_MAX_ROWS", DEFAULT_INLINE_MAX_ROWS)
+            inline = current_app.config["REPORT_INLINE_MAX_ROWS"]
             if data.n_rows <= inline:
                 compute(report.id, inputs)
                 db.session.refresh(report)

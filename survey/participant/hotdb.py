@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlalchemy.exc import DBAPIError
 
+from survey.config import int_setting
 from survey.extensions import db
 
 EXTENSION = "likeness_hot_path"
@@ -40,16 +41,14 @@ class _Postgres:
     """psycopg's own pool and the hot statements compiled to SQL for it."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        import os
-
         import psycopg
         from psycopg_pool import ConnectionPool
 
         self.psycopg = psycopg
         self.dialect = engine.dialect
         conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        size = int(os.environ.get("DB_POOL_SIZE", "5"))
-        overflow = int(os.environ.get("DB_MAX_OVERFLOW", "10"))
+        size = int_setting("DB_POOL_SIZE", 5, minimum=1)
+        overflow = int_setting("DB_MAX_OVERFLOW", 10)
         self.pool = ConnectionPool(
             conninfo,
             kwargs={"autocommit": True},
