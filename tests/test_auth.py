@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -175,6 +176,38 @@ def test_five_failures_lock_the_account_even_for_the_right_password(app, client,
     # Another account from the first address is not.
     make_researcher(email="bob@example.org")
     assert login(client, "bob@example.org").status_code == 302
+
+
+def test_a_burst_of_simultaneous_guesses_gets_no_more_password_checks_than_the_limit(
+    app, make_researcher
+):
+    """Each attempt is recorded before it is counted, so a burst cannot slip past the limit."""
+    make_researcher(email="ada@example.org")
+    barrier = threading.Barrier(12)
+    statuses = []
+
+    def guess(n: int) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = login(client, "ada@example.org", "wrong password",
+                         environ_base={"REMOTE_ADDR": f"10.0.0.{n}"})
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(statuses) == 12 and set(statuses) <= {401, 429}
+    assert 1 <= statuses.count(401) <= 5
+    with app.app_context():
+        kept = db.session.scalar(sa.select(sa.func.count()).select_from(LoginAttempt))
+    assert kept == statuses.count(401)  # refused attempts are not kept
+    # Topped up to five failures one by one, the account is locked for the right password too.
+    client = app.test_client()
+    for _ in range(5 - statuses.count(401)):
+        assert login(client, "ada@example.org", "wrong password").status_code == 401
+    assert login(client, "ada@example.org").status_code == 429
 
 
 def test_failures_from_one_address_lock_it_for_every_account(app, client, make_researcher):

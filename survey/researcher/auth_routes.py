@@ -90,7 +90,7 @@ def login():
     if not form.validate_on_submit():
         return render_template("researcher/login.html", form=form), 400
     identifier, address = form.identifier.data, client_address()
-    limit = ratelimit.check(identifier, address)
+    attempt, limit = ratelimit.open_attempt(identifier, address)
     if limit is not None:
         return (
             render_template("researcher/login.html", form=form, error=limit.message),
@@ -103,7 +103,7 @@ def login():
         ok = False
     else:
         ok = researcher.check_password(form.password.data)
-    ratelimit.record(identifier, address, ok)
+    ratelimit.close_attempt(attempt, ok)
     if not ok:
         db.session.commit()
         return (
