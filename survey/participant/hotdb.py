@@ -28,7 +28,6 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlalchemy.exc import DBAPIError
 
-from survey.config import int_setting
 from survey.extensions import db
 
 EXTENSION = "likeness_hot_path"
@@ -40,20 +39,19 @@ T = TypeVar("T")
 class _Postgres:
     """psycopg's own pool and the hot statements compiled to SQL for it."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, options: dict[str, Any]) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
         self.psycopg = psycopg
         self.dialect = engine.dialect
         conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        size = int_setting("DB_POOL_SIZE", 5, minimum=1)
-        overflow = int_setting("DB_MAX_OVERFLOW", 10)
         self.pool = ConnectionPool(
             conninfo,
             kwargs={"autocommit": True},
             min_size=0,
-            max_size=max(1, size + overflow),
+            # As many as the app's own pool may open (SQLALCHEMY_ENGINE_OPTIONS).
+            max_size=options["pool_size"] + options["max_overflow"],
             # A free connection is waited for this long: longer than a quick restart of the
             # server takes (such blips cost participants a moment, not an error page), short
             # enough that in an outage they soon get the "try again" page (503).
@@ -63,15 +61,15 @@ class _Postgres:
             num_workers=1,
             open=True,
         )
-        self._sql: dict[int, tuple[sa.Executable, str, dict[str, Any]]] = {}
+        self._sql: dict[sa.Executable, tuple[str, dict[str, Any]]] = {}
 
     def sql(self, statement: sa.Executable) -> tuple[str, dict[str, Any]]:
         """Return a statement's SQL and its parameters' defaults (compiled once)."""
-        known = self._sql.get(id(statement))
-        if known is None or known[0] is not statement:
+        known = self._sql.get(statement)
+        if known is None:
             compiled = statement.compile(dialect=self.dialect)
-            known = self._sql[id(statement)] = (statement, str(compiled), dict(compiled.params))
-        return known[1], known[2]
+            known = self._sql[statement] = (str(compiled), dict(compiled.params))
+        return known
 
     def execute(self, connection: Any, statement: sa.Executable, params: Mapping[str, Any]):
         """Run one statement; return its rows as tuples; errors as SQLAlchemy's exceptions."""
@@ -101,17 +99,18 @@ class _Postgres:
         self.pool.close()
 
 
-def _hot(app: Optional[Flask] = None) -> Optional[_Postgres]:
+def _hot() -> Optional[_Postgres]:
     """Return the app's PostgreSQL hot path, or None on SQLite (made on first use)."""
-    app = app or current_app._get_current_object()
+    app = current_app
     if EXTENSION in app.extensions:
         return app.extensions[EXTENSION]
     with _lock:
         if EXTENSION not in app.extensions:
-            with app.app_context():
-                engine = db.engine
+            engine = db.engine
             app.extensions[EXTENSION] = (
-                _Postgres(engine) if engine.dialect.name == "postgresql" else None
+                _Postgres(engine, app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+                if engine.dialect.name == "postgresql"
+                else None
             )
     return app.extensions[EXTENSION]
 

@@ -424,7 +424,12 @@ def answer(slug: str, trial_id: int):
         # A double click, a reload, the back button: nothing new; on to the current trial.
         return redirect(url_for("participant.trial", slug=slug), 303)
     if not target.current:
-        return _not_in_order()
+        return render_error(
+            400,
+            "Please answer the questions in order",
+            "That answer was for a later question, so it was not saved. "
+            "Reload the study page to continue with the current one.",
+        )
     questions = forms.questions_for(target.task, target.settings, target.is_attention)
     form = forms.answer_form_class(questions)()
     if not form.validate_on_submit():
@@ -433,24 +438,13 @@ def answer(slug: str, trial_id: int):
         if state is None or state.current is None:
             return render_error(400, "Your answer was not saved", message)
         return _render_trial(slug, state, message, 400)
-    stored = service.store_answer(
+    # Stored, or found answered meanwhile by a racing repeat of this POST: on to the next trial.
+    service.store_answer(
         target,
         forms.measures(questions, form, target.left_source),
         service.clean_rt(form.rt_ms.data),
     )
-    if stored == service.NOT_CURRENT:
-        return _not_in_order()
     return redirect(url_for("participant.trial", slug=slug), 303)
-
-
-def _not_in_order():
-    """Refuse an answer to a later trial than the current one; nothing is stored."""
-    return render_error(
-        400,
-        "Please answer the questions in order",
-        "That answer was for a later question, so it was not saved. "
-        "Reload the study page to continue with the current one.",
-    )
 
 
 @bp.route("/s/<slug>/questions", methods=["GET", "POST"])

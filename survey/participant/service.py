@@ -36,7 +36,6 @@ from sqlalchemy.exc import IntegrityError
 
 from survey import design
 from survey.extensions import db
-from survey.participant import hotdb
 from survey.models import (
     Block,
     Identity,
@@ -48,6 +47,7 @@ from survey.models import (
     Trial,
     utcnow,
 )
+from survey.participant import hotdb
 
 # Query parameters naming the participant on each platform, in the order they are looked for,
 # and the platform's other parameters worth keeping (apart from the opaque participant id).
@@ -554,7 +554,6 @@ _EARLIER_OPEN = (
 TARGET = (
     sa.select(
         Participant.id,
-        Participant.status,
         Trial.position,
         Trial.task,
         Trial.is_attention,
@@ -587,13 +586,7 @@ _CLAIM_WHERE = (
     _TRIAL.c.id == sa.bindparam("trial_id"),
     _TRIAL.c.participant_id == sa.bindparam("owner"),
     _TRIAL.c.answered_at.is_(None),
-    ~sa.select(_later.id)
-    .where(
-        _later.participant_id == _TRIAL.c.participant_id,
-        _later.position < _TRIAL.c.position,
-        _later.answered_at.is_(None),
-    )
-    .exists(),
+    ~_EARLIER_OPEN,
 )
 CLAIM = sa.update(_TRIAL).where(*_CLAIM_WHERE).values(answered_at=_NOW).returning(_TRIAL.c.id)
 INSERT_RESPONSES = _RESPONSE.insert()
@@ -709,7 +702,6 @@ class AnswerTarget:
     """A posted trial of this participant in this study: what validating its answer needs."""
 
     participant_id: int
-    status: str
     trial_id: int
     position: int
     total: int
@@ -735,11 +727,10 @@ def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optiona
     rows = hotdb.rows(TARGET, {"trial_id": trial_id, "public_id": public_id, "slug": slug})
     if not rows:
         return None
-    (participant_id, status, position, task, attention, answer, left_source, answered_at,
+    (participant_id, position, task, attention, answer, left_source, answered_at,
      block_id, raw_settings, total, current) = rows[0]  # fmt: skip
     return AnswerTarget(
         participant_id=participant_id,
-        status=status,
         trial_id=trial_id,
         position=position,
         total=total,
