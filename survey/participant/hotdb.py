@@ -72,12 +72,15 @@ class _Postgres:
         return known
 
     def execute(self, connection: Any, statement: sa.Executable, params: Mapping[str, Any]):
-        """Run one statement; return its rows as tuples; errors as SQLAlchemy's exceptions."""
+        """Run one statement that returns rows; return them as tuples.
+
+        Errors are raised as SQLAlchemy's exceptions. (Every hot statement returns rows: the
+        cursor's description, which builds a column object per column, is never needed.)
+        """
         sql, defaults = self.sql(statement)
         values = {**defaults, **params}
         try:
-            cursor = connection.execute(sql, values)
-            return cursor.fetchall() if cursor.description is not None else []
+            return connection.execute(sql, values).fetchall()
         except self.psycopg.Error as exc:
             dropped = connection.closed or connection.broken
             raise DBAPIError.instance(
