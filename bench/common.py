@@ -976,7 +976,7 @@ class Participant:
         answer = {name: self.rng.choice(values) for name, values in form.choices.items()}
         posted = dict(answer)
         self.posted.append(trial_id)
-        answer.update(csrf_token=form.csrf_token, rt_ms=f"{self.rng.uniform(400, 3000):.1f}")
+        answer.update(form.hidden, rt_ms=f"{self.rng.uniform(400, 3000):.1f}")
         try:
             reply = await self.send("answer", "POST", form.action, answer)
         except Unavailable:

@@ -273,7 +273,7 @@ async def one_participant(
                 # A person looks, then answers: half to one and a half times the think time.
                 await asyncio.sleep(think_ms * rng.uniform(0.5, 1.5) / 1000)
             answer = {name: rng.choice(values) for name, values in form.choices.items()}
-            answer.update(csrf_token=form.csrf_token, rt_ms=f"{rng.uniform(400, 3000):.1f}")
+            answer.update(form.hidden, rt_ms=f"{rng.uniform(400, 3000):.1f}")
             reply = await timed(stats, "answer", client, "POST", form.action, answer)
             if reply.status != 303:
                 stats.errors.append(f"answer: HTTP {reply.status} {reply.text[:200]}")

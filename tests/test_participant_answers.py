@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from survey import create_app
 from survey.extensions import db
 from survey.models import Block, Response, Trial
-from survey.participant import hotdb, routes, service
+from survey.participant import hotdb, routes, service, tickets
 from survey.participant.simulate import agree
 from tests.test_participant_support import (
     answer_trials,
@@ -27,6 +27,32 @@ from tests.test_participant_support import (
 def demo(app, monkeypatch):
     """The demo study, seeded quickly; returns its id."""
     return seed_quick_demo(app, monkeypatch)
+
+
+# An answer is posted as a browser posts it, with the page's signed ticket (stored by the one
+# claiming statement), and without one (read from the database first): both must behave alike.
+VIA = pytest.mark.parametrize("via", ["ticket", "database"])
+
+
+def post(client, form, data: dict[str, str], via: str):
+    """POST an answer to a trial form, with the page's hidden fields when `via` is "ticket"."""
+    hidden = form.hidden if via == "ticket" else {}
+    assert via != "ticket" or hidden.get("ticket"), "the trial page carries no ticket"
+    return client.post(form.action, data={**hidden, **data})
+
+
+@pytest.fixture
+def lookups(monkeypatch) -> list[int]:
+    """Count the answers that read their trial from the database (the long way round)."""
+    calls: list[int] = []
+    original = service.answer_target
+
+    def counted(slug, public_id, trial_id):
+        calls.append(trial_id)
+        return original(slug, public_id, trial_id)
+
+    monkeypatch.setattr(service, "answer_target", counted)
+    return calls
 
 
 def advance_to(client, wanted: set[str]):
@@ -81,22 +107,46 @@ TASK_FIELDS = {
         ),
     ],
 )
-def test_each_task_stores_its_measures(app, client, demo, fields, posted, stored):
+@VIA
+def test_each_task_stores_its_measures(app, client, demo, lookups, fields, posted, stored, via):
     agree(client, "demo")
     form = advance_to(client, fields)
-    response = client.post(form.action, data={**posted, "rt_ms": "1234.5"})
+    lookups.clear()
+    response = post(client, form, {**posted, "rt_ms": "1234.5"}, via)
     assert response.status_code == 303
     assert responses(app, trial_id(form)) == {m: (v, 1234.5) for m, v in stored.items()}
+    # With the ticket, the answer needed no query of its own before the one that stores it.
+    assert lookups == ([] if via == "ticket" else [trial_id(form)])
 
 
+@VIA
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_a_choice_of_side_is_stored_as_the_source_shown_there(app, client, demo, side):
+def test_a_choice_of_side_is_stored_as_the_source_shown_there(
+    app, client, demo, lookups, side, via
+):
     agree(client, "demo")
     form = advance_to(client, TASK_FIELDS["choose"])
-    client.post(form.action, data={"choice": side})
+    lookups.clear()
+    assert post(client, form, {"choice": side}, via).status_code == 303
     left = trial_row(app, trial_id(form)).left_source
     expected = left if side == "left" else ({"real", "ai"} - {left}).pop()
     assert responses(app, trial_id(form)) == {"choice": (expected, None)}
+    assert lookups == ([] if via == "ticket" else [trial_id(form)])
+
+
+def test_every_choice_of_side_is_stored_right_through_the_tickets(app, client, demo):
+    agree(client, "demo")
+    stored = 0
+    while (form := trial_form(client)) is not None:
+        side = "right" if trial_id(form) % 2 else "left"
+        data = {"choice": side} if "choice" in form.choices else first_answers(form)
+        assert post(client, form, data, "ticket").status_code == 303
+        if "choice" in form.choices:
+            left = trial_row(app, trial_id(form)).left_source
+            expected = left if side == "left" else ({"real", "ai"} - {left}).pop()
+            assert responses(app, trial_id(form)) == {"choice": (expected, None)}
+            stored += 1
+    assert stored >= 4
 
 
 def test_an_attention_check_is_recorded_as_such(app, client, demo):
@@ -150,13 +200,14 @@ def test_the_rate_attention_check_names_the_value_to_choose(app, client, demo):
         ({"attention"}, {"attention": "maybe"}, "Not a valid choice"),
     ],
 )
+@VIA
 def test_a_forged_or_out_of_range_answer_gets_a_400_and_stores_nothing(
-    app, client, demo, fields, posted, message
+    app, client, demo, fields, posted, message, via
 ):
     agree(client, "demo")
     form = advance_to(client, fields)
     before = count(app, Response)
-    response = client.post(form.action, data=posted)
+    response = post(client, form, posted, via)
     assert response.status_code == 400
     text = response.get_data(as_text=True)
     assert "Your answer was not saved" in text and message in text
@@ -167,23 +218,19 @@ def test_a_forged_or_out_of_range_answer_gets_a_400_and_stores_nothing(
     assert client.post(form.action, data=first_answers(form)).status_code == 303
 
 
-def test_a_repeated_post_stores_nothing_and_cannot_change_the_answer(app, client, demo):
+@VIA
+def test_a_repeated_post_stores_nothing_and_cannot_change_the_answer(app, client, demo, via):
     agree(client, "demo")
     form = advance_to(client, TASK_FIELDS["detect"])
-    assert (
-        client.post(
-            form.action, data={"source": "real", "confidence": "2", "rt_ms": "800"}
-        ).status_code
-        == 303
-    )
+    assert post(client, form, {"source": "real", "confidence": "2", "rt_ms": "800"}, via).status_code == 303
     stored = responses(app, trial_id(form))
     total = count(app, Response)
     # A double click, a reload that re-posts, the back button: the same or another answer.
     for data in ({"source": "real", "confidence": "2"}, {"source": "ai", "confidence": "5"}):
-        again = client.post(form.action, data=data)
+        again = post(client, form, data, via)
         assert again.status_code == 303 and again.headers["Location"].endswith("/s/demo/trial")
     # Even a forged value on an answered trial changes nothing (and is no error).
-    assert client.post(form.action, data={"source": "nonsense"}).status_code == 303
+    assert post(client, form, {"source": "nonsense"}, via).status_code == 303
     assert responses(app, trial_id(form)) == stored and count(app, Response) == total
     assert trial_id(trial_form(client)) != trial_id(form)
 

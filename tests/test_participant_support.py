@@ -53,7 +53,7 @@ def answer_trials(client, n: int, slug: str = "demo") -> list[tuple[int, dict[st
     for _ in range(n):
         form = trial_form(client, slug)
         answers = first_answers(form)
-        response = client.post(form.action, data={**answers, "rt_ms": "900"})
+        response = client.post(form.action, data={**answers, **form.hidden, "rt_ms": "900"})
         assert response.status_code == 303, response.get_data(as_text=True)
         given.append((trial_id(form), answers))
     return given

@@ -24,7 +24,7 @@ from survey.extensions import db
 from survey.markup import render_markdown
 from survey.media import storage
 from survey.models import Image, Participant, Study, new_public_id
-from survey.participant import bp, forms, hotdb, service
+from survey.participant import bp, forms, hotdb, service, tickets
 from survey.participant import csrf as participant_csrf
 
 COOKIE = "likeness_participant"
@@ -382,7 +382,7 @@ def _render_trial(slug: str, state: service.PageState, error: str = "", status: 
 @bp.get("/s/<slug>/trial")
 def trial(slug: str):
     """Show the first unanswered trial (or move on when none is left)."""
-    state = service.page_state(slug, _cookie_public_id())
+    state = service.page_state(slug, _cookie_public_id(), current_app.secret_key)
     if state is None or not state.consented:
         return redirect(url_for("participant.entry", slug=slug))
     if state.status == "withdrawn":
@@ -411,10 +411,21 @@ def _asks_demographics(study: Study) -> bool:
 def answer(slug: str, trial_id: int):
     """Validate and store one answer, then go to the next unanswered trial."""
     public_id = _cookie_public_id()
+    if public_id is None:
+        return redirect(url_for("participant.entry", slug=slug), 303)
+    # The page's ticket says what the answer is validated with: one statement stores it.
+    target = service.ticket_target(
+        current_app.secret_key, slug, public_id, trial_id, request.form.get(tickets.FIELD, "")
+    )
+    if target is not None:
+        questions = forms.questions_for(target.task, target.settings, target.is_attention)
+        form = forms.answer_form_class(questions)()
+        if form.validate_on_submit() and _store(target, questions, form) == service.STORED:
+            return redirect(url_for("participant.trial", slug=slug), 303)
+    # No ticket, an invalid answer, or nothing claimed (answered already, not the current
+    # trial, not this participant's): the database says which, and what to answer.
     target = service.answer_target(slug, public_id, trial_id)
     if target is None:
-        if public_id is None:
-            return redirect(url_for("participant.entry", slug=slug), 303)
         return render_error(
             404,
             "This question is not part of your study",
@@ -433,18 +444,25 @@ def answer(slug: str, trial_id: int):
     questions = forms.questions_for(target.task, target.settings, target.is_attention)
     form = forms.answer_form_class(questions)()
     if not form.validate_on_submit():
-        state = service.page_state(slug, public_id)
+        state = service.page_state(slug, public_id, current_app.secret_key)
         message = "Your answer was not saved: " + forms.first_error(form)
         if state is None or state.current is None:
             return render_error(400, "Your answer was not saved", message)
         return _render_trial(slug, state, message, 400)
     # Stored, or found answered meanwhile by a racing repeat of this POST: on to the next trial.
-    service.store_answer(
+    _store(target, questions, form)
+    return redirect(url_for("participant.trial", slug=slug), 303)
+
+
+def _store(
+    target: service.AnswerTarget, questions: tuple[forms.Question, ...], form: forms.AnswerForm
+) -> str:
+    """Store a validated answer (see `service.store_answer`)."""
+    return service.store_answer(
         target,
         forms.measures(questions, form, target.left_source),
         service.clean_rt(form.rt_ms.data),
     )
-    return redirect(url_for("participant.trial", slug=slug), 303)
 
 
 @bp.route("/s/<slug>/questions", methods=["GET", "POST"])

@@ -22,6 +22,7 @@ gone, yet the same id cannot start the study a second time.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import weakref
@@ -47,7 +48,7 @@ from survey.models import (
     Trial,
     utcnow,
 )
-from survey.participant import hotdb
+from survey.participant import hotdb, tickets
 
 # Query parameters naming the participant on each platform, in the order they are looked for,
 # and the platform's other parameters worth keeping (apart from the opaque participant id).
@@ -451,17 +452,36 @@ def stored_schedule(participant: Participant) -> list[design.TrialSpec]:
 # --- the trial page (hot path) ----------------------------------------------------------------
 
 
-_SETTINGS_CACHE: dict[int, tuple[dict, dict]] = {}
+# Each worker's blocks: block id -> (stored settings, settings with defaults, settings key), and
+# settings key -> settings with defaults, for answers whose ticket names the key.
+_SETTINGS_CACHE: dict[int, tuple[Optional[dict], dict, str]] = {}
+_SETTINGS_BY_KEY: dict[str, dict[str, Any]] = {}
+_SETTINGS_MAX = 4096
+
+
+def _block_settings(block_id: int, task: str, raw: Optional[dict]) -> tuple[dict[str, Any], str]:
+    """Return a block's settings with defaults and their key (cached while they are unchanged).
+
+    The key is a digest of the task and the stored settings: a ticket that names it is
+    validated with exactly the settings its page was shown with.
+    """
+    cached = _SETTINGS_CACHE.get(block_id)
+    if cached is not None and cached[0] == raw:
+        return cached[1], cached[2]
+    normalised = design.validate_block_settings(task, raw or {})
+    stored = json.dumps([task, raw or {}], sort_keys=True, default=str)
+    key = hashlib.sha256(stored.encode()).hexdigest()[:16]
+    if len(_SETTINGS_CACHE) >= _SETTINGS_MAX or len(_SETTINGS_BY_KEY) >= _SETTINGS_MAX:
+        _SETTINGS_CACHE.clear()
+        _SETTINGS_BY_KEY.clear()
+    _SETTINGS_CACHE[block_id] = (raw, normalised, key)
+    _SETTINGS_BY_KEY[key] = normalised
+    return normalised, key
 
 
 def block_settings(block_id: int, task: str, raw: Optional[dict]) -> dict[str, Any]:
     """Return a block's settings with defaults, cached while the stored settings are unchanged."""
-    cached = _SETTINGS_CACHE.get(block_id)
-    if cached is not None and cached[0] == raw:
-        return cached[1]
-    normalised = design.validate_block_settings(task, raw or {})
-    _SETTINGS_CACHE[block_id] = (raw, normalised)
-    return normalised
+    return _block_settings(block_id, task, raw)[0]
 
 
 @dataclass(frozen=True)
@@ -492,6 +512,8 @@ class PageState:
     study_title: str
     current: Optional[TrialView]
     next_images: tuple[str, ...]
+    # The current trial's answer ticket (see `survey.participant.tickets`); "" without one.
+    ticket: str = ""
 
 
 # The hot path's statements are built once, with bound parameters: building a statement and
@@ -522,6 +544,7 @@ PAGE = (
         Trial.attention_answer,
         Block.id,
         Block.settings,
+        Trial.left_source,
         _shown.public_id,
         _other.public_id,
         _probe.public_id,
@@ -553,11 +576,9 @@ _EARLIER_OPEN = (
 )
 TARGET = (
     sa.select(
-        Participant.id,
         Trial.position,
         Trial.task,
         Trial.is_attention,
-        Trial.attention_answer,
         Trial.left_source,
         Trial.answered_at,
         Block.id,
@@ -579,16 +600,26 @@ _TRIAL = Trial.__table__
 _RESPONSE = Response.__table__
 _PARTICIPANT = Participant.__table__
 _NOW = sa.bindparam("now", type_=_TRIAL.c.answered_at.type)
-# Claim the trial: only if it is still unanswered and every earlier one is answered, so of two
-# identical POSTs racing, one claims it and the other finds nothing (READ COMMITTED re-checks
-# the row after the first commits).
+# Claim the trial: only if it is the participant's (by its opaque id), still unanswered and
+# every earlier one is answered, so of two identical POSTs racing, one claims it and the other
+# finds nothing (READ COMMITTED re-checks the row after the first commits).
+_OWNER = (
+    sa.select(_PARTICIPANT.c.id)
+    .where(_PARTICIPANT.c.public_id == sa.bindparam("public_id"))
+    .scalar_subquery()
+)
 _CLAIM_WHERE = (
     _TRIAL.c.id == sa.bindparam("trial_id"),
-    _TRIAL.c.participant_id == sa.bindparam("owner"),
+    _TRIAL.c.participant_id == _OWNER,
     _TRIAL.c.answered_at.is_(None),
     ~_EARLIER_OPEN,
 )
-CLAIM = sa.update(_TRIAL).where(*_CLAIM_WHERE).values(answered_at=_NOW).returning(_TRIAL.c.id)
+CLAIM = (
+    sa.update(_TRIAL)
+    .where(*_CLAIM_WHERE)
+    .values(answered_at=_NOW)
+    .returning(_TRIAL.c.id, _TRIAL.c.participant_id)
+)
 INSERT_RESPONSES = _RESPONSE.insert()
 COMPLETE = (
     sa.update(_PARTICIPANT)
@@ -605,7 +636,7 @@ def _store_in_one_statement() -> sa.Select:
     """
     from sqlalchemy.dialects import postgresql
 
-    claimed = CLAIM.returning(_TRIAL.c.participant_id).cte("claimed")
+    claimed = CLAIM.cte("claimed")
     answers = (
         sa.func.unnest(
             sa.bindparam("measures", type_=postgresql.ARRAY(sa.String)),
@@ -656,8 +687,13 @@ def end_read() -> None:
         db.session.commit()
 
 
-def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
-    """Return the participant's current trial and the next one's images; None if unknown."""
+def page_state(
+    slug: str, public_id: Optional[str], secret: Optional[tickets.Secret] = None
+) -> Optional[PageState]:
+    """Return the participant's current trial and the next one's images; None if unknown.
+
+    With the app's secret key, the state carries the current trial's signed answer ticket.
+    """
     if not public_id:
         return None
     rows = hotdb.rows(PAGE, {"public_id": public_id, "slug": slug})
@@ -665,24 +701,34 @@ def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
         return None
     first = rows[0]
     current = None
+    ticket = ""
     if first[5] is not None:
         (_, _, _, _, _, trial_id, position, task, practice, attention, answer,
-         block_id, raw_settings, headshot, other, probe, total) = first  # fmt: skip
+         block_id, raw_settings, left_source, headshot, other, probe, total) = first  # fmt: skip
+        settings, settings_key = _block_settings(block_id, task, raw_settings)
         current = TrialView(
             id=trial_id,
             position=position,
             total=total,
             task=task,
-            settings=block_settings(block_id, task, raw_settings),
+            settings=settings,
             is_practice=practice,
             is_attention=attention,
             attention_answer=answer,
             images=(headshot, other) if other is not None else (headshot,),
             probe=probe,
         )
+        if secret is not None:
+            ticket = tickets.issue(
+                secret,
+                slug,
+                public_id,
+                trial_id,
+                tickets.Ticket(task, attention, position >= total, left_source, settings_key),
+            )
     next_images: tuple[str, ...] = ()
     if len(rows) > 1:
-        next_images = tuple(image for image in rows[1][13:16] if image is not None)
+        next_images = tuple(image for image in rows[1][14:17] if image is not None)
     return PageState(
         participant_id=first[0],
         status=first[1],
@@ -691,6 +737,7 @@ def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
         study_title=first[4],
         current=current,
         next_images=next_images,
+        ticket=ticket,
     )
 
 
@@ -701,15 +748,14 @@ def page_state(slug: str, public_id: Optional[str]) -> Optional[PageState]:
 class AnswerTarget:
     """A posted trial of this participant in this study: what validating its answer needs."""
 
-    participant_id: int
+    public_id: str
     trial_id: int
-    position: int
-    total: int
     task: str
     settings: dict[str, Any]
     is_attention: bool
-    attention_answer: Optional[str]
     left_source: Optional[str]
+    # The participant's last trial: storing its answer completes the participant.
+    last: bool
     answered: bool
     # Every earlier trial is answered: this one is the participant's current trial.
     current: bool
@@ -727,20 +773,49 @@ def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optiona
     rows = hotdb.rows(TARGET, {"trial_id": trial_id, "public_id": public_id, "slug": slug})
     if not rows:
         return None
-    (participant_id, position, task, attention, answer, left_source, answered_at,
-     block_id, raw_settings, total, current) = rows[0]  # fmt: skip
+    (position, task, attention, left_source, answered_at, block_id, raw_settings, total,
+     current) = rows[0]  # fmt: skip
     return AnswerTarget(
-        participant_id=participant_id,
+        public_id=public_id,
         trial_id=trial_id,
-        position=position,
-        total=total,
         task=task,
         settings=block_settings(block_id, task, raw_settings),
         is_attention=attention,
-        attention_answer=answer,
         left_source=left_source,
+        last=position >= total,
         answered=answered_at is not None,
         current=bool(current),
+    )
+
+
+def ticket_target(
+    secret: tickets.Secret, slug: str, public_id: Optional[str], trial_id: int, raw_ticket: str
+) -> Optional[AnswerTarget]:
+    """Return the posted trial as its page's signed ticket describes it, without a query.
+
+    None when there is no valid ticket for this trial of this participant in this study, or
+    when this worker does not know the settings it names: the caller then asks the database
+    (`answer_target`). The target is taken to be current and unanswered; the claim that stores
+    the answer checks both.
+    """
+    if not public_id:
+        return None
+    ticket = tickets.read(secret, slug, public_id, trial_id, raw_ticket)
+    if ticket is None:
+        return None
+    settings = _SETTINGS_BY_KEY.get(ticket.settings_key)
+    if settings is None:
+        return None
+    return AnswerTarget(
+        public_id=public_id,
+        trial_id=trial_id,
+        task=ticket.task,
+        settings=settings,
+        is_attention=ticket.is_attention,
+        left_source=ticket.left_source,
+        last=ticket.last,
+        answered=False,
+        current=True,
     )
 
 
@@ -752,14 +827,16 @@ def _store(
     rt_ms: Optional[float],
 ) -> bool:
     """SQLite: claim the trial, insert its responses and complete after the last (one transaction)."""
-    if connection.execute(CLAIM, claim).first() is None:
+    claimed = connection.execute(CLAIM, claim).first()
+    if claimed is None:
         return False
+    owner = claimed[1]
     connection.execute(
         INSERT_RESPONSES,
         [
             {
                 "trial_id": target.trial_id,
-                "participant_id": target.participant_id,
+                "participant_id": owner,
                 "measure": measure,
                 "value": value,
                 "rt_ms": rt_ms,
@@ -768,8 +845,8 @@ def _store(
             for measure, value in measures
         ],
     )
-    if target.position >= target.total:
-        connection.execute(COMPLETE, claim)
+    if target.last:
+        connection.execute(COMPLETE, {"owner": owner, "now": claim["now"]})
     return True
 
 
@@ -778,16 +855,17 @@ def store_answer(
 ) -> str:
     """Store a validated answer: claim the trial, insert its responses, complete after the last.
 
-    All or nothing. Returns STORED; REPEAT when the trial was answered meanwhile (a repeated
-    POST racing this one: the unique (trial, measure) key is the last guard); NOT_CURRENT when
-    an earlier trial is unanswered.
+    All or nothing. Returns STORED; REPEAT when nothing was claimed: the trial was answered
+    meanwhile (a repeated POST racing this one: the unique (trial, measure) key is the last
+    guard), or, for a target read from a ticket, it is not (or no longer) the participant's
+    current trial; NOT_CURRENT when the target already says an earlier trial is unanswered.
     """
     if target.answered:
         return REPEAT
     if not target.current:
         return NOT_CURRENT
     now = utcnow()
-    claim = {"trial_id": target.trial_id, "owner": target.participant_id, "now": now}
+    claim = {"trial_id": target.trial_id, "public_id": target.public_id, "now": now}
     try:
         if hotdb.is_postgres():
             claimed = hotdb.rows(
@@ -797,7 +875,7 @@ def store_answer(
                     "measures": [measure for measure, _ in measures],
                     "answer_values": [value for _, value in measures],
                     "rt_ms": rt_ms,
-                    "last": target.position >= target.total,
+                    "last": target.last,
                 },
             )[0][0]
         else:

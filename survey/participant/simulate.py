@@ -35,6 +35,7 @@ TRIAL_FORM = re.compile(
     re.S,
 )
 TRIAL_ACTION = re.compile(r"/trial/(\d+)$")
+TICKET = re.compile(r'<input type="hidden" name="ticket" value="([^"]+)"')
 
 MOBILE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Simulated"
 DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) Simulated"
@@ -50,6 +51,16 @@ class TrialForm:
     csrf_token: str
     total: int
     choices: dict[str, list[str]] = field(default_factory=dict)
+    # The answer ticket the page carries ("" when it has none).
+    ticket: str = ""
+
+    @property
+    def hidden(self) -> dict[str, str]:
+        """Return the hidden fields a browser posts with the answer (rt_ms aside)."""
+        fields = {"csrf_token": self.csrf_token}
+        if self.ticket:
+            fields["ticket"] = self.ticket
+        return fields
 
 
 def parse_trial_form(page: str) -> Optional[TrialForm]:
@@ -61,7 +72,10 @@ def parse_trial_form(page: str) -> Optional[TrialForm]:
     choices: dict[str, list[str]] = {}
     for name, value in RADIO.findall(page, found.end()):
         choices.setdefault(name, []).append(html.unescape(value) if "&" in value else value)
-    return TrialForm(html.unescape(action), csrf, int(total), choices)
+    ticket = TICKET.search(page, found.end())
+    return TrialForm(
+        html.unescape(action), csrf, int(total), choices, ticket.group(1) if ticket else ""
+    )
 
 
 def form_token(page: str) -> Optional[str]:
@@ -252,7 +266,7 @@ def run_participant(app: Flask, slug: str, index: int, rng: random.Random) -> Ou
         with app.app_context():
             facts = _trial_facts(trial_id)
         data = person.answer(facts, form.choices)
-        data.update(csrf_token=form.csrf_token, rt_ms=str(person.rt_ms(facts["task"])))
+        data.update(form.hidden, rt_ms=str(person.rt_ms(facts["task"])))
         response = client.post(form.action, data=data)
         if response.status_code != 303:
             raise click.ClickException(
