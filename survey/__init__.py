@@ -14,9 +14,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands."""
     from survey import config as config_module
     from survey import cli, errors, security
+    from flask_login import current_user
+
     from survey.extensions import CookieSessionInterface, csrf, db, login_manager, migrate
 
-    app = Flask(
+    from survey.webapp import LikenessFlask
+
+    app = LikenessFlask(
         __name__,
         instance_path=str(ROOT / "instance"),
         template_folder=str(ROOT / "templates"),
@@ -29,7 +33,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
-    login_manager.init_app(app)
+    # Templates get the signed-in researcher as flask-login's lazy proxy, read only by the pages
+    # that ask for it (flask-login's own context processor loads it for every page rendered).
+    login_manager.init_app(app, add_context_processor=False)
+    app.context_processor(lambda: {"current_user": current_user})
     login_manager.login_view = "researcher.login"
     login_manager.session_protection = "basic"
 
