@@ -553,3 +553,23 @@ def test_with_csrf_on_a_real_form_round_trip_works(app, client, demo):
     response = client.post(form.action, data={**first_answers(form), "csrf_token": form.csrf_token})
     assert response.status_code == 303
     assert count(app, Response) >= 1
+
+
+def test_a_consent_token_another_studys_participant_holds_starts_with_a_fresh_id(app, demo):
+    with app.app_context():
+        study = db.session.get(Study, demo)
+        first = service.start_or_resume(study, public_id="tokenholder1")
+        assert first.started and first.public_id == "tokenholder1"
+        # The same token again in the same study (a double click): that participant, resumed.
+        again = service.start_or_resume(study, public_id="tokenholder1")
+        assert not again.started and again.participant.id == first.participant.id
+        # Ids are unique across studies: when another study's participant holds the token's
+        # id, the new participant gets an id of its own.
+        other = Study(slug="other-study", title="Other", state="open")
+        db.session.add(other)
+        db.session.flush()
+        db.session.get(Participant, first.participant.id).study_id = other.id
+        db.session.commit()
+        fresh = service.start_or_resume(db.session.get(Study, demo), public_id="tokenholder1")
+        assert fresh.started and fresh.public_id != "tokenholder1"
+        assert db.session.get(Participant, fresh.participant.id).public_id == fresh.public_id

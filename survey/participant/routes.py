@@ -270,26 +270,28 @@ def consent(slug: str):
             title="You chose not to take part",
             message="Nothing was recorded. You can close this page.",
         )
-    if recruitment is not None:
-        existing = service.find_by_recruitment(study.id, recruitment)
-    else:
-        existing = _current(study)
-    if existing is not None:
-        service.consent(existing)
-        return _remember(redirect(_next_url(study, existing), 303), slug, existing.public_id)
-    try:
-        participant = service.start_participant(
-            study,
-            recruitment=recruitment,
-            device=service.device_from_user_agent(request.user_agent.string),
-            public_id=public_id,
-        )
-    except service.StudyUnavailable as exc:
-        return _unavailable(exc.reason)
-    except design.DesignError as exc:
-        return _unavailable("broken", " ".join(exc.problems))
-    response = redirect(_next_url(study, participant), 303)
-    return _remember(response, slug, participant.public_id)
+    # A link without a recruitment id resumes this browser's participant; one with an id
+    # resumes that id's participant (found by the start itself).
+    existing = _current(study) if recruitment is None else None
+    if existing is None:
+        try:
+            start = service.start_or_resume(
+                study,
+                recruitment=recruitment,
+                device=service.device_from_user_agent(request.user_agent.string),
+                public_id=public_id,
+            )
+        except service.StudyUnavailable as exc:
+            return _unavailable(exc.reason)
+        except design.DesignError as exc:
+            return _unavailable("broken", " ".join(exc.problems))
+        if start.started:
+            # Consented just now, nothing answered yet: on to the instructions.
+            response = redirect(url_for("participant.instructions", slug=slug), 303)
+            return _remember(response, slug, start.public_id)
+        existing = start.participant
+    service.consent(existing)
+    return _remember(redirect(_next_url(study, existing), 303), slug, existing.public_id)
 
 
 def _participant_or_entry(slug: str) -> tuple[Study, Optional[Participant]]:

@@ -271,6 +271,17 @@ def _trial_rows(
     ]
 
 
+@dataclass(frozen=True)
+class Start:
+    """The participant a consent started or resumed."""
+
+    participant: Participant
+    # Its opaque id (read before the commit that expires the participant's attributes).
+    public_id: str
+    # True: started now (consented, nothing answered); False: an earlier start resumed.
+    started: bool
+
+
 def start_participant(
     study: Study,
     *,
@@ -280,6 +291,29 @@ def start_participant(
     consented: bool = True,
     public_id: Optional[str] = None,
 ) -> Participant:
+    """Start a participant, or resume the one its recruitment id or public id already started.
+
+    See `start_or_resume`, which also tells which of the two happened.
+    """
+    return start_or_resume(
+        study,
+        recruitment=recruitment,
+        device=device,
+        preview=preview,
+        consented=consented,
+        public_id=public_id,
+    ).participant
+
+
+def start_or_resume(
+    study: Study,
+    *,
+    recruitment: Optional[Recruitment] = None,
+    device: Optional[str] = None,
+    preview: bool = False,
+    consented: bool = True,
+    public_id: Optional[str] = None,
+) -> Start:
     """Start a participant (or resume the one its recruitment id or public id already started).
 
     Assigns the list with the fewest counted participants, under the study row's lock, stores
@@ -288,11 +322,9 @@ def start_participant(
     second start with the same id (a double-clicked consent button) returns the first.
     """
     study_id = study.id
-    existing = _already_started(study_id, recruitment, public_id)
+    existing, public_id = _already_started(study_id, recruitment, public_id)
     if existing is not None:
-        return existing
-    if public_id and _public_id_taken(public_id):
-        public_id = None
+        return Start(existing, existing.public_id, started=False)
     # Everything that does not depend on the list is done before taking the lock, so that
     # simultaneous starts wait for each other as briefly as possible: the schedule of every
     # list is built from one seed, and the lock only picks which one is stored.
@@ -312,12 +344,16 @@ def start_participant(
     end_read()
     try:
         if not preview:
-            db.session.execute(
+            # Take the lock and read the study as it is now, in one statement.
+            study = db.session.scalars(
                 sa.update(Study)
                 .where(Study.id == study_id)
                 .values(participants_started=Study.participants_started + 1)
-            )
-        study = db.session.get(Study, study_id, populate_existing=True)
+                .returning(Study),
+                execution_options={"populate_existing": True},
+            ).one()
+        else:
+            study = db.session.get(Study, study_id, populate_existing=True)
         if len(schedules) != study.n_lists:  # a draft's lists changed meanwhile (a preview)
             schedules = schedules_for(study.n_lists)
         if not preview:
@@ -351,6 +387,7 @@ def start_participant(
                 )
             )
         db.session.flush()
+        started = Start(participant, participant.public_id, started=True)
         rows = _trial_rows(plan, participant.id, schedules[participant.list_index])
         db.session.connection().execute(Trial.__table__.insert(), rows)
         db.session.commit()
@@ -358,35 +395,33 @@ def start_participant(
         # The same recruitment id or consent token started at the same moment: the unique key
         # let one through, and this one resumes it.
         db.session.rollback()
-        existing = _already_started(study_id, recruitment, public_id)
+        existing, _ = _already_started(study_id, recruitment, public_id)
         if existing is None:
             raise
-        return existing
+        return Start(existing, existing.public_id, started=False)
     except BaseException:
         db.session.rollback()
         raise
-    return participant
+    return started
 
 
 def _already_started(
     study_id: int, recruitment: Optional[Recruitment], public_id: Optional[str]
-) -> Optional[Participant]:
-    """Return the participant a recruitment id or a public id already started in the study."""
+) -> tuple[Optional[Participant], Optional[str]]:
+    """Return the participant a recruitment id or a public id already started in the study.
+
+    Also returns the public id a new participant may take: None when another study's
+    participant has it (ids are unique across studies; the new one then gets a fresh id).
+    """
     if recruitment is not None:
         found = find_by_recruitment(study_id, recruitment)
         if found is not None:
-            return found
+            return found, public_id
     if public_id:
-        return find_participant(study_id, public_id)
-    return None
-
-
-def _public_id_taken(public_id: str) -> bool:
-    """Tell whether any participant (of any study) has this public id."""
-    return (
-        db.session.scalar(sa.select(Participant.id).where(Participant.public_id == public_id))
-        is not None
-    )
+        holder = db.session.scalar(sa.select(Participant).where(Participant.public_id == public_id))
+        if holder is not None:
+            return (holder, public_id) if holder.study_id == study_id else (None, None)
+    return None, public_id
 
 
 def consent(participant: Participant) -> None:
