@@ -282,27 +282,12 @@ class Start:
     started: bool
 
 
-def start_participant(
-    study: Study,
-    *,
-    recruitment: Optional[Recruitment] = None,
-    device: Optional[str] = None,
-    preview: bool = False,
-    consented: bool = True,
-    public_id: Optional[str] = None,
-) -> Participant:
+def start_participant(study: Study, **options: Any) -> Participant:
     """Start a participant, or resume the one its recruitment id or public id already started.
 
-    See `start_or_resume`, which also tells which of the two happened.
+    Takes the options of `start_or_resume`, which also tells which of the two happened.
     """
-    return start_or_resume(
-        study,
-        recruitment=recruitment,
-        device=device,
-        preview=preview,
-        consented=consented,
-        public_id=public_id,
-    ).participant
+    return start_or_resume(study, **options).participant
 
 
 def start_or_resume(
