@@ -7,8 +7,9 @@
 One run, one load generator, two servers on 127.0.0.1 and the same PostgreSQL:
 
 1. the yardstick, bench/yardstick_app.py (a bare Flask app inserting one row per POST), under
-   `--concurrency` clients POSTing back to back for `--yardstick-seconds`, half before and half
-   after the participants: inserts per second;
+   `--concurrency` clients POSTing back to back for `--yardstick-seconds` in all, in turns
+   with the participants (`--rounds` participant phases, each between two yardstick
+   segments): inserts per second;
 2. Likeness on the demo study: `--participants` simulated participants, `--concurrency` at a
    time, each going through the real flow (study link with a PROLIFIC_PID, consent, the
    instructions, then for every trial: GET the trial page, POST the answer, follow the
@@ -209,6 +210,16 @@ class Stats:
         """Record one request's latency."""
         self.latencies.setdefault(kind, []).append(seconds * 1000)
 
+    def add(self, other: "Stats") -> None:
+        """Add what another phase of the same load saw."""
+        for kind, values in other.latencies.items():
+            self.latencies.setdefault(kind, []).extend(values)
+        self.answered.update(other.answered)
+        self.completed += other.completed
+        self.stopped += other.stopped
+        self.errors += other.errors
+        self.accepted_posts += other.accepted_posts
+
 
 async def timed(
     stats: Stats,
@@ -310,13 +321,15 @@ async def run_participants(
     max_seconds: float,
     seed: int,
     think_ms: float = 0.0,
+    first: int = 0,
 ) -> tuple[Stats, float]:
-    """Run `n` participants, `concurrency` at a time; return the stats and the wall time."""
+    """Run participants `first` to `first + n - 1`, `concurrency` at a time, for at most
+    `max_seconds`; return the stats and the wall time."""
     stats = Stats()
-    rng = random.Random(seed)
+    rng = random.Random(seed * 100_003 + first)
     run = f"{seed:x}{int(time.time()) % 100000:x}"
     deadline = time.perf_counter() + max_seconds
-    queue = iter(range(n))
+    queue = iter(range(first, first + n))
 
     async def worker() -> None:
         for index in queue:
@@ -584,7 +597,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--participants", type=int, default=256)
     parser.add_argument("--max-seconds", type=float, default=120.0)
-    parser.add_argument("--yardstick-seconds", type=float, default=20.0)
+    parser.add_argument("--yardstick-seconds", type=float, default=24.0)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="participant phases, each between two of the yardstick's (default 3)",
+    )
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--worker-class", default="gthread", choices=("sync", "gthread"))
     parser.add_argument("--threads", type=int, default=8)
@@ -601,6 +620,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--concurrency must be 1-1024 and --participants 1-100000")
     if not 0 <= args.think_ms <= 60_000 or not 1 <= args.max_seconds <= 3600:
         parser.error("--think-ms must be 0-60000 and --max-seconds 1-3600")
+    if not 1 <= args.rounds <= min(20, args.participants):
+        parser.error("--rounds must be 1-20 and at most --participants")
     if make_url(args.database_url).get_backend_name() not in ("postgresql", "postgres"):
         parser.error("--database-url must be a PostgreSQL URL")
 
@@ -651,35 +672,47 @@ def main(argv: Optional[list[str]] = None) -> int:
             yard_cpu,
         )
 
-    # The yardstick runs before and after the participants, so that a change in the machine's
-    # load during the run weighs on both sides alike.
+    # The yardstick and the participants take turns (Y A Y A … Y), so that a change in the
+    # machine's speed during the run (a neighbour's load, PostgreSQL's background work after
+    # the participants' writes) weighs on both sides alike.
     yard_cpu, app_cpu = CpuUse(), CpuUse()
-    before, before_s = yardstick(args.yardstick_seconds / 2)
-    print(f"participants: {args.participants} at {args.concurrency} at a time …", flush=True)
-    stats, wall = serve(
-        "app:app",
-        "/healthz",
-        ROOT,
-        lambda port: run_participants(
-            "127.0.0.1",
-            port,
-            args.participants,
-            args.concurrency,
-            args.max_seconds,
-            args.seed,
-            args.think_ms,
-        ),
-        app_cpu,
-    )
-    after, after_s = yardstick(args.yardstick_seconds / 2)
-    ystats = Stats(
-        latencies={
-            "insert": before.latencies.get("insert", []) + after.latencies.get("insert", [])
-        },
-        errors=before.errors + after.errors,
-        accepted_posts=before.accepted_posts + after.accepted_posts,
-    )
-    ytime = before_s + after_s
+    ystats, stats = Stats(), Stats()
+    ytime = wall = 0.0
+    segments: list[float] = []
+
+    def yardstick_segment() -> None:
+        nonlocal ytime
+        segment, seconds = yardstick(args.yardstick_seconds / (args.rounds + 1))
+        ystats.add(segment)
+        ytime += seconds
+        segments.append(round(segment.accepted_posts / seconds, 1))
+
+    yardstick_segment()
+    done = 0
+    for round_ in range(args.rounds):
+        share = args.participants * (round_ + 1) // args.rounds - done
+        left = args.max_seconds - wall
+        print(f"participants: {share} at {args.concurrency} at a time …", flush=True)
+        phase, seconds = serve(
+            "app:app",
+            "/healthz",
+            ROOT,
+            lambda port, share=share, done=done, left=left: run_participants(
+                "127.0.0.1",
+                port,
+                share,
+                args.concurrency,
+                max(left, 0.001),
+                args.seed,
+                args.think_ms,
+                first=done,
+            ),
+            app_cpu,
+        )
+        stats.add(phase)
+        wall += seconds
+        done += share
+        yardstick_segment()
 
     problems = check_database(args.database_url, stats, ystats)
     inserts_per_s = ystats.accepted_posts / ytime
@@ -692,10 +725,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "concurrency": args.concurrency,
         "think_ms": args.think_ms,
         "yardstick_inserts_per_s": round(inserts_per_s, 1),
-        "yardstick_before_after_per_s": [
-            round(before.accepted_posts / before_s, 1),
-            round(after.accepted_posts / after_s, 1),
-        ],
+        "yardstick_segments_per_s": segments,
         "yardstick_p50_ms": round(percentile(ystats.latencies.get("insert", []), 50), 1),
         "yardstick_p99_ms": round(percentile(ystats.latencies.get("insert", []), 99), 1),
         "participants_completed": stats.completed,
