@@ -8,6 +8,7 @@ server again and gets the current trial, never a stale form.
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import sqlalchemy as sa
@@ -381,10 +382,40 @@ def _render_trial(slug: str, state: service.PageState, error: str = "", status: 
     )
 
 
+# Trial pages read by the statement that stored the answer before them, kept by each worker
+# until the redirect after that answer asks for them (by the participant's opaque id): the
+# page then needs no query. A browser follows the redirect at once, on the same connection,
+# so to the same worker; a page not asked for soon is dropped, and any other request for
+# the trial page (a reload, another tab, another worker) reads the database.
+_NEXT_PAGES = "likeness_next_pages"
+NEXT_PAGE_SECONDS = 10.0
+_NEXT_PAGES_MAX = 10_000
+
+
+def _keep_next_page(slug: str, public_id: str, state: service.PageState) -> None:
+    """Keep the page that follows a stored answer for the redirect's request."""
+    pages = current_app.extensions.setdefault(_NEXT_PAGES, {})
+    if len(pages) >= _NEXT_PAGES_MAX:
+        pages.clear()
+    pages[(slug, public_id)] = (time.monotonic(), state)
+
+
+def _take_next_page(slug: str, public_id: Optional[str]) -> Optional[service.PageState]:
+    """Return (once) the page kept after this participant's last answer, if still fresh."""
+    pages = current_app.extensions.get(_NEXT_PAGES)
+    kept = pages.pop((slug, public_id), None) if pages and public_id else None
+    if kept is None or time.monotonic() - kept[0] > NEXT_PAGE_SECONDS:
+        return None
+    return kept[1]
+
+
 @bp.get("/s/<slug>/trial")
 def trial(slug: str):
     """Show the first unanswered trial (or move on when none is left)."""
-    state = service.page_state(slug, _cookie_public_id(), current_app.secret_key)
+    public_id = _cookie_public_id()
+    state = _take_next_page(slug, public_id) or service.page_state(
+        slug, public_id, current_app.secret_key
+    )
     if state is None or not state.consented:
         return redirect(url_for("participant.entry", slug=slug))
     if state.status == "withdrawn":
@@ -422,8 +453,18 @@ def answer(slug: str, trial_id: int):
     if target is not None:
         questions = forms.questions_for(target.task, target.settings, target.is_attention)
         form = forms.answer_form_class(questions)()
-        if form.validate_on_submit() and _store(target, questions, form) == service.STORED:
-            return redirect(url_for("participant.trial", slug=slug), 303)
+        if form.validate_on_submit():
+            outcome, upcoming = service.record_answer(
+                target,
+                forms.measures(questions, form, target.left_source),
+                service.clean_rt(form.rt_ms.data),
+                slug=slug,
+                secret=current_app.secret_key,
+            )
+            if outcome == service.STORED:
+                if upcoming is not None:
+                    _keep_next_page(slug, public_id, upcoming)
+                return redirect(url_for("participant.trial", slug=slug), 303)
     # No ticket, an invalid answer, or nothing claimed (answered already, not the current
     # trial, not this participant's): the database says which, and what to answer.
     target = service.answer_target(slug, public_id, trial_id)
@@ -452,19 +493,12 @@ def answer(slug: str, trial_id: int):
             return render_error(400, "Your answer was not saved", message)
         return _render_trial(slug, state, message, 400)
     # Stored, or found answered meanwhile by a racing repeat of this POST: on to the next trial.
-    _store(target, questions, form)
-    return redirect(url_for("participant.trial", slug=slug), 303)
-
-
-def _store(
-    target: service.AnswerTarget, questions: tuple[forms.Question, ...], form: forms.AnswerForm
-) -> str:
-    """Store a validated answer (see `service.store_answer`)."""
-    return service.store_answer(
+    service.store_answer(
         target,
         forms.measures(questions, form, target.left_source),
         service.clean_rt(form.rt_ms.data),
     )
+    return redirect(url_for("participant.trial", slug=slug), 303)
 
 
 @bp.route("/s/<slug>/questions", methods=["GET", "POST"])

@@ -548,35 +548,51 @@ _TOTAL = (
     .scalar_subquery()
 )
 
+# A trial page's rows: the participant's five columns, then those of one unanswered trial.
+_PARTICIPANT_COLUMNS = (
+    Participant.id,
+    Participant.status,
+    Participant.is_preview,
+    Participant.consented_at,
+    Study.title,
+)
+_TRIAL_COLUMNS = (
+    Trial.id,
+    Trial.position,
+    Trial.task,
+    Trial.is_practice,
+    Trial.is_attention,
+    Trial.attention_answer,
+    Block.id,
+    Block.settings,
+    Trial.left_source,
+    _shown.public_id,
+    _other.public_id,
+    _probe.public_id,
+    _TOTAL,
+)
+
+
+def _with_shown(query: sa.Select) -> sa.Select:
+    """Join a query on trials to their block and images."""
+    return (
+        query.outerjoin(Block, Block.id == Trial.block_id)
+        .outerjoin(_shown, _shown.id == Trial.image_id)
+        .outerjoin(_other, _other.id == Trial.other_image_id)
+        .outerjoin(_probe, _probe.id == Trial.probe_image_id)
+    )
+
+
 # The participant with its current and next unanswered trials (none when all are answered).
 PAGE = (
-    sa.select(
-        Participant.id,
-        Participant.status,
-        Participant.is_preview,
-        Participant.consented_at,
-        Study.title,
-        Trial.id,
-        Trial.position,
-        Trial.task,
-        Trial.is_practice,
-        Trial.is_attention,
-        Trial.attention_answer,
-        Block.id,
-        Block.settings,
-        Trial.left_source,
-        _shown.public_id,
-        _other.public_id,
-        _probe.public_id,
-        _TOTAL,
+    _with_shown(
+        sa.select(*_PARTICIPANT_COLUMNS, *_TRIAL_COLUMNS)
+        .select_from(Participant)
+        .join(Study, Study.id == Participant.study_id)
+        .outerjoin(
+            Trial, sa.and_(Trial.participant_id == Participant.id, Trial.answered_at.is_(None))
+        )
     )
-    .select_from(Participant)
-    .join(Study, Study.id == Participant.study_id)
-    .outerjoin(Trial, sa.and_(Trial.participant_id == Participant.id, Trial.answered_at.is_(None)))
-    .outerjoin(Block, Block.id == Trial.block_id)
-    .outerjoin(_shown, _shown.id == Trial.image_id)
-    .outerjoin(_other, _other.id == Trial.other_image_id)
-    .outerjoin(_probe, _probe.id == Trial.probe_image_id)
     .where(Participant.public_id == sa.bindparam("public_id"), Study.slug == sa.bindparam("slug"))
     .order_by(Trial.position)
     .limit(2)
@@ -638,7 +654,7 @@ CLAIM = (
     sa.update(_TRIAL)
     .where(*_CLAIM_WHERE)
     .values(answered_at=_NOW)
-    .returning(_TRIAL.c.id, _TRIAL.c.participant_id)
+    .returning(_TRIAL.c.id, _TRIAL.c.participant_id, _TRIAL.c.position)
 )
 INSERT_RESPONSES = _RESPONSE.insert()
 COMPLETE = (
@@ -652,7 +668,10 @@ def _store_in_one_statement() -> sa.Select:
     """PostgreSQL: claim, insert the answers and complete the participant in one statement.
 
     Data-modifying CTEs run as one atomic statement, so in autocommit it costs one round trip
-    instead of BEGIN, UPDATE, INSERT, UPDATE and COMMIT. Returns the number of trials claimed.
+    instead of BEGIN, UPDATE, INSERT, UPDATE and COMMIT. Returns no row when nothing was
+    claimed; else the rows of the trial page that comes next, as PAGE returns them (the
+    statement sees the trials as they were before it: the next ones are the unanswered ones
+    after the claimed trial).
     """
     from sqlalchemy.dialects import postgresql
 
@@ -690,7 +709,26 @@ def _store_in_one_statement() -> sa.Select:
         .values(status="completed", completed_at=_NOW)
         .cte("completed")
     )
-    return sa.select(sa.func.count()).select_from(claimed).add_cte(stored, completed)
+    upcoming = (
+        _with_shown(sa.select(*_TRIAL_COLUMNS).select_from(Trial))
+        .where(
+            Trial.participant_id == claimed.c.participant_id,
+            Trial.answered_at.is_(None),
+            Trial.position > claimed.c.position,
+        )
+        .order_by(Trial.position)
+        .limit(2)
+        .correlate(claimed)
+        .lateral("upcoming")
+    )
+    return (
+        sa.select(claimed.c.participant_id, *_PARTICIPANT_COLUMNS[1:], *upcoming.c)
+        .select_from(claimed)
+        .join(Participant, Participant.id == claimed.c.participant_id)
+        .join(Study, Study.id == Participant.study_id)
+        .outerjoin(upcoming, sa.true())
+        .add_cte(stored, completed)
+    )
 
 
 STORE_ONE_STATEMENT = _store_in_one_statement()
@@ -717,8 +755,13 @@ def page_state(
     if not public_id:
         return None
     rows = hotdb.rows(PAGE, {"public_id": public_id, "slug": slug})
-    if not rows:
-        return None
+    return _page_state(rows, slug, public_id, secret) if rows else None
+
+
+def _page_state(
+    rows: Sequence[Sequence[Any]], slug: str, public_id: str, secret: Optional[tickets.Secret]
+) -> PageState:
+    """Read a trial page's rows (PAGE's columns) into its state."""
     first = rows[0]
     current = None
     ticket = ""
@@ -880,15 +923,32 @@ def store_answer(
     guard), or, for a target read from a ticket, it is not (or no longer) the participant's
     current trial; NOT_CURRENT when the target already says an earlier trial is unanswered.
     """
+    return record_answer(target, measures, rt_ms)[0]
+
+
+def record_answer(
+    target: AnswerTarget,
+    measures: Sequence[tuple[str, str]],
+    rt_ms: Optional[float],
+    *,
+    slug: Optional[str] = None,
+    secret: Optional[tickets.Secret] = None,
+) -> tuple[str, Optional[PageState]]:
+    """Store a validated answer (see `store_answer`); also return the next trial page's state.
+
+    On PostgreSQL the storing statement reads the next page too, so a caller that names the
+    study's `slug` gets it (with its ticket when given the `secret`) for no extra statement;
+    elsewhere, or when nothing was stored, the state is None.
+    """
     if target.answered:
-        return REPEAT
+        return REPEAT, None
     if not target.current:
-        return NOT_CURRENT
+        return NOT_CURRENT, None
     now = utcnow()
     claim = {"trial_id": target.trial_id, "public_id": target.public_id, "now": now}
     try:
         if hotdb.is_postgres():
-            claimed = hotdb.rows(
+            rows = hotdb.rows(
                 STORE_ONE_STATEMENT,
                 {
                     **claim,
@@ -897,14 +957,19 @@ def store_answer(
                     "rt_ms": rt_ms,
                     "last": target.last,
                 },
-            )[0][0]
-        else:
-            claimed = hotdb.transaction(
-                lambda connection: _store(connection, target, claim, measures, rt_ms)
             )
+            if not rows:
+                return REPEAT, None
+            upcoming = None
+            if slug is not None:
+                upcoming = _page_state(rows, slug, target.public_id, secret)
+            return STORED, upcoming
+        claimed = hotdb.transaction(
+            lambda connection: _store(connection, target, claim, measures, rt_ms)
+        )
     except IntegrityError:
-        return REPEAT
-    return STORED if claimed else REPEAT
+        return REPEAT, None
+    return (STORED if claimed else REPEAT), None
 
 
 def clean_rt(raw: Any) -> Optional[float]:
