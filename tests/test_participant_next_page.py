@@ -120,3 +120,13 @@ def test_the_last_answer_leads_on_from_the_kept_page(app, client, demo):
     after = client.get(reply.headers["Location"])
     assert after.status_code == 302 and after.headers["Location"].endswith("/s/demo/questions")
     assert participants(app)[0].status == "completed"
+
+
+def test_withdrawing_drops_the_kept_page(app, client, demo):
+    agree(client, "demo")
+    assert post(client, trial_form(client)).status_code == 303
+    # Withdrawn (from this tab's withdraw page) before the redirect was followed.
+    assert client.post("/s/demo/withdraw", data={"confirm": "y"}).status_code == 303
+    assert participants(app)[0].status == "withdrawn"
+    after = client.get("/s/demo/trial")
+    assert after.status_code == 302 and after.headers["Location"].endswith("/s/demo/withdrawn")

@@ -561,7 +561,9 @@ def withdraw(slug: str):
         return redirect(url_for("participant.withdrawn", slug=slug), 303)
     form = forms.WithdrawForm()
     if form.validate_on_submit():
+        public_id = participant.public_id
         service.withdraw(participant)
+        _take_next_page(slug, public_id)  # no trial page kept for a withdrawn participant
         return redirect(url_for("participant.withdrawn", slug=slug), 303)
     return _page(
         "participant/withdraw.html",
