@@ -375,6 +375,7 @@ def test_quoted_sql_in_a_url_is_just_a_name(app, world):
     [
         ("GET", "/s/tr%00ust", None),
         ("GET", "/r/login?next=/r/a&next=/r/%00", None),
+        ("GET", "/s/trust?PROLIFIC_PID=ab%00cd", None),
         ("POST", "/r/login", {"identifier": "ada\x00@example.org", "password": "x"}),
         ("POST", "/r/studies/new", {"title": "A\x00B"}),
     ],
