@@ -12,12 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands."""
-    from survey import config as config_module
-    from survey import cli, errors, security
     from flask_login import current_user
 
+    from survey import cli, errors, security
+    from survey import config as config_module
     from survey.extensions import CookieSessionInterface, csrf, db, login_manager, migrate
-
     from survey.webapp import LikenessFlask
 
     app = LikenessFlask(

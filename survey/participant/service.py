@@ -5,14 +5,17 @@ Routes and the simulation command both call these functions; nothing here reads 
 Starting takes the study row's lock (an UPDATE of its start counter: a row lock in PostgreSQL,
 the write lock in SQLite), so concurrent starts run one after another: each sees the lists'
 counts left by the one before, and the target-N check cannot be overrun. Showing a trial and
-recording an answer are the hot path, run on a connection of their own outside the ORM session
-(`survey.participant.hotdb`, autocommit on PostgreSQL): the trial page is one SELECT; an answer is one
-SELECT of the posted trial (is it this participant's, answered, the current one, and what
-validating the answer needs), then, once valid, one atomic statement that claims the trial
-(only if still unanswered with every earlier trial answered), inserts its responses and
-completes the participant after the last (on SQLite: the same three statements in one
-transaction). A repeated POST claims nothing and stores nothing; the unique (trial, measure)
-key is the last guard.
+recording an answer are the hot path, run on a connection of their own outside the ORM
+session (`survey.participant.hotdb`, autocommit on PostgreSQL). The trial page is one
+SELECT. An answer whose page's signed ticket (`survey.participant.tickets`) says what
+validating it needs goes, once valid, straight to one atomic statement that claims the
+trial (only if it is the participant's, still unanswered, with every earlier trial
+answered), inserts its responses, completes the participant after the last and, on
+PostgreSQL, reads the next trial page (on SQLite: claim, insert and complete in one
+transaction). Without a usable ticket, or when the claim finds nothing, one SELECT of the
+posted trial says whether it is this participant's, answered, the current one, and what
+validating the answer needs. A repeated POST claims nothing and stores nothing; the unique
+(trial, measure) key is the last guard.
 
 Withdrawal deletes the participant's trials, answers and demographics. Its recruitment id is
 kept only as a SHA-256 digest and its link parameters are dropped: the platform's id itself is
@@ -537,7 +540,7 @@ class PageState:
 
 
 # The hot path's statements are built once, with bound parameters: building a statement and
-# its cache key costs more than running it. They run on the session's Core connection.
+# its cache key costs more than running it. They run on `hotdb`'s connection.
 _shown = so.aliased(Image, name="shown")
 _other = so.aliased(Image, name="other")
 _probe = so.aliased(Image, name="probe")

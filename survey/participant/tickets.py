@@ -26,7 +26,9 @@ from typing import Optional, Union
 
 FIELD = "ticket"
 # task . attention . last . side . settings key . signature
-_FORMAT = re.compile(r"(match|rate|choose|detect)\.([01])\.([01])\.([01-])\.([0-9a-f]{16})\.([A-Za-z0-9_-]{22})\Z")
+_FORMAT = re.compile(
+    r"(match|rate|choose|detect)\.([01])\.([01])\.([01-])\.([0-9a-f]{16})\.([A-Za-z0-9_-]{22})\Z"
+)
 _SIDES = {"real": 1, "ai": 0}
 
 Secret = Union[str, bytes]
