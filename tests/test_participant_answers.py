@@ -17,16 +17,11 @@ from tests.test_participant_support import (
     count,
     first_answers,
     participants,
-    seed_quick_demo,
     trial_form,
     trial_id,
+    demo,  # noqa: F401 (a fixture)
+    lookups,  # noqa: F401 (a fixture)
 )
-
-
-@pytest.fixture
-def demo(app, monkeypatch):
-    """The demo study, seeded quickly; returns its id."""
-    return seed_quick_demo(app, monkeypatch)
 
 
 # An answer is posted as a browser posts it, with the page's signed ticket (stored by the one
@@ -39,20 +34,6 @@ def post(client, form, data: dict[str, str], via: str):
     hidden = form.hidden if via == "ticket" else {}
     assert via != "ticket" or hidden.get("ticket"), "the trial page carries no ticket"
     return client.post(form.action, data={**hidden, **data})
-
-
-@pytest.fixture
-def lookups(monkeypatch) -> list[int]:
-    """Count the answers that read their trial from the database (the long way round)."""
-    calls: list[int] = []
-    original = service.answer_target
-
-    def counted(slug, public_id, trial_id):
-        calls.append(trial_id)
-        return original(slug, public_id, trial_id)
-
-    monkeypatch.setattr(service, "answer_target", counted)
-    return calls
 
 
 def advance_to(client, wanted: set[str]):

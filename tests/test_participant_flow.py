@@ -25,16 +25,10 @@ from tests.test_participant_support import (
     count,
     first_answers,
     participants,
-    seed_quick_demo,
     set_study,
     trial_form,
+    demo,  # noqa: F401 (a fixture)
 )
-
-
-@pytest.fixture
-def demo(app, monkeypatch):
-    """The demo study, seeded quickly; returns its id."""
-    return seed_quick_demo(app, monkeypatch)
 
 
 MOBILE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36"

@@ -13,16 +13,10 @@ from tests.test_participant_support import (
     count,
     first_answers,
     participants,
-    seed_quick_demo,
     trial_form,
     trial_id,
+    demo,  # noqa: F401 (a fixture)
 )
-
-
-@pytest.fixture
-def demo(app, monkeypatch):
-    """The demo study, seeded quickly; returns its id."""
-    return seed_quick_demo(app, monkeypatch)
 
 
 @pytest.fixture

@@ -12,13 +12,7 @@ from survey import design
 from survey.extensions import db
 from survey.models import Identity, Participant, Study, Trial
 from survey.participant import service
-from tests.test_participant_support import seed_quick_demo, set_study
-
-
-@pytest.fixture
-def demo(app, monkeypatch):
-    """The demo study, seeded quickly; returns its id."""
-    return seed_quick_demo(app, monkeypatch)
+from tests.test_participant_support import demo, set_study  # noqa: F401 (demo: a fixture)
 
 
 def start(app, study_id: int, **kwargs) -> Participant:

@@ -5,19 +5,12 @@ from __future__ import annotations
 import random
 import statistics
 
-import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, Response, Trial
 from survey.participant.simulate import Person
-from tests.test_participant_support import seed_quick_demo, set_study
-
-
-@pytest.fixture
-def demo(app, monkeypatch):
-    """The demo study, seeded quickly; returns its id."""
-    return seed_quick_demo(app, monkeypatch)
+from tests.test_participant_support import demo, set_study  # noqa: F401 (demo: a fixture)
 
 
 def test_simulated_participants_answer_through_the_pages(app, runner, demo):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 
+import pytest
+
 import sqlalchemy as sa
 
 import survey.demo
@@ -76,3 +78,29 @@ def set_study(app, study_id: int, **values) -> None:
     with app.app_context():
         db.session.execute(sa.update(Study).where(Study.id == study_id).values(**values))
         db.session.commit()
+
+
+@pytest.fixture
+def demo(app, monkeypatch):
+    """The demo study, seeded quickly (in place of conftest's full seed); returns its id.
+
+    Test modules take it by importing it by name.
+    """
+    return seed_quick_demo(app, monkeypatch)
+
+
+@pytest.fixture
+def lookups(monkeypatch) -> list[int]:
+    """Count the answers that read their trial from the database (the long way round)."""
+    from survey.participant import service
+
+    calls: list[int] = []
+    original = service.answer_target
+
+    def counted(slug, public_id, trial_id):
+        calls.append(trial_id)
+        return original(slug, public_id, trial_id)
+
+    monkeypatch.setattr(service, "answer_target", counted)
+    return calls
+

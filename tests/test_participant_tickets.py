@@ -9,24 +9,19 @@ from survey.extensions import db
 from survey.models import Response, Trial
 from survey.participant import service, tickets
 from survey.participant.simulate import agree
-from tests.test_participant_answers import TASK_FIELDS, advance_to, lookups, responses  # noqa: F401
+from tests.test_participant_answers import TASK_FIELDS, advance_to, responses
 from tests.test_participant_support import (
     count,
+    demo,  # noqa: F401 (a fixture)
     first_answers,
+    lookups,  # noqa: F401 (a fixture)
     participants,
-    seed_quick_demo,
     trial_form,
     trial_id,
 )
 
 SECRET = "ticket-test-secret"
 TICKET = tickets.Ticket("choose", False, True, "real", "0123456789abcdef")
-
-
-@pytest.fixture
-def demo(app, monkeypatch):
-    """The demo study, seeded quickly; returns its id."""
-    return seed_quick_demo(app, monkeypatch)
 
 
 def test_a_ticket_reads_back_only_for_its_trial_participant_study_and_key():
