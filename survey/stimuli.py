@@ -170,7 +170,8 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 def _header_size(data: bytes) -> tuple[int, int] | None:
     """Read the pixel size from a JPEG, PNG or WebP header, without decoding anything."""
     if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
+        # A file cut off inside its header has no size to read: Pillow then says what is wrong.
+        return struct.unpack(">II", data[16:24]) if len(data) >= 24 else None
     if data.startswith(b"\xff\xd8"):
         return _jpeg_size(data)
     if data.startswith(b"RIFF"):

@@ -272,6 +272,8 @@ def corrupt_png() -> bytes:
         (b"", "empty.jpg", "is empty"),
         (truncated_jpeg(), "half.jpg", "is truncated or corrupt"),
         (corrupt_png(), "bad.png", "is truncated or corrupt"),
+        # Cut off inside the header, before the size (found by the upload fuzzer).
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "cut.png", "could not be read"),
         (animated("GIF"), "moving.gif", "is a GIF file"),
         (animated("WEBP"), "moving.webp", "is animated"),
         (animated("PNG"), "moving.png", "is animated"),
@@ -287,6 +289,7 @@ def corrupt_png() -> bytes:
         "empty",
         "truncated-jpeg",
         "corrupt-png",
+        "png-cut-in-header",
         "animated-gif",
         "animated-webp",
         "animated-png",
