@@ -199,7 +199,9 @@ def test_a_burst_of_simultaneous_guesses_gets_no_more_password_checks_than_the_l
     for thread in threads:
         thread.join()
     assert len(statuses) == 12 and set(statuses) <= {401, 429}
-    assert 1 <= statuses.count(401) <= 5
+    # At most five reach the password check. How many do depends on the timing: when all
+    # twelve are recorded before any is counted, each sees the others and none gets through.
+    assert statuses.count(401) <= 5
     with app.app_context():
         kept = db.session.scalar(sa.select(sa.func.count()).select_from(LoginAttempt))
     assert kept == statuses.count(401)  # refused attempts are not kept
