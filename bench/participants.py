@@ -601,8 +601,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
-        help="participant phases, each between two of the yardstick's (default 3)",
+        help="participant phases, each between two of the yardstick's (default: 3 saturated, "
+        "1 with --think-ms, where each round's burst of consents would dominate the p99)",
     )
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--worker-class", default="gthread", choices=("sync", "gthread"))
@@ -620,6 +620,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--concurrency must be 1-1024 and --participants 1-100000")
     if not 0 <= args.think_ms <= 60_000 or not 1 <= args.max_seconds <= 3600:
         parser.error("--think-ms must be 0-60000 and --max-seconds 1-3600")
+    if args.rounds is None:
+        args.rounds = 1 if args.think_ms else 3
     if not 1 <= args.rounds <= min(20, args.participants):
         parser.error("--rounds must be 1-20 and at most --participants")
     if make_url(args.database_url).get_backend_name() not in ("postgresql", "postgres"):
