@@ -453,18 +453,8 @@ def answer(slug: str, trial_id: int):
     if target is not None:
         questions = forms.questions_for(target.task, target.settings, target.is_attention)
         form = forms.answer_form_class(questions)()
-        if form.validate_on_submit():
-            outcome, upcoming = service.record_answer(
-                target,
-                forms.measures(questions, form, target.left_source),
-                service.clean_rt(form.rt_ms.data),
-                slug=slug,
-                secret=current_app.secret_key,
-            )
-            if outcome == service.STORED:
-                if upcoming is not None:
-                    _keep_next_page(slug, public_id, upcoming)
-                return redirect(url_for("participant.trial", slug=slug), 303)
+        if form.validate_on_submit() and _store(slug, target, questions, form) == service.STORED:
+            return redirect(url_for("participant.trial", slug=slug), 303)
     # No ticket, an invalid answer, or nothing claimed (answered already, not the current
     # trial, not this participant's): the database says which, and what to answer.
     target = service.answer_target(slug, public_id, trial_id)
@@ -493,12 +483,27 @@ def answer(slug: str, trial_id: int):
             return render_error(400, "Your answer was not saved", message)
         return _render_trial(slug, state, message, 400)
     # Stored, or found answered meanwhile by a racing repeat of this POST: on to the next trial.
-    service.store_answer(
+    _store(slug, target, questions, form)
+    return redirect(url_for("participant.trial", slug=slug), 303)
+
+
+def _store(
+    slug: str,
+    target: service.AnswerTarget,
+    questions: tuple[forms.Question, ...],
+    form: forms.AnswerForm,
+) -> str:
+    """Store a validated answer; keep the next trial page the store read for the redirect."""
+    outcome, upcoming = service.record_answer(
         target,
         forms.measures(questions, form, target.left_source),
         service.clean_rt(form.rt_ms.data),
+        slug=slug,
+        secret=current_app.secret_key,
     )
-    return redirect(url_for("participant.trial", slug=slug), 303)
+    if upcoming is not None:
+        _keep_next_page(slug, target.public_id, upcoming)
+    return outcome
 
 
 @bp.route("/s/<slug>/questions", methods=["GET", "POST"])
