@@ -10,17 +10,18 @@ import sqlalchemy as sa
 from survey import create_app
 from survey.extensions import db
 from survey.models import Block, Response, Trial
-from survey.participant import hotdb, routes, service, tickets
+from survey.participant import hotdb, routes, service
 from survey.participant.simulate import agree
 from tests.test_participant_support import (
     answer_trials,
     count,
+    demo,  # noqa: F401 (a fixture)
     first_answers,
+    lookups,  # noqa: F401 (a fixture)
     participants,
+    trial_at,
     trial_form,
     trial_id,
-    demo,  # noqa: F401 (a fixture)
-    lookups,  # noqa: F401 (a fixture)
 )
 
 
@@ -220,10 +221,7 @@ def test_an_answer_to_a_later_trial_is_refused(app, client, demo):
     agree(client, "demo")
     current = trial_form(client)
     (p,) = participants(app)
-    with app.app_context():
-        later = db.session.scalar(
-            sa.select(Trial.id).where(Trial.participant_id == p.id, Trial.position == 5)
-        )
+    later = trial_at(app, p.id, 5).id
     response = client.post(f"/s/demo/trial/{later}", data={"same": "1", "confidence": "3"})
     assert response.status_code == 400
     assert "Please answer the questions in order" in response.get_data(as_text=True)

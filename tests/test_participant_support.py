@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 import survey.demo
 from survey.extensions import db
-from survey.models import Participant, Study
+from survey.models import Participant, Study, Trial
 from survey.participant.simulate import parse_trial_form
 
 _render = functools.lru_cache(maxsize=None)(survey.demo.render)
@@ -103,4 +103,16 @@ def lookups(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(service, "answer_target", counted)
     return calls
+
+
+def trial_at(app, participant_id: int, position: int) -> Trial:
+    """Return a participant's trial at a position of its schedule."""
+    with app.app_context():
+        trial = db.session.scalar(
+            sa.select(Trial).where(
+                Trial.participant_id == participant_id, Trial.position == position
+            )
+        )
+        db.session.expunge(trial)
+        return trial
 

@@ -16,6 +16,7 @@ from tests.test_participant_support import (
     first_answers,
     lookups,  # noqa: F401 (a fixture)
     participants,
+    trial_at,
     trial_form,
     trial_id,
 )
@@ -133,11 +134,8 @@ def test_a_ticket_for_a_later_trial_stores_nothing(app, client, demo):
     agree(client, "demo")
     current = trial_form(client)
     (p,) = participants(app)
-    with app.app_context():
-        later = db.session.scalar(
-            sa.select(Trial).where(Trial.participant_id == p.id, Trial.position == 5)
-        )
-        later_id, task = later.id, later.task
+    later = trial_at(app, p.id, 5)
+    later_id, task = later.id, later.task
     settings_key = tickets.read(
         app.secret_key, "demo", p.public_id, trial_id(current), current.ticket
     ).settings_key

@@ -31,7 +31,6 @@ import secrets
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Optional
 
 import sqlalchemy as sa
