@@ -24,7 +24,7 @@ from survey.errors import render_error
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.media import storage
-from survey.models import Image, Participant, Study, new_public_id
+from survey.models import Image, Participant, new_public_id
 from survey.participant import bp, forms, hotdb, service, tickets
 from survey.participant import csrf as participant_csrf
 
@@ -118,17 +118,17 @@ def _remember(response: WerkzeugResponse, slug: str, public_id: str) -> Werkzeug
     return response
 
 
-def _current(study: Study) -> Optional[Participant]:
-    """Return the participant of this browser in the study, or None."""
-    return service.find_participant(study.id, _cookie_public_id())
+Flow = tuple[service.StudyView, Optional[service.ParticipantView]]
 
 
-def _study_or_404(slug: str) -> Study:
-    """Return the study of a link, or the 'link not valid' page."""
-    study = service.study_by_slug(slug)
-    if study is None:
+def _flow_or_404(
+    slug: str, public_id: Optional[str] = None, recruitment: Optional[service.Recruitment] = None
+) -> Flow:
+    """Return a link's study and the participant named (None if none), or the 404 page."""
+    found = service.flow(slug, public_id, recruitment)
+    if found is None:
         abort(_unavailable("unknown"))
-    return study
+    return found
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -165,8 +165,8 @@ def _expired(exc: CSRFError):
 
 def _page(
     template: str,
-    study: Optional[Study] = None,
-    participant: Optional[Participant] = None,
+    study: Optional[service.StudyView] = None,
+    participant: Optional[service.ParticipantView] = None,
     **context,
 ) -> str:
     """Render a flow page with the header's study title, preview flag and withdraw link."""
@@ -189,22 +189,24 @@ def _unavailable(reason: str, detail: str = "") -> WerkzeugResponse:
     return current_app.response_class(page, status=status)
 
 
-def _next_url(study: Study, participant: Participant) -> str:
+def _next_url(slug: str, participant: service.ParticipantView) -> str:
     """Return where a returning participant continues."""
-    slug = study.slug
     if participant.status == "withdrawn":
         return url_for("participant.withdrawn", slug=slug)
     if participant.consented_at is None:
         return url_for("participant.entry", slug=slug)
     if participant.status == "completed":
         return url_for("participant.done", slug=slug)
-    if service.answered_count(participant.id) == 0:
+    if not participant.answered_any:
         return url_for("participant.instructions", slug=slug)
     return url_for("participant.trial", slug=slug)
 
 
 def _render_consent(
-    study: Study, status: int = 200, error: str = "", participant: Optional[Participant] = None
+    study: service.StudyView,
+    status: int = 200,
+    error: str = "",
+    participant: Optional[service.ParticipantView] = None,
 ) -> tuple[str, int]:
     """Render the consent page; its token gives a double-clicked agreement one participant."""
     form = forms.ConsentForm(token=_serializer().dumps(new_public_id()))
@@ -227,17 +229,17 @@ def _render_consent(
 @bp.get("/s/<slug>")
 def entry(slug: str):
     """The study link: resume a known participant, else show the consent page."""
-    study = _study_or_404(slug)
     try:
         recruitment = service.recruitment_from_args(request.args)
     except ValueError as exc:
+        _flow_or_404(slug)
         return _unavailable("bad_link", str(exc))
-    if recruitment is not None:
-        participant = service.find_by_recruitment(study.id, recruitment)
-    else:
-        participant = _current(study)
+    # With a recruitment id, its participant; without one, this browser's.
+    study, participant = _flow_or_404(
+        slug, None if recruitment is not None else _cookie_public_id(), recruitment
+    )
     if participant is not None and participant.consented_at is not None:
-        return _remember(redirect(_next_url(study, participant)), slug, participant.public_id)
+        return _remember(redirect(_next_url(slug, participant)), slug, participant.public_id)
     if participant is None:
         if not study.is_open:
             return _unavailable("draft" if study.state == "draft" else "closed")
@@ -250,14 +252,20 @@ def entry(slug: str):
 @participant_csrf.protected
 def consent(slug: str):
     """Agree (start, or resume) or decline."""
-    study = _study_or_404(slug)
-    form = forms.ConsentForm()
-    if not form.validate_on_submit():
-        return _render_consent(study, 400, forms.first_error(form))
     try:
         recruitment = service.recruitment_from_args(request.args)
     except ValueError as exc:
-        return _unavailable("bad_link", str(exc))
+        recruitment, bad_link = None, str(exc)
+    else:
+        bad_link = ""
+    # A link without a recruitment id resumes this browser's participant; one with an id
+    # resumes that id's participant (found by the start itself).
+    study, existing = _flow_or_404(slug, _cookie_public_id() if recruitment is None else None)
+    form = forms.ConsentForm()
+    if not form.validate_on_submit():
+        return _render_consent(study, 400, forms.first_error(form))
+    if bad_link:
+        return _unavailable("bad_link", bad_link)
     try:
         public_id = _serializer().loads(form.token.data or "")
     except BadSignature:
@@ -271,9 +279,6 @@ def consent(slug: str):
             title="You chose not to take part",
             message="Nothing was recorded. You can close this page.",
         )
-    # A link without a recruitment id resumes this browser's participant; one with an id
-    # resumes that id's participant (found by the start itself).
-    existing = _current(study) if recruitment is None else None
     if existing is None:
         try:
             start = service.start_or_resume(
@@ -290,15 +295,18 @@ def consent(slug: str):
             # Consented just now, nothing answered yet: on to the instructions.
             response = redirect(url_for("participant.instructions", slug=slug), 303)
             return _remember(response, slug, start.public_id)
-        existing = start.participant
-    service.consent(existing)
-    return _remember(redirect(_next_url(study, existing), 303), slug, existing.public_id)
+        existing = _flow_or_404(slug, start.public_id)[1]
+        if existing is None:  # deleted since (a researcher removed its data)
+            return redirect(url_for("participant.entry", slug=slug), 303)
+    if existing.consented_at is None:  # a preview run started before its consent
+        service.consent(db.session.get(Participant, existing.id))
+        existing = _flow_or_404(slug, existing.public_id)[1]
+    return _remember(redirect(_next_url(slug, existing), 303), slug, existing.public_id)
 
 
-def _participant_or_entry(slug: str) -> tuple[Study, Optional[Participant]]:
+def _participant_or_entry(slug: str) -> Flow:
     """Return the study and this browser's participant (None when it has none)."""
-    study = _study_or_404(slug)
-    return study, _current(study)
+    return _flow_or_404(slug, _cookie_public_id())
 
 
 @bp.get("/s/<slug>/instructions")
@@ -313,7 +321,7 @@ def instructions(slug: str):
         return redirect(
             url_for("participant.entry", slug=slug)
             if participant is None
-            else _next_url(study, participant)
+            else _next_url(slug, participant)
         )
     return _page(
         "participant/instructions.html",
@@ -421,20 +429,25 @@ def trial(slug: str):
     if state.status == "withdrawn":
         return redirect(url_for("participant.withdrawn", slug=slug))
     if state.current is None:
-        return redirect(_after_trials(slug, state.participant_id))
+        return redirect(_after_trials(slug, public_id))
     return _render_trial(slug, state)
 
 
-def _after_trials(slug: str, participant_id: int) -> str:
+def _after_trials(slug: str, public_id: str) -> str:
     """Complete a participant with every trial answered; return the questions or the debrief."""
-    participant = db.session.get(Participant, participant_id)
-    service.complete_if_done(participant)
-    if _asks_demographics(participant.study) and not participant.demographics:
+    study, participant = _flow_or_404(slug, public_id)
+    if participant is None:
+        return url_for("participant.entry", slug=slug)
+    if participant.status == "in_progress":
+        # The last answer completes its participant; this completes one stored otherwise.
+        service.complete_if_done(db.session.get(Participant, participant.id))
+        study, participant = _flow_or_404(slug, public_id)
+    if _asks_demographics(study) and not participant.demographics:
         return url_for("participant.questions", slug=slug)
     return url_for("participant.done", slug=slug)
 
 
-def _asks_demographics(study: Study) -> bool:
+def _asks_demographics(study: service.StudyView) -> bool:
     """Tell whether the study asks the optional demographics (study setting, on by default)."""
     return bool((study.settings or {}).get("demographics", True))
 
@@ -515,7 +528,7 @@ def questions(slug: str):
         return redirect(
             url_for("participant.entry", slug=slug)
             if participant is None
-            else _next_url(study, participant)
+            else _next_url(slug, participant)
         )
     if not _asks_demographics(study) or participant.demographics:
         return redirect(url_for("participant.done", slug=slug), 303)
@@ -523,7 +536,8 @@ def questions(slug: str):
     if form.validate_on_submit():
         if not form.skip.data:
             service.save_demographics(
-                participant, {"age": form.age.data, "gender": form.gender.data}
+                db.session.get(Participant, participant.id),
+                {"age": form.age.data, "gender": form.gender.data},
             )
         return redirect(url_for("participant.done", slug=slug), 303)
     status = 400 if form.is_submitted() else 200
@@ -540,7 +554,7 @@ def done(slug: str):
         return redirect(
             url_for("participant.entry", slug=slug)
             if participant is None
-            else _next_url(study, participant)
+            else _next_url(slug, participant)
         )
     completion_url = study.completion_url if study.completion_url.startswith("https://") else ""
     return _page(
@@ -567,7 +581,7 @@ def withdraw(slug: str):
     form = forms.WithdrawForm()
     if form.validate_on_submit():
         public_id = participant.public_id
-        service.withdraw(participant)
+        service.withdraw(db.session.get(Participant, participant.id))
         _take_next_page(slug, public_id)  # no trial page kept for a withdrawn participant
         return redirect(url_for("participant.withdrawn", slug=slug), 303)
     return _page(
@@ -575,7 +589,7 @@ def withdraw(slug: str):
         study=study,
         participant=participant,
         form=form,
-        back_url=_next_url(study, participant),
+        back_url=_next_url(slug, participant),
     )
 
 

@@ -30,7 +30,7 @@ import re
 import secrets
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -164,6 +164,123 @@ def study_by_slug(slug: str) -> Optional[Study]:
     return db.session.scalar(sa.select(Study).where(Study.slug == slug))
 
 
+# --- the participant's pages around the trials ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """What the participant's pages need of their study, read with the participant."""
+
+    id: int
+    slug: str
+    title: str
+    state: str
+    consent_text: str
+    instructions_text: str
+    debrief_text: str
+    completion_code: str
+    completion_url: str
+    target_n: Optional[int]
+    n_lists: int
+    assign_by: str
+    settings: Optional[dict]
+    design_sha256: Optional[str]
+
+    @property
+    def is_open(self) -> bool:
+        """Tell whether participants may start the study now."""
+        return self.state == "open"
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    """What the participant's pages need of the participant."""
+
+    id: int
+    public_id: str
+    status: str
+    is_preview: bool
+    consented_at: Optional[Any]
+    source: str
+    demographics: Optional[dict]
+    # At least one trial is answered (the instructions are behind them).
+    answered_any: bool
+
+
+_STUDY_VIEW = tuple(getattr(Study, f.name) for f in fields(StudyView))
+_PARTICIPANT_VIEW = (
+    *(getattr(Participant, f.name) for f in fields(ParticipantView)[:-1]),
+    sa.select(Trial.id)
+    .where(Trial.participant_id == Participant.id, Trial.answered_at.is_not(None))
+    .exists(),
+)
+
+
+def _flow_statement(participant: sa.ColumnElement[bool]) -> sa.Select:
+    """Select a study by its slug with the participant that `participant` joins (or nulls)."""
+    return (
+        sa.select(*_STUDY_VIEW, *_PARTICIPANT_VIEW)
+        .select_from(Study)
+        .outerjoin(Participant, participant)
+        .where(Study.slug == sa.bindparam("slug"))
+    )
+
+
+# A page's study and this browser's participant (by its opaque id), in one statement.
+FLOW = _flow_statement(
+    sa.and_(Participant.study_id == Study.id, Participant.public_id == sa.bindparam("public_id"))
+)
+# A page's study and the participant a recruitment id started (a withdrawn one by its digest).
+FLOW_BY_RECRUITMENT = _flow_statement(
+    Participant.id
+    == sa.select(RecruitmentId.participant_id)
+    .where(
+        RecruitmentId.study_id == Study.id,
+        RecruitmentId.platform == sa.bindparam("platform"),
+        RecruitmentId.external_id.in_(
+            [sa.bindparam("external_id"), sa.bindparam("withdrawn_id")]
+        ),
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+
+
+def _flow(rows: Sequence[Sequence[Any]]) -> Optional[tuple[StudyView, Optional[ParticipantView]]]:
+    """Read FLOW's row into the study and the participant (None when there is none)."""
+    if not rows:
+        return None
+    row = tuple(rows[0])
+    n = len(_STUDY_VIEW)
+    participant = ParticipantView(*row[n:]) if row[n] is not None else None
+    if participant is not None and not isinstance(participant.answered_any, bool):
+        participant = replace(participant, answered_any=bool(participant.answered_any))
+    return StudyView(*row[:n]), participant
+
+
+def flow(
+    slug: str, public_id: Optional[str] = None, recruitment: Optional[Recruitment] = None
+) -> Optional[tuple[StudyView, Optional[ParticipantView]]]:
+    """Return a link's study and its participant by opaque id or recruitment id; None: no study.
+
+    One statement on the hot path's connection (no ORM session): every page of the flow
+    starts with it.
+    """
+    if recruitment is not None:
+        return _flow(
+            hotdb.rows(
+                FLOW_BY_RECRUITMENT,
+                {
+                    "slug": slug,
+                    "platform": recruitment.platform,
+                    "external_id": recruitment.external_id,
+                    "withdrawn_id": withdrawn_digest(recruitment.platform, recruitment.external_id),
+                },
+            )
+        )
+    return _flow(hotdb.rows(FLOW, {"slug": slug, "public_id": public_id}))
+
+
 # --- starting ---------------------------------------------------------------------------------
 
 
@@ -277,11 +394,15 @@ def _trial_rows(
 class Start:
     """The participant a consent started or resumed."""
 
-    participant: Participant
-    # Its opaque id (read before the commit that expires the participant's attributes).
+    participant_id: int
     public_id: str
     # True: started now (consented, nothing answered); False: an earlier start resumed.
     started: bool
+
+    @property
+    def participant(self) -> Participant:
+        """Return the participant from the ORM session (loaded on first use)."""
+        return db.session.get(Participant, self.participant_id)
 
 
 def start_participant(study: Study, **options: Any) -> Participant:
@@ -292,8 +413,77 @@ def start_participant(study: Study, **options: Any) -> Participant:
     return start_or_resume(study, **options).participant
 
 
+# A start's statements, built once (Core: the ORM's unit of work cost more than the inserts).
+_STUDY_FOR_START = (Study.id, Study.state, Study.n_lists, Study.target_n, Study.assign_by)
+# Take the study row's lock and read the study as it is now, in one statement.
+_LOCK_STUDY = (
+    sa.update(Study)
+    .where(Study.id == sa.bindparam("study_id"))
+    .values(participants_started=Study.participants_started + 1)
+    .returning(*_STUDY_FOR_START)
+)
+_READ_STUDY = sa.select(*_STUDY_FOR_START).where(Study.id == sa.bindparam("study_id"))
+_INSERT_PARTICIPANT = Participant.__table__.insert().returning(
+    Participant.__table__.c.id, Participant.__table__.c.public_id
+)
+_INSERT_RECRUITMENT = RecruitmentId.__table__.insert()
+_INSERT_TRIALS = Trial.__table__.insert()
+_TRIAL_ROW_COLUMNS = (
+    "participant_id", "block_id", "position", "task", "identity_id", "condition", "image_id",
+    "other_image_id", "left_source", "probe_image_id", "probe_identity_id", "is_match",
+    "is_practice", "is_attention", "attention_answer",
+)  # fmt: skip
+
+
+def _insert_trials_from_arrays() -> sa.Insert:
+    """PostgreSQL: insert a schedule's trials from one array per column, in one statement.
+
+    One INSERT of all rows costs PostgreSQL about half the CPU of one INSERT a row, and its
+    SQL is the same for every schedule (a multi-row VALUES list would be new text, parsed
+    again by the driver, for every length).
+    """
+    from sqlalchemy.dialects import postgresql
+
+    columns = [Trial.__table__.c[name] for name in _TRIAL_ROW_COLUMNS]
+    arrays = (
+        sa.func.unnest(
+            *(sa.bindparam(f"all_{c.name}", type_=postgresql.ARRAY(c.type)) for c in columns)
+        )
+        .table_valued(*_TRIAL_ROW_COLUMNS)
+        .render_derived()
+    )
+    return Trial.__table__.insert().from_select(
+        list(_TRIAL_ROW_COLUMNS), sa.select(*(arrays.c[name] for name in _TRIAL_ROW_COLUMNS))
+    )
+
+
+_INSERT_TRIALS_FROM_ARRAYS = _insert_trials_from_arrays()
+
+
+def _insert_trials(connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert a schedule's trial rows (PostgreSQL: in one statement)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            _INSERT_TRIALS_FROM_ARRAYS,
+            {f"all_{name}": [row[name] for row in rows] for name in _TRIAL_ROW_COLUMNS},
+        )
+    else:
+        connection.execute(_INSERT_TRIALS, rows)
+# The participant a recruitment id (or its digest, once withdrawn) or an opaque id names.
+_STARTED_BY_RECRUITMENT = sa.select(RecruitmentId.participant_id, Participant.public_id).join(
+    Participant, Participant.id == RecruitmentId.participant_id
+).where(
+    RecruitmentId.study_id == sa.bindparam("study_id"),
+    RecruitmentId.platform == sa.bindparam("platform"),
+    RecruitmentId.external_id.in_([sa.bindparam("external_id"), sa.bindparam("withdrawn_id")]),
+)
+_HOLDER = sa.select(Participant.id, Participant.study_id).where(
+    Participant.public_id == sa.bindparam("public_id")
+)
+
+
 def start_or_resume(
-    study: Study,
+    study: Study | StudyView,
     *,
     recruitment: Optional[Recruitment] = None,
     device: Optional[str] = None,
@@ -311,7 +501,7 @@ def start_or_resume(
     study_id = study.id
     existing, public_id = _already_started(study_id, recruitment, public_id)
     if existing is not None:
-        return Start(existing, existing.public_id, started=False)
+        return Start(*existing, started=False)
     # Everything that does not depend on the list is done before taking the lock, so that
     # simultaneous starts wait for each other as briefly as possible: the schedule of every
     # list is built from one seed, and the lock only picks which one is stored.
@@ -330,53 +520,47 @@ def start_or_resume(
     # transaction to a write once another writer committed. The reads so far end here.
     end_read()
     try:
+        connection = db.session.connection()
+        now = utcnow()
+        current = connection.execute(
+            _READ_STUDY if preview else _LOCK_STUDY, {"study_id": study_id}
+        ).one()
+        if len(schedules) != current.n_lists:  # a draft's lists changed meanwhile (a preview)
+            schedules = schedules_for(current.n_lists)
         if not preview:
-            # Take the lock and read the study as it is now, in one statement.
-            study = db.session.scalars(
-                sa.update(Study)
-                .where(Study.id == study_id)
-                .values(participants_started=Study.participants_started + 1)
-                .returning(Study),
-                execution_options={"populate_existing": True},
-            ).one()
-        else:
-            study = db.session.get(Study, study_id, populate_existing=True)
-        if len(schedules) != study.n_lists:  # a draft's lists changed meanwhile (a preview)
-            schedules = schedules_for(study.n_lists)
-        if not preview:
-            if study.state != "open":
-                raise StudyUnavailable(study.state if study.state == "draft" else "closed")
-            counts = list_counts(study)
-            if is_full(study, counts):
+            if current.state != "open":
+                raise StudyUnavailable(current.state if current.state == "draft" else "closed")
+            counts = list_counts(current)
+            if is_full(current, counts):
                 raise StudyUnavailable("full")
         else:
-            counts = list_counts(study, preview=True)
-        participant = Participant(
-            study_id=study_id,
-            list_index=design.choose_list(counts),
-            seed=seed,
-            is_preview=preview,
-            source=recruitment.platform if recruitment else "link",
-            device=device,
-            consented_at=utcnow() if consented else None,
-        )
+            counts = list_counts(current, preview=True)
+        list_index = design.choose_list(counts)
+        values = {
+            "study_id": study_id,
+            "list_index": list_index,
+            "seed": seed,
+            "is_preview": preview,
+            "source": recruitment.platform if recruitment else "link",
+            "device": device,
+            "started_at": now,
+            "consented_at": now if consented else None,
+        }
         if public_id:
-            participant.public_id = public_id
-        db.session.add(participant)
+            values["public_id"] = public_id
+        participant_id, public_id = connection.execute(_INSERT_PARTICIPANT, values).one()
         if recruitment is not None:
-            db.session.add(
-                RecruitmentId(
-                    participant=participant,
-                    study_id=study_id,
-                    platform=recruitment.platform,
-                    external_id=recruitment.external_id,
-                    params=dict(recruitment.params),
-                )
+            connection.execute(
+                _INSERT_RECRUITMENT,
+                {
+                    "participant_id": participant_id,
+                    "study_id": study_id,
+                    "platform": recruitment.platform,
+                    "external_id": recruitment.external_id,
+                    "params": dict(recruitment.params),
+                },
             )
-        db.session.flush()
-        started = Start(participant, participant.public_id, started=True)
-        rows = _trial_rows(plan, participant.id, schedules[participant.list_index])
-        db.session.connection().execute(Trial.__table__.insert(), rows)
+        _insert_trials(connection, _trial_rows(plan, participant_id, schedules[list_index]))
         db.session.commit()
     except IntegrityError:
         # The same recruitment id or consent token started at the same moment: the unique key
@@ -385,29 +569,37 @@ def start_or_resume(
         existing, _ = _already_started(study_id, recruitment, public_id)
         if existing is None:
             raise
-        return Start(existing, existing.public_id, started=False)
+        return Start(*existing, started=False)
     except BaseException:
         db.session.rollback()
         raise
-    return started
+    return Start(participant_id, public_id, started=True)
 
 
 def _already_started(
     study_id: int, recruitment: Optional[Recruitment], public_id: Optional[str]
-) -> tuple[Optional[Participant], Optional[str]]:
-    """Return the participant a recruitment id or a public id already started in the study.
+) -> tuple[Optional[tuple[int, str]], Optional[str]]:
+    """Return (id, public id) of the participant a recruitment id or public id already started.
 
     Also returns the public id a new participant may take: None when another study's
     participant has it (ids are unique across studies; the new one then gets a fresh id).
     """
     if recruitment is not None:
-        found = find_by_recruitment(study_id, recruitment)
+        found = db.session.execute(
+            _STARTED_BY_RECRUITMENT,
+            {
+                "study_id": study_id,
+                "platform": recruitment.platform,
+                "external_id": recruitment.external_id,
+                "withdrawn_id": withdrawn_digest(recruitment.platform, recruitment.external_id),
+            },
+        ).first()
         if found is not None:
-            return found, public_id
+            return (found[0], found[1]), public_id
     if public_id:
-        holder = db.session.scalar(sa.select(Participant).where(Participant.public_id == public_id))
+        holder = db.session.execute(_HOLDER, {"public_id": public_id}).first()
         if holder is not None:
-            return (holder, public_id) if holder.study_id == study_id else (None, None)
+            return ((holder[0], public_id), public_id) if holder[1] == study_id else (None, None)
     return None, public_id
 
 
