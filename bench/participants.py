@@ -150,10 +150,13 @@ class Client:
             try:
                 self.writer.write(data)
                 await self.writer.drain()
-                status_line = await self.reader.readline()
-                if not status_line:
-                    raise ConnectionResetError("closed before the response")
-                return await self._read(status_line)
+                try:
+                    head = await self.reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError as exc:
+                    if not exc.partial:
+                        raise ConnectionResetError("closed before the response") from exc
+                    raise
+                return await self._read(head)
             except (ConnectionError, asyncio.IncompleteReadError):
                 await self.close()
                 # A kept-alive socket the server had closed: a browser retries once, so do we.
@@ -161,15 +164,16 @@ class Client:
                     raise
         raise AssertionError("unreachable")
 
-    async def _read(self, status_line: bytes) -> Reply:
-        """Read headers and body after the status line."""
+    async def _read(self, head: bytes) -> Reply:
+        """Read the body after the status line and headers (`head`, read in one go: a
+        readline per header costs the load generator more than parsing them)."""
+        status_line, *lines = head.decode("latin-1").split("\r\n")
         status = int(status_line.split()[1])
         headers: dict[str, str] = {}
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            key, _, value = line.decode("latin-1").partition(":")
+        for line in lines:
+            if not line:
+                continue
+            key, _, value = line.partition(":")
             key, value = key.strip().lower(), value.strip()
             if key == "set-cookie":
                 self._keep_cookie(value)
