@@ -27,3 +27,14 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SecureCookieSession, response) -> None:
+        """Save as Flask does; an empty session nobody changed only adds `Vary: Cookie` if read.
+
+        (Flask would read seven cookie settings first, for a cookie it then does not set.)
+        """
+        if not session and not session.modified:
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)

@@ -13,7 +13,15 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, RadioField, SelectChoice, SelectField, SubmitField
+from wtforms import (
+    Form,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    SubmitField,
+)
 from wtforms.validators import InputRequired, NumberRange
 from wtforms.validators import Optional as OptionalValue
 
@@ -146,8 +154,13 @@ class ParticipantForm(FlaskForm):
         csrf = False
 
 
-class AnswerForm(ParticipantForm):
-    """Base of the answer forms: the response time measured by the page's script."""
+class AnswerForm(Form):
+    """Base of the answer forms: the response time measured by the page's script.
+
+    A plain WTForms form, given the posted data by `read_answer`: its token was checked by
+    `survey.participant.csrf` before the view ran, so it needs nothing of Flask-WTF (whose
+    form costs a third more on every answer).
+    """
 
     rt_ms = HiddenField()
 
@@ -166,6 +179,12 @@ def answer_form_class(questions: tuple[Question, ...]) -> type[AnswerForm]:
     return type("AnswerForm_" + "_".join(q.name for q in questions), (AnswerForm,), fields)
 
 
+def read_answer(questions: tuple[Question, ...], formdata: Any) -> tuple[AnswerForm, bool]:
+    """Return the answer form of these questions filled from the posted data, and its verdict."""
+    form = answer_form_class(questions)(formdata)
+    return form, form.validate()
+
+
 def measures(
     questions: tuple[Question, ...], form: AnswerForm, left_source: Optional[str]
 ) -> list[tuple[str, str]]:
@@ -180,7 +199,7 @@ def measures(
     return out
 
 
-def first_error(form: FlaskForm) -> str:
+def first_error(form: Form) -> str:
     """Return the form's first error message, for a one-line explanation."""
     for name, errors in form.errors.items():
         if errors:

@@ -465,8 +465,8 @@ def answer(slug: str, trial_id: int):
     )
     if target is not None:
         questions = forms.questions_for(target.task, target.settings, target.is_attention)
-        form = forms.answer_form_class(questions)()
-        if form.validate_on_submit() and _store(slug, target, questions, form) == service.STORED:
+        form, valid = forms.read_answer(questions, request.form)
+        if valid and _store(slug, target, questions, form) == service.STORED:
             return redirect(url_for("participant.trial", slug=slug), 303)
     # No ticket, an invalid answer, or nothing claimed (answered already, not the current
     # trial, not this participant's): the database says which, and what to answer.
@@ -488,8 +488,8 @@ def answer(slug: str, trial_id: int):
             "Reload the study page to continue with the current one.",
         )
     questions = forms.questions_for(target.task, target.settings, target.is_attention)
-    form = forms.answer_form_class(questions)()
-    if not form.validate_on_submit():
+    form, valid = forms.read_answer(questions, request.form)
+    if not valid:
         state = service.page_state(slug, public_id, current_app.secret_key)
         message = "Your answer was not saved: " + forms.first_error(form)
         if state is None or state.current is None:

@@ -584,8 +584,9 @@ def _already_started(
     Also returns the public id a new participant may take: None when another study's
     participant has it (ids are unique across studies; the new one then gets a fresh id).
     """
+    # Read on the hot path's connection: the ORM session's first statement is then the lock.
     if recruitment is not None:
-        found = db.session.execute(
+        found = hotdb.rows(
             _STARTED_BY_RECRUITMENT,
             {
                 "study_id": study_id,
@@ -593,13 +594,14 @@ def _already_started(
                 "external_id": recruitment.external_id,
                 "withdrawn_id": withdrawn_digest(recruitment.platform, recruitment.external_id),
             },
-        ).first()
-        if found is not None:
-            return (found[0], found[1]), public_id
+        )
+        if found:
+            return (found[0][0], found[0][1]), public_id
     if public_id:
-        holder = db.session.execute(_HOLDER, {"public_id": public_id}).first()
-        if holder is not None:
-            return ((holder[0], public_id), public_id) if holder[1] == study_id else (None, None)
+        holder = hotdb.rows(_HOLDER, {"public_id": public_id})
+        if holder:
+            owner, holder_study = holder[0]
+            return ((owner, public_id), public_id) if holder_study == study_id else (None, None)
     return None, public_id
 
 
