@@ -1,7 +1,7 @@
 """Benchmark the participant flow: simulated participants over real HTTP against gunicorn.
 
-    .venv/bin/python bench/participants.py
-    .venv/bin/python bench/participants.py --concurrency 64 --participants 256 --max-seconds 120
+    .venv/bin/python bench/participants.py                     # saturated: 3 rounds of 15 s
+    .venv/bin/python bench/participants.py --round-seconds 0 --participants 256   # 256 in all
     .venv/bin/python bench/participants.py --think-ms 1500      # people's pace, not saturated
 
 One run, one load generator, two servers on 127.0.0.1 and the same PostgreSQL:
@@ -10,13 +10,17 @@ One run, one load generator, two servers on 127.0.0.1 and the same PostgreSQL:
    `--concurrency` clients POSTing back to back for `--yardstick-seconds` in all, in turns
    with the participants (`--rounds` participant phases, each between two yardstick
    segments): inserts per second;
-2. Likeness on the demo study: `--participants` simulated participants, `--concurrency` at a
-   time, each going through the real flow (study link with a PROLIFIC_PID, consent, the
-   instructions, then for every trial: GET the trial page, POST the answer, follow the
-   redirect; then skip the questions and open the debrief), until all are done or
-   `--max-seconds` pass (a participant stops between requests, never inside one). With
-   `--think-ms`, each participant looks at a trial for about that long before answering, as
-   people do; without it they answer back to back and the server runs saturated.
+2. Likeness on the demo study: simulated participants, `--concurrency` at a time, each going
+   through the real flow (study link with a PROLIFIC_PID, consent, the instructions, then for
+   every trial: GET the trial page, POST the answer, follow the redirect; then skip the
+   questions and open the debrief). Saturated runs keep `--concurrency` participants going
+   for `--round-seconds` a round, a new one starting whenever one finishes, as the yardstick
+   keeps its clients going (at most `--participants` in all); with `--round-seconds 0`, or
+   `--think-ms`, each round takes its share of `--participants` through the whole flow,
+   fewer and fewer at a time as they finish. A run stops at `--max-seconds` in all; a
+   participant stops between requests, never inside one. With `--think-ms`, each
+   participant looks at a trial for about that long before answering, as people do;
+   without it they answer back to back and the server runs saturated.
 
 The load generator is one asyncio process speaking HTTP/1.1 over keep-alive connections (it
 reconnects when a server closes one), with a cookie jar per participant. Reported: answered
@@ -205,6 +209,7 @@ class Stats:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     # trial id -> number of measures posted, for every answer the server accepted
     answered: dict[int, int] = field(default_factory=dict)
+    started: int = 0
     completed: int = 0
     stopped: int = 0
     errors: list[str] = field(default_factory=list)
@@ -219,6 +224,7 @@ class Stats:
         for kind, values in other.latencies.items():
             self.latencies.setdefault(kind, []).extend(values)
         self.answered.update(other.answered)
+        self.started += other.started
         self.completed += other.completed
         self.stopped += other.stopped
         self.errors += other.errors
@@ -339,6 +345,7 @@ async def run_participants(
         for index in queue:
             if time.perf_counter() > deadline:
                 return
+            stats.started += 1
             await one_participant(
                 host, port, index, run, stats, deadline, random.Random(rng.random()), think_ms
             )
@@ -599,9 +606,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--participants", type=int, default=256)
+    parser.add_argument(
+        "--participants",
+        type=int,
+        help="participants in all (default: 256 with --round-seconds 0 or --think-ms; 4096, "
+        "a bound never reached in practice, in time-boxed rounds)",
+    )
+    parser.add_argument(
+        "--round-seconds",
+        type=float,
+        help="length of each saturated round at constant concurrency (default 15; 0: each "
+        "round takes its share of --participants through the whole flow)",
+    )
     parser.add_argument("--max-seconds", type=float, default=120.0)
-    parser.add_argument("--yardstick-seconds", type=float, default=24.0)
+    parser.add_argument(
+        "--yardstick-seconds",
+        type=float,
+        help="the yardstick's time in all, in --rounds + 1 segments (default: a round's "
+        "length each in time-boxed rounds, so both sides warm up alike; else 24)",
+    )
     parser.add_argument(
         "--rounds",
         type=int,
@@ -620,12 +643,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
+    if args.round_seconds is None:
+        args.round_seconds = 0.0 if args.think_ms else 15.0
+    if args.participants is None:
+        args.participants = 4096 if args.round_seconds else 256
+    if not 0 <= args.round_seconds <= 600:
+        parser.error("--round-seconds must be 0-600")
     if not 1 <= args.concurrency <= 1024 or not 1 <= args.participants <= 100_000:
         parser.error("--concurrency must be 1-1024 and --participants 1-100000")
     if not 0 <= args.think_ms <= 60_000 or not 1 <= args.max_seconds <= 3600:
         parser.error("--think-ms must be 0-60000 and --max-seconds 1-3600")
     if args.rounds is None:
         args.rounds = 1 if args.think_ms else 3
+    if not args.yardstick_seconds:
+        args.yardstick_seconds = (
+            (args.rounds + 1) * args.round_seconds if args.round_seconds else 24.0
+        )
     if not 1 <= args.rounds <= min(20, args.participants):
         parser.error("--rounds must be 1-20 and at most --participants")
     if make_url(args.database_url).get_backend_name() not in ("postgresql", "postgres"):
@@ -696,9 +729,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     yardstick_segment()
     done = 0
     for round_ in range(args.rounds):
-        share = args.participants * (round_ + 1) // args.rounds - done
         left = args.max_seconds - wall
-        print(f"participants: {share} at {args.concurrency} at a time …", flush=True)
+        if args.round_seconds:
+            # Time-boxed: as many as start within the round (the rest of the budget at most).
+            share = args.participants - done
+            left = min(left, args.round_seconds)
+            print(f"participants: {args.concurrency} at a time for {left:.0f} s …", flush=True)
+        else:
+            share = args.participants * (round_ + 1) // args.rounds - done
+            print(f"participants: {share} at {args.concurrency} at a time …", flush=True)
         phase, seconds = serve(
             "app:app",
             "/healthz",
@@ -717,7 +756,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         )
         stats.add(phase)
         wall += seconds
-        done += share
+        done += phase.started
         yardstick_segment()
 
     problems = check_database(args.database_url, stats, ystats)
@@ -730,10 +769,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         + (f" x {args.threads} threads" if args.worker_class == "gthread" else ""),
         "concurrency": args.concurrency,
         "think_ms": args.think_ms,
+        "rounds": (
+            f"{args.rounds} of {args.round_seconds:g} s at constant concurrency"
+            if args.round_seconds
+            else f"{args.rounds}, {args.participants} participants in all"
+        ),
         "yardstick_inserts_per_s": round(inserts_per_s, 1),
         "yardstick_segments_per_s": segments,
         "yardstick_p50_ms": round(percentile(ystats.latencies.get("insert", []), 50), 1),
         "yardstick_p99_ms": round(percentile(ystats.latencies.get("insert", []), 99), 1),
+        "participants_started": stats.started,
         "participants_completed": stats.completed,
         "participants_stopped_at_deadline": stats.stopped,
         "answered_trials": len(stats.answered),

@@ -218,3 +218,54 @@ def test_the_database_checks_find_planted_faults(app, simulated):
     ] + (
         ["1 completed participants with unanswered trials"] if skipper_status == "completed" else []
     )
+
+
+def test_the_load_generators_client_reads_headers_cookies_bodies_and_reconnects():
+    """The benchmarks' HTTP client against a small server on 127.0.0.1: a sized body with
+    cookies set for two paths, a chunked body, and a kept-alive socket the server closed."""
+    import asyncio
+
+    from bench.participants import Client
+
+    requests: list[bytes] = []
+
+    async def serve(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        requests.append(head)
+        path = head.split(b" ")[1]
+        if path == b"/sized":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                b"Set-Cookie: a=1; Path=/s/demo; HttpOnly\r\nSet-Cookie: b=2\r\n\r\nhello"
+            )
+        else:
+            writer.write(
+                b"HTTP/1.1 303 See Other\r\nLocation: /next\r\nTransfer-Encoding: chunked\r\n"
+                b"Connection: close\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+            )
+        await writer.drain()
+        writer.close()  # every connection serves one response: the client must reconnect
+
+    async def run():
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = Client("127.0.0.1", port)
+        try:
+            first = await asyncio.wait_for(client.request("GET", "/sized"), 5)
+            # The server closed the socket after its response: the kept one is dead.
+            second = await asyncio.wait_for(client.request("GET", "/s/demo/trial"), 5)
+            third = await asyncio.wait_for(client.request("POST", "/other", {"k": "v w"}), 5)
+        finally:
+            await client.close()
+            server.close()
+            await server.wait_closed()
+        return first, second, third
+
+    first, second, third = asyncio.run(run())
+    assert (first.status, first.body) == (200, b"hello")
+    assert first.headers["content-length"] == "5"
+    assert (second.status, second.headers["location"], second.body) == (303, "/next", b"abcde")
+    assert third.body == b"abcde"
+    # Cookies go back by path: both to the study's pages, only the site-wide one elsewhere.
+    assert b"Cookie: b=2; a=1" in requests[1] or b"Cookie: a=1; b=2" in requests[1]
+    assert b"Cookie: b=2\r\n" in requests[2]
