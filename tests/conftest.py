@@ -34,17 +34,38 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def _run_id() -> str:
+    """Return an id of this test run, the same in every xdist worker of the run."""
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"{os.getpid():x}"
+    return "".join(ch for ch in uid if ch.isalnum())[:12].lower()
+
+
 def _postgres_url_for_worker(url: str) -> str:
-    """Create (once) and return a database of this worker's own on the server of `url`."""
+    """Create and return a database of this run's and worker's own on the server of `url`.
+
+    The name holds the run's id, so two runs against one server (two developers, or CI
+    beside a developer) never share, and so never empty, each other's tables.
+    """
     base = make_url(database_uri(url))
-    name = f"{base.database}_{_worker()}"
+    name = f"{base.database}_{_worker()}_{_run_id()}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        if not exists:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return base.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(url: str) -> None:
+    """Drop a database this run made (its connections are closed by then, or forced)."""
+    target = make_url(database_uri(url))
+    admin = sa.create_engine(
+        target.set(database=make_url(database_uri(os.environ["LIKENESS_TEST_DB"])).database),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -60,25 +81,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Build the schema once with the migrations and return the database URL under test."""
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Build the schema once with the migrations and yield the database URL under test."""
     from flask_migrate import upgrade
 
     raw = os.environ.get("LIKENESS_TEST_DB")
-    if raw:
-        url = _postgres_url_for_worker(raw)
-        engine = sa.create_engine(database_uri(url))
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-        engine.dispose()
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'likeness-test.db'}"
+    url = (
+        _postgres_url_for_worker(raw)
+        if raw
+        else f"sqlite:///{tmp_path_factory.mktemp('db') / 'likeness-test.db'}"
+    )
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "schema", "TESTING": True})
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
         db.engine.dispose()
-    return url
+    yield url
+    if raw:
+        _drop_database(url)
 
 
 def _empty_tables() -> None:
