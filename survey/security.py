@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from survey.extensions import db, login_manager
+from survey.extensions import csrf, db, login_manager
 from survey.models import Researcher
 
 CONTENT_SECURITY_POLICY = (
@@ -64,13 +64,24 @@ def trust_proxies(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
+def protect_unsafe_methods() -> None:
+    """Check the CSRF token of a POST, PUT, PATCH or DELETE (views exempted aside)."""
+    config = current_app.config
+    if config["WTF_CSRF_ENABLED"] and request.method in config["WTF_CSRF_METHODS"]:
+        csrf.protect(apply_exemptions=True)
+
+
 def refuse_nul_characters() -> None:
     """Refuse (400) a request whose URL, query or form holds a NUL character.
 
     No text in a study needs one, PostgreSQL cannot store one, and some tools cut a string
     at it: refusing it up front gives the same clear answer on every database.
     """
-    texts = [*(request.view_args or {}).values(), *(v for _k, v in request.args.items(multi=True))]
+    texts = list((request.view_args or {}).values())
+    raw_query = request.query_string
+    # A decoded query value holds a NUL only if the raw query has "%00" or a NUL byte.
+    if b"%00" in raw_query or b"\x00" in raw_query:
+        texts += [v for _k, v in request.args.items(multi=True)]
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         texts += [v for _k, v in request.form.items(multi=True)]
         texts += [f.filename or "" for _k, f in request.files.items(multi=True)]
