@@ -1,4 +1,5 @@
-"""The database access of the participant's hot path: the trial page and the answers.
+"""The database access of the participant's hot path: the trial page, the answers, and the
+one read that starts each page around the trials.
 
 Hundreds of participants at once each answer a trial every few seconds, two requests a trial,
 and each of these requests runs one or two statements. What surrounds a statement then costs

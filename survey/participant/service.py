@@ -17,6 +17,10 @@ posted trial says whether it is this participant's, answered, the current one, a
 validating the answer needs. A repeated POST claims nothing and stores nothing; the unique
 (trial, measure) key is the last guard.
 
+The pages around the trials (the link, consent, instructions, questions, debrief) start with
+one SELECT on that connection too (`flow`): the study by its slug with the participant, as
+frozen views; what they write still goes through the ORM session.
+
 Withdrawal deletes the participant's trials, answers and demographics. Its recruitment id is
 kept only as a SHA-256 digest and its link parameters are dropped: the platform's id itself is
 gone, yet the same id cannot start the study a second time.
