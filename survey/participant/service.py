@@ -34,7 +34,7 @@ import re
 import secrets
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -135,20 +135,36 @@ def withdrawn_digest(platform: str, external_id: str) -> str:
     return WITHDRAWN_ID_PREFIX + digest
 
 
+def _recruited_in(study_id: Any) -> tuple[sa.ColumnElement[bool], ...]:
+    """Match the recruitment id of the `platform`, `external_id` and `withdrawn_id` parameters
+    in a study: the platform's id, or its digest once its participant withdrew."""
+    return (
+        RecruitmentId.study_id == study_id,
+        RecruitmentId.platform == sa.bindparam("platform"),
+        RecruitmentId.external_id.in_([sa.bindparam("external_id"), sa.bindparam("withdrawn_id")]),
+    )
+
+
+def _recruitment_params(recruitment: Recruitment) -> dict[str, str]:
+    """Return the parameters `_recruited_in` matches a recruitment id with."""
+    return {
+        "platform": recruitment.platform,
+        "external_id": recruitment.external_id,
+        "withdrawn_id": withdrawn_digest(recruitment.platform, recruitment.external_id),
+    }
+
+
+_BY_RECRUITMENT = (
+    sa.select(Participant)
+    .join(RecruitmentId, RecruitmentId.participant_id == Participant.id)
+    .where(*_recruited_in(sa.bindparam("study_id")))
+)
+
+
 def find_by_recruitment(study_id: int, recruitment: Recruitment) -> Optional[Participant]:
     """Return the participant this recruitment id already started in the study, if any."""
-    known = (
-        recruitment.external_id,
-        withdrawn_digest(recruitment.platform, recruitment.external_id),
-    )
     return db.session.scalar(
-        sa.select(Participant)
-        .join(RecruitmentId, RecruitmentId.participant_id == Participant.id)
-        .where(
-            RecruitmentId.study_id == study_id,
-            RecruitmentId.platform == recruitment.platform,
-            RecruitmentId.external_id.in_(known),
-        )
+        _BY_RECRUITMENT, {"study_id": study_id, **_recruitment_params(recruitment)}
     )
 
 
@@ -238,13 +254,7 @@ FLOW = _flow_statement(
 FLOW_BY_RECRUITMENT = _flow_statement(
     Participant.id
     == sa.select(RecruitmentId.participant_id)
-    .where(
-        RecruitmentId.study_id == Study.id,
-        RecruitmentId.platform == sa.bindparam("platform"),
-        RecruitmentId.external_id.in_(
-            [sa.bindparam("external_id"), sa.bindparam("withdrawn_id")]
-        ),
-    )
+    .where(*_recruited_in(Study.id))
     .limit(1)
     .scalar_subquery()
 )
@@ -256,9 +266,8 @@ def _flow(rows: Sequence[Sequence[Any]]) -> Optional[tuple[StudyView, Optional[P
         return None
     row = tuple(rows[0])
     n = len(_STUDY_VIEW)
-    participant = ParticipantView(*row[n:]) if row[n] is not None else None
-    if participant is not None and not isinstance(participant.answered_any, bool):
-        participant = replace(participant, answered_any=bool(participant.answered_any))
+    # (SQLite returns the EXISTS column as 0 or 1.)
+    participant = ParticipantView(*row[n:-1], bool(row[-1])) if row[n] is not None else None
     return StudyView(*row[:n]), participant
 
 
@@ -271,17 +280,8 @@ def flow(
     starts with it.
     """
     if recruitment is not None:
-        return _flow(
-            hotdb.rows(
-                FLOW_BY_RECRUITMENT,
-                {
-                    "slug": slug,
-                    "platform": recruitment.platform,
-                    "external_id": recruitment.external_id,
-                    "withdrawn_id": withdrawn_digest(recruitment.platform, recruitment.external_id),
-                },
-            )
-        )
+        params = {"slug": slug, **_recruitment_params(recruitment)}
+        return _flow(hotdb.rows(FLOW_BY_RECRUITMENT, params))
     return _flow(hotdb.rows(FLOW, {"slug": slug, "public_id": public_id}))
 
 
@@ -473,14 +473,9 @@ def _insert_trials(connection: sa.Connection, rows: Sequence[Mapping[str, Any]])
         )
     else:
         connection.execute(_INSERT_TRIALS, rows)
-# The participant a recruitment id (or its digest, once withdrawn) or an opaque id names.
-_STARTED_BY_RECRUITMENT = sa.select(RecruitmentId.participant_id, Participant.public_id).join(
-    Participant, Participant.id == RecruitmentId.participant_id
-).where(
-    RecruitmentId.study_id == sa.bindparam("study_id"),
-    RecruitmentId.platform == sa.bindparam("platform"),
-    RecruitmentId.external_id.in_([sa.bindparam("external_id"), sa.bindparam("withdrawn_id")]),
-)
+
+
+# The participant that holds an opaque id, in any study.
 _HOLDER = sa.select(Participant.id, Participant.study_id).where(
     Participant.public_id == sa.bindparam("public_id")
 )
@@ -503,7 +498,7 @@ def start_or_resume(
     second start with the same id (a double-clicked consent button) returns the first.
     """
     study_id = study.id
-    existing, public_id = _already_started(study_id, recruitment, public_id)
+    existing, public_id = _already_started(study, recruitment, public_id)
     if existing is not None:
         return Start(*existing, started=False)
     # Everything that does not depend on the list is done before taking the lock, so that
@@ -570,7 +565,7 @@ def start_or_resume(
         # The same recruitment id or consent token started at the same moment: the unique key
         # let one through, and this one resumes it.
         db.session.rollback()
-        existing, _ = _already_started(study_id, recruitment, public_id)
+        existing, _ = _already_started(study, recruitment, public_id)
         if existing is None:
             raise
         return Start(*existing, started=False)
@@ -581,7 +576,7 @@ def start_or_resume(
 
 
 def _already_started(
-    study_id: int, recruitment: Optional[Recruitment], public_id: Optional[str]
+    study: Study | StudyView, recruitment: Optional[Recruitment], public_id: Optional[str]
 ) -> tuple[Optional[tuple[int, str]], Optional[str]]:
     """Return (id, public id) of the participant a recruitment id or public id already started.
 
@@ -590,22 +585,14 @@ def _already_started(
     """
     # Read on the hot path's connection: the ORM session's first statement is then the lock.
     if recruitment is not None:
-        found = hotdb.rows(
-            _STARTED_BY_RECRUITMENT,
-            {
-                "study_id": study_id,
-                "platform": recruitment.platform,
-                "external_id": recruitment.external_id,
-                "withdrawn_id": withdrawn_digest(recruitment.platform, recruitment.external_id),
-            },
-        )
-        if found:
-            return (found[0][0], found[0][1]), public_id
+        found = flow(study.slug, recruitment=recruitment)
+        if found is not None and found[1] is not None:
+            return (found[1].id, found[1].public_id), public_id
     if public_id:
         holder = hotdb.rows(_HOLDER, {"public_id": public_id})
         if holder:
             owner, holder_study = holder[0]
-            return ((owner, public_id), public_id) if holder_study == study_id else (None, None)
+            return ((owner, public_id), public_id) if holder_study == study.id else (None, None)
     return None, public_id
 
 
