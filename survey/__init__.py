@@ -32,10 +32,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
-    # CSRFProtect's check, asked only for the methods it checks: its own hook looks up the
-    # view's exemption first, on every GET too (a tenth of a trial page's framework work).
-    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
-    app.before_request(security.protect_unsafe_methods)
     # Templates get the signed-in researcher as flask-login's lazy proxy, read only by the pages
     # that ask for it (flask-login's own context processor loads it for every page rendered).
     login_manager.init_app(app, add_context_processor=False)

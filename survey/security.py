@@ -91,8 +91,13 @@ def refuse_nul_characters() -> None:
 
 
 def register(app: Flask) -> None:
-    """Add the security headers to every response (pages, files, errors)."""
+    """Check CSRF tokens and refuse NULs before every view; add the security headers to every
+    response (pages, files, errors)."""
     trust_proxies(app)
+    # CSRFProtect's check, asked only for the methods it checks (its own hook looks up the
+    # view's exemption first, on every GET too), then the NUL refusal.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.before_request(protect_unsafe_methods)
     app.before_request(refuse_nul_characters)
 
     @app.after_request
