@@ -40,6 +40,15 @@ def _run_id() -> str:
     return "".join(ch for ch in uid if ch.isalnum())[:12].lower()
 
 
+def _on_server(url: str, *statements: str) -> None:
+    """Run statements in autocommit on the database of `url` (the server's administration)."""
+    admin = sa.create_engine(make_url(database_uri(url)), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    admin.dispose()
+
+
 def _postgres_url_for_worker(url: str) -> str:
     """Create and return a database of this run's and worker's own on the server of `url`.
 
@@ -48,24 +57,8 @@ def _postgres_url_for_worker(url: str) -> str:
     """
     base = make_url(database_uri(url))
     name = f"{base.database}_{_worker()}_{_run_id()}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    _on_server(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     return base.set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(url: str) -> None:
-    """Drop a database this run made (its connections are closed by then, or forced)."""
-    target = make_url(database_uri(url))
-    admin = sa.create_engine(
-        target.set(database=make_url(database_uri(os.environ["LIKENESS_TEST_DB"])).database),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -96,8 +89,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         upgrade(directory=str(ROOT / "migrations"))
         db.engine.dispose()
     yield url
-    if raw:
-        _drop_database(url)
+    if raw:  # dropped through the URL's own database (connections left over are forced out)
+        _on_server(raw, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 def _empty_tables() -> None:
