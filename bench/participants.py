@@ -668,10 +668,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--think-ms must be 0-60000 and --max-seconds 1-3600")
     if args.rounds is None:
         args.rounds = 1 if args.think_ms else 3
-    if not args.yardstick_seconds:
+    if args.yardstick_seconds is None:
         args.yardstick_seconds = (
             (args.rounds + 1) * args.round_seconds if args.round_seconds else 24.0
         )
+    if args.yardstick_seconds <= 0:
+        parser.error("--yardstick-seconds must be more than 0")
     if not 1 <= args.rounds <= min(20, args.participants):
         parser.error("--rounds must be 1-20 and at most --participants")
     if make_url(args.database_url).get_backend_name() not in ("postgresql", "postgres"):
