@@ -30,7 +30,7 @@ N_PARTICIPANTS, N_IDENTITIES, REPLICATES = 200, 40, 2
 RATING = VarianceComponents(participant=0.30, identity=0.13, residual=0.90,
                             participant_slope=0.03, identity_slope=0.02)
 ACCURACY = VarianceComponents(participant=0.25, identity=0.30, residual=1.0)
-SIM_SMALL = ROOT.parent / "shared" / "reference" / "sim-small"
+SIM_SMALL = ROOT / "tests" / "data" / "reference" / "sim-small"
 
 
 def machine() -> str:

@@ -25,7 +25,6 @@ from survey.models import Base, Researcher
 from survey.participant import hotdb
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from analysis.io import TRIAL_COLUMNS, load
 
-# The shared reference data sit beside the project root: <root>/../shared/reference.
-REFERENCE_ROOT = Path(__file__).resolve().parents[3] / "shared" / "reference"
+# The R reference data live in the repository: tests/data/reference (README there says how to regenerate).
+REFERENCE_ROOT = Path(__file__).resolve().parents[1] / "data" / "reference"
 SIM_SMALL = REFERENCE_ROOT / "sim-small"
 
 
@@ -25,7 +25,7 @@ def sim_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def reference(sim_dir) -> dict:
-    """What R computed on sim-small with reference.R (see shared/reference/README.md)."""
+    """What R computed on sim-small with reference.R (see tests/data/reference/README.md)."""
     return json.loads((sim_dir / "reference.json").read_text(encoding="utf-8"))
 
 

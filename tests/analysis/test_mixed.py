@@ -15,7 +15,7 @@ from analysis import mixed
 from analysis.mixed import MixedFit, fit_glmm, fit_lmm
 from analysis.power import VarianceComponents, simulate_trials
 
-SIM_SMALL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "sim-small"
+SIM_SMALL = Path(__file__).resolve().parents[1] / "data" / "reference" / "sim-small"
 
 
 def _sim_small() -> tuple[pd.DataFrame, list[str], dict]:

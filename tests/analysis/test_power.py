@@ -12,7 +12,7 @@ from analysis import power
 from analysis.mixed import fit_glmm, fit_lmm
 from analysis.power import VarianceComponents
 
-SIM_SMALL = Path(__file__).resolve().parents[3] / "shared" / "reference" / "sim-small"
+SIM_SMALL = Path(__file__).resolve().parents[1] / "data" / "reference" / "sim-small"
 NO_ITEMS = VarianceComponents(participant=0.3, identity=0.0, residual=0.9, participant_slope=0.05)
 
 
