@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 
 from survey.extensions import db
 from survey.findings import service
-from survey.models import Report, Study, utcnow
+from survey.models import Block, Report, Study, utcnow
 from tests.conftest import sign_in
 from tests.test_findings_support import (
     FAST,
@@ -245,6 +245,23 @@ def test_downloads_are_complete_and_self_contained(app, client, demo, monkeypatc
     assert client.get(f"/r/studies/{demo}/report/{report.id + 1}/results.json").status_code == 404
 
 
+def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, monkeypatch):
+    """Regression: "2 checks" (a count, not positions) made the report, its HTML and Publish 500."""
+    count_analyses(monkeypatch)
+    with app.app_context():
+        block = db.session.scalar(sa.select(Block).where(Block.study_id == demo, Block.task == "rate"))
+        block.settings = {**block.settings, "attention_checks": 2}
+        db.session.commit()
+    fill(app, demo, 4)
+    sign_in(client, app, owner_id(app))
+    page = client.get(f"/r/studies/{demo}/report")
+    assert page.status_code == 200
+    assert "with 2 attention checks" in page_text(page)
+    with app.app_context():
+        report = db.session.scalar(sa.select(Report))
+    assert client.get(f"/r/studies/{demo}/report/{report.id}/report.html").status_code == 200
+
+
 def test_bundle_refuses_data_that_changed_since_the_report(app, client, demo, monkeypatch):
     """The reproduction bundle must hold the data the report was computed from."""
     count_analyses(monkeypatch)
@@ -314,7 +331,8 @@ def test_methods_paragraph_names_sample_design_rules_tests_and_software():
                            "(list A: 56, list B: 57; desktop: 80, mobile: 33).")
     assert "The stimuli showed 24 identities" in text
     assert ("(1) a recognition block (recognition): a headshot (real or AI) and an in-person "
-            "probe photo one after the other (1500 ms each)") in text
+            "probe photo one after the other (the headshot alone for 1500 ms, then the probe photo "
+            "until the answer)") in text
     assert "with 1 attention check; (2) a first-impression block (impressions)" in text
     assert "trust (1–7, “How much do you trust this person?”)" in text
     assert "2 counterbalancing lists" in text and "fewest completed participants" in text
