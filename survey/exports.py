@@ -2,7 +2,7 @@
 
 Every export is a generator of text (or bytes) chunks that reads the database in slices of
 `CHUNK_ROWS` rows through a server-side cursor, so memory stays the same for a thousand rows or a
-million. Names, order and meaning of the columns follow shared/DATA_CONTRACT.md. Preview and
+million. Names, order and meaning of the columns follow docs/DATA_CONTRACT.md. Preview and
 withdrawn participants are never exported; practice trials are left out of trials.csv (the
 contract has no column to mark them, and they are never analysed).
 """
