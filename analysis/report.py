@@ -36,6 +36,17 @@ FAMILIES = {
     "pooled_binomial": "binomial tests on all trials pooled (ignores that trials are nested)",
     "mixed": "mixed models with crossed random effects of participants and identities",
 }
+# Their names for a reader (the keys above stay the contract's identifiers).
+FAMILY_LABELS = {
+    "primary": "Primary outcomes",
+    "secondary": "Secondary outcomes",
+    "participant_wilcoxon": "Wilcoxon tests, participants",
+    "identity_t": "t-tests, identities",
+    "identity_wilcoxon": "Wilcoxon tests, identities",
+    "equivalence": "Equivalence tests (TOST)",
+    "pooled_binomial": "Binomial tests, all trials pooled",
+    "mixed": "Mixed models",
+}
 UNIT_LEVELS = ("participant", "identity")
 
 
@@ -88,9 +99,9 @@ class _Collector:
 def _estimate_label(outcome: Outcome, method: str) -> str:
     """What the estimate of a test is, in words."""
     if method == "glmm":
-        return "ai minus real (log-odds)"
+        return "AI minus real (log-odds of a correct answer)"
     if outcome.paired or method == "lmm":
-        return "ai minus real"
+        return "AI minus real"
     if method in ("binomial",):
         return f"proportion minus chance ({outcome.reference_value:g})"
     if method == "wilcoxon":
@@ -394,8 +405,8 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
                    "detail": r["detail"]} for r in _records(excluded)]
     flags = [{"participant": p, "flag": "straightlining",
               "excluded": bool(e)} for p, e in zip(flagged["participant"], flagged["excluded"])]
-    families = [{"family": f, "description": d, "correction": correction,
-                 "n_tests": sum(t["family"] == f for t in tests.tests)}
+    families = [{"family": f, "label": FAMILY_LABELS[f], "description": d,
+                 "correction": correction, "n_tests": sum(t["family"] == f for t in tests.tests)}
                 for f, d in FAMILIES.items() if any(t["family"] == f for t in tests.tests)]
     results = {
         "study": data.study,

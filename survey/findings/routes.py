@@ -266,7 +266,7 @@ def _public_context(study: Study, report: Report) -> dict:
     team = service.team(study)
     citation = (f"{', '.join(team)} ({published:%Y}). {study.title}. Likeness findings, "
                 f"published {published:%d %B %Y}. {url} (data SHA-256 "
-                f"{report.data_sha256[:16]}…, analysis {report.analysis_version}).")
+                f"{service.cited_sha256(report)[:16]}…, analysis {report.analysis_version}).")
     embed_url = url_for("findings.embed", slug=study.slug, _external=True)
     return {
         "study": study,

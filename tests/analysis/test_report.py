@@ -194,7 +194,7 @@ def test_one_participant_gives_warnings_not_nan():
     desc = [d for d in results["descriptives"] if d["level"] == "participant"]
     assert all(d["sd"] is None for d in desc)
     assert results["findings"] == [{
-        "claim": "Exploratory: Inconclusive: trust could not be tested (no participant-level "
+        "claim": "Exploratory (inconclusive): trust could not be tested (no participant-level "
                  "tests: 1 participant(s) have both conditions (ai: 1, real: 1); a paired test "
                  "needs at least 2).", "verdict": "inconclusive", "outcome": "trust",
         "preregistered": False, "hypothesis_supported": None, "supported_by": []}]
@@ -276,7 +276,7 @@ def test_preregistered_outcome_without_data_is_warned_and_stays_in_the_findings(
         results["warnings"]
     finding = next(f for f in results["findings"] if f["outcome"] == "recognition_accuracy")
     assert finding["claim"] == (
-        "Preregistered: Inconclusive: recognition accuracy could not be tested (no data in this "
+        "Preregistered (inconclusive): recognition accuracy could not be tested (no data in this "
         "study). The preregistered hypothesis (AI headshots are recognised less) was not "
         "supported.")
     assert finding["hypothesis_supported"] is False and finding["supported_by"] == []
