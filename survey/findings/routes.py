@@ -33,7 +33,7 @@ from survey.models import Report, Study
 from survey.researcher.access import requires_role
 
 # Bump when figures are drawn differently, so cached copies are not reused.
-FIGURES_VERSION = "1"
+FIGURES_VERSION = "2"  # 2: within-participant (Cousineau-Morey) intervals
 EMBED_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
              "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors *")
 SAFE_NAME = re.compile(r"[a-z0-9_]{1,64}")
