@@ -391,7 +391,8 @@ def untested_finding(outcome: str, reason: str, preregistered: bool = False,
     Returns the keys of `finding` with ``supported_by`` = [].
     """
     label = _outcome({"outcome": outcome}).label
-    claim = f"{_prefix(preregistered, 'inconclusive')}: {label} could not be tested ({reason.strip().rstrip('.')})."
+    why = reason.strip().rstrip(".")
+    claim = f"{_prefix(preregistered, 'inconclusive')}: {label} could not be tested ({why})."
     if hypothesis:
         text = (hypothesis.get("text") or outcome).strip().rstrip(".;:, ") or outcome
         claim += f" The preregistered hypothesis ({text}) was not supported."

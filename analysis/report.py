@@ -110,7 +110,8 @@ def _estimate_label(outcome: Outcome, method: str) -> str:
 
 
 def _unit_tests(tests: _Collector, outcome: Outcome, scores: pd.DataFrame, level: str,
-                main_family: str, bounds: list | None, alpha: float) -> None:
+                main_family: str, bounds: list | None, alpha: float,
+                continuity_correction: bool = False) -> None:
     """t and Wilcoxon tests (and TOST) of one outcome on participant or identity scores."""
     t_family = main_family if level == "participant" else "identity_t"
     w_family = "participant_wilcoxon" if level == "participant" else "identity_wilcoxon"
@@ -125,7 +126,8 @@ def _unit_tests(tests: _Collector, outcome: Outcome, scores: pd.DataFrame, level
             return
         x, y = wide["ai"].to_numpy(), wide["real"].to_numpy()
         tests.attempt(outcome, t_family, level, "paired t-test", lambda: stats.paired_t(x, y))
-        tests.attempt(outcome, w_family, level, "Wilcoxon test", lambda: stats.wilcoxon(x, y))
+        tests.attempt(outcome, w_family, level, "Wilcoxon test",
+                      lambda: stats.wilcoxon(x, y, correct=continuity_correction))
         if bounds and level == "participant":
             tests.attempt(outcome, "equivalence", level, "TOST",
                           lambda: stats.tost(x, y, low=bounds[0], high=bounds[1], alpha=alpha))
@@ -133,7 +135,8 @@ def _unit_tests(tests: _Collector, outcome: Outcome, scores: pd.DataFrame, level
     x = scores["value"].to_numpy()
     mu = outcome.reference_value
     tests.attempt(outcome, t_family, level, "one-sample t-test", lambda: stats.one_sample_t(x, mu))
-    tests.attempt(outcome, w_family, level, "Wilcoxon test", lambda: stats.wilcoxon(x, mu=mu),
+    tests.attempt(outcome, w_family, level, "Wilcoxon test",
+                  lambda: stats.wilcoxon(x, mu=mu, correct=continuity_correction),
                   reference_value=mu)
     if bounds and level == "participant":
         tests.attempt(outcome, "equivalence", level, "TOST",
@@ -264,7 +267,7 @@ def _records(table: pd.DataFrame) -> list[dict]:
 
 def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = None,
             plan: dict | None = None, *, scale_ranges: dict | None = None,
-            mixed_models: bool = True) -> Report:
+            mixed_models: bool = True, continuity_correction: bool = False) -> Report:
     """Run every analysis of a study.
 
     Parameters
@@ -280,6 +283,10 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
         Rating-scale ranges, passed to `analysis.io.load` when `data` is a DataFrame.
     mixed_models : bool
         Fit the mixed models (the slowest part).
+    continuity_correction : bool
+        Wilcoxon tests with R's default continuity correction (``correct = TRUE``); off by
+        default, as in earlier reports. Each Wilcoxon test records the choice in
+        ``continuity_correction``.
 
     Returns
     -------
@@ -361,7 +368,8 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
                 descriptives.append({"outcome": outcome.name, "level": level,
                                      **row, "condition": row["condition"] or None,
                                      "n_excluded": len(excluded)})
-            _unit_tests(tests, outcome, scores, level, main_family, bounds, alpha)
+            _unit_tests(tests, outcome, scores, level, main_family, bounds, alpha,
+                        continuity_correction)
         if outcome.kind in ("proportion", "share") and not outcome.paired:
             rows = trial_scores(kept, outcome)
             tests.attempt(outcome, "pooled_binomial", "trial", "binomial test",
@@ -478,9 +486,10 @@ def write_report(report: Report, out_dir) -> Path:
 
 
 def run(source, out_dir, plan: dict | None = None, *, participants=None,
-        scale_ranges: dict | None = None, mixed_models: bool = True) -> Report:
+        scale_ranges: dict | None = None, mixed_models: bool = True,
+        continuity_correction: bool = False) -> Report:
     """Load a study export, analyse it and write the report into out_dir."""
     report = analyse(load(source, participants, scale_ranges=scale_ranges), plan=plan,
-                     mixed_models=mixed_models)
+                     mixed_models=mixed_models, continuity_correction=continuity_correction)
     write_report(report, out_dir)
     return report

@@ -143,3 +143,18 @@ def test_one_sha256_on_the_page_citation_results_and_findings_json(app, client, 
         assert service.card_footer("x", row).startswith(f"x · data SHA-256 {sha[:12]} ·")
         # The report's cache key (participants and plan included) is never shown as the hash.
         assert row.data_sha256 != sha and row.data_sha256 not in page
+
+
+def test_wilcoxon_rows_and_methods_say_which_continuity_correction_ran():
+    """The test's name and the methods paragraph follow the test's continuity_correction."""
+    from survey.findings.methods import _tests_sentence
+    from survey.findings.present import method_name
+
+    on = {"outcome": "trust", "method": "wilcoxon", "continuity_correction": True}
+    off = {**on, "continuity_correction": False}
+    assert method_name(on) == "Wilcoxon signed-rank test (with continuity correction)"
+    assert method_name(off) == "Wilcoxon signed-rank test (no continuity correction)"
+    assert "(normal approximation, with continuity correction)" in _tests_sentence(
+        {"tests": [on], "correction": "holm", "alpha": 0.05})
+    assert "(normal approximation, no continuity correction)" in _tests_sentence(
+        {"tests": [off], "correction": "holm", "alpha": 0.05})

@@ -74,7 +74,8 @@ FAMILY_NAMES = {
     "primary": "Primary outcomes", "secondary": "Secondary outcomes",
     "participant_wilcoxon": "Wilcoxon tests, participants",
     "identity_t": "t-tests, identities", "identity_wilcoxon": "Wilcoxon tests, identities",
-    "equivalence": "Equivalence tests (TOST)", "pooled_binomial": "Binomial tests, all trials pooled",
+    "equivalence": "Equivalence tests (TOST)",
+    "pooled_binomial": "Binomial tests, all trials pooled",
     "mixed": "Mixed models",
 }
 LEVEL_NAMES = {"participant": "Participants", "identity": "Identities", "trial": "Trials"}

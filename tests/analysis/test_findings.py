@@ -147,8 +147,8 @@ def test_positive_estimate_reads_more():
     ({"outcome": "recognition_accuracy", "method": "glmm", "level": "trial", "estimate": -0.573,
       "ci_low": -0.75, "ci_high": -0.39, "statistic": -6.27, "df": None, "n": 2712},
      ("recognised correctly less often than with real photographs: the log-odds of a correct "
-      "answer were lower by 0.57 (odds ratio 0.56) (AI minus real = -0.57, unadjusted 95% CI -0.75 to -0.39;"
-      " logistic mixed model with crossed random effects of participants and identities, "
+      "answer were lower by 0.57 (odds ratio 0.56) (AI minus real = -0.57, unadjusted 95% CI "
+      "-0.75 to -0.39; logistic mixed model with crossed random effects of participants and identities, "
       "z = -6.27, Holm-adjusted p < 0.001; N = 2712 trials)")),
 ])
 def test_wording_per_outcome(test, phrase):
