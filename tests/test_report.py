@@ -71,6 +71,11 @@ def test_report_shows_sample_findings_tests_figures_and_methods(app, client, dem
     for test in results["tests"]:
         if test["method"] in ("lmm", "glmm"):
             assert test["formula"] in text
+    # The detection model's estimate is AI minus real on the log-odds scale, labelled so in its
+    # own row (not with the one-sample tests' "minus chance").
+    assert text.count("AI minus real, log-odds of a correct answer") == sum(
+        t["method"] == "glmm" for t in results["tests"])
+    assert "mean minus 0.5" not in text
     assert "Exploratory" in text and "Preregistered" not in text.replace("preregistered", "")
     # Figures: alt text with numbers on every image, served as SVG.
     images = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', response.get_data(as_text=True))
@@ -349,7 +354,12 @@ def test_methods_paragraph_names_sample_design_rules_tests_and_software():
 def test_plain_warnings_cover_small_n_singular_fits_targets_and_balance():
     """The warnings a reader must see, in words: each case and the quiet case."""
     results = {"n_participants": 12, "n_identities": 8, "tests": [
-        {"outcome": "recognition_accuracy", "method": "glmm", "singular": True, "converged": True},
+        {"outcome": "recognition_accuracy", "method": "glmm", "singular": True, "converged": True,
+         "notes": ["singular fit: the (Intercept) variance for participant is estimated at (or "
+                   "near) zero (theta = 0)"]},
+        {"outcome": "detection_accuracy", "method": "glmm", "singular": True, "converged": True,
+         "notes": ["singular fit: the conditionai effect for identity is perfectly correlated "
+                   "with the intercept (correlation +-1)"]},
         {"outcome": "trust", "method": "lmm", "singular": False, "converged": False}]}
     sample = {"by_list": [{"list": "A", "included": 9}, {"list": "B", "included": 3}]}
     notes = service.plain_warnings(results, sample, {"target_n": 100})
@@ -359,9 +369,13 @@ def test_plain_warnings_cover_small_n_singular_fits_targets_and_balance():
         "The preregistered target was 100 included participants; 12 are included so far.",
         ("Only 8 identities were shown: the tests over identities have little power, and the "
          "results may not generalise to other people."),
-        ("The mixed model of recognition accuracy is singular: a random-effect variance was "
-         "estimated at zero, so the model is simpler than its formula; read it beside the "
-         "participant-level test."),
+        ("The mixed model of recognition accuracy is singular: the intercept variance across "
+         "participants was estimated at zero, so the model is simpler than its formula; read it "
+         "beside the participant-level test."),
+        # A +-1 correlation is not a zero variance: the note names the cause it has.
+        ("The mixed model of detection accuracy is singular: the AI-versus-real slope across "
+         "identities is perfectly correlated (±1) with the intercept, so the model is simpler "
+         "than its formula; read it beside the participant-level test."),
         "The mixed model of trust did not converge: do not rely on it.",
         ("The counterbalancing lists are unbalanced (list A: 9, list B: 3 included "
          "participants): each identity was not seen equally often in each condition."),

@@ -126,6 +126,9 @@ def _tests_sentence(results: dict[str, Any]) -> str:
     methods = {t.get("method") for t in tests}
     outcomes = list(dict.fromkeys(t.get("outcome") for t in tests))
     paired = [o for o in outcomes if o not in FIXED_OUTCOMES or FIXED_OUTCOMES[o].paired]
+    # Said as the tests ran (R's wilcox.test defaults to correct = TRUE; the report's do not).
+    corrected = any(t.get("continuity_correction") for t in tests if t.get("method") == "wilcoxon")
+    continuity = "with" if corrected else "no"
     single = [o for o in outcomes if o in FIXED_OUTCOMES and not FIXED_OUTCOMES[o].paired]
     sentences = []
     if paired:
@@ -133,7 +136,8 @@ def _tests_sentence(results: dict[str, Any]) -> str:
             "For each within-participant outcome (" + _join([_label(o) for o in paired])
             + "), each participant's mean in the AI condition was compared with their mean in the "
             "real condition by a paired t-test (effect size d_z) and a Wilcoxon signed-rank test "
-            "(normal approximation, no continuity correction); the same tests were repeated over "
+            f"(normal approximation, {continuity} continuity correction); the same tests were "
+            "repeated over "
             "identities (each identity's mean across participants) to check that the effects "
             "generalise over the people photographed.")
     if single:

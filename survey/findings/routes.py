@@ -33,7 +33,7 @@ from survey.models import Report, Study
 from survey.researcher.access import requires_role
 
 # Bump when figures are drawn differently, so cached copies are not reused.
-FIGURES_VERSION = "1"
+FIGURES_VERSION = "2"  # 2: within-participant (Cousineau-Morey) intervals
 EMBED_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
              "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors *")
 SAFE_NAME = re.compile(r"[a-z0-9_]{1,64}")
@@ -266,7 +266,7 @@ def _public_context(study: Study, report: Report) -> dict:
     team = service.team(study)
     citation = (f"{', '.join(team)} ({published:%Y}). {study.title}. Likeness findings, "
                 f"published {published:%d %B %Y}. {url} (data SHA-256 "
-                f"{report.data_sha256[:16]}…, analysis {report.analysis_version}).")
+                f"{service.cited_sha256(report)[:16]}…, analysis {report.analysis_version}).")
     embed_url = url_for("findings.embed", slug=study.slug, _external=True)
     return {
         "study": study,

@@ -34,6 +34,7 @@ import analysis
 from analysis.rscript import r_script
 from survey import audit, design, exports
 from survey.extensions import db
+from survey.findings import present
 from survey.findings.methods import methods_paragraph
 from survey.models import (
     Participant,
@@ -542,8 +543,8 @@ def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:
     for test in results.get("tests", []):
         if test.get("method") in ("lmm", "glmm") and test.get("singular"):
             notes.append(f"The mixed model of {test['outcome'].replace('_', ' ')} is singular: "
-                         "a random-effect variance was estimated at zero, so the model is "
-                         "simpler than its formula; read it beside the participant-level test.")
+                         f"{present.singular_cause(test)}, so the model is simpler than its "
+                         "formula; read it beside the participant-level test.")
         if test.get("method") in ("lmm", "glmm") and test.get("converged") is False:
             notes.append(f"The mixed model of {test['outcome'].replace('_', ' ')} did not "
                          "converge: do not rely on it.")
@@ -703,9 +704,15 @@ def unpublish(study: Study, researcher: Researcher) -> None:
     db.session.commit()
 
 
+def cited_sha256(report: Report) -> str:
+    """The data's SHA-256 as results.json states it (the canonical trials table, as
+    `analysis.io` defines it); `Report.data_sha256` is only the cache key of the report."""
+    return results_json(report)["data_sha256"]
+
+
 def card_footer(url: str, report: Report) -> str:
     """The footer of a public chart: where it comes from and what it was computed from."""
-    return (f"{url} · data SHA-256 {report.data_sha256[:12]} · analysis "
+    return (f"{url} · data SHA-256 {cited_sha256(report)[:12]} · analysis "
             f"{report.analysis_version} · Likeness")
 
 
