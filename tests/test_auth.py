@@ -290,6 +290,58 @@ def test_password_change_ends_other_sessions_only(app, make_researcher):
         assert "researcher.password_change" in db.session.scalars(sa.select(AuditEvent.action)).all()
 
 
+def copy_of_session(app, client):
+    """Return a new client holding a copy of the client's session cookie (a stolen cookie)."""
+    thief = app.test_client()
+    thief.set_cookie(app.config["SESSION_COOKIE_NAME"], client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value)
+    assert thief.get("/r/studies").status_code == 200
+    return thief
+
+
+def test_sign_out_ends_every_copy_of_the_session(app, client, make_researcher):
+    make_researcher(email="ada@example.org")
+    login(client, "ada@example.org")
+    thief = copy_of_session(app, client)
+    elsewhere = app.test_client()
+    login(elsewhere, "ada@example.org")
+    assert client.post("/r/logout").status_code == 302
+    response = thief.get("/r/studies")
+    assert response.status_code == 302 and "/r/login" in response.location
+    # Signing out signs out the account's other browsers too.
+    assert elsewhere.get("/r/studies").status_code == 302
+    # Signing in again works, with a session of its own.
+    assert login(client, "ada@example.org").status_code == 302
+    assert client.get("/r/studies").status_code == 200
+    assert thief.get("/r/studies").status_code == 302
+
+
+def test_password_change_ends_a_copied_cookie_of_this_browser(app, client, make_researcher):
+    make_researcher(email="ada@example.org")
+    login(client, "ada@example.org")
+    thief = copy_of_session(app, client)
+    client.post("/r/account", data={"current_password": PASSWORD, "new_password": "a brand new passphrase",
+                                    "confirm": "a brand new passphrase"})
+    assert client.get("/r/studies").status_code == 200
+    assert thief.get("/r/studies").status_code == 302
+
+
+def test_sign_out_everywhere_ends_every_other_session(app, client, make_researcher):
+    make_researcher(email="ada@example.org")
+    login(client, "ada@example.org")
+    thief = copy_of_session(app, client)
+    elsewhere = app.test_client()
+    login(elsewhere, "ada@example.org")
+    assert "Sign out everywhere" in client.get("/r/account").get_data(as_text=True)
+    response = client.post("/r/account/sessions")
+    assert response.status_code == 302 and response.location.endswith("/r/account")
+    assert client.get("/r/studies").status_code == 200
+    assert thief.get("/r/studies").status_code == 302
+    assert elsewhere.get("/r/studies").status_code == 302
+    with app.app_context():
+        assert db.session.scalar(sa.select(Researcher.session_version)) == 1
+        assert "researcher.sign_out_everywhere" in db.session.scalars(sa.select(AuditEvent.action)).all()
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

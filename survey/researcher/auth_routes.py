@@ -14,7 +14,14 @@ from survey import audit, ratelimit
 from survey.extensions import db
 from survey.models import AuditEvent, Researcher, Study, utcnow
 from survey.researcher import bp
-from survey.researcher.forms import InviteForm, LoginForm, PasswordChangeForm, SignupForm
+from survey.researcher.forms import (
+    ButtonForm,
+    InviteForm,
+    LoginForm,
+    PasswordChangeForm,
+    SignupForm,
+    require_button,
+)
 
 INVITE_SALT = "likeness-researcher-invite"
 INVITE_MAX_AGE = 7 * 24 * 3600
@@ -47,6 +54,20 @@ def start_session(researcher: Researcher) -> None:
     session.clear()
     session.permanent = True
     login_user(researcher)
+
+
+def end_sessions(researcher_id: int) -> None:
+    """Void every session of the account, copies of its cookies included; committed by the caller.
+
+    Each session carries the account's session version (`Researcher.get_id`), compared on every
+    researcher request by the login loader; one UPDATE moves it on, so concurrent bumps add up.
+    """
+    db.session.execute(
+        sa.update(Researcher)
+        .where(Researcher.id == researcher_id)
+        .values(session_version=Researcher.session_version + 1)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def find_researcher(identifier: str) -> Researcher | None:
@@ -118,7 +139,10 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """Sign out and forget the session."""
+    """Sign out: every session of the account ends, so a copied cookie stops working too."""
+    if current_user.is_authenticated:
+        end_sessions(current_user.id)
+        db.session.commit()
     logout_user()
     session.clear()
     flash("You are signed out.", "success")
@@ -188,6 +212,7 @@ def _account_page(password_form: PasswordChangeForm, invite_form: InviteForm, st
             invite_form=invite_form,
             events=events,
             session_hours=_duration(current_app.permanent_session_lifetime.total_seconds()),
+            sessions_form=ButtonForm(formdata=None),
             **extra,
         ),
         status,
@@ -209,12 +234,25 @@ def account():
         form.current_password.errors.append("This is not your current password.")
         return _account_page(form, invite_form, 400)
     researcher.set_password(form.new_password.data)
-    # The session id carries this number, so every other session stops matching.
-    researcher.session_version += 1
+    end_sessions(researcher.id)
     audit.record("researcher.password_change", researcher=researcher)
     db.session.commit()
     start_session(researcher)
     flash("Your password is changed. Your other sessions are signed out.", "success")
+    return redirect(url_for("researcher.account"))
+
+
+@bp.post("/account/sessions")
+@login_required
+def sign_out_everywhere():
+    """End every session of the account; this browser goes on with a fresh one."""
+    require_button()
+    researcher = current_user._get_current_object()
+    end_sessions(researcher.id)
+    audit.record("researcher.sign_out_everywhere", researcher=researcher)
+    db.session.commit()
+    start_session(researcher)
+    flash("Every other session of your account is signed out.", "success")
     return redirect(url_for("researcher.account"))
 
 
