@@ -232,7 +232,7 @@ def study_edit(study: Study, role: str):
 
 
 @bp.post("/studies/<int:study_id>/duplicate")
-@requires_role("viewer")
+@requires_role("editor")
 def study_duplicate(study: Study, role: str):
     """Copy the study's design, texts and plan into a new draft that the researcher owns."""
     require_button()

@@ -263,8 +263,10 @@ def test_duplicate_copies_the_design_into_a_new_draft_with_its_own_files(app, te
                                        sha256="0" * 64))
         db.session.commit()
     owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"})
-    viewer = team.client(app, "viewer")
-    response = viewer.post(f"/r/studies/{team.study_id}/duplicate")
+    # A viewer changes nothing, and a copy would take the study's photographs along.
+    assert team.client(app, "viewer").post(f"/r/studies/{team.study_id}/duplicate").status_code == 403
+    editor = team.client(app, "editor")
+    response = editor.post(f"/r/studies/{team.study_id}/duplicate")
     assert response.status_code == 302
     copy_id = int(response.location.rsplit("/", 1)[1])
     with app.app_context():
@@ -275,7 +277,7 @@ def test_duplicate_copies_the_design_into_a_new_draft_with_its_own_files(app, te
         assert [i.code for i in copy.identities] == [i.code for i in source.identities]
         assert sorted(i.sha256 for i in copy.images) == sorted(i.sha256 for i in source.images)
         members = [(m.researcher_id, m.role) for m in copy.members]
-        assert members == [(team.viewer, "owner")]
+        assert members == [(team.editor, "owner")]
         store = storage()
         for image in copy.images:
             assert image.storage_key.startswith(f"{copy_id}/") and store.exists(image.storage_key)
