@@ -28,6 +28,12 @@ INVITE_MAX_AGE = 7 * 24 * 3600
 # Compared against when the account does not exist, so a wrong email takes as long as a
 # wrong password and sign-in timing does not tell which accounts exist.
 _DUMMY_HASH = generate_password_hash("not-a-password")
+# Said when sign-up cannot use an email. Without email delivery the server cannot hide that an
+# address has an account from whoever tries to sign up with it (a new address simply succeeds);
+# the wording names no reason and the attempt is rate limited (see SECURITY.md).
+SIGNUP_REFUSED = (
+    "This email cannot be used to sign up here. If you have an account, sign in instead."
+)
 
 
 def safe_next(target: str | None) -> str | None:
@@ -173,8 +179,21 @@ def signup():
     if invited is not None and email != invited:
         form.email.errors.append(f"This invitation is for {invited}.")
         return render_template("researcher/signup.html", form=form, invited=invited), 400
-    if find_researcher(email) is not None:
-        form.email.errors.append("An account with this email exists already: sign in instead.")
+    # A sign-up for an email that has an account counts as a failed sign-in of the address,
+    # so probing which emails have accounts costs as much as guessing passwords.
+    attempt, limit = ratelimit.open_attempt(email, client_address())
+    if limit is not None:
+        return (
+            render_template("researcher/signup.html", form=form, invited=invited,
+                            error=limit.message),
+            429,
+            {"Retry-After": str(limit.retry_after)},
+        )
+    taken = find_researcher(email) is not None
+    ratelimit.close_attempt(attempt, not taken)
+    if taken:
+        db.session.commit()
+        form.email.errors.append(SIGNUP_REFUSED)
         return render_template("researcher/signup.html", form=form, invited=invited), 400
     researcher = Researcher(email=email, name=form.name.data or "")
     researcher.set_password(form.password.data)
