@@ -427,7 +427,7 @@ def audit_events(app) -> list[tuple[str, dict]]:
 
 
 def test_exports_page_lists_every_file_with_counts(client, study_id, member):
-    member("viewer")
+    member("editor")
     response = client.get(f"/r/studies/{study_id}/exports")
     body = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -438,6 +438,18 @@ def test_exports_page_lists_every_file_with_counts(client, study_id, member):
     # The recruitment-id box sits on the two files that hold participants, with its warning.
     assert body.count('type="checkbox"') == 2
     assert body.count("personal data that link the answers to a person") == 2
+
+
+def test_a_viewer_gets_no_recruitment_ids(client, study_id, member):
+    """Recruitment ids are personal data: the participants page's editor role, here too."""
+    member("viewer")
+    body = client.get(f"/r/studies/{study_id}/exports").get_data(as_text=True)
+    assert 'type="checkbox"' not in body and "needs the editor role" in body
+    for name in ("participants.csv", "psych-ds.zip"):
+        field = f"{name.replace('.', '-')}-recruitment_ids"
+        response = download(client, study_id, name, **{field: "y"})
+        assert response.status_code == 403
+        assert "PID-77" not in response.get_data(as_text=True)
 
 
 def test_a_viewer_downloads_trials_csv_streamed_and_audited(app, client, study_id, member):
@@ -456,7 +468,7 @@ def test_a_viewer_downloads_trials_csv_streamed_and_audited(app, client, study_i
 
 
 def test_recruitment_ids_only_when_the_box_is_ticked(app, client, study_id, member):
-    member("viewer")
+    member("editor")
     # Each streamed response is read before the next request, as a browser would.
     plain = download(client, study_id, "participants.csv").get_data(as_text=True)
     ticked = download(client, study_id, "participants.csv", **{"participants-csv-recruitment_ids": "y"})

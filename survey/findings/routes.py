@@ -130,7 +130,7 @@ def report(study: Study, role: str):
 
 
 @bp.post("/r/studies/<int:study_id>/report/retry")
-@requires_role("viewer")
+@requires_role("editor")
 def retry(study: Study, role: str):
     """Forget the failed computations so the report is computed again."""
     form = ActionForm()

@@ -13,6 +13,9 @@ from survey.extensions import db
 from survey.models import Study, StudyMember
 
 ROLE_RANK = {"viewer": 1, "editor": 2, "owner": 3}
+# The least role that sees participants' personal data (recruitment-platform ids): viewers
+# read everything else and change nothing.
+PERSONAL_DATA_ROLE = "editor"
 
 
 def role_on(study_id: int) -> str | None:
