@@ -158,8 +158,11 @@ def test_public_page_charts_citation_and_embed(app, client, demo, published):
         assert (image.format, image.size) == ("PNG", (1200, 675))
     svg = client.get("/f/demo/charts/trust.svg")
     assert svg.mimetype == "image/svg+xml" and b"<svg" in svg.data
-    assert client.get("/f/demo/charts/trust.svg", headers={
-        "If-None-Match": svg.headers["ETag"]}).status_code == 304
+    cached = client.get("/f/demo/charts/trust.svg", headers={"If-None-Match": svg.headers["ETag"]})
+    assert cached.status_code == 304
+    # Unpublishing must take charts down: revalidated on every use, never "immutable".
+    for response in (png, svg, cached):
+        assert response.headers["Cache-Control"] == "public, no-cache"
     assert client.get("/f/demo/charts/nothing.png").status_code == 404
     assert client.get("/f/demo/charts/trust.bmp").status_code == 404
 

@@ -245,6 +245,9 @@ def test_downloads_are_complete_and_self_contained(app, client, demo, monkeypatc
     svg = client.get(f"{base}/figures/paired_trust.svg")
     cached = client.get(f"{base}/figures/paired_trust.svg", headers={"If-None-Match": svg.headers["ETag"]})
     assert cached.status_code == 304
+    # A report can be recomputed or deleted: its figures are revalidated on every use.
+    for response in (png, svg, cached):
+        assert response.headers["Cache-Control"] == "private, no-cache"
     assert client.get(f"{base}/figures/no_such_figure.svg").status_code == 404
     assert client.get(f"{base}/figures/paired_trust.gif").status_code == 404
     assert client.get(f"/r/studies/{demo}/report/{report.id + 1}/results.json").status_code == 404

@@ -68,8 +68,9 @@ def _etag_response(etag: str, make, mimetype: str, public: bool, filename: str |
         if filename:
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.set_etag(etag)
-    # Public copies are revalidated on every use (a cheap 304), so unpublishing takes them down.
-    response.headers["Cache-Control"] = "public, no-cache" if public else "private, max-age=3600"
+    # Revalidated on every use (a cheap 304): unpublishing takes public copies down, and a
+    # report recomputed or deleted (SQLite may then reuse its id) is never shown from a cache.
+    response.headers["Cache-Control"] = "public, no-cache" if public else "private, no-cache"
     return response
 
 

@@ -31,6 +31,8 @@ from survey.participant import csrf as participant_csrf
 COOKIE = "likeness_participant"
 COOKIE_MAX_AGE = 30 * 24 * 3600
 IMAGE_MAX_AGE = 365 * 24 * 3600
+# An image id always names the same file: caches keep it for a year without asking again.
+IMAGE_CACHE_CONTROL = f"public, max-age={IMAGE_MAX_AGE}, immutable"
 # Seconds the debrief waits before sending the participant back to the recruitment platform.
 RETURN_DELAY_S = 5
 UNAVAILABLE = {
@@ -676,7 +678,6 @@ def image(public_id: str):
         mimetype = "image/webp" if display_key.endswith(".webp") else "image/jpeg"
         response = send_file(source, mimetype=mimetype, conditional=False)
     response.set_etag(etag)
-    response.cache_control.public = True
-    response.cache_control.max_age = IMAGE_MAX_AGE
-    response.cache_control.immutable = True
+    # Replaces send_file's own "no-cache", which contradicted "immutable".
+    response.headers["Cache-Control"] = IMAGE_CACHE_CONTROL
     return response

@@ -76,8 +76,11 @@ PLATFORM_NAMES = {"prolific": "Prolific", "mturk": "Mechanical Turk", "sona": "S
 EXTERNAL_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}\Z")
 PARAM_VALUE = re.compile(r"[A-Za-z0-9_.:@+/%=-]{1,200}\Z")
 WITHDRAWN_ID_PREFIX = "sha256:"
-# Response times outside (0, 10 min) are measurement faults: stored as missing.
-RT_MAX_MS = 600_000
+# A response time is stored when above 0 and below 30 days (the participant cookie's life:
+# no trial page can stay open longer); anything else is not a time and is stored as missing.
+# Implausible but possible times (below 50 ms, above 10 minutes) are kept and flagged in
+# the export's rt_flag column, not dropped here.
+RT_MAX_MS = 30 * 24 * 3600 * 1000
 MOBILE_HINTS = ("Mobi", "Android", "iPhone", "iPod", "Windows Phone", "Opera Mini")
 
 

@@ -23,8 +23,10 @@ from tests.security.conftest import (
     fingerprint,
     participant_client,
     routes,
+    table_fingerprints,
     url_values,
 )
+from tests.test_findings_support import simulate
 
 # Routes open to visitors who are not signed in, and why that is safe.
 PUBLIC = {
@@ -130,9 +132,23 @@ NEEDS_A_REPORT = {
     "findings.figure", "findings.download_html", "findings.download_results",
     "findings.download_tables", "findings.download_bundle",
 }
-# GET requests that may write, and what: a record or a cache, never a change a person asked for.
+# GET requests that may write, the only tables they may write, and why: a record of who read
+# what, or a cache derived from the data, never a change a person asked for.
 GET_WRITES = {
-    "researcher.study_definition": "records the download in the audit log",
+    "researcher.study_definition": ({"audit_event"}, "records the download in the audit log"),
+    "researcher.participant_lookup": (
+        {"audit_event"},
+        "records who looked up a participant (recruitment ids are personal data)",
+    ),
+    "findings.report": (
+        {"report"},
+        "computes the report of the current data once and keeps it (a cache keyed by the data's "
+        "hash), and marks computations that outlived their worker as failed",
+    ),
+}
+# Query strings a GET route is also walked with, so that its search or filter runs.
+GET_QUERIES = {
+    "researcher.participant_lookup": ("?platform=prolific&external_id=PROLIFIC-0-000",),
 }
 
 
@@ -283,21 +299,29 @@ def test_every_state_changing_route_refuses_a_post_without_a_valid_token(app, wo
 
 
 def test_get_requests_change_nothing(app, world):
-    """CSRF tokens guard only POSTs, so no GET may write (derived caches aside)."""
+    """CSRF tokens guard only POSTs, so no GET may write beyond GET_WRITES' records and caches.
+
+    The study has answers, so the report is computed and a lookup finds its participant.
+    """
+    with app.app_context():
+        simulate(world.study_id, 2, prolific=True)
+        db.session.commit()
     clients = [world.client(app, "owner"), participant_client(app, world), world.client(app)]
-    before = fingerprint(app)
-    changed = []
+    before = table_fingerprints(app)
+    written: dict[str, set[str]] = {}
     for rule, method in routes(app, ("GET",)):
-        if rule.endpoint in GET_WRITES:
-            continue
         url = build_url(app, rule, url_values(rule, world))
-        for client in clients:
-            response = client.get(url)
-            response.close()
-            assert response.status_code < 500, (rule.endpoint, response.status_code)
-        changed.extend([rule.endpoint] if fingerprint(app) != before else [])
-        before = fingerprint(app)
-    assert changed == []
+        for query in ("", *GET_QUERIES.get(rule.endpoint, ())):
+            for client in clients:
+                response = client.get(url + query)
+                response.close()
+                assert response.status_code < 500, (rule.endpoint, response.status_code)
+            after = table_fingerprints(app)
+            tables = {name for name in after if after[name] != before[name]}
+            if tables:
+                written.setdefault(rule.endpoint, set()).update(tables)
+            before = after
+    assert written == {endpoint: tables for endpoint, (tables, _why) in GET_WRITES.items()}
 
 
 @pytest.mark.parametrize("who", ["anonymous", "participant"])
