@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
-from survey.models import Identity, Study, StudyMember
+from survey.models import Identity, Image, Participant, Study, StudyMember
+from survey.participant.simulate import agree
 from survey.studies import design_sha256
 from tests.conftest import sign_in
 from tests.researcher.conftest import add_member, quick_researcher
@@ -175,3 +176,19 @@ def test_two_owners_removing_each_other_at_once_leave_an_owner(
         )
     assert owners == 1
     assert sorted(statuses)[0] == 302 and sorted(statuses)[1] in (403, 404, 409)
+
+
+def test_a_start_is_refused_when_the_design_no_longer_matches_its_frozen_hash(app, team):
+    owner = team.client(app, "owner")
+    assert open_study(owner, team.study_id).status_code == 302
+    with app.app_context():
+        # A change that bypassed the freeze (a direct database edit): an image row deleted.
+        image = db.session.scalars(sa.select(Image).where(Image.study_id == team.study_id)).first()
+        db.session.delete(image)
+        db.session.commit()
+
+    response = agree(app.test_client(), "trust")
+    assert response.status_code == 409
+    assert "materials changed after it opened" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Participant)) == 0
