@@ -6,7 +6,10 @@ import hashlib
 import json
 from typing import Any
 
+import sqlalchemy as sa
+
 from survey import audit, design
+from survey.extensions import db
 from survey.models import Researcher, Study, utcnow
 
 # Allowed state changes; the design freezes on the first opening.
@@ -20,6 +23,30 @@ TRANSITIONS = {
 
 class StateError(ValueError):
     """A study cannot move to the asked state; the message says why."""
+
+
+def lock_study(study_id: int) -> Study | None:
+    """Lock the study's row until the transaction ends; return it as committed now (None: gone).
+
+    Every change to a study's design, state or owners calls this first and checks what it
+    guards on the row it returns, so that two such changes (an upload and the opening, two
+    owners demoting each other) run one after the other, never on the same stale reading.
+    It ends the session's reads so far (nothing may be pending): the ORM objects read before
+    are expired and load again, inside the locked transaction.
+    """
+    if db.session().in_transaction():
+        db.session.commit()
+    if db.session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks, and a transaction that has read cannot later write once
+        # another writer committed: the first statement takes the database's write lock.
+        table = Study.__table__
+        db.session.execute(sa.update(table).where(table.c.id == study_id).values(id=table.c.id))
+    return db.session.scalar(
+        sa.select(Study)
+        .where(Study.id == study_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def design_inputs(study: Study) -> tuple[list[design.IdentityInfo], list[design.BlockInfo]]:

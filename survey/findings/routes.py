@@ -30,7 +30,7 @@ from survey.extensions import db
 from survey.findings import bp, present, service
 from survey.findings.forms import ActionForm
 from survey.models import Report, Study
-from survey.researcher.access import requires_role
+from survey.researcher.access import lock_for_change, requires_role
 
 # Bump when figures are drawn differently, so cached copies are not reused.
 FIGURES_VERSION = "2"  # 2: within-participant (Cousineau-Morey) intervals
@@ -146,6 +146,8 @@ def _owner_action(study: Study, act, done) -> Response:
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400, description="The form expired; reload the report and try again.")
+    # The study's state is checked on its locked row: a reopening waits, or is seen.
+    study = lock_for_change(study, "owner")
     try:
         act(study, current_user)
     except service.PublishError as exc:

@@ -63,6 +63,12 @@ UNAVAILABLE = {
         "The study's design has a problem that the "
         "researcher needs to fix. Please try again later.",
     ),
+    "changed": (
+        409,
+        "This study cannot start",
+        "The study's materials changed after it opened, so it cannot be run as registered. "
+        "The researcher needs to look into it; please try again later.",
+    ),
     "full": (
         403,
         "This study is full",
@@ -630,6 +636,8 @@ def preview(slug: str):
             preview=True,
             consented=False,
         )
+    except service.StudyUnavailable as exc:
+        return _unavailable(exc.reason)
     except design.DesignError as exc:
         return _unavailable("broken", " ".join(exc.problems))
     response = redirect(url_for("participant.entry", slug=slug), 303)

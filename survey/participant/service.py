@@ -85,7 +85,7 @@ MOBILE_HINTS = ("Mobi", "Android", "iPhone", "iPod", "Windows Phone", "Opera Min
 
 
 class StudyUnavailable(Exception):
-    """A new participant cannot start: `reason` is draft, closed or full."""
+    """A new participant cannot start: `reason` is draft, closed, full or changed."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -350,14 +350,20 @@ _FROZEN_DESIGNS: "weakref.WeakKeyDictionary[sa.Engine, dict[tuple[int, str], Stu
 
 
 def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
-    """Return the study's design (read once per worker when frozen, or always when not cached)."""
+    """Return the study's design (read once per worker when frozen, or always when not cached).
+
+    A frozen design is used only if it still hashes to the SHA-256 stored when the study
+    opened; otherwise StudyUnavailable("changed") is raised (when cached) and nobody starts.
+    """
     key = (study.id, study.design_sha256 or "")
     frozen = _FROZEN_DESIGNS.setdefault(db.engine, {})
     if cached and study.design_sha256 and key in frozen:
         return frozen[key]
-    from survey.studies import design_inputs
+    from survey.studies import design_inputs, design_sha256
 
     loaded = _load_design(study.id)
+    if cached and study.design_sha256 and design_sha256(loaded) != study.design_sha256:
+        raise StudyUnavailable("changed")
     identities, blocks = design_inputs(loaded)
     result = StudyDesign(
         identities=tuple(identities),

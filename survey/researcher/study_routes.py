@@ -13,7 +13,7 @@ from survey.extensions import db
 from survey.markup import render_markdown
 from survey.models import Image, Participant, Researcher, Study, StudyMember, utcnow
 from survey.researcher import bp
-from survey.researcher.access import ROLE_RANK, requires_role
+from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
 from survey.researcher.auth_routes import client_address
 from survey.researcher.definition import export_definition, import_definition, parse_definition
 from survey.researcher.forms import (
@@ -169,7 +169,10 @@ def study(study: Study, role: str):
 def study_state(study: Study, role: str):
     """Open, close, reopen, archive or unarchive the study; opening checks and freezes the design."""
     form = StateForm()
-    if not form.validate_on_submit() or form.state.data not in TRANSITIONS.get(study.state, ()):
+    form_ok = form.validate_on_submit()
+    # Checked on the locked row: an upload or another state change waits, or is seen whole.
+    study = lock_for_change(study, "editor")
+    if not form_ok or form.state.data not in TRANSITIONS.get(study.state, ()):
         return _overview(
             study, role, 409, error=f"A {study.state} study cannot be moved to {form.state.data or 'nothing'}."
         )
@@ -208,6 +211,8 @@ def study_edit(study: Study, role: str):
     if "preview" in request.form:
         previews = {name: render_markdown(getattr(form, name).data or "") for name in MARKDOWN_FIELDS}
         return _edit_page(study, form, previews=previews)
+    study = lock_for_change(study, "editor")
+    require_not_archived(study)
     if form.slug.data != study.slug:
         if study.state != "draft":
             form.slug.errors.append("The link name cannot change once the study has opened: links are out.")
@@ -259,6 +264,7 @@ def study_delete(study: Study, role: str):
     if form.confirm.data != study.slug:
         form.confirm.errors.append(f"Type {study.slug} exactly to confirm.")
         return render_template("researcher/study_delete.html", study=study, form=form), 400
+    study = lock_for_change(study, "owner")
     title = study.title
     keys = delete_study(study, current_user)
     db.session.commit()
@@ -372,10 +378,13 @@ def member_add(study: Study, role: str):
 @requires_role("owner")
 def member_role(study: Study, role: str, member_id: int):
     """Change a member's role; the last owner stays an owner."""
-    member = _member(study, member_id)
     form = MemberRoleForm()
     if not form.validate_on_submit():
         abort(400, description="Choose one of the roles owner, editor or viewer.")
+    # Owners are counted under the study's lock: two owners demoting each other at once
+    # are served one after the other, and the second finds the first is the last owner.
+    study = lock_for_change(study, "owner")
+    member = _member(study, member_id)
     if member.role == "owner" and form.role.data != "owner" and _owner_count(study) == 1:
         abort(409, description="A study needs an owner: make someone else owner first.")
     previous, member.role = member.role, form.role.data
@@ -390,8 +399,9 @@ def member_role(study: Study, role: str, member_id: int):
 @requires_role("owner")
 def member_remove(study: Study, role: str, member_id: int):
     """Remove a member from the study; the last owner cannot be removed."""
-    member = _member(study, member_id)
     require_button()
+    study = lock_for_change(study, "owner")
+    member = _member(study, member_id)
     if member.role == "owner" and _owner_count(study) == 1:
         abort(409, description="The last owner cannot be removed: make someone else owner first.")
     email = member.researcher.email
