@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from survey import audit, design
 from survey.extensions import db
-from survey.models import Researcher, Study, utcnow
+from survey.models import Participant, Researcher, Study, utcnow
 
 # Allowed state changes; the design freezes on the first opening.
 TRANSITIONS = {
@@ -129,6 +129,25 @@ def change_state(study: Study, new_state: str, researcher: Researcher | None) ->
         study.archived_at = utcnow()
     study.state = new_state
     audit.record(f"study.{new_state}", researcher=researcher, study=study)
+    if new_state == "closed":
+        _wait_for_answers_under_way()
+
+
+def _wait_for_answers_under_way() -> None:
+    """Order a close after every answer already being stored, and before every later one.
+
+    An answer is stored by one statement that checks the study's state as its snapshot sees it
+    (`survey.participant.service`), and every such statement writes the participant table.
+    On PostgreSQL the close therefore writes the new state (taking the study's row lock
+    first, as a start does), then takes the participant table's SHARE lock until it commits:
+    that waits for the answer statements under way to commit, and holds back the ones that
+    come later until the close has committed, so that their snapshot sees the study closed.
+    The lock is held only for the rest of the close's transaction. SQLite runs one writer at
+    a time, and an answer's transaction reads the state after taking the write lock.
+    """
+    db.session.flush()
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text(f"LOCK TABLE {Participant.__tablename__} IN SHARE MODE"))
 
 
 def open_study(study: Study, researcher: Researcher | None) -> None:

@@ -7,15 +7,17 @@ the write lock in SQLite), so concurrent starts run one after another: each sees
 counts left by the one before, and the target-N check cannot be overrun. Showing a trial and
 recording an answer are the hot path, run on a connection of their own outside the ORM
 session (`survey.participant.hotdb`, autocommit on PostgreSQL). The trial page is one
-SELECT. An answer whose page's signed ticket (`survey.participant.tickets`) says what
-validating it needs goes, once valid, straight to one atomic statement that claims the
-trial (only if it is the participant's, still unanswered, with every earlier trial
-answered), inserts its responses, completes the participant after the last and, on
-PostgreSQL, reads the next trial page (on SQLite: claim, insert and complete in one
-transaction). Without a usable ticket, or when the claim finds nothing, one SELECT of the
-posted trial says whether it is this participant's, answered, the current one, and what
-validating the answer needs. A repeated POST claims nothing and stores nothing; the unique
-(trial, measure) key is the last guard.
+SELECT, on every request: no worker keeps a page, which another worker's answer or a
+withdrawal could have made stale. An answer whose page's signed ticket
+(`survey.participant.tickets`) says what validating it needs goes, once valid, straight to
+one atomic statement that claims the trial (only if it is the participant's, the participant
+is in progress in a study that takes its answers, the trial is still unanswered and every
+earlier trial answered), inserts its responses and completes the participant after the last
+(on SQLite: claim, insert and complete in one transaction). Without a usable ticket, or when
+the claim finds nothing, one SELECT of the posted trial says whether it is this participant's,
+answered, the current one, whether the study still takes answers, and what validating the
+answer needs. A repeated POST claims nothing and stores nothing; the unique (trial, measure)
+key is the last guard.
 
 The pages around the trials (the link, consent, instructions, questions, debrief) start with
 one SELECT on that connection too (`flow`): the study by its slug with the participant, as
@@ -188,6 +190,20 @@ def study_by_slug(slug: str) -> Optional[Study]:
 
 
 # --- the participant's pages around the trials ------------------------------------------------
+
+
+# A study stores a participant's answers while it is open, and a researcher's preview run's
+# also while it is a draft. Closing it stops the answers of participants in progress too: they
+# are told it closed, what they answered stays (a partial response) unless they withdraw, and
+# a reopened study lets them go on.
+def takes_answers(state: str, is_preview: bool) -> bool:
+    """Tell whether a study in `state` stores the answers of a participant (or preview run)."""
+    return state == "open" or (is_preview and state == "draft")
+
+
+def _takes_answers(state: sa.ColumnElement[str], is_preview: sa.ColumnElement[bool]):
+    """Return `takes_answers` as SQL, on a study's state and a participant's is_preview."""
+    return sa.or_(state == "open", sa.and_(is_preview, state == "draft"))
 
 
 @dataclass(frozen=True)
@@ -726,6 +742,8 @@ class PageState:
     is_preview: bool
     consented: bool
     study_title: str
+    # The study takes this participant's answers now (see `takes_answers`).
+    taking_answers: bool
     current: Optional[TrialView]
     next_images: tuple[str, ...]
     # The current trial's answer ticket (see `survey.participant.tickets`); "" without one.
@@ -744,13 +762,14 @@ _TOTAL = (
     .scalar_subquery()
 )
 
-# A trial page's rows: the participant's five columns, then those of one unanswered trial.
+# A trial page's rows: the participant's six columns, then those of one unanswered trial.
 _PARTICIPANT_COLUMNS = (
     Participant.id,
     Participant.status,
     Participant.is_preview,
     Participant.consented_at,
     Study.title,
+    Study.state,
 )
 _TRIAL_COLUMNS = (
     Trial.id,
@@ -817,6 +836,8 @@ TARGET = (
         Block.settings,
         _TOTAL,
         ~_EARLIER_OPEN,
+        Participant.status,
+        _takes_answers(Study.state, Participant.is_preview),
     )
     .select_from(Trial)
     .join(Participant, Participant.id == Trial.participant_id)
@@ -831,13 +852,22 @@ TARGET = (
 _TRIAL = Trial.__table__
 _RESPONSE = Response.__table__
 _PARTICIPANT = Participant.__table__
+_STUDY = Study.__table__
 _NOW = sa.bindparam("now", type_=_TRIAL.c.answered_at.type)
-# Claim the trial: only if it is the participant's (by its opaque id), still unanswered and
-# every earlier one is answered, so of two identical POSTs racing, one claims it and the other
-# finds nothing (READ COMMITTED re-checks the row after the first commits).
+# Claim the trial: only if it is the participant's (by its opaque id), the participant is in
+# progress in a study that takes its answers now (`takes_answers`: open, or a preview's draft),
+# the trial is still unanswered and every earlier one is answered, so of two identical POSTs
+# racing, one claims it and the other finds nothing (READ COMMITTED re-checks the row after
+# the first commits). A close waits for the claims already under way (`survey.studies`), so an
+# answer is stored before the close or not at all.
 _OWNER = (
     sa.select(_PARTICIPANT.c.id)
-    .where(_PARTICIPANT.c.public_id == sa.bindparam("public_id"))
+    .join(_STUDY, _STUDY.c.id == _PARTICIPANT.c.study_id)
+    .where(
+        _PARTICIPANT.c.public_id == sa.bindparam("public_id"),
+        _PARTICIPANT.c.status == "in_progress",
+        _takes_answers(_STUDY.c.state, _PARTICIPANT.c.is_preview),
+    )
     .scalar_subquery()
 )
 _CLAIM_WHERE = (
@@ -864,10 +894,9 @@ def _store_in_one_statement() -> sa.Select:
     """PostgreSQL: claim, insert the answers and complete the participant in one statement.
 
     Data-modifying CTEs run as one atomic statement, so in autocommit it costs one round trip
-    instead of BEGIN, UPDATE, INSERT, UPDATE and COMMIT. Returns no row when nothing was
-    claimed; else the rows of the trial page that comes next, as PAGE returns them (the
-    statement sees the trials as they were before it: the next ones are the unanswered ones
-    after the claimed trial).
+    instead of BEGIN, UPDATE, INSERT, UPDATE and COMMIT. Returns the claimed trial's id, or
+    no row when nothing was claimed. (It does not read the next trial page: a page kept for
+    the redirect may be served by a worker that does not know what happened since.)
     """
     from sqlalchemy.dialects import postgresql
 
@@ -905,26 +934,7 @@ def _store_in_one_statement() -> sa.Select:
         .values(status="completed", completed_at=_NOW)
         .cte("completed")
     )
-    upcoming = (
-        _with_shown(sa.select(*_TRIAL_COLUMNS).select_from(Trial))
-        .where(
-            Trial.participant_id == claimed.c.participant_id,
-            Trial.answered_at.is_(None),
-            Trial.position > claimed.c.position,
-        )
-        .order_by(Trial.position)
-        .limit(2)
-        .correlate(claimed)
-        .lateral("upcoming")
-    )
-    return (
-        sa.select(claimed.c.participant_id, *_PARTICIPANT_COLUMNS[1:], *upcoming.c)
-        .select_from(claimed)
-        .join(Participant, Participant.id == claimed.c.participant_id)
-        .join(Study, Study.id == Participant.study_id)
-        .outerjoin(upcoming, sa.true())
-        .add_cte(stored, completed)
-    )
+    return sa.select(claimed.c.id).add_cte(stored, completed)
 
 
 STORE_ONE_STATEMENT = _store_in_one_statement()
@@ -961,8 +971,8 @@ def _page_state(
     first = rows[0]
     current = None
     ticket = ""
-    if first[5] is not None:
-        (_, _, _, _, _, trial_id, position, task, practice, attention, answer,
+    if first[6] is not None:
+        (_, _, _, _, _, _, trial_id, position, task, practice, attention, answer,
          block_id, raw_settings, left_source, headshot, other, probe, total) = first  # fmt: skip
         settings, settings_key = _block_settings(block_id, task, raw_settings)
         current = TrialView(
@@ -987,13 +997,14 @@ def _page_state(
             )
     next_images: tuple[str, ...] = ()
     if len(rows) > 1:
-        next_images = tuple(image for image in rows[1][14:17] if image is not None)
+        next_images = tuple(image for image in rows[1][15:18] if image is not None)
     return PageState(
         participant_id=first[0],
         status=first[1],
         is_preview=first[2],
         consented=first[3] is not None,
         study_title=first[4],
+        taking_answers=takes_answers(first[5], first[2]),
         current=current,
         next_images=next_images,
         ticket=ticket,
@@ -1018,11 +1029,15 @@ class AnswerTarget:
     answered: bool
     # Every earlier trial is answered: this one is the participant's current trial.
     current: bool
+    # The participant is in progress in a study that takes its answers now (`takes_answers`);
+    # a target read from a ticket assumes so, and the claim checks it.
+    taking_answers: bool = True
 
 
 STORED = "stored"
 REPEAT = "repeat"
 NOT_CURRENT = "not_current"
+CLOSED = "closed"
 
 
 def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optional[AnswerTarget]:
@@ -1033,7 +1048,7 @@ def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optiona
     if not rows:
         return None
     (position, task, attention, left_source, answered_at, block_id, raw_settings, total,
-     current) = rows[0]  # fmt: skip
+     current, status, taking) = rows[0]  # fmt: skip
     return AnswerTarget(
         public_id=public_id,
         trial_id=trial_id,
@@ -1044,6 +1059,7 @@ def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optiona
         last=position >= total,
         answered=answered_at is not None,
         current=bool(current),
+        taking_answers=status == "in_progress" and bool(taking),
     )
 
 
@@ -1117,34 +1133,21 @@ def store_answer(
     All or nothing. Returns STORED; REPEAT when nothing was claimed: the trial was answered
     meanwhile (a repeated POST racing this one: the unique (trial, measure) key is the last
     guard), or, for a target read from a ticket, it is not (or no longer) the participant's
-    current trial; NOT_CURRENT when the target already says an earlier trial is unanswered.
-    """
-    return record_answer(target, measures, rt_ms)[0]
-
-
-def record_answer(
-    target: AnswerTarget,
-    measures: Sequence[tuple[str, str]],
-    rt_ms: Optional[float],
-    *,
-    slug: Optional[str] = None,
-    secret: Optional[tickets.Secret] = None,
-) -> tuple[str, Optional[PageState]]:
-    """Store a validated answer (see `store_answer`); also return the next trial page's state.
-
-    On PostgreSQL the storing statement reads the next page too, so a caller that names the
-    study's `slug` gets it (with its ticket when given the `secret`) for no extra statement;
-    elsewhere, or when nothing was stored, the state is None.
+    current trial, or the study no longer takes the participant's answers (it closed);
+    NOT_CURRENT when the target already says an earlier trial is unanswered; CLOSED when the
+    target already says the study does not take the participant's answers.
     """
     if target.answered:
-        return REPEAT, None
+        return REPEAT
+    if not target.taking_answers:
+        return CLOSED
     if not target.current:
-        return NOT_CURRENT, None
+        return NOT_CURRENT
     now = utcnow()
     claim = {"trial_id": target.trial_id, "public_id": target.public_id, "now": now}
     try:
         if hotdb.is_postgres():
-            rows = hotdb.rows(
+            claimed = hotdb.rows(
                 STORE_ONE_STATEMENT,
                 {
                     **claim,
@@ -1154,18 +1157,13 @@ def record_answer(
                     "last": target.last,
                 },
             )
-            if not rows:
-                return REPEAT, None
-            upcoming = None
-            if slug is not None:
-                upcoming = _page_state(rows, slug, target.public_id, secret)
-            return STORED, upcoming
-        claimed = hotdb.transaction(
-            lambda connection: _store(connection, target, claim, measures, rt_ms)
-        )
+        else:
+            claimed = hotdb.transaction(
+                lambda connection: _store(connection, target, claim, measures, rt_ms)
+            )
     except IntegrityError:
-        return REPEAT, None
-    return (STORED if claimed else REPEAT), None
+        return REPEAT
+    return STORED if claimed else REPEAT
 
 
 def clean_rt(raw: Any) -> Optional[float]:
@@ -1214,13 +1212,27 @@ def answered_count(participant_id: int) -> int:
 
 
 def save_demographics(participant: Participant, answers: Mapping[str, Any]) -> bool:
-    """Store the optional demographics once; tell whether they were stored (never overwritten)."""
+    """Store the demographics once (never overwritten) while the study takes answers; tell if."""
     values = {k: v for k, v in answers.items() if v not in (None, "")}
     if participant.status != "completed" or participant.demographics or not values:
         return False
-    participant.demographics = values
+    # Only while the study takes answers, checked by the UPDATE itself (a close waits for it).
+    stored = db.session.execute(
+        sa.update(_PARTICIPANT)
+        .where(
+            _PARTICIPANT.c.id == participant.id,
+            _PARTICIPANT.c.status == "completed",
+            sa.select(_STUDY.c.id)
+            .where(
+                _STUDY.c.id == _PARTICIPANT.c.study_id,
+                _takes_answers(_STUDY.c.state, _PARTICIPANT.c.is_preview),
+            )
+            .exists(),
+        )
+        .values(demographics=values)
+    ).rowcount
     db.session.commit()
-    return True
+    return bool(stored)
 
 
 def withdraw(participant: Participant) -> None:
