@@ -1,15 +1,147 @@
-"""Withdrawal: it cannot race the last answer."""
+"""Withdrawal: nothing stored keeps the person's data, and it cannot race the last answer."""
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
+import zipfile
 
+import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
-from survey.models import Participant, Response, Study, Trial
+from survey.findings import service as findings
+from survey.models import Participant, Report, Response, Study, Trial
 from survey.participant import service
+from tests.conftest import sign_in
+from tests.test_findings_support import count_analyses, fill, owner_id
+
+
+def _report_bytes(client, study_id: int, report_id: int) -> dict[str, bytes]:
+    """Every download of a report: results.json, each file of tables.zip, the bundle's files."""
+    base = f"/r/studies/{study_id}/report/{report_id}"
+    found = {"results.json": client.get(f"{base}/results.json").data,
+             "report.html": client.get(f"{base}/report.html").data}
+    for name in ("tables.zip", "reproduction.zip"):
+        response = client.get(f"{base}/{name}")
+        assert response.status_code == 200, name
+        with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+            for member in archive.namelist():
+                found[f"{name}/{member}"] = archive.read(member)
+    return found
+
+
+def _stored(app) -> dict[str, bytes]:
+    """Every report row as the database keeps it."""
+    with app.app_context():
+        return {f"report {r.id}": json.dumps(r.results).encode()
+                for r in db.session.scalars(sa.select(Report))}
+
+
+def _current_report_id(app, client, study_id: int) -> int:
+    """Open the report page (which computes the current data's report) and return its id."""
+    assert client.get(f"/r/studies/{study_id}/report").status_code == 200
+    with app.app_context():
+        return findings.report_state(db.session.get(Study, study_id)).current.id
+
+
+@pytest.fixture
+def published22(app, client, demo, monkeypatch):
+    """The demo with 22 simulated participants, closed, its report computed and published."""
+    count_analyses(monkeypatch)
+    ids = fill(app, demo, 22, seed=5, prolific=True)
+    sign_in(client, app, owner_id(app))
+    _current_report_id(app, client, demo)
+    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    return ids
+
+
+@pytest.mark.parametrize("how", ["participant", "researcher"])
+def test_withdrawal_removes_the_participant_from_every_stored_artefact(
+    app, client, demo, published22, how
+):
+    gone = published22[3]
+    report_id = _current_report_id(app, client, demo)
+    before = {**_stored(app), **_report_bytes(client, demo, report_id),
+              "findings.json": client.get("/f/demo/findings.json").data}
+    # The scan can find them: their id is in results.json and the tables before.
+    assert gone.encode() in before["results.json"] + before["tables.zip/participant_scores.csv"]
+    assert gone.encode() in before[f"report {report_id}"]
+    old_public = json.loads(before["findings.json"])
+
+    if how == "participant":
+        with app.app_context():
+            service.withdraw(service.find_participant(demo, gone))
+    else:
+        response = client.post(f"/r/studies/{demo}/participants/{gone}/delete",
+                               data={"reason": "withdrawal request by e-mail"})
+        assert response.status_code == 302
+
+    # Nothing stored keeps them, before anyone opens a page again.
+    for name, data in _stored(app).items():
+        assert gone.encode() not in data, name
+    # The old report's downloads are gone with it.
+    assert client.get(f"/r/studies/{demo}/report/{report_id}/results.json").status_code == 404
+    # The public page is recomputed from the remaining data and says so.
+    page = client.get("/f/demo")
+    assert page.status_code == 200
+    assert "after a participant withdrew" in page.get_data(as_text=True)
+    public = json.loads(client.get("/f/demo/findings.json").data)
+    assert public["n_participants"] == old_public["n_participants"] - 1
+    new_id = _current_report_id(app, client, demo)
+    with app.app_context():
+        assert db.session.get(Report, new_id).data_sha256 != \
+            json.loads(before["results.json"])["data_sha256"]
+    after = {**_stored(app), **_report_bytes(client, demo, new_id), "findings.json":
+             client.get("/f/demo/findings.json").data, "page": page.data,
+             "embed": client.get("/f/demo/embed").data}
+    for name, data in after.items():
+        assert gone.encode() not in data, name
+    with app.app_context():
+        assert db.session.scalar(sa.select(Report.id).where(Report.published_at.is_not(None))) \
+            == new_id
+
+
+def test_published_findings_too_few_after_a_withdrawal_say_so_and_show_nothing(
+    app, client, demo, monkeypatch
+):
+    count_analyses(monkeypatch)
+    ids = fill(app, demo, 20, seed=11)
+    sign_in(client, app, owner_id(app))
+    _current_report_id(app, client, demo)
+    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    with app.app_context():
+        service.withdraw(service.find_participant(demo, ids[0]))
+    for url in ("/f/demo", "/f/demo/embed", "/f/demo/findings.json",
+                "/f/demo/charts/trust.png"):
+        response = client.get(url)
+        assert response.status_code == 503, url
+        text = response.get_data(as_text=True)
+        assert "withdrew" in text and "recomputed" in text, url
+        assert "n_participants" not in text
+    page = client.get(f"/r/studies/{demo}/report").get_data(as_text=True)
+    assert "withdrew after the findings were published" in page
+
+
+def test_a_report_computed_from_data_read_before_a_withdrawal_is_not_stored(app, demo,
+                                                                             monkeypatch):
+    count_analyses(monkeypatch)
+    ids = fill(app, demo, 6, seed=3)
+    with app.app_context():
+        study = db.session.get(Study, demo)
+        data = findings.current_data(study)
+        service.withdraw(service.find_participant(demo, ids[0]))
+        report, created = findings._insert_pending(study, data.sha, data.stamp)
+        assert created
+        # The inputs were read before the withdrawal, the pending row inserted after it (as a
+        # report computation that raced the withdrawal would): nothing may be stored.
+        assert findings.compute(report.id, data.inputs) is False
+        assert db.session.scalars(sa.select(Report)).all() == []
+        state = findings.report_state(db.session.get(Study, demo))
+        assert state.current.status == "done"
+        assert ids[0].encode() not in json.dumps(state.current.results).encode()
 
 
 def _almost_done(app, study_id: int, n: int) -> list[tuple[str, int]]:

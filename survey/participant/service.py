@@ -1215,7 +1215,15 @@ def save_demographics(participant: Participant, answers: Mapping[str, Any]) -> b
 
 
 def withdraw(participant: Participant) -> None:
-    """Delete the participant's answers and trials and mark it withdrawn (see module docstring)."""
+    """Delete the participant's answers and trials and mark it withdrawn (see module docstring).
+
+    Also deletes the study's stored reports (`survey.findings.service.forget_reports`), in the
+    same transaction: none may keep the participant's data.
+    """
+    # Imported here: the findings service brings the analysis package, which no other
+    # participant page needs.
+    from survey.findings.service import forget_reports
+
     # Trials first, then the participant: the order in which an answer locks them (its claim
     # takes the trial, its completion the participant), so the two never deadlock. An answer
     # that claimed a trial first commits before this DELETE goes on; one that comes later finds
@@ -1237,6 +1245,8 @@ def withdraw(participant: Participant) -> None:
             platform, external_id = recruitment.platform, recruitment.external_id
             recruitment.external_id = withdrawn_digest(platform, external_id)
             recruitment.params = {}
+        if not participant.is_preview:
+            forget_reports(withdrawn.study_id)
     db.session.commit()
     db.session.refresh(participant)
 
