@@ -223,3 +223,55 @@ def test_a_withdrawal_racing_the_last_answer_never_leaves_a_completed_withdrawal
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Trial)
                                  .where(Trial.participant_id.in_(ids))) == 0
 
+
+
+def test_a_report_stored_while_a_withdrawal_commits_waits_for_it(app, demo, monkeypatch):
+    """Real threads: a report of data read before a withdrawal, stored while it commits."""
+    count_analyses(monkeypatch)
+    ids = fill(app, demo, 6, seed=3)
+    read, deleted, analysed = threading.Event(), threading.Event(), threading.Event()
+    outcome: list = []
+    forget, versions = findings.forget_reports, findings.software_versions
+
+    def forget_then_wait(study_id: int) -> None:
+        # The withdrawal's transaction stays open after deleting the reports until the report
+        # is about to be stored (on SQLite the report's insert waits for this commit instead).
+        forget(study_id)
+        deleted.set()
+        if analysed.wait(5):
+            time.sleep(1.0)
+
+    def versions_then_tell() -> dict:
+        # The last step of the analysis before its results are stored.
+        try:
+            return versions()
+        finally:
+            analysed.set()
+
+    monkeypatch.setattr(findings, "forget_reports", forget_then_wait)
+    monkeypatch.setattr(findings, "software_versions", versions_then_tell)
+
+    def report() -> None:
+        with app.app_context():
+            study = db.session.get(Study, demo)
+            data = findings.current_data(study)
+            read.set()
+            deleted.wait(30)
+            row, _created = findings._insert_pending(study, data.sha, data.stamp)
+            outcome.append(findings.compute(row.id, data.inputs))
+            db.session.remove()
+
+    def withdraw() -> None:
+        with app.app_context():
+            read.wait(30)
+            service.withdraw(service.find_participant(demo, ids[0]))
+            db.session.remove()
+
+    threads = [threading.Thread(target=report), threading.Thread(target=withdraw)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert outcome == [False]
+    for name, data in _stored(app).items():
+        assert ids[0].encode() not in data, name

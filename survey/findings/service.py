@@ -342,8 +342,11 @@ def compute(report_id: int, inputs: StudyInputs) -> bool:
                          f"{exc}). Try again; if it fails again, the data export and this message "
                          "will help to find the cause.")
         return True
-    # The withdrawal check is part of the UPDATE: a withdrawal committed before it is seen, and
-    # one committed after it deletes the stored row (`forget_reports`).
+    # The withdrawal check is part of the UPDATE, made under the study row's lock, which a
+    # withdrawal takes first: a withdrawal committed before is seen, one in progress is waited
+    # for, and one that comes after deletes the stored row (`forget_reports`).
+    db.session.execute(sa.select(Study.id).where(Study.id == study_id)
+                       .with_for_update(key_share=True))
     done = db.session.execute(
         sa.update(Report)
         .where(Report.id == report_id, Report.status == "running",

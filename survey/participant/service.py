@@ -1224,10 +1224,14 @@ def withdraw(participant: Participant) -> None:
     # participant page needs.
     from survey.findings.service import forget_reports
 
-    # Trials first, then the participant: the order in which an answer locks them (its claim
-    # takes the trial, its completion the participant), so the two never deadlock. An answer
-    # that claimed a trial first commits before this DELETE goes on; one that comes later finds
-    # no trial to claim.
+    # The study row first, as starts and state changes take it: a report being stored waits
+    # for this transaction (see `survey.findings.service.compute`). Then the trials, then the
+    # participant: the order in which an answer locks them (its claim takes the trial, its
+    # completion the participant), so the two never deadlock. An answer that claimed a trial
+    # first commits before the DELETE goes on; one that comes later finds no trial to claim.
+    db.session.execute(
+        sa.select(Study.id).where(Study.id == participant.study_id).with_for_update(key_share=True)
+    )
     db.session.execute(sa.delete(Trial).where(Trial.participant_id == participant.id))
     db.session.execute(sa.delete(Response).where(Response.participant_id == participant.id))
     # Every column set here, whatever the session last read: a completion committed since then
