@@ -17,6 +17,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -26,6 +27,7 @@ from flask_login import current_user
 from markupsafe import escape
 
 from analysis.results import FORMATS, card_alt
+from survey.errors import render_error
 from survey.extensions import db
 from survey.findings import bp, present, service
 from survey.findings.forms import ActionForm
@@ -254,10 +256,22 @@ def download_bundle(study: Study, role: str, report_id: int):
 
 
 def _public_or_404(slug: str) -> tuple[Study, Report]:
-    """The study and its published report, else 404 (unknown and unpublished look the same)."""
+    """The study and its published report, else 404 (unknown and unpublished look the same).
+
+    Published findings being recomputed after a withdrawal answer 503 with a page that says so:
+    nothing computed from the withdrawn person's data is shown meanwhile.
+    """
     study, report = service.public_study(slug)
     if study is None:
         abort(404)
+    if report is None:
+        withdrew = service.withdrawn_since_published(study)
+        when = f" on {withdrew:%d %B %Y}" if withdrew is not None else ""
+        abort(make_response(render_error(
+            503, "Findings being updated",
+            f"A participant of “{study.title}” withdrew{when}, and their data were deleted. The "
+            "findings are being recomputed from the remaining data and are not shown until "
+            "then.", {"Retry-After": "60", "Cache-Control": "no-store"})))
     return study, report
 
 
@@ -265,7 +279,7 @@ def _public_context(study: Study, report: Report) -> dict:
     """What the public page and the embed need: aggregates only."""
     results = service.public_results(report)
     url = url_for("findings.public", slug=study.slug, _external=True)
-    published = report.published_at or study.findings_published_at
+    published = study.findings_published_at or report.published_at
     team = service.team(study)
     citation = (f"{', '.join(team)} ({published:%Y}). {study.title}. Likeness findings, "
                 f"published {published:%d %B %Y}. {url} (data SHA-256 "
@@ -285,6 +299,8 @@ def _public_context(study: Study, report: Report) -> dict:
                           'width="100%" height="480" loading="lazy"></iframe>'),
         "team": team,
         "published": published,
+        # Set when the findings shown were recomputed after a participant withdrew.
+        "updated": service.withdrawn_since_published(study),
         "card_alt": lambda finding: card_alt(finding, study.title, results.get("n_participants")),
         "present": present,
     }

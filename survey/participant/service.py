@@ -1236,20 +1236,44 @@ def save_demographics(participant: Participant, answers: Mapping[str, Any]) -> b
 
 
 def withdraw(participant: Participant) -> None:
-    """Delete the participant's answers and trials and mark it withdrawn (see module docstring)."""
-    if participant.status == "withdrawn":
-        return
-    db.session.execute(sa.delete(Response).where(Response.participant_id == participant.id))
+    """Delete the participant's answers and trials and mark it withdrawn (see module docstring).
+
+    Also deletes the study's stored reports (`survey.findings.service.forget_reports`), in the
+    same transaction: none may keep the participant's data.
+    """
+    # Imported here: the findings service brings the analysis package, which no other
+    # participant page needs.
+    from survey.findings.service import forget_reports
+
+    # The study row first, as starts and state changes take it: a report being stored waits
+    # for this transaction (see `survey.findings.service.compute`). Then the trials, then the
+    # participant: the order in which an answer locks them (its claim takes the trial, its
+    # completion the participant), so the two never deadlock. An answer that claimed a trial
+    # first commits before the DELETE goes on; one that comes later finds no trial to claim.
+    db.session.execute(
+        sa.select(Study.id).where(Study.id == participant.study_id).with_for_update(key_share=True)
+    )
     db.session.execute(sa.delete(Trial).where(Trial.participant_id == participant.id))
-    recruitment = participant.recruitment
-    if recruitment is not None and not recruitment.external_id.startswith(WITHDRAWN_ID_PREFIX):
-        recruitment.external_id = withdrawn_digest(recruitment.platform, recruitment.external_id)
-        recruitment.params = {}
-    participant.status = "withdrawn"
-    participant.withdrawn_at = utcnow()
-    participant.completed_at = None
-    participant.demographics = {}
+    db.session.execute(sa.delete(Response).where(Response.participant_id == participant.id))
+    # Every column set here, whatever the session last read: a completion committed since then
+    # is undone, and the status is checked by the UPDATE itself.
+    withdrawn = db.session.execute(
+        sa.update(Participant)
+        .where(Participant.id == participant.id, Participant.status != "withdrawn")
+        .values(status="withdrawn", withdrawn_at=utcnow(), completed_at=None, demographics={})
+        .returning(Participant.study_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if withdrawn is not None:
+        recruitment = participant.recruitment
+        if recruitment is not None and not recruitment.external_id.startswith(WITHDRAWN_ID_PREFIX):
+            platform, external_id = recruitment.platform, recruitment.external_id
+            recruitment.external_id = withdrawn_digest(platform, external_id)
+            recruitment.params = {}
+        if not participant.is_preview:
+            forget_reports(withdrawn.study_id)
     db.session.commit()
+    db.session.refresh(participant)
 
 
 def platform_name(participant: Participant, completion_url: str) -> str:
