@@ -12,6 +12,7 @@ from survey.extensions import db
 from survey.models import Block, Response, Trial
 from survey.participant import hotdb, routes, service
 from survey.participant.simulate import agree
+from tests.helpers import refreeze
 from tests.test_participant_support import (
     answer_trials,
     count,
@@ -349,6 +350,7 @@ def test_sequential_match_pages_carry_the_exposure_and_both_photos(app, client, 
         block = db.session.scalar(sa.select(Block).where(Block.task == "match"))
         block.settings = {**block.settings, "presentation": "sequential", "exposure_ms": 800}
         db.session.commit()
+        refreeze(demo)
     agree(client, "demo")
     page = client.get("/s/demo/trial").get_data(as_text=True)
     assert 'data-sequential data-exposure-ms="800"' in page

@@ -17,6 +17,7 @@ from survey.extensions import db
 from survey.findings import service
 from survey.models import Block, Report, Study, utcnow
 from tests.conftest import sign_in
+from tests.helpers import refreeze
 from tests.test_findings_support import (
     FAST,
     Effects,
@@ -260,6 +261,7 @@ def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, mo
         block = db.session.scalar(sa.select(Block).where(Block.study_id == demo, Block.task == "rate"))
         block.settings = {**block.settings, "attention_checks": 2}
         db.session.commit()
+        refreeze(demo)
     fill(app, demo, 4)
     sign_in(client, app, owner_id(app))
     page = client.get(f"/r/studies/{demo}/report")

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from survey.extensions import db
 from survey.models import Participant, Response, Trial
 from tests.test_participant_support import seed_quick_demo
+from tests.helpers import refreeze
 
 
 @pytest.fixture
@@ -185,6 +186,7 @@ def test_sequential_match_shows_the_headshot_then_the_probe(app, demo, live_serv
         block = db.session.scalar(sa.select(Block).where(Block.task == "match"))
         block.settings = {**block.settings, "presentation": "sequential", "exposure_ms": 3000}
         db.session.commit()
+        refreeze(block.study_id)
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     try:
