@@ -100,6 +100,9 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[s
         "MEDIA_DIR": os.environ.get("MEDIA_DIR", str(instance_path / "media")),
         "SIGNUP_OPEN": os.environ.get("SIGNUP_OPEN", "1") not in ("0", "false", "no"),
         "MAX_CONTENT_LENGTH": int_setting("MAX_UPLOAD_MB", 200, minimum=1) * 1024 * 1024,
+        # What checking one stimulus ZIP may cost: its images' pixels together, and seconds.
+        "STIMULUS_ZIP_MAX_MEGAPIXELS": int_setting("STIMULUS_ZIP_MAX_MEGAPIXELS", 150, minimum=1),
+        "STIMULUS_ZIP_MAX_SECONDS": int_setting("STIMULUS_ZIP_MAX_SECONDS", 20, minimum=1),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

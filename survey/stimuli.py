@@ -12,6 +12,7 @@ import io
 import re
 import stat
 import struct
+import time
 import unicodedata
 import zipfile
 import zlib
@@ -29,6 +30,16 @@ DISPLAY_MAX = (800, 1000)
 MAX_ZIP_FILES = 2000
 MAX_ZIP_BYTES = 500 * MIB
 MAX_MANIFEST_BYTES = 5 * MIB
+# A ZIP's images together: decoding costs time and memory by the pixel, not by the byte (a flat
+# 40-megapixel PNG is a few KB), so the set has a pixel budget and a time budget of its own.
+MAX_ZIP_PIXELS = 150_000_000
+MAX_ZIP_SECONDS = 20.0
+# The report keeps this many problems of each kind, and this many in all; the rest are counted.
+MAX_PROBLEMS_PER_KIND = 20
+MAX_PROBLEMS = 500
+# Checking stops after this many errors: every valid row needs a file of its own, so a manifest
+# far longer than the ZIP's files is mostly errors, and more of them would tell nothing new.
+MAX_ERRORS_CHECKED = 1000
 
 JPEG_QUALITY = 95
 DISPLAY_QUALITY = 85
@@ -315,7 +326,9 @@ def process_image(
     with _reading(filename, "is truncated or corrupt"):
         im.load()
         subsampling = JpegImagePlugin.get_sampling(im) if fmt in ("JPEG", "MPO") else -1
-        upright = ImageOps.exif_transpose(im)
+        # In place: a copy of a 40-megapixel picture is 120 MB more in the worker.
+        ImageOps.exif_transpose(im, in_place=True)
+    upright = im
     width, height = upright.size
     if min(width, height) < min_side:
         raise ImageError(
@@ -326,7 +339,8 @@ def process_image(
     clean.info = {}
     stored = _encode(clean, fmt, quality=JPEG_QUALITY, subsampling=subsampling)
 
-    display = clean.copy()
+    # The stored bytes are made, so the full-size image is shrunk in place, not copied first.
+    display = clean
     display.thumbnail(display_max, Image.Resampling.LANCZOS)
     display_fmt = "WEBP" if display.mode == "RGBA" else "JPEG"
     content_type, ext = _FORMATS[fmt]
@@ -414,17 +428,34 @@ class StimulusImage:
     image: ProcessedImage
 
 
+# What varies between problems of one kind: quoted values, numbers and identity codes.
+_PROBLEM_DETAIL = re.compile(r"'[^']*'|\d+(?:\.\d+)?|(?<=identity )\S+")
+
+
+def problem_kind(problem: Problem) -> tuple[str, str]:
+    """Return what problems of one kind share: the level and the message without its values."""
+    return problem.level, _PROBLEM_DETAIL.sub("…", problem.message)
+
+
 @dataclass
 class StimulusSet:
-    """What a stimulus ZIP holds: identities, valid images and every problem found."""
+    """What a stimulus ZIP holds: identities, valid images and every problem found.
+
+    ``problems`` keeps the first MAX_PROBLEMS_PER_KIND problems of each kind (and MAX_PROBLEMS
+    in all), so a manifest of a hundred thousand bad rows gives a report that can be read;
+    ``hidden`` counts the problems left out, by kind, with the first of each as an example.
+    """
 
     identities: dict[str, StimulusIdentity] = field(default_factory=dict)
     images: list[StimulusImage] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    error_count: int = 0
+    hidden: dict[tuple[str, str], list] = field(default_factory=dict)
+    _kept: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     @property
     def errors(self) -> list[Problem]:
-        """Return the problems that stop an import."""
+        """Return the problems that stop an import (those kept for the report)."""
         return [p for p in self.problems if p.level == "error"]
 
     @property
@@ -435,15 +466,37 @@ class StimulusSet:
     @property
     def ok(self) -> bool:
         """Tell whether the set may be imported: no error-level problem."""
-        return not self.errors
+        return not self.error_count
+
+    def hidden_summary(self, level: str) -> list[tuple[int, Problem]]:
+        """Return (how many were left out, an example) for each kind of problem at this level."""
+        return [(count, example) for (lvl, _), (count, example) in self.hidden.items()
+                if lvl == level]
 
     def add(self, row: int | None, file: str | None, message: str, level="error") -> None:
-        """Record a problem."""
-        self.problems.append(Problem(row, file, message, level))
+        """Record a problem, or only count it once its kind has filled its share of the report."""
+        self.add_problem(Problem(row, file, message, level))
+
+    def add_problem(self, problem: Problem) -> None:
+        """Record a problem made elsewhere, with the same bounds as `add`."""
+        if problem.level == "error":
+            self.error_count += 1
+        kind = problem_kind(problem)
+        kept = self._kept.get(kind, 0)
+        if kept < MAX_PROBLEMS_PER_KIND and len(self.problems) < MAX_PROBLEMS:
+            self._kept[kind] = kept + 1
+            self.problems.append(problem)
+            return
+        seen = self.hidden.setdefault(kind, [0, problem])
+        seen[0] += 1
 
 
 class _Unusable(Exception):
     """A ZIP entry or manifest cell that cannot be used, with the reason."""
+
+
+class _OverBudget(Exception):
+    """The set needs more pixels or time than a ZIP may use; the message names the limit."""
 
 
 def _entry_name(info: zipfile.ZipInfo) -> str:
@@ -563,11 +616,12 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes
 
 def _parse_manifest(
     raw: bytes, name: str, result: StimulusSet
-) -> tuple[list[str], list[tuple[int, dict[str, str]]]] | None:
-    """Return the manifest's columns and its non-blank rows (numbered, header = row 1)."""
-    if not raw.strip():
-        result.add(None, name, "is empty")
-        return None
+) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]] | None:
+    """Return the manifest's columns and an iterator of its non-blank rows (header = row 1).
+
+    The rows are read as they are checked, never all held at once: a 5 MiB manifest of short
+    rows would otherwise be millions of dictionaries in memory.
+    """
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -578,44 +632,64 @@ def _parse_manifest(
             f"is not UTF-8 text (byte {raw[exc.start]:#04x}); save it as 'CSV UTF-8'",
         )
         return None
+    # Checked after decoding: a file that is only a byte-order mark is empty too.
+    if not text.strip():
+        result.add(None, name, "is empty")
+        return None
     first_line = text.splitlines()[0]
     # Spreadsheets in many locales save CSV with semicolons.
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        table = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        header = [cell.strip().lower() for cell in next(reader)]
     except csv.Error as exc:
         result.add(None, name, f"is not a readable CSV file ({exc})")
         return None
-    header = [cell.strip().lower() for cell in table[0]]
-    doubled = sorted({c for c in header if c and header.count(c) > 1})
+    seen: set[str] = set()
+    doubled: set[str] = set()
+    for column in filter(None, header):
+        (doubled if column in seen else seen).add(column)
     if doubled:
-        result.add(1, name, f"has the column(s) {', '.join(doubled)} more than once")
+        result.add(1, name, f"has the column(s) {', '.join(sorted(doubled))} more than once")
         return None
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in seen]
     if missing:
+        found = ", ".join(filter(None, header[:50])) + (" …" if len(header) > 50 else "")
         result.add(
             1,
             name,
             f"is missing the column(s) {', '.join(missing)} "
-            f"(it needs {', '.join(REQUIRED_COLUMNS)}; found {', '.join(filter(None, header))})",
+            f"(it needs {', '.join(REQUIRED_COLUMNS)}; found {found})",
         )
         return None
     for column in header:
         if column and column not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
             result.add(1, name, f"column '{column}' is not used", "warning")
-    rows = []
-    for number, cells in enumerate(table[1:], start=2):
-        if not any(cell.strip() for cell in cells):
-            continue
-        if any(cell.strip() for cell in cells[len(header) :]):
-            result.add(number, None, f"has {len(cells)} cells but the header has {len(header)}")
-            continue
-        cells = cells + [""] * (len(header) - len(cells))
-        rows.append((number, {col: cell.strip() for col, cell in zip(header, cells) if col}))
-    if not rows:
+    return header, _manifest_rows(reader, header, name, result)
+
+
+def _manifest_rows(
+    reader: Iterator[list[str]], header: list[str], name: str, result: StimulusSet
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield each non-blank row as (number, the used columns' values); say when there is none."""
+    # Only the columns the set uses are read from each row, so a header of many unused
+    # columns does not make every row cost as much as the header is wide.
+    used = [(i, c) for i, c in enumerate(header) if c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    any_rows = False
+    try:
+        for number, cells in enumerate(reader, start=2):
+            if not any(cell.strip() for cell in cells):
+                continue
+            any_rows = True
+            if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
+                result.add(number, None, f"has {len(cells)} cells but the header has {len(header)}")
+                continue
+            yield number, {c: cells[i].strip() if i < len(cells) else "" for i, c in used}
+    except csv.Error as exc:
+        result.add(None, name, f"is not a readable CSV file ({exc})")
+        return
+    if not any_rows:
         result.add(None, name, "has a header but no rows")
-        return None
-    return header, rows
 
 
 class _SetReader:
@@ -629,6 +703,9 @@ class _SetReader:
         result: StimulusSet,
         existing_hashes: Collection[str],
         max_image_bytes: int,
+        existing_headshots: Collection[tuple[str, str]] = (),
+        max_pixels: int = MAX_ZIP_PIXELS,
+        max_seconds: float | None = None,
     ) -> None:
         """Keep what every row check needs."""
         self.zf = zf
@@ -637,6 +714,11 @@ class _SetReader:
         self.result = result
         self.existing_hashes = existing_hashes
         self.max_image_bytes = max_image_bytes
+        self.existing_headshots = set(existing_headshots)
+        self.pixels_left = max_pixels
+        self.max_pixels = max_pixels
+        self.seconds = max_seconds
+        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         self.lower_names = {n.lower(): n for n in entries}
         self.rows_of_file: dict[str, int] = {}
         self.rows_of_hash: dict[str, tuple[int, str]] = {}
@@ -651,7 +733,7 @@ class _SetReader:
     def row(self, number: int, cells: dict[str, str]) -> None:
         """Check one manifest row; add its identity and image when everything is right."""
         path = cells["file"].replace("\\", "/")
-        errors_before = len(self.result.errors)
+        errors_before = self.result.error_count
         code = self.identity(number, cells, path or None)
         role, source = self.role_source(number, cells, path or None)
         generator = cells["generator"]
@@ -678,7 +760,7 @@ class _SetReader:
             and code
             and role
             and source
-            and len(self.result.errors) == errors_before
+            and self.result.error_count == errors_before
         ):
             self.result.images.append(
                 StimulusImage(code, role, source, generator, path, number, image)
@@ -758,11 +840,9 @@ class _SetReader:
             return None
         self.rows_of_file[full] = number
         try:
-            processed = process_image(
-                _read_entry(self.zf, info, self.max_image_bytes),
-                filename=path,
-                max_bytes=self.max_image_bytes,
-            )
+            data = _read_entry(self.zf, info, self.max_image_bytes)
+            self.spend_pixels(path, _header_size(data))
+            processed = process_image(data, filename=path, max_bytes=self.max_image_bytes)
         except _Unusable as exc:
             self.add(number, path, str(exc))
             return None
@@ -779,12 +859,37 @@ class _SetReader:
         self.rows_of_hash[processed.sha256] = (number, path)
         return processed
 
+    def spend_pixels(self, path: str, size: tuple[int, int] | None) -> None:
+        """Count an image's pixels against the set's budget before it is decoded."""
+        if size is None:
+            # No size in the header: Pillow refuses the file or reads its size on opening,
+            # which process_image checks against the per-image limit.
+            size = (0, 0)
+        self.pixels_left -= size[0] * size[1]
+        if self.pixels_left < 0:
+            raise _OverBudget(
+                f"The images of this ZIP add up to more than {_megapixels(self.max_pixels)} "
+                f"(the limit for one upload; {path} is {size[0]}×{size[1]} pixels). Make the "
+                "images smaller or split the set into several ZIPs: a later ZIP may add images "
+                "to identities uploaded before."
+            )
+
+    def check_time(self) -> None:
+        """Stop once the set has taken longer to check than one upload may."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise _OverBudget(
+                "Checking this ZIP took longer than one upload may "
+                f"({self.seconds:g} seconds), so nothing was imported. Make the images smaller "
+                "or split the set into several ZIPs: a later ZIP may add images to identities "
+                "uploaded before."
+            )
+
     def finish(self, header: list[str], manifest: str) -> None:
         """Check what spans rows: headshots per identity, consent, unlisted files."""
         for code, person in self.result.identities.items():
             have = self.headshots.get(code, set())
             for source in HEADSHOT_SOURCES:
-                if source not in have:
+                if source not in have and (code, source) not in self.existing_headshots:
                     self.add(person.row, None, f"identity {code} has no {source} headshot")
         if "consent" not in header:
             self.result.add(
@@ -813,7 +918,10 @@ def read_stimulus_zip(
     max_files: int = MAX_ZIP_FILES,
     max_total_bytes: int = MAX_ZIP_BYTES,
     max_image_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_ZIP_PIXELS,
+    max_seconds: float | None = MAX_ZIP_SECONDS,
     existing_hashes: Collection[str] = (),
+    existing_headshots: Collection[tuple[str, str]] = (),
 ) -> StimulusSet:
     """Read and check a stimulus set ZIP (manifest.csv plus images); write nothing.
 
@@ -822,9 +930,14 @@ def read_stimulus_zip(
     sits at the top of the ZIP (or in the one folder that holds everything) and its file
     paths are relative to it. Entries with absolute paths, '..', or that are symbolic links
     are refused; the entry count and the declared unpacked size are checked before
-    anything is unpacked, and every read is bounded. ``existing_hashes`` are the SHA-256
-    of images already in the study, to refuse them again. The central directory is parsed
-    before ``max_files`` can be checked, so the upload size must be bounded by the caller.
+    anything is unpacked, and every read is bounded. The images together may have at most
+    ``max_pixels`` pixels (counted from each header before it is decoded) and the check may
+    take ``max_seconds`` (checked between rows, so one image's decoding may run past it);
+    past either, the set is refused with one problem naming the limit. ``existing_hashes``
+    are the SHA-256 of images already in the study, to refuse them again;
+    ``existing_headshots`` are its (identity code, source) headshots, which the ZIP need not
+    repeat. The central directory is parsed before ``max_files`` can be checked, so the
+    upload size must be bounded by the caller.
     """
     result = StimulusSet()
     if isinstance(fileobj, (bytes, bytearray)):
@@ -839,6 +952,17 @@ def read_stimulus_zip(
         manifest = _find_manifest(entries, result) if entries is not None else None
         if entries is None or manifest is None:
             return result
+        reader = _SetReader(
+            zf,
+            entries,
+            manifest[: -len(MANIFEST_NAME)],
+            result,
+            existing_hashes,
+            max_image_bytes,
+            existing_headshots=existing_headshots,
+            max_pixels=max_pixels,
+            max_seconds=max_seconds,
+        )
         try:
             raw = _read_entry(zf, entries[manifest], MAX_MANIFEST_BYTES)
         except _Unusable as exc:
@@ -848,10 +972,26 @@ def read_stimulus_zip(
         if parsed is None:
             return result
         header, rows = parsed
-        reader = _SetReader(
-            zf, entries, manifest[: -len(MANIFEST_NAME)], result, existing_hashes, max_image_bytes
-        )
-        for number, cells in rows:
-            reader.row(number, cells)
-        reader.finish(header, manifest)
+        checked = 0
+        try:
+            for number, cells in rows:
+                if result.error_count >= MAX_ERRORS_CHECKED:
+                    result.add(
+                        None,
+                        manifest,
+                        f"checking stopped at row {number} after {result.error_count} "
+                        "problems; fix those and upload the ZIP again",
+                    )
+                    return result
+                reader.check_time()
+                reader.row(number, cells)
+                checked += 1
+        except _OverBudget as exc:
+            # One problem, first in the report: the rows' own problems are beside the point.
+            result.images.clear()
+            result.problems.insert(0, Problem(None, None, str(exc)))
+            result.error_count += 1
+            return result
+        if checked:
+            reader.finish(header, manifest)
     return result

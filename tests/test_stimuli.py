@@ -667,6 +667,9 @@ def test_unknown_columns_are_a_warning():
     [
         (b"", "manifest.csv: is empty"),
         (b"\n\n", "manifest.csv: is empty"),
+        (b"\xef\xbb\xbf", "manifest.csv: is empty"),
+        (b"\xef\xbb\xbf\n \n", "manifest.csv: is empty"),
+        (b"\xef\xbb\xbf" + HEADER.encode(), "manifest.csv: has a header but no rows"),
         (HEADER.encode() + b"\n", "manifest.csv: has a header but no rows"),
         (HEADER.encode() + b"\n,,,,,,,,\n", "manifest.csv: has a header but no rows"),
         (
@@ -784,3 +787,77 @@ def test_problem_strings_say_where_then_what():
     assert str(Problem(4, None, "is bad")) == "row 4: is bad"
     assert str(Problem(None, None, "The ZIP is bad")) == "The ZIP is bad"
     assert Problem(1, None, "x").level == "error"
+
+
+# --- what checking one ZIP may cost ---------------------------------------------------------------
+
+
+def test_problems_of_one_kind_are_kept_up_to_a_share_and_counted_beyond():
+    from survey.stimuli import MAX_PROBLEMS_PER_KIND
+
+    rows = [HEADER] + [f"P{i:03d},headshot,real,m{i}.jpg,x,,,,yes" for i in range(50)]
+    result = read_stimulus_zip(make_zip({"manifest.csv": "\n".join(rows)}))
+    assert not result.ok and result.error_count == 100  # a missing file and an ai headshot each
+    missing = [p for p in result.problems if "is not in the ZIP" in p.message]
+    assert [p.row for p in missing] == list(range(2, 2 + MAX_PROBLEMS_PER_KIND))
+    hidden = {str(example): count for count, example in result.hidden_summary("error")}
+    assert hidden == {
+        f"row {2 + MAX_PROBLEMS_PER_KIND}, m{MAX_PROBLEMS_PER_KIND}.jpg: is not in the ZIP":
+            50 - MAX_PROBLEMS_PER_KIND,
+        f"row {2 + MAX_PROBLEMS_PER_KIND}: identity P{MAX_PROBLEMS_PER_KIND:03d} has no ai headshot":
+            50 - MAX_PROBLEMS_PER_KIND,
+    }
+
+
+def test_the_report_holds_at_most_max_problems_in_all(monkeypatch):
+    import survey.stimuli as stimuli
+
+    monkeypatch.setattr(stimuli, "MAX_PROBLEMS", 7)
+    rows = [HEADER] + [f"P{i:03d},headshot,real,m{i}.jpg,x,,,,yes" for i in range(12)]
+    result = read_stimulus_zip(make_zip({"manifest.csv": "\n".join(rows)}))
+    assert len(result.problems) == 7 and result.error_count == 24
+    assert sum(count for count, _ in result.hidden_summary("error")) == 24 - 7
+
+
+def test_checking_stops_after_many_errors(monkeypatch):
+    import survey.stimuli as stimuli
+
+    monkeypatch.setattr(stimuli, "MAX_ERRORS_CHECKED", 10)
+    rows = [HEADER] + [f"P{i:03d},headshot,real,m{i}.jpg,x,,,,yes" for i in range(1000)]
+    result = read_stimulus_zip(make_zip({"manifest.csv": "\n".join(rows)}))
+    assert result.error_count == 11
+    assert "manifest.csv: checking stopped at row 12 after 10 problems" in messages(result)[-1]
+
+
+def test_a_wide_header_and_many_short_rows_cost_little():
+    # 500 unused columns and 5,000 one-cell rows: each row is read for the used columns only
+    # (a row used to be padded to the header's width) and checking stops after
+    # MAX_ERRORS_CHECKED errors, so this takes a fraction of a second.
+    head = HEADER + "," + ",".join(f"c{i}" for i in range(500))
+    manifest = head + "\n" + "x\n" * 5_000
+    start = time.perf_counter()
+    result = read_stimulus_zip(make_zip({"manifest.csv": manifest}))
+    assert time.perf_counter() - start < 10
+    assert "checking stopped at row" in messages(result)[-1]
+    assert len(result.problems) <= 500
+
+
+def test_a_zip_over_its_pixel_budget_is_refused_before_decoding():
+    files = good_set(2)  # six 120×160 pictures: 115,200 pixels
+    assert read_stimulus_zip(make_zip(files), max_pixels=115_200).ok
+    files["P002_ai.jpg"] = png_header_only(8000, 4000)  # decoding would fail: header only
+    result = read_stimulus_zip(make_zip(files), max_pixels=1_000_000)
+    assert not result.ok and result.images == []
+    assert messages(result)[0] == (
+        "The images of this ZIP add up to more than 1.0 megapixels (the limit for one upload; "
+        "P002_ai.jpg is 8000×4000 pixels). Make the images smaller or split the set into "
+        "several ZIPs: a later ZIP may add images to identities uploaded before."
+    )
+
+
+def test_a_zip_over_its_time_budget_is_refused():
+    result = read_stimulus_zip(make_zip(good_set(1)), max_seconds=0)
+    assert not result.ok and result.images == []
+    assert messages(result)[0].startswith(
+        "Checking this ZIP took longer than one upload may (0 seconds), so nothing was imported."
+    )

@@ -247,6 +247,86 @@ def test_bad_archives_get_a_report(app, client, owner, data, name, message):
     assert counts(app) == (0, 0) and media_files(app) == []
 
 
+def raw_manifest_zip(manifest: bytes) -> bytes:
+    """Return a ZIP whose manifest.csv holds exactly these bytes, beside one photo."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("manifest.csv", manifest)
+        archive.writestr("a.jpg", photo(1))
+    return out.getvalue()
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        (BOM, "is empty"),  # was a 500: IndexError on the first line
+        (BOM + b"\r\n \n", "is empty"),
+        (b"", "is empty"),
+        (b" \n\t\n", "is empty"),
+        (MANIFEST_HEADER.encode() + b"\n", "has a header but no rows"),
+        (BOM + MANIFEST_HEADER.encode(), "has a header but no rows"),
+        (MANIFEST_HEADER.encode() + b"\n,,,,,,,\n\n", "has a header but no rows"),
+        (b"\xff\xfe" + MANIFEST_HEADER.encode("utf-16-le"), "is not UTF-8 text (byte 0xff)"),
+        (MANIFEST_HEADER.encode() + b"\nP001,headshot,real,a.jpg,x,caf\xe9,,yes\n",
+         "is not UTF-8 text (byte 0xe9)"),
+        (BOM + b",,,\n", "is missing the column(s) identity, role, source, file, generator"),
+    ],
+)
+def test_empty_and_unreadable_manifests_get_a_report_not_a_500(app, client, owner, manifest, message):
+    response = upload_zip(client, owner, raw_manifest_zip(manifest))
+    assert response.status_code == 422
+    assert f"<td>manifest.csv</td>\n            <td>{message}" in text(response)
+    assert counts(app) == (0, 0) and media_files(app) == []
+
+
+def test_a_long_report_lists_the_first_problems_of_each_kind_and_counts_the_rest(app, client, owner):
+    rows = [f"P{i:04d},headshot,real,missing{i}.jpg,Canon,,,yes" for i in range(300)]
+    response = upload_zip(client, owner, stimulus_zip(rows, {}))
+    body = text(response)
+    assert response.status_code == 422
+    assert "600 problems to fix" in body
+    # 300 files missing and 300 identities without an ai headshot: 20 of each are listed.
+    assert body.count("<tr>") == 1 + 2 * 20
+    assert "and 280 more problems of this kind: row 22, missing20.jpg: is not in the ZIP" in body
+    assert "and 280 more problems of this kind: row 22: identity P0020 has no ai headshot" in body
+    assert len(body) < 60_000
+
+
+def test_a_manifest_of_many_bad_rows_stops_being_checked_with_a_note(app, client, owner):
+    from survey.stimuli import MAX_ERRORS_CHECKED
+
+    rows = [f"P{i:05d},face,real,m{i}.jpg,Canon,,,yes" for i in range(MAX_ERRORS_CHECKED)]
+    response = upload_zip(client, owner, stimulus_zip(rows, {}))
+    assert response.status_code == 422
+    assert f"checking stopped at row {MAX_ERRORS_CHECKED // 2 + 2} after {MAX_ERRORS_CHECKED}" in text(response)
+
+
+def test_a_zip_over_the_pixel_budget_is_refused_naming_the_limit(app, client, owner):
+    app.config["STIMULUS_ZIP_MAX_MEGAPIXELS"] = 1
+    rows, files = [], {}
+    for i, source in enumerate(("real", "ai", "real")):
+        code = f"P00{i // 2 + 1}"
+        rows.append(f"{code},headshot,{source},{i}.png,Canon,,,yes")
+        files[f"{i}.png"] = huge_png(600, 600)
+    response = upload_zip(client, owner, stimulus_zip(rows, files))
+    body = text(response)
+    assert response.status_code == 422
+    assert "The images of this ZIP add up to more than 1.0 megapixels" in body
+    assert "2.png is 600×600 pixels" in body
+    assert counts(app) == (0, 0) and media_files(app) == []
+
+
+def test_a_zip_over_the_time_budget_is_refused_naming_the_limit(app, client, owner):
+    app.config["STIMULUS_ZIP_MAX_SECONDS"] = 0
+    response = upload_zip(client, owner, full_set())
+    assert response.status_code == 422
+    assert "Checking this ZIP took longer than one upload may (0 seconds)" in text(response)
+    assert counts(app) == (0, 0) and media_files(app) == []
+
+
 def test_missing_file_field_is_a_form_error(client, owner):
     response = client.post(f"/r/studies/{owner}/stimuli/zip", data={}, content_type="multipart/form-data")
     assert response.status_code == 400

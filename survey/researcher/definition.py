@@ -59,6 +59,10 @@ TEXT_LIMITS = {
     "assign_by": 16,
 }
 DESCRIPTOR_LIMITS = {"age_band": 32, "gender": 32, "ethnicity": 64, "consent_note": MAX_TEXT}
+# An exported definition nests about eight levels deep; far deeper is no definition and would
+# exhaust the recursion of the checks or of the database driver's JSON encoder.
+MAX_DEPTH = 32
+TOO_DEEP = f"The file nests objects and lists more than {MAX_DEPTH} levels deep; a study definition does not."
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -219,6 +223,39 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"The file holds {name}, which is not a JSON number.")
 
 
+def _text_problem(value: str) -> str | None:
+    """Say why a JSON string cannot be stored as text, or return None when it can."""
+    if "\x00" in value:
+        return "holds a NUL character (\\u0000), which text cannot store"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone surrogate escape (such as \\ud800), which is not a character"
+    return None
+
+
+def _check_shape(raw: Any) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and strings that text columns cannot store.
+
+    Walked with a stack, not recursion, so the check itself cannot run out of stack.
+    """
+    stack = [(raw, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise ValueError(TOO_DEEP)
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and _text_problem(key):
+                    raise ValueError(f"A key {_text_problem(key)}.")
+                stack.append((item, depth + 1))
+        elif isinstance(value, str):
+            problem = _text_problem(value)
+            if problem:
+                raise ValueError(f"A text value {problem}.")
+
+
 def parse_definition(data: bytes | str) -> dict[str, Any]:
     """Read and check a definition; ValueError says what is wrong and where."""
     if isinstance(data, bytes):
@@ -230,6 +267,9 @@ def parse_definition(data: bytes | str) -> dict[str, Any]:
         raw = json.loads(data, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
         raise ValueError(f"The file is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.") from None
+    except RecursionError:
+        raise ValueError(TOO_DEEP) from None
+    _check_shape(raw)
     raw = _object(raw, "the definition")
     if raw.get("format") != FORMAT:
         raise ValueError(f"format must be {FORMAT!r}, got {raw.get('format')!r}: this is not a Likeness study definition")

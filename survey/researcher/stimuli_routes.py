@@ -7,7 +7,6 @@ for it are removed, so a failed upload leaves neither rows nor files behind.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
@@ -34,8 +33,6 @@ from survey.stimuli import (
 )
 from survey.storage import key_for
 
-# The reader's wording for an identity that lacks a headshot in the ZIP.
-_MISSING_HEADSHOT = re.compile(r"identity (?P<code>\S+) has no (?P<source>real|ai) headshot")
 ROLE_ORDER = {("headshot", "real"): 0, ("headshot", "ai"): 1, ("probe", "photo"): 2}
 
 
@@ -97,24 +94,16 @@ def _headshots_in_study(study: Study) -> set[tuple[str, str]]:
     return {(code, source) for code, source in db.session.execute(stmt)}
 
 
-def check_against_study(study: Study, stimulus_set: StimulusSet) -> list[Problem]:
-    """Return the set's problems once the study is taken into account.
+def check_against_study(study: Study, stimulus_set: StimulusSet) -> None:
+    """Add to the set's problems the descriptors that contradict the study's identities.
 
     A headshot the ZIP lacks but the study already has is no problem (a ZIP may add probes
-    to identities uploaded before); descriptors that contradict the study's are.
+    to identities uploaded before): the reader was told of them.
     """
-    have = _headshots_in_study(study)
     existing = _existing_identities(study)
-    problems = []
-    for problem in stimulus_set.problems:
-        missing = _MISSING_HEADSHOT.fullmatch(problem.message)
-        if missing and (missing["code"], missing["source"]) in have:
-            continue
-        problems.append(problem)
     for person in stimulus_set.identities.values():
         for message in _descriptor_conflicts(person, existing.get(person.code)):
-            problems.append(Problem(person.row, None, message))
-    return problems
+            stimulus_set.add_problem(Problem(person.row, None, message))
 
 
 def _identity_for(study: Study, code: str, descriptors: dict[str, str], consent: bool) -> Identity:
@@ -268,13 +257,25 @@ def upload_zip(study: Study, role: str):
     if not form.validate_on_submit():
         return _page(study, role, 400, zip_form=form)
     upload = form.archive.data
-    stimulus_set = read_stimulus_zip(upload.stream, existing_hashes=_study_hashes(study))
-    problems = check_against_study(study, stimulus_set)
-    # Problems of the archive as a whole first, then by manifest row.
-    errors = sorted((p for p in problems if p.level == "error"), key=lambda p: p.row or 0)
-    if errors:
-        report = {"filename": upload.filename, "errors": errors,
-                  "warnings": [p for p in problems if p.level != "error"]}
+    config = current_app.config
+    stimulus_set = read_stimulus_zip(
+        upload.stream,
+        existing_hashes=_study_hashes(study),
+        existing_headshots=_headshots_in_study(study),
+        max_pixels=config["STIMULUS_ZIP_MAX_MEGAPIXELS"] * 1_000_000,
+        max_seconds=config["STIMULUS_ZIP_MAX_SECONDS"],
+    )
+    check_against_study(study, stimulus_set)
+    if not stimulus_set.ok:
+        # Problems of the archive as a whole first, then by manifest row.
+        report = {
+            "filename": upload.filename,
+            "errors": sorted(stimulus_set.errors, key=lambda p: p.row or 0),
+            "error_count": stimulus_set.error_count,
+            "more_errors": stimulus_set.hidden_summary("error"),
+            "warnings": stimulus_set.warnings,
+            "more_warnings": stimulus_set.hidden_summary("warning"),
+        }
         return _page(study, role, 422, zip_form=form, report=report)
     try:
         count = import_set(study, stimulus_set, _researcher())

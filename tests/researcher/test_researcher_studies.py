@@ -471,6 +471,44 @@ def test_bad_definitions_create_nothing(app, client, make_researcher, text, mess
     assert count(app, Study) == count(app, Block) == count(app, Identity) == 0
 
 
+def nested(depth: int, leaf: str = "1") -> str:
+    """Return JSON text of objects nested `depth` deep."""
+    return '{"a":' * depth + leaf + "}" * depth
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # These gave a 500 with a traceback: recursion while parsing, or text the database refuses.
+        ("[" * 100_000 + "]" * 100_000, "nests objects and lists more than 32 levels deep"),
+        (nested(100_000), "nests objects and lists more than 32 levels deep"),
+        (definition(study={"title": "x", "settings": json.loads(nested(900))}), "more than 32 levels deep"),
+        (definition(study={"title": "x", "description": "\ud800"}), "lone surrogate"),
+        (definition(study={"title": "x", "debrief_text": "a\x00b"}), "NUL character"),
+        (definition(study={"title": "x", "settings": {"k\x00": 1}}), "A key holds a NUL character"),
+        # JSON of the wrong types, at each level.
+        ("null", "the definition must be an object"),
+        ('"likeness-study/1"', "the definition must be an object"),
+        (definition(study=[]), "study must be an object"),
+        (definition(study={"title": ["x"]}), "study.title must be text"),
+        (definition(study={"title": "x", "target_n": "5"}), "study.target_n must be a positive whole number"),
+        (definition(study={"title": "x", "settings": [1]}), "study.settings must be an object"),
+        (definition(blocks={}), "blocks must be a list"),
+        (definition(blocks=["rate"]), "blocks[0] must be an object"),
+        (definition(blocks=[{"name": "b", "task": "rate", "settings": "x"}]), "blocks[0].settings"),
+        (definition(identities="P001"), "identities must be a list"),
+        (definition(identities=[{"code": 7}]), "identities[0].code"),
+        (definition(preregistration={"plan": [1]}), "preregistration.plan"),
+    ],
+)
+def test_hostile_and_mistyped_definitions_get_400_not_500(app, client, make_researcher, text, message):
+    sign_in(client, app, make_researcher())
+    response = client.post("/r/studies/import", data={"text": text})
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True).replace("&#39;", "'")
+    assert count(app, Study) == count(app, Block) == count(app, Identity) == 0
+
+
 def test_definition_file_upload(app, client, make_researcher):
     import io
 
