@@ -286,12 +286,21 @@ def test_a_recruitment_id_resumes_its_own_session_in_another_browser(app, client
 def test_a_double_clicked_consent_starts_one_participant(app, client, demo):
     page = client.get("/s/demo").get_data(as_text=True)
     data = {"token": TOKEN.search(page).group(1), "agree": "1"}
-    first = app.test_client().post("/s/demo/consent", data=data)
-    second = app.test_client().post("/s/demo/consent", data=data)
+    first = client.post("/s/demo/consent", data=data)
+    second = client.post("/s/demo/consent", data=data)
     assert first.status_code == second.status_code == 303
     assert len(participants(app)) == 1
     with app.app_context():
         assert db.session.scalar(sa.select(Study.participants_started)) == 1
+    # The token alone (read from the page's HTML) does not open that participant in another
+    # browser: there it starts a participant of its own.
+    other = app.test_client()
+    other.get("/s/demo")
+    assert other.post("/s/demo/consent", data=data).status_code == 303
+    assert len({p.public_id for p in participants(app)}) == 2
+    assert other.get_cookie("likeness_participant", path="/s/demo").value != (
+        client.get_cookie("likeness_participant", path="/s/demo").value
+    )
 
 
 def test_a_forged_consent_token_is_refused(app, client, demo):

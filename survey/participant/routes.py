@@ -8,6 +8,10 @@ server again and gets the current trial, never a stale form.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import secrets
 import time
 from typing import Optional
 
@@ -73,8 +77,31 @@ UNAVAILABLE = {
 
 
 def _serializer() -> URLSafeSerializer:
-    """Return the signer of participant cookies and consent tokens."""
+    """Return the signer of participant cookies."""
     return URLSafeSerializer(current_app.secret_key, salt="likeness-participant")
+
+
+def _consent_signer() -> URLSafeSerializer:
+    """Return the signer of consent tokens (apart from the cookies': a token is never one)."""
+    return URLSafeSerializer(current_app.secret_key, salt="likeness-consent")
+
+
+def _consent_public_id(nonce: str) -> str:
+    """Return the id a consent token's nonce gives the participant this browser starts.
+
+    An HMAC of the nonce and the browser's form key (its own HttpOnly cookie): a double click
+    in one browser starts one participant, while the page's HTML, which holds only the nonce,
+    names no participant and opens no one's session in another browser.
+    """
+    key = participant_csrf.browser_key()
+    if key is None:  # no form key (only when the form check is off): no double-click guard
+        return new_public_id()
+    secret = current_app.secret_key
+    secret_bytes = secret.encode() if isinstance(secret, str) else bytes(secret)
+    digest = hmac.new(
+        secret_bytes, f"likeness-consent:{nonce}:{key}".encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
 # Participant cookies already verified by this worker, by (secret key, cookie): a participant
@@ -209,7 +236,7 @@ def _render_consent(
     participant: Optional[service.ParticipantView] = None,
 ) -> tuple[str, int]:
     """Render the consent page; its token gives a double-clicked agreement one participant."""
-    form = forms.ConsentForm(token=_serializer().dumps(new_public_id()))
+    form = forms.ConsentForm(token=_consent_signer().dumps(secrets.token_urlsafe(16)))
     query = request.query_string.decode("ascii", "replace")
     action = url_for("participant.consent", slug=study.slug) + (f"?{query}" if query else "")
     return (
@@ -267,11 +294,12 @@ def consent(slug: str):
     if bad_link:
         return _unavailable("bad_link", bad_link)
     try:
-        public_id = _serializer().loads(form.token.data or "")
+        nonce = _consent_signer().loads(form.token.data or "")
     except BadSignature:
-        public_id = None
-    if not isinstance(public_id, str):
+        nonce = None
+    if not isinstance(nonce, str):
         return _render_consent(study, 400, "The form was damaged on its way. Please agree again.")
+    public_id = _consent_public_id(nonce)
     if form.decline.data:
         return _page(
             "participant/message.html",
