@@ -266,7 +266,7 @@ def test_reload_and_back_resume_at_the_first_unanswered_trial(app, client, demo)
 
 
 def test_a_recruitment_id_resumes_its_own_session_in_another_browser(app, client, demo):
-    query = "?PROLIFIC_PID=returning1"
+    query = "?PROLIFIC_PID=returning1&STUDY_ID=s1&SESSION_ID=attempt-7f3a"
     agree(client, "demo", query)
     answer_trials(client, 4)
     other = app.test_client()  # the next day, another browser, no cookie
@@ -281,6 +281,45 @@ def test_a_recruitment_id_resumes_its_own_session_in_another_browser(app, client
     )
     assert again.status_code == 303 and again.headers["Location"].endswith("/s/demo/trial")
     assert len(participants(app)) == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?PROLIFIC_PID=victim1",  # the platform id alone
+        "?PROLIFIC_PID=victim1&STUDY_ID=s1&SESSION_ID=guessed",  # with another attempt's id
+        "?workerId=VICTIM1",  # MTurk without the assignment
+        "?sona_id=4242",  # SONA has no per-attempt parameter: only the own browser resumes
+    ],
+)
+def test_a_recruitment_id_alone_does_not_hand_over_someone_elses_session(
+    app, client, demo, query
+):
+    own = {
+        "?PROLIFIC_PID=victim1": "?PROLIFIC_PID=victim1&STUDY_ID=s1&SESSION_ID=real-session",
+        "?PROLIFIC_PID=victim1&STUDY_ID=s1&SESSION_ID=guessed": (
+            "?PROLIFIC_PID=victim1&STUDY_ID=s1&SESSION_ID=real-session"
+        ),
+        "?workerId=VICTIM1": "?workerId=VICTIM1&assignmentId=A9&hitId=H1",
+        "?sona_id=4242": "?sona_id=4242",
+    }[query]
+    agree(client, "demo", own)
+    answer_trials(client, 2)
+    attacker = app.test_client()
+    page = attacker.get(f"/s/demo{query}")
+    assert page.status_code == 409
+    assert "You already started this study in another browser" in page.text
+    assert attacker.get_cookie("likeness_participant", path="/s/demo") is None
+    # Posting a consent with the id is refused the same way, and withdraws nobody.
+    token = TOKEN.search(attacker.get("/s/demo").text).group(1)
+    posted = attacker.post(f"/s/demo/consent{query}", data={"token": token, "agree": "1"})
+    assert posted.status_code == 409
+    assert attacker.get_cookie("likeness_participant", path="/s/demo") is None
+    assert attacker.post("/s/demo/withdraw", data={"confirm": "1"}).status_code == 302
+    (victim,) = participants(app)
+    assert victim.status == "in_progress" and count(app, Response) > 0
+    # The participant's own browser still resumes with the same link.
+    assert client.get(f"/s/demo{own}").headers["Location"].endswith("/s/demo/trial")
 
 
 def test_a_double_clicked_consent_starts_one_participant(app, client, demo):

@@ -70,6 +70,13 @@ UNAVAILABLE = {
         "This study is full",
         "This study has all the participants it needs. Thank you for your interest.",
     ),
+    "elsewhere": (
+        409,
+        "You already started this study in another browser",
+        "To continue, go back to the browser and device where you started. If you cannot, "
+        "open the study again from the link on the recruitment site (it brings your session "
+        "along), or write to the researcher. Nothing was changed.",
+    ),
 }
 
 
@@ -216,6 +223,24 @@ def _unavailable(reason: str, detail: str = "") -> WerkzeugResponse:
     return current_app.response_class(page, status=status)
 
 
+def _may_resume(
+    participant_id: int,
+    public_id: str,
+    recruitment: service.Recruitment,
+    cookie_public_id: Optional[str],
+) -> bool:
+    """Tell whether this browser may resume the participant its link's recruitment id names.
+
+    Its own cookie, or the same attempt's session parameter, is needed: a platform id alone
+    is often known to others.
+    """
+    if cookie_public_id is not None and hmac.compare_digest(
+        cookie_public_id.encode(), public_id.encode()
+    ):
+        return True
+    return service.same_attempt(participant_id, recruitment)
+
+
 def _next_url(slug: str, participant: service.ParticipantView) -> str:
     """Return where a returning participant continues."""
     if participant.status == "withdrawn":
@@ -262,9 +287,18 @@ def entry(slug: str):
         _flow_or_404(slug)
         return _unavailable("bad_link", str(exc))
     # With a recruitment id, its participant; without one, this browser's.
+    cookie_public_id = _cookie_public_id()
     study, participant = _flow_or_404(
-        slug, None if recruitment is not None else _cookie_public_id(), recruitment
+        slug, None if recruitment is not None else cookie_public_id, recruitment
     )
+    if (
+        participant is not None
+        and recruitment is not None
+        and not _may_resume(
+            participant.id, participant.public_id, recruitment, cookie_public_id
+        )
+    ):
+        return _unavailable("elsewhere")
     if participant is not None and participant.consented_at is not None:
         return _remember(redirect(_next_url(slug, participant)), slug, participant.public_id)
     if participant is None:
@@ -287,7 +321,8 @@ def consent(slug: str):
         bad_link = ""
     # A link without a recruitment id resumes this browser's participant; one with an id
     # resumes that id's participant (found by the start itself).
-    study, existing = _flow_or_404(slug, _cookie_public_id() if recruitment is None else None)
+    cookie_public_id = _cookie_public_id()
+    study, existing = _flow_or_404(slug, cookie_public_id if recruitment is None else None)
     form = forms.ConsentForm()
     if not form.validate_on_submit():
         return _render_consent(study, 400, forms.first_error(form))
@@ -323,6 +358,14 @@ def consent(slug: str):
             # Consented just now, nothing answered yet: on to the instructions.
             response = redirect(url_for("participant.instructions", slug=slug), 303)
             return _remember(response, slug, start.public_id)
+        if (
+            recruitment is not None
+            and start.public_id != public_id  # not this browser's double click
+            and not _may_resume(
+                start.participant_id, start.public_id, recruitment, cookie_public_id
+            )
+        ):
+            return _unavailable("elsewhere")
         existing = _flow_or_404(slug, start.public_id)[1]
         if existing is None:  # deleted since (a researcher removed its data)
             return redirect(url_for("participant.entry", slug=slug), 303)

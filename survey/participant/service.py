@@ -29,6 +29,7 @@ gone, yet the same id cannot start the study a second time.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -72,6 +73,10 @@ PLATFORM_EXTRA_PARAMS = {
     "sona": ("experiment_id", "credit_token", "survey_code"),
     "link": ("source", "session"),
 }
+# The parameter a platform gives each attempt afresh (Prolific's SESSION_ID, MTurk's
+# assignmentId): unlike the participant's platform id it is not known to others, so it lets a
+# recruitment id resume its participant in another browser. SONA has none.
+PLATFORM_SESSION_PARAMS = {"prolific": "SESSION_ID", "mturk": "assignmentId", "link": "session"}
 PLATFORM_NAMES = {"prolific": "Prolific", "mturk": "Mechanical Turk", "sona": "SONA"}
 EXTERNAL_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}\Z")
 PARAM_VALUE = re.compile(r"[A-Za-z0-9_.:@+/%=-]{1,200}\Z")
@@ -166,6 +171,24 @@ def find_by_recruitment(study_id: int, recruitment: Recruitment) -> Optional[Par
     return db.session.scalar(
         _BY_RECRUITMENT, {"study_id": study_id, **_recruitment_params(recruitment)}
     )
+
+
+def same_attempt(participant_id: int, recruitment: Recruitment) -> bool:
+    """Tell whether the link carries the session parameter the participant started with.
+
+    Knowing a participant's platform id is not enough to resume as them: the platform's
+    per-attempt parameter must match too (a link without one, or a platform without one,
+    resumes only in the participant's own browser).
+    """
+    name = PLATFORM_SESSION_PARAMS.get(recruitment.platform)
+    given = recruitment.params.get(name, "") if name else ""
+    if not given:
+        return False
+    stored = db.session.scalar(
+        sa.select(RecruitmentId.params).where(RecruitmentId.participant_id == participant_id)
+    )
+    kept = stored.get(name, "") if isinstance(stored, dict) else ""
+    return bool(kept) and hmac.compare_digest(str(kept).encode(), given.encode())
 
 
 def find_participant(study_id: int, public_id: Optional[str]) -> Optional[Participant]:
