@@ -480,9 +480,10 @@ def test_withdrawal_asks_for_confirmation_then_deletes_the_answers(app, client, 
         assert recruitment.params == {}
         assert service.list_counts(db.session.get(Study, demo)) == [0, 0]
     assert client.get("/s/demo").headers["Location"].endswith("/s/demo/withdrawn")
+    # Another browser with the same id starts nobody (and opens nobody's session).
     other = app.test_client()
-    assert other.get(f"/s/demo{query}").headers["Location"].endswith("/s/demo/withdrawn")
-    assert agree(other, "demo", query).status_code == 302
+    assert other.get(f"/s/demo{query}").status_code == 409
+    assert agree(other, "demo", query).status_code == 409
     assert len(participants(app)) == 1
 
 

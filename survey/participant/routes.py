@@ -31,6 +31,7 @@ from survey.media import storage
 from survey.models import Image, Participant, new_public_id
 from survey.participant import bp, forms, hotdb, service, tickets
 from survey.participant import csrf as participant_csrf
+from survey.researcher.auth_routes import client_address
 
 COOKIE = "likeness_participant"
 COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -69,6 +70,20 @@ UNAVAILABLE = {
         403,
         "This study is full",
         "This study has all the participants it needs. Thank you for your interest.",
+    ),
+    "busy": (
+        429,
+        "Please try again in a few minutes",
+        "Many people have just started this study from your network or at the same moment, "
+        "so new participants are let in a few at a time. Nothing was recorded. Please wait a "
+        "few minutes, then open the study link again.",
+    ),
+    "expired": (
+        410,
+        "Your time for this study has run out",
+        "You started this study too long ago to continue, so your place was given to someone "
+        "else. The answers you gave are kept as an unfinished session; you can still withdraw "
+        "them. If you think this is a mistake, please write to the researcher.",
     ),
     "elsewhere": (
         409,
@@ -214,13 +229,28 @@ def _page(
     return render_template(template, study=study, participant=participant, **context)
 
 
-def _unavailable(reason: str, detail: str = "") -> WerkzeugResponse:
-    """Render the page for an unknown, incomplete, draft, closed or full study link."""
+def _unavailable(
+    reason: str,
+    detail: str = "",
+    retry_after: Optional[int] = None,
+    study: Optional[service.StudyView] = None,
+    participant: Optional[service.ParticipantView] = None,
+) -> WerkzeugResponse:
+    """Render the page for an unknown, incomplete, draft, closed, full or busy study link."""
     status, title, message = UNAVAILABLE[reason]
     page = _page(
-        "participant/message.html", title=title, message=message, detail=detail, reason=reason
+        "participant/message.html",
+        study=study,
+        participant=participant,
+        title=title,
+        message=message,
+        detail=detail,
+        reason=reason,
     )
-    return current_app.response_class(page, status=status)
+    response = current_app.response_class(page, status=status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _may_resume(
@@ -245,7 +275,7 @@ def _next_url(slug: str, participant: service.ParticipantView) -> str:
     """Return where a returning participant continues."""
     if participant.status == "withdrawn":
         return url_for("participant.withdrawn", slug=slug)
-    if participant.consented_at is None:
+    if participant.consented_at is None or participant.status == "expired":
         return url_for("participant.entry", slug=slug)
     if participant.status == "completed":
         return url_for("participant.done", slug=slug)
@@ -299,6 +329,9 @@ def entry(slug: str):
         )
     ):
         return _unavailable("elsewhere")
+    if participant is not None and participant.status == "expired":
+        response = _unavailable("expired", study=study, participant=participant)
+        return _remember(response, slug, participant.public_id)
     if participant is not None and participant.consented_at is not None:
         return _remember(redirect(_next_url(slug, participant)), slug, participant.public_id)
     if participant is None:
@@ -349,9 +382,10 @@ def consent(slug: str):
                 recruitment=recruitment,
                 device=service.device_from_user_agent(request.user_agent.string),
                 public_id=public_id,
+                address=client_address(),
             )
         except service.StudyUnavailable as exc:
-            return _unavailable(exc.reason)
+            return _unavailable(exc.reason, retry_after=exc.retry_after)
         except design.DesignError as exc:
             return _unavailable("broken", " ".join(exc.problems))
         if start.started:
@@ -499,6 +533,8 @@ def trial(slug: str):
         return redirect(url_for("participant.entry", slug=slug))
     if state.status == "withdrawn":
         return redirect(url_for("participant.withdrawn", slug=slug))
+    if state.status == "expired":
+        return redirect(url_for("participant.entry", slug=slug))
     if state.current is None:
         return redirect(_after_trials(slug, public_id))
     return _render_trial(slug, state)

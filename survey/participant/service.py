@@ -36,10 +36,12 @@ import secrets
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from survey import design
@@ -53,9 +55,10 @@ from survey.models import (
     Response,
     Study,
     Trial,
+    UTCDateTime,
     utcnow,
 )
-from survey.participant import hotdb, tickets
+from survey.participant import hotdb, limits, tickets
 
 # Query parameters naming the participant on each platform, in the order they are looked for,
 # and the platform's other parameters worth keeping (apart from the opaque participant id).
@@ -83,14 +86,20 @@ PARAM_VALUE = re.compile(r"[A-Za-z0-9_.:@+/%=-]{1,200}\Z")
 WITHDRAWN_ID_PREFIX = "sha256:"
 # Response times outside (0, 10 min) are measurement faults: stored as missing.
 RT_MAX_MS = 600_000
+# Default hours after its start at which a participant still in progress expires (0: never).
+PARTICIPANT_EXPIRE_HOURS = 24
 MOBILE_HINTS = ("Mobi", "Android", "iPhone", "iPod", "Windows Phone", "Opera Mini")
 
 
 class StudyUnavailable(Exception):
-    """A new participant cannot start: `reason` is draft, closed or full."""
+    """A new participant cannot start: `reason` is draft, closed, full or busy.
 
-    def __init__(self, reason: str) -> None:
+    Busy: the start limits refused it; `retry_after` says in how many seconds to try again.
+    """
+
+    def __init__(self, reason: str, retry_after: Optional[int] = None) -> None:
         self.reason = reason
+        self.retry_after = retry_after
         super().__init__(f"the study cannot be started: {reason}")
 
 
@@ -316,8 +325,54 @@ def counted_statuses(study: Study) -> tuple[str, ...]:
     return ("completed",) if study.assign_by == "completed" else ("in_progress", "completed")
 
 
+def expiry_cutoff(now: Optional[datetime] = None) -> Optional[datetime]:
+    """Return the start time before which a participant still in progress has expired.
+
+    None when participants never expire (PARTICIPANT_EXPIRE_HOURS is 0).
+    """
+    hours = int(current_app.config.get("PARTICIPANT_EXPIRE_HOURS", PARTICIPANT_EXPIRE_HOURS))
+    if hours <= 0:
+        return None
+    return (now or utcnow()) - timedelta(hours=hours)
+
+
+# Mark participants in progress that started before the cutoff as expired: a conditional
+# UPDATE, so a participant that completed or withdrew meanwhile is left alone.
+_EXPIRE = (
+    sa.update(Participant.__table__)
+    .where(
+        Participant.__table__.c.status == "in_progress",
+        Participant.__table__.c.is_preview.is_(False),
+        Participant.__table__.c.started_at < sa.bindparam("cutoff", type_=UTCDateTime()),
+    )
+    .values(status="expired", expired_at=sa.bindparam("now", type_=UTCDateTime()))
+)
+_EXPIRE_IN_STUDY = _EXPIRE.where(Participant.__table__.c.study_id == sa.bindparam("in_study"))
+
+
+def expire_participants(
+    connection: sa.Connection, now: datetime, study_id: Optional[int] = None
+) -> int:
+    """Mark the participants (of one study, or all) in progress past the expiry time expired.
+
+    Their answers stay, exported as partial with the time they expired; their list slot is
+    free. Returns how many were marked.
+    """
+    cutoff = expiry_cutoff(now)
+    if cutoff is None:
+        return 0
+    if study_id is None:
+        return connection.execute(_EXPIRE, {"cutoff": cutoff, "now": now}).rowcount
+    params = {"cutoff": cutoff, "now": now, "in_study": study_id}
+    return connection.execute(_EXPIRE_IN_STUDY, params).rowcount
+
+
 def list_counts(study: Study, *, preview: bool = False) -> list[int]:
-    """Return how many counted participants (or preview runs) each list has."""
+    """Return how many counted participants (or preview runs) each list has.
+
+    A participant in progress past the expiry time no longer counts, even before it is marked
+    expired: its slot is free.
+    """
     query = (
         sa.select(Participant.list_index, sa.func.count())
         .where(Participant.study_id == study.id, Participant.is_preview.is_(preview))
@@ -325,6 +380,11 @@ def list_counts(study: Study, *, preview: bool = False) -> list[int]:
     )
     if not preview:
         query = query.where(Participant.status.in_(counted_statuses(study)))
+        cutoff = expiry_cutoff()
+        if cutoff is not None:
+            query = query.where(
+                sa.or_(Participant.status != "in_progress", Participant.started_at >= cutoff)
+            )
     counts = [0] * study.n_lists
     for list_index, n in db.session.execute(query):
         if 0 <= list_index < study.n_lists:
@@ -512,13 +572,16 @@ def start_or_resume(
     preview: bool = False,
     consented: bool = True,
     public_id: Optional[str] = None,
+    address: Optional[str] = None,
 ) -> Start:
     """Start a participant (or resume the one its recruitment id or public id already started).
 
     Assigns the list with the fewest counted participants, under the study row's lock, stores
     the schedule, and commits. Raises StudyUnavailable (draft, closed, full) for a new
     non-preview participant. `public_id`, when given, is the id the new participant gets; a
-    second start with the same id (a double-clicked consent button) returns the first.
+    second start with the same id (a double-clicked consent button) returns the first. A start
+    from a client `address` (the study link) is subject to the start limits (busy). Under the
+    same lock, participants past the expiry time are marked expired before lists are counted.
     """
     study_id = study.id
     existing, public_id = _already_started(study, recruitment, public_id)
@@ -552,6 +615,13 @@ def start_or_resume(
         if not preview:
             if current.state != "open":
                 raise StudyUnavailable(current.state if current.state == "draft" else "closed")
+            if address is not None:
+                retry_after = limits.check_and_record(connection, study_id, address, now)
+                if retry_after is not None:
+                    db.session.rollback()
+                    limits.count_refusal(study_id)
+                    raise StudyUnavailable("busy", retry_after)
+            expire_participants(connection, now, study_id)
             counts = list_counts(current)
             if is_full(current, counts):
                 raise StudyUnavailable("full")
@@ -851,7 +921,11 @@ _NOW = sa.bindparam("now", type_=_TRIAL.c.answered_at.type)
 # finds nothing (READ COMMITTED re-checks the row after the first commits).
 _OWNER = (
     sa.select(_PARTICIPANT.c.id)
-    .where(_PARTICIPANT.c.public_id == sa.bindparam("public_id"))
+    .where(
+        _PARTICIPANT.c.public_id == sa.bindparam("public_id"),
+        # An expired participant's slot is given away: it answers nothing more.
+        _PARTICIPANT.c.status == "in_progress",
+    )
     .scalar_subquery()
 )
 _CLAIM_WHERE = (
