@@ -4,7 +4,9 @@ Routes and the simulation command both call these functions; nothing here reads 
 
 Starting takes the study row's lock (an UPDATE of its start counter: a row lock in PostgreSQL,
 the write lock in SQLite), so concurrent starts run one after another: each sees the lists'
-counts left by the one before, and the target-N check cannot be overrun. Showing a trial and
+counts left by the one before, and the target-N check cannot be overrun. Under the same lock a
+start from the study link is checked against the start limits (`survey.participant.limits`)
+and marks the study's participants past the expiry time expired. Showing a trial and
 recording an answer are the hot path, run on a connection of their own outside the ORM
 session (`survey.participant.hotdb`, autocommit on PostgreSQL). The trial page is one
 SELECT. An answer whose page's signed ticket (`survey.participant.tickets`) says what
