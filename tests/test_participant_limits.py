@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, ParticipantStart, Response, Study, Trial, utcnow
-from survey.participant import service
+from survey.participant import hotdb, service
 from survey.participant.simulate import agree
 from survey.researcher import monitoring
 from tests.conftest import sign_in
@@ -68,6 +68,34 @@ def test_the_address_behind_a_trusted_proxy_is_the_one_counted(app, demo):
         client = from_address(app, "10.0.0.1")
         client.environ_base["HTTP_X_FORWARDED_FOR"] = forwarded
         assert agree(client, "demo").status_code == (303 if n < 2 else 429)
+
+
+def test_behind_a_trusted_proxy_each_visitor_is_counted_apart(
+    app, demo, database_url, tmp_path, monkeypatch
+):
+    from survey import create_app
+
+    monkeypatch.setenv("TRUSTED_PROXIES", "1")
+    proxied = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "MEDIA_DIR": app.config["MEDIA_DIR"],
+            "SECRET_KEY": app.config["SECRET_KEY"],
+            "WTF_CSRF_ENABLED": False,
+            "STARTS_PER_ADDRESS": 2,
+        }
+    )
+    try:
+        codes = []
+        for forwarded in ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.3", "192.0.2.3"]:
+            client = from_address(proxied, "10.0.0.1")
+            client.environ_base["HTTP_X_FORWARDED_FOR"] = forwarded
+            codes.append(agree(client, "demo").status_code)
+        assert codes == [303, 303, 303, 303, 429]
+    finally:
+        with proxied.app_context():
+            db.engine.dispose()
+        hotdb.dispose(proxied)
 
 
 def test_the_per_study_burst_limit_counts_every_address(app, demo):
