@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: run test test-sqlite test-postgres install install-dev bench clean
+.PHONY: run test test-fast install install-dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: install-dev
 	else \
 		echo "TEST_DATABASE_URL is not set: the PostgreSQL pass was not run."; \
 	fi
+
+# Everything but the browser and slow tests, on SQLite only: the quick check while working.
+test-fast: install-dev
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not browser and not slow"
 
 bench: install-dev
 	$(BIN)/python bench/analysis.py

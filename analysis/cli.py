@@ -52,6 +52,9 @@ def build_parser(with_power: bool = False) -> argparse.ArgumentParser:
                         help="output folder (created when missing)")
     _add_data_arguments(report)
     report.add_argument("--no-mixed", action="store_true", help="skip the mixed models")
+    report.add_argument("--continuity-correction", action="store_true",
+                        help="Wilcoxon tests with R's default continuity correction "
+                             "(wilcox.test(correct = TRUE)); off by default")
 
     summary = commands.add_parser("summary", help="print the key results table",
                                   description="Print the key tests and findings of a study "
@@ -138,7 +141,8 @@ def _run_report(args) -> int:
     from analysis.report import run
 
     report = run(args.path, args.out, _read_plan(args.plan), participants=args.participants,
-                 scale_ranges=dict(args.scale), mixed_models=not args.no_mixed)
+                 scale_ranges=dict(args.scale), mixed_models=not args.no_mixed,
+                 continuity_correction=args.continuity_correction)
     results = report.results
     print(f"wrote {args.out / 'results.json'} and {len(report.tables)} CSV tables: "
           f"{results['n_participants']} participants analysed, {results['n_excluded']} excluded, "

@@ -80,7 +80,8 @@ def screen_participants(trials: pd.DataFrame, participants: pd.DataFrame | None 
         missed = (counts["attention_total"] - counts["attention_passed"]).reindex(ids, fill_value=0)
         table["attention_failed"] = np.maximum(table["attention_failed"], missed.astype(np.int64))
 
-    # Like R's median(rt_ms, na.rm = TRUE) over every row of the participant.
+    # Like R's median(rt_ms, na.rm = TRUE) over every row of the participant. Flagged times
+    # count: a fast one is what this rule looks for, and a few slow ones do not move a median.
     table["median_rt_ms"] = trials.groupby("participant")["rt_ms"].median().reindex(ids)
     table["straightlining"] = straightlining(trials).reindex(ids, fill_value=False).astype(bool)
 

@@ -126,10 +126,47 @@ def paired_wide(scores: pd.DataFrame, outcome: str, unit: str) -> pd.DataFrame:
     return wide[["real", "ai"]].dropna()
 
 
+def within_intervals(wide: pd.DataFrame, confidence: float = 0.95
+                     ) -> dict[str, tuple[float, float, float]]:
+    """Each condition's mean with its within-participant interval (Cousineau-Morey).
+
+    Each participant's scores are centred on their own mean plus the grand mean (Cousineau,
+    2005), the variance of the centred scores is corrected by J / (J - 1) for J = 2 conditions
+    (Morey, 2008), and the half-width is t(1 - (1 - confidence) / 2, n - 1) times that
+    standard error. Between-participant differences drop out, as in the paired test, so the
+    bars agree with it. Returns {condition: (mean, low, high)}; empty below two participants.
+    """
+    from scipy import stats as scipy_stats
+
+    wide = wide[["real", "ai"]].dropna()
+    n = len(wide)
+    if n < 2:
+        return {}
+    centred = wide.sub(wide.mean(axis=1), axis=0) + float(wide.to_numpy().mean())
+    t = float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1))
+    out = {}
+    for condition in ("real", "ai"):
+        se = float(centred[condition].std(ddof=1)) / math.sqrt(n) * math.sqrt(2 / (2 - 1))
+        mean = float(wide[condition].mean())
+        out[condition] = (mean, mean - t * se, mean + t * se)
+    return out
+
+
+def _within_text(intervals: dict, condition: str, factor: float, n: int) -> str:
+    """'mean 4.49 (95% within-participant CI 4.36 to 4.62, n = 37)'."""
+    if condition not in intervals:
+        return "no data"
+    mean, low, high = intervals[condition]
+    return (f"mean {_fmt(mean, factor)} (95% within-participant CI {_fmt(low, factor)} to "
+            f"{_fmt(high, factor)}, n = {n})")
+
+
 def _draw_paired(ax, results: dict, outcome: Outcome, scores: pd.DataFrame) -> int:
-    """Each participant's two means joined by a grey line, and the means with 95% CIs."""
+    """Each participant's two means joined by a grey line, and the means with 95%
+    within-participant (Cousineau-Morey) intervals, which agree with the paired test."""
     factor = scale_factor(outcome)
     wide = paired_wide(scores, outcome.name, "participant") * factor
+    intervals = within_intervals(wide)
     if len(wide) > MAX_LINES:
         wide = wide.sample(MAX_LINES, random_state=0)
     jitter = np.random.default_rng(0).uniform(-0.06, 0.06, size=(len(wide), 2))
@@ -138,13 +175,11 @@ def _draw_paired(ax, results: dict, outcome: Outcome, scores: pd.DataFrame) -> i
         ax.plot([0 + jr, 1 + ja], [real, ai], color=UNIT_COLOUR, alpha=alpha, linewidth=0.8,
                 marker="o", markersize=2.5)
     for x, condition in enumerate(("real", "ai")):
-        row = descriptive(results, outcome.name, condition)
-        if row is None or row.get("mean") is None:
+        if condition not in intervals:
             continue
-        mean = row["mean"] * factor
-        low, high = row.get("ci_low"), row.get("ci_high")
-        if low is not None and high is not None:
-            ax.errorbar([x], [mean], yerr=[[mean - low * factor], [high * factor - mean]],
+        mean, low, high = intervals[condition]
+        if math.isfinite(low) and math.isfinite(high):
+            ax.errorbar([x], [mean], yerr=[[mean - low], [high - mean]],
                         fmt="none", ecolor=CONDITION_COLOURS[condition], elinewidth=3, capsize=8,
                         capthick=3, zorder=5)
         ax.plot([x], [mean], marker="D", markersize=11, color=CONDITION_COLOURS[condition],
@@ -163,10 +198,19 @@ def _draw_paired(ax, results: dict, outcome: Outcome, scores: pd.DataFrame) -> i
     return len(paired_wide(scores, outcome.name, "participant"))
 
 
+def _overall_rows(scores: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One outcome's scores over both conditions: accuracy is also stored per condition (to show
+    a bias towards one answer), and those rows are not further units."""
+    rows = scores[scores["outcome"] == name]
+    if "condition" in rows:
+        rows = rows[rows["condition"].isna() | (rows["condition"] == "")]
+    return rows
+
+
 def _draw_against_reference(ax, results: dict, outcome: Outcome, scores: pd.DataFrame) -> int:
     """Each participant's value as a dot, the mean with its 95% CI, and the reference line."""
     factor = scale_factor(outcome)
-    values = scores.loc[scores["outcome"] == outcome.name, "value"].to_numpy(dtype=float) * factor
+    values = _overall_rows(scores, outcome.name)["value"].to_numpy(dtype=float) * factor
     shown = values if len(values) <= MAX_LINES else np.random.default_rng(0).choice(
         values, MAX_LINES, replace=False)
     jitter = np.random.default_rng(1).uniform(-0.18, 0.18, size=len(shown))
@@ -209,12 +253,14 @@ def _paired_spec(results: dict, outcome: Outcome, scores: pd.DataFrame) -> Figur
     label = outcome.label[0].upper() + outcome.label[1:]
     title = f"{label} by condition"
     sample = f" (a random {MAX_LINES} of them drawn)" if n > MAX_LINES else ""
+    within = within_intervals(paired_wide(scores, outcome.name, "participant"))
     alt = (f"{title}, {n} participants. Real photographs: "
-           f"{_mean_ci(descriptive(results, outcome.name, 'real'), factor)}. AI headshots: "
-           f"{_mean_ci(descriptive(results, outcome.name, 'ai'), factor)}. "
+           f"{_within_text(within, 'real', factor, n)}. AI headshots: "
+           f"{_within_text(within, 'ai', factor, n)}. "
            f"{_difference(results, outcome)} Grey lines join each participant's mean in the two "
-           f"conditions{sample}; diamonds with bars are the means with 95% confidence intervals. "
-           f"Axis: {axis_label(outcome)}.")
+           f"conditions{sample}; diamonds with bars are the means with 95% within-participant "
+           "confidence intervals (Cousineau–Morey), which leave out differences between "
+           f"participants as the paired test does. Axis: {axis_label(outcome)}.")
 
     def draw() -> Figure:
         fig, ax = _figure(6.4, 4.8)
@@ -230,15 +276,17 @@ def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
     parts = []
     for name in ("d_prime", "criterion"):
         outcome = FIXED_OUTCOMES[name]
-        parts.append(f"{outcome.label}: real {_mean_ci(descriptive(results, name, 'real'), 1)}, "
-                     f"AI {_mean_ci(descriptive(results, name, 'ai'), 1)}; "
+        within = within_intervals(paired_wide(scores, name, "participant"))
+        count = len(paired_wide(scores, name, "participant"))
+        parts.append(f"{outcome.label}: real {_within_text(within, 'real', 1, count)}, "
+                     f"AI {_within_text(within, 'ai', 1, count)}; "
                      f"{_difference(results, outcome)}")
     n = len(paired_wide(scores, "d_prime", "participant"))
     title = "Recognition sensitivity (d′) and criterion (c) by condition"
     alt = (f"{title}, {n} participants. " + " ".join(parts) + " Higher d′ means better telling "
            "the same person from a different one; higher c means answering 'same person' more "
            "cautiously. Grey lines join each participant's values; diamonds with bars are means "
-           "with 95% confidence intervals.")
+           "with 95% within-participant confidence intervals (Cousineau–Morey).")
 
     def draw() -> Figure:
         fig = Figure(figsize=(9.6, 4.8), layout="constrained")
@@ -264,7 +312,7 @@ def _reference_spec(results: dict, names: list[str], scores: pd.DataFrame, name:
         row = descriptive(results, outcome_name, None)
         parts.append(f"{outcome.label}: {_mean_ci(row, scale_factor(outcome))}; "
                      f"{_difference(results, outcome)}")
-    n = int((scores["outcome"] == names[0]).sum())
+    n = len(_overall_rows(scores, names[0]))
     alt = (f"{title}, {n} participants. " + " ".join(parts) + f" Grey dots are {what}; the "
            "diamond with its bar is the mean with its 95% confidence interval; the dashed line "
            "marks chance (or zero for d′).")

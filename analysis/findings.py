@@ -8,6 +8,7 @@ is "inconclusive". The web report and the public findings page use these same fu
 from __future__ import annotations
 
 import math
+import re
 
 from analysis.vocabulary import FIXED_OUTCOMES, Outcome, rating_outcome
 
@@ -76,6 +77,31 @@ def _p_text(test: dict, alpha: float) -> str:
     return f"{name} {format_p(p, alpha)}" if p is not None else f"{name} not available"
 
 
+def ci_unadjusted(test: dict) -> bool:
+    """True when the test's p is adjusted for multiple tests but its interval is not.
+
+    The intervals are the tests' own (unadjusted) intervals; they agree with the adjusted p only
+    where the correction left p unchanged, so every other interval must say "unadjusted".
+    """
+    p, adjusted = test.get("p_value"), test.get("p_adjusted")
+    return (test.get("correction") not in (None, "none") and _finite(p) and _finite(adjusted)
+            and not math.isclose(p, adjusted, rel_tol=1e-12, abs_tol=0.0))
+
+
+def ci_label(test: dict) -> str:
+    """'95% CI', '90% CI' (a TOST) or 'unadjusted 95% CI', as the interval of a test is."""
+    level = test.get("confidence") or (1 - 2 * 0.05 if test.get("method") == "tost" else 0.95)
+    return ("unadjusted " if ci_unadjusted(test) else "") + f"{level * 100:g}% CI"
+
+
+def _tidy(text: str) -> str:
+    """Text without the doubled punctuation ('..', ' .', ';;') that joined parts can leave."""
+    text = re.sub(r"\s+([.,;:])(?=\s|$)", r"\1", text)
+    text = re.sub(r"(?<!\.)\.\s*\.(?!\.)", ".", text)
+    text = re.sub(r"(\w)\.\)\.", r"\1).", text)
+    return re.sub(r"([,;:])\s*\1", r"\1", text)
+
+
 def _num(value: float, digits: int = 2) -> str:
     """A number with fixed decimals and a plain minus sign (no '-0.00')."""
     text = f"{value:.{digits}f}"
@@ -94,15 +120,27 @@ def _scaled(outcome: Outcome, test: dict) -> tuple[float, int, str]:
     return 1.0, 2, ""
 
 
+def _reference_text(outcome: Outcome, test: dict) -> str:
+    """The chance level in the unit of the estimate: '50%' for a share, '0' for d'."""
+    reference = test.get("reference_value", outcome.reference_value)
+    if outcome.kind in ("proportion", "share") and _finite(reference):
+        return f"{reference * 100:g}%"
+    return f"{reference:g}"
+
+
 def _test_name(test: dict) -> str:
     """Name and statistic of the test, e.g. 'paired t-test, t(112) = -8.04'."""
     method, stat, df = test.get("method"), test.get("statistic"), test.get("df")
     ref = test.get("reference_value")
+    if _finite(ref) and test.get("outcome") in FIXED_OUTCOMES:
+        ref_text = _reference_text(FIXED_OUTCOMES[test["outcome"]], test)
+    else:
+        ref_text = f"{ref:g}" if _finite(ref) else ""
     names = {
-        "paired_t": "paired t-test", "one_sample_t": f"one-sample t-test against {ref:g}"
+        "paired_t": "paired t-test", "one_sample_t": f"one-sample t-test against {ref_text}"
         if _finite(ref) else "one-sample t-test",
         "wilcoxon": "Wilcoxon signed-rank test", "binomial": "exact binomial test"
-        + (f" against {ref:g}" if _finite(ref) else ""),
+        + (f" against {ref_text}" if _finite(ref) else ""),
         "lmm": "linear mixed model with crossed random effects of participants and identities",
         "glmm": "logistic mixed model with crossed random effects of participants and identities",
         "tost": "equivalence test (TOST)",
@@ -137,17 +175,16 @@ def _contrasts_conditions(outcome: Outcome, test: dict) -> bool:
 def _estimate_text(outcome: Outcome, test: dict, with_unit: bool = True) -> str:
     """'ai minus real = -0.38 points on the 1-7 scale, 95% CI -0.47 to -0.28'."""
     factor, digits, unit = _scaled(outcome, test)
-    label = "ai minus real" if _contrasts_conditions(outcome, test) else (
-        f"difference from chance ({test.get('reference_value', outcome.reference_value):g})")
+    label = "AI minus real" if _contrasts_conditions(outcome, test) else (
+        f"difference from chance ({_reference_text(outcome, test)})")
     text = f"{label} = {_num(test['estimate'] * factor, digits)}"
     if unit and with_unit:
         text += f" {unit}"
-    level = test.get("confidence") or 0.95
     if _finite(test.get("ci_low")) and _finite(test.get("ci_high")):
-        text += (f", {level * 100:g}% CI {_num(test['ci_low'] * factor, digits)} to "
+        text += (f", {ci_label(test)} {_num(test['ci_low'] * factor, digits)} to "
                  f"{_num(test['ci_high'] * factor, digits)}")
     else:
-        text += f", {level * 100:g}% CI not available"
+        text += f", {ci_label(test)} not available"
     return text
 
 
@@ -218,7 +255,9 @@ def _hypothesis_sentence(hypothesis: dict | None, verdict: str, estimate: float
     if not hypothesis:
         return "", None
     direction = hypothesis.get("direction", "two-sided")
-    text = hypothesis.get("text") or f"{hypothesis['outcome']}: {direction}"
+    # The sentence closes the bracket; the researcher's own full stop would double it.
+    text = (hypothesis.get("text") or f"{hypothesis['outcome']}: {direction}").strip()
+    text = text.rstrip(".;:, ") or text
     if verdict != "difference":
         return f" The preregistered hypothesis ({text}) was not supported.", False
     matches = (direction == "two-sided" or (direction == "less" and estimate < 0)
@@ -288,7 +327,7 @@ def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
     evidence += f"; {_n_text(test)}"
     details = _estimate_text(outcome, test) + evidence
     versus = ("between AI headshots and real photographs" if _contrasts_conditions(outcome, test)
-              else f"from chance ({test.get('reference_value', outcome.reference_value):g})")
+              else f"from chance ({_reference_text(outcome, test)})")
 
     if significant:
         verdict = "difference"
@@ -307,6 +346,14 @@ def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
         verdict = "inconclusive"
         if p is None:
             reason = "the test could not be computed"
+        elif _excludes_zero(test):
+            # The interval is the unadjusted one: say why it and the verdict differ.
+            reason = (f"the unadjusted {ci_label(test).split(' ', 1)[1]} excludes zero (p "
+                      f"{format_p(float(test['p_value']), alpha)} before correction), but after "
+                      f"correcting for the other tests of its family the {_p_text(test, alpha)} "
+                      f"is not below α = {alpha:g}, so no difference is claimed")
+            if equivalence is None:
+                reason += "; no equivalence bounds were preregistered"
         elif equivalence is None:
             reason = ("no equivalence bounds were preregistered, so the absence of a difference "
                       "cannot be shown")
@@ -315,13 +362,25 @@ def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
         else:
             reason = (f"equivalence within {_bounds_text(outcome, test, equivalence)} was not "
                       "shown either")
-        claim = (f"Inconclusive: the data neither show a difference in {outcome.label} {versus} "
+        claim = (f"the data neither show a difference in {outcome.label} {versus} "
                  f"nor rule one out ({details}); {reason}.")
     extra, supported = _hypothesis_sentence(hypothesis, verdict, test["estimate"])
     preregistered = bool(test.get("preregistered"))
-    prefix = "Preregistered" if preregistered else "Exploratory"
-    return {"claim": f"{prefix}: {claim}{extra}", "verdict": verdict, "outcome": outcome.name,
+    return {"claim": _tidy(f"{_prefix(preregistered, verdict)}: {claim}{extra}"),
+            "verdict": verdict, "outcome": outcome.name,
             "preregistered": preregistered, "hypothesis_supported": supported}
+
+
+def _prefix(preregistered: bool, verdict: str) -> str:
+    """'Preregistered', or 'Exploratory (inconclusive)': one label, one colon after it."""
+    prefix = "Preregistered" if preregistered else "Exploratory"
+    return f"{prefix} (inconclusive)" if verdict == "inconclusive" else prefix
+
+
+def _excludes_zero(test: dict) -> bool:
+    """True when the test's (unadjusted) interval lies wholly above or below zero."""
+    low, high = test.get("ci_low"), test.get("ci_high")
+    return _finite(low) and _finite(high) and (low > 0 or high < 0)
 
 
 def untested_finding(outcome: str, reason: str, preregistered: bool = False,
@@ -332,12 +391,12 @@ def untested_finding(outcome: str, reason: str, preregistered: bool = False,
     Returns the keys of `finding` with ``supported_by`` = [].
     """
     label = _outcome({"outcome": outcome}).label
-    prefix = "Preregistered" if preregistered else "Exploratory"
-    claim = f"{prefix}: Inconclusive: {label} could not be tested ({reason})."
+    why = reason.strip().rstrip(".")
+    claim = f"{_prefix(preregistered, 'inconclusive')}: {label} could not be tested ({why})."
     if hypothesis:
-        text = hypothesis.get("text") or outcome
+        text = (hypothesis.get("text") or outcome).strip().rstrip(".;:, ") or outcome
         claim += f" The preregistered hypothesis ({text}) was not supported."
-    return {"claim": claim, "verdict": "inconclusive", "outcome": outcome,
+    return {"claim": _tidy(claim), "verdict": "inconclusive", "outcome": outcome,
             "preregistered": preregistered,
             "hypothesis_supported": False if hypothesis else None, "supported_by": []}
 

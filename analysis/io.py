@@ -14,12 +14,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.vocabulary import DEFAULT_RATING_RANGE, FIXED_MEASURES
+from analysis.vocabulary import (
+    DEFAULT_RATING_RANGE,
+    FIXED_MEASURES,
+    RT_FAST_MS,
+    RT_FLAGS,
+    RT_SLOW_MS,
+    rt_flag,
+)
 
+# The columns every trials table must have; the data hash is computed over these alone.
 TRIAL_COLUMNS = (
     "study", "participant", "list", "trial", "block", "task", "identity", "condition",
     "probe", "is_match", "measure", "value", "correct", "rt_ms", "attention_check",
 )
+# Columns added to the contract later: read when present, derived when absent (older exports).
+DERIVED_TRIAL_COLUMNS = ("rt_flag",)
 TASKS = ("match", "rate", "choose", "detect")
 CONDITIONS = ("real", "ai")
 STATUSES = ("completed", "partial")
@@ -102,7 +112,9 @@ def load(source, participants=None, *, scale_ranges: Mapping[str, tuple[int, int
     StudyData
         ``trials`` has the contract columns with ``trial`` and ``attention_check`` as int,
         ``is_match``, ``correct`` and ``rt_ms`` as float (NaN when empty), ``value`` as text, plus
-        ``value_number`` (float: the value of same, confidence and rating measures, else NaN).
+        ``value_number`` (float: the value of same, confidence and rating measures, else NaN)
+        and ``rt_flag`` (text: "fast" below 50 ms, "slow" above 10 minutes, else empty), derived
+        from ``rt_ms`` when the file predates the column.
         ``participants`` (or None) has ``participant`` and ``status`` as text and, when present,
         ``attention_passed`` and ``attention_total`` as int.
 
@@ -422,8 +434,16 @@ def validate_trials(raw: pd.DataFrame, name: str = "trials.csv",
 
     rt_text = t["rt_ms"].str.strip()
     rt = pd.to_numeric(rt_text, errors="coerce").astype(float)
-    check.check((rt_text != "") & (rt.isna() | ~np.isfinite(rt) | (rt < 0)), "rt_ms",
-                lambda v: f"rt_ms must be a non-negative number or empty, got {v!r}")
+    rt_bad = (rt_text != "") & (rt.isna() | ~np.isfinite(rt) | (rt < 0))
+    check.check(rt_bad, "rt_ms", lambda v: f"rt_ms must be a non-negative number or empty, got {v!r}")
+    derived_flag = rt.map(rt_flag)
+    if "rt_flag" in t.columns:
+        given_flag = t["rt_flag"].str.strip()
+        check.check(~given_flag.isin(RT_FLAGS), "rt_flag",
+                    lambda v: f"rt_flag must be empty, 'fast' or 'slow', got {v!r}")
+        check.check(given_flag.isin(RT_FLAGS) & ~rt_bad & (given_flag != derived_flag), "rt_flag",
+                    lambda v: f"rt_flag={v!r} disagrees with rt_ms (fast: below {RT_FAST_MS:g} "
+                              f"ms, slow: above {RT_SLOW_MS:g} ms, else empty)")
 
     duplicated = trial.notna() & pd.DataFrame(
         {"p": t["participant"], "t": trial, "m": measure}).duplicated()
@@ -436,6 +456,7 @@ def validate_trials(raw: pd.DataFrame, name: str = "trials.csv",
     t["is_match"] = pd.to_numeric(is_match, errors="coerce").astype(float)
     t["correct"] = pd.to_numeric(correct, errors="coerce").astype(float)
     t["rt_ms"] = rt
+    t["rt_flag"] = derived_flag
     t["value_number"] = value_number.astype(float)
     return t.reset_index(drop=True)
 

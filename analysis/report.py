@@ -36,6 +36,17 @@ FAMILIES = {
     "pooled_binomial": "binomial tests on all trials pooled (ignores that trials are nested)",
     "mixed": "mixed models with crossed random effects of participants and identities",
 }
+# Their names for a reader (the keys above stay the contract's identifiers).
+FAMILY_LABELS = {
+    "primary": "Primary outcomes",
+    "secondary": "Secondary outcomes",
+    "participant_wilcoxon": "Wilcoxon tests, participants",
+    "identity_t": "t-tests, identities",
+    "identity_wilcoxon": "Wilcoxon tests, identities",
+    "equivalence": "Equivalence tests (TOST)",
+    "pooled_binomial": "Binomial tests, all trials pooled",
+    "mixed": "Mixed models",
+}
 UNIT_LEVELS = ("participant", "identity")
 
 
@@ -88,9 +99,9 @@ class _Collector:
 def _estimate_label(outcome: Outcome, method: str) -> str:
     """What the estimate of a test is, in words."""
     if method == "glmm":
-        return "ai minus real (log-odds)"
+        return "AI minus real (log-odds of a correct answer)"
     if outcome.paired or method == "lmm":
-        return "ai minus real"
+        return "AI minus real"
     if method in ("binomial",):
         return f"proportion minus chance ({outcome.reference_value:g})"
     if method == "wilcoxon":
@@ -99,7 +110,8 @@ def _estimate_label(outcome: Outcome, method: str) -> str:
 
 
 def _unit_tests(tests: _Collector, outcome: Outcome, scores: pd.DataFrame, level: str,
-                main_family: str, bounds: list | None, alpha: float) -> None:
+                main_family: str, bounds: list | None, alpha: float,
+                continuity_correction: bool = False) -> None:
     """t and Wilcoxon tests (and TOST) of one outcome on participant or identity scores."""
     t_family = main_family if level == "participant" else "identity_t"
     w_family = "participant_wilcoxon" if level == "participant" else "identity_wilcoxon"
@@ -114,7 +126,8 @@ def _unit_tests(tests: _Collector, outcome: Outcome, scores: pd.DataFrame, level
             return
         x, y = wide["ai"].to_numpy(), wide["real"].to_numpy()
         tests.attempt(outcome, t_family, level, "paired t-test", lambda: stats.paired_t(x, y))
-        tests.attempt(outcome, w_family, level, "Wilcoxon test", lambda: stats.wilcoxon(x, y))
+        tests.attempt(outcome, w_family, level, "Wilcoxon test",
+                      lambda: stats.wilcoxon(x, y, correct=continuity_correction))
         if bounds and level == "participant":
             tests.attempt(outcome, "equivalence", level, "TOST",
                           lambda: stats.tost(x, y, low=bounds[0], high=bounds[1], alpha=alpha))
@@ -122,7 +135,8 @@ def _unit_tests(tests: _Collector, outcome: Outcome, scores: pd.DataFrame, level
     x = scores["value"].to_numpy()
     mu = outcome.reference_value
     tests.attempt(outcome, t_family, level, "one-sample t-test", lambda: stats.one_sample_t(x, mu))
-    tests.attempt(outcome, w_family, level, "Wilcoxon test", lambda: stats.wilcoxon(x, mu=mu),
+    tests.attempt(outcome, w_family, level, "Wilcoxon test",
+                  lambda: stats.wilcoxon(x, mu=mu, correct=continuity_correction),
                   reference_value=mu)
     if bounds and level == "participant":
         tests.attempt(outcome, "equivalence", level, "TOST",
@@ -253,7 +267,7 @@ def _records(table: pd.DataFrame) -> list[dict]:
 
 def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = None,
             plan: dict | None = None, *, scale_ranges: dict | None = None,
-            mixed_models: bool = True) -> Report:
+            mixed_models: bool = True, continuity_correction: bool = False) -> Report:
     """Run every analysis of a study.
 
     Parameters
@@ -269,6 +283,10 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
         Rating-scale ranges, passed to `analysis.io.load` when `data` is a DataFrame.
     mixed_models : bool
         Fit the mixed models (the slowest part).
+    continuity_correction : bool
+        Wilcoxon tests with R's default continuity correction (``correct = TRUE``); off by
+        default, as in earlier reports. Each Wilcoxon test records the choice in
+        ``continuity_correction``.
 
     Returns
     -------
@@ -350,7 +368,8 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
                 descriptives.append({"outcome": outcome.name, "level": level,
                                      **row, "condition": row["condition"] or None,
                                      "n_excluded": len(excluded)})
-            _unit_tests(tests, outcome, scores, level, main_family, bounds, alpha)
+            _unit_tests(tests, outcome, scores, level, main_family, bounds, alpha,
+                        continuity_correction)
         if outcome.kind in ("proportion", "share") and not outcome.paired:
             rows = trial_scores(kept, outcome)
             tests.attempt(outcome, "pooled_binomial", "trial", "binomial test",
@@ -394,8 +413,8 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
                    "detail": r["detail"]} for r in _records(excluded)]
     flags = [{"participant": p, "flag": "straightlining",
               "excluded": bool(e)} for p, e in zip(flagged["participant"], flagged["excluded"])]
-    families = [{"family": f, "description": d, "correction": correction,
-                 "n_tests": sum(t["family"] == f for t in tests.tests)}
+    families = [{"family": f, "label": FAMILY_LABELS[f], "description": d,
+                 "correction": correction, "n_tests": sum(t["family"] == f for t in tests.tests)}
                 for f, d in FAMILIES.items() if any(t["family"] == f for t in tests.tests)]
     results = {
         "study": data.study,
@@ -467,9 +486,10 @@ def write_report(report: Report, out_dir) -> Path:
 
 
 def run(source, out_dir, plan: dict | None = None, *, participants=None,
-        scale_ranges: dict | None = None, mixed_models: bool = True) -> Report:
+        scale_ranges: dict | None = None, mixed_models: bool = True,
+        continuity_correction: bool = False) -> Report:
     """Load a study export, analyse it and write the report into out_dir."""
     report = analyse(load(source, participants, scale_ranges=scale_ranges), plan=plan,
-                     mixed_models=mixed_models)
+                     mixed_models=mixed_models, continuity_correction=continuity_correction)
     write_report(report, out_dir)
     return report

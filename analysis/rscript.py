@@ -137,12 +137,12 @@ run_one_sample_t <- function(outcome, level, family, x, mu) {
   add(outcome, "one_sample_t", level, family, mean(x$value) - mu, y$conf.int[1] - mu,
       y$conf.int[2] - mu, y$statistic, y$parameter, y$p.value)
 }
-run_wilcoxon_paired <- function(outcome, level, family, w) {
-  x <- wilcox.test(w$ai, w$real, paired = TRUE, exact = FALSE, correct = FALSE)
+run_wilcoxon_paired <- function(outcome, level, family, w, correct = FALSE) {
+  x <- wilcox.test(w$ai, w$real, paired = TRUE, exact = FALSE, correct = correct)
   add(outcome, "wilcoxon", level, family, NA, NA, NA, x$statistic, NULL, x$p.value)
 }
-run_wilcoxon_one <- function(outcome, level, family, x, mu) {
-  y <- wilcox.test(x$value, mu = mu, exact = FALSE, correct = FALSE)
+run_wilcoxon_one <- function(outcome, level, family, x, mu, correct = FALSE) {
+  y <- wilcox.test(x$value, mu = mu, exact = FALSE, correct = correct)
   add(outcome, "wilcoxon", level, family, NA, NA, NA, y$statistic, NULL, y$p.value)
 }
 # TOST: the larger p of two one-sided t-tests against the equivalence bounds.
@@ -315,8 +315,10 @@ def _test_lines(name: str, test: dict, bounds: dict) -> list[str]:
     if method == "one_sample_t":
         return [scores, f"run_one_sample_t({args}, scores, {_r_number(mu)})"]
     if method == "wilcoxon":
-        call = (f"run_wilcoxon_paired({args}, scores)" if paired
-                else f"run_wilcoxon_one({args}, scores, {_r_number(mu)})")
+        # The same continuity correction as the test in results.json.
+        correct = ", correct = TRUE" if test.get("continuity_correction") else ""
+        call = (f"run_wilcoxon_paired({args}, scores{correct})" if paired
+                else f"run_wilcoxon_one({args}, scores, {_r_number(mu)}{correct})")
         return [scores, call]
     if method == "tost":
         low, high = bounds.get(name, (test.get("bound_low"), test.get("bound_high")))

@@ -127,7 +127,8 @@ def one_sample_t(x, mu: float = 0.0, confidence: float = 0.95) -> pd.DataFrame:
                 mean=float(np.mean(x)), reference_value=float(mu))
 
 
-def wilcoxon(x, y=None, mu: float = 0.0, confidence: float = 0.95) -> pd.DataFrame:
+def wilcoxon(x, y=None, mu: float = 0.0, confidence: float = 0.95,
+             correct: bool = False) -> pd.DataFrame:
     """Wilcoxon signed-rank test of x minus y (paired) or of x minus mu, normal approximation.
 
     Parameters
@@ -140,6 +141,10 @@ def wilcoxon(x, y=None, mu: float = 0.0, confidence: float = 0.95) -> pd.DataFra
         Location under the null hypothesis when ``y`` is None.
     confidence : float
         Level of the Hodges-Lehmann interval.
+    correct : bool
+        Continuity correction of the normal approximation, as R's ``correct = TRUE`` (R's
+        default): |V - n(n+1)/4| is reduced by 0.5 before dividing by sigma. False (the report's
+        choice, kept so that results stay comparable with earlier reports) is ``correct = FALSE``.
 
     Returns
     -------
@@ -150,7 +155,7 @@ def wilcoxon(x, y=None, mu: float = 0.0, confidence: float = 0.95) -> pd.DataFra
         ``statistic`` = V (sum of the ranks of positive differences), ``df`` (None), ``p_value``,
         ``effect_size`` = matched-pairs rank-biserial correlation r = (R+ - R-) / (R+ + R-),
         ``n`` (non-zero differences), ``n_zero`` (dropped zero differences), ``r_plus``,
-        ``r_minus``, ``z``.
+        ``r_minus``, ``z``, ``continuity_correction`` (the ``correct`` used).
 
     Notes
     -----
@@ -185,7 +190,11 @@ def wilcoxon(x, y=None, mu: float = 0.0, confidence: float = 0.95) -> pd.DataFra
     variance = n * (n + 1) * (2 * n + 1) / 24 - float(np.sum(ties**3 - ties)) / 48
     if variance <= 0:
         raise ValueError("Wilcoxon test: all differences are tied, the variance is zero")
-    z = (r_plus - n * (n + 1) / 4) / np.sqrt(variance)
+    centred = r_plus - n * (n + 1) / 4
+    if correct:
+        # R's wilcox.test: z <- (z - sign(z) * 0.5) / SIGMA (two-sided)
+        centred -= np.sign(centred) * 0.5
+    z = centred / np.sqrt(variance)
     p = float(min(1.0, 2 * stats.norm.sf(abs(z))))
 
     walsh = ((d[:, None] + d[None, :]) / 2)[np.triu_indices(n)]
@@ -198,7 +207,7 @@ def wilcoxon(x, y=None, mu: float = 0.0, confidence: float = 0.95) -> pd.DataFra
                 confidence=confidence, statistic=r_plus, statistic_name="V", df=None, p_value=p,
                 effect_size=(r_plus - r_minus) / (r_plus + r_minus),
                 effect_size_name="rank_biserial", n=n, n_zero=n_zero, r_plus=r_plus,
-                r_minus=r_minus, z=float(z))
+                r_minus=r_minus, z=float(z), continuity_correction=bool(correct))
 
 
 def binomial(successes: int, n: int, p: float = 0.5, confidence: float = 0.95) -> pd.DataFrame:

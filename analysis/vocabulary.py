@@ -15,6 +15,23 @@ DEFAULT_RATING_RANGE = (1, 7)
 # The contract's exclusion rules when no plan names its own.
 DEFAULT_RULES = {"incomplete": True, "attention": True, "min_median_rt_ms": 250.0,
                  "straightlining": False}
+# Response times outside [RT_FAST_MS, RT_SLOW_MS] are kept but flagged in trials.csv's rt_flag:
+# faster than a person can see a photograph and answer, or longer than a trial takes without
+# the participant leaving the page.
+RT_FAST_MS = 50.0
+RT_SLOW_MS = 600_000.0
+RT_FLAGS = ("", "fast", "slow")
+
+
+def rt_flag(rt_ms: float | None) -> str:
+    """Return the rt_flag of a response time: "fast", "slow", or "" (plausible or missing)."""
+    if rt_ms is None or rt_ms != rt_ms:  # None or NaN: nothing measured
+        return ""
+    if rt_ms < RT_FAST_MS:
+        return "fast"
+    if rt_ms > RT_SLOW_MS:
+        return "slow"
+    return ""
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
+import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
+
+from survey.extensions import db
+from survey.models import Researcher
+from survey.stimuli import MAX_ZIP_BYTES
 
 MIN_SECRET_LENGTH = 32
 # Secrets seen in documentation, tests and tutorials: anyone could sign a session with them.
@@ -38,6 +44,7 @@ KNOWN_SECRETS = frozenset(
     }
 )
 TRUE_WORDS = ("1", "true", "yes", "on")
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -197,6 +204,18 @@ def config_problems(config: Mapping[str, Any], environ: Mapping[str, str]) -> li
                 "Set MAX_UPLOAD_MB (200 by default).",
             )
         )
+    elif config["MAX_CONTENT_LENGTH"] > MAX_ZIP_BYTES:
+        # No accepted upload is larger than a stimulus ZIP; a higher limit only lets a visitor
+        # keep a worker and the temporary disk busy with a body that is refused at the end.
+        problems.append(
+            Problem(
+                "MAX_CONTENT_LENGTH",
+                f"Requests may be {config['MAX_CONTENT_LENGTH'] // MIB} MB, more than the "
+                f"largest stimulus ZIP accepted ({MAX_ZIP_BYTES // MIB} MB): one request can "
+                "hold a worker and fill the disk for nothing.",
+                f"Set MAX_UPLOAD_MB to at most {MAX_ZIP_BYTES // MIB} (200 by default).",
+            )
+        )
     if config.get("SIGNUP_OPEN", True):
         problems.append(
             Problem(
@@ -224,8 +243,50 @@ def database_problems(config: Mapping[str, Any], workers: int | None) -> list[Pr
     ]
 
 
+def proxy_problems(config: Mapping[str, Any], proxies: int | None) -> list[Problem]:
+    """Check TRUSTED_PROXIES against the number of proxies the operator says are in front.
+
+    The check cannot see the network, so a trust it cannot confirm is a problem until the
+    operator states the number with --proxies: with fewer proxies than trusted, a client writes
+    X-Forwarded-For itself and picks the address its sign-in attempts are counted under.
+    """
+    trusted = int(config.get("TRUSTED_PROXIES") or 0)
+    fix = (
+        "Count the reverse proxies between the internet and gunicorn; set TRUSTED_PROXIES to "
+        "that number (0 when gunicorn is reached directly) and confirm it with "
+        "`check-deploy --proxies N`."
+    )
+    if proxies is None and trusted > 0:
+        return [
+            Problem(
+                "TRUSTED_PROXIES",
+                f"TRUSTED_PROXIES={trusted} believes X-Forwarded-For from {trusted} proxy(ies), "
+                "which check-deploy cannot see; without them in front, every client chooses "
+                "the address its sign-in limit and audit records use.",
+                fix,
+            )
+        ]
+    if proxies is not None and proxies != trusted:
+        return [
+            Problem(
+                "TRUSTED_PROXIES",
+                f"TRUSTED_PROXIES={trusted} but {proxies} proxy(ies) are in front: "
+                + (
+                    "clients can choose the address they are counted under."
+                    if trusted > proxies
+                    else "every visitor is counted under a proxy's address."
+                ),
+                fix,
+            )
+        ]
+    return []
+
+
 def check(
-    config: Mapping[str, Any], environ: Mapping[str, str], workers: int | None = None
+    config: Mapping[str, Any],
+    environ: Mapping[str, str],
+    workers: int | None = None,
+    proxies: int | None = None,
 ) -> list[Problem]:
     """Return every unsafe production setting of this configuration and environment."""
     if workers is None:
@@ -235,12 +296,42 @@ def check(
         *secret_problems(config, environ),
         *https_problems(config),
         *database_problems(config, workers),
+        *proxy_problems(config, proxies),
     ]
 
 
-def notes(config: Mapping[str, Any]) -> list[str]:
+def account_problems() -> list[Problem]:
+    """Check the database for the demo researcher still signing in with its public password."""
+    from survey.demo import DEMO_LOGIN, DEMO_PASSWORD
+
+    try:
+        demo = db.session.scalar(sa.select(Researcher).where(Researcher.email == DEMO_LOGIN))
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        return [
+            Problem(
+                "DATABASE_URL",
+                f"The researcher accounts could not be read ({type(exc).__name__}), so the "
+                "demo account was not checked.",
+                "Check DATABASE_URL and run `flask db upgrade`, then run check-deploy again.",
+            )
+        ]
+    if demo is None or not demo.check_password(DEMO_PASSWORD):
+        return []
+    return [
+        Problem(
+            "DEMO_ACCOUNT",
+            f"The demo account {DEMO_LOGIN!r} with the password {DEMO_PASSWORD!r} (printed in "
+            "the README) exists: anyone can sign in as a researcher.",
+            "Delete the demo researcher and its study, or change its password, on a server "
+            "reachable by others; never run `flask seed-demo` there.",
+        )
+    ]
+
+
+def notes(config: Mapping[str, Any], proxies: int | None = None) -> list[str]:
     """Return advice that depends on how the server is reached, which the checks cannot see."""
-    if int(config.get("TRUSTED_PROXIES") or 0) == 0:
+    if proxies is None and int(config.get("TRUSTED_PROXIES") or 0) == 0:
         return [
             (
                 "TRUSTED_PROXIES is 0: behind a reverse proxy (nginx, Caddy) set "
@@ -263,13 +354,20 @@ def _mask(uri: str) -> str:
     default=None,
     help="Number of gunicorn workers you will run (default: WEB_CONCURRENCY or GUNICORN_CMD_ARGS).",
 )
+@click.option(
+    "--proxies",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Number of reverse proxies in front of gunicorn, which check-deploy cannot see; "
+    "needed when TRUSTED_PROXIES is above 0.",
+)
 @with_appcontext
-def check_deploy_command(workers: int | None) -> None:
+def check_deploy_command(workers: int | None, proxies: int | None) -> None:
     """Report unsafe production settings; exit with status 1 when there is any."""
     config = current_app.config
-    problems = check(config, os.environ, workers)
+    problems = [*check(config, os.environ, workers, proxies), *account_problems()]
     click.echo(f"Database: {_mask(str(config.get('SQLALCHEMY_DATABASE_URI', '')))}")
-    for note in notes(config):
+    for note in notes(config, proxies):
         click.echo(f"Note: {note}")
     if not problems:
         click.echo("No unsafe setting found.")

@@ -450,6 +450,13 @@ def _n_trials(settings: dict[str, Any], n_identities: int) -> int:
     return n_identities if cap is None else min(cap, n_identities)
 
 
+def attention_check_count(checks: Any) -> int:
+    """Return how many attention checks a block's setting asks for (a count or a list of positions)."""
+    if not checks:
+        return 0
+    return checks if _is_int(checks) else len(checks)
+
+
 def _attention_positions(checks: Any, n_trials: int) -> set[int]:
     """Return the 1-based positions of the checks; a count is spread evenly over the block."""
     if not _is_int(checks):

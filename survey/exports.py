@@ -2,7 +2,7 @@
 
 Every export is a generator of text (or bytes) chunks that reads the database in slices of
 `CHUNK_ROWS` rows through a server-side cursor, so memory stays the same for a thousand rows or a
-million. Names, order and meaning of the columns follow shared/DATA_CONTRACT.md. Preview and
+million. Names, order and meaning of the columns follow docs/DATA_CONTRACT.md. Preview and
 withdrawn participants are never exported; practice trials are left out of trials.csv (the
 contract has no column to mark them, and they are never analysed).
 """
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from analysis.vocabulary import RT_FAST_MS, RT_SLOW_MS, rt_flag
 from survey import design
 from survey.extensions import db
 from survey.models import (
@@ -43,7 +44,7 @@ PARTICIPANT_SLICE = 1000
 
 TRIAL_COLUMNS = (
     "study", "participant", "list", "trial", "block", "task", "identity", "condition",
-    "probe", "is_match", "measure", "value", "correct", "rt_ms", "attention_check",
+    "probe", "is_match", "measure", "value", "correct", "rt_ms", "attention_check", "rt_flag",
 )
 PARTICIPANT_COLUMNS = (
     "participant", "list", "status", "started_at", "completed_at", "duration_s", "device",
@@ -280,7 +281,7 @@ def _trial_rows(study_id: int) -> Iterator[tuple]:
         return (
             slug, public_id, label, position, blocks.get(block_id, ""), task,
             codes.get(identity_id, ""), condition or "", codes.get(probe_id, "") if match else "",
-            is_match if match else None, measure, value, right, rt, attention,
+            is_match if match else None, measure, value, right, rt, attention, rt_flag(rt),
         )
 
     # An attention check's answers are held until its trial ends, then written as one row.
@@ -308,12 +309,12 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
     """Turn trials.csv values into safe cells, column by column (the hot loop of the export)."""
     texts = _SafeCells()
     for (study, participant, label, trial, block, task, identity, condition, probe, is_match,
-         measure, value, right, rt, attention) in records:
-        # list, task and condition come from fixed sets of plain words; trial is an int.
+         measure, value, right, rt, attention, flag) in records:
+        # list, task, condition and rt_flag come from fixed sets of plain words; trial is an int.
         yield (
             texts[study], texts[participant], label, trial, texts[block], task, texts[identity],
             condition, texts[probe], _FLAGS[is_match], texts[measure], texts[value],
-            _FLAGS[right], "" if rt is None else format_number(rt), _FLAGS[attention],
+            _FLAGS[right], "" if rt is None else format_number(rt), _FLAGS[attention], flag,
         )
 
 
@@ -614,6 +615,9 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         ("rt_ms", "number", "response time measured in the browser, in milliseconds; empty "
          "when not measured", "0 or more, empty"),
         ("attention_check", "0/1", "1 on attention-check trials (measure 'attention')", "0, 1"),
+        ("rt_flag", "text", f"rt_ms outside the plausible range, kept but flagged: fast below "
+         f"{RT_FAST_MS:g} ms, slow above {RT_SLOW_MS:g} ms (10 minutes); empty when plausible "
+         "or not measured", "fast, slow, empty"),
     ]
     participants = [
         ("participant", "text", "opaque participant id, as in trials.csv", "random ids"),

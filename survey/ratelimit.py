@@ -1,13 +1,20 @@
-"""Sign-in rate limiting per account and per address, counted in the LoginAttempt table.
+"""Sign-in rate limiting per account and address together, counted in the LoginAttempt table.
 
 Counting in the database (not in a worker's memory) makes the limit hold across gunicorn
-workers and machines. Only failed attempts count; a success resets the account's count.
+workers and machines. Only failed attempts count; a success resets its own count.
+
+Three counts, so that nobody can lock a researcher out by guessing wrong on purpose:
+- failures for one account from one address: that address stops guessing that account;
+- failures from one address for any account: that address stops guessing at all;
+- failures for one account from every address together, a much higher ceiling against
+  guessing spread over many addresses. It spares the addresses the account signed in from
+  lately, so its owner still gets in from their usual networks while it holds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -16,11 +23,14 @@ from survey.extensions import db
 from survey.models import LoginAttempt, utcnow
 
 # Defaults; each can be changed in the app config under the same name.
-LOGIN_MAX_PER_ACCOUNT = 5
+LOGIN_MAX_PER_ACCOUNT = 5  # per account and address
 LOGIN_MAX_PER_ADDRESS = 20
+LOGIN_MAX_PER_ACCOUNT_TOTAL = 100  # per account, from addresses it has not signed in from
 LOGIN_WINDOW_SECONDS = 15 * 60
-# Attempts older than this are deleted now and then, so the table stays small.
+# Failed attempts older than this are deleted now and then, so the table stays small.
 KEEP_ATTEMPTS = timedelta(days=1)
+# Successful sign-ins are kept longer: their addresses are the account's known ones.
+KEEP_SUCCESSES = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -61,47 +71,74 @@ def open_attempt(identifier: str, address: str) -> tuple[LoginAttempt, Limit | N
 
 
 def close_attempt(attempt: LoginAttempt, succeeded: bool) -> None:
-    """Mark the attempt's outcome and forget attempts older than a day; committed by the caller."""
+    """Mark the attempt's outcome and forget old attempts; committed by the caller."""
     attempt.succeeded = succeeded
-    db.session.execute(sa.delete(LoginAttempt).where(LoginAttempt.at < utcnow() - KEEP_ATTEMPTS))
+    now = utcnow()
+    db.session.execute(
+        sa.delete(LoginAttempt).where(
+            LoginAttempt.at < now - KEEP_ATTEMPTS,
+            sa.or_(LoginAttempt.succeeded.is_(False), LoginAttempt.at < now - KEEP_SUCCESSES),
+        )
+    )
+
+
+def forget_attempt(attempt: LoginAttempt) -> None:
+    """Drop an attempt that was not a failure and must not count as a sign-in either."""
+    db.session.delete(attempt)
+
+
+def _last_success(*conditions) -> datetime | None:
+    """Return when the last successful sign-in matching the conditions was, or None."""
+    return db.session.scalar(
+        sa.select(sa.func.max(LoginAttempt.at)).where(LoginAttempt.succeeded.is_(True), *conditions)
+    )
+
+
+def _failures(since: datetime, *conditions) -> int:
+    """Count failed attempts after `since` matching the conditions (this attempt included)."""
+    return db.session.scalar(
+        sa.select(sa.func.count()).where(
+            LoginAttempt.succeeded.is_(False), LoginAttempt.at > since, *conditions
+        )
+    )
 
 
 def _limit(attempt: LoginAttempt) -> Limit | None:
-    """Return a Limit when the attempt's account or address has failed too often lately."""
+    """Return a Limit when the attempt's account from its address, its address, or (from an
+    address the account has not signed in from lately) its account has failed too often."""
     window = timedelta(seconds=_setting("LOGIN_WINDOW_SECONDS", LOGIN_WINDOW_SECONDS))
     since = utcnow() - window
     key, address = attempt.email, attempt.address
-    last_success = db.session.scalar(
-        sa.select(sa.func.max(LoginAttempt.at)).where(
-            LoginAttempt.email == key, LoginAttempt.succeeded.is_(True)
-        )
-    )
-    account_since = max(since, last_success) if last_success is not None else since
     minutes = max(1, round(window.total_seconds() / 60))
-    # Both counts include this attempt (recorded as failed until it succeeds).
-    account_failures = db.session.scalar(
-        sa.select(sa.func.count()).where(
-            LoginAttempt.email == key,
-            LoginAttempt.succeeded.is_(False),
-            LoginAttempt.at > account_since,
-        )
-    )
-    if account_failures > _setting("LOGIN_MAX_PER_ACCOUNT", LOGIN_MAX_PER_ACCOUNT):
+    retry_after = int(window.total_seconds())
+    same_account = LoginAttempt.email == key
+    same_address = LoginAttempt.address == address
+    # A success from this address resets this address's count for the account.
+    last_here = _last_success(same_account, same_address)
+    pair_since = max(since, last_here) if last_here is not None else since
+    if _failures(pair_since, same_account, same_address) > _setting(
+        "LOGIN_MAX_PER_ACCOUNT", LOGIN_MAX_PER_ACCOUNT
+    ):
         return Limit(
-            f"Too many failed sign-ins for this account. Wait {minutes} minutes and try again.",
-            int(window.total_seconds()),
+            "Too many failed sign-ins for this account from your network address. "
+            f"Wait {minutes} minutes and try again.",
+            retry_after,
         )
-    address_failures = db.session.scalar(
-        sa.select(sa.func.count()).where(
-            LoginAttempt.address == address,
-            LoginAttempt.succeeded.is_(False),
-            LoginAttempt.at > since,
-        )
-    )
-    if address_failures > _setting("LOGIN_MAX_PER_ADDRESS", LOGIN_MAX_PER_ADDRESS):
+    if _failures(since, same_address) > _setting("LOGIN_MAX_PER_ADDRESS", LOGIN_MAX_PER_ADDRESS):
         return Limit(
             f"Too many failed sign-ins from your network address. Wait {minutes} minutes "
             "and try again.",
-            int(window.total_seconds()),
+            retry_after,
         )
+    if last_here is None:
+        last_any = _last_success(same_account)
+        account_since = max(since, last_any) if last_any is not None else since
+        if _failures(account_since, same_account) > _setting(
+            "LOGIN_MAX_PER_ACCOUNT_TOTAL", LOGIN_MAX_PER_ACCOUNT_TOTAL
+        ):
+            return Limit(
+                "Too many failed sign-ins for this account from many addresses. Sign in from "
+                f"a network you have used before, or wait {minutes} minutes and try again.",
+                retry_after,
+            )
     return None

@@ -6,8 +6,11 @@ import hashlib
 import json
 from typing import Any
 
+import sqlalchemy as sa
+
 from survey import audit, design
-from survey.models import Researcher, Study, utcnow
+from survey.extensions import db
+from survey.models import Participant, Researcher, Study, utcnow
 
 # Allowed state changes; the design freezes on the first opening.
 TRANSITIONS = {
@@ -20,6 +23,30 @@ TRANSITIONS = {
 
 class StateError(ValueError):
     """A study cannot move to the asked state; the message says why."""
+
+
+def lock_study(study_id: int) -> Study | None:
+    """Lock the study's row until the transaction ends; return it as committed now (None: gone).
+
+    Every change to a study's design, state or owners calls this first and checks what it
+    guards on the row it returns, so that two such changes (an upload and the opening, two
+    owners demoting each other) run one after the other, never on the same stale reading.
+    It ends the session's reads so far (nothing may be pending): the ORM objects read before
+    are expired and load again, inside the locked transaction.
+    """
+    if db.session().in_transaction():
+        db.session.commit()
+    if db.session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks, and a transaction that has read cannot later write once
+        # another writer committed: the first statement takes the database's write lock.
+        table = Study.__table__
+        db.session.execute(sa.update(table).where(table.c.id == study_id).values(id=table.c.id))
+    return db.session.scalar(
+        sa.select(Study)
+        .where(Study.id == study_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def design_inputs(study: Study) -> tuple[list[design.IdentityInfo], list[design.BlockInfo]]:
@@ -102,6 +129,25 @@ def change_state(study: Study, new_state: str, researcher: Researcher | None) ->
         study.archived_at = utcnow()
     study.state = new_state
     audit.record(f"study.{new_state}", researcher=researcher, study=study)
+    if new_state == "closed":
+        _wait_for_answers_under_way()
+
+
+def _wait_for_answers_under_way() -> None:
+    """Order a close after every answer already being stored, and before every later one.
+
+    An answer is stored by one statement that checks the study's state as its snapshot sees it
+    (`survey.participant.service`), and every such statement writes the participant table.
+    On PostgreSQL the close therefore writes the new state (taking the study's row lock
+    first, as a start does), then takes the participant table's SHARE lock until it commits:
+    that waits for the answer statements under way to commit, and holds back the ones that
+    come later until the close has committed, so that their snapshot sees the study closed.
+    The lock is held only for the rest of the close's transaction. SQLite runs one writer at
+    a time, and an answer's transaction reads the state after taking the write lock.
+    """
+    db.session.flush()
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text(f"LOCK TABLE {Participant.__tablename__} IN SHARE MODE"))
 
 
 def open_study(study: Study, researcher: Researcher | None) -> None:

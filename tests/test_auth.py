@@ -66,7 +66,27 @@ def test_signup_with_a_taken_email_is_refused(app, client, make_researcher):
     make_researcher(email="grace@example.org")
     response = signup(client, email="GRACE@example.org")
     assert response.status_code == 400
-    assert "exists already" in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert "This email cannot be used to sign up here." in text
+    assert "exists" not in text and "already" not in text
+
+
+def test_signing_up_with_taken_emails_is_rate_limited_like_sign_in(app, client, make_researcher):
+    """Each refused sign-up counts as a failed sign-in of the address, so probing is slow."""
+    app.config["LOGIN_MAX_PER_ADDRESS"] = 3
+    for n in range(4):
+        make_researcher(email=f"taken{n}@example.org")
+    for n in range(3):
+        assert signup(client, email=f"taken{n}@example.org").status_code == 400
+    response = signup(client, email="taken3@example.org")
+    assert response.status_code == 429
+    assert "Too many failed sign-ins from your network address" in response.get_data(as_text=True)
+    # The same address cannot go on guessing passwords either; another address can sign up.
+    assert login(client, "taken0@example.org").status_code == 429
+    data = {"name": "Grace", "email": "new@example.org", "password": "a long enough secret",
+            "confirm": "a long enough secret"}
+    elsewhere = app.test_client().post("/r/signup", data=data, environ_base={"REMOTE_ADDR": "10.3.3.3"})
+    assert elsewhere.status_code == 302
 
 
 def test_signup_switched_off_refuses_without_invitation(app, client):
@@ -162,20 +182,40 @@ def test_next_never_leaves_the_site(app, client, make_researcher, target):
 # --- rate limits --------------------------------------------------------------------------
 
 
-def test_five_failures_lock_the_account_even_for_the_right_password(app, client, make_researcher):
+def test_wrong_passwords_lock_out_the_guessing_address_not_the_owner(app, client, make_researcher):
+    """Five failures stop that address guessing the account; the owner elsewhere still gets in."""
     make_researcher(email="ada@example.org")
     for _ in range(5):
         assert login(client, "ada@example.org", "wrong password").status_code == 401
     response = login(client, "ada@example.org")
     assert response.status_code == 429
-    assert "Too many failed sign-ins for this account" in response.get_data(as_text=True)
+    assert "for this account from your network address" in response.get_data(as_text=True)
     assert int(response.headers["Retry-After"]) > 0
-    # Another address trying the same account is refused too: the limit is the account's.
-    other = app.test_client()
-    assert login(other, "ada@example.org", environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 429
-    # Another account from the first address is not.
+    # The owner, from their own address, signs in with the right password.
+    owner = app.test_client()
+    assert login(owner, "ada@example.org", environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 302
+    # Another account from the first address is not limited either.
     make_researcher(email="bob@example.org")
     assert login(client, "bob@example.org").status_code == 302
+
+
+def test_guessing_from_many_addresses_meets_a_ceiling_that_spares_known_addresses(
+    app, make_researcher
+):
+    app.config["LOGIN_MAX_PER_ACCOUNT_TOTAL"] = 6
+    make_researcher(email="ada@example.org")
+    home = {"REMOTE_ADDR": "10.7.7.7"}
+    assert login(app.test_client(), "ada@example.org", environ_base=home).status_code == 302
+    for n in range(6):
+        response = login(app.test_client(), "ada@example.org", "wrong password",
+                         environ_base={"REMOTE_ADDR": f"10.0.1.{n}"})
+        assert response.status_code == 401
+    # A seventh new address is refused, even with the right password...
+    response = login(app.test_client(), "ada@example.org", environ_base={"REMOTE_ADDR": "10.0.2.1"})
+    assert response.status_code == 429
+    assert "from many addresses" in response.get_data(as_text=True)
+    # ...but the owner's address, where the account signed in before, is not.
+    assert login(app.test_client(), "ada@example.org", environ_base=home).status_code == 302
 
 
 def test_a_burst_of_simultaneous_guesses_gets_no_more_password_checks_than_the_limit(
@@ -186,14 +226,14 @@ def test_a_burst_of_simultaneous_guesses_gets_no_more_password_checks_than_the_l
     barrier = threading.Barrier(12)
     statuses = []
 
-    def guess(n: int) -> None:
+    def guess() -> None:
         client = app.test_client()
         barrier.wait()
         response = login(client, "ada@example.org", "wrong password",
-                         environ_base={"REMOTE_ADDR": f"10.0.0.{n}"})
+                         environ_base={"REMOTE_ADDR": "10.0.0.1"})
         statuses.append(response.status_code)
 
-    threads = [threading.Thread(target=guess, args=(n,)) for n in range(12)]
+    threads = [threading.Thread(target=guess) for _ in range(12)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -205,11 +245,12 @@ def test_a_burst_of_simultaneous_guesses_gets_no_more_password_checks_than_the_l
     with app.app_context():
         kept = db.session.scalar(sa.select(sa.func.count()).select_from(LoginAttempt))
     assert kept == statuses.count(401)  # refused attempts are not kept
-    # Topped up to five failures one by one, the account is locked for the right password too.
+    # Topped up to five failures one by one, the address is locked for the right password too.
     client = app.test_client()
     for _ in range(5 - statuses.count(401)):
-        assert login(client, "ada@example.org", "wrong password").status_code == 401
-    assert login(client, "ada@example.org").status_code == 429
+        assert login(client, "ada@example.org", "wrong password",
+                     environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 401
+    assert login(client, "ada@example.org", environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 429
 
 
 def test_failures_from_one_address_lock_it_for_every_account(app, client, make_researcher):
@@ -288,6 +329,58 @@ def test_password_change_ends_other_sessions_only(app, make_researcher):
     with app.app_context():
         assert db.session.scalar(sa.select(Researcher.session_version)) == 1
         assert "researcher.password_change" in db.session.scalars(sa.select(AuditEvent.action)).all()
+
+
+def copy_of_session(app, client):
+    """Return a new client holding a copy of the client's session cookie (a stolen cookie)."""
+    thief = app.test_client()
+    thief.set_cookie(app.config["SESSION_COOKIE_NAME"], client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value)
+    assert thief.get("/r/studies").status_code == 200
+    return thief
+
+
+def test_sign_out_ends_every_copy_of_the_session(app, client, make_researcher):
+    make_researcher(email="ada@example.org")
+    login(client, "ada@example.org")
+    thief = copy_of_session(app, client)
+    elsewhere = app.test_client()
+    login(elsewhere, "ada@example.org")
+    assert client.post("/r/logout").status_code == 302
+    response = thief.get("/r/studies")
+    assert response.status_code == 302 and "/r/login" in response.location
+    # Signing out signs out the account's other browsers too.
+    assert elsewhere.get("/r/studies").status_code == 302
+    # Signing in again works, with a session of its own.
+    assert login(client, "ada@example.org").status_code == 302
+    assert client.get("/r/studies").status_code == 200
+    assert thief.get("/r/studies").status_code == 302
+
+
+def test_password_change_ends_a_copied_cookie_of_this_browser(app, client, make_researcher):
+    make_researcher(email="ada@example.org")
+    login(client, "ada@example.org")
+    thief = copy_of_session(app, client)
+    client.post("/r/account", data={"current_password": PASSWORD, "new_password": "a brand new passphrase",
+                                    "confirm": "a brand new passphrase"})
+    assert client.get("/r/studies").status_code == 200
+    assert thief.get("/r/studies").status_code == 302
+
+
+def test_sign_out_everywhere_ends_every_other_session(app, client, make_researcher):
+    make_researcher(email="ada@example.org")
+    login(client, "ada@example.org")
+    thief = copy_of_session(app, client)
+    elsewhere = app.test_client()
+    login(elsewhere, "ada@example.org")
+    assert "Sign out everywhere" in client.get("/r/account").get_data(as_text=True)
+    response = client.post("/r/account/sessions")
+    assert response.status_code == 302 and response.location.endswith("/r/account")
+    assert client.get("/r/studies").status_code == 200
+    assert thief.get("/r/studies").status_code == 302
+    assert elsewhere.get("/r/studies").status_code == 302
+    with app.app_context():
+        assert db.session.scalar(sa.select(Researcher.session_version)) == 1
+        assert "researcher.sign_out_everywhere" in db.session.scalars(sa.select(AuditEvent.action)).all()
 
 
 @pytest.mark.parametrize(

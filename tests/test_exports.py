@@ -177,16 +177,16 @@ def test_line_breaks_inside_cells_are_quoted_and_rows_end_with_lf():
 
 
 EXPECTED_TRIALS = """\
-study,participant,list,trial,block,task,identity,condition,probe,is_match,measure,value,correct,rt_ms,attention_check
-faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,confidence,5,,210,0
-faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,same,1,1,640,0
-faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,confidence,4,,400,0
-faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,same,0,0,812.5,0
-faces-2025,b-second,B,3,recognition,match,P002,ai,P003,0,attention,0,0,700,1
-faces-2025,b-second,B,4,impressions,rate,P003,ai,,,trust,5,,1500,0
-faces-2025,b-second,B,4,impressions,rate,P003,ai,,,warmth,-2,,,0
-faces-2025,b-second,B,5,detection,detect,P002,real,,,source,ai,0,2000,0
-faces-2025,b-second,B,6,preference,choose,P001,,,,choice,real,,1100,0
+study,participant,list,trial,block,task,identity,condition,probe,is_match,measure,value,correct,rt_ms,attention_check,rt_flag
+faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,confidence,5,,210,0,
+faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,same,1,1,640,0,
+faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,confidence,4,,400,0,
+faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,same,0,0,812.5,0,
+faces-2025,b-second,B,3,recognition,match,P002,ai,P003,0,attention,0,0,700,1,
+faces-2025,b-second,B,4,impressions,rate,P003,ai,,,trust,5,,1500,0,
+faces-2025,b-second,B,4,impressions,rate,P003,ai,,,warmth,-2,,,0,
+faces-2025,b-second,B,5,detection,detect,P002,real,,,source,ai,0,2000,0,
+faces-2025,b-second,B,6,preference,choose,P001,,,,choice,real,,1100,0,
 """
 
 
@@ -199,7 +199,31 @@ def test_trials_csv_matches_the_contract_row_for_row(app, study_id):
 def test_trials_csv_header_is_exactly_the_contract_columns(app, study_id):
     with app.app_context():
         text = "".join(exports.trials_csv(study_id))
-    assert text.splitlines()[0].split(",") == list(analysis_io.TRIAL_COLUMNS)
+    assert text.splitlines()[0].split(",") == [
+        *analysis_io.TRIAL_COLUMNS, *analysis_io.DERIVED_TRIAL_COLUMNS
+    ]
+
+
+def test_implausible_response_times_are_kept_and_flagged(app, study_id, tmp_path):
+    """Below 50 ms is 'fast', above 10 minutes 'slow': exported as measured, never dropped."""
+    with app.app_context():
+        rows = db.session.scalars(sa.select(Response).where(Response.rt_ms.is_not(None))
+                                  .order_by(Response.id)).all()
+        for response, rt in zip(rows, (12.0, 49.9, 50.0, 600000.0, 600000.5, 3_600_000.0)):
+            response.rt_ms = rt
+        db.session.commit()
+        text = "".join(exports.trials_csv(study_id))
+        frame = exports.trials_dataframe(study_id)
+        (tmp_path / "trials.csv").write_text(text)
+    exported = [(r["rt_ms"], r["rt_flag"]) for r in read_csv(text)]
+    expected = {"12": "fast", "49.9": "fast", "50": "", "600000": "", "600000.5": "slow",
+                "3600000": "slow", "": ""}
+    assert all(flag == expected.get(rt, "") for rt, flag in exported), exported
+    assert {flag for _rt, flag in exported} == {"fast", "slow", ""}
+    # The analysis reads the flag (and checks it against rt_ms) from the file and the frame.
+    data = analysis_io.load(tmp_path / "trials.csv", scale_ranges={"warmth": (-3, 3)})
+    assert sorted(data.trials["rt_flag"].tolist()) == sorted(r["rt_flag"] for r in read_csv(text))
+    assert frame["rt_flag"].tolist() == [r["rt_flag"] for r in read_csv(text)]
 
 
 def test_attention_rows_score_the_instructed_answer(app, study_id):
@@ -394,6 +418,7 @@ def test_psychds_zip_holds_description_and_tables(app, study_id, tmp_path):
     measured = {v["name"] for v in description["variableMeasured"]}
     # psych-DS: every column of every data file is listed in variableMeasured.
     assert headers <= measured
+    assert "rt_flag" in measured
     assert "recruitment_id" not in measured
     data = analysis_io.load(path, scale_ranges={"warmth": (-3, 3)})
     assert len(data.trials) == 9 and len(data.participants) == 2
@@ -429,7 +454,7 @@ def audit_events(app) -> list[tuple[str, dict]]:
 
 
 def test_exports_page_lists_every_file_with_counts(client, study_id, member):
-    member("viewer")
+    member("editor")
     response = client.get(f"/r/studies/{study_id}/exports")
     body = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -440,6 +465,18 @@ def test_exports_page_lists_every_file_with_counts(client, study_id, member):
     # The recruitment-id box sits on the two files that hold participants, with its warning.
     assert body.count('type="checkbox"') == 2
     assert body.count("personal data that link the answers to a person") == 2
+
+
+def test_a_viewer_gets_no_recruitment_ids(client, study_id, member):
+    """Recruitment ids are personal data: the participants page's editor role, here too."""
+    member("viewer")
+    body = client.get(f"/r/studies/{study_id}/exports").get_data(as_text=True)
+    assert 'type="checkbox"' not in body and "needs the editor role" in body
+    for name in ("participants.csv", "psych-ds.zip"):
+        field = f"{name.replace('.', '-')}-recruitment_ids"
+        response = download(client, study_id, name, **{field: "y"})
+        assert response.status_code == 403
+        assert "PID-77" not in response.get_data(as_text=True)
 
 
 def test_a_viewer_downloads_trials_csv_streamed_and_audited(app, client, study_id, member):
@@ -458,7 +495,7 @@ def test_a_viewer_downloads_trials_csv_streamed_and_audited(app, client, study_i
 
 
 def test_recruitment_ids_only_when_the_box_is_ticked(app, client, study_id, member):
-    member("viewer")
+    member("editor")
     # Each streamed response is read before the next request, as a browser would.
     plain = download(client, study_id, "participants.csv").get_data(as_text=True)
     ticked = download(client, study_id, "participants.csv", **{"participants-csv-recruitment_ids": "y"})

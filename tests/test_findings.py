@@ -96,7 +96,7 @@ def test_claim_guard_wording_is_the_same_everywhere(app, client, demo):
     assert professional.startswith("Preregistered: There was no reliable difference in ratings "
                                    "of professional")
     assert "equivalence test (TOST)" in professional
-    assert recognition.startswith("Preregistered: Inconclusive: the data neither show a "
+    assert recognition.startswith("Preregistered (inconclusive): the data neither show a "
                                   "difference in recognition accuracy")
     assert "no reliable difference" not in trust + recognition
     assert "Exploratory: " in findings["choice_real"]["claim"]
@@ -158,8 +158,11 @@ def test_public_page_charts_citation_and_embed(app, client, demo, published):
         assert (image.format, image.size) == ("PNG", (1200, 675))
     svg = client.get("/f/demo/charts/trust.svg")
     assert svg.mimetype == "image/svg+xml" and b"<svg" in svg.data
-    assert client.get("/f/demo/charts/trust.svg", headers={
-        "If-None-Match": svg.headers["ETag"]}).status_code == 304
+    cached = client.get("/f/demo/charts/trust.svg", headers={"If-None-Match": svg.headers["ETag"]})
+    assert cached.status_code == 304
+    # Unpublishing must take charts down: revalidated on every use, never "immutable".
+    for response in (png, svg, cached):
+        assert response.headers["Cache-Control"] == "public, no-cache"
     assert client.get("/f/demo/charts/nothing.png").status_code == 404
     assert client.get("/f/demo/charts/trust.bmp").status_code == 404
 
@@ -171,7 +174,7 @@ def test_public_page_charts_citation_and_embed(app, client, demo, published):
     assert "Demo researcher (20" in text
     assert "Demo: real photographs vs AI headshots. Likeness findings, published" in text
     assert "http://localhost/f/demo" in text
-    assert f"data SHA-256 {report.data_sha256[:16]}" in text
+    assert f"data SHA-256 {service.cited_sha256(report)[:16]}" in text
     assert f"analysis {report.analysis_version}" in text
     assert '<iframe src="http://localhost/f/demo/embed"' in text
     assert f"{len(published)} participants took part through Prolific" in text

@@ -1,11 +1,11 @@
-"""The trial page after an answer: read by the statement that stored the answer (PostgreSQL)."""
+"""The trial page after an answer: read from the database on every request, never kept."""
 
 from __future__ import annotations
 
 import pytest
 
 from survey.models import Response
-from survey.participant import hotdb, routes, service
+from survey.participant import service
 from survey.participant.simulate import agree
 from tests.test_participant_answers import responses
 from tests.test_participant_support import (
@@ -33,18 +33,12 @@ def page_reads(monkeypatch) -> list[str]:
     return calls
 
 
-def on_postgres(app) -> bool:
-    """Tell whether the app's hot path runs on PostgreSQL (where answers read the next page)."""
-    with app.app_context():
-        return hotdb.is_postgres()
-
-
 def post(client, form, data=None):
     """Answer a trial form as a browser does (with its ticket)."""
     return client.post(form.action, data={**(data or first_answers(form)), **form.hidden})
 
 
-def test_the_page_after_an_answer_needs_no_query_and_is_the_next_trial(
+def test_the_page_after_an_answer_is_read_from_the_database_and_is_the_next_trial(
     app, client, demo, page_reads
 ):
     agree(client, "demo")
@@ -52,30 +46,16 @@ def test_the_page_after_an_answer_needs_no_query_and_is_the_next_trial(
     assert post(client, first).status_code == 303
     page_reads.clear()
     second = trial_form(client)
-    assert page_reads == ([] if on_postgres(app) else [participants(app)[0].public_id])
+    assert page_reads == [participants(app)[0].public_id]
     assert trial_id(second) != trial_id(first)
     # What the database says now, read afresh: the same trial, the same ticket.
     with app.test_request_context():
         fresh = service.page_state("demo", participants(app)[0].public_id, app.secret_key)
     assert fresh.current.id == trial_id(second) and fresh.ticket == second.ticket
     assert fresh.current.total == second.total
-    # The kept page is shown once: a reload reads the database.
-    page_reads.clear()
-    assert trial_id(trial_form(client)) == trial_id(second)
-    assert len(page_reads) == 1
 
 
-def test_a_page_kept_too_long_is_read_again(app, client, demo, page_reads, monkeypatch):
-    agree(client, "demo")
-    assert post(client, trial_form(client)).status_code == 303
-    clock = routes.time.monotonic() + routes.NEXT_PAGE_SECONDS + 1
-    monkeypatch.setattr(routes.time, "monotonic", lambda: clock)
-    page_reads.clear()
-    assert trial_form(client) is not None
-    assert len(page_reads) == 1
-
-
-def test_a_kept_page_overtaken_by_another_tab_stores_nothing_twice(app, client, demo):
+def test_a_page_overtaken_by_another_tab_shows_the_current_trial(app, client, demo):
     agree(client, "demo")
     first = trial_form(client)
     assert post(client, first).status_code == 303
@@ -89,23 +69,16 @@ def test_a_kept_page_overtaken_by_another_tab_stores_nothing_twice(app, client, 
             service.STORED
         )
     before = count(app, Response)
-    # On PostgreSQL this tab is shown the kept page: the trial just answered elsewhere. Its
-    # answer is refused as a repeat (nothing stored, the first answer kept) and the next page
-    # is the current one. (Elsewhere the page is read afresh and shows the current trial.)
+    # This tab is shown the trial after the one answered elsewhere (never that one again),
+    # and its answer is stored.
     shown = trial_form(client)
-    stale = trial_id(shown) == fresh.current.id
-    assert stale == on_postgres(app)
-    reply = post(client, shown)
-    assert reply.status_code == 303
-    assert count(app, Response) == before + (0 if stale else len(shown.choices))
+    assert trial_id(shown) not in (trial_id(first), fresh.current.id)
+    assert post(client, shown).status_code == 303
+    assert count(app, Response) == before + len(shown.choices)
     assert responses(app, fresh.current.id) == {"same": ("0", None), "confidence": ("5", None)}
-    current = trial_form(client)
-    assert trial_id(current) not in (trial_id(first), fresh.current.id)
-    if not stale:
-        assert trial_id(current) != trial_id(shown)
 
 
-def test_the_last_answer_leads_on_from_the_kept_page(app, client, demo):
+def test_the_last_answer_leads_on_to_the_questions(app, client, demo):
     agree(client, "demo")
     answer_trials(client, 34)
     last = trial_form(client)
@@ -116,7 +89,7 @@ def test_the_last_answer_leads_on_from_the_kept_page(app, client, demo):
     assert participants(app)[0].status == "completed"
 
 
-def test_withdrawing_drops_the_kept_page(app, client, demo):
+def test_a_participant_who_withdrew_after_an_answer_sees_no_trial(app, client, demo):
     agree(client, "demo")
     assert post(client, trial_form(client)).status_code == 303
     # Withdrawn (from this tab's withdraw page) before the redirect was followed.

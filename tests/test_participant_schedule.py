@@ -12,6 +12,7 @@ from survey import design
 from survey.extensions import db
 from survey.models import Identity, Participant, Study, Trial
 from survey.participant import service
+from survey.studies import design_sha256
 from tests.test_participant_support import demo, set_study  # noqa: F401 (demo: a fixture)
 
 
@@ -184,6 +185,11 @@ def test_a_design_that_cannot_run_starts_nobody_and_writes_nothing(app, demo):
         identity = db.session.scalars(sa.select(Identity)).first()
         db.session.delete(identity)
         db.session.add(Identity(study_id=demo, code="P999"))  # no headshots at all
+        db.session.flush()
+        # Frozen as it is now, so that the start reaches the design's own checks.
+        study = db.session.get(Study, demo)
+        db.session.refresh(study)
+        study.design_sha256 = design_sha256(study)
         db.session.commit()
     with pytest.raises(design.DesignError):
         start(app, demo)

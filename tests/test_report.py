@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 
 from survey.extensions import db
 from survey.findings import service
-from survey.models import Report, Study, utcnow
+from survey.models import Block, Report, Study, utcnow
 from tests.conftest import sign_in
 from tests.test_findings_support import (
     FAST,
@@ -71,6 +71,11 @@ def test_report_shows_sample_findings_tests_figures_and_methods(app, client, dem
     for test in results["tests"]:
         if test["method"] in ("lmm", "glmm"):
             assert test["formula"] in text
+    # The detection model's estimate is AI minus real on the log-odds scale, labelled so in its
+    # own row (not with the one-sample tests' "minus chance").
+    assert text.count("AI minus real, log-odds of a correct answer") == sum(
+        t["method"] == "glmm" for t in results["tests"])
+    assert "mean minus 0.5" not in text
     assert "Exploratory" in text and "Preregistered" not in text.replace("preregistered", "")
     # Figures: alt text with numbers on every image, served as SVG.
     images = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', response.get_data(as_text=True))
@@ -240,9 +245,29 @@ def test_downloads_are_complete_and_self_contained(app, client, demo, monkeypatc
     svg = client.get(f"{base}/figures/paired_trust.svg")
     cached = client.get(f"{base}/figures/paired_trust.svg", headers={"If-None-Match": svg.headers["ETag"]})
     assert cached.status_code == 304
+    # A report can be recomputed or deleted: its figures are revalidated on every use.
+    for response in (png, svg, cached):
+        assert response.headers["Cache-Control"] == "private, no-cache"
     assert client.get(f"{base}/figures/no_such_figure.svg").status_code == 404
     assert client.get(f"{base}/figures/paired_trust.gif").status_code == 404
     assert client.get(f"/r/studies/{demo}/report/{report.id + 1}/results.json").status_code == 404
+
+
+def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, monkeypatch):
+    """Regression: "2 checks" (a count, not positions) made the report, its HTML and Publish 500."""
+    count_analyses(monkeypatch)
+    with app.app_context():
+        block = db.session.scalar(sa.select(Block).where(Block.study_id == demo, Block.task == "rate"))
+        block.settings = {**block.settings, "attention_checks": 2}
+        db.session.commit()
+    fill(app, demo, 4)
+    sign_in(client, app, owner_id(app))
+    page = client.get(f"/r/studies/{demo}/report")
+    assert page.status_code == 200
+    assert "with 2 attention checks" in page_text(page)
+    with app.app_context():
+        report = db.session.scalar(sa.select(Report))
+    assert client.get(f"/r/studies/{demo}/report/{report.id}/report.html").status_code == 200
 
 
 def test_bundle_refuses_data_that_changed_since_the_report(app, client, demo, monkeypatch):
@@ -314,7 +339,8 @@ def test_methods_paragraph_names_sample_design_rules_tests_and_software():
                            "(list A: 56, list B: 57; desktop: 80, mobile: 33).")
     assert "The stimuli showed 24 identities" in text
     assert ("(1) a recognition block (recognition): a headshot (real or AI) and an in-person "
-            "probe photo one after the other (1500 ms each)") in text
+            "probe photo one after the other (the headshot alone for 1500 ms, then the probe photo "
+            "until the answer)") in text
     assert "with 1 attention check; (2) a first-impression block (impressions)" in text
     assert "trust (1–7, “How much do you trust this person?”)" in text
     assert "2 counterbalancing lists" in text and "fewest completed participants" in text
@@ -331,7 +357,12 @@ def test_methods_paragraph_names_sample_design_rules_tests_and_software():
 def test_plain_warnings_cover_small_n_singular_fits_targets_and_balance():
     """The warnings a reader must see, in words: each case and the quiet case."""
     results = {"n_participants": 12, "n_identities": 8, "tests": [
-        {"outcome": "recognition_accuracy", "method": "glmm", "singular": True, "converged": True},
+        {"outcome": "recognition_accuracy", "method": "glmm", "singular": True, "converged": True,
+         "notes": ["singular fit: the (Intercept) variance for participant is estimated at (or "
+                   "near) zero (theta = 0)"]},
+        {"outcome": "detection_accuracy", "method": "glmm", "singular": True, "converged": True,
+         "notes": ["singular fit: the conditionai effect for identity is perfectly correlated "
+                   "with the intercept (correlation +-1)"]},
         {"outcome": "trust", "method": "lmm", "singular": False, "converged": False}]}
     sample = {"by_list": [{"list": "A", "included": 9}, {"list": "B", "included": 3}]}
     notes = service.plain_warnings(results, sample, {"target_n": 100})
@@ -341,9 +372,13 @@ def test_plain_warnings_cover_small_n_singular_fits_targets_and_balance():
         "The preregistered target was 100 included participants; 12 are included so far.",
         ("Only 8 identities were shown: the tests over identities have little power, and the "
          "results may not generalise to other people."),
-        ("The mixed model of recognition accuracy is singular: a random-effect variance was "
-         "estimated at zero, so the model is simpler than its formula; read it beside the "
-         "participant-level test."),
+        ("The mixed model of recognition accuracy is singular: the intercept variance across "
+         "participants was estimated at zero, so the model is simpler than its formula; read it "
+         "beside the participant-level test."),
+        # A +-1 correlation is not a zero variance: the note names the cause it has.
+        ("The mixed model of detection accuracy is singular: the AI-versus-real slope across "
+         "identities is perfectly correlated (±1) with the intercept, so the model is simpler "
+         "than its formula; read it beside the participant-level test."),
         "The mixed model of trust did not converge: do not rely on it.",
         ("The counterbalancing lists are unbalanced (list A: 9, list B: 3 included "
          "participants): each identity was not seen equally often in each condition."),

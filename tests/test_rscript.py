@@ -92,8 +92,10 @@ def test_script_runs_every_test_of_results_with_r_calls(results):
         if name is not None:
             assert re.search(rf'^{name}\("{test["outcome"]}"', script, flags=re.MULTILINE), test
     assert "t.test(w$ai, w$real, paired = TRUE)" in script
-    assert "wilcox.test(w$ai, w$real, paired = TRUE, exact = FALSE, correct = FALSE)" in script
-    assert "wilcox.test(x$value, mu = mu, exact = FALSE, correct = FALSE)" in script
+    # correct = FALSE unless the test in results.json used the continuity correction.
+    assert "run_wilcoxon_paired <- function(outcome, level, family, w, correct = FALSE)" in script
+    assert "wilcox.test(w$ai, w$real, paired = TRUE, exact = FALSE, correct = correct)" in script
+    assert "wilcox.test(x$value, mu = mu, exact = FALSE, correct = correct)" in script
     assert "t.test(x$value, mu = mu)" in script
     assert "binom.test(sum(value), length(value), p = chance)" in script
     # TOST: two one-sided tests against the preregistered bounds of each outcome.

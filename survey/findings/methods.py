@@ -10,6 +10,7 @@ from typing import Any
 
 from analysis.findings import CORRECTION_NAMES
 from analysis.vocabulary import DEFAULT_RULES, FIXED_OUTCOMES
+from survey.design import attention_check_count
 
 TASK_PHRASES = {
     "match": "a recognition block ({name}): a headshot (real or AI) and an in-person probe photo "
@@ -55,16 +56,17 @@ def _block_phrase(block: dict[str, Any]) -> str:
     settings = block.get("settings") or {}
     confidence = " and how sure they were (1–5)" if settings.get("confidence", True) else ""
     presentation = ("side by side" if settings.get("presentation", "side_by_side") == "side_by_side"
-                    else f"one after the other ({settings.get('exposure_ms', 1500)} ms each)")
+                    else "one after the other (the headshot alone for "
+                    f"{settings.get('exposure_ms', 1500)} ms, then the probe photo until the answer)")
     scales = _join([f"{s.get('key', '').replace('_', ' ')} ({s.get('min', 1)}–{s.get('max', 7)}"
                     f"{', “' + s['question'] + '”' if s.get('question') else ''})"
                     for s in settings.get("scales", [])]) or "a rating scale"
     phrase = TASK_PHRASES.get(block.get("task"), "a {name} block").format(
         name=block.get("name", ""), presentation=presentation, confidence=confidence,
         scales=scales, question=settings.get("question", "Which photo do you trust more?"))
-    checks = settings.get("attention_checks") or []
+    checks = attention_check_count(settings.get("attention_checks"))
     if checks:
-        phrase += f", with {_count(len(checks), 'attention check')}"
+        phrase += f", with {_count(checks, 'attention check')}"
     return phrase
 
 
@@ -124,6 +126,9 @@ def _tests_sentence(results: dict[str, Any]) -> str:
     methods = {t.get("method") for t in tests}
     outcomes = list(dict.fromkeys(t.get("outcome") for t in tests))
     paired = [o for o in outcomes if o not in FIXED_OUTCOMES or FIXED_OUTCOMES[o].paired]
+    # Said as the tests ran (R's wilcox.test defaults to correct = TRUE; the report's do not).
+    corrected = any(t.get("continuity_correction") for t in tests if t.get("method") == "wilcoxon")
+    continuity = "with" if corrected else "no"
     single = [o for o in outcomes if o in FIXED_OUTCOMES and not FIXED_OUTCOMES[o].paired]
     sentences = []
     if paired:
@@ -131,7 +136,8 @@ def _tests_sentence(results: dict[str, Any]) -> str:
             "For each within-participant outcome (" + _join([_label(o) for o in paired])
             + "), each participant's mean in the AI condition was compared with their mean in the "
             "real condition by a paired t-test (effect size d_z) and a Wilcoxon signed-rank test "
-            "(normal approximation, no continuity correction); the same tests were repeated over "
+            f"(normal approximation, {continuity} continuity correction); the same tests were "
+            "repeated over "
             "identities (each identity's mean across participants) to check that the effects "
             "generalise over the people photographed.")
     if single:

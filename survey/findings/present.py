@@ -7,10 +7,11 @@ module only lays out the numbers beside it. Pure functions, no Flask.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from analysis.findings import corrected_p, format_p
+from analysis.findings import ci_label, ci_unadjusted, corrected_p, format_p
 from analysis.results import (
     FigureSpec,
     descriptive,
@@ -68,6 +69,128 @@ def statistic_text(test: dict) -> str:
     return number(stat)
 
 
+# Readable names of the correction families (results.json's own "label" wins when present).
+FAMILY_NAMES = {
+    "primary": "Primary outcomes", "secondary": "Secondary outcomes",
+    "participant_wilcoxon": "Wilcoxon tests, participants",
+    "identity_t": "t-tests, identities", "identity_wilcoxon": "Wilcoxon tests, identities",
+    "equivalence": "Equivalence tests (TOST)",
+    "pooled_binomial": "Binomial tests, all trials pooled",
+    "mixed": "Mixed models",
+}
+LEVEL_NAMES = {"participant": "Participants", "identity": "Identities", "trial": "Trials"}
+
+
+def family_name(results: dict, family: str | None) -> str:
+    """'Wilcoxon tests, participants' for 'participant_wilcoxon'."""
+    stored = next((f.get("label") for f in results.get("families", [])
+                   if f.get("family") == family and f.get("label")), None)
+    return stored or FAMILY_NAMES.get(family or "", str(family))
+
+
+def method_name(test: dict) -> str:
+    """The test's name, saying which continuity correction a Wilcoxon test used."""
+    name = METHOD_NAMES.get(test.get("method"), str(test.get("method")))
+    if test.get("method") == "wilcoxon":
+        corrected = bool(test.get("continuity_correction"))
+        name += " (with continuity correction)" if corrected else " (no continuity correction)"
+    return name
+
+
+def display_scale(results: dict, test: dict) -> tuple[float, int, str]:
+    """Multiplier, decimals and unit of a test's estimate on the page (as the claims print it)."""
+    outcome = outcome_of(results, test["outcome"])
+    if test.get("method") == "glmm":
+        return 1.0, 2, "log-odds"
+    factor = scale_factor(outcome)
+    if factor == 100:
+        return factor, 1, "percentage points"
+    if outcome.kind == "rating":
+        return 1.0, 2, unit_words(outcome)
+    return 1.0, 2, "d′ units" if outcome.kind == "sdt" else ""
+
+
+def estimate_label(results: dict, test: dict) -> str:
+    """What a test's estimate is, in the unit the page prints it in."""
+    outcome = outcome_of(results, test["outcome"])
+    _factor, _digits, unit = display_scale(results, test)
+    if test.get("method") == "glmm":
+        return "AI minus real, log-odds of a correct answer"
+    median = test.get("method") == "wilcoxon"
+    if outcome.paired or test.get("method") == "lmm":
+        what = "pseudo-median of AI minus real" if median else "AI minus real"
+    elif outcome.kind in ("proportion", "share"):
+        what = ("pseudo-median" if median else "share" if outcome.kind == "share" else
+                "accuracy") + f" minus chance ({outcome.reference_value * 100:g}%)"
+    else:
+        what = ("pseudo-median" if median else outcome.label) + \
+            f" minus {outcome.reference_value:g}"
+    return f"{what}, {unit}" if unit else what
+
+
+_TERM_NAMES = {"(Intercept)": "intercept", "conditionai": "AI-versus-real slope"}
+_GROUP_NAMES = {"participant": "participants", "identity": "identities"}
+
+
+def singular_cause(test: dict) -> str:
+    """Why a mixed model is singular, from its notes: a zero variance or a ±1 correlation."""
+    causes = []
+    for note in test.get("notes") or []:
+        zero = re.match(r"singular fit: the (\S+) variance for (\w+) is estimated at", note)
+        tied = re.match(r"singular fit: the (\S+) effect for (\w+) is perfectly correlated", note)
+        if zero:
+            causes.append(f"the {_TERM_NAMES.get(zero[1], zero[1])} variance across "
+                          f"{_GROUP_NAMES.get(zero[2], zero[2])} was estimated at zero")
+        elif tied:
+            causes.append(f"the {_TERM_NAMES.get(tied[1], tied[1])} across "
+                          f"{_GROUP_NAMES.get(tied[2], tied[2])} is perfectly correlated (±1) "
+                          "with the intercept")
+    return "; ".join(causes) or ("a random-effect variance was estimated at zero or a "
+                                 "correlation at ±1")
+
+
+def test_row(results: dict, test: dict) -> dict:
+    """One row of an outcome's test table, in the unit of the claims, every label explicit."""
+    factor, digits, _unit = display_scale(results, test)
+    alpha = results.get("alpha", 0.05)
+    has_ci = test.get("ci_low") is not None and test.get("ci_high") is not None
+    return {
+        "test": method_name(test),
+        "formula": test.get("formula"),
+        "singular": bool(test.get("singular")),
+        "singular_cause": singular_cause(test) if test.get("singular") else "",
+        "converged": test.get("converged", True) is not False,
+        "level": LEVEL_NAMES.get(test.get("level"), test.get("level")),
+        "estimate_label": estimate_label(results, test),
+        "estimate": number(_times(test.get("estimate"), factor), digits),
+        "ci_label": ci_label(test),
+        "ci_unadjusted": ci_unadjusted(test),
+        "ci": (f"{number(_times(test.get('ci_low'), factor), digits)} to "
+               f"{number(_times(test.get('ci_high'), factor), digits)}") if has_ci else "—",
+        "statistic": statistic_text(test),
+        "p": p_value(test.get("p_value"), alpha),
+        "p_adjusted": p_value(test.get("p_adjusted"), alpha),
+        "family": family_name(results, test.get("family")),
+        "effect": (f"{EFFECT_NAMES.get(test.get('effect_size_name'), test.get('effect_size_name'))}"
+                   f" = {number(test.get('effect_size'))}"
+                   if test.get("effect_size") is not None else "—"),
+        "n": test.get("n"),
+        "preregistered": bool(test.get("preregistered")),
+    }
+
+
+def descriptive_row(results: dict, row: dict) -> dict:
+    """A descriptives row in the unit the claims use (percent for accuracies and shares)."""
+    factor = scale_factor(outcome_of(results, row["outcome"]))
+    digits = 1 if factor == 100 else 3
+    value = {key: number(_times(row.get(key), factor), digits)
+             for key in ("mean", "sd", "ci_low", "ci_high", "median")}
+    return {**value, "level": LEVEL_NAMES.get(row.get("level"), row.get("level")),
+            "condition": {"real": "Real photograph", "ai": "AI headshot"}.get(
+                row.get("condition"), "Both" if row.get("condition") is None else
+                row.get("condition")), "n": row.get("n"), "unit": "%" if factor == 100 else ""}
+
+
 @dataclass
 class Facts:
     """The numbers beside a claim, in the unit the claim uses."""
@@ -79,6 +202,7 @@ class Facts:
     preregistered: bool
     verdict: str
     test: str
+    ci_label: str = "95% CI"
 
 
 def claim_facts(results: dict, finding: dict) -> Facts | None:
@@ -93,13 +217,13 @@ def claim_facts(results: dict, finding: dict) -> Facts | None:
     digits = 1 if factor == 100 else 2
     label = "AI minus real" if outcome.paired else (
         "difference from chance" if outcome.reference_value else "difference from zero")
-    unit = unit_words(outcome)
+    unit = display_scale(results, test)[2]
     p = corrected_p(test)
     correction = test.get("correction")
     p_name = {"holm": "Holm-adjusted p ", "bh": "BH-adjusted p "}.get(correction, "p ")
     n = test.get("n")
     return Facts(
-        estimate=f"{label}: {number(_times(test.get('estimate'), factor), digits)} {unit}",
+        estimate=f"{label}: {number(_times(test.get('estimate'), factor), digits)} {unit}".strip(),
         ci=f"{number(_times(test.get('ci_low'), factor), digits)} to "
            f"{number(_times(test.get('ci_high'), factor), digits)}",
         p=p_name + p_value(p, results.get("alpha", 0.05)),
@@ -107,6 +231,7 @@ def claim_facts(results: dict, finding: dict) -> Facts | None:
         preregistered=bool(finding.get("preregistered")),
         verdict=VERDICT_NAMES.get(finding.get("verdict"), str(finding.get("verdict"))),
         test=METHOD_NAMES.get(test.get("method"), str(test.get("method"))),
+        ci_label=ci_label(test),
     )
 
 
@@ -127,6 +252,10 @@ class OutcomeSection:
     descriptives: list[dict]
     tests: list[dict]
     figures: list[FigureSpec] = field(default_factory=list)
+    test_rows: list[dict] = field(default_factory=list)
+    descriptive_rows: list[dict] = field(default_factory=list)
+    hypothesis: str = ""
+    sort_key: tuple = ()
 
 
 def figure_outcomes(spec_name: str) -> tuple[str, ...]:
@@ -148,19 +277,25 @@ def outcome_sections(results: dict, specs: list[FigureSpec]) -> list[OutcomeSect
     placed: set[str] = set()
     # An outcome that could not be tested still has a finding that says why.
     names = dict.fromkeys(outcomes_in(results) + [f["outcome"] for f in findings.values()])
-    for name in names:
+    hypotheses = {h.get("outcome"): h for h in (results.get("plan") or {}).get("hypotheses", [])}
+    for index, name in enumerate(names):
         outcome = outcome_of(results, name)
         finding = findings.get(name)
         rows = [d for d in results.get("descriptives", []) if d.get("outcome") == name]
         figures = [s for s in specs if s.name not in placed and figure_outcomes(s.name)[0] == name]
         placed.update(s.name for s in figures)
         label = outcome.label[0].upper() + outcome.label[1:]
+        tests = [t for t in results.get("tests", []) if t.get("outcome") == name]
+        hypothesis = hypotheses.get(name)
         sections.append(OutcomeSection(
             name=name, label=label, finding=finding,
             facts=claim_facts(results, finding) if finding else None,
-            descriptives=rows,
-            tests=[t for t in results.get("tests", []) if t.get("outcome") == name],
-            figures=figures))
+            descriptives=rows, tests=tests, figures=figures,
+            test_rows=[test_row(results, t) for t in tests],
+            descriptive_rows=[descriptive_row(results, d) for d in rows],
+            hypothesis=(hypothesis.get("text") or hypothesis.get("direction", "")) if hypothesis
+            else "",
+            sort_key=(not (finding or {}).get("preregistered"), hypothesis is None, index)))
     return sections
 
 

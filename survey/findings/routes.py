@@ -17,6 +17,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -26,14 +27,15 @@ from flask_login import current_user
 from markupsafe import escape
 
 from analysis.results import FORMATS, card_alt
+from survey.errors import render_error
 from survey.extensions import db
 from survey.findings import bp, present, service
 from survey.findings.forms import ActionForm
 from survey.models import Report, Study
-from survey.researcher.access import requires_role
+from survey.researcher.access import lock_for_change, requires_role
 
 # Bump when figures are drawn differently, so cached copies are not reused.
-FIGURES_VERSION = "1"
+FIGURES_VERSION = "2"  # 2: within-participant (Cousineau-Morey) intervals
 EMBED_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
              "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors *")
 SAFE_NAME = re.compile(r"[a-z0-9_]{1,64}")
@@ -68,8 +70,9 @@ def _etag_response(etag: str, make, mimetype: str, public: bool, filename: str |
         if filename:
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.set_etag(etag)
-    # Public copies are revalidated on every use (a cheap 304), so unpublishing takes them down.
-    response.headers["Cache-Control"] = "public, no-cache" if public else "private, max-age=3600"
+    # Revalidated on every use (a cheap 304): unpublishing takes public copies down, and a
+    # report recomputed or deleted (SQLite may then reuse its id) is never shown from a cache.
+    response.headers["Cache-Control"] = "public, no-cache" if public else "private, no-cache"
     return response
 
 
@@ -130,7 +133,7 @@ def report(study: Study, role: str):
 
 
 @bp.post("/r/studies/<int:study_id>/report/retry")
-@requires_role("viewer")
+@requires_role("editor")
 def retry(study: Study, role: str):
     """Forget the failed computations so the report is computed again."""
     form = ActionForm()
@@ -145,6 +148,8 @@ def _owner_action(study: Study, act, done) -> Response:
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400, description="The form expired; reload the report and try again.")
+    # The study's state is checked on its locked row: a reopening waits, or is seen.
+    study = lock_for_change(study, "owner")
     try:
         act(study, current_user)
     except service.PublishError as exc:
@@ -251,10 +256,22 @@ def download_bundle(study: Study, role: str, report_id: int):
 
 
 def _public_or_404(slug: str) -> tuple[Study, Report]:
-    """The study and its published report, else 404 (unknown and unpublished look the same)."""
+    """The study and its published report, else 404 (unknown and unpublished look the same).
+
+    Published findings being recomputed after a withdrawal answer 503 with a page that says so:
+    nothing computed from the withdrawn person's data is shown meanwhile.
+    """
     study, report = service.public_study(slug)
     if study is None:
         abort(404)
+    if report is None:
+        withdrew = service.withdrawn_since_published(study)
+        when = f" on {withdrew:%d %B %Y}" if withdrew is not None else ""
+        abort(make_response(render_error(
+            503, "Findings being updated",
+            f"A participant of “{study.title}” withdrew{when}, and their data were deleted. The "
+            "findings are being recomputed from the remaining data and are not shown until "
+            "then.", {"Retry-After": "60", "Cache-Control": "no-store"})))
     return study, report
 
 
@@ -262,11 +279,11 @@ def _public_context(study: Study, report: Report) -> dict:
     """What the public page and the embed need: aggregates only."""
     results = service.public_results(report)
     url = url_for("findings.public", slug=study.slug, _external=True)
-    published = report.published_at or study.findings_published_at
+    published = study.findings_published_at or report.published_at
     team = service.team(study)
     citation = (f"{', '.join(team)} ({published:%Y}). {study.title}. Likeness findings, "
                 f"published {published:%d %B %Y}. {url} (data SHA-256 "
-                f"{report.data_sha256[:16]}…, analysis {report.analysis_version}).")
+                f"{service.cited_sha256(report)[:16]}…, analysis {report.analysis_version}).")
     embed_url = url_for("findings.embed", slug=study.slug, _external=True)
     return {
         "study": study,
@@ -282,6 +299,8 @@ def _public_context(study: Study, report: Report) -> dict:
                           'width="100%" height="480" loading="lazy"></iframe>'),
         "team": team,
         "published": published,
+        # Set when the findings shown were recomputed after a participant withdrew.
+        "updated": service.withdrawn_since_published(study),
         "card_alt": lambda finding: card_alt(finding, study.title, results.get("n_participants")),
         "present": present,
     }

@@ -6,6 +6,13 @@ runs again only when new data arrived or the analysis changed. Small studies are
 the request; large ones in a background thread with an app context of its own, while the page
 shows a progress state that refreshes itself. Publishing snapshots one finished report.
 
+A withdrawal (or a researcher's deletion of a participant's data) deletes every stored report of
+the study in its own transaction (`forget_reports`): each may hold the person's id and scores.
+A computation that read its inputs before a withdrawal stores nothing (`compute` checks that in
+its UPDATE). Published findings stay published and are recomputed from the remaining data on
+the next visit; until then the public page says it is being updated, and afterwards that it was
+updated after a participant withdrew, with the date.
+
 pandas and the analysis that needs it (with NumPy, SciPy, statsmodels and matplotlib) are
 imported inside the functions that compute, hash or draw, never when the app starts: a web
 worker that serves participants or exports stays small.
@@ -34,6 +41,7 @@ import analysis
 from analysis.rscript import r_script
 from survey import audit, design, exports
 from survey.extensions import db
+from survey.findings import present
 from survey.findings.methods import methods_paragraph
 from survey.models import (
     Participant,
@@ -83,6 +91,9 @@ class StudyInputs:
     plan: dict | None
     scale_ranges: dict
     data_sha256: str
+    # Withdrawn participants when the tables were read: a larger count at storing time means
+    # someone withdrew meanwhile, and the results may hold their data.
+    withdrawn: int = 0
 
 
 @dataclass
@@ -157,13 +168,23 @@ def data_hash(trials: pd.DataFrame, participants: pd.DataFrame, plan: dict | Non
     return digest.hexdigest()
 
 
+def _withdrawn_count(study_id: int) -> sa.ScalarSelect:
+    """The number of the study's withdrawn participants (preview runs are never analysed)."""
+    return (sa.select(sa.func.count()).select_from(Participant)
+            .where(Participant.study_id == study_id, Participant.is_preview.is_(False),
+                   Participant.status == "withdrawn")
+            .scalar_subquery())
+
+
 def load_inputs(study: Study) -> StudyInputs:
     """Read the study's exported tables, plan and scale ranges, and hash them."""
+    # Counted before the tables are read, so a withdrawal during the read is noticed too.
+    withdrawn = db.session.scalar(sa.select(_withdrawn_count(study.id)))
     trials = exports.trials_dataframe(study.id)
     participants = exports.participants_dataframe(study.id)
     plan = current_plan(study)
     return StudyInputs(trials, participants, plan, exports.scale_ranges(study.id),
-                       data_hash(trials, participants, plan))
+                       data_hash(trials, participants, plan), withdrawn)
 
 
 def _remember(stamp: str, sha: str) -> None:
@@ -289,12 +310,18 @@ def analyse(*args: Any, **kwargs: Any) -> Any:
     return run_analysis(*args, **kwargs)
 
 
-def compute(report_id: int, inputs: StudyInputs) -> None:
-    """Run the analysis for a pending report row and store its results (or its failure)."""
+def compute(report_id: int, inputs: StudyInputs) -> bool:
+    """Run the analysis for a pending report row and store its results (or its failure).
+
+    Returns False when nothing was stored because the row is gone or a participant withdrew
+    after the inputs were read (the row is then deleted: the next visit computes again).
+    """
     report = db.session.get(Report, report_id)
     if report is None or report.status not in ("pending", "running"):
-        return
-    study = db.session.get(Study, report.study_id)
+        return False
+    study_id = report.study_id
+    stamp = (report.results or {}).get(REPORT_DATA, {}).get("stamp")
+    study = db.session.get(Study, study_id)
     report.status = "running"
     db.session.commit()
     try:
@@ -302,26 +329,36 @@ def compute(report_id: int, inputs: StudyInputs) -> None:
                          scale_ranges=inputs.scale_ranges)
         stored = dict(result.results)
         stored[REPORT_DATA] = {
-            "stamp": (report.results or {}).get(REPORT_DATA, {}).get("stamp"),
+            "stamp": stamp,
             "sample": sample_summary(study, inputs, result.tables["exclusions"]),
             "software": software_versions(),
             "tables": {name: _table_json(table) for name, table in result.tables.items()},
         }
     except ValueError as exc:
         _fail(report_id, f"The analysis could not run on these data: {exc}")
-        return
+        return True
     except Exception as exc:
         log.exception("report %s failed", report_id)
         _fail(report_id, f"The analysis stopped with an unexpected error ({type(exc).__name__}: "
                          f"{exc}). Try again; if it fails again, the data export and this message "
                          "will help to find the cause.")
-        return
-    report = db.session.get(Report, report_id)
-    report.results = stored
-    report.status = "done"
-    report.error = ""
-    report.finished_at = utcnow()
+        return True
+    # The withdrawal check is part of the UPDATE, made under the study row's lock, which a
+    # withdrawal takes first: a withdrawal committed before is seen, one in progress is waited
+    # for, and one that comes after deletes the stored row (`forget_reports`).
+    db.session.execute(sa.select(Study.id).where(Study.id == study_id)
+                       .with_for_update(key_share=True))
+    done = db.session.execute(
+        sa.update(Report)
+        .where(Report.id == report_id, Report.status == "running",
+               _withdrawn_count(study_id) == inputs.withdrawn)
+        .values(results=stored, status="done", error="", finished_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+    if not done:
+        db.session.execute(sa.delete(Report).where(Report.id == report_id))
     db.session.commit()
+    db.session.expire_all()
+    return bool(done)
 
 
 def _fail(report_id: int, message: str) -> None:
@@ -407,7 +444,11 @@ def report_state(study: Study, _attempts: int = 3) -> ReportState:
                 return report_state(study, _attempts - 1)
             inline = current_app.config["REPORT_INLINE_MAX_ROWS"]
             if data.n_rows <= inline:
-                compute(report.id, inputs)
+                if not compute(report.id, inputs):
+                    # A participant withdrew meanwhile: compute the remaining data instead.
+                    if _attempts > 1:
+                        return report_state(study, _attempts - 1)
+                    return ReportState(None, latest_done(study), None, data.n_rows)
                 db.session.refresh(report)
             else:
                 _start_thread(report.id, inputs)
@@ -434,6 +475,16 @@ def _insert_pending(study: Study, sha: str, stamp: str) -> tuple[Report, bool]:
             raise
         return report, False
     return report, True
+
+
+def forget_reports(study_id: int) -> None:
+    """Delete every stored report of the study, published or not, in the caller's transaction.
+
+    Called when a participant's data are deleted: results.json, the tables and the published
+    findings may all hold the person's id or scores. The next visit to the report (or to the
+    public page, see `published_report`) computes the report of the remaining data.
+    """
+    db.session.execute(sa.delete(Report).where(Report.study_id == study_id))
 
 
 def retry(study: Study) -> int:
@@ -542,8 +593,8 @@ def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:
     for test in results.get("tests", []):
         if test.get("method") in ("lmm", "glmm") and test.get("singular"):
             notes.append(f"The mixed model of {test['outcome'].replace('_', ' ')} is singular: "
-                         "a random-effect variance was estimated at zero, so the model is "
-                         "simpler than its formula; read it beside the participant-level test.")
+                         f"{present.singular_cause(test)}, so the model is simpler than its "
+                         "formula; read it beside the participant-level test.")
         if test.get("method") in ("lmm", "glmm") and test.get("converged") is False:
             notes.append(f"The mixed model of {test['outcome'].replace('_', ' ')} did not "
                          "converge: do not rely on it.")
@@ -647,21 +698,60 @@ def team(study: Study) -> list[str]:
 
 
 def published_report(study: Study) -> Report | None:
-    """The report whose findings the public page shows, when the study's findings are public."""
+    """The report whose findings the public page shows, when the study's findings are public.
+
+    After a withdrawal deleted the published report, the report of the remaining data is
+    computed and published in its place once it is ready and includes enough participants;
+    until then there is none.
+    """
     if study.findings_published_at is None or study.state not in PUBLIC_STATES:
         return None
-    return db.session.scalar(sa.select(Report).where(
+    published = sa.select(Report).where(
         Report.study_id == study.id, Report.published_at.is_not(None), Report.status == "done")
-        .order_by(Report.published_at.desc()).limit(1))
+    report = db.session.scalar(published.order_by(Report.published_at.desc()).limit(1))
+    if report is not None:
+        return report
+    current = report_state(study).current
+    if (current is None or current.status != "done"
+            or results_json(current).get("n_participants", 0) < MIN_PUBLIC_N):
+        return None
+    # Conditional, so of two requests doing this at once one publishes and one reads.
+    republished = db.session.execute(
+        sa.update(Report)
+        .where(Report.id == current.id, Report.published_at.is_(None),
+               ~sa.exists().where(Report.study_id == study.id, Report.published_at.is_not(None)))
+        .values(published_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+    if republished:
+        audit.record("findings.republish", researcher=None, study=study, report_id=current.id,
+                     data_sha256=current.data_sha256, reason="a participant withdrew")
+    db.session.commit()
+    return db.session.scalar(published.order_by(Report.published_at.desc()).limit(1))
+
+
+def withdrawn_since_published(study: Study) -> Any:
+    """When the last participant withdrew after the findings were published (None if nobody did)."""
+    if study.findings_published_at is None:
+        return None
+    return db.session.scalar(sa.select(sa.func.max(Participant.withdrawn_at)).where(
+        Participant.study_id == study.id, Participant.is_preview.is_(False),
+        Participant.withdrawn_at > study.findings_published_at))
 
 
 def public_study(slug: str) -> tuple[Study | None, Report | None]:
-    """The study with that slug and its published report, or (None, None) when not public."""
+    """The study with that slug and its published report, or (None, None) when not public.
+
+    A study whose findings are published but are being recomputed after a withdrawal comes
+    with no report: (study, None).
+    """
     study = db.session.scalar(sa.select(Study).where(Study.slug == slug))
     if study is None:
         return None, None
     report = published_report(study)
-    return (study, report) if report is not None else (None, None)
+    if report is None and (study.findings_published_at is None
+                           or study.state not in PUBLIC_STATES):
+        return None, None
+    return study, report
 
 
 def publish(study: Study, researcher: Researcher) -> Report:
@@ -703,9 +793,15 @@ def unpublish(study: Study, researcher: Researcher) -> None:
     db.session.commit()
 
 
+def cited_sha256(report: Report) -> str:
+    """The data's SHA-256 as results.json states it (the canonical trials table, as
+    `analysis.io` defines it); `Report.data_sha256` is only the cache key of the report."""
+    return results_json(report)["data_sha256"]
+
+
 def card_footer(url: str, report: Report) -> str:
     """The footer of a public chart: where it comes from and what it was computed from."""
-    return (f"{url} · data SHA-256 {report.data_sha256[:12]} · analysis "
+    return (f"{url} · data SHA-256 {cited_sha256(report)[:12]} · analysis "
             f"{report.analysis_version} · Likeness")
 
 

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import time
 from typing import Optional
 
 import sqlalchemy as sa
@@ -36,6 +35,8 @@ from survey.researcher.auth_routes import client_address
 COOKIE = "likeness_participant"
 COOKIE_MAX_AGE = 30 * 24 * 3600
 IMAGE_MAX_AGE = 365 * 24 * 3600
+# An image id always names the same file: caches keep it for a year without asking again.
+IMAGE_CACHE_CONTROL = f"public, max-age={IMAGE_MAX_AGE}, immutable"
 # Seconds the debrief waits before sending the participant back to the recruitment platform.
 RETURN_DELAY_S = 5
 UNAVAILABLE = {
@@ -65,6 +66,12 @@ UNAVAILABLE = {
         "This study cannot start yet",
         "The study's design has a problem that the "
         "researcher needs to fix. Please try again later.",
+    ),
+    "changed": (
+        409,
+        "This study cannot start",
+        "The study's materials changed after it opened, so it cannot be run as registered. "
+        "The researcher needs to look into it; please try again later.",
     ),
     "full": (
         403,
@@ -271,6 +278,25 @@ def _may_resume(
     return service.same_attempt(participant_id, recruitment)
 
 
+def _study_closed(slug: str, title: str, is_preview: bool) -> WerkzeugResponse:
+    """Tell a participant in progress that the study closed: nothing more is stored (410)."""
+    page = _page(
+        "participant/message.html",
+        survey_slug=slug,
+        survey_title=title,
+        participant_here=True,
+        preview_run=is_preview,
+        title="This study has closed",
+        message="The researcher closed this study before you finished, so no more answers can "
+        "be saved. The answers you already gave are kept as an unfinished response; if you "
+        "would rather have them deleted, you can withdraw. Thank you for your time.",
+        action_url=url_for("participant.withdraw", slug=slug),
+        action_label="Withdraw and delete my answers",
+        reason="closed",
+    )
+    return current_app.response_class(page, status=410)
+
+
 def _next_url(slug: str, participant: service.ParticipantView) -> str:
     """Return where a returning participant continues."""
     if participant.status == "withdrawn":
@@ -428,6 +454,8 @@ def instructions(slug: str):
             if participant is None
             else _next_url(slug, participant)
         )
+    if not service.takes_answers(study.state, participant.is_preview):
+        return _study_closed(slug, study.title, participant.is_preview)
     return _page(
         "participant/instructions.html",
         study=study,
@@ -495,40 +523,16 @@ def _render_trial(slug: str, state: service.PageState, error: str = "", status: 
     )
 
 
-# Trial pages read by the statement that stored the answer before them, kept by each worker
-# until the redirect after that answer asks for them (by the participant's opaque id): the
-# page then needs no query. A browser follows the redirect at once, on the same connection,
-# so to the same worker; a page not asked for soon is dropped, and any other request for
-# the trial page (a reload, another tab, another worker) reads the database.
-_NEXT_PAGES = "likeness_next_pages"
-NEXT_PAGE_SECONDS = 10.0
-_NEXT_PAGES_MAX = 10_000
-
-
-def _keep_next_page(slug: str, public_id: str, state: service.PageState) -> None:
-    """Keep the page that follows a stored answer for the redirect's request."""
-    pages = current_app.extensions.setdefault(_NEXT_PAGES, {})
-    if len(pages) >= _NEXT_PAGES_MAX:
-        pages.clear()
-    pages[(slug, public_id)] = (time.monotonic(), state)
-
-
-def _take_next_page(slug: str, public_id: Optional[str]) -> Optional[service.PageState]:
-    """Return (once) the page kept after this participant's last answer, if still fresh."""
-    pages = current_app.extensions.get(_NEXT_PAGES)
-    kept = pages.pop((slug, public_id), None) if pages and public_id else None
-    if kept is None or time.monotonic() - kept[0] > NEXT_PAGE_SECONDS:
-        return None
-    return kept[1]
-
-
 @bp.get("/s/<slug>/trial")
 def trial(slug: str):
-    """Show the first unanswered trial (or move on when none is left)."""
+    """Show the first unanswered trial (or move on when none is left).
+
+    Read from the database on every request, in one statement: a page kept from an earlier
+    request could show a trial answered since through another worker, or one of a participant
+    who has withdrawn.
+    """
     public_id = _cookie_public_id()
-    state = _take_next_page(slug, public_id) or service.page_state(
-        slug, public_id, current_app.secret_key
-    )
+    state = service.page_state(slug, public_id, current_app.secret_key)
     if state is None or not state.consented:
         return redirect(url_for("participant.entry", slug=slug))
     if state.status == "withdrawn":
@@ -537,6 +541,8 @@ def trial(slug: str):
         return redirect(url_for("participant.entry", slug=slug))
     if state.current is None:
         return redirect(_after_trials(slug, public_id))
+    if not state.taking_answers:
+        return _study_closed(slug, state.study_title, state.is_preview)
     return _render_trial(slug, state)
 
 
@@ -573,10 +579,11 @@ def answer(slug: str, trial_id: int):
     if target is not None:
         questions = forms.questions_for(target.task, target.settings, target.is_attention)
         form, valid = forms.read_answer(questions, request.form)
-        if valid and _store(slug, target, questions, form) == service.STORED:
+        if valid and _store(target, questions, form) == service.STORED:
             return redirect(url_for("participant.trial", slug=slug), 303)
     # No ticket, an invalid answer, or nothing claimed (answered already, not the current
-    # trial, not this participant's): the database says which, and what to answer.
+    # trial, not this participant's, the study closed): the database says which, and what to
+    # answer.
     target = service.answer_target(slug, public_id, trial_id)
     if target is None:
         return render_error(
@@ -587,6 +594,8 @@ def answer(slug: str, trial_id: int):
     if target.answered:
         # A double click, a reload, the back button: nothing new; on to the current trial.
         return redirect(url_for("participant.trial", slug=slug), 303)
+    if not target.taking_answers:
+        return _closed_since(slug, public_id)
     if not target.current:
         return render_error(
             400,
@@ -602,28 +611,27 @@ def answer(slug: str, trial_id: int):
         if state is None or state.current is None:
             return render_error(400, "Your answer was not saved", message)
         return _render_trial(slug, state, message, 400)
-    # Stored, or found answered meanwhile by a racing repeat of this POST: on to the next trial.
-    _store(slug, target, questions, form)
+    # Stored, or found answered meanwhile by a racing repeat of this POST, or refused by a
+    # close in between: the trial page says which.
+    _store(target, questions, form)
     return redirect(url_for("participant.trial", slug=slug), 303)
 
 
+def _closed_since(slug: str, public_id: str) -> WerkzeugResponse:
+    """Answer a POST that the study's close refused: the "this study has closed" page."""
+    study, participant = _flow_or_404(slug, public_id)
+    return _study_closed(slug, study.title, participant is not None and participant.is_preview)
+
+
 def _store(
-    slug: str,
-    target: service.AnswerTarget,
-    questions: tuple[forms.Question, ...],
-    form: forms.AnswerForm,
+    target: service.AnswerTarget, questions: tuple[forms.Question, ...], form: forms.AnswerForm
 ) -> str:
-    """Store a validated answer; keep the next trial page the store read for the redirect."""
-    outcome, upcoming = service.record_answer(
+    """Store a validated answer; return the outcome (`service.STORED`, ...)."""
+    return service.store_answer(
         target,
         forms.measures(questions, form, target.left_source),
         service.clean_rt(form.rt_ms.data),
-        slug=slug,
-        secret=current_app.secret_key,
     )
-    if upcoming is not None:
-        _keep_next_page(slug, target.public_id, upcoming)
-    return outcome
 
 
 @bp.route("/s/<slug>/questions", methods=["GET", "POST"])
@@ -637,7 +645,12 @@ def questions(slug: str):
             if participant is None
             else _next_url(slug, participant)
         )
-    if not _asks_demographics(study) or participant.demographics:
+    if (
+        not _asks_demographics(study)
+        or participant.demographics
+        # A study that closed since the last answer takes no more answers: on to the debrief.
+        or not service.takes_answers(study.state, participant.is_preview)
+    ):
         return redirect(url_for("participant.done", slug=slug), 303)
     form = forms.DemographicsForm()
     if form.validate_on_submit():
@@ -687,9 +700,7 @@ def withdraw(slug: str):
         return redirect(url_for("participant.withdrawn", slug=slug), 303)
     form = forms.WithdrawForm()
     if form.validate_on_submit():
-        public_id = participant.public_id
         service.withdraw(db.session.get(Participant, participant.id))
-        _take_next_page(slug, public_id)  # no trial page kept for a withdrawn participant
         return redirect(url_for("participant.withdrawn", slug=slug), 303)
     return _page(
         "participant/withdraw.html",
@@ -725,6 +736,13 @@ def preview(slug: str):
     study = service.study_by_slug(slug)
     if study is None or role_on(study.id) is None:
         abort(404)
+    if not service.takes_answers(study.state, True):
+        return render_error(
+            409,
+            "A closed study cannot be previewed",
+            "A closed or archived study stores no answers, a preview run's neither. "
+            "Reopen the study to preview it.",
+        )
     form = forms.PreviewForm()
     if not form.validate_on_submit():
         return _page("participant/preview.html", study=study, form=form)
@@ -735,6 +753,8 @@ def preview(slug: str):
             preview=True,
             consented=False,
         )
+    except service.StudyUnavailable as exc:
+        return _unavailable(exc.reason)
     except design.DesignError as exc:
         return _unavailable("broken", " ".join(exc.problems))
     response = redirect(url_for("participant.entry", slug=slug), 303)
@@ -783,7 +803,6 @@ def image(public_id: str):
         mimetype = "image/webp" if display_key.endswith(".webp") else "image/jpeg"
         response = send_file(source, mimetype=mimetype, conditional=False)
     response.set_etag(etag)
-    response.cache_control.public = True
-    response.cache_control.max_age = IMAGE_MAX_AGE
-    response.cache_control.immutable = True
+    # Replaces send_file's own "no-cache", which contradicted "immutable".
+    response.headers["Cache-Control"] = IMAGE_CACHE_CONTROL
     return response

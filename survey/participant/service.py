@@ -9,15 +9,17 @@ start from the study link is checked against the start limits (`survey.participa
 and marks the study's participants past the expiry time expired. Showing a trial and
 recording an answer are the hot path, run on a connection of their own outside the ORM
 session (`survey.participant.hotdb`, autocommit on PostgreSQL). The trial page is one
-SELECT. An answer whose page's signed ticket (`survey.participant.tickets`) says what
-validating it needs goes, once valid, straight to one atomic statement that claims the
-trial (only if it is the participant's, still unanswered, with every earlier trial
-answered), inserts its responses, completes the participant after the last and, on
-PostgreSQL, reads the next trial page (on SQLite: claim, insert and complete in one
-transaction). Without a usable ticket, or when the claim finds nothing, one SELECT of the
-posted trial says whether it is this participant's, answered, the current one, and what
-validating the answer needs. A repeated POST claims nothing and stores nothing; the unique
-(trial, measure) key is the last guard.
+SELECT, on every request: no worker keeps a page, which another worker's answer or a
+withdrawal could have made stale. An answer whose page's signed ticket
+(`survey.participant.tickets`) says what validating it needs goes, once valid, straight to
+one atomic statement that claims the trial (only if it is the participant's, the participant
+is in progress in a study that takes its answers, the trial is still unanswered and every
+earlier trial answered), inserts its responses and completes the participant after the last
+(on SQLite: claim, insert and complete in one transaction). Without a usable ticket, or when
+the claim finds nothing, one SELECT of the posted trial says whether it is this participant's,
+answered, the current one, whether the study still takes answers, and what validating the
+answer needs. A repeated POST claims nothing and stores nothing; the unique (trial, measure)
+key is the last guard.
 
 The pages around the trials (the link, consent, instructions, questions, debrief) start with
 one SELECT on that connection too (`flow`): the study by its slug with the participant, as
@@ -86,15 +88,18 @@ PLATFORM_NAMES = {"prolific": "Prolific", "mturk": "Mechanical Turk", "sona": "S
 EXTERNAL_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}\Z")
 PARAM_VALUE = re.compile(r"[A-Za-z0-9_.:@+/%=-]{1,200}\Z")
 WITHDRAWN_ID_PREFIX = "sha256:"
-# Response times outside (0, 10 min) are measurement faults: stored as missing.
-RT_MAX_MS = 600_000
+# A response time is stored when above 0 and below 30 days (the participant cookie's life:
+# no trial page can stay open longer); anything else is not a time and is stored as missing.
+# Implausible but possible times (below 50 ms, above 10 minutes) are kept and flagged in
+# the export's rt_flag column, not dropped here.
+RT_MAX_MS = 30 * 24 * 3600 * 1000
 # Default hours after its start at which a participant still in progress expires (0: never).
 PARTICIPANT_EXPIRE_HOURS = 24
 MOBILE_HINTS = ("Mobi", "Android", "iPhone", "iPod", "Windows Phone", "Opera Mini")
 
 
 class StudyUnavailable(Exception):
-    """A new participant cannot start: `reason` is draft, closed, full or busy.
+    """A new participant cannot start: `reason` is draft, closed, full, changed or busy.
 
     Busy: the start limits refused it; `retry_after` says in how many seconds to try again.
     """
@@ -219,6 +224,20 @@ def study_by_slug(slug: str) -> Optional[Study]:
 
 
 # --- the participant's pages around the trials ------------------------------------------------
+
+
+# A study stores a participant's answers while it is open, and a researcher's preview run's
+# also while it is a draft. Closing it stops the answers of participants in progress too: they
+# are told it closed, what they answered stays (a partial response) unless they withdraw, and
+# a reopened study lets them go on.
+def takes_answers(state: str, is_preview: bool) -> bool:
+    """Tell whether a study in `state` stores the answers of a participant (or preview run)."""
+    return state == "open" or (is_preview and state == "draft")
+
+
+def _takes_answers(state: sa.ColumnElement[str], is_preview: sa.ColumnElement[bool]):
+    """Return `takes_answers` as SQL, on a study's state and a participant's is_preview."""
+    return sa.or_(state == "open", sa.and_(is_preview, state == "draft"))
 
 
 @dataclass(frozen=True)
@@ -432,14 +451,20 @@ _FROZEN_DESIGNS: "weakref.WeakKeyDictionary[sa.Engine, dict[tuple[int, str], Stu
 
 
 def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
-    """Return the study's design (read once per worker when frozen, or always when not cached)."""
+    """Return the study's design (read once per worker when frozen, or always when not cached).
+
+    A frozen design is used only if it still hashes to the SHA-256 stored when the study
+    opened; otherwise StudyUnavailable("changed") is raised (when cached) and nobody starts.
+    """
     key = (study.id, study.design_sha256 or "")
     frozen = _FROZEN_DESIGNS.setdefault(db.engine, {})
     if cached and study.design_sha256 and key in frozen:
         return frozen[key]
-    from survey.studies import design_inputs
+    from survey.studies import design_inputs, design_sha256
 
     loaded = _load_design(study.id)
+    if cached and study.design_sha256 and design_sha256(loaded) != study.design_sha256:
+        raise StudyUnavailable("changed")
     identities, blocks = design_inputs(loaded)
     result = StudyDesign(
         identities=tuple(identities),
@@ -812,6 +837,8 @@ class PageState:
     is_preview: bool
     consented: bool
     study_title: str
+    # The study takes this participant's answers now (see `takes_answers`).
+    taking_answers: bool
     current: Optional[TrialView]
     next_images: tuple[str, ...]
     # The current trial's answer ticket (see `survey.participant.tickets`); "" without one.
@@ -830,13 +857,14 @@ _TOTAL = (
     .scalar_subquery()
 )
 
-# A trial page's rows: the participant's five columns, then those of one unanswered trial.
+# A trial page's rows: the participant's six columns, then those of one unanswered trial.
 _PARTICIPANT_COLUMNS = (
     Participant.id,
     Participant.status,
     Participant.is_preview,
     Participant.consented_at,
     Study.title,
+    Study.state,
 )
 _TRIAL_COLUMNS = (
     Trial.id,
@@ -903,6 +931,8 @@ TARGET = (
         Block.settings,
         _TOTAL,
         ~_EARLIER_OPEN,
+        Participant.status,
+        _takes_answers(Study.state, Participant.is_preview),
     )
     .select_from(Trial)
     .join(Participant, Participant.id == Trial.participant_id)
@@ -917,16 +947,21 @@ TARGET = (
 _TRIAL = Trial.__table__
 _RESPONSE = Response.__table__
 _PARTICIPANT = Participant.__table__
+_STUDY = Study.__table__
 _NOW = sa.bindparam("now", type_=_TRIAL.c.answered_at.type)
-# Claim the trial: only if it is the participant's (by its opaque id), still unanswered and
-# every earlier one is answered, so of two identical POSTs racing, one claims it and the other
-# finds nothing (READ COMMITTED re-checks the row after the first commits).
+# Claim the trial: only if it is the participant's (by its opaque id), the participant is in
+# progress in a study that takes its answers now (`takes_answers`: open, or a preview's draft),
+# the trial is still unanswered and every earlier one is answered, so of two identical POSTs
+# racing, one claims it and the other finds nothing (READ COMMITTED re-checks the row after
+# the first commits). A close waits for the claims already under way (`survey.studies`), so an
+# answer is stored before the close or not at all.
 _OWNER = (
     sa.select(_PARTICIPANT.c.id)
+    .join(_STUDY, _STUDY.c.id == _PARTICIPANT.c.study_id)
     .where(
         _PARTICIPANT.c.public_id == sa.bindparam("public_id"),
-        # An expired participant's slot is given away: it answers nothing more.
         _PARTICIPANT.c.status == "in_progress",
+        _takes_answers(_STUDY.c.state, _PARTICIPANT.c.is_preview),
     )
     .scalar_subquery()
 )
@@ -954,10 +989,9 @@ def _store_in_one_statement() -> sa.Select:
     """PostgreSQL: claim, insert the answers and complete the participant in one statement.
 
     Data-modifying CTEs run as one atomic statement, so in autocommit it costs one round trip
-    instead of BEGIN, UPDATE, INSERT, UPDATE and COMMIT. Returns no row when nothing was
-    claimed; else the rows of the trial page that comes next, as PAGE returns them (the
-    statement sees the trials as they were before it: the next ones are the unanswered ones
-    after the claimed trial).
+    instead of BEGIN, UPDATE, INSERT, UPDATE and COMMIT. Returns the claimed trial's id, or
+    no row when nothing was claimed. (It does not read the next trial page: a page kept for
+    the redirect may be served by a worker that does not know what happened since.)
     """
     from sqlalchemy.dialects import postgresql
 
@@ -995,26 +1029,7 @@ def _store_in_one_statement() -> sa.Select:
         .values(status="completed", completed_at=_NOW)
         .cte("completed")
     )
-    upcoming = (
-        _with_shown(sa.select(*_TRIAL_COLUMNS).select_from(Trial))
-        .where(
-            Trial.participant_id == claimed.c.participant_id,
-            Trial.answered_at.is_(None),
-            Trial.position > claimed.c.position,
-        )
-        .order_by(Trial.position)
-        .limit(2)
-        .correlate(claimed)
-        .lateral("upcoming")
-    )
-    return (
-        sa.select(claimed.c.participant_id, *_PARTICIPANT_COLUMNS[1:], *upcoming.c)
-        .select_from(claimed)
-        .join(Participant, Participant.id == claimed.c.participant_id)
-        .join(Study, Study.id == Participant.study_id)
-        .outerjoin(upcoming, sa.true())
-        .add_cte(stored, completed)
-    )
+    return sa.select(claimed.c.id).add_cte(stored, completed)
 
 
 STORE_ONE_STATEMENT = _store_in_one_statement()
@@ -1051,8 +1066,8 @@ def _page_state(
     first = rows[0]
     current = None
     ticket = ""
-    if first[5] is not None:
-        (_, _, _, _, _, trial_id, position, task, practice, attention, answer,
+    if first[6] is not None:
+        (_, _, _, _, _, _, trial_id, position, task, practice, attention, answer,
          block_id, raw_settings, left_source, headshot, other, probe, total) = first  # fmt: skip
         settings, settings_key = _block_settings(block_id, task, raw_settings)
         current = TrialView(
@@ -1077,13 +1092,14 @@ def _page_state(
             )
     next_images: tuple[str, ...] = ()
     if len(rows) > 1:
-        next_images = tuple(image for image in rows[1][14:17] if image is not None)
+        next_images = tuple(image for image in rows[1][15:18] if image is not None)
     return PageState(
         participant_id=first[0],
         status=first[1],
         is_preview=first[2],
         consented=first[3] is not None,
         study_title=first[4],
+        taking_answers=takes_answers(first[5], first[2]),
         current=current,
         next_images=next_images,
         ticket=ticket,
@@ -1108,11 +1124,15 @@ class AnswerTarget:
     answered: bool
     # Every earlier trial is answered: this one is the participant's current trial.
     current: bool
+    # The participant is in progress in a study that takes its answers now (`takes_answers`);
+    # a target read from a ticket assumes so, and the claim checks it.
+    taking_answers: bool = True
 
 
 STORED = "stored"
 REPEAT = "repeat"
 NOT_CURRENT = "not_current"
+CLOSED = "closed"
 
 
 def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optional[AnswerTarget]:
@@ -1123,7 +1143,7 @@ def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optiona
     if not rows:
         return None
     (position, task, attention, left_source, answered_at, block_id, raw_settings, total,
-     current) = rows[0]  # fmt: skip
+     current, status, taking) = rows[0]  # fmt: skip
     return AnswerTarget(
         public_id=public_id,
         trial_id=trial_id,
@@ -1134,6 +1154,7 @@ def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optiona
         last=position >= total,
         answered=answered_at is not None,
         current=bool(current),
+        taking_answers=status == "in_progress" and bool(taking),
     )
 
 
@@ -1207,34 +1228,21 @@ def store_answer(
     All or nothing. Returns STORED; REPEAT when nothing was claimed: the trial was answered
     meanwhile (a repeated POST racing this one: the unique (trial, measure) key is the last
     guard), or, for a target read from a ticket, it is not (or no longer) the participant's
-    current trial; NOT_CURRENT when the target already says an earlier trial is unanswered.
-    """
-    return record_answer(target, measures, rt_ms)[0]
-
-
-def record_answer(
-    target: AnswerTarget,
-    measures: Sequence[tuple[str, str]],
-    rt_ms: Optional[float],
-    *,
-    slug: Optional[str] = None,
-    secret: Optional[tickets.Secret] = None,
-) -> tuple[str, Optional[PageState]]:
-    """Store a validated answer (see `store_answer`); also return the next trial page's state.
-
-    On PostgreSQL the storing statement reads the next page too, so a caller that names the
-    study's `slug` gets it (with its ticket when given the `secret`) for no extra statement;
-    elsewhere, or when nothing was stored, the state is None.
+    current trial, or the study no longer takes the participant's answers (it closed);
+    NOT_CURRENT when the target already says an earlier trial is unanswered; CLOSED when the
+    target already says the study does not take the participant's answers.
     """
     if target.answered:
-        return REPEAT, None
+        return REPEAT
+    if not target.taking_answers:
+        return CLOSED
     if not target.current:
-        return NOT_CURRENT, None
+        return NOT_CURRENT
     now = utcnow()
     claim = {"trial_id": target.trial_id, "public_id": target.public_id, "now": now}
     try:
         if hotdb.is_postgres():
-            rows = hotdb.rows(
+            claimed = hotdb.rows(
                 STORE_ONE_STATEMENT,
                 {
                     **claim,
@@ -1244,18 +1252,13 @@ def record_answer(
                     "last": target.last,
                 },
             )
-            if not rows:
-                return REPEAT, None
-            upcoming = None
-            if slug is not None:
-                upcoming = _page_state(rows, slug, target.public_id, secret)
-            return STORED, upcoming
-        claimed = hotdb.transaction(
-            lambda connection: _store(connection, target, claim, measures, rt_ms)
-        )
+        else:
+            claimed = hotdb.transaction(
+                lambda connection: _store(connection, target, claim, measures, rt_ms)
+            )
     except IntegrityError:
-        return REPEAT, None
-    return (STORED if claimed else REPEAT), None
+        return REPEAT
+    return STORED if claimed else REPEAT
 
 
 def clean_rt(raw: Any) -> Optional[float]:
@@ -1304,30 +1307,68 @@ def answered_count(participant_id: int) -> int:
 
 
 def save_demographics(participant: Participant, answers: Mapping[str, Any]) -> bool:
-    """Store the optional demographics once; tell whether they were stored (never overwritten)."""
+    """Store the demographics once (never overwritten) while the study takes answers; tell if."""
     values = {k: v for k, v in answers.items() if v not in (None, "")}
     if participant.status != "completed" or participant.demographics or not values:
         return False
-    participant.demographics = values
+    # Only while the study takes answers, checked by the UPDATE itself (a close waits for it).
+    stored = db.session.execute(
+        sa.update(_PARTICIPANT)
+        .where(
+            _PARTICIPANT.c.id == participant.id,
+            _PARTICIPANT.c.status == "completed",
+            sa.select(_STUDY.c.id)
+            .where(
+                _STUDY.c.id == _PARTICIPANT.c.study_id,
+                _takes_answers(_STUDY.c.state, _PARTICIPANT.c.is_preview),
+            )
+            .exists(),
+        )
+        .values(demographics=values)
+    ).rowcount
     db.session.commit()
-    return True
+    return bool(stored)
 
 
 def withdraw(participant: Participant) -> None:
-    """Delete the participant's answers and trials and mark it withdrawn (see module docstring)."""
-    if participant.status == "withdrawn":
-        return
-    db.session.execute(sa.delete(Response).where(Response.participant_id == participant.id))
+    """Delete the participant's answers and trials and mark it withdrawn (see module docstring).
+
+    Also deletes the study's stored reports (`survey.findings.service.forget_reports`), in the
+    same transaction: none may keep the participant's data.
+    """
+    # Imported here: the findings service brings the analysis package, which no other
+    # participant page needs.
+    from survey.findings.service import forget_reports
+
+    # The study row first, as starts and state changes take it: a report being stored waits
+    # for this transaction (see `survey.findings.service.compute`). Then the trials, then the
+    # participant: the order in which an answer locks them (its claim takes the trial, its
+    # completion the participant), so the two never deadlock. An answer that claimed a trial
+    # first commits before the DELETE goes on; one that comes later finds no trial to claim.
+    db.session.execute(
+        sa.select(Study.id).where(Study.id == participant.study_id).with_for_update(key_share=True)
+    )
     db.session.execute(sa.delete(Trial).where(Trial.participant_id == participant.id))
-    recruitment = participant.recruitment
-    if recruitment is not None and not recruitment.external_id.startswith(WITHDRAWN_ID_PREFIX):
-        recruitment.external_id = withdrawn_digest(recruitment.platform, recruitment.external_id)
-        recruitment.params = {}
-    participant.status = "withdrawn"
-    participant.withdrawn_at = utcnow()
-    participant.completed_at = None
-    participant.demographics = {}
+    db.session.execute(sa.delete(Response).where(Response.participant_id == participant.id))
+    # Every column set here, whatever the session last read: a completion committed since then
+    # is undone, and the status is checked by the UPDATE itself.
+    withdrawn = db.session.execute(
+        sa.update(Participant)
+        .where(Participant.id == participant.id, Participant.status != "withdrawn")
+        .values(status="withdrawn", withdrawn_at=utcnow(), completed_at=None, demographics={})
+        .returning(Participant.study_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if withdrawn is not None:
+        recruitment = participant.recruitment
+        if recruitment is not None and not recruitment.external_id.startswith(WITHDRAWN_ID_PREFIX):
+            platform, external_id = recruitment.platform, recruitment.external_id
+            recruitment.external_id = withdrawn_digest(platform, external_id)
+            recruitment.params = {}
+        if not participant.is_preview:
+            forget_reports(withdrawn.study_id)
     db.session.commit()
+    db.session.refresh(participant)
 
 
 def platform_name(participant: Participant, completion_url: str) -> str:

@@ -11,8 +11,12 @@ from flask_login import current_user, login_required
 
 from survey.extensions import db
 from survey.models import Study, StudyMember
+from survey.studies import lock_study
 
 ROLE_RANK = {"viewer": 1, "editor": 2, "owner": 3}
+# The least role that sees participants' personal data (recruitment-platform ids): viewers
+# read everything else and change nothing.
+PERSONAL_DATA_ROLE = "editor"
 
 
 def role_on(study_id: int) -> str | None:
@@ -38,6 +42,18 @@ def study_for(study_id: int, need: str = "viewer") -> tuple[Study, str]:
     if study is None:
         abort(404)
     return study, role
+
+
+def lock_for_change(study: Study, need: str = "editor") -> Study:
+    """Lock the study's row for a change and check the role again under the lock.
+
+    Call it before changing anything; then check the study's state on the row it returns.
+    """
+    locked = lock_study(study.id)
+    if locked is None:
+        abort(404)
+    study_for(locked.id, need)
+    return locked
 
 
 def requires_role(need: str) -> Callable:

@@ -14,13 +14,26 @@ from survey import audit, ratelimit
 from survey.extensions import db
 from survey.models import AuditEvent, Researcher, Study, utcnow
 from survey.researcher import bp
-from survey.researcher.forms import InviteForm, LoginForm, PasswordChangeForm, SignupForm
+from survey.researcher.forms import (
+    ButtonForm,
+    InviteForm,
+    LoginForm,
+    PasswordChangeForm,
+    SignupForm,
+    require_button,
+)
 
 INVITE_SALT = "likeness-researcher-invite"
 INVITE_MAX_AGE = 7 * 24 * 3600
 # Compared against when the account does not exist, so a wrong email takes as long as a
 # wrong password and sign-in timing does not tell which accounts exist.
 _DUMMY_HASH = generate_password_hash("not-a-password")
+# Said when sign-up cannot use an email. Without email delivery the server cannot hide that an
+# address has an account from whoever tries to sign up with it (a new address simply succeeds);
+# the wording names no reason and the attempt is rate limited (see SECURITY.md).
+SIGNUP_REFUSED = (
+    "This email cannot be used to sign up here. If you have an account, sign in instead."
+)
 
 
 def safe_next(target: str | None) -> str | None:
@@ -47,6 +60,20 @@ def start_session(researcher: Researcher) -> None:
     session.clear()
     session.permanent = True
     login_user(researcher)
+
+
+def end_sessions(researcher_id: int) -> None:
+    """Void every session of the account, copies of its cookies included; committed by the caller.
+
+    Each session carries the account's session version (`Researcher.get_id`), compared on every
+    researcher request by the login loader; one UPDATE moves it on, so concurrent bumps add up.
+    """
+    db.session.execute(
+        sa.update(Researcher)
+        .where(Researcher.id == researcher_id)
+        .values(session_version=Researcher.session_version + 1)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def find_researcher(identifier: str) -> Researcher | None:
@@ -118,7 +145,10 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    """Sign out and forget the session."""
+    """Sign out: every session of the account ends, so a copied cookie stops working too."""
+    if current_user.is_authenticated:
+        end_sessions(current_user.id)
+        db.session.commit()
     logout_user()
     session.clear()
     flash("You are signed out.", "success")
@@ -149,8 +179,21 @@ def signup():
     if invited is not None and email != invited:
         form.email.errors.append(f"This invitation is for {invited}.")
         return render_template("researcher/signup.html", form=form, invited=invited), 400
-    if find_researcher(email) is not None:
-        form.email.errors.append("An account with this email exists already: sign in instead.")
+    # A sign-up for an email that has an account counts as a failed sign-in of the address,
+    # so probing which emails have accounts costs as much as guessing passwords.
+    attempt, limit = ratelimit.open_attempt(email, client_address())
+    if limit is not None:
+        return (
+            render_template("researcher/signup.html", form=form, invited=invited,
+                            error=limit.message),
+            429,
+            {"Retry-After": str(limit.retry_after)},
+        )
+    taken = find_researcher(email) is not None
+    ratelimit.close_attempt(attempt, not taken)
+    if taken:
+        db.session.commit()
+        form.email.errors.append(SIGNUP_REFUSED)
         return render_template("researcher/signup.html", form=form, invited=invited), 400
     researcher = Researcher(email=email, name=form.name.data or "")
     researcher.set_password(form.password.data)
@@ -188,6 +231,7 @@ def _account_page(password_form: PasswordChangeForm, invite_form: InviteForm, st
             invite_form=invite_form,
             events=events,
             session_hours=_duration(current_app.permanent_session_lifetime.total_seconds()),
+            sessions_form=ButtonForm(formdata=None),
             **extra,
         ),
         status,
@@ -209,12 +253,25 @@ def account():
         form.current_password.errors.append("This is not your current password.")
         return _account_page(form, invite_form, 400)
     researcher.set_password(form.new_password.data)
-    # The session id carries this number, so every other session stops matching.
-    researcher.session_version += 1
+    end_sessions(researcher.id)
     audit.record("researcher.password_change", researcher=researcher)
     db.session.commit()
     start_session(researcher)
     flash("Your password is changed. Your other sessions are signed out.", "success")
+    return redirect(url_for("researcher.account"))
+
+
+@bp.post("/account/sessions")
+@login_required
+def sign_out_everywhere():
+    """End every session of the account; this browser goes on with a fresh one."""
+    require_button()
+    researcher = current_user._get_current_object()
+    end_sessions(researcher.id)
+    audit.record("researcher.sign_out_everywhere", researcher=researcher)
+    db.session.commit()
+    start_session(researcher)
+    flash("Every other session of your account is signed out.", "success")
     return redirect(url_for("researcher.account"))
 
 

@@ -14,7 +14,7 @@ from survey.design import DEFAULT_CHOOSE_QUESTION, presentation_order, validate_
 from survey.extensions import db
 from survey.models import Block, Study
 from survey.researcher import bp
-from survey.researcher.access import ROLE_RANK, requires_role
+from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
 from survey.researcher.forms import TASK_LABELS, BlockAddForm, BlockForm, require_button
 from survey.researcher.service import move_block, renumber_blocks, require_design_editable
 
@@ -99,6 +99,7 @@ def blocks(study: Study, role: str):
 @requires_role("editor")
 def block_add(study: Study, role: str):
     """Add a block with the task's default settings, then open its settings."""
+    study = lock_for_change(study)
     require_design_editable(study)
     form = BlockAddForm()
     if not form.validate_on_submit():
@@ -221,8 +222,9 @@ def block_edit(study: Study, role: str, block_id: int):
 @requires_role("editor")
 def block_save(study: Study, role: str, block_id: int):
     """Save a block's settings after the design's own checks."""
-    block = _block(study, block_id)
+    study = lock_for_change(study)
     require_design_editable(study)
+    block = _block(study, block_id)
     form = block_form(block, submitted=True)
     if not form.validate_on_submit():
         return _edit_page(study, role, block, form, 400)
@@ -248,8 +250,9 @@ def block_save(study: Study, role: str, block_id: int):
 @requires_role("editor")
 def block_move(study: Study, role: str, block_id: int):
     """Move a block one place up or down."""
-    block = _block(study, block_id)
+    study = lock_for_change(study)
     require_design_editable(study)
+    block = _block(study, block_id)
     direction = request.form.get("direction")
     require_button()
     if direction not in ("up", "down"):
@@ -264,8 +267,9 @@ def block_move(study: Study, role: str, block_id: int):
 @requires_role("editor")
 def block_delete(study: Study, role: str, block_id: int):
     """Delete a block of a design that is not frozen."""
-    block = _block(study, block_id)
+    study = lock_for_change(study)
     require_design_editable(study)
+    block = _block(study, block_id)
     require_button()
     name = block.name
     study.blocks.remove(block)

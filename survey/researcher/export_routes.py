@@ -13,7 +13,7 @@ from survey import audit, exports
 from survey.extensions import db
 from survey.models import Participant, Study
 from survey.researcher import bp
-from survey.researcher.access import requires_role
+from survey.researcher.access import PERSONAL_DATA_ROLE, ROLE_RANK, requires_role
 from survey.researcher.stimuli_forms import ExportForm
 
 
@@ -120,6 +120,7 @@ def exports_page(study: Study, role: str):
         downloads=DOWNLOADS.values(),
         forms={name: _form(name) for name in DOWNLOADS},
         counts=_counts(study),
+        may_see_ids=ROLE_RANK[role] >= ROLE_RANK[PERSONAL_DATA_ROLE],
     )
 
 
@@ -132,6 +133,10 @@ def export_file(study: Study, role: str, name: str):
         abort(404, description=f"There is no export called {name!r}.")
     form = _form(name)
     include_ids = bool(form.recruitment_ids.data) and download.participants
+    if include_ids and ROLE_RANK[role] < ROLE_RANK[PERSONAL_DATA_ROLE]:
+        # The same rule as the participants page: recruitment ids are personal data.
+        abort(403, description=f"Recruitment ids need the {PERSONAL_DATA_ROLE} role on the "
+              f"study; you are a {role}. Download the file without them.")
     audit.record(
         "study.export",
         researcher=current_user._get_current_object(),

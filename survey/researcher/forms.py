@@ -333,7 +333,7 @@ class MemberAddForm(FlaskForm):
 
     email = StringField(
         "Researcher's email",
-        validators=[InputRequired("Enter the researcher's email."), Length(max=254)],
+        validators=[InputRequired("Enter the researcher's email."), Length(max=254), email_address],
         filters=[_strip],
         description="They need a Likeness account on this server.",
     )

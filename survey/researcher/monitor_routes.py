@@ -11,7 +11,7 @@ from survey.extensions import db
 from survey.models import PARTICIPANT_STATUSES, AuditEvent, Study, utcnow
 from survey.participant.service import answered_count
 from survey.researcher import bp, monitoring
-from survey.researcher.access import requires_role
+from survey.researcher.access import PERSONAL_DATA_ROLE, requires_role
 from survey.researcher.forms import LookupForm, ParticipantDeleteForm
 from survey.researcher.service import delete_participant_data, find_participant
 
@@ -51,7 +51,7 @@ def monitor_json(study: Study, role: str):
 
 
 @bp.get("/studies/<int:study_id>/participants")
-@requires_role("editor")
+@requires_role(PERSONAL_DATA_ROLE)
 def participant_lookup(study: Study, role: str):
     """Find one participant by recruitment id (for a withdrawal request) or by opaque id."""
     form = LookupForm(request.args)

@@ -12,7 +12,7 @@ from survey import audit
 from survey.extensions import db
 from survey.models import Preregistration, Study, utcnow
 from survey.researcher import bp
-from survey.researcher.access import ROLE_RANK, requires_role
+from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
 from survey.researcher.forms import PreregistrationForm, options, require_button
 from survey.researcher.service import plan_row_values, require_not_archived, study_outcomes
 
@@ -152,6 +152,7 @@ def preregistration(study: Study, role: str):
 @requires_role("editor")
 def preregistration_save(study: Study, role: str):
     """Save the plan as canonical JSON with its SHA-256 (not frozen yet)."""
+    study = lock_for_change(study)
     _require_editable(study)
     form = PreregistrationForm()
     outcomes = study_outcomes(study)
@@ -178,6 +179,7 @@ def preregistration_save(study: Study, role: str):
 @requires_role("editor")
 def preregistration_freeze(study: Study, role: str):
     """Freeze the saved plan now: from here on it is shown read-only with its hash."""
+    study = lock_for_change(study)
     _require_editable(study)
     require_button()
     prereg = study.preregistration

@@ -19,7 +19,7 @@ from survey import audit, media
 from survey.extensions import db
 from survey.models import Identity, Image, Researcher, Study
 from survey.researcher import bp
-from survey.researcher.access import requires_role
+from survey.researcher.access import lock_for_change, requires_role
 from survey.researcher.stimuli_forms import ImageUploadForm, ZipUploadForm
 from survey.stimuli import (
     DESCRIPTORS,
@@ -166,8 +166,15 @@ class _Import:
         return media.store_image(self.study, identity, processed, **fields)
 
     def run(self, add: Callable[[_Import], None], researcher: Researcher, **detail) -> None:
-        """Add the upload's rows and files with `add`, audit and commit; undo it all on failure."""
+        """Add the upload's rows and files with `add`, audit and commit; undo it all on failure.
+
+        The images were processed before; the rows and files are written under the study's
+        lock, after checking again that the design is not frozen (the study may have opened
+        while the upload was read).
+        """
         try:
+            self.study = lock_for_change(self.study, "editor")
+            _refuse_if_frozen(self.study)
             add(self)
             db.session.flush()
             audit.record("stimuli.upload", researcher=researcher, study=self.study, **detail)
@@ -352,6 +359,7 @@ def _delete(study: Study, doomed: list[Image], action: str, what: str, **detail)
 @requires_role("editor")
 def delete_image(study: Study, role: str, image_id: int):
     """Delete one image of the study (not once the design is frozen)."""
+    study = lock_for_change(study, "editor")
     _refuse_if_frozen(study)
     image = db.session.get(Image, image_id)
     if image is None or image.study_id != study.id:
@@ -370,6 +378,7 @@ def delete_image(study: Study, role: str, image_id: int):
 @requires_role("editor")
 def delete_identity(study: Study, role: str, identity_id: int):
     """Delete an identity with all its images (not once the design is frozen)."""
+    study = lock_for_change(study, "editor")
     _refuse_if_frozen(study)
     identity = db.session.get(Identity, identity_id)
     if identity is None or identity.study_id != study.id:

@@ -8,12 +8,13 @@ import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from survey import audit, media
+from survey import audit, media, ratelimit
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.models import Image, Participant, Researcher, Study, StudyMember, utcnow
 from survey.researcher import bp
-from survey.researcher.access import ROLE_RANK, requires_role
+from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
+from survey.researcher.auth_routes import client_address
 from survey.researcher.definition import export_definition, import_definition, parse_definition
 from survey.researcher.forms import (
     MemberAddForm,
@@ -168,7 +169,10 @@ def study(study: Study, role: str):
 def study_state(study: Study, role: str):
     """Open, close, reopen, archive or unarchive the study; opening checks and freezes the design."""
     form = StateForm()
-    if not form.validate_on_submit() or form.state.data not in TRANSITIONS.get(study.state, ()):
+    form_ok = form.validate_on_submit()
+    # Checked on the locked row: an upload or another state change waits, or is seen whole.
+    study = lock_for_change(study, "editor")
+    if not form_ok or form.state.data not in TRANSITIONS.get(study.state, ()):
         return _overview(
             study, role, 409, error=f"A {study.state} study cannot be moved to {form.state.data or 'nothing'}."
         )
@@ -207,6 +211,8 @@ def study_edit(study: Study, role: str):
     if "preview" in request.form:
         previews = {name: render_markdown(getattr(form, name).data or "") for name in MARKDOWN_FIELDS}
         return _edit_page(study, form, previews=previews)
+    study = lock_for_change(study, "editor")
+    require_not_archived(study)
     if form.slug.data != study.slug:
         if study.state != "draft":
             form.slug.errors.append("The link name cannot change once the study has opened: links are out.")
@@ -232,7 +238,7 @@ def study_edit(study: Study, role: str):
 
 
 @bp.post("/studies/<int:study_id>/duplicate")
-@requires_role("viewer")
+@requires_role("editor")
 def study_duplicate(study: Study, role: str):
     """Copy the study's design, texts and plan into a new draft that the researcher owns."""
     require_button()
@@ -258,6 +264,7 @@ def study_delete(study: Study, role: str):
     if form.confirm.data != study.slug:
         form.confirm.errors.append(f"Type {study.slug} exactly to confirm.")
         return render_template("researcher/study_delete.html", study=study, form=form), 400
+    study = lock_for_change(study, "owner")
     title = study.title
     keys = delete_study(study, current_user)
     db.session.commit()
@@ -303,6 +310,13 @@ def _members_page(study: Study, role: str, add_form: MemberAddForm | None = None
     )
 
 
+def member_added(email: str, role: str) -> str:
+    """Say what adding a member did, in the same words whether the email has an account or not."""
+    return (f"If {email} has an account here, they are now a{'n' if role[0] in 'aeiou' else ''} "
+            f"{role} and listed below. If not, ask them to sign up with this email first, then "
+            "add them again.")
+
+
 def _owner_count(study: Study) -> int:
     """Count the study's owners."""
     return db.session.scalar(
@@ -332,20 +346,31 @@ def member_add(study: Study, role: str):
     form = MemberAddForm()
     if not form.validate_on_submit():
         return _members_page(study, role, form, 400)
-    researcher = db.session.scalar(sa.select(Researcher).where(Researcher.email == form.email.data.lower()))
+    email = form.email.data.lower()
+    # An email without an account gets the same answer as one with, and counts as a failed
+    # sign-in of the owner's address: probing which emails have accounts is rate limited.
+    attempt, limit = ratelimit.open_attempt(email, client_address())
+    if limit is not None:
+        abort(429, description=limit.message)
+    researcher = db.session.scalar(sa.select(Researcher).where(Researcher.email == email))
     if researcher is None:
-        form.email.errors.append("No researcher has an account with this email here. Ask them to sign up first.")
-        return _members_page(study, role, form, 400)
+        ratelimit.close_attempt(attempt, False)
+        db.session.commit()
+        flash(member_added(email, form.role.data), "success")
+        return redirect(url_for("researcher.members", study_id=study.id))
+    # Finding an account is no sign-in to it: the attempt is not kept.
+    ratelimit.forget_attempt(attempt)
     exists = db.session.scalar(
         sa.select(StudyMember).where(StudyMember.study_id == study.id, StudyMember.researcher_id == researcher.id)
     )
     if exists is not None:
+        db.session.commit()
         form.email.errors.append(f"{researcher.email} is a member already ({exists.role}).")
         return _members_page(study, role, form, 400)
     db.session.add(StudyMember(study=study, researcher=researcher, role=form.role.data))
     audit.record("member.add", researcher=current_user, study=study, member=researcher.email, role=form.role.data)
     db.session.commit()
-    flash(f"{researcher.email} is now a{'n' if form.role.data[0] in 'aeiou' else ''} {form.role.data}.", "success")
+    flash(member_added(email, form.role.data), "success")
     return redirect(url_for("researcher.members", study_id=study.id))
 
 
@@ -353,10 +378,13 @@ def member_add(study: Study, role: str):
 @requires_role("owner")
 def member_role(study: Study, role: str, member_id: int):
     """Change a member's role; the last owner stays an owner."""
-    member = _member(study, member_id)
     form = MemberRoleForm()
     if not form.validate_on_submit():
         abort(400, description="Choose one of the roles owner, editor or viewer.")
+    # Owners are counted under the study's lock: two owners demoting each other at once
+    # are served one after the other, and the second finds the first is the last owner.
+    study = lock_for_change(study, "owner")
+    member = _member(study, member_id)
     if member.role == "owner" and form.role.data != "owner" and _owner_count(study) == 1:
         abort(409, description="A study needs an owner: make someone else owner first.")
     previous, member.role = member.role, form.role.data
@@ -371,8 +399,9 @@ def member_role(study: Study, role: str, member_id: int):
 @requires_role("owner")
 def member_remove(study: Study, role: str, member_id: int):
     """Remove a member from the study; the last owner cannot be removed."""
-    member = _member(study, member_id)
     require_button()
+    study = lock_for_change(study, "owner")
+    member = _member(study, member_id)
     if member.role == "owner" and _owner_count(study) == 1:
         abort(409, description="The last owner cannot be removed: make someone else owner first.")
     email = member.researcher.email

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analysis.findings import corrected_p, finding, findings_for, format_p
+from analysis.findings import (
+    ci_label,
+    corrected_p,
+    finding,
+    findings_for,
+    format_p,
+    untested_finding,
+)
 
 
 def trust_test(**changes) -> dict:
@@ -34,7 +41,7 @@ def test_difference_sentence_names_estimate_ci_test_and_n():
     assert result["verdict"] == "difference"
     assert result["claim"] == (
         "Preregistered: AI headshots were trusted less than real photographs by 0.38 points on "
-        "the 1–7 scale (ai minus real = -0.38, 95% CI -0.47 to -0.28; paired t-test, "
+        "the 1–7 scale (AI minus real = -0.38, unadjusted 95% CI -0.47 to -0.28; paired t-test, "
         "t(112) = -8.04, Holm-adjusted p < 0.001; N = 113 participants).")
 
 
@@ -57,7 +64,7 @@ def test_no_difference_needs_a_significant_tost():
     assert result["verdict"] == "no_difference"
     assert result["claim"].startswith(
         "Preregistered: There was no reliable difference in trust between AI headshots and real "
-        "photographs: any difference lies within ±0.30 points on the 1–7 scale (ai minus real = "
+        "photographs: any difference lies within ±0.30 points on the 1–7 scale (AI minus real = "
         "-0.02 points on the 1–7 scale, 95% CI -0.12 to 0.08; paired t-test, t(112) = -8.04, "
         "Holm-adjusted p = 0.7; equivalence test (TOST) against ±0.30 points on the 1–7 scale, "
         "Holm-adjusted p = 0.002; N = 113 participants).")
@@ -129,8 +136,8 @@ def test_positive_estimate_reads_more():
     ({"outcome": "choice_real", "method": "one_sample_t", "estimate": 0.119, "mean": 0.619,
       "ci_low": 0.091, "ci_high": 0.147, "reference_value": 0.5},
      ("chose the real photograph over the AI headshot in 61.9% of pairs, more often than chance "
-      "(50%) by 11.9 percentage points (difference from chance (0.5) = 11.9, 95% CI 9.1 to 14.7; "
-      "one-sample t-test against 0.5")),
+      "(50%) by 11.9 percentage points (difference from chance (50%) = 11.9, unadjusted 95% CI "
+      "9.1 to 14.7; one-sample t-test against 50%")),
     ({"outcome": "detection_accuracy", "method": "one_sample_t", "estimate": -0.018,
       "mean": 0.482, "ci_low": -0.03, "ci_high": -0.006, "reference_value": 0.5},
      "with 48.2% accuracy, worse than chance (50%) by 1.8 percentage points"),
@@ -140,8 +147,8 @@ def test_positive_estimate_reads_more():
     ({"outcome": "recognition_accuracy", "method": "glmm", "level": "trial", "estimate": -0.573,
       "ci_low": -0.75, "ci_high": -0.39, "statistic": -6.27, "df": None, "n": 2712},
      ("recognised correctly less often than with real photographs: the log-odds of a correct "
-      "answer were lower by 0.57 (odds ratio 0.56) (ai minus real = -0.57, 95% CI -0.75 to -0.39;"
-      " logistic mixed model with crossed random effects of participants and identities, "
+      "answer were lower by 0.57 (odds ratio 0.56) (AI minus real = -0.57, unadjusted 95% CI "
+      "-0.75 to -0.39; logistic mixed model with crossed random effects of participants and identities, "
       "z = -6.27, Holm-adjusted p < 0.001; N = 2712 trials)")),
 ])
 def test_wording_per_outcome(test, phrase):
@@ -155,14 +162,14 @@ def test_one_sample_inconclusive_says_from_chance():
                       ci_high=0.05, p_value=0.6, p_adjusted=0.6, reference_value=0.5)
     claim = finding(test)["claim"]
     assert "neither show a difference in share of choices for the real photograph from chance " \
-           "(0.5)" in claim
+           "(50%)" in claim
 
 
 def test_p_is_never_rounded_across_alpha():
     claim = finding(trust_test(p_adjusted=0.04996))["claim"]
     assert "Holm-adjusted p = 0.04996" in claim
     claim = finding(trust_test(p_adjusted=0.05004))["claim"]
-    assert "Holm-adjusted p = 0.05004" in claim and "Inconclusive" in claim
+    assert "Holm-adjusted p = 0.05004" in claim and "(inconclusive)" in claim
 
 
 def test_missing_p_adjusted_with_a_correction_is_refused():
@@ -256,3 +263,43 @@ def test_verdict_follows_the_statistics_only(estimate, p_raw, p_adjusted, tost_p
 ])
 def test_format_p(p, alpha, text):
     assert format_p(p, alpha) == text
+
+
+def test_an_interval_beside_an_adjusted_p_says_it_is_unadjusted():
+    """The CI is the test's own: 'unadjusted' whenever the correction changed p, else plain."""
+    adjusted = finding(trust_test(p_value=1e-12, p_adjusted=4e-12))["claim"]
+    assert "unadjusted 95% CI -0.47 to -0.28; paired t-test" in adjusted
+    alone = finding(trust_test(p_value=1e-12, p_adjusted=1e-12))["claim"]
+    assert " 95% CI -0.47 to -0.28" in alone and "unadjusted" not in alone
+    uncorrected = finding(trust_test(correction="none", p_adjusted=None))["claim"]
+    assert "unadjusted" not in uncorrected
+    assert ci_label(trust_tost(confidence=0.9)) == "unadjusted 90% CI"
+    assert ci_label(trust_tost(confidence=0.9, p_adjusted=0.001)) == "90% CI"
+
+
+def test_inconclusive_beside_an_interval_without_zero_says_why():
+    """Raw p below alpha, adjusted p above it: the verdict and the interval disagree, in words."""
+    claim = finding(trust_test(estimate=-0.1, ci_low=-0.19, ci_high=-0.01, p_value=0.03,
+                               p_adjusted=0.09))["claim"]
+    assert ("the unadjusted 95% CI excludes zero (p = 0.03 before correction), but after "
+            "correcting for the other tests of its family the Holm-adjusted p = 0.09 is not below "
+            "α = 0.05, so no difference is claimed") in claim
+    plain = finding(trust_test(estimate=-0.1, ci_low=-0.3, ci_high=0.1, p_value=0.3,
+                               p_adjusted=0.6))["claim"]
+    assert "excludes zero" not in plain
+
+
+def test_one_label_one_colon_and_no_doubled_full_stop():
+    """'Exploratory (inconclusive):' not 'Exploratory: Inconclusive:'; a hypothesis's own full
+    stop is not doubled."""
+    hypothesis = {"outcome": "trust", "direction": "less", "text": "AI is trusted less."}
+    claims = [finding(trust_test(p_adjusted=0.4, preregistered=False), hypothesis=hypothesis),
+              finding(trust_test(), hypothesis=hypothesis),
+              untested_finding("trust", "no data.", False, hypothesis)]
+    assert claims[0]["claim"].startswith("Exploratory (inconclusive): the data neither show")
+    assert claims[2]["claim"].startswith("Exploratory (inconclusive): trust could not be tested")
+    for result in claims:
+        assert "Inconclusive:" not in result["claim"]
+        assert not re.search(r"(?<!\.)\.\.(?!\.)|\.\)\.|[;,:] ?[;,:]", result["claim"]), \
+            result["claim"]
+    assert "(AI is trusted less)" in claims[1]["claim"]

@@ -272,3 +272,36 @@ def test_zip_with_two_data_files_is_refused(tmp_path):
             z.writestr(f"data/study-{slug}_data.csv", make_trials().to_csv(index=False))
     with pytest.raises(ContractError, match="2 candidate trials files"):
         load(archive)
+
+
+def test_rt_flag_is_read_when_present_and_derived_when_absent(tmp_path):
+    """Exports before rt_flag still load; a present rt_flag must say what rt_ms says."""
+    trials = make_trials()
+    trials.loc[[0, 1, 2, 3, 4], "rt_ms"] = ["12", "49.9", "50", "600000", "600000.5"]
+    trials.loc[5, "rt_ms"] = ""
+    without = load(write_export(tmp_path / "old", trials))
+    flags = without.trials["rt_flag"].tolist()
+    assert flags[:6] == ["fast", "fast", "", "", "slow", ""]
+    assert set(flags[6:]) == {""}
+
+    trials["rt_flag"] = flags
+    with_flag = load(write_export(tmp_path / "new", trials))
+    pd.testing.assert_frame_equal(with_flag.trials, without.trials)
+    # The flag is derived from rt_ms, so it does not change the data's hash.
+    assert with_flag.data_sha256 == without.data_sha256
+    assert load(trials).data_sha256 == without.data_sha256
+
+
+@pytest.mark.parametrize("row, flag, message", [
+    (0, "quick", "rt_flag must be empty, 'fast' or 'slow', got 'quick'"),
+    (6, "slow", "rt_flag='slow' disagrees with rt_ms"),
+    (0, "", "rt_flag='' disagrees with rt_ms"),
+])
+def test_a_wrong_rt_flag_is_a_contract_error(tmp_path, row, flag, message):
+    trials = make_trials()
+    trials.loc[0, "rt_ms"] = "20"
+    trials["rt_flag"] = ["fast"] + [""] * (len(trials) - 1)
+    trials.loc[row, "rt_flag"] = flag
+    with pytest.raises(ContractError, match=message) as info:
+        load(write_export(tmp_path, trials))
+    assert (info.value.row, info.value.column) == (row + 2, "rt_flag")

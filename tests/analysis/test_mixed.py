@@ -270,3 +270,31 @@ def test_singular_notes_cover_zero_variance_and_perfect_correlation():
         "intercept (correlation +-1)",
         "singular fit: the conditionai variance for identity is estimated at (or near) zero "
         "(theta = 5e-05)"]
+
+
+def test_convergence_is_judged_by_lme4s_scaled_gradient():
+    """lme4's checkConv: max(pmin(|solve(chol(H), g)|, |g|)) <= 0.002, not a raw-gradient limit.
+
+    A deviance a million times steeper (a large study) has a raw gradient of 2 one micro-unit
+    from its minimum, which a raw limit calls a failure; scaled by the Hessian it is
+    sqrt(2e6) * 1e-6 = 0.0014, which lme4 accepts.
+    """
+    def deviance(x):
+        return 1e6 * ((x[0] - 0.3) ** 2 + (x[1] + 0.2) ** 2)
+
+    near = np.array([0.3 + 1e-6, -0.2])
+    converged, worst, note = mixed._lme4_convergence(deviance, near, deviance(near))
+    assert converged and note is None
+    assert worst == pytest.approx(math.sqrt(2e6) * 1e-6, rel=1e-3)
+    far = np.array([0.3 + 1e-5, -0.2])
+    converged, worst, note = mixed._lme4_convergence(deviance, far, deviance(far))
+    assert not converged and worst == pytest.approx(math.sqrt(2e6) * 1e-5, rel=1e-3)
+    assert note.startswith("failed to converge by lme4's criterion: max|grad| = 0.0141 "
+                           "(tol = 0.002, component 1)")
+    # No Cholesky factor (a saddle): the raw gradient decides, and the note says so.
+    def saddle(x):
+        return x[0] ** 2 - x[1] ** 2
+
+    flat = np.array([1e-4, 0.0])
+    converged, worst, note = mixed._lme4_convergence(saddle, flat, saddle(flat))
+    assert converged and "scaled gradient could not be evaluated" in note

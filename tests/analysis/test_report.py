@@ -194,7 +194,7 @@ def test_one_participant_gives_warnings_not_nan():
     desc = [d for d in results["descriptives"] if d["level"] == "participant"]
     assert all(d["sd"] is None for d in desc)
     assert results["findings"] == [{
-        "claim": "Exploratory: Inconclusive: trust could not be tested (no participant-level "
+        "claim": "Exploratory (inconclusive): trust could not be tested (no participant-level "
                  "tests: 1 participant(s) have both conditions (ai: 1, real: 1); a paired test "
                  "needs at least 2).", "verdict": "inconclusive", "outcome": "trust",
         "preregistered": False, "hypothesis_supported": None, "supported_by": []}]
@@ -276,7 +276,7 @@ def test_preregistered_outcome_without_data_is_warned_and_stays_in_the_findings(
         results["warnings"]
     finding = next(f for f in results["findings"] if f["outcome"] == "recognition_accuracy")
     assert finding["claim"] == (
-        "Preregistered: Inconclusive: recognition accuracy could not be tested (no data in this "
+        "Preregistered (inconclusive): recognition accuracy could not be tested (no data in this "
         "study). The preregistered hypothesis (AI headshots are recognised less) was not "
         "supported.")
     assert finding["hypothesis_supported"] is False and finding["supported_by"] == []
@@ -333,3 +333,34 @@ def test_interval_that_cannot_be_computed_is_null_with_a_warning():
     assert wilcoxon["ci_low"] is None and wilcoxon["ci_high"] is None
     assert ("trust: wilcoxon at the identity level: ci_low is not available (too few "
             "differences for the interval); written as null") in results["warnings"]
+
+
+def test_wilcoxon_tests_can_use_r_default_continuity_correction():
+    """continuity_correction=True runs every Wilcoxon test as wilcox.test(correct = TRUE) and
+    records it; the default keeps correct = FALSE; analysis.R repeats the same choice."""
+    from scipy import stats as sps
+
+    from analysis.rscript import r_script
+
+    people = [f"p{i}" for i in range(12)]
+    trials = make_trials(people, rating=lambda p, i, c: (4 + int(p[1:]) % 3 - (c == "ai")
+                                                         * ((int(p[1:]) + ord(i)) % 3)))
+    participants = make_participants(trials)
+    plain = analyse(trials, participants, mixed_models=False).results
+    corrected = analyse(trials, participants, mixed_models=False,
+                        continuity_correction=True).results
+    w_plain, w_corrected = (find(r, "trust", "wilcoxon") for r in (plain, corrected))
+    assert w_plain["continuity_correction"] is False
+    assert w_corrected["continuity_correction"] is True
+    assert w_corrected["statistic"] == w_plain["statistic"]
+    scores = {}
+    for row in trials[trials["measure"] == "trust"].itertuples():
+        scores.setdefault(row.participant, {}).setdefault(row.condition, []).append(
+            float(row.value))
+    ai = [np.mean(scores[p]["ai"]) for p in people]
+    real = [np.mean(scores[p]["real"]) for p in people]
+    expected = sps.wilcoxon(ai, real, method="approx", correction=True, zero_method="wilcox")
+    assert w_corrected["p_value"] == pytest.approx(expected.pvalue, rel=1e-10)
+    assert w_corrected["p_value"] > w_plain["p_value"]
+    assert "correct = TRUE" in r_script(corrected)
+    assert "scores, correct = TRUE)" not in r_script(plain)

@@ -239,3 +239,23 @@ def test_paired_tests_long_form(sim):
     assert table.loc[0, "n"] == 113
     with pytest.raises(ValueError, match="1 participant\\(s\\) with both ai and real"):
         stats.paired_tests(trust[trust["participant"] == "s7-0001"], dv="value_number")
+
+
+def test_wilcoxon_continuity_correction_as_r_default():
+    """correct=True is R's wilcox.test default (correct = TRUE); no R here, so the expected
+    value is R's documented formula worked by hand and scipy's equivalent (correction=True)."""
+    # The hand example above: V = 9, n(n+1)/4 = 5, sigma^2 = 7.375.
+    # R: z <- V - n(n+1)/4 = 4; z <- (z - sign(z) * 0.5) / sigma = 3.5 / sqrt(7.375)
+    row = stats.wilcoxon([4, 1, 5, 3, 6], [1, 2, 3, 3, 4], correct=True).iloc[0]
+    assert row["z"] == pytest.approx(3.5 / np.sqrt(7.375), rel=1e-12)
+    assert row["p_value"] == pytest.approx(0.19746607, rel=1e-7)  # 2 * pnorm(-1.2888045)
+    assert bool(row["continuity_correction"]) is True
+    assert not stats.wilcoxon([4, 1, 5, 3, 6], [1, 2, 3, 3, 4]).iloc[0]["continuity_correction"]
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(0.2, 1, 30).round(1), rng.normal(0, 1, 30).round(1)
+    scipy = sps.wilcoxon(x, y, method="approx", correction=True, zero_method="wilcox")
+    assert stats.wilcoxon(x, y, correct=True).iloc[0]["p_value"] == pytest.approx(
+        scipy.pvalue, rel=1e-12)
+    # A negative statistic moves up by 0.5 towards the centre.
+    below = stats.wilcoxon([1, 2, 3, 3, 4], [4, 1, 5, 3, 6], correct=True).iloc[0]
+    assert below["z"] == pytest.approx(-3.5 / np.sqrt(7.375), rel=1e-12)

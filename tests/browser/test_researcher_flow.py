@@ -20,7 +20,7 @@ from survey.participant.simulate import simulate
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TRIALS_COLUMNS = ["study", "participant", "list", "trial", "block", "task", "identity", "condition", "probe",
-                  "is_match", "measure", "value", "correct", "rt_ms", "attention_check"]
+                  "is_match", "measure", "value", "correct", "rt_ms", "attention_check", "rt_flag"]
 N_IDENTITIES = 8
 
 

@@ -263,8 +263,10 @@ def test_duplicate_copies_the_design_into_a_new_draft_with_its_own_files(app, te
                                        sha256="0" * 64))
         db.session.commit()
     owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"})
-    viewer = team.client(app, "viewer")
-    response = viewer.post(f"/r/studies/{team.study_id}/duplicate")
+    # A viewer changes nothing, and a copy would take the study's photographs along.
+    assert team.client(app, "viewer").post(f"/r/studies/{team.study_id}/duplicate").status_code == 403
+    editor = team.client(app, "editor")
+    response = editor.post(f"/r/studies/{team.study_id}/duplicate")
     assert response.status_code == 302
     copy_id = int(response.location.rsplit("/", 1)[1])
     with app.app_context():
@@ -275,7 +277,7 @@ def test_duplicate_copies_the_design_into_a_new_draft_with_its_own_files(app, te
         assert [i.code for i in copy.identities] == [i.code for i in source.identities]
         assert sorted(i.sha256 for i in copy.images) == sorted(i.sha256 for i in source.images)
         members = [(m.researcher_id, m.role) for m in copy.members]
-        assert members == [(team.viewer, "owner")]
+        assert members == [(team.editor, "owner")]
         store = storage()
         for image in copy.images:
             assert image.storage_key.startswith(f"{copy_id}/") and store.exists(image.storage_key)
@@ -338,7 +340,6 @@ def test_owner_adds_changes_and_removes_members(app, team, owner_client, make_re
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"email": "nobody@example.org"}, "No researcher has an account with this email"),
         ({"email": "viewer@example.org"}, "is a member already (viewer)"),
         ({"email": ""}, "Enter the researcher&#39;s email."),
         ({"role": "admin"}, "Not a valid choice."),
@@ -350,6 +351,31 @@ def test_adding_members_rejects_bad_input(app, team, owner_client, fields, messa
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert count(app, StudyMember) == 4
+
+
+def flashed(client, response) -> str:
+    """Return the flash message a redirect leads to."""
+    page = client.get(response.location).get_data(as_text=True)
+    return re.search(r'class="flash[^"]*"[^>]*>(.*?)</', page, re.S).group(1).strip()
+
+
+def test_adding_an_email_without_an_account_answers_as_with_one(app, team, owner_client, make_researcher):
+    """The answer does not tell whether an email has an account; probing is rate limited."""
+    make_researcher(email="known@example.org")
+    url = f"/r/studies/{team.study_id}/members"
+    known = owner_client.post(url, data={"email": "known@example.org", "role": "viewer"})
+    said_known = flashed(owner_client, known)
+    unknown = owner_client.post(url, data={"email": "unknown@example.org", "role": "viewer"})
+    said_unknown = flashed(owner_client, unknown)
+    assert (known.status_code, known.location) == (unknown.status_code, unknown.location) == (302, url)
+    assert said_known.replace("known@", "@") == said_unknown.replace("unknown@", "@")
+    assert count(app, StudyMember) == 5
+    # Each probe of an email without an account counts as a failed sign-in of the address.
+    app.config["LOGIN_MAX_PER_ADDRESS"] = 3
+    for n in range(2):
+        assert owner_client.post(url, data={"email": f"probe{n}@example.org"}).status_code == 302
+    assert owner_client.post(url, data={"email": "probe9@example.org"}).status_code == 429
+    assert count(app, StudyMember) == 5
 
 
 def test_the_last_owner_stays(app, team, owner_client):

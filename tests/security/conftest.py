@@ -173,15 +173,22 @@ def routes(app: Flask, methods: tuple[str, ...] | None = None):
                 yield rule, method
 
 
-def fingerprint(app: Flask) -> str:
-    """Hash every row of every table: equal fingerprints mean nothing was written."""
-    digest = hashlib.sha256()
+def table_fingerprints(app: Flask) -> dict[str, str]:
+    """Hash every row of each table: a table whose hash changed was written."""
+    hashes = {}
     with app.app_context():
         for table in Base.metadata.sorted_tables:
             rows = db.session.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
-            digest.update(f"{table.name}:{[tuple(map(str, r)) for r in rows]}".encode())
+            hashes[table.name] = hashlib.sha256(
+                f"{table.name}:{[tuple(map(str, r)) for r in rows]}".encode()
+            ).hexdigest()
         db.session.remove()
-    return digest.hexdigest()
+    return hashes
+
+
+def fingerprint(app: Flask) -> str:
+    """Hash every row of every table: equal fingerprints mean nothing was written."""
+    return hashlib.sha256("".join(table_fingerprints(app).values()).encode()).hexdigest()
 
 
 def csrf_token(client, url: str = "/r/login") -> str:

@@ -6,7 +6,11 @@ import secrets
 
 import pytest
 
+from survey.demo import DEMO_LOGIN, DEMO_PASSWORD
 from survey.deploy_check import check, workers_from_environment
+from survey.extensions import db
+from survey.models import Researcher
+from survey.stimuli import MAX_ZIP_BYTES
 
 STRONG = secrets.token_hex(32)
 SAFE_CONFIG = {
@@ -71,6 +75,15 @@ def test_a_safe_production_setup_has_no_problem():
         ({"SESSION_COOKIE_SAMESITE": None}, {}, "SESSION_COOKIE_SAMESITE", "other sites"),
         ({"MAX_CONTENT_LENGTH": None}, {}, "MAX_CONTENT_LENGTH", "no size limit"),
         ({"TESTING": True}, {}, "TESTING", "TESTING is on"),
+        # MAX_UPLOAD_MB=100000: far above the largest stimulus ZIP that is accepted.
+        (
+            {"MAX_CONTENT_LENGTH": 100_000 * 1024 * 1024},
+            {},
+            "MAX_CONTENT_LENGTH",
+            "more than the largest stimulus ZIP",
+        ),
+        # Trusting a proxy that check-deploy cannot see needs the operator's --proxies.
+        ({"TRUSTED_PROXIES": 1}, {}, "TRUSTED_PROXIES", "cannot see"),
     ],
 )
 def test_each_unsafe_setting_is_named_with_a_fix(config, env, setting, words):
@@ -88,6 +101,31 @@ def test_sqlite_with_one_worker_is_fine_and_the_option_overrides_the_environment
     assert check(config, {**SAFE_ENV, "WEB_CONCURRENCY": "1"}) == []
     assert check(config, {"SECRET_KEY": STRONG}) == []
     assert settings_named(check(config, {"SECRET_KEY": STRONG}, workers=3)) == ["DATABASE_URL"]
+
+
+def test_the_default_upload_limit_and_the_largest_useful_one_pass():
+    for megabytes in (200, MAX_ZIP_BYTES // (1024 * 1024)):
+        assert check({**SAFE_CONFIG, "MAX_CONTENT_LENGTH": megabytes * 1024 * 1024}, SAFE_ENV) == []
+
+
+@pytest.mark.parametrize(
+    ("trusted", "proxies", "words"),
+    [
+        (1, 0, "clients can choose the address"),
+        (2, 1, "clients can choose the address"),
+        (0, 1, "counted under a proxy's address"),
+        (1, 1, None),
+        (0, 0, None),
+        (0, None, None),
+    ],
+)
+def test_trusted_proxies_must_match_the_proxies_the_operator_counts(trusted, proxies, words):
+    problems = check({**SAFE_CONFIG, "TRUSTED_PROXIES": trusted}, SAFE_ENV, proxies=proxies)
+    if words is None:
+        assert problems == []
+    else:
+        assert settings_named(problems) == ["TRUSTED_PROXIES"]
+        assert words in problems[0].message and "--proxies" in problems[0].fix
 
 
 @pytest.mark.parametrize(
@@ -129,7 +167,8 @@ def test_the_command_lists_every_problem_and_fails(app, runner, monkeypatch):
     assert "test-secret-key" not in out
 
 
-def test_the_command_passes_on_a_safe_production_app(app, runner, monkeypatch):
+def safe_production(app, monkeypatch) -> None:
+    """Give the app and the environment a safe production setup."""
     monkeypatch.setenv("SECRET_KEY", STRONG)
     monkeypatch.delenv("FLASK_DEBUG", raising=False)
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
@@ -137,14 +176,47 @@ def test_the_command_passes_on_a_safe_production_app(app, runner, monkeypatch):
     app.config.update(
         {key: value for key, value in SAFE_CONFIG.items() if key != "SQLALCHEMY_DATABASE_URI"}
     )
+
+
+def test_the_command_passes_on_a_safe_production_app(app, runner, monkeypatch):
+    safe_production(app, monkeypatch)
     app.config["TRUSTED_PROXIES"] = 1
-    result = runner.invoke(args=["check-deploy"])
+    result = runner.invoke(args=["check-deploy", "--proxies", "1"])
     assert result.exit_code == 0, result.output
     assert "No unsafe setting found." in result.output
     assert "Note:" not in result.output
     app.config["TRUSTED_PROXIES"] = 0
     result = runner.invoke(args=["check-deploy"])
     assert result.exit_code == 0 and "Note: TRUSTED_PROXIES is 0" in result.output
+
+
+def test_the_command_fails_while_the_demo_account_keeps_its_password(
+    app, runner, monkeypatch, make_researcher
+):
+    safe_production(app, monkeypatch)
+    researcher_id = make_researcher(DEMO_LOGIN, DEMO_PASSWORD)
+    result = runner.invoke(args=["check-deploy"])
+    assert result.exit_code == 1, result.output
+    assert "- DEMO_ACCOUNT:" in result.output and "anyone can sign in" in result.output
+    with app.app_context():
+        db.session.get(Researcher, researcher_id).set_password(secrets.token_hex(16))
+        db.session.commit()
+    result = runner.invoke(args=["check-deploy"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_command_fails_on_a_huge_upload_limit_and_an_unconfirmed_proxy(
+    app, runner, monkeypatch
+):
+    safe_production(app, monkeypatch)
+    app.config["MAX_CONTENT_LENGTH"] = 100_000 * 1024 * 1024
+    app.config["TRUSTED_PROXIES"] = 1
+    result = runner.invoke(args=["check-deploy"])
+    assert result.exit_code == 1
+    assert "- MAX_CONTENT_LENGTH:" in result.output and "- TRUSTED_PROXIES:" in result.output
+    # The operator says no proxy is in front: trusting one is wrong, and said so.
+    result = runner.invoke(args=["check-deploy", "--proxies", "0"])
+    assert "- TRUSTED_PROXIES:" in result.output and "choose the address" in result.output
 
 
 def test_the_database_password_is_not_printed(app, runner):

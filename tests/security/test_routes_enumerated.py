@@ -10,8 +10,12 @@ from __future__ import annotations
 import re
 
 import pytest
+import sqlalchemy as sa
 
+from survey.extensions import db
+from survey.models import Report
 from survey.participant import csrf as participant_csrf
+from survey.researcher.access import ROLE_RANK
 from tests.security.conftest import (
     STATE_CHANGING,
     build_url,
@@ -19,8 +23,10 @@ from tests.security.conftest import (
     fingerprint,
     participant_client,
     routes,
+    table_fingerprints,
     url_values,
 )
+from tests.test_findings_support import simulate
 
 # Routes open to visitors who are not signed in, and why that is safe.
 PUBLIC = {
@@ -52,9 +58,97 @@ PUBLIC = {
 RESEARCHER_ELSEWHERE = {
     "participant.preview": "a member of the study runs it as a flagged preview participant",
 }
-# GET requests that may write, and what: a record or a cache, never a change a person asked for.
+# Every researcher route, with the least role it needs and what it does: "read" (no personal
+# data: viewers may), "write" (changes something) or "personal" (shows participants'
+# personal data, recruitment-platform ids). Viewers read everything that is not personal and
+# change nothing; SECURITY.md's role table says the same in words. "signed-in" routes have no
+# study: they act on the caller's own account or make a study of their own.
+ROLE_TABLE = {
+    ("researcher.account", "GET"): ("signed-in", "read"),
+    ("researcher.account", "POST"): ("signed-in", "write"),
+    ("researcher.invite", "POST"): ("signed-in", "write"),  # administrators only, checked inside
+    ("researcher.sign_out_everywhere", "POST"): ("signed-in", "write"),
+    ("researcher.studies", "GET"): ("signed-in", "read"),
+    ("researcher.study_new", "GET"): ("signed-in", "read"),
+    ("researcher.study_new", "POST"): ("signed-in", "write"),
+    ("researcher.study_import", "GET"): ("signed-in", "read"),
+    ("researcher.study_import", "POST"): ("signed-in", "write"),
+    ("researcher.study", "GET"): ("viewer", "read"),
+    ("researcher.audit_log", "GET"): ("viewer", "read"),
+    ("researcher.blocks", "GET"): ("viewer", "read"),
+    ("researcher.block_edit", "GET"): ("viewer", "read"),
+    ("researcher.block_add", "POST"): ("editor", "write"),
+    ("researcher.block_save", "POST"): ("editor", "write"),
+    ("researcher.block_delete", "POST"): ("editor", "write"),
+    ("researcher.block_move", "POST"): ("editor", "write"),
+    ("researcher.study_definition", "GET"): ("viewer", "read"),
+    ("researcher.study_delete", "GET"): ("owner", "write"),
+    ("researcher.study_delete", "POST"): ("owner", "write"),
+    # A copy takes the study's photographs along into a study the copier owns.
+    ("researcher.study_duplicate", "POST"): ("editor", "write"),
+    ("researcher.study_edit", "GET"): ("editor", "write"),
+    ("researcher.study_edit", "POST"): ("editor", "write"),
+    ("researcher.study_state", "POST"): ("editor", "write"),
+    ("researcher.exports", "GET"): ("viewer", "read"),
+    # A download; with recruitment ids asked for it is personal (see PERSONAL_VARIANTS).
+    ("researcher.export_file", "POST"): ("viewer", "read"),
+    ("researcher.members", "GET"): ("viewer", "read"),
+    ("researcher.member_add", "POST"): ("owner", "write"),
+    ("researcher.member_role", "POST"): ("owner", "write"),
+    ("researcher.member_remove", "POST"): ("owner", "write"),
+    ("researcher.monitor", "GET"): ("viewer", "read"),
+    ("researcher.monitor_json", "GET"): ("viewer", "read"),
+    ("researcher.participant_lookup", "GET"): ("editor", "personal"),
+    ("researcher.participant_delete", "POST"): ("editor", "write"),
+    ("researcher.preregistration", "GET"): ("viewer", "read"),
+    ("researcher.preregistration_save", "POST"): ("editor", "write"),
+    ("researcher.preregistration_freeze", "POST"): ("editor", "write"),
+    ("researcher.stimuli", "GET"): ("viewer", "read"),
+    ("researcher.stimuli_upload_zip", "POST"): ("editor", "write"),
+    ("researcher.stimuli_upload_image", "POST"): ("editor", "write"),
+    ("researcher.stimuli_delete_identity", "POST"): ("editor", "write"),
+    ("researcher.stimuli_delete_image", "POST"): ("editor", "write"),
+    ("findings.report", "GET"): ("viewer", "read"),
+    ("findings.figure", "GET"): ("viewer", "read"),
+    ("findings.download_html", "GET"): ("viewer", "read"),
+    ("findings.download_results", "GET"): ("viewer", "read"),
+    ("findings.download_tables", "GET"): ("viewer", "read"),
+    ("findings.download_bundle", "GET"): ("viewer", "read"),
+    # Retrying deletes the failed computations.
+    ("findings.retry", "POST"): ("editor", "write"),
+    ("findings.publish", "POST"): ("owner", "write"),
+    ("findings.unpublish", "POST"): ("owner", "write"),
+    # Runs the study as a participant flagged as a preview, never exported or analysed.
+    ("participant.preview", "GET"): ("viewer", "read"),
+    ("participant.preview", "POST"): ("viewer", "read"),
+}
+# Read routes that turn personal with a form field: (endpoint, URL part values, form data).
+PERSONAL_VARIANTS = [
+    ("researcher.export_file", {"name": name}, {f"{name.replace('.', '-')}-recruitment_ids": "y"})
+    for name in ("participants.csv", "psych-ds.zip")
+]
+# Read routes naming a report by id; the world has none, so a viewer gets 404 (not 403) there.
+NEEDS_A_REPORT = {
+    "findings.figure", "findings.download_html", "findings.download_results",
+    "findings.download_tables", "findings.download_bundle",
+}
+# GET requests that may write, the only tables they may write, and why: a record of who read
+# what, or a cache derived from the data, never a change a person asked for.
 GET_WRITES = {
-    "researcher.study_definition": "records the download in the audit log",
+    "researcher.study_definition": ({"audit_event"}, "records the download in the audit log"),
+    "researcher.participant_lookup": (
+        {"audit_event"},
+        "records who looked up a participant (recruitment ids are personal data)",
+    ),
+    "findings.report": (
+        {"report"},
+        "computes the report of the current data once and keeps it (a cache keyed by the data's "
+        "hash), and marks computations that outlived their worker as failed",
+    ),
+}
+# Query strings a GET route is also walked with, so that its search or filter runs.
+GET_QUERIES = {
+    "researcher.participant_lookup": ("?platform=prolific&external_id=PROLIFIC-0-000",),
 }
 
 
@@ -87,6 +181,80 @@ def test_every_route_with_a_study_checks_the_role(app):
         and not hasattr(app.view_functions[rule.endpoint], "required_role")
     ]
     assert missing == []
+
+
+def test_every_researcher_route_is_in_the_role_table(app):
+    found = {(rule.endpoint, method) for rule, method in researcher_routes(app)}
+    found -= {("researcher.home", "GET")}
+    assert found == set(ROLE_TABLE), "a route is missing from ROLE_TABLE, or the table is stale"
+    for (endpoint, _method), (role, _kind) in ROLE_TABLE.items():
+        need = getattr(app.view_functions[endpoint], "required_role", None)
+        if endpoint == "participant.preview":
+            continue  # any member: the view checks the membership itself
+        assert need == (None if role == "signed-in" else role), endpoint
+
+
+def test_the_role_table_keeps_viewers_to_reading_what_is_not_personal():
+    for key, (role, kind) in ROLE_TABLE.items():
+        assert kind in ("read", "write", "personal"), key
+        if kind != "read" and role != "signed-in":
+            assert ROLE_RANK[role] > ROLE_RANK["viewer"], key
+
+
+def add_failed_report(app, world) -> None:
+    """Give the world's study a failed report, which retrying would delete."""
+    with app.app_context():
+        db.session.add(Report(study_id=world.study_id, data_sha256="f" * 64,
+                              analysis_version="test", status="failed", error="it broke"))
+        db.session.commit()
+
+
+def test_a_viewer_reads_every_read_route_and_is_refused_every_other(app, world):
+    """The role table, checked against the app: 200 on reads, 403 on writes and personal data."""
+    add_failed_report(app, world)
+    client = world.client(app, "viewer")
+    before = fingerprint(app)
+    seen = {"read": 0, "write": 0, "personal": 0}
+    for rule, method in routes(app):
+        role, kind = ROLE_TABLE.get((rule.endpoint, method), (None, None))
+        if role in (None, "signed-in"):
+            continue
+        url = build_url(app, rule, url_values(rule, world))
+        if (rule.endpoint, method) == ("participant.preview", "POST"):
+            continue  # starts a preview participant (a write of its own kind), checked elsewhere
+        response = client.open(url, method=method)
+        response.close()
+        if kind == "read":
+            expected = 404 if rule.endpoint in NEEDS_A_REPORT else 200
+        else:
+            expected = 403
+        assert response.status_code == expected, (rule.endpoint, method, response.status_code)
+        seen[kind] += 1
+        if kind != "read":
+            assert fingerprint(app) == before, rule.endpoint
+        before = fingerprint(app)
+    assert seen["read"] > 15 and seen["write"] > 20 and seen["personal"] >= 1
+    for endpoint, values, data in PERSONAL_VARIANTS:
+        rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+        url = build_url(app, rule, {**url_values(rule, world), **values})
+        response = client.post(url, data=data)
+        assert response.status_code == 403, (endpoint, values)
+        # Without the personal field the same download is a viewer's to read.
+        assert client.post(url).status_code == 200
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Report)) == 1
+
+
+def test_editors_get_the_recruitment_ids_a_viewer_is_refused(app, world):
+    client = world.client(app, "editor")
+    response = client.post(f"/r/studies/{world.study_id}/exports/participants.csv",
+                           data={"participants-csv-recruitment_ids": "y"})
+    assert response.status_code == 200
+    assert "recruitment_id" in response.get_data(as_text=True).splitlines()[0]
+    viewer = world.client(app, "viewer")
+    page = viewer.get(f"/r/studies/{world.study_id}/exports").get_data(as_text=True)
+    assert "Include recruitment-platform ids" not in page
+    assert "Duplicate as a new draft" not in viewer.get(f"/r/studies/{world.study_id}").get_data(as_text=True)
 
 
 def test_only_the_participant_form_views_leave_csrf_to_their_own_check(app):
@@ -131,21 +299,29 @@ def test_every_state_changing_route_refuses_a_post_without_a_valid_token(app, wo
 
 
 def test_get_requests_change_nothing(app, world):
-    """CSRF tokens guard only POSTs, so no GET may write (derived caches aside)."""
+    """CSRF tokens guard only POSTs, so no GET may write beyond GET_WRITES' records and caches.
+
+    The study has answers, so the report is computed and a lookup finds its participant.
+    """
+    with app.app_context():
+        simulate(world.study_id, 2, prolific=True)
+        db.session.commit()
     clients = [world.client(app, "owner"), participant_client(app, world), world.client(app)]
-    before = fingerprint(app)
-    changed = []
+    before = table_fingerprints(app)
+    written: dict[str, set[str]] = {}
     for rule, method in routes(app, ("GET",)):
-        if rule.endpoint in GET_WRITES:
-            continue
         url = build_url(app, rule, url_values(rule, world))
-        for client in clients:
-            response = client.get(url)
-            response.close()
-            assert response.status_code < 500, (rule.endpoint, response.status_code)
-        changed.extend([rule.endpoint] if fingerprint(app) != before else [])
-        before = fingerprint(app)
-    assert changed == []
+        for query in ("", *GET_QUERIES.get(rule.endpoint, ())):
+            for client in clients:
+                response = client.get(url + query)
+                response.close()
+                assert response.status_code < 500, (rule.endpoint, response.status_code)
+            after = table_fingerprints(app)
+            tables = {name for name in after if after[name] != before[name]}
+            if tables:
+                written.setdefault(rule.endpoint, set()).update(tables)
+            before = after
+    assert written == {endpoint: tables for endpoint, (tables, _why) in GET_WRITES.items()}
 
 
 @pytest.mark.parametrize("who", ["anonymous", "participant"])
