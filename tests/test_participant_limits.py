@@ -232,7 +232,8 @@ def test_an_answer_posted_after_expiry_is_not_stored(app, client, demo):
     before = count(app, Response)
     answer = {name: values[0] for name, values in form.choices.items()}
     response = client.post(form.action, data={**answer, **form.hidden})
-    assert response.status_code in (302, 303)
+    assert response.status_code == 410
+    assert "Your time for this study has run out" in response.text
     assert count(app, Response) == before
     assert participants(app)[0].status == "expired"
 

@@ -620,6 +620,9 @@ def answer(slug: str, trial_id: int):
 def _closed_since(slug: str, public_id: str) -> WerkzeugResponse:
     """Answer a POST that the study's close refused: the "this study has closed" page."""
     study, participant = _flow_or_404(slug, public_id)
+    if participant is not None and participant.status == "expired":
+        # Refused because the participant's time ran out, not because the study closed.
+        return _unavailable("expired", study=study, participant=participant)
     return _study_closed(slug, study.title, participant is not None and participant.is_preview)
 
 
