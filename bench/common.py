@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from bench.participants import Client, Reply, free_port, percentile
+from bench.participants import UNLIMITED_STARTS, Client, Reply, free_port, percentile
 from survey.participant.simulate import TOKEN, form_token, parse_trial_form
 
 LOOPBACK = "127.0.0.1"
@@ -643,6 +643,7 @@ def app_env(database_url: str, workdir: Path, **extra: str) -> dict[str, str]:
         LIKENESS_ENV="development",
         PYTHONPATH=str(ROOT),
         FLASK_APP="app",
+        **UNLIMITED_STARTS,
     )
     env.update(extra)
     return env

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.participants import prepare_database  # noqa: E402
+from bench.participants import UNLIMITED_STARTS, prepare_database  # noqa: E402
 from survey.participant.simulate import TOKEN, form_token, parse_trial_form  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/likeness_bench_cpu"
@@ -136,7 +136,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     media = tempfile.mkdtemp(prefix="likeness-bench-cpu-")
     prepare_database(args.database_url, media)
     app = create_app(
-        {"DATABASE_URL": args.database_url, "SECRET_KEY": "bench-cpu", "MEDIA_DIR": media}
+        {
+            "DATABASE_URL": args.database_url,
+            "SECRET_KEY": "bench-cpu",
+            "MEDIA_DIR": media,
+            **{name: int(value) for name, value in UNLIMITED_STARTS.items()},
+        }
     )
     meter = Meter(args.database_url)
     rng = random.Random(args.seed)

@@ -1,4 +1,4 @@
-"""`flask` commands: seed the demo, create a researcher."""
+"""`flask` commands: seed the demo, create a researcher, expire abandoned participants."""
 
 from __future__ import annotations
 
@@ -61,6 +61,23 @@ def urls_command(host: str, port: int) -> None:
     click.echo(f"Database:           {current_app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}")
 
 
+@click.command("expire-participants")
+@with_appcontext
+def expire_participants_command() -> None:
+    """Mark participants still in progress PARTICIPANT_EXPIRE_HOURS after starting as expired.
+
+    Starts do this for their own study; run it from cron so that the monitor and the exports
+    show abandoned participants without waiting for the next start.
+    """
+    from survey.models import utcnow
+    from survey.participant.service import expire_participants
+
+    hours = current_app.config.get("PARTICIPANT_EXPIRE_HOURS")
+    n = expire_participants(db.session.connection(), utcnow())
+    db.session.commit()
+    click.echo(f"Expired {n} participant(s)" + (" (expiry is off)." if not hours else "."))
+
+
 def register(app: Flask) -> None:
     """Add the commands to `flask`."""
     from survey.participant.simulate import simulate_participants_command
@@ -71,5 +88,6 @@ def register(app: Flask) -> None:
         urls_command,
         simulate_participants_command,
         check_deploy_command,
+        expire_participants_command,
     ):
         app.cli.add_command(command)

@@ -50,6 +50,9 @@ PARTICIPANT_COLUMNS = (
     "participant", "list", "status", "started_at", "completed_at", "duration_s", "device",
     "source", "attention_passed", "attention_total",
 )
+# Written after the contract's columns above, which the data hash covers: the time an
+# abandoned participant expired (its status is partial) changes no stored report.
+EXPIRY_COLUMNS = ("expired_at",)
 RECRUITMENT_COLUMNS = ("recruitment_platform", "recruitment_id")
 STIMULI_COLUMNS = ("image", "identity", "role", "source", "generator", "sha256", "width", "height")
 CODEBOOK_COLUMNS = ("name", "file", "type", "description", "values")
@@ -351,7 +354,7 @@ def demographic_keys(study_id: int) -> list[str]:
 
 def _demographic_column(key: str) -> str:
     """Name a demographics column, kept apart from the contract's own columns."""
-    taken = PARTICIPANT_COLUMNS + RECRUITMENT_COLUMNS
+    taken = PARTICIPANT_COLUMNS + EXPIRY_COLUMNS + RECRUITMENT_COLUMNS
     return f"demographic_{key}" if key in taken else key
 
 
@@ -397,7 +400,12 @@ def _recruitment(participant_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
 def participant_columns(keys: Sequence[str], include_recruitment: bool = False) -> list[str]:
     """Return the header of participants.csv: contract columns, ids if asked, demographics."""
     extra = list(RECRUITMENT_COLUMNS) if include_recruitment else []
-    return list(PARTICIPANT_COLUMNS) + extra + [_demographic_column(k) for k in keys]
+    return (
+        list(PARTICIPANT_COLUMNS)
+        + list(EXPIRY_COLUMNS)
+        + extra
+        + [_demographic_column(k) for k in keys]
+    )
 
 
 def _participant_rows(study_id: int, include_recruitment: bool, keys: Sequence[str]) -> Iterator[tuple]:
@@ -414,6 +422,7 @@ def _participant_rows(study_id: int, include_recruitment: bool, keys: Sequence[s
             Participant.device,
             Participant.source,
             Participant.demographics,
+            Participant.expired_at,
         ),
         study_id,
     ).order_by(_participant_order())
@@ -438,6 +447,7 @@ def _participant_rows(study_id: int, include_recruitment: bool, keys: Sequence[s
                 row.source,
                 passed,
                 total,
+                iso_utc(row.expired_at),
             ]
             if include_recruitment:
                 values.extend(recruitment.get(row.id, ("", "")))
@@ -623,6 +633,9 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         ("source", "text", "where the participant came from", "prolific, mturk, sona, link"),
         ("attention_passed", "integer", "attention checks answered as instructed", "0 or more"),
         ("attention_total", "integer", "attention checks answered", "0 or more"),
+        ("expired_at", "datetime", "when a participant who stopped without finishing was "
+         "marked expired, PARTICIPANT_EXPIRE_HOURS after the start (ISO 8601, UTC; status "
+         "partial); empty otherwise", "timestamp, empty"),
     ]
     if include_recruitment is not False:
         note = "" if include_recruitment else " (only in exports made with recruitment ids)"

@@ -30,7 +30,7 @@ STUDY_STATES = ("draft", "open", "closed", "archived")
 ROLES = ("owner", "editor", "viewer")
 IMAGE_ROLES = ("headshot", "probe")
 IMAGE_SOURCES = ("real", "ai", "photo")
-PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn")
+PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn", "expired")
 RECRUITMENT_SOURCES = ("prolific", "mturk", "sona", "link")
 DEVICES = ("mobile", "desktop")
 REPORT_STATES = ("pending", "running", "done", "failed")
@@ -158,6 +158,8 @@ class Study(Base):
     settings: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
     # Incremented under a row lock on every participant start; it serialises list assignment.
     participants_started: so.Mapped[int] = so.mapped_column(default=0)
+    # New participants refused by the start limits (per address, per minute): suspicious starts.
+    starts_refused: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     opened_at: so.Mapped[Optional[datetime]]
     closed_at: so.Mapped[Optional[datetime]]
@@ -309,6 +311,8 @@ class Participant(Base):
         sa.CheckConstraint(_in("source", RECRUITMENT_SOURCES), name="source"),
         sa.CheckConstraint("device IS NULL OR " + _in("device", DEVICES), name="device"),
         sa.Index("ix_participant_study_list", "study_id", "list_index"),
+        # Finds a study's participants in progress since before the expiry time.
+        sa.Index("ix_participant_study_status", "study_id", "status", "started_at"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -324,6 +328,9 @@ class Participant(Base):
     consented_at: so.Mapped[Optional[datetime]]
     completed_at: so.Mapped[Optional[datetime]]
     withdrawn_at: so.Mapped[Optional[datetime]]
+    # Set (with status "expired") when the participant was still in progress
+    # PARTICIPANT_EXPIRE_HOURS after starting: the list slot is freed, the answers kept.
+    expired_at: so.Mapped[Optional[datetime]]
     demographics: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
 
     study: so.Mapped[Study] = so.relationship(back_populates="participants")
@@ -341,6 +348,26 @@ class Participant(Base):
     def list_label(self) -> str:
         """Return the list's letter (A, B, …) as it appears in exports."""
         return chr(ord("A") + self.list_index)
+
+
+class ParticipantStart(Base):
+    """A new participant's start, by study and a keyed digest of the client's address.
+
+    Counted, under the study's row lock, by the start limits; kept only while a limit's window
+    can still count it.
+    """
+
+    __tablename__ = "participant_start"
+    __table_args__ = (
+        sa.Index("ix_participant_start_study_address", "study_id", "address_key", "at"),
+        sa.Index("ix_participant_start_study_at", "study_id", "at"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    # HMAC of the address under SECRET_KEY: the addresses themselves are not kept.
+    address_key: so.Mapped[str] = so.mapped_column(sa.String(64))
+    at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
 
 class RecruitmentId(Base):

@@ -285,7 +285,9 @@ def test_empty_study_exports_headers_only(app):
         db.session.add(study)
         db.session.commit()
         assert "".join(exports.trials_csv(study.id)) == ",".join(exports.TRIAL_COLUMNS) + "\n"
-        assert "".join(exports.participants_csv(study.id)) == ",".join(exports.PARTICIPANT_COLUMNS) + "\n"
+        assert "".join(exports.participants_csv(study.id)) == ",".join(
+            exports.PARTICIPANT_COLUMNS + exports.EXPIRY_COLUMNS
+        ) + "\n"
         assert len(exports.trials_dataframe(study.id)) == 0
 
 
@@ -312,17 +314,17 @@ def test_participants_csv_has_contract_columns_then_demographics(app, study_id):
     rows = read_csv(text)
     assert text.splitlines()[0] == (
         "participant,list,status,started_at,completed_at,duration_s,device,source,"
-        "attention_passed,attention_total,age_band,comment,demographic_list"
+        "attention_passed,attention_total,expired_at,age_band,comment,demographic_list"
     )
     assert rows == [
         {"participant": "'-early", "list": "A", "status": "partial",
          "started_at": "2025-03-01T09:30:00Z", "completed_at": "", "duration_s": "",
          "device": "", "source": "link", "attention_passed": "0", "attention_total": "0",
-         "age_band": "", "comment": "", "demographic_list": "clash"},
+         "expired_at": "", "age_band": "", "comment": "", "demographic_list": "clash"},
         {"participant": "b-second", "list": "B", "status": "completed",
          "started_at": "2025-03-01T09:30:00Z", "completed_at": "2025-03-01T09:35:30Z",
          "duration_s": "330.2", "device": "mobile", "source": "prolific",
-         "attention_passed": "0", "attention_total": "1",
+         "attention_passed": "0", "attention_total": "1", "expired_at": "",
          "age_band": "30-44", "comment": "'=1+1", "demographic_list": ""},
     ]
 

@@ -266,7 +266,7 @@ def test_reload_and_back_resume_at_the_first_unanswered_trial(app, client, demo)
 
 
 def test_a_recruitment_id_resumes_its_own_session_in_another_browser(app, client, demo):
-    query = "?PROLIFIC_PID=returning1"
+    query = "?PROLIFIC_PID=returning1&STUDY_ID=s1&SESSION_ID=attempt-7f3a"
     agree(client, "demo", query)
     answer_trials(client, 4)
     other = app.test_client()  # the next day, another browser, no cookie
@@ -283,15 +283,63 @@ def test_a_recruitment_id_resumes_its_own_session_in_another_browser(app, client
     assert len(participants(app)) == 1
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?PROLIFIC_PID=victim1",  # the platform id alone
+        "?PROLIFIC_PID=victim1&STUDY_ID=s1&SESSION_ID=guessed",  # with another attempt's id
+        "?workerId=VICTIM1",  # MTurk without the assignment
+        "?sona_id=4242",  # SONA has no per-attempt parameter: only the own browser resumes
+    ],
+)
+def test_a_recruitment_id_alone_does_not_hand_over_someone_elses_session(
+    app, client, demo, query
+):
+    own = {
+        "?PROLIFIC_PID=victim1": "?PROLIFIC_PID=victim1&STUDY_ID=s1&SESSION_ID=real-session",
+        "?PROLIFIC_PID=victim1&STUDY_ID=s1&SESSION_ID=guessed": (
+            "?PROLIFIC_PID=victim1&STUDY_ID=s1&SESSION_ID=real-session"
+        ),
+        "?workerId=VICTIM1": "?workerId=VICTIM1&assignmentId=A9&hitId=H1",
+        "?sona_id=4242": "?sona_id=4242",
+    }[query]
+    agree(client, "demo", own)
+    answer_trials(client, 2)
+    attacker = app.test_client()
+    page = attacker.get(f"/s/demo{query}")
+    assert page.status_code == 409
+    assert "You already started this study in another browser" in page.text
+    assert attacker.get_cookie("likeness_participant", path="/s/demo") is None
+    # Posting a consent with the id is refused the same way, and withdraws nobody.
+    token = TOKEN.search(attacker.get("/s/demo").text).group(1)
+    posted = attacker.post(f"/s/demo/consent{query}", data={"token": token, "agree": "1"})
+    assert posted.status_code == 409
+    assert attacker.get_cookie("likeness_participant", path="/s/demo") is None
+    assert attacker.post("/s/demo/withdraw", data={"confirm": "1"}).status_code == 302
+    (victim,) = participants(app)
+    assert victim.status == "in_progress" and count(app, Response) > 0
+    # The participant's own browser still resumes with the same link.
+    assert client.get(f"/s/demo{own}").headers["Location"].endswith("/s/demo/trial")
+
+
 def test_a_double_clicked_consent_starts_one_participant(app, client, demo):
     page = client.get("/s/demo").get_data(as_text=True)
     data = {"token": TOKEN.search(page).group(1), "agree": "1"}
-    first = app.test_client().post("/s/demo/consent", data=data)
-    second = app.test_client().post("/s/demo/consent", data=data)
+    first = client.post("/s/demo/consent", data=data)
+    second = client.post("/s/demo/consent", data=data)
     assert first.status_code == second.status_code == 303
     assert len(participants(app)) == 1
     with app.app_context():
         assert db.session.scalar(sa.select(Study.participants_started)) == 1
+    # The token alone (read from the page's HTML) does not open that participant in another
+    # browser: there it starts a participant of its own.
+    other = app.test_client()
+    other.get("/s/demo")
+    assert other.post("/s/demo/consent", data=data).status_code == 303
+    assert len({p.public_id for p in participants(app)}) == 2
+    assert other.get_cookie("likeness_participant", path="/s/demo").value != (
+        client.get_cookie("likeness_participant", path="/s/demo").value
+    )
 
 
 def test_a_forged_consent_token_is_refused(app, client, demo):
@@ -432,9 +480,10 @@ def test_withdrawal_asks_for_confirmation_then_deletes_the_answers(app, client, 
         assert recruitment.params == {}
         assert service.list_counts(db.session.get(Study, demo)) == [0, 0]
     assert client.get("/s/demo").headers["Location"].endswith("/s/demo/withdrawn")
+    # Another browser with the same id starts nobody (and opens nobody's session).
     other = app.test_client()
-    assert other.get(f"/s/demo{query}").headers["Location"].endswith("/s/demo/withdrawn")
-    assert agree(other, "demo", query).status_code == 302
+    assert other.get(f"/s/demo{query}").status_code == 409
+    assert agree(other, "demo", query).status_code == 409
     assert len(participants(app)) == 1
 
 

@@ -41,7 +41,7 @@ def _expected(key: str) -> str:
     return hmac.new(secret_bytes, message, hashlib.sha256).hexdigest()
 
 
-def _browser_key() -> Optional[str]:
+def browser_key() -> Optional[str]:
     """Return the form key of this browser: its cookie's, or one made for this response."""
     key = g.get("participant_form_key")
     if key is None:
@@ -52,7 +52,7 @@ def _browser_key() -> Optional[str]:
 
 def token() -> str:
     """Return the token for a form on this page (the template's ``csrf_token()``)."""
-    key = _browser_key()
+    key = browser_key()
     if key is None:
         key = secrets.token_urlsafe(KEY_BYTES)
         g.participant_form_key_new = True
@@ -79,7 +79,7 @@ def check() -> None:
     """Refuse (CSRFError, answered 400 "this page had expired") a POST without a valid token."""
     if not current_app.config.get("WTF_CSRF_ENABLED", True):
         return
-    key = _browser_key()
+    key = browser_key()
     sent = request.form.get(FIELD, "")
     if key is None or not sent or not hmac.compare_digest(sent.encode(), _expected(key).encode()):
         raise CSRFError("The form's token is missing or does not match this browser.")

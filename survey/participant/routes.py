@@ -1,13 +1,17 @@
 """Participant routes: link → consent → instructions → trials → questions → debrief.
 
 A participant is known by a signed cookie scoped to the study's path (kept 30 days) or by the
-recruitment id in the link, so reloading, going back or coming back later resumes at the first
-unanswered trial. Every page of the flow is sent with `no-store`: the back button asks the
+recruitment id in the link together with the same attempt's session parameter, so reloading,
+going back or coming back later resumes at the first unanswered trial. Every page of the flow is sent with `no-store`: the back button asks the
 server again and gets the current trial, never a stale form.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import secrets
 from typing import Optional
 
 import sqlalchemy as sa
@@ -26,6 +30,7 @@ from survey.media import storage
 from survey.models import Image, Participant, new_public_id
 from survey.participant import bp, forms, hotdb, service, tickets
 from survey.participant import csrf as participant_csrf
+from survey.researcher.auth_routes import client_address
 
 COOKIE = "likeness_participant"
 COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -73,6 +78,27 @@ UNAVAILABLE = {
         "This study is full",
         "This study has all the participants it needs. Thank you for your interest.",
     ),
+    "busy": (
+        429,
+        "Please try again in a few minutes",
+        "Many people have just started this study from your network or at the same moment, "
+        "so new participants are let in a few at a time. Nothing was recorded. Please wait a "
+        "few minutes, then open the study link again.",
+    ),
+    "expired": (
+        410,
+        "Your time for this study has run out",
+        "You started this study too long ago to continue, so your place was given to someone "
+        "else. The answers you gave are kept as an unfinished session; you can still withdraw "
+        "them. If you think this is a mistake, please write to the researcher.",
+    ),
+    "elsewhere": (
+        409,
+        "You already started this study in another browser",
+        "To continue, go back to the browser and device where you started. If you cannot, "
+        "open the study again from the link on the recruitment site (it brings your session "
+        "along), or write to the researcher. Nothing was changed.",
+    ),
 }
 
 
@@ -80,8 +106,31 @@ UNAVAILABLE = {
 
 
 def _serializer() -> URLSafeSerializer:
-    """Return the signer of participant cookies and consent tokens."""
+    """Return the signer of participant cookies."""
     return URLSafeSerializer(current_app.secret_key, salt="likeness-participant")
+
+
+def _consent_signer() -> URLSafeSerializer:
+    """Return the signer of consent tokens (apart from the cookies': a token is never one)."""
+    return URLSafeSerializer(current_app.secret_key, salt="likeness-consent")
+
+
+def _consent_public_id(nonce: str) -> str:
+    """Return the id a consent token's nonce gives the participant this browser starts.
+
+    An HMAC of the nonce and the browser's form key (its own HttpOnly cookie): a double click
+    in one browser starts one participant, while the page's HTML, which holds only the nonce,
+    names no participant and opens no one's session in another browser.
+    """
+    key = participant_csrf.browser_key()
+    if key is None:  # no form key (only when the form check is off): no double-click guard
+        return new_public_id()
+    secret = current_app.secret_key
+    secret_bytes = secret.encode() if isinstance(secret, str) else bytes(secret)
+    digest = hmac.new(
+        secret_bytes, f"likeness-consent:{nonce}:{key}".encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
 # Participant cookies already verified by this worker, by (secret key, cookie): a participant
@@ -187,13 +236,46 @@ def _page(
     return render_template(template, study=study, participant=participant, **context)
 
 
-def _unavailable(reason: str, detail: str = "") -> WerkzeugResponse:
-    """Render the page for an unknown, incomplete, draft, closed or full study link."""
+def _unavailable(
+    reason: str,
+    detail: str = "",
+    retry_after: Optional[int] = None,
+    study: Optional[service.StudyView] = None,
+    participant: Optional[service.ParticipantView] = None,
+) -> WerkzeugResponse:
+    """Render the page for an unknown, incomplete, draft, closed, full or busy study link."""
     status, title, message = UNAVAILABLE[reason]
     page = _page(
-        "participant/message.html", title=title, message=message, detail=detail, reason=reason
+        "participant/message.html",
+        study=study,
+        participant=participant,
+        title=title,
+        message=message,
+        detail=detail,
+        reason=reason,
     )
-    return current_app.response_class(page, status=status)
+    response = current_app.response_class(page, status=status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _may_resume(
+    participant_id: int,
+    public_id: str,
+    recruitment: service.Recruitment,
+    cookie_public_id: Optional[str],
+) -> bool:
+    """Tell whether this browser may resume the participant its link's recruitment id names.
+
+    Its own cookie, or the same attempt's session parameter, is needed: a platform id alone
+    is often known to others.
+    """
+    if cookie_public_id is not None and hmac.compare_digest(
+        cookie_public_id.encode(), public_id.encode()
+    ):
+        return True
+    return service.same_attempt(participant_id, recruitment)
 
 
 def _study_closed(slug: str, title: str, is_preview: bool) -> WerkzeugResponse:
@@ -219,7 +301,7 @@ def _next_url(slug: str, participant: service.ParticipantView) -> str:
     """Return where a returning participant continues."""
     if participant.status == "withdrawn":
         return url_for("participant.withdrawn", slug=slug)
-    if participant.consented_at is None:
+    if participant.consented_at is None or participant.status == "expired":
         return url_for("participant.entry", slug=slug)
     if participant.status == "completed":
         return url_for("participant.done", slug=slug)
@@ -235,7 +317,7 @@ def _render_consent(
     participant: Optional[service.ParticipantView] = None,
 ) -> tuple[str, int]:
     """Render the consent page; its token gives a double-clicked agreement one participant."""
-    form = forms.ConsentForm(token=_serializer().dumps(new_public_id()))
+    form = forms.ConsentForm(token=_consent_signer().dumps(secrets.token_urlsafe(16)))
     query = request.query_string.decode("ascii", "replace")
     action = url_for("participant.consent", slug=study.slug) + (f"?{query}" if query else "")
     return (
@@ -261,9 +343,21 @@ def entry(slug: str):
         _flow_or_404(slug)
         return _unavailable("bad_link", str(exc))
     # With a recruitment id, its participant; without one, this browser's.
+    cookie_public_id = _cookie_public_id()
     study, participant = _flow_or_404(
-        slug, None if recruitment is not None else _cookie_public_id(), recruitment
+        slug, None if recruitment is not None else cookie_public_id, recruitment
     )
+    if (
+        participant is not None
+        and recruitment is not None
+        and not _may_resume(
+            participant.id, participant.public_id, recruitment, cookie_public_id
+        )
+    ):
+        return _unavailable("elsewhere")
+    if participant is not None and participant.status == "expired":
+        response = _unavailable("expired", study=study, participant=participant)
+        return _remember(response, slug, participant.public_id)
     if participant is not None and participant.consented_at is not None:
         return _remember(redirect(_next_url(slug, participant)), slug, participant.public_id)
     if participant is None:
@@ -286,18 +380,20 @@ def consent(slug: str):
         bad_link = ""
     # A link without a recruitment id resumes this browser's participant; one with an id
     # resumes that id's participant (found by the start itself).
-    study, existing = _flow_or_404(slug, _cookie_public_id() if recruitment is None else None)
+    cookie_public_id = _cookie_public_id()
+    study, existing = _flow_or_404(slug, cookie_public_id if recruitment is None else None)
     form = forms.ConsentForm()
     if not form.validate_on_submit():
         return _render_consent(study, 400, forms.first_error(form))
     if bad_link:
         return _unavailable("bad_link", bad_link)
     try:
-        public_id = _serializer().loads(form.token.data or "")
+        nonce = _consent_signer().loads(form.token.data or "")
     except BadSignature:
-        public_id = None
-    if not isinstance(public_id, str):
+        nonce = None
+    if not isinstance(nonce, str):
         return _render_consent(study, 400, "The form was damaged on its way. Please agree again.")
+    public_id = _consent_public_id(nonce)
     if form.decline.data:
         return _page(
             "participant/message.html",
@@ -312,15 +408,24 @@ def consent(slug: str):
                 recruitment=recruitment,
                 device=service.device_from_user_agent(request.user_agent.string),
                 public_id=public_id,
+                address=client_address(),
             )
         except service.StudyUnavailable as exc:
-            return _unavailable(exc.reason)
+            return _unavailable(exc.reason, retry_after=exc.retry_after)
         except design.DesignError as exc:
             return _unavailable("broken", " ".join(exc.problems))
         if start.started:
             # Consented just now, nothing answered yet: on to the instructions.
             response = redirect(url_for("participant.instructions", slug=slug), 303)
             return _remember(response, slug, start.public_id)
+        if (
+            recruitment is not None
+            and start.public_id != public_id  # not this browser's double click
+            and not _may_resume(
+                start.participant_id, start.public_id, recruitment, cookie_public_id
+            )
+        ):
+            return _unavailable("elsewhere")
         existing = _flow_or_404(slug, start.public_id)[1]
         if existing is None:  # deleted since (a researcher removed its data)
             return redirect(url_for("participant.entry", slug=slug), 303)
@@ -432,6 +537,8 @@ def trial(slug: str):
         return redirect(url_for("participant.entry", slug=slug))
     if state.status == "withdrawn":
         return redirect(url_for("participant.withdrawn", slug=slug))
+    if state.status == "expired":
+        return redirect(url_for("participant.entry", slug=slug))
     if state.current is None:
         return redirect(_after_trials(slug, public_id))
     if not state.taking_answers:
@@ -513,6 +620,9 @@ def answer(slug: str, trial_id: int):
 def _closed_since(slug: str, public_id: str) -> WerkzeugResponse:
     """Answer a POST that the study's close refused: the "this study has closed" page."""
     study, participant = _flow_or_404(slug, public_id)
+    if participant is not None and participant.status == "expired":
+        # Refused because the participant's time ran out, not because the study closed.
+        return _unavailable("expired", study=study, participant=participant)
     return _study_closed(slug, study.title, participant is not None and participant.is_preview)
 
 

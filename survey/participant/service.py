@@ -4,7 +4,9 @@ Routes and the simulation command both call these functions; nothing here reads 
 
 Starting takes the study row's lock (an UPDATE of its start counter: a row lock in PostgreSQL,
 the write lock in SQLite), so concurrent starts run one after another: each sees the lists'
-counts left by the one before, and the target-N check cannot be overrun. Showing a trial and
+counts left by the one before, and the target-N check cannot be overrun. Under the same lock a
+start from the study link is checked against the start limits (`survey.participant.limits`)
+and marks the study's participants past the expiry time expired. Showing a trial and
 recording an answer are the hot path, run on a connection of their own outside the ORM
 session (`survey.participant.hotdb`, autocommit on PostgreSQL). The trial page is one
 SELECT, on every request: no worker keeps a page, which another worker's answer or a
@@ -31,16 +33,19 @@ gone, yet the same id cannot start the study a second time.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 import secrets
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from survey import design
@@ -54,9 +59,10 @@ from survey.models import (
     Response,
     Study,
     Trial,
+    UTCDateTime,
     utcnow,
 )
-from survey.participant import hotdb, tickets
+from survey.participant import hotdb, limits, tickets
 
 # Query parameters naming the participant on each platform, in the order they are looked for,
 # and the platform's other parameters worth keeping (apart from the opaque participant id).
@@ -74,6 +80,10 @@ PLATFORM_EXTRA_PARAMS = {
     "sona": ("experiment_id", "credit_token", "survey_code"),
     "link": ("source", "session"),
 }
+# The parameter a platform gives each attempt afresh (Prolific's SESSION_ID, MTurk's
+# assignmentId): unlike the participant's platform id it is not known to others, so it lets a
+# recruitment id resume its participant in another browser. SONA has none.
+PLATFORM_SESSION_PARAMS = {"prolific": "SESSION_ID", "mturk": "assignmentId", "link": "session"}
 PLATFORM_NAMES = {"prolific": "Prolific", "mturk": "Mechanical Turk", "sona": "SONA"}
 EXTERNAL_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}\Z")
 PARAM_VALUE = re.compile(r"[A-Za-z0-9_.:@+/%=-]{1,200}\Z")
@@ -83,14 +93,20 @@ WITHDRAWN_ID_PREFIX = "sha256:"
 # Implausible but possible times (below 50 ms, above 10 minutes) are kept and flagged in
 # the export's rt_flag column, not dropped here.
 RT_MAX_MS = 30 * 24 * 3600 * 1000
+# Default hours after its start at which a participant still in progress expires (0: never).
+PARTICIPANT_EXPIRE_HOURS = 24
 MOBILE_HINTS = ("Mobi", "Android", "iPhone", "iPod", "Windows Phone", "Opera Mini")
 
 
 class StudyUnavailable(Exception):
-    """A new participant cannot start: `reason` is draft, closed, full or changed."""
+    """A new participant cannot start: `reason` is draft, closed, full, changed or busy.
 
-    def __init__(self, reason: str) -> None:
+    Busy: the start limits refused it; `retry_after` says in how many seconds to try again.
+    """
+
+    def __init__(self, reason: str, retry_after: Optional[int] = None) -> None:
         self.reason = reason
+        self.retry_after = retry_after
         super().__init__(f"the study cannot be started: {reason}")
 
 
@@ -171,6 +187,24 @@ def find_by_recruitment(study_id: int, recruitment: Recruitment) -> Optional[Par
     return db.session.scalar(
         _BY_RECRUITMENT, {"study_id": study_id, **_recruitment_params(recruitment)}
     )
+
+
+def same_attempt(participant_id: int, recruitment: Recruitment) -> bool:
+    """Tell whether the link carries the session parameter the participant started with.
+
+    Knowing a participant's platform id is not enough to resume as them: the platform's
+    per-attempt parameter must match too (a link without one, or a platform without one,
+    resumes only in the participant's own browser).
+    """
+    name = PLATFORM_SESSION_PARAMS.get(recruitment.platform)
+    given = recruitment.params.get(name, "") if name else ""
+    if not given:
+        return False
+    stored = db.session.scalar(
+        sa.select(RecruitmentId.params).where(RecruitmentId.participant_id == participant_id)
+    )
+    kept = stored.get(name, "") if isinstance(stored, dict) else ""
+    return bool(kept) and hmac.compare_digest(str(kept).encode(), given.encode())
 
 
 def find_participant(study_id: int, public_id: Optional[str]) -> Optional[Participant]:
@@ -312,8 +346,54 @@ def counted_statuses(study: Study) -> tuple[str, ...]:
     return ("completed",) if study.assign_by == "completed" else ("in_progress", "completed")
 
 
+def expiry_cutoff(now: Optional[datetime] = None) -> Optional[datetime]:
+    """Return the start time before which a participant still in progress has expired.
+
+    None when participants never expire (PARTICIPANT_EXPIRE_HOURS is 0).
+    """
+    hours = int(current_app.config.get("PARTICIPANT_EXPIRE_HOURS", PARTICIPANT_EXPIRE_HOURS))
+    if hours <= 0:
+        return None
+    return (now or utcnow()) - timedelta(hours=hours)
+
+
+# Mark participants in progress that started before the cutoff as expired: a conditional
+# UPDATE, so a participant that completed or withdrew meanwhile is left alone.
+_EXPIRE = (
+    sa.update(Participant.__table__)
+    .where(
+        Participant.__table__.c.status == "in_progress",
+        Participant.__table__.c.is_preview.is_(False),
+        Participant.__table__.c.started_at < sa.bindparam("cutoff", type_=UTCDateTime()),
+    )
+    .values(status="expired", expired_at=sa.bindparam("now", type_=UTCDateTime()))
+)
+_EXPIRE_IN_STUDY = _EXPIRE.where(Participant.__table__.c.study_id == sa.bindparam("in_study"))
+
+
+def expire_participants(
+    connection: sa.Connection, now: datetime, study_id: Optional[int] = None
+) -> int:
+    """Mark the participants (of one study, or all) in progress past the expiry time expired.
+
+    Their answers stay, exported as partial with the time they expired; their list slot is
+    free. Returns how many were marked.
+    """
+    cutoff = expiry_cutoff(now)
+    if cutoff is None:
+        return 0
+    if study_id is None:
+        return connection.execute(_EXPIRE, {"cutoff": cutoff, "now": now}).rowcount
+    params = {"cutoff": cutoff, "now": now, "in_study": study_id}
+    return connection.execute(_EXPIRE_IN_STUDY, params).rowcount
+
+
 def list_counts(study: Study, *, preview: bool = False) -> list[int]:
-    """Return how many counted participants (or preview runs) each list has."""
+    """Return how many counted participants (or preview runs) each list has.
+
+    A participant in progress past the expiry time no longer counts, even before it is marked
+    expired: its slot is free.
+    """
     query = (
         sa.select(Participant.list_index, sa.func.count())
         .where(Participant.study_id == study.id, Participant.is_preview.is_(preview))
@@ -321,6 +401,11 @@ def list_counts(study: Study, *, preview: bool = False) -> list[int]:
     )
     if not preview:
         query = query.where(Participant.status.in_(counted_statuses(study)))
+        cutoff = expiry_cutoff()
+        if cutoff is not None:
+            query = query.where(
+                sa.or_(Participant.status != "in_progress", Participant.started_at >= cutoff)
+            )
     counts = [0] * study.n_lists
     for list_index, n in db.session.execute(query):
         if 0 <= list_index < study.n_lists:
@@ -514,13 +599,16 @@ def start_or_resume(
     preview: bool = False,
     consented: bool = True,
     public_id: Optional[str] = None,
+    address: Optional[str] = None,
 ) -> Start:
     """Start a participant (or resume the one its recruitment id or public id already started).
 
     Assigns the list with the fewest counted participants, under the study row's lock, stores
     the schedule, and commits. Raises StudyUnavailable (draft, closed, full) for a new
     non-preview participant. `public_id`, when given, is the id the new participant gets; a
-    second start with the same id (a double-clicked consent button) returns the first.
+    second start with the same id (a double-clicked consent button) returns the first. A start
+    from a client `address` (the study link) is subject to the start limits (busy). Under the
+    same lock, participants past the expiry time are marked expired before lists are counted.
     """
     study_id = study.id
     existing, public_id = _already_started(study, recruitment, public_id)
@@ -554,6 +642,13 @@ def start_or_resume(
         if not preview:
             if current.state != "open":
                 raise StudyUnavailable(current.state if current.state == "draft" else "closed")
+            if address is not None:
+                retry_after = limits.check_and_record(connection, study_id, address, now)
+                if retry_after is not None:
+                    db.session.rollback()
+                    limits.count_refusal(study_id)
+                    raise StudyUnavailable("busy", retry_after)
+            expire_participants(connection, now, study_id)
             counts = list_counts(current)
             if is_full(current, counts):
                 raise StudyUnavailable("full")

@@ -221,9 +221,10 @@ class Browser:
     (and with it `g`, where the CSRF token is cached, and the database session).
     """
 
-    def __init__(self, app: Flask, user_agent: str) -> None:
+    def __init__(self, app: Flask, user_agent: str, address: str = "127.0.0.1") -> None:
         self.app = app
         self.client = app.test_client()
+        self.client.environ_base["REMOTE_ADDR"] = address
         self.headers = {"User-Agent": user_agent}
 
     def get(self, url: str):
@@ -241,9 +242,15 @@ def run_participant(app: Flask, slug: str, index: int, rng: random.Random) -> Ou
     """Take one simulated participant from the study link to the debrief (or an early stop)."""
     outcome = Outcome()
     person = Person.draw(rng)
-    client = Browser(app, MOBILE_UA if person.mobile else DESKTOP_UA)
+    # Each simulated person comes from an address of their own, as people do (the start limits
+    # count per address); 198.18.0.0/15 is reserved for benchmarks.
+    address = f"198.18.{index // 256 % 256}.{index % 256}"
+    client = Browser(app, MOBILE_UA if person.mobile else DESKTOP_UA, address)
+    bits = rng.getrandbits(64)
+    # Prolific's link: the participant's id and this attempt's session (a rerun with the same
+    # seed is the same person coming back to the same attempt, so it resumes).
     query = (
-        f"?PROLIFIC_PID=SIM{rng.getrandbits(64):016x}&STUDY_ID=simulated"
+        f"?PROLIFIC_PID=SIM{bits:016x}&STUDY_ID=simulated&SESSION_ID=S{bits:016x}"
         if rng.random() < 0.7
         else ""
     )

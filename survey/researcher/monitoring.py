@@ -39,7 +39,8 @@ def _counted(study_id: int, preview: bool = False) -> list[sa.ColumnElement[bool
 
 
 def status_counts(study: Study, preview: bool = False) -> dict[str, Any]:
-    """Count participants per list and status: started (all), in progress, completed, withdrawn."""
+    """Count participants per list and status: started (all), in progress, completed, withdrawn,
+    expired."""
     rows = db.session.execute(
         sa.select(Participant.list_index, Participant.status, sa.func.count())
         .where(*_counted(study.id, preview))
@@ -205,6 +206,8 @@ def summary(study: Study, now: datetime) -> dict[str, Any]:
     """Return every live figure of the monitor as JSON-ready data."""
     return {
         "participants": status_counts(study),
+        # New participants refused by the start limits: a script, or a crowd behind one address.
+        "starts_refused": study.starts_refused,
         "previews": status_counts(study, preview=True)["total"],
         "conditions": condition_counts(study),
         "median_completion_s": median_completion_seconds(study),

@@ -92,11 +92,11 @@ def crowd(app, team, owner_client):
 def test_counts_are_right_for_thousands_of_participants(app, team, owner_client, crowd):
     figures = owner_client.get(f"/r/studies/{team.study_id}/monitor.json").get_json()
     total = figures["participants"]["total"]
-    assert total == {"started": N, "completed": N // 2, "in_progress": N // 4, "withdrawn": N // 4}
+    assert total == {"started": N, "completed": N // 2, "in_progress": N // 4, "withdrawn": N // 4, "expired": 0}
     by_list = {row["list"]: row for row in figures["participants"]["lists"]}
     # Even indexes go to list A: statuses completed (i % 4 == 0) and in progress (i % 4 == 2).
-    assert by_list["A"] == {"list": "A", "started": N // 2, "completed": N // 4, "in_progress": N // 4, "withdrawn": 0}
-    assert by_list["B"] == {"list": "B", "started": N // 2, "completed": N // 4, "in_progress": 0, "withdrawn": N // 4}
+    assert by_list["A"] == {"list": "A", "started": N // 2, "completed": N // 4, "in_progress": N // 4, "withdrawn": 0, "expired": 0}
+    assert by_list["B"] == {"list": "B", "started": N // 2, "completed": N // 4, "in_progress": 0, "withdrawn": N // 4, "expired": 0}
     assert figures["previews"]["started"] == 5 and figures["previews"]["completed"] == 5
     assert figures["median_completion_s"] == pytest.approx(statistics.median(crowd["durations"]), abs=0.01)
     conditions = {(c["task"], c["condition"]): c for c in figures["conditions"]}

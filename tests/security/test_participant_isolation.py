@@ -176,3 +176,52 @@ def test_a_participant_holds_nothing_that_opens_researcher_pages(app, world):
         assert response.status_code == 302 and "/r/login" in response.location, url
     response = client.post(f"/r/studies/{world.study_id}/exports/trials.csv")
     assert response.status_code == 302 and "/r/login" in response.location
+
+
+def test_no_page_carries_the_participant_cookie_or_id(app, world):
+    """HttpOnly hides the participant cookie from scripts: no page's HTML may hold it either.
+
+    The consent page's hidden token used to be the very value the cookie took after agreeing,
+    so whoever read that page (a cached copy, an injected script) held the participant's key.
+    """
+    from survey.participant.simulate import TOKEN, form_token, parse_trial_form
+
+    app.config["WTF_CSRF_ENABLED"] = True
+    client = app.test_client()
+    pages = [client.get(f"/s/{world.slug}")]
+    started = client.post(
+        f"/s/{world.slug}/consent",
+        data={
+            "csrf_token": form_token(pages[0].text),
+            "token": TOKEN.search(pages[0].text).group(1),
+            "agree": "1",
+        },
+    )
+    assert started.status_code == 303
+    cookie = client.get_cookie(COOKIE, path=f"/s/{world.slug}").value
+    with app.app_context():
+        public_id = db.session.scalar(
+            sa.select(Participant.public_id).order_by(Participant.id.desc()).limit(1)
+        )
+    for path in ("", "/instructions", "/trial", "/withdraw"):
+        pages.append(client.get(f"/s/{world.slug}{path}", follow_redirects=True))
+    while (form := parse_trial_form((page := client.get(f"/s/{world.slug}/trial")).text)):
+        pages.append(page)
+        answer = {name: values[0] for name, values in form.choices.items()}
+        response = client.post(form.action, data={**answer, **form.hidden})
+        assert response.status_code == 303
+    for path in ("/questions", "/done", "/withdraw"):
+        pages.append(client.get(f"/s/{world.slug}{path}", follow_redirects=True))
+    withdraw = client.get(f"/s/{world.slug}/withdraw").text
+    pages.append(
+        client.post(
+            f"/s/{world.slug}/withdraw",
+            data={"csrf_token": form_token(withdraw), "confirm": "1"},
+            follow_redirects=True,
+        )
+    )
+    assert len(pages) > 10 and "You have withdrawn" in pages[-1].text
+    for page in pages:
+        assert page.status_code == 200, page.request.path
+        assert cookie not in page.text, page.request.path
+        assert public_id not in page.text, page.request.path
