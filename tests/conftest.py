@@ -61,12 +61,16 @@ def _postgres_url_for_worker(url: str) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On the PostgreSQL pass, run only the tests that touch the database."""
-    if not os.environ.get("LIKENESS_TEST_DB"):
-        return
+    """On the PostgreSQL pass, run only the tests that touch the database; on the SQLite pass,
+    leave out the tests marked `postgres` (they need PostgreSQL's locks and run in its pass)."""
+    on_postgres = bool(os.environ.get("LIKENESS_TEST_DB"))
     keep, drop = [], []
     for item in items:
-        (keep if "app" in getattr(item, "fixturenames", ()) else drop).append(item)
+        if on_postgres:
+            wanted = "app" in getattr(item, "fixturenames", ())
+        else:
+            wanted = item.get_closest_marker("postgres") is None
+        (keep if wanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, Response, Study, StudyMember
-from survey.participant import hotdb
 from survey.participant.simulate import agree, form_token
 from survey.studies import change_state
 from tests.conftest import sign_in
@@ -137,12 +136,6 @@ def test_preview_runs_answer_in_a_draft_and_cannot_start_in_a_closed_study(
 # --- racing the close (PostgreSQL) ------------------------------------------------------------
 
 
-def on_postgres(app) -> bool:
-    """Tell whether the tests run on PostgreSQL."""
-    with app.app_context():
-        return hotdb.is_postgres()
-
-
 def wait_until_blocked(app, needle: str) -> None:
     """Wait until a backend of the test database waits for a lock in a statement with `needle`."""
     with app.app_context():
@@ -161,11 +154,10 @@ def wait_until_blocked(app, needle: str) -> None:
     raise AssertionError(f"no statement with {needle!r} came to wait for a lock")
 
 
+@pytest.mark.postgres
 def test_an_answer_under_way_when_the_study_closes_is_stored_before_the_close(app, demo):
     """The answer's statement has begun (its snapshot sees the study open) and waits on a row
     lock when the close comes: the close waits for it, so the answer is stored before it."""
-    if not on_postgres(app):
-        pytest.skip("row locks and a second connection: PostgreSQL")
     client = app.test_client()
     agree(client, "demo")
     form = trial_form(client)
@@ -196,11 +188,10 @@ def test_an_answer_under_way_when_the_study_closes_is_stored_before_the_close(ap
         assert db.session.get(Study, demo).state == "closed"
 
 
+@pytest.mark.postgres
 def test_an_answer_that_comes_while_the_study_closes_is_refused(app, demo):
     """The close waits for another write of the participant table when the answer comes: the
     answer waits behind the close and then finds the study closed; nothing is stored."""
-    if not on_postgres(app):
-        pytest.skip("table locks and a second connection: PostgreSQL")
     client = app.test_client()
     agree(client, "demo")
     form = trial_form(client)
@@ -228,10 +219,9 @@ def test_an_answer_that_comes_while_the_study_closes_is_refused(app, demo):
     assert count(app, Response) == 0
 
 
+@pytest.mark.postgres
 def test_answers_racing_a_close_are_all_stored_before_it_or_refused(app, demo):
     """Participants answer as fast as they can in threads while the study closes."""
-    if not on_postgres(app):
-        pytest.skip("concurrent writers: PostgreSQL")
     clients = [app.test_client() for _ in range(6)]
     for index, each in enumerate(clients):
         agree(each, "demo", f"?PROLIFIC_PID=RACE{index}")
