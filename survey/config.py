@@ -115,7 +115,7 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[s
         # and one study may take per minute from all addresses (0: no limit).
         "STARTS_PER_ADDRESS": int_setting("STARTS_PER_ADDRESS", 40),
         "STARTS_WINDOW_MINUTES": int_setting("STARTS_WINDOW_MINUTES", 10, minimum=1),
-        "STARTS_PER_MINUTE": int_setting("STARTS_PER_MINUTE", 120),
+        "STARTS_PER_MINUTE": int_setting("STARTS_PER_MINUTE", 600),
         # A participant still in progress this long after starting expires (0: never).
         "PARTICIPANT_EXPIRE_HOURS": int_setting("PARTICIPANT_EXPIRE_HOURS", 24),
         "PERMANENT_SESSION_LIFETIME": int_setting("SESSION_HOURS", 12, minimum=1) * 3600,

@@ -26,7 +26,7 @@ from survey.models import ParticipantStart, Study
 # Defaults; each can be changed in the app config (and the environment) under the same name.
 STARTS_PER_ADDRESS = 40
 STARTS_WINDOW_MINUTES = 10
-STARTS_PER_MINUTE = 120
+STARTS_PER_MINUTE = 600
 MINUTE = timedelta(minutes=1)
 
 _START = ParticipantStart.__table__
