@@ -629,7 +629,7 @@ def _closed_since(slug: str, public_id: str) -> WerkzeugResponse:
 def _store(
     target: service.AnswerTarget, questions: tuple[forms.Question, ...], values: dict[str, str]
 ) -> str:
-    """Store a validated answer (each question's value); return the outcome (`service.STORED`...)."""
+    """Store a validated answer (each question's value); return the outcome (`service.STORED`)."""
     return service.store_answer(
         target,
         forms.measures(questions, values, target.left_source),
