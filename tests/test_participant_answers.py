@@ -425,3 +425,33 @@ def test_an_unreachable_database_gives_the_try_again_page_not_a_crash(app, tmp_p
             assert "Please try again in a moment" in response.get_data(as_text=True)
     finally:
         hotdb.dispose(broken)
+
+
+@pytest.mark.parametrize(
+    "posted",
+    [
+        [("same", "1"), ("confidence", "4")],
+        [("same", "0"), ("confidence", "5"), ("rt_ms", "812.5")],
+        [("same", "1")],
+        [("same", ""), ("confidence", "4")],
+        [("same", "2"), ("confidence", "4")],
+        [("same", " 1"), ("confidence", "4")],
+        [("same", "1"), ("confidence", "6")],
+        [("same", "1"), ("same", "7"), ("confidence", "3")],
+        [("same", "7"), ("same", "1"), ("confidence", "3")],
+        [("confidence", "4")],
+        [],
+    ],
+)
+def test_the_quick_check_of_an_answer_agrees_with_its_form(posted):
+    # A valid answer is stored without building its form: both must accept the same posts.
+    from werkzeug.datastructures import MultiDict
+
+    from survey.participant import forms
+
+    questions = forms.questions_for("match", {}, False)
+    form, valid = forms.read_answer(questions, MultiDict(posted))
+    values = forms.chosen(questions, MultiDict(posted))
+    assert (values is not None) == valid
+    if valid:
+        assert values == forms.answers(questions, form)

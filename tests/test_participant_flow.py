@@ -130,6 +130,48 @@ def test_trial_pages_show_progress_withdraw_link_and_no_condition(app, client, d
     assert 'name="rt_ms"' in text and 'data-preload="/img/' in text
 
 
+def _trial_page_through_the_layout(app) -> object:
+    """Return trial.html's progress and form inside participant/layout.html, as it once was."""
+    source = app.jinja_env.loader.get_source(app.jinja_env, "participant/trial.html")[0]
+    progress = source[source.index('<div class="progress">'):]
+    progress = progress[: progress.index("</div>\n") + len("</div>\n")]
+    content = source[source.index("{% set sequential"):]
+    content = content[: content.index("</form>\n") + len("</form>\n")]
+    return app.jinja_env.from_string(
+        '{% extends "participant/layout.html" %}\n'
+        '{% set page_title = "Question " ~ trial.position ~ " of " ~ trial.total %}\n'
+        "{% block survey_class %} trial-page{% endblock %}\n"
+        f"{{% block progress %}}\n{progress}{{% endblock %}}\n"
+        f"{{% block content %}}\n{content}{{% endblock %}}\n"
+    )
+
+
+def test_the_trial_page_matches_the_layout_of_every_participant_page(app, client, demo):
+    # trial.html writes base.html and participant/layout.html out for speed: every trial page
+    # (each task, practice, attention check, a refused answer) must be what they would give.
+    from flask import template_rendered
+
+    through_layout = _trial_page_through_the_layout(app)
+    pages: list[tuple[str, str]] = []
+
+    def compare(sender, template, context, **extra):
+        if template.name == "participant/trial.html":
+            pages.append((template.render(context), through_layout.render(context)))
+
+    agree(client, "demo")
+    with template_rendered.connected_to(compare, app):
+        form = trial_form(client)
+        refused = client.post(form.action, data={**form.hidden, "rt_ms": "900"})
+        assert refused.status_code == 400
+        while form is not None:
+            client.post(form.action, data={**first_answers(form), **form.hidden, "rt_ms": "900"})
+            form = trial_form(client)
+    assert len(pages) >= 36
+    assert any('role="alert"' in flat for flat, _ in pages)
+    for flat, inherited in pages:
+        assert flat == inherited
+
+
 def test_device_is_derived_from_the_user_agent_once(app, client, demo):
     client.get("/s/demo", headers={"User-Agent": MOBILE_UA})
     page = client.get("/s/demo").get_data(as_text=True)

@@ -185,13 +185,33 @@ def read_answer(questions: tuple[Question, ...], formdata: Any) -> tuple[AnswerF
     return form, form.validate()
 
 
+def chosen(questions: tuple[Question, ...], formdata: Any) -> dict[str, str] | None:
+    """Return each question's posted answer when every one is among its choices, else None.
+
+    The verdict of `read_answer` (the first value posted must be one of the choices) without
+    building the form: a valid answer, nearly every one, needs no error message.
+    """
+    values = {}
+    for q in questions:
+        value = formdata.get(q.name)
+        if not any(value == choice for choice, _, _ in q.choices):
+            return None
+        values[q.name] = value
+    return values
+
+
+def answers(questions: tuple[Question, ...], form: AnswerForm) -> dict[str, str]:
+    """Return each question's answer from a validated form."""
+    return {q.name: form[q.name].data for q in questions}
+
+
 def measures(
-    questions: tuple[Question, ...], form: AnswerForm, left_source: Optional[str]
+    questions: tuple[Question, ...], values: dict[str, str], left_source: Optional[str]
 ) -> list[tuple[str, str]]:
     """Return (measure, value) pairs to store; a choice of side is stored as the source there."""
     out = []
     for q in questions:
-        value = form[q.name].data
+        value = values[q.name]
         if q.measure == "choice":
             other = "ai" if left_source == "real" else "real"
             value = left_source if value == "left" else other

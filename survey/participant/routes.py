@@ -578,8 +578,8 @@ def answer(slug: str, trial_id: int):
     )
     if target is not None:
         questions = forms.questions_for(target.task, target.settings, target.is_attention)
-        form, valid = forms.read_answer(questions, request.form)
-        if valid and _store(target, questions, form) == service.STORED:
+        values = forms.chosen(questions, request.form)
+        if values is not None and _store(target, questions, values) == service.STORED:
             return redirect(url_for("participant.trial", slug=slug), 303)
     # No ticket, an invalid answer, or nothing claimed (answered already, not the current
     # trial, not this participant's, the study closed): the database says which, and what to
@@ -613,7 +613,7 @@ def answer(slug: str, trial_id: int):
         return _render_trial(slug, state, message, 400)
     # Stored, or found answered meanwhile by a racing repeat of this POST, or refused by a
     # close in between: the trial page says which.
-    _store(target, questions, form)
+    _store(target, questions, forms.answers(questions, form))
     return redirect(url_for("participant.trial", slug=slug), 303)
 
 
@@ -627,13 +627,13 @@ def _closed_since(slug: str, public_id: str) -> WerkzeugResponse:
 
 
 def _store(
-    target: service.AnswerTarget, questions: tuple[forms.Question, ...], form: forms.AnswerForm
+    target: service.AnswerTarget, questions: tuple[forms.Question, ...], values: dict[str, str]
 ) -> str:
-    """Store a validated answer; return the outcome (`service.STORED`, ...)."""
+    """Store a validated answer (each question's value); return the outcome (`service.STORED`)."""
     return service.store_answer(
         target,
-        forms.measures(questions, form, target.left_source),
-        service.clean_rt(form.rt_ms.data),
+        forms.measures(questions, values, target.left_source),
+        service.clean_rt(request.form.get("rt_ms")),
     )
 
 
