@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Flask, Response, abort, current_app, request
-from werkzeug.datastructures import Headers
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -23,10 +22,6 @@ HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 HSTS = "max-age=31536000"
-# HEADERS as the (name, value) pairs a response holds, checked once here as Werkzeug checks
-# every header it is given, so that each response takes them without the check.
-_HEADER_PAIRS = list(Headers(HEADERS).items())
-_HEADER_NAMES = frozenset(name.lower() for name in HEADERS)
 # The largest id an integer column holds (PostgreSQL's integer); larger ids in URLs are 404s.
 MAX_ID = 2**31 - 1
 
@@ -109,11 +104,8 @@ def register(app: Flask) -> None:
     def security_headers(response: Response) -> Response:
         headers = response.headers
         present = {name.lower() for name, _ in headers}
-        if _HEADER_NAMES.isdisjoint(present):
-            headers._list.extend(_HEADER_PAIRS)  # already checked: see _HEADER_PAIRS
-        else:
-            headers.extend((name, value) for name, value in HEADERS.items()
-                           if name.lower() not in present)
+        headers.extend((name, value) for name, value in HEADERS.items()
+                       if name.lower() not in present)
         if app.config.get("SESSION_COOKIE_SECURE"):
             headers.setdefault("Strict-Transport-Security", HSTS)
         if request.path.startswith("/r/"):
