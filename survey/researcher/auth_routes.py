@@ -9,6 +9,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.wrappers import Response
 
 from survey import audit, ratelimit
 from survey.extensions import db
@@ -253,12 +254,10 @@ def account():
         form.current_password.errors.append("This is not your current password.")
         return _account_page(form, invite_form, 400)
     researcher.set_password(form.new_password.data)
-    end_sessions(researcher.id)
-    audit.record("researcher.password_change", researcher=researcher)
-    db.session.commit()
-    start_session(researcher)
-    flash("Your password is changed. Your other sessions are signed out.", "success")
-    return redirect(url_for("researcher.account"))
+    return _renew_sessions(
+        researcher, "researcher.password_change",
+        "Your password is changed. Your other sessions are signed out.",
+    )
 
 
 @bp.post("/account/sessions")
@@ -266,12 +265,19 @@ def account():
 def sign_out_everywhere():
     """End every session of the account; this browser goes on with a fresh one."""
     require_button()
-    researcher = current_user._get_current_object()
+    return _renew_sessions(
+        current_user._get_current_object(), "researcher.sign_out_everywhere",
+        "Every other session of your account is signed out.",
+    )
+
+
+def _renew_sessions(researcher: Researcher, event: str, message: str) -> Response:
+    """End every session of the account, audited; this browser goes on with a fresh one."""
     end_sessions(researcher.id)
-    audit.record("researcher.sign_out_everywhere", researcher=researcher)
+    audit.record(event, researcher=researcher)
     db.session.commit()
     start_session(researcher)
-    flash("Every other session of your account is signed out.", "success")
+    flash(message, "success")
     return redirect(url_for("researcher.account"))
 
 
