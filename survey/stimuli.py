@@ -341,6 +341,11 @@ def process_image(
 
     # The stored bytes are made, so the full-size image is shrunk in place, not copied first.
     display = clean
+    factor = min(display.width // display_max[0], display.height // display_max[1])
+    if display.mode == "RGBA" and factor >= 4:
+        # Pillow resizes a transparent image through a full-size premultiplied copy (160 MB for
+        # 40 megapixels); a box reduction to two to four times the display size first avoids it.
+        display = display.reduce(factor // 2)
     display.thumbnail(display_max, Image.Resampling.LANCZOS)
     display_fmt = "WEBP" if display.mode == "RGBA" else "JPEG"
     content_type, ext = _FORMATS[fmt]

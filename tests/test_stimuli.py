@@ -220,6 +220,16 @@ def test_transparent_png_keeps_alpha_and_gets_a_webp_display():
     assert Image.open(io.BytesIO(result.display)).format == "WEBP"
 
 
+def test_a_large_transparent_png_gets_a_display_copy_within_the_display_size():
+    """Reduced first (no full-size premultiplied copy), then fitted: size and alpha kept."""
+    im = picture(size=(3600, 4800), mode="RGBA")
+    im.putpixel((0, 0), (0, 0, 0, 0))
+    result = process_image(encode(im, "PNG"))
+    display = Image.open(io.BytesIO(result.display))
+    assert (display.width, display.height) == (750, 1000) and display.mode == "RGBA"
+    assert display.getpixel((375, 300))[:3] == pytest.approx((230, 190, 160), abs=3)
+
+
 def test_opaque_alpha_channel_is_dropped():
     result = process_image(encode(picture(mode="RGBA"), "PNG"))
     assert Image.open(io.BytesIO(result.data)).mode == "RGB"
