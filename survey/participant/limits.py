@@ -23,10 +23,7 @@ from flask import current_app
 from survey.extensions import db
 from survey.models import ParticipantStart, Study
 
-# Defaults; each can be changed in the app config (and the environment) under the same name.
-STARTS_PER_ADDRESS = 40
-STARTS_WINDOW_MINUTES = 10
-STARTS_PER_MINUTE = 600
+# The limits themselves are app settings (survey/config.py, from the environment).
 MINUTE = timedelta(minutes=1)
 
 _START = ParticipantStart.__table__
@@ -55,9 +52,9 @@ _FORGET = _START.delete().where(
 )
 
 
-def _setting(name: str, default: int) -> int:
-    """Return an integer setting from the app config, else the default."""
-    return int(current_app.config.get(name, default))
+def _setting(name: str) -> int:
+    """Return an integer setting of the app (its default is in survey/config.py)."""
+    return int(current_app.config[name])
 
 
 def address_key(address: str) -> str:
@@ -78,9 +75,9 @@ def check_and_record(
     """
     if not current_app.config.get("RATELIMIT_ENABLED", True):
         return None
-    per_address = _setting("STARTS_PER_ADDRESS", STARTS_PER_ADDRESS)
-    per_minute = _setting("STARTS_PER_MINUTE", STARTS_PER_MINUTE)
-    window = timedelta(minutes=_setting("STARTS_WINDOW_MINUTES", STARTS_WINDOW_MINUTES))
+    per_address = _setting("STARTS_PER_ADDRESS")
+    per_minute = _setting("STARTS_PER_MINUTE")
+    window = timedelta(minutes=_setting("STARTS_WINDOW_MINUTES"))
     key = address_key(address)
     counted = {"study_id": study_id, "address_key": key}
     from_address, this_minute = connection.execute(

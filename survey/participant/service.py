@@ -93,8 +93,6 @@ WITHDRAWN_ID_PREFIX = "sha256:"
 # Implausible but possible times (below 50 ms, above 10 minutes) are kept and flagged in
 # the export's rt_flag column, not dropped here.
 RT_MAX_MS = 30 * 24 * 3600 * 1000
-# Default hours after its start at which a participant still in progress expires (0: never).
-PARTICIPANT_EXPIRE_HOURS = 24
 MOBILE_HINTS = ("Mobi", "Android", "iPhone", "iPod", "Windows Phone", "Opera Mini")
 
 
@@ -351,7 +349,7 @@ def expiry_cutoff(now: Optional[datetime] = None) -> Optional[datetime]:
 
     None when participants never expire (PARTICIPANT_EXPIRE_HOURS is 0).
     """
-    hours = int(current_app.config.get("PARTICIPANT_EXPIRE_HOURS", PARTICIPANT_EXPIRE_HOURS))
+    hours = int(current_app.config["PARTICIPANT_EXPIRE_HOURS"])
     if hours <= 0:
         return None
     return (now or utcnow()) - timedelta(hours=hours)
