@@ -35,10 +35,12 @@ def report(app, client, demo, monkeypatch):
     return response.get_data(as_text=True), results
 
 
-def _rows(page: str, table_class: str) -> list[str]:
-    """The visible text of each body row of the tables with that class, in order."""
+def _rows(page: str, table_class: str, labelled_by: str = "") -> list[str]:
+    """The visible text of each body row of the tables with that class (and, if given, that
+    aria-labelledby), in order."""
     rows = []
-    for table in re.findall(rf'<table class="{table_class}".*?</table>', page, re.S):
+    label = rf' aria-labelledby="{labelled_by}"' if labelled_by else ""
+    for table in re.findall(rf'<table class="{table_class}"{label}.*?</table>', page, re.S):
         for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1], re.S):
             rows.append(re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", row))).strip())
     return rows
@@ -112,9 +114,10 @@ def test_one_unit_readable_names_and_no_doubled_labels(report):
     described = next(d for d in results["descriptives"] if d["outcome"] == "detection_accuracy"
                      and d["level"] == "participant" and d["condition"] is None)
     assert f"{described['mean'] * 100:.1f}" in text
-    # The descriptives tables show accuracies in percent, never as proportions (a proportion's
-    # digits may stand elsewhere on the page by chance, e.g. in a p-value).
-    cells = " | ".join(_rows(page, "descriptives"))
+    # The accuracy's descriptives table shows percent, never proportions (a proportion's digits
+    # may stand elsewhere on the page by chance, e.g. in a p-value or another outcome's d').
+    cells = " | ".join(_rows(page, "descriptives", "descriptives-detection_accuracy"))
+    assert cells
     assert f"{described['mean'] * 100:.1f}" in cells
     assert f"{described['mean']:.3f}" not in cells
 
