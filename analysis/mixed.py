@@ -368,6 +368,8 @@ def _minimize(f: Callable[[np.ndarray], float], x0: np.ndarray, maxiter: int = 2
     Central differences by default; ``forward=True`` halves the cost per iteration where a
     gradient accurate to ~1e-4 suffices (the GLMM, whose evaluations each run PIRLS).
     """
+    fun: Callable[[np.ndarray], Any]
+    jac: bool | Callable[[np.ndarray], np.ndarray]
     if forward:
         fun, jac = (lambda x: numderiv.forward_value_and_gradient(f, x)), True
     else:

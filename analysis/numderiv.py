@@ -6,16 +6,17 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 _ZERO_TOL = math.sqrt(np.finfo(float).eps / 7e-7)  # numDeriv's zero.tol
 
 
-def _richardson(a: np.ndarray) -> np.ndarray:
+def _richardson(a: npt.ArrayLike) -> np.ndarray:
     """Richardson extrapolation over successive halvings (numDeriv, v = 2)."""
-    a = np.asarray(a, dtype=float)
-    for m in range(1, a.shape[0]):
-        a = (a[1:] * 4.0**m - a[:-1]) / (4.0**m - 1.0)
-    return a[0]
+    values = np.asarray(a, dtype=float)
+    for m in range(1, values.shape[0]):
+        values = (values[1:] * 4.0**m - values[:-1]) / (4.0**m - 1.0)
+    return values[0]
 
 
 def _steps(x: np.ndarray, d: float, eps: float) -> np.ndarray:

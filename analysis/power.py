@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -96,7 +96,7 @@ def components_from_pilot(pilot: pd.DataFrame | MixedFit, dv: str = "value",
     return VarianceComponents(
         participant=variances[(participant, "(Intercept)")],
         identity=variances[(identity, "(Intercept)")],
-        residual=pilot.residual_variance,
+        residual=cast(float, pilot.residual_variance),  # an LMM fit always has one
         participant_slope=variances.get((participant, COEFFICIENT), 0.0),
         identity_slope=variances.get((identity, COEFFICIENT), 0.0))
 

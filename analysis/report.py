@@ -350,8 +350,9 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
     for name in missing:
         warnings.append(f"preregistered outcome {name!r} has no data in this study")
 
-    descriptives, random_effects = [], []
-    score_tables = {level: [] for level in UNIT_LEVELS}
+    descriptives: list[dict[str, Any]] = []
+    random_effects: list[dict[str, Any]] = []
+    score_tables: dict[str, list[pd.DataFrame]] = {level: [] for level in UNIT_LEVELS}
     for outcome in outcomes:
         named = not preregistered or outcome.name in preregistered
         main_family = "primary" if named else "secondary"
