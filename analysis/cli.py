@@ -25,8 +25,9 @@ def _scale(text: str) -> tuple[str, tuple[int, int]]:
     try:
         key, bounds = text.split("=", 1)
         low, high = (int(b) for b in bounds.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected KEY=LOW:HIGH such as trust=1:7, got {text!r}")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=LOW:HIGH such as trust=1:7, got {text!r}") from exc
     if not key or low >= high:
         raise argparse.ArgumentTypeError(f"expected KEY=LOW:HIGH with LOW < HIGH, got {text!r}")
     return key, (low, high)
@@ -86,9 +87,9 @@ def _read_plan(path: Path | None) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read the plan ({exc.strerror})")
+        raise ValueError(f"{path}: cannot read the plan ({exc.strerror})") from exc
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: the plan is not valid JSON ({exc})")
+        raise ValueError(f"{path}: the plan is not valid JSON ({exc})") from exc
 
 
 def _number(value, digits: int = 3) -> str:
@@ -128,7 +129,7 @@ def summary_lines(results: dict) -> list[str]:
                      verdicts.get(i, "")))
     widths = [max(len(str(r[c])) for r in rows) for c in range(len(header))]
     for k, row in enumerate(rows):
-        lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     if len(rows) == 1:
@@ -162,7 +163,7 @@ def _run_summary(args) -> int:
         try:
             results = json.loads(args.path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{args.path}: not valid JSON ({exc})")
+            raise ValueError(f"{args.path}: not valid JSON ({exc})") from exc
     else:
         from analysis.io import load
         from analysis.report import analyse
@@ -274,7 +275,8 @@ def format_power_table(table: pd.DataFrame) -> str:
     """The power table as aligned text."""
     shown = table.assign(
         power=table["power"].map("{:.3f}".format),
-        ci=[f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])])
+        ci=[f"[{lo:.3f}, {hi:.3f}]"
+            for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)])
     return shown[["n_participants", "n_identities", "test", "power", "ci", "n_sims"]].rename(
         columns={"n_participants": "participants", "n_identities": "identities",
                  "ci": "95% MC interval", "n_sims": "sims"}).to_string(index=False)

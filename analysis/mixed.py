@@ -179,7 +179,7 @@ class _Term:
 
 def _tril_positions(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Lower-triangle positions in lme4's column-major order (theta order)."""
-    rows, cols = zip(*[(i, j) for j in range(k) for i in range(j, k)])
+    rows, cols = zip(*[(i, j) for j in range(k) for i in range(j, k)], strict=True)
     return np.array(rows), np.array(cols)
 
 
@@ -251,7 +251,7 @@ class _Design:
         w = np.ones(self.n) if weights is None else weights
         wr = w if weight_r else np.ones(self.n)
         diag, off, zr = [], {}, []
-        for term, Zt in zip(self.terms, self._zt):
+        for term, Zt in zip(self.terms, self._zt, strict=True):
             L, k = term.n_levels, term.k
             diag.append((Zt @ (term.columns * w[:, None])).reshape(L, k, k))
             zr.append((Zt @ (R * wr[:, None])).reshape(L, k, R.shape[1]))
@@ -271,13 +271,13 @@ class _Design:
         """Lambda' Z' W R as a (q, m) array."""
         return np.concatenate([
             np.matmul(T.T, zr).reshape(-1, zr.shape[-1])
-            for T, zr in zip(factors, cp["zr"])])
+            for T, zr in zip(factors, cp["zr"], strict=True)])
 
     def z_lambda_u(self, factors: list[np.ndarray], u: np.ndarray) -> np.ndarray:
         """Z Lambda u, the random part of the linear predictor of each row."""
         eta = np.zeros(self.n)
         start = 0
-        for term, T, size in zip(self.terms, factors, self.sizes):
+        for term, T, size in zip(self.terms, factors, self.sizes, strict=True):
             b = u[start:start + size].reshape(term.n_levels, term.k) @ T.T
             eta += np.einsum("ni,ni->n", term.columns, b[term.codes])
             start += size
@@ -638,7 +638,7 @@ def _random_effects(design: _Design, theta: np.ndarray, scale: float,
                     order: list[str]) -> list[dict[str, Any]]:
     """Variance (and slope-intercept correlation) of each random effect, in formula order."""
     by_group = {}
-    for term, T in zip(design.terms, design.factors(theta)):
+    for term, T in zip(design.terms, design.factors(theta), strict=True):
         cov = scale * T @ T.T
         entries = []
         for i, name in enumerate(term.names):
@@ -659,7 +659,7 @@ def _singular_notes(design: _Design, theta: np.ndarray) -> list[str]:
     is +-1 to eight digits (lme4's documentation names such fits singular too).
     """
     notes = []
-    for term, T in zip(design.terms, design.factors(theta)):
+    for term, T in zip(design.terms, design.factors(theta), strict=True):
         for j in range(term.k):
             row = float(np.linalg.norm(T[j, :j + 1]))
             if abs(T[j, j]) < SINGULAR_TOL:
