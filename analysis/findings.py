@@ -1,9 +1,4 @@
-"""Plain-language findings whose wording follows the statistics.
-
-A difference is claimed only when the corrected test is significant; "no reliable difference"
-only when an equivalence test (TOST) against preregistered bounds is significant; anything else
-is "inconclusive". The web report and the public findings page use these same functions.
-"""
+"""Plain-language findings whose wording follows the statistics (rules: docs/analysis.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Power by simulation for planning the numbers of participants and identities.
 
-The design is the platform's: each participant sees each identity once per replicate, in one
-condition, with identities split over two counterbalanced lists.
+The simulated design and its model: docs/mixed-models.md.
 """
 
 from __future__ import annotations
