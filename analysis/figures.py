@@ -15,12 +15,14 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.results import card_alt  # noqa: F401  (re-exported: its home before results.py)
+from analysis.findings import fixed
 from analysis.results import (
     FORMATS,
     FigureSpec,
@@ -32,6 +34,9 @@ from analysis.results import (
     unit_words,
 )
 from analysis.vocabulary import FIXED_OUTCOMES, Outcome
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision
 # deficiency. Real photographs blue, AI headshots vermillion; grey for individual units.
@@ -75,8 +80,7 @@ def _fmt(value: float | None, factor: float = 1.0, digits: int | None = None) ->
     if value is None or not math.isfinite(value):
         return "not available"
     digits = (1 if factor == 100.0 else 2) if digits is None else digits
-    text = f"{value * factor:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+    return fixed(value * factor, digits)
 
 
 def _mean_ci(row: dict | None, factor: float) -> str:
@@ -102,7 +106,7 @@ def _difference(results: dict, outcome: Outcome) -> str:
 # --- drawing helpers ---------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float) -> tuple[Figure, object]:
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     """A figure with one axes, white background, no top and right spines."""
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.add_subplot()
@@ -119,11 +123,10 @@ def _style(ax) -> None:
 
 def paired_wide(scores: pd.DataFrame, outcome: str, unit: str) -> pd.DataFrame:
     """Units with a value in both conditions of an outcome: columns real and ai."""
-    rows = scores[scores["outcome"] == outcome]
-    wide = rows.pivot_table(index=unit, columns="condition", values="value", aggfunc="first")
-    if not {"real", "ai"} <= set(wide.columns):
-        return pd.DataFrame(columns=["real", "ai"])
-    return wide[["real", "ai"]].dropna()
+    from analysis.stats import paired_wide as complete_pairs
+
+    return complete_pairs(scores[scores["outcome"] == outcome], "value", "condition", unit,
+                          levels=("real", "ai"))
 
 
 def within_intervals(wide: pd.DataFrame, confidence: float = 0.95
@@ -303,7 +306,7 @@ def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
     return FigureSpec("sdt", title, alt, draw)
 
 
-def _reference_spec(results: dict, names: list[str], scores: pd.DataFrame, name: str,
+def _reference_spec(results: dict, names: Sequence[str], scores: pd.DataFrame, name: str,
                     title: str, what: str) -> FigureSpec:
     """One or more one-sample outcomes against their reference (chance or zero), one panel each."""
     parts = []

@@ -33,6 +33,7 @@ from survey.models import (
     Response,
     Study,
     Trial,
+    list_label,
 )
 
 if TYPE_CHECKING:
@@ -185,11 +186,6 @@ def _participant_order() -> sa.ColumnElement:
         # The database's locale collation would order '-', '_' and capitals differently.
         return column.collate("C")
     return column
-
-
-def list_label(list_index: int) -> str:
-    """Return a list's letter (A, B, …) from its 0-based index."""
-    return chr(ord("A") + list_index)
 
 
 def iso_utc(moment: datetime | None) -> str:

@@ -48,6 +48,11 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def list_label(index: int) -> str:
+    """Return a list's letter (A, B, …) from its 0-based index, as pages and exports show it."""
+    return chr(ord("A") + index)
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     """Return a CHECK expression restricting a column to the given values."""
     quoted = ", ".join(f"'{v}'" for v in values)
@@ -347,7 +352,7 @@ class Participant(Base):
     @property
     def list_label(self) -> str:
         """Return the list's letter (A, B, …) as it appears in exports."""
-        return chr(ord("A") + self.list_index)
+        return list_label(self.list_index)
 
 
 class ParticipantStart(Base):
