@@ -5,7 +5,7 @@ The format::
 
     {"format": "likeness-study/1",
      "exported_at": "2025-05-03T10:00:00Z",
-     "study": {"slug", "title", "description", "consent_text", "instructions_text",
+     "study": {"slug", "name", "title", "description", "consent_text", "instructions_text",
                "debrief_text", "completion_code", "completion_url", "target_n", "n_lists",
                "assign_by", "settings"},
      "blocks": [{"name", "task", "settings"}, ...],                  # in running order
@@ -49,6 +49,7 @@ FORMAT = "likeness-study/1"
 MAX_BLOCKS = 50
 MAX_IDENTITIES = 2000
 TEXT_LIMITS = {
+    "name": 200,
     "title": 200,
     "description": MAX_TEXT,
     "consent_text": MAX_TEXT,
@@ -76,7 +77,8 @@ def export_definition(study: Study, now: datetime) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "exported_at": _iso(now),
-        "study": {"slug": study.slug, "title": study.title, **{f: getattr(study, f) for f in COPIED_FIELDS}},
+        "study": {"slug": study.slug, "name": study.name, "title": study.title,
+                  **{f: getattr(study, f) for f in COPIED_FIELDS}},
         "blocks": [
             {"name": b.name, "task": b.task, "settings": b.settings}
             for b in sorted(study.blocks, key=lambda b: b.position)
@@ -129,13 +131,16 @@ def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, limit in TEXT_LIMITS.items():
         fields[name] = _text(raw.get(name), f"study.{name}", limit)
-    for name in ("title", "completion_code", "completion_url", "assign_by"):
+    for name in ("name", "title", "completion_code", "completion_url", "assign_by"):
         fields[name] = fields[name].strip()
     if not fields["title"]:
         raise ValueError("study.title is missing or empty")
-    if any(ord(c) < 32 or ord(c) == 127 for c in fields["title"]):
-        # A title is quoted in one-line places: page titles, citations, the R script's header.
-        raise ValueError("study.title must be one line, without line breaks or tabs")
+    for name in ("title", "name"):
+        if any(ord(c) < 32 or ord(c) == 127 for c in fields[name]):
+            # Quoted in one-line places: page titles, citations, the R script's header.
+            raise ValueError(f"study.{name} must be one line, without line breaks or tabs")
+    # Definitions written before studies had an internal name: the title stands in.
+    fields["name"] = fields["name"] or fields["title"]
     if fields["completion_code"] and not re.match(COMPLETION_CODE_RE, fields["completion_code"]):
         raise ValueError(f"study.completion_code {fields['completion_code']!r} may hold only letters, digits, '.', '_' or '-'")
     url = fields["completion_url"]
