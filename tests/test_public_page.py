@@ -381,3 +381,19 @@ def test_the_migration_fills_the_internal_name_from_the_title(app):
             "SELECT name, title, description, public_summary FROM study WHERE id = 1")).one()
         assert tuple(row) == ("An old study", "An old study", "note", "")
         assert db.session.scalar(sa.text("SELECT is_author FROM study_member")) in (False, 0)
+
+
+def test_the_study_definition_leaves_the_private_description_behind(app, client, demo):
+    set_texts(app, demo, name=NAME, description=PRIVATE)
+    sign_in(client, app, owner_id(app))
+    response = client.get(f"/r/studies/{demo}/definition.json")
+    assert response.status_code == 200
+    definition = response.get_json()
+    assert PRIVATE not in response.get_data(as_text=True)
+    # The internal name travels with the team's own copy of the design, and comes back on import.
+    assert definition["study"]["name"] == NAME
+    imported = client.post("/r/studies/import", data={"text": json.dumps(definition)})
+    assert imported.status_code == 302
+    with app.app_context():
+        copy = db.session.scalar(sa.select(Study).order_by(Study.id.desc()).limit(1))
+        assert (copy.name, copy.description) == (NAME, "")

@@ -5,7 +5,7 @@ The format::
 
     {"format": "likeness-study/1",
      "exported_at": "2025-05-03T10:00:00Z",
-     "study": {"slug", "name", "title", "description", "consent_text", "instructions_text",
+     "study": {"slug", "name", "title", "consent_text", "instructions_text",
                "debrief_text", "completion_code", "completion_url", "target_n", "n_lists",
                "assign_by", "settings"},
      "blocks": [{"name", "task", "settings"}, ...],                  # in running order
@@ -16,7 +16,8 @@ The format::
                                  "byte_size"}, ...]}, ...],
      "preregistration": {"plan": {...}, "sha256": "...", "frozen_at": "..."} or null}
 
-Importing creates a new draft study with the texts, settings, blocks, identities and an
+The study's private description is not exported (an older file's is still read). Importing
+creates a new draft study with the texts, settings, blocks, identities and an
 unfrozen copy of the plan. Images are listed for reference only: their files are not in the
 definition, so the stimulus set is uploaded again (the upload reuses identities by code).
 """
@@ -77,8 +78,10 @@ def export_definition(study: Study, now: datetime) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "exported_at": _iso(now),
+        # The private description is the team's note: it stays in the workspace (a copy made
+        # here keeps it; a definition file, which may travel, does not carry it).
         "study": {"slug": study.slug, "name": study.name, "title": study.title,
-                  **{f: getattr(study, f) for f in COPIED_FIELDS}},
+                  **{f: getattr(study, f) for f in COPIED_FIELDS if f != "description"}},
         "blocks": [
             {"name": b.name, "task": b.task, "settings": b.settings}
             for b in sorted(study.blocks, key=lambda b: b.position)
