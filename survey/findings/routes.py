@@ -168,7 +168,11 @@ def publish_confirm(study: Study, role: str):
     report = service.finished_current_report(study)
     problems = service.publish_problems(study, report)
     context = {"study": study, "role": role, "report": report, "problems": problems,
-               "form": PublishForm(formdata=None), "published": service.published_report(study),
+               "form": PublishForm(formdata=None),
+               # Read only: this page never republishes (`published_report` may).
+               "published": db.session.scalar(sa.select(Report).where(
+                   Report.study_id == study.id, Report.published_at.is_not(None))
+                   .order_by(Report.published_at.desc()).limit(1)),
                "authors": service.authors(study),
                "url": url_for("findings.public", slug=study.slug, _external=True)}
     if report is not None:
