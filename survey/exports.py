@@ -718,7 +718,8 @@ def dataset_description(study_id: int, include_recruitment: bool = False) -> dic
             entry["description"] += f" ({row['file']}: {row['description']})"
     # Shared with the data: the participants' title and the public summary, never the team's
     # internal name or private description.
-    description = (study.public_summary or "").strip() or f"Data of the Likeness study {study.title}."
+    summary = (study.public_summary or "").strip()
+    description = summary or f"Data of the Likeness study {study.title}."
     return {
         "@context": "https://schema.org/",
         "@type": "Dataset",

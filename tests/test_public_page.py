@@ -108,7 +108,8 @@ def test_private_texts_never_leave_the_workspace(app, client, filled, monkeypatc
         text = response.get_data(as_text=True)
         assert NAME not in text and PRIVATE not in text, name
     with app.app_context():
-        report_id = db.session.scalar(sa.text("SELECT id FROM report WHERE published_at IS NOT NULL"))
+        report_id = db.session.scalar(
+            sa.text("SELECT id FROM report WHERE published_at IS NOT NULL"))
     bundle = client.get(f"/r/studies/{demo}/report/{report_id}/reproduction.zip")
     assert bundle.status_code == 200
     with zipfile.ZipFile(io.BytesIO(bundle.data)) as archive:
@@ -157,7 +158,8 @@ def test_authors_are_chosen_by_the_owner_by_display_name(app, client, filled, ma
         sign_in(client, app, who)
         assert client.post(url, data={"is_author": "1"}).status_code == 403
     sign_in(client, app, owner_id(app))
-    nameless = client.post(f"/r/studies/{demo}/members/{ids[editor]}/author", data={"is_author": "1"})
+    nameless = client.post(f"/r/studies/{demo}/members/{ids[editor]}/author",
+                           data={"is_author": "1"})
     assert nameless.status_code == 409 and "no display name" in page_text(nameless)
     assert client.post(url, data={"is_author": "maybe"}).status_code == 400
     members_page = page_text(client.get(f"/r/studies/{demo}/members"))

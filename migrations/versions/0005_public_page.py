@@ -10,9 +10,8 @@ Revision ID: 0005_public_page
 Revises: 0003_participant_starts
 Create Date: 2026-12-04 15:20:00
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0005_public_page'
@@ -24,13 +23,15 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('study', schema=None) as batch_op:
         batch_op.add_column(sa.Column('name', sa.String(length=200), nullable=True))
-        batch_op.add_column(sa.Column('public_summary', sa.Text(), server_default='', nullable=False))
+        batch_op.add_column(
+            sa.Column('public_summary', sa.Text(), server_default='', nullable=False))
     op.execute("UPDATE study SET name = title")
     with op.batch_alter_table('study', schema=None) as batch_op:
         batch_op.alter_column('name', existing_type=sa.String(length=200), nullable=False)
 
     with op.batch_alter_table('study_member', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('is_author', sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(
+            sa.Column('is_author', sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade():

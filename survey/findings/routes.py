@@ -322,7 +322,8 @@ def preview_chart(study: Study, role: str, outcome: str, fmt: str):
         abort(404)
     response = Response(data, mimetype=FORMATS[fmt])
     if request.args.get("download"):
-        response.headers["Content-Disposition"] = f'attachment; filename="{study.slug}-{outcome}.{fmt}"'
+        filename = f"{study.slug}-{outcome}.{fmt}"
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return _team_only(response)
 
 
@@ -367,7 +368,8 @@ def _public_context(study: Study, report: Report, preview: bool = False) -> dict
     """
     results = service.public_results(report)
     url = url_for("findings.public", slug=study.slug, _external=True)
-    published = (utcnow() if preview else None) or study.findings_published_at or report.published_at
+    # The preview shows today's date: the day it would be published.
+    published = utcnow() if preview else (study.findings_published_at or report.published_at)
     authors = service.authors(study)
     citation = service.citation(study, report, authors, published, url)
     embed_url = url_for("findings.embed", slug=study.slug, _external=True)

@@ -234,7 +234,8 @@ def _account_page(password_form: PasswordChangeForm, invite_form: InviteForm, st
             events=events,
             session_hours=_duration(current_app.permanent_session_lifetime.total_seconds()),
             sessions_form=ButtonForm(formdata=None),
-            **{"name_form": DisplayNameForm(formdata=None, data={"name": current_user.name}), **extra},
+            **{"name_form": DisplayNameForm(formdata=None, data={"name": current_user.name}),
+               **extra},
         ),
         status,
     )

@@ -410,7 +410,8 @@ def member_author(study: Study, role: str, member_id: int):
     """
     form = MemberAuthorForm()
     if not form.validate_on_submit():
-        abort(400, description="The form expired or was incomplete; reload the members page and try again.")
+        abort(400, description="The form expired or was incomplete; reload the members page and "
+              "try again.")
     study = lock_for_change(study, "owner")
     member = _member(study, member_id)
     wanted = form.is_author.data == "1"
@@ -424,7 +425,8 @@ def member_author(study: Study, role: str, member_id: int):
                      member=member.researcher.email, is_author=wanted)
     db.session.commit()
     who = member.researcher.name or member.researcher.email
-    flash(f"{who} is {'now' if wanted else 'not'} listed as an author of the public findings page.", "success")
+    flash(f"{who} is {'now' if wanted else 'not'} listed as an author of the public findings "
+          "page.", "success")
     return redirect(url_for("researcher.members", study_id=study.id))
 
 
