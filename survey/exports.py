@@ -712,7 +712,10 @@ def dataset_description(study_id: int, include_recruitment: bool = False) -> dic
         })
         if row["file"] != "trials.csv" and entry["description"] != row["description"]:
             entry["description"] += f" ({row['file']}: {row['description']})"
-    description = study.description.strip() or f"Data of the Likeness study {study.title}."
+    # Shared with the data: the participants' title and the public summary, never the team's
+    # internal name or private description.
+    summary = (study.public_summary or "").strip()
+    description = summary or f"Data of the Likeness study {study.title}."
     return {
         "@context": "https://schema.org/",
         "@type": "Dataset",

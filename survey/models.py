@@ -135,6 +135,11 @@ class LoginAttempt(Base):
     at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
 
 
+def _name_from_title(context: Any) -> str:
+    """A new study's internal name defaults to its title."""
+    return (context.get_current_parameters().get("title") or "")[:200]
+
+
 class Study(Base):
     """A study: its texts, settings, state and everything it owns."""
 
@@ -147,8 +152,15 @@ class Study(Base):
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     slug: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    # The research team's own name for the study: shown in the workspace only.
+    name: so.Mapped[str] = so.mapped_column(sa.String(200), default=_name_from_title)
+    # What participants see on every page; also the heading of the public findings page, its
+    # chart cards and citation. It must not give away the manipulation.
     title: so.Mapped[str] = so.mapped_column(sa.String(200))
+    # A private note of the team: never shown outside the workspace, never exported.
     description: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    # What the owner writes for the public findings page (plain text).
+    public_summary: so.Mapped[str] = so.mapped_column(sa.Text, default="", server_default="")
     state: so.Mapped[str] = so.mapped_column(sa.String(16), default="draft")
     consent_text: so.Mapped[str] = so.mapped_column(sa.Text, default="")
     instructions_text: so.Mapped[str] = so.mapped_column(sa.Text, default="")
@@ -224,6 +236,8 @@ class StudyMember(Base):
         sa.ForeignKey("researcher.id", ondelete="CASCADE"), index=True
     )
     role: so.Mapped[str] = so.mapped_column(sa.String(16))
+    # Listed as an author on the public findings page: the owner opts each member in.
+    is_author: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
 
     study: so.Mapped[Study] = so.relationship(back_populates="members")
     researcher: so.Mapped[Researcher] = so.relationship(back_populates="memberships")

@@ -25,6 +25,7 @@ from tests.test_findings_support import (
     member,
     owner_id,
     page_text,
+    publish_findings,
     set_state,
 )
 
@@ -52,8 +53,8 @@ def preregister(app, study_id: int, plan: dict) -> None:
 
 
 def publish(client, study_id: int):
-    """Post the publish form."""
-    return client.post(f"/r/studies/{study_id}/report/publish")
+    """Publish through the confirmation page."""
+    return publish_findings(client, study_id)
 
 
 @pytest.fixture
@@ -172,7 +173,7 @@ def test_public_page_charts_citation_and_embed(app, client, demo, published):
     page = client.get("/f/demo")
     text = page_text(page)
     assert "Demo researcher (20" in text
-    assert "Demo: real photographs vs AI headshots. Likeness findings, published" in text
+    assert "Faces and first impressions (demo). Likeness findings, published" in text
     assert "http://localhost/f/demo" in text
     assert f"data SHA-256 {service.cited_sha256(report)[:16]}" in text
     assert f"analysis {report.analysis_version}" in text
@@ -216,10 +217,10 @@ def test_publishing_needs_the_owner_a_closed_study_and_20_participants(
     sign_in(client, app, editor)
     assert publish(client, demo).status_code == 403
     sign_in(client, app, owner_id(app))
-    response = client.post(f"/r/studies/{demo}/report/publish", follow_redirects=True)
+    response = publish_findings(client, demo, follow_redirects=True)
     assert "Only a closed (or archived) study's findings can be published" in page_text(response)
     set_state(app, demo, "closed")
-    response = client.post(f"/r/studies/{demo}/report/publish", follow_redirects=True)
+    response = publish_findings(client, demo, follow_redirects=True)
     assert ("Findings are published only from at least 20 included participants; this report "
             "includes 5.") in page_text(response)
     assert client.get("/f/demo").status_code == 404

@@ -497,6 +497,31 @@ def retry(study: Study) -> int:
     return len(failed)
 
 
+def finished_current_report(study: Study) -> Report | None:
+    """The finished report of the study's current data, without starting a computation."""
+    data = current_data(study)
+    if data.sha is None:
+        return None
+    report = _find(study.id, data.sha)
+    return report if report is not None and report.status == "done" else None
+
+
+def publish_problems(study: Study, report: Report | None) -> list[str]:
+    """Why the findings could not be published now (empty when they can)."""
+    problems = []
+    if study.state not in PUBLIC_STATES:
+        problems.append(f"Only a closed (or archived) study's findings can be published; this "
+                        f"study is {study.state}. Close it first.")
+    if report is None:
+        problems.append("There is no finished report of the current data: open the report, "
+                        "which computes it, then come back.")
+    elif results_json(report).get("n_participants", 0) < MIN_PUBLIC_N:
+        problems.append(f"Findings are published only from at least {MIN_PUBLIC_N} included "
+                        f"participants; this report includes "
+                        f"{results_json(report).get('n_participants', 0)}.")
+    return problems
+
+
 def report_of(study: Study, report_id: int) -> Report | None:
     """A finished report of this study by id, or None."""
     report = db.session.get(Report, report_id)
@@ -676,6 +701,7 @@ def bundle_stream(study: Study, report: Report) -> Any:
                 for chunk in chunks:
                     entry.write(chunk.encode("utf-8"))
         archive.writestr("results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        # The participants' title: the internal name and the private note stay in the workspace.
         archive.writestr("analysis.R", r_script(results, title=study.title))
         archive.writestr("README.txt", README.format(
             title=study.title, slug=study.slug, version=report.analysis_version,
@@ -687,14 +713,29 @@ def bundle_stream(study: Study, report: Report) -> Any:
 # --- publishing --------------------------------------------------------------------------------
 
 
-def team(study: Study) -> list[str]:
-    """Member names (or emails without a name), owners first."""
+def authors(study: Study) -> list[str]:
+    """The display names of the members the owner chose as authors, owners first.
+
+    Only members opted in (`StudyMember.is_author`) with a display name they set are listed:
+    an email, or any part of it, is never shown.
+    """
     members = db.session.execute(
-        sa.select(StudyMember.role, Researcher.name, Researcher.email)
+        sa.select(StudyMember.role, Researcher.name)
         .join(Researcher, Researcher.id == StudyMember.researcher_id)
-        .where(StudyMember.study_id == study.id)).all()
-    ordered = sorted(members, key=lambda m: (ROLE_ORDER.get(m.role, 9), (m.name or m.email).lower()))
-    return [m.name or m.email.split("@")[0] for m in ordered]
+        .where(StudyMember.study_id == study.id, StudyMember.is_author.is_(True))).all()
+    named = [m for m in members if (m.name or "").strip()]
+    ordered = sorted(named, key=lambda m: (ROLE_ORDER.get(m.role, 9), m.name.strip().lower()))
+    return [m.name.strip() for m in ordered]
+
+
+def citation(study: Study, report: Report, names: list[str], published: Any, url: str) -> str:
+    """The citation of published findings: the authors when chosen, else the title first."""
+    tail = (f"Likeness findings, published {published:%d %B %Y}. {url} (data SHA-256 "
+            f"{cited_sha256(report)[:16]}…, analysis {report.analysis_version}).")
+    title = study.title.rstrip(".")
+    if names:
+        return f"{', '.join(names)} ({published:%Y}). {title}. {tail}"
+    return f"{title} ({published:%Y}). {tail}"
 
 
 def published_report(study: Study) -> Report | None:
@@ -754,8 +795,12 @@ def public_study(slug: str) -> tuple[Study | None, Report | None]:
     return study, report
 
 
-def publish(study: Study, researcher: Researcher) -> Report:
-    """Publish the findings of the current data's report; PublishError says why not."""
+def publish(study: Study, researcher: Researcher, confirmed_report_id: int | None = None) -> Report:
+    """Publish the findings of the current data's report; PublishError says why not.
+
+    `confirmed_report_id` is the report the owner reviewed on the confirmation page: when new
+    data made another report current meanwhile, nothing is published.
+    """
     if study.state not in PUBLIC_STATES:
         raise PublishError(f"Only a closed (or archived) study's findings can be published; this "
                            f"study is {study.state}. Close it first.")
@@ -771,6 +816,10 @@ def publish(study: Study, researcher: Researcher) -> Report:
     if n < MIN_PUBLIC_N:
         raise PublishError(f"Findings are published only from at least {MIN_PUBLIC_N} included "
                            f"participants; this report includes {n}.")
+    if confirmed_report_id is not None and confirmed_report_id != report.id:
+        raise PublishError("New data arrived after you reviewed what becomes public, so the "
+                           "report changed. Nothing was published: review it again, then "
+                           "publish.")
     now = utcnow()
     db.session.execute(sa.update(Report).where(Report.study_id == study.id,
                                                Report.id != report.id).values(published_at=None))
