@@ -29,7 +29,7 @@ from markupsafe import escape
 from analysis.results import FORMATS, card_alt
 from survey.errors import render_error
 from survey.extensions import db
-from survey.findings import bp, present, service
+from survey.findings import bp, present, service, studio
 from survey.findings.forms import ActionForm
 from survey.models import Report, Study
 from survey.researcher.access import lock_for_change, requires_role
@@ -325,6 +325,7 @@ def _public_context(study: Study, report: Report) -> dict:
         "report": report,
         "results": results,
         "items": present.public_findings(results),
+        "studio": studio.studio_summary(results),
         "methods": service.methods_text(study, report),
         "citation": citation,
         "url": url,
