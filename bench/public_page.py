@@ -14,7 +14,8 @@ charts drawn at publishing, as the publish button does), and the open demo study
    CPU milliseconds of this process and in wall milliseconds.
 2. Over HTTP against gunicorn (3 workers x 8 threads): `--participants` simulated participants
    take the demo study at a person's pace (`--think-ms`), once alone and once while
-   `--visitors` anonymous visitors load the public page and its charts back to back. Reported:
+   `--visitors` anonymous visitors load the public page and its charts, each reading for
+   about `--visitor-pause-ms` before loading it again (0: back to back). Reported:
    the participants' p50 and p90 trial-page and answer latency in both phases.
 
 Goal: an anonymous request (the page or a chart) costs under 10 ms of CPU once the charts are
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import re
 import statistics
 import sys
@@ -38,8 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, print_figures  # noqa: E402
-from bench.participants import (  # noqa: E402
+from bench.common import machine, print_figures
+from bench.participants import (
     UNLIMITED_STARTS,
     Client,
     Gunicorn,
@@ -126,8 +128,11 @@ def in_process(url: str, media: str, visits: int) -> dict:
     }
 
 
-async def visitors_loop(port: int, n: int, stop: asyncio.Event, stats: Stats) -> None:
-    """`n` anonymous visitors loading the public page and its charts back to back."""
+async def visitors_loop(port: int, n: int, pause_ms: float, stop: asyncio.Event,
+                        stats: Stats) -> None:
+    """`n` anonymous visitors, each loading the public page and its charts (no browser cache),
+    then reading for about `pause_ms` (half to one and a half times), until `stop`."""
+    rng = random.Random(5)
 
     async def one() -> None:
         client = Client("127.0.0.1", port)
@@ -138,6 +143,10 @@ async def visitors_loop(port: int, n: int, stop: asyncio.Event, stats: Stats) ->
                 for chart in CHART.findall(page.text):
                     await client.request("GET", chart)
                 stats.time("visit", time.perf_counter() - start)
+                try:
+                    await asyncio.wait_for(stop.wait(), pause_ms * rng.uniform(0.5, 1.5) / 1000)
+                except TimeoutError:
+                    pass
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             stats.errors.append(f"visitor: {type(exc).__name__}: {exc}")
         finally:
@@ -149,7 +158,8 @@ async def visitors_loop(port: int, n: int, stop: asyncio.Event, stats: Stats) ->
 async def phase(port: int, args, visitors: int, first: int) -> tuple[Stats, Stats]:
     """Participants at a person's pace, with `visitors` visitors loading the public page."""
     stop, seen = asyncio.Event(), Stats()
-    crowd = asyncio.ensure_future(visitors_loop(port, visitors, stop, seen))
+    crowd = asyncio.ensure_future(visitors_loop(port, visitors, args.visitor_pause_ms, stop,
+                                                seen))
     try:
         stats, _wall = await run_participants("127.0.0.1", port, args.participants,
                                               args.participants, args.max_seconds, args.seed,
@@ -197,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--published-n", type=int, default=32)
     parser.add_argument("--visits", type=int, default=20)
     parser.add_argument("--visitors", type=int, default=16)
+    parser.add_argument("--visitor-pause-ms", type=float, default=2000.0,
+                        help="mean time a visitor reads before loading the page again")
     parser.add_argument("--participants", type=int, default=16)
     parser.add_argument("--think-ms", type=float, default=1500.0)
     parser.add_argument("--max-seconds", type=float, default=40.0)
@@ -206,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--published-n must be 20-200 and --visits 1-500")
     if not 0 <= args.visitors <= 64 or not 1 <= args.participants <= 128:
         parser.error("--visitors must be 0-64 and --participants 1-128")
-    if not 1 <= args.max_seconds <= 600:
-        parser.error("--max-seconds must be 1-600")
+    if not 0 <= args.visitor_pause_ms <= 60_000 or not 1 <= args.max_seconds <= 600:
+        parser.error("--visitor-pause-ms must be 0-60000 and --max-seconds 1-600")
     media = tempfile.mkdtemp(prefix="likeness-bench-media-")
     print(f"code: {ROOT}; preparing the bench database …", flush=True)
     prepare_database(args.database_url, media)

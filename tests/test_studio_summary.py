@@ -162,3 +162,13 @@ def test_the_public_page_shows_each_sentence_in_its_own_section(app, client, dem
     # The summary comes before the researcher's claims, and is not the embed's.
     assert text.index("In plain words") < text.index("What the study found")
     assert "In plain words" not in page_text(client.get("/f/demo/embed"))
+
+
+def test_the_embed_shows_preregistered_findings_first_and_at_most_three():
+    from survey.findings.studio import StudioSummary, embed_sentences
+
+    summary = StudioSummary(sentences=[{"outcome": f"o{i}", "preregistered": i in (2, 4),
+                                        "verdict": "difference", "text": str(i)}
+                                       for i in range(6)])
+    assert [s["outcome"] for s in embed_sentences(summary)] == ["o2", "o4", "o0"]
+    assert embed_sentences(StudioSummary()) == []

@@ -326,6 +326,7 @@ def _public_context(study: Study, report: Report) -> dict:
         "results": results,
         "items": present.public_findings(results),
         "studio": studio.studio_summary(results),
+        "present_embed": studio.embed_sentences,
         "methods": service.methods_text(study, report),
         "citation": citation,
         "url": url,

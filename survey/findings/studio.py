@@ -24,24 +24,24 @@ _PAIRED = {
     "recognition_accuracy": (
         "People were recognised less accurately from AI headshots than from real photographs",
         "People were recognised more accurately from AI headshots than from real photographs"),
-    "d_prime": ("Recognition sensitivity (d′) was lower with AI headshots than with real "
-                "photographs",
-                "Recognition sensitivity (d′) was higher with AI headshots than with real "
+    "d_prime": (("Recognition sensitivity (d′) was lower with AI headshots than with real "
                 "photographs"),
-    "criterion": ("Participants answered “same person” more readily with AI headshots than "
-                  "with real photographs",
-                  "Participants answered “same person” more cautiously with AI headshots than "
+                ("Recognition sensitivity (d′) was higher with AI headshots than with real "
+                "photographs")),
+    "criterion": (("Participants answered “same person” more readily with AI headshots than "
                   "with real photographs"),
+                  ("Participants answered “same person” more cautiously with AI headshots than "
+                  "with real photographs")),
 }
 _ONE_SAMPLE = {
-    "choice_real": ("People chose the real photograph over the AI headshot less often than "
-                    "chance",
-                    "People chose the real photograph over the AI headshot more often than "
+    "choice_real": (("People chose the real photograph over the AI headshot less often than "
                     "chance"),
+                    ("People chose the real photograph over the AI headshot more often than "
+                    "chance")),
     "detection_accuracy": ("People told AI headshots from real photographs worse than chance",
                            "People told AI headshots from real photographs better than chance"),
-    "detection_d_prime": ("People tended to take AI headshots for real photographs and real "
-                          "photographs for AI",
+    "detection_d_prime": (("People tended to take AI headshots for real photographs and real "
+                          "photographs for AI"),
                           "People could tell AI headshots from real photographs"),
 }
 # What was compared, for "no reliable difference" and "cannot say" sentences.
@@ -83,8 +83,11 @@ def _unit(results: dict, test: dict) -> tuple[float, int, str]:
 def _subject(results: dict, name: str) -> str:
     if name in _SUBJECT:
         return _SUBJECT[name]
-    label = outcome_of(results, name).label
-    return f"{label} of AI headshots and real photographs"
+    outcome = outcome_of(results, name)
+    if outcome.kind == "rating":
+        return (f"how people rated AI headshots and real photographs on the "
+                f"{name.replace('_', ' ')} scale")
+    return f"the {outcome.label} with AI headshots and with real photographs"
 
 
 def _lead(results: dict, test: dict) -> str:
@@ -224,3 +227,12 @@ def studio_summary(results: dict) -> StudioSummary:
             "Whether the exploratory results are more than chance findings: they were not "
             "planned in advance and need a new study to confirm them.")
     return summary
+
+
+def embed_sentences(summary: StudioSummary, limit: int = 3) -> list[dict]:
+    """The sentences an embed shows: preregistered findings first, at most `limit`.
+
+    An embed is a fixed-height frame: it names the rest and links to the full page.
+    """
+    ordered = sorted(summary.sentences, key=lambda s: not s["preregistered"])
+    return ordered[:limit]
