@@ -161,7 +161,7 @@ def test_the_public_page_shows_each_sentence_in_its_own_section(app, client, dem
         assert item["text"] in text
     # The summary comes before the researcher's claims, and is not the embed's.
     assert text.index("In plain words") < text.index("What the study found")
-    assert "In plain words" not in page_text(client.get("/f/demo/embed"))
+    assert "What this study cannot tell you" not in page_text(client.get("/f/demo/embed"))
 
 
 def test_the_embed_shows_preregistered_findings_first_and_at_most_three():
