@@ -82,6 +82,8 @@ def _chart_response(report_id: int, name: str, fmt: str, inputs: str, draw, publ
         if filename:
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.set_etag(sha[:32])
+    # Revalidated on every use (a cheap 304): unpublishing takes public copies down, and a
+    # report recomputed or deleted (SQLite may then reuse its id) is never shown from a cache.
     response.headers["Cache-Control"] = "public, no-cache" if public else "private, no-cache"
     return response
 
