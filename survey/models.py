@@ -565,3 +565,25 @@ class Report(Base):
     finished_at: so.Mapped[Optional[datetime]]
     # Set on the one report whose findings the public page shows.
     published_at: so.Mapped[Optional[datetime]]
+
+
+class ReportChart(Base):
+    """A drawn figure of a report (a public chart card or a report figure), stored once.
+
+    Keyed by report, name and format; `inputs` is a digest of everything drawn besides the
+    report's results (figure code version, study title, footer), so a change redraws it. The
+    row goes with its report (ON DELETE CASCADE): a withdrawal that deletes the report deletes
+    its charts, and a report id reused later never finds another report's chart.
+    """
+
+    __tablename__ = "report_chart"
+    __table_args__ = (sa.UniqueConstraint("report_id", "name", "fmt"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    report_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("report.id", ondelete="CASCADE"))
+    name: so.Mapped[str] = so.mapped_column(sa.String(80))
+    fmt: so.Mapped[str] = so.mapped_column(sa.String(8))
+    inputs: so.Mapped[str] = so.mapped_column(sa.String(64))
+    sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
+    body: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)

@@ -109,9 +109,22 @@ def test_claim_guard_wording_is_the_same_everywhere(app, client, demo):
         f"/r/studies/{demo}/report/{report.id}/report.html").get_data(as_text=True))
     alts = [html.unescape(a) for a in re.findall(r'alt="([^"]+)"', public.get_data(as_text=True))]
     for finding in results["findings"]:
-        for text in (report_page, public_text, embed_text, standalone):
+        for text in (report_page, public_text, standalone):
             assert finding["claim"] in text
         assert any(finding["claim"] in alt for alt in alts)
+    # The embed (a 480 px frame) gives the preregistered findings in plain words, their
+    # wording following the same verdicts, and links to the claims.
+    from survey.findings.studio import embed_sentences, studio_summary
+
+    shown = embed_sentences(studio_summary(service.public_results(report)))
+    assert {s["outcome"] for s in shown} == {"trust", "professional", "recognition_accuracy"}
+    for item in shown:
+        assert item["text"] in embed_text
+    assert "People trusted AI headshots less than real photographs" in embed_text
+    assert "There was no reliable difference between how people rated AI headshots and real " \
+        "photographs on the professional scale" in embed_text
+    assert "The study cannot say whether there is a difference between how accurately" \
+        in embed_text
     for badge in ("Difference", "No reliable difference", "Inconclusive", "Preregistered",
                   "Exploratory"):
         assert badge in public_text

@@ -153,6 +153,10 @@ GET_WRITES = {
         "computes the report of the current data once and keeps it (a cache keyed by the data's "
         "hash), and marks computations that outlived their worker as failed",
     ),
+    "findings.download_html": (
+        {"report_chart"},
+        "stores each figure it draws for the report (a cache keyed by report, deleted with it)",
+    ),
 }
 # Query strings a GET route is also walked with, so that its search or filter runs.
 GET_QUERIES = {
