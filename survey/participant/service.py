@@ -589,6 +589,12 @@ _HOLDER = sa.select(Participant.id, Participant.study_id).where(
 )
 
 
+# The WSGI environ key `flask simulate-participants` sets on its own test client's requests
+# (survey/participant/simulate.py). A request from the network cannot carry it: a WSGI server
+# puts HTTP headers under HTTP_* keys only, so no header becomes this key.
+SIMULATED_ENVIRON = "likeness.simulated"
+
+
 def start_or_resume(
     study: Study | StudyView,
     *,
@@ -598,6 +604,7 @@ def start_or_resume(
     consented: bool = True,
     public_id: Optional[str] = None,
     address: Optional[str] = None,
+    simulated: bool = False,
 ) -> Start:
     """Start a participant (or resume the one its recruitment id or public id already started).
 
@@ -607,6 +614,7 @@ def start_or_resume(
     second start with the same id (a double-clicked consent button) returns the first. A start
     from a client `address` (the study link) is subject to the start limits (busy). Under the
     same lock, participants past the expiry time are marked expired before lists are counted.
+    A `simulated` participant is marked so (see SIMULATED_ENVIRON); a resumed one keeps its mark.
     """
     study_id = study.id
     existing, public_id = _already_started(study, recruitment, public_id)
@@ -658,6 +666,7 @@ def start_or_resume(
             "list_index": list_index,
             "seed": seed,
             "is_preview": preview,
+            "is_simulated": simulated,
             "source": recruitment.platform if recruitment else "link",
             "device": device,
             "started_at": now,
