@@ -180,7 +180,8 @@ def test_the_report_leaves_simulated_participants_out_by_default(app, client, de
     assert "direct link" not in methods
     assert (f"{SIMULATED} simulated participants (test runs by the study platform, not people) "
             "were left out of these counts and of the analysis.") in methods
-    assert f"{SIMULATED} simulated participants (test runs by the study platform) are left out" in text
+    assert (f"{SIMULATED} simulated participants are left out of this report and of the public "
+            "page") in text
     assert "Include simulated participants" in text
 
 
@@ -191,7 +192,7 @@ def test_the_switch_includes_them_says_so_and_is_cached_apart(app, client, demo,
     default, included = reports(app)
     assert (default.includes_simulated, included.includes_simulated) == (False, True)
     assert default.data_sha256 != included.data_sha256
-    assert f"This report includes {SIMULATED} simulated participants" in text
+    assert f"this report analyses {SIMULATED} simulated participants" in text
     assert "never published" in text
     results = service.results_json(included)
     assert results["simulated_participants"] == {"excluded": 0, "included": SIMULATED}
@@ -204,8 +205,9 @@ def test_the_switch_includes_them_says_so_and_is_cached_apart(app, client, demo,
     assert "were left out of these counts" not in methods
     # Each view serves its own report from the cache: no third analysis.
     assert len(calls) == 2
-    assert "Simulated participants left out" in page_text(client.get(f"/r/studies/{demo}/report"))
-    assert "This report includes" in page_text(client.get(f"/r/studies/{demo}/report?simulated=1"))
+    assert "are left out of this report" in page_text(client.get(f"/r/studies/{demo}/report"))
+    included_page = page_text(client.get(f"/r/studies/{demo}/report?simulated=1"))
+    assert "Simulated participants included:" in included_page
     assert len(calls) == 2 and len(reports(app)) == 2
     assert client.get(f"/r/studies/{demo}/report?simulated=yes").status_code == 400
 
@@ -293,7 +295,7 @@ def test_the_owner_deletes_simulated_participants_after_confirming(app, client, 
     assert again.status_code == 409 and "no simulated participants" in page_text(again)
     # The report of the real participants no longer mentions simulated ones.
     text = page_text(client.get(f"/r/studies/{demo}/report"))
-    assert "Simulated participants left out" not in text
+    assert "left out of this report" not in text
 
 
 def test_only_the_owner_deletes_and_only_with_a_token(app, client, demo, make_researcher,
@@ -400,7 +402,7 @@ def test_without_simulated_participants_the_two_reports_are_still_kept_apart(
     default, included = reports(app)
     assert (default.includes_simulated, included.includes_simulated) == (False, True)
     assert default.data_sha256 != included.data_sha256
-    assert "This report includes 0 simulated participants" in text
+    assert "this report analyses 0 simulated participants" in text
     assert service.results_json(included)["simulated_participants"] == {"excluded": 0,
                                                                          "included": 0}
     # The real participants' report keeps the hash it had before simulated ones existed.

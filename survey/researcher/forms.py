@@ -547,6 +547,6 @@ class SimulatedDeleteForm(FlaskForm):
     # simulated meanwhile) refuses the deletion, so nothing is deleted that was not shown.
     count = IntegerField(validators=[InputRequired(), NumberRange(min=1)])
     confirm = BooleanField(
-        "Yes, delete these simulated participants and their answers",
+        "Yes, delete them and their answers",
         validators=[InputRequired("Tick the box to confirm.")],
     )
