@@ -410,3 +410,18 @@ def test_without_simulated_participants_the_two_reports_are_still_kept_apart(
         inputs = service.load_inputs(db.session.get(Study, demo))
         assert default.data_sha256 == service.data_hash(inputs.trials, inputs.participants,
                                                         inputs.plan)
+
+
+def test_a_study_of_simulated_participants_only_has_no_report_until_they_are_included(
+        app, client, demo, monkeypatch):
+    calls = count_analyses(monkeypatch)
+    robots = fill(app, demo, 3, seed=13, close=False)
+    mark_simulated(app, robots)
+    sign_in(client, app, owner_id(app))
+    text = page_text(client.get(f"/r/studies/{demo}/report"))
+    assert "No data yet" in text and "simulated participants only when included" in text
+    assert "3 simulated participants are left out of this report" in text
+    assert calls == [] and reports(app) == []
+    text = page_text(client.get(f"/r/studies/{demo}/report?simulated=1"))
+    assert "this report analyses 3 simulated participants" in text and "Findings" in text
+    assert [r.includes_simulated for r in reports(app)] == [True]
