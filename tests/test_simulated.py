@@ -425,3 +425,24 @@ def test_a_study_of_simulated_participants_only_has_no_report_until_they_are_inc
     text = page_text(client.get(f"/r/studies/{demo}/report?simulated=1"))
     assert "this report analyses 3 simulated participants" in text and "Findings" in text
     assert [r.includes_simulated for r in reports(app)] == [True]
+
+
+def test_simulated_participants_take_no_real_participants_slot(app, demo):
+    """The target N and the list balance count real participants; simulated runs are balanced
+    among themselves."""
+    from survey.participant import service as participant_service
+    from tests.test_participant_support import set_study
+
+    set_study(app, demo, target_n=2)
+    with app.app_context():
+        study = db.session.get(Study, demo)
+        robots = [participant_service.start_participant(study, simulated=True)
+                  for _ in range(3)]
+        assert [p.list_index for p in robots] == [0, 1, 0] and all(p.is_simulated for p in robots)
+        assert not participant_service.is_full(study)
+        people = [participant_service.start_participant(study) for _ in range(2)]
+        assert [p.list_index for p in people] == [0, 1]
+        assert not any(p.is_simulated for p in people)
+        assert participant_service.is_full(study)
+        with pytest.raises(participant_service.StudyUnavailable):
+            participant_service.start_participant(study)

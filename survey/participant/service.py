@@ -386,8 +386,10 @@ def expire_participants(
     return connection.execute(_EXPIRE_IN_STUDY, params).rowcount
 
 
-def list_counts(study: Study, *, preview: bool = False) -> list[int]:
-    """Return how many counted participants (or preview runs) each list has.
+def list_counts(study: Study, *, preview: bool = False, simulated: bool = False) -> list[int]:
+    """Return how many counted participants (or preview runs, or simulated participants) each
+    list has. Real participants are counted apart from simulated ones: simulated runs never
+    fill a real participant's slot (nor the target N), and are balanced among themselves.
 
     A participant in progress past the expiry time no longer counts, even before it is marked
     expired: its slot is free.
@@ -398,7 +400,8 @@ def list_counts(study: Study, *, preview: bool = False) -> list[int]:
         .group_by(Participant.list_index)
     )
     if not preview:
-        query = query.where(Participant.status.in_(counted_statuses(study)))
+        query = query.where(Participant.status.in_(counted_statuses(study)),
+                            Participant.is_simulated.is_(simulated))
         cutoff = expiry_cutoff()
         if cutoff is not None:
             query = query.where(
@@ -658,6 +661,8 @@ def start_or_resume(
             counts = list_counts(current)
             if is_full(current, counts):
                 raise StudyUnavailable("full")
+            if simulated:
+                counts = list_counts(current, simulated=True)
         else:
             counts = list_counts(current, preview=True)
         list_index = design.choose_list(counts)
