@@ -446,3 +446,13 @@ def test_simulated_participants_take_no_real_participants_slot(app, demo):
         assert participant_service.is_full(study)
         with pytest.raises(participant_service.StudyUnavailable):
             participant_service.start_participant(study)
+
+
+def test_the_study_pages_count_real_participants(app, client, demo):
+    real_and_simulated(app, demo, real=2, simulated=3, close=False)
+    sign_in(client, app, owner_id(app))
+    overview = page_text(client.get(f"/r/studies/{demo}"))
+    assert "Started 2 " in overview and "Simulated participants (counted apart) 3" in overview
+    exports_page = page_text(client.get(f"/r/studies/{demo}/exports"))
+    assert "5 participants are exported" in exports_page
+    assert "3 of them are simulated" in exports_page
