@@ -552,7 +552,7 @@ def forget_reports(study_id: int, only_simulated: bool = False) -> int:
     stmt = sa.delete(Report).where(Report.study_id == study_id)
     if only_simulated:
         stmt = stmt.where(Report.includes_simulated.is_(True))
-    return db.session.execute(stmt.execution_options(synchronize_session=False)).rowcount or 0
+    return db.session.execute(stmt).rowcount or 0
 
 
 def retry(study: Study) -> int:
