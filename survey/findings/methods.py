@@ -97,6 +97,10 @@ def _sample_sentence(sample: dict[str, Any]) -> str:
            if len(sources) > 1 else (f" through {SOURCE_NAMES.get(next(iter(sources)), '')}"
                                      if sources else ""))
     text = f"{_count(recruited, 'participant')} took part{via}"
+    included_simulated = sample.get("simulated_included", 0)
+    if included_simulated:
+        text += (f", {included_simulated} of them simulated by the study platform to test the "
+                 "study, not people")
     withdrawn = sample.get("withdrawn", 0)
     if withdrawn:
         text += (f"; {_count(withdrawn, 'further participant')} withdrew and "
@@ -117,7 +121,13 @@ def _sample_sentence(sample: dict[str, Any]) -> str:
         if devices:
             text += "; " + ", ".join(f"{row['device']}: {row['included']}" for row in devices)
         text += ")"
-    return text + "."
+    text += "."
+    left_out = sample.get("simulated_excluded", 0)
+    if left_out:
+        text += (f" {_count(left_out, 'simulated participant')} (test runs by the study "
+                 f"platform, not people) {'was' if left_out == 1 else 'were'} left out of "
+                 "these counts and of the analysis.")
+    return text
 
 
 def _tests_sentence(results: dict[str, Any]) -> str:

@@ -144,15 +144,30 @@ def _report_context(study: Study, report: Report, standalone: bool = False) -> d
     }
 
 
+def _include_simulated() -> bool:
+    """The report page's switch: ?simulated=1 includes the simulated participants."""
+    value = request.args.get("simulated", "0")
+    if value not in ("0", "1"):
+        abort(400, description="simulated must be 0 (real participants only) or 1.")
+    return value == "1"
+
+
 @bp.get("/r/studies/<int:study_id>/report")
 @requires_role("viewer")
 def report(study: Study, role: str):
-    """The study's report: computed from its current data, or a progress or failure state."""
-    state = service.report_state(study)
+    """The study's report: computed from its current data, or a progress or failure state.
+
+    Of the real participants by default; `?simulated=1` includes the simulated ones too (a
+    report that is never published).
+    """
+    include = _include_simulated()
+    state = service.report_state(study, include)
     context = {"study": study, "role": role, "state": state, "form": ActionForm(formdata=None),
-               "published": service.published_report(study)}
+               "published": service.published_report(study), "include_simulated": include,
+               "simulated_now": service.simulated_count(study)}
     if state.shown is not None:
         context.update(_report_context(study, state.shown))
+    context["listed"] = service.participant_lists(study, state.shown, include)
     return render_template("findings/report.html", **context)
 
 
@@ -309,7 +324,7 @@ def download_tables(study: Study, role: str, report_id: int):
 def download_bundle(study: Study, role: str, report_id: int):
     """The exported data, results.json and an R script that refits the models: for reviewers."""
     report = _report_or_404(study, report_id)
-    if service.current_data(study).sha != report.data_sha256:
+    if service.current_data(study, report.includes_simulated).sha != report.data_sha256:
         abort(409, description="New data arrived after this report was computed, so the export "
                                "would not match it. Open the report again to get the report of "
                                "the current data, then download its bundle.")

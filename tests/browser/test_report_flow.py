@@ -1,21 +1,31 @@
-"""In chromium: the demo study filled by simulated participants, its report, publishing, the page."""
+"""In chromium: the demo study filled by real and simulated participants, its report (of the real
+ones), publishing, the page."""
 
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from PIL import Image as PILImage
 
-from tests.test_findings_support import set_state
+from survey.extensions import db
+from survey.models import Participant
+from tests.test_findings_support import fill, set_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_report_is_published_and_a_chart_downloads_at_1200_by_675(app, live_server, browser,
                                                                     runner, demo):
-    """Simulate 30 participants, close, read the report, publish, open the public page, download."""
-    result = runner.invoke(args=["simulate-participants", "--study", "demo", "-n", "30",
+    """24 real participants and 6 simulated ones, close, read the report (of the real ones),
+    publish, open the public page, download a chart."""
+    result = runner.invoke(args=["simulate-participants", "--study", "demo", "-n", "6",
                                  "--seed", "1"])
     assert result.exit_code == 0, result.output
+    fill(app, demo, 24, seed=5, close=False)
+    with app.app_context():
+        simulated = db.session.scalar(sa.select(sa.func.count()).select_from(Participant)
+                                      .where(Participant.is_simulated.is_(True)))
+    assert simulated == 6
     set_state(app, demo, "closed")
 
     team = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -31,6 +41,10 @@ def test_report_is_published_and_a_chart_downloads_at_1200_by_675(app, live_serv
     # The first screen holds every verdict; the outcomes open on demand.
     assert page.locator(".summary-table tbody tr").count() >= 6
     assert page.locator(".summary-table").bounding_box()["y"] < 900
+    assert "6 simulated participants are left out" in page.locator("#simulated-switch").inner_text()
+    methods = page.locator("#methods-text").text_content()
+    assert methods.startswith("24 participants took part through a direct link.")
+    assert "6 simulated participants (test runs by the study platform, not people)" in methods
     page.locator("details.outcome > summary").first.click()
     figure = page.locator(".report-figure img").first
     figure.scroll_into_view_if_needed()
@@ -50,6 +64,7 @@ def test_report_is_published_and_a_chart_downloads_at_1200_by_675(app, live_serv
     assert response.status == 200
     assert public.locator(".claim").count() >= 6
     assert "Preregistered" in public.content() or "Exploratory" in public.content()
+    assert "24 participants took part" in public.content()
     # The page fits a phone: nothing wider than the viewport but the (scrollable) tables.
     overflow = public.evaluate(
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
