@@ -25,6 +25,7 @@ from tests.test_findings_support import (
     member,
     owner_id,
     page_text,
+    publish_findings,
     set_state,
 )
 from tests.test_participant_support import demo  # noqa: F401 (a fixture)
@@ -214,9 +215,20 @@ def test_the_switch_includes_them_says_so_and_is_cached_apart(app, client, demo,
 
 def test_publishing_and_the_public_page_never_include_simulated_participants(
         app, client, demo, mixed):
-    # The report with simulated participants is the only one computed when publishing.
+    # While the report with simulated participants is the only one computed, there is nothing
+    # to confirm, and naming that report in the confirmation is refused.
     client.get(f"/r/studies/{demo}/report?simulated=1")
-    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    (included,) = reports(app)
+    assert included.includes_simulated is True
+    confirm = client.get(f"/r/studies/{demo}/report/publish").get_data(as_text=True)
+    assert 'name="report_id"' not in confirm
+    refused = client.post(f"/r/studies/{demo}/report/publish", data={"report_id": included.id},
+                          follow_redirects=True)
+    assert "The findings are published" not in page_text(refused)
+    assert not [r for r in reports(app) if r.published_at is not None]
+    # The report of the real participants is the one published.
+    client.get(f"/r/studies/{demo}/report")
+    assert publish_findings(client, demo).status_code == 302
     published = [r for r in reports(app) if r.published_at is not None]
     assert len(published) == 1 and published[0].includes_simulated is False
     public = client.get("/f/demo/findings.json").get_json()
@@ -262,7 +274,7 @@ def answers_of(app, public_ids) -> int:
 def test_the_owner_deletes_simulated_participants_after_confirming(app, client, demo, mixed):
     _calls, people, robots = mixed
     client.get(f"/r/studies/{demo}/report")
-    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    assert publish_findings(client, demo).status_code == 302
     client.get(f"/r/studies/{demo}/report?simulated=1")
     [published] = [r for r in reports(app) if r.published_at is not None]
     public_before = client.get("/f/demo/findings.json").get_json()
