@@ -31,6 +31,7 @@ from survey.errors import render_error
 from survey.extensions import db
 from survey.findings import bp, present, service
 from survey.findings.forms import ActionForm
+from survey.findings.sections import SectionError, guard
 from survey.models import Report, Study
 from survey.researcher.access import lock_for_change, requires_role
 
@@ -94,26 +95,38 @@ def _drawn(spec, fmt: str) -> bytes:
     return render(spec.draw(), fmt)
 
 
+def _figure_sources(study: Study, report: Report, specs, standalone: bool) -> dict:
+    """Where each figure's image comes from: its URL, or (standalone) the SVG inside the page.
+
+    A figure that cannot be drawn stands as a SectionError, shown in its own place.
+    """
+    if not standalone:
+        return {s.name: url_for("findings.figure", study_id=study.id, report_id=report.id,
+                                name=s.name, fmt="svg") for s in specs}
+    return {s.name: guard(f"figure {s.name}", lambda spec: "data:image/svg+xml;base64,"
+                          + base64.b64encode(_drawn(spec, "svg")).decode("ascii"), s)
+            for s in specs}
+
+
 def _report_context(study: Study, report: Report, standalone: bool = False) -> dict:
-    """What the report body template needs."""
+    """What the report body template needs; each section's part is built on its own (a part
+    that fails is a SectionError, which the template shows in that section's place)."""
     results = service.results_json(report)
     data = service.report_data(report)
-    specs = _figure_specs(report)
-    if standalone:
-        sources = {s.name: "data:image/svg+xml;base64," + base64.b64encode(
-            _drawn(s, "svg")).decode("ascii") for s in specs}
-    else:
-        sources = {s.name: url_for("findings.figure", study_id=study.id, report_id=report.id,
-                                   name=s.name, fmt="svg") for s in specs}
+    sample = data.get("sample", {})
+    specs = guard("figures", _figure_specs, report)
+    figure_list = specs if isinstance(specs, list) else []
     return {
         "study": study,
         "report": report,
         "results": results,
-        "sample": data.get("sample", {}),
-        "sections": present.outcome_sections(results, specs),
-        "sources": sources,
-        "methods": service.methods_text(study, report),
-        "warnings": service.plain_warnings(results, data.get("sample", {}), results.get("plan")),
+        "sample": sample,
+        "sections": present.outcome_sections(results, figure_list, guard=guard),
+        "figures_error": specs if isinstance(specs, SectionError) else None,
+        "sources": _figure_sources(study, report, figure_list, standalone),
+        "methods": guard("methods", service.methods_text, study, report),
+        "warnings": guard("warnings", service.plain_warnings, results, sample,
+                          results.get("plan")),
         "details": results.get("warnings", []),
         "standalone": standalone,
         "present": present,
@@ -289,8 +302,8 @@ def _public_context(study: Study, report: Report) -> dict:
         "study": study,
         "report": report,
         "results": results,
-        "items": present.public_findings(results),
-        "methods": service.methods_text(study, report),
+        "items": present.public_findings(results, guard=guard),
+        "methods": guard("methods", service.methods_text, study, report),
         "citation": citation,
         "url": url,
         # Escaped for the page it is pasted into; the template escapes it again to show it.
