@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from analysis.report import analyse
+from survey.design import attention_check_count
 from survey.extensions import db
 from survey.findings import service
 from survey.models import Block, Identity, Report, Study
@@ -170,7 +171,13 @@ def designs(draw) -> dict:
         "blocks": blocks,
         "plan": draw(plan_forms(outcomes_of(blocks))),
         "participants": draw(st.integers(1, 14)),
+        # Ordinary answers, or degenerate ones: no spread, everyone right, one side chosen.
         "effects": Effects(rating_drop=draw(st.sampled_from([0.8, 0.0, -0.5])),
+                           rating_sd=draw(st.sampled_from([0.7, 0.7, 0.0])),
+                           match_real=draw(st.sampled_from([0.85, 1.0, 0.5])),
+                           match_ai=draw(st.sampled_from([0.7, 1.0, 0.0])),
+                           detect=draw(st.sampled_from([0.65, 1.0, 0.0])),
+                           choose_real=draw(st.sampled_from([0.7, 1.0, 0.0])),
                            fail_attention=draw(st.sampled_from([0.0, 0.0, 0.3, 1.0])),
                            stop_early=draw(st.sampled_from([0.0, 0.0, 0.3]))),
         "prolific": draw(st.booleans()),
@@ -246,11 +253,16 @@ def check_report_and_public_page(app, client, study_id: int) -> None:
         study = db.session.get(Study, study_id)
         methods = service.methods_text(study, report)
         results = service.results_json(report)
-        block_names = [b.name for b in study.blocks]
+        blocks = [(b.name, b.task, b.settings) for b in study.blocks]
         slug = study.slug
     assert html.unescape(methods) in text or methods in text
-    for name in block_names:
-        assert f"({name})" in methods
+    for name, task, settings in blocks:
+        told = methods[methods.index(f"({name})"):]
+        checks = attention_check_count(settings["attention_checks"])
+        if checks:
+            assert f"with {checks} attention check" in told.split("; (")[0]
+        if task == "match" and settings["presentation"] == "sequential":
+            assert f"the headshot alone for {settings['exposure_ms']} ms" in told.split("; (")[0]
     base = f"/r/studies/{study_id}/report/{report.id}"
     standalone = client.get(f"{base}/report.html")
     assert standalone.status_code == 200
@@ -317,7 +329,7 @@ EXAMPLE_CHOOSE_ONLY = {
 }
 
 
-@settings(max_examples=24, deadline=None, derandomize=True, database=None,
+@settings(max_examples=16, deadline=None, derandomize=True, database=None,
           # No shrinking: the failing example is printed as drawn (shrinking one takes minutes).
           phases=(Phase.explicit, Phase.generate),
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
