@@ -27,6 +27,7 @@ from flask_login import current_user
 from markupsafe import escape
 
 from analysis.results import FORMATS, card_alt
+from survey.design import presentation_order
 from survey.errors import render_error
 from survey.extensions import db
 from survey.findings import bp, present, service
@@ -128,6 +129,8 @@ def _report_context(study: Study, report: Report, standalone: bool = False) -> d
         "warnings": guard("warnings", service.plain_warnings, results, sample,
                           results.get("plan")),
         "details": results.get("warnings", []),
+        # In the order participants met them (choose blocks run after the others).
+        "running_blocks": presentation_order(study.blocks),
         "standalone": standalone,
         "present": present,
     }
