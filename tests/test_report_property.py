@@ -213,13 +213,13 @@ def build_study(app, client, demo: int, design: dict) -> int:
         assert response.status_code == 302
     for block in blocks:
         assert client.post(f"/r/studies/{study_id}/blocks/{block}/delete").status_code == 302
-    for task, settings in design["blocks"]:
+    for task, fields in design["blocks"]:
         response = client.post(f"/r/studies/{study_id}/blocks",
-                               data={"name": settings["name"], "task": task})
+                               data={"name": fields["name"], "task": task})
         assert response.status_code == 302, page_text(response)
         block_id = int(re.search(r"/blocks/(\d+)", response.headers["Location"])[1])
-        response = client.post(f"/r/studies/{study_id}/blocks/{block_id}", data=settings)
-        assert response.status_code == 302, (settings, page_text(response)[:2000])
+        response = client.post(f"/r/studies/{study_id}/blocks/{block_id}", data=fields)
+        assert response.status_code == 302, (fields, page_text(response)[:2000])
     plan = design["plan"]
     if plan is not None:
         freeze = plan.pop("freeze_now")
@@ -256,13 +256,13 @@ def check_report_and_public_page(app, client, study_id: int) -> None:
         slug = study.slug
     # The page's text has its spaces collapsed (a question may hold a no-break space).
     assert re.sub(r"\s+", " ", methods).strip() in text
-    for name, task, settings in blocks:
-        told = methods[methods.index(f"({name})"):]
-        checks = attention_check_count(settings["attention_checks"])
+    for name, task, stored in blocks:
+        told = methods[methods.index(f"({name})"):].split("; (")[0]
+        checks = attention_check_count(stored["attention_checks"])
         if checks:
-            assert f"with {checks} attention check" in told.split("; (")[0]
-        if task == "match" and settings["presentation"] == "sequential":
-            assert f"the headshot alone for {settings['exposure_ms']} ms" in told.split("; (")[0]
+            assert f"with {checks} attention check" in told
+        if task == "match" and stored["presentation"] == "sequential":
+            assert f"the headshot alone for {stored['exposure_ms']} ms" in told
     base = f"/r/studies/{study_id}/report/{report.id}"
     standalone = client.get(f"{base}/report.html")
     assert standalone.status_code == 200

@@ -7,9 +7,9 @@ import logging
 import pytest
 import sqlalchemy as sa
 
+from survey.extensions import db
 from survey.findings import present, service
 from survey.models import Report
-from survey.extensions import db
 from tests.conftest import sign_in
 from tests.test_findings_support import count_analyses, fill, owner_id, page_text
 
