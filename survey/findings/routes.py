@@ -27,10 +27,12 @@ from flask_login import current_user
 from markupsafe import escape
 
 from analysis.results import FORMATS, card_alt
+from survey.design import presentation_order
 from survey.errors import render_error
 from survey.extensions import db
 from survey.findings import bp, present, service, studio
 from survey.findings.forms import ActionForm, PublishForm
+from survey.findings.sections import SectionError, guard
 from survey.models import Report, Study, utcnow
 from survey.researcher.access import lock_for_change, requires_role
 
@@ -118,27 +120,44 @@ def _drawn(spec, fmt: str) -> bytes:
     return render(spec.draw(), fmt)
 
 
+def _figure_sources(study: Study, report: Report, specs, standalone: bool) -> dict:
+    """Where each figure's image comes from: its URL, or (standalone) the SVG inside the page.
+
+    A figure that cannot be drawn stands as a SectionError, shown in its own place.
+    """
+    if not standalone:
+        return {s.name: url_for("findings.figure", study_id=study.id, report_id=report.id,
+                                name=s.name, fmt="svg") for s in specs}
+
+    def inline(spec) -> str:
+        svg = _stored_figure(report, spec, "svg")
+        return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+
+    return {s.name: guard(f"figure {s.name}", inline, s) for s in specs}
+
+
 def _report_context(study: Study, report: Report, standalone: bool = False) -> dict:
-    """What the report body template needs."""
+    """What the report body template needs; each section's part is built on its own (a part
+    that fails is a SectionError, which the template shows in that section's place)."""
     results = service.results_json(report)
     data = service.report_data(report)
-    specs = _figure_specs(report)
-    if standalone:
-        sources = {s.name: "data:image/svg+xml;base64," + base64.b64encode(
-            _stored_figure(report, s, "svg")).decode("ascii") for s in specs}
-    else:
-        sources = {s.name: url_for("findings.figure", study_id=study.id, report_id=report.id,
-                                   name=s.name, fmt="svg") for s in specs}
+    sample = data.get("sample", {})
+    specs = guard("figures", _figure_specs, report)
+    figure_list = specs if isinstance(specs, list) else []
     return {
         "study": study,
         "report": report,
         "results": results,
-        "sample": data.get("sample", {}),
-        "sections": present.outcome_sections(results, specs),
-        "sources": sources,
-        "methods": service.methods_text(study, report),
-        "warnings": service.plain_warnings(results, data.get("sample", {}), results.get("plan")),
+        "sample": sample,
+        "sections": present.outcome_sections(results, figure_list, guard=guard),
+        "figures_error": specs if isinstance(specs, SectionError) else None,
+        "sources": _figure_sources(study, report, figure_list, standalone),
+        "methods": guard("methods", service.methods_text, study, report),
+        "warnings": guard("warnings", service.plain_warnings, results, sample,
+                          results.get("plan")),
         "details": results.get("warnings", []),
+        # In the order participants met them (choose blocks run after the others).
+        "running_blocks": presentation_order(study.blocks),
         "standalone": standalone,
         "present": present,
     }
@@ -439,10 +458,10 @@ def _public_context(study: Study, report: Report, preview: bool = False) -> dict
         "study": study,
         "report": report,
         "results": results,
-        "items": present.public_findings(results),
-        "studio": studio.studio_summary(results),
+        "items": present.public_findings(results, guard=guard),
+        "studio": guard("plain-language summary", studio.studio_summary, results),
         "present_embed": studio.embed_sentences,
-        "methods": service.methods_text(study, report),
+        "methods": guard("methods", service.methods_text, study, report),
         "citation": citation,
         "url": url,
         # Escaped for the page it is pasted into; the template escapes it again to show it.

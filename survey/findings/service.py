@@ -628,7 +628,8 @@ def score_tables(report: Report) -> tuple[pd.DataFrame, pd.DataFrame]:
 def design_facts(study: Study) -> dict[str, Any]:
     """The design as the methods paragraph needs it."""
     blocks = []
-    for block in study.blocks:
+    # In the order they ran: choose blocks after the others, whatever their position.
+    for block in design.presentation_order(study.blocks):
         try:
             settings = design.validate_block_settings(block.task, block.settings)
         except ValueError:
