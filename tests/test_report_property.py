@@ -35,7 +35,14 @@ from survey.extensions import db
 from survey.findings import service
 from survey.models import Block, Identity, Report, Study
 from tests.conftest import sign_in
-from tests.test_findings_support import Effects, owner_id, page_text, set_state, simulate
+from tests.test_findings_support import (
+    Effects,
+    owner_id,
+    page_text,
+    publish_findings,
+    set_state,
+    simulate,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -244,7 +251,7 @@ def check_report_and_public_page(app, client, study_id: int) -> None:
         if report.status == "failed" and "no data left to analyse" in report.error:
             # Everybody excluded: the report says so in words, and nothing can be published.
             assert "no data left to analyse" in text
-            response = client.post(f"/r/studies/{study_id}/report/publish")
+            response = publish_findings(client, study_id)
             assert response.status_code == 302
             assert client.get(f"/f/{db.session.get(Study, study_id).slug}").status_code == 404
             return
@@ -279,7 +286,12 @@ def check_report_and_public_page(app, client, study_id: int) -> None:
     if figures:
         assert client.get(figures[0][:-3] + "png").status_code == 200
 
-    response = client.post(f"/r/studies/{study_id}/report/publish")
+    # The team's preview of the public page and the confirmation page render before publishing.
+    preview = client.get(f"/r/studies/{study_id}/findings/preview")
+    assert preview.status_code == 200
+    assert "This section could not be shown" not in page_text(preview)
+    assert client.get(f"/r/studies/{study_id}/report/publish").status_code == 200
+    response = publish_findings(client, study_id)
     assert response.status_code == 302
     if results["n_participants"] < service.MIN_PUBLIC_N:
         assert "Findings are published only from at least" in page_text(

@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
-from survey.findings import present, service
+from survey.findings import present, service, studio
 from survey.models import Report
 from tests.conftest import sign_in
-from tests.test_findings_support import count_analyses, fill, owner_id, page_text
+from tests.test_findings_support import count_analyses, fill, owner_id, page_text, publish_findings
 
 NOTE = "could not be shown: an unexpected error (RuntimeError); the rest of the report is " \
        "unaffected. Please report this."
@@ -119,7 +119,7 @@ def test_the_public_page_and_embed_show_a_failing_part_in_place(app, client, dem
                                                                monkeypatch):
     """On the public page a failing finding or methods paragraph is a note; the rest stands."""
     monkeypatch.setattr(service, "MIN_PUBLIC_N", 1)
-    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    assert publish_findings(client, demo).status_code == 302
     original = present.public_finding
 
     def finding(results, item):
@@ -138,7 +138,10 @@ def test_the_public_page_and_embed_show_a_failing_part_in_place(app, client, dem
     assert f"Methods. This section {page_note}" in text
     assert text.count("This section could not be shown") == 2
     assert "Recognition accuracy" in text and "Cite these findings" in text
+    # The embed shows the plain-language sentences; when they fail, its note stands in their place.
+    monkeypatch.setattr(studio, "studio_summary", broken)
     embed = client.get("/f/demo/embed")
     assert embed.status_code == 200
     assert page_text(embed).count("This section could not be shown") == 1
-    assert "recognition accuracy" in page_text(embed)
+    assert "Faces and first impressions" in page_text(embed)
+    assert "findings in the researchers' own words" in page_text(embed)
