@@ -225,7 +225,7 @@ def test_the_load_generators_client_reads_headers_cookies_bodies_and_reconnects(
     cookies set for two paths, a chunked body, and a kept-alive socket the server closed."""
     import asyncio
 
-    from bench.participants import Client
+    from bench.load import Client
 
     requests: list[bytes] = []
 
