@@ -170,13 +170,11 @@ def sign_in(client, app, researcher_id: int) -> None:
 
 
 @pytest.fixture
-def demo(app):
-    """Seed the demo study and return its id."""
-    from survey.demo import seed_demo
+def demo(app, monkeypatch):
+    """Seed the demo study and return its id (drawings made once per run: tests/helpers.py)."""
+    from tests.helpers import seed_quick_demo
 
-    with app.app_context():
-        _researcher, study, _created = seed_demo()
-        return study.id
+    return seed_quick_demo(app, monkeypatch)
 
 
 def _free_port() -> int:

@@ -56,6 +56,7 @@ def check_balanced(script: str) -> None:
     assert not stack, f"unclosed {stack[-1]}"
 
 
+@pytest.mark.slow
 def test_script_fits_the_mixed_models_named_in_results(results):
     """lmer with REML and glmer with family = binomial, with results.json's formulas verbatim."""
     script = r_script(results)

@@ -142,6 +142,7 @@ def test_power_table_grid_is_reproducible_and_monotone():
     assert again["power"].iloc[0] == table["power"].iloc[1]  # a cell ignores the rest of the grid
 
 
+@pytest.mark.slow
 def test_power_table_with_lmm():
     c = VarianceComponents(0.3, 0.1, 0.8)
     table = power.power_table([24], [8], -1.0, c, n_sims=500, lmm=True, lmm_sims=20)
