@@ -153,7 +153,9 @@ class Gunicorn:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}; see {self._where()}")
+                raise RuntimeError(
+                    f"gunicorn exited with {self.proc.returncode}; see {self._where()}"
+                )
             if len(self.worker_pids()) >= self.settings.workers and self._answers():
                 return
             time.sleep(0.2)
