@@ -28,12 +28,17 @@ def refreeze(study_id: int) -> None:
 
 _render = functools.lru_cache(maxsize=None)(survey.demo.render)
 _process = functools.lru_cache(maxsize=None)(survey.demo.process_image)
-_hash = functools.lru_cache(maxsize=None)(generate_password_hash)
+
+
+@functools.lru_cache(maxsize=None)
+def password_hash(password: str) -> str:
+    """Return a hash of the password, made once per password and test run."""
+    return generate_password_hash(password)
 
 
 def _set_password_once(researcher: Researcher, password: str) -> None:
     """Store a hash of the password made once per test run (a salted scrypt hash is slow)."""
-    researcher.password_hash = _hash(password)
+    researcher.password_hash = password_hash(password)
 
 
 def seed_quick_demo(app, monkeypatch) -> int:

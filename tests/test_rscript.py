@@ -12,6 +12,8 @@ from analysis.report import analyse
 from analysis.rscript import r_script
 from tests.analysis.conftest import make_participants, make_trials
 
+pytestmark = pytest.mark.slow
+
 PLAN = {"equivalence_bounds": {"trust": [-0.5, 0.5], "choice_real": [-0.1, 0.1]},
         "exclusions": {"straightlining": True, "min_median_rt_ms": None},
         "correction": "bh"}
@@ -56,7 +58,6 @@ def check_balanced(script: str) -> None:
     assert not stack, f"unclosed {stack[-1]}"
 
 
-@pytest.mark.slow
 def test_script_fits_the_mixed_models_named_in_results(results):
     """lmer with REML and glmer with family = binomial, with results.json's formulas verbatim."""
     script = r_script(results)

@@ -76,6 +76,7 @@ def test_identity_intercepts_cost_power_in_counterbalanced_lists():
     assert plain - items > 0.1
 
 
+@pytest.mark.slow
 def test_shortcut_differences_match_trial_level_simulation():
     c = VarianceComponents(0.3, 0.2, 0.8, participant_slope=0.1, identity_slope=0.05)
     n_p, n_i, reps, n_sims = 8, 6, 2, 600
