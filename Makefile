@@ -1,4 +1,5 @@
-# Likeness: `make run` sets up and serves the demo study; `make test` runs every test.
+# Likeness: `make run` sets up and serves the demo study; `make test` checks style and types, then
+# runs every test.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: run test test-fast install install-dev bench clean
+.PHONY: run test test-fast lint fmt typecheck install install-dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +32,22 @@ run: install
 	@echo
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
 
-# The whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
-test: install-dev
+# Style (ruff) and types (mypy on analysis/): what CI fails on before any test runs.
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+# Rewrite the tree as lint wants it: safe autofixes (import order, `X | None`, ...), then format.
+fmt: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Lint, then the whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \
@@ -49,4 +64,4 @@ bench: install-dev
 	$(BIN)/python bench/analysis.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

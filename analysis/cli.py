@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analysis.io import ContractError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from analysis.power import VarianceComponents
 
 KEY_FAMILIES = ("primary", "secondary", "equivalence", "mixed")
 
@@ -18,8 +25,9 @@ def _scale(text: str) -> tuple[str, tuple[int, int]]:
     try:
         key, bounds = text.split("=", 1)
         low, high = (int(b) for b in bounds.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected KEY=LOW:HIGH such as trust=1:7, got {text!r}")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=LOW:HIGH such as trust=1:7, got {text!r}") from exc
     if not key or low >= high:
         raise argparse.ArgumentTypeError(f"expected KEY=LOW:HIGH with LOW < HIGH, got {text!r}")
     return key, (low, high)
@@ -68,8 +76,7 @@ def build_parser(with_power: bool = False) -> argparse.ArgumentParser:
     power = commands.add_parser("power", help="simulate power for numbers of participants "
                                               "and identities")
     if with_power:
-        from analysis import power as power_module
-        power_module.add_arguments(power)
+        add_power_arguments(power)
     return parser
 
 
@@ -80,9 +87,9 @@ def _read_plan(path: Path | None) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read the plan ({exc.strerror})")
+        raise ValueError(f"{path}: cannot read the plan ({exc.strerror})") from exc
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: the plan is not valid JSON ({exc})")
+        raise ValueError(f"{path}: the plan is not valid JSON ({exc})") from exc
 
 
 def _number(value, digits: int = 3) -> str:
@@ -122,7 +129,7 @@ def summary_lines(results: dict) -> list[str]:
                      verdicts.get(i, "")))
     widths = [max(len(str(r[c])) for r in rows) for c in range(len(header))]
     for k, row in enumerate(rows):
-        lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     if len(rows) == 1:
@@ -156,7 +163,7 @@ def _run_summary(args) -> int:
         try:
             results = json.loads(args.path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{args.path}: not valid JSON ({exc})")
+            raise ValueError(f"{args.path}: not valid JSON ({exc})") from exc
     else:
         from analysis.io import load
         from analysis.report import analyse
@@ -182,8 +189,117 @@ def main(argv: list[str] | None = None) -> int:
             return _run_report(args)
         if args.command == "summary":
             return _run_summary(args)
-        from analysis import power as power_module
-        return int(power_module.run_cli(args))
+        return run_power(args)
     except (ContractError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+# ----------------------------------------------------------------------------- power
+
+
+def _bounded(kind: type, least: float, strict: bool = False, most: float | None = None):
+    """argparse type: a number of ``kind`` >= least (> least when strict, < most if given)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not math.isfinite(value) or value < least or (strict and value == least) or (
+                most is not None and value >= most):
+            bound = f"> {least}" if strict else f">= {least}"
+            bound += f" and < {most}" if most is not None else ""
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
+        return value
+    return parse
+
+
+def add_power_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``python -m analysis power`` to a (sub)parser.
+
+    Imports analysis.power (numpy, scipy), so an ImportError here means power is unavailable.
+    """
+    from analysis.power import DEFAULT_COMPONENTS, DEFAULT_LMM_SIMS, DEFAULT_SEED, DEFAULT_SIMS
+
+    parser.description = ("Simulate the power of the by-participant paired t test (and, with "
+                          "--lmm, the mixed model) for numbers of participants and identities.")
+    parser.add_argument("--participants", type=_bounded(int, 2), nargs="+", required=True,
+                        metavar="N", help="numbers of participants (each >= 2)")
+    parser.add_argument("--identities", type=_bounded(int, 2), nargs="+", required=True,
+                        metavar="N", help="numbers of identities (each >= 2)")
+    parser.add_argument("--effect", type=_bounded(float, -math.inf), required=True,
+                        help="expected ai minus real difference on the rating scale, e.g. -0.3")
+    parser.add_argument("--pilot", metavar="PATH",
+                        help="pilot export (trials.csv, folder or psych-DS); its LMM gives the "
+                             "variance components")
+    parser.add_argument("--measure", default="trust",
+                        help="rating scale of the pilot to use (default trust)")
+    defaults = DEFAULT_COMPONENTS
+    for name, default in (("participant-var", defaults.participant),
+                          ("identity-var", defaults.identity),
+                          ("participant-slope-var", defaults.participant_slope),
+                          ("identity-slope-var", defaults.identity_slope)):
+        parser.add_argument(f"--{name}", type=_bounded(float, 0.0), default=None,
+                            help=f"variance (default {default}, or from --pilot)")
+    parser.add_argument("--residual-var", type=_bounded(float, 0.0, strict=True), default=None,
+                        help=f"residual variance (default {defaults.residual}, or from --pilot)")
+    parser.add_argument("--replicates", type=_bounded(int, 1), default=1,
+                        help="presentations of each identity to each participant (default 1)")
+    parser.add_argument("--alpha", type=_bounded(float, 0.0, strict=True, most=1.0),
+                        default=0.05, help="two-sided alpha (default 0.05)")
+    parser.add_argument("--sims", type=_bounded(int, 1), default=DEFAULT_SIMS,
+                        help=f"simulated studies per cell (default {DEFAULT_SIMS})")
+    parser.add_argument("--lmm", action="store_true", help="also simulate the mixed model (slow)")
+    parser.add_argument("--lmm-sims", type=_bounded(int, 1), default=DEFAULT_LMM_SIMS,
+                        help=f"simulated studies per cell for the LMM (default {DEFAULT_LMM_SIMS})")
+    parser.add_argument("--seed", type=_bounded(int, 0), default=DEFAULT_SEED,
+                        help="random seed (default %(default)s)")
+
+
+def _pilot_components(path: str, measure: str) -> VarianceComponents:
+    """Fit the pilot's LMM on one rating scale, after the study's default exclusions."""
+    from analysis.exclusions import included_trials, screen_participants
+    from analysis.io import load
+    from analysis.power import components_from_pilot
+
+    trials, participants = load(path)
+    rows = included_trials(trials, screen_participants(trials, participants))
+    rows = rows[rows["measure"] == measure]
+    if rows.empty:
+        raise ValueError(f"pilot {path}: no included rows with measure {measure!r}")
+    return components_from_pilot(rows)
+
+
+def format_power_table(table: pd.DataFrame) -> str:
+    """The power table as aligned text."""
+    shown = table.assign(
+        power=table["power"].map("{:.3f}".format),
+        ci=[f"[{lo:.3f}, {hi:.3f}]"
+            for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)])
+    return shown[["n_participants", "n_identities", "test", "power", "ci", "n_sims"]].rename(
+        columns={"n_participants": "participants", "n_identities": "identities",
+                 "ci": "95% MC interval", "n_sims": "sims"}).to_string(index=False)
+
+
+def run_power(args: argparse.Namespace) -> int:
+    """Run ``python -m analysis power`` from parsed arguments; print the table, return 0."""
+    from analysis.power import DEFAULT_COMPONENTS, power_table
+
+    base = _pilot_components(args.pilot, args.measure) if args.pilot else DEFAULT_COMPONENTS
+    overrides = {"participant": args.participant_var, "identity": args.identity_var,
+                 "residual": args.residual_var, "participant_slope": args.participant_slope_var,
+                 "identity_slope": args.identity_slope_var}
+    components = dataclasses.replace(
+        base, **{k: v for k, v in overrides.items() if v is not None})
+    table = power_table(args.participants, args.identities, args.effect, components,
+                        replicates=args.replicates, alpha=args.alpha, n_sims=args.sims,
+                        lmm=args.lmm, lmm_sims=args.lmm_sims, seed=args.seed)
+    source = f"pilot {args.pilot} ({args.measure})" if args.pilot else "given/default values"
+    print(f"effect (ai - real) {args.effect:g}, alpha {args.alpha:g}, replicates "
+          f"{args.replicates}; variances from {source}: participant {components.participant:.3g}, "
+          f"identity {components.identity:.3g}, residual {components.residual:.3g}, slopes "
+          f"{components.participant_slope:.3g} / {components.identity_slope:.3g}")
+    print(format_power_table(table))
+    return 0
+

@@ -15,12 +15,14 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.results import card_alt  # noqa: F401  (re-exported: its home before results.py)
+from analysis.findings import fixed
 from analysis.results import (
     FORMATS,
     FigureSpec,
@@ -32,6 +34,9 @@ from analysis.results import (
     unit_words,
 )
 from analysis.vocabulary import FIXED_OUTCOMES, Outcome
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision
 # deficiency. Real photographs blue, AI headshots vermillion; grey for individual units.
@@ -75,8 +80,7 @@ def _fmt(value: float | None, factor: float = 1.0, digits: int | None = None) ->
     if value is None or not math.isfinite(value):
         return "not available"
     digits = (1 if factor == 100.0 else 2) if digits is None else digits
-    text = f"{value * factor:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+    return fixed(value * factor, digits)
 
 
 def _mean_ci(row: dict | None, factor: float) -> str:
@@ -102,7 +106,7 @@ def _difference(results: dict, outcome: Outcome) -> str:
 # --- drawing helpers ---------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float) -> tuple[Figure, object]:
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     """A figure with one axes, white background, no top and right spines."""
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.add_subplot()
@@ -119,11 +123,10 @@ def _style(ax) -> None:
 
 def paired_wide(scores: pd.DataFrame, outcome: str, unit: str) -> pd.DataFrame:
     """Units with a value in both conditions of an outcome: columns real and ai."""
-    rows = scores[scores["outcome"] == outcome]
-    wide = rows.pivot_table(index=unit, columns="condition", values="value", aggfunc="first")
-    if not {"real", "ai"} <= set(wide.columns):
-        return pd.DataFrame(columns=["real", "ai"])
-    return wide[["real", "ai"]].dropna()
+    from analysis.stats import paired_wide as complete_pairs
+
+    return complete_pairs(scores[scores["outcome"] == outcome], "value", "condition", unit,
+                          levels=("real", "ai"))
 
 
 def within_intervals(wide: pd.DataFrame, confidence: float = 0.95
@@ -303,7 +306,7 @@ def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
     return FigureSpec("sdt", title, alt, draw)
 
 
-def _reference_spec(results: dict, names: list[str], scores: pd.DataFrame, name: str,
+def _reference_spec(results: dict, names: Sequence[str], scores: pd.DataFrame, name: str,
                     title: str, what: str) -> FigureSpec:
     """One or more one-sample outcomes against their reference (chance or zero), one panel each."""
     parts = []
@@ -329,6 +332,24 @@ def _reference_spec(results: dict, names: list[str], scores: pd.DataFrame, name:
     return FigureSpec(name, title, alt, draw)
 
 
+def identity_interval(diff: pd.Series, confidence: float = 0.95
+                      ) -> tuple[float, float, float] | None:
+    """The mean of the identities' differences with its t interval; None below two identities.
+
+    The same interval as the identity-level paired t-test: mean ± t(n - 1) × SD / √n.
+    """
+    from scipy import stats as scipy_stats
+
+    values = diff.dropna().to_numpy(dtype=float)
+    n = len(values)
+    if n < 2:
+        return None
+    mean = float(values.mean())
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) * float(
+        values.std(ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
 def _identity_spec(results: dict, outcome: Outcome, identity_scores: pd.DataFrame) -> FigureSpec:
     """Each identity's AI-minus-real difference, sorted: who loses most from an AI headshot."""
     factor = scale_factor(outcome)
@@ -338,25 +359,40 @@ def _identity_spec(results: dict, outcome: Outcome, identity_scores: pd.DataFram
     title = f"{label}: AI minus real, per identity"
     worst = ", ".join(f"{identity} ({_fmt(value, digits=1 if factor == 100 else 2)})"
                       for identity, value in diff.sort_values().head(3).items())
-    test = next((t for t in results.get("tests", []) if t.get("outcome") == outcome.name
-                 and t.get("level") == "identity" and t.get("method") == "paired_t"), None)
-    mean = (f" The mean over identities is {_fmt(test.get('estimate'), factor)} (95% CI "
-            f"{_fmt(test.get('ci_low'), factor)} to {_fmt(test.get('ci_high'), factor)})."
-            if test else "")
+    interval = identity_interval(diff)
+    band = (f" The shaded band and the black diamond at the bottom are the mean over the "
+            f"{len(diff)} identities, {_fmt(interval[0], digits=1 if factor == 100 else 2)}, "
+            f"with its 95% confidence interval, "
+            f"{_fmt(interval[1], digits=1 if factor == 100 else 2)} to "
+            f"{_fmt(interval[2], digits=1 if factor == 100 else 2)} (a t interval over the "
+            "identities' differences, as the identity-level paired t-test computes it)."
+            if interval else "")
     alt = (f"{title}, {len(diff)} identities, sorted from the smallest to the largest loss. "
            f"Largest losses with an AI headshot: {worst or 'none'} {unit_words(outcome)}."
-           f"{mean} Below zero means the person fared worse with the AI headshot than with the "
+           f"{band} Below zero means the person fared worse with the AI headshot than with the "
            "real photograph.")
 
     def draw() -> Figure:
-        height = min(12.0, max(3.2, 0.28 * len(diff) + 1.6))
+        height = min(12.0, max(3.4, 0.28 * len(diff) + 2.1))
         fig, ax = _figure(6.4, height)
         colours = [CONDITION_COLOURS["ai"] if v < 0 else CONDITION_COLOURS["real"] for v in diff]
         y = np.arange(len(diff))
+        if interval:
+            mean, low, high = interval
+            ax.axvspan(low, high, color="#d9d9d9", alpha=0.6, linewidth=0, zorder=0)
+            ax.axvline(mean, color=OKABE_ITO["black"], linewidth=1, linestyle=":", zorder=1)
+            ax.errorbar([mean], [-1.5], xerr=[[mean - low], [high - mean]], fmt="D",
+                        color=OKABE_ITO["black"], markersize=7, elinewidth=2, capsize=5,
+                        capthick=2, zorder=4)
         ax.hlines(y, 0, diff.to_numpy(), color=colours, linewidth=2)
         ax.scatter(diff.to_numpy(), y, color=colours, s=36, zorder=3)
         ax.axvline(0, color=OKABE_ITO["black"], linewidth=1)
-        ax.set_yticks(y, list(diff.index), fontsize=8 if len(diff) > 30 else 10)
+        labels = list(diff.index)
+        ticks = list(y)
+        if interval:
+            ticks, labels = [-1.5, *ticks], ["Mean (95% CI)", *labels]
+        ax.set_yticks(ticks, labels, fontsize=8 if len(diff) > 30 else 10)
+        ax.set_ylim(-2.3 if interval else -0.7, len(diff) - 0.3)
         ax.grid(axis="y", visible=False)
         ax.grid(axis="x", color="#e3e3e3", linewidth=0.8)
         ax.set_xlabel(f"AI minus real ({unit_words(outcome)})")
@@ -447,6 +483,11 @@ def claim_card(results: dict, finding: dict, study_title: str, footer: str,
     bytes
         The image.
     """
+    return render(claim_card_figure(results, finding, study_title, footer), fmt, dpi=CARD_DPI)
+
+
+def claim_card_figure(results: dict, finding: dict, study_title: str, footer: str) -> Figure:
+    """The figure of `claim_card`, not yet rendered (its layout can be measured)."""
     outcome = outcome_of(results, finding["outcome"])
     test = main_test(results, outcome.name) or {}
     n = test.get("n") or results.get("n_participants")
@@ -471,7 +512,21 @@ def claim_card(results: dict, finding: dict, study_title: str, footer: str,
     fig.text(0.50, 0.76, "\n".join(lines), fontsize=size, va="top", linespacing=1.35,
              parse_math=False, wrap=False)
     fig.text(0.04, 0.045, footer, fontsize=10.5, color="#444444", parse_math=False)
-    return render(fig, fmt, dpi=CARD_DPI)
+    return fig
+
+
+# A bar's value label stands beside the bar, right of its error bar's caps (capsize 10 points):
+# never on the whisker, whatever the interval's width, and in the bar's colour on white.
+CARD_CAPSIZE = 10
+
+
+def _bar_label(ax, x: float, half_width: float, mean: float, text: str, colour: str) -> None:
+    """The value of a bar beside its right edge, at the height of the mean."""
+    ax.annotate(text, (x + half_width, mean), xytext=(4, 0), textcoords="offset points",
+                ha="left", va="center", fontsize=12, fontweight="bold", color=colour,
+                gid="bar-label", zorder=6,
+                # On white, so a reference line at the same height passes behind it.
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})
 
 
 def _draw_card_means(ax, results: dict, outcome: Outcome) -> None:
@@ -485,17 +540,17 @@ def _draw_card_means(ax, results: dict, outcome: Outcome) -> None:
         # A rating bar starts at the scale's lowest point: a bar from 0 would exaggerate nothing
         # that anyone could answer.
         base = outcome.scale[0] if outcome.kind == "rating" and outcome.scale else 0
-        ax.bar([x], [mean - base], bottom=base, width=0.6, color=CONDITION_COLOURS[condition],
+        ax.bar([x], [mean - base], bottom=base, width=0.5, color=CONDITION_COLOURS[condition],
                alpha=0.9)
         if row.get("ci_low") is not None and row.get("ci_high") is not None:
             ax.errorbar([x], [mean], yerr=[[mean - row["ci_low"] * factor],
                                            [row["ci_high"] * factor - mean]],
-                        fmt="none", ecolor=OKABE_ITO["black"], elinewidth=2, capsize=10,
-                        capthick=2)
-        ax.annotate(f"{mean:.{1 if factor == 100 else 2}f}", (x, mean), xytext=(0, -18),
-                    textcoords="offset points", ha="center", fontsize=12, fontweight="bold",
-                    color="white")
+                        fmt="none", ecolor=OKABE_ITO["black"], elinewidth=2,
+                        capsize=CARD_CAPSIZE, capthick=2)
+        _bar_label(ax, x, 0.25, mean, f"{mean:.{1 if factor == 100 else 2}f}",
+                   CONDITION_COLOURS[condition])
     ax.set_xticks([0, 1], [CONDITION_NAMES["real"], CONDITION_NAMES["ai"]], fontsize=11)
+    ax.set_xlim(-0.45, 1.65)
     ax.set_ylabel(axis_label(outcome), fontsize=11)
     if outcome.kind == "rating" and outcome.scale:
         ax.set_ylim(outcome.scale[0], outcome.scale[1])
@@ -517,16 +572,16 @@ def _draw_card_reference(ax, results: dict, outcome: Outcome) -> None:
         if row.get("ci_low") is not None and row.get("ci_high") is not None:
             ax.errorbar([0], [mean], yerr=[[mean - row["ci_low"] * factor],
                                            [row["ci_high"] * factor - mean]],
-                        fmt="none", ecolor=OKABE_ITO["black"], elinewidth=2, capsize=10,
-                        capthick=2)
-        ax.annotate(f"{mean:.{1 if factor == 100 else 2}f}", (0, mean), xytext=(0, -18),
-                    textcoords="offset points", ha="center", fontsize=12, fontweight="bold",
-                    color="white")
+                        fmt="none", ecolor=OKABE_ITO["black"], elinewidth=2,
+                        capsize=CARD_CAPSIZE, capthick=2)
+        _bar_label(ax, 0, 0.25, mean, f"{mean:.{1 if factor == 100 else 2}f}",
+                   OKABE_ITO["green"])
     chance = "chance" if outcome.reference_value else "zero"
     ax.axhline(reference, color=OKABE_ITO["black"], linestyle="--", linewidth=1.4)
-    ax.annotate(f"{chance} ({reference:g}{'%' if factor == 100 else ''})", (0.45, reference),
-                xytext=(0, 4), textcoords="offset points", ha="right", fontsize=10)
-    ax.set_xlim(-0.6, 0.6)
+    # Left of the bar, so it meets neither the bar's label (right) nor its error bar.
+    ax.annotate(f"{chance} ({reference:g}{'%' if factor == 100 else ''})", (-0.27, reference),
+                xytext=(-2, 4), textcoords="offset points", ha="right", fontsize=10)
+    ax.set_xlim(-0.75, 0.75)
     ax.set_xticks([0], ["All participants"], fontsize=11)
     ax.set_ylabel(axis_label(outcome), fontsize=11)
     if outcome.kind in ("proportion", "share"):

@@ -1,22 +1,20 @@
-"""Plain-language findings whose wording follows the statistics.
-
-A difference is claimed only when the corrected test is significant; "no reliable difference"
-only when an equivalence test (TOST) against preregistered bounds is significant; anything else
-is "inconclusive". The web report and the public findings page use these same functions.
-"""
+"""Plain-language findings whose wording follows the statistics (rules: docs/analysis.md)."""
 
 from __future__ import annotations
 
 import math
 import re
+from typing import TypeGuard
 
 from analysis.vocabulary import FIXED_OUTCOMES, Outcome, rating_outcome
 
 VERDICTS = ("difference", "no_difference", "inconclusive")
 MAIN_FAMILIES = ("primary", "secondary")
-CORRECTION_NAMES = {"holm": "Holm-adjusted p", "bh": "Benjamini-Hochberg-adjusted p"}
-UNIT_NAMES = {"participant": ("participant", "participants"),
-              "identity": ("identity", "identities"), "trial": ("trial", "trials")}
+CORRECTION_NAMES: dict[str | None, str] = {"holm": "Holm-adjusted p",
+                                           "bh": "Benjamini-Hochberg-adjusted p"}
+UNIT_NAMES: dict[str | None, tuple[str, str]] = {
+    "participant": ("participant", "participants"),
+    "identity": ("identity", "identities"), "trial": ("trial", "trials")}
 
 
 def _outcome(test: dict) -> Outcome:
@@ -30,7 +28,7 @@ def _outcome(test: dict) -> Outcome:
     return rating_outcome(name, {name: tuple(scale)} if scale else None)
 
 
-def _finite(value) -> bool:
+def _finite(value: object) -> TypeGuard[float]:
     """True for a real, finite number."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -67,9 +65,6 @@ def format_p(p: float, alpha: float) -> str:
     return f"= {p:.6g}"
 
 
-_format_p = format_p  # the earlier private name, still imported by survey/findings/present.py
-
-
 def _p_text(test: dict, alpha: float) -> str:
     """'Holm-adjusted p = 0.012' or 'p = 0.3'."""
     p = corrected_p(test)
@@ -102,8 +97,11 @@ def _tidy(text: str) -> str:
     return re.sub(r"([,;:])\s*\1", r"\1", text)
 
 
-def _num(value: float, digits: int = 2) -> str:
-    """A number with fixed decimals and a plain minus sign (no '-0.00')."""
+def fixed(value: float, digits: int = 2) -> str:
+    """A number with fixed decimals and a plain minus sign (no '-0.00').
+
+    The one number format of the claims, the figures' texts and the web report.
+    """
     text = f"{value:.{digits}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
@@ -115,6 +113,7 @@ def _scaled(outcome: Outcome, test: dict) -> tuple[float, int, str]:
     if outcome.kind in ("proportion", "share"):
         return 100.0, 1, "percentage points"
     if outcome.kind == "rating":
+        assert outcome.scale is not None  # every rating outcome has its scale
         low, high = outcome.scale
         return 1.0, 2, f"points on the {low}–{high} scale"
     return 1.0, 2, ""
@@ -136,7 +135,7 @@ def _test_name(test: dict) -> str:
         ref_text = _reference_text(FIXED_OUTCOMES[test["outcome"]], test)
     else:
         ref_text = f"{ref:g}" if _finite(ref) else ""
-    names = {
+    names: dict[str | None, str] = {
         "paired_t": "paired t-test", "one_sample_t": f"one-sample t-test against {ref_text}"
         if _finite(ref) else "one-sample t-test",
         "wilcoxon": "Wilcoxon signed-rank test", "binomial": "exact binomial test"
@@ -150,9 +149,9 @@ def _test_name(test: dict) -> str:
         return name
     if method in ("paired_t", "one_sample_t", "lmm", "tost") and _finite(df):
         df_text = f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
-        return f"{name}, t({df_text}) = {_num(stat)}"
+        return f"{name}, t({df_text}) = {fixed(stat)}"
     if method == "glmm":
-        return f"{name}, z = {_num(stat)}"
+        return f"{name}, z = {fixed(stat)}"
     if method == "wilcoxon":
         return f"{name}, V = {stat:g}"
     return name
@@ -177,12 +176,12 @@ def _estimate_text(outcome: Outcome, test: dict, with_unit: bool = True) -> str:
     factor, digits, unit = _scaled(outcome, test)
     label = "AI minus real" if _contrasts_conditions(outcome, test) else (
         f"difference from chance ({_reference_text(outcome, test)})")
-    text = f"{label} = {_num(test['estimate'] * factor, digits)}"
+    text = f"{label} = {fixed(test['estimate'] * factor, digits)}"
     if unit and with_unit:
         text += f" {unit}"
     if _finite(test.get("ci_low")) and _finite(test.get("ci_high")):
-        text += (f", {ci_label(test)} {_num(test['ci_low'] * factor, digits)} to "
-                 f"{_num(test['ci_high'] * factor, digits)}")
+        text += (f", {ci_label(test)} {fixed(test['ci_low'] * factor, digits)} to "
+                 f"{fixed(test['ci_high'] * factor, digits)}")
     else:
         text += f", {ci_label(test)} not available"
     return text
@@ -193,7 +192,7 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
     estimate = test["estimate"]
     lower = estimate < 0
     factor, digits, unit = _scaled(outcome, test)
-    size = f"by {_num(abs(estimate) * factor, digits)}" + (f" {unit}" if unit else "")
+    size = f"by {fixed(abs(estimate) * factor, digits)}" + (f" {unit}" if unit else "")
     name = outcome.name
     if test.get("method") == "glmm":
         often = "less" if lower else "more"
@@ -201,7 +200,7 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
                 "real photographs" if name == "recognition_accuracy" else
                 f"AI headshots were classified correctly {often} often than real photographs")
         return (f"{lead}: the log-odds of a correct answer were {'lower' if lower else 'higher'} "
-                f"by {_num(abs(estimate), digits)} (odds ratio {math.exp(estimate):.2f})")
+                f"by {fixed(abs(estimate), digits)} (odds ratio {math.exp(estimate):.2f})")
     if outcome.paired:
         if outcome.kind == "rating":
             if name == "trust":
@@ -221,7 +220,7 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
                     f"headshots than with real photographs {size}: participants answered "
                     f"'same person' more {style}")
     mean = test.get("mean", test.get("proportion"))
-    gap = f"by {_num(abs(estimate) * factor, digits)} {unit}"
+    gap = f"by {fixed(abs(estimate) * factor, digits)} {unit}"
     if name == "choice_real":
         share = f" in {mean * 100:.1f}% of pairs" if _finite(mean) else ""
         return (f"Participants chose the real photograph over the AI headshot{share}, "
@@ -233,9 +232,9 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
     if name == "detection_d_prime":
         if lower:
             return (f"Participants systematically took AI headshots for real photographs and "
-                    f"real photographs for AI (d' = {_num(estimate)}, below 0)")
+                    f"real photographs for AI (d' = {fixed(estimate)}, below 0)")
         return (f"Participants could tell AI headshots from real photographs "
-                f"(d' = {_num(estimate)}, above 0)")
+                f"(d' = {fixed(estimate)}, above 0)")
     return f"The {outcome.label} was {'lower' if lower else 'higher'} {size}"
 
 
@@ -245,8 +244,8 @@ def _bounds_text(outcome: Outcome, test: dict, tost: dict) -> str:
     low, high = tost["bound_low"] * factor, tost["bound_high"] * factor
     unit = f" {unit}" if unit else ""
     if math.isclose(-low, high):
-        return f"±{_num(high, digits)}{unit}"
-    return f"the bounds {_num(low, digits)} to {_num(high, digits)}{unit}"
+        return f"±{fixed(high, digits)}{unit}"
+    return f"the bounds {fixed(low, digits)} to {fixed(high, digits)}{unit}"
 
 
 def _hypothesis_sentence(hypothesis: dict | None, verdict: str, estimate: float
@@ -321,9 +320,10 @@ def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
     equivalent = p_equivalence is not None and p_equivalence < alpha
 
     evidence = f"; {_test_name(test)}, {_p_text(test, alpha)}"
+    bounds = ""
     if equivalence is not None:
-        evidence += (f"; equivalence test (TOST) against {_bounds_text(outcome, test, equivalence)}"
-                     f", {_p_text(equivalence, alpha)}")
+        bounds = _bounds_text(outcome, test, equivalence)
+        evidence += f"; equivalence test (TOST) against {bounds}, {_p_text(equivalence, alpha)}"
     evidence += f"; {_n_text(test)}"
     details = _estimate_text(outcome, test) + evidence
     versus = ("between AI headshots and real photographs" if _contrasts_conditions(outcome, test)
@@ -336,12 +336,12 @@ def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
                  f"({_estimate_text(outcome, test, with_unit=False)}{evidence}).")
         if equivalent:
             claim += (f" The difference lies within the preregistered equivalence bounds "
-                      f"({_bounds_text(outcome, test, equivalence)}), so it may be too small to "
+                      f"({bounds}), so it may be too small to "
                       "matter.")
     elif equivalent:
         verdict = "no_difference"
         claim = (f"There was no reliable difference in {outcome.label} {versus}: any difference "
-                 f"lies within {_bounds_text(outcome, test, equivalence)} ({details}).")
+                 f"lies within {bounds} ({details}).")
     else:
         verdict = "inconclusive"
         if p is None:

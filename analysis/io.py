@@ -155,8 +155,9 @@ def _scale_ranges(scale_ranges) -> dict[str, tuple[int, int]]:
     for key, bounds in (scale_ranges or {}).items():
         try:
             low, high = (int(b) for b in bounds)
-        except (TypeError, ValueError):
-            raise ValueError(f"scale_ranges[{key!r}] must be (low, high) integers, got {bounds!r}")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"scale_ranges[{key!r}] must be (low, high) integers, got {bounds!r}") from exc
         if low >= high or any(float(b) != int(b) for b in bounds):
             raise ValueError(f"scale_ranges[{key!r}] must be integers low < high, got {bounds!r}")
         ranges[str(key)] = (low, high)
@@ -242,10 +243,10 @@ def _read_csv(source, name: str | None = None) -> pd.DataFrame:
     name = name or str(source)
     try:
         table = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError:
-        raise ContractError("the file is empty (no header row)", file=name)
+    except pd.errors.EmptyDataError as exc:
+        raise ContractError("the file is empty (no header row)", file=name) from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ContractError(f"not a readable UTF-8 CSV file ({exc})", file=name)
+        raise ContractError(f"not a readable UTF-8 CSV file ({exc})", file=name) from exc
     return table.rename(columns=lambda c: str(c).strip())
 
 
@@ -435,7 +436,8 @@ def validate_trials(raw: pd.DataFrame, name: str = "trials.csv",
     rt_text = t["rt_ms"].str.strip()
     rt = pd.to_numeric(rt_text, errors="coerce").astype(float)
     rt_bad = (rt_text != "") & (rt.isna() | ~np.isfinite(rt) | (rt < 0))
-    check.check(rt_bad, "rt_ms", lambda v: f"rt_ms must be a non-negative number or empty, got {v!r}")
+    check.check(rt_bad, "rt_ms",
+                lambda v: f"rt_ms must be a non-negative number or empty, got {v!r}")
     derived_flag = rt.map(rt_flag)
     if "rt_flag" in t.columns:
         given_flag = t["rt_flag"].str.strip()

@@ -15,13 +15,14 @@ import pandas as pd
 from scipy import linalg, optimize, sparse, special, stats
 from threadpoolctl import threadpool_limits
 
+from analysis import numderiv
+
 REFERENCE_CONDITION = "real"
 TREATMENT_CONDITION = "ai"
 COEFFICIENT = "condition" + TREATMENT_CONDITION  # lme4's name for the ai-minus-real coefficient
 SINGULAR_TOL = 1e-4  # lme4::isSingular(tol = 1e-4)
 GRADIENT_TOL = 2e-3  # lme4's check.conv.grad = .makeCC("warning", tol = 2e-3)
 HESSIAN_EIGEN_TOL = 1e-8  # lmerTest::as_lmerModLT(tol = 1e-8)
-_ZERO_TOL = math.sqrt(np.finfo(float).eps / 7e-7)  # numDeriv's zero.tol
 
 
 @dataclasses.dataclass
@@ -178,7 +179,7 @@ class _Term:
 
 def _tril_positions(k: int) -> tuple[np.ndarray, np.ndarray]:
     """Lower-triangle positions in lme4's column-major order (theta order)."""
-    rows, cols = zip(*[(i, j) for j in range(k) for i in range(j, k)])
+    rows, cols = zip(*[(i, j) for j in range(k) for i in range(j, k)], strict=True)
     return np.array(rows), np.array(cols)
 
 
@@ -250,7 +251,7 @@ class _Design:
         w = np.ones(self.n) if weights is None else weights
         wr = w if weight_r else np.ones(self.n)
         diag, off, zr = [], {}, []
-        for term, Zt in zip(self.terms, self._zt):
+        for term, Zt in zip(self.terms, self._zt, strict=True):
             L, k = term.n_levels, term.k
             diag.append((Zt @ (term.columns * w[:, None])).reshape(L, k, k))
             zr.append((Zt @ (R * wr[:, None])).reshape(L, k, R.shape[1]))
@@ -270,13 +271,13 @@ class _Design:
         """Lambda' Z' W R as a (q, m) array."""
         return np.concatenate([
             np.matmul(T.T, zr).reshape(-1, zr.shape[-1])
-            for T, zr in zip(factors, cp["zr"])])
+            for T, zr in zip(factors, cp["zr"], strict=True)])
 
     def z_lambda_u(self, factors: list[np.ndarray], u: np.ndarray) -> np.ndarray:
         """Z Lambda u, the random part of the linear predictor of each row."""
         eta = np.zeros(self.n)
         start = 0
-        for term, T, size in zip(self.terms, factors, self.sizes):
+        for term, T, size in zip(self.terms, factors, self.sizes, strict=True):
             b = u[start:start + size].reshape(term.n_levels, term.k) @ T.T
             eta += np.einsum("ni,ni->n", term.columns, b[term.codes])
             start += size
@@ -360,103 +361,6 @@ class _Cholesky:
         return np.concatenate([w1, w2]) if self.q2 else w1
 
 
-# ----------------------------------------------------------------------- numerical derivatives
-
-
-def _richardson(a: np.ndarray) -> np.ndarray:
-    """Richardson extrapolation over successive halvings (numDeriv, v = 2)."""
-    a = np.asarray(a, dtype=float)
-    for m in range(1, a.shape[0]):
-        a = (a[1:] * 4.0**m - a[:-1]) / (4.0**m - 1.0)
-    return a[0]
-
-
-def _steps(x: np.ndarray, d: float, eps: float) -> np.ndarray:
-    """numDeriv's initial steps: relative d, absolute eps for coordinates near zero."""
-    return np.abs(d * x) + eps * (np.abs(x) < _ZERO_TOL)
-
-
-def _numderiv_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, d: float = 0.1,
-                      eps: float = 1e-4, r: int = 4) -> np.ndarray:
-    """Hessian of a scalar function as numDeriv::hessian (genD, Richardson, r = 4)."""
-    n = len(x)
-    f0 = f(x)
-    h0 = _steps(x, d, eps)
-    H = np.empty((n, n))
-    for i in range(n):
-        approx = []
-        for k in range(r):
-            e = np.zeros(n)
-            e[i] = h0[i] / 2**k
-            approx.append((f(x + e) - 2 * f0 + f(x - e)) / e[i] ** 2)
-        H[i, i] = _richardson(approx)
-    for i in range(n):
-        for j in range(i):
-            approx = []
-            for k in range(r):
-                e = np.zeros(n)
-                e[i], e[j] = h0[i] / 2**k, h0[j] / 2**k
-                approx.append((f(x + e) - 2 * f0 + f(x - e) - H[i, i] * e[i] ** 2
-                               - H[j, j] * e[j] ** 2) / (2 * e[i] * e[j]))
-            H[i, j] = H[j, i] = _richardson(approx)
-    return H
-
-
-def _numderiv_jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, d: float = 1e-4,
-                       eps: float = 1e-4, r: int = 4) -> np.ndarray:
-    """Jacobian (m x n) of a vector function as numDeriv::jacobian (Richardson, r = 4)."""
-    h0 = _steps(x, d, eps)
-    columns = []
-    for i in range(len(x)):
-        approx = []
-        for k in range(r):
-            e = np.zeros(len(x))
-            e[i] = h0[i] / 2**k
-            approx.append((np.ravel(f(x + e)) - np.ravel(f(x - e))) / (2 * e[i]))
-        columns.append(_richardson(np.array(approx)))
-    return np.column_stack(columns)
-
-
-def _central_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, fx: float,
-                     delta: float = 1e-4) -> np.ndarray:
-    """Hessian by plain central differences, as lme4's deriv12 (delta = 1e-4) for glmer."""
-    n = len(x)
-    H = np.empty((n, n))
-    for j in range(n):
-        e_j = np.zeros(n)
-        e_j[j] = delta
-        H[j, j] = (f(x + e_j) - 2 * fx + f(x - e_j)) / delta**2
-        for i in range(j):
-            e_i = np.zeros(n)
-            e_i[i] = delta
-            H[i, j] = H[j, i] = (f(x + e_i + e_j) - f(x + e_i - e_j) - f(x - e_i + e_j)
-                                 + f(x - e_i - e_j)) / (2 * delta) ** 2
-    return H
-
-
-def _central_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
-                      h: float = 1e-6) -> np.ndarray:
-    """Gradient by central differences (the deviances are smooth, also across theta = 0)."""
-    g = np.empty(len(x))
-    for i in range(len(x)):
-        e = np.zeros(len(x))
-        e[i] = h * max(1.0, abs(x[i]))
-        g[i] = (f(x + e) - f(x - e)) / (2 * e[i])
-    return g
-
-
-def _forward_value_and_gradient(f: Callable[[np.ndarray], float],
-                                x: np.ndarray) -> tuple[float, np.ndarray]:
-    """Value and forward-difference gradient: n + 1 evaluations instead of 2n + 1."""
-    fx = f(x)
-    g = np.empty(len(x))
-    for i in range(len(x)):
-        e = np.zeros(len(x))
-        e[i] = 1e-7 * max(1.0, abs(x[i]))
-        g[i] = (f(x + e) - fx) / e[i]
-    return fx, g
-
-
 def _minimize(f: Callable[[np.ndarray], float], x0: np.ndarray, maxiter: int = 2000,
               ftol: float = 1e-14, forward: bool = False) -> optimize.OptimizeResult:
     """Minimise a smooth deviance (L-BFGS-B, finite-difference gradient, no bounds).
@@ -464,10 +368,12 @@ def _minimize(f: Callable[[np.ndarray], float], x0: np.ndarray, maxiter: int = 2
     Central differences by default; ``forward=True`` halves the cost per iteration where a
     gradient accurate to ~1e-4 suffices (the GLMM, whose evaluations each run PIRLS).
     """
+    fun: Callable[[np.ndarray], Any]
+    jac: bool | Callable[[np.ndarray], np.ndarray]
     if forward:
-        fun, jac = (lambda x: _forward_value_and_gradient(f, x)), True
+        fun, jac = (lambda x: numderiv.forward_value_and_gradient(f, x)), True
     else:
-        fun, jac = f, (lambda x: _central_gradient(f, x))
+        fun, jac = f, (lambda x: numderiv.central_gradient(f, x))
     result = optimize.minimize(fun, x0, jac=jac, method="L-BFGS-B",
                                options={"maxiter": maxiter, "ftol": ftol, "gtol": 1e-7,
                                         "maxcor": 20})
@@ -498,7 +404,7 @@ def _lme4_convergence(f: Callable[[np.ndarray], float], x: np.ndarray, fx: float
         e[i] = delta
         gradient[i] = (f(x + e) - f(x - e)) / (2 * delta)
     if H is None:
-        H = _central_hessian(f, x, fx, delta)
+        H = numderiv.central_hessian(f, x, fx, delta)
     note = None
     try:
         # R's solve(chol(H), g): R y = g, R the upper-triangular factor with H = R'R
@@ -576,7 +482,7 @@ def _satterthwaite(model: _LMM, theta: np.ndarray, sigma: float, contrast: np.nd
     in psi (numDeriv::hessian).
     """
     varpar = np.append(theta, sigma)
-    H = _numderiv_hessian(model.deviance_varpar, varpar)
+    H = numderiv.hessian(model.deviance_varpar, varpar)
     values, vectors = np.linalg.eigh(H)
     if (values < -HESSIAN_EIGEN_TOL).any():
         notes.append("the Hessian of the REML deviance has negative eigenvalues "
@@ -589,7 +495,7 @@ def _satterthwaite(model: _LMM, theta: np.ndarray, sigma: float, contrast: np.nd
                      "use its generalised inverse")
     pos = values > HESSIAN_EIGEN_TOL
     vcov_varpar = 2.0 * (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
-    jac = _numderiv_jacobian(model.covbeta, varpar)
+    jac = numderiv.jacobian(model.covbeta, varpar)
     p = model.p
     grad = np.array([contrast @ jac[:, i].reshape(p, p) @ contrast for i in range(len(varpar))])
     var = contrast @ model.covbeta(varpar) @ contrast
@@ -732,7 +638,7 @@ def _random_effects(design: _Design, theta: np.ndarray, scale: float,
                     order: list[str]) -> list[dict[str, Any]]:
     """Variance (and slope-intercept correlation) of each random effect, in formula order."""
     by_group = {}
-    for term, T in zip(design.terms, design.factors(theta)):
+    for term, T in zip(design.terms, design.factors(theta), strict=True):
         cov = scale * T @ T.T
         entries = []
         for i, name in enumerate(term.names):
@@ -753,7 +659,7 @@ def _singular_notes(design: _Design, theta: np.ndarray) -> list[str]:
     is +-1 to eight digits (lme4's documentation names such fits singular too).
     """
     notes = []
-    for term, T in zip(design.terms, design.factors(theta)):
+    for term, T in zip(design.terms, design.factors(theta), strict=True):
         for j in range(term.k):
             row = float(np.linalg.norm(T[j, :j + 1]))
             if abs(T[j, j]) < SINGULAR_TOL:
@@ -885,7 +791,7 @@ def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
     fx = model.laplace(pars)
     # lme4 >= 1.1 (vcov.merMod, use.hessian = TRUE): the beta block of 2 H^-1, H the
     # finite-difference Hessian over (theta, beta); RX-based covariance if H is not usable.
-    H = _central_hessian(model.laplace, pars, fx)
+    H = numderiv.central_hessian(model.laplace, pars, fx)
     converged, _gradient, why = _lme4_convergence(model.laplace, pars, fx, H)
     converged = converged and bool(result.success)
     if why:

@@ -10,8 +10,6 @@ from analysis.vocabulary import DEFAULT_RULES, FIXED_MEASURES
 
 OUTCOMES = ("recognition_accuracy", "d_prime", "criterion", "choice_real", "detection_accuracy",
             "detection_d_prime")
-# Measure keys that are not rating scales, so they cannot name an outcome either.
-NOT_RATING_SCALES = FIXED_MEASURES
 DIRECTIONS = ("less", "greater", "two-sided")
 CORRECTIONS = ("holm", "bh")
 FIELDS = ("hypotheses", "primary_outcomes", "alpha", "correction", "exclusions",
@@ -21,9 +19,12 @@ _SCALE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 def is_outcome_name(name: Any) -> bool:
-    """True for a known outcome or a rating-scale key (any other identifier, e.g. ``trust``)."""
+    """True for a known outcome or a rating-scale key (any other identifier, e.g. ``trust``).
+
+    The fixed measure keys are not rating scales, so they cannot name an outcome either.
+    """
     return isinstance(name, str) and (
-        name in OUTCOMES or (bool(_SCALE_KEY.match(name)) and name not in NOT_RATING_SCALES))
+        name in OUTCOMES or (bool(_SCALE_KEY.match(name)) and name not in FIXED_MEASURES))
 
 
 def _outcome(value: Any, field: str) -> str:

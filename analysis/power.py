@@ -1,16 +1,14 @@
 """Power by simulation for planning the numbers of participants and identities.
 
-The design is the platform's: each participant sees each identity once per replicate, in one
-condition, with identities split over two counterbalanced lists.
+The simulated design and its model: docs/mixed-models.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -97,7 +95,7 @@ def components_from_pilot(pilot: pd.DataFrame | MixedFit, dv: str = "value",
     return VarianceComponents(
         participant=variances[(participant, "(Intercept)")],
         identity=variances[(identity, "(Intercept)")],
-        residual=pilot.residual_variance,
+        residual=cast(float, pilot.residual_variance),  # an LMM fit always has one
         participant_slope=variances.get((participant, COEFFICIENT), 0.0),
         identity_slope=variances.get((identity, COEFFICIENT), 0.0))
 
@@ -366,104 +364,3 @@ def power_table(participants: Iterable[int], identities: Iterable[int], effect: 
     table["alpha"] = alpha
     return table[["n_participants", "n_identities", "test", "power", "ci_low", "ci_high",
                   "n_sims", "effect", "alpha"]]
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def _bounded(kind: type, least: float, strict: bool = False, most: float | None = None):
-    """argparse type: a number of ``kind`` >= least (> least when strict, < most if given)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            noun = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
-        if not math.isfinite(value) or value < least or (strict and value == least) or (
-                most is not None and value >= most):
-            bound = f"> {least}" if strict else f">= {least}"
-            bound += f" and < {most}" if most is not None else ""
-            raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
-        return value
-    return parse
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``python -m analysis power`` to a (sub)parser."""
-    parser.description = ("Simulate the power of the by-participant paired t test (and, with "
-                          "--lmm, the mixed model) for numbers of participants and identities.")
-    parser.add_argument("--participants", type=_bounded(int, 2), nargs="+", required=True,
-                        metavar="N", help="numbers of participants (each >= 2)")
-    parser.add_argument("--identities", type=_bounded(int, 2), nargs="+", required=True,
-                        metavar="N", help="numbers of identities (each >= 2)")
-    parser.add_argument("--effect", type=_bounded(float, -math.inf), required=True,
-                        help="expected ai minus real difference on the rating scale, e.g. -0.3")
-    parser.add_argument("--pilot", metavar="PATH",
-                        help="pilot export (trials.csv, folder or psych-DS); its LMM gives the "
-                             "variance components")
-    parser.add_argument("--measure", default="trust",
-                        help="rating scale of the pilot to use (default trust)")
-    defaults = DEFAULT_COMPONENTS
-    for name, default in (("participant-var", defaults.participant),
-                          ("identity-var", defaults.identity),
-                          ("participant-slope-var", defaults.participant_slope),
-                          ("identity-slope-var", defaults.identity_slope)):
-        parser.add_argument(f"--{name}", type=_bounded(float, 0.0), default=None,
-                            help=f"variance (default {default}, or from --pilot)")
-    parser.add_argument("--residual-var", type=_bounded(float, 0.0, strict=True), default=None,
-                        help=f"residual variance (default {defaults.residual}, or from --pilot)")
-    parser.add_argument("--replicates", type=_bounded(int, 1), default=1,
-                        help="presentations of each identity to each participant (default 1)")
-    parser.add_argument("--alpha", type=_bounded(float, 0.0, strict=True, most=1.0),
-                        default=0.05, help="two-sided alpha (default 0.05)")
-    parser.add_argument("--sims", type=_bounded(int, 1), default=DEFAULT_SIMS,
-                        help=f"simulated studies per cell (default {DEFAULT_SIMS})")
-    parser.add_argument("--lmm", action="store_true", help="also simulate the mixed model (slow)")
-    parser.add_argument("--lmm-sims", type=_bounded(int, 1), default=DEFAULT_LMM_SIMS,
-                        help=f"simulated studies per cell for the LMM (default {DEFAULT_LMM_SIMS})")
-    parser.add_argument("--seed", type=_bounded(int, 0), default=DEFAULT_SEED,
-                        help="random seed (default %(default)s)")
-
-
-def _pilot_components(path: str, measure: str) -> VarianceComponents:
-    """Fit the pilot's LMM on one rating scale, after the study's default exclusions."""
-    from analysis.exclusions import included_trials, screen_participants
-    from analysis.io import load
-
-    trials, participants = load(path)
-    rows = included_trials(trials, screen_participants(trials, participants))
-    rows = rows[rows["measure"] == measure]
-    if rows.empty:
-        raise ValueError(f"pilot {path}: no included rows with measure {measure!r}")
-    return components_from_pilot(rows)
-
-
-def format_table(table: pd.DataFrame) -> str:
-    """The power table as aligned text."""
-    shown = table.assign(
-        power=table["power"].map("{:.3f}".format),
-        ci=[f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])])
-    return shown[["n_participants", "n_identities", "test", "power", "ci", "n_sims"]].rename(
-        columns={"n_participants": "participants", "n_identities": "identities",
-                 "ci": "95% MC interval", "n_sims": "sims"}).to_string(index=False)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Run ``python -m analysis power`` from parsed arguments; print the table, return 0."""
-    base = _pilot_components(args.pilot, args.measure) if args.pilot else DEFAULT_COMPONENTS
-    overrides = {"participant": args.participant_var, "identity": args.identity_var,
-                 "residual": args.residual_var, "participant_slope": args.participant_slope_var,
-                 "identity_slope": args.identity_slope_var}
-    components = dataclasses.replace(
-        base, **{k: v for k, v in overrides.items() if v is not None})
-    table = power_table(args.participants, args.identities, args.effect, components,
-                        replicates=args.replicates, alpha=args.alpha, n_sims=args.sims,
-                        lmm=args.lmm, lmm_sims=args.lmm_sims, seed=args.seed)
-    source = f"pilot {args.pilot} ({args.measure})" if args.pilot else "given/default values"
-    print(f"effect (ai - real) {args.effect:g}, alpha {args.alpha:g}, replicates "
-          f"{args.replicates}; variances from {source}: participant {components.participant:.3g}, "
-          f"identity {components.identity:.3g}, residual {components.residual:.3g}, slopes "
-          f"{components.participant_slope:.3g} / {components.identity_slope:.3g}")
-    print(format_table(table))
-    return 0
-

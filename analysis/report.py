@@ -215,7 +215,7 @@ def _detection_by_participant(data: pd.DataFrame, correction: str, alpha: float
     rows = data[(data["task"] == "detect") & (data["measure"] == "source")]
     counts = rows.groupby("participant")["correct"].agg(correct="sum", n="size").reset_index()
     tests = [stats.binomial(int(c), int(n), 0.5).iloc[0] for c, n in
-             zip(counts["correct"], counts["n"])]
+             zip(counts["correct"], counts["n"], strict=True)]
     table = counts.assign(
         accuracy=counts["correct"] / counts["n"],
         ci_low=[t["ci_low"] + 0.5 for t in tests], ci_high=[t["ci_high"] + 0.5 for t in tests],
@@ -232,7 +232,7 @@ def _correct(tests: list[dict], correction: str) -> None:
     for family in FAMILIES:
         members = [t for t in tests if t["family"] == family]
         p = [t["p_value"] if t.get("p_value") is not None else np.nan for t in members]
-        for test, adjusted in zip(members, adjust(p, correction)):
+        for test, adjusted in zip(members, adjust(p, correction), strict=True):
             test["p_adjusted"] = None if np.isnan(adjusted) else float(adjusted)
             test["correction"] = correction
 
@@ -350,8 +350,9 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
     for name in missing:
         warnings.append(f"preregistered outcome {name!r} has no data in this study")
 
-    descriptives, random_effects = [], []
-    score_tables = {level: [] for level in UNIT_LEVELS}
+    descriptives: list[dict[str, Any]] = []
+    random_effects: list[dict[str, Any]] = []
+    score_tables: dict[str, list[pd.DataFrame]] = {level: [] for level in UNIT_LEVELS}
     for outcome in outcomes:
         named = not preregistered or outcome.name in preregistered
         main_family = "primary" if named else "secondary"
@@ -411,8 +412,8 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
 
     exclusions = [{"participant": r["participant"], "reason": r["reason"],
                    "detail": r["detail"]} for r in _records(excluded)]
-    flags = [{"participant": p, "flag": "straightlining",
-              "excluded": bool(e)} for p, e in zip(flagged["participant"], flagged["excluded"])]
+    flags = [{"participant": p, "flag": "straightlining", "excluded": bool(e)}
+             for p, e in zip(flagged["participant"], flagged["excluded"], strict=True)]
     families = [{"family": f, "label": FAMILY_LABELS[f], "description": d,
                  "correction": correction, "n_tests": sum(t["family"] == f for t in tests.tests)}
                 for f, d in FAMILIES.items() if any(t["family"] == f for t in tests.tests)]

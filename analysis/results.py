@@ -1,9 +1,4 @@
-"""Reading results.json: the lookups that the figures and the web pages share.
-
-Standard library only, so that a web page can lay out a report's numbers, and name its figures,
-without loading pandas, NumPy or matplotlib; `analysis.figures` draws the figures themselves
-(and re-exports these names).
-"""
+"""Reading results.json: the lookups that the figures and the web pages share (stdlib only)."""
 
 from __future__ import annotations
 

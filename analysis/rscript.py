@@ -1,10 +1,6 @@
 """Generate an R script that recomputes a study's results with lme4 and R's own tests.
 
-The script reads trials.csv and participants.csv, applies the exclusion rules the analysis
-used, runs every test listed in results.json (the same paired t and Wilcoxon tests, binomial
-tests, TOST, and the mixed models with the formulas named there), corrects each family as the
-analysis did, and prints each R value beside the one in results.json. A reviewer needs only R
-with lme4 and lmerTest.
+What the script does: docs/analysis.md, "The R script".
 """
 
 from __future__ import annotations
@@ -178,7 +174,7 @@ report_glmm <- function(outcome, family, fit) {
       co[["Estimate"]] + qnorm(0.975) * co[["Std. Error"]], co[["z value"]], NULL, co[["Pr(>|z|)"]])
   if (isSingular(fit)) cat(outcome, ": the glmer fit is singular\n")
 }
-'''
+'''  # noqa: E501 (R code, kept as lme4's users write it)
 
 COMPARE = r'''
 # --- corrections and comparison with results.json ---------------------------------------------
@@ -199,7 +195,7 @@ worst <- max(c(rel(both$statistic, both$statistic_python, 1),
 cat(sprintf("\nLargest relative difference from results.json (statistics and p-values): %.2g\n", worst))
 write.csv(both, "analysis_R_results.csv", row.names = FALSE)
 cat("Wrote analysis_R_results.csv\n")
-'''
+'''  # noqa: E501 (R code)
 
 
 def _r_string(text: str) -> str:
@@ -237,12 +233,13 @@ def _rules_block(results: dict) -> str:
     rules = {**DEFAULT_RULES, **(plan.get("exclusions") or {})}
     limit = rules["min_median_rt_ms"]
     source = "the preregistered plan" if results.get("plan") else "the defaults (no plan)"
+    excluded = [e["participant"] for e in results.get("exclusions", [])]
     return (f"# Exclusion rules: {source}\n"
             f"rules <- list(incomplete = {str(bool(rules['incomplete'])).upper()}, "
             f"attention = {str(bool(rules['attention'])).upper()}, "
             f"min_median_rt_ms = {'NULL' if limit is None else _r_number(limit)}, "
             f"straightlining = {str(bool(rules['straightlining'])).upper()})\n"
-            f"expected_excluded <- {_r_vector([e['participant'] for e in results.get('exclusions', [])], _r_string)}\n")
+            f"expected_excluded <- {_r_vector(excluded, _r_string)}\n")
 
 
 def _expected_block(tests: list[dict]) -> str:
@@ -385,7 +382,8 @@ def r_script(results: dict, *, title: str = "") -> str:
         own = [t for t in tests if t["outcome"] == name]
         lines = [f"\n# --- {name} " + "-" * max(3, 90 - len(name)), _outcome_rows(name, own)]
         for test in own:
-            lines.append(f"# {test['method']} at the {test['level']} level ({test.get('family', '')})")
+            lines.append(
+                f"# {test['method']} at the {test['level']} level ({test.get('family', '')})")
             lines.extend(_test_lines(name, test, bounds))
         parts.append("\n".join(lines) + "\n")
     parts.append(COMPARE)

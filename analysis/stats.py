@@ -1,7 +1,6 @@
 """Closed-form tests on participant or identity scores: t, Wilcoxon, binomial and TOST.
 
-Every function returns a one-row DataFrame with the columns of `TEST_COLUMNS` (plus a few of its
-own), so results from different tests stack with `pandas.concat`.
+Each test returns a one-row DataFrame with the columns of `TEST_COLUMNS` (they stack).
 """
 
 from __future__ import annotations

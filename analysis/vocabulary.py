@@ -1,9 +1,4 @@
-"""The analysis's vocabulary: measures, outcomes and default exclusion rules.
-
-Standard library only, so that the web app can name outcomes, check a plan and word findings
-without loading pandas, NumPy or SciPy; the modules that compute (`analysis.io`,
-`analysis.outcomes`, `analysis.exclusions`) import these names from here.
-"""
+"""The analysis's vocabulary: measures, outcomes and default exclusion rules (stdlib only)."""
 
 from __future__ import annotations
 

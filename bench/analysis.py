@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                      note))
 
     for slopes in (False, "auto"):
-        seconds, fit = best_of(args.repeat, lambda: fit_lmm(ratings, slopes=slopes))
+        seconds, fit = best_of(args.repeat, partial(fit_lmm, ratings, slopes=slopes))
         record(f"fit_lmm slopes={slopes}", seconds, fit.estimate,
                f"df {fit.df:.1f}; {fit.formula.split(' ~ ')[1]}")
     for slopes in (False, "auto"):
-        seconds, fit = best_of(args.repeat, lambda: fit_glmm(accuracy, slopes=slopes))
+        seconds, fit = best_of(args.repeat, partial(fit_glmm, accuracy, slopes=slopes))
         record(f"fit_glmm slopes={slopes}", seconds, fit.estimate,
                f"se {fit.se:.4f}; {fit.formula.split(' ~ ')[1]}")
     if not args.skip_statsmodels:
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     header = ("what", "seconds", "estimate", "note")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
     for row in [header, tuple("-" * w for w in widths)] + rows:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 

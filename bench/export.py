@@ -120,7 +120,10 @@ def _insert(raw, dialect: str, table: str, columns: tuple[str, ...], rows) -> No
 
 
 def seed(url: str, rows: int, per_participant: int) -> tuple[int, int]:
-    """Build the schema and a study whose participants give `rows` answers; return (study, owner)."""
+    """Build the schema and a study whose participants give `rows` answers.
+
+    Returns (study, owner).
+    """
     from flask_migrate import upgrade
 
     from survey.extensions import db
@@ -357,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     prepare_database(url)
     started = time.perf_counter()
     study_id, owner_id = seed(url, args.rows, args.per_participant)
-    print(f"seeded {args.rows:,} answers in {time.perf_counter() - started:.1f} s ({make_url(url).get_backend_name()})")
+    backend = make_url(url).get_backend_name()
+    print(f"seeded {args.rows:,} answers in {time.perf_counter() - started:.1f} s ({backend})")
     failed = False
     for name in args.files or ["trials.csv"]:
         for mode in args.modes or ["route", "generator"]:

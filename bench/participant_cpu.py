@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -104,10 +105,10 @@ def one_participant(app, meter: Meter, run: str, index: int, rng: random.Random)
         trial = parse_trial_form(page.get_data(as_text=True))
         answer = {name: rng.choice(values) for name, values in trial.choices.items()}
         answer.update(trial.hidden, rt_ms=f"{rng.uniform(400, 3000):.1f}")
-        reply = meter.time("answer", lambda: client.post(trial.action, data=answer))
+        reply = meter.time("answer", partial(client.post, trial.action, data=answer))
         if reply.status_code != 303:
             raise SystemExit(f"answer: HTTP {reply.status_code}")
-        page = meter.time("trial page", lambda: client.get(reply.headers["location"]))
+        page = meter.time("trial page", partial(client.get, reply.headers["location"]))
     questions = meter.time("questions", lambda: client.get("/s/demo/questions"))
     skip = {"csrf_token": form_token(questions.get_data(as_text=True)) or "", "skip": "1"}
     meter.time("questions", lambda: client.post("/s/demo/questions", data=skip))

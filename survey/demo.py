@@ -86,8 +86,15 @@ def seed_demo() -> tuple[Researcher, Study, bool]:
 
     study = Study(
         slug=DEMO_SLUG,
-        title="Demo: real photographs vs AI headshots",
-        description="A demonstration study with drawn faces standing in for photographs.",
+        name="Demo: real photographs vs AI headshots",
+        # Neutral, as a real study's title must be: it does not say what is compared.
+        title="Faces and first impressions (demo)",
+        description="A demonstration study with drawn faces standing in for photographs. "
+        "Private note: the drawings are the program's, not real people.",
+        public_summary="A demonstration of Likeness: people recognised, rated and chose between "
+        "drawn faces, one drawing standing in for a real photograph and one for an AI headshot "
+        "of the same person. The numbers below come from demo data and say nothing about real "
+        "photographs.",
         consent_text=CONSENT,
         instructions_text=INSTRUCTIONS,
         debrief_text=DEBRIEF,
@@ -95,7 +102,7 @@ def seed_demo() -> tuple[Researcher, Study, bool]:
         target_n=None,
     )
     db.session.add(study)
-    db.session.add(StudyMember(study=study, researcher=researcher, role="owner"))
+    db.session.add(StudyMember(study=study, researcher=researcher, role="owner", is_author=True))
     db.session.flush()
     for index in range(DEMO_IDENTITIES):
         identity = Identity(

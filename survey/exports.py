@@ -33,6 +33,7 @@ from survey.models import (
     Response,
     Study,
     Trial,
+    list_label,
 )
 
 if TYPE_CHECKING:
@@ -185,11 +186,6 @@ def _participant_order() -> sa.ColumnElement:
         # The database's locale collation would order '-', '_' and capitals differently.
         return column.collate("C")
     return column
-
-
-def list_label(list_index: int) -> str:
-    """Return a list's letter (A, B, …) from its 0-based index."""
-    return chr(ord("A") + list_index)
 
 
 def iso_utc(moment: datetime | None) -> str:
@@ -716,7 +712,10 @@ def dataset_description(study_id: int, include_recruitment: bool = False) -> dic
         })
         if row["file"] != "trials.csv" and entry["description"] != row["description"]:
             entry["description"] += f" ({row['file']}: {row['description']})"
-    description = study.description.strip() or f"Data of the Likeness study {study.title}."
+    # Shared with the data: the participants' title and the public summary, never the team's
+    # internal name or private description.
+    summary = (study.public_summary or "").strip()
+    description = summary or f"Data of the Likeness study {study.title}."
     return {
         "@context": "https://schema.org/",
         "@type": "Dataset",

@@ -48,6 +48,11 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def list_label(index: int) -> str:
+    """Return a list's letter (A, B, …) from its 0-based index, as pages and exports show it."""
+    return chr(ord("A") + index)
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     """Return a CHECK expression restricting a column to the given values."""
     quoted = ", ".join(f"'{v}'" for v in values)
@@ -130,6 +135,11 @@ class LoginAttempt(Base):
     at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
 
 
+def _name_from_title(context: Any) -> str:
+    """A new study's internal name defaults to its title."""
+    return (context.get_current_parameters().get("title") or "")[:200]
+
+
 class Study(Base):
     """A study: its texts, settings, state and everything it owns."""
 
@@ -142,8 +152,15 @@ class Study(Base):
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     slug: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    # The research team's own name for the study: shown in the workspace only.
+    name: so.Mapped[str] = so.mapped_column(sa.String(200), default=_name_from_title)
+    # What participants see on every page; also the heading of the public findings page, its
+    # chart cards and citation. It must not give away the manipulation.
     title: so.Mapped[str] = so.mapped_column(sa.String(200))
+    # A private note of the team: never shown outside the workspace, never exported.
     description: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    # What the owner writes for the public findings page (plain text).
+    public_summary: so.Mapped[str] = so.mapped_column(sa.Text, default="", server_default="")
     state: so.Mapped[str] = so.mapped_column(sa.String(16), default="draft")
     consent_text: so.Mapped[str] = so.mapped_column(sa.Text, default="")
     instructions_text: so.Mapped[str] = so.mapped_column(sa.Text, default="")
@@ -219,6 +236,8 @@ class StudyMember(Base):
         sa.ForeignKey("researcher.id", ondelete="CASCADE"), index=True
     )
     role: so.Mapped[str] = so.mapped_column(sa.String(16))
+    # Listed as an author on the public findings page: the owner opts each member in.
+    is_author: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
 
     study: so.Mapped[Study] = so.relationship(back_populates="members")
     researcher: so.Mapped[Researcher] = so.relationship(back_populates="memberships")
@@ -347,7 +366,7 @@ class Participant(Base):
     @property
     def list_label(self) -> str:
         """Return the list's letter (A, B, …) as it appears in exports."""
-        return chr(ord("A") + self.list_index)
+        return list_label(self.list_index)
 
 
 class ParticipantStart(Base):
@@ -546,3 +565,25 @@ class Report(Base):
     finished_at: so.Mapped[Optional[datetime]]
     # Set on the one report whose findings the public page shows.
     published_at: so.Mapped[Optional[datetime]]
+
+
+class ReportChart(Base):
+    """A drawn figure of a report (a public chart card or a report figure), stored once.
+
+    Keyed by report, name and format; `inputs` is a digest of everything drawn besides the
+    report's results (figure code version, study title, footer), so a change redraws it. The
+    row goes with its report (ON DELETE CASCADE): a withdrawal that deletes the report deletes
+    its charts, and a report id reused later never finds another report's chart.
+    """
+
+    __tablename__ = "report_chart"
+    __table_args__ = (sa.UniqueConstraint("report_id", "name", "fmt"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    report_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("report.id", ondelete="CASCADE"))
+    name: so.Mapped[str] = so.mapped_column(sa.String(80))
+    fmt: so.Mapped[str] = so.mapped_column(sa.String(8))
+    inputs: so.Mapped[str] = so.mapped_column(sa.String(64))
+    sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
+    body: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)

@@ -25,6 +25,7 @@ from tests.test_findings_support import (
     member,
     owner_id,
     page_text,
+    publish_findings,
     set_state,
 )
 
@@ -52,8 +53,8 @@ def preregister(app, study_id: int, plan: dict) -> None:
 
 
 def publish(client, study_id: int):
-    """Post the publish form."""
-    return client.post(f"/r/studies/{study_id}/report/publish")
+    """Publish through the confirmation page."""
+    return publish_findings(client, study_id)
 
 
 @pytest.fixture
@@ -109,9 +110,22 @@ def test_claim_guard_wording_is_the_same_everywhere(app, client, demo):
         f"/r/studies/{demo}/report/{report.id}/report.html").get_data(as_text=True))
     alts = [html.unescape(a) for a in re.findall(r'alt="([^"]+)"', public.get_data(as_text=True))]
     for finding in results["findings"]:
-        for text in (report_page, public_text, embed_text, standalone):
+        for text in (report_page, public_text, standalone):
             assert finding["claim"] in text
         assert any(finding["claim"] in alt for alt in alts)
+    # The embed (a 480 px frame) gives the preregistered findings in plain words, their
+    # wording following the same verdicts, and links to the claims.
+    from survey.findings.studio import embed_sentences, studio_summary
+
+    shown = embed_sentences(studio_summary(service.public_results(report)))
+    assert {s["outcome"] for s in shown} == {"trust", "professional", "recognition_accuracy"}
+    for item in shown:
+        assert item["text"] in embed_text
+    assert "People trusted AI headshots less than real photographs" in embed_text
+    assert "There was no reliable difference between how people rated AI headshots and real " \
+        "photographs on the professional scale" in embed_text
+    assert "The study cannot say whether there is a difference between how accurately" \
+        in embed_text
     for badge in ("Difference", "No reliable difference", "Inconclusive", "Preregistered",
                   "Exploratory"):
         assert badge in public_text
@@ -175,7 +189,7 @@ def test_public_page_charts_citation_and_embed(app, client, demo, published):
     page = client.get("/f/demo")
     text = page_text(page)
     assert "Demo researcher (20" in text
-    assert "Demo: real photographs vs AI headshots. Likeness findings, published" in text
+    assert "Faces and first impressions (demo). Likeness findings, published" in text
     assert "http://localhost/f/demo" in text
     assert f"data SHA-256 {service.cited_sha256(report)[:16]}" in text
     assert f"analysis {report.analysis_version}" in text
@@ -221,10 +235,10 @@ def test_publishing_needs_the_owner_a_closed_study_and_20_participants(
     sign_in(client, app, editor)
     assert publish(client, demo).status_code == 403
     sign_in(client, app, owner_id(app))
-    response = client.post(f"/r/studies/{demo}/report/publish", follow_redirects=True)
+    response = publish_findings(client, demo, follow_redirects=True)
     assert "Only a closed (or archived) study's findings can be published" in page_text(response)
     set_state(app, demo, "closed")
-    response = client.post(f"/r/studies/{demo}/report/publish", follow_redirects=True)
+    response = publish_findings(client, demo, follow_redirects=True)
     assert ("Findings are published only from at least 20 included participants; this report "
             "includes 5.") in page_text(response)
     assert client.get("/f/demo").status_code == 404

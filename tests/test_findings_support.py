@@ -181,3 +181,22 @@ def test_simulate_stores_every_answer_of_completed_participants(app, demo):
             Participant.study_id == demo, Trial.answered_at.is_(None)))
     assert statuses == ["completed"] * 4
     assert unanswered == 0
+
+
+def publish_findings(client, study_id: int, follow_redirects: bool = False):
+    """Publish as an owner does: open the confirmation page, then post its confirmation.
+
+    When the page offers no confirmation (the findings cannot be published), the post names
+    the report of the current data if there is one, so the refusal comes from the server.
+    """
+    page = client.get(f"/r/studies/{study_id}/report/publish").get_data(as_text=True)
+    found = re.search(r'name="report_id" value="(\d+)"', page)
+    if found is None:
+        with client.application.app_context():
+            study = db.session.get(Study, study_id)
+            report = service.finished_current_report(study)
+            report_id = report.id if report is not None else 0
+    else:
+        report_id = int(found.group(1))
+    return client.post(f"/r/studies/{study_id}/report/publish", data={"report_id": report_id},
+                       follow_redirects=follow_redirects)

@@ -16,7 +16,7 @@ from survey.findings import service as findings
 from survey.models import Participant, Report, Response, Study, Trial
 from survey.participant import service
 from tests.conftest import sign_in
-from tests.test_findings_support import count_analyses, fill, owner_id
+from tests.test_findings_support import count_analyses, fill, owner_id, publish_findings
 
 
 def _report_bytes(client, study_id: int, report_id: int) -> dict[str, bytes]:
@@ -54,7 +54,7 @@ def published22(app, client, demo, monkeypatch):
     ids = fill(app, demo, 22, seed=5, prolific=True)
     sign_in(client, app, owner_id(app))
     _current_report_id(app, client, demo)
-    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    assert publish_findings(client, demo).status_code == 302
     return ids
 
 
@@ -113,7 +113,7 @@ def test_published_findings_too_few_after_a_withdrawal_say_so_and_show_nothing(
     ids = fill(app, demo, 20, seed=11)
     sign_in(client, app, owner_id(app))
     _current_report_id(app, client, demo)
-    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    assert publish_findings(client, demo).status_code == 302
     with app.app_context():
         service.withdraw(service.find_participant(demo, ids[0]))
     for url in ("/f/demo", "/f/demo/embed", "/f/demo/findings.json",

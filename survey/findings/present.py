@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from analysis.findings import ci_label, ci_unadjusted, corrected_p, format_p
+from analysis.findings import ci_label, ci_unadjusted, corrected_p, fixed, format_p
 from analysis.results import (
     FigureSpec,
     descriptive,
@@ -42,8 +42,7 @@ def number(value: Any, digits: int = 2) -> str:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value):
         return "—"
-    text = f"{value:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+    return fixed(value, digits)
 
 
 def p_value(value: Any, alpha: float = 0.05) -> str:

@@ -29,13 +29,16 @@ from markupsafe import escape
 from analysis.results import FORMATS, card_alt
 from survey.errors import render_error
 from survey.extensions import db
-from survey.findings import bp, present, service
-from survey.findings.forms import ActionForm
-from survey.models import Report, Study
+from survey.findings import bp, present, service, studio
+from survey.findings.forms import ActionForm, PublishForm
+from survey.models import Report, Study, utcnow
 from survey.researcher.access import lock_for_change, requires_role
 
-# Bump when figures are drawn differently, so cached copies are not reused.
-FIGURES_VERSION = "2"  # 2: within-participant (Cousineau-Morey) intervals
+# Bump when figures are drawn differently: stored charts of another version are redrawn, and
+# browsers' copies are not reused (the version is part of the stored chart's inputs, so of its
+# ETag, the SHA-256 of its bytes).
+# 2: within-participant (Cousineau-Morey) intervals; 3: labels beside the bars, identity CIs
+FIGURES_VERSION = "3"
 EMBED_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
              "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors *")
 SAFE_NAME = re.compile(r"[a-z0-9_]{1,64}")
@@ -60,16 +63,25 @@ def _download(data, filename: str, mimetype: str) -> Response:
     return response
 
 
-def _etag_response(etag: str, make, mimetype: str, public: bool, filename: str | None = None
-                   ) -> Response:
-    """Answer 304 when the client holds this ETag, else the content `make()` returns."""
-    if request.if_none_match.contains(etag):
+def _chart_response(report_id: int, name: str, fmt: str, inputs: str, draw, public: bool,
+                    filename: str | None = None) -> Response:
+    """A drawn chart from the store (drawn and stored on first use), 304 when the client has it.
+
+    The ETag is the SHA-256 of the stored bytes, so a 304 is only ever answered for these very
+    bytes; the store is keyed by report, so one report's chart is never another's.
+    """
+    sha = service.stored_chart_sha(report_id, name, fmt, inputs)
+    if sha is not None and request.if_none_match.contains(sha[:32]):
         response = Response(status=304)
     else:
-        response = Response(make(), mimetype=mimetype)
+        found = service.cached_chart(report_id, name, fmt, inputs, draw)
+        if found is None:
+            abort(404)
+        sha, body = found
+        response = Response(body, mimetype=FORMATS[fmt])
         if filename:
             response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.set_etag(etag)
+    response.set_etag(sha[:32])
     # Revalidated on every use (a cheap 304): unpublishing takes public copies down, and a
     # report recomputed or deleted (SQLite may then reuse its id) is never shown from a cache.
     response.headers["Cache-Control"] = "public, no-cache" if public else "private, no-cache"
@@ -87,6 +99,18 @@ def _figure_specs(report: Report):
     return report_figures(service.results_json(report), participants, identities)
 
 
+def _figure_inputs() -> str:
+    """What a report figure is drawn from besides the report: the figure code's version."""
+    return service.chart_inputs("figure", FIGURES_VERSION)
+
+
+def _stored_figure(report: Report, spec, fmt: str) -> bytes:
+    """A report figure from the store, drawn and stored on first use."""
+    found = service.cached_chart(report.id, service.figure_name(spec.name), fmt,
+                                 _figure_inputs(), lambda: _drawn(spec, fmt))
+    return found[1]
+
+
 def _drawn(spec, fmt: str) -> bytes:
     """A figure drawn and rendered as SVG or PNG bytes."""
     from analysis.figures import render
@@ -101,7 +125,7 @@ def _report_context(study: Study, report: Report, standalone: bool = False) -> d
     specs = _figure_specs(report)
     if standalone:
         sources = {s.name: "data:image/svg+xml;base64," + base64.b64encode(
-            _drawn(s, "svg")).decode("ascii") for s in specs}
+            _stored_figure(report, s, "svg")).decode("ascii") for s in specs}
     else:
         sources = {s.name: url_for("findings.figure", study_id=study.id, report_id=report.id,
                                    name=s.name, fmt="svg") for s in specs}
@@ -143,11 +167,12 @@ def retry(study: Study, role: str):
     return redirect(url_for("findings.report", study_id=study.id))
 
 
-def _owner_action(study: Study, act, done) -> Response:
+def _owner_action(study: Study, act, done, form=None) -> Response:
     """Run publish or unpublish from its form: CSRF checked, refusal flashed, then the report."""
-    form = ActionForm()
-    if not form.validate_on_submit():
-        abort(400, description="The form expired; reload the report and try again.")
+    if form is None:
+        form = ActionForm()
+        if not form.validate_on_submit():
+            abort(400, description="The form expired; reload the report and try again.")
     # The study's state is checked on its locked row: a reopening waits, or is seen.
     study = lock_for_change(study, "owner")
     try:
@@ -160,12 +185,54 @@ def _owner_action(study: Study, act, done) -> Response:
     return redirect(url_for("findings.report", study_id=study.id))
 
 
+@bp.get("/r/studies/<int:study_id>/report/publish")
+@requires_role("owner")
+def publish_confirm(study: Study, role: str):
+    """What publishing makes public, to review before the POST that publishes."""
+    report = service.finished_current_report(study)
+    problems = service.publish_problems(study, report)
+    context = {"study": study, "role": role, "report": report, "problems": problems,
+               "form": PublishForm(formdata=None),
+               # Read only: this page never republishes (`published_report` may).
+               "published": db.session.scalar(sa.select(Report).where(
+                   Report.study_id == study.id, Report.published_at.is_not(None))
+                   .order_by(Report.published_at.desc()).limit(1)),
+               "authors": service.authors(study),
+               "url": url_for("findings.public", slug=study.slug, _external=True)}
+    if report is not None:
+        results = service.public_results(report)
+        context.update(results=results, items=present.public_findings(results))
+    return render_template("findings/publish_confirm.html", **context)
+
+
+def _publish_and_draw(study: Study, researcher, confirmed: int) -> Report:
+    """Publish, then draw the public charts so that no visitor waits for matplotlib.
+
+    A chart that fails to draw here is drawn on its first request instead.
+    """
+    report = service.publish(study, researcher, confirmed)
+    url = url_for("findings.public", slug=study.slug, _external=True)
+    try:
+        service.draw_public_charts(study, report, url, FIGURES_VERSION)
+    except Exception:
+        current_app.logger.exception("drawing the public charts of report %s failed", report.id)
+        db.session.rollback()
+    return report
+
+
 @bp.post("/r/studies/<int:study_id>/report/publish")
 @requires_role("owner")
 def publish(study: Study, role: str):
-    """Publish the findings of the current report at the study's public URL."""
-    return _owner_action(study, service.publish, lambda: "The findings are published at "
-                         + url_for("findings.public", slug=study.slug, _external=True))
+    """Publish the findings of the report the owner reviewed on the confirmation page."""
+    form = PublishForm()
+    if not form.validate_on_submit():
+        abort(400, description="The form expired or was incomplete: open “Publish findings…” "
+                               "again, review what becomes public, then confirm.")
+    confirmed = form.report_id.data
+    return _owner_action(study, lambda s, who: _publish_and_draw(s, who, confirmed),
+                         lambda: "The findings are published at "
+                         + url_for("findings.public", slug=study.slug, _external=True),
+                         form=form)
 
 
 @bp.post("/r/studies/<int:study_id>/report/unpublish")
@@ -193,17 +260,15 @@ def figure(study: Study, role: str, report_id: int, name: str, fmt: str):
                              .where(Report.id == report_id)).first()
     if row is None or row.study_id != study.id or row.status != "done":
         abort(404)
-    etag = f"{row.data_sha256[:16]}-{report_id}-{name}-{fmt}-{FIGURES_VERSION}"
 
-    def make() -> bytes:
+    def make() -> bytes | None:
         spec = next((s for s in _figure_specs(_report_or_404(study, report_id))
                      if s.name == name), None)
-        if spec is None:
-            abort(404)
-        return _drawn(spec, fmt)
+        return _drawn(spec, fmt) if spec is not None else None
 
     filename = f"{study.slug}-{name}.png" if fmt == "png" else None
-    return _etag_response(etag, make, FORMATS[fmt], public=False, filename=filename)
+    return _chart_response(report_id, service.figure_name(name), fmt, _figure_inputs(), make,
+                           public=False, filename=filename)
 
 
 def _inline_css() -> str:
@@ -252,6 +317,62 @@ def download_bundle(study: Study, role: str, report_id: int):
                      "application/zip")
 
 
+# --- the preview of the public page -----------------------------------------------------------
+
+
+def _preview_report(study: Study) -> Report:
+    """The finished report of the current data, which publishing would publish; else 404."""
+    report = service.finished_current_report(study)
+    if report is None:
+        abort(404, description="There is no finished report of the current data to preview: "
+                               "open the report, which computes it, then the preview.")
+    return report
+
+
+def _team_only(response: Response) -> Response:
+    """Never kept by a cache, never indexed: the preview is for the team."""
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+@bp.get("/r/studies/<int:study_id>/findings/preview")
+@requires_role("editor")
+def preview(study: Study, role: str):
+    """The public page as it would look if the current report were published now."""
+    report = _preview_report(study)
+    context = _public_context(study, report, preview=True)
+    context["problems"] = service.publish_problems(study, report)
+    return _team_only(Response(render_template("findings/public.html", **context)))
+
+
+@bp.get("/r/studies/<int:study_id>/findings/preview/charts/<outcome>.<fmt>")
+@requires_role("editor")
+def preview_chart(study: Study, role: str, outcome: str, fmt: str):
+    """A chart card of the preview, drawn from the current report."""
+    if fmt not in FORMATS or not SAFE_NAME.fullmatch(outcome):
+        abort(404)
+    report = _preview_report(study)
+    url = url_for("findings.public", slug=study.slug, _external=True)
+    data = service.chart(study, report, outcome, fmt, url)
+    if data is None:
+        abort(404)
+    response = Response(data, mimetype=FORMATS[fmt])
+    if request.args.get("download"):
+        filename = f"{study.slug}-{outcome}.{fmt}"
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return _team_only(response)
+
+
+@bp.get("/r/studies/<int:study_id>/findings/preview/findings.json")
+@requires_role("editor")
+def preview_results(study: Study, role: str):
+    """findings.json as publishing the current report would publish it."""
+    report = _preview_report(study)
+    text = json.dumps(service.public_results(report), indent=2, ensure_ascii=False) + "\n"
+    return _team_only(Response(text, mimetype="application/json"))
+
+
 # --- the public findings page ------------------------------------------------------------------
 
 
@@ -275,21 +396,37 @@ def _public_or_404(slug: str) -> tuple[Study, Report]:
     return study, report
 
 
-def _public_context(study: Study, report: Report) -> dict:
-    """What the public page and the embed need: aggregates only."""
+def _public_context(study: Study, report: Report, preview: bool = False) -> dict:
+    """What the public page and the embed need: aggregates only, and the study's public texts.
+
+    The page shows the participants' title and the owner's public summary; the internal name
+    and the private description never reach it, the embed, the charts or the citation. With
+    `preview`, the same page for the team before publishing: charts and JSON from team routes.
+    """
     results = service.public_results(report)
     url = url_for("findings.public", slug=study.slug, _external=True)
-    published = study.findings_published_at or report.published_at
-    team = service.team(study)
-    citation = (f"{', '.join(team)} ({published:%Y}). {study.title}. Likeness findings, "
-                f"published {published:%d %B %Y}. {url} (data SHA-256 "
-                f"{service.cited_sha256(report)[:16]}…, analysis {report.analysis_version}).")
+    # The preview shows today's date: the day it would be published.
+    published = utcnow() if preview else (study.findings_published_at or report.published_at)
+    authors = service.authors(study)
+    citation = service.citation(study, report, authors, published, url)
     embed_url = url_for("findings.embed", slug=study.slug, _external=True)
+    if preview:
+        def chart_url(outcome: str, fmt: str, download: bool = False) -> str:
+            return url_for("findings.preview_chart", study_id=study.id, outcome=outcome,
+                           fmt=fmt, **({"download": 1} if download else {}))
+        results_url = url_for("findings.preview_results", study_id=study.id)
+    else:
+        def chart_url(outcome: str, fmt: str, download: bool = False) -> str:
+            return url_for("findings.public_chart", slug=study.slug, outcome=outcome, fmt=fmt,
+                           **({"download": 1} if download else {}))
+        results_url = url_for("findings.public_results", slug=study.slug)
     return {
         "study": study,
         "report": report,
         "results": results,
         "items": present.public_findings(results),
+        "studio": studio.studio_summary(results),
+        "present_embed": studio.embed_sentences,
         "methods": service.methods_text(study, report),
         "citation": citation,
         "url": url,
@@ -297,11 +434,16 @@ def _public_context(study: Study, report: Report) -> dict:
         "embed_snippet": (f'<iframe src="{escape(embed_url)}" '
                           f'title="Findings: {escape(study.title)}" '
                           'width="100%" height="480" loading="lazy"></iframe>'),
-        "team": team,
+        "summary": study.public_summary or "",
+        "authors": authors,
+        "team": authors,
         "published": published,
         # Set when the findings shown were recomputed after a participant withdrew.
-        "updated": service.withdrawn_since_published(study),
+        "updated": None if preview else service.withdrawn_since_published(study),
         "card_alt": lambda finding: card_alt(finding, study.title, results.get("n_participants")),
+        "chart_url": chart_url,
+        "results_url": results_url,
+        "preview": preview,
         "present": present,
     }
 
@@ -345,17 +487,14 @@ def public_chart(slug: str, outcome: str, fmt: str):
     if fmt not in FORMATS or not SAFE_NAME.fullmatch(outcome):
         abort(404)
     study, report = _public_or_404(slug)
-    etag = f"{report.data_sha256[:16]}-{report.id}-{outcome}-{fmt}-card-{FIGURES_VERSION}"
+    if not service.has_finding(report, outcome):
+        abort(404)
     url = url_for("findings.public", slug=study.slug, _external=True)
-
-    def make() -> bytes:
-        data = service.chart(study, report, outcome, fmt, url)
-        if data is None:
-            abort(404)
-        return data
-
+    inputs = service.card_inputs(study, report, url, FIGURES_VERSION)
     filename = f"{study.slug}-{outcome}.{fmt}" if request.args.get("download") else None
-    return _etag_response(etag, make, FORMATS[fmt], public=True, filename=filename)
+    return _chart_response(report.id, service.card_name(outcome), fmt, inputs,
+                           lambda: service.chart(study, report, outcome, fmt, url),
+                           public=True, filename=filename)
 
 
 @bp.get("/f/<slug>/findings.json")

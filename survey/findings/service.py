@@ -47,6 +47,7 @@ from survey.models import (
     Participant,
     Preregistration,
     Report,
+    ReportChart,
     Researcher,
     Response,
     Study,
@@ -497,6 +498,31 @@ def retry(study: Study) -> int:
     return len(failed)
 
 
+def finished_current_report(study: Study) -> Report | None:
+    """The finished report of the study's current data, without starting a computation."""
+    data = current_data(study)
+    if data.sha is None:
+        return None
+    report = _find(study.id, data.sha)
+    return report if report is not None and report.status == "done" else None
+
+
+def publish_problems(study: Study, report: Report | None) -> list[str]:
+    """Why the findings could not be published now (empty when they can)."""
+    problems = []
+    if study.state not in PUBLIC_STATES:
+        problems.append(f"Only a closed (or archived) study's findings can be published; this "
+                        f"study is {study.state}. Close it first.")
+    if report is None:
+        problems.append("There is no finished report of the current data: open the report, "
+                        "which computes it, then come back.")
+    elif results_json(report).get("n_participants", 0) < MIN_PUBLIC_N:
+        problems.append(f"Findings are published only from at least {MIN_PUBLIC_N} included "
+                        f"participants; this report includes "
+                        f"{results_json(report).get('n_participants', 0)}.")
+    return problems
+
+
 def report_of(study: Study, report_id: int) -> Report | None:
     """A finished report of this study by id, or None."""
     report = db.session.get(Report, report_id)
@@ -676,6 +702,7 @@ def bundle_stream(study: Study, report: Report) -> Any:
                 for chunk in chunks:
                     entry.write(chunk.encode("utf-8"))
         archive.writestr("results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        # The participants' title: the internal name and the private note stay in the workspace.
         archive.writestr("analysis.R", r_script(results, title=study.title))
         archive.writestr("README.txt", README.format(
             title=study.title, slug=study.slug, version=report.analysis_version,
@@ -687,14 +714,29 @@ def bundle_stream(study: Study, report: Report) -> Any:
 # --- publishing --------------------------------------------------------------------------------
 
 
-def team(study: Study) -> list[str]:
-    """Member names (or emails without a name), owners first."""
+def authors(study: Study) -> list[str]:
+    """The display names of the members the owner chose as authors, owners first.
+
+    Only members opted in (`StudyMember.is_author`) with a display name they set are listed:
+    an email, or any part of it, is never shown.
+    """
     members = db.session.execute(
-        sa.select(StudyMember.role, Researcher.name, Researcher.email)
+        sa.select(StudyMember.role, Researcher.name)
         .join(Researcher, Researcher.id == StudyMember.researcher_id)
-        .where(StudyMember.study_id == study.id)).all()
-    ordered = sorted(members, key=lambda m: (ROLE_ORDER.get(m.role, 9), (m.name or m.email).lower()))
-    return [m.name or m.email.split("@")[0] for m in ordered]
+        .where(StudyMember.study_id == study.id, StudyMember.is_author.is_(True))).all()
+    named = [m for m in members if (m.name or "").strip()]
+    ordered = sorted(named, key=lambda m: (ROLE_ORDER.get(m.role, 9), m.name.strip().lower()))
+    return [m.name.strip() for m in ordered]
+
+
+def citation(study: Study, report: Report, names: list[str], published: Any, url: str) -> str:
+    """The citation of published findings: the authors when chosen, else the title first."""
+    tail = (f"Likeness findings, published {published:%d %B %Y}. {url} (data SHA-256 "
+            f"{cited_sha256(report)[:16]}…, analysis {report.analysis_version}).")
+    title = study.title.rstrip(".")
+    if names:
+        return f"{', '.join(names)} ({published:%Y}). {title}. {tail}"
+    return f"{title} ({published:%Y}). {tail}"
 
 
 def published_report(study: Study) -> Report | None:
@@ -754,8 +796,12 @@ def public_study(slug: str) -> tuple[Study | None, Report | None]:
     return study, report
 
 
-def publish(study: Study, researcher: Researcher) -> Report:
-    """Publish the findings of the current data's report; PublishError says why not."""
+def publish(study: Study, researcher: Researcher, confirmed_report_id: int | None = None) -> Report:
+    """Publish the findings of the current data's report; PublishError says why not.
+
+    `confirmed_report_id` is the report the owner reviewed on the confirmation page: when new
+    data made another report current meanwhile, nothing is published.
+    """
     if study.state not in PUBLIC_STATES:
         raise PublishError(f"Only a closed (or archived) study's findings can be published; this "
                            f"study is {study.state}. Close it first.")
@@ -771,6 +817,10 @@ def publish(study: Study, researcher: Researcher) -> Report:
     if n < MIN_PUBLIC_N:
         raise PublishError(f"Findings are published only from at least {MIN_PUBLIC_N} included "
                            f"participants; this report includes {n}.")
+    if confirmed_report_id is not None and confirmed_report_id != report.id:
+        raise PublishError("New data arrived after you reviewed what becomes public, so the "
+                           "report changed. Nothing was published: review it again, then "
+                           "publish.")
     now = utcnow()
     db.session.execute(sa.update(Report).where(Report.study_id == study.id,
                                                Report.id != report.id).values(published_at=None))
@@ -788,6 +838,10 @@ def unpublish(study: Study, researcher: Researcher) -> None:
         raise PublishError("The findings of this study are not published.")
     db.session.execute(sa.update(Report).where(Report.study_id == study.id)
                        .values(published_at=None))
+    # The public charts go with the page; publishing again draws them anew.
+    db.session.execute(sa.delete(ReportChart).where(
+        ReportChart.name.like("card:%"),
+        ReportChart.report_id.in_(sa.select(Report.id).where(Report.study_id == study.id))))
     study.findings_published_at = None
     audit.record("findings.unpublish", researcher=researcher, study=study)
     db.session.commit()
@@ -814,3 +868,110 @@ def chart(study: Study, report: Report, outcome: str, fmt: str, url: str) -> byt
     from analysis.figures import claim_card
 
     return claim_card(results, finding, study.title, card_footer(url, report), fmt)
+
+
+def has_finding(report: Report, outcome: str) -> bool:
+    """Whether the report has a finding on this outcome (so a public chart of it)."""
+    return any(f.get("outcome") == outcome for f in results_json(report).get("findings", []))
+
+
+# --- drawn charts, stored once per report -------------------------------------------------------
+#
+# matplotlib takes about 0.2 s of CPU a chart. Each drawn chart is stored once per report, name
+# and format (`ReportChart`), with a digest of everything else it was drawn from (`inputs`: the
+# figure code's version, the study title, the footer); a row whose inputs differ is redrawn.
+# Rows go with their report (ON DELETE CASCADE, enforced on SQLite by the connection's
+# PRAGMA foreign_keys), so a withdrawal's `forget_reports` deletes them in its transaction.
+
+
+def chart_inputs(*parts: str) -> str:
+    """The digest of what a chart is drawn from besides its report's results."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def card_name(outcome: str) -> str:
+    """The stored name of a finding's public chart."""
+    return f"card:{outcome}"
+
+
+def figure_name(name: str) -> str:
+    """The stored name of one of the report's figures."""
+    return f"figure:{name}"
+
+
+def _chart_row(report_id: int, name: str, fmt: str, inputs: str, columns: tuple) -> Any:
+    """Columns of the stored chart when its inputs are these, else None."""
+    return db.session.execute(
+        sa.select(*columns).where(ReportChart.report_id == report_id, ReportChart.name == name,
+                                  ReportChart.fmt == fmt, ReportChart.inputs == inputs)).first()
+
+
+def stored_chart_sha(report_id: int, name: str, fmt: str, inputs: str) -> str | None:
+    """The SHA-256 of the stored chart (its ETag), without reading its bytes; None if none."""
+    row = _chart_row(report_id, name, fmt, inputs, (ReportChart.sha256,))
+    return row.sha256 if row is not None else None
+
+
+def stored_chart(report_id: int, name: str, fmt: str, inputs: str) -> tuple[str, bytes] | None:
+    """The stored chart's SHA-256 and bytes, or None."""
+    row = _chart_row(report_id, name, fmt, inputs, (ReportChart.sha256, ReportChart.body))
+    return (row.sha256, bytes(row.body)) if row is not None else None
+
+
+def store_chart(report_id: int, name: str, fmt: str, inputs: str, body: bytes) -> str:
+    """Store a drawn chart in its own transaction (replacing one of other inputs); its SHA-256.
+
+    Two requests drawing the same chart at once both get their bytes: the unique key keeps
+    the first stored, the second's insert fails and is rolled back. So does an insert for a
+    report that a withdrawal deleted meanwhile (the foreign key): nothing is stored for it.
+    """
+    sha = hashlib.sha256(body).hexdigest()
+    try:
+        db.session.execute(sa.delete(ReportChart).where(
+            ReportChart.report_id == report_id, ReportChart.name == name,
+            ReportChart.fmt == fmt, ReportChart.inputs != inputs))
+        db.session.add(ReportChart(report_id=report_id, name=name, fmt=fmt, inputs=inputs,
+                                   sha256=sha, body=body))
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+    return sha
+
+
+def cached_chart(report_id: int, name: str, fmt: str, inputs: str, draw: Any
+                 ) -> tuple[str, bytes] | None:
+    """The stored chart, else `draw()` stored and returned; None when `draw()` gives None."""
+    stored = stored_chart(report_id, name, fmt, inputs)
+    if stored is not None:
+        return stored
+    body = draw()
+    if body is None:
+        return None
+    return store_chart(report_id, name, fmt, inputs, body), body
+
+
+def card_inputs(study: Study, report: Report, url: str, version: str) -> str:
+    """The inputs digest of a public chart card: code version, study title and footer."""
+    return chart_inputs("card", version, study.title, card_footer(url, report))
+
+
+def draw_public_charts(study: Study, report: Report, url: str, version: str) -> int:
+    """Draw and store every public chart of a report not stored yet; how many were drawn.
+
+    Called on publishing, so the first visitors find the charts drawn.
+    """
+    from analysis.figures import claim_card
+    from analysis.results import FORMATS
+
+    report_id, title = report.id, study.title
+    results, footer = results_json(report), card_footer(url, report)
+    inputs = card_inputs(study, report, url, version)
+    drawn = 0
+    for finding in results.get("findings", []):
+        for fmt in FORMATS:
+            name = card_name(finding["outcome"])
+            if stored_chart_sha(report_id, name, fmt, inputs) is None:
+                store_chart(report_id, name, fmt, inputs,
+                            claim_card(results, finding, title, footer, fmt))
+                drawn += 1
+    return drawn

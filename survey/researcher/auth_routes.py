@@ -17,6 +17,7 @@ from survey.models import AuditEvent, Researcher, Study, utcnow
 from survey.researcher import bp
 from survey.researcher.forms import (
     ButtonForm,
+    DisplayNameForm,
     InviteForm,
     LoginForm,
     PasswordChangeForm,
@@ -233,7 +234,8 @@ def _account_page(password_form: PasswordChangeForm, invite_form: InviteForm, st
             events=events,
             session_hours=_duration(current_app.permanent_session_lifetime.total_seconds()),
             sessions_form=ButtonForm(formdata=None),
-            **extra,
+            **{"name_form": DisplayNameForm(formdata=None, data={"name": current_user.name}),
+               **extra},
         ),
         status,
     )
@@ -258,6 +260,25 @@ def account():
         researcher, "researcher.password_change",
         "Your password is changed. Your other sessions are signed out.",
     )
+
+
+@bp.post("/account/name")
+@login_required
+def account_name():
+    """Set the display name: shown to collaborators, and on public pages the researcher authors."""
+    form = DisplayNameForm()
+    if not form.validate_on_submit():
+        return _account_page(PasswordChangeForm(formdata=None), InviteForm(formdata=None), 400,
+                             name_form=form)
+    researcher = current_user._get_current_object()
+    name = form.name.data or ""
+    if name != researcher.name:
+        previous, researcher.name = researcher.name, name
+        audit.record("researcher.name", researcher=researcher, name=name, previous=previous)
+    db.session.commit()
+    flash("Your display name is saved." if name else
+          "Your display name is removed: you are no longer credited on public pages.", "success")
+    return redirect(url_for("researcher.account"))
 
 
 @bp.post("/account/sessions")

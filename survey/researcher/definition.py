@@ -5,7 +5,7 @@ The format::
 
     {"format": "likeness-study/1",
      "exported_at": "2025-05-03T10:00:00Z",
-     "study": {"slug", "title", "description", "consent_text", "instructions_text",
+     "study": {"slug", "name", "title", "consent_text", "instructions_text",
                "debrief_text", "completion_code", "completion_url", "target_n", "n_lists",
                "assign_by", "settings"},
      "blocks": [{"name", "task", "settings"}, ...],                  # in running order
@@ -16,7 +16,8 @@ The format::
                                  "byte_size"}, ...]}, ...],
      "preregistration": {"plan": {...}, "sha256": "...", "frozen_at": "..."} or null}
 
-Importing creates a new draft study with the texts, settings, blocks, identities and an
+The study's private description is not exported (an older file's is still read). Importing
+creates a new draft study with the texts, settings, blocks, identities and an
 unfrozen copy of the plan. Images are listed for reference only: their files are not in the
 definition, so the stimulus set is uploaded again (the upload reuses identities by code).
 """
@@ -49,6 +50,7 @@ FORMAT = "likeness-study/1"
 MAX_BLOCKS = 50
 MAX_IDENTITIES = 2000
 TEXT_LIMITS = {
+    "name": 200,
     "title": 200,
     "description": MAX_TEXT,
     "consent_text": MAX_TEXT,
@@ -76,7 +78,10 @@ def export_definition(study: Study, now: datetime) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "exported_at": _iso(now),
-        "study": {"slug": study.slug, "title": study.title, **{f: getattr(study, f) for f in COPIED_FIELDS}},
+        # The private description is the team's note: it stays in the workspace (a copy made
+        # here keeps it; a definition file, which may travel, does not carry it).
+        "study": {"slug": study.slug, "name": study.name, "title": study.title,
+                  **{f: getattr(study, f) for f in COPIED_FIELDS if f != "description"}},
         "blocks": [
             {"name": b.name, "task": b.task, "settings": b.settings}
             for b in sorted(study.blocks, key=lambda b: b.position)
@@ -129,13 +134,16 @@ def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, limit in TEXT_LIMITS.items():
         fields[name] = _text(raw.get(name), f"study.{name}", limit)
-    for name in ("title", "completion_code", "completion_url", "assign_by"):
+    for name in ("name", "title", "completion_code", "completion_url", "assign_by"):
         fields[name] = fields[name].strip()
     if not fields["title"]:
         raise ValueError("study.title is missing or empty")
-    if any(ord(c) < 32 or ord(c) == 127 for c in fields["title"]):
-        # A title is quoted in one-line places: page titles, citations, the R script's header.
-        raise ValueError("study.title must be one line, without line breaks or tabs")
+    for name in ("title", "name"):
+        if any(ord(c) < 32 or ord(c) == 127 for c in fields[name]):
+            # Quoted in one-line places: page titles, citations, the R script's header.
+            raise ValueError(f"study.{name} must be one line, without line breaks or tabs")
+    # Definitions written before studies had an internal name: the title stands in.
+    fields["name"] = fields["name"] or fields["title"]
     if fields["completion_code"] and not re.match(COMPLETION_CODE_RE, fields["completion_code"]):
         raise ValueError(f"study.completion_code {fields['completion_code']!r} may hold only letters, digits, '.', '_' or '-'")
     url = fields["completion_url"]

@@ -175,6 +175,21 @@ class PasswordChangeForm(FlaskForm):
     confirm = confirm_field("Repeat the new password", "new_password")
 
 
+class DisplayNameForm(FlaskForm):
+    """The name shown for the researcher: to collaborators, and on public pages they author."""
+
+    name = StringField(
+        "Display name",
+        validators=[Optional(), Length(max=120), one_line],
+        filters=[_strip],
+        description="How collaborators see you, and how you are credited when a study's owner "
+        "lists you as an author of its public findings page (e.g. “A. Researcher”). Leave "
+        "empty to be listed by email in the workspace only: without a name you cannot be "
+        "credited publicly.",
+        render_kw={"autocomplete": "name"},
+    )
+
+
 class InviteForm(FlaskForm):
     """An administrator invites a researcher while sign-up is closed."""
 
@@ -199,28 +214,54 @@ def require_button() -> None:
 # --- studies ------------------------------------------------------------------------------
 
 
+NAME_HELP = ("Your team's own name for the study, e.g. “Trust: AI vs real headshots, pilot 2”. "
+             "Shown only in this workspace: never to participants, never on the public page.")
+TITLE_HELP = ("Participants see it on every page, so it must not give away what the study "
+              "compares (say “First impressions of faces”, not “Do AI headshots seem less "
+              "trustworthy?”). It also heads the public findings page, its charts and citation.")
+DESCRIPTION_HELP = ("A private note for you and your collaborators. Never shown to participants, "
+                    "never on the public page, never in an export.")
+SUMMARY_HELP = ("Plain text for the public findings page, under the title: what the study asked "
+                "and why, for studios and readers. Shown only once you publish the findings; "
+                "the preview shows how it reads.")
+
+
+def name_field() -> StringField:
+    """The internal name; left empty, the title stands in."""
+    return StringField(
+        "Internal name",
+        validators=[Optional(), Length(max=200), one_line],
+        filters=[_strip],
+        description=NAME_HELP + " Leave empty to use the title participants see.",
+    )
+
+
 class StudyCreateForm(FlaskForm):
     """Start a new draft study."""
 
+    name = name_field()
     title = StringField(
-        "Title",
+        "Title participants see",
         validators=[InputRequired("Give the study a title."), Length(max=200), one_line],
         filters=[_strip],
-        description="Participants see it on every page. The link's name is made from it.",
+        description=TITLE_HELP + " The link's name is made from it.",
     )
     description = TextAreaField(
-        "Description (for researchers)",
+        "Private description",
         validators=[Optional(), Length(max=MAX_TEXT)],
-        description="A note for you and your collaborators; participants do not see it.",
+        description=DESCRIPTION_HELP,
     )
 
 
 class StudyEditForm(FlaskForm):
     """Edit a study's texts and settings."""
 
+    name = name_field()
     title = StringField(
-        "Title", validators=[InputRequired("Give the study a title."), Length(max=200), one_line],
+        "Title participants see",
+        validators=[InputRequired("Give the study a title."), Length(max=200), one_line],
         filters=[_strip],
+        description=TITLE_HELP,
     )
     slug = StringField(
         "Link name",
@@ -233,7 +274,13 @@ class StudyEditForm(FlaskForm):
         description="The participant link is /s/<link name>. It can change only while the study is a draft.",
     )
     description = TextAreaField(
-        "Description (for researchers)", validators=[Optional(), Length(max=MAX_TEXT)]
+        "Private description", validators=[Optional(), Length(max=MAX_TEXT)],
+        description=DESCRIPTION_HELP,
+    )
+    public_summary = TextAreaField(
+        "Public summary",
+        validators=[Optional(), Length(max=2000)],
+        description=SUMMARY_HELP,
     )
     consent_text = TextAreaField(
         "Consent text",
@@ -338,6 +385,13 @@ class MemberAddForm(FlaskForm):
         description="They need a Likeness account on this server.",
     )
     role = SelectField("Role", choices=ROLE_CHOICES, default="viewer")
+
+
+class MemberAuthorForm(FlaskForm):
+    """List a member as an author of the public findings page, or not."""
+
+    is_author = SelectField(choices=options([("1", "author"), ("0", "not an author")]),
+                            validators=[InputRequired()])
 
 
 class MemberRoleForm(FlaskForm):

@@ -12,18 +12,21 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from survey.extensions import db
-from survey.models import PARTICIPANT_STATUSES, Block, Participant, Response, Study, Trial
+from survey.models import (
+    PARTICIPANT_STATUSES,
+    Block,
+    Participant,
+    Response,
+    Study,
+    Trial,
+    list_label,
+)
 
 PAGE_SIZE = 50
 RECENT_ANSWERS = 20
 RATE_WINDOW = timedelta(minutes=10)
 # Opaque ids are shown shortened: enough to tell participants apart, matching the exports' start.
 SHORT_ID = 8
-
-
-def list_label(index: int) -> str:
-    """Return a list's letter as the exports write it (A, B, …)."""
-    return chr(ord("A") + index)
 
 
 def _duration_seconds() -> sa.ColumnElement[float]:

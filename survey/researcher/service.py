@@ -123,8 +123,10 @@ def duplicate_study(source: Study, researcher: Researcher) -> Study:
     removes a file the other still shows. Collaborators and data are not copied. On failure the
     files already written are removed and the error is raised for the caller to roll back.
     """
-    title = f"{source.title} (copy)"[:200]
-    new = create_study(title, researcher, **{f: copy.deepcopy(getattr(source, f)) for f in COPIED_FIELDS})
+    # Participants of the copy see the same title; the team tells the two apart by name.
+    name = f"{source.name} (copy)"[:200]
+    new = create_study(source.title, researcher, name=name,
+                       **{f: copy.deepcopy(getattr(source, f)) for f in COPIED_FIELDS})
     for block in source.blocks:
         db.session.add(
             Block(study=new, position=block.position, name=block.name, task=block.task, settings=copy.deepcopy(block.settings))
@@ -179,7 +181,7 @@ def delete_study(study: Study, researcher: Researcher) -> list[str]:
         researcher=researcher,
         study=study,
         slug=study.slug,
-        title=study.title,
+        title=study.name,
         state=study.state,
     )
     db.session.flush()

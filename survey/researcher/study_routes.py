@@ -18,6 +18,7 @@ from survey.researcher.auth_routes import client_address
 from survey.researcher.definition import export_definition, import_definition, parse_definition
 from survey.researcher.forms import (
     MemberAddForm,
+    MemberAuthorForm,
     MemberRoleForm,
     StateForm,
     StudyCreateForm,
@@ -46,9 +47,11 @@ STATE_ACTIONS = {
 # Texts a researcher can preview as participants will see them.
 MARKDOWN_FIELDS = ("consent_text", "instructions_text", "debrief_text")
 EDITABLE_FIELDS = (
+    "name",
     "title",
     "slug",
     "description",
+    "public_summary",
     *MARKDOWN_FIELDS,
     "completion_code",
     "completion_url",
@@ -95,7 +98,8 @@ def study_new():
     if request.method == "POST":
         if not form.validate_on_submit():
             return render_template("researcher/study_new.html", form=form), 400
-        study = create_study(form.title.data, current_user, description=form.description.data or "")
+        study = create_study(form.title.data, current_user, name=form.name.data or form.title.data,
+                             description=form.description.data or "")
         audit.record("study.create", researcher=current_user, study=study)
         db.session.commit()
         flash(f"Study created as a draft. Its participant link is /s/{study.slug}.", "success")
@@ -223,6 +227,8 @@ def study_edit(study: Study, role: str):
     if form.slug.errors or form.n_lists.errors:
         return _edit_page(study, form, 400)
     changed = []
+    # The internal name left empty: the title stands in (the team always has a name to see).
+    form.name.data = form.name.data or form.title.data
     for name in EDITABLE_FIELDS:
         value = getattr(form, name).data
         if name != "target_n" and value is None:
@@ -248,7 +254,7 @@ def study_duplicate(study: Study, role: str):
         db.session.rollback()
         abort(409, description=f"An image file of this study is missing from storage ({err}); it cannot be copied.")
     db.session.commit()
-    flash(f"Copied into the new draft {copy.title!r}.", "success")
+    flash(f"Copied into the new draft {copy.name!r}.", "success")
     return redirect(url_for("researcher.study", study_id=copy.id))
 
 
@@ -265,7 +271,7 @@ def study_delete(study: Study, role: str):
         form.confirm.errors.append(f"Type {study.slug} exactly to confirm.")
         return render_template("researcher/study_delete.html", study=study, form=form), 400
     study = lock_for_change(study, "owner")
-    title = study.title
+    title = study.name
     keys = delete_study(study, current_user)
     db.session.commit()
     media.delete_files(unreferenced(keys))
@@ -392,6 +398,35 @@ def member_role(study: Study, role: str, member_id: int):
                  role=member.role, previous=previous)
     db.session.commit()
     flash(f"{member.researcher.email} is now {member.role}.", "success")
+    return redirect(url_for("researcher.members", study_id=study.id))
+
+
+@bp.post("/studies/<int:study_id>/members/<int:member_id>/author")
+@requires_role("owner")
+def member_author(study: Study, role: str, member_id: int):
+    """List a member as an author of the public findings page, or take them off the list.
+
+    Only members with a display name can be listed: an email is never shown publicly.
+    """
+    form = MemberAuthorForm()
+    if not form.validate_on_submit():
+        abort(400, description="The form expired or was incomplete; reload the members page and "
+              "try again.")
+    study = lock_for_change(study, "owner")
+    member = _member(study, member_id)
+    wanted = form.is_author.data == "1"
+    if wanted and not (member.researcher.name or "").strip():
+        abort(409, description=f"{member.researcher.email} has no display name, so they cannot be "
+              "listed as an author: an email is never shown publicly. Ask them to set a display "
+              "name on their account page first.")
+    if member.is_author != wanted:
+        member.is_author = wanted
+        audit.record("member.author", researcher=current_user, study=study,
+                     member=member.researcher.email, is_author=wanted)
+    db.session.commit()
+    who = member.researcher.name or member.researcher.email
+    flash(f"{who} is {'now' if wanted else 'not'} listed as an author of the public findings "
+          "page.", "success")
     return redirect(url_for("researcher.members", study_id=study.id))
 
 

@@ -4,11 +4,11 @@ import json
 import resource
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
+from analysis import cli
 from analysis.cli import main
 from tests.analysis.conftest import make_trials
 
@@ -99,19 +99,15 @@ def test_bad_plan_is_a_clear_error(sim_dir, tmp_path, capsys, plan_text, message
     assert not (tmp_path / "o" / "results.json").exists()
 
 
-def test_power_is_dispatched_to_analysis_power(monkeypatch, capsys):
-    import analysis
+def test_power_is_dispatched_to_the_power_command(monkeypatch, capsys):
     calls = []
-    fake = types.ModuleType("analysis.power")
-    fake.add_arguments = lambda parser: parser.add_argument("--participants", type=int)
-    fake.run_cli = lambda args: calls.append(args.participants) or 0
-    monkeypatch.setitem(sys.modules, "analysis.power", fake)
-    monkeypatch.setattr(analysis, "power", fake, raising=False)
-    assert main(["power", "--participants", "40"]) == 0
-    assert calls == [40]
+    monkeypatch.setattr(cli, "run_power", lambda args: calls.append(args.participants) or 0)
+    assert main(["power", "--participants", "40", "--identities", "24", "--effect", "-0.3"]) == 0
+    assert calls == [[40]]
     with pytest.raises(SystemExit) as info:
-        main(["power", "--participants", "many"])
+        main(["power", "--participants", "many", "--identities", "24", "--effect", "-0.3"])
     assert info.value.code == 2
+    assert "'many' is not an integer" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from analysis import mixed
+from analysis import mixed, numderiv
 from analysis.mixed import MixedFit, fit_glmm, fit_lmm
 from analysis.power import VarianceComponents, simulate_trials
 
@@ -245,8 +245,8 @@ def test_numderiv_ports_are_accurate():
     expected = np.array([[2 * x[1], 2 * x[0], 3 * x[2] ** 2],
                          [2 * x[0], math.exp(x[1]), 0.0],
                          [3 * x[2] ** 2, 0.0, 6 * x[0] * x[2]]])
-    np.testing.assert_allclose(mixed._numderiv_hessian(f, x), expected, rtol=1e-7, atol=1e-8)
-    jac = mixed._numderiv_jacobian(lambda v: np.array([v[0] * v[1], np.sin(v[2])]), x)
+    np.testing.assert_allclose(numderiv.hessian(f, x), expected, rtol=1e-7, atol=1e-8)
+    jac = numderiv.jacobian(lambda v: np.array([v[0] * v[1], np.sin(v[2])]), x)
     np.testing.assert_allclose(jac, [[x[1], x[0], 0], [0, 0, math.cos(x[2])]], atol=1e-9)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.power import TTestPower
 
-from analysis import power
+from analysis import cli, power
 from analysis.mixed import fit_glmm, fit_lmm
 from analysis.power import VarianceComponents
 
@@ -173,14 +173,14 @@ def test_bad_settings_raise(call, message):
 def _parser() -> argparse.ArgumentParser:
     """A parser carrying the power options, as the analysis command line builds it."""
     parser = argparse.ArgumentParser(prog="power")
-    power.add_arguments(parser)
+    cli.add_power_arguments(parser)
     return parser
 
 
 def test_cli_prints_table(capsys):
     args = _parser().parse_args(["--participants", "40", "80", "--identities", "24",
                                  "--effect", "-0.3", "--sims", "500"])
-    assert power.run_cli(args) == 0
+    assert cli.run_power(args) == 0
     out = capsys.readouterr().out
     assert "effect (ai - real) -0.3" in out and "variances from given/default values" in out
     lines = [line.split() for line in out.splitlines()[2:]]

@@ -94,7 +94,8 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
     )
     try:
         page.goto(f"{live_server}/s/demo?PROLIFIC_PID=browser{viewport['width']}{mode}")
-        assert page.locator("h1").inner_text().startswith("Demo")
+        # The demo's title for participants, which does not say what the study compares.
+        assert page.locator("h1").inner_text().startswith("Faces and first impressions")
         for selector, url in (("#agree", "**/s/demo/instructions"), ("#begin", "**/s/demo/trial")):
             if keyboard:
                 page.focus(selector)

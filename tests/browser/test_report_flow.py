@@ -36,7 +36,10 @@ def test_report_is_published_and_a_chart_downloads_at_1200_by_675(app, live_serv
     figure.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=figure.element_handle())
     assert len(figure.get_attribute("alt")) > 80
-    page.get_by_role("button", name="Publish findings").click()
+    # Publishing shows what becomes public first, then publishes on its confirmation.
+    page.get_by_role("link", name="Publish findings…").click()
+    page.get_by_role("heading", name="What becomes public").wait_for()
+    page.get_by_role("button", name="Publish these findings").click()
     page.get_by_text("The findings are published at").wait_for()
     team.close()
 

@@ -271,7 +271,10 @@ def test_duplicate_copies_the_design_into_a_new_draft_with_its_own_files(app, te
     copy_id = int(response.location.rsplit("/", 1)[1])
     with app.app_context():
         source, copy = db.session.get(Study, team.study_id), db.session.get(Study, copy_id)
-        assert (copy.state, copy.title, copy.slug) == ("draft", "Trust in headshots (copy)", "trust-in-headshots-copy")
+        # Participants of the copy see the same title; the team tells the copy by its name.
+        assert (copy.state, copy.name, copy.title) == (
+            "draft", "Trust in headshots (copy)", "Trust in headshots")
+        assert copy.slug == "trust-in-headshots"  # the source's link is "trust", set by hand
         assert copy.design_frozen_at is None and copy.preregistration.frozen_at is None
         assert [(b.name, b.task, b.settings) for b in copy.blocks] == [(b.name, b.task, b.settings) for b in source.blocks]
         assert [i.code for i in copy.identities] == [i.code for i in source.identities]

@@ -68,6 +68,7 @@ ROLE_TABLE = {
     ("researcher.account", "POST"): ("signed-in", "write"),
     ("researcher.invite", "POST"): ("signed-in", "write"),  # administrators only, checked inside
     ("researcher.sign_out_everywhere", "POST"): ("signed-in", "write"),
+    ("researcher.account_name", "POST"): ("signed-in", "write"),
     ("researcher.studies", "GET"): ("signed-in", "read"),
     ("researcher.study_new", "GET"): ("signed-in", "read"),
     ("researcher.study_new", "POST"): ("signed-in", "write"),
@@ -95,6 +96,7 @@ ROLE_TABLE = {
     ("researcher.members", "GET"): ("viewer", "read"),
     ("researcher.member_add", "POST"): ("owner", "write"),
     ("researcher.member_role", "POST"): ("owner", "write"),
+    ("researcher.member_author", "POST"): ("owner", "write"),
     ("researcher.member_remove", "POST"): ("owner", "write"),
     ("researcher.monitor", "GET"): ("viewer", "read"),
     ("researcher.monitor_json", "GET"): ("viewer", "read"),
@@ -116,7 +118,13 @@ ROLE_TABLE = {
     ("findings.download_bundle", "GET"): ("viewer", "read"),
     # Retrying deletes the failed computations.
     ("findings.retry", "POST"): ("editor", "write"),
+    # The confirmation page of publishing: what becomes public, and the button that does it.
+    ("findings.publish_confirm", "GET"): ("owner", "write"),
     ("findings.publish", "POST"): ("owner", "write"),
+    # The public page before publishing, for those who prepare it (owners and editors).
+    ("findings.preview", "GET"): ("editor", "write"),
+    ("findings.preview_chart", "GET"): ("editor", "write"),
+    ("findings.preview_results", "GET"): ("editor", "write"),
     ("findings.unpublish", "POST"): ("owner", "write"),
     # Runs the study as a participant flagged as a preview, never exported or analysed.
     ("participant.preview", "GET"): ("viewer", "read"),
@@ -144,6 +152,10 @@ GET_WRITES = {
         {"report"},
         "computes the report of the current data once and keeps it (a cache keyed by the data's "
         "hash), and marks computations that outlived their worker as failed",
+    ),
+    "findings.download_html": (
+        {"report_chart"},
+        "stores each figure it draws for the report (a cache keyed by report, deleted with it)",
     ),
 }
 # Query strings a GET route is also walked with, so that its search or filter runs.

@@ -13,7 +13,7 @@ from survey.extensions import db
 from survey.models import Researcher, Study
 from tests.conftest import sign_in
 from tests.security.conftest import active_content
-from tests.test_findings_support import count_analyses, fill, owner_id
+from tests.test_findings_support import count_analyses, fill, owner_id, publish_findings
 
 HOSTILE = '"><img src=x onerror=alert(1)><script>xfind</script>{{7*191}}'
 
@@ -32,7 +32,7 @@ def hostile_published(app, client, demo, monkeypatch):
         slug = study.slug
     sign_in(client, app, owner_id(app))
     assert client.get(f"/r/studies/{demo}/report").status_code == 200
-    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    assert publish_findings(client, demo).status_code == 302
     return slug
 
 
