@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -454,7 +455,12 @@ def render(fig: Figure, fmt: str, dpi: int = REPORT_DPI) -> bytes:
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
     buffer = io.BytesIO()
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-    fig.savefig(buffer, format=fmt, dpi=dpi, facecolor="white", metadata=metadata)
+    with warnings.catch_warnings():
+        # Text the researcher wrote (a title, a hypothesis in a claim) may use characters the
+        # bundled fonts lack: they are drawn as boxes, which is no reason to fail the figure.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font",
+                                category=UserWarning)
+        fig.savefig(buffer, format=fmt, dpi=dpi, facecolor="white", metadata=metadata)
     return buffer.getvalue()
 
 

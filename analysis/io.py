@@ -29,7 +29,9 @@ TRIAL_COLUMNS = (
     "probe", "is_match", "measure", "value", "correct", "rt_ms", "attention_check",
 )
 # Columns added to the contract later: read when present, derived when absent (older exports).
-DERIVED_TRIAL_COLUMNS = ("rt_flag",)
+# `simulated` (1: a participant simulated by the platform) is 0 when absent; the web report
+# reads the tables without simulated participants unless asked to include them.
+DERIVED_TRIAL_COLUMNS = ("rt_flag", "simulated")
 TASKS = ("match", "rate", "choose", "detect")
 CONDITIONS = ("real", "ai")
 STATUSES = ("completed", "partial")

@@ -4,7 +4,9 @@ Every export is a generator of text (or bytes) chunks that reads the database in
 `CHUNK_ROWS` rows through a server-side cursor, so memory stays the same for a thousand rows or a
 million. Names, order and meaning of the columns follow docs/DATA_CONTRACT.md. Preview and
 withdrawn participants are never exported; practice trials are left out of trials.csv (the
-contract has no column to mark them, and they are never analysed).
+contract has no column to mark them, and they are never analysed). Simulated participants
+(`flask simulate-participants`) are exported with `simulated` = 1 in both tables; the report
+reads the tables without them (`include_simulated=False`) unless asked to include them.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ PARTICIPANT_SLICE = 1000
 TRIAL_COLUMNS = (
     "study", "participant", "list", "trial", "block", "task", "identity", "condition",
     "probe", "is_match", "measure", "value", "correct", "rt_ms", "attention_check", "rt_flag",
+    "simulated",
 )
 PARTICIPANT_COLUMNS = (
     "participant", "list", "status", "started_at", "completed_at", "duration_s", "device",
@@ -54,6 +57,8 @@ PARTICIPANT_COLUMNS = (
 # Written after the contract's columns above, which the data hash covers: the time an
 # abandoned participant expired (its status is partial) changes no stored report.
 EXPIRY_COLUMNS = ("expired_at",)
+# 1 for a participant started by `flask simulate-participants`, not by a person.
+SIMULATED_COLUMNS = ("simulated",)
 RECRUITMENT_COLUMNS = ("recruitment_platform", "recruitment_id")
 STIMULI_COLUMNS = ("image", "identity", "role", "source", "generator", "sha256", "width", "height")
 CODEBOOK_COLUMNS = ("name", "file", "type", "description", "values")
@@ -66,6 +71,9 @@ _ATTENTION_MEASURES = ("attention", "same", "source", "choice")
 # Instructed answers may be written as words; answers are stored as the contract's values.
 _ANSWER_ALIASES = {"same": "1", "different": "0"}
 # The confidence question as the participant's page asks it (survey/participant/forms.py).
+SIMULATED_MEANING = (
+    "1 when the participant was simulated by the platform (flask simulate-participants), not a "
+    "person: the report leaves them out unless asked to include them; 0 for real participants")
 CONFIDENCE = {"question": "How sure are you?", "min": 1, "max": 5,
               "low_anchor": "Guessing", "high_anchor": "Certain"}
 
@@ -170,13 +178,15 @@ def _study(study_id: int) -> Study:
     return study
 
 
-def _exported(stmt: sa.Select, study_id: int) -> sa.Select:
-    """Limit a query over participants to the ones exported: not preview, not withdrawn."""
-    return stmt.where(
+def _exported(stmt: sa.Select, study_id: int, include_simulated: bool = True) -> sa.Select:
+    """Limit a query over participants to the ones exported: not preview, not withdrawn (and
+    not simulated, when they are left out)."""
+    stmt = stmt.where(
         Participant.study_id == study_id,
         Participant.is_preview.is_(False),
         Participant.status != "withdrawn",
     )
+    return stmt if include_simulated else stmt.where(Participant.is_simulated.is_(False))
 
 
 def _participant_order() -> sa.ColumnElement:
@@ -234,7 +244,7 @@ def correct(measure: str, value: str, condition: str | None, is_match: bool | No
 # --- trials.csv -------------------------------------------------------------------------------
 
 
-def _trial_rows(study_id: int) -> Iterator[tuple]:
+def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple]:
     """Yield the raw values of trials.csv rows (same order as TRIAL_COLUMNS), sorted."""
     study = _study(study_id)
     blocks = dict(db.session.execute(sa.select(Block.id, Block.name).where(Block.study_id == study_id)).all())
@@ -258,12 +268,14 @@ def _trial_rows(study_id: int) -> Iterator[tuple]:
             Response.measure,
             Response.value,
             Response.rt_ms,
+            Participant.is_simulated,
         )
         .select_from(Response)
         .join(Trial, Trial.id == Response.trial_id)
         .join(Participant, Participant.id == Response.participant_id)
         .where(Trial.is_practice.is_(False)),
         study_id,
+        include_simulated,
     ).order_by(_participant_order(), Trial.position, Response.measure)
     slug = study.slug
     labels: dict[int, str] = {}
@@ -271,13 +283,14 @@ def _trial_rows(study_id: int) -> Iterator[tuple]:
     def record(row: sa.Row, measure: str, value: str, right: bool | None, attention: bool) -> tuple:
         """Lay out one trials.csv row."""
         (public_id, list_index, position, block_id, task, identity_id, condition, probe_id,
-         is_match, _check, _instructed, _left, _measure, _value, rt) = row
+         is_match, _check, _instructed, _left, _measure, _value, rt, simulated) = row
         label = labels.get(list_index) or labels.setdefault(list_index, list_label(list_index))
         match = task == "match"
         return (
             slug, public_id, label, position, blocks.get(block_id, ""), task,
             codes.get(identity_id, ""), condition or "", codes.get(probe_id, "") if match else "",
             is_match if match else None, measure, value, right, rt, attention, rt_flag(rt),
+            bool(simulated),
         )
 
     # An attention check's answers are held until its trial ends, then written as one row.
@@ -305,30 +318,31 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
     """Turn trials.csv values into safe cells, column by column (the hot loop of the export)."""
     texts = _SafeCells()
     for (study, participant, label, trial, block, task, identity, condition, probe, is_match,
-         measure, value, right, rt, attention, flag) in records:
+         measure, value, right, rt, attention, flag, simulated) in records:
         # list, task, condition and rt_flag come from fixed sets of plain words; trial is an int.
         yield (
             texts[study], texts[participant], label, trial, texts[block], task, texts[identity],
             condition, texts[probe], _FLAGS[is_match], texts[measure], texts[value],
             _FLAGS[right], "" if rt is None else format_number(rt), _FLAGS[attention], flag,
+            _FLAGS[simulated],
         )
 
 
-def trials_csv(study_id: int) -> Iterator[str]:
+def trials_csv(study_id: int, include_simulated: bool = True) -> Iterator[str]:
     """Stream trials.csv: one row per answer to one measure, sorted by participant and trial."""
-    return _csv_stream(TRIAL_COLUMNS, _trial_cells(_trial_rows(study_id)))
+    return _csv_stream(TRIAL_COLUMNS, _trial_cells(_trial_rows(study_id, include_simulated)))
 
 
-def trials_dataframe(study_id: int) -> pd.DataFrame:
+def trials_dataframe(study_id: int, include_simulated: bool = True) -> pd.DataFrame:
     """Return the trials.csv table as a DataFrame (typed cells, no spreadsheet guard)."""
     import pandas as pd
 
     columns: dict[str, list] = {name: [] for name in TRIAL_COLUMNS}
-    for row in _trial_rows(study_id):
+    for row in _trial_rows(study_id, include_simulated):
         for name, value in zip(TRIAL_COLUMNS, row):
             columns[name].append(value)
     frame = pd.DataFrame(columns, columns=list(TRIAL_COLUMNS))
-    for name in ("is_match", "correct", "attention_check"):
+    for name in ("is_match", "correct", "attention_check", "simulated"):
         frame[name] = frame[name].astype("boolean").astype("Int64")
     frame["trial"] = frame["trial"].astype("int64")
     frame["rt_ms"] = pd.to_numeric(frame["rt_ms"]).astype("float64")
@@ -338,10 +352,10 @@ def trials_dataframe(study_id: int) -> pd.DataFrame:
 # --- participants.csv -------------------------------------------------------------------------
 
 
-def demographic_keys(study_id: int) -> list[str]:
+def demographic_keys(study_id: int, include_simulated: bool = True) -> list[str]:
     """Return every demographics key answered in the study, sorted."""
     keys: set[str] = set()
-    stmt = _exported(sa.select(Participant.demographics), study_id)
+    stmt = _exported(sa.select(Participant.demographics), study_id, include_simulated)
     for (answers,) in _streamed(stmt):
         if isinstance(answers, dict):
             keys.update(str(k) for k in answers)
@@ -350,7 +364,7 @@ def demographic_keys(study_id: int) -> list[str]:
 
 def _demographic_column(key: str) -> str:
     """Name a demographics column, kept apart from the contract's own columns."""
-    taken = PARTICIPANT_COLUMNS + EXPIRY_COLUMNS + RECRUITMENT_COLUMNS
+    taken = PARTICIPANT_COLUMNS + EXPIRY_COLUMNS + SIMULATED_COLUMNS + RECRUITMENT_COLUMNS
     return f"demographic_{key}" if key in taken else key
 
 
@@ -399,12 +413,15 @@ def participant_columns(keys: Sequence[str], include_recruitment: bool = False) 
     return (
         list(PARTICIPANT_COLUMNS)
         + list(EXPIRY_COLUMNS)
+        + list(SIMULATED_COLUMNS)
         + extra
         + [_demographic_column(k) for k in keys]
     )
 
 
-def _participant_rows(study_id: int, include_recruitment: bool, keys: Sequence[str]) -> Iterator[tuple]:
+def _participant_rows(
+    study_id: int, include_recruitment: bool, keys: Sequence[str], include_simulated: bool = True
+) -> Iterator[tuple]:
     """Yield the raw values of participants.csv rows, sorted by participant."""
     _study(study_id)
     stmt = _exported(
@@ -419,8 +436,10 @@ def _participant_rows(study_id: int, include_recruitment: bool, keys: Sequence[s
             Participant.source,
             Participant.demographics,
             Participant.expired_at,
+            Participant.is_simulated,
         ),
         study_id,
+        include_simulated,
     ).order_by(_participant_order())
     result = db.session.execute(stmt.execution_options(yield_per=PARTICIPANT_SLICE))
     for part in result.partitions():
@@ -444,6 +463,7 @@ def _participant_rows(study_id: int, include_recruitment: bool, keys: Sequence[s
                 passed,
                 total,
                 iso_utc(row.expired_at),
+                1 if row.is_simulated else 0,
             ]
             if include_recruitment:
                 values.extend(recruitment.get(row.id, ("", "")))
@@ -461,21 +481,27 @@ def _demographic_value(value: Any) -> Any:
     return value
 
 
-def participants_csv(study_id: int, include_recruitment: bool = False) -> Iterator[str]:
+def participants_csv(
+    study_id: int, include_recruitment: bool = False, include_simulated: bool = True
+) -> Iterator[str]:
     """Stream participants.csv; recruitment ids only when asked for."""
-    keys = demographic_keys(study_id)
+    keys = demographic_keys(study_id, include_simulated)
     header = participant_columns(keys, include_recruitment)
-    return _csv_stream(header, _safe_rows(_participant_rows(study_id, include_recruitment, keys)))
+    rows = _participant_rows(study_id, include_recruitment, keys, include_simulated)
+    return _csv_stream(header, _safe_rows(rows))
 
 
-def participants_dataframe(study_id: int, include_recruitment: bool = False) -> pd.DataFrame:
+def participants_dataframe(
+    study_id: int, include_recruitment: bool = False, include_simulated: bool = True
+) -> pd.DataFrame:
     """Return the participants.csv table as a DataFrame (typed cells, no spreadsheet guard)."""
     import pandas as pd
 
-    keys = demographic_keys(study_id)
+    keys = demographic_keys(study_id, include_simulated)
     header = participant_columns(keys, include_recruitment)
-    frame = pd.DataFrame(list(_participant_rows(study_id, include_recruitment, keys)), columns=header)
-    for name in ("attention_passed", "attention_total"):
+    rows = _participant_rows(study_id, include_recruitment, keys, include_simulated)
+    frame = pd.DataFrame(list(rows), columns=header)
+    for name in ("attention_passed", "attention_total", "simulated"):
         frame[name] = frame[name].astype("int64")
     frame["duration_s"] = pd.to_numeric(frame["duration_s"]).astype("float64")
     return frame
@@ -614,6 +640,7 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         ("rt_flag", "text", f"rt_ms outside the plausible range, kept but flagged: fast below "
          f"{RT_FAST_MS:g} ms, slow above {RT_SLOW_MS:g} ms (10 minutes); empty when plausible "
          "or not measured", "fast, slow, empty"),
+        ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
     ]
     participants = [
         ("participant", "text", "opaque participant id, as in trials.csv", "random ids"),
@@ -632,6 +659,7 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         ("expired_at", "datetime", "when a participant who stopped without finishing was "
          "marked expired, PARTICIPANT_EXPIRE_HOURS after the start (ISO 8601, UTC; status "
          "partial); empty otherwise", "timestamp, empty"),
+        ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
     ]
     if include_recruitment is not False:
         note = "" if include_recruitment else " (only in exports made with recruitment ids)"

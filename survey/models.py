@@ -341,6 +341,9 @@ class Participant(Base):
     seed: so.Mapped[int] = so.mapped_column(sa.BigInteger)
     status: so.Mapped[str] = so.mapped_column(sa.String(16), default="in_progress")
     is_preview: so.Mapped[bool] = so.mapped_column(default=False)
+    # Started by `flask simulate-participants` (survey/participant/simulate.py), never by a
+    # person: exported with a column saying so, left out of the analysis by default.
+    is_simulated: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
     source: so.Mapped[str] = so.mapped_column(sa.String(16), default="link")
     device: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
     started_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
@@ -565,6 +568,9 @@ class Report(Base):
     finished_at: so.Mapped[Optional[datetime]]
     # Set on the one report whose findings the public page shows.
     published_at: so.Mapped[Optional[datetime]]
+    # Computed with the simulated participants included (the researcher's switch on the
+    # report page): never published, never shown on the public page.
+    includes_simulated: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
 
 
 class ReportChart(Base):

@@ -15,7 +15,7 @@ from survey.findings import service as findings
 from survey.models import Report, ReportChart, Study
 from survey.participant import service as participants
 from tests.conftest import sign_in
-from tests.test_findings_support import count_analyses, fill, owner_id
+from tests.test_findings_support import count_analyses, fill, owner_id, publish_findings
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def study_published(app, client, demo, monkeypatch, draws):
     ids = fill(app, demo, 21, seed=7)
     sign_in(client, app, owner_id(app))
     assert client.get(f"/r/studies/{demo}/report").status_code == 200
-    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    assert publish_findings(client, demo).status_code == 302
     return ids
 
 
@@ -138,7 +138,7 @@ def test_unpublishing_deletes_the_charts_and_publishing_draws_them_again(
     assert _rows(app) == {}
     assert client.get(f"/f/demo/charts/{outcomes[0]}.png").status_code == 404
     del draws[:]
-    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    assert publish_findings(client, demo).status_code == 302
     assert sorted(draws) == sorted(outcomes * 2) and len(_rows(app)) == 2 * len(outcomes)
 
 

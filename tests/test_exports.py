@@ -177,16 +177,16 @@ def test_line_breaks_inside_cells_are_quoted_and_rows_end_with_lf():
 
 
 EXPECTED_TRIALS = """\
-study,participant,list,trial,block,task,identity,condition,probe,is_match,measure,value,correct,rt_ms,attention_check,rt_flag
-faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,confidence,5,,210,0,
-faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,same,1,1,640,0,
-faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,confidence,4,,400,0,
-faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,same,0,0,812.5,0,
-faces-2025,b-second,B,3,recognition,match,P002,ai,P003,0,attention,0,0,700,1,
-faces-2025,b-second,B,4,impressions,rate,P003,ai,,,trust,5,,1500,0,
-faces-2025,b-second,B,4,impressions,rate,P003,ai,,,warmth,-2,,,0,
-faces-2025,b-second,B,5,detection,detect,P002,real,,,source,ai,0,2000,0,
-faces-2025,b-second,B,6,preference,choose,P001,,,,choice,real,,1100,0,
+study,participant,list,trial,block,task,identity,condition,probe,is_match,measure,value,correct,rt_ms,attention_check,rt_flag,simulated
+faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,confidence,5,,210,0,,0
+faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,same,1,1,640,0,,0
+faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,confidence,4,,400,0,,0
+faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,same,0,0,812.5,0,,0
+faces-2025,b-second,B,3,recognition,match,P002,ai,P003,0,attention,0,0,700,1,,0
+faces-2025,b-second,B,4,impressions,rate,P003,ai,,,trust,5,,1500,0,,0
+faces-2025,b-second,B,4,impressions,rate,P003,ai,,,warmth,-2,,,0,,0
+faces-2025,b-second,B,5,detection,detect,P002,real,,,source,ai,0,2000,0,,0
+faces-2025,b-second,B,6,preference,choose,P001,,,,choice,real,,1100,0,,0
 """
 
 
@@ -286,7 +286,7 @@ def test_empty_study_exports_headers_only(app):
         db.session.commit()
         assert "".join(exports.trials_csv(study.id)) == ",".join(exports.TRIAL_COLUMNS) + "\n"
         assert "".join(exports.participants_csv(study.id)) == ",".join(
-            exports.PARTICIPANT_COLUMNS + exports.EXPIRY_COLUMNS
+            exports.PARTICIPANT_COLUMNS + exports.EXPIRY_COLUMNS + exports.SIMULATED_COLUMNS
         ) + "\n"
         assert len(exports.trials_dataframe(study.id)) == 0
 
@@ -314,17 +314,18 @@ def test_participants_csv_has_contract_columns_then_demographics(app, study_id):
     rows = read_csv(text)
     assert text.splitlines()[0] == (
         "participant,list,status,started_at,completed_at,duration_s,device,source,"
-        "attention_passed,attention_total,expired_at,age_band,comment,demographic_list"
+        "attention_passed,attention_total,expired_at,simulated,age_band,comment,demographic_list"
     )
     assert rows == [
         {"participant": "'-early", "list": "A", "status": "partial",
          "started_at": "2025-03-01T09:30:00Z", "completed_at": "", "duration_s": "",
          "device": "", "source": "link", "attention_passed": "0", "attention_total": "0",
-         "expired_at": "", "age_band": "", "comment": "", "demographic_list": "clash"},
+         "expired_at": "", "simulated": "0", "age_band": "", "comment": "",
+         "demographic_list": "clash"},
         {"participant": "b-second", "list": "B", "status": "completed",
          "started_at": "2025-03-01T09:30:00Z", "completed_at": "2025-03-01T09:35:30Z",
          "duration_s": "330.2", "device": "mobile", "source": "prolific",
-         "attention_passed": "0", "attention_total": "1", "expired_at": "",
+         "attention_passed": "0", "attention_total": "1", "expired_at": "", "simulated": "0",
          "age_band": "30-44", "comment": "'=1+1", "demographic_list": ""},
     ]
 

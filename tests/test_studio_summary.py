@@ -141,13 +141,13 @@ def test_the_public_page_shows_each_sentence_in_its_own_section(app, client, dem
     from survey.findings import service
     from survey.models import Report
     from tests.conftest import sign_in
-    from tests.test_findings_support import count_analyses, fill, owner_id, page_text
+    from tests.test_findings_support import count_analyses, fill, owner_id, page_text, publish_findings
 
     count_analyses(monkeypatch)
     fill(app, demo, 21, seed=4)
     sign_in(client, app, owner_id(app))
     assert client.get(f"/r/studies/{demo}/report").status_code == 200
-    assert client.post(f"/r/studies/{demo}/report/publish").status_code == 302
+    assert publish_findings(client, demo).status_code == 302
     with app.app_context():
         report = db.session.scalar(sa.select(Report).where(Report.published_at.is_not(None)))
         results = service.public_results(report)

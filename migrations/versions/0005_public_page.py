@@ -7,7 +7,7 @@ public summary is what the owner writes for the findings page. Existing studies 
 title as internal name. No member is an author until the owner opts them in.
 
 Revision ID: 0005_public_page
-Revises: 0003_participant_starts
+Revises: 0004_simulated_participants
 Create Date: 2026-12-04 15:20:00
 """
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0005_public_page'
-down_revision = '0003_participant_starts'
+down_revision = '0004_simulated_participants'
 branch_labels = None
 depends_on = None
 

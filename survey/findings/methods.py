@@ -51,8 +51,12 @@ def _label(name: str) -> str:
                                           f"ratings of {name.replace('_', ' ')}")
 
 
-def _block_phrase(block: dict[str, Any]) -> str:
-    """One block in words."""
+def _block_phrase(block: dict[str, Any], first: bool = False, n_identities: int = 0) -> str:
+    """One block in words: its task and each of its settings as it ran.
+
+    `first` tells whether the block ran first (a practice trial by default); `n_identities`
+    is the study's, against which a cap on the identities shown is told.
+    """
     settings = block.get("settings") or {}
     confidence = " and how sure they were (1–5)" if settings.get("confidence", True) else ""
     presentation = ("side by side" if settings.get("presentation", "side_by_side") == "side_by_side"
@@ -61,9 +65,17 @@ def _block_phrase(block: dict[str, Any]) -> str:
     scales = _join([f"{s.get('key', '').replace('_', ' ')} ({s.get('min', 1)}–{s.get('max', 7)}"
                     f"{', “' + s['question'] + '”' if s.get('question') else ''})"
                     for s in settings.get("scales", [])]) or "a rating scale"
-    phrase = TASK_PHRASES.get(block.get("task"), "a {name} block").format(
+    task = block.get("task")
+    phrase = TASK_PHRASES.get(task, "a {name} block").format(
         name=block.get("name", ""), presentation=presentation, confidence=confidence,
         scales=scales, question=settings.get("question", "Which photo do you trust more?"))
+    cap = settings.get("n_identities")
+    if isinstance(cap, int) and not isinstance(cap, bool) and 0 < n_identities and cap < n_identities:
+        split = "" if task == "choose" else ", split evenly between the conditions"
+        phrase += f", showing {cap} of the {n_identities} identities{split} (drawn per participant)"
+    practice = settings.get("practice")
+    if practice or (practice is None and first):
+        phrase += ", opened by a practice trial (not analysed)"
     checks = attention_check_count(settings.get("attention_checks"))
     if checks:
         phrase += f", with {_count(checks, 'attention check')}"
@@ -97,6 +109,10 @@ def _sample_sentence(sample: dict[str, Any]) -> str:
            if len(sources) > 1 else (f" through {SOURCE_NAMES.get(next(iter(sources)), '')}"
                                      if sources else ""))
     text = f"{_count(recruited, 'participant')} took part{via}"
+    included_simulated = sample.get("simulated_included", 0)
+    if included_simulated:
+        text += (f", {included_simulated} of them simulated by the study platform to test the "
+                 "study, not people")
     withdrawn = sample.get("withdrawn", 0)
     if withdrawn:
         text += (f"; {_count(withdrawn, 'further participant')} withdrew and "
@@ -117,7 +133,13 @@ def _sample_sentence(sample: dict[str, Any]) -> str:
         if devices:
             text += "; " + ", ".join(f"{row['device']}: {row['included']}" for row in devices)
         text += ")"
-    return text + "."
+    text += "."
+    left_out = sample.get("simulated_excluded", 0)
+    if left_out:
+        text += (f" {_count(left_out, 'simulated participant')} (test runs by the study "
+                 f"platform, not people) {'was' if left_out == 1 else 'were'} left out of "
+                 "these counts and of the analysis.")
+    return text
 
 
 def _tests_sentence(results: dict[str, Any]) -> str:
@@ -185,24 +207,36 @@ def methods_paragraph(design: dict[str, Any], results: dict[str, Any], sample: d
     """
     parts = [_sample_sentence(sample)]
     n_ids = design.get("n_identities") or results.get("n_identities", 0)
+    blocks = design.get("blocks") or []
+    tasks = [b.get("task") for b in blocks]
+    probes = (", with different in-person photographs as recognition probes"
+              if "match" in tasks else "")
     parts.append(
         f"The stimuli showed {_count(n_ids, 'identity', 'identities')} (people who consented to "
         "the use of their images), each in a real photographic headshot and an AI-generated "
-        "headshot of the same person, with different in-person photographs as recognition "
-        "probes.")
-    blocks = design.get("blocks") or []
+        f"headshot of the same person{probes}.")
     if blocks:
         parts.append(f"Participants completed {_count(len(blocks), 'block')} in this order: "
-                     + "; ".join(f"({i}) {_block_phrase(b)}" for i, b in enumerate(blocks, 1))
+                     + "; ".join(f"({i}) {_block_phrase(b, i == 1, n_ids)}"
+                                 for i, b in enumerate(blocks, 1))
                      + ".")
     lists = design.get("n_lists", 2)
     assign = ("started" if design.get("assign_by", "started") == "started" else "completed")
-    parts.append(
-        f"Identities were split into {lists} counterbalancing lists (a Latin square over the "
-        "real and AI conditions), so that in the recognition, rating and detection blocks each "
-        "participant saw each identity in one condition only; each new participant was "
-        f"assigned the list with the fewest {assign} participants, and trial order was shuffled "
-        "per participant from a stored seed.")
+    kinds = [word for task, word in (("match", "recognition"), ("rate", "rating"),
+                                     ("detect", "detection")) if task in tasks]
+    if kinds:
+        parts.append(
+            f"Identities were split into {_count(lists, 'counterbalancing list')} (a Latin square "
+            f"over the real and AI conditions), so that in the {_join(kinds)} "
+            f"block{'s' if sum(t in ('match', 'rate', 'detect') for t in tasks) > 1 else ''}"
+            " each participant saw each "
+            "identity in one condition only; each new participant was assigned the list with the "
+            f"fewest {assign} participants, and trial order was shuffled per participant from a "
+            "stored seed.")
+    else:
+        parts.append("Every participant saw the real and the AI headshot of each identity side "
+                     "by side, so no counterbalancing lists were needed; trial order and sides "
+                     "were shuffled per participant from a stored seed.")
     parts.append(_rules_sentence(results))
     prereg = design.get("preregistration")
     if prereg:

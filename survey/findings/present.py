@@ -269,33 +269,48 @@ def figure_outcomes(spec_name: str) -> tuple[str, ...]:
     return (spec_name,)
 
 
-def outcome_sections(results: dict, specs: list[FigureSpec]) -> list[OutcomeSection]:
-    """The report's outcome sections in report order, each with its figures."""
+def _direct(_name: str, build, *args, **kwargs):
+    """Build a section without a guard (the default of the functions below)."""
+    return build(*args, **kwargs)
+
+
+def outcome_section(results: dict, name: str, index: int, specs: list[FigureSpec],
+                    placed: set[str]) -> OutcomeSection:
+    """One outcome's section with the figures of `specs` that belong to it and are not placed."""
     findings = {f["outcome"]: f for f in results.get("findings", [])}
-    sections = []
+    hypotheses = {h.get("outcome"): h for h in (results.get("plan") or {}).get("hypotheses", [])}
+    outcome = outcome_of(results, name)
+    finding = findings.get(name)
+    rows = [d for d in results.get("descriptives", []) if d.get("outcome") == name]
+    figures = [s for s in specs if s.name not in placed and figure_outcomes(s.name)[0] == name]
+    label = outcome.label[0].upper() + outcome.label[1:]
+    tests = [t for t in results.get("tests", []) if t.get("outcome") == name]
+    hypothesis = hypotheses.get(name)
+    section = OutcomeSection(
+        name=name, label=label, finding=finding,
+        facts=claim_facts(results, finding) if finding else None,
+        descriptives=rows, tests=tests, figures=figures,
+        test_rows=[test_row(results, t) for t in tests],
+        descriptive_rows=[descriptive_row(results, d) for d in rows],
+        hypothesis=(hypothesis.get("text") or hypothesis.get("direction", "")) if hypothesis
+        else "",
+        sort_key=(not (finding or {}).get("preregistered"), hypothesis is None, index))
+    placed.update(s.name for s in figures)
+    return section
+
+
+def outcome_sections(results: dict, specs: list[FigureSpec], guard=_direct) -> list:
+    """The report's outcome sections in report order, each with its figures.
+
+    Each section is built through `guard(name, build, ...)`, which may return a stand-in
+    (survey.findings.sections.SectionError) for a section that cannot be built.
+    """
+    findings = {f["outcome"]: f for f in results.get("findings", [])}
     placed: set[str] = set()
     # An outcome that could not be tested still has a finding that says why.
     names = dict.fromkeys(outcomes_in(results) + [f["outcome"] for f in findings.values()])
-    hypotheses = {h.get("outcome"): h for h in (results.get("plan") or {}).get("hypotheses", [])}
-    for index, name in enumerate(names):
-        outcome = outcome_of(results, name)
-        finding = findings.get(name)
-        rows = [d for d in results.get("descriptives", []) if d.get("outcome") == name]
-        figures = [s for s in specs if s.name not in placed and figure_outcomes(s.name)[0] == name]
-        placed.update(s.name for s in figures)
-        label = outcome.label[0].upper() + outcome.label[1:]
-        tests = [t for t in results.get("tests", []) if t.get("outcome") == name]
-        hypothesis = hypotheses.get(name)
-        sections.append(OutcomeSection(
-            name=name, label=label, finding=finding,
-            facts=claim_facts(results, finding) if finding else None,
-            descriptives=rows, tests=tests, figures=figures,
-            test_rows=[test_row(results, t) for t in tests],
-            descriptive_rows=[descriptive_row(results, d) for d in rows],
-            hypothesis=(hypothesis.get("text") or hypothesis.get("direction", "")) if hypothesis
-            else "",
-            sort_key=(not (finding or {}).get("preregistered"), hypothesis is None, index)))
-    return sections
+    return [guard(f"outcome {name}", outcome_section, results, name, index, specs, placed)
+            for index, name in enumerate(names)]
 
 
 def condition_means(results: dict, name: str) -> list[dict]:
@@ -316,13 +331,16 @@ def condition_means(results: dict, name: str) -> list[dict]:
     return rows
 
 
-def public_findings(results: dict) -> list[dict]:
-    """Each finding with its facts and per-condition means, for the public page and embed."""
-    out = []
-    for finding in results.get("findings", []):
-        test = main_test(results, finding["outcome"])
-        out.append({"finding": finding, "facts": claim_facts(results, finding),
-                    "means": condition_means(results, finding["outcome"]),
-                    "label": outcome_of(results, finding["outcome"]).label,
-                    "has_test": test is not None})
-    return out
+def public_finding(results: dict, finding: dict) -> dict:
+    """One finding with its facts and per-condition means, for the public page and embed."""
+    test = main_test(results, finding["outcome"])
+    return {"finding": finding, "facts": claim_facts(results, finding),
+            "means": condition_means(results, finding["outcome"]),
+            "label": outcome_of(results, finding["outcome"]).label,
+            "has_test": test is not None}
+
+
+def public_findings(results: dict, guard=_direct) -> list:
+    """Each finding with its facts and per-condition means, each built through `guard`."""
+    return [guard(f"finding {finding.get('outcome')}", public_finding, results, finding)
+            for finding in results.get("findings", [])]

@@ -27,10 +27,12 @@ from flask_login import current_user
 from markupsafe import escape
 
 from analysis.results import FORMATS, card_alt
+from survey.design import presentation_order
 from survey.errors import render_error
 from survey.extensions import db
 from survey.findings import bp, present, service, studio
 from survey.findings.forms import ActionForm, PublishForm
+from survey.findings.sections import SectionError, guard
 from survey.models import Report, Study, utcnow
 from survey.researcher.access import lock_for_change, requires_role
 
@@ -118,41 +120,73 @@ def _drawn(spec, fmt: str) -> bytes:
     return render(spec.draw(), fmt)
 
 
+def _figure_sources(study: Study, report: Report, specs, standalone: bool) -> dict:
+    """Where each figure's image comes from: its URL, or (standalone) the SVG inside the page.
+
+    A figure that cannot be drawn stands as a SectionError, shown in its own place.
+    """
+    if not standalone:
+        return {s.name: url_for("findings.figure", study_id=study.id, report_id=report.id,
+                                name=s.name, fmt="svg") for s in specs}
+
+    def inline(spec) -> str:
+        svg = _stored_figure(report, spec, "svg")
+        return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+
+    return {s.name: guard(f"figure {s.name}", inline, s) for s in specs}
+
+
 def _report_context(study: Study, report: Report, standalone: bool = False) -> dict:
-    """What the report body template needs."""
+    """What the report body template needs; each section's part is built on its own (a part
+    that fails is a SectionError, which the template shows in that section's place)."""
     results = service.results_json(report)
     data = service.report_data(report)
-    specs = _figure_specs(report)
-    if standalone:
-        sources = {s.name: "data:image/svg+xml;base64," + base64.b64encode(
-            _stored_figure(report, s, "svg")).decode("ascii") for s in specs}
-    else:
-        sources = {s.name: url_for("findings.figure", study_id=study.id, report_id=report.id,
-                                   name=s.name, fmt="svg") for s in specs}
+    sample = data.get("sample", {})
+    specs = guard("figures", _figure_specs, report)
+    figure_list = specs if isinstance(specs, list) else []
     return {
         "study": study,
         "report": report,
         "results": results,
-        "sample": data.get("sample", {}),
-        "sections": present.outcome_sections(results, specs),
-        "sources": sources,
-        "methods": service.methods_text(study, report),
-        "warnings": service.plain_warnings(results, data.get("sample", {}), results.get("plan")),
+        "sample": sample,
+        "sections": present.outcome_sections(results, figure_list, guard=guard),
+        "figures_error": specs if isinstance(specs, SectionError) else None,
+        "sources": _figure_sources(study, report, figure_list, standalone),
+        "methods": guard("methods", service.methods_text, study, report),
+        "warnings": guard("warnings", service.plain_warnings, results, sample,
+                          results.get("plan")),
         "details": results.get("warnings", []),
+        # In the order participants met them (choose blocks run after the others).
+        "running_blocks": presentation_order(study.blocks),
         "standalone": standalone,
         "present": present,
     }
 
 
+def _include_simulated() -> bool:
+    """The report page's switch: ?simulated=1 includes the simulated participants."""
+    value = request.args.get("simulated", "0")
+    if value not in ("0", "1"):
+        abort(400, description="simulated must be 0 (real participants only) or 1.")
+    return value == "1"
+
+
 @bp.get("/r/studies/<int:study_id>/report")
 @requires_role("viewer")
 def report(study: Study, role: str):
-    """The study's report: computed from its current data, or a progress or failure state."""
-    state = service.report_state(study)
+    """The study's report: computed from its current data, or a progress or failure state.
+
+    Of the real participants by default; `?simulated=1` includes the simulated ones too (a
+    report that is never published).
+    """
+    include = _include_simulated()
+    state = service.report_state(study, include)
     context = {"study": study, "role": role, "state": state, "form": ActionForm(formdata=None),
-               "published": service.published_report(study)}
+               "published": service.published_report(study), "include_simulated": include,
+               "simulated_now": service.simulated_count(study)}
     if state.shown is not None:
         context.update(_report_context(study, state.shown))
+    context["listed"] = service.participant_lists(study, state.shown, include)
     return render_template("findings/report.html", **context)
 
 
@@ -309,7 +343,7 @@ def download_tables(study: Study, role: str, report_id: int):
 def download_bundle(study: Study, role: str, report_id: int):
     """The exported data, results.json and an R script that refits the models: for reviewers."""
     report = _report_or_404(study, report_id)
-    if service.current_data(study).sha != report.data_sha256:
+    if service.current_data(study, report.includes_simulated).sha != report.data_sha256:
         abort(409, description="New data arrived after this report was computed, so the export "
                                "would not match it. Open the report again to get the report of "
                                "the current data, then download its bundle.")
@@ -424,10 +458,10 @@ def _public_context(study: Study, report: Report, preview: bool = False) -> dict
         "study": study,
         "report": report,
         "results": results,
-        "items": present.public_findings(results),
-        "studio": studio.studio_summary(results),
+        "items": present.public_findings(results, guard=guard),
+        "studio": guard("plain-language summary", studio.studio_summary, results),
         "present_embed": studio.embed_sentences,
-        "methods": service.methods_text(study, report),
+        "methods": guard("methods", service.methods_text, study, report),
         "citation": citation,
         "url": url,
         # Escaped for the page it is pasted into; the template escapes it again to show it.

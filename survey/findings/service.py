@@ -13,6 +13,12 @@ its UPDATE). Published findings stay published and are recomputed from the remai
 the next visit; until then the public page says it is being updated, and afterwards that it was
 updated after a participant withdrew, with the date.
 
+Simulated participants (`flask simulate-participants`) are left out of the analysis by default:
+the report of the real participants is the one shown, published and cited. The researcher may
+ask for the report with them included (`include_simulated`); that report is keyed apart (its
+stamp and hash say so), marked `Report.includes_simulated`, and never published. Both record in
+results.json how many simulated participants they left out or included.
+
 pandas and the analysis that needs it (with NumPy, SciPy, statsmodels and matplotlib) are
 imported inside the functions that compute, hash or draw, never when the app starts: a web
 worker that serves participants or exports stays small.
@@ -52,6 +58,7 @@ from survey.models import (
     Response,
     Study,
     StudyMember,
+    Trial,
     utcnow,
 )
 
@@ -95,6 +102,10 @@ class StudyInputs:
     # Withdrawn participants when the tables were read: a larger count at storing time means
     # someone withdrew meanwhile, and the results may hold their data.
     withdrawn: int = 0
+    # Whether the tables hold the simulated participants, and how many the study has (left
+    # out of the tables, or included in them).
+    include_simulated: bool = False
+    simulated: int = 0
 
 
 @dataclass
@@ -123,15 +134,31 @@ def current_plan(study: Study) -> dict | None:
     return dict(prereg.plan)
 
 
-def data_stamp(study: Study) -> tuple[str, int]:
+def _simulated_count(study_id: int) -> sa.ScalarSelect:
+    """The number of the study's simulated participants that the exports hold."""
+    return (sa.select(sa.func.count()).select_from(Participant)
+            .where(Participant.study_id == study_id, Participant.is_preview.is_(False),
+                   Participant.status != "withdrawn", Participant.is_simulated.is_(True))
+            .scalar_subquery())
+
+
+def simulated_count(study: Study) -> int:
+    """How many simulated participants the study's exports hold now."""
+    return int(db.session.scalar(sa.select(_simulated_count(study.id))) or 0)
+
+
+def data_stamp(study: Study, include_simulated: bool = False) -> tuple[str, int]:
     """A cheap fingerprint of everything the data hash covers (hex), and the number of answers.
 
     Answers are stored once and never changed; withdrawal deletes them and changes the
     participant's status, completion changes the status: counts, id sums and the latest
-    completion catch every change without reading the rows.
+    completion catch every change without reading the rows. Without the simulated
+    participants, their number still counts (the report says how many it left out).
     """
     exported = sa.and_(Participant.study_id == study.id, Participant.is_preview.is_(False),
                        Participant.status != "withdrawn")
+    if not include_simulated:
+        exported = sa.and_(exported, Participant.is_simulated.is_(False))
     people = db.session.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(Participant.id), 0),
                   sa.func.count(Participant.completed_at), sa.func.max(Participant.completed_at))
@@ -145,7 +172,8 @@ def data_stamp(study: Study) -> tuple[str, int]:
         sa.select(Preregistration.sha256, Preregistration.frozen_at)
         .where(Preregistration.study_id == study.id)).first()
     stamp = (study.id, study.created_at, analysis.__version__, study.design_sha256,
-             tuple(people), tuple(answers), tuple(prereg) if prereg else None)
+             tuple(people), tuple(answers), tuple(prereg) if prereg else None,
+             ("simulated", include_simulated, simulated_count(study)))
     return hashlib.sha256(repr(stamp).encode("utf-8")).hexdigest(), int(answers[0])
 
 
@@ -156,8 +184,15 @@ def _canonical_participants(participants: pd.DataFrame) -> str:
     return table.to_csv(index=False, lineterminator="\n", na_rep="")
 
 
-def data_hash(trials: pd.DataFrame, participants: pd.DataFrame, plan: dict | None) -> str:
-    """SHA-256 of canonical trials CSV, a newline, canonical participants CSV, a newline, plan JSON."""
+def data_hash(trials: pd.DataFrame, participants: pd.DataFrame, plan: dict | None,
+              include_simulated: bool = False, simulated: int = 0) -> str:
+    """SHA-256 of canonical trials CSV, a newline, canonical participants CSV, a newline, plan JSON.
+
+    When the study has simulated participants, or they are included, a last line says so
+    ("\nsimulated excluded N" or "\nsimulated included N"): the report of the real participants
+    and the one with the simulated ones never share a key, and a report that says how many it
+    left out is computed again when that number changes.
+    """
     from analysis.io import canonical_trials_csv
 
     digest = hashlib.sha256()
@@ -166,6 +201,9 @@ def data_hash(trials: pd.DataFrame, participants: pd.DataFrame, plan: dict | Non
     digest.update(_canonical_participants(participants).encode("utf-8"))
     digest.update(b"\n")
     digest.update(json.dumps(plan, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    if include_simulated or simulated:
+        word = "included" if include_simulated else "excluded"
+        digest.update(f"\nsimulated {word} {simulated}".encode())
     return digest.hexdigest()
 
 
@@ -177,15 +215,18 @@ def _withdrawn_count(study_id: int) -> sa.ScalarSelect:
             .scalar_subquery())
 
 
-def load_inputs(study: Study) -> StudyInputs:
-    """Read the study's exported tables, plan and scale ranges, and hash them."""
+def load_inputs(study: Study, include_simulated: bool = False) -> StudyInputs:
+    """Read the study's exported tables (without the simulated participants unless asked),
+    plan and scale ranges, and hash them."""
     # Counted before the tables are read, so a withdrawal during the read is noticed too.
     withdrawn = db.session.scalar(sa.select(_withdrawn_count(study.id)))
-    trials = exports.trials_dataframe(study.id)
-    participants = exports.participants_dataframe(study.id)
+    simulated = simulated_count(study)
+    trials = exports.trials_dataframe(study.id, include_simulated=include_simulated)
+    participants = exports.participants_dataframe(study.id, include_simulated=include_simulated)
     plan = current_plan(study)
     return StudyInputs(trials, participants, plan, exports.scale_ranges(study.id),
-                       data_hash(trials, participants, plan), withdrawn)
+                       data_hash(trials, participants, plan, include_simulated, simulated),
+                       withdrawn, include_simulated, simulated)
 
 
 def _remember(stamp: str, sha: str) -> None:
@@ -227,15 +268,15 @@ class DataState:
     inputs: StudyInputs | None = None
 
 
-def current_data(study: Study) -> DataState:
+def current_data(study: Study, include_simulated: bool = False) -> DataState:
     """Hash the study's current data, reading the rows only when the stamp is new."""
-    stamp, n_rows = data_stamp(study)
+    stamp, n_rows = data_stamp(study, include_simulated)
     if n_rows == 0:
         return DataState(None, stamp, 0)
     sha = _recall(study, stamp)
     if sha is not None:
         return DataState(sha, stamp, n_rows)
-    inputs = load_inputs(study)
+    inputs = load_inputs(study, include_simulated)
     _remember(stamp, inputs.data_sha256)
     return DataState(inputs.data_sha256, stamp, n_rows, inputs)
 
@@ -288,7 +329,16 @@ def sample_summary(study: Study, inputs: StudyInputs, screen: pd.DataFrame) -> d
         "by_list": _count_by(parts, "list", included),
         "by_device": _count_by(parts, "device", included),
         "sources": {k: int(v) for k, v in parts["source"].value_counts().sort_index().items()},
+        # Simulated participants (flask simulate-participants): left out, or counted above.
+        "simulated_excluded": 0 if inputs.include_simulated else inputs.simulated,
+        "simulated_included": inputs.simulated if inputs.include_simulated else 0,
     }
+
+
+def simulated_record(inputs: StudyInputs) -> dict[str, int | bool]:
+    """results.json's `simulated_participants`: how many were left out, how many included."""
+    return {"excluded": 0 if inputs.include_simulated else inputs.simulated,
+            "included": inputs.simulated if inputs.include_simulated else 0}
 
 
 def software_versions() -> dict[str, str]:
@@ -329,6 +379,7 @@ def compute(report_id: int, inputs: StudyInputs) -> bool:
         result = analyse(inputs.trials, inputs.participants, plan=inputs.plan,
                          scale_ranges=inputs.scale_ranges)
         stored = dict(result.results)
+        stored["simulated_participants"] = simulated_record(inputs)
         stored[REPORT_DATA] = {
             "stamp": stamp,
             "sample": sample_summary(study, inputs, result.tables["exclusions"]),
@@ -349,10 +400,14 @@ def compute(report_id: int, inputs: StudyInputs) -> bool:
     # for, and one that comes after deletes the stored row (`forget_reports`).
     db.session.execute(sa.select(Study.id).where(Study.id == study_id)
                        .with_for_update(key_share=True))
+    # Likewise a deletion of the simulated participants (`delete_simulated`), for a report that
+    # includes them.
+    unchanged = [_withdrawn_count(study_id) == inputs.withdrawn]
+    if inputs.include_simulated:
+        unchanged.append(_simulated_count(study_id) == inputs.simulated)
     done = db.session.execute(
         sa.update(Report)
-        .where(Report.id == report_id, Report.status == "running",
-               _withdrawn_count(study_id) == inputs.withdrawn)
+        .where(Report.id == report_id, Report.status == "running", *unchanged)
         .values(results=stored, status="done", error="", finished_at=utcnow())
         .execution_options(synchronize_session=False)).rowcount
     if not done:
@@ -415,17 +470,23 @@ def _find(study_id: int, sha: str) -> Report | None:
         Report.analysis_version == analysis.__version__))
 
 
-def latest_done(study: Study) -> Report | None:
-    """The most recently finished report of the study, of any data."""
+def latest_done(study: Study, include_simulated: bool = False) -> Report | None:
+    """The most recently finished report of the study, of any data, with the simulated
+    participants included or not as asked."""
     return db.session.scalar(
-        sa.select(Report).where(Report.study_id == study.id, Report.status == "done")
+        sa.select(Report).where(Report.study_id == study.id, Report.status == "done",
+                                Report.includes_simulated.is_(include_simulated))
         .order_by(Report.finished_at.desc(), Report.id.desc()).limit(1))
 
 
-def report_state(study: Study, _attempts: int = 3) -> ReportState:
-    """Find or start the report of the study's current data; see the module docstring."""
+def report_state(study: Study, include_simulated: bool = False, _attempts: int = 3) -> ReportState:
+    """Find or start the report of the study's current data; see the module docstring.
+
+    By default the report of the real participants; with `include_simulated`, the one that
+    also analyses the simulated participants (never published).
+    """
     _expire_stale(study)
-    data = current_data(study)
+    data = current_data(study, include_simulated)
     if data.sha is None:
         return ReportState(None, None, None, 0)
     report = _find(study.id, data.sha)
@@ -434,36 +495,38 @@ def report_state(study: Study, _attempts: int = 3) -> ReportState:
             Report.study_id == study.id, Report.status.in_(("pending", "running"))).limit(1))
         if running is not None:
             # One computation per study at a time; the next visit starts the newer one.
-            return ReportState(None, latest_done(study), running, data.n_rows)
-        report, created = _insert_pending(study, data.sha, data.stamp)
+            return ReportState(None, latest_done(study, include_simulated), running, data.n_rows)
+        report, created = _insert_pending(study, data.sha, data.stamp, include_simulated)
         if created:
-            inputs = data.inputs or load_inputs(study)
+            inputs = data.inputs or load_inputs(study, include_simulated)
             if inputs.data_sha256 != data.sha and _attempts > 1:
                 # New data arrived between the stamp and the read: key the row by what is read.
                 db.session.delete(report)
                 db.session.commit()
-                return report_state(study, _attempts - 1)
+                return report_state(study, include_simulated, _attempts - 1)
             inline = current_app.config["REPORT_INLINE_MAX_ROWS"]
             if data.n_rows <= inline:
                 if not compute(report.id, inputs):
                     # A participant withdrew meanwhile: compute the remaining data instead.
                     if _attempts > 1:
-                        return report_state(study, _attempts - 1)
-                    return ReportState(None, latest_done(study), None, data.n_rows)
+                        return report_state(study, include_simulated, _attempts - 1)
+                    return ReportState(None, latest_done(study, include_simulated), None, data.n_rows)
                 db.session.refresh(report)
             else:
                 _start_thread(report.id, inputs)
     if report.status == "done":
         return ReportState(report, report, None, data.n_rows)
     if report.status == "failed":
-        return ReportState(report, latest_done(study), None, data.n_rows)
-    return ReportState(report, latest_done(study), report, data.n_rows)
+        return ReportState(report, latest_done(study, include_simulated), None, data.n_rows)
+    return ReportState(report, latest_done(study, include_simulated), report, data.n_rows)
 
 
-def _insert_pending(study: Study, sha: str, stamp: str) -> tuple[Report, bool]:
+def _insert_pending(study: Study, sha: str, stamp: str, include_simulated: bool = False
+                    ) -> tuple[Report, bool]:
     """Insert the pending row and tell whether this request did; a concurrent one may win."""
     report = Report(study_id=study.id, data_sha256=sha, analysis_version=analysis.__version__,
-                    status="pending", results={REPORT_DATA: {"stamp": stamp}})
+                    status="pending", results={REPORT_DATA: {"stamp": stamp}},
+                    includes_simulated=include_simulated)
     db.session.add(report)
     try:
         db.session.commit()
@@ -478,14 +541,19 @@ def _insert_pending(study: Study, sha: str, stamp: str) -> tuple[Report, bool]:
     return report, True
 
 
-def forget_reports(study_id: int) -> None:
+def forget_reports(study_id: int, only_simulated: bool = False) -> int:
     """Delete every stored report of the study, published or not, in the caller's transaction.
 
     Called when a participant's data are deleted: results.json, the tables and the published
     findings may all hold the person's id or scores. The next visit to the report (or to the
-    public page, see `published_report`) computes the report of the remaining data.
+    public page, see `published_report`) computes the report of the remaining data. With
+    `only_simulated`, only the reports that included simulated participants (none of them
+    published). Returns how many were deleted.
     """
-    db.session.execute(sa.delete(Report).where(Report.study_id == study_id))
+    stmt = sa.delete(Report).where(Report.study_id == study_id)
+    if only_simulated:
+        stmt = stmt.where(Report.includes_simulated.is_(True))
+    return db.session.execute(stmt).rowcount or 0
 
 
 def retry(study: Study) -> int:
@@ -560,7 +628,8 @@ def score_tables(report: Report) -> tuple[pd.DataFrame, pd.DataFrame]:
 def design_facts(study: Study) -> dict[str, Any]:
     """The design as the methods paragraph needs it."""
     blocks = []
-    for block in study.blocks:
+    # In the order they ran: choose blocks after the others, whatever their position.
+    for block in design.presentation_order(study.blocks):
         try:
             settings = design.validate_block_settings(block.task, block.settings)
         except ValueError:
@@ -592,6 +661,59 @@ def public_results(report: Report) -> dict:
     reasons = report_data(report).get("sample", {}).get("reasons", {})
     public["exclusion_reasons"] = reasons
     return public
+
+
+# Rows of each list of `participant_lists` shown at most (the counts are always complete).
+LISTED_MAX = 200
+
+
+def participant_lists(study: Study, report: Report | None, include_simulated: bool = False
+                      ) -> dict[str, Any]:
+    """Who is not in the analysis, and why: excluded by a rule (from the report's exclusions
+    table), expired, not finished (in progress or abandoned), and the withdrawn (a count: their
+    data are gone). Preview runs never count; simulated participants only when included.
+    Expired and unfinished participants are read live; exclusions are the report's own.
+    """
+    from survey.findings.methods import REASON_WORDS
+
+    excluded = []
+    if report is not None:
+        frame = tables(report).get("exclusions")
+        if frame is not None and "excluded" in frame:
+            for row in frame[frame["excluded"].astype(bool)].itertuples(index=False):
+                reasons = [REASON_WORDS.get(r, r) for r in str(row.reason).split("; ") if r]
+                excluded.append({"participant": row.participant, "reason": "; ".join(reasons),
+                                 "detail": getattr(row, "detail", "") or ""})
+    where = [Participant.study_id == study.id, Participant.is_preview.is_(False)]
+    if not include_simulated:
+        where.append(Participant.is_simulated.is_(False))
+    scheduled = (sa.select(sa.func.count(Trial.id))
+                 .where(Trial.participant_id == Participant.id, Trial.is_practice.is_(False))
+                 .scalar_subquery())
+    answered_trials = (sa.select(sa.func.count(Trial.id))
+                       .where(Trial.participant_id == Participant.id,
+                              Trial.is_practice.is_(False), Trial.answered_at.is_not(None))
+                       .scalar_subquery())
+
+    def listed(status: str) -> tuple[list[dict], int]:
+        total = db.session.scalar(sa.select(sa.func.count()).select_from(Participant)
+                                  .where(*where, Participant.status == status)) or 0
+        rows = db.session.execute(
+            sa.select(Participant.public_id, Participant.started_at, Participant.expired_at,
+                      Participant.is_simulated, answered_trials, scheduled)
+            .where(*where, Participant.status == status)
+            .order_by(Participant.started_at, Participant.id).limit(LISTED_MAX)).all()
+        return [{"participant": r.public_id, "started_at": r.started_at,
+                 "expired_at": r.expired_at, "simulated": r.is_simulated,
+                 "answered": r[4], "scheduled": r[5]} for r in rows], int(total)
+
+    expired, n_expired = listed("expired")
+    unfinished, n_unfinished = listed("in_progress")
+    withdrawn = db.session.scalar(sa.select(sa.func.count()).select_from(Participant)
+                                  .where(*where, Participant.status == "withdrawn")) or 0
+    return {"excluded": excluded, "expired": expired, "n_expired": n_expired,
+            "unfinished": unfinished, "n_unfinished": n_unfinished, "withdrawn": int(withdrawn),
+            "limit": LISTED_MAX}
 
 
 def supporting_tests(results: dict, finding: dict) -> list[dict]:
@@ -674,13 +796,15 @@ analysis.R        recomputes every test of results.json with R: Rscript analysis
                   (needs R with lme4 and lmerTest; prints R's values beside results.json's)
 
 The data are the study's export at the time of the report: withdrawn participants and preview
-runs are not in them; recruitment-platform ids are left out. Text cells that a spreadsheet would
-evaluate start with an apostrophe; analysis.R removes it.
+runs are not in them; recruitment-platform ids are left out. {simulated} Text cells that a
+spreadsheet would evaluate start with an apostrophe; analysis.R removes it.
 
 Data hash: {sha}
 It is the SHA-256 of the canonical trials table (analysis.io.canonical_trials_csv), a newline,
 participants.csv's contract columns sorted by participant, a newline, and the preregistered
-plan as compact JSON with sorted keys ("null" without a plan).
+plan as compact JSON with sorted keys ("null" without a plan); when the study had simulated
+participants (or they were included), then a newline and "simulated excluded N" (or
+"simulated included N").
 
 Re-run the Python analysis with:  python -m analysis report trials.csv --out report/
 """
@@ -695,9 +819,11 @@ def bundle_stream(study: Study, report: Report) -> Any:
     results = results_json(report)
     # Left open for the caller, which streams it and then closes it.
     spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
+    include = report.includes_simulated
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, chunks in (("trials.csv", exports.trials_csv(study.id)),
-                             ("participants.csv", exports.participants_csv(study.id))):
+        for name, chunks in (("trials.csv", exports.trials_csv(study.id, include_simulated=include)),
+                             ("participants.csv",
+                              exports.participants_csv(study.id, include_simulated=include))):
             with archive.open(name, "w", force_zip64=True) as entry:
                 for chunk in chunks:
                     entry.write(chunk.encode("utf-8"))
@@ -706,7 +832,9 @@ def bundle_stream(study: Study, report: Report) -> Any:
         archive.writestr("analysis.R", r_script(results, title=study.title))
         archive.writestr("README.txt", README.format(
             title=study.title, slug=study.slug, version=report.analysis_version,
-            sha=report.data_sha256))
+            sha=report.data_sha256, simulated=(
+                "Simulated participants (column simulated = 1) are in them, as in the analysis."
+                if include else "Simulated participants are not in them, as in the analysis.")))
     spool.seek(0)
     return spool
 
@@ -749,7 +877,8 @@ def published_report(study: Study) -> Report | None:
     if study.findings_published_at is None or study.state not in PUBLIC_STATES:
         return None
     published = sa.select(Report).where(
-        Report.study_id == study.id, Report.published_at.is_not(None), Report.status == "done")
+        Report.study_id == study.id, Report.published_at.is_not(None), Report.status == "done",
+        Report.includes_simulated.is_(False))
     report = db.session.scalar(published.order_by(Report.published_at.desc()).limit(1))
     if report is not None:
         return report
@@ -813,6 +942,8 @@ def publish(study: Study, researcher: Researcher, confirmed_report_id: int | Non
         raise PublishError("The report of the current data is not ready yet: wait until it is "
                            "computed, then publish." if report.status != "failed" else
                            "The report of the current data failed; fix that before publishing.")
+    if report.includes_simulated:  # report_state's default never is: a guard, not a path
+        raise PublishError("A report that includes simulated participants cannot be published.")
     n = results_json(report).get("n_participants", 0)
     if n < MIN_PUBLIC_N:
         raise PublishError(f"Findings are published only from at least {MIN_PUBLIC_N} included "

@@ -409,6 +409,7 @@ def consent(slug: str):
                 device=service.device_from_user_agent(request.user_agent.string),
                 public_id=public_id,
                 address=client_address(),
+                simulated=request.environ.get(service.SIMULATED_ENVIRON) is True,
             )
         except service.StudyUnavailable as exc:
             return _unavailable(exc.reason, retry_after=exc.retry_after)

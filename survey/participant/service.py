@@ -386,8 +386,10 @@ def expire_participants(
     return connection.execute(_EXPIRE_IN_STUDY, params).rowcount
 
 
-def list_counts(study: Study, *, preview: bool = False) -> list[int]:
-    """Return how many counted participants (or preview runs) each list has.
+def list_counts(study: Study, *, preview: bool = False, simulated: bool = False) -> list[int]:
+    """Return how many counted participants (or preview runs, or simulated participants) each
+    list has. Real participants are counted apart from simulated ones: simulated runs never
+    fill a real participant's slot (nor the target N), and are balanced among themselves.
 
     A participant in progress past the expiry time no longer counts, even before it is marked
     expired: its slot is free.
@@ -398,7 +400,8 @@ def list_counts(study: Study, *, preview: bool = False) -> list[int]:
         .group_by(Participant.list_index)
     )
     if not preview:
-        query = query.where(Participant.status.in_(counted_statuses(study)))
+        query = query.where(Participant.status.in_(counted_statuses(study)),
+                            Participant.is_simulated.is_(simulated))
         cutoff = expiry_cutoff()
         if cutoff is not None:
             query = query.where(
@@ -589,6 +592,12 @@ _HOLDER = sa.select(Participant.id, Participant.study_id).where(
 )
 
 
+# The WSGI environ key `flask simulate-participants` sets on its own test client's requests
+# (survey/participant/simulate.py). A request from the network cannot carry it: a WSGI server
+# puts HTTP headers under HTTP_* keys only, so no header becomes this key.
+SIMULATED_ENVIRON = "likeness.simulated"
+
+
 def start_or_resume(
     study: Study | StudyView,
     *,
@@ -598,6 +607,7 @@ def start_or_resume(
     consented: bool = True,
     public_id: Optional[str] = None,
     address: Optional[str] = None,
+    simulated: bool = False,
 ) -> Start:
     """Start a participant (or resume the one its recruitment id or public id already started).
 
@@ -607,6 +617,7 @@ def start_or_resume(
     second start with the same id (a double-clicked consent button) returns the first. A start
     from a client `address` (the study link) is subject to the start limits (busy). Under the
     same lock, participants past the expiry time are marked expired before lists are counted.
+    A `simulated` participant is marked so (see SIMULATED_ENVIRON); a resumed one keeps its mark.
     """
     study_id = study.id
     existing, public_id = _already_started(study, recruitment, public_id)
@@ -650,6 +661,8 @@ def start_or_resume(
             counts = list_counts(current)
             if is_full(current, counts):
                 raise StudyUnavailable("full")
+            if simulated:
+                counts = list_counts(current, simulated=True)
         else:
             counts = list_counts(current, preview=True)
         list_index = design.choose_list(counts)
@@ -658,6 +671,7 @@ def start_or_resume(
             "list_index": list_index,
             "seed": seed,
             "is_preview": preview,
+            "is_simulated": simulated,
             "source": recruitment.platform if recruitment else "link",
             "device": device,
             "started_at": now,

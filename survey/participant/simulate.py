@@ -6,6 +6,12 @@ and reaches the debrief, all through the app's own routes (GET the page, POST th
 follow the redirect). The answers carry a modest effect: AI headshots are trusted a bit less,
 recognised a bit less often and judged AI a bit more often than real photographs. Some
 participants are careless (they fail attention checks) and a few stop early.
+
+Every participant it starts is marked simulated in the database (Participant.is_simulated,
+set through a WSGI environ key that no HTTP request can carry): the exports say so in a
+column, the monitor shows a badge, and the analysis and the public page leave them out unless
+the researcher's report is asked to include them. `Delete simulated participants` on the
+monitor removes them all.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from flask.cli import ScriptInfo
 
 from survey.extensions import db
 from survey.models import Identity, Trial
+from survey.participant.service import SIMULATED_ENVIRON
 
 CSRF = re.compile(r'name="csrf_token"[^>]*\svalue="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 TOKEN = re.compile(r'name="token" type="hidden" value="([^"]+)"')
@@ -225,6 +232,8 @@ class Browser:
         self.app = app
         self.client = app.test_client()
         self.client.environ_base["REMOTE_ADDR"] = address
+        # Marks the participants it starts as simulated: a key no HTTP request can set.
+        self.client.environ_base[SIMULATED_ENVIRON] = True
         self.headers = {"User-Agent": user_agent}
 
     def get(self, url: str):

@@ -82,18 +82,20 @@ DOWNLOADS = {
 def _counts(study: Study) -> dict[str, int]:
     """Count the study's participants by what the exports do with them, in SQL."""
     stmt = (
-        sa.select(Participant.is_preview, Participant.status, sa.func.count())
+        sa.select(Participant.is_preview, Participant.is_simulated, Participant.status, sa.func.count())
         .where(Participant.study_id == study.id)
-        .group_by(Participant.is_preview, Participant.status)
+        .group_by(Participant.is_preview, Participant.is_simulated, Participant.status)
     )
-    counts = {"completed": 0, "partial": 0, "withdrawn": 0, "preview": 0}
-    for is_preview, status, n in db.session.execute(stmt):
+    counts = {"completed": 0, "partial": 0, "withdrawn": 0, "preview": 0, "simulated": 0}
+    for is_preview, is_simulated, status, n in db.session.execute(stmt):
         if is_preview:
             counts["preview"] += n
         elif status == "withdrawn":
             counts["withdrawn"] += n
         else:
             counts["completed" if status == "completed" else "partial"] += n
+            # Exported, marked in the simulated column (counted among the above too).
+            counts["simulated"] += n if is_simulated else 0
     return counts
 
 

@@ -592,3 +592,15 @@ class ParticipantDeleteForm(FlaskForm):
         description="E.g. “withdrawal request by e-mail, 3 May”. Kept in the audit log.",
     )
 
+
+
+class SimulatedDeleteForm(FlaskForm):
+    """Delete every simulated participant of a study, confirmed on a page that shows how many."""
+
+    # The number the confirmation page showed: a different number under the lock (more were
+    # simulated meanwhile) refuses the deletion, so nothing is deleted that was not shown.
+    count = IntegerField(validators=[InputRequired(), NumberRange(min=1)])
+    confirm = BooleanField(
+        "Yes, delete them and their answers",
+        validators=[InputRequired("Tick the box to confirm.")],
+    )

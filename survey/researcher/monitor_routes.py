@@ -11,9 +11,14 @@ from survey.extensions import db
 from survey.models import PARTICIPANT_STATUSES, AuditEvent, Study, utcnow
 from survey.participant.service import answered_count
 from survey.researcher import bp, monitoring
-from survey.researcher.access import PERSONAL_DATA_ROLE, requires_role
-from survey.researcher.forms import LookupForm, ParticipantDeleteForm
-from survey.researcher.service import delete_participant_data, find_participant
+from survey.researcher.access import PERSONAL_DATA_ROLE, lock_for_change, requires_role
+from survey.researcher.forms import LookupForm, ParticipantDeleteForm, SimulatedDeleteForm
+from survey.researcher.service import (
+    delete_participant_data,
+    delete_simulated,
+    find_participant,
+    simulated_summary,
+)
 
 AUDIT_PAGE_SIZE = 50
 
@@ -121,6 +126,45 @@ def participant_delete(study: Study, role: str, public_id: str):
     delete_participant_data(study, participant, current_user, form.reason.data)
     flash(f"The data of participant {public_id} are deleted; the reason is in the audit log.", "success")
     return redirect(url_for("researcher.participant_lookup", study_id=study.id))
+
+
+def _simulated_page(study: Study, role: str, form: SimulatedDeleteForm, status: int = 200,
+                    refusal: str = ""):
+    """The confirmation page of the bulk deletion of simulated participants."""
+    summary = simulated_summary(study)
+    if form.count.data is None or status == 200:
+        form.count.data = summary["participants"]
+    return (
+        render_template("researcher/simulated_delete.html", study=study, role=role, form=form,
+                        summary=summary, refusal=refusal),
+        status,
+    )
+
+
+@bp.route("/studies/<int:study_id>/simulated/delete", methods=["GET", "POST"])
+@requires_role("owner")
+def simulated_delete(study: Study, role: str):
+    """Delete every simulated participant of the study (flask simulate-participants), after a
+    confirmation page that shows how many; audited. Real participants are never touched."""
+    form = SimulatedDeleteForm()
+    if request.method == "GET":
+        return _simulated_page(study, role, SimulatedDeleteForm(formdata=None))
+    if not form.validate_on_submit():
+        return _simulated_page(study, role, form, 400)
+    # Checked again on the locked study row: a state change or new simulated participants
+    # wait for this transaction, or are seen by it.
+    study = lock_for_change(study, "owner")
+    try:
+        deleted = delete_simulated(study, current_user, expected=form.count.data)
+    except ValueError as exc:
+        db.session.rollback()
+        return _simulated_page(study, role, SimulatedDeleteForm(formdata=None), 409, str(exc))
+    flash(
+        f"{deleted['participants']} simulated participants and their {deleted['answers']} "
+        "answers are deleted; real participants are untouched.",
+        "success",
+    )
+    return redirect(url_for("researcher.monitor", study_id=study.id))
 
 
 @bp.get("/studies/<int:study_id>/audit")

@@ -1,5 +1,9 @@
 """The live monitor's figures, each counted by the database (GROUP BY, LIMIT), never in Python
 over all rows, so the page stays fast with thousands of participants.
+
+The figures count real participants; preview runs and simulated participants (flask
+simulate-participants) are counted apart. The participant table lists real and simulated
+participants together, each simulated one with a badge.
 """
 
 from __future__ import annotations
@@ -36,17 +40,22 @@ def _duration_seconds() -> sa.ColumnElement[float]:
     return (sa.func.julianday(Participant.completed_at) - sa.func.julianday(Participant.started_at)) * 86400.0
 
 
-def _counted(study_id: int, preview: bool = False) -> list[sa.ColumnElement[bool]]:
-    """Return the conditions selecting a study's participants (real ones, or preview runs)."""
-    return [Participant.study_id == study_id, Participant.is_preview.is_(preview)]
+def _counted(study_id: int, preview: bool = False, simulated: bool | None = False
+             ) -> list[sa.ColumnElement[bool]]:
+    """Return the conditions selecting a study's participants: real ones, preview runs, or
+    simulated ones (`simulated` None: real and simulated alike)."""
+    where = [Participant.study_id == study_id, Participant.is_preview.is_(preview)]
+    if simulated is not None and not preview:
+        where.append(Participant.is_simulated.is_(simulated))
+    return where
 
 
-def status_counts(study: Study, preview: bool = False) -> dict[str, Any]:
+def status_counts(study: Study, preview: bool = False, simulated: bool = False) -> dict[str, Any]:
     """Count participants per list and status: started (all), in progress, completed, withdrawn,
     expired."""
     rows = db.session.execute(
         sa.select(Participant.list_index, Participant.status, sa.func.count())
-        .where(*_counted(study.id, preview))
+        .where(*_counted(study.id, preview, simulated))
         .group_by(Participant.list_index, Participant.status)
     ).all()
     n_lists = max([study.n_lists] + [index + 1 for index, _status, _n in rows])
@@ -162,8 +171,9 @@ class ParticipantPage:
 
 
 def participant_page(study: Study, page: int, *, preview: bool = False, status: str | None = None) -> ParticipantPage:
-    """Return one page of participants, newest first, with their answered trial counts."""
-    where = _counted(study.id, preview)
+    """Return one page of participants (real and simulated, or preview runs), newest first,
+    with their answered trial counts."""
+    where = _counted(study.id, preview, simulated=None)
     if status in PARTICIPANT_STATUSES:
         where.append(Participant.status == status)
     total = db.session.scalar(sa.select(sa.func.count()).where(*where))
@@ -196,6 +206,8 @@ def participant_page(study: Study, page: int, *, preview: bool = False, status: 
                 "scheduled": n_scheduled,
                 "device": p.device or "",
                 "source": p.source,
+                "simulated": p.is_simulated,
+                "preview": p.is_preview,
             }
             for p, n_answered, n_scheduled in rows
         ],
@@ -212,6 +224,8 @@ def summary(study: Study, now: datetime) -> dict[str, Any]:
         # New participants refused by the start limits: a script, or a crowd behind one address.
         "starts_refused": study.starts_refused,
         "previews": status_counts(study, preview=True)["total"],
+        # Started by flask simulate-participants: not people, counted apart.
+        "simulated": status_counts(study, simulated=True)["total"],
         "conditions": condition_counts(study),
         "median_completion_s": median_completion_seconds(study),
         "attention": attention_failures(study),

@@ -21,10 +21,12 @@ from survey.models import (
     Image,
     Participant,
     Preregistration,
+    RecruitmentId,
     Researcher,
     Response,
     Study,
     StudyMember,
+    Trial,
 )
 from survey.participant import service as participant_service
 
@@ -283,3 +285,71 @@ def delete_participant_data(
         db.session.commit()
     else:
         participant_service.withdraw(participant)
+
+
+def _simulated(study_id: int) -> sa.ColumnElement[bool]:
+    """The study's simulated participants (started by flask simulate-participants)."""
+    return sa.and_(Participant.study_id == study_id, Participant.is_simulated.is_(True),
+                   Participant.is_preview.is_(False))
+
+
+def simulated_summary(study: Study) -> dict[str, int]:
+    """How many simulated participants the study has, how many completed, how many answers."""
+    people = db.session.execute(
+        sa.select(sa.func.count(), sa.func.count(Participant.completed_at))
+        .where(_simulated(study.id))
+    ).one()
+    answers = db.session.scalar(
+        sa.select(sa.func.count(Response.id))
+        .join(Participant, Participant.id == Response.participant_id)
+        .where(_simulated(study.id))
+    )
+    return {"participants": int(people[0]), "completed": int(people[1]), "answers": int(answers or 0)}
+
+
+def delete_simulated(study: Study, researcher: Researcher, expected: int) -> dict[str, int]:
+    """Delete every simulated participant of a locked study, with their trials and answers; audited.
+
+    Call it on the row `lock_for_change` returned: it runs in that transaction and commits.
+    Refused (ValueError, nothing deleted) for an archived study, a study without simulated
+    participants, or when their number is not the `expected` one the confirmation showed.
+    Real participants are never touched. The reports that included simulated participants
+    are deleted with them (none is ever published); the reports of the real participants
+    stay, so published findings do not change.
+    """
+    from survey.findings.service import forget_reports
+
+    if study.state == "archived":
+        raise ValueError("This study is archived. Move it back to closed to delete its "
+                         "simulated participants.")
+    summary = simulated_summary(study)
+    if summary["participants"] == 0:
+        raise ValueError("This study has no simulated participants to delete.")
+    if summary["participants"] != expected:
+        raise ValueError(
+            f"The study has {summary['participants']} simulated participants now, not the "
+            f"{expected} you confirmed (more were simulated, or someone deleted them "
+            "meanwhile). Check the number below and confirm again."
+        )
+    ids = sa.select(Participant.id).where(_simulated(study.id))
+    # Lock order: the study row (taken by the caller), then trials, then participants.
+    db.session.execute(sa.delete(Response).where(Response.participant_id.in_(ids))
+                       .execution_options(synchronize_session=False))
+    db.session.execute(sa.delete(Trial).where(Trial.participant_id.in_(ids))
+                       .execution_options(synchronize_session=False))
+    db.session.execute(sa.delete(RecruitmentId).where(RecruitmentId.participant_id.in_(ids))
+                       .execution_options(synchronize_session=False))
+    deleted = db.session.execute(sa.delete(Participant).where(_simulated(study.id))
+                                 .execution_options(synchronize_session=False)).rowcount
+    reports = forget_reports(study.id, only_simulated=True)
+    audit.record(
+        "participants.delete_simulated",
+        researcher=researcher,
+        study=study,
+        participants=deleted,
+        completed=summary["completed"],
+        answers_deleted=summary["answers"],
+        reports_deleted=reports,
+    )
+    db.session.commit()
+    return {"participants": deleted, "answers": summary["answers"], "reports": reports}

@@ -62,13 +62,15 @@ EDITABLE_FIELDS = (
 
 
 def participant_counts(study_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Count non-preview participants per study and status, in one query."""
+    """Count real participants (not preview runs, not simulated) per study and status, in one
+    query."""
     counts: dict[int, dict[str, int]] = {i: {} for i in study_ids}
     if not study_ids:
         return counts
     rows = db.session.execute(
         sa.select(Participant.study_id, Participant.status, sa.func.count())
-        .where(Participant.study_id.in_(study_ids), Participant.is_preview.is_(False))
+        .where(Participant.study_id.in_(study_ids), Participant.is_preview.is_(False),
+               Participant.is_simulated.is_(False))
         .group_by(Participant.study_id, Participant.status)
     )
     for study_id, status, n in rows:
@@ -137,6 +139,13 @@ def _overview(study: Study, role: str, status: int = 200, problems: list[str] | 
     previews = db.session.scalar(
         sa.select(sa.func.count()).where(Participant.study_id == study.id, Participant.is_preview.is_(True))
     )
+    simulated = db.session.scalar(
+        sa.select(sa.func.count()).where(
+            Participant.study_id == study.id,
+            Participant.is_preview.is_(False),
+            Participant.is_simulated.is_(True),
+        )
+    )
     n_images = db.session.scalar(sa.select(sa.func.count()).where(Image.study_id == study.id))
     if problems is None and study.state == "draft":
         problems = design_problems(study)
@@ -151,6 +160,7 @@ def _overview(study: Study, role: str, status: int = 200, problems: list[str] | 
             counts=counts,
             started=sum(counts.values()),
             previews=previews,
+            simulated=simulated,
             n_images=n_images,
             problems=problems or [],
             transitions=transitions,

@@ -35,3 +35,22 @@ def test_within_interval_follows_the_paired_differences_not_the_spread_of_people
     between = stats.t.ppf(0.975, 39) * wide["ai"].std(ddof=1) / math.sqrt(40)
     assert (high - low) / 2 < between / 4
     assert within_intervals(wide.iloc[:1]) == {}
+
+
+def test_text_outside_the_bundled_fonts_still_renders():
+    """Regression: a hypothesis written in characters DejaVu lacks made the public chart fail.
+
+    Matplotlib warns once per missing glyph; the figure is drawn with boxes in their place.
+    """
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    from analysis.figures import render
+
+    fig = Figure(figsize=(2, 1))
+    fig.text(0.1, 0.5, "𐅧 𗶘 trust")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fmt in ("svg", "png"):
+            assert len(render(fig, fmt)) > 100

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from survey.extensions import db
 from survey.models import Participant, Response, Trial
 from tests.test_participant_support import seed_quick_demo
+from tests.browser.helpers import read_questions
 from tests.helpers import refreeze
 
 
@@ -41,19 +42,6 @@ def tap_or_click(page, selector: str, phone: bool) -> None:
         page.tap(selector)
     else:
         page.click(selector)
-
-
-def read_questions(page) -> list[dict]:
-    """Return the trial's questions: field name, kind and each choice's value and shortcut."""
-    return page.eval_on_selector_all(
-        "fieldset[data-question]",
-        """groups => groups.map(g => ({
-            kind: g.dataset.question,
-            name: g.querySelector('input[type=radio]').name,
-            choices: Array.from(g.querySelectorAll('input[type=radio]')).map(
-                i => ({value: i.value, key: i.dataset.key || ''}))
-        }))""",
-    )
 
 
 def check_layout(page, phone: bool) -> None:

@@ -20,7 +20,8 @@ from survey.participant.simulate import simulate
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TRIALS_COLUMNS = ["study", "participant", "list", "trial", "block", "task", "identity", "condition", "probe",
-                  "is_match", "measure", "value", "correct", "rt_ms", "attention_check", "rt_flag"]
+                  "is_match", "measure", "value", "correct", "rt_ms", "attention_check", "rt_flag",
+                  "simulated"]
 N_IDENTITIES = 8
 
 
@@ -119,7 +120,7 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
     page.get_by_role("link", name="Begin").click()
     expect(page.get_by_text(re.compile(r"Practice: this one does not count|Question 1 of"))).to_be_visible()
 
-    # Open the study, and let three participants take it.
+    # Open the study, and let three simulated participants take it.
     page.goto(study_url)
     page.get_by_role("button", name="Open to participants").click()
     expect(page.get_by_text("The study is now open.")).to_be_visible()
@@ -133,7 +134,9 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
     simulate(app, slug, 3, seed=7)
 
     page.get_by_role("navigation", name="Study").get_by_role("link", name="Monitor").click()
-    expect(page.locator('[data-figure="participants.total.started"]')).to_have_text("3")
+    # Counted apart from real participants, of whom there are none yet.
+    expect(page.locator('[data-figure="simulated.started"]')).to_have_text("3")
+    expect(page.locator('[data-figure="participants.total.started"]')).to_have_text("0")
     expect(page.locator('[data-figure="previews.started"]')).to_have_text("1")
 
     # Download trials.csv.
@@ -147,6 +150,7 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
     assert rows[0] == TRIALS_COLUMNS
     assert len(rows) > 1 and {row[0] for row in rows[1:]} == {slug}
     assert {row[5] for row in rows[1:]} == {"match", "rate"}
+    assert {row[-1] for row in rows[1:]} == {"1"}  # every answer is a simulated participant's
     assert preview_id not in text
     assert problems == [], problems
     context.close()

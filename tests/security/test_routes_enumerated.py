@@ -102,6 +102,9 @@ ROLE_TABLE = {
     ("researcher.monitor_json", "GET"): ("viewer", "read"),
     ("researcher.participant_lookup", "GET"): ("editor", "personal"),
     ("researcher.participant_delete", "POST"): ("editor", "write"),
+    # Deletes every simulated participant of the study: a confirmation page, then the POST.
+    ("researcher.simulated_delete", "GET"): ("owner", "write"),
+    ("researcher.simulated_delete", "POST"): ("owner", "write"),
     ("researcher.preregistration", "GET"): ("viewer", "read"),
     ("researcher.preregistration_save", "POST"): ("editor", "write"),
     ("researcher.preregistration_freeze", "POST"): ("editor", "write"),

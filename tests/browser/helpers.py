@@ -1,0 +1,42 @@
+"""What several browser tests do: read a trial's questions, take a study as a participant."""
+
+from __future__ import annotations
+
+import random
+
+
+def read_questions(page) -> list[dict]:
+    """Return the trial's questions: field name, kind and each choice's value and shortcut."""
+    return page.eval_on_selector_all(
+        "fieldset[data-question]",
+        """groups => groups.map(g => ({
+            kind: g.dataset.question,
+            name: g.querySelector('input[type=radio]').name,
+            choices: Array.from(g.querySelectorAll('input[type=radio]')).map(
+                i => ({value: i.value, key: i.dataset.key || ''}))
+        }))""",
+    )
+
+
+def take_study(page, base: str, slug: str, query: str, rng: random.Random) -> int:
+    """Take the study as a participant does with the keyboard, from the link to the done page.
+
+    Answers each trial at random and the age question; returns the number of trials answered.
+    """
+    page.goto(f"{base}/s/{slug}{query}")
+    for selector, url in (("#agree", f"**/s/{slug}/instructions"), ("#begin", f"**/s/{slug}/trial")):
+        page.focus(selector)
+        page.keyboard.press("Enter")
+        page.wait_for_url(url)
+    answered = 0
+    while page.url.endswith(f"/s/{slug}/trial"):
+        page.locator("form[data-trial][data-shown]").wait_for()
+        with page.expect_navigation():
+            for question in read_questions(page):
+                page.keyboard.press(rng.choice(question["choices"])["key"])
+        answered += 1
+    page.wait_for_url(f"**/s/{slug}/questions")
+    page.fill("#age", "31")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/s/{slug}/done")
+    return answered
