@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.participants import UNLIMITED_STARTS, prepare_database  # noqa: E402
+from bench.db import UNLIMITED_STARTS, prepare_database  # noqa: E402
 from survey.participant.simulate import TOKEN, form_token, parse_trial_form  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/likeness_bench_cpu"

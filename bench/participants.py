@@ -42,16 +42,12 @@ import json
 import os
 import random
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,11 +55,12 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.checks import database_problems, read_facts  # noqa: E402
+from bench.db import UNLIMITED_STARTS, backend_pids, prepare_database  # noqa: E402
+from bench.load import Client, Ledger, Reply  # noqa: E402
+from bench.report import percentile  # noqa: E402
+from bench.servers import Gunicorn, ServerSettings, cpu_seconds  # noqa: E402
 from survey.participant.simulate import TOKEN, form_token, parse_trial_form  # noqa: E402
-
-# A bench starts hundreds of participants from one address within minutes: the start limits
-# stay on (their counting is part of the cost measured) with bounds no run reaches.
-UNLIMITED_STARTS = {"STARTS_PER_ADDRESS": "100000000", "STARTS_PER_MINUTE": "100000000"}
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/likeness_bench_participants"
 GOAL_RATIO = 0.40
@@ -71,136 +68,6 @@ GOAL_P99_MS = 100.0
 TRIAL_ID = re.compile(r"/trial/(\d+)$")
 # A request that takes longer counts as an error (and ends that participant's run).
 REQUEST_TIMEOUT_S = 30.0
-
-
-# --- a minimal HTTP/1.1 client ----------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    """One HTTP response."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        """Return the body as text."""
-        return self.body.decode("utf-8", "replace")
-
-
-class Client:
-    """One browser: a keep-alive connection and a cookie jar (cookies matched by path)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: Optional[asyncio.StreamReader] = None
-        self.writer: Optional[asyncio.StreamWriter] = None
-        self.cookies: dict[tuple[str, str], str] = {}
-
-    async def close(self) -> None:
-        """Close the connection."""
-        if self.writer is not None:
-            self.writer.close()
-            try:
-                await self.writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
-        self.reader = self.writer = None
-
-    def _cookie_header(self, path: str) -> str:
-        """Return the Cookie header for a path."""
-        sent = {}
-        for (name, cpath), value in sorted(self.cookies.items(), key=lambda kv: len(kv[0][1])):
-            if (
-                cpath == "/"
-                or path == cpath
-                or path.startswith(cpath.rstrip("/") + "/")
-                or path.startswith(cpath + "?")
-            ):
-                sent[name] = value
-        return "; ".join(f"{k}={v}" for k, v in sent.items())
-
-    def _keep_cookie(self, raw: str) -> None:
-        """Store a Set-Cookie header."""
-        parts = [p.strip() for p in raw.split(";")]
-        name, _, value = parts[0].partition("=")
-        path = "/"
-        for attr in parts[1:]:
-            key, _, val = attr.partition("=")
-            if key.lower() == "path" and val:
-                path = val
-        self.cookies[(name, path)] = value
-
-    async def request(self, method: str, path: str, form: Optional[dict[str, str]] = None) -> Reply:
-        """Send one request and read the whole response (reconnecting once on a closed socket)."""
-        body = urlencode(form).encode() if form is not None else b""
-        lines = [
-            f"{method} {path} HTTP/1.1",
-            f"Host: {self.host}:{self.port}",
-            "User-Agent: likeness-bench",
-            "Accept: text/html",
-        ]
-        cookie = self._cookie_header(path)
-        if cookie:
-            lines.append(f"Cookie: {cookie}")
-        if form is not None:
-            lines += [
-                "Content-Type: application/x-www-form-urlencoded",
-                f"Content-Length: {len(body)}",
-            ]
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-        for attempt in (1, 2):
-            reused = self.writer is not None
-            if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-            try:
-                self.writer.write(data)
-                await self.writer.drain()
-                try:
-                    head = await self.reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError as exc:
-                    if not exc.partial:
-                        raise ConnectionResetError("closed before the response") from exc
-                    raise
-                return await self._read(head)
-            except (ConnectionError, asyncio.IncompleteReadError):
-                await self.close()
-                # A kept-alive socket the server had closed: a browser retries once, so do we.
-                if attempt == 2 or not reused:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _read(self, head: bytes) -> Reply:
-        """Read the body after the status line and headers (`head`, read in one go: a
-        readline per header costs the load generator more than parsing them)."""
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        status = int(status_line.split()[1])
-        headers: dict[str, str] = {}
-        for line in lines:
-            if not line:
-                continue
-            key, _, value = line.partition(":")
-            key, value = key.strip().lower(), value.strip()
-            if key == "set-cookie":
-                self._keep_cookie(value)
-            headers[key] = value
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int((await self.reader.readline()).split(b";")[0], 16)
-                if size == 0:
-                    await self.reader.readline()
-                    break
-                chunks.append(await self.reader.readexactly(size))
-                await self.reader.readline()
-            body = b"".join(chunks)
-        else:
-            body = await self.reader.readexactly(int(headers.get("content-length", "0")))
-        if headers.get("connection", "").lower() == "close":
-            await self.close()
-        return Reply(status, headers, body)
 
 
 # --- the load ---------------------------------------------------------------------------------
@@ -211,8 +78,8 @@ class Stats:
     """What the load generator saw."""
 
     latencies: dict[str, list[float]] = field(default_factory=dict)
-    # trial id -> number of measures posted, for every answer the server accepted
-    answered: dict[int, int] = field(default_factory=dict)
+    # trial id -> the measures posted (field name -> value), for every answer the server accepted
+    answered: dict[int, dict[str, str]] = field(default_factory=dict)
     started: int = 0
     completed: int = 0
     stopped: int = 0
@@ -298,13 +165,14 @@ async def one_participant(
                 # A person looks, then answers: half to one and a half times the think time.
                 await asyncio.sleep(think_ms * rng.uniform(0.5, 1.5) / 1000)
             answer = {name: rng.choice(values) for name, values in form.choices.items()}
+            posted = dict(answer)
             answer.update(form.hidden, rt_ms=f"{rng.uniform(400, 3000):.1f}")
             reply = await timed(stats, "answer", client, "POST", form.action, answer)
             if reply.status != 303:
                 stats.errors.append(f"answer: HTTP {reply.status} {reply.text[:200]}")
                 return
             stats.accepted_posts += 1
-            stats.answered[int(TRIAL_ID.search(form.action).group(1))] = len(form.choices)
+            stats.answered[int(TRIAL_ID.search(form.action).group(1))] = posted
             page = await timed(stats, "trial page", client, "GET", reply.headers["location"])
         if page.status in (302, 303) and page.headers["location"].endswith("/questions"):
             questions = await timed(stats, "finish", client, "GET", "/s/demo/questions")
@@ -407,47 +275,7 @@ async def run_yardstick(
     return stats, time.perf_counter() - start
 
 
-# --- servers and the database ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """Return a free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """Return the CPU time (user + system) the processes have used so far."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
-
-def backend_pids(url: str) -> list[int]:
-    """Return the PostgreSQL server processes serving the bench database's clients."""
-    from survey.config import database_uri
-
-    engine = sa.create_engine(database_uri(url))
-    with engine.connect() as conn:
-        pids = conn.execute(
-            sa.text(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
-            )
-        ).scalars()
-        pids = list(pids)
-    engine.dispose()
-    return pids
+# --- CPU and the database check -------------------------------------------------------------
 
 
 @dataclass
@@ -463,159 +291,31 @@ class CpuUse:
         return {k: round(1000 * v / max(n, 1), 2) for k, v in vars(self).items()}
 
 
-def prepare_database(url: str, media: str) -> None:
-    """Recreate the bench database, migrate it and seed the demo study."""
-    from flask_migrate import upgrade
+def stored_problems(url: str, stats: Stats, yardstick: Stats) -> list[str]:
+    """Check the database against what the load generator was told; list what is wrong.
 
-    from survey import create_app
-    from survey.config import database_uri
-    from survey.demo import seed_demo
-    from survey.extensions import db
-
-    target = make_url(database_uri(url))
-    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "MEDIA_DIR": media})
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-        seed_demo()
-        db.session.remove()
-        db.engine.dispose()
-
-
-class Gunicorn:
-    """A gunicorn server in a child process, stopped on exit."""
-
-    def __init__(
-        self,
-        target: str,
-        env: dict[str, str],
-        workers: int,
-        worker_class: str,
-        threads: int,
-        chdir: Path,
-    ) -> None:
-        self.port = free_port()
-        args = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--chdir",
-            str(chdir),
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            worker_class,
-            "--backlog",
-            "2048",
-            "--log-level",
-            "warning",
-        ]
-        if worker_class == "gthread":
-            args += ["--threads", str(threads)]
-        self.proc = subprocess.Popen(args + [target], env=env, cwd=chdir)
-
-    def wait_ready(self, path: str, timeout: float = 30.0) -> None:
-        """Wait until the server answers."""
-        end = time.time() + timeout
-        while time.time() < end:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"gunicorn exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(
-                        f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-                    )
-                    if s.recv(12).startswith(b"HTTP/1.1"):
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise SystemExit(f"gunicorn did not answer within {timeout} s")
-
-    def worker_pids(self) -> list[int]:
-        """Return the pids of the server's workers."""
-        found = subprocess.run(
-            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
-        )
-        return [int(pid) for pid in found.stdout.split()]
-
-    def stop(self) -> None:
-        """Stop the server and its workers."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def check_database(url: str, stats: Stats, yardstick: Stats) -> list[str]:
-    """Compare what the generator saw accepted with what the database holds; list mismatches."""
+    The participants' side is the check every load run ends with (bench/checks.py): each
+    accepted answer stored exactly once with the measures posted, nothing stored that no one
+    sent, lists balanced, no trial skipped, no orphan rows. Besides: every response keeps the
+    rt_ms posted with it, and the yardstick holds one row per accepted POST.
+    """
     from survey.config import database_uri
 
+    problems = database_problems(read_facts(url), Ledger(acknowledged=stats.answered))
     engine = sa.create_engine(database_uri(url))
-    problems = []
-    with engine.connect() as conn:
-        answered = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM trial t JOIN participant p ON p.id = t.participant_id "
-                "WHERE t.answered_at IS NOT NULL AND NOT p.is_preview"
-            )
-        ).scalar_one()
-        responses = conn.execute(sa.text("SELECT count(*) FROM response")).scalar_one()
-        duplicates = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM (SELECT trial_id, measure FROM response "
-                "GROUP BY trial_id, measure HAVING count(*) > 1) d"
-            )
-        ).scalar_one()
-        orphans = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM response r JOIN trial t ON t.id = r.trial_id "
-                "WHERE t.answered_at IS NULL"
-            )
-        ).scalar_one()
-        per_trial = dict(
-            conn.execute(sa.text("SELECT trial_id, count(*) FROM response GROUP BY trial_id")).all()
-        )
-        rows = conn.execute(sa.text("SELECT count(*) FROM yardstick_answer")).scalar_one()
-        with_rt = conn.execute(
-            sa.text("SELECT count(*) FROM response WHERE rt_ms IS NOT NULL")
-        ).scalar_one()
-    engine.dispose()
-    if answered != len(stats.answered):
-        problems.append(
-            f"{answered} trials answered in the database, {len(stats.answered)} accepted"
-        )
-    if responses != sum(stats.answered.values()):
-        problems.append(f"{responses} response rows, {sum(stats.answered.values())} answers posted")
-    if per_trial != stats.answered:
-        wrong = sum(1 for t, n in stats.answered.items() if per_trial.get(t) != n)
-        problems.append(f"{wrong} trials whose stored measures differ from those posted")
-    if duplicates or orphans:
-        problems.append(
-            f"{duplicates} duplicated (trial, measure) pairs, "
-            f"{orphans} answers to unanswered trials"
-        )
-    if with_rt != responses:
-        problems.append(f"{responses - with_rt} responses without rt_ms")
+    try:
+        with engine.connect() as conn:
+            without_rt = conn.execute(
+                sa.text("SELECT count(*) FROM response WHERE rt_ms IS NULL")
+            ).scalar_one()
+            rows = conn.execute(sa.text("SELECT count(*) FROM yardstick_answer")).scalar_one()
+    finally:
+        engine.dispose()
+    if without_rt:
+        problems.append(f"{without_rt} responses without rt_ms")
     if rows != yardstick.accepted_posts:
         problems.append(f"yardstick: {rows} rows, {yardstick.accepted_posts} accepted POSTs")
     return problems
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Return the q-th percentile (nearest rank)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -702,13 +402,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         "DB_MAX_OVERFLOW": "0",
         **UNLIMITED_STARTS,
     }
-    server_args = (args.workers, args.worker_class, args.threads)
+    settings = ServerSettings(args.workers, args.worker_class, args.threads)
 
-    def serve(target: str, ready: str, chdir: Path, load, cpu: CpuUse):
+    def serve(target: str, chdir: Path, load, cpu: CpuUse):
         """Serve `target`, run `load(port)` against it, add the CPU it took to `cpu`."""
-        server = Gunicorn(target, env, *server_args, chdir=chdir)
+        server = Gunicorn(env, settings, target=target, chdir=chdir)
         try:
-            server.wait_ready(ready)
+            server.start()
             workers = server.worker_pids()
             web0, client0 = cpu_seconds(workers), time.process_time()
             result = asyncio.run(load(server.port))
@@ -725,7 +425,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"yardstick: {args.concurrency} clients for {seconds:.0f} s …", flush=True)
         return serve(
             "yardstick_app:app",
-            "/answer",
             ROOT / "bench",
             lambda port: run_yardstick("127.0.0.1", port, args.concurrency, seconds),
             yard_cpu,
@@ -760,7 +459,6 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"participants: {share} at {args.concurrency} at a time …", flush=True)
         phase, seconds = serve(
             "app:app",
-            "/healthz",
             ROOT,
             lambda port, share=share, done=done, left=left: run_participants(
                 "127.0.0.1",
@@ -779,7 +477,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         done += phase.started
         yardstick_segment()
 
-    problems = check_database(args.database_url, stats, ystats)
+    problems = stored_problems(args.database_url, stats, ystats)
     inserts_per_s = ystats.accepted_posts / ytime
     answers_per_s = len(stats.answered) / wall
     hot = stats.latencies.get("trial page", []) + stats.latencies.get("answer", [])

@@ -40,16 +40,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, print_figures
-from bench.participants import (
-    UNLIMITED_STARTS,
-    Client,
-    Gunicorn,
-    Stats,
-    percentile,
-    prepare_database,
-    run_participants,
-)
+from bench.db import UNLIMITED_STARTS, prepare_database
+from bench.load import Client
+from bench.participants import Stats, run_participants
+from bench.report import machine, percentile, print_figures
+from bench.servers import Gunicorn, ServerSettings
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/likeness_bench_public"
 PUBLIC_SLUG = "pub"
@@ -175,10 +170,10 @@ def over_http(url: str, media: str, args) -> dict:
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-public", "MEDIA_DIR": media,
            "PYTHONPATH": str(ROOT), "LIKENESS_ENV": "development", "DB_POOL_SIZE": "8",
            "DB_MAX_OVERFLOW": "0", **UNLIMITED_STARTS}
-    server = Gunicorn("app:app", env, 3, "gthread", 8, chdir=ROOT)
+    server = Gunicorn(env, ServerSettings(3, "gthread", 8))
     figures = {}
     try:
-        server.wait_ready("/healthz")
+        server.start()
         first = 0
         for name, crowd in (("alone", 0), (f"with {args.visitors} visitors", args.visitors)):
             print(f"participants {name} …", flush=True)

@@ -146,12 +146,17 @@ def runner(app):
 
 @pytest.fixture
 def make_researcher(app):
-    """Return a function that creates a researcher account and returns its id."""
+    """Return a function that creates a researcher account and returns its id.
+
+    Its password hash is made once per password and test run (tests/helpers.py): a salted
+    scrypt hash costs a quarter of a second on purpose, and any hash of the password verifies.
+    """
+    from tests.helpers import password_hash
 
     def make(email: str = "ada@example.org", password: str = "correct horse battery", **kw) -> int:
         with app.app_context():
             researcher = Researcher(email=email, name=kw.pop("name", "Ada"), **kw)
-            researcher.set_password(password)
+            researcher.password_hash = password_hash(password)
             db.session.add(researcher)
             db.session.commit()
             return researcher.id
@@ -170,13 +175,11 @@ def sign_in(client, app, researcher_id: int) -> None:
 
 
 @pytest.fixture
-def demo(app):
-    """Seed the demo study and return its id."""
-    from survey.demo import seed_demo
+def demo(app, monkeypatch):
+    """Seed the demo study and return its id (drawings made once per run: tests/helpers.py)."""
+    from tests.helpers import seed_quick_demo
 
-    with app.app_context():
-        _researcher, study, _created = seed_demo()
-        return study.id
+    return seed_quick_demo(app, monkeypatch)
 
 
 def _free_port() -> int:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import os
+
+from werkzeug.security import generate_password_hash
+
+import survey.demo
 from survey.extensions import db
-from survey.models import Study
+from survey.models import Researcher, Study
 from survey.studies import design_sha256
 
 
@@ -18,3 +24,36 @@ def refreeze(study_id: int) -> None:
     db.session.refresh(study)
     study.design_sha256 = design_sha256(study)
     db.session.commit()
+
+
+_render = functools.lru_cache(maxsize=None)(survey.demo.render)
+_process = functools.lru_cache(maxsize=None)(survey.demo.process_image)
+
+
+@functools.lru_cache(maxsize=None)
+def password_hash(password: str) -> str:
+    """Return a hash of the password, made once per password and test run."""
+    return generate_password_hash(password)
+
+
+def _set_password_once(researcher: Researcher, password: str) -> None:
+    """Store a hash of the password made once per test run (a salted scrypt hash is slow)."""
+    researcher.password_hash = password_hash(password)
+
+
+def seed_quick_demo(app, monkeypatch) -> int:
+    """Seed the demo study as `flask seed-demo` does and return its id, quickly.
+
+    The demo's drawings and their image processing are deterministic, so they are made once per
+    test run and reused, and so is the demo account's password hash (any scrypt hash of the
+    password verifies); its 48 image files are written without forcing each to disk (the
+    storage's fsync: a test's media folder is thrown away with it). Every test still gets a
+    freshly seeded database, the same files and an account that signs in with demo / demo.
+    """
+    monkeypatch.setattr(survey.demo, "render", _render)
+    monkeypatch.setattr(survey.demo, "process_image", _process)
+    with monkeypatch.context() as seeding, app.app_context():
+        seeding.setattr(os, "fsync", lambda fd: None)
+        seeding.setattr(Researcher, "set_password", _set_password_once)
+        _researcher, study, _created = survey.demo.seed_demo()
+        return study.id

@@ -71,6 +71,7 @@ def test_signup_with_a_taken_email_is_refused(app, client, make_researcher):
     assert "exists" not in text and "already" not in text
 
 
+@pytest.mark.slow
 def test_signing_up_with_taken_emails_is_rate_limited_like_sign_in(app, client, make_researcher):
     """Each refused sign-up counts as a failed sign-in of the address, so probing is slow."""
     app.config["LOGIN_MAX_PER_ADDRESS"] = 3
@@ -182,6 +183,7 @@ def test_next_never_leaves_the_site(app, client, make_researcher, target):
 # --- rate limits --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_wrong_passwords_lock_out_the_guessing_address_not_the_owner(app, client, make_researcher):
     """Five failures stop that address guessing the account; the owner elsewhere still gets in."""
     make_researcher(email="ada@example.org")
@@ -199,6 +201,7 @@ def test_wrong_passwords_lock_out_the_guessing_address_not_the_owner(app, client
     assert login(client, "bob@example.org").status_code == 302
 
 
+@pytest.mark.slow
 def test_guessing_from_many_addresses_meets_a_ceiling_that_spares_known_addresses(
     app, make_researcher
 ):
@@ -218,6 +221,7 @@ def test_guessing_from_many_addresses_meets_a_ceiling_that_spares_known_addresse
     assert login(app.test_client(), "ada@example.org", environ_base=home).status_code == 302
 
 
+@pytest.mark.slow
 def test_a_burst_of_simultaneous_guesses_gets_no_more_password_checks_than_the_limit(
     app, make_researcher
 ):
@@ -253,6 +257,7 @@ def test_a_burst_of_simultaneous_guesses_gets_no_more_password_checks_than_the_l
     assert login(client, "ada@example.org", environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 429
 
 
+@pytest.mark.slow
 def test_failures_from_one_address_lock_it_for_every_account(app, client, make_researcher):
     app.config["LOGIN_MAX_PER_ADDRESS"] = 4
     make_researcher(email="ada@example.org")
@@ -264,6 +269,7 @@ def test_failures_from_one_address_lock_it_for_every_account(app, client, make_r
     assert login(app.test_client(), "ada@example.org", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 302
 
 
+@pytest.mark.slow
 def test_successful_logins_do_not_count_and_reset_the_account(app, client, make_researcher):
     make_researcher(email="ada@example.org")
     for _ in range(4):

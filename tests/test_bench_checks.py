@@ -7,19 +7,17 @@ import math
 import pytest
 import sqlalchemy as sa
 
-from bench.common import (
-    Ledger,
+from bench.checks import (
     answer_problems,
     as_measures,
     balance_problems,
     database_problems,
     gap_problems,
-    latency_table,
     next_positions,
-    peak_rate,
-    percentile,
     read_facts,
 )
+from bench.load import Ledger
+from bench.report import latency_table, peak_rate, percentile
 from survey.extensions import db
 from survey.participant.simulate import simulate
 
@@ -225,7 +223,7 @@ def test_the_load_generators_client_reads_headers_cookies_bodies_and_reconnects(
     cookies set for two paths, a chunked body, and a kept-alive socket the server closed."""
     import asyncio
 
-    from bench.participants import Client
+    from bench.load import Client
 
     requests: list[bytes] = []
 

@@ -69,6 +69,7 @@ def published(app, client, demo, monkeypatch):
     return ids
 
 
+@pytest.mark.slow
 def test_claim_guard_wording_is_the_same_everywhere(app, client, demo):
     """Difference, no reliable difference and inconclusive claims, verbatim from results.json.
 
@@ -135,6 +136,7 @@ def test_claim_guard_wording_is_the_same_everywhere(app, client, demo):
     assert f"{test['n']} participants" in public_text
 
 
+@pytest.mark.slow
 def test_public_page_exposes_no_participant_level_data(app, client, demo, published):
     """No participant id, recruitment id or free text on the page, the embed, charts or JSON."""
     with app.app_context():
@@ -163,6 +165,7 @@ def test_public_page_exposes_no_participant_level_data(app, client, demo, publis
     assert "<script" not in page and "onclick" not in page and 'style="' not in page
 
 
+@pytest.mark.slow
 def test_public_page_charts_citation_and_embed(app, client, demo, published):
     """Charts of 1200 x 675 (PNG) and SVG, a citation, an embed that alone may be framed."""
     png = client.get("/f/demo/charts/trust.png?download=1")
@@ -202,6 +205,7 @@ def test_public_page_charts_citation_and_embed(app, client, demo, published):
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
 
 
+@pytest.mark.slow
 def test_unpublish_takes_the_page_down_and_reopening_hides_it(app, client, demo, published):
     """Unpublished, unknown, or reopened: 404; publishing and unpublishing are audited."""
     assert client.get("/f/demo").status_code == 200
@@ -221,6 +225,7 @@ def test_unpublish_takes_the_page_down_and_reopening_hides_it(app, client, demo,
     assert actions == ["findings.publish", "findings.unpublish"]
 
 
+@pytest.mark.slow
 def test_publishing_needs_the_owner_a_closed_study_and_20_participants(
         app, client, demo, monkeypatch, make_researcher):
     """Each refusal says why; nothing is published until every condition holds."""
@@ -245,6 +250,7 @@ def test_publishing_needs_the_owner_a_closed_study_and_20_participants(
     assert publish(client, demo).status_code == 400
 
 
+@pytest.mark.slow
 def test_a_finding_without_a_test_is_shown_with_its_reason(app, client, demo):
     """An outcome that could not be tested keeps its inconclusive finding on page and chart."""
     from analysis.figures import report_figures

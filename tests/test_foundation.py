@@ -62,6 +62,7 @@ def test_bad_database_url_gives_a_clear_error(raw, message):
         create_app({"DATABASE_URL": raw, "SECRET_KEY": "x"})
 
 
+@pytest.mark.slow
 def test_bad_database_url_at_startup_exits_with_a_message_not_a_traceback():
     env = {**os.environ, "DATABASE_URL": "mysql://root@localhost/db"}
     proc = subprocess.run(
@@ -338,6 +339,7 @@ def test_participant_ids_are_opaque_and_unique(app):
 # --- commands -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_seed_demo_is_safe_to_run_twice(app, runner):
     first = runner.invoke(args=["seed-demo"])
     assert first.exit_code == 0, first.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
@@ -22,6 +23,7 @@ def _first_image(app) -> tuple[str, str]:
         return image.public_id, image.display_key
 
 
+@pytest.mark.slow
 def test_an_image_id_is_looked_up_once_per_worker(app, client, demo):
     public_id, _key = _first_image(app)
     statements: list[str] = []
@@ -45,6 +47,7 @@ def test_an_image_id_is_looked_up_once_per_worker(app, client, demo):
     assert len(statements) == looked_up
 
 
+@pytest.mark.slow
 def test_a_deleted_image_is_not_served_though_it_was_before(app, client, demo):
     public_id, key = _first_image(app)
     assert _fetch(client, public_id)[0] == 200

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("pandas", "numpy", "scipy", "matplotlib", "statsmodels")
 REPORT = f"""
@@ -32,6 +34,7 @@ def heavy_modules_after(code: str) -> list[str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_app_starts_without_pandas_numpy_scipy_matplotlib_or_statsmodels(tmp_path):
     """create_app with every blueprint registered leaves the scientific stack unloaded."""
     config = {"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'weight.db'}",

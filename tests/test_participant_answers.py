@@ -201,6 +201,7 @@ def test_a_forged_or_out_of_range_answer_gets_a_400_and_stores_nothing(
     assert client.post(form.action, data=first_answers(form)).status_code == 303
 
 
+@pytest.mark.slow
 @VIA
 def test_a_repeated_post_stores_nothing_and_cannot_change_the_answer(app, client, demo, via):
     agree(client, "demo")
@@ -314,6 +315,7 @@ def test_concurrent_duplicate_posts_store_the_answer_once(app, client, demo):
     assert count(app, Response) == len(form.choices)
 
 
+@pytest.mark.slow
 def test_store_answer_reports_repeats_and_order_and_the_unique_key_guards_a_race(
     app, client, demo
 ):

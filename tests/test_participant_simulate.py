@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import statistics
 
+import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
@@ -13,6 +14,7 @@ from survey.participant.simulate import Person
 from tests.test_participant_support import demo, set_study  # noqa: F401 (demo: a fixture)
 
 
+@pytest.mark.slow
 def test_simulated_participants_answer_through_the_pages(app, runner, demo):
     result = runner.invoke(
         args=["simulate-participants", "--study", "demo", "-n", "12", "--seed", "7"]
@@ -49,6 +51,7 @@ def counts(app) -> tuple[int, int]:
     return recruited, total
 
 
+@pytest.mark.slow
 def test_the_same_seed_resumes_rather_than_duplicates(app, runner, demo):
     runner.invoke(args=["simulate-participants", "--study", "demo", "-n", "6", "--seed", "11"])
     recruited, total = counts(app)

@@ -1,36 +1,17 @@
 """Helpers for the participant tests: a quick demo study and ways through the trial pages.
 
-Holds no tests. The demo's drawings and image processing are deterministic, so they are made
-once per test run and reused; every test still gets a freshly seeded database.
+Holds no tests. The demo is seeded by tests/helpers.py's `seed_quick_demo`.
 """
 
 from __future__ import annotations
 
-import functools
-
 import pytest
-
 import sqlalchemy as sa
 
-import survey.demo
 from survey.extensions import db
 from survey.models import Participant, Study, Trial
 from survey.participant.simulate import parse_trial_form
-
-_render = functools.lru_cache(maxsize=None)(survey.demo.render)
-_process = functools.lru_cache(maxsize=None)(survey.demo.process_image)
-
-
-def seed_quick_demo(app, monkeypatch) -> int:
-    """Seed the demo study (drawings and processing cached across tests) and return its id.
-
-    Test modules wrap this in their own `demo` fixture, which then replaces the slower one.
-    """
-    monkeypatch.setattr(survey.demo, "render", _render)
-    monkeypatch.setattr(survey.demo, "process_image", _process)
-    with app.app_context():
-        _researcher, study, _created = survey.demo.seed_demo()
-        return study.id
+from tests.helpers import seed_quick_demo
 
 
 def first_answers(form) -> dict[str, str]:

@@ -17,17 +17,18 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from bench.participants import Gunicorn
+from bench.servers import Gunicorn, ServerSettings
 from survey.extensions import db
 from survey.models import Response, Trial
 from survey.participant.simulate import agree, form_token, parse_trial_form
-from tests.conftest import ROOT
 from tests.test_participant_support import (
     first_answers,
     participants,
     trial_id,
     demo,  # noqa: F401 (a fixture)
 )
+
+pytestmark = pytest.mark.slow
 
 
 class Server:
@@ -41,8 +42,7 @@ class Server:
             "MEDIA_DIR": app.config["MEDIA_DIR"],
             "LIKENESS_ENV": "development",
         }
-        self.gunicorn = Gunicorn("app:app", env, workers, "gthread", 2, ROOT)
-        self.gunicorn.wait_ready("/")
+        self.gunicorn = Gunicorn(env, ServerSettings(workers, "gthread", 2)).start()
         self.url = f"http://127.0.0.1:{self.gunicorn.port}"
 
 

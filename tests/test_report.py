@@ -10,6 +10,7 @@ import threading
 import zipfile
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from PIL import Image as PILImage
 
@@ -43,6 +44,7 @@ def test_report_is_for_members_only(app, client, demo, make_researcher):
     assert "No data yet" in page_text(response)
 
 
+@pytest.mark.slow
 def test_report_shows_sample_findings_tests_figures_and_methods(app, client, demo):
     """The full analysis (mixed models included) of simulated data, laid out for the team."""
     fill(app, demo, 8, effects=Effects(fail_attention=0.2, stop_early=0.15), seed=4)
@@ -94,6 +96,7 @@ def test_report_shows_sample_findings_tests_figures_and_methods(app, client, dem
     assert "Holm method" in text and "default rules" in text
 
 
+@pytest.mark.slow
 def test_second_visit_reuses_the_report_and_new_data_recompute(app, client, demo, monkeypatch):
     """No recomputation without new data; a new participant's answers start a new report."""
     analyses = count_analyses(monkeypatch)
@@ -120,6 +123,7 @@ def test_second_visit_reuses_the_report_and_new_data_recompute(app, client, demo
     assert rows[0].data_sha256 != rows[1].data_sha256
 
 
+@pytest.mark.slow
 def test_large_study_shows_progress_then_the_report(app, client, demo, monkeypatch):
     """Above the inline limit the analysis runs in the background; the page refreshes itself."""
     fill(app, demo, 3)
@@ -151,6 +155,7 @@ def test_large_study_shows_progress_then_the_report(app, client, demo, monkeypat
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_failed_analysis_is_explained_and_can_be_retried(app, client, demo, monkeypatch):
     """A failure is a state with a plain message; 'Compute again' runs the analysis again."""
     fill(app, demo, 3)
@@ -196,6 +201,7 @@ def test_a_computation_that_never_finished_is_marked_failed(app, client, demo, m
     assert analyses == []
 
 
+@pytest.mark.slow
 def test_downloads_are_complete_and_self_contained(app, client, demo, monkeypatch):
     """HTML with figures inside, results.json, CSV tables and the reproduction bundle."""
     count_analyses(monkeypatch)
@@ -254,6 +260,7 @@ def test_downloads_are_complete_and_self_contained(app, client, demo, monkeypatc
     assert client.get(f"/r/studies/{demo}/report/{report.id + 1}/results.json").status_code == 404
 
 
+@pytest.mark.slow
 def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, monkeypatch):
     """Regression: "2 checks" (a count, not positions) made the report, its HTML and Publish 500."""
     count_analyses(monkeypatch)
@@ -272,6 +279,7 @@ def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, mo
     assert client.get(f"/r/studies/{demo}/report/{report.id}/report.html").status_code == 200
 
 
+@pytest.mark.slow
 def test_bundle_refuses_data_that_changed_since_the_report(app, client, demo, monkeypatch):
     """The reproduction bundle must hold the data the report was computed from."""
     count_analyses(monkeypatch)
@@ -286,6 +294,7 @@ def test_bundle_refuses_data_that_changed_since_the_report(app, client, demo, mo
     assert "New data arrived" in page_text(response)
 
 
+@pytest.mark.slow
 def test_data_hash_covers_trials_participants_and_plan(app, demo, monkeypatch):
     """The hash changes with the plan and with the data, and not with the order of rows."""
     count_analyses(monkeypatch)

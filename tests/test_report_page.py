@@ -46,6 +46,7 @@ def _rows(page: str, table_class: str, labelled_by: str = "") -> list[str]:
     return rows
 
 
+@pytest.mark.slow
 def test_summary_first_then_collapsible_sections(report):
     """Every preregistered verdict sits in one table before anything else of the report."""
     page, results = report
@@ -74,6 +75,7 @@ def page_text_of(page: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
 
 
+@pytest.mark.slow
 def test_intervals_say_their_level_and_whether_they_are_adjusted(report):
     """The TOST row is labelled 90 % CI; an interval beside a changed p says 'unadjusted'."""
     page, results = report
@@ -94,6 +96,7 @@ def test_intervals_say_their_level_and_whether_they_are_adjusted(report):
     assert unadjusted > 0
 
 
+@pytest.mark.slow
 def test_one_unit_readable_names_and_no_doubled_labels(report):
     """Accuracies in percent and percentage points in tables as in the claims; readable family
     and test names; no 'Exploratory: Inconclusive:' or doubled full stop."""
@@ -122,6 +125,7 @@ def test_one_unit_readable_names_and_no_doubled_labels(report):
     assert f"{described['mean']:.3f}" not in cells
 
 
+@pytest.mark.slow
 def test_alt_text_counts_the_participants_plotted(report):
     """The detection figure's alt text states the included N, not rows per condition (3N)."""
     page, results = report
@@ -134,6 +138,7 @@ def test_alt_text_counts_the_participants_plotted(report):
         f"Share of pairs in which the real photograph was chosen, {n} participants.")
 
 
+@pytest.mark.slow
 def test_one_sha256_on_the_page_citation_results_and_findings_json(app, client, demo, report):
     """The data hash a reader can check is results.json's, everywhere it is shown."""
     page, results = report

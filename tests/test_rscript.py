@@ -12,6 +12,8 @@ from analysis.report import analyse
 from analysis.rscript import r_script
 from tests.analysis.conftest import make_participants, make_trials
 
+pytestmark = pytest.mark.slow
+
 PLAN = {"equivalence_bounds": {"trust": [-0.5, 0.5], "choice_real": [-0.1, 0.1]},
         "exclusions": {"straightlining": True, "min_median_rt_ms": None},
         "correction": "bh"}

@@ -220,6 +220,7 @@ def test_transparent_png_keeps_alpha_and_gets_a_webp_display():
     assert Image.open(io.BytesIO(result.display)).format == "WEBP"
 
 
+@pytest.mark.slow
 def test_a_large_transparent_png_gets_a_display_copy_within_the_display_size():
     """Reduced first (no full-size premultiplied copy), then fitted: size and alpha kept."""
     im = picture(size=(3600, 4800), mode="RGBA")

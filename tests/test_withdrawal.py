@@ -58,6 +58,7 @@ def published22(app, client, demo, monkeypatch):
     return ids
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["participant", "researcher"])
 def test_withdrawal_removes_the_participant_from_every_stored_artefact(
     app, client, demo, published22, how
@@ -104,6 +105,7 @@ def test_withdrawal_removes_the_participant_from_every_stored_artefact(
             == new_id
 
 
+@pytest.mark.slow
 def test_published_findings_too_few_after_a_withdrawal_say_so_and_show_nothing(
     app, client, demo, monkeypatch
 ):
@@ -125,6 +127,7 @@ def test_published_findings_too_few_after_a_withdrawal_say_so_and_show_nothing(
     assert "withdrew after the findings were published" in page
 
 
+@pytest.mark.slow
 def test_a_report_computed_from_data_read_before_a_withdrawal_is_not_stored(app, demo,
                                                                              monkeypatch):
     count_analyses(monkeypatch)
@@ -225,6 +228,7 @@ def test_a_withdrawal_racing_the_last_answer_never_leaves_a_completed_withdrawal
 
 
 
+@pytest.mark.slow
 def test_a_report_stored_while_a_withdrawal_commits_waits_for_it(app, demo, monkeypatch):
     """Real threads: a report of data read before a withdrawal, stored while it commits."""
     count_analyses(monkeypatch)

@@ -15,6 +15,7 @@ from tests.analysis.conftest import make_trials
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_report_writes_results_and_tables(sim_dir, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", str(sim_dir), "--out", str(out), "--no-mixed"]) == 0
@@ -41,6 +42,7 @@ def test_report_with_plan_and_scale(tmp_path, capsys):
     assert results["tests"][0]["scale"] == [1, 10] and results["tests"][0]["preregistered"]
 
 
+@pytest.mark.slow
 def test_summary_of_data_and_of_results_json(sim_dir, sim_report, tmp_path, capsys):
     assert main(["summary", str(sim_dir)]) == 0
     from_data = capsys.readouterr().out
@@ -108,6 +110,7 @@ def test_power_is_dispatched_to_the_power_command(monkeypatch, capsys):
     assert "'many' is not an integer" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_report_does_not_need_the_power_module(monkeypatch, sim_dir, capsys):
     import analysis
     monkeypatch.setitem(sys.modules, "analysis.power", None)
@@ -117,6 +120,7 @@ def test_report_does_not_need_the_power_module(monkeypatch, sim_dir, capsys):
     assert "power analysis is not available" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_power_usage_through_python_m():
     done = subprocess.run([sys.executable, "-m", "analysis", "power", "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=False)

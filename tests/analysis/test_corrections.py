@@ -21,6 +21,7 @@ def test_bh_by_hand():
     assert adjust(P, "bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, name", [("holm", "holm"), ("bh", "fdr_bh")])
 def test_against_statsmodels(method, name):
     rng = np.random.default_rng(7)

@@ -32,6 +32,7 @@ def test_sim_small_loads_typed(sim):
     assert sim.participants["attention_total"].dtype == np.int64
 
 
+@pytest.mark.slow
 def test_every_form_gives_the_same_table(sim_dir, sim, tmp_path):
     """trials.csv, its folder, a psych-DS folder and ZIP, and DataFrames hash alike."""
     by_file = load(sim_dir / "trials.csv")
@@ -60,6 +61,7 @@ def test_every_form_gives_the_same_table(sim_dir, sim, tmp_path):
         pd.testing.assert_frame_equal(d.trials, sim.trials)
 
 
+@pytest.mark.slow
 def test_hash_changes_with_one_value(sim_dir):
     raw = pd.read_csv(sim_dir / "trials.csv", dtype=str, keep_default_na=False)
     before = load(raw).data_sha256

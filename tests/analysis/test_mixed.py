@@ -15,6 +15,8 @@ from analysis import mixed, numderiv
 from analysis.mixed import MixedFit, fit_glmm, fit_lmm
 from analysis.power import VarianceComponents, simulate_trials
 
+pytestmark = pytest.mark.slow
+
 SIM_SMALL = Path(__file__).resolve().parents[1] / "data" / "reference" / "sim-small"
 
 

@@ -76,6 +76,7 @@ def test_identity_intercepts_cost_power_in_counterbalanced_lists():
     assert plain - items > 0.1
 
 
+@pytest.mark.slow
 def test_shortcut_differences_match_trial_level_simulation():
     c = VarianceComponents(0.3, 0.2, 0.8, participant_slope=0.1, identity_slope=0.05)
     n_p, n_i, reps, n_sims = 8, 6, 2, 600
@@ -142,6 +143,7 @@ def test_power_table_grid_is_reproducible_and_monotone():
     assert again["power"].iloc[0] == table["power"].iloc[1]  # a cell ignores the rest of the grid
 
 
+@pytest.mark.slow
 def test_power_table_with_lmm():
     c = VarianceComponents(0.3, 0.1, 0.8)
     table = power.power_table([24], [8], -1.0, c, n_sims=500, lmm=True, lmm_sims=20)

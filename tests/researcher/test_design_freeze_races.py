@@ -21,6 +21,8 @@ from tests.conftest import sign_in
 from tests.researcher.conftest import add_member, quick_researcher
 from tests.test_stimuli_upload import full_set, media_files, upload_zip
 
+pytestmark = pytest.mark.slow
+
 NEW_CODES = tuple(f"P{n:03d}" for n in range(9, 15))  # six identities the team's 8 lack
 WAIT = 30  # seconds a thread waits for the other before the test gives up
 

@@ -89,6 +89,7 @@ def crowd(app, team, owner_client):
     return {"durations": durations, "failing": failing, "last_pid": ids[-1]}
 
 
+@pytest.mark.slow
 def test_counts_are_right_for_thousands_of_participants(app, team, owner_client, crowd):
     figures = owner_client.get(f"/r/studies/{team.study_id}/monitor.json").get_json()
     total = figures["participants"]["total"]

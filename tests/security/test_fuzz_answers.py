@@ -15,6 +15,8 @@ from survey.participant import forms, service
 from survey.participant.service import start_participant
 from tests.security.conftest import fingerprint, participant_client, participant_with
 
+pytestmark = pytest.mark.slow
+
 FIELD_NAMES = [
     "same",
     "confidence",

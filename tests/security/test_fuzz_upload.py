@@ -9,6 +9,7 @@ import zipfile
 from functools import lru_cache
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,8 @@ from survey.extensions import db
 from survey.media import storage
 from survey.models import Image
 from tests.security.conftest import fingerprint
+
+pytestmark = pytest.mark.slow
 
 FUZZ = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -89,6 +89,7 @@ def test_the_form_fields_are_found(app):
     } <= names, sorted(names)
 
 
+@pytest.mark.slow
 def test_sql_in_url_parts_finds_nothing_and_writes_nothing(app, world):
     clients = {
         "owner": world.client(app, "owner"),
@@ -175,6 +176,7 @@ def test_sql_in_the_participant_lookup_finds_no_one(app, world):
             assert world.participant_public_id not in response.get_data(as_text=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("values", [SQL[:3], EDGE], ids=["sql", "edge"])
 def test_hostile_values_in_every_query_parameter_and_form_field(app, world, values):
     """Every route, every form field at once: no 500; a refused request changes nothing."""

@@ -78,6 +78,7 @@ def test_each_participant_sees_only_their_own_current_trial(app, world):
     assert set(answered) == {world.participant_public_id}
 
 
+@pytest.mark.slow
 def test_a_participant_of_one_study_is_a_stranger_in_another(app, world):
     second = make_world(app, slug="second")
     # The first study's signed participant cookie, sent to the second study's pages.

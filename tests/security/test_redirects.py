@@ -165,6 +165,7 @@ def test_the_debrief_never_links_a_stored_non_https_link(app, world, url):
     )
 
 
+@pytest.mark.slow
 def test_no_parameter_of_any_route_redirects_off_site(app, world):
     clients = {
         "owner": world.client(app, "owner"),

@@ -224,6 +224,7 @@ def add_failed_report(app, world) -> None:
         db.session.commit()
 
 
+@pytest.mark.slow
 def test_a_viewer_reads_every_read_route_and_is_refused_every_other(app, world):
     """The role table, checked against the app: 200 on reads, 403 on writes and personal data."""
     add_failed_report(app, world)
@@ -313,6 +314,7 @@ def test_every_state_changing_route_refuses_a_post_without_a_valid_token(app, wo
     assert response.status_code == 302
 
 
+@pytest.mark.slow
 def test_get_requests_change_nothing(app, world):
     """CSRF tokens guard only POSTs, so no GET may write beyond GET_WRITES' records and caches.
 
@@ -357,6 +359,7 @@ def test_researcher_routes_send_visitors_and_participants_to_sign_in(app, world,
     assert fingerprint(app) == before
 
 
+@pytest.mark.slow
 def test_strangers_get_404_on_every_study_route(app, world):
     client = world.client(app, "stranger")
     before = fingerprint(app)

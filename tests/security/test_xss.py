@@ -192,6 +192,7 @@ def pages(app, world, clients, extra_urls=()):
                 yield rule.endpoint, url, who, response
 
 
+@pytest.mark.slow
 def test_hostile_text_is_escaped_on_every_page(app, world, hostile):
     done_id, block_ids = hostile
     clients = {
@@ -323,6 +324,7 @@ def test_hostile_names_through_sign_up_and_members_are_escaped(app, world):
     assert active_content(response.get_data(as_text=True)) == []
 
 
+@pytest.mark.slow
 def test_query_parameters_are_never_reflected_unescaped(app, world):
     names = (
         "next",

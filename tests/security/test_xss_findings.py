@@ -36,6 +36,7 @@ def hostile_published(app, client, demo, monkeypatch):
     return slug
 
 
+@pytest.mark.slow
 def test_report_and_public_pages_show_hostile_texts_escaped(app, client, demo, hostile_published):
     slug = hostile_published
     visitor = app.test_client()
@@ -53,6 +54,7 @@ def test_report_and_public_pages_show_hostile_texts_escaped(app, client, demo, h
     assert visitor.get(f"/f/{slug}/findings.json").mimetype == "application/json"
 
 
+@pytest.mark.slow
 def test_the_embed_code_is_safe_to_paste(app, client, demo, hostile_published):
     """The snippet is shown escaped, and once copied into another site's page it is one iframe."""
     page = app.test_client().get(f"/f/{hostile_published}").get_data(as_text=True)
