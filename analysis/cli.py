@@ -27,7 +27,8 @@ def _scale(text: str) -> tuple[str, tuple[int, int]]:
         low, high = (int(b) for b in bounds.split(":"))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
-            f"expected KEY=LOW:HIGH such as trust=1:7, got {text!r}") from exc
+            f"expected KEY=LOW:HIGH such as trust=1:7, got {text!r}"
+        ) from exc
     if not key or low >= high:
         raise argparse.ArgumentTypeError(f"expected KEY=LOW:HIGH with LOW < HIGH, got {text!r}")
     return key, (low, high)
@@ -35,46 +36,81 @@ def _scale(text: str) -> tuple[str, tuple[int, int]]:
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by report and summary."""
-    parser.add_argument("--plan", type=Path, metavar="PLAN.json",
-                        help="preregistration plan (JSON); default: the contract's defaults")
-    parser.add_argument("--participants", type=Path, metavar="FILE",
-                        help="participants.csv, when it is not beside the trials file")
-    parser.add_argument("--scale", type=_scale, action="append", default=[],
-                        metavar="KEY=LOW:HIGH",
-                        help="range of a rating scale (repeatable); default 1:7")
+    parser.add_argument(
+        "--plan",
+        type=Path,
+        metavar="PLAN.json",
+        help="preregistration plan (JSON); default: the contract's defaults",
+    )
+    parser.add_argument(
+        "--participants",
+        type=Path,
+        metavar="FILE",
+        help="participants.csv, when it is not beside the trials file",
+    )
+    parser.add_argument(
+        "--scale",
+        type=_scale,
+        action="append",
+        default=[],
+        metavar="KEY=LOW:HIGH",
+        help="range of a rating scale (repeatable); default 1:7",
+    )
 
 
 def build_parser(with_power: bool = False) -> argparse.ArgumentParser:
     """The argument parser; the power options are added only when power is the command."""
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
-        description="Analyse a Likeness study export (trials.csv, its folder or a psych-DS ZIP).")
+        description="Analyse a Likeness study export (trials.csv, its folder or a psych-DS ZIP).",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    report = commands.add_parser("report", help="write results.json and CSV tables",
-                                 description="Run the full analysis and write DIR/results.json "
-                                             "and tidy CSV tables.")
-    report.add_argument("path", type=Path, metavar="PATH",
-                        help="trials.csv, a folder holding it, or a psych-DS folder or ZIP")
-    report.add_argument("--out", type=Path, required=True, metavar="DIR",
-                        help="output folder (created when missing)")
+    report = commands.add_parser(
+        "report",
+        help="write results.json and CSV tables",
+        description="Run the full analysis and write DIR/results.json and tidy CSV tables.",
+    )
+    report.add_argument(
+        "path",
+        type=Path,
+        metavar="PATH",
+        help="trials.csv, a folder holding it, or a psych-DS folder or ZIP",
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder (created when missing)",
+    )
     _add_data_arguments(report)
     report.add_argument("--no-mixed", action="store_true", help="skip the mixed models")
-    report.add_argument("--continuity-correction", action="store_true",
-                        help="Wilcoxon tests with R's default continuity correction "
-                             "(wilcox.test(correct = TRUE)); off by default")
+    report.add_argument(
+        "--continuity-correction",
+        action="store_true",
+        help="Wilcoxon tests with R's default continuity correction "
+        "(wilcox.test(correct = TRUE)); off by default",
+    )
 
-    summary = commands.add_parser("summary", help="print the key results table",
-                                  description="Print the key tests and findings of a study "
-                                              "(PATH: the data, or a results.json).")
-    summary.add_argument("path", type=Path, metavar="PATH",
-                         help="trials.csv, a folder, a psych-DS ZIP, or a results.json")
+    summary = commands.add_parser(
+        "summary",
+        help="print the key results table",
+        description="Print the key tests and findings of a study "
+        "(PATH: the data, or a results.json).",
+    )
+    summary.add_argument(
+        "path",
+        type=Path,
+        metavar="PATH",
+        help="trials.csv, a folder, a psych-DS ZIP, or a results.json",
+    )
     _add_data_arguments(summary)
-    summary.add_argument("--mixed", action="store_true",
-                         help="also fit the mixed models (slower)")
+    summary.add_argument("--mixed", action="store_true", help="also fit the mixed models (slower)")
 
-    power = commands.add_parser("power", help="simulate power for numbers of participants "
-                                              "and identities")
+    power = commands.add_parser(
+        "power", help="simulate power for numbers of participants and identities"
+    )
     if with_power:
         add_power_arguments(power)
     return parser
@@ -96,7 +132,7 @@ def _number(value, digits: int = 3) -> str:
     """A table cell for a number ('' when missing)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
-    if isinstance(value, float) and 0 < abs(value) < 10 ** -digits:
+    if isinstance(value, float) and 0 < abs(value) < 10**-digits:
         return f"{value:.1e}"
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
@@ -108,9 +144,13 @@ def summary_lines(results: dict) -> list[str]:
         for i in f.get("supported_by", [])[:1]:
             verdicts[i] = f["verdict"]
     n_excluded = results.get("n_excluded", len(results.get("exclusions", [])))
-    lines = [(f"study {results.get('study')}: {results.get('n_participants')} participants "
-              f"analysed, {n_excluded} excluded, {results.get('n_identities')} identities; "
-              f"alpha {results.get('alpha')}, correction {results.get('correction')}")]
+    lines = [
+        (
+            f"study {results.get('study')}: {results.get('n_participants')} participants "
+            f"analysed, {n_excluded} excluded, {results.get('n_identities')} identities; "
+            f"alpha {results.get('alpha')}, correction {results.get('correction')}"
+        )
+    ]
     reasons: dict[str, int] = {}
     for e in results.get("exclusions", []):
         for r in str(e.get("reason", "")).split("; "):
@@ -122,11 +162,24 @@ def summary_lines(results: dict) -> list[str]:
     for i, t in enumerate(results.get("tests", [])):
         if t.get("family") not in KEY_FAMILIES:
             continue
-        ci = (f"[{_number(t.get('ci_low'))}, {_number(t.get('ci_high'))}]"
-              if t.get("ci_low") is not None else "")
-        rows.append((t["outcome"], t["method"], t["level"], _number(t.get("estimate")), ci,
-                     _number(t.get("p_value")), _number(t.get("p_adjusted")), str(t.get("n")),
-                     verdicts.get(i, "")))
+        ci = (
+            f"[{_number(t.get('ci_low'))}, {_number(t.get('ci_high'))}]"
+            if t.get("ci_low") is not None
+            else ""
+        )
+        rows.append(
+            (
+                t["outcome"],
+                t["method"],
+                t["level"],
+                _number(t.get("estimate")),
+                ci,
+                _number(t.get("p_value")),
+                _number(t.get("p_adjusted")),
+                str(t.get("n")),
+                verdicts.get(i, ""),
+            )
+        )
     widths = [max(len(str(r[c])) for r in rows) for c in range(len(header))]
     for k, row in enumerate(rows):
         lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -147,13 +200,21 @@ def _run_report(args) -> int:
     """The report command."""
     from analysis.report import run
 
-    report = run(args.path, args.out, _read_plan(args.plan), participants=args.participants,
-                 scale_ranges=dict(args.scale), mixed_models=not args.no_mixed,
-                 continuity_correction=args.continuity_correction)
+    report = run(
+        args.path,
+        args.out,
+        _read_plan(args.plan),
+        participants=args.participants,
+        scale_ranges=dict(args.scale),
+        mixed_models=not args.no_mixed,
+        continuity_correction=args.continuity_correction,
+    )
     results = report.results
-    print(f"wrote {args.out / 'results.json'} and {len(report.tables)} CSV tables: "
-          f"{results['n_participants']} participants analysed, {results['n_excluded']} excluded, "
-          f"{len(results['tests'])} tests, {len(results['warnings'])} warning(s)")
+    print(
+        f"wrote {args.out / 'results.json'} and {len(report.tables)} CSV tables: "
+        f"{results['n_participants']} participants analysed, {results['n_excluded']} excluded, "
+        f"{len(results['tests'])} tests, {len(results['warnings'])} warning(s)"
+    )
     return 0
 
 
@@ -200,18 +261,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def _bounded(kind: type, least: float, strict: bool = False, most: float | None = None):
     """argparse type: a number of ``kind`` >= least (> least when strict, < most if given)."""
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             noun = "an integer" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
-        if not math.isfinite(value) or value < least or (strict and value == least) or (
-                most is not None and value >= most):
+        if (
+            not math.isfinite(value)
+            or value < least
+            or (strict and value == least)
+            or (most is not None and value >= most)
+        ):
             bound = f"> {least}" if strict else f">= {least}"
             bound += f" and < {most}" if most is not None else ""
             raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
         return value
+
     return parse
 
 
@@ -222,39 +289,90 @@ def add_power_arguments(parser: argparse.ArgumentParser) -> None:
     """
     from analysis.power import DEFAULT_COMPONENTS, DEFAULT_LMM_SIMS, DEFAULT_SEED, DEFAULT_SIMS
 
-    parser.description = ("Simulate the power of the by-participant paired t test (and, with "
-                          "--lmm, the mixed model) for numbers of participants and identities.")
-    parser.add_argument("--participants", type=_bounded(int, 2), nargs="+", required=True,
-                        metavar="N", help="numbers of participants (each >= 2)")
-    parser.add_argument("--identities", type=_bounded(int, 2), nargs="+", required=True,
-                        metavar="N", help="numbers of identities (each >= 2)")
-    parser.add_argument("--effect", type=_bounded(float, -math.inf), required=True,
-                        help="expected ai minus real difference on the rating scale, e.g. -0.3")
-    parser.add_argument("--pilot", metavar="PATH",
-                        help="pilot export (trials.csv, folder or psych-DS); its LMM gives the "
-                             "variance components")
-    parser.add_argument("--measure", default="trust",
-                        help="rating scale of the pilot to use (default trust)")
+    parser.description = (
+        "Simulate the power of the by-participant paired t test (and, with "
+        "--lmm, the mixed model) for numbers of participants and identities."
+    )
+    parser.add_argument(
+        "--participants",
+        type=_bounded(int, 2),
+        nargs="+",
+        required=True,
+        metavar="N",
+        help="numbers of participants (each >= 2)",
+    )
+    parser.add_argument(
+        "--identities",
+        type=_bounded(int, 2),
+        nargs="+",
+        required=True,
+        metavar="N",
+        help="numbers of identities (each >= 2)",
+    )
+    parser.add_argument(
+        "--effect",
+        type=_bounded(float, -math.inf),
+        required=True,
+        help="expected ai minus real difference on the rating scale, e.g. -0.3",
+    )
+    parser.add_argument(
+        "--pilot",
+        metavar="PATH",
+        help="pilot export (trials.csv, folder or psych-DS); its LMM gives the variance components",
+    )
+    parser.add_argument(
+        "--measure", default="trust", help="rating scale of the pilot to use (default trust)"
+    )
     defaults = DEFAULT_COMPONENTS
-    for name, default in (("participant-var", defaults.participant),
-                          ("identity-var", defaults.identity),
-                          ("participant-slope-var", defaults.participant_slope),
-                          ("identity-slope-var", defaults.identity_slope)):
-        parser.add_argument(f"--{name}", type=_bounded(float, 0.0), default=None,
-                            help=f"variance (default {default}, or from --pilot)")
-    parser.add_argument("--residual-var", type=_bounded(float, 0.0, strict=True), default=None,
-                        help=f"residual variance (default {defaults.residual}, or from --pilot)")
-    parser.add_argument("--replicates", type=_bounded(int, 1), default=1,
-                        help="presentations of each identity to each participant (default 1)")
-    parser.add_argument("--alpha", type=_bounded(float, 0.0, strict=True, most=1.0),
-                        default=0.05, help="two-sided alpha (default 0.05)")
-    parser.add_argument("--sims", type=_bounded(int, 1), default=DEFAULT_SIMS,
-                        help=f"simulated studies per cell (default {DEFAULT_SIMS})")
+    for name, default in (
+        ("participant-var", defaults.participant),
+        ("identity-var", defaults.identity),
+        ("participant-slope-var", defaults.participant_slope),
+        ("identity-slope-var", defaults.identity_slope),
+    ):
+        parser.add_argument(
+            f"--{name}",
+            type=_bounded(float, 0.0),
+            default=None,
+            help=f"variance (default {default}, or from --pilot)",
+        )
+    parser.add_argument(
+        "--residual-var",
+        type=_bounded(float, 0.0, strict=True),
+        default=None,
+        help=f"residual variance (default {defaults.residual}, or from --pilot)",
+    )
+    parser.add_argument(
+        "--replicates",
+        type=_bounded(int, 1),
+        default=1,
+        help="presentations of each identity to each participant (default 1)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=_bounded(float, 0.0, strict=True, most=1.0),
+        default=0.05,
+        help="two-sided alpha (default 0.05)",
+    )
+    parser.add_argument(
+        "--sims",
+        type=_bounded(int, 1),
+        default=DEFAULT_SIMS,
+        help=f"simulated studies per cell (default {DEFAULT_SIMS})",
+    )
     parser.add_argument("--lmm", action="store_true", help="also simulate the mixed model (slow)")
-    parser.add_argument("--lmm-sims", type=_bounded(int, 1), default=DEFAULT_LMM_SIMS,
-                        help=f"simulated studies per cell for the LMM (default {DEFAULT_LMM_SIMS})")
-    parser.add_argument("--seed", type=_bounded(int, 0), default=DEFAULT_SEED,
-                        help="random seed (default %(default)s)")
+    parser.add_argument(
+        "--lmm-sims",
+        type=_bounded(int, 1),
+        default=DEFAULT_LMM_SIMS,
+        help=f"simulated studies per cell for the LMM (default {DEFAULT_LMM_SIMS})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_bounded(int, 0),
+        default=DEFAULT_SEED,
+        help="random seed (default %(default)s)",
+    )
 
 
 def _pilot_components(path: str, measure: str) -> VarianceComponents:
@@ -275,11 +393,23 @@ def format_power_table(table: pd.DataFrame) -> str:
     """The power table as aligned text."""
     shown = table.assign(
         power=table["power"].map("{:.3f}".format),
-        ci=[f"[{lo:.3f}, {hi:.3f}]"
-            for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)])
-    return shown[["n_participants", "n_identities", "test", "power", "ci", "n_sims"]].rename(
-        columns={"n_participants": "participants", "n_identities": "identities",
-                 "ci": "95% MC interval", "n_sims": "sims"}).to_string(index=False)
+        ci=[
+            f"[{lo:.3f}, {hi:.3f}]"
+            for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)
+        ],
+    )
+    return (
+        shown[["n_participants", "n_identities", "test", "power", "ci", "n_sims"]]
+        .rename(
+            columns={
+                "n_participants": "participants",
+                "n_identities": "identities",
+                "ci": "95% MC interval",
+                "n_sims": "sims",
+            }
+        )
+        .to_string(index=False)
+    )
 
 
 def run_power(args: argparse.Namespace) -> int:
@@ -287,19 +417,32 @@ def run_power(args: argparse.Namespace) -> int:
     from analysis.power import DEFAULT_COMPONENTS, power_table
 
     base = _pilot_components(args.pilot, args.measure) if args.pilot else DEFAULT_COMPONENTS
-    overrides = {"participant": args.participant_var, "identity": args.identity_var,
-                 "residual": args.residual_var, "participant_slope": args.participant_slope_var,
-                 "identity_slope": args.identity_slope_var}
-    components = dataclasses.replace(
-        base, **{k: v for k, v in overrides.items() if v is not None})
-    table = power_table(args.participants, args.identities, args.effect, components,
-                        replicates=args.replicates, alpha=args.alpha, n_sims=args.sims,
-                        lmm=args.lmm, lmm_sims=args.lmm_sims, seed=args.seed)
+    overrides = {
+        "participant": args.participant_var,
+        "identity": args.identity_var,
+        "residual": args.residual_var,
+        "participant_slope": args.participant_slope_var,
+        "identity_slope": args.identity_slope_var,
+    }
+    components = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    table = power_table(
+        args.participants,
+        args.identities,
+        args.effect,
+        components,
+        replicates=args.replicates,
+        alpha=args.alpha,
+        n_sims=args.sims,
+        lmm=args.lmm,
+        lmm_sims=args.lmm_sims,
+        seed=args.seed,
+    )
     source = f"pilot {args.pilot} ({args.measure})" if args.pilot else "given/default values"
-    print(f"effect (ai - real) {args.effect:g}, alpha {args.alpha:g}, replicates "
-          f"{args.replicates}; variances from {source}: participant {components.participant:.3g}, "
-          f"identity {components.identity:.3g}, residual {components.residual:.3g}, slopes "
-          f"{components.participant_slope:.3g} / {components.identity_slope:.3g}")
+    print(
+        f"effect (ai - real) {args.effect:g}, alpha {args.alpha:g}, replicates "
+        f"{args.replicates}; variances from {source}: participant {components.participant:.3g}, "
+        f"identity {components.identity:.3g}, residual {components.residual:.3g}, slopes "
+        f"{components.participant_slope:.3g} / {components.identity_slope:.3g}"
+    )
     print(format_power_table(table))
     return 0
-

@@ -9,8 +9,9 @@ from scipy import stats
 DESCRIPTIVE_COLUMNS = ("mean", "sd", "se", "ci_low", "ci_high", "median", "min", "max", "n")
 
 
-def describe(data: pd.DataFrame, dv: str = "value", by=("condition",),
-             confidence: float = 0.95) -> pd.DataFrame:
+def describe(
+    data: pd.DataFrame, dv: str = "value", by=("condition",), confidence: float = 0.95
+) -> pd.DataFrame:
     """Mean, spread and a t interval of dv within each group.
 
     Parameters
@@ -38,8 +39,9 @@ def describe(data: pd.DataFrame, dv: str = "value", by=("condition",),
         raise ValueError(f"column {missing[0]!r} is not in the data")
     values = data.dropna(subset=[dv])
     grouped = values.groupby(by, sort=True)[dv]
-    table = grouped.agg(mean="mean", sd="std", median="median", min="min", max="max",
-                        n="size").reset_index()
+    table = grouped.agg(
+        mean="mean", sd="std", median="median", min="min", max="max", n="size"
+    ).reset_index()
     n = table["n"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         table["se"] = table["sd"] / np.sqrt(n)

@@ -26,8 +26,11 @@ def straightlining(trials: pd.DataFrame) -> pd.Series:
     pandas.Series of bool
         Indexed by participant (only participants with rating answers).
     """
-    ratings = trials[(trials["task"] == "rate") & (trials["attention_check"] == 0)
-                     & trials["value_number"].notna()]
+    ratings = trials[
+        (trials["task"] == "rate")
+        & (trials["attention_check"] == 0)
+        & trials["value_number"].notna()
+    ]
     if ratings.empty:
         return pd.Series(dtype=bool)
     per_scale = ratings.groupby(["participant", "measure"])["value_number"].nunique()
@@ -36,8 +39,9 @@ def straightlining(trials: pd.DataFrame) -> pd.Series:
     return (constant & (n_trials >= 2)).rename("straightlining")
 
 
-def screen_participants(trials: pd.DataFrame, participants: pd.DataFrame | None = None,
-                        rules: dict | None = None) -> pd.DataFrame:
+def screen_participants(
+    trials: pd.DataFrame, participants: pd.DataFrame | None = None, rules: dict | None = None
+) -> pd.DataFrame:
     """Apply exclusion rules to every participant.
 
     Parameters

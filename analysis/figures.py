@@ -42,8 +42,14 @@ if TYPE_CHECKING:
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision
 # deficiency. Real photographs blue, AI headshots vermillion; grey for individual units.
 OKABE_ITO = {
-    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
-    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
 }
 CONDITION_COLOURS = {"real": OKABE_ITO["blue"], "ai": OKABE_ITO["vermillion"]}
 CONDITION_NAMES = {"real": "Real photograph", "ai": "AI headshot"}
@@ -88,8 +94,10 @@ def _mean_ci(row: dict | None, factor: float) -> str:
     """'mean 4.19 (95% CI 4.07 to 4.31, n = 113)'."""
     if row is None:
         return "no data"
-    return (f"mean {_fmt(row.get('mean'), factor)} (95% CI {_fmt(row.get('ci_low'), factor)} to "
-            f"{_fmt(row.get('ci_high'), factor)}, n = {row.get('n')})")
+    return (
+        f"mean {_fmt(row.get('mean'), factor)} (95% CI {_fmt(row.get('ci_low'), factor)} to "
+        f"{_fmt(row.get('ci_high'), factor)}, n = {row.get('n')})"
+    )
 
 
 def _difference(results: dict, outcome: Outcome) -> str:
@@ -98,10 +106,15 @@ def _difference(results: dict, outcome: Outcome) -> str:
     if test is None:
         return ""
     factor = scale_factor(outcome)
-    what = "AI minus real" if outcome.paired else (
-        f"Difference from {'chance' if outcome.reference_value else 'zero'}")
-    return (f"{what}: {_fmt(test.get('estimate'), factor)} {unit_words(outcome)} (95% CI "
-            f"{_fmt(test.get('ci_low'), factor)} to {_fmt(test.get('ci_high'), factor)}).")
+    what = (
+        "AI minus real"
+        if outcome.paired
+        else (f"Difference from {'chance' if outcome.reference_value else 'zero'}")
+    )
+    return (
+        f"{what}: {_fmt(test.get('estimate'), factor)} {unit_words(outcome)} (95% CI "
+        f"{_fmt(test.get('ci_low'), factor)} to {_fmt(test.get('ci_high'), factor)})."
+    )
 
 
 # --- drawing helpers ---------------------------------------------------------------------------
@@ -126,12 +139,14 @@ def paired_wide(scores: pd.DataFrame, outcome: str, unit: str) -> pd.DataFrame:
     """Units with a value in both conditions of an outcome: columns real and ai."""
     from analysis.stats import paired_wide as complete_pairs
 
-    return complete_pairs(scores[scores["outcome"] == outcome], "value", "condition", unit,
-                          levels=("real", "ai"))
+    return complete_pairs(
+        scores[scores["outcome"] == outcome], "value", "condition", unit, levels=("real", "ai")
+    )
 
 
-def within_intervals(wide: pd.DataFrame, confidence: float = 0.95
-                     ) -> dict[str, tuple[float, float, float]]:
+def within_intervals(
+    wide: pd.DataFrame, confidence: float = 0.95
+) -> dict[str, tuple[float, float, float]]:
     """Each condition's mean with its within-participant interval (Cousineau-Morey).
 
     Each participant's scores are centred on their own mean plus the grand mean (Cousineau,
@@ -161,8 +176,10 @@ def _within_text(intervals: dict, condition: str, factor: float, n: int) -> str:
     if condition not in intervals:
         return "no data"
     mean, low, high = intervals[condition]
-    return (f"mean {_fmt(mean, factor)} (95% within-participant CI {_fmt(low, factor)} to "
-            f"{_fmt(high, factor)}, n = {n})")
+    return (
+        f"mean {_fmt(mean, factor)} (95% within-participant CI {_fmt(low, factor)} to "
+        f"{_fmt(high, factor)}, n = {n})"
+    )
 
 
 def _draw_paired(ax, results: dict, outcome: Outcome, scores: pd.DataFrame) -> int:
@@ -176,21 +193,50 @@ def _draw_paired(ax, results: dict, outcome: Outcome, scores: pd.DataFrame) -> i
     jitter = np.random.default_rng(0).uniform(-0.06, 0.06, size=(len(wide), 2))
     alpha = 0.5 if len(wide) <= 50 else 0.25
     for (real, ai), (jr, ja) in zip(wide[["real", "ai"]].to_numpy(), jitter):
-        ax.plot([0 + jr, 1 + ja], [real, ai], color=UNIT_COLOUR, alpha=alpha, linewidth=0.8,
-                marker="o", markersize=2.5)
+        ax.plot(
+            [0 + jr, 1 + ja],
+            [real, ai],
+            color=UNIT_COLOUR,
+            alpha=alpha,
+            linewidth=0.8,
+            marker="o",
+            markersize=2.5,
+        )
     for x, condition in enumerate(("real", "ai")):
         if condition not in intervals:
             continue
         mean, low, high = intervals[condition]
         if math.isfinite(low) and math.isfinite(high):
-            ax.errorbar([x], [mean], yerr=[[mean - low], [high - mean]],
-                        fmt="none", ecolor=CONDITION_COLOURS[condition], elinewidth=3, capsize=8,
-                        capthick=3, zorder=5)
-        ax.plot([x], [mean], marker="D", markersize=11, color=CONDITION_COLOURS[condition],
-                markeredgecolor="white", zorder=6)
-        ax.annotate(f"{mean:.{1 if factor == 100 else 2}f}", (x, mean), xytext=(14, 0),
-                    textcoords="offset points", va="center", fontsize=10, fontweight="bold",
-                    color=CONDITION_COLOURS[condition])
+            ax.errorbar(
+                [x],
+                [mean],
+                yerr=[[mean - low], [high - mean]],
+                fmt="none",
+                ecolor=CONDITION_COLOURS[condition],
+                elinewidth=3,
+                capsize=8,
+                capthick=3,
+                zorder=5,
+            )
+        ax.plot(
+            [x],
+            [mean],
+            marker="D",
+            markersize=11,
+            color=CONDITION_COLOURS[condition],
+            markeredgecolor="white",
+            zorder=6,
+        )
+        ax.annotate(
+            f"{mean:.{1 if factor == 100 else 2}f}",
+            (x, mean),
+            xytext=(14, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=10,
+            fontweight="bold",
+            color=CONDITION_COLOURS[condition],
+        )
     ax.set_xticks([0, 1], [CONDITION_NAMES["real"], CONDITION_NAMES["ai"]])
     ax.set_xlim(-0.5, 1.6)
     ax.set_xlabel("Condition (source of the headshot)")
@@ -215,28 +261,57 @@ def _draw_against_reference(ax, results: dict, outcome: Outcome, scores: pd.Data
     """Each participant's value as a dot, the mean with its 95% CI, and the reference line."""
     factor = scale_factor(outcome)
     values = _overall_rows(scores, outcome.name)["value"].to_numpy(dtype=float) * factor
-    shown = values if len(values) <= MAX_LINES else np.random.default_rng(0).choice(
-        values, MAX_LINES, replace=False)
+    shown = (
+        values
+        if len(values) <= MAX_LINES
+        else np.random.default_rng(0).choice(values, MAX_LINES, replace=False)
+    )
     jitter = np.random.default_rng(1).uniform(-0.18, 0.18, size=len(shown))
     ax.scatter(shown, jitter, s=14, color=UNIT_COLOUR, alpha=0.6, linewidths=0)
     reference = outcome.reference_value * factor
     chance = "chance" if outcome.reference_value else "zero"
     ax.axvline(reference, color=OKABE_ITO["black"], linestyle="--", linewidth=1.2)
-    ax.annotate(f"{chance} ({reference:g}{'%' if factor == 100 else ''})", (reference, 0.5),
-                xytext=(4, 0), textcoords="offset points", fontsize=9, va="center")
+    ax.annotate(
+        f"{chance} ({reference:g}{'%' if factor == 100 else ''})",
+        (reference, 0.5),
+        xytext=(4, 0),
+        textcoords="offset points",
+        fontsize=9,
+        va="center",
+    )
     row = descriptive(results, outcome.name, None)
     if row is not None and row.get("mean") is not None:
         mean = row["mean"] * factor
         if row.get("ci_low") is not None and row.get("ci_high") is not None:
-            ax.errorbar([mean], [0], xerr=[[mean - row["ci_low"] * factor],
-                                           [row["ci_high"] * factor - mean]],
-                        fmt="none", ecolor=OKABE_ITO["green"], elinewidth=3, capsize=8,
-                        capthick=3, zorder=5)
-        ax.plot([mean], [0], marker="D", markersize=11, color=OKABE_ITO["green"],
-                markeredgecolor="white", zorder=6)
+            ax.errorbar(
+                [mean],
+                [0],
+                xerr=[[mean - row["ci_low"] * factor], [row["ci_high"] * factor - mean]],
+                fmt="none",
+                ecolor=OKABE_ITO["green"],
+                elinewidth=3,
+                capsize=8,
+                capthick=3,
+                zorder=5,
+            )
+        ax.plot(
+            [mean],
+            [0],
+            marker="D",
+            markersize=11,
+            color=OKABE_ITO["green"],
+            markeredgecolor="white",
+            zorder=6,
+        )
         # Above the cloud of unit dots (they spread over -0.18..0.18), so it stays readable.
-        ax.annotate(f"mean {mean:.{1 if factor == 100 else 2}f}", (mean, 0.3), ha="center",
-                    fontsize=10, fontweight="bold", color=OKABE_ITO["green"])
+        ax.annotate(
+            f"mean {mean:.{1 if factor == 100 else 2}f}",
+            (mean, 0.3),
+            ha="center",
+            fontsize=10,
+            fontweight="bold",
+            color=OKABE_ITO["green"],
+        )
     ax.set_yticks([])
     ax.set_ylim(-0.6, 0.6)
     ax.grid(axis="x", color="#e3e3e3", linewidth=0.8)
@@ -258,13 +333,15 @@ def _paired_spec(results: dict, outcome: Outcome, scores: pd.DataFrame) -> Figur
     title = f"{label} by condition"
     sample = f" (a random {MAX_LINES} of them drawn)" if n > MAX_LINES else ""
     within = within_intervals(paired_wide(scores, outcome.name, "participant"))
-    alt = (f"{title}, {n} participants. Real photographs: "
-           f"{_within_text(within, 'real', factor, n)}. AI headshots: "
-           f"{_within_text(within, 'ai', factor, n)}. "
-           f"{_difference(results, outcome)} Grey lines join each participant's mean in the two "
-           f"conditions{sample}; diamonds with bars are the means with 95% within-participant "
-           "confidence intervals (Cousineau–Morey), which leave out differences between "
-           f"participants as the paired test does. Axis: {axis_label(outcome)}.")
+    alt = (
+        f"{title}, {n} participants. Real photographs: "
+        f"{_within_text(within, 'real', factor, n)}. AI headshots: "
+        f"{_within_text(within, 'ai', factor, n)}. "
+        f"{_difference(results, outcome)} Grey lines join each participant's mean in the two "
+        f"conditions{sample}; diamonds with bars are the means with 95% within-participant "
+        "confidence intervals (Cousineau–Morey), which leave out differences between "
+        f"participants as the paired test does. Axis: {axis_label(outcome)}."
+    )
 
     def draw() -> Figure:
         fig, ax = _figure(6.4, 4.8)
@@ -282,15 +359,19 @@ def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
         outcome = FIXED_OUTCOMES[name]
         within = within_intervals(paired_wide(scores, name, "participant"))
         count = len(paired_wide(scores, name, "participant"))
-        parts.append(f"{outcome.label}: real {_within_text(within, 'real', 1, count)}, "
-                     f"AI {_within_text(within, 'ai', 1, count)}; "
-                     f"{_difference(results, outcome)}")
+        parts.append(
+            f"{outcome.label}: real {_within_text(within, 'real', 1, count)}, "
+            f"AI {_within_text(within, 'ai', 1, count)}; "
+            f"{_difference(results, outcome)}"
+        )
     n = len(paired_wide(scores, "d_prime", "participant"))
     title = "Recognition sensitivity (d′) and criterion (c) by condition"
-    alt = (f"{title}, {n} participants. " + " ".join(parts) + " Higher d′ means better telling "
-           "the same person from a different one; higher c means answering 'same person' more "
-           "cautiously. Grey lines join each participant's values; diamonds with bars are means "
-           "with 95% within-participant confidence intervals (Cousineau–Morey).")
+    alt = (
+        f"{title}, {n} participants. " + " ".join(parts) + " Higher d′ means better telling "
+        "the same person from a different one; higher c means answering 'same person' more "
+        "cautiously. Grey lines join each participant's values; diamonds with bars are means "
+        "with 95% within-participant confidence intervals (Cousineau–Morey)."
+    )
 
     def draw() -> Figure:
         fig = Figure(figsize=(9.6, 4.8), layout="constrained")
@@ -299,27 +380,33 @@ def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
             _style(ax)
             _draw_paired(ax, results, FIXED_OUTCOMES[name], scores)
             ax.axhline(0, color=OKABE_ITO["black"], linewidth=0.8)
-            ax.set_title(FIXED_OUTCOMES[name].label.capitalize(), loc="left", fontsize=11,
-                         fontweight="bold")
+            ax.set_title(
+                FIXED_OUTCOMES[name].label.capitalize(), loc="left", fontsize=11, fontweight="bold"
+            )
         fig.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold")
         return fig
 
     return FigureSpec("sdt", title, alt, draw)
 
 
-def _reference_spec(results: dict, names: Sequence[str], scores: pd.DataFrame, name: str,
-                    title: str, what: str) -> FigureSpec:
+def _reference_spec(
+    results: dict, names: Sequence[str], scores: pd.DataFrame, name: str, title: str, what: str
+) -> FigureSpec:
     """One or more one-sample outcomes against their reference (chance or zero), one panel each."""
     parts = []
     for outcome_name in names:
         outcome = FIXED_OUTCOMES[outcome_name]
         row = descriptive(results, outcome_name, None)
-        parts.append(f"{outcome.label}: {_mean_ci(row, scale_factor(outcome))}; "
-                     f"{_difference(results, outcome)}")
+        parts.append(
+            f"{outcome.label}: {_mean_ci(row, scale_factor(outcome))}; "
+            f"{_difference(results, outcome)}"
+        )
     n = len(_overall_rows(scores, names[0]))
-    alt = (f"{title}, {n} participants. " + " ".join(parts) + f" Grey dots are {what}; the "
-           "diamond with its bar is the mean with its 95% confidence interval; the dashed line "
-           "marks chance (or zero for d′).")
+    alt = (
+        f"{title}, {n} participants. " + " ".join(parts) + f" Grey dots are {what}; the "
+        "diamond with its bar is the mean with its 95% confidence interval; the dashed line "
+        "marks chance (or zero for d′)."
+    )
 
     def draw() -> Figure:
         fig = Figure(figsize=(7.2, 2.6 * len(names) + 0.6), layout="constrained")
@@ -333,8 +420,9 @@ def _reference_spec(results: dict, names: Sequence[str], scores: pd.DataFrame, n
     return FigureSpec(name, title, alt, draw)
 
 
-def identity_interval(diff: pd.Series, confidence: float = 0.95
-                      ) -> tuple[float, float, float] | None:
+def identity_interval(
+    diff: pd.Series, confidence: float = 0.95
+) -> tuple[float, float, float] | None:
     """The mean of the identities' differences with its t interval; None below two identities.
 
     The same interval as the identity-level paired t-test: mean ± t(n - 1) × SD / √n.
@@ -346,8 +434,11 @@ def identity_interval(diff: pd.Series, confidence: float = 0.95
     if n < 2:
         return None
     mean = float(values.mean())
-    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) * float(
-        values.std(ddof=1)) / math.sqrt(n)
+    half = (
+        float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1))
+        * float(values.std(ddof=1))
+        / math.sqrt(n)
+    )
     return mean, mean - half, mean + half
 
 
@@ -358,20 +449,27 @@ def _identity_spec(results: dict, outcome: Outcome, identity_scores: pd.DataFram
     diff = (wide["ai"] - wide["real"]).sort_values(ascending=False)
     label = outcome.label[0].upper() + outcome.label[1:]
     title = f"{label}: AI minus real, per identity"
-    worst = ", ".join(f"{identity} ({_fmt(value, digits=1 if factor == 100 else 2)})"
-                      for identity, value in diff.sort_values().head(3).items())
+    worst = ", ".join(
+        f"{identity} ({_fmt(value, digits=1 if factor == 100 else 2)})"
+        for identity, value in diff.sort_values().head(3).items()
+    )
     interval = identity_interval(diff)
-    band = (f" The shaded band and the black diamond at the bottom are the mean over the "
-            f"{len(diff)} identities, {_fmt(interval[0], digits=1 if factor == 100 else 2)}, "
-            f"with its 95% confidence interval, "
-            f"{_fmt(interval[1], digits=1 if factor == 100 else 2)} to "
-            f"{_fmt(interval[2], digits=1 if factor == 100 else 2)} (a t interval over the "
-            "identities' differences, as the identity-level paired t-test computes it)."
-            if interval else "")
-    alt = (f"{title}, {len(diff)} identities, sorted from the smallest to the largest loss. "
-           f"Largest losses with an AI headshot: {worst or 'none'} {unit_words(outcome)}."
-           f"{band} Below zero means the person fared worse with the AI headshot than with the "
-           "real photograph.")
+    band = (
+        f" The shaded band and the black diamond at the bottom are the mean over the "
+        f"{len(diff)} identities, {_fmt(interval[0], digits=1 if factor == 100 else 2)}, "
+        f"with its 95% confidence interval, "
+        f"{_fmt(interval[1], digits=1 if factor == 100 else 2)} to "
+        f"{_fmt(interval[2], digits=1 if factor == 100 else 2)} (a t interval over the "
+        "identities' differences, as the identity-level paired t-test computes it)."
+        if interval
+        else ""
+    )
+    alt = (
+        f"{title}, {len(diff)} identities, sorted from the smallest to the largest loss. "
+        f"Largest losses with an AI headshot: {worst or 'none'} {unit_words(outcome)}."
+        f"{band} Below zero means the person fared worse with the AI headshot than with the "
+        "real photograph."
+    )
 
     def draw() -> Figure:
         height = min(12.0, max(3.4, 0.28 * len(diff) + 2.1))
@@ -382,9 +480,18 @@ def _identity_spec(results: dict, outcome: Outcome, identity_scores: pd.DataFram
             mean, low, high = interval
             ax.axvspan(low, high, color="#d9d9d9", alpha=0.6, linewidth=0, zorder=0)
             ax.axvline(mean, color=OKABE_ITO["black"], linewidth=1, linestyle=":", zorder=1)
-            ax.errorbar([mean], [-1.5], xerr=[[mean - low], [high - mean]], fmt="D",
-                        color=OKABE_ITO["black"], markersize=7, elinewidth=2, capsize=5,
-                        capthick=2, zorder=4)
+            ax.errorbar(
+                [mean],
+                [-1.5],
+                xerr=[[mean - low], [high - mean]],
+                fmt="D",
+                color=OKABE_ITO["black"],
+                markersize=7,
+                elinewidth=2,
+                capsize=5,
+                capthick=2,
+                zorder=4,
+            )
         ax.hlines(y, 0, diff.to_numpy(), color=colours, linewidth=2)
         ax.scatter(diff.to_numpy(), y, color=colours, s=36, zorder=3)
         ax.axvline(0, color=OKABE_ITO["black"], linewidth=1)
@@ -404,8 +511,9 @@ def _identity_spec(results: dict, outcome: Outcome, identity_scores: pd.DataFram
     return FigureSpec(f"identities_{outcome.name}", title, alt, draw)
 
 
-def report_figures(results: dict, participant_scores: pd.DataFrame,
-                   identity_scores: pd.DataFrame) -> list[FigureSpec]:
+def report_figures(
+    results: dict, participant_scores: pd.DataFrame, identity_scores: pd.DataFrame
+) -> list[FigureSpec]:
     """The figures a study's results call for, in report order.
 
     Parameters
@@ -433,18 +541,35 @@ def report_figures(results: dict, participant_scores: pd.DataFrame,
     if "d_prime" in names and "criterion" in names:
         specs.append(_sdt_spec(results, participant_scores))
     if "choice_real" in names:
-        specs.append(_reference_spec(results, ["choice_real"], participant_scores, "choice_real",
-                                     "Share of pairs in which the real photograph was chosen",
-                                     "each participant's share"))
+        specs.append(
+            _reference_spec(
+                results,
+                ["choice_real"],
+                participant_scores,
+                "choice_real",
+                "Share of pairs in which the real photograph was chosen",
+                "each participant's share",
+            )
+        )
     detection = [n for n in ("detection_accuracy", "detection_d_prime") if n in names]
     if detection:
-        specs.append(_reference_spec(results, detection, participant_scores, "detection",
-                                     "Telling AI headshots from real photographs",
-                                     "each participant's accuracy (and d′)"))
+        specs.append(
+            _reference_spec(
+                results,
+                detection,
+                participant_scores,
+                "detection",
+                "Telling AI headshots from real photographs",
+                "each participant's accuracy (and d′)",
+            )
+        )
     for name in names:
         outcome = outcome_of(results, name)
-        if outcome.paired and outcome.kind in ("rating", "proportion") and \
-                len(paired_wide(identity_scores, name, "identity")):
+        if (
+            outcome.paired
+            and outcome.kind in ("rating", "proportion")
+            and len(paired_wide(identity_scores, name, "identity"))
+        ):
             specs.append(_identity_spec(results, outcome, identity_scores))
     return specs
 
@@ -458,8 +583,9 @@ def render(fig: Figure, fmt: str, dpi: int = REPORT_DPI) -> bytes:
     with warnings.catch_warnings():
         # Text the researcher wrote (a title, a hypothesis in a claim) may use characters the
         # bundled fonts lack: they are drawn as boxes, which is no reason to fail the figure.
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font",
-                                category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning
+        )
         fig.savefig(buffer, format=fmt, dpi=dpi, facecolor="white", metadata=metadata)
     return buffer.getvalue()
 
@@ -467,8 +593,9 @@ def render(fig: Figure, fmt: str, dpi: int = REPORT_DPI) -> bytes:
 # --- chart cards for the public page ------------------------------------------------------------
 
 
-def claim_card(results: dict, finding: dict, study_title: str, footer: str,
-               fmt: str = "png") -> bytes:
+def claim_card(
+    results: dict, finding: dict, study_title: str, footer: str, fmt: str = "png"
+) -> bytes:
     """A 1200 x 675 chart of one finding with its claim, N and the study name drawn on it.
 
     Parameters
@@ -499,11 +626,25 @@ def claim_card_figure(results: dict, finding: dict, study_title: str, footer: st
     n = test.get("n") or results.get("n_participants")
     fig = Figure(figsize=CARD_INCHES, dpi=CARD_DPI)
     fig.patch.set_facecolor("white")
-    fig.text(0.04, 0.93, _wrap(study_title, 80)[0], fontsize=20, fontweight="bold",
-             va="top", parse_math=False)
+    fig.text(
+        0.04,
+        0.93,
+        _wrap(study_title, 80)[0],
+        fontsize=20,
+        fontweight="bold",
+        va="top",
+        parse_math=False,
+    )
     kind = "Preregistered" if finding.get("preregistered") else "Exploratory"
-    fig.text(0.04, 0.855, f"{kind} finding · N = {n} participants", fontsize=13,
-             color="#444444", va="top", parse_math=False)
+    fig.text(
+        0.04,
+        0.855,
+        f"{kind} finding · N = {n} participants",
+        fontsize=13,
+        color="#444444",
+        va="top",
+        parse_math=False,
+    )
     ax = fig.add_axes((0.08, 0.17, 0.36, 0.58))
     _style(ax)
     if outcome.paired:
@@ -515,8 +656,16 @@ def claim_card_figure(results: dict, finding: dict, study_title: str, footer: st
     while len(lines) * size * 1.45 > 430 and size > 9:
         size -= 1
         lines = _wrap(claim, int(50 * 15 / size))
-    fig.text(0.50, 0.76, "\n".join(lines), fontsize=size, va="top", linespacing=1.35,
-             parse_math=False, wrap=False)
+    fig.text(
+        0.50,
+        0.76,
+        "\n".join(lines),
+        fontsize=size,
+        va="top",
+        linespacing=1.35,
+        parse_math=False,
+        wrap=False,
+    )
     fig.text(0.04, 0.045, footer, fontsize=10.5, color="#444444", parse_math=False)
     return fig
 
@@ -528,11 +677,21 @@ CARD_CAPSIZE = 10
 
 def _bar_label(ax, x: float, half_width: float, mean: float, text: str, colour: str) -> None:
     """The value of a bar beside its right edge, at the height of the mean."""
-    ax.annotate(text, (x + half_width, mean), xytext=(4, 0), textcoords="offset points",
-                ha="left", va="center", fontsize=12, fontweight="bold", color=colour,
-                gid="bar-label", zorder=6,
-                # On white, so a reference line at the same height passes behind it.
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})
+    ax.annotate(
+        text,
+        (x + half_width, mean),
+        xytext=(4, 0),
+        textcoords="offset points",
+        ha="left",
+        va="center",
+        fontsize=12,
+        fontweight="bold",
+        color=colour,
+        gid="bar-label",
+        zorder=6,
+        # On white, so a reference line at the same height passes behind it.
+        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5},
+    )
 
 
 def _draw_card_means(ax, results: dict, outcome: Outcome) -> None:
@@ -546,15 +705,28 @@ def _draw_card_means(ax, results: dict, outcome: Outcome) -> None:
         # A rating bar starts at the scale's lowest point: a bar from 0 would exaggerate nothing
         # that anyone could answer.
         base = outcome.scale[0] if outcome.kind == "rating" and outcome.scale else 0
-        ax.bar([x], [mean - base], bottom=base, width=0.5, color=CONDITION_COLOURS[condition],
-               alpha=0.9)
+        ax.bar(
+            [x],
+            [mean - base],
+            bottom=base,
+            width=0.5,
+            color=CONDITION_COLOURS[condition],
+            alpha=0.9,
+        )
         if row.get("ci_low") is not None and row.get("ci_high") is not None:
-            ax.errorbar([x], [mean], yerr=[[mean - row["ci_low"] * factor],
-                                           [row["ci_high"] * factor - mean]],
-                        fmt="none", ecolor=OKABE_ITO["black"], elinewidth=2,
-                        capsize=CARD_CAPSIZE, capthick=2)
-        _bar_label(ax, x, 0.25, mean, f"{mean:.{1 if factor == 100 else 2}f}",
-                   CONDITION_COLOURS[condition])
+            ax.errorbar(
+                [x],
+                [mean],
+                yerr=[[mean - row["ci_low"] * factor], [row["ci_high"] * factor - mean]],
+                fmt="none",
+                ecolor=OKABE_ITO["black"],
+                elinewidth=2,
+                capsize=CARD_CAPSIZE,
+                capthick=2,
+            )
+        _bar_label(
+            ax, x, 0.25, mean, f"{mean:.{1 if factor == 100 else 2}f}", CONDITION_COLOURS[condition]
+        )
     ax.set_xticks([0, 1], [CONDITION_NAMES["real"], CONDITION_NAMES["ai"]], fontsize=11)
     ax.set_xlim(-0.45, 1.65)
     ax.set_ylabel(axis_label(outcome), fontsize=11)
@@ -576,17 +748,28 @@ def _draw_card_reference(ax, results: dict, outcome: Outcome) -> None:
         mean = row["mean"] * factor
         ax.bar([0], [mean], width=0.5, color=OKABE_ITO["green"], alpha=0.9)
         if row.get("ci_low") is not None and row.get("ci_high") is not None:
-            ax.errorbar([0], [mean], yerr=[[mean - row["ci_low"] * factor],
-                                           [row["ci_high"] * factor - mean]],
-                        fmt="none", ecolor=OKABE_ITO["black"], elinewidth=2,
-                        capsize=CARD_CAPSIZE, capthick=2)
-        _bar_label(ax, 0, 0.25, mean, f"{mean:.{1 if factor == 100 else 2}f}",
-                   OKABE_ITO["green"])
+            ax.errorbar(
+                [0],
+                [mean],
+                yerr=[[mean - row["ci_low"] * factor], [row["ci_high"] * factor - mean]],
+                fmt="none",
+                ecolor=OKABE_ITO["black"],
+                elinewidth=2,
+                capsize=CARD_CAPSIZE,
+                capthick=2,
+            )
+        _bar_label(ax, 0, 0.25, mean, f"{mean:.{1 if factor == 100 else 2}f}", OKABE_ITO["green"])
     chance = "chance" if outcome.reference_value else "zero"
     ax.axhline(reference, color=OKABE_ITO["black"], linestyle="--", linewidth=1.4)
     # Left of the bar, so it meets neither the bar's label (right) nor its error bar.
-    ax.annotate(f"{chance} ({reference:g}{'%' if factor == 100 else ''})", (-0.27, reference),
-                xytext=(-2, 4), textcoords="offset points", ha="right", fontsize=10)
+    ax.annotate(
+        f"{chance} ({reference:g}{'%' if factor == 100 else ''})",
+        (-0.27, reference),
+        xytext=(-2, 4),
+        textcoords="offset points",
+        ha="right",
+        fontsize=10,
+    )
     ax.set_xlim(-0.75, 0.75)
     ax.set_xticks([0], ["All participants"], fontsize=11)
     ax.set_ylabel(axis_label(outcome), fontsize=11)

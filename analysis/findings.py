@@ -10,11 +10,15 @@ from analysis.vocabulary import FIXED_OUTCOMES, Outcome, rating_outcome
 
 VERDICTS = ("difference", "no_difference", "inconclusive")
 MAIN_FAMILIES = ("primary", "secondary")
-CORRECTION_NAMES: dict[str | None, str] = {"holm": "Holm-adjusted p",
-                                           "bh": "Benjamini-Hochberg-adjusted p"}
+CORRECTION_NAMES: dict[str | None, str] = {
+    "holm": "Holm-adjusted p",
+    "bh": "Benjamini-Hochberg-adjusted p",
+}
 UNIT_NAMES: dict[str | None, tuple[str, str]] = {
     "participant": ("participant", "participants"),
-    "identity": ("identity", "identities"), "trial": ("trial", "trials")}
+    "identity": ("identity", "identities"),
+    "trial": ("trial", "trials"),
+}
 
 
 def _outcome(test: dict) -> Outcome:
@@ -43,8 +47,10 @@ def corrected_p(test: dict) -> float | None:
     correction = test.get("correction")
     if correction not in (None, "none"):
         if "p_adjusted" not in test:
-            raise ValueError(f"test of {test.get('outcome')!r} names correction {correction!r} "
-                             "but has no p_adjusted")
+            raise ValueError(
+                f"test of {test.get('outcome')!r} names correction {correction!r} "
+                "but has no p_adjusted"
+            )
         p = test["p_adjusted"]
     else:
         p = test.get("p_adjusted", test.get("p_value"))
@@ -79,8 +85,12 @@ def ci_unadjusted(test: dict) -> bool:
     where the correction left p unchanged, so every other interval must say "unadjusted".
     """
     p, adjusted = test.get("p_value"), test.get("p_adjusted")
-    return (test.get("correction") not in (None, "none") and _finite(p) and _finite(adjusted)
-            and not math.isclose(p, adjusted, rel_tol=1e-12, abs_tol=0.0))
+    return (
+        test.get("correction") not in (None, "none")
+        and _finite(p)
+        and _finite(adjusted)
+        and not math.isclose(p, adjusted, rel_tol=1e-12, abs_tol=0.0)
+    )
 
 
 def ci_label(test: dict) -> str:
@@ -136,10 +146,12 @@ def _test_name(test: dict) -> str:
     else:
         ref_text = f"{ref:g}" if _finite(ref) else ""
     names: dict[str | None, str] = {
-        "paired_t": "paired t-test", "one_sample_t": f"one-sample t-test against {ref_text}"
-        if _finite(ref) else "one-sample t-test",
-        "wilcoxon": "Wilcoxon signed-rank test", "binomial": "exact binomial test"
-        + (f" against {ref_text}" if _finite(ref) else ""),
+        "paired_t": "paired t-test",
+        "one_sample_t": f"one-sample t-test against {ref_text}"
+        if _finite(ref)
+        else "one-sample t-test",
+        "wilcoxon": "Wilcoxon signed-rank test",
+        "binomial": "exact binomial test" + (f" against {ref_text}" if _finite(ref) else ""),
         "lmm": "linear mixed model with crossed random effects of participants and identities",
         "glmm": "logistic mixed model with crossed random effects of participants and identities",
         "tost": "equivalence test (TOST)",
@@ -174,14 +186,19 @@ def _contrasts_conditions(outcome: Outcome, test: dict) -> bool:
 def _estimate_text(outcome: Outcome, test: dict, with_unit: bool = True) -> str:
     """'ai minus real = -0.38 points on the 1-7 scale, 95% CI -0.47 to -0.28'."""
     factor, digits, unit = _scaled(outcome, test)
-    label = "AI minus real" if _contrasts_conditions(outcome, test) else (
-        f"difference from chance ({_reference_text(outcome, test)})")
+    label = (
+        "AI minus real"
+        if _contrasts_conditions(outcome, test)
+        else (f"difference from chance ({_reference_text(outcome, test)})")
+    )
     text = f"{label} = {fixed(test['estimate'] * factor, digits)}"
     if unit and with_unit:
         text += f" {unit}"
     if _finite(test.get("ci_low")) and _finite(test.get("ci_high")):
-        text += (f", {ci_label(test)} {fixed(test['ci_low'] * factor, digits)} to "
-                 f"{fixed(test['ci_high'] * factor, digits)}")
+        text += (
+            f", {ci_label(test)} {fixed(test['ci_low'] * factor, digits)} to "
+            f"{fixed(test['ci_high'] * factor, digits)}"
+        )
     else:
         text += f", {ci_label(test)} not available"
     return text
@@ -196,45 +213,68 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
     name = outcome.name
     if test.get("method") == "glmm":
         often = "less" if lower else "more"
-        lead = (f"With AI headshots, people were recognised correctly {often} often than with "
-                "real photographs" if name == "recognition_accuracy" else
-                f"AI headshots were classified correctly {often} often than real photographs")
-        return (f"{lead}: the log-odds of a correct answer were {'lower' if lower else 'higher'} "
-                f"by {fixed(abs(estimate), digits)} (odds ratio {math.exp(estimate):.2f})")
+        lead = (
+            f"With AI headshots, people were recognised correctly {often} often than with "
+            "real photographs"
+            if name == "recognition_accuracy"
+            else f"AI headshots were classified correctly {often} often than real photographs"
+        )
+        return (
+            f"{lead}: the log-odds of a correct answer were {'lower' if lower else 'higher'} "
+            f"by {fixed(abs(estimate), digits)} (odds ratio {math.exp(estimate):.2f})"
+        )
     if outcome.paired:
         if outcome.kind == "rating":
             if name == "trust":
-                return (f"AI headshots were trusted {'less' if lower else 'more'} than real "
-                        f"photographs {size}")
-            return (f"AI headshots were rated {'lower' if lower else 'higher'} than real "
-                    f"photographs on the {name.replace('_', ' ')} scale, {size}")
+                return (
+                    f"AI headshots were trusted {'less' if lower else 'more'} than real "
+                    f"photographs {size}"
+                )
+            return (
+                f"AI headshots were rated {'lower' if lower else 'higher'} than real "
+                f"photographs on the {name.replace('_', ' ')} scale, {size}"
+            )
         if name == "recognition_accuracy":
-            return (f"People were recognised {'less' if lower else 'more'} accurately from AI "
-                    f"headshots than from real photographs, {size}")
+            return (
+                f"People were recognised {'less' if lower else 'more'} accurately from AI "
+                f"headshots than from real photographs, {size}"
+            )
         if name == "d_prime":
-            return (f"Recognition sensitivity (d') was {'lower' if lower else 'higher'} with AI "
-                    f"headshots than with real photographs {size}")
+            return (
+                f"Recognition sensitivity (d') was {'lower' if lower else 'higher'} with AI "
+                f"headshots than with real photographs {size}"
+            )
         if name == "criterion":
             style = "readily" if lower else "cautiously"
-            return (f"The response criterion (c) was {'lower' if lower else 'higher'} with AI "
-                    f"headshots than with real photographs {size}: participants answered "
-                    f"'same person' more {style}")
+            return (
+                f"The response criterion (c) was {'lower' if lower else 'higher'} with AI "
+                f"headshots than with real photographs {size}: participants answered "
+                f"'same person' more {style}"
+            )
     mean = test.get("mean", test.get("proportion"))
     gap = f"by {fixed(abs(estimate) * factor, digits)} {unit}"
     if name == "choice_real":
         share = f" in {mean * 100:.1f}% of pairs" if _finite(mean) else ""
-        return (f"Participants chose the real photograph over the AI headshot{share}, "
-                f"{'less' if lower else 'more'} often than chance (50%) {gap}")
+        return (
+            f"Participants chose the real photograph over the AI headshot{share}, "
+            f"{'less' if lower else 'more'} often than chance (50%) {gap}"
+        )
     if name == "detection_accuracy":
         correct = f" with {mean * 100:.1f}% accuracy" if _finite(mean) else ""
-        return (f"Participants told AI headshots from real photographs{correct}, "
-                f"{'worse' if lower else 'better'} than chance (50%) {gap}")
+        return (
+            f"Participants told AI headshots from real photographs{correct}, "
+            f"{'worse' if lower else 'better'} than chance (50%) {gap}"
+        )
     if name == "detection_d_prime":
         if lower:
-            return (f"Participants systematically took AI headshots for real photographs and "
-                    f"real photographs for AI (d' = {fixed(estimate)}, below 0)")
-        return (f"Participants could tell AI headshots from real photographs "
-                f"(d' = {fixed(estimate)}, above 0)")
+            return (
+                f"Participants systematically took AI headshots for real photographs and "
+                f"real photographs for AI (d' = {fixed(estimate)}, below 0)"
+            )
+        return (
+            f"Participants could tell AI headshots from real photographs "
+            f"(d' = {fixed(estimate)}, above 0)"
+        )
     return f"The {outcome.label} was {'lower' if lower else 'higher'} {size}"
 
 
@@ -248,8 +288,9 @@ def _bounds_text(outcome: Outcome, test: dict, tost: dict) -> str:
     return f"the bounds {fixed(low, digits)} to {fixed(high, digits)}{unit}"
 
 
-def _hypothesis_sentence(hypothesis: dict | None, verdict: str, estimate: float
-                         ) -> tuple[str, bool | None]:
+def _hypothesis_sentence(
+    hypothesis: dict | None, verdict: str, estimate: float
+) -> tuple[str, bool | None]:
     """What the result means for the preregistered hypothesis, if there is one."""
     if not hypothesis:
         return "", None
@@ -259,16 +300,22 @@ def _hypothesis_sentence(hypothesis: dict | None, verdict: str, estimate: float
     text = text.rstrip(".;:, ") or text
     if verdict != "difference":
         return f" The preregistered hypothesis ({text}) was not supported.", False
-    matches = (direction == "two-sided" or (direction == "less" and estimate < 0)
-               or (direction == "greater" and estimate > 0))
+    matches = (
+        direction == "two-sided"
+        or (direction == "less" and estimate < 0)
+        or (direction == "greater" and estimate > 0)
+    )
     if matches:
         return f" This supports the preregistered hypothesis ({text}).", True
-    return (f" The difference runs opposite to the preregistered hypothesis ({text}), which is "
-            "therefore not supported."), False
+    return (
+        f" The difference runs opposite to the preregistered hypothesis ({text}), which is "
+        "therefore not supported."
+    ), False
 
 
-def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
-            hypothesis: dict | None = None) -> dict:
+def finding(
+    test: dict, alpha: float = 0.05, equivalence: dict | None = None, hypothesis: dict | None = None
+) -> dict:
     """Word one test's result as a claim the statistics support.
 
     Parameters
@@ -305,15 +352,20 @@ def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
         raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
     outcome = _outcome(test)
     if not _finite(test.get("estimate")):
-        raise ValueError(f"test of {outcome.name!r} has no finite estimate: "
-                         f"{test.get('estimate')!r}")
+        raise ValueError(
+            f"test of {outcome.name!r} has no finite estimate: {test.get('estimate')!r}"
+        )
     if equivalence is not None:
         if equivalence.get("method") != "tost" or equivalence.get("outcome") != outcome.name:
-            raise ValueError(f"equivalence must be the TOST of {outcome.name!r}, got "
-                             f"{equivalence.get('method')!r} of {equivalence.get('outcome')!r}")
+            raise ValueError(
+                f"equivalence must be the TOST of {outcome.name!r}, got "
+                f"{equivalence.get('method')!r} of {equivalence.get('outcome')!r}"
+            )
         if equivalence.get("level") != test.get("level"):
-            raise ValueError(f"equivalence test level {equivalence.get('level')!r} differs from "
-                             f"the test's {test.get('level')!r}")
+            raise ValueError(
+                f"equivalence test level {equivalence.get('level')!r} differs from "
+                f"the test's {test.get('level')!r}"
+            )
     p = corrected_p(test)
     p_equivalence = corrected_p(equivalence) if equivalence is not None else None
     significant = p is not None and p < alpha
@@ -326,49 +378,70 @@ def finding(test: dict, alpha: float = 0.05, equivalence: dict | None = None,
         evidence += f"; equivalence test (TOST) against {bounds}, {_p_text(equivalence, alpha)}"
     evidence += f"; {_n_text(test)}"
     details = _estimate_text(outcome, test) + evidence
-    versus = ("between AI headshots and real photographs" if _contrasts_conditions(outcome, test)
-              else f"from chance ({_reference_text(outcome, test)})")
+    versus = (
+        "between AI headshots and real photographs"
+        if _contrasts_conditions(outcome, test)
+        else f"from chance ({_reference_text(outcome, test)})"
+    )
 
     if significant:
         verdict = "difference"
         # The sentence already gives the size in its unit; the brackets repeat only the numbers.
-        claim = (f"{_difference_sentence(outcome, test)} "
-                 f"({_estimate_text(outcome, test, with_unit=False)}{evidence}).")
+        claim = (
+            f"{_difference_sentence(outcome, test)} "
+            f"({_estimate_text(outcome, test, with_unit=False)}{evidence})."
+        )
         if equivalent:
-            claim += (f" The difference lies within the preregistered equivalence bounds "
-                      f"({bounds}), so it may be too small to "
-                      "matter.")
+            claim += (
+                f" The difference lies within the preregistered equivalence bounds "
+                f"({bounds}), so it may be too small to "
+                "matter."
+            )
     elif equivalent:
         verdict = "no_difference"
-        claim = (f"There was no reliable difference in {outcome.label} {versus}: any difference "
-                 f"lies within {bounds} ({details}).")
+        claim = (
+            f"There was no reliable difference in {outcome.label} {versus}: any difference "
+            f"lies within {bounds} ({details})."
+        )
     else:
         verdict = "inconclusive"
         if p is None:
             reason = "the test could not be computed"
         elif _excludes_zero(test):
             # The interval is the unadjusted one: say why it and the verdict differ.
-            reason = (f"the unadjusted {ci_label(test).split(' ', 1)[1]} excludes zero (p "
-                      f"{format_p(float(test['p_value']), alpha)} before correction), but after "
-                      f"correcting for the other tests of its family the {_p_text(test, alpha)} "
-                      f"is not below α = {alpha:g}, so no difference is claimed")
+            reason = (
+                f"the unadjusted {ci_label(test).split(' ', 1)[1]} excludes zero (p "
+                f"{format_p(float(test['p_value']), alpha)} before correction), but after "
+                f"correcting for the other tests of its family the {_p_text(test, alpha)} "
+                f"is not below α = {alpha:g}, so no difference is claimed"
+            )
             if equivalence is None:
                 reason += "; no equivalence bounds were preregistered"
         elif equivalence is None:
-            reason = ("no equivalence bounds were preregistered, so the absence of a difference "
-                      "cannot be shown")
+            reason = (
+                "no equivalence bounds were preregistered, so the absence of a difference "
+                "cannot be shown"
+            )
         elif p_equivalence is None:
             reason = "the equivalence test could not be computed"
         else:
-            reason = (f"equivalence within {_bounds_text(outcome, test, equivalence)} was not "
-                      "shown either")
-        claim = (f"the data neither show a difference in {outcome.label} {versus} "
-                 f"nor rule one out ({details}); {reason}.")
+            reason = (
+                f"equivalence within {_bounds_text(outcome, test, equivalence)} was not "
+                "shown either"
+            )
+        claim = (
+            f"the data neither show a difference in {outcome.label} {versus} "
+            f"nor rule one out ({details}); {reason}."
+        )
     extra, supported = _hypothesis_sentence(hypothesis, verdict, test["estimate"])
     preregistered = bool(test.get("preregistered"))
-    return {"claim": _tidy(f"{_prefix(preregistered, verdict)}: {claim}{extra}"),
-            "verdict": verdict, "outcome": outcome.name,
-            "preregistered": preregistered, "hypothesis_supported": supported}
+    return {
+        "claim": _tidy(f"{_prefix(preregistered, verdict)}: {claim}{extra}"),
+        "verdict": verdict,
+        "outcome": outcome.name,
+        "preregistered": preregistered,
+        "hypothesis_supported": supported,
+    }
 
 
 def _prefix(preregistered: bool, verdict: str) -> str:
@@ -383,8 +456,9 @@ def _excludes_zero(test: dict) -> bool:
     return _finite(low) and _finite(high) and (low > 0 or high < 0)
 
 
-def untested_finding(outcome: str, reason: str, preregistered: bool = False,
-                     hypothesis: dict | None = None) -> dict:
+def untested_finding(
+    outcome: str, reason: str, preregistered: bool = False, hypothesis: dict | None = None
+) -> dict:
     """The finding of an outcome whose main test could not be run: inconclusive, with why.
 
     So that an outcome, above all a preregistered one, never silently drops out of the findings.
@@ -396,13 +470,19 @@ def untested_finding(outcome: str, reason: str, preregistered: bool = False,
     if hypothesis:
         text = (hypothesis.get("text") or outcome).strip().rstrip(".;:, ") or outcome
         claim += f" The preregistered hypothesis ({text}) was not supported."
-    return {"claim": _tidy(claim), "verdict": "inconclusive", "outcome": outcome,
-            "preregistered": preregistered,
-            "hypothesis_supported": False if hypothesis else None, "supported_by": []}
+    return {
+        "claim": _tidy(claim),
+        "verdict": "inconclusive",
+        "outcome": outcome,
+        "preregistered": preregistered,
+        "hypothesis_supported": False if hypothesis else None,
+        "supported_by": [],
+    }
 
 
-def findings_for(tests: list[dict], alpha: float = 0.05, hypotheses: list[dict] | None = None
-                 ) -> list[dict]:
+def findings_for(
+    tests: list[dict], alpha: float = 0.05, hypotheses: list[dict] | None = None
+) -> list[dict]:
     """One finding per outcome, from its main participant-level test, with `supported_by`.
 
     Parameters
@@ -426,11 +506,22 @@ def findings_for(tests: list[dict], alpha: float = 0.05, hypotheses: list[dict] 
     for i, test in enumerate(tests):
         if test.get("family") not in MAIN_FAMILIES:
             continue
-        tost = next((j for j, t in enumerate(tests) if t.get("method") == "tost"
-                     and t.get("outcome") == test.get("outcome")
-                     and t.get("level") == test.get("level")), None)
-        result = finding(test, alpha, tests[tost] if tost is not None else None,
-                         by_outcome.get(test.get("outcome")))
+        tost = next(
+            (
+                j
+                for j, t in enumerate(tests)
+                if t.get("method") == "tost"
+                and t.get("outcome") == test.get("outcome")
+                and t.get("level") == test.get("level")
+            ),
+            None,
+        )
+        result = finding(
+            test,
+            alpha,
+            tests[tost] if tost is not None else None,
+            by_outcome.get(test.get("outcome")),
+        )
         result["supported_by"] = [i] + ([tost] if tost is not None else [])
         out.append(result)
     return out

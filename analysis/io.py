@@ -25,8 +25,21 @@ from analysis.vocabulary import (
 
 # The columns every trials table must have; the data hash is computed over these alone.
 TRIAL_COLUMNS = (
-    "study", "participant", "list", "trial", "block", "task", "identity", "condition",
-    "probe", "is_match", "measure", "value", "correct", "rt_ms", "attention_check",
+    "study",
+    "participant",
+    "list",
+    "trial",
+    "block",
+    "task",
+    "identity",
+    "condition",
+    "probe",
+    "is_match",
+    "measure",
+    "value",
+    "correct",
+    "rt_ms",
+    "attention_check",
 )
 # Columns added to the contract later: read when present, derived when absent (older exports).
 # `simulated` (1: a participant simulated by the platform) is 0 when absent; the web report
@@ -53,8 +66,15 @@ MAX_MEMBER_BYTES = 2 * 1024**3
 class ContractError(ValueError):
     """Input that breaks the data contract; names the file, the row and the column."""
 
-    def __init__(self, message: str, *, file: str, row: int | None = None,
-                 column: str | None = None, header: bool = True):
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        row: int | None = None,
+        column: str | None = None,
+        header: bool = True,
+    ):
         self.file = file
         self.row = row
         self.column = column
@@ -92,8 +112,9 @@ class StudyData:
         return hashlib.sha256(canonical_trials_csv(self.trials).encode("utf-8")).hexdigest()
 
 
-def load(source, participants=None, *, scale_ranges: Mapping[str, tuple[int, int]] | None = None
-         ) -> StudyData:
+def load(
+    source, participants=None, *, scale_ranges: Mapping[str, tuple[int, int]] | None = None
+) -> StudyData:
     """Read and validate a study export.
 
     Parameters
@@ -159,7 +180,8 @@ def _scale_ranges(scale_ranges) -> dict[str, tuple[int, int]]:
             low, high = (int(b) for b in bounds)
         except (TypeError, ValueError) as exc:
             raise ValueError(
-                f"scale_ranges[{key!r}] must be (low, high) integers, got {bounds!r}") from exc
+                f"scale_ranges[{key!r}] must be (low, high) integers, got {bounds!r}"
+            ) from exc
         if low >= high or any(float(b) != int(b) for b in bounds):
             raise ValueError(f"scale_ranges[{key!r}] must be integers low < high, got {bounds!r}")
         ranges[str(key)] = (low, high)
@@ -197,6 +219,7 @@ def _locate_files(path: Path) -> tuple[Path, Path | None]:
 
 def _export_names(names: list[str], where: str) -> tuple[str, str | None]:
     """Pick the trials file and the participants table among file paths (plain or psych-DS)."""
+
     def base(name: str) -> str:
         return name.rsplit("/", 1)[-1]
 
@@ -210,10 +233,15 @@ def _export_names(names: list[str], where: str) -> tuple[str, str | None]:
         trials = [n for n in names if _PSYCHDS_DATA.match(base(n)) and "_table-" not in base(n)]
         participants_name = None
     if len(trials) != 1:
-        what = ("no trials.csv and no psych-DS data file" if not trials
-                else f"{len(trials)} candidate trials files ({', '.join(sorted(trials))})")
-        raise ContractError(f"{what}; expected trials.csv or data/study-<slug>_data.csv",
-                            file=where)
+        what = (
+            "no trials.csv and no psych-DS data file"
+            if not trials
+            else f"{len(trials)} candidate trials files ({', '.join(sorted(trials))})"
+        )
+        raise ContractError(
+            f"{what}; expected trials.csv or data/study-<slug>_data.csv", file=where
+        )
+
     def is_participants(name: str) -> bool:
         if participants_name:
             return base(name) == participants_name
@@ -228,7 +256,8 @@ def _read_zip(path: Path):
     with zipfile.ZipFile(path) as archive:
         names = [i.filename for i in archive.infolist() if not i.is_dir()]
         trials_name, parts_name = _export_names(
-            [n for n in names if "__MACOSX" not in n], str(path))
+            [n for n in names if "__MACOSX" not in n], str(path)
+        )
 
         def read(member: str):
             if archive.getinfo(member).file_size > MAX_MEMBER_BYTES:
@@ -254,6 +283,7 @@ def _read_csv(source, name: str | None = None) -> pd.DataFrame:
 
 def _frame_to_text(frame: pd.DataFrame) -> pd.DataFrame:
     """A typed DataFrame's cells as the text an export holds, so one check serves both."""
+
     def cell(v) -> str:
         if v is None or (isinstance(v, float) and not np.isfinite(v)) or v is pd.NA or v is pd.NaT:
             return ""
@@ -265,8 +295,11 @@ def _frame_to_text(frame: pd.DataFrame) -> pd.DataFrame:
             return str(int(v)) if float(v).is_integer() else repr(float(v))
         return str(v)
 
-    return pd.DataFrame({str(c): [cell(v) for v in frame[c].tolist()] for c in frame.columns},
-                        index=pd.RangeIndex(len(frame)), dtype=object)
+    return pd.DataFrame(
+        {str(c): [cell(v) for v in frame[c].tolist()] for c in frame.columns},
+        index=pd.RangeIndex(len(frame)),
+        dtype=object,
+    )
 
 
 def _unescape(column: pd.Series) -> pd.Series:
@@ -293,7 +326,8 @@ class _Checker:
             first = int(positions[0])
             value = self.table[column].iloc[first] if column in self.table else ""
             self.problems.append(
-                (first, len(self.problems), column, message(value), len(positions)))
+                (first, len(self.problems), column, message(value), len(positions))
+            )
 
     def raise_first(self) -> None:
         """Raise a ContractError for the earliest problem, if any."""
@@ -301,8 +335,13 @@ class _Checker:
             return
         first, _, column, message, count = min(self.problems)
         more = f" ({count} rows break this rule)" if count > 1 else ""
-        raise ContractError(message + more, file=self.name, row=first + (2 if self.header else 1),
-                            column=column, header=self.header)
+        raise ContractError(
+            message + more,
+            file=self.name,
+            row=first + (2 if self.header else 1),
+            column=column,
+            header=self.header,
+        )
 
 
 def _require_columns(table: pd.DataFrame, columns, name: str) -> None:
@@ -311,8 +350,11 @@ def _require_columns(table: pd.DataFrame, columns, name: str) -> None:
     if missing:
         raise ContractError(
             f"required column is missing (missing: {', '.join(missing)}; found: "
-            f"{', '.join(map(str, table.columns))})", file=name,
-            row=None if name.endswith("(DataFrame)") else 1, column=missing[0])
+            f"{', '.join(map(str, table.columns))})",
+            file=name,
+            row=None if name.endswith("(DataFrame)") else 1,
+            column=missing[0],
+        )
 
 
 def _integers(text: pd.Series) -> pd.Series:
@@ -321,8 +363,11 @@ def _integers(text: pd.Series) -> pd.Series:
     return numbers.where(np.isfinite(numbers) & (numbers == np.round(numbers)))
 
 
-def validate_trials(raw: pd.DataFrame, name: str = "trials.csv",
-                    scale_ranges: Mapping[str, tuple[int, int]] | None = None) -> pd.DataFrame:
+def validate_trials(
+    raw: pd.DataFrame,
+    name: str = "trials.csv",
+    scale_ranges: Mapping[str, tuple[int, int]] | None = None,
+) -> pd.DataFrame:
     """Check a trials table of text cells against the contract and return it typed.
 
     Parameters
@@ -351,63 +396,110 @@ def validate_trials(raw: pd.DataFrame, name: str = "trials.csv",
     t = raw.copy()
     for column in t.columns:
         t[column] = _unescape(t[column].fillna(""))
-    for column in ("study", "participant", "list", "block", "task", "identity", "condition",
-                   "probe", "measure"):
+    for column in (
+        "study",
+        "participant",
+        "list",
+        "block",
+        "task",
+        "identity",
+        "condition",
+        "probe",
+        "measure",
+    ):
         t[column] = t[column].str.strip()
     check = _Checker(name, t)
 
     check.check(t["study"] == "", "study", lambda v: "study is empty")
-    check.check(t["study"] != t["study"].iloc[0], "study",
-                lambda v: f"a second study {v!r} (the file starts with {t['study'].iloc[0]!r}); "
-                          "analyse one study at a time")
+    check.check(
+        t["study"] != t["study"].iloc[0],
+        "study",
+        lambda v: (
+            f"a second study {v!r} (the file starts with {t['study'].iloc[0]!r}); "
+            "analyse one study at a time"
+        ),
+    )
     check.check(t["participant"] == "", "participant", lambda v: "participant is empty")
     trial = _integers(t["trial"])
     check.check(trial.isna() | (trial < 1), "trial", lambda v: f"{v!r} is not a positive integer")
-    check.check(~t["task"].isin(TASKS), "task",
-                lambda v: f"unknown task {v!r} (expected one of {', '.join(TASKS)})")
-    check.check(~t["attention_check"].isin(["0", "1"]), "attention_check",
-                lambda v: f"{v!r} is not 0 or 1")
+    check.check(
+        ~t["task"].isin(TASKS),
+        "task",
+        lambda v: f"unknown task {v!r} (expected one of {', '.join(TASKS)})",
+    )
+    check.check(
+        ~t["attention_check"].isin(["0", "1"]), "attention_check", lambda v: f"{v!r} is not 0 or 1"
+    )
 
     attention = t["attention_check"] == "1"
     measure = t["measure"]
-    check.check(attention & (measure != "attention"), "measure",
-                lambda v: f"attention-check rows must have measure 'attention', got {v!r}")
-    check.check(~attention & (measure == "attention"), "attention_check",
-                lambda v: "measure 'attention' on a row whose attention_check is not 1")
+    check.check(
+        attention & (measure != "attention"),
+        "measure",
+        lambda v: f"attention-check rows must have measure 'attention', got {v!r}",
+    )
+    check.check(
+        ~attention & (measure == "attention"),
+        "attention_check",
+        lambda v: "measure 'attention' on a row whose attention_check is not 1",
+    )
     is_rating = (t["task"] == "rate") & ~measure.isin(FIXED_MEASURES)
     allowed = pd.Series(False, index=t.index)
     for task, measures in TASK_MEASURES.items():
         allowed |= (t["task"] == task) & measure.isin(measures)
     allowed |= is_rating & measure.str.match(RATING_KEY)
-    check.check(~attention & ~allowed, "measure",
-                lambda v: f"unknown measure {v!r} for this task (match: same, confidence; choose: "
-                          "choice; detect: source, confidence; rate: a rating-scale key)")
+    check.check(
+        ~attention & ~allowed,
+        "measure",
+        lambda v: (
+            f"unknown measure {v!r} for this task (match: same, confidence; choose: "
+            "choice; detect: source, confidence; rate: a rating-scale key)"
+        ),
+    )
 
     data = ~attention
     check.check(data & (t["identity"] == ""), "identity", lambda v: "identity is empty")
     needs_condition = data & t["task"].isin(["match", "rate", "detect"])
-    check.check(needs_condition & ~t["condition"].isin(CONDITIONS), "condition",
-                lambda v: f"condition {v!r} is not 'real' or 'ai'")
-    check.check(~needs_condition & ~t["condition"].isin(("",) + CONDITIONS), "condition",
-                lambda v: f"condition {v!r} is not 'real', 'ai' or empty")
-    check.check(data & (t["task"] == "choose") & (t["condition"] != ""), "condition",
-                lambda v: f"choose rows have an empty condition (the pair holds both), got {v!r}")
+    check.check(
+        needs_condition & ~t["condition"].isin(CONDITIONS),
+        "condition",
+        lambda v: f"condition {v!r} is not 'real' or 'ai'",
+    )
+    check.check(
+        ~needs_condition & ~t["condition"].isin(("",) + CONDITIONS),
+        "condition",
+        lambda v: f"condition {v!r} is not 'real', 'ai' or empty",
+    )
+    check.check(
+        data & (t["task"] == "choose") & (t["condition"] != ""),
+        "condition",
+        lambda v: f"choose rows have an empty condition (the pair holds both), got {v!r}",
+    )
 
     is_match = t["is_match"]
     match_rows = data & (t["task"] == "match")
-    check.check(match_rows & ~is_match.isin(["0", "1"]), "is_match",
-                lambda v: f"{v!r} is not 0 or 1 on a match row")
+    check.check(
+        match_rows & ~is_match.isin(["0", "1"]),
+        "is_match",
+        lambda v: f"{v!r} is not 0 or 1 on a match row",
+    )
     check.check(~is_match.isin(["", "0", "1"]), "is_match", lambda v: f"{v!r} is not 0, 1 or empty")
     check.check(match_rows & (t["probe"] == ""), "probe", lambda v: "probe is empty on a match row")
 
     value = t["value"].str.strip()
     number = _integers(value)
     binary = data & measure.eq("same")
-    check.check(binary & ~value.isin(["0", "1"]), "value",
-                lambda v: f"same must be 1 (same person) or 0, got {v!r}")
+    check.check(
+        binary & ~value.isin(["0", "1"]),
+        "value",
+        lambda v: f"same must be 1 (same person) or 0, got {v!r}",
+    )
     categorical = data & measure.isin(["choice", "source"])
-    check.check(categorical & ~value.isin(CONDITIONS), "value",
-                lambda v: f"choice and source must be 'real' or 'ai', got {v!r}")
+    check.check(
+        categorical & ~value.isin(CONDITIONS),
+        "value",
+        lambda v: f"choice and source must be 'real' or 'ai', got {v!r}",
+    )
     value_number = pd.Series(np.nan, index=t.index)
     value_number[binary] = number[binary]
     scaled = data & ((measure == "confidence") | is_rating)
@@ -415,44 +507,73 @@ def validate_trials(raw: pd.DataFrame, name: str = "trials.csv",
         rows = scaled & (measure == key)
         default = DEFAULT_CONFIDENCE_RANGE if key == "confidence" else DEFAULT_RATING_RANGE
         low, high = ranges.get(key, default)
-        check.check(rows & (number.isna() | (number < low) | (number > high)), "value",
-                    lambda v, key=key, low=low, high=high:
-                    f"{key} must be an integer from {low} to {high}, got {v!r}")
+        check.check(
+            rows & (number.isna() | (number < low) | (number > high)),
+            "value",
+            lambda v, key=key, low=low, high=high: (
+                f"{key} must be an integer from {low} to {high}, got {v!r}"
+            ),
+        )
         value_number[rows] = number[rows]
     t["value"] = value
 
     correct = t["correct"].str.strip()
     scored = (data & measure.isin(["same", "source"])) | attention
-    check.check(scored & ~correct.isin(["0", "1"]), "correct",
-                lambda v: f"correct must be 0 or 1 on this row, got {v!r}")
+    check.check(
+        scored & ~correct.isin(["0", "1"]),
+        "correct",
+        lambda v: f"correct must be 0 or 1 on this row, got {v!r}",
+    )
     check.check(~correct.isin(["", "0", "1"]), "correct", lambda v: f"{v!r} is not 0, 1 or empty")
     same_ok = (value == is_match).astype(int).astype(str)
-    check.check(binary & match_rows & correct.isin(["0", "1"]) & is_match.isin(["0", "1"])
-                & (correct != same_ok), "correct",
-                lambda v: f"correct={v} disagrees with same == is_match on this row")
+    check.check(
+        binary
+        & match_rows
+        & correct.isin(["0", "1"])
+        & is_match.isin(["0", "1"])
+        & (correct != same_ok),
+        "correct",
+        lambda v: f"correct={v} disagrees with same == is_match on this row",
+    )
     source_rows = data & measure.eq("source") & t["condition"].isin(CONDITIONS)
     source_ok = (value == t["condition"]).astype(int).astype(str)
-    check.check(source_rows & correct.isin(["0", "1"]) & (correct != source_ok), "correct",
-                lambda v: f"correct={v} disagrees with source == condition on this row")
+    check.check(
+        source_rows & correct.isin(["0", "1"]) & (correct != source_ok),
+        "correct",
+        lambda v: f"correct={v} disagrees with source == condition on this row",
+    )
 
     rt_text = t["rt_ms"].str.strip()
     rt = pd.to_numeric(rt_text, errors="coerce").astype(float)
     rt_bad = (rt_text != "") & (rt.isna() | ~np.isfinite(rt) | (rt < 0))
-    check.check(rt_bad, "rt_ms",
-                lambda v: f"rt_ms must be a non-negative number or empty, got {v!r}")
+    check.check(
+        rt_bad, "rt_ms", lambda v: f"rt_ms must be a non-negative number or empty, got {v!r}"
+    )
     derived_flag = rt.map(rt_flag)
     if "rt_flag" in t.columns:
         given_flag = t["rt_flag"].str.strip()
-        check.check(~given_flag.isin(RT_FLAGS), "rt_flag",
-                    lambda v: f"rt_flag must be empty, 'fast' or 'slow', got {v!r}")
-        check.check(given_flag.isin(RT_FLAGS) & ~rt_bad & (given_flag != derived_flag), "rt_flag",
-                    lambda v: f"rt_flag={v!r} disagrees with rt_ms (fast: below {RT_FAST_MS:g} "
-                              f"ms, slow: above {RT_SLOW_MS:g} ms, else empty)")
+        check.check(
+            ~given_flag.isin(RT_FLAGS),
+            "rt_flag",
+            lambda v: f"rt_flag must be empty, 'fast' or 'slow', got {v!r}",
+        )
+        check.check(
+            given_flag.isin(RT_FLAGS) & ~rt_bad & (given_flag != derived_flag),
+            "rt_flag",
+            lambda v: (
+                f"rt_flag={v!r} disagrees with rt_ms (fast: below {RT_FAST_MS:g} "
+                f"ms, slow: above {RT_SLOW_MS:g} ms, else empty)"
+            ),
+        )
 
-    duplicated = trial.notna() & pd.DataFrame(
-        {"p": t["participant"], "t": trial, "m": measure}).duplicated()
-    check.check(duplicated, "measure",
-                lambda v: f"a second row for the same participant, trial and measure {v!r}")
+    duplicated = (
+        trial.notna() & pd.DataFrame({"p": t["participant"], "t": trial, "m": measure}).duplicated()
+    )
+    check.check(
+        duplicated,
+        "measure",
+        lambda v: f"a second row for the same participant, trial and measure {v!r}",
+    )
     check.raise_first()
 
     t["trial"] = trial.astype(np.int64)
@@ -486,19 +607,31 @@ def validate_participants(raw: pd.DataFrame, name: str = "participants.csv") -> 
         p[column] = _unescape(p[column].fillna("")).str.strip()
     check = _Checker(name, p)
     check.check(p["participant"] == "", "participant", lambda v: "participant is empty")
-    check.check(p["participant"].duplicated() & (p["participant"] != ""), "participant",
-                lambda v: f"participant {v!r} appears twice")
-    check.check(~p["status"].isin(STATUSES), "status",
-                lambda v: f"status {v!r} is not one of {', '.join(STATUSES)}")
+    check.check(
+        p["participant"].duplicated() & (p["participant"] != ""),
+        "participant",
+        lambda v: f"participant {v!r} appears twice",
+    )
+    check.check(
+        ~p["status"].isin(STATUSES),
+        "status",
+        lambda v: f"status {v!r} is not one of {', '.join(STATUSES)}",
+    )
     counts = {}
     for column in ("attention_passed", "attention_total"):
         if column in p:
             counts[column] = _integers(p[column])
-            check.check(counts[column].isna() | (counts[column] < 0), column,
-                        lambda v: f"{v!r} is not a non-negative integer")
+            check.check(
+                counts[column].isna() | (counts[column] < 0),
+                column,
+                lambda v: f"{v!r} is not a non-negative integer",
+            )
     if len(counts) == 2:
-        check.check(counts["attention_passed"] > counts["attention_total"], "attention_passed",
-                    lambda v: f"attention_passed {v} exceeds attention_total")
+        check.check(
+            counts["attention_passed"] > counts["attention_total"],
+            "attention_passed",
+            lambda v: f"attention_passed {v} exceeds attention_total",
+        )
     check.raise_first()
     for column, values in counts.items():
         p[column] = values.astype(np.int64)
@@ -509,8 +642,11 @@ def _check_participants_known(raw_trials: pd.DataFrame, name: str, parts: pd.Dat
     """Every participant in the trials must have a row in the participants table."""
     participant = _unescape(raw_trials["participant"]).str.strip()
     check = _Checker(name, pd.DataFrame({"participant": participant}))
-    check.check(~participant.isin(set(parts["participant"])), "participant",
-                lambda v: f"participant {v!r} is not in the participants table")
+    check.check(
+        ~participant.isin(set(parts["participant"])),
+        "participant",
+        lambda v: f"participant {v!r} is not in the participants table",
+    )
     check.raise_first()
 
 
@@ -521,14 +657,18 @@ def canonical_trials_csv(trials: pd.DataFrame) -> str:
     decimal point, other numbers as Python's shortest repr, empty cells for missing values, LF
     line ends. Reading trials.csv or passing the same table as a DataFrame gives the same text.
     """
+
     def text(column: pd.Series) -> pd.Series:
         if column.dtype.kind in "fiu":
-            return column.map(lambda v: "" if pd.isna(v) else (
-                str(int(v)) if float(v).is_integer() else repr(float(v))))
+            return column.map(
+                lambda v: (
+                    "" if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v)))
+                )
+            )
         return column.astype(str)
 
     table = trials.loc[:, list(TRIAL_COLUMNS)].sort_values(
-        ["participant", "trial", "measure"], kind="mergesort")
+        ["participant", "trial", "measure"], kind="mergesort"
+    )
     canonical = pd.DataFrame({c: text(table[c]) for c in TRIAL_COLUMNS})
     return canonical.to_csv(index=False, lineterminator="\n")
-

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,8 +90,9 @@ def _shown(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _prepare(data: pd.DataFrame, dv: str, condition: str, participant: str, identity: str,
-             binary: bool) -> _Data:
+def _prepare(
+    data: pd.DataFrame, dv: str, condition: str, participant: str, identity: str, binary: bool
+) -> _Data:
     """Check the input and code it for the model; raise ValueError naming column and value."""
     if not isinstance(data, pd.DataFrame):
         raise ValueError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -111,46 +113,64 @@ def _prepare(data: pd.DataFrame, dv: str, condition: str, participant: str, iden
     bad = ~np.isfinite(y)
     if bad.any():
         i = np.flatnonzero(bad)[0]
-        raise ValueError(f"column {dv!r} has a non-numeric value {_shown(raw_dv.iloc[i])!r} "
-                         f"at row {_shown(data.index[i])!r}")
+        raise ValueError(
+            f"column {dv!r} has a non-numeric value {_shown(raw_dv.iloc[i])!r} "
+            f"at row {_shown(data.index[i])!r}"
+        )
     if binary:
         bad = (y != 0) & (y != 1)
         if bad.any():
             i = np.flatnonzero(bad)[0]
-            raise ValueError(f"column {dv!r} must be 0 or 1 for a logistic model, "
-                             f"got {_shown(raw_dv.iloc[i])!r} at row {_shown(data.index[i])!r}")
+            raise ValueError(
+                f"column {dv!r} must be 0 or 1 for a logistic model, "
+                f"got {_shown(raw_dv.iloc[i])!r} at row {_shown(data.index[i])!r}"
+            )
 
     cond = data[condition].astype(str).to_numpy()
     allowed = (REFERENCE_CONDITION, TREATMENT_CONDITION)
     unknown = ~np.isin(cond, allowed)
     if unknown.any():
         i = np.flatnonzero(unknown)[0]
-        raise ValueError(f"column {condition!r} has value {cond[i]!r} at row "
-                         f"{_shown(data.index[i])!r}; expected {allowed[0]!r} or {allowed[1]!r}")
+        raise ValueError(
+            f"column {condition!r} has value {cond[i]!r} at row "
+            f"{_shown(data.index[i])!r}; expected {allowed[0]!r} or {allowed[1]!r}"
+        )
     present = set(cond)
     if len(present) < 2:
-        raise ValueError(f"column {condition!r} has only the value {present.pop()!r}; "
-                         f"the model needs both {allowed[0]!r} and {allowed[1]!r}")
+        raise ValueError(
+            f"column {condition!r} has only the value {present.pop()!r}; "
+            f"the model needs both {allowed[0]!r} and {allowed[1]!r}"
+        )
 
     codes = {}
     for key in ("participant", "identity"):
         column = names[key]
         code, levels = pd.factorize(data[column], sort=True)
         if len(levels) < 2:
-            raise ValueError(f"column {column!r} has one level ({_shown(levels[0])!r}); "
-                             "a random effect needs at least two")
+            raise ValueError(
+                f"column {column!r} has one level ({_shown(levels[0])!r}); "
+                "a random effect needs at least two"
+            )
         if len(levels) >= len(data):
             # lme4 refuses this too: a grouping factor needs fewer levels than observations
-            raise ValueError(f"column {column!r} has {len(levels)} levels for {len(data)} rows; "
-                             "a random effect needs fewer levels than observations")
+            raise ValueError(
+                f"column {column!r} has {len(levels)} levels for {len(data)} rows; "
+                "a random effect needs fewer levels than observations"
+            )
         codes[key] = (code.astype(np.intp), len(levels))
     if binary and (y.min() == y.max()):
-        raise ValueError(f"column {dv!r} has the single value {y[0]:g}; "
-                         "a logistic model needs both 0 and 1")
-    return _Data(y=y, ai=(cond == TREATMENT_CONDITION).astype(float),
-                 participant=codes["participant"][0], identity=codes["identity"][0],
-                 n_participants=codes["participant"][1], n_identities=codes["identity"][1],
-                 names=names)
+        raise ValueError(
+            f"column {dv!r} has the single value {y[0]:g}; a logistic model needs both 0 and 1"
+        )
+    return _Data(
+        y=y,
+        ai=(cond == TREATMENT_CONDITION).astype(float),
+        participant=codes["participant"][0],
+        identity=codes["identity"][0],
+        n_participants=codes["participant"][1],
+        n_identities=codes["identity"][1],
+        names=names,
+    )
 
 
 # ----------------------------------------------------------------------------- design
@@ -199,27 +219,37 @@ class _Design:
         self.sizes = [t.n_levels * t.k for t in self.terms]
         self.q = sum(self.sizes)
         self.n_theta = sum(t.n_theta for t in self.terms)
-        self.diagonal = np.concatenate([
-            _tril_positions(t.k)[0] == _tril_positions(t.k)[1] for t in self.terms])
+        self.diagonal = np.concatenate(
+            [_tril_positions(t.k)[0] == _tril_positions(t.k)[1] for t in self.terms]
+        )
         self.theta_start = np.where(self.diagonal, 1.0, 0.0)  # lme4's default start
         # Z' of each term as a sparse (levels * k) x n matrix, and the cross-classified cell
         # index of each pair of terms, computed once
         self._zt = [
-            sparse.csr_matrix((t.columns.ravel(), ((t.codes[:, None] * t.k
-                                                    + np.arange(t.k)).ravel(),
-                                                   np.repeat(np.arange(self.n), t.k))),
-                              shape=(t.n_levels * t.k, self.n))
-            for t in self.terms]
+            sparse.csr_matrix(
+                (
+                    t.columns.ravel(),
+                    (
+                        (t.codes[:, None] * t.k + np.arange(t.k)).ravel(),
+                        np.repeat(np.arange(self.n), t.k),
+                    ),
+                ),
+                shape=(t.n_levels * t.k, self.n),
+            )
+            for t in self.terms
+        ]
         self._pair_index = {
             (s, t): self.terms[s].codes * self.terms[t].n_levels + self.terms[t].codes
-            for s in range(len(self.terms)) for t in range(s + 1, len(self.terms))}
+            for s in range(len(self.terms))
+            for t in range(s + 1, len(self.terms))
+        }
 
     def factors(self, theta: np.ndarray) -> list[np.ndarray]:
         """Relative covariance factors T_t (lower triangular k x k) from theta."""
         out, start = [], 0
         for term in self.terms:
             T = np.zeros((term.k, term.k))
-            T[_tril_positions(term.k)] = theta[start:start + term.n_theta]
+            T[_tril_positions(term.k)] = theta[start : start + term.n_theta]
             out.append(T)
             start += term.n_theta
         return out
@@ -235,15 +265,16 @@ class _Design:
         out, start = theta.copy(), 0
         for term in self.terms:
             rows, cols = _tril_positions(term.k)
-            block = out[start:start + term.n_theta]
+            block = out[start : start + term.n_theta]
             for j in range(term.k):
                 if block[(rows == j) & (cols == j)][0] < 0:
                     block[cols == j] *= -1.0
             start += term.n_theta
         return out
 
-    def crossprod(self, weights: np.ndarray | None, R: np.ndarray,
-                  weight_r: bool = True) -> dict[str, Any]:
+    def crossprod(
+        self, weights: np.ndarray | None, R: np.ndarray, weight_r: bool = True
+    ) -> dict[str, Any]:
         """Weighted cross-products Z'WZ (by blocks), Z'WR and R'WR for an n x m matrix R.
 
         With ``weight_r=False`` the products with R are unweighted (Z'R, R'R).
@@ -261,27 +292,33 @@ class _Design:
             for i in range(ts.k):
                 for j in range(tt.k):
                     block[:, i, :, j] = np.bincount(
-                        index, w * ts.columns[:, i] * tt.columns[:, j],
-                        minlength=ts.n_levels * tt.n_levels).reshape(ts.n_levels, tt.n_levels)
+                        index,
+                        w * ts.columns[:, i] * tt.columns[:, j],
+                        minlength=ts.n_levels * tt.n_levels,
+                    ).reshape(ts.n_levels, tt.n_levels)
             off[(s, t)] = block
         rr = (R * wr[:, None]).T @ R
         return {"diag": diag, "off": off, "zr": zr, "rr": rr}
 
     def scaled_zr(self, factors: list[np.ndarray], cp: dict[str, Any]) -> np.ndarray:
         """Lambda' Z' W R as a (q, m) array."""
-        return np.concatenate([
-            np.matmul(T.T, zr).reshape(-1, zr.shape[-1])
-            for T, zr in zip(factors, cp["zr"], strict=True)])
+        return np.concatenate(
+            [
+                np.matmul(T.T, zr).reshape(-1, zr.shape[-1])
+                for T, zr in zip(factors, cp["zr"], strict=True)
+            ]
+        )
 
     def z_lambda_u(self, factors: list[np.ndarray], u: np.ndarray) -> np.ndarray:
         """Z Lambda u, the random part of the linear predictor of each row."""
         eta = np.zeros(self.n)
         start = 0
         for term, T, size in zip(self.terms, factors, self.sizes, strict=True):
-            b = u[start:start + size].reshape(term.n_levels, term.k) @ T.T
+            b = u[start : start + size].reshape(term.n_levels, term.k) @ T.T
             eta += np.einsum("ni,ni->n", term.columns, b[term.codes])
             start += size
         return eta
+
 
 def _congruence(S: np.ndarray, A: np.ndarray, T: np.ndarray) -> np.ndarray:
     """S' A_ab T for every block of A, shaped (La, ks, kt) or (La, ks, Lb, kt)."""
@@ -339,30 +376,37 @@ class _Cholesky:
         """Solve L v = rhs for a (q, m) right-hand side."""
         L0, k0 = self.shape0
         m = rhs.shape[1]
-        v1 = np.matmul(self.L11inv, rhs[:L0 * k0].reshape(L0, k0, m))
+        v1 = np.matmul(self.L11inv, rhs[: L0 * k0].reshape(L0, k0, m))
         v1 = v1.reshape(L0 * k0, m)
         if not self.q2:
             return v1
-        v2 = linalg.solve_triangular(self.L22, rhs[L0 * k0:] - self.L21 @ v1, lower=True,
-                                     check_finite=False)
+        v2 = linalg.solve_triangular(
+            self.L22, rhs[L0 * k0 :] - self.L21 @ v1, lower=True, check_finite=False
+        )
         return np.concatenate([v1, v2])
 
     def backward(self, v: np.ndarray) -> np.ndarray:
         """Solve L' w = v for a (q, m) right-hand side."""
         L0, k0 = self.shape0
         m = v.shape[1]
-        v1 = v[:L0 * k0]
+        v1 = v[: L0 * k0]
         if self.q2:
-            w2 = linalg.solve_triangular(self.L22, v[L0 * k0:], lower=True, trans="T",
-                                         check_finite=False)
+            w2 = linalg.solve_triangular(
+                self.L22, v[L0 * k0 :], lower=True, trans="T", check_finite=False
+            )
             v1 = v1 - self.L21.T @ w2
         w1 = np.matmul(self.L11inv.transpose(0, 2, 1), v1.reshape(L0, k0, m))
         w1 = w1.reshape(L0 * k0, m)
         return np.concatenate([w1, w2]) if self.q2 else w1
 
 
-def _minimize(f: Callable[[np.ndarray], float], x0: np.ndarray, maxiter: int = 2000,
-              ftol: float = 1e-14, forward: bool = False) -> optimize.OptimizeResult:
+def _minimize(
+    f: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    maxiter: int = 2000,
+    ftol: float = 1e-14,
+    forward: bool = False,
+) -> optimize.OptimizeResult:
     """Minimise a smooth deviance (L-BFGS-B, finite-difference gradient, no bounds).
 
     Central differences by default; ``forward=True`` halves the cost per iteration where a
@@ -374,9 +418,13 @@ def _minimize(f: Callable[[np.ndarray], float], x0: np.ndarray, maxiter: int = 2
         fun, jac = (lambda x: numderiv.forward_value_and_gradient(f, x)), True
     else:
         fun, jac = f, (lambda x: numderiv.central_gradient(f, x))
-    result = optimize.minimize(fun, x0, jac=jac, method="L-BFGS-B",
-                               options={"maxiter": maxiter, "ftol": ftol, "gtol": 1e-7,
-                                        "maxcor": 20})
+    result = optimize.minimize(
+        fun,
+        x0,
+        jac=jac,
+        method="L-BFGS-B",
+        options={"maxiter": maxiter, "ftol": ftol, "gtol": 1e-7, "maxcor": 20},
+    )
     # L-BFGS-B stops "abnormally" when the line search can no longer improve a deviance that
     # is already minimal to rounding; convergence is judged afterwards as lme4 judges it
     # (`_lme4_convergence`), so here only a finite deviance counts.
@@ -385,8 +433,9 @@ def _minimize(f: Callable[[np.ndarray], float], x0: np.ndarray, maxiter: int = 2
     return result
 
 
-def _lme4_convergence(f: Callable[[np.ndarray], float], x: np.ndarray, fx: float,
-                      H: np.ndarray | None = None) -> tuple[bool, float, str | None]:
+def _lme4_convergence(
+    f: Callable[[np.ndarray], float], x: np.ndarray, fx: float, H: np.ndarray | None = None
+) -> tuple[bool, float, str | None]:
     """Converged or not by lme4's own test (checkConv, check.conv.grad), and why not.
 
     lme4 takes the derivatives at the optimum (deriv12, central differences with delta 1e-4),
@@ -408,18 +457,21 @@ def _lme4_convergence(f: Callable[[np.ndarray], float], x: np.ndarray, fx: float
     note = None
     try:
         # R's solve(chol(H), g): R y = g, R the upper-triangular factor with H = R'R
-        scaled = linalg.solve_triangular(linalg.cholesky(H, lower=False), gradient,
-                                         lower=False)
+        scaled = linalg.solve_triangular(linalg.cholesky(H, lower=False), gradient, lower=False)
         mingrad = np.minimum(np.abs(scaled), np.abs(gradient))
     except (linalg.LinAlgError, ValueError):
         mingrad = np.abs(gradient)
-        note = ("the scaled gradient could not be evaluated (the Hessian is not positive "
-                "definite); the raw gradient was checked instead")
+        note = (
+            "the scaled gradient could not be evaluated (the Hessian is not positive "
+            "definite); the raw gradient was checked instead"
+        )
     worst = float(mingrad.max()) if len(mingrad) else 0.0
     converged = bool(np.isfinite(worst) and worst <= GRADIENT_TOL)
     if not converged:
-        note = (f"failed to converge by lme4's criterion: max|grad| = {worst:.3g} "
-                f"(tol = {GRADIENT_TOL:g}, component {int(np.argmax(mingrad)) + 1})")
+        note = (
+            f"failed to converge by lme4's criterion: max|grad| = {worst:.3g} "
+            f"(tol = {GRADIENT_TOL:g}, component {int(np.argmax(mingrad)) + 1})"
+        )
     return converged, worst, note
 
 
@@ -447,8 +499,16 @@ class _LMM:
         cbeta = linalg.solve_triangular(RX, self.Xty - RZX.T @ cu, trans="T", check_finite=False)
         beta = linalg.solve_triangular(RX, cbeta, check_finite=False)
         pwrss = self.yty - cu @ cu - cbeta @ cbeta
-        return {"ldL2": chol.logdet, "ldRX2": 2.0 * np.log(np.abs(np.diag(RX))).sum(),
-                "pwrss": pwrss, "beta": beta, "RX": RX, "cu": cu, "RZX": RZX, "chol": chol}
+        return {
+            "ldL2": chol.logdet,
+            "ldRX2": 2.0 * np.log(np.abs(np.diag(RX))).sum(),
+            "pwrss": pwrss,
+            "beta": beta,
+            "RX": RX,
+            "cu": cu,
+            "RZX": RZX,
+            "chol": chol,
+        }
 
     def reml(self, theta: np.ndarray) -> float:
         """REML criterion: log|L|^2 + log|RX|^2 + (n-p)(1 + log(2 pi pwrss / (n-p)))."""
@@ -462,18 +522,24 @@ class _LMM:
         """REML deviance as a function of (theta, sigma), lmerTest's devfun_vp."""
         theta, sigma2 = varpar[:-1], varpar[-1] ** 2
         s = self.pls(theta)
-        return (s["ldL2"] + s["ldRX2"] + s["pwrss"] / sigma2
-                + (self.n - self.p) * math.log(2 * math.pi * sigma2))
+        return (
+            s["ldL2"]
+            + s["ldRX2"]
+            + s["pwrss"] / sigma2
+            + (self.n - self.p) * math.log(2 * math.pi * sigma2)
+        )
 
     def covbeta(self, varpar: np.ndarray) -> np.ndarray:
         """sigma^2 (RX' RX)^-1 as a function of (theta, sigma), lmerTest's get_covbeta."""
-        RXi = linalg.solve_triangular(self.pls(varpar[:-1])["RX"], np.eye(self.p),
-                                      check_finite=False)
+        RXi = linalg.solve_triangular(
+            self.pls(varpar[:-1])["RX"], np.eye(self.p), check_finite=False
+        )
         return varpar[-1] ** 2 * RXi @ RXi.T
 
 
-def _satterthwaite(model: _LMM, theta: np.ndarray, sigma: float, contrast: np.ndarray,
-                   notes: list[str]) -> tuple[float, float]:
+def _satterthwaite(
+    model: _LMM, theta: np.ndarray, sigma: float, contrast: np.ndarray, notes: list[str]
+) -> tuple[float, float]:
     """Variance and Satterthwaite df of a contrast, as lmerTest::contest1D.
 
     Var(L'beta) = L' C(psi) L with psi = (theta, sigma) and C = sigma^2 (RX'RX)^-1;
@@ -485,14 +551,18 @@ def _satterthwaite(model: _LMM, theta: np.ndarray, sigma: float, contrast: np.nd
     H = numderiv.hessian(model.deviance_varpar, varpar)
     values, vectors = np.linalg.eigh(H)
     if (values < -HESSIAN_EIGEN_TOL).any():
-        notes.append("the Hessian of the REML deviance has negative eigenvalues "
-                     f"({', '.join(f'{v:.1e}' for v in values[values < -HESSIAN_EIGEN_TOL])}): "
-                     "the model may not have converged")
+        notes.append(
+            "the Hessian of the REML deviance has negative eigenvalues "
+            f"({', '.join(f'{v:.1e}' for v in values[values < -HESSIAN_EIGEN_TOL])}): "
+            "the model may not have converged"
+        )
     zero = np.abs(values) < HESSIAN_EIGEN_TOL
     if zero.any():
-        notes.append("the Hessian of the REML deviance has eigenvalues close to zero "
-                     f"({', '.join(f'{v:.1e}' for v in values[zero])}): the Satterthwaite df "
-                     "use its generalised inverse")
+        notes.append(
+            "the Hessian of the REML deviance has eigenvalues close to zero "
+            f"({', '.join(f'{v:.1e}' for v in values[zero])}): the Satterthwaite df "
+            "use its generalised inverse"
+        )
     pos = values > HESSIAN_EIGEN_TOL
     vcov_varpar = 2.0 * (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
     jac = numderiv.jacobian(model.covbeta, varpar)
@@ -558,8 +628,12 @@ class _GLMM:
                 rr = cp["rr"]
                 RX = linalg.cholesky(rr[1:, 1:] - RZX.T @ RZX, lower=False, check_finite=False)
                 b = linalg.solve_triangular(
-                    RX, linalg.solve_triangular(RX, rr[1:, 0] - RZX.T @ cu, trans="T",
-                                                check_finite=False), check_finite=False)
+                    RX,
+                    linalg.solve_triangular(
+                        RX, rr[1:, 0] - RZX.T @ cu, trans="T", check_finite=False
+                    ),
+                    check_finite=False,
+                )
                 u = chol.backward((cu - RZX @ b)[:, None])[:, 0]
             else:
                 b = np.zeros(d.p)
@@ -584,8 +658,15 @@ class _GLMM:
             eta = offset + lin
         else:
             raise ArithmeticError("PIRLS did not converge")
-        return {"deviance": chol.logdet + pdev, "lin": lin, "u": u, "beta": b, "mu": mu,
-                "chol": chol, "factors": factors}
+        return {
+            "deviance": chol.logdet + pdev,
+            "lin": lin,
+            "u": u,
+            "beta": b,
+            "mu": mu,
+            "chol": chol,
+            "factors": factors,
+        }
 
     def laplace0(self, theta: np.ndarray) -> float:
         """glmer's first stage (nAGQ = 0): beta found with u inside PIRLS."""
@@ -630,12 +711,15 @@ def _formula(d: _Data, slopes: bool) -> str:
     """lme4 formula text of the model fitted."""
     n = d.names
     inner = f"1 + {n['condition']}" if slopes else "1"
-    return (f"{n['dv']} ~ {n['condition']} + ({inner} | {n['participant']}) "
-            f"+ ({inner} | {n['identity']})")
+    return (
+        f"{n['dv']} ~ {n['condition']} + ({inner} | {n['participant']}) "
+        f"+ ({inner} | {n['identity']})"
+    )
 
 
-def _random_effects(design: _Design, theta: np.ndarray, scale: float,
-                    order: list[str]) -> list[dict[str, Any]]:
+def _random_effects(
+    design: _Design, theta: np.ndarray, scale: float, order: list[str]
+) -> list[dict[str, Any]]:
     """Variance (and slope-intercept correlation) of each random effect, in formula order."""
     by_group = {}
     for term, T in zip(design.terms, design.factors(theta), strict=True):
@@ -661,20 +745,26 @@ def _singular_notes(design: _Design, theta: np.ndarray) -> list[str]:
     notes = []
     for term, T in zip(design.terms, design.factors(theta), strict=True):
         for j in range(term.k):
-            row = float(np.linalg.norm(T[j, :j + 1]))
+            row = float(np.linalg.norm(T[j, : j + 1]))
             if abs(T[j, j]) < SINGULAR_TOL:
-                notes.append(f"singular fit: the {term.names[j]} variance for {term.group} "
-                             f"is estimated at (or near) zero (theta = {abs(T[j, j]):.2g})")
+                notes.append(
+                    f"singular fit: the {term.names[j]} variance for {term.group} "
+                    f"is estimated at (or near) zero (theta = {abs(T[j, j]):.2g})"
+                )
             elif abs(T[j, j]) < SINGULAR_TOL * row:
-                notes.append(f"singular fit: the {term.names[j]} effect for {term.group} is "
-                             "perfectly correlated with the intercept (correlation +-1)")
+                notes.append(
+                    f"singular fit: the {term.names[j]} effect for {term.group} is "
+                    "perfectly correlated with the intercept (correlation +-1)"
+                )
     return notes
 
 
 def _both_conditions(d: _Data) -> str | None:
     """Return why random slopes cannot be estimated, or None when every group saw both."""
-    for key, codes, count in (("participant", d.participant, d.n_participants),
-                              ("identity", d.identity, d.n_identities)):
+    for key, codes, count in (
+        ("participant", d.participant, d.n_participants),
+        ("identity", d.identity, d.n_identities),
+    ):
         seen_ai = np.bincount(codes, d.ai, minlength=count)
         seen = np.bincount(codes, minlength=count)
         one = np.flatnonzero((seen_ai == 0) | (seen_ai == seen))
@@ -703,8 +793,7 @@ def _check_tentative(tentative: bool, singular: bool, converged: bool, notes: li
         raise _SlopesRejected(f"the random-slopes model {what} ({'; '.join(notes)})")
 
 
-def _fit_with_slopes(fit_one: Callable[..., MixedFit], d: _Data,
-                     slopes: bool | str) -> MixedFit:
+def _fit_with_slopes(fit_one: Callable[..., MixedFit], d: _Data, slopes: bool | str) -> MixedFit:
     """Fit with random slopes, intercepts only, or slopes falling back to intercepts ('auto')."""
     if not (slopes is True or slopes is False or slopes == "auto"):
         raise ValueError(f"slopes must be True, False or 'auto', got {slopes!r}")
@@ -712,8 +801,10 @@ def _fit_with_slopes(fit_one: Callable[..., MixedFit], d: _Data,
         return fit_one(d, False)
     if slopes is True:
         if len(d.y) <= 2 * max(d.n_participants, d.n_identities):
-            raise ValueError(f"random slopes need more rows than random effects: {len(d.y)} rows "
-                             f"for {2 * max(d.n_participants, d.n_identities)} effects")
+            raise ValueError(
+                f"random slopes need more rows than random effects: {len(d.y)} rows "
+                f"for {2 * max(d.n_participants, d.n_identities)} effects"
+            )
         return fit_one(d, True)
     reason = _both_conditions(d)
     if reason is None:
@@ -750,21 +841,36 @@ def _fit_lmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
     var, df = _satterthwaite(model, theta, sigma, contrast, notes)
     if not math.isfinite(df):
         # lmerTest's 2 V^2 / 0: a t with infinite df is the normal distribution
-        notes.append("the Satterthwaite df are unbounded (no variance parameter moves the "
-                     "standard error): p and CI use the normal distribution")
+        notes.append(
+            "the Satterthwaite df are unbounded (no variance parameter moves the "
+            "standard error): p and CI use the normal distribution"
+        )
     estimate = float(state["beta"][1])
     se = math.sqrt(var)
     t = estimate / se
     half = stats.t.ppf(0.975, df) * se
     return MixedFit(
-        method="lmm", estimate=estimate, se=se, statistic=t,
+        method="lmm",
+        estimate=estimate,
+        se=se,
+        statistic=t,
         df=float(df) if math.isfinite(df) else None,
-        p_value=float(2 * stats.t.sf(abs(t), df)), ci_low=estimate - half, ci_high=estimate + half,
-        n_obs=len(d.y), n_participants=d.n_participants, n_identities=d.n_identities,
-        random_effects=_random_effects(design, theta, sigma**2,
-                                       [d.names["participant"], d.names["identity"]]),
-        residual_variance=sigma**2, singular=singular, converged=converged, notes=notes,
-        formula=_formula(d, slopes), deviance=float(result.fun))
+        p_value=float(2 * stats.t.sf(abs(t), df)),
+        ci_low=estimate - half,
+        ci_high=estimate + half,
+        n_obs=len(d.y),
+        n_participants=d.n_participants,
+        n_identities=d.n_identities,
+        random_effects=_random_effects(
+            design, theta, sigma**2, [d.names["participant"], d.names["identity"]]
+        ),
+        residual_variance=sigma**2,
+        singular=singular,
+        converged=converged,
+        notes=notes,
+        formula=_formula(d, slopes),
+        deviance=float(result.fun),
+    )
 
 
 def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
@@ -803,26 +909,47 @@ def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
     except np.linalg.LinAlgError:
         usable = False
     if not usable:
-        notes.append("the finite-difference Hessian is not positive definite: standard errors "
-                     "use the conditional (RX) covariance instead")
+        notes.append(
+            "the finite-difference Hessian is not positive definite: standard errors "
+            "use the conditional (RX) covariance instead"
+        )
         V = model.vcov_rx(model.pirls(theta, pars[k:]))
     estimate = float(pars[k + 1])
     se = math.sqrt(V[1, 1])
     z = estimate / se
     half = stats.norm.ppf(0.975) * se
     return MixedFit(
-        method="glmm", estimate=estimate, se=se, statistic=z, df=None,
-        p_value=float(2 * stats.norm.sf(abs(z))), ci_low=estimate - half, ci_high=estimate + half,
-        n_obs=len(d.y), n_participants=d.n_participants, n_identities=d.n_identities,
-        random_effects=_random_effects(design, theta, 1.0,
-                                       [d.names["participant"], d.names["identity"]]),
-        residual_variance=None, singular=singular, converged=converged, notes=notes,
-        formula=_formula(d, slopes), deviance=float(fx))
+        method="glmm",
+        estimate=estimate,
+        se=se,
+        statistic=z,
+        df=None,
+        p_value=float(2 * stats.norm.sf(abs(z))),
+        ci_low=estimate - half,
+        ci_high=estimate + half,
+        n_obs=len(d.y),
+        n_participants=d.n_participants,
+        n_identities=d.n_identities,
+        random_effects=_random_effects(
+            design, theta, 1.0, [d.names["participant"], d.names["identity"]]
+        ),
+        residual_variance=None,
+        singular=singular,
+        converged=converged,
+        notes=notes,
+        formula=_formula(d, slopes),
+        deviance=float(fx),
+    )
 
 
-def fit_lmm(data: pd.DataFrame, dv: str = "value", condition: str = "condition",
-            participant: str = "participant", identity: str = "identity",
-            slopes: bool | str = "auto") -> MixedFit:
+def fit_lmm(
+    data: pd.DataFrame,
+    dv: str = "value",
+    condition: str = "condition",
+    participant: str = "participant",
+    identity: str = "identity",
+    slopes: bool | str = "auto",
+) -> MixedFit:
     """Fit a linear mixed model with crossed random effects by REML, as lme4::lmer.
 
     The model is ``dv ~ condition + (1 | participant) + (1 | identity)`` (Judd, Westfall &
@@ -887,9 +1014,14 @@ def fit_lmm(data: pd.DataFrame, dv: str = "value", condition: str = "condition",
         return _fit_with_slopes(_fit_lmm, d, slopes)
 
 
-def fit_glmm(data: pd.DataFrame, dv: str = "correct", condition: str = "condition",
-             participant: str = "participant", identity: str = "identity",
-             slopes: bool | str = "auto") -> MixedFit:
+def fit_glmm(
+    data: pd.DataFrame,
+    dv: str = "correct",
+    condition: str = "condition",
+    participant: str = "participant",
+    identity: str = "identity",
+    slopes: bool | str = "auto",
+) -> MixedFit:
     """Fit a logistic mixed model with crossed random effects by Laplace, as lme4::glmer.
 
     The model is ``logit P(dv = 1) = beta0 + beta1 [condition = ai] + b_participant +

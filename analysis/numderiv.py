@@ -24,8 +24,9 @@ def _steps(x: np.ndarray, d: float, eps: float) -> np.ndarray:
     return np.abs(d * x) + eps * (np.abs(x) < _ZERO_TOL)
 
 
-def hessian(f: Callable[[np.ndarray], float], x: np.ndarray, d: float = 0.1,
-            eps: float = 1e-4, r: int = 4) -> np.ndarray:
+def hessian(
+    f: Callable[[np.ndarray], float], x: np.ndarray, d: float = 0.1, eps: float = 1e-4, r: int = 4
+) -> np.ndarray:
     """Hessian of a scalar function as numDeriv::hessian (genD, Richardson, r = 4)."""
     n = len(x)
     f0 = f(x)
@@ -44,14 +45,21 @@ def hessian(f: Callable[[np.ndarray], float], x: np.ndarray, d: float = 0.1,
             for k in range(r):
                 e = np.zeros(n)
                 e[i], e[j] = h0[i] / 2**k, h0[j] / 2**k
-                approx.append((f(x + e) - 2 * f0 + f(x - e) - H[i, i] * e[i] ** 2
-                               - H[j, j] * e[j] ** 2) / (2 * e[i] * e[j]))
+                approx.append(
+                    (f(x + e) - 2 * f0 + f(x - e) - H[i, i] * e[i] ** 2 - H[j, j] * e[j] ** 2)
+                    / (2 * e[i] * e[j])
+                )
             H[i, j] = H[j, i] = _richardson(approx)
     return H
 
 
-def jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, d: float = 1e-4,
-             eps: float = 1e-4, r: int = 4) -> np.ndarray:
+def jacobian(
+    f: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    d: float = 1e-4,
+    eps: float = 1e-4,
+    r: int = 4,
+) -> np.ndarray:
     """Jacobian (m x n) of a vector function as numDeriv::jacobian (Richardson, r = 4)."""
     h0 = _steps(x, d, eps)
     columns = []
@@ -65,8 +73,9 @@ def jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, d: float = 1e
     return np.column_stack(columns)
 
 
-def central_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, fx: float,
-                    delta: float = 1e-4) -> np.ndarray:
+def central_hessian(
+    f: Callable[[np.ndarray], float], x: np.ndarray, fx: float, delta: float = 1e-4
+) -> np.ndarray:
     """Hessian by plain central differences, as lme4's deriv12 (delta = 1e-4) for glmer."""
     n = len(x)
     H = np.empty((n, n))
@@ -77,13 +86,15 @@ def central_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, fx: float,
         for i in range(j):
             e_i = np.zeros(n)
             e_i[i] = delta
-            H[i, j] = H[j, i] = (f(x + e_i + e_j) - f(x + e_i - e_j) - f(x - e_i + e_j)
-                                 + f(x - e_i - e_j)) / (2 * delta) ** 2
+            H[i, j] = H[j, i] = (
+                f(x + e_i + e_j) - f(x + e_i - e_j) - f(x - e_i + e_j) + f(x - e_i - e_j)
+            ) / (2 * delta) ** 2
     return H
 
 
-def central_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
-                     h: float = 1e-6) -> np.ndarray:
+def central_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-6
+) -> np.ndarray:
     """Gradient by central differences (the deviances are smooth, also across theta = 0)."""
     g = np.empty(len(x))
     for i in range(len(x)):
@@ -93,8 +104,9 @@ def central_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
     return g
 
 
-def forward_value_and_gradient(f: Callable[[np.ndarray], float],
-                               x: np.ndarray) -> tuple[float, np.ndarray]:
+def forward_value_and_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray
+) -> tuple[float, np.ndarray]:
     """Value and forward-difference gradient: n + 1 evaluations instead of 2n + 1."""
     fx = f(x)
     g = np.empty(len(x))

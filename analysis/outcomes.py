@@ -15,8 +15,11 @@ from analysis.vocabulary import (
 
 def rating_scales(trials: pd.DataFrame) -> list[str]:
     """Rating-scale keys in the data, trust first, then in order of first appearance."""
-    rows = trials[(trials["task"] == "rate") & (trials["attention_check"] == 0)
-                  & ~trials["measure"].isin(FIXED_MEASURES)]
+    rows = trials[
+        (trials["task"] == "rate")
+        & (trials["attention_check"] == 0)
+        & ~trials["measure"].isin(FIXED_MEASURES)
+    ]
     keys = list(dict.fromkeys(rows["measure"]))
     return sorted(keys, key=lambda k: k != "trust")
 
@@ -64,13 +67,22 @@ def trial_scores(trials: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
         value = (rows["value"] == "real").astype(float)
     else:
         raise ValueError(f"{outcome.name} has no trial-level score (it is computed per unit)")
-    return pd.DataFrame({"participant": rows["participant"], "identity": rows["identity"],
-                         "condition": rows["condition"], "value": value.astype(float)}
-                        ).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "participant": rows["participant"],
+            "identity": rows["identity"],
+            "condition": rows["condition"],
+            "value": value.astype(float),
+        }
+    ).reset_index(drop=True)
 
 
-def unit_scores(trials: pd.DataFrame, outcome: Outcome, unit: str = "participant",
-                by_condition: bool | None = None) -> pd.DataFrame:
+def unit_scores(
+    trials: pd.DataFrame,
+    outcome: Outcome,
+    unit: str = "participant",
+    by_condition: bool | None = None,
+) -> pd.DataFrame:
     """Score of an outcome per unit (participant or identity) and condition.
 
     Parameters
@@ -102,8 +114,11 @@ def unit_scores(trials: pd.DataFrame, outcome: Outcome, unit: str = "participant
         rows = trial_scores(trials, outcome)
         if not by_condition:
             rows = rows.assign(condition="")
-        scores = rows.groupby([unit, "condition"], sort=True)["value"].agg(
-            value="mean", n_trials="size").reset_index()
+        scores = (
+            rows.groupby([unit, "condition"], sort=True)["value"]
+            .agg(value="mean", n_trials="size")
+            .reset_index()
+        )
     else:
         table = match_sdt(trials, unit) if outcome.task == "match" else detect_sdt(trials, unit)
         if "condition" not in table:

@@ -8,12 +8,25 @@ from typing import Any
 
 from analysis.vocabulary import DEFAULT_RULES, FIXED_MEASURES
 
-OUTCOMES = ("recognition_accuracy", "d_prime", "criterion", "choice_real", "detection_accuracy",
-            "detection_d_prime")
+OUTCOMES = (
+    "recognition_accuracy",
+    "d_prime",
+    "criterion",
+    "choice_real",
+    "detection_accuracy",
+    "detection_d_prime",
+)
 DIRECTIONS = ("less", "greater", "two-sided")
 CORRECTIONS = ("holm", "bh")
-FIELDS = ("hypotheses", "primary_outcomes", "alpha", "correction", "exclusions",
-          "equivalence_bounds", "target_n")
+FIELDS = (
+    "hypotheses",
+    "primary_outcomes",
+    "alpha",
+    "correction",
+    "exclusions",
+    "equivalence_bounds",
+    "target_n",
+)
 DEFAULT_ALPHA = 0.05
 _SCALE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -24,14 +37,17 @@ def is_outcome_name(name: Any) -> bool:
     The fixed measure keys are not rating scales, so they cannot name an outcome either.
     """
     return isinstance(name, str) and (
-        name in OUTCOMES or (bool(_SCALE_KEY.match(name)) and name not in FIXED_MEASURES))
+        name in OUTCOMES or (bool(_SCALE_KEY.match(name)) and name not in FIXED_MEASURES)
+    )
 
 
 def _outcome(value: Any, field: str) -> str:
     """Return value when it names an outcome, else raise naming the field."""
     if not is_outcome_name(value):
-        raise ValueError(f"{field}: {value!r} is not an outcome (one of {', '.join(OUTCOMES)} "
-                         "or a rating-scale key such as 'trust')")
+        raise ValueError(
+            f"{field}: {value!r} is not an outcome (one of {', '.join(OUTCOMES)} "
+            "or a rating-scale key such as 'trust')"
+        )
     return value
 
 
@@ -94,18 +110,25 @@ def validate_plan(plan: dict | None) -> dict:
         extra = sorted(set(h) - {"outcome", "direction", "text"})
         if extra:
             raise ValueError(
-                f"{field}.{extra[0]}: unknown field (allowed: outcome, direction, text)")
+                f"{field}.{extra[0]}: unknown field (allowed: outcome, direction, text)"
+            )
         if "outcome" not in h:
             raise ValueError(f"{field}.outcome: required")
         direction = h.get("direction", "two-sided")
         if direction not in DIRECTIONS:
             raise ValueError(
-                f"{field}.direction: {direction!r} is not one of {', '.join(DIRECTIONS)}")
+                f"{field}.direction: {direction!r} is not one of {', '.join(DIRECTIONS)}"
+            )
         text = h.get("text", "")
         if not isinstance(text, str):
             raise ValueError(f"{field}.text: expected text, got {text!r}")
-        hypotheses.append({"outcome": _outcome(h["outcome"], f"{field}.outcome"),
-                           "direction": direction, "text": text.strip()})
+        hypotheses.append(
+            {
+                "outcome": _outcome(h["outcome"], f"{field}.outcome"),
+                "direction": direction,
+                "text": text.strip(),
+            }
+        )
     seen = [h["outcome"] for h in hypotheses]
     repeated = sorted({o for o in seen if seen.count(o) > 1})
     if repeated:
@@ -131,7 +154,8 @@ def validate_plan(plan: dict | None) -> dict:
     extra = sorted(set(raw_rules) - set(DEFAULT_RULES))
     if extra:
         raise ValueError(
-            f"exclusions.{extra[0]}: unknown rule (allowed: {', '.join(DEFAULT_RULES)})")
+            f"exclusions.{extra[0]}: unknown rule (allowed: {', '.join(DEFAULT_RULES)})"
+        )
     rules = dict(DEFAULT_RULES)
     for key in ("incomplete", "attention", "straightlining"):
         if key in raw_rules:
@@ -159,13 +183,20 @@ def validate_plan(plan: dict | None) -> dict:
         bounds[outcome] = [low, high]
 
     target_n = plan.get("target_n")
-    if target_n is not None and (isinstance(target_n, bool) or not isinstance(target_n, int)
-                                 or target_n < 1):
+    if target_n is not None and (
+        isinstance(target_n, bool) or not isinstance(target_n, int) or target_n < 1
+    ):
         raise ValueError(f"target_n: expected a positive integer, got {target_n!r}")
 
-    return {"hypotheses": hypotheses, "primary_outcomes": primary, "alpha": alpha,
-            "correction": correction, "exclusions": rules, "equivalence_bounds": bounds,
-            "target_n": target_n}
+    return {
+        "hypotheses": hypotheses,
+        "primary_outcomes": primary,
+        "alpha": alpha,
+        "correction": correction,
+        "exclusions": rules,
+        "equivalence_bounds": bounds,
+        "target_n": target_n,
+    }
 
 
 def preregistered_outcomes(plan: dict) -> set[str]:

@@ -42,8 +42,9 @@ class VarianceComponents:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"variance {field.name!r} must be a finite number >= 0, "
-                                 f"got {value!r}")
+                raise ValueError(
+                    f"variance {field.name!r} must be a finite number >= 0, got {value!r}"
+                )
         if self.residual <= 0:
             raise ValueError(f"variance 'residual' must be > 0, got {self.residual!r}")
 
@@ -51,14 +52,19 @@ class VarianceComponents:
 # Trust (1-7) in the reference simulated study: its random-slopes LMM (fit_lmm on sim-small,
 # as lmer(value ~ condition + (1 + condition | participant) + (1 + condition | identity))),
 # a starting point when no pilot is at hand.
-DEFAULT_COMPONENTS = VarianceComponents(participant=0.30, identity=0.15, residual=0.89,
-                                        participant_slope=0.016, identity_slope=0.0055)
+DEFAULT_COMPONENTS = VarianceComponents(
+    participant=0.30, identity=0.15, residual=0.89, participant_slope=0.016, identity_slope=0.0055
+)
 
 
-def components_from_pilot(pilot: pd.DataFrame | MixedFit, dv: str = "value",
-                          condition: str = "condition", participant: str = "participant",
-                          identity: str = "identity",
-                          slopes: bool | str = "auto") -> VarianceComponents:
+def components_from_pilot(
+    pilot: pd.DataFrame | MixedFit,
+    dv: str = "value",
+    condition: str = "condition",
+    participant: str = "participant",
+    identity: str = "identity",
+    slopes: bool | str = "auto",
+) -> VarianceComponents:
     """Variance components for a power simulation, from a pilot study's LMM.
 
     Parameters
@@ -83,8 +89,14 @@ def components_from_pilot(pilot: pd.DataFrame | MixedFit, dv: str = "value",
         scale) or lacks a participant or identity variance.
     """
     if isinstance(pilot, pd.DataFrame):
-        pilot = fit_lmm(pilot, dv=dv, condition=condition, participant=participant,
-                        identity=identity, slopes=slopes)
+        pilot = fit_lmm(
+            pilot,
+            dv=dv,
+            condition=condition,
+            participant=participant,
+            identity=identity,
+            slopes=slopes,
+        )
     if not isinstance(pilot, MixedFit) or pilot.method != "lmm":
         kind = pilot.method if isinstance(pilot, MixedFit) else type(pilot).__name__
         raise ValueError(f"pilot must be trial rows or an LMM fit, got {kind!r}")
@@ -97,13 +109,17 @@ def components_from_pilot(pilot: pd.DataFrame | MixedFit, dv: str = "value",
         identity=variances[(identity, "(Intercept)")],
         residual=cast(float, pilot.residual_variance),  # an LMM fit always has one
         participant_slope=variances.get((participant, COEFFICIENT), 0.0),
-        identity_slope=variances.get((identity, COEFFICIENT), 0.0))
+        identity_slope=variances.get((identity, COEFFICIENT), 0.0),
+    )
 
 
 def _check_design(n_participants: int, n_identities: int, replicates: int) -> None:
     """Raise ValueError naming a design number that cannot be simulated."""
-    for name, value, least in (("n_participants", n_participants, 2),
-                               ("n_identities", n_identities, 2), ("replicates", replicates, 1)):
+    for name, value, least in (
+        ("n_participants", n_participants, 2),
+        ("n_identities", n_identities, 2),
+        ("replicates", replicates, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
 
@@ -113,10 +129,17 @@ def _ai_identities(n_identities: int) -> np.ndarray:
     return np.arange(n_identities) < n_identities // 2
 
 
-def simulate_trials(n_participants: int, n_identities: int, effect: float,
-                    components: VarianceComponents = DEFAULT_COMPONENTS, *,
-                    intercept: float = 4.0, replicates: int = 1, binary: bool = False,
-                    rng: np.random.Generator | int | None = None) -> pd.DataFrame:
+def simulate_trials(
+    n_participants: int,
+    n_identities: int,
+    effect: float,
+    components: VarianceComponents = DEFAULT_COMPONENTS,
+    *,
+    intercept: float = 4.0,
+    replicates: int = 1,
+    binary: bool = False,
+    rng: np.random.Generator | int | None = None,
+) -> pd.DataFrame:
     """Simulate one study's trial rows under a crossed random-effects model.
 
     Participant p alternates between lists A and B; list A sees the first half of the
@@ -160,20 +183,25 @@ def simulate_trials(n_participants: int, n_identities: int, effect: float,
     s = rng.normal(0, math.sqrt(c.participant_slope), n_participants)
     b = rng.normal(0, math.sqrt(c.identity), n_identities)
     t = rng.normal(0, math.sqrt(c.identity_slope), n_identities)
-    p_idx, i_idx, r_idx = (g.ravel() for g in np.meshgrid(
-        np.arange(n_participants), np.arange(n_identities), np.arange(replicates),
-        indexing="ij"))
+    p_idx, i_idx, r_idx = (
+        g.ravel()
+        for g in np.meshgrid(
+            np.arange(n_participants), np.arange(n_identities), np.arange(replicates), indexing="ij"
+        )
+    )
     list_b = p_idx % 2 == 1
     ai = _ai_identities(n_identities)[i_idx] != list_b
     eta = intercept + a[p_idx] + b[i_idx] + ai * (effect + s[p_idx] + t[i_idx])
     width_p, width_i = len(str(n_participants)), len(str(n_identities))
-    frame = pd.DataFrame({
-        "participant": [f"p{k + 1:0{width_p}d}" for k in p_idx],
-        "list": np.where(list_b, "B", "A"),
-        "identity": [f"P{k + 1:0{width_i}d}" for k in i_idx],
-        "condition": np.where(ai, "ai", "real"),
-        "replicate": r_idx + 1,
-    })
+    frame = pd.DataFrame(
+        {
+            "participant": [f"p{k + 1:0{width_p}d}" for k in p_idx],
+            "list": np.where(list_b, "B", "A"),
+            "identity": [f"P{k + 1:0{width_i}d}" for k in i_idx],
+            "condition": np.where(ai, "ai", "real"),
+            "replicate": r_idx + 1,
+        }
+    )
     if binary:
         frame["correct"] = (rng.random(len(eta)) < special.expit(eta)).astype(int)
     else:
@@ -181,10 +209,16 @@ def simulate_trials(n_participants: int, n_identities: int, effect: float,
     return frame
 
 
-def simulate_participant_differences(n_participants: int, n_identities: int, effect: float,
-                                     components: VarianceComponents, n_sims: int, *,
-                                     replicates: int = 1,
-                                     rng: np.random.Generator | int | None = None) -> np.ndarray:
+def simulate_participant_differences(
+    n_participants: int,
+    n_identities: int,
+    effect: float,
+    components: VarianceComponents,
+    n_sims: int,
+    *,
+    replicates: int = 1,
+    rng: np.random.Generator | int | None = None,
+) -> np.ndarray:
     """Draw each participant's mean ai-minus-real difference for many simulated studies.
 
     Under the model of :func:`simulate_trials` the participant intercept cancels, and a
@@ -212,13 +246,17 @@ def simulate_participant_differences(n_participants: int, n_identities: int, eff
     list_b = np.arange(n_participants) % 2 == 1
     identity_part = np.where(list_b, second[:, None], first[:, None])
     noise_sd = math.sqrt(c.residual * (1 / n_ai + 1 / n_real) / replicates)
-    return (effect + identity_part
-            + rng.normal(0, math.sqrt(c.participant_slope), (n_sims, n_participants))
-            + rng.normal(0, noise_sd, (n_sims, n_participants)))
+    return (
+        effect
+        + identity_part
+        + rng.normal(0, math.sqrt(c.participant_slope), (n_sims, n_participants))
+        + rng.normal(0, noise_sd, (n_sims, n_participants))
+    )
 
 
-def analytic_power_paired_t(effect: float, sd_difference: float, n: int,
-                            alpha: float = 0.05) -> float:
+def analytic_power_paired_t(
+    effect: float, sd_difference: float, n: int, alpha: float = 0.05
+) -> float:
     """Power of a two-sided paired t test, from the noncentral t distribution.
 
     With d_z = effect / sd_difference and df = n - 1, power = P(|T| > t_{1-alpha/2, df})
@@ -233,10 +271,16 @@ def analytic_power_paired_t(effect: float, sd_difference: float, n: int,
 
 def _power_row(rejections: int, n_sims: int, **fields: Any) -> dict[str, Any]:
     """A power estimate with its exact (Clopper-Pearson) 95 % Monte Carlo interval."""
-    ci = stats.binomtest(int(rejections), n_sims).proportion_ci(confidence_level=0.95,
-                                                               method="exact")
-    return {**fields, "power": rejections / n_sims, "ci_low": float(ci.low),
-            "ci_high": float(ci.high), "n_sims": n_sims}
+    ci = stats.binomtest(int(rejections), n_sims).proportion_ci(
+        confidence_level=0.95, method="exact"
+    )
+    return {
+        **fields,
+        "power": rejections / n_sims,
+        "ci_low": float(ci.low),
+        "ci_high": float(ci.high),
+        "n_sims": n_sims,
+    }
 
 
 def _check_settings(effect: float, alpha: float, n_sims: int) -> None:
@@ -249,10 +293,17 @@ def _check_settings(effect: float, alpha: float, n_sims: int) -> None:
         raise ValueError(f"n_sims must be an integer >= 1, got {n_sims!r}")
 
 
-def power_paired_t(n_participants: int, n_identities: int, effect: float,
-                   components: VarianceComponents = DEFAULT_COMPONENTS, *,
-                   replicates: int = 1, alpha: float = 0.05, n_sims: int = DEFAULT_SIMS,
-                   rng: np.random.Generator | int | None = DEFAULT_SEED) -> dict[str, Any]:
+def power_paired_t(
+    n_participants: int,
+    n_identities: int,
+    effect: float,
+    components: VarianceComponents = DEFAULT_COMPONENTS,
+    *,
+    replicates: int = 1,
+    alpha: float = 0.05,
+    n_sims: int = DEFAULT_SIMS,
+    rng: np.random.Generator | int | None = DEFAULT_SEED,
+) -> dict[str, Any]:
     """Power of the paired t test on participant means, by simulation.
 
     The test is the primary by-participant test of the report: t = mean(d) / (sd(d) /
@@ -268,18 +319,31 @@ def power_paired_t(n_participants: int, n_identities: int, effect: float,
         interval of the Monte Carlo estimate), ``n_sims``.
     """
     _check_settings(effect, alpha, n_sims)
-    d = simulate_participant_differences(n_participants, n_identities, effect, components,
-                                         n_sims, replicates=replicates, rng=rng)
+    d = simulate_participant_differences(
+        n_participants, n_identities, effect, components, n_sims, replicates=replicates, rng=rng
+    )
     t = d.mean(axis=1) / (d.std(axis=1, ddof=1) / math.sqrt(n_participants))
     p = 2 * stats.t.sf(np.abs(t), n_participants - 1)
-    return _power_row(int(np.sum(p < alpha)), n_sims, test="paired_t",
-                      n_participants=n_participants, n_identities=n_identities)
+    return _power_row(
+        int(np.sum(p < alpha)),
+        n_sims,
+        test="paired_t",
+        n_participants=n_participants,
+        n_identities=n_identities,
+    )
 
 
-def power_lmm(n_participants: int, n_identities: int, effect: float,
-              components: VarianceComponents = DEFAULT_COMPONENTS, *,
-              replicates: int = 1, alpha: float = 0.05, n_sims: int = DEFAULT_LMM_SIMS,
-              rng: np.random.Generator | int | None = DEFAULT_SEED) -> dict[str, Any]:
+def power_lmm(
+    n_participants: int,
+    n_identities: int,
+    effect: float,
+    components: VarianceComponents = DEFAULT_COMPONENTS,
+    *,
+    replicates: int = 1,
+    alpha: float = 0.05,
+    n_sims: int = DEFAULT_LMM_SIMS,
+    rng: np.random.Generator | int | None = DEFAULT_SEED,
+) -> dict[str, Any]:
     """Power of the crossed-random-effects LMM (Satterthwaite t test), by simulation.
 
     Each simulated study is drawn trial by trial (:func:`simulate_trials`) and fitted with
@@ -297,17 +361,28 @@ def power_lmm(n_participants: int, n_identities: int, effect: float,
     slopes = "auto" if components.participant_slope or components.identity_slope else False
     rejections = 0
     for _ in range(n_sims):
-        trials = simulate_trials(n_participants, n_identities, effect, components,
-                                 replicates=replicates, rng=rng)
+        trials = simulate_trials(
+            n_participants, n_identities, effect, components, replicates=replicates, rng=rng
+        )
         rejections += fit_lmm(trials, slopes=slopes).p_value < alpha
-    return _power_row(rejections, n_sims, test="lmm", n_participants=n_participants,
-                      n_identities=n_identities)
+    return _power_row(
+        rejections, n_sims, test="lmm", n_participants=n_participants, n_identities=n_identities
+    )
 
 
-def power_table(participants: Iterable[int], identities: Iterable[int], effect: float,
-                components: VarianceComponents = DEFAULT_COMPONENTS, *, replicates: int = 1,
-                alpha: float = 0.05, n_sims: int = DEFAULT_SIMS, lmm: bool = False,
-                lmm_sims: int = DEFAULT_LMM_SIMS, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+def power_table(
+    participants: Iterable[int],
+    identities: Iterable[int],
+    effect: float,
+    components: VarianceComponents = DEFAULT_COMPONENTS,
+    *,
+    replicates: int = 1,
+    alpha: float = 0.05,
+    n_sims: int = DEFAULT_SIMS,
+    lmm: bool = False,
+    lmm_sims: int = DEFAULT_LMM_SIMS,
+    seed: int = DEFAULT_SEED,
+) -> pd.DataFrame:
     """Simulated power over a grid of numbers of participants and identities.
 
     Parameters
@@ -354,13 +429,44 @@ def power_table(participants: Iterable[int], identities: Iterable[int], effect: 
         for n_i in identities:
             _check_design(n_p, n_i, replicates)
             rng = np.random.default_rng([seed, n_p, n_i])
-            rows.append(power_paired_t(n_p, n_i, effect, components, replicates=replicates,
-                                       alpha=alpha, n_sims=n_sims, rng=rng))
+            rows.append(
+                power_paired_t(
+                    n_p,
+                    n_i,
+                    effect,
+                    components,
+                    replicates=replicates,
+                    alpha=alpha,
+                    n_sims=n_sims,
+                    rng=rng,
+                )
+            )
             if lmm:
-                rows.append(power_lmm(n_p, n_i, effect, components, replicates=replicates,
-                                      alpha=alpha, n_sims=lmm_sims, rng=rng))
+                rows.append(
+                    power_lmm(
+                        n_p,
+                        n_i,
+                        effect,
+                        components,
+                        replicates=replicates,
+                        alpha=alpha,
+                        n_sims=lmm_sims,
+                        rng=rng,
+                    )
+                )
     table = pd.DataFrame(rows)
     table["effect"] = effect
     table["alpha"] = alpha
-    return table[["n_participants", "n_identities", "test", "power", "ci_low", "ci_high",
-                  "n_sims", "effect", "alpha"]]
+    return table[
+        [
+            "n_participants",
+            "n_identities",
+            "test",
+            "power",
+            "ci_low",
+            "ci_high",
+            "n_sims",
+            "effect",
+            "alpha",
+        ]
+    ]

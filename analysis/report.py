@@ -27,7 +27,7 @@ from analysis.sdt import detect_sdt, match_sdt
 # Families of tests corrected together, in report order, with what each one asks.
 FAMILIES = {
     "primary": "the participant-level test of each outcome (of the preregistered outcomes when "
-               "the plan names any)",
+    "the plan names any)",
     "secondary": "the participant-level tests of outcomes the plan did not name",
     "participant_wilcoxon": "Wilcoxon signed-rank tests on participant scores (robustness)",
     "identity_t": "t-tests on identity scores (generalisation over identities)",
@@ -66,8 +66,15 @@ class _Collector:
         self.warnings: list[str] = []
         self.n_excluded = n_excluded
 
-    def attempt(self, outcome: Outcome, family: str, level: str, what: str,
-                compute: Callable[[], pd.DataFrame], **extra) -> dict | None:
+    def attempt(
+        self,
+        outcome: Outcome,
+        family: str,
+        level: str,
+        what: str,
+        compute: Callable[[], pd.DataFrame],
+        **extra,
+    ) -> dict | None:
         """Run one test; on a ValueError record a warning instead of a row."""
         try:
             row = compute()
@@ -81,15 +88,27 @@ class _Collector:
         """Store a test dict with the fields every test carries."""
         if "mean_x" in test:
             test["mean_ai"], test["mean_real"] = test.pop("mean_x"), test.pop("mean_y")
-        record = {"outcome": outcome.name, "method": test.pop("method"), "level": level,
-                  "family": family, **test, "n_excluded": self.n_excluded, **extra}
+        record = {
+            "outcome": outcome.name,
+            "method": test.pop("method"),
+            "level": level,
+            "family": family,
+            **test,
+            "n_excluded": self.n_excluded,
+            **extra,
+        }
         for key, value in record.items():
             if isinstance(value, float) and not math.isfinite(value):
                 record[key] = None
-                why = (" (too few differences for the interval)" if key.startswith("ci_") and
-                       record["method"] == "wilcoxon" else "")
-                self.warnings.append(f"{outcome.name}: {record['method']} at the {level} level: "
-                                     f"{key} is not available{why}; written as null")
+                why = (
+                    " (too few differences for the interval)"
+                    if key.startswith("ci_") and record["method"] == "wilcoxon"
+                    else ""
+                )
+                self.warnings.append(
+                    f"{outcome.name}: {record['method']} at the {level} level: "
+                    f"{key} is not available{why}; written as null"
+                )
         if outcome.scale:
             record["scale"] = list(outcome.scale)
         self.tests.append(record)
@@ -109,9 +128,16 @@ def _estimate_label(outcome: Outcome, method: str) -> str:
     return f"mean minus {outcome.reference_value:g}"
 
 
-def _unit_tests(tests: _Collector, outcome: Outcome, scores: pd.DataFrame, level: str,
-                main_family: str, bounds: list | None, alpha: float,
-                continuity_correction: bool = False) -> None:
+def _unit_tests(
+    tests: _Collector,
+    outcome: Outcome,
+    scores: pd.DataFrame,
+    level: str,
+    main_family: str,
+    bounds: list | None,
+    alpha: float,
+    continuity_correction: bool = False,
+) -> None:
     """t and Wilcoxon tests (and TOST) of one outcome on participant or identity scores."""
     t_family = main_family if level == "participant" else "identity_t"
     w_family = "participant_wilcoxon" if level == "participant" else "identity_wilcoxon"
@@ -122,37 +148,60 @@ def _unit_tests(tests: _Collector, outcome: Outcome, scores: pd.DataFrame, level
             n_real = int((scores["condition"] == "real").sum())
             tests.warnings.append(
                 f"{outcome.name}: no {level}-level tests: {len(wide)} {level}(s) have both "
-                f"conditions (ai: {n_ai}, real: {n_real}); a paired test needs at least 2")
+                f"conditions (ai: {n_ai}, real: {n_real}); a paired test needs at least 2"
+            )
             return
         x, y = wide["ai"].to_numpy(), wide["real"].to_numpy()
         tests.attempt(outcome, t_family, level, "paired t-test", lambda: stats.paired_t(x, y))
-        tests.attempt(outcome, w_family, level, "Wilcoxon test",
-                      lambda: stats.wilcoxon(x, y, correct=continuity_correction))
+        tests.attempt(
+            outcome,
+            w_family,
+            level,
+            "Wilcoxon test",
+            lambda: stats.wilcoxon(x, y, correct=continuity_correction),
+        )
         if bounds and level == "participant":
-            tests.attempt(outcome, "equivalence", level, "TOST",
-                          lambda: stats.tost(x, y, low=bounds[0], high=bounds[1], alpha=alpha))
+            tests.attempt(
+                outcome,
+                "equivalence",
+                level,
+                "TOST",
+                lambda: stats.tost(x, y, low=bounds[0], high=bounds[1], alpha=alpha),
+            )
         return
     x = scores["value"].to_numpy()
     mu = outcome.reference_value
     tests.attempt(outcome, t_family, level, "one-sample t-test", lambda: stats.one_sample_t(x, mu))
-    tests.attempt(outcome, w_family, level, "Wilcoxon test",
-                  lambda: stats.wilcoxon(x, mu=mu, correct=continuity_correction),
-                  reference_value=mu)
+    tests.attempt(
+        outcome,
+        w_family,
+        level,
+        "Wilcoxon test",
+        lambda: stats.wilcoxon(x, mu=mu, correct=continuity_correction),
+        reference_value=mu,
+    )
     if bounds and level == "participant":
-        tests.attempt(outcome, "equivalence", level, "TOST",
-                      lambda: stats.tost(x, low=bounds[0], high=bounds[1], mu=mu, alpha=alpha),
-                      reference_value=mu)
+        tests.attempt(
+            outcome,
+            "equivalence",
+            level,
+            "TOST",
+            lambda: stats.tost(x, low=bounds[0], high=bounds[1], mu=mu, alpha=alpha),
+            reference_value=mu,
+        )
 
 
-def _mixed_tests(tests: _Collector, outcome: Outcome, rows: pd.DataFrame,
-                 random_effects: list[dict]) -> None:
+def _mixed_tests(
+    tests: _Collector, outcome: Outcome, rows: pd.DataFrame, random_effects: list[dict]
+) -> None:
     """Fit the LMM (ratings) or GLMM (accuracies) of one outcome; a failure becomes a warning."""
     method = "lmm" if outcome.kind == "rating" else "glmm"
     try:
         from analysis import mixed
     except ImportError as exc:
-        tests.warnings.append(f"{outcome.name}: mixed model not fitted: analysis.mixed is not "
-                              f"available ({exc})")
+        tests.warnings.append(
+            f"{outcome.name}: mixed model not fitted: analysis.mixed is not available ({exc})"
+        )
         return
     rows = rows[rows["condition"].isin(["ai", "real"])]
     try:
@@ -162,8 +211,7 @@ def _mixed_tests(tests: _Collector, outcome: Outcome, rows: pd.DataFrame,
             # Named as in trials.csv, so the formula in results.json reads as lme4 would fit it.
             fit = mixed.fit_glmm(rows.rename(columns={"value": "correct"}), dv="correct")
     except Exception as exc:  # noqa: BLE001 - numerical failures must not stop the report
-        tests.warnings.append(f"{outcome.name}: {method} not fitted: "
-                              f"{type(exc).__name__}: {exc}")
+        tests.warnings.append(f"{outcome.name}: {method} not fitted: {type(exc).__name__}: {exc}")
         return
     variances = {(r.get("group"), r.get("term")): r.get("variance") for r in fit.random_effects}
     intercepts = [variances.get((g, "(Intercept)")) for g in ("participant", "identity")]
@@ -175,14 +223,32 @@ def _mixed_tests(tests: _Collector, outcome: Outcome, rows: pd.DataFrame,
         effect, effect_name = fit.estimate / math.sqrt(total), "d_westfall"
     else:
         effect, effect_name = None, None
-    tests.add(outcome, "mixed", "trial", {
-        "method": method, "estimate": fit.estimate, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
-        "confidence": 0.95, "statistic": fit.statistic,
-        "statistic_name": "t" if method == "lmm" else "z", "df": fit.df, "p_value": fit.p_value,
-        "effect_size": effect, "effect_size_name": effect_name, "n": fit.n_obs, "se": fit.se,
-        "n_participants": fit.n_participants, "n_identities": fit.n_identities,
-        "formula": fit.formula, "singular": bool(fit.singular), "converged": bool(fit.converged),
-        "notes": list(fit.notes)})
+    tests.add(
+        outcome,
+        "mixed",
+        "trial",
+        {
+            "method": method,
+            "estimate": fit.estimate,
+            "ci_low": fit.ci_low,
+            "ci_high": fit.ci_high,
+            "confidence": 0.95,
+            "statistic": fit.statistic,
+            "statistic_name": "t" if method == "lmm" else "z",
+            "df": fit.df,
+            "p_value": fit.p_value,
+            "effect_size": effect,
+            "effect_size_name": effect_name,
+            "n": fit.n_obs,
+            "se": fit.se,
+            "n_participants": fit.n_participants,
+            "n_identities": fit.n_identities,
+            "formula": fit.formula,
+            "singular": bool(fit.singular),
+            "converged": bool(fit.converged),
+            "notes": list(fit.notes),
+        },
+    )
     for note in fit.notes:
         tests.warnings.append(f"{outcome.name}: {method}: {note}")
     if not fit.converged:
@@ -190,8 +256,15 @@ def _mixed_tests(tests: _Collector, outcome: Outcome, rows: pd.DataFrame,
     for r in fit.random_effects:
         random_effects.append({"outcome": outcome.name, "method": method, **r})
     if fit.residual_variance is not None:
-        random_effects.append({"outcome": outcome.name, "method": method, "group": "residual",
-                               "term": None, "variance": fit.residual_variance})
+        random_effects.append(
+            {
+                "outcome": outcome.name,
+                "method": method,
+                "group": "residual",
+                "term": None,
+                "variance": fit.residual_variance,
+            }
+        )
 
 
 def _sdt_warnings(table: pd.DataFrame, what: str, level: str) -> list[str]:
@@ -199,27 +272,34 @@ def _sdt_warnings(table: pd.DataFrame, what: str, level: str) -> list[str]:
     notes = []
     unmeasured = table["d_prime"].isna()
     if unmeasured.any():
-        notes.append(f"{what}: {int(unmeasured.sum())} {level} cell(s) lack signal or noise "
-                     "trials; d' and c are not defined there and those cells are left out")
+        notes.append(
+            f"{what}: {int(unmeasured.sum())} {level} cell(s) lack signal or noise "
+            "trials; d' and c are not defined there and those cells are left out"
+        )
     extreme = ~unmeasured & (table["hit_rate"].isin([0.0, 1.0]) | table["fa_rate"].isin([0.0, 1.0]))
     if extreme.any():
-        notes.append(f"{what}: {int(extreme.sum())} of {int((~unmeasured).sum())} {level} cell(s) "
-                     "have a hit or false-alarm rate of 0 or 1 (e.g. all hits); the log-linear "
-                     "correction keeps d' finite")
+        notes.append(
+            f"{what}: {int(extreme.sum())} of {int((~unmeasured).sum())} {level} cell(s) "
+            "have a hit or false-alarm rate of 0 or 1 (e.g. all hits); the log-linear "
+            "correction keeps d' finite"
+        )
     return notes
 
 
-def _detection_by_participant(data: pd.DataFrame, correction: str, alpha: float
-                              ) -> pd.DataFrame:
+def _detection_by_participant(data: pd.DataFrame, correction: str, alpha: float) -> pd.DataFrame:
     """Each participant's detection accuracy with an exact binomial test against 0.5."""
     rows = data[(data["task"] == "detect") & (data["measure"] == "source")]
     counts = rows.groupby("participant")["correct"].agg(correct="sum", n="size").reset_index()
-    tests = [stats.binomial(int(c), int(n), 0.5).iloc[0] for c, n in
-             zip(counts["correct"], counts["n"], strict=True)]
+    tests = [
+        stats.binomial(int(c), int(n), 0.5).iloc[0]
+        for c, n in zip(counts["correct"], counts["n"], strict=True)
+    ]
     table = counts.assign(
         accuracy=counts["correct"] / counts["n"],
-        ci_low=[t["ci_low"] + 0.5 for t in tests], ci_high=[t["ci_high"] + 0.5 for t in tests],
-        p_value=[t["p_value"] for t in tests])
+        ci_low=[t["ci_low"] + 0.5 for t in tests],
+        ci_high=[t["ci_high"] + 0.5 for t in tests],
+        p_value=[t["p_value"] for t in tests],
+    )
     table["p_adjusted"] = adjust(table["p_value"], correction)
     table["correction"] = correction
     table["above_chance"] = (table["p_adjusted"] < alpha) & (table["accuracy"] > 0.5)
@@ -261,13 +341,21 @@ def _json_ready(value: Any, path: str, warnings: list[str]) -> Any:
 
 def _records(table: pd.DataFrame) -> list[dict]:
     """DataFrame rows as dicts, with NaN as None."""
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-            for row in table.to_dict(orient="records")]
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in table.to_dict(orient="records")
+    ]
 
 
-def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = None,
-            plan: dict | None = None, *, scale_ranges: dict | None = None,
-            mixed_models: bool = True, continuity_correction: bool = False) -> Report:
+def analyse(
+    data: StudyData | pd.DataFrame,
+    participants: pd.DataFrame | None = None,
+    plan: dict | None = None,
+    *,
+    scale_ranges: dict | None = None,
+    mixed_models: bool = True,
+    continuity_correction: bool = False,
+) -> Report:
     """Run every analysis of a study.
 
     Parameters
@@ -314,16 +402,22 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
     tests = _Collector(n_excluded=len(excluded))
     warnings = tests.warnings
     if parts is None and plan["exclusions"]["incomplete"]:
-        warnings.append("no participants table: completion status is unknown, so the "
-                        "'incomplete' exclusion rule was not applied")
+        warnings.append(
+            "no participants table: completion status is unknown, so the "
+            "'incomplete' exclusion rule was not applied"
+        )
     no_rt = screen["median_rt_ms"].isna() & ~screen["excluded"]
     if plan["exclusions"]["min_median_rt_ms"] is not None and no_rt.any():
-        warnings.append(f"{int(no_rt.sum())} included participant(s) have no measured rt_ms; "
-                        "the median-rt rule could not be applied to them")
+        warnings.append(
+            f"{int(no_rt.sum())} included participant(s) have no measured rt_ms; "
+            "the median-rt rule could not be applied to them"
+        )
     flagged = screen[screen["straightlining"]]
     if len(flagged) and not plan["exclusions"]["straightlining"]:
-        warnings.append(f"{len(flagged)} participant(s) gave the same rating on every rate trial "
-                        "(flagged as straight-lining, not excluded: the rule is off)")
+        warnings.append(
+            f"{len(flagged)} participant(s) gave the same rating on every rate trial "
+            "(flagged as straight-lining, not excluded: the rule is off)"
+        )
 
     kept = included_trials(trials, screen)
     n_kept = int((~screen["excluded"]).sum())
@@ -332,20 +426,25 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
         raise ValueError(
             f"no data left to analyse: {len(excluded)} of {len(screen)} participant(s) excluded "
             f"({', '.join(f'{r}: {c}' for r, c in reasons.items()) or 'none'}) and the others "
-            "have no trials")
+            "have no trials"
+        )
     with_data = set(kept["participant"])
     empty = sorted(set(screen.loc[~screen["excluded"], "participant"]) - with_data)
     if empty:
-        warnings.append(f"{len(empty)} included participant(s) have no trials: "
-                        f"{', '.join(empty[:5])}" + (" ..." if len(empty) > 5 else ""))
+        warnings.append(
+            f"{len(empty)} included participant(s) have no trials: "
+            f"{', '.join(empty[:5])}" + (" ..." if len(empty) > 5 else "")
+        )
     if len(with_data) == 1:
-        warnings.append("only one participant is included: participant-level tests need at "
-                        "least two")
+        warnings.append(
+            "only one participant is included: participant-level tests need at least two"
+        )
 
     outcomes = study_outcomes(kept, data.scale_ranges)
     if not outcomes:
-        warnings.append("the data hold no analysable outcome (no match, rate, choose or detect "
-                        "trials)")
+        warnings.append(
+            "the data hold no analysable outcome (no match, rate, choose or detect trials)"
+        )
     missing = sorted(preregistered - {o.name for o in outcomes})
     for name in missing:
         warnings.append(f"preregistered outcome {name!r} has no data in this study")
@@ -362,30 +461,50 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
             described = scores
             if outcome.kind == "proportion" and not outcome.paired:
                 # Accuracy on AI and on real headshots apart shows a bias towards one answer.
-                described = pd.concat([scores, unit_scores(kept, outcome, level, True)],
-                                      ignore_index=True)
+                described = pd.concat(
+                    [scores, unit_scores(kept, outcome, level, True)], ignore_index=True
+                )
             score_tables[level].append(described.assign(outcome=outcome.name))
             for row in _records(describe(described, "value", by=["condition"])):
-                descriptives.append({"outcome": outcome.name, "level": level,
-                                     **row, "condition": row["condition"] or None,
-                                     "n_excluded": len(excluded)})
-            _unit_tests(tests, outcome, scores, level, main_family, bounds, alpha,
-                        continuity_correction)
+                descriptives.append(
+                    {
+                        "outcome": outcome.name,
+                        "level": level,
+                        **row,
+                        "condition": row["condition"] or None,
+                        "n_excluded": len(excluded),
+                    }
+                )
+            _unit_tests(
+                tests, outcome, scores, level, main_family, bounds, alpha, continuity_correction
+            )
         if outcome.kind in ("proportion", "share") and not outcome.paired:
             rows = trial_scores(kept, outcome)
-            tests.attempt(outcome, "pooled_binomial", "trial", "binomial test",
-                          partial(stats.binomial, int(rows["value"].sum()), len(rows),
-                                  outcome.reference_value))
-        if mixed_models and (outcome.kind == "rating" or outcome.name in (
-                "recognition_accuracy", "detection_accuracy")):
+            tests.attempt(
+                outcome,
+                "pooled_binomial",
+                "trial",
+                "binomial test",
+                partial(
+                    stats.binomial, int(rows["value"].sum()), len(rows), outcome.reference_value
+                ),
+            )
+        if mixed_models and (
+            outcome.kind == "rating"
+            or outcome.name in ("recognition_accuracy", "detection_accuracy")
+        ):
             _mixed_tests(tests, outcome, trial_scores(kept, outcome), random_effects)
 
     for test in tests.tests:
-        test["estimate_label"] = _estimate_label(_outcome_of(outcomes, test["outcome"]),
-                                                 test["method"])
+        test["estimate_label"] = _estimate_label(
+            _outcome_of(outcomes, test["outcome"]), test["method"]
+        )
         test["preregistered"] = bool(
-            plan_given and test["outcome"] in preregistered and test["level"] == "participant"
-            and test["family"] in ("primary", "equivalence"))
+            plan_given
+            and test["outcome"] in preregistered
+            and test["level"] == "participant"
+            and test["family"] in ("primary", "equivalence")
+        )
     _correct(tests.tests, correction)
     found = findings_for(tests.tests, alpha, plan["hypotheses"])
     hypotheses = {h["outcome"]: h for h in plan["hypotheses"]}
@@ -393,16 +512,21 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
         if name in {f["outcome"] for f in found}:
             continue
         prefix = f"{name}: "
-        reason = next((w[len(prefix):] for w in warnings if w.startswith(prefix)),
-                      "no data in this study")
-        found.append(untested_finding(name, reason, plan_given and name in preregistered,
-                                      hypotheses.get(name)))
+        reason = next(
+            (w[len(prefix) :] for w in warnings if w.startswith(prefix)), "no data in this study"
+        )
+        found.append(
+            untested_finding(
+                name, reason, plan_given and name in preregistered, hypotheses.get(name)
+            )
+        )
 
     sdt_tables = {}
     if any(o.task == "match" for o in outcomes):
         sdt_tables["sdt_match"] = match_sdt(kept)
-        warnings.extend(_sdt_warnings(sdt_tables["sdt_match"], "recognition d'",
-                                      "participant-condition"))
+        warnings.extend(
+            _sdt_warnings(sdt_tables["sdt_match"], "recognition d'", "participant-condition")
+        )
     if any(o.task == "detect" for o in outcomes):
         sdt_tables["sdt_detect"] = detect_sdt(kept)
         warnings.extend(_sdt_warnings(sdt_tables["sdt_detect"], "detection d'", "participant"))
@@ -410,13 +534,25 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
     if any(o.name == "detection_accuracy" for o in outcomes):
         detection = _detection_by_participant(kept, correction, alpha)
 
-    exclusions = [{"participant": r["participant"], "reason": r["reason"],
-                   "detail": r["detail"]} for r in _records(excluded)]
-    flags = [{"participant": p, "flag": "straightlining", "excluded": bool(e)}
-             for p, e in zip(flagged["participant"], flagged["excluded"], strict=True)]
-    families = [{"family": f, "label": FAMILY_LABELS[f], "description": d,
-                 "correction": correction, "n_tests": sum(t["family"] == f for t in tests.tests)}
-                for f, d in FAMILIES.items() if any(t["family"] == f for t in tests.tests)]
+    exclusions = [
+        {"participant": r["participant"], "reason": r["reason"], "detail": r["detail"]}
+        for r in _records(excluded)
+    ]
+    flags = [
+        {"participant": p, "flag": "straightlining", "excluded": bool(e)}
+        for p, e in zip(flagged["participant"], flagged["excluded"], strict=True)
+    ]
+    families = [
+        {
+            "family": f,
+            "label": FAMILY_LABELS[f],
+            "description": d,
+            "correction": correction,
+            "n_tests": sum(t["family"] == f for t in tests.tests),
+        }
+        for f, d in FAMILIES.items()
+        if any(t["family"] == f for t in tests.tests)
+    ]
     results = {
         "study": data.study,
         "analysis_version": analysis.__version__,
@@ -444,10 +580,21 @@ def analyse(data: StudyData | pd.DataFrame, participants: pd.DataFrame | None = 
     tables = {
         "exclusions": screen,
         "descriptives": pd.DataFrame(clean["descriptives"]),
-        "tests": pd.DataFrame([{k: (v if not isinstance(v, list) else "; ".join(map(str, v)))
-                                for k, v in t.items()} for t in clean["tests"]]),
-        "findings": pd.DataFrame([{**f, "supported_by": " ".join(map(str, f["supported_by"]))}
-                                  for f in clean["findings"]]),
+        "tests": pd.DataFrame(
+            [
+                {
+                    k: (v if not isinstance(v, list) else "; ".join(map(str, v)))
+                    for k, v in t.items()
+                }
+                for t in clean["tests"]
+            ]
+        ),
+        "findings": pd.DataFrame(
+            [
+                {**f, "supported_by": " ".join(map(str, f["supported_by"]))}
+                for f in clean["findings"]
+            ]
+        ),
         "random_effects": pd.DataFrame(clean["random_effects"]),
         "participant_scores": _score_table(score_tables["participant"], "participant"),
         "identity_scores": _score_table(score_tables["identity"], "identity"),
@@ -486,11 +633,22 @@ def write_report(report: Report, out_dir) -> Path:
     return path
 
 
-def run(source, out_dir, plan: dict | None = None, *, participants=None,
-        scale_ranges: dict | None = None, mixed_models: bool = True,
-        continuity_correction: bool = False) -> Report:
+def run(
+    source,
+    out_dir,
+    plan: dict | None = None,
+    *,
+    participants=None,
+    scale_ranges: dict | None = None,
+    mixed_models: bool = True,
+    continuity_correction: bool = False,
+) -> Report:
     """Load a study export, analyse it and write the report into out_dir."""
-    report = analyse(load(source, participants, scale_ranges=scale_ranges), plan=plan,
-                     mixed_models=mixed_models, continuity_correction=continuity_correction)
+    report = analyse(
+        load(source, participants, scale_ranges=scale_ranges),
+        plan=plan,
+        mixed_models=mixed_models,
+        continuity_correction=continuity_correction,
+    )
     write_report(report, out_dir)
     return report

@@ -29,23 +29,45 @@ def outcome_of(results: dict, name: str) -> Outcome:
     """The Outcome called `name`, with its scale when results.json names one."""
     if name in FIXED_OUTCOMES:
         return FIXED_OUTCOMES[name]
-    scale = next((t.get("scale") for t in results.get("tests", [])
-                  if t.get("outcome") == name and t.get("scale")), None)
+    scale = next(
+        (
+            t.get("scale")
+            for t in results.get("tests", [])
+            if t.get("outcome") == name and t.get("scale")
+        ),
+        None,
+    )
     return rating_outcome(name, {name: tuple(scale)} if scale else None)
 
 
 def main_test(results: dict, outcome: str) -> dict | None:
     """The participant-level test behind an outcome's finding, or None."""
-    return next((t for t in results.get("tests", []) if t.get("outcome") == outcome
-                 and t.get("family") in MAIN_FAMILIES and t.get("level") == "participant"),
-                None)
+    return next(
+        (
+            t
+            for t in results.get("tests", [])
+            if t.get("outcome") == outcome
+            and t.get("family") in MAIN_FAMILIES
+            and t.get("level") == "participant"
+        ),
+        None,
+    )
 
 
-def descriptive(results: dict, outcome: str, condition: str | None,
-                level: str = "participant") -> dict | None:
+def descriptive(
+    results: dict, outcome: str, condition: str | None, level: str = "participant"
+) -> dict | None:
     """The descriptives row of an outcome, condition and level, or None."""
-    return next((d for d in results.get("descriptives", []) if d.get("outcome") == outcome
-                 and d.get("level") == level and (d.get("condition") or None) == condition), None)
+    return next(
+        (
+            d
+            for d in results.get("descriptives", [])
+            if d.get("outcome") == outcome
+            and d.get("level") == level
+            and (d.get("condition") or None) == condition
+        ),
+        None,
+    )
 
 
 def outcomes_in(results: dict) -> list[str]:

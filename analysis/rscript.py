@@ -17,11 +17,13 @@ P_ADJUST = {"holm": "holm", "bh": "BH"}
 TRIAL_ROWS = {
     "recognition_accuracy": ('d$task == "match" & d$measure == "same"', "num(rows$correct)"),
     "detection_accuracy": ('d$task == "detect" & d$measure == "source"', "num(rows$correct)"),
-    "choice_real": ('d$task == "choose" & d$measure == "choice"',
-                    'as.numeric(rows$value == "real")'),
+    "choice_real": (
+        'd$task == "choose" & d$measure == "choice"',
+        'as.numeric(rows$value == "real")',
+    ),
 }
 
-PRELUDE = r'''# Needs R >= 4.0 with lme4 and lmerTest: install.packages(c("lme4", "lmerTest"))
+PRELUDE = r"""# Needs R >= 4.0 with lme4 and lmerTest: install.packages(c("lme4", "lmerTest"))
 suppressMessages({library(lme4); library(lmerTest)})
 options(width = 140)
 
@@ -38,9 +40,9 @@ t <- read_table("trials.csv")
 p <- read_table("participants.csv")
 t$rt_ms <- num(t$rt_ms)
 t$attention_check <- num(t$attention_check)
-'''
+"""
 
-EXCLUSIONS = r'''
+EXCLUSIONS = r"""
 # --- exclusions -------------------------------------------------------------------------------
 ids <- sort(union(unique(t$participant), p$participant), method = "radix")
 status <- setNames(p$status, p$participant)[ids]
@@ -69,9 +71,9 @@ cat("Same exclusions as results.json:", setequal(excluded, expected_excluded), "
 
 d <- t[t$participant %in% keep & t$attention_check == 0, ]
 d$condition[is.na(d$condition)] <- ""
-'''
+"""
 
-HELPERS = r'''
+HELPERS = r"""
 # --- scores and tests -------------------------------------------------------------------------
 rows_of <- function(sel, value) {
   rows <- d[sel, ]
@@ -174,9 +176,9 @@ report_glmm <- function(outcome, family, fit) {
       co[["Estimate"]] + qnorm(0.975) * co[["Std. Error"]], co[["z value"]], NULL, co[["Pr(>|z|)"]])
   if (isSingular(fit)) cat(outcome, ": the glmer fit is singular\n")
 }
-'''  # noqa: E501 (R code, kept as lme4's users write it)
+"""  # noqa: E501 (R code, kept as lme4's users write it)
 
-COMPARE = r'''
+COMPARE = r"""
 # --- corrections and comparison with results.json ---------------------------------------------
 r$p_adjusted <- NA
 for (f in unique(r$family)) {
@@ -195,7 +197,7 @@ worst <- max(c(rel(both$statistic, both$statistic_python, 1),
 cat(sprintf("\nLargest relative difference from results.json (statistics and p-values): %.2g\n", worst))
 write.csv(both, "analysis_R_results.csv", row.names = FALSE)
 cat("Wrote analysis_R_results.csv\n")
-'''  # noqa: E501 (R code)
+"""  # noqa: E501 (R code)
 
 
 def _r_string(text: str) -> str:
@@ -234,28 +236,33 @@ def _rules_block(results: dict) -> str:
     limit = rules["min_median_rt_ms"]
     source = "the preregistered plan" if results.get("plan") else "the defaults (no plan)"
     excluded = [e["participant"] for e in results.get("exclusions", [])]
-    return (f"# Exclusion rules: {source}\n"
-            f"rules <- list(incomplete = {str(bool(rules['incomplete'])).upper()}, "
-            f"attention = {str(bool(rules['attention'])).upper()}, "
-            f"min_median_rt_ms = {'NULL' if limit is None else _r_number(limit)}, "
-            f"straightlining = {str(bool(rules['straightlining'])).upper()})\n"
-            f"expected_excluded <- {_r_vector(excluded, _r_string)}\n")
+    return (
+        f"# Exclusion rules: {source}\n"
+        f"rules <- list(incomplete = {str(bool(rules['incomplete'])).upper()}, "
+        f"attention = {str(bool(rules['attention'])).upper()}, "
+        f"min_median_rt_ms = {'NULL' if limit is None else _r_number(limit)}, "
+        f"straightlining = {str(bool(rules['straightlining'])).upper()})\n"
+        f"expected_excluded <- {_r_vector(excluded, _r_string)}\n"
+    )
 
 
 def _expected_block(tests: list[dict]) -> str:
     """results.json's tests as an R data frame, to compare with."""
+
     def column(key, literal):
         return _r_vector([t.get(key) for t in tests], literal)
 
-    return ("expected <- data.frame(\n"
-            f"  outcome = {column('outcome', _r_string)},\n"
-            f"  method = {column('method', _r_string)},\n"
-            f"  level = {column('level', _r_string)},\n"
-            f"  estimate = {column('estimate', _r_number)},\n"
-            f"  statistic = {column('statistic', _r_number)},\n"
-            f"  p_value = {column('p_value', _r_number)},\n"
-            f"  p_adjusted = {column('p_adjusted', _r_number)},\n"
-            "  stringsAsFactors = FALSE)\n")
+    return (
+        "expected <- data.frame(\n"
+        f"  outcome = {column('outcome', _r_string)},\n"
+        f"  method = {column('method', _r_string)},\n"
+        f"  level = {column('level', _r_string)},\n"
+        f"  estimate = {column('estimate', _r_number)},\n"
+        f"  statistic = {column('statistic', _r_number)},\n"
+        f"  p_value = {column('p_value', _r_number)},\n"
+        f"  p_adjusted = {column('p_adjusted', _r_number)},\n"
+        "  stringsAsFactors = FALSE)\n"
+    )
 
 
 def _outcome_rows(name: str, tests: list[dict]) -> str:
@@ -270,12 +277,16 @@ def _outcome_rows(name: str, tests: list[dict]) -> str:
             signal, yes = 'as.numeric(rows$condition == "ai")', 'as.numeric(rows$value == "ai")'
         else:
             signal, yes = "num(rows$is_match)", "num(rows$value)"
-        return (f'rows <- d[d$task == "{task}" & d$measure == "{measure}", ]\n'
-                f"rows <- data.frame(participant = rows$participant, identity = rows$identity, "
-                f"condition = rows$condition, signal = {signal}, yes = {yes})\n")
+        return (
+            f'rows <- d[d$task == "{task}" & d$measure == "{measure}", ]\n'
+            f"rows <- data.frame(participant = rows$participant, identity = rows$identity, "
+            f"condition = rows$condition, signal = {signal}, yes = {yes})\n"
+        )
     # A rating scale.
-    return (f'sel <- d$task == "rate" & d$measure == {_r_string(name)}\n'
-            f"rows <- d[sel, ]\nrows <- rows_of(sel, num(rows$value))\n")
+    return (
+        f'sel <- d$task == "rate" & d$measure == {_r_string(name)}\n'
+        f"rows <- d[sel, ]\nrows <- rows_of(sel, num(rows$value))\n"
+    )
 
 
 def _scores(name: str, level: str, paired: bool) -> str:
@@ -304,8 +315,9 @@ def _test_lines(name: str, test: dict, bounds: dict) -> list[str]:
             report = f"report_glmm({_r_string(name)}, {_r_string(family)}, fit)"
         return [fit, report]
     if method == "binomial":
-        return [(f"run_binomial({_r_string(name)}, {_r_string(family)}, rows$value, "
-                 f"{_r_number(mu)})")]
+        return [
+            (f"run_binomial({_r_string(name)}, {_r_string(family)}, rows$value, {_r_number(mu)})")
+        ]
     scores = f"scores <- {_scores(name, level, paired)}"
     if method == "paired_t":
         return [scores, f"run_paired_t({args}, scores)"]
@@ -314,15 +326,21 @@ def _test_lines(name: str, test: dict, bounds: dict) -> list[str]:
     if method == "wilcoxon":
         # The same continuity correction as the test in results.json.
         correct = ", correct = TRUE" if test.get("continuity_correction") else ""
-        call = (f"run_wilcoxon_paired({args}, scores{correct})" if paired
-                else f"run_wilcoxon_one({args}, scores, {_r_number(mu)}{correct})")
+        call = (
+            f"run_wilcoxon_paired({args}, scores{correct})"
+            if paired
+            else f"run_wilcoxon_one({args}, scores, {_r_number(mu)}{correct})"
+        )
         return [scores, call]
     if method == "tost":
         low, high = bounds.get(name, (test.get("bound_low"), test.get("bound_high")))
-        call = (f"run_tost_paired({_r_string(name)}, {_r_string(level)}, scores, "
-                f"{_r_number(low)}, {_r_number(high)})" if paired else
-                f"run_tost_one({_r_string(name)}, {_r_string(level)}, scores, {_r_number(mu)}, "
-                f"{_r_number(low)}, {_r_number(high)})")
+        call = (
+            f"run_tost_paired({_r_string(name)}, {_r_string(level)}, scores, "
+            f"{_r_number(low)}, {_r_number(high)})"
+            if paired
+            else f"run_tost_one({_r_string(name)}, {_r_string(level)}, scores, {_r_number(mu)}, "
+            f"{_r_number(low)}, {_r_number(high)})"
+        )
         return [scores, call]
     return [f"# {method} ({level}) has no R counterpart here"]
 
@@ -360,30 +378,39 @@ def r_script(results: dict, *, title: str = "") -> str:
     correction = results.get("correction", "holm")
     if correction not in P_ADJUST:
         raise ValueError(f"results: correction {correction!r} is not one of {', '.join(P_ADJUST)}")
-    bounds = ((results.get("plan") or {}).get("equivalence_bounds") or {})
+    bounds = (results.get("plan") or {}).get("equivalence_bounds") or {}
     study = results.get("study", "")
     # The title goes into a comment: a line break in it would start a line of R code.
     title = re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", title).strip()
     header = [
         f"# analysis.R: recomputes the results of the Likeness study {study!r}"
         + (f" ({title})" if title else ""),
-        (f"# with R (stats, lme4, lmerTest). Generated from results.json (analysis "
-         f"{results.get('analysis_version', '?')}, data SHA-256 "
-         f"{results.get('data_sha256', '?')})."),
+        (
+            f"# with R (stats, lme4, lmerTest). Generated from results.json (analysis "
+            f"{results.get('analysis_version', '?')}, data SHA-256 "
+            f"{results.get('data_sha256', '?')})."
+        ),
         "# Run it in the folder holding trials.csv, participants.csv and results.json:",
         "#   Rscript analysis.R",
         "# It prints each R value beside results.json's and writes analysis_R_results.csv.",
         "",
     ]
-    parts = ["\n".join(header), PRELUDE, _rules_block(results),
-             f'correction <- "{P_ADJUST[correction]}"\n', _expected_block(tests), EXCLUSIONS,
-             HELPERS]
+    parts = [
+        "\n".join(header),
+        PRELUDE,
+        _rules_block(results),
+        f'correction <- "{P_ADJUST[correction]}"\n',
+        _expected_block(tests),
+        EXCLUSIONS,
+        HELPERS,
+    ]
     for name in dict.fromkeys(t["outcome"] for t in tests):
         own = [t for t in tests if t["outcome"] == name]
         lines = [f"\n# --- {name} " + "-" * max(3, 90 - len(name)), _outcome_rows(name, own)]
         for test in own:
             lines.append(
-                f"# {test['method']} at the {test['level']} level ({test.get('family', '')})")
+                f"# {test['method']} at the {test['level']} level ({test.get('family', '')})"
+            )
             lines.extend(_test_lines(name, test, bounds))
         parts.append("\n".join(lines) + "\n")
     parts.append(COMPARE)

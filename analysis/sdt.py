@@ -9,26 +9,70 @@ import pandas as pd
 
 # Wichura's AS 241 coefficients, highest power first, as in R's nmath/qnorm.c.
 _CENTRAL = (
-    (2509.0809287301226727, 33430.575583588128105, 67265.770927008700853, 45921.953931549871457,
-     13731.693765509461125, 1971.5909503065514427, 133.14166789178437745, 3.387132872796366608),
-    (5226.495278852545925, 28729.085735721942674, 39307.89580009271061, 21213.794301586595867,
-     5394.1960214247511077, 687.1870074920579083, 42.313330701600911252, 1.0),
+    (
+        2509.0809287301226727,
+        33430.575583588128105,
+        67265.770927008700853,
+        45921.953931549871457,
+        13731.693765509461125,
+        1971.5909503065514427,
+        133.14166789178437745,
+        3.387132872796366608,
+    ),
+    (
+        5226.495278852545925,
+        28729.085735721942674,
+        39307.89580009271061,
+        21213.794301586595867,
+        5394.1960214247511077,
+        687.1870074920579083,
+        42.313330701600911252,
+        1.0,
+    ),
 )
 _TAIL = (
-    (7.7454501427834140764e-4, .0227238449892691845833, .24178072517745061177,
-     1.27045825245236838258, 3.64784832476320460504, 5.7694972214606914055,
-     4.6303378461565452959, 1.42343711074968357734),
-    (1.05075007164441684324e-9, 5.475938084995344946e-4, .0151986665636164571966,
-     .14810397642748007459, .68976733498510000455, 1.6763848301838038494,
-     2.05319162663775882187, 1.0),
+    (
+        7.7454501427834140764e-4,
+        0.0227238449892691845833,
+        0.24178072517745061177,
+        1.27045825245236838258,
+        3.64784832476320460504,
+        5.7694972214606914055,
+        4.6303378461565452959,
+        1.42343711074968357734,
+    ),
+    (
+        1.05075007164441684324e-9,
+        5.475938084995344946e-4,
+        0.0151986665636164571966,
+        0.14810397642748007459,
+        0.68976733498510000455,
+        1.6763848301838038494,
+        2.05319162663775882187,
+        1.0,
+    ),
 )
 _FAR_TAIL = (
-    (2.01033439929228813265e-7, 2.71155556874348757815e-5, .0012426609473880784386,
-     .026532189526576123093, .29656057182850489123, 1.7848265399172913358,
-     5.4637849111641143699, 6.6579046435011037772),
-    (2.04426310338993978564e-15, 1.4215117583164458887e-7, 1.8463183175100546818e-5,
-     7.868691311456132591e-4, .0148753612908506148525, .13692988092273580531,
-     .59983220655588793769, 1.0),
+    (
+        2.01033439929228813265e-7,
+        2.71155556874348757815e-5,
+        0.0012426609473880784386,
+        0.026532189526576123093,
+        0.29656057182850489123,
+        1.7848265399172913358,
+        5.4637849111641143699,
+        6.6579046435011037772,
+    ),
+    (
+        2.04426310338993978564e-15,
+        1.4215117583164458887e-7,
+        1.8463183175100546818e-5,
+        7.868691311456132591e-4,
+        0.0148753612908506148525,
+        0.13692988092273580531,
+        0.59983220655588793769,
+        1.0,
+    ),
 )
 
 
@@ -46,7 +90,7 @@ def _qnorm_scalar(p: float) -> float:
         return -math.inf if p == 0 else (math.inf if p == 1 else math.nan)
     q = p - 0.5
     if abs(q) <= 0.425:
-        r = .180625 - q * q
+        r = 0.180625 - q * q
         return q * _horner(_CENTRAL[0], r) / _horner(_CENTRAL[1], r)
     r = (0.5 - p + 0.5) if q > 0 else p  # min(p, 1 - p), written as R writes it
     r = math.sqrt(-math.log(r))  # libm's log, as R's, not numpy's vectorised one
@@ -117,12 +161,17 @@ def dprime(hits, n_signal, false_alarms, n_noise) -> pd.DataFrame:
     estimated values of d'. Behavior Research Methods, 27, 46-51.
     Macmillan, N. A., & Creelman, C. D. (2005). Detection theory: A user's guide (2nd ed.).
     """
-    hits, n_signal, false_alarms, n_noise = (np.asarray(a, dtype=float) for a in
-                                             (hits, n_signal, false_alarms, n_noise))
-    if np.any(hits > n_signal) or np.any(false_alarms > n_noise) or np.any(
-            np.concatenate([hits, n_signal, false_alarms, n_noise]) < 0):
-        raise ValueError("counts must satisfy 0 <= hits <= n_signal and "
-                         "0 <= false_alarms <= n_noise")
+    hits, n_signal, false_alarms, n_noise = (
+        np.asarray(a, dtype=float) for a in (hits, n_signal, false_alarms, n_noise)
+    )
+    if (
+        np.any(hits > n_signal)
+        or np.any(false_alarms > n_noise)
+        or np.any(np.concatenate([hits, n_signal, false_alarms, n_noise]) < 0)
+    ):
+        raise ValueError(
+            "counts must satisfy 0 <= hits <= n_signal and 0 <= false_alarms <= n_noise"
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         hit_rate = np.where(n_signal > 0, hits / n_signal, np.nan)
         fa_rate = np.where(n_noise > 0, false_alarms / n_noise, np.nan)
@@ -130,16 +179,25 @@ def dprime(hits, n_signal, false_alarms, n_noise) -> pd.DataFrame:
     f = (false_alarms + 0.5) / (n_noise + 1)
     zh, zf = qnorm(h), qnorm(f)
     measured = (n_signal > 0) & (n_noise > 0)
-    return pd.DataFrame({
-        "hit_rate": hit_rate, "fa_rate": fa_rate,
-        "hit_rate_corrected": h, "fa_rate_corrected": f,
-        "d_prime": np.where(measured, zh - zf, np.nan),
-        "criterion": np.where(measured, -0.5 * (zh + zf), np.nan),
-    })
+    return pd.DataFrame(
+        {
+            "hit_rate": hit_rate,
+            "fa_rate": fa_rate,
+            "hit_rate_corrected": h,
+            "fa_rate_corrected": f,
+            "d_prime": np.where(measured, zh - zf, np.nan),
+            "criterion": np.where(measured, -0.5 * (zh + zf), np.nan),
+        }
+    )
 
 
-def sdt_table(data: pd.DataFrame, response: str, signal: str, subject: str = "participant",
-              within: str | None = "condition") -> pd.DataFrame:
+def sdt_table(
+    data: pd.DataFrame,
+    response: str,
+    signal: str,
+    subject: str = "participant",
+    within: str | None = "condition",
+) -> pd.DataFrame:
     """Signal-detection measures per subject (and condition) from trial rows.
 
     Parameters
@@ -169,9 +227,17 @@ def sdt_table(data: pd.DataFrame, response: str, signal: str, subject: str = "pa
     frame["hit"] = frame["signal"] & frame["yes"]
     frame["fa"] = ~frame["signal"] & frame["yes"]
     frame["noise"] = ~frame["signal"]
-    counts = frame.groupby(keys, sort=True).agg(
-        n_signal=("signal", "sum"), n_noise=("noise", "sum"), hits=("hit", "sum"),
-        false_alarms=("fa", "sum")).astype(np.int64).reset_index()
+    counts = (
+        frame.groupby(keys, sort=True)
+        .agg(
+            n_signal=("signal", "sum"),
+            n_noise=("noise", "sum"),
+            hits=("hit", "sum"),
+            false_alarms=("fa", "sum"),
+        )
+        .astype(np.int64)
+        .reset_index()
+    )
     measures = dprime(counts["hits"], counts["n_signal"], counts["false_alarms"], counts["n_noise"])
     return pd.concat([counts, measures], axis=1)
 
@@ -181,8 +247,11 @@ def match_sdt(trials: pd.DataFrame, subject: str = "participant") -> pd.DataFram
 
     Returns the columns of `sdt_table` with ``condition``.
     """
-    rows = trials[(trials["task"] == "match") & (trials["measure"] == "same")
-                  & (trials["attention_check"] == 0)]
+    rows = trials[
+        (trials["task"] == "match")
+        & (trials["measure"] == "same")
+        & (trials["attention_check"] == 0)
+    ]
     rows = rows.assign(response=rows["value_number"])
     return sdt_table(rows, "response", "is_match", subject=subject, within="condition")
 
@@ -192,8 +261,13 @@ def detect_sdt(trials: pd.DataFrame, subject: str = "participant") -> pd.DataFra
 
     Returns the columns of `sdt_table` (no condition column).
     """
-    rows = trials[(trials["task"] == "detect") & (trials["measure"] == "source")
-                  & (trials["attention_check"] == 0)]
-    rows = rows.assign(response=(rows["value"] == "ai").astype(float),
-                       is_ai=(rows["condition"] == "ai").astype(float))
+    rows = trials[
+        (trials["task"] == "detect")
+        & (trials["measure"] == "source")
+        & (trials["attention_check"] == 0)
+    ]
+    rows = rows.assign(
+        response=(rows["value"] == "ai").astype(float),
+        is_ai=(rows["condition"] == "ai").astype(float),
+    )
     return sdt_table(rows, "response", "is_ai", subject=subject, within=None)

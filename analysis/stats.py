@@ -9,8 +9,20 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-TEST_COLUMNS = ("method", "estimate", "ci_low", "ci_high", "confidence", "statistic",
-                "statistic_name", "df", "p_value", "effect_size", "effect_size_name", "n")
+TEST_COLUMNS = (
+    "method",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "confidence",
+    "statistic",
+    "statistic_name",
+    "df",
+    "p_value",
+    "effect_size",
+    "effect_size_name",
+    "n",
+)
 
 
 def _row(**values) -> pd.DataFrame:
@@ -53,8 +65,16 @@ def _t_on(d: np.ndarray, confidence: float, what: str) -> dict:
     df = n - 1
     t = mean / se
     half = stats.t.ppf(0.5 + confidence / 2, df) * se
-    return {"mean": mean, "sd": sd, "se": se, "t": t, "df": float(df),
-            "p": float(2 * stats.t.sf(abs(t), df)), "ci": (mean - half, mean + half), "n": n}
+    return {
+        "mean": mean,
+        "sd": sd,
+        "se": se,
+        "t": t,
+        "df": float(df),
+        "p": float(2 * stats.t.sf(abs(t), df)),
+        "ci": (mean - half, mean + half),
+        "n": n,
+    }
 
 
 def paired_t(x, y, confidence: float = 0.95) -> pd.DataFrame:
@@ -87,10 +107,23 @@ def paired_t(x, y, confidence: float = 0.95) -> pd.DataFrame:
     """
     x, y = _pairs(x, y)
     r = _t_on(x - y, confidence, "paired t-test")
-    return _row(method="paired_t", estimate=r["mean"], ci_low=r["ci"][0], ci_high=r["ci"][1],
-                confidence=confidence, statistic=r["t"], statistic_name="t", df=r["df"],
-                p_value=r["p"], effect_size=r["mean"] / r["sd"], effect_size_name="d_z",
-                n=r["n"], mean_x=float(np.mean(x)), mean_y=float(np.mean(y)), sd_diff=r["sd"])
+    return _row(
+        method="paired_t",
+        estimate=r["mean"],
+        ci_low=r["ci"][0],
+        ci_high=r["ci"][1],
+        confidence=confidence,
+        statistic=r["t"],
+        statistic_name="t",
+        df=r["df"],
+        p_value=r["p"],
+        effect_size=r["mean"] / r["sd"],
+        effect_size_name="d_z",
+        n=r["n"],
+        mean_x=float(np.mean(x)),
+        mean_y=float(np.mean(y)),
+        sd_diff=r["sd"],
+    )
 
 
 def one_sample_t(x, mu: float = 0.0, confidence: float = 0.95) -> pd.DataFrame:
@@ -120,14 +153,27 @@ def one_sample_t(x, mu: float = 0.0, confidence: float = 0.95) -> pd.DataFrame:
     """
     x = _finite(x, "x")
     r = _t_on(x - mu, confidence, "one-sample t-test")
-    return _row(method="one_sample_t", estimate=r["mean"], ci_low=r["ci"][0], ci_high=r["ci"][1],
-                confidence=confidence, statistic=r["t"], statistic_name="t", df=r["df"],
-                p_value=r["p"], effect_size=r["mean"] / r["sd"], effect_size_name="d", n=r["n"],
-                mean=float(np.mean(x)), reference_value=float(mu))
+    return _row(
+        method="one_sample_t",
+        estimate=r["mean"],
+        ci_low=r["ci"][0],
+        ci_high=r["ci"][1],
+        confidence=confidence,
+        statistic=r["t"],
+        statistic_name="t",
+        df=r["df"],
+        p_value=r["p"],
+        effect_size=r["mean"] / r["sd"],
+        effect_size_name="d",
+        n=r["n"],
+        mean=float(np.mean(x)),
+        reference_value=float(mu),
+    )
 
 
-def wilcoxon(x, y=None, mu: float = 0.0, confidence: float = 0.95,
-             correct: bool = False) -> pd.DataFrame:
+def wilcoxon(
+    x, y=None, mu: float = 0.0, confidence: float = 0.95, correct: bool = False
+) -> pd.DataFrame:
     """Wilcoxon signed-rank test of x minus y (paired) or of x minus mu, normal approximation.
 
     Parameters
@@ -202,11 +248,25 @@ def wilcoxon(x, y=None, mu: float = 0.0, confidence: float = 0.95,
     crit = n * (n + 1) / 4 - stats.norm.ppf(0.5 + confidence / 2) * spread
     k = int(np.floor(crit))
     ci = (float(walsh[k - 1]), float(walsh[len(walsh) - k])) if k >= 1 else (np.nan, np.nan)
-    return _row(method="wilcoxon", estimate=float(np.median(walsh)), ci_low=ci[0], ci_high=ci[1],
-                confidence=confidence, statistic=r_plus, statistic_name="V", df=None, p_value=p,
-                effect_size=(r_plus - r_minus) / (r_plus + r_minus),
-                effect_size_name="rank_biserial", n=n, n_zero=n_zero, r_plus=r_plus,
-                r_minus=r_minus, z=float(z), continuity_correction=bool(correct))
+    return _row(
+        method="wilcoxon",
+        estimate=float(np.median(walsh)),
+        ci_low=ci[0],
+        ci_high=ci[1],
+        confidence=confidence,
+        statistic=r_plus,
+        statistic_name="V",
+        df=None,
+        p_value=p,
+        effect_size=(r_plus - r_minus) / (r_plus + r_minus),
+        effect_size_name="rank_biserial",
+        n=n,
+        n_zero=n_zero,
+        r_plus=r_plus,
+        r_minus=r_minus,
+        z=float(z),
+        continuity_correction=bool(correct),
+    )
 
 
 def binomial(successes: int, n: int, p: float = 0.5, confidence: float = 0.95) -> pd.DataFrame:
@@ -241,15 +301,27 @@ def binomial(successes: int, n: int, p: float = 0.5, confidence: float = 0.95) -
     result = stats.binomtest(int(successes), int(n), p)
     ci = result.proportion_ci(confidence_level=confidence, method="exact")
     share = successes / n
-    return _row(method="binomial", estimate=share - p, ci_low=ci.low - p, ci_high=ci.high - p,
-                confidence=confidence, statistic=float(successes), statistic_name="successes",
-                df=None, p_value=float(result.pvalue),
-                effect_size=2 * np.arcsin(np.sqrt(share)) - 2 * np.arcsin(np.sqrt(p)),
-                effect_size_name="cohen_h", n=int(n), proportion=share, reference_value=p)
+    return _row(
+        method="binomial",
+        estimate=share - p,
+        ci_low=ci.low - p,
+        ci_high=ci.high - p,
+        confidence=confidence,
+        statistic=float(successes),
+        statistic_name="successes",
+        df=None,
+        p_value=float(result.pvalue),
+        effect_size=2 * np.arcsin(np.sqrt(share)) - 2 * np.arcsin(np.sqrt(p)),
+        effect_size_name="cohen_h",
+        n=int(n),
+        proportion=share,
+        reference_value=p,
+    )
 
 
-def tost(x, y=None, *, low: float, high: float, mu: float = 0.0, alpha: float = 0.05
-         ) -> pd.DataFrame:
+def tost(
+    x, y=None, *, low: float, high: float, mu: float = 0.0, alpha: float = 0.05
+) -> pd.DataFrame:
     """Two one-sided t-tests (TOST) for equivalence of x - y (or x - mu) within [low, high].
 
     Parameters
@@ -299,16 +371,35 @@ def tost(x, y=None, *, low: float, high: float, mu: float = 0.0, alpha: float = 
     t_lower, t_upper = (r["mean"] - low) / r["se"], (r["mean"] - high) / r["se"]
     p_lower, p_upper = float(stats.t.sf(t_lower, r["df"])), float(stats.t.cdf(t_upper, r["df"]))
     binding = t_lower if p_lower >= p_upper else t_upper
-    return _row(method="tost", estimate=r["mean"], ci_low=r["ci"][0], ci_high=r["ci"][1],
-                confidence=1 - 2 * alpha, statistic=binding, statistic_name="t", df=r["df"],
-                p_value=max(p_lower, p_upper), effect_size=r["mean"] / r["sd"],
-                effect_size_name=name, n=r["n"], bound_low=float(low), bound_high=float(high),
-                t_lower=t_lower, p_lower=p_lower, t_upper=t_upper, p_upper=p_upper)
+    return _row(
+        method="tost",
+        estimate=r["mean"],
+        ci_low=r["ci"][0],
+        ci_high=r["ci"][1],
+        confidence=1 - 2 * alpha,
+        statistic=binding,
+        statistic_name="t",
+        df=r["df"],
+        p_value=max(p_lower, p_upper),
+        effect_size=r["mean"] / r["sd"],
+        effect_size_name=name,
+        n=r["n"],
+        bound_low=float(low),
+        bound_high=float(high),
+        t_lower=t_lower,
+        p_lower=p_lower,
+        t_upper=t_upper,
+        p_upper=p_upper,
+    )
 
 
-def paired_wide(data: pd.DataFrame, dv: str, within: str = "condition",
-                subject: str = "participant", levels: tuple[str, str] = ("ai", "real")
-                ) -> pd.DataFrame:
+def paired_wide(
+    data: pd.DataFrame,
+    dv: str,
+    within: str = "condition",
+    subject: str = "participant",
+    levels: tuple[str, str] = ("ai", "real"),
+) -> pd.DataFrame:
     """Mean of dv per subject and level of `within`, one column per level, complete cases only.
 
     Parameters
@@ -335,9 +426,14 @@ def paired_wide(data: pd.DataFrame, dv: str, within: str = "condition",
     return means.dropna()
 
 
-def paired_tests(data: pd.DataFrame, dv: str, within: str = "condition",
-                 subject: str = "participant", levels: tuple[str, str] = ("ai", "real"),
-                 confidence: float = 0.95) -> pd.DataFrame:
+def paired_tests(
+    data: pd.DataFrame,
+    dv: str,
+    within: str = "condition",
+    subject: str = "participant",
+    levels: tuple[str, str] = ("ai", "real"),
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     """Paired t-test and Wilcoxon signed-rank test on subject means, first level minus second.
 
     Returns the rows of `paired_t` and `wilcoxon` stacked, with a ``level`` column naming
@@ -345,9 +441,12 @@ def paired_tests(data: pd.DataFrame, dv: str, within: str = "condition",
     """
     wide = paired_wide(data, dv, within, subject, levels)
     if len(wide) < 2:
-        raise ValueError(f"{dv}: {len(wide)} {subject}(s) with both {levels[0]} and {levels[1]}; "
-                         "a paired test needs at least 2")
+        raise ValueError(
+            f"{dv}: {len(wide)} {subject}(s) with both {levels[0]} and {levels[1]}; "
+            "a paired test needs at least 2"
+        )
     x, y = wide[levels[0]].to_numpy(), wide[levels[1]].to_numpy()
-    result = pd.concat([paired_t(x, y, confidence), wilcoxon(x, y, confidence=confidence)],
-                       ignore_index=True)
+    result = pd.concat(
+        [paired_t(x, y, confidence), wilcoxon(x, y, confidence=confidence)], ignore_index=True
+    )
     return result.assign(level=subject)

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 FIXED_MEASURES = ("same", "confidence", "choice", "source", "attention")
 DEFAULT_RATING_RANGE = (1, 7)
 # The contract's exclusion rules when no plan names its own.
-DEFAULT_RULES = {"incomplete": True, "attention": True, "min_median_rt_ms": 250.0,
-                 "straightlining": False}
+DEFAULT_RULES = {
+    "incomplete": True,
+    "attention": True,
+    "min_median_rt_ms": 250.0,
+    "straightlining": False,
+}
 # Response times outside [RT_FAST_MS, RT_SLOW_MS] are kept but flagged in trials.csv's rt_flag:
 # faster than a person can see a photograph and answer, or longer than a trial takes without
 # the participant leaving the page.
@@ -43,16 +47,25 @@ class Outcome:
 
 
 FIXED_OUTCOMES = {
-    "recognition_accuracy": Outcome("recognition_accuracy", "match", "proportion", True,
-                                    label="recognition accuracy"),
+    "recognition_accuracy": Outcome(
+        "recognition_accuracy", "match", "proportion", True, label="recognition accuracy"
+    ),
     "d_prime": Outcome("d_prime", "match", "sdt", True, label="recognition sensitivity (d')"),
     "criterion": Outcome("criterion", "match", "sdt", True, label="response criterion (c)"),
-    "choice_real": Outcome("choice_real", "choose", "share", False, 0.5,
-                           label="share of choices for the real photograph"),
-    "detection_accuracy": Outcome("detection_accuracy", "detect", "proportion", False, 0.5,
-                                  label="AI-detection accuracy"),
-    "detection_d_prime": Outcome("detection_d_prime", "detect", "sdt", False, 0.0,
-                                 label="AI-detection sensitivity (d')"),
+    "choice_real": Outcome(
+        "choice_real",
+        "choose",
+        "share",
+        False,
+        0.5,
+        label="share of choices for the real photograph",
+    ),
+    "detection_accuracy": Outcome(
+        "detection_accuracy", "detect", "proportion", False, 0.5, label="AI-detection accuracy"
+    ),
+    "detection_d_prime": Outcome(
+        "detection_d_prime", "detect", "sdt", False, 0.0, label="AI-detection sensitivity (d')"
+    ),
 }
 
 

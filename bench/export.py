@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ BLOCKS = (
     ("impressions", "rate", ("professional", "trust")),
     ("detection", "detect", ("confidence", "source")),
 )
-T0 = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 
 
 def _app(url: str):
@@ -51,8 +51,12 @@ def _app(url: str):
     from survey import create_app
 
     return create_app(
-        {"DATABASE_URL": url, "SECRET_KEY": "bench-export", "WTF_CSRF_ENABLED": False,
-         "MEDIA_DIR": tempfile.mkdtemp(prefix="likeness-bench-media-")}
+        {
+            "DATABASE_URL": url,
+            "SECRET_KEY": "bench-export",
+            "WTF_CSRF_ENABLED": False,
+            "MEDIA_DIR": tempfile.mkdtemp(prefix="likeness-bench-media-"),
+        }
     )
 
 
@@ -61,7 +65,9 @@ def _admin_engine(url: str) -> tuple[sa.Engine, str]:
     from survey.config import database_uri
 
     parsed = make_url(database_uri(url))
-    return sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT"), parsed.database
+    return sa.create_engine(
+        parsed.set(database="postgres"), isolation_level="AUTOCOMMIT"
+    ), parsed.database
 
 
 def prepare_database(url: str) -> None:
@@ -100,8 +106,10 @@ def _insert(raw, dialect: str, table: str, columns: tuple[str, ...], rows) -> No
     cursor = raw.cursor()
     if dialect == "sqlite":
         # Stored as SQLAlchemy stores timestamps in SQLite, so the app reads them back.
-        rows = (tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in row)
-                for row in rows)
+        rows = (
+            tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in row)
+            for row in rows
+        )
     if dialect == "postgresql":
         with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
@@ -143,11 +151,23 @@ def seed(url: str, rows: int, per_participant: int) -> tuple[int, int]:
             for role, source in (("headshot", "real"), ("headshot", "ai"), ("probe", "photo")):
                 sha = f"{len(images) + 1:064x}"
                 images[i, source] = Image(
-                    study=study, identity=identity, role=role, source=source, generator="bench",
-                    sha256=sha, width=600, height=800, content_type="image/jpeg", byte_size=1,
-                    storage_key=f"b/{sha}-o.jpg", display_key=f"b/{sha}-d.jpg")
-        blocks = [Block(study=study, position=n, name=name, task=task, settings={})
-                  for n, (name, task, _) in enumerate(BLOCKS, start=1)]
+                    study=study,
+                    identity=identity,
+                    role=role,
+                    source=source,
+                    generator="bench",
+                    sha256=sha,
+                    width=600,
+                    height=800,
+                    content_type="image/jpeg",
+                    byte_size=1,
+                    storage_key=f"b/{sha}-o.jpg",
+                    display_key=f"b/{sha}-d.jpg",
+                )
+        blocks = [
+            Block(study=study, position=n, name=name, task=task, settings={})
+            for n, (name, task, _) in enumerate(BLOCKS, start=1)
+        ]
         db.session.add_all(identities + list(images.values()) + blocks)
         db.session.commit()
         study_id, owner_id = study.id, owner.id
@@ -161,14 +181,44 @@ def seed(url: str, rows: int, per_participant: int) -> tuple[int, int]:
         dialect = db.engine.dialect.name
         raw = db.engine.raw_connection()
         try:
-            _insert(raw, dialect, "participant",
-                    ("id", "public_id", "study_id", "list_index", "seed", "status", "is_preview",
-                     "source", "device", "started_at", "completed_at", "demographics",
-                     "consented_at"),
-                    ((p, f"p{rng.getrandbits(64):016x}", study_id, p % 2, p, "completed", False,
-                      "prolific", "desktop", T0 + timedelta(seconds=p),
-                      T0 + timedelta(seconds=p + 600), "{}", T0 + timedelta(seconds=p))
-                     for p in range(1, n_participants + 1)))
+            _insert(
+                raw,
+                dialect,
+                "participant",
+                (
+                    "id",
+                    "public_id",
+                    "study_id",
+                    "list_index",
+                    "seed",
+                    "status",
+                    "is_preview",
+                    "source",
+                    "device",
+                    "started_at",
+                    "completed_at",
+                    "demographics",
+                    "consented_at",
+                ),
+                (
+                    (
+                        p,
+                        f"p{rng.getrandbits(64):016x}",
+                        study_id,
+                        p % 2,
+                        p,
+                        "completed",
+                        False,
+                        "prolific",
+                        "desktop",
+                        T0 + timedelta(seconds=p),
+                        T0 + timedelta(seconds=p + 600),
+                        "{}",
+                        T0 + timedelta(seconds=p),
+                    )
+                    for p in range(1, n_participants + 1)
+                ),
+            )
 
             def trials():
                 trial_id = 0
@@ -180,18 +230,45 @@ def seed(url: str, rows: int, per_participant: int) -> tuple[int, int]:
                         condition = ("real", "ai")[(i + p) % 2]
                         task = BLOCKS[b][1]
                         probe = (i + position % 2) % N_IDENTITIES if task == "match" else None
-                        yield (trial_id, p, block_ids[b], position, task, identity_ids[i], condition,
-                               image_ids[i, condition],
-                               image_ids[probe, "photo"] if probe is not None else None,
-                               identity_ids[probe] if probe is not None else None,
-                               (probe == i) if probe is not None else None,
-                               False, False, T0 + timedelta(seconds=p + position))
+                        yield (
+                            trial_id,
+                            p,
+                            block_ids[b],
+                            position,
+                            task,
+                            identity_ids[i],
+                            condition,
+                            image_ids[i, condition],
+                            image_ids[probe, "photo"] if probe is not None else None,
+                            identity_ids[probe] if probe is not None else None,
+                            (probe == i) if probe is not None else None,
+                            False,
+                            False,
+                            T0 + timedelta(seconds=p + position),
+                        )
 
-            _insert(raw, dialect, "trial",
-                    ("id", "participant_id", "block_id", "position", "task", "identity_id",
-                     "condition", "image_id", "probe_image_id", "probe_identity_id", "is_match",
-                     "is_practice", "is_attention", "answered_at"),
-                    trials())
+            _insert(
+                raw,
+                dialect,
+                "trial",
+                (
+                    "id",
+                    "participant_id",
+                    "block_id",
+                    "position",
+                    "task",
+                    "identity_id",
+                    "condition",
+                    "image_id",
+                    "probe_image_id",
+                    "probe_identity_id",
+                    "is_match",
+                    "is_practice",
+                    "is_attention",
+                    "answered_at",
+                ),
+                trials(),
+            )
 
             def responses():
                 response_id = 0
@@ -209,18 +286,40 @@ def seed(url: str, rows: int, per_participant: int) -> tuple[int, int]:
                             value = str(rng.randint(1, 5))
                         else:
                             value = str(rng.randint(1, 7))
-                        yield (response_id, trial_id, p, measure, value,
-                               round(rng.uniform(300, 4000), 1), None, T0)
+                        yield (
+                            response_id,
+                            trial_id,
+                            p,
+                            measure,
+                            value,
+                            round(rng.uniform(300, 4000), 1),
+                            None,
+                            T0,
+                        )
 
-            _insert(raw, dialect, "response",
-                    ("id", "trial_id", "participant_id", "measure", "value", "rt_ms", "client_ts",
-                     "created_at"),
-                    responses())
+            _insert(
+                raw,
+                dialect,
+                "response",
+                (
+                    "id",
+                    "trial_id",
+                    "participant_id",
+                    "measure",
+                    "value",
+                    "rt_ms",
+                    "client_ts",
+                    "created_at",
+                ),
+                responses(),
+            )
             if dialect == "postgresql":
                 cursor = raw.cursor()
                 for table in ("participant", "trial", "response"):
-                    cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                   f"(SELECT max(id) FROM {table}))")
+                    cursor.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
                     cursor.execute(f"ANALYZE {table}")
                 cursor.close()
             raw.commit()
@@ -260,8 +359,12 @@ def _lean_app(url: str):
     from survey.extensions import db
 
     app = Flask("bench_export")
-    app.config.from_mapping(config.load(Path(tempfile.mkdtemp(prefix="likeness-bench-")),
-                                        {"DATABASE_URL": url, "SECRET_KEY": "bench-export"}))
+    app.config.from_mapping(
+        config.load(
+            Path(tempfile.mkdtemp(prefix="likeness-bench-")),
+            {"DATABASE_URL": url, "SECRET_KEY": "bench-export"},
+        )
+    )
     db.init_app(app)
     return app
 
@@ -292,8 +395,12 @@ def _chunks_from_generator(url: str, study_id: int, name: str):
     """Yield the export's chunks from survey.exports directly, in an app with no blueprints."""
     from survey import exports
 
-    makers = {"trials.csv": exports.trials_csv, "participants.csv": exports.participants_csv,
-              "stimuli.csv": exports.stimuli_csv, "psych-ds.zip": exports.psychds_zip}
+    makers = {
+        "trials.csv": exports.trials_csv,
+        "participants.csv": exports.participants_csv,
+        "stimuli.csv": exports.stimuli_csv,
+        "psych-ds.zip": exports.psychds_zip,
+    }
     app = _lean_app(url)
     with app.app_context():
         yield None
@@ -333,15 +440,36 @@ def measure(url: str, study_id: int, owner_id: int, name: str, mode: str) -> dic
 def main(argv: list[str] | None = None) -> int:
     """Seed, then measure each asked export in a child process; print a summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", help="PostgreSQL URL of a bench database (default: SQLite in a temporary folder)")
-    parser.add_argument("--rows", type=int, default=1_000_000, help="answer rows to seed (default 1,000,000)")
-    parser.add_argument("--per-participant", type=int, default=100, help="answers per participant (default 100)")
-    parser.add_argument("--file", action="append", dest="files", help="export to measure (default trials.csv); repeatable")
-    parser.add_argument("--mode", action="append", dest="modes", choices=("route", "generator"),
-                        help="route: the whole app through the test client; generator: "
-                        "survey.exports in an app with the database only (default: both)")
-    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL bench database afterwards")
-    parser.add_argument("--child", nargs=4, metavar=("STUDY", "OWNER", "FILE", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--database-url",
+        help="PostgreSQL URL of a bench database (default: SQLite in a temporary folder)",
+    )
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="answer rows to seed (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--per-participant", type=int, default=100, help="answers per participant (default 100)"
+    )
+    parser.add_argument(
+        "--file",
+        action="append",
+        dest="files",
+        help="export to measure (default trials.csv); repeatable",
+    )
+    parser.add_argument(
+        "--mode",
+        action="append",
+        dest="modes",
+        choices=("route", "generator"),
+        help="route: the whole app through the test client; generator: "
+        "survey.exports in an app with the database only (default: both)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the PostgreSQL bench database afterwards"
+    )
+    parser.add_argument(
+        "--child", nargs=4, metavar=("STUDY", "OWNER", "FILE", "MODE"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     tmp = None
     if args.database_url:
@@ -366,9 +494,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.files or ["trials.csv"]:
         for mode in args.modes or ["route", "generator"]:
             child = subprocess.run(
-                [sys.executable, __file__, "--database-url", url, "--child", str(study_id),
-                 str(owner_id), name, mode],
-                capture_output=True, text=True, timeout=CHILD_TIMEOUT, cwd=ROOT, env=os.environ.copy(),
+                [
+                    sys.executable,
+                    __file__,
+                    "--database-url",
+                    url,
+                    "--child",
+                    str(study_id),
+                    str(owner_id),
+                    name,
+                    mode,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=CHILD_TIMEOUT,
+                cwd=ROOT,
+                env=os.environ.copy(),
             )
             if child.returncode != 0:
                 print(child.stderr, file=sys.stderr)
@@ -378,13 +519,17 @@ def main(argv: list[str] | None = None) -> int:
             trials_each = args.per_participant // 2
             expected = args.rows // (trials_each * 2) * trials_each * 2 + 1
             if name == "trials.csv" and result["lines"] != expected:
-                print(f"trials.csv has {result['lines']} lines, expected {expected}", file=sys.stderr)
+                print(
+                    f"trials.csv has {result['lines']} lines, expected {expected}", file=sys.stderr
+                )
                 failed = True
             ok = result["seconds"] < GOAL_SECONDS and result["peak_rss_mb"] < GOAL_MB
             grew = result["peak_rss_mb"] - result["rss_before_mb"]
-            print(f"{name} ({mode}): {result['seconds']} s, peak RSS {result['peak_rss_mb']} MB "
-                  f"of which {grew:.1f} MB during the export (goal < {GOAL_SECONDS} s, "
-                  f"< {GOAL_MB} MB): {'met' if ok else 'MISSED'}")
+            print(
+                f"{name} ({mode}): {result['seconds']} s, peak RSS {result['peak_rss_mb']} MB "
+                f"of which {grew:.1f} MB during the export (goal < {GOAL_SECONDS} s, "
+                f"< {GOAL_MB} MB): {'met' if ok else 'MISSED'}"
+            )
     if tmp is not None:
         tmp.cleanup()
     elif not args.keep:

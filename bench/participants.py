@@ -47,7 +47,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -90,7 +89,7 @@ class Stats:
         """Record one request's latency."""
         self.latencies.setdefault(kind, []).append(seconds * 1000)
 
-    def add(self, other: "Stats") -> None:
+    def add(self, other: Stats) -> None:
         """Add what another phase of the same load saw."""
         for kind, values in other.latencies.items():
             self.latencies.setdefault(kind, []).extend(values)
@@ -108,7 +107,7 @@ async def timed(
     client: Client,
     method: str,
     path: str,
-    form: Optional[dict[str, str]] = None,
+    form: dict[str, str] | None = None,
 ) -> Reply:
     """Send a request and record its latency under `kind`."""
     start = time.perf_counter()
@@ -318,7 +317,7 @@ def stored_problems(url: str, stats: Stats, yardstick: Stats) -> list[str]:
     return problems
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the yardstick and the participant load, check the database, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))

@@ -65,8 +65,9 @@ def publish_study(url: str, media: str, n: int) -> None:
     from survey.participant.simulate import simulate
     from survey.studies import change_state
 
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "MEDIA_DIR": media,
-                      **UNLIMITED_STARTS})
+    app = create_app(
+        {"DATABASE_URL": url, "SECRET_KEY": "bench", "MEDIA_DIR": media, **UNLIMITED_STARTS}
+    )
     with app.app_context():
         study = db.session.scalar(sa.select(Study).where(Study.slug == "demo"))
         study.slug = PUBLIC_SLUG
@@ -84,8 +85,12 @@ def publish_study(url: str, media: str, n: int) -> None:
 
             from survey.findings.routes import FIGURES_VERSION
 
-            draw(study, report, url_for("findings.public", slug=PUBLIC_SLUG, _external=True),
-                 FIGURES_VERSION)
+            draw(
+                study,
+                report,
+                url_for("findings.public", slug=PUBLIC_SLUG, _external=True),
+                FIGURES_VERSION,
+            )
         seed_demo()
         db.session.remove()
         db.engine.dispose()
@@ -106,8 +111,11 @@ def in_process(url: str, media: str, visits: int) -> dict:
         for chart in charts:
             response = client.get(chart, base_url="http://127.0.0.1")
             assert response.status_code == 200, (chart, response.status_code)
-        return ((time.process_time() - cpu0) * 1000, (time.perf_counter() - wall0) * 1000,
-                len(charts))
+        return (
+            (time.process_time() - cpu0) * 1000,
+            (time.perf_counter() - wall0) * 1000,
+            len(charts),
+        )
 
     first_cpu, first_wall, charts = visit()
     cpu, wall = zip(*[visit()[:2] for _ in range(visits)])
@@ -123,8 +131,9 @@ def in_process(url: str, media: str, visits: int) -> dict:
     }
 
 
-async def visitors_loop(port: int, n: int, pause_ms: float, stop: asyncio.Event,
-                        stats: Stats) -> None:
+async def visitors_loop(
+    port: int, n: int, pause_ms: float, stop: asyncio.Event, stats: Stats
+) -> None:
     """`n` anonymous visitors, each loading the public page and its charts (no browser cache),
     then reading for about `pause_ms` (half to one and a half times), until `stop`."""
     rng = random.Random(5)
@@ -153,12 +162,18 @@ async def visitors_loop(port: int, n: int, pause_ms: float, stop: asyncio.Event,
 async def phase(port: int, args, visitors: int, first: int) -> tuple[Stats, Stats]:
     """Participants at a person's pace, with `visitors` visitors loading the public page."""
     stop, seen = asyncio.Event(), Stats()
-    crowd = asyncio.ensure_future(visitors_loop(port, visitors, args.visitor_pause_ms, stop,
-                                                seen))
+    crowd = asyncio.ensure_future(visitors_loop(port, visitors, args.visitor_pause_ms, stop, seen))
     try:
-        stats, _wall = await run_participants("127.0.0.1", port, args.participants,
-                                              args.participants, args.max_seconds, args.seed,
-                                              args.think_ms, first=first)
+        stats, _wall = await run_participants(
+            "127.0.0.1",
+            port,
+            args.participants,
+            args.participants,
+            args.max_seconds,
+            args.seed,
+            args.think_ms,
+            first=first,
+        )
     finally:
         stop.set()
         await crowd
@@ -167,9 +182,17 @@ async def phase(port: int, args, visitors: int, first: int) -> tuple[Stats, Stat
 
 def over_http(url: str, media: str, args) -> dict:
     """Participants' latency alone and with visitors, against gunicorn."""
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-public", "MEDIA_DIR": media,
-           "PYTHONPATH": str(ROOT), "LIKENESS_ENV": "development", "DB_POOL_SIZE": "8",
-           "DB_MAX_OVERFLOW": "0", **UNLIMITED_STARTS}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": "bench-public",
+        "MEDIA_DIR": media,
+        "PYTHONPATH": str(ROOT),
+        "LIKENESS_ENV": "development",
+        "DB_POOL_SIZE": "8",
+        "DB_MAX_OVERFLOW": "0",
+        **UNLIMITED_STARTS,
+    }
     server = Gunicorn(env, ServerSettings(3, "gthread", 8))
     figures = {}
     try:
@@ -181,13 +204,16 @@ def over_http(url: str, media: str, args) -> dict:
             first += args.participants
             hot = stats.latencies.get("trial page", []) + stats.latencies.get("answer", [])
             figures[f"participants {name}"] = {
-                "completed": stats.completed, "errors": len(stats.errors),
-                "p50_ms": round(percentile(hot, 50), 1), "p90_ms": round(percentile(hot, 90), 1),
+                "completed": stats.completed,
+                "errors": len(stats.errors),
+                "p50_ms": round(percentile(hot, 50), 1),
+                "p90_ms": round(percentile(hot, 90), 1),
             }
             if crowd:
                 visits = seen.latencies.get("visit", [])
                 figures["visitors"] = {
-                    "visits": len(visits), "errors": len(seen.errors),
+                    "visits": len(visits),
+                    "errors": len(seen.errors),
                     "p50_ms": round(percentile(visits, 50), 1),
                     "p90_ms": round(percentile(visits, 90), 1),
                 }
@@ -202,8 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--published-n", type=int, default=32)
     parser.add_argument("--visits", type=int, default=20)
     parser.add_argument("--visitors", type=int, default=16)
-    parser.add_argument("--visitor-pause-ms", type=float, default=2000.0,
-                        help="mean time a visitor reads before loading the page again")
+    parser.add_argument(
+        "--visitor-pause-ms",
+        type=float,
+        default=2000.0,
+        help="mean time a visitor reads before loading the page again",
+    )
     parser.add_argument("--participants", type=int, default=16)
     parser.add_argument("--think-ms", type=float, default=1500.0)
     parser.add_argument("--max-seconds", type=float, default=40.0)
@@ -229,8 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         alone = figures["participants alone"]["p90_ms"]
         crowded = figures[f"participants with {args.visitors} visitors"]["p90_ms"]
         met = met and crowded <= GOAL_P90_RATIO * alone
-    print(f"goal (CPU per request < {GOAL_CPU_MS:.0f} ms; participants' p90 with visitors <= "
-          f"{GOAL_P90_RATIO}x alone): " + ("met" if met else "NOT met"))
+    print(
+        f"goal (CPU per request < {GOAL_CPU_MS:.0f} ms; participants' p90 with visitors <= "
+        f"{GOAL_P90_RATIO}x alone): " + ("met" if met else "NOT met")
+    )
     return 0
 
 

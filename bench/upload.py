@@ -57,13 +57,17 @@ def flat_png(width: int, height: int, colour: tuple[int, ...] = (128, 128, 128))
     """Return a valid single-colour PNG, RGB or (four values) RGBA, of the given size."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     compressor = zlib.compressobj(9)
     row = b"\x00" + bytes(colour) * width
     data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, 2 if len(colour) == 3 else 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
 
 
 def bad_rows(limit_rows: int | None = None) -> bytes:
@@ -146,8 +150,12 @@ def child(path: str) -> dict:
 
     folder = tempfile.mkdtemp(prefix="likeness-bench-upload-")
     app = create_app(
-        {"DATABASE_URL": f"sqlite:///{folder}/bench.db", "SECRET_KEY": "bench-upload",
-         "WTF_CSRF_ENABLED": False, "MEDIA_DIR": f"{folder}/media"}
+        {
+            "DATABASE_URL": f"sqlite:///{folder}/bench.db",
+            "SECRET_KEY": "bench-upload",
+            "WTF_CSRF_ENABLED": False,
+            "MEDIA_DIR": f"{folder}/media",
+        }
     )
     with app.app_context():
         db.create_all()
@@ -196,11 +204,16 @@ def main(argv: list[str] | None = None) -> int:
             row = {"case": name, "zip_bytes": path.stat().st_size}
             try:
                 done = subprocess.run(
-                    [sys.executable, __file__, "--child", str(path)], capture_output=True,
-                    text=True, timeout=args.child_timeout, check=True,
+                    [sys.executable, __file__, "--child", str(path)],
+                    capture_output=True,
+                    text=True,
+                    timeout=args.child_timeout,
+                    check=True,
                 )
                 row.update(json.loads(done.stdout.strip().splitlines()[-1]))
-                row["goal_met"] = row["seconds"] <= GOAL_SECONDS and row["peak_growth_mb"] <= GOAL_MB
+                row["goal_met"] = (
+                    row["seconds"] <= GOAL_SECONDS and row["peak_growth_mb"] <= GOAL_MB
+                )
             except subprocess.TimeoutExpired:
                 row.update({"seconds": f">{args.child_timeout:g} (stopped)", "goal_met": False})
             except subprocess.CalledProcessError as exc:

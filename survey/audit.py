@@ -10,7 +10,9 @@ from survey.extensions import db
 from survey.models import AuditEvent, Researcher, Study
 
 
-def record(action: str, *, researcher: Researcher | None, study: Study | None = None, **detail: Any) -> AuditEvent:
+def record(
+    action: str, *, researcher: Researcher | None, study: Study | None = None, **detail: Any
+) -> AuditEvent:
     """Add an audit event to the session; it commits with the action it records."""
     event = AuditEvent(
         action=action,

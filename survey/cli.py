@@ -58,7 +58,9 @@ def urls_command(host: str, port: int) -> None:
     base = f"http://{host}:{port}"
     click.echo(f"Participant link:   {base}/s/{DEMO_SLUG}")
     click.echo(f"Researcher sign-in: {base}/r/login   ({DEMO_LOGIN} / {DEMO_PASSWORD})")
-    click.echo(f"Database:           {current_app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}")
+    click.echo(
+        f"Database:           {current_app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}"
+    )
 
 
 @click.command("expire-participants")

@@ -49,7 +49,9 @@ def int_setting(name: str, default: int, minimum: int = 0) -> int:
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number (default {default}).") from None
     if value < minimum:
-        raise ConfigError(f"{name}={value} is too small: use {minimum} or more (default {default}).")
+        raise ConfigError(
+            f"{name}={value} is too small: use {minimum} or more (default {default})."
+        )
     return value
 
 

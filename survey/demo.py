@@ -119,7 +119,9 @@ def seed_demo() -> tuple[Researcher, Study, bool]:
             ("ai", "headshot", "ai", "Likeness demo drawing (AI style)"),
             ("probe", "probe", "photo", "Likeness demo drawing (candid)"),
         ):
-            processed = process_image(render(index, variant), filename=f"{identity.code}-{variant}.jpg")
+            processed = process_image(
+                render(index, variant), filename=f"{identity.code}-{variant}.jpg"
+            )
             store_image(
                 study,
                 identity,
@@ -130,7 +132,9 @@ def seed_demo() -> tuple[Researcher, Study, bool]:
                 filename=f"{identity.code}-{variant}.jpg",
             )
     for position, (name, task, settings) in enumerate(DEMO_BLOCKS, start=1):
-        db.session.add(Block(study=study, position=position, name=name, task=task, settings=settings))
+        db.session.add(
+            Block(study=study, position=position, name=name, task=task, settings=settings)
+        )
     db.session.flush()
     open_study(study, researcher)
     db.session.commit()

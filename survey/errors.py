@@ -15,14 +15,21 @@ TRY_AGAIN_SECONDS = 5
 def _wants_json() -> bool:
     """Tell whether the client asked for JSON rather than a page."""
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
 
 
 def render_error(code: int, title: str, message: str, headers: dict[str, str] | None = None):
     """Render the error page (or JSON) with the given status."""
     if _wants_json():
         return {"error": title, "message": message}, code, headers or {}
-    return render_template("errors/error.html", code=code, title=title, message=message), code, headers or {}
+    return (
+        render_template("errors/error.html", code=code, title=title, message=message),
+        code,
+        headers or {},
+    )
 
 
 def register(app: Flask) -> None:

@@ -18,7 +18,7 @@ import json
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -46,13 +46,35 @@ CHUNK_ROWS = 5000
 PARTICIPANT_SLICE = 1000
 
 TRIAL_COLUMNS = (
-    "study", "participant", "list", "trial", "block", "task", "identity", "condition",
-    "probe", "is_match", "measure", "value", "correct", "rt_ms", "attention_check", "rt_flag",
+    "study",
+    "participant",
+    "list",
+    "trial",
+    "block",
+    "task",
+    "identity",
+    "condition",
+    "probe",
+    "is_match",
+    "measure",
+    "value",
+    "correct",
+    "rt_ms",
+    "attention_check",
+    "rt_flag",
     "simulated",
 )
 PARTICIPANT_COLUMNS = (
-    "participant", "list", "status", "started_at", "completed_at", "duration_s", "device",
-    "source", "attention_passed", "attention_total",
+    "participant",
+    "list",
+    "status",
+    "started_at",
+    "completed_at",
+    "duration_s",
+    "device",
+    "source",
+    "attention_passed",
+    "attention_total",
 )
 # Written after the contract's columns above, which the data hash covers: the time an
 # abandoned participant expired (its status is partial) changes no stored report.
@@ -73,9 +95,15 @@ _ANSWER_ALIASES = {"same": "1", "different": "0"}
 # The confidence question as the participant's page asks it (survey/participant/forms.py).
 SIMULATED_MEANING = (
     "1 when the participant was simulated by the platform (flask simulate-participants), not a "
-    "person: the report leaves them out unless asked to include them; 0 for real participants")
-CONFIDENCE = {"question": "How sure are you?", "min": 1, "max": 5,
-              "low_anchor": "Guessing", "high_anchor": "Certain"}
+    "person: the report leaves them out unless asked to include them; 0 for real participants"
+)
+CONFIDENCE = {
+    "question": "How sure are you?",
+    "min": 1,
+    "max": 5,
+    "low_anchor": "Guessing",
+    "high_anchor": "Certain",
+}
 
 
 # --- cells and CSV ---------------------------------------------------------------------------
@@ -203,11 +231,13 @@ def iso_utc(moment: datetime | None) -> str:
     if moment is None:
         return ""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def attention_passed(task: str, given: str, instructed: str | None, left_source: str | None) -> bool:
+def attention_passed(
+    task: str, given: str, instructed: str | None, left_source: str | None
+) -> bool:
     """Tell whether an attention-check answer is the instructed one."""
     instructed = (instructed or "").strip().lower()
     if task == "choose" and instructed in ("left", "right") and given in design.CONDITIONS:
@@ -247,9 +277,13 @@ def correct(measure: str, value: str, condition: str | None, is_match: bool | No
 def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple]:
     """Yield the raw values of trials.csv rows (same order as TRIAL_COLUMNS), sorted."""
     study = _study(study_id)
-    blocks = dict(db.session.execute(sa.select(Block.id, Block.name).where(Block.study_id == study_id)).all())
+    blocks = dict(
+        db.session.execute(sa.select(Block.id, Block.name).where(Block.study_id == study_id)).all()
+    )
     codes = dict(
-        db.session.execute(sa.select(Identity.id, Identity.code).where(Identity.study_id == study_id)).all()
+        db.session.execute(
+            sa.select(Identity.id, Identity.code).where(Identity.study_id == study_id)
+        ).all()
     )
     stmt = _exported(
         sa.select(
@@ -282,14 +316,43 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
 
     def record(row: sa.Row, measure: str, value: str, right: bool | None, attention: bool) -> tuple:
         """Lay out one trials.csv row."""
-        (public_id, list_index, position, block_id, task, identity_id, condition, probe_id,
-         is_match, _check, _instructed, _left, _measure, _value, rt, simulated) = row
+        (
+            public_id,
+            list_index,
+            position,
+            block_id,
+            task,
+            identity_id,
+            condition,
+            probe_id,
+            is_match,
+            _check,
+            _instructed,
+            _left,
+            _measure,
+            _value,
+            rt,
+            simulated,
+        ) = row
         label = labels.get(list_index) or labels.setdefault(list_index, list_label(list_index))
         match = task == "match"
         return (
-            slug, public_id, label, position, blocks.get(block_id, ""), task,
-            codes.get(identity_id, ""), condition or "", codes.get(probe_id, "") if match else "",
-            is_match if match else None, measure, value, right, rt, attention, rt_flag(rt),
+            slug,
+            public_id,
+            label,
+            position,
+            blocks.get(block_id, ""),
+            task,
+            codes.get(identity_id, ""),
+            condition or "",
+            codes.get(probe_id, "") if match else "",
+            is_match if match else None,
+            measure,
+            value,
+            right,
+            rt,
+            attention,
+            rt_flag(rt),
             bool(simulated),
         )
 
@@ -317,13 +380,43 @@ _FLAGS = {None: "", True: "1", False: "0"}
 def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
     """Turn trials.csv values into safe cells, column by column (the hot loop of the export)."""
     texts = _SafeCells()
-    for (study, participant, label, trial, block, task, identity, condition, probe, is_match,
-         measure, value, right, rt, attention, flag, simulated) in records:
+    for (
+        study,
+        participant,
+        label,
+        trial,
+        block,
+        task,
+        identity,
+        condition,
+        probe,
+        is_match,
+        measure,
+        value,
+        right,
+        rt,
+        attention,
+        flag,
+        simulated,
+    ) in records:
         # list, task, condition and rt_flag come from fixed sets of plain words; trial is an int.
         yield (
-            texts[study], texts[participant], label, trial, texts[block], task, texts[identity],
-            condition, texts[probe], _FLAGS[is_match], texts[measure], texts[value],
-            _FLAGS[right], "" if rt is None else format_number(rt), _FLAGS[attention], flag,
+            texts[study],
+            texts[participant],
+            label,
+            trial,
+            texts[block],
+            task,
+            texts[identity],
+            condition,
+            texts[probe],
+            _FLAGS[is_match],
+            texts[measure],
+            texts[value],
+            _FLAGS[right],
+            "" if rt is None else format_number(rt),
+            _FLAGS[attention],
+            flag,
             _FLAGS[simulated],
         )
 
@@ -401,9 +494,9 @@ def _attention_counts(participant_ids: Sequence[int]) -> dict[int, tuple[int, in
 
 def _recruitment(participant_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
     """Return {participant id: (platform, external id)} for the given participants."""
-    stmt = sa.select(RecruitmentId.participant_id, RecruitmentId.platform, RecruitmentId.external_id).where(
-        RecruitmentId.participant_id.in_(participant_ids)
-    )
+    stmt = sa.select(
+        RecruitmentId.participant_id, RecruitmentId.platform, RecruitmentId.external_id
+    ).where(RecruitmentId.participant_id.in_(participant_ids))
     return {pid: (platform, external) for pid, platform, external in db.session.execute(stmt)}
 
 
@@ -557,30 +650,61 @@ def measures(study: Study) -> list[dict[str, Any]]:
         settings = _settings(block)
         common = {"block": block.name, "task": block.task}
         if block.task == "match":
-            out.append({**common, "measure": "same", "type": "0/1",
-                        "values": "1 = same person, 0 = different people",
-                        "question": "Same person?"})
+            out.append(
+                {
+                    **common,
+                    "measure": "same",
+                    "type": "0/1",
+                    "values": "1 = same person, 0 = different people",
+                    "question": "Same person?",
+                }
+            )
         elif block.task == "detect":
-            out.append({**common, "measure": "source", "type": "text",
-                        "values": "real = real photograph, ai = AI-generated",
-                        "question": "Real photograph or AI-generated?"})
+            out.append(
+                {
+                    **common,
+                    "measure": "source",
+                    "type": "text",
+                    "values": "real = real photograph, ai = AI-generated",
+                    "question": "Real photograph or AI-generated?",
+                }
+            )
         elif block.task == "choose":
-            out.append({**common, "measure": "choice", "type": "text",
-                        "values": "real = chose the real headshot, ai = chose the AI headshot",
-                        "question": settings.get("question", design.DEFAULT_CHOOSE_QUESTION)})
+            out.append(
+                {
+                    **common,
+                    "measure": "choice",
+                    "type": "text",
+                    "values": "real = chose the real headshot, ai = chose the AI headshot",
+                    "question": settings.get("question", design.DEFAULT_CHOOSE_QUESTION),
+                }
+            )
         elif block.task == "rate":
             for scale in settings.get("scales", []):
-                out.append({**common, "measure": scale["key"], "type": "integer",
-                            "min": scale.get("min", 1), "max": scale.get("max", 7),
-                            "low_anchor": scale.get("low_anchor", ""),
-                            "high_anchor": scale.get("high_anchor", ""),
-                            "question": scale.get("question", "")})
+                out.append(
+                    {
+                        **common,
+                        "measure": scale["key"],
+                        "type": "integer",
+                        "min": scale.get("min", 1),
+                        "max": scale.get("max", 7),
+                        "low_anchor": scale.get("low_anchor", ""),
+                        "high_anchor": scale.get("high_anchor", ""),
+                        "question": scale.get("question", ""),
+                    }
+                )
         if block.task in ("match", "detect") and settings.get("confidence", True):
             out.append({**common, **confidence})
         if settings.get("attention_checks"):
-            out.append({**common, "measure": "attention", "type": "text",
-                        "values": "the answer given; correct = 1 when it was the instructed one",
-                        "question": "attention check: the item names the answer to give"})
+            out.append(
+                {
+                    **common,
+                    "measure": "attention",
+                    "type": "text",
+                    "values": "the answer given; correct = 1 when it was the instructed one",
+                    "question": "attention check: the item names the answer to give",
+                }
+            )
     for entry in out:
         if "min" in entry:
             entry["values"] = (
@@ -610,85 +734,172 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
     described = measures(study)
     tasks = _joined(b.task for b in study.blocks) or ", ".join(design.TASKS)
     lists = ", ".join(list_label(i) for i in range(study.n_lists))
-    value_text = "; ".join(
-        f"{m['measure']} ({m['block']}): {m['values']}" for m in described
-    ) or "depends on the measure"
+    value_text = (
+        "; ".join(f"{m['measure']} ({m['block']}): {m['values']}" for m in described)
+        or "depends on the measure"
+    )
     trials = [
         ("study", "text", "study slug", study.slug),
-        ("participant", "text", "opaque participant id (never a recruitment-platform id)",
-         "see participants.csv"),
+        (
+            "participant",
+            "text",
+            "opaque participant id (never a recruitment-platform id)",
+            "see participants.csv",
+        ),
         ("list", "text", "counterbalancing list the participant was assigned", lists),
-        ("trial", "integer", "1-based presentation order within the participant (practice "
-         "trials count in the order but are not exported)", "1 or more"),
+        (
+            "trial",
+            "integer",
+            "1-based presentation order within the participant (practice "
+            "trials count in the order but are not exported)",
+            "1 or more",
+        ),
         ("block", "text", "block name as configured", _joined(b.name for b in study.blocks)),
         ("task", "text", "task of the block", tasks),
-        ("identity", "text", "code of the person in the headshot (choose: of the pair)",
-         "identity codes, see stimuli.csv"),
+        (
+            "identity",
+            "text",
+            "code of the person in the headshot (choose: of the pair)",
+            "identity codes, see stimuli.csv",
+        ),
         ("condition", "text", "source of the headshot shown; empty for choose", "real, ai, empty"),
-        ("probe", "text", "match only: identity code of the probe photo; empty elsewhere",
-         "identity codes, empty"),
-        ("is_match", "0/1", "match only: 1 when the probe shows the headshot's identity",
-         "0, 1, empty"),
-        ("measure", "text", "what the answer measures",
-         _joined(m["measure"] for m in described)),
+        (
+            "probe",
+            "text",
+            "match only: identity code of the probe photo; empty elsewhere",
+            "identity codes, empty",
+        ),
+        (
+            "is_match",
+            "0/1",
+            "match only: 1 when the probe shows the headshot's identity",
+            "0, 1, empty",
+        ),
+        ("measure", "text", "what the answer measures", _joined(m["measure"] for m in described)),
         ("value", "text", "the answer given", value_text),
-        ("correct", "0/1", "match/same: same == is_match; detect/source: source == condition; "
-         "attention: 1 when the instructed answer was given; else empty", "0, 1, empty"),
-        ("rt_ms", "number", "response time measured in the browser, in milliseconds; empty "
-         "when not measured", "0 or more, empty"),
+        (
+            "correct",
+            "0/1",
+            "match/same: same == is_match; detect/source: source == condition; "
+            "attention: 1 when the instructed answer was given; else empty",
+            "0, 1, empty",
+        ),
+        (
+            "rt_ms",
+            "number",
+            "response time measured in the browser, in milliseconds; empty when not measured",
+            "0 or more, empty",
+        ),
         ("attention_check", "0/1", "1 on attention-check trials (measure 'attention')", "0, 1"),
-        ("rt_flag", "text", f"rt_ms outside the plausible range, kept but flagged: fast below "
-         f"{RT_FAST_MS:g} ms, slow above {RT_SLOW_MS:g} ms (10 minutes); empty when plausible "
-         "or not measured", "fast, slow, empty"),
+        (
+            "rt_flag",
+            "text",
+            f"rt_ms outside the plausible range, kept but flagged: fast below "
+            f"{RT_FAST_MS:g} ms, slow above {RT_SLOW_MS:g} ms (10 minutes); empty when plausible "
+            "or not measured",
+            "fast, slow, empty",
+        ),
         ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
     ]
     participants = [
         ("participant", "text", "opaque participant id, as in trials.csv", "random ids"),
         ("list", "text", "counterbalancing list", lists),
-        ("status", "text", "completed, or partial when the participant stopped early "
-         "(withdrawn and preview participants are not exported)", "completed, partial"),
+        (
+            "status",
+            "text",
+            "completed, or partial when the participant stopped early "
+            "(withdrawn and preview participants are not exported)",
+            "completed, partial",
+        ),
         ("started_at", "datetime", "when the participant started (ISO 8601, UTC)", "timestamp"),
-        ("completed_at", "datetime", "when the participant finished (ISO 8601, UTC); empty "
-         "when partial", "timestamp, empty"),
-        ("duration_s", "number", "seconds from start to completion; empty when partial",
-         "0 or more, empty"),
-        ("device", "text", "device guessed from the browser at the start", "mobile, desktop, empty"),
+        (
+            "completed_at",
+            "datetime",
+            "when the participant finished (ISO 8601, UTC); empty when partial",
+            "timestamp, empty",
+        ),
+        (
+            "duration_s",
+            "number",
+            "seconds from start to completion; empty when partial",
+            "0 or more, empty",
+        ),
+        (
+            "device",
+            "text",
+            "device guessed from the browser at the start",
+            "mobile, desktop, empty",
+        ),
         ("source", "text", "where the participant came from", "prolific, mturk, sona, link"),
         ("attention_passed", "integer", "attention checks answered as instructed", "0 or more"),
         ("attention_total", "integer", "attention checks answered", "0 or more"),
-        ("expired_at", "datetime", "when a participant who stopped without finishing was "
-         "marked expired, PARTICIPANT_EXPIRE_HOURS after the start (ISO 8601, UTC; status "
-         "partial); empty otherwise", "timestamp, empty"),
+        (
+            "expired_at",
+            "datetime",
+            "when a participant who stopped without finishing was "
+            "marked expired, PARTICIPANT_EXPIRE_HOURS after the start (ISO 8601, UTC; status "
+            "partial); empty otherwise",
+            "timestamp, empty",
+        ),
         ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
     ]
     if include_recruitment is not False:
         note = "" if include_recruitment else " (only in exports made with recruitment ids)"
         participants += [
-            ("recruitment_platform", "text", "recruitment platform" + note,
-             "prolific, mturk, sona, link, empty"),
-            ("recruitment_id", "text", "the platform's id of the participant: personal data, "
-             "links answers to a person" + note, "platform ids, empty"),
+            (
+                "recruitment_platform",
+                "text",
+                "recruitment platform" + note,
+                "prolific, mturk, sona, link, empty",
+            ),
+            (
+                "recruitment_id",
+                "text",
+                "the platform's id of the participant: personal data, "
+                "links answers to a person" + note,
+                "platform ids, empty",
+            ),
         ]
     for key in demographic_keys(study_id):
-        participants.append((_demographic_column(key), "text",
-                             f"optional demographics answer '{key}'", "as answered, empty"))
+        participants.append(
+            (
+                _demographic_column(key),
+                "text",
+                f"optional demographics answer '{key}'",
+                "as answered, empty",
+            )
+        )
     stimuli = [
         ("image", "text", "public id of the image", "random ids"),
         ("identity", "text", "code of the person shown", "identity codes"),
         ("role", "text", "headshot or an in-person probe photo", "headshot, probe"),
-        ("source", "text", "real photograph, AI-generated headshot, or probe photo",
-         "real, ai, photo"),
+        (
+            "source",
+            "text",
+            "real photograph, AI-generated headshot, or probe photo",
+            "real, ai, photo",
+        ),
         ("generator", "text", "camera or photographer, or the AI model", "free text"),
         ("sha256", "text", "SHA-256 of the stored image (metadata stripped)", "64 hex digits"),
         ("width", "integer", "width in pixels", "1 or more"),
         ("height", "integer", "height in pixels", "1 or more"),
     ]
     rows = []
-    for file, columns in (("trials.csv", trials), ("participants.csv", participants),
-                          ("stimuli.csv", stimuli)):
+    for file, columns in (
+        ("trials.csv", trials),
+        ("participants.csv", participants),
+        ("stimuli.csv", stimuli),
+    ):
         for name, kind, description, values in columns:
-            rows.append({"name": name, "file": file, "type": kind,
-                         "description": description, "values": values})
+            rows.append(
+                {
+                    "name": name,
+                    "file": file,
+                    "type": kind,
+                    "description": description,
+                    "values": values,
+                }
+            )
     return rows
 
 
@@ -733,11 +944,14 @@ def dataset_description(study_id: int, include_recruitment: bool = False) -> dic
     study = _study(study_id)
     seen: dict[str, dict[str, str]] = {}
     for row in codebook(study_id, include_recruitment):
-        entry = seen.setdefault(row["name"], {
-            "@type": "PropertyValue",
-            "name": row["name"],
-            "description": row["description"],
-        })
+        entry = seen.setdefault(
+            row["name"],
+            {
+                "@type": "PropertyValue",
+                "name": row["name"],
+                "description": row["description"],
+            },
+        )
         if row["file"] != "trials.csv" and entry["description"] != row["description"]:
             entry["description"] += f" ({row['file']}: {row['description']})"
     # Shared with the data: the participants' title and the public summary, never the team's
@@ -802,7 +1016,9 @@ def psychds_zip(study_id: int, include_recruitment: bool = False) -> Iterator[by
     }
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         description = dataset_description(study_id, include_recruitment)
-        archive.writestr("dataset_description.json", json.dumps(description, indent=2, ensure_ascii=False))
+        archive.writestr(
+            "dataset_description.json", json.dumps(description, indent=2, ensure_ascii=False)
+        )
         archive.writestr("codebook.json", codebook_json(study_id, include_recruitment))
         yield sink.drain()
         for name, chunks in tables.items():

@@ -8,8 +8,8 @@ constraints identically on both.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
-from typing import Any, Optional
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -40,7 +40,7 @@ MIN_PASSWORD_LENGTH = 10
 
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_public_id() -> str:
@@ -70,16 +70,16 @@ class UTCDateTime(sa.TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         """Return aware UTC datetimes whatever the database gives back."""
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 class Base(so.DeclarativeBase):
@@ -104,7 +104,7 @@ class Researcher(UserMixin, Base):
     # Bumped on password change so that other sessions of the account end.
     session_version: so.Mapped[int] = so.mapped_column(default=0)
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
-    last_login_at: so.Mapped[Optional[datetime]]
+    last_login_at: so.Mapped[datetime | None]
 
     memberships: so.Mapped[list[StudyMember]] = so.relationship(
         back_populates="researcher", cascade="all, delete-orphan", passive_deletes=True
@@ -167,7 +167,7 @@ class Study(Base):
     debrief_text: so.Mapped[str] = so.mapped_column(sa.Text, default="")
     completion_code: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
     completion_url: so.Mapped[str] = so.mapped_column(sa.String(2000), default="")
-    target_n: so.Mapped[Optional[int]]
+    target_n: so.Mapped[int | None]
     # Number of counterbalancing lists (Latin square over conditions); 2 for real/ai.
     n_lists: so.Mapped[int] = so.mapped_column(default=2)
     # "started" or "completed": which participants count when choosing the fewest-filled list.
@@ -178,12 +178,12 @@ class Study(Base):
     # New participants refused by the start limits (per address, per minute): suspicious starts.
     starts_refused: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
-    opened_at: so.Mapped[Optional[datetime]]
-    closed_at: so.Mapped[Optional[datetime]]
-    archived_at: so.Mapped[Optional[datetime]]
-    design_frozen_at: so.Mapped[Optional[datetime]]
-    design_sha256: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
-    findings_published_at: so.Mapped[Optional[datetime]]
+    opened_at: so.Mapped[datetime | None]
+    closed_at: so.Mapped[datetime | None]
+    archived_at: so.Mapped[datetime | None]
+    design_frozen_at: so.Mapped[datetime | None]
+    design_sha256: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    findings_published_at: so.Mapped[datetime | None]
 
     members: so.Mapped[list[StudyMember]] = so.relationship(
         back_populates="study", cascade="all, delete-orphan", passive_deletes=True
@@ -206,7 +206,7 @@ class Study(Base):
     participants: so.Mapped[list[Participant]] = so.relationship(
         back_populates="study", cascade="all, delete-orphan", passive_deletes=True
     )
-    preregistration: so.Mapped[Optional[Preregistration]] = so.relationship(
+    preregistration: so.Mapped[Preregistration | None] = so.relationship(
         back_populates="study", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -345,14 +345,14 @@ class Participant(Base):
     # person: exported with a column saying so, left out of the analysis by default.
     is_simulated: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
     source: so.Mapped[str] = so.mapped_column(sa.String(16), default="link")
-    device: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
+    device: so.Mapped[str | None] = so.mapped_column(sa.String(16))
     started_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
-    consented_at: so.Mapped[Optional[datetime]]
-    completed_at: so.Mapped[Optional[datetime]]
-    withdrawn_at: so.Mapped[Optional[datetime]]
+    consented_at: so.Mapped[datetime | None]
+    completed_at: so.Mapped[datetime | None]
+    withdrawn_at: so.Mapped[datetime | None]
     # Set (with status "expired") when the participant was still in progress
     # PARTICIPANT_EXPIRE_HOURS after starting: the list slot is freed, the answers kept.
-    expired_at: so.Mapped[Optional[datetime]]
+    expired_at: so.Mapped[datetime | None]
     demographics: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
 
     study: so.Mapped[Study] = so.relationship(back_populates="participants")
@@ -362,7 +362,7 @@ class Participant(Base):
         passive_deletes=True,
         order_by="Trial.position",
     )
-    recruitment: so.Mapped[Optional[RecruitmentId]] = so.relationship(
+    recruitment: so.Mapped[RecruitmentId | None] = so.relationship(
         back_populates="participant", cascade="all, delete-orphan", passive_deletes=True
     )
 
@@ -430,7 +430,9 @@ class Trial(Base):
             postgresql_where=sa.text("answered_at IS NULL"),
         ),
         sa.CheckConstraint(_in("task", TASKS), name="task"),
-        sa.CheckConstraint("condition IS NULL OR " + _in("condition", CONDITIONS), name="condition"),
+        sa.CheckConstraint(
+            "condition IS NULL OR " + _in("condition", CONDITIONS), name="condition"
+        ),
         sa.CheckConstraint(
             "left_source IS NULL OR " + _in("left_source", CONDITIONS), name="left_source"
         ),
@@ -441,45 +443,45 @@ class Trial(Base):
     participant_id: so.Mapped[int] = so.mapped_column(
         sa.ForeignKey("participant.id", ondelete="CASCADE")
     )
-    block_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("block.id", ondelete="CASCADE"), index=True)
+    block_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("block.id", ondelete="CASCADE"), index=True
+    )
     # 1-based presentation order within the participant (practice trials included).
     position: so.Mapped[int]
     task: so.Mapped[str] = so.mapped_column(sa.String(16))
     identity_id: so.Mapped[int] = so.mapped_column(
         sa.ForeignKey("identity.id", ondelete="CASCADE"), index=True
     )
-    condition: so.Mapped[Optional[str]] = so.mapped_column(sa.String(8))
+    condition: so.Mapped[str | None] = so.mapped_column(sa.String(8))
     # The headshot shown (match, rate, detect); for choose, the left one.
     image_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("image.id", ondelete="CASCADE"))
     # choose: the right-hand headshot.
-    other_image_id: so.Mapped[Optional[int]] = so.mapped_column(
+    other_image_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("image.id", ondelete="CASCADE")
     )
     # choose: source of the headshot on the left, for counterbalancing sides.
-    left_source: so.Mapped[Optional[str]] = so.mapped_column(sa.String(8))
+    left_source: so.Mapped[str | None] = so.mapped_column(sa.String(8))
     # match: the probe photo and the identity it shows.
-    probe_image_id: so.Mapped[Optional[int]] = so.mapped_column(
+    probe_image_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("image.id", ondelete="CASCADE")
     )
-    probe_identity_id: so.Mapped[Optional[int]] = so.mapped_column(
+    probe_identity_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("identity.id", ondelete="CASCADE")
     )
-    is_match: so.Mapped[Optional[bool]]
+    is_match: so.Mapped[bool | None]
     is_practice: so.Mapped[bool] = so.mapped_column(default=False)
     is_attention: so.Mapped[bool] = so.mapped_column(default=False)
     # The instructed answer of an attention check ("for this photo, choose 2").
-    attention_answer: so.Mapped[Optional[str]] = so.mapped_column(sa.String(16))
-    answered_at: so.Mapped[Optional[datetime]]
+    attention_answer: so.Mapped[str | None] = so.mapped_column(sa.String(16))
+    answered_at: so.Mapped[datetime | None]
 
     participant: so.Mapped[Participant] = so.relationship(back_populates="trials")
     block: so.Mapped[Block] = so.relationship()
     identity: so.Mapped[Identity] = so.relationship(foreign_keys=[identity_id])
     image: so.Mapped[Image] = so.relationship(foreign_keys=[image_id])
-    other_image: so.Mapped[Optional[Image]] = so.relationship(foreign_keys=[other_image_id])
-    probe_image: so.Mapped[Optional[Image]] = so.relationship(foreign_keys=[probe_image_id])
-    probe_identity: so.Mapped[Optional[Identity]] = so.relationship(
-        foreign_keys=[probe_identity_id]
-    )
+    other_image: so.Mapped[Image | None] = so.relationship(foreign_keys=[other_image_id])
+    probe_image: so.Mapped[Image | None] = so.relationship(foreign_keys=[probe_image_id])
+    probe_identity: so.Mapped[Identity | None] = so.relationship(foreign_keys=[probe_identity_id])
     responses: so.Mapped[list[Response]] = so.relationship(
         back_populates="trial", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -500,8 +502,8 @@ class Response(Base):
     )
     measure: so.Mapped[str] = so.mapped_column(sa.String(32))
     value: so.Mapped[str] = so.mapped_column(sa.String(32))
-    rt_ms: so.Mapped[Optional[float]]
-    client_ts: so.Mapped[Optional[float]]
+    rt_ms: so.Mapped[float | None]
+    client_ts: so.Mapped[float | None]
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     trial: so.Mapped[Trial] = so.relationship(back_populates="responses")
@@ -520,8 +522,8 @@ class Preregistration(Base):
     # Canonical JSON text that the hash covers, kept byte for byte.
     plan_json: so.Mapped[str] = so.mapped_column(sa.Text)
     sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
-    frozen_at: so.Mapped[Optional[datetime]]
-    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(
+    frozen_at: so.Mapped[datetime | None]
+    created_by_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("researcher.id", ondelete="SET NULL")
     )
 
@@ -535,12 +537,12 @@ class AuditEvent(Base):
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
-    researcher_id: so.Mapped[Optional[int]] = so.mapped_column(
+    researcher_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("researcher.id", ondelete="SET NULL")
     )
     # Kept as text too, so the record survives the account's deletion.
     researcher_email: so.Mapped[str] = so.mapped_column(sa.String(254), default="")
-    study_id: so.Mapped[Optional[int]] = so.mapped_column(
+    study_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("study.id", ondelete="SET NULL"), index=True
     )
     action: so.Mapped[str] = so.mapped_column(sa.String(64))
@@ -562,12 +564,12 @@ class Report(Base):
     data_sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
     analysis_version: so.Mapped[str] = so.mapped_column(sa.String(32))
     status: so.Mapped[str] = so.mapped_column(sa.String(16), default="pending")
-    results: so.Mapped[Optional[dict[str, Any]]]
+    results: so.Mapped[dict[str, Any] | None]
     error: so.Mapped[str] = so.mapped_column(sa.Text, default="")
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
-    finished_at: so.Mapped[Optional[datetime]]
+    finished_at: so.Mapped[datetime | None]
     # Set on the one report whose findings the public page shows.
-    published_at: so.Mapped[Optional[datetime]]
+    published_at: so.Mapped[datetime | None]
     # Computed with the simulated participants included (the researcher's switch on the
     # report page): never published, never shown on the public page.
     includes_simulated: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())

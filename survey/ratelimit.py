@@ -58,9 +58,7 @@ def open_attempt(identifier: str, address: str) -> tuple[LoginAttempt, Limit | N
     counts itself and every attempt committed before it, so at most the limit's number of
     them get as far as the password check. A refused attempt is not kept.
     """
-    attempt = LoginAttempt(
-        email=identifier_key(identifier), address=address[:64], succeeded=False
-    )
+    attempt = LoginAttempt(email=identifier_key(identifier), address=address[:64], succeeded=False)
     db.session.add(attempt)
     db.session.commit()
     limit = _limit(attempt) if current_app.config.get("RATELIMIT_ENABLED", True) else None

@@ -42,8 +42,14 @@ def load_researcher(user_id: str) -> Researcher | None:
 class DatabaseIdConverter(IntegerConverter):
     """An `<int:…>` URL part no larger than a database id, so a huge one is a 404, not a crash."""
 
-    def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID,
-                 signed: bool = False) -> None:
+    def __init__(
+        self,
+        map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = MAX_ID,
+        signed: bool = False,
+    ) -> None:
         super().__init__(map, fixed_digits, min, max, signed)
 
 
@@ -86,8 +92,11 @@ def refuse_nul_characters() -> None:
         texts += [v for _k, v in request.form.items(multi=True)]
         texts += [f.filename or "" for _k, f in request.files.items(multi=True)]
     if any(isinstance(text, str) and "\x00" in text for text in texts):
-        abort(400, description="The request held a NUL character, which no text here may "
-              "contain. Nothing was saved; check what was pasted and send it again.")
+        abort(
+            400,
+            description="The request held a NUL character, which no text here may "
+            "contain. Nothing was saved; check what was pasted and send it again.",
+        )
 
 
 def register(app: Flask) -> None:
@@ -104,8 +113,9 @@ def register(app: Flask) -> None:
     def security_headers(response: Response) -> Response:
         headers = response.headers
         present = {name.lower() for name, _ in headers}
-        headers.extend((name, value) for name, value in HEADERS.items()
-                       if name.lower() not in present)
+        headers.extend(
+            (name, value) for name, value in HEADERS.items() if name.lower() not in present
+        )
         if app.config.get("SESSION_COOKIE_SECURE"):
             headers.setdefault("Strict-Transport-Security", HSTS)
         if request.path.startswith("/r/"):

@@ -475,8 +475,9 @@ class StimulusSet:
 
     def hidden_summary(self, level: str) -> list[tuple[int, Problem]]:
         """Return (how many were left out, an example) for each kind of problem at this level."""
-        return [(count, example) for (lvl, _), (count, example) in self.hidden.items()
-                if lvl == level]
+        return [
+            (count, example) for (lvl, _), (count, example) in self.hidden.items() if lvl == level
+        ]
 
     def add(self, row: int | None, file: str | None, message: str, level="error") -> None:
         """Record a problem, or only count it once its kind has filled its share of the report."""

@@ -69,7 +69,9 @@ def design_inputs(study: Study) -> tuple[list[design.IdentityInfo], list[design.
                 probes=tuple(probes),
             )
         )
-    blocks = [design.BlockInfo(name=b.name, task=b.task, settings=dict(b.settings)) for b in study.blocks]
+    blocks = [
+        design.BlockInfo(name=b.name, task=b.task, settings=dict(b.settings)) for b in study.blocks
+    ]
     return identities, blocks
 
 
@@ -153,4 +155,3 @@ def _wait_for_answers_under_way() -> None:
 def open_study(study: Study, researcher: Researcher | None) -> None:
     """Open a draft or closed study to participants after checking its design."""
     change_state(study, "open", researcher)
-

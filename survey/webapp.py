@@ -10,7 +10,8 @@ Flask repeats on every request is a visible share of each one:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, request, url_for
 

@@ -30,7 +30,7 @@ _render = functools.lru_cache(maxsize=None)(survey.demo.render)
 _process = functools.lru_cache(maxsize=None)(survey.demo.process_image)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def password_hash(password: str) -> str:
     """Return a hash of the password, made once per password and test run."""
     return generate_password_hash(password)

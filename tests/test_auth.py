@@ -19,13 +19,28 @@ PASSWORD = "correct horse battery"
 
 def login(client, identifier: str, password: str = PASSWORD, **kw):
     """Post the sign-in form."""
-    return client.post("/r/login", data={"identifier": identifier, "password": password, **kw.pop("data", {})}, **kw)
+    return client.post(
+        "/r/login",
+        data={"identifier": identifier, "password": password, **kw.pop("data", {})},
+        **kw,
+    )
 
 
-def signup(client, email: str = "grace@example.org", password: str = "a long enough secret", confirm=None, **extra):
+def signup(
+    client,
+    email: str = "grace@example.org",
+    password: str = "a long enough secret",
+    confirm=None,
+    **extra,
+):
     """Post the sign-up form."""
-    data = {"name": "Grace", "email": email, "password": password,
-            "confirm": password if confirm is None else confirm, **extra}
+    data = {
+        "name": "Grace",
+        "email": email,
+        "password": password,
+        "confirm": password if confirm is None else confirm,
+        **extra,
+    }
     return client.post("/r/signup", data=data)
 
 
@@ -84,9 +99,15 @@ def test_signing_up_with_taken_emails_is_rate_limited_like_sign_in(app, client, 
     assert "Too many failed sign-ins from your network address" in response.get_data(as_text=True)
     # The same address cannot go on guessing passwords either; another address can sign up.
     assert login(client, "taken0@example.org").status_code == 429
-    data = {"name": "Grace", "email": "new@example.org", "password": "a long enough secret",
-            "confirm": "a long enough secret"}
-    elsewhere = app.test_client().post("/r/signup", data=data, environ_base={"REMOTE_ADDR": "10.3.3.3"})
+    data = {
+        "name": "Grace",
+        "email": "new@example.org",
+        "password": "a long enough secret",
+        "confirm": "a long enough secret",
+    }
+    elsewhere = app.test_client().post(
+        "/r/signup", data=data, environ_base={"REMOTE_ADDR": "10.3.3.3"}
+    )
     assert elsewhere.status_code == 302
 
 
@@ -104,12 +125,16 @@ def test_an_admin_invitation_opens_signup_for_that_email_only(app, client, make_
     app.config["SIGNUP_OPEN"] = False
     admin = make_researcher(email="admin@example.org", is_admin=True)
     sign_in(client, app, admin)
-    page = client.post("/r/account/invite", data={"email": "new@example.org"}).get_data(as_text=True)
+    page = client.post("/r/account/invite", data={"email": "new@example.org"}).get_data(
+        as_text=True
+    )
     token = re.search(r"invite=([\w.\-]+)", page).group(1)
     guest = app.test_client()
     assert "new@example.org" in guest.get(f"/r/signup?invite={token}").get_data(as_text=True)
     wrong = signup(guest, email="other@example.org", invite=token)
-    assert wrong.status_code == 400 and "This invitation is for new@example.org" in wrong.get_data(as_text=True)
+    assert wrong.status_code == 400 and "This invitation is for new@example.org" in wrong.get_data(
+        as_text=True
+    )
     assert signup(guest, email="new@example.org", invite=token).status_code == 302
     forged = app.test_client().get("/r/signup?invite=forged.token")
     assert forged.status_code == 400 and "not valid or has expired" in forged.get_data(as_text=True)
@@ -137,11 +162,18 @@ def test_login_with_email_any_case_and_logout(app, client, make_researcher):
 def test_the_demo_account_signs_in_with_demo_demo(app, client, demo):
     response = login(client, "demo", "demo")
     assert response.status_code == 302
-    assert "Demo: real photographs vs AI headshots" in client.get("/r/studies").get_data(as_text=True)
+    assert "Demo: real photographs vs AI headshots" in client.get("/r/studies").get_data(
+        as_text=True
+    )
 
 
-@pytest.mark.parametrize(("identifier", "password"), [("ada@example.org", "wrong password"), ("nobody@example.org", PASSWORD)])
-def test_wrong_email_or_password_gets_one_message(app, client, make_researcher, identifier, password):
+@pytest.mark.parametrize(
+    ("identifier", "password"),
+    [("ada@example.org", "wrong password"), ("nobody@example.org", PASSWORD)],
+)
+def test_wrong_email_or_password_gets_one_message(
+    app, client, make_researcher, identifier, password
+):
     make_researcher(email="ada@example.org")
     response = login(client, identifier, password)
     assert response.status_code == 401
@@ -149,7 +181,10 @@ def test_wrong_email_or_password_gets_one_message(app, client, make_researcher, 
     assert client.get("/r/studies").status_code == 302
 
 
-@pytest.mark.parametrize(("fields", "message"), [({"identifier": ""}, "Enter your email."), ({"password": ""}, "Enter your password.")])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [({"identifier": ""}, "Enter your email."), ({"password": ""}, "Enter your password.")],
+)
 def test_login_form_needs_both_fields(app, client, fields, message):
     data = {"identifier": "ada@example.org", "password": PASSWORD, **fields}
     response = client.post("/r/login", data=data)
@@ -168,8 +203,17 @@ def test_pages_need_sign_in_and_come_back_after_it(app, client, make_researcher)
 
 @pytest.mark.parametrize(
     "target",
-    ["//evil.example/", "https://evil.example/x", "/\\evil.example", "\\\\evil.example", "javascript:alert(1)",
-     "evil.example", "/\t/evil.example", "http:evil.example", "///evil.example"],
+    [
+        "//evil.example/",
+        "https://evil.example/x",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "/\t/evil.example",
+        "http:evil.example",
+        "///evil.example",
+    ],
 )
 def test_next_never_leaves_the_site(app, client, make_researcher, target):
     make_researcher()
@@ -195,7 +239,9 @@ def test_wrong_passwords_lock_out_the_guessing_address_not_the_owner(app, client
     assert int(response.headers["Retry-After"]) > 0
     # The owner, from their own address, signs in with the right password.
     owner = app.test_client()
-    assert login(owner, "ada@example.org", environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 302
+    assert (
+        login(owner, "ada@example.org", environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 302
+    )
     # Another account from the first address is not limited either.
     make_researcher(email="bob@example.org")
     assert login(client, "bob@example.org").status_code == 302
@@ -210,8 +256,12 @@ def test_guessing_from_many_addresses_meets_a_ceiling_that_spares_known_addresse
     home = {"REMOTE_ADDR": "10.7.7.7"}
     assert login(app.test_client(), "ada@example.org", environ_base=home).status_code == 302
     for n in range(6):
-        response = login(app.test_client(), "ada@example.org", "wrong password",
-                         environ_base={"REMOTE_ADDR": f"10.0.1.{n}"})
+        response = login(
+            app.test_client(),
+            "ada@example.org",
+            "wrong password",
+            environ_base={"REMOTE_ADDR": f"10.0.1.{n}"},
+        )
         assert response.status_code == 401
     # A seventh new address is refused, even with the right password...
     response = login(app.test_client(), "ada@example.org", environ_base={"REMOTE_ADDR": "10.0.2.1"})
@@ -233,8 +283,9 @@ def test_a_burst_of_simultaneous_guesses_gets_no_more_password_checks_than_the_l
     def guess() -> None:
         client = app.test_client()
         barrier.wait()
-        response = login(client, "ada@example.org", "wrong password",
-                         environ_base={"REMOTE_ADDR": "10.0.0.1"})
+        response = login(
+            client, "ada@example.org", "wrong password", environ_base={"REMOTE_ADDR": "10.0.0.1"}
+        )
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=guess) for _ in range(12)]
@@ -252,9 +303,19 @@ def test_a_burst_of_simultaneous_guesses_gets_no_more_password_checks_than_the_l
     # Topped up to five failures one by one, the address is locked for the right password too.
     client = app.test_client()
     for _ in range(5 - statuses.count(401)):
-        assert login(client, "ada@example.org", "wrong password",
-                     environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 401
-    assert login(client, "ada@example.org", environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 429
+        assert (
+            login(
+                client,
+                "ada@example.org",
+                "wrong password",
+                environ_base={"REMOTE_ADDR": "10.0.0.1"},
+            ).status_code
+            == 401
+        )
+    assert (
+        login(client, "ada@example.org", environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code
+        == 429
+    )
 
 
 @pytest.mark.slow
@@ -266,7 +327,12 @@ def test_failures_from_one_address_lock_it_for_every_account(app, client, make_r
     response = login(client, "ada@example.org")
     assert response.status_code == 429
     assert "from your network address" in response.get_data(as_text=True)
-    assert login(app.test_client(), "ada@example.org", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 302
+    assert (
+        login(
+            app.test_client(), "ada@example.org", environ_base={"REMOTE_ADDR": "10.1.2.3"}
+        ).status_code
+        == 302
+    )
 
 
 @pytest.mark.slow
@@ -286,7 +352,12 @@ def test_old_failures_fall_out_of_the_window(app, client, make_researcher):
     with app.app_context():
         long_ago = utcnow() - timedelta(minutes=16)
         db.session.add_all(
-            [LoginAttempt(email="ada@example.org", address="127.0.0.1", succeeded=False, at=long_ago) for _ in range(10)]
+            [
+                LoginAttempt(
+                    email="ada@example.org", address="127.0.0.1", succeeded=False, at=long_ago
+                )
+                for _ in range(10)
+            ]
         )
         db.session.commit()
     assert login(client, "ada@example.org").status_code == 302
@@ -324,7 +395,11 @@ def test_password_change_ends_other_sessions_only(app, make_researcher):
     login(elsewhere, "ada@example.org")
     response = here.post(
         "/r/account",
-        data={"current_password": PASSWORD, "new_password": "a brand new passphrase", "confirm": "a brand new passphrase"},
+        data={
+            "current_password": PASSWORD,
+            "new_password": "a brand new passphrase",
+            "confirm": "a brand new passphrase",
+        },
     )
     assert response.status_code == 302
     assert here.get("/r/studies").status_code == 200
@@ -334,13 +409,18 @@ def test_password_change_ends_other_sessions_only(app, make_researcher):
     assert login(fresh, "ada@example.org", "a brand new passphrase").status_code == 302
     with app.app_context():
         assert db.session.scalar(sa.select(Researcher.session_version)) == 1
-        assert "researcher.password_change" in db.session.scalars(sa.select(AuditEvent.action)).all()
+        assert (
+            "researcher.password_change" in db.session.scalars(sa.select(AuditEvent.action)).all()
+        )
 
 
 def copy_of_session(app, client):
     """Return a new client holding a copy of the client's session cookie (a stolen cookie)."""
     thief = app.test_client()
-    thief.set_cookie(app.config["SESSION_COOKIE_NAME"], client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value)
+    thief.set_cookie(
+        app.config["SESSION_COOKIE_NAME"],
+        client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value,
+    )
     assert thief.get("/r/studies").status_code == 200
     return thief
 
@@ -366,8 +446,14 @@ def test_password_change_ends_a_copied_cookie_of_this_browser(app, client, make_
     make_researcher(email="ada@example.org")
     login(client, "ada@example.org")
     thief = copy_of_session(app, client)
-    client.post("/r/account", data={"current_password": PASSWORD, "new_password": "a brand new passphrase",
-                                    "confirm": "a brand new passphrase"})
+    client.post(
+        "/r/account",
+        data={
+            "current_password": PASSWORD,
+            "new_password": "a brand new passphrase",
+            "confirm": "a brand new passphrase",
+        },
+    )
     assert client.get("/r/studies").status_code == 200
     assert thief.get("/r/studies").status_code == 302
 
@@ -386,22 +472,32 @@ def test_sign_out_everywhere_ends_every_other_session(app, client, make_research
     assert elsewhere.get("/r/studies").status_code == 302
     with app.app_context():
         assert db.session.scalar(sa.select(Researcher.session_version)) == 1
-        assert "researcher.sign_out_everywhere" in db.session.scalars(sa.select(AuditEvent.action)).all()
+        assert (
+            "researcher.sign_out_everywhere"
+            in db.session.scalars(sa.select(AuditEvent.action)).all()
+        )
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
         ({"current_password": "not it at all"}, "This is not your current password."),
-        ({"new_password": "short", "confirm": "short"}, "The password needs at least 10 characters."),
+        (
+            {"new_password": "short", "confirm": "short"},
+            "The password needs at least 10 characters.",
+        ),
         ({"confirm": "does not match"}, "The two passwords differ."),
         ({"current_password": ""}, "Enter your current password."),
     ],
 )
 def test_password_change_rejects_bad_input(app, client, make_researcher, fields, message):
     sign_in(client, app, make_researcher())
-    data = {"current_password": PASSWORD, "new_password": "a brand new passphrase",
-            "confirm": "a brand new passphrase", **fields}
+    data = {
+        "current_password": PASSWORD,
+        "new_password": "a brand new passphrase",
+        "confirm": "a brand new passphrase",
+        **fields,
+    }
     response = client.post("/r/account", data=data)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)

@@ -45,8 +45,9 @@ def study_published(app, client, demo, monkeypatch, draws):
 
 def _rows(app, prefix: str = "card:") -> dict[tuple, ReportChart]:
     with app.app_context():
-        rows = db.session.scalars(sa.select(ReportChart).where(
-            ReportChart.name.like(prefix + "%"))).all()
+        rows = db.session.scalars(
+            sa.select(ReportChart).where(ReportChart.name.like(prefix + "%"))
+        ).all()
         return {(r.report_id, r.name, r.fmt): (r.sha256, bytes(r.body)) for r in rows}
 
 
@@ -57,14 +58,16 @@ def _outcomes(app) -> tuple[int, list[str]]:
 
 
 def test_public_charts_are_drawn_at_publishing_and_served_from_the_store(
-        app, client, demo, study_published, draws):
+    app, client, demo, study_published, draws
+):
     report_id, outcomes = _outcomes(app)
     assert len(outcomes) >= 3
     # Publishing drew every chart once, in both formats.
     assert sorted(draws) == sorted(outcomes * 2)
     stored = _rows(app)
-    assert set(stored) == {(report_id, f"card:{o}", fmt) for o in outcomes
-                           for fmt in ("png", "svg")}
+    assert set(stored) == {
+        (report_id, f"card:{o}", fmt) for o in outcomes for fmt in ("png", "svg")
+    }
     drawn = len(draws)
     for outcome in outcomes:
         for fmt in ("png", "svg"):
@@ -76,16 +79,17 @@ def test_public_charts_are_drawn_at_publishing_and_served_from_the_store(
                 assert hashlib.sha256(response.data).hexdigest() == sha
                 assert response.headers["ETag"] == f'"{sha[:32]}"'
                 assert response.headers["Cache-Control"] == "public, no-cache"
-            again = client.get(f"/f/demo/charts/{outcome}.{fmt}",
-                               headers={"If-None-Match": response.headers["ETag"]})
+            again = client.get(
+                f"/f/demo/charts/{outcome}.{fmt}",
+                headers={"If-None-Match": response.headers["ETag"]},
+            )
             assert again.status_code == 304 and again.headers["ETag"] == f'"{sha[:32]}"'
     assert len(draws) == drawn  # nothing was drawn again
     assert client.get("/f/demo/charts/no_such_outcome.png").status_code == 404
     assert len(draws) == drawn
 
 
-def test_a_missing_chart_is_drawn_once_on_first_request(app, client, demo, study_published,
-                                                        draws):
+def test_a_missing_chart_is_drawn_once_on_first_request(app, client, demo, study_published, draws):
     _report_id, outcomes = _outcomes(app)
     with app.app_context():
         db.session.execute(sa.delete(ReportChart))
@@ -106,14 +110,17 @@ def test_a_renamed_study_gets_its_charts_redrawn(app, client, demo, study_publis
         db.session.get(Study, demo).title = "A renamed study"
         db.session.commit()
     del draws[:]
-    new = client.get(f"/f/demo/charts/{outcomes[0]}.svg", headers={"If-None-Match": old.headers["ETag"]})
+    new = client.get(
+        f"/f/demo/charts/{outcomes[0]}.svg", headers={"If-None-Match": old.headers["ETag"]}
+    )
     assert new.status_code == 200 and b"A renamed study" in new.data
     assert new.headers["ETag"] != old.headers["ETag"] and draws == [outcomes[0]]
     assert len([k for k in _rows(app) if k[1] == f"card:{outcomes[0]}" and k[2] == "svg"]) == 1
 
 
-def test_a_withdrawal_deletes_the_stored_charts_with_the_report(app, client, demo,
-                                                                study_published, draws):
+def test_a_withdrawal_deletes_the_stored_charts_with_the_report(
+    app, client, demo, study_published, draws
+):
     report_id, outcomes = _outcomes(app)
     old = client.get(f"/f/demo/charts/{outcomes[0]}.png").data
     assert _rows(app)
@@ -132,7 +139,8 @@ def test_a_withdrawal_deletes_the_stored_charts_with_the_report(app, client, dem
 
 
 def test_unpublishing_deletes_the_charts_and_publishing_draws_them_again(
-        app, client, demo, study_published, draws):
+    app, client, demo, study_published, draws
+):
     _report_id, outcomes = _outcomes(app)
     assert client.post(f"/r/studies/{demo}/report/unpublish").status_code == 302
     assert _rows(app) == {}
@@ -142,16 +150,19 @@ def test_unpublishing_deletes_the_charts_and_publishing_draws_them_again(
     assert sorted(draws) == sorted(outcomes * 2) and len(_rows(app)) == 2 * len(outcomes)
 
 
-def test_two_first_stores_of_one_chart_keep_one_and_a_deleted_report_keeps_none(app, demo,
-                                                                              study_published):
+def test_two_first_stores_of_one_chart_keep_one_and_a_deleted_report_keeps_none(
+    app, demo, study_published
+):
     report_id, _ = _outcomes(app)
     with app.app_context():
         inputs = findings.chart_inputs("test")
         first = findings.store_chart(report_id, "card:x", "png", inputs, b"first")
         # A second request that drew the same chart at the same time: its insert loses.
         second = findings.store_chart(report_id, "card:x", "png", inputs, b"second")
-        assert (first, second) == (hashlib.sha256(b"first").hexdigest(),
-                                   hashlib.sha256(b"second").hexdigest())
+        assert (first, second) == (
+            hashlib.sha256(b"first").hexdigest(),
+            hashlib.sha256(b"second").hexdigest(),
+        )
         assert findings.stored_chart(report_id, "card:x", "png", inputs) == (first, b"first")
         # A report deleted meanwhile (a withdrawal): nothing is stored for it, nothing fails.
         findings.forget_reports(demo)

@@ -7,7 +7,7 @@ import io
 import json
 import re
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -29,22 +29,44 @@ from survey.models import (
 )
 from tests.conftest import sign_in
 
-T0 = datetime(2025, 3, 1, 9, 30, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 9, 30, 0, tzinfo=UTC)
 
-TRUST = {"key": "trust", "question": "How much do you trust this person?",
-         "low_anchor": "Not at all", "high_anchor": "Completely", "min": 1, "max": 7}
-WARMTH = {"key": "warmth", "question": "How warm is this person?",
-          "low_anchor": "Cold", "high_anchor": "Warm", "min": -3, "max": 3}
+TRUST = {
+    "key": "trust",
+    "question": "How much do you trust this person?",
+    "low_anchor": "Not at all",
+    "high_anchor": "Completely",
+    "min": 1,
+    "max": 7,
+}
+WARMTH = {
+    "key": "warmth",
+    "question": "How warm is this person?",
+    "low_anchor": "Cold",
+    "high_anchor": "Warm",
+    "min": -3,
+    "max": 3,
+}
 
 
 def _image(study: Study, identity: Identity, role: str, source: str, n: int) -> Image:
     """Add an image row (no file: exports read rows only)."""
     sha = f"{n:064x}"
-    image = Image(study=study, identity=identity, role=role, source=source,
-                  generator="=HYPERLINK(evil)" if source == "ai" else "Canon R5",
-                  public_id=f"img{n:03d}", sha256=sha, width=600 + n, height=800,
-                  content_type="image/jpeg", byte_size=1000, storage_key=f"k/{sha}-o.jpg",
-                  display_key=f"k/{sha}-d.jpg")
+    image = Image(
+        study=study,
+        identity=identity,
+        role=role,
+        source=source,
+        generator="=HYPERLINK(evil)" if source == "ai" else "Canon R5",
+        public_id=f"img{n:03d}",
+        sha256=sha,
+        width=600 + n,
+        height=800,
+        content_type="image/jpeg",
+        byte_size=1000,
+        storage_key=f"k/{sha}-o.jpg",
+        display_key=f"k/{sha}-d.jpg",
+    )
     db.session.add(image)
     return image
 
@@ -63,59 +85,156 @@ def build_study(slug: str = "faces-2025") -> int:
             n += 1
             images[code, source] = _image(study, person, role, source, n)
     blocks = {
-        "recognition": Block(study=study, position=1, name="recognition", task="match",
-                             settings={"attention_checks": [2]}),
-        "impressions": Block(study=study, position=2, name="impressions", task="rate",
-                             settings={"scales": [TRUST, WARMTH]}),
-        "detection": Block(study=study, position=3, name="detection", task="detect",
-                           settings={"confidence": False}),
-        "preference": Block(study=study, position=4, name="preference", task="choose",
-                            settings={}),
+        "recognition": Block(
+            study=study,
+            position=1,
+            name="recognition",
+            task="match",
+            settings={"attention_checks": [2]},
+        ),
+        "impressions": Block(
+            study=study,
+            position=2,
+            name="impressions",
+            task="rate",
+            settings={"scales": [TRUST, WARMTH]},
+        ),
+        "detection": Block(
+            study=study, position=3, name="detection", task="detect", settings={"confidence": False}
+        ),
+        "preference": Block(study=study, position=4, name="preference", task="choose", settings={}),
     }
     db.session.add_all(blocks.values())
     db.session.flush()
 
     def participant(public_id, list_index, status="completed", **kw):
         kw = {"device": "mobile", "source": "prolific", **kw}
-        p = Participant(study=study, public_id=public_id, list_index=list_index, seed=1,
-                        status=status, started_at=T0, **kw)
+        p = Participant(
+            study=study,
+            public_id=public_id,
+            list_index=list_index,
+            seed=1,
+            status=status,
+            started_at=T0,
+            **kw,
+        )
         db.session.add(p)
         db.session.flush()
         return p
 
     def trial(p, position, block, code, condition, answers, **kw):
         shown = images[code, condition or "real"]
-        t = Trial(participant=p, block=blocks[block], position=position, task=blocks[block].task,
-                  identity=people[code], condition=condition, image=shown, **kw)
+        t = Trial(
+            participant=p,
+            block=blocks[block],
+            position=position,
+            task=blocks[block].task,
+            identity=people[code],
+            condition=condition,
+            image=shown,
+            **kw,
+        )
         db.session.add(t)
         db.session.flush()
         for measure, value, rt in answers:
-            db.session.add(Response(trial=t, participant_id=p.id, measure=measure, value=value, rt_ms=rt))
+            db.session.add(
+                Response(trial=t, participant_id=p.id, measure=measure, value=value, rt_ms=rt)
+            )
         return t
 
     def full_schedule(p, answers_same="1", warmth="-2", attention="1"):
-        trial(p, 1, "recognition", "P004", "real", [("same", "1", 900.0)], is_practice=True,
-              probe_image=images["P004", "photo"], probe_identity=people["P004"], is_match=True)
-        trial(p, 2, "recognition", "P001", "real", [("same", answers_same, 812.5), ("confidence", "4", 400.0)],
-              probe_image=images["P001", "photo"], probe_identity=people["P001"], is_match=True)
-        trial(p, 3, "recognition", "P002", "ai", [("confidence", "3", 300.0), ("same", attention, 700.0)],
-              probe_image=images["P003", "photo"], probe_identity=people["P003"], is_match=False,
-              is_attention=True, attention_answer="1")
+        trial(
+            p,
+            1,
+            "recognition",
+            "P004",
+            "real",
+            [("same", "1", 900.0)],
+            is_practice=True,
+            probe_image=images["P004", "photo"],
+            probe_identity=people["P004"],
+            is_match=True,
+        )
+        trial(
+            p,
+            2,
+            "recognition",
+            "P001",
+            "real",
+            [("same", answers_same, 812.5), ("confidence", "4", 400.0)],
+            probe_image=images["P001", "photo"],
+            probe_identity=people["P001"],
+            is_match=True,
+        )
+        trial(
+            p,
+            3,
+            "recognition",
+            "P002",
+            "ai",
+            [("confidence", "3", 300.0), ("same", attention, 700.0)],
+            probe_image=images["P003", "photo"],
+            probe_identity=people["P003"],
+            is_match=False,
+            is_attention=True,
+            attention_answer="1",
+        )
         trial(p, 4, "impressions", "P003", "ai", [("trust", "5", 1500.0), ("warmth", warmth, None)])
         trial(p, 5, "detection", "P002", "real", [("source", "ai", 2000.0)])
-        trial(p, 6, "preference", "P001", None, [("choice", "real", 1100.0)],
-              other_image=images["P001", "ai"], left_source="real")
+        trial(
+            p,
+            6,
+            "preference",
+            "P001",
+            None,
+            [("choice", "real", 1100.0)],
+            other_image=images["P001", "ai"],
+            left_source="real",
+        )
 
-    first = participant("b-second", 1, completed_at=T0 + timedelta(minutes=5, seconds=30.25),
-                        demographics={"age_band": "30-44", "comment": "=1+1"})
+    first = participant(
+        "b-second",
+        1,
+        completed_at=T0 + timedelta(minutes=5, seconds=30.25),
+        demographics={"age_band": "30-44", "comment": "=1+1"},
+    )
     full_schedule(first, answers_same="0", attention="0")
-    db.session.add(RecruitmentId(participant=first, study_id=study.id, platform="prolific", external_id="PID-77"))
-    early = participant("-early", 0, status="in_progress", device=None, source="link",
-                        demographics={"list": "clash"})
-    trial(early, 1, "recognition", "P004", "real", [("same", "1", 900.0)], is_practice=True,
-          probe_image=images["P004", "photo"], probe_identity=people["P004"], is_match=True)
-    trial(early, 2, "recognition", "P001", "ai", [("same", "1", 640.0), ("confidence", "5", 210.0)],
-          probe_image=images["P001", "photo"], probe_identity=people["P001"], is_match=True)
+    db.session.add(
+        RecruitmentId(
+            participant=first, study_id=study.id, platform="prolific", external_id="PID-77"
+        )
+    )
+    early = participant(
+        "-early",
+        0,
+        status="in_progress",
+        device=None,
+        source="link",
+        demographics={"list": "clash"},
+    )
+    trial(
+        early,
+        1,
+        "recognition",
+        "P004",
+        "real",
+        [("same", "1", 900.0)],
+        is_practice=True,
+        probe_image=images["P004", "photo"],
+        probe_identity=people["P004"],
+        is_match=True,
+    )
+    trial(
+        early,
+        2,
+        "recognition",
+        "P001",
+        "ai",
+        [("same", "1", 640.0), ("confidence", "5", 210.0)],
+        probe_image=images["P001", "photo"],
+        probe_identity=people["P001"],
+        is_match=True,
+    )
     left = participant("a-withdrawn", 0, status="withdrawn")
     full_schedule(left)
     preview = participant("c-preview", 0, is_preview=True)
@@ -169,7 +288,9 @@ def test_formula_like_cells_are_neutralised_and_numbers_stay_numbers(value, cell
 
 
 def test_line_breaks_inside_cells_are_quoted_and_rows_end_with_lf():
-    assert exports._rows_text([["a\rb", "c\nd", 1], ["plain", "", 2]]) == '"a\rb","c\nd",1\nplain,,2\n'
+    assert (
+        exports._rows_text([["a\rb", "c\nd", 1], ["plain", "", 2]]) == '"a\rb","c\nd",1\nplain,,2\n'
+    )
     assert exports._rows_text([["x", "y"]]) == "x,y\n"
 
 
@@ -200,15 +321,17 @@ def test_trials_csv_header_is_exactly_the_contract_columns(app, study_id):
     with app.app_context():
         text = "".join(exports.trials_csv(study_id))
     assert text.splitlines()[0].split(",") == [
-        *analysis_io.TRIAL_COLUMNS, *analysis_io.DERIVED_TRIAL_COLUMNS
+        *analysis_io.TRIAL_COLUMNS,
+        *analysis_io.DERIVED_TRIAL_COLUMNS,
     ]
 
 
 def test_implausible_response_times_are_kept_and_flagged(app, study_id, tmp_path):
     """Below 50 ms is 'fast', above 10 minutes 'slow': exported as measured, never dropped."""
     with app.app_context():
-        rows = db.session.scalars(sa.select(Response).where(Response.rt_ms.is_not(None))
-                                  .order_by(Response.id)).all()
+        rows = db.session.scalars(
+            sa.select(Response).where(Response.rt_ms.is_not(None)).order_by(Response.id)
+        ).all()
         for response, rt in zip(rows, (12.0, 49.9, 50.0, 600000.0, 600000.5, 3_600_000.0)):
             response.rt_ms = rt
         db.session.commit()
@@ -216,8 +339,15 @@ def test_implausible_response_times_are_kept_and_flagged(app, study_id, tmp_path
         frame = exports.trials_dataframe(study_id)
         (tmp_path / "trials.csv").write_text(text)
     exported = [(r["rt_ms"], r["rt_flag"]) for r in read_csv(text)]
-    expected = {"12": "fast", "49.9": "fast", "50": "", "600000": "", "600000.5": "slow",
-                "3600000": "slow", "": ""}
+    expected = {
+        "12": "fast",
+        "49.9": "fast",
+        "50": "",
+        "600000": "",
+        "600000.5": "slow",
+        "3600000": "slow",
+        "": "",
+    }
     assert all(flag == expected.get(rt, "") for rt, flag in exported), exported
     assert {flag for _rt, flag in exported} == {"fast", "slow", ""}
     # The analysis reads the flag (and checks it against rt_ms) from the file and the frame.
@@ -229,14 +359,20 @@ def test_implausible_response_times_are_kept_and_flagged(app, study_id, tmp_path
 def test_attention_rows_score_the_instructed_answer(app, study_id):
     with app.app_context():
         p = db.session.scalar(sa.select(Participant).where(Participant.public_id == "b-second"))
-        t = db.session.scalar(sa.select(Trial).where(Trial.participant_id == p.id, Trial.position == 3))
+        t = db.session.scalar(
+            sa.select(Trial).where(Trial.participant_id == p.id, Trial.position == 3)
+        )
         db.session.execute(
-            sa.update(Response).where(Response.trial_id == t.id, Response.measure == "same").values(value="1")
+            sa.update(Response)
+            .where(Response.trial_id == t.id, Response.measure == "same")
+            .values(value="1")
         )
         db.session.commit()
         rows = read_csv("".join(exports.trials_csv(study_id)))
     attention = [r for r in rows if r["attention_check"] == "1"]
-    assert [(r["measure"], r["value"], r["correct"]) for r in attention] == [("attention", "1", "1")]
+    assert [(r["measure"], r["value"], r["correct"]) for r in attention] == [
+        ("attention", "1", "1")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -252,7 +388,9 @@ def test_attention_rows_score_the_instructed_answer(app, study_id):
         ("match", "0", "1", None, False),
     ],
 )
-def test_attention_answers_are_compared_per_task_convention(task, instructed, given, left_source, passed):
+def test_attention_answers_are_compared_per_task_convention(
+    task, instructed, given, left_source, passed
+):
     assert exports.attention_passed(task, given, instructed, left_source) is passed
 
 
@@ -272,9 +410,13 @@ def test_trials_dataframe_is_the_same_table_as_trials_csv(app, study_id):
         text = "".join(exports.trials_csv(study_id))
         ranges = exports.scale_ranges(study_id)
     assert list(frame.columns) == list(exports.TRIAL_COLUMNS)
-    from_csv = analysis_io.validate_trials(analysis_io._read_csv(io.StringIO(text)), "trials.csv", ranges)
+    from_csv = analysis_io.validate_trials(
+        analysis_io._read_csv(io.StringIO(text)), "trials.csv", ranges
+    )
     from_frame = analysis_io.load(frame, scale_ranges=ranges).trials
-    assert analysis_io.canonical_trials_csv(from_csv) == analysis_io.canonical_trials_csv(from_frame)
+    assert analysis_io.canonical_trials_csv(from_csv) == analysis_io.canonical_trials_csv(
+        from_frame
+    )
     assert frame["is_match"].tolist()[:2] == [1, 1]
     assert frame["rt_ms"].isna().sum() == 1
 
@@ -285,9 +427,13 @@ def test_empty_study_exports_headers_only(app):
         db.session.add(study)
         db.session.commit()
         assert "".join(exports.trials_csv(study.id)) == ",".join(exports.TRIAL_COLUMNS) + "\n"
-        assert "".join(exports.participants_csv(study.id)) == ",".join(
-            exports.PARTICIPANT_COLUMNS + exports.EXPIRY_COLUMNS + exports.SIMULATED_COLUMNS
-        ) + "\n"
+        assert (
+            "".join(exports.participants_csv(study.id))
+            == ",".join(
+                exports.PARTICIPANT_COLUMNS + exports.EXPIRY_COLUMNS + exports.SIMULATED_COLUMNS
+            )
+            + "\n"
+        )
         assert len(exports.trials_dataframe(study.id)) == 0
 
 
@@ -317,16 +463,40 @@ def test_participants_csv_has_contract_columns_then_demographics(app, study_id):
         "attention_passed,attention_total,expired_at,simulated,age_band,comment,demographic_list"
     )
     assert rows == [
-        {"participant": "'-early", "list": "A", "status": "partial",
-         "started_at": "2025-03-01T09:30:00Z", "completed_at": "", "duration_s": "",
-         "device": "", "source": "link", "attention_passed": "0", "attention_total": "0",
-         "expired_at": "", "simulated": "0", "age_band": "", "comment": "",
-         "demographic_list": "clash"},
-        {"participant": "b-second", "list": "B", "status": "completed",
-         "started_at": "2025-03-01T09:30:00Z", "completed_at": "2025-03-01T09:35:30Z",
-         "duration_s": "330.2", "device": "mobile", "source": "prolific",
-         "attention_passed": "0", "attention_total": "1", "expired_at": "", "simulated": "0",
-         "age_band": "30-44", "comment": "'=1+1", "demographic_list": ""},
+        {
+            "participant": "'-early",
+            "list": "A",
+            "status": "partial",
+            "started_at": "2025-03-01T09:30:00Z",
+            "completed_at": "",
+            "duration_s": "",
+            "device": "",
+            "source": "link",
+            "attention_passed": "0",
+            "attention_total": "0",
+            "expired_at": "",
+            "simulated": "0",
+            "age_band": "",
+            "comment": "",
+            "demographic_list": "clash",
+        },
+        {
+            "participant": "b-second",
+            "list": "B",
+            "status": "completed",
+            "started_at": "2025-03-01T09:30:00Z",
+            "completed_at": "2025-03-01T09:35:30Z",
+            "duration_s": "330.2",
+            "device": "mobile",
+            "source": "prolific",
+            "attention_passed": "0",
+            "attention_total": "1",
+            "expired_at": "",
+            "simulated": "0",
+            "age_band": "30-44",
+            "comment": "'=1+1",
+            "demographic_list": "",
+        },
     ]
 
 
@@ -337,7 +507,8 @@ def test_recruitment_ids_only_when_asked_for(app, study_id):
         trials = "".join(exports.trials_csv(study_id))
     assert "PID-77" not in without and "recruitment" not in without
     assert [(r["recruitment_platform"], r["recruitment_id"]) for r in with_ids] == [
-        ("", ""), ("prolific", "PID-77")
+        ("", ""),
+        ("prolific", "PID-77"),
     ]
     assert "PID-77" not in trials
 
@@ -359,9 +530,16 @@ def test_stimuli_csv_lists_every_image(app, study_id):
     rows = read_csv(text)
     assert text.splitlines()[0] == "image,identity,role,source,generator,sha256,width,height"
     assert len(rows) == 12
-    assert rows[0] == {"image": "img002", "identity": "P001", "role": "headshot", "source": "ai",
-                       "generator": "'=HYPERLINK(evil)", "sha256": f"{2:064x}",
-                       "width": "602", "height": "800"}
+    assert rows[0] == {
+        "image": "img002",
+        "identity": "P001",
+        "role": "headshot",
+        "source": "ai",
+        "generator": "'=HYPERLINK(evil)",
+        "sha256": f"{2:064x}",
+        "width": "602",
+        "height": "800",
+    }
     assert [r["source"] for r in rows[:3]] == ["ai", "real", "photo"]
 
 
@@ -381,7 +559,15 @@ def test_codebook_describes_every_column_of_every_file(app, study_id):
     assert "trust (impressions): 1 (Not at all) to 7 (Completely)" in value["values"]
     assert "warmth (impressions): -3 (Cold) to 3 (Warm)" in value["values"]
     measures = {m["measure"]: m for m in document["measures"]}
-    assert set(measures) == {"same", "confidence", "attention", "trust", "warmth", "source", "choice"}
+    assert set(measures) == {
+        "same",
+        "confidence",
+        "attention",
+        "trust",
+        "warmth",
+        "source",
+        "choice",
+    }
     assert measures["warmth"]["min"] == -3 and measures["trust"]["high_anchor"] == "Completely"
     assert document["columns"] == [dict(r) for r in rows]
 
@@ -451,7 +637,10 @@ def download(client, study_id: int, name: str, **form):
 def audit_events(app) -> list[tuple[str, dict]]:
     """Return (action, detail) of every audit event, oldest first."""
     with app.app_context():
-        return [(e.action, e.detail) for e in db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id))]
+        return [
+            (e.action, e.detail)
+            for e in db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id))
+        ]
 
 
 def test_exports_page_lists_every_file_with_counts(client, study_id, member):
@@ -461,7 +650,14 @@ def test_exports_page_lists_every_file_with_counts(client, study_id, member):
     assert response.status_code == 200
     assert "2 participants are exported" in body and "1 completed and 1 partial" in body
     assert "Preview runs (1) and withdrawn participants (1)" in body
-    for name in ("trials.csv", "participants.csv", "stimuli.csv", "codebook.csv", "codebook.json", "psych-ds.zip"):
+    for name in (
+        "trials.csv",
+        "participants.csv",
+        "stimuli.csv",
+        "codebook.csv",
+        "codebook.json",
+        "psych-ds.zip",
+    ):
         assert f'action="/r/studies/{study_id}/exports/{name}"' in body
     # The recruitment-id box sits on the two files that hold participants, with its warning.
     assert body.count('type="checkbox"') == 2
@@ -491,7 +687,11 @@ def test_a_viewer_downloads_trials_csv_streamed_and_audited(app, client, study_i
     assert response.get_data(as_text=True) == EXPECTED_TRIALS
     with app.app_context():
         event = db.session.scalar(sa.select(AuditEvent))
-        assert (event.action, event.researcher_id, event.study_id) == ("study.export", rid, study_id)
+        assert (event.action, event.researcher_id, event.study_id) == (
+            "study.export",
+            rid,
+            study_id,
+        )
         assert event.detail == {"file": "trials.csv", "recruitment_ids": False}
 
 
@@ -499,7 +699,9 @@ def test_recruitment_ids_only_when_the_box_is_ticked(app, client, study_id, memb
     member("editor")
     # Each streamed response is read before the next request, as a browser would.
     plain = download(client, study_id, "participants.csv").get_data(as_text=True)
-    ticked = download(client, study_id, "participants.csv", **{"participants-csv-recruitment_ids": "y"})
+    ticked = download(
+        client, study_id, "participants.csv", **{"participants-csv-recruitment_ids": "y"}
+    )
     ticked = ticked.get_data(as_text=True)
     trials = download(client, study_id, "trials.csv", **{"trials-csv-recruitment_ids": "y"})
     assert "PID-77" not in plain
@@ -548,7 +750,14 @@ def test_an_unknown_export_is_404_and_not_audited(app, client, study_id, member)
 def test_a_strangers_study_answers_404_on_every_export_url(app, client, make_researcher, study_id):
     sign_in(client, app, make_researcher(email="stranger@example.org"))
     assert client.get(f"/r/studies/{study_id}/exports").status_code == 404
-    for name in ("trials.csv", "participants.csv", "stimuli.csv", "codebook.csv", "codebook.json", "psych-ds.zip"):
+    for name in (
+        "trials.csv",
+        "participants.csv",
+        "stimuli.csv",
+        "codebook.csv",
+        "codebook.json",
+        "psych-ds.zip",
+    ):
         assert download(client, study_id, name).status_code == 404
     assert audit_events(app) == []
 
@@ -580,27 +789,68 @@ def _bulk_study(n_participants: int, trials_each: int = 10) -> int:
     db.session.add(study)
     person = Identity(study=study, code="P001")
     image = _image(study, person, "headshot", "real", n_participants)
-    block = Block(study=study, position=1, name="impressions", task="rate", settings={"scales": [TRUST, WARMTH]})
+    block = Block(
+        study=study,
+        position=1,
+        name="impressions",
+        task="rate",
+        settings={"scales": [TRUST, WARMTH]},
+    )
     db.session.add_all([person, block])
     db.session.flush()
-    db.session.execute(sa.insert(Participant), [
-        {"public_id": f"s{n_participants}-{n:06d}", "study_id": study.id, "list_index": n % 2, "seed": n,
-         "status": "completed", "started_at": T0, "demographics": {}}
-        for n in range(n_participants)
-    ])
-    ids = db.session.scalars(sa.select(Participant.id).where(Participant.study_id == study.id)).all()
-    db.session.execute(sa.insert(Trial), [
-        {"participant_id": pid, "block_id": block.id, "position": t, "task": "rate",
-         "identity_id": person.id, "condition": "real", "image_id": image.id}
-        for pid in ids for t in range(1, trials_each + 1)
-    ])
-    trials = db.session.execute(
-        sa.select(Trial.id, Trial.participant_id).join(Participant).where(Participant.study_id == study.id)
+    db.session.execute(
+        sa.insert(Participant),
+        [
+            {
+                "public_id": f"s{n_participants}-{n:06d}",
+                "study_id": study.id,
+                "list_index": n % 2,
+                "seed": n,
+                "status": "completed",
+                "started_at": T0,
+                "demographics": {},
+            }
+            for n in range(n_participants)
+        ],
+    )
+    ids = db.session.scalars(
+        sa.select(Participant.id).where(Participant.study_id == study.id)
     ).all()
-    db.session.execute(sa.insert(Response), [
-        {"trial_id": tid, "participant_id": pid, "measure": measure, "value": "4", "rt_ms": 812.5}
-        for tid, pid in trials for measure in ("trust", "warmth")
-    ])
+    db.session.execute(
+        sa.insert(Trial),
+        [
+            {
+                "participant_id": pid,
+                "block_id": block.id,
+                "position": t,
+                "task": "rate",
+                "identity_id": person.id,
+                "condition": "real",
+                "image_id": image.id,
+            }
+            for pid in ids
+            for t in range(1, trials_each + 1)
+        ],
+    )
+    trials = db.session.execute(
+        sa.select(Trial.id, Trial.participant_id)
+        .join(Participant)
+        .where(Participant.study_id == study.id)
+    ).all()
+    db.session.execute(
+        sa.insert(Response),
+        [
+            {
+                "trial_id": tid,
+                "participant_id": pid,
+                "measure": measure,
+                "value": "4",
+                "rt_ms": 812.5,
+            }
+            for tid, pid in trials
+            for measure in ("trust", "warmth")
+        ],
+    )
     db.session.commit()
     return study.id
 

@@ -30,15 +30,25 @@ from tests.test_findings_support import (
 )
 
 PLAN = {
-    "hypotheses": [{"outcome": "trust", "direction": "less",
-                    "text": "AI headshots are trusted less than real photographs"}],
+    "hypotheses": [
+        {
+            "outcome": "trust",
+            "direction": "less",
+            "text": "AI headshots are trusted less than real photographs",
+        }
+    ],
     "primary_outcomes": ["trust", "professional", "recognition_accuracy"],
     "equivalence_bounds": {"professional": [-0.5, 0.5]},
 }
 # A clear trust drop, no difference in professional ratings (inside ±0.5), no difference in
 # recognition and no bounds for it: the three verdicts, one per outcome.
-GUARD_EFFECTS = Effects(rating_drop=1.0, scale_drops=(("professional", 0.0),), rating_sd=0.6,
-                        match_real=0.75, match_ai=0.75)
+GUARD_EFFECTS = Effects(
+    rating_drop=1.0,
+    scale_drops=(("professional", 0.0),),
+    rating_sd=0.6,
+    match_real=0.75,
+    match_ai=0.75,
+)
 
 
 def preregister(app, study_id: int, plan: dict) -> None:
@@ -46,9 +56,15 @@ def preregister(app, study_id: int, plan: dict) -> None:
     plan = validate_plan(plan)
     text = json.dumps(plan, sort_keys=True, separators=(",", ":"))
     with app.app_context():
-        db.session.add(Preregistration(study_id=study_id, plan=plan, plan_json=text,
-                                       sha256=hashlib.sha256(text.encode()).hexdigest(),
-                                       frozen_at=utcnow()))
+        db.session.add(
+            Preregistration(
+                study_id=study_id,
+                plan=plan,
+                plan_json=text,
+                sha256=hashlib.sha256(text.encode()).hexdigest(),
+                frozen_at=utcnow(),
+            )
+        )
         db.session.commit()
 
 
@@ -91,23 +107,27 @@ def test_claim_guard_wording_is_the_same_everywhere(app, client, demo):
     assert findings["recognition_accuracy"]["verdict"] == "inconclusive"
 
     # The wording follows the verdict (the guard of analysis.findings).
-    trust, professional, recognition = (findings[k]["claim"] for k in
-                                        ("trust", "professional", "recognition_accuracy"))
+    trust, professional, recognition = (
+        findings[k]["claim"] for k in ("trust", "professional", "recognition_accuracy")
+    )
     assert trust.startswith("Preregistered: AI headshots were trusted less than real photographs")
     assert "This supports the preregistered hypothesis" in trust
-    assert professional.startswith("Preregistered: There was no reliable difference in ratings "
-                                   "of professional")
+    assert professional.startswith(
+        "Preregistered: There was no reliable difference in ratings of professional"
+    )
     assert "equivalence test (TOST)" in professional
-    assert recognition.startswith("Preregistered (inconclusive): the data neither show a "
-                                  "difference in recognition accuracy")
+    assert recognition.startswith(
+        "Preregistered (inconclusive): the data neither show a difference in recognition accuracy"
+    )
     assert "no reliable difference" not in trust + recognition
     assert "Exploratory: " in findings["choice_real"]["claim"]
 
     public = client.get("/f/demo")
     public_text = page_text(public)
     embed_text = page_text(client.get("/f/demo/embed"))
-    standalone = html.unescape(client.get(
-        f"/r/studies/{demo}/report/{report.id}/report.html").get_data(as_text=True))
+    standalone = html.unescape(
+        client.get(f"/r/studies/{demo}/report/{report.id}/report.html").get_data(as_text=True)
+    )
     alts = [html.unescape(a) for a in re.findall(r'alt="([^"]+)"', public.get_data(as_text=True))]
     for finding in results["findings"]:
         for text in (report_page, public_text, standalone):
@@ -122,12 +142,18 @@ def test_claim_guard_wording_is_the_same_everywhere(app, client, demo):
     for item in shown:
         assert item["text"] in embed_text
     assert "People trusted AI headshots less than real photographs" in embed_text
-    assert "There was no reliable difference between how people rated AI headshots and real " \
+    assert (
+        "There was no reliable difference between how people rated AI headshots and real "
         "photographs on the professional scale" in embed_text
-    assert "The study cannot say whether there is a difference between how accurately" \
-        in embed_text
-    for badge in ("Difference", "No reliable difference", "Inconclusive", "Preregistered",
-                  "Exploratory"):
+    )
+    assert "The study cannot say whether there is a difference between how accurately" in embed_text
+    for badge in (
+        "Difference",
+        "No reliable difference",
+        "Inconclusive",
+        "Preregistered",
+        "Exploratory",
+    ):
         assert badge in public_text
     # The facts beside the trust claim are its own numbers.
     test = results["tests"][findings["trust"]["supported_by"][0]]
@@ -158,8 +184,9 @@ def test_public_page_exposes_no_participant_level_data(app, client, demo, publis
             assert secret.encode() not in data, (url, secret)
         assert b"PROLIFIC-" not in data
     public_json = json.loads(bodies["/f/demo/findings.json"].data)
-    assert not {"exclusions", "flags", "warnings", "detection_by_participant",
-                "report_data"} & set(public_json)
+    assert not {"exclusions", "flags", "warnings", "detection_by_participant", "report_data"} & set(
+        public_json
+    )
     assert public_json["findings"] == service.results_json(report)["findings"]
     page = bodies["/f/demo"].get_data(as_text=True)
     assert "<script" not in page and "onclick" not in page and 'style="' not in page
@@ -219,15 +246,19 @@ def test_unpublish_takes_the_page_down_and_reopening_hides_it(app, client, demo,
     for url in ("/f/demo", "/f/demo/embed", "/f/demo/charts/trust.png", "/f/demo/findings.json"):
         assert client.get(url).status_code == 404
     with app.app_context():
-        actions = db.session.scalars(sa.select(AuditEvent.action).where(
-            AuditEvent.action.like("findings.%")).order_by(AuditEvent.id)).all()
+        actions = db.session.scalars(
+            sa.select(AuditEvent.action)
+            .where(AuditEvent.action.like("findings.%"))
+            .order_by(AuditEvent.id)
+        ).all()
         assert db.session.get(Study, demo).findings_published_at is None
     assert actions == ["findings.publish", "findings.unpublish"]
 
 
 @pytest.mark.slow
 def test_publishing_needs_the_owner_a_closed_study_and_20_participants(
-        app, client, demo, monkeypatch, make_researcher):
+    app, client, demo, monkeypatch, make_researcher
+):
     """Each refusal says why; nothing is published until every condition holds."""
     count_analyses(monkeypatch)
     fill(app, demo, 5, close=False)
@@ -239,13 +270,21 @@ def test_publishing_needs_the_owner_a_closed_study_and_20_participants(
     assert "Only a closed (or archived) study's findings can be published" in page_text(response)
     set_state(app, demo, "closed")
     response = publish_findings(client, demo, follow_redirects=True)
-    assert ("Findings are published only from at least 20 included participants; this report "
-            "includes 5.") in page_text(response)
+    assert (
+        "Findings are published only from at least 20 included participants; this report "
+        "includes 5."
+    ) in page_text(response)
     assert client.get("/f/demo").status_code == 404
     with app.app_context():
         assert db.session.get(Study, demo).findings_published_at is None
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
-            AuditEvent.action == "findings.publish")) == 0
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action == "findings.publish")
+            )
+            == 0
+        )
     app.config["WTF_CSRF_ENABLED"] = True
     assert publish(client, demo).status_code == 400
 
@@ -258,22 +297,42 @@ def test_a_finding_without_a_test_is_shown_with_its_reason(app, client, demo):
     from survey.findings import present
     from tests.analysis.conftest import make_participants, make_trials
 
-    trials = make_trials(participants=[f"p{i}" for i in range(5)],
-                         rating=lambda p, i, c: (4 if c == "real" else 3) + (p + i).count("3"))
-    result = analyse(trials, make_participants(trials), mixed_models=False,
-                     plan={"primary_outcomes": ["trust", "detection_accuracy"]})
+    trials = make_trials(
+        participants=[f"p{i}" for i in range(5)],
+        rating=lambda p, i, c: (4 if c == "real" else 3) + (p + i).count("3"),
+    )
+    result = analyse(
+        trials,
+        make_participants(trials),
+        mixed_models=False,
+        plan={"primary_outcomes": ["trust", "detection_accuracy"]},
+    )
     claims = {f["outcome"]: f["claim"] for f in result.results["findings"]}
     assert "could not be tested (no data in this study)" in claims["detection_accuracy"]
-    stored = {**result.results, service.REPORT_DATA: {
-        "sample": {"recruited": 5, "included": 5, "reasons": {}}, "software": {},
-        "tables": {k: service._table_json(v) for k, v in result.tables.items()}}}
+    stored = {
+        **result.results,
+        service.REPORT_DATA: {
+            "sample": {"recruited": 5, "included": 5, "reasons": {}},
+            "software": {},
+            "tables": {k: service._table_json(v) for k, v in result.tables.items()},
+        },
+    }
     with app.app_context():
         study = db.session.get(Study, demo)
         change_state(study, "closed", None)
         now = utcnow()
         study.findings_published_at = now
-        db.session.add(Report(study_id=demo, data_sha256="0" * 64, analysis_version="test",
-                              status="done", results=stored, finished_at=now, published_at=now))
+        db.session.add(
+            Report(
+                study_id=demo,
+                data_sha256="0" * 64,
+                analysis_version="test",
+                status="done",
+                results=stored,
+                finished_at=now,
+                published_at=now,
+            )
+        )
         db.session.commit()
     text = page_text(client.get("/f/demo"))
     for claim in claims.values():
@@ -281,8 +340,11 @@ def test_a_finding_without_a_test_is_shown_with_its_reason(app, client, demo):
     png = client.get("/f/demo/charts/detection_accuracy.png")
     with PILImage.open(io.BytesIO(png.data)) as image:
         assert image.size == (1200, 675)
-    specs = report_figures(result.results, result.tables["participant_scores"],
-                           result.tables["identity_scores"])
+    specs = report_figures(
+        result.results, result.tables["participant_scores"], result.tables["identity_scores"]
+    )
     sections = present.outcome_sections(result.results, specs)
     assert [s.name for s in sections] == ["trust", "detection_accuracy"]
-    assert sections[1].finding["claim"] == claims["detection_accuracy"] and sections[1].facts is None
+    assert (
+        sections[1].finding["claim"] == claims["detection_accuracy"] and sections[1].facts is None
+    )

@@ -29,7 +29,9 @@ class Effects:
     """How simulated participants answer: effects of an AI headshot and error rates."""
 
     rating_drop: float = 0.8  # AI minus real on every rating scale (points)...
-    scale_drops: tuple[tuple[str, float], ...] = ()  # ...unless named here: (("professional", 0.0),)
+    scale_drops: tuple[
+        tuple[str, float], ...
+    ] = ()  # ...unless named here: (("professional", 0.0),)
     rating_sd: float = 0.7
     match_real: float = 0.85  # P(correct) on match trials with a real headshot
     match_ai: float = 0.70
@@ -48,8 +50,9 @@ def _attention_value(trial: Trial, passes: bool) -> str:
     return other.get(answer, "1" if answer != "1" else "2")
 
 
-def _answers(trial: Trial, settings: dict, rng: random.Random, bias: float,
-             effects: Effects) -> list[tuple[str, str]]:
+def _answers(
+    trial: Trial, settings: dict, rng: random.Random, bias: float, effects: Effects
+) -> list[tuple[str, str]]:
     """The (measure, value) pairs a simulated participant gives on one trial."""
     if trial.task == "rate":
         out = []
@@ -61,8 +64,9 @@ def _answers(trial: Trial, settings: dict, rng: random.Random, bias: float,
             value = round(rng.gauss(centre, effects.rating_sd))
             out.append((scale["key"], str(min(high, max(low, value)))))
         return out
-    confidence = [("confidence", str(rng.randint(2, 5)))] if settings.get("confidence", True) \
-        else []
+    confidence = (
+        [("confidence", str(rng.randint(2, 5)))] if settings.get("confidence", True) else []
+    )
     if trial.task == "match":
         p = effects.match_real if trial.condition == "real" else effects.match_ai
         same = trial.is_match if rng.random() < p else not trial.is_match
@@ -74,9 +78,15 @@ def _answers(trial: Trial, settings: dict, rng: random.Random, bias: float,
     return [("choice", "real" if rng.random() < effects.choose_real else "ai")]
 
 
-def simulate(study_id: int, n: int, *, seed: int = 0, effects: Effects | None = None,
-             device_cycle: tuple[str, ...] = ("desktop", "mobile", "desktop"),
-             prolific: bool = False) -> list[str]:
+def simulate(
+    study_id: int,
+    n: int,
+    *,
+    seed: int = 0,
+    effects: Effects | None = None,
+    device_cycle: tuple[str, ...] = ("desktop", "mobile", "desktop"),
+    prolific: bool = False,
+) -> list[str]:
     """Start n participants and answer their trials; return their public ids (app context needed).
 
     With `prolific`, each participant arrives with a Prolific id PROLIFIC-<seed>-<index>.
@@ -86,10 +96,14 @@ def simulate(study_id: int, n: int, *, seed: int = 0, effects: Effects | None = 
     slug = study.slug
     ids = []
     for index in range(n):
-        recruitment = (participant_service.Recruitment("prolific", f"PROLIFIC-{seed}-{index:03d}")
-                       if prolific else None)
+        recruitment = (
+            participant_service.Recruitment("prolific", f"PROLIFIC-{seed}-{index:03d}")
+            if prolific
+            else None
+        )
         participant = participant_service.start_participant(
-            study, device=device_cycle[index % len(device_cycle)], recruitment=recruitment)
+            study, device=device_cycle[index % len(device_cycle)], recruitment=recruitment
+        )
         public_id, participant_id = participant.public_id, participant.id
         ids.append(public_id)
         # Random streams keyed by what is shown, not by the shuffled order: the same seed gives
@@ -98,20 +112,24 @@ def simulate(study_id: int, n: int, *, seed: int = 0, effects: Effects | None = 
         bias = person.gauss(0, 0.5)
         passes = person.random() >= effects.fail_attention
         stop_at = person.randint(3, 10) if person.random() < effects.stop_early else None
-        trials = db.session.scalars(sa.select(Trial).where(Trial.participant_id == participant_id)
-                                    .order_by(Trial.position)).all()
+        trials = db.session.scalars(
+            sa.select(Trial).where(Trial.participant_id == participant_id).order_by(Trial.position)
+        ).all()
         for trial in trials:
             if stop_at is not None and trial.position >= stop_at:
                 break
-            rng = random.Random(f"{seed}:{index}:{trial.block_id}:{trial.identity_id}:"
-                                f"{trial.condition}:{trial.is_match}:{trial.is_practice}")
+            rng = random.Random(
+                f"{seed}:{index}:{trial.block_id}:{trial.identity_id}:"
+                f"{trial.condition}:{trial.is_match}:{trial.is_practice}"
+            )
             target = participant_service.answer_target(slug, public_id, trial.id)
             if trial.is_attention:
                 measures = [("attention", _attention_value(trial, passes))]
             else:
                 measures = _answers(trial, target.settings, rng, bias, effects)
-            outcome = participant_service.store_answer(target, measures,
-                                                        round(rng.lognormvariate(6.9, 0.35), 1))
+            outcome = participant_service.store_answer(
+                target, measures, round(rng.lognormvariate(6.9, 0.35), 1)
+            )
             assert outcome == participant_service.STORED, (trial.position, outcome)
         study = db.session.get(Study, study_id)
     return ids
@@ -138,8 +156,16 @@ def member(app, study_id: int, role: str, email: str, make_researcher) -> int:
     return rid
 
 
-def fill(app, study_id: int, n: int = 6, *, close: bool = True, seed: int = 0,
-         effects: Effects | None = None, **options) -> list[str]:
+def fill(
+    app,
+    study_id: int,
+    n: int = 6,
+    *,
+    close: bool = True,
+    seed: int = 0,
+    effects: Effects | None = None,
+    **options,
+) -> list[str]:
     """Simulate n participants in the study and (by default) close it."""
     with app.app_context():
         ids = simulate(study_id, n, seed=seed, effects=effects or Effects(), **options)
@@ -174,11 +200,15 @@ def test_simulate_stores_every_answer_of_completed_participants(app, demo):
     """Simulated participants complete the demo through the service; early stoppers stay partial."""
     with app.app_context():
         simulate(demo, 4, seed=1, effects=Effects(stop_early=0.0))
-        statuses = db.session.scalars(sa.select(Participant.status)
-                                      .where(Participant.study_id == demo)).all()
-        unanswered = db.session.scalar(sa.select(sa.func.count()).select_from(Trial).join(
-            Participant, Participant.id == Trial.participant_id).where(
-            Participant.study_id == demo, Trial.answered_at.is_(None)))
+        statuses = db.session.scalars(
+            sa.select(Participant.status).where(Participant.study_id == demo)
+        ).all()
+        unanswered = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Trial)
+            .join(Participant, Participant.id == Trial.participant_id)
+            .where(Participant.study_id == demo, Trial.answered_at.is_(None))
+        )
     assert statuses == ["completed"] * 4
     assert unanswered == 0
 
@@ -198,5 +228,8 @@ def publish_findings(client, study_id: int, follow_redirects: bool = False):
             report_id = report.id if report is not None else 0
     else:
         report_id = int(found.group(1))
-    return client.post(f"/r/studies/{study_id}/report/publish", data={"report_id": report_id},
-                       follow_redirects=follow_redirects)
+    return client.post(
+        f"/r/studies/{study_id}/report/publish",
+        data={"report_id": report_id},
+        follow_redirects=follow_redirects,
+    )

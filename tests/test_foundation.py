@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,6 @@ from survey.models import (
     Trial,
 )
 from tests.conftest import ROOT
-
 
 # --- configuration --------------------------------------------------------------------------
 
@@ -66,7 +65,12 @@ def test_bad_database_url_gives_a_clear_error(raw, message):
 def test_bad_database_url_at_startup_exits_with_a_message_not_a_traceback():
     env = {**os.environ, "DATABASE_URL": "mysql://root@localhost/db"}
     proc = subprocess.run(
-        [sys.executable, "-c", "import app"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", "import app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "Likeness configuration error: DATABASE_URL uses 'mysql'" in proc.stderr
@@ -85,7 +89,9 @@ def test_secret_key_is_generated_once_and_kept(tmp_path, monkeypatch):
 
 def test_factory_applies_overrides_and_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MEDIA_DIR", str(tmp_path / "m"))
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/a.db", "SECRET_KEY": "k", "TESTING": True})
+    app = create_app(
+        {"DATABASE_URL": f"sqlite:///{tmp_path}/a.db", "SECRET_KEY": "k", "TESTING": True}
+    )
     assert app.config["MEDIA_DIR"] == str(tmp_path / "m")
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/a.db"
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
@@ -167,13 +173,15 @@ def test_unanswered_trials_have_a_partial_index_and_its_migration_goes_both_ways
     def index_sql() -> str:
         with db.engine.connect() as conn:
             if conn.dialect.name == "postgresql":
-                found = conn.execute(sa.text(
-                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_trial_unanswered'"
-                )).scalar()
+                found = conn.execute(
+                    sa.text(
+                        "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_trial_unanswered'"
+                    )
+                ).scalar()
             else:
-                found = conn.execute(sa.text(
-                    "SELECT sql FROM sqlite_master WHERE name = 'ix_trial_unanswered'"
-                )).scalar()
+                found = conn.execute(
+                    sa.text("SELECT sql FROM sqlite_master WHERE name = 'ix_trial_unanswered'")
+                ).scalar()
         return (found or "").replace("(", "").replace(")", "")
 
     migrations = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -201,14 +209,28 @@ def _study_with_trial(session) -> tuple[Study, Trial]:
     study = Study(slug="s1", title="Study one")
     identity = Identity(study=study, code="P001")
     image = Image(
-        study=study, identity=identity, role="headshot", source="real", sha256="a" * 64,
-        width=10, height=10, content_type="image/jpeg", byte_size=1, storage_key="k", display_key="d",
+        study=study,
+        identity=identity,
+        role="headshot",
+        source="real",
+        sha256="a" * 64,
+        width=10,
+        height=10,
+        content_type="image/jpeg",
+        byte_size=1,
+        storage_key="k",
+        display_key="d",
     )
     block = Block(study=study, position=1, name="rate", task="rate")
     participant = Participant(study=study, list_index=0, seed=42)
     trial = Trial(
-        participant=participant, block=block, position=1, task="rate", identity=identity,
-        condition="real", image=image,
+        participant=participant,
+        block=block,
+        position=1,
+        task="rate",
+        identity=identity,
+        condition="real",
+        image=image,
     )
     session.add_all([study, trial])
     session.commit()
@@ -218,9 +240,17 @@ def _study_with_trial(session) -> tuple[Study, Trial]:
 def test_an_answer_cannot_be_stored_twice(app):
     with app.app_context():
         _study, trial = _study_with_trial(db.session)
-        db.session.add(Response(trial_id=trial.id, participant_id=trial.participant_id, measure="trust", value="5"))
+        db.session.add(
+            Response(
+                trial_id=trial.id, participant_id=trial.participant_id, measure="trust", value="5"
+            )
+        )
         db.session.commit()
-        db.session.add(Response(trial_id=trial.id, participant_id=trial.participant_id, measure="trust", value="6"))
+        db.session.add(
+            Response(
+                trial_id=trial.id, participant_id=trial.participant_id, measure="trust", value="6"
+            )
+        )
         with pytest.raises(IntegrityError):
             db.session.commit()
         db.session.rollback()
@@ -233,8 +263,14 @@ def test_deleting_a_study_deletes_everything_it_owns(app):
         study, trial = _study_with_trial(db.session)
         researcher = Researcher(email="x@example.org")
         researcher.set_password("pw-long-enough")
-        db.session.add_all([researcher, StudyMember(study=study, researcher=researcher, role="owner")])
-        db.session.add(Response(trial_id=trial.id, participant_id=trial.participant_id, measure="trust", value="5"))
+        db.session.add_all(
+            [researcher, StudyMember(study=study, researcher=researcher, role="owner")]
+        )
+        db.session.add(
+            Response(
+                trial_id=trial.id, participant_id=trial.participant_id, measure="trust", value="5"
+            )
+        )
         db.session.add(AuditEvent(action="study.open", study_id=study.id))
         db.session.commit()
         db.session.delete(study)
@@ -250,7 +286,11 @@ def test_deleting_a_study_deletes_everything_it_owns(app):
 def test_deleting_a_participant_deletes_their_trials_and_answers_at_the_database(app):
     with app.app_context():
         _study, trial = _study_with_trial(db.session)
-        db.session.add(Response(trial_id=trial.id, participant_id=trial.participant_id, measure="trust", value="5"))
+        db.session.add(
+            Response(
+                trial_id=trial.id, participant_id=trial.participant_id, measure="trust", value="5"
+            )
+        )
         db.session.commit()
         # A bulk delete bypasses the ORM: the foreign keys' ON DELETE CASCADE must do the work.
         db.session.execute(sa.delete(Participant))
@@ -287,9 +327,17 @@ def test_required_fields_are_enforced_by_the_database(app, model, fields):
 def test_enumerated_fields_refuse_unknown_values(app, table, column, bad):
     with app.app_context():
         _study, trial = _study_with_trial(db.session)
-        row_id = {"study": _study.id, "block": trial.block_id, "participant": trial.participant_id, "trial": trial.id}[table]
+        row_id = {
+            "study": _study.id,
+            "block": trial.block_id,
+            "participant": trial.participant_id,
+            "trial": trial.id,
+        }[table]
         with pytest.raises(IntegrityError):
-            db.session.execute(sa.text(f"UPDATE {table} SET {column} = :v WHERE id = :id"), {"v": bad, "id": row_id})
+            db.session.execute(
+                sa.text(f"UPDATE {table} SET {column} = :v WHERE id = :id"),
+                {"v": bad, "id": row_id},
+            )
             db.session.commit()
         db.session.rollback()
 
@@ -314,7 +362,7 @@ def test_timestamps_come_back_timezone_aware(app):
         db.session.expire_all()
         created = db.session.get(Study, study_id).created_at
         assert created.tzinfo is not None
-        assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 60
+        assert abs((datetime.now(UTC) - created).total_seconds()) < 60
 
 
 def test_passwords_are_hashed(app):
@@ -360,19 +408,27 @@ def test_seed_demo_is_safe_to_run_twice(app, runner):
 
 
 def test_create_researcher_command(app, runner):
-    result = runner.invoke(args=["create-researcher", "Grace@Example.org", "--name", "Grace"], input="longpassword\nlongpassword\n")
+    result = runner.invoke(
+        args=["create-researcher", "Grace@Example.org", "--name", "Grace"],
+        input="longpassword\nlongpassword\n",
+    )
     assert result.exit_code == 0, result.output
     with app.app_context():
         researcher = db.session.scalar(sa.select(Researcher))
         assert researcher.email == "grace@example.org"
         assert researcher.check_password("longpassword")
-    again = runner.invoke(args=["create-researcher", "grace@example.org"], input="longpassword\nlongpassword\n")
+    again = runner.invoke(
+        args=["create-researcher", "grace@example.org"], input="longpassword\nlongpassword\n"
+    )
     assert again.exit_code != 0 and "already exists" in again.output
 
 
 @pytest.mark.parametrize(
     ("email", "password", "message"),
-    [("not-an-email", "longpassword", "is not an email address"), ("a@example.org", "nine-char", "at least 10")],
+    [
+        ("not-an-email", "longpassword", "is not an email address"),
+        ("a@example.org", "nine-char", "at least 10"),
+    ],
 )
 def test_create_researcher_refuses_bad_input(app, runner, email, password, message):
     result = runner.invoke(args=["create-researcher", email], input=f"{password}\n{password}\n")

@@ -17,10 +17,15 @@ SAMPLE = {"recruited": 10, "included": 10}
 
 def paragraph(*blocks: tuple[str, dict], n_identities: int = 8, n_lists: int = 2) -> str:
     """The methods paragraph of a design of these (task, settings) blocks, defaults filled in."""
-    design = {"n_identities": n_identities, "n_lists": n_lists, "assign_by": "started",
-              "blocks": [{"name": f"b{i}", "task": task,
-                          "settings": validate_block_settings(task, settings)}
-                         for i, (task, settings) in enumerate(blocks, 1)]}
+    design = {
+        "n_identities": n_identities,
+        "n_lists": n_lists,
+        "assign_by": "started",
+        "blocks": [
+            {"name": f"b{i}", "task": task, "settings": validate_block_settings(task, settings)}
+            for i, (task, settings) in enumerate(blocks, 1)
+        ],
+    }
     return methods_paragraph(design, RESULTS, SAMPLE, {})
 
 
@@ -28,7 +33,7 @@ def block_text(text: str, index: int) -> str:
     """The words of the block numbered `index` in the paragraph."""
     start = text.index(f"({index}) ")
     end = text.find(f"; ({index + 1}) ", start)
-    return text[start:end if end >= 0 else text.index(". ", start)]
+    return text[start : end if end >= 0 else text.index(". ", start)]
 
 
 def test_side_by_side_match_shows_both_photos_untimed():
@@ -41,25 +46,36 @@ def test_side_by_side_match_shows_both_photos_untimed():
 @pytest.mark.parametrize("exposure", [200, 733, 1500, 10000])
 def test_sequential_match_times_only_the_headshot(exposure):
     """Sequential: the headshot alone for the exposure time, then the probe until the answer."""
-    text = block_text(paragraph(("match", {"presentation": "sequential",
-                                           "exposure_ms": exposure})), 1)
-    assert (f"one after the other (the headshot alone for {exposure} ms, then the probe photo "
-            "until the answer)") in text
+    text = block_text(
+        paragraph(("match", {"presentation": "sequential", "exposure_ms": exposure})), 1
+    )
+    assert (
+        f"one after the other (the headshot alone for {exposure} ms, then the probe photo "
+        "until the answer)"
+    ) in text
     assert text.count(" ms") == 1 and "ms each" not in text
 
 
 @pytest.mark.parametrize("task", ["match", "detect"])
 @pytest.mark.parametrize("confidence", [True, False])
 def test_confidence_is_said_only_when_asked(task, confidence):
-    """"how sure they were (1–5)" only for a block that asked for confidence."""
+    """ "how sure they were (1–5)" only for a block that asked for confidence."""
     text = block_text(paragraph((task, {"confidence": confidence})), 1)
     assert ("and how sure they were (1–5)" in text) is confidence
 
 
 @pytest.mark.parametrize("task", ["match", "rate", "choose", "detect"])
-@pytest.mark.parametrize("checks, said", [
-    (2, "with 2 attention checks"), (1, "with 1 attention check "), ([3, 5], "with 2 attention checks"),
-    ([4], "with 1 attention check "), (0, None), ([], None)])
+@pytest.mark.parametrize(
+    "checks, said",
+    [
+        (2, "with 2 attention checks"),
+        (1, "with 1 attention check "),
+        ([3, 5], "with 2 attention checks"),
+        ([4], "with 1 attention check "),
+        (0, None),
+        ([], None),
+    ],
+)
 def test_attention_checks_as_a_count_or_positions(task, checks, said):
     """A count ("2 checks") and a list of positions are both told as the number of checks."""
     text = block_text(paragraph((task, {"attention_checks": checks})), 1)
@@ -69,9 +85,17 @@ def test_attention_checks_as_a_count_or_positions(task, checks, said):
         assert said in text + " "
 
 
-@pytest.mark.parametrize("practice, first, said", [
-    (True, True, True), (True, False, True), (False, True, False), (False, False, False),
-    (None, True, True), (None, False, False)])
+@pytest.mark.parametrize(
+    "practice, first, said",
+    [
+        (True, True, True),
+        (True, False, True),
+        (False, True, False),
+        (False, False, False),
+        (None, True, True),
+        (None, False, False),
+    ],
+)
 def test_practice_trial_as_it_ran(practice, first, said):
     """Yes, no, or by default only in the block that runs first."""
     blocks = [("detect", {"practice": practice})]
@@ -81,11 +105,17 @@ def test_practice_trial_as_it_ran(practice, first, said):
     assert ("opened by a practice trial (not analysed)" in text) is said
 
 
-@pytest.mark.parametrize("task, cap, said", [
-    ("match", 4, "showing 4 of the 8 identities, split evenly between the conditions"),
-    ("rate", 5, "showing 5 of the 8 identities, split evenly between the conditions"),
-    ("choose", 2, "showing 2 of the 8 identities (drawn per participant)"),
-    ("detect", 8, None), ("detect", 12, None), ("match", None, None)])
+@pytest.mark.parametrize(
+    "task, cap, said",
+    [
+        ("match", 4, "showing 4 of the 8 identities, split evenly between the conditions"),
+        ("rate", 5, "showing 5 of the 8 identities, split evenly between the conditions"),
+        ("choose", 2, "showing 2 of the 8 identities (drawn per participant)"),
+        ("detect", 8, None),
+        ("detect", 12, None),
+        ("match", None, None),
+    ],
+)
 def test_a_cap_on_the_identities_shown(task, cap, said):
     """A cap below the study's identities is told; one at or above it shows them all."""
     text = block_text(paragraph((task, {"n_identities": cap})), 1)
@@ -97,8 +127,10 @@ def test_a_cap_on_the_identities_shown(task, cap, said):
 
 def test_rating_scales_and_choose_question():
     """Each scale with its range and question; the choose block's own question."""
-    scales = [{"key": "trust", "question": "Trust?", "min": 0, "max": 100},
-              {"key": "looks_competent", "question": "Competent?", "min": -3, "max": 3}]
+    scales = [
+        {"key": "trust", "question": "Trust?", "min": 0, "max": 100},
+        {"key": "looks_competent", "question": "Competent?", "min": -3, "max": 3},
+    ]
     text = paragraph(("rate", {"scales": scales}), ("choose", {"question": "Which one?"}))
     assert "rated on trust (0–100, “Trust?”) and looks competent (-3–3, “Competent?”)" in text
     assert "answering “Which one?”" in block_text(text, 2)
@@ -121,8 +153,9 @@ def test_lists_and_probes_follow_the_blocks():
 def test_blocks_are_told_in_the_order_they_ran(app, demo):
     """A choose block placed first still runs after the others, and is told last."""
     with app.app_context():
-        blocks = db.session.scalars(sa.select(Block).where(Block.study_id == demo)
-                                    .order_by(Block.position)).all()
+        blocks = db.session.scalars(
+            sa.select(Block).where(Block.study_id == demo).order_by(Block.position)
+        ).all()
         for position, block in enumerate([blocks[-1], *blocks[:-1]], start=1):
             block.position = position
         db.session.commit()
@@ -145,8 +178,9 @@ def test_report_design_lists_blocks_in_running_order(app, client, demo, monkeypa
 
     count_analyses(monkeypatch)
     with app.app_context():
-        blocks = db.session.scalars(sa.select(Block).where(Block.study_id == demo)
-                                    .order_by(Block.position)).all()
+        blocks = db.session.scalars(
+            sa.select(Block).where(Block.study_id == demo).order_by(Block.position)
+        ).all()
         for position, block in enumerate([blocks[-1], *blocks[:-1]], start=1):
             block.position = position
         db.session.commit()

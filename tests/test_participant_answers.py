@@ -25,7 +25,6 @@ from tests.test_participant_support import (
     trial_id,
 )
 
-
 # An answer is posted as a browser posts it, with the page's signed ticket (stored by the one
 # claiming statement), and without one (read from the database first): both must behave alike.
 VIA = pytest.mark.parametrize("via", ["ticket", "database"])
@@ -206,7 +205,10 @@ def test_a_forged_or_out_of_range_answer_gets_a_400_and_stores_nothing(
 def test_a_repeated_post_stores_nothing_and_cannot_change_the_answer(app, client, demo, via):
     agree(client, "demo")
     form = advance_to(client, TASK_FIELDS["detect"])
-    assert post(client, form, {"source": "real", "confidence": "2", "rt_ms": "800"}, via).status_code == 303
+    assert (
+        post(client, form, {"source": "real", "confidence": "2", "rt_ms": "800"}, via).status_code
+        == 303
+    )
     stored = responses(app, trial_id(form))
     total = count(app, Response)
     # A double click, a reload that re-posts, the back button: the same or another answer.
@@ -316,9 +318,7 @@ def test_concurrent_duplicate_posts_store_the_answer_once(app, client, demo):
 
 
 @pytest.mark.slow
-def test_store_answer_reports_repeats_and_order_and_the_unique_key_guards_a_race(
-    app, client, demo
-):
+def test_store_answer_reports_repeats_and_order_and_the_unique_key_guards_a_race(app, client, demo):
     agree(client, "demo")
     form = trial_form(client)
     (p,) = participants(app)
@@ -366,7 +366,9 @@ def _drop_hot_connection(app) -> None:
     if hotdb.is_postgres():
         backend = dead.info.backend_pid
         with app.app_context():
-            killed = db.session.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            killed = db.session.scalar(
+                sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend}
+            )
             db.session.commit()
         assert killed
     else:

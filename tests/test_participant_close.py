@@ -21,12 +21,12 @@ from tests.conftest import sign_in
 from tests.test_participant_support import (
     answer_trials,
     count,
+    demo,  # noqa: F401 (a fixture)
     first_answers,
     participants,
     set_study,
     trial_form,
     trial_id,
-    demo,  # noqa: F401 (a fixture)
 )
 
 
@@ -52,9 +52,7 @@ def is_closed_page(response) -> bool:
 
 
 @pytest.mark.parametrize("states", [("closed",), ("closed", "archived")])
-def test_a_closed_or_archived_study_stores_no_more_answers_and_says_so(
-    app, client, demo, states
-):
+def test_a_closed_or_archived_study_stores_no_more_answers_and_says_so(app, client, demo, states):
     agree(client, "demo")
     answer_trials(client, 2)
     form = trial_form(client)  # shown before the close, with its ticket

@@ -23,13 +23,12 @@ from tests.conftest import sign_in
 from tests.test_participant_support import (
     answer_trials,
     count,
+    demo,  # noqa: F401 (a fixture)
     first_answers,
     participants,
     set_study,
     trial_form,
-    demo,  # noqa: F401 (a fixture)
 )
-
 
 MOBILE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36"
 
@@ -133,9 +132,9 @@ def test_trial_pages_show_progress_withdraw_link_and_no_condition(app, client, d
 def _trial_page_through_the_layout(app) -> object:
     """Return trial.html's progress and form inside participant/layout.html, as it once was."""
     source = app.jinja_env.loader.get_source(app.jinja_env, "participant/trial.html")[0]
-    progress = source[source.index('<div class="progress">'):]
+    progress = source[source.index('<div class="progress">') :]
     progress = progress[: progress.index("</div>\n") + len("</div>\n")]
-    content = source[source.index("{% set sequential"):]
+    content = source[source.index("{% set sequential") :]
     content = content[: content.index("</form>\n") + len("</form>\n")]
     return app.jinja_env.from_string(
         '{% extends "participant/layout.html" %}\n'
@@ -334,9 +333,7 @@ def test_a_recruitment_id_resumes_its_own_session_in_another_browser(app, client
         "?sona_id=4242",  # SONA has no per-attempt parameter: only the own browser resumes
     ],
 )
-def test_a_recruitment_id_alone_does_not_hand_over_someone_elses_session(
-    app, client, demo, query
-):
+def test_a_recruitment_id_alone_does_not_hand_over_someone_elses_session(app, client, demo, query):
     own = {
         "?PROLIFIC_PID=victim1": "?PROLIFIC_PID=victim1&STUDY_ID=s1&SESSION_ID=real-session",
         "?PROLIFIC_PID=victim1&STUDY_ID=s1&SESSION_ID=guessed": (

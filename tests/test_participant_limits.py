@@ -17,10 +17,10 @@ from tests.conftest import sign_in
 from tests.test_participant_support import (
     answer_trials,
     count,
+    demo,  # noqa: F401 (a fixture)
     participants,
     set_study,
     trial_form,
-    demo,  # noqa: F401 (a fixture)
 )
 
 
@@ -54,9 +54,7 @@ def test_a_script_from_one_address_cannot_fill_a_study(app, demo):
     assert agree(from_address(app, "198.51.100.7"), "demo").status_code == 303
     # Once the window has passed, the same address may start again.
     with app.app_context():
-        db.session.execute(
-            sa.update(ParticipantStart).values(at=utcnow() - timedelta(minutes=11))
-        )
+        db.session.execute(sa.update(ParticipantStart).values(at=utcnow() - timedelta(minutes=11)))
         db.session.commit()
     assert agree(from_address(app, "203.0.113.9"), "demo").status_code == 303
 
@@ -253,9 +251,10 @@ def test_expiry_spares_finished_and_recent_participants_and_can_be_turned_off(
         started_hours_ago(app, p.id, 48)
     started_hours_ago(app, recent_p.id, 23)
     app.config["PARTICIPANT_EXPIRE_HOURS"] = 0
-    assert "Expired 0 participant(s) (expiry is off)." in runner.invoke(
-        args=["expire-participants"]
-    ).output
+    assert (
+        "Expired 0 participant(s) (expiry is off)."
+        in runner.invoke(args=["expire-participants"]).output
+    )
     app.config["PARTICIPANT_EXPIRE_HOURS"] = 24
     assert "Expired 1 participant(s)." in runner.invoke(args=["expire-participants"]).output
     assert [p.status for p in participants(app)] == ["completed", "in_progress", "expired"]

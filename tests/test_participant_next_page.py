@@ -11,11 +11,11 @@ from tests.test_participant_answers import responses
 from tests.test_participant_support import (
     answer_trials,
     count,
+    demo,  # noqa: F401 (a fixture)
     first_answers,
     participants,
     trial_form,
     trial_id,
-    demo,  # noqa: F401 (a fixture)
 )
 
 

@@ -96,4 +96,3 @@ def trial_at(app, participant_id: int, position: int) -> Trial:
         )
         db.session.expunge(trial)
         return trial
-

@@ -81,11 +81,13 @@ def test_the_side_shown_real_cannot_be_read_from_the_tickets():
         for n, raw in enumerate(issued, start=1):
             assert tickets.read(SECRET, "demo", "pub-a", n, raw).left_source == left
     # Other tasks carry no side at all.
-    plain = tickets.issue(SECRET, "demo", "pub-a", 7, tickets.Ticket("rate", True, False, None,
-                                                                     "0123456789abcdef"))
-    assert plain.startswith("rate.1.0.-.") and tickets.read(
-        SECRET, "demo", "pub-a", 7, plain
-    ).left_source is None
+    plain = tickets.issue(
+        SECRET, "demo", "pub-a", 7, tickets.Ticket("rate", True, False, None, "0123456789abcdef")
+    )
+    assert (
+        plain.startswith("rate.1.0.-.")
+        and tickets.read(SECRET, "demo", "pub-a", 7, plain).left_source is None
+    )
 
 
 def test_the_trial_page_carries_a_ticket_naming_what_the_answer_needs(app, client, demo):
@@ -140,11 +142,20 @@ def test_a_ticket_for_a_later_trial_stores_nothing(app, client, demo):
         app.secret_key, "demo", p.public_id, trial_id(current), current.ticket
     ).settings_key
     forged = tickets.issue(
-        app.secret_key, "demo", p.public_id, later_id,
+        app.secret_key,
+        "demo",
+        p.public_id,
+        later_id,
         tickets.Ticket(task, False, False, None, settings_key),
     )
-    data = {"same": "1", "confidence": "3", "scale_trust": "4", "scale_professional": "4",
-            "source": "ai", "ticket": forged}
+    data = {
+        "same": "1",
+        "confidence": "3",
+        "scale_trust": "4",
+        "scale_professional": "4",
+        "source": "ai",
+        "ticket": forged,
+    }
     response = client.post(f"/s/demo/trial/{later_id}", data=data)
     assert response.status_code == 400
     assert "Please answer the questions in order" in response.get_data(as_text=True)

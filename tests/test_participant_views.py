@@ -8,7 +8,6 @@ study, found by its opaque id or by its recruitment id (a withdrawn one by the i
 from __future__ import annotations
 
 import pytest
-
 import sqlalchemy as sa
 
 from survey.extensions import db
@@ -77,9 +76,7 @@ def test_answered_any_turns_true_with_the_first_answer(app, client, demo):
         assert service.flow("demo", public_id)[1].answered_any is True
 
 
-def test_a_recruitment_id_finds_its_participant_and_after_withdrawal_its_digest(
-    app, client, demo
-):
+def test_a_recruitment_id_finds_its_participant_and_after_withdrawal_its_digest(app, client, demo):
     query = "?PROLIFIC_PID=P-VIEWS-1&STUDY_ID=s&SESSION_ID=x"
     assert agree(client, "demo", query).status_code == 303
     recruitment = service.Recruitment("prolific", "P-VIEWS-1")

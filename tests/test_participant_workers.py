@@ -22,10 +22,10 @@ from survey.extensions import db
 from survey.models import Response, Trial
 from survey.participant.simulate import agree, form_token, parse_trial_form
 from tests.test_participant_support import (
+    demo,  # noqa: F401 (a fixture)
     first_answers,
     participants,
     trial_id,
-    demo,  # noqa: F401 (a fixture)
 )
 
 pytestmark = pytest.mark.slow
@@ -154,9 +154,7 @@ def test_a_withdrawn_participant_is_never_shown_a_trial_by_another_worker(app, t
     for via in (0, 1):
         browser.via = via
         after = browser.get("/s/demo/trial")
-        assert after.status_code == 302 and after.headers["Location"].endswith(
-            "/s/demo/withdrawn"
-        )
+        assert after.status_code == 302 and after.headers["Location"].endswith("/s/demo/withdrawn")
 
 
 def test_participants_spread_over_two_workers_see_only_current_trials(app, demo, database_url):

@@ -101,15 +101,15 @@ def test_private_texts_never_leave_the_workspace(app, client, filled, monkeypatc
         everything = b"".join(archive.read(n) for n in archive.namelist()).decode("utf-8")
     assert description["name"] == TITLE and description["description"] == SUMMARY
     assert NAME not in everything and PRIVATE not in everything
-    for name in ("trials.csv", "participants.csv", "stimuli.csv", "codebook.csv",
-                 "codebook.json"):
+    for name in ("trials.csv", "participants.csv", "stimuli.csv", "codebook.csv", "codebook.json"):
         response = client.post(f"/r/studies/{demo}/exports/{name}")
         assert response.status_code == 200, name
         text = response.get_data(as_text=True)
         assert NAME not in text and PRIVATE not in text, name
     with app.app_context():
         report_id = db.session.scalar(
-            sa.text("SELECT id FROM report WHERE published_at IS NOT NULL"))
+            sa.text("SELECT id FROM report WHERE published_at IS NOT NULL")
+        )
     bundle = client.get(f"/r/studies/{demo}/report/{report_id}/reproduction.zip")
     assert bundle.status_code == 200
     with zipfile.ZipFile(io.BytesIO(bundle.data)) as archive:
@@ -135,12 +135,20 @@ def test_authors_are_chosen_by_the_owner_by_display_name(app, client, filled, ma
         db.session.get(Researcher, viewer).name = "Vera Viewer"
         db.session.get(Researcher, editor).name = ""
         # Nobody but the demo's owner was chosen: adding members made no authors.
-        owner_member = db.session.scalar(sa.select(StudyMember).where(
-            StudyMember.study_id == demo, StudyMember.researcher_id == owner_id(app)))
+        owner_member = db.session.scalar(
+            sa.select(StudyMember).where(
+                StudyMember.study_id == demo, StudyMember.researcher_id == owner_id(app)
+            )
+        )
         owner_member.is_author = False
-        ids = {rid: db.session.scalar(sa.select(StudyMember.id).where(
-            StudyMember.study_id == demo, StudyMember.researcher_id == rid))
-            for rid in (viewer, editor, owner_id(app))}
+        ids = {
+            rid: db.session.scalar(
+                sa.select(StudyMember.id).where(
+                    StudyMember.study_id == demo, StudyMember.researcher_id == rid
+                )
+            )
+            for rid in (viewer, editor, owner_id(app))
+        }
         assert not any(db.session.get(StudyMember, i).is_author for i in ids.values())
         db.session.commit()
     assert publish_findings(client, demo).status_code == 302
@@ -158,8 +166,9 @@ def test_authors_are_chosen_by_the_owner_by_display_name(app, client, filled, ma
         sign_in(client, app, who)
         assert client.post(url, data={"is_author": "1"}).status_code == 403
     sign_in(client, app, owner_id(app))
-    nameless = client.post(f"/r/studies/{demo}/members/{ids[editor]}/author",
-                           data={"is_author": "1"})
+    nameless = client.post(
+        f"/r/studies/{demo}/members/{ids[editor]}/author", data={"is_author": "1"}
+    )
     assert nameless.status_code == 409 and "no display name" in page_text(nameless)
     assert client.post(url, data={"is_author": "maybe"}).status_code == 400
     members_page = page_text(client.get(f"/r/studies/{demo}/members"))
@@ -174,10 +183,15 @@ def test_authors_are_chosen_by_the_owner_by_display_name(app, client, filled, ma
     assert "vera.viewer" not in text and "ed.nameless" not in text
     assert "Demo researcher, Vera Viewer" in page_text(app.test_client().get("/f/demo/embed"))
     with app.app_context():
-        events = db.session.scalars(sa.select(AuditEvent.detail).where(
-            AuditEvent.action == "member.author").order_by(AuditEvent.id)).all()
+        events = db.session.scalars(
+            sa.select(AuditEvent.detail)
+            .where(AuditEvent.action == "member.author")
+            .order_by(AuditEvent.id)
+        ).all()
     assert [(e["member"], e["is_author"]) for e in events] == [
-        ("vera.viewer@example.org", True), ("demo", True)]
+        ("vera.viewer@example.org", True),
+        ("demo", True),
+    ]
 
     # Taken off again, and a display name removed on the account page, both end the credit.
     assert client.post(url, data={"is_author": "0"}).status_code == 302
@@ -190,12 +204,16 @@ def test_authors_are_chosen_by_the_owner_by_display_name(app, client, filled, ma
 def test_adding_a_viewer_never_makes_an_author(app, client, demo, make_researcher):
     make_researcher(email="new.viewer@example.org", name="New Viewer")
     sign_in(client, app, owner_id(app))
-    response = client.post(f"/r/studies/{demo}/members",
-                           data={"email": "new.viewer@example.org", "role": "viewer"})
+    response = client.post(
+        f"/r/studies/{demo}/members", data={"email": "new.viewer@example.org", "role": "viewer"}
+    )
     assert response.status_code == 302
     with app.app_context():
-        added = db.session.scalar(sa.select(StudyMember).join(Researcher).where(
-            Researcher.email == "new.viewer@example.org"))
+        added = db.session.scalar(
+            sa.select(StudyMember)
+            .join(Researcher)
+            .where(Researcher.email == "new.viewer@example.org")
+        )
         assert added.role == "viewer" and added.is_author is False
 
 
@@ -208,12 +226,19 @@ def test_a_researcher_sets_a_display_name_on_the_account_page(app, client, make_
     assert refused.status_code == 400 and "one line" in page_text(refused)
     with app.app_context():
         assert db.session.get(Researcher, rid).name == "A. Lovelace"
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
-            AuditEvent.action == "researcher.name")) == 1
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action == "researcher.name")
+            )
+            == 1
+        )
 
 
-def test_the_preview_shows_the_team_what_would_be_public(app, client, filled, make_researcher,
-                                                         monkeypatch):
+def test_the_preview_shows_the_team_what_would_be_public(
+    app, client, filled, make_researcher, monkeypatch
+):
     demo = filled
     drawn = chart_titles(monkeypatch)
     response = client.get(f"/r/studies/{demo}/findings/preview")
@@ -242,9 +267,11 @@ def test_the_preview_shows_the_team_what_would_be_public(app, client, filled, ma
     editor = member(app, demo, "editor", "editor@example.org", make_researcher)
     viewer = member(app, demo, "viewer", "viewer@example.org", make_researcher)
     stranger = make_researcher(email="stranger@example.org")
-    urls = (f"/r/studies/{demo}/findings/preview",
-            f"/r/studies/{demo}/findings/preview/charts/trust.svg",
-            f"/r/studies/{demo}/findings/preview/findings.json")
+    urls = (
+        f"/r/studies/{demo}/findings/preview",
+        f"/r/studies/{demo}/findings/preview/charts/trust.svg",
+        f"/r/studies/{demo}/findings/preview/findings.json",
+    )
     for who, status in ((editor, 200), (viewer, 403), (stranger, 404)):
         other = app.test_client()
         sign_in(other, app, who)
@@ -281,10 +308,14 @@ def test_publishing_shows_what_becomes_public_and_needs_the_confirmation(app, cl
     # A post without the confirmation, or naming another report, publishes nothing.
     refused = client.post(f"/r/studies/{demo}/report/publish")
     assert refused.status_code == 400 and "review what becomes public" in page_text(refused)
-    assert client.post(f"/r/studies/{demo}/report/publish",
-                       data={"report_id": "x"}).status_code == 400
-    stale = client.post(f"/r/studies/{demo}/report/publish", data={"report_id": report_id + 99},
-                        follow_redirects=True)
+    assert (
+        client.post(f"/r/studies/{demo}/report/publish", data={"report_id": "x"}).status_code == 400
+    )
+    stale = client.post(
+        f"/r/studies/{demo}/report/publish",
+        data={"report_id": report_id + 99},
+        follow_redirects=True,
+    )
     assert "New data arrived after you reviewed what becomes public" in page_text(stale)
     with app.app_context():
         assert db.session.get(Study, demo).findings_published_at is None
@@ -308,30 +339,44 @@ def test_the_confirmation_page_says_why_it_cannot_publish(app, client, demo, mon
     text = page_text(client.get(f"/r/studies/{demo}/report/publish"))
     assert "cannot be published now" in text and "Close it first" in text
     assert "at least 20 included participants; this report includes 5" in text
-    assert 'name="report_id"' not in client.get(
-        f"/r/studies/{demo}/report/publish").get_data(as_text=True)
+    assert 'name="report_id"' not in client.get(f"/r/studies/{demo}/report/publish").get_data(
+        as_text=True
+    )
 
 
 def test_the_study_form_separates_the_four_texts(app, client, demo):
     sign_in(client, app, owner_id(app))
     page = client.get(f"/r/studies/{demo}/edit")
     text = page_text(page)
-    for label in ("Internal name", "Title participants see", "Private description",
-                  "Public summary"):
+    for label in (
+        "Internal name",
+        "Title participants see",
+        "Private description",
+        "Public summary",
+    ):
         assert label in text
     assert "must not give away what the study compares" in text
     assert "never on the public page, never in an export" in text
     with app.app_context():
         study = db.session.get(Study, demo)
-        data = {"name": "Team name", "title": study.title, "slug": study.slug,
-                "description": "note", "public_summary": "For studios.",
-                "n_lists": study.n_lists, "assign_by": study.assign_by}
+        data = {
+            "name": "Team name",
+            "title": study.title,
+            "slug": study.slug,
+            "description": "note",
+            "public_summary": "For studios.",
+            "n_lists": study.n_lists,
+            "assign_by": study.assign_by,
+        }
     response = client.post(f"/r/studies/{demo}/edit", data=data)
     assert response.status_code == 302
     with app.app_context():
         study = db.session.get(Study, demo)
         assert (study.name, study.description, study.public_summary) == (
-            "Team name", "note", "For studios.")
+            "Team name",
+            "note",
+            "For studios.",
+        )
     # The workspace shows the internal name; participants see the title.
     assert "Team name" in page_text(client.get("/r/studies"))
     participant = app.test_client().get("/s/demo")
@@ -348,11 +393,14 @@ def test_a_new_study_gets_its_name_or_its_title(app, client, make_researcher):
     client.post("/r/studies/new", data={"title": "Faces", "name": "Pilot: AI vs real"})
     client.post("/r/studies/new", data={"title": "Faces again"})
     with app.app_context():
-        rows = db.session.execute(sa.select(Study.name, Study.title, Study.slug)
-                                  .order_by(Study.id)).all()
+        rows = db.session.execute(
+            sa.select(Study.name, Study.title, Study.slug).order_by(Study.id)
+        ).all()
     # The link is made from the title participants see, never from the internal name.
-    assert [tuple(r) for r in rows] == [("Pilot: AI vs real", "Faces", "faces"),
-                                        ("Faces again", "Faces again", "faces-again")]
+    assert [tuple(r) for r in rows] == [
+        ("Pilot: AI vs real", "Faces", "faces"),
+        ("Faces again", "Faces again", "faces-again"),
+    ]
 
 
 def test_the_migration_fills_the_internal_name_from_the_title(app):
@@ -364,23 +412,33 @@ def test_the_migration_fills_the_internal_name_from_the_title(app):
         downgrade(directory=migrations, revision="0003_participant_starts")
         try:
             with db.engine.begin() as conn:
-                conn.execute(sa.text(
-                    "INSERT INTO researcher (id, email, name, password_hash, is_admin, "
-                    "session_version, created_at) VALUES (1, 'r@example.org', 'R', 'x', false, 0, "
-                    "CURRENT_TIMESTAMP)"))
-                conn.execute(sa.text(
-                    "INSERT INTO study (id, slug, title, description, state, consent_text, "
-                    "instructions_text, debrief_text, completion_code, completion_url, n_lists, "
-                    "assign_by, settings, participants_started, created_at) VALUES (1, 'old', "
-                    "'An old study', 'note', 'draft', '', '', '', '', '', 2, 'started', '{}', 0, "
-                    "CURRENT_TIMESTAMP)"))
-                conn.execute(sa.text(
-                    "INSERT INTO study_member (study_id, researcher_id, role) "
-                    "VALUES (1, 1, 'owner')"))
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO researcher (id, email, name, password_hash, is_admin, "
+                        "session_version, created_at) VALUES (1, 'r@example.org', 'R', 'x', false, 0, "
+                        "CURRENT_TIMESTAMP)"
+                    )
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO study (id, slug, title, description, state, consent_text, "
+                        "instructions_text, debrief_text, completion_code, completion_url, n_lists, "
+                        "assign_by, settings, participants_started, created_at) VALUES (1, 'old', "
+                        "'An old study', 'note', 'draft', '', '', '', '', '', 2, 'started', '{}', 0, "
+                        "CURRENT_TIMESTAMP)"
+                    )
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO study_member (study_id, researcher_id, role) "
+                        "VALUES (1, 1, 'owner')"
+                    )
+                )
         finally:
             upgrade(directory=migrations)
-        row = db.session.execute(sa.text(
-            "SELECT name, title, description, public_summary FROM study WHERE id = 1")).one()
+        row = db.session.execute(
+            sa.text("SELECT name, title, description, public_summary FROM study WHERE id = 1")
+        ).one()
         assert tuple(row) == ("An old study", "An old study", "note", "")
         assert db.session.scalar(sa.text("SELECT is_author FROM study_member")) in (False, 0)
 

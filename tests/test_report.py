@@ -77,14 +77,21 @@ def test_report_shows_sample_findings_tests_figures_and_methods(app, client, dem
     # The detection model's estimate is AI minus real on the log-odds scale, labelled so in its
     # own row (not with the one-sample tests' "minus chance").
     assert text.count("AI minus real, log-odds of a correct answer") == sum(
-        t["method"] == "glmm" for t in results["tests"])
+        t["method"] == "glmm" for t in results["tests"]
+    )
     assert "mean minus 0.5" not in text
     assert "Exploratory" in text and "Preregistered" not in text.replace("preregistered", "")
     # Figures: alt text with numbers on every image, served as SVG.
     images = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', response.get_data(as_text=True))
     names = {src.rsplit("/", 1)[1] for src, _alt in images}
-    assert {"paired_trust.svg", "paired_recognition_accuracy.svg", "sdt.svg", "choice_real.svg",
-            "detection.svg", "identities_trust.svg"} <= names
+    assert {
+        "paired_trust.svg",
+        "paired_recognition_accuracy.svg",
+        "sdt.svg",
+        "choice_real.svg",
+        "detection.svg",
+        "identities_trust.svg",
+    } <= names
     for src, alt in images:
         assert re.search(r"\d", alt) and len(alt) > 80
         figure = client.get(html.unescape(src))
@@ -192,8 +199,15 @@ def test_a_computation_that_never_finished_is_marked_failed(app, client, demo, m
     with app.app_context():
         study = db.session.get(Study, demo)
         sha = service.current_data(study).sha
-        db.session.add(Report(study_id=demo, data_sha256=sha, analysis_version=service.analysis.__version__,
-                              status="running", created_at=utcnow() - timedelta(hours=2)))
+        db.session.add(
+            Report(
+                study_id=demo,
+                data_sha256=sha,
+                analysis_version=service.analysis.__version__,
+                status="running",
+                created_at=utcnow() - timedelta(hours=2),
+            )
+        )
         db.session.commit()
     sign_in(client, app, owner_id(app))
     text = page_text(client.get(f"/r/studies/{demo}/report"))
@@ -227,16 +241,28 @@ def test_downloads_are_complete_and_self_contained(app, client, demo, monkeypatc
     assert "report_data" not in json.loads(results.data)
 
     tables = zipfile.ZipFile(io.BytesIO(client.get(f"{base}/tables.zip").data))
-    assert {"results.json", "tests.csv", "descriptives.csv", "participant_scores.csv",
-            "identity_scores.csv", "exclusions.csv", "findings.csv"} <= set(tables.namelist())
+    assert {
+        "results.json",
+        "tests.csv",
+        "descriptives.csv",
+        "participant_scores.csv",
+        "identity_scores.csv",
+        "exclusions.csv",
+        "findings.csv",
+    } <= set(tables.namelist())
     tests_csv = tables.read("tests.csv").decode()
     assert tests_csv.count("\n") == len(stored["tests"]) + 1
     exclusions_csv = tables.read("exclusions.csv").decode()
     assert all(pid in exclusions_csv or f"'{pid}" in exclusions_csv for pid in ids)
 
     bundle = zipfile.ZipFile(io.BytesIO(client.get(f"{base}/reproduction.zip").data))
-    assert set(bundle.namelist()) == {"trials.csv", "participants.csv", "results.json",
-                                      "analysis.R", "README.txt"}
+    assert set(bundle.namelist()) == {
+        "trials.csv",
+        "participants.csv",
+        "results.json",
+        "analysis.R",
+        "README.txt",
+    }
     assert json.loads(bundle.read("results.json")) == stored
     trials_csv = bundle.read("trials.csv").decode()
     assert trials_csv.startswith("study,participant,list,trial,block,task,identity,condition")
@@ -250,7 +276,9 @@ def test_downloads_are_complete_and_self_contained(app, client, demo, monkeypatc
     assert png.headers["Content-Disposition"].startswith("attachment")
     assert PILImage.open(io.BytesIO(png.data)).format == "PNG"
     svg = client.get(f"{base}/figures/paired_trust.svg")
-    cached = client.get(f"{base}/figures/paired_trust.svg", headers={"If-None-Match": svg.headers["ETag"]})
+    cached = client.get(
+        f"{base}/figures/paired_trust.svg", headers={"If-None-Match": svg.headers["ETag"]}
+    )
     assert cached.status_code == 304
     # A report can be recomputed or deleted: its figures are revalidated on every use.
     for response in (png, svg, cached):
@@ -265,7 +293,9 @@ def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, mo
     """Regression: "2 checks" (a count, not positions) made the report, its HTML and Publish 500."""
     count_analyses(monkeypatch)
     with app.app_context():
-        block = db.session.scalar(sa.select(Block).where(Block.study_id == demo, Block.task == "rate"))
+        block = db.session.scalar(
+            sa.select(Block).where(Block.study_id == demo, Block.task == "rate")
+        )
         block.settings = {**block.settings, "attention_checks": 2}
         db.session.commit()
         refreeze(demo)
@@ -303,8 +333,9 @@ def test_data_hash_covers_trials_participants_and_plan(app, demo, monkeypatch):
         study = db.session.get(Study, demo)
         inputs = service.load_inputs(study)
         base = service.data_hash(inputs.trials, inputs.participants, None)
-        shuffled = service.data_hash(inputs.trials.sample(frac=1, random_state=1),
-                                     inputs.participants[::-1], None)
+        shuffled = service.data_hash(
+            inputs.trials.sample(frac=1, random_state=1), inputs.participants[::-1], None
+        )
         planned = service.data_hash(inputs.trials, inputs.participants, {"alpha": 0.01})
         fewer = service.data_hash(inputs.trials.iloc[1:], inputs.participants, None)
     assert base == shuffled == inputs.data_sha256
@@ -316,48 +347,91 @@ def test_methods_paragraph_names_sample_design_rules_tests_and_software():
     from survey.findings.methods import methods_paragraph
 
     design = {
-        "n_identities": 24, "n_lists": 2, "assign_by": "completed",
+        "n_identities": 24,
+        "n_lists": 2,
+        "assign_by": "completed",
         "blocks": [
-            {"name": "recognition", "task": "match",
-             "settings": {"presentation": "sequential", "exposure_ms": 1500, "confidence": True,
-                          "attention_checks": [3]}},
-            {"name": "impressions", "task": "rate",
-             "settings": {"scales": [{"key": "trust", "min": 1, "max": 7,
-                                      "question": "How much do you trust this person?"}]}},
+            {
+                "name": "recognition",
+                "task": "match",
+                "settings": {
+                    "presentation": "sequential",
+                    "exposure_ms": 1500,
+                    "confidence": True,
+                    "attention_checks": [3],
+                },
+            },
+            {
+                "name": "impressions",
+                "task": "rate",
+                "settings": {
+                    "scales": [
+                        {
+                            "key": "trust",
+                            "min": 1,
+                            "max": 7,
+                            "question": "How much do you trust this person?",
+                        }
+                    ]
+                },
+            },
         ],
         "preregistration": {"frozen_at": "1 March 2026", "sha256": "ab" * 32},
     }
     results = {
-        "plan": {"exclusions": {"incomplete": True, "attention": True, "min_median_rt_ms": 300.0,
-                                "straightlining": True}},
-        "tests": [{"outcome": "trust", "method": "paired_t"}, {"outcome": "trust", "method": "lmm"},
-                  {"outcome": "trust", "method": "tost"},
-                  {"outcome": "choice_real", "method": "binomial"}],
-        "correction": "bh", "alpha": 0.01, "families": [{}, {}, {}], "n_identities": 24,
+        "plan": {
+            "exclusions": {
+                "incomplete": True,
+                "attention": True,
+                "min_median_rt_ms": 300.0,
+                "straightlining": True,
+            }
+        },
+        "tests": [
+            {"outcome": "trust", "method": "paired_t"},
+            {"outcome": "trust", "method": "lmm"},
+            {"outcome": "trust", "method": "tost"},
+            {"outcome": "choice_real", "method": "binomial"},
+        ],
+        "correction": "bh",
+        "alpha": 0.01,
+        "families": [{}, {}, {}],
+        "n_identities": 24,
     }
-    sample = {"recruited": 120, "withdrawn": 2, "excluded": 7,
-              "reasons": {"attention": 5, "incomplete": 3}, "included": 113,
-              "by_list": [{"list": "A", "included": 56}, {"list": "B", "included": 57}],
-              "by_device": [{"device": "desktop", "included": 80},
-                            {"device": "mobile", "included": 33}],
-              "sources": {"prolific": 120}}
-    text = methods_paragraph(design, results, sample, {"Likeness analysis": "0.1.0",
-                                                       "Python": "3.11.7"})
-    assert text.startswith("120 participants took part through Prolific; 2 further participants "
-                           "withdrew and their data were deleted. 7 participants were excluded "
-                           "(5 failed an attention check and 3 did not finish; a participant can "
-                           "meet more than one rule). The analysis includes 113 participants "
-                           "(list A: 56, list B: 57; desktop: 80, mobile: 33).")
+    sample = {
+        "recruited": 120,
+        "withdrawn": 2,
+        "excluded": 7,
+        "reasons": {"attention": 5, "incomplete": 3},
+        "included": 113,
+        "by_list": [{"list": "A", "included": 56}, {"list": "B", "included": 57}],
+        "by_device": [{"device": "desktop", "included": 80}, {"device": "mobile", "included": 33}],
+        "sources": {"prolific": 120},
+    }
+    text = methods_paragraph(
+        design, results, sample, {"Likeness analysis": "0.1.0", "Python": "3.11.7"}
+    )
+    assert text.startswith(
+        "120 participants took part through Prolific; 2 further participants "
+        "withdrew and their data were deleted. 7 participants were excluded "
+        "(5 failed an attention check and 3 did not finish; a participant can "
+        "meet more than one rule). The analysis includes 113 participants "
+        "(list A: 56, list B: 57; desktop: 80, mobile: 33)."
+    )
     assert "The stimuli showed 24 identities" in text
-    assert ("(1) a recognition block (recognition): a headshot (real or AI) and an in-person "
-            "probe photo one after the other (the headshot alone for 1500 ms, then the probe photo "
-            "until the answer)") in text
+    assert (
+        "(1) a recognition block (recognition): a headshot (real or AI) and an in-person "
+        "probe photo one after the other (the headshot alone for 1500 ms, then the probe photo "
+        "until the answer)"
+    ) in text
     assert "with 1 attention check; (2) a first-impression block (impressions)" in text
     assert "trust (1–7, “How much do you trust this person?”)" in text
     assert "2 counterbalancing lists" in text and "fewest completed participants" in text
-    assert ("Following the preregistered rules, participants were excluded if they did not "
-            "finish, failed any attention check, had a median response time under 300 ms or gave "
-            "the same rating on every rating trial.") in text
+    assert (
+        "Following the preregistered rules, participants were excluded if they did not "
+        "finish, failed any attention check, had a median response time under 300 ms or gave "
+        "the same rating on every rating trial."
+    ) in text
     assert "preregistered on 1 March 2026 (SHA-256 abababababababab…)" in text
     assert "linear mixed models of single ratings (REML, Satterthwaite degrees of freedom)" in text
     assert "two one-sided tests (TOST)" in text and "exact binomial tests" in text
@@ -367,32 +441,61 @@ def test_methods_paragraph_names_sample_design_rules_tests_and_software():
 
 def test_plain_warnings_cover_small_n_singular_fits_targets_and_balance():
     """The warnings a reader must see, in words: each case and the quiet case."""
-    results = {"n_participants": 12, "n_identities": 8, "tests": [
-        {"outcome": "recognition_accuracy", "method": "glmm", "singular": True, "converged": True,
-         "notes": ["singular fit: the (Intercept) variance for participant is estimated at (or "
-                   "near) zero (theta = 0)"]},
-        {"outcome": "detection_accuracy", "method": "glmm", "singular": True, "converged": True,
-         "notes": ["singular fit: the conditionai effect for identity is perfectly correlated "
-                   "with the intercept (correlation +-1)"]},
-        {"outcome": "trust", "method": "lmm", "singular": False, "converged": False}]}
+    results = {
+        "n_participants": 12,
+        "n_identities": 8,
+        "tests": [
+            {
+                "outcome": "recognition_accuracy",
+                "method": "glmm",
+                "singular": True,
+                "converged": True,
+                "notes": [
+                    "singular fit: the (Intercept) variance for participant is estimated at (or "
+                    "near) zero (theta = 0)"
+                ],
+            },
+            {
+                "outcome": "detection_accuracy",
+                "method": "glmm",
+                "singular": True,
+                "converged": True,
+                "notes": [
+                    "singular fit: the conditionai effect for identity is perfectly correlated "
+                    "with the intercept (correlation +-1)"
+                ],
+            },
+            {"outcome": "trust", "method": "lmm", "singular": False, "converged": False},
+        ],
+    }
     sample = {"by_list": [{"list": "A", "included": 9}, {"list": "B", "included": 3}]}
     notes = service.plain_warnings(results, sample, {"target_n": 100})
     assert notes == [
-        ("Only 12 participants are included: estimates are imprecise, and findings need at "
-         "least 20 included participants to be published."),
+        (
+            "Only 12 participants are included: estimates are imprecise, and findings need at "
+            "least 20 included participants to be published."
+        ),
         "The preregistered target was 100 included participants; 12 are included so far.",
-        ("Only 8 identities were shown: the tests over identities have little power, and the "
-         "results may not generalise to other people."),
-        ("The mixed model of recognition accuracy is singular: the intercept variance across "
-         "participants was estimated at zero, so the model is simpler than its formula; read it "
-         "beside the participant-level test."),
+        (
+            "Only 8 identities were shown: the tests over identities have little power, and the "
+            "results may not generalise to other people."
+        ),
+        (
+            "The mixed model of recognition accuracy is singular: the intercept variance across "
+            "participants was estimated at zero, so the model is simpler than its formula; read it "
+            "beside the participant-level test."
+        ),
         # A +-1 correlation is not a zero variance: the note names the cause it has.
-        ("The mixed model of detection accuracy is singular: the AI-versus-real slope across "
-         "identities is perfectly correlated (±1) with the intercept, so the model is simpler "
-         "than its formula; read it beside the participant-level test."),
+        (
+            "The mixed model of detection accuracy is singular: the AI-versus-real slope across "
+            "identities is perfectly correlated (±1) with the intercept, so the model is simpler "
+            "than its formula; read it beside the participant-level test."
+        ),
         "The mixed model of trust did not converge: do not rely on it.",
-        ("The counterbalancing lists are unbalanced (list A: 9, list B: 3 included "
-         "participants): each identity was not seen equally often in each condition."),
+        (
+            "The counterbalancing lists are unbalanced (list A: 9, list B: 3 included "
+            "participants): each identity was not seen equally often in each condition."
+        ),
     ]
     quiet = {"n_participants": 60, "n_identities": 24, "tests": []}
     balanced = {"by_list": [{"list": "A", "included": 30}, {"list": "B", "included": 30}]}

@@ -56,8 +56,11 @@ def test_summary_first_then_collapsible_sections(report):
     summary = _rows(page, "summary-table")
     preregistered = [f for f in results["findings"] if f["preregistered"]]
     assert len(preregistered) == 3 and len(summary) == len(results["findings"])
-    verdicts = {"difference": "Difference", "no_difference": "No reliable difference",
-                "inconclusive": "Inconclusive"}
+    verdicts = {
+        "difference": "Difference",
+        "no_difference": "No reliable difference",
+        "inconclusive": "Inconclusive",
+    }
     # Preregistered first, each with its verdict, estimate and interval.
     for row, finding in zip(summary, preregistered):
         assert verdicts[finding["verdict"]] in row and "Preregistered" in row
@@ -102,20 +105,41 @@ def test_one_unit_readable_names_and_no_doubled_labels(report):
     and test names; no 'Exploratory: Inconclusive:' or doubled full stop."""
     page, results = report
     text = page_text_of(page)
-    for raw in ("participant_wilcoxon", "identity_t", "identity_wilcoxon", "pooled_binomial",
-                "mean minus 0.5", "ai minus real", "Inconclusive:", ".."):
+    for raw in (
+        "participant_wilcoxon",
+        "identity_t",
+        "identity_wilcoxon",
+        "pooled_binomial",
+        "mean minus 0.5",
+        "ai minus real",
+        "Inconclusive:",
+        "..",
+    ):
         assert raw not in text.replace("...", ""), raw
     assert "(Wilcoxon tests, participants)" in text
     assert "Wilcoxon signed-rank test (no continuity correction)" in text
-    assert [f["label"] for f in results["families"]][:2] == ["Primary outcomes",
-                                                           "Secondary outcomes"]
-    detection = next(t for t in results["tests"] if t["outcome"] == "detection_accuracy"
-                     and t["method"] == "one_sample_t" and t["level"] == "participant")
-    assert f"{detection['estimate'] * 100:.1f} accuracy minus chance (50%), percentage " \
-           "points" in text
+    assert [f["label"] for f in results["families"]][:2] == [
+        "Primary outcomes",
+        "Secondary outcomes",
+    ]
+    detection = next(
+        t
+        for t in results["tests"]
+        if t["outcome"] == "detection_accuracy"
+        and t["method"] == "one_sample_t"
+        and t["level"] == "participant"
+    )
+    assert (
+        f"{detection['estimate'] * 100:.1f} accuracy minus chance (50%), percentage points" in text
+    )
     assert f"{detection['ci_low'] * 100:.1f} to {detection['ci_high'] * 100:.1f}" in text
-    described = next(d for d in results["descriptives"] if d["outcome"] == "detection_accuracy"
-                     and d["level"] == "participant" and d["condition"] is None)
+    described = next(
+        d
+        for d in results["descriptives"]
+        if d["outcome"] == "detection_accuracy"
+        and d["level"] == "participant"
+        and d["condition"] is None
+    )
     assert f"{described['mean'] * 100:.1f}" in text
     # The accuracy's descriptives table shows percent, never proportions (a proportion's digits
     # may stand elsewhere on the page by chance, e.g. in a p-value or another outcome's d').
@@ -129,13 +153,17 @@ def test_one_unit_readable_names_and_no_doubled_labels(report):
 def test_alt_text_counts_the_participants_plotted(report):
     """The detection figure's alt text states the included N, not rows per condition (3N)."""
     page, results = report
-    alts = {src.rsplit("/", 1)[1]: html.unescape(alt) for src, alt in
-            re.findall(r'<img src="([^"]+)" alt="([^"]+)"', page)}
+    alts = {
+        src.rsplit("/", 1)[1]: html.unescape(alt)
+        for src, alt in re.findall(r'<img src="([^"]+)" alt="([^"]+)"', page)
+    }
     n = results["n_participants"]
     assert alts["detection.svg"].startswith(
-        f"Telling AI headshots from real photographs, {n} participants.")
+        f"Telling AI headshots from real photographs, {n} participants."
+    )
     assert alts["choice_real.svg"].startswith(
-        f"Share of pairs in which the real photograph was chosen, {n} participants.")
+        f"Share of pairs in which the real photograph was chosen, {n} participants."
+    )
 
 
 @pytest.mark.slow
@@ -167,6 +195,8 @@ def test_wilcoxon_rows_and_methods_say_which_continuity_correction_ran():
     assert method_name(on) == "Wilcoxon signed-rank test (with continuity correction)"
     assert method_name(off) == "Wilcoxon signed-rank test (no continuity correction)"
     assert "(normal approximation, with continuity correction)" in _tests_sentence(
-        {"tests": [on], "correction": "holm", "alpha": 0.05})
+        {"tests": [on], "correction": "holm", "alpha": 0.05}
+    )
     assert "(normal approximation, no continuity correction)" in _tests_sentence(
-        {"tests": [off], "correction": "holm", "alpha": 0.05})
+        {"tests": [off], "correction": "holm", "alpha": 0.05}
+    )

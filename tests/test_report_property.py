@@ -50,10 +50,13 @@ CONDITION_TASKS = ("match", "rate", "detect")
 FAST = functools.partial(analyse, mixed_models=False)
 # Text a researcher may type in a question, anchor or hypothesis: any printable character,
 # HTML's own among them.
-TEXT = st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")),
-               min_size=1, max_size=40).filter(lambda t: t.strip())
-SCALE_KEYS = st.one_of(st.sampled_from(["trust", "professional", "warmth", "likeable"]),
-                       st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True))
+TEXT = st.text(
+    st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Zs")), min_size=1, max_size=40
+).filter(lambda t: t.strip())
+SCALE_KEYS = st.one_of(
+    st.sampled_from(["trust", "professional", "warmth", "likeable"]),
+    st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True),
+)
 RESERVED = {"same", "confidence", "choice", "source", "attention"}
 
 
@@ -80,8 +83,11 @@ def attention_text(draw, n_trials: int) -> str:
 @st.composite
 def scale_rows(draw) -> list[dict]:
     """One to three rating scales of any range, with or without anchors."""
-    keys = draw(st.lists(SCALE_KEYS.filter(lambda k: k not in RESERVED), min_size=1, max_size=3,
-                         unique=True))
+    keys = draw(
+        st.lists(
+            SCALE_KEYS.filter(lambda k: k not in RESERVED), min_size=1, max_size=3, unique=True
+        )
+    )
     rows = []
     for key in keys:
         low = draw(st.sampled_from([1, 0, -3, 1, 10]))
@@ -120,8 +126,11 @@ def block_forms(draw, task: str, index: int, n_ids: int) -> dict:
 def outcomes_of(blocks: list[tuple[str, dict]]) -> list[str]:
     """The outcomes the blocks measure (as the workspace offers them to the plan)."""
     names: list[str] = []
-    fixed = {"match": ["recognition_accuracy", "d_prime", "criterion"],
-             "choose": ["choice_real"], "detect": ["detection_accuracy", "detection_d_prime"]}
+    fixed = {
+        "match": ["recognition_accuracy", "d_prime", "criterion"],
+        "choose": ["choice_real"],
+        "detect": ["detection_accuracy", "detection_d_prime"],
+    }
     for task, form in blocks:
         keys = [v for k, v in form.items() if k.startswith("scales-") and k.endswith("-key")]
         names += [n for n in (keys if task == "rate" else fixed[task]) if n not in names]
@@ -133,19 +142,22 @@ def plan_forms(draw, outcomes: list[str]) -> dict | None:
     """The preregistration form, or None for no plan; every field may be left at its default."""
     if draw(st.booleans()):
         return None
-    form: dict = {"alpha": str(draw(st.sampled_from([0.05, 0.01, 0.1, 0.2, 0.001]))),
-                  "correction": draw(st.sampled_from(["holm", "bh"]))}
+    form: dict = {
+        "alpha": str(draw(st.sampled_from([0.05, 0.01, 0.1, 0.2, 0.001]))),
+        "correction": draw(st.sampled_from(["holm", "bh"])),
+    }
     named = draw(st.lists(st.sampled_from(outcomes), unique=True, max_size=len(outcomes)))
     for i, outcome in enumerate(named):
         form[f"hypotheses-{i}-outcome"] = outcome
-        form[f"hypotheses-{i}-direction"] = draw(st.sampled_from(["two-sided", "less",
-                                                                   "greater"]))
+        form[f"hypotheses-{i}-direction"] = draw(st.sampled_from(["two-sided", "less", "greater"]))
         form[f"hypotheses-{i}-text"] = draw(st.one_of(st.just(""), TEXT))
     # The blank row a browser posts under the filled ones (its select sends its first option).
-    form.update({f"hypotheses-{len(named)}-outcome": "",
-                 f"hypotheses-{len(named)}-direction": "two-sided"})
-    form["primary_outcomes"] = draw(st.lists(st.sampled_from(outcomes), unique=True,
-                                             max_size=len(outcomes)))
+    form.update(
+        {f"hypotheses-{len(named)}-outcome": "", f"hypotheses-{len(named)}-direction": "two-sided"}
+    )
+    form["primary_outcomes"] = draw(
+        st.lists(st.sampled_from(outcomes), unique=True, max_size=len(outcomes))
+    )
     for flag in ("exclude_incomplete", "exclude_attention", "exclude_straightlining"):
         if draw(st.booleans()):
             form[flag] = "y"
@@ -153,8 +165,13 @@ def plan_forms(draw, outcomes: list[str]) -> dict | None:
     bounded = draw(st.lists(st.sampled_from(outcomes), unique=True, max_size=2))
     for i, outcome in enumerate(bounded):
         low = draw(st.sampled_from([-0.5, -0.1, -2.0, -10.0]))
-        form.update({f"bounds-{i}-outcome": outcome, f"bounds-{i}-low": str(low),
-                     f"bounds-{i}-high": str(draw(st.sampled_from([0.5, 0.1, 3.0])))})
+        form.update(
+            {
+                f"bounds-{i}-outcome": outcome,
+                f"bounds-{i}-low": str(low),
+                f"bounds-{i}-high": str(draw(st.sampled_from([0.5, 0.1, 3.0]))),
+            }
+        )
     form[f"bounds-{len(bounded)}-outcome"] = ""
     form["target_n"] = draw(st.sampled_from(["", "1", "40"]))
     form["freeze_now"] = draw(st.booleans())
@@ -164,8 +181,9 @@ def plan_forms(draw, outcomes: list[str]) -> dict | None:
 @st.composite
 def designs(draw) -> dict:
     """A valid study design with its plan, participants and how they answer."""
-    tasks = draw(st.lists(st.sampled_from(["match", "rate", "choose", "detect"]), min_size=1,
-                          max_size=4))
+    tasks = draw(
+        st.lists(st.sampled_from(["match", "rate", "choose", "detect"]), min_size=1, max_size=4)
+    )
     with_conditions = any(t in CONDITION_TASKS for t in tasks)
     n_ids = draw(st.integers(4 if with_conditions else 2, 8))
     blocks = [(task, draw(block_forms(task, i, n_ids))) for i, task in enumerate(tasks)]
@@ -178,14 +196,16 @@ def designs(draw) -> dict:
         "plan": draw(plan_forms(outcomes_of(blocks))),
         "participants": draw(st.integers(1, 14)),
         # Ordinary answers, or degenerate ones: no spread, everyone right, one side chosen.
-        "effects": Effects(rating_drop=draw(st.sampled_from([0.8, 0.0, -0.5])),
-                           rating_sd=draw(st.sampled_from([0.7, 0.7, 0.0])),
-                           match_real=draw(st.sampled_from([0.85, 1.0, 0.5])),
-                           match_ai=draw(st.sampled_from([0.7, 1.0, 0.0])),
-                           detect=draw(st.sampled_from([0.65, 1.0, 0.0])),
-                           choose_real=draw(st.sampled_from([0.7, 1.0, 0.0])),
-                           fail_attention=draw(st.sampled_from([0.0, 0.0, 0.3, 1.0])),
-                           stop_early=draw(st.sampled_from([0.0, 0.0, 0.3]))),
+        "effects": Effects(
+            rating_drop=draw(st.sampled_from([0.8, 0.0, -0.5])),
+            rating_sd=draw(st.sampled_from([0.7, 0.7, 0.0])),
+            match_real=draw(st.sampled_from([0.85, 1.0, 0.5])),
+            match_ai=draw(st.sampled_from([0.7, 1.0, 0.0])),
+            detect=draw(st.sampled_from([0.65, 1.0, 0.0])),
+            choose_real=draw(st.sampled_from([0.7, 1.0, 0.0])),
+            fail_attention=draw(st.sampled_from([0.0, 0.0, 0.3, 1.0])),
+            stop_early=draw(st.sampled_from([0.0, 0.0, 0.3])),
+        ),
         "prolific": draw(st.booleans()),
         "mixed_models": False,
     }
@@ -203,11 +223,22 @@ def build_study(app, client, demo: int, design: dict) -> int:
     study_id = _location_id(response)
     with app.app_context():
         study = db.session.get(Study, study_id)
-        form = {f: getattr(study, f) or "" for f in (
-            "title", "slug", "description", "consent_text", "instructions_text", "debrief_text",
-            "completion_code", "completion_url")}
-        identities = db.session.scalars(sa.select(Identity.id).where(
-            Identity.study_id == study_id).order_by(Identity.code)).all()
+        form = {
+            f: getattr(study, f) or ""
+            for f in (
+                "title",
+                "slug",
+                "description",
+                "consent_text",
+                "instructions_text",
+                "debrief_text",
+                "completion_code",
+                "completion_url",
+            )
+        }
+        identities = db.session.scalars(
+            sa.select(Identity.id).where(Identity.study_id == study_id).order_by(Identity.code)
+        ).all()
         blocks = db.session.scalars(sa.select(Block.id).where(Block.study_id == study_id)).all()
         prereg = study.preregistration
         if prereg is not None:
@@ -215,14 +246,15 @@ def build_study(app, client, demo: int, design: dict) -> int:
             db.session.commit()
     form.update(n_lists=str(design["n_lists"]), assign_by=design["assign_by"], target_n="")
     assert client.post(f"/r/studies/{study_id}/edit", data=form).status_code == 302
-    for identity in identities[design["n_identities"]:]:
+    for identity in identities[design["n_identities"] :]:
         response = client.post(f"/r/studies/{study_id}/stimuli/identities/{identity}/delete")
         assert response.status_code == 302
     for block in blocks:
         assert client.post(f"/r/studies/{study_id}/blocks/{block}/delete").status_code == 302
     for task, fields in design["blocks"]:
-        response = client.post(f"/r/studies/{study_id}/blocks",
-                               data={"name": fields["name"], "task": task})
+        response = client.post(
+            f"/r/studies/{study_id}/blocks", data={"name": fields["name"], "task": task}
+        )
         assert response.status_code == 302, page_text(response)
         block_id = int(re.search(r"/blocks/(\d+)", response.headers["Location"])[1])
         response = client.post(f"/r/studies/{study_id}/blocks/{block_id}", data=fields)
@@ -264,7 +296,7 @@ def check_report_and_public_page(app, client, study_id: int) -> None:
     # The page's text has its spaces collapsed (a question may hold a no-break space).
     assert re.sub(r"\s+", " ", methods).strip() in text
     for name, task, stored in blocks:
-        told = methods[methods.index(f"({name})"):].split("; (")[0]
+        told = methods[methods.index(f"({name})") :].split("; (")[0]
         checks = attention_check_count(stored["attention_checks"])
         if checks:
             assert f"with {checks} attention check" in told
@@ -279,8 +311,13 @@ def check_report_and_public_page(app, client, study_id: int) -> None:
         response = client.get(f"{base}/{name}")
         assert response.status_code == 200, name
         assert zipfile.ZipFile(io.BytesIO(response.data)).testzip() is None
-    figures = sorted(set(re.findall(r'src="(/r/studies/[^"]+/figures/[a-z0-9_]+\.svg)"',
-                                    page.get_data(as_text=True))))
+    figures = sorted(
+        set(
+            re.findall(
+                r'src="(/r/studies/[^"]+/figures/[a-z0-9_]+\.svg)"', page.get_data(as_text=True)
+            )
+        )
+    )
     for url in figures:
         assert client.get(url).status_code == 200, url
     if figures:
@@ -295,7 +332,8 @@ def check_report_and_public_page(app, client, study_id: int) -> None:
     assert response.status_code == 302
     if results["n_participants"] < service.MIN_PUBLIC_N:
         assert "Findings are published only from at least" in page_text(
-            client.get(f"/r/studies/{study_id}/report"))
+            client.get(f"/r/studies/{study_id}/report")
+        )
         assert client.get(f"/f/{slug}").status_code == 404
         return
     public = client.get(f"/f/{slug}")
@@ -310,47 +348,114 @@ def check_report_and_public_page(app, client, study_id: int) -> None:
 
 
 EXAMPLE_MIXED = {
-    "n_identities": 5, "n_lists": 2, "assign_by": "started",
-    "blocks": [("match", {"name": "seq", "practice": "yes", "attention_checks": "2 checks",
-                          "n_identities": "", "presentation": "sequential",
-                          "exposure_ms": "733", "confidence": "y"}),
-               ("rate", {"name": "rate 1", "practice": "auto", "attention_checks": "1, 4",
-                         "n_identities": "4", "scales-0-key": "trust",
-                         "scales-0-question": "Trust?", "scales-0-min": "0",
-                         "scales-0-max": "100"}),
-               ("detect", {"name": "det", "practice": "no", "attention_checks": "1 check",
-                           "n_identities": ""})],
-    "plan": {"alpha": "0.05", "correction": "bh", "hypotheses-0-outcome": "trust",
-             "hypotheses-0-direction": "less", "hypotheses-0-text": "<b>less</b> & trusted",
-             "hypotheses-1-outcome": "", "hypotheses-1-direction": "two-sided",
-             "primary_outcomes": ["trust", "recognition_accuracy"], "exclude_attention": "y",
-             "min_median_rt_ms": "", "bounds-0-outcome": "recognition_accuracy",
-             "bounds-0-low": "-0.1", "bounds-0-high": "0.1", "target_n": "40",
-             "freeze_now": False},
-    "participants": 12, "effects": Effects(fail_attention=0.2, stop_early=0.2),
-    "prolific": True, "mixed_models": True,
+    "n_identities": 5,
+    "n_lists": 2,
+    "assign_by": "started",
+    "blocks": [
+        (
+            "match",
+            {
+                "name": "seq",
+                "practice": "yes",
+                "attention_checks": "2 checks",
+                "n_identities": "",
+                "presentation": "sequential",
+                "exposure_ms": "733",
+                "confidence": "y",
+            },
+        ),
+        (
+            "rate",
+            {
+                "name": "rate 1",
+                "practice": "auto",
+                "attention_checks": "1, 4",
+                "n_identities": "4",
+                "scales-0-key": "trust",
+                "scales-0-question": "Trust?",
+                "scales-0-min": "0",
+                "scales-0-max": "100",
+            },
+        ),
+        (
+            "detect",
+            {"name": "det", "practice": "no", "attention_checks": "1 check", "n_identities": ""},
+        ),
+    ],
+    "plan": {
+        "alpha": "0.05",
+        "correction": "bh",
+        "hypotheses-0-outcome": "trust",
+        "hypotheses-0-direction": "less",
+        "hypotheses-0-text": "<b>less</b> & trusted",
+        "hypotheses-1-outcome": "",
+        "hypotheses-1-direction": "two-sided",
+        "primary_outcomes": ["trust", "recognition_accuracy"],
+        "exclude_attention": "y",
+        "min_median_rt_ms": "",
+        "bounds-0-outcome": "recognition_accuracy",
+        "bounds-0-low": "-0.1",
+        "bounds-0-high": "0.1",
+        "target_n": "40",
+        "freeze_now": False,
+    },
+    "participants": 12,
+    "effects": Effects(fail_attention=0.2, stop_early=0.2),
+    "prolific": True,
+    "mixed_models": True,
 }
 EXAMPLE_CHOOSE_ONLY = {
-    "n_identities": 3, "n_lists": 3, "assign_by": "completed",
-    "blocks": [("choose", {"name": "pick", "practice": "auto", "attention_checks": "2 checks",
-                           "n_identities": "", "question": "Which one? “quoted” <i>"}),
-               ("choose", {"name": "pick 2", "practice": "yes", "attention_checks": "",
-                           "n_identities": "2", "question": "Again?"})],
-    "plan": None, "participants": 9, "effects": Effects(), "prolific": False,
+    "n_identities": 3,
+    "n_lists": 3,
+    "assign_by": "completed",
+    "blocks": [
+        (
+            "choose",
+            {
+                "name": "pick",
+                "practice": "auto",
+                "attention_checks": "2 checks",
+                "n_identities": "",
+                "question": "Which one? “quoted” <i>",
+            },
+        ),
+        (
+            "choose",
+            {
+                "name": "pick 2",
+                "practice": "yes",
+                "attention_checks": "",
+                "n_identities": "2",
+                "question": "Again?",
+            },
+        ),
+    ],
+    "plan": None,
+    "participants": 9,
+    "effects": Effects(),
+    "prolific": False,
     "mixed_models": True,
 }
 
 
-@settings(max_examples=16, deadline=None, derandomize=True, database=None,
-          # No shrinking: the failing example is printed as drawn (shrinking one takes minutes).
-          phases=(Phase.explicit, Phase.generate),
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large, HealthCheck.large_base_example])
+@settings(
+    max_examples=16,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    # No shrinking: the failing example is printed as drawn (shrinking one takes minutes).
+    phases=(Phase.explicit, Phase.generate),
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 @example(design=EXAMPLE_MIXED)
 @example(design=EXAMPLE_CHOOSE_ONLY)
 @given(design=designs())
-def test_every_valid_design_reports_downloads_and_publishes(app, client, demo, monkeypatch,
-                                                           design):
+def test_every_valid_design_reports_downloads_and_publishes(app, client, demo, monkeypatch, design):
     """Any valid design, plan and sample: report, downloads, methods and public page render."""
     # Publishing needs 20 included participants; the pages must render with any number.
     monkeypatch.setattr(service, "MIN_PUBLIC_N", 1)
@@ -358,7 +463,12 @@ def test_every_valid_design_reports_downloads_and_publishes(app, client, demo, m
     sign_in(client, app, owner_id(app))
     study_id = build_study(app, client, demo, design)
     with app.app_context():
-        simulate(study_id, design["participants"], seed=design["participants"],
-                 effects=design["effects"], prolific=design["prolific"])
+        simulate(
+            study_id,
+            design["participants"],
+            seed=design["participants"],
+            effects=design["effects"],
+            prolific=design["prolific"],
+        )
     set_state(app, study_id, "closed")
     check_report_and_public_page(app, client, study_id)

@@ -13,8 +13,10 @@ from survey.models import Report
 from tests.conftest import sign_in
 from tests.test_findings_support import count_analyses, fill, owner_id, page_text, publish_findings
 
-NOTE = "could not be shown: an unexpected error (RuntimeError); the rest of the report is " \
-       "unaffected. Please report this."
+NOTE = (
+    "could not be shown: an unexpected error (RuntimeError); the rest of the report is "
+    "unaffected. Please report this."
+)
 
 
 def broken(*_args, **_kwargs):
@@ -45,8 +47,9 @@ def _fail_outcome(monkeypatch, name: str) -> None:
     monkeypatch.setattr(present, "outcome_section", section)
 
 
-def test_a_failing_section_shows_its_note_and_the_others_render(app, client, demo, closed_demo,
-                                                                 monkeypatch, caplog):
+def test_a_failing_section_shows_its_note_and_the_others_render(
+    app, client, demo, closed_demo, monkeypatch, caplog
+):
     """Methods and one outcome fail: both show the note in place; every other section stands."""
     monkeypatch.setattr(service, "methods_text", broken)
     _fail_outcome(monkeypatch, "trust")
@@ -63,16 +66,26 @@ def test_a_failing_section_shows_its_note_and_the_others_render(app, client, dem
     assert all(r.exc_info and r.exc_info[0] is RuntimeError for r in failed)
     # Every other section is there: the summary, the facts, the findings, the sample, the
     # design, the other outcomes with their tests and figures, the downloads.
-    for expected in ("verdicts at a glance", "Included", "Findings", "Sample", "Design",
-                     "Recognition accuracy", "Ratings of professional", "Paired t-test",
-                     "Downloads", "Public findings page"):
+    for expected in (
+        "verdicts at a glance",
+        "Included",
+        "Findings",
+        "Sample",
+        "Design",
+        "Recognition accuracy",
+        "Ratings of professional",
+        "Paired t-test",
+        "Downloads",
+        "Public findings page",
+    ):
         assert expected in text, expected
     assert 'id="outcome-trust"' not in page.get_data(as_text=True)
     assert 'id="outcome-professional"' in page.get_data(as_text=True)
 
 
 def test_a_section_whose_markup_fails_is_replaced_in_the_page_and_the_download(
-        app, client, demo, closed_demo, monkeypatch):
+    app, client, demo, closed_demo, monkeypatch
+):
     """A value only the template reads (the sample's reasons) breaks only its own section."""
     original = service.report_data
 
@@ -83,19 +96,29 @@ def test_a_section_whose_markup_fails_is_replaced_in_the_page_and_the_download(
         return data
 
     monkeypatch.setattr(service, "report_data", bad_sample)
-    for response in (client.get(f"/r/studies/{demo}/report"),
-                     client.get(f"/r/studies/{demo}/report/{closed_demo}/report.html")):
+    for response in (
+        client.get(f"/r/studies/{demo}/report"),
+        client.get(f"/r/studies/{demo}/report/{closed_demo}/report.html"),
+    ):
         assert response.status_code == 200
         text = page_text(response)
-        assert "Sample. This section could not be shown: an unexpected error (UndefinedError)" in text
+        assert (
+            "Sample. This section could not be shown: an unexpected error (UndefinedError)" in text
+        )
         assert text.count("This section could not be shown") == 1
-        for expected in ("verdicts at a glance", "Design", "Methods paragraph", "Trust",
-                         "participants took part"):
+        for expected in (
+            "verdicts at a glance",
+            "Design",
+            "Methods paragraph",
+            "Trust",
+            "participants took part",
+        ):
             assert expected in text, expected
 
 
 def test_a_figure_that_cannot_be_drawn_is_a_note_in_the_standalone_report(
-        app, client, demo, closed_demo, monkeypatch):
+    app, client, demo, closed_demo, monkeypatch
+):
     """The downloaded HTML draws its figures inside: one that fails leaves the others."""
     from survey.findings import routes
 
@@ -115,8 +138,9 @@ def test_a_figure_that_cannot_be_drawn_is_a_note_in_the_standalone_report(
     assert response.get_data(as_text=True).count('src="data:image/svg+xml;base64,') >= 3
 
 
-def test_the_public_page_and_embed_show_a_failing_part_in_place(app, client, demo, closed_demo,
-                                                               monkeypatch):
+def test_the_public_page_and_embed_show_a_failing_part_in_place(
+    app, client, demo, closed_demo, monkeypatch
+):
     """On the public page a failing finding or methods paragraph is a note; the rest stands."""
     monkeypatch.setattr(service, "MIN_PUBLIC_N", 1)
     assert publish_findings(client, demo).status_code == 302
@@ -132,8 +156,10 @@ def test_the_public_page_and_embed_show_a_failing_part_in_place(app, client, dem
     page = client.get("/f/demo")
     assert page.status_code == 200
     text = page_text(page)
-    page_note = "could not be shown: an unexpected error (RuntimeError); the rest of the page " \
-                "is unaffected. Please report this."
+    page_note = (
+        "could not be shown: an unexpected error (RuntimeError); the rest of the page "
+        "is unaffected. Please report this."
+    )
     assert f"Finding trust. This section {page_note}" in text
     assert f"Methods. This section {page_note}" in text
     assert text.count("This section could not be shown") == 2

@@ -14,9 +14,11 @@ from tests.analysis.conftest import make_participants, make_trials
 
 pytestmark = pytest.mark.slow
 
-PLAN = {"equivalence_bounds": {"trust": [-0.5, 0.5], "choice_real": [-0.1, 0.1]},
-        "exclusions": {"straightlining": True, "min_median_rt_ms": None},
-        "correction": "bh"}
+PLAN = {
+    "equivalence_bounds": {"trust": [-0.5, 0.5], "choice_real": [-0.1, 0.1]},
+    "exclusions": {"straightlining": True, "min_median_rt_ms": None},
+    "correction": "bh",
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +26,13 @@ def results() -> dict:
     """results.json of a small study with every task, mixed models and a plan with TOSTs."""
     rng = random.Random(1)
     trials = make_trials(
-        participants=[f"p{i}" for i in range(8)], identities=("A", "B", "C", "D", "E", "F"),
+        participants=[f"p{i}" for i in range(8)],
+        identities=("A", "B", "C", "D", "E", "F"),
         rating=lambda p, i, c: rng.randint(2, 5) + (c == "real"),
         same=lambda p, i, c, m: m if rng.random() < 0.8 else 1 - m,
         choice=lambda p, i: "real" if rng.random() < 0.6 else "ai",
-        detect=lambda p, i, c: c if rng.random() < 0.7 else ("ai" if c == "real" else "real"))
+        detect=lambda p, i, c: c if rng.random() < 0.7 else ("ai" if c == "real" else "real"),
+    )
     # p7 rates everything 3: a straight-liner, excluded by the plan's rule.
     trials.loc[(trials["participant"] == "p7") & (trials["measure"] == "trust"), "value"] = "3"
     return analyse(trials, make_participants(trials), plan=PLAN).results
@@ -68,7 +72,9 @@ def test_script_fits_the_mixed_models_named_in_results(results):
             assert f"fit <- lmer({test['formula']}, data = rows, REML = TRUE)" in script
         else:
             assert f"fit <- glmer({test['formula']}, data = rows, family = binomial)" in script
-    assert script.count("lmer(") - script.count("glmer(") == sum(t["method"] == "lmm" for t in mixed)
+    assert script.count("lmer(") - script.count("glmer(") == sum(
+        t["method"] == "lmm" for t in mixed
+    )
     assert script.count("glmer(") == sum(t["method"] == "glmm" for t in mixed)
     assert "library(lme4)" in script and "library(lmerTest)" in script
 
@@ -87,8 +93,13 @@ def test_script_runs_every_test_of_results_with_r_calls(results):
     script = r_script(results)
     calls = re.findall(r"^(run_\w+|report_lmm|report_glmm)\(", script, flags=re.MULTILINE)
     assert len(calls) == len(results["tests"])
-    expected = {"paired_t": "run_paired_t", "one_sample_t": "run_one_sample_t",
-                "binomial": "run_binomial", "lmm": "report_lmm", "glmm": "report_glmm"}
+    expected = {
+        "paired_t": "run_paired_t",
+        "one_sample_t": "run_one_sample_t",
+        "binomial": "run_binomial",
+        "lmm": "report_lmm",
+        "glmm": "report_glmm",
+    }
     for test in results["tests"]:
         name = expected.get(test["method"])
         if name is not None:
@@ -112,15 +123,19 @@ def test_script_runs_every_test_of_results_with_r_calls(results):
 def test_exclusions_and_corrections_follow_the_plan(results):
     """The plan's rules, the excluded participants and its correction method (BH here)."""
     script = r_script(results)
-    assert ("rules <- list(incomplete = TRUE, attention = TRUE, min_median_rt_ms = NULL, "
-            "straightlining = TRUE)") in script
+    assert (
+        "rules <- list(incomplete = TRUE, attention = TRUE, min_median_rt_ms = NULL, "
+        "straightlining = TRUE)"
+    ) in script
     assert [e["participant"] for e in results["exclusions"]] == ["p7"]
     assert 'expected_excluded <- c("p7")' in script
     assert 'correction <- "BH"' in script
     assert "p.adjust(r$p_value[i], method = correction)" in script
     defaults = r_script({**results, "plan": None, "correction": "holm", "exclusions": []})
-    assert ("rules <- list(incomplete = TRUE, attention = TRUE, min_median_rt_ms = 250.0, "
-            "straightlining = FALSE)") in defaults
+    assert (
+        "rules <- list(incomplete = TRUE, attention = TRUE, min_median_rt_ms = 250.0, "
+        "straightlining = FALSE)"
+    ) in defaults
     assert 'correction <- "holm"' in defaults
     assert "expected_excluded <- character(0)" in defaults
 
@@ -128,7 +143,7 @@ def test_exclusions_and_corrections_follow_the_plan(results):
 def test_script_is_well_formed_even_with_awkward_ids(results):
     """Strings are escaped (quotes, backslashes) and brackets nest."""
     awkward = copy.deepcopy(results)
-    awkward["exclusions"] = [{"participant": 'a"b\\c\'d', "reason": "attention"}]
+    awkward["exclusions"] = [{"participant": "a\"b\\c'd", "reason": "attention"}]
     script = r_script(awkward, title='A "quoted" title')
     check_balanced(script)
     assert 'expected_excluded <- c("a\\"b\\\\c\'d")' in script
@@ -139,14 +154,20 @@ def test_script_reads_the_export_and_unguards_cells(results):
     """It reads trials.csv and participants.csv as text and strips the spreadsheet guard."""
     script = r_script(results)
     assert 'read_table("trials.csv")' in script and 'read_table("participants.csv")' in script
-    assert "sub(\"^'(?=[-=+@\\t\\r])\", \"\", x, perl = TRUE)" in script
+    assert 'sub("^\'(?=[-=+@\\t\\r])", "", x, perl = TRUE)' in script
     assert 'colClasses = "character"' in script
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"tests": None}, "'tests' must be a list"),
-    ({"tests": [], "correction": "bonferroni"}, "correction 'bonferroni' is not one of holm, bh"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"tests": None}, "'tests' must be a list"),
+        (
+            {"tests": [], "correction": "bonferroni"},
+            "correction 'bonferroni' is not one of holm, bh",
+        ),
+    ],
+)
 def test_bad_results_are_refused(bad, message):
     """Input that is not results.json raises ValueError naming what is wrong."""
     with pytest.raises(ValueError, match=re.escape(message)):

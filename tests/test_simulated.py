@@ -36,13 +36,17 @@ REAL, SIMULATED = 20, 5
 def mark_simulated(app, public_ids: list[str]) -> None:
     """Mark participants as the simulator does (its marking is tested on its own below)."""
     with app.app_context():
-        db.session.execute(sa.update(Participant).where(Participant.public_id.in_(public_ids))
-                           .values(is_simulated=True))
+        db.session.execute(
+            sa.update(Participant)
+            .where(Participant.public_id.in_(public_ids))
+            .values(is_simulated=True)
+        )
         db.session.commit()
 
 
-def real_and_simulated(app, study_id: int, real: int = REAL, simulated: int = SIMULATED,
-                       close: bool = True) -> tuple[list[str], list[str]]:
+def real_and_simulated(
+    app, study_id: int, real: int = REAL, simulated: int = SIMULATED, close: bool = True
+) -> tuple[list[str], list[str]]:
     """Real participants from Prolific and simulated ones from the plain link."""
     people = fill(app, study_id, real, seed=3, close=False, prolific=True)
     robots = fill(app, study_id, simulated, seed=4, close=False)
@@ -65,8 +69,9 @@ def n_rows(app, model, *where) -> int:
 
 
 def test_the_simulator_marks_its_participants(app, runner, demo):
-    result = runner.invoke(args=["simulate-participants", "--study", "demo", "-n", "4",
-                                 "--seed", "3"])
+    result = runner.invoke(
+        args=["simulate-participants", "--study", "demo", "-n", "4", "--seed", "3"]
+    )
     assert result.exit_code == 0, result.output
     with app.app_context():
         marks = db.session.scalars(sa.select(Participant.is_simulated)).all()
@@ -97,8 +102,7 @@ class _Headed:
         return self.client.get(url, headers=self.headers)
 
     def post(self, url, data):
-        return self.client.post(url, data={**data, "likeness.simulated": "1"},
-                                headers=self.headers)
+        return self.client.post(url, data={**data, "likeness.simulated": "1"}, headers=self.headers)
 
 
 # --- exports -----------------------------------------------------------------------------------
@@ -117,7 +121,9 @@ def test_every_export_says_who_is_simulated(app, demo):
     assert {r["participant"] for r in trials if r["simulated"] == "1"} == set(robots)
     assert {r["participant"] for r in trials if r["simulated"] == "0"} == set(people)
     assert {r["participant"]: r["simulated"] for r in participants} == {
-        **{p: "0" for p in people}, **{p: "1" for p in robots}}
+        **{p: "0" for p in people},
+        **{p: "1" for p in robots},
+    }
     assert {r["participant"] for r in real_only} == set(people)
     assert set(frame["participant"]) == set(people) and set(frame["simulated"]) == {0}
     described = {(c["file"], c["name"]): c for c in codebook}
@@ -173,16 +179,20 @@ def test_the_report_leaves_simulated_participants_out_by_default(app, client, de
     assert sample["recruited"] == REAL and sample["sources"] == {"prolific": REAL}
     assert results["n_participants"] <= REAL
     analysed = {e["participant"] for e in results["exclusions"]} | set(
-        service.tables(row)["exclusions"]["participant"])
+        service.tables(row)["exclusions"]["participant"]
+    )
     assert analysed == set(people) and not analysed & set(robots)
     with app.app_context():
         methods = service.methods_text(db.session.get(Study, demo), db.session.get(Report, row.id))
     assert methods.startswith(f"{REAL} participants took part through Prolific.")
     assert "direct link" not in methods
-    assert (f"{SIMULATED} simulated participants (test runs by the study platform, not people) "
-            "were left out of these counts and of the analysis.") in methods
-    assert (f"{SIMULATED} simulated participants are left out of this report and of the public "
-            "page") in text
+    assert (
+        f"{SIMULATED} simulated participants (test runs by the study platform, not people) "
+        "were left out of these counts and of the analysis."
+    ) in methods
+    assert (
+        f"{SIMULATED} simulated participants are left out of this report and of the public page"
+    ) in text
     assert "Include simulated participants" in text
 
 
@@ -199,10 +209,13 @@ def test_the_switch_includes_them_says_so_and_is_cached_apart(app, client, demo,
     assert results["simulated_participants"] == {"excluded": 0, "included": SIMULATED}
     assert set(robots) <= set(service.tables(included)["exclusions"]["participant"])
     with app.app_context():
-        methods = service.methods_text(db.session.get(Study, demo),
-                                       db.session.get(Report, included.id))
-    assert methods.startswith(f"{REAL + SIMULATED} participants took part through a direct link "
-                              f"({SIMULATED}) and Prolific ({REAL}), {SIMULATED} of them simulated")
+        methods = service.methods_text(
+            db.session.get(Study, demo), db.session.get(Report, included.id)
+        )
+    assert methods.startswith(
+        f"{REAL + SIMULATED} participants took part through a direct link "
+        f"({SIMULATED}) and Prolific ({REAL}), {SIMULATED} of them simulated"
+    )
     assert "were left out of these counts" not in methods
     # Each view serves its own report from the cache: no third analysis.
     assert len(calls) == 2
@@ -214,7 +227,8 @@ def test_the_switch_includes_them_says_so_and_is_cached_apart(app, client, demo,
 
 
 def test_publishing_and_the_public_page_never_include_simulated_participants(
-        app, client, demo, mixed):
+    app, client, demo, mixed
+):
     # While the report with simulated participants is the only one computed, there is nothing
     # to confirm, and naming that report in the confirmation is refused.
     client.get(f"/r/studies/{demo}/report?simulated=1")
@@ -222,8 +236,9 @@ def test_publishing_and_the_public_page_never_include_simulated_participants(
     assert included.includes_simulated is True
     confirm = client.get(f"/r/studies/{demo}/report/publish").get_data(as_text=True)
     assert 'name="report_id"' not in confirm
-    refused = client.post(f"/r/studies/{demo}/report/publish", data={"report_id": included.id},
-                          follow_redirects=True)
+    refused = client.post(
+        f"/r/studies/{demo}/report/publish", data={"report_id": included.id}, follow_redirects=True
+    )
     assert "The findings are published" not in page_text(refused)
     assert not [r for r in reports(app) if r.published_at is not None]
     # The report of the real participants is the one published.
@@ -238,18 +253,23 @@ def test_publishing_and_the_public_page_never_include_simulated_participants(
     assert f"{REAL} participants took part through Prolific." in page
     # Even a report row marked published by hand is not shown if it includes them.
     with app.app_context():
-        db.session.execute(sa.update(Report).where(Report.includes_simulated.is_(True))
-                           .values(published_at=utcnow()))
-        db.session.execute(sa.update(Report).where(Report.includes_simulated.is_(False))
-                           .values(published_at=None))
+        db.session.execute(
+            sa.update(Report)
+            .where(Report.includes_simulated.is_(True))
+            .values(published_at=utcnow())
+        )
+        db.session.execute(
+            sa.update(Report).where(Report.includes_simulated.is_(False)).values(published_at=None)
+        )
         db.session.commit()
         study = db.session.get(Study, demo)
         shown = service.published_report(study)
         assert shown is None or shown.includes_simulated is False
 
 
-def test_a_report_with_simulated_participants_cannot_be_published(app, client, demo, mixed,
-                                                                   monkeypatch):
+def test_a_report_with_simulated_participants_cannot_be_published(
+    app, client, demo, mixed, monkeypatch
+):
     """publish() takes the default report; were it ever handed the other, it refuses."""
     client.get(f"/r/studies/{demo}/report?simulated=1")
     with app.app_context():
@@ -267,8 +287,10 @@ def test_a_report_with_simulated_participants_cannot_be_published(app, client, d
 def answers_of(app, public_ids) -> int:
     with app.app_context():
         return db.session.scalar(
-            sa.select(sa.func.count(Response.id)).join(Participant)
-            .where(Participant.public_id.in_(public_ids)))
+            sa.select(sa.func.count(Response.id))
+            .join(Participant)
+            .where(Participant.public_id.in_(public_ids))
+        )
 
 
 def test_the_owner_deletes_simulated_participants_after_confirming(app, client, demo, mixed):
@@ -298,8 +320,9 @@ def test_the_owner_deletes_simulated_participants_after_confirming(app, client, 
     assert [r.id for r in left] == [published.id] and not left[0].includes_simulated
     assert client.get("/f/demo/findings.json").get_json() == public_before
     with app.app_context():
-        event = db.session.scalar(sa.select(AuditEvent).where(
-            AuditEvent.action == "participants.delete_simulated"))
+        event = db.session.scalar(
+            sa.select(AuditEvent).where(AuditEvent.action == "participants.delete_simulated")
+        )
         assert event.detail["participants"] == SIMULATED and event.detail["reports_deleted"] == 1
         assert event.detail["answers_deleted"] > 0
     # Nothing left to delete: refused with a message.
@@ -310,8 +333,7 @@ def test_the_owner_deletes_simulated_participants_after_confirming(app, client, 
     assert "left out of this report" not in text
 
 
-def test_only_the_owner_deletes_and_only_with_a_token(app, client, demo, make_researcher,
-                                                      mixed):
+def test_only_the_owner_deletes_and_only_with_a_token(app, client, demo, make_researcher, mixed):
     url = f"/r/studies/{demo}/simulated/delete"
     for role in ("editor", "viewer"):
         other = app.test_client()
@@ -320,33 +342,43 @@ def test_only_the_owner_deletes_and_only_with_a_token(app, client, demo, make_re
         assert other.post(url, data={"count": str(SIMULATED), "confirm": "y"}).status_code == 403
     app.config["WTF_CSRF_ENABLED"] = True
     assert client.post(url, data={"count": str(SIMULATED), "confirm": "y"}).status_code == 400
-    assert client.post(url, data={"count": str(SIMULATED), "confirm": "y",
-                                  "csrf_token": "forged"}).status_code == 400
+    assert (
+        client.post(
+            url, data={"count": str(SIMULATED), "confirm": "y", "csrf_token": "forged"}
+        ).status_code
+        == 400
+    )
     assert n_rows(app, Participant, Participant.is_simulated.is_(True)) == SIMULATED
     token = csrf_token(client, url)
-    response = client.post(url, data={"count": str(SIMULATED), "confirm": "y",
-                                      "csrf_token": token})
+    response = client.post(url, data={"count": str(SIMULATED), "confirm": "y", "csrf_token": token})
     assert response.status_code == 302
     assert n_rows(app, Participant, Participant.is_simulated.is_(True)) == 0
 
 
 def test_an_archived_study_keeps_its_simulated_participants(app, client, demo, mixed):
     set_state(app, demo, "archived")
-    response = client.post(f"/r/studies/{demo}/simulated/delete",
-                           data={"count": str(SIMULATED), "confirm": "y"})
+    response = client.post(
+        f"/r/studies/{demo}/simulated/delete", data={"count": str(SIMULATED), "confirm": "y"}
+    )
     assert response.status_code == 409 and "archived" in page_text(response)
     assert n_rows(app, Participant, Participant.is_simulated.is_(True)) == SIMULATED
 
 
 def test_a_report_with_simulated_participants_read_before_their_deletion_is_not_stored(
-        app, demo, mixed):
+    app, demo, mixed
+):
     with app.app_context():
         study = db.session.get(Study, demo)
         inputs = service.load_inputs(study, include_simulated=True)
         assert inputs.simulated == SIMULATED
-        report = Report(study_id=demo, data_sha256=inputs.data_sha256,
-                        analysis_version=service.analysis.__version__, status="pending",
-                        includes_simulated=True, results={})
+        report = Report(
+            study_id=demo,
+            data_sha256=inputs.data_sha256,
+            analysis_version=service.analysis.__version__,
+            status="pending",
+            includes_simulated=True,
+            results={},
+        )
         db.session.add(report)
         db.session.commit()
         # The simulated participants are deleted while the analysis runs.
@@ -360,18 +392,24 @@ def test_a_report_with_simulated_participants_read_before_their_deletion_is_not_
 
 
 def test_the_report_lists_excluded_expired_unfinished_and_withdrawn_participants(
-        app, client, demo, monkeypatch):
+    app, client, demo, monkeypatch
+):
     count_analyses(monkeypatch)
-    careless = fill(app, demo, 4, seed=8, close=False,
-                    effects=Effects(fail_attention=1.0))
+    careless = fill(app, demo, 4, seed=8, close=False, effects=Effects(fail_attention=1.0))
     fill(app, demo, 6, seed=9, close=False)
     stopped = fill(app, demo, 3, seed=10, close=False, effects=Effects(stop_early=1.0))
     expired, unfinished, withdrawn = stopped
     with app.app_context():
-        db.session.execute(sa.update(Participant).where(Participant.public_id == expired)
-                           .values(status="expired", expired_at=utcnow()))
-        db.session.execute(sa.update(Participant).where(Participant.public_id == withdrawn)
-                           .values(status="withdrawn", withdrawn_at=utcnow()))
+        db.session.execute(
+            sa.update(Participant)
+            .where(Participant.public_id == expired)
+            .values(status="expired", expired_at=utcnow())
+        )
+        db.session.execute(
+            sa.update(Participant)
+            .where(Participant.public_id == withdrawn)
+            .values(status="withdrawn", withdrawn_at=utcnow())
+        )
         db.session.commit()
     sign_in(client, app, owner_id(app))
     page = client.get(f"/r/studies/{demo}/report").get_data(as_text=True)
@@ -405,7 +443,8 @@ class _Page:
 
 
 def test_without_simulated_participants_the_two_reports_are_still_kept_apart(
-        app, client, demo, monkeypatch):
+    app, client, demo, monkeypatch
+):
     count_analyses(monkeypatch)
     fill(app, demo, 3, seed=12)
     sign_in(client, app, owner_id(app))
@@ -415,17 +454,21 @@ def test_without_simulated_participants_the_two_reports_are_still_kept_apart(
     assert (default.includes_simulated, included.includes_simulated) == (False, True)
     assert default.data_sha256 != included.data_sha256
     assert "this report analyses 0 simulated participants" in text
-    assert service.results_json(included)["simulated_participants"] == {"excluded": 0,
-                                                                         "included": 0}
+    assert service.results_json(included)["simulated_participants"] == {
+        "excluded": 0,
+        "included": 0,
+    }
     # The real participants' report keeps the hash it had before simulated ones existed.
     with app.app_context():
         inputs = service.load_inputs(db.session.get(Study, demo))
-        assert default.data_sha256 == service.data_hash(inputs.trials, inputs.participants,
-                                                        inputs.plan)
+        assert default.data_sha256 == service.data_hash(
+            inputs.trials, inputs.participants, inputs.plan
+        )
 
 
 def test_a_study_of_simulated_participants_only_has_no_report_until_they_are_included(
-        app, client, demo, monkeypatch):
+    app, client, demo, monkeypatch
+):
     calls = count_analyses(monkeypatch)
     robots = fill(app, demo, 3, seed=13, close=False)
     mark_simulated(app, robots)
@@ -448,8 +491,7 @@ def test_simulated_participants_take_no_real_participants_slot(app, demo):
     set_study(app, demo, target_n=2)
     with app.app_context():
         study = db.session.get(Study, demo)
-        robots = [participant_service.start_participant(study, simulated=True)
-                  for _ in range(3)]
+        robots = [participant_service.start_participant(study, simulated=True) for _ in range(3)]
         assert [p.list_index for p in robots] == [0, 1, 0] and all(p.is_simulated for p in robots)
         assert not participant_service.is_full(study)
         people = [participant_service.start_participant(study) for _ in range(2)]

@@ -7,7 +7,7 @@ import re
 import struct
 import zipfile
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,13 +16,15 @@ from PIL import Image as PILImage
 
 from survey import media
 from survey.extensions import db
-from survey.models import AuditEvent, Identity, Image, Researcher, Study, StudyMember
+from survey.models import AuditEvent, Identity, Image, Study, StudyMember
 from tests.conftest import sign_in
 
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def photo(seed: int, fmt: str = "JPEG", size: tuple[int, int] = (120, 160), exif: bool = False) -> bytes:
+def photo(
+    seed: int, fmt: str = "JPEG", size: tuple[int, int] = (120, 160), exif: bool = False
+) -> bytes:
     """Return a small distinct picture; with exif, it carries GPS and orientation 6 (rotate)."""
     im = PILImage.new("RGB", size, ((seed * 53) % 256, (seed * 97) % 256, (seed * 31) % 256))
     for x in range(seed % 7, size[0], 9):
@@ -44,13 +46,17 @@ def huge_png(width: int = 20000, height: int = 20000) -> bytes:
     """Return a valid greyscale PNG of the given size, compressed to a few hundred KB."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     compressor = zlib.compressobj(9)
     row = b"\x00" * (width + 1)
     data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
 
 
 MANIFEST_HEADER = "identity,role,source,file,generator,gender,age_band,consent"
@@ -73,7 +79,9 @@ def full_set(codes=("P001", "P002"), start: int = 1) -> bytes:
     for code in codes:
         for role, source in (("headshot", "real"), ("headshot", "ai"), ("probe", "photo")):
             name = f"{code}-{source}.jpg"
-            rows.append(f"{code},{role},{source},{name},{'GenX' if source == 'ai' else 'Canon'},woman,30-44,yes")
+            rows.append(
+                f"{code},{role},{source},{name},{'GenX' if source == 'ai' else 'Canon'},woman,30-44,yes"
+            )
             files[name] = photo(seed)
             seed += 1
     return stimulus_zip(rows, files)
@@ -124,9 +132,17 @@ def upload_zip(client, study_id: int, data: bytes, name: str = "set.zip"):
 
 def upload_image(client, study_id: int, data: bytes, name: str = "face.jpg", **fields):
     """POST one image with its identity, role and source (a real headshot of P001 by default)."""
-    form = {"identity": "P001", "role": "headshot", "source": "real", "generator": "Canon", **fields}
+    form = {
+        "identity": "P001",
+        "role": "headshot",
+        "source": "real",
+        "generator": "Canon",
+        **fields,
+    }
     form["image"] = (io.BytesIO(data), name)
-    return client.post(f"/r/studies/{study_id}/stimuli/image", data=form, content_type="multipart/form-data")
+    return client.post(
+        f"/r/studies/{study_id}/stimuli/image", data=form, content_type="multipart/form-data"
+    )
 
 
 def text(response) -> str:
@@ -149,13 +165,17 @@ def test_valid_set_is_imported_with_files_rows_and_audit(app, client, owner):
         sources = sorted(im.source for im in person.images)
         assert sources == ["ai", "photo", "real"]
         event = db.session.scalar(sa.select(AuditEvent))
-        assert (event.action, event.study_id, event.detail["images"]) == ("stimuli.upload", owner, 6)
+        assert (event.action, event.study_id, event.detail["images"]) == (
+            "stimuli.upload",
+            owner,
+            6,
+        )
     page = client.get(f"/r/studies/{owner}/stimuli")
     body = text(page)
     assert "Imported 6 images of 2 identities from set.zip." in body
     assert body.count('src="/img/') == 6
     # Side by side in a fixed order: real, ai, probe.
-    p001 = body[body.index(">P001<"):body.index(">P002<")]
+    p001 = body[body.index(">P001<") : body.index(">P002<")]
     assert p001.index("real headshot") < p001.index("ai headshot") < p001.index("probe photo")
 
 
@@ -164,7 +184,9 @@ def test_stored_images_lose_gps_and_are_turned_upright(app, client, owner):
         "P001,headshot,real,real.jpg,Canon,,,yes",
         "P001,headshot,ai,ai.jpg,GenX,,,yes",
     ]
-    data = stimulus_zip(rows, {"real.jpg": photo(1, size=(200, 120), exif=True), "ai.jpg": photo(2)})
+    data = stimulus_zip(
+        rows, {"real.jpg": photo(1, size=(200, 120), exif=True), "ai.jpg": photo(2)}
+    )
     assert upload_zip(client, owner, data).status_code == 302
     with app.app_context():
         image = db.session.scalar(sa.select(Image).where(Image.source == "real"))
@@ -191,8 +213,12 @@ def test_invalid_set_reports_every_problem_with_row_and_file_and_stores_nothing(
         "P004,headshot,ai,P004-ai.jpg,GenX,,,yes",
     ]
     files = {
-        "P001-real.jpg": photo(1), "P002-real.jpg": photo(2), "copy-a.jpg": same, "copy-b.jpg": same,
-        "broken.jpg": b"this is plain text, not a picture", "P004-ai.jpg": photo(4),
+        "P001-real.jpg": photo(1),
+        "P002-real.jpg": photo(2),
+        "copy-a.jpg": same,
+        "copy-b.jpg": same,
+        "broken.jpg": b"this is plain text, not a picture",
+        "P004-ai.jpg": photo(4),
     }
     response = upload_zip(client, owner, stimulus_zip(rows, files))
     assert response.status_code == 422
@@ -221,7 +247,9 @@ def test_invalid_set_reports_every_problem_with_row_and_file_and_stores_nothing(
 def test_zip_entries_leading_outside_are_refused(app, client, owner, entries, message):
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("manifest.csv", MANIFEST_HEADER + "\nP001,headshot,real,../evil.jpg,Canon,,,yes\n")
+        archive.writestr(
+            "manifest.csv", MANIFEST_HEADER + "\nP001,headshot,real,../evil.jpg,Canon,,,yes\n"
+        )
         for name, data in entries.items():
             archive.writestr(zipfile.ZipInfo(name), data)
     response = upload_zip(client, owner, out.getvalue())
@@ -233,8 +261,15 @@ def test_zip_entries_leading_outside_are_refused(app, client, owner, entries, me
 @pytest.mark.parametrize(
     ("data", "name", "message"),
     [
-        (stimulus_zip(["P001,headshot,real,a.jpg"], {"a.jpg": photo(1)}, header="identity,role,source,file"),
-         "set.zip", "is missing the column(s) generator"),
+        (
+            stimulus_zip(
+                ["P001,headshot,real,a.jpg"],
+                {"a.jpg": photo(1)},
+                header="identity,role,source,file",
+            ),
+            "set.zip",
+            "is missing the column(s) generator",
+        ),
         (photo(1, "PNG"), "set.zip", "The upload is not a ZIP archive"),
         (b"identity,role\nP001,headshot\n", "manifest.csv", "The upload is not a ZIP archive"),
         (stimulus_zip([], {}), "set.zip", "has a header but no rows"),
@@ -270,19 +305,25 @@ BOM = b"\xef\xbb\xbf"
         (BOM + MANIFEST_HEADER.encode(), "has a header but no rows"),
         (MANIFEST_HEADER.encode() + b"\n,,,,,,,\n\n", "has a header but no rows"),
         (b"\xff\xfe" + MANIFEST_HEADER.encode("utf-16-le"), "is not UTF-8 text (byte 0xff)"),
-        (MANIFEST_HEADER.encode() + b"\nP001,headshot,real,a.jpg,x,caf\xe9,,yes\n",
-         "is not UTF-8 text (byte 0xe9)"),
+        (
+            MANIFEST_HEADER.encode() + b"\nP001,headshot,real,a.jpg,x,caf\xe9,,yes\n",
+            "is not UTF-8 text (byte 0xe9)",
+        ),
         (BOM + b",,,\n", "is missing the column(s) identity, role, source, file, generator"),
     ],
 )
-def test_empty_and_unreadable_manifests_get_a_report_not_a_500(app, client, owner, manifest, message):
+def test_empty_and_unreadable_manifests_get_a_report_not_a_500(
+    app, client, owner, manifest, message
+):
     response = upload_zip(client, owner, raw_manifest_zip(manifest))
     assert response.status_code == 422
     assert f"<td>manifest.csv</td>\n            <td>{message}" in text(response)
     assert counts(app) == (0, 0) and media_files(app) == []
 
 
-def test_a_long_report_lists_the_first_problems_of_each_kind_and_counts_the_rest(app, client, owner):
+def test_a_long_report_lists_the_first_problems_of_each_kind_and_counts_the_rest(
+    app, client, owner
+):
     rows = [f"P{i:04d},headshot,real,missing{i}.jpg,Canon,,,yes" for i in range(300)]
     response = upload_zip(client, owner, stimulus_zip(rows, {}))
     body = text(response)
@@ -301,7 +342,10 @@ def test_a_manifest_of_many_bad_rows_stops_being_checked_with_a_note(app, client
     rows = [f"P{i:05d},face,real,m{i}.jpg,Canon,,,yes" for i in range(MAX_ERRORS_CHECKED)]
     response = upload_zip(client, owner, stimulus_zip(rows, {}))
     assert response.status_code == 422
-    assert f"checking stopped at row {MAX_ERRORS_CHECKED // 2 + 2} after {MAX_ERRORS_CHECKED}" in text(response)
+    assert (
+        f"checking stopped at row {MAX_ERRORS_CHECKED // 2 + 2} after {MAX_ERRORS_CHECKED}"
+        in text(response)
+    )
 
 
 def test_a_zip_over_the_pixel_budget_is_refused_naming_the_limit(app, client, owner):
@@ -328,7 +372,9 @@ def test_a_zip_over_the_time_budget_is_refused_naming_the_limit(app, client, own
 
 
 def test_missing_file_field_is_a_form_error(client, owner):
-    response = client.post(f"/r/studies/{owner}/stimuli/zip", data={}, content_type="multipart/form-data")
+    response = client.post(
+        f"/r/studies/{owner}/stimuli/zip", data={}, content_type="multipart/form-data"
+    )
     assert response.status_code == 400
     assert "Choose a ZIP file to upload." in text(response)
 
@@ -343,7 +389,12 @@ def test_images_already_in_the_study_count_as_duplicates(app, client, owner):
 
 def test_a_set_may_add_probes_to_identities_already_there(app, client, owner):
     rows = ["P001,headshot,real,r.jpg,Canon,woman,,yes", "P001,headshot,ai,a.jpg,GenX,,,yes"]
-    assert upload_zip(client, owner, stimulus_zip(rows, {"r.jpg": photo(1), "a.jpg": photo(2)})).status_code == 302
+    assert (
+        upload_zip(
+            client, owner, stimulus_zip(rows, {"r.jpg": photo(1), "a.jpg": photo(2)})
+        ).status_code
+        == 302
+    )
     probes = stimulus_zip(["P001,probe,photo,p.jpg,phone,,,yes"], {"p.jpg": photo(3)})
     assert upload_zip(client, owner, probes).status_code == 302
     assert counts(app) == (1, 3)
@@ -402,7 +453,9 @@ def test_files_still_referenced_are_kept_when_cleaning_up(app, client, owner):
     assert media_files(app) == before
 
 
-def test_a_concurrent_upload_of_the_same_identity_gets_409_and_keeps_nothing(app, client, owner, monkeypatch):
+def test_a_concurrent_upload_of_the_same_identity_gets_409_and_keeps_nothing(
+    app, client, owner, monkeypatch
+):
     from survey.researcher import stimuli_routes
 
     assert upload_image(client, owner, photo(1)).status_code == 302
@@ -426,11 +479,22 @@ def test_a_concurrent_upload_of_the_same_identity_gets_409_and_keeps_nothing(app
 
 
 def test_single_images_build_an_identity(app, client, owner):
-    response = upload_image(client, owner, photo(1), identity="P010", gender="man", age_band="18-29")
+    response = upload_image(
+        client, owner, photo(1), identity="P010", gender="man", age_band="18-29"
+    )
     assert response.status_code == 302
-    assert upload_image(client, owner, photo(2, "PNG"), "ai.png", identity="P010", source="ai").status_code == 302
-    assert upload_image(client, owner, photo(3, "WEBP"), "p.webp", identity="P010", role="probe",
-                        source="photo").status_code == 302
+    assert (
+        upload_image(
+            client, owner, photo(2, "PNG"), "ai.png", identity="P010", source="ai"
+        ).status_code
+        == 302
+    )
+    assert (
+        upload_image(
+            client, owner, photo(3, "WEBP"), "p.webp", identity="P010", role="probe", source="photo"
+        ).status_code
+        == 302
+    )
     assert counts(app) == (1, 3)
     assert len(media_files(app)) == 6
     with app.app_context():
@@ -449,24 +513,47 @@ def test_an_identity_lacking_a_headshot_is_flagged_in_the_gallery(client, owner)
 @pytest.mark.parametrize(
     ("data", "name", "fields", "status", "message"),
     [
-        (b"this is text pretending to be a photo\n", "face.jpg", {}, 422,
-         "is not a JPEG, PNG or WebP image"),
-        (b"PK\x03\x04 not a picture at all", "face.png", {}, 422, "is not a JPEG, PNG or WebP image"),
+        (
+            b"this is text pretending to be a photo\n",
+            "face.jpg",
+            {},
+            422,
+            "is not a JPEG, PNG or WebP image",
+        ),
+        (
+            b"PK\x03\x04 not a picture at all",
+            "face.png",
+            {},
+            422,
+            "is not a JPEG, PNG or WebP image",
+        ),
         (photo(1, "GIF"), "face.gif", {}, 422, "is a GIF file; use a JPEG, PNG or WebP image"),
         (b"%PDF-1.4\n", "face.pdf", {}, 422, "is a PDF file"),
         (huge_png(), "huge.png", {}, 422, "is 20000×20000 pixels"),
         (b"", "empty.jpg", {}, 422, "empty.jpg: is empty"),
-        (photo(1), "face.jpg", {"role": "probe", "source": "real"}, 400,
-         "A probe must have the source photo, not real."),
-        (photo(1), "face.jpg", {"role": "headshot", "source": "photo"}, 400,
-         "A headshot must have the source real or ai, not photo."),
+        (
+            photo(1),
+            "face.jpg",
+            {"role": "probe", "source": "real"},
+            400,
+            "A probe must have the source photo, not real.",
+        ),
+        (
+            photo(1),
+            "face.jpg",
+            {"role": "headshot", "source": "photo"},
+            400,
+            "A headshot must have the source real or ai, not photo.",
+        ),
         (photo(1), "face.jpg", {"identity": "P 001"}, 400, "must be 1 to 32 letters, digits"),
         (photo(1), "face.jpg", {"identity": ""}, 400, "Give the identity's code"),
         (photo(1), "face.jpg", {"role": "portrait"}, 400, "Not a valid choice"),
         (photo(1), "face.jpg", {"generator": "x" * 201}, 400, "Field cannot be longer than 200"),
     ],
 )
-def test_bad_single_images_are_refused_with_a_message(app, client, owner, data, name, fields, status, message):
+def test_bad_single_images_are_refused_with_a_message(
+    app, client, owner, data, name, fields, status, message
+):
     response = upload_image(client, owner, data, name, **fields)
     assert response.status_code == status
     assert message in text(response)
@@ -477,7 +564,9 @@ def test_a_single_image_already_in_the_study_is_refused(app, client, owner):
     assert upload_image(client, owner, photo(1)).status_code == 302
     response = upload_image(client, owner, photo(1), "again.jpg", identity="P002", source="ai")
     assert response.status_code == 422
-    assert "again.jpg: the same image is already in this study (P001, real headshot)." in text(response)
+    assert "again.jpg: the same image is already in this study (P001, real headshot)." in text(
+        response
+    )
     assert counts(app) == (1, 1)
 
 
@@ -520,17 +609,22 @@ def test_deleting_an_identity_removes_its_images_and_files(app, client, owner):
     upload_zip(client, owner, full_set())
     with app.app_context():
         identity_id = db.session.scalar(sa.select(Identity.id).where(Identity.code == "P001"))
-    assert client.post(f"/r/studies/{owner}/stimuli/identities/{identity_id}/delete").status_code == 302
+    assert (
+        client.post(f"/r/studies/{owner}/stimuli/identities/{identity_id}/delete").status_code
+        == 302
+    )
     assert counts(app) == (1, 3)
     assert len(media_files(app)) == 6
-    assert "Deleted identity P001 and its 3 images." in text(client.get(f"/r/studies/{owner}/stimuli"))
+    assert "Deleted identity P001 and its 3 images." in text(
+        client.get(f"/r/studies/{owner}/stimuli")
+    )
 
 
 def test_a_frozen_design_refuses_uploads_and_deletions_with_409(app, client, owner):
     upload_zip(client, owner, full_set(("P001",)))
     with app.app_context():
         study = db.session.get(Study, owner)
-        study.design_frozen_at = datetime.now(timezone.utc)
+        study.design_frozen_at = datetime.now(UTC)
         db.session.commit()
         image_id = db.session.scalar(sa.select(Image.id))
         identity_id = db.session.scalar(sa.select(Identity.id))
@@ -572,9 +666,19 @@ def other_study(app, make_researcher):
         person = Identity(study_id=study_id, code="P900")
         db.session.add(person)
         db.session.flush()
-        image = Image(study_id=study_id, identity_id=person.id, role="headshot", source="real",
-                      sha256="f" * 64, width=100, height=100, content_type="image/jpeg",
-                      byte_size=1, storage_key="x/a.jpg", display_key="x/b.jpg")
+        image = Image(
+            study_id=study_id,
+            identity_id=person.id,
+            role="headshot",
+            source="real",
+            sha256="f" * 64,
+            width=100,
+            height=100,
+            content_type="image/jpeg",
+            byte_size=1,
+            storage_key="x/a.jpg",
+            display_key="x/b.jpg",
+        )
         db.session.add(image)
         db.session.commit()
         return study_id, image.id, person.id
@@ -590,7 +694,10 @@ def test_a_strangers_study_answers_404_on_every_url(app, client, owner, other_st
 def test_another_studys_image_in_my_studys_url_is_404(app, client, owner, other_study):
     _study, image_id, identity_id = other_study
     assert client.post(f"/r/studies/{owner}/stimuli/images/{image_id}/delete").status_code == 404
-    assert client.post(f"/r/studies/{owner}/stimuli/identities/{identity_id}/delete").status_code == 404
+    assert (
+        client.post(f"/r/studies/{owner}/stimuli/identities/{identity_id}/delete").status_code
+        == 404
+    )
     assert counts(app) == (1, 1)
 
 
@@ -609,7 +716,9 @@ def test_viewers_look_and_editors_also_change(app, client, make_researcher, othe
     expected = 403 if role == "viewer" else None
     if expected:
         for url in posts:
-            assert client.post(url, data={}, content_type="multipart/form-data").status_code == 403, url
+            assert (
+                client.post(url, data={}, content_type="multipart/form-data").status_code == 403
+            ), url
         assert counts(app) == (1, 1)
     else:
         assert upload_image(client, study_id, photo(7), identity="P901").status_code == 302

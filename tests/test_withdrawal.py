@@ -22,8 +22,10 @@ from tests.test_findings_support import count_analyses, fill, owner_id, publish_
 def _report_bytes(client, study_id: int, report_id: int) -> dict[str, bytes]:
     """Every download of a report: results.json, each file of tables.zip, the bundle's files."""
     base = f"/r/studies/{study_id}/report/{report_id}"
-    found = {"results.json": client.get(f"{base}/results.json").data,
-             "report.html": client.get(f"{base}/report.html").data}
+    found = {
+        "results.json": client.get(f"{base}/results.json").data,
+        "report.html": client.get(f"{base}/report.html").data,
+    }
     for name in ("tables.zip", "reproduction.zip"):
         response = client.get(f"{base}/{name}")
         assert response.status_code == 200, name
@@ -36,8 +38,10 @@ def _report_bytes(client, study_id: int, report_id: int) -> dict[str, bytes]:
 def _stored(app) -> dict[str, bytes]:
     """Every report row as the database keeps it."""
     with app.app_context():
-        return {f"report {r.id}": json.dumps(r.results).encode()
-                for r in db.session.scalars(sa.select(Report))}
+        return {
+            f"report {r.id}": json.dumps(r.results).encode()
+            for r in db.session.scalars(sa.select(Report))
+        }
 
 
 def _current_report_id(app, client, study_id: int) -> int:
@@ -65,8 +69,11 @@ def test_withdrawal_removes_the_participant_from_every_stored_artefact(
 ):
     gone = published22[3]
     report_id = _current_report_id(app, client, demo)
-    before = {**_stored(app), **_report_bytes(client, demo, report_id),
-              "findings.json": client.get("/f/demo/findings.json").data}
+    before = {
+        **_stored(app),
+        **_report_bytes(client, demo, report_id),
+        "findings.json": client.get("/f/demo/findings.json").data,
+    }
     # The scan can find them: their id is in results.json and the tables before.
     assert gone.encode() in before["results.json"] + before["tables.zip/participant_scores.csv"]
     assert gone.encode() in before[f"report {report_id}"]
@@ -76,8 +83,10 @@ def test_withdrawal_removes_the_participant_from_every_stored_artefact(
         with app.app_context():
             service.withdraw(service.find_participant(demo, gone))
     else:
-        response = client.post(f"/r/studies/{demo}/participants/{gone}/delete",
-                               data={"reason": "withdrawal request by e-mail"})
+        response = client.post(
+            f"/r/studies/{demo}/participants/{gone}/delete",
+            data={"reason": "withdrawal request by e-mail"},
+        )
         assert response.status_code == 302
 
     # Nothing stored keeps them, before anyone opens a page again.
@@ -93,16 +102,24 @@ def test_withdrawal_removes_the_participant_from_every_stored_artefact(
     assert public["n_participants"] == old_public["n_participants"] - 1
     new_id = _current_report_id(app, client, demo)
     with app.app_context():
-        assert db.session.get(Report, new_id).data_sha256 != \
-            json.loads(before["results.json"])["data_sha256"]
-    after = {**_stored(app), **_report_bytes(client, demo, new_id), "findings.json":
-             client.get("/f/demo/findings.json").data, "page": page.data,
-             "embed": client.get("/f/demo/embed").data}
+        assert (
+            db.session.get(Report, new_id).data_sha256
+            != json.loads(before["results.json"])["data_sha256"]
+        )
+    after = {
+        **_stored(app),
+        **_report_bytes(client, demo, new_id),
+        "findings.json": client.get("/f/demo/findings.json").data,
+        "page": page.data,
+        "embed": client.get("/f/demo/embed").data,
+    }
     for name, data in after.items():
         assert gone.encode() not in data, name
     with app.app_context():
-        assert db.session.scalar(sa.select(Report.id).where(Report.published_at.is_not(None))) \
+        assert (
+            db.session.scalar(sa.select(Report.id).where(Report.published_at.is_not(None)))
             == new_id
+        )
 
 
 @pytest.mark.slow
@@ -116,8 +133,7 @@ def test_published_findings_too_few_after_a_withdrawal_say_so_and_show_nothing(
     assert publish_findings(client, demo).status_code == 302
     with app.app_context():
         service.withdraw(service.find_participant(demo, ids[0]))
-    for url in ("/f/demo", "/f/demo/embed", "/f/demo/findings.json",
-                "/f/demo/charts/trust.png"):
+    for url in ("/f/demo", "/f/demo/embed", "/f/demo/findings.json", "/f/demo/charts/trust.png"):
         response = client.get(url)
         assert response.status_code == 503, url
         text = response.get_data(as_text=True)
@@ -128,8 +144,7 @@ def test_published_findings_too_few_after_a_withdrawal_say_so_and_show_nothing(
 
 
 @pytest.mark.slow
-def test_a_report_computed_from_data_read_before_a_withdrawal_is_not_stored(app, demo,
-                                                                             monkeypatch):
+def test_a_report_computed_from_data_read_before_a_withdrawal_is_not_stored(app, demo, monkeypatch):
     count_analyses(monkeypatch)
     ids = fill(app, demo, 6, seed=3)
     with app.app_context():
@@ -155,8 +170,9 @@ def _almost_done(app, study_id: int, n: int) -> list[tuple[str, int]]:
         for _ in range(n):
             participant = service.start_participant(study, device="desktop")
             public_id, pid = participant.public_id, participant.id
-            trials = db.session.scalars(sa.select(Trial).where(Trial.participant_id == pid)
-                                        .order_by(Trial.position)).all()
+            trials = db.session.scalars(
+                sa.select(Trial).where(Trial.participant_id == pid).order_by(Trial.position)
+            ).all()
             trial_ids = [t.id for t in trials]
             for trial_id in trial_ids[:-1]:
                 target = service.answer_target("demo", public_id, trial_id)
@@ -209,23 +225,35 @@ def test_a_withdrawal_racing_the_last_answer_never_leaves_a_completed_withdrawal
     for index, (public_id, trial_id) in enumerate(rounds):
         barrier = threading.Barrier(2)
         delay = (0.0, 0.02, 0.1, 0.3)[index % 4]
-        threads = [threading.Thread(target=answer, args=(public_id, trial_id, barrier)),
-                   threading.Thread(target=withdraw, args=(public_id, barrier, delay))]
+        threads = [
+            threading.Thread(target=answer, args=(public_id, trial_id, barrier)),
+            threading.Thread(target=withdraw, args=(public_id, barrier, delay)),
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(30)
     assert errors == []
     with app.app_context():
-        people = db.session.scalars(sa.select(Participant).where(
-            Participant.public_id.in_([p for p, _ in rounds]))).all()
+        people = db.session.scalars(
+            sa.select(Participant).where(Participant.public_id.in_([p for p, _ in rounds]))
+        ).all()
         assert [(p.status, p.completed_at) for p in people] == [("withdrawn", None)] * len(rounds)
         ids = [p.id for p in people]
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Response)
-                                 .where(Response.participant_id.in_(ids))) == 0
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Trial)
-                                 .where(Trial.participant_id.in_(ids))) == 0
-
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Response)
+                .where(Response.participant_id.in_(ids))
+            )
+            == 0
+        )
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count()).select_from(Trial).where(Trial.participant_id.in_(ids))
+            )
+            == 0
+        )
 
 
 @pytest.mark.slow

@@ -14,12 +14,12 @@ from survey.design import attention_check_count
 
 TASK_PHRASES = {
     "match": "a recognition block ({name}): a headshot (real or AI) and an in-person probe photo "
-             "{presentation}; participants answered whether both showed the same person{confidence}",
+    "{presentation}; participants answered whether both showed the same person{confidence}",
     "rate": "a first-impression block ({name}): one headshot at a time, rated on {scales}",
     "detect": "an AI-detection block ({name}): one headshot at a time, judged a real photograph "
-              "or AI-generated{confidence}",
+    "or AI-generated{confidence}",
     "choose": "a paired-preference block ({name}): the real and the AI headshot of one person side "
-              "by side (sides counterbalanced), answering “{question}”",
+    "by side (sides counterbalanced), answering “{question}”",
 }
 REASON_WORDS = {
     "incomplete": "did not finish",
@@ -27,8 +27,12 @@ REASON_WORDS = {
     "median_rt": "answered implausibly fast (median response time below the limit)",
     "straightlining": "gave the same rating on every rating trial",
 }
-SOURCE_NAMES = {"prolific": "Prolific", "mturk": "Mechanical Turk", "sona": "SONA",
-                "link": "a direct link"}
+SOURCE_NAMES = {
+    "prolific": "Prolific",
+    "mturk": "Mechanical Turk",
+    "sona": "SONA",
+    "link": "a direct link",
+}
 
 
 def _count(n: int, singular: str, plural: str | None = None) -> str:
@@ -47,8 +51,11 @@ def _join(items: list[str], last: str = "and") -> str:
 def _label(name: str) -> str:
     """An outcome's name in words."""
     outcome = FIXED_OUTCOMES.get(name)
-    return outcome.label if outcome else ("trust" if name == "trust" else
-                                          f"ratings of {name.replace('_', ' ')}")
+    return (
+        outcome.label
+        if outcome
+        else ("trust" if name == "trust" else f"ratings of {name.replace('_', ' ')}")
+    )
 
 
 def _block_phrase(block: dict[str, Any], first: bool = False, n_identities: int = 0) -> str:
@@ -59,18 +66,37 @@ def _block_phrase(block: dict[str, Any], first: bool = False, n_identities: int 
     """
     settings = block.get("settings") or {}
     confidence = " and how sure they were (1–5)" if settings.get("confidence", True) else ""
-    presentation = ("side by side" if settings.get("presentation", "side_by_side") == "side_by_side"
-                    else "one after the other (the headshot alone for "
-                    f"{settings.get('exposure_ms', 1500)} ms, then the probe photo until the answer)")
-    scales = _join([f"{s.get('key', '').replace('_', ' ')} ({s.get('min', 1)}–{s.get('max', 7)}"
-                    f"{', “' + s['question'] + '”' if s.get('question') else ''})"
-                    for s in settings.get("scales", [])]) or "a rating scale"
+    presentation = (
+        "side by side"
+        if settings.get("presentation", "side_by_side") == "side_by_side"
+        else "one after the other (the headshot alone for "
+        f"{settings.get('exposure_ms', 1500)} ms, then the probe photo until the answer)"
+    )
+    scales = (
+        _join(
+            [
+                f"{s.get('key', '').replace('_', ' ')} ({s.get('min', 1)}–{s.get('max', 7)}"
+                f"{', “' + s['question'] + '”' if s.get('question') else ''})"
+                for s in settings.get("scales", [])
+            ]
+        )
+        or "a rating scale"
+    )
     task = block.get("task")
     phrase = TASK_PHRASES.get(task, "a {name} block").format(
-        name=block.get("name", ""), presentation=presentation, confidence=confidence,
-        scales=scales, question=settings.get("question", "Which photo do you trust more?"))
+        name=block.get("name", ""),
+        presentation=presentation,
+        confidence=confidence,
+        scales=scales,
+        question=settings.get("question", "Which photo do you trust more?"),
+    )
     cap = settings.get("n_identities")
-    if isinstance(cap, int) and not isinstance(cap, bool) and 0 < n_identities and cap < n_identities:
+    if (
+        isinstance(cap, int)
+        and not isinstance(cap, bool)
+        and 0 < n_identities
+        and cap < n_identities
+    ):
         split = "" if task == "choose" else ", split evenly between the conditions"
         phrase += f", showing {cap} of the {n_identities} identities{split} (drawn per participant)"
     practice = settings.get("practice")
@@ -105,26 +131,40 @@ def _sample_sentence(sample: dict[str, Any]) -> str:
     """Recruited, withdrawn, excluded with reasons, included, per list and device."""
     recruited = sample.get("recruited", 0)
     sources = sample.get("sources") or {}
-    via = (" through " + _join([f"{SOURCE_NAMES.get(s, s)} ({n})" for s, n in sources.items()])
-           if len(sources) > 1 else (f" through {SOURCE_NAMES.get(next(iter(sources)), '')}"
-                                     if sources else ""))
+    via = (
+        " through " + _join([f"{SOURCE_NAMES.get(s, s)} ({n})" for s, n in sources.items()])
+        if len(sources) > 1
+        else (f" through {SOURCE_NAMES.get(next(iter(sources)), '')}" if sources else "")
+    )
     text = f"{_count(recruited, 'participant')} took part{via}"
     included_simulated = sample.get("simulated_included", 0)
     if included_simulated:
-        text += (f", {included_simulated} of them simulated by the study platform to test the "
-                 "study, not people")
+        text += (
+            f", {included_simulated} of them simulated by the study platform to test the "
+            "study, not people"
+        )
     withdrawn = sample.get("withdrawn", 0)
     if withdrawn:
-        text += (f"; {_count(withdrawn, 'further participant')} withdrew and "
-                 f"{'their data were' if withdrawn > 1 else 'the data were'} deleted")
+        text += (
+            f"; {_count(withdrawn, 'further participant')} withdrew and "
+            f"{'their data were' if withdrawn > 1 else 'the data were'} deleted"
+        )
     text += "."
     reasons = sample.get("reasons") or {}
     excluded = sample.get("excluded", 0)
     if excluded:
         why = _join([f"{n} {REASON_WORDS.get(r, r)}" for r, n in reasons.items()])
-        text += (f" {_count(excluded, 'participant was', 'participants were')} excluded"
-                 + (f" ({why}; a participant can meet more than one rule)" if len(reasons) > 1
-                    else f" ({why})" if why else "") + ".")
+        text += (
+            f" {_count(excluded, 'participant was', 'participants were')} excluded"
+            + (
+                f" ({why}; a participant can meet more than one rule)"
+                if len(reasons) > 1
+                else f" ({why})"
+                if why
+                else ""
+            )
+            + "."
+        )
     lists = sample.get("by_list") or []
     devices = [d for d in sample.get("by_device") or [] if d.get("included")]
     text += f" The analysis includes {_count(sample.get('included', 0), 'participant')}"
@@ -136,9 +176,11 @@ def _sample_sentence(sample: dict[str, Any]) -> str:
     text += "."
     left_out = sample.get("simulated_excluded", 0)
     if left_out:
-        text += (f" {_count(left_out, 'simulated participant')} (test runs by the study "
-                 f"platform, not people) {'was' if left_out == 1 else 'were'} left out of "
-                 "these counts and of the analysis.")
+        text += (
+            f" {_count(left_out, 'simulated participant')} (test runs by the study "
+            f"platform, not people) {'was' if left_out == 1 else 'were'} left out of "
+            "these counts and of the analysis."
+        )
     return text
 
 
@@ -155,48 +197,62 @@ def _tests_sentence(results: dict[str, Any]) -> str:
     sentences = []
     if paired:
         sentences.append(
-            "For each within-participant outcome (" + _join([_label(o) for o in paired])
+            "For each within-participant outcome ("
+            + _join([_label(o) for o in paired])
             + "), each participant's mean in the AI condition was compared with their mean in the "
             "real condition by a paired t-test (effect size d_z) and a Wilcoxon signed-rank test "
             f"(normal approximation, {continuity} continuity correction); the same tests were "
             "repeated over "
             "identities (each identity's mean across participants) to check that the effects "
-            "generalise over the people photographed.")
+            "generalise over the people photographed."
+        )
     if single:
         sentences.append(
-            "Shares and accuracies against chance (" + _join([_label(o) for o in single])
+            "Shares and accuracies against chance ("
+            + _join([_label(o) for o in single])
             + ") were tested per participant with one-sample t-tests and Wilcoxon tests against "
-            "50% (0 for d′)" + (", and over all trials with exact binomial tests"
-                                if "binomial" in methods else "") + ".")
+            "50% (0 for d′)"
+            + (", and over all trials with exact binomial tests" if "binomial" in methods else "")
+            + "."
+        )
     if {"d_prime", "detection_d_prime"} & set(outcomes):
-        sentences.append("Signal-detection measures (d′ and c) used the log-linear correction "
-                         "(Hautus, 1995).")
+        sentences.append(
+            "Signal-detection measures (d′ and c) used the log-linear correction (Hautus, 1995)."
+        )
     mixed = []
     if "lmm" in methods:
-        mixed.append("linear mixed models of single ratings (REML, Satterthwaite degrees of "
-                     "freedom)")
+        mixed.append(
+            "linear mixed models of single ratings (REML, Satterthwaite degrees of freedom)"
+        )
     if "glmm" in methods:
         mixed.append("logistic mixed models of single answers (Laplace approximation)")
     if mixed:
-        sentences.append("Mixed models with crossed random effects of participants and identities "
-                         "(Judd, Westfall & Kenny, 2012) were fitted as lme4 fits them: "
-                         + _join(mixed) + ".")
+        sentences.append(
+            "Mixed models with crossed random effects of participants and identities "
+            "(Judd, Westfall & Kenny, 2012) were fitted as lme4 fits them: " + _join(mixed) + "."
+        )
     if "tost" in methods:
-        sentences.append("Equivalence was tested with two one-sided tests (TOST) against the "
-                         "preregistered bounds; “no reliable difference” is claimed only where "
-                         "the TOST is significant.")
-    correction = CORRECTION_NAMES.get(results.get("correction"), "p").replace(
-        "-adjusted p", "")
+        sentences.append(
+            "Equivalence was tested with two one-sided tests (TOST) against the "
+            "preregistered bounds; “no reliable difference” is claimed only where "
+            "the TOST is significant."
+        )
+    correction = CORRECTION_NAMES.get(results.get("correction"), "p").replace("-adjusted p", "")
     families = results.get("families") or []
     sentences.append(
         f"p-values were corrected with the {correction} method within each family of tests "
         f"({_count(len(families), 'family', 'families')}), at α = {results.get('alpha', 0.05):g}; "
-        "a difference is claimed only where the corrected test is significant.")
+        "a difference is claimed only where the corrected test is significant."
+    )
     return " ".join(sentences)
 
 
-def methods_paragraph(design: dict[str, Any], results: dict[str, Any], sample: dict[str, Any],
-                      software: dict[str, str]) -> str:
+def methods_paragraph(
+    design: dict[str, Any],
+    results: dict[str, Any],
+    sample: dict[str, Any],
+    software: dict[str, str],
+) -> str:
     """Return the methods paragraph, ready to paste.
 
     `design` holds ``n_identities``, ``n_lists``, ``assign_by``, ``blocks`` (name, task and
@@ -209,21 +265,27 @@ def methods_paragraph(design: dict[str, Any], results: dict[str, Any], sample: d
     n_ids = design.get("n_identities") or results.get("n_identities", 0)
     blocks = design.get("blocks") or []
     tasks = [b.get("task") for b in blocks]
-    probes = (", with different in-person photographs as recognition probes"
-              if "match" in tasks else "")
+    probes = (
+        ", with different in-person photographs as recognition probes" if "match" in tasks else ""
+    )
     parts.append(
         f"The stimuli showed {_count(n_ids, 'identity', 'identities')} (people who consented to "
         "the use of their images), each in a real photographic headshot and an AI-generated "
-        f"headshot of the same person{probes}.")
+        f"headshot of the same person{probes}."
+    )
     if blocks:
-        parts.append(f"Participants completed {_count(len(blocks), 'block')} in this order: "
-                     + "; ".join(f"({i}) {_block_phrase(b, i == 1, n_ids)}"
-                                 for i, b in enumerate(blocks, 1))
-                     + ".")
+        parts.append(
+            f"Participants completed {_count(len(blocks), 'block')} in this order: "
+            + "; ".join(f"({i}) {_block_phrase(b, i == 1, n_ids)}" for i, b in enumerate(blocks, 1))
+            + "."
+        )
     lists = design.get("n_lists", 2)
-    assign = ("started" if design.get("assign_by", "started") == "started" else "completed")
-    kinds = [word for task, word in (("match", "recognition"), ("rate", "rating"),
-                                     ("detect", "detection")) if task in tasks]
+    assign = "started" if design.get("assign_by", "started") == "started" else "completed"
+    kinds = [
+        word
+        for task, word in (("match", "recognition"), ("rate", "rating"), ("detect", "detection"))
+        if task in tasks
+    ]
     if kinds:
         parts.append(
             f"Identities were split into {_count(lists, 'counterbalancing list')} (a Latin square "
@@ -232,21 +294,29 @@ def methods_paragraph(design: dict[str, Any], results: dict[str, Any], sample: d
             " each participant saw each "
             "identity in one condition only; each new participant was assigned the list with the "
             f"fewest {assign} participants, and trial order was shuffled per participant from a "
-            "stored seed.")
+            "stored seed."
+        )
     else:
-        parts.append("Every participant saw the real and the AI headshot of each identity side "
-                     "by side, so no counterbalancing lists were needed; trial order and sides "
-                     "were shuffled per participant from a stored seed.")
+        parts.append(
+            "Every participant saw the real and the AI headshot of each identity side "
+            "by side, so no counterbalancing lists were needed; trial order and sides "
+            "were shuffled per participant from a stored seed."
+        )
     parts.append(_rules_sentence(results))
     prereg = design.get("preregistration")
     if prereg:
-        parts.append(f"The analysis plan was preregistered on {prereg.get('frozen_at')} "
-                     f"(SHA-256 {str(prereg.get('sha256', ''))[:16]}…); tests it did not name are "
-                     "reported as exploratory.")
+        parts.append(
+            f"The analysis plan was preregistered on {prereg.get('frozen_at')} "
+            f"(SHA-256 {str(prereg.get('sha256', ''))[:16]}…); tests it did not name are "
+            "reported as exploratory."
+        )
     else:
         parts.append("No analysis plan was preregistered, so every test is exploratory.")
     parts.append(_tests_sentence(results))
     if software:
-        parts.append("Analyses ran in " + _join([f"{name} {version}" for name, version in
-                                                 software.items()]) + ".")
+        parts.append(
+            "Analyses ran in "
+            + _join([f"{name} {version}" for name, version in software.items()])
+            + "."
+        )
     return " ".join(parts)

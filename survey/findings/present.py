@@ -31,16 +31,29 @@ METHOD_NAMES = {
     "lmm": "Linear mixed model",
     "glmm": "Logistic mixed model",
 }
-VERDICT_NAMES = {"difference": "Difference", "no_difference": "No reliable difference",
-                 "inconclusive": "Inconclusive"}
-EFFECT_NAMES = {"d_z": "d_z", "d": "d", "rank_biserial": "rank-biserial r",
-                "cohen_h": "Cohen's h", "odds_ratio": "odds ratio", "d_westfall": "d (Westfall)"}
+VERDICT_NAMES = {
+    "difference": "Difference",
+    "no_difference": "No reliable difference",
+    "inconclusive": "Inconclusive",
+}
+EFFECT_NAMES = {
+    "d_z": "d_z",
+    "d": "d",
+    "rank_biserial": "rank-biserial r",
+    "cohen_h": "Cohen's h",
+    "odds_ratio": "odds ratio",
+    "d_westfall": "d (Westfall)",
+}
 
 
 def number(value: Any, digits: int = 2) -> str:
     """A number with fixed decimals, '—' when missing; no '-0.00'."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value):
+    if (
+        value is None
+        or isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+    ):
         return "—"
     return fixed(value, digits)
 
@@ -57,8 +70,9 @@ def statistic_text(test: dict) -> str:
     stat = test.get("statistic")
     if stat is None:
         return "—"
-    name = test.get("statistic_name") or ("t" if test.get("method") in (
-        "paired_t", "one_sample_t", "tost", "lmm") else "")
+    name = test.get("statistic_name") or (
+        "t" if test.get("method") in ("paired_t", "one_sample_t", "tost", "lmm") else ""
+    )
     df = test.get("df")
     if name == "t" and isinstance(df, (int, float)):
         df_text = f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
@@ -70,9 +84,11 @@ def statistic_text(test: dict) -> str:
 
 # Readable names of the correction families (results.json's own "label" wins when present).
 FAMILY_NAMES = {
-    "primary": "Primary outcomes", "secondary": "Secondary outcomes",
+    "primary": "Primary outcomes",
+    "secondary": "Secondary outcomes",
     "participant_wilcoxon": "Wilcoxon tests, participants",
-    "identity_t": "t-tests, identities", "identity_wilcoxon": "Wilcoxon tests, identities",
+    "identity_t": "t-tests, identities",
+    "identity_wilcoxon": "Wilcoxon tests, identities",
     "equivalence": "Equivalence tests (TOST)",
     "pooled_binomial": "Binomial tests, all trials pooled",
     "mixed": "Mixed models",
@@ -82,8 +98,14 @@ LEVEL_NAMES = {"participant": "Participants", "identity": "Identities", "trial":
 
 def family_name(results: dict, family: str | None) -> str:
     """'Wilcoxon tests, participants' for 'participant_wilcoxon'."""
-    stored = next((f.get("label") for f in results.get("families", [])
-                   if f.get("family") == family and f.get("label")), None)
+    stored = next(
+        (
+            f.get("label")
+            for f in results.get("families", [])
+            if f.get("family") == family and f.get("label")
+        ),
+        None,
+    )
     return stored or FAMILY_NAMES.get(family or "", str(family))
 
 
@@ -119,11 +141,13 @@ def estimate_label(results: dict, test: dict) -> str:
     if outcome.paired or test.get("method") == "lmm":
         what = "pseudo-median of AI minus real" if median else "AI minus real"
     elif outcome.kind in ("proportion", "share"):
-        what = ("pseudo-median" if median else "share" if outcome.kind == "share" else
-                "accuracy") + f" minus chance ({outcome.reference_value * 100:g}%)"
+        what = (
+            "pseudo-median" if median else "share" if outcome.kind == "share" else "accuracy"
+        ) + f" minus chance ({outcome.reference_value * 100:g}%)"
     else:
-        what = ("pseudo-median" if median else outcome.label) + \
-            f" minus {outcome.reference_value:g}"
+        what = (
+            "pseudo-median" if median else outcome.label
+        ) + f" minus {outcome.reference_value:g}"
     return f"{what}, {unit}" if unit else what
 
 
@@ -138,14 +162,19 @@ def singular_cause(test: dict) -> str:
         zero = re.match(r"singular fit: the (\S+) variance for (\w+) is estimated at", note)
         tied = re.match(r"singular fit: the (\S+) effect for (\w+) is perfectly correlated", note)
         if zero:
-            causes.append(f"the {_TERM_NAMES.get(zero[1], zero[1])} variance across "
-                          f"{_GROUP_NAMES.get(zero[2], zero[2])} was estimated at zero")
+            causes.append(
+                f"the {_TERM_NAMES.get(zero[1], zero[1])} variance across "
+                f"{_GROUP_NAMES.get(zero[2], zero[2])} was estimated at zero"
+            )
         elif tied:
-            causes.append(f"the {_TERM_NAMES.get(tied[1], tied[1])} across "
-                          f"{_GROUP_NAMES.get(tied[2], tied[2])} is perfectly correlated (±1) "
-                          "with the intercept")
-    return "; ".join(causes) or ("a random-effect variance was estimated at zero or a "
-                                 "correlation at ±1")
+            causes.append(
+                f"the {_TERM_NAMES.get(tied[1], tied[1])} across "
+                f"{_GROUP_NAMES.get(tied[2], tied[2])} is perfectly correlated (±1) "
+                "with the intercept"
+            )
+    return "; ".join(causes) or (
+        "a random-effect variance was estimated at zero or a correlation at ±1"
+    )
 
 
 def test_row(results: dict, test: dict) -> dict:
@@ -164,15 +193,22 @@ def test_row(results: dict, test: dict) -> dict:
         "estimate": number(_times(test.get("estimate"), factor), digits),
         "ci_label": ci_label(test),
         "ci_unadjusted": ci_unadjusted(test),
-        "ci": (f"{number(_times(test.get('ci_low'), factor), digits)} to "
-               f"{number(_times(test.get('ci_high'), factor), digits)}") if has_ci else "—",
+        "ci": (
+            f"{number(_times(test.get('ci_low'), factor), digits)} to "
+            f"{number(_times(test.get('ci_high'), factor), digits)}"
+        )
+        if has_ci
+        else "—",
         "statistic": statistic_text(test),
         "p": p_value(test.get("p_value"), alpha),
         "p_adjusted": p_value(test.get("p_adjusted"), alpha),
         "family": family_name(results, test.get("family")),
-        "effect": (f"{EFFECT_NAMES.get(test.get('effect_size_name'), test.get('effect_size_name'))}"
-                   f" = {number(test.get('effect_size'))}"
-                   if test.get("effect_size") is not None else "—"),
+        "effect": (
+            f"{EFFECT_NAMES.get(test.get('effect_size_name'), test.get('effect_size_name'))}"
+            f" = {number(test.get('effect_size'))}"
+            if test.get("effect_size") is not None
+            else "—"
+        ),
         "n": test.get("n"),
         "preregistered": bool(test.get("preregistered")),
     }
@@ -182,12 +218,19 @@ def descriptive_row(results: dict, row: dict) -> dict:
     """A descriptives row in the unit the claims use (percent for accuracies and shares)."""
     factor = scale_factor(outcome_of(results, row["outcome"]))
     digits = 1 if factor == 100 else 3
-    value = {key: number(_times(row.get(key), factor), digits)
-             for key in ("mean", "sd", "ci_low", "ci_high", "median")}
-    return {**value, "level": LEVEL_NAMES.get(row.get("level"), row.get("level")),
-            "condition": {"real": "Real photograph", "ai": "AI headshot"}.get(
-                row.get("condition"), "Both" if row.get("condition") is None else
-                row.get("condition")), "n": row.get("n"), "unit": "%" if factor == 100 else ""}
+    value = {
+        key: number(_times(row.get(key), factor), digits)
+        for key in ("mean", "sd", "ci_low", "ci_high", "median")
+    }
+    return {
+        **value,
+        "level": LEVEL_NAMES.get(row.get("level"), row.get("level")),
+        "condition": {"real": "Real photograph", "ai": "AI headshot"}.get(
+            row.get("condition"), "Both" if row.get("condition") is None else row.get("condition")
+        ),
+        "n": row.get("n"),
+        "unit": "%" if factor == 100 else "",
+    }
 
 
 @dataclass
@@ -214,8 +257,11 @@ def claim_facts(results: dict, finding: dict) -> Facts | None:
     outcome = outcome_of(results, test["outcome"])
     factor = scale_factor(outcome)
     digits = 1 if factor == 100 else 2
-    label = "AI minus real" if outcome.paired else (
-        "difference from chance" if outcome.reference_value else "difference from zero")
+    label = (
+        "AI minus real"
+        if outcome.paired
+        else ("difference from chance" if outcome.reference_value else "difference from zero")
+    )
     unit = display_scale(results, test)[2]
     p = corrected_p(test)
     correction = test.get("correction")
@@ -224,7 +270,7 @@ def claim_facts(results: dict, finding: dict) -> Facts | None:
     return Facts(
         estimate=f"{label}: {number(_times(test.get('estimate'), factor), digits)} {unit}".strip(),
         ci=f"{number(_times(test.get('ci_low'), factor), digits)} to "
-           f"{number(_times(test.get('ci_high'), factor), digits)}",
+        f"{number(_times(test.get('ci_high'), factor), digits)}",
         p=p_name + p_value(p, results.get("alpha", 0.05)),
         n=f"{n} participants" if n is not None else "—",
         preregistered=bool(finding.get("preregistered")),
@@ -236,8 +282,9 @@ def claim_facts(results: dict, finding: dict) -> Facts | None:
 
 def _times(value: Any, factor: float) -> Any:
     """value * factor, or value itself when it is not a number."""
-    return value * factor if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else value
+    return (
+        value * factor if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    )
 
 
 @dataclass
@@ -265,7 +312,7 @@ def figure_outcomes(spec_name: str) -> tuple[str, ...]:
         return ("detection_accuracy", "detection_d_prime")
     for prefix in ("paired_", "identities_"):
         if spec_name.startswith(prefix):
-            return (spec_name[len(prefix):],)
+            return (spec_name[len(prefix) :],)
     return (spec_name,)
 
 
@@ -274,8 +321,9 @@ def _direct(_name: str, build, *args, **kwargs):
     return build(*args, **kwargs)
 
 
-def outcome_section(results: dict, name: str, index: int, specs: list[FigureSpec],
-                    placed: set[str]) -> OutcomeSection:
+def outcome_section(
+    results: dict, name: str, index: int, specs: list[FigureSpec], placed: set[str]
+) -> OutcomeSection:
     """One outcome's section with the figures of `specs` that belong to it and are not placed."""
     findings = {f["outcome"]: f for f in results.get("findings", [])}
     hypotheses = {h.get("outcome"): h for h in (results.get("plan") or {}).get("hypotheses", [])}
@@ -287,14 +335,20 @@ def outcome_section(results: dict, name: str, index: int, specs: list[FigureSpec
     tests = [t for t in results.get("tests", []) if t.get("outcome") == name]
     hypothesis = hypotheses.get(name)
     section = OutcomeSection(
-        name=name, label=label, finding=finding,
+        name=name,
+        label=label,
+        finding=finding,
         facts=claim_facts(results, finding) if finding else None,
-        descriptives=rows, tests=tests, figures=figures,
+        descriptives=rows,
+        tests=tests,
+        figures=figures,
         test_rows=[test_row(results, t) for t in tests],
         descriptive_rows=[descriptive_row(results, d) for d in rows],
-        hypothesis=(hypothesis.get("text") or hypothesis.get("direction", "")) if hypothesis
+        hypothesis=(hypothesis.get("text") or hypothesis.get("direction", ""))
+        if hypothesis
         else "",
-        sort_key=(not (finding or {}).get("preregistered"), hypothesis is None, index))
+        sort_key=(not (finding or {}).get("preregistered"), hypothesis is None, index),
+    )
     placed.update(s.name for s in figures)
     return section
 
@@ -309,8 +363,10 @@ def outcome_sections(results: dict, specs: list[FigureSpec], guard=_direct) -> l
     placed: set[str] = set()
     # An outcome that could not be tested still has a finding that says why.
     names = dict.fromkeys(outcomes_in(results) + [f["outcome"] for f in findings.values()])
-    return [guard(f"outcome {name}", outcome_section, results, name, index, specs, placed)
-            for index, name in enumerate(names)]
+    return [
+        guard(f"outcome {name}", outcome_section, results, name, index, specs, placed)
+        for index, name in enumerate(names)
+    ]
 
 
 def condition_means(results: dict, name: str) -> list[dict]:
@@ -319,28 +375,37 @@ def condition_means(results: dict, name: str) -> list[dict]:
     outcome = outcome_of(results, name)
     factor = scale_factor(outcome)
     digits = 1 if factor == 100 else 2
-    for condition in (("real", "ai") if outcome.paired else (None,)):
+    for condition in ("real", "ai") if outcome.paired else (None,):
         row = descriptive(results, name, condition)
         if row is None:
             continue
-        rows.append({"condition": {"real": "Real photograph", "ai": "AI headshot"}.get(
-            condition, "All"), "mean": number(_times(row.get("mean"), factor), digits),
-            "ci": f"{number(_times(row.get('ci_low'), factor), digits)} to "
-                  f"{number(_times(row.get('ci_high'), factor), digits)}",
-            "n": row.get("n")})
+        rows.append(
+            {
+                "condition": {"real": "Real photograph", "ai": "AI headshot"}.get(condition, "All"),
+                "mean": number(_times(row.get("mean"), factor), digits),
+                "ci": f"{number(_times(row.get('ci_low'), factor), digits)} to "
+                f"{number(_times(row.get('ci_high'), factor), digits)}",
+                "n": row.get("n"),
+            }
+        )
     return rows
 
 
 def public_finding(results: dict, finding: dict) -> dict:
     """One finding with its facts and per-condition means, for the public page and embed."""
     test = main_test(results, finding["outcome"])
-    return {"finding": finding, "facts": claim_facts(results, finding),
-            "means": condition_means(results, finding["outcome"]),
-            "label": outcome_of(results, finding["outcome"]).label,
-            "has_test": test is not None}
+    return {
+        "finding": finding,
+        "facts": claim_facts(results, finding),
+        "means": condition_means(results, finding["outcome"]),
+        "label": outcome_of(results, finding["outcome"]).label,
+        "has_test": test is not None,
+    }
 
 
 def public_findings(results: dict, guard=_direct) -> list:
     """Each finding with its facts and per-condition means, each built through `guard`."""
-    return [guard(f"finding {finding.get('outcome')}", public_finding, results, finding)
-            for finding in results.get("findings", [])]
+    return [
+        guard(f"finding {finding.get('outcome')}", public_finding, results, finding)
+        for finding in results.get("findings", [])
+    ]

@@ -41,8 +41,10 @@ from survey.researcher.access import lock_for_change, requires_role
 # ETag, the SHA-256 of its bytes).
 # 2: within-participant (Cousineau-Morey) intervals; 3: labels beside the bars, identity CIs
 FIGURES_VERSION = "3"
-EMBED_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
-             "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors *")
+EMBED_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+    "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors *"
+)
 SAFE_NAME = re.compile(r"[a-z0-9_]{1,64}")
 CSS_FILES = ("css/likeness.css", "css/report.css")
 
@@ -65,8 +67,15 @@ def _download(data, filename: str, mimetype: str) -> Response:
     return response
 
 
-def _chart_response(report_id: int, name: str, fmt: str, inputs: str, draw, public: bool,
-                    filename: str | None = None) -> Response:
+def _chart_response(
+    report_id: int,
+    name: str,
+    fmt: str,
+    inputs: str,
+    draw,
+    public: bool,
+    filename: str | None = None,
+) -> Response:
     """A drawn chart from the store (drawn and stored on first use), 304 when the client has it.
 
     The ETag is the SHA-256 of the stored bytes, so a 304 is only ever answered for these very
@@ -108,8 +117,9 @@ def _figure_inputs() -> str:
 
 def _stored_figure(report: Report, spec, fmt: str) -> bytes:
     """A report figure from the store, drawn and stored on first use."""
-    found = service.cached_chart(report.id, service.figure_name(spec.name), fmt,
-                                 _figure_inputs(), lambda: _drawn(spec, fmt))
+    found = service.cached_chart(
+        report.id, service.figure_name(spec.name), fmt, _figure_inputs(), lambda: _drawn(spec, fmt)
+    )
     return found[1]
 
 
@@ -126,8 +136,12 @@ def _figure_sources(study: Study, report: Report, specs, standalone: bool) -> di
     A figure that cannot be drawn stands as a SectionError, shown in its own place.
     """
     if not standalone:
-        return {s.name: url_for("findings.figure", study_id=study.id, report_id=report.id,
-                                name=s.name, fmt="svg") for s in specs}
+        return {
+            s.name: url_for(
+                "findings.figure", study_id=study.id, report_id=report.id, name=s.name, fmt="svg"
+            )
+            for s in specs
+        }
 
     def inline(spec) -> str:
         svg = _stored_figure(report, spec, "svg")
@@ -153,8 +167,7 @@ def _report_context(study: Study, report: Report, standalone: bool = False) -> d
         "figures_error": specs if isinstance(specs, SectionError) else None,
         "sources": _figure_sources(study, report, figure_list, standalone),
         "methods": guard("methods", service.methods_text, study, report),
-        "warnings": guard("warnings", service.plain_warnings, results, sample,
-                          results.get("plan")),
+        "warnings": guard("warnings", service.plain_warnings, results, sample, results.get("plan")),
         "details": results.get("warnings", []),
         # In the order participants met them (choose blocks run after the others).
         "running_blocks": presentation_order(study.blocks),
@@ -181,9 +194,15 @@ def report(study: Study, role: str):
     """
     include = _include_simulated()
     state = service.report_state(study, include)
-    context = {"study": study, "role": role, "state": state, "form": ActionForm(formdata=None),
-               "published": service.published_report(study), "include_simulated": include,
-               "simulated_now": service.simulated_count(study)}
+    context = {
+        "study": study,
+        "role": role,
+        "state": state,
+        "form": ActionForm(formdata=None),
+        "published": service.published_report(study),
+        "include_simulated": include,
+        "simulated_now": service.simulated_count(study),
+    }
     if state.shown is not None:
         context.update(_report_context(study, state.shown))
     context["listed"] = service.participant_lists(study, state.shown, include)
@@ -225,14 +244,22 @@ def publish_confirm(study: Study, role: str):
     """What publishing makes public, to review before the POST that publishes."""
     report = service.finished_current_report(study)
     problems = service.publish_problems(study, report)
-    context = {"study": study, "role": role, "report": report, "problems": problems,
-               "form": PublishForm(formdata=None),
-               # Read only: this page never republishes (`published_report` may).
-               "published": db.session.scalar(sa.select(Report).where(
-                   Report.study_id == study.id, Report.published_at.is_not(None))
-                   .order_by(Report.published_at.desc()).limit(1)),
-               "authors": service.authors(study),
-               "url": url_for("findings.public", slug=study.slug, _external=True)}
+    context = {
+        "study": study,
+        "role": role,
+        "report": report,
+        "problems": problems,
+        "form": PublishForm(formdata=None),
+        # Read only: this page never republishes (`published_report` may).
+        "published": db.session.scalar(
+            sa.select(Report)
+            .where(Report.study_id == study.id, Report.published_at.is_not(None))
+            .order_by(Report.published_at.desc())
+            .limit(1)
+        ),
+        "authors": service.authors(study),
+        "url": url_for("findings.public", slug=study.slug, _external=True),
+    }
     if report is not None:
         results = service.public_results(report)
         context.update(results=results, items=present.public_findings(results))
@@ -260,13 +287,21 @@ def publish(study: Study, role: str):
     """Publish the findings of the report the owner reviewed on the confirmation page."""
     form = PublishForm()
     if not form.validate_on_submit():
-        abort(400, description="The form expired or was incomplete: open “Publish findings…” "
-                               "again, review what becomes public, then confirm.")
+        abort(
+            400,
+            description="The form expired or was incomplete: open “Publish findings…” "
+            "again, review what becomes public, then confirm.",
+        )
     confirmed = form.report_id.data
-    return _owner_action(study, lambda s, who: _publish_and_draw(s, who, confirmed),
-                         lambda: "The findings are published at "
-                         + url_for("findings.public", slug=study.slug, _external=True),
-                         form=form)
+    return _owner_action(
+        study,
+        lambda s, who: _publish_and_draw(s, who, confirmed),
+        lambda: (
+            "The findings are published at "
+            + url_for("findings.public", slug=study.slug, _external=True)
+        ),
+        form=form,
+    )
 
 
 @bp.post("/r/studies/<int:study_id>/report/unpublish")
@@ -290,19 +325,28 @@ def figure(study: Study, role: str, report_id: int, name: str, fmt: str):
     """One figure of a report as SVG (shown in the page) or PNG (a download)."""
     if fmt not in FORMATS or not SAFE_NAME.fullmatch(name):
         abort(404)
-    row = db.session.execute(sa.select(Report.study_id, Report.status, Report.data_sha256)
-                             .where(Report.id == report_id)).first()
+    row = db.session.execute(
+        sa.select(Report.study_id, Report.status, Report.data_sha256).where(Report.id == report_id)
+    ).first()
     if row is None or row.study_id != study.id or row.status != "done":
         abort(404)
 
     def make() -> bytes | None:
-        spec = next((s for s in _figure_specs(_report_or_404(study, report_id))
-                     if s.name == name), None)
+        spec = next(
+            (s for s in _figure_specs(_report_or_404(study, report_id)) if s.name == name), None
+        )
         return _drawn(spec, fmt) if spec is not None else None
 
     filename = f"{study.slug}-{name}.png" if fmt == "png" else None
-    return _chart_response(report_id, service.figure_name(name), fmt, _figure_inputs(), make,
-                           public=False, filename=filename)
+    return _chart_response(
+        report_id,
+        service.figure_name(name),
+        fmt,
+        _figure_inputs(),
+        make,
+        public=False,
+        filename=filename,
+    )
 
 
 def _inline_css() -> str:
@@ -316,8 +360,11 @@ def _inline_css() -> str:
 def download_html(study: Study, role: str, report_id: int):
     """The report as one HTML file with its figures and styles inside: it opens offline."""
     report = _report_or_404(study, report_id)
-    html = render_template("findings/report_standalone.html", css=_inline_css(),
-                           **_report_context(study, report, standalone=True))
+    html = render_template(
+        "findings/report_standalone.html",
+        css=_inline_css(),
+        **_report_context(study, report, standalone=True),
+    )
     return _download(html.encode("utf-8"), f"{study.slug}-report.html", "text/html")
 
 
@@ -344,11 +391,15 @@ def download_bundle(study: Study, role: str, report_id: int):
     """The exported data, results.json and an R script that refits the models: for reviewers."""
     report = _report_or_404(study, report_id)
     if service.current_data(study, report.includes_simulated).sha != report.data_sha256:
-        abort(409, description="New data arrived after this report was computed, so the export "
-                               "would not match it. Open the report again to get the report of "
-                               "the current data, then download its bundle.")
-    return _download(service.bundle_stream(study, report), f"{study.slug}-reproduction.zip",
-                     "application/zip")
+        abort(
+            409,
+            description="New data arrived after this report was computed, so the export "
+            "would not match it. Open the report again to get the report of "
+            "the current data, then download its bundle.",
+        )
+    return _download(
+        service.bundle_stream(study, report), f"{study.slug}-reproduction.zip", "application/zip"
+    )
 
 
 # --- the preview of the public page -----------------------------------------------------------
@@ -358,8 +409,11 @@ def _preview_report(study: Study) -> Report:
     """The finished report of the current data, which publishing would publish; else 404."""
     report = service.finished_current_report(study)
     if report is None:
-        abort(404, description="There is no finished report of the current data to preview: "
-                               "open the report, which computes it, then the preview.")
+        abort(
+            404,
+            description="There is no finished report of the current data to preview: "
+            "open the report, which computes it, then the preview.",
+        )
     return report
 
 
@@ -422,11 +476,18 @@ def _public_or_404(slug: str) -> tuple[Study, Report]:
     if report is None:
         withdrew = service.withdrawn_since_published(study)
         when = f" on {withdrew:%d %B %Y}" if withdrew is not None else ""
-        abort(make_response(render_error(
-            503, "Findings being updated",
-            f"A participant of “{study.title}” withdrew{when}, and their data were deleted. The "
-            "findings are being recomputed from the remaining data and are not shown until "
-            "then.", {"Retry-After": "60", "Cache-Control": "no-store"})))
+        abort(
+            make_response(
+                render_error(
+                    503,
+                    "Findings being updated",
+                    f"A participant of “{study.title}” withdrew{when}, and their data were deleted. The "
+                    "findings are being recomputed from the remaining data and are not shown until "
+                    "then.",
+                    {"Retry-After": "60", "Cache-Control": "no-store"},
+                )
+            )
+        )
     return study, report
 
 
@@ -445,14 +506,28 @@ def _public_context(study: Study, report: Report, preview: bool = False) -> dict
     citation = service.citation(study, report, authors, published, url)
     embed_url = url_for("findings.embed", slug=study.slug, _external=True)
     if preview:
+
         def chart_url(outcome: str, fmt: str, download: bool = False) -> str:
-            return url_for("findings.preview_chart", study_id=study.id, outcome=outcome,
-                           fmt=fmt, **({"download": 1} if download else {}))
+            return url_for(
+                "findings.preview_chart",
+                study_id=study.id,
+                outcome=outcome,
+                fmt=fmt,
+                **({"download": 1} if download else {}),
+            )
+
         results_url = url_for("findings.preview_results", study_id=study.id)
     else:
+
         def chart_url(outcome: str, fmt: str, download: bool = False) -> str:
-            return url_for("findings.public_chart", slug=study.slug, outcome=outcome, fmt=fmt,
-                           **({"download": 1} if download else {}))
+            return url_for(
+                "findings.public_chart",
+                slug=study.slug,
+                outcome=outcome,
+                fmt=fmt,
+                **({"download": 1} if download else {}),
+            )
+
         results_url = url_for("findings.public_results", slug=study.slug)
     return {
         "study": study,
@@ -465,9 +540,11 @@ def _public_context(study: Study, report: Report, preview: bool = False) -> dict
         "citation": citation,
         "url": url,
         # Escaped for the page it is pasted into; the template escapes it again to show it.
-        "embed_snippet": (f'<iframe src="{escape(embed_url)}" '
-                          f'title="Findings: {escape(study.title)}" '
-                          'width="100%" height="480" loading="lazy"></iframe>'),
+        "embed_snippet": (
+            f'<iframe src="{escape(embed_url)}" '
+            f'title="Findings: {escape(study.title)}" '
+            'width="100%" height="480" loading="lazy"></iframe>'
+        ),
         "summary": study.public_summary or "",
         "authors": authors,
         "team": authors,
@@ -526,9 +603,15 @@ def public_chart(slug: str, outcome: str, fmt: str):
     url = url_for("findings.public", slug=study.slug, _external=True)
     inputs = service.card_inputs(study, report, url, FIGURES_VERSION)
     filename = f"{study.slug}-{outcome}.{fmt}" if request.args.get("download") else None
-    return _chart_response(report.id, service.card_name(outcome), fmt, inputs,
-                           lambda: service.chart(study, report, outcome, fmt, url),
-                           public=True, filename=filename)
+    return _chart_response(
+        report.id,
+        service.card_name(outcome),
+        fmt,
+        inputs,
+        lambda: service.chart(study, report, outcome, fmt, url),
+        public=True,
+        filename=filename,
+    )
 
 
 @bp.get("/f/<slug>/findings.json")

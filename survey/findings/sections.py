@@ -24,8 +24,10 @@ from typing import Any
 from flask import current_app
 from markupsafe import Markup
 
-NOTE = ("This section could not be shown: {reason}; the rest of the {whole} is unaffected. "
-        "Please report this.")
+NOTE = (
+    "This section could not be shown: {reason}; the rest of the {whole} is unaffected. "
+    "Please report this."
+)
 
 
 @dataclass
@@ -65,12 +67,15 @@ def guard(name: str, build: Callable[..., Any], *args: Any, **kwargs: Any) -> An
 def note(error: SectionError, whole: str = "report") -> Markup:
     """The note that replaces a failed section."""
     text = NOTE.format(reason=error.reason, whole=whole)
-    return Markup('<div class="section-error" role="alert" data-section="{}"><p><strong>{}.'
-                  '</strong> {}</p></div>').format(error.name, error.name.capitalize(), text)
+    return Markup(
+        '<div class="section-error" role="alert" data-section="{}"><p><strong>{}.'
+        "</strong> {}</p></div>"
+    ).format(error.name, error.name.capitalize(), text)
 
 
-def render_section(name: str, caller: Callable[[], str], needs: tuple = (),
-                   whole: str = "report") -> Markup:
+def render_section(
+    name: str, caller: Callable[[], str], needs: tuple = (), whole: str = "report"
+) -> Markup:
     """The markup `caller()` renders, or the note when a needed value or the rendering failed."""
     failed = next((value for value in needs if isinstance(value, SectionError)), None)
     if failed is None:

@@ -73,8 +73,7 @@ REPORT_DATA = "report_data"
 MIN_PUBLIC_N = 20
 PUBLIC_STATES = ("closed", "archived")
 # results.json keys that hold participant ids or free text: never on the public page.
-PRIVATE_KEYS = ("exclusions", "flags", "warnings", "detection_by_participant", "input",
-                REPORT_DATA)
+PRIVATE_KEYS = ("exclusions", "flags", "warnings", "detection_by_participant", "input", REPORT_DATA)
 ROLE_ORDER = {"owner": 0, "editor": 1, "viewer": 2}
 
 # Data stamp -> data hash, per process: a page that refreshes every few seconds must not read
@@ -120,7 +119,9 @@ class ReportState:
     @property
     def failed(self) -> Report | None:
         """The current data's report when its computation failed."""
-        return self.current if self.current is not None and self.current.status == "failed" else None
+        return (
+            self.current if self.current is not None and self.current.status == "failed" else None
+        )
 
 
 # --- data, stamp and hash ----------------------------------------------------------------------
@@ -128,7 +129,9 @@ class ReportState:
 
 def current_plan(study: Study) -> dict | None:
     """The preregistered plan once frozen; a draft plan does not make any test preregistered."""
-    prereg = db.session.scalar(sa.select(Preregistration).where(Preregistration.study_id == study.id))
+    prereg = db.session.scalar(
+        sa.select(Preregistration).where(Preregistration.study_id == study.id)
+    )
     if prereg is None or prereg.frozen_at is None:
         return None
     return dict(prereg.plan)
@@ -136,10 +139,17 @@ def current_plan(study: Study) -> dict | None:
 
 def _simulated_count(study_id: int) -> sa.ScalarSelect:
     """The number of the study's simulated participants that the exports hold."""
-    return (sa.select(sa.func.count()).select_from(Participant)
-            .where(Participant.study_id == study_id, Participant.is_preview.is_(False),
-                   Participant.status != "withdrawn", Participant.is_simulated.is_(True))
-            .scalar_subquery())
+    return (
+        sa.select(sa.func.count())
+        .select_from(Participant)
+        .where(
+            Participant.study_id == study_id,
+            Participant.is_preview.is_(False),
+            Participant.status != "withdrawn",
+            Participant.is_simulated.is_(True),
+        )
+        .scalar_subquery()
+    )
 
 
 def simulated_count(study: Study) -> int:
@@ -155,37 +165,62 @@ def data_stamp(study: Study, include_simulated: bool = False) -> tuple[str, int]
     completion catch every change without reading the rows. Without the simulated
     participants, their number still counts (the report says how many it left out).
     """
-    exported = sa.and_(Participant.study_id == study.id, Participant.is_preview.is_(False),
-                       Participant.status != "withdrawn")
+    exported = sa.and_(
+        Participant.study_id == study.id,
+        Participant.is_preview.is_(False),
+        Participant.status != "withdrawn",
+    )
     if not include_simulated:
         exported = sa.and_(exported, Participant.is_simulated.is_(False))
     people = db.session.execute(
-        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(Participant.id), 0),
-                  sa.func.count(Participant.completed_at), sa.func.max(Participant.completed_at))
-        .where(exported)).one()
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(Participant.id), 0),
+            sa.func.count(Participant.completed_at),
+            sa.func.max(Participant.completed_at),
+        ).where(exported)
+    ).one()
     answers = db.session.execute(
-        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(Response.id), 0),
-                  sa.func.max(Response.id))
+        sa.select(
+            sa.func.count(), sa.func.coalesce(sa.func.sum(Response.id), 0), sa.func.max(Response.id)
+        )
         .select_from(Response)
-        .join(Participant, Participant.id == Response.participant_id).where(exported)).one()
+        .join(Participant, Participant.id == Response.participant_id)
+        .where(exported)
+    ).one()
     prereg = db.session.execute(
-        sa.select(Preregistration.sha256, Preregistration.frozen_at)
-        .where(Preregistration.study_id == study.id)).first()
-    stamp = (study.id, study.created_at, analysis.__version__, study.design_sha256,
-             tuple(people), tuple(answers), tuple(prereg) if prereg else None,
-             ("simulated", include_simulated, simulated_count(study)))
+        sa.select(Preregistration.sha256, Preregistration.frozen_at).where(
+            Preregistration.study_id == study.id
+        )
+    ).first()
+    stamp = (
+        study.id,
+        study.created_at,
+        analysis.__version__,
+        study.design_sha256,
+        tuple(people),
+        tuple(answers),
+        tuple(prereg) if prereg else None,
+        ("simulated", include_simulated, simulated_count(study)),
+    )
     return hashlib.sha256(repr(stamp).encode("utf-8")).hexdigest(), int(answers[0])
 
 
 def _canonical_participants(participants: pd.DataFrame) -> str:
     """The participants table's contract columns as CSV text, sorted by participant."""
     table = participants.loc[:, list(exports.PARTICIPANT_COLUMNS)].sort_values(
-        "participant", kind="mergesort")
+        "participant", kind="mergesort"
+    )
     return table.to_csv(index=False, lineterminator="\n", na_rep="")
 
 
-def data_hash(trials: pd.DataFrame, participants: pd.DataFrame, plan: dict | None,
-              include_simulated: bool = False, simulated: int = 0) -> str:
+def data_hash(
+    trials: pd.DataFrame,
+    participants: pd.DataFrame,
+    plan: dict | None,
+    include_simulated: bool = False,
+    simulated: int = 0,
+) -> str:
     """SHA-256 of canonical trials CSV, a newline, canonical participants CSV, a newline, plan JSON.
 
     When the study has simulated participants, or they are included, a last line says so
@@ -209,10 +244,16 @@ def data_hash(trials: pd.DataFrame, participants: pd.DataFrame, plan: dict | Non
 
 def _withdrawn_count(study_id: int) -> sa.ScalarSelect:
     """The number of the study's withdrawn participants (preview runs are never analysed)."""
-    return (sa.select(sa.func.count()).select_from(Participant)
-            .where(Participant.study_id == study_id, Participant.is_preview.is_(False),
-                   Participant.status == "withdrawn")
-            .scalar_subquery())
+    return (
+        sa.select(sa.func.count())
+        .select_from(Participant)
+        .where(
+            Participant.study_id == study_id,
+            Participant.is_preview.is_(False),
+            Participant.status == "withdrawn",
+        )
+        .scalar_subquery()
+    )
 
 
 def load_inputs(study: Study, include_simulated: bool = False) -> StudyInputs:
@@ -224,9 +265,16 @@ def load_inputs(study: Study, include_simulated: bool = False) -> StudyInputs:
     trials = exports.trials_dataframe(study.id, include_simulated=include_simulated)
     participants = exports.participants_dataframe(study.id, include_simulated=include_simulated)
     plan = current_plan(study)
-    return StudyInputs(trials, participants, plan, exports.scale_ranges(study.id),
-                       data_hash(trials, participants, plan, include_simulated, simulated),
-                       withdrawn, include_simulated, simulated)
+    return StudyInputs(
+        trials,
+        participants,
+        plan,
+        exports.scale_ranges(study.id),
+        data_hash(trials, participants, plan, include_simulated, simulated),
+        withdrawn,
+        include_simulated,
+        simulated,
+    )
 
 
 def _remember(stamp: str, sha: str) -> None:
@@ -249,9 +297,11 @@ def _recall(study: Study, stamp: str) -> str | None:
     if sha is not None:
         return sha
     latest = db.session.scalar(
-        sa.select(Report).where(Report.study_id == study.id,
-                                Report.analysis_version == analysis.__version__)
-        .order_by(Report.id.desc()).limit(1))
+        sa.select(Report)
+        .where(Report.study_id == study.id, Report.analysis_version == analysis.__version__)
+        .order_by(Report.id.desc())
+        .limit(1)
+    )
     if latest is not None and (latest.results or {}).get(REPORT_DATA, {}).get("stamp") == stamp:
         _remember(stamp, latest.data_sha256)
         return latest.data_sha256
@@ -302,8 +352,14 @@ def _count_by(frame: pd.DataFrame, column: str, included: set) -> list[dict]:
     values = frame[column].fillna("").replace("", "unknown")
     for value in sorted(values.unique()):
         ids = set(frame.loc[values == value, "participant"])
-        rows.append({column: value, "recruited": len(ids), "included": len(ids & included),
-                     "excluded": len(ids - included)})
+        rows.append(
+            {
+                column: value,
+                "recruited": len(ids),
+                "included": len(ids & included),
+                "excluded": len(ids - included),
+            }
+        )
     return rows
 
 
@@ -314,9 +370,13 @@ def sample_summary(study: Study, inputs: StudyInputs, screen: pd.DataFrame) -> d
     for text in screen.loc[screen["excluded"], "reason"]:
         for reason in filter(None, str(text).split("; ")):
             reasons[reason] = reasons.get(reason, 0) + 1
-    withdrawn = db.session.scalar(sa.select(sa.func.count()).where(
-        Participant.study_id == study.id, Participant.is_preview.is_(False),
-        Participant.status == "withdrawn"))
+    withdrawn = db.session.scalar(
+        sa.select(sa.func.count()).where(
+            Participant.study_id == study.id,
+            Participant.is_preview.is_(False),
+            Participant.status == "withdrawn",
+        )
+    )
     parts = inputs.participants
     return {
         "recruited": len(parts),
@@ -337,8 +397,10 @@ def sample_summary(study: Study, inputs: StudyInputs, screen: pd.DataFrame) -> d
 
 def simulated_record(inputs: StudyInputs) -> dict[str, int | bool]:
     """results.json's `simulated_participants`: how many were left out, how many included."""
-    return {"excluded": 0 if inputs.include_simulated else inputs.simulated,
-            "included": inputs.simulated if inputs.include_simulated else 0}
+    return {
+        "excluded": 0 if inputs.include_simulated else inputs.simulated,
+        "included": inputs.simulated if inputs.include_simulated else 0,
+    }
 
 
 def software_versions() -> dict[str, str]:
@@ -349,9 +411,15 @@ def software_versions() -> dict[str, str]:
     import scipy
     import statsmodels
 
-    return {"Likeness analysis": analysis.__version__, "Python": platform.python_version(),
-            "NumPy": numpy.__version__, "SciPy": scipy.__version__, "pandas": pandas.__version__,
-            "statsmodels": statsmodels.__version__, "matplotlib": matplotlib.__version__}
+    return {
+        "Likeness analysis": analysis.__version__,
+        "Python": platform.python_version(),
+        "NumPy": numpy.__version__,
+        "SciPy": scipy.__version__,
+        "pandas": pandas.__version__,
+        "statsmodels": statsmodels.__version__,
+        "matplotlib": matplotlib.__version__,
+    }
 
 
 def analyse(*args: Any, **kwargs: Any) -> Any:
@@ -376,8 +444,9 @@ def compute(report_id: int, inputs: StudyInputs) -> bool:
     report.status = "running"
     db.session.commit()
     try:
-        result = analyse(inputs.trials, inputs.participants, plan=inputs.plan,
-                         scale_ranges=inputs.scale_ranges)
+        result = analyse(
+            inputs.trials, inputs.participants, plan=inputs.plan, scale_ranges=inputs.scale_ranges
+        )
         stored = dict(result.results)
         stored["simulated_participants"] = simulated_record(inputs)
         stored[REPORT_DATA] = {
@@ -391,15 +460,19 @@ def compute(report_id: int, inputs: StudyInputs) -> bool:
         return True
     except Exception as exc:
         log.exception("report %s failed", report_id)
-        _fail(report_id, f"The analysis stopped with an unexpected error ({type(exc).__name__}: "
-                         f"{exc}). Try again; if it fails again, the data export and this message "
-                         "will help to find the cause.")
+        _fail(
+            report_id,
+            f"The analysis stopped with an unexpected error ({type(exc).__name__}: "
+            f"{exc}). Try again; if it fails again, the data export and this message "
+            "will help to find the cause.",
+        )
         return True
     # The withdrawal check is part of the UPDATE, made under the study row's lock, which a
     # withdrawal takes first: a withdrawal committed before is seen, one in progress is waited
     # for, and one that comes after deletes the stored row (`forget_reports`).
-    db.session.execute(sa.select(Study.id).where(Study.id == study_id)
-                       .with_for_update(key_share=True))
+    db.session.execute(
+        sa.select(Study.id).where(Study.id == study_id).with_for_update(key_share=True)
+    )
     # Likewise a deletion of the simulated participants (`delete_simulated`), for a report that
     # includes them.
     unchanged = [_withdrawn_count(study_id) == inputs.withdrawn]
@@ -409,7 +482,8 @@ def compute(report_id: int, inputs: StudyInputs) -> bool:
         sa.update(Report)
         .where(Report.id == report_id, Report.status == "running", *unchanged)
         .values(results=stored, status="done", error="", finished_at=utcnow())
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if not done:
         db.session.execute(sa.delete(Report).where(Report.id == report_id))
     db.session.commit()
@@ -441,8 +515,12 @@ def _compute_in_thread(app: Flask, report_id: int, inputs: StudyInputs) -> None:
 def _start_thread(report_id: int, inputs: StudyInputs) -> None:
     """Start the background computation of a report."""
     app = current_app._get_current_object()
-    thread = threading.Thread(target=_compute_in_thread, args=(app, report_id, inputs),
-                              name=f"report-{report_id}", daemon=True)
+    thread = threading.Thread(
+        target=_compute_in_thread,
+        args=(app, report_id, inputs),
+        name=f"report-{report_id}",
+        daemon=True,
+    )
     THREADS[report_id] = thread
     thread.start()
 
@@ -451,13 +529,18 @@ def _expire_stale(study: Study) -> None:
     """Mark pending or running reports that outlived any computation as failed."""
     seconds = current_app.config["REPORT_STALE_SECONDS"]
     limit = utcnow() - timedelta(seconds=seconds)
-    stale = db.session.scalars(sa.select(Report).where(
-        Report.study_id == study.id, Report.status.in_(("pending", "running")),
-        Report.created_at < limit)).all()
+    stale = db.session.scalars(
+        sa.select(Report).where(
+            Report.study_id == study.id,
+            Report.status.in_(("pending", "running")),
+            Report.created_at < limit,
+        )
+    ).all()
     for report in stale:
         report.status = "failed"
-        report.error = ("The computation stopped before it finished (the server may have "
-                        "restarted). Try again.")
+        report.error = (
+            "The computation stopped before it finished (the server may have restarted). Try again."
+        )
         report.finished_at = utcnow()
     if stale:
         db.session.commit()
@@ -465,18 +548,28 @@ def _expire_stale(study: Study) -> None:
 
 def _find(study_id: int, sha: str) -> Report | None:
     """The report of these data under the running analysis version."""
-    return db.session.scalar(sa.select(Report).where(
-        Report.study_id == study_id, Report.data_sha256 == sha,
-        Report.analysis_version == analysis.__version__))
+    return db.session.scalar(
+        sa.select(Report).where(
+            Report.study_id == study_id,
+            Report.data_sha256 == sha,
+            Report.analysis_version == analysis.__version__,
+        )
+    )
 
 
 def latest_done(study: Study, include_simulated: bool = False) -> Report | None:
     """The most recently finished report of the study, of any data, with the simulated
     participants included or not as asked."""
     return db.session.scalar(
-        sa.select(Report).where(Report.study_id == study.id, Report.status == "done",
-                                Report.includes_simulated.is_(include_simulated))
-        .order_by(Report.finished_at.desc(), Report.id.desc()).limit(1))
+        sa.select(Report)
+        .where(
+            Report.study_id == study.id,
+            Report.status == "done",
+            Report.includes_simulated.is_(include_simulated),
+        )
+        .order_by(Report.finished_at.desc(), Report.id.desc())
+        .limit(1)
+    )
 
 
 def report_state(study: Study, include_simulated: bool = False, _attempts: int = 3) -> ReportState:
@@ -491,8 +584,11 @@ def report_state(study: Study, include_simulated: bool = False, _attempts: int =
         return ReportState(None, None, None, 0)
     report = _find(study.id, data.sha)
     if report is None:
-        running = db.session.scalar(sa.select(Report).where(
-            Report.study_id == study.id, Report.status.in_(("pending", "running"))).limit(1))
+        running = db.session.scalar(
+            sa.select(Report)
+            .where(Report.study_id == study.id, Report.status.in_(("pending", "running")))
+            .limit(1)
+        )
         if running is not None:
             # One computation per study at a time; the next visit starts the newer one.
             return ReportState(None, latest_done(study, include_simulated), running, data.n_rows)
@@ -510,7 +606,9 @@ def report_state(study: Study, include_simulated: bool = False, _attempts: int =
                     # A participant withdrew meanwhile: compute the remaining data instead.
                     if _attempts > 1:
                         return report_state(study, include_simulated, _attempts - 1)
-                    return ReportState(None, latest_done(study, include_simulated), None, data.n_rows)
+                    return ReportState(
+                        None, latest_done(study, include_simulated), None, data.n_rows
+                    )
                 db.session.refresh(report)
             else:
                 _start_thread(report.id, inputs)
@@ -521,12 +619,18 @@ def report_state(study: Study, include_simulated: bool = False, _attempts: int =
     return ReportState(report, latest_done(study, include_simulated), report, data.n_rows)
 
 
-def _insert_pending(study: Study, sha: str, stamp: str, include_simulated: bool = False
-                    ) -> tuple[Report, bool]:
+def _insert_pending(
+    study: Study, sha: str, stamp: str, include_simulated: bool = False
+) -> tuple[Report, bool]:
     """Insert the pending row and tell whether this request did; a concurrent one may win."""
-    report = Report(study_id=study.id, data_sha256=sha, analysis_version=analysis.__version__,
-                    status="pending", results={REPORT_DATA: {"stamp": stamp}},
-                    includes_simulated=include_simulated)
+    report = Report(
+        study_id=study.id,
+        data_sha256=sha,
+        analysis_version=analysis.__version__,
+        status="pending",
+        results={REPORT_DATA: {"stamp": stamp}},
+        includes_simulated=include_simulated,
+    )
     db.session.add(report)
     try:
         db.session.commit()
@@ -558,8 +662,9 @@ def forget_reports(study_id: int, only_simulated: bool = False) -> int:
 
 def retry(study: Study) -> int:
     """Delete the study's failed reports so the next visit computes again; return how many."""
-    failed = db.session.scalars(sa.select(Report).where(Report.study_id == study.id,
-                                                        Report.status == "failed")).all()
+    failed = db.session.scalars(
+        sa.select(Report).where(Report.study_id == study.id, Report.status == "failed")
+    ).all()
     for report in failed:
         db.session.delete(report)
     db.session.commit()
@@ -579,15 +684,21 @@ def publish_problems(study: Study, report: Report | None) -> list[str]:
     """Why the findings could not be published now (empty when they can)."""
     problems = []
     if study.state not in PUBLIC_STATES:
-        problems.append(f"Only a closed (or archived) study's findings can be published; this "
-                        f"study is {study.state}. Close it first.")
+        problems.append(
+            f"Only a closed (or archived) study's findings can be published; this "
+            f"study is {study.state}. Close it first."
+        )
     if report is None:
-        problems.append("There is no finished report of the current data: open the report, "
-                        "which computes it, then come back.")
+        problems.append(
+            "There is no finished report of the current data: open the report, "
+            "which computes it, then come back."
+        )
     elif results_json(report).get("n_participants", 0) < MIN_PUBLIC_N:
-        problems.append(f"Findings are published only from at least {MIN_PUBLIC_N} included "
-                        f"participants; this report includes "
-                        f"{results_json(report).get('n_participants', 0)}.")
+        problems.append(
+            f"Findings are published only from at least {MIN_PUBLIC_N} included "
+            f"participants; this report includes "
+            f"{results_json(report).get('n_participants', 0)}."
+        )
     return problems
 
 
@@ -614,15 +725,19 @@ def report_data(report: Report) -> dict:
 
 def tables(report: Report) -> dict[str, pd.DataFrame]:
     """The report's tidy tables as DataFrames."""
-    return {name: table_frame(stored) for name, stored in report_data(report).get("tables", {}).items()}
+    return {
+        name: table_frame(stored) for name, stored in report_data(report).get("tables", {}).items()
+    }
 
 
 def score_tables(report: Report) -> tuple[pd.DataFrame, pd.DataFrame]:
     """participant_scores and identity_scores of a report (empty tables when absent)."""
     stored = report_data(report).get("tables", {})
     empty = {"columns": ["outcome", "condition", "value"], "data": []}
-    return (table_frame(stored.get("participant_scores", empty)),
-            table_frame(stored.get("identity_scores", empty)))
+    return (
+        table_frame(stored.get("participant_scores", empty)),
+        table_frame(stored.get("identity_scores", empty)),
+    )
 
 
 def design_facts(study: Study) -> dict[str, Any]:
@@ -642,16 +757,21 @@ def design_facts(study: Study) -> dict[str, Any]:
         "n_lists": study.n_lists,
         "assign_by": study.assign_by,
         "blocks": blocks,
-        "preregistration": {"frozen_at": prereg.frozen_at.strftime("%d %B %Y"),
-                            "sha256": prereg.sha256} if frozen else None,
+        "preregistration": {
+            "frozen_at": prereg.frozen_at.strftime("%d %B %Y"),
+            "sha256": prereg.sha256,
+        }
+        if frozen
+        else None,
     }
 
 
 def methods_text(study: Study, report: Report) -> str:
     """The methods paragraph of a report."""
     data = report_data(report)
-    return methods_paragraph(design_facts(study), results_json(report), data.get("sample", {}),
-                             data.get("software", {}))
+    return methods_paragraph(
+        design_facts(study), results_json(report), data.get("sample", {}), data.get("software", {})
+    )
 
 
 def public_results(report: Report) -> dict:
@@ -667,8 +787,9 @@ def public_results(report: Report) -> dict:
 LISTED_MAX = 200
 
 
-def participant_lists(study: Study, report: Report | None, include_simulated: bool = False
-                      ) -> dict[str, Any]:
+def participant_lists(
+    study: Study, report: Report | None, include_simulated: bool = False
+) -> dict[str, Any]:
     """Who is not in the analysis, and why: excluded by a rule (from the report's exclusions
     table), expired, not finished (in progress or abandoned), and the withdrawn (a count: their
     data are gone). Preview runs never count; simulated participants only when included.
@@ -682,38 +803,84 @@ def participant_lists(study: Study, report: Report | None, include_simulated: bo
         if frame is not None and "excluded" in frame:
             for row in frame[frame["excluded"].astype(bool)].itertuples(index=False):
                 reasons = [REASON_WORDS.get(r, r) for r in str(row.reason).split("; ") if r]
-                excluded.append({"participant": row.participant, "reason": "; ".join(reasons),
-                                 "detail": getattr(row, "detail", "") or ""})
+                excluded.append(
+                    {
+                        "participant": row.participant,
+                        "reason": "; ".join(reasons),
+                        "detail": getattr(row, "detail", "") or "",
+                    }
+                )
     where = [Participant.study_id == study.id, Participant.is_preview.is_(False)]
     if not include_simulated:
         where.append(Participant.is_simulated.is_(False))
-    scheduled = (sa.select(sa.func.count(Trial.id))
-                 .where(Trial.participant_id == Participant.id, Trial.is_practice.is_(False))
-                 .scalar_subquery())
-    answered_trials = (sa.select(sa.func.count(Trial.id))
-                       .where(Trial.participant_id == Participant.id,
-                              Trial.is_practice.is_(False), Trial.answered_at.is_not(None))
-                       .scalar_subquery())
+    scheduled = (
+        sa.select(sa.func.count(Trial.id))
+        .where(Trial.participant_id == Participant.id, Trial.is_practice.is_(False))
+        .scalar_subquery()
+    )
+    answered_trials = (
+        sa.select(sa.func.count(Trial.id))
+        .where(
+            Trial.participant_id == Participant.id,
+            Trial.is_practice.is_(False),
+            Trial.answered_at.is_not(None),
+        )
+        .scalar_subquery()
+    )
 
     def listed(status: str) -> tuple[list[dict], int]:
-        total = db.session.scalar(sa.select(sa.func.count()).select_from(Participant)
-                                  .where(*where, Participant.status == status)) or 0
+        total = (
+            db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Participant)
+                .where(*where, Participant.status == status)
+            )
+            or 0
+        )
         rows = db.session.execute(
-            sa.select(Participant.public_id, Participant.started_at, Participant.expired_at,
-                      Participant.is_simulated, answered_trials, scheduled)
+            sa.select(
+                Participant.public_id,
+                Participant.started_at,
+                Participant.expired_at,
+                Participant.is_simulated,
+                answered_trials,
+                scheduled,
+            )
             .where(*where, Participant.status == status)
-            .order_by(Participant.started_at, Participant.id).limit(LISTED_MAX)).all()
-        return [{"participant": r.public_id, "started_at": r.started_at,
-                 "expired_at": r.expired_at, "simulated": r.is_simulated,
-                 "answered": r[4], "scheduled": r[5]} for r in rows], int(total)
+            .order_by(Participant.started_at, Participant.id)
+            .limit(LISTED_MAX)
+        ).all()
+        return [
+            {
+                "participant": r.public_id,
+                "started_at": r.started_at,
+                "expired_at": r.expired_at,
+                "simulated": r.is_simulated,
+                "answered": r[4],
+                "scheduled": r[5],
+            }
+            for r in rows
+        ], int(total)
 
     expired, n_expired = listed("expired")
     unfinished, n_unfinished = listed("in_progress")
-    withdrawn = db.session.scalar(sa.select(sa.func.count()).select_from(Participant)
-                                  .where(*where, Participant.status == "withdrawn")) or 0
-    return {"excluded": excluded, "expired": expired, "n_expired": n_expired,
-            "unfinished": unfinished, "n_unfinished": n_unfinished, "withdrawn": int(withdrawn),
-            "limit": LISTED_MAX}
+    withdrawn = (
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Participant)
+            .where(*where, Participant.status == "withdrawn")
+        )
+        or 0
+    )
+    return {
+        "excluded": excluded,
+        "expired": expired,
+        "n_expired": n_expired,
+        "unfinished": unfinished,
+        "n_unfinished": n_unfinished,
+        "withdrawn": int(withdrawn),
+        "limit": LISTED_MAX,
+    }
 
 
 def supporting_tests(results: dict, finding: dict) -> list[dict]:
@@ -727,33 +894,44 @@ def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:
     notes = []
     n = results.get("n_participants", 0)
     if n < MIN_PUBLIC_N:
-        notes.append(f"Only {n} participants are included: estimates are imprecise, and "
-                     f"findings need at least {MIN_PUBLIC_N} included participants to be "
-                     "published.")
+        notes.append(
+            f"Only {n} participants are included: estimates are imprecise, and "
+            f"findings need at least {MIN_PUBLIC_N} included participants to be "
+            "published."
+        )
     target = (plan or {}).get("target_n")
     if target and n < target:
-        notes.append(f"The preregistered target was {target} included participants; {n} are "
-                     "included so far.")
+        notes.append(
+            f"The preregistered target was {target} included participants; {n} are included so far."
+        )
     n_identities = results.get("n_identities", 0)
     if 0 < n_identities < 10:
-        notes.append(f"Only {n_identities} identities were shown: the tests over identities "
-                     "have little power, and the results may not generalise to other people.")
+        notes.append(
+            f"Only {n_identities} identities were shown: the tests over identities "
+            "have little power, and the results may not generalise to other people."
+        )
     for test in results.get("tests", []):
         if test.get("method") in ("lmm", "glmm") and test.get("singular"):
-            notes.append(f"The mixed model of {test['outcome'].replace('_', ' ')} is singular: "
-                         f"{present.singular_cause(test)}, so the model is simpler than its "
-                         "formula; read it beside the participant-level test.")
+            notes.append(
+                f"The mixed model of {test['outcome'].replace('_', ' ')} is singular: "
+                f"{present.singular_cause(test)}, so the model is simpler than its "
+                "formula; read it beside the participant-level test."
+            )
         if test.get("method") in ("lmm", "glmm") and test.get("converged") is False:
-            notes.append(f"The mixed model of {test['outcome'].replace('_', ' ')} did not "
-                         "converge: do not rely on it.")
+            notes.append(
+                f"The mixed model of {test['outcome'].replace('_', ' ')} did not "
+                "converge: do not rely on it."
+            )
     lists = [row for row in sample.get("by_list", []) if row.get("list") != "unknown"]
     if len(lists) > 1:
         counts = [row["included"] for row in lists]
         if max(counts) - min(counts) > max(2, 0.1 * (sum(counts) / len(counts))):
-            notes.append("The counterbalancing lists are unbalanced ("
-                         + ", ".join(f"list {row['list']}: {row['included']}" for row in lists)
-                         + " included participants): each identity was not seen equally often "
-                         "in each condition.")
+            notes.append(
+                "The counterbalancing lists are unbalanced ("
+                + ", ".join(f"list {row['list']}: {row['included']}" for row in lists)
+                + " included participants): each identity was not seen equally often "
+                "in each condition."
+            )
     return notes
 
 
@@ -768,8 +946,9 @@ def tables_zip(report: Report) -> bytes:
     frames = {}
     for name, frame in tables(report).items():
         # Participant ids may start with '-': guard text cells as the exports do.
-        frames[name] = frame.apply(lambda column: column.map(
-            lambda v: exports.safe_cell(v) if isinstance(v, str) else v))
+        frames[name] = frame.apply(
+            lambda column: column.map(lambda v: exports.safe_cell(v) if isinstance(v, str) else v)
+        )
     with tempfile.TemporaryDirectory() as folder:
         write_report(AnalysisReport(results_json(report), frames), folder)
         return _zip_folder(folder)
@@ -821,20 +1000,30 @@ def bundle_stream(study: Study, report: Report) -> Any:
     spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
     include = report.includes_simulated
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, chunks in (("trials.csv", exports.trials_csv(study.id, include_simulated=include)),
-                             ("participants.csv",
-                              exports.participants_csv(study.id, include_simulated=include))):
+        for name, chunks in (
+            ("trials.csv", exports.trials_csv(study.id, include_simulated=include)),
+            ("participants.csv", exports.participants_csv(study.id, include_simulated=include)),
+        ):
             with archive.open(name, "w", force_zip64=True) as entry:
                 for chunk in chunks:
                     entry.write(chunk.encode("utf-8"))
         archive.writestr("results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
         # The participants' title: the internal name and the private note stay in the workspace.
         archive.writestr("analysis.R", r_script(results, title=study.title))
-        archive.writestr("README.txt", README.format(
-            title=study.title, slug=study.slug, version=report.analysis_version,
-            sha=report.data_sha256, simulated=(
-                "Simulated participants (column simulated = 1) are in them, as in the analysis."
-                if include else "Simulated participants are not in them, as in the analysis.")))
+        archive.writestr(
+            "README.txt",
+            README.format(
+                title=study.title,
+                slug=study.slug,
+                version=report.analysis_version,
+                sha=report.data_sha256,
+                simulated=(
+                    "Simulated participants (column simulated = 1) are in them, as in the analysis."
+                    if include
+                    else "Simulated participants are not in them, as in the analysis."
+                ),
+            ),
+        )
     spool.seek(0)
     return spool
 
@@ -851,7 +1040,8 @@ def authors(study: Study) -> list[str]:
     members = db.session.execute(
         sa.select(StudyMember.role, Researcher.name)
         .join(Researcher, Researcher.id == StudyMember.researcher_id)
-        .where(StudyMember.study_id == study.id, StudyMember.is_author.is_(True))).all()
+        .where(StudyMember.study_id == study.id, StudyMember.is_author.is_(True))
+    ).all()
     named = [m for m in members if (m.name or "").strip()]
     ordered = sorted(named, key=lambda m: (ROLE_ORDER.get(m.role, 9), m.name.strip().lower()))
     return [m.name.strip() for m in ordered]
@@ -859,8 +1049,10 @@ def authors(study: Study) -> list[str]:
 
 def citation(study: Study, report: Report, names: list[str], published: Any, url: str) -> str:
     """The citation of published findings: the authors when chosen, else the title first."""
-    tail = (f"Likeness findings, published {published:%d %B %Y}. {url} (data SHA-256 "
-            f"{cited_sha256(report)[:16]}…, analysis {report.analysis_version}).")
+    tail = (
+        f"Likeness findings, published {published:%d %B %Y}. {url} (data SHA-256 "
+        f"{cited_sha256(report)[:16]}…, analysis {report.analysis_version})."
+    )
     title = study.title.rstrip(".")
     if names:
         return f"{', '.join(names)} ({published:%Y}). {title}. {tail}"
@@ -877,25 +1069,41 @@ def published_report(study: Study) -> Report | None:
     if study.findings_published_at is None or study.state not in PUBLIC_STATES:
         return None
     published = sa.select(Report).where(
-        Report.study_id == study.id, Report.published_at.is_not(None), Report.status == "done",
-        Report.includes_simulated.is_(False))
+        Report.study_id == study.id,
+        Report.published_at.is_not(None),
+        Report.status == "done",
+        Report.includes_simulated.is_(False),
+    )
     report = db.session.scalar(published.order_by(Report.published_at.desc()).limit(1))
     if report is not None:
         return report
     current = report_state(study).current
-    if (current is None or current.status != "done"
-            or results_json(current).get("n_participants", 0) < MIN_PUBLIC_N):
+    if (
+        current is None
+        or current.status != "done"
+        or results_json(current).get("n_participants", 0) < MIN_PUBLIC_N
+    ):
         return None
     # Conditional, so of two requests doing this at once one publishes and one reads.
     republished = db.session.execute(
         sa.update(Report)
-        .where(Report.id == current.id, Report.published_at.is_(None),
-               ~sa.exists().where(Report.study_id == study.id, Report.published_at.is_not(None)))
+        .where(
+            Report.id == current.id,
+            Report.published_at.is_(None),
+            ~sa.exists().where(Report.study_id == study.id, Report.published_at.is_not(None)),
+        )
         .values(published_at=utcnow())
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)
+    ).rowcount
     if republished:
-        audit.record("findings.republish", researcher=None, study=study, report_id=current.id,
-                     data_sha256=current.data_sha256, reason="a participant withdrew")
+        audit.record(
+            "findings.republish",
+            researcher=None,
+            study=study,
+            report_id=current.id,
+            data_sha256=current.data_sha256,
+            reason="a participant withdrew",
+        )
     db.session.commit()
     return db.session.scalar(published.order_by(Report.published_at.desc()).limit(1))
 
@@ -904,9 +1112,13 @@ def withdrawn_since_published(study: Study) -> Any:
     """When the last participant withdrew after the findings were published (None if nobody did)."""
     if study.findings_published_at is None:
         return None
-    return db.session.scalar(sa.select(sa.func.max(Participant.withdrawn_at)).where(
-        Participant.study_id == study.id, Participant.is_preview.is_(False),
-        Participant.withdrawn_at > study.findings_published_at))
+    return db.session.scalar(
+        sa.select(sa.func.max(Participant.withdrawn_at)).where(
+            Participant.study_id == study.id,
+            Participant.is_preview.is_(False),
+            Participant.withdrawn_at > study.findings_published_at,
+        )
+    )
 
 
 def public_study(slug: str) -> tuple[Study | None, Report | None]:
@@ -919,8 +1131,7 @@ def public_study(slug: str) -> tuple[Study | None, Report | None]:
     if study is None:
         return None, None
     report = published_report(study)
-    if report is None and (study.findings_published_at is None
-                           or study.state not in PUBLIC_STATES):
+    if report is None and (study.findings_published_at is None or study.state not in PUBLIC_STATES):
         return None, None
     return study, report
 
@@ -932,33 +1143,51 @@ def publish(study: Study, researcher: Researcher, confirmed_report_id: int | Non
     data made another report current meanwhile, nothing is published.
     """
     if study.state not in PUBLIC_STATES:
-        raise PublishError(f"Only a closed (or archived) study's findings can be published; this "
-                           f"study is {study.state}. Close it first.")
+        raise PublishError(
+            f"Only a closed (or archived) study's findings can be published; this "
+            f"study is {study.state}. Close it first."
+        )
     state = report_state(study)
     report = state.current
     if report is None:
         raise PublishError("The study has no data to publish yet.")
     if report.status != "done":
-        raise PublishError("The report of the current data is not ready yet: wait until it is "
-                           "computed, then publish." if report.status != "failed" else
-                           "The report of the current data failed; fix that before publishing.")
+        raise PublishError(
+            "The report of the current data is not ready yet: wait until it is "
+            "computed, then publish."
+            if report.status != "failed"
+            else "The report of the current data failed; fix that before publishing."
+        )
     if report.includes_simulated:  # report_state's default never is: a guard, not a path
         raise PublishError("A report that includes simulated participants cannot be published.")
     n = results_json(report).get("n_participants", 0)
     if n < MIN_PUBLIC_N:
-        raise PublishError(f"Findings are published only from at least {MIN_PUBLIC_N} included "
-                           f"participants; this report includes {n}.")
+        raise PublishError(
+            f"Findings are published only from at least {MIN_PUBLIC_N} included "
+            f"participants; this report includes {n}."
+        )
     if confirmed_report_id is not None and confirmed_report_id != report.id:
-        raise PublishError("New data arrived after you reviewed what becomes public, so the "
-                           "report changed. Nothing was published: review it again, then "
-                           "publish.")
+        raise PublishError(
+            "New data arrived after you reviewed what becomes public, so the "
+            "report changed. Nothing was published: review it again, then "
+            "publish."
+        )
     now = utcnow()
-    db.session.execute(sa.update(Report).where(Report.study_id == study.id,
-                                               Report.id != report.id).values(published_at=None))
+    db.session.execute(
+        sa.update(Report)
+        .where(Report.study_id == study.id, Report.id != report.id)
+        .values(published_at=None)
+    )
     report.published_at = now
     study.findings_published_at = now
-    audit.record("findings.publish", researcher=researcher, study=study, report_id=report.id,
-                 data_sha256=report.data_sha256, analysis_version=report.analysis_version)
+    audit.record(
+        "findings.publish",
+        researcher=researcher,
+        study=study,
+        report_id=report.id,
+        data_sha256=report.data_sha256,
+        analysis_version=report.analysis_version,
+    )
     db.session.commit()
     return report
 
@@ -967,12 +1196,16 @@ def unpublish(study: Study, researcher: Researcher) -> None:
     """Take the public findings page down."""
     if study.findings_published_at is None:
         raise PublishError("The findings of this study are not published.")
-    db.session.execute(sa.update(Report).where(Report.study_id == study.id)
-                       .values(published_at=None))
+    db.session.execute(
+        sa.update(Report).where(Report.study_id == study.id).values(published_at=None)
+    )
     # The public charts go with the page; publishing again draws them anew.
-    db.session.execute(sa.delete(ReportChart).where(
-        ReportChart.name.like("card:%"),
-        ReportChart.report_id.in_(sa.select(Report.id).where(Report.study_id == study.id))))
+    db.session.execute(
+        sa.delete(ReportChart).where(
+            ReportChart.name.like("card:%"),
+            ReportChart.report_id.in_(sa.select(Report.id).where(Report.study_id == study.id)),
+        )
+    )
     study.findings_published_at = None
     audit.record("findings.unpublish", researcher=researcher, study=study)
     db.session.commit()
@@ -986,8 +1219,10 @@ def cited_sha256(report: Report) -> str:
 
 def card_footer(url: str, report: Report) -> str:
     """The footer of a public chart: where it comes from and what it was computed from."""
-    return (f"{url} · data SHA-256 {cited_sha256(report)[:12]} · analysis "
-            f"{report.analysis_version} · Likeness")
+    return (
+        f"{url} · data SHA-256 {cited_sha256(report)[:12]} · analysis "
+        f"{report.analysis_version} · Likeness"
+    )
 
 
 def chart(study: Study, report: Report, outcome: str, fmt: str, url: str) -> bytes | None:
@@ -1033,8 +1268,13 @@ def figure_name(name: str) -> str:
 def _chart_row(report_id: int, name: str, fmt: str, inputs: str, columns: tuple) -> Any:
     """Columns of the stored chart when its inputs are these, else None."""
     return db.session.execute(
-        sa.select(*columns).where(ReportChart.report_id == report_id, ReportChart.name == name,
-                                  ReportChart.fmt == fmt, ReportChart.inputs == inputs)).first()
+        sa.select(*columns).where(
+            ReportChart.report_id == report_id,
+            ReportChart.name == name,
+            ReportChart.fmt == fmt,
+            ReportChart.inputs == inputs,
+        )
+    ).first()
 
 
 def stored_chart_sha(report_id: int, name: str, fmt: str, inputs: str) -> str | None:
@@ -1058,19 +1298,28 @@ def store_chart(report_id: int, name: str, fmt: str, inputs: str, body: bytes) -
     """
     sha = hashlib.sha256(body).hexdigest()
     try:
-        db.session.execute(sa.delete(ReportChart).where(
-            ReportChart.report_id == report_id, ReportChart.name == name,
-            ReportChart.fmt == fmt, ReportChart.inputs != inputs))
-        db.session.add(ReportChart(report_id=report_id, name=name, fmt=fmt, inputs=inputs,
-                                   sha256=sha, body=body))
+        db.session.execute(
+            sa.delete(ReportChart).where(
+                ReportChart.report_id == report_id,
+                ReportChart.name == name,
+                ReportChart.fmt == fmt,
+                ReportChart.inputs != inputs,
+            )
+        )
+        db.session.add(
+            ReportChart(
+                report_id=report_id, name=name, fmt=fmt, inputs=inputs, sha256=sha, body=body
+            )
+        )
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
     return sha
 
 
-def cached_chart(report_id: int, name: str, fmt: str, inputs: str, draw: Any
-                 ) -> tuple[str, bytes] | None:
+def cached_chart(
+    report_id: int, name: str, fmt: str, inputs: str, draw: Any
+) -> tuple[str, bytes] | None:
     """The stored chart, else `draw()` stored and returned; None when `draw()` gives None."""
     stored = stored_chart(report_id, name, fmt, inputs)
     if stored is not None:
@@ -1102,7 +1351,8 @@ def draw_public_charts(study: Study, report: Report, url: str, version: str) -> 
         for fmt in FORMATS:
             name = card_name(finding["outcome"])
             if stored_chart_sha(report_id, name, fmt, inputs) is None:
-                store_chart(report_id, name, fmt, inputs,
-                            claim_card(results, finding, title, footer, fmt))
+                store_chart(
+                    report_id, name, fmt, inputs, claim_card(results, finding, title, footer, fmt)
+                )
                 drawn += 1
     return drawn

@@ -19,41 +19,53 @@ from survey.findings.present import display_scale, number
 # What a difference means in everyday words, per outcome: (lower, higher) phrases for paired
 # outcomes (AI minus real below or above zero) and one-sample ones (below or above chance).
 _PAIRED = {
-    "trust": ("People trusted AI headshots less than real photographs",
-              "People trusted AI headshots more than real photographs"),
+    "trust": (
+        "People trusted AI headshots less than real photographs",
+        "People trusted AI headshots more than real photographs",
+    ),
     "recognition_accuracy": (
         "People were recognised less accurately from AI headshots than from real photographs",
-        "People were recognised more accurately from AI headshots than from real photographs"),
-    "d_prime": (("Recognition sensitivity (d′) was lower with AI headshots than with real "
-                "photographs"),
-                ("Recognition sensitivity (d′) was higher with AI headshots than with real "
-                "photographs")),
-    "criterion": (("Participants answered “same person” more readily with AI headshots than "
-                  "with real photographs"),
-                  ("Participants answered “same person” more cautiously with AI headshots than "
-                  "with real photographs")),
+        "People were recognised more accurately from AI headshots than from real photographs",
+    ),
+    "d_prime": (
+        ("Recognition sensitivity (d′) was lower with AI headshots than with real photographs"),
+        ("Recognition sensitivity (d′) was higher with AI headshots than with real photographs"),
+    ),
+    "criterion": (
+        (
+            "Participants answered “same person” more readily with AI headshots than "
+            "with real photographs"
+        ),
+        (
+            "Participants answered “same person” more cautiously with AI headshots than "
+            "with real photographs"
+        ),
+    ),
 }
 _ONE_SAMPLE = {
-    "choice_real": (("People chose the real photograph over the AI headshot less often than "
-                    "chance"),
-                    ("People chose the real photograph over the AI headshot more often than "
-                    "chance")),
-    "detection_accuracy": ("People told AI headshots from real photographs worse than chance",
-                           "People told AI headshots from real photographs better than chance"),
-    "detection_d_prime": (("People tended to take AI headshots for real photographs and real "
-                          "photographs for AI"),
-                          "People could tell AI headshots from real photographs"),
+    "choice_real": (
+        ("People chose the real photograph over the AI headshot less often than chance"),
+        ("People chose the real photograph over the AI headshot more often than chance"),
+    ),
+    "detection_accuracy": (
+        "People told AI headshots from real photographs worse than chance",
+        "People told AI headshots from real photographs better than chance",
+    ),
+    "detection_d_prime": (
+        ("People tended to take AI headshots for real photographs and real photographs for AI"),
+        "People could tell AI headshots from real photographs",
+    ),
 }
 # What was compared, for "no reliable difference" and "cannot say" sentences.
 _SUBJECT = {
     "trust": "how much people trusted AI headshots and real photographs",
     "recognition_accuracy": "how accurately people were recognised from AI headshots and from "
-                            "real photographs",
+    "real photographs",
     "d_prime": "recognition sensitivity (d′) with AI headshots and with real photographs",
     "criterion": "the response criterion (c) with AI headshots and with real photographs",
     "choice_real": "how often people chose the real photograph and chance (50%)",
     "detection_accuracy": "people's accuracy at telling AI headshots from real photographs and "
-                          "chance (50%)",
+    "chance (50%)",
     "detection_d_prime": "people's sensitivity (d′) to AI headshots and zero",
 }
 
@@ -67,8 +79,7 @@ class StudioSummary:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _paired(results: dict, test: dict) -> bool:
@@ -85,8 +96,10 @@ def _subject(results: dict, name: str) -> str:
         return _SUBJECT[name]
     outcome = outcome_of(results, name)
     if outcome.kind == "rating":
-        return (f"how people rated AI headshots and real photographs on the "
-                f"{name.replace('_', ' ')} scale")
+        return (
+            f"how people rated AI headshots and real photographs on the "
+            f"{name.replace('_', ' ')} scale"
+        )
     return f"the {outcome.label} with AI headshots and with real photographs"
 
 
@@ -99,8 +112,10 @@ def _lead(results: dict, test: dict) -> str:
     outcome = outcome_of(results, name)
     if outcome.kind == "rating":
         scale = name.replace("_", " ")
-        return (f"People rated AI headshots {'lower' if lower else 'higher'} than real "
-                f"photographs on the {scale} scale")
+        return (
+            f"People rated AI headshots {'lower' if lower else 'higher'} than real "
+            f"photographs on the {scale} scale"
+        )
     return f"The {outcome.label} was {'lower' if lower else 'higher'} with AI headshots"
 
 
@@ -115,11 +130,16 @@ def _reference(results: dict, test: dict) -> str:
 def _signed(results: dict, test: dict) -> str:
     """'the difference, AI minus real, was -0.10 points on the 1–7 scale (95% CI -0.40 to 0.20)'."""
     factor, digits, unit = _unit(results, test)
-    what = ("the difference, AI minus real," if _paired(results, test)
-            else f"the difference from {_reference(results, test)}")
-    return (f"{what} was {number(test['estimate'] * factor, digits)}{' ' + unit if unit else ''} "
-            f"({ci_label(test)} {number(test['ci_low'] * factor, digits)} to "
-            f"{number(test['ci_high'] * factor, digits)})")
+    what = (
+        "the difference, AI minus real,"
+        if _paired(results, test)
+        else f"the difference from {_reference(results, test)}"
+    )
+    return (
+        f"{what} was {number(test['estimate'] * factor, digits)}{' ' + unit if unit else ''} "
+        f"({ci_label(test)} {number(test['ci_low'] * factor, digits)} to "
+        f"{number(test['ci_high'] * factor, digits)})"
+    )
 
 
 def _size(results: dict, test: dict) -> str:
@@ -167,8 +187,7 @@ def sentence(results: dict, finding: dict) -> str:
     indices = [i for i in finding.get("supported_by") or [] if 0 <= i < len(tests)]
     name = finding["outcome"]
     if not indices:
-        return (f"The study could not test {_subject(results, name)}, so it says nothing "
-                "about it.")
+        return f"The study could not test {_subject(results, name)}, so it says nothing about it."
     test = tests[indices[0]]
     tost = next((tests[i] for i in indices[1:] if tests[i].get("method") == "tost"), None)
     usable = all(_finite(test.get(k)) for k in ("estimate", "ci_low", "ci_high"))
@@ -176,23 +195,31 @@ def sentence(results: dict, finding: dict) -> str:
     tail = f" {n[0].upper()}{n[1:]}." if n else ""
     verdict = finding.get("verdict")
     if not usable:
-        return (f"The study cannot say anything about {_subject(results, name)}: the estimate "
-                f"could not be computed.{tail}")
+        return (
+            f"The study cannot say anything about {_subject(results, name)}: the estimate "
+            f"could not be computed.{tail}"
+        )
     if verdict == "difference":
         text = f"{_lead(results, test)}: {_size(results, test)}"
         return f"{text}, {n}." if n else f"{text}."
     if verdict == "no_difference":
-        return (f"There was no reliable difference between {_subject(results, name)}: "
-                f"{_signed(results, test)}, and an equivalence test showed that any difference "
-                f"lies within {_bounds(results, test, tost)}, the range the researchers set in "
-                f"advance as too small to matter.{tail}")
+        return (
+            f"There was no reliable difference between {_subject(results, name)}: "
+            f"{_signed(results, test)}, and an equivalence test showed that any difference "
+            f"lies within {_bounds(results, test, tost)}, the range the researchers set in "
+            f"advance as too small to matter.{tail}"
+        )
     why = ""
     if ci_unadjusted(test) and (test["ci_low"] > 0 or test["ci_high"] < 0):
-        why = (" The interval leaves out zero, but after correcting for the number of tests "
-               "the difference is not reliable.")
-    return (f"The study cannot say whether there is a difference between "
-            f"{_subject(results, name)}: {_signed(results, test)}.{why}{tail} This is not "
-            "evidence that there is no difference.")
+        why = (
+            " The interval leaves out zero, but after correcting for the number of tests "
+            "the difference is not reliable."
+        )
+    return (
+        f"The study cannot say whether there is a difference between "
+        f"{_subject(results, name)}: {_signed(results, test)}.{why}{tail} This is not "
+        "evidence that there is no difference."
+    )
 
 
 def studio_summary(results: dict) -> StudioSummary:
@@ -200,32 +227,44 @@ def studio_summary(results: dict) -> StudioSummary:
     summary = StudioSummary()
     findings = results.get("findings", [])
     for finding in findings:
-        summary.sentences.append({"outcome": finding["outcome"],
-                                  "verdict": finding.get("verdict"),
-                                  "preregistered": bool(finding.get("preregistered")),
-                                  "text": sentence(results, finding)})
+        summary.sentences.append(
+            {
+                "outcome": finding["outcome"],
+                "verdict": finding.get("verdict"),
+                "preregistered": bool(finding.get("preregistered")),
+                "text": sentence(results, finding),
+            }
+        )
     n, faces = results.get("n_participants"), results.get("n_identities")
-    who = (f"{faces} people's faces shown to {n} participants" if faces and n
-           else "the faces and participants of this study")
+    who = (
+        f"{faces} people's faces shown to {n} participants"
+        if faces and n
+        else "the faces and participants of this study"
+    )
     summary.cannot.append(
         f"Whether the results hold beyond {who}: other faces, other AI tools, other audiences "
-        "or other settings may give other results.")
+        "or other settings may give other results."
+    )
     summary.cannot.append(
         "Whether AI headshots cause more or fewer bookings, sales or hires: participants rated "
-        "and recognised photographs in a study, they did not make real decisions.")
+        "and recognised photographs in a study, they did not make real decisions."
+    )
     verdicts = {f.get("verdict") for f in findings}
     if "inconclusive" in verdicts:
         summary.cannot.append(
             "Whether there is a difference where a result is inconclusive: an inconclusive "
-            "result is not evidence of no difference.")
+            "result is not evidence of no difference."
+        )
     if "no_difference" in verdicts:
         summary.cannot.append(
             "That a difference is exactly zero: “no reliable difference” means any difference "
-            "is smaller than the bounds set in advance.")
+            "is smaller than the bounds set in advance."
+        )
     if any(not f.get("preregistered") for f in findings):
         summary.cannot.append(
             "Whether the exploratory results are more than chance findings: they were not "
-            "planned in advance and need a new study to confirm them.")
+            "planned in advance and need a new study to confirm them."
+        )
     return summary
 
 

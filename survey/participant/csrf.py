@@ -16,7 +16,8 @@ import functools
 import hashlib
 import hmac
 import secrets
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from flask import current_app, g, request
 from flask_wtf.csrf import CSRFError
@@ -41,7 +42,7 @@ def _expected(key: str) -> str:
     return hmac.new(secret_bytes, message, hashlib.sha256).hexdigest()
 
 
-def browser_key() -> Optional[str]:
+def browser_key() -> str | None:
     """Return the form key of this browser: its cookie's, or one made for this response."""
     key = g.get("participant_form_key")
     if key is None:

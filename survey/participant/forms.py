@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -75,9 +75,7 @@ def _confidence() -> Question:
     return _scale("confidence", "confidence", label, low, high, low_anchor, high_anchor)
 
 
-def _main_questions(
-    task: str, settings: dict[str, Any], name: Optional[str] = None
-) -> list[Question]:
+def _main_questions(task: str, settings: dict[str, Any], name: str | None = None) -> list[Question]:
     """Return a task's own questions (without confidence); `name` renames a single one."""
     if task == "match":
         return [
@@ -135,7 +133,7 @@ def questions_for(task: str, settings: dict[str, Any], is_attention: bool) -> tu
     return tuple(questions)
 
 
-def attention_instruction(question: Question, answer: Optional[str]) -> str:
+def attention_instruction(question: Question, answer: str | None) -> str:
     """Return the sentence that tells the participant which answer to give."""
     label = next((text for value, text, _ in question.choices if value == answer), answer or "")
     if question.kind == "scale":
@@ -206,7 +204,7 @@ def answers(questions: tuple[Question, ...], form: AnswerForm) -> dict[str, str]
 
 
 def measures(
-    questions: tuple[Question, ...], values: dict[str, str], left_source: Optional[str]
+    questions: tuple[Question, ...], values: dict[str, str], left_source: str | None
 ) -> list[tuple[str, str]]:
     """Return (measure, value) pairs to store; a choice of side is stored as the source there."""
     out = []

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g
@@ -92,8 +92,12 @@ class _Postgres:
         except self.psycopg.Error as exc:
             dropped = connection.closed or connection.broken
             raise DBAPIError.instance(
-                sql, values, exc, self.psycopg.Error,
-                connection_invalidated=dropped, dialect=self.dialect,
+                sql,
+                values,
+                exc,
+                self.psycopg.Error,
+                connection_invalidated=dropped,
+                dialect=self.dialect,
             ) from exc
 
     def take(self) -> Any:
@@ -110,7 +114,7 @@ class _Postgres:
         self.pool.close()
 
 
-def _hot() -> Optional[_Postgres]:
+def _hot() -> _Postgres | None:
     """Return the app's PostgreSQL hot path, or None on SQLite (made on first use)."""
     app = current_app
     if EXTENSION in app.extensions:
@@ -146,7 +150,7 @@ def connection() -> Any:
     return open_
 
 
-def close(_exc: Optional[BaseException] = None) -> None:
+def close(_exc: BaseException | None = None) -> None:
     """Give back the app context's hot-path connection, if one was taken (a teardown)."""
     open_ = g.pop(_CONNECTION, None)
     if open_ is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime, timedelta
-from typing import Optional
 
 import sqlalchemy as sa
 from flask import current_app
@@ -67,7 +66,7 @@ def address_key(address: str) -> str:
 
 def check_and_record(
     connection: sa.Connection, study_id: int, address: str, now: datetime
-) -> Optional[int]:
+) -> int | None:
     """Record a new participant's start from `address`, or return the seconds to wait.
 
     Run under the study's row lock, in the start's transaction: a start that fails later is
@@ -87,9 +86,7 @@ def check_and_record(
         return int(window.total_seconds())
     if per_minute and this_minute >= per_minute:
         return int(MINUTE.total_seconds())
-    connection.execute(
-        _FORGET, {"study_id": study_id, "forget_before": now - max(window, MINUTE)}
-    )
+    connection.execute(_FORGET, {"study_id": study_id, "forget_before": now - max(window, MINUTE)})
     connection.execute(_RECORD, {**counted, "at": now})
     return None
 
@@ -97,8 +94,6 @@ def check_and_record(
 def count_refusal(study_id: int) -> None:
     """Count a refused start on the study (its own short transaction), for the monitor."""
     db.session.execute(
-        sa.update(Study)
-        .where(Study.id == study_id)
-        .values(starts_refused=Study.starts_refused + 1)
+        sa.update(Study).where(Study.id == study_id).values(starts_refused=Study.starts_refused + 1)
     )
     db.session.commit()

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-from typing import Optional
 
 import sqlalchemy as sa
 from flask import abort, current_app, redirect, render_template, request, send_file, url_for
@@ -139,7 +138,7 @@ _VERIFIED_COOKIES: dict[tuple[str, str], str] = {}
 _VERIFIED_COOKIES_MAX = 8192
 
 
-def _cookie_public_id() -> Optional[str]:
+def _cookie_public_id() -> str | None:
     """Return the participant id from the signed cookie, or None."""
     raw = request.cookies.get(COOKIE)
     if not raw:
@@ -174,11 +173,11 @@ def _remember(response: WerkzeugResponse, slug: str, public_id: str) -> Werkzeug
     return response
 
 
-Flow = tuple[service.StudyView, Optional[service.ParticipantView]]
+Flow = tuple[service.StudyView, service.ParticipantView | None]
 
 
 def _flow_or_404(
-    slug: str, public_id: Optional[str] = None, recruitment: Optional[service.Recruitment] = None
+    slug: str, public_id: str | None = None, recruitment: service.Recruitment | None = None
 ) -> Flow:
     """Return a link's study and the participant named (None if none), or the 404 page."""
     found = service.flow(slug, public_id, recruitment)
@@ -221,8 +220,8 @@ def _expired(exc: CSRFError):
 
 def _page(
     template: str,
-    study: Optional[service.StudyView] = None,
-    participant: Optional[service.ParticipantView] = None,
+    study: service.StudyView | None = None,
+    participant: service.ParticipantView | None = None,
     **context,
 ) -> str:
     """Render a flow page with the header's study title, preview flag and withdraw link."""
@@ -239,9 +238,9 @@ def _page(
 def _unavailable(
     reason: str,
     detail: str = "",
-    retry_after: Optional[int] = None,
-    study: Optional[service.StudyView] = None,
-    participant: Optional[service.ParticipantView] = None,
+    retry_after: int | None = None,
+    study: service.StudyView | None = None,
+    participant: service.ParticipantView | None = None,
 ) -> WerkzeugResponse:
     """Render the page for an unknown, incomplete, draft, closed, full or busy study link."""
     status, title, message = UNAVAILABLE[reason]
@@ -264,7 +263,7 @@ def _may_resume(
     participant_id: int,
     public_id: str,
     recruitment: service.Recruitment,
-    cookie_public_id: Optional[str],
+    cookie_public_id: str | None,
 ) -> bool:
     """Tell whether this browser may resume the participant its link's recruitment id names.
 
@@ -314,7 +313,7 @@ def _render_consent(
     study: service.StudyView,
     status: int = 200,
     error: str = "",
-    participant: Optional[service.ParticipantView] = None,
+    participant: service.ParticipantView | None = None,
 ) -> tuple[str, int]:
     """Render the consent page; its token gives a double-clicked agreement one participant."""
     form = forms.ConsentForm(token=_consent_signer().dumps(secrets.token_urlsafe(16)))
@@ -350,9 +349,7 @@ def entry(slug: str):
     if (
         participant is not None
         and recruitment is not None
-        and not _may_resume(
-            participant.id, participant.public_id, recruitment, cookie_public_id
-        )
+        and not _may_resume(participant.id, participant.public_id, recruitment, cookie_public_id)
     ):
         return _unavailable("elsewhere")
     if participant is not None and participant.status == "expired":
@@ -777,7 +774,7 @@ _DISPLAY_KEYS_MAX = 4096
 _DISPLAY_KEY = sa.select(Image.display_key).where(Image.public_id == sa.bindparam("public_id"))
 
 
-def _display_key(public_id: str) -> Optional[str]:
+def _display_key(public_id: str) -> str | None:
     """Return the storage key of an image's display file, or None for an unknown id."""
     key = _DISPLAY_KEYS.get(public_id)
     if key is None:

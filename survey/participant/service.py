@@ -41,7 +41,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -102,7 +102,7 @@ class StudyUnavailable(Exception):
     Busy: the start limits refused it; `retry_after` says in how many seconds to try again.
     """
 
-    def __init__(self, reason: str, retry_after: Optional[int] = None) -> None:
+    def __init__(self, reason: str, retry_after: int | None = None) -> None:
         self.reason = reason
         self.retry_after = retry_after
         super().__init__(f"the study cannot be started: {reason}")
@@ -120,7 +120,7 @@ class Recruitment:
 # --- arriving ---------------------------------------------------------------------------------
 
 
-def recruitment_from_args(args: Mapping[str, str]) -> Optional[Recruitment]:
+def recruitment_from_args(args: Mapping[str, str]) -> Recruitment | None:
     """Return the platform and ids named in a link's query, None for a plain link.
 
     Raises ValueError naming the parameter when its id is malformed (e.g. a placeholder such
@@ -142,7 +142,7 @@ def recruitment_from_args(args: Mapping[str, str]) -> Optional[Recruitment]:
     return None
 
 
-def device_from_user_agent(user_agent: Optional[str]) -> str:
+def device_from_user_agent(user_agent: str | None) -> str:
     """Return "mobile" or "desktop" from a User-Agent string (a simple heuristic)."""
     ua = user_agent or ""
     return "mobile" if any(hint in ua for hint in MOBILE_HINTS) else "desktop"
@@ -180,7 +180,7 @@ _BY_RECRUITMENT = (
 )
 
 
-def find_by_recruitment(study_id: int, recruitment: Recruitment) -> Optional[Participant]:
+def find_by_recruitment(study_id: int, recruitment: Recruitment) -> Participant | None:
     """Return the participant this recruitment id already started in the study, if any."""
     return db.session.scalar(
         _BY_RECRUITMENT, {"study_id": study_id, **_recruitment_params(recruitment)}
@@ -205,7 +205,7 @@ def same_attempt(participant_id: int, recruitment: Recruitment) -> bool:
     return bool(kept) and hmac.compare_digest(str(kept).encode(), given.encode())
 
 
-def find_participant(study_id: int, public_id: Optional[str]) -> Optional[Participant]:
+def find_participant(study_id: int, public_id: str | None) -> Participant | None:
     """Return the study's participant with this opaque id, or None."""
     if not public_id:
         return None
@@ -216,7 +216,7 @@ def find_participant(study_id: int, public_id: Optional[str]) -> Optional[Partic
     )
 
 
-def study_by_slug(slug: str) -> Optional[Study]:
+def study_by_slug(slug: str) -> Study | None:
     """Return the study a link names, or None."""
     return db.session.scalar(sa.select(Study).where(Study.slug == slug))
 
@@ -251,11 +251,11 @@ class StudyView:
     debrief_text: str
     completion_code: str
     completion_url: str
-    target_n: Optional[int]
+    target_n: int | None
     n_lists: int
     assign_by: str
-    settings: Optional[dict]
-    design_sha256: Optional[str]
+    settings: dict | None
+    design_sha256: str | None
 
     @property
     def is_open(self) -> bool:
@@ -271,9 +271,9 @@ class ParticipantView:
     public_id: str
     status: str
     is_preview: bool
-    consented_at: Optional[Any]
+    consented_at: Any | None
     source: str
-    demographics: Optional[dict]
+    demographics: dict | None
     # At least one trial is answered (the instructions are behind them).
     answered_any: bool
 
@@ -311,7 +311,7 @@ FLOW_BY_RECRUITMENT = _flow_statement(
 )
 
 
-def _flow(rows: Sequence[Sequence[Any]]) -> Optional[tuple[StudyView, Optional[ParticipantView]]]:
+def _flow(rows: Sequence[Sequence[Any]]) -> tuple[StudyView, ParticipantView | None] | None:
     """Read FLOW's row into the study and the participant (None when there is none)."""
     if not rows:
         return None
@@ -323,8 +323,8 @@ def _flow(rows: Sequence[Sequence[Any]]) -> Optional[tuple[StudyView, Optional[P
 
 
 def flow(
-    slug: str, public_id: Optional[str] = None, recruitment: Optional[Recruitment] = None
-) -> Optional[tuple[StudyView, Optional[ParticipantView]]]:
+    slug: str, public_id: str | None = None, recruitment: Recruitment | None = None
+) -> tuple[StudyView, ParticipantView | None] | None:
     """Return a link's study and its participant by opaque id or recruitment id; None: no study.
 
     One statement on the hot path's connection (no ORM session): every page of the flow
@@ -344,7 +344,7 @@ def counted_statuses(study: Study) -> tuple[str, ...]:
     return ("completed",) if study.assign_by == "completed" else ("in_progress", "completed")
 
 
-def expiry_cutoff(now: Optional[datetime] = None) -> Optional[datetime]:
+def expiry_cutoff(now: datetime | None = None) -> datetime | None:
     """Return the start time before which a participant still in progress has expired.
 
     None when participants never expire (PARTICIPANT_EXPIRE_HOURS is 0).
@@ -370,7 +370,7 @@ _EXPIRE_IN_STUDY = _EXPIRE.where(Participant.__table__.c.study_id == sa.bindpara
 
 
 def expire_participants(
-    connection: sa.Connection, now: datetime, study_id: Optional[int] = None
+    connection: sa.Connection, now: datetime, study_id: int | None = None
 ) -> int:
     """Mark the participants (of one study, or all) in progress past the expiry time expired.
 
@@ -400,8 +400,9 @@ def list_counts(study: Study, *, preview: bool = False, simulated: bool = False)
         .group_by(Participant.list_index)
     )
     if not preview:
-        query = query.where(Participant.status.in_(counted_statuses(study)),
-                            Participant.is_simulated.is_(simulated))
+        query = query.where(
+            Participant.status.in_(counted_statuses(study)), Participant.is_simulated.is_(simulated)
+        )
         cutoff = expiry_cutoff()
         if cutoff is not None:
             query = query.where(
@@ -414,7 +415,7 @@ def list_counts(study: Study, *, preview: bool = False, simulated: bool = False)
     return counts
 
 
-def is_full(study: Study, counts: Optional[Sequence[int]] = None) -> bool:
+def is_full(study: Study, counts: Sequence[int] | None = None) -> bool:
     """Tell whether the study has its target N of counted participants."""
     if study.target_n is None:
         return False
@@ -446,7 +447,7 @@ class StudyDesign:
 
 # Frozen designs by engine (one per app) and (study id, design SHA-256): an open study's design
 # cannot change, so each worker reads it once rather than on every start.
-_FROZEN_DESIGNS: "weakref.WeakKeyDictionary[sa.Engine, dict[tuple[int, str], StudyDesign]]" = (
+_FROZEN_DESIGNS: weakref.WeakKeyDictionary[sa.Engine, dict[tuple[int, str], StudyDesign]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -601,12 +602,12 @@ SIMULATED_ENVIRON = "likeness.simulated"
 def start_or_resume(
     study: Study | StudyView,
     *,
-    recruitment: Optional[Recruitment] = None,
-    device: Optional[str] = None,
+    recruitment: Recruitment | None = None,
+    device: str | None = None,
     preview: bool = False,
     consented: bool = True,
-    public_id: Optional[str] = None,
-    address: Optional[str] = None,
+    public_id: str | None = None,
+    address: str | None = None,
     simulated: bool = False,
 ) -> Start:
     """Start a participant (or resume the one its recruitment id or public id already started).
@@ -708,8 +709,8 @@ def start_or_resume(
 
 
 def _already_started(
-    study: Study | StudyView, recruitment: Optional[Recruitment], public_id: Optional[str]
-) -> tuple[Optional[tuple[int, str]], Optional[str]]:
+    study: Study | StudyView, recruitment: Recruitment | None, public_id: str | None
+) -> tuple[tuple[int, str] | None, str | None]:
     """Return (id, public id) of the participant a recruitment id or public id already started.
 
     Also returns the public id a new participant may take: None when another study's
@@ -763,7 +764,7 @@ def stored_schedule(participant: Participant) -> list[design.TrialSpec]:
         sa.select(Trial).where(Trial.participant_id == participant.id).order_by(Trial.position)
     )
 
-    def key(image_id: Optional[int]) -> Optional[str]:
+    def key(image_id: int | None) -> str | None:
         """Return an image id as the schedule's key."""
         return None if image_id is None else str(image_id)
 
@@ -793,12 +794,12 @@ def stored_schedule(participant: Participant) -> list[design.TrialSpec]:
 
 # Each worker's blocks: block id -> (stored settings, settings with defaults, settings key), and
 # settings key -> settings with defaults, for answers whose ticket names the key.
-_SETTINGS_CACHE: dict[int, tuple[Optional[dict], dict, str]] = {}
+_SETTINGS_CACHE: dict[int, tuple[dict | None, dict, str]] = {}
 _SETTINGS_BY_KEY: dict[str, dict[str, Any]] = {}
 _SETTINGS_MAX = 4096
 
 
-def _block_settings(block_id: int, task: str, raw: Optional[dict]) -> tuple[dict[str, Any], str]:
+def _block_settings(block_id: int, task: str, raw: dict | None) -> tuple[dict[str, Any], str]:
     """Return a block's settings with defaults and their key (cached while they are unchanged).
 
     The key is a digest of the task and the stored settings: a ticket that names it is
@@ -818,7 +819,7 @@ def _block_settings(block_id: int, task: str, raw: Optional[dict]) -> tuple[dict
     return normalised, key
 
 
-def block_settings(block_id: int, task: str, raw: Optional[dict]) -> dict[str, Any]:
+def block_settings(block_id: int, task: str, raw: dict | None) -> dict[str, Any]:
     """Return a block's settings with defaults, cached while the stored settings are unchanged."""
     return _block_settings(block_id, task, raw)[0]
 
@@ -834,10 +835,10 @@ class TrialView:
     settings: dict[str, Any]
     is_practice: bool
     is_attention: bool
-    attention_answer: Optional[str]
+    attention_answer: str | None
     # Public ids of the images: match, rate, detect: the headshot; choose: left then right.
     images: tuple[str, ...]
-    probe: Optional[str]
+    probe: str | None
 
 
 @dataclass(frozen=True)
@@ -851,7 +852,7 @@ class PageState:
     study_title: str
     # The study takes this participant's answers now (see `takes_answers`).
     taking_answers: bool
-    current: Optional[TrialView]
+    current: TrialView | None
     next_images: tuple[str, ...]
     # The current trial's answer ticket (see `survey.participant.tickets`); "" without one.
     ticket: str = ""
@@ -1059,8 +1060,8 @@ def end_read() -> None:
 
 
 def page_state(
-    slug: str, public_id: Optional[str], secret: Optional[tickets.Secret] = None
-) -> Optional[PageState]:
+    slug: str, public_id: str | None, secret: tickets.Secret | None = None
+) -> PageState | None:
     """Return the participant's current trial and the next one's images; None if unknown.
 
     With the app's secret key, the state carries the current trial's signed answer ticket.
@@ -1072,7 +1073,7 @@ def page_state(
 
 
 def _page_state(
-    rows: Sequence[Sequence[Any]], slug: str, public_id: str, secret: Optional[tickets.Secret]
+    rows: Sequence[Sequence[Any]], slug: str, public_id: str, secret: tickets.Secret | None
 ) -> PageState:
     """Read a trial page's rows (PAGE's columns) into its state."""
     first = rows[0]
@@ -1130,7 +1131,7 @@ class AnswerTarget:
     task: str
     settings: dict[str, Any]
     is_attention: bool
-    left_source: Optional[str]
+    left_source: str | None
     # The participant's last trial: storing its answer completes the participant.
     last: bool
     answered: bool
@@ -1147,7 +1148,7 @@ NOT_CURRENT = "not_current"
 CLOSED = "closed"
 
 
-def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optional[AnswerTarget]:
+def answer_target(slug: str, public_id: str | None, trial_id: int) -> AnswerTarget | None:
     """Return the posted trial if it is this participant's (by its cookie) in this study."""
     if not public_id:
         return None
@@ -1171,8 +1172,8 @@ def answer_target(slug: str, public_id: Optional[str], trial_id: int) -> Optiona
 
 
 def ticket_target(
-    secret: tickets.Secret, slug: str, public_id: Optional[str], trial_id: int, raw_ticket: str
-) -> Optional[AnswerTarget]:
+    secret: tickets.Secret, slug: str, public_id: str | None, trial_id: int, raw_ticket: str
+) -> AnswerTarget | None:
     """Return the posted trial as its page's signed ticket describes it, without a query.
 
     None when there is no valid ticket for this trial of this participant in this study, or
@@ -1206,7 +1207,7 @@ def _store(
     target: AnswerTarget,
     claim: Mapping[str, Any],
     measures: Sequence[tuple[str, str]],
-    rt_ms: Optional[float],
+    rt_ms: float | None,
 ) -> bool:
     """SQLite: claim the trial, insert its responses and complete after the last (one transaction)."""
     claimed = connection.execute(CLAIM, claim).first()
@@ -1233,7 +1234,7 @@ def _store(
 
 
 def store_answer(
-    target: AnswerTarget, measures: Sequence[tuple[str, str]], rt_ms: Optional[float]
+    target: AnswerTarget, measures: Sequence[tuple[str, str]], rt_ms: float | None
 ) -> str:
     """Store a validated answer: claim the trial, insert its responses, complete after the last.
 
@@ -1273,7 +1274,7 @@ def store_answer(
     return STORED if claimed else REPEAT
 
 
-def clean_rt(raw: Any) -> Optional[float]:
+def clean_rt(raw: Any) -> float | None:
     """Return a response time in ms, or None when missing, unparsable or out of range."""
     if raw is None or raw == "":
         return None

@@ -21,7 +21,7 @@ import math
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import click
 import sqlalchemy as sa
@@ -70,7 +70,7 @@ class TrialForm:
         return fields
 
 
-def parse_trial_form(page: str) -> Optional[TrialForm]:
+def parse_trial_form(page: str) -> TrialForm | None:
     """Read a trial page's form; None when the page is not a trial."""
     found = TRIAL_FORM.search(page)
     if found is None:
@@ -85,7 +85,7 @@ def parse_trial_form(page: str) -> Optional[TrialForm]:
     )
 
 
-def form_token(page: str) -> Optional[str]:
+def form_token(page: str) -> str | None:
     """Return the CSRF token of the first form on a page."""
     match = CSRF.search(page)
     return (match.group(1) or match.group(2)) if match else None
@@ -125,11 +125,11 @@ class Person:
     criterion: float
     careless: bool
     # Share of the trials after which this participant gives up (None: finishes).
-    stop_after: Optional[float]
+    stop_after: float | None
     mobile: bool
 
     @classmethod
-    def draw(cls, rng: random.Random) -> "Person":
+    def draw(cls, rng: random.Random) -> Person:
         """Draw a participant: most careful, some careless, a few who stop early."""
         stop = rng.uniform(0.1, 0.9) if rng.random() < 0.08 else None
         return cls(
@@ -307,7 +307,7 @@ def run_participant(app: Flask, slug: str, index: int, rng: random.Random) -> Ou
     return outcome
 
 
-def simulate(app: Flask, slug: str, n: int, seed: Optional[int] = None) -> list[Outcome]:
+def simulate(app: Flask, slug: str, n: int, seed: int | None = None) -> list[Outcome]:
     """Run `n` simulated participants one after another; return what happened to each."""
     rng = random.Random(seed)
     return [run_participant(app, slug, i, random.Random(rng.getrandbits(64))) for i in range(n)]
@@ -319,7 +319,7 @@ def simulate(app: Flask, slug: str, n: int, seed: Optional[int] = None) -> list[
 @click.option("--seed", type=int, default=None, help="Make the simulated answers repeatable.")
 @click.pass_context
 def simulate_participants_command(
-    ctx: click.Context, slug: str, count: int, seed: Optional[int]
+    ctx: click.Context, slug: str, count: int, seed: int | None
 ) -> None:
     """Fill an open study with simulated participants answering through the real pages."""
     from survey.participant.service import study_by_slug

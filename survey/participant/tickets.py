@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
 FIELD = "ticket"
 # task . attention . last . side . settings key . signature
@@ -43,7 +43,7 @@ class Ticket:
     # The participant's last trial: storing its answer completes the participant.
     last: bool
     # Choose trials: the source shown on the left ("real" or "ai"); None for other tasks.
-    left_source: Optional[str]
+    left_source: str | None
     # The block's settings as `service.settings_for_key` knows them.
     settings_key: str
 
@@ -83,7 +83,7 @@ def issue(secret: Secret, slug: str, public_id: str, trial_id: int, ticket: Tick
     return f"{body}.{_signature(secret, slug, public_id, trial_id, body)}"
 
 
-def read(secret: Secret, slug: str, public_id: str, trial_id: int, raw: str) -> Optional[Ticket]:
+def read(secret: Secret, slug: str, public_id: str, trial_id: int, raw: str) -> Ticket | None:
     """Return the ticket if it was issued for this trial, participant and study, else None."""
     found = _FORMAT.match(raw or "")
     if found is None:

@@ -44,7 +44,11 @@ def safe_next(target: str | None) -> str | None:
         return None
     # "//host" and "/\host" are taken by browsers as another host; control characters can
     # hide either.
-    if target.startswith("//") or "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+    if (
+        target.startswith("//")
+        or "\\" in target
+        or any(ord(c) < 32 or ord(c) == 127 for c in target)
+    ):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
@@ -164,7 +168,9 @@ def signup():
     token = request.args.get("invite") if request.method == "GET" else form.invite.data
     invited = invited_email(token)
     if token and invited is None:
-        abort(400, description="This invitation link is not valid or has expired; ask for a new one.")
+        abort(
+            400, description="This invitation link is not valid or has expired; ask for a new one."
+        )
     if not current_app.config.get("SIGNUP_OPEN", True) and invited is None:
         abort(
             403,
@@ -186,8 +192,9 @@ def signup():
     attempt, limit = ratelimit.open_attempt(email, client_address())
     if limit is not None:
         return (
-            render_template("researcher/signup.html", form=form, invited=invited,
-                            error=limit.message),
+            render_template(
+                "researcher/signup.html", form=form, invited=invited, error=limit.message
+            ),
             429,
             {"Retry-After": str(limit.retry_after)},
         )
@@ -217,7 +224,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:g} minutes"
 
 
-def _account_page(password_form: PasswordChangeForm, invite_form: InviteForm, status: int = 200, **extra):
+def _account_page(
+    password_form: PasswordChangeForm, invite_form: InviteForm, status: int = 200, **extra
+):
     """Render the account page with the researcher's own recent actions."""
     events = db.session.execute(
         sa.select(AuditEvent, Study.slug)
@@ -234,8 +243,10 @@ def _account_page(password_form: PasswordChangeForm, invite_form: InviteForm, st
             events=events,
             session_hours=_duration(current_app.permanent_session_lifetime.total_seconds()),
             sessions_form=ButtonForm(formdata=None),
-            **{"name_form": DisplayNameForm(formdata=None, data={"name": current_user.name}),
-               **extra},
+            **{
+                "name_form": DisplayNameForm(formdata=None, data={"name": current_user.name}),
+                **extra,
+            },
         ),
         status,
     )
@@ -257,7 +268,8 @@ def account():
         return _account_page(form, invite_form, 400)
     researcher.set_password(form.new_password.data)
     return _renew_sessions(
-        researcher, "researcher.password_change",
+        researcher,
+        "researcher.password_change",
         "Your password is changed. Your other sessions are signed out.",
     )
 
@@ -268,16 +280,21 @@ def account_name():
     """Set the display name: shown to collaborators, and on public pages the researcher authors."""
     form = DisplayNameForm()
     if not form.validate_on_submit():
-        return _account_page(PasswordChangeForm(formdata=None), InviteForm(formdata=None), 400,
-                             name_form=form)
+        return _account_page(
+            PasswordChangeForm(formdata=None), InviteForm(formdata=None), 400, name_form=form
+        )
     researcher = current_user._get_current_object()
     name = form.name.data or ""
     if name != researcher.name:
         previous, researcher.name = researcher.name, name
         audit.record("researcher.name", researcher=researcher, name=name, previous=previous)
     db.session.commit()
-    flash("Your display name is saved." if name else
-          "Your display name is removed: you are no longer credited on public pages.", "success")
+    flash(
+        "Your display name is saved."
+        if name
+        else "Your display name is removed: you are no longer credited on public pages.",
+        "success",
+    )
     return redirect(url_for("researcher.account"))
 
 
@@ -287,7 +304,8 @@ def sign_out_everywhere():
     """End every session of the account; this browser goes on with a fresh one."""
     require_button()
     return _renew_sessions(
-        current_user._get_current_object(), "researcher.sign_out_everywhere",
+        current_user._get_current_object(),
+        "researcher.sign_out_everywhere",
         "Every other session of your account is signed out.",
     )
 

@@ -79,7 +79,9 @@ def _blocks_page(study: Study, role: str, add_form: BlockAddForm | None = None, 
             "researcher/blocks.html",
             study=study,
             role=role,
-            can_edit=ROLE_RANK[role] >= ROLE_RANK["editor"] and not study.design_locked and study.state != "archived",
+            can_edit=ROLE_RANK[role] >= ROLE_RANK["editor"]
+            and not study.design_locked
+            and study.state != "archived",
             add_form=add_form or BlockAddForm(formdata=None),
             running_order=order,
             task_labels=TASK_LABELS,
@@ -117,7 +119,9 @@ def block_add(study: Study, role: str):
     )
     db.session.add(block)
     db.session.flush()
-    audit.record("block.add", researcher=current_user, study=study, block=block.name, task=block.task)
+    audit.record(
+        "block.add", researcher=current_user, study=study, block=block.name, task=block.task
+    )
     db.session.commit()
     flash(f"Block {block.name!r} added with default settings; adjust them below.", "success")
     return redirect(url_for("researcher.block_edit", study_id=study.id, block_id=block.id))
@@ -165,7 +169,9 @@ def _settings_from_form(form: BlockForm, block: Block) -> dict[str, Any]:
     }
     if block.task == "match":
         settings["presentation"] = form.presentation.data
-        settings["exposure_ms"] = form.exposure_ms.data if form.exposure_ms.data is not None else 1500
+        settings["exposure_ms"] = (
+            form.exposure_ms.data if form.exposure_ms.data is not None else 1500
+        )
         settings["confidence"] = bool(form.confidence.data)
     elif block.task == "detect":
         settings["confidence"] = bool(form.confidence.data)
@@ -190,9 +196,13 @@ def _field_for(form: BlockForm, message: str):
     return getattr(form, name, None) if name in form._fields else None
 
 
-def _edit_page(study: Study, role: str, block: Block, form: BlockForm, status: int = 200, error: str = ""):
+def _edit_page(
+    study: Study, role: str, block: Block, form: BlockForm, status: int = 200, error: str = ""
+):
     """Render a block's settings page; read-only when the design is frozen or the role is viewer."""
-    readonly = study.design_locked or study.state == "archived" or ROLE_RANK[role] < ROLE_RANK["editor"]
+    readonly = (
+        study.design_locked or study.state == "archived" or ROLE_RANK[role] < ROLE_RANK["editor"]
+    )
     return (
         render_template(
             "researcher/block_edit.html",
@@ -258,7 +268,13 @@ def block_move(study: Study, role: str, block_id: int):
     if direction not in ("up", "down"):
         abort(400, description="Say whether to move the block up or down.")
     if move_block(study, block, direction):
-        audit.record("block.move", researcher=current_user, study=study, block=block.name, direction=direction)
+        audit.record(
+            "block.move",
+            researcher=current_user,
+            study=study,
+            block=block.name,
+            direction=direction,
+        )
     db.session.commit()
     return redirect(url_for("researcher.blocks", study_id=study.id))
 

@@ -80,8 +80,12 @@ def export_definition(study: Study, now: datetime) -> dict[str, Any]:
         "exported_at": _iso(now),
         # The private description is the team's note: it stays in the workspace (a copy made
         # here keeps it; a definition file, which may travel, does not carry it).
-        "study": {"slug": study.slug, "name": study.name, "title": study.title,
-                  **{f: getattr(study, f) for f in COPIED_FIELDS if f != "description"}},
+        "study": {
+            "slug": study.slug,
+            "name": study.name,
+            "title": study.title,
+            **{f: getattr(study, f) for f in COPIED_FIELDS if f != "description"},
+        },
         "blocks": [
             {"name": b.name, "task": b.task, "settings": b.settings}
             for b in sorted(study.blocks, key=lambda b: b.position)
@@ -91,7 +95,9 @@ def export_definition(study: Study, now: datetime) -> dict[str, Any]:
                 **{f: getattr(identity, f) for f in IDENTITY_FIELDS},
                 "images": [
                     {f: getattr(image, f) for f in IMAGE_FIELDS}
-                    for image in sorted(identity.images, key=lambda im: (im.role, im.source, im.sha256))
+                    for image in sorted(
+                        identity.images, key=lambda im: (im.role, im.source, im.sha256)
+                    )
                 ],
             }
             for identity in sorted(study.identities, key=lambda i: i.code)
@@ -145,16 +151,24 @@ def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
     # Definitions written before studies had an internal name: the title stands in.
     fields["name"] = fields["name"] or fields["title"]
     if fields["completion_code"] and not re.match(COMPLETION_CODE_RE, fields["completion_code"]):
-        raise ValueError(f"study.completion_code {fields['completion_code']!r} may hold only letters, digits, '.', '_' or '-'")
+        raise ValueError(
+            f"study.completion_code {fields['completion_code']!r} may hold only letters, digits, '.', '_' or '-'"
+        )
     url = fields["completion_url"]
     if url and (urlsplit(url).scheme != "https" or not urlsplit(url).netloc):
         raise ValueError(f"study.completion_url {url!r} must be an https:// address")
     fields["assign_by"] = fields["assign_by"] or "started"
     if fields["assign_by"] not in ("started", "completed"):
-        raise ValueError(f"study.assign_by must be 'started' or 'completed', got {fields['assign_by']!r}")
+        raise ValueError(
+            f"study.assign_by must be 'started' or 'completed', got {fields['assign_by']!r}"
+        )
     target_n = raw.get("target_n")
-    if target_n is not None and (isinstance(target_n, bool) or not isinstance(target_n, int) or target_n < 1):
-        raise ValueError(f"study.target_n must be a positive whole number or null, got {target_n!r}")
+    if target_n is not None and (
+        isinstance(target_n, bool) or not isinstance(target_n, int) or target_n < 1
+    ):
+        raise ValueError(
+            f"study.target_n must be a positive whole number or null, got {target_n!r}"
+        )
     fields["target_n"] = target_n
     n_lists = raw.get("n_lists", 2)
     if isinstance(n_lists, bool) or not isinstance(n_lists, int) or not 1 <= n_lists <= 24:
@@ -162,7 +176,9 @@ def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
     fields["n_lists"] = n_lists
     fields["settings"] = _object(raw.get("settings") or {}, "study.settings")
     slug = raw.get("slug")
-    fields["slug"] = slug if isinstance(slug, str) and re.match(SLUG_RE, slug) and 3 <= len(slug) <= 64 else None
+    fields["slug"] = (
+        slug if isinstance(slug, str) and re.match(SLUG_RE, slug) and 3 <= len(slug) <= 64 else None
+    )
     return fields
 
 
@@ -270,17 +286,23 @@ def parse_definition(data: bytes | str) -> dict[str, Any]:
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise ValueError("The file is not UTF-8 text; a study definition is a JSON file.") from None
+            raise ValueError(
+                "The file is not UTF-8 text; a study definition is a JSON file."
+            ) from None
     try:
         raw = json.loads(data, parse_constant=_no_constant)
     except json.JSONDecodeError as err:
-        raise ValueError(f"The file is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.") from None
+        raise ValueError(
+            f"The file is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}."
+        ) from None
     except RecursionError:
         raise ValueError(TOO_DEEP) from None
     _check_shape(raw)
     raw = _object(raw, "the definition")
     if raw.get("format") != FORMAT:
-        raise ValueError(f"format must be {FORMAT!r}, got {raw.get('format')!r}: this is not a Likeness study definition")
+        raise ValueError(
+            f"format must be {FORMAT!r}, got {raw.get('format')!r}: this is not a Likeness study definition"
+        )
     return {
         "study": _study_fields(_object(raw.get("study"), "study")),
         "blocks": _blocks(raw.get("blocks", [])),
@@ -303,8 +325,15 @@ def import_definition(definition: dict[str, Any], researcher: Researcher) -> Stu
         db.session.add(Identity(study=study, **identity))
     plan = definition["plan"]
     if plan is not None:
-        db.session.add(Preregistration(study=study, created_by_id=researcher.id, **plan_row_values(plan)))
+        db.session.add(
+            Preregistration(study=study, created_by_id=researcher.id, **plan_row_values(plan))
+        )
     db.session.flush()
-    audit.record("study.import", researcher=researcher, study=study, blocks=len(definition["blocks"]),
-                 identities=len(definition["identities"]))
+    audit.record(
+        "study.import",
+        researcher=researcher,
+        study=study,
+        blocks=len(definition["blocks"]),
+        identities=len(definition["identities"]),
+    )
     return study

@@ -82,7 +82,9 @@ DOWNLOADS = {
 def _counts(study: Study) -> dict[str, int]:
     """Count the study's participants by what the exports do with them, in SQL."""
     stmt = (
-        sa.select(Participant.is_preview, Participant.is_simulated, Participant.status, sa.func.count())
+        sa.select(
+            Participant.is_preview, Participant.is_simulated, Participant.status, sa.func.count()
+        )
         .where(Participant.study_id == study.id)
         .group_by(Participant.is_preview, Participant.is_simulated, Participant.status)
     )
@@ -137,8 +139,11 @@ def export_file(study: Study, role: str, name: str):
     include_ids = bool(form.recruitment_ids.data) and download.participants
     if include_ids and ROLE_RANK[role] < ROLE_RANK[PERSONAL_DATA_ROLE]:
         # The same rule as the participants page: recruitment ids are personal data.
-        abort(403, description=f"Recruitment ids need the {PERSONAL_DATA_ROLE} role on the "
-              f"study; you are a {role}. Download the file without them.")
+        abort(
+            403,
+            description=f"Recruitment ids need the {PERSONAL_DATA_ROLE} role on the "
+            f"study; you are a {role}. Download the file without them.",
+        )
     audit.record(
         "study.export",
         researcher=current_user._get_current_object(),

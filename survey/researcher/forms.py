@@ -214,16 +214,24 @@ def require_button() -> None:
 # --- studies ------------------------------------------------------------------------------
 
 
-NAME_HELP = ("Your team's own name for the study, e.g. “Trust: AI vs real headshots, pilot 2”. "
-             "Shown only in this workspace: never to participants, never on the public page.")
-TITLE_HELP = ("Participants see it on every page, so it must not give away what the study "
-              "compares (say “First impressions of faces”, not “Do AI headshots seem less "
-              "trustworthy?”). It also heads the public findings page, its charts and citation.")
-DESCRIPTION_HELP = ("A private note for you and your collaborators. Never shown to participants, "
-                    "never on the public page, never in an export.")
-SUMMARY_HELP = ("Plain text for the public findings page, under the title: what the study asked "
-                "and why, for studios and readers. Shown only once you publish the findings; "
-                "the preview shows how it reads.")
+NAME_HELP = (
+    "Your team's own name for the study, e.g. “Trust: AI vs real headshots, pilot 2”. "
+    "Shown only in this workspace: never to participants, never on the public page."
+)
+TITLE_HELP = (
+    "Participants see it on every page, so it must not give away what the study "
+    "compares (say “First impressions of faces”, not “Do AI headshots seem less "
+    "trustworthy?”). It also heads the public findings page, its charts and citation."
+)
+DESCRIPTION_HELP = (
+    "A private note for you and your collaborators. Never shown to participants, "
+    "never on the public page, never in an export."
+)
+SUMMARY_HELP = (
+    "Plain text for the public findings page, under the title: what the study asked "
+    "and why, for studios and readers. Shown only once you publish the findings; "
+    "the preview shows how it reads."
+)
 
 
 def name_field() -> StringField:
@@ -268,13 +276,17 @@ class StudyEditForm(FlaskForm):
         validators=[
             InputRequired("Give the link a name."),
             Length(min=3, max=64, message="The link name needs 3 to 64 characters."),
-            Regexp(SLUG_RE, message="Use lower-case letters, digits and single hyphens, e.g. ai-trust-2025."),
+            Regexp(
+                SLUG_RE,
+                message="Use lower-case letters, digits and single hyphens, e.g. ai-trust-2025.",
+            ),
         ],
         filters=[_strip],
         description="The participant link is /s/<link name>. It can change only while the study is a draft.",
     )
     description = TextAreaField(
-        "Private description", validators=[Optional(), Length(max=MAX_TEXT)],
+        "Private description",
+        validators=[Optional(), Length(max=MAX_TEXT)],
         description=DESCRIPTION_HELP,
     )
     public_summary = TextAreaField(
@@ -317,20 +329,28 @@ class StudyEditForm(FlaskForm):
     )
     target_n = IntegerField(
         "Target number of participants",
-        validators=[Optional(), NumberRange(min=1, max=1_000_000, message="Give a number from 1 to 1,000,000.")],
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=1_000_000, message="Give a number from 1 to 1,000,000."),
+        ],
         description="The study stops accepting new participants once this many have completed. "
         "Leave empty for no limit.",
     )
     n_lists = IntegerField(
         "Counterbalancing lists",
-        validators=[InputRequired("Give the number of lists."), NumberRange(min=1, max=24, message="Give a number from 1 to 24.")],
+        validators=[
+            InputRequired("Give the number of lists."),
+            NumberRange(min=1, max=24, message="Give a number from 1 to 24."),
+        ],
         description="Identities are split into lists so that each participant sees each person "
         "either as a real photo or as an AI headshot, never both. 2 lists balance real and AI; "
         "use a multiple of 2. Frozen once the study opens.",
     )
     assign_by = SelectField(
         "Fill lists by",
-        choices=options([("started", "participants who started"), ("completed", "participants who completed")]),
+        choices=options(
+            [("started", "participants who started"), ("completed", "participants who completed")]
+        ),
         description="A new participant gets the list with the fewest participants so far, counting "
         "either everyone who started or only those who completed.",
     )
@@ -368,11 +388,13 @@ class StateForm(FlaskForm):
 # --- members ------------------------------------------------------------------------------
 
 
-ROLE_CHOICES = options([
-    ("viewer", "viewer: sees the study, its monitor and exports"),
-    ("editor", "editor: also edits the design, opens and closes the study"),
-    ("owner", "owner: also manages members and may delete the study"),
-])
+ROLE_CHOICES = options(
+    [
+        ("viewer", "viewer: sees the study, its monitor and exports"),
+        ("editor", "editor: also edits the design, opens and closes the study"),
+        ("owner", "owner: also manages members and may delete the study"),
+    ]
+)
 
 
 class MemberAddForm(FlaskForm):
@@ -390,8 +412,9 @@ class MemberAddForm(FlaskForm):
 class MemberAuthorForm(FlaskForm):
     """List a member as an author of the public findings page, or not."""
 
-    is_author = SelectField(choices=options([("1", "author"), ("0", "not an author")]),
-                            validators=[InputRequired()])
+    is_author = SelectField(
+        choices=options([("1", "author"), ("0", "not an author")]), validators=[InputRequired()]
+    )
 
 
 class MemberRoleForm(FlaskForm):
@@ -434,8 +457,12 @@ class ScaleForm(Form):
         description="snake_case name of the measure in trials.csv, e.g. trust.",
     )
     question = StringField("Question", validators=[Optional(), Length(max=500)], filters=[_strip])
-    low_anchor = StringField("Label of the lowest value", validators=[Optional(), Length(max=100)], filters=[_strip])
-    high_anchor = StringField("Label of the highest value", validators=[Optional(), Length(max=100)], filters=[_strip])
+    low_anchor = StringField(
+        "Label of the lowest value", validators=[Optional(), Length(max=100)], filters=[_strip]
+    )
+    high_anchor = StringField(
+        "Label of the highest value", validators=[Optional(), Length(max=100)], filters=[_strip]
+    )
     min = IntegerField("Lowest value", validators=[Optional()])
     max = IntegerField("Highest value", validators=[Optional()])
     remove = BooleanField("Remove this scale")
@@ -466,10 +493,12 @@ class BlockForm(FlaskForm):
     )
     presentation = SelectField(
         "Presentation",
-        choices=options([
-            ("side_by_side", "side by side: headshot and probe photo together"),
-            ("sequential", "sequential: the headshot for a set time, then the probe photo"),
-        ]),
+        choices=options(
+            [
+                ("side_by_side", "side by side: headshot and probe photo together"),
+                ("sequential", "sequential: the headshot for a set time, then the probe photo"),
+            ]
+        ),
         description="Sequential tests memory: the headshot is gone when the probe photo appears.",
     )
     exposure_ms = IntegerField(
@@ -528,10 +557,17 @@ class PreregistrationForm(FlaskForm):
     )
     correction = SelectField(
         "Correction for multiple tests",
-        choices=options([("holm", "Holm (family-wise error)"), ("bh", "Benjamini–Hochberg (false discovery rate)")]),
+        choices=options(
+            [
+                ("holm", "Holm (family-wise error)"),
+                ("bh", "Benjamini–Hochberg (false discovery rate)"),
+            ]
+        ),
     )
     exclude_incomplete = BooleanField("Exclude participants who did not complete", default=True)
-    exclude_attention = BooleanField("Exclude participants who failed an attention check", default=True)
+    exclude_attention = BooleanField(
+        "Exclude participants who failed an attention check", default=True
+    )
     min_median_rt_ms = FloatField(
         "Exclude participants whose median response time is below (ms)",
         default=250,
@@ -560,12 +596,14 @@ class LookupForm(FlaskForm):
 
     platform = SelectField(
         "Recruitment platform",
-        choices=options([
-            ("prolific", "Prolific (PROLIFIC_PID)"),
-            ("mturk", "MTurk (workerId)"),
-            ("sona", "SONA (id)"),
-            ("link", "other panel (pid)"),
-        ]),
+        choices=options(
+            [
+                ("prolific", "Prolific (PROLIFIC_PID)"),
+                ("mturk", "MTurk (workerId)"),
+                ("sona", "SONA (id)"),
+                ("link", "other panel (pid)"),
+            ]
+        ),
         validators=[Optional()],
     )
     external_id = StringField(
@@ -587,11 +625,13 @@ class ParticipantDeleteForm(FlaskForm):
 
     reason = TextAreaField(
         "Reason",
-        validators=[InputRequired("Give the reason; it is kept in the audit log."), Length(min=3, max=500)],
+        validators=[
+            InputRequired("Give the reason; it is kept in the audit log."),
+            Length(min=3, max=500),
+        ],
         filters=[_strip],
         description="E.g. “withdrawal request by e-mail, 3 May”. Kept in the audit log.",
     )
-
 
 
 class SimulatedDeleteForm(FlaskForm):

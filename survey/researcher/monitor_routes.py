@@ -124,19 +124,29 @@ def participant_delete(study: Study, role: str, public_id: str):
             400,
         )
     delete_participant_data(study, participant, current_user, form.reason.data)
-    flash(f"The data of participant {public_id} are deleted; the reason is in the audit log.", "success")
+    flash(
+        f"The data of participant {public_id} are deleted; the reason is in the audit log.",
+        "success",
+    )
     return redirect(url_for("researcher.participant_lookup", study_id=study.id))
 
 
-def _simulated_page(study: Study, role: str, form: SimulatedDeleteForm, status: int = 200,
-                    refusal: str = ""):
+def _simulated_page(
+    study: Study, role: str, form: SimulatedDeleteForm, status: int = 200, refusal: str = ""
+):
     """The confirmation page of the bulk deletion of simulated participants."""
     summary = simulated_summary(study)
     if form.count.data is None or status == 200:
         form.count.data = summary["participants"]
     return (
-        render_template("researcher/simulated_delete.html", study=study, role=role, form=form,
-                        summary=summary, refusal=refusal),
+        render_template(
+            "researcher/simulated_delete.html",
+            study=study,
+            role=role,
+            form=form,
+            summary=summary,
+            refusal=refusal,
+        ),
         status,
     )
 
@@ -182,5 +192,11 @@ def audit_log(study: Study, role: str):
         .limit(AUDIT_PAGE_SIZE)
     ).all()
     return render_template(
-        "researcher/audit.html", study=study, role=role, events=events, page=page, pages=pages, total=total
+        "researcher/audit.html",
+        study=study,
+        role=role,
+        events=events,
+        page=page,
+        pages=pages,
+        total=total,
     )

@@ -37,11 +37,14 @@ def _duration_seconds() -> sa.ColumnElement[float]:
     """Return completed_at - started_at in seconds, in the dialect's own arithmetic."""
     if db.engine.dialect.name == "postgresql":
         return sa.extract("epoch", Participant.completed_at - Participant.started_at)
-    return (sa.func.julianday(Participant.completed_at) - sa.func.julianday(Participant.started_at)) * 86400.0
+    return (
+        sa.func.julianday(Participant.completed_at) - sa.func.julianday(Participant.started_at)
+    ) * 86400.0
 
 
-def _counted(study_id: int, preview: bool = False, simulated: bool | None = False
-             ) -> list[sa.ColumnElement[bool]]:
+def _counted(
+    study_id: int, preview: bool = False, simulated: bool | None = False
+) -> list[sa.ColumnElement[bool]]:
     """Return the conditions selecting a study's participants: real ones, preview runs, or
     simulated ones (`simulated` None: real and simulated alike)."""
     where = [Participant.study_id == study_id, Participant.is_preview.is_(preview)]
@@ -88,7 +91,13 @@ def condition_counts(study: Study) -> list[dict[str, Any]]:
         .order_by(Trial.task, Trial.condition)
     ).all()
     return [
-        {"task": task, "condition": condition or "", "scheduled": scheduled, "answered": answered, "participants": people}
+        {
+            "task": task,
+            "condition": condition or "",
+            "scheduled": scheduled,
+            "answered": answered,
+            "participants": people,
+        }
         for task, condition, scheduled, answered, people in rows
     ]
 
@@ -96,13 +105,21 @@ def condition_counts(study: Study) -> list[dict[str, Any]]:
 def median_completion_seconds(study: Study) -> float | None:
     """Return the median time from start to completion of completed participants."""
     duration = _duration_seconds().label("duration")
-    completed = [*_counted(study.id), Participant.status == "completed", Participant.completed_at.is_not(None)]
+    completed = [
+        *_counted(study.id),
+        Participant.status == "completed",
+        Participant.completed_at.is_not(None),
+    ]
     n = db.session.scalar(sa.select(sa.func.count()).where(*completed))
     if not n:
         return None
     # The middle one (odd n) or the middle two (even n), found by the database's sort.
     middle = db.session.scalars(
-        sa.select(duration).where(*completed).order_by(duration).offset((n - 1) // 2).limit(1 if n % 2 else 2)
+        sa.select(duration)
+        .where(*completed)
+        .order_by(duration)
+        .offset((n - 1) // 2)
+        .limit(1 if n % 2 else 2)
     ).all()
     return sum(float(v) for v in middle) / len(middle)
 
@@ -140,7 +157,9 @@ def recent_answers(study: Study, limit: int = RECENT_ANSWERS) -> list[dict[str, 
     Newest first by id, which follows arrival and walks the primary key's index backwards.
     """
     rows = db.session.execute(
-        sa.select(Response.created_at, Participant.public_id, Trial.position, Block.name, Response.measure)
+        sa.select(
+            Response.created_at, Participant.public_id, Trial.position, Block.name, Response.measure
+        )
         .join(Trial, Trial.id == Response.trial_id)
         .join(Participant, Participant.id == Response.participant_id)
         .join(Block, Block.id == Trial.block_id)
@@ -170,7 +189,9 @@ class ParticipantPage:
     total: int
 
 
-def participant_page(study: Study, page: int, *, preview: bool = False, status: str | None = None) -> ParticipantPage:
+def participant_page(
+    study: Study, page: int, *, preview: bool = False, status: str | None = None
+) -> ParticipantPage:
     """Return one page of participants (real and simulated, or preview runs), newest first,
     with their answered trial counts."""
     where = _counted(study.id, preview, simulated=None)
@@ -185,7 +206,11 @@ def participant_page(study: Study, page: int, *, preview: bool = False, status: 
         .where(trial.participant_id == Participant.id, trial.answered_at.is_not(None))
         .scalar_subquery()
     )
-    scheduled = sa.select(sa.func.count(trial.id)).where(trial.participant_id == Participant.id).scalar_subquery()
+    scheduled = (
+        sa.select(sa.func.count(trial.id))
+        .where(trial.participant_id == Participant.id)
+        .scalar_subquery()
+    )
     rows = db.session.execute(
         sa.select(Participant, answered, scheduled)
         .where(*where)
@@ -201,7 +226,9 @@ def participant_page(study: Study, page: int, *, preview: bool = False, status: 
                 "status": p.status,
                 "started_at": p.started_at,
                 "completed_at": p.completed_at,
-                "duration_s": (p.completed_at - p.started_at).total_seconds() if p.completed_at else None,
+                "duration_s": (p.completed_at - p.started_at).total_seconds()
+                if p.completed_at
+                else None,
                 "answered": n_answered,
                 "scheduled": n_scheduled,
                 "device": p.device or "",

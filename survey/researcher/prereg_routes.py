@@ -77,7 +77,9 @@ def plan_from_form(form: PreregistrationForm, study_outcome_names: list[str]) ->
         if not e.outcome.data:
             continue
         if e.low.data is None or e.high.data is None:
-            raise ValueError(f"equivalence_bounds.{e.outcome.data}: give both a lower and an upper bound")
+            raise ValueError(
+                f"equivalence_bounds.{e.outcome.data}: give both a lower and an upper bound"
+            )
         if e.outcome.data in bounds:
             raise ValueError(f"equivalence_bounds.{e.outcome.data}: bounds are given twice")
         bounds[e.outcome.data] = [e.low.data, e.high.data]
@@ -96,11 +98,17 @@ def plan_from_form(form: PreregistrationForm, study_outcome_names: list[str]) ->
         "target_n": form.target_n.data,
     }
     plan = validate_plan(plan)
-    named = [h["outcome"] for h in plan["hypotheses"]] + plan["primary_outcomes"] + list(plan["equivalence_bounds"])
+    named = (
+        [h["outcome"] for h in plan["hypotheses"]]
+        + plan["primary_outcomes"]
+        + list(plan["equivalence_bounds"])
+    )
     unmeasured = [o for o in named if o not in study_outcome_names]
     if unmeasured:
         known = ", ".join(study_outcome_names) or "none yet: add blocks first"
-        raise ValueError(f"outcome {unmeasured[0]!r} is not measured by this study's blocks (measured: {known})")
+        raise ValueError(
+            f"outcome {unmeasured[0]!r} is not measured by this study's blocks (measured: {known})"
+        )
     return plan
 
 
@@ -109,7 +117,10 @@ def _page(study: Study, role: str, form: PreregistrationForm, status: int = 200,
     prereg = study.preregistration
     frozen = prereg is not None and prereg.frozen_at is not None
     can_edit = (
-        ROLE_RANK[role] >= ROLE_RANK["editor"] and not frozen and not study.design_locked and study.state != "archived"
+        ROLE_RANK[role] >= ROLE_RANK["editor"]
+        and not frozen
+        and not study.design_locked
+        and study.state != "archived"
     )
     return (
         render_template(
@@ -131,9 +142,15 @@ def _require_editable(study: Study) -> None:
     require_not_archived(study)
     prereg = study.preregistration
     if prereg is not None and prereg.frozen_at is not None:
-        abort(409, description=f"The plan was frozen on {prereg.frozen_at:%Y-%m-%d %H:%M} UTC and cannot change.")
+        abort(
+            409,
+            description=f"The plan was frozen on {prereg.frozen_at:%Y-%m-%d %H:%M} UTC and cannot change.",
+        )
     if study.design_locked:
-        abort(409, description="The study has opened: a plan written now would not be a preregistration.")
+        abort(
+            409,
+            description="The study has opened: a plan written now would not be a preregistration.",
+        )
 
 
 @bp.get("/studies/<int:study_id>/preregistration")
@@ -156,7 +173,9 @@ def preregistration_save(study: Study, role: str):
     _require_editable(study)
     form = PreregistrationForm()
     outcomes = study_outcomes(study)
-    _set_choices(form, _outcome_choices(study, study.preregistration.plan if study.preregistration else None))
+    _set_choices(
+        form, _outcome_choices(study, study.preregistration.plan if study.preregistration else None)
+    )
     if not form.validate_on_submit():
         return _page(study, role, form, 400)
     try:
@@ -168,8 +187,14 @@ def preregistration_save(study: Study, role: str):
     if prereg is None:
         study.preregistration = Preregistration(created_by_id=current_user.id, **values)
     else:
-        prereg.plan, prereg.plan_json, prereg.sha256 = values["plan"], values["plan_json"], values["sha256"]
-    audit.record("preregistration.save", researcher=current_user, study=study, sha256=values["sha256"])
+        prereg.plan, prereg.plan_json, prereg.sha256 = (
+            values["plan"],
+            values["plan_json"],
+            values["sha256"],
+        )
+    audit.record(
+        "preregistration.save", researcher=current_user, study=study, sha256=values["sha256"]
+    )
     db.session.commit()
     flash("Plan saved. It freezes when the study opens, or now with “Freeze plan”.", "success")
     return redirect(url_for("researcher.preregistration", study_id=study.id))
@@ -186,7 +211,9 @@ def preregistration_freeze(study: Study, role: str):
     if prereg is None:
         abort(409, description="Save a plan before freezing it.")
     prereg.frozen_at = utcnow()
-    audit.record("preregistration.freeze", researcher=current_user, study=study, sha256=prereg.sha256)
+    audit.record(
+        "preregistration.freeze", researcher=current_user, study=study, sha256=prereg.sha256
+    )
     db.session.commit()
     flash("The plan is frozen.", "success")
     return redirect(url_for("researcher.preregistration", study_id=study.id))

@@ -127,11 +127,21 @@ def duplicate_study(source: Study, researcher: Researcher) -> Study:
     """
     # Participants of the copy see the same title; the team tells the two apart by name.
     name = f"{source.name} (copy)"[:200]
-    new = create_study(source.title, researcher, name=name,
-                       **{f: copy.deepcopy(getattr(source, f)) for f in COPIED_FIELDS})
+    new = create_study(
+        source.title,
+        researcher,
+        name=name,
+        **{f: copy.deepcopy(getattr(source, f)) for f in COPIED_FIELDS},
+    )
     for block in source.blocks:
         db.session.add(
-            Block(study=new, position=block.position, name=block.name, task=block.task, settings=copy.deepcopy(block.settings))
+            Block(
+                study=new,
+                position=block.position,
+                name=block.name,
+                task=block.task,
+                settings=copy.deepcopy(block.settings),
+            )
         )
     store = media.storage()
     written: list[str] = []
@@ -177,7 +187,9 @@ def delete_study(study: Study, researcher: Researcher) -> list[str]:
     """
     keys = set(
         db.session.scalars(sa.select(Image.storage_key).where(Image.study_id == study.id)).all()
-    ) | set(db.session.scalars(sa.select(Image.display_key).where(Image.study_id == study.id)).all())
+    ) | set(
+        db.session.scalars(sa.select(Image.display_key).where(Image.study_id == study.id)).all()
+    )
     audit.record(
         "study.delete",
         researcher=researcher,
@@ -198,13 +210,17 @@ def unreferenced(keys: list[str]) -> list[str]:
         return []
     used = set(
         db.session.scalars(sa.select(Image.storage_key).where(Image.storage_key.in_(keys))).all()
-    ) | set(db.session.scalars(sa.select(Image.display_key).where(Image.display_key.in_(keys))).all())
+    ) | set(
+        db.session.scalars(sa.select(Image.display_key).where(Image.display_key.in_(keys))).all()
+    )
     return [k for k in keys if k not in used]
 
 
 def renumber_blocks(study: Study) -> None:
     """Number the study's blocks 1, 2, … in their current order."""
-    for position, block in enumerate(sorted(study.blocks, key=lambda b: (b.position, b.id)), start=1):
+    for position, block in enumerate(
+        sorted(study.blocks, key=lambda b: (b.position, b.id)), start=1
+    ):
         block.position = position
 
 
@@ -216,7 +232,10 @@ def move_block(study: Study, block: Block, direction: str) -> bool:
     other = index - 1 if direction == "up" else index + 1
     if not 0 <= other < len(ordered):
         return False
-    ordered[index].position, ordered[other].position = ordered[other].position, ordered[index].position
+    ordered[index].position, ordered[other].position = (
+        ordered[other].position,
+        ordered[index].position,
+    )
     return True
 
 
@@ -240,7 +259,11 @@ def study_outcomes(study: Study) -> list[str]:
 def plan_row_values(plan: dict) -> dict:
     """Return a plan with its canonical JSON text and that text's SHA-256, as stored."""
     plan_json = json.dumps(plan, sort_keys=True, separators=(",", ":"))
-    return {"plan": plan, "plan_json": plan_json, "sha256": hashlib.sha256(plan_json.encode()).hexdigest()}
+    return {
+        "plan": plan,
+        "plan_json": plan_json,
+        "sha256": hashlib.sha256(plan_json.encode()).hexdigest(),
+    }
 
 
 def find_participant(
@@ -289,22 +312,30 @@ def delete_participant_data(
 
 def _simulated(study_id: int) -> sa.ColumnElement[bool]:
     """The study's simulated participants (started by flask simulate-participants)."""
-    return sa.and_(Participant.study_id == study_id, Participant.is_simulated.is_(True),
-                   Participant.is_preview.is_(False))
+    return sa.and_(
+        Participant.study_id == study_id,
+        Participant.is_simulated.is_(True),
+        Participant.is_preview.is_(False),
+    )
 
 
 def simulated_summary(study: Study) -> dict[str, int]:
     """How many simulated participants the study has, how many completed, how many answers."""
     people = db.session.execute(
-        sa.select(sa.func.count(), sa.func.count(Participant.completed_at))
-        .where(_simulated(study.id))
+        sa.select(sa.func.count(), sa.func.count(Participant.completed_at)).where(
+            _simulated(study.id)
+        )
     ).one()
     answers = db.session.scalar(
         sa.select(sa.func.count(Response.id))
         .join(Participant, Participant.id == Response.participant_id)
         .where(_simulated(study.id))
     )
-    return {"participants": int(people[0]), "completed": int(people[1]), "answers": int(answers or 0)}
+    return {
+        "participants": int(people[0]),
+        "completed": int(people[1]),
+        "answers": int(answers or 0),
+    }
 
 
 def delete_simulated(study: Study, researcher: Researcher, expected: int) -> dict[str, int]:
@@ -320,8 +351,9 @@ def delete_simulated(study: Study, researcher: Researcher, expected: int) -> dic
     from survey.findings.service import forget_reports
 
     if study.state == "archived":
-        raise ValueError("This study is archived. Move it back to closed to delete its "
-                         "simulated participants.")
+        raise ValueError(
+            "This study is archived. Move it back to closed to delete its simulated participants."
+        )
     summary = simulated_summary(study)
     if summary["participants"] == 0:
         raise ValueError("This study has no simulated participants to delete.")
@@ -333,14 +365,26 @@ def delete_simulated(study: Study, researcher: Researcher, expected: int) -> dic
         )
     ids = sa.select(Participant.id).where(_simulated(study.id))
     # Lock order: the study row (taken by the caller), then trials, then participants.
-    db.session.execute(sa.delete(Response).where(Response.participant_id.in_(ids))
-                       .execution_options(synchronize_session=False))
-    db.session.execute(sa.delete(Trial).where(Trial.participant_id.in_(ids))
-                       .execution_options(synchronize_session=False))
-    db.session.execute(sa.delete(RecruitmentId).where(RecruitmentId.participant_id.in_(ids))
-                       .execution_options(synchronize_session=False))
-    deleted = db.session.execute(sa.delete(Participant).where(_simulated(study.id))
-                                 .execution_options(synchronize_session=False)).rowcount
+    db.session.execute(
+        sa.delete(Response)
+        .where(Response.participant_id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        sa.delete(Trial)
+        .where(Trial.participant_id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        sa.delete(RecruitmentId)
+        .where(RecruitmentId.participant_id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    deleted = db.session.execute(
+        sa.delete(Participant)
+        .where(_simulated(study.id))
+        .execution_options(synchronize_session=False)
+    ).rowcount
     reports = forget_reports(study.id, only_simulated=True)
     audit.record(
         "participants.delete_simulated",

@@ -46,7 +46,9 @@ class ImageUploadForm(FlaskForm):
     )
     role = SelectField(
         "Role",
-        choices=options([("headshot", "Headshot"), ("probe", "Probe photo (the person as met in person)")]),
+        choices=options(
+            [("headshot", "Headshot"), ("probe", "Probe photo (the person as met in person)")]
+        ),
         description="A headshot is shown as the stimulus; a probe is an ordinary photo of the "
         "same person used in match trials.",
     )

@@ -64,9 +64,7 @@ def _existing_identities(study: Study) -> dict[str, Identity]:
     return {identity.code: identity for identity in rows}
 
 
-def _descriptor_conflicts(
-    person: StimulusIdentity, existing: Identity | None
-) -> list[str]:
+def _descriptor_conflicts(person: StimulusIdentity, existing: Identity | None) -> list[str]:
     """Say how an uploaded identity's descriptors contradict the same code in the study."""
     if existing is None:
         return []
@@ -213,7 +211,9 @@ def _gallery(study: Study) -> list[dict]:
         by_identity.setdefault(image.identity_id, []).append(image)
     gallery = []
     for identity in identities:
-        own = sorted(by_identity.get(identity.id, []), key=lambda im: (ROLE_ORDER[im.role, im.source], im.id))
+        own = sorted(
+            by_identity.get(identity.id, []), key=lambda im: (ROLE_ORDER[im.role, im.source], im.id)
+        )
         sources = {im.source for im in own}
         lacks = [f"{s} headshot" for s in ("real", "ai") if s not in sources]
         if "photo" not in sources:
@@ -280,8 +280,11 @@ def upload_zip(study: Study, role: str):
     try:
         count = import_set(study, stimulus_set, _researcher())
     except IntegrityError:
-        abort(409, description="Another upload added some of these images at the same time. "
-              "Nothing of this upload was kept; reload the page and upload it again.")
+        abort(
+            409,
+            description="Another upload added some of these images at the same time. "
+            "Nothing of this upload was kept; reload the page and upload it again.",
+        )
     flash(
         f"Imported {count} images of {len(stimulus_set.identities)} identities from "
         f"{upload.filename}.",
@@ -328,19 +331,28 @@ def upload_image(study: Study, role: str):
         form.image.errors = [problem] if problem else []
         form.identity.errors = conflicts
         return _page(study, role, 422, image_form=form)
+
     def add(job: _Import) -> None:
         """Create or fill in the identity, then store the image."""
         identity = _identity_for(study, code, descriptors, consent=False)
         db.session.flush()
-        job.image(identity, processed, role=form.role.data, source=form.source.data,
-                  generator=form.generator.data or "",
-                  filename=(form.image.data.filename or "")[-255:])
+        job.image(
+            identity,
+            processed,
+            role=form.role.data,
+            source=form.source.data,
+            generator=form.generator.data or "",
+            filename=(form.image.data.filename or "")[-255:],
+        )
 
     try:
         _Import(study).run(add, _researcher(), images=1, identity=code)
     except IntegrityError:
-        abort(409, description="The same image or identity was added at the same time by "
-              "another upload. Nothing of this upload was kept; reload the page and try again.")
+        abort(
+            409,
+            description="The same image or identity was added at the same time by "
+            "another upload. Nothing of this upload was kept; reload the page and try again.",
+        )
     flash(f"Added the {form.source.data} {form.role.data} of {code}.", "success")
     return redirect(url_for("researcher.stimuli", study_id=study.id))
 
@@ -367,8 +379,15 @@ def delete_image(study: Study, role: str, image_id: int):
         abort(404)
     label = f"the {image.source} {image.role} of {image.identity.code}"
     db.session.delete(image)
-    _delete(study, [image], "stimuli.delete_image", label, image=image.public_id,
-            sha256=image.sha256, identity=image.identity.code)
+    _delete(
+        study,
+        [image],
+        "stimuli.delete_image",
+        label,
+        image=image.public_id,
+        sha256=image.sha256,
+        identity=image.identity.code,
+    )
     return redirect(url_for("researcher.stimuli", study_id=study.id))
 
 
@@ -387,6 +406,12 @@ def delete_identity(study: Study, role: str, identity_id: int):
     images = list(identity.images)
     code = identity.code
     db.session.delete(identity)
-    _delete(study, images, "stimuli.delete_identity", f"identity {code} and its "
-            f"{len(images)} images", identity=code, images=len(images))
+    _delete(
+        study,
+        images,
+        "stimuli.delete_identity",
+        f"identity {code} and its {len(images)} images",
+        identity=code,
+        images=len(images),
+    )
     return redirect(url_for("researcher.stimuli", study_id=study.id))

@@ -69,8 +69,11 @@ def participant_counts(study_ids: list[int]) -> dict[int, dict[str, int]]:
         return counts
     rows = db.session.execute(
         sa.select(Participant.study_id, Participant.status, sa.func.count())
-        .where(Participant.study_id.in_(study_ids), Participant.is_preview.is_(False),
-               Participant.is_simulated.is_(False))
+        .where(
+            Participant.study_id.in_(study_ids),
+            Participant.is_preview.is_(False),
+            Participant.is_simulated.is_(False),
+        )
         .group_by(Participant.study_id, Participant.status)
     )
     for study_id, status, n in rows:
@@ -100,8 +103,12 @@ def study_new():
     if request.method == "POST":
         if not form.validate_on_submit():
             return render_template("researcher/study_new.html", form=form), 400
-        study = create_study(form.title.data, current_user, name=form.name.data or form.title.data,
-                             description=form.description.data or "")
+        study = create_study(
+            form.title.data,
+            current_user,
+            name=form.name.data or form.title.data,
+            description=form.description.data or "",
+        )
         audit.record("study.create", researcher=current_user, study=study)
         db.session.commit()
         flash(f"Study created as a draft. Its participant link is /s/{study.slug}.", "success")
@@ -119,7 +126,11 @@ def study_import():
     if not form.validate_on_submit():
         return render_template("researcher/study_import.html", form=form), 400
     upload = form.file.data
-    data = upload.read() if upload is not None and getattr(upload, "filename", "") else (form.text.data or "")
+    data = (
+        upload.read()
+        if upload is not None and getattr(upload, "filename", "")
+        else (form.text.data or "")
+    )
     if not data:
         form.file.errors.append("Choose a definition file or paste its JSON.")
         return render_template("researcher/study_import.html", form=form), 400
@@ -129,15 +140,22 @@ def study_import():
         db.session.rollback()
         return render_template("researcher/study_import.html", form=form, error=str(err)), 400
     db.session.commit()
-    flash("Study imported as a draft. Upload its stimulus set next: the identities are ready.", "success")
+    flash(
+        "Study imported as a draft. Upload its stimulus set next: the identities are ready.",
+        "success",
+    )
     return redirect(url_for("researcher.study", study_id=study.id))
 
 
-def _overview(study: Study, role: str, status: int = 200, problems: list[str] | None = None, error: str = ""):
+def _overview(
+    study: Study, role: str, status: int = 200, problems: list[str] | None = None, error: str = ""
+):
     """Render the study's overview page."""
     counts = participant_counts([study.id])[study.id]
     previews = db.session.scalar(
-        sa.select(sa.func.count()).where(Participant.study_id == study.id, Participant.is_preview.is_(True))
+        sa.select(sa.func.count()).where(
+            Participant.study_id == study.id, Participant.is_preview.is_(True)
+        )
     )
     simulated = db.session.scalar(
         sa.select(sa.func.count()).where(
@@ -149,7 +167,9 @@ def _overview(study: Study, role: str, status: int = 200, problems: list[str] | 
     n_images = db.session.scalar(sa.select(sa.func.count()).where(Image.study_id == study.id))
     if problems is None and study.state == "draft":
         problems = design_problems(study)
-    transitions = [(to, STATE_ACTIONS[(study.state, to)]) for to in TRANSITIONS.get(study.state, ())]
+    transitions = [
+        (to, STATE_ACTIONS[(study.state, to)]) for to in TRANSITIONS.get(study.state, ())
+    ]
     return (
         render_template(
             "researcher/study.html",
@@ -188,13 +208,18 @@ def study_state(study: Study, role: str):
     study = lock_for_change(study, "editor")
     if not form_ok or form.state.data not in TRANSITIONS.get(study.state, ()):
         return _overview(
-            study, role, 409, error=f"A {study.state} study cannot be moved to {form.state.data or 'nothing'}."
+            study,
+            role,
+            409,
+            error=f"A {study.state} study cannot be moved to {form.state.data or 'nothing'}.",
         )
     target = form.state.data
     if target == "open":
         problems = design_problems(study)
         if problems:
-            return _overview(study, role, 409, problems=problems, error="The study cannot open yet.")
+            return _overview(
+                study, role, 409, problems=problems, error="The study cannot open yet."
+            )
     try:
         change_state(study, target, current_user)
     except StateError as err:
@@ -209,7 +234,9 @@ def _edit_page(study: Study, form: StudyEditForm, status: int = 200, previews: d
     """Render the edit page with the texts rendered as participants see them."""
     if previews is None:
         previews = {name: render_markdown(getattr(study, name) or "") for name in MARKDOWN_FIELDS}
-    return render_template("researcher/study_edit.html", study=study, form=form, previews=previews), status
+    return render_template(
+        "researcher/study_edit.html", study=study, form=form, previews=previews
+    ), status
 
 
 @bp.route("/studies/<int:study_id>/edit", methods=["GET", "POST"])
@@ -223,13 +250,17 @@ def study_edit(study: Study, role: str):
     if not form.validate_on_submit():
         return _edit_page(study, form, 400)
     if "preview" in request.form:
-        previews = {name: render_markdown(getattr(form, name).data or "") for name in MARKDOWN_FIELDS}
+        previews = {
+            name: render_markdown(getattr(form, name).data or "") for name in MARKDOWN_FIELDS
+        }
         return _edit_page(study, form, previews=previews)
     study = lock_for_change(study, "editor")
     require_not_archived(study)
     if form.slug.data != study.slug:
         if study.state != "draft":
-            form.slug.errors.append("The link name cannot change once the study has opened: links are out.")
+            form.slug.errors.append(
+                "The link name cannot change once the study has opened: links are out."
+            )
         elif slug_taken(form.slug.data, except_id=study.id):
             form.slug.errors.append(f"Another study uses the link name {form.slug.data!r}.")
     if form.n_lists.data != study.n_lists and study.design_locked:
@@ -262,7 +293,10 @@ def study_duplicate(study: Study, role: str):
         copy = duplicate_study(study, current_user)
     except FileNotFoundError as err:
         db.session.rollback()
-        abort(409, description=f"An image file of this study is missing from storage ({err}); it cannot be copied.")
+        abort(
+            409,
+            description=f"An image file of this study is missing from storage ({err}); it cannot be copied.",
+        )
     db.session.commit()
     flash(f"Copied into the new draft {copy.name!r}.", "success")
     return redirect(url_for("researcher.study", study_id=copy.id))
@@ -293,7 +327,9 @@ def study_delete(study: Study, role: str):
 @requires_role("viewer")
 def study_definition(study: Study, role: str):
     """Download the study's definition (texts, settings, blocks, identities; no data)."""
-    body = json.dumps(export_definition(study, utcnow()), indent=2, sort_keys=True, ensure_ascii=False)
+    body = json.dumps(
+        export_definition(study, utcnow()), indent=2, sort_keys=True, ensure_ascii=False
+    )
     audit.record("study.export_definition", researcher=current_user, study=study)
     db.session.commit()
     return current_app.response_class(
@@ -306,7 +342,9 @@ def study_definition(study: Study, role: str):
 # --- members ------------------------------------------------------------------------------
 
 
-def _members_page(study: Study, role: str, add_form: MemberAddForm | None = None, status: int = 200):
+def _members_page(
+    study: Study, role: str, add_form: MemberAddForm | None = None, status: int = 200
+):
     """Render the members page."""
     members = db.session.execute(
         sa.select(StudyMember, Researcher)
@@ -328,15 +366,19 @@ def _members_page(study: Study, role: str, add_form: MemberAddForm | None = None
 
 def member_added(email: str, role: str) -> str:
     """Say what adding a member did, in the same words whether the email has an account or not."""
-    return (f"If {email} has an account here, they are now a{'n' if role[0] in 'aeiou' else ''} "
-            f"{role} and listed below. If not, ask them to sign up with this email first, then "
-            "add them again.")
+    return (
+        f"If {email} has an account here, they are now a{'n' if role[0] in 'aeiou' else ''} "
+        f"{role} and listed below. If not, ask them to sign up with this email first, then "
+        "add them again."
+    )
 
 
 def _owner_count(study: Study) -> int:
     """Count the study's owners."""
     return db.session.scalar(
-        sa.select(sa.func.count()).where(StudyMember.study_id == study.id, StudyMember.role == "owner")
+        sa.select(sa.func.count()).where(
+            StudyMember.study_id == study.id, StudyMember.role == "owner"
+        )
     )
 
 
@@ -377,14 +419,22 @@ def member_add(study: Study, role: str):
     # Finding an account is no sign-in to it: the attempt is not kept.
     ratelimit.forget_attempt(attempt)
     exists = db.session.scalar(
-        sa.select(StudyMember).where(StudyMember.study_id == study.id, StudyMember.researcher_id == researcher.id)
+        sa.select(StudyMember).where(
+            StudyMember.study_id == study.id, StudyMember.researcher_id == researcher.id
+        )
     )
     if exists is not None:
         db.session.commit()
         form.email.errors.append(f"{researcher.email} is a member already ({exists.role}).")
         return _members_page(study, role, form, 400)
     db.session.add(StudyMember(study=study, researcher=researcher, role=form.role.data))
-    audit.record("member.add", researcher=current_user, study=study, member=researcher.email, role=form.role.data)
+    audit.record(
+        "member.add",
+        researcher=current_user,
+        study=study,
+        member=researcher.email,
+        role=form.role.data,
+    )
     db.session.commit()
     flash(member_added(email, form.role.data), "success")
     return redirect(url_for("researcher.members", study_id=study.id))
@@ -404,8 +454,14 @@ def member_role(study: Study, role: str, member_id: int):
     if member.role == "owner" and form.role.data != "owner" and _owner_count(study) == 1:
         abort(409, description="A study needs an owner: make someone else owner first.")
     previous, member.role = member.role, form.role.data
-    audit.record("member.role", researcher=current_user, study=study, member=member.researcher.email,
-                 role=member.role, previous=previous)
+    audit.record(
+        "member.role",
+        researcher=current_user,
+        study=study,
+        member=member.researcher.email,
+        role=member.role,
+        previous=previous,
+    )
     db.session.commit()
     flash(f"{member.researcher.email} is now {member.role}.", "success")
     return redirect(url_for("researcher.members", study_id=study.id))
@@ -420,23 +476,36 @@ def member_author(study: Study, role: str, member_id: int):
     """
     form = MemberAuthorForm()
     if not form.validate_on_submit():
-        abort(400, description="The form expired or was incomplete; reload the members page and "
-              "try again.")
+        abort(
+            400,
+            description="The form expired or was incomplete; reload the members page and "
+            "try again.",
+        )
     study = lock_for_change(study, "owner")
     member = _member(study, member_id)
     wanted = form.is_author.data == "1"
     if wanted and not (member.researcher.name or "").strip():
-        abort(409, description=f"{member.researcher.email} has no display name, so they cannot be "
-              "listed as an author: an email is never shown publicly. Ask them to set a display "
-              "name on their account page first.")
+        abort(
+            409,
+            description=f"{member.researcher.email} has no display name, so they cannot be "
+            "listed as an author: an email is never shown publicly. Ask them to set a display "
+            "name on their account page first.",
+        )
     if member.is_author != wanted:
         member.is_author = wanted
-        audit.record("member.author", researcher=current_user, study=study,
-                     member=member.researcher.email, is_author=wanted)
+        audit.record(
+            "member.author",
+            researcher=current_user,
+            study=study,
+            member=member.researcher.email,
+            is_author=wanted,
+        )
     db.session.commit()
     who = member.researcher.name or member.researcher.email
-    flash(f"{who} is {'now' if wanted else 'not'} listed as an author of the public findings "
-          "page.", "success")
+    flash(
+        f"{who} is {'now' if wanted else 'not'} listed as an author of the public findings page.",
+        "success",
+    )
     return redirect(url_for("researcher.members", study_id=study.id))
 
 

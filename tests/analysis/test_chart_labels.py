@@ -17,33 +17,59 @@ from analysis.figures import claim_card, claim_card_figure, identity_interval, r
 
 def _results(outcome: str, rows: list[tuple], scale=None) -> dict:
     """results.json with one finding and descriptives rows (condition, mean, low, high)."""
-    test = {"outcome": outcome, "family": "primary", "level": "participant",
-            "method": "paired_t", "n": 48, "estimate": 0.1, "ci_low": 0.0, "ci_high": 0.2}
+    test = {
+        "outcome": outcome,
+        "family": "primary",
+        "level": "participant",
+        "method": "paired_t",
+        "n": 48,
+        "estimate": 0.1,
+        "ci_low": 0.0,
+        "ci_high": 0.2,
+    }
     if scale:
         test["scale"] = scale
     return {
         "n_participants": 48,
         "tests": [test],
-        "descriptives": [{"outcome": outcome, "level": "participant", "condition": c,
-                          "mean": m, "ci_low": lo, "ci_high": hi, "n": 48}
-                         for c, m, lo, hi in rows],
-        "findings": [{"outcome": outcome, "claim": "A claim long enough to wrap over a few "
-                      "lines of the card, as real claims do.", "preregistered": True,
-                      "verdict": "difference", "supported_by": [0]}],
+        "descriptives": [
+            {
+                "outcome": outcome,
+                "level": "participant",
+                "condition": c,
+                "mean": m,
+                "ci_low": lo,
+                "ci_high": hi,
+                "n": 48,
+            }
+            for c, m, lo, hi in rows
+        ],
+        "findings": [
+            {
+                "outcome": outcome,
+                "claim": "A claim long enough to wrap over a few "
+                "lines of the card, as real claims do.",
+                "preregistered": True,
+                "verdict": "difference",
+                "supported_by": [0],
+            }
+        ],
     }
 
 
 # Narrow and wide intervals, a bar barely above its base, intervals reaching the axis limits.
 CASES = {
-    "rating-narrow": _results("trust", [("real", 4.6, 4.55, 4.65), ("ai", 4.2, 4.15, 4.25)],
-                              [1, 7]),
+    "rating-narrow": _results(
+        "trust", [("real", 4.6, 4.55, 4.65), ("ai", 4.2, 4.15, 4.25)], [1, 7]
+    ),
     "rating-wide": _results("trust", [("real", 4.6, 2.0, 6.9), ("ai", 1.3, 1.0, 3.5)], [1, 7]),
-    "rating-at-base": _results("trust", [("real", 1.05, 1.0, 1.1), ("ai", 6.95, 6.9, 7.0)],
-                               [1, 7]),
-    "accuracy": _results("recognition_accuracy", [("real", 0.75, 0.70, 0.80),
-                                                  ("ai", 0.02, 0.0, 0.06)]),
-    "accuracy-full": _results("recognition_accuracy", [("real", 0.99, 0.95, 1.0),
-                                                       ("ai", 0.5, 0.1, 0.9)]),
+    "rating-at-base": _results("trust", [("real", 1.05, 1.0, 1.1), ("ai", 6.95, 6.9, 7.0)], [1, 7]),
+    "accuracy": _results(
+        "recognition_accuracy", [("real", 0.75, 0.70, 0.80), ("ai", 0.02, 0.0, 0.06)]
+    ),
+    "accuracy-full": _results(
+        "recognition_accuracy", [("real", 0.99, 0.95, 1.0), ("ai", 0.5, 0.1, 0.9)]
+    ),
     "share-at-chance": _results("choice_real", [(None, 0.5, 0.45, 0.55)]),
     "share-wide": _results("choice_real", [(None, 0.9, 0.4, 1.0)]),
     "detection-low": _results("detection_accuracy", [(None, 0.03, 0.0, 0.08)]),
@@ -107,17 +133,42 @@ def test_identity_chart_draws_the_t_interval_over_identities():
     diffs = {"A": -0.9, "B": -0.4, "C": -0.6, "D": 0.1, "E": -0.2}
     rows = []
     for identity, d in diffs.items():
-        rows += [{"identity": identity, "outcome": "trust", "condition": "real", "value": 4.0,
-                  "n_trials": 10},
-                 {"identity": identity, "outcome": "trust", "condition": "ai", "value": 4.0 + d,
-                  "n_trials": 10}]
+        rows += [
+            {
+                "identity": identity,
+                "outcome": "trust",
+                "condition": "real",
+                "value": 4.0,
+                "n_trials": 10,
+            },
+            {
+                "identity": identity,
+                "outcome": "trust",
+                "condition": "ai",
+                "value": 4.0 + d,
+                "n_trials": 10,
+            },
+        ]
     identity_scores = pd.DataFrame(rows)
     participants = pd.DataFrame(columns=["participant", "outcome", "condition", "value"])
-    results = {"tests": [{"outcome": "trust", "family": "primary", "level": "participant",
-                          "method": "paired_t", "scale": [1, 7], "n": 30}],
-               "descriptives": []}
-    spec = next(s for s in report_figures(results, participants, identity_scores)
-                if s.name == "identities_trust")
+    results = {
+        "tests": [
+            {
+                "outcome": "trust",
+                "family": "primary",
+                "level": "participant",
+                "method": "paired_t",
+                "scale": [1, 7],
+                "n": 30,
+            }
+        ],
+        "descriptives": [],
+    }
+    spec = next(
+        s
+        for s in report_figures(results, participants, identity_scores)
+        if s.name == "identities_trust"
+    )
     test = stats.ttest_1samp(list(diffs.values()), 0.0)
     ci = test.confidence_interval(0.95)
     mean, low, high = identity_interval(pd.Series(diffs))

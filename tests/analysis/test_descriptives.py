@@ -9,8 +9,12 @@ from analysis.descriptives import describe
 
 
 def test_describe_by_condition():
-    data = pd.DataFrame({"condition": ["ai"] * 4 + ["real"] * 3 + ["real"],
-                         "value": [1.0, 2.0, 3.0, 6.0, 4.0, 5.0, 6.0, np.nan]})
+    data = pd.DataFrame(
+        {
+            "condition": ["ai"] * 4 + ["real"] * 3 + ["real"],
+            "value": [1.0, 2.0, 3.0, 6.0, 4.0, 5.0, 6.0, np.nan],
+        }
+    )
     table = describe(data, "value", by=["condition"]).set_index("condition")
     ai = table.loc["ai"]
     assert (ai["mean"], ai["median"], ai["min"], ai["max"], ai["n"]) == (3.0, 2.5, 1.0, 6.0, 4)

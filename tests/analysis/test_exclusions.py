@@ -28,8 +28,9 @@ def test_included_trials_drop_attention_rows(sim):
 
 def test_failed_attention_check_in_trials():
     trials = make_trials()
-    trials.loc[(trials["participant"] == "p2") & (trials["measure"] == "attention"),
-               ["value", "correct"]] = ["5", "0"]
+    trials.loc[
+        (trials["participant"] == "p2") & (trials["measure"] == "attention"), ["value", "correct"]
+    ] = ["5", "0"]
     data = load(trials, make_participants(trials))
     screen = screen_participants(data.trials, data.participants).set_index("participant")
     assert screen.loc["p2", "excluded"] and screen.loc["p2", "reason"] == "attention"
@@ -95,8 +96,9 @@ def test_one_rate_trial_is_not_straightlining():
 @pytest.mark.parametrize("rule", ["incomplete", "attention"])
 def test_rules_can_be_switched_off(rule):
     trials = make_trials()
-    trials.loc[(trials["participant"] == "p2") & (trials["measure"] == "attention"),
-               ["value", "correct"]] = ["5", "0"]
+    trials.loc[
+        (trials["participant"] == "p2") & (trials["measure"] == "attention"), ["value", "correct"]
+    ] = ["5", "0"]
     data = load(trials, make_participants(trials, {"p1": "partial"}))
     screen = screen_participants(data.trials, data.participants, {rule: False})
     assert screen["excluded"].sum() == 1

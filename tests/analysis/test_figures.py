@@ -25,8 +25,9 @@ def test_within_interval_follows_the_paired_differences_not_the_spread_of_people
     differences between participants; the between-participant interval is far wider."""
     rng = np.random.default_rng(3)
     person = rng.normal(0, 3, 40)
-    wide = pd.DataFrame({"real": person + rng.normal(0, 0.3, 40),
-                         "ai": person - 0.4 + rng.normal(0, 0.3, 40)})
+    wide = pd.DataFrame(
+        {"real": person + rng.normal(0, 0.3, 40), "ai": person - 0.4 + rng.normal(0, 0.3, 40)}
+    )
     intervals = within_intervals(wide)
     d = wide["ai"] - wide["real"]
     paired_half = stats.t.ppf(0.975, 39) * d.std(ddof=1) / math.sqrt(40)

@@ -42,8 +42,9 @@ def test_every_form_gives_the_same_table(sim_dir, sim, tmp_path):
     (psychds / "data").mkdir(parents=True)
     (psychds / "dataset_description.json").write_text('{"@type": "Dataset"}')
     shutil.copy(sim_dir / "trials.csv", psychds / "data" / "study-sim_data.csv")
-    shutil.copy(sim_dir / "participants.csv",
-                psychds / "data" / "study-sim_table-participants_data.csv")
+    shutil.copy(
+        sim_dir / "participants.csv", psychds / "data" / "study-sim_table-participants_data.csv"
+    )
     by_folder = load(psychds)
 
     archive = tmp_path / "export.zip"
@@ -99,9 +100,11 @@ def test_bad_scale_range_argument():
 
 def break_cell(row: int, column: str, value: str):
     """A change that sets one cell of the first data rows."""
+
     def change(t: pd.DataFrame) -> pd.DataFrame:
         t.loc[row, column] = value
         return t
+
     return change
 
 
@@ -112,8 +115,12 @@ BAD_TRIALS = [
     (break_cell(2, "measure", "same"), 4, "measure", "unknown measure 'same'"),
     (break_cell(2, "value", "8"), 4, "value", "trust must be an integer from 1 to 7, got '8'"),
     (break_cell(2, "value", "4.5"), 4, "value", "trust must be an integer"),
-    (break_cell(3, "condition", "human"), 5, "condition",
-     "condition 'human' is not 'real' or 'ai'"),
+    (
+        break_cell(3, "condition", "human"),
+        5,
+        "condition",
+        "condition 'human' is not 'real' or 'ai'",
+    ),
     (break_cell(0, "condition", ""), 2, "condition", "is not 'real' or 'ai'"),
     (break_cell(1, "trial", "x"), 3, "trial", "'x' is not a positive integer"),
     (break_cell(1, "rt_ms", "-5"), 3, "rt_ms", "non-negative number"),
@@ -142,12 +149,15 @@ def match_trials():
     return make_trials(same=lambda p, i, c, m: m)
 
 
-@pytest.mark.parametrize("column, value, message", [
-    ("is_match", "2", "'2' is not 0 or 1 on a match row"),
-    ("value", "yes", r"same must be 1 \(same person\) or 0"),
-    ("correct", "", "correct must be 0 or 1 on this row"),
-    ("probe", "", "probe is empty on a match row"),
-])
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("is_match", "2", "'2' is not 0 or 1 on a match row"),
+        ("value", "yes", r"same must be 1 \(same person\) or 0"),
+        ("correct", "", "correct must be 0 or 1 on this row"),
+        ("probe", "", "probe is empty on a match row"),
+    ],
+)
 def test_match_rules(tmp_path, column, value, message):
     trials = match_trials()
     first = trials.index[trials["task"] == "match"][0]
@@ -231,13 +241,23 @@ def test_dataframe_errors_count_rows_from_one():
     assert "row 4 (from 1)" in str(info.value)
 
 
-@pytest.mark.parametrize("change, column, message", [
-    (lambda p: p.drop(columns="status"), "status", "required column is missing"),
-    (lambda p: p.assign(status=["completed", "withdrawn", "completed"]), "status",
-     "status 'withdrawn' is not one of completed, partial"),
-    (lambda p: p.assign(attention_passed=[1, 2, 1]), "attention_passed", "exceeds attention_total"),
-    (lambda p: p.assign(participant=["p1", "p1", "p3"]), "participant", "appears twice"),
-])
+@pytest.mark.parametrize(
+    "change, column, message",
+    [
+        (lambda p: p.drop(columns="status"), "status", "required column is missing"),
+        (
+            lambda p: p.assign(status=["completed", "withdrawn", "completed"]),
+            "status",
+            "status 'withdrawn' is not one of completed, partial",
+        ),
+        (
+            lambda p: p.assign(attention_passed=[1, 2, 1]),
+            "attention_passed",
+            "exceeds attention_total",
+        ),
+        (lambda p: p.assign(participant=["p1", "p1", "p3"]), "participant", "appears twice"),
+    ],
+)
 def test_participants_errors(tmp_path, change, column, message):
     trials = make_trials()
     path = write_export(tmp_path, trials, change(make_participants(trials)))
@@ -260,8 +280,10 @@ def test_zip_of_a_plain_export(tmp_path):
     archive = tmp_path / "plain.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("export/trials.csv", trials.to_csv(index=False))
-        z.writestr("export/participants.csv",
-                   make_participants(trials, {"p1": "partial"}).to_csv(index=False))
+        z.writestr(
+            "export/participants.csv",
+            make_participants(trials, {"p1": "partial"}).to_csv(index=False),
+        )
     data = load(archive)
     assert data.trials_source == f"{archive}:export/trials.csv"
     assert data.participants.set_index("participant").loc["p1", "status"] == "partial"
@@ -294,11 +316,14 @@ def test_rt_flag_is_read_when_present_and_derived_when_absent(tmp_path):
     assert load(trials).data_sha256 == without.data_sha256
 
 
-@pytest.mark.parametrize("row, flag, message", [
-    (0, "quick", "rt_flag must be empty, 'fast' or 'slow', got 'quick'"),
-    (6, "slow", "rt_flag='slow' disagrees with rt_ms"),
-    (0, "", "rt_flag='' disagrees with rt_ms"),
-])
+@pytest.mark.parametrize(
+    "row, flag, message",
+    [
+        (0, "quick", "rt_flag must be empty, 'fast' or 'slow', got 'quick'"),
+        (6, "slow", "rt_flag='slow' disagrees with rt_ms"),
+        (0, "", "rt_flag='' disagrees with rt_ms"),
+    ],
+)
 def test_a_wrong_rt_flag_is_a_contract_error(tmp_path, row, flag, message):
     trials = make_trials()
     trials.loc[0, "rt_ms"] = "20"

@@ -27,8 +27,11 @@ def _sim_small() -> tuple[pd.DataFrame, list[str], dict]:
     trials = pd.read_csv(SIM_SMALL / "trials.csv", dtype={"value": str})
     people = pd.read_csv(SIM_SMALL / "participants.csv")
     median_rt = trials.groupby("participant")["rt_ms"].median()
-    keep = people.loc[(people["status"] == "completed")
-                      & (people["attention_passed"] == people["attention_total"]), "participant"]
+    keep = people.loc[
+        (people["status"] == "completed")
+        & (people["attention_passed"] == people["attention_total"]),
+        "participant",
+    ]
     keep = [p for p in keep if median_rt[p] >= 250]
     excluded = sorted(set(people["participant"]) - set(keep))
     rows = trials[trials["participant"].isin(keep) & (trials["attention_check"] == 0)]
@@ -110,19 +113,25 @@ def test_glmm_matches_glmer(accuracy_fit, sim_small):
 def test_auto_slopes_kept_when_estimable_and_dropped_when_singular(sim_small):
     rows = sim_small[0]
     trust = fit_lmm(rows[rows["measure"] == "trust"])
-    assert trust.formula == ("value ~ condition + (1 + condition | participant) "
-                             "+ (1 + condition | identity)")
+    assert trust.formula == (
+        "value ~ condition + (1 + condition | participant) + (1 + condition | identity)"
+    )
     assert not trust.singular and trust.converged
     terms = [(e["group"], e["term"]) for e in trust.random_effects]
-    assert terms == [("participant", "(Intercept)"), ("participant", "conditionai"),
-                     ("identity", "(Intercept)"), ("identity", "conditionai")]
+    assert terms == [
+        ("participant", "(Intercept)"),
+        ("participant", "conditionai"),
+        ("identity", "(Intercept)"),
+        ("identity", "conditionai"),
+    ]
     assert all(-1 <= e["correlation"] <= 1 for e in trust.random_effects if "correlation" in e)
     # slopes soak up item-by-condition variance: fewer df and a wider interval than intercepts
     assert trust.df < 100 and trust.se > 0.0365
     accuracy = fit_glmm(rows[rows["measure"] == "same"])
     assert accuracy.formula == "correct ~ condition + (1 | participant) + (1 | identity)"
     assert accuracy.notes[0].startswith(
-        "random intercepts only: the random-slopes model was singular")
+        "random intercepts only: the random-slopes model was singular"
+    )
 
 
 def test_auto_uses_intercepts_when_a_group_saw_one_condition():
@@ -131,17 +140,21 @@ def test_auto_uses_intercepts_when_a_group_saw_one_condition():
     data = data[~one | (data["condition"] == "ai")]
     fit = fit_lmm(data)
     assert fit.formula.endswith("(1 | participant) + (1 | identity)")
-    assert fit.notes[0] == ("random intercepts only: some participant levels have data in one "
-                            "condition only")
+    assert fit.notes[0] == (
+        "random intercepts only: some participant levels have data in one condition only"
+    )
 
 
 def test_lmm_matches_statsmodels_mixedlm():
     # statsmodels MixedLM, REML, crossed effects as variance components of one all-rows group
     data = simulate_trials(30, 12, -0.4, VarianceComponents(0.4, 0.2, 0.8), replicates=2, rng=7)
-    model = smf.mixedlm("value ~ C(condition, Treatment('real'))", data.assign(whole=1),
-                        groups="whole", re_formula="0",
-                        vc_formula={"participant": "0 + C(participant)",
-                                    "identity": "0 + C(identity)"})
+    model = smf.mixedlm(
+        "value ~ C(condition, Treatment('real'))",
+        data.assign(whole=1),
+        groups="whole",
+        re_formula="0",
+        vc_formula={"participant": "0 + C(participant)", "identity": "0 + C(identity)"},
+    )
     reference = model.fit(reml=True)
     fit = fit_lmm(data, slopes=False)
     assert fit.estimate == pytest.approx(reference.fe_params.iloc[1], rel=1e-5)
@@ -177,8 +190,16 @@ def test_slopes_true_fits_general_covariance():
 
 
 def test_glmm_recovers_simulated_effect():
-    data = simulate_trials(80, 20, -0.8, VarianceComponents(0.3, 0.3, 1.0), intercept=1.0,
-                           replicates=2, binary=True, rng=9)
+    data = simulate_trials(
+        80,
+        20,
+        -0.8,
+        VarianceComponents(0.3, 0.3, 1.0),
+        intercept=1.0,
+        replicates=2,
+        binary=True,
+        rng=9,
+    )
     fit = fit_glmm(data, slopes=False)
     assert fit.ci_low < -0.8 < fit.ci_high
     assert fit.statistic == pytest.approx(fit.estimate / fit.se)
@@ -191,10 +212,25 @@ def test_to_dict_is_plain_json():
     payload = fit.to_dict()
     text = json.dumps(payload, allow_nan=False)
     assert json.loads(text)["method"] == "lmm"
-    assert set(payload) >= {"method", "estimate", "se", "statistic", "df", "p_value", "ci_low",
-                            "ci_high", "n_obs", "n_participants", "n_identities",
-                            "random_effects", "residual_variance", "singular", "converged",
-                            "notes", "formula"}
+    assert set(payload) >= {
+        "method",
+        "estimate",
+        "se",
+        "statistic",
+        "df",
+        "p_value",
+        "ci_low",
+        "ci_high",
+        "n_obs",
+        "n_participants",
+        "n_identities",
+        "random_effects",
+        "residual_variance",
+        "singular",
+        "converged",
+        "notes",
+        "formula",
+    }
     assert isinstance(fit, MixedFit) and type(payload["ci_low"]) is float
 
 
@@ -203,20 +239,31 @@ def _valid() -> pd.DataFrame:
     return simulate_trials(6, 4, -0.5, VarianceComponents(0.3, 0.2, 0.8), rng=2)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d.iloc[0:0], "data has no rows"),
-    (lambda d: d.drop(columns="identity"), "column 'identity' is missing"),
-    (lambda d: d.assign(condition="ai"), "column 'condition' has only the value 'ai'"),
-    (lambda d: d.assign(condition=d["condition"].replace("real", "photo")),
-     "column 'condition' has value 'photo'"),
-    (lambda d: d.assign(identity="P1"), "column 'identity' has one level ('P1')"),
-    (lambda d: d.assign(value=d["value"].where(d.index != 3)),
-     "column 'value' has a missing value (NaN) at row 3"),
-    (lambda d: d.assign(value=d["value"].astype(object).where(d.index != 5, "abc")),
-     "column 'value' has a non-numeric value 'abc' at row 5"),
-    (lambda d: d.assign(participant=d["participant"].where(d.index != 0, None)),
-     "column 'participant' has a missing value"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.iloc[0:0], "data has no rows"),
+        (lambda d: d.drop(columns="identity"), "column 'identity' is missing"),
+        (lambda d: d.assign(condition="ai"), "column 'condition' has only the value 'ai'"),
+        (
+            lambda d: d.assign(condition=d["condition"].replace("real", "photo")),
+            "column 'condition' has value 'photo'",
+        ),
+        (lambda d: d.assign(identity="P1"), "column 'identity' has one level ('P1')"),
+        (
+            lambda d: d.assign(value=d["value"].where(d.index != 3)),
+            "column 'value' has a missing value (NaN) at row 3",
+        ),
+        (
+            lambda d: d.assign(value=d["value"].astype(object).where(d.index != 5, "abc")),
+            "column 'value' has a non-numeric value 'abc' at row 5",
+        ),
+        (
+            lambda d: d.assign(participant=d["participant"].where(d.index != 0, None)),
+            "column 'participant' has a missing value",
+        ),
+    ],
+)
 def test_lmm_bad_input(change, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         fit_lmm(change(_valid()))
@@ -242,9 +289,13 @@ def test_numderiv_ports_are_accurate():
         return x[0] ** 2 * x[1] + math.exp(x[1]) + x[0] * x[2] ** 3
 
     x = np.array([0.7, -0.3, 1.2])
-    expected = np.array([[2 * x[1], 2 * x[0], 3 * x[2] ** 2],
-                         [2 * x[0], math.exp(x[1]), 0.0],
-                         [3 * x[2] ** 2, 0.0, 6 * x[0] * x[2]]])
+    expected = np.array(
+        [
+            [2 * x[1], 2 * x[0], 3 * x[2] ** 2],
+            [2 * x[0], math.exp(x[1]), 0.0],
+            [3 * x[2] ** 2, 0.0, 6 * x[0] * x[2]],
+        ]
+    )
     np.testing.assert_allclose(numderiv.hessian(f, x), expected, rtol=1e-7, atol=1e-8)
     jac = numderiv.jacobian(lambda v: np.array([v[0] * v[1], np.sin(v[2])]), x)
     np.testing.assert_allclose(jac, [[x[1], x[0], 0], [0, 0, math.cos(x[2])]], atol=1e-9)
@@ -271,7 +322,8 @@ def test_singular_notes_cover_zero_variance_and_perfect_correlation():
         "singular fit: the conditionai effect for participant is perfectly correlated with the "
         "intercept (correlation +-1)",
         "singular fit: the conditionai variance for identity is estimated at (or near) zero "
-        "(theta = 5e-05)"]
+        "(theta = 5e-05)",
+    ]
 
 
 def test_convergence_is_judged_by_lme4s_scaled_gradient():
@@ -281,6 +333,7 @@ def test_convergence_is_judged_by_lme4s_scaled_gradient():
     from its minimum, which a raw limit calls a failure; scaled by the Hessian it is
     sqrt(2e6) * 1e-6 = 0.0014, which lme4 accepts.
     """
+
     def deviance(x):
         return 1e6 * ((x[0] - 0.3) ** 2 + (x[1] + 0.2) ** 2)
 
@@ -291,8 +344,10 @@ def test_convergence_is_judged_by_lme4s_scaled_gradient():
     far = np.array([0.3 + 1e-5, -0.2])
     converged, worst, note = mixed._lme4_convergence(deviance, far, deviance(far))
     assert not converged and worst == pytest.approx(math.sqrt(2e6) * 1e-5, rel=1e-3)
-    assert note.startswith("failed to converge by lme4's criterion: max|grad| = 0.0141 "
-                           "(tol = 0.002, component 1)")
+    assert note.startswith(
+        "failed to converge by lme4's criterion: max|grad| = 0.0141 (tol = 0.002, component 1)"
+    )
+
     # No Cholesky factor (a saddle): the raw gradient decides, and the note says so.
     def saddle(x):
         return x[0] ** 2 - x[1] ** 2

@@ -19,8 +19,9 @@ NO_ITEMS = VarianceComponents(participant=0.3, identity=0.0, residual=0.9, parti
 def _sd_difference(c: VarianceComponents, n_identities: int, replicates: int = 1) -> float:
     """SD of a participant's ai-minus-real mean when identities add no variance."""
     half = n_identities // 2
-    return math.sqrt(c.participant_slope
-                     + c.residual * (1 / half + 1 / (n_identities - half)) / replicates)
+    return math.sqrt(
+        c.participant_slope + c.residual * (1 / half + 1 / (n_identities - half)) / replicates
+    )
 
 
 def _mc_tolerance(p: float, n_sims: int) -> float:
@@ -33,8 +34,9 @@ def test_analytic_power_matches_statsmodels(effect, n):
     # statsmodels TTestPower().power(effect_size = d_z, nobs = n, alpha = .05, two-sided)
     # R: pwr::pwr.t.test(n, d, type = "paired") gives the same noncentral-t value
     sd = 0.8
-    expected = TTestPower().power(effect_size=abs(effect) / sd, nobs=n, alpha=0.05,
-                                  alternative="two-sided")
+    expected = TTestPower().power(
+        effect_size=abs(effect) / sd, nobs=n, alpha=0.05, alternative="two-sided"
+    )
     assert power.analytic_power_paired_t(effect, sd, n) == pytest.approx(expected, abs=1e-10)
 
 
@@ -45,9 +47,11 @@ def test_simulated_power_matches_noncentral_t(n_participants, n_identities, repl
     # SE of at most 0.0035, and the tolerance is four of them.
     n_sims = 20_000
     expected = power.analytic_power_paired_t(
-        -0.2, _sd_difference(NO_ITEMS, n_identities, replicates), n_participants)
-    row = power.power_paired_t(n_participants, n_identities, -0.2, NO_ITEMS,
-                               replicates=replicates, n_sims=n_sims, rng=12)
+        -0.2, _sd_difference(NO_ITEMS, n_identities, replicates), n_participants
+    )
+    row = power.power_paired_t(
+        n_participants, n_identities, -0.2, NO_ITEMS, replicates=replicates, n_sims=n_sims, rng=12
+    )
     assert row["power"] == pytest.approx(expected, abs=_mc_tolerance(expected, n_sims))
     assert row["ci_low"] < row["power"] < row["ci_high"]
     assert row["ci_high"] - row["ci_low"] < 4 * 1.96 * math.sqrt(0.25 / n_sims)
@@ -80,8 +84,7 @@ def test_identity_intercepts_cost_power_in_counterbalanced_lists():
 def test_shortcut_differences_match_trial_level_simulation():
     c = VarianceComponents(0.3, 0.2, 0.8, participant_slope=0.1, identity_slope=0.05)
     n_p, n_i, reps, n_sims = 8, 6, 2, 600
-    fast = power.simulate_participant_differences(n_p, n_i, -0.3, c, 20_000, replicates=reps,
-                                                  rng=1)
+    fast = power.simulate_participant_differences(n_p, n_i, -0.3, c, 20_000, replicates=reps, rng=1)
     rng = np.random.default_rng(2)
     slow = []
     for _ in range(n_sims):
@@ -121,7 +124,10 @@ def test_components_from_pilot_fit_and_rows():
     from_fit = power.components_from_pilot(fit)
     effects = {e["group"]: e["variance"] for e in fit.random_effects}
     assert (from_fit.participant, from_fit.identity, from_fit.residual) == (
-        effects["participant"], effects["identity"], fit.residual_variance)
+        effects["participant"],
+        effects["identity"],
+        fit.residual_variance,
+    )
     assert from_fit.participant == pytest.approx(0.4, rel=0.35)
     assert from_fit.identity == pytest.approx(0.2, rel=0.6)
     assert from_fit.residual == pytest.approx(0.8, rel=0.05)
@@ -136,8 +142,17 @@ def test_components_from_pilot_rejects_glmm():
 
 def test_power_table_grid_is_reproducible_and_monotone():
     table = power.power_table([20, 60, 120], [16], -0.3, n_sims=4000)
-    assert list(table.columns) == ["n_participants", "n_identities", "test", "power", "ci_low",
-                                   "ci_high", "n_sims", "effect", "alpha"]
+    assert list(table.columns) == [
+        "n_participants",
+        "n_identities",
+        "test",
+        "power",
+        "ci_low",
+        "ci_high",
+        "n_sims",
+        "effect",
+        "alpha",
+    ]
     assert table["power"].is_monotonic_increasing and table["power"].iloc[-1] > 0.9
     again = power.power_table([60], [16], -0.3, n_sims=4000)
     assert again["power"].iloc[0] == table["power"].iloc[1]  # a cell ignores the rest of the grid
@@ -154,17 +169,23 @@ def test_power_table_with_lmm():
     assert null["power"] <= 0.15  # nominal 0.05; 40 studies: P(> 6 rejections) < 0.02
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: power.power_paired_t(1, 10, -0.3), "n_participants must be an integer >= 2, got 1"),
-    (lambda: power.power_paired_t(10, 1, -0.3), "n_identities must be an integer >= 2, got 1"),
-    (lambda: power.power_paired_t(10, 10, -0.3, replicates=0), "replicates must be an integer"),
-    (lambda: power.power_paired_t(10, 10, -0.3, alpha=1.0), "alpha must be between 0 and 1"),
-    (lambda: power.power_paired_t(10, 10, math.nan), "effect must be a finite number"),
-    (lambda: power.power_paired_t(10, 10, -0.3, n_sims=0), "n_sims must be an integer >= 1"),
-    (lambda: VarianceComponents(0.3, -0.1, 0.9), "variance 'identity' must be a finite number"),
-    (lambda: VarianceComponents(0.3, 0.1, 0.0), "variance 'residual' must be > 0"),
-    (lambda: power.power_table([], [10], -0.3), "participants and identities must each list"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: power.power_paired_t(1, 10, -0.3),
+            "n_participants must be an integer >= 2, got 1",
+        ),
+        (lambda: power.power_paired_t(10, 1, -0.3), "n_identities must be an integer >= 2, got 1"),
+        (lambda: power.power_paired_t(10, 10, -0.3, replicates=0), "replicates must be an integer"),
+        (lambda: power.power_paired_t(10, 10, -0.3, alpha=1.0), "alpha must be between 0 and 1"),
+        (lambda: power.power_paired_t(10, 10, math.nan), "effect must be a finite number"),
+        (lambda: power.power_paired_t(10, 10, -0.3, n_sims=0), "n_sims must be an integer >= 1"),
+        (lambda: VarianceComponents(0.3, -0.1, 0.9), "variance 'identity' must be a finite number"),
+        (lambda: VarianceComponents(0.3, 0.1, 0.0), "variance 'residual' must be > 0"),
+        (lambda: power.power_table([], [10], -0.3), "participants and identities must each list"),
+    ],
+)
 def test_bad_settings_raise(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -178,8 +199,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def test_cli_prints_table(capsys):
-    args = _parser().parse_args(["--participants", "40", "80", "--identities", "24",
-                                 "--effect", "-0.3", "--sims", "500"])
+    args = _parser().parse_args(
+        ["--participants", "40", "80", "--identities", "24", "--effect", "-0.3", "--sims", "500"]
+    )
     assert cli.run_power(args) == 0
     out = capsys.readouterr().out
     assert "effect (ai - real) -0.3" in out and "variances from given/default values" in out
@@ -188,19 +210,31 @@ def test_cli_prints_table(capsys):
     assert float(lines[0][3]) < float(lines[1][3])
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--participants", "1", "--identities", "24", "--effect", "-0.3"], "'1' must be >= 2"),
-    (["--participants", "40", "--identities", "0", "--effect", "-0.3"], "'0' must be >= 2"),
-    (["--participants", "40", "--identities", "24", "--effect", "abc"], "'abc' is not a number"),
-    (["--participants", "40", "--identities", "24"], "required: --effect"),
-    (["--participants", "x", "--identities", "24", "--effect", "1"], "'x' is not an integer"),
-    (["--participants", "40", "--identities", "24", "--effect", "1", "--alpha", "1.5"],
-     "'1.5' must be > 0.0 and < 1.0"),
-    (["--participants", "40", "--identities", "24", "--effect", "1", "--residual-var", "0"],
-     "'0' must be > 0.0"),
-    (["--participants", "40", "--identities", "24", "--effect", "1", "--sims", "0"],
-     "'0' must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--participants", "1", "--identities", "24", "--effect", "-0.3"], "'1' must be >= 2"),
+        (["--participants", "40", "--identities", "0", "--effect", "-0.3"], "'0' must be >= 2"),
+        (
+            ["--participants", "40", "--identities", "24", "--effect", "abc"],
+            "'abc' is not a number",
+        ),
+        (["--participants", "40", "--identities", "24"], "required: --effect"),
+        (["--participants", "x", "--identities", "24", "--effect", "1"], "'x' is not an integer"),
+        (
+            ["--participants", "40", "--identities", "24", "--effect", "1", "--alpha", "1.5"],
+            "'1.5' must be > 0.0 and < 1.0",
+        ),
+        (
+            ["--participants", "40", "--identities", "24", "--effect", "1", "--residual-var", "0"],
+            "'0' must be > 0.0",
+        ),
+        (
+            ["--participants", "40", "--identities", "24", "--effect", "1", "--sims", "0"],
+            "'0' must be >= 1",
+        ),
+    ],
+)
 def test_cli_bad_arguments_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as stop:
         _parser().parse_args(argv)
@@ -213,8 +247,23 @@ def test_cli_through_analysis_command_with_pilot(capsys):
 
     if not SIM_SMALL.is_dir():
         raise FileNotFoundError(f"reference data missing: {SIM_SMALL}")
-    status = main(["power", "--participants", "60", "--identities", "24", "--effect", "-0.3",
-                   "--pilot", str(SIM_SMALL), "--sims", "300", "--identity-slope-var", "0"])
+    status = main(
+        [
+            "power",
+            "--participants",
+            "60",
+            "--identities",
+            "24",
+            "--effect",
+            "-0.3",
+            "--pilot",
+            str(SIM_SMALL),
+            "--sims",
+            "300",
+            "--identity-slope-var",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     assert f"variances from pilot {SIM_SMALL} (trust)" in out

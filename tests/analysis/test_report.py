@@ -13,15 +13,31 @@ from analysis.io import load
 from analysis.report import analyse, write_report
 from tests.analysis.conftest import make_participants, make_trials
 
-CONTRACT_TEST_KEYS = {"outcome", "method", "level", "estimate", "ci_low", "ci_high", "statistic",
-                      "df", "p_value", "p_adjusted", "correction", "effect_size",
-                      "effect_size_name", "n", "preregistered"}
+CONTRACT_TEST_KEYS = {
+    "outcome",
+    "method",
+    "level",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "statistic",
+    "df",
+    "p_value",
+    "p_adjusted",
+    "correction",
+    "effect_size",
+    "effect_size_name",
+    "n",
+    "preregistered",
+}
 
 
 def strict_json(text: str) -> dict:
     """Parse JSON, refusing NaN and Infinity."""
+
     def refuse(name):
         raise AssertionError(f"{name} in results.json")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -36,8 +52,11 @@ def no_nan(value) -> bool:
 
 def find(results: dict, outcome: str, method: str, level: str = "participant") -> dict:
     """The one test of an outcome by method and level."""
-    found = [t for t in results["tests"] if (t["outcome"], t["method"], t["level"]) ==
-             (outcome, method, level)]
+    found = [
+        t
+        for t in results["tests"]
+        if (t["outcome"], t["method"], t["level"]) == (outcome, method, level)
+    ]
     assert len(found) == 1, (outcome, method, level, len(found))
     return found[0]
 
@@ -58,7 +77,13 @@ def test_results_follow_the_contract(sim_report, sim, reference, tmp_path):
     for row in results["descriptives"]:
         assert {"outcome", "condition", "mean", "sd", "n", "level"} <= set(row)
     assert {f["outcome"] for f in results["findings"]} == {
-        "trust", "professional", "recognition_accuracy", "d_prime", "criterion", "choice_real"}
+        "trust",
+        "professional",
+        "recognition_accuracy",
+        "d_prime",
+        "criterion",
+        "choice_real",
+    }
     for f in results["findings"]:
         main = results["tests"][f["supported_by"][0]]
         assert main["outcome"] == f["outcome"] and main["family"] == "primary"
@@ -68,17 +93,28 @@ def test_results_follow_the_contract(sim_report, sim, reference, tmp_path):
     assert parsed == results and no_nan(parsed)
 
 
-@pytest.mark.parametrize("outcome, key", [("trust", "trust_paired"),
-                                          ("recognition_accuracy", "accuracy_paired"),
-                                          ("d_prime", "dprime_paired"),
-                                          ("criterion", "criterion_paired")])
+@pytest.mark.parametrize(
+    "outcome, key",
+    [
+        ("trust", "trust_paired"),
+        ("recognition_accuracy", "accuracy_paired"),
+        ("d_prime", "dprime_paired"),
+        ("criterion", "criterion_paired"),
+    ],
+)
 def test_report_reproduces_r(sim_report, reference, outcome, key):
     # R: t.test(ai, real, paired = TRUE) and
     #    wilcox.test(ai, real, paired = TRUE, exact = FALSE, correct = FALSE)
     expected = reference[key]
     t = find(sim_report.results, outcome, "paired_t")
-    for ours, theirs in [("estimate", "estimate"), ("ci_low", "ci_low"), ("ci_high", "ci_high"),
-                         ("statistic", "t"), ("p_value", "p"), ("effect_size", "d_z")]:
+    for ours, theirs in [
+        ("estimate", "estimate"),
+        ("ci_low", "ci_low"),
+        ("ci_high", "ci_high"),
+        ("statistic", "t"),
+        ("p_value", "p"),
+        ("effect_size", "d_z"),
+    ]:
         assert t[ours] == pytest.approx(expected[theirs], rel=1e-6), ours
     assert t["df"] == expected["df"] and t["n"] == expected["n"]
     w = find(sim_report.results, outcome, "wilcoxon")
@@ -99,10 +135,14 @@ def test_report_reproduces_r_choice(sim_report, reference):
 
 def test_descriptives_match_r_means(sim_report, reference):
     # R: mean(m[, "real"]) of participant means (reference.R, trust_means / accuracy_means)
-    rows = {(d["outcome"], d["level"], d["condition"]): d
-            for d in sim_report.results["descriptives"]}
-    for outcome, key in [("trust", "trust_means"), ("recognition_accuracy", "accuracy_means"),
-                         ("d_prime", "dprime_means")]:
+    rows = {
+        (d["outcome"], d["level"], d["condition"]): d for d in sim_report.results["descriptives"]
+    }
+    for outcome, key in [
+        ("trust", "trust_means"),
+        ("recognition_accuracy", "accuracy_means"),
+        ("d_prime", "dprime_means"),
+    ]:
         for condition in ("real", "ai"):
             row = rows[(outcome, "participant", condition)]
             assert row["mean"] == pytest.approx(reference[key][condition], rel=1e-9)
@@ -114,8 +154,13 @@ def test_descriptives_match_r_means(sim_report, reference):
 def test_holm_within_each_family(sim_report):
     tests = sim_report.results["tests"]
     families = {t["family"] for t in tests}
-    assert {"primary", "participant_wilcoxon", "identity_t", "identity_wilcoxon",
-            "pooled_binomial"} <= families
+    assert {
+        "primary",
+        "participant_wilcoxon",
+        "identity_t",
+        "identity_wilcoxon",
+        "pooled_binomial",
+    } <= families
     for family in families:
         members = [t for t in tests if t["family"] == family]
         expected = adjust([t["p_value"] for t in members], "holm")
@@ -125,17 +170,29 @@ def test_holm_within_each_family(sim_report):
 
 
 def test_plan_marks_preregistered_tests_and_sets_alpha(sim):
-    plan = {"primary_outcomes": ["trust"], "alpha": 0.01, "correction": "bh",
-            "hypotheses": [{"outcome": "recognition_accuracy", "direction": "less",
-                            "text": "AI headshots are recognised less"}],
-            "equivalence_bounds": {"criterion": [-0.5, 0.5]}}
+    plan = {
+        "primary_outcomes": ["trust"],
+        "alpha": 0.01,
+        "correction": "bh",
+        "hypotheses": [
+            {
+                "outcome": "recognition_accuracy",
+                "direction": "less",
+                "text": "AI headshots are recognised less",
+            }
+        ],
+        "equivalence_bounds": {"criterion": [-0.5, 0.5]},
+    }
     results = analyse(sim, plan=plan, mixed_models=False).results
     assert results["alpha"] == 0.01 and results["correction"] == "bh"
     assert results["plan"]["primary_outcomes"] == ["trust"]
-    prereg = {(t["outcome"], t["method"], t["level"])
-              for t in results["tests"] if t["preregistered"]}
-    assert prereg == {("trust", "paired_t", "participant"),
-                      ("recognition_accuracy", "paired_t", "participant")}
+    prereg = {
+        (t["outcome"], t["method"], t["level"]) for t in results["tests"] if t["preregistered"]
+    }
+    assert prereg == {
+        ("trust", "paired_t", "participant"),
+        ("recognition_accuracy", "paired_t", "participant"),
+    }
     assert find(results, "d_prime", "paired_t")["family"] == "secondary"
     assert find(results, "trust", "paired_t")["family"] == "primary"
     assert all(t["correction"] == "bh" for t in results["tests"])
@@ -144,8 +201,10 @@ def test_plan_marks_preregistered_tests_and_sets_alpha(sim):
     assert claims["recognition_accuracy"]["claim"].startswith("Preregistered: ")
     tost = find(results, "criterion", "tost")
     assert tost["family"] == "equivalence" and tost["bound_high"] == 0.5
-    assert claims["criterion"]["supported_by"] == [results["tests"].index(
-        find(results, "criterion", "paired_t")), results["tests"].index(tost)]
+    assert claims["criterion"]["supported_by"] == [
+        results["tests"].index(find(results, "criterion", "paired_t")),
+        results["tests"].index(tost),
+    ]
 
 
 def test_invalid_plan_is_refused(sim):
@@ -156,9 +215,18 @@ def test_invalid_plan_is_refused(sim):
 def test_csv_tables(sim_report, tmp_path):
     write_report(sim_report, tmp_path)
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"results.json", "tests.csv", "descriptives.csv", "exclusions.csv", "findings.csv",
-            "participant_scores.csv", "identity_scores.csv", "sdt_match.csv"} <= names
+    assert {
+        "results.json",
+        "tests.csv",
+        "descriptives.csv",
+        "exclusions.csv",
+        "findings.csv",
+        "participant_scores.csv",
+        "identity_scores.csv",
+        "sdt_match.csv",
+    } <= names
     import pandas as pd
+
     tests = pd.read_csv(tmp_path / "tests.csv")
     assert len(tests) == len(sim_report.results["tests"])
     assert {"outcome", "method", "family", "p_adjusted", "n_excluded"} <= set(tests.columns)
@@ -179,8 +247,11 @@ def small_report(trials, participants=None, **kwargs):
 def test_everyone_excluded_is_a_clear_error():
     trials = make_trials()
     parts = make_participants(trials, {p: "partial" for p in ("p1", "p2", "p3")})
-    with pytest.raises(ValueError, match=r"no data left to analyse: 3 of 3 participant\(s\) "
-                                         r"excluded \(incomplete: 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"no data left to analyse: 3 of 3 participant\(s\) "
+        r"excluded \(incomplete: 3\)",
+    ):
         analyse(load(trials, parts), mixed_models=False)
 
 
@@ -189,58 +260,89 @@ def test_one_participant_gives_warnings_not_nan():
     assert results["n_participants"] == 1
     assert not any(t["level"] == "participant" for t in results["tests"])
     assert any("only one participant" in w for w in results["warnings"])
-    assert any("trust: no participant-level tests: 1 participant(s) have both conditions" in w
-               for w in results["warnings"])
+    assert any(
+        "trust: no participant-level tests: 1 participant(s) have both conditions" in w
+        for w in results["warnings"]
+    )
     desc = [d for d in results["descriptives"] if d["level"] == "participant"]
     assert all(d["sd"] is None for d in desc)
-    assert results["findings"] == [{
-        "claim": "Exploratory (inconclusive): trust could not be tested (no participant-level "
-                 "tests: 1 participant(s) have both conditions (ai: 1, real: 1); a paired test "
-                 "needs at least 2).", "verdict": "inconclusive", "outcome": "trust",
-        "preregistered": False, "hypothesis_supported": None, "supported_by": []}]
+    assert results["findings"] == [
+        {
+            "claim": "Exploratory (inconclusive): trust could not be tested (no participant-level "
+            "tests: 1 participant(s) have both conditions (ai: 1, real: 1); a paired test "
+            "needs at least 2).",
+            "verdict": "inconclusive",
+            "outcome": "trust",
+            "preregistered": False,
+            "hypothesis_supported": None,
+            "supported_by": [],
+        }
+    ]
 
 
 def test_a_condition_without_trials():
     results = small_report(make_trials(rating=lambda p, i, c: 4 if c == "real" else None))
     assert {d["condition"] for d in results["descriptives"]} == {"real"}
     assert not [t for t in results["tests"] if t["outcome"] == "trust"]
-    assert any("trust: no participant-level tests: 0 participant(s) have both conditions "
-               "(ai: 0, real: 3)" in w for w in results["warnings"])
+    assert any(
+        "trust: no participant-level tests: 0 participant(s) have both conditions "
+        "(ai: 0, real: 3)" in w
+        for w in results["warnings"]
+    )
 
 
 def test_all_hits_are_corrected_and_constant_differences_warned():
-    trials = make_trials(participants=("p1", "p2", "p3", "p4"),
-                         same=lambda p, i, c, is_match: is_match)
+    trials = make_trials(
+        participants=("p1", "p2", "p3", "p4"), same=lambda p, i, c, is_match: is_match
+    )
     results = small_report(trials)
     sdt = [d for d in results["descriptives"] if d["outcome"] == "d_prime"]
     assert sdt and all(math.isfinite(d["mean"]) for d in sdt)
     warnings = " | ".join(results["warnings"])
     assert "hit or false-alarm rate of 0 or 1 (e.g. all hits)" in warnings
-    assert "recognition_accuracy: paired t-test at the participant level not computed: " \
-           "paired t-test: the data are essentially constant" in warnings
-    assert "recognition_accuracy: Wilcoxon test at the participant level not computed: " \
-           "Wilcoxon test: every difference is zero" in warnings
+    assert (
+        "recognition_accuracy: paired t-test at the participant level not computed: "
+        "paired t-test: the data are essentially constant" in warnings
+    )
+    assert (
+        "recognition_accuracy: Wilcoxon test at the participant level not computed: "
+        "Wilcoxon test: every difference is zero" in warnings
+    )
 
 
 def test_detect_block():
     rng = np.random.default_rng(3)
-    answers = {(p, i, c): ("ai" if rng.random() < (0.7 if c == "ai" else 0.4) else "real")
-               for p in ("p1", "p2", "p3", "p4", "p5") for i in "ABCD" for c in ("real", "ai")}
-    trials = make_trials(participants=("p1", "p2", "p3", "p4", "p5"),
-                         detect=lambda p, i, c: answers[(p, i, c)])
+    answers = {
+        (p, i, c): ("ai" if rng.random() < (0.7 if c == "ai" else 0.4) else "real")
+        for p in ("p1", "p2", "p3", "p4", "p5")
+        for i in "ABCD"
+        for c in ("real", "ai")
+    }
+    trials = make_trials(
+        participants=("p1", "p2", "p3", "p4", "p5"), detect=lambda p, i, c: answers[(p, i, c)]
+    )
     results = small_report(trials, plan={"equivalence_bounds": {"detection_accuracy": [-0.1, 0.1]}})
     accuracy = find(results, "detection_accuracy", "one_sample_t")
     assert accuracy["reference_value"] == 0.5 and accuracy["family"] == "primary"
     assert accuracy["n"] == 5  # one score per participant, over AI and real headshots
     correct_by_participant = [
         np.mean([answers[(p, i, c)] == c for i in "ABCD" for c in ("real", "ai")])
-        for p in ("p1", "p2", "p3", "p4", "p5")]
+        for p in ("p1", "p2", "p3", "p4", "p5")
+    ]
     assert accuracy["mean"] == pytest.approx(np.mean(correct_by_participant))
-    shown = {(d["level"], d["condition"]): d["n"] for d in results["descriptives"]
-             if d["outcome"] == "detection_accuracy"}
-    assert shown == {("participant", None): 5, ("participant", "ai"): 5,
-                     ("participant", "real"): 5, ("identity", None): 4, ("identity", "ai"): 4,
-                     ("identity", "real"): 4}
+    shown = {
+        (d["level"], d["condition"]): d["n"]
+        for d in results["descriptives"]
+        if d["outcome"] == "detection_accuracy"
+    }
+    assert shown == {
+        ("participant", None): 5,
+        ("participant", "ai"): 5,
+        ("participant", "real"): 5,
+        ("identity", None): 4,
+        ("identity", "ai"): 4,
+        ("identity", "real"): 4,
+    }
     correct = sum(answers[k] == k[2] for k in answers)
     pooled = find(results, "detection_accuracy", "binomial", "trial")
     assert pooled["statistic"] == correct and pooled["n"] == 40
@@ -257,8 +359,13 @@ def test_straightliners_are_flagged(sim):
     results = small_report(trials)
     assert results["flags"] == [{"participant": "p1", "flag": "straightlining", "excluded": False}]
     strict = small_report(trials, plan={"exclusions": {"straightlining": True}})
-    assert strict["exclusions"] == [{"participant": "p1", "reason": "straightlining",
-                                     "detail": "same rating on every rate trial"}]
+    assert strict["exclusions"] == [
+        {
+            "participant": "p1",
+            "reason": "straightlining",
+            "detail": "same rating on every rate trial",
+        }
+    ]
     assert strict["n_participants"] == 2
 
 
@@ -268,17 +375,27 @@ def test_no_participants_table_is_warned():
 
 
 def test_preregistered_outcome_without_data_is_warned_and_stays_in_the_findings():
-    plan = {"primary_outcomes": ["recognition_accuracy"],
-            "hypotheses": [{"outcome": "recognition_accuracy", "direction": "less",
-                            "text": "AI headshots are recognised less"}]}
+    plan = {
+        "primary_outcomes": ["recognition_accuracy"],
+        "hypotheses": [
+            {
+                "outcome": "recognition_accuracy",
+                "direction": "less",
+                "text": "AI headshots are recognised less",
+            }
+        ],
+    }
     results = small_report(make_trials(), plan=plan)
-    assert "preregistered outcome 'recognition_accuracy' has no data in this study" in \
-        results["warnings"]
+    assert (
+        "preregistered outcome 'recognition_accuracy' has no data in this study"
+        in results["warnings"]
+    )
     finding = next(f for f in results["findings"] if f["outcome"] == "recognition_accuracy")
     assert finding["claim"] == (
         "Preregistered (inconclusive): recognition accuracy could not be tested (no data in this "
         "study). The preregistered hypothesis (AI headshots are recognised less) was not "
-        "supported.")
+        "supported."
+    )
     assert finding["hypothesis_supported"] is False and finding["supported_by"] == []
 
 
@@ -290,6 +407,7 @@ def varied(p, i, c):
 def test_failing_mixed_model_becomes_a_warning(monkeypatch):
     def broken(*args, **kwargs):
         raise np.linalg.LinAlgError("matrix is singular")
+
     monkeypatch.setattr(mixed, "fit_lmm", broken)
     results = small_report(make_trials(rating=varied), mixed_models=True)
     assert "trust: lmm not fitted: LinAlgError: matrix is singular" in results["warnings"]
@@ -298,11 +416,14 @@ def test_failing_mixed_model_becomes_a_warning(monkeypatch):
 
 def test_absent_mixed_module_becomes_a_warning(monkeypatch):
     import analysis
+
     monkeypatch.setitem(sys.modules, "analysis.mixed", None)
     monkeypatch.delattr(analysis, "mixed")
     results = small_report(make_trials(), mixed_models=True)
-    assert any(w.startswith("trust: mixed model not fitted: analysis.mixed is not available")
-               for w in results["warnings"])
+    assert any(
+        w.startswith("trust: mixed model not fitted: analysis.mixed is not available")
+        for w in results["warnings"]
+    )
 
 
 @pytest.mark.slow
@@ -319,11 +440,14 @@ def test_mixed_models_in_the_report(sim, reference):
     assert glmm["df"] is None and glmm["effect_size"] == pytest.approx(math.exp(glmm["estimate"]))
     assert glmm["estimate"] == pytest.approx(reference["accuracy_glmm"]["estimate"], abs=0.01)
     groups = {(r["outcome"], r["group"]) for r in results["random_effects"]}
-    assert {("trust", "participant"), ("trust", "identity"), ("trust", "residual"),
-            ("recognition_accuracy", "identity")} <= groups
+    assert {
+        ("trust", "participant"),
+        ("trust", "identity"),
+        ("trust", "residual"),
+        ("recognition_accuracy", "identity"),
+    } <= groups
     mixed_tests = [t for t in results["tests"] if t["family"] == "mixed"]
-    assert {t["outcome"] for t in mixed_tests} == {"trust", "professional",
-                                                   "recognition_accuracy"}
+    assert {t["outcome"] for t in mixed_tests} == {"trust", "professional", "recognition_accuracy"}
     assert no_nan(results)
 
 
@@ -331,8 +455,10 @@ def test_interval_that_cannot_be_computed_is_null_with_a_warning():
     results = small_report(make_trials(rating=varied))
     wilcoxon = find(results, "trust", "wilcoxon", "identity")
     assert wilcoxon["ci_low"] is None and wilcoxon["ci_high"] is None
-    assert ("trust: wilcoxon at the identity level: ci_low is not available (too few "
-            "differences for the interval); written as null") in results["warnings"]
+    assert (
+        "trust: wilcoxon at the identity level: ci_low is not available (too few "
+        "differences for the interval); written as null"
+    ) in results["warnings"]
 
 
 def test_wilcoxon_tests_can_use_r_default_continuity_correction():
@@ -343,12 +469,15 @@ def test_wilcoxon_tests_can_use_r_default_continuity_correction():
     from analysis.rscript import r_script
 
     people = [f"p{i}" for i in range(12)]
-    trials = make_trials(people, rating=lambda p, i, c: (4 + int(p[1:]) % 3 - (c == "ai")
-                                                         * ((int(p[1:]) + ord(i)) % 3)))
+    trials = make_trials(
+        people,
+        rating=lambda p, i, c: 4 + int(p[1:]) % 3 - (c == "ai") * ((int(p[1:]) + ord(i)) % 3),
+    )
     participants = make_participants(trials)
     plain = analyse(trials, participants, mixed_models=False).results
-    corrected = analyse(trials, participants, mixed_models=False,
-                        continuity_correction=True).results
+    corrected = analyse(
+        trials, participants, mixed_models=False, continuity_correction=True
+    ).results
     w_plain, w_corrected = (find(r, "trust", "wilcoxon") for r in (plain, corrected))
     assert w_plain["continuity_correction"] is False
     assert w_corrected["continuity_correction"] is True
@@ -356,7 +485,8 @@ def test_wilcoxon_tests_can_use_r_default_continuity_correction():
     scores = {}
     for row in trials[trials["measure"] == "trust"].itertuples():
         scores.setdefault(row.participant, {}).setdefault(row.condition, []).append(
-            float(row.value))
+            float(row.value)
+        )
     ai = [np.mean(scores[p]["ai"]) for p in people]
     real = [np.mean(scores[p]["real"]) for p in people]
     expected = sps.wilcoxon(ai, real, method="approx", correction=True, zero_method="wilcox")

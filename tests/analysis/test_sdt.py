@@ -44,7 +44,8 @@ def test_all_hits_and_no_false_alarms_stay_finite():
     assert row["hit_rate"] == 1.0 and row["fa_rate"] == 0.0
     assert row["hit_rate_corrected"] == pytest.approx(12.5 / 13)
     assert np.isfinite(row["d_prime"]) and row["d_prime"] == pytest.approx(
-        2 * sps.norm.ppf(12.5 / 13))
+        2 * sps.norm.ppf(12.5 / 13)
+    )
     assert row["criterion"] == pytest.approx(0.0, abs=1e-15)
 
 
@@ -59,8 +60,13 @@ def test_dprime_rejects_impossible_counts():
 
 
 def test_sdt_table_counts():
-    data = pd.DataFrame({"participant": ["a"] * 6 + ["b"] * 2,
-                         "signal": [1, 1, 1, 0, 0, 0, 1, 0], "yes": [1, 1, 0, 1, 0, 0, 1, 1]})
+    data = pd.DataFrame(
+        {
+            "participant": ["a"] * 6 + ["b"] * 2,
+            "signal": [1, 1, 1, 0, 0, 0, 1, 0],
+            "yes": [1, 1, 0, 1, 0, 0, 1, 1],
+        }
+    )
     table = sdt_table(data, "yes", "signal", within=None)
     a = table.set_index("participant").loc["a"]
     assert (a["n_signal"], a["hits"], a["n_noise"], a["false_alarms"]) == (3, 2, 3, 1)
@@ -80,8 +86,12 @@ def test_match_sdt_means_match_r(sim, reference):
 def test_detect_sdt_uses_ai_as_signal():
     # p1 answers "ai" to every headshot: hit rate 1, false-alarm rate 1 -> d' = 0
     # p2 answers correctly: H = 4.5/5, F = 0.5/5
-    trials = make_trials(participants=("p1", "p2"), rating=None, attention=False,
-                         detect=lambda p, i, c: "ai" if p == "p1" else c)
+    trials = make_trials(
+        participants=("p1", "p2"),
+        rating=None,
+        attention=False,
+        detect=lambda p, i, c: "ai" if p == "p1" else c,
+    )
     table = detect_sdt(load(trials).trials).set_index("participant")
     assert table.loc["p1", "d_prime"] == pytest.approx(0.0, abs=1e-15)
     assert table.loc["p2", "d_prime"] == pytest.approx(2 * sps.norm.ppf(0.9))

@@ -17,16 +17,21 @@ def wide(sim):
     """Participant means per condition (complete cases) of each R-checked outcome."""
     screen = screen_participants(sim.trials, sim.participants)
     kept = included_trials(sim.trials, screen)
-    outcomes = {"trust_paired": rating_outcome("trust"),
-                "accuracy_paired": FIXED_OUTCOMES["recognition_accuracy"],
-                "dprime_paired": FIXED_OUTCOMES["d_prime"],
-                "criterion_paired": FIXED_OUTCOMES["criterion"],
-                "choice_real": FIXED_OUTCOMES["choice_real"]}
+    outcomes = {
+        "trust_paired": rating_outcome("trust"),
+        "accuracy_paired": FIXED_OUTCOMES["recognition_accuracy"],
+        "dprime_paired": FIXED_OUTCOMES["d_prime"],
+        "criterion_paired": FIXED_OUTCOMES["criterion"],
+        "choice_real": FIXED_OUTCOMES["choice_real"],
+    }
     out = {}
     for key, outcome in outcomes.items():
         scores = unit_scores(kept, outcome, "participant")
-        out[key] = (scores["value"].to_numpy() if key == "choice_real"
-                    else stats.paired_wide(scores, "value", "condition", "unit"))
+        out[key] = (
+            scores["value"].to_numpy()
+            if key == "choice_real"
+            else stats.paired_wide(scores, "value", "condition", "unit")
+        )
     return out
 
 
@@ -63,15 +68,21 @@ def test_wilcoxon_matches_r(wide, reference, key):
 def test_wilcoxon_matches_scipy(wide, key):
     w = wide[key]
     row = stats.wilcoxon(w["ai"], w["real"]).iloc[0]
-    scipy = sps.wilcoxon(w["ai"], w["real"], method="approx", correction=False,
-                         zero_method="wilcox")
+    scipy = sps.wilcoxon(
+        w["ai"], w["real"], method="approx", correction=False, zero_method="wilcox"
+    )
     assert row["p_value"] == pytest.approx(scipy.pvalue, rel=1e-12)
     assert min(row["r_plus"], row["r_minus"]) == scipy.statistic
 
 
-@pytest.mark.parametrize("key, means", [("trust_paired", "trust_means"),
-                                        ("accuracy_paired", "accuracy_means"),
-                                        ("dprime_paired", "dprime_means")])
+@pytest.mark.parametrize(
+    "key, means",
+    [
+        ("trust_paired", "trust_means"),
+        ("accuracy_paired", "accuracy_means"),
+        ("dprime_paired", "dprime_means"),
+    ],
+)
 def test_condition_means_match_r(wide, reference, key, means):
     # R: mean(m[, "real"]), mean(m[, "ai"]) over participant means (complete cases)
     w = wide[key]
@@ -219,9 +230,14 @@ def test_tost_bounds_must_be_ordered():
 
 def test_paired_wide_keeps_complete_cases():
     import pandas as pd
-    data = pd.DataFrame({"participant": ["a", "a", "b", "c", "c"],
-                         "condition": ["ai", "real", "ai", "ai", "real"],
-                         "value": [1.0, 2.0, 3.0, 4.0, 6.0]})
+
+    data = pd.DataFrame(
+        {
+            "participant": ["a", "a", "b", "c", "c"],
+            "condition": ["ai", "real", "ai", "ai", "real"],
+            "value": [1.0, 2.0, 3.0, 4.0, 6.0],
+        }
+    )
     wide = stats.paired_wide(data, "value")
     assert list(wide.index) == ["a", "c"] and list(wide.columns) == ["ai", "real"]
     with pytest.raises(ValueError, match="'score' is not in the data"):
@@ -230,10 +246,10 @@ def test_paired_wide_keeps_complete_cases():
 
 def test_paired_tests_long_form(sim):
     from analysis.exclusions import included_trials, screen_participants
+
     kept = included_trials(sim.trials, screen_participants(sim.trials, sim.participants))
     trust = kept[kept["measure"] == "trust"]
-    table = stats.paired_tests(trust, dv="value_number", within="condition",
-                               subject="participant")
+    table = stats.paired_tests(trust, dv="value_number", within="condition", subject="participant")
     assert list(table["method"]) == ["paired_t", "wilcoxon"]
     assert (table["level"] == "participant").all()
     assert table.loc[0, "n"] == 113
@@ -255,7 +271,8 @@ def test_wilcoxon_continuity_correction_as_r_default():
     x, y = rng.normal(0.2, 1, 30).round(1), rng.normal(0, 1, 30).round(1)
     scipy = sps.wilcoxon(x, y, method="approx", correction=True, zero_method="wilcox")
     assert stats.wilcoxon(x, y, correct=True).iloc[0]["p_value"] == pytest.approx(
-        scipy.pvalue, rel=1e-12)
+        scipy.pvalue, rel=1e-12
+    )
     # A negative statistic moves up by 0.5 towards the centre.
     below = stats.wilcoxon([1, 2, 3, 3, 4], [4, 1, 5, 3, 6], correct=True).iloc[0]
     assert below["z"] == pytest.approx(-3.5 / np.sqrt(7.375), rel=1e-12)

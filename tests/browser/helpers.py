@@ -24,7 +24,10 @@ def take_study(page, base: str, slug: str, query: str, rng: random.Random) -> in
     Answers each trial at random and the age question; returns the number of trials answered.
     """
     page.goto(f"{base}/s/{slug}{query}")
-    for selector, url in (("#agree", f"**/s/{slug}/instructions"), ("#begin", f"**/s/{slug}/trial")):
+    for selector, url in (
+        ("#agree", f"**/s/{slug}/instructions"),
+        ("#begin", f"**/s/{slug}/trial"),
+    ):
         page.focus(selector)
         page.keyboard.press("Enter")
         page.wait_for_url(url)

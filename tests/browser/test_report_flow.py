@@ -20,18 +20,23 @@ from tests.test_findings_support import fill, set_state
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_report_is_published_and_a_chart_downloads_at_1200_by_675(app, live_server, browser,
-                                                                    runner, demo):
+def test_report_is_published_and_a_chart_downloads_at_1200_by_675(
+    app, live_server, browser, runner, demo
+):
     """24 real participants from the service, 2 who take the study in chromium and 6 simulated
     ones; close, read the report (of the real ones), check the exports, publish, open the public
     page, download a chart."""
-    result = runner.invoke(args=["simulate-participants", "--study", "demo", "-n", "6",
-                                 "--seed", "1"])
+    result = runner.invoke(
+        args=["simulate-participants", "--study", "demo", "-n", "6", "--seed", "1"]
+    )
     assert result.exit_code == 0, result.output
     fill(app, demo, 24, seed=5, close=False)
     with app.app_context():
-        simulated = db.session.scalar(sa.select(sa.func.count()).select_from(Participant)
-                                      .where(Participant.is_simulated.is_(True)))
+        simulated = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Participant)
+            .where(Participant.is_simulated.is_(True))
+        )
     assert simulated == 6
     people = browser.new_context(viewport={"width": 390, "height": 844})
     rng = random.Random(7)
@@ -41,10 +46,13 @@ def test_report_is_published_and_a_chart_downloads_at_1200_by_675(app, live_serv
         page.close()
     people.close()
     with app.app_context():
-        sources = dict(db.session.execute(
-            sa.select(Participant.source, sa.func.count()).where(
-                Participant.is_simulated.is_(False), Participant.status == "completed")
-            .group_by(Participant.source)).all())
+        sources = dict(
+            db.session.execute(
+                sa.select(Participant.source, sa.func.count())
+                .where(Participant.is_simulated.is_(False), Participant.status == "completed")
+                .group_by(Participant.source)
+            ).all()
+        )
     assert sources == {"link": 24, "prolific": 2}
     set_state(app, demo, "closed")
 
@@ -69,12 +77,15 @@ def test_report_is_published_and_a_chart_downloads_at_1200_by_675(app, live_serv
     page.locator("details.outcome > summary").first.click()
     figure = page.locator(".report-figure img").first
     figure.scroll_into_view_if_needed()
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=figure.element_handle())
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=figure.element_handle()
+    )
     assert len(figure.get_attribute("alt")) > 80
     # The exports hold every participant, the simulated ones marked; the reproduction bundle
     # holds the rows the report analysed: the real participants only.
-    bundle = page.request.get(live_server + page.locator(
-        "a", has_text="Reproduction bundle (ZIP)").get_attribute("href"))
+    bundle = page.request.get(
+        live_server + page.locator("a", has_text="Reproduction bundle (ZIP)").get_attribute("href")
+    )
     with zipfile.ZipFile(io.BytesIO(bundle.body())) as archive:
         name = next(n for n in archive.namelist() if n.endswith("participants.csv"))
         analysed = list(csv.DictReader(io.StringIO(archive.read(name).decode("utf-8-sig"))))
@@ -95,8 +106,9 @@ def test_report_is_published_and_a_chart_downloads_at_1200_by_675(app, live_serv
     page.get_by_text("The findings are published at").wait_for()
     team.close()
 
-    reader = browser.new_context(viewport={"width": 390, "height": 844}, accept_downloads=True,
-                                 java_script_enabled=False)
+    reader = browser.new_context(
+        viewport={"width": 390, "height": 844}, accept_downloads=True, java_script_enabled=False
+    )
     public = reader.new_page()
     response = public.goto(f"{live_server}/f/demo")
     assert response.status == 200
@@ -107,7 +119,8 @@ def test_report_is_published_and_a_chart_downloads_at_1200_by_675(app, live_serv
     assert "32 participants" not in public_text
     # The page fits a phone: nothing wider than the viewport but the (scrollable) tables.
     overflow = public.evaluate(
-        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
     assert overflow <= 0
     with public.expect_download() as download_info:
         public.get_by_role("link", name="PNG 1200×675").first.click()

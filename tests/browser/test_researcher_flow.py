@@ -19,9 +19,25 @@ from survey.participant.simulate import simulate
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-TRIALS_COLUMNS = ["study", "participant", "list", "trial", "block", "task", "identity", "condition", "probe",
-                  "is_match", "measure", "value", "correct", "rt_ms", "attention_check", "rt_flag",
-                  "simulated"]
+TRIALS_COLUMNS = [
+    "study",
+    "participant",
+    "list",
+    "trial",
+    "block",
+    "task",
+    "identity",
+    "condition",
+    "probe",
+    "is_match",
+    "measure",
+    "value",
+    "correct",
+    "rt_ms",
+    "attention_check",
+    "rt_flag",
+    "simulated",
+]
 N_IDENTITIES = 8
 
 
@@ -31,8 +47,11 @@ def stimulus_zip(path) -> None:
     with zipfile.ZipFile(path, "w") as zf:
         for index in range(N_IDENTITIES):
             code, gender = f"P{index + 1:03d}", ("woman", "man")[index % 2]
-            for variant, role, source in (("real", "headshot", "real"), ("ai", "headshot", "ai"),
-                                          ("probe", "probe", "photo")):
+            for variant, role, source in (
+                ("real", "headshot", "real"),
+                ("ai", "headshot", "ai"),
+                ("probe", "probe", "photo"),
+            ):
                 name = f"{code}-{variant}.jpg"
                 zf.writestr(name, render(index, variant, size=(240, 300)))
                 rows.append(f"{code},{role},{source},{name},drawn for the test,{gender},30-44,yes")
@@ -47,10 +66,22 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
     page.set_default_timeout(15000)
     problems: list[str] = []
     # Script errors and CSP violations show as console errors; failed loads as responses.
-    page.on("console", lambda m: problems.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda r: problems.append(f"{r.status} {r.url}")
-            if r.status >= 400 and not r.url.endswith("/favicon.ico") else None)
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: (
+            problems.append(f"{r.status} {r.url}")
+            if r.status >= 400 and not r.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
 
     # Sign up.
     page.goto(f"{live_server}/r/signup")
@@ -67,13 +98,17 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
     page.get_by_role("button", name="Create study").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Headshot trust pilot")
     study_url = page.url
-    expect(page.get_by_text("Add at least one block before opening the study.").first).to_be_visible()
+    expect(
+        page.get_by_text("Add at least one block before opening the study.").first
+    ).to_be_visible()
 
     # Upload the stimulus set.
     page.get_by_role("navigation", name="Study").get_by_role("link", name="Stimuli").click()
     page.get_by_label("Stimulus set (ZIP)").set_input_files(str(archive))
     page.get_by_role("button", name="Check and import the set").click()
-    expect(page.get_by_text(f"{N_IDENTITIES} identities, {3 * N_IDENTITIES} images.")).to_be_visible()
+    expect(
+        page.get_by_text(f"{N_IDENTITIES} identities, {3 * N_IDENTITIES} images.")
+    ).to_be_visible()
 
     # Configure a match block, shown sequentially, with an attention check.
     page.get_by_role("navigation", name="Study").get_by_role("link", name="Blocks").click()
@@ -102,7 +137,9 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
     expect(page.get_by_text("professional (1–7)")).to_be_visible()
 
     # Texts, with the Markdown shown as participants see it.
-    page.get_by_role("navigation", name="Study").get_by_role("link", name="Texts & settings").click()
+    page.get_by_role("navigation", name="Study").get_by_role(
+        "link", name="Texts & settings"
+    ).click()
     page.get_by_label("Consent text").fill("**Welcome.** You may stop at any time.")
     page.get_by_label("Completion code").fill("PILOT-1")
     page.get_by_role("button", name="Show the texts as participants see them").click()
@@ -118,7 +155,9 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
     expect(page.get_by_text("You may stop at any time.")).to_be_visible()
     page.get_by_role("button", name="I agree, start the study").click()
     page.get_by_role("link", name="Begin").click()
-    expect(page.get_by_text(re.compile(r"Practice: this one does not count|Question 1 of"))).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"Practice: this one does not count|Question 1 of"))
+    ).to_be_visible()
 
     # Open the study, and let three simulated participants take it.
     page.goto(study_url)
@@ -127,9 +166,16 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
     with app.app_context():
         study = db.session.scalar(sa.select(Study).where(Study.title == "Headshot trust pilot"))
         slug, study_id = study.slug, study.id
-        blocks = {b.name: b.settings for b in db.session.scalars(sa.select(Block).where(Block.study_id == study_id))}
-        preview_id = db.session.scalar(sa.select(Participant.public_id).where(Participant.is_preview.is_(True)))
-    assert blocks["recognition"]["presentation"] == "sequential" and blocks["recognition"]["attention_checks"] == [3]
+        blocks = {
+            b.name: b.settings
+            for b in db.session.scalars(sa.select(Block).where(Block.study_id == study_id))
+        }
+        preview_id = db.session.scalar(
+            sa.select(Participant.public_id).where(Participant.is_preview.is_(True))
+        )
+    assert blocks["recognition"]["presentation"] == "sequential" and blocks["recognition"][
+        "attention_checks"
+    ] == [3]
     assert [s["key"] for s in blocks["impressions"]["scales"]] == ["trust", "professional"]
     simulate(app, slug, 3, seed=7)
 

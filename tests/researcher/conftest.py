@@ -17,8 +17,14 @@ from tests.conftest import sign_in
 
 PASSWORD = "correct horse battery"
 RATE_SCALES = [
-    {"key": "trust", "question": "How much do you trust this person?", "low_anchor": "Not at all",
-     "high_anchor": "Completely", "min": 1, "max": 7},
+    {
+        "key": "trust",
+        "question": "How much do you trust this person?",
+        "low_anchor": "Not at all",
+        "high_anchor": "Completely",
+        "min": 1,
+        "max": 7,
+    },
 ]
 
 
@@ -33,32 +39,73 @@ def seed_design(study: Study, n_identities: int = 8, blocks: bool = True) -> Non
     """Give a study identities with a real and an ai headshot and a probe each (files stored), and blocks."""
     store = storage()
     for index in range(n_identities):
-        identity = Identity(study=study, code=f"P{index + 1:03d}", gender=("woman", "man")[index % 2],
-                            age_band="30-44", consent_recorded=True)
+        identity = Identity(
+            study=study,
+            code=f"P{index + 1:03d}",
+            gender=("woman", "man")[index % 2],
+            age_band="30-44",
+            consent_recorded=True,
+        )
         db.session.add(identity)
         for role, source in (("headshot", "real"), ("headshot", "ai"), ("probe", "photo")):
             data = f"{study.slug}-{identity.code}-{source}".encode()
             sha = hashlib.sha256(data).hexdigest()
-            original, display = key_for(study.id, sha, "jpg", "original"), key_for(study.id, sha, "jpg", "display")
+            original, display = (
+                key_for(study.id, sha, "jpg", "original"),
+                key_for(study.id, sha, "jpg", "display"),
+            )
             store.put(original, data, "image/jpeg")
             store.put(display, data, "image/jpeg")
-            db.session.add(Image(study=study, identity=identity, role=role, source=source, generator="test",
-                                 original_filename=f"{identity.code}-{source}.jpg", sha256=sha, width=600,
-                                 height=800, content_type="image/jpeg", byte_size=len(data),
-                                 storage_key=original, display_key=display))
+            db.session.add(
+                Image(
+                    study=study,
+                    identity=identity,
+                    role=role,
+                    source=source,
+                    generator="test",
+                    original_filename=f"{identity.code}-{source}.jpg",
+                    sha256=sha,
+                    width=600,
+                    height=800,
+                    content_type="image/jpeg",
+                    byte_size=len(data),
+                    storage_key=original,
+                    display_key=display,
+                )
+            )
     if blocks:
-        db.session.add(Block(study=study, position=1, name="recognition", task="match",
-                             settings={"presentation": "side_by_side", "confidence": True}))
-        db.session.add(Block(study=study, position=2, name="impressions", task="rate",
-                             settings={"scales": RATE_SCALES, "attention_checks": [2]}))
+        db.session.add(
+            Block(
+                study=study,
+                position=1,
+                name="recognition",
+                task="match",
+                settings={"presentation": "side_by_side", "confidence": True},
+            )
+        )
+        db.session.add(
+            Block(
+                study=study,
+                position=2,
+                name="impressions",
+                task="rate",
+                settings={"scales": RATE_SCALES, "attention_checks": [2]},
+            )
+        )
 
 
 @pytest.fixture
 def make_study(app):
     """Return a function creating a study owned by a researcher (optionally with a runnable design)."""
 
-    def make(owner_id: int, *, title: str = "Trust in headshots", slug: str = "trust", design: bool = False,
-             **fields) -> int:
+    def make(
+        owner_id: int,
+        *,
+        title: str = "Trust in headshots",
+        slug: str = "trust",
+        design: bool = False,
+        **fields,
+    ) -> int:
         with app.app_context():
             study = Study(title=title, slug=slug, **fields)
             db.session.add(study)
@@ -98,7 +145,9 @@ def password_hash() -> str:
 def quick_researcher(app, email: str) -> int:
     """Create a researcher with the tests' password, reusing one hash."""
     with app.app_context():
-        researcher = Researcher(email=email, name=email.split("@")[0], password_hash=password_hash())
+        researcher = Researcher(
+            email=email, name=email.split("@")[0], password_hash=password_hash()
+        )
         db.session.add(researcher)
         db.session.commit()
         return researcher.id
@@ -108,7 +157,8 @@ def quick_researcher(app, email: str) -> int:
 def team(app, make_study) -> Team:
     """A runnable draft study with members of every role, and a stranger."""
     owner, editor, viewer, stranger = (
-        quick_researcher(app, f"{who}@example.org") for who in ("owner", "editor", "viewer", "stranger")
+        quick_researcher(app, f"{who}@example.org")
+        for who in ("owner", "editor", "viewer", "stranger")
     )
     study_id = make_study(owner, design=True)
     add_member(app, study_id, editor, "editor")

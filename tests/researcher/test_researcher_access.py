@@ -27,7 +27,9 @@ def url_for_rule(app, rule, study_id: int, block_id: int, member_id: int) -> str
     """Build a URL for the rule with the study's own ids for its other parts."""
     values = {"study_id": study_id}
     for name in rule.arguments - {"study_id"}:
-        values[name] = {"block_id": block_id, "member_id": member_id}.get(name, 1 if "id" in name else "x")
+        values[name] = {"block_id": block_id, "member_id": member_id}.get(
+            name, 1 if "id" in name else "x"
+        )
     with app.test_request_context():
         from flask import url_for
 
@@ -40,7 +42,9 @@ def ids(app, team):
     with app.app_context():
         block_id = db.session.scalar(sa.select(Block.id).where(Block.study_id == team.study_id))
         member_id = db.session.scalar(
-            sa.select(StudyMember.id).where(StudyMember.study_id == team.study_id, StudyMember.researcher_id == team.viewer)
+            sa.select(StudyMember.id).where(
+                StudyMember.study_id == team.study_id, StudyMember.researcher_id == team.viewer
+            )
         )
     return block_id, member_id
 
@@ -48,7 +52,11 @@ def ids(app, team):
 def test_every_study_route_checks_the_role(app):
     routes = study_routes(app)
     assert len(routes) > 25
-    missing = [endpoint for endpoint, _m, _r in routes if not hasattr(app.view_functions[endpoint], "required_role")]
+    missing = [
+        endpoint
+        for endpoint, _m, _r in routes
+        if not hasattr(app.view_functions[endpoint], "required_role")
+    ]
     assert missing == []
 
 
@@ -75,7 +83,9 @@ def test_signed_out_visitors_are_sent_to_sign_in(app, team, ids):
         assert response.status_code == 302 and "/r/login" in response.location, (endpoint, method)
 
 
-@pytest.mark.parametrize(("who", "refused"), [("viewer", ("editor", "owner")), ("editor", ("owner",))])
+@pytest.mark.parametrize(
+    ("who", "refused"), [("viewer", ("editor", "owner")), ("editor", ("owner",))]
+)
 def test_lower_roles_get_403_and_change_nothing(app, team, ids, who, refused):
     client = team.client(app, who)
     checked = 0
@@ -91,16 +101,29 @@ def test_lower_roles_get_403_and_change_nothing(app, team, ids, who, refused):
     assert checked >= (10 if who == "viewer" else 4)
     with app.app_context():
         roles = db.session.scalars(
-            sa.select(StudyMember.role).where(StudyMember.study_id == team.study_id).order_by(StudyMember.id)
+            sa.select(StudyMember.role)
+            .where(StudyMember.study_id == team.study_id)
+            .order_by(StudyMember.id)
         ).all()
         assert roles == ["owner", "editor", "viewer"]
 
 
 def test_viewer_pages_open_for_viewers(app, team, ids):
     client = team.client(app, "viewer")
-    for endpoint in ("study", "blocks", "block_edit", "preregistration", "monitor", "monitor_json", "members",
-                     "audit_log", "study_definition"):
-        rule = next(r for e, m, r in study_routes(app) if e == f"researcher.{endpoint}" and m == "GET")
+    for endpoint in (
+        "study",
+        "blocks",
+        "block_edit",
+        "preregistration",
+        "monitor",
+        "monitor_json",
+        "members",
+        "audit_log",
+        "study_definition",
+    ):
+        rule = next(
+            r for e, m, r in study_routes(app) if e == f"researcher.{endpoint}" and m == "GET"
+        )
         response = client.get(url_for_rule(app, rule, team.study_id, *ids))
         assert response.status_code == 200, endpoint
 

@@ -34,55 +34,139 @@ def crowd(app, team, owner_client):
     base = now - timedelta(hours=5)
     durations = []
     with app.app_context():
-        rate = db.session.scalar(sa.select(Block.id).where(Block.study_id == team.study_id, Block.task == "rate"))
-        match = db.session.scalar(sa.select(Block.id).where(Block.study_id == team.study_id, Block.task == "match"))
-        identity = db.session.scalar(sa.select(Identity.id).where(Identity.study_id == team.study_id))
+        rate = db.session.scalar(
+            sa.select(Block.id).where(Block.study_id == team.study_id, Block.task == "rate")
+        )
+        match = db.session.scalar(
+            sa.select(Block.id).where(Block.study_id == team.study_id, Block.task == "match")
+        )
+        identity = db.session.scalar(
+            sa.select(Identity.id).where(Identity.study_id == team.study_id)
+        )
         image = db.session.scalar(sa.select(Image.id).where(Image.identity_id == identity))
         rows = []
         for i in range(N):
             status = STATUSES[i % 4]
             started = base + timedelta(seconds=i)
-            completed = started + timedelta(seconds=600 + (i * 7) % 900) if status == "completed" else None
+            completed = (
+                started + timedelta(seconds=600 + (i * 7) % 900) if status == "completed" else None
+            )
             if completed:
                 durations.append((completed - started).total_seconds())
-            rows.append({"study_id": team.study_id, "list_index": i % 2, "seed": i, "status": status,
-                         "started_at": started, "completed_at": completed, "source": "prolific",
-                         "device": "mobile" if i % 3 else "desktop"})
-        rows += [{"study_id": team.study_id, "list_index": 0, "seed": 1, "status": "completed", "is_preview": True,
-                  "started_at": base, "completed_at": base + timedelta(seconds=5)} for _ in range(5)]
+            rows.append(
+                {
+                    "study_id": team.study_id,
+                    "list_index": i % 2,
+                    "seed": i,
+                    "status": status,
+                    "started_at": started,
+                    "completed_at": completed,
+                    "source": "prolific",
+                    "device": "mobile" if i % 3 else "desktop",
+                }
+            )
+        rows += [
+            {
+                "study_id": team.study_id,
+                "list_index": 0,
+                "seed": 1,
+                "status": "completed",
+                "is_preview": True,
+                "started_at": base,
+                "completed_at": base + timedelta(seconds=5),
+            }
+            for _ in range(5)
+        ]
         db.session.execute(sa.insert(Participant), rows)
         ids = db.session.scalars(
-            sa.select(Participant.id).where(Participant.is_preview.is_(False)).order_by(Participant.id).limit(WITH_TRIALS)
+            sa.select(Participant.id)
+            .where(Participant.is_preview.is_(False))
+            .order_by(Participant.id)
+            .limit(WITH_TRIALS)
         ).all()
-        db.session.execute(sa.insert(RecruitmentId), [
-            {"participant_id": pid, "study_id": team.study_id, "platform": "prolific", "external_id": f"PID{pid:05d}"}
-            for pid in ids
-        ])
+        db.session.execute(
+            sa.insert(RecruitmentId),
+            [
+                {
+                    "participant_id": pid,
+                    "study_id": team.study_id,
+                    "platform": "prolific",
+                    "external_id": f"PID{pid:05d}",
+                }
+                for pid in ids
+            ],
+        )
         trials = []
         for n, pid in enumerate(ids):
             common = {"participant_id": pid, "identity_id": identity, "image_id": image}
             recent = now - timedelta(minutes=2) if n < 30 else base
             trials += [
-                {**common, "block_id": rate, "position": 1, "task": "rate", "condition": "real", "answered_at": recent},
-                {**common, "block_id": rate, "position": 2, "task": "rate", "condition": "ai", "answered_at": None},
-                {**common, "block_id": match, "position": 3, "task": "match", "condition": "ai", "answered_at": base},
-                {**common, "block_id": rate, "position": 4, "task": "rate", "condition": "real", "is_attention": True,
-                 "attention_answer": "2", "answered_at": base},
-                {**common, "block_id": rate, "position": 5, "task": "rate", "condition": "ai", "is_practice": True,
-                 "answered_at": base},
+                {
+                    **common,
+                    "block_id": rate,
+                    "position": 1,
+                    "task": "rate",
+                    "condition": "real",
+                    "answered_at": recent,
+                },
+                {
+                    **common,
+                    "block_id": rate,
+                    "position": 2,
+                    "task": "rate",
+                    "condition": "ai",
+                    "answered_at": None,
+                },
+                {
+                    **common,
+                    "block_id": match,
+                    "position": 3,
+                    "task": "match",
+                    "condition": "ai",
+                    "answered_at": base,
+                },
+                {
+                    **common,
+                    "block_id": rate,
+                    "position": 4,
+                    "task": "rate",
+                    "condition": "real",
+                    "is_attention": True,
+                    "attention_answer": "2",
+                    "answered_at": base,
+                },
+                {
+                    **common,
+                    "block_id": rate,
+                    "position": 5,
+                    "task": "rate",
+                    "condition": "ai",
+                    "is_practice": True,
+                    "answered_at": base,
+                },
             ]
         db.session.execute(sa.insert(Trial), trials)
         answered = db.session.execute(
-            sa.select(Trial.id, Trial.participant_id, Trial.position).where(Trial.answered_at.is_not(None))
+            sa.select(Trial.id, Trial.participant_id, Trial.position)
+            .where(Trial.answered_at.is_not(None))
             .order_by(Trial.id)
         ).all()
         responses = []
         for trial_id, pid, position in answered:
             if position == 4:  # every tenth participant fails the attention check
                 value = "5" if pid % 10 == 0 else "2"
-                responses.append({"trial_id": trial_id, "participant_id": pid, "measure": "attention", "value": value})
+                responses.append(
+                    {
+                        "trial_id": trial_id,
+                        "participant_id": pid,
+                        "measure": "attention",
+                        "value": value,
+                    }
+                )
             else:
-                responses.append({"trial_id": trial_id, "participant_id": pid, "measure": "trust", "value": "4"})
+                responses.append(
+                    {"trial_id": trial_id, "participant_id": pid, "measure": "trust", "value": "4"}
+                )
         db.session.execute(sa.insert(Response), responses)
         db.session.commit()
         failing = {pid for _t, pid, position in answered if position == 4 and pid % 10 == 0}
@@ -93,21 +177,54 @@ def crowd(app, team, owner_client):
 def test_counts_are_right_for_thousands_of_participants(app, team, owner_client, crowd):
     figures = owner_client.get(f"/r/studies/{team.study_id}/monitor.json").get_json()
     total = figures["participants"]["total"]
-    assert total == {"started": N, "completed": N // 2, "in_progress": N // 4, "withdrawn": N // 4, "expired": 0}
+    assert total == {
+        "started": N,
+        "completed": N // 2,
+        "in_progress": N // 4,
+        "withdrawn": N // 4,
+        "expired": 0,
+    }
     by_list = {row["list"]: row for row in figures["participants"]["lists"]}
     # Even indexes go to list A: statuses completed (i % 4 == 0) and in progress (i % 4 == 2).
-    assert by_list["A"] == {"list": "A", "started": N // 2, "completed": N // 4, "in_progress": N // 4, "withdrawn": 0, "expired": 0}
-    assert by_list["B"] == {"list": "B", "started": N // 2, "completed": N // 4, "in_progress": 0, "withdrawn": N // 4, "expired": 0}
+    assert by_list["A"] == {
+        "list": "A",
+        "started": N // 2,
+        "completed": N // 4,
+        "in_progress": N // 4,
+        "withdrawn": 0,
+        "expired": 0,
+    }
+    assert by_list["B"] == {
+        "list": "B",
+        "started": N // 2,
+        "completed": N // 4,
+        "in_progress": 0,
+        "withdrawn": N // 4,
+        "expired": 0,
+    }
     assert figures["previews"]["started"] == 5 and figures["previews"]["completed"] == 5
-    assert figures["median_completion_s"] == pytest.approx(statistics.median(crowd["durations"]), abs=0.01)
+    assert figures["median_completion_s"] == pytest.approx(
+        statistics.median(crowd["durations"]), abs=0.01
+    )
     conditions = {(c["task"], c["condition"]): c for c in figures["conditions"]}
-    assert conditions[("rate", "real")] == {"task": "rate", "condition": "real", "scheduled": WITH_TRIALS,
-                                            "answered": WITH_TRIALS, "participants": WITH_TRIALS}
-    assert conditions[("rate", "ai")]["answered"] == 0 and conditions[("rate", "ai")]["scheduled"] == WITH_TRIALS
+    assert conditions[("rate", "real")] == {
+        "task": "rate",
+        "condition": "real",
+        "scheduled": WITH_TRIALS,
+        "answered": WITH_TRIALS,
+        "participants": WITH_TRIALS,
+    }
+    assert (
+        conditions[("rate", "ai")]["answered"] == 0
+        and conditions[("rate", "ai")]["scheduled"] == WITH_TRIALS
+    )
     assert conditions[("match", "ai")]["answered"] == WITH_TRIALS
     assert len(conditions) == 3  # practice and attention-check trials are not counted
-    assert figures["attention"] == {"answered": WITH_TRIALS, "failed": len(crowd["failing"]),
-                                    "participants_failing": len(crowd["failing"])}
+    assert figures["attention"] == {
+        "answered": WITH_TRIALS,
+        "failed": len(crowd["failing"]),
+        "participants_failing": len(crowd["failing"]),
+    }
     assert figures["answers_per_minute"] == pytest.approx(30 / 10)
 
 

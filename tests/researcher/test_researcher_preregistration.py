@@ -35,7 +35,9 @@ PLAN = {
 def stored(app, study_id: int) -> Preregistration | None:
     """Return the study's stored plan (detached), if any."""
     with app.app_context():
-        prereg = db.session.scalar(sa.select(Preregistration).where(Preregistration.study_id == study_id))
+        prereg = db.session.scalar(
+            sa.select(Preregistration).where(Preregistration.study_id == study_id)
+        )
         if prereg is not None:
             db.session.expunge(prereg)
         return prereg
@@ -53,21 +55,33 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
     response = owner_client.post(f"/r/studies/{team.study_id}/preregistration", data=PLAN)
     assert response.status_code == 302
     prereg = stored(app, team.study_id)
-    expected = validate_plan({
-        "hypotheses": [{"outcome": "trust", "direction": "less", "text": "AI headshots are trusted less"},
-                       {"outcome": "recognition_accuracy", "direction": "two-sided", "text": ""}],
-        "primary_outcomes": ["trust", "recognition_accuracy"],
-        "alpha": 0.05, "correction": "holm",
-        "exclusions": {"incomplete": True, "attention": True, "min_median_rt_ms": 300, "straightlining": False},
-        "equivalence_bounds": {"trust": [-0.3, 0.3]},
-        "target_n": 200,
-    })
+    expected = validate_plan(
+        {
+            "hypotheses": [
+                {"outcome": "trust", "direction": "less", "text": "AI headshots are trusted less"},
+                {"outcome": "recognition_accuracy", "direction": "two-sided", "text": ""},
+            ],
+            "primary_outcomes": ["trust", "recognition_accuracy"],
+            "alpha": 0.05,
+            "correction": "holm",
+            "exclusions": {
+                "incomplete": True,
+                "attention": True,
+                "min_median_rt_ms": 300,
+                "straightlining": False,
+            },
+            "equivalence_bounds": {"trust": [-0.3, 0.3]},
+            "target_n": 200,
+        }
+    )
     assert prereg.plan == expected
     assert prereg.plan_json == json.dumps(expected, sort_keys=True, separators=(",", ":"))
     assert prereg.sha256 == hashlib.sha256(prereg.plan_json.encode()).hexdigest()
     assert prereg.frozen_at is None
     page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
-    assert "AI headshots are trusted less" in page and prereg.sha256 in page and "Freeze plan" in page
+    assert (
+        "AI headshots are trusted less" in page and prereg.sha256 in page and "Freeze plan" in page
+    )
     # Saving again replaces the plan (not frozen yet).
     owner_client.post(f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "alpha": "0.01"})
     assert stored(app, team.study_id).plan["alpha"] == 0.01
@@ -81,8 +95,14 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
         ({"alpha": ""}, "Give alpha, e.g. 0.05."),
         ({"bounds-0-low": "0.2"}, "equivalence_bounds.trust: need low &lt; 0 &lt; high"),
         ({"bounds-0-high": ""}, "equivalence_bounds.trust: give both a lower and an upper bound"),
-        ({"bounds-1-outcome": "trust", "bounds-1-low": "-1", "bounds-1-high": "1"}, "bounds are given twice"),
-        ({"hypotheses-0-outcome": "detection_accuracy"}, "outcome &#39;detection_accuracy&#39; is not measured"),
+        (
+            {"bounds-1-outcome": "trust", "bounds-1-low": "-1", "bounds-1-high": "1"},
+            "bounds are given twice",
+        ),
+        (
+            {"hypotheses-0-outcome": "detection_accuracy"},
+            "outcome &#39;detection_accuracy&#39; is not measured",
+        ),
         ({"hypotheses-1-outcome": "trust"}, "outcome &#39;trust&#39; has more than one hypothesis"),
         ({"hypotheses-0-direction": "sideways"}, "Not a valid choice."),
         ({"primary_outcomes": ["choice_real"]}, "outcome &#39;choice_real&#39; is not measured"),
@@ -92,7 +112,9 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
     ],
 )
 def test_bad_plans_are_refused_and_nothing_is_stored(app, team, owner_client, fields, message):
-    response = owner_client.post(f"/r/studies/{team.study_id}/preregistration", data={**PLAN, **fields})
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/preregistration", data={**PLAN, **fields}
+    )
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert stored(app, team.study_id) is None
@@ -101,20 +123,31 @@ def test_bad_plans_are_refused_and_nothing_is_stored(app, team, owner_client, fi
 def test_freeze_makes_the_plan_read_only(app, team, owner_client):
     url = f"/r/studies/{team.study_id}/preregistration"
     nothing = owner_client.post(f"{url}/freeze")
-    assert nothing.status_code == 409 and "Save a plan before freezing it." in nothing.get_data(as_text=True)
+    assert nothing.status_code == 409 and "Save a plan before freezing it." in nothing.get_data(
+        as_text=True
+    )
     owner_client.post(url, data=PLAN)
     assert owner_client.post(f"{url}/freeze").status_code == 302
     prereg = stored(app, team.study_id)
     assert prereg.frozen_at is not None
     page = owner_client.get(url).get_data(as_text=True)
-    assert "Frozen plan" in page and prereg.sha256 in page and prereg.plan_json.replace('"', "&#34;") in page
+    assert (
+        "Frozen plan" in page
+        and prereg.sha256 in page
+        and prereg.plan_json.replace('"', "&#34;") in page
+    )
     assert "Save plan" not in page
-    for response in (owner_client.post(url, data={**PLAN, "alpha": "0.01"}), owner_client.post(f"{url}/freeze")):
+    for response in (
+        owner_client.post(url, data={**PLAN, "alpha": "0.01"}),
+        owner_client.post(f"{url}/freeze"),
+    ):
         assert response.status_code == 409 and "cannot change" in response.get_data(as_text=True)
     assert stored(app, team.study_id).plan == prereg.plan
     with app.app_context():
         assert db.session.scalars(sa.select(AuditEvent.action)).all()[-2:] == [
-            "preregistration.save", "preregistration.freeze"]
+            "preregistration.save",
+            "preregistration.freeze",
+        ]
 
 
 def test_opening_the_study_freezes_the_plan(app, team, owner_client):
@@ -131,7 +164,9 @@ def test_no_plan_can_be_written_after_opening(app, team, owner_client):
     page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
     assert "would not be a preregistration" in page and "Save plan" not in page
     response = owner_client.post(f"/r/studies/{team.study_id}/preregistration", data=PLAN)
-    assert response.status_code == 409 and "would not be a preregistration" in response.get_data(as_text=True)
+    assert response.status_code == 409 and "would not be a preregistration" in response.get_data(
+        as_text=True
+    )
     assert stored(app, team.study_id) is None
 
 

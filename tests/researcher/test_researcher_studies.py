@@ -60,8 +60,13 @@ EDIT = {
 
 @pytest.mark.parametrize(
     ("title", "slug"),
-    [("Trust in AI headshots", "trust-in-ai-headshots"), ("Über Café — 2025!", "uber-cafe-2025"), ("A", "study-a"),
-     ("!!!", "study"), ("x" * 300, "x" * 56)],
+    [
+        ("Trust in AI headshots", "trust-in-ai-headshots"),
+        ("Über Café — 2025!", "uber-cafe-2025"),
+        ("A", "study-a"),
+        ("!!!", "study"),
+        ("x" * 300, "x" * 56),
+    ],
 )
 def test_slugs_are_made_from_titles(title, slug):
     assert slugify(title) == slug
@@ -70,21 +75,27 @@ def test_slugs_are_made_from_titles(title, slug):
 def test_create_a_draft_study_with_a_unique_link(app, client, make_researcher):
     owner = make_researcher()
     sign_in(client, app, owner)
-    first = client.post("/r/studies/new", data={"title": "Trust in AI headshots", "description": "pilot"})
+    first = client.post(
+        "/r/studies/new", data={"title": "Trust in AI headshots", "description": "pilot"}
+    )
     second = client.post("/r/studies/new", data={"title": "Trust in AI headshots"})
     assert first.status_code == second.status_code == 302
     with app.app_context():
         studies = db.session.scalars(sa.select(Study).order_by(Study.id)).all()
         assert [s.slug for s in studies] == ["trust-in-ai-headshots", "trust-in-ai-headshots-2"]
         assert all(s.state == "draft" for s in studies)
-        member = db.session.scalar(sa.select(StudyMember).where(StudyMember.study_id == studies[0].id))
+        member = db.session.scalar(
+            sa.select(StudyMember).where(StudyMember.study_id == studies[0].id)
+        )
         assert (member.researcher_id, member.role) == (owner, "owner")
     listing = client.get("/r/studies").get_data(as_text=True)
     assert "/s/trust-in-ai-headshots-2" in listing
     assert actions(app) == ["study.create", "study.create"]
 
 
-@pytest.mark.parametrize(("title", "message"), [("", "Give the study a title."), ("x" * 201, "200 characters")])
+@pytest.mark.parametrize(
+    ("title", "message"), [("", "Give the study a title."), ("x" * 201, "200 characters")]
+)
 def test_create_rejects_bad_titles(app, client, make_researcher, title, message):
     sign_in(client, app, make_researcher())
     response = client.post("/r/studies/new", data={"title": title})
@@ -114,19 +125,27 @@ def test_edit_texts_and_settings(app, team, owner_client):
     response = owner_client.post(f"/r/studies/{team.study_id}/edit", data=EDIT)
     assert response.status_code == 302
     study = study_row(app, team.study_id)
-    assert (study.consent_text, study.completion_code, study.target_n) == ("You may stop at any time.", "C0DE-1", 120)
+    assert (study.consent_text, study.completion_code, study.target_n) == (
+        "You may stop at any time.",
+        "C0DE-1",
+        120,
+    )
     assert study.completion_url.startswith("https://app.prolific.com/")
     with app.app_context():
         event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "study.edit"))
         assert set(event.detail["fields"]) >= {"consent_text", "completion_code", "target_n"}
-    cleared = owner_client.post(f"/r/studies/{team.study_id}/edit", data={**EDIT, "target_n": "", "completion_url": ""})
+    cleared = owner_client.post(
+        f"/r/studies/{team.study_id}/edit", data={**EDIT, "target_n": "", "completion_url": ""}
+    )
     assert cleared.status_code == 302
     assert study_row(app, team.study_id).target_n is None
 
 
 def test_markdown_is_previewed_safely_and_not_saved(app, team, owner_client):
     text = "**Welcome** <script>alert(1)</script> [site](javascript:alert(2))"
-    response = owner_client.post(f"/r/studies/{team.study_id}/edit", data={**EDIT, "consent_text": text, "preview": "1"})
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/edit", data={**EDIT, "consent_text": text, "preview": "1"}
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "<strong>Welcome</strong>" in page
@@ -162,15 +181,30 @@ def test_edit_rejects_bad_input(app, team, owner_client, fields, message):
 
 
 def test_open_study_keeps_its_link_and_lists(app, team, owner_client):
-    assert owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"}).status_code == 302
+    assert (
+        owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"}).status_code
+        == 302
+    )
     page = owner_client.get(f"/r/studies/{team.study_id}/edit").get_data(as_text=True)
     assert re.search(r'id="slug"[^>]*readonly', page)
-    renamed = owner_client.post(f"/r/studies/{team.study_id}/edit", data={**EDIT, "slug": "renamed"})
-    assert renamed.status_code == 400 and "cannot change once the study has opened" in renamed.get_data(as_text=True)
+    renamed = owner_client.post(
+        f"/r/studies/{team.study_id}/edit", data={**EDIT, "slug": "renamed"}
+    )
+    assert (
+        renamed.status_code == 400
+        and "cannot change once the study has opened" in renamed.get_data(as_text=True)
+    )
     relisted = owner_client.post(f"/r/studies/{team.study_id}/edit", data={**EDIT, "n_lists": "4"})
-    assert relisted.status_code == 400 and "part of the frozen design" in relisted.get_data(as_text=True)
+    assert relisted.status_code == 400 and "part of the frozen design" in relisted.get_data(
+        as_text=True
+    )
     # Texts can still be corrected, and the change is audited.
-    assert owner_client.post(f"/r/studies/{team.study_id}/edit", data={**EDIT, "debrief_text": "Thank you!"}).status_code == 302
+    assert (
+        owner_client.post(
+            f"/r/studies/{team.study_id}/edit", data={**EDIT, "debrief_text": "Thank you!"}
+        ).status_code
+        == 302
+    )
     assert study_row(app, team.study_id).debrief_text == "Thank you!"
 
 
@@ -190,8 +224,12 @@ def test_opening_shows_what_the_design_still_needs(app, client, make_researcher,
 
 def test_opening_names_identities_without_headshots(app, team, owner_client):
     with app.app_context():
-        db.session.execute(sa.delete(Image).where(Image.source == "ai", Image.identity_id.in_(
-            sa.select(Identity.id).where(Identity.code == "P003"))))
+        db.session.execute(
+            sa.delete(Image).where(
+                Image.source == "ai",
+                Image.identity_id.in_(sa.select(Identity.id).where(Identity.code == "P003")),
+            )
+        )
         db.session.commit()
     response = owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"})
     assert response.status_code == 409
@@ -203,22 +241,36 @@ def test_the_state_cycle_freezes_the_design_once(app, team, owner_client):
     url = f"/r/studies/{team.study_id}/state"
     assert owner_client.post(url, data={"state": "open"}).status_code == 302
     study = study_row(app, team.study_id)
-    assert study.state == "open" and study.design_frozen_at is not None and len(study.design_sha256) == 64
+    assert (
+        study.state == "open"
+        and study.design_frozen_at is not None
+        and len(study.design_sha256) == 64
+    )
     frozen_at = study.design_frozen_at
     for state in ("closed", "open", "closed", "archived", "closed"):
         assert owner_client.post(url, data={"state": state}).status_code == 302, state
         assert study_row(app, team.study_id).state == state
     assert study_row(app, team.study_id).design_frozen_at == frozen_at
-    assert actions(app, team.study_id) == ["study.open", "study.closed", "study.open", "study.closed",
-                                           "study.archived", "study.closed"]
+    assert actions(app, team.study_id) == [
+        "study.open",
+        "study.closed",
+        "study.open",
+        "study.closed",
+        "study.archived",
+        "study.closed",
+    ]
 
 
 def test_the_overview_state_buttons_post_one_state_each(app, team, owner_client):
     page = owner_client.get(f"/r/studies/{team.study_id}").get_data(as_text=True)
-    form = re.search(r'<form[^>]*action="/r/studies/\d+/state">(.*?)</form>', page, re.DOTALL).group(1)
+    form = re.search(
+        r'<form[^>]*action="/r/studies/\d+/state">(.*?)</form>', page, re.DOTALL
+    ).group(1)
     fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form)
     assert [name for name, _v in fields].count("state") == 1
-    assert owner_client.post(f"/r/studies/{team.study_id}/state", data=dict(fields)).status_code == 302
+    assert (
+        owner_client.post(f"/r/studies/{team.study_id}/state", data=dict(fields)).status_code == 302
+    )
     assert study_row(app, team.study_id).state == "open"
 
 
@@ -247,7 +299,15 @@ def test_an_archived_study_cannot_be_edited(app, team, owner_client):
 
 def test_overview_links_every_part_and_previews(app, team, owner_client):
     page = owner_client.get(f"/r/studies/{team.study_id}").get_data(as_text=True)
-    for path in ("stimuli", "exports", "blocks", "monitor", "preregistration", "members", "definition.json"):
+    for path in (
+        "stimuli",
+        "exports",
+        "blocks",
+        "monitor",
+        "preregistration",
+        "members",
+        "definition.json",
+    ):
         assert f"/r/studies/{team.study_id}/{path}" in page
     assert 'action="/s/trust/preview"' in page
     assert "http://localhost/s/trust" in page
@@ -259,12 +319,20 @@ def test_overview_links_every_part_and_previews(app, team, owner_client):
 
 def test_duplicate_copies_the_design_into_a_new_draft_with_its_own_files(app, team, owner_client):
     with app.app_context():
-        db.session.add(Preregistration(study_id=team.study_id, plan={"alpha": 0.05}, plan_json='{"alpha":0.05}',
-                                       sha256="0" * 64))
+        db.session.add(
+            Preregistration(
+                study_id=team.study_id,
+                plan={"alpha": 0.05},
+                plan_json='{"alpha":0.05}',
+                sha256="0" * 64,
+            )
+        )
         db.session.commit()
     owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"})
     # A viewer changes nothing, and a copy would take the study's photographs along.
-    assert team.client(app, "viewer").post(f"/r/studies/{team.study_id}/duplicate").status_code == 403
+    assert (
+        team.client(app, "viewer").post(f"/r/studies/{team.study_id}/duplicate").status_code == 403
+    )
     editor = team.client(app, "editor")
     response = editor.post(f"/r/studies/{team.study_id}/duplicate")
     assert response.status_code == 302
@@ -273,10 +341,15 @@ def test_duplicate_copies_the_design_into_a_new_draft_with_its_own_files(app, te
         source, copy = db.session.get(Study, team.study_id), db.session.get(Study, copy_id)
         # Participants of the copy see the same title; the team tells the copy by its name.
         assert (copy.state, copy.name, copy.title) == (
-            "draft", "Trust in headshots (copy)", "Trust in headshots")
+            "draft",
+            "Trust in headshots (copy)",
+            "Trust in headshots",
+        )
         assert copy.slug == "trust-in-headshots"  # the source's link is "trust", set by hand
         assert copy.design_frozen_at is None and copy.preregistration.frozen_at is None
-        assert [(b.name, b.task, b.settings) for b in copy.blocks] == [(b.name, b.task, b.settings) for b in source.blocks]
+        assert [(b.name, b.task, b.settings) for b in copy.blocks] == [
+            (b.name, b.task, b.settings) for b in source.blocks
+        ]
         assert [i.code for i in copy.identities] == [i.code for i in source.identities]
         assert sorted(i.sha256 for i in copy.images) == sorted(i.sha256 for i in source.images)
         members = [(m.researcher_id, m.role) for m in copy.members]
@@ -306,15 +379,26 @@ def test_delete_needs_the_owner_and_the_link_name(app, team, owner_client):
     wrong = owner_client.post(url, data={"confirm": "not-it"})
     assert wrong.status_code == 400 and "Type trust exactly" in wrong.get_data(as_text=True)
     with app.app_context():
-        keys = db.session.scalars(sa.select(Image.storage_key).where(Image.study_id == team.study_id)).all()
+        keys = db.session.scalars(
+            sa.select(Image.storage_key).where(Image.study_id == team.study_id)
+        ).all()
         store = storage()
     assert keys and all(store.exists(k) for k in keys)
     assert owner_client.post(url, data={"confirm": "trust"}).status_code == 302
     with app.app_context():
         assert db.session.get(Study, team.study_id) is None
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Image).where(Image.study_id == team.study_id)) == 0
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count()).select_from(Image).where(Image.study_id == team.study_id)
+            )
+            == 0
+        )
         event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "study.delete"))
-        assert event.study_id is None and event.detail["slug"] == "trust" and event.researcher_id == team.owner
+        assert (
+            event.study_id is None
+            and event.detail["slug"] == "trust"
+            and event.researcher_id == team.owner
+        )
     assert not any(store.exists(k) for k in keys)
     assert "study.delete" in owner_client.get("/r/account").get_data(as_text=True)
 
@@ -325,16 +409,26 @@ def test_delete_needs_the_owner_and_the_link_name(app, team, owner_client):
 def test_owner_adds_changes_and_removes_members(app, team, owner_client, make_researcher):
     newcomer = make_researcher(email="new@example.org")
     url = f"/r/studies/{team.study_id}/members"
-    assert owner_client.post(url, data={"email": "NEW@example.org", "role": "editor"}).status_code == 302
+    assert (
+        owner_client.post(url, data={"email": "NEW@example.org", "role": "editor"}).status_code
+        == 302
+    )
     with app.app_context():
-        member = db.session.scalar(sa.select(StudyMember).where(StudyMember.researcher_id == newcomer))
+        member = db.session.scalar(
+            sa.select(StudyMember).where(StudyMember.researcher_id == newcomer)
+        )
         member_id = member.id
         assert member.role == "editor"
     assert owner_client.post(f"{url}/{member_id}/role", data={"role": "viewer"}).status_code == 302
     newcomer_client = app.test_client()
     sign_in(newcomer_client, app, newcomer)
     assert newcomer_client.get(f"/r/studies/{team.study_id}").status_code == 200
-    assert newcomer_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"}).status_code == 403
+    assert (
+        newcomer_client.post(
+            f"/r/studies/{team.study_id}/state", data={"state": "open"}
+        ).status_code
+        == 403
+    )
     assert owner_client.post(f"{url}/{member_id}/remove").status_code == 302
     assert newcomer_client.get(f"/r/studies/{team.study_id}").status_code == 404
     assert actions(app, team.study_id)[-3:] == ["member.add", "member.role", "member.remove"]
@@ -362,7 +456,9 @@ def flashed(client, response) -> str:
     return re.search(r'class="flash[^"]*"[^>]*>(.*?)</', page, re.S).group(1).strip()
 
 
-def test_adding_an_email_without_an_account_answers_as_with_one(app, team, owner_client, make_researcher):
+def test_adding_an_email_without_an_account_answers_as_with_one(
+    app, team, owner_client, make_researcher
+):
     """The answer does not tell whether an email has an account; probing is rate limited."""
     make_researcher(email="known@example.org")
     url = f"/r/studies/{team.study_id}/members"
@@ -370,7 +466,9 @@ def test_adding_an_email_without_an_account_answers_as_with_one(app, team, owner
     said_known = flashed(owner_client, known)
     unknown = owner_client.post(url, data={"email": "unknown@example.org", "role": "viewer"})
     said_unknown = flashed(owner_client, unknown)
-    assert (known.status_code, known.location) == (unknown.status_code, unknown.location) == (302, url)
+    assert (
+        (known.status_code, known.location) == (unknown.status_code, unknown.location) == (302, url)
+    )
     assert said_known.replace("known@", "@") == said_unknown.replace("unknown@", "@")
     assert count(app, StudyMember) == 5
     # Each probe of an email without an account counts as a failed sign-in of the address.
@@ -383,8 +481,11 @@ def test_adding_an_email_without_an_account_answers_as_with_one(app, team, owner
 
 def test_the_last_owner_stays(app, team, owner_client):
     with app.app_context():
-        own = db.session.scalar(sa.select(StudyMember.id).where(StudyMember.researcher_id == team.owner,
-                                                                StudyMember.study_id == team.study_id))
+        own = db.session.scalar(
+            sa.select(StudyMember.id).where(
+                StudyMember.researcher_id == team.owner, StudyMember.study_id == team.study_id
+            )
+        )
     url = f"/r/studies/{team.study_id}/members/{own}"
     demote = owner_client.post(f"{url}/role", data={"role": "editor"})
     assert demote.status_code == 409 and "needs an owner" in demote.get_data(as_text=True)
@@ -392,7 +493,11 @@ def test_the_last_owner_stays(app, team, owner_client):
     assert remove.status_code == 409 and "last owner" in remove.get_data(as_text=True)
     # With a second owner, the first may step down.
     with app.app_context():
-        db.session.execute(sa.update(StudyMember).where(StudyMember.researcher_id == team.editor).values(role="owner"))
+        db.session.execute(
+            sa.update(StudyMember)
+            .where(StudyMember.researcher_id == team.editor)
+            .values(role="owner")
+        )
         db.session.commit()
     assert owner_client.post(f"{url}/remove").status_code == 302
     assert owner_client.get(f"/r/studies/{team.study_id}").status_code == 404
@@ -400,9 +505,18 @@ def test_the_last_owner_stays(app, team, owner_client):
 
 def test_membership_ids_of_another_study_are_404(app, team, owner_client):
     with app.app_context():
-        foreign = db.session.scalar(sa.select(StudyMember.id).where(StudyMember.researcher_id == team.stranger))
-    assert owner_client.post(f"/r/studies/{team.study_id}/members/{foreign}/remove").status_code == 404
-    assert owner_client.post(f"/r/studies/{team.study_id}/members/{foreign}/role", data={"role": "viewer"}).status_code == 404
+        foreign = db.session.scalar(
+            sa.select(StudyMember.id).where(StudyMember.researcher_id == team.stranger)
+        )
+    assert (
+        owner_client.post(f"/r/studies/{team.study_id}/members/{foreign}/remove").status_code == 404
+    )
+    assert (
+        owner_client.post(
+            f"/r/studies/{team.study_id}/members/{foreign}/role", data={"role": "viewer"}
+        ).status_code
+        == 404
+    )
     assert count(app, StudyMember) == 4
 
 
@@ -425,10 +539,16 @@ def test_definition_round_trip_creates_an_equal_draft(app, team, owner_client):
         source, copy = db.session.get(Study, team.study_id), db.session.get(Study, new_id)
         assert copy.slug == "trust-in-headshots" and copy.state == "draft"
         assert (copy.consent_text, copy.completion_url, copy.target_n) == (
-            source.consent_text, source.completion_url, source.target_n)
+            source.consent_text,
+            source.completion_url,
+            source.target_n,
+        )
         assert [(b.name, b.settings) for b in copy.blocks] == [
-            (b.name, validate_block_settings(b.task, b.settings)) for b in source.blocks]
-        assert [(i.code, i.gender) for i in copy.identities] == [(i.code, i.gender) for i in source.identities]
+            (b.name, validate_block_settings(b.task, b.settings)) for b in source.blocks
+        ]
+        assert [(i.code, i.gender) for i in copy.identities] == [
+            (i.code, i.gender) for i in source.identities
+        ]
         assert copy.images == []
     assert "study.import" in actions(app, new_id)
 
@@ -454,12 +574,23 @@ def definition(**changes) -> str:
         ("[]", "the definition must be an object"),
         (definition(format="other/2"), "this is not a Likeness study definition"),
         (definition(study={"title": ""}), "study.title is missing or empty"),
-        (definition(study={"title": "x", "n_lists": 0}), "study.n_lists must be a whole number from 1 to 24"),
-        (definition(study={"title": "x", "completion_url": "http://x.org"}), "must be an https:// address"),
+        (
+            definition(study={"title": "x", "n_lists": 0}),
+            "study.n_lists must be a whole number from 1 to 24",
+        ),
+        (
+            definition(study={"title": "x", "completion_url": "http://x.org"}),
+            "must be an https:// address",
+        ),
         (definition(blocks=[{"name": "b", "task": "dance"}]), "blocks[0].task must be one of"),
-        (definition(blocks=[{"name": "b", "task": "match", "settings": {"exposure_ms": 5}}]),
-         "blocks[0].settings: exposure_ms must be an integer from 200 to 10000"),
-        (definition(blocks=[{"name": "b", "task": "rate"}, {"name": "b", "task": "detect"}]), "is used by another block"),
+        (
+            definition(blocks=[{"name": "b", "task": "match", "settings": {"exposure_ms": 5}}]),
+            "blocks[0].settings: exposure_ms must be an integer from 200 to 10000",
+        ),
+        (
+            definition(blocks=[{"name": "b", "task": "rate"}, {"name": "b", "task": "detect"}]),
+            "is used by another block",
+        ),
         (definition(identities=[{"code": "P 1"}]), "identities[0].code"),
         (definition(identities=[{"code": "P1"}, {"code": "P1"}]), "is used by another identity"),
         (definition(preregistration={"plan": {"alpha": 2}}), "preregistration.plan: alpha"),
@@ -485,7 +616,10 @@ def nested(depth: int, leaf: str = "1") -> str:
         # These gave a 500 with a traceback: recursion while parsing, or text the database refuses.
         ("[" * 100_000 + "]" * 100_000, "nests objects and lists more than 32 levels deep"),
         (nested(100_000), "nests objects and lists more than 32 levels deep"),
-        (definition(study={"title": "x", "settings": json.loads(nested(900))}), "more than 32 levels deep"),
+        (
+            definition(study={"title": "x", "settings": json.loads(nested(900))}),
+            "more than 32 levels deep",
+        ),
         (definition(study={"title": "x", "description": "\ud800"}), "lone surrogate"),
         (definition(study={"title": "x", "debrief_text": "a\x00b"}), "NUL character"),
         (definition(study={"title": "x", "settings": {"k\x00": 1}}), "A key holds a NUL character"),
@@ -494,7 +628,10 @@ def nested(depth: int, leaf: str = "1") -> str:
         ('"likeness-study/1"', "the definition must be an object"),
         (definition(study=[]), "study must be an object"),
         (definition(study={"title": ["x"]}), "study.title must be text"),
-        (definition(study={"title": "x", "target_n": "5"}), "study.target_n must be a positive whole number"),
+        (
+            definition(study={"title": "x", "target_n": "5"}),
+            "study.target_n must be a positive whole number",
+        ),
         (definition(study={"title": "x", "settings": [1]}), "study.settings must be an object"),
         (definition(blocks={}), "blocks must be a list"),
         (definition(blocks=["rate"]), "blocks[0] must be an object"),
@@ -504,7 +641,9 @@ def nested(depth: int, leaf: str = "1") -> str:
         (definition(preregistration={"plan": [1]}), "preregistration.plan"),
     ],
 )
-def test_hostile_and_mistyped_definitions_get_400_not_500(app, client, make_researcher, text, message):
+def test_hostile_and_mistyped_definitions_get_400_not_500(
+    app, client, make_researcher, text, message
+):
     sign_in(client, app, make_researcher())
     response = client.post("/r/studies/import", data={"text": text})
     assert response.status_code == 400
@@ -517,11 +656,15 @@ def test_definition_file_upload(app, client, make_researcher):
 
     sign_in(client, app, make_researcher())
     upload = (io.BytesIO(definition().encode()), "study.json")
-    response = client.post("/r/studies/import", data={"file": upload}, content_type="multipart/form-data")
+    response = client.post(
+        "/r/studies/import", data={"file": upload}, content_type="multipart/form-data"
+    )
     assert response.status_code == 302
     with app.app_context():
         study = db.session.scalar(sa.select(Study))
         assert (study.title, study.slug, len(study.blocks)) == ("Imported", "imported", 1)
     binary = (io.BytesIO(b"\xff\xfe\x00garbage"), "photo.jpg")
-    refused = client.post("/r/studies/import", data={"file": binary}, content_type="multipart/form-data")
+    refused = client.post(
+        "/r/studies/import", data={"file": binary}, content_type="multipart/form-data"
+    )
     assert refused.status_code == 400 and "not UTF-8 text" in refused.get_data(as_text=True)

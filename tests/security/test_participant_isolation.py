@@ -206,7 +206,7 @@ def test_no_page_carries_the_participant_cookie_or_id(app, world):
         )
     for path in ("", "/instructions", "/trial", "/withdraw"):
         pages.append(client.get(f"/s/{world.slug}{path}", follow_redirects=True))
-    while (form := parse_trial_form((page := client.get(f"/s/{world.slug}/trial")).text)):
+    while form := parse_trial_form((page := client.get(f"/s/{world.slug}/trial")).text):
         pages.append(page)
         answer = {name: values[0] for name, values in form.choices.items()}
         response = client.post(form.action, data={**answer, **form.hidden})

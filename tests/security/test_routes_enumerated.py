@@ -140,8 +140,11 @@ PERSONAL_VARIANTS = [
 ]
 # Read routes naming a report by id; the world has none, so a viewer gets 404 (not 403) there.
 NEEDS_A_REPORT = {
-    "findings.figure", "findings.download_html", "findings.download_results",
-    "findings.download_tables", "findings.download_bundle",
+    "findings.figure",
+    "findings.download_html",
+    "findings.download_results",
+    "findings.download_tables",
+    "findings.download_bundle",
 }
 # GET requests that may write, the only tables they may write, and why: a record of who read
 # what, or a cache derived from the data, never a change a person asked for.
@@ -219,8 +222,15 @@ def test_the_role_table_keeps_viewers_to_reading_what_is_not_personal():
 def add_failed_report(app, world) -> None:
     """Give the world's study a failed report, which retrying would delete."""
     with app.app_context():
-        db.session.add(Report(study_id=world.study_id, data_sha256="f" * 64,
-                              analysis_version="test", status="failed", error="it broke"))
+        db.session.add(
+            Report(
+                study_id=world.study_id,
+                data_sha256="f" * 64,
+                analysis_version="test",
+                status="failed",
+                error="it broke",
+            )
+        )
         db.session.commit()
 
 
@@ -263,14 +273,18 @@ def test_a_viewer_reads_every_read_route_and_is_refused_every_other(app, world):
 
 def test_editors_get_the_recruitment_ids_a_viewer_is_refused(app, world):
     client = world.client(app, "editor")
-    response = client.post(f"/r/studies/{world.study_id}/exports/participants.csv",
-                           data={"participants-csv-recruitment_ids": "y"})
+    response = client.post(
+        f"/r/studies/{world.study_id}/exports/participants.csv",
+        data={"participants-csv-recruitment_ids": "y"},
+    )
     assert response.status_code == 200
     assert "recruitment_id" in response.get_data(as_text=True).splitlines()[0]
     viewer = world.client(app, "viewer")
     page = viewer.get(f"/r/studies/{world.study_id}/exports").get_data(as_text=True)
     assert "Include recruitment-platform ids" not in page
-    assert "Duplicate as a new draft" not in viewer.get(f"/r/studies/{world.study_id}").get_data(as_text=True)
+    assert "Duplicate as a new draft" not in viewer.get(f"/r/studies/{world.study_id}").get_data(
+        as_text=True
+    )
 
 
 def test_only_the_participant_form_views_leave_csrf_to_their_own_check(app):
@@ -279,11 +293,14 @@ def test_only_the_participant_form_views_leave_csrf_to_their_own_check(app):
     assert csrf._exempt_blueprints == set()
     assert csrf._exempt_views == participant_csrf.PROTECTED_VIEWS
     protected = {
-        name for name, view in app.view_functions.items()
+        name
+        for name, view in app.view_functions.items()
         if f"{view.__module__}.{view.__name__}" in participant_csrf.PROTECTED_VIEWS
     }
     assert protected == {
-        "participant.consent", "participant.answer", "participant.questions",
+        "participant.consent",
+        "participant.answer",
+        "participant.questions",
         "participant.withdraw",
     }
     assert app.config["WTF_CSRF_METHODS"] == ["POST", "PUT", "PATCH", "DELETE"] or set(
