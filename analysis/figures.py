@@ -192,7 +192,7 @@ def _draw_paired(ax, results: dict, outcome: Outcome, scores: pd.DataFrame) -> i
         wide = wide.sample(MAX_LINES, random_state=0)
     jitter = np.random.default_rng(0).uniform(-0.06, 0.06, size=(len(wide), 2))
     alpha = 0.5 if len(wide) <= 50 else 0.25
-    for (real, ai), (jr, ja) in zip(wide[["real", "ai"]].to_numpy(), jitter):
+    for (real, ai), (jr, ja) in zip(wide[["real", "ai"]].to_numpy(), jitter, strict=True):
         ax.plot(
             [0 + jr, 1 + ja],
             [real, ai],
@@ -376,7 +376,7 @@ def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
     def draw() -> Figure:
         fig = Figure(figsize=(9.6, 4.8), layout="constrained")
         axes = fig.subplots(1, 2)
-        for ax, name in zip(axes, ("d_prime", "criterion")):
+        for ax, name in zip(axes, ("d_prime", "criterion"), strict=True):
             _style(ax)
             _draw_paired(ax, results, FIXED_OUTCOMES[name], scores)
             ax.axhline(0, color=OKABE_ITO["black"], linewidth=0.8)
@@ -411,7 +411,7 @@ def _reference_spec(
     def draw() -> Figure:
         fig = Figure(figsize=(7.2, 2.6 * len(names) + 0.6), layout="constrained")
         axes = np.atleast_1d(fig.subplots(len(names), 1))
-        for ax, outcome_name in zip(axes, names):
+        for ax, outcome_name in zip(axes, names, strict=True):
             _style(ax)
             _draw_against_reference(ax, results, FIXED_OUTCOMES[outcome_name], scores)
         fig.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold")
@@ -496,7 +496,7 @@ def _identity_spec(results: dict, outcome: Outcome, identity_scores: pd.DataFram
         ax.scatter(diff.to_numpy(), y, color=colours, s=36, zorder=3)
         ax.axvline(0, color=OKABE_ITO["black"], linewidth=1)
         labels = list(diff.index)
-        ticks = list(y)
+        ticks: list[float] = [float(v) for v in y]
         if interval:
             ticks, labels = [-1.5, *ticks], ["Mean (95% CI)", *labels]
         ax.set_yticks(ticks, labels, fontsize=8 if len(diff) > 30 else 10)

@@ -110,7 +110,8 @@ def gap_problems(answered: Mapping[int, Sequence[int]]) -> list[str]:
     if gaps:
         names = _few(gaps)
         return [
-            f"{len(gaps)} participants with an unanswered trial before an answered one (participants {names})"
+            f"{len(gaps)} participants with an unanswered trial before an answered one "
+            f"(participants {names})"
         ]
     return []
 
@@ -146,14 +147,16 @@ ORPHAN_QUERIES = {
         "WHERE r.participant_id <> t.participant_id"
     ),
     "responses to trials not marked answered": (
-        "SELECT count(*) FROM response r JOIN trial t ON t.id = r.trial_id WHERE t.answered_at IS NULL"
+        "SELECT count(*) FROM response r JOIN trial t ON t.id = r.trial_id "
+        "WHERE t.answered_at IS NULL"
     ),
     "trials marked answered without a response": (
         "SELECT count(*) FROM trial t WHERE t.answered_at IS NOT NULL "
         "AND NOT EXISTS (SELECT 1 FROM response r WHERE r.trial_id = t.id)"
     ),
     "trials whose participant is gone": (
-        "SELECT count(*) FROM trial t LEFT JOIN participant p ON p.id = t.participant_id WHERE p.id IS NULL"
+        "SELECT count(*) FROM trial t LEFT JOIN participant p ON p.id = t.participant_id "
+        "WHERE p.id IS NULL"
     ),
     "recruitment ids whose participant is gone": (
         "SELECT count(*) FROM recruitment_id x LEFT JOIN participant p ON p.id = x.participant_id "
@@ -170,7 +173,8 @@ ORPHAN_QUERIES = {
     "participants with every trial answered but not completed": (
         "SELECT count(*) FROM participant p WHERE p.status = 'in_progress' "
         "AND EXISTS (SELECT 1 FROM trial t WHERE t.participant_id = p.id) "
-        "AND NOT EXISTS (SELECT 1 FROM trial t WHERE t.participant_id = p.id AND t.answered_at IS NULL)"
+        "AND NOT EXISTS (SELECT 1 FROM trial t WHERE t.participant_id = p.id "
+        "AND t.answered_at IS NULL)"
     ),
     "withdrawn participants with answers left": (
         "SELECT count(*) FROM participant p WHERE p.status = 'withdrawn' "
@@ -207,7 +211,8 @@ def read_facts(url: str, slug: str = SLUG) -> DatabaseFacts:
                 tuple(row)
                 for row in conn.execute(
                     sa.text(
-                        f"SELECT trial_id, measure, value FROM response WHERE participant_id IN ({people})"
+                        "SELECT trial_id, measure, value FROM response "
+                        f"WHERE participant_id IN ({people})"
                     ),
                     {"s": study_id},
                 )
@@ -215,7 +220,8 @@ def read_facts(url: str, slug: str = SLUG) -> DatabaseFacts:
             list_counts = dict(
                 conn.execute(
                     sa.text(
-                        "SELECT list_index, count(*) FROM participant WHERE study_id = :s AND NOT is_preview "
+                        "SELECT list_index, count(*) FROM participant "
+                        "WHERE study_id = :s AND NOT is_preview "
                         "AND status <> 'withdrawn' GROUP BY list_index"
                     ),
                     {"s": study_id},
@@ -246,7 +252,8 @@ def read_facts(url: str, slug: str = SLUG) -> DatabaseFacts:
             statuses = dict(
                 conn.execute(
                     sa.text(
-                        "SELECT status, count(*) FROM participant WHERE study_id = :s AND NOT is_preview "
+                        "SELECT status, count(*) FROM participant "
+                        "WHERE study_id = :s AND NOT is_preview "
                         "GROUP BY status"
                     ),
                     {"s": study_id},

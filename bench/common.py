@@ -260,7 +260,8 @@ def run_figures(
 
 
 def run_arguments(doc: str, *, participants: int, seed: int) -> argparse.ArgumentParser:
-    """Return a command line parser with the options every run shares: load, pace, server, output."""
+    """Return a command line parser with the options every run shares (load, pace, server,
+    output)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--participants", type=int, default=participants)
     parser.add_argument("--spread", type=float, default=60.0, help="seconds over which they arrive")

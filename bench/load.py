@@ -223,7 +223,8 @@ class Unavailable(Exception):
 
 
 class GaveUp(Exception):
-    """A participant stopped: the run's deadline passed, or the study stayed unavailable too long."""
+    """A participant stopped: the run's deadline passed, or the study stayed unavailable too
+    long."""
 
 
 class Participant:
@@ -259,7 +260,8 @@ class Participant:
     async def send(
         self, kind: str, method: str, path: str, form: dict[str, str] | None = None
     ) -> Reply:
-        """Send one request and time it; raise Unavailable on a dead connection or a try-again page."""
+        """Send one request and time it; raise Unavailable on a dead connection or a try-again
+        page."""
         if time.perf_counter() > self.deadline:
             raise GaveUp("the run's time ran out")
         start = time.perf_counter()
@@ -408,7 +410,8 @@ class Participant:
         return position
 
     async def _answer(self, page: Reply, position: int) -> Reply:
-        """Answer the trial on `page`; return the next trial page (or the redirect after the last)."""
+        """Answer the trial on `page`; return the next trial page (or the redirect after the
+        last)."""
         form = parse_trial_form(page.text)
         if form is None:
             raise ValueError("a trial page without its form")
@@ -444,7 +447,8 @@ class Participant:
         action: str,
         answer: dict[str, str],
     ) -> Reply | None:
-        """After an answer whose request died: maybe resubmit it, else resume from the study page."""
+        """After an answer whose request died: maybe resubmit it, else resume from the study
+        page."""
         self.ledger.in_doubt[trial_id] = posted
         self.doubtful.add(position)
         self.ledger.resumes += 1

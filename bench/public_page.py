@@ -19,9 +19,10 @@ charts drawn at publishing, as the publish button does), and the open demo study
    the participants' p50 and p90 trial-page and answer latency in both phases.
 
 Goal: an anonymous request (the page or a chart) costs under 10 ms of CPU once the charts are
-drawn, and visitors do not raise the participants' p90 by more than half. Run it on two trees to compare code (e.g.
-`git archive main | tar -x -C /tmp/likeness-main`, copy this file into its bench/, run it
-there with this venv). Everything runs on 127.0.0.1; every loop is bounded in count and time.
+drawn, and visitors do not raise the participants' p90 by more than half. Run it on two trees
+to compare code (e.g. `git archive main | tar -x -C /tmp/likeness-main`, copy this file into
+its bench/, run it there with this venv). Everything runs on 127.0.0.1; every loop is bounded
+in count and time.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def in_process(url: str, media: str, visits: int) -> dict:
         )
 
     first_cpu, first_wall, charts = visit()
-    cpu, wall = zip(*[visit()[:2] for _ in range(visits)])
+    cpu, wall = zip(*[visit()[:2] for _ in range(visits)], strict=True)
     return {
         "charts_per_visit": charts,
         "first_visit_cpu_ms": round(first_cpu, 1),

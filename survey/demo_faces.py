@@ -122,7 +122,7 @@ class Pose:
 
 def _mix(a: Colour, b: Colour, t: float) -> Colour:
     """Blend colour a towards b by t (0..1)."""
-    return tuple(round(x + (y - x) * t) for x, y in zip(a, b))  # type: ignore[return-value]
+    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
 
 
 def _shade(colour: Colour, factor: float) -> Colour:

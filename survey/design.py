@@ -451,7 +451,8 @@ def _n_trials(settings: dict[str, Any], n_identities: int) -> int:
 
 
 def attention_check_count(checks: Any) -> int:
-    """Return how many attention checks a block's setting asks for (a count or a list of positions)."""
+    """Return how many attention checks a block's setting asks for (a count or a list of
+    positions)."""
     if not checks:
         return 0
     return checks if _is_int(checks) else len(checks)
@@ -577,7 +578,7 @@ def _assign_foils(
     # With two candidates or more, each foil forbids a different column, so an assignment
     # without any identity's own probe always exists.
     columns = _min_cost_assignment(cost)
-    return {x.code: candidates[j] for x, j in zip(foils, columns)}
+    return {x.code: candidates[j] for x, j in zip(foils, columns, strict=True)}
 
 
 def _shown(
@@ -634,7 +635,7 @@ def _block_trials(
     matched = _match_identities(selected, conditions, rng) if task == "match" else frozenset()
     if task == "choose":
         sides = _balanced_sides(len(selected), rng)
-        trials = [_shown(task, i, side, rng) for i, side in zip(selected, sides)]
+        trials = [_shown(task, i, side, rng) for i, side in zip(selected, sides, strict=True)]
     else:
         foils = [i for i in selected if i.code not in matched] if task == "match" else []
         owners = _assign_foils(foils, candidates, matched, rng)

@@ -1,4 +1,5 @@
-"""A study's exports (trials, participants, stimuli, codebook, psych-DS ZIP) streamed from the database.
+"""A study's exports (trials, participants, stimuli, codebook, psych-DS ZIP), streamed from
+the database.
 
 Every export is a generator of text (or bytes) chunks that reads the database in slices of
 `CHUNK_ROWS` rows through a server-side cursor, so memory stays the same for a thousand rows or a
@@ -432,7 +433,7 @@ def trials_dataframe(study_id: int, include_simulated: bool = True) -> pd.DataFr
 
     columns: dict[str, list] = {name: [] for name in TRIAL_COLUMNS}
     for row in _trial_rows(study_id, include_simulated):
-        for name, value in zip(TRIAL_COLUMNS, row):
+        for name, value in zip(TRIAL_COLUMNS, row, strict=True):
             columns[name].append(value)
     frame = pd.DataFrame(columns, columns=list(TRIAL_COLUMNS))
     for name in ("is_match", "correct", "attention_check", "simulated"):
@@ -462,7 +463,8 @@ def _demographic_column(key: str) -> str:
 
 
 def _attention_counts(participant_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
-    """Return {participant id: (passed, answered)} over attention checks, scored as trials.csv does."""
+    """Return {participant id: (passed, answered)} over attention checks, scored as trials.csv
+    does."""
     stmt = (
         sa.select(
             Response.participant_id,

@@ -273,7 +273,8 @@ class Image(Base):
         sa.CheckConstraint(_in("role", IMAGE_ROLES), name="role"),
         sa.CheckConstraint(_in("source", IMAGE_SOURCES), name="source"),
         sa.CheckConstraint(
-            "(role = 'headshot' AND source IN ('real', 'ai')) OR (role = 'probe' AND source = 'photo')",
+            "(role = 'headshot' AND source IN ('real', 'ai')) "
+            "OR (role = 'probe' AND source = 'photo')",
             name="role_source",
         ),
     )

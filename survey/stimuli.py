@@ -816,7 +816,8 @@ class _SetReader:
             self.add(
                 number,
                 file,
-                f"source '{cells['source']}' is unknown: use real or ai (headshots), photo (probes)",
+                f"source '{cells['source']}' is unknown: "
+                "use real or ai (headshots), photo (probes)",
             )
             return role, ""
         if role and source not in ROLE_SOURCES[role]:

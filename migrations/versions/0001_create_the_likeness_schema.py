@@ -278,7 +278,8 @@ def upgrade():
         sa.Column("display_key", sa.String(length=255), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "(role = 'headshot' AND source IN ('real', 'ai')) OR (role = 'probe' AND source = 'photo')",
+            "(role = 'headshot' AND source IN ('real', 'ai')) "
+            "OR (role = 'probe' AND source = 'photo')",
             name=op.f("ck_image_role_source"),
         ),
         sa.CheckConstraint("role IN ('headshot', 'probe')", name=op.f("ck_image_role")),

@@ -4,6 +4,6 @@ from flask import Blueprint
 
 bp = Blueprint("findings", __name__)
 
-from survey.findings import routes, sections  # noqa: F401  (registers the routes)
+from survey.findings import routes, sections  # noqa: E402, F401  (registers the routes)
 
 bp.record_once(lambda state: sections.register(state.app))

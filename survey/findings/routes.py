@@ -481,9 +481,9 @@ def _public_or_404(slug: str) -> tuple[Study, Report]:
                 render_error(
                     503,
                     "Findings being updated",
-                    f"A participant of “{study.title}” withdrew{when}, and their data were deleted. The "
-                    "findings are being recomputed from the remaining data and are not shown until "
-                    "then.",
+                    f"A participant of “{study.title}” withdrew{when}, and their data were "
+                    "deleted. The findings are being recomputed from the remaining data and are "
+                    "not shown until then.",
                     {"Retry-After": "60", "Cache-Control": "no-store"},
                 )
             )

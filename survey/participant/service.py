@@ -1209,7 +1209,8 @@ def _store(
     measures: Sequence[tuple[str, str]],
     rt_ms: float | None,
 ) -> bool:
-    """SQLite: claim the trial, insert its responses and complete after the last (one transaction)."""
+    """SQLite: claim the trial, insert its responses and complete after the last (one
+    transaction)."""
     claimed = connection.execute(CLAIM, claim).first()
     if claimed is None:
         return False

@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from typing import Union
 
 FIELD = "ticket"
 # task . attention . last . side . settings key . signature
@@ -31,7 +30,7 @@ _FORMAT = re.compile(
 )
 _SIDES = {"real": 1, "ai": 0}
 
-Secret = Union[str, bytes]
+Secret = str | bytes
 
 
 @dataclass(frozen=True)

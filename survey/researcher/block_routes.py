@@ -43,7 +43,8 @@ def parse_attention_checks(text: str | None) -> list[int] | int:
     parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
     if not all(p.isdigit() for p in parts):
         raise ValueError(
-            f"attention_checks: write positions such as 3, 12 or a count such as 2 checks, not {text!r}"
+            "attention_checks: write positions such as 3, 12 or a count such as 2 checks, "
+            f"not {text!r}"
         )
     return [int(p) for p in parts]
 

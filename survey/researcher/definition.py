@@ -64,7 +64,10 @@ DESCRIPTOR_LIMITS = {"age_band": 32, "gender": 32, "ethnicity": 64, "consent_not
 # An exported definition nests about eight levels deep; far deeper is no definition and would
 # exhaust the recursion of the checks or of the database driver's JSON encoder.
 MAX_DEPTH = 32
-TOO_DEEP = f"The file nests objects and lists more than {MAX_DEPTH} levels deep; a study definition does not."
+TOO_DEEP = (
+    f"The file nests objects and lists more than {MAX_DEPTH} levels deep; "
+    "a study definition does not."
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -152,7 +155,8 @@ def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
     fields["name"] = fields["name"] or fields["title"]
     if fields["completion_code"] and not re.match(COMPLETION_CODE_RE, fields["completion_code"]):
         raise ValueError(
-            f"study.completion_code {fields['completion_code']!r} may hold only letters, digits, '.', '_' or '-'"
+            f"study.completion_code {fields['completion_code']!r} may hold only letters, digits, "
+            "'.', '_' or '-'"
         )
     url = fields["completion_url"]
     if url and (urlsplit(url).scheme != "https" or not urlsplit(url).netloc):
@@ -301,7 +305,8 @@ def parse_definition(data: bytes | str) -> dict[str, Any]:
     raw = _object(raw, "the definition")
     if raw.get("format") != FORMAT:
         raise ValueError(
-            f"format must be {FORMAT!r}, got {raw.get('format')!r}: this is not a Likeness study definition"
+            f"format must be {FORMAT!r}, got {raw.get('format')!r}: "
+            "this is not a Likeness study definition"
         )
     return {
         "study": _study_fields(_object(raw.get("study"), "study")),

@@ -170,7 +170,8 @@ class PasswordChangeForm(FlaskForm):
     )
     new_password = new_password_field(
         "New password",
-        f"At least {MIN_PASSWORD_LENGTH} characters. Every other session of this account is signed out.",
+        f"At least {MIN_PASSWORD_LENGTH} characters. "
+        "Every other session of this account is signed out.",
     )
     confirm = confirm_field("Repeat the new password", "new_password")
 
@@ -282,7 +283,9 @@ class StudyEditForm(FlaskForm):
             ),
         ],
         filters=[_strip],
-        description="The participant link is /s/<link name>. It can change only while the study is a draft.",
+        description=(
+            "The participant link is /s/<link name>. It can change only while the study is a draft."
+        ),
     )
     description = TextAreaField(
         "Private description",
@@ -318,7 +321,9 @@ class StudyEditForm(FlaskForm):
             Regexp(COMPLETION_CODE_RE, message="Use letters, digits, '.', '_' or '-' only."),
         ],
         filters=[_strip],
-        description="Shown on the last page, e.g. the code Prolific gave you. Leave empty for none.",
+        description=(
+            "Shown on the last page, e.g. the code Prolific gave you. Leave empty for none."
+        ),
     )
     completion_url = StringField(
         "Completion link",

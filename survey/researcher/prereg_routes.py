@@ -144,7 +144,9 @@ def _require_editable(study: Study) -> None:
     if prereg is not None and prereg.frozen_at is not None:
         abort(
             409,
-            description=f"The plan was frozen on {prereg.frozen_at:%Y-%m-%d %H:%M} UTC and cannot change.",
+            description=(
+                f"The plan was frozen on {prereg.frozen_at:%Y-%m-%d %H:%M} UTC and cannot change."
+            ),
         )
     if study.design_locked:
         abort(

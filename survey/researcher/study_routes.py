@@ -201,7 +201,8 @@ def study(study: Study, role: str):
 @bp.post("/studies/<int:study_id>/state")
 @requires_role("editor")
 def study_state(study: Study, role: str):
-    """Open, close, reopen, archive or unarchive the study; opening checks and freezes the design."""
+    """Open, close, reopen, archive or unarchive the study; opening checks and freezes the
+    design."""
     form = StateForm()
     form_ok = form.validate_on_submit()
     # Checked on the locked row: an upload or another state change waits, or is seen whole.
@@ -295,7 +296,9 @@ def study_duplicate(study: Study, role: str):
         db.session.rollback()
         abort(
             409,
-            description=f"An image file of this study is missing from storage ({err}); it cannot be copied.",
+            description=(
+                f"An image file of this study is missing from storage ({err}); it cannot be copied."
+            ),
         )
     db.session.commit()
     flash(f"Copied into the new draft {copy.name!r}.", "success")
