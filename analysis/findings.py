@@ -391,6 +391,16 @@ def finding(
             f"{_difference_sentence(outcome, test)} "
             f"({_estimate_text(outcome, test, with_unit=False)}{evidence})."
         )
+        if _has_interval(test) and not _excludes_zero(test):
+            # A test whose p does not come from this interval (a rank test, a model's own
+            # degrees of freedom): say why the two seem to disagree.
+            claim += (
+                f" Its {ci_label(test)} still includes "
+                f"{'zero' if _contrasts_conditions(outcome, test) else 'chance'}: the p-value "
+                f"of the {_test_name(test).split(',')[0]} is not computed from this interval, "
+                "so the test supports the direction of the difference while its size is "
+                "uncertain."
+            )
         if equivalent:
             claim += (
                 f" The difference lies within the preregistered equivalence bounds "
@@ -448,6 +458,11 @@ def _prefix(preregistered: bool, verdict: str) -> str:
     """'Preregistered', or 'Exploratory (inconclusive)': one label, one colon after it."""
     prefix = "Preregistered" if preregistered else "Exploratory"
     return f"{prefix} (inconclusive)" if verdict == "inconclusive" else prefix
+
+
+def _has_interval(test: dict) -> bool:
+    """True when the test has a finite interval."""
+    return _finite(test.get("ci_low")) and _finite(test.get("ci_high"))
 
 
 def _excludes_zero(test: dict) -> bool:

@@ -429,6 +429,22 @@ def test_inconclusive_beside_an_interval_without_zero_says_why():
     assert "excludes zero" not in plain
 
 
+def test_a_difference_beside_an_interval_with_zero_says_why():
+    """A p below alpha from a test that does not use the interval (here a Wilcoxon test)
+    beside an interval that includes zero: the claim says why, in words."""
+    test = trust_test(
+        method="wilcoxon", estimate=-0.1, ci_low=-0.2, ci_high=0.01, p_value=0.01, p_adjusted=0.02
+    )
+    result = finding(test)
+    assert result["verdict"] == "difference"
+    assert (
+        "Its unadjusted 95% CI still includes zero: the p-value of the Wilcoxon signed-rank "
+        "test is not computed from this interval"
+    ) in result["claim"]
+    # An interval that excludes zero needs no such sentence.
+    assert "still includes" not in finding(trust_test())["claim"]
+
+
 def test_one_label_one_colon_and_no_doubled_full_stop():
     """'Exploratory (inconclusive):' not 'Exploratory: Inconclusive:'; a hypothesis's own full
     stop is not doubled."""
