@@ -13,7 +13,7 @@ from survey.extensions import db
 from survey.models import Identity, Participant, Study, Trial
 from survey.participant import service
 from survey.studies import design_sha256
-from tests.test_participant_support import demo, set_study  # noqa: F401 (demo: a fixture)
+from tests.helpers import set_study
 
 
 def start(app, study_id: int, **kwargs) -> Participant:
