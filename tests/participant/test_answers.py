@@ -1,4 +1,4 @@
-"""Answers: each task's validation, repeated and forged POSTs, trials out of turn, response times."""
+"""Answers: each task's checks, repeated and forged POSTs, trials out of turn, response times."""
 
 from __future__ import annotations
 

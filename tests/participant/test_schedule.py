@@ -84,7 +84,7 @@ def test_lists_and_conditions_balance_over_many_participants(app, demo):
     for p in people:
         trials = shown(app, p.id)
         conditions: dict[str, set[str]] = defaultdict(set)
-        for position, task, code, condition, practice, attention, is_match in trials:
+        for _position, task, code, condition, _practice, _attention, _is_match in trials:
             if task != "choose":
                 conditions[code].add(condition)
                 seen[code][condition].add(p.id)
