@@ -1,4 +1,5 @@
-"""Shared fixtures: the app on a clean database (SQLite, or PostgreSQL when asked), clients, a browser.
+"""Shared fixtures: the app on a clean database (SQLite, or PostgreSQL when asked), clients,
+a browser.
 
 `LIKENESS_TEST_DB` names the database under test (a PostgreSQL URL); unset, each run uses a
 fresh SQLite file. The schema is built once per run by the Alembic migrations, and every test

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 
+import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
 import survey.demo
@@ -57,3 +58,10 @@ def seed_quick_demo(app, monkeypatch) -> int:
         seeding.setattr(Researcher, "set_password", _set_password_once)
         _researcher, study, _created = survey.demo.seed_demo()
         return study.id
+
+
+def set_study(app, study_id: int, **values) -> None:
+    """Change columns of a study."""
+    with app.app_context():
+        db.session.execute(sa.update(Study).where(Study.id == study_id).values(**values))
+        db.session.commit()

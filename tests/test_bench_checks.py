@@ -154,7 +154,7 @@ def test_peak_rate_counts_the_busiest_window():
 
 
 def _ledger_from_rows(facts) -> Ledger:
-    """Return a ledger whose acknowledged answers are the stored rows, as their forms posted them."""
+    """Return a ledger whose acknowledged answers are the stored rows, as their forms posted."""
     ledger = Ledger()
     for trial_id, measure, value in facts.stored:
         if measure == "choice":

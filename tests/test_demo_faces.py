@@ -78,9 +78,10 @@ def test_variants_differ_but_show_one_person(renders):
         assert mean_difference(real, probe) > 15
         skin = face_for(i).skin
         for headshot in (real, ai):
-            assert all(abs(m - s) <= 25 for m, s in zip(face_colour(headshot), skin)), (
+            colour = face_colour(headshot)
+            assert all(abs(m - s) <= 25 for m, s in zip(colour, skin, strict=True)), (
                 i,
-                face_colour(headshot),
+                colour,
                 skin,
             )
 
@@ -89,7 +90,7 @@ def test_skin_tones_tell_identities_apart(renders):
     colours = [face_colour(decoded(renders[i, "real"])) for i in range(N_DEMO)]
     for i in range(N_DEMO):
         for j in range(i + 1, N_DEMO):
-            assert max(abs(a - b) for a, b in zip(colours[i], colours[j])) > 10, (i, j)
+            assert max(abs(a - b) for a, b in zip(colours[i], colours[j], strict=True)) > 10, (i, j)
 
 
 def test_renders_pass_image_validation(renders):

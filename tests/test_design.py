@@ -72,7 +72,7 @@ def test_condition_for_general_square_has_each_condition_once_per_row_and_column
     conditions = ("a", "b", "c")
     square = [[condition_for(r, lst, 3, conditions) for r in range(3)] for lst in range(3)]
     assert all(sorted(row) == ["a", "b", "c"] for row in square)
-    assert all(sorted(col) == ["a", "b", "c"] for col in zip(*square))
+    assert all(sorted(col) == ["a", "b", "c"] for col in zip(*square, strict=True))
 
 
 @pytest.mark.parametrize(
@@ -448,31 +448,47 @@ def test_settings_are_copied_not_shared():
         ("rate", [], "settings must be a mapping, got []"),
         ("rate", {"colour": 1}, "unknown setting 'colour' for a rate block"),
         ("detect", {"presentation": "sequential"}, "unknown setting 'presentation'"),
-        ("match", {"presentation": "fast"}, "presentation must be one of side_by_side, sequential, got 'fast'"),
-        ("match", {"exposure_ms": 150}, "exposure_ms must be an integer from 200 to 10000, got 150"),
-        ("match", {"exposure_ms": "1500"}, "exposure_ms must be an integer from 200 to 10000, got '1500'"),
+        ("match", {"presentation": "fast"},
+         "presentation must be one of side_by_side, sequential, got 'fast'"),
+        ("match", {"exposure_ms": 150},
+         "exposure_ms must be an integer from 200 to 10000, got 150"),
+        ("match", {"exposure_ms": "1500"},
+         "exposure_ms must be an integer from 200 to 10000, got '1500'"),
         ("match", {"confidence": "yes"}, "confidence must be true or false, got 'yes'"),
         ("detect", {"confidence": 1}, "confidence must be true or false, got 1"),
         ("rate", {"practice": "no"}, "practice must be true or false, got 'no'"),
         ("rate", {"attention_checks": -1}, "attention_checks must be a count of 0 or more, got -1"),
-        ("rate", {"attention_checks": "3"}, "attention_checks must be a count or a list of 1-based positions, got '3'"),
+        ("rate", {"attention_checks": "3"},
+         "attention_checks must be a count or a list of 1-based positions, got '3'"),
         ("rate", {"attention_checks": [0, 4]}, "attention_checks positions start at 1, got 0"),
-        ("rate", {"attention_checks": [4, 2, 4]}, "attention_checks lists position 4 more than once"),
+        ("rate", {"attention_checks": [4, 2, 4]},
+         "attention_checks lists position 4 more than once"),
         ("rate", {"n_identities": 3}, "n_identities must be an integer of at least 4, got 3"),
         ("choose", {"n_identities": 1}, "n_identities must be an integer of at least 2, got 1"),
         ("choose", {"question": "  "}, "question must be non-empty text, got '  '"),
         ("rate", {"scales": []}, "scales must be a non-empty list of scales, got []"),
         ("rate", {"scales": ["trust"]}, "scales[0] must be a mapping of key, question"),
-        ("rate", {"scales": [{"key": "Trust", "question": "q"}]}, "scales[0].key must be a snake_case name of at most 32 characters, got 'Trust'"),
-        ("rate", {"scales": [{"key": "a" * 33, "question": "q"}]}, "scales[0].key must be a snake_case name"),
-        ("rate", {"scales": [{"key": "confidence", "question": "q"}]}, "scales[0].key 'confidence' is reserved"),
-        ("rate", {"scales": [{"key": "warmth"}]}, "scales[0].question must be non-empty text, got None"),
-        ("rate", {"scales": [{"key": "warmth", "question": "q", "colour": "red"}]}, "scales[0] has an unknown field 'colour'"),
-        ("rate", {"scales": [{"key": "warmth", "question": "q", "min": 5, "max": 5}]}, "scales[0] must run from min to a larger max with at most 101 points, got 5..5"),
-        ("rate", {"scales": [{"key": "warmth", "question": "q", "max": 7.5}]}, "scales[0].max must be an integer from -1000 to 1000, got 7.5"),
-        ("rate", {"scales": [{"key": "warmth", "question": "q", "min": -1001}]}, "scales[0].min must be an integer from -1000 to 1000, got -1001"),
-        ("rate", {"scales": [{"key": "warmth", "question": "q", "low_anchor": 1}]}, "scales[0].low_anchor must be text, got 1"),
-        ("rate", {"scales": [{"key": "warmth", "question": "q"}, {"key": "warmth", "question": "r"}]}, "scales use the key 'warmth' more than once"),
+        ("rate", {"scales": [{"key": "Trust", "question": "q"}]},
+         "scales[0].key must be a snake_case name of at most 32 characters, got 'Trust'"),
+        ("rate", {"scales": [{"key": "a" * 33, "question": "q"}]},
+         "scales[0].key must be a snake_case name"),
+        ("rate", {"scales": [{"key": "confidence", "question": "q"}]},
+         "scales[0].key 'confidence' is reserved"),
+        ("rate", {"scales": [{"key": "warmth"}]},
+         "scales[0].question must be non-empty text, got None"),
+        ("rate", {"scales": [{"key": "warmth", "question": "q", "colour": "red"}]},
+         "scales[0] has an unknown field 'colour'"),
+        ("rate", {"scales": [{"key": "warmth", "question": "q", "min": 5, "max": 5}]},
+         "scales[0] must run from min to a larger max with at most 101 points, got 5..5"),
+        ("rate", {"scales": [{"key": "warmth", "question": "q", "max": 7.5}]},
+         "scales[0].max must be an integer from -1000 to 1000, got 7.5"),
+        ("rate", {"scales": [{"key": "warmth", "question": "q", "min": -1001}]},
+         "scales[0].min must be an integer from -1000 to 1000, got -1001"),
+        ("rate", {"scales": [{"key": "warmth", "question": "q", "low_anchor": 1}]},
+         "scales[0].low_anchor must be text, got 1"),
+        ("rate",
+         {"scales": [{"key": "warmth", "question": "q"}, {"key": "warmth", "question": "r"}]},
+         "scales use the key 'warmth' more than once"),
     ],
 )  # fmt: skip
 def test_bad_settings_are_rejected_by_name_and_value(task, settings, message):
@@ -506,16 +522,26 @@ def replace_identity(identities: list[IdentityInfo], code: str, **changes) -> li
             ["Identity P002 has no real headshot.", "Identity P002 has no ai headshot."],
         ),
         (
-            replace_identity(make_identities(4), "P002", headshots={"real": "r", "ai": "a", "cgi": "c"}),
+            replace_identity(
+                make_identities(4), "P002", headshots={"real": "r", "ai": "a", "cgi": "c"}
+            ),
             [BlockInfo("rating", "rate", {})],
             2,
-            ["Identity P002 has a headshot of unknown source 'cgi' (the sources are real and ai)."],
+            [
+                "Identity P002 has a headshot of unknown source 'cgi'"
+                " (the sources are real and ai)."
+            ],
         ),
         (
-            replace_identity(replace_identity(make_identities(4), "P003", probes=()), "P001", probes=()),
+            replace_identity(
+                replace_identity(make_identities(4), "P003", probes=()), "P001", probes=()
+            ),
             ALL_TASKS,
             2,
-            ["Block 'recognition' is a match task, but these identities have no probe photo: P001, P003."],
+            [
+                "Block 'recognition' is a match task,"
+                " but these identities have no probe photo: P001, P003."
+            ],
         ),
         (
             replace_identity(make_identities(4), "P003", probes=()),
@@ -527,7 +553,10 @@ def replace_identity(identities: list[IdentityInfo], code: str, **changes) -> li
             make_identities(3),
             ALL_TASKS,
             2,
-            ["The study has 3 identities; match, rate and detect blocks need at least 4, 2 in each condition of each list."],
+            [
+                "The study has 3 identities; match, rate and detect blocks need at least 4,"
+                " 2 in each condition of each list."
+            ],
         ),
         (
             make_identities(1),
@@ -539,7 +568,10 @@ def replace_identity(identities: list[IdentityInfo], code: str, **changes) -> li
             make_identities(4),
             ALL_TASKS,
             3,
-            ["The study has 3 lists; match, rate and detect blocks need a multiple of 2, one list per row of the real/ai Latin square."],
+            [
+                "The study has 3 lists; match, rate and detect blocks need a multiple of 2,"
+                " one list per row of the real/ai Latin square."
+            ],
         ),
         (make_identities(4), [BlockInfo("pairs", "choose", {})], 3, []),
         (
@@ -569,7 +601,11 @@ def replace_identity(identities: list[IdentityInfo], code: str, **changes) -> li
         ),
         (
             make_identities(4),
-            [BlockInfo("rating", "rate", {}), BlockInfo("rating", "detect", {}), BlockInfo("", "rate", {})],
+            [
+                BlockInfo("rating", "rate", {}),
+                BlockInfo("rating", "detect", {}),
+                BlockInfo("", "rate", {}),
+            ],
             2,
             ["A block has no name.", "Block name 'rating' is used 2 times."],
         ),
@@ -579,15 +615,20 @@ def replace_identity(identities: list[IdentityInfo], code: str, **changes) -> li
             2,
             [
                 "Block 'odd': task must be one of match, rate, choose, detect, got 'survey'.",
-                "Block 'rating': unknown setting 'exposure_ms' for a rate block (known: attention_checks, practice, n_identities, scales).",
+                "Block 'rating': unknown setting 'exposure_ms' for a rate block"
+                " (known: attention_checks, practice, n_identities, scales).",
             ],
         ),
         (
             make_identities(4),
-            [BlockInfo("rating", "rate", {"attention_checks": [2, 7]}), BlockInfo("det", "detect", {"attention_checks": 5})],
+            [
+                BlockInfo("rating", "rate", {"attention_checks": [2, 7]}),
+                BlockInfo("det", "detect", {"attention_checks": 5}),
+            ],
             2,
             [
-                "Block 'rating' has an attention check at position 7, past its end (6 trials with the checks).",
+                "Block 'rating' has an attention check at position 7,"
+                " past its end (6 trials with the checks).",
                 "Block 'det' asks for 5 attention checks but shows only 4 identities.",
             ],
         ),

@@ -415,17 +415,17 @@ def test_the_migration_fills_the_internal_name_from_the_title(app):
                 conn.execute(
                     sa.text(
                         "INSERT INTO researcher (id, email, name, password_hash, is_admin, "
-                        "session_version, created_at) VALUES (1, 'r@example.org', 'R', 'x', false, 0, "
-                        "CURRENT_TIMESTAMP)"
+                        "session_version, created_at) "
+                        "VALUES (1, 'r@example.org', 'R', 'x', false, 0, CURRENT_TIMESTAMP)"
                     )
                 )
                 conn.execute(
                     sa.text(
                         "INSERT INTO study (id, slug, title, description, state, consent_text, "
-                        "instructions_text, debrief_text, completion_code, completion_url, n_lists, "
-                        "assign_by, settings, participants_started, created_at) VALUES (1, 'old', "
-                        "'An old study', 'note', 'draft', '', '', '', '', '', 2, 'started', '{}', 0, "
-                        "CURRENT_TIMESTAMP)"
+                        "instructions_text, debrief_text, completion_code, completion_url, "
+                        "n_lists, assign_by, settings, participants_started, created_at) "
+                        "VALUES (1, 'old', 'An old study', 'note', 'draft', '', '', '', '', '', 2, "
+                        "'started', '{}', 0, CURRENT_TIMESTAMP)"
                     )
                 )
                 conn.execute(

@@ -62,7 +62,8 @@ def test_summary_first_then_collapsible_sections(report):
         "inconclusive": "Inconclusive",
     }
     # Preregistered first, each with its verdict, estimate and interval.
-    for row, finding in zip(summary, preregistered):
+    first_rows = summary[: len(preregistered)]
+    for row, finding in zip(first_rows, preregistered, strict=True):
         assert verdicts[finding["verdict"]] in row and "Preregistered" in row
         assert "AI minus real:" in row and " to " in row
     assert "AI headshots are trusted less than real photographs" in summary[0]
@@ -90,10 +91,10 @@ def test_intervals_say_their_level_and_whether_they_are_adjusted(report):
         by_outcome.setdefault(test["outcome"], []).append(test)
     # The rows come outcome by outcome in the order of results.json's tests.
     ordered = [t for name in dict.fromkeys(t["outcome"] for t in tests) for t in by_outcome[name]]
-    tost = [(row, t) for row, t in zip(rows, ordered) if t["method"] == "tost"]
+    tost = [(row, t) for row, t in zip(rows, ordered, strict=True) if t["method"] == "tost"]
     assert tost and all("90% CI" in row and "95% CI" not in row for row, _t in tost)
     unadjusted = 0
-    for row, test in zip(rows, ordered):
+    for row, test in zip(rows, ordered, strict=True):
         assert ("unadjusted" in row) == ci_unadjusted(test), row
         unadjusted += ci_unadjusted(test)
     assert unadjusted > 0

@@ -26,7 +26,7 @@ def broken(*_args, **_kwargs):
 
 @pytest.fixture
 def closed_demo(app, client, demo, monkeypatch):
-    """The demo with six simulated participants, closed, its report computed; the owner signed in."""
+    """The demo with six simulated participants, closed, its report made; the owner signed in."""
     count_analyses(monkeypatch)
     fill(app, demo, 6)
     sign_in(client, app, owner_id(app))

@@ -1,4 +1,4 @@
-"""The generated R script: it runs the models and tests that results.json names (checked by text)."""
+"""The generated R script runs the models and tests that results.json names (checked by text)."""
 
 from __future__ import annotations
 

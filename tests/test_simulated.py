@@ -28,7 +28,6 @@ from tests.test_findings_support import (
     publish_findings,
     set_state,
 )
-from tests.test_participant_support import demo  # noqa: F401 (a fixture)
 
 REAL, SIMULATED = 20, 5
 
@@ -486,7 +485,7 @@ def test_simulated_participants_take_no_real_participants_slot(app, demo):
     """The target N and the list balance count real participants; simulated runs are balanced
     among themselves."""
     from survey.participant import service as participant_service
-    from tests.test_participant_support import set_study
+    from tests.helpers import set_study
 
     set_study(app, demo, target_n=2)
     with app.app_context():

@@ -1,4 +1,4 @@
-"""Stimulus uploads from the browser: ZIP sets and single images, the report, the gallery, deletions."""
+"""Stimulus uploads in the browser: ZIP sets, single images, the report, the gallery, deletions."""
 
 from __future__ import annotations
 
@@ -79,9 +79,8 @@ def full_set(codes=("P001", "P002"), start: int = 1) -> bytes:
     for code in codes:
         for role, source in (("headshot", "real"), ("headshot", "ai"), ("probe", "photo")):
             name = f"{code}-{source}.jpg"
-            rows.append(
-                f"{code},{role},{source},{name},{'GenX' if source == 'ai' else 'Canon'},woman,30-44,yes"
-            )
+            camera = "GenX" if source == "ai" else "Canon"
+            rows.append(f"{code},{role},{source},{name},{camera},woman,30-44,yes")
             files[name] = photo(seed)
             seed += 1
     return stimulus_zip(rows, files)

@@ -184,7 +184,7 @@ def _almost_done(app, study_id: int, n: int) -> list[tuple[str, int]]:
 
 
 def _measures(target) -> list[str]:
-    """The measures of an answer to a trial (the routes validate values; the service stores them)."""
+    """The measures of an answer to a trial (the routes check values; the service stores them)."""
     if target.is_attention:
         return ["attention"]
     if target.task == "rate":

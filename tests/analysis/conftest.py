@@ -8,7 +8,8 @@ import pytest
 
 from analysis.io import TRIAL_COLUMNS, load
 
-# The R reference data live in the repository: tests/data/reference (README there says how to regenerate).
+# The R reference data live in the repository, in tests/data/reference (its README says how to
+# regenerate them).
 REFERENCE_ROOT = Path(__file__).resolve().parents[1] / "data" / "reference"
 SIM_SMALL = REFERENCE_ROOT / "sim-small"
 

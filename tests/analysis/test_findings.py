@@ -169,13 +169,16 @@ def test_positive_estimate_reads_more():
                 "ci_high": -0.075,
             },
             (
-                "People were recognised less accurately from AI headshots than from real photographs, "
-                "by 10.4 percentage points"
+                "People were recognised less accurately from AI headshots"
+                " than from real photographs, by 10.4 percentage points"
             ),
         ),
         (
             {"outcome": "d_prime", "estimate": -0.55, "ci_low": -0.71, "ci_high": -0.39},
-            "Recognition sensitivity (d') was lower with AI headshots than with real photographs by 0.55",
+            (
+                "Recognition sensitivity (d') was lower with AI headshots"
+                " than with real photographs by 0.55"
+            ),
         ),
         (
             {"outcome": "criterion", "estimate": 0.31, "ci_low": 0.22, "ci_high": 0.4},
@@ -190,8 +193,8 @@ def test_positive_estimate_reads_more():
                 "scale": [1, 5],
             },
             (
-                "rated lower than real photographs on the professional scale, by 0.44 points on the "
-                "1–5 scale"
+                "rated lower than real photographs on the professional scale,"
+                " by 0.44 points on the 1–5 scale"
             ),
         ),
         (
@@ -205,9 +208,10 @@ def test_positive_estimate_reads_more():
                 "reference_value": 0.5,
             },
             (
-                "chose the real photograph over the AI headshot in 61.9% of pairs, more often than chance "
-                "(50%) by 11.9 percentage points (difference from chance (50%) = 11.9, unadjusted 95% CI "
-                "9.1 to 14.7; one-sample t-test against 50%"
+                "chose the real photograph over the AI headshot in 61.9% of pairs,"
+                " more often than chance (50%) by 11.9 percentage points"
+                " (difference from chance (50%) = 11.9, unadjusted 95% CI 9.1 to 14.7;"
+                " one-sample t-test against 50%"
             ),
         ),
         (
@@ -246,10 +250,11 @@ def test_positive_estimate_reads_more():
                 "n": 2712,
             },
             (
-                "recognised correctly less often than with real photographs: the log-odds of a correct "
-                "answer were lower by 0.57 (odds ratio 0.56) (AI minus real = -0.57, unadjusted 95% CI "
-                "-0.75 to -0.39; logistic mixed model with crossed random effects of participants and identities, "
-                "z = -6.27, Holm-adjusted p < 0.001; N = 2712 trials)"
+                "recognised correctly less often than with real photographs:"
+                " the log-odds of a correct answer were lower by 0.57 (odds ratio 0.56)"
+                " (AI minus real = -0.57, unadjusted 95% CI -0.75 to -0.39;"
+                " logistic mixed model with crossed random effects of participants and identities,"
+                " z = -6.27, Holm-adjusted p < 0.001; N = 2712 trials)"
             ),
         ),
     ],

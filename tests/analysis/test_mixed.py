@@ -160,7 +160,7 @@ def test_lmm_matches_statsmodels_mixedlm():
     assert fit.estimate == pytest.approx(reference.fe_params.iloc[1], rel=1e-5)
     assert fit.se == pytest.approx(reference.bse_fe.iloc[1], rel=1e-4)
     assert fit.residual_variance == pytest.approx(reference.scale, rel=1e-4)
-    vcomp = dict(zip(reference.model.exog_vc.names, reference.vcomp))
+    vcomp = dict(zip(reference.model.exog_vc.names, reference.vcomp, strict=True))
     for effect in fit.random_effects:
         assert effect["variance"] == pytest.approx(vcomp[effect["group"]], rel=1e-4)
     assert fit.deviance == pytest.approx(-2 * reference.llf, abs=1e-4)  # REML criterion

@@ -15,8 +15,7 @@ import sqlalchemy as sa
 from survey.extensions import db
 from survey.models import Participant, Response, Trial
 from tests.browser.helpers import read_questions
-from tests.helpers import refreeze
-from tests.test_participant_support import seed_quick_demo
+from tests.helpers import refreeze, seed_quick_demo
 
 
 @pytest.fixture

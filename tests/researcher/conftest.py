@@ -36,7 +36,8 @@ def add_member(app, study_id: int, researcher_id: int, role: str) -> None:
 
 
 def seed_design(study: Study, n_identities: int = 8, blocks: bool = True) -> None:
-    """Give a study identities with a real and an ai headshot and a probe each (files stored), and blocks."""
+    """Give a study identities, each with a real and an ai headshot and a probe (files stored),
+    and blocks."""
     store = storage()
     for index in range(n_identities):
         identity = Identity(
@@ -96,7 +97,8 @@ def seed_design(study: Study, n_identities: int = 8, blocks: bool = True) -> Non
 
 @pytest.fixture
 def make_study(app):
-    """Return a function creating a study owned by a researcher (optionally with a runnable design)."""
+    """Return a function that creates a study owned by a researcher (with a runnable design
+    if asked)."""
 
     def make(
         owner_id: int,

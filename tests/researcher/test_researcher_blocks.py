@@ -1,4 +1,4 @@
-"""Blocks: add, configure each task (with its bad inputs), reorder, delete; frozen designs refuse."""
+"""Blocks: add, configure each task (and its bad inputs), reorder, delete; frozen designs refuse."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Participant data requests (look-up by recruitment id, deletion with a reason) and the audit log."""
+"""Participant data requests (look-up by recruitment id, deletion with a reason), the audit log."""
 
 from __future__ import annotations
 

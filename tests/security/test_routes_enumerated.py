@@ -343,7 +343,7 @@ def test_get_requests_change_nothing(app, world):
     clients = [world.client(app, "owner"), participant_client(app, world), world.client(app)]
     before = table_fingerprints(app)
     written: dict[str, set[str]] = {}
-    for rule, method in routes(app, ("GET",)):
+    for rule, _method in routes(app, ("GET",)):
         url = build_url(app, rule, url_values(rule, world))
         for query in ("", *GET_QUERIES.get(rule.endpoint, ())):
             for client in clients:

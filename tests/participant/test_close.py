@@ -18,13 +18,12 @@ from survey.models import Participant, Response, Study, StudyMember
 from survey.participant.simulate import agree, form_token
 from survey.studies import change_state
 from tests.conftest import sign_in
-from tests.test_participant_support import (
+from tests.helpers import set_study
+from tests.participant.support import (
     answer_trials,
     count,
-    demo,  # noqa: F401 (a fixture)
     first_answers,
     participants,
-    set_study,
     trial_form,
     trial_id,
 )

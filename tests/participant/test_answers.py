@@ -1,4 +1,4 @@
-"""Answers: each task's validation, repeated and forged POSTs, trials out of turn, response times."""
+"""Answers: each task's checks, repeated and forged POSTs, trials out of turn, response times."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from survey.models import Block, Response, Trial
 from survey.participant import hotdb, routes, service
 from survey.participant.simulate import agree
 from tests.helpers import refreeze
-from tests.test_participant_support import (
+from tests.participant.support import (
+    TASK_FIELDS,
+    advance_to,
     answer_trials,
     count,
-    demo,  # noqa: F401 (a fixture)
     first_answers,
-    lookups,  # noqa: F401 (a fixture)
     participants,
+    responses,
     trial_at,
     trial_form,
     trial_id,
@@ -37,40 +38,10 @@ def post(client, form, data: dict[str, str], via: str):
     return client.post(form.action, data={**hidden, **data})
 
 
-def advance_to(client, wanted: set[str]):
-    """Answer trials until the current one asks exactly the `wanted` fields; return its form."""
-    for _ in range(40):
-        form = trial_form(client)
-        assert form is not None, f"no trial asks {wanted}"
-        if set(form.choices) == wanted:
-            return form
-        assert client.post(form.action, data=first_answers(form)).status_code == 303
-    raise AssertionError(f"no trial asks {wanted}")
-
-
-def responses(app, trial: int) -> dict[str, tuple[str, float | None]]:
-    """Return the stored answers of a trial: measure -> (value, rt_ms)."""
-    with app.app_context():
-        rows = db.session.execute(
-            sa.select(Response.measure, Response.value, Response.rt_ms).where(
-                Response.trial_id == trial
-            )
-        ).all()
-    return {m: (v, rt) for m, v, rt in rows}
-
-
 def trial_row(app, trial: int) -> Trial:
     """Load a trial."""
     with app.app_context():
         return db.session.get(Trial, trial)
-
-
-TASK_FIELDS = {
-    "match": {"same", "confidence"},
-    "rate": {"scale_trust", "scale_professional"},
-    "detect": {"source", "confidence"},
-    "choose": {"choice"},
-}
 
 
 @pytest.mark.parametrize(

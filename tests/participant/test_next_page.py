@@ -7,13 +7,12 @@ import pytest
 from survey.models import Response
 from survey.participant import service
 from survey.participant.simulate import agree
-from tests.test_participant_answers import responses
-from tests.test_participant_support import (
+from tests.participant.support import (
     answer_trials,
     count,
-    demo,  # noqa: F401 (a fixture)
     first_answers,
     participants,
+    responses,
     trial_form,
     trial_id,
 )

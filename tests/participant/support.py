@@ -1,17 +1,15 @@
-"""Helpers for the participant tests: a quick demo study and ways through the trial pages.
+"""Helpers of the participant tests: ways through the trial pages and reading what was stored.
 
-Holds no tests. The demo is seeded by tests/helpers.py's `seed_quick_demo`.
+Holds no tests and no fixtures (those are in tests/conftest.py and tests/participant/conftest.py).
 """
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
-from survey.models import Participant, Study, Trial
+from survey.models import Participant, Response, Trial
 from survey.participant.simulate import parse_trial_form
-from tests.helpers import seed_quick_demo
 
 
 def first_answers(form) -> dict[str, str]:
@@ -54,38 +52,6 @@ def count(app, model) -> int:
         return db.session.scalar(sa.select(sa.func.count()).select_from(model))
 
 
-def set_study(app, study_id: int, **values) -> None:
-    """Change columns of a study."""
-    with app.app_context():
-        db.session.execute(sa.update(Study).where(Study.id == study_id).values(**values))
-        db.session.commit()
-
-
-@pytest.fixture
-def demo(app, monkeypatch):
-    """The demo study, seeded quickly (in place of conftest's full seed); returns its id.
-
-    Test modules take it by importing it by name.
-    """
-    return seed_quick_demo(app, monkeypatch)
-
-
-@pytest.fixture
-def lookups(monkeypatch) -> list[int]:
-    """Count the answers that read their trial from the database (the long way round)."""
-    from survey.participant import service
-
-    calls: list[int] = []
-    original = service.answer_target
-
-    def counted(slug, public_id, trial_id):
-        calls.append(trial_id)
-        return original(slug, public_id, trial_id)
-
-    monkeypatch.setattr(service, "answer_target", counted)
-    return calls
-
-
 def trial_at(app, participant_id: int, position: int) -> Trial:
     """Return a participant's trial at a position of its schedule."""
     with app.app_context():
@@ -96,3 +62,34 @@ def trial_at(app, participant_id: int, position: int) -> Trial:
         )
         db.session.expunge(trial)
         return trial
+
+
+# The fields a trial page of each task asks.
+TASK_FIELDS = {
+    "match": {"same", "confidence"},
+    "rate": {"scale_trust", "scale_professional"},
+    "detect": {"source", "confidence"},
+    "choose": {"choice"},
+}
+
+
+def advance_to(client, wanted: set[str]):
+    """Answer trials until the current one asks exactly the `wanted` fields; return its form."""
+    for _ in range(40):
+        form = trial_form(client)
+        assert form is not None, f"no trial asks {wanted}"
+        if set(form.choices) == wanted:
+            return form
+        assert client.post(form.action, data=first_answers(form)).status_code == 303
+    raise AssertionError(f"no trial asks {wanted}")
+
+
+def responses(app, trial: int) -> dict[str, tuple[str, float | None]]:
+    """Return the stored answers of a trial: measure -> (value, rt_ms)."""
+    with app.app_context():
+        rows = db.session.execute(
+            sa.select(Response.measure, Response.value, Response.rt_ms).where(
+                Response.trial_id == trial
+            )
+        ).all()
+    return {m: (v, rt) for m, v, rt in rows}

@@ -9,13 +9,13 @@ from survey.extensions import db
 from survey.models import Response, Trial
 from survey.participant import service, tickets
 from survey.participant.simulate import agree
-from tests.test_participant_answers import TASK_FIELDS, advance_to, responses
-from tests.test_participant_support import (
+from tests.participant.support import (
+    TASK_FIELDS,
+    advance_to,
     count,
-    demo,  # noqa: F401 (a fixture)
     first_answers,
-    lookups,  # noqa: F401 (a fixture)
     participants,
+    responses,
     trial_at,
     trial_form,
     trial_id,

@@ -13,7 +13,7 @@ from survey.extensions import db
 from survey.models import Identity, Participant, Study, Trial
 from survey.participant import service
 from survey.studies import design_sha256
-from tests.test_participant_support import demo, set_study  # noqa: F401 (demo: a fixture)
+from tests.helpers import set_study
 
 
 def start(app, study_id: int, **kwargs) -> Participant:
@@ -84,7 +84,7 @@ def test_lists_and_conditions_balance_over_many_participants(app, demo):
     for p in people:
         trials = shown(app, p.id)
         conditions: dict[str, set[str]] = defaultdict(set)
-        for position, task, code, condition, practice, attention, is_match in trials:
+        for _position, task, code, condition, _practice, _attention, _is_match in trials:
             if task != "choose":
                 conditions[code].add(condition)
                 seen[code][condition].add(p.id)

@@ -21,12 +21,7 @@ from bench.servers import Gunicorn, ServerSettings
 from survey.extensions import db
 from survey.models import Response, Trial
 from survey.participant.simulate import agree, form_token, parse_trial_form
-from tests.test_participant_support import (
-    demo,  # noqa: F401 (a fixture)
-    first_answers,
-    participants,
-    trial_id,
-)
+from tests.participant.support import first_answers, participants, trial_id
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,8 @@ from survey.extensions import db
 from survey.models import Participant, RecruitmentId, Study, Trial
 from survey.participant import service
 from survey.participant.simulate import agree
-from tests.test_participant_support import answer_trials, seed_quick_demo
+from tests.helpers import seed_quick_demo
+from tests.participant.support import answer_trials
 
 
 @pytest.fixture

@@ -14,14 +14,8 @@ from survey.participant import hotdb, service
 from survey.participant.simulate import agree
 from survey.researcher import monitoring
 from tests.conftest import sign_in
-from tests.test_participant_support import (
-    answer_trials,
-    count,
-    demo,  # noqa: F401 (a fixture)
-    participants,
-    set_study,
-    trial_form,
-)
+from tests.helpers import set_study
+from tests.participant.support import answer_trials, count, participants, trial_form
 
 
 def from_address(app, address: str):
@@ -266,7 +260,7 @@ def test_the_migration_adds_expiry_and_goes_both_ways(app, demo):
 
     from flask_migrate import downgrade, upgrade
 
-    migrations = str(Path(__file__).resolve().parent.parent / "migrations")
+    migrations = str(Path(__file__).resolve().parents[2] / "migrations")
     with app.app_context():
         study = db.session.get(Study, demo)
         expired = service.start_or_resume(study).participant_id

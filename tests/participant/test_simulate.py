@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from survey.extensions import db
 from survey.models import Participant, Response, Trial
 from survey.participant.simulate import Person
-from tests.test_participant_support import demo, set_study  # noqa: F401 (demo: a fixture)
+from tests.helpers import set_study
 
 
 @pytest.mark.slow

@@ -20,15 +20,8 @@ from survey.models import (
 from survey.participant import service
 from survey.participant.simulate import TOKEN, agree
 from tests.conftest import sign_in
-from tests.test_participant_support import (
-    answer_trials,
-    count,
-    demo,  # noqa: F401 (a fixture)
-    first_answers,
-    participants,
-    set_study,
-    trial_form,
-)
+from tests.helpers import set_study
+from tests.participant.support import answer_trials, count, first_answers, participants, trial_form
 
 MOBILE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36"
 
