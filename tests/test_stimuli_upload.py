@@ -337,7 +337,7 @@ def test_a_long_report_lists_the_first_problems_of_each_kind_and_counts_the_rest
 
 
 def test_a_manifest_of_many_bad_rows_stops_being_checked_with_a_note(app, client, owner):
-    from survey.stimuli import MAX_ERRORS_CHECKED
+    from survey.stimuli.manifest import MAX_ERRORS_CHECKED
 
     rows = [f"P{i:05d},face,real,m{i}.jpg,Canon,,,yes" for i in range(MAX_ERRORS_CHECKED)]
     response = upload_zip(client, owner, stimulus_zip(rows, {}))

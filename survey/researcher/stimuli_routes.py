@@ -20,15 +20,12 @@ from survey.models import Identity, Image, Researcher, Study
 from survey.researcher import bp
 from survey.researcher.access import lock_for_change, requires_role
 from survey.researcher.stimuli_forms import ImageUploadForm, ZipUploadForm
-from survey.stimuli import (
+from survey.stimuli.images import MAX_IMAGE_BYTES, ImageError, ProcessedImage, process_image
+from survey.stimuli.manifest import (
     DESCRIPTORS,
-    MAX_IMAGE_BYTES,
-    ImageError,
     Problem,
-    ProcessedImage,
     StimulusIdentity,
     StimulusSet,
-    process_image,
     read_stimulus_zip,
 )
 from survey.storage import key_for
