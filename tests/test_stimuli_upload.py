@@ -443,7 +443,7 @@ def test_a_failing_commit_leaves_no_files(app, client, owner, monkeypatch):
 
 
 def test_files_still_referenced_are_kept_when_cleaning_up(app, client, owner):
-    from survey.researcher.stimuli_routes import _discard_unreferenced
+    from survey.researcher.stimuli_service import _discard_unreferenced
 
     assert upload_zip(client, owner, full_set(("P001",))).status_code == 302
     before = media_files(app)
@@ -456,7 +456,7 @@ def test_files_still_referenced_are_kept_when_cleaning_up(app, client, owner):
 def test_a_concurrent_upload_of_the_same_identity_gets_409_and_keeps_nothing(
     app, client, owner, monkeypatch
 ):
-    from survey.researcher import stimuli_routes
+    from survey.researcher import stimuli_service
 
     assert upload_image(client, owner, photo(1)).status_code == 302
     files = media_files(app)
@@ -467,7 +467,7 @@ def test_a_concurrent_upload_of_the_same_identity_gets_409_and_keeps_nothing(
         db.session.add(identity)
         return identity
 
-    monkeypatch.setattr(stimuli_routes, "_identity_for", unseen)
+    monkeypatch.setattr(stimuli_service, "_identity_for", unseen)
     response = upload_image(client, owner, photo(2), source="ai")
     assert response.status_code == 409
     assert "at the same time" in text(response)
