@@ -9,7 +9,7 @@ from survey.design import DEFAULT_SCALE
 from survey.extensions import db
 from survey.media import store_image
 from survey.models import Block, Identity, Researcher, Study, StudyMember
-from survey.stimuli import process_image
+from survey.stimuli.images import process_image
 
 DEMO_SLUG = "demo"
 DEMO_LOGIN = "demo"

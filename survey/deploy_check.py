@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from survey.extensions import db
 from survey.models import Researcher
-from survey.stimuli import MAX_ZIP_BYTES
+from survey.stimuli.manifest import MAX_ZIP_BYTES
 
 MIN_SECRET_LENGTH = 32
 # Secrets seen in documentation, tests and tutorials: anyone could sign a session with them.

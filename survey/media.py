@@ -7,7 +7,7 @@ from flask import current_app
 
 from survey.extensions import db
 from survey.models import Identity, Image, Study
-from survey.stimuli import ProcessedImage
+from survey.stimuli.images import ProcessedImage
 from survey.storage import LocalStorage, Storage, key_for
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from survey.demo_faces import VARIANTS, face_for, render
-from survey.stimuli import process_image
+from survey.stimuli.images import process_image
 
 N_DEMO = 8
 

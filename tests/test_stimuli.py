@@ -13,14 +13,8 @@ import zlib
 import pytest
 from PIL import ExifTags, Image, ImageCms, ImageDraw, PngImagePlugin
 
-from survey.stimuli import (
-    ImageError,
-    Problem,
-    ProcessedImage,
-    process_image,
-    read_stimulus_zip,
-    validate_identity_code,
-)
+from survey.stimuli.images import ImageError, ProcessedImage, process_image
+from survey.stimuli.manifest import Problem, read_stimulus_zip, validate_identity_code
 
 # --- building test images --------------------------------------------------------------------
 
@@ -804,7 +798,7 @@ def test_problem_strings_say_where_then_what():
 
 
 def test_problems_of_one_kind_are_kept_up_to_a_share_and_counted_beyond():
-    from survey.stimuli import MAX_PROBLEMS_PER_KIND
+    from survey.stimuli.manifest import MAX_PROBLEMS_PER_KIND
 
     rows = [HEADER] + [f"P{i:03d},headshot,real,m{i}.jpg,x,,,,yes" for i in range(50)]
     result = read_stimulus_zip(make_zip({"manifest.csv": "\n".join(rows)}))
@@ -820,7 +814,7 @@ def test_problems_of_one_kind_are_kept_up_to_a_share_and_counted_beyond():
 
 
 def test_the_report_holds_at_most_max_problems_in_all(monkeypatch):
-    import survey.stimuli as stimuli
+    import survey.stimuli.manifest as stimuli
 
     monkeypatch.setattr(stimuli, "MAX_PROBLEMS", 7)
     rows = [HEADER] + [f"P{i:03d},headshot,real,m{i}.jpg,x,,,,yes" for i in range(12)]
@@ -830,7 +824,7 @@ def test_the_report_holds_at_most_max_problems_in_all(monkeypatch):
 
 
 def test_checking_stops_after_many_errors(monkeypatch):
-    import survey.stimuli as stimuli
+    import survey.stimuli.manifest as stimuli
 
     monkeypatch.setattr(stimuli, "MAX_ERRORS_CHECKED", 10)
     rows = [HEADER] + [f"P{i:03d},headshot,real,m{i}.jpg,x,,,,yes" for i in range(1000)]

@@ -336,7 +336,7 @@ def test_a_long_report_lists_the_first_problems_of_each_kind_and_counts_the_rest
 
 
 def test_a_manifest_of_many_bad_rows_stops_being_checked_with_a_note(app, client, owner):
-    from survey.stimuli import MAX_ERRORS_CHECKED
+    from survey.stimuli.manifest import MAX_ERRORS_CHECKED
 
     rows = [f"P{i:05d},face,real,m{i}.jpg,Canon,,,yes" for i in range(MAX_ERRORS_CHECKED)]
     response = upload_zip(client, owner, stimulus_zip(rows, {}))
@@ -442,7 +442,7 @@ def test_a_failing_commit_leaves_no_files(app, client, owner, monkeypatch):
 
 
 def test_files_still_referenced_are_kept_when_cleaning_up(app, client, owner):
-    from survey.researcher.stimuli_routes import _discard_unreferenced
+    from survey.researcher.stimuli_service import _discard_unreferenced
 
     assert upload_zip(client, owner, full_set(("P001",))).status_code == 302
     before = media_files(app)
@@ -455,7 +455,7 @@ def test_files_still_referenced_are_kept_when_cleaning_up(app, client, owner):
 def test_a_concurrent_upload_of_the_same_identity_gets_409_and_keeps_nothing(
     app, client, owner, monkeypatch
 ):
-    from survey.researcher import stimuli_routes
+    from survey.researcher import stimuli_service
 
     assert upload_image(client, owner, photo(1)).status_code == 302
     files = media_files(app)
@@ -466,7 +466,7 @@ def test_a_concurrent_upload_of_the_same_identity_gets_409_and_keeps_nothing(
         db.session.add(identity)
         return identity
 
-    monkeypatch.setattr(stimuli_routes, "_identity_for", unseen)
+    monkeypatch.setattr(stimuli_service, "_identity_for", unseen)
     response = upload_image(client, owner, photo(2), source="ai")
     assert response.status_code == 409
     assert "at the same time" in text(response)

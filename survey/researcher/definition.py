@@ -44,7 +44,7 @@ from survey.researcher.service import (
     slug_taken,
     unique_slug,
 )
-from survey.stimuli import validate_identity_code
+from survey.stimuli.manifest import validate_identity_code
 
 FORMAT = "likeness-study/1"
 MAX_BLOCKS = 50

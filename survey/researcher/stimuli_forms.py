@@ -12,7 +12,7 @@ from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from survey.researcher.forms import options
-from survey.stimuli import FIELD_LIMITS, ROLE_SOURCES, validate_identity_code
+from survey.stimuli.manifest import FIELD_LIMITS, ROLE_SOURCES, validate_identity_code
 
 
 def _strip(value: str | None) -> str | None:

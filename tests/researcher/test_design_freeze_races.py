@@ -66,10 +66,10 @@ def open_study(client, study_id: int):
 def test_an_upload_read_on_the_draft_is_refused_when_it_commits_after_the_opening(
     app, team, monkeypatch
 ):
-    from survey.researcher import stimuli_routes
+    from survey.researcher import stimuli_service
 
     read, opened = threading.Event(), threading.Event()
-    check = stimuli_routes.check_against_study
+    check = stimuli_service.check_against_study
 
     def slow_check(study, stimulus_set):
         # The upload has been read and checked on the draft; it commits only after the opening.
@@ -78,7 +78,7 @@ def test_an_upload_read_on_the_draft_is_refused_when_it_commits_after_the_openin
         opened.wait(WAIT)
         return problems
 
-    monkeypatch.setattr(stimuli_routes, "check_against_study", slow_check)
+    monkeypatch.setattr(stimuli_service, "check_against_study", slow_check)
     files = media_files(app)
     editor, owner = team.client(app, "editor"), team.client(app, "owner")
     thread, upload = run(upload_zip, editor, team.study_id, full_set(NEW_CODES, start=100))

@@ -10,7 +10,7 @@ from survey.demo import DEMO_LOGIN, DEMO_PASSWORD
 from survey.deploy_check import check, workers_from_environment
 from survey.extensions import db
 from survey.models import Researcher
-from survey.stimuli import MAX_ZIP_BYTES
+from survey.stimuli.manifest import MAX_ZIP_BYTES
 
 STRONG = secrets.token_hex(32)
 SAFE_CONFIG = {

@@ -1,0 +1,326 @@
+"""What stimulus uploads and deletions do to the database and storage; the routes call these.
+
+An upload is checked whole before anything is written. A valid one is imported in one
+transaction; if it fails part-way the transaction is rolled back and the files already written
+for it are removed, so a failed upload leaves neither rows nor files behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import IO
+
+import sqlalchemy as sa
+from flask import abort
+
+from survey import audit, media
+from survey.extensions import db
+from survey.models import Identity, Image, Researcher, Study
+from survey.researcher.access import lock_for_change
+from survey.stimuli.images import MAX_IMAGE_BYTES, ImageError, ProcessedImage, process_image
+from survey.stimuli.manifest import (
+    DESCRIPTORS,
+    Problem,
+    StimulusIdentity,
+    StimulusSet,
+    read_stimulus_zip,
+)
+from survey.storage import key_for
+
+ROLE_ORDER = {("headshot", "real"): 0, ("headshot", "ai"): 1, ("probe", "photo"): 2}
+
+
+def refuse_if_frozen(study: Study) -> None:
+    """Answer 409 when the study's design is frozen (it froze when the study opened)."""
+    if study.design_locked:
+        abort(
+            409,
+            description=(
+                "This study's design is frozen since it opened, so its stimuli cannot change. "
+                "Duplicate the study to work on a new version."
+            ),
+        )
+
+
+def _study_hashes(study: Study) -> set[str]:
+    """Return the SHA-256 of every image already in the study."""
+    return set(db.session.scalars(sa.select(Image.sha256).where(Image.study_id == study.id)))
+
+
+def _existing_identities(study: Study) -> dict[str, Identity]:
+    """Return the study's identities by code."""
+    rows = db.session.scalars(sa.select(Identity).where(Identity.study_id == study.id))
+    return {identity.code: identity for identity in rows}
+
+
+def _descriptor_conflicts(person: StimulusIdentity, existing: Identity | None) -> list[str]:
+    """Say how an uploaded identity's descriptors contradict the same code in the study."""
+    if existing is None:
+        return []
+    conflicts = []
+    for column in DESCRIPTORS:
+        new, old = getattr(person, column), getattr(existing, column)
+        if new and old and new.casefold() != old.casefold():
+            conflicts.append(
+                f"identity {person.code} has {column} '{new}' here but '{old}' in the study"
+            )
+    if person.consent is False and existing.consent_recorded:
+        conflicts.append(
+            f"identity {person.code}: consent says no here but is recorded as given in the study"
+        )
+    return conflicts
+
+
+def _headshots_in_study(study: Study) -> set[tuple[str, str]]:
+    """Return (identity code, source) of every headshot already in the study."""
+    stmt = (
+        sa.select(Identity.code, Image.source)
+        .join(Image, Image.identity_id == Identity.id)
+        .where(Identity.study_id == study.id, Image.role == "headshot")
+    )
+    return {(code, source) for code, source in db.session.execute(stmt)}
+
+
+def check_against_study(study: Study, stimulus_set: StimulusSet) -> None:
+    """Add to the set's problems the descriptors that contradict the study's identities.
+
+    A headshot the ZIP lacks but the study already has is no problem (a ZIP may add probes
+    to identities uploaded before): the reader was told of them.
+    """
+    existing = _existing_identities(study)
+    for person in stimulus_set.identities.values():
+        for message in _descriptor_conflicts(person, existing.get(person.code)):
+            stimulus_set.add_problem(Problem(person.row, None, message))
+
+
+def read_set(
+    study: Study, fileobj: IO[bytes], *, max_pixels: int, max_seconds: float
+) -> StimulusSet:
+    """Read and check a stimulus ZIP against the study's images and identities; write nothing."""
+    stimulus_set = read_stimulus_zip(
+        fileobj,
+        existing_hashes=_study_hashes(study),
+        existing_headshots=_headshots_in_study(study),
+        max_pixels=max_pixels,
+        max_seconds=max_seconds,
+    )
+    check_against_study(study, stimulus_set)
+    return stimulus_set
+
+
+def _identity_for(study: Study, code: str, descriptors: dict[str, str], consent: bool) -> Identity:
+    """Return the study's identity with this code, creating it or filling in empty descriptors."""
+    identity = db.session.scalar(
+        sa.select(Identity).where(Identity.study_id == study.id, Identity.code == code)
+    )
+    if identity is None:
+        identity = Identity(study=study, code=code)
+        db.session.add(identity)
+    for column, value in descriptors.items():
+        if value and not getattr(identity, column):
+            setattr(identity, column, value)
+    if consent:
+        identity.consent_recorded = True
+    return identity
+
+
+def _planned_keys(study: Study, processed: ProcessedImage) -> list[str]:
+    """Return the storage keys an image of the study is written under (original, display)."""
+    return [
+        key_for(study.id, processed.sha256, processed.ext, "original"),
+        key_for(study.id, processed.sha256, processed.display_ext, "display"),
+    ]
+
+
+def _discard_unreferenced(keys: Iterable[str]) -> None:
+    """Delete the files no image row points to (rows another upload committed keep theirs)."""
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        return
+    used = set(
+        db.session.scalars(sa.select(Image.storage_key).where(Image.storage_key.in_(keys)))
+    ) | set(db.session.scalars(sa.select(Image.display_key).where(Image.display_key.in_(keys))))
+    media.delete_files([key for key in keys if key not in used])
+
+
+class _Import:
+    """One upload's transaction: rows in the session, files noted for removal on failure."""
+
+    def __init__(self, study: Study) -> None:
+        """Start with nothing written."""
+        self.study = study
+        self.written: list[str] = []
+
+    def image(self, identity: Identity, processed: ProcessedImage, **fields: str) -> Image:
+        """Store an image's files and row, noting its files before they are written."""
+        self.written.extend(_planned_keys(self.study, processed))
+        return media.store_image(self.study, identity, processed, **fields)
+
+    def run(self, add: Callable[[_Import], None], researcher: Researcher, **detail) -> None:
+        """Add the upload's rows and files with `add`, audit and commit; undo it all on failure.
+
+        The images were processed before; the rows and files are written under the study's
+        lock, after checking again that the design is not frozen (the study may have opened
+        while the upload was read).
+        """
+        try:
+            self.study = lock_for_change(self.study, "editor")
+            refuse_if_frozen(self.study)
+            add(self)
+            db.session.flush()
+            audit.record("stimuli.upload", researcher=researcher, study=self.study, **detail)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            _discard_unreferenced(self.written)
+            raise
+
+
+def import_set(study: Study, stimulus_set: StimulusSet, researcher: Researcher) -> int:
+    """Import a checked stimulus set in one transaction; return the number of images stored."""
+
+    def add(job: _Import) -> None:
+        """Create or fill in the identities, then store every image."""
+        for person in stimulus_set.identities.values():
+            descriptors = {column: getattr(person, column) for column in DESCRIPTORS}
+            _identity_for(study, person.code, descriptors, person.consent_recorded)
+        db.session.flush()
+        identities = _existing_identities(study)
+        for item in stimulus_set.images:
+            job.image(
+                identities[item.identity],
+                item.image,
+                role=item.role,
+                source=item.source,
+                generator=item.generator,
+                filename=item.original_filename[-255:],
+            )
+
+    _Import(study).run(
+        add, researcher, images=len(stimulus_set.images), identities=len(stimulus_set.identities)
+    )
+    return len(stimulus_set.images)
+
+
+def check_image(
+    study: Study, fileobj: IO[bytes], filename: str
+) -> tuple[ProcessedImage | None, str | None]:
+    """Process an uploaded image; return it, or None and the reason it cannot be used."""
+    try:
+        processed = process_image(fileobj.read(MAX_IMAGE_BYTES + 1), filename=filename)
+    except ImageError as exc:
+        return None, str(exc)
+    duplicate = db.session.scalar(
+        sa.select(Image).where(Image.study_id == study.id, Image.sha256 == processed.sha256)
+    )
+    if duplicate is not None:
+        return None, (
+            f"{filename}: the same image is already in this study "
+            f"({duplicate.identity.code}, {duplicate.source} {duplicate.role})."
+        )
+    return processed, None
+
+
+def identity_conflicts(study: Study, code: str, descriptors: dict[str, str]) -> list[str]:
+    """Say how descriptors given for one identity contradict the same code in the study."""
+    existing = _existing_identities(study).get(code)
+    return _descriptor_conflicts(StimulusIdentity(code, 0, **descriptors), existing)
+
+
+def add_image(
+    study: Study,
+    researcher: Researcher,
+    processed: ProcessedImage,
+    *,
+    code: str,
+    descriptors: dict[str, str],
+    role: str,
+    source: str,
+    generator: str,
+    filename: str,
+) -> None:
+    """Store one checked image in one transaction, creating or filling in its identity."""
+
+    def add(job: _Import) -> None:
+        """Create or fill in the identity, then store the image."""
+        identity = _identity_for(study, code, descriptors, consent=False)
+        db.session.flush()
+        job.image(
+            identity, processed, role=role, source=source, generator=generator, filename=filename
+        )
+
+    _Import(study).run(add, researcher, images=1, identity=code)
+
+
+def _delete(study: Study, researcher: Researcher, doomed: list[Image], action: str, **detail):
+    """Commit a deletion, then remove the files no other image row uses."""
+    keys = [key for image in doomed for key in (image.storage_key, image.display_key)]
+    audit.record(action, researcher=researcher, study=study, **detail)
+    db.session.commit()
+    _discard_unreferenced(keys)
+
+
+def delete_image(study: Study, image_id: int, researcher: Researcher) -> str:
+    """Delete one image of the study (not once frozen); return what was deleted, in words."""
+    study = lock_for_change(study, "editor")
+    refuse_if_frozen(study)
+    image = db.session.get(Image, image_id)
+    if image is None or image.study_id != study.id:
+        abort(404)
+    label = f"the {image.source} {image.role} of {image.identity.code}"
+    db.session.delete(image)
+    _delete(
+        study,
+        researcher,
+        [image],
+        "stimuli.delete_image",
+        image=image.public_id,
+        sha256=image.sha256,
+        identity=image.identity.code,
+    )
+    return label
+
+
+def delete_identity(study: Study, identity_id: int, researcher: Researcher) -> str:
+    """Delete an identity and its images (not once frozen); return what was deleted, in words."""
+    study = lock_for_change(study, "editor")
+    refuse_if_frozen(study)
+    identity = db.session.get(Identity, identity_id)
+    if identity is None or identity.study_id != study.id:
+        abort(404)
+    images = list(identity.images)
+    code = identity.code
+    db.session.delete(identity)
+    _delete(
+        study,
+        researcher,
+        images,
+        "stimuli.delete_identity",
+        identity=code,
+        images=len(images),
+    )
+    return f"identity {code} and its {len(images)} images"
+
+
+def gallery(study: Study) -> list[dict]:
+    """Return each identity with its images in the order real, ai, probes, and what it lacks."""
+    identities = db.session.scalars(
+        sa.select(Identity).where(Identity.study_id == study.id).order_by(Identity.code)
+    ).all()
+    images = db.session.scalars(
+        sa.select(Image).where(Image.study_id == study.id).order_by(Image.id)
+    ).all()
+    by_identity: dict[int, list[Image]] = {}
+    for image in images:
+        by_identity.setdefault(image.identity_id, []).append(image)
+    result = []
+    for identity in identities:
+        own = sorted(
+            by_identity.get(identity.id, []), key=lambda im: (ROLE_ORDER[im.role, im.source], im.id)
+        )
+        sources = {im.source for im in own}
+        lacks = [f"{s} headshot" for s in ("real", "ai") if s not in sources]
+        if "photo" not in sources:
+            lacks.append("probe photo (needed by match blocks)")
+        result.append({"identity": identity, "images": own, "lacks": lacks})
+    return result
