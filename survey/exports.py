@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from analysis.vocabulary import RT_FAST_MS, RT_SLOW_MS, rt_flag
-from survey import design
+from survey import block_settings
 from survey.extensions import db
 from survey.models import (
     Block,
@@ -241,7 +241,7 @@ def attention_passed(
 ) -> bool:
     """Tell whether an attention-check answer is the instructed one."""
     instructed = (instructed or "").strip().lower()
-    if task == "choose" and instructed in ("left", "right") and given in design.CONDITIONS:
+    if task == "choose" and instructed in ("left", "right") and given in block_settings.CONDITIONS:
         # A choice stored as the source picked; the instruction names a side.
         given = "left" if given == left_source else "right"
     return _ANSWER_ALIASES.get(given, given) == _ANSWER_ALIASES.get(instructed, instructed)
@@ -267,7 +267,7 @@ def correct(measure: str, value: str, condition: str | None, is_match: bool | No
     """Score a data answer: same == is_match (match), source == condition (detect), else None."""
     if measure == "same" and is_match is not None:
         return value == ("1" if is_match else "0")
-    if measure == "source" and condition in design.CONDITIONS:
+    if measure == "source" and condition in block_settings.CONDITIONS:
         return value == condition
     return None
 
@@ -638,7 +638,7 @@ def stimuli_csv(study_id: int) -> Iterator[str]:
 def _settings(block: Block) -> dict[str, Any]:
     """Return a block's settings with their defaults filled in."""
     try:
-        return design.validate_block_settings(block.task, block.settings)
+        return block_settings.validate_block_settings(block.task, block.settings)
     except ValueError:
         # A stored block is valid by construction; describe what is there rather than fail.
         return dict(block.settings or {})
@@ -678,7 +678,7 @@ def measures(study: Study) -> list[dict[str, Any]]:
                     "measure": "choice",
                     "type": "text",
                     "values": "real = chose the real headshot, ai = chose the AI headshot",
-                    "question": settings.get("question", design.DEFAULT_CHOOSE_QUESTION),
+                    "question": settings.get("question", block_settings.DEFAULT_CHOOSE_QUESTION),
                 }
             )
         elif block.task == "rate":
@@ -734,7 +734,7 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
     """
     study = _study(study_id)
     described = measures(study)
-    tasks = _joined(b.task for b in study.blocks) or ", ".join(design.TASKS)
+    tasks = _joined(b.task for b in study.blocks) or ", ".join(block_settings.TASKS)
     lists = ", ".join(list_label(i) for i in range(study.n_lists))
     value_text = (
         "; ".join(f"{m['measure']} ({m['block']}): {m['values']}" for m in described)
