@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from survey.block_settings import DEFAULT_SCALE
 from survey.demo_faces import render
-from survey.design import DEFAULT_SCALE
 from survey.extensions import db
 from survey.media import store_image
 from survey.models import Block, Identity, Researcher, Study, StudyMember

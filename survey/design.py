@@ -11,21 +11,7 @@ number of conditions; lists past the square's rows repeat them. A participant se
 in one condition only, the same in every match, rate and detect block; choose blocks, which show
 both headshots, always run after the others.
 
-Block settings (`validate_block_settings` fills the defaults and rejects anything else):
-
-- every task: ``attention_checks``: 1-based positions within the block (the practice trial not
-  counted) or a count of checks spread evenly (default none); ``practice``: true/false, or
-  None (the default) for "a practice trial when the block runs first"; ``n_identities``: a cap
-  on the identities the block shows (None, the default, shows all; at least 2 per condition,
-  split evenly between the conditions; the subset is drawn from the participant's seed).
-- match: ``presentation`` "side_by_side" (default) or "sequential"; ``exposure_ms``, how long the
-  headshot shows when sequential, 200-10000 (default 1500); ``confidence``, ask 1-5 (default true).
-- rate: ``scales``, a list of {key, question, low_anchor, high_anchor, min, max}; key a
-  snake_case name that is not a reserved measure (same, confidence, choice, source, attention),
-  min 1 and max 7 by default. Default: one "trust" scale.
-- choose: ``question`` (default "Which photo do you trust more?"); the answer's measure is
-  ``choice``.
-- detect: ``confidence``, ask 1-5 (default true).
+Block settings, their defaults and checks live in `survey.block_settings`.
 
 Trials. Match: within each condition half the identities are shown with their own probe photo
 (``is_match``) and half with another identity's probe (a foil); with an odd count the extra
@@ -43,52 +29,28 @@ choose "left" or "right".
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import itertools
 import json
 import math
 import random
-import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-TASKS = ("match", "rate", "choose", "detect")
-CONDITIONS = ("real", "ai")
-# Tasks that show one version of an identity, so the identity's condition must hold across them.
-CONDITION_TASKS = ("match", "rate", "detect")
-PRESENTATIONS = ("side_by_side", "sequential")
-RESERVED_MEASURES = ("same", "confidence", "choice", "source", "attention")
-EXPOSURE_MS_RANGE = (200, 10000)
-MIN_PER_CONDITION = 2
-# Response.measure holds 32 characters.
-MEASURE_KEY_MAX = 32
-MAX_SCALE_POINTS = 101
-# Scale values are stored as text (an attention check's instructed answer in 16 characters).
-SCALE_LIMIT = 1000
-DEFAULT_SCALE = {
-    "key": "trust",
-    "question": "How much do you trust this person?",
-    "low_anchor": "Not at all",
-    "high_anchor": "Completely",
-    "min": 1,
-    "max": 7,
-}
-DEFAULT_CHOOSE_QUESTION = "Which photo do you trust more?"
-ATTENTION_ANSWERS = {"match": ("1", "0"), "detect": CONDITIONS, "choose": ("left", "right")}
+from survey.block_settings import (
+    CONDITION_TASKS,
+    CONDITIONS,
+    MIN_PER_CONDITION,
+    TASKS,
+    is_int,
+    min_identities,
+    validate_block_settings,
+)
 
-_COMMON_DEFAULTS: dict[str, Any] = {"attention_checks": [], "practice": None, "n_identities": None}
-_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "match": {"presentation": "side_by_side", "exposure_ms": 1500, "confidence": True},
-    "rate": {"scales": [DEFAULT_SCALE]},
-    "choose": {"question": DEFAULT_CHOOSE_QUESTION},
-    "detect": {"confidence": True},
-}
-_SCALE_FIELDS = ("key", "question", "low_anchor", "high_anchor", "min", "max")
-_SNAKE_CASE = re.compile(r"[a-z][a-z0-9_]*\Z")
+ATTENTION_ANSWERS = {"match": ("1", "0"), "detect": CONDITIONS, "choose": ("left", "right")}
 
 
 @dataclass(frozen=True)
@@ -143,138 +105,6 @@ class DesignError(ValueError):
         super().__init__("The design cannot run: " + " ".join(self.problems))
 
 
-# --- settings ---------------------------------------------------------------------------
-
-
-def _is_int(value: Any) -> bool:
-    """Tell whether a value is an integer and not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_bool(name: str, value: Any) -> None:
-    """Reject a value that is not true or false."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-
-
-def _check_text(name: str, value: Any, required: bool = True) -> None:
-    """Reject a value that is not text (or empty text when required)."""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ValueError(f"{name} must be {'non-empty ' if required else ''}text, got {value!r}")
-
-
-def _check_attention_checks(value: Any) -> Any:
-    """Return attention positions sorted, or the count as given; reject anything else."""
-    if _is_int(value):
-        if value < 0:
-            raise ValueError(f"attention_checks must be a count of 0 or more, got {value!r}")
-        return value
-    if not isinstance(value, (list, tuple)) or not all(_is_int(p) for p in value):
-        raise ValueError(
-            f"attention_checks must be a count or a list of 1-based positions, got {value!r}"
-        )
-    for position in value:
-        if position < 1:
-            raise ValueError(f"attention_checks positions start at 1, got {position!r}")
-    repeated = sorted(p for p, n in Counter(value).items() if n > 1)
-    if repeated:
-        raise ValueError(f"attention_checks lists position {repeated[0]} more than once")
-    return sorted(value)
-
-
-def _check_scale(index: int, scale: Any) -> dict[str, Any]:
-    """Return one rating scale with its defaults, or raise naming the bad field."""
-    name = f"scales[{index}]"
-    if not isinstance(scale, Mapping):
-        raise ValueError(f"{name} must be a mapping of {', '.join(_SCALE_FIELDS)}, got {scale!r}")
-    unknown = sorted(str(k) for k in scale if k not in _SCALE_FIELDS)
-    if unknown:
-        raise ValueError(f"{name} has an unknown field {unknown[0]!r}")
-    out = {"low_anchor": "", "high_anchor": "", "min": 1, "max": 7, **scale}
-    key = out.get("key")
-    if not isinstance(key, str) or not _SNAKE_CASE.match(key) or len(key) > MEASURE_KEY_MAX:
-        raise ValueError(
-            f"{name}.key must be a snake_case name of at most {MEASURE_KEY_MAX} characters,"
-            f" got {key!r}"
-        )
-    if key in RESERVED_MEASURES:
-        raise ValueError(
-            f"{name}.key {key!r} is reserved (reserved: {', '.join(RESERVED_MEASURES)})"
-        )
-    _check_text(f"{name}.question", out.get("question"))
-    _check_text(f"{name}.low_anchor", out["low_anchor"], required=False)
-    _check_text(f"{name}.high_anchor", out["high_anchor"], required=False)
-    for bound in ("min", "max"):
-        if not (_is_int(out[bound]) and -SCALE_LIMIT <= out[bound] <= SCALE_LIMIT):
-            raise ValueError(
-                f"{name}.{bound} must be an integer from {-SCALE_LIMIT} to {SCALE_LIMIT},"
-                f" got {out[bound]!r}"
-            )
-    if not out["min"] < out["max"] < out["min"] + MAX_SCALE_POINTS:
-        raise ValueError(
-            f"{name} must run from min to a larger max with at most {MAX_SCALE_POINTS} points,"
-            f" got {out['min']!r}..{out['max']!r}"
-        )
-    return out
-
-
-def _check_scales(value: Any) -> list[dict[str, Any]]:
-    """Return the rating scales with their defaults; keys must be unique."""
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f"scales must be a non-empty list of scales, got {value!r}")
-    scales = [_check_scale(i, s) for i, s in enumerate(value)]
-    repeated = sorted(k for k, n in Counter(s["key"] for s in scales).items() if n > 1)
-    if repeated:
-        raise ValueError(f"scales use the key {repeated[0]!r} more than once")
-    return scales
-
-
-def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return a normalised copy of a block's settings with defaults; ValueError names a bad key."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    settings = {} if settings is None else settings
-    if not isinstance(settings, Mapping):
-        raise ValueError(f"settings must be a mapping, got {settings!r}")
-    defaults = {**_COMMON_DEFAULTS, **_TASK_DEFAULTS[task]}
-    unknown = sorted(str(k) for k in settings if k not in defaults)
-    if unknown:
-        raise ValueError(
-            f"unknown setting {unknown[0]!r} for a {task} block (known: {', '.join(defaults)})"
-        )
-    out = copy.deepcopy({**defaults, **settings})
-    out["attention_checks"] = _check_attention_checks(out["attention_checks"])
-    if out["practice"] is not None:
-        _check_bool("practice", out["practice"])
-    cap, least = out["n_identities"], _min_identities(task)
-    if cap is not None and not (_is_int(cap) and cap >= least):
-        raise ValueError(f"n_identities must be an integer of at least {least}, got {cap!r}")
-    if task == "match":
-        if out["presentation"] not in PRESENTATIONS:
-            raise ValueError(
-                f"presentation must be one of {', '.join(PRESENTATIONS)},"
-                f" got {out['presentation']!r}"
-            )
-        low, high = EXPOSURE_MS_RANGE
-        if not (_is_int(out["exposure_ms"]) and low <= out["exposure_ms"] <= high):
-            raise ValueError(
-                f"exposure_ms must be an integer from {low} to {high}, got {out['exposure_ms']!r}"
-            )
-    if task in ("match", "detect"):
-        _check_bool("confidence", out["confidence"])
-    if task == "rate":
-        out["scales"] = _check_scales(out["scales"])
-    if task == "choose":
-        _check_text("question", out["question"])
-    return out
-
-
-def _min_identities(task: str) -> int:
-    """Return how many identities a block of this task needs at least."""
-    per_condition = len(CONDITIONS) if task in CONDITION_TASKS else 1
-    return MIN_PER_CONDITION * per_condition
-
-
 # --- lists --------------------------------------------------------------------------------
 
 
@@ -283,7 +113,7 @@ def choose_list(counts: Sequence[int], rng: random.Random | None = None) -> int:
 
     With `rng`, ties are broken at random by it instead.
     """
-    if not counts or not all(_is_int(c) and c >= 0 for c in counts):
+    if not counts or not all(is_int(c) and c >= 0 for c in counts):
         raise ValueError(f"counts must be a non-empty list of counts of 0 or more, got {counts!r}")
     fewest = min(counts)
     tied = [i for i, c in enumerate(counts) if c == fewest]
@@ -292,11 +122,11 @@ def choose_list(counts: Sequence[int], rng: random.Random | None = None) -> int:
 
 def _check_lists(list_index: int, n_lists: int, conditions: Sequence[str]) -> None:
     """Reject a list count that is not a multiple of the conditions, or an index outside it."""
-    if not (_is_int(n_lists) and n_lists >= 1 and n_lists % len(conditions) == 0):
+    if not (is_int(n_lists) and n_lists >= 1 and n_lists % len(conditions) == 0):
         raise ValueError(
             f"n_lists must be a positive multiple of {len(conditions)}, got {n_lists!r}"
         )
-    if not (_is_int(list_index) and 0 <= list_index < n_lists):
+    if not (is_int(list_index) and 0 <= list_index < n_lists):
         raise ValueError(f"list_index must be from 0 to {n_lists - 1}, got {list_index!r}")
 
 
@@ -305,7 +135,7 @@ def condition_for(
 ) -> str:
     """Return the condition of the identity at `rank` in design order for a list (Latin square)."""
     _check_lists(list_index, n_lists, conditions)
-    if not (_is_int(rank) and rank >= 0):
+    if not (is_int(rank) and rank >= 0):
         raise ValueError(f"rank must be an integer of 0 or more, got {rank!r}")
     return conditions[(rank + list_index) % len(conditions)]
 
@@ -385,11 +215,11 @@ def _block_problems(
             )
     n_trials = _n_trials(settings, len(identities))
     checks = settings["attention_checks"]
-    if _is_int(checks) and checks > n_trials:
+    if is_int(checks) and checks > n_trials:
         problems.append(
             f"{label} asks for {checks} attention checks but shows only {n_trials} identities."
         )
-    if not _is_int(checks) and checks and checks[-1] > n_trials + len(checks):
+    if not is_int(checks) and checks and checks[-1] > n_trials + len(checks):
         problems.append(
             f"{label} has an attention check at position {checks[-1]}, past its end"
             f" ({n_trials + len(checks)} trials with the checks)."
@@ -419,7 +249,7 @@ def check_design(
             continue
         problems += _block_problems(block, settings, identities)
     with_conditions = any(b.task in CONDITION_TASKS for b in blocks)
-    least = max((_min_identities(b.task) for b in blocks if b.task in TASKS), default=0)
+    least = max((min_identities(b.task) for b in blocks if b.task in TASKS), default=0)
     if len(identities) < least:
         have = f"{len(identities)} {'identity' if len(identities) == 1 else 'identities'}"
         need = (
@@ -429,7 +259,7 @@ def check_design(
             else f"choose blocks need at least {least}"
         )
         problems.append(f"The study has {have}; {need}.")
-    if not (_is_int(n_lists) and n_lists >= 1):
+    if not (is_int(n_lists) and n_lists >= 1):
         problems.append(
             f"The number of lists must be a whole number of at least 1, got {n_lists!r}."
         )
@@ -450,17 +280,9 @@ def _n_trials(settings: dict[str, Any], n_identities: int) -> int:
     return n_identities if cap is None else min(cap, n_identities)
 
 
-def attention_check_count(checks: Any) -> int:
-    """Return how many attention checks a block's setting asks for (a count or a list of
-    positions)."""
-    if not checks:
-        return 0
-    return checks if _is_int(checks) else len(checks)
-
-
 def _attention_positions(checks: Any, n_trials: int) -> set[int]:
     """Return the 1-based positions of the checks; a count is spread evenly over the block."""
-    if not _is_int(checks):
+    if not is_int(checks):
         return set(checks)
     length = n_trials + checks
     # Floors of points spaced (length + 1) / (checks + 1) >= 1 apart: distinct, within 1..length.
@@ -681,9 +503,9 @@ def build_schedule(
     problems = check_design(identities, blocks, n_lists)
     if problems:
         raise DesignError(problems)
-    if not (_is_int(list_index) and 0 <= list_index < n_lists):
+    if not (is_int(list_index) and 0 <= list_index < n_lists):
         raise ValueError(f"list_index must be from 0 to {n_lists - 1}, got {list_index!r}")
-    if not _is_int(seed):
+    if not is_int(seed):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     ordered = design_order(identities)
     running = presentation_order(blocks)

@@ -16,7 +16,7 @@ import sqlalchemy.orm as so
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from survey.design import CONDITIONS, TASKS
+from survey.block_settings import CONDITIONS, TASKS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from survey import design
+from survey.block_settings import validate_block_settings
 from survey.design import (
     BlockInfo,
     DesignError,
@@ -21,7 +22,6 @@ from survey.design import (
     condition_for,
     list_conditions,
     schedule_fingerprint,
-    validate_block_settings,
 )
 
 

@@ -289,9 +289,10 @@ def test_formula_like_cells_are_neutralised_and_numbers_stay_numbers(value, cell
 
 def test_line_breaks_inside_cells_are_quoted_and_rows_end_with_lf():
     assert (
-        exports._rows_text([["a\rb", "c\nd", 1], ["plain", "", 2]]) == '"a\rb","c\nd",1\nplain,,2\n'
+        exports.cells._rows_text([["a\rb", "c\nd", 1], ["plain", "", 2]])
+        == '"a\rb","c\nd",1\nplain,,2\n'
     )
-    assert exports._rows_text([["x", "y"]]) == "x,y\n"
+    assert exports.cells._rows_text([["x", "y"]]) == "x,y\n"
 
 
 # --- trials.csv -------------------------------------------------------------------------------
@@ -446,7 +447,7 @@ def test_unknown_study_is_a_value_error(app):
 
 
 def test_trials_stream_in_chunks(app, study_id, monkeypatch):
-    monkeypatch.setattr(exports, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(exports.cells, "CHUNK_ROWS", 2)
     with app.app_context():
         chunks = list(exports.trials_csv(study_id))
     assert len(chunks) >= 4
@@ -871,7 +872,7 @@ def _peak_bytes(chunks) -> tuple[int, int]:
 
 @pytest.mark.slow
 def test_trials_export_memory_does_not_grow_with_rows(app, monkeypatch):
-    monkeypatch.setattr(exports, "CHUNK_ROWS", 500)
+    monkeypatch.setattr(exports.cells, "CHUNK_ROWS", 500)
     with app.app_context():
         small, large = _bulk_study(100), _bulk_study(1000)
         list(exports.trials_csv(small))  # warm caches, so both runs compare only the streaming

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from survey.design import validate_block_settings
+from survey.block_settings import validate_block_settings
 from survey.extensions import db
 from survey.findings import service
 from survey.findings.methods import methods_paragraph

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from analysis.report import analyse
-from survey.design import attention_check_count
+from survey.block_settings import attention_check_count
 from survey.extensions import db
 from survey.findings import service
 from survey.models import Block, Identity, Report, Study

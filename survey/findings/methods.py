@@ -10,7 +10,7 @@ from typing import Any
 
 from analysis.findings import CORRECTION_NAMES
 from analysis.vocabulary import DEFAULT_RULES, FIXED_OUTCOMES
-from survey.design import attention_check_count
+from survey.block_settings import attention_check_count
 
 TASK_PHRASES = {
     "match": "a recognition block ({name}): a headshot (real or AI) and an in-person probe photo "

@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 
 import analysis
 from analysis.rscript import r_script
-from survey import audit, design, exports
+from survey import audit, block_settings, design, exports
 from survey.extensions import db
 from survey.findings import present
 from survey.findings.methods import methods_paragraph
@@ -746,7 +746,7 @@ def design_facts(study: Study) -> dict[str, Any]:
     # In the order they ran: choose blocks after the others, whatever their position.
     for block in design.presentation_order(study.blocks):
         try:
-            settings = design.validate_block_settings(block.task, block.settings)
+            settings = block_settings.validate_block_settings(block.task, block.settings)
         except ValueError:
             settings = dict(block.settings or {})
         blocks.append({"name": block.name, "task": block.task, "settings": settings})

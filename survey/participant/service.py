@@ -49,6 +49,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from survey import design
+from survey.block_settings import validate_block_settings
 from survey.extensions import db
 from survey.models import (
     Block,
@@ -808,7 +809,7 @@ def _block_settings(block_id: int, task: str, raw: dict | None) -> tuple[dict[st
     cached = _SETTINGS_CACHE.get(block_id)
     if cached is not None and cached[0] == raw:
         return cached[1], cached[2]
-    normalised = design.validate_block_settings(task, raw or {})
+    normalised = validate_block_settings(task, raw or {})
     stored = json.dumps([task, raw or {}], sort_keys=True, default=str)
     key = hashlib.sha256(stored.encode()).hexdigest()[:16]
     if len(_SETTINGS_CACHE) >= _SETTINGS_MAX or len(_SETTINGS_BY_KEY) >= _SETTINGS_MAX:

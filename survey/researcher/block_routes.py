@@ -10,7 +10,8 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from survey import audit
-from survey.design import DEFAULT_CHOOSE_QUESTION, presentation_order, validate_block_settings
+from survey.block_settings import DEFAULT_CHOOSE_QUESTION, validate_block_settings
+from survey.design import presentation_order
 from survey.extensions import db
 from survey.models import Block, Study
 from survey.researcher import bp

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from survey import audit
-from survey.design import validate_block_settings
+from survey.block_settings import validate_block_settings
 from survey.extensions import db
 from survey.models import TASKS, Block, Identity, Preregistration, Researcher, Study
 from survey.researcher.forms import BLOCK_NAME_RE, COMPLETION_CODE_RE, MAX_TEXT, SLUG_RE

@@ -8,7 +8,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from survey.design import validate_block_settings
+from survey.block_settings import validate_block_settings
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.media import storage

@@ -1,0 +1,315 @@
+"""The codebook: every column of every file and every measure, as CSV and JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from analysis.vocabulary import RT_FAST_MS, RT_SLOW_MS
+from survey import block_settings
+from survey.exports.cells import _csv_stream, _safe_rows
+from survey.exports.tables import _demographic_column, _study, demographic_keys
+from survey.models import Block, Study, list_label
+
+CODEBOOK_COLUMNS = ("name", "file", "type", "description", "values")
+SIMULATED_MEANING = (
+    "1 when the participant was simulated by the platform (flask simulate-participants), not a "
+    "person: the report leaves them out unless asked to include them; 0 for real participants"
+)
+# The confidence question as the participant's page asks it (survey/participant/forms.py).
+CONFIDENCE = {
+    "question": "How sure are you?",
+    "min": 1,
+    "max": 5,
+    "low_anchor": "Guessing",
+    "high_anchor": "Certain",
+}
+
+
+def _settings(block: Block) -> dict[str, Any]:
+    """Return a block's settings with their defaults filled in."""
+    try:
+        return block_settings.validate_block_settings(block.task, block.settings)
+    except ValueError:
+        # A stored block is valid by construction; describe what is there rather than fail.
+        return dict(block.settings or {})
+
+
+def measures(study: Study) -> list[dict[str, Any]]:
+    """Describe every measure the study's blocks record: key, task, block, type and range."""
+    out: list[dict[str, Any]] = []
+    confidence = {"measure": "confidence", "type": "integer", **CONFIDENCE}
+    for block in study.blocks:
+        settings = _settings(block)
+        common = {"block": block.name, "task": block.task}
+        if block.task == "match":
+            out.append(
+                {
+                    **common,
+                    "measure": "same",
+                    "type": "0/1",
+                    "values": "1 = same person, 0 = different people",
+                    "question": "Same person?",
+                }
+            )
+        elif block.task == "detect":
+            out.append(
+                {
+                    **common,
+                    "measure": "source",
+                    "type": "text",
+                    "values": "real = real photograph, ai = AI-generated",
+                    "question": "Real photograph or AI-generated?",
+                }
+            )
+        elif block.task == "choose":
+            out.append(
+                {
+                    **common,
+                    "measure": "choice",
+                    "type": "text",
+                    "values": "real = chose the real headshot, ai = chose the AI headshot",
+                    "question": settings.get("question", block_settings.DEFAULT_CHOOSE_QUESTION),
+                }
+            )
+        elif block.task == "rate":
+            for scale in settings.get("scales", []):
+                out.append(
+                    {
+                        **common,
+                        "measure": scale["key"],
+                        "type": "integer",
+                        "min": scale.get("min", 1),
+                        "max": scale.get("max", 7),
+                        "low_anchor": scale.get("low_anchor", ""),
+                        "high_anchor": scale.get("high_anchor", ""),
+                        "question": scale.get("question", ""),
+                    }
+                )
+        if block.task in ("match", "detect") and settings.get("confidence", True):
+            out.append({**common, **confidence})
+        if settings.get("attention_checks"):
+            out.append(
+                {
+                    **common,
+                    "measure": "attention",
+                    "type": "text",
+                    "values": "the answer given; correct = 1 when it was the instructed one",
+                    "question": "attention check: the item names the answer to give",
+                }
+            )
+    for entry in out:
+        if "min" in entry:
+            entry["values"] = (
+                f"{entry['min']} ({entry['low_anchor'] or 'lowest'}) to "
+                f"{entry['max']} ({entry['high_anchor'] or 'highest'})"
+            )
+    return out
+
+
+def scale_ranges(study_id: int) -> dict[str, tuple[int, int]]:
+    """Return {measure: (min, max)} of the study's rating and confidence scales, for analysis."""
+    return {m["measure"]: (m["min"], m["max"]) for m in measures(_study(study_id)) if "min" in m}
+
+
+def _joined(values: Iterable[str]) -> str:
+    """Join distinct values in first-seen order with ', '."""
+    return ", ".join(dict.fromkeys(values))
+
+
+def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dict[str, str]]:
+    """Describe every column of every file: name, file, type, description, allowed values.
+
+    With ``include_recruitment`` None the recruitment columns are listed with a note that
+    they appear only when asked for; True lists them plainly, False leaves them out.
+    """
+    study = _study(study_id)
+    described = measures(study)
+    tasks = _joined(b.task for b in study.blocks) or ", ".join(block_settings.TASKS)
+    lists = ", ".join(list_label(i) for i in range(study.n_lists))
+    value_text = (
+        "; ".join(f"{m['measure']} ({m['block']}): {m['values']}" for m in described)
+        or "depends on the measure"
+    )
+    trials = [
+        ("study", "text", "study slug", study.slug),
+        (
+            "participant",
+            "text",
+            "opaque participant id (never a recruitment-platform id)",
+            "see participants.csv",
+        ),
+        ("list", "text", "counterbalancing list the participant was assigned", lists),
+        (
+            "trial",
+            "integer",
+            "1-based presentation order within the participant (practice "
+            "trials count in the order but are not exported)",
+            "1 or more",
+        ),
+        ("block", "text", "block name as configured", _joined(b.name for b in study.blocks)),
+        ("task", "text", "task of the block", tasks),
+        (
+            "identity",
+            "text",
+            "code of the person in the headshot (choose: of the pair)",
+            "identity codes, see stimuli.csv",
+        ),
+        ("condition", "text", "source of the headshot shown; empty for choose", "real, ai, empty"),
+        (
+            "probe",
+            "text",
+            "match only: identity code of the probe photo; empty elsewhere",
+            "identity codes, empty",
+        ),
+        (
+            "is_match",
+            "0/1",
+            "match only: 1 when the probe shows the headshot's identity",
+            "0, 1, empty",
+        ),
+        ("measure", "text", "what the answer measures", _joined(m["measure"] for m in described)),
+        ("value", "text", "the answer given", value_text),
+        (
+            "correct",
+            "0/1",
+            "match/same: same == is_match; detect/source: source == condition; "
+            "attention: 1 when the instructed answer was given; else empty",
+            "0, 1, empty",
+        ),
+        (
+            "rt_ms",
+            "number",
+            "response time measured in the browser, in milliseconds; empty when not measured",
+            "0 or more, empty",
+        ),
+        ("attention_check", "0/1", "1 on attention-check trials (measure 'attention')", "0, 1"),
+        (
+            "rt_flag",
+            "text",
+            f"rt_ms outside the plausible range, kept but flagged: fast below "
+            f"{RT_FAST_MS:g} ms, slow above {RT_SLOW_MS:g} ms (10 minutes); empty when plausible "
+            "or not measured",
+            "fast, slow, empty",
+        ),
+        ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
+    ]
+    participants = [
+        ("participant", "text", "opaque participant id, as in trials.csv", "random ids"),
+        ("list", "text", "counterbalancing list", lists),
+        (
+            "status",
+            "text",
+            "completed, or partial when the participant stopped early "
+            "(withdrawn and preview participants are not exported)",
+            "completed, partial",
+        ),
+        ("started_at", "datetime", "when the participant started (ISO 8601, UTC)", "timestamp"),
+        (
+            "completed_at",
+            "datetime",
+            "when the participant finished (ISO 8601, UTC); empty when partial",
+            "timestamp, empty",
+        ),
+        (
+            "duration_s",
+            "number",
+            "seconds from start to completion; empty when partial",
+            "0 or more, empty",
+        ),
+        (
+            "device",
+            "text",
+            "device guessed from the browser at the start",
+            "mobile, desktop, empty",
+        ),
+        ("source", "text", "where the participant came from", "prolific, mturk, sona, link"),
+        ("attention_passed", "integer", "attention checks answered as instructed", "0 or more"),
+        ("attention_total", "integer", "attention checks answered", "0 or more"),
+        (
+            "expired_at",
+            "datetime",
+            "when a participant who stopped without finishing was "
+            "marked expired, PARTICIPANT_EXPIRE_HOURS after the start (ISO 8601, UTC; status "
+            "partial); empty otherwise",
+            "timestamp, empty",
+        ),
+        ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
+    ]
+    if include_recruitment is not False:
+        note = "" if include_recruitment else " (only in exports made with recruitment ids)"
+        participants += [
+            (
+                "recruitment_platform",
+                "text",
+                "recruitment platform" + note,
+                "prolific, mturk, sona, link, empty",
+            ),
+            (
+                "recruitment_id",
+                "text",
+                "the platform's id of the participant: personal data, "
+                "links answers to a person" + note,
+                "platform ids, empty",
+            ),
+        ]
+    for key in demographic_keys(study_id):
+        participants.append(
+            (
+                _demographic_column(key),
+                "text",
+                f"optional demographics answer '{key}'",
+                "as answered, empty",
+            )
+        )
+    stimuli = [
+        ("image", "text", "public id of the image", "random ids"),
+        ("identity", "text", "code of the person shown", "identity codes"),
+        ("role", "text", "headshot or an in-person probe photo", "headshot, probe"),
+        (
+            "source",
+            "text",
+            "real photograph, AI-generated headshot, or probe photo",
+            "real, ai, photo",
+        ),
+        ("generator", "text", "camera or photographer, or the AI model", "free text"),
+        ("sha256", "text", "SHA-256 of the stored image (metadata stripped)", "64 hex digits"),
+        ("width", "integer", "width in pixels", "1 or more"),
+        ("height", "integer", "height in pixels", "1 or more"),
+    ]
+    rows = []
+    for file, columns in (
+        ("trials.csv", trials),
+        ("participants.csv", participants),
+        ("stimuli.csv", stimuli),
+    ):
+        for name, kind, description, values in columns:
+            rows.append(
+                {
+                    "name": name,
+                    "file": file,
+                    "type": kind,
+                    "description": description,
+                    "values": values,
+                }
+            )
+    return rows
+
+
+def codebook_csv(study_id: int, include_recruitment: bool | None = None) -> Iterator[str]:
+    """Stream codebook.csv: one row per column of every file."""
+    rows = codebook(study_id, include_recruitment)
+    return _csv_stream(CODEBOOK_COLUMNS, _safe_rows([r[c] for c in CODEBOOK_COLUMNS] for r in rows))
+
+
+def codebook_json(study_id: int, include_recruitment: bool | None = None) -> str:
+    """Return codebook.json: the columns of every file and the measures with their scales."""
+    study = _study(study_id)
+    document = {
+        "study": study.slug,
+        "title": study.title,
+        "columns": codebook(study_id, include_recruitment),
+        "measures": measures(study),
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
