@@ -24,8 +24,8 @@ from survey.config import database_uri
 from survey.extensions import db
 from survey.models import Base, Researcher
 from survey.participant import hotdb
+from tests.helpers import ROOT, sign_in
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
@@ -165,14 +165,40 @@ def make_researcher(app):
     return make
 
 
-def sign_in(client, app, researcher_id: int) -> None:
-    """Sign the client in as the researcher without going through the form."""
-    with app.app_context():
-        researcher = db.session.get(Researcher, researcher_id)
-        user_id = researcher.get_id()
-    with client.session_transaction() as session:
-        session["_user_id"] = user_id
-        session["_fresh"] = True
+class AuthActions:
+    """Sign test clients in and out as a researcher (the `client` fixture unless told another)."""
+
+    def __init__(self, app, client) -> None:
+        self._app = app
+        self._client = client
+
+    def _pick(self, client):
+        return self._client if client is None else client
+
+    def sign_in(self, researcher_id: int, client=None) -> None:
+        """Sign the client in as the researcher without going through the form."""
+        sign_in(self._pick(client), self._app, researcher_id)
+
+    def login(
+        self,
+        identifier: str = "ada@example.org",
+        password: str = "correct horse battery",
+        client=None,
+    ):
+        """Post the sign-in form (the defaults are those of `make_researcher`)."""
+        return self._pick(client).post(
+            "/r/login", data={"identifier": identifier, "password": password}
+        )
+
+    def logout(self, client=None):
+        """Post the sign-out form."""
+        return self._pick(client).post("/r/logout")
+
+
+@pytest.fixture
+def auth(app, client) -> AuthActions:
+    """Sign the `client` fixture (or another client of the app) in and out as a researcher."""
+    return AuthActions(app, client)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
@@ -12,6 +13,8 @@ import survey.demo
 from survey.extensions import db
 from survey.models import Researcher, Study
 from survey.studies import design_sha256
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository's top folder
 
 
 def refreeze(study_id: int) -> None:
@@ -65,3 +68,17 @@ def set_study(app, study_id: int, **values) -> None:
     with app.app_context():
         db.session.execute(sa.update(Study).where(Study.id == study_id).values(**values))
         db.session.commit()
+
+
+def sign_in(client, app, researcher_id: int) -> None:
+    """Sign the client in as the researcher without going through the form.
+
+    Tests use the `auth` fixture (tests/conftest.py); this is for clients made inside other
+    helpers (a team's or a world's clients in the researcher and security tests).
+    """
+    with app.app_context():
+        researcher = db.session.get(Researcher, researcher_id)
+        user_id = researcher.get_id()
+    with client.session_transaction() as session:
+        session["_user_id"] = user_id
+        session["_fresh"] = True

@@ -12,7 +12,6 @@ from itsdangerous.timed import TimestampSigner
 
 from survey.extensions import db
 from survey.models import AuditEvent, LoginAttempt, Researcher, utcnow
-from tests.conftest import sign_in
 
 PASSWORD = "correct horse battery"
 
@@ -121,10 +120,10 @@ def test_signup_switched_off_refuses_without_invitation(app, client):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Researcher)) == 0
 
 
-def test_an_admin_invitation_opens_signup_for_that_email_only(app, client, make_researcher):
+def test_an_admin_invitation_opens_signup_for_that_email_only(app, client, make_researcher, auth):
     app.config["SIGNUP_OPEN"] = False
     admin = make_researcher(email="admin@example.org", is_admin=True)
-    sign_in(client, app, admin)
+    auth.sign_in(admin)
     page = client.post("/r/account/invite", data={"email": "new@example.org"}).get_data(
         as_text=True
     )
@@ -140,8 +139,8 @@ def test_an_admin_invitation_opens_signup_for_that_email_only(app, client, make_
     assert forged.status_code == 400 and "not valid or has expired" in forged.get_data(as_text=True)
 
 
-def test_only_admins_invite(app, client, make_researcher):
-    sign_in(client, app, make_researcher())
+def test_only_admins_invite(app, client, make_researcher, auth):
+    auth.sign_in(make_researcher())
     response = client.post("/r/account/invite", data={"email": "new@example.org"})
     assert response.status_code == 403
 
@@ -149,13 +148,13 @@ def test_only_admins_invite(app, client, make_researcher):
 # --- sign-in ------------------------------------------------------------------------------
 
 
-def test_login_with_email_any_case_and_logout(app, client, make_researcher):
+def test_login_with_email_any_case_and_logout(app, client, make_researcher, auth):
     make_researcher(email="ada@example.org")
-    response = login(client, " ADA@example.org ")
+    response = auth.login(" ADA@example.org ")
     assert response.status_code == 302 and response.location.endswith("/r/studies")
     assert client.get("/r/studies").status_code == 200
     assert client.get("/r/logout").status_code == 405  # sign-out is a POST with a token
-    assert client.post("/r/logout").status_code == 302
+    assert auth.logout().status_code == 302
     assert client.get("/r/studies").status_code == 302
 
 
@@ -490,8 +489,8 @@ def test_sign_out_everywhere_ends_every_other_session(app, client, make_research
         ({"current_password": ""}, "Enter your current password."),
     ],
 )
-def test_password_change_rejects_bad_input(app, client, make_researcher, fields, message):
-    sign_in(client, app, make_researcher())
+def test_password_change_rejects_bad_input(app, client, make_researcher, fields, message, auth):
+    auth.sign_in(make_researcher())
     data = {
         "current_password": PASSWORD,
         "new_password": "a brand new passphrase",

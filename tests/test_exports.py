@@ -27,7 +27,6 @@ from survey.models import (
     StudyMember,
     Trial,
 )
-from tests.conftest import sign_in
 
 T0 = datetime(2025, 3, 1, 9, 30, 0, tzinfo=UTC)
 
@@ -618,7 +617,7 @@ def test_psychds_zip_holds_description_and_tables(app, study_id, tmp_path):
 
 
 @pytest.fixture
-def member(app, client, make_researcher, study_id):
+def member(app, client, make_researcher, study_id, auth):
     """Sign in a researcher with the given role on the built study; returns a function."""
 
     def make(role: str = "viewer") -> int:
@@ -626,7 +625,7 @@ def member(app, client, make_researcher, study_id):
         with app.app_context():
             db.session.add(StudyMember(study_id=study_id, researcher_id=rid, role=role))
             db.session.commit()
-        sign_in(client, app, rid)
+        auth.sign_in(rid)
         return rid
 
     return make
@@ -750,8 +749,10 @@ def test_an_unknown_export_is_404_and_not_audited(app, client, study_id, member)
     assert audit_events(app) == []
 
 
-def test_a_strangers_study_answers_404_on_every_export_url(app, client, make_researcher, study_id):
-    sign_in(client, app, make_researcher(email="stranger@example.org"))
+def test_a_strangers_study_answers_404_on_every_export_url(
+    app, client, make_researcher, study_id, auth
+):
+    auth.sign_in(make_researcher(email="stranger@example.org"))
     assert client.get(f"/r/studies/{study_id}/exports").status_code == 404
     for name in (
         "trials.csv",

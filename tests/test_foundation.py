@@ -31,7 +31,7 @@ from survey.models import (
     StudyMember,
     Trial,
 )
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 # --- configuration --------------------------------------------------------------------------
 

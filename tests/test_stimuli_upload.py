@@ -17,7 +17,6 @@ from PIL import Image as PILImage
 from survey import media
 from survey.extensions import db
 from survey.models import AuditEvent, Identity, Image, Study, StudyMember
-from tests.conftest import sign_in
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -113,10 +112,10 @@ def make_study(app, researcher_id: int, role: str = "owner", slug: str = "faces"
 
 
 @pytest.fixture
-def owner(app, client, make_researcher):
+def owner(app, client, make_researcher, auth):
     """A signed-in researcher who owns a draft study; returns the study id."""
     rid = make_researcher()
-    sign_in(client, app, rid)
+    auth.sign_in(rid)
     return make_study(app, rid)
 
 
@@ -701,13 +700,15 @@ def test_another_studys_image_in_my_studys_url_is_404(app, client, owner, other_
 
 
 @pytest.mark.parametrize("role", ["viewer", "editor"])
-def test_viewers_look_and_editors_also_change(app, client, make_researcher, other_study, role):
+def test_viewers_look_and_editors_also_change(
+    app, client, make_researcher, other_study, role, auth
+):
     study_id, image_id, identity_id = other_study
     rid = make_researcher(email=f"{role}@example.org")
     with app.app_context():
         db.session.add(StudyMember(study_id=study_id, researcher_id=rid, role=role))
         db.session.commit()
-    sign_in(client, app, rid)
+    auth.sign_in(rid)
     page = client.get(f"/r/studies/{study_id}/stimuli")
     assert page.status_code == 200
     assert ("Check and import the set" in text(page)) is (role == "editor")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from flask import render_template_string, url_for
 
-from tests.conftest import sign_in
-
 
 def test_static_urls_match_url_for_under_any_script_root(app):
     for root in ("", "/likeness"):
@@ -44,11 +42,13 @@ def test_the_sync_check_is_remembered_per_function(app):
     assert coroutine not in app._sync
 
 
-def test_templates_see_the_signed_in_researcher_and_nobody_otherwise(app, client, make_researcher):
+def test_templates_see_the_signed_in_researcher_and_nobody_otherwise(
+    app, client, make_researcher, auth
+):
     template = "{{ 'in:' ~ current_user.email if current_user.is_authenticated else 'out' }}"
     with app.test_request_context("/"):
         assert render_template_string(template) == "out"
-    sign_in(client, app, make_researcher("ada@example.org"))
+    auth.sign_in(make_researcher("ada@example.org"))
     page = client.get("/r/account")
     assert page.status_code == 200
     assert "<dd>ada@example.org</dd>" in page.get_data(as_text=True)

@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 from survey.extensions import db
 from survey.models import Participant
 from tests.browser.helpers import take_study
-from tests.test_findings_support import fill, set_state
+from tests.findings.support import fill, set_state
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -17,7 +17,6 @@ from survey.extensions import db
 from survey.models import Participant, Response, Study, StudyMember
 from survey.participant.simulate import agree, form_token
 from survey.studies import change_state
-from tests.conftest import sign_in
 from tests.helpers import set_study
 from tests.participant.support import (
     answer_trials,
@@ -111,14 +110,14 @@ def test_a_participant_who_finished_before_the_close_gets_the_debrief_and_no_que
 
 
 def test_preview_runs_answer_in_a_draft_and_cannot_start_in_a_closed_study(
-    app, client, demo, make_researcher
+    app, client, demo, make_researcher, auth
 ):
     set_study(app, demo, state="draft")
     editor = make_researcher(email="editor@example.org")
     with app.app_context():
         db.session.add(StudyMember(study_id=demo, researcher_id=editor, role="editor"))
         db.session.commit()
-    sign_in(client, app, editor)
+    auth.sign_in(editor)
     assert client.post("/s/demo/preview", data={"start": "1"}).status_code == 303
     agree(client, "demo")
     answer_trials(client, 2)

@@ -19,7 +19,6 @@ from survey.models import (
 )
 from survey.participant import service
 from survey.participant.simulate import TOKEN, agree
-from tests.conftest import sign_in
 from tests.helpers import set_study
 from tests.participant.support import answer_trials, count, first_answers, participants, trial_form
 
@@ -542,24 +541,24 @@ def test_answers_after_withdrawal_are_not_stored(app, client, demo):
 # --- preview runs -------------------------------------------------------------------------------
 
 
-def test_a_preview_needs_a_researcher_of_the_study(app, client, demo, make_researcher):
+def test_a_preview_needs_a_researcher_of_the_study(app, client, demo, make_researcher, auth):
     response = client.post("/s/demo/preview")
     assert response.status_code == 302 and "/r/login" in response.headers["Location"]
     stranger = make_researcher(email="stranger@example.org")
-    sign_in(client, app, stranger)
+    auth.sign_in(stranger)
     assert client.post("/s/demo/preview").status_code == 404
     assert count(app, Participant) == 0
 
 
 def test_a_viewer_previews_a_draft_study_as_a_flagged_participant(
-    app, client, demo, make_researcher
+    app, client, demo, make_researcher, auth
 ):
     set_study(app, demo, state="draft")
     viewer = make_researcher(email="viewer@example.org")
     with app.app_context():
         db.session.add(StudyMember(study_id=demo, researcher_id=viewer, role="viewer"))
         db.session.commit()
-    sign_in(client, app, viewer)
+    auth.sign_in(viewer)
     assert "Start a preview run" in client.get("/s/demo/preview").get_data(as_text=True)
     started = client.post("/s/demo/preview", data={"start": "1"})
     assert started.headers["Location"].endswith("/s/demo")

@@ -13,7 +13,6 @@ from survey.models import Participant, ParticipantStart, Response, Study, Trial,
 from survey.participant import hotdb, service
 from survey.participant.simulate import agree
 from survey.researcher import monitoring
-from tests.conftest import sign_in
 from tests.helpers import set_study
 from tests.participant.support import answer_trials, count, participants, trial_form
 
@@ -139,7 +138,7 @@ def test_simultaneous_starts_from_one_address_cannot_pass_the_limit(app, demo):
         assert (study.participants_started, study.starts_refused) == (4, 6)
 
 
-def test_the_monitor_shows_the_suspicious_starts(app, client, demo):
+def test_the_monitor_shows_the_suspicious_starts(app, client, demo, auth):
     app.config["STARTS_PER_ADDRESS"] = 1
     assert agree(from_address(app, "203.0.113.9"), "demo").status_code == 303
     for _ in range(3):
@@ -148,7 +147,7 @@ def test_the_monitor_shows_the_suspicious_starts(app, client, demo):
         study = db.session.get(Study, demo)
         assert monitoring.summary(study, utcnow())["starts_refused"] == 3
         owner = study.members[0].researcher_id
-    sign_in(client, app, owner)
+    auth.sign_in(owner)
     page = client.get(f"/r/studies/{demo}/monitor").get_data(as_text=True)
     assert 'data-figure="starts_refused">3<' in page and "Suspicious starts" in page
     assert client.get(f"/r/studies/{demo}/monitor.json").get_json()["starts_refused"] == 3

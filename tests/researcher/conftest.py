@@ -13,7 +13,7 @@ from survey.extensions import db
 from survey.media import storage
 from survey.models import Block, Identity, Image, Researcher, Study, StudyMember
 from survey.storage import key_for
-from tests.conftest import sign_in
+from tests.helpers import sign_in
 
 PASSWORD = "correct horse battery"
 RATE_SCALES = [

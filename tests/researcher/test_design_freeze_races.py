@@ -17,7 +17,7 @@ from survey.extensions import db
 from survey.models import Identity, Image, Participant, Study, StudyMember
 from survey.participant.simulate import agree
 from survey.studies import design_sha256
-from tests.conftest import sign_in
+from tests.helpers import sign_in
 from tests.researcher.conftest import add_member, quick_researcher
 from tests.test_stimuli_upload import full_set, media_files, upload_zip
 

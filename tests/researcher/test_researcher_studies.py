@@ -14,7 +14,6 @@ from survey.markup import render_markdown
 from survey.media import storage
 from survey.models import AuditEvent, Block, Identity, Image, Preregistration, Study, StudyMember
 from survey.researcher.service import slugify
-from tests.conftest import sign_in
 
 
 def study_row(app, study_id: int) -> Study:
@@ -72,9 +71,9 @@ def test_slugs_are_made_from_titles(title, slug):
     assert slugify(title) == slug
 
 
-def test_create_a_draft_study_with_a_unique_link(app, client, make_researcher):
+def test_create_a_draft_study_with_a_unique_link(app, client, make_researcher, auth):
     owner = make_researcher()
-    sign_in(client, app, owner)
+    auth.sign_in(owner)
     first = client.post(
         "/r/studies/new", data={"title": "Trust in AI headshots", "description": "pilot"}
     )
@@ -96,16 +95,16 @@ def test_create_a_draft_study_with_a_unique_link(app, client, make_researcher):
 @pytest.mark.parametrize(
     ("title", "message"), [("", "Give the study a title."), ("x" * 201, "200 characters")]
 )
-def test_create_rejects_bad_titles(app, client, make_researcher, title, message):
-    sign_in(client, app, make_researcher())
+def test_create_rejects_bad_titles(app, client, make_researcher, title, message, auth):
+    auth.sign_in(make_researcher())
     response = client.post("/r/studies/new", data={"title": title})
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert count(app, Study) == 0
 
 
-def test_study_forms_need_their_csrf_token(app, client, make_researcher):
-    sign_in(client, app, make_researcher())
+def test_study_forms_need_their_csrf_token(app, client, make_researcher, auth):
+    auth.sign_in(make_researcher())
     app.config["WTF_CSRF_ENABLED"] = True
     response = client.post("/r/studies/new", data={"title": "No token"})
     assert response.status_code == 400
@@ -211,10 +210,10 @@ def test_open_study_keeps_its_link_and_lists(app, team, owner_client):
 # --- states -------------------------------------------------------------------------------
 
 
-def test_opening_shows_what_the_design_still_needs(app, client, make_researcher, make_study):
+def test_opening_shows_what_the_design_still_needs(app, client, make_researcher, make_study, auth):
     owner = make_researcher()
     study_id = make_study(owner)
-    sign_in(client, app, owner)
+    auth.sign_in(owner)
     response = client.post(f"/r/studies/{study_id}/state", data={"state": "open"})
     page = response.get_data(as_text=True)
     assert response.status_code == 409
@@ -406,7 +405,7 @@ def test_delete_needs_the_owner_and_the_link_name(app, team, owner_client):
 # --- members ------------------------------------------------------------------------------
 
 
-def test_owner_adds_changes_and_removes_members(app, team, owner_client, make_researcher):
+def test_owner_adds_changes_and_removes_members(app, team, owner_client, make_researcher, auth):
     newcomer = make_researcher(email="new@example.org")
     url = f"/r/studies/{team.study_id}/members"
     assert (
@@ -421,7 +420,7 @@ def test_owner_adds_changes_and_removes_members(app, team, owner_client, make_re
         assert member.role == "editor"
     assert owner_client.post(f"{url}/{member_id}/role", data={"role": "viewer"}).status_code == 302
     newcomer_client = app.test_client()
-    sign_in(newcomer_client, app, newcomer)
+    auth.sign_in(newcomer, client=newcomer_client)
     assert newcomer_client.get(f"/r/studies/{team.study_id}").status_code == 200
     assert (
         newcomer_client.post(
@@ -597,8 +596,8 @@ def definition(**changes) -> str:
         ("", "Choose a definition file or paste its JSON."),
     ],
 )
-def test_bad_definitions_create_nothing(app, client, make_researcher, text, message):
-    sign_in(client, app, make_researcher())
+def test_bad_definitions_create_nothing(app, client, make_researcher, text, message, auth):
+    auth.sign_in(make_researcher())
     response = client.post("/r/studies/import", data={"text": text})
     assert response.status_code == 400
     assert message in response.get_data(as_text=True).replace("&#39;", "'")
@@ -642,19 +641,19 @@ def nested(depth: int, leaf: str = "1") -> str:
     ],
 )
 def test_hostile_and_mistyped_definitions_get_400_not_500(
-    app, client, make_researcher, text, message
+    app, client, make_researcher, text, message, auth
 ):
-    sign_in(client, app, make_researcher())
+    auth.sign_in(make_researcher())
     response = client.post("/r/studies/import", data={"text": text})
     assert response.status_code == 400
     assert message in response.get_data(as_text=True).replace("&#39;", "'")
     assert count(app, Study) == count(app, Block) == count(app, Identity) == 0
 
 
-def test_definition_file_upload(app, client, make_researcher):
+def test_definition_file_upload(app, client, make_researcher, auth):
     import io
 
-    sign_in(client, app, make_researcher())
+    auth.sign_in(make_researcher())
     upload = (io.BytesIO(definition().encode()), "study.json")
     response = client.post(
         "/r/studies/import", data={"file": upload}, content_type="multipart/form-data"

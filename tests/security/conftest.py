@@ -16,7 +16,7 @@ from survey.extensions import db
 from survey.models import Base, Block, Identity, Image, Participant, Study, StudyMember, Trial
 from survey.participant.service import start_participant
 from survey.studies import open_study
-from tests.conftest import sign_in
+from tests.helpers import sign_in
 from tests.researcher.conftest import add_member, quick_researcher, seed_design
 
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")

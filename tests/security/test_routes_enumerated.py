@@ -16,6 +16,7 @@ from survey.extensions import db
 from survey.models import Report
 from survey.participant import csrf as participant_csrf
 from survey.researcher.access import ROLE_RANK
+from tests.findings.support import simulate
 from tests.security.conftest import (
     STATE_CHANGING,
     build_url,
@@ -26,7 +27,6 @@ from tests.security.conftest import (
     table_fingerprints,
     url_values,
 )
-from tests.test_findings_support import simulate
 
 # Routes open to visitors who are not signed in, and why that is safe.
 PUBLIC = {

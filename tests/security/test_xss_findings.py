@@ -11,15 +11,14 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Researcher, Study
-from tests.conftest import sign_in
+from tests.findings.support import count_analyses, fill, owner_id, publish_findings
 from tests.security.conftest import active_content
-from tests.test_findings_support import count_analyses, fill, owner_id, publish_findings
 
 HOSTILE = '"><img src=x onerror=alert(1)><script>xfind</script>{{7*191}}'
 
 
 @pytest.fixture
-def hostile_published(app, client, demo, monkeypatch):
+def hostile_published(app, client, demo, monkeypatch, auth):
     """The demo, filled, closed and published, with a hostile title, description and names."""
     count_analyses(monkeypatch)
     fill(app, demo, 20, seed=5)
@@ -30,7 +29,7 @@ def hostile_published(app, client, demo, monkeypatch):
             researcher.name = HOSTILE
         db.session.commit()
         slug = study.slug
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     assert client.get(f"/r/studies/{demo}/report").status_code == 200
     assert publish_findings(client, demo).status_code == 302
     return slug

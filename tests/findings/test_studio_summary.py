@@ -201,24 +201,21 @@ def test_the_wording_of_one_verdict_never_appears_in_another(verdict):
     assert ("cannot say" in text) == (verdict == "inconclusive")
 
 
-def test_the_public_page_shows_each_sentence_in_its_own_section(app, client, demo, monkeypatch):
+def test_the_public_page_shows_each_sentence_in_its_own_section(app, client, demo, analyses, auth):
     import sqlalchemy as sa
 
     from survey.extensions import db
     from survey.findings import service
     from survey.models import Report
-    from tests.conftest import sign_in
-    from tests.test_findings_support import (
-        count_analyses,
+    from tests.findings.support import (
         fill,
         owner_id,
         page_text,
         publish_findings,
     )
 
-    count_analyses(monkeypatch)
     fill(app, demo, 21, seed=4)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     assert client.get(f"/r/studies/{demo}/report").status_code == 200
     assert publish_findings(client, demo).status_code == 302
     with app.app_context():

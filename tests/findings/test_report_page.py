@@ -14,19 +14,24 @@ from analysis.findings import ci_unadjusted
 from survey.extensions import db
 from survey.findings import service
 from survey.models import Report
-from tests.conftest import sign_in
-from tests.test_findings import GUARD_EFFECTS, PLAN, preregister, publish
-from tests.test_findings_support import count_analyses, fill, owner_id, page_text
+from tests.findings.support import (
+    GUARD_EFFECTS,
+    PLAN,
+    fill,
+    owner_id,
+    page_text,
+    preregister,
+    publish,
+)
 
 
 @pytest.fixture
-def report(app, client, demo, monkeypatch):
+def report(app, client, demo, analyses, auth):
     """The demo preregistered, 24 simulated participants (some fail a check), closed; the
     report page's HTML and its results.json."""
-    count_analyses(monkeypatch)
     preregister(app, demo, PLAN)
     fill(app, demo, 24, seed=2, effects=GUARD_EFFECTS)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     response = client.get(f"/r/studies/{demo}/report")
     assert response.status_code == 200
     with app.app_context():

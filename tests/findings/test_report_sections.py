@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from survey.extensions import db
 from survey.findings import present, service, studio
 from survey.models import Report
-from tests.conftest import sign_in
-from tests.test_findings_support import count_analyses, fill, owner_id, page_text, publish_findings
+from tests.findings.support import fill, owner_id, page_text, publish_findings
 
 NOTE = (
     "could not be shown: an unexpected error (RuntimeError); the rest of the report is "
@@ -25,11 +24,10 @@ def broken(*_args, **_kwargs):
 
 
 @pytest.fixture
-def closed_demo(app, client, demo, monkeypatch):
+def closed_demo(app, client, demo, analyses, auth):
     """The demo with six simulated participants, closed, its report made; the owner signed in."""
-    count_analyses(monkeypatch)
     fill(app, demo, 6)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     assert client.get(f"/r/studies/{demo}/report").status_code == 200
     with app.app_context():
         return db.session.scalar(sa.select(Report.id).where(Report.study_id == demo))

@@ -15,8 +15,7 @@ from survey.extensions import db
 from survey.findings import service as findings
 from survey.models import Participant, Report, Response, Study, Trial
 from survey.participant import service
-from tests.conftest import sign_in
-from tests.test_findings_support import count_analyses, fill, owner_id, publish_findings
+from tests.findings.support import fill, owner_id, publish_findings
 
 
 def _report_bytes(client, study_id: int, report_id: int) -> dict[str, bytes]:
@@ -52,11 +51,10 @@ def _current_report_id(app, client, study_id: int) -> int:
 
 
 @pytest.fixture
-def published22(app, client, demo, monkeypatch):
+def published22(app, client, demo, analyses, auth):
     """The demo with 22 simulated participants, closed, its report computed and published."""
-    count_analyses(monkeypatch)
     ids = fill(app, demo, 22, seed=5, prolific=True)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     _current_report_id(app, client, demo)
     assert publish_findings(client, demo).status_code == 302
     return ids
@@ -124,11 +122,10 @@ def test_withdrawal_removes_the_participant_from_every_stored_artefact(
 
 @pytest.mark.slow
 def test_published_findings_too_few_after_a_withdrawal_say_so_and_show_nothing(
-    app, client, demo, monkeypatch
+    app, client, demo, analyses, auth
 ):
-    count_analyses(monkeypatch)
     ids = fill(app, demo, 20, seed=11)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     _current_report_id(app, client, demo)
     assert publish_findings(client, demo).status_code == 302
     with app.app_context():
@@ -144,8 +141,7 @@ def test_published_findings_too_few_after_a_withdrawal_say_so_and_show_nothing(
 
 
 @pytest.mark.slow
-def test_a_report_computed_from_data_read_before_a_withdrawal_is_not_stored(app, demo, monkeypatch):
-    count_analyses(monkeypatch)
+def test_a_report_computed_from_data_read_before_a_withdrawal_is_not_stored(app, demo, analyses):
     ids = fill(app, demo, 6, seed=3)
     with app.app_context():
         study = db.session.get(Study, demo)
@@ -257,9 +253,8 @@ def test_a_withdrawal_racing_the_last_answer_never_leaves_a_completed_withdrawal
 
 
 @pytest.mark.slow
-def test_a_report_stored_while_a_withdrawal_commits_waits_for_it(app, demo, monkeypatch):
+def test_a_report_stored_while_a_withdrawal_commits_waits_for_it(app, demo, monkeypatch, analyses):
     """Real threads: a report of data read before a withdrawal, stored while it commits."""
-    count_analyses(monkeypatch)
     ids = fill(app, demo, 6, seed=3)
     read, deleted, analysed = threading.Event(), threading.Event(), threading.Event()
     outcome: list = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import io
 import json
@@ -12,73 +11,29 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image as PILImage
 
-from analysis.plan import validate_plan
 from survey.extensions import db
 from survey.findings import service
-from survey.models import AuditEvent, Preregistration, RecruitmentId, Report, Study, utcnow
+from survey.models import AuditEvent, RecruitmentId, Report, Study, utcnow
 from survey.studies import change_state
-from tests.conftest import sign_in
-from tests.test_findings_support import (
-    Effects,
-    count_analyses,
+from tests.findings.support import (
+    GUARD_EFFECTS,
+    PLAN,
     fill,
     member,
     owner_id,
     page_text,
+    preregister,
+    publish,
     publish_findings,
     set_state,
 )
 
-PLAN = {
-    "hypotheses": [
-        {
-            "outcome": "trust",
-            "direction": "less",
-            "text": "AI headshots are trusted less than real photographs",
-        }
-    ],
-    "primary_outcomes": ["trust", "professional", "recognition_accuracy"],
-    "equivalence_bounds": {"professional": [-0.5, 0.5]},
-}
-# A clear trust drop, no difference in professional ratings (inside ±0.5), no difference in
-# recognition and no bounds for it: the three verdicts, one per outcome.
-GUARD_EFFECTS = Effects(
-    rating_drop=1.0,
-    scale_drops=(("professional", 0.0),),
-    rating_sd=0.6,
-    match_real=0.75,
-    match_ai=0.75,
-)
-
-
-def preregister(app, study_id: int, plan: dict) -> None:
-    """Store a frozen preregistration plan for the study."""
-    plan = validate_plan(plan)
-    text = json.dumps(plan, sort_keys=True, separators=(",", ":"))
-    with app.app_context():
-        db.session.add(
-            Preregistration(
-                study_id=study_id,
-                plan=plan,
-                plan_json=text,
-                sha256=hashlib.sha256(text.encode()).hexdigest(),
-                frozen_at=utcnow(),
-            )
-        )
-        db.session.commit()
-
-
-def publish(client, study_id: int):
-    """Publish through the confirmation page."""
-    return publish_findings(client, study_id)
-
 
 @pytest.fixture
-def published(app, client, demo, monkeypatch):
+def published(app, client, demo, analyses, auth):
     """The demo with 20 simulated participants (Prolific ids), closed and published."""
-    count_analyses(monkeypatch)
     ids = fill(app, demo, 20, seed=11, prolific=True)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     assert client.get(f"/r/studies/{demo}/report").status_code == 200
     response = publish(client, demo)
     assert response.status_code == 302
@@ -86,7 +41,7 @@ def published(app, client, demo, monkeypatch):
 
 
 @pytest.mark.slow
-def test_claim_guard_wording_is_the_same_everywhere(app, client, demo):
+def test_claim_guard_wording_is_the_same_everywhere(app, client, demo, auth):
     """Difference, no reliable difference and inconclusive claims, verbatim from results.json.
 
     The full analysis runs (mixed models included) on data built to give one verdict per
@@ -95,7 +50,7 @@ def test_claim_guard_wording_is_the_same_everywhere(app, client, demo):
     """
     preregister(app, demo, PLAN)
     fill(app, demo, 24, seed=2, effects=GUARD_EFFECTS)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     report_page = page_text(client.get(f"/r/studies/{demo}/report"))
     assert publish(client, demo).status_code == 302
     with app.app_context():
@@ -257,15 +212,14 @@ def test_unpublish_takes_the_page_down_and_reopening_hides_it(app, client, demo,
 
 @pytest.mark.slow
 def test_publishing_needs_the_owner_a_closed_study_and_20_participants(
-    app, client, demo, monkeypatch, make_researcher
+    app, client, demo, analyses, make_researcher, auth
 ):
     """Each refusal says why; nothing is published until every condition holds."""
-    count_analyses(monkeypatch)
     fill(app, demo, 5, close=False)
     editor = member(app, demo, "editor", "editor@example.org", make_researcher)
-    sign_in(client, app, editor)
+    auth.sign_in(editor)
     assert publish(client, demo).status_code == 403
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     response = publish_findings(client, demo, follow_redirects=True)
     assert "Only a closed (or archived) study's findings can be published" in page_text(response)
     set_state(app, demo, "closed")

@@ -170,13 +170,11 @@ def test_blocks_are_told_in_the_order_they_ran(app, demo):
     assert "opened by a practice trial" in block_text(text, 1)
 
 
-def test_report_design_lists_blocks_in_running_order(app, client, demo, monkeypatch):
+def test_report_design_lists_blocks_in_running_order(app, client, demo, analyses, auth):
     """The report's Design section numbers the blocks as they ran, choose blocks last."""
-    from tests.conftest import sign_in
+    from tests.findings.support import fill, owner_id, page_text
     from tests.helpers import refreeze
-    from tests.test_findings_support import count_analyses, fill, owner_id, page_text
 
-    count_analyses(monkeypatch)
     with app.app_context():
         blocks = db.session.scalars(
             sa.select(Block).where(Block.study_id == demo).order_by(Block.position)
@@ -186,7 +184,7 @@ def test_report_design_lists_blocks_in_running_order(app, client, demo, monkeypa
         db.session.commit()
         refreeze(demo)
     fill(app, demo, 3)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     text = page_text(client.get(f"/r/studies/{demo}/report"))
     assert "Block 1: recognition (match)" in text
     assert "Block 4: preference (choose)" in text

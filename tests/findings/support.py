@@ -2,24 +2,36 @@
 
 `simulate` starts participants and records their answers with the same functions the
 participant routes call (start_participant, answer_target, store_answer), with effects chosen
-per test: a clear trust drop, no recognition difference, and so on. The last test here checks
-that the simulation stores what it says.
+per test: a clear trust drop, no recognition difference, and so on. Also the plan, the
+effects and the publishing steps several findings tests share.
+
+Holds no tests and no fixtures (those are in tests/conftest.py and tests/findings/conftest.py).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
+import json
 import random
 import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from analysis.plan import validate_plan
 from analysis.report import analyse
 from survey.extensions import db
 from survey.findings import service
-from survey.models import Participant, Researcher, Study, StudyMember, Trial
+from survey.models import (
+    Preregistration,
+    Researcher,
+    Study,
+    StudyMember,
+    Trial,
+    utcnow,
+)
 from survey.participant import service as participant_service
 from survey.studies import change_state
 
@@ -196,23 +208,6 @@ def count_analyses(monkeypatch) -> list:
     return calls
 
 
-def test_simulate_stores_every_answer_of_completed_participants(app, demo):
-    """Simulated participants complete the demo through the service; early stoppers stay partial."""
-    with app.app_context():
-        simulate(demo, 4, seed=1, effects=Effects(stop_early=0.0))
-        statuses = db.session.scalars(
-            sa.select(Participant.status).where(Participant.study_id == demo)
-        ).all()
-        unanswered = db.session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Trial)
-            .join(Participant, Participant.id == Trial.participant_id)
-            .where(Participant.study_id == demo, Trial.answered_at.is_(None))
-        )
-    assert statuses == ["completed"] * 4
-    assert unanswered == 0
-
-
 def publish_findings(client, study_id: int, follow_redirects: bool = False):
     """Publish as an owner does: open the confirmation page, then post its confirmation.
 
@@ -233,3 +228,47 @@ def publish_findings(client, study_id: int, follow_redirects: bool = False):
         data={"report_id": report_id},
         follow_redirects=follow_redirects,
     )
+
+
+PLAN = {
+    "hypotheses": [
+        {
+            "outcome": "trust",
+            "direction": "less",
+            "text": "AI headshots are trusted less than real photographs",
+        }
+    ],
+    "primary_outcomes": ["trust", "professional", "recognition_accuracy"],
+    "equivalence_bounds": {"professional": [-0.5, 0.5]},
+}
+# A clear trust drop, no difference in professional ratings (inside ±0.5), no difference in
+# recognition and no bounds for it: the three verdicts, one per outcome.
+GUARD_EFFECTS = Effects(
+    rating_drop=1.0,
+    scale_drops=(("professional", 0.0),),
+    rating_sd=0.6,
+    match_real=0.75,
+    match_ai=0.75,
+)
+
+
+def preregister(app, study_id: int, plan: dict) -> None:
+    """Store a frozen preregistration plan for the study."""
+    plan = validate_plan(plan)
+    text = json.dumps(plan, sort_keys=True, separators=(",", ":"))
+    with app.app_context():
+        db.session.add(
+            Preregistration(
+                study_id=study_id,
+                plan=plan,
+                plan_json=text,
+                sha256=hashlib.sha256(text.encode()).hexdigest(),
+                frozen_at=utcnow(),
+            )
+        )
+        db.session.commit()
+
+
+def publish(client, study_id: int):
+    """Publish through the confirmation page."""
+    return publish_findings(client, study_id)

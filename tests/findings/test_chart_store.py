@@ -14,8 +14,7 @@ from survey.findings import routes
 from survey.findings import service as findings
 from survey.models import Report, ReportChart, Study
 from survey.participant import service as participants
-from tests.conftest import sign_in
-from tests.test_findings_support import count_analyses, fill, owner_id, publish_findings
+from tests.findings.support import fill, owner_id, publish_findings
 
 
 @pytest.fixture
@@ -33,11 +32,10 @@ def draws(monkeypatch) -> list:
 
 
 @pytest.fixture
-def study_published(app, client, demo, monkeypatch, draws):
+def study_published(app, client, demo, analyses, draws, auth):
     """The demo with 21 simulated participants, closed and published; returns their ids."""
-    count_analyses(monkeypatch)
     ids = fill(app, demo, 21, seed=7)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     assert client.get(f"/r/studies/{demo}/report").status_code == 200
     assert publish_findings(client, demo).status_code == 302
     return ids

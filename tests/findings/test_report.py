@@ -17,9 +17,7 @@ from PIL import Image as PILImage
 from survey.extensions import db
 from survey.findings import service
 from survey.models import Block, Report, Study, utcnow
-from tests.conftest import sign_in
-from tests.helpers import refreeze
-from tests.test_findings_support import (
+from tests.findings.support import (
     FAST,
     Effects,
     count_analyses,
@@ -28,27 +26,28 @@ from tests.test_findings_support import (
     owner_id,
     page_text,
 )
+from tests.helpers import refreeze
 
 
-def test_report_is_for_members_only(app, client, demo, make_researcher):
+def test_report_is_for_members_only(app, client, demo, make_researcher, auth):
     """Anonymous visitors are sent to sign in, strangers get 404, viewers may read it."""
     url = f"/r/studies/{demo}/report"
     assert client.get(url).status_code == 302
     stranger = make_researcher(email="stranger@example.org")
-    sign_in(client, app, stranger)
+    auth.sign_in(stranger)
     assert client.get(url).status_code == 404
     viewer = member(app, demo, "viewer", "viewer@example.org", make_researcher)
-    sign_in(client, app, viewer)
+    auth.sign_in(viewer)
     response = client.get(url)
     assert response.status_code == 200
     assert "No data yet" in page_text(response)
 
 
 @pytest.mark.slow
-def test_report_shows_sample_findings_tests_figures_and_methods(app, client, demo):
+def test_report_shows_sample_findings_tests_figures_and_methods(app, client, demo, auth):
     """The full analysis (mixed models included) of simulated data, laid out for the team."""
     fill(app, demo, 8, effects=Effects(fail_attention=0.2, stop_early=0.15), seed=4)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     response = client.get(f"/r/studies/{demo}/report")
     assert response.status_code == 200
     text = page_text(response)
@@ -104,11 +103,12 @@ def test_report_shows_sample_findings_tests_figures_and_methods(app, client, dem
 
 
 @pytest.mark.slow
-def test_second_visit_reuses_the_report_and_new_data_recompute(app, client, demo, monkeypatch):
+def test_second_visit_reuses_the_report_and_new_data_recompute(
+    app, client, demo, monkeypatch, auth, analyses
+):
     """No recomputation without new data; a new participant's answers start a new report."""
-    analyses = count_analyses(monkeypatch)
     fill(app, demo, 3, close=False)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     url = f"/r/studies/{demo}/report"
     assert client.get(url).status_code == 200
     assert client.get(url).status_code == 200
@@ -131,7 +131,7 @@ def test_second_visit_reuses_the_report_and_new_data_recompute(app, client, demo
 
 
 @pytest.mark.slow
-def test_large_study_shows_progress_then_the_report(app, client, demo, monkeypatch):
+def test_large_study_shows_progress_then_the_report(app, client, demo, monkeypatch, auth):
     """Above the inline limit the analysis runs in the background; the page refreshes itself."""
     fill(app, demo, 3)
     app.config["REPORT_INLINE_MAX_ROWS"] = 10
@@ -144,7 +144,7 @@ def test_large_study_shows_progress_then_the_report(app, client, demo, monkeypat
         return FAST(*args, **kwargs)
 
     monkeypatch.setattr(service, "analyse", slow)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     url = f"/r/studies/{demo}/report"
     first = client.get(url)
     assert first.status_code == 200
@@ -163,7 +163,7 @@ def test_large_study_shows_progress_then_the_report(app, client, demo, monkeypat
 
 
 @pytest.mark.slow
-def test_failed_analysis_is_explained_and_can_be_retried(app, client, demo, monkeypatch):
+def test_failed_analysis_is_explained_and_can_be_retried(app, client, demo, monkeypatch, auth):
     """A failure is a state with a plain message; 'Compute again' runs the analysis again."""
     fill(app, demo, 3)
 
@@ -171,7 +171,7 @@ def test_failed_analysis_is_explained_and_can_be_retried(app, client, demo, monk
         raise ValueError("no data left to analyse: 3 of 3 participant(s) excluded")
 
     monkeypatch.setattr(service, "analyse", broken)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     url = f"/r/studies/{demo}/report"
     text = page_text(client.get(url))
     assert "The report could not be computed" in text
@@ -185,16 +185,15 @@ def test_failed_analysis_is_explained_and_can_be_retried(app, client, demo, monk
     assert "The report could not be computed" not in text and "Findings" in text
 
 
-def test_retry_needs_the_csrf_token(app, client, demo):
+def test_retry_needs_the_csrf_token(app, client, demo, auth):
     """The one-click actions are forms with CSRF protection."""
     app.config["WTF_CSRF_ENABLED"] = True
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     assert client.post(f"/r/studies/{demo}/report/retry").status_code == 400
 
 
-def test_a_computation_that_never_finished_is_marked_failed(app, client, demo, monkeypatch):
+def test_a_computation_that_never_finished_is_marked_failed(app, client, demo, analyses, auth):
     """A pending row older than the stale limit (a restarted server) becomes a failure."""
-    analyses = count_analyses(monkeypatch)
     fill(app, demo, 2)
     with app.app_context():
         study = db.session.get(Study, demo)
@@ -209,18 +208,17 @@ def test_a_computation_that_never_finished_is_marked_failed(app, client, demo, m
             )
         )
         db.session.commit()
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     text = page_text(client.get(f"/r/studies/{demo}/report"))
     assert "stopped before it finished" in text
     assert analyses == []
 
 
 @pytest.mark.slow
-def test_downloads_are_complete_and_self_contained(app, client, demo, monkeypatch):
+def test_downloads_are_complete_and_self_contained(app, client, demo, analyses, auth):
     """HTML with figures inside, results.json, CSV tables and the reproduction bundle."""
-    count_analyses(monkeypatch)
     ids = fill(app, demo, 4)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     client.get(f"/r/studies/{demo}/report")
     with app.app_context():
         report = db.session.scalar(sa.select(Report))
@@ -289,9 +287,8 @@ def test_downloads_are_complete_and_self_contained(app, client, demo, monkeypatc
 
 
 @pytest.mark.slow
-def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, monkeypatch):
+def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, analyses, auth):
     """Regression: "2 checks" (a count, not positions) made the report, its HTML and Publish 500."""
-    count_analyses(monkeypatch)
     with app.app_context():
         block = db.session.scalar(
             sa.select(Block).where(Block.study_id == demo, Block.task == "rate")
@@ -300,7 +297,7 @@ def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, mo
         db.session.commit()
         refreeze(demo)
     fill(app, demo, 4)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     page = client.get(f"/r/studies/{demo}/report")
     assert page.status_code == 200
     assert "with 2 attention checks" in page_text(page)
@@ -310,11 +307,10 @@ def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, mo
 
 
 @pytest.mark.slow
-def test_bundle_refuses_data_that_changed_since_the_report(app, client, demo, monkeypatch):
+def test_bundle_refuses_data_that_changed_since_the_report(app, client, demo, analyses, auth):
     """The reproduction bundle must hold the data the report was computed from."""
-    count_analyses(monkeypatch)
     fill(app, demo, 2, close=False)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     client.get(f"/r/studies/{demo}/report")
     with app.app_context():
         report_id = db.session.scalar(sa.select(Report.id))
@@ -325,9 +321,8 @@ def test_bundle_refuses_data_that_changed_since_the_report(app, client, demo, mo
 
 
 @pytest.mark.slow
-def test_data_hash_covers_trials_participants_and_plan(app, demo, monkeypatch):
+def test_data_hash_covers_trials_participants_and_plan(app, demo, analyses):
     """The hash changes with the plan and with the data, and not with the order of rows."""
-    count_analyses(monkeypatch)
     fill(app, demo, 2, close=False)
     with app.app_context():
         study = db.session.get(Study, demo)

@@ -16,11 +16,8 @@ from survey.extensions import db
 from survey.findings import service
 from survey.models import AuditEvent, Participant, Report, Response, Study, utcnow
 from survey.participant.simulate import agree
-from tests.conftest import sign_in
-from tests.security.conftest import csrf_token
-from tests.test_findings_support import (
+from tests.findings.support import (
     Effects,
-    count_analyses,
     fill,
     member,
     owner_id,
@@ -28,6 +25,7 @@ from tests.test_findings_support import (
     publish_findings,
     set_state,
 )
+from tests.security.conftest import csrf_token
 
 REAL, SIMULATED = 20, 5
 
@@ -135,9 +133,9 @@ def test_every_export_says_who_is_simulated(app, demo):
 # --- monitor -----------------------------------------------------------------------------------
 
 
-def test_the_monitor_counts_real_participants_and_badges_simulated_ones(app, client, demo):
+def test_the_monitor_counts_real_participants_and_badges_simulated_ones(app, client, demo, auth):
     real_and_simulated(app, demo, real=2, simulated=3, close=False)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     figures = client.get(f"/r/studies/{demo}/monitor.json").get_json()
     assert figures["participants"]["total"]["started"] == 2
     assert figures["simulated"]["started"] == 3 and figures["simulated"]["completed"] == 3
@@ -153,13 +151,12 @@ def test_the_monitor_counts_real_participants_and_badges_simulated_ones(app, cli
 
 
 @pytest.fixture
-def mixed(app, client, demo, monkeypatch):
+def mixed(app, client, demo, analyses, auth):
     """20 real participants from Prolific and 5 simulated ones from the link, closed; the
     owner signed in; the analyses counted."""
-    calls = count_analyses(monkeypatch)
     people, robots = real_and_simulated(app, demo)
-    sign_in(client, app, owner_id(app))
-    return calls, people, robots
+    auth.sign_in(owner_id(app))
+    return analyses, people, robots
 
 
 def reports(app) -> list[Report]:
@@ -334,11 +331,13 @@ def test_the_owner_deletes_simulated_participants_after_confirming(app, client, 
     assert "left out of this report" not in text
 
 
-def test_only_the_owner_deletes_and_only_with_a_token(app, client, demo, make_researcher, mixed):
+def test_only_the_owner_deletes_and_only_with_a_token(
+    app, client, demo, make_researcher, mixed, auth
+):
     url = f"/r/studies/{demo}/simulated/delete"
     for role in ("editor", "viewer"):
         other = app.test_client()
-        sign_in(other, app, member(app, demo, role, f"{role}@example.org", make_researcher))
+        auth.sign_in(member(app, demo, role, f"{role}@example.org", make_researcher), client=other)
         assert other.get(url).status_code == 403
         assert other.post(url, data={"count": str(SIMULATED), "confirm": "y"}).status_code == 403
     app.config["WTF_CSRF_ENABLED"] = True
@@ -393,9 +392,8 @@ def test_a_report_with_simulated_participants_read_before_their_deletion_is_not_
 
 
 def test_the_report_lists_excluded_expired_unfinished_and_withdrawn_participants(
-    app, client, demo, monkeypatch
+    app, client, demo, analyses, auth
 ):
-    count_analyses(monkeypatch)
     careless = fill(app, demo, 4, seed=8, close=False, effects=Effects(fail_attention=1.0))
     fill(app, demo, 6, seed=9, close=False)
     stopped = fill(app, demo, 3, seed=10, close=False, effects=Effects(stop_early=1.0))
@@ -412,7 +410,7 @@ def test_the_report_lists_excluded_expired_unfinished_and_withdrawn_participants
             .values(status="withdrawn", withdrawn_at=utcnow())
         )
         db.session.commit()
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     page = client.get(f"/r/studies/{demo}/report").get_data(as_text=True)
     listed = page_text_of_section(page)
     assert "Excluded by the analysis" in listed
@@ -444,11 +442,10 @@ class _Page:
 
 
 def test_without_simulated_participants_the_two_reports_are_still_kept_apart(
-    app, client, demo, monkeypatch
+    app, client, demo, analyses, auth
 ):
-    count_analyses(monkeypatch)
     fill(app, demo, 3, seed=12)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     client.get(f"/r/studies/{demo}/report")
     text = page_text(client.get(f"/r/studies/{demo}/report?simulated=1"))
     default, included = reports(app)
@@ -468,16 +465,15 @@ def test_without_simulated_participants_the_two_reports_are_still_kept_apart(
 
 
 def test_a_study_of_simulated_participants_only_has_no_report_until_they_are_included(
-    app, client, demo, monkeypatch
+    app, client, demo, analyses, auth
 ):
-    calls = count_analyses(monkeypatch)
     robots = fill(app, demo, 3, seed=13, close=False)
     mark_simulated(app, robots)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     text = page_text(client.get(f"/r/studies/{demo}/report"))
     assert "No data yet" in text and "simulated participants only when included" in text
     assert "3 simulated participants are left out of this report" in text
-    assert calls == [] and reports(app) == []
+    assert analyses == [] and reports(app) == []
     text = page_text(client.get(f"/r/studies/{demo}/report?simulated=1"))
     assert "this report analyses 3 simulated participants" in text and "Findings" in text
     assert [r.includes_simulated for r in reports(app)] == [True]
@@ -503,9 +499,9 @@ def test_simulated_participants_take_no_real_participants_slot(app, demo):
             participant_service.start_participant(study)
 
 
-def test_the_study_pages_count_real_participants(app, client, demo):
+def test_the_study_pages_count_real_participants(app, client, demo, auth):
     real_and_simulated(app, demo, real=2, simulated=3, close=False)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     overview = page_text(client.get(f"/r/studies/{demo}"))
     assert "Started 2 " in overview and "Simulated participants (counted apart) 3" in overview
     exports_page = page_text(client.get(f"/r/studies/{demo}/exports"))

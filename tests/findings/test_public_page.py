@@ -7,22 +7,20 @@ import io
 import json
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import AuditEvent, Researcher, Study, StudyMember
-from tests.conftest import sign_in
-from tests.test_findings_support import (
-    count_analyses,
+from tests.findings.support import (
     fill,
     member,
     owner_id,
     page_text,
     publish_findings,
 )
+from tests.helpers import ROOT
 
 NAME = "INTERNAL-name-manipulation-AIvsReal"
 PRIVATE = "PRIVATE-note-do-not-share"
@@ -55,12 +53,11 @@ def chart_titles(monkeypatch) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def filled(app, client, demo, monkeypatch):
+def filled(app, client, demo, analyses, auth):
     """The demo with 20 simulated participants, closed, its four texts set, report computed."""
-    count_analyses(monkeypatch)
     fill(app, demo, 20, seed=3)
     set_texts(app, demo, name=NAME, title=TITLE, description=PRIVATE, public_summary=SUMMARY)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     assert client.get(f"/r/studies/{demo}/report").status_code == 200
     return demo
 
@@ -127,7 +124,9 @@ def test_psych_ds_without_a_public_summary_describes_the_data_not_the_private_no
     assert PRIVATE not in json.dumps(description) and NAME not in json.dumps(description)
 
 
-def test_authors_are_chosen_by_the_owner_by_display_name(app, client, filled, make_researcher):
+def test_authors_are_chosen_by_the_owner_by_display_name(
+    app, client, filled, make_researcher, auth
+):
     demo = filled
     viewer = member(app, demo, "viewer", "vera.viewer@example.org", make_researcher)
     editor = member(app, demo, "editor", "ed.nameless@example.org", make_researcher)
@@ -163,9 +162,9 @@ def test_authors_are_chosen_by_the_owner_by_display_name(app, client, filled, ma
     # Only the owner chooses; a member without a display name cannot be chosen.
     url = f"/r/studies/{demo}/members/{ids[viewer]}/author"
     for who in (viewer, editor):
-        sign_in(client, app, who)
+        auth.sign_in(who)
         assert client.post(url, data={"is_author": "1"}).status_code == 403
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     nameless = client.post(
         f"/r/studies/{demo}/members/{ids[editor]}/author", data={"is_author": "1"}
     )
@@ -201,9 +200,9 @@ def test_authors_are_chosen_by_the_owner_by_display_name(app, client, filled, ma
     assert "Demo researcher" not in text and re.search(rf"{re.escape(TITLE)} \(\d{{4}}\)", text)
 
 
-def test_adding_a_viewer_never_makes_an_author(app, client, demo, make_researcher):
+def test_adding_a_viewer_never_makes_an_author(app, client, demo, make_researcher, auth):
     make_researcher(email="new.viewer@example.org", name="New Viewer")
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     response = client.post(
         f"/r/studies/{demo}/members", data={"email": "new.viewer@example.org", "role": "viewer"}
     )
@@ -217,9 +216,9 @@ def test_adding_a_viewer_never_makes_an_author(app, client, demo, make_researche
         assert added.role == "viewer" and added.is_author is False
 
 
-def test_a_researcher_sets_a_display_name_on_the_account_page(app, client, make_researcher):
+def test_a_researcher_sets_a_display_name_on_the_account_page(app, client, make_researcher, auth):
     rid = make_researcher(email="ada@example.org", name="")
-    sign_in(client, app, rid)
+    auth.sign_in(rid)
     assert "Display name" in page_text(client.get("/r/account"))
     assert client.post("/r/account/name", data={"name": "A. Lovelace"}).status_code == 302
     refused = client.post("/r/account/name", data={"name": "two\nlines"})
@@ -237,7 +236,7 @@ def test_a_researcher_sets_a_display_name_on_the_account_page(app, client, make_
 
 
 def test_the_preview_shows_the_team_what_would_be_public(
-    app, client, filled, make_researcher, monkeypatch
+    app, client, filled, make_researcher, monkeypatch, auth
 ):
     demo = filled
     drawn = chart_titles(monkeypatch)
@@ -274,7 +273,7 @@ def test_the_preview_shows_the_team_what_would_be_public(
     )
     for who, status in ((editor, 200), (viewer, 403), (stranger, 404)):
         other = app.test_client()
-        sign_in(other, app, who)
+        auth.sign_in(who, client=other)
         for url in urls:
             got = other.get(url)
             assert got.status_code == status, (who, url)
@@ -284,8 +283,8 @@ def test_the_preview_shows_the_team_what_would_be_public(
         assert anonymous.status_code == 302 and anonymous.location.startswith("/r/login")
 
 
-def test_the_preview_needs_a_finished_report(app, client, demo):
-    sign_in(client, app, owner_id(app))
+def test_the_preview_needs_a_finished_report(app, client, demo, auth):
+    auth.sign_in(owner_id(app))
     response = client.get(f"/r/studies/{demo}/findings/preview")
     assert response.status_code == 404
     assert "no finished report of the current data" in page_text(response)
@@ -331,10 +330,9 @@ def test_publishing_shows_what_becomes_public_and_needs_the_confirmation(app, cl
     assert f'action="/r/studies/{demo}/report/publish"' not in report_page
 
 
-def test_the_confirmation_page_says_why_it_cannot_publish(app, client, demo, monkeypatch):
-    count_analyses(monkeypatch)
+def test_the_confirmation_page_says_why_it_cannot_publish(app, client, demo, analyses, auth):
     fill(app, demo, 5, close=False)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     client.get(f"/r/studies/{demo}/report")
     text = page_text(client.get(f"/r/studies/{demo}/report/publish"))
     assert "cannot be published now" in text and "Close it first" in text
@@ -344,8 +342,8 @@ def test_the_confirmation_page_says_why_it_cannot_publish(app, client, demo, mon
     )
 
 
-def test_the_study_form_separates_the_four_texts(app, client, demo):
-    sign_in(client, app, owner_id(app))
+def test_the_study_form_separates_the_four_texts(app, client, demo, auth):
+    auth.sign_in(owner_id(app))
     page = client.get(f"/r/studies/{demo}/edit")
     text = page_text(page)
     for label in (
@@ -387,9 +385,9 @@ def test_the_study_form_separates_the_four_texts(app, client, demo):
         assert db.session.get(Study, demo).name == db.session.get(Study, demo).title
 
 
-def test_a_new_study_gets_its_name_or_its_title(app, client, make_researcher):
+def test_a_new_study_gets_its_name_or_its_title(app, client, make_researcher, auth):
     rid = make_researcher()
-    sign_in(client, app, rid)
+    auth.sign_in(rid)
     client.post("/r/studies/new", data={"title": "Faces", "name": "Pilot: AI vs real"})
     client.post("/r/studies/new", data={"title": "Faces again"})
     with app.app_context():
@@ -406,7 +404,7 @@ def test_a_new_study_gets_its_name_or_its_title(app, client, make_researcher):
 def test_the_migration_fills_the_internal_name_from_the_title(app):
     from flask_migrate import downgrade, upgrade
 
-    migrations = str(Path(__file__).resolve().parent.parent / "migrations")
+    migrations = str(ROOT / "migrations")
     with app.app_context():
         db.session.remove()
         downgrade(directory=migrations, revision="0003_participant_starts")
@@ -443,9 +441,9 @@ def test_the_migration_fills_the_internal_name_from_the_title(app):
         assert db.session.scalar(sa.text("SELECT is_author FROM study_member")) in (False, 0)
 
 
-def test_the_study_definition_leaves_the_private_description_behind(app, client, demo):
+def test_the_study_definition_leaves_the_private_description_behind(app, client, demo, auth):
     set_texts(app, demo, name=NAME, description=PRIVATE)
-    sign_in(client, app, owner_id(app))
+    auth.sign_in(owner_id(app))
     response = client.get(f"/r/studies/{demo}/definition.json")
     assert response.status_code == 200
     definition = response.get_json()
