@@ -241,6 +241,7 @@ def check_design(
     problems += [
         f"Block name {n!r} is used {k} times." for n, k in sorted(names.items()) if n and k > 1
     ]
+    ranges: dict[str, tuple[str, int, int]] = {}
     for block in blocks:
         try:
             settings = validate_block_settings(block.task, block.settings)
@@ -248,6 +249,15 @@ def check_design(
             problems.append(f"Block {block.name!r}: {err}.")
             continue
         problems += _block_problems(block, settings, identities)
+        for scale in settings.get("scales") or ():
+            first = ranges.setdefault(scale["key"], (block.name, scale["min"], scale["max"]))
+            if first[1:] != (scale["min"], scale["max"]):
+                problems.append(
+                    f"Rating scale {scale['key']!r} runs from {first[1]} to {first[2]} in block "
+                    f"{first[0]!r} but from {scale['min']} to {scale['max']} in block "
+                    f"{block.name!r}: a scale rated in several blocks needs one range, so that "
+                    "its answers can be analysed together."
+                )
     with_conditions = any(b.task in CONDITION_TASKS for b in blocks)
     least = max((min_identities(b.task) for b in blocks if b.task in TASKS), default=0)
     if len(identities) < least:

@@ -638,6 +638,24 @@ def test_check_design_names_every_problem(identities, blocks, n_lists, problems)
     assert sorted(check_design(identities, blocks, n_lists)) == sorted(problems)
 
 
+def test_a_scale_rated_in_two_blocks_needs_one_range():
+    """Found by the property test: trust 10-11 in one block and 1-5 in another passed the design
+    check, and the report then failed on the answers. The design check now names it."""
+    trust = {"key": "trust", "question": "How much do you trust this person?"}
+    blocks = [
+        BlockInfo("first", "rate", {"scales": [{**trust, "min": 10, "max": 11}]}),
+        BlockInfo("second", "rate", {"scales": [{**trust, "min": 1, "max": 5}]}),
+        BlockInfo("third", "rate", {"scales": [{**trust, "min": 10, "max": 11}]}),
+    ]
+    assert check_design(make_identities(4), blocks, 2) == [
+        "Rating scale 'trust' runs from 10 to 11 in block 'first' but from 1 to 5 in block "
+        "'second': a scale rated in several blocks needs one range, so that its answers can be "
+        "analysed together."
+    ]
+    same = [blocks[0], blocks[2]]
+    assert check_design(make_identities(4), same, 2) == []
+
+
 def test_build_schedule_raises_the_same_messages():
     identities = replace_identity(make_identities(3), "P002", headshots={"real": "real-2"})
     expected = check_design(identities, ALL_TASKS, 3)
