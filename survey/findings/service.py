@@ -34,7 +34,6 @@ import platform
 import tempfile
 import threading
 import zipfile
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -46,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 import analysis
 from analysis.rscript import r_script
 from survey import audit, block_settings, design, exports
+from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.findings import present
 from survey.findings.methods import methods_paragraph
@@ -78,9 +78,8 @@ ROLE_ORDER = {"owner": 0, "editor": 1, "viewer": 2}
 
 # Data stamp -> data hash, per process: a page that refreshes every few seconds must not read
 # and hash every row each time. The stamp changes whenever a row the hash covers can change.
-_HASHES: OrderedDict[str, str] = OrderedDict()
 _HASHES_MAX = 512
-_HASHES_LOCK = threading.Lock()
+_HASHES: BoundedCache[str, str] = BoundedCache(_HASHES_MAX)
 # Background computations by report id, so tests (and shutdown) can wait for them.
 THREADS: dict[int, threading.Thread] = {}
 
@@ -279,11 +278,7 @@ def load_inputs(study: Study, include_simulated: bool = False) -> StudyInputs:
 
 def _remember(stamp: str, sha: str) -> None:
     """Keep a stamp's hash, dropping the oldest beyond the limit."""
-    with _HASHES_LOCK:
-        _HASHES[stamp] = sha
-        _HASHES.move_to_end(stamp)
-        while len(_HASHES) > _HASHES_MAX:
-            _HASHES.popitem(last=False)
+    _HASHES.put(stamp, sha)
 
 
 def _recall(study: Study, stamp: str) -> str | None:
@@ -292,8 +287,7 @@ def _recall(study: Study, stamp: str) -> str | None:
     Every report row keeps the stamp it was computed for, so another worker (or a restarted
     one) finds the hash without reading every row of the data again.
     """
-    with _HASHES_LOCK:
-        sha = _HASHES.get(stamp)
+    sha = _HASHES.get(stamp)
     if sha is not None:
         return sha
     latest = db.session.scalar(

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from survey import design
+from survey.cache import BoundedCache
 from survey.errors import render_error
 from survey.extensions import db
 from survey.markup import render_markdown
@@ -135,8 +136,8 @@ def _consent_public_id(nonce: str) -> str:
 
 # Participant cookies already verified by this worker, by (secret key, cookie): a participant
 # sends the same cookie twice a trial, and checking its signature costs more than reading it.
-_VERIFIED_COOKIES: dict[tuple[str, str], str] = {}
 _VERIFIED_COOKIES_MAX = 8192
+_VERIFIED_COOKIES: BoundedCache[tuple[str, str], str] = BoundedCache(_VERIFIED_COOKIES_MAX)
 
 
 def _cookie_public_id() -> str | None:
@@ -154,10 +155,7 @@ def _cookie_public_id() -> str | None:
         return None
     if not isinstance(value, str):
         return None
-    if len(_VERIFIED_COOKIES) >= _VERIFIED_COOKIES_MAX:
-        _VERIFIED_COOKIES.clear()
-    _VERIFIED_COOKIES[key] = value
-    return value
+    return _VERIFIED_COOKIES.put(key, value)
 
 
 def _remember(response: WerkzeugResponse, slug: str, public_id: str) -> WerkzeugResponse:
@@ -463,7 +461,9 @@ def instructions(slug: str):
     )
 
 
-_QUESTIONS_HTML: dict[tuple, Markup] = {}
+# Rendered question sets by (app, questions, attention check): a few per study block.
+_QUESTIONS_HTML_MAX = 1024
+_QUESTIONS_HTML: BoundedCache[tuple, Markup] = BoundedCache(_QUESTIONS_HTML_MAX)
 
 
 def _questions_html(questions: tuple[forms.Question, ...], is_attention: bool) -> Markup:
@@ -472,8 +472,8 @@ def _questions_html(questions: tuple[forms.Question, ...], is_attention: bool) -
     html = _QUESTIONS_HTML.get(key)
     if html is None:
         template = current_app.jinja_env.get_template("participant/_questions.html")
-        html = _QUESTIONS_HTML[key] = Markup(
-            template.render(questions=questions, is_attention=is_attention)
+        html = _QUESTIONS_HTML.put(
+            key, Markup(template.render(questions=questions, is_attention=is_attention))
         )
     return html
 
@@ -770,8 +770,8 @@ def preview(slug: str):
 # the same few dozen images thousands of times a minute, and an id never changes its file. A
 # deleted image's file is deleted too, so a remembered key then meets the storage's 404; only a
 # later upload of the very same file to the same study would make its old id serve it again.
-_DISPLAY_KEYS: dict[str, str] = {}
 _DISPLAY_KEYS_MAX = 4096
+_DISPLAY_KEYS: BoundedCache[str, str] = BoundedCache(_DISPLAY_KEYS_MAX)
 _DISPLAY_KEY = sa.select(Image.display_key).where(Image.public_id == sa.bindparam("public_id"))
 
 
@@ -782,9 +782,7 @@ def _display_key(public_id: str) -> str | None:
         key = db.session.scalar(_DISPLAY_KEY, {"public_id": public_id})
         service.end_read()
         if key is not None:
-            if len(_DISPLAY_KEYS) >= _DISPLAY_KEYS_MAX:
-                _DISPLAY_KEYS.clear()
-            _DISPLAY_KEYS[public_id] = key
+            _DISPLAY_KEYS.put(public_id, key)
     return key
 
 

@@ -50,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 
 from survey import design
 from survey.block_settings import validate_block_settings
+from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.models import (
     Block,
@@ -447,10 +448,12 @@ class StudyDesign:
 
 
 # Frozen designs by engine (one per app) and (study id, design SHA-256): an open study's design
-# cannot change, so each worker reads it once rather than on every start.
-_FROZEN_DESIGNS: weakref.WeakKeyDictionary[sa.Engine, dict[tuple[int, str], StudyDesign]] = (
-    weakref.WeakKeyDictionary()
-)
+# cannot change, so each worker reads it once rather than on every start (of the most recently
+# started studies, at most _FROZEN_DESIGNS_MAX per app).
+_FROZEN_DESIGNS_MAX = 256
+_FROZEN_DESIGNS: weakref.WeakKeyDictionary[
+    sa.Engine, BoundedCache[tuple[int, str], StudyDesign]
+] = weakref.WeakKeyDictionary()
 
 
 def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
@@ -460,9 +463,13 @@ def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
     opened; otherwise StudyUnavailable("changed") is raised (when cached) and nobody starts.
     """
     key = (study.id, study.design_sha256 or "")
-    frozen = _FROZEN_DESIGNS.setdefault(db.engine, {})
-    if cached and study.design_sha256 and key in frozen:
-        return frozen[key]
+    frozen = _FROZEN_DESIGNS.get(db.engine)
+    if frozen is None:
+        frozen = _FROZEN_DESIGNS.setdefault(db.engine, BoundedCache(_FROZEN_DESIGNS_MAX))
+    if cached and study.design_sha256:
+        known = frozen.get(key)
+        if known is not None:
+            return known
     from survey.studies import design_inputs, design_sha256
 
     loaded = _load_design(study.id)
@@ -476,7 +483,7 @@ def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
         block_ids={block.name: block.id for block in loaded.blocks},
     )
     if study.design_sha256:
-        frozen[key] = result
+        frozen.put(key, result)
     return result
 
 
@@ -795,9 +802,9 @@ def stored_schedule(participant: Participant) -> list[design.TrialSpec]:
 
 # Each worker's blocks: block id -> (stored settings, settings with defaults, settings key), and
 # settings key -> settings with defaults, for answers whose ticket names the key.
-_SETTINGS_CACHE: dict[int, tuple[dict | None, dict, str]] = {}
-_SETTINGS_BY_KEY: dict[str, dict[str, Any]] = {}
 _SETTINGS_MAX = 4096
+_SETTINGS_CACHE: BoundedCache[int, tuple[dict | None, dict, str]] = BoundedCache(_SETTINGS_MAX)
+_SETTINGS_BY_KEY: BoundedCache[str, dict[str, Any]] = BoundedCache(_SETTINGS_MAX)
 
 
 def _block_settings(block_id: int, task: str, raw: dict | None) -> tuple[dict[str, Any], str]:
@@ -808,15 +815,15 @@ def _block_settings(block_id: int, task: str, raw: dict | None) -> tuple[dict[st
     """
     cached = _SETTINGS_CACHE.get(block_id)
     if cached is not None and cached[0] == raw:
+        # A page shown with these settings names their key: keep it known as long as the block.
+        if _SETTINGS_BY_KEY.get(cached[2]) is None:
+            _SETTINGS_BY_KEY.put(cached[2], cached[1])
         return cached[1], cached[2]
     normalised = validate_block_settings(task, raw or {})
     stored = json.dumps([task, raw or {}], sort_keys=True, default=str)
     key = hashlib.sha256(stored.encode()).hexdigest()[:16]
-    if len(_SETTINGS_CACHE) >= _SETTINGS_MAX or len(_SETTINGS_BY_KEY) >= _SETTINGS_MAX:
-        _SETTINGS_CACHE.clear()
-        _SETTINGS_BY_KEY.clear()
-    _SETTINGS_CACHE[block_id] = (raw, normalised, key)
-    _SETTINGS_BY_KEY[key] = normalised
+    _SETTINGS_CACHE.put(block_id, (raw, normalised, key))
+    _SETTINGS_BY_KEY.put(key, normalised)
     return normalised, key
 
 
