@@ -467,8 +467,7 @@ def _has_interval(test: dict) -> bool:
 
 def _excludes_zero(test: dict) -> bool:
     """True when the test's (unadjusted) interval lies wholly above or below zero."""
-    low, high = test.get("ci_low"), test.get("ci_high")
-    return _finite(low) and _finite(high) and (low > 0 or high < 0)
+    return _has_interval(test) and (test["ci_low"] > 0 or test["ci_high"] < 0)
 
 
 def untested_finding(
