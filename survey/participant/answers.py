@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from survey.block_settings import validate_block_settings
-from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.models import Participant, Trial, utcnow
 from survey.participant import hotdb, tickets
+from survey.participant.hotdb import hot_path
 from survey.participant.statements import (
     CLAIM,
     COMPLETE,
@@ -35,12 +35,6 @@ from survey.participant.statements import (
 # the export's rt_flag column, not dropped here.
 RT_MAX_MS = 30 * 24 * 3600 * 1000
 
-# Each worker's blocks: block id -> (stored settings, settings with defaults, settings key), and
-# settings key -> settings with defaults, for answers whose ticket names the key.
-_SETTINGS_MAX = 4096
-_SETTINGS_CACHE: BoundedCache[int, tuple[dict | None, dict, str]] = BoundedCache(_SETTINGS_MAX)
-_SETTINGS_BY_KEY: BoundedCache[str, dict[str, Any]] = BoundedCache(_SETTINGS_MAX)
-
 
 def _block_settings(block_id: int, task: str, raw: dict | None) -> tuple[dict[str, Any], str]:
     """Return a block's settings with defaults and their key (cached while they are unchanged).
@@ -48,17 +42,18 @@ def _block_settings(block_id: int, task: str, raw: dict | None) -> tuple[dict[st
     The key is a digest of the task and the stored settings: a ticket that names it is
     validated with exactly the settings its page was shown with.
     """
-    cached = _SETTINGS_CACHE.get(block_id)
+    kept = hot_path.state()
+    cached = kept.block_settings.get(block_id)
     if cached is not None and cached[0] == raw:
         # A page shown with these settings names their key: keep it known as long as the block.
-        if _SETTINGS_BY_KEY.get(cached[2]) is None:
-            _SETTINGS_BY_KEY.put(cached[2], cached[1])
+        if kept.settings_by_key.get(cached[2]) is None:
+            kept.settings_by_key.put(cached[2], cached[1])
         return cached[1], cached[2]
     normalised = validate_block_settings(task, raw or {})
     stored = json.dumps([task, raw or {}], sort_keys=True, default=str)
     key = hashlib.sha256(stored.encode()).hexdigest()[:16]
-    _SETTINGS_CACHE.put(block_id, (raw, normalised, key))
-    _SETTINGS_BY_KEY.put(key, normalised)
+    kept.block_settings.put(block_id, (raw, normalised, key))
+    kept.settings_by_key.put(key, normalised)
     return normalised, key
 
 
@@ -230,7 +225,7 @@ def ticket_target(
     ticket = tickets.read(secret, slug, public_id, trial_id, raw_ticket)
     if ticket is None:
         return None
-    settings = _SETTINGS_BY_KEY.get(ticket.settings_key)
+    settings = hot_path.state().settings_by_key.get(ticket.settings_key)
     if settings is None:
         return None
     return AnswerTarget(

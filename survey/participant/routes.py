@@ -23,14 +23,14 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from survey import design
-from survey.cache import BoundedCache
 from survey.errors import render_error
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.media import storage
 from survey.models import Image, Participant, new_public_id
-from survey.participant import answers, bp, forms, hotdb, service, starting, statements, tickets
+from survey.participant import answers, bp, forms, service, starting, statements, tickets
 from survey.participant import csrf as participant_csrf
+from survey.participant.hotdb import hot_path
 from survey.participant.recruitment import (
     Recruitment,
     device_from_user_agent,
@@ -141,19 +141,14 @@ def _consent_public_id(nonce: str) -> str:
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
-# Participant cookies already verified by this worker, by (secret key, cookie): a participant
-# sends the same cookie twice a trial, and checking its signature costs more than reading it.
-_VERIFIED_COOKIES_MAX = 8192
-_VERIFIED_COOKIES: BoundedCache[tuple[str, str], str] = BoundedCache(_VERIFIED_COOKIES_MAX)
-
-
 def _cookie_public_id() -> str | None:
     """Return the participant id from the signed cookie, or None."""
     raw = request.cookies.get(COOKIE)
     if not raw:
         return None
     key = (current_app.secret_key, raw)
-    known = _VERIFIED_COOKIES.get(key)
+    verified = hot_path.state().verified_cookies
+    known = verified.get(key)
     if known is not None:
         return known
     try:
@@ -162,7 +157,7 @@ def _cookie_public_id() -> str | None:
         return None
     if not isinstance(value, str):
         return None
-    return _VERIFIED_COOKIES.put(key, value)
+    return verified.put(key, value)
 
 
 def _remember(response: WerkzeugResponse, slug: str, public_id: str) -> WerkzeugResponse:
@@ -193,8 +188,6 @@ def _flow_or_404(
 
 
 # --- pages ------------------------------------------------------------------------------------
-
-bp.record_once(lambda state: state.app.teardown_appcontext(hotdb.close))
 
 
 @bp.after_request
@@ -468,18 +461,14 @@ def instructions(slug: str):
     )
 
 
-# Rendered question sets by (app, questions, attention check): a few per study block.
-_QUESTIONS_HTML_MAX = 1024
-_QUESTIONS_HTML: BoundedCache[tuple, Markup] = BoundedCache(_QUESTIONS_HTML_MAX)
-
-
 def _questions_html(questions: tuple[forms.Question, ...], is_attention: bool) -> Markup:
     """Render a trial's questions once per distinct set (they repeat on every trial of a block)."""
-    key = (current_app.name, questions, is_attention)
-    html = _QUESTIONS_HTML.get(key)
+    rendered = hot_path.state().questions_html
+    key = (questions, is_attention)
+    html = rendered.get(key)
     if html is None:
         template = current_app.jinja_env.get_template("participant/_questions.html")
-        html = _QUESTIONS_HTML.put(
+        html = rendered.put(
             key, Markup(template.render(questions=questions, is_attention=is_attention))
         )
     return html
@@ -773,23 +762,23 @@ def preview(slug: str):
 # --- images -----------------------------------------------------------------------------------
 
 
-# Image ids and their display files' storage keys, remembered by each worker: a launch asks for
-# the same few dozen images thousands of times a minute, and an id never changes its file. A
-# deleted image's file is deleted too, so a remembered key then meets the storage's 404; only a
-# later upload of the very same file to the same study would make its old id serve it again.
-_DISPLAY_KEYS_MAX = 4096
-_DISPLAY_KEYS: BoundedCache[str, str] = BoundedCache(_DISPLAY_KEYS_MAX)
+# Image ids' display files' storage keys are remembered by each worker (`hot_path`): a launch
+# asks for the same few dozen images thousands of times a minute, and an id never changes its
+# file. A deleted image's file is deleted too, so a remembered key then meets the storage's 404;
+# only a later upload of the very same file to the same study would make its old id serve it
+# again.
 _DISPLAY_KEY = sa.select(Image.display_key).where(Image.public_id == sa.bindparam("public_id"))
 
 
 def _display_key(public_id: str) -> str | None:
     """Return the storage key of an image's display file, or None for an unknown id."""
-    key = _DISPLAY_KEYS.get(public_id)
+    known = hot_path.state().display_keys
+    key = known.get(public_id)
     if key is None:
         key = db.session.scalar(_DISPLAY_KEY, {"public_id": public_id})
         service.end_read()
         if key is not None:
-            _DISPLAY_KEYS.put(public_id, key)
+            known.put(public_id, key)
     return key
 
 

@@ -4,7 +4,6 @@ the schedules kept for audit."""
 from __future__ import annotations
 
 import secrets
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +15,6 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from survey import design
-from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.models import (
     Block,
@@ -29,6 +27,7 @@ from survey.models import (
     utcnow,
 )
 from survey.participant import hotdb, limits
+from survey.participant.hotdb import hot_path
 from survey.participant.recruitment import Recruitment
 from survey.participant.service import StudyView, end_read, flow
 
@@ -151,15 +150,6 @@ class StudyDesign:
     block_ids: dict[str, int]
 
 
-# Frozen designs by engine (one per app) and (study id, design SHA-256): an open study's design
-# cannot change, so each worker reads it once rather than on every start (of the most recently
-# started studies, at most _FROZEN_DESIGNS_MAX per app).
-_FROZEN_DESIGNS_MAX = 256
-_FROZEN_DESIGNS: weakref.WeakKeyDictionary[
-    sa.Engine, BoundedCache[tuple[int, str], StudyDesign]
-] = weakref.WeakKeyDictionary()
-
-
 def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
     """Return the study's design (read once per worker when frozen, or always when not cached).
 
@@ -167,9 +157,8 @@ def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
     opened; otherwise StudyUnavailable("changed") is raised (when cached) and nobody starts.
     """
     key = (study.id, study.design_sha256 or "")
-    frozen = _FROZEN_DESIGNS.get(db.engine)
-    if frozen is None:
-        frozen = _FROZEN_DESIGNS.setdefault(db.engine, BoundedCache(_FROZEN_DESIGNS_MAX))
+    # An open study's design cannot change: each worker reads it once (`hot_path`).
+    frozen = hot_path.state().designs
     if cached and study.design_sha256:
         known = frozen.get(key)
         if known is not None:

@@ -399,7 +399,7 @@ def test_an_unreachable_database_gives_the_try_again_page_not_a_crash(app, tmp_p
             assert response.headers["Retry-After"]
             assert "Please try again in a moment" in response.get_data(as_text=True)
     finally:
-        hotdb.dispose(broken)
+        hotdb.hot_path.dispose(broken)
 
 
 @pytest.mark.parametrize(

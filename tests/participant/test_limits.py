@@ -86,7 +86,7 @@ def test_behind_a_trusted_proxy_each_visitor_is_counted_apart(
     finally:
         with proxied.app_context():
             db.engine.dispose()
-        hotdb.dispose(proxied)
+        hotdb.hot_path.dispose(proxied)
 
 
 def test_the_per_study_burst_limit_counts_every_address(app, demo):
