@@ -1041,3 +1041,50 @@ def default_grid(low: int = 10, high: int = 200, points: int = 8) -> list[int]:
     of the counterbalanced design equally filled)."""
     values = np.linspace(low, high, points)
     return sorted({max(2, int(2 * round(v / 2))) for v in values})
+
+
+def differences_from_pilot(
+    pilot: pd.DataFrame,
+    dv: str = "value",
+    condition: str = "condition",
+    participant: str = "participant",
+) -> tuple[float, float, int]:
+    """Mean and SD of the participants' ai-minus-real differences of means in a pilot.
+
+    Only participants with rows in both conditions count. These are the ``delta`` and ``sd``
+    of ``power.t.test(type = "paired")`` as the pilot estimates them; a pilot's effect is a
+    noisy guess (Albers & Lakens 2018), so prefer the smallest effect that would matter.
+
+    Returns
+    -------
+    tuple
+        (mean difference, SD of the differences, number of participants)
+
+    Raises
+    ------
+    ValueError
+        Fewer than 3 participants with both conditions, or differences with no spread.
+    """
+    for column in (dv, condition, participant):
+        if column not in pilot.columns:
+            raise ValueError(f"pilot has no column {column!r}")
+    values = pd.to_numeric(pilot[dv], errors="coerce")
+    if values.isna().any():
+        raise ValueError(f"pilot column {dv!r} has missing or non-numeric values")
+    means = (
+        pilot.assign(**{dv: values})
+        .groupby([participant, condition], observed=True)[dv]
+        .mean()
+        .unstack(condition)
+    )
+    if not {"ai", "real"} <= set(means.columns):
+        raise ValueError("pilot needs rows in both conditions, ai and real")
+    differences = (means["ai"] - means["real"]).dropna()
+    if len(differences) < 3:
+        raise ValueError(
+            f"pilot has {len(differences)} participant(s) with both conditions; at least 3 needed"
+        )
+    sd = float(differences.std(ddof=1))
+    if not sd > 0:
+        raise ValueError("the pilot's participant differences have no spread")
+    return float(differences.mean()), sd, int(len(differences))

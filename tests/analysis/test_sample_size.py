@@ -2,11 +2,12 @@
 mixed models (bounded, seeded, reproducible) and the sample-size command."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from analysis import power
+from analysis import cli, power
 from analysis.power import VarianceComponents
 
 # (delta, sd, power, sig.level, n as R reports it, n with tol = 1e-12, ceiling(n)), from
@@ -240,3 +241,119 @@ def test_target_not_reached_is_reported():
 def test_bad_simulation_settings_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         power.sample_size_simulated(-0.3, **kwargs)
+
+
+# ----------------------------------------------------------------------------- pilot and CLI
+
+SIM_SMALL = Path(__file__).resolve().parents[1] / "data" / "reference" / "sim-small"
+
+
+def _trust_rows():
+    from analysis.exclusions import included_trials, screen_participants
+    from analysis.io import load
+
+    if not SIM_SMALL.is_dir():
+        raise FileNotFoundError(f"reference data missing: {SIM_SMALL}")
+    trials, participants = load(SIM_SMALL)
+    rows = included_trials(trials, screen_participants(trials, participants))
+    return rows[rows["measure"] == "trust"]
+
+
+def test_differences_from_pilot_match_r():
+    # R, on the included trust rows of sim-small (participant, condition, value):
+    #   m <- tapply(d$value, list(d$participant, d$condition), mean)
+    #   x <- na.omit(m[, "ai"] - m[, "real"]); c(mean(x), sd(x), length(x))
+    #   -0.376106194690 0.497278686248 113
+    mean, sd, n = power.differences_from_pilot(_trust_rows())
+    assert mean == pytest.approx(-0.376106194690, abs=1e-10)
+    assert sd == pytest.approx(0.497278686248, abs=1e-10)
+    assert n == 113
+
+
+def test_differences_from_pilot_needs_both_conditions():
+    rows = _trust_rows()
+    with pytest.raises(ValueError, match="both conditions"):
+        power.differences_from_pilot(rows[rows["condition"] == "ai"])
+    with pytest.raises(ValueError, match="at least 3 needed"):
+        power.differences_from_pilot(rows[rows["participant"].isin(rows["participant"].iloc[:1])])
+
+
+def test_cli_sample_size_prints_n_and_curve(capsys):
+    assert (
+        cli.main(["sample-size", "--effect", "-0.3", "--sd", "0.9", "--target-power", "0.9"]) == 0
+    )
+    out = capsys.readouterr().out
+    # power.t.test(delta = -0.3, sd = 0.9, power = 0.9, type = "paired", strict = TRUE)$n
+    # = 96.508013984164
+    assert "n = 96.5080 pairs" in out and "recruit 97 included participants" in out
+    curve = [line.split() for line in out.splitlines()[3:]]
+    numbers = [int(row[0]) for row in curve]
+    powers = [float(row[1]) for row in curve]
+    assert 97 in numbers and numbers == sorted(numbers)
+    assert powers == sorted(powers)
+
+
+def test_cli_sample_size_dz_and_simulation(capsys):
+    status = cli.main(
+        [
+            "sample-size",
+            "--dz",
+            "0.5",
+            "--simulate",
+            "paired_t",
+            "--participants",
+            "10",
+            "40",
+            "--identities",
+            "24",
+            "--sims",
+            "500",
+            "--refine",
+            "1",
+        ]
+    )
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "n = 33.3671 pairs" in out  # power.t.test(delta = 0.5, sd = 1, power = 0.8, ...)$n
+    assert "paired_t by simulation" in out and "95% MC interval" in out
+    assert "24 identities:" in out
+
+
+def test_cli_sample_size_with_pilot(capsys):
+    status = cli.main(["sample-size", "--pilot", str(SIM_SMALL), "--target-power", "0.8"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "113 participants, mean difference -0.376, sd 0.497" in out
+    found = power.sample_size_paired_t(-0.376106194690, 0.497278686248)
+    assert f"recruit {found.n_required} included participants" in out
+
+
+@pytest.mark.parametrize(
+    "argv, status, message",
+    [
+        (["sample-size", "--effect", "0.3"], 1, "give --sd"),
+        (["sample-size", "--sd", "1"], 1, "give --effect"),
+        (["sample-size", "--dz", "0.3", "--effect", "1"], 1, "not both"),
+        (["sample-size", "--effect", "0", "--sd", "1"], 1, "must not be 0"),
+        (
+            ["sample-size", "--effect", "0.3", "--sd", "1", "--target-power", "0.01"],
+            1,
+            "above alpha",
+        ),
+        (["sample-size", "--effect", "0.3", "--sd", "0"], 2, "'0' must be > 0.0"),
+        (["sample-size", "--effect", "x", "--sd", "1"], 2, "'x' is not a number"),
+        (["sample-size", "--dz", "1", "--simulate", "anova"], 2, "invalid choice"),
+        (
+            ["sample-size", "--effect", "-0.3", "--simulate", "lmm", "--sims", "5000"],
+            1,
+            "more than the limit",
+        ),
+    ],
+)
+def test_cli_sample_size_errors(argv, status, message, capsys):
+    try:
+        code = cli.main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    assert code == status
+    assert message in capsys.readouterr().err
