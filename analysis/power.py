@@ -885,6 +885,7 @@ def sample_size_simulated(
         Numbers of identities (each >= 2).
     participants : iterable of int or None
         Grid of numbers of participants (each >= 2); default 8 numbers from 10 to 200.
+        Simulated in the order given, so with ``max_seconds`` put the most telling first.
     target_power : float
         Between alpha and 1.
     test : {"lmm", "glmm", "paired_t"}
@@ -905,7 +906,8 @@ def sample_size_simulated(
     max_seconds : float or None
         Stop starting new points after this many seconds (a bound for a web request). The
         points simulated are the same as without the bound (each has its own stream); the
-        points left out are named in ``notes`` and ``complete`` is False.
+        points left out are named in ``notes`` and ``complete`` is False. The first point
+        always runs.
     seed : int
         Base seed.
 
@@ -932,7 +934,8 @@ def sample_size_simulated(
         )
     if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
         raise ValueError(f"refine must be an integer >= 0, got {refine!r}")
-    grid = sorted(set(participants)) if participants is not None else default_grid()
+    # in the order given (first come, first simulated: it matters only with max_seconds)
+    grid = list(dict.fromkeys(participants)) if participants is not None else default_grid()
     counts = sorted(set(identities))
     if not grid or not counts:
         raise ValueError("participants and identities must each list at least one number")
@@ -951,9 +954,13 @@ def sample_size_simulated(
 
     started = time.monotonic()
     skipped: list[tuple[int, int]] = []
+    rows: list[dict[str, Any]] = []
+    done: dict[int, dict[str, Any]] = {}
 
     def out_of_time() -> bool:
-        return max_seconds is not None and time.monotonic() - started > max_seconds
+        # the first point always runs, so there is an answer to show
+        late = max_seconds is not None and time.monotonic() - started > max_seconds
+        return late and bool(rows or done)
 
     def point(n_p: int, n_i: int) -> dict[str, Any]:
         return _point(
@@ -969,11 +976,10 @@ def sample_size_simulated(
             seed=seed,
         )
 
-    rows: list[dict[str, Any]] = []
     required: list[dict[str, Any]] = []
     notes: list[str] = []
     for n_i in counts:
-        done: dict[int, dict[str, Any]] = {}
+        done.clear()
         for n_p in grid:
             if out_of_time():
                 skipped.append((n_p, n_i))
@@ -1088,3 +1094,35 @@ def differences_from_pilot(
     if not sd > 0:
         raise ValueError("the pilot's participant differences have no spread")
     return float(differences.mean()), sd, int(len(differences))
+
+
+def components_for_sd(
+    sd_difference: float,
+    n_identities: int,
+    base: VarianceComponents = DEFAULT_COMPONENTS,
+    replicates: int = 1,
+) -> VarianceComponents:
+    """``base`` with the residual variance that gives a participant's ai-minus-real mean
+    difference the SD ``sd_difference`` (identity variance aside).
+
+    Under :func:`simulate_trials` that difference has variance (identities aside)
+    participant_slope + residual (1/n_ai + 1/n_real) / replicates, so a simulation of the mixed
+    model agrees with the SD a paired t test calculation was given.
+
+    Raises
+    ------
+    ValueError
+        ``sd_difference`` not above the SD the participant slope variance alone gives.
+    """
+    _check_design(2, n_identities, replicates)
+    if not (isinstance(sd_difference, (int, float)) and math.isfinite(sd_difference)):
+        raise ValueError(f"sd_difference must be a finite number, got {sd_difference!r}")
+    ai = _ai_identities(n_identities)
+    share = (1 / ai.sum() + 1 / (~ai).sum()) / replicates
+    left = sd_difference**2 - base.participant_slope
+    if left <= 0:
+        raise ValueError(
+            f"sd_difference must be above {math.sqrt(base.participant_slope):.3g}, the SD the "
+            "participants' slope variance alone gives"
+        )
+    return dataclasses.replace(base, residual=left / share)

@@ -87,10 +87,11 @@ def curve_numbers(n_required: int) -> list[int]:
 
 
 def simulation_grid(n_required: int, n_identities: int) -> list[int]:
-    """Up to WEB_POINTS even numbers of participants around the analytic answer."""
+    """Up to WEB_POINTS even numbers of participants around the analytic answer, the most
+    telling first (the answer, then above and below it), as the time limit may stop early."""
     most = min(WEB_MAX_PARTICIPANTS, WEB_MAX_TRIALS // n_identities)
-    numbers = {min(most, max(4, 2 * round(n_required * k / 2))) for k in (0.5, 0.75, 1.0, 1.5, 2.0)}
-    return sorted(numbers)[:WEB_POINTS]
+    numbers = [min(most, max(4, 2 * round(n_required * k / 2))) for k in (1.0, 1.5, 0.75, 2.0, 0.5)]
+    return list(dict.fromkeys(numbers))[:WEB_POINTS]
 
 
 def simulate_lmm(
@@ -120,8 +121,8 @@ def chart(
 ) -> dict[str, Any]:
     """The power curve as SVG coordinates: the analytic line, the target, the answer and the
     simulated points with their Monte Carlo intervals."""
-    width, height = 640, 360
-    left, right, top, bottom = 56, 16, 16, 48
+    width, height = 480, 300
+    left, right, top, bottom = 52, 12, 12, 48
     x_max = float(analytic["n_participants"].max())
     if simulated is not None and len(simulated):
         x_max = max(x_max, float(simulated["n_participants"].max()))

@@ -117,6 +117,7 @@ def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
     from analysis.power import (
         DEFAULT_COMPONENTS,
         analytic_curve,
+        components_for_sd,
         components_from_pilot,
         sample_size_paired_t,
     )
@@ -153,7 +154,11 @@ def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
                 form.simulate.errors.append(f"The pilot's mixed model could not be fitted: {err}.")
                 return None
         else:
-            components = DEFAULT_COMPONENTS
+            try:
+                components = components_for_sd(sd, n_identities, DEFAULT_COMPONENTS)
+            except ValueError as err:
+                form.sd.errors.append(f"For the simulation, {err}.")
+                return None
         simulated = planning.simulate_lmm(
             effect, components, found.n_required, n_identities, found.target_power, found.alpha
         )

@@ -357,3 +357,28 @@ def test_cli_sample_size_errors(argv, status, message, capsys):
         code = stop.code
     assert code == status
     assert message in capsys.readouterr().err
+
+
+def test_components_for_sd_give_the_participant_difference_that_sd():
+    # without identity variance, the simulated paired t's participant differences have the
+    # SD the components were scaled to
+    base = VarianceComponents(participant=0.3, identity=0.0, residual=1.0, participant_slope=0.04)
+    scaled = power.components_for_sd(0.8, 12, base)
+    assert scaled.residual == pytest.approx((0.64 - 0.04) / (2 / 6))
+    d = power.simulate_participant_differences(2000, 12, 0.0, scaled, 1, rng=1)
+    assert d.std() == pytest.approx(0.8, rel=0.05)
+    with pytest.raises(ValueError, match="must be above 0.2"):
+        power.components_for_sd(0.1, 12, base)
+
+
+def test_grid_order_is_kept_for_the_time_limit():
+    found = power.sample_size_simulated(
+        -0.3,
+        identities=[12],
+        participants=[40, 10, 20],
+        test="paired_t",
+        n_sims=200,
+        refine=0,
+        max_seconds=0.0,
+    )
+    assert found.curve["n_participants"].tolist() == [40]  # the first given, not the smallest

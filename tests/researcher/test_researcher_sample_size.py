@@ -61,7 +61,7 @@ def test_answer_and_curve_match_power_t_test(team, owner_client):
     # = 96.508013984164
     assert "Recruit 97 participants (after exclusions)" in text
     assert "n = 96.51" in text
-    assert '<svg viewBox="0 0 640 360" role="img"' in page
+    assert '<svg viewBox="0 0 480 300" role="img"' in page
     assert "<polyline" in page and "reaches the target 0.9 at 97 participants" in text
     # the table holds the curve, 97 among its rows, power rising
     rows = re.findall(r"<tr(?: class=\"chosen\")?><td>(\d+)</td><td>([0-9.]+)</td></tr>", page)
@@ -143,7 +143,7 @@ def test_simulation_is_bounded_and_shown(team, owner_client, monkeypatch):
     real = power.sample_size_simulated
 
     def spy(*args, **kwargs):
-        calls.append(kwargs)
+        calls.append({**kwargs, "args": args})
         return real(*args, **{**kwargs, "n_sims": 3})  # a quick check of the page
 
     monkeypatch.setattr(power, "sample_size_simulated", spy)
@@ -161,6 +161,7 @@ def test_simulation_is_bounded_and_shown(team, owner_client, monkeypatch):
     )
     assert response.status_code == 200
     (kwargs,) = calls
+    kwargs = {k: v for k, v in kwargs.items() if k != "args"}
     assert kwargs["n_sims"] == planning.WEB_SIMS and kwargs["refine"] == 0
     assert kwargs["max_seconds"] == planning.WEB_SECONDS
     assert len(kwargs["participants"]) <= planning.WEB_POINTS
@@ -168,12 +169,19 @@ def test_simulation_is_bounded_and_shown(team, owner_client, monkeypatch):
     text = page_text(response)
     assert "Mixed model, by simulation" in text and "95 % simulation interval" in text
     assert "typical of a 1–7 trust rating" in text
+    # the simulated variances give a participant's difference the SD the form gave
+    assert kwargs["participants"][0] == 2 * round(
+        power.sample_size_paired_t(-0.5, 0.8).n_required / 2
+    )
+    components = calls[0]["args"][1]
+    assert components == power.components_for_sd(0.8, 12)
     page = response.get_data(as_text=True)
     assert page.count('class="simulated"') == len(kwargs["participants"])
 
 
 def test_simulation_grid_respects_the_trial_cap():
-    assert planning.simulation_grid(40, 24) == [20, 30, 40, 60, 80]
+    # the answer first, then above and below it: a time limit stops at the least telling
+    assert planning.simulation_grid(40, 24) == [40, 60, 30, 80, 20]
     grid = planning.simulation_grid(400, 100)
     assert max(grid) * 100 <= planning.WEB_MAX_TRIALS and len(grid) <= planning.WEB_POINTS
 
