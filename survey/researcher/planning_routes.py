@@ -206,6 +206,7 @@ def sample_size(study: Study, role: str):
             form=form,
             result=result,
             measures=measures,
+            form_has_errors=any(f.errors for f in form),
             limits={
                 "sims": planning.WEB_SIMS,
                 "points": planning.WEB_POINTS,

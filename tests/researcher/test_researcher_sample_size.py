@@ -135,6 +135,7 @@ def test_bad_input_is_a_400_with_the_error_beside_the_field(
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert message in _errors_of(page, field), page_text(response)[:2000]
+    assert 'role="alert"' in page and "see the messages beside the fields" in page
     assert "<svg" not in page
 
 
