@@ -178,8 +178,13 @@ def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
 @requires_role("viewer")
 def sample_size(study: Study, role: str):
     """The sample-size form and, once filled, the required n and the power curve."""
-    trials = planning.study_trials(study)
-    measures = planning.rating_measures(trials) if not trials.empty else []
+    try:
+        trials = planning.study_trials(study)
+    except ValueError as err:  # data the analysis refuses: plan without a pilot
+        trials, pilot_problem = None, f"This study's data cannot serve as a pilot: {err}"
+    else:
+        pilot_problem = ""
+    measures = planning.rating_measures(trials) if trials is not None and not trials.empty else []
     form = SampleSizeForm(request.args)
     if not measures:
         form.source.choices = [c for c in form.source.choices if c.value != "pilot"]
@@ -207,6 +212,7 @@ def sample_size(study: Study, role: str):
             result=result,
             measures=measures,
             form_has_errors=any(f.errors for f in form),
+            pilot_problem=pilot_problem,
             limits={
                 "sims": planning.WEB_SIMS,
                 "points": planning.WEB_POINTS,

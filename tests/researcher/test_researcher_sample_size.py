@@ -215,3 +215,17 @@ def _study(app, study_id):
     from survey.models import Study
 
     return db.session.get(Study, study_id)
+
+
+def test_data_the_analysis_refuses_leave_the_page_working(team, owner_client, monkeypatch):
+    def refuse(study):
+        raise ValueError("trials.csv: bad rows")
+
+    monkeypatch.setattr(planning, "study_trials", refuse)
+    response = owner_client.get(url(team.study_id))
+    assert response.status_code == 200
+    assert "cannot serve as a pilot: trials.csv: bad rows" in page_text(response)
+    answer = owner_client.get(
+        url(team.study_id, source="dz", dz="0.5", alpha="0.05", target_power="0.8")
+    )
+    assert answer.status_code == 200 and "Recruit 34 participants" in page_text(answer)
