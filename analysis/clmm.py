@@ -59,21 +59,32 @@ class ClmmFit(MixedFit):
 # ----------------------------------------------------------------------------- likelihood
 
 
+def _probabilities(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """P(lower < latent <= upper) for the standard logistic (+-inf bounds allowed).
+
+    The difference of two cdfs is taken in the upper tail where both are close to 1.
+    """
+    p = special.expit(upper) - special.expit(lower)
+    tail = np.flatnonzero(lower > 5.0)
+    if tail.size:
+        p[tail] = special.expit(-lower[tail]) - special.expit(-upper[tail])
+    return p
+
+
 def _cell_probabilities(
     upper: np.ndarray, lower: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """P(lower < latent <= upper) for the logistic, and the first two derivatives' pieces.
+    """P(lower < latent <= upper), f(upper) - f(lower) and f'(upper) - f'(lower).
 
-    Returns (p, f(upper) - f(lower), f'(upper) - f'(lower)) with f the logistic density;
-    +-inf bounds (the outer categories) give F = 1 or 0 and f = f' = 0. The difference of two
-    cdfs is taken in the tail where it is accurate (upper tail for positive arguments).
+    f is the logistic density; +-inf bounds (the outer categories) give f = f' = 0.
     """
     Fu, Fl = special.expit(upper), special.expit(lower)
-    right = lower > 0
-    p = np.where(right, special.expit(-lower) - special.expit(-upper), Fu - Fl)
+    p = Fu - Fl
+    tail = np.flatnonzero(lower > 5.0)
+    if tail.size:
+        p[tail] = special.expit(-lower[tail]) - special.expit(-upper[tail])
     fu, fl = Fu * (1.0 - Fu), Fl * (1.0 - Fl)
-    gu, gl = fu * (1.0 - 2.0 * Fu), fl * (1.0 - 2.0 * Fl)
-    return p, fu - fl, gu - gl
+    return p, fu - fl, fu * (1.0 - 2.0 * Fu) - fl * (1.0 - 2.0 * Fl)
 
 
 class _CLMM:
@@ -107,7 +118,7 @@ class _CLMM:
         return cuts[self.y + 1] - xb, cuts[self.y] - xb
 
     def _h(self, upper: np.ndarray, lower: np.ndarray, shift: np.ndarray, u: np.ndarray) -> float:
-        p = _cell_probabilities(upper - shift, lower - shift)[0]
+        p = _probabilities(upper - shift, lower - shift)
         if not np.all(p > 0):
             return np.inf
         return float(-np.log(p).sum() + 0.5 * u @ u)
@@ -134,7 +145,8 @@ class _CLMM:
         for _ in range(INNER_MAX_ITERATIONS + 1):
             gradient, chol = self._newton_pieces(factors, upper, lower, shift, u)
             if np.abs(gradient).max() < INNER_GRADIENT_TOL:
-                break
+                self.u = u
+                return self._state(factors, upper, lower, shift, u, h, chol)
             step = chol.backward(chol.forward(gradient[:, None]))[:, 0]
             factor = 1.0
             for _halving in range(INNER_MAX_HALVINGS):
@@ -227,6 +239,19 @@ class _CLMM:
         p, df, dg = _cell_probabilities(upper - shift, lower - shift)
         w = (df / p) ** 2 - dg / p
         chol = _Cholesky(d, factors, d.crossprod(w, np.zeros((d.n, 1)), weight_r=False))
+        return self._state(factors, upper, lower, shift, u, h, chol)
+
+    @staticmethod
+    def _state(
+        factors: list[np.ndarray],
+        upper: np.ndarray,
+        lower: np.ndarray,
+        shift: np.ndarray,
+        u: np.ndarray,
+        h: float,
+        chol: _Cholesky,
+    ) -> dict[str, Any]:
+        """What the deviance and its gradient need from the modes."""
         return {
             "u": u,
             "h": h,
@@ -260,7 +285,7 @@ class _CLMM:
         f1, f2 = F1 * (1 - F1), F2 * (1 - F2)
         d1, d2 = f1 * (1 - 2 * F1), f2 * (1 - 2 * F2)  # f'
         s1, s2 = f1 * (1 - 6 * F1 + 6 * F1**2), f2 * (1 - 6 * F2 + 6 * F2**2)  # f''
-        prob = _cell_probabilities(e1, e2)[0]
+        prob = _probabilities(e1, e2)
         ip = 1.0 / prob
         # derivatives of l = -log(F(e1) - F(e2)) in e1 and e2
         l1, l2 = -f1 * ip, f2 * ip
@@ -351,7 +376,9 @@ class _CLMM:
             start += size
         idx2 = np.concatenate(index, axis=1)  # (n, K2)
         a0, a2 = local[:, :k0], local[:, k0:]
-        P01_rows = P01[c0[:, None], :, idx2].transpose(0, 2, 1)  # (n, k0, K2)
+        P01_flat = P01.reshape(L0 * k0, chol.q2)
+        rows0 = c0[:, None] * k0 + np.arange(k0)  # (n, k0)
+        P01_rows = P01_flat[rows0[:, :, None], idx2[:, None, :]]  # (n, k0, K2)
         P22_rows = P22[idx2[:, :, None], idx2[:, None, :]]  # (n, K2, K2)
         Pa0 = np.einsum("nij,nj->ni", P00[c0], a0) + np.einsum("nij,nj->ni", P01_rows, a2)
         Pa2 = np.einsum("nji,nj->ni", P01_rows, a0) + np.einsum("nij,nj->ni", P22_rows, a2)
@@ -409,7 +436,7 @@ def _fit_design(
         x0,
         jac=True,
         method="L-BFGS-B",
-        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
+        options={"maxiter": 5000, "ftol": 1e-12, "gtol": 1e-6, "maxcor": 20},
     )
     a, p = model.n_alpha, model.p
     pars = result.x.copy()
@@ -421,11 +448,12 @@ def _fit_design(
     free = np.flatnonzero(~boundary)
 
     # Polish with Newton steps on the free parameters (L-BFGS stops a little early on flat
-    # likelihoods), then take the Hessian at the optimum.
+    # likelihoods), with the Hessian taken once; it is taken again only if the steps moved
+    # the parameters enough to change it at the 1e-6 level.
     fx, gradient_full = model.nll_and_gradient(pars)
-    H = None
-    for _ in range(3):
-        H = _gradient_hessian(model, pars, free)
+    H = _gradient_hessian(model, pars, free)
+    moved = 0.0
+    for _ in range(4):
         try:
             step = np.linalg.solve(H, gradient_full[free])
         except np.linalg.LinAlgError:
@@ -435,10 +463,11 @@ def _fit_design(
         trial = pars.copy()
         trial[free] -= step
         f_trial, g_trial = model.nll_and_gradient(trial)
-        if not (np.isfinite(f_trial) and f_trial <= fx + 1e-9 * abs(fx)):
+        if not (np.isfinite(f_trial) and f_trial <= fx + 1e-12 * abs(fx)):
             break
         pars, fx, gradient_full = trial, f_trial, g_trial
-        if np.abs(step).max() < 1e-9:
+        moved += float(np.abs(step).max())
+        if np.abs(gradient_full[free]).max() < 1e-8:
             break
     gradient = gradient_full[free]
     if hessian == "clmm":
@@ -451,7 +480,7 @@ def _fit_design(
         model.like_clmm = True
         H = numderiv.central_hessian(restricted, pars[free], restricted(pars[free]), HESSIAN_DELTA)
         model.like_clmm = False
-    else:
+    elif moved > 1e-5:
         H = _gradient_hessian(model, pars, free)
     cov = np.full((len(pars), len(pars)), np.nan)
     try:
