@@ -417,3 +417,51 @@ def test_gradient_is_exact():
     numeric = numderiv.jacobian(lambda x: np.array([model.nll(x)]), pars)[0]
     assert value == pytest.approx(model.nll(pars), rel=1e-12)
     assert gradient == pytest.approx(numeric, rel=1e-5, abs=1e-5)
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+@pytest.mark.slow
+def test_report_puts_the_clmm_primary_when_the_plan_says_so(sim):
+    """rating_model 'clmm': the CLMM is each rating's main test; the paired t-test stays."""
+    from analysis.report import analyse
+
+    results = analyse(sim, plan={"rating_model": "clmm", "primary_outcomes": ["trust"]}).results
+    tests = results["tests"]
+    clmm_tests = {t["outcome"]: t for t in tests if t["method"] == "clmm"}
+    assert set(clmm_tests) == {"trust", "professional"}  # every rating outcome
+    trust = clmm_tests["trust"]
+    assert (trust["family"], trust["level"], trust["preregistered"]) == ("primary", "trial", True)
+    assert clmm_tests["professional"]["family"] == "secondary"
+    # the report keeps slopes when they fit: R's estimate with slopes is -0.7328 on all rows
+    # (here 2712 after exclusions and attention checks)
+    assert trust["estimate"] == pytest.approx(R["trust_slopes"]["coef"]["conditionai"], abs=0.01)
+    assert trust["statistic_name"] == "z" and trust["df"] is None
+    assert trust["effect_size"] == pytest.approx(math.exp(trust["estimate"]))
+    assert [t["name"] for t in trust["thresholds"]][0] == "1|2"
+    paired = next(
+        t
+        for t in tests
+        if (t["outcome"], t["method"], t["level"]) == ("trust", "paired_t", "participant")
+    )
+    assert paired["family"] == "participant_t" and not paired["preregistered"]
+    lmm = next(t for t in tests if (t["outcome"], t["method"]) == ("trust", "lmm"))
+    assert lmm["family"] == "mixed"
+    finding = next(f for f in results["findings"] if f["outcome"] == "trust")
+    assert tests[finding["supported_by"][0]]["method"] == "clmm"
+    assert "log cumulative odds" in finding["claim"] and finding["verdict"] == "difference"
+    assert {"participant_t", "primary"} <= {f["family"] for f in results["families"]}
+    assert any(
+        r["method"] == "clmm" and r["group"] == "identity" for r in results["random_effects"]
+    )
+    json.dumps(results, allow_nan=False)
+
+
+def test_plan_rating_model_is_checked():
+    from analysis.plan import validate_plan
+
+    assert validate_plan({"rating_model": "clmm"})["rating_model"] == "clmm"
+    assert validate_plan({})["rating_model"] == "paired_t"
+    with pytest.raises(ValueError, match="rating_model: 'lmm' is not one of paired_t, clmm"):
+        validate_plan({"rating_model": "lmm"})
