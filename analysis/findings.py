@@ -120,6 +120,8 @@ def _scaled(outcome: Outcome, test: dict) -> tuple[float, int, str]:
     """How to print this outcome's estimates: multiplier, decimals and unit words."""
     if test.get("method") == "glmm":
         return 1.0, 2, "on the log-odds scale"
+    if test.get("method") == "clmm":
+        return 1.0, 2, "on the log cumulative odds scale"
     if outcome.kind in ("proportion", "share"):
         return 100.0, 1, "percentage points"
     if outcome.kind == "rating":
@@ -154,6 +156,8 @@ def _test_name(test: dict) -> str:
         "binomial": "exact binomial test" + (f" against {ref_text}" if _finite(ref) else ""),
         "lmm": "linear mixed model with crossed random effects of participants and identities",
         "glmm": "logistic mixed model with crossed random effects of participants and identities",
+        "clmm": "ordinal (cumulative-link) mixed model with crossed random effects of "
+        "participants and identities",
         "tost": "equivalence test (TOST)",
     }
     name = names.get(method, str(method))
@@ -162,7 +166,7 @@ def _test_name(test: dict) -> str:
     if method in ("paired_t", "one_sample_t", "lmm", "tost") and _finite(df):
         df_text = f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
         return f"{name}, t({df_text}) = {fixed(stat)}"
-    if method == "glmm":
+    if method in ("glmm", "clmm"):
         return f"{name}, z = {fixed(stat)}"
     if method == "wilcoxon":
         return f"{name}, V = {stat:g}"
@@ -180,7 +184,7 @@ def _n_text(test: dict) -> str:
 
 def _contrasts_conditions(outcome: Outcome, test: dict) -> bool:
     """True when the estimate is ai minus real (paired outcomes and every mixed model)."""
-    return outcome.paired or test.get("method") in ("lmm", "glmm")
+    return outcome.paired or test.get("method") in ("lmm", "glmm", "clmm")
 
 
 def _estimate_text(outcome: Outcome, test: dict, with_unit: bool = True) -> str:
@@ -222,6 +226,18 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
         return (
             f"{lead}: the log-odds of a correct answer were {'lower' if lower else 'higher'} "
             f"by {fixed(abs(estimate), digits)} (odds ratio {math.exp(estimate):.2f})"
+        )
+    if test.get("method") == "clmm":
+        lead = (
+            f"AI headshots were trusted {'less' if lower else 'more'} than real photographs"
+            if name == "trust"
+            else f"AI headshots were rated {'lower' if lower else 'higher'} than real "
+            f"photographs on the {name.replace('_', ' ')} scale"
+        )
+        return (
+            f"{lead}: the log cumulative odds of a higher rating were "
+            f"{'lower' if lower else 'higher'} by {fixed(abs(estimate), digits)} (cumulative "
+            f"odds ratio {math.exp(estimate):.2f})"
         )
     if outcome.paired:
         if outcome.kind == "rating":

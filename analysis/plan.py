@@ -18,6 +18,9 @@ OUTCOMES = (
 )
 DIRECTIONS = ("less", "greater", "two-sided")
 CORRECTIONS = ("holm", "bh")
+# The primary model of rating outcomes: the paired t-test on participant means, or the
+# cumulative-link mixed model of single ratings (analysis.clmm).
+RATING_MODELS = ("paired_t", "clmm")
 FIELDS = (
     "hypotheses",
     "primary_outcomes",
@@ -26,6 +29,7 @@ FIELDS = (
     "exclusions",
     "equivalence_bounds",
     "target_n",
+    "rating_model",
 )
 DEFAULT_ALPHA = 0.05
 _SCALE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -76,13 +80,16 @@ def validate_plan(plan: dict | None) -> dict:
         0.5), ``correction`` ("holm" or "bh"), ``exclusions`` ({incomplete, attention,
         straightlining: bool; min_median_rt_ms: number >= 0 or null}), ``equivalence_bounds``
         ({outcome: [low, high]} with low < 0 < high, on the scale of the estimate),
-        ``target_n`` (positive integer).
+        ``target_n`` (positive integer), ``rating_model`` ("paired_t" or "clmm": the primary
+        test of rating outcomes, the paired t-test on participant means or the ordinal mixed
+        model of single ratings).
 
     Returns
     -------
     dict
         Every field present: alpha 0.05, correction "holm", the contract's default exclusions,
-        empty hypotheses / primary_outcomes / equivalence_bounds, target_n None. Validating the
+        empty hypotheses / primary_outcomes / equivalence_bounds, target_n None, rating_model
+        "paired_t". Validating the
         result again returns it unchanged.
 
     Raises
@@ -188,6 +195,10 @@ def validate_plan(plan: dict | None) -> dict:
     ):
         raise ValueError(f"target_n: expected a positive integer, got {target_n!r}")
 
+    rating_model = plan.get("rating_model", "paired_t")
+    if rating_model not in RATING_MODELS:
+        raise ValueError(f"rating_model: {rating_model!r} is not one of {', '.join(RATING_MODELS)}")
+
     return {
         "hypotheses": hypotheses,
         "primary_outcomes": primary,
@@ -196,6 +207,7 @@ def validate_plan(plan: dict | None) -> dict:
         "exclusions": rules,
         "equivalence_bounds": bounds,
         "target_n": target_n,
+        "rating_model": rating_model,
     }
 
 

@@ -35,6 +35,8 @@ FAMILIES = {
     "equivalence": "TOST equivalence tests against the preregistered bounds",
     "pooled_binomial": "binomial tests on all trials pooled (ignores that trials are nested)",
     "mixed": "mixed models with crossed random effects of participants and identities",
+    "participant_t": "paired t-tests on participant scores, when the plan makes the ordinal "
+    "mixed model (CLMM) the primary model of the ratings",
 }
 # Their names for a reader (the keys above stay the contract's identifiers).
 FAMILY_LABELS = {
@@ -46,6 +48,7 @@ FAMILY_LABELS = {
     "equivalence": "Equivalence tests (TOST)",
     "pooled_binomial": "Binomial tests, all trials pooled",
     "mixed": "Mixed models",
+    "participant_t": "Paired t-tests, participants",
 }
 UNIT_LEVELS = ("participant", "identity")
 
@@ -119,6 +122,8 @@ def _estimate_label(outcome: Outcome, method: str) -> str:
     """What the estimate of a test is, in words."""
     if method == "glmm":
         return "AI minus real (log-odds of a correct answer)"
+    if method == "clmm":
+        return "AI minus real (log cumulative odds of a higher rating)"
     if outcome.paired or method == "lmm":
         return "AI minus real"
     if method in ("binomial",):
@@ -137,9 +142,12 @@ def _unit_tests(
     bounds: list | None,
     alpha: float,
     continuity_correction: bool = False,
+    clmm_primary: bool = False,
 ) -> None:
     """t and Wilcoxon tests (and TOST) of one outcome on participant or identity scores."""
     t_family = main_family if level == "participant" else "identity_t"
+    if level == "participant" and clmm_primary and outcome.kind == "rating":
+        t_family = "participant_t"
     w_family = "participant_wilcoxon" if level == "participant" else "identity_wilcoxon"
     if outcome.paired:
         wide = stats.paired_wide(scores, "value", "condition", "unit")
@@ -265,6 +273,59 @@ def _mixed_tests(
                 "variance": fit.residual_variance,
             }
         )
+
+
+def _clmm_test(
+    tests: _Collector,
+    outcome: Outcome,
+    rows: pd.DataFrame,
+    random_effects: list[dict],
+    family: str,
+) -> None:
+    """Fit the ordinal mixed model (CLMM) of one rating outcome; a failure becomes a warning."""
+    from analysis.clmm import fit_clmm
+
+    rows = rows[rows["condition"].isin(["ai", "real"])]
+    scale = list(range(int(outcome.scale[0]), int(outcome.scale[1]) + 1)) if outcome.scale else None
+    try:
+        fit = fit_clmm(rows, dv="value", categories=scale)
+    except Exception as exc:  # noqa: BLE001 - numerical failures must not stop the report
+        tests.warnings.append(f"{outcome.name}: clmm not fitted: {type(exc).__name__}: {exc}")
+        return
+    tests.add(
+        outcome,
+        family,
+        "trial",
+        {
+            "method": "clmm",
+            "estimate": fit.estimate,
+            "ci_low": fit.ci_low,
+            "ci_high": fit.ci_high,
+            "confidence": 0.95,
+            "statistic": fit.statistic,
+            "statistic_name": "z",
+            "df": None,
+            "p_value": fit.p_value,
+            "effect_size": math.exp(fit.estimate),
+            "effect_size_name": "cumulative_odds_ratio",
+            "n": fit.n_obs,
+            "se": fit.se,
+            "n_participants": fit.n_participants,
+            "n_identities": fit.n_identities,
+            "formula": fit.formula,
+            "singular": bool(fit.singular),
+            "converged": bool(fit.converged),
+            "notes": list(fit.notes),
+            "thresholds": fit.thresholds,
+            "log_likelihood": fit.log_likelihood,
+        },
+    )
+    for note in fit.notes:
+        tests.warnings.append(f"{outcome.name}: clmm: {note}")
+    if not fit.converged:
+        tests.warnings.append(f"{outcome.name}: clmm did not converge; treat it with care")
+    for r in fit.random_effects:
+        random_effects.append({"outcome": outcome.name, "method": "clmm", **r})
 
 
 def _sdt_warnings(table: pd.DataFrame, what: str, level: str) -> list[str]:
@@ -452,6 +513,12 @@ def analyse(
     descriptives: list[dict[str, Any]] = []
     random_effects: list[dict[str, Any]] = []
     score_tables: dict[str, list[pd.DataFrame]] = {level: [] for level in UNIT_LEVELS}
+    clmm_primary = plan["rating_model"] == "clmm"
+    if clmm_primary and not mixed_models:
+        warnings.append(
+            "the plan names the ordinal mixed model (CLMM) as the primary model of the ratings, "
+            "but mixed models were not fitted: the ratings have no primary test"
+        )
     for outcome in outcomes:
         named = not preregistered or outcome.name in preregistered
         main_family = "primary" if named else "secondary"
@@ -476,7 +543,15 @@ def analyse(
                     }
                 )
             _unit_tests(
-                tests, outcome, scores, level, main_family, bounds, alpha, continuity_correction
+                tests,
+                outcome,
+                scores,
+                level,
+                main_family,
+                bounds,
+                alpha,
+                continuity_correction,
+                clmm_primary,
             )
         if outcome.kind in ("proportion", "share") and not outcome.paired:
             rows = trial_scores(kept, outcome)
@@ -494,6 +569,9 @@ def analyse(
             or outcome.name in ("recognition_accuracy", "detection_accuracy")
         ):
             _mixed_tests(tests, outcome, trial_scores(kept, outcome), random_effects)
+        if mixed_models and outcome.kind == "rating":
+            family = main_family if clmm_primary else "mixed"
+            _clmm_test(tests, outcome, trial_scores(kept, outcome), random_effects, family)
 
     for test in tests.tests:
         test["estimate_label"] = _estimate_label(
@@ -502,7 +580,7 @@ def analyse(
         test["preregistered"] = bool(
             plan_given
             and test["outcome"] in preregistered
-            and test["level"] == "participant"
+            and (test["level"] == "participant" or test["method"] == "clmm")
             and test["family"] in ("primary", "equivalence")
         )
     _correct(tests.tests, correction)

@@ -30,6 +30,7 @@ METHOD_NAMES = {
     "tost": "Equivalence test (TOST)",
     "lmm": "Linear mixed model",
     "glmm": "Logistic mixed model",
+    "clmm": "Ordinal mixed model (CLMM)",
 }
 VERDICT_NAMES = {
     "difference": "Difference",
@@ -43,6 +44,7 @@ EFFECT_NAMES = {
     "cohen_h": "Cohen's h",
     "odds_ratio": "odds ratio",
     "d_westfall": "d (Westfall)",
+    "cumulative_odds_ratio": "cumulative odds ratio",
 }
 
 
@@ -92,6 +94,7 @@ FAMILY_NAMES = {
     "equivalence": "Equivalence tests (TOST)",
     "pooled_binomial": "Binomial tests, all trials pooled",
     "mixed": "Mixed models",
+    "participant_t": "Paired t-tests, participants",
 }
 LEVEL_NAMES = {"participant": "Participants", "identity": "Identities", "trial": "Trials"}
 
@@ -123,6 +126,8 @@ def display_scale(results: dict, test: dict) -> tuple[float, int, str]:
     outcome = outcome_of(results, test["outcome"])
     if test.get("method") == "glmm":
         return 1.0, 2, "log-odds"
+    if test.get("method") == "clmm":
+        return 1.0, 2, "log cumulative odds"
     factor = scale_factor(outcome)
     if factor == 100:
         return factor, 1, "percentage points"
@@ -137,6 +142,8 @@ def estimate_label(results: dict, test: dict) -> str:
     _factor, _digits, unit = display_scale(results, test)
     if test.get("method") == "glmm":
         return "AI minus real, log-odds of a correct answer"
+    if test.get("method") == "clmm":
+        return "AI minus real, log cumulative odds of a higher rating"
     median = test.get("method") == "wilcoxon"
     if outcome.paired or test.get("method") == "lmm":
         what = "pseudo-median of AI minus real" if median else "AI minus real"

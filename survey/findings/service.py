@@ -905,13 +905,13 @@ def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:
             "have little power, and the results may not generalise to other people."
         )
     for test in results.get("tests", []):
-        if test.get("method") in ("lmm", "glmm") and test.get("singular"):
+        if test.get("method") in ("lmm", "glmm", "clmm") and test.get("singular"):
             notes.append(
                 f"The mixed model of {test['outcome'].replace('_', ' ')} is singular: "
                 f"{present.singular_cause(test)}, so the model is simpler than its "
                 "formula; read it beside the participant-level test."
             )
-        if test.get("method") in ("lmm", "glmm") and test.get("converged") is False:
+        if test.get("method") in ("lmm", "glmm", "clmm") and test.get("converged") is False:
             notes.append(
                 f"The mixed model of {test['outcome'].replace('_', ' ')} did not "
                 "converge: do not rely on it."
