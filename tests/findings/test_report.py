@@ -260,6 +260,7 @@ def test_downloads_are_complete_and_self_contained(app, client, demo, analyses, 
     assert set(bundle.namelist()) == {
         "trials.csv",
         "participants.csv",
+        "identities.csv",
         "results.json",
         "analysis.R",
         "README.txt",
