@@ -153,6 +153,7 @@ class MixedFit:
     n_dropped: int = 0
     slopes: bool = False
     factor_levels: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    n_parameters: int = 0  # fixed effects + covariance parameters (+ sigma for the lmm)
     tests: _Tests | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -1265,16 +1266,21 @@ def _fit_lmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
         notes=notes,
         formula=_formula(d, slopes),
         deviance=float(result.fun),
-        **_shared(d, slopes, coefficients, vcov),
+        **_shared(d, slopes, coefficients, vcov, design.p + design.n_theta + 1),
         tests=tests,
     )
 
 
 def _shared(
-    d: _Data, slopes: bool, coefficients: list[dict[str, Any]], vcov: np.ndarray
+    d: _Data,
+    slopes: bool,
+    coefficients: list[dict[str, Any]],
+    vcov: np.ndarray,
+    n_parameters: int,
 ) -> dict[str, Any]:
     """MixedFit fields common to both families."""
     return {
+        "n_parameters": n_parameters,
         "coefficient": d.coefficient,
         "levels": list(d.levels),
         "fixed": d.fixed,
@@ -1377,7 +1383,7 @@ def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
         notes=notes,
         formula=_formula(d, slopes),
         deviance=float(fx),
-        **_shared(d, slopes, coefficients, V),
+        **_shared(d, slopes, coefficients, V, design.p + design.n_theta),
         tests=tests,
     )
 
@@ -1562,6 +1568,9 @@ class Family:
 
     fit: Callable[..., Any]
     ml_deviance: Callable[..., tuple[float, int]]
+    # True when fit().deviance is already -2 log L at the ML estimate (GLMM, Laplace), so the
+    # full model of a likelihood-ratio test needs no second fit (uses fit().n_parameters)
+    fit_is_ml: bool = False
 
 
 def _ml_of(kind: str) -> Callable[..., tuple[float, int]]:
@@ -1591,7 +1600,7 @@ def _ml_of(kind: str) -> Callable[..., tuple[float, int]]:
 # The fits are looked up when called, so that fit_lmm / fit_glmm can be replaced (tests).
 FAMILIES: dict[str, Family] = {
     "lmm": Family(lambda *args, **kw: fit_lmm(*args, **kw), _ml_of("lmm")),
-    "glmm": Family(lambda *args, **kw: fit_glmm(*args, **kw), _ml_of("glmm")),
+    "glmm": Family(lambda *args, **kw: fit_glmm(*args, **kw), _ml_of("glmm"), fit_is_ml=True),
 }
 
 
@@ -1802,7 +1811,10 @@ def moderation(
     lrt = None
     joint = full.joint(interaction) if interaction else None
     if interaction:
-        dev1, k1 = fitter.ml_deviance(rows, f"{condition} * {moderator}", chosen, **names)
+        if fitter.fit_is_ml:
+            dev1, k1 = float(full.deviance), int(full.n_parameters)
+        else:
+            dev1, k1 = fitter.ml_deviance(rows, f"{condition} * {moderator}", chosen, **names)
         dev0, k0 = fitter.ml_deviance(rows, f"{condition} + {moderator}", chosen, **names)
         chisq = max(dev0 - dev1, 0.0)
         lrt = {
