@@ -1,7 +1,9 @@
 """Mixed models with crossed random effects of participants and identities, fitted as lme4 does.
 
 ``fit_lmm`` (REML, Satterthwaite df as lmerTest) and ``fit_glmm`` (logistic, Laplace) return a
-``MixedFit``; the estimate is always the ``conditionai`` coefficient, i.e. ai minus real.
+``MixedFit``; its estimate is the condition coefficient (``conditionai``: ai minus real by
+default). Any fixed effects can be given as a formula-like text; ``moderation`` tests
+condition x moderator and estimates the condition effect within each moderator level.
 """
 
 from __future__ import annotations
@@ -1435,6 +1437,17 @@ def fit_lmm(
         fits intercepts only; "auto" tries slopes when every participant and every identity
         has data in both conditions and falls back to intercepts (with a note) when the
         slope fit is singular or fails.
+    fixed : str, optional
+        Fixed effects as a formula-like text over column names (``+``, ``*``, ``:``; see
+        :func:`parse_fixed`), e.g. ``"condition * gender"``; default the condition alone.
+        Text columns are factors with treatment contrasts, numeric columns enter as numbers.
+    baseline, treatment : str
+        The condition's baseline level (default ``real``) and the other level (default: the
+        one other value in the data); the coefficient is ``<condition><treatment>``.
+    reference : dict, optional
+        Baseline level of other factors, e.g. ``{"gender": "m"}`` (default: the first sorted).
+    factors : sequence of str
+        Numeric columns to treat as factors.
 
     Returns
     -------
@@ -1444,11 +1457,14 @@ def fit_lmm(
         ``random_effects`` (variances), ``residual_variance``, ``singular`` (a theta on its
         boundary), ``converged``, ``notes`` and the lme4 ``formula`` fitted.
 
+    Rows with a missing value in any column used are dropped (R's na.omit), counted in the
+    first note and ``n_dropped``.
+
     Raises
     ------
     ValueError
-        No rows, a missing or non-numeric value, a condition other than real/ai or only
-        one of them, a grouping column with a single level.
+        No rows (or none left), a non-numeric response, a condition value other than the
+        two or without the baseline, a grouping column with a single level, a bad ``fixed``.
 
     References
     ----------
@@ -1512,7 +1528,7 @@ def fit_glmm(
         One row per trial (long format).
     dv : str
         0/1 response column (e.g. ``correct``).
-    condition, participant, identity, slopes
+    condition, participant, identity, slopes, fixed, baseline, treatment, reference, factors
         As in :func:`fit_lmm`.
 
     Returns
