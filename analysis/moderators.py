@@ -121,7 +121,7 @@ def moderation_tests(
         else:
             try:
                 result = moderation(data, dv, column, method, slopes=slopes)
-            except (ValueError, ArithmeticError, ImportError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a failing model must not stop the report
                 result = Moderation(
                     outcome, column, method, False, None, None, [], None, None, [], len(data),
                     0, None, [f"the model could not be fitted ({exc}); not tested"],

@@ -994,7 +994,8 @@ participants.csv's contract columns sorted by participant, a newline, and the pr
 plan as compact JSON with sorted keys ("null" without a plan); when the study had simulated
 participants (or they were included), then a newline and "simulated excluded N" (or
 "simulated included N"); when identities have descriptors, then a newline, "identities", a
-newline and identities.csv's rows with the descriptor columns that hold any value.
+newline and the identities table as CSV (identity and the descriptor columns that hold any
+value, cells as stored, no apostrophe guard).
 
 Re-run the Python analysis with:  python -m analysis report trials.csv --out report/
 """
