@@ -555,3 +555,48 @@ def findings_for(
         result["supported_by"] = [i] + ([tost] if tost is not None else [])
         out.append(result)
     return out
+
+
+def moderator_label(entry: dict) -> str:
+    """'the gender of the person photographed' or "participants' ai familiarity"."""
+    words = str(entry.get("moderator", "")).replace("_", " ")
+    if entry.get("source") == "identity":
+        return f"the {words} of the person photographed"
+    return f"participants' {words}"
+
+
+def moderation_claim(entry: dict, alpha: float = 0.05) -> tuple[str, str]:
+    """Verdict and plain sentence of one condition x moderator test (results.json moderation).
+
+    "differs" only when the (adjusted) likelihood-ratio test is below alpha, then with the
+    estimate of each group; otherwise "no_evidence", which says no more than that (a test that
+    does not reject is not evidence that every group is alike); "not_tested" with the reason.
+    """
+    label = moderator_label(entry)
+    lrt = entry.get("lrt") or {}
+    p = corrected_p(entry)
+    if not entry.get("tested") or p is None or not _finite(lrt.get("statistic")):
+        notes = [n for n in entry.get("notes", []) if "not tested" in n or "cannot" in n]
+        why = notes[-1].rstrip(".") if notes else "the model could not be fitted"
+        return "not_tested", _tidy(f"Not tested whether the effect differs by {label}: {why}.")
+    outcome = _outcome(entry)
+    factor, digits, unit = _scaled(outcome, entry)
+    chisq = f"χ²({lrt['df']}) = {fixed(lrt['statistic'], 2)}"
+    test = f"likelihood-ratio test {chisq}, {_p_text(entry, alpha)}"
+    if p >= alpha:
+        return "no_evidence", _tidy(
+            f"No evidence that the AI-minus-real difference in {outcome.label} differs by "
+            f"{label} ({test}). This does not show that it is the same for every group: "
+            "each group's estimate below is less precise than the overall one."
+        )
+    parts = [
+        f"{lv['level']}: {fixed(lv['estimate'] * factor, digits)} "
+        f"[{fixed(lv['ci_low'] * factor, digits)}, {fixed(lv['ci_high'] * factor, digits)}]"
+        for lv in entry.get("levels", [])
+        if _finite(lv.get("estimate")) and _finite(lv.get("ci_low")) and _finite(lv.get("ci_high"))
+    ]
+    plan = "as preregistered" if entry.get("preregistered") else "an exploratory test"
+    return "differs", _tidy(
+        f"The AI-minus-real difference in {outcome.label} differs by {label} ({test}; {plan}). "
+        f"AI minus real{' (' + unit + ')' if unit else ''}, 95% CI: {'; '.join(parts)}."
+    )

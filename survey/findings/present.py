@@ -309,6 +309,32 @@ class OutcomeSection:
     descriptive_rows: list[dict] = field(default_factory=list)
     hypothesis: str = ""
     sort_key: tuple = ()
+    moderation: list[dict] = field(default_factory=list)
+
+
+def moderation_view(entry: dict, alpha: float = 0.05) -> dict:
+    """One moderator of an outcome for the report: its claim, notes and a row per group."""
+    rows = [
+        {
+            "level": level.get("level"),
+            "trials": f"{level.get('n_real', '—')} / {level.get('n_ai', '—')}",
+            "estimate": number(level.get("estimate")),
+            "ci": f"{number(level.get('ci_low'))} to {number(level.get('ci_high'))}"
+            if level.get("estimate") is not None
+            else "—",
+            "p": p_value(level.get("p_value"), alpha),
+            "note": level.get("note") or "",
+        }
+        for level in entry.get("levels") or []
+    ]
+    return {
+        "moderator": str(entry.get("moderator", "")).replace("_", " "),
+        "verdict": entry.get("verdict"),
+        "claim": entry.get("claim", ""),
+        "unit": "log-odds" if entry.get("method") == "glmm" else "",
+        "notes": entry.get("notes") or [],
+        "rows": rows,
+    }
 
 
 def figure_outcomes(spec_name: str) -> tuple[str, ...]:
@@ -355,6 +381,11 @@ def outcome_section(
         if hypothesis
         else "",
         sort_key=(not (finding or {}).get("preregistered"), hypothesis is None, index),
+        moderation=[
+            moderation_view(m, results.get("alpha", 0.05))
+            for m in results.get("moderation") or []
+            if m.get("outcome") == name
+        ],
     )
     placed.update(s.name for s in figures)
     return section
