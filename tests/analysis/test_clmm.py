@@ -388,7 +388,7 @@ def test_single_category_is_a_clear_error():
 def test_only_one_condition_is_a_clear_error():
     data = _ratings()
     data["condition"] = "ai"
-    with pytest.raises(ValueError, match="only the value 'ai'"):
+    with pytest.raises(ValueError, match="no row with the baseline 'real'"):
         fit_clmm(data)
 
 
