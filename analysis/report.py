@@ -23,6 +23,7 @@ from analysis.io import StudyData, load
 from analysis.outcomes import Outcome, study_outcomes, trial_scores, unit_scores
 from analysis.plan import preregistered_outcomes, validate_plan
 from analysis.sdt import detect_sdt, match_sdt
+from analysis.vocabulary import FAMILY_LABELS
 
 # Families of tests corrected together, in report order, with what each one asks.
 FAMILIES = {
@@ -35,17 +36,6 @@ FAMILIES = {
     "equivalence": "TOST equivalence tests against the preregistered bounds",
     "pooled_binomial": "binomial tests on all trials pooled (ignores that trials are nested)",
     "mixed": "mixed models with crossed random effects of participants and identities",
-}
-# Their names for a reader (the keys above stay the contract's identifiers).
-FAMILY_LABELS = {
-    "primary": "Primary outcomes",
-    "secondary": "Secondary outcomes",
-    "participant_wilcoxon": "Wilcoxon tests, participants",
-    "identity_t": "t-tests, identities",
-    "identity_wilcoxon": "Wilcoxon tests, identities",
-    "equivalence": "Equivalence tests (TOST)",
-    "pooled_binomial": "Binomial tests, all trials pooled",
-    "mixed": "Mixed models",
 }
 UNIT_LEVELS = ("participant", "identity")
 

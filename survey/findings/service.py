@@ -136,18 +136,21 @@ def current_plan(study: Study) -> dict | None:
     return dict(prereg.plan)
 
 
-def _simulated_count(study_id: int) -> sa.ScalarSelect:
-    """The number of the study's simulated participants that the exports hold."""
+def _count_participants(study_id: int, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect:
+    """The number of the study's participants (never preview runs, which are never analysed)
+    that match `where`."""
     return (
         sa.select(sa.func.count())
         .select_from(Participant)
-        .where(
-            Participant.study_id == study_id,
-            Participant.is_preview.is_(False),
-            Participant.status != "withdrawn",
-            Participant.is_simulated.is_(True),
-        )
+        .where(Participant.study_id == study_id, Participant.is_preview.is_(False), *where)
         .scalar_subquery()
+    )
+
+
+def _simulated_count(study_id: int) -> sa.ScalarSelect:
+    """The number of the study's simulated participants that the exports hold."""
+    return _count_participants(
+        study_id, Participant.status != "withdrawn", Participant.is_simulated.is_(True)
     )
 
 
@@ -242,17 +245,8 @@ def data_hash(
 
 
 def _withdrawn_count(study_id: int) -> sa.ScalarSelect:
-    """The number of the study's withdrawn participants (preview runs are never analysed)."""
-    return (
-        sa.select(sa.func.count())
-        .select_from(Participant)
-        .where(
-            Participant.study_id == study_id,
-            Participant.is_preview.is_(False),
-            Participant.status == "withdrawn",
-        )
-        .scalar_subquery()
-    )
+    """The number of the study's withdrawn participants."""
+    return _count_participants(study_id, Participant.status == "withdrawn")
 
 
 def load_inputs(study: Study, include_simulated: bool = False) -> StudyInputs:
@@ -674,26 +668,38 @@ def finished_current_report(study: Study) -> Report | None:
     return report if report is not None and report.status == "done" else None
 
 
+def _state_problem(study: Study) -> str | None:
+    """Why a study in its state cannot have its findings published (None when it can)."""
+    if study.state in PUBLIC_STATES:
+        return None
+    return (
+        f"Only a closed (or archived) study's findings can be published; this "
+        f"study is {study.state}. Close it first."
+    )
+
+
+def _size_problem(report: Report) -> str | None:
+    """Why a report includes too few participants to be published (None when it does not)."""
+    n = results_json(report).get("n_participants", 0)
+    if n >= MIN_PUBLIC_N:
+        return None
+    return (
+        f"Findings are published only from at least {MIN_PUBLIC_N} included "
+        f"participants; this report includes {n}."
+    )
+
+
 def publish_problems(study: Study, report: Report | None) -> list[str]:
     """Why the findings could not be published now (empty when they can)."""
-    problems = []
-    if study.state not in PUBLIC_STATES:
-        problems.append(
-            f"Only a closed (or archived) study's findings can be published; this "
-            f"study is {study.state}. Close it first."
-        )
+    problems = [_state_problem(study)]
     if report is None:
         problems.append(
             "There is no finished report of the current data: open the report, "
             "which computes it, then come back."
         )
-    elif results_json(report).get("n_participants", 0) < MIN_PUBLIC_N:
-        problems.append(
-            f"Findings are published only from at least {MIN_PUBLIC_N} included "
-            f"participants; this report includes "
-            f"{results_json(report).get('n_participants', 0)}."
-        )
-    return problems
+    else:
+        problems.append(_size_problem(report))
+    return [problem for problem in problems if problem is not None]
 
 
 def report_of(study: Study, report_id: int) -> Report | None:
@@ -1136,11 +1142,9 @@ def publish(study: Study, researcher: Researcher, confirmed_report_id: int | Non
     `confirmed_report_id` is the report the owner reviewed on the confirmation page: when new
     data made another report current meanwhile, nothing is published.
     """
-    if study.state not in PUBLIC_STATES:
-        raise PublishError(
-            f"Only a closed (or archived) study's findings can be published; this "
-            f"study is {study.state}. Close it first."
-        )
+    problem = _state_problem(study)
+    if problem is not None:
+        raise PublishError(problem)
     state = report_state(study)
     report = state.current
     if report is None:
@@ -1154,12 +1158,9 @@ def publish(study: Study, researcher: Researcher, confirmed_report_id: int | Non
         )
     if report.includes_simulated:  # report_state's default never is: a guard, not a path
         raise PublishError("A report that includes simulated participants cannot be published.")
-    n = results_json(report).get("n_participants", 0)
-    if n < MIN_PUBLIC_N:
-        raise PublishError(
-            f"Findings are published only from at least {MIN_PUBLIC_N} included "
-            f"participants; this report includes {n}."
-        )
+    problem = _size_problem(report)
+    if problem is not None:
+        raise PublishError(problem)
     if confirmed_report_id is not None and confirmed_report_id != report.id:
         raise PublishError(
             "New data arrived after you reviewed what becomes public, so the "
