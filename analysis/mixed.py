@@ -1,8 +1,4 @@
-"""Mixed models with crossed random effects of participants and identities, fitted as lme4 does.
-
-``fit_lmm`` (REML, Satterthwaite df as lmerTest) and ``fit_glmm`` (logistic, Laplace) return a
-``MixedFit``; the estimate is always the ``conditionai`` coefficient, i.e. ai minus real.
-"""
+"""Mixed models with crossed random effects of participants and identities, fitted as lme4 does."""
 
 from __future__ import annotations
 

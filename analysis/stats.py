@@ -1,7 +1,4 @@
-"""Closed-form tests on participant or identity scores: t, Wilcoxon, binomial and TOST.
-
-Each test returns a one-row DataFrame with the columns of `TEST_COLUMNS` (they stack).
-"""
+"""Closed-form tests on participant or identity scores: t, Wilcoxon, binomial and TOST."""
 
 from __future__ import annotations
 

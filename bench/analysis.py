@@ -1,10 +1,4 @@
-"""Time the mixed models (and the whole report) on a study of benchmark size.
-
-Usage: ``.venv/bin/python bench/analysis.py [--skip-statsmodels] [--repeat N]``.
-The data: 200 participants x 40 identities, two counterbalanced lists (20 identities per
-condition for each participant), each identity rated twice: 16,000 rating rows, and the same
-design with a 0/1 response for the GLMM. Seeded, offline, bounded (statsmodels runs once).
-"""
+"""Time the mixed models (and the whole report) on a study of benchmark size."""
 
 from __future__ import annotations
 

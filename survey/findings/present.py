@@ -1,8 +1,4 @@
-"""How results.json reads on a page: outcome sections, test rows and the facts of each claim.
-
-Claims are never re-worded here: a finding's ``claim`` is shown as results.json has it; this
-module only lays out the numbers beside it. Pure functions, no Flask.
-"""
+"""How results.json reads on a page: outcome sections, test rows and the facts of each claim."""
 
 from __future__ import annotations
 

@@ -1,28 +1,4 @@
-"""Compute, cache and publish a study's report: the analysis of its current data, once per data.
-
-A report is keyed by (study, data hash, analysis version). The data hash covers the canonical
-trials table, the participants table (contract columns) and the frozen plan, so the analysis
-runs again only when new data arrived or the analysis changed. Small studies are analysed inside
-the request; large ones in a background thread with an app context of its own, while the page
-shows a progress state that refreshes itself. Publishing snapshots one finished report.
-
-A withdrawal (or a researcher's deletion of a participant's data) deletes every stored report of
-the study in its own transaction (`forget_reports`): each may hold the person's id and scores.
-A computation that read its inputs before a withdrawal stores nothing (`compute` checks that in
-its UPDATE). Published findings stay published and are recomputed from the remaining data on
-the next visit; until then the public page says it is being updated, and afterwards that it was
-updated after a participant withdrew, with the date.
-
-Simulated participants (`flask simulate-participants`) are left out of the analysis by default:
-the report of the real participants is the one shown, published and cited. The researcher may
-ask for the report with them included (`include_simulated`); that report is keyed apart (its
-stamp and hash say so), marked `Report.includes_simulated`, and never published. Both record in
-results.json how many simulated participants they left out or included.
-
-pandas and the analysis that needs it (with NumPy, SciPy, statsmodels and matplotlib) are
-imported inside the functions that compute, hash or draw, never when the app starts: a web
-worker that serves participants or exports stays small.
-"""
+"""Compute, cache and publish a study's report: the analysis of its current data, once per data."""
 
 from __future__ import annotations
 
@@ -881,12 +857,6 @@ def participant_lists(
         "withdrawn": int(withdrawn),
         "limit": LISTED_MAX,
     }
-
-
-def supporting_tests(results: dict, finding: dict) -> list[dict]:
-    """The tests a finding rests on (its main test first, then its TOST)."""
-    tests = results.get("tests", [])
-    return [tests[i] for i in finding.get("supported_by", []) if 0 <= i < len(tests)]
 
 
 def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:

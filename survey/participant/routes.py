@@ -1,11 +1,4 @@
-"""Participant routes: link → consent → instructions → trials → questions → debrief.
-
-A participant is known by a signed cookie scoped to the study's path (kept 30 days) or by the
-recruitment id in the link together with the same attempt's session parameter, so reloading,
-going back or coming back later resumes at the first unanswered trial. Every page of the flow
-is sent with `no-store`: the back button asks the server again and gets the current trial,
-never a stale form.
-"""
+"""Participant routes: link → consent → instructions → trials → questions → debrief."""
 
 from __future__ import annotations
 
