@@ -1,14 +1,4 @@
-"""Figures of a study's results drawn with matplotlib (Agg, bundled fonts, Okabe–Ito colours).
-
-Each figure comes with alt text that states what it shows and its numbers, so a reader who
-cannot see it loses nothing. Figures are drawn from results.json and the tidy score tables of
-`analysis.report.analyse`; nothing is recomputed here. No pyplot: every figure is a
-`matplotlib.figure.Figure` of its own, rendered by Agg (PNG) or the SVG backend with
-matplotlib's bundled DejaVu fonts, so no GUI backend is touched, the importing program's
-backend is left alone, and figures can be drawn from several threads at once. What a figure
-is before it is drawn (`FigureSpec`) and the readers of results.json live in `analysis.results`,
-which needs none of numpy, pandas or matplotlib.
-"""
+"""Figures of a study's results drawn with matplotlib (Agg, bundled fonts, Okabe–Ito colours)."""
 
 from __future__ import annotations
 

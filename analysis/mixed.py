@@ -1,10 +1,5 @@
-"""Mixed models with crossed random effects of participants and identities, fitted as lme4 does.
-
-``fit_lmm`` (REML, Satterthwaite df as lmerTest) and ``fit_glmm`` (logistic, Laplace) return a
-``MixedFit``; its estimate is the condition coefficient (``conditionai``: ai minus real by
-default). Any fixed effects can be given as a formula-like text; ``moderation`` tests
-condition x moderator and estimates the condition effect within each moderator level.
-"""
+"""Mixed models with crossed random effects of participants and identities, fitted as lme4 does;
+any fixed effects as a formula, and ``moderation`` (condition x moderator)."""
 
 from __future__ import annotations
 

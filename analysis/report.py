@@ -30,6 +30,7 @@ from analysis.plan import (
     validate_plan,
 )
 from analysis.sdt import detect_sdt, match_sdt
+from analysis.vocabulary import FAMILY_LABELS
 
 # Families of tests corrected together, in report order, with what each one asks.
 FAMILIES = {
@@ -44,18 +45,6 @@ FAMILIES = {
     "mixed": "mixed models with crossed random effects of participants and identities",
     "participant_t": "paired t-tests on participant scores, when the plan makes the ordinal "
     "mixed model (CLMM) the primary model of the ratings",
-}
-# Their names for a reader (the keys above stay the contract's identifiers).
-FAMILY_LABELS = {
-    "primary": "Primary outcomes",
-    "secondary": "Secondary outcomes",
-    "participant_wilcoxon": "Wilcoxon tests, participants",
-    "identity_t": "t-tests, identities",
-    "identity_wilcoxon": "Wilcoxon tests, identities",
-    "equivalence": "Equivalence tests (TOST)",
-    "pooled_binomial": "Binomial tests, all trials pooled",
-    "mixed": "Mixed models",
-    "participant_t": "Paired t-tests, participants",
 }
 UNIT_LEVELS = ("participant", "identity")
 SLOPES: dict[str, bool | str] = {"auto": "auto", "intercepts": False, "slopes": True}

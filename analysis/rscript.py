@@ -1,7 +1,4 @@
-"""Generate an R script that recomputes a study's results with lme4 and R's own tests.
-
-What the script does: docs/analysis.md, "The R script".
-"""
+"""Generate an R script that recomputes a study's results with lme4 and R's own tests."""
 
 from __future__ import annotations
 

@@ -74,3 +74,18 @@ def rating_outcome(key: str, scale_ranges: dict | None = None) -> Outcome:
     scale = tuple((scale_ranges or {}).get(key, DEFAULT_RATING_RANGE))
     label = "trust" if key == "trust" else f"ratings of {key.replace('_', ' ')}"
     return Outcome(key, "rate", "rating", True, label=label, scale=scale)
+
+
+# The names of the families of tests corrected together (`analysis.report.FAMILIES`) for a
+# reader; the keys stay the contract's identifiers.
+FAMILY_LABELS = {
+    "primary": "Primary outcomes",
+    "secondary": "Secondary outcomes",
+    "participant_wilcoxon": "Wilcoxon tests, participants",
+    "identity_t": "t-tests, identities",
+    "identity_wilcoxon": "Wilcoxon tests, identities",
+    "equivalence": "Equivalence tests (TOST)",
+    "pooled_binomial": "Binomial tests, all trials pooled",
+    "mixed": "Mixed models",
+    "participant_t": "Paired t-tests, participants",
+}

@@ -1,10 +1,6 @@
-"""Time the mixed models (and the whole report) on a study of benchmark size.
+"""Time the mixed models (LMM, GLMM, CLMM) and the whole report on a 200 x 40 study.
 
 Usage: ``.venv/bin/python bench/analysis.py [--skip-statsmodels] [--repeat N]``.
-The data: 200 participants x 40 identities, two counterbalanced lists (20 identities per
-condition for each participant), each identity rated twice: 16,000 rating rows (rounded to a
-1-7 scale for the CLMM), and the same design with a 0/1 response for the GLMM. Seeded,
-offline, bounded (statsmodels runs once).
 """
 
 from __future__ import annotations

@@ -1,21 +1,4 @@
-"""Block settings: what a block of each task may set, the defaults, and how settings are checked.
-
-`validate_block_settings` fills the defaults and rejects anything else:
-
-- every task: ``attention_checks``: 1-based positions within the block (the practice trial not
-  counted) or a count of checks spread evenly (default none); ``practice``: true/false, or
-  None (the default) for "a practice trial when the block runs first"; ``n_identities``: a cap
-  on the identities the block shows (None, the default, shows all; at least 2 per condition,
-  split evenly between the conditions; the subset is drawn from the participant's seed).
-- match: ``presentation`` "side_by_side" (default) or "sequential"; ``exposure_ms``, how long the
-  headshot shows when sequential, 200-10000 (default 1500); ``confidence``, ask 1-5 (default true).
-- rate: ``scales``, a list of {key, question, low_anchor, high_anchor, min, max}; key a
-  snake_case name that is not a reserved measure (same, confidence, choice, source, attention),
-  min 1 and max 7 by default. Default: one "trust" scale.
-- choose: ``question`` (default "Which photo do you trust more?"); the answer's measure is
-  ``choice``.
-- detect: ``confidence``, ask 1-5 (default true).
-"""
+"""Block settings: what a block of each task may set, the defaults, and how settings are checked."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""SQLAlchemy 2.0 typed models: researchers, studies, stimuli, schedules and answers.
-
-Enumerated fields are strings guarded by CHECK constraints, so SQLite and PostgreSQL
-enforce the same values; the metadata's naming convention makes migrations name
-constraints identically on both.
-"""
+"""SQLAlchemy 2.0 typed models: researchers, studies, stimuli, schedules and answers."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 
 from analysis.report import analyse
 from analysis.rscript import r_script
-from tests.analysis.conftest import make_participants, make_trials
+from tests.analysis.helpers import make_participants, make_trials
 
 pytestmark = pytest.mark.slow
 

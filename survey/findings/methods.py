@@ -1,8 +1,4 @@
-"""The methods paragraph of a report, written from the study's design and its analysis.
-
-Pure functions of plain data (no Flask, no database), so the report, the public page and the
-downloaded HTML print the same paragraph.
-"""
+"""The methods paragraph of a report, written from the study's design and its analysis."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""How results.json reads on a page: outcome sections, test rows and the facts of each claim.
-
-Claims are never re-worded here: a finding's ``claim`` is shown as results.json has it; this
-module only lays out the numbers beside it. Pure functions, no Flask.
-"""
+"""How results.json reads on a page: outcome sections, test rows and the facts of each claim."""
 
 from __future__ import annotations
 
@@ -21,6 +17,7 @@ from analysis.results import (
     scale_factor,
     unit_words,
 )
+from analysis.vocabulary import FAMILY_LABELS
 
 METHOD_NAMES = {
     "paired_t": "Paired t-test",
@@ -84,18 +81,6 @@ def statistic_text(test: dict) -> str:
     return number(stat)
 
 
-# Readable names of the correction families (results.json's own "label" wins when present).
-FAMILY_NAMES = {
-    "primary": "Primary outcomes",
-    "secondary": "Secondary outcomes",
-    "participant_wilcoxon": "Wilcoxon tests, participants",
-    "identity_t": "t-tests, identities",
-    "identity_wilcoxon": "Wilcoxon tests, identities",
-    "equivalence": "Equivalence tests (TOST)",
-    "pooled_binomial": "Binomial tests, all trials pooled",
-    "mixed": "Mixed models",
-    "participant_t": "Paired t-tests, participants",
-}
 LEVEL_NAMES = {"participant": "Participants", "identity": "Identities", "trial": "Trials"}
 
 
@@ -109,7 +94,7 @@ def family_name(results: dict, family: str | None) -> str:
         ),
         None,
     )
-    return stored or FAMILY_NAMES.get(family or "", str(family))
+    return stored or FAMILY_LABELS.get(family or "", str(family))
 
 
 def method_name(test: dict) -> str:

@@ -1,28 +1,4 @@
-"""Compute, cache and publish a study's report: the analysis of its current data, once per data.
-
-A report is keyed by (study, data hash, analysis version). The data hash covers the canonical
-trials table, the participants table (contract columns) and the frozen plan, so the analysis
-runs again only when new data arrived or the analysis changed. Small studies are analysed inside
-the request; large ones in a background thread with an app context of its own, while the page
-shows a progress state that refreshes itself. Publishing snapshots one finished report.
-
-A withdrawal (or a researcher's deletion of a participant's data) deletes every stored report of
-the study in its own transaction (`forget_reports`): each may hold the person's id and scores.
-A computation that read its inputs before a withdrawal stores nothing (`compute` checks that in
-its UPDATE). Published findings stay published and are recomputed from the remaining data on
-the next visit; until then the public page says it is being updated, and afterwards that it was
-updated after a participant withdrew, with the date.
-
-Simulated participants (`flask simulate-participants`) are left out of the analysis by default:
-the report of the real participants is the one shown, published and cited. The researcher may
-ask for the report with them included (`include_simulated`); that report is keyed apart (its
-stamp and hash say so), marked `Report.includes_simulated`, and never published. Both record in
-results.json how many simulated participants they left out or included.
-
-pandas and the analysis that needs it (with NumPy, SciPy, statsmodels and matplotlib) are
-imported inside the functions that compute, hash or draw, never when the app starts: a web
-worker that serves participants or exports stays small.
-"""
+"""Compute, cache and publish a study's report: the analysis of its current data, once per data."""
 
 from __future__ import annotations
 
@@ -138,18 +114,21 @@ def current_plan(study: Study) -> dict | None:
     return dict(prereg.plan)
 
 
-def _simulated_count(study_id: int) -> sa.ScalarSelect:
-    """The number of the study's simulated participants that the exports hold."""
+def _count_participants(study_id: int, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect:
+    """The number of the study's participants (never preview runs, which are never analysed)
+    that match `where`."""
     return (
         sa.select(sa.func.count())
         .select_from(Participant)
-        .where(
-            Participant.study_id == study_id,
-            Participant.is_preview.is_(False),
-            Participant.status != "withdrawn",
-            Participant.is_simulated.is_(True),
-        )
+        .where(Participant.study_id == study_id, Participant.is_preview.is_(False), *where)
         .scalar_subquery()
+    )
+
+
+def _simulated_count(study_id: int) -> sa.ScalarSelect:
+    """The number of the study's simulated participants that the exports hold."""
+    return _count_participants(
+        study_id, Participant.status != "withdrawn", Participant.is_simulated.is_(True)
     )
 
 
@@ -251,17 +230,8 @@ def data_hash(
 
 
 def _withdrawn_count(study_id: int) -> sa.ScalarSelect:
-    """The number of the study's withdrawn participants (preview runs are never analysed)."""
-    return (
-        sa.select(sa.func.count())
-        .select_from(Participant)
-        .where(
-            Participant.study_id == study_id,
-            Participant.is_preview.is_(False),
-            Participant.status == "withdrawn",
-        )
-        .scalar_subquery()
-    )
+    """The number of the study's withdrawn participants."""
+    return _count_participants(study_id, Participant.status == "withdrawn")
 
 
 def load_inputs(study: Study, include_simulated: bool = False) -> StudyInputs:
@@ -689,26 +659,38 @@ def finished_current_report(study: Study) -> Report | None:
     return report if report is not None and report.status == "done" else None
 
 
+def _state_problem(study: Study) -> str | None:
+    """Why a study in its state cannot have its findings published (None when it can)."""
+    if study.state in PUBLIC_STATES:
+        return None
+    return (
+        f"Only a closed (or archived) study's findings can be published; this "
+        f"study is {study.state}. Close it first."
+    )
+
+
+def _size_problem(report: Report) -> str | None:
+    """Why a report includes too few participants to be published (None when it does not)."""
+    n = results_json(report).get("n_participants", 0)
+    if n >= MIN_PUBLIC_N:
+        return None
+    return (
+        f"Findings are published only from at least {MIN_PUBLIC_N} included "
+        f"participants; this report includes {n}."
+    )
+
+
 def publish_problems(study: Study, report: Report | None) -> list[str]:
     """Why the findings could not be published now (empty when they can)."""
-    problems = []
-    if study.state not in PUBLIC_STATES:
-        problems.append(
-            f"Only a closed (or archived) study's findings can be published; this "
-            f"study is {study.state}. Close it first."
-        )
+    problems = [_state_problem(study)]
     if report is None:
         problems.append(
             "There is no finished report of the current data: open the report, "
             "which computes it, then come back."
         )
-    elif results_json(report).get("n_participants", 0) < MIN_PUBLIC_N:
-        problems.append(
-            f"Findings are published only from at least {MIN_PUBLIC_N} included "
-            f"participants; this report includes "
-            f"{results_json(report).get('n_participants', 0)}."
-        )
-    return problems
+    else:
+        problems.append(_size_problem(report))
+    return [problem for problem in problems if problem is not None]
 
 
 def report_of(study: Study, report_id: int) -> Report | None:
@@ -890,12 +872,6 @@ def participant_lists(
         "withdrawn": int(withdrawn),
         "limit": LISTED_MAX,
     }
-
-
-def supporting_tests(results: dict, finding: dict) -> list[dict]:
-    """The tests a finding rests on (its main test first, then its TOST)."""
-    tests = results.get("tests", [])
-    return [tests[i] for i in finding.get("supported_by", []) if 0 <= i < len(tests)]
 
 
 def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:
@@ -1155,11 +1131,9 @@ def publish(study: Study, researcher: Researcher, confirmed_report_id: int | Non
     `confirmed_report_id` is the report the owner reviewed on the confirmation page: when new
     data made another report current meanwhile, nothing is published.
     """
-    if study.state not in PUBLIC_STATES:
-        raise PublishError(
-            f"Only a closed (or archived) study's findings can be published; this "
-            f"study is {study.state}. Close it first."
-        )
+    problem = _state_problem(study)
+    if problem is not None:
+        raise PublishError(problem)
     state = report_state(study)
     report = state.current
     if report is None:
@@ -1173,12 +1147,9 @@ def publish(study: Study, researcher: Researcher, confirmed_report_id: int | Non
         )
     if report.includes_simulated:  # report_state's default never is: a guard, not a path
         raise PublishError("A report that includes simulated participants cannot be published.")
-    n = results_json(report).get("n_participants", 0)
-    if n < MIN_PUBLIC_N:
-        raise PublishError(
-            f"Findings are published only from at least {MIN_PUBLIC_N} included "
-            f"participants; this report includes {n}."
-        )
+    problem = _size_problem(report)
+    if problem is not None:
+        raise PublishError(problem)
     if confirmed_report_id is not None and confirmed_report_id != report.id:
         raise PublishError(
             "New data arrived after you reviewed what becomes public, so the "

@@ -1,10 +1,4 @@
-"""The public page's plain-language summary for studios: one sentence a claim, and its limits.
-
-Generated from results.json alone, beside (never instead of) the researcher's claims: each
-sentence gives the direction in everyday words, the estimate and its interval in the unit the
-report uses, and the N; its wording follows the claim's verdict exactly ("difference",
-"no reliable difference", "inconclusive"). Pure functions, no Flask.
-"""
+"""The public page's plain-language summary for studios: one sentence a claim, and its limits."""
 
 from __future__ import annotations
 

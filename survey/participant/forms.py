@@ -1,9 +1,4 @@
-"""Participant forms: consent, the answer to each kind of trial, demographics, withdrawal.
-
-An answer form is built from the trial's questions (task, block settings, attention check), so
-the page and the validation use one description: every value must be one of the offered
-choices, or the POST gets a 400 and nothing is stored.
-"""
+"""Participant forms: consent, the answer to each kind of trial, demographics, withdrawal."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""Participant routes: link → consent → instructions → trials → questions → debrief.
-
-A participant is known by a signed cookie scoped to the study's path (kept 30 days) or by the
-recruitment id in the link together with the same attempt's session parameter, so reloading,
-going back or coming back later resumes at the first unanswered trial. Every page of the flow
-is sent with `no-store`: the back button asks the server again and gets the current trial,
-never a stale form.
-"""
+"""Participant routes: link → consent → instructions → trials → questions → debrief."""
 
 from __future__ import annotations
 
@@ -632,17 +625,26 @@ def _store(
     )
 
 
+def _unless_completed(
+    slug: str, participant: service.ParticipantView | None
+) -> WerkzeugResponse | None:
+    """The redirect of a page after the trials for a participant who has not completed them
+    (to the link, or to where the participant stands); None for one who has."""
+    if participant is None:
+        return redirect(url_for("participant.entry", slug=slug))
+    if participant.status != "completed":
+        return redirect(_next_url(slug, participant))
+    return None
+
+
 @bp.route("/s/<slug>/questions", methods=["GET", "POST"])
 @participant_csrf.protected
 def questions(slug: str):
     """Ask the optional demographics once the trials are done."""
     study, participant = _participant_or_entry(slug)
-    if participant is None or participant.status != "completed":
-        return redirect(
-            url_for("participant.entry", slug=slug)
-            if participant is None
-            else _next_url(slug, participant)
-        )
+    elsewhere = _unless_completed(slug, participant)
+    if elsewhere is not None:
+        return elsewhere
     if (
         not _asks_demographics(study)
         or participant.demographics
@@ -668,12 +670,9 @@ def questions(slug: str):
 def done(slug: str):
     """The debrief: completion code, and the way back to the recruitment platform."""
     study, participant = _participant_or_entry(slug)
-    if participant is None or participant.status != "completed":
-        return redirect(
-            url_for("participant.entry", slug=slug)
-            if participant is None
-            else _next_url(slug, participant)
-        )
+    elsewhere = _unless_completed(slug, participant)
+    if elsewhere is not None:
+        return elsewhere
     completion_url = study.completion_url if study.completion_url.startswith("https://") else ""
     return _page(
         "participant/done.html",

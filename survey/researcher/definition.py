@@ -1,26 +1,5 @@
 """Study definitions as JSON ("likeness-study/1"): a study's texts, settings, blocks, identities
-and image list, without image files and without data, so a study can be replicated elsewhere.
-
-The format::
-
-    {"format": "likeness-study/1",
-     "exported_at": "2025-05-03T10:00:00Z",
-     "study": {"slug", "name", "title", "consent_text", "instructions_text",
-               "debrief_text", "completion_code", "completion_url", "target_n", "n_lists",
-               "assign_by", "settings"},
-     "blocks": [{"name", "task", "settings"}, ...],                  # in running order
-     "identities": [{"code", "age_band", "gender", "ethnicity", "consent_recorded",
-                     "consent_note",
-                     "images": [{"role", "source", "generator", "original_filename",
-                                 "sha256", "width", "height", "content_type",
-                                 "byte_size"}, ...]}, ...],
-     "preregistration": {"plan": {...}, "sha256": "...", "frozen_at": "..."} or null}
-
-The study's private description is not exported (an older file's is still read). Importing
-creates a new draft study with the texts, settings, blocks, identities and an
-unfrozen copy of the plan. Images are listed for reference only: their files are not in the
-definition, so the stimulus set is uploaded again (the upload reuses identities by code).
-"""
+and image list, without image files and without data, so a study can be replicated elsewhere."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Researcher forms: accounts, studies, blocks, members, preregistration, participant data.
-
-Every form is a Flask-WTF form, so each POST carries a CSRF token. Help texts (`description`)
-say what a setting does; the templates show them beside the field.
-"""
+"""Researcher forms: accounts, studies, blocks, members, preregistration, participant data."""
 
 from __future__ import annotations
 

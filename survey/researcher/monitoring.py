@@ -1,10 +1,5 @@
 """The live monitor's figures, each counted by the database (GROUP BY, LIMIT), never in Python
-over all rows, so the page stays fast with thousands of participants.
-
-The figures count real participants; preview runs and simulated participants (flask
-simulate-participants) are counted apart. The participant table lists real and simulated
-participants together, each simulated one with a badge.
-"""
+over all rows, so the page stays fast with thousands of participants."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Researcher routes: a study's stimulus gallery, set and image uploads, and deletions.
-
-The routes check roles and forms and answer; what an upload or a deletion writes, and the
-transaction it writes in, is in stimuli_service.py.
-"""
+"""Researcher routes: a study's stimulus gallery, set and image uploads, and deletions."""
 
 from __future__ import annotations
 

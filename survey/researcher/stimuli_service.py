@@ -1,9 +1,4 @@
-"""What stimulus uploads and deletions do to the database and storage; the routes call these.
-
-An upload is checked whole before anything is written. A valid one is imported in one
-transaction; if it fails part-way the transaction is rolled back and the files already written
-for it are removed, so a failed upload leaves neither rows nor files behind.
-"""
+"""What stimulus uploads and deletions do to the database and storage; the routes call these."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis.io import ContractError, load
-from tests.analysis.conftest import make_participants, make_trials
+from tests.analysis.helpers import make_participants, make_trials
 
 
 def write_export(folder, trials: pd.DataFrame, participants: pd.DataFrame | None = None):

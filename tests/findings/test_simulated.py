@@ -25,7 +25,7 @@ from tests.findings.support import (
     publish_findings,
     set_state,
 )
-from tests.security.conftest import csrf_token
+from tests.security.helpers import csrf_token
 
 REAL, SIMULATED = 20, 5
 

@@ -17,9 +17,8 @@ from survey.extensions import db
 from survey.models import Identity, Image, Participant, Study, StudyMember
 from survey.participant.simulate import agree
 from survey.studies import design_sha256
-from tests.helpers import sign_in
-from tests.researcher.conftest import add_member, quick_researcher
-from tests.test_stimuli_upload import full_set, media_files, upload_zip
+from tests.helpers import full_set, media_files, sign_in, upload_zip
+from tests.researcher.helpers import add_member, quick_researcher
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from survey.models import Block, Participant, Response, Study, Trial
 from survey.participant import answers, forms
 from survey.participant.answers import RT_MAX_MS
 from survey.participant.starting import start_participant
-from tests.security.conftest import fingerprint, participant_client, participant_with
+from tests.security.helpers import fingerprint, participant_client, participant_with
 
 pytestmark = pytest.mark.slow
 

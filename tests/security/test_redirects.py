@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, Study
-from tests.security.conftest import build_url, participant_client, routes, url_values
+from tests.security.helpers import build_url, participant_client, routes, url_values
 
 EVIL = [
     "https://evil.example/",

@@ -17,7 +17,7 @@ from survey.models import Report
 from survey.participant import csrf as participant_csrf
 from survey.researcher.access import ROLE_RANK
 from tests.findings.support import simulate
-from tests.security.conftest import (
+from tests.security.helpers import (
     STATE_CHANGING,
     build_url,
     csrf_token,
