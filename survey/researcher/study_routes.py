@@ -9,6 +9,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 
 from survey import audit, media, ratelimit
+from survey.block_settings import CONDITION_TASKS, CONDITIONS
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.models import Image, Participant, Researcher, Study, StudyMember, utcnow
@@ -248,25 +249,38 @@ def study_edit(study: Study, role: str):
         return _edit_page(study, StudyEditForm(obj=study))
     require_not_archived(study)
     form = StudyEditForm()
-    if not form.validate_on_submit():
-        return _edit_page(study, form, 400)
-    if "preview" in request.form:
+    form_ok = form.validate_on_submit()
+    if form_ok and "preview" in request.form:
         previews = {
             name: render_markdown(getattr(form, name).data or "") for name in MARKDOWN_FIELDS
         }
         return _edit_page(study, form, previews=previews)
+    if form.errors.get("csrf_token"):
+        return _edit_page(study, form, 400)
+    # The checks against the study hold when the change is written: they run under its lock,
+    # and with the form's own, so that every problem shows at once.
     study = lock_for_change(study, "editor")
     require_not_archived(study)
-    if form.slug.data != study.slug:
+    if not form.slug.errors and form.slug.data != study.slug:
         if study.state != "draft":
             form.slug.errors.append(
                 "The link name cannot change once the study has opened: links are out."
             )
         elif slug_taken(form.slug.data, except_id=study.id):
             form.slug.errors.append(f"Another study uses the link name {form.slug.data!r}.")
-    if form.n_lists.data != study.n_lists and study.design_locked:
+    if form.n_lists.errors or form.n_lists.data is None:
+        pass
+    elif form.n_lists.data != study.n_lists and study.design_locked:
         form.n_lists.errors.append("The lists are part of the frozen design and cannot change now.")
-    if form.slug.errors or form.n_lists.errors:
+    elif form.n_lists.data % len(CONDITIONS) and any(
+        b.task in CONDITION_TASKS for b in study.blocks
+    ):
+        form.n_lists.errors.append(
+            f"Counterbalancing lists must be a multiple of {len(CONDITIONS)} because the study "
+            "has match, rate or detect blocks (each identity is shown real in half the lists "
+            f"and AI in the other half); you wrote {form.n_lists.data}."
+        )
+    if form.errors:
         return _edit_page(study, form, 400)
     changed = []
     # The internal name left empty: the title stands in (the team always has a name to see).
