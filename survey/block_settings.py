@@ -409,12 +409,20 @@ def setting_errors(task: str, settings: Mapping[str, Any]) -> dict[str, list[str
     """
     if task not in TASKS:
         return {"task": [f"Choose one of the tasks {', '.join(TASKS)}; {_wrote(task)}."]}
+    if not isinstance(settings, Mapping):
+        return {"settings": [f"The block's settings cannot be read; {_wrote(settings)}."]}
     values = {**_COMMON_DEFAULTS, **_TASK_DEFAULTS[task], **settings}
     errors: dict[str, list[str]] = {}
     for name, value in values.items():
         rule = SETTING_RULES.get(name)
-        if rule is None or task not in rule.tasks:
-            errors.setdefault(name, []).append(f"A {task} block has no setting called {name}.")
+        if rule is None:
+            errors.setdefault(name, []).append(f"A {task} block has no setting called {name!r}.")
+            continue
+        if task not in rule.tasks:
+            errors.setdefault(name, []).append(
+                f"A {task} block has no {rule.label.lower()} setting (only "
+                f"{' and '.join(rule.tasks)} blocks have one)."
+            )
             continue
         found: list[str] | dict[str, list[str]]
         if rule.kind == "int":
