@@ -20,10 +20,16 @@ from survey.block_settings import (
 from survey.design import presentation_order
 from survey.extensions import db
 from survey.models import Block, Identity, Study
-from survey.researcher import bp
+from survey.researcher import bp, undo
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
+from survey.researcher.confirm import confirm_page, offer_undo
 from survey.researcher.forms import TASK_LABELS, BlockAddForm, BlockForm, require_button
-from survey.researcher.service import move_block, renumber_blocks, require_design_editable
+from survey.researcher.service import (
+    move_block,
+    outcomes_of,
+    renumber_blocks,
+    require_design_editable,
+)
 
 CHECK_COUNT_RE = re.compile(r"(\d+)\s*checks?", re.IGNORECASE)
 PRACTICE_VALUES = {"auto": None, "yes": True, "no": False}
@@ -401,19 +407,63 @@ def block_move(study: Study, role: str, block_id: int):
     return redirect(url_for("researcher.blocks", study_id=study.id))
 
 
-@bp.post("/studies/<int:study_id>/blocks/<int:block_id>/delete")
+@bp.route("/studies/<int:study_id>/blocks/<int:block_id>/delete", methods=["GET", "POST"])
 @requires_role("editor")
 def block_delete(study: Study, role: str, block_id: int):
-    """Delete a block of a design that is not frozen."""
+    """Ask, then delete a block of a design that is not frozen; the deletion can be undone."""
+    if request.method == "GET":
+        require_design_editable(study)
+        block = _block(study, block_id)
+        needed = _plan_needs(study, block)
+        return confirm_page(
+            study,
+            role,
+            title=f"Delete the block “{block.name}”?",
+            lines=[
+                f"The block {block.name!r} ({TASK_LABELS[block.task]}) and its settings are "
+                "removed from the design; the blocks after it move up.",
+                *(
+                    [
+                        "The preregistered plan names outcomes only this block measures ("
+                        + ", ".join(needed)
+                        + "): the study cannot open until the plan or the blocks agree again."
+                    ]
+                    if needed
+                    else []
+                ),
+            ],
+            note="You can undo this while the study is a draft.",
+            undoable=True,
+            action=url_for("researcher.block_delete", study_id=study.id, block_id=block.id),
+            button="Delete the block",
+            back=url_for("researcher.blocks", study_id=study.id),
+        )
+    require_button()
     study = lock_for_change(study)
     require_design_editable(study)
     block = _block(study, block_id)
-    require_button()
     name = block.name
+    part = undo.keep_block(study, block, current_user._get_current_object())
     study.blocks.remove(block)
     db.session.delete(block)
     renumber_blocks(study)
+    db.session.flush()
+    forgotten = undo.prune(study)
     audit.record("block.delete", researcher=current_user, study=study, block=name)
     db.session.commit()
-    flash(f"Block {name!r} deleted.", "success")
+    undo.discard_unused(study, forgotten)
+    offer_undo(study, part)
     return redirect(url_for("researcher.blocks", study_id=study.id))
+
+
+def _plan_needs(study: Study, block: Block) -> list[str]:
+    """Return the outcomes the saved plan names that no block but this one measures."""
+    prereg = study.preregistration
+    if prereg is None:
+        return []
+    plan = prereg.plan
+    named = {h["outcome"] for h in plan.get("hypotheses", [])}
+    named |= set(plan.get("primary_outcomes", [])) | set(plan.get("equivalence_bounds", {}))
+    others = [b for b in study.blocks if b.id != block.id]
+    remaining = set(outcomes_of(others))
+    return sorted(o for o in named if o in outcomes_of([block]) and o not in remaining)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from analysis.plan import validate_plan
@@ -13,6 +13,7 @@ from survey.extensions import db
 from survey.models import Preregistration, Study, utcnow
 from survey.researcher import bp
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
+from survey.researcher.confirm import confirm_page
 from survey.researcher.forms import PreregistrationForm, options, require_button
 from survey.researcher.service import plan_row_values, require_not_archived, study_outcomes
 
@@ -267,10 +268,31 @@ def preregistration_save(study: Study, role: str):
     return redirect(url_for("researcher.preregistration", study_id=study.id))
 
 
-@bp.post("/studies/<int:study_id>/preregistration/freeze")
+@bp.route("/studies/<int:study_id>/preregistration/freeze", methods=["GET", "POST"])
 @requires_role("editor")
 def preregistration_freeze(study: Study, role: str):
-    """Freeze the saved plan now: from here on it is shown read-only with its hash."""
+    """Ask, then freeze the saved plan now: from here on it is shown read-only with its hash."""
+    if request.method == "GET":
+        _require_editable(study)
+        prereg = study.preregistration
+        if prereg is None:
+            abort(409, description="Save a plan before freezing it.")
+        return confirm_page(
+            study,
+            role,
+            title="Freeze the plan now?",
+            lines=[
+                "The saved plan is fixed with the time and its SHA-256, "
+                f"{prereg.sha256[:12]}…: it can never change again, and the report marks each "
+                "test as preregistered or exploratory against it.",
+                "Unsaved changes on the plan page are not part of it: save them first.",
+            ],
+            note="This cannot be undone.",
+            action=url_for("researcher.preregistration_freeze", study_id=study.id),
+            button="Freeze the plan",
+            button_class="",
+            back=url_for("researcher.preregistration", study_id=study.id),
+        )
     study = lock_for_change(study)
     _require_editable(study)
     require_button()

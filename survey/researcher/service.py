@@ -190,6 +190,10 @@ def delete_study(study: Study, researcher: Researcher) -> list[str]:
     ) | set(
         db.session.scalars(sa.select(Image.display_key).where(Image.study_id == study.id)).all()
     )
+    from survey.researcher.undo import forget_all
+
+    # The files of deletions kept for undoing go with the study.
+    keys |= set(forget_all(study))
     audit.record(
         "study.delete",
         researcher=researcher,
@@ -241,19 +245,56 @@ def move_block(study: Study, block: Block, direction: str) -> bool:
 
 def study_outcomes(study: Study) -> list[str]:
     """Return the outcomes the study's blocks measure, in the data contract's names."""
+    return outcomes_of(study.blocks)
+
+
+def outcomes_of(blocks) -> list[str]:
+    """Return the outcomes these blocks measure, in the data contract's names."""
     outcomes: list[str] = []
     by_task = {
         "match": ["recognition_accuracy", "d_prime", "criterion"],
         "choose": ["choice_real"],
         "detect": ["detection_accuracy", "detection_d_prime"],
     }
-    for block in study.blocks:
+    for block in blocks:
         if block.task == "rate":
             names = [s.get("key") for s in block.settings.get("scales") or [{"key": "trust"}]]
         else:
             names = by_task.get(block.task, [])
         outcomes += [n for n in names if isinstance(n, str) and n not in outcomes]
     return outcomes
+
+
+def plan_problems(study: Study) -> list[str]:
+    """List how the saved plan disagrees with the design: outcomes no block measures any more.
+
+    A frozen plan cannot change, so the blocks must come back; a plan not frozen yet can be
+    edited instead. Either way the study cannot open while they disagree.
+    """
+    prereg = study.preregistration
+    if prereg is None:
+        return []
+    plan = prereg.plan or {}
+    measured = set(study_outcomes(study))
+    uses = [
+        *(("primary outcome", o) for o in plan.get("primary_outcomes", [])),
+        *(("hypothesis", h.get("outcome")) for h in plan.get("hypotheses", [])),
+        *(("equivalence bounds", o) for o in plan.get("equivalence_bounds", {})),
+    ]
+    missing: dict[str, list[str]] = {}
+    for use, outcome in uses:
+        if outcome and outcome not in measured and use not in missing.get(outcome, []):
+            missing.setdefault(outcome, []).append(use)
+    fix = (
+        "add back a block that measures it (the plan is frozen)"
+        if prereg.frozen_at is not None
+        else "add back a block that measures it, or change the plan"
+    )
+    return [
+        f"The preregistered plan names {outcome} ({', '.join(uses)}), but no block measures "
+        f"it now: {fix}."
+        for outcome, uses in missing.items()
+    ]
 
 
 def plan_row_values(plan: dict) -> dict:

@@ -15,7 +15,8 @@ from flask import abort
 
 from survey import audit, media
 from survey.extensions import db
-from survey.models import Identity, Image, Researcher, Study
+from survey.models import DeletedPart, Identity, Image, Researcher, Study
+from survey.researcher import undo
 from survey.researcher.access import lock_for_change
 from survey.stimuli.images import MAX_IMAGE_BYTES, ImageError, ProcessedImage, process_image
 from survey.stimuli.manifest import (
@@ -252,54 +253,68 @@ def add_image(
     _Import(study).run(add, researcher, images=1, identity=code)
 
 
-def _delete(study: Study, researcher: Researcher, doomed: list[Image], action: str, **detail):
-    """Commit a deletion, then remove the files no other image row uses."""
-    keys = [key for image in doomed for key in (image.storage_key, image.display_key)]
+def _delete(study: Study, researcher: Researcher, part: DeletedPart, action: str, **detail):
+    """Commit a deletion kept for undoing; its files stay until the deletion is forgotten."""
+    db.session.flush()
+    forgotten = undo.prune(study)
     audit.record(action, researcher=researcher, study=study, **detail)
     db.session.commit()
-    _discard_unreferenced(keys)
+    undo.discard_unused(study, forgotten)
 
 
-def delete_image(study: Study, image_id: int, researcher: Researcher) -> str:
-    """Delete one image of the study (not once frozen); return what was deleted, in words."""
-    study = lock_for_change(study, "editor")
-    refuse_if_frozen(study)
+def image_to_delete(study: Study, image_id: int) -> Image:
+    """Return an image of the study, or 404."""
     image = db.session.get(Image, image_id)
     if image is None or image.study_id != study.id:
         abort(404)
-    label = f"the {image.source} {image.role} of {image.identity.code}"
+    return image
+
+
+def identity_to_delete(study: Study, identity_id: int) -> Identity:
+    """Return an identity of the study, or 404."""
+    identity = db.session.get(Identity, identity_id)
+    if identity is None or identity.study_id != study.id:
+        abort(404)
+    return identity
+
+
+def delete_image(study: Study, image_id: int, researcher: Researcher) -> DeletedPart:
+    """Delete one image of the study (not once frozen), kept for undoing; return the kept part."""
+    study = lock_for_change(study, "editor")
+    refuse_if_frozen(study)
+    image = image_to_delete(study, image_id)
+    part = undo.keep_image(study, image, researcher)
     db.session.delete(image)
     _delete(
         study,
         researcher,
-        [image],
+        part,
         "stimuli.delete_image",
         image=image.public_id,
         sha256=image.sha256,
         identity=image.identity.code,
     )
-    return label
+    return part
 
 
-def delete_identity(study: Study, identity_id: int, researcher: Researcher) -> str:
-    """Delete an identity and its images (not once frozen); return what was deleted, in words."""
+def delete_identity(study: Study, identity_id: int, researcher: Researcher) -> DeletedPart:
+    """Delete an identity and its images (not once frozen), kept for undoing; return the part."""
     study = lock_for_change(study, "editor")
     refuse_if_frozen(study)
-    identity = db.session.get(Identity, identity_id)
-    if identity is None or identity.study_id != study.id:
-        abort(404)
-    images = list(identity.images)
+    identity = identity_to_delete(study, identity_id)
+    n_images = len(identity.images)
     code = identity.code
+    part = undo.keep_identity(study, identity, researcher)
     db.session.delete(identity)
     _delete(
         study,
         researcher,
-        images,
+        part,
         "stimuli.delete_identity",
         identity=code,
-        images=len(images),
+        images=n_images,
     )
-    return f"identity {code} and its {len(images)} images"
+    return part
 
 
 def gallery(study: Study) -> list[dict]:

@@ -13,9 +13,10 @@ from survey.block_settings import CONDITION_TASKS, CONDITIONS
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.models import Image, Participant, Researcher, Study, StudyMember, utcnow
-from survey.researcher import bp
+from survey.researcher import bp, undo
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
 from survey.researcher.auth_routes import client_address
+from survey.researcher.confirm import confirm_page
 from survey.researcher.definition import export_definition, import_definition, parse_definition
 from survey.researcher.forms import (
     MemberAddForm,
@@ -199,11 +200,69 @@ def study(study: Study, role: str):
     return _overview(study, role)
 
 
-@bp.post("/studies/<int:study_id>/state")
+STATE_CONFIRM = {
+    "open": (
+        "Open the study to participants?",
+        [
+            "Participants with the link can take part from now on.",
+            "The design (blocks, stimuli and lists) freezes for good, and so does the "
+            "preregistered plan if it is not frozen yet: to change them later you duplicate the "
+            "study. Deleted blocks, identities and images can no longer be brought back.",
+        ],
+        "Open the study",
+    ),
+    "closed": (
+        "Close the study?",
+        ["No new participant can start; participants under way are told it closed."],
+        "Close the study",
+    ),
+    "archived": (
+        "Archive the study?",
+        ["Nothing in an archived study can change until it is moved back to closed."],
+        "Archive the study",
+    ),
+}
+
+
+def _state_confirm(study: Study, role: str, target: str):
+    """The confirmation page of a state change, with what still stops the study opening."""
+    if target not in TRANSITIONS.get(study.state, ()):
+        return _overview(
+            study,
+            role,
+            409,
+            error=f"A {study.state} study cannot be moved to {target or 'nothing'}.",
+        )
+    title, lines, button = STATE_CONFIRM.get(
+        target,
+        (f"{STATE_ACTIONS[(study.state, target)]}?", [], STATE_ACTIONS[(study.state, target)]),
+    )
+    if study.design_frozen_at is not None and target == "open":
+        lines = ["Participants with the link can take part again."]
+    problems = design_problems(study) if target == "open" else []
+    return confirm_page(
+        study,
+        role,
+        409 if problems else 200,
+        title=title,
+        lines=lines,
+        problems=problems,
+        problems_lead="The study cannot open yet:",
+        action=url_for("researcher.study_state", study_id=study.id),
+        hidden={"state": target},
+        button=button,
+        button_class="" if target == "open" else "danger",
+        back=url_for("researcher.study", study_id=study.id),
+    )
+
+
+@bp.route("/studies/<int:study_id>/state", methods=["GET", "POST"])
 @requires_role("editor")
 def study_state(study: Study, role: str):
     """Open, close, reopen, archive or unarchive the study; opening checks and freezes the
-    design."""
+    design. The GET page asks first."""
+    if request.method == "GET":
+        return _state_confirm(study, role, request.args.get("to", ""))
     form = StateForm()
     form_ok = form.validate_on_submit()
     # Checked on the locked row: an upload or another state change waits, or is seen whole.
@@ -227,7 +286,10 @@ def study_state(study: Study, role: str):
     except StateError as err:
         db.session.rollback()
         return _overview(study, role, 409, error=str(err))
+    # Opening freezes the design: deletions kept for undoing are forgotten with their files.
+    forgotten = undo.forget_all(study) if study.design_locked else []
     db.session.commit()
+    undo.discard_unused(study, forgotten)
     flash(f"The study is now {study.state}.", "success")
     return redirect(url_for("researcher.study", study_id=study.id))
 
@@ -526,10 +588,36 @@ def member_author(study: Study, role: str, member_id: int):
     return redirect(url_for("researcher.members", study_id=study.id))
 
 
-@bp.post("/studies/<int:study_id>/members/<int:member_id>/remove")
+@bp.route("/studies/<int:study_id>/members/<int:member_id>/remove", methods=["GET", "POST"])
 @requires_role("owner")
 def member_remove(study: Study, role: str, member_id: int):
-    """Remove a member from the study; the last owner cannot be removed."""
+    """Ask, then remove a member from the study; the last owner cannot be removed."""
+    if request.method == "GET":
+        member = _member(study, member_id)
+        who = member.researcher.name or member.researcher.email
+        yourself = member.researcher_id == current_user.id
+        last_owner = member.role == "owner" and _owner_count(study) == 1
+        return confirm_page(
+            study,
+            role,
+            409 if last_owner else 200,
+            title="Leave this study?" if yourself else f"Remove {who} from this study?",
+            lines=[
+                (
+                    "You lose access to the study at once; another owner can add you again."
+                    if yourself
+                    else f"{member.researcher.email} ({member.role}) loses access to the study "
+                    "at once. You can add them again later."
+                ),
+            ],
+            problems=["A study needs an owner: make someone else owner first."]
+            if last_owner
+            else [],
+            problems_lead="This member cannot be removed now.",
+            action=url_for("researcher.member_remove", study_id=study.id, member_id=member.id),
+            button="Leave the study" if yourself else "Remove the member",
+            back=url_for("researcher.members", study_id=study.id),
+        )
     require_button()
     study = lock_for_change(study, "owner")
     member = _member(study, member_id)

@@ -1,0 +1,37 @@
+"""Undo a deletion of a design part while the study is a draft."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, url_for
+from flask_login import current_user
+
+from survey.extensions import db
+from survey.models import DeletedPart, Study
+from survey.researcher import bp
+from survey.researcher.access import lock_for_change, requires_role
+from survey.researcher.forms import require_button
+from survey.researcher.undo import UndoRefused, undo
+
+BACK = {
+    "block": "researcher.blocks",
+    "identity": "researcher.stimuli",
+    "image": "researcher.stimuli",
+}
+
+
+@bp.post("/studies/<int:study_id>/undo/<int:part_id>")
+@requires_role("editor")
+def undo_delete(study: Study, role: str, part_id: int):
+    """Put a deleted block, identity or image back as it was, if the study is still a draft."""
+    require_button()
+    study = lock_for_change(study)
+    part = db.session.get(DeletedPart, part_id)
+    back = BACK.get(part.kind, "researcher.study") if part is not None else "researcher.study"
+    try:
+        label = undo(study, part_id, current_user._get_current_object())
+    except UndoRefused as refused:
+        db.session.rollback()
+        abort(409, description=str(refused))
+    db.session.commit()
+    flash(f"Brought back {label}.", "success")
+    return redirect(url_for(back, study_id=study.id))
