@@ -167,8 +167,8 @@ def _restore_image(study: Study, data: dict, identity_id: int) -> None:
     values = {c: data[c] for c in IMAGE_COLUMNS if c not in ("id", "identity_id")}
     if data.get("created_at"):
         values["created_at"] = datetime.fromisoformat(data["created_at"])
-    image = Image(study_id=study.id, identity_id=identity_id, **values)
     free = _free_id(Image, data["id"])
+    image = Image(study_id=study.id, identity_id=identity_id, **values)
     if free is not None:
         image.id = free
     db.session.add(image)
@@ -214,6 +214,7 @@ def _undo_block(study: Study, data: dict) -> None:
     for block in study.blocks:
         if block.position >= data["position"]:
             block.position += 1
+    free = _free_id(Block, data["id"])
     block = Block(
         study=study,
         position=data["position"],
@@ -221,7 +222,6 @@ def _undo_block(study: Study, data: dict) -> None:
         task=data["task"],
         settings=data["settings"],
     )
-    free = _free_id(Block, data["id"])
     if free is not None:
         block.id = free
     db.session.add(block)
@@ -239,8 +239,8 @@ def _undo_identity(study: Study, data: dict) -> None:
             "bring this one back."
         )
     _check_images(study, data["images"])
-    identity = Identity(study_id=study.id, **{c: data[c] for c in IDENTITY_COLUMNS if c != "id"})
     free = _free_id(Identity, data["id"])
+    identity = Identity(study_id=study.id, **{c: data[c] for c in IDENTITY_COLUMNS if c != "id"})
     if free is not None:
         identity.id = free
     db.session.add(identity)

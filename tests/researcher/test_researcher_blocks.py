@@ -106,7 +106,10 @@ def test_add_a_block_with_the_tasks_defaults(app, team, owner_client):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"name": "recognition", "task": "rate"}, "Another block is called &#39;recognition&#39;; choose another name."),
+        (
+            {"name": "recognition", "task": "rate"},
+            "Another block is called &#39;recognition&#39;; choose another name.",
+        ),
         ({"name": "", "task": "rate"}, "Give the block a name."),
         ({"name": "<b>x</b>", "task": "rate"}, "Use letters, digits, spaces"),
         ({"name": "ok", "task": "dance"}, "Not a valid choice."),
@@ -168,20 +171,24 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
         ),
         (
             {"attention_checks": "0"},
-            "Attention checks: positions start at 1 (the first trial after the practice); you wrote 0.",
+            "Attention checks: positions start at 1 (the first trial after the practice); you"
+            " wrote 0.",
         ),
         ({"attention_checks": "4, 4"}, "Attention checks: position 4 is listed more than once."),
         (
             {"n_identities": "1"},
-            "Identities shown must be at least 4 (2 shown real and 2 shown AI), or empty to show every identity; you wrote 1.",
+            "Identities shown must be at least 4 (2 shown real and 2 shown AI), or empty to show"
+            " every identity; you wrote 1.",
         ),
         (
             {"n_identities": "many"},
-            "Identities shown must be at least 4 (2 shown real and 2 shown AI), or empty to show every identity; you wrote &#39;many&#39;.",
+            "Identities shown must be at least 4 (2 shown real and 2 shown AI), or empty to show"
+            " every identity; you wrote &#39;many&#39;.",
         ),
         (
             {"n_identities": "5"},
-            "Identities shown must be an even number, so that as many are shown real as AI; you wrote 5.",
+            "Identities shown must be an even number, so that as many are shown real as AI; you"
+            " wrote 5.",
         ),
         (
             {"presentation": "upside_down"},
@@ -189,7 +196,8 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
         ),
         (
             {"practice": "maybe"},
-            "Practice trial: choose when this block runs first, yes or no; you wrote &#39;maybe&#39;.",
+            "Practice trial: choose when this block runs first, yes or no; you wrote"
+            " &#39;maybe&#39;.",
         ),
         (
             {"name": "impressions"},
@@ -242,11 +250,14 @@ def test_rate_scales_are_added_edited_and_removed(app, team, owner_client):
     [
         (
             [{**TRUST, "key": "same"}],
-            "The key of scale 1 cannot be &#39;same&#39;: the names same, confidence, choice, source, attention are taken by the tasks&#39; own answers.",
+            "The key of scale 1 cannot be &#39;same&#39;: the names same, confidence, choice,"
+            " source, attention are taken by the tasks&#39; own answers.",
         ),
         (
             [{**TRUST, "key": "Trust Me"}],
-            "The key of scale 1 must start with a lower-case letter and use only lower-case letters, digits and _ (at most 32 characters), e.g. trust; you wrote &#39;Trust Me&#39;.",
+            "The key of scale 1 must start with a lower-case letter and use only lower-case"
+            " letters, digits and _ (at most 32 characters), e.g. trust; you wrote &#39;Trust"
+            " Me&#39;.",
         ),
         (
             [TRUST, TRUST],
@@ -267,7 +278,8 @@ def test_rate_scales_are_added_edited_and_removed(app, team, owner_client):
         ([{**TRUST, "remove": "y"}], "Give at least one rating scale (a key and a question)."),
         (
             [{**TRUST, "max": "seven"}],
-            "The highest value of scale 1 must be a whole number between -1,000 and 1,000; you wrote &#39;seven&#39;.",
+            "The highest value of scale 1 must be a whole number between -1,000 and 1,000; you"
+            " wrote &#39;seven&#39;.",
         ),
     ],
 )

@@ -123,7 +123,8 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
         ),
         (
             {"min_median_rt_ms": "-5"},
-            "The median response time limit must be a number between 0 and 60,000 ms; you wrote -5.",
+            "The median response time limit must be a number between 0 and 60,000 ms; you wrote"
+            " -5.",
         ),
         (
             {"target_n": "0"},

@@ -294,8 +294,14 @@ def test_the_state_cycle_freezes_the_design_once(app, team, owner_client):
 
 def test_the_overview_state_buttons_post_one_state_each(app, team, owner_client):
     page = owner_client.get(f"/r/studies/{team.study_id}").get_data(as_text=True)
+    # Opening is asked on a confirmation page first, which posts the one state.
+    link = re.search(r'href="(/r/studies/\d+/state\?to=open)"', page).group(1)
+    confirm = owner_client.get(link)
+    assert confirm.status_code == 200 and study_row(app, team.study_id).state == "draft"
+    page = confirm.get_data(as_text=True)
+    assert "Open the study to participants?" in page and "The design" in page
     form = re.search(
-        r'<form[^>]*action="/r/studies/\d+/state">(.*?)</form>', page, re.DOTALL
+        r'<form[^>]*action="/r/studies/\d+/state"[^>]*>(.*?)</form>', page, re.DOTALL
     ).group(1)
     fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form)
     assert [name for name, _v in fields].count("state") == 1
