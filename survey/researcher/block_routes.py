@@ -99,6 +99,7 @@ def _blocks_page(study: Study, role: str, add_form: BlockAddForm | None = None, 
             add_form=add_form or BlockAddForm(formdata=None),
             running_order=order,
             task_labels=TASK_LABELS,
+            deleted=[p for p in undo.undoable(study) if p.kind == "block"],
         ),
         status,
     )

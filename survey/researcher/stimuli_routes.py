@@ -11,7 +11,7 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from survey.models import Researcher, Study
-from survey.researcher import bp, stimuli_service
+from survey.researcher import bp, stimuli_service, undo
 from survey.researcher.access import requires_role
 from survey.researcher.confirm import confirm_page, offer_undo
 from survey.researcher.forms import require_button
@@ -29,13 +29,23 @@ def _page(study: Study, role: str, status: int = 200, **forms):
     forms.setdefault("zip_form", ZipUploadForm())
     forms.setdefault("image_form", ImageUploadForm())
     forms.setdefault("report", None)
+    can_edit = role in ("editor", "owner") and not study.design_locked
     return (
         render_template(
             "researcher/stimuli/index.html",
             study=study,
             role=role,
-            gallery=stimuli_service.gallery(study),
-            can_edit=role in ("editor", "owner") and not study.design_locked,
+            gallery=stimuli_service.gallery_page(
+                study,
+                query=request.args.get("q", ""),
+                page=request.args.get("page", 1, type=int) or 1,
+                lacking=request.args.get("lacking") == "1",
+            ),
+            deleted=[p for p in undo.undoable(study) if p.kind in ("identity", "image")]
+            if can_edit
+            else [],
+            here=request.full_path.rstrip("?"),
+            can_edit=can_edit,
             max_upload_mb=(current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024),
             **forms,
         ),
@@ -160,6 +170,7 @@ def delete_image(study: Study, role: str, image_id: int):
             undoable=True,
             action=url_for("researcher.stimuli_delete_image", study_id=study.id, image_id=image.id),
             button="Delete the image",
+            hidden={"back": _gallery_url(study)},
             back=_gallery_url(study),
         )
     require_button()
@@ -194,6 +205,7 @@ def delete_identity(study: Study, role: str, identity_id: int):
                 "researcher.stimuli_delete_identity", study_id=study.id, identity_id=identity.id
             ),
             button=f"Delete {identity.code} and its images",
+            hidden={"back": _gallery_url(study)},
             back=_gallery_url(study),
         )
     require_button()

@@ -317,14 +317,11 @@ def delete_identity(study: Study, identity_id: int, researcher: Researcher) -> D
     return part
 
 
-def gallery(study: Study) -> list[dict]:
+GALLERY_PAGE_SIZE = 24
+
+
+def _entries(identities: list[Identity], images: list[Image]) -> list[dict]:
     """Return each identity with its images in the order real, ai, probes, and what it lacks."""
-    identities = db.session.scalars(
-        sa.select(Identity).where(Identity.study_id == study.id).order_by(Identity.code)
-    ).all()
-    images = db.session.scalars(
-        sa.select(Image).where(Image.study_id == study.id).order_by(Image.id)
-    ).all()
     by_identity: dict[int, list[Image]] = {}
     for image in images:
         by_identity.setdefault(image.identity_id, []).append(image)
@@ -339,3 +336,87 @@ def gallery(study: Study) -> list[dict]:
             lacks.append("probe photo (needed by match blocks)")
         result.append({"identity": identity, "images": own, "lacks": lacks})
     return result
+
+
+def gallery(study: Study) -> list[dict]:
+    """Return every identity of the study with its images, by code."""
+    identities = db.session.scalars(
+        sa.select(Identity).where(Identity.study_id == study.id).order_by(Identity.code)
+    ).all()
+    images = db.session.scalars(
+        sa.select(Image).where(Image.study_id == study.id).order_by(Image.id)
+    ).all()
+    return _entries(list(identities), list(images))
+
+
+def _like(text: str) -> str:
+    """Return a LIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def gallery_page(study: Study, query: str = "", page: int = 1, lacking: bool = False) -> dict:
+    """Return one page of the gallery: identities whose code or descriptors contain `query`
+    (any case), optionally only those missing an image, with the page's images and totals."""
+    stmt = sa.select(Identity).where(Identity.study_id == study.id)
+    query = query.strip()[:100]
+    if query:
+        pattern = _like(query.lower())
+        stmt = stmt.where(
+            sa.or_(
+                *(
+                    sa.func.lower(column).like(pattern, escape="\\")
+                    for column in (
+                        Identity.code,
+                        Identity.gender,
+                        Identity.age_band,
+                        Identity.ethnicity,
+                    )
+                )
+            )
+        )
+    if lacking:
+        complete = (
+            sa.select(Image.identity_id)
+            .where(Image.study_id == study.id)
+            .group_by(Image.identity_id)
+            .having(sa.func.count(sa.distinct(Image.source)) == 3)
+        )
+        stmt = stmt.where(Identity.id.not_in(complete))
+    matching = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
+    pages = max(1, -(-matching // GALLERY_PAGE_SIZE))
+    page = min(max(1, page), pages)
+    identities = list(
+        db.session.scalars(
+            stmt.order_by(Identity.code)
+            .offset((page - 1) * GALLERY_PAGE_SIZE)
+            .limit(GALLERY_PAGE_SIZE)
+        )
+    )
+    images = (
+        list(
+            db.session.scalars(
+                sa.select(Image)
+                .where(Image.identity_id.in_([i.id for i in identities]))
+                .order_by(Image.id)
+            )
+        )
+        if identities
+        else []
+    )
+    totals = db.session.execute(
+        sa.select(
+            sa.select(sa.func.count()).where(Identity.study_id == study.id).scalar_subquery(),
+            sa.select(sa.func.count()).where(Image.study_id == study.id).scalar_subquery(),
+        )
+    ).one()
+    return {
+        "entries": _entries(identities, images),
+        "page": page,
+        "pages": pages,
+        "matching": matching,
+        "identities": int(totals[0]),
+        "images": int(totals[1]),
+        "query": query,
+        "lacking": lacking,
+    }
