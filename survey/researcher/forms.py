@@ -673,7 +673,9 @@ class LookupForm(FlaskForm):
         "…or participant id",
         validators=[Optional(), Length(max=32)],
         filters=[_strip],
-        description="The opaque id in the exports' participant column.",
+        description="The opaque id in the exports' participant column (pasted from a "
+        "spreadsheet, with or without its leading '), or the short form the monitor shows "
+        "(its first 8 characters).",
     )
 
 

@@ -307,13 +307,59 @@ def plan_row_values(plan: dict) -> dict:
     }
 
 
+# The monitor shows this many leading characters of an opaque participant id.
+SHORT_ID = 8
+
+
+class AmbiguousId(ValueError):
+    """A short participant id that starts the ids of several participants."""
+
+
+def normalise_public_id(text: str) -> str:
+    """Return an opaque participant id as typed or pasted, without what a spreadsheet adds.
+
+    The exports write an id that starts with "-" (or another formula character) with a leading
+    apostrophe, so that no spreadsheet runs it (survey.exports.cells.safe_cell); a copied cell
+    may keep the apostrophe, or quotes. Neither is ever part of an id (ids are URL-safe base64).
+    """
+    text = text.strip().strip('"').strip()
+    return text[1:] if text.startswith("'") else text
+
+
 def find_participant(
-    study: Study, *, platform: str = "", external_id: str = "", public_id: str = ""
+    study: Study,
+    *,
+    platform: str = "",
+    external_id: str = "",
+    public_id: str = "",
+    allow_short: bool = False,
 ) -> Participant | None:
     """Return the study's participant with this recruitment id or opaque id, if any.
 
     A withdrawn participant is found by its recruitment id too: the id is kept as a digest.
+    With `allow_short`, an opaque id as exported (with a spreadsheet's apostrophe) or as the
+    monitor shows it (its first SHORT_ID characters, or more) is found too; AmbiguousId when
+    the characters start more than one participant's id.
     """
+    if public_id and allow_short:
+        wanted = normalise_public_id(public_id)
+        found = participant_service.find_participant(study.id, wanted)
+        if found is not None or len(wanted) < SHORT_ID:
+            return found
+        matches = db.session.scalars(
+            sa.select(Participant)
+            .where(
+                Participant.study_id == study.id,
+                Participant.public_id.startswith(wanted, autoescape=True),
+            )
+            .limit(2)
+        ).all()
+        if len(matches) > 1:
+            raise AmbiguousId(
+                f"Several participants' ids start with {wanted}; give more of the id, "
+                "e.g. the whole id from an export."
+            )
+        return matches[0] if matches else None
     if public_id:
         return participant_service.find_participant(study.id, public_id)
     if platform and external_id:
