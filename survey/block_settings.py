@@ -481,7 +481,7 @@ def fit_errors(
         errors.setdefault("task", []).append(
             f"The study has {n_lists} counterbalancing lists; match, rate and detect blocks need "
             f"a multiple of {len(CONDITIONS)} (each identity is shown real in half the lists and "
-            "AI in the other half). Change the lists under Texts & settings first."
+            "AI in the other half). Change the number of lists in the study's settings first."
         )
     if not n_identities:
         return errors

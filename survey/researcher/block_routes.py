@@ -291,14 +291,22 @@ def check_block_form(
         if key == "attention_checks" and key in errors:
             continue
         errors.setdefault(key, []).extend(messages)
-    if errors or _fields_with_errors(form):
+    # The checks against the identities run on the settings that passed their own rules (the
+    # others at their defaults), so that they show with the rest.
+    wrong = {key.split("-")[0] for key in errors}
+    usable = {k: v for k, v in settings.items() if k not in wrong}
+    try:
+        checked = validate_block_settings(block.task, usable)
+    except ValueError:
+        checked = None
+    if checked is not None:
+        fit = fit_errors(block.task, checked, identity_count(study), study.n_lists)
+        fit.pop("task", None)  # the lists are the study's: checked when the block is added
+        for key, messages in fit.items():
+            errors.setdefault(key, []).extend(messages)
+    if errors or _fields_with_errors(form) or checked is None:
         return None, errors
-    settings = validate_block_settings(block.task, settings)
-    fit = fit_errors(block.task, settings, identity_count(study), study.n_lists)
-    fit.pop("task", None)  # the lists are the study's: checked when the block is added
-    if fit:
-        return None, fit
-    return settings, {}
+    return checked, {}
 
 
 def _scale_entries(form: BlockForm) -> list:

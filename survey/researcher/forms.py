@@ -547,9 +547,9 @@ class BlockForm(FlaskForm):
         description="Sequential tests memory: the headshot is gone when the probe photo appears.",
     )
     exposure_ms = IntegerField(
-        "Headshot shown for (ms)",
+        "Exposure (ms)",
         validators=[Optional()],
-        description="Sequential presentation only: how long the headshot stays, 200 to 10000 ms.",
+        description="Sequential presentation only: how long the headshot stays, 200 to 10,000 ms.",
     )
     confidence = BooleanField(
         "Ask for confidence (1–5)",

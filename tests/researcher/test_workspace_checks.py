@@ -164,7 +164,7 @@ def test_setting_errors_name_every_problem_in_plain_words(task, settings, expect
                 "task": [
                     "The study has 3 counterbalancing lists; match, rate and detect blocks need a"
                     " multiple of 2 (each identity is shown real in half the lists and AI in the"
-                    " other half). Change the lists under Texts & settings first."
+                    " other half). Change the number of lists in the study's settings first."
                 ]
             },
         ),
@@ -242,3 +242,18 @@ def test_a_block_that_does_not_fit_the_lists_is_not_added(app, team, owner_clien
     assert "The study has 3 counterbalancing lists" in response.get_data(as_text=True)
     assert blocks(app, study_id) == []
     assert owner_client.post(url, data={"name": "preference", "task": "choose"}).status_code == 302
+
+
+def test_checks_against_the_identities_show_with_the_rules_errors(app, team, owner_client):
+    bid = block_id(app, team.study_id, "recognition")
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/blocks/{bid}",
+        data={**MATCH, "exposure_ms": "100", "attention_checks": "3, 40"},
+    )
+    errors = field_errors(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert errors == [
+        "Attention checks: position 40 is past the end of the block, which has 10 trials"
+        " (8 identities and 2 checks).",
+        "Exposure must be a whole number between 200 and 10,000 ms; you wrote 100.",
+    ]
