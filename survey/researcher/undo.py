@@ -6,9 +6,10 @@ storage (the rows no longer point to them, so nothing shows them). "Undo" puts t
 with their ids, positions and files as they were, in the transaction that holds the study's
 lock, after checking that it still can: the study is a draft whose design is not frozen, and
 nothing added since takes the name, code or image the part had. A part is forgotten (its files
-removed unless another row uses them) when the study opens, or when more than KEEP newer
-deletions of the study push it out. Preview runs' trials of a deleted part are not kept: they
-were test runs.
+removed unless another row uses them) when the study opens, when more than KEEP newer
+deletions of the study push it out, or when an editor deletes it for good (an image whose
+consent was withdrawn must not wait in storage). Preview runs' trials of a deleted part are
+not kept: they were test runs.
 """
 
 from __future__ import annotations
@@ -131,6 +132,11 @@ def forget_all(study: Study) -> list[str]:
     return _forget(
         db.session.scalars(sa.select(DeletedPart).where(DeletedPart.study_id == study.id)).all()
     )
+
+
+def forget(study: Study, parts: list[DeletedPart]) -> list[str]:
+    """Forget these kept deletions of the study now; return the file keys to check."""
+    return _forget([p for p in parts if p.study_id == study.id])
 
 
 def _forget(parts: list[DeletedPart]) -> list[str]:

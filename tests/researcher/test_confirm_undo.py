@@ -230,3 +230,22 @@ def test_a_deleted_block_the_plan_needs_stops_the_study_opening(app, team, owner
         owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"}).status_code
         == 302
     )
+
+
+def test_a_deletion_can_be_made_for_good_with_its_files(app, team, owner_client):
+    with app.app_context():
+        identity = db.session.scalar(sa.select(Identity).where(Identity.code == "P003"))
+        identity_id = identity.id
+        keys = [k for im in identity.images for k in (im.storage_key, im.display_key)]
+    base = f"/r/studies/{team.study_id}/stimuli"
+    owner_client.post(f"{base}/identities/{identity_id}/delete")
+    page = text(owner_client.get(base))
+    root = __import__("pathlib").Path(app.config["MEDIA_DIR"])
+    assert all((root / k).exists() for k in keys)
+    forget_url = re.search(r'action="(/r/studies/\d+/undo/\d+/forget)"', page).group(1)
+    assert team.client(app, "viewer").post(forget_url).status_code == 403
+    assert owner_client.post(forget_url).status_code == 302
+    assert not any((root / k).exists() for k in keys)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(DeletedPart)) == 0
+    assert owner_client.post(forget_url).status_code == 404

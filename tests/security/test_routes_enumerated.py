@@ -84,6 +84,7 @@ ROLE_TABLE = {
     ("researcher.block_delete", "GET"): ("editor", "write"),
     ("researcher.block_delete", "POST"): ("editor", "write"),
     ("researcher.undo_delete", "POST"): ("editor", "write"),
+    ("researcher.forget_delete", "POST"): ("editor", "write"),
     ("researcher.block_move", "POST"): ("editor", "write"),
     ("researcher.study_definition", "GET"): ("viewer", "read"),
     ("researcher.study_delete", "GET"): ("owner", "write"),
