@@ -272,7 +272,8 @@ def plan_problems(study: Study) -> list[str]:
     edited instead. Either way the study cannot open while they disagree.
     """
     prereg = study.preregistration
-    if prereg is None:
+    if prereg is None or study.design_frozen_at is not None:
+        # A frozen design opened with its plan: reopening it is no new promise.
         return []
     plan = prereg.plan or {}
     measured = set(study_outcomes(study))
