@@ -63,7 +63,8 @@ def _descriptor_conflicts(person: StimulusIdentity, existing: Identity | None) -
         new, old = getattr(person, column), getattr(existing, column)
         if new and old and new.casefold() != old.casefold():
             conflicts.append(
-                f"identity {person.code} has {column} '{new}' here but '{old}' in the study"
+                f"identity {person.code} has {column.replace('_', ' ')} '{new}' here but "
+                f"'{old}' in the study"
             )
     if person.consent is False and existing.consent_recorded:
         conflicts.append(
