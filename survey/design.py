@@ -21,6 +21,7 @@ from survey.block_settings import (
     TASKS,
     is_int,
     min_identities,
+    setting_errors,
     validate_block_settings,
 )
 
@@ -220,7 +221,13 @@ def check_design(
         try:
             settings = validate_block_settings(block.task, block.settings)
         except ValueError as err:
-            problems.append(f"Block {block.name!r}: {err}.")
+            # Said in the workspace's words where the setting rules know the problem.
+            plain = [
+                m for ms in setting_errors(block.task, block.settings or {}).values() for m in ms
+            ]
+            problems += [f"Block {block.name!r}: {m}" for m in plain] or [
+                f"Block {block.name!r}: {err}."
+            ]
             continue
         problems += _block_problems(block, settings, identities)
         for scale in settings.get("scales") or ():

@@ -25,6 +25,7 @@ STUDY_STATES = ("draft", "open", "closed", "archived")
 ROLES = ("owner", "editor", "viewer")
 IMAGE_ROLES = ("headshot", "probe")
 IMAGE_SOURCES = ("real", "ai", "photo")
+DELETED_KINDS = ("block", "identity", "image")
 PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn", "expired")
 RECRUITMENT_SOURCES = ("prolific", "mturk", "sona", "link")
 DEVICES = ("mobile", "desktop")
@@ -503,6 +504,30 @@ class Response(Base):
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     trial: so.Mapped[Trial] = so.relationship(back_populates="responses")
+
+
+class DeletedPart(Base):
+    """A design part (block, identity with its images, image) deleted from a draft study.
+
+    Kept so that the deletion can be undone while the study is a draft: `data` holds the rows
+    as they were, and the image files stay in storage until the part is forgotten (when the
+    study opens, or when newer deletions push it out; see survey/researcher/undo.py).
+    """
+
+    __tablename__ = "deleted_part"
+    __table_args__ = (sa.CheckConstraint(_in("kind", DELETED_KINDS), name="kind"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("study.id", ondelete="CASCADE"), index=True
+    )
+    kind: so.Mapped[str] = so.mapped_column(sa.String(16))
+    label: so.Mapped[str] = so.mapped_column(sa.String(300))
+    data: so.Mapped[dict[str, Any]] = so.mapped_column()
+    deleted_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    deleted_by_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("researcher.id", ondelete="SET NULL")
+    )
 
 
 class Preregistration(Base):

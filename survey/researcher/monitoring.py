@@ -25,7 +25,7 @@ PAGE_SIZE = 50
 RECENT_ANSWERS = 20
 RATE_WINDOW = timedelta(minutes=10)
 # Opaque ids are shown shortened: enough to tell participants apart, matching the exports' start.
-SHORT_ID = 8
+SHORT_ID = 8  # the lookup accepts this short form (survey.researcher.service.SHORT_ID)
 
 
 def _duration_seconds() -> sa.ColumnElement[float]:

@@ -191,6 +191,10 @@ def delete_study(study: Study, researcher: Researcher) -> list[str]:
     ) | set(
         db.session.scalars(sa.select(Image.display_key).where(Image.study_id == study.id)).all()
     )
+    from survey.researcher.undo import forget_all
+
+    # The files of deletions kept for undoing go with the study.
+    keys |= set(forget_all(study))
     audit.record(
         "study.delete",
         researcher=researcher,
@@ -242,19 +246,57 @@ def move_block(study: Study, block: Block, direction: str) -> bool:
 
 def study_outcomes(study: Study) -> list[str]:
     """Return the outcomes the study's blocks measure, in the data contract's names."""
+    return outcomes_of(study.blocks)
+
+
+def outcomes_of(blocks) -> list[str]:
+    """Return the outcomes these blocks measure, in the data contract's names."""
     outcomes: list[str] = []
     by_task = {
         "match": ["recognition_accuracy", "d_prime", "criterion"],
         "choose": ["choice_real"],
         "detect": ["detection_accuracy", "detection_d_prime"],
     }
-    for block in study.blocks:
+    for block in blocks:
         if block.task == "rate":
             names = [s.get("key") for s in block.settings.get("scales") or [{"key": "trust"}]]
         else:
             names = by_task.get(block.task, [])
         outcomes += [n for n in names if isinstance(n, str) and n not in outcomes]
     return outcomes
+
+
+def plan_problems(study: Study) -> list[str]:
+    """List how the saved plan disagrees with the design: outcomes no block measures any more.
+
+    A frozen plan cannot change, so the blocks must come back; a plan not frozen yet can be
+    edited instead. Either way the study cannot open while they disagree.
+    """
+    prereg = study.preregistration
+    if prereg is None or study.design_frozen_at is not None:
+        # A frozen design opened with its plan: reopening it is no new promise.
+        return []
+    plan = prereg.plan or {}
+    measured = set(study_outcomes(study))
+    uses = [
+        *(("primary outcome", o) for o in plan.get("primary_outcomes", [])),
+        *(("hypothesis", h.get("outcome")) for h in plan.get("hypotheses", [])),
+        *(("equivalence bounds", o) for o in plan.get("equivalence_bounds", {})),
+    ]
+    missing: dict[str, list[str]] = {}
+    for use, outcome in uses:
+        if outcome and outcome not in measured and use not in missing.get(outcome, []):
+            missing.setdefault(outcome, []).append(use)
+    fix = (
+        "add back a block that measures it (the plan is frozen)"
+        if prereg.frozen_at is not None
+        else "add back a block that measures it, or change the plan"
+    )
+    return [
+        f"The preregistered plan names {outcome} ({', '.join(uses)}), but no block measures "
+        f"it now: {fix}."
+        for outcome, uses in missing.items()
+    ]
 
 
 def plan_row_values(plan: dict) -> dict:
@@ -267,13 +309,59 @@ def plan_row_values(plan: dict) -> dict:
     }
 
 
+# The monitor shows this many leading characters of an opaque participant id.
+SHORT_ID = 8
+
+
+class AmbiguousId(ValueError):
+    """A short participant id that starts the ids of several participants."""
+
+
+def normalise_public_id(text: str) -> str:
+    """Return an opaque participant id as typed or pasted, without what a spreadsheet adds.
+
+    The exports write an id that starts with "-" (or another formula character) with a leading
+    apostrophe, so that no spreadsheet runs it (survey.exports.cells.safe_cell); a copied cell
+    may keep the apostrophe, or quotes. Neither is ever part of an id (ids are URL-safe base64).
+    """
+    text = text.strip().strip('"').strip()
+    return text[1:] if text.startswith("'") else text
+
+
 def find_participant(
-    study: Study, *, platform: str = "", external_id: str = "", public_id: str = ""
+    study: Study,
+    *,
+    platform: str = "",
+    external_id: str = "",
+    public_id: str = "",
+    allow_short: bool = False,
 ) -> Participant | None:
     """Return the study's participant with this recruitment id or opaque id, if any.
 
     A withdrawn participant is found by its recruitment id too: the id is kept as a digest.
+    With `allow_short`, an opaque id as exported (with a spreadsheet's apostrophe) or as the
+    monitor shows it (its first SHORT_ID characters, or more) is found too; AmbiguousId when
+    the characters start more than one participant's id.
     """
+    if public_id and allow_short:
+        wanted = normalise_public_id(public_id)
+        found = participant_service.find_participant(study.id, wanted)
+        if found is not None or len(wanted) < SHORT_ID:
+            return found
+        matches = db.session.scalars(
+            sa.select(Participant)
+            .where(
+                Participant.study_id == study.id,
+                Participant.public_id.startswith(wanted, autoescape=True),
+            )
+            .limit(2)
+        ).all()
+        if len(matches) > 1:
+            raise AmbiguousId(
+                f"Several participants' ids start with {wanted}; give more of the id, "
+                "e.g. the whole id from an export."
+            )
+        return matches[0] if matches else None
     if public_id:
         return participant_service.find_participant(study.id, public_id)
     if platform and external_id:

@@ -90,24 +90,47 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"alpha": "0.7"}, "alpha: must be between 0 and 0.5"),
-        ({"alpha": "lots"}, "Not a valid float value."),
+        ({"alpha": "0"}, "Alpha must be a number more than 0 and at most 0.5; you wrote 0."),
+        ({"alpha": "0.7"}, "Alpha must be a number more than 0 and at most 0.5; you wrote 0.7."),
+        (
+            {"alpha": "lots"},
+            "Alpha must be a number more than 0 and at most 0.5; you wrote &#39;lots&#39;.",
+        ),
         ({"alpha": ""}, "Give alpha, e.g. 0.05."),
-        ({"bounds-0-low": "0.2"}, "equivalence_bounds.trust: need low &lt; 0 &lt; high"),
-        ({"bounds-0-high": ""}, "equivalence_bounds.trust: give both a lower and an upper bound"),
+        (
+            {"bounds-0-low": "0.2"},
+            "The lower bound must be a number between -1,000,000 and 0; you wrote 0.2.",
+        ),
+        ({"bounds-0-low": "0"}, "The lower bound must be below 0; you wrote 0."),
+        ({"bounds-0-high": "0"}, "The upper bound must be above 0; you wrote 0."),
+        ({"bounds-0-high": ""}, "Give both a lower and an upper bound for trust."),
         (
             {"bounds-1-outcome": "trust", "bounds-1-low": "-1", "bounds-1-high": "1"},
-            "bounds are given twice",
+            "Bounds 2 are for trust, like bounds 1: give one pair of bounds per outcome.",
         ),
         (
             {"hypotheses-0-outcome": "detection_accuracy"},
-            "outcome &#39;detection_accuracy&#39; is not measured",
+            "Hypothesis 1: &#39;detection_accuracy&#39; is not measured by this study&#39;s blocks",
         ),
-        ({"hypotheses-1-outcome": "trust"}, "outcome &#39;trust&#39; has more than one hypothesis"),
+        (
+            {"hypotheses-1-outcome": "trust"},
+            "Hypothesis 2 is about trust, like hypothesis 1: give one hypothesis per outcome.",
+        ),
         ({"hypotheses-0-direction": "sideways"}, "Not a valid choice."),
-        ({"primary_outcomes": ["choice_real"]}, "outcome &#39;choice_real&#39; is not measured"),
-        ({"min_median_rt_ms": "-5"}, "exclusions.min_median_rt_ms: must be &gt;= 0"),
-        ({"target_n": "0"}, "target_n: expected a positive integer"),
+        (
+            {"primary_outcomes": ["choice_real"]},
+            "Primary outcome &#39;choice_real&#39; is not measured by this study&#39;s blocks",
+        ),
+        (
+            {"min_median_rt_ms": "-5"},
+            "The median response time limit must be a number between 0 and 60,000 ms; you wrote"
+            " -5.",
+        ),
+        (
+            {"target_n": "0"},
+            "The target number of participants must be a whole number between 1 and 1,000,000; "
+            "you wrote 0.",
+        ),
         ({"correction": "bonferroni"}, "Not a valid choice."),
     ],
 )

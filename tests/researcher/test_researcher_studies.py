@@ -164,9 +164,25 @@ def test_markdown_is_previewed_safely_and_not_saved(app, team, owner_client):
         ({"completion_url": "http://example.org/done"}, "Give a full https:// address"),
         ({"completion_url": "javascript:alert(1)"}, "Give a full https:// address"),
         ({"completion_code": "has space"}, "Use letters, digits"),
-        ({"target_n": "0"}, "Give a number from 1 to 1,000,000."),
-        ({"target_n": "many"}, "Not a valid integer value."),
-        ({"n_lists": "0"}, "Give a number from 1 to 24."),
+        (
+            {"target_n": "0"},
+            "The target number of participants must be a whole number between 1 and 1,000,000; "
+            "you wrote 0.",
+        ),
+        (
+            {"target_n": "many"},
+            "The target number of participants must be a whole number between 1 and 1,000,000; "
+            "you wrote &#39;many&#39;.",
+        ),
+        (
+            {"n_lists": "0"},
+            "Counterbalancing lists must be a whole number between 1 and 24; you wrote 0.",
+        ),
+        (
+            {"n_lists": "3"},
+            "Counterbalancing lists must be a multiple of 2 because the study has match, rate or "
+            "detect blocks",
+        ),
         ({"assign_by": "whoever"}, "Not a valid choice."),
         ({"consent_text": "x" * 20001}, "20000 characters"),
     ],
@@ -177,6 +193,22 @@ def test_edit_rejects_bad_input(app, team, owner_client, fields, message):
     assert message in response.get_data(as_text=True)
     study = study_row(app, team.study_id)
     assert (study.slug, study.consent_text, study.title) == ("trust", "", "Trust in headshots")
+
+
+def test_edit_shows_every_error_at_once_and_keeps_what_was_typed(app, team, owner_client):
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/edit",
+        data={**EDIT, "title": "", "n_lists": "3", "slug": "other", "consent_text": "Typed"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Give the study a title." in page
+    assert "Counterbalancing lists must be a multiple of 2" in page
+    assert "Another study uses the link name" in page
+    errors = re.findall(r'<ul class="field-errors"[^>]*>(.*?)</ul>', page, re.S)
+    assert len(errors) == 3 and not any("n_lists" in e or "slug" in e for e in errors)
+    assert re.search(r">\s*Typed</textarea>", page) and 'value="3"' in page
+    assert study_row(app, team.study_id).n_lists == 2
 
 
 def test_open_study_keeps_its_link_and_lists(app, team, owner_client):
@@ -262,8 +294,14 @@ def test_the_state_cycle_freezes_the_design_once(app, team, owner_client):
 
 def test_the_overview_state_buttons_post_one_state_each(app, team, owner_client):
     page = owner_client.get(f"/r/studies/{team.study_id}").get_data(as_text=True)
+    # Opening is asked on a confirmation page first, which posts the one state.
+    link = re.search(r'href="(/r/studies/\d+/state\?to=open)"', page).group(1)
+    confirm = owner_client.get(link)
+    assert confirm.status_code == 200 and study_row(app, team.study_id).state == "draft"
+    page = confirm.get_data(as_text=True)
+    assert "Open the study to participants?" in page and "The design" in page
     form = re.search(
-        r'<form[^>]*action="/r/studies/\d+/state">(.*?)</form>', page, re.DOTALL
+        r'<form[^>]*action="/r/studies/\d+/state"[^>]*>(.*?)</form>', page, re.DOTALL
     ).group(1)
     fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form)
     assert [name for name, _v in fields].count("state") == 1

@@ -134,6 +134,7 @@ def url_values(rule, world: World) -> dict[str, object]:
         "identity_id": world.identity_id,
         "image_id": world.image_id,
         "report_id": 1,
+        "part_id": 1,
         "trial_id": world.trial_id,
         "slug": world.slug,
         "filename": "css/likeness.css",
