@@ -38,6 +38,11 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from survey.ending import (
+    RETURN_REDIRECT_MAX_S,
+    RETURN_REDIRECT_MIN_S,
+    redirect_problem,
+)
 from survey.models import MIN_PASSWORD_LENGTH, ROLES, TASKS
 
 MAX_PASSWORD_LENGTH = 1024
@@ -78,6 +83,13 @@ def https_url(form: Form, field: StringField) -> None:
     parts = urlsplit(field.data.strip())
     if parts.scheme != "https" or not parts.netloc or any(c.isspace() for c in field.data.strip()):
         raise ValidationError("Give a full https:// address, e.g. https://app.prolific.com/…")
+
+
+def return_delay(form: Form, field: IntegerField) -> None:
+    """Accept an empty automatic return delay (off) or whole seconds within the bounds."""
+    problem = redirect_problem(field.data)
+    if problem:
+        raise ValidationError(problem)
 
 
 def options(pairs) -> list[SelectChoice]:
@@ -331,6 +343,15 @@ class StudyEditForm(FlaskForm):
         filters=[_strip],
         description="Where participants are sent back at the end (https only), e.g. Prolific's "
         "completion URL. Leave empty to show the code only.",
+    )
+    return_redirect_s = IntegerField(
+        "Send participants back automatically after (seconds)",
+        validators=[Optional(), return_delay],
+        description="Leave empty (the default) and the last page stays until the participant "
+        "selects \u201cReturn to\u2026\u201d, so they can read the debrief at their pace. "
+        f"Give {RETURN_REDIRECT_MIN_S} to {RETURN_REDIRECT_MAX_S} seconds and the page says it "
+        "will take them back, then follows the completion link that long after it opened "
+        "(also without script). Needs a completion link.",
     )
     target_n = IntegerField(
         "Target number of participants",

@@ -9,6 +9,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 
 from survey import audit, media, ratelimit
+from survey.ending import RETURN_REDIRECT_KEY, redirect_delay
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.models import Image, Participant, Researcher, Study, StudyMember, utcnow
@@ -245,7 +246,9 @@ def _edit_page(study: Study, form: StudyEditForm, status: int = 200, previews: d
 def study_edit(study: Study, role: str):
     """Edit texts and settings; the link name only as a draft, the lists only before opening."""
     if request.method == "GET":
-        return _edit_page(study, StudyEditForm(obj=study))
+        form = StudyEditForm(obj=study)
+        form.return_redirect_s.data = redirect_delay(study.settings)
+        return _edit_page(study, form)
     require_not_archived(study)
     form = StudyEditForm()
     if not form.validate_on_submit():
@@ -266,7 +269,13 @@ def study_edit(study: Study, role: str):
             form.slug.errors.append(f"Another study uses the link name {form.slug.data!r}.")
     if form.n_lists.data != study.n_lists and study.design_locked:
         form.n_lists.errors.append("The lists are part of the frozen design and cannot change now.")
-    if form.slug.errors or form.n_lists.errors:
+    delay = form.return_redirect_s.data
+    if delay is not None and not form.completion_url.data:
+        form.return_redirect_s.errors.append(
+            "An automatic return needs a completion link to go to: give the completion link "
+            "above, or leave this empty."
+        )
+    if form.slug.errors or form.n_lists.errors or form.return_redirect_s.errors:
         return _edit_page(study, form, 400)
     changed = []
     # The internal name left empty: the title stands in (the team always has a name to see).
@@ -278,6 +287,15 @@ def study_edit(study: Study, role: str):
         if value != getattr(study, name):
             setattr(study, name, value)
             changed.append(name)
+    settings = dict(study.settings or {})
+    if settings.get(RETURN_REDIRECT_KEY) != delay:
+        if delay is None:
+            settings.pop(RETURN_REDIRECT_KEY, None)
+        else:
+            settings[RETURN_REDIRECT_KEY] = delay
+        # A new dict: the JSON column sees the change.
+        study.settings = settings
+        changed.append(RETURN_REDIRECT_KEY)
     if changed:
         audit.record("study.edit", researcher=current_user, study=study, fields=changed)
     db.session.commit()
