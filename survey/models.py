@@ -474,6 +474,9 @@ class Trial(Base):
     is_attention: so.Mapped[bool] = so.mapped_column(default=False)
     # The instructed answer of an attention check ("for this photo, choose 2").
     attention_answer: so.Mapped[str | None] = so.mapped_column(sa.String(16))
+    # The first time the trial page was served with this trial current (a reload keeps it),
+    # from the database's clock like answered_at; empty for trials served before it existed.
+    shown_at: so.Mapped[datetime | None]
     answered_at: so.Mapped[datetime | None]
 
     participant: so.Mapped[Participant] = so.relationship(back_populates="trials")
