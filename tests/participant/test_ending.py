@@ -53,7 +53,7 @@ def test_the_debrief_has_a_return_button_and_never_leaves_by_default(app, client
     assert f'href="{html.escape(PROLIFIC_URL)}"' in page and "Return to Prolific" in page
     assert "LIKENESS-DEMO" in page
     assert REFRESH.search(page) is None and "data-redirect-after" not in page
-    assert "this page stays open until you select" in page
+    assert "page stays open until you select" in page
 
 
 def test_the_debrief_leaves_after_the_researchers_delay_and_says_when(app, client, demo):
