@@ -102,6 +102,8 @@ class StudyData:
     trials_source: str
     participants_source: str | None
     scale_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # identities.csv (identity code and its descriptors), when the export has one
+    identities: pd.DataFrame | None = None
 
     def __iter__(self):
         """Unpack as ``trials, participants``."""
@@ -119,7 +121,11 @@ class StudyData:
 
 
 def load(
-    source, participants=None, *, scale_ranges: Mapping[str, tuple[int, int]] | None = None
+    source,
+    participants=None,
+    *,
+    scale_ranges: Mapping[str, tuple[int, int]] | None = None,
+    identities=None,
 ) -> StudyData:
     """Read and validate a study export.
 
@@ -135,6 +141,10 @@ def load(
     scale_ranges : mapping of str to (int, int), optional
         Allowed range of each rating scale (and of ``confidence``); a scale not named here
         ranges over 1..7 (confidence over 1..5).
+    identities : str, Path or pandas.DataFrame, optional
+        The identities table (``identity`` and descriptor columns such as ``gender``). By
+        default ``identities.csv`` (psych-DS: ``study-<slug>_table-identities_data.csv``) beside
+        the trials file or in the ZIP, when there is one.
 
     Returns
     -------
@@ -155,6 +165,7 @@ def load(
         On the first row (in file order) that breaks the contract, naming file, row and column.
     """
     ranges = _scale_ranges(scale_ranges)
+    ids_beside: Path | None = None
     if isinstance(source, pd.DataFrame):
         trials_raw, trials_name = _frame_to_text(source), "trials (DataFrame)"
         parts_raw, parts_name = _participants_input(participants, None)
@@ -172,12 +183,66 @@ def load(
             trials_path, beside = _locate_files(path)
             trials_raw, trials_name = _read_csv(trials_path), str(trials_path)
             parts_raw, parts_name = _participants_input(participants, beside)
+            ids_beside = trials_path.with_name(_identities_name(trials_path.name))
     trials = validate_trials(trials_raw, trials_name, ranges)
     parts = None
     if parts_raw is not None:
         parts = validate_participants(parts_raw, parts_name)
         _check_participants_known(trials_raw, trials_name, parts)
-    return StudyData(trials, parts, trials_name, parts_name, ranges)
+    ids = None
+    if identities is not None or ids_beside is not None:
+        ids_raw, ids_name = _participants_input(identities, ids_beside)
+        if ids_raw is not None:
+            named = "identities (DataFrame)" if isinstance(identities, pd.DataFrame) else ids_name
+            ids = validate_identities(ids_raw, named or "identities.csv")
+    elif not isinstance(source, pd.DataFrame) and zipfile.is_zipfile(source):
+        ids = _zip_identities(Path(source), trials_name)
+    return StudyData(trials, parts, trials_name, parts_name, ranges, ids)
+
+
+def _identities_name(trials_name: str) -> str:
+    """identities.csv beside trials.csv, or the psych-DS table beside study-<slug>_data.csv."""
+    match = re.match(r"^(study-.+)_data\.csv$", trials_name)
+    return f"{match.group(1)}_table-identities_data.csv" if match else "identities.csv"
+
+
+def _zip_identities(path: Path, trials_name: str) -> pd.DataFrame | None:
+    """The identities table beside the trials file in a ZIP export, or None."""
+    member = trials_name.split(":", 1)[1] if trials_name.startswith(f"{path}:") else trials_name
+    folder, _sep, base = member.rpartition("/")
+    wanted = f"{folder}/{_identities_name(base)}" if folder else _identities_name(base)
+    with zipfile.ZipFile(path) as archive:
+        if wanted not in archive.namelist():
+            return None
+        if archive.getinfo(wanted).file_size > MAX_MEMBER_BYTES:
+            raise ContractError("file in the ZIP is too large to read", file=f"{path}:{wanted}")
+        raw = _read_csv(_io.BytesIO(archive.read(wanted)), f"{path}:{wanted}")
+    return validate_identities(raw, f"{path}:{wanted}")
+
+
+def validate_identities(raw: pd.DataFrame, name: str = "identities.csv") -> pd.DataFrame:
+    """Check an identities table of text cells: one row per identity code, descriptors as text.
+
+    Blank descriptors stay empty strings (the analysis treats them as missing).
+
+    Raises
+    ------
+    ContractError
+        No ``identity`` column, an empty or repeated identity code.
+    """
+    _require_columns(raw, ("identity",), name)
+    table = raw.copy()
+    for column in table.columns:
+        table[column] = _unescape(table[column].fillna("").astype(str)).str.strip()
+    check = _Checker(name, table)
+    check.check(table["identity"] == "", "identity", lambda v: "identity is empty")
+    check.check(
+        table["identity"].duplicated() & (table["identity"] != ""),
+        "identity",
+        lambda v: f"identity {v!r} appears twice",
+    )
+    check.raise_first()
+    return table.reset_index(drop=True)
 
 
 def _scale_ranges(scale_ranges) -> dict[str, tuple[int, int]]:

@@ -24,7 +24,10 @@ TRIAL_ROWS = {
 }
 
 PRELUDE = r"""# Needs R >= 4.0 with lme4 and lmerTest: install.packages(c("lme4", "lmerTest"))
+# and, for the ordinal mixed models (CLMM) of ratings, ordinal: install.packages("ordinal")
 suppressMessages({library(lme4); library(lmerTest)})
+has_ordinal <- requireNamespace("ordinal", quietly = TRUE)
+if (!has_ordinal) cat("Package ordinal is not installed: the CLMMs of the ratings are skipped\n")
 options(width = 140)
 
 # Exports write a text cell that a spreadsheet would evaluate with a leading apostrophe.
@@ -176,6 +179,13 @@ report_glmm <- function(outcome, family, fit) {
       co[["Estimate"]] + qnorm(0.975) * co[["Std. Error"]], co[["z value"]], NULL, co[["Pr(>|z|)"]])
   if (isSingular(fit)) cat(outcome, ": the glmer fit is singular\n")
 }
+report_clmm <- function(outcome, family, formula, rows) {
+  if (!has_ordinal) return(invisible(NULL))
+  fit <- ordinal::clmm(formula, data = rows)  # logit link, flexible thresholds, Laplace
+  co <- summary(fit)$coefficients["conditionai", ]
+  add(outcome, "clmm", "trial", family, co[["Estimate"]], co[["Estimate"]] - qnorm(0.975) * co[["Std. Error"]],
+      co[["Estimate"]] + qnorm(0.975) * co[["Std. Error"]], co[["z value"]], NULL, co[["Pr(>|z|)"]])
+}
 """  # noqa: E501 (R code, kept as lme4's users write it)
 
 COMPARE = r"""
@@ -314,6 +324,11 @@ def _test_lines(name: str, test: dict, bounds: dict) -> list[str]:
             fit = f"fit <- glmer({formula}, data = rows, family = binomial)"
             report = f"report_glmm({_r_string(name)}, {_r_string(family)}, fit)"
         return [fit, report]
+    if method == "clmm":
+        formula = (
+            test.get("formula") or "ordered(value) ~ condition + (1 | participant) + (1 | identity)"
+        )
+        return [f"report_clmm({_r_string(name)}, {_r_string(family)}, {formula}, rows)"]
     if method == "binomial":
         return [
             (f"run_binomial({_r_string(name)}, {_r_string(family)}, rows$value, {_r_number(mu)})")

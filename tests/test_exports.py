@@ -849,6 +849,7 @@ def test_psychds_zip_download(app, client, study_id, member, tmp_path):
     ("name", "mimetype", "first"),
     [
         ("stimuli.csv", "text/csv", "image,identity,role"),
+        ("identities.csv", "text/csv", "identity,gender,age_band,ethnicity"),
         ("codebook.csv", "text/csv", "name,file,type,description,values"),
         ("codebook.json", "application/json", "{"),
     ],

@@ -79,6 +79,22 @@ def test_script_fits_the_mixed_models_named_in_results(results):
     assert "library(lme4)" in script and "library(lmerTest)" in script
 
 
+def test_script_refits_the_ordinal_mixed_models_with_clmm(results):
+    """ordinal::clmm with results.json's formula, skipped (with a message) without ordinal."""
+    script = r_script(results)
+    ordinal = [t for t in results["tests"] if t["method"] == "clmm"]
+    assert [t["outcome"] for t in ordinal] == ["trust"]
+    for test in ordinal:
+        assert test["formula"].startswith("ordered(value) ~ condition")
+        assert (
+            f'report_clmm("{test["outcome"]}", "{test["family"]}", {test["formula"]}, rows)'
+            in script
+        )
+    assert 'has_ordinal <- requireNamespace("ordinal", quietly = TRUE)' in script
+    assert "fit <- ordinal::clmm(formula, data = rows)" in script
+    check_balanced(script)
+
+
 def test_a_slope_formula_is_fitted_as_named(results):
     """When the analysis fitted random slopes, the script fits that very model."""
     changed = copy.deepcopy(results)
@@ -91,7 +107,9 @@ def test_a_slope_formula_is_fitted_as_named(results):
 def test_script_runs_every_test_of_results_with_r_calls(results):
     """One R call per test of results.json, the same paired and one-sample tests as R names them."""
     script = r_script(results)
-    calls = re.findall(r"^(run_\w+|report_lmm|report_glmm)\(", script, flags=re.MULTILINE)
+    calls = re.findall(
+        r"^(run_\w+|report_lmm|report_glmm|report_clmm)\(", script, flags=re.MULTILINE
+    )
     assert len(calls) == len(results["tests"])
     expected = {
         "paired_t": "run_paired_t",
@@ -99,6 +117,7 @@ def test_script_runs_every_test_of_results_with_r_calls(results):
         "binomial": "run_binomial",
         "lmm": "report_lmm",
         "glmm": "report_glmm",
+        "clmm": "report_clmm",
     }
     for test in results["tests"]:
         name = expected.get(test["method"])

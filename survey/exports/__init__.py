@@ -31,6 +31,7 @@ from survey.exports.psychds import (
 )
 from survey.exports.tables import (
     EXPIRY_COLUMNS,
+    IDENTITY_COLUMNS,
     PARTICIPANT_COLUMNS,
     RECRUITMENT_COLUMNS,
     SIMULATED_COLUMNS,
@@ -39,6 +40,8 @@ from survey.exports.tables import (
     attention_passed,
     correct,
     demographic_keys,
+    identities_csv,
+    identities_dataframe,
     participant_columns,
     participants_csv,
     participants_dataframe,
@@ -51,6 +54,7 @@ __all__ = [
     "CODEBOOK_COLUMNS",
     "CONFIDENCE",
     "EXPIRY_COLUMNS",
+    "IDENTITY_COLUMNS",
     "PARTICIPANT_COLUMNS",
     "RECRUITMENT_COLUMNS",
     "SIMULATED_COLUMNS",
@@ -65,6 +69,8 @@ __all__ = [
     "dataset_description",
     "demographic_keys",
     "format_number",
+    "identities_csv",
+    "identities_dataframe",
     "iso_utc",
     "measures",
     "participant_columns",

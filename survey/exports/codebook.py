@@ -318,11 +318,23 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         ("width", "integer", "width in pixels", "1 or more"),
         ("height", "integer", "height in pixels", "1 or more"),
     ]
+    identities = [
+        ("identity", "text", "code of the person photographed", "identity codes"),
+        (
+            "gender",
+            "text",
+            "gender of the person, as described by the study team",
+            "free text, empty",
+        ),
+        ("age_band", "text", "age band of the person, as described", "free text, empty"),
+        ("ethnicity", "text", "ethnicity of the person, as described", "free text, empty"),
+    ]
     rows = []
     for file, columns in (
         ("trials.csv", trials),
         ("participants.csv", participants),
         ("stimuli.csv", stimuli),
+        ("identities.csv", identities),
     ):
         for name, kind, description, values in columns:
             rows.append(

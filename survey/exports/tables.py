@@ -81,6 +81,8 @@ EXPIRY_COLUMNS = ("expired_at",)
 SIMULATED_COLUMNS = ("simulated",)
 RECRUITMENT_COLUMNS = ("recruitment_platform", "recruitment_id")
 STIMULI_COLUMNS = ("image", "identity", "role", "source", "generator", "sha256", "width", "height")
+# identities.csv: one row per identity, its descriptors (blank when not given)
+IDENTITY_COLUMNS = ("identity", "gender", "age_band", "ethnicity")
 
 # On an attention-check trial, the answer compared with the instructed one is this measure.
 _ATTENTION_MEASURES = ("attention", "same", "source", "choice")
@@ -567,3 +569,30 @@ def _stimulus_rows(study_id: int) -> Iterator[tuple]:
 def stimuli_csv(study_id: int) -> Iterator[str]:
     """Stream stimuli.csv: one row per image."""
     return _csv_stream(STIMULI_COLUMNS, _safe_rows(_stimulus_rows(study_id)))
+
+
+def _identity_rows(study_id: int) -> Iterator[tuple]:
+    """Yield identities.csv rows: every identity of the study with its descriptors, by code."""
+    _study(study_id)
+    stmt = (
+        sa.select(Identity.code, Identity.gender, Identity.age_band, Identity.ethnicity)
+        .where(Identity.study_id == study_id)
+        .order_by(Identity.code)
+    )
+    for row in _streamed(stmt):
+        yield tuple(row)
+
+
+def identities_csv(study_id: int) -> Iterator[str]:
+    """Stream identities.csv: one row per identity with its descriptors (the moderators)."""
+    return _csv_stream(IDENTITY_COLUMNS, _safe_rows(_identity_rows(study_id)))
+
+
+def identities_dataframe(study_id: int) -> pd.DataFrame | None:
+    """The identities.csv table, or None when no identity has a descriptor (nothing to test)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(_identity_rows(study_id)), columns=list(IDENTITY_COLUMNS))
+    frame = frame.fillna("")
+    described = [c for c in IDENTITY_COLUMNS[1:] if frame[c].str.strip().ne("").any()]
+    return frame[["identity", *described]] if described else None

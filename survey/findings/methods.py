@@ -226,10 +226,23 @@ def _tests_sentence(results: dict[str, Any]) -> str:
         )
     if "glmm" in methods:
         mixed.append("logistic mixed models of single answers (Laplace approximation)")
+    if "clmm" in methods:
+        mixed.append(
+            "cumulative-link (ordinal, logit) mixed models of single ratings with flexible "
+            "thresholds (Laplace approximation, as R's ordinal::clmm; Christensen, 2019), "
+            "because ratings are ordinal (Liddell & Kruschke, 2018)"
+        )
     if mixed:
         sentences.append(
             "Mixed models with crossed random effects of participants and identities "
-            "(Judd, Westfall & Kenny, 2012) were fitted as lme4 fits them: " + _join(mixed) + "."
+            "(Judd, Westfall & Kenny, 2012) were fitted as lme4 and ordinal fit them: "
+            + _join(mixed)
+            + "."
+        )
+    if (results.get("plan") or {}).get("rating_model") == "clmm" and "clmm" in methods:
+        sentences.append(
+            "As preregistered, the ordinal mixed model was the primary test of each rating "
+            "outcome; the paired t-tests on participant means are reported beside it."
         )
     if "tost" in methods:
         sentences.append(

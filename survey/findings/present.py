@@ -30,6 +30,7 @@ METHOD_NAMES = {
     "tost": "Equivalence test (TOST)",
     "lmm": "Linear mixed model",
     "glmm": "Logistic mixed model",
+    "clmm": "Ordinal mixed model (CLMM)",
 }
 VERDICT_NAMES = {
     "difference": "Difference",
@@ -43,6 +44,7 @@ EFFECT_NAMES = {
     "cohen_h": "Cohen's h",
     "odds_ratio": "odds ratio",
     "d_westfall": "d (Westfall)",
+    "cumulative_odds_ratio": "cumulative odds ratio",
 }
 
 
@@ -92,6 +94,7 @@ FAMILY_NAMES = {
     "equivalence": "Equivalence tests (TOST)",
     "pooled_binomial": "Binomial tests, all trials pooled",
     "mixed": "Mixed models",
+    "participant_t": "Paired t-tests, participants",
 }
 LEVEL_NAMES = {"participant": "Participants", "identity": "Identities", "trial": "Trials"}
 
@@ -123,6 +126,8 @@ def display_scale(results: dict, test: dict) -> tuple[float, int, str]:
     outcome = outcome_of(results, test["outcome"])
     if test.get("method") == "glmm":
         return 1.0, 2, "log-odds"
+    if test.get("method") == "clmm":
+        return 1.0, 2, "log cumulative odds"
     factor = scale_factor(outcome)
     if factor == 100:
         return factor, 1, "percentage points"
@@ -137,6 +142,8 @@ def estimate_label(results: dict, test: dict) -> str:
     _factor, _digits, unit = display_scale(results, test)
     if test.get("method") == "glmm":
         return "AI minus real, log-odds of a correct answer"
+    if test.get("method") == "clmm":
+        return "AI minus real, log cumulative odds of a higher rating"
     median = test.get("method") == "wilcoxon"
     if outcome.paired or test.get("method") == "lmm":
         what = "pseudo-median of AI minus real" if median else "AI minus real"
@@ -302,6 +309,32 @@ class OutcomeSection:
     descriptive_rows: list[dict] = field(default_factory=list)
     hypothesis: str = ""
     sort_key: tuple = ()
+    moderation: list[dict] = field(default_factory=list)
+
+
+def moderation_view(entry: dict, alpha: float = 0.05) -> dict:
+    """One moderator of an outcome for the report: its claim, notes and a row per group."""
+    rows = [
+        {
+            "level": level.get("level"),
+            "trials": f"{level.get('n_real', '—')} / {level.get('n_ai', '—')}",
+            "estimate": number(level.get("estimate")),
+            "ci": f"{number(level.get('ci_low'))} to {number(level.get('ci_high'))}"
+            if level.get("estimate") is not None
+            else "—",
+            "p": p_value(level.get("p_value"), alpha),
+            "note": level.get("note") or "",
+        }
+        for level in entry.get("levels") or []
+    ]
+    return {
+        "moderator": str(entry.get("moderator", "")).replace("_", " "),
+        "verdict": entry.get("verdict"),
+        "claim": entry.get("claim", ""),
+        "unit": "log-odds" if entry.get("method") == "glmm" else "",
+        "notes": entry.get("notes") or [],
+        "rows": rows,
+    }
 
 
 def figure_outcomes(spec_name: str) -> tuple[str, ...]:
@@ -348,6 +381,11 @@ def outcome_section(
         if hypothesis
         else "",
         sort_key=(not (finding or {}).get("preregistered"), hypothesis is None, index),
+        moderation=[
+            moderation_view(m, results.get("alpha", 0.05))
+            for m in results.get("moderation") or []
+            if m.get("outcome") == name
+        ],
     )
     placed.update(s.name for s in figures)
     return section

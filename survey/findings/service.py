@@ -104,6 +104,8 @@ class StudyInputs:
     # out of the tables, or included in them).
     include_simulated: bool = False
     simulated: int = 0
+    # identities.csv (identity descriptors, the report's moderators), None when none is given
+    identities: pd.DataFrame | None = None
 
 
 @dataclass
@@ -219,8 +221,12 @@ def data_hash(
     plan: dict | None,
     include_simulated: bool = False,
     simulated: int = 0,
+    identities: pd.DataFrame | None = None,
 ) -> str:
     """SHA-256 of canonical trials CSV, a newline, canonical participants CSV, a newline, plan JSON.
+
+    When identities have descriptors, "\nidentities" and their CSV follow, so that a changed
+    descriptor computes the report (its moderators) again.
 
     When the study has simulated participants, or they are included, a last line says so
     ("\nsimulated excluded N" or "\nsimulated included N"): the report of the real participants
@@ -238,6 +244,9 @@ def data_hash(
     if include_simulated or simulated:
         word = "included" if include_simulated else "excluded"
         digest.update(f"\nsimulated {word} {simulated}".encode())
+    if identities is not None:
+        digest.update(b"\nidentities\n")
+        digest.update(identities.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     return digest.hexdigest()
 
 
@@ -264,15 +273,17 @@ def load_inputs(study: Study, include_simulated: bool = False) -> StudyInputs:
     trials = exports.trials_dataframe(study.id, include_simulated=include_simulated)
     participants = exports.participants_dataframe(study.id, include_simulated=include_simulated)
     plan = current_plan(study)
+    identities = exports.identities_dataframe(study.id)
     return StudyInputs(
         trials,
         participants,
         plan,
         exports.scale_ranges(study.id),
-        data_hash(trials, participants, plan, include_simulated, simulated),
+        data_hash(trials, participants, plan, include_simulated, simulated, identities),
         withdrawn,
         include_simulated,
         simulated,
+        identities,
     )
 
 
@@ -439,7 +450,11 @@ def compute(report_id: int, inputs: StudyInputs) -> bool:
     db.session.commit()
     try:
         result = analyse(
-            inputs.trials, inputs.participants, plan=inputs.plan, scale_ranges=inputs.scale_ranges
+            inputs.trials,
+            inputs.participants,
+            plan=inputs.plan,
+            scale_ranges=inputs.scale_ranges,
+            identities=inputs.identities,
         )
         stored = dict(result.results)
         stored["simulated_participants"] = simulated_record(inputs)
@@ -905,13 +920,13 @@ def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:
             "have little power, and the results may not generalise to other people."
         )
     for test in results.get("tests", []):
-        if test.get("method") in ("lmm", "glmm") and test.get("singular"):
+        if test.get("method") in ("lmm", "glmm", "clmm") and test.get("singular"):
             notes.append(
                 f"The mixed model of {test['outcome'].replace('_', ' ')} is singular: "
                 f"{present.singular_cause(test)}, so the model is simpler than its "
                 "formula; read it beside the participant-level test."
             )
-        if test.get("method") in ("lmm", "glmm") and test.get("converged") is False:
+        if test.get("method") in ("lmm", "glmm", "clmm") and test.get("converged") is False:
             notes.append(
                 f"The mixed model of {test['outcome'].replace('_', ' ')} did not "
                 "converge: do not rely on it."
@@ -964,6 +979,7 @@ README = """Reproduction bundle of the Likeness study "{title}" ({slug})
 
 trials.csv        one row per answer to one measure (columns of the Likeness data contract)
 participants.csv  one row per participant
+identities.csv    one row per identity with its descriptors (the report's moderators)
 results.json      the results of the analysis (analysis {version})
 analysis.R        recomputes every test of results.json with R: Rscript analysis.R
                   (needs R with lme4 and lmerTest; prints R's values beside results.json's)
@@ -977,7 +993,9 @@ It is the SHA-256 of the canonical trials table (analysis.io.canonical_trials_cs
 participants.csv's contract columns sorted by participant, a newline, and the preregistered
 plan as compact JSON with sorted keys ("null" without a plan); when the study had simulated
 participants (or they were included), then a newline and "simulated excluded N" (or
-"simulated included N").
+"simulated included N"); when identities have descriptors, then a newline, "identities", a
+newline and the identities table as CSV (identity and the descriptor columns that hold any
+value, cells as stored, no apostrophe guard).
 
 Re-run the Python analysis with:  python -m analysis report trials.csv --out report/
 """
@@ -997,6 +1015,7 @@ def bundle_stream(study: Study, report: Report) -> Any:
         for name, chunks in (
             ("trials.csv", exports.trials_csv(study.id, include_simulated=include)),
             ("participants.csv", exports.participants_csv(study.id, include_simulated=include)),
+            ("identities.csv", exports.identities_csv(study.id)),
         ):
             with archive.open(name, "w", force_zip64=True) as entry:
                 for chunk in chunks:

@@ -590,6 +590,18 @@ class PreregistrationForm(FlaskForm):
             ]
         ),
     )
+    rating_model = SelectField(
+        "Primary test of rating outcomes",
+        default="paired_t",
+        choices=options(
+            [
+                ("paired_t", "Paired t-test on participant means"),
+                ("clmm", "Ordinal mixed model of single ratings (CLMM)"),
+            ]
+        ),
+        description="Ratings are ordinal: the cumulative-link mixed model treats them so "
+        "(Liddell & Kruschke, 2018). The other test is reported beside it.",
+    )
     exclude_incomplete = BooleanField("Exclude participants who did not complete", default=True)
     exclude_attention = BooleanField(
         "Exclude participants who failed an attention check", default=True

@@ -56,6 +56,7 @@ def _fill_form(form: PreregistrationForm, plan: dict[str, Any]) -> None:
     form.primary_outcomes.data = list(plan["primary_outcomes"])
     form.alpha.data = plan["alpha"]
     form.correction.data = plan["correction"]
+    form.rating_model.data = plan.get("rating_model", "paired_t")  # plans saved before it
     rules = plan["exclusions"]
     form.exclude_incomplete.data = rules["incomplete"]
     form.exclude_attention.data = rules["attention"]
@@ -88,6 +89,7 @@ def plan_from_form(form: PreregistrationForm, study_outcome_names: list[str]) ->
         "primary_outcomes": list(form.primary_outcomes.data or []),
         "alpha": form.alpha.data,
         "correction": form.correction.data,
+        "rating_model": form.rating_model.data or "paired_t",
         "exclusions": {
             "incomplete": bool(form.exclude_incomplete.data),
             "attention": bool(form.exclude_attention.data),

@@ -5,6 +5,7 @@ from survey.researcher import (  # noqa: F401
     block_routes,
     bp,
     monitor_routes,
+    planning_routes,
     prereg_routes,
     study_routes,
 )

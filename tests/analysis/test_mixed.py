@@ -244,24 +244,24 @@ def _valid() -> pd.DataFrame:
     [
         (lambda d: d.iloc[0:0], "data has no rows"),
         (lambda d: d.drop(columns="identity"), "column 'identity' is missing"),
-        (lambda d: d.assign(condition="ai"), "column 'condition' has only the value 'ai'"),
+        (
+            lambda d: d.assign(condition="ai"),
+            "column 'condition' has no row with the baseline 'real' (values: 'ai')",
+        ),
         (
             lambda d: d.assign(condition=d["condition"].replace("real", "photo")),
-            "column 'condition' has value 'photo'",
+            "column 'condition' has no row with the baseline 'real' (values: 'ai', 'photo')",
+        ),
+        (
+            lambda d: d.assign(condition=d["condition"].where(d.index != 2, "photo")),
+            "column 'condition' has 3 values ('ai', 'photo', 'real')",
         ),
         (lambda d: d.assign(identity="P1"), "column 'identity' has one level ('P1')"),
-        (
-            lambda d: d.assign(value=d["value"].where(d.index != 3)),
-            "column 'value' has a missing value (NaN) at row 3",
-        ),
         (
             lambda d: d.assign(value=d["value"].astype(object).where(d.index != 5, "abc")),
             "column 'value' has a non-numeric value 'abc' at row 5",
         ),
-        (
-            lambda d: d.assign(participant=d["participant"].where(d.index != 0, None)),
-            "column 'participant' has a missing value",
-        ),
+        (lambda d: d.assign(value=np.nan), "no rows are left once rows with missing values"),
     ],
 )
 def test_lmm_bad_input(change, message):

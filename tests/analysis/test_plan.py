@@ -37,6 +37,7 @@ def test_defaults():
         },
         "equivalence_bounds": {},
         "target_n": None,
+        "rating_model": "paired_t",
     }
     assert validate_plan({}) == plan
 

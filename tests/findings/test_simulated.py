@@ -464,7 +464,7 @@ def test_without_simulated_participants_the_two_reports_are_still_kept_apart(
     with app.app_context():
         inputs = service.load_inputs(db.session.get(Study, demo))
         assert default.data_sha256 == service.data_hash(
-            inputs.trials, inputs.participants, inputs.plan
+            inputs.trials, inputs.participants, inputs.plan, identities=inputs.identities
         )
 
 

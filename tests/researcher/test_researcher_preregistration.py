@@ -176,3 +176,18 @@ def test_viewers_read_the_plan_but_cannot_save_it(app, team, owner_client):
     page = viewer.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
     assert "AI headshots are trusted less" in page and "Save plan" not in page
     assert viewer.post(f"/r/studies/{team.study_id}/preregistration", data=PLAN).status_code == 403
+
+
+def test_the_plan_can_make_the_ordinal_mixed_model_primary(app, team, owner_client):
+    page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
+    assert 'value="clmm"' in page
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "rating_model": "clmm"}
+    )
+    assert response.status_code == 302
+    assert stored(app, team.study_id).plan["rating_model"] == "clmm"
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "rating_model": "anova"}
+    )
+    assert response.status_code == 400
+    assert stored(app, team.study_id).plan["rating_model"] == "clmm"

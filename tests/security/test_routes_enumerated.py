@@ -108,6 +108,7 @@ ROLE_TABLE = {
     ("researcher.preregistration", "GET"): ("viewer", "read"),
     ("researcher.preregistration_save", "POST"): ("editor", "write"),
     ("researcher.preregistration_freeze", "POST"): ("editor", "write"),
+    ("researcher.sample_size", "GET"): ("viewer", "read"),
     ("researcher.stimuli", "GET"): ("viewer", "read"),
     ("researcher.stimuli_upload_zip", "POST"): ("editor", "write"),
     ("researcher.stimuli_upload_image", "POST"): ("editor", "write"),
