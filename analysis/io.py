@@ -17,9 +17,11 @@ import pandas as pd
 from analysis.vocabulary import (
     DEFAULT_RATING_RANGE,
     FIXED_MEASURES,
+    REAL_SIDES,
     RT_FAST_MS,
     RT_FLAGS,
     RT_SLOW_MS,
+    TRIAL_DETAIL_COLUMNS,
     rt_flag,
 )
 
@@ -45,6 +47,10 @@ TRIAL_COLUMNS = (
 # `simulated` (1: a participant simulated by the platform) is 0 when absent; the web report
 # reads the tables without simulated participants unless asked to include them.
 DERIVED_TRIAL_COLUMNS = ("rt_flag", "simulated")
+# TRIAL_DETAIL_COLUMNS (analysis.vocabulary: what each trial showed, where and when) follow
+# `simulated`: checked when present, empty text when absent (older exports); never analysed.
+# A time of trials.csv: ISO 8601 in UTC with a Z, to the second or a fraction of it.
+ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 TASKS = ("match", "rate", "choose", "detect")
 CONDITIONS = ("real", "ai")
 STATUSES = ("completed", "partial")
@@ -147,7 +153,9 @@ def load(
         ``is_match``, ``correct`` and ``rt_ms`` as float (NaN when empty), ``value`` as text, plus
         ``value_number`` (float: the value of same, confidence and rating measures, else NaN)
         and ``rt_flag`` (text: "fast" below 50 ms, "slow" above 10 minutes, else empty), derived
-        from ``rt_ms`` when the file predates the column.
+        from ``rt_ms`` when the file predates the column, and the detail columns
+        (``TRIAL_DETAIL_COLUMNS``: real_side, image ids, shown_at, answered_at) as text, empty
+        when the file predates them.
         ``participants`` (or None) has ``participant`` and ``status`` as text and, when present,
         ``attention_passed`` and ``attention_total`` as int.
 
@@ -631,6 +639,8 @@ def validate_trials(
             ),
         )
 
+    _check_details(t, check)
+
     duplicated = (
         trial.notna() & pd.DataFrame({"p": t["participant"], "t": trial, "m": measure}).duplicated()
     )
@@ -648,7 +658,54 @@ def validate_trials(
     t["rt_ms"] = rt
     t["rt_flag"] = derived_flag
     t["value_number"] = value_number.astype(float)
+    # The same column order whichever columns the file had.
+    detail = list(TRIAL_DETAIL_COLUMNS)
+    order = [c for c in t.columns if c not in detail and c != "value_number"]
+    t = t[[*order, *detail, "value_number"]]
     return t.reset_index(drop=True)
+
+
+def _check_details(t: pd.DataFrame, check: _Checker) -> None:
+    """Check the per-trial detail columns when the file has them; add them empty when not.
+
+    real_side is empty, left or right, and set on choose rows only; shown_at and answered_at are
+    empty or ISO 8601 UTC times with a Z, and a trial is never answered before it was shown.
+    """
+    for column in TRIAL_DETAIL_COLUMNS:
+        t[column] = t[column].str.strip() if column in t.columns else ""
+    side = t["real_side"]
+    check.check(
+        ~side.isin(REAL_SIDES),
+        "real_side",
+        lambda v: f"real_side must be empty, 'left' or 'right', got {v!r}",
+    )
+    check.check(
+        (side != "") & (t["task"] != "choose"),
+        "real_side",
+        lambda v: f"real_side {v!r} on a row that is not a choose trial",
+    )
+    times = {}
+    for column in ("shown_at", "answered_at"):
+        text = t[column]
+        written = text.where(text.str.fullmatch(ISO_UTC.pattern), "")
+        moment = pd.to_datetime(
+            written.replace("", None), utc=True, format="ISO8601", errors="coerce"
+        )
+        check.check(
+            (text != "") & moment.isna(),
+            column,
+            lambda v, c=column: (
+                f"{c} must be empty or an ISO 8601 UTC time ending in Z "
+                f"(e.g. 2025-03-01T09:30:20.123Z), got {v!r}"
+            ),
+        )
+        times[column] = moment
+    shown, answered = times["shown_at"], times["answered_at"]
+    check.check(
+        shown.notna() & answered.notna() & (answered < shown),
+        "answered_at",
+        lambda v: f"answered_at {v!r} is before the trial's shown_at",
+    )
 
 
 def validate_participants(raw: pd.DataFrame, name: str = "participants.csv") -> pd.DataFrame:

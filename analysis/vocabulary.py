@@ -20,6 +20,19 @@ DEFAULT_RULES = {
 RT_FAST_MS = 50.0
 RT_SLOW_MS = 600_000.0
 RT_FLAGS = ("", "fast", "slow")
+# trials.csv's columns on what a trial showed, where and when (after `simulated`): the side of
+# a choose trial's real headshot, the public ids of the images shown (see stimuli.csv), and when
+# the trial was first shown and answered (ISO 8601 UTC, milliseconds, Z). Never analysed and
+# outside the data hash; empty when an export predates them.
+TRIAL_DETAIL_COLUMNS = (
+    "real_side",
+    "image",
+    "image_right",
+    "probe_image",
+    "shown_at",
+    "answered_at",
+)
+REAL_SIDES = ("", "left", "right")
 
 
 def rt_flag(rt_ms: float | None) -> str:

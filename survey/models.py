@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask_login import UserMixin
+from sqlalchemy.ext.compiler import compiles
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from survey.block_settings import CONDITIONS, TASKS
@@ -76,6 +77,30 @@ class UTCDateTime(sa.TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class db_now(sa.sql.functions.FunctionElement):  # noqa: N801  (used like a SQL function)
+    """The database's clock as a UTC timestamp, in SQL: the same clock for every worker.
+
+    PostgreSQL: now(), the start of the transaction (of the statement, in autocommit), so the
+    statement's CTEs all see one time. SQLite: the current time in the text form the
+    DateTime type stores (microseconds as six digits), the same within one statement.
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(db_now)
+def _db_now_default(element: db_now, compiler: Any, **kw: Any) -> str:
+    """Render db_now() as now() (PostgreSQL and the other databases)."""
+    return "now()"
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
+    """Render db_now() on SQLite: UTC with microseconds, as DateTime values are stored."""
+    return "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
 
 
 class Base(so.DeclarativeBase):
@@ -470,6 +495,9 @@ class Trial(Base):
     is_attention: so.Mapped[bool] = so.mapped_column(default=False)
     # The instructed answer of an attention check ("for this photo, choose 2").
     attention_answer: so.Mapped[str | None] = so.mapped_column(sa.String(16))
+    # The first time the trial page was served with this trial current (a reload keeps it),
+    # from the database's clock like answered_at; empty for trials served before it existed.
+    shown_at: so.Mapped[datetime | None]
     answered_at: so.Mapped[datetime | None]
 
     participant: so.Mapped[Participant] = so.relationship(back_populates="trials")

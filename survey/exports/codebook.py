@@ -194,6 +194,46 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "fast, slow, empty",
         ),
         ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
+        (
+            "real_side",
+            "text",
+            "choose only: the side of the screen the real headshot was on; empty for other tasks",
+            "left, right, empty",
+        ),
+        (
+            "image",
+            "text",
+            "public id of the headshot shown (choose: the left one), as in stimuli.csv",
+            "image ids, see stimuli.csv",
+        ),
+        (
+            "image_right",
+            "text",
+            "choose only: public id of the right-hand headshot, as in stimuli.csv; empty elsewhere",
+            "image ids, empty",
+        ),
+        (
+            "probe_image",
+            "text",
+            "match only: public id of the probe photo shown, as in stimuli.csv; empty elsewhere",
+            "image ids, empty",
+        ),
+        (
+            "shown_at",
+            "datetime",
+            "when the trial page was first served with this trial (ISO 8601, UTC, to the "
+            "millisecond, ending in Z; the server's time of sending, not of painting: rt_ms is "
+            "measured in the browser); a reload keeps the first time; empty for trials served "
+            "before the column existed",
+            "timestamp, empty",
+        ),
+        (
+            "answered_at",
+            "datetime",
+            "when the answer was stored (ISO 8601, UTC, to the millisecond, ending in Z), on "
+            "the same clock as shown_at; never before shown_at",
+            "timestamp, empty",
+        ),
     ]
     participants = [
         ("participant", "text", "opaque participant id, as in trials.csv", "random ids"),

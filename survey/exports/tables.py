@@ -10,10 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from analysis.vocabulary import rt_flag
+from analysis.vocabulary import TRIAL_DETAIL_COLUMNS, rt_flag
 from survey import block_settings
 from survey.exports import cells
-from survey.exports.cells import _csv_stream, _safe_rows, _SafeCells, format_number, iso_utc
+from survey.exports.cells import (
+    _csv_stream,
+    _safe_rows,
+    _SafeCells,
+    format_number,
+    iso_utc,
+    iso_utc_ms,
+)
 from survey.extensions import db
 from survey.models import (
     Block,
@@ -51,6 +58,9 @@ TRIAL_COLUMNS = (
     "attention_check",
     "rt_flag",
     "simulated",
+    # What each trial showed, where and when (docs/DATA_CONTRACT.md): outside the data hash,
+    # which covers analysis.io.TRIAL_COLUMNS alone.
+    *TRIAL_DETAIL_COLUMNS,
 )
 PARTICIPANT_COLUMNS = (
     "participant",
@@ -166,6 +176,11 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             sa.select(Identity.id, Identity.code).where(Identity.study_id == study_id)
         ).all()
     )
+    images = dict(
+        db.session.execute(
+            sa.select(Image.id, Image.public_id).where(Image.study_id == study_id)
+        ).all()
+    )
     stmt = _exported(
         sa.select(
             Participant.public_id,
@@ -184,6 +199,11 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             Response.value,
             Response.rt_ms,
             Participant.is_simulated,
+            Trial.image_id,
+            Trial.other_image_id,
+            Trial.probe_image_id,
+            Trial.shown_at,
+            Trial.answered_at,
         )
         .select_from(Response)
         .join(Trial, Trial.id == Response.trial_id)
@@ -194,6 +214,8 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
     ).order_by(_participant_order(), Trial.position, Response.measure)
     slug = study.slug
     labels: dict[int, str] = {}
+    # A trial's rows follow one another: its two times are formatted once, not once per row.
+    times: list[Any] = [None, None, "", ""]
 
     def record(row: sa.Row, measure: str, value: str, right: bool | None, attention: bool) -> tuple:
         """Lay out one trials.csv row."""
@@ -209,14 +231,22 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             is_match,
             _check,
             _instructed,
-            _left,
+            left_source,
             _measure,
             _value,
             rt,
             simulated,
+            image_id,
+            other_image_id,
+            probe_image_id,
+            shown_at,
+            answered_at,
         ) = row
         label = labels.get(list_index) or labels.setdefault(list_index, list_label(list_index))
         match = task == "match"
+        choose = task == "choose"
+        if times[0] != shown_at or times[1] != answered_at:
+            times[:] = [shown_at, answered_at, iso_utc_ms(shown_at), iso_utc_ms(answered_at)]
         return (
             slug,
             public_id,
@@ -235,6 +265,12 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             attention,
             rt_flag(rt),
             bool(simulated),
+            real_side(left_source) if choose else "",
+            images.get(image_id, ""),
+            images.get(other_image_id, "") if choose else "",
+            images.get(probe_image_id, "") if match else "",
+            times[2],
+            times[3],
         )
 
     # An attention check's answers are held until its trial ends, then written as one row.
@@ -258,6 +294,15 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
 _FLAGS = {None: "", True: "1", False: "0"}
 
 
+def real_side(left_source: str | None) -> str:
+    """Return the side of a choose trial's real headshot: left, right, or empty if unknown."""
+    if left_source == "real":
+        return "left"
+    if left_source == "ai":
+        return "right"
+    return ""
+
+
 def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
     """Turn trials.csv values into safe cells, column by column (the hot loop of the export)."""
     texts = _SafeCells()
@@ -279,6 +324,12 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
         attention,
         flag,
         simulated,
+        side,
+        image,
+        image_right,
+        probe_image,
+        shown_at,
+        answered_at,
     ) in records:
         # list, task, condition and rt_flag come from fixed sets of plain words; trial is an int.
         yield (
@@ -299,6 +350,14 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
             _FLAGS[attention],
             flag,
             _FLAGS[simulated],
+            # A side is a fixed word, an image id is a URL-safe random id (it may start
+            # with '-'), a time is ISO 8601 text.
+            side,
+            texts[image],
+            texts[image_right],
+            texts[probe_image],
+            shown_at,
+            answered_at,
         )
 
 

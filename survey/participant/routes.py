@@ -15,7 +15,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from survey import design
+from survey import design, ending
 from survey.errors import render_error
 from survey.extensions import db
 from survey.markup import render_markdown
@@ -38,8 +38,6 @@ COOKIE_MAX_AGE = 30 * 24 * 3600
 IMAGE_MAX_AGE = 365 * 24 * 3600
 # An image id always names the same file: caches keep it for a year without asking again.
 IMAGE_CACHE_CONTROL = f"public, max-age={IMAGE_MAX_AGE}, immutable"
-# Seconds the debrief waits before sending the participant back to the recruitment platform.
-RETURN_DELAY_S = 5
 UNAVAILABLE = {
     "unknown": (
         404,
@@ -681,8 +679,12 @@ def done(slug: str):
         debrief_html=render_markdown(study.debrief_text),
         completion_url=completion_url,
         platform=platform_name(participant, completion_url),
-        # A researcher's preview run stays on the page rather than leave for the platform.
-        redirect_after=RETURN_DELAY_S if completion_url and not participant.is_preview else None,
+        # Only when the researcher asked for it; a preview run stays on the page.
+        redirect_after=(
+            ending.redirect_delay(study.settings)
+            if completion_url and not participant.is_preview
+            else None
+        ),
     )
 
 
@@ -705,6 +707,7 @@ def withdraw(slug: str):
         participant=participant,
         form=form,
         back_url=_next_url(slug, participant),
+        advice=ending.withdraw_advice(participant.source),
     )
 
 
@@ -719,7 +722,8 @@ def withdrawn(slug: str):
         study=study,
         participant=participant,
         title="You have withdrawn",
-        message="Your answers have been deleted. Thank you for your time; you can close this page.",
+        message="Your answers have been deleted. Thank you for your time.",
+        advice=ending.withdraw_advice(participant.source),
     )
 
 

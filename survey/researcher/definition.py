@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from survey import audit
 from survey.block_settings import validate_block_settings
+from survey.ending import RETURN_REDIRECT_KEY, redirect_problem
 from survey.extensions import db
 from survey.models import TASKS, Block, Identity, Preregistration, Researcher, Study
 from survey.researcher.forms import BLOCK_NAME_RE, COMPLETION_CODE_RE, MAX_TEXT, SLUG_RE
@@ -158,6 +159,9 @@ def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"study.n_lists must be a whole number from 1 to 24, got {n_lists!r}")
     fields["n_lists"] = n_lists
     fields["settings"] = _object(raw.get("settings") or {}, "study.settings")
+    problem = redirect_problem(fields["settings"].get(RETURN_REDIRECT_KEY))
+    if problem:
+        raise ValueError(f"study.settings.{RETURN_REDIRECT_KEY}: {problem}")
     slug = raw.get("slug")
     fields["slug"] = (
         slug if isinstance(slug, str) and re.match(SLUG_RE, slug) and 3 <= len(slug) <= 64 else None

@@ -35,6 +35,11 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from survey.ending import (
+    RETURN_REDIRECT_MAX_S,
+    RETURN_REDIRECT_MIN_S,
+    redirect_problem,
+)
 from survey.models import MIN_PASSWORD_LENGTH, ROLES, TASKS
 
 MAX_PASSWORD_LENGTH = 1024
@@ -114,6 +119,13 @@ def number_between(
         raise StopValidation(f"{label} must be {kind} {span}; you wrote {wrote}.")
 
     return check
+
+
+def return_delay(form: Form, field: IntegerField) -> None:
+    """Accept an empty automatic return delay (off) or whole seconds within the bounds."""
+    problem = redirect_problem(field.data)
+    if problem:
+        raise ValidationError(problem)
 
 
 def options(pairs) -> list[SelectChoice]:
@@ -367,6 +379,15 @@ class StudyEditForm(FlaskForm):
         filters=[_strip],
         description="Where participants are sent back at the end (https only), e.g. Prolific's "
         "completion URL. Leave empty to show the code only.",
+    )
+    return_redirect_s = IntegerField(
+        "Send participants back automatically after (seconds)",
+        validators=[Optional(), return_delay],
+        description="Leave empty (the default) and the last page stays until the participant "
+        "selects \u201cReturn to\u2026\u201d, so they can read the debrief at their pace. "
+        f"Give {RETURN_REDIRECT_MIN_S} to {RETURN_REDIRECT_MAX_S} seconds and the page says it "
+        "will take them back, then follows the completion link that long after it opened "
+        "(also without script). Needs a completion link.",
     )
     target_n = IntegerField(
         "Target number of participants",

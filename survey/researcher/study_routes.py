@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 
 from survey import audit, media, ratelimit
 from survey.block_settings import CONDITION_TASKS, CONDITIONS
+from survey.ending import RETURN_REDIRECT_KEY, redirect_delay
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.models import Image, Participant, Researcher, Study, StudyMember, utcnow
@@ -308,7 +309,9 @@ def _edit_page(study: Study, form: StudyEditForm, status: int = 200, previews: d
 def study_edit(study: Study, role: str):
     """Edit texts and settings; the link name only as a draft, the lists only before opening."""
     if request.method == "GET":
-        return _edit_page(study, StudyEditForm(obj=study))
+        form = StudyEditForm(obj=study)
+        form.return_redirect_s.data = redirect_delay(study.settings)
+        return _edit_page(study, form)
     require_not_archived(study)
     form = StudyEditForm()
     form_ok = form.validate_on_submit()
@@ -342,7 +345,13 @@ def study_edit(study: Study, role: str):
             "has match, rate or detect blocks (each identity is shown real in half the lists "
             f"and AI in the other half); you wrote {form.n_lists.data}."
         )
-    if form.errors:
+    delay = form.return_redirect_s.data
+    if delay is not None and not form.completion_url.data:
+        form.return_redirect_s.errors.append(
+            "An automatic return needs a completion link to go to: give the completion link "
+            "above, or leave this empty."
+        )
+    if form.errors or form.return_redirect_s.errors:
         return _edit_page(study, form, 400)
     changed = []
     # The internal name left empty: the title stands in (the team always has a name to see).
@@ -354,6 +363,15 @@ def study_edit(study: Study, role: str):
         if value != getattr(study, name):
             setattr(study, name, value)
             changed.append(name)
+    settings = dict(study.settings or {})
+    if settings.get(RETURN_REDIRECT_KEY) != delay:
+        if delay is None:
+            settings.pop(RETURN_REDIRECT_KEY, None)
+        else:
+            settings[RETURN_REDIRECT_KEY] = delay
+        # A new dict: the JSON column sees the change.
+        study.settings = settings
+        changed.append(RETURN_REDIRECT_KEY)
     if changed:
         audit.record("study.edit", researcher=current_user, study=study, fields=changed)
     db.session.commit()

@@ -464,13 +464,15 @@ def test_a_study_can_leave_out_the_demographics(app, client, demo):
 # --- completion ---------------------------------------------------------------------------------
 
 
-def test_an_https_completion_url_gets_a_return_link_and_a_script_redirect(app, client, demo):
+def test_an_https_completion_url_gets_a_return_link_and_no_automatic_redirect(app, client, demo):
     set_study(app, demo, completion_url="https://app.prolific.com/submissions/complete?cc=C0DE")
     agree(client, "demo", "?PROLIFIC_PID=p1")
     answer_trials(client, 35)
     page = client.get("/s/demo/done").get_data(as_text=True)
     assert 'href="https://app.prolific.com/submissions/complete?cc=C0DE"' in page
-    assert "Return to Prolific" in page and 'data-redirect-after="5"' in page
+    assert "Return to Prolific" in page
+    # Off unless the researcher asks for it (tests/participant/test_ending.py).
+    assert "data-redirect-after" not in page and 'http-equiv="refresh"' not in page
 
 
 def test_a_completion_url_that_is_not_https_is_not_offered(app, client, demo):
