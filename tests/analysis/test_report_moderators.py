@@ -12,7 +12,7 @@ from analysis.findings import moderation_claim
 from analysis.io import ContractError, load
 from analysis.plan import validate_plan
 from analysis.report import analyse, write_report
-from tests.analysis.conftest import make_participants, make_trials
+from tests.analysis.helpers import make_participants, make_trials
 
 PEOPLE = tuple(f"p{k:02d}" for k in range(12))
 FACES = tuple("ABCDEFGH")

@@ -12,7 +12,7 @@ from survey.extensions import db
 from survey.models import Identity, Image, Study, StudyMember
 from survey.storage import key_for
 from tests.helpers import sign_in
-from tests.researcher.conftest import quick_researcher
+from tests.researcher.helpers import quick_researcher
 
 
 @pytest.fixture
