@@ -21,7 +21,7 @@ import pytest
 from analysis import clmm
 from analysis.clmm import ClmmFit, fit_clmm
 from analysis.mixed import _Design, _Term
-from tests.analysis.test_mixed import _sim_small
+from tests.analysis.helpers import sim_small_rows
 
 WINE = Path(__file__).resolve().parents[1] / "data" / "clmm" / "wine.csv"
 
@@ -252,7 +252,7 @@ def test_clmm_hessian_mode_matches_clmm_more_closely():
 @pytest.fixture(scope="module")
 def sim_rows():
     """sim-small rows kept by the default exclusions."""
-    return _sim_small()[0]
+    return sim_small_rows()[0]
 
 
 @pytest.mark.parametrize("measure", ["trust", "professional"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
+import sqlalchemy as sa
+
 from survey.extensions import db
 from survey.media import storage
 from survey.models import Block, Identity, Image, Researcher, Study, StudyMember
@@ -102,3 +104,55 @@ def quick_researcher(app, email: str) -> int:
         db.session.add(researcher)
         db.session.commit()
         return researcher.id
+
+
+def blocks(app, study_id: int) -> list[Block]:
+    """Return the study's blocks in order (detached)."""
+    with app.app_context():
+        rows = db.session.scalars(
+            sa.select(Block).where(Block.study_id == study_id).order_by(Block.position)
+        ).all()
+        for row in rows:
+            db.session.expunge(row)
+        return rows
+
+
+def block_id(app, study_id: int, name: str) -> int:
+    """Return the id of the study's block with this name."""
+    return next(b.id for b in blocks(app, study_id) if b.name == name)
+
+
+MATCH = {
+    "name": "recognition",
+    "practice": "auto",
+    "attention_checks": "",
+    "n_identities": "",
+    "presentation": "side_by_side",
+    "exposure_ms": "1500",
+    "confidence": "y",
+}
+
+
+def rate_form(scales: list[dict], **fields) -> dict:
+    """Return the posted fields of a rate block with these scale rows."""
+    data = {
+        "name": "impressions",
+        "practice": "auto",
+        "attention_checks": "2",
+        "n_identities": "",
+        **fields,
+    }
+    for i, scale in enumerate(scales):
+        for key, value in scale.items():
+            data[f"scales-{i}-{key}"] = value
+    return data
+
+
+TRUST = {
+    "key": "trust",
+    "question": "How much do you trust this person?",
+    "low_anchor": "Not at all",
+    "high_anchor": "Completely",
+    "min": "1",
+    "max": "7",
+}

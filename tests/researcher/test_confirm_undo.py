@@ -10,7 +10,7 @@ from survey.extensions import db
 from survey.models import Block, DeletedPart, Identity, Image, Preregistration, Study, StudyMember
 from survey.researcher import undo
 from survey.researcher.service import plan_row_values
-from tests.researcher.test_researcher_blocks import blocks
+from tests.researcher.helpers import blocks
 
 
 def text(response) -> str:

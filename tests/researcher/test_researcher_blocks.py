@@ -10,58 +10,7 @@ import sqlalchemy as sa
 from survey.extensions import db
 from survey.models import AuditEvent, Block
 from survey.researcher.block_routes import format_attention_checks, parse_attention_checks
-
-
-def blocks(app, study_id: int) -> list[Block]:
-    """Return the study's blocks in order (detached)."""
-    with app.app_context():
-        rows = db.session.scalars(
-            sa.select(Block).where(Block.study_id == study_id).order_by(Block.position)
-        ).all()
-        for row in rows:
-            db.session.expunge(row)
-        return rows
-
-
-def block_id(app, study_id: int, name: str) -> int:
-    """Return the id of the study's block with this name."""
-    return next(b.id for b in blocks(app, study_id) if b.name == name)
-
-
-MATCH = {
-    "name": "recognition",
-    "practice": "auto",
-    "attention_checks": "",
-    "n_identities": "",
-    "presentation": "side_by_side",
-    "exposure_ms": "1500",
-    "confidence": "y",
-}
-
-
-def rate_form(scales: list[dict], **fields) -> dict:
-    """Return the posted fields of a rate block with these scale rows."""
-    data = {
-        "name": "impressions",
-        "practice": "auto",
-        "attention_checks": "2",
-        "n_identities": "",
-        **fields,
-    }
-    for i, scale in enumerate(scales):
-        for key, value in scale.items():
-            data[f"scales-{i}-{key}"] = value
-    return data
-
-
-TRUST = {
-    "key": "trust",
-    "question": "How much do you trust this person?",
-    "low_anchor": "Not at all",
-    "high_anchor": "Completely",
-    "min": "1",
-    "max": "7",
-}
+from tests.researcher.helpers import MATCH, TRUST, block_id, blocks, rate_form
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from survey.block_settings import SETTING_RULES, TASKS, fit_errors, setting_errors
-from tests.researcher.test_researcher_blocks import MATCH, TRUST, block_id, blocks, rate_form
+from tests.researcher.helpers import MATCH, TRUST, block_id, blocks, rate_form
 
 INTERNAL = re.compile(
     r"exposure_ms|n_identities|attention_checks|scales\[|n_lists|min_median_rt_ms|target_n"
