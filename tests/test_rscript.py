@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from analysis.io import TRIAL_COLUMNS
 from analysis.report import analyse
 from analysis.rscript import r_script
 from tests.analysis.helpers import make_participants, make_trials
@@ -60,6 +61,104 @@ def check_balanced(script: str) -> None:
             stack.pop()
         i += 1
     assert not stack, f"unclosed {stack[-1]}"
+
+
+def call_arguments(script: str, start: int) -> list[str]:
+    """The top-level arguments of the call whose opening parenthesis is at `start`."""
+    depth, args, begin = 0, [], start + 1
+    for i in range(start, len(script)):
+        ch = script[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                args.append(script[begin:i].strip())
+                return args
+        elif ch == "," and depth == 1:
+            args.append(script[begin:i].strip())
+            begin = i + 1
+    raise AssertionError(f"call at {start} is never closed")
+
+
+def frame_columns(script: str, start: int) -> set[str]:
+    """Column names of the data.frame(...) call whose parenthesis is at `start`."""
+    names = set()
+    for arg in call_arguments(script, start):
+        match = re.match(r"(\w+)\s*=(?!=)", arg)
+        if match and match.group(1) != "stringsAsFactors":
+            names.add(match.group(1))
+    return names
+
+
+def formula_variables(formula: str) -> set[str]:
+    """Names a model formula reads from its data (function names and 1 left out)."""
+    return set(re.findall(r"\b([A-Za-z_.][\w.]*)\b(?!\s*\()", formula))
+
+
+def model_data_problems(script: str) -> list[str]:
+    """Walk the generated script and name every column that a model or score reads from `rows`
+    without the script having put it there.
+
+    `rows` starts as trials.csv's rows (``d[...]``), becomes ``rows_of(...)`` (the columns of the
+    data.frame built by that helper) or an inline ``data.frame(...)``, and gains columns through
+    ``rows$x <- ...``. Each lmer/glmer formula, each clmm formula and each ``rows$x`` read must
+    name columns that exist at that point.
+    """
+    helper = script.index("rows_of <- function")
+    rows_of = frame_columns(script, script.index("data.frame(", helper) + len("data.frame"))
+    columns: set[str] = set()
+    problems = []
+    body = script[script.index("# --- scores and tests") :]
+    for line in body.splitlines():
+        code = line.split("#", 1)[0]
+        target = re.match(r"\s*rows(?:\$(\w+))?\s*<-\s*(.*)", code)
+        value = target.group(2) if target else code
+        for column in re.findall(r"\brows\$(\w+)", value):
+            if columns and column not in columns:
+                problems.append(
+                    f"{line.strip()!r} reads rows${column}, not among {sorted(columns)}"
+                )
+        fit = re.search(r"\b(?:g?lmer)\((.*?), data = rows\b", code) or re.search(
+            r"^report_clmm\((?:\"[^\"]*\", ){2}(.*), rows\)$", code
+        )
+        if fit:
+            missing = formula_variables(fit.group(1)) - columns
+            if missing:
+                problems.append(
+                    f"{line.strip()!r} uses {sorted(missing)}, not in {sorted(columns)}"
+                )
+        if not target:
+            continue
+        if target.group(1):
+            columns.add(target.group(1))
+        elif value.startswith("d["):
+            columns = set(TRIAL_COLUMNS)
+        elif value.startswith("rows_of("):
+            columns = set(rows_of)
+        elif value.startswith("data.frame("):
+            columns = frame_columns(code, code.index("data.frame(") + len("data.frame"))
+    return problems
+
+
+def test_every_model_variable_is_a_column_of_the_data_it_is_fitted_to(results):
+    """Each formula of results.json names columns of the data frame the script fits it to.
+
+    The GLMM formulas say `correct` (as trials.csv does) while rows_of() calls the score
+    `value`: R stopped with "object 'correct' not found". This catches that without R.
+    """
+    script = r_script(results)
+    assert {t["method"] for t in results["tests"]} >= {"lmm", "glmm", "clmm"}
+    assert model_data_problems(script) == []
+    # The check itself finds a formula over a column the script never builds.
+    broken = copy.deepcopy(results)
+    glmm = next(t for t in broken["tests"] if t["method"] == "glmm")
+    glmm["formula"] = glmm["formula"].replace("correct ~", "accuracy ~")
+    assert any("uses ['accuracy']" in p for p in model_data_problems(r_script(broken)))
+    moderated = copy.deepcopy(results)
+    lmm = next(t for t in moderated["tests"] if t["method"] == "lmm")
+    lmm["formula"] = lmm["formula"].replace("condition +", "condition * gender +", 1)
+    assert any("uses ['gender']" in p for p in model_data_problems(r_script(moderated)))
 
 
 def test_script_fits_the_mixed_models_named_in_results(results):
