@@ -10,6 +10,11 @@ from typing import Any
 from analysis.vocabulary import DEFAULT_RULES, FIXED_OUTCOMES
 
 P_ADJUST = {"holm": "holm", "bh": "BH"}
+# A moderator goes into a formula as it is: only names R reads as one variable, and none that
+# the script's own trial rows already use.
+SYNTACTIC = re.compile(r"[A-Za-z][A-Za-z0-9_.]*")
+FORMULA = re.compile(r"[A-Za-z0-9_.~+*:|() ]+")
+TRIAL_FRAME = {"participant", "identity", "condition", "value", "correct", "signal", "yes"}
 # Where each outcome's trial rows and trial score come from (see analysis.outcomes).
 TRIAL_ROWS = {
     "recognition_accuracy": ('d$task == "match" & d$measure == "same"', "num(rows$correct)"),
@@ -176,6 +181,24 @@ report_glmm <- function(outcome, family, fit) {
       co[["Estimate"]] + qnorm(0.975) * co[["Std. Error"]], co[["z value"]], NULL, co[["Pr(>|z|)"]])
   if (isSingular(fit)) cat(outcome, ": the glmer fit is singular\n")
 }
+# Moderation: the trial rows with the moderator merged in from identities.csv or
+# participants.csv, rows without a value dropped, its reference level first.
+with_moderator <- function(rows, column, source, reference) {
+  table <- if (source == "identity") read_table("identities.csv") else p
+  key <- if (source == "identity") "identity" else "participant"
+  rows[[column]] <- setNames(table[[column]], table[[key]])[as.character(rows[[key]])]
+  keep <- !is.na(rows$condition) & !is.na(rows[[column]]) & trimws(rows[[column]]) != ""
+  rows <- rows[keep, ]
+  rows[[column]] <- relevel(factor(rows[[column]]), ref = reference)
+  rows
+}
+# The likelihood-ratio test of condition x moderator: anova() of the models fitted by ML
+# without and with the interaction (the GLMM's Laplace deviance).
+report_moderation <- function(outcome, moderator, without, with) {
+  x <- anova(without, with)
+  add(outcome, "moderation", moderator, "moderation", NA, NA, NA, x$Chisq[2], x$Df[2],
+      x[["Pr(>Chisq)"]][2])
+}
 report_clmm <- function(outcome, family, formula, rows) {
   if (!has_ordinal) return(invisible(NULL))
   fit <- ordinal::clmm(formula, data = rows)  # logit link, flexible thresholds, Laplace
@@ -218,6 +241,11 @@ cat(sprintf("Agreement with results.json (%d tests, tolerance %.0e): %s\n", nrow
 write.csv(both, "analysis_R_results.csv", row.names = FALSE)
 cat("Wrote analysis_R_results.csv\n")
 """  # noqa: E501 (R code)
+
+
+def _one_line(text: str) -> str:
+    """Text for an R comment: control characters and line breaks become spaces."""
+    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", str(text)).strip()
 
 
 def _r_string(text: str) -> str:
@@ -374,6 +402,65 @@ def _test_lines(name: str, test: dict, bounds: dict) -> list[str]:
     return [f"# {method} ({level}) has no R counterpart here"]
 
 
+def _moderations(results: dict) -> list[dict]:
+    """The tested moderation records of results.json that the script refits."""
+    out = []
+    for record in results.get("moderation") or []:
+        column, formula = record.get("moderator"), record.get("formula")
+        if not (
+            record.get("tested")
+            and record.get("method") in ("lmm", "glmm")
+            and isinstance(column, str)
+            and isinstance(formula, str)
+            and record.get("reference") is not None
+            and record.get("source") in ("identity", "participant")
+        ):
+            continue
+        out.append(record)
+    return out
+
+
+def _moderation_expected(record: dict) -> dict:
+    """A moderation record as a row of the `expected` table: its likelihood-ratio test."""
+    lrt = record.get("lrt") or {}
+    return {
+        "outcome": record["outcome"],
+        "method": "moderation",
+        "level": record["moderator"],
+        "statistic": lrt.get("statistic"),
+        "p_value": lrt.get("p_value"),
+        "p_adjusted": record.get("p_adjusted"),
+    }
+
+
+def _moderation_lines(record: dict) -> list[str]:
+    """R lines that refit one moderation model with and without condition x moderator."""
+    name, column, source = record["outcome"], record["moderator"], record["source"]
+    # A column name comes from the study's data: in a comment, a line break would start code.
+    shown = _one_line(column)
+    label = f"# moderation: condition x {shown} ({source}), likelihood-ratio test"
+    if (
+        not SYNTACTIC.fullmatch(column)
+        or column in TRIAL_FRAME
+        or not FORMULA.fullmatch(record["formula"])
+        or f"condition:{column}" not in record["formula"]
+    ):
+        return [label, f"# {shown} is not a name R can use in a formula: not refitted here"]
+    fit = (
+        f"full <- lmer({record['formula']}, data = m, REML = FALSE)"
+        if record["method"] == "lmm"
+        else f"full <- glmer({record['formula']}, data = m, family = binomial)"
+    )
+    return [
+        label,
+        f"m <- with_moderator(rows, {_r_string(column)}, {_r_string(source)}, "
+        f"{_r_string(str(record['reference']))})",
+        fit,
+        f"reduced <- update(full, . ~ . - condition:{column})",
+        f"report_moderation({_r_string(name)}, {_r_string(column)}, reduced, full)",
+    ]
+
+
 def r_script(results: dict, *, title: str = "") -> str:
     """An R script that recomputes every test of results.json from trials.csv and participants.csv.
 
@@ -410,7 +497,7 @@ def r_script(results: dict, *, title: str = "") -> str:
     bounds = (results.get("plan") or {}).get("equivalence_bounds") or {}
     study = results.get("study", "")
     # The title goes into a comment: a line break in it would start a line of R code.
-    title = re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", title).strip()
+    title = _one_line(title)
     header = [
         f"# analysis.R: recomputes the results of the Likeness study {study!r}"
         + (f" ({title})" if title else ""),
@@ -419,21 +506,24 @@ def r_script(results: dict, *, title: str = "") -> str:
             f"{results.get('analysis_version', '?')}, data SHA-256 "
             f"{results.get('data_sha256', '?')})."
         ),
-        "# Run it in the folder holding trials.csv, participants.csv and results.json:",
+        "# Run it in the folder holding trials.csv, participants.csv, identities.csv and",
+        "# results.json (the reproduction bundle):",
         "#   Rscript analysis.R",
         "# It prints each R value beside results.json's and writes analysis_R_results.csv.",
         "",
     ]
+    moderations = _moderations(results)
     parts = [
         "\n".join(header),
         PRELUDE,
         _rules_block(results),
         f'correction <- "{P_ADJUST[correction]}"\n',
-        _expected_block(tests),
+        _expected_block(tests + [_moderation_expected(m) for m in moderations]),
         EXCLUSIONS,
         HELPERS,
     ]
-    for name in dict.fromkeys(t["outcome"] for t in tests):
+    outcomes = [t["outcome"] for t in tests] + [m["outcome"] for m in moderations]
+    for name in dict.fromkeys(outcomes):
         own = [t for t in tests if t["outcome"] == name]
         lines = [f"\n# --- {name} " + "-" * max(3, 90 - len(name)), _outcome_rows(name, own)]
         for test in own:
@@ -441,6 +531,9 @@ def r_script(results: dict, *, title: str = "") -> str:
                 f"# {test['method']} at the {test['level']} level ({test.get('family', '')})"
             )
             lines.extend(_test_lines(name, test, bounds))
+        for record in moderations:
+            if record["outcome"] == name:
+                lines.extend(_moderation_lines(record))
         parts.append("\n".join(lines) + "\n")
     parts.append(COMPARE)
     return "\n".join(parts)
