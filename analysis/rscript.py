@@ -480,8 +480,9 @@ def r_script(results: dict, *, title: str = "") -> str:
         mu = chance)``, ``wilcox.test(..., exact = FALSE, correct = FALSE)``, ``binom.test``,
         the two one-sided ``t.test`` calls of a TOST, ``lmer(<formula>, REML = TRUE)`` and
         ``glmer(<formula>, family = binomial)`` with each mixed model's formula as named in
-        results.json — corrects p-values per family with ``p.adjust`` and prints R's numbers
-        beside results.json's.
+        results.json — refits each tested moderation with and without ``condition:moderator``
+        (``anova`` of the two ML fits), corrects p-values per family with ``p.adjust``, prints
+        R's numbers beside results.json's and says whether they agree within a tolerance.
 
     Raises
     ------
