@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from analysis.io import TRIAL_COLUMNS
 from analysis.report import analyse
 from analysis.rscript import r_script
 from tests.analysis.helpers import make_participants, make_trials
@@ -60,6 +61,180 @@ def check_balanced(script: str) -> None:
             stack.pop()
         i += 1
     assert not stack, f"unclosed {stack[-1]}"
+
+
+def call_arguments(script: str, start: int) -> list[str]:
+    """The top-level arguments of the call whose opening parenthesis is at `start`."""
+    depth, args, begin = 0, [], start + 1
+    for i in range(start, len(script)):
+        ch = script[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                args.append(script[begin:i].strip())
+                return args
+        elif ch == "," and depth == 1:
+            args.append(script[begin:i].strip())
+            begin = i + 1
+    raise AssertionError(f"call at {start} is never closed")
+
+
+def frame_columns(script: str, start: int) -> set[str]:
+    """Column names of the data.frame(...) call whose parenthesis is at `start`."""
+    names = set()
+    for arg in call_arguments(script, start):
+        match = re.match(r"(\w+)\s*=(?!=)", arg)
+        if match and match.group(1) != "stringsAsFactors":
+            names.add(match.group(1))
+    return names
+
+
+def formula_variables(formula: str) -> set[str]:
+    """Names a model formula reads from its data (function names and 1 left out)."""
+    return set(re.findall(r"\b([A-Za-z_.][\w.]*)\b(?!\s*\()", formula))
+
+
+def model_data_problems(script: str) -> list[str]:
+    """Walk the generated script and name every column that a model or score reads from a data
+    frame without the script having put it there.
+
+    `rows` starts as trials.csv's rows (``d[...]``), becomes ``rows_of(...)`` (the columns of the
+    data.frame built by that helper) or an inline ``data.frame(...)``, and gains columns through
+    ``rows$x <- ...``; a moderation's `m` is `rows` plus the moderator column
+    (``with_moderator(rows, "x", ...)``). Each lmer/glmer formula, each clmm formula and each
+    ``rows$x`` read must name columns that exist at that point.
+    """
+    helper = script.index("rows_of <- function")
+    rows_of = frame_columns(script, script.index("data.frame(", helper) + len("data.frame"))
+    frames: dict[str, set[str]] = {"rows": set(), "m": set()}
+    problems = []
+    body = script[script.index("# --- scores and tests") :]
+    for line in body.splitlines():
+        code = line.split("#", 1)[0]
+        target = re.match(r"\s*(rows|m)(?:\$(\w+))?\s*<-\s*(.*)", code)
+        value = target.group(3) if target else code
+        columns = frames["rows"]
+        for column in re.findall(r"\brows\$(\w+)", value):
+            if columns and column not in columns:
+                problems.append(
+                    f"{line.strip()!r} reads rows${column}, not among {sorted(columns)}"
+                )
+        fit = re.search(r"\bg?lmer\((.*?), data = (rows|m)\b", code)
+        clmm = re.search(r"^report_clmm\((?:\"[^\"]*\", ){2}(.*), (rows)\)$", code)
+        for match in (fit, clmm):
+            if match:
+                missing = formula_variables(match.group(1)) - frames[match.group(2)]
+                if missing:
+                    problems.append(f"{line.strip()!r} uses {sorted(missing)}, not in data")
+        if not target:
+            continue
+        name = target.group(1)
+        if target.group(2):
+            frames[name].add(target.group(2))
+        elif value.startswith("d["):
+            frames[name] = set(TRIAL_COLUMNS)
+        elif value.startswith("rows_of("):
+            frames[name] = set(rows_of)
+        elif value.startswith("data.frame("):
+            frames[name] = frame_columns(code, code.index("data.frame(") + len("data.frame"))
+        elif value.startswith("with_moderator(rows, "):
+            moderator = re.match(r'with_moderator\(rows, "(\w+)"', value)
+            assert moderator, line
+            frames[name] = frames["rows"] | {moderator.group(1)}
+    return problems
+
+
+def moderation_record(**changes) -> dict:
+    """A tested moderation record of results.json (condition x an identity's gender)."""
+    record = {
+        "outcome": "recognition_accuracy",
+        "moderator": "gender",
+        "method": "glmm",
+        "source": "identity",
+        "reference": "man",
+        "tested": True,
+        "formula": (
+            "correct ~ condition + gender + condition:gender + (1 | participant) + (1 | identity)"
+        ),
+        "lrt": {"statistic": 2.7068043, "df": 1, "p_value": 0.0999},
+        "p_value": 0.0999,
+        "p_adjusted": 0.7994,
+    }
+    return {**record, **changes}
+
+
+def test_moderations_are_refitted_and_compared(results):
+    """Each tested moderation: the full model by ML, the model without the interaction, and
+    anova() between them, compared with the record's likelihood-ratio test."""
+    records = [
+        moderation_record(),
+        moderation_record(
+            outcome="trust",
+            method="lmm",
+            moderator="age_band",
+            reference="18-29",
+            formula="value ~ condition + age_band + condition:age_band + (1 | participant)"
+            " + (1 | identity)",
+        ),
+        moderation_record(moderator="age", tested=False),
+        moderation_record(moderator="my gender", formula="correct ~ condition * `my gender`"),
+        moderation_record(moderator='x\nsystem("id")', formula='correct ~ x\nsystem("id")'),
+    ]
+    script = r_script({**results, "moderation": records})
+    assert (
+        "full <- glmer(correct ~ condition + gender + condition:gender + (1 | participant) + "
+        "(1 | identity), data = m, family = binomial)"
+    ) in script
+    assert "reduced <- update(full, . ~ . - condition:gender)" in script
+    assert 'report_moderation("recognition_accuracy", "gender", reduced, full)' in script
+    assert 'm <- with_moderator(rows, "age_band", "identity", "18-29")' in script
+    assert "value ~ condition + age_band + condition:age_band" in script
+    assert "data = m, REML = FALSE)" in script
+    assert "x <- anova(without, with)" in script
+    # Untested records are left out; a name R cannot read in a formula is said, not fitted.
+    assert '"age"' not in script
+    assert "# my gender is not a name R can use in a formula: not refitted here" in script
+    # A column name with a line break stays inside its comment.
+    assert '# x system("id") is not a name R can use in a formula' in script
+    assert not re.search(r"^system", script, flags=re.MULTILINE)
+    # They join the table R compares with; the one not refitted shows as found on one side only.
+    plain = r_script({**results, "moderation": records[:4]})
+    levels = re.search(r"  level = c\(([^)]*)\)", plain)
+    assert levels and re.findall(r'"([^"]*)"', levels.group(1))[-3:] == [
+        "gender",
+        "age_band",
+        "my gender",
+    ]
+    assert "2.7068043" in plain
+    assert "Tests with a value on one side only" in plain
+    check_balanced(script)
+
+
+def test_every_model_variable_is_a_column_of_the_data_it_is_fitted_to(results):
+    """Each formula of results.json names columns of the data frame the script fits it to.
+
+    The GLMM formulas say `correct` (as trials.csv does) while rows_of() calls the score
+    `value`: R stopped with "object 'correct' not found". This catches that without R.
+    """
+    script = r_script(results)
+    assert {t["method"] for t in results["tests"]} >= {"lmm", "glmm", "clmm"}
+    assert model_data_problems(script) == []
+    # The check itself finds a formula over a column the script never builds.
+    broken = copy.deepcopy(results)
+    glmm = next(t for t in broken["tests"] if t["method"] == "glmm")
+    glmm["formula"] = glmm["formula"].replace("correct ~", "accuracy ~")
+    assert any("uses ['accuracy']" in p for p in model_data_problems(r_script(broken)))
+    moderated = copy.deepcopy(results)
+    lmm = next(t for t in moderated["tests"] if t["method"] == "lmm")
+    lmm["formula"] = lmm["formula"].replace("condition +", "condition * gender +", 1)
+    assert any("uses ['gender']" in p for p in model_data_problems(r_script(moderated)))
+    # A moderation refit sees the moderator column, merged in by with_moderator().
+    with_moderation = {**results, "moderation": [moderation_record()]}
+    script = r_script(with_moderation)
+    assert 'm <- with_moderator(rows, "gender", "identity", "man")' in script
+    assert model_data_problems(script) == []
 
 
 def test_script_fits_the_mixed_models_named_in_results(results):
