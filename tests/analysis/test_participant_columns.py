@@ -37,3 +37,15 @@ def test_a_missing_column_or_table_is_a_clear_error():
         with_participant_columns(TRIALS, validate_participants(PARTICIPANTS), ["age"])
     with pytest.raises(ContractError, match="needed for participant columns"):
         with_participant_columns(TRIALS, None, ["gender"])
+
+
+def test_a_question_code_names_a_moderator():
+    from analysis.moderators import choose_moderators, with_moderators
+
+    parts = validate_participants(PARTICIPANTS)
+    warnings: list[str] = []
+    chosen = choose_moderators(None, parts, ["ai_familiarity", "gender", "nope"], warnings)
+    assert chosen == [("ai_familiarity", "participant"), ("gender", "participant")]
+    assert warnings and "'nope'" in warnings[0]
+    rows = with_moderators(TRIALS, chosen, None, parts)
+    assert rows["gender"].tolist() == ["woman", "woman", "prefer_not_to_say", ""]
