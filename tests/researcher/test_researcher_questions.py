@@ -76,7 +76,7 @@ def test_add_every_kind_in_order(app, team, owner_client):
         (d["code"], kind, d["text"], kind == "likert", SPECS[kind]) for kind, d in ADD.items()
     ]
     page = owner_client.get(f"/r/studies/{team.study_id}/questions").get_data(as_text=True)
-    assert "integers 1 to 7 (1 = Not at all; 4 = Somewhat; 7 = Fully)" in page
+    assert "Integers 1 to 7 (1 = Not at all; 4 = Somewhat; 7 = Fully)" in page
     with app.app_context():
         assert (
             db.session.scalar(sa.select(sa.func.count()).where(AuditEvent.action == "question.add"))
