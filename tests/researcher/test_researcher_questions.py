@@ -3,6 +3,8 @@ only while the study is a draft, checked under the study lock."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 
@@ -220,3 +222,35 @@ def test_a_new_study_starts_with_the_default_demographics_and_a_copy_keeps_its_o
     with app.app_context():
         copy = db.session.scalar(sa.select(sa.func.max(Study.id)))
     assert copy != new and questions(app, copy) == questions(app, team.study_id)
+
+
+def test_a_study_definition_carries_its_questions(app, team, owner_client):
+    for kind in ("likert", "checkboxes", "number"):
+        owner_client.post(f"/r/studies/{team.study_id}/questions", data=ADD[kind])
+    definition = owner_client.get(f"/r/studies/{team.study_id}/definition.json").get_json()
+    assert [q["code"] for q in definition["questions"]] == ["trust", "tools", "hours"]
+    imported = owner_client.post("/r/studies/import", data={"text": json.dumps(definition)})
+    assert imported.status_code == 302
+    new_id = int(imported.location.rsplit("/", 1)[1])
+    assert questions(app, new_id) == questions(app, team.study_id)
+    # An older file without questions gives the defaults; a bad question is refused, whole.
+    del definition["questions"]
+    older = owner_client.post("/r/studies/import", data={"text": json.dumps(definition)})
+    assert [q[0] for q in questions(app, int(older.location.rsplit("/", 1)[1]))][:2] == [
+        "age_band",
+        "gender",
+    ]
+    with app.app_context():
+        before = db.session.scalar(sa.select(sa.func.count(Study.id)))
+    for bad, message in (
+        ({"code": "x", "kind": "likert", "text": "T", "spec": {"min": 3, "max": 1}}, "highest"),
+        ({"code": "x", "kind": "choice", "text": "T", "spec": {"options": 5}}, "does not fit"),
+        ({"code": "Bad", "kind": "text", "text": "T", "spec": {}}, "lower-case letter"),
+        ({"code": "x", "kind": "robot", "text": "T", "spec": {}}, "Choose a kind"),
+    ):
+        refused = owner_client.post(
+            "/r/studies/import", data={"text": json.dumps({**definition, "questions": [bad]})}
+        )
+        assert refused.status_code == 400 and message in refused.get_data(as_text=True), bad
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Study.id))) == before
