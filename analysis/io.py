@@ -794,3 +794,41 @@ def canonical_trials_csv(trials: pd.DataFrame) -> str:
     )
     canonical = pd.DataFrame({c: text(table[c]) for c in TRIAL_COLUMNS})
     return canonical.to_csv(index=False, lineterminator="\n")
+
+
+def with_participant_columns(
+    trials: pd.DataFrame, participants: pd.DataFrame | None, columns: list[str]
+) -> pd.DataFrame:
+    """Return the trials with participant-level columns joined on, for covariates/moderators.
+
+    The researcher's questions are participants.csv columns named by each question's code (see
+    the codebook). A column whose answered cells are all numbers (a Likert point, a number
+    question) comes back numeric (float, NaN when unanswered); any other stays text, ``""``
+    when unanswered. A checkbox answer is its values joined by ``"; "``.
+
+    Raises
+    ------
+    ContractError
+        No participants table, or a column it does not have.
+    """
+    if participants is None:
+        raise ContractError(
+            "needed for participant columns, but not given", file="participants.csv"
+        )
+    missing = [c for c in columns if c not in participants.columns]
+    if missing:
+        raise ContractError(
+            f"no column {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(participants.columns)})",
+            file="participants.csv",
+        )
+    picked = participants.loc[:, ["participant", *columns]].copy()
+    for column in columns:
+        text = picked[column].astype(str).where(picked[column].notna(), "")
+        numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
+        answered = text != ""
+        if answered.any() and numbers[answered].notna().all():
+            picked[column] = numbers.astype("float64")
+        else:
+            picked[column] = text
+    return trials.merge(picked, on="participant", how="left", validate="many_to_one")

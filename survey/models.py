@@ -13,6 +13,7 @@ from sqlalchemy.ext.compiler import compiles
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from survey.block_settings import CONDITIONS, TASKS
+from survey.questions import KINDS as QUESTION_KINDS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -230,6 +231,12 @@ class Study(Base):
     preregistration: so.Mapped[Preregistration | None] = so.relationship(
         back_populates="study", cascade="all, delete-orphan", passive_deletes=True
     )
+    questions: so.Mapped[list[StudyQuestion]] = so.relationship(
+        back_populates="study",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="StudyQuestion.position",
+    )
 
     @property
     def is_open(self) -> bool:
@@ -341,6 +348,31 @@ class Block(Base):
     settings: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
 
     study: so.Mapped[Study] = so.relationship(back_populates="blocks")
+
+
+class StudyQuestion(Base):
+    """A question the researcher wrote for the questions page (see survey/questions.py).
+
+    Answers are stored in `Participant.demographics` under the question's code, in one
+    conditional UPDATE, and exported as the column of that name in participants.csv.
+    """
+
+    __tablename__ = "study_question"
+    __table_args__ = (
+        sa.UniqueConstraint("study_id", "code"),
+        sa.CheckConstraint(_in("kind", QUESTION_KINDS), name="kind"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    position: so.Mapped[int]
+    code: so.Mapped[str] = so.mapped_column(sa.String(32))
+    kind: so.Mapped[str] = so.mapped_column(sa.String(16))
+    text: so.Mapped[str] = so.mapped_column(sa.String(500))
+    required: so.Mapped[bool] = so.mapped_column(default=False)
+    spec: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+
+    study: so.Mapped[Study] = so.relationship(back_populates="questions")
 
 
 class Participant(Base):

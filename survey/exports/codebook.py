@@ -6,17 +6,29 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import sqlalchemy as sa
+
 from analysis.vocabulary import RT_FAST_MS, RT_SLOW_MS
 from survey import block_settings
 from survey.exports.cells import _csv_stream, _safe_rows
 from survey.exports.tables import _demographic_column, _study, demographic_keys
-from survey.models import Block, Study, list_label
+from survey.extensions import db
+from survey.models import Block, Study, StudyQuestion, list_label
+from survey.questions import KIND_LABELS, describe
 
 CODEBOOK_COLUMNS = ("name", "file", "type", "description", "values")
 SIMULATED_MEANING = (
     "1 when the participant was simulated by the platform (flask simulate-participants), not a "
     "person: the report leaves them out unless asked to include them; 0 for real participants"
 )
+# The type of a question's column in participants.csv, by kind.
+QUESTION_TYPES = {
+    "likert": "integer",
+    "choice": "text",
+    "checkboxes": "text",
+    "number": "number",
+    "text": "text",
+}
 # The confidence question as the participant's page asks it (survey/participant/forms.py).
 CONFIDENCE = {
     "question": "How sure are you?",
@@ -294,13 +306,23 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
                 "platform ids, empty",
             ),
         ]
+    asked = {q.code: q for q in _questions(study_id)}
     for key in demographic_keys(study_id):
+        q = asked.get(key)
         participants.append(
             (
                 _demographic_column(key),
                 "text",
                 f"optional demographics answer '{key}'",
                 "as answered, empty",
+            )
+            if q is None
+            else (
+                _demographic_column(key),
+                QUESTION_TYPES[q.kind],
+                f"{'required' if q.required else 'optional'} question ({KIND_LABELS[q.kind]}): "
+                f"“{q.text}”",
+                describe(q.kind, q.spec) + ("" if q.required else ", empty when not answered"),
             )
         )
     stimuli = [
@@ -349,6 +371,25 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
     return rows
 
 
+def _questions(study_id: int) -> list[StudyQuestion]:
+    """Return the study's questions in order."""
+    return list(
+        db.session.scalars(
+            sa.select(StudyQuestion)
+            .where(StudyQuestion.study_id == study_id)
+            .order_by(StudyQuestion.position, StudyQuestion.id)
+        )
+    )
+
+
+def questions(study_id: int) -> list[dict[str, Any]]:
+    """Return the questions as codebook.json lists them: code, kind, text, required, settings."""
+    return [
+        {"code": q.code, "kind": q.kind, "text": q.text, "required": q.required, **q.spec}
+        for q in _questions(study_id)
+    ]
+
+
 def codebook_csv(study_id: int, include_recruitment: bool | None = None) -> Iterator[str]:
     """Stream codebook.csv: one row per column of every file."""
     rows = codebook(study_id, include_recruitment)
@@ -363,5 +404,6 @@ def codebook_json(study_id: int, include_recruitment: bool | None = None) -> str
         "title": study.title,
         "columns": codebook(study_id, include_recruitment),
         "measures": measures(study),
+        "questions": questions(study_id),
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -30,6 +30,7 @@ from survey.models import (
     RecruitmentId,
     Response,
     Study,
+    StudyQuestion,
     Trial,
     list_label,
 )
@@ -386,13 +387,21 @@ def trials_dataframe(study_id: int, include_simulated: bool = True) -> pd.DataFr
 
 
 def demographic_keys(study_id: int, include_simulated: bool = True) -> list[str]:
-    """Return every demographics key answered in the study, sorted."""
+    """Return the study's question codes in the questions' order, then any other key answered
+    (questions deleted since, answers stored before the question builder), sorted."""
+    codes = list(
+        db.session.scalars(
+            sa.select(StudyQuestion.code)
+            .where(StudyQuestion.study_id == study_id)
+            .order_by(StudyQuestion.position, StudyQuestion.id)
+        )
+    )
     keys: set[str] = set()
     stmt = _exported(sa.select(Participant.demographics), study_id, include_simulated)
     for (answers,) in _streamed(stmt):
         if isinstance(answers, dict):
             keys.update(str(k) for k in answers)
-    return sorted(keys)
+    return codes + sorted(keys - set(codes))
 
 
 def _demographic_column(key: str) -> str:

@@ -16,11 +16,12 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from survey import design, ending
+from survey import questions as questions_module
 from survey.errors import render_error
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.media import storage
-from survey.models import Image, Participant, new_public_id
+from survey.models import Image, Participant, StudyQuestion, new_public_id
 from survey.participant import answers, bp, forms, service, starting, statements, tickets
 from survey.participant import csrf as participant_csrf
 from survey.participant.hotdb import hot_path
@@ -547,8 +548,16 @@ def _after_trials(slug: str, public_id: str) -> str:
 
 
 def _asks_demographics(study: service.StudyView) -> bool:
-    """Tell whether the study asks the optional demographics (study setting, on by default)."""
-    return bool((study.settings or {}).get("demographics", True))
+    """Tell whether the study asks questions after the trials (it has some, and the old study
+    setting that turned the demographics off is not set)."""
+    if (study.settings or {}).get("demographics", True) is False:
+        return False
+    return (
+        db.session.scalar(
+            sa.select(StudyQuestion.id).where(StudyQuestion.study_id == study.id).limit(1)
+        )
+        is not None
+    )
 
 
 @bp.post("/s/<slug>/trial/<int:trial_id>")
@@ -638,7 +647,7 @@ def _unless_completed(
 @bp.route("/s/<slug>/questions", methods=["GET", "POST"])
 @participant_csrf.protected
 def questions(slug: str):
-    """Ask the optional demographics once the trials are done."""
+    """Ask the study's questions once the trials are done; nothing is stored until all pass."""
     study, participant = _participant_or_entry(slug)
     elsewhere = _unless_completed(slug, participant)
     if elsewhere is not None:
@@ -650,18 +659,24 @@ def questions(slug: str):
         or not statements.takes_answers(study.state, participant.is_preview)
     ):
         return redirect(url_for("participant.done", slug=slug), 303)
-    form = forms.DemographicsForm()
-    if form.validate_on_submit():
-        if not form.skip.data:
-            service.save_demographics(
-                db.session.get(Participant, participant.id),
-                {"age": form.age.data, "gender": form.gender.data},
-            )
-        return redirect(url_for("participant.done", slug=slug), 303)
-    status = 400 if form.is_submitted() else 200
+    asked = service.study_questions(study.id)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if "skip" in request.form and not any(q.required for q in asked):
+            return redirect(url_for("participant.done", slug=slug), 303)
+        values, errors = questions_module.read_answers(asked, request.form)
+        if not errors:
+            service.save_demographics(db.session.get(Participant, participant.id), values)
+            return redirect(url_for("participant.done", slug=slug), 303)
     return _page(
-        "participant/questions.html", study=study, participant=participant, form=form
-    ), status
+        "participant/questions.html",
+        study=study,
+        participant=participant,
+        questions=asked,
+        errors=errors,
+        posted=request.form if request.method == "POST" else None,
+        can_skip=not any(q.required for q in asked),
+    ), 400 if errors else 200
 
 
 @bp.get("/s/<slug>/done")

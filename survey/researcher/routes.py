@@ -7,6 +7,7 @@ from survey.researcher import (  # noqa: F401
     monitor_routes,
     planning_routes,
     prereg_routes,
+    question_routes,
     study_routes,
     undo_routes,
 )

@@ -26,10 +26,12 @@ from survey.models import (
     Response,
     Study,
     StudyMember,
+    StudyQuestion,
     Trial,
 )
 from survey.participant import service as participant_service
 from survey.participant.recruitment import Recruitment, find_by_recruitment
+from survey.questions import default_questions
 
 SLUG_MAX = 64
 # Study fields a copy or a definition carries over (texts and settings, not state or data).
@@ -86,11 +88,19 @@ def unique_slug(title: str) -> str:
     return slug
 
 
-def create_study(title: str, owner: Researcher, **fields) -> Study:
-    """Add a draft study owned by the researcher; committed by the caller."""
+def create_study(
+    title: str, owner: Researcher, questions: list[dict] | None = None, **fields
+) -> Study:
+    """Add a draft study owned by the researcher; committed by the caller.
+
+    It starts with `questions` (dicts of StudyQuestion fields), by default the demographics of
+    `survey.questions.default_questions`.
+    """
     study = Study(title=title, slug=fields.pop("slug", None) or unique_slug(title), **fields)
     db.session.add(study)
     db.session.add(StudyMember(study=study, researcher=owner, role="owner"))
+    for position, q in enumerate(default_questions() if questions is None else questions, start=1):
+        db.session.add(StudyQuestion(study=study, position=position, **q))
     db.session.flush()
     return study
 
@@ -105,6 +115,26 @@ def require_design_editable(study: Study) -> None:
             "design.",
         )
     require_not_archived(study)
+
+
+def require_questions_editable(study: Study) -> None:
+    """Refuse (409) a change to the questions unless the study is a draft (call under the lock)."""
+    require_design_editable(study)
+    if study.state != "draft":
+        abort(409, description="Questions can change only while the study is a draft.")
+
+
+def move_question(study: Study, question: StudyQuestion, direction: str) -> bool:
+    """Swap a question with its neighbour above or below; return whether it moved."""
+    ordered = sorted(study.questions, key=lambda q: (q.position, q.id))
+    for position, q in enumerate(ordered, start=1):
+        q.position = position
+    index = ordered.index(question)
+    other = index - 1 if direction == "up" else index + 1
+    if not 0 <= other < len(ordered):
+        return False
+    ordered[index].position, ordered[other].position = other + 1, index + 1
+    return True
 
 
 def require_not_archived(study: Study) -> None:
@@ -131,6 +161,10 @@ def duplicate_study(source: Study, researcher: Researcher) -> Study:
     new = create_study(
         source.title,
         researcher,
+        questions=[
+            {f: copy.deepcopy(getattr(q, f)) for f in ("code", "kind", "text", "required", "spec")}
+            for q in source.questions
+        ],
         name=name,
         **{f: copy.deepcopy(getattr(source, f)) for f in COPIED_FIELDS},
     )

@@ -12,8 +12,19 @@ import sqlalchemy as sa
 from flask import Flask
 
 from survey.extensions import db
-from survey.models import Base, Block, Identity, Image, Participant, Study, StudyMember, Trial
+from survey.models import (
+    Base,
+    Block,
+    Identity,
+    Image,
+    Participant,
+    Study,
+    StudyMember,
+    StudyQuestion,
+    Trial,
+)
 from survey.participant.starting import start_participant
+from survey.questions import legacy_questions
 from survey.studies import open_study
 from tests.helpers import sign_in
 from tests.researcher.helpers import add_member, quick_researcher, seed_design
@@ -41,6 +52,7 @@ class World:
     image_public_id: str
     participant_public_id: str
     trial_id: int
+    question_id: int = 0
 
     def client(self, app: Flask, who: str | None = None):
         """Return a test client, signed in as one of the team when `who` is given."""
@@ -60,6 +72,8 @@ def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
         study = Study(title="Trust in headshots", slug=slug)
         db.session.add(study)
         db.session.add(StudyMember(study=study, researcher_id=owner, role="owner"))
+        for position, question in enumerate(legacy_questions(), start=1):
+            db.session.add(StudyQuestion(study=study, position=position, **question))
         db.session.flush()
         seed_design(study)
         db.session.commit()
@@ -94,6 +108,9 @@ def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
             viewer=viewer,
             stranger=stranger,
             block_id=db.session.scalar(sa.select(Block.id).where(Block.study_id == study_id)),
+            question_id=db.session.scalar(
+                sa.select(StudyQuestion.id).where(StudyQuestion.study_id == study_id).limit(1)
+            ),
             member_id=db.session.scalar(
                 sa.select(StudyMember.id).where(
                     StudyMember.study_id == study_id, StudyMember.researcher_id == viewer
@@ -130,6 +147,7 @@ def url_values(rule, world: World) -> dict[str, object]:
     by_name = {
         "study_id": world.study_id,
         "block_id": world.block_id,
+        "question_id": world.question_id,
         "member_id": world.member_id,
         "identity_id": world.identity_id,
         "image_id": world.image_id,
