@@ -149,26 +149,31 @@ def within_intervals(
 ) -> dict[str, tuple[float, float, float]]:
     """Each condition's mean with its within-participant interval (Cousineau-Morey).
 
-    Each participant's scores are centred on their own mean plus the grand mean (Cousineau,
-    2005), the variance of the centred scores is corrected by J / (J - 1) for J = 2 conditions
-    (Morey, 2008), and the half-width is t(1 - (1 - confidence) / 2, n - 1) times that
-    standard error. Between-participant differences drop out, as in the paired test, so the
-    bars agree with it. Returns {condition: (mean, low, high)}; empty below two participants.
+    `analysis.descriptives.within_ci` on the two columns real and ai: each participant's scores
+    are centred on their own mean plus the grand mean (Cousineau, 2005) and the variance is
+    corrected by J / (J - 1) (Morey, 2008). Between-participant differences drop out, as in the
+    paired test, so the bars agree with it. Returns {condition: (mean, low, high)}; empty below
+    two participants.
     """
-    from scipy import stats as scipy_stats
+    from analysis.descriptives import within_ci
 
     wide = wide[["real", "ai"]].dropna()
-    n = len(wide)
-    if n < 2:
+    if len(wide) < 2:
         return {}
-    centred = wide.sub(wide.mean(axis=1), axis=0) + float(wide.to_numpy().mean())
-    t = float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1))
-    out = {}
-    for condition in ("real", "ai"):
-        se = float(centred[condition].std(ddof=1)) / math.sqrt(n) * math.sqrt(2 / (2 - 1))
-        mean = float(wide[condition].mean())
-        out[condition] = (mean, mean - t * se, mean + t * se)
-    return out
+    long = (
+        wide.rename_axis("participant")
+        .reset_index()
+        .melt(id_vars="participant", var_name="condition", value_name="value")
+    )
+    table = within_ci(long, confidence=confidence).set_index("condition")
+    return {
+        c: (
+            float(table.loc[c, "mean"]),
+            float(table.loc[c, "ci_low"]),
+            float(table.loc[c, "ci_high"]),
+        )
+        for c in ("real", "ai")
+    }
 
 
 def _within_text(intervals: dict, condition: str, factor: float, n: int) -> str:
