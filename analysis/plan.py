@@ -26,8 +26,11 @@ FIELDS = (
     "exclusions",
     "equivalence_bounds",
     "target_n",
+    "bayes_rscale",
 )
 DEFAULT_ALPHA = 0.05
+# Scale r of the Cauchy prior of the Bayes factors (BayesFactor's "medium", sqrt(2) / 2).
+DEFAULT_BAYES_RSCALE = math.sqrt(2) / 2
 _SCALE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -76,13 +79,15 @@ def validate_plan(plan: dict | None) -> dict:
         0.5), ``correction`` ("holm" or "bh"), ``exclusions`` ({incomplete, attention,
         straightlining: bool; min_median_rt_ms: number >= 0 or null}), ``equivalence_bounds``
         ({outcome: [low, high]} with low < 0 < high, on the scale of the estimate),
-        ``target_n`` (positive integer).
+        ``target_n`` (positive integer), ``bayes_rscale`` (scale r > 0 of the Cauchy prior on
+        the standardised difference in the Bayes factors).
 
     Returns
     -------
     dict
         Every field present: alpha 0.05, correction "holm", the contract's default exclusions,
-        empty hypotheses / primary_outcomes / equivalence_bounds, target_n None. Validating the
+        empty hypotheses / primary_outcomes / equivalence_bounds, target_n None,
+        bayes_rscale sqrt(2) / 2. Validating the
         result again returns it unchanged.
 
     Raises
@@ -188,6 +193,10 @@ def validate_plan(plan: dict | None) -> dict:
     ):
         raise ValueError(f"target_n: expected a positive integer, got {target_n!r}")
 
+    rscale = _number(plan.get("bayes_rscale", DEFAULT_BAYES_RSCALE), "bayes_rscale")
+    if not rscale > 0:
+        raise ValueError(f"bayes_rscale: must be above 0, got {rscale!r}")
+
     return {
         "hypotheses": hypotheses,
         "primary_outcomes": primary,
@@ -196,6 +205,7 @@ def validate_plan(plan: dict | None) -> dict:
         "exclusions": rules,
         "equivalence_bounds": bounds,
         "target_n": target_n,
+        "bayes_rscale": rscale,
     }
 
 

@@ -38,6 +38,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from analysis.plan import DEFAULT_BAYES_RSCALE
 from survey.models import MIN_PASSWORD_LENGTH, ROLES, TASKS
 
 MAX_PASSWORD_LENGTH = 1024
@@ -583,6 +584,14 @@ class PreregistrationForm(FlaskForm):
         "Exclude straight-liners (the same rating on every rate trial)", default=False
     )
     bounds = FieldList(FormField(BoundForm), min_entries=1, max_entries=30)
+    bayes_rscale = FloatField(
+        "Prior scale r of the Bayes factors",
+        default=DEFAULT_BAYES_RSCALE,
+        validators=[Optional()],
+        description="The Cauchy prior on the standardised difference (AI minus real) under "
+        "“a difference”: √2/2 = 0.7071 (the usual “medium”; also when left empty), 1 (“wide”) "
+        "or 1.414 (“ultrawide”). A larger r expects larger differences.",
+    )
     target_n = IntegerField(
         "Target number of participants",
         validators=[Optional()],

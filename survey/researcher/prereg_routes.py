@@ -62,6 +62,7 @@ def _fill_form(form: PreregistrationForm, plan: dict[str, Any]) -> None:
     form.min_median_rt_ms.data = rules["min_median_rt_ms"]
     form.exclude_straightlining.data = rules["straightlining"]
     form.target_n.data = plan["target_n"]
+    form.bayes_rscale.data = plan["bayes_rscale"]
 
 
 def plan_from_form(form: PreregistrationForm, study_outcome_names: list[str]) -> dict[str, Any]:
@@ -97,6 +98,8 @@ def plan_from_form(form: PreregistrationForm, study_outcome_names: list[str]) ->
         "equivalence_bounds": bounds,
         "target_n": form.target_n.data,
     }
+    if form.bayes_rscale.data is not None:
+        plan["bayes_rscale"] = form.bayes_rscale.data
     plan = validate_plan(plan)
     named = (
         [h["outcome"] for h in plan["hypotheses"]]

@@ -85,6 +85,14 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
     # Saving again replaces the plan (not frozen yet).
     owner_client.post(f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "alpha": "0.01"})
     assert stored(app, team.study_id).plan["alpha"] == 0.01
+    # The prior scale of the Bayes factors: √2/2 unless given, and shown on the page.
+    assert prereg.plan["bayes_rscale"] == pytest.approx(2**0.5 / 2, rel=1e-15)
+    owner_client.post(
+        f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "bayes_rscale": "1"}
+    )
+    assert stored(app, team.study_id).plan["bayes_rscale"] == 1.0
+    page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
+    assert 'name="bayes_rscale"' in page and 'value="1.0"' in page
 
 
 @pytest.mark.parametrize(
@@ -108,6 +116,8 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
         ({"primary_outcomes": ["choice_real"]}, "outcome &#39;choice_real&#39; is not measured"),
         ({"min_median_rt_ms": "-5"}, "exclusions.min_median_rt_ms: must be &gt;= 0"),
         ({"target_n": "0"}, "target_n: expected a positive integer"),
+        ({"bayes_rscale": "0"}, "bayes_rscale: must be above 0"),
+        ({"bayes_rscale": "-1"}, "bayes_rscale: must be above 0"),
         ({"correction": "bonferroni"}, "Not a valid choice."),
     ],
 )
