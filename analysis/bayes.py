@@ -8,12 +8,11 @@ numerical integral over g, as R's ``BayesFactor::ttestBF`` does for one-sample a
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
-import numpy as np
-from scipy import integrate, optimize
-
-from analysis.stats import _finite, _pairs
+# numpy, SciPy and analysis.stats are imported where they are used: the wording below is read
+# by analysis.findings, which needs the standard library only.
 
 DEFAULT_RSCALE = math.sqrt(2) / 2
 # BayesFactor's names for the usual prior scales.
@@ -80,8 +79,10 @@ def jzs_log_bf10(t: float, n: int, rscale: float | str = DEFAULT_RSCALE) -> floa
 
     Finite for any finite t: the integrand is scaled by its maximum before integrating.
     """
+    from scipy import integrate, optimize
+
     r = rscale_value(rscale)
-    if isinstance(n, bool) or int(n) != n or n < 2:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
         raise ValueError(f"a Bayes factor needs at least 2 observations, got n = {n!r}")
     if not math.isfinite(t):
         raise ValueError(f"t must be finite, got {t!r}")
@@ -146,6 +147,10 @@ def ttest_bf(x, y=None, *, mu: float = 0.0, rscale: float | str = DEFAULT_RSCALE
     Rouder, J. N., Speckman, P. L., Sun, D., Morey, R. D., & Iverson, G. (2009). Bayesian t tests
     for accepting and rejecting the null hypothesis. Psychonomic Bulletin & Review, 16, 225-237.
     """
+    import numpy as np
+
+    from analysis.stats import _finite, _pairs
+
     r = rscale_value(rscale)
     if y is None:
         d = _finite(x, "x") - mu
@@ -156,7 +161,7 @@ def ttest_bf(x, y=None, *, mu: float = 0.0, rscale: float | str = DEFAULT_RSCALE
     if n < 2:
         raise ValueError(f"a Bayes factor needs at least 2 complete observations, got {n}")
     mean, sd = float(np.mean(d)), float(np.std(d, ddof=1))
-    if sd == 0 or sd <= 10 * np.finfo(float).eps * abs(mean):
+    if sd == 0 or sd <= 10 * float(np.finfo(float).eps) * abs(mean):
         raise ValueError(
             f"the differences are essentially constant (sd = {sd:g}): t and the Bayes factor "
             "are undefined"
@@ -166,9 +171,9 @@ def ttest_bf(x, y=None, *, mu: float = 0.0, rscale: float | str = DEFAULT_RSCALE
 
 
 def _times(value: float) -> str:
-    """'6.2', '31', '1.2 million'... a factor for a sentence."""
+    """'6.2', '31', '1,234' or 'more than a million': a factor for a sentence."""
     if value >= 1e6:
-        return f"more than a million ({value:.2g})"
+        return "more than a million"
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}" if value >= 10 else f"{value:.2g}"
@@ -197,3 +202,27 @@ def bf_sentence(bf10: float | None, log_bf10: float | None = None, against: str 
         f"inconclusive: the data are about as likely under {null} as under {alt} "
         f"(the Bayes factor is between 1/3 and 3)"
     )
+
+
+def bf_label(log_bf10: float) -> str:
+    """'BF01 = 6.20' when the data favour no difference, else 'BF10 = 17.3'."""
+    name, log_value = ("BF10", log_bf10) if log_bf10 >= 0 else ("BF01", -log_bf10)
+    if log_value >= math.log(1e6):
+        return f"{name} = {math.exp(log_value):.2g}" if log_value < 709 else f"{name} > 1e307"
+    value = math.exp(log_value)
+    if value < 10:
+        return f"{name} = {value:.2f}"
+    return f"{name} = {value:.1f}" if value < 100 else f"{name} = {value:,.0f}"
+
+
+def bf_text(test: dict, against: str = "") -> str:
+    """'Bayes factor BF01 = 6.20 (JZS prior, r = 0.707): the data are 6.2 times more likely
+    under no difference than under a difference', from a test's ``log_bf10`` and
+    ``bf_rscale``; '' when the test has none."""
+    log_bf10, rscale = test.get("log_bf10"), test.get("bf_rscale")
+    if not isinstance(log_bf10, (int, float)) or isinstance(log_bf10, bool):
+        return ""
+    if not math.isfinite(log_bf10):
+        return ""
+    prior = f"JZS prior, r = {rscale:.3g}" if isinstance(rscale, (int, float)) else "JZS prior"
+    return f"Bayes factor {bf_label(log_bf10)} ({prior}): {bf_sentence(None, log_bf10, against)}"

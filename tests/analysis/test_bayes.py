@@ -170,3 +170,74 @@ def test_wording():
     assert "more than a million" in bf_sentence(None, log_bf10=500.0)
     assert bf_sentence(None) == "the Bayes factor is not available"
     assert BayesFactor(-math.log(6), 0.1, 20, DEFAULT_RSCALE).bf01 == pytest.approx(6)
+
+
+def test_the_report_puts_the_bayes_factor_beside_the_participant_t_tests(sim):
+    """On sim-small with the plan's r = 1. From each test's t statistic R gives log BF10 as
+    ttest.tstat(t = -8.039885483118976, n1 = 113, rscale = 1)$bf -> 22.70181301 (trust),
+    ttest.tstat(t = 8.444731325113848, n1 = 113, rscale = 1)$bf -> 24.760764912 (choice_real),
+    ttest.tstat(t = -6.719338061063983, n1 = 113, rscale = 1)$bf -> 16.2104818957 (d_prime)."""
+    from analysis.report import analyse
+
+    results = analyse(sim, plan={"bayes_rscale": 1.0}, mixed_models=False).results
+    expected = {"trust": 22.70181301, "choice_real": 24.760764912, "d_prime": 16.2104818957}
+    carrying = [t for t in results["tests"] if "log_bf10" in t]
+    assert {(t["level"], t["method"]) for t in carrying} <= {
+        ("participant", "paired_t"),
+        ("participant", "one_sample_t"),
+    }
+    by_outcome = {t["outcome"]: t for t in carrying}
+    for outcome, log_bf10 in expected.items():
+        test = by_outcome[outcome]
+        assert test["log_bf10"] == pytest.approx(log_bf10, rel=1e-8)
+        assert test["bf10"] == pytest.approx(math.exp(log_bf10), rel=1e-7)
+        assert test["bf_rscale"] == 1.0
+    finding = next(f for f in results["findings"] if f["outcome"] == "trust")
+    assert "Bayes factor BF10 = 7.2e+09 (JZS prior, r = 1)" in finding["claim"]
+    assert "more than a million times more likely under a difference" in finding["claim"]
+
+
+def test_a_finding_words_the_bayes_factor_beside_the_tost():
+    from analysis.findings import finding
+
+    test = {
+        "outcome": "trust",
+        "method": "paired_t",
+        "level": "participant",
+        "family": "primary",
+        "estimate": 0.02,
+        "ci_low": -0.05,
+        "ci_high": 0.09,
+        "p_value": 0.57,
+        "p_adjusted": 0.57,
+        "correction": "holm",
+        "statistic": 0.57,
+        "df": 119.0,
+        "n": 120,
+        "scale": [1, 7],
+        "log_bf10": -math.log(8.04),
+        "bf_rscale": DEFAULT_RSCALE,
+    }
+    tost = {
+        "outcome": "trust",
+        "method": "tost",
+        "level": "participant",
+        "bound_low": -0.3,
+        "bound_high": 0.3,
+        "p_value": 1e-6,
+        "p_adjusted": 1e-6,
+        "correction": "holm",
+    }
+    result = finding(test, 0.05, tost)
+    assert result["verdict"] == "no_difference"
+    assert (
+        "equivalence test (TOST) against ±0.30 points on the 1–7 scale, Holm-adjusted p < 0.001; "
+        "Bayes factor BF01 = 8.04 (JZS prior, r = 0.707): the data are 8 times more likely under "
+        "no difference than under a difference; N = 120 participants"
+    ) in result["claim"]
+    # Without a TOST the Bayes factor is still given; it does not change the verdict.
+    alone = finding(test, 0.05)
+    assert alone["verdict"] == "inconclusive" and "BF01 = 8.04" in alone["claim"]
+    middle = finding({**test, "log_bf10": math.log(2.0)}, 0.05, tost)
+    assert "BF10 = 2.00 (JZS prior, r = 0.707): inconclusive" in middle["claim"]
+    assert "BF" not in finding({k: v for k, v in test.items() if k != "log_bf10"})["claim"]
