@@ -237,6 +237,16 @@ def _tests_sentence(results: dict[str, Any]) -> str:
             "preregistered bounds; “no reliable difference” is claimed only where "
             "the TOST is significant."
         )
+    rscales = {t.get("bf_rscale") for t in tests if t.get("log_bf10") is not None}
+    if rscales:
+        scale = ", ".join(f"{r:.3g}" for r in sorted(r for r in rscales if r is not None))
+        sentences.append(
+            "Beside each participant-level t-test, a JZS Bayes factor (Rouder et al., 2009; "
+            f"Cauchy prior on the standardised difference with scale r = {scale}) says how many "
+            "times more likely the data are under no difference than under a difference, or "
+            "the reverse (between 1/3 and 3: inconclusive); it depends on that prior and does "
+            "not change the verdicts."
+        )
     correction = CORRECTION_NAMES.get(results.get("correction"), "p").replace("-adjusted p", "")
     families = results.get("families") or []
     sentences.append(
