@@ -238,7 +238,8 @@ def _bayes(results: dict, test: dict) -> str:
         else ""
     )
     if words.startswith("inconclusive: "):
-        return f" A Bayes factor is inconclusive: {words[len('inconclusive: ') :]}{prior}."
+        words = words[len("inconclusive: ") :].split(" (", 1)[0]
+        return f" A Bayes factor is inconclusive: {words}{prior}."
     return f" A Bayes factor adds that {words}{prior}."
 
 
