@@ -176,6 +176,14 @@ def within_intervals(
     }
 
 
+WITHIN_NOTE = "Diamonds and bars: means with 95% within-participant CIs (Cousineau–Morey)"
+
+
+def _within_note(fig: Figure) -> None:
+    """Say under a condition plot what its bars are (they are not the descriptives' intervals)."""
+    fig.supxlabel(WITHIN_NOTE, x=0.01, ha="left", fontsize=8.5, color="#555555")
+
+
 def _within_text(intervals: dict, condition: str, factor: float, n: int) -> str:
     """'mean 4.49 (95% within-participant CI 4.36 to 4.62, n = 37)'."""
     if condition not in intervals:
@@ -352,6 +360,7 @@ def _paired_spec(results: dict, outcome: Outcome, scores: pd.DataFrame) -> Figur
         fig, ax = _figure(6.4, 4.8)
         _draw_paired(ax, results, outcome, scores)
         ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
+        _within_note(fig)
         return fig
 
     return FigureSpec(f"paired_{outcome.name}", title, alt, draw)
@@ -389,6 +398,7 @@ def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
                 FIXED_OUTCOMES[name].label.capitalize(), loc="left", fontsize=11, fontweight="bold"
             )
         fig.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold")
+        _within_note(fig)
         return fig
 
     return FigureSpec("sdt", title, alt, draw)

@@ -204,7 +204,10 @@ def _tests_sentence(results: dict[str, Any]) -> str:
             f"(normal approximation, {continuity} continuity correction); the same tests were "
             "repeated over "
             "identities (each identity's mean across participants) to check that the effects "
-            "generalise over the people photographed."
+            "generalise over the people photographed. The condition plots show each "
+            "condition's mean with a 95% within-participant confidence interval (Cousineau, "
+            "2005, with Morey's 2008 correction), which leaves out differences between "
+            "participants as the paired test does."
         )
     if single:
         sentences.append(

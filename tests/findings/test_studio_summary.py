@@ -294,6 +294,9 @@ def test_report_page_facts_and_test_rows_show_the_bayes_factor():
     assert "Cauchy prior on the standardised difference with scale r = 0.5" in (
         _tests_sentence(results)
     )
+    assert "95% within-participant confidence interval (Cousineau, 2005, with Morey's 2008" in (
+        _tests_sentence(results)
+    )
     plain = _results("trust", 0.05, -0.1, 0.2, "inconclusive")
     assert claim_facts(plain, plain["findings"][0]).bayes == ""
     assert test_row(plain, plain["tests"][0])["bayes"] == ""
