@@ -586,8 +586,8 @@ class PreregistrationForm(FlaskForm):
     bounds = FieldList(FormField(BoundForm), min_entries=1, max_entries=30)
     bayes_rscale = FloatField(
         "Prior scale r of the Bayes factors",
-        default=DEFAULT_BAYES_RSCALE,
         validators=[Optional()],
+        render_kw={"placeholder": f"{DEFAULT_BAYES_RSCALE:.4f} (√2/2)"},
         description="The Cauchy prior on the standardised difference (AI minus real) under "
         "“a difference”: √2/2 = 0.7071 (the usual “medium”; also when left empty), 1 (“wide”) "
         "or 1.414 (“ultrawide”). A larger r expects larger differences.",

@@ -93,6 +93,9 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
     assert stored(app, team.study_id).plan["bayes_rscale"] == 1.0
     page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
     assert 'name="bayes_rscale"' in page and 'value="1.0"' in page
+    owner_client.post(f"/r/studies/{team.study_id}/preregistration", data=PLAN)
+    page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
+    assert 'placeholder="0.7071 (√2/2)"' in page and 'value="0.7071' not in page
 
 
 @pytest.mark.parametrize(
