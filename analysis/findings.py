@@ -6,6 +6,7 @@ import math
 import re
 from typing import TypeGuard
 
+from analysis.bayes import bf_text
 from analysis.vocabulary import FIXED_OUTCOMES, Outcome, rating_outcome
 
 VERDICTS = ("difference", "no_difference", "inconclusive")
@@ -340,7 +341,8 @@ def finding(
         A test as in results.json: ``outcome``, ``method``, ``level``, ``estimate`` (ai minus
         real, or minus chance), ``ci_low``, ``ci_high``, ``p_value``, ``p_adjusted``,
         ``correction``, ``n``; optionally ``statistic``, ``df``, ``confidence``, ``scale``,
-        ``reference_value``, ``mean`` and ``preregistered``.
+        ``reference_value``, ``mean``, ``preregistered`` and the Bayes factor's ``log_bf10``
+        and ``bf_rscale`` (worded beside the TOST; it does not change the verdict).
     alpha : float
         Significance level of the (corrected) test and of the TOST.
     equivalence : dict, optional
@@ -392,6 +394,9 @@ def finding(
     if equivalence is not None:
         bounds = _bounds_text(outcome, test, equivalence)
         evidence += f"; equivalence test (TOST) against {bounds}, {_p_text(equivalence, alpha)}"
+    against = "" if _contrasts_conditions(outcome, test) else " from chance"
+    if bf_text(test):
+        evidence += f"; {bf_text(test, against)}"
     evidence += f"; {_n_text(test)}"
     details = _estimate_text(outcome, test) + evidence
     versus = (

@@ -31,6 +31,7 @@ FIELDS = (
     "target_n",
     "rating_model",
     "models",
+    "bayes_rscale",
 )
 DEFAULT_ALPHA = 0.05
 # The mixed models: random-effects structure, model of rating outcomes (0/1 outcomes always
@@ -39,6 +40,8 @@ RANDOM_STRUCTURES = ("auto", "intercepts", "slopes")
 RATING_FAMILIES = ["lmm"]
 DEFAULT_MODELS: dict[str, Any] = {"random": "auto", "family": "lmm", "moderators": None}
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# Scale r of the Cauchy prior of the Bayes factors (BayesFactor's "medium", sqrt(2) / 2).
+DEFAULT_BAYES_RSCALE = math.sqrt(2) / 2
 _SCALE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -92,14 +95,15 @@ def validate_plan(plan: dict | None) -> dict:
         model of single ratings),
         ``models`` ({random: auto | intercepts | slopes,
         family: lmm, moderators: list of column names or null for every identity
-        descriptor}).
+        descriptor}), ``bayes_rscale`` (scale r > 0 of the Cauchy prior on the standardised
+        difference in the Bayes factors).
 
     Returns
     -------
     dict
         Every field present: alpha 0.05, correction "holm", the contract's default exclusions,
         empty hypotheses / primary_outcomes / equivalence_bounds, target_n None, rating_model
-        "paired_t"; ``models``
+        "paired_t", bayes_rscale sqrt(2) / 2; ``models``
         only when the plan has it (with its defaults filled in). Validating the result again
         returns it unchanged.
 
@@ -210,6 +214,10 @@ def validate_plan(plan: dict | None) -> dict:
     if rating_model not in RATING_MODELS:
         raise ValueError(f"rating_model: {rating_model!r} is not one of {', '.join(RATING_MODELS)}")
 
+    rscale = _number(plan.get("bayes_rscale", DEFAULT_BAYES_RSCALE), "bayes_rscale")
+    if not rscale > 0:
+        raise ValueError(f"bayes_rscale: must be above 0, got {rscale!r}")
+
     validated = {
         "hypotheses": hypotheses,
         "primary_outcomes": primary,
@@ -219,6 +227,7 @@ def validate_plan(plan: dict | None) -> dict:
         "equivalence_bounds": bounds,
         "target_n": target_n,
         "rating_model": rating_model,
+        "bayes_rscale": rscale,
     }
     if "models" in plan:
         validated["models"] = validate_models(plan["models"])

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 import analysis
+from analysis import bayes, stats
 from analysis import moderators as moderators_
-from analysis import stats
 from analysis.corrections import adjust
 from analysis.descriptives import describe
 from analysis.exclusions import included_trials, screen_participants
@@ -140,8 +140,10 @@ def _unit_tests(
     alpha: float,
     continuity_correction: bool = False,
     clmm_primary: bool = False,
+    rscale: float = bayes.DEFAULT_RSCALE,
 ) -> None:
-    """t and Wilcoxon tests (and TOST) of one outcome on participant or identity scores."""
+    """t and Wilcoxon tests (and TOST) of one outcome on participant or identity scores; the
+    participant-level t-test carries its JZS Bayes factor."""
     t_family = main_family if level == "participant" else "identity_t"
     if level == "participant" and clmm_primary and outcome.kind == "rating":
         t_family = "participant_t"
@@ -157,7 +159,11 @@ def _unit_tests(
             )
             return
         x, y = wide["ai"].to_numpy(), wide["real"].to_numpy()
-        tests.attempt(outcome, t_family, level, "paired t-test", lambda: stats.paired_t(x, y))
+        t_test = tests.attempt(
+            outcome, t_family, level, "paired t-test", partial(stats.paired_t, x, y)
+        )
+        if t_test is not None and level == "participant":
+            _add_bayes(tests, outcome, t_test, partial(bayes.ttest_bf, x, y, rscale=rscale))
         tests.attempt(
             outcome,
             w_family,
@@ -176,7 +182,11 @@ def _unit_tests(
         return
     x = scores["value"].to_numpy()
     mu = outcome.reference_value
-    tests.attempt(outcome, t_family, level, "one-sample t-test", lambda: stats.one_sample_t(x, mu))
+    t_test = tests.attempt(
+        outcome, t_family, level, "one-sample t-test", partial(stats.one_sample_t, x, mu)
+    )
+    if t_test is not None and level == "participant":
+        _add_bayes(tests, outcome, t_test, partial(bayes.ttest_bf, x, mu=mu, rscale=rscale))
     tests.attempt(
         outcome,
         w_family,
@@ -194,6 +204,25 @@ def _unit_tests(
             lambda: stats.tost(x, low=bounds[0], high=bounds[1], mu=mu, alpha=alpha),
             reference_value=mu,
         )
+
+
+def _add_bayes(
+    tests: _Collector, outcome: Outcome, t_test: dict, compute: Callable[[], bayes.BayesFactor]
+) -> None:
+    """Put the JZS Bayes factor beside a t-test: bf10, bf01, log_bf10 (always finite) and
+    bf_rscale; a failure becomes a warning and null fields."""
+    try:
+        bf = compute()
+    except ValueError as exc:
+        t_test.update(bf10=None, bf01=None, log_bf10=None, bf_rscale=None)
+        tests.warnings.append(f"{outcome.name}: Bayes factor not computed: {exc}")
+        return
+    t_test.update(
+        bf10=bf.bf10 if math.isfinite(bf.bf10) else None,
+        bf01=bf.bf01 if math.isfinite(bf.bf01) else None,
+        log_bf10=bf.log_bf10,
+        bf_rscale=bf.rscale,
+    )
 
 
 def _mixed_tests(
@@ -577,7 +606,8 @@ def analyse(
                 bounds,
                 alpha,
                 continuity_correction,
-                clmm_primary,
+                clmm_primary=clmm_primary,
+                rscale=plan["bayes_rscale"],
             )
         if outcome.kind in ("proportion", "share") and not outcome.paired:
             rows = trial_scores(kept, outcome)

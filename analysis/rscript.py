@@ -27,6 +27,7 @@ TRIAL_ROWS = {
 
 PRELUDE = r"""# Needs R >= 4.0 with lme4 and lmerTest: install.packages(c("lme4", "lmerTest"))
 # and, for the ordinal mixed models (CLMM) of ratings, ordinal: install.packages("ordinal")
+# (and BayesFactor for the Bayes factors, which are skipped without it)
 suppressMessages({library(lme4); library(lmerTest)})
 has_ordinal <- requireNamespace("ordinal", quietly = TRUE)
 if (!has_ordinal) cat("Package ordinal is not installed: the CLMMs of the ratings are skipped\n")
@@ -163,6 +164,24 @@ run_tost_one <- function(outcome, level, x, mu, low, high) {
   add(outcome, "tost", level, "equivalence", mean(x$value) - mu, NA, NA, worst$statistic,
       worst$parameter, max(lower$p.value, upper$p.value))
 }
+# JZS Bayes factors beside the participant-level t-tests, when BayesFactor is installed.
+has_bf <- requireNamespace("BayesFactor", quietly = TRUE)
+if (!has_bf) cat("BayesFactor is not installed: the Bayes factors are not recomputed\n")
+bfs <- data.frame()
+add_bf <- function(outcome, b, rscale, python) {
+  # ttestBF's log BF10; above |t| = 15 it approximates (its message says so).
+  bfs <<- rbind(bfs, data.frame(outcome = outcome, rscale = rscale,
+                                log_bf10 = BayesFactor::extractBF(b, logbf = TRUE)$bf,
+                                log_bf10_python = python))
+}
+run_bf_paired <- function(outcome, w, rscale, python) {
+  if (has_bf) add_bf(outcome, BayesFactor::ttestBF(x = w$ai, y = w$real, paired = TRUE,
+                                                   rscale = rscale), rscale, python)
+}
+run_bf_one <- function(outcome, x, mu, rscale, python) {
+  if (has_bf) add_bf(outcome, BayesFactor::ttestBF(x = x$value, mu = mu, rscale = rscale),
+                     rscale, python)
+}
 run_binomial <- function(outcome, family, value, chance) {
   x <- binom.test(sum(value), length(value), p = chance)
   add(outcome, "binomial", "trial", family, mean(value) - chance, x$conf.int[1] - chance,
@@ -240,6 +259,10 @@ cat(sprintf("Agreement with results.json (%d tests, tolerance %.0e): %s\n", nrow
             if (agree) "yes" else "NO"))
 write.csv(both, "analysis_R_results.csv", row.names = FALSE)
 cat("Wrote analysis_R_results.csv\n")
+if (nrow(bfs) > 0) {
+  cat("\nBayes factors (log BF10, BayesFactor::ttestBF beside results.json):\n")
+  print(bfs, digits = 8, row.names = FALSE)
+}
 """  # noqa: E501 (R code)
 
 
@@ -376,10 +399,17 @@ def _test_lines(name: str, test: dict, bounds: dict) -> list[str]:
             (f"run_binomial({_r_string(name)}, {_r_string(family)}, rows$value, {_r_number(mu)})")
         ]
     scores = f"scores <- {_scores(name, level, paired)}"
+    bf = (
+        (_r_string(name), _r_number(test.get("bf_rscale")), _r_number(test["log_bf10"]))
+        if test.get("log_bf10") is not None and test.get("bf_rscale") is not None
+        else None
+    )
     if method == "paired_t":
-        return [scores, f"run_paired_t({args}, scores)"]
+        bf_line = [f"run_bf_paired({bf[0]}, scores, {bf[1]}, {bf[2]})"] if bf else []
+        return [scores, f"run_paired_t({args}, scores)", *bf_line]
     if method == "one_sample_t":
-        return [scores, f"run_one_sample_t({args}, scores, {_r_number(mu)})"]
+        bf_line = [f"run_bf_one({bf[0]}, scores, {_r_number(mu)}, {bf[1]}, {bf[2]})"] if bf else []
+        return [scores, f"run_one_sample_t({args}, scores, {_r_number(mu)})", *bf_line]
     if method == "wilcoxon":
         # The same continuity correction as the test in results.json.
         correct = ", correct = TRUE" if test.get("continuity_correction") else ""
@@ -478,7 +508,9 @@ def r_script(results: dict, *, title: str = "") -> str:
         checks that they exclude the participants listed in results.json, runs for each test of
         ``results["tests"]`` the matching R call — ``t.test(..., paired = TRUE)``, ``t.test(x,
         mu = chance)``, ``wilcox.test(..., exact = FALSE, correct = FALSE)``, ``binom.test``,
-        the two one-sided ``t.test`` calls of a TOST, ``lmer(<formula>, REML = TRUE)`` and
+        the two one-sided ``t.test`` calls of a TOST, ``BayesFactor::ttestBF(..., rscale = r)``
+        beside each t-test with a Bayes factor (when ``requireNamespace("BayesFactor")``),
+        ``lmer(<formula>, REML = TRUE)`` and
         ``glmer(<formula>, family = binomial)`` with each mixed model's formula as named in
         results.json — refits each tested moderation with and without ``condition:moderator``
         (``anova`` of the two ML fits), corrects p-values per family with ``p.adjust``, prints

@@ -11,6 +11,7 @@ import pytest
 from analysis.io import TRIAL_COLUMNS
 from analysis.report import analyse
 from analysis.rscript import r_script
+from analysis.vocabulary import FIXED_OUTCOMES
 from tests.analysis.helpers import make_participants, make_trials
 
 pytestmark = pytest.mark.slow
@@ -285,7 +286,8 @@ def test_script_runs_every_test_of_results_with_r_calls(results):
     calls = re.findall(
         r"^(run_\w+|report_lmm|report_glmm|report_clmm)\(", script, flags=re.MULTILINE
     )
-    assert len(calls) == len(results["tests"])
+    # Bayes factors are not tests of their own: they sit beside the t-tests.
+    assert len([c for c in calls if not c.startswith("run_bf_")]) == len(results["tests"])
     expected = {
         "paired_t": "run_paired_t",
         "one_sample_t": "run_one_sample_t",
@@ -312,6 +314,33 @@ def test_script_runs_every_test_of_results_with_r_calls(results):
     # Every test appears in the table R compares its numbers with.
     for test in results["tests"]:
         assert f'"{test["outcome"]}"' in script and f'"{test["method"]}"' in script
+
+
+def test_script_recomputes_the_bayes_factors_when_bayesfactor_is_installed(results):
+    """ttestBF beside each participant-level t-test, with results.json's rscale and log BF10."""
+    script = r_script(results)
+    assert 'has_bf <- requireNamespace("BayesFactor", quietly = TRUE)' in script
+    assert "BayesFactor::ttestBF(x = w$ai, y = w$real, paired = TRUE," in script
+    assert "BayesFactor::ttestBF(x = x$value, mu = mu, rscale = rscale)" in script
+    with_bf = [t for t in results["tests"] if t.get("log_bf10") is not None]
+    assert {t["level"] for t in with_bf} == {"participant"}
+    assert {t["method"] for t in with_bf} == {"paired_t", "one_sample_t"}
+    for test in with_bf:
+        call = (
+            f'run_bf_paired("{test["outcome"]}", scores, {test["bf_rscale"]!r}, '
+            f"{test['log_bf10']!r})"
+            if test["method"] == "paired_t"
+            else f'run_bf_one("{test["outcome"]}", scores, '
+            f"{FIXED_OUTCOMES[test['outcome']].reference_value!r}, {test['bf_rscale']!r}, "
+            f"{test['log_bf10']!r})"
+        )
+        assert call in script
+    assert len(re.findall(r"^run_bf_\w+\(", script, flags=re.MULTILINE)) == len(with_bf)
+    # Without Bayes factors in results.json (an older report) there are no calls.
+    old = copy.deepcopy(results)
+    for test in old["tests"]:
+        test.pop("log_bf10", None)
+    assert not re.search(r"^run_bf_\w+\(", r_script(old), flags=re.MULTILINE)
 
 
 def test_exclusions_and_corrections_follow_the_plan(results):

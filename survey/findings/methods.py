@@ -200,7 +200,10 @@ def _tests_sentence(results: dict[str, Any]) -> str:
             f"(normal approximation, {continuity} continuity correction); the same tests were "
             "repeated over "
             "identities (each identity's mean across participants) to check that the effects "
-            "generalise over the people photographed."
+            "generalise over the people photographed. The condition plots show each "
+            "condition's mean with a 95% within-participant confidence interval (Cousineau, "
+            "2005, with Morey's 2008 correction), which leaves out differences between "
+            "participants as the paired test does."
         )
     if single:
         sentences.append(
@@ -245,6 +248,16 @@ def _tests_sentence(results: dict[str, Any]) -> str:
             "Equivalence was tested with two one-sided tests (TOST) against the "
             "preregistered bounds; “no reliable difference” is claimed only where "
             "the TOST is significant."
+        )
+    rscales = {t.get("bf_rscale") for t in tests if t.get("log_bf10") is not None}
+    if rscales:
+        scale = ", ".join(f"{r:.3g}" for r in sorted(r for r in rscales if r is not None))
+        sentences.append(
+            "Beside each participant-level t-test, a JZS Bayes factor (Rouder et al., 2009; "
+            f"Cauchy prior on the standardised difference with scale r = {scale}) says how many "
+            "times more likely the data are under no difference than under a difference, or "
+            "the reverse (between 1/3 and 3: inconclusive); it depends on that prior and does "
+            "not change the verdicts."
         )
     correction = CORRECTION_NAMES.get(results.get("correction"), "p").replace("-adjusted p", "")
     families = results.get("families") or []

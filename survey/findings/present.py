@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.bayes import bf_label, bf_text
 from analysis.findings import ci_label, ci_unadjusted, corrected_p, fixed, format_p
 from analysis.results import (
     FigureSpec,
@@ -203,7 +204,17 @@ def test_row(results: dict, test: dict) -> dict:
         ),
         "n": test.get("n"),
         "preregistered": bool(test.get("preregistered")),
+        "bayes": bayes_short(test),
     }
+
+
+def bayes_short(test: dict) -> str:
+    """'BF01 = 6.20 (r = 0.707)' for a test with a Bayes factor, else ''."""
+    log_bf10, rscale = test.get("log_bf10"), test.get("bf_rscale")
+    if not isinstance(log_bf10, (int, float)) or not math.isfinite(log_bf10):
+        return ""
+    prior = f" (r = {rscale:.3g})" if isinstance(rscale, (int, float)) else ""
+    return bf_label(log_bf10) + prior
 
 
 def descriptive_row(results: dict, row: dict) -> dict:
@@ -237,6 +248,7 @@ class Facts:
     verdict: str
     test: str
     ci_label: str = "95% CI"
+    bayes: str = ""
 
 
 def claim_facts(results: dict, finding: dict) -> Facts | None:
@@ -269,6 +281,7 @@ def claim_facts(results: dict, finding: dict) -> Facts | None:
         verdict=VERDICT_NAMES.get(finding.get("verdict"), str(finding.get("verdict"))),
         test=METHOD_NAMES.get(test.get("method"), str(test.get("method"))),
         ci_label=ci_label(test),
+        bayes=bf_text(test, "" if outcome.paired else " from chance"),
     )
 
 

@@ -35,6 +35,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from analysis.plan import DEFAULT_BAYES_RSCALE
 from survey.ending import (
     RETURN_REDIRECT_MAX_S,
     RETURN_REDIRECT_MIN_S,
@@ -664,6 +665,19 @@ class PreregistrationForm(FlaskForm):
         "Exclude straight-liners (the same rating on every rate trial)", default=False
     )
     bounds = FieldList(FormField(BoundForm), min_entries=1, max_entries=30)
+    bayes_rscale = FloatField(
+        "Prior scale r of the Bayes factors",
+        validators=[
+            Optional(),
+            number_between(
+                "The prior scale r of the Bayes factors", 0, 100, whole=False, above=True
+            ),
+        ],
+        render_kw={"placeholder": f"{DEFAULT_BAYES_RSCALE:.4f} (√2/2)"},
+        description="The Cauchy prior on the standardised difference (AI minus real) under "
+        "“a difference”: √2/2 = 0.7071 (the usual “medium”; also when left empty), 1 (“wide”) "
+        "or 1.414 (“ultrawide”). A larger r expects larger differences.",
+    )
     target_n = IntegerField(
         "Target number of participants",
         validators=[Optional(), number_between("The target number of participants", 1, 1_000_000)],

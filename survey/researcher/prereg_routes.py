@@ -7,7 +7,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from analysis.plan import validate_plan
+from analysis.plan import DEFAULT_BAYES_RSCALE, validate_plan
 from survey import audit
 from survey.extensions import db
 from survey.models import Preregistration, Study, utcnow
@@ -64,6 +64,9 @@ def _fill_form(form: PreregistrationForm, plan: dict[str, Any]) -> None:
     form.min_median_rt_ms.data = rules["min_median_rt_ms"]
     form.exclude_straightlining.data = rules["straightlining"]
     form.target_n.data = plan["target_n"]
+    # The default shows as the empty field's placeholder rather than as 0.7071067811865476.
+    rscale = plan["bayes_rscale"]
+    form.bayes_rscale.data = None if rscale == DEFAULT_BAYES_RSCALE else rscale
 
 
 class PlanErrors(ValueError):
@@ -162,6 +165,8 @@ def plan_from_form(form: PreregistrationForm, study_outcome_names: list[str]) ->
         "equivalence_bounds": bounds,
         "target_n": form.target_n.data,
     }
+    if form.bayes_rscale.data is not None:
+        plan["bayes_rscale"] = form.bayes_rscale.data
     # The form's checks above cover what the plan's own check refuses; it stays the last word.
     return validate_plan(plan)
 

@@ -85,6 +85,17 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
     # Saving again replaces the plan (not frozen yet).
     owner_client.post(f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "alpha": "0.01"})
     assert stored(app, team.study_id).plan["alpha"] == 0.01
+    # The prior scale of the Bayes factors: √2/2 unless given, and shown on the page.
+    assert prereg.plan["bayes_rscale"] == pytest.approx(2**0.5 / 2, rel=1e-15)
+    owner_client.post(
+        f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "bayes_rscale": "1"}
+    )
+    assert stored(app, team.study_id).plan["bayes_rscale"] == 1.0
+    page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
+    assert 'name="bayes_rscale"' in page and 'value="1.0"' in page
+    owner_client.post(f"/r/studies/{team.study_id}/preregistration", data=PLAN)
+    page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
+    assert 'placeholder="0.7071 (√2/2)"' in page and 'value="0.7071' not in page
 
 
 @pytest.mark.parametrize(
@@ -130,6 +141,16 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
             {"target_n": "0"},
             "The target number of participants must be a whole number between 1 and 1,000,000; "
             "you wrote 0.",
+        ),
+        (
+            {"bayes_rscale": "0"},
+            "The prior scale r of the Bayes factors must be a number more than 0 and at most 100;"
+            " you wrote 0.",
+        ),
+        (
+            {"bayes_rscale": "-1"},
+            "The prior scale r of the Bayes factors must be a number more than 0 and at most 100;"
+            " you wrote -1.",
         ),
         ({"correction": "bonferroni"}, "Not a valid choice."),
     ],
