@@ -314,14 +314,12 @@ def _scale_errors(index: int, scale: Any) -> dict[str, list[str]]:
         errors.setdefault(f"scales-{index}-{field}", []).append(message)
 
     if not isinstance(scale, Mapping):
-        add("key", f"The {row} is not a rating scale.")
+        add("key", f"{row.capitalize()} is not a rating scale.")
         return errors
     out = {"low_anchor": "", "high_anchor": "", "min": 1, "max": 7, **scale}
     key = out.get("key")
     if not isinstance(key, str) or not key:
-        add(
-            "key", f"Give the {row} a key, a short name such as trust for its column in trials.csv."
-        )
+        add("key", f"Give {row} a key, a short name such as trust for its column in trials.csv.")
     elif not _SNAKE_CASE.match(key) or len(key) > MEASURE_KEY_MAX:
         add(
             "key",
@@ -347,7 +345,8 @@ def _scale_errors(index: int, scale: Any) -> dict[str, list[str]]:
                 f"and {_number(SCALE_LIMIT)}; {_wrote(value)}.",
             )
     low, high = out["min"], out["max"]
-    if is_int(low) and is_int(high) and f"scales-{index}-max" not in errors:
+    bounds_ok = not {f"scales-{index}-min", f"scales-{index}-max"} & errors.keys()
+    if is_int(low) and is_int(high) and bounds_ok:
         if high <= low:
             add(
                 "max",
@@ -356,8 +355,8 @@ def _scale_errors(index: int, scale: Any) -> dict[str, list[str]]:
         elif high - low >= MAX_SCALE_POINTS:
             add(
                 "max",
-                f"The {row} may have at most {MAX_SCALE_POINTS} points; from {low} to {high} "
-                f"it has {high - low + 1}.",
+                f"{row.capitalize()} may have at most {MAX_SCALE_POINTS} points; from {low} "
+                f"to {high} it has {high - low + 1}.",
             )
     return errors
 

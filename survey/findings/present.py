@@ -170,6 +170,29 @@ def singular_cause(test: dict) -> str:
     )
 
 
+_NOTE_PREFIX = re.compile(r"(\w+): (lmm|glmm|clmm)(: | )")
+_NOTE_TERM = re.compile(r"the (\S+) (variance|effect) for (participant|identity)\b")
+
+
+def analysis_note(results: dict, note: str) -> str:
+    """One of results.json's notes in the page's words: the outcome and the model named as the
+    tables name them, and model terms (conditionai, (Intercept)) in words."""
+    prefix = _NOTE_PREFIX.match(note)
+    if prefix and prefix[1] in {t.get("outcome") for t in results.get("tests", [])}:
+        label = outcome_of(results, prefix[1]).label or prefix[1]
+        method = METHOD_NAMES[prefix[2]]
+        note = (
+            f"{label[0].upper()}{label[1:]}, {method[0].lower()}{method[1:]}"
+            f"{prefix[3]}{note[prefix.end() :]}"
+        )
+
+    def term(found: re.Match) -> str:
+        kind = " variance" if found[2] == "variance" else ""
+        return f"the {_TERM_NAMES.get(found[1], found[1])}{kind} across {_GROUP_NAMES[found[3]]}"
+
+    return _NOTE_TERM.sub(term, note)
+
+
 def test_row(results: dict, test: dict) -> dict:
     """One row of an outcome's test table, in the unit of the claims, every label explicit."""
     factor, digits, _unit = display_scale(results, test)

@@ -164,7 +164,7 @@ def _report_context(study: Study, report: Report, standalone: bool = False) -> d
         "sources": _figure_sources(study, report, figure_list, standalone),
         "methods": guard("methods", service.methods_text, study, report),
         "warnings": guard("warnings", service.plain_warnings, results, sample, results.get("plan")),
-        "details": results.get("warnings", []),
+        "details": [present.analysis_note(results, n) for n in results.get("warnings", [])],
         # In the order participants met them (choose blocks run after the others).
         "running_blocks": presentation_order(study.blocks),
         "standalone": standalone,

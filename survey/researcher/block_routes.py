@@ -317,6 +317,9 @@ def _scale_entries(form: BlockForm) -> list:
 def _fields_with_errors(form: BlockForm) -> list:
     """Return every field of the form showing an error, scale rows' fields included."""
     fields = [f for name, f in form._fields.items() if name != "scales" and f.errors]
+    # The scale list's own message (no scale at all), beside its rows' per-row errors.
+    if "scales" in form._fields and any(isinstance(e, str) for e in form.scales.errors):
+        fields.append(form.scales)
     for entry in _scale_entries(form):
         fields += [sub for sub in entry.form if sub.errors]
     return fields

@@ -3,6 +3,7 @@ the power curve (a GET form: nothing is stored)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import render_template, request
@@ -90,6 +91,22 @@ def _check_numbers(form: SampleSizeForm) -> None:
     elif target is not None and alpha is not None and 0 < alpha <= 0.5 and target <= alpha:
         form.target_power.errors.append("Power must be above alpha.")
     source = form.source.data
+    # The form takes "inf" and "nan" as numbers; the calculation needs finite ones.
+    for field in (form.effect, form.sd, form.dz):
+        if field.data is not None and not math.isfinite(field.data):
+            field.errors.append(f"Give a finite number, not {field.raw_data[0]!r}.")
+    effect, sd = form.effect.data, form.sd.data
+    if (
+        source == "difference"
+        and not (form.effect.errors or form.sd.errors)
+        and effect is not None
+        and sd is not None
+        and sd > 0
+        and not math.isfinite(effect / sd)
+    ):
+        form.effect.errors.append(
+            "The difference is too large for its standard deviation: d_z would be infinite."
+        )
     if source == "difference":
         if form.effect.data is None:
             form.effect.errors.append("Give the difference to detect, e.g. -0.3.")
@@ -157,7 +174,9 @@ def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
             try:
                 components = components_for_sd(sd, n_identities, DEFAULT_COMPONENTS)
             except ValueError as err:
-                form.sd.errors.append(f"For the simulation, {err}.")
+                # In the form's words: the analysis names the argument sd_difference.
+                said = str(err).replace("sd_difference", "the standard deviation")
+                form.sd.errors.append(f"For the simulation, {said}.")
                 return None
         simulated = planning.simulate_lmm(
             effect, components, found.n_required, n_identities, found.target_power, found.alpha

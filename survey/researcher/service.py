@@ -387,6 +387,8 @@ def find_participant(
             .where(
                 Participant.study_id == study.id,
                 Participant.public_id.startswith(wanted, autoescape=True),
+                # Ids are case-sensitive; SQLite's LIKE is not.
+                sa.func.substr(Participant.public_id, 1, len(wanted)) == wanted,
             )
             .limit(2)
         ).all()

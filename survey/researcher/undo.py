@@ -258,8 +258,14 @@ def _undo_identity(study: Study, data: dict) -> None:
 def _undo_image(study: Study, data: dict) -> None:
     """Put an image back on its identity, which must still be there."""
     image = data["image"]
-    identity = db.session.get(Identity, image["identity_id"])
-    if identity is None or identity.study_id != study.id:
+    # By code: the identity may have come back under a new id, and its old id may now be
+    # another identity's (SQLite reuses the highest deleted id).
+    identity = db.session.scalar(
+        sa.select(Identity).where(
+            Identity.study_id == study.id, Identity.code == data["identity_code"]
+        )
+    )
+    if identity is None:
         raise UndoRefused(
             f"Identity {data['identity_code']} was deleted since: undo that deletion first."
         )

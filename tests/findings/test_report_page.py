@@ -206,3 +206,44 @@ def test_wilcoxon_rows_and_methods_say_which_continuity_correction_ran():
     assert "(normal approximation, no continuity correction)" in _tests_sentence(
         {"tests": [off], "correction": "holm", "alpha": 0.05}
     )
+
+
+def test_analysis_notes_name_outcomes_models_and_terms_in_words():
+    """The notes under Warnings are results.json's own, read in the page's words: no
+    outcome keys, method keys or model coefficient names (conditionai, (Intercept))."""
+    from survey.findings.present import analysis_note
+
+    results = {"tests": [{"outcome": "trust", "method": "clmm", "scale": [1, 7]}]}
+    results["tests"].append({"outcome": "detection_accuracy", "method": "glmm"})
+    assert analysis_note(
+        results,
+        "trust: clmm: random intercepts only: the random-slopes model was singular (singular "
+        "fit: the conditionai variance for participant is estimated at (or near) zero "
+        "(theta = 9.6e-07))",
+    ) == (
+        "Trust, ordinal mixed model (CLMM): random intercepts only: the random-slopes model was "
+        "singular (singular fit: the AI-versus-real slope variance across participants is "
+        "estimated at (or near) zero (theta = 9.6e-07))"
+    )
+    assert analysis_note(
+        results,
+        "detection_accuracy: glmm: singular fit: the (Intercept) variance for identity is "
+        "estimated at (or near) zero (theta = 3.6e-08)",
+    ) == (
+        "AI-detection accuracy, logistic mixed model: singular fit: the intercept variance "
+        "across identities is estimated at (or near) zero (theta = 3.6e-08)"
+    )
+    assert analysis_note(results, "trust: clmm did not converge; treat it with care") == (
+        "Trust, ordinal mixed model (CLMM) did not converge; treat it with care"
+    )
+    assert analysis_note(
+        results,
+        "detection_accuracy: glmm: singular fit: the conditionai effect for identity is "
+        "perfectly correlated with the intercept (correlation +-1)",
+    ) == (
+        "AI-detection accuracy, logistic mixed model: singular fit: the AI-versus-real slope "
+        "across identities is perfectly correlated with the intercept (correlation +-1)"
+    )
+    # Notes in words already, and prefixes that name no outcome of the results, stay as written.
+    for note in ("recognition d': 40 of 46 cells", "lmm: something"):
+        assert analysis_note(results, note) == note

@@ -249,3 +249,37 @@ def test_a_deletion_can_be_made_for_good_with_its_files(app, team, owner_client)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(DeletedPart)) == 0
     assert owner_client.post(forget_url).status_code == 404
+
+
+def test_undo_of_an_image_goes_back_to_its_identity_by_code_not_by_a_reused_id(
+    app, team, owner_client
+):
+    # SQLite gives a deleted row's id to the next row; PostgreSQL may restore an identity
+    # under a new id. Either way the image belongs to the identity with its code.
+    with app.app_context():
+        image = db.session.scalar(
+            sa.select(Image).join(Identity).where(Identity.code == "P002", Image.source == "ai")
+        )
+        image_id, identity_id = image.id, image.identity_id
+    base = f"/r/studies/{team.study_id}/stimuli"
+    owner_client.post(f"{base}/images/{image_id}/delete")
+    image_undo = undo_url(text(owner_client.get(base)))
+    owner_client.post(f"{base}/identities/{identity_id}/delete")
+    identity_undo = undo_url(text(owner_client.get(base)))
+    with app.app_context():
+        db.session.add(Identity(id=identity_id, study_id=team.study_id, code="P777"))
+        db.session.commit()
+    refused = owner_client.post(image_undo)
+    assert refused.status_code == 409 and "Identity P002 was deleted since" in text(refused)
+    with app.app_context():
+        assert db.session.get(Identity, identity_id).images == []
+    # The identity comes back under a new id; the image follows it there.
+    assert owner_client.post(identity_undo).status_code == 302
+    assert owner_client.post(image_undo).status_code == 302
+    with app.app_context():
+        assert db.session.get(Identity, identity_id).images == []
+        p002 = db.session.scalar(
+            sa.select(Identity).where(Identity.study_id == team.study_id, Identity.code == "P002")
+        )
+        assert p002.id != identity_id
+        assert sorted(im.source for im in p002.images) == ["ai", "photo", "real"]

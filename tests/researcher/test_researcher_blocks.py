@@ -218,7 +218,11 @@ def test_rate_scales_are_added_edited_and_removed(app, team, owner_client):
         ),
         (
             [{**TRUST, "min": "1", "max": "200"}],
-            "The scale 1 may have at most 101 points; from 1 to 200 it has 200.",
+            "Scale 1 may have at most 101 points; from 1 to 200 it has 200.",
+        ),
+        (
+            [{**TRUST, "key": ""}],
+            "Give scale 1 a key, a short name such as trust for its column in trials.csv.",
         ),
         (
             [{**TRUST, "question": ""}],
@@ -239,6 +243,31 @@ def test_rate_scales_reject_bad_input(app, team, owner_client, scales, message):
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert blocks(app, team.study_id)[1].settings == before
+
+
+def test_removing_every_scale_counts_as_one_setting_to_change(app, team, owner_client):
+    bid = block_id(app, team.study_id, "impressions")
+    blank = {k: "" for k in TRUST}
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/blocks/{bid}",
+        data=rate_form([{**TRUST, "remove": "y"}, blank]),
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Give at least one rating scale (a key and a question)." in page
+    assert "Nothing was saved: 1 setting needs a change, marked below." in page
+
+
+def test_a_bound_out_of_range_is_not_also_called_too_many_points(app, team, owner_client):
+    bid = block_id(app, team.study_id, "impressions")
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/blocks/{bid}", data=rate_form([{**TRUST, "min": "-5000"}])
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "The lowest value of scale 1 must be a whole number between -1,000 and 1,000" in page
+    assert "may have at most" not in page
+    assert "Nothing was saved: 1 setting needs a change, marked below." in page
 
 
 def test_choose_and_detect_blocks(app, team, owner_client):

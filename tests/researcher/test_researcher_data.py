@@ -231,6 +231,22 @@ def test_a_short_id_that_starts_two_ids_asks_for_more(app, team, owner_client, t
     assert lookup(owner_client, team.study_id, public_id="SAMEstartB").status_code == 200
 
 
+def test_a_short_id_matches_its_case_exactly(app, team, owner_client, taker):
+    # Opaque ids are case-sensitive (URL-safe base64); SQLite's LIKE is not.
+    with app.app_context():
+        study = db.session.get(Study, team.study_id)
+        other = start_participant(study, recruitment=Recruitment("prolific", "bbbb2222", {}))
+        db.session.commit()
+        other_id = other.public_id
+    set_public_id(app, taker, "CaseTestAAAAAAAAAAAAAA")
+    set_public_id(app, other_id, "casetestBBBBBBBBBBBBBB")
+    response = lookup(owner_client, team.study_id, public_id="casetest")
+    assert response.status_code == 200
+    assert "casetestBBBBBBBBBBBBBB" in response.get_data(as_text=True)
+    assert "CaseTestAAAAAAAAAAAAAA" not in response.get_data(as_text=True)
+    assert lookup(owner_client, team.study_id, public_id="CASETEST").status_code == 404
+
+
 def test_deleting_a_participant_needs_the_whole_id(app, team, owner_client, taker):
     response = owner_client.post(
         f"/r/studies/{team.study_id}/participants/{taker[:8]}/delete",

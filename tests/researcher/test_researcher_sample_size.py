@@ -139,6 +139,30 @@ def test_bad_input_is_a_400_with_the_error_beside_the_field(
     assert "<svg" not in page
 
 
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ({"source": "difference", "effect": "-0.3", "sd": "inf"}, "sd", "a finite number"),
+        ({"source": "difference", "effect": "inf", "sd": "0.9"}, "effect", "a finite number"),
+        ({"source": "dz", "dz": "nan"}, "dz", "a finite number"),
+        # Each finite, their ratio not: no d_z to plan with.
+        ({"source": "difference", "effect": "1e308", "sd": "1e-308"}, "effect", "too large"),
+        (
+            {"source": "difference", "effect": "0.3", "sd": "0.01", "simulate": "y"},
+            "sd",
+            "For the simulation, the standard deviation must be above",
+        ),
+    ],
+)
+def test_errors_name_the_fields_as_the_form_does(team, owner_client, query, field, message):
+    query = {"alpha": "0.05", "target_power": "0.8", "identities": "24", **query}
+    response = owner_client.get(url(team.study_id, **query))
+    assert response.status_code == 400
+    errors = _errors_of(response.get_data(as_text=True), field)
+    assert message in errors, page_text(response)[:2000]
+    assert "sd_difference" not in errors.lower() and "Effect must" not in errors
+
+
 def test_simulation_is_bounded_and_shown(team, owner_client, monkeypatch):
     calls = []
     real = power.sample_size_simulated
