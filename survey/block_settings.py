@@ -261,14 +261,22 @@ def _check_int_rule(rule: SettingRule, value: Any) -> list[str]:
     return []
 
 
+# Bounds that hold before any identity is uploaded (the fit to the block is checked then).
+MAX_ATTENTION_CHECKS = 200
+MAX_ATTENTION_POSITION = 10_000
+
+
 def _check_attention_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
     """A count of 0 or more, or distinct positions from 1."""
     if is_int(value):
-        return (
-            []
-            if value >= 0
-            else [f"{rule.label}: the number of checks cannot be negative; {_wrote(value)}."]
-        )
+        if value < 0:
+            return [f"{rule.label}: the number of checks cannot be negative; {_wrote(value)}."]
+        if value > MAX_ATTENTION_CHECKS:
+            return [
+                f"{rule.label}: at most {MAX_ATTENTION_CHECKS:,} checks in a block; "
+                f"{_wrote(value)}."
+            ]
+        return []
     if not isinstance(value, (list, tuple)) or not all(is_int(p) for p in value):
         return [
             f"{rule.label}: write positions such as 3, 12 or a count such as 2 checks; "
@@ -279,6 +287,13 @@ def _check_attention_rule(rule: SettingRule, value: Any, task: str) -> list[str]
         for p in sorted(set(value))
         if p < 1
     ]
+    errors += [
+        f"{rule.label}: positions go up to {MAX_ATTENTION_POSITION:,}; you wrote {p}."
+        for p in sorted(set(value))
+        if p > MAX_ATTENTION_POSITION
+    ]
+    if len(value) > MAX_ATTENTION_CHECKS:
+        errors.append(f"{rule.label}: at most {MAX_ATTENTION_CHECKS:,} checks in a block.")
     errors += [
         f"{rule.label}: position {p} is listed more than once."
         for p, n in sorted(Counter(value).items())

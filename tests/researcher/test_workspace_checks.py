@@ -62,6 +62,21 @@ def test_every_task_setting_has_a_rule_with_a_label():
             },
         ),
         (
+            "rate",
+            {"attention_checks": 10**22},
+            {
+                "attention_checks": [
+                    "Attention checks: at most 200 checks in a block; you wrote"
+                    " 10,000,000,000,000,000,000,000."
+                ]
+            },
+        ),
+        (
+            "detect",
+            {"attention_checks": [3, 10_001]},
+            {"attention_checks": ["Attention checks: positions go up to 10,000; you wrote 10001."]},
+        ),
+        (
             "choose",
             {"n_identities": 1, "question": " "},
             {
