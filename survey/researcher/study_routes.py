@@ -263,7 +263,11 @@ def study_state(study: Study, role: str):
     """Open, close, reopen, archive or unarchive the study; opening checks and freezes the
     design. The GET page asks first."""
     if request.method == "GET":
-        return _state_confirm(study, role, request.args.get("to", ""))
+        target = request.args.get("to", "")
+        if not target:
+            # No change asked for (a bookmarked or hand-typed address): the overview offers them.
+            return redirect(url_for("researcher.study", study_id=study.id))
+        return _state_confirm(study, role, target)
     form = StateForm()
     form_ok = form.validate_on_submit()
     # Checked on the locked row: an upload or another state change waits, or is seen whole.

@@ -283,3 +283,12 @@ def test_undo_of_an_image_goes_back_to_its_identity_by_code_not_by_a_reused_id(
         )
         assert p002.id != identity_id
         assert sorted(im.source for im in p002.images) == ["ai", "photo", "real"]
+
+
+def test_the_state_page_without_a_change_goes_to_the_overview(app, team, owner_client):
+    response = owner_client.get(f"/r/studies/{team.study_id}/state")
+    assert response.status_code == 302
+    assert response.location.endswith(f"/r/studies/{team.study_id}")
+    refused = owner_client.get(f"/r/studies/{team.study_id}/state?to=archived-twice")
+    assert refused.status_code == 409
+    assert study_row(app, team.study_id).state == "draft"
