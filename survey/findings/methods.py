@@ -277,7 +277,8 @@ def methods_paragraph(
 ) -> str:
     """Return the methods paragraph, ready to paste.
 
-    `design` holds ``n_identities``, ``n_lists``, ``assign_by``, ``blocks`` (name, task and
+    `design` holds ``n_identities``, ``n_consented`` (identities with image-use consent
+    recorded; all when absent), ``n_lists``, ``assign_by``, ``blocks`` (name, task and
     settings with defaults filled in) and ``preregistration`` (``frozen_at`` text and
     ``sha256``, or None); `sample` is what `survey.findings.service` stores (recruited,
     withdrawn, excluded, reasons, included, by_list, by_device, sources); `software` maps
@@ -290,10 +291,18 @@ def methods_paragraph(
     probes = (
         ", with different in-person photographs as recognition probes" if "match" in tasks else ""
     )
+    # Consent is claimed only as far as the study recorded it (an identity added without it
+    # shows "consent: not recorded" in the gallery).
+    consented = design.get("n_consented", n_ids)
+    if consented >= n_ids:
+        consent = " (people who consented to the use of their images)"
+    elif consented:
+        consent = f" (image-use consent recorded for {consented} of them)"
+    else:
+        consent = ""
     parts.append(
-        f"The stimuli showed {_count(n_ids, 'identity', 'identities')} (people who consented to "
-        "the use of their images), each in a real photographic headshot and an AI-generated "
-        f"headshot of the same person{probes}."
+        f"The stimuli showed {_count(n_ids, 'identity', 'identities')}{consent}, each in a real "
+        f"photographic headshot and an AI-generated headshot of the same person{probes}."
     )
     if blocks:
         parts.append(

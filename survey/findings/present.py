@@ -186,6 +186,13 @@ def analysis_note(results: dict, note: str) -> str:
             f"{prefix[3]}{note[prefix.end() :]}"
         )
 
+    return plain_terms(note)
+
+
+def plain_terms(note: str) -> str:
+    """A model's note with its terms in words: "the (Intercept) variance for identity" reads
+    "the intercept variance across identities"."""
+
     def term(found: re.Match) -> str:
         kind = " variance" if found[2] == "variance" else ""
         return f"the {_TERM_NAMES.get(found[1], found[1])}{kind} across {_GROUP_NAMES[found[3]]}"
@@ -344,7 +351,7 @@ def moderation_view(entry: dict, alpha: float = 0.05) -> dict:
             if level.get("estimate") is not None
             else "—",
             "p": p_value(level.get("p_value"), alpha),
-            "note": level.get("note") or "",
+            "note": plain_terms(level.get("note") or ""),
         }
         for level in entry.get("levels") or []
     ]
@@ -353,7 +360,7 @@ def moderation_view(entry: dict, alpha: float = 0.05) -> dict:
         "verdict": entry.get("verdict"),
         "claim": entry.get("claim", ""),
         "unit": "log-odds" if entry.get("method") == "glmm" else "",
-        "notes": entry.get("notes") or [],
+        "notes": [plain_terms(n) for n in entry.get("notes") or []],
         "rows": rows,
     }
 

@@ -745,6 +745,7 @@ def design_facts(study: Study) -> dict[str, Any]:
     frozen = prereg is not None and prereg.frozen_at is not None
     return {
         "n_identities": len(study.identities),
+        "n_consented": sum(1 for identity in study.identities if identity.consent_recorded),
         "n_lists": study.n_lists,
         "assign_by": study.assign_by,
         "blocks": blocks,

@@ -136,10 +136,25 @@ def same_attempt(participant_id: int, recruitment: Recruitment) -> bool:
     return bool(kept) and hmac.compare_digest(str(kept).encode(), given.encode())
 
 
+# The platforms' own sites, by the end of the completion link's host name.
+PLATFORM_HOSTS = (
+    ("prolific.com", "Prolific"),
+    ("prolific.co", "Prolific"),
+    ("mturk.com", "Mechanical Turk"),
+    ("sona-systems.com", "SONA"),
+    ("sona-systems.net", "SONA"),
+)
+
+
 def platform_name(participant: Participant, completion_url: str) -> str:
-    """Return the name of where the completion link leads ("Prolific", or the host)."""
-    name = PLATFORM_NAMES.get(participant.source)
-    if name:
-        return name
-    host = completion_url.split("://", 1)[-1].split("/", 1)[0]
-    return host or "the study site"
+    """Return the name of where the completion link leads ("Prolific", or the host).
+
+    By the link, not by where the participant came from: a participant who came through
+    MTurk to a study whose link is Prolific's is sent to Prolific, and the button says so.
+    """
+    host = completion_url.split("://", 1)[-1].split("/", 1)[0].split("@")[-1]
+    host = host.split(":", 1)[0].lower()
+    for suffix, name in PLATFORM_HOSTS:
+        if host == suffix or host.endswith("." + suffix):
+            return name
+    return host or PLATFORM_NAMES.get(participant.source) or "the study site"

@@ -8,6 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from analysis.plan import DEFAULT_BAYES_RSCALE, validate_plan
+from analysis.vocabulary import FIXED_OUTCOMES
 from survey import audit
 from survey.extensions import db
 from survey.models import Preregistration, Study, utcnow
@@ -31,9 +32,19 @@ def _outcome_choices(study: Study, plan: dict[str, Any] | None) -> list[str]:
     return outcomes
 
 
+def outcome_words(outcome: str) -> str:
+    """An outcome as the form offers it: in words, with the plan's name for it beside them (a
+    rating scale's key is its own name)."""
+    fixed = FIXED_OUTCOMES.get(outcome)
+    if fixed is None or not fixed.label:
+        return outcome
+    label = fixed.label
+    return f"{label[0].upper()}{label[1:]} ({outcome})"
+
+
 def _set_choices(form: PreregistrationForm, outcomes: list[str]) -> None:
     """Offer the outcomes in every outcome field of the form."""
-    pairs = options((o, o) for o in outcomes)
+    pairs = options((o, outcome_words(o)) for o in outcomes)
     form.primary_outcomes.choices = pairs
     for entry in form.hypotheses:
         entry.form.outcome.choices = [*options([("", "(none)")]), *pairs]

@@ -346,9 +346,8 @@ def gallery(study: Study) -> list[dict]:
 
 
 def _like(text: str) -> str:
-    """Return a LIKE pattern matching `text` anywhere, its wildcards taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    """Return `text` for a LIKE pattern (escape character \\), its wildcards taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def gallery_page(study: Study, query: str = "", page: int = 1, lacking: bool = False) -> dict:
@@ -357,18 +356,19 @@ def gallery_page(study: Study, query: str = "", page: int = 1, lacking: bool = F
     stmt = sa.select(Identity).where(Identity.study_id == study.id)
     query = query.strip()[:100]
     if query:
-        pattern = _like(query.lower())
+        # A code matches anywhere in it; a descriptor from the start of one of its words, so
+        # that "man" does not find every "woman".
+        escaped = _like(query.lower()) + "%"
         stmt = stmt.where(
             sa.or_(
+                sa.func.lower(Identity.code).like(f"%{escaped}", escape="\\"),
                 *(
-                    sa.func.lower(column).like(pattern, escape="\\")
-                    for column in (
-                        Identity.code,
-                        Identity.gender,
-                        Identity.age_band,
-                        Identity.ethnicity,
+                    sa.or_(
+                        sa.func.lower(column).like(escaped, escape="\\"),
+                        sa.func.lower(column).like(f"% {escaped}", escape="\\"),
                     )
-                )
+                    for column in (Identity.gender, Identity.age_band, Identity.ethnicity)
+                ),
             )
         )
     if lacking:

@@ -189,3 +189,31 @@ def test_report_design_lists_blocks_in_running_order(app, client, demo, analyses
     assert "Block 1: recognition (match)" in text
     assert "Block 4: preference (choose)" in text
     assert "(4) a paired-preference block (preference)" in text
+
+
+def test_consent_is_claimed_only_as_far_as_it_was_recorded(app, demo):
+    """The paragraph says the people consented only when every identity's consent is recorded."""
+    from survey.models import Identity
+
+    with app.app_context():
+        study = db.session.get(Study, demo)
+        assert service.design_facts(study)["n_consented"] == 8
+        all_recorded = methods_paragraph(service.design_facts(study), RESULTS, SAMPLE, {})
+        identities = db.session.scalars(
+            sa.select(Identity).where(Identity.study_id == demo).order_by(Identity.code)
+        ).all()
+        for identity in identities[:3]:
+            identity.consent_recorded = False
+        db.session.commit()
+        db.session.refresh(study)
+        some = methods_paragraph(service.design_facts(study), RESULTS, SAMPLE, {})
+        for identity in identities:
+            identity.consent_recorded = False
+        db.session.commit()
+        db.session.refresh(study)
+        none = methods_paragraph(service.design_facts(study), RESULTS, SAMPLE, {})
+    assert "8 identities (people who consented to the use of their images)" in all_recorded
+    assert "consented" not in some and "consented" not in none
+    assert "8 identities (image-use consent recorded for 5 of them)" in some
+    # Nothing recorded in the study: the paragraph says nothing about consent either way.
+    assert "The stimuli showed 8 identities, each in a real photographic headshot" in none

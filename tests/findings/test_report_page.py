@@ -247,3 +247,24 @@ def test_analysis_notes_name_outcomes_models_and_terms_in_words():
     # Notes in words already, and prefixes that name no outcome of the results, stay as written.
     for note in ("recognition d': 40 of 46 cells", "lmm: something"):
         assert analysis_note(results, note) == note
+
+
+def test_moderator_notes_name_model_terms_in_words():
+    from survey.findings.present import moderation_view
+
+    view = moderation_view(
+        {
+            "moderator": "age_band",
+            "method": "glmm",
+            "notes": [
+                "singular fit: the (Intercept) variance for identity is estimated at (or near) "
+                "zero (theta = 5.2e-08)"
+            ],
+            "levels": [{"level": "60+", "note": "the conditionai variance for participant is 0"}],
+        }
+    )
+    assert view["notes"] == [
+        "singular fit: the intercept variance across identities is estimated at (or near) "
+        "zero (theta = 5.2e-08)"
+    ]
+    assert view["rows"][0]["note"] == "the AI-versus-real slope variance across participants is 0"

@@ -95,6 +95,25 @@ def test_a_preview_run_stays_on_the_debrief(app, client, demo):
     assert REFRESH.search(page) is None and "Return to Prolific" in page
 
 
+@pytest.mark.parametrize(
+    ("source", "url", "name"),
+    [
+        # The button names where the link leads, whoever the participant came from.
+        ("mturk", PROLIFIC_URL, "Prolific"),
+        ("link", PROLIFIC_URL, "Prolific"),
+        ("prolific", "https://uni.sona-systems.com/webstudy_credit.aspx?id=1", "SONA"),
+        ("prolific", "https://survey.example.org/thanks", "survey.example.org"),
+        ("sona", "https://www.mturk.com/mturk/externalSubmit", "Mechanical Turk"),
+    ],
+)
+def test_the_return_button_names_the_site_the_link_leads_to(app, client, demo, source, url, name):
+    set_study(app, demo, completion_url=url, settings={"return_redirect_s": 10})
+    finish(app, client, LINKS[source])
+    page = done_page(client)
+    assert f"Return to {name}</a>" in page
+    assert f"back to {name} automatically" in page
+
+
 def test_the_delay_bounds():
     assert ending.redirect_delay({}) is None
     assert ending.redirect_delay(None) is None

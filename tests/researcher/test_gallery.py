@@ -88,6 +88,10 @@ def test_the_gallery_shows_24_identities_a_page(crowd):
         ("q=%25", []),
         ("q=_", []),
         ("q=WOMAN&page=2", [f"P{i:03d}" for i in range(49, 60, 2)]),
+        # A descriptor matches from the start of a word: "man" is not found in "woman".
+        ("q=man", [f"P{i:03d}" for i in range(2, 49, 2)]),
+        ("q=MAN&page=2", [f"P{i:03d}" for i in range(50, 61, 2)]),
+        ("q=30", [f"P{i:03d}" for i in range(1, 25)]),
         ("lacking=1", [f"P{i:03d}" for i in range(1, 61, 7)]),
         ("q=P00&lacking=1", ["P001", "P008"]),
     ],

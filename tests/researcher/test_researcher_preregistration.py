@@ -49,6 +49,12 @@ def test_the_form_offers_the_outcomes_the_blocks_measure(app, team, owner_client
         assert f'value="{outcome}"' in page
     assert 'value="detection_accuracy"' not in page
     assert 'value="0.05"' in page and 'value="250' in page  # the contract's defaults
+    # Each outcome is named in words, with the name the plan and results.json use beside it.
+    assert '<option value="recognition_accuracy">Recognition accuracy (recognition_accuracy)' in (
+        page
+    )
+    assert '<option value="d_prime">Recognition sensitivity (d&#39;) (d_prime)' in page
+    assert '<option value="trust">trust</option>' in page
 
 
 def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):

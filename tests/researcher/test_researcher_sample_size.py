@@ -81,6 +81,26 @@ def test_effect_size_route(team, owner_client):
     assert "Recruit 34 participants" in page_text(response)
 
 
+def test_the_effect_size_route_speaks_of_d_z_not_a_difference(team, owner_client):
+    response = owner_client.get(
+        url(team.study_id, source="dz", dz="-0.5", alpha="0.05", target_power="0.8")
+    )
+    text = page_text(response)
+    assert "finds an effect of d_z = -0.5 with probability" in text
+    assert "finds a difference of" not in text
+
+
+def test_the_two_participant_floor_is_not_called_exact(team, owner_client):
+    # A d_z so large that R's power.t.test would extrapolate below 2: the page answers 2 and
+    # says why, and does not present 2.00 as R's exact n.
+    response = owner_client.get(
+        url(team.study_id, source="dz", dz="50", alpha="0.05", target_power="0.8")
+    )
+    text = page_text(response)
+    assert "Recruit 2 participants" in text and "2 pairs already give power" in text
+    assert "Exactly, n =" not in text
+
+
 @pytest.mark.parametrize(
     "query, field, message",
     [

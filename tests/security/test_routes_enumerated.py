@@ -180,6 +180,11 @@ GET_WRITES = {
         {"report_chart"},
         "stores each figure it draws for the report (a cache keyed by report, deleted with it)",
     ),
+    "participant.trial": (
+        {"trial"},
+        "stamps the trial's shown_at the first time the participant's own page serves it (a "
+        "reload keeps the first time; trials.csv reports it)",
+    ),
 }
 # Query strings a GET route is also walked with, so that its search or filter runs.
 GET_QUERIES = {
