@@ -8,7 +8,10 @@
   on the identities the block shows (None, the default, shows all; at least 2 per condition,
   split evenly between the conditions; the subset is drawn from the participant's seed).
 - match: ``presentation`` "side_by_side" (default) or "sequential"; ``exposure_ms``, how long the
-  headshot shows when sequential, 200-10000 (default 1500); ``confidence``, ask 1-5 (default true).
+  headshot shows when sequential, 200-10000 (default 1500); ``fixation_ms``, a fixation cross
+  before the headshot, ``mask_ms``, a pattern mask after it, and ``isi_ms``, a blank between
+  (the mask and) the probe, each 0 (none, the default) to 5000, sequential only; every phase is
+  timed on animation frames (see docs/participant-flow.md); ``confidence``, ask 1-5 (default true).
 - rate: ``scales``, a list of {key, question, low_anchor, high_anchor, min, max}; key a
   snake_case name that is not a reserved measure (same, confidence, choice, source, attention),
   min 1 and max 7 by default. Default: one "trust" scale.
@@ -32,6 +35,10 @@ CONDITION_TASKS = ("match", "rate", "detect")
 PRESENTATIONS = ("side_by_side", "sequential")
 RESERVED_MEASURES = ("same", "confidence", "choice", "source", "attention")
 EXPOSURE_MS_RANGE = (200, 10000)
+# A sequential match's phases around the headshot, in ms (0: the phase is left out).
+PHASE_MS_MAX = 5000
+PHASE_SETTINGS = ("fixation_ms", "mask_ms", "isi_ms")
+PHASE_WORDS = {"fixation_ms": "fixation cross", "mask_ms": "mask", "isi_ms": "blank interval"}
 MIN_PER_CONDITION = 2
 # Response.measure holds 32 characters.
 MEASURE_KEY_MAX = 32
@@ -50,7 +57,12 @@ DEFAULT_CHOOSE_QUESTION = "Which photo do you trust more?"
 
 _COMMON_DEFAULTS: dict[str, Any] = {"attention_checks": [], "practice": None, "n_identities": None}
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "match": {"presentation": "side_by_side", "exposure_ms": 1500, "confidence": True},
+    "match": {
+        "presentation": "side_by_side",
+        "exposure_ms": 1500,
+        **dict.fromkeys(PHASE_SETTINGS, 0),
+        "confidence": True,
+    },
     "rate": {"scales": [DEFAULT_SCALE]},
     "choose": {"question": DEFAULT_CHOOSE_QUESTION},
     "detect": {"confidence": True},
@@ -142,6 +154,23 @@ def _check_scales(value: Any) -> list[dict[str, Any]]:
     return scales
 
 
+def _check_phases(out: dict[str, Any]) -> None:
+    """Reject a fixation, mask or blank interval that is not 0-PHASE_MS_MAX ms, or one set on a
+    side-by-side match (nothing is shown one after the other there)."""
+    for name in PHASE_SETTINGS:
+        value = out[name]
+        if not (is_int(value) and 0 <= value <= PHASE_MS_MAX):
+            raise ValueError(
+                f"{name} (the {PHASE_WORDS[name]}) must be a whole number of milliseconds from 0"
+                f" to {PHASE_MS_MAX}, got {value!r}"
+            )
+        if value and out["presentation"] != "sequential":
+            raise ValueError(
+                f"{name} (the {PHASE_WORDS[name]}) needs the sequential presentation:"
+                " side by side, both photos show at once"
+            )
+
+
 def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return a normalised copy of a block's settings with defaults; ValueError names a bad key."""
     if task not in TASKS:
@@ -173,6 +202,7 @@ def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> di
             raise ValueError(
                 f"exposure_ms must be an integer from {low} to {high}, got {out['exposure_ms']!r}"
             )
+        _check_phases(out)
     if task in ("match", "detect"):
         _check_bool("confidence", out["confidence"])
     if task == "rate":
