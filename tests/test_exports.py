@@ -164,6 +164,7 @@ def build_study(slug: str = "faces-2025") -> int:
             probe_image=images["P001", "photo"],
             probe_identity=people["P001"],
             is_match=True,
+            timing="untimed",
         )
         trial(
             p,
@@ -233,6 +234,11 @@ def build_study(slug: str = "faces-2025") -> int:
         probe_image=images["P001", "photo"],
         probe_identity=people["P001"],
         is_match=True,
+        timing="timed",
+        refresh_hz=59.94,
+        fixation_ms_achieved=500.5,
+        exposure_ms_achieved=1501.5,
+        isi_ms_achieved=0.0,
     )
     left = participant("a-withdrawn", 0, status="withdrawn")
     full_schedule(left)
@@ -298,16 +304,16 @@ def test_line_breaks_inside_cells_are_quoted_and_rows_end_with_lf():
 
 
 EXPECTED_TRIALS = """\
-study,participant,list,trial,block,task,identity,condition,probe,is_match,measure,value,correct,rt_ms,attention_check,rt_flag,simulated
-faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,confidence,5,,210,0,,0
-faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,same,1,1,640,0,,0
-faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,confidence,4,,400,0,,0
-faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,same,0,0,812.5,0,,0
-faces-2025,b-second,B,3,recognition,match,P002,ai,P003,0,attention,0,0,700,1,,0
-faces-2025,b-second,B,4,impressions,rate,P003,ai,,,trust,5,,1500,0,,0
-faces-2025,b-second,B,4,impressions,rate,P003,ai,,,warmth,-2,,,0,,0
-faces-2025,b-second,B,5,detection,detect,P002,real,,,source,ai,0,2000,0,,0
-faces-2025,b-second,B,6,preference,choose,P001,,,,choice,real,,1100,0,,0
+study,participant,list,trial,block,task,identity,condition,probe,is_match,measure,value,correct,rt_ms,attention_check,rt_flag,simulated,timing,refresh_hz,fixation_ms_achieved,exposure_ms_achieved,mask_ms_achieved,isi_ms_achieved
+faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,confidence,5,,210,0,,0,timed,59.94,500.5,1501.5,,0
+faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,same,1,1,640,0,,0,timed,59.94,500.5,1501.5,,0
+faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,confidence,4,,400,0,,0,untimed,,,,,
+faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,same,0,0,812.5,0,,0,untimed,,,,,
+faces-2025,b-second,B,3,recognition,match,P002,ai,P003,0,attention,0,0,700,1,,0,,,,,,
+faces-2025,b-second,B,4,impressions,rate,P003,ai,,,trust,5,,1500,0,,0,,,,,,
+faces-2025,b-second,B,4,impressions,rate,P003,ai,,,warmth,-2,,,0,,0,,,,,,
+faces-2025,b-second,B,5,detection,detect,P002,real,,,source,ai,0,2000,0,,0,,,,,,
+faces-2025,b-second,B,6,preference,choose,P001,,,,choice,real,,1100,0,,0,,,,,,
 """
 
 
@@ -323,6 +329,7 @@ def test_trials_csv_header_is_exactly_the_contract_columns(app, study_id):
     assert text.splitlines()[0].split(",") == [
         *analysis_io.TRIAL_COLUMNS,
         *analysis_io.DERIVED_TRIAL_COLUMNS,
+        *exports.TIMING_COLUMNS,
     ]
 
 

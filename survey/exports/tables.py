@@ -33,6 +33,16 @@ if TYPE_CHECKING:
 # Participants are read in slices of this many to attach their attention counts and ids.
 PARTICIPANT_SLICE = 1000
 
+# Per trial, after `simulated`: how its timed phases ran (a sequential match's fixation cross,
+# headshot, mask and blank), repeated on each of the trial's rows; empty on other trials.
+TIMING_COLUMNS = (
+    "timing",
+    "refresh_hz",
+    "fixation_ms_achieved",
+    "exposure_ms_achieved",
+    "mask_ms_achieved",
+    "isi_ms_achieved",
+)
 TRIAL_COLUMNS = (
     "study",
     "participant",
@@ -51,6 +61,7 @@ TRIAL_COLUMNS = (
     "attention_check",
     "rt_flag",
     "simulated",
+    *TIMING_COLUMNS,
 )
 PARTICIPANT_COLUMNS = (
     "participant",
@@ -182,6 +193,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             Response.value,
             Response.rt_ms,
             Participant.is_simulated,
+            *(getattr(Trial, name) for name in TIMING_COLUMNS),
         )
         .select_from(Response)
         .join(Trial, Trial.id == Response.trial_id)
@@ -212,6 +224,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             _value,
             rt,
             simulated,
+            *timing,
         ) = row
         label = labels.get(list_index) or labels.setdefault(list_index, list_label(list_index))
         match = task == "match"
@@ -233,6 +246,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             attention,
             rt_flag(rt),
             bool(simulated),
+            *timing,
         )
 
     # An attention check's answers are held until its trial ends, then written as one row.
@@ -277,6 +291,8 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
         attention,
         flag,
         simulated,
+        timing,
+        *achieved,
     ) in records:
         # list, task, condition and rt_flag come from fixed sets of plain words; trial is an int.
         yield (
@@ -297,6 +313,8 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
             _FLAGS[attention],
             flag,
             _FLAGS[simulated],
+            timing or "",
+            *("" if figure is None else format_number(figure) for figure in achieved),
         )
 
 
@@ -317,7 +335,9 @@ def trials_dataframe(study_id: int, include_simulated: bool = True) -> pd.DataFr
     for name in ("is_match", "correct", "attention_check", "simulated"):
         frame[name] = frame[name].astype("boolean").astype("Int64")
     frame["trial"] = frame["trial"].astype("int64")
-    frame["rt_ms"] = pd.to_numeric(frame["rt_ms"]).astype("float64")
+    for name in ("rt_ms", *TIMING_COLUMNS[1:]):
+        frame[name] = pd.to_numeric(frame[name]).astype("float64")
+    frame["timing"] = frame["timing"].fillna("")
     return frame
 
 

@@ -113,7 +113,7 @@ def test_every_export_says_who_is_simulated(app, demo):
         real_only = csv_rows("".join(exports.participants_csv(demo, include_simulated=False)))
         codebook = exports.codebook(demo)
         frame = exports.trials_dataframe(demo, include_simulated=False)
-    assert exports.TRIAL_COLUMNS[-1] == "simulated"
+    assert exports.TRIAL_COLUMNS[-1 - len(exports.TIMING_COLUMNS)] == "simulated"
     # An id that starts with "-" is written with the CSV-injection guard's leading quote.
     people_cells = {exports.safe_cell(p) for p in people}
     robot_cells = {exports.safe_cell(p) for p in robots}
