@@ -411,6 +411,9 @@ def test_settings_defaults_per_task():
         "n_identities": None,
         "presentation": "side_by_side",
         "exposure_ms": 1500,
+        "fixation_ms": 0,
+        "mask_ms": 0,
+        "isi_ms": 0,
         "confidence": True,
     }
     rate = validate_block_settings("rate", None)

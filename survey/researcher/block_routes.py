@@ -10,7 +10,11 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from survey import audit
-from survey.block_settings import DEFAULT_CHOOSE_QUESTION, validate_block_settings
+from survey.block_settings import (
+    DEFAULT_CHOOSE_QUESTION,
+    PHASE_SETTINGS,
+    validate_block_settings,
+)
 from survey.design import presentation_order
 from survey.extensions import db
 from survey.models import Block, Study
@@ -26,7 +30,7 @@ SCALE_FIELDS = ("key", "question", "low_anchor", "high_anchor", "min", "max")
 NEW_SCALE_ROWS = 1
 # The form's fields that belong to one task only.
 TASK_FIELDS = {
-    "match": ("presentation", "exposure_ms", "confidence"),
+    "match": ("presentation", "exposure_ms", *PHASE_SETTINGS, "confidence"),
     "rate": ("scales",),
     "choose": ("question",),
     "detect": ("confidence",),
@@ -149,6 +153,8 @@ def _fill_form(form: BlockForm, block: Block) -> None:
     if block.task == "match":
         form.presentation.data = settings.get("presentation", "side_by_side")
         form.exposure_ms.data = settings.get("exposure_ms", 1500)
+        for name in PHASE_SETTINGS:
+            form[name].data = settings.get(name, 0)
     if block.task in ("match", "detect"):
         form.confidence.data = bool(settings.get("confidence", True))
     if block.task == "choose":
@@ -174,6 +180,8 @@ def _settings_from_form(form: BlockForm, block: Block) -> dict[str, Any]:
         settings["exposure_ms"] = (
             form.exposure_ms.data if form.exposure_ms.data is not None else 1500
         )
+        # A phase left out (0 or empty) is not stored: its default is none.
+        settings.update({name: form[name].data for name in PHASE_SETTINGS if form[name].data})
         settings["confidence"] = bool(form.confidence.data)
     elif block.task == "detect":
         settings["confidence"] = bool(form.confidence.data)

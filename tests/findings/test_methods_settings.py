@@ -189,3 +189,24 @@ def test_report_design_lists_blocks_in_running_order(app, client, demo, analyses
     assert "Block 1: recognition (match)" in text
     assert "Block 4: preference (choose)" in text
     assert "(4) a paired-preference block (preference)" in text
+
+
+def test_sequential_phases_are_told_in_order_in_ms_exactly_as_run():
+    """Fixation cross, headshot, mask, blank, probe: each phase set is told with its ms."""
+    settings = {
+        "presentation": "sequential",
+        "exposure_ms": 733,
+        "fixation_ms": 500,
+        "mask_ms": 117,
+        "isi_ms": 250,
+    }
+    text = block_text(paragraph(("match", settings)), 1)
+    assert (
+        "one after the other (a fixation cross for 500 ms, then the headshot alone for 733 ms, "
+        "then a pattern mask for 117 ms, then a blank screen for 250 ms, then the probe photo "
+        "until the answer)"
+    ) in text
+    # A phase of 0 ms is not told.
+    text = block_text(paragraph(("match", {**settings, "fixation_ms": 0, "mask_ms": 0})), 1)
+    assert "fixation" not in text and "mask" not in text
+    assert "headshot alone for 733 ms, then a blank screen for 250 ms, then the probe" in text

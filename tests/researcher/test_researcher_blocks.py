@@ -125,6 +125,9 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
         **MATCH,
         "presentation": "sequential",
         "exposure_ms": "3000",
+        "fixation_ms": "500",
+        "mask_ms": "",
+        "isi_ms": "250",
         "attention_checks": "3, 9",
         "practice": "no",
     }
@@ -136,6 +139,9 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
     assert settings == {
         "presentation": "sequential",
         "exposure_ms": 3000,
+        "fixation_ms": 500,
+        "mask_ms": 0,
+        "isi_ms": 250,
         "confidence": False,
         "practice": False,
         "attention_checks": [3, 9],
@@ -147,7 +153,7 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
             == "block.edit"
         )
     page = owner_client.get(f"/r/studies/{team.study_id}/blocks/{bid}").get_data(as_text=True)
-    assert 'value="3, 9"' in page and 'value="3000"' in page
+    assert 'value="3, 9"' in page and 'value="3000"' in page and 'value="250"' in page
 
 
 @pytest.mark.parametrize(
