@@ -58,6 +58,49 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the mixed models, shared by report and summary; each overrides the plan."""
+    from analysis.plan import RANDOM_STRUCTURES, RATING_FAMILIES
+
+    parser.add_argument(
+        "--identities",
+        type=Path,
+        metavar="FILE",
+        help="identities.csv (identity descriptors), when it is not beside the trials file",
+    )
+    parser.add_argument(
+        "--random",
+        choices=RANDOM_STRUCTURES,
+        help="random effects of the mixed models: intercepts, slopes (of condition, by "
+        "participant and identity) or auto (slopes when estimable); default: the plan's, "
+        "else auto",
+    )
+    parser.add_argument(
+        "--family",
+        choices=RATING_FAMILIES,
+        help="model of rating outcomes (0/1 outcomes use the logistic GLMM); default: the "
+        "plan's, else lmm",
+    )
+    parser.add_argument(
+        "--moderator",
+        action="append",
+        metavar="COLUMN",
+        help="test condition x COLUMN (an identities.csv descriptor or a participants.csv "
+        "column; repeatable); default: the plan's, else every identity descriptor",
+    )
+    parser.add_argument("--no-moderators", action="store_true", help="test no moderator (faster)")
+
+
+def _models(args) -> dict:
+    """The model options given on the command line (None: the plan decides)."""
+    return {
+        "identities": args.identities,
+        "random": args.random,
+        "family": args.family,
+        "moderators": [] if args.no_moderators else args.moderator,
+    }
+
+
 def build_parser(
     with_power: bool = False, with_sample_size: bool = False
 ) -> argparse.ArgumentParser:
@@ -88,6 +131,7 @@ def build_parser(
         help="output folder (created when missing)",
     )
     _add_data_arguments(report)
+    _add_model_arguments(report)
     report.add_argument("--no-mixed", action="store_true", help="skip the mixed models")
     report.add_argument(
         "--continuity-correction",
@@ -109,6 +153,7 @@ def build_parser(
         help="trials.csv, a folder, a psych-DS ZIP, or a results.json",
     )
     _add_data_arguments(summary)
+    _add_model_arguments(summary)
     summary.add_argument("--mixed", action="store_true", help="also fit the mixed models (slower)")
 
     power = commands.add_parser(
@@ -197,6 +242,10 @@ def summary_lines(results: dict) -> list[str]:
         lines.append("(no tests could be computed)")
     for f in results.get("findings", []):
         lines.append(f"- {f['claim']}")
+    moderation = results.get("moderation") or []
+    if moderation:
+        lines.append("Does the effect hold for every group?")
+        lines.extend(f"- {m['outcome']}: {m['claim']}" for m in moderation if m.get("claim"))
     warnings = results.get("warnings", [])
     if warnings:
         lines.append(f"{len(warnings)} warning(s):")
@@ -216,6 +265,7 @@ def _run_report(args) -> int:
         scale_ranges=dict(args.scale),
         mixed_models=not args.no_mixed,
         continuity_correction=args.continuity_correction,
+        **_models(args),
     )
     results = report.results
     print(
@@ -237,8 +287,16 @@ def _run_summary(args) -> int:
         from analysis.io import load
         from analysis.report import analyse
 
-        data = load(args.path, args.participants, scale_ranges=dict(args.scale))
-        results = analyse(data, plan=_read_plan(args.plan), mixed_models=args.mixed).results
+        models = _models(args)
+        data = load(
+            args.path,
+            args.participants,
+            scale_ranges=dict(args.scale),
+            identities=models.pop("identities"),
+        )
+        results = analyse(
+            data, plan=_read_plan(args.plan), mixed_models=args.mixed, **models
+        ).results
     print("\n".join(summary_lines(results)))
     return 0
 

@@ -1,7 +1,4 @@
-"""Power by simulation for planning the numbers of participants and identities.
-
-The simulated design and its model: docs/mixed-models.md.
-"""
+"""Power by simulation for planning the numbers of participants and identities."""
 
 from __future__ import annotations
 

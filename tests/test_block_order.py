@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from survey.design import BlockInfo, balanced_latin_square, block_order, build_schedule
-from tests.test_design import make_identities
+from tests.helpers import make_identities
 
 BLOCKS = [
     BlockInfo("pairs 1", "choose", {}),

@@ -23,24 +23,7 @@ from survey.design import (
     list_conditions,
     schedule_fingerprint,
 )
-
-
-def make_identities(n: int, descriptors: list[tuple[str, str]] | None = None) -> list[IdentityInfo]:
-    """Return n identities P001.. with both headshots and two probes each."""
-    out = []
-    for k in range(n):
-        gender, age_band = descriptors[k] if descriptors else ("", "")
-        out.append(
-            IdentityInfo(
-                code=f"P{k + 1:03d}",
-                gender=gender,
-                age_band=age_band,
-                headshots={"real": f"real-{k + 1}", "ai": f"ai-{k + 1}"},
-                probes=(f"probe-{k + 1}a", f"probe-{k + 1}b"),
-            )
-        )
-    return out
-
+from tests.helpers import make_identities
 
 ALL_TASKS = [
     BlockInfo("recognition", "match", {}),
@@ -617,9 +600,10 @@ def replace_identity(identities: list[IdentityInfo], code: str, **changes) -> li
             [BlockInfo("odd", "survey", {}), BlockInfo("rating", "rate", {"exposure_ms": 500})],
             2,
             [
-                "Block 'odd': task must be one of match, rate, choose, detect, got 'survey'.",
-                "Block 'rating': unknown setting 'exposure_ms' for a rate block"
-                " (known: attention_checks, practice, n_identities, scales).",
+                "Block 'odd': Choose one of the tasks match, rate, choose, detect;"
+                " you wrote 'survey'.",
+                "Block 'rating': A rate block has no exposure setting (only match blocks have"
+                " one).",
             ],
         ),
         (

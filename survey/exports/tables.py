@@ -10,10 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from analysis.vocabulary import rt_flag
+from analysis.vocabulary import TRIAL_DETAIL_COLUMNS, rt_flag
 from survey import block_settings
 from survey.exports import cells
-from survey.exports.cells import _csv_stream, _safe_rows, _SafeCells, format_number, iso_utc
+from survey.exports.cells import (
+    _csv_stream,
+    _safe_rows,
+    _SafeCells,
+    format_number,
+    iso_utc,
+    iso_utc_ms,
+)
 from survey.extensions import db
 from survey.models import (
     Block,
@@ -23,6 +30,7 @@ from survey.models import (
     RecruitmentId,
     Response,
     Study,
+    StudyQuestion,
     Trial,
     list_label,
 )
@@ -61,6 +69,9 @@ TRIAL_COLUMNS = (
     "attention_check",
     "rt_flag",
     "simulated",
+    # What each trial showed, where and when (docs/DATA_CONTRACT.md): outside the data hash,
+    # which covers analysis.io.TRIAL_COLUMNS alone.
+    *TRIAL_DETAIL_COLUMNS,
     *TIMING_COLUMNS,
 )
 PARTICIPANT_COLUMNS = (
@@ -82,6 +93,8 @@ EXPIRY_COLUMNS = ("expired_at",)
 SIMULATED_COLUMNS = ("simulated",)
 RECRUITMENT_COLUMNS = ("recruitment_platform", "recruitment_id")
 STIMULI_COLUMNS = ("image", "identity", "role", "source", "generator", "sha256", "width", "height")
+# identities.csv: one row per identity, its descriptors (blank when not given)
+IDENTITY_COLUMNS = ("identity", "gender", "age_band", "ethnicity")
 
 # On an attention-check trial, the answer compared with the instructed one is this measure.
 _ATTENTION_MEASURES = ("attention", "same", "source", "choice")
@@ -175,6 +188,11 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             sa.select(Identity.id, Identity.code).where(Identity.study_id == study_id)
         ).all()
     )
+    images = dict(
+        db.session.execute(
+            sa.select(Image.id, Image.public_id).where(Image.study_id == study_id)
+        ).all()
+    )
     stmt = _exported(
         sa.select(
             Participant.public_id,
@@ -193,6 +211,11 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             Response.value,
             Response.rt_ms,
             Participant.is_simulated,
+            Trial.image_id,
+            Trial.other_image_id,
+            Trial.probe_image_id,
+            Trial.shown_at,
+            Trial.answered_at,
             *(getattr(Trial, name) for name in TIMING_COLUMNS),
         )
         .select_from(Response)
@@ -204,6 +227,8 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
     ).order_by(_participant_order(), Trial.position, Response.measure)
     slug = study.slug
     labels: dict[int, str] = {}
+    # A trial's rows follow one another: its two times are formatted once, not once per row.
+    times: list[Any] = [None, None, "", ""]
 
     def record(row: sa.Row, measure: str, value: str, right: bool | None, attention: bool) -> tuple:
         """Lay out one trials.csv row."""
@@ -219,15 +244,23 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             is_match,
             _check,
             _instructed,
-            _left,
+            left_source,
             _measure,
             _value,
             rt,
             simulated,
+            image_id,
+            other_image_id,
+            probe_image_id,
+            shown_at,
+            answered_at,
             *timing,
         ) = row
         label = labels.get(list_index) or labels.setdefault(list_index, list_label(list_index))
         match = task == "match"
+        choose = task == "choose"
+        if times[0] != shown_at or times[1] != answered_at:
+            times[:] = [shown_at, answered_at, iso_utc_ms(shown_at), iso_utc_ms(answered_at)]
         return (
             slug,
             public_id,
@@ -246,6 +279,12 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             attention,
             rt_flag(rt),
             bool(simulated),
+            real_side(left_source) if choose else "",
+            images.get(image_id, ""),
+            images.get(other_image_id, "") if choose else "",
+            images.get(probe_image_id, "") if match else "",
+            times[2],
+            times[3],
             *timing,
         )
 
@@ -270,6 +309,15 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
 _FLAGS = {None: "", True: "1", False: "0"}
 
 
+def real_side(left_source: str | None) -> str:
+    """Return the side of a choose trial's real headshot: left, right, or empty if unknown."""
+    if left_source == "real":
+        return "left"
+    if left_source == "ai":
+        return "right"
+    return ""
+
+
 def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
     """Turn trials.csv values into safe cells, column by column (the hot loop of the export)."""
     texts = _SafeCells()
@@ -291,6 +339,12 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
         attention,
         flag,
         simulated,
+        side,
+        image,
+        image_right,
+        probe_image,
+        shown_at,
+        answered_at,
         timing,
         *achieved,
     ) in records:
@@ -313,6 +367,14 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
             _FLAGS[attention],
             flag,
             _FLAGS[simulated],
+            # A side is a fixed word, an image id is a URL-safe random id (it may start
+            # with '-'), a time is ISO 8601 text.
+            side,
+            texts[image],
+            texts[image_right],
+            texts[probe_image],
+            shown_at,
+            answered_at,
             timing or "",
             *("" if figure is None else format_number(figure) for figure in achieved),
         )
@@ -345,13 +407,21 @@ def trials_dataframe(study_id: int, include_simulated: bool = True) -> pd.DataFr
 
 
 def demographic_keys(study_id: int, include_simulated: bool = True) -> list[str]:
-    """Return every demographics key answered in the study, sorted."""
+    """Return the study's question codes in the questions' order, then any other key answered
+    (questions deleted since, answers stored before the question builder), sorted."""
+    codes = list(
+        db.session.scalars(
+            sa.select(StudyQuestion.code)
+            .where(StudyQuestion.study_id == study_id)
+            .order_by(StudyQuestion.position, StudyQuestion.id)
+        )
+    )
     keys: set[str] = set()
     stmt = _exported(sa.select(Participant.demographics), study_id, include_simulated)
     for (answers,) in _streamed(stmt):
         if isinstance(answers, dict):
             keys.update(str(k) for k in answers)
-    return sorted(keys)
+    return codes + sorted(keys - set(codes))
 
 
 def _demographic_column(key: str) -> str:
@@ -528,3 +598,30 @@ def _stimulus_rows(study_id: int) -> Iterator[tuple]:
 def stimuli_csv(study_id: int) -> Iterator[str]:
     """Stream stimuli.csv: one row per image."""
     return _csv_stream(STIMULI_COLUMNS, _safe_rows(_stimulus_rows(study_id)))
+
+
+def _identity_rows(study_id: int) -> Iterator[tuple]:
+    """Yield identities.csv rows: every identity of the study with its descriptors, by code."""
+    _study(study_id)
+    stmt = (
+        sa.select(Identity.code, Identity.gender, Identity.age_band, Identity.ethnicity)
+        .where(Identity.study_id == study_id)
+        .order_by(Identity.code)
+    )
+    for row in _streamed(stmt):
+        yield tuple(row)
+
+
+def identities_csv(study_id: int) -> Iterator[str]:
+    """Stream identities.csv: one row per identity with its descriptors (the moderators)."""
+    return _csv_stream(IDENTITY_COLUMNS, _safe_rows(_identity_rows(study_id)))
+
+
+def identities_dataframe(study_id: int) -> pd.DataFrame | None:
+    """The identities.csv table, or None when no identity has a descriptor (nothing to test)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(_identity_rows(study_id)), columns=list(IDENTITY_COLUMNS))
+    frame = frame.fillna("")
+    described = [c for c in IDENTITY_COLUMNS[1:] if frame[c].str.strip().ne("").any()]
+    return frame[["identity", *described]] if described else None

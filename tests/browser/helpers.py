@@ -39,7 +39,7 @@ def take_study(page, base: str, slug: str, query: str, rng: random.Random) -> in
                 page.keyboard.press(rng.choice(question["choices"])["key"])
         answered += 1
     page.wait_for_url(f"**/s/{slug}/questions")
-    page.fill("#age", "31")
-    page.keyboard.press("Enter")
+    page.get_by_text("25–34").click()
+    page.get_by_role("button", name="Send and finish").click()
     page.wait_for_url(f"**/s/{slug}/done")
     return answered

@@ -5,8 +5,8 @@ scheduled on animation frames. Each answered trial with such a phase records whe
 timed (the script ran it and reported plausible frame timestamps) or untimed (no script: both
 photos showed at once), the durations achieved in ms and the display's estimated refresh rate.
 
-Revision ID: 0010_timing_flow
-Revises: 0006_report_charts
+Revision ID: 0010_trial_timing
+Revises: 0009_questions
 Create Date: 2026-12-04 19:20:00
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0010_timing_flow"
-down_revision = "0006_report_charts"
+revision = "0010_trial_timing"
+down_revision = "0009_questions"
 branch_labels = None
 depends_on = None
 
