@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from survey.block_settings import PHASE_SETTINGS, validate_block_settings
+from survey.block_settings import PHASE_SETTINGS, setting_errors, validate_block_settings
 
 
 def test_phases_default_to_none():
@@ -44,3 +44,26 @@ def test_a_phase_needs_the_sequential_presentation(name):
 def test_other_tasks_have_no_phases(task):
     with pytest.raises(ValueError, match="unknown setting 'fixation_ms'"):
         validate_block_settings(task, {"fixation_ms": 200})
+
+
+@pytest.mark.parametrize(
+    "name, label", [("fixation_ms", "Fixation cross"), ("mask_ms", "Mask"), ("isi_ms", "Blank")]
+)
+def test_the_workspace_names_a_phase_out_of_bounds_beside_its_field(name, label):
+    errors = setting_errors("match", {"presentation": "sequential", name: 5001})
+    assert list(errors) == [name]
+    assert errors[name][0].startswith(label)
+    assert errors[name][0].endswith("between 0 and 5,000 ms; you wrote 5,001.")
+    assert setting_errors("match", {"presentation": "sequential", name: 5000}) == {}
+
+
+@pytest.mark.parametrize("name", PHASE_SETTINGS)
+def test_the_workspace_refuses_a_phase_side_by_side(name):
+    errors = setting_errors("match", {"presentation": "side_by_side", name: 200})
+    assert list(errors) == [name]
+    assert "only a sequential presentation has one" in errors[name][0]
+    assert setting_errors("match", {"presentation": "side_by_side", name: 0}) == {}
+    # A presentation that is itself wrong is reported alone, not blamed on the phase too.
+    assert list(setting_errors("match", {"presentation": "upside_down", name: 200})) == [
+        "presentation"
+    ]

@@ -150,6 +150,24 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
             "Presentation: choose side by side or sequential; you wrote &#39;upside_down&#39;.",
         ),
         (
+            {"presentation": "sequential", "fixation_ms": "5001"},
+            "Fixation cross must be a whole number between 0 and 5,000 ms; you wrote 5,001.",
+        ),
+        (
+            {"presentation": "sequential", "mask_ms": "-5"},
+            "Mask must be a whole number between 0 and 5,000 ms; you wrote -5.",
+        ),
+        (
+            {"presentation": "sequential", "isi_ms": "soon"},
+            "Blank before the probe must be a whole number between 0 and 5,000 ms; you wrote"
+            " &#39;soon&#39;.",
+        ),
+        (
+            {"presentation": "side_by_side", "fixation_ms": "300"},
+            "Fixation cross: only a sequential presentation has one (side by side, both photos"
+            " show at once); choose sequential, or set it to 0.",
+        ),
+        (
             {"practice": "maybe"},
             "Practice trial: choose when this block runs first, yes or no; you wrote"
             " &#39;maybe&#39;.",
