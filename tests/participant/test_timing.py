@@ -8,8 +8,9 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Block, Trial
-from survey.participant import answers
+from survey.participant import answers, hotdb
 from survey.participant.simulate import agree
+from survey.participant.statements import STORE_ONE_STATEMENT
 from tests.helpers import refreeze
 from tests.participant.support import first_answers, trial_form, trial_id
 
@@ -123,3 +124,25 @@ def test_side_by_side_trials_store_no_timing(app, client, demo):
     data = {**form.hidden, **first_answers(form), **REPORT}
     assert client.post(form.action, data=data).status_code == 303
     assert stored_timing(app, trial_id(form)) == answers.NO_TIMING
+
+
+@pytest.mark.postgres
+def test_the_answer_with_its_report_is_one_statement_on_postgresql(
+    app, client, sequential, monkeypatch
+):
+    agree(client, "demo")
+    form = trial_form(client)
+    calls = []
+    original = hotdb.rows
+
+    def counted(statement, params):
+        calls.append((statement, params))
+        return original(statement, params)
+
+    monkeypatch.setattr(hotdb, "rows", counted)
+    data = {**form.hidden, **first_answers(form), **REPORT}
+    assert client.post(form.action, data=data).status_code == 303
+    # The claim, the responses and the timing report go in one statement (docs/hot-path.md).
+    assert [statement for statement, _params in calls] == [STORE_ONE_STATEMENT]
+    assert calls[0][1]["exposure_ms_achieved"] == 500.1
+    assert stored_timing(app, trial_id(form))["timing"] == "timed"
