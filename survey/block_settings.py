@@ -16,6 +16,10 @@ CONDITION_TASKS = ("match", "rate", "detect")
 PRESENTATIONS = ("side_by_side", "sequential")
 RESERVED_MEASURES = ("same", "confidence", "choice", "source", "attention")
 EXPOSURE_MS_RANGE = (200, 10000)
+# A sequential match's phases around the headshot, in ms (0: the phase is left out).
+PHASE_MS_MAX = 5000
+PHASE_SETTINGS = ("fixation_ms", "mask_ms", "isi_ms")
+PHASE_WORDS = {"fixation_ms": "fixation cross", "mask_ms": "mask", "isi_ms": "blank interval"}
 MIN_PER_CONDITION = 2
 # Response.measure holds 32 characters.
 MEASURE_KEY_MAX = 32
@@ -34,7 +38,12 @@ DEFAULT_CHOOSE_QUESTION = "Which photo do you trust more?"
 
 _COMMON_DEFAULTS: dict[str, Any] = {"attention_checks": [], "practice": None, "n_identities": None}
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "match": {"presentation": "side_by_side", "exposure_ms": 1500, "confidence": True},
+    "match": {
+        "presentation": "side_by_side",
+        "exposure_ms": 1500,
+        **dict.fromkeys(PHASE_SETTINGS, 0),
+        "confidence": True,
+    },
     "rate": {"scales": [DEFAULT_SCALE]},
     "choose": {"question": DEFAULT_CHOOSE_QUESTION},
     "detect": {"confidence": True},
@@ -126,6 +135,35 @@ def _check_scales(value: Any) -> list[dict[str, Any]]:
     return scales
 
 
+def _check_phases(out: dict[str, Any]) -> None:
+    """Reject a fixation, mask or blank interval outside its rule's range (SETTING_RULES), or one
+    set on a side-by-side match (nothing is shown one after the other there)."""
+    for name in PHASE_SETTINGS:
+        value, rule = out[name], SETTING_RULES[name]
+        if not (is_int(value) and rule.low <= value <= rule.high):  # type: ignore[operator]
+            raise ValueError(
+                f"{name} (the {PHASE_WORDS[name]}) must be a whole number of milliseconds from"
+                f" {rule.low} to {rule.high}, got {value!r}"
+            )
+    phase = _phase_without_sequence(out)
+    if phase:
+        raise ValueError(
+            f"{phase} (the {PHASE_WORDS[phase]}) needs the sequential presentation:"
+            " side by side, both photos show at once"
+        )
+
+
+def _phase_without_sequence(values: Mapping[str, Any]) -> str | None:
+    """Return the first phase set (a positive whole number) on a match that is not sequential."""
+    if values.get("presentation") == "sequential":
+        return None
+    for name in PHASE_SETTINGS:
+        value = values.get(name)
+        if is_int(value) and value > 0:
+            return name
+    return None
+
+
 def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return a normalised copy of a block's settings with defaults; ValueError names a bad key."""
     if task not in TASKS:
@@ -157,6 +195,7 @@ def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> di
             raise ValueError(
                 f"exposure_ms must be an integer from {low} to {high}, got {out['exposure_ms']!r}"
             )
+        _check_phases(out)
     if task in ("match", "detect"):
         _check_bool("confidence", out["confidence"])
     if task == "rate":
@@ -232,6 +271,14 @@ SETTING_RULES: dict[str, SettingRule] = {
         high=EXPOSURE_MS_RANGE[1],
         unit="ms",
     ),
+    **{
+        name: SettingRule(label, ("match",), "int", low=0, high=PHASE_MS_MAX, unit="ms")
+        for name, label in (
+            ("fixation_ms", "Fixation cross"),
+            ("mask_ms", "Mask"),
+            ("isi_ms", "Blank before the probe"),
+        )
+    },
     "confidence": SettingRule("Confidence question", ("match", "detect"), "bool"),
     "question": SettingRule("Question", ("choose",), "text"),
     "scales": SettingRule("Rating scales", ("rate",), "scales"),
@@ -444,6 +491,12 @@ def setting_errors(task: str, settings: Mapping[str, Any]) -> dict[str, list[str
                 errors.setdefault(field, []).extend(messages)
         elif found:
             errors.setdefault(name, []).extend(found)
+    phase = _phase_without_sequence(values) if task == "match" else None
+    if phase and phase not in errors and "presentation" not in errors:
+        errors[phase] = [
+            f"{SETTING_RULES[phase].label}: only a sequential presentation has one (side by side, "
+            "both photos show at once); choose sequential, or set it to 0."
+        ]
     return errors
 
 

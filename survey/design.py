@@ -134,6 +134,75 @@ def presentation_order(blocks: Iterable[BlockInfo]) -> list[BlockInfo]:
     return [b for b in blocks if b.task != "choose"] + [b for b in blocks if b.task == "choose"]
 
 
+# Block order across participants: as configured ("fixed"), shuffled per participant from the
+# seed ("random"), or the rows of a balanced Latin square dealt in start order
+# ("counterbalanced"). Each keeps choose blocks after the others: the order varies within the
+# blocks before them and within the choose blocks.
+BLOCK_ORDERS = ("fixed", "random", "counterbalanced")
+
+
+def balanced_latin_square(n: int) -> list[list[int]]:
+    """Return the rows of a Williams balanced Latin square over 0..n-1.
+
+    Each item takes each position once in every n rows (2n when n is odd), and each item
+    follows every other immediately equally often. Row r of the first n is the sequence 0, 1,
+    n-1, 2, n-2, ... shifted by r; for an odd n the reversed rows follow, which balances the
+    order of neighbours.
+    """
+    if not is_int(n) or n < 1:
+        raise ValueError(f"a Latin square needs 1 or more items, got {n!r}")
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    rows = [[(item + r) % n for item in first] for r in range(n)]
+    return rows if n % 2 == 0 else rows + [row[::-1] for row in rows]
+
+
+def block_order(
+    blocks: Iterable[BlockInfo], mode: str = "fixed", seed: int = 0, start_index: int = 0
+) -> tuple[list[BlockInfo], int | None]:
+    """Return a participant's running order of the blocks and, counterbalanced, the square's
+    row it took (None otherwise).
+
+    `start_index` is the participant's 0-based place in the study's start order: participant k
+    takes row k modulo the number of rows, for the blocks before the choose blocks and for the
+    choose blocks alike. `seed` drives "random".
+    """
+    if mode not in BLOCK_ORDERS:
+        raise ValueError(
+            f"block order must be one of {', '.join(BLOCK_ORDERS)} (as configured, shuffled "
+            f"for each participant, or counterbalanced over participants), got {mode!r}"
+        )
+    if not is_int(start_index) or start_index < 0:
+        raise ValueError(f"start_index must be a whole number of 0 or more, got {start_index!r}")
+    running = presentation_order(blocks)
+    groups = [
+        [b for b in running if b.task != "choose"],
+        [b for b in running if b.task == "choose"],
+    ]
+    if mode == "fixed":
+        return running, None
+    if mode == "random":
+        rng = random.Random(f"{seed}:block-order")
+        for group in groups:
+            rng.shuffle(group)
+        return groups[0] + groups[1], None
+    # One row number for both groups, so a participant's place in the start order tells it.
+    sizes = [len(g) for g in groups if g]
+    period = math.lcm(*(len(balanced_latin_square(n)) for n in sizes)) if sizes else 1
+    row = start_index % period
+    ordered = []
+    for group in groups:
+        if group:
+            square = balanced_latin_square(len(group))
+            ordered += [group[i] for i in square[row % len(square)]]
+    return ordered, row
+
+
 # --- checks -------------------------------------------------------------------------------
 
 
@@ -488,8 +557,12 @@ def build_schedule(
     list_index: int,
     n_lists: int,
     seed: int,
+    order: str = "fixed",
+    start_index: int = 0,
 ) -> list[TrialSpec]:
-    """Return a participant's whole schedule, positions 1..N, as a pure function of the inputs."""
+    """Return a participant's whole schedule, positions 1..N, as a pure function of the inputs.
+
+    `order` and `start_index` set the order of the blocks (`block_order`)."""
     identities, blocks = list(identities), list(blocks)
     problems = check_design(identities, blocks, n_lists)
     if problems:
@@ -499,7 +572,7 @@ def build_schedule(
     if not is_int(seed):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     ordered = design_order(identities)
-    running = presentation_order(blocks)
+    running, _row = block_order(blocks, order, seed, start_index)
     conditions: dict[str, str] = {}
     if any(b.task in CONDITION_TASKS for b in running):
         conditions = list_conditions(ordered, list_index, n_lists)

@@ -15,6 +15,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from survey.block_settings import CONDITIONS, TASKS
 from survey.questions import KINDS as QUESTION_KINDS
 
+# Trial.timing's values.
+TIMINGS = ("timed", "untimed")
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -491,6 +494,7 @@ class Trial(Base):
             "left_source IS NULL OR " + _in("left_source", CONDITIONS), name="left_source"
         ),
         sa.CheckConstraint("position >= 1", name="position_positive"),
+        sa.CheckConstraint("timing IS NULL OR " + _in("timing", TIMINGS), name="timing"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -531,6 +535,17 @@ class Trial(Base):
     # from the database's clock like answered_at; empty for trials served before it existed.
     shown_at: so.Mapped[datetime | None]
     answered_at: so.Mapped[datetime | None]
+    # A trial with a timed phase (a sequential match), once answered: "timed" when the browser
+    # ran it on animation frames and reported what it achieved, "untimed" when it could not
+    # (no script: both photos showed at once) or its report was not plausible. NULL otherwise.
+    timing: so.Mapped[str | None] = so.mapped_column(sa.String(8))
+    # The durations achieved, in ms from frame timestamps (NULL when untimed or left out), and
+    # the display's refresh rate as estimated from the frames before the trial, in Hz.
+    fixation_ms_achieved: so.Mapped[float | None]
+    exposure_ms_achieved: so.Mapped[float | None]
+    mask_ms_achieved: so.Mapped[float | None]
+    isi_ms_achieved: so.Mapped[float | None]
+    refresh_hz: so.Mapped[float | None]
 
     participant: so.Mapped[Participant] = so.relationship(back_populates="trials")
     block: so.Mapped[Block] = so.relationship()

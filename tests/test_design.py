@@ -23,24 +23,7 @@ from survey.design import (
     list_conditions,
     schedule_fingerprint,
 )
-
-
-def make_identities(n: int, descriptors: list[tuple[str, str]] | None = None) -> list[IdentityInfo]:
-    """Return n identities P001.. with both headshots and two probes each."""
-    out = []
-    for k in range(n):
-        gender, age_band = descriptors[k] if descriptors else ("", "")
-        out.append(
-            IdentityInfo(
-                code=f"P{k + 1:03d}",
-                gender=gender,
-                age_band=age_band,
-                headshots={"real": f"real-{k + 1}", "ai": f"ai-{k + 1}"},
-                probes=(f"probe-{k + 1}a", f"probe-{k + 1}b"),
-            )
-        )
-    return out
-
+from tests.helpers import make_identities
 
 ALL_TASKS = [
     BlockInfo("recognition", "match", {}),
@@ -411,6 +394,9 @@ def test_settings_defaults_per_task():
         "n_identities": None,
         "presentation": "side_by_side",
         "exposure_ms": 1500,
+        "fixation_ms": 0,
+        "mask_ms": 0,
+        "isi_ms": 0,
         "confidence": True,
     }
     rate = validate_block_settings("rate", None)

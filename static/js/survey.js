@@ -1,7 +1,8 @@
 /* Likeness participant pages: response times, preloading, keyboard shortcuts, one submission.
  *
  * Everything here adds to pages that work without it: with no script the forms submit as
- * they are, a sequential match shows both photos side by side, and rt_ms stays empty.
+ * they are, a sequential match shows both photos side by side (and is stored as untimed),
+ * and rt_ms stays empty.
  *
  * Response time: from the moment the trial's images are decoded and painted (img.decode(),
  * then two animation frames) to the participant's last answer on the page, in ms from
@@ -133,25 +134,93 @@
 
     var images = Array.prototype.slice.call(form.querySelectorAll("img[data-stimulus]"));
     if (form.hasAttribute("data-sequential")) {
-      // The headshot alone for the configured time, then the probe; answers wait for it.
-      var headshot = form.querySelector(".stimulus.headshot");
-      var probe = form.querySelector(".stimulus.probe");
-      var exposure = parseInt(form.getAttribute("data-exposure-ms"), 10) || 1500;
-      probe.hidden = true;
-      enable(false);
-      painted([headshot.querySelector("img")]).then(function () {
-        form.setAttribute("data-exposing", "");
-        window.setTimeout(function () {
-          form.removeAttribute("data-exposing");
-          headshot.hidden = true;
-          probe.classList.add("revealed");
-          probe.hidden = false;
-          painted([probe.querySelector("img")]).then(start);
-        }, exposure);
-      });
+      runSequence(form, images, enable, start);
     } else {
       painted(images).then(start);
     }
+  }
+
+  /* Frame timing of a sequential match: fixation cross, headshot, mask, blank, then the probe
+   * until the answer (a phase of 0 ms is left out).
+   *
+   * Every change of phase is made in an animation-frame callback, and a phase's duration is the
+   * difference between the timestamps of the frames that showed and replaced it: both changes
+   * reach the screen one frame later alike, so the difference is what the display showed. A
+   * phase ends at the first frame at which its requested time less half a frame has passed, so
+   * it lasts the whole number of frames nearest the request. The refresh rate is the median
+   * interval of REFRESH_FRAMES frames before the first phase, once both photos are decoded.
+   * What was achieved goes with the answer in the hidden timing fields; without the script
+   * they stay empty and the trial is stored as untimed.
+   */
+  var REFRESH_FRAMES = 20;
+
+  function frameStamps(count) {
+    return new Promise(function (resolve) {
+      var stamps = [];
+      function tick(t) {
+        stamps.push(t);
+        if (stamps.length < count) { window.requestAnimationFrame(tick); } else { resolve(stamps); }
+      }
+      window.requestAnimationFrame(tick);
+    });
+  }
+
+  function medianInterval(stamps) {
+    var gaps = [];
+    for (var i = 1; i < stamps.length; i += 1) { gaps.push(stamps[i] - stamps[i - 1]); }
+    gaps.sort(function (a, b) { return a - b; });
+    var mid = Math.floor(gaps.length / 2);
+    return gaps.length % 2 ? gaps[mid] : (gaps[mid - 1] + gaps[mid]) / 2;
+  }
+
+  function runSequence(form, images, enable, start) {
+    var part = function (role) { return form.querySelector(".stimulus." + role); };
+    var ms = function (name) { return Math.max(0, parseInt(form.getAttribute(name), 10) || 0); };
+    var headshot = part("headshot");
+    var probe = part("probe");
+    var field = function (name, value) {
+      var input = form.querySelector('[data-timing="' + name + '"]');
+      if (input) { input.value = value; }
+    };
+    var phases = [
+      { name: "fixation", ms: ms("data-fixation-ms"), el: part("fixation") },
+      { name: "exposure", ms: ms("data-exposure-ms") || 1500, el: headshot },
+      { name: "mask", ms: ms("data-mask-ms"), el: part("mask") },
+      { name: "isi", ms: ms("data-isi-ms"), el: null },
+      { name: "probe", ms: 0, el: probe }
+    ].filter(function (p) { return p.ms > 0 || p.name === "probe"; });
+    headshot.hidden = true;
+    probe.hidden = true;
+    enable(false);
+    painted(images).then(function () { return frameStamps(REFRESH_FRAMES); }).then(function (stamps) {
+      var frameMs = medianInterval(stamps);
+      var index = -1;
+      var onset = 0;
+      var achieved = { fixation: null, exposure: null, mask: null, isi: 0 };
+      function tick(t) {
+        var phase = phases[index];
+        if (phase && t - onset < phase.ms - frameMs / 2) { window.requestAnimationFrame(tick); return; }
+        if (phase) {
+          achieved[phase.name] = t - onset;
+          if (phase.el) { phase.el.hidden = true; }
+          if (phase.name === "exposure") { form.removeAttribute("data-exposing"); }
+        }
+        index += 1;
+        phase = phases[index];
+        onset = t;
+        if (phase.el) { phase.el.hidden = false; }
+        if (phase.name === "exposure") { form.setAttribute("data-exposing", ""); }
+        if (phase.name !== "probe") { window.requestAnimationFrame(tick); return; }
+        probe.classList.add("revealed");
+        field("timing", "frames");
+        field("refresh_hz", (1000 / frameMs).toFixed(2));
+        ["fixation", "exposure", "mask", "isi"].forEach(function (name) {
+          field(name + "_ms_achieved", achieved[name] === null ? "" : achieved[name].toFixed(1));
+        });
+        window.requestAnimationFrame(start); // the probe is on screen: the clock runs
+      }
+      window.requestAnimationFrame(tick);
+    });
   }
 
   function setUpDebrief() {

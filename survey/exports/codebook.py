@@ -246,6 +246,38 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "the same clock as shown_at; never before shown_at",
             "timestamp, empty",
         ),
+        (
+            "timing",
+            "text",
+            "trials with a timed phase (a sequential match): timed when the browser ran the "
+            "phases on animation frames and reported the durations below; untimed when it could "
+            "not (no script: both photos showed at once, no fixation cross or mask) or its report "
+            "was implausible; empty on other trials",
+            "timed, untimed, empty",
+        ),
+        (
+            "refresh_hz",
+            "number",
+            "timed trials: the display's refresh rate estimated in the browser (median interval "
+            "of 20 animation frames before the trial), in Hz; else empty",
+            "20 to 500, empty",
+        ),
+        *(
+            (
+                f"{phase}_ms_achieved",
+                "number",
+                f"timed trials: how long the {words} was on screen, in ms, from the timestamps "
+                "of the animation frames that showed and replaced it; empty when untimed or "
+                "the block has none",
+                "0 to 60000, empty",
+            )
+            for phase, words in (
+                ("fixation", "fixation cross"),
+                ("exposure", "headshot"),
+                ("mask", "mask"),
+                ("isi", "blank between the headshot (or mask) and the probe (0: none)"),
+            )
+        ),
     ]
     participants = [
         ("participant", "text", "opaque participant id, as in trials.csv", "random ids"),

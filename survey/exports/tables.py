@@ -41,6 +41,16 @@ if TYPE_CHECKING:
 # Participants are read in slices of this many to attach their attention counts and ids.
 PARTICIPANT_SLICE = 1000
 
+# Per trial, after `simulated`: how its timed phases ran (a sequential match's fixation cross,
+# headshot, mask and blank), repeated on each of the trial's rows; empty on other trials.
+TIMING_COLUMNS = (
+    "timing",
+    "refresh_hz",
+    "fixation_ms_achieved",
+    "exposure_ms_achieved",
+    "mask_ms_achieved",
+    "isi_ms_achieved",
+)
 TRIAL_COLUMNS = (
     "study",
     "participant",
@@ -62,6 +72,7 @@ TRIAL_COLUMNS = (
     # What each trial showed, where and when (docs/DATA_CONTRACT.md): outside the data hash,
     # which covers analysis.io.TRIAL_COLUMNS alone.
     *TRIAL_DETAIL_COLUMNS,
+    *TIMING_COLUMNS,
 )
 PARTICIPANT_COLUMNS = (
     "participant",
@@ -205,6 +216,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             Trial.probe_image_id,
             Trial.shown_at,
             Trial.answered_at,
+            *(getattr(Trial, name) for name in TIMING_COLUMNS),
         )
         .select_from(Response)
         .join(Trial, Trial.id == Response.trial_id)
@@ -242,6 +254,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             probe_image_id,
             shown_at,
             answered_at,
+            *timing,
         ) = row
         label = labels.get(list_index) or labels.setdefault(list_index, list_label(list_index))
         match = task == "match"
@@ -272,6 +285,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             images.get(probe_image_id, "") if match else "",
             times[2],
             times[3],
+            *timing,
         )
 
     # An attention check's answers are held until its trial ends, then written as one row.
@@ -331,6 +345,8 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
         probe_image,
         shown_at,
         answered_at,
+        timing,
+        *achieved,
     ) in records:
         # list, task, condition and rt_flag come from fixed sets of plain words; trial is an int.
         yield (
@@ -359,6 +375,8 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
             texts[probe_image],
             shown_at,
             answered_at,
+            timing or "",
+            *("" if figure is None else format_number(figure) for figure in achieved),
         )
 
 
@@ -379,7 +397,9 @@ def trials_dataframe(study_id: int, include_simulated: bool = True) -> pd.DataFr
     for name in ("is_match", "correct", "attention_check", "simulated"):
         frame[name] = frame[name].astype("boolean").astype("Int64")
     frame["trial"] = frame["trial"].astype("int64")
-    frame["rt_ms"] = pd.to_numeric(frame["rt_ms"]).astype("float64")
+    for name in ("rt_ms", *TIMING_COLUMNS[1:]):
+        frame[name] = pd.to_numeric(frame[name]).astype("float64")
+    frame["timing"] = frame["timing"].fillna("")
     return frame
 
 

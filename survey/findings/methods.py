@@ -54,6 +54,18 @@ def _label(name: str) -> str:
     )
 
 
+def _sequence(settings: dict[str, Any]) -> str:
+    """A sequential match's phases in order, each in ms exactly as the block ran them."""
+    steps = [
+        f"a fixation cross for {settings['fixation_ms']} ms" if settings.get("fixation_ms") else "",
+        f"the headshot alone for {settings.get('exposure_ms', 1500)} ms",
+        f"a pattern mask for {settings['mask_ms']} ms" if settings.get("mask_ms") else "",
+        f"a blank screen for {settings['isi_ms']} ms" if settings.get("isi_ms") else "",
+        "the probe photo until the answer",
+    ]
+    return ", then ".join(step for step in steps if step)
+
+
 def _block_phrase(block: dict[str, Any], first: bool = False, n_identities: int = 0) -> str:
     """One block in words: its task and each of its settings as it ran.
 
@@ -65,8 +77,7 @@ def _block_phrase(block: dict[str, Any], first: bool = False, n_identities: int 
     presentation = (
         "side by side"
         if settings.get("presentation", "side_by_side") == "side_by_side"
-        else "one after the other (the headshot alone for "
-        f"{settings.get('exposure_ms', 1500)} ms, then the probe photo until the answer)"
+        else f"one after the other ({_sequence(settings)})"
     )
     scales = (
         _join(

@@ -26,6 +26,7 @@ from survey.participant.statements import (
     STAMP_SHOWN,
     STORE_ONE_STATEMENT,
     TARGET,
+    TIMING_COLUMNS,
     PageRow,
     TargetRow,
     takes_answers,
@@ -36,6 +37,20 @@ from survey.participant.statements import (
 # Implausible but possible times (below 50 ms, above 10 minutes) are kept and flagged in
 # the export's rt_flag column, not dropped here.
 RT_MAX_MS = 30 * 24 * 3600 * 1000
+# A timed phase's report (hidden fields the script fills, see static/js/survey.js) is stored
+# when plausible: a refresh rate of 20-500 Hz and every duration from 0 to 60 s (a phase is
+# set to at most 10 s); anything else, or no report at all, stores the trial as "untimed".
+REFRESH_HZ_RANGE = (20.0, 500.0)
+ACHIEVED_MS_MAX = 60_000.0
+# The achieved duration of each phase and the block setting that asked for it.
+_PHASES = (
+    ("fixation_ms_achieved", "fixation_ms"),
+    ("exposure_ms_achieved", "exposure_ms"),
+    ("mask_ms_achieved", "mask_ms"),
+    ("isi_ms_achieved", "isi_ms"),
+)
+# A trial with no timed phase stores no timing at all.
+NO_TIMING: dict[str, Any] = dict.fromkeys(TIMING_COLUMNS)
 
 
 def _block_settings(block_id: int, task: str, raw: dict | None) -> tuple[dict[str, Any], str]:
@@ -293,7 +308,10 @@ def _store(
 
 
 def store_answer(
-    target: AnswerTarget, measures: Sequence[tuple[str, str]], rt_ms: float | None
+    target: AnswerTarget,
+    measures: Sequence[tuple[str, str]],
+    rt_ms: float | None,
+    timing: Mapping[str, Any] | None = None,
 ) -> str:
     """Store a validated answer: claim the trial, insert its responses, complete after the last.
 
@@ -311,7 +329,12 @@ def store_answer(
     if not target.current:
         return NOT_CURRENT
     now = utcnow()
-    claim = {"trial_id": target.trial_id, "public_id": target.public_id, "now": now}
+    claim = {
+        "trial_id": target.trial_id,
+        "public_id": target.public_id,
+        "now": now,
+        **(timing or NO_TIMING),
+    }
     try:
         if hotdb.is_postgres():
             claimed = hotdb.rows(
@@ -345,6 +368,50 @@ def clean_rt(raw: Any) -> float | None:
     if not 0 < value < RT_MAX_MS:  # also rejects NaN
         return None
     return value
+
+
+def has_timed_phase(task: str, settings: Mapping[str, Any]) -> bool:
+    """Tell whether a trial shows something for a set time (a sequential match's headshot)."""
+    return task == "match" and settings.get("presentation") == "sequential"
+
+
+def _number(raw: Any) -> float | None:
+    """Return a posted number, or None when missing or not a finite number."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def clean_timing(form: Mapping[str, Any], task: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return what to store of a trial's timing report (the columns of `TIMING_COLUMNS`).
+
+    No timed phase: nothing. Otherwise "timed" with the durations achieved (ms, 0.1 ms) and
+    the refresh rate (Hz, 0.01) when the script reported them all and they are plausible; a
+    phase the block leaves out (0 ms) stores no duration, but the blank before the probe is
+    always measured (0 when the probe replaced the headshot in the same frame). Anything
+    missing or implausible stores "untimed" and no figures: never a partly made-up record.
+    """
+    if not has_timed_phase(task, settings):
+        return NO_TIMING
+    untimed = {**NO_TIMING, "timing": "untimed"}
+    refresh = _number(form.get("refresh_hz"))
+    low, high = REFRESH_HZ_RANGE
+    if form.get("timing") != "frames" or refresh is None or not low <= refresh <= high:
+        return untimed
+    out = {**NO_TIMING, "timing": "timed", "refresh_hz": round(refresh, 2)}
+    for name, setting in _PHASES:
+        requested = settings.get(setting) or 0
+        if not requested and setting != "isi_ms":
+            continue
+        value = _number(form.get(name))
+        if value is None or not 0 <= value <= ACHIEVED_MS_MAX or (requested and value == 0):
+            return untimed
+        out[name] = round(value, 1)
+    return out
 
 
 def complete_if_done(participant: Participant) -> bool:

@@ -629,6 +629,7 @@ def _store(
         target,
         forms.measures(questions, values, target.left_source),
         answers.clean_rt(request.form.get("rt_ms")),
+        answers.clean_timing(request.form, target.task, target.settings),
     )
 
 

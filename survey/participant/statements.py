@@ -201,11 +201,24 @@ _CLAIM_WHERE = (
     _TRIAL.c.answered_at.is_(None),
     ~_EARLIER_OPEN,
 )
+# What the browser achieved on the trial's timed phases (`answers.clean_timing`), stored by the
+# claim itself: still one statement per answer.
+TIMING_COLUMNS = (
+    "timing",
+    "fixation_ms_achieved",
+    "exposure_ms_achieved",
+    "mask_ms_achieved",
+    "isi_ms_achieved",
+    "refresh_hz",
+)
 CLAIM = (
     sa.update(_TRIAL)
     .where(*_CLAIM_WHERE)
     # The database's clock, as for shown_at: the two never disagree as workers' clocks can.
-    .values(answered_at=db_now())
+    .values(
+        answered_at=db_now(),
+        **{name: sa.bindparam(name, type_=_TRIAL.c[name].type) for name in TIMING_COLUMNS},
+    )
     .returning(_TRIAL.c.id, _TRIAL.c.participant_id, _TRIAL.c.position)
 )
 INSERT_RESPONSES = _RESPONSE.insert()

@@ -12,6 +12,7 @@ from flask_login import current_user
 from survey import audit
 from survey.block_settings import (
     DEFAULT_CHOOSE_QUESTION,
+    PHASE_SETTINGS,
     SETTING_RULES,
     fit_errors,
     setting_errors,
@@ -38,7 +39,7 @@ SCALE_FIELDS = ("key", "question", "low_anchor", "high_anchor", "min", "max")
 NEW_SCALE_ROWS = 1
 # The form's fields that belong to one task only.
 TASK_FIELDS = {
-    "match": ("presentation", "exposure_ms", "confidence"),
+    "match": ("presentation", "exposure_ms", *PHASE_SETTINGS, "confidence"),
     "rate": ("scales",),
     "choose": ("question",),
     "detect": ("confidence",),
@@ -167,6 +168,8 @@ def _fill_form(form: BlockForm, block: Block) -> None:
     if block.task == "match":
         form.presentation.data = settings.get("presentation", "side_by_side")
         form.exposure_ms.data = settings.get("exposure_ms", 1500)
+        for name in PHASE_SETTINGS:
+            form[name].data = settings.get(name, 0)
     if block.task in ("match", "detect"):
         form.confidence.data = bool(settings.get("confidence", True))
     if block.task == "choose":
@@ -206,6 +209,9 @@ def _settings_from_form(form: BlockForm, block: Block, errors: dict[str, list[st
         exposure = _typed(form.exposure_ms)
         settings["presentation"] = form.presentation.data
         settings["exposure_ms"] = 1500 if exposure is None else exposure
+        # A phase left out (0 or empty) is not stored: its default is none.
+        typed = {name: _typed(form[name]) for name in PHASE_SETTINGS}
+        settings.update({name: value for name, value in typed.items() if value})
         settings["confidence"] = bool(form.confidence.data)
     elif block.task == "detect":
         settings["confidence"] = bool(form.confidence.data)

@@ -569,6 +569,25 @@ class BlockForm(FlaskForm):
         validators=[Optional()],
         description="Sequential presentation only: how long the headshot stays, 200 to 10,000 ms.",
     )
+    fixation_ms = IntegerField(
+        "Fixation cross before the headshot (ms)",
+        validators=[Optional()],
+        description="Sequential only: a cross where the headshot will appear, 0 to 5000 ms "
+        "(0 or empty: none).",
+    )
+    mask_ms = IntegerField(
+        "Mask after the headshot (ms)",
+        validators=[Optional()],
+        description="Sequential only: a pattern mask in the headshot's place, 0 to 5000 ms "
+        "(0 or empty: none).",
+    )
+    isi_ms = IntegerField(
+        "Blank before the probe photo (ms)",
+        validators=[Optional()],
+        description="Sequential only: an empty screen between the headshot (or mask) and the "
+        "probe photo, 0 to 5000 ms (0 or empty: none). Every phase is timed on the screen's "
+        "frames and what each trial achieved is exported.",
+    )
     confidence = BooleanField(
         "Ask for confidence (1–5)",
         description="After each answer, the participant rates how sure they are.",

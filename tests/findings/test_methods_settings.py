@@ -217,3 +217,24 @@ def test_consent_is_claimed_only_as_far_as_it_was_recorded(app, demo):
     assert "8 identities (image-use consent recorded for 5 of them)" in some
     # Nothing recorded in the study: the paragraph says nothing about consent either way.
     assert "The stimuli showed 8 identities, each in a real photographic headshot" in none
+
+
+def test_sequential_phases_are_told_in_order_in_ms_exactly_as_run():
+    """Fixation cross, headshot, mask, blank, probe: each phase set is told with its ms."""
+    settings = {
+        "presentation": "sequential",
+        "exposure_ms": 733,
+        "fixation_ms": 500,
+        "mask_ms": 117,
+        "isi_ms": 250,
+    }
+    text = block_text(paragraph(("match", settings)), 1)
+    assert (
+        "one after the other (a fixation cross for 500 ms, then the headshot alone for 733 ms, "
+        "then a pattern mask for 117 ms, then a blank screen for 250 ms, then the probe photo "
+        "until the answer)"
+    ) in text
+    # A phase of 0 ms is not told.
+    text = block_text(paragraph(("match", {**settings, "fixation_ms": 0, "mask_ms": 0})), 1)
+    assert "fixation" not in text and "mask" not in text
+    assert "headshot alone for 733 ms, then a blank screen for 250 ms, then the probe" in text

@@ -114,10 +114,11 @@ def test_every_export_says_who_is_simulated(app, demo):
         real_only = csv_rows("".join(exports.participants_csv(demo, include_simulated=False)))
         codebook = exports.codebook(demo)
         frame = exports.trials_dataframe(demo, include_simulated=False)
-    # `simulated` follows the contract's columns; only the per-trial details come after it.
+    # `simulated` follows the contract's columns; only the per-trial details and the timing
+    # columns come after it.
     after = exports.TRIAL_COLUMNS[exports.TRIAL_COLUMNS.index("simulated") + 1 :]
     assert exports.TRIAL_COLUMNS[exports.TRIAL_COLUMNS.index("simulated") - 1] == "rt_flag"
-    assert after == TRIAL_DETAIL_COLUMNS
+    assert after == (*TRIAL_DETAIL_COLUMNS, *exports.TIMING_COLUMNS)
     # An id that starts with "-" is written with the CSV-injection guard's leading quote.
     people_cells = {exports.safe_cell(p) for p in people}
     robot_cells = {exports.safe_cell(p) for p in robots}

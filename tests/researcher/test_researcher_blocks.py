@@ -78,6 +78,9 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
         **MATCH,
         "presentation": "sequential",
         "exposure_ms": "3000",
+        "fixation_ms": "500",
+        "mask_ms": "",
+        "isi_ms": "250",
         "attention_checks": "3, 9",
         "practice": "no",
     }
@@ -89,6 +92,9 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
     assert settings == {
         "presentation": "sequential",
         "exposure_ms": 3000,
+        "fixation_ms": 500,
+        "mask_ms": 0,
+        "isi_ms": 250,
         "confidence": False,
         "practice": False,
         "attention_checks": [3, 9],
@@ -100,7 +106,7 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
             == "block.edit"
         )
     page = owner_client.get(f"/r/studies/{team.study_id}/blocks/{bid}").get_data(as_text=True)
-    assert 'value="3, 9"' in page and 'value="3000"' in page
+    assert 'value="3, 9"' in page and 'value="3000"' in page and 'value="250"' in page
 
 
 @pytest.mark.parametrize(
@@ -142,6 +148,24 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
         (
             {"presentation": "upside_down"},
             "Presentation: choose side by side or sequential; you wrote &#39;upside_down&#39;.",
+        ),
+        (
+            {"presentation": "sequential", "fixation_ms": "5001"},
+            "Fixation cross must be a whole number between 0 and 5,000 ms; you wrote 5,001.",
+        ),
+        (
+            {"presentation": "sequential", "mask_ms": "-5"},
+            "Mask must be a whole number between 0 and 5,000 ms; you wrote -5.",
+        ),
+        (
+            {"presentation": "sequential", "isi_ms": "soon"},
+            "Blank before the probe must be a whole number between 0 and 5,000 ms; you wrote"
+            " &#39;soon&#39;.",
+        ),
+        (
+            {"presentation": "side_by_side", "fixation_ms": "300"},
+            "Fixation cross: only a sequential presentation has one (side by side, both photos"
+            " show at once); choose sequential, or set it to 0.",
         ),
         (
             {"practice": "maybe"},
