@@ -37,6 +37,18 @@ TRIALS_COLUMNS = [
     "attention_check",
     "rt_flag",
     "simulated",
+    "real_side",
+    "image",
+    "image_right",
+    "probe_image",
+    "shown_at",
+    "answered_at",
+    "timing",
+    "refresh_hz",
+    "fixation_ms_achieved",
+    "exposure_ms_achieved",
+    "mask_ms_achieved",
+    "isi_ms_achieved",
 ]
 N_IDENTITIES = 8
 
@@ -198,7 +210,10 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
     assert rows[0] == TRIALS_COLUMNS
     assert len(rows) > 1 and {row[0] for row in rows[1:]} == {slug}
     assert {row[5] for row in rows[1:]} == {"match", "rate"}
-    assert {row[-1] for row in rows[1:]} == {"1"}  # every answer is a simulated participant's
+    simulated = TRIALS_COLUMNS.index("simulated")
+    assert {row[simulated] for row in rows[1:]} == {
+        "1"
+    }  # every answer is a simulated participant's
     assert preview_id not in text
     assert problems == [], problems
     context.close()

@@ -105,7 +105,11 @@ def scale_rows(draw) -> list[dict]:
 @st.composite
 def block_forms(draw, task: str, index: int, n_ids: int) -> dict:
     """A block's settings form as a researcher fills it in."""
-    cap = draw(st.one_of(st.none(), st.integers(_least(task), n_ids + 2)))
+    # A cap the workspace accepts: at most the study's identities, even where half are shown
+    # real and half AI (a cap that does not fit is refused when saved).
+    cap = draw(st.one_of(st.none(), st.integers(_least(task), n_ids)))
+    if cap is not None and task in CONDITION_TASKS and cap % 2:
+        cap -= 1
     n_trials = n_ids if cap is None else min(cap, n_ids)
     form = {
         "name": draw(st.sampled_from(["block", "Block", "b_", "task-"])) + f"{index + 1}",
@@ -248,12 +252,14 @@ def build_study(app, client, demo: int, design: dict) -> int:
             db.session.delete(prereg)
             db.session.commit()
     form.update(n_lists=str(design["n_lists"]), assign_by=design["assign_by"], target_n="")
-    assert client.post(f"/r/studies/{study_id}/edit", data=form).status_code == 302
     for identity in identities[design["n_identities"] :]:
         response = client.post(f"/r/studies/{study_id}/stimuli/identities/{identity}/delete")
         assert response.status_code == 302
     for block in blocks:
         assert client.post(f"/r/studies/{study_id}/blocks/{block}/delete").status_code == 302
+    # The lists after the old blocks are gone: an odd count is refused while a match, rate or
+    # detect block is there, and allowed for choose-only designs.
+    assert client.post(f"/r/studies/{study_id}/edit", data=form).status_code == 302
     for task, fields in design["blocks"]:
         response = client.post(
             f"/r/studies/{study_id}/blocks", data={"name": fields["name"], "task": task}
