@@ -360,7 +360,7 @@ def add_power_arguments(parser: argparse.ArgumentParser) -> None:
 
     Imports analysis.power (numpy, scipy), so an ImportError here means power is unavailable.
     """
-    from analysis.power import DEFAULT_COMPONENTS, DEFAULT_LMM_SIMS, DEFAULT_SEED, DEFAULT_SIMS
+    from analysis.power import DEFAULT_LMM_SIMS, DEFAULT_SEED, DEFAULT_SIMS
 
     parser.description = (
         "Simulate the power of the by-participant paired t test (and, with "
@@ -396,25 +396,7 @@ def add_power_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--measure", default="trust", help="rating scale of the pilot to use (default trust)"
     )
-    defaults = DEFAULT_COMPONENTS
-    for name, default in (
-        ("participant-var", defaults.participant),
-        ("identity-var", defaults.identity),
-        ("participant-slope-var", defaults.participant_slope),
-        ("identity-slope-var", defaults.identity_slope),
-    ):
-        parser.add_argument(
-            f"--{name}",
-            type=_bounded(float, 0.0),
-            default=None,
-            help=f"variance (default {default}, or from --pilot)",
-        )
-    parser.add_argument(
-        "--residual-var",
-        type=_bounded(float, 0.0, strict=True),
-        default=None,
-        help=f"residual variance (default {defaults.residual}, or from --pilot)",
-    )
+    _add_variance_arguments(parser)
     parser.add_argument(
         "--replicates",
         type=_bounded(int, 1),
@@ -448,18 +430,57 @@ def add_power_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_variance_arguments(parser: argparse.ArgumentParser) -> None:
+    """The variance-component options shared by ``power`` and ``sample-size``."""
+    from analysis.power import DEFAULT_COMPONENTS
+
+    defaults = DEFAULT_COMPONENTS
+    for name, default in (
+        ("participant-var", defaults.participant),
+        ("identity-var", defaults.identity),
+        ("participant-slope-var", defaults.participant_slope),
+        ("identity-slope-var", defaults.identity_slope),
+    ):
+        parser.add_argument(
+            f"--{name}",
+            type=_bounded(float, 0.0),
+            default=None,
+            help=f"variance (default {default}, or from --pilot)",
+        )
+    parser.add_argument(
+        "--residual-var",
+        type=_bounded(float, 0.0, strict=True),
+        default=None,
+        help=f"residual variance (default {defaults.residual}, or from --pilot)",
+    )
+
+
+def _components(base: VarianceComponents, args: argparse.Namespace) -> VarianceComponents:
+    """The base variance components with the ones given on the command line put in."""
+    overrides = {
+        "participant": args.participant_var,
+        "identity": args.identity_var,
+        "residual": args.residual_var,
+        "participant_slope": args.participant_slope_var,
+        "identity_slope": args.identity_slope_var,
+    }
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _variances_text(components: VarianceComponents) -> str:
+    """The variance components as one line of text."""
+    return (
+        f"participant {components.participant:.3g}, identity {components.identity:.3g}, "
+        f"residual {components.residual:.3g}, slopes "
+        f"{components.participant_slope:.3g} / {components.identity_slope:.3g}"
+    )
+
+
 def _pilot_components(path: str, measure: str) -> VarianceComponents:
     """Fit the pilot's LMM on one rating scale, after the study's default exclusions."""
-    from analysis.exclusions import included_trials, screen_participants
-    from analysis.io import load
     from analysis.power import components_from_pilot
 
-    trials, participants = load(path)
-    rows = included_trials(trials, screen_participants(trials, participants))
-    rows = rows[rows["measure"] == measure]
-    if rows.empty:
-        raise ValueError(f"pilot {path}: no included rows with measure {measure!r}")
-    return components_from_pilot(rows)
+    return components_from_pilot(_pilot_rows(path, measure))
 
 
 def format_power_table(table: pd.DataFrame) -> str:
@@ -490,14 +511,7 @@ def run_power(args: argparse.Namespace) -> int:
     from analysis.power import DEFAULT_COMPONENTS, power_table
 
     base = _pilot_components(args.pilot, args.measure) if args.pilot else DEFAULT_COMPONENTS
-    overrides = {
-        "participant": args.participant_var,
-        "identity": args.identity_var,
-        "residual": args.residual_var,
-        "participant_slope": args.participant_slope_var,
-        "identity_slope": args.identity_slope_var,
-    }
-    components = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    components = _components(base, args)
     table = power_table(
         args.participants,
         args.identities,
@@ -513,9 +527,7 @@ def run_power(args: argparse.Namespace) -> int:
     source = f"pilot {args.pilot} ({args.measure})" if args.pilot else "given/default values"
     print(
         f"effect (ai - real) {args.effect:g}, alpha {args.alpha:g}, replicates "
-        f"{args.replicates}; variances from {source}: participant {components.participant:.3g}, "
-        f"identity {components.identity:.3g}, residual {components.residual:.3g}, slopes "
-        f"{components.participant_slope:.3g} / {components.identity_slope:.3g}"
+        f"{args.replicates}; variances from {source}: {_variances_text(components)}"
     )
     print(format_power_table(table))
     return 0
@@ -536,7 +548,7 @@ def add_sample_size_arguments(parser: argparse.ArgumentParser) -> None:
 
     Imports analysis.power (numpy, scipy), so an ImportError here means it is unavailable.
     """
-    from analysis.power import DEFAULT_COMPONENTS, DEFAULT_SEED
+    from analysis.power import DEFAULT_SEED
 
     parser.description = SAMPLE_SIZE_HELP
     parser.add_argument(
@@ -599,25 +611,7 @@ def add_sample_size_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="numbers of participants to simulate (default 8 from 10 to 200)",
     )
-    defaults = DEFAULT_COMPONENTS
-    for name, default in (
-        ("participant-var", defaults.participant),
-        ("identity-var", defaults.identity),
-        ("participant-slope-var", defaults.participant_slope),
-        ("identity-slope-var", defaults.identity_slope),
-    ):
-        parser.add_argument(
-            f"--{name}",
-            type=_bounded(float, 0.0),
-            default=None,
-            help=f"variance (default {default}, or from --pilot)",
-        )
-    parser.add_argument(
-        "--residual-var",
-        type=_bounded(float, 0.0, strict=True),
-        default=None,
-        help=f"residual variance (default {defaults.residual}, or from --pilot)",
-    )
+    _add_variance_arguments(parser)
     parser.add_argument(
         "--intercept",
         type=_bounded(float, -math.inf),
@@ -759,22 +753,9 @@ def run_sample_size(args: argparse.Namespace) -> int:
         print(format_analytic(found, analytic_curve(effect, sd, numbers, args.alpha)))
     if args.simulate:
         base = components_from_pilot(rows) if rows is not None else DEFAULT_COMPONENTS
-        overrides = {
-            "participant": args.participant_var,
-            "identity": args.identity_var,
-            "residual": args.residual_var,
-            "participant_slope": args.participant_slope_var,
-            "identity_slope": args.identity_slope_var,
-        }
-        components = dataclasses.replace(
-            base, **{k: v for k, v in overrides.items() if v is not None}
-        )
+        components = _components(base, args)
         source = f"pilot {args.pilot} ({args.measure})" if rows is not None else "given/default"
-        print(
-            f"variances ({source}): participant {components.participant:.3g}, identity "
-            f"{components.identity:.3g}, residual {components.residual:.3g}, slopes "
-            f"{components.participant_slope:.3g} / {components.identity_slope:.3g}"
-        )
+        print(f"variances ({source}): {_variances_text(components)}")
         print(
             format_simulated(
                 sample_size_simulated(

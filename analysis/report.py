@@ -270,34 +270,9 @@ def _mixed_tests(
         outcome,
         "mixed",
         "trial",
-        {
-            "method": method,
-            "estimate": fit.estimate,
-            "ci_low": fit.ci_low,
-            "ci_high": fit.ci_high,
-            "confidence": 0.95,
-            "statistic": fit.statistic,
-            "statistic_name": "t" if method == "lmm" else "z",
-            "df": fit.df,
-            "p_value": fit.p_value,
-            "effect_size": effect,
-            "effect_size_name": effect_name,
-            "n": fit.n_obs,
-            "se": fit.se,
-            "n_participants": fit.n_participants,
-            "n_identities": fit.n_identities,
-            "formula": fit.formula,
-            "singular": bool(fit.singular),
-            "converged": bool(fit.converged),
-            "notes": list(fit.notes),
-        },
+        _fit_row(fit, method, "t" if method == "lmm" else "z", fit.df, effect, effect_name),
     )
-    for note in fit.notes:
-        tests.warnings.append(f"{outcome.name}: {method}: {note}")
-    if not fit.converged:
-        tests.warnings.append(f"{outcome.name}: {method} did not converge; treat it with care")
-    for r in fit.random_effects:
-        random_effects.append({"outcome": outcome.name, "method": method, **r})
+    _fit_notes(tests, random_effects, outcome, method, fit)
     if fit.residual_variance is not None:
         random_effects.append(
             {
@@ -309,6 +284,50 @@ def _mixed_tests(
             }
         )
     return fit
+
+
+def _fit_row(
+    fit: Any,
+    method: str,
+    statistic_name: str,
+    df: float | None,
+    effect: float | None,
+    effect_name: str | None,
+) -> dict[str, Any]:
+    """The results.json row of a mixed model's condition effect (LMM, GLMM or CLMM)."""
+    return {
+        "method": method,
+        "estimate": fit.estimate,
+        "ci_low": fit.ci_low,
+        "ci_high": fit.ci_high,
+        "confidence": 0.95,
+        "statistic": fit.statistic,
+        "statistic_name": statistic_name,
+        "df": df,
+        "p_value": fit.p_value,
+        "effect_size": effect,
+        "effect_size_name": effect_name,
+        "n": fit.n_obs,
+        "se": fit.se,
+        "n_participants": fit.n_participants,
+        "n_identities": fit.n_identities,
+        "formula": fit.formula,
+        "singular": bool(fit.singular),
+        "converged": bool(fit.converged),
+        "notes": list(fit.notes),
+    }
+
+
+def _fit_notes(
+    tests: _Collector, random_effects: list[dict], outcome: Outcome, method: str, fit: Any
+) -> None:
+    """Pass a mixed model's notes on as warnings and collect its random-effect variances."""
+    for note in fit.notes:
+        tests.warnings.append(f"{outcome.name}: {method}: {note}")
+    if not fit.converged:
+        tests.warnings.append(f"{outcome.name}: {method} did not converge; treat it with care")
+    for r in fit.random_effects:
+        random_effects.append({"outcome": outcome.name, "method": method, **r})
 
 
 def _clmm_test(
@@ -333,35 +352,12 @@ def _clmm_test(
         family,
         "trial",
         {
-            "method": "clmm",
-            "estimate": fit.estimate,
-            "ci_low": fit.ci_low,
-            "ci_high": fit.ci_high,
-            "confidence": 0.95,
-            "statistic": fit.statistic,
-            "statistic_name": "z",
-            "df": None,
-            "p_value": fit.p_value,
-            "effect_size": math.exp(fit.estimate),
-            "effect_size_name": "cumulative_odds_ratio",
-            "n": fit.n_obs,
-            "se": fit.se,
-            "n_participants": fit.n_participants,
-            "n_identities": fit.n_identities,
-            "formula": fit.formula,
-            "singular": bool(fit.singular),
-            "converged": bool(fit.converged),
-            "notes": list(fit.notes),
+            **_fit_row(fit, "clmm", "z", None, math.exp(fit.estimate), "cumulative_odds_ratio"),
             "thresholds": fit.thresholds,
             "log_likelihood": fit.log_likelihood,
         },
     )
-    for note in fit.notes:
-        tests.warnings.append(f"{outcome.name}: clmm: {note}")
-    if not fit.converged:
-        tests.warnings.append(f"{outcome.name}: clmm did not converge; treat it with care")
-    for r in fit.random_effects:
-        random_effects.append({"outcome": outcome.name, "method": "clmm", **r})
+    _fit_notes(tests, random_effects, outcome, "clmm", fit)
 
 
 def _sdt_warnings(table: pd.DataFrame, what: str, level: str) -> list[str]:

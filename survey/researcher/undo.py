@@ -22,35 +22,13 @@ import sqlalchemy as sa
 from survey import audit, media
 from survey.extensions import db
 from survey.models import Block, DeletedPart, Identity, Image, Researcher, Study
-from survey.researcher.service import renumber_blocks
+from survey.researcher.service import IDENTITY_FIELDS, IMAGE_FIELDS, renumber_blocks
 
 # Deletions kept per study; older ones can no longer be undone.
 KEEP = 30
-IDENTITY_COLUMNS = (
-    "id",
-    "code",
-    "age_band",
-    "gender",
-    "ethnicity",
-    "consent_recorded",
-    "consent_note",
-)
-IMAGE_COLUMNS = (
-    "id",
-    "identity_id",
-    "public_id",
-    "role",
-    "source",
-    "generator",
-    "original_filename",
-    "sha256",
-    "width",
-    "height",
-    "content_type",
-    "byte_size",
-    "storage_key",
-    "display_key",
-)
+# The rows' own columns as well as what a copy carries over, so undo puts back all of it.
+IDENTITY_COLUMNS = ("id", *IDENTITY_FIELDS)
+IMAGE_COLUMNS = ("id", "identity_id", "public_id", *IMAGE_FIELDS, "storage_key", "display_key")
 BLOCK_COLUMNS = ("id", "position", "name", "task", "settings")
 
 
