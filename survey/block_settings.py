@@ -15,6 +15,20 @@
 - choose: ``question`` (default "Which photo do you trust more?"); the answer's measure is
   ``choice``.
 - detect: ``confidence``, ask 1-5 (default true).
+
+The learn-then-recognise (memory) paradigm is two blocks, a ``learn`` block (study phase) and a
+``recognise`` block (test phase) after it; any blocks placed between them are the filler. They
+take none of the common settings (no practice, attention checks or cap: every identity is studied
+or a foil, by list):
+
+- learn: ``exposure_ms``, how long each headshot shows, 200-10000, or None for self-paced
+  (default 3000); ``label``, a text shown under the headshot with ``{name}`` standing for a
+  fictional name given to the identity (e.g. "Your new colleague Dr {name}"; default "", no
+  label); ``orienting_question``, asked of each headshot on a 1-5 scale (default "", none: the
+  participant continues when ready or when the time is up).
+- recognise: ``question`` (default "Have you met this person before?"), answered yes (1) or no
+  (0) as the measure ``old``; ``confidence``, ask 1-5 (default true); ``name_recall``, after a
+  yes, choose the person's name from four (default false; needs the learn block's label).
 """
 
 from __future__ import annotations
@@ -25,12 +39,24 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-TASKS = ("match", "rate", "choose", "detect")
+TASKS = ("match", "rate", "choose", "detect", "learn", "recognise")
+# The memory paradigm: study phase, then (after any filler blocks) the test phase.
+MEMORY_TASKS = ("learn", "recognise")
 CONDITIONS = ("real", "ai")
 # Tasks that show one version of an identity, so the identity's condition must hold across them.
 CONDITION_TASKS = ("match", "rate", "detect")
 PRESENTATIONS = ("side_by_side", "sequential")
-RESERVED_MEASURES = ("same", "confidence", "choice", "source", "attention")
+RESERVED_MEASURES = (
+    "same",
+    "confidence",
+    "choice",
+    "source",
+    "attention",
+    "old",
+    "name",
+    "orienting",
+    "seen",
+)
 EXPOSURE_MS_RANGE = (200, 10000)
 MIN_PER_CONDITION = 2
 # Response.measure holds 32 characters.
@@ -47,6 +73,13 @@ DEFAULT_SCALE = {
     "max": 7,
 }
 DEFAULT_CHOOSE_QUESTION = "Which photo do you trust more?"
+DEFAULT_RECOGNISE_QUESTION = "Have you met this person before?"
+# A label longer than this would not fit under a phone's headshot; names are short.
+LABEL_MAX = 120
+# Recognise trials with name recall offer this many names, one of them right for a target.
+NAME_CHOICES = 4
+# The memory paradigm's cells per list: studied real, studied ai and (twice as many) foils.
+MEMORY_CELLS = 4
 
 _COMMON_DEFAULTS: dict[str, Any] = {"attention_checks": [], "practice": None, "n_identities": None}
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -54,6 +87,12 @@ _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "rate": {"scales": [DEFAULT_SCALE]},
     "choose": {"question": DEFAULT_CHOOSE_QUESTION},
     "detect": {"confidence": True},
+    "learn": {"exposure_ms": 3000, "label": "", "orienting_question": ""},
+    "recognise": {
+        "question": DEFAULT_RECOGNISE_QUESTION,
+        "confidence": True,
+        "name_recall": False,
+    },
 }
 _SCALE_FIELDS = ("key", "question", "low_anchor", "high_anchor", "min", "max")
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -149,13 +188,16 @@ def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> di
     settings = {} if settings is None else settings
     if not isinstance(settings, Mapping):
         raise ValueError(f"settings must be a mapping, got {settings!r}")
-    defaults = {**_COMMON_DEFAULTS, **_TASK_DEFAULTS[task]}
+    common = {} if task in MEMORY_TASKS else _COMMON_DEFAULTS
+    defaults = {**common, **_TASK_DEFAULTS[task]}
     unknown = sorted(str(k) for k in settings if k not in defaults)
     if unknown:
         raise ValueError(
             f"unknown setting {unknown[0]!r} for a {task} block (known: {', '.join(defaults)})"
         )
     out = copy.deepcopy({**defaults, **settings})
+    if task in MEMORY_TASKS:
+        return _check_memory(task, out)
     out["attention_checks"] = _check_attention_checks(out["attention_checks"])
     if out["practice"] is not None:
         _check_bool("practice", out["practice"])
@@ -182,8 +224,37 @@ def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> di
     return out
 
 
+def _check_memory(task: str, out: dict[str, Any]) -> dict[str, Any]:
+    """Check the settings of a learn or recognise block (defaults already filled)."""
+    if task == "learn":
+        low, high = EXPOSURE_MS_RANGE
+        exposure = out["exposure_ms"]
+        if exposure is not None and not (is_int(exposure) and low <= exposure <= high):
+            raise ValueError(
+                f"exposure_ms must be an integer from {low} to {high}, or None for self-paced,"
+                f" got {exposure!r}"
+            )
+        _check_text("label", out["label"], required=False)
+        label = out["label"].strip()
+        if label and (label.count("{name}") != 1 or len(label) > LABEL_MAX):
+            raise ValueError(
+                "label must hold {name} once, where the person's name goes, and at most"
+                f" {LABEL_MAX} characters, got {out['label']!r}"
+            )
+        out["label"] = label
+        _check_text("orienting_question", out["orienting_question"], required=False)
+        out["orienting_question"] = out["orienting_question"].strip()
+    else:
+        _check_text("question", out["question"])
+        _check_bool("confidence", out["confidence"])
+        _check_bool("name_recall", out["name_recall"])
+    return out
+
+
 def min_identities(task: str) -> int:
     """Return how many identities a block of this task needs at least."""
+    if task in MEMORY_TASKS:
+        return MIN_PER_CONDITION * MEMORY_CELLS
     per_condition = len(CONDITIONS) if task in CONDITION_TASKS else 1
     return MIN_PER_CONDITION * per_condition
 

@@ -474,6 +474,13 @@ class Trial(Base):
     is_attention: so.Mapped[bool] = so.mapped_column(default=False)
     # The instructed answer of an attention check ("for this photo, choose 2").
     attention_answer: so.Mapped[str | None] = so.mapped_column(sa.String(16))
+    # recognise: whether the identity was studied in the learn block (False for a foil).
+    studied: so.Mapped[bool | None]
+    # learn: the fictional name shown with the headshot; recognise: the name the identity was
+    # studied with (None for a foil or without labels).
+    label: so.Mapped[str | None] = so.mapped_column(sa.String(32))
+    # recognise with name recall: the names offered, in display order (a JSON list).
+    options: so.Mapped[list[str] | None] = so.mapped_column(sa.JSON)
     answered_at: so.Mapped[datetime | None]
 
     participant: so.Mapped[Participant] = so.relationship(back_populates="trials")

@@ -444,7 +444,11 @@ def test_settings_are_copied_not_shared():
 @pytest.mark.parametrize(
     ("task", "settings", "message"),
     [
-        ("survey", {}, "task must be one of match, rate, choose, detect, got 'survey'"),
+        (
+            "survey",
+            {},
+            "task must be one of match, rate, choose, detect, learn, recognise, got 'survey'",
+        ),
         ("rate", [], "settings must be a mapping, got []"),
         ("rate", {"colour": 1}, "unknown setting 'colour' for a rate block"),
         ("detect", {"presentation": "sequential"}, "unknown setting 'presentation'"),
@@ -614,7 +618,8 @@ def replace_identity(identities: list[IdentityInfo], code: str, **changes) -> li
             [BlockInfo("odd", "survey", {}), BlockInfo("rating", "rate", {"exposure_ms": 500})],
             2,
             [
-                "Block 'odd': task must be one of match, rate, choose, detect, got 'survey'.",
+                "Block 'odd': task must be one of match, rate, choose, detect, learn, recognise,"
+                " got 'survey'.",
                 "Block 'rating': unknown setting 'exposure_ms' for a rate block"
                 " (known: attention_checks, practice, n_identities, scales).",
             ],
