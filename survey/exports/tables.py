@@ -51,6 +51,7 @@ TRIAL_COLUMNS = (
     "attention_check",
     "rt_flag",
     "simulated",
+    "studied",
 )
 PARTICIPANT_COLUMNS = (
     "participant",
@@ -141,12 +142,25 @@ def _attention_scored(rows: Sequence[sa.Row]) -> tuple[sa.Row, bool]:
     return row, attention_passed(row.task, row.value, row.attention_answer, row.left_source)
 
 
-def correct(measure: str, value: str, condition: str | None, is_match: bool | None) -> bool | None:
-    """Score a data answer: same == is_match (match), source == condition (detect), else None."""
+def correct(
+    measure: str,
+    value: str,
+    condition: str | None,
+    is_match: bool | None,
+    studied: bool | None = None,
+    label: str | None = None,
+) -> bool | None:
+    """Score a data answer: same == is_match (match), source == condition (detect), old ==
+    studied and name == the name studied with (recognise), else None."""
     if measure == "same" and is_match is not None:
         return value == ("1" if is_match else "0")
     if measure == "source" and condition in block_settings.CONDITIONS:
         return value == condition
+    if measure == "old" and studied is not None:
+        return value == ("1" if studied else "0")
+    if measure == "name" and studied is not None:
+        # A foil was studied under no name: any name given is wrong.
+        return bool(studied) and value == label
     return None
 
 
@@ -182,6 +196,8 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             Response.value,
             Response.rt_ms,
             Participant.is_simulated,
+            Trial.studied,
+            Trial.label,
         )
         .select_from(Response)
         .join(Trial, Trial.id == Response.trial_id)
@@ -212,9 +228,12 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             _value,
             rt,
             simulated,
+            studied,
+            _label,
         ) = row
         label = labels.get(list_index) or labels.setdefault(list_index, list_label(list_index))
         match = task == "match"
+        recognise = task == "recognise"
         return (
             slug,
             public_id,
@@ -224,7 +243,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             task,
             codes.get(identity_id, ""),
             condition or "",
-            codes.get(probe_id, "") if match else "",
+            codes.get(probe_id, "") if match or recognise else "",
             is_match if match else None,
             measure,
             value,
@@ -233,6 +252,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             attention,
             rt_flag(rt),
             bool(simulated),
+            studied if recognise else None,
         )
 
     # An attention check's answers are held until its trial ends, then written as one row.
@@ -247,7 +267,8 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             check.append(row)
             continue
         measure, value, condition, is_match = row[12], row[13], row[6], row[8]
-        yield record(row, measure, value, correct(measure, value, condition, is_match), False)
+        right = correct(measure, value, condition, is_match, row[16], row[17])
+        yield record(row, measure, value, right, False)
     if check:
         chosen, passed = _attention_scored(check)
         yield record(chosen, "attention", chosen.value, passed, True)
@@ -277,6 +298,7 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
         attention,
         flag,
         simulated,
+        studied,
     ) in records:
         # list, task, condition and rt_flag come from fixed sets of plain words; trial is an int.
         yield (
@@ -297,6 +319,7 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
             _FLAGS[attention],
             flag,
             _FLAGS[simulated],
+            _FLAGS[studied],
         )
 
 
@@ -314,7 +337,7 @@ def trials_dataframe(study_id: int, include_simulated: bool = True) -> pd.DataFr
         for name, value in zip(TRIAL_COLUMNS, row, strict=True):
             columns[name].append(value)
     frame = pd.DataFrame(columns, columns=list(TRIAL_COLUMNS))
-    for name in ("is_match", "correct", "attention_check", "simulated"):
+    for name in ("is_match", "correct", "attention_check", "simulated", "studied"):
         frame[name] = frame[name].astype("boolean").astype("Int64")
     frame["trial"] = frame["trial"].astype("int64")
     frame["rt_ms"] = pd.to_numeric(frame["rt_ms"]).astype("float64")
