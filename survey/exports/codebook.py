@@ -114,9 +114,7 @@ def measures(study: Study) -> list[dict[str, Any]]:
                     "measure": "old",
                     "type": "0/1",
                     "values": "1 = met before (yes), 0 = not met (no)",
-                    "question": settings.get(
-                        "question", block_settings.DEFAULT_RECOGNISE_QUESTION
-                    ),
+                    "question": settings.get("question", block_settings.DEFAULT_RECOGNISE_QUESTION),
                 }
             )
             if settings.get("name_recall"):
