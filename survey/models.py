@@ -34,6 +34,8 @@ PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn", "expired")
 RECRUITMENT_SOURCES = ("prolific", "mturk", "sona", "link")
 DEVICES = ("mobile", "desktop")
 REPORT_STATES = ("pending", "running", "done", "failed")
+# Trial.options joins the names a name-recall trial offers with this.
+OPTIONS_SEPARATOR = "|"
 # Sign-up, password change and `flask create-researcher` share this floor.
 MIN_PASSWORD_LENGTH = 10
 
@@ -479,8 +481,10 @@ class Trial(Base):
     # learn: the fictional name shown with the headshot; recognise: the name the identity was
     # studied with (None for a foil or without labels).
     label: so.Mapped[str | None] = so.mapped_column(sa.String(32))
-    # recognise with name recall: the names offered, in display order (a JSON list).
-    options: so.Mapped[list[str] | None] = so.mapped_column(sa.JSON)
+    # recognise with name recall: the names offered, in display order, joined by "|" (names
+    # come from survey.design.NAME_SURNAMES and never hold one). Text, not JSON, so that a
+    # schedule's rows still insert as one array per column on PostgreSQL.
+    options: so.Mapped[str | None] = so.mapped_column(sa.String(200))
     answered_at: so.Mapped[datetime | None]
 
     participant: so.Mapped[Participant] = so.relationship(back_populates="trials")

@@ -36,7 +36,7 @@ def upgrade():
     with op.batch_alter_table("trial", schema=None) as batch_op:
         batch_op.add_column(sa.Column("studied", sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column("label", sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column("options", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("options", sa.String(length=200), nullable=True))
 
 
 def downgrade():

@@ -16,6 +16,7 @@ from survey.exports import cells
 from survey.exports.cells import _csv_stream, _safe_rows, _SafeCells, format_number, iso_utc
 from survey.extensions import db
 from survey.models import (
+    OPTIONS_SEPARATOR,
     Block,
     Identity,
     Image,
@@ -198,6 +199,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             Participant.is_simulated,
             Trial.studied,
             Trial.label,
+            Trial.options,
         )
         .select_from(Response)
         .join(Trial, Trial.id == Response.trial_id)
@@ -230,6 +232,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             simulated,
             studied,
             _label,
+            _options,
         ) = row
         label = labels.get(list_index) or labels.setdefault(list_index, list_label(list_index))
         match = task == "match"
@@ -267,11 +270,22 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             check.append(row)
             continue
         measure, value, condition, is_match = row[12], row[13], row[6], row[8]
+        if measure == "name":
+            value = _name_chosen(value, row[18])
         right = correct(measure, value, condition, is_match, row[16], row[17])
         yield record(row, measure, value, right, False)
     if check:
         chosen, passed = _attention_scored(check)
         yield record(chosen, "attention", chosen.value, passed, True)
+
+
+def _name_chosen(value: str, options: str | None) -> str:
+    """Return the name a name-recall answer chose: it is stored as its place (1-4) among the
+    trial's names (stored joined by "|")."""
+    names = (options or "").split(OPTIONS_SEPARATOR)
+    if options and value.isdigit() and 1 <= int(value) <= len(names):
+        return names[int(value) - 1]
+    return value
 
 
 _FLAGS = {None: "", True: "1", False: "0"}
