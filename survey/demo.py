@@ -1,4 +1,5 @@
-"""The demo study: a researcher account, 8 drawn identities and all four tasks, open."""
+"""The demo study: a researcher account, 8 drawn identities, a short memory test (learn, then
+recognise) and the four other tasks, open."""
 
 from __future__ import annotations
 
@@ -19,10 +20,23 @@ _GENDERS = ("woman", "man")
 _AGE_BANDS = ("18-29", "30-44", "45-59", "60+")
 
 DEMO_BLOCKS = [
+    # The memory test runs first, study then test phase: the later blocks show every face, so
+    # a filler block between the two would show the foils before the test.
+    (
+        "meet",
+        "learn",
+        {"exposure_ms": 3000, "label": "Your new colleague Dr {name}", "orienting_question": ""},
+    ),
+    ("meet again", "recognise", {"confidence": True, "name_recall": True}),
     (
         "recognition",
         "match",
-        {"presentation": "side_by_side", "confidence": True, "attention_checks": [3]},
+        {
+            "presentation": "side_by_side",
+            "confidence": True,
+            "attention_checks": [3],
+            "practice": True,
+        },
     ),
     (
         "impressions",
@@ -56,6 +70,9 @@ people) and answer a few questions about them. It takes about five minutes.
 INSTRUCTIONS = """\
 You will see faces and answer one question at a time.
 
+- **Meet and recognise:** first you meet four new colleagues, one photo at a time. Then you see
+  photos of people, some of whom you met: have you met this person before, and what is their
+  name?
 - **Same person?** Two pictures side by side: do they show the same person?
 - **Impressions:** rate a face on a 1–7 scale.
 - **Real or AI?** Decide whether a picture is a real photograph or AI-generated.
@@ -100,6 +117,8 @@ def seed_demo() -> tuple[Researcher, Study, bool]:
         debrief_text=DEBRIEF,
         completion_code="LIKENESS-DEMO",
         target_n=None,
+        # The memory test rotates each identity through studied-real, studied-AI and foil.
+        n_lists=4,
     )
     db.session.add(study)
     db.session.add(StudyMember(study=study, researcher=researcher, role="owner", is_author=True))
