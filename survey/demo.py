@@ -20,23 +20,10 @@ _GENDERS = ("woman", "man")
 _AGE_BANDS = ("18-29", "30-44", "45-59", "60+")
 
 DEMO_BLOCKS = [
-    # The memory test runs first, study then test phase: the later blocks show every face, so
-    # a filler block between the two would show the foils before the test.
-    (
-        "meet",
-        "learn",
-        {"exposure_ms": 3000, "label": "Your new colleague Dr {name}", "orienting_question": ""},
-    ),
-    ("meet again", "recognise", {"confidence": True, "name_recall": True}),
     (
         "recognition",
         "match",
-        {
-            "presentation": "side_by_side",
-            "confidence": True,
-            "attention_checks": [3],
-            "practice": True,
-        },
+        {"presentation": "side_by_side", "confidence": True, "attention_checks": [3]},
     ),
     (
         "impressions",
@@ -57,6 +44,23 @@ DEMO_BLOCKS = [
         },
     ),
     ("detection", "detect", {"confidence": True}),
+    # A short memory test: meet four colleagues, then recognise them in new photos. In a real
+    # study it runs before any block that shows the foils' faces (here every face was shown
+    # before, so the question asks about the colleagues met).
+    (
+        "meet",
+        "learn",
+        {"exposure_ms": 3000, "label": "Your new colleague Dr {name}", "orienting_question": ""},
+    ),
+    (
+        "meet again",
+        "recognise",
+        {
+            "question": "Did you meet this person as a new colleague?",
+            "confidence": True,
+            "name_recall": True,
+        },
+    ),
     ("preference", "choose", {"question": "Which photo do you trust more?"}),
 ]
 
@@ -70,12 +74,11 @@ people) and answer a few questions about them. It takes about five minutes.
 INSTRUCTIONS = """\
 You will see faces and answer one question at a time.
 
-- **Meet and recognise:** first you meet four new colleagues, one photo at a time. Then you see
-  photos of people, some of whom you met: have you met this person before, and what is their
-  name?
 - **Same person?** Two pictures side by side: do they show the same person?
 - **Impressions:** rate a face on a 1–7 scale.
 - **Real or AI?** Decide whether a picture is a real photograph or AI-generated.
+- **Meet and recognise:** you meet four new colleagues, one photo at a time; then, in new
+  photos, say whether you met each person as a colleague, and their name.
 - **Preference:** pick one of two pictures.
 
 On a keyboard, use **f** / **j** or the number keys. Answer by first impression.

@@ -15,6 +15,9 @@ from survey.models import Researcher, Study
 from survey.studies import design_sha256
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository's top folder
+# Trials of one participant in the demo study: match 8 + a practice and an attention check,
+# rate 8 + a check, detect 8, the memory test 4 (learn) + 8 (recognise), choose 8.
+DEMO_TRIALS = 47
 
 
 def refreeze(study_id: int) -> None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from survey.extensions import db
 from survey.models import Participant, Response, Trial
 from tests.browser.helpers import read_questions
-from tests.helpers import refreeze, seed_quick_demo
+from tests.helpers import DEMO_TRIALS, refreeze, seed_quick_demo
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
             if name == "choice":
                 value = left[trial] if value == "left" else ({"real", "ai"} - {left[trial]}).pop()
             expected.add((trial, name.removeprefix("scale_"), value))
-    assert len(given) == len(left) == 35
+    assert len(given) == len(left) == DEMO_TRIALS
     assert {(t, m, v) for t, m, v, _ in stored} == expected and len(stored) == len(expected)
     assert all(rt is not None and 0 < rt < 60_000 for *_, rt in stored)
 

@@ -19,7 +19,7 @@ from survey.models import (
 )
 from survey.participant import service
 from survey.participant.simulate import TOKEN, agree
-from tests.helpers import set_study
+from tests.helpers import DEMO_TRIALS, set_study
 from tests.participant.support import answer_trials, count, first_answers, participants, trial_form
 
 MOBILE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36"
@@ -112,7 +112,7 @@ def test_trial_pages_show_progress_withdraw_link_and_no_condition(app, client, d
     page = client.get("/s/demo/trial")
     text = page.get_data(as_text=True)
     assert page.headers["Cache-Control"] == "no-store"
-    assert '<progress id="progress" max="35" value="0"' in text
+    assert f'<progress id="progress" max="{DEMO_TRIALS}" value="0"' in text
     assert 'Withdraw<span class="long"> and delete my answers</span>' in text
     assert "Practice: this one does not count." in text
     # Nothing on the page tells the condition, the probe's identity or the instructed answer.
@@ -157,7 +157,7 @@ def test_the_trial_page_matches_the_layout_of_every_participant_page(app, client
         while form is not None:
             client.post(form.action, data={**first_answers(form), **form.hidden, "rt_ms": "900"})
             form = trial_form(client)
-    assert len(pages) >= 36
+    assert len(pages) >= DEMO_TRIALS + 1
     assert any('role="alert"' in flat for flat, _ in pages)
     for flat, inherited in pages:
         assert flat == inherited
@@ -231,7 +231,7 @@ def test_full_counts_completed_participants_when_the_study_assigns_by_completed(
     set_study(app, demo, target_n=1, assign_by="completed")
     agree(client, "demo")
     assert app.test_client().get("/s/demo").status_code == 200
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     assert app.test_client().get("/s/demo").status_code == 403
 
 
@@ -382,7 +382,7 @@ def test_a_forged_consent_token_is_refused(app, client, demo):
 
 def test_a_completed_participant_sees_the_debrief_again(app, client, demo):
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     assert client.get("/s/demo/trial").headers["Location"].endswith("/s/demo/questions")
     client.post("/s/demo/questions", data={"skip": "1"})
     assert participants(app)[0].demographics == {}
@@ -438,7 +438,7 @@ def test_pages_out_of_turn_send_the_participant_to_the_current_step(app, client,
 )
 def test_demographics_are_validated(app, client, demo, data, message):
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     response = client.post("/s/demo/questions", data=data)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
@@ -447,7 +447,7 @@ def test_demographics_are_validated(app, client, demo, data, message):
 
 def test_demographics_are_stored_once_and_never_overwritten(app, client, demo):
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     client.post("/s/demo/questions", data={"age": "41", "save": "1"})
     again = client.post("/s/demo/questions", data={"age": "22", "save": "1"})
     assert again.headers["Location"].endswith("/s/demo/done")
@@ -457,7 +457,7 @@ def test_demographics_are_stored_once_and_never_overwritten(app, client, demo):
 def test_a_study_can_leave_out_the_demographics(app, client, demo):
     set_study(app, demo, settings={"demographics": False})
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     assert client.get("/s/demo/trial").headers["Location"].endswith("/s/demo/done")
     assert client.get("/s/demo/questions").headers["Location"].endswith("/s/demo/done")
 
@@ -468,7 +468,7 @@ def test_a_study_can_leave_out_the_demographics(app, client, demo):
 def test_an_https_completion_url_gets_a_return_link_and_a_script_redirect(app, client, demo):
     set_study(app, demo, completion_url="https://app.prolific.com/submissions/complete?cc=C0DE")
     agree(client, "demo", "?PROLIFIC_PID=p1")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     page = client.get("/s/demo/done").get_data(as_text=True)
     assert 'href="https://app.prolific.com/submissions/complete?cc=C0DE"' in page
     assert "Return to Prolific" in page and 'data-redirect-after="5"' in page
@@ -477,7 +477,7 @@ def test_an_https_completion_url_gets_a_return_link_and_a_script_redirect(app, c
 def test_a_completion_url_that_is_not_https_is_not_offered(app, client, demo):
     set_study(app, demo, completion_url="javascript:alert(1)")
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     page = client.get("/s/demo/done").get_data(as_text=True)
     assert "javascript:" not in page and "Return to" not in page
 
@@ -522,7 +522,7 @@ def test_withdrawal_is_offered_on_every_page_of_a_participant(app, client, demo)
     agree(client, "demo")
     for path in ("/s/demo/instructions", "/s/demo/trial"):
         assert "/s/demo/withdraw" in client.get(path).get_data(as_text=True), path
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     for path in ("/s/demo/questions", "/s/demo/done"):
         assert "/s/demo/withdraw" in client.get(path).get_data(as_text=True), path
     client.post("/s/demo/withdraw", data={"confirm": "1"})

@@ -13,7 +13,7 @@ from survey.models import Participant, ParticipantStart, Response, Study, Trial,
 from survey.participant import hotdb, service
 from survey.participant.simulate import agree
 from survey.researcher import monitoring
-from tests.helpers import set_study
+from tests.helpers import DEMO_TRIALS, set_study
 from tests.participant.support import answer_trials, count, participants, trial_form
 
 
@@ -235,7 +235,7 @@ def test_expiry_spares_finished_and_recent_participants_and_can_be_turned_off(
     app, client, runner, demo
 ):
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     done = participants(app)[0]
     recent = app.test_client()
     agree(recent, "demo")
