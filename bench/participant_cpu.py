@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     from survey.participant import hotdb
 
-    hotdb.dispose(app)
+    hotdb.hot_path.dispose(app)
     with app.app_context():
         from survey.extensions import db
 

@@ -39,6 +39,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.login_view = "researcher.login"
     login_manager.session_protection = "basic"
 
+    from survey.participant.hotdb import hot_path
+
+    hot_path.init_app(app)
+
     from survey.findings import bp as findings_bp
     from survey.main import bp as main_bp
     from survey.participant import bp as participant_bp

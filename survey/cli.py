@@ -72,7 +72,7 @@ def expire_participants_command() -> None:
     show abandoned participants without waiting for the next start.
     """
     from survey.models import utcnow
-    from survey.participant.service import expire_participants
+    from survey.participant.starting import expire_participants
 
     hours = current_app.config.get("PARTICIPANT_EXPIRE_HOURS")
     n = expire_participants(db.session.connection(), utcnow())

@@ -139,7 +139,7 @@ def _wait_for_answers_under_way() -> None:
     """Order a close after every answer already being stored, and before every later one.
 
     An answer is stored by one statement that checks the study's state as its snapshot sees it
-    (`survey.participant.service`), and every such statement writes the participant table.
+    (`survey.participant.answers`), and every such statement writes the participant table.
     On PostgreSQL the close therefore writes the new state (taking the study's row lock
     first, as a start does), then takes the participant table's SHARE lock until it commits:
     that waits for the answer statements under way to commit, and holds back the ones that

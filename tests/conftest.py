@@ -129,7 +129,7 @@ def app(database_url: str, tmp_path: Path):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
-    hotdb.dispose(app)
+    hotdb.hot_path.dispose(app)
     shutil.rmtree(media, ignore_errors=True)
 
 

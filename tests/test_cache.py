@@ -99,21 +99,24 @@ def test_threads_sharing_a_cache_keep_it_bounded_and_consistent():
     assert len(cache) <= 50
 
 
-def test_block_settings_stay_bounded_and_keep_the_key_of_a_block_in_use(monkeypatch):
-    from survey.participant import service
+def test_block_settings_stay_bounded_and_keep_the_key_of_a_block_in_use(app):
+    from survey.participant import answers
+    from survey.participant.hotdb import hot_path
 
-    monkeypatch.setattr(service, "_SETTINGS_CACHE", BoundedCache(3))
-    monkeypatch.setattr(service, "_SETTINGS_BY_KEY", BoundedCache(2))
-    settings, key = service._block_settings(1, "rate", None)
-    for block_id in (2, 3):
-        service._block_settings(block_id, "rate", {"n_identities": 10 + block_id})
-    assert len(service._SETTINGS_CACHE) == 3
-    assert len(service._SETTINGS_BY_KEY) == 2
-    assert service._SETTINGS_BY_KEY.get(key) is None
-    # Block 1 shown again (a hit): its key, which a ticket may name, is known again.
-    assert service._block_settings(1, "rate", None) == (settings, key)
-    assert service._SETTINGS_BY_KEY.get(key) == settings
-    # Changed stored settings are never served from the cache.
-    changed, changed_key = service._block_settings(1, "rate", {"n_identities": 15})
-    assert changed["n_identities"] == 15
-    assert changed_key != key
+    with app.app_context():
+        kept = hot_path.state()
+        kept.block_settings = BoundedCache(3)
+        kept.settings_by_key = BoundedCache(2)
+        settings, key = answers._block_settings(1, "rate", None)
+        for block_id in (2, 3):
+            answers._block_settings(block_id, "rate", {"n_identities": 10 + block_id})
+        assert len(kept.block_settings) == 3
+        assert len(kept.settings_by_key) == 2
+        assert kept.settings_by_key.get(key) is None
+        # Block 1 shown again (a hit): its key, which a ticket may name, is known again.
+        assert answers._block_settings(1, "rate", None) == (settings, key)
+        assert kept.settings_by_key.get(key) == settings
+        # Changed stored settings are never served from the cache.
+        changed, changed_key = answers._block_settings(1, "rate", {"n_identities": 15})
+        assert changed["n_identities"] == 15
+        assert changed_key != key

@@ -1,23 +1,5 @@
-"""The database access of the participant's hot path: the trial page, the answers, and the
-one read that starts each page around the trials.
-
-Hundreds of participants at once each answer a trial every few seconds, two requests a trial,
-and each of these requests runs one or two statements. What surrounds a statement then costs
-more than the statement: the ORM session's bookkeeping, SQLAlchemy's execution context and
-result objects, BEGIN and COMMIT round trips, the pool's pre-ping (a round trip per checkout).
-
-On PostgreSQL the hot path therefore runs its statements (built once with SQLAlchemy Core and
-compiled once to SQL) straight on psycopg, with a pool of its own (psycopg_pool) in autocommit:
-a read is its one statement, and an answer is stored by one atomic statement. There is no
-pre-ping: a connection the server dropped (a restart, an idle timeout) is found by the
-statement itself, and `rows` tests the pool's idle connections (a restarted server dropped
-them all) and repeats the statement once on a fresh connection. That is safe
-because every hot statement is idempotent: a read, or a claim that stores nothing for a trial
-already answered. Errors are raised as SQLAlchemy's exceptions, so the app answers them as it
-answers any other database error (a 503 "try again" page when the database is down).
-
-On SQLite the hot path uses the app's own engine, one connection per app context.
-"""
+"""The participant hot path as one Flask extension (`hot_path`): its database connections (a
+psycopg pool of its own on PostgreSQL) and what each worker keeps between requests."""
 
 from __future__ import annotations
 
@@ -29,12 +11,12 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g
 from sqlalchemy.exc import DBAPIError
 
+from survey.cache import BoundedCache
 from survey.extensions import db
 
 EXTENSION = "likeness_hot_path"
 _CONNECTION = "likeness_hot_connection"
 _CURSOR = "likeness_hot_cursor"
-_lock = threading.Lock()
 T = TypeVar("T")
 
 
@@ -114,27 +96,74 @@ class _Postgres:
         self.pool.close()
 
 
+class HotPathState:
+    """One app's hot path: its PostgreSQL pool (made on first use) and what its workers keep
+    between requests, each in a bounded cache (`survey.cache.BoundedCache`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.made = False
+        self.postgres: _Postgres | None = None
+        # Frozen designs by (study id, design SHA-256), of the studies most recently started
+        # (`starting.study_design`): an open study's design cannot change.
+        self.designs: BoundedCache[tuple[int, str], Any] = BoundedCache(256)
+        # Block id -> (stored settings, settings with defaults, settings key), and settings key
+        # -> settings with defaults, for answers whose ticket names the key
+        # (`answers.block_settings`).
+        self.block_settings: BoundedCache[int, tuple[dict | None, dict, str]] = BoundedCache(4096)
+        self.settings_by_key: BoundedCache[str, dict[str, Any]] = BoundedCache(4096)
+        # Participant cookies already verified, by (secret key, cookie) -> public id: a
+        # participant sends the same cookie twice a trial, and checking its signature costs more
+        # than reading it (`routes._cookie_public_id`).
+        self.verified_cookies: BoundedCache[tuple[str, str], str] = BoundedCache(8192)
+        # Rendered question sets by (questions, attention check): a few per study block
+        # (`routes._questions_html`).
+        self.questions_html: BoundedCache[tuple, Any] = BoundedCache(1024)
+        # Image public ids -> their display files' storage keys (`routes._display_key`).
+        self.display_keys: BoundedCache[str, str] = BoundedCache(4096)
+
+
+class HotPath:
+    """The Flask extension: `init_app` gives the app its hot-path state and the teardown that
+    gives back each app context's connection."""
+
+    def init_app(self, app: Flask) -> None:
+        """Give the app its hot-path state; its pool is made on first use."""
+        app.extensions[EXTENSION] = HotPathState()
+        app.teardown_appcontext(close)
+
+    @staticmethod
+    def state() -> HotPathState:
+        """Return the current app's hot-path state."""
+        return current_app.extensions[EXTENSION]
+
+    @staticmethod
+    def dispose(app: Flask) -> None:
+        """Close the app's hot-path pool, if it has one (tests make many apps)."""
+        state = app.extensions.get(EXTENSION)
+        if state is None:
+            return
+        with state.lock:
+            made, state.postgres, state.made = state.postgres, None, False
+        if made is not None:
+            made.close()
+
+
+hot_path = HotPath()
+
+
 def _hot() -> _Postgres | None:
     """Return the app's PostgreSQL hot path, or None on SQLite (made on first use)."""
-    app = current_app
-    if EXTENSION in app.extensions:
-        return app.extensions[EXTENSION]
-    with _lock:
-        if EXTENSION not in app.extensions:
-            engine = db.engine
-            app.extensions[EXTENSION] = (
-                _Postgres(engine, app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-                if engine.dialect.name == "postgresql"
-                else None
-            )
-    return app.extensions[EXTENSION]
-
-
-def dispose(app: Flask) -> None:
-    """Close the app's hot-path pool, if it has one (tests make many apps)."""
-    made = app.extensions.pop(EXTENSION, None)
-    if made is not None:
-        made.close()
+    state = current_app.extensions[EXTENSION]
+    if not state.made:
+        with state.lock:
+            if not state.made:
+                engine = db.engine
+                if engine.dialect.name == "postgresql":
+                    options = current_app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+                    state.postgres = _Postgres(engine, options)
+                state.made = True
+    return state.postgres
 
 
 def connection() -> Any:

@@ -23,14 +23,21 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from survey import design
-from survey.cache import BoundedCache
 from survey.errors import render_error
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.media import storage
 from survey.models import Image, Participant, new_public_id
-from survey.participant import bp, forms, hotdb, service, tickets
+from survey.participant import answers, bp, forms, service, starting, statements, tickets
 from survey.participant import csrf as participant_csrf
+from survey.participant.hotdb import hot_path
+from survey.participant.recruitment import (
+    Recruitment,
+    device_from_user_agent,
+    platform_name,
+    recruitment_from_args,
+    same_attempt,
+)
 from survey.researcher.auth_routes import client_address
 
 COOKIE = "likeness_participant"
@@ -134,19 +141,14 @@ def _consent_public_id(nonce: str) -> str:
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
-# Participant cookies already verified by this worker, by (secret key, cookie): a participant
-# sends the same cookie twice a trial, and checking its signature costs more than reading it.
-_VERIFIED_COOKIES_MAX = 8192
-_VERIFIED_COOKIES: BoundedCache[tuple[str, str], str] = BoundedCache(_VERIFIED_COOKIES_MAX)
-
-
 def _cookie_public_id() -> str | None:
     """Return the participant id from the signed cookie, or None."""
     raw = request.cookies.get(COOKIE)
     if not raw:
         return None
     key = (current_app.secret_key, raw)
-    known = _VERIFIED_COOKIES.get(key)
+    verified = hot_path.state().verified_cookies
+    known = verified.get(key)
     if known is not None:
         return known
     try:
@@ -155,7 +157,7 @@ def _cookie_public_id() -> str | None:
         return None
     if not isinstance(value, str):
         return None
-    return _VERIFIED_COOKIES.put(key, value)
+    return verified.put(key, value)
 
 
 def _remember(response: WerkzeugResponse, slug: str, public_id: str) -> WerkzeugResponse:
@@ -176,7 +178,7 @@ Flow = tuple[service.StudyView, service.ParticipantView | None]
 
 
 def _flow_or_404(
-    slug: str, public_id: str | None = None, recruitment: service.Recruitment | None = None
+    slug: str, public_id: str | None = None, recruitment: Recruitment | None = None
 ) -> Flow:
     """Return a link's study and the participant named (None if none), or the 404 page."""
     found = service.flow(slug, public_id, recruitment)
@@ -186,8 +188,6 @@ def _flow_or_404(
 
 
 # --- pages ------------------------------------------------------------------------------------
-
-bp.record_once(lambda state: state.app.teardown_appcontext(hotdb.close))
 
 
 @bp.after_request
@@ -261,7 +261,7 @@ def _unavailable(
 def _may_resume(
     participant_id: int,
     public_id: str,
-    recruitment: service.Recruitment,
+    recruitment: Recruitment,
     cookie_public_id: str | None,
 ) -> bool:
     """Tell whether this browser may resume the participant its link's recruitment id names.
@@ -273,7 +273,7 @@ def _may_resume(
         cookie_public_id.encode(), public_id.encode()
     ):
         return True
-    return service.same_attempt(participant_id, recruitment)
+    return same_attempt(participant_id, recruitment)
 
 
 def _study_closed(slug: str, title: str, is_preview: bool) -> WerkzeugResponse:
@@ -336,7 +336,7 @@ def _render_consent(
 def entry(slug: str):
     """The study link: resume a known participant, else show the consent page."""
     try:
-        recruitment = service.recruitment_from_args(request.args)
+        recruitment = recruitment_from_args(request.args)
     except ValueError as exc:
         _flow_or_404(slug)
         return _unavailable("bad_link", str(exc))
@@ -359,7 +359,7 @@ def entry(slug: str):
     if participant is None:
         if not study.is_open:
             return _unavailable("draft" if study.state == "draft" else "closed")
-        if service.is_full(study):
+        if starting.is_full(study):
             return _unavailable("full")
     return _render_consent(study, participant=participant)
 
@@ -369,7 +369,7 @@ def entry(slug: str):
 def consent(slug: str):
     """Agree (start, or resume) or decline."""
     try:
-        recruitment = service.recruitment_from_args(request.args)
+        recruitment = recruitment_from_args(request.args)
     except ValueError as exc:
         recruitment, bad_link = None, str(exc)
     else:
@@ -399,15 +399,15 @@ def consent(slug: str):
         )
     if existing is None:
         try:
-            start = service.start_or_resume(
+            start = starting.start_or_resume(
                 study,
                 recruitment=recruitment,
-                device=service.device_from_user_agent(request.user_agent.string),
+                device=device_from_user_agent(request.user_agent.string),
                 public_id=public_id,
                 address=client_address(),
-                simulated=request.environ.get(service.SIMULATED_ENVIRON) is True,
+                simulated=request.environ.get(starting.SIMULATED_ENVIRON) is True,
             )
-        except service.StudyUnavailable as exc:
+        except starting.StudyUnavailable as exc:
             return _unavailable(exc.reason, retry_after=exc.retry_after)
         except design.DesignError as exc:
             return _unavailable("broken", " ".join(exc.problems))
@@ -451,7 +451,7 @@ def instructions(slug: str):
             if participant is None
             else _next_url(slug, participant)
         )
-    if not service.takes_answers(study.state, participant.is_preview):
+    if not statements.takes_answers(study.state, participant.is_preview):
         return _study_closed(slug, study.title, participant.is_preview)
     return _page(
         "participant/instructions.html",
@@ -461,24 +461,20 @@ def instructions(slug: str):
     )
 
 
-# Rendered question sets by (app, questions, attention check): a few per study block.
-_QUESTIONS_HTML_MAX = 1024
-_QUESTIONS_HTML: BoundedCache[tuple, Markup] = BoundedCache(_QUESTIONS_HTML_MAX)
-
-
 def _questions_html(questions: tuple[forms.Question, ...], is_attention: bool) -> Markup:
     """Render a trial's questions once per distinct set (they repeat on every trial of a block)."""
-    key = (current_app.name, questions, is_attention)
-    html = _QUESTIONS_HTML.get(key)
+    rendered = hot_path.state().questions_html
+    key = (questions, is_attention)
+    html = rendered.get(key)
     if html is None:
         template = current_app.jinja_env.get_template("participant/_questions.html")
-        html = _QUESTIONS_HTML.put(
+        html = rendered.put(
             key, Markup(template.render(questions=questions, is_attention=is_attention))
         )
     return html
 
 
-def _figures(trial: service.TrialView) -> list[tuple[str, str, str, str]]:
+def _figures(trial: answers.TrialView) -> list[tuple[str, str, str, str]]:
     """Return the images of a trial page as (public id, alt text, role, caption)."""
     if trial.task == "choose":
         return [
@@ -493,7 +489,7 @@ def _figures(trial: service.TrialView) -> list[tuple[str, str, str, str]]:
     return [(trial.images[0], "Photo", "single", "")]
 
 
-def _render_trial(slug: str, state: service.PageState, error: str = "", status: int = 200):
+def _render_trial(slug: str, state: answers.PageState, error: str = "", status: int = 200):
     """Render the current trial of a participant."""
     trial = state.current
     questions = forms.questions_for(trial.task, trial.settings, trial.is_attention)
@@ -531,7 +527,7 @@ def trial(slug: str):
     who has withdrawn.
     """
     public_id = _cookie_public_id()
-    state = service.page_state(slug, public_id, current_app.secret_key)
+    state = answers.page_state(slug, public_id, current_app.secret_key)
     if state is None or not state.consented:
         return redirect(url_for("participant.entry", slug=slug))
     if state.status == "withdrawn":
@@ -552,7 +548,7 @@ def _after_trials(slug: str, public_id: str) -> str:
         return url_for("participant.entry", slug=slug)
     if participant.status == "in_progress":
         # The last answer completes its participant; this completes one stored otherwise.
-        service.complete_if_done(db.session.get(Participant, participant.id))
+        answers.complete_if_done(db.session.get(Participant, participant.id))
         study, participant = _flow_or_404(slug, public_id)
     if _asks_demographics(study) and not participant.demographics:
         return url_for("participant.questions", slug=slug)
@@ -572,18 +568,18 @@ def answer(slug: str, trial_id: int):
     if public_id is None:
         return redirect(url_for("participant.entry", slug=slug), 303)
     # The page's ticket says what the answer is validated with: one statement stores it.
-    target = service.ticket_target(
+    target = answers.ticket_target(
         current_app.secret_key, slug, public_id, trial_id, request.form.get(tickets.FIELD, "")
     )
     if target is not None:
         questions = forms.questions_for(target.task, target.settings, target.is_attention)
         values = forms.chosen(questions, request.form)
-        if values is not None and _store(target, questions, values) == service.STORED:
+        if values is not None and _store(target, questions, values) == answers.STORED:
             return redirect(url_for("participant.trial", slug=slug), 303)
     # No ticket, an invalid answer, or nothing claimed (answered already, not the current
     # trial, not this participant's, the study closed): the database says which, and what to
     # answer.
-    target = service.answer_target(slug, public_id, trial_id)
+    target = answers.answer_target(slug, public_id, trial_id)
     if target is None:
         return render_error(
             404,
@@ -605,7 +601,7 @@ def answer(slug: str, trial_id: int):
     questions = forms.questions_for(target.task, target.settings, target.is_attention)
     form, valid = forms.read_answer(questions, request.form)
     if not valid:
-        state = service.page_state(slug, public_id, current_app.secret_key)
+        state = answers.page_state(slug, public_id, current_app.secret_key)
         message = "Your answer was not saved: " + forms.first_error(form)
         if state is None or state.current is None:
             return render_error(400, "Your answer was not saved", message)
@@ -626,13 +622,13 @@ def _closed_since(slug: str, public_id: str) -> WerkzeugResponse:
 
 
 def _store(
-    target: service.AnswerTarget, questions: tuple[forms.Question, ...], values: dict[str, str]
+    target: answers.AnswerTarget, questions: tuple[forms.Question, ...], values: dict[str, str]
 ) -> str:
-    """Store a validated answer (each question's value); return the outcome (`service.STORED`)."""
-    return service.store_answer(
+    """Store a validated answer (each question's value); return the outcome (`answers.STORED`)."""
+    return answers.store_answer(
         target,
         forms.measures(questions, values, target.left_source),
-        service.clean_rt(request.form.get("rt_ms")),
+        answers.clean_rt(request.form.get("rt_ms")),
     )
 
 
@@ -651,7 +647,7 @@ def questions(slug: str):
         not _asks_demographics(study)
         or participant.demographics
         # A study that closed since the last answer takes no more answers: on to the debrief.
-        or not service.takes_answers(study.state, participant.is_preview)
+        or not statements.takes_answers(study.state, participant.is_preview)
     ):
         return redirect(url_for("participant.done", slug=slug), 303)
     form = forms.DemographicsForm()
@@ -685,7 +681,7 @@ def done(slug: str):
         participant=participant,
         debrief_html=render_markdown(study.debrief_text),
         completion_url=completion_url,
-        platform=service.platform_name(participant, completion_url),
+        platform=platform_name(participant, completion_url),
         # A researcher's preview run stays on the page rather than leave for the platform.
         redirect_after=RETURN_DELAY_S if completion_url and not participant.is_preview else None,
     )
@@ -738,7 +734,7 @@ def preview(slug: str):
     study = service.study_by_slug(slug)
     if study is None or role_on(study.id) is None:
         abort(404)
-    if not service.takes_answers(study.state, True):
+    if not statements.takes_answers(study.state, True):
         return render_error(
             409,
             "A closed study cannot be previewed",
@@ -749,13 +745,13 @@ def preview(slug: str):
     if not form.validate_on_submit():
         return _page("participant/preview.html", study=study, form=form)
     try:
-        participant = service.start_participant(
+        participant = starting.start_participant(
             study,
-            device=service.device_from_user_agent(request.user_agent.string),
+            device=device_from_user_agent(request.user_agent.string),
             preview=True,
             consented=False,
         )
-    except service.StudyUnavailable as exc:
+    except starting.StudyUnavailable as exc:
         return _unavailable(exc.reason)
     except design.DesignError as exc:
         return _unavailable("broken", " ".join(exc.problems))
@@ -766,23 +762,23 @@ def preview(slug: str):
 # --- images -----------------------------------------------------------------------------------
 
 
-# Image ids and their display files' storage keys, remembered by each worker: a launch asks for
-# the same few dozen images thousands of times a minute, and an id never changes its file. A
-# deleted image's file is deleted too, so a remembered key then meets the storage's 404; only a
-# later upload of the very same file to the same study would make its old id serve it again.
-_DISPLAY_KEYS_MAX = 4096
-_DISPLAY_KEYS: BoundedCache[str, str] = BoundedCache(_DISPLAY_KEYS_MAX)
+# Image ids' display files' storage keys are remembered by each worker (`hot_path`): a launch
+# asks for the same few dozen images thousands of times a minute, and an id never changes its
+# file. A deleted image's file is deleted too, so a remembered key then meets the storage's 404;
+# only a later upload of the very same file to the same study would make its old id serve it
+# again.
 _DISPLAY_KEY = sa.select(Image.display_key).where(Image.public_id == sa.bindparam("public_id"))
 
 
 def _display_key(public_id: str) -> str | None:
     """Return the storage key of an image's display file, or None for an unknown id."""
-    key = _DISPLAY_KEYS.get(public_id)
+    known = hot_path.state().display_keys
+    key = known.get(public_id)
     if key is None:
         key = db.session.scalar(_DISPLAY_KEY, {"public_id": public_id})
         service.end_read()
         if key is not None:
-            _DISPLAY_KEYS.put(public_id, key)
+            known.put(public_id, key)
     return key
 
 

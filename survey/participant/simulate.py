@@ -30,7 +30,7 @@ from flask.cli import ScriptInfo
 
 from survey.extensions import db
 from survey.models import OPTIONS_SEPARATOR, Identity, Trial
-from survey.participant.service import SIMULATED_ENVIRON
+from survey.participant.starting import SIMULATED_ENVIRON
 
 CSRF = re.compile(r'name="csrf_token"[^>]*\svalue="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 TOKEN = re.compile(r'name="token" type="hidden" value="([^"]+)"')

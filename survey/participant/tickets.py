@@ -9,7 +9,7 @@ the trial and stores it; that statement still checks that the trial is the parti
 current, unanswered one.
 
 A missing, damaged or foreign ticket, or block settings this worker has not seen, only sends
-the answer the long way round: the full check in the database (`service.answer_target`).
+the answer the long way round: the full check in the database (`answers.answer_target`).
 
 Which side shows the real photograph must not be readable from the page: that one bit is
 masked with a bit derived from the secret key, the participant and the trial.
@@ -43,7 +43,7 @@ class Ticket:
     last: bool
     # Choose trials: the source shown on the left ("real" or "ai"); None for other tasks.
     left_source: str | None
-    # The block's settings as `service.settings_for_key` knows them.
+    # The block's settings key (`answers.block_settings` gives it with the page).
     settings_key: str
 
 

@@ -9,7 +9,7 @@ from flask_login import current_user
 from survey import audit
 from survey.extensions import db
 from survey.models import PARTICIPANT_STATUSES, AuditEvent, Study, utcnow
-from survey.participant.service import answered_count
+from survey.participant.answers import answered_count
 from survey.researcher import bp, monitoring
 from survey.researcher.access import PERSONAL_DATA_ROLE, lock_for_change, requires_role
 from survey.researcher.forms import LookupForm, ParticipantDeleteForm, SimulatedDeleteForm

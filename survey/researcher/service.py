@@ -29,6 +29,7 @@ from survey.models import (
     Trial,
 )
 from survey.participant import service as participant_service
+from survey.participant.recruitment import Recruitment, find_by_recruitment
 
 SLUG_MAX = 64
 # Study fields a copy or a definition carries over (texts and settings, not state or data).
@@ -276,8 +277,8 @@ def find_participant(
     if public_id:
         return participant_service.find_participant(study.id, public_id)
     if platform and external_id:
-        recruitment = participant_service.Recruitment(platform, external_id)
-        return participant_service.find_by_recruitment(study.id, recruitment)
+        recruitment = Recruitment(platform, external_id)
+        return find_by_recruitment(study.id, recruitment)
     return None
 
 

@@ -32,7 +32,8 @@ from survey.models import (
     Trial,
     utcnow,
 )
-from survey.participant import service as participant_service
+from survey.participant import answers, starting
+from survey.participant.recruitment import Recruitment
 from survey.studies import change_state
 
 
@@ -108,12 +109,8 @@ def simulate(
     slug = study.slug
     ids = []
     for index in range(n):
-        recruitment = (
-            participant_service.Recruitment("prolific", f"PROLIFIC-{seed}-{index:03d}")
-            if prolific
-            else None
-        )
-        participant = participant_service.start_participant(
+        recruitment = Recruitment("prolific", f"PROLIFIC-{seed}-{index:03d}") if prolific else None
+        participant = starting.start_participant(
             study, device=device_cycle[index % len(device_cycle)], recruitment=recruitment
         )
         public_id, participant_id = participant.public_id, participant.id
@@ -134,15 +131,15 @@ def simulate(
                 f"{seed}:{index}:{trial.block_id}:{trial.identity_id}:"
                 f"{trial.condition}:{trial.is_match}:{trial.is_practice}"
             )
-            target = participant_service.answer_target(slug, public_id, trial.id)
+            target = answers.answer_target(slug, public_id, trial.id)
             if trial.is_attention:
                 measures = [("attention", _attention_value(trial, passes))]
             else:
                 measures = _answers(trial, target.settings, rng, bias, effects)
-            outcome = participant_service.store_answer(
+            outcome = answers.store_answer(
                 target, measures, round(rng.lognormvariate(6.9, 0.35), 1)
             )
-            assert outcome == participant_service.STORED, (trial.position, outcome)
+            assert outcome == answers.STORED, (trial.position, outcome)
         study = db.session.get(Study, study_id)
     return ids
 

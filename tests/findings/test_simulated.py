@@ -482,21 +482,21 @@ def test_a_study_of_simulated_participants_only_has_no_report_until_they_are_inc
 def test_simulated_participants_take_no_real_participants_slot(app, demo):
     """The target N and the list balance count real participants; simulated runs are balanced
     among themselves."""
-    from survey.participant import service as participant_service
+    from survey.participant import starting
     from tests.helpers import set_study
 
     set_study(app, demo, target_n=2)
     with app.app_context():
         study = db.session.get(Study, demo)
-        robots = [participant_service.start_participant(study, simulated=True) for _ in range(3)]
+        robots = [starting.start_participant(study, simulated=True) for _ in range(3)]
         assert [p.list_index for p in robots] == [0, 1, 0] and all(p.is_simulated for p in robots)
-        assert not participant_service.is_full(study)
-        people = [participant_service.start_participant(study) for _ in range(2)]
+        assert not starting.is_full(study)
+        people = [starting.start_participant(study) for _ in range(2)]
         assert [p.list_index for p in people] == [0, 1]
         assert not any(p.is_simulated for p in people)
-        assert participant_service.is_full(study)
-        with pytest.raises(participant_service.StudyUnavailable):
-            participant_service.start_participant(study)
+        assert starting.is_full(study)
+        with pytest.raises(starting.StudyUnavailable):
+            starting.start_participant(study)
 
 
 def test_the_study_pages_count_real_participants(app, client, demo, auth):

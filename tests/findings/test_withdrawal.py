@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from survey.extensions import db
 from survey.findings import service as findings
 from survey.models import Participant, Report, Response, Study, Trial
-from survey.participant import service
+from survey.participant import answers, service, starting
 from tests.findings.support import fill, owner_id, publish_findings
 
 
@@ -164,16 +164,16 @@ def _almost_done(app, study_id: int, n: int) -> list[tuple[str, int]]:
     with app.app_context():
         study = db.session.get(Study, study_id)
         for _ in range(n):
-            participant = service.start_participant(study, device="desktop")
+            participant = starting.start_participant(study, device="desktop")
             public_id, pid = participant.public_id, participant.id
             trials = db.session.scalars(
                 sa.select(Trial).where(Trial.participant_id == pid).order_by(Trial.position)
             ).all()
             trial_ids = [t.id for t in trials]
             for trial_id in trial_ids[:-1]:
-                target = service.answer_target("demo", public_id, trial_id)
+                target = answers.answer_target("demo", public_id, trial_id)
                 measures = [(name, "1") for name in _measures(target)]
-                assert service.store_answer(target, measures, 900.0) == service.STORED
+                assert answers.store_answer(target, measures, 900.0) == answers.STORED
             out.append((public_id, trial_ids[-1]))
             study = db.session.get(Study, study_id)
     return out
@@ -199,11 +199,11 @@ def test_a_withdrawal_racing_the_last_answer_never_leaves_a_completed_withdrawal
 
     def answer(public_id: str, trial_id: int, barrier: threading.Barrier) -> None:
         with app.app_context():
-            target = service.answer_target("demo", public_id, trial_id)
+            target = answers.answer_target("demo", public_id, trial_id)
             measures = [(name, "1") for name in _measures(target)]
             barrier.wait()
             try:
-                service.store_answer(target, measures, 900.0)
+                answers.store_answer(target, measures, 900.0)
             except BaseException as exc:  # noqa: BLE001 (reported below)
                 errors.append(exc)
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from survey import create_app
 from survey.extensions import db
 from survey.models import Block, Response, Trial
-from survey.participant import hotdb, routes, service
+from survey.participant import answers, hotdb, routes
 from survey.participant.simulate import agree
 from tests.helpers import DEMO_TRIALS, refreeze
 from tests.participant.support import (
@@ -294,27 +294,27 @@ def test_store_answer_reports_repeats_and_order_and_the_unique_key_guards_a_race
     form = trial_form(client)
     (p,) = participants(app)
     with app.test_request_context():
-        later = service.answer_target("demo", p.public_id, trial_id(form) + 1)
+        later = answers.answer_target("demo", p.public_id, trial_id(form) + 1)
         assert later is not None and not later.current and not later.answered
-        assert service.store_answer(later, [("same", "1")], None) == service.NOT_CURRENT
-        target = service.answer_target("demo", p.public_id, trial_id(form))
+        assert answers.store_answer(later, [("same", "1")], None) == answers.NOT_CURRENT
+        target = answers.answer_target("demo", p.public_id, trial_id(form))
         assert target.current and not target.answered
         assert (
-            service.store_answer(target, [("same", "1"), ("confidence", "2")], None)
-            == service.STORED
+            answers.store_answer(target, [("same", "1"), ("confidence", "2")], None)
+            == answers.STORED
         )
         # The same target again (looked up before the first was stored): the claim finds the
         # trial answered and stores nothing.
-        assert service.store_answer(target, [("same", "0")], None) == service.REPEAT
-        assert service.answer_target("demo", p.public_id, trial_id(form)).answered
+        assert answers.store_answer(target, [("same", "0")], None) == answers.REPEAT
+        assert answers.answer_target("demo", p.public_id, trial_id(form)).answered
         # A claim that slipped through (as if two requests claimed at once) hits the unique key.
         db.session.execute(
             sa.update(Trial).where(Trial.id == trial_id(form)).values(answered_at=None)
         )
         db.session.commit()
-        assert service.store_answer(target, [("same", "0")], None) == service.REPEAT
+        assert answers.store_answer(target, [("same", "0")], None) == answers.REPEAT
         # Another participant's trial is nobody's here.
-        assert service.answer_target("demo", "not-a-participant", trial_id(form)) is None
+        assert answers.answer_target("demo", "not-a-participant", trial_id(form)) is None
     assert responses(app, trial_id(form)) == {"same": ("1", None), "confidence": ("2", None)}
 
 
@@ -352,14 +352,14 @@ def test_a_dropped_connection_is_replaced_and_the_answer_stored_once(app, client
     (p,) = participants(app)
     with app.test_request_context():
         _drop_hot_connection(app)
-        target = service.answer_target("demo", p.public_id, trial_id(form))
+        target = answers.answer_target("demo", p.public_id, trial_id(form))
         assert target is not None and target.current
         _drop_hot_connection(app)
-        assert service.store_answer(target, [("same", "1"), ("confidence", "4")], 812.5) == (
-            service.STORED
+        assert answers.store_answer(target, [("same", "1"), ("confidence", "4")], 812.5) == (
+            answers.STORED
         )
         _drop_hot_connection(app)
-        assert service.page_state("demo", p.public_id).current.position == 2
+        assert answers.page_state("demo", p.public_id).current.position == 2
     assert responses(app, trial_id(form)) == {"same": ("1", 812.5), "confidence": ("4", 812.5)}
     # Through the pages too: the next answer is taken after its connection was dropped.
     second = trial_form(client)
@@ -399,7 +399,7 @@ def test_an_unreachable_database_gives_the_try_again_page_not_a_crash(app, tmp_p
             assert response.headers["Retry-After"]
             assert "Please try again in a moment" in response.get_data(as_text=True)
     finally:
-        hotdb.dispose(broken)
+        hotdb.hot_path.dispose(broken)
 
 
 @pytest.mark.parametrize(

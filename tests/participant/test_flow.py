@@ -17,7 +17,8 @@ from survey.models import (
     StudyMember,
     Trial,
 )
-from survey.participant import service
+from survey.participant import starting
+from survey.participant.recruitment import device_from_user_agent
 from survey.participant.simulate import TOKEN, agree
 from tests.helpers import DEMO_TRIALS, set_study
 from tests.participant.support import answer_trials, count, first_answers, participants, trial_form
@@ -172,10 +173,8 @@ def test_device_is_derived_from_the_user_agent_once(app, client, demo):
         headers={"User-Agent": MOBILE_UA},
     )
     assert participants(app)[0].device == "mobile"
-    assert (
-        service.device_from_user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0") == "desktop"
-    )
-    assert service.device_from_user_agent(None) == "desktop"
+    assert device_from_user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0") == "desktop"
+    assert device_from_user_agent(None) == "desktop"
 
 
 # --- pages for links that cannot start ----------------------------------------------------------
@@ -509,7 +508,7 @@ def test_withdrawal_asks_for_confirmation_then_deletes_the_answers(app, client, 
             and "leaving1" not in recruitment.external_id
         )
         assert recruitment.params == {}
-        assert service.list_counts(db.session.get(Study, demo)) == [0, 0]
+        assert starting.list_counts(db.session.get(Study, demo)) == [0, 0]
     assert client.get("/s/demo").headers["Location"].endswith("/s/demo/withdrawn")
     # Another browser with the same id starts nobody (and opens nobody's session).
     other = app.test_client()
@@ -572,7 +571,7 @@ def test_a_viewer_previews_a_draft_study_as_a_flagged_participant(
     with app.app_context():
         study = db.session.get(Study, demo)
         assert study.participants_started == 0
-        assert service.list_counts(study) == [0, 0]
+        assert starting.list_counts(study) == [0, 0]
     # The draft stays closed to everyone else.
     assert app.test_client().get("/s/demo").status_code == 403
 
@@ -633,10 +632,10 @@ def test_with_csrf_on_a_real_form_round_trip_works(app, client, demo):
 def test_a_consent_token_another_studys_participant_holds_starts_with_a_fresh_id(app, demo):
     with app.app_context():
         study = db.session.get(Study, demo)
-        first = service.start_or_resume(study, public_id="tokenholder1")
+        first = starting.start_or_resume(study, public_id="tokenholder1")
         assert first.started and first.public_id == "tokenholder1"
         # The same token again in the same study (a double click): that participant, resumed.
-        again = service.start_or_resume(study, public_id="tokenholder1")
+        again = starting.start_or_resume(study, public_id="tokenholder1")
         assert not again.started and again.participant.id == first.participant.id
         # Ids are unique across studies: when another study's participant holds the token's
         # id, the new participant gets an id of its own.
@@ -645,6 +644,6 @@ def test_a_consent_token_another_studys_participant_holds_starts_with_a_fresh_id
         db.session.flush()
         db.session.get(Participant, first.participant.id).study_id = other.id
         db.session.commit()
-        fresh = service.start_or_resume(db.session.get(Study, demo), public_id="tokenholder1")
+        fresh = starting.start_or_resume(db.session.get(Study, demo), public_id="tokenholder1")
         assert fresh.started and fresh.public_id != "tokenholder1"
         assert db.session.get(Participant, fresh.participant.id).public_id == fresh.public_id

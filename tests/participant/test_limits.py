@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, ParticipantStart, Response, Study, Trial, utcnow
-from survey.participant import hotdb, service
+from survey.participant import hotdb, starting
 from survey.participant.simulate import agree
 from survey.researcher import monitoring
 from tests.helpers import DEMO_TRIALS, set_study
@@ -42,7 +42,7 @@ def test_a_script_from_one_address_cannot_fill_a_study(app, demo):
     with app.app_context():
         study = db.session.get(Study, demo)
         assert (study.participants_started, study.starts_refused) == (40, 20)
-        assert service.is_full(study) is False
+        assert starting.is_full(study) is False
     # People elsewhere still get in; the study never filled.
     assert agree(from_address(app, "198.51.100.7"), "demo").status_code == 303
     # Once the window has passed, the same address may start again.
@@ -86,7 +86,7 @@ def test_behind_a_trusted_proxy_each_visitor_is_counted_apart(
     finally:
         with proxied.app_context():
             db.engine.dispose()
-        hotdb.dispose(proxied)
+        hotdb.hot_path.dispose(proxied)
 
 
 def test_the_per_study_burst_limit_counts_every_address(app, demo):
@@ -119,9 +119,9 @@ def test_simultaneous_starts_from_one_address_cannot_pass_the_limit(app, demo):
                 db.session.rollback()
                 barrier.wait()
                 try:
-                    start = service.start_or_resume(study, address="203.0.113.50")
+                    start = starting.start_or_resume(study, address="203.0.113.50")
                     started.append(start.participant_id)
-                except service.StudyUnavailable as exc:
+                except starting.StudyUnavailable as exc:
                     refused.append(exc.reason)
         except Exception as exc:  # surfaced below
             errors.append(exc)
@@ -264,7 +264,7 @@ def test_the_migration_adds_expiry_and_goes_both_ways(app, demo):
     migrations = str(Path(__file__).resolve().parents[2] / "migrations")
     with app.app_context():
         study = db.session.get(Study, demo)
-        expired = service.start_or_resume(study).participant_id
+        expired = starting.start_or_resume(study).participant_id
         db.session.execute(
             sa.update(Participant)
             .where(Participant.id == expired)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from survey.models import Response
-from survey.participant import service
+from survey.participant import answers
 from survey.participant.simulate import agree
 from tests.helpers import DEMO_TRIALS
 from tests.participant.support import (
@@ -23,13 +23,13 @@ from tests.participant.support import (
 def page_reads(monkeypatch) -> list[str]:
     """Count the trial pages read from the database (page_state calls)."""
     calls: list[str] = []
-    original = service.page_state
+    original = answers.page_state
 
     def counted(slug, public_id, secret=None):
         calls.append(public_id)
         return original(slug, public_id, secret)
 
-    monkeypatch.setattr(service, "page_state", counted)
+    monkeypatch.setattr(answers, "page_state", counted)
     return calls
 
 
@@ -50,7 +50,7 @@ def test_the_page_after_an_answer_is_read_from_the_database_and_is_the_next_tria
     assert trial_id(second) != trial_id(first)
     # What the database says now, read afresh: the same trial, the same ticket.
     with app.test_request_context():
-        fresh = service.page_state("demo", participants(app)[0].public_id, app.secret_key)
+        fresh = answers.page_state("demo", participants(app)[0].public_id, app.secret_key)
     assert fresh.current.id == trial_id(second) and fresh.ticket == second.ticket
     assert fresh.current.total == second.total
 
@@ -63,10 +63,10 @@ def test_a_page_overtaken_by_another_tab_shows_the_current_trial(app, client, de
     # follows its redirect.
     (p,) = participants(app)
     with app.test_request_context():
-        fresh = service.page_state("demo", p.public_id, app.secret_key)
-        target = service.answer_target("demo", p.public_id, fresh.current.id)
-        assert service.store_answer(target, [("same", "0"), ("confidence", "5")], None) == (
-            service.STORED
+        fresh = answers.page_state("demo", p.public_id, app.secret_key)
+        target = answers.answer_target("demo", p.public_id, fresh.current.id)
+        assert answers.store_answer(target, [("same", "0"), ("confidence", "5")], None) == (
+            answers.STORED
         )
     before = count(app, Response)
     # This tab is shown the trial after the one answered elsewhere (never that one again),

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from survey import design
 from survey.extensions import db
 from survey.models import Identity, Participant, Study, Trial
-from survey.participant import service
+from survey.participant import service, starting
+from survey.participant.recruitment import Recruitment
 from survey.studies import design_sha256
 from tests.helpers import DEMO_TRIALS, set_study
 
@@ -19,7 +20,7 @@ from tests.helpers import DEMO_TRIALS, set_study
 def start(app, study_id: int, **kwargs) -> Participant:
     """Start one participant through the service, in an application context of its own."""
     with app.app_context():
-        participant = service.start_participant(db.session.get(Study, study_id), **kwargs)
+        participant = starting.start_participant(db.session.get(Study, study_id), **kwargs)
         db.session.refresh(participant)
         db.session.expunge(participant)
         return participant
@@ -37,9 +38,9 @@ def start_concurrently(app, study_id: int, n: int, **kwargs) -> tuple[list[Parti
                 db.session.rollback()
                 barrier.wait()
                 try:
-                    participant = service.start_participant(study, **kwargs)
+                    participant = starting.start_participant(study, **kwargs)
                     started.append(participant.id)
-                except service.StudyUnavailable as exc:
+                except starting.StudyUnavailable as exc:
                     refused.append(exc.reason)
         except Exception as exc:  # surfaced below: a thread must not swallow a failure
             errors.append(exc)
@@ -150,7 +151,7 @@ def test_concurrent_starts_cannot_overrun_target_n(app, demo):
 
 
 def test_concurrent_starts_with_one_recruitment_id_make_one_participant(app, demo):
-    recruitment = service.Recruitment("prolific", "same-person", {"STUDY_ID": "s"})
+    recruitment = Recruitment("prolific", "same-person", {"STUDY_ID": "s"})
     people, refused = start_concurrently(app, demo, 6, recruitment=recruitment)
     assert not refused and len({p.id for p in people}) == 1
     with app.app_context():
@@ -162,7 +163,7 @@ def test_concurrent_starts_with_one_recruitment_id_make_one_participant(app, dem
 )
 def test_a_study_that_is_not_open_starts_nobody(app, demo, state, reason):
     set_study(app, demo, state=state)
-    with pytest.raises(service.StudyUnavailable) as raised:
+    with pytest.raises(starting.StudyUnavailable) as raised:
         start(app, demo)
     assert raised.value.reason == reason
     with app.app_context():
@@ -177,9 +178,9 @@ def test_the_stored_schedule_regenerates_identically_from_the_seed(app, demo):
     with app.app_context():
         for p in people:
             participant = db.session.get(Participant, p.id)
-            stored = service.stored_schedule(participant)
+            stored = starting.stored_schedule(participant)
             assert 0 <= participant.seed < 2**63
-            assert stored == service.regenerate_schedule(participant)
+            assert stored == starting.regenerate_schedule(participant)
             assert len(stored) == DEMO_TRIALS and [s.position for s in stored] == list(
                 range(1, DEMO_TRIALS + 1)
             )

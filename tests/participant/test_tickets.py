@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.models import Response, Trial
-from survey.participant import service, tickets
+from survey.participant import tickets
+from survey.participant.hotdb import hot_path
 from survey.participant.simulate import agree
 from tests.participant.support import (
     TASK_FIELDS,
@@ -170,8 +171,10 @@ def test_settings_this_worker_has_not_seen_send_the_answer_the_long_way(
     agree(client, "demo")
     form = trial_form(client)
     # As after a restart, or when another worker showed the page.
-    monkeypatch.setattr(service, "_SETTINGS_BY_KEY", BoundedCache(service._SETTINGS_MAX))
-    monkeypatch.setattr(service, "_SETTINGS_CACHE", BoundedCache(service._SETTINGS_MAX))
+    with app.app_context():
+        kept = hot_path.state()
+    monkeypatch.setattr(kept, "settings_by_key", BoundedCache(kept.settings_by_key.maxsize))
+    monkeypatch.setattr(kept, "block_settings", BoundedCache(kept.block_settings.maxsize))
     response = client.post(form.action, data={**first_answers(form), **form.hidden})
     assert response.status_code == 303
     assert lookups == [trial_id(form)]

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, RecruitmentId, Study, Trial
-from survey.participant import service
+from survey.participant import service, starting
+from survey.participant.recruitment import WITHDRAWN_ID_PREFIX, Recruitment
 from survey.participant.simulate import agree
 from tests.helpers import seed_quick_demo
 from tests.participant.support import answer_trials
@@ -80,7 +81,7 @@ def test_answered_any_turns_true_with_the_first_answer(app, client, demo):
 def test_a_recruitment_id_finds_its_participant_and_after_withdrawal_its_digest(app, client, demo):
     query = "?PROLIFIC_PID=P-VIEWS-1&STUDY_ID=s&SESSION_ID=x"
     assert agree(client, "demo", query).status_code == 303
-    recruitment = service.Recruitment("prolific", "P-VIEWS-1")
+    recruitment = Recruitment("prolific", "P-VIEWS-1")
     other_study(app)
     with app.app_context():
         stored = db.session.scalars(sa.select(Participant)).one()
@@ -88,11 +89,11 @@ def test_a_recruitment_id_finds_its_participant_and_after_withdrawal_its_digest(
         assert found.id == stored.id and found.source == "prolific"
         # The same platform id in another study, or another platform's id: nobody.
         assert service.flow("second", recruitment=recruitment)[1] is None
-        mturk = service.Recruitment("mturk", "P-VIEWS-1")
+        mturk = Recruitment("mturk", "P-VIEWS-1")
         assert service.flow("demo", recruitment=mturk)[1] is None
         service.withdraw(db.session.get(Participant, stored.id))
         kept = db.session.scalars(sa.select(RecruitmentId.external_id)).one()
-        assert kept.startswith(service.WITHDRAWN_ID_PREFIX)
+        assert kept.startswith(WITHDRAWN_ID_PREFIX)
         _, withdrawn = service.flow("demo", recruitment=recruitment)
         assert withdrawn.id == stored.id and withdrawn.status == "withdrawn"
 
@@ -100,7 +101,7 @@ def test_a_recruitment_id_finds_its_participant_and_after_withdrawal_its_digest(
 def test_a_start_stores_the_schedule_as_built_and_reports_itself_started(app, demo):
     with app.app_context():
         study = service.flow("demo")[0]
-        start = service.start_or_resume(study, public_id="viewstart1")
+        start = starting.start_or_resume(study, public_id="viewstart1")
         assert start.started and start.public_id == "viewstart1"
         participant = start.participant
         assert participant.public_id == "viewstart1" and participant.consented_at is not None
@@ -108,8 +109,8 @@ def test_a_start_stores_the_schedule_as_built_and_reports_itself_started(app, de
             sa.select(Trial).where(Trial.participant_id == participant.id).order_by(Trial.position)
         ).all()
         assert [t.position for t in rows] == list(range(1, len(rows) + 1))
-        assert service.stored_schedule(participant) == service.regenerate_schedule(participant)
+        assert starting.stored_schedule(participant) == starting.regenerate_schedule(participant)
         # The same token again resumes that participant rather than starting another.
-        again = service.start_or_resume(study, public_id="viewstart1")
+        again = starting.start_or_resume(study, public_id="viewstart1")
         assert not again.started and again.participant_id == participant.id
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Participant)) == 1

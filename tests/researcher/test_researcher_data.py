@@ -7,7 +7,8 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import AuditEvent, Participant, RecruitmentId, Response, Study, Trial
-from survey.participant.service import Recruitment, start_participant
+from survey.participant.recruitment import Recruitment
+from survey.participant.starting import start_participant
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from flask import Flask
 
 from survey.extensions import db
 from survey.models import Base, Block, Identity, Image, Participant, Study, StudyMember, Trial
-from survey.participant.service import start_participant
+from survey.participant.starting import start_participant
 from survey.studies import open_study
 from tests.helpers import sign_in
 from tests.researcher.conftest import add_member, quick_researcher, seed_design

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from survey.extensions import db
 from survey.models import Block, Participant, Response, Study, Trial
-from survey.participant import forms, service
-from survey.participant.service import start_participant
+from survey.participant import answers, forms
+from survey.participant.answers import RT_MAX_MS
+from survey.participant.starting import start_participant
 from tests.security.conftest import fingerprint, participant_client, participant_with
 
 pytestmark = pytest.mark.slow
@@ -76,7 +77,7 @@ FUZZ = settings(
 def allowed_answers(trial: Trial, block: Block) -> dict[str, set[str]]:
     """Return, per stored measure, the values a valid answer to the trial may store."""
     questions = forms.questions_for(
-        trial.task, service.block_settings(block.id, trial.task, block.settings), trial.is_attention
+        trial.task, answers.block_settings(block.id, trial.task, block.settings), trial.is_attention
     )
     allowed = {}
     for question in questions:
@@ -112,13 +113,13 @@ def assert_invariants(app) -> None:
             for measure, response in answers.items():
                 assert response.value in allowed[measure], (trial.id, measure, response.value)
                 assert response.participant_id == trial.participant_id
-                assert response.rt_ms is None or 0 < response.rt_ms < service.RT_MAX_MS
+                assert response.rt_ms is None or 0 < response.rt_ms < RT_MAX_MS
 
 
 def current_trial(app, world, public_id: str) -> tuple[int, dict[str, list[str]]] | None:
     """Return the current trial's id and its questions' field names and values."""
     with app.app_context():
-        state = service.page_state(world.slug, public_id)
+        state = answers.page_state(world.slug, public_id)
         if state is None or state.current is None:
             return None
         trial = state.current

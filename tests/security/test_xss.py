@@ -27,7 +27,7 @@ from survey.models import (
     Study,
     Trial,
 )
-from survey.participant.service import start_participant
+from survey.participant.starting import start_participant
 from tests.security.conftest import (
     active_content,
     build_url,
