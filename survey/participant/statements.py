@@ -59,6 +59,9 @@ _PAGE_COLUMNS = {
     "other": _other.public_id,
     "probe": _probe.public_id,
     "total": _TOTAL,
+    # Memory: the name shown with a studied headshot; the names a recognise trial offers.
+    "label": Trial.label,
+    "options": Trial.options,
 }
 PageRow = namedtuple("PageRow", _PAGE_COLUMNS)  # type: ignore[misc]
 

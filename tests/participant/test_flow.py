@@ -508,7 +508,7 @@ def test_withdrawal_asks_for_confirmation_then_deletes_the_answers(app, client, 
             and "leaving1" not in recruitment.external_id
         )
         assert recruitment.params == {}
-        assert starting.list_counts(db.session.get(Study, demo)) == [0, 0]
+        assert starting.list_counts(db.session.get(Study, demo)) == [0, 0, 0, 0]
     assert client.get("/s/demo").headers["Location"].endswith("/s/demo/withdrawn")
     # Another browser with the same id starts nobody (and opens nobody's session).
     other = app.test_client()
@@ -571,7 +571,7 @@ def test_a_viewer_previews_a_draft_study_as_a_flagged_participant(
     with app.app_context():
         study = db.session.get(Study, demo)
         assert study.participants_started == 0
-        assert starting.list_counts(study) == [0, 0]
+        assert starting.list_counts(study) == [0, 0, 0, 0]
     # The draft stays closed to everyone else.
     assert app.test_client().get("/s/demo").status_code == 403
 
