@@ -96,6 +96,8 @@
     }
 
     function setRt() {
+      // A page with no question (a study-phase Continue) is answered when it is sent.
+      if (answeredAt === null && groups.length === 0) { answeredAt = now(); }
       if (shownAt !== null && answeredAt !== null && answeredAt > shownAt) {
         rtField.value = (answeredAt - shownAt).toFixed(1);
       } else {

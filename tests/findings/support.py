@@ -88,6 +88,14 @@ def _answers(
         right = rng.random() < effects.detect
         other = "ai" if trial.condition == "real" else "real"
         return [("source", trial.condition if right else other)] + confidence
+    if trial.task == "learn":
+        return [("seen", "1")]
+    if trial.task == "recognise":
+        # Met before: most people studied (fewer of those met in an AI headshot), few foils.
+        p = {"real": 0.8, "ai": 0.65}.get(trial.condition or "", 0.2)
+        old = "1" if rng.random() < p else "0"
+        name = [("name", str(rng.randint(1, 4)))] if old == "1" and settings["name_recall"] else []
+        return [("old", old)] + confidence + name
     return [("choice", "real" if rng.random() < effects.choose_real else "ai")]
 
 
