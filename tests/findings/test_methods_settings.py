@@ -163,7 +163,14 @@ def test_blocks_are_told_in_the_order_they_ran(app, demo):
         db.session.refresh(study)
         assert study.blocks[0].task == "choose"
         facts = service.design_facts(study)
-    assert [b["task"] for b in facts["blocks"]] == ["match", "rate", "detect", "choose"]
+    assert [b["task"] for b in facts["blocks"]] == [
+        "match",
+        "rate",
+        "detect",
+        "learn",
+        "recognise",
+        "choose",
+    ]
     text = methods_paragraph(facts, RESULTS, SAMPLE, {})
     assert "(4) a paired-preference block (preference)" in text
     assert "(1) a recognition block (recognition)" in text
