@@ -1,4 +1,4 @@
-"""Command line: ``python -m analysis report|summary|power``."""
+"""Command line: ``python -m analysis report|summary|power|sample-size``."""
 
 from __future__ import annotations
 
@@ -58,8 +58,54 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser(with_power: bool = False) -> argparse.ArgumentParser:
-    """The argument parser; the power options are added only when power is the command."""
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the mixed models, shared by report and summary; each overrides the plan."""
+    from analysis.plan import RANDOM_STRUCTURES, RATING_FAMILIES
+
+    parser.add_argument(
+        "--identities",
+        type=Path,
+        metavar="FILE",
+        help="identities.csv (identity descriptors), when it is not beside the trials file",
+    )
+    parser.add_argument(
+        "--random",
+        choices=RANDOM_STRUCTURES,
+        help="random effects of the mixed models: intercepts, slopes (of condition, by "
+        "participant and identity) or auto (slopes when estimable); default: the plan's, "
+        "else auto",
+    )
+    parser.add_argument(
+        "--family",
+        choices=RATING_FAMILIES,
+        help="model of rating outcomes (0/1 outcomes use the logistic GLMM); default: the "
+        "plan's, else lmm",
+    )
+    parser.add_argument(
+        "--moderator",
+        action="append",
+        metavar="COLUMN",
+        help="test condition x COLUMN (an identities.csv descriptor or a participants.csv "
+        "column; repeatable); default: the plan's, else every identity descriptor",
+    )
+    parser.add_argument("--no-moderators", action="store_true", help="test no moderator (faster)")
+
+
+def _models(args) -> dict:
+    """The model options given on the command line (None: the plan decides)."""
+    return {
+        "identities": args.identities,
+        "random": args.random,
+        "family": args.family,
+        "moderators": [] if args.no_moderators else args.moderator,
+    }
+
+
+def build_parser(
+    with_power: bool = False, with_sample_size: bool = False
+) -> argparse.ArgumentParser:
+    """The argument parser; the power and sample-size options (which import numpy and scipy)
+    are added only when that is the command."""
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
         description="Analyse a Likeness study export (trials.csv, its folder or a psych-DS ZIP).",
@@ -85,6 +131,7 @@ def build_parser(with_power: bool = False) -> argparse.ArgumentParser:
         help="output folder (created when missing)",
     )
     _add_data_arguments(report)
+    _add_model_arguments(report)
     report.add_argument("--no-mixed", action="store_true", help="skip the mixed models")
     report.add_argument(
         "--continuity-correction",
@@ -106,6 +153,7 @@ def build_parser(with_power: bool = False) -> argparse.ArgumentParser:
         help="trials.csv, a folder, a psych-DS ZIP, or a results.json",
     )
     _add_data_arguments(summary)
+    _add_model_arguments(summary)
     summary.add_argument("--mixed", action="store_true", help="also fit the mixed models (slower)")
 
     power = commands.add_parser(
@@ -113,6 +161,11 @@ def build_parser(with_power: bool = False) -> argparse.ArgumentParser:
     )
     if with_power:
         add_power_arguments(power)
+    sample_size = commands.add_parser(
+        "sample-size", help="participants needed for a target power, and the power curve"
+    )
+    if with_sample_size:
+        add_sample_size_arguments(sample_size)
     return parser
 
 
@@ -189,6 +242,10 @@ def summary_lines(results: dict) -> list[str]:
         lines.append("(no tests could be computed)")
     for f in results.get("findings", []):
         lines.append(f"- {f['claim']}")
+    moderation = results.get("moderation") or []
+    if moderation:
+        lines.append("Does the effect hold for every group?")
+        lines.extend(f"- {m['outcome']}: {m['claim']}" for m in moderation if m.get("claim"))
     warnings = results.get("warnings", [])
     if warnings:
         lines.append(f"{len(warnings)} warning(s):")
@@ -208,6 +265,7 @@ def _run_report(args) -> int:
         scale_ranges=dict(args.scale),
         mixed_models=not args.no_mixed,
         continuity_correction=args.continuity_correction,
+        **_models(args),
     )
     results = report.results
     print(
@@ -229,8 +287,16 @@ def _run_summary(args) -> int:
         from analysis.io import load
         from analysis.report import analyse
 
-        data = load(args.path, args.participants, scale_ranges=dict(args.scale))
-        results = analyse(data, plan=_read_plan(args.plan), mixed_models=args.mixed).results
+        models = _models(args)
+        data = load(
+            args.path,
+            args.participants,
+            scale_ranges=dict(args.scale),
+            identities=models.pop("identities"),
+        )
+        results = analyse(
+            data, plan=_read_plan(args.plan), mixed_models=args.mixed, **models
+        ).results
     print("\n".join(summary_lines(results)))
     return 0
 
@@ -238,11 +304,16 @@ def _run_summary(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the command and return the exit status (2 for bad usage)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    wants_power = bool(argv) and argv[0] == "power"
+    command = argv[0] if argv else ""
     try:
-        parser = build_parser(with_power=wants_power)
+        parser = build_parser(
+            with_power=command == "power", with_sample_size=command == "sample-size"
+        )
     except ImportError as exc:
-        print(f"python -m analysis power: power analysis is not available ({exc})", file=sys.stderr)
+        print(
+            f"python -m analysis {command}: power analysis is not available ({exc})",
+            file=sys.stderr,
+        )
         return 2
     args = parser.parse_args(argv)
     try:
@@ -250,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_report(args)
         if args.command == "summary":
             return _run_summary(args)
+        if args.command == "sample-size":
+            return run_sample_size(args)
         return run_power(args)
     except (ContractError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -445,4 +518,280 @@ def run_power(args: argparse.Namespace) -> int:
         f"{components.participant_slope:.3g} / {components.identity_slope:.3g}"
     )
     print(format_power_table(table))
+    return 0
+
+
+# ----------------------------------------------------------------------------- sample size
+
+SAMPLE_SIZE_HELP = (
+    "Find the participants needed for a target power: analytically for the paired t test "
+    "(as R's power.t.test(type = 'paired', strict = TRUE)) from --effect and --sd (or --dz, "
+    "or a --pilot), and with --simulate by simulating the LMM, GLMM or paired t test over "
+    "numbers of participants."
+)
+
+
+def add_sample_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``python -m analysis sample-size`` to a (sub)parser.
+
+    Imports analysis.power (numpy, scipy), so an ImportError here means it is unavailable.
+    """
+    from analysis.power import DEFAULT_COMPONENTS, DEFAULT_SEED
+
+    parser.description = SAMPLE_SIZE_HELP
+    parser.add_argument(
+        "--target-power",
+        type=_bounded(float, 0.0, strict=True, most=1.0),
+        default=0.8,
+        help="power to reach (default 0.8)",
+    )
+    parser.add_argument(
+        "--effect",
+        type=_bounded(float, -math.inf),
+        default=None,
+        help="expected ai minus real difference (rating points; log odds with --simulate glmm)",
+    )
+    parser.add_argument(
+        "--sd",
+        type=_bounded(float, 0.0, strict=True),
+        default=None,
+        help="SD of the participants' ai-minus-real differences (paired t test)",
+    )
+    parser.add_argument(
+        "--dz",
+        type=_bounded(float, -math.inf),
+        default=None,
+        help="standardised effect d_z = effect / sd, instead of --effect and --sd",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=_bounded(float, 0.0, strict=True, most=1.0),
+        default=0.05,
+        help="two-sided alpha (default 0.05)",
+    )
+    parser.add_argument(
+        "--pilot",
+        metavar="PATH",
+        help="pilot export: its participant differences give --effect/--sd when not given, "
+        "its LMM the variance components of --simulate",
+    )
+    parser.add_argument(
+        "--measure", default="trust", help="rating scale of the pilot to use (default trust)"
+    )
+    parser.add_argument(
+        "--simulate",
+        choices=("lmm", "glmm", "paired_t"),
+        help="also search by simulation for this test (lmm: rating, glmm: 0/1 outcome)",
+    )
+    parser.add_argument(
+        "--identities",
+        type=_bounded(int, 2),
+        nargs="+",
+        default=[24],
+        metavar="N",
+        help="numbers of identities to simulate (default 24)",
+    )
+    parser.add_argument(
+        "--participants",
+        type=_bounded(int, 2),
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="numbers of participants to simulate (default 8 from 10 to 200)",
+    )
+    defaults = DEFAULT_COMPONENTS
+    for name, default in (
+        ("participant-var", defaults.participant),
+        ("identity-var", defaults.identity),
+        ("participant-slope-var", defaults.participant_slope),
+        ("identity-slope-var", defaults.identity_slope),
+    ):
+        parser.add_argument(
+            f"--{name}",
+            type=_bounded(float, 0.0),
+            default=None,
+            help=f"variance (default {default}, or from --pilot)",
+        )
+    parser.add_argument(
+        "--residual-var",
+        type=_bounded(float, 0.0, strict=True),
+        default=None,
+        help=f"residual variance (default {defaults.residual}, or from --pilot)",
+    )
+    parser.add_argument(
+        "--intercept",
+        type=_bounded(float, -math.inf),
+        default=None,
+        help="mean of real photographs (default 4 rating points; log odds 0 for glmm)",
+    )
+    parser.add_argument(
+        "--replicates",
+        type=_bounded(int, 1),
+        default=1,
+        help="presentations of each identity to each participant (default 1)",
+    )
+    parser.add_argument(
+        "--sims",
+        type=_bounded(int, 1),
+        default=None,
+        help="simulated studies per number of participants (default 100; 2000 for paired_t)",
+    )
+    parser.add_argument(
+        "--refine",
+        type=_bounded(int, 0),
+        default=3,
+        help="extra numbers tried by bisection near the answer (default 3)",
+    )
+    parser.add_argument(
+        "--max-studies",
+        type=_bounded(int, 1),
+        default=None,
+        help="refuse to simulate more studies than this (default 5000; 200000 for paired_t)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_bounded(int, 0),
+        default=DEFAULT_SEED,
+        help="random seed (default %(default)s)",
+    )
+
+
+def _pilot_rows(path: str, measure: str) -> pd.DataFrame:
+    """The pilot's included rows of one rating scale, after the study's default exclusions."""
+    from analysis.exclusions import included_trials, screen_participants
+    from analysis.io import load
+
+    trials, participants = load(path)
+    rows = included_trials(trials, screen_participants(trials, participants))
+    rows = rows[rows["measure"] == measure]
+    if rows.empty:
+        raise ValueError(f"pilot {path}: no included rows with measure {measure!r}")
+    return rows
+
+
+def _bar(power: float, width: int = 40) -> str:
+    """A text bar of the power, for the terminal curve."""
+    return "#" * round(max(0.0, min(1.0, power)) * width)
+
+
+def format_analytic(found, curve: pd.DataFrame) -> str:
+    """The analytic answer and its curve as text."""
+    lines = [
+        f"paired t test, two-sided alpha {found.alpha:g}: effect {found.effect:g}, "
+        f"sd of differences {found.sd_difference:g} (d_z {found.d_z:.3f})",
+        f"n = {found.n:.4f} pairs (R: power.t.test(type = 'paired', strict = TRUE)$n); "
+        f"recruit {found.n_required} included participants for power {found.target_power:g} "
+        f"(power at {found.n_required}: {found.power_at_n_required:.4f})",
+    ]
+    if found.note:
+        lines.append(f"note: {found.note}")
+    lines.append("participants  power")
+    lines += [
+        f"{n:>12}  {p:.3f} {_bar(p)}"
+        for n, p in zip(curve["n_participants"], curve["power"], strict=True)
+    ]
+    return "\n".join(lines)
+
+
+def format_simulated(found) -> str:
+    """The simulated answer per number of identities and its curve with Monte Carlo intervals."""
+    lines = [
+        f"{found.test} by simulation, two-sided alpha {found.alpha:g}, effect {found.effect:g}, "
+        f"target power {found.target_power:g}, {found.n_sims} simulated studies per point "
+        f"({found.studies_simulated} in all)"
+    ]
+    for row in found.required.to_dict("records"):
+        n = row["n_required"]
+        if n is None or (isinstance(n, float) and math.isnan(n)):
+            answer = "not reached on this grid"
+        else:
+            answer = (
+                f"{int(n)} participants (power {row['power']:.3f}, 95% MC interval "
+                f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}])"
+            )
+            confident = row["n_confident"]
+            if confident is not None and not (
+                isinstance(confident, float) and math.isnan(confident)
+            ):
+                answer += f"; whole interval above the target from {int(confident)}"
+        lines.append(f"{row['n_identities']} identities: {answer}")
+    lines.append("participants  identities  power  95% MC interval")
+    for r in found.curve.to_dict("records"):
+        lines.append(
+            f"{r['n_participants']:>12}  {r['n_identities']:>10}  {r['power']:.3f}  "
+            f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] {_bar(r['power'])}"
+        )
+    lines += [f"note: {note}" for note in found.notes]
+    return "\n".join(lines)
+
+
+def run_sample_size(args: argparse.Namespace) -> int:
+    """Run ``python -m analysis sample-size``; print the n and the curve, return 0."""
+    from analysis.power import (
+        DEFAULT_COMPONENTS,
+        analytic_curve,
+        components_from_pilot,
+        differences_from_pilot,
+        sample_size_paired_t,
+        sample_size_simulated,
+    )
+
+    rows = _pilot_rows(args.pilot, args.measure) if args.pilot else None
+    if args.dz is not None and (args.effect is not None or args.sd is not None):
+        raise ValueError("give --dz, or --effect and --sd, not both")
+    effect, sd = (args.dz, 1.0) if args.dz is not None else (args.effect, args.sd)
+    if rows is not None and (effect is None or sd is None):
+        pilot_effect, pilot_sd, n_pilot = differences_from_pilot(rows)
+        print(
+            f"pilot {args.pilot} ({args.measure}): {n_pilot} participants, mean difference "
+            f"{pilot_effect:.3f}, sd {pilot_sd:.3f}"
+        )
+        effect = pilot_effect if effect is None else effect
+        sd = pilot_sd if sd is None else sd
+    if effect is None:
+        raise ValueError("give --effect (or --dz, or a --pilot)")
+    if sd is None and not args.simulate:
+        raise ValueError("give --sd (or --dz, a --pilot, or --simulate)")
+    if sd is not None:
+        found = sample_size_paired_t(effect, sd, power=args.target_power, alpha=args.alpha)
+        top = max(found.n_required * 2, 10)
+        numbers = sorted({max(2, round(top * k / 12)) for k in range(1, 13)} | {found.n_required})
+        print(format_analytic(found, analytic_curve(effect, sd, numbers, args.alpha)))
+    if args.simulate:
+        base = components_from_pilot(rows) if rows is not None else DEFAULT_COMPONENTS
+        overrides = {
+            "participant": args.participant_var,
+            "identity": args.identity_var,
+            "residual": args.residual_var,
+            "participant_slope": args.participant_slope_var,
+            "identity_slope": args.identity_slope_var,
+        }
+        components = dataclasses.replace(
+            base, **{k: v for k, v in overrides.items() if v is not None}
+        )
+        source = f"pilot {args.pilot} ({args.measure})" if rows is not None else "given/default"
+        print(
+            f"variances ({source}): participant {components.participant:.3g}, identity "
+            f"{components.identity:.3g}, residual {components.residual:.3g}, slopes "
+            f"{components.participant_slope:.3g} / {components.identity_slope:.3g}"
+        )
+        print(
+            format_simulated(
+                sample_size_simulated(
+                    effect,
+                    components,
+                    identities=args.identities,
+                    participants=args.participants,
+                    target_power=args.target_power,
+                    test=args.simulate,
+                    intercept=args.intercept,
+                    replicates=args.replicates,
+                    alpha=args.alpha,
+                    n_sims=args.sims,
+                    refine=args.refine,
+                    max_studies=args.max_studies,
+                    seed=args.seed,
+                )
+            )
+        )
     return 0

@@ -1,14 +1,4 @@
-"""Figures of a study's results drawn with matplotlib (Agg, bundled fonts, Okabe–Ito colours).
-
-Each figure comes with alt text that states what it shows and its numbers, so a reader who
-cannot see it loses nothing. Figures are drawn from results.json and the tidy score tables of
-`analysis.report.analyse`; nothing is recomputed here. No pyplot: every figure is a
-`matplotlib.figure.Figure` of its own, rendered by Agg (PNG) or the SVG backend with
-matplotlib's bundled DejaVu fonts, so no GUI backend is touched, the importing program's
-backend is left alone, and figures can be drawn from several threads at once. What a figure
-is before it is drawn (`FigureSpec`) and the readers of results.json live in `analysis.results`,
-which needs none of numpy, pandas or matplotlib.
-"""
+"""Figures of a study's results drawn with matplotlib (Agg, bundled fonts, Okabe–Ito colours)."""
 
 from __future__ import annotations
 
@@ -152,26 +142,39 @@ def within_intervals(
 ) -> dict[str, tuple[float, float, float]]:
     """Each condition's mean with its within-participant interval (Cousineau-Morey).
 
-    Each participant's scores are centred on their own mean plus the grand mean (Cousineau,
-    2005), the variance of the centred scores is corrected by J / (J - 1) for J = 2 conditions
-    (Morey, 2008), and the half-width is t(1 - (1 - confidence) / 2, n - 1) times that
-    standard error. Between-participant differences drop out, as in the paired test, so the
-    bars agree with it. Returns {condition: (mean, low, high)}; empty below two participants.
+    `analysis.descriptives.within_ci` on the two columns real and ai: each participant's scores
+    are centred on their own mean plus the grand mean (Cousineau, 2005) and the variance is
+    corrected by J / (J - 1) (Morey, 2008). Between-participant differences drop out, as in the
+    paired test, so the bars agree with it. Returns {condition: (mean, low, high)}; empty below
+    two participants.
     """
-    from scipy import stats as scipy_stats
+    from analysis.descriptives import within_ci
 
     wide = wide[["real", "ai"]].dropna()
-    n = len(wide)
-    if n < 2:
+    if len(wide) < 2:
         return {}
-    centred = wide.sub(wide.mean(axis=1), axis=0) + float(wide.to_numpy().mean())
-    t = float(scipy_stats.t.ppf(0.5 + confidence / 2, n - 1))
-    out = {}
-    for condition in ("real", "ai"):
-        se = float(centred[condition].std(ddof=1)) / math.sqrt(n) * math.sqrt(2 / (2 - 1))
-        mean = float(wide[condition].mean())
-        out[condition] = (mean, mean - t * se, mean + t * se)
-    return out
+    long = (
+        wide.rename_axis("participant")
+        .reset_index()
+        .melt(id_vars="participant", var_name="condition", value_name="value")
+    )
+    table = within_ci(long, confidence=confidence).set_index("condition")
+    return {
+        c: (
+            float(table.loc[c, "mean"]),
+            float(table.loc[c, "ci_low"]),
+            float(table.loc[c, "ci_high"]),
+        )
+        for c in ("real", "ai")
+    }
+
+
+WITHIN_NOTE = "Diamonds and bars: means with 95% within-participant CIs (Cousineau–Morey)"
+
+
+def _within_note(fig: Figure) -> None:
+    """Say under a condition plot what its bars are (they are not the descriptives' intervals)."""
+    fig.supxlabel(WITHIN_NOTE, x=0.01, ha="left", fontsize=8.5, color="#555555")
 
 
 def _within_text(intervals: dict, condition: str, factor: float, n: int) -> str:
@@ -350,6 +353,7 @@ def _paired_spec(results: dict, outcome: Outcome, scores: pd.DataFrame) -> Figur
         fig, ax = _figure(6.4, 4.8)
         _draw_paired(ax, results, outcome, scores)
         ax.set_title(title, loc="left", fontsize=12, fontweight="bold")
+        _within_note(fig)
         return fig
 
     return FigureSpec(f"paired_{outcome.name}", title, alt, draw)
@@ -405,6 +409,7 @@ def _sdt_spec(
                 FIXED_OUTCOMES[name].label.capitalize(), loc="left", fontsize=11, fontweight="bold"
             )
         fig.suptitle(title, x=0.01, ha="left", fontsize=12, fontweight="bold")
+        _within_note(fig)
         return fig
 
     return FigureSpec(spec_name, title, alt, draw)

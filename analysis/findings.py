@@ -6,6 +6,7 @@ import math
 import re
 from typing import TypeGuard
 
+from analysis.bayes import bf_text
 from analysis.vocabulary import FIXED_OUTCOMES, Outcome, rating_outcome
 
 VERDICTS = ("difference", "no_difference", "inconclusive")
@@ -120,6 +121,8 @@ def _scaled(outcome: Outcome, test: dict) -> tuple[float, int, str]:
     """How to print this outcome's estimates: multiplier, decimals and unit words."""
     if test.get("method") == "glmm":
         return 1.0, 2, "on the log-odds scale"
+    if test.get("method") == "clmm":
+        return 1.0, 2, "on the log cumulative odds scale"
     if outcome.kind in ("proportion", "share"):
         return 100.0, 1, "percentage points"
     if outcome.kind == "rating":
@@ -154,6 +157,8 @@ def _test_name(test: dict) -> str:
         "binomial": "exact binomial test" + (f" against {ref_text}" if _finite(ref) else ""),
         "lmm": "linear mixed model with crossed random effects of participants and identities",
         "glmm": "logistic mixed model with crossed random effects of participants and identities",
+        "clmm": "ordinal (cumulative-link) mixed model with crossed random effects of "
+        "participants and identities",
         "tost": "equivalence test (TOST)",
     }
     name = names.get(method, str(method))
@@ -162,7 +167,7 @@ def _test_name(test: dict) -> str:
     if method in ("paired_t", "one_sample_t", "lmm", "tost") and _finite(df):
         df_text = f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
         return f"{name}, t({df_text}) = {fixed(stat)}"
-    if method == "glmm":
+    if method in ("glmm", "clmm"):
         return f"{name}, z = {fixed(stat)}"
     if method == "wilcoxon":
         return f"{name}, V = {stat:g}"
@@ -180,7 +185,7 @@ def _n_text(test: dict) -> str:
 
 def _contrasts_conditions(outcome: Outcome, test: dict) -> bool:
     """True when the estimate is ai minus real (paired outcomes and every mixed model)."""
-    return outcome.paired or test.get("method") in ("lmm", "glmm")
+    return outcome.paired or test.get("method") in ("lmm", "glmm", "clmm")
 
 
 def _estimate_text(outcome: Outcome, test: dict, with_unit: bool = True) -> str:
@@ -229,6 +234,18 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
         return (
             f"{lead}: the log-odds of a correct answer were {'lower' if lower else 'higher'} "
             f"by {fixed(abs(estimate), digits)} (odds ratio {math.exp(estimate):.2f})"
+        )
+    if test.get("method") == "clmm":
+        lead = (
+            f"AI headshots were trusted {'less' if lower else 'more'} than real photographs"
+            if name == "trust"
+            else f"AI headshots were rated {'lower' if lower else 'higher'} than real "
+            f"photographs on the {name.replace('_', ' ')} scale"
+        )
+        return (
+            f"{lead}: the log cumulative odds of a higher rating were "
+            f"{'lower' if lower else 'higher'} by {fixed(abs(estimate), digits)} (cumulative "
+            f"odds ratio {math.exp(estimate):.2f})"
         )
     if outcome.paired:
         if outcome.kind == "rating":
@@ -348,7 +365,8 @@ def finding(
         A test as in results.json: ``outcome``, ``method``, ``level``, ``estimate`` (ai minus
         real, or minus chance), ``ci_low``, ``ci_high``, ``p_value``, ``p_adjusted``,
         ``correction``, ``n``; optionally ``statistic``, ``df``, ``confidence``, ``scale``,
-        ``reference_value``, ``mean`` and ``preregistered``.
+        ``reference_value``, ``mean``, ``preregistered`` and the Bayes factor's ``log_bf10``
+        and ``bf_rscale`` (worded beside the TOST; it does not change the verdict).
     alpha : float
         Significance level of the (corrected) test and of the TOST.
     equivalence : dict, optional
@@ -400,6 +418,9 @@ def finding(
     if equivalence is not None:
         bounds = _bounds_text(outcome, test, equivalence)
         evidence += f"; equivalence test (TOST) against {bounds}, {_p_text(equivalence, alpha)}"
+    against = "" if _contrasts_conditions(outcome, test) else " from chance"
+    if bf_text(test):
+        evidence += f"; {bf_text(test, against)}"
     evidence += f"; {_n_text(test)}"
     details = _estimate_text(outcome, test) + evidence
     versus = (
@@ -563,3 +584,48 @@ def findings_for(
         result["supported_by"] = [i] + ([tost] if tost is not None else [])
         out.append(result)
     return out
+
+
+def moderator_label(entry: dict) -> str:
+    """'the gender of the person photographed' or "participants' ai familiarity"."""
+    words = str(entry.get("moderator", "")).replace("_", " ")
+    if entry.get("source") == "identity":
+        return f"the {words} of the person photographed"
+    return f"participants' {words}"
+
+
+def moderation_claim(entry: dict, alpha: float = 0.05) -> tuple[str, str]:
+    """Verdict and plain sentence of one condition x moderator test (results.json moderation).
+
+    "differs" only when the (adjusted) likelihood-ratio test is below alpha, then with the
+    estimate of each group; otherwise "no_evidence", which says no more than that (a test that
+    does not reject is not evidence that every group is alike); "not_tested" with the reason.
+    """
+    label = moderator_label(entry)
+    lrt = entry.get("lrt") or {}
+    p = corrected_p(entry)
+    if not entry.get("tested") or p is None or not _finite(lrt.get("statistic")):
+        notes = [n for n in entry.get("notes", []) if "not tested" in n or "cannot" in n]
+        why = notes[-1].rstrip(".") if notes else "the model could not be fitted"
+        return "not_tested", _tidy(f"Not tested whether the effect differs by {label}: {why}.")
+    outcome = _outcome(entry)
+    factor, digits, unit = _scaled(outcome, entry)
+    chisq = f"χ²({lrt['df']}) = {fixed(lrt['statistic'], 2)}"
+    test = f"likelihood-ratio test {chisq}, {_p_text(entry, alpha)}"
+    if p >= alpha:
+        return "no_evidence", _tidy(
+            f"No evidence that the AI-minus-real difference in {outcome.label} differs by "
+            f"{label} ({test}). This does not show that it is the same for every group: "
+            "each group's estimate below is less precise than the overall one."
+        )
+    parts = [
+        f"{lv['level']}: {fixed(lv['estimate'] * factor, digits)} "
+        f"[{fixed(lv['ci_low'] * factor, digits)}, {fixed(lv['ci_high'] * factor, digits)}]"
+        for lv in entry.get("levels", [])
+        if _finite(lv.get("estimate")) and _finite(lv.get("ci_low")) and _finite(lv.get("ci_high"))
+    ]
+    plan = "as preregistered" if entry.get("preregistered") else "an exploratory test"
+    return "differs", _tidy(
+        f"The AI-minus-real difference in {outcome.label} differs by {label} ({test}; {plan}). "
+        f"AI minus real{' (' + unit + ')' if unit else ''}, 95% CI: {'; '.join(parts)}."
+    )

@@ -17,9 +17,11 @@ import pandas as pd
 from analysis.vocabulary import (
     DEFAULT_RATING_RANGE,
     FIXED_MEASURES,
+    REAL_SIDES,
     RT_FAST_MS,
     RT_FLAGS,
     RT_SLOW_MS,
+    TRIAL_DETAIL_COLUMNS,
     rt_flag,
 )
 
@@ -47,6 +49,10 @@ TRIAL_COLUMNS = (
 # `studied` (recognise rows: 1 for a person met in the learn block, 0 for a foil) follows from
 # the condition (a target's is the condition it was studied in, a foil's is empty).
 DERIVED_TRIAL_COLUMNS = ("rt_flag", "simulated", "studied")
+# TRIAL_DETAIL_COLUMNS (analysis.vocabulary: what each trial showed, where and when) follow
+# `studied`: checked when present, empty text when absent (older exports); never analysed.
+# A time of trials.csv: ISO 8601 in UTC with a Z, to the second or a fraction of it.
+ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 TASKS = ("match", "rate", "choose", "detect", "learn", "recognise")
 CONDITIONS = ("real", "ai")
 STATUSES = ("completed", "partial")
@@ -102,6 +108,8 @@ class StudyData:
     trials_source: str
     participants_source: str | None
     scale_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # identities.csv (identity code and its descriptors), when the export has one
+    identities: pd.DataFrame | None = None
 
     def __iter__(self):
         """Unpack as ``trials, participants``."""
@@ -119,7 +127,11 @@ class StudyData:
 
 
 def load(
-    source, participants=None, *, scale_ranges: Mapping[str, tuple[int, int]] | None = None
+    source,
+    participants=None,
+    *,
+    scale_ranges: Mapping[str, tuple[int, int]] | None = None,
+    identities=None,
 ) -> StudyData:
     """Read and validate a study export.
 
@@ -135,6 +147,10 @@ def load(
     scale_ranges : mapping of str to (int, int), optional
         Allowed range of each rating scale (and of ``confidence``); a scale not named here
         ranges over 1..7 (confidence over 1..5).
+    identities : str, Path or pandas.DataFrame, optional
+        The identities table (``identity`` and descriptor columns such as ``gender``). By
+        default ``identities.csv`` (psych-DS: ``study-<slug>_table-identities_data.csv``) beside
+        the trials file or in the ZIP, when there is one.
 
     Returns
     -------
@@ -143,7 +159,9 @@ def load(
         ``is_match``, ``correct`` and ``rt_ms`` as float (NaN when empty), ``value`` as text, plus
         ``value_number`` (float: the value of same, confidence and rating measures, else NaN)
         and ``rt_flag`` (text: "fast" below 50 ms, "slow" above 10 minutes, else empty), derived
-        from ``rt_ms`` when the file predates the column.
+        from ``rt_ms`` when the file predates the column, and the detail columns
+        (``TRIAL_DETAIL_COLUMNS``: real_side, image ids, shown_at, answered_at) as text, empty
+        when the file predates them.
         ``participants`` (or None) has ``participant`` and ``status`` as text and, when present,
         ``attention_passed`` and ``attention_total`` as int.
 
@@ -153,6 +171,7 @@ def load(
         On the first row (in file order) that breaks the contract, naming file, row and column.
     """
     ranges = _scale_ranges(scale_ranges)
+    ids_beside: Path | None = None
     if isinstance(source, pd.DataFrame):
         trials_raw, trials_name = _frame_to_text(source), "trials (DataFrame)"
         parts_raw, parts_name = _participants_input(participants, None)
@@ -170,12 +189,66 @@ def load(
             trials_path, beside = _locate_files(path)
             trials_raw, trials_name = _read_csv(trials_path), str(trials_path)
             parts_raw, parts_name = _participants_input(participants, beside)
+            ids_beside = trials_path.with_name(_identities_name(trials_path.name))
     trials = validate_trials(trials_raw, trials_name, ranges)
     parts = None
     if parts_raw is not None:
         parts = validate_participants(parts_raw, parts_name)
         _check_participants_known(trials_raw, trials_name, parts)
-    return StudyData(trials, parts, trials_name, parts_name, ranges)
+    ids = None
+    if identities is not None or ids_beside is not None:
+        ids_raw, ids_name = _participants_input(identities, ids_beside)
+        if ids_raw is not None:
+            named = "identities (DataFrame)" if isinstance(identities, pd.DataFrame) else ids_name
+            ids = validate_identities(ids_raw, named or "identities.csv")
+    elif not isinstance(source, pd.DataFrame) and zipfile.is_zipfile(source):
+        ids = _zip_identities(Path(source), trials_name)
+    return StudyData(trials, parts, trials_name, parts_name, ranges, ids)
+
+
+def _identities_name(trials_name: str) -> str:
+    """identities.csv beside trials.csv, or the psych-DS table beside study-<slug>_data.csv."""
+    match = re.match(r"^(study-.+)_data\.csv$", trials_name)
+    return f"{match.group(1)}_table-identities_data.csv" if match else "identities.csv"
+
+
+def _zip_identities(path: Path, trials_name: str) -> pd.DataFrame | None:
+    """The identities table beside the trials file in a ZIP export, or None."""
+    member = trials_name.split(":", 1)[1] if trials_name.startswith(f"{path}:") else trials_name
+    folder, _sep, base = member.rpartition("/")
+    wanted = f"{folder}/{_identities_name(base)}" if folder else _identities_name(base)
+    with zipfile.ZipFile(path) as archive:
+        if wanted not in archive.namelist():
+            return None
+        if archive.getinfo(wanted).file_size > MAX_MEMBER_BYTES:
+            raise ContractError("file in the ZIP is too large to read", file=f"{path}:{wanted}")
+        raw = _read_csv(_io.BytesIO(archive.read(wanted)), f"{path}:{wanted}")
+    return validate_identities(raw, f"{path}:{wanted}")
+
+
+def validate_identities(raw: pd.DataFrame, name: str = "identities.csv") -> pd.DataFrame:
+    """Check an identities table of text cells: one row per identity code, descriptors as text.
+
+    Blank descriptors stay empty strings (the analysis treats them as missing).
+
+    Raises
+    ------
+    ContractError
+        No ``identity`` column, an empty or repeated identity code.
+    """
+    _require_columns(raw, ("identity",), name)
+    table = raw.copy()
+    for column in table.columns:
+        table[column] = _unescape(table[column].fillna("").astype(str)).str.strip()
+    check = _Checker(name, table)
+    check.check(table["identity"] == "", "identity", lambda v: "identity is empty")
+    check.check(
+        table["identity"].duplicated() & (table["identity"] != ""),
+        "identity",
+        lambda v: f"identity {v!r} appears twice",
+    )
+    check.raise_first()
+    return table.reset_index(drop=True)
 
 
 def _scale_ranges(scale_ranges) -> dict[str, tuple[int, int]]:
@@ -613,6 +686,8 @@ def validate_trials(
             ),
         )
 
+    _check_details(t, check)
+
     duplicated = (
         trial.notna() & pd.DataFrame({"p": t["participant"], "t": trial, "m": measure}).duplicated()
     )
@@ -631,7 +706,54 @@ def validate_trials(
     t["rt_flag"] = derived_flag
     t["studied"] = pd.to_numeric(studied, errors="coerce").astype(float)
     t["value_number"] = value_number.astype(float)
+    # The same column order whichever columns the file had.
+    detail = list(TRIAL_DETAIL_COLUMNS)
+    order = [c for c in t.columns if c not in detail and c != "value_number"]
+    t = t[[*order, *detail, "value_number"]]
     return t.reset_index(drop=True)
+
+
+def _check_details(t: pd.DataFrame, check: _Checker) -> None:
+    """Check the per-trial detail columns when the file has them; add them empty when not.
+
+    real_side is empty, left or right, and set on choose rows only; shown_at and answered_at are
+    empty or ISO 8601 UTC times with a Z, and a trial is never answered before it was shown.
+    """
+    for column in TRIAL_DETAIL_COLUMNS:
+        t[column] = t[column].str.strip() if column in t.columns else ""
+    side = t["real_side"]
+    check.check(
+        ~side.isin(REAL_SIDES),
+        "real_side",
+        lambda v: f"real_side must be empty, 'left' or 'right', got {v!r}",
+    )
+    check.check(
+        (side != "") & (t["task"] != "choose"),
+        "real_side",
+        lambda v: f"real_side {v!r} on a row that is not a choose trial",
+    )
+    times = {}
+    for column in ("shown_at", "answered_at"):
+        text = t[column]
+        written = text.where(text.str.fullmatch(ISO_UTC.pattern), "")
+        moment = pd.to_datetime(
+            written.replace("", None), utc=True, format="ISO8601", errors="coerce"
+        )
+        check.check(
+            (text != "") & moment.isna(),
+            column,
+            lambda v, c=column: (
+                f"{c} must be empty or an ISO 8601 UTC time ending in Z "
+                f"(e.g. 2025-03-01T09:30:20.123Z), got {v!r}"
+            ),
+        )
+        times[column] = moment
+    shown, answered = times["shown_at"], times["answered_at"]
+    check.check(
+        shown.notna() & answered.notna() & (answered < shown),
+        "answered_at",
+        lambda v: f"answered_at {v!r} is before the trial's shown_at",
+    )
 
 
 def validate_participants(raw: pd.DataFrame, name: str = "participants.csv") -> pd.DataFrame:
@@ -720,3 +842,41 @@ def canonical_trials_csv(trials: pd.DataFrame) -> str:
     )
     canonical = pd.DataFrame({c: text(table[c]) for c in TRIAL_COLUMNS})
     return canonical.to_csv(index=False, lineterminator="\n")
+
+
+def with_participant_columns(
+    trials: pd.DataFrame, participants: pd.DataFrame | None, columns: list[str]
+) -> pd.DataFrame:
+    """Return the trials with participant-level columns joined on, for covariates/moderators.
+
+    The researcher's questions are participants.csv columns named by each question's code (see
+    the codebook). A column whose answered cells are all numbers (a Likert point, a number
+    question) comes back numeric (float, NaN when unanswered); any other stays text, ``""``
+    when unanswered. A checkbox answer is its values joined by ``"; "``.
+
+    Raises
+    ------
+    ContractError
+        No participants table, or a column it does not have.
+    """
+    if participants is None:
+        raise ContractError(
+            "needed for participant columns, but not given", file="participants.csv"
+        )
+    missing = [c for c in columns if c not in participants.columns]
+    if missing:
+        raise ContractError(
+            f"no column {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(participants.columns)})",
+            file="participants.csv",
+        )
+    picked = participants.loc[:, ["participant", *columns]].copy()
+    for column in columns:
+        text = picked[column].astype(str).where(picked[column].notna(), "")
+        numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
+        answered = text != ""
+        if answered.any() and numbers[answered].notna().all():
+            picked[column] = numbers.astype("float64")
+        else:
+            picked[column] = text
+    return trials.merge(picked, on="participant", how="left", validate="many_to_one")

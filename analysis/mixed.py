@@ -1,13 +1,12 @@
-"""Mixed models with crossed random effects of participants and identities, fitted as lme4 does.
-
-``fit_lmm`` (REML, Satterthwaite df as lmerTest) and ``fit_glmm`` (logistic, Laplace) return a
-``MixedFit``; the estimate is always the ``conditionai`` coefficient, i.e. ai minus real.
-"""
+"""Mixed models with crossed random effects of participants and identities, fitted as lme4 does;
+any fixed effects as a formula, and ``moderation`` (condition x moderator)."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,11 +23,106 @@ COEFFICIENT = "condition" + TREATMENT_CONDITION  # lme4's name for the ai-minus-
 SINGULAR_TOL = 1e-4  # lme4::isSingular(tol = 1e-4)
 GRADIENT_TOL = 2e-3  # lme4's check.conv.grad = .makeCC("warning", tol = 2e-3)
 HESSIAN_EIGEN_TOL = 1e-8  # lmerTest::as_lmerModLT(tol = 1e-8)
+RANK_TOL = 1e-7  # lme4's lmerControl(check.rankX = "message+drop.cols"), qr tolerance
+_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+
+
+class _Tests:
+    """What tests of any contrast of the fixed effects need, kept from one fit.
+
+    ``kind`` "t" (LMM: Satterthwaite df from the Jacobian of Var(beta) over (theta, sigma) and
+    the covariance A of those parameters, as lmerTest) or "z" (GLMM: Wald).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        beta: np.ndarray,
+        vcov: np.ndarray,
+        jac: list[np.ndarray] | None = None,
+        A: np.ndarray | None = None,
+    ):
+        self.kind, self.beta, self.vcov, self.jac, self.A = kind, beta, vcov, jac, A
+
+    def _df(self, L: np.ndarray, var: float) -> float:
+        """Satterthwaite df of the contrast L'beta (lmerTest's contest1D)."""
+        if self.jac is None or self.A is None:
+            return math.inf
+        grad = np.array([L @ J @ L for J in self.jac])
+        denom = grad @ self.A @ grad
+        return 2.0 * var**2 / denom if denom > 0 else math.inf
+
+    def contrast(self, L: np.ndarray, level: float = 0.95) -> dict[str, Any]:
+        """Estimate, SE, t (Satterthwaite df) or z, p and CI of one contrast L'beta."""
+        L = np.asarray(L, dtype=float)
+        estimate = float(L @ self.beta)
+        var = float(L @ self.vcov @ L)
+        se = math.sqrt(var) if var > 0 else math.nan
+        df = self._df(L, var) if self.kind == "t" else math.inf
+        statistic = estimate / se
+        dist = stats.t(df) if math.isfinite(df) else stats.norm()
+        half = float(dist.ppf(0.5 + level / 2)) * se
+        return {
+            "estimate": estimate,
+            "se": se,
+            "statistic": statistic,
+            "statistic_name": self.kind,
+            "df": float(df) if math.isfinite(df) else None,
+            "p_value": float(2 * dist.sf(abs(statistic))),
+            "ci_low": estimate - half,
+            "ci_high": estimate + half,
+        }
+
+    def joint(self, L: np.ndarray) -> dict[str, Any]:
+        """Test L beta = 0 for a q-row L: Satterthwaite F (LMM, lmerTest's contestMD) or Wald chi^2.
+
+        F = sum_m (p_m' L beta)^2 / d_m / q over the eigenvectors p_m (eigenvalues d_m) of
+        L V L'; each rotated contrast gets its Satterthwaite df nu_m, and the denominator df is
+        2E / (E - q) with E = sum nu_m / (nu_m - 2) (Kuznetsova et al. 2017, eq. 5-6).
+        """
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+        q = L.shape[0]
+        d, P = np.linalg.eigh(L @ self.vcov @ L.T)
+        d, P = d[::-1], P[:, ::-1]  # R's eigen(): decreasing
+        rotated = P.T @ L
+        t2 = (rotated @ self.beta) ** 2
+        statistic = float(np.sum(t2 / d))
+        if self.kind == "z":
+            return {
+                "statistic": statistic,
+                "statistic_name": "chisq",
+                "df": q,
+                "df_denominator": None,
+                "p_value": float(stats.chi2.sf(statistic, q)),
+            }
+        nu = np.array([self._df(rotated[m], float(d[m])) for m in range(q)])
+        if q == 1 or np.all(np.abs(nu - nu[0]) < 1e-8):
+            ddf = float(nu[0])
+        elif np.any(nu <= 2):
+            ddf = 2.0
+        else:
+            E = float(np.sum(nu / (nu - 2)))
+            ddf = 2 * E / (E - q)
+        F = statistic / q
+        p = stats.f.sf(F, q, ddf) if math.isfinite(ddf) else stats.chi2.sf(statistic, q)
+        return {
+            "statistic": F,
+            "statistic_name": "F",
+            "df": q,
+            "df_denominator": ddf if math.isfinite(ddf) else None,
+            "p_value": float(p),
+        }
 
 
 @dataclasses.dataclass
 class MixedFit:
-    """Result of one mixed model: the ai-minus-real fixed effect, its test and the variances."""
+    """Result of one mixed model: the condition effect, its test, every coefficient, variances.
+
+    ``estimate`` and its test are those of the condition coefficient (``coefficient``, e.g.
+    ``conditionai``: treatment minus baseline, at the reference level of any moderator);
+    ``coefficients`` tests every fixed effect; :meth:`contrast` and :meth:`joint` test any
+    linear combination of them (simple effects, interaction terms).
+    """
 
     method: str
     estimate: float
@@ -48,10 +142,55 @@ class MixedFit:
     notes: list[str]
     formula: str
     deviance: float | None = None  # REML criterion (lmm) or Laplace deviance (glmm), as lme4
+    coefficient: str = "conditionai"
+    levels: list[str] = dataclasses.field(default_factory=lambda: ["real", "ai"])
+    fixed: str = "condition"
+    coefficients: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    vcov: list[list[float]] = dataclasses.field(default_factory=list)
+    n_dropped: int = 0
+    slopes: bool = False
+    factor_levels: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    n_parameters: int = 0  # fixed effects + covariance parameters (+ sigma for the lmm)
+    tests: _Tests | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the fit as plain JSON-ready Python values."""
-        return _plain(dataclasses.asdict(self))
+        return _plain(
+            {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "tests"}
+        )
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the fixed-effect coefficients, in model order (R's names(fixef(m)))."""
+        return [c["term"] for c in self.coefficients]
+
+    def weights(self, combination: dict[str, float]) -> np.ndarray:
+        """Contrast vector from {coefficient name: weight}; raise naming an unknown name."""
+        L = np.zeros(len(self.coefficients))
+        for name, weight in combination.items():
+            if name not in self.names:
+                raise ValueError(
+                    f"{name!r} is not a coefficient of this model ({', '.join(self.names)})"
+                )
+            L[self.names.index(name)] = weight
+        return L
+
+    def contrast(self, combination: dict[str, float], level: float = 0.95) -> dict[str, Any]:
+        """Test a combination of coefficients, e.g. {"conditionai": 1, "conditionai:genderm": 1}.
+
+        t with Satterthwaite df (LMM) or Wald z (GLMM), with its ``level`` CI.
+        """
+        if self.tests is None:
+            raise ValueError("this fit keeps no covariance for tests")
+        return self.tests.contrast(self.weights(combination), level)
+
+    def joint(self, names: list[str]) -> dict[str, Any]:
+        """Test that the named coefficients are all zero: Satterthwaite F (LMM) or Wald chi^2."""
+        if self.tests is None:
+            raise ValueError("this fit keeps no covariance for tests")
+        if not names:
+            raise ValueError("name at least one coefficient to test")
+        return self.tests.joint(np.array([self.weights({n: 1.0}) for n in names]))
 
 
 def _plain(value: Any) -> Any:
@@ -74,7 +213,7 @@ def _plain(value: Any) -> Any:
 
 @dataclasses.dataclass
 class _Data:
-    """Validated model data: response, ai indicator and integer codes of both groupings."""
+    """Validated model data: response, fixed-effects matrix and integer codes of both groupings."""
 
     y: np.ndarray
     ai: np.ndarray
@@ -83,6 +222,14 @@ class _Data:
     n_participants: int
     n_identities: int
     names: dict[str, str]
+    n_dropped: int
+    X: np.ndarray
+    columns: list[str]
+    coefficient: str
+    fixed: str
+    levels: tuple[str, str]
+    notes: list[str]
+    factor_levels: dict[str, list[str]]
 
 
 def _shown(value: Any) -> Any:
@@ -90,23 +237,263 @@ def _shown(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def parse_fixed(fixed: str) -> list[tuple[str, ...]]:
+    """Terms of a formula-like fixed-effects specification, in R's order.
+
+    ``+`` separates terms, ``a:b`` is the interaction alone and ``a * b`` is ``a + b + a:b``
+    (for any number of factors). Terms are ordered as R's ``terms()``: by degree (main effects
+    first), then in order of appearance; repeats are dropped. ``1`` (the intercept, always
+    included) may be written and is ignored.
+
+    Raises
+    ------
+    ValueError
+        An empty specification or term, or a character other than names, ``+``, ``*``, ``:``.
+    """
+    if not isinstance(fixed, str) or not fixed.strip():
+        raise ValueError(f"fixed must be a non-empty formula such as 'condition', got {fixed!r}")
+    text = fixed.split("~", 1)[1] if "~" in fixed else fixed
+    terms: list[tuple[str, ...]] = []
+    for part in text.split("+"):
+        part = part.strip()
+        if part == "1":
+            continue
+        if not part:
+            raise ValueError(f"fixed {fixed!r}: an empty term (a '+' with nothing beside it)")
+        groups = []
+        for star in part.split("*"):
+            names = tuple(n.strip() for n in star.split(":"))
+            for name in names:
+                if not _NAME.match(name):
+                    raise ValueError(
+                        f"fixed {fixed!r}: {name!r} is not a column name "
+                        "(use names joined by +, * and :)"
+                    )
+            groups.append(names)
+        # a * b * c: every non-empty subset of the starred groups, each an interaction
+        for size in range(1, len(groups) + 1):
+            for subset in itertools.combinations(groups, size):
+                merged = tuple(dict.fromkeys(n for g in subset for n in g))
+                if not any(set(merged) == set(t) for t in terms):
+                    terms.append(merged)
+    if not terms:
+        raise ValueError(f"fixed {fixed!r} names no column")
+    return sorted(terms, key=len)  # stable: order of appearance within a degree
+
+
+def _missing(column: pd.Series) -> np.ndarray:
+    """NaN/None/NA, or text that is empty once stripped (an unanswered cell in a CSV)."""
+    blank = column.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+    return column.isna().to_numpy() | blank
+
+
+def _is_numeric(column: pd.Series) -> bool:
+    """A numeric (not boolean) column: used as is; anything else is a factor."""
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def _drop_missing(data: pd.DataFrame, used: list[str], notes: list[str]) -> pd.DataFrame:
+    """Rows complete in every column used (R's na.omit), with a note of how many were dropped."""
+    missing = {column: _missing(data[column]) for column in used}
+    any_missing = np.logical_or.reduce(list(missing.values()))
+    if not any_missing.any():
+        return data
+    counts = ", ".join(f"{c}: {int(m.sum())}" for c, m in missing.items() if m.any())
+    notes.append(
+        f"{int(any_missing.sum())} of {len(data)} rows dropped for missing values "
+        f"({counts}), as R's na.omit"
+    )
+    return data.loc[~any_missing]
+
+
+def _condition_levels(
+    values: np.ndarray, index: pd.Index, column: str, baseline: str, treatment: str | None
+) -> tuple[str, str]:
+    """The baseline and the other condition level; raise unless there are exactly those two."""
+    present = sorted(set(values))
+    if treatment is None:
+        if baseline not in present:
+            raise ValueError(
+                f"column {column!r} has no row with the baseline {baseline!r} "
+                f"(values: {', '.join(map(repr, present))})"
+            )
+        others = [v for v in present if v != baseline]
+        if len(others) > 1:
+            raise ValueError(
+                f"column {column!r} has {len(present)} values ({', '.join(map(repr, present))}); "
+                f"the model compares two conditions: {baseline!r} (the baseline) and one other"
+            )
+        if not others:
+            raise ValueError(
+                f"column {column!r} has only the value {baseline!r}; "
+                "the model needs the baseline and one other condition"
+            )
+        treatment = others[0]
+    allowed = (baseline, treatment)
+    unknown = ~np.isin(values, allowed)
+    if unknown.any():
+        i = np.flatnonzero(unknown)[0]
+        raise ValueError(
+            f"column {column!r} has value {values[i]!r} at row {_shown(index[i])!r}; "
+            f"expected {allowed[0]!r} or {allowed[1]!r}"
+        )
+    if len(present) < 2:
+        raise ValueError(
+            f"column {column!r} has only the value {present[0]!r}; "
+            f"the model needs both {allowed[0]!r} and {allowed[1]!r}"
+        )
+    return baseline, treatment
+
+
+def _label(value: Any) -> str:
+    """A factor level as R prints it: 2 for 2.0, text as it is."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _factor_columns(
+    values: pd.Series, name: str, reference: str | None
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Treatment-contrast columns of a factor: (levels, n x (levels - 1) matrix, column names).
+
+    Levels are sorted (R's factor() in the C locale) with the reference, when named, first.
+    """
+    text = values.map(_label).to_numpy().astype(str)
+    if _is_numeric(values):
+        levels = [_label(v) for v in sorted(set(values))]  # R: factor(<numeric>) sorts by value
+    else:
+        levels = sorted(set(text))
+    if reference is not None:
+        if reference not in levels:
+            raise ValueError(
+                f"reference level {reference!r} of {name!r} is not in the data "
+                f"(levels: {', '.join(map(repr, levels))})"
+            )
+        levels.remove(reference)
+        levels.insert(0, reference)
+    matrix = np.column_stack([(text == level).astype(float) for level in levels[1:]])
+    if matrix.size == 0:
+        matrix = np.zeros((len(text), 0))
+    return levels, matrix, [f"{name}{level}" for level in levels[1:]]
+
+
+def _fixed_matrix(
+    data: pd.DataFrame,
+    terms: list[tuple[str, ...]],
+    condition: str,
+    levels: tuple[str, str],
+    reference: dict[str, str],
+    notes: list[str],
+    factors: tuple[str, ...] = (),
+) -> tuple[np.ndarray, list[str], dict[str, list[str]]]:
+    """Model matrix of the fixed effects (intercept first), its column names and factor levels.
+
+    Factors get treatment contrasts (R's contr.treatment); numeric columns enter as they are;
+    an interaction's columns are the products of its factors' columns, the first varying
+    fastest, named ``a:b`` as R names them.
+    """
+    blocks: dict[str, tuple[np.ndarray, list[str]]] = {}
+    factor_levels: dict[str, list[str]] = {}
+    for name in dict.fromkeys(n for t in terms for n in t):
+        column = data[name]
+        if name == condition:
+            blocks[name] = (
+                (column.astype(str).to_numpy() == levels[1]).astype(float)[:, None],
+                [f"{condition}{levels[1]}"],
+            )
+            factor_levels[name] = list(levels)
+        elif _is_numeric(column) and name not in reference and name not in factors:
+            blocks[name] = (column.to_numpy(dtype=float)[:, None], [name])
+        else:
+            found, matrix, names = _factor_columns(column, name, reference.get(name))
+            factor_levels[name] = found
+            if len(found) < 2:
+                notes.append(
+                    f"{name} has one level ({found[0]!r}) in the rows fitted: "
+                    "its terms are not estimable and were left out"
+                )
+            blocks[name] = (matrix, names)
+    columns, names = [np.ones((len(data), 1))], ["(Intercept)"]
+    for term in terms:
+        for part in term:
+            if len(term) > 1 and (part,) not in terms:
+                raise ValueError(
+                    f"the interaction {':'.join(term)} needs the main effect of {part} "
+                    f"in the model too (write {'*'.join(term)})"
+                )
+        matrix, labels = blocks[term[0]]
+        for part in term[1:]:
+            other, other_labels = blocks[part]
+            matrix = (matrix[:, :, None] * other[:, None, :]).reshape(len(data), -1, order="F")
+            labels = [f"{a}:{b}" for b in other_labels for a in labels]
+        if labels:
+            columns.append(matrix)
+            names.extend(labels)
+    return np.column_stack(columns), names, factor_levels
+
+
+def _full_rank(X: np.ndarray, names: list[str], notes: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Drop columns that are linear combinations of earlier ones, as lme4 does (with a note)."""
+    keep: list[int] = []
+    scale = np.linalg.norm(X, axis=0)
+    for j in range(X.shape[1]):
+        if scale[j] == 0:
+            continue
+        if keep:
+            Q, _ = np.linalg.qr(X[:, keep])
+            residual = X[:, j] - Q @ (Q.T @ X[:, j])
+            if np.linalg.norm(residual) <= RANK_TOL * scale[j]:
+                continue
+        keep.append(j)
+    dropped = [names[j] for j in range(len(names)) if j not in keep]
+    if dropped:
+        notes.append(
+            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+            f"column(s) / coefficient(s): {', '.join(dropped)} (no data to estimate them)"
+        )
+    return X[:, keep], [names[j] for j in keep]
+
+
 def _prepare(
-    data: pd.DataFrame, dv: str, condition: str, participant: str, identity: str, binary: bool
+    data: pd.DataFrame,
+    dv: str,
+    condition: str,
+    participant: str,
+    identity: str,
+    binary: bool,
+    fixed: str | None = None,
+    baseline: str = REFERENCE_CONDITION,
+    treatment: str | None = None,
+    reference: dict[str, str] | None = None,
+    factors: tuple[str, ...] | list[str] = (),
 ) -> _Data:
-    """Check the input and code it for the model; raise ValueError naming column and value."""
+    """Check the input and code it for the model; raise ValueError naming column and value.
+
+    Rows with a missing response, condition, grouping or predictor are dropped (R's na.omit)
+    and counted in the notes.
+    """
     if not isinstance(data, pd.DataFrame):
         raise ValueError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise ValueError("data has no rows")
     names = {"dv": dv, "condition": condition, "participant": participant, "identity": identity}
-    for column in names.values():
+    terms = parse_fixed(condition if fixed is None else fixed)
+    if (condition,) not in terms:
+        raise ValueError(
+            f"fixed {fixed!r} must include the condition column {condition!r} as a main effect"
+        )
+    predictors = list(dict.fromkeys(n for t in terms for n in t))
+    reference = dict(reference or {})
+    for column in [*names.values(), *predictors, *reference]:
         if column not in data.columns:
             raise ValueError(f"column {column!r} is missing from data")
-    for column in names.values():
-        missing = data[column].isna().to_numpy()
-        if missing.any():
-            row = data.index[np.flatnonzero(missing)[0]]
-            raise ValueError(f"column {column!r} has a missing value (NaN) at row {_shown(row)!r}")
+    notes: list[str] = []
+    used = list(dict.fromkeys([dv, condition, participant, identity, *predictors]))
+    n_given = len(data)
+    data = _drop_missing(data, used, notes)
+    if len(data) == 0:
+        raise ValueError("no rows are left once rows with missing values are dropped")
 
     raw_dv = data[dv]
     y = pd.to_numeric(raw_dv, errors="coerce").to_numpy(dtype=float)
@@ -127,49 +514,51 @@ def _prepare(
             )
 
     cond = data[condition].astype(str).to_numpy()
-    allowed = (REFERENCE_CONDITION, TREATMENT_CONDITION)
-    unknown = ~np.isin(cond, allowed)
-    if unknown.any():
-        i = np.flatnonzero(unknown)[0]
-        raise ValueError(
-            f"column {condition!r} has value {cond[i]!r} at row "
-            f"{_shown(data.index[i])!r}; expected {allowed[0]!r} or {allowed[1]!r}"
-        )
-    present = set(cond)
-    if len(present) < 2:
-        raise ValueError(
-            f"column {condition!r} has only the value {present.pop()!r}; "
-            f"the model needs both {allowed[0]!r} and {allowed[1]!r}"
-        )
+    levels = _condition_levels(cond, data.index, condition, str(baseline), treatment)
 
     codes = {}
     for key in ("participant", "identity"):
         column = names[key]
-        code, levels = pd.factorize(data[column], sort=True)
-        if len(levels) < 2:
+        code, found = pd.factorize(data[column], sort=True)
+        if len(found) < 2:
             raise ValueError(
-                f"column {column!r} has one level ({_shown(levels[0])!r}); "
+                f"column {column!r} has one level ({_shown(found[0])!r}); "
                 "a random effect needs at least two"
             )
-        if len(levels) >= len(data):
+        if len(found) >= len(data):
             # lme4 refuses this too: a grouping factor needs fewer levels than observations
             raise ValueError(
-                f"column {column!r} has {len(levels)} levels for {len(data)} rows; "
+                f"column {column!r} has {len(found)} levels for {len(data)} rows; "
                 "a random effect needs fewer levels than observations"
             )
-        codes[key] = (code.astype(np.intp), len(levels))
+        codes[key] = (code.astype(np.intp), len(found))
     if binary and (y.min() == y.max()):
         raise ValueError(
             f"column {dv!r} has the single value {y[0]:g}; a logistic model needs both 0 and 1"
         )
+    X, columns, factor_levels = _fixed_matrix(
+        data, terms, condition, levels, reference, notes, tuple(factors)
+    )
+    X, columns = _full_rank(X, columns, notes)
+    coefficient = f"{condition}{levels[1]}"
+    if coefficient not in columns:
+        raise ValueError(f"the condition coefficient {coefficient!r} is not estimable")
     return _Data(
         y=y,
-        ai=(cond == TREATMENT_CONDITION).astype(float),
+        ai=(cond == levels[1]).astype(float),
         participant=codes["participant"][0],
         identity=codes["identity"][0],
         n_participants=codes["participant"][1],
         n_identities=codes["identity"][1],
         names=names,
+        n_dropped=n_given - len(data),
+        X=X,
+        columns=columns,
+        coefficient=coefficient,
+        fixed=" + ".join(":".join(t) for t in terms),
+        levels=levels,
+        notes=notes,
+        factor_levels=factor_levels,
     )
 
 
@@ -518,6 +907,13 @@ class _LMM:
             return np.inf
         return s["ldL2"] + s["ldRX2"] + dof * (1.0 + math.log(2 * math.pi * s["pwrss"] / dof))
 
+    def ml(self, theta: np.ndarray) -> float:
+        """ML deviance: log|L|^2 + n (1 + log(2 pi pwrss / n)) (lme4, REML = FALSE)."""
+        s = self.pls(theta)
+        if not s["pwrss"] > 0:
+            return np.inf
+        return s["ldL2"] + self.n * (1.0 + math.log(2 * math.pi * s["pwrss"] / self.n))
+
     def deviance_varpar(self, varpar: np.ndarray) -> float:
         """REML deviance as a function of (theta, sigma), lmerTest's devfun_vp."""
         theta, sigma2 = varpar[:-1], varpar[-1] ** 2
@@ -538,14 +934,14 @@ class _LMM:
 
 
 def _satterthwaite(
-    model: _LMM, theta: np.ndarray, sigma: float, contrast: np.ndarray, notes: list[str]
-) -> tuple[float, float]:
-    """Variance and Satterthwaite df of a contrast, as lmerTest::contest1D.
+    model: _LMM, theta: np.ndarray, sigma: float, notes: list[str]
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """What lmerTest's contest1D needs: Var(beta), its Jacobian and A, as lmerTest computes them.
 
     Var(L'beta) = L' C(psi) L with psi = (theta, sigma) and C = sigma^2 (RX'RX)^-1;
     df = 2 Var^2 / (g' A g), where g_i = L' (dC / dpsi_i) L (Richardson Jacobian) and
     A = 2 H^+ is the Moore-Penrose inverse of the numerical Hessian H of the REML deviance
-    in psi (numDeriv::hessian).
+    in psi (numDeriv::hessian). Returns (C, [dC/dpsi_i], A).
     """
     varpar = np.append(theta, sigma)
     H = numderiv.hessian(model.deviance_varpar, varpar)
@@ -567,10 +963,8 @@ def _satterthwaite(
     vcov_varpar = 2.0 * (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
     jac = numderiv.jacobian(model.covbeta, varpar)
     p = model.p
-    grad = np.array([contrast @ jac[:, i].reshape(p, p) @ contrast for i in range(len(varpar))])
-    var = contrast @ model.covbeta(varpar) @ contrast
-    denom = grad @ vcov_varpar @ grad
-    return var, (2.0 * var**2 / denom if denom > 0 else np.inf)
+    jacobians = [jac[:, i].reshape(p, p) for i in range(len(varpar))]
+    return model.covbeta(varpar), jacobians, vcov_varpar
 
 
 # ----------------------------------------------------------------------------- GLMM
@@ -700,7 +1094,7 @@ def _terms(d: _Data, slopes: bool) -> list[_Term]:
     """Random-effects terms for participants and identities, with or without slopes."""
     intercept = np.ones((len(d.y), 1))
     columns = np.column_stack([intercept, d.ai]) if slopes else intercept
-    names = ("(Intercept)", COEFFICIENT) if slopes else ("(Intercept)",)
+    names = ("(Intercept)", d.coefficient) if slopes else ("(Intercept)",)
     return [
         _Term(d.names["participant"], d.participant, d.n_participants, columns, names),
         _Term(d.names["identity"], d.identity, d.n_identities, columns, names),
@@ -711,10 +1105,7 @@ def _formula(d: _Data, slopes: bool) -> str:
     """lme4 formula text of the model fitted."""
     n = d.names
     inner = f"1 + {n['condition']}" if slopes else "1"
-    return (
-        f"{n['dv']} ~ {n['condition']} + ({inner} | {n['participant']}) "
-        f"+ ({inner} | {n['identity']})"
-    )
+    return f"{n['dv']} ~ {d.fixed} + ({inner} | {n['participant']}) + ({inner} | {n['identity']})"
 
 
 def _random_effects(
@@ -819,45 +1210,47 @@ def _fit_with_slopes(fit_one: Callable[..., MixedFit], d: _Data, slopes: bool | 
     return fit
 
 
+def _coefficients(tests: _Tests, names: list[str]) -> list[dict[str, Any]]:
+    """The test of every fixed effect (R's coef(summary(m)))."""
+    return [{"term": name, **tests.contrast(np.eye(len(names))[i])} for i, name in enumerate(names)]
+
+
 def _fit_lmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
     """Fit one LMM (fixed random-effects structure) and test the condition coefficient."""
-    X = np.column_stack([np.ones(len(d.y)), d.ai])
-    design = _Design(_terms(d, slopes), X, d.y)
+    design = _Design(_terms(d, slopes), d.X, d.y)
     model = _LMM(design)
     result = _minimize(model.reml, design.theta_start)
     theta = design.canonical(result.x)
     state = model.pls(theta)
     dof = model.n - model.p
     sigma = math.sqrt(state["pwrss"] / dof)
-    notes = _singular_notes(design, theta)
-    singular = bool(notes)
+    notes = list(d.notes) + _singular_notes(design, theta)
+    singular = len(notes) > len(d.notes)
     _check_tentative(tentative, singular, True, notes)
     converged, _gradient, why = _lme4_convergence(model.reml, result.x, float(result.fun))
     converged = converged and bool(result.success)
     if why:
         notes.append(why)
     _check_tentative(tentative, singular, converged, notes)
-    contrast = np.array([0.0, 1.0])
-    var, df = _satterthwaite(model, theta, sigma, contrast, notes)
-    if not math.isfinite(df):
+    vcov, jacobians, A = _satterthwaite(model, theta, sigma, notes)
+    tests = _Tests("t", state["beta"], vcov, jacobians, A)
+    coefficients = _coefficients(tests, d.columns)
+    main = coefficients[d.columns.index(d.coefficient)]
+    if main["df"] is None:
         # lmerTest's 2 V^2 / 0: a t with infinite df is the normal distribution
         notes.append(
             "the Satterthwaite df are unbounded (no variance parameter moves the "
             "standard error): p and CI use the normal distribution"
         )
-    estimate = float(state["beta"][1])
-    se = math.sqrt(var)
-    t = estimate / se
-    half = stats.t.ppf(0.975, df) * se
     return MixedFit(
         method="lmm",
-        estimate=estimate,
-        se=se,
-        statistic=t,
-        df=float(df) if math.isfinite(df) else None,
-        p_value=float(2 * stats.t.sf(abs(t), df)),
-        ci_low=estimate - half,
-        ci_high=estimate + half,
+        estimate=main["estimate"],
+        se=main["se"],
+        statistic=main["statistic"],
+        df=main["df"],
+        p_value=main["p_value"],
+        ci_low=main["ci_low"],
+        ci_high=main["ci_high"],
         n_obs=len(d.y),
         n_participants=d.n_participants,
         n_identities=d.n_identities,
@@ -870,13 +1263,49 @@ def _fit_lmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
         notes=notes,
         formula=_formula(d, slopes),
         deviance=float(result.fun),
+        **_shared(d, slopes, coefficients, vcov, design.p + design.n_theta + 1),
+        tests=tests,
     )
 
 
-def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
-    """Fit one logistic GLMM by Laplace and test the condition coefficient (Wald z)."""
-    X = np.column_stack([np.ones(len(d.y)), d.ai])
-    design = _Design(_terms(d, slopes), X, d.y)
+def _shared(
+    d: _Data,
+    slopes: bool,
+    coefficients: list[dict[str, Any]],
+    vcov: np.ndarray,
+    n_parameters: int,
+) -> dict[str, Any]:
+    """MixedFit fields common to both families."""
+    return {
+        "n_parameters": n_parameters,
+        "coefficient": d.coefficient,
+        "levels": list(d.levels),
+        "fixed": d.fixed,
+        "coefficients": coefficients,
+        "vcov": vcov.tolist(),
+        "n_dropped": d.n_dropped,
+        "slopes": slopes,
+        "factor_levels": d.factor_levels,
+    }
+
+
+def _ml_deviance(d: _Data, slopes: bool) -> tuple[float, int, bool]:
+    """ML deviance (-2 log L) of an LMM, its number of parameters and lme4's convergence check.
+
+    As lme4's refitML, used by anova(): d(theta) = log|L|^2 + n [1 + log(2 pi r^2 / n)].
+    """
+    design = _Design(_terms(d, slopes), d.X, d.y)
+    model = _LMM(design)
+    result = _minimize(model.ml, design.theta_start)
+    converged, _gradient, _why = _lme4_convergence(model.ml, result.x, float(result.fun))
+    return float(result.fun), design.n_theta + design.p + 1, converged and bool(result.success)
+
+
+def _glmm_optimum(
+    d: _Data, slopes: bool
+) -> tuple[_Design, _GLMM, np.ndarray, np.ndarray, optimize.OptimizeResult]:
+    """glmer's two optimisation stages: the design, model, theta, (theta, beta) and result."""
+    design = _Design(_terms(d, slopes), d.X, d.y)
     model = _GLMM(design)
     k = design.n_theta
     # glmer's two stages: (1) theta with beta inside PIRLS (nAGQ = 0), from which every
@@ -890,9 +1319,22 @@ def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
     model.lp0 = start["lin"]
     result = _minimize(model.laplace, np.concatenate([stage1.x, start["beta"]]), forward=True)
     theta = design.canonical(result.x[:k])
-    pars = np.concatenate([theta, result.x[k:]])
-    notes = _singular_notes(design, theta)
-    singular = bool(notes)
+    return design, model, theta, np.concatenate([theta, result.x[k:]]), result
+
+
+def _glmm_deviance(d: _Data, slopes: bool) -> tuple[float, int, bool]:
+    """Laplace deviance of a GLMM, its number of parameters and whether it was finite."""
+    design, model, _theta, pars, result = _glmm_optimum(d, slopes)
+    deviance = float(model.laplace(pars))
+    return deviance, design.n_theta + design.p, bool(result.success)
+
+
+def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
+    """Fit one logistic GLMM by Laplace and test the condition coefficient (Wald z)."""
+    design, model, theta, pars, result = _glmm_optimum(d, slopes)
+    k = design.n_theta
+    notes = list(d.notes) + _singular_notes(design, theta)
+    singular = len(notes) > len(d.notes)
     _check_tentative(tentative, singular, True, notes)
     fx = model.laplace(pars)
     # lme4 >= 1.1 (vcov.merMod, use.hessian = TRUE): the beta block of 2 H^-1, H the
@@ -914,19 +1356,18 @@ def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
             "use the conditional (RX) covariance instead"
         )
         V = model.vcov_rx(model.pirls(theta, pars[k:]))
-    estimate = float(pars[k + 1])
-    se = math.sqrt(V[1, 1])
-    z = estimate / se
-    half = stats.norm.ppf(0.975) * se
+    tests = _Tests("z", pars[k:], V)
+    coefficients = _coefficients(tests, d.columns)
+    main = coefficients[d.columns.index(d.coefficient)]
     return MixedFit(
         method="glmm",
-        estimate=estimate,
-        se=se,
-        statistic=z,
+        estimate=main["estimate"],
+        se=main["se"],
+        statistic=main["statistic"],
         df=None,
-        p_value=float(2 * stats.norm.sf(abs(z))),
-        ci_low=estimate - half,
-        ci_high=estimate + half,
+        p_value=main["p_value"],
+        ci_low=main["ci_low"],
+        ci_high=main["ci_high"],
         n_obs=len(d.y),
         n_participants=d.n_participants,
         n_identities=d.n_identities,
@@ -939,6 +1380,8 @@ def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
         notes=notes,
         formula=_formula(d, slopes),
         deviance=float(fx),
+        **_shared(d, slopes, coefficients, V, design.p + design.n_theta),
+        tests=tests,
     )
 
 
@@ -949,6 +1392,12 @@ def fit_lmm(
     participant: str = "participant",
     identity: str = "identity",
     slopes: bool | str = "auto",
+    *,
+    fixed: str | None = None,
+    baseline: str = REFERENCE_CONDITION,
+    treatment: str | None = None,
+    reference: dict[str, str] | None = None,
+    factors: tuple[str, ...] | list[str] = (),
 ) -> MixedFit:
     """Fit a linear mixed model with crossed random effects by REML, as lme4::lmer.
 
@@ -983,6 +1432,17 @@ def fit_lmm(
         fits intercepts only; "auto" tries slopes when every participant and every identity
         has data in both conditions and falls back to intercepts (with a note) when the
         slope fit is singular or fails.
+    fixed : str, optional
+        Fixed effects as a formula-like text over column names (``+``, ``*``, ``:``; see
+        :func:`parse_fixed`), e.g. ``"condition * gender"``; default the condition alone.
+        Text columns are factors with treatment contrasts, numeric columns enter as numbers.
+    baseline, treatment : str
+        The condition's baseline level (default ``real``) and the other level (default: the
+        one other value in the data); the coefficient is ``<condition><treatment>``.
+    reference : dict, optional
+        Baseline level of other factors, e.g. ``{"gender": "m"}`` (default: the first sorted).
+    factors : sequence of str
+        Numeric columns to treat as factors.
 
     Returns
     -------
@@ -992,11 +1452,14 @@ def fit_lmm(
         ``random_effects`` (variances), ``residual_variance``, ``singular`` (a theta on its
         boundary), ``converged``, ``notes`` and the lme4 ``formula`` fitted.
 
+    Rows with a missing value in any column used are dropped (R's na.omit), counted in the
+    first note and ``n_dropped``.
+
     Raises
     ------
     ValueError
-        No rows, a missing or non-numeric value, a condition other than real/ai or only
-        one of them, a grouping column with a single level.
+        No rows (or none left), a non-numeric response, a condition value other than the
+        two or without the baseline, a grouping column with a single level, a bad ``fixed``.
 
     References
     ----------
@@ -1009,7 +1472,19 @@ def fit_lmm(
     Satterthwaite, F. E. (1946). An approximate distribution of estimates of variance
     components. Biometrics Bulletin, 2(6), 110-114.
     """
-    d = _prepare(data, dv, condition, participant, identity, binary=False)
+    d = _prepare(
+        data,
+        dv,
+        condition,
+        participant,
+        identity,
+        False,
+        fixed,
+        baseline,
+        treatment,
+        reference,
+        factors,
+    )
     with _one_blas_thread():
         return _fit_with_slopes(_fit_lmm, d, slopes)
 
@@ -1021,6 +1496,12 @@ def fit_glmm(
     participant: str = "participant",
     identity: str = "identity",
     slopes: bool | str = "auto",
+    *,
+    fixed: str | None = None,
+    baseline: str = REFERENCE_CONDITION,
+    treatment: str | None = None,
+    reference: dict[str, str] | None = None,
+    factors: tuple[str, ...] | list[str] = (),
 ) -> MixedFit:
     """Fit a logistic mixed model with crossed random effects by Laplace, as lme4::glmer.
 
@@ -1042,7 +1523,7 @@ def fit_glmm(
         One row per trial (long format).
     dv : str
         0/1 response column (e.g. ``correct``).
-    condition, participant, identity, slopes
+    condition, participant, identity, slopes, fixed, baseline, treatment, reference, factors
         As in :func:`fit_lmm`.
 
     Returns
@@ -1065,6 +1546,309 @@ def fit_glmm(
     Judd, C. M., Westfall, J. & Kenny, D. A. (2012). Treating stimuli as a random factor in
     social psychology. Journal of Personality and Social Psychology, 103(1), 54-69.
     """
-    d = _prepare(data, dv, condition, participant, identity, binary=True)
+    d = _prepare(
+        data,
+        dv,
+        condition,
+        participant,
+        identity,
+        True,
+        fixed,
+        baseline,
+        treatment,
+        reference,
+        factors,
+    )
     with _one_blas_thread():
         return _fit_with_slopes(_fit_glmm, d, slopes)
+
+
+# ----------------------------------------------------------------------------- moderators
+
+
+@dataclasses.dataclass
+class Family:
+    """How to fit one model family for :func:`moderation`.
+
+    ``fit(data, dv=, condition=, participant=, identity=, slopes=, fixed=, baseline=,
+    treatment=, reference=, factors=)`` returns a fit with ``contrast``, ``joint``,
+    ``names``, ``slopes`` and ``deviance``; ``ml_deviance(data, fixed, slopes, **same)``
+    returns (-2 log L, number of parameters) of the maximum-likelihood fit that a
+    likelihood-ratio test compares.
+    """
+
+    fit: Callable[..., Any]
+    ml_deviance: Callable[..., tuple[float, int]]
+    # True when fit().deviance is already -2 log L at the ML estimate (GLMM, Laplace), so the
+    # full model of a likelihood-ratio test needs no second fit (uses fit().n_parameters)
+    fit_is_ml: bool = False
+
+
+def _ml_of(kind: str) -> Callable[..., tuple[float, int]]:
+    """ML deviance and parameter count of an LMM or GLMM with the given fixed effects."""
+
+    def deviance(data: pd.DataFrame, fixed: str, slopes: bool, **names: Any) -> tuple[float, int]:
+        d = _prepare(
+            data,
+            names["dv"],
+            names["condition"],
+            names["participant"],
+            names["identity"],
+            kind == "glmm",
+            fixed,
+            names.get("baseline", REFERENCE_CONDITION),
+            names.get("treatment"),
+            names.get("reference"),
+            names.get("factors", ()),
+        )
+        with _one_blas_thread():
+            value, n_par, _ok = (_glmm_deviance if kind == "glmm" else _ml_deviance)(d, slopes)
+        return value, n_par
+
+    return deviance
+
+
+# The fits are looked up when called, so that fit_lmm / fit_glmm can be replaced (tests).
+FAMILIES: dict[str, Family] = {
+    "lmm": Family(lambda *args, **kw: fit_lmm(*args, **kw), _ml_of("lmm")),
+    "glmm": Family(lambda *args, **kw: fit_glmm(*args, **kw), _ml_of("glmm"), fit_is_ml=True),
+}
+
+
+@dataclasses.dataclass
+class Moderation:
+    """Does the condition effect differ between the levels of a moderator?
+
+    ``levels``: one row per moderator level with the simple effect of condition there
+    (treatment minus baseline), its SE, test and CI, and the numbers of trials; ``lrt``: the
+    likelihood-ratio test of the model with the interaction against the model without
+    (R's ``anova(m0, m1)``, ML fits); ``interaction``: the Satterthwaite F (LMM) or Wald
+    chi-square (GLMM) of the interaction coefficients in the full model; ``coefficients``:
+    the full model's fixed effects.
+    """
+
+    outcome: str
+    moderator: str
+    method: str
+    tested: bool
+    formula: str | None
+    reference: str | None
+    levels: list[dict[str, Any]]
+    lrt: dict[str, Any] | None
+    interaction: dict[str, Any] | None
+    coefficients: list[dict[str, Any]]
+    n_obs: int
+    n_dropped: int
+    slopes: bool | None
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values."""
+        return _plain(dataclasses.asdict(self))
+
+    def table(self) -> pd.DataFrame:
+        """Tidy table: one row per level, with the interaction tests repeated on each row."""
+        rows = []
+        for level in self.levels:
+            rows.append(
+                {
+                    "outcome": self.outcome,
+                    "moderator": self.moderator,
+                    "method": self.method,
+                    **level,
+                    "lrt_chisq": (self.lrt or {}).get("statistic"),
+                    "lrt_df": (self.lrt or {}).get("df"),
+                    "lrt_p_value": (self.lrt or {}).get("p_value"),
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+def _complete_levels(
+    data: pd.DataFrame, moderator: str, condition: str, levels: list[str]
+) -> dict[str, dict[str, int]]:
+    """Trials of each condition at each moderator level."""
+    counts: dict[str, dict[str, int]] = {}
+    labels = data[moderator].map(_label).astype(str)
+    for value in sorted(set(labels)):
+        at = data[condition][labels == value].astype(str)
+        counts[value] = {c: int((at == c).sum()) for c in levels}
+    return counts
+
+
+def moderation(
+    data: pd.DataFrame,
+    outcome: str,
+    moderator: str,
+    family: str = "lmm",
+    *,
+    condition: str = "condition",
+    participant: str = "participant",
+    identity: str = "identity",
+    slopes: bool | str = "auto",
+    baseline: str = REFERENCE_CONDITION,
+    treatment: str | None = None,
+    reference: str | None = None,
+    level: float = 0.95,
+) -> Moderation:
+    """Test whether a moderator changes the condition effect, and estimate it at each level.
+
+    Fits ``outcome ~ condition * moderator`` with crossed random effects of participants and
+    identities (the moderator is a factor with treatment contrasts), as R's
+    ``lmer(y ~ condition * moderator + (1 | participant) + (1 | identity))`` or ``glmer``;
+
+    * the interaction test is the likelihood-ratio test of that model against
+      ``condition + moderator`` (R's ``anova(m0, m1)``: both refitted by ML for an LMM), with
+      the Satterthwaite F (LMM, lmerTest's ``anova(m1)``) or the Wald chi-square (GLMM) of
+      the interaction coefficients beside it;
+    * the simple effect at each level is ``conditionX + conditionX:moderatorL`` (the condition
+      coefficient after re-levelling the moderator at L), with its Satterthwaite t (LMM) or
+      Wald z (GLMM) and ``level`` CI.
+
+    Problems become notes, not errors: rows with a missing outcome or moderator are dropped
+    and counted; a moderator with one level is not tested; a level with trials in one
+    condition only has no estimable effect (its row says so), and the reference level is
+    the first level with both conditions unless one is named. The random-effects structure
+    chosen for the full model (``slopes="auto"``) is used for both models of the test.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per trial, with the moderator as a column (e.g. merged from identities.csv or
+        participants.csv).
+    outcome : str
+        Response column (numeric for ``lmm``, 0/1 for ``glmm``).
+    moderator : str
+        Column whose levels are compared (numbers are treated as levels too).
+    family : str
+        A key of :data:`FAMILIES` (``lmm``, ``glmm``; other modules may add theirs).
+    reference : str, optional
+        Moderator level used as the baseline of the treatment contrasts.
+
+    Returns
+    -------
+    Moderation
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    if moderator in (condition, participant, identity, outcome):
+        raise ValueError(f"the moderator {moderator!r} is already a column of the model")
+    for column in (outcome, condition, participant, identity, moderator):
+        if column not in data.columns:
+            raise ValueError(f"column {column!r} is missing from data")
+    notes: list[str] = []
+    used = [outcome, condition, participant, identity, moderator]
+    rows = _drop_missing(data, used, notes)
+    n_dropped = len(data) - len(rows)
+    cond = rows[condition].astype(str)
+    present = sorted(set(cond))
+    treated = treatment or next((c for c in present if c != baseline), None)
+    counts = _complete_levels(rows, moderator, condition, [baseline, str(treated)])
+    empty = Moderation(
+        outcome, moderator, family, False, None, None, [], None, None, [], len(rows),
+        n_dropped, None, notes,
+    )  # fmt: skip
+    if len(counts) < 2:
+        only = next(iter(counts), None)
+        notes.append(
+            f"{moderator} has "
+            + (f"one level ({only!r})" if only is not None else "no values")
+            + " in the data: there is nothing to compare, so it was not tested"
+        )
+        return empty
+    complete = [lv for lv, c in counts.items() if min(c.values()) > 0]
+    for lv, c in counts.items():
+        if lv not in complete:
+            lacking = [k for k, v in c.items() if v == 0]
+            notes.append(
+                f"{moderator} = {lv!r} has no {' or '.join(lacking)} trials: "
+                "the condition effect cannot be estimated there"
+            )
+    if len(complete) < 2:
+        notes.append(
+            f"fewer than two levels of {moderator} have trials in both conditions: "
+            "the interaction cannot be tested"
+        )
+        return empty
+    if reference is not None and reference not in complete:
+        notes.append(
+            f"the named reference {reference!r} of {moderator} is not a level with trials "
+            f"in both conditions; {complete[0]!r} is used instead"
+        )
+        reference = None
+    if reference is None:
+        # the fit sorts levels as R's factor() does; the first complete level is the baseline
+        ordered, _m, _n = _factor_columns(rows[moderator], moderator, None)
+        reference = next(lv for lv in ordered if lv in complete)
+    names = {
+        "dv": outcome,
+        "condition": condition,
+        "participant": participant,
+        "identity": identity,
+        "baseline": baseline,
+        "treatment": treatment,
+        "reference": {moderator: reference},
+        "factors": (moderator,),
+    }
+    fit_names = {k: v for k, v in names.items() if k != "dv"}
+    fitter = FAMILIES[family]
+    full = fitter.fit(
+        rows, dv=outcome, slopes=slopes, fixed=f"{condition} * {moderator}", **fit_names
+    )
+    chosen = bool(full.slopes)
+    notes.extend(n for n in full.notes if n not in notes)
+    coefficient = full.coefficient
+    interaction = [n for n in full.names if n.startswith(f"{coefficient}:{moderator}")]
+    table = []
+    for lv in _factor_columns(rows[moderator], moderator, reference)[0]:
+        entry: dict[str, Any] = {
+            "level": lv,
+            "n_trials": sum(counts[lv].values()),
+            f"n_{baseline}": counts[lv][baseline],
+            f"n_{treated}": counts[lv][str(treated)],
+        }
+        term = f"{coefficient}:{moderator}{lv}"
+        if lv == reference:
+            entry.update(full.contrast({coefficient: 1.0}, level), note=None)
+        elif term in full.names:
+            entry.update(full.contrast({coefficient: 1.0, term: 1.0}, level), note=None)
+        else:
+            entry.update(
+                estimate=None, se=None, statistic=None, statistic_name=None, df=None,
+                p_value=None, ci_low=None, ci_high=None,
+                note="not estimable: trials in one condition only",
+            )  # fmt: skip
+        table.append(entry)
+    lrt = None
+    joint = full.joint(interaction) if interaction else None
+    if interaction:
+        if fitter.fit_is_ml:
+            dev1, k1 = float(full.deviance), int(full.n_parameters)
+        else:
+            dev1, k1 = fitter.ml_deviance(rows, f"{condition} * {moderator}", chosen, **names)
+        dev0, k0 = fitter.ml_deviance(rows, f"{condition} + {moderator}", chosen, **names)
+        chisq = max(dev0 - dev1, 0.0)
+        lrt = {
+            "statistic": chisq,
+            "statistic_name": "chisq",
+            "df": k1 - k0,
+            "p_value": float(stats.chi2.sf(chisq, k1 - k0)),
+            "deviance_without": dev0,
+            "deviance_with": dev1,
+        }
+    return Moderation(
+        outcome=outcome,
+        moderator=moderator,
+        method=family,
+        tested=lrt is not None,
+        formula=full.formula,
+        reference=reference,
+        levels=table,
+        lrt=lrt,
+        interaction=joint,
+        coefficients=full.coefficients,
+        n_obs=full.n_obs,
+        n_dropped=n_dropped,
+        slopes=chosen,
+        notes=notes,
+    )

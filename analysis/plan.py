@@ -18,6 +18,9 @@ OUTCOMES = (
 )
 DIRECTIONS = ("less", "greater", "two-sided")
 CORRECTIONS = ("holm", "bh")
+# The primary model of rating outcomes: the paired t-test on participant means, or the
+# cumulative-link mixed model of single ratings (analysis.clmm).
+RATING_MODELS = ("paired_t", "clmm")
 FIELDS = (
     "hypotheses",
     "primary_outcomes",
@@ -26,8 +29,19 @@ FIELDS = (
     "exclusions",
     "equivalence_bounds",
     "target_n",
+    "rating_model",
+    "models",
+    "bayes_rscale",
 )
 DEFAULT_ALPHA = 0.05
+# The mixed models: random-effects structure, model of rating outcomes (0/1 outcomes always
+# use the logistic GLMM) and moderators (identity descriptors or participants.csv columns).
+RANDOM_STRUCTURES = ("auto", "intercepts", "slopes")
+RATING_FAMILIES = ["lmm"]
+DEFAULT_MODELS: dict[str, Any] = {"random": "auto", "family": "lmm", "moderators": None}
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# Scale r of the Cauchy prior of the Bayes factors (BayesFactor's "medium", sqrt(2) / 2).
+DEFAULT_BAYES_RSCALE = math.sqrt(2) / 2
 _SCALE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -76,14 +90,22 @@ def validate_plan(plan: dict | None) -> dict:
         0.5), ``correction`` ("holm" or "bh"), ``exclusions`` ({incomplete, attention,
         straightlining: bool; min_median_rt_ms: number >= 0 or null}), ``equivalence_bounds``
         ({outcome: [low, high]} with low < 0 < high, on the scale of the estimate),
-        ``target_n`` (positive integer).
+        ``target_n`` (positive integer), ``rating_model`` ("paired_t" or "clmm": the primary
+        test of rating outcomes, the paired t-test on participant means or the ordinal mixed
+        model of single ratings),
+        ``models`` ({random: auto | intercepts | slopes,
+        family: lmm, moderators: list of column names or null for every identity
+        descriptor}), ``bayes_rscale`` (scale r > 0 of the Cauchy prior on the standardised
+        difference in the Bayes factors).
 
     Returns
     -------
     dict
         Every field present: alpha 0.05, correction "holm", the contract's default exclusions,
-        empty hypotheses / primary_outcomes / equivalence_bounds, target_n None. Validating the
-        result again returns it unchanged.
+        empty hypotheses / primary_outcomes / equivalence_bounds, target_n None, rating_model
+        "paired_t", bayes_rscale sqrt(2) / 2; ``models``
+        only when the plan has it (with its defaults filled in). Validating the result again
+        returns it unchanged.
 
     Raises
     ------
@@ -188,7 +210,15 @@ def validate_plan(plan: dict | None) -> dict:
     ):
         raise ValueError(f"target_n: expected a positive integer, got {target_n!r}")
 
-    return {
+    rating_model = plan.get("rating_model", "paired_t")
+    if rating_model not in RATING_MODELS:
+        raise ValueError(f"rating_model: {rating_model!r} is not one of {', '.join(RATING_MODELS)}")
+
+    rscale = _number(plan.get("bayes_rscale", DEFAULT_BAYES_RSCALE), "bayes_rscale")
+    if not rscale > 0:
+        raise ValueError(f"bayes_rscale: must be above 0, got {rscale!r}")
+
+    validated = {
         "hypotheses": hypotheses,
         "primary_outcomes": primary,
         "alpha": alpha,
@@ -196,7 +226,50 @@ def validate_plan(plan: dict | None) -> dict:
         "exclusions": rules,
         "equivalence_bounds": bounds,
         "target_n": target_n,
+        "rating_model": rating_model,
+        "bayes_rscale": rscale,
     }
+    if "models" in plan:
+        validated["models"] = validate_models(plan["models"])
+    return validated
+
+
+def validate_models(models: Any, field: str = "models") -> dict[str, Any]:
+    """Check the plan's ``models`` object and fill in its defaults (see `validate_plan`)."""
+    if models is None:
+        models = {}
+    if not isinstance(models, dict):
+        raise ValueError(f"{field}: expected an object, got {models!r}")
+    extra = sorted(set(models) - set(DEFAULT_MODELS))
+    if extra:
+        raise ValueError(
+            f"{field}.{extra[0]}: unknown field (allowed: {', '.join(DEFAULT_MODELS)})"
+        )
+    out = {**DEFAULT_MODELS, **models}
+    if out["random"] not in RANDOM_STRUCTURES:
+        raise ValueError(
+            f"{field}.random: {out['random']!r} is not one of {', '.join(RANDOM_STRUCTURES)}"
+        )
+    if out["family"] not in RATING_FAMILIES:
+        raise ValueError(
+            f"{field}.family: {out['family']!r} is not one of {', '.join(RATING_FAMILIES)}"
+        )
+    names = out["moderators"]
+    if names is not None:
+        if not isinstance(names, list):
+            raise ValueError(f"{field}.moderators: expected a list of column names, got {names!r}")
+        for i, name in enumerate(names):
+            if not isinstance(name, str) or not _COLUMN.match(name):
+                raise ValueError(f"{field}.moderators[{i}]: {name!r} is not a column name")
+        if len(set(names)) != len(names):
+            raise ValueError(f"{field}.moderators: a column is listed twice in {names!r}")
+        out["moderators"] = list(names)
+    return out
+
+
+def plan_models(plan: dict) -> dict[str, Any]:
+    """The models of a validated plan, the defaults when it names none."""
+    return dict(plan.get("models") or DEFAULT_MODELS)
 
 
 def preregistered_outcomes(plan: dict) -> set[str]:

@@ -14,15 +14,23 @@ import numpy as np
 import pandas as pd
 
 import analysis
-from analysis import stats
+from analysis import bayes, stats
+from analysis import moderators as moderators_
 from analysis.corrections import adjust
 from analysis.descriptives import describe
 from analysis.exclusions import included_trials, screen_participants
 from analysis.findings import findings_for, untested_finding
 from analysis.io import StudyData, load
 from analysis.outcomes import Outcome, study_outcomes, trial_scores, unit_scores
-from analysis.plan import preregistered_outcomes, validate_plan
+from analysis.plan import (
+    DEFAULT_MODELS,
+    plan_models,
+    preregistered_outcomes,
+    validate_models,
+    validate_plan,
+)
 from analysis.sdt import detect_sdt, match_sdt, memory_sdt
+from analysis.vocabulary import FAMILY_LABELS
 
 # Families of tests corrected together, in report order, with what each one asks.
 FAMILIES = {
@@ -35,19 +43,11 @@ FAMILIES = {
     "equivalence": "TOST equivalence tests against the preregistered bounds",
     "pooled_binomial": "binomial tests on all trials pooled (ignores that trials are nested)",
     "mixed": "mixed models with crossed random effects of participants and identities",
-}
-# Their names for a reader (the keys above stay the contract's identifiers).
-FAMILY_LABELS = {
-    "primary": "Primary outcomes",
-    "secondary": "Secondary outcomes",
-    "participant_wilcoxon": "Wilcoxon tests, participants",
-    "identity_t": "t-tests, identities",
-    "identity_wilcoxon": "Wilcoxon tests, identities",
-    "equivalence": "Equivalence tests (TOST)",
-    "pooled_binomial": "Binomial tests, all trials pooled",
-    "mixed": "Mixed models",
+    "participant_t": "paired t-tests on participant scores, when the plan makes the ordinal "
+    "mixed model (CLMM) the primary model of the ratings",
 }
 UNIT_LEVELS = ("participant", "identity")
+SLOPES: dict[str, bool | str] = {"auto": "auto", "intercepts": False, "slopes": True}
 
 
 @dataclass
@@ -121,6 +121,8 @@ def _estimate_label(outcome: Outcome, method: str) -> str:
         return "AI minus real (log-odds of saying a studied person was met before)"
     if method == "glmm":
         return "AI minus real (log-odds of a correct answer)"
+    if method == "clmm":
+        return "AI minus real (log cumulative odds of a higher rating)"
     if outcome.paired or method == "lmm":
         return "AI minus real"
     if method in ("binomial",):
@@ -139,9 +141,14 @@ def _unit_tests(
     bounds: list | None,
     alpha: float,
     continuity_correction: bool = False,
+    clmm_primary: bool = False,
+    rscale: float = bayes.DEFAULT_RSCALE,
 ) -> None:
-    """t and Wilcoxon tests (and TOST) of one outcome on participant or identity scores."""
+    """t and Wilcoxon tests (and TOST) of one outcome on participant or identity scores; the
+    participant-level t-test carries its JZS Bayes factor."""
     t_family = main_family if level == "participant" else "identity_t"
+    if level == "participant" and clmm_primary and outcome.kind == "rating":
+        t_family = "participant_t"
     w_family = "participant_wilcoxon" if level == "participant" else "identity_wilcoxon"
     if outcome.paired:
         wide = stats.paired_wide(scores, "value", "condition", "unit")
@@ -154,7 +161,11 @@ def _unit_tests(
             )
             return
         x, y = wide["ai"].to_numpy(), wide["real"].to_numpy()
-        tests.attempt(outcome, t_family, level, "paired t-test", lambda: stats.paired_t(x, y))
+        t_test = tests.attempt(
+            outcome, t_family, level, "paired t-test", partial(stats.paired_t, x, y)
+        )
+        if t_test is not None and level == "participant":
+            _add_bayes(tests, outcome, t_test, partial(bayes.ttest_bf, x, y, rscale=rscale))
         tests.attempt(
             outcome,
             w_family,
@@ -173,7 +184,11 @@ def _unit_tests(
         return
     x = scores["value"].to_numpy()
     mu = outcome.reference_value
-    tests.attempt(outcome, t_family, level, "one-sample t-test", lambda: stats.one_sample_t(x, mu))
+    t_test = tests.attempt(
+        outcome, t_family, level, "one-sample t-test", partial(stats.one_sample_t, x, mu)
+    )
+    if t_test is not None and level == "participant":
+        _add_bayes(tests, outcome, t_test, partial(bayes.ttest_bf, x, mu=mu, rscale=rscale))
     tests.attempt(
         outcome,
         w_family,
@@ -193,30 +208,60 @@ def _unit_tests(
         )
 
 
-def _mixed_tests(
-    tests: _Collector, outcome: Outcome, rows: pd.DataFrame, random_effects: list[dict]
+def _add_bayes(
+    tests: _Collector, outcome: Outcome, t_test: dict, compute: Callable[[], bayes.BayesFactor]
 ) -> None:
-    """Fit the LMM (ratings) or GLMM (accuracies) of one outcome; a failure becomes a warning."""
-    method = "lmm" if outcome.kind == "rating" else "glmm"
+    """Put the JZS Bayes factor beside a t-test: bf10, bf01, log_bf10 (always finite) and
+    bf_rscale; a failure becomes a warning and null fields."""
+    try:
+        bf = compute()
+    except ValueError as exc:
+        t_test.update(bf10=None, bf01=None, log_bf10=None, bf_rscale=None)
+        tests.warnings.append(f"{outcome.name}: Bayes factor not computed: {exc}")
+        return
+    t_test.update(
+        bf10=bf.bf10 if math.isfinite(bf.bf10) else None,
+        bf01=bf.bf01 if math.isfinite(bf.bf01) else None,
+        log_bf10=bf.log_bf10,
+        bf_rscale=bf.rscale,
+    )
+
+
+def _mixed_tests(
+    tests: _Collector,
+    outcome: Outcome,
+    rows: pd.DataFrame,
+    random_effects: list[dict],
+    models: dict | None = None,
+) -> Any:
+    """Fit the LMM (ratings) or GLMM (accuracies) of one outcome; a failure becomes a warning.
+
+    ``models`` (see `analysis.plan.validate_models`) sets the random-effects structure and the
+    model of rating outcomes. Returns the fit, or None.
+    """
+    models = models or DEFAULT_MODELS
+    method = models["family"] if outcome.kind == "rating" else "glmm"
     try:
         from analysis import mixed
     except ImportError as exc:
         tests.warnings.append(
             f"{outcome.name}: mixed model not fitted: analysis.mixed is not available ({exc})"
         )
-        return
+        return None
     rows = rows[rows["condition"].isin(["ai", "real"])]
+    # Named as in trials.csv (or, for the memory test's hits, as the R script names it), so
+    # the formula in results.json reads as lme4 would fit it.
+    if outcome.kind == "rating":
+        dv = "value"
+    else:
+        dv = "said_old" if outcome.name == "memory_hit_rate" else "correct"
     try:
-        if method == "lmm":
-            fit = mixed.fit_lmm(rows, dv="value")
-        else:
-            # Named as in trials.csv (or as the R script names it), so the formula in
-            # results.json reads as lme4 would fit it.
-            dv = "said_old" if outcome.name == "memory_hit_rate" else "correct"
-            fit = mixed.fit_glmm(rows.rename(columns={"value": dv}), dv=dv)
+        fit = mixed.FAMILIES[method].fit(
+            rows.rename(columns={"value": dv}), dv=dv, slopes=SLOPES[models["random"]]
+        )
     except Exception as exc:  # noqa: BLE001 - numerical failures must not stop the report
         tests.warnings.append(f"{outcome.name}: {method} not fitted: {type(exc).__name__}: {exc}")
-        return
+        return None
     variances = {(r.get("group"), r.get("term")): r.get("variance") for r in fit.random_effects}
     intercepts = [variances.get((g, "(Intercept)")) for g in ("participant", "identity")]
     total = sum(v for v in intercepts if v is not None) + (fit.residual_variance or 0.0)
@@ -269,6 +314,60 @@ def _mixed_tests(
                 "variance": fit.residual_variance,
             }
         )
+    return fit
+
+
+def _clmm_test(
+    tests: _Collector,
+    outcome: Outcome,
+    rows: pd.DataFrame,
+    random_effects: list[dict],
+    family: str,
+) -> None:
+    """Fit the ordinal mixed model (CLMM) of one rating outcome; a failure becomes a warning."""
+    from analysis.clmm import fit_clmm
+
+    rows = rows[rows["condition"].isin(["ai", "real"])]
+    scale = list(range(int(outcome.scale[0]), int(outcome.scale[1]) + 1)) if outcome.scale else None
+    try:
+        fit = fit_clmm(rows, dv="value", categories=scale)
+    except Exception as exc:  # noqa: BLE001 - numerical failures must not stop the report
+        tests.warnings.append(f"{outcome.name}: clmm not fitted: {type(exc).__name__}: {exc}")
+        return
+    tests.add(
+        outcome,
+        family,
+        "trial",
+        {
+            "method": "clmm",
+            "estimate": fit.estimate,
+            "ci_low": fit.ci_low,
+            "ci_high": fit.ci_high,
+            "confidence": 0.95,
+            "statistic": fit.statistic,
+            "statistic_name": "z",
+            "df": None,
+            "p_value": fit.p_value,
+            "effect_size": math.exp(fit.estimate),
+            "effect_size_name": "cumulative_odds_ratio",
+            "n": fit.n_obs,
+            "se": fit.se,
+            "n_participants": fit.n_participants,
+            "n_identities": fit.n_identities,
+            "formula": fit.formula,
+            "singular": bool(fit.singular),
+            "converged": bool(fit.converged),
+            "notes": list(fit.notes),
+            "thresholds": fit.thresholds,
+            "log_likelihood": fit.log_likelihood,
+        },
+    )
+    for note in fit.notes:
+        tests.warnings.append(f"{outcome.name}: clmm: {note}")
+    if not fit.converged:
+        tests.warnings.append(f"{outcome.name}: clmm did not converge; treat it with care")
+    for r in fit.random_effects:
+        random_effects.append({"outcome": outcome.name, "method": "clmm", **r})
 
 
 def _sdt_warnings(table: pd.DataFrame, what: str, level: str) -> list[str]:
@@ -386,6 +485,10 @@ def analyse(
     scale_ranges: dict | None = None,
     mixed_models: bool = True,
     continuity_correction: bool = False,
+    identities: pd.DataFrame | None = None,
+    random: str | None = None,
+    family: str | None = None,
+    moderators: list[str] | None = None,
 ) -> Report:
     """Run every analysis of a study.
 
@@ -406,6 +509,12 @@ def analyse(
         Wilcoxon tests with R's default continuity correction (``correct = TRUE``); off by
         default, as in earlier reports. Each Wilcoxon test records the choice in
         ``continuity_correction``.
+    identities : pandas.DataFrame, optional
+        Identities table (identity and descriptors), when `data` is a DataFrame.
+    random, family, moderators : optional
+        The mixed models' random effects (auto, intercepts, slopes), model of rating
+        outcomes (lmm) and moderators (column names; [] for none); each, when given,
+        overrides the plan's ``models`` (defaults: auto, lmm, every identity descriptor).
 
     Returns
     -------
@@ -421,9 +530,12 @@ def analyse(
         Invalid plan, or no participant left after exclusions.
     """
     if not isinstance(data, StudyData):
-        data = load(data, participants, scale_ranges=scale_ranges)
+        data = load(data, participants, scale_ranges=scale_ranges, identities=identities)
     plan_given = plan is not None
     plan = validate_plan(plan)
+    planned = plan_models(plan)
+    overrides = {"random": random, "family": family, "moderators": moderators}
+    models = validate_models({**planned, **{k: v for k, v in overrides.items() if v is not None}})
     alpha, correction = plan["alpha"], plan["correction"]
     preregistered = preregistered_outcomes(plan)
     trials, parts = data.trials, data.participants
@@ -483,7 +595,19 @@ def analyse(
 
     descriptives: list[dict[str, Any]] = []
     random_effects: list[dict[str, Any]] = []
+    chosen = (
+        moderators_.choose_moderators(data.identities, parts, models["moderators"], warnings)
+        if mixed_models
+        else []
+    )
+    moderation: list[dict[str, Any]] = []
     score_tables: dict[str, list[pd.DataFrame]] = {level: [] for level in UNIT_LEVELS}
+    clmm_primary = plan["rating_model"] == "clmm"
+    if clmm_primary and not mixed_models:
+        warnings.append(
+            "the plan names the ordinal mixed model (CLMM) as the primary model of the ratings, "
+            "but mixed models were not fitted: the ratings have no primary test"
+        )
     for outcome in outcomes:
         named = not preregistered or outcome.name in preregistered
         main_family = "primary" if named else "secondary"
@@ -508,7 +632,16 @@ def analyse(
                     }
                 )
             _unit_tests(
-                tests, outcome, scores, level, main_family, bounds, alpha, continuity_correction
+                tests,
+                outcome,
+                scores,
+                level,
+                main_family,
+                bounds,
+                alpha,
+                continuity_correction,
+                clmm_primary=clmm_primary,
+                rscale=plan["bayes_rscale"],
             )
         if outcome.kind in ("proportion", "share") and not outcome.paired:
             rows = trial_scores(kept, outcome)
@@ -525,7 +658,22 @@ def analyse(
             outcome.kind == "rating"
             or outcome.name in ("recognition_accuracy", "detection_accuracy", "memory_hit_rate")
         ):
-            _mixed_tests(tests, outcome, trial_scores(kept, outcome), random_effects)
+            rows = trial_scores(kept, outcome)
+            fit = _mixed_tests(tests, outcome, rows, random_effects, models)
+            if fit is not None and chosen:
+                rows = moderators_.with_moderators(rows, chosen, data.identities, parts)
+                moderation += moderators_.moderation_tests(
+                    outcome.name,
+                    rows[rows["condition"].isin(["ai", "real"])],
+                    fit.method,
+                    fit.slopes,
+                    chosen,
+                    models["moderators"] or [],
+                    list(outcome.scale) if outcome.scale else None,
+                )
+        if mixed_models and outcome.kind == "rating":
+            family = main_family if clmm_primary else "mixed"
+            _clmm_test(tests, outcome, trial_scores(kept, outcome), random_effects, family)
 
     for test in tests.tests:
         test["estimate_label"] = _estimate_label(
@@ -534,10 +682,11 @@ def analyse(
         test["preregistered"] = bool(
             plan_given
             and test["outcome"] in preregistered
-            and test["level"] == "participant"
+            and (test["level"] == "participant" or test["method"] == "clmm")
             and test["family"] in ("primary", "equivalence")
         )
     _correct(tests.tests, correction)
+    moderators_.finish(moderation, alpha, correction)
     found = findings_for(tests.tests, alpha, plan["hypotheses"])
     hypotheses = {h["outcome"]: h for h in plan["hypotheses"]}
     for name in [o.name for o in outcomes] + missing:
@@ -610,6 +759,8 @@ def analyse(
         "random_effects": random_effects,
         "families": families,
         "findings": found,
+        "models": {**models, "moderators": [m for m, _source in chosen]},
+        "moderation": moderation,
     }
     if detection is not None:
         results["detection_by_participant"] = _records(detection)
@@ -641,6 +792,8 @@ def analyse(
         "identity_scores": _score_table(score_tables["identity"], "identity"),
         **sdt_tables,
     }
+    if clean["moderation"]:
+        tables["moderation"] = moderators_.moderation_table(clean["moderation"])
     if detection is not None:
         tables["detection_by_participant"] = detection
     return Report(clean, tables)
@@ -683,13 +836,20 @@ def run(
     scale_ranges: dict | None = None,
     mixed_models: bool = True,
     continuity_correction: bool = False,
+    identities=None,
+    random: str | None = None,
+    family: str | None = None,
+    moderators: list[str] | None = None,
 ) -> Report:
     """Load a study export, analyse it and write the report into out_dir."""
     report = analyse(
-        load(source, participants, scale_ranges=scale_ranges),
+        load(source, participants, scale_ranges=scale_ranges, identities=identities),
         plan=plan,
         mixed_models=mixed_models,
         continuity_correction=continuity_correction,
+        random=random,
+        family=family,
+        moderators=moderators,
     )
     write_report(report, out_dir)
     return report

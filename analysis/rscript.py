@@ -1,7 +1,4 @@
-"""Generate an R script that recomputes a study's results with lme4 and R's own tests.
-
-What the script does: docs/analysis.md, "The R script".
-"""
+"""Generate an R script that recomputes a study's results with lme4 and R's own tests."""
 
 from __future__ import annotations
 
@@ -13,6 +10,11 @@ from typing import Any
 from analysis.vocabulary import DEFAULT_RULES, FIXED_OUTCOMES
 
 P_ADJUST = {"holm": "holm", "bh": "BH"}
+# A moderator goes into a formula as it is: only names R reads as one variable, and none that
+# the script's own trial rows already use.
+SYNTACTIC = re.compile(r"[A-Za-z][A-Za-z0-9_.]*")
+FORMULA = re.compile(r"[A-Za-z0-9_.~+*:|() ]+")
+TRIAL_FRAME = {"participant", "identity", "condition", "value", "correct", "signal", "yes"}
 # Where each outcome's trial rows and trial score come from (see analysis.outcomes).
 TRIAL_ROWS = {
     "recognition_accuracy": ('d$task == "match" & d$measure == "same"', "num(rows$correct)"),
@@ -30,7 +32,11 @@ TRIAL_ROWS = {
 MEMORY_SDT = ("memory_d_prime", "memory_criterion")
 
 PRELUDE = r"""# Needs R >= 4.0 with lme4 and lmerTest: install.packages(c("lme4", "lmerTest"))
+# and, for the ordinal mixed models (CLMM) of ratings, ordinal: install.packages("ordinal")
+# (and BayesFactor for the Bayes factors, which are skipped without it)
 suppressMessages({library(lme4); library(lmerTest)})
+has_ordinal <- requireNamespace("ordinal", quietly = TRUE)
+if (!has_ordinal) cat("Package ordinal is not installed: the CLMMs of the ratings are skipped\n")
 options(width = 140)
 
 # Exports write a text cell that a spreadsheet would evaluate with a leading apostrophe.
@@ -171,6 +177,24 @@ run_tost_one <- function(outcome, level, x, mu, low, high) {
   add(outcome, "tost", level, "equivalence", mean(x$value) - mu, NA, NA, worst$statistic,
       worst$parameter, max(lower$p.value, upper$p.value))
 }
+# JZS Bayes factors beside the participant-level t-tests, when BayesFactor is installed.
+has_bf <- requireNamespace("BayesFactor", quietly = TRUE)
+if (!has_bf) cat("BayesFactor is not installed: the Bayes factors are not recomputed\n")
+bfs <- data.frame()
+add_bf <- function(outcome, b, rscale, python) {
+  # ttestBF's log BF10; above |t| = 15 it approximates (its message says so).
+  bfs <<- rbind(bfs, data.frame(outcome = outcome, rscale = rscale,
+                                log_bf10 = BayesFactor::extractBF(b, logbf = TRUE)$bf,
+                                log_bf10_python = python))
+}
+run_bf_paired <- function(outcome, w, rscale, python) {
+  if (has_bf) add_bf(outcome, BayesFactor::ttestBF(x = w$ai, y = w$real, paired = TRUE,
+                                                   rscale = rscale), rscale, python)
+}
+run_bf_one <- function(outcome, x, mu, rscale, python) {
+  if (has_bf) add_bf(outcome, BayesFactor::ttestBF(x = x$value, mu = mu, rscale = rscale),
+                     rscale, python)
+}
 run_binomial <- function(outcome, family, value, chance) {
   x <- binom.test(sum(value), length(value), p = chance)
   add(outcome, "binomial", "trial", family, mean(value) - chance, x$conf.int[1] - chance,
@@ -189,10 +213,38 @@ report_glmm <- function(outcome, family, fit) {
       co[["Estimate"]] + qnorm(0.975) * co[["Std. Error"]], co[["z value"]], NULL, co[["Pr(>|z|)"]])
   if (isSingular(fit)) cat(outcome, ": the glmer fit is singular\n")
 }
+# Moderation: the trial rows with the moderator merged in from identities.csv or
+# participants.csv, rows without a value dropped, its reference level first.
+with_moderator <- function(rows, column, source, reference) {
+  table <- if (source == "identity") read_table("identities.csv") else p
+  key <- if (source == "identity") "identity" else "participant"
+  rows[[column]] <- setNames(table[[column]], table[[key]])[as.character(rows[[key]])]
+  keep <- !is.na(rows$condition) & !is.na(rows[[column]]) & trimws(rows[[column]]) != ""
+  rows <- rows[keep, ]
+  rows[[column]] <- relevel(factor(rows[[column]]), ref = reference)
+  rows
+}
+# The likelihood-ratio test of condition x moderator: anova() of the models fitted by ML
+# without and with the interaction (the GLMM's Laplace deviance).
+report_moderation <- function(outcome, moderator, without, with) {
+  x <- anova(without, with)
+  add(outcome, "moderation", moderator, "moderation", NA, NA, NA, x$Chisq[2], x$Df[2],
+      x[["Pr(>Chisq)"]][2])
+}
+report_clmm <- function(outcome, family, formula, rows) {
+  if (!has_ordinal) return(invisible(NULL))
+  fit <- ordinal::clmm(formula, data = rows)  # logit link, flexible thresholds, Laplace
+  co <- summary(fit)$coefficients["conditionai", ]
+  add(outcome, "clmm", "trial", family, co[["Estimate"]], co[["Estimate"]] - qnorm(0.975) * co[["Std. Error"]],
+      co[["Estimate"]] + qnorm(0.975) * co[["Std. Error"]], co[["z value"]], NULL, co[["Pr(>|z|)"]])
+}
 """  # noqa: E501 (R code, kept as lme4's users write it)
 
 COMPARE = r"""
 # --- corrections and comparison with results.json ---------------------------------------------
+# Mixed models are fitted by other optimisers than lme4's and ordinal's: their statistics agree
+# to about 1e-4 (relative), the closed-form tests to rounding.
+tolerance <- 1e-3
 r$p_adjusted <- NA
 for (f in unique(r$family)) {
   i <- r$family == f
@@ -208,9 +260,28 @@ rel <- function(a, b, floor) ifelse(is.na(a) & is.na(b), 0, abs(a - b) / pmax(ab
 worst <- max(c(rel(both$statistic, both$statistic_python, 1),
                rel(both$p_value, both$p_value_python, 1e-6)), na.rm = TRUE)
 cat(sprintf("\nLargest relative difference from results.json (statistics and p-values): %.2g\n", worst))
+# A test that only one side has (R skipped it, or results.json lacks it) is no agreement.
+lone <- is.na(both$p_value) != is.na(both$p_value_python) |
+  is.na(both$statistic) != is.na(both$statistic_python)
+if (any(lone)) {
+  cat("Tests with a value on one side only:\n")
+  print(both[lone, c("outcome", "method", "level", "p_value", "p_value_python")], row.names = FALSE)
+}
+agree <- !any(lone) && is.finite(worst) && worst < tolerance
+cat(sprintf("Agreement with results.json (%d tests, tolerance %.0e): %s\n", nrow(both), tolerance,
+            if (agree) "yes" else "NO"))
 write.csv(both, "analysis_R_results.csv", row.names = FALSE)
 cat("Wrote analysis_R_results.csv\n")
+if (nrow(bfs) > 0) {
+  cat("\nBayes factors (log BF10, BayesFactor::ttestBF beside results.json):\n")
+  print(bfs, digits = 8, row.names = FALSE)
+}
 """  # noqa: E501 (R code)
+
+
+def _one_line(text: str) -> str:
+    """Text for an R comment: control characters and line breaks become spaces."""
+    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", str(text)).strip()
 
 
 def _r_string(text: str) -> str:
@@ -282,11 +353,11 @@ def _outcome_rows(name: str, tests: list[dict]) -> str:
     """R lines that build `rows` (participant, identity, condition, value) of one outcome."""
     if name in TRIAL_ROWS:
         selection, value = TRIAL_ROWS[name]
+        # The GLMM in results.json names the 0/1 score as trials.csv does: `correct` (the
+        # memory test's hits: `said_old`).
+        response = "said_old" if name == "memory_hit_rate" else "correct"
         text = f"sel <- {selection}\nrows <- d[sel, ]\nrows <- rows_of(sel, {value})\n"
-        if name == "memory_hit_rate":
-            # The GLMM's response, named as in results.json's formula.
-            text += "rows$said_old <- rows$value\n"
-        return text
+        return text + f"rows${response} <- rows$value\n"
     if name in MEMORY_SDT:
         return (
             'rows <- d[d$task == "recognise" & d$measure == "old", ]\n'
@@ -341,15 +412,27 @@ def _test_lines(name: str, test: dict, bounds: dict) -> list[str]:
             fit = f"fit <- glmer({formula}, data = rows, family = binomial)"
             report = f"report_glmm({_r_string(name)}, {_r_string(family)}, fit)"
         return [fit, report]
+    if method == "clmm":
+        formula = (
+            test.get("formula") or "ordered(value) ~ condition + (1 | participant) + (1 | identity)"
+        )
+        return [f"report_clmm({_r_string(name)}, {_r_string(family)}, {formula}, rows)"]
     if method == "binomial":
         return [
             (f"run_binomial({_r_string(name)}, {_r_string(family)}, rows$value, {_r_number(mu)})")
         ]
     scores = f"scores <- {_scores(name, level, paired)}"
+    bf = (
+        (_r_string(name), _r_number(test.get("bf_rscale")), _r_number(test["log_bf10"]))
+        if test.get("log_bf10") is not None and test.get("bf_rscale") is not None
+        else None
+    )
     if method == "paired_t":
-        return [scores, f"run_paired_t({args}, scores)"]
+        bf_line = [f"run_bf_paired({bf[0]}, scores, {bf[1]}, {bf[2]})"] if bf else []
+        return [scores, f"run_paired_t({args}, scores)", *bf_line]
     if method == "one_sample_t":
-        return [scores, f"run_one_sample_t({args}, scores, {_r_number(mu)})"]
+        bf_line = [f"run_bf_one({bf[0]}, scores, {_r_number(mu)}, {bf[1]}, {bf[2]})"] if bf else []
+        return [scores, f"run_one_sample_t({args}, scores, {_r_number(mu)})", *bf_line]
     if method == "wilcoxon":
         # The same continuity correction as the test in results.json.
         correct = ", correct = TRUE" if test.get("continuity_correction") else ""
@@ -372,6 +455,65 @@ def _test_lines(name: str, test: dict, bounds: dict) -> list[str]:
     return [f"# {method} ({level}) has no R counterpart here"]
 
 
+def _moderations(results: dict) -> list[dict]:
+    """The tested moderation records of results.json that the script refits."""
+    out = []
+    for record in results.get("moderation") or []:
+        column, formula = record.get("moderator"), record.get("formula")
+        if not (
+            record.get("tested")
+            and record.get("method") in ("lmm", "glmm")
+            and isinstance(column, str)
+            and isinstance(formula, str)
+            and record.get("reference") is not None
+            and record.get("source") in ("identity", "participant")
+        ):
+            continue
+        out.append(record)
+    return out
+
+
+def _moderation_expected(record: dict) -> dict:
+    """A moderation record as a row of the `expected` table: its likelihood-ratio test."""
+    lrt = record.get("lrt") or {}
+    return {
+        "outcome": record["outcome"],
+        "method": "moderation",
+        "level": record["moderator"],
+        "statistic": lrt.get("statistic"),
+        "p_value": lrt.get("p_value"),
+        "p_adjusted": record.get("p_adjusted"),
+    }
+
+
+def _moderation_lines(record: dict) -> list[str]:
+    """R lines that refit one moderation model with and without condition x moderator."""
+    name, column, source = record["outcome"], record["moderator"], record["source"]
+    # A column name comes from the study's data: in a comment, a line break would start code.
+    shown = _one_line(column)
+    label = f"# moderation: condition x {shown} ({source}), likelihood-ratio test"
+    if (
+        not SYNTACTIC.fullmatch(column)
+        or column in TRIAL_FRAME
+        or not FORMULA.fullmatch(record["formula"])
+        or f"condition:{column}" not in record["formula"]
+    ):
+        return [label, f"# {shown} is not a name R can use in a formula: not refitted here"]
+    fit = (
+        f"full <- lmer({record['formula']}, data = m, REML = FALSE)"
+        if record["method"] == "lmm"
+        else f"full <- glmer({record['formula']}, data = m, family = binomial)"
+    )
+    return [
+        label,
+        f"m <- with_moderator(rows, {_r_string(column)}, {_r_string(source)}, "
+        f"{_r_string(str(record['reference']))})",
+        fit,
+        f"reduced <- update(full, . ~ . - condition:{column})",
+        f"report_moderation({_r_string(name)}, {_r_string(column)}, reduced, full)",
+    ]
+
+
 def r_script(results: dict, *, title: str = "") -> str:
     """An R script that recomputes every test of results.json from trials.csv and participants.csv.
 
@@ -389,10 +531,13 @@ def r_script(results: dict, *, title: str = "") -> str:
         checks that they exclude the participants listed in results.json, runs for each test of
         ``results["tests"]`` the matching R call — ``t.test(..., paired = TRUE)``, ``t.test(x,
         mu = chance)``, ``wilcox.test(..., exact = FALSE, correct = FALSE)``, ``binom.test``,
-        the two one-sided ``t.test`` calls of a TOST, ``lmer(<formula>, REML = TRUE)`` and
+        the two one-sided ``t.test`` calls of a TOST, ``BayesFactor::ttestBF(..., rscale = r)``
+        beside each t-test with a Bayes factor (when ``requireNamespace("BayesFactor")``),
+        ``lmer(<formula>, REML = TRUE)`` and
         ``glmer(<formula>, family = binomial)`` with each mixed model's formula as named in
-        results.json — corrects p-values per family with ``p.adjust`` and prints R's numbers
-        beside results.json's.
+        results.json — refits each tested moderation with and without ``condition:moderator``
+        (``anova`` of the two ML fits), corrects p-values per family with ``p.adjust``, prints
+        R's numbers beside results.json's and says whether they agree within a tolerance.
 
     Raises
     ------
@@ -408,7 +553,7 @@ def r_script(results: dict, *, title: str = "") -> str:
     bounds = (results.get("plan") or {}).get("equivalence_bounds") or {}
     study = results.get("study", "")
     # The title goes into a comment: a line break in it would start a line of R code.
-    title = re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]+", " ", title).strip()
+    title = _one_line(title)
     header = [
         f"# analysis.R: recomputes the results of the Likeness study {study!r}"
         + (f" ({title})" if title else ""),
@@ -417,21 +562,24 @@ def r_script(results: dict, *, title: str = "") -> str:
             f"{results.get('analysis_version', '?')}, data SHA-256 "
             f"{results.get('data_sha256', '?')})."
         ),
-        "# Run it in the folder holding trials.csv, participants.csv and results.json:",
+        "# Run it in the folder holding trials.csv, participants.csv, identities.csv and",
+        "# results.json (the reproduction bundle):",
         "#   Rscript analysis.R",
         "# It prints each R value beside results.json's and writes analysis_R_results.csv.",
         "",
     ]
+    moderations = _moderations(results)
     parts = [
         "\n".join(header),
         PRELUDE,
         _rules_block(results),
         f'correction <- "{P_ADJUST[correction]}"\n',
-        _expected_block(tests),
+        _expected_block(tests + [_moderation_expected(m) for m in moderations]),
         EXCLUSIONS,
         HELPERS,
     ]
-    for name in dict.fromkeys(t["outcome"] for t in tests):
+    outcomes = [t["outcome"] for t in tests] + [m["outcome"] for m in moderations]
+    for name in dict.fromkeys(outcomes):
         own = [t for t in tests if t["outcome"] == name]
         lines = [f"\n# --- {name} " + "-" * max(3, 90 - len(name)), _outcome_rows(name, own)]
         for test in own:
@@ -439,6 +587,9 @@ def r_script(results: dict, *, title: str = "") -> str:
                 f"# {test['method']} at the {test['level']} level ({test.get('family', '')})"
             )
             lines.extend(_test_lines(name, test, bounds))
+        for record in moderations:
+            if record["outcome"] == name:
+                lines.extend(_moderation_lines(record))
         parts.append("\n".join(lines) + "\n")
     parts.append(COMPARE)
     return "\n".join(parts)

@@ -1,7 +1,4 @@
-"""Closed-form tests on participant or identity scores: t, Wilcoxon, binomial and TOST.
-
-Each test returns a one-row DataFrame with the columns of `TEST_COLUMNS` (they stack).
-"""
+"""Closed-form tests on participant or identity scores: t, Wilcoxon, binomial and TOST."""
 
 from __future__ import annotations
 
@@ -77,6 +74,26 @@ def _t_on(d: np.ndarray, confidence: float, what: str) -> dict:
     }
 
 
+def _t_row(method: str, r: dict, confidence: float, effect_size_name: str, **extra) -> pd.DataFrame:
+    """The result row of a t-test on `_t_on`'s figures: the mean tested, its interval, and the
+    standardised mean (mean / sd) as the effect size; `extra` columns follow."""
+    return _row(
+        method=method,
+        estimate=r["mean"],
+        ci_low=r["ci"][0],
+        ci_high=r["ci"][1],
+        confidence=confidence,
+        statistic=r["t"],
+        statistic_name="t",
+        df=r["df"],
+        p_value=r["p"],
+        effect_size=r["mean"] / r["sd"],
+        effect_size_name=effect_size_name,
+        n=r["n"],
+        **extra,
+    )
+
+
 def paired_t(x, y, confidence: float = 0.95) -> pd.DataFrame:
     """Paired t-test of x minus y.
 
@@ -107,19 +124,11 @@ def paired_t(x, y, confidence: float = 0.95) -> pd.DataFrame:
     """
     x, y = _pairs(x, y)
     r = _t_on(x - y, confidence, "paired t-test")
-    return _row(
-        method="paired_t",
-        estimate=r["mean"],
-        ci_low=r["ci"][0],
-        ci_high=r["ci"][1],
-        confidence=confidence,
-        statistic=r["t"],
-        statistic_name="t",
-        df=r["df"],
-        p_value=r["p"],
-        effect_size=r["mean"] / r["sd"],
-        effect_size_name="d_z",
-        n=r["n"],
+    return _t_row(
+        "paired_t",
+        r,
+        confidence,
+        "d_z",
         mean_x=float(np.mean(x)),
         mean_y=float(np.mean(y)),
         sd_diff=r["sd"],
@@ -153,19 +162,11 @@ def one_sample_t(x, mu: float = 0.0, confidence: float = 0.95) -> pd.DataFrame:
     """
     x = _finite(x, "x")
     r = _t_on(x - mu, confidence, "one-sample t-test")
-    return _row(
-        method="one_sample_t",
-        estimate=r["mean"],
-        ci_low=r["ci"][0],
-        ci_high=r["ci"][1],
-        confidence=confidence,
-        statistic=r["t"],
-        statistic_name="t",
-        df=r["df"],
-        p_value=r["p"],
-        effect_size=r["mean"] / r["sd"],
-        effect_size_name="d",
-        n=r["n"],
+    return _t_row(
+        "one_sample_t",
+        r,
+        confidence,
+        "d",
         mean=float(np.mean(x)),
         reference_value=float(mu),
     )

@@ -30,6 +30,19 @@ DEFAULT_RULES = {
 RT_FAST_MS = 50.0
 RT_SLOW_MS = 600_000.0
 RT_FLAGS = ("", "fast", "slow")
+# trials.csv's columns on what a trial showed, where and when (after `simulated`): the side of
+# a choose trial's real headshot, the public ids of the images shown (see stimuli.csv), and when
+# the trial was first shown and answered (ISO 8601 UTC, milliseconds, Z). Never analysed and
+# outside the data hash; empty when an export predates them.
+TRIAL_DETAIL_COLUMNS = (
+    "real_side",
+    "image",
+    "image_right",
+    "probe_image",
+    "shown_at",
+    "answered_at",
+)
+REAL_SIDES = ("", "left", "right")
 
 
 def rt_flag(rt_ms: float | None) -> str:
@@ -95,3 +108,18 @@ def rating_outcome(key: str, scale_ranges: dict | None = None) -> Outcome:
     scale = tuple((scale_ranges or {}).get(key, DEFAULT_RATING_RANGE))
     label = "trust" if key == "trust" else f"ratings of {key.replace('_', ' ')}"
     return Outcome(key, "rate", "rating", True, label=label, scale=scale)
+
+
+# The names of the families of tests corrected together (`analysis.report.FAMILIES`) for a
+# reader; the keys stay the contract's identifiers.
+FAMILY_LABELS = {
+    "primary": "Primary outcomes",
+    "secondary": "Secondary outcomes",
+    "participant_wilcoxon": "Wilcoxon tests, participants",
+    "identity_t": "t-tests, identities",
+    "identity_wilcoxon": "Wilcoxon tests, identities",
+    "equivalence": "Equivalence tests (TOST)",
+    "pooled_binomial": "Binomial tests, all trials pooled",
+    "mixed": "Mixed models",
+    "participant_t": "Paired t-tests, participants",
+}

@@ -1,8 +1,4 @@
-"""The database check every load run ends with: what participants were told against the rows.
-
-The pure checks compare plain values (tests/test_bench_checks.py plants faults in them);
-`read_facts` reads those values from a run's database.
-"""
+"""The database check every load run ends with: what participants were told against the rows."""
 
 from __future__ import annotations
 

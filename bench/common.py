@@ -1,14 +1,5 @@
 """What the load and fault benchmarks share to run: serve the app, launch the participants,
-gather a run's figures and its verdict.
-
-The pieces live by job in bench/servers.py (gunicorn, CPU from /proc), bench/db.py (bench
-databases, the app's environment), bench/load.py (the HTTP client and the simulated
-participants), bench/checks.py (the database check) and bench/report.py (figures); they are
-importable from here too, so a script needs only `from bench import common`.
-
-Everything runs on 127.0.0.1, every loop is bounded in count and time, and every process or
-database a run makes is removed when it ends, on an exception too.
-"""
+gather a run's figures and its verdict."""
 
 from __future__ import annotations
 

@@ -1,17 +1,5 @@
-"""Benchmark the trials.csv export: seed a million answers, stream the download, time it, weigh it.
-
-    .venv/bin/python bench/export.py                       # SQLite in a temporary folder
-    .venv/bin/python bench/export.py --database-url postgresql://postgres@127.0.0.1:5432/likeness_bench_export
-
-The answers are bulk-inserted (COPY on PostgreSQL, executemany on SQLite). The export then runs
-in a fresh child process through the real route: the Flask test client, signed in as the study's
-owner, POSTs to /r/studies/<id>/exports/trials.csv and reads the streamed response chunk by
-chunk. The child reports wall time, bytes and rows, and its peak resident memory (VmHWM),
-which covers everything: interpreter, app, driver, the query and the CSV. Goals: under 30 s and
-under 150 MB for 1,000,000 rows. On PostgreSQL the bench database is created when missing, its
-schema emptied, and the database dropped after the run (--keep keeps it); never point it at a
-database you care about. A SQLite --database-url must name a file that does not exist yet.
-"""
+"""Benchmark the trials.csv export: seed a million answers, stream the download, time it,
+weigh it."""
 
 from __future__ import annotations
 
@@ -439,7 +427,7 @@ def measure(url: str, study_id: int, owner_id: int, name: str, mode: str) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     """Seed, then measure each asked export in a child process; print a summary."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--database-url",
         help="PostgreSQL URL of a bench database (default: SQLite in a temporary folder)",

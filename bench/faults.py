@@ -1,27 +1,4 @@
-"""Faults in the middle of a launch spike: gunicorn killed with SIGKILL, PostgreSQL restarted.
-
-    .venv/bin/python bench/faults.py
-    .venv/bin/python bench/faults.py --only postgres --participants 300 --spread 20
-
-Two runs, each the launch spike of bench/launch_spike.py (participants arriving within
-`--spread` seconds and taking the demo study through the real HTTP flow) with one fault at
-`--fault-at` seconds:
-
-- gunicorn: SIGKILL to the master and every worker at once, `--down` seconds without a server,
-  then a new gunicorn on the same port. Every answer that got its redirect before the kill must
-  be stored; answers whose request died are in doubt (stored once or not at all); each
-  participant reloads until the study answers again and must be shown the trial after their
-  last saved answer; nothing may be stored twice.
-- postgres: the database server stopped (fast shutdown: open transactions rolled back,
-  connections cut) for `--down` seconds, then started again, while gunicorn keeps running.
-  Requests during the outage must get the 503 try-again page (with Retry-After, no trace),
-  and afterwards the same master and workers must serve again from a recovered pool.
-
-The postgres run uses a throwaway cluster of its own (initdb in a temporary folder, its own
-port), so restarting it disturbs nothing else on the machine; `--system-cluster` restarts the
-machine's PostgreSQL with pg_ctlcluster instead (every other user of it sees the outage too).
-The gunicorn run uses a bench database on the local server. Everything is removed afterwards.
-"""
+"""Faults in the middle of a launch spike: gunicorn killed with SIGKILL, PostgreSQL restarted."""
 
 from __future__ import annotations
 

@@ -1,25 +1,4 @@
-"""Launch spike: 1,000 simulated participants start the demo study within one minute.
-
-    .venv/bin/python bench/launch_spike.py
-    .venv/bin/python bench/launch_spike.py --participants 200 --spread 20 --think 2
-
-Each participant arrives at a random moment within `--spread` seconds and takes the demo study
-through the real HTTP flow against gunicorn on PostgreSQL on 127.0.0.1: the study link with a
-PROLIFIC_PID, consent, instructions, then for every trial GET the page (and, like a browser, the
-images and files it has not cached yet), think, POST the answer, follow the redirect; then the
-optional questions and the debrief with its completion code. Thinking time per page is
-log-normal around `--think` seconds (people read and decide; 0 makes a stress run). Before the
-clock starts, eight participants go through at full speed so that every worker has served
-pages, as on a server where the researcher has run a preview.
-
-Reported: p50/p99 per kind of request, errors, answers per second (over the run and at the peak).
-Then the database is checked: every answer a participant was told was saved is stored exactly
-once with the values posted, nothing is stored that no one sent, the lists are balanced
-(fewest-first assignment) and no row is orphaned. Goal: no error, every p99 under 250 ms.
-
-The bench database (`likeness_bench_<pid>` on the local server, made through the `test`
-database) is created for the run and dropped after it; never point it at one you care about.
-"""
+"""Launch spike: 1,000 simulated participants start the demo study within one minute."""
 
 from __future__ import annotations
 

@@ -1,22 +1,4 @@
-"""Mixed models against R's lme4: the same fits, their numbers and their time, side by side.
-
-    .venv/bin/python bench/lme4.py                      # sim-small against reference.json
-    .venv/bin/python bench/lme4.py --dataset insteval   # also lme4's InstEval (needs R)
-
-sim-small (tests/data/reference/) is fitted as reference.R fits it, after the default
-exclusions: `lmer(value ~ condition + (1|participant) + (1|identity))` on trust and
-`glmer(correct ~ condition + (1|participant) + (1|identity), binomial)` on recognition
-accuracy; each number is compared with R's in reference.json. Offline, no R needed.
-
-When `Rscript` with lme4 and lmerTest is on the PATH (Debian: `apt-get install r-base-core
-r-cran-lme4 r-cran-lmertest`), R fits the same models on the same rows and both are timed.
-`--dataset insteval` adds a real public crossed dataset that ships with lme4: InstEval, 73,421
-ratings of 1,128 lecturers (`d`) by 2,972 students (`s`), with `service` (the lecture given
-by a service department, 0/1) as the two-level fixed effect:
-`lmer(y ~ service + (1|s) + (1|d))`, fitted here as the condition (0 real, 1 ai) with
-students as participants and lecturers as identities. R exports the rows, so the data are
-exactly lme4's.
-"""
+"""Mixed models against R's lme4: the same fits, their numbers and their time, side by side."""
 
 from __future__ import annotations
 

@@ -1,20 +1,4 @@
-"""Measure the CPU each kind of participant request costs, in process, on PostgreSQL.
-
-    .venv/bin/python bench/participant_cpu.py                  # 40 participants, demo study
-    .venv/bin/python bench/participant_cpu.py --participants 100 --json cpu.json
-
-Simulated participants take the demo study one after another through Flask's test client
-(no HTTP server, no other load): the link with a PROLIFIC_PID, consent, the instructions,
-every trial page and answer, the questions (skipped) and the debrief. For every kind of
-request it reports the app's CPU (the thread's own time) and PostgreSQL's (the backends'
-run time from /proc/<pid>/schedstat, in nanoseconds), per request and per answered trial.
-
-Where the saturated benchmark (`bench/participants.py`) says how much the machine serves,
-this says where a trial's CPU goes, with far less noise: use it to compare two versions of
-the code on the same machine, one run right after the other. The test client's own work
-(building requests, about 0.2-0.5 ms a request) is inside the app's figures. The database
-named is the benchmark's own: it is dropped and rebuilt on every run.
-"""
+"""Measure the CPU each kind of participant request costs, in process, on PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,38 +1,4 @@
-"""Benchmark the participant flow: simulated participants over real HTTP against gunicorn.
-
-    .venv/bin/python bench/participants.py                     # saturated: 3 rounds of 15 s
-    .venv/bin/python bench/participants.py --round-seconds 0 --participants 256   # 256 in all
-    .venv/bin/python bench/participants.py --think-ms 1500      # people's pace, not saturated
-
-One run, one load generator, two servers on 127.0.0.1 and the same PostgreSQL:
-
-1. the yardstick, bench/yardstick_app.py (a bare Flask app inserting one row per POST), under
-   `--concurrency` clients POSTing back to back for `--yardstick-seconds` in all, in turns
-   with the participants (`--rounds` participant phases, each between two yardstick
-   segments): inserts per second;
-2. Likeness on the demo study: simulated participants, `--concurrency` at a time, each going
-   through the real flow (study link with a PROLIFIC_PID, consent, the instructions, then for
-   every trial: GET the trial page, POST the answer, follow the redirect; then skip the
-   questions and open the debrief). Saturated runs keep `--concurrency` participants going
-   for `--round-seconds` a round, a new one starting whenever one finishes, as the yardstick
-   keeps its clients going (at most `--participants` in all); with `--round-seconds 0`, or
-   `--think-ms`, each round takes its share of `--participants` through the whole flow,
-   fewer and fewer at a time as they finish. A run stops at `--max-seconds` in all; a
-   participant stops between requests, never inside one. With `--think-ms`, each
-   participant looks at a trial for about that long before answering, as people do;
-   without it they answer back to back and the server runs saturated.
-
-The load generator is one asyncio process speaking HTTP/1.1 over keep-alive connections (it
-reconnects when a server closes one), with a cookie jar per participant. Reported: answered
-trials per second over the run, p50 and p99 latency of the trial pages and answer POSTs, and
-the yardstick's inserts per second. Afterwards the database is checked: every answer the
-generator saw accepted is stored exactly once (answered trials, response rows and measures all
-match what was posted), and the yardstick's row count equals its accepted POSTs.
-
-Goals (2-core machine, 64 concurrent participants): answered trials per second at least 40 %
-of the yardstick's inserts per second (an answer takes two requests), p99 under 100 ms.
-The bench database is dropped and rebuilt on every run; never point it at one you care about.
-"""
+"""Benchmark the participant flow: simulated participants over real HTTP against gunicorn."""
 
 from __future__ import annotations
 

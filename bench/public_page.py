@@ -1,29 +1,5 @@
 """Benchmark the public findings page: CPU and latency of an anonymous visit, and what visitors
-cost the participants of another study on the same server.
-
-    .venv/bin/python bench/public_page.py                    # both parts, about 2 minutes
-    .venv/bin/python bench/public_page.py --visitors 0       # the in-process part only
-
-A bench database (PostgreSQL, dropped and rebuilt every run) gets two studies: "pub", with 24
-simulated participants, closed and its findings published (and, where the code has it, its
-charts drawn at publishing, as the publish button does), and the open demo study.
-
-1. In process (Flask's test client, no network): one anonymous visit is the public page and
-   every chart it shows (the SVG of each finding), as a browser without a cache loads them.
-   Reported: the first visit after publishing, and the median and p90 of `--visits` more, in
-   CPU milliseconds of this process and in wall milliseconds.
-2. Over HTTP against gunicorn (3 workers x 8 threads): `--participants` simulated participants
-   take the demo study at a person's pace (`--think-ms`), once alone and once while
-   `--visitors` anonymous visitors load the public page and its charts, each reading for
-   about `--visitor-pause-ms` before loading it again (0: back to back). Reported:
-   the participants' p50 and p90 trial-page and answer latency in both phases.
-
-Goal: an anonymous request (the page or a chart) costs under 10 ms of CPU once the charts are
-drawn, and visitors do not raise the participants' p90 by more than half. Run it on two trees
-to compare code (e.g. `git archive main | tar -x -C /tmp/likeness-main`, copy this file into
-its bench/, run it there with this venv). Everything runs on 127.0.0.1; every loop is bounded
-in count and time.
-"""
+cost the participants of another study on the same server."""
 
 from __future__ import annotations
 

@@ -1,17 +1,5 @@
-"""The embedded SQLite default under several gunicorn workers: no "database is locked" for anyone.
-
-    .venv/bin/python bench/sqlite_workers.py
-    .venv/bin/python bench/sqlite_workers.py --participants 300 --think 0
-
-Likeness without DATABASE_URL keeps its data in one SQLite file (WAL, a 30 s busy timeout).
-This run serves the demo study from such a file with several gunicorn workers, each with its
-own connections, and sends participants through the real HTTP flow as bench/launch_spike.py
-does, doing every kind of write a participant makes: starting (list assignment and the
-schedule), answering, the optional questions (some fill them in) and withdrawal (a few). A
-"database is locked" error would reach a participant as the 503 try-again page or a 500; the
-run counts both, searches the server's log for the message, and then checks the database as
-the spike does. `--think 0` removes the thinking time: every writer collides with the others.
-"""
+"""The embedded SQLite default under several gunicorn workers: no "database is locked" for
+anyone."""
 
 from __future__ import annotations
 

@@ -1,23 +1,4 @@
-"""Benchmark stimulus ZIP uploads: hostile ZIPs within the upload limit, and a normal set.
-
-    .venv/bin/python bench/upload.py                   # every case
-    .venv/bin/python bench/upload.py --case bad-rows --child-timeout 300
-
-Each case's ZIP is built first (in a temporary folder), then uploaded in a fresh child process
-through the real route: the Flask test client, signed in as the study's owner, POSTs it to
-/r/studies/<id>/stimuli/zip of an app on a temporary SQLite database. The child reports the
-status, wall time, the size of the page it got back, its resident memory before the request
-(VmRSS) and the growth of its peak (VmHWM) during the request. Goal: any ZIP within the upload
-limit is refused or accepted within 30 s and with less than 300 MB of memory growth.
-
-Cases:
-  bad-rows     manifest.csv filled to its 5 MiB limit with rows that are each wrong three ways
-  rows-20k     the same, 20,000 rows (a size the quadratic check still finished on)
-  wide-header  a header of 100,000 column names and then as many one-cell rows as fit
-  flat-pngs    twelve 40-megapixel single-colour RGB PNGs (1.4 MB of ZIP in all), listed validly
-  rgba-png     one 40-megapixel half-transparent RGBA PNG (one image at the per-image limit)
-  normal       a valid set: 40 identities, three 600x800 JPEG photos each
-"""
+"""Benchmark stimulus ZIP uploads: hostile ZIPs within the upload limit, and a normal set."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""The yardstick for bench/participants.py: a bare Flask app that inserts one row per POST.
-
-Same stack as Likeness (Flask, SQLAlchemy Core, psycopg 3, the same pool settings, gunicorn,
-the same PostgreSQL), none of its work: no session, no template, no validation. Served with
-`gunicorn --chdir bench yardstick_app:app` and DATABASE_URL set.
-"""
+"""The yardstick for bench/participants.py: a bare Flask app that inserts one row per POST."""
 
 from __future__ import annotations
 

@@ -1,35 +1,4 @@
-"""Block settings: what a block of each task may set, the defaults, and how settings are checked.
-
-`validate_block_settings` fills the defaults and rejects anything else:
-
-- every task: ``attention_checks``: 1-based positions within the block (the practice trial not
-  counted) or a count of checks spread evenly (default none); ``practice``: true/false, or
-  None (the default) for "a practice trial when the block runs first"; ``n_identities``: a cap
-  on the identities the block shows (None, the default, shows all; at least 2 per condition,
-  split evenly between the conditions; the subset is drawn from the participant's seed).
-- match: ``presentation`` "side_by_side" (default) or "sequential"; ``exposure_ms``, how long the
-  headshot shows when sequential, 200-10000 (default 1500); ``confidence``, ask 1-5 (default true).
-- rate: ``scales``, a list of {key, question, low_anchor, high_anchor, min, max}; key a
-  snake_case name that is not a reserved measure (same, confidence, choice, source, attention),
-  min 1 and max 7 by default. Default: one "trust" scale.
-- choose: ``question`` (default "Which photo do you trust more?"); the answer's measure is
-  ``choice``.
-- detect: ``confidence``, ask 1-5 (default true).
-
-The learn-then-recognise (memory) paradigm is two blocks, a ``learn`` block (study phase) and a
-``recognise`` block (test phase) after it; any blocks placed between them are the filler. They
-take none of the common settings (no practice, attention checks or cap: every identity is studied
-or a foil, by list):
-
-- learn: ``exposure_ms``, how long each headshot shows, 200-10000, or None for self-paced
-  (default 3000); ``label``, a text shown under the headshot with ``{name}`` standing for a
-  fictional name given to the identity (e.g. "Your new colleague Dr {name}"; default "", no
-  label); ``orienting_question``, asked of each headshot on a 1-5 scale (default "", none: the
-  participant continues when ready or when the time is up).
-- recognise: ``question`` (default "Have you met this person before?"), answered yes (1) or no
-  (0) as the measure ``old``; ``confidence``, ask 1-5 (default true); ``name_recall``, after a
-  yes, choose the person's name from four (default false; needs the learn block's label).
-"""
+"""Block settings: what a block of each task may set, the defaults, and how settings are checked."""
 
 from __future__ import annotations
 
@@ -37,11 +6,14 @@ import copy
 import re
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 TASKS = ("match", "rate", "choose", "detect", "learn", "recognise")
 # The memory paradigm: study phase, then (after any filler blocks) the test phase.
 MEMORY_TASKS = ("learn", "recognise")
+# Tasks that take the common settings (practice, attention checks, a cap on identities).
+COMMON_TASKS = tuple(t for t in TASKS if t not in MEMORY_TASKS)
 CONDITIONS = ("real", "ai")
 # Tasks that show one version of an identity, so the identity's condition must hold across them.
 CONDITION_TASKS = ("match", "rate", "detect")
@@ -265,3 +237,369 @@ def attention_check_count(checks: Any) -> int:
     if not checks:
         return 0
     return checks if is_int(checks) else len(checks)
+
+
+# --- checks in the researcher's words ------------------------------------------------------
+#
+# `validate_block_settings` above checks a definition as a program writes it and names the
+# setting keys. The workspace shows the researcher other words: each setting has a rule with
+# the label the forms use, and `setting_errors` reports every broken rule at once, keyed by
+# setting (scale rows by "scales-<row>-<field>", as the form names them). A new setting plugs
+# in with a rule in SETTING_RULES (and its default in _TASK_DEFAULTS or _COMMON_DEFAULTS).
+
+
+@dataclass(frozen=True)
+class SettingRule:
+    """How the workspace names a setting and what it accepts.
+
+    kind: "int" (low..high, in `unit`), "bool", "choice" (one of `choices`), "text" (non-empty),
+    or a name of a checker in _CHECKERS for settings with structure of their own.
+    """
+
+    label: str
+    tasks: tuple[str, ...]
+    kind: str
+    low: int | None = None
+    high: int | None = None
+    unit: str = ""
+    choices: tuple[Any, ...] = ()
+    hint: str = ""
+
+
+SETTING_RULES: dict[str, SettingRule] = {
+    "practice": SettingRule(
+        "Practice trial",
+        COMMON_TASKS,
+        "choice",
+        choices=(None, True, False),
+        hint="choose when this block runs first, yes or no",
+    ),
+    "attention_checks": SettingRule("Attention checks", COMMON_TASKS, "attention"),
+    "n_identities": SettingRule("Identities shown", COMMON_TASKS, "cap"),
+    "presentation": SettingRule(
+        "Presentation",
+        ("match",),
+        "choice",
+        choices=PRESENTATIONS,
+        hint="choose side by side or sequential",
+    ),
+    # A learn block may leave it empty: each headshot stays until the participant continues.
+    "exposure_ms": SettingRule(
+        "Exposure",
+        ("match", "learn"),
+        "exposure",
+        low=EXPOSURE_MS_RANGE[0],
+        high=EXPOSURE_MS_RANGE[1],
+        unit="ms",
+    ),
+    "confidence": SettingRule("Confidence question", ("match", "detect", "recognise"), "bool"),
+    "question": SettingRule("Question", ("choose", "recognise"), "text"),
+    "scales": SettingRule("Rating scales", ("rate",), "scales"),
+    "label": SettingRule("Name label", ("learn",), "label", high=LABEL_MAX),
+    "orienting_question": SettingRule("Orienting question", ("learn",), "optional_text"),
+    "name_recall": SettingRule("Name recall", ("recognise",), "bool"),
+}
+
+
+def _number(value: Any) -> str:
+    """Write a number with thousands separators (10,000), anything else as given."""
+    return f"{value:,}" if is_int(value) else str(value)
+
+
+def _and(words: tuple[str, ...]) -> str:
+    """Join words as a sentence lists them: a, b and c."""
+    return " and ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _wrote(value: Any) -> str:
+    """Say what the researcher wrote, for the end of a message."""
+    if value is None or value == "":
+        return "you left it empty"
+    shown = _number(value) if is_int(value) else repr(value) if isinstance(value, str) else value
+    return f"you wrote {shown}"
+
+
+def _check_int_rule(rule: SettingRule, value: Any) -> list[str]:
+    """An integer within the rule's range."""
+    low, high, unit = _number(rule.low), _number(rule.high), f" {rule.unit}" if rule.unit else ""
+    if not is_int(value) or not (rule.low <= value <= rule.high):  # type: ignore[operator]
+        return [
+            f"{rule.label} must be a whole number between {low} and {high}{unit}; {_wrote(value)}."
+        ]
+    return []
+
+
+def _check_exposure_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
+    """An integer within the rule's range; a learn block may also leave it empty (self-paced)."""
+    if value is None and task == "learn":
+        return []
+    errors = _check_int_rule(rule, value)
+    if errors and task == "learn":
+        errors[0] = errors[0].replace(";", ", or empty to let participants continue when ready;", 1)
+    return errors
+
+
+def _check_label_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
+    """Empty, or a short text with {name} once, where the person's name goes."""
+    if not isinstance(value, str):
+        return [
+            f"{rule.label}: write a text such as Dr {{name}}, or leave it empty; {_wrote(value)}."
+        ]
+    label = value.strip()
+    if not label:
+        return []
+    errors = []
+    if label.count("{name}") != 1:
+        errors.append(
+            f"{rule.label}: write {{name}} once, where the person's name goes (for example "
+            f"Your new colleague Dr {{name}}); {_wrote(label)}."
+        )
+    if len(label) > LABEL_MAX:
+        errors.append(
+            f"{rule.label}: at most {LABEL_MAX} characters, so that it fits under the photo on a "
+            f"phone; it has {len(label)}."
+        )
+    return errors
+
+
+def _check_optional_text_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
+    """Text, which may be empty."""
+    if isinstance(value, str):
+        return []
+    return [f"{rule.label}: write a question, or leave it empty for none; {_wrote(value)}."]
+
+
+def _check_attention_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
+    """A count of 0 or more, or distinct positions from 1."""
+    if is_int(value):
+        return (
+            []
+            if value >= 0
+            else [f"{rule.label}: the number of checks cannot be negative; {_wrote(value)}."]
+        )
+    if not isinstance(value, (list, tuple)) or not all(is_int(p) for p in value):
+        return [
+            f"{rule.label}: write positions such as 3, 12 or a count such as 2 checks; "
+            f"{_wrote(value)}."
+        ]
+    errors = [
+        f"{rule.label}: positions start at 1 (the first trial after the practice); you wrote {p}."
+        for p in sorted(set(value))
+        if p < 1
+    ]
+    errors += [
+        f"{rule.label}: position {p} is listed more than once."
+        for p, n in sorted(Counter(value).items())
+        if n > 1
+    ]
+    return errors
+
+
+def _check_cap_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
+    """Empty, or at least the identities the task needs."""
+    if value is None:
+        return []
+    least = min_identities(task)
+    why = (
+        f" ({MIN_PER_CONDITION} shown real and {MIN_PER_CONDITION} shown AI)"
+        if task in CONDITION_TASKS
+        else ""
+    )
+    if not is_int(value) or value < least:
+        return [
+            f"{rule.label} must be at least {least}{why}, or empty to show every identity; "
+            f"{_wrote(value)}."
+        ]
+    return []
+
+
+def _scale_errors(index: int, scale: Any) -> dict[str, list[str]]:
+    """Every problem of one rating scale (row `index`), keyed by its form field."""
+    row = f"scale {index + 1}"
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(f"scales-{index}-{field}", []).append(message)
+
+    if not isinstance(scale, Mapping):
+        add("key", f"The {row} is not a rating scale.")
+        return errors
+    out = {"low_anchor": "", "high_anchor": "", "min": 1, "max": 7, **scale}
+    key = out.get("key")
+    if not isinstance(key, str) or not key:
+        add(
+            "key", f"Give the {row} a key, a short name such as trust for its column in trials.csv."
+        )
+    elif not _SNAKE_CASE.match(key) or len(key) > MEASURE_KEY_MAX:
+        add(
+            "key",
+            f"The key of {row} must start with a lower-case letter and use only lower-case "
+            f"letters, digits and _ (at most {MEASURE_KEY_MAX} characters), e.g. trust; "
+            f"{_wrote(key)}.",
+        )
+    elif key in RESERVED_MEASURES:
+        add(
+            "key",
+            f"The key of {row} cannot be {key!r}: the names {', '.join(RESERVED_MEASURES)} are "
+            "taken by the tasks' own answers.",
+        )
+    question = out.get("question")
+    if not isinstance(question, str) or not question.strip():
+        add("question", f"Write the question of {row}, the one participants answer.")
+    for bound, label in (("min", "lowest value"), ("max", "highest value")):
+        value = out[bound]
+        if not (is_int(value) and -SCALE_LIMIT <= value <= SCALE_LIMIT):
+            add(
+                bound,
+                f"The {label} of {row} must be a whole number between {_number(-SCALE_LIMIT)} "
+                f"and {_number(SCALE_LIMIT)}; {_wrote(value)}.",
+            )
+    low, high = out["min"], out["max"]
+    if is_int(low) and is_int(high) and f"scales-{index}-max" not in errors:
+        if high <= low:
+            add(
+                "max",
+                f"The highest value of {row} must be above its lowest ({low}); {_wrote(high)}.",
+            )
+        elif high - low >= MAX_SCALE_POINTS:
+            add(
+                "max",
+                f"The {row} may have at most {MAX_SCALE_POINTS} points; from {low} to {high} "
+                f"it has {high - low + 1}.",
+            )
+    return errors
+
+
+def _check_scales_rule(rule: SettingRule, value: Any, task: str) -> dict[str, list[str]]:
+    """At least one scale; each valid; keys unique."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return {"scales": ["Give at least one rating scale (a key and a question)."]}
+    errors: dict[str, list[str]] = {}
+    for index, scale in enumerate(value):
+        for field, messages in _scale_errors(index, scale).items():
+            errors.setdefault(field, []).extend(messages)
+    seen: dict[str, int] = {}
+    for index, scale in enumerate(value):
+        key = scale.get("key") if isinstance(scale, Mapping) else None
+        if not isinstance(key, str) or not key:
+            continue
+        if key in seen:
+            errors.setdefault(f"scales-{index}-key", []).append(
+                f"Scale {index + 1} uses the key {key!r} like scale {seen[key] + 1}: "
+                "each scale needs its own key."
+            )
+        else:
+            seen[key] = index
+    return errors
+
+
+def setting_errors(task: str, settings: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Return every problem of a block's settings in the researcher's words, keyed by setting.
+
+    Empty when `validate_block_settings` accepts the settings (missing ones take defaults).
+    """
+    if task not in TASKS:
+        return {"task": [f"Choose one of the tasks {', '.join(TASKS)}; {_wrote(task)}."]}
+    if not isinstance(settings, Mapping):
+        return {"settings": [f"The block's settings cannot be read; {_wrote(settings)}."]}
+    common = {} if task in MEMORY_TASKS else _COMMON_DEFAULTS
+    values = {**common, **_TASK_DEFAULTS[task], **settings}
+    errors: dict[str, list[str]] = {}
+    for name, value in values.items():
+        rule = SETTING_RULES.get(name)
+        if rule is None:
+            errors.setdefault(name, []).append(f"A {task} block has no setting called {name!r}.")
+            continue
+        if task not in rule.tasks:
+            errors.setdefault(name, []).append(
+                f"A {task} block has no {rule.label.lower()} setting (only "
+                f"{_and(rule.tasks)} blocks have one)."
+            )
+            continue
+        found: list[str] | dict[str, list[str]]
+        if rule.kind == "int":
+            found = _check_int_rule(rule, value)
+        elif rule.kind == "bool":
+            found = (
+                []
+                if isinstance(value, bool)
+                else [f"{rule.label}: choose yes or no; {_wrote(value)}."]
+            )
+        elif rule.kind == "choice":
+            found = (
+                [] if value in rule.choices else [f"{rule.label}: {rule.hint}; {_wrote(value)}."]
+            )
+        elif rule.kind == "text":
+            ok = isinstance(value, str) and value.strip()
+            found = [] if ok else [f"Write the {rule.label.lower()} participants are asked."]
+        else:
+            found = _CHECKERS[rule.kind](rule, value, task)
+        if isinstance(found, dict):
+            for field, messages in found.items():
+                errors.setdefault(field, []).extend(messages)
+        elif found:
+            errors.setdefault(name, []).extend(found)
+    return errors
+
+
+_CHECKERS: dict[str, Any] = {
+    "exposure": _check_exposure_rule,
+    "label": _check_label_rule,
+    "optional_text": _check_optional_text_rule,
+    "attention": _check_attention_rule,
+    "cap": _check_cap_rule,
+    "scales": _check_scales_rule,
+}
+
+
+def fit_errors(
+    task: str, settings: Mapping[str, Any], n_identities: int, n_lists: int
+) -> dict[str, list[str]]:
+    """Return the problems of valid block settings against the study's identities and lists.
+
+    Checked when a block is saved, so that a block that cannot run is refused then rather than
+    found on the overview. With no identities uploaded yet, what depends on them waits.
+    """
+    errors: dict[str, list[str]] = {}
+    cap = settings.get("n_identities")
+    if cap is not None and task in CONDITION_TASKS and cap % len(CONDITIONS):
+        errors.setdefault("n_identities", []).append(
+            f"Identities shown must be an even number, so that as many are shown real as AI; "
+            f"you wrote {cap}."
+        )
+    if cap is not None and n_identities and cap > n_identities:
+        errors.setdefault("n_identities", []).append(
+            f"Identities shown is {cap}, but the study has only {n_identities} identities; "
+            "lower it, or leave it empty to show every identity."
+        )
+    if task in CONDITION_TASKS and n_lists % len(CONDITIONS):
+        errors.setdefault("task", []).append(
+            f"The study has {n_lists} counterbalancing lists; match, rate and detect blocks need "
+            f"a multiple of {len(CONDITIONS)} (each identity is shown real in half the lists and "
+            "AI in the other half). Change the number of lists in the study's settings first."
+        )
+    if task in MEMORY_TASKS and n_lists % MEMORY_CELLS:
+        errors.setdefault("task", []).append(
+            f"The study has {n_lists} counterbalancing lists; learn and recognise blocks need a "
+            f"multiple of {MEMORY_CELLS} (each identity is studied as real, studied as AI and a "
+            "foil equally often). Change the number of lists in the study's settings first."
+        )
+    if not n_identities:
+        return errors
+    shown = n_identities if cap is None else min(cap, n_identities)
+    checks = settings.get("attention_checks") or []
+    if is_int(checks) and checks > shown:
+        errors.setdefault("attention_checks", []).append(
+            f"Attention checks: {checks} checks are more than the {shown} identities this block "
+            "shows."
+        )
+    elif not is_int(checks) and checks:
+        length = shown + len(checks)
+        past = [p for p in checks if p > length]
+        if past:
+            errors.setdefault("attention_checks", []).append(
+                f"Attention checks: position {past[0]} is past the end of the block, which has "
+                f"{length} trials ({shown} identities and {len(checks)} "
+                f"{'check' if len(checks) == 1 else 'checks'})."
+            )
+    return errors

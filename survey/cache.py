@@ -1,8 +1,4 @@
-"""One bounded, thread-safe cache for what a worker remembers between requests.
-
-Each use picks its own size. When full, the entry used least recently is dropped; a hit
-counts as a use. Every method takes the cache's lock, so threads of one worker can share it.
-"""
+"""One bounded, thread-safe cache for what a worker remembers between requests."""
 
 from __future__ import annotations
 

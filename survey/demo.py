@@ -9,7 +9,8 @@ from survey.block_settings import DEFAULT_SCALE
 from survey.demo_faces import render
 from survey.extensions import db
 from survey.media import store_image
-from survey.models import Block, Identity, Researcher, Study, StudyMember
+from survey.models import Block, Identity, Researcher, Study, StudyMember, StudyQuestion
+from survey.questions import default_questions
 from survey.stimuli.images import process_image
 
 DEMO_SLUG = "demo"
@@ -157,6 +158,8 @@ def seed_demo() -> tuple[Researcher, Study, bool]:
         db.session.add(
             Block(study=study, position=position, name=name, task=task, settings=settings)
         )
+    for position, question in enumerate(default_questions(), start=1):
+        db.session.add(StudyQuestion(study=study, position=position, **question))
     db.session.flush()
     open_study(study, researcher)
     db.session.commit()

@@ -1,8 +1,4 @@
-"""Drawn, clearly artificial faces for the demo study, so it needs no photograph of anyone.
-
-Each identity index gives one drawn person; the variants show that person as a plain
-'photograph', a polished 'AI headshot' and a candid 'probe' in another setting.
-"""
+"""Drawn, clearly artificial faces for the demo study, so it needs no photograph of anyone."""
 
 from __future__ import annotations
 

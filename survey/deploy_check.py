@@ -1,8 +1,4 @@
-"""`flask check-deploy`: name every setting that is unsafe on a production server, with its fix.
-
-The checks read the app's configuration and the process environment, so they see what gunicorn
-workers started the same way would see. Every problem is reported, not just the first.
-"""
+"""`flask check-deploy`: name every setting that is unsafe on a production server, with its fix."""
 
 from __future__ import annotations
 

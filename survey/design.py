@@ -1,44 +1,5 @@
-"""Schedules and counterbalancing: which identities a participant sees, in what condition and order.
-
-Pure functions of their inputs (no Flask, no database, no global random state), so a stored
-schedule can be rebuilt from the participant's seed and compared with `schedule_fingerprint`.
-
-Lists. Identities are put in design order (gender, age band, code) and dealt in turn to the
-columns of a Latin square over the conditions (real, ai): in list A the first, third, … are
-shown real and the others ai, in list B the reverse. Dealing in descriptor order gives each
-condition of a list a like mix of genders and age bands. `n_lists` must be a multiple of the
-number of conditions; lists past the square's rows repeat them. A participant sees each identity
-in one condition only, the same in every match, rate and detect block; choose blocks, which show
-both headshots, always run after the others.
-
-Block settings, their defaults and checks live in `survey.block_settings`.
-
-Trials. Match: within each condition half the identities are shown with their own probe photo
-(``is_match``) and half with another identity's probe (a foil); with an odd count the extra
-trial is a match in one condition and a foil in the other (which one from the seed), so a block
-with two odd conditions stays balanced. Foil probes are paired by a minimum-cost assignment:
-fewest gender mismatches first, then fewest age-band mismatches, then fewest probes borrowed from
-identities shown as matches in the block; each identity's probes serve as a foil at most once,
-ties go by the seed. Choose: the real headshot is on the left in half the trials (an odd extra
-from the seed). Practice and attention-check trials show an identity the block leaves out when
-it has a cap, otherwise any identity, always in its condition for the list; a match practice or
-check pairs the headshot with a foil probe. Instructed answers of attention checks: rate, a value
-of the block's first scale as text ("2"); match "1" (same) or "0"; detect "real" or "ai";
-choose "left" or "right".
-
-Memory (learn-then-recognise). A learn block (study phase) and a recognise block (test phase)
-after it; the blocks between them are the filler. Lists rotate each identity's role over four
-rows: its encoding condition is its condition for the list (the real/ai square above, so it is
-the same in every block), and it is studied in lists whose row has ``(rank // 2 + list // 2)``
-even, a foil otherwise. Over any four consecutive lists every identity is studied as real once,
-studied as ai once and a foil twice; within a list, identities in design order go studied-real,
-studied-ai, foil, foil, so with a multiple of four identities each list has as many studied real
-as studied ai, and as many foils as targets. The learn block shows each studied identity's
-headshot in its condition (with a fictional name when the block has a label; names drawn from
-the seed); the recognise block shows every identity once, in a new photo (a probe photo, never
-the studied headshot), targets and foils shuffled together. With name recall, each trial offers
-four names: a target's own and three other studied names, a foil's four studied names.
-"""
+"""Schedules and counterbalancing: which identities a participant sees, in what condition and
+order."""
 
 from __future__ import annotations
 
@@ -63,6 +24,7 @@ from survey.block_settings import (
     TASKS,
     is_int,
     min_identities,
+    setting_errors,
     validate_block_settings,
 )
 
@@ -311,7 +273,13 @@ def check_design(
         try:
             settings = validate_block_settings(block.task, block.settings)
         except ValueError as err:
-            problems.append(f"Block {block.name!r}: {err}.")
+            # Said in the workspace's words where the setting rules know the problem.
+            plain = [
+                m for ms in setting_errors(block.task, block.settings or {}).values() for m in ms
+            ]
+            problems += [f"Block {block.name!r}: {m}" for m in plain] or [
+                f"Block {block.name!r}: {err}."
+            ]
             continue
         problems += _block_problems(block, settings, identities)
         for scale in settings.get("scales") or ():

@@ -1,8 +1,4 @@
-"""Researcher-written Markdown (consent, instructions, debrief) rendered to a safe HTML subset.
-
-CommonMark without raw HTML or images; links only to http, https and mailto addresses (opened
-in a new tab), so a study text can neither run script nor point at a `javascript:` URL.
-"""
+"""Researcher-written Markdown (consent, instructions, debrief) rendered to a safe HTML subset."""
 
 from __future__ import annotations
 

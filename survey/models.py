@@ -1,9 +1,4 @@
-"""SQLAlchemy 2.0 typed models: researchers, studies, stimuli, schedules and answers.
-
-Enumerated fields are strings guarded by CHECK constraints, so SQLite and PostgreSQL
-enforce the same values; the metadata's naming convention makes migrations name
-constraints identically on both.
-"""
+"""SQLAlchemy 2.0 typed models: researchers, studies, stimuli, schedules and answers."""
 
 from __future__ import annotations
 
@@ -14,9 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask_login import UserMixin
+from sqlalchemy.ext.compiler import compiles
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from survey.block_settings import CONDITIONS, TASKS
+from survey.questions import KINDS as QUESTION_KINDS
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -30,6 +27,7 @@ STUDY_STATES = ("draft", "open", "closed", "archived")
 ROLES = ("owner", "editor", "viewer")
 IMAGE_ROLES = ("headshot", "probe")
 IMAGE_SOURCES = ("real", "ai", "photo")
+DELETED_KINDS = ("block", "identity", "image")
 PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn", "expired")
 RECRUITMENT_SOURCES = ("prolific", "mturk", "sona", "link")
 DEVICES = ("mobile", "desktop")
@@ -82,6 +80,30 @@ class UTCDateTime(sa.TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class db_now(sa.sql.functions.FunctionElement):  # noqa: N801  (used like a SQL function)
+    """The database's clock as a UTC timestamp, in SQL: the same clock for every worker.
+
+    PostgreSQL: now(), the start of the transaction (of the statement, in autocommit), so the
+    statement's CTEs all see one time. SQLite: the current time in the text form the
+    DateTime type stores (microseconds as six digits), the same within one statement.
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(db_now)
+def _db_now_default(element: db_now, compiler: Any, **kw: Any) -> str:
+    """Render db_now() as now() (PostgreSQL and the other databases)."""
+    return "now()"
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
+    """Render db_now() on SQLite: UTC with microseconds, as DateTime values are stored."""
+    return "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
 
 
 class Base(so.DeclarativeBase):
@@ -211,6 +233,12 @@ class Study(Base):
     preregistration: so.Mapped[Preregistration | None] = so.relationship(
         back_populates="study", cascade="all, delete-orphan", passive_deletes=True
     )
+    questions: so.Mapped[list[StudyQuestion]] = so.relationship(
+        back_populates="study",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="StudyQuestion.position",
+    )
 
     @property
     def is_open(self) -> bool:
@@ -322,6 +350,31 @@ class Block(Base):
     settings: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
 
     study: so.Mapped[Study] = so.relationship(back_populates="blocks")
+
+
+class StudyQuestion(Base):
+    """A question the researcher wrote for the questions page (see survey/questions.py).
+
+    Answers are stored in `Participant.demographics` under the question's code, in one
+    conditional UPDATE, and exported as the column of that name in participants.csv.
+    """
+
+    __tablename__ = "study_question"
+    __table_args__ = (
+        sa.UniqueConstraint("study_id", "code"),
+        sa.CheckConstraint(_in("kind", QUESTION_KINDS), name="kind"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    position: so.Mapped[int]
+    code: so.Mapped[str] = so.mapped_column(sa.String(32))
+    kind: so.Mapped[str] = so.mapped_column(sa.String(16))
+    text: so.Mapped[str] = so.mapped_column(sa.String(500))
+    required: so.Mapped[bool] = so.mapped_column(default=False)
+    spec: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+
+    study: so.Mapped[Study] = so.relationship(back_populates="questions")
 
 
 class Participant(Base):
@@ -476,6 +529,9 @@ class Trial(Base):
     is_attention: so.Mapped[bool] = so.mapped_column(default=False)
     # The instructed answer of an attention check ("for this photo, choose 2").
     attention_answer: so.Mapped[str | None] = so.mapped_column(sa.String(16))
+    # The first time the trial page was served with this trial current (a reload keeps it),
+    # from the database's clock like answered_at; empty for trials served before it existed.
+    shown_at: so.Mapped[datetime | None]
     # recognise: whether the identity was studied in the learn block (False for a foil).
     studied: so.Mapped[bool | None]
     # learn: the fictional name shown with the headshot; recognise: the name the identity was
@@ -519,6 +575,30 @@ class Response(Base):
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     trial: so.Mapped[Trial] = so.relationship(back_populates="responses")
+
+
+class DeletedPart(Base):
+    """A design part (block, identity with its images, image) deleted from a draft study.
+
+    Kept so that the deletion can be undone while the study is a draft: `data` holds the rows
+    as they were, and the image files stay in storage until the part is forgotten (when the
+    study opens, or when newer deletions push it out; see survey/researcher/undo.py).
+    """
+
+    __tablename__ = "deleted_part"
+    __table_args__ = (sa.CheckConstraint(_in("kind", DELETED_KINDS), name="kind"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("study.id", ondelete="CASCADE"), index=True
+    )
+    kind: so.Mapped[str] = so.mapped_column(sa.String(16))
+    label: so.Mapped[str] = so.mapped_column(sa.String(300))
+    data: so.Mapped[dict[str, Any]] = so.mapped_column()
+    deleted_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    deleted_by_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("researcher.id", ondelete="SET NULL")
+    )
 
 
 class Preregistration(Base):

@@ -1,15 +1,4 @@
-"""Sign-in rate limiting per account and address together, counted in the LoginAttempt table.
-
-Counting in the database (not in a worker's memory) makes the limit hold across gunicorn
-workers and machines. Only failed attempts count; a success resets its own count.
-
-Three counts, so that nobody can lock a researcher out by guessing wrong on purpose:
-- failures for one account from one address: that address stops guessing that account;
-- failures from one address for any account: that address stops guessing at all;
-- failures for one account from every address together, a much higher ceiling against
-  guessing spread over many addresses. It spares the addresses the account signed in from
-  lately, so its owner still gets in from their usual networks while it holds.
-"""
+"""Sign-in rate limiting per account and address together, counted in the LoginAttempt table."""
 
 from __future__ import annotations
 

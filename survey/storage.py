@@ -1,7 +1,4 @@
-"""Image storage behind a small interface: a local folder now, an object store later.
-
-Keys are relative, slash-separated names such as "12/ab/ab12…-display.jpg".
-"""
+"""Image storage behind a small interface: a local folder now, an object store later."""
 
 from __future__ import annotations
 

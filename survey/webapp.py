@@ -1,12 +1,4 @@
-"""The Flask class of the app: per-request framework work done once per process where it can be.
-
-A participant's trial costs two requests, hundreds of participants answer at once, and what
-Flask repeats on every request is a visible share of each one:
-
-- Flask asks, for every view, hook and context processor it calls, whether the function is a
-  coroutine (`ensure_sync`); the answer never changes, so it is remembered per function.
-- Each page asks for the same few static URLs; they are built once per script root.
-"""
+"""The Flask class of the app: per-request framework work done once per process where it can be."""
 
 from __future__ import annotations
 

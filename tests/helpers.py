@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
+import zipfile
 from pathlib import Path
 
 import sqlalchemy as sa
+from PIL import Image as PILImage
 from werkzeug.security import generate_password_hash
 
 import survey.demo
@@ -85,3 +88,68 @@ def sign_in(client, app, researcher_id: int) -> None:
     with client.session_transaction() as session:
         session["_user_id"] = user_id
         session["_fresh"] = True
+
+
+# --- stimulus uploads -------------------------------------------------------------------------
+
+
+def photo(
+    seed: int, fmt: str = "JPEG", size: tuple[int, int] = (120, 160), exif: bool = False
+) -> bytes:
+    """Return a small distinct picture; with exif, it carries GPS and orientation 6 (rotate)."""
+    im = PILImage.new("RGB", size, ((seed * 53) % 256, (seed * 97) % 256, (seed * 31) % 256))
+    for x in range(seed % 7, size[0], 9):
+        for y in range(0, size[1], 3):
+            im.putpixel((x, y), (255 - seed % 256, 20, 200))
+    out = io.BytesIO()
+    options = {}
+    if exif:
+        tags = PILImage.Exif()
+        tags[0x0112] = 6
+        gps = tags.get_ifd(0x8825)
+        gps[1], gps[2] = "N", (52.0, 31.0, 12.0)
+        options["exif"] = tags
+    im.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+MANIFEST_HEADER = "identity,role,source,file,generator,gender,age_band,consent"
+
+
+def stimulus_zip(rows: list[str], files: dict[str, bytes], header: str = MANIFEST_HEADER) -> bytes:
+    """Return a ZIP with manifest.csv (header plus rows) and the given files."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("manifest.csv", "\n".join([header, *rows]) + "\n")
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def full_set(codes=("P001", "P002"), start: int = 1) -> bytes:
+    """Return a valid ZIP: each identity with a real and an ai headshot and a probe."""
+    rows, files = [], {}
+    seed = start
+    for code in codes:
+        for role, source in (("headshot", "real"), ("headshot", "ai"), ("probe", "photo")):
+            name = f"{code}-{source}.jpg"
+            camera = "GenX" if source == "ai" else "Canon"
+            rows.append(f"{code},{role},{source},{name},{camera},woman,30-44,yes")
+            files[name] = photo(seed)
+            seed += 1
+    return stimulus_zip(rows, files)
+
+
+def media_files(app) -> list[Path]:
+    """Return every file in the media folder."""
+    root = Path(app.config["MEDIA_DIR"])
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def upload_zip(client, study_id: int, data: bytes, name: str = "set.zip"):
+    """POST a stimulus ZIP."""
+    return client.post(
+        f"/r/studies/{study_id}/stimuli/zip",
+        data={"archive": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    )

@@ -618,10 +618,10 @@ def replace_identity(identities: list[IdentityInfo], code: str, **changes) -> li
             [BlockInfo("odd", "survey", {}), BlockInfo("rating", "rate", {"exposure_ms": 500})],
             2,
             [
-                "Block 'odd': task must be one of match, rate, choose, detect, learn, recognise,"
-                " got 'survey'.",
-                "Block 'rating': unknown setting 'exposure_ms' for a rate block"
-                " (known: attention_checks, practice, n_identities, scales).",
+                "Block 'odd': Choose one of the tasks match, rate, choose, detect, learn,"
+                " recognise; you wrote 'survey'.",
+                "Block 'rating': A rate block has no exposure setting (only match and learn"
+                " blocks have one).",
             ],
         ),
         (

@@ -8,6 +8,7 @@ import json
 import re
 import zipfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -122,7 +123,7 @@ def build_study(slug: str = "faces-2025") -> int:
         return p
 
     def trial(p, position, block, code, condition, answers, **kw):
-        shown = images[code, condition or "real"]
+        shown = kw.pop("image", None) or images[code, condition or "real"]
         t = Trial(
             participant=p,
             block=blocks[block],
@@ -142,7 +143,13 @@ def build_study(slug: str = "faces-2025") -> int:
         return t
 
     def full_schedule(p, answers_same="1", warmth="-2", attention="1"):
-        trial(
+        for t in _full_schedule(p, answers_same, warmth, attention):
+            # Shown 10 s apart, each answered 2.5 s later (with microseconds the export cuts).
+            t.shown_at = T0 + timedelta(seconds=10 * t.position, microseconds=123_456)
+            t.answered_at = t.shown_at + timedelta(seconds=2, microseconds=500_999)
+
+    def _full_schedule(p, answers_same, warmth, attention):
+        yield trial(
             p,
             1,
             "recognition",
@@ -154,7 +161,7 @@ def build_study(slug: str = "faces-2025") -> int:
             probe_identity=people["P004"],
             is_match=True,
         )
-        trial(
+        yield trial(
             p,
             2,
             "recognition",
@@ -165,7 +172,7 @@ def build_study(slug: str = "faces-2025") -> int:
             probe_identity=people["P001"],
             is_match=True,
         )
-        trial(
+        yield trial(
             p,
             3,
             "recognition",
@@ -178,9 +185,11 @@ def build_study(slug: str = "faces-2025") -> int:
             is_attention=True,
             attention_answer="1",
         )
-        trial(p, 4, "impressions", "P003", "ai", [("trust", "5", 1500.0), ("warmth", warmth, None)])
-        trial(p, 5, "detection", "P002", "real", [("source", "ai", 2000.0)])
-        trial(
+        yield trial(
+            p, 4, "impressions", "P003", "ai", [("trust", "5", 1500.0), ("warmth", warmth, None)]
+        )
+        yield trial(p, 5, "detection", "P002", "real", [("source", "ai", 2000.0)])
+        yield trial(
             p,
             6,
             "preference",
@@ -233,6 +242,18 @@ def build_study(slug: str = "faces-2025") -> int:
         probe_image=images["P001", "photo"],
         probe_identity=people["P001"],
         is_match=True,
+    )
+    # A choose trial with the real headshot on the right, stored before trials had times.
+    trial(
+        early,
+        3,
+        "preference",
+        "P002",
+        None,
+        [("choice", "ai", 950.0)],
+        image=images["P002", "ai"],
+        other_image=images["P002", "real"],
+        left_source="ai",
     )
     left = participant("a-withdrawn", 0, status="withdrawn")
     full_schedule(left)
@@ -298,16 +319,17 @@ def test_line_breaks_inside_cells_are_quoted_and_rows_end_with_lf():
 
 
 EXPECTED_TRIALS = """\
-study,participant,list,trial,block,task,identity,condition,probe,is_match,measure,value,correct,rt_ms,attention_check,rt_flag,simulated
-faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,confidence,5,,210,0,,0
-faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,same,1,1,640,0,,0
-faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,confidence,4,,400,0,,0
-faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,same,0,0,812.5,0,,0
-faces-2025,b-second,B,3,recognition,match,P002,ai,P003,0,attention,0,0,700,1,,0
-faces-2025,b-second,B,4,impressions,rate,P003,ai,,,trust,5,,1500,0,,0
-faces-2025,b-second,B,4,impressions,rate,P003,ai,,,warmth,-2,,,0,,0
-faces-2025,b-second,B,5,detection,detect,P002,real,,,source,ai,0,2000,0,,0
-faces-2025,b-second,B,6,preference,choose,P001,,,,choice,real,,1100,0,,0
+study,participant,list,trial,block,task,identity,condition,probe,is_match,measure,value,correct,rt_ms,attention_check,rt_flag,simulated,real_side,image,image_right,probe_image,shown_at,answered_at
+faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,confidence,5,,210,0,,0,,img002,,img003,,
+faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,same,1,1,640,0,,0,,img002,,img003,,
+faces-2025,'-early,A,3,preference,choose,P002,,,,choice,ai,,950,0,,0,right,img005,img004,,,
+faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,confidence,4,,400,0,,0,,img001,,img003,2025-03-01T09:30:20.123Z,2025-03-01T09:30:22.624Z
+faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,same,0,0,812.5,0,,0,,img001,,img003,2025-03-01T09:30:20.123Z,2025-03-01T09:30:22.624Z
+faces-2025,b-second,B,3,recognition,match,P002,ai,P003,0,attention,0,0,700,1,,0,,img005,,img009,2025-03-01T09:30:30.123Z,2025-03-01T09:30:32.624Z
+faces-2025,b-second,B,4,impressions,rate,P003,ai,,,trust,5,,1500,0,,0,,img008,,,2025-03-01T09:30:40.123Z,2025-03-01T09:30:42.624Z
+faces-2025,b-second,B,4,impressions,rate,P003,ai,,,warmth,-2,,,0,,0,,img008,,,2025-03-01T09:30:40.123Z,2025-03-01T09:30:42.624Z
+faces-2025,b-second,B,5,detection,detect,P002,real,,,source,ai,0,2000,0,,0,,img004,,,2025-03-01T09:30:50.123Z,2025-03-01T09:30:52.624Z
+faces-2025,b-second,B,6,preference,choose,P001,,,,choice,real,,1100,0,,0,left,img001,img002,,2025-03-01T09:31:00.123Z,2025-03-01T09:31:02.624Z
 """
 
 
@@ -323,6 +345,7 @@ def test_trials_csv_header_is_exactly_the_contract_columns(app, study_id):
     assert text.splitlines()[0].split(",") == [
         *analysis_io.TRIAL_COLUMNS,
         *analysis_io.DERIVED_TRIAL_COLUMNS,
+        *analysis_io.TRIAL_DETAIL_COLUMNS,
     ]
 
 
@@ -574,6 +597,101 @@ def test_codebook_describes_every_column_of_every_file(app, study_id):
     assert document["columns"] == [dict(r) for r in rows]
 
 
+def test_codebook_lists_the_trials_columns_in_the_files_order(app, study_id):
+    with app.app_context():
+        rows = read_csv("".join(exports.codebook_csv(study_id)))
+    trials = [r for r in rows if r["file"] == "trials.csv"]
+    assert [r["name"] for r in trials] == list(exports.TRIAL_COLUMNS)
+    by_name = {r["name"]: r for r in trials}
+    assert by_name["real_side"]["values"] == "left, right, empty"
+    assert by_name["shown_at"]["type"] == by_name["answered_at"]["type"] == "datetime"
+    assert "UTC" in by_name["shown_at"]["description"]
+    assert "stimuli.csv" in by_name["image"]["description"]
+
+
+def _contract_table(heading: str) -> list[str]:
+    """Return the column names of a table of docs/DATA_CONTRACT.md, in order."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "DATA_CONTRACT.md").read_text()
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    return [name for name in re.findall(r"^\| ([a-z_]+) \|", section, re.M) if name != "column"]
+
+
+def test_the_data_contract_lists_exactly_the_trials_columns(app, study_id):
+    with app.app_context():
+        header = "".join(exports.trials_csv(study_id)).splitlines()[0].split(",")
+    assert _contract_table("## trials.csv") == header == list(exports.TRIAL_COLUMNS)
+
+
+# --- what each trial showed, where and when ---------------------------------------------------
+
+
+def test_trial_details_name_the_images_shown_and_the_real_side(app, study_id):
+    with app.app_context():
+        rows = read_csv("".join(exports.trials_csv(study_id)))
+        stimuli = {r["image"]: r for r in read_csv("".join(exports.stimuli_csv(study_id)))}
+    by_task = {
+        task: [r for r in rows if r["task"] == task]
+        for task in ("match", "rate", "detect", "choose")
+    }
+    assert all(by_task.values())
+    for row in rows:
+        shown = stimuli[row["image"]]
+        assert shown["role"] == "headshot" and shown["identity"] == row["identity"]
+    for task in ("match", "rate", "detect"):
+        for row in by_task[task]:
+            assert row["real_side"] == row["image_right"] == ""
+            assert stimuli[row["image"]]["source"] == row["condition"]
+    for row in by_task["match"]:
+        probe = stimuli[row["probe_image"]]
+        assert probe["role"] == "probe" and probe["identity"] == row["probe"]
+    for row in by_task["rate"] + by_task["detect"]:
+        assert row["probe_image"] == ""
+    sides = set()
+    for row in by_task["choose"]:
+        left, right = stimuli[row["image"]], stimuli[row["image_right"]]
+        assert left["identity"] == right["identity"] == row["identity"]
+        assert {left["source"], right["source"]} == {"real", "ai"}
+        assert row["real_side"] == ("left" if left["source"] == "real" else "right")
+        assert row["probe_image"] == ""
+        sides.add(row["real_side"])
+    # The fixture puts the real headshot on each side once.
+    assert sides == {"left", "right"}
+
+
+def test_trial_times_are_utc_with_a_z_and_never_answered_before_shown(app, study_id):
+    with app.app_context():
+        rows = read_csv("".join(exports.trials_csv(study_id)))
+        frame = exports.trials_dataframe(study_id)
+    timed = [r for r in rows if r["shown_at"]]
+    assert {r["task"] for r in timed} == {"match", "rate", "detect", "choose"}
+    pattern = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+    for row in timed:
+        assert pattern.fullmatch(row["shown_at"]) and pattern.fullmatch(row["answered_at"])
+        shown = datetime.fromisoformat(row["shown_at"].replace("Z", "+00:00"))
+        answered = datetime.fromisoformat(row["answered_at"].replace("Z", "+00:00"))
+        assert shown <= answered
+        # Microseconds are cut, not rounded: 2.500999 s later reads as 2.5 s.
+        assert answered - shown == timedelta(seconds=2, milliseconds=501) or (
+            answered - shown == timedelta(seconds=2, milliseconds=500)
+        )
+    # Trials stored before the columns existed export them empty.
+    assert all(
+        r["shown_at"] == r["answered_at"] == "" for r in rows if r["participant"] == "'-early"
+    )
+    assert frame["shown_at"].tolist() == [r["shown_at"] for r in rows]
+    assert frame["real_side"].tolist() == [r["real_side"] for r in rows]
+
+
+def test_ms_times_cut_microseconds_and_convert_to_utc():
+    from datetime import timezone
+
+    plus_two = timezone(timedelta(hours=2))
+    moment = datetime(2025, 3, 1, 11, 30, 20, 999_999, tzinfo=plus_two)
+    assert exports.cells.iso_utc_ms(moment) == "2025-03-01T09:30:20.999Z"
+    assert exports.cells.iso_utc_ms(datetime(2025, 3, 1, 9, 30)) == "2025-03-01T09:30:00.000Z"
+    assert exports.cells.iso_utc_ms(None) == ""
+
+
 # --- psych-DS ---------------------------------------------------------------------------------
 
 
@@ -610,7 +728,7 @@ def test_psychds_zip_holds_description_and_tables(app, study_id, tmp_path):
     assert "rt_flag" in measured
     assert "recruitment_id" not in measured
     data = analysis_io.load(path, scale_ranges={"warmth": (-3, 3)})
-    assert len(data.trials) == 9 and len(data.participants) == 2
+    assert len(data.trials) == 10 and len(data.participants) == 2
 
 
 # --- the exports page and downloads -----------------------------------------------------------
@@ -731,6 +849,7 @@ def test_psychds_zip_download(app, client, study_id, member, tmp_path):
     ("name", "mimetype", "first"),
     [
         ("stimuli.csv", "text/csv", "image,identity,role"),
+        ("identities.csv", "text/csv", "identity,gender,age_band,ethnicity"),
         ("codebook.csv", "text/csv", "name,file,type,description,values"),
         ("codebook.json", "application/json", "{"),
     ],
@@ -882,3 +1001,62 @@ def test_trials_export_memory_does_not_grow_with_rows(app, monkeypatch):
     assert (small_lines, large_lines) == (2001, 20001)
     # Ten times the rows, about the same memory: one chunk at a time is held.
     assert large_peak < 1.5 * small_peak + 256 * 1024, (small_peak, large_peak)
+
+
+# --- identities.csv: the identity descriptors the report tests as moderators -------------------
+
+
+def test_identities_csv_lists_every_identity_with_its_descriptors(app):
+    with app.app_context():
+        study_id = build_study()
+        first = db.session.scalars(
+            sa.select(Identity).where(Identity.study_id == study_id, Identity.code == "P001")
+        ).one()
+        first.age_band, first.ethnicity = "18-29", "=cmd"
+        db.session.commit()
+        text = "".join(exports.identities_csv(study_id))
+        frame = exports.identities_dataframe(study_id)
+    assert text.splitlines()[0] == "identity,gender,age_band,ethnicity"
+    rows = read_csv(text)
+    assert [r["identity"] for r in rows] == ["P001", "P002", "P003", "P004"]
+    assert rows[0] == {
+        "identity": "P001",
+        "gender": "woman",
+        "age_band": "18-29",
+        "ethnicity": "'=cmd",
+    }
+    assert rows[1] == {"identity": "P002", "gender": "man", "age_band": "", "ethnicity": ""}
+    # the analysis gets the described columns only, cells as stored
+    assert list(frame.columns) == ["identity", "gender", "age_band", "ethnicity"]
+    assert frame.loc[0, "ethnicity"] == "=cmd"
+    # read back by the analysis, the spreadsheet guard removed
+    table = analysis_io.validate_identities(analysis_io._read_csv(io.StringIO(text)))
+    assert table.loc[0, "ethnicity"] == "=cmd" and table.loc[1, "age_band"] == ""
+
+
+def test_no_descriptor_means_no_moderator_table(app):
+    with app.app_context():
+        study_id = build_study()
+        db.session.execute(Identity.__table__.update().values(gender=""))
+        db.session.commit()
+        assert exports.identities_dataframe(study_id) is None
+
+
+def test_codebook_and_psychds_carry_identities(app, tmp_path):
+    with app.app_context():
+        study_id = build_study()
+        rows = read_csv("".join(exports.codebook_csv(study_id)))
+        blob = b"".join(exports.psychds_zip(study_id))
+        text = "".join(exports.identities_csv(study_id))
+    described = {(r["file"], r["name"]) for r in rows}
+    for name in exports.IDENTITY_COLUMNS:
+        assert ("identities.csv", name) in described
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        member = "data/study-faces2025_table-identities_data.csv"
+        assert archive.read(member).decode() == text
+    path = tmp_path / "export.zip"
+    path.write_bytes(blob)
+    # load() reads it beside the trials file in the ZIP (this study's ratings are not all valid
+    # for the analysis, so the table is read as load() reads it)
+    table = analysis_io._zip_identities(path, f"{path}:data/study-faces2025_data.csv")
+    assert table is not None and list(table["gender"])[:2] == ["woman", "man"]

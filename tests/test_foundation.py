@@ -436,3 +436,14 @@ def test_create_researcher_refuses_bad_input(app, runner, email, password, messa
     assert message in result.output
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Researcher)) == 0
+
+
+def test_tests_import_helpers_only_from_helper_modules():
+    """Fixtures come from conftest (pytest finds them); shared helpers from helpers modules."""
+    pattern = re.compile(r"^\s*(?:from|import)\s+tests\.(?:[\w.]*\.)?(?:conftest|test_\w+)\b", re.M)
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if pattern.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []

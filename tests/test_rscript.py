@@ -8,9 +8,11 @@ import re
 
 import pytest
 
+from analysis.io import TRIAL_COLUMNS
 from analysis.report import analyse
 from analysis.rscript import r_script
-from tests.analysis.conftest import make_participants, make_trials
+from analysis.vocabulary import FIXED_OUTCOMES
+from tests.analysis.helpers import make_participants, make_trials
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +64,180 @@ def check_balanced(script: str) -> None:
     assert not stack, f"unclosed {stack[-1]}"
 
 
+def call_arguments(script: str, start: int) -> list[str]:
+    """The top-level arguments of the call whose opening parenthesis is at `start`."""
+    depth, args, begin = 0, [], start + 1
+    for i in range(start, len(script)):
+        ch = script[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                args.append(script[begin:i].strip())
+                return args
+        elif ch == "," and depth == 1:
+            args.append(script[begin:i].strip())
+            begin = i + 1
+    raise AssertionError(f"call at {start} is never closed")
+
+
+def frame_columns(script: str, start: int) -> set[str]:
+    """Column names of the data.frame(...) call whose parenthesis is at `start`."""
+    names = set()
+    for arg in call_arguments(script, start):
+        match = re.match(r"(\w+)\s*=(?!=)", arg)
+        if match and match.group(1) != "stringsAsFactors":
+            names.add(match.group(1))
+    return names
+
+
+def formula_variables(formula: str) -> set[str]:
+    """Names a model formula reads from its data (function names and 1 left out)."""
+    return set(re.findall(r"\b([A-Za-z_.][\w.]*)\b(?!\s*\()", formula))
+
+
+def model_data_problems(script: str) -> list[str]:
+    """Walk the generated script and name every column that a model or score reads from a data
+    frame without the script having put it there.
+
+    `rows` starts as trials.csv's rows (``d[...]``), becomes ``rows_of(...)`` (the columns of the
+    data.frame built by that helper) or an inline ``data.frame(...)``, and gains columns through
+    ``rows$x <- ...``; a moderation's `m` is `rows` plus the moderator column
+    (``with_moderator(rows, "x", ...)``). Each lmer/glmer formula, each clmm formula and each
+    ``rows$x`` read must name columns that exist at that point.
+    """
+    helper = script.index("rows_of <- function")
+    rows_of = frame_columns(script, script.index("data.frame(", helper) + len("data.frame"))
+    frames: dict[str, set[str]] = {"rows": set(), "m": set()}
+    problems = []
+    body = script[script.index("# --- scores and tests") :]
+    for line in body.splitlines():
+        code = line.split("#", 1)[0]
+        target = re.match(r"\s*(rows|m)(?:\$(\w+))?\s*<-\s*(.*)", code)
+        value = target.group(3) if target else code
+        columns = frames["rows"]
+        for column in re.findall(r"\brows\$(\w+)", value):
+            if columns and column not in columns:
+                problems.append(
+                    f"{line.strip()!r} reads rows${column}, not among {sorted(columns)}"
+                )
+        fit = re.search(r"\bg?lmer\((.*?), data = (rows|m)\b", code)
+        clmm = re.search(r"^report_clmm\((?:\"[^\"]*\", ){2}(.*), (rows)\)$", code)
+        for match in (fit, clmm):
+            if match:
+                missing = formula_variables(match.group(1)) - frames[match.group(2)]
+                if missing:
+                    problems.append(f"{line.strip()!r} uses {sorted(missing)}, not in data")
+        if not target:
+            continue
+        name = target.group(1)
+        if target.group(2):
+            frames[name].add(target.group(2))
+        elif value.startswith("d["):
+            frames[name] = set(TRIAL_COLUMNS)
+        elif value.startswith("rows_of("):
+            frames[name] = set(rows_of)
+        elif value.startswith("data.frame("):
+            frames[name] = frame_columns(code, code.index("data.frame(") + len("data.frame"))
+        elif value.startswith("with_moderator(rows, "):
+            moderator = re.match(r'with_moderator\(rows, "(\w+)"', value)
+            assert moderator, line
+            frames[name] = frames["rows"] | {moderator.group(1)}
+    return problems
+
+
+def moderation_record(**changes) -> dict:
+    """A tested moderation record of results.json (condition x an identity's gender)."""
+    record = {
+        "outcome": "recognition_accuracy",
+        "moderator": "gender",
+        "method": "glmm",
+        "source": "identity",
+        "reference": "man",
+        "tested": True,
+        "formula": (
+            "correct ~ condition + gender + condition:gender + (1 | participant) + (1 | identity)"
+        ),
+        "lrt": {"statistic": 2.7068043, "df": 1, "p_value": 0.0999},
+        "p_value": 0.0999,
+        "p_adjusted": 0.7994,
+    }
+    return {**record, **changes}
+
+
+def test_moderations_are_refitted_and_compared(results):
+    """Each tested moderation: the full model by ML, the model without the interaction, and
+    anova() between them, compared with the record's likelihood-ratio test."""
+    records = [
+        moderation_record(),
+        moderation_record(
+            outcome="trust",
+            method="lmm",
+            moderator="age_band",
+            reference="18-29",
+            formula="value ~ condition + age_band + condition:age_band + (1 | participant)"
+            " + (1 | identity)",
+        ),
+        moderation_record(moderator="age", tested=False),
+        moderation_record(moderator="my gender", formula="correct ~ condition * `my gender`"),
+        moderation_record(moderator='x\nsystem("id")', formula='correct ~ x\nsystem("id")'),
+    ]
+    script = r_script({**results, "moderation": records})
+    assert (
+        "full <- glmer(correct ~ condition + gender + condition:gender + (1 | participant) + "
+        "(1 | identity), data = m, family = binomial)"
+    ) in script
+    assert "reduced <- update(full, . ~ . - condition:gender)" in script
+    assert 'report_moderation("recognition_accuracy", "gender", reduced, full)' in script
+    assert 'm <- with_moderator(rows, "age_band", "identity", "18-29")' in script
+    assert "value ~ condition + age_band + condition:age_band" in script
+    assert "data = m, REML = FALSE)" in script
+    assert "x <- anova(without, with)" in script
+    # Untested records are left out; a name R cannot read in a formula is said, not fitted.
+    assert '"age"' not in script
+    assert "# my gender is not a name R can use in a formula: not refitted here" in script
+    # A column name with a line break stays inside its comment.
+    assert '# x system("id") is not a name R can use in a formula' in script
+    assert not re.search(r"^system", script, flags=re.MULTILINE)
+    # They join the table R compares with; the one not refitted shows as found on one side only.
+    plain = r_script({**results, "moderation": records[:4]})
+    levels = re.search(r"  level = c\(([^)]*)\)", plain)
+    assert levels and re.findall(r'"([^"]*)"', levels.group(1))[-3:] == [
+        "gender",
+        "age_band",
+        "my gender",
+    ]
+    assert "2.7068043" in plain
+    assert "Tests with a value on one side only" in plain
+    check_balanced(script)
+
+
+def test_every_model_variable_is_a_column_of_the_data_it_is_fitted_to(results):
+    """Each formula of results.json names columns of the data frame the script fits it to.
+
+    The GLMM formulas say `correct` (as trials.csv does) while rows_of() calls the score
+    `value`: R stopped with "object 'correct' not found". This catches that without R.
+    """
+    script = r_script(results)
+    assert {t["method"] for t in results["tests"]} >= {"lmm", "glmm", "clmm"}
+    assert model_data_problems(script) == []
+    # The check itself finds a formula over a column the script never builds.
+    broken = copy.deepcopy(results)
+    glmm = next(t for t in broken["tests"] if t["method"] == "glmm")
+    glmm["formula"] = glmm["formula"].replace("correct ~", "accuracy ~")
+    assert any("uses ['accuracy']" in p for p in model_data_problems(r_script(broken)))
+    moderated = copy.deepcopy(results)
+    lmm = next(t for t in moderated["tests"] if t["method"] == "lmm")
+    lmm["formula"] = lmm["formula"].replace("condition +", "condition * gender +", 1)
+    assert any("uses ['gender']" in p for p in model_data_problems(r_script(moderated)))
+    # A moderation refit sees the moderator column, merged in by with_moderator().
+    with_moderation = {**results, "moderation": [moderation_record()]}
+    script = r_script(with_moderation)
+    assert 'm <- with_moderator(rows, "gender", "identity", "man")' in script
+    assert model_data_problems(script) == []
+
+
 def test_script_fits_the_mixed_models_named_in_results(results):
     """lmer with REML and glmer with family = binomial, with results.json's formulas verbatim."""
     script = r_script(results)
@@ -79,6 +255,22 @@ def test_script_fits_the_mixed_models_named_in_results(results):
     assert "library(lme4)" in script and "library(lmerTest)" in script
 
 
+def test_script_refits_the_ordinal_mixed_models_with_clmm(results):
+    """ordinal::clmm with results.json's formula, skipped (with a message) without ordinal."""
+    script = r_script(results)
+    ordinal = [t for t in results["tests"] if t["method"] == "clmm"]
+    assert [t["outcome"] for t in ordinal] == ["trust"]
+    for test in ordinal:
+        assert test["formula"].startswith("ordered(value) ~ condition")
+        assert (
+            f'report_clmm("{test["outcome"]}", "{test["family"]}", {test["formula"]}, rows)'
+            in script
+        )
+    assert 'has_ordinal <- requireNamespace("ordinal", quietly = TRUE)' in script
+    assert "fit <- ordinal::clmm(formula, data = rows)" in script
+    check_balanced(script)
+
+
 def test_a_slope_formula_is_fitted_as_named(results):
     """When the analysis fitted random slopes, the script fits that very model."""
     changed = copy.deepcopy(results)
@@ -91,14 +283,18 @@ def test_a_slope_formula_is_fitted_as_named(results):
 def test_script_runs_every_test_of_results_with_r_calls(results):
     """One R call per test of results.json, the same paired and one-sample tests as R names them."""
     script = r_script(results)
-    calls = re.findall(r"^(run_\w+|report_lmm|report_glmm)\(", script, flags=re.MULTILINE)
-    assert len(calls) == len(results["tests"])
+    calls = re.findall(
+        r"^(run_\w+|report_lmm|report_glmm|report_clmm)\(", script, flags=re.MULTILINE
+    )
+    # Bayes factors are not tests of their own: they sit beside the t-tests.
+    assert len([c for c in calls if not c.startswith("run_bf_")]) == len(results["tests"])
     expected = {
         "paired_t": "run_paired_t",
         "one_sample_t": "run_one_sample_t",
         "binomial": "run_binomial",
         "lmm": "report_lmm",
         "glmm": "report_glmm",
+        "clmm": "report_clmm",
     }
     for test in results["tests"]:
         name = expected.get(test["method"])
@@ -118,6 +314,33 @@ def test_script_runs_every_test_of_results_with_r_calls(results):
     # Every test appears in the table R compares its numbers with.
     for test in results["tests"]:
         assert f'"{test["outcome"]}"' in script and f'"{test["method"]}"' in script
+
+
+def test_script_recomputes_the_bayes_factors_when_bayesfactor_is_installed(results):
+    """ttestBF beside each participant-level t-test, with results.json's rscale and log BF10."""
+    script = r_script(results)
+    assert 'has_bf <- requireNamespace("BayesFactor", quietly = TRUE)' in script
+    assert "BayesFactor::ttestBF(x = w$ai, y = w$real, paired = TRUE," in script
+    assert "BayesFactor::ttestBF(x = x$value, mu = mu, rscale = rscale)" in script
+    with_bf = [t for t in results["tests"] if t.get("log_bf10") is not None]
+    assert {t["level"] for t in with_bf} == {"participant"}
+    assert {t["method"] for t in with_bf} == {"paired_t", "one_sample_t"}
+    for test in with_bf:
+        call = (
+            f'run_bf_paired("{test["outcome"]}", scores, {test["bf_rscale"]!r}, '
+            f"{test['log_bf10']!r})"
+            if test["method"] == "paired_t"
+            else f'run_bf_one("{test["outcome"]}", scores, '
+            f"{FIXED_OUTCOMES[test['outcome']].reference_value!r}, {test['bf_rscale']!r}, "
+            f"{test['log_bf10']!r})"
+        )
+        assert call in script
+    assert len(re.findall(r"^run_bf_\w+\(", script, flags=re.MULTILINE)) == len(with_bf)
+    # Without Bayes factors in results.json (an older report) there are no calls.
+    old = copy.deepcopy(results)
+    for test in old["tests"]:
+        test.pop("log_bf10", None)
+    assert not re.search(r"^run_bf_\w+\(", r_script(old), flags=re.MULTILINE)
 
 
 def test_exclusions_and_corrections_follow_the_plan(results):

@@ -17,28 +17,10 @@ from PIL import Image as PILImage
 from survey import media
 from survey.extensions import db
 from survey.models import AuditEvent, Identity, Image, Study, StudyMember
+from survey.researcher.undo import IMAGE_COLUMNS
+from tests.helpers import MANIFEST_HEADER, full_set, media_files, photo, stimulus_zip, upload_zip
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def photo(
-    seed: int, fmt: str = "JPEG", size: tuple[int, int] = (120, 160), exif: bool = False
-) -> bytes:
-    """Return a small distinct picture; with exif, it carries GPS and orientation 6 (rotate)."""
-    im = PILImage.new("RGB", size, ((seed * 53) % 256, (seed * 97) % 256, (seed * 31) % 256))
-    for x in range(seed % 7, size[0], 9):
-        for y in range(0, size[1], 3):
-            im.putpixel((x, y), (255 - seed % 256, 20, 200))
-    out = io.BytesIO()
-    options = {}
-    if exif:
-        tags = PILImage.Exif()
-        tags[0x0112] = 6
-        gps = tags.get_ifd(0x8825)
-        gps[1], gps[2] = "N", (52.0, 31.0, 12.0)
-        options["exif"] = tags
-    im.save(out, format=fmt, **options)
-    return out.getvalue()
 
 
 def huge_png(width: int = 20000, height: int = 20000) -> bytes:
@@ -56,39 +38,6 @@ def huge_png(width: int = 20000, height: int = 20000) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
     )
-
-
-MANIFEST_HEADER = "identity,role,source,file,generator,gender,age_band,consent"
-
-
-def stimulus_zip(rows: list[str], files: dict[str, bytes], header: str = MANIFEST_HEADER) -> bytes:
-    """Return a ZIP with manifest.csv (header plus rows) and the given files."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("manifest.csv", "\n".join([header, *rows]) + "\n")
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return out.getvalue()
-
-
-def full_set(codes=("P001", "P002"), start: int = 1) -> bytes:
-    """Return a valid ZIP: each identity with a real and an ai headshot and a probe."""
-    rows, files = [], {}
-    seed = start
-    for code in codes:
-        for role, source in (("headshot", "real"), ("headshot", "ai"), ("probe", "photo")):
-            name = f"{code}-{source}.jpg"
-            camera = "GenX" if source == "ai" else "Canon"
-            rows.append(f"{code},{role},{source},{name},{camera},woman,30-44,yes")
-            files[name] = photo(seed)
-            seed += 1
-    return stimulus_zip(rows, files)
-
-
-def media_files(app) -> list[Path]:
-    """Return every file in the media folder."""
-    root = Path(app.config["MEDIA_DIR"])
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
 def counts(app) -> tuple[int, int]:
@@ -117,15 +66,6 @@ def owner(app, client, make_researcher, auth):
     rid = make_researcher()
     auth.sign_in(rid)
     return make_study(app, rid)
-
-
-def upload_zip(client, study_id: int, data: bytes, name: str = "set.zip"):
-    """POST a stimulus ZIP."""
-    return client.post(
-        f"/r/studies/{study_id}/stimuli/zip",
-        data={"archive": (io.BytesIO(data), name)},
-        content_type="multipart/form-data",
-    )
 
 
 def upload_image(client, study_id: int, data: bytes, name: str = "face.jpg", **fields):
@@ -588,34 +528,65 @@ def test_an_upload_over_the_size_limit_gets_413_with_a_clear_page(app, client, o
 # --- deletions and the frozen design ----------------------------------------------------------
 
 
-def test_deleting_an_image_removes_its_row_and_files(app, client, owner):
+def test_deleting_an_image_asks_first_and_can_be_undone_with_its_file(app, client, owner):
     upload_zip(client, owner, full_set(("P001",)))
     with app.app_context():
         image = db.session.scalar(sa.select(Image).where(Image.source == "ai"))
-        image_id, keys = image.id, {image.storage_key, image.display_key}
-    response = client.post(f"/r/studies/{owner}/stimuli/images/{image_id}/delete")
+        image_id, public_id, keys = (
+            image.id,
+            image.public_id,
+            {image.storage_key, image.display_key},
+        )
+        before = {c: getattr(image, c) for c in IMAGE_COLUMNS}
+    url = f"/r/studies/{owner}/stimuli/images/{image_id}/delete"
+    asked = client.get(url)
+    assert asked.status_code == 200 and "Delete the ai headshot of P001?" in text(asked)
+    assert counts(app) == (1, 3)
+    response = client.post(url)
     assert response.status_code == 302
     assert counts(app) == (1, 2)
+    # The file stays while the deletion can be undone; nothing shows it any more.
     left = {str(p.relative_to(app.config["MEDIA_DIR"])) for p in media_files(app)}
-    assert len(left) == 4 and not keys & left
+    assert len(left) == 6 and keys <= left
+    assert client.get(f"/img/{public_id}").status_code == 404
+    page = text(client.get(f"/r/studies/{owner}/stimuli"))
+    assert "Deleted the ai headshot of P001." in page and ">Undo</button>" in page
+    undo_url = re.search(r'action="(/r/studies/\d+/undo/\d+)"', page).group(1)
+    assert client.post(undo_url).status_code == 302
     with app.app_context():
+        back = db.session.get(Image, image_id)
+        assert {c: getattr(back, c) for c in IMAGE_COLUMNS} == before
         actions = list(db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)))
-    assert actions == ["stimuli.upload", "stimuli.delete_image"]
+    assert actions == ["stimuli.upload", "stimuli.delete_image", "image.undo_delete"]
+    assert counts(app) == (1, 3)
+    for key in keys:
+        assert (Path(app.config["MEDIA_DIR"]) / key).read_bytes()
+    served = client.get(f"/img/{public_id}")
+    assert served.status_code == 200
+    served.close()
+    # Undone once: a second undo finds nothing to undo.
+    again = client.post(undo_url)
+    assert again.status_code == 409 and "nothing to undo" in text(again)
 
 
-def test_deleting_an_identity_removes_its_images_and_files(app, client, owner):
+def test_deleting_an_identity_keeps_its_files_until_undone(app, client, owner):
     upload_zip(client, owner, full_set())
     with app.app_context():
         identity_id = db.session.scalar(sa.select(Identity.id).where(Identity.code == "P001"))
-    assert (
-        client.post(f"/r/studies/{owner}/stimuli/identities/{identity_id}/delete").status_code
-        == 302
-    )
+    url = f"/r/studies/{owner}/stimuli/identities/{identity_id}/delete"
+    assert "Identity P001 and its 3 images are removed" in text(client.get(url))
+    assert client.post(url).status_code == 302
     assert counts(app) == (1, 3)
-    assert len(media_files(app)) == 6
-    assert "Deleted identity P001 and its 3 images." in text(
-        client.get(f"/r/studies/{owner}/stimuli")
-    )
+    assert len(media_files(app)) == 12
+    page = text(client.get(f"/r/studies/{owner}/stimuli"))
+    assert "Deleted identity P001 and its 3 images." in page
+    # The offer shows once, on the next page.
+    assert "Deleted identity P001" not in text(client.get(f"/r/studies/{owner}/stimuli"))
+    undo_url = re.search(r'action="(/r/studies/\d+/undo/\d+)"', page).group(1)
+    assert client.post(undo_url).status_code == 302
+    assert counts(app) == (2, 6)
+    with app.app_context():
+        assert db.session.get(Identity, identity_id).code == "P001"
 
 
 def test_a_frozen_design_refuses_uploads_and_deletions_with_409(app, client, owner):

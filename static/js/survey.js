@@ -201,13 +201,18 @@
         navigator.clipboard.writeText(code).then(function () { copy.textContent = "Copied"; });
       });
     }
+    // The page's <meta http-equiv="refresh"> does the leaving (also without script); this
+    // only counts the seconds down in the note that announces it.
     var back = document.querySelector("[data-redirect-after]");
-    if (back) {
+    var note = document.querySelector("[data-redirect-note]");
+    if (back && note) {
       var left = parseInt(back.getAttribute("data-redirect-after"), 10);
-      var note = document.querySelector("[data-redirect-note]");
+      var name = back.textContent.replace(/^Return to /, "");
       var tick = function () {
-        if (note) { note.textContent = "Taking you back automatically in " + left + " s…"; }
-        if (left <= 0) { window.location.assign(back.href); return; }
+        note.textContent = "Taking you back to " + name + " automatically in " + left +
+          (left === 1 ? " second" : " seconds") + ". To go now, select \u201c" +
+          back.textContent + "\u201d.";
+        if (left <= 0) { return; }
         left -= 1;
         window.setTimeout(tick, 1000);
       };

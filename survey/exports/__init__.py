@@ -1,15 +1,5 @@
 """A study's exports (trials, participants, stimuli, codebook, psych-DS ZIP), streamed from
-the database: cells.py writes safe CSV cells, tables.py the three tables, codebook.py the
-codebook and psychds.py the psych-DS ZIP.
-
-Every export is a generator of text (or bytes) chunks that reads the database in slices of
-`CHUNK_ROWS` rows through a server-side cursor, so memory stays the same for a thousand rows or a
-million. Names, order and meaning of the columns follow docs/DATA_CONTRACT.md. Preview and
-withdrawn participants are never exported; practice trials are left out of trials.csv (the
-contract has no column to mark them, and they are never analysed). Simulated participants
-(`flask simulate-participants`) are exported with `simulated` = 1 in both tables; the report
-reads the tables without them (`include_simulated=False`) unless asked to include them.
-"""
+the database in slices."""
 
 from survey.exports.cells import format_number, iso_utc, safe_cell
 from survey.exports.codebook import (
@@ -31,6 +21,7 @@ from survey.exports.psychds import (
 )
 from survey.exports.tables import (
     EXPIRY_COLUMNS,
+    IDENTITY_COLUMNS,
     PARTICIPANT_COLUMNS,
     RECRUITMENT_COLUMNS,
     SIMULATED_COLUMNS,
@@ -39,6 +30,8 @@ from survey.exports.tables import (
     attention_passed,
     correct,
     demographic_keys,
+    identities_csv,
+    identities_dataframe,
     participant_columns,
     participants_csv,
     participants_dataframe,
@@ -51,6 +44,7 @@ __all__ = [
     "CODEBOOK_COLUMNS",
     "CONFIDENCE",
     "EXPIRY_COLUMNS",
+    "IDENTITY_COLUMNS",
     "PARTICIPANT_COLUMNS",
     "RECRUITMENT_COLUMNS",
     "SIMULATED_COLUMNS",
@@ -65,6 +59,8 @@ __all__ = [
     "dataset_description",
     "demographic_keys",
     "format_number",
+    "identities_csv",
+    "identities_dataframe",
     "iso_utc",
     "measures",
     "participant_columns",

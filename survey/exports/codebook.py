@@ -6,17 +6,29 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import sqlalchemy as sa
+
 from analysis.vocabulary import RT_FAST_MS, RT_SLOW_MS
 from survey import block_settings
 from survey.exports.cells import _csv_stream, _safe_rows
 from survey.exports.tables import _demographic_column, _study, demographic_keys
-from survey.models import Block, Study, list_label
+from survey.extensions import db
+from survey.models import Block, Study, StudyQuestion, list_label
+from survey.questions import KIND_LABELS, describe
 
 CODEBOOK_COLUMNS = ("name", "file", "type", "description", "values")
 SIMULATED_MEANING = (
     "1 when the participant was simulated by the platform (flask simulate-participants), not a "
     "person: the report leaves them out unless asked to include them; 0 for real participants"
 )
+# The type of a question's column in participants.csv, by kind.
+QUESTION_TYPES = {
+    "likert": "integer",
+    "choice": "text",
+    "checkboxes": "text",
+    "number": "number",
+    "text": "text",
+}
 # The confidence question as the participant's page asks it (survey/participant/forms.py).
 CONFIDENCE = {
     "question": "How sure are you?",
@@ -249,6 +261,48 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "foil; empty on other tasks",
             "0, 1, empty",
         ),
+        (
+            "real_side",
+            "text",
+            "choose only: the side of the screen the real headshot was on; empty for other tasks",
+            "left, right, empty",
+        ),
+        (
+            "image",
+            "text",
+            "public id of the photo shown (choose: the left headshot; recognise: the new photo, "
+            "the same as probe_image), as in stimuli.csv",
+            "image ids, see stimuli.csv",
+        ),
+        (
+            "image_right",
+            "text",
+            "choose only: public id of the right-hand headshot, as in stimuli.csv; empty elsewhere",
+            "image ids, empty",
+        ),
+        (
+            "probe_image",
+            "text",
+            "match and recognise: public id of the probe photo shown, as in stimuli.csv; empty "
+            "elsewhere",
+            "image ids, empty",
+        ),
+        (
+            "shown_at",
+            "datetime",
+            "when the trial page was first served with this trial (ISO 8601, UTC, to the "
+            "millisecond, ending in Z; the server's time of sending, not of painting: rt_ms is "
+            "measured in the browser); a reload keeps the first time; empty for trials served "
+            "before the column existed",
+            "timestamp, empty",
+        ),
+        (
+            "answered_at",
+            "datetime",
+            "when the answer was stored (ISO 8601, UTC, to the millisecond, ending in Z), on "
+            "the same clock as shown_at; never before shown_at",
+            "timestamp, empty",
+        ),
     ]
     participants = [
         ("participant", "text", "opaque participant id, as in trials.csv", "random ids"),
@@ -309,13 +363,23 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
                 "platform ids, empty",
             ),
         ]
+    asked = {q.code: q for q in _questions(study_id)}
     for key in demographic_keys(study_id):
+        q = asked.get(key)
         participants.append(
             (
                 _demographic_column(key),
                 "text",
                 f"optional demographics answer '{key}'",
                 "as answered, empty",
+            )
+            if q is None
+            else (
+                _demographic_column(key),
+                QUESTION_TYPES[q.kind],
+                f"{'required' if q.required else 'optional'} question ({KIND_LABELS[q.kind]}): "
+                f"“{q.text}”",
+                describe(q.kind, q.spec) + ("" if q.required else ", empty when not answered"),
             )
         )
     stimuli = [
@@ -333,11 +397,23 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         ("width", "integer", "width in pixels", "1 or more"),
         ("height", "integer", "height in pixels", "1 or more"),
     ]
+    identities = [
+        ("identity", "text", "code of the person photographed", "identity codes"),
+        (
+            "gender",
+            "text",
+            "gender of the person, as described by the study team",
+            "free text, empty",
+        ),
+        ("age_band", "text", "age band of the person, as described", "free text, empty"),
+        ("ethnicity", "text", "ethnicity of the person, as described", "free text, empty"),
+    ]
     rows = []
     for file, columns in (
         ("trials.csv", trials),
         ("participants.csv", participants),
         ("stimuli.csv", stimuli),
+        ("identities.csv", identities),
     ):
         for name, kind, description, values in columns:
             rows.append(
@@ -350,6 +426,25 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
                 }
             )
     return rows
+
+
+def _questions(study_id: int) -> list[StudyQuestion]:
+    """Return the study's questions in order."""
+    return list(
+        db.session.scalars(
+            sa.select(StudyQuestion)
+            .where(StudyQuestion.study_id == study_id)
+            .order_by(StudyQuestion.position, StudyQuestion.id)
+        )
+    )
+
+
+def questions(study_id: int) -> list[dict[str, Any]]:
+    """Return the questions as codebook.json lists them: code, kind, text, required, settings."""
+    return [
+        {"code": q.code, "kind": q.kind, "text": q.text, "required": q.required, **q.spec}
+        for q in _questions(study_id)
+    ]
 
 
 def codebook_csv(study_id: int, include_recruitment: bool | None = None) -> Iterator[str]:
@@ -366,5 +461,6 @@ def codebook_json(study_id: int, include_recruitment: bool | None = None) -> str
         "title": study.title,
         "columns": codebook(study_id, include_recruitment),
         "measures": measures(study),
+        "questions": questions(study_id),
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -10,7 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from survey.exports.codebook import codebook, codebook_csv, codebook_json
-from survey.exports.tables import _study, participants_csv, stimuli_csv, trials_csv
+from survey.exports.tables import (
+    _study,
+    identities_csv,
+    participants_csv,
+    stimuli_csv,
+    trials_csv,
+)
 
 
 def psychds_label(slug: str) -> str:
@@ -25,6 +31,7 @@ def psychds_names(slug: str) -> dict[str, str]:
         "trials.csv": f"data/study-{label}_data.csv",
         "participants.csv": f"data/study-{label}_table-participants_data.csv",
         "stimuli.csv": f"data/study-{label}_table-stimuli_data.csv",
+        "identities.csv": f"data/study-{label}_table-identities_data.csv",
     }
 
 
@@ -101,6 +108,7 @@ def psychds_zip(study_id: int, include_recruitment: bool = False) -> Iterator[by
         names["trials.csv"]: trials_csv(study_id),
         names["participants.csv"]: participants_csv(study_id, include_recruitment),
         names["stimuli.csv"]: stimuli_csv(study_id),
+        names["identities.csv"]: identities_csv(study_id),
         "codebook.csv": codebook_csv(study_id, include_recruitment),
     }
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:

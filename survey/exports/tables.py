@@ -10,10 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from analysis.vocabulary import rt_flag
+from analysis.vocabulary import TRIAL_DETAIL_COLUMNS, rt_flag
 from survey import block_settings
 from survey.exports import cells
-from survey.exports.cells import _csv_stream, _safe_rows, _SafeCells, format_number, iso_utc
+from survey.exports.cells import (
+    _csv_stream,
+    _safe_rows,
+    _SafeCells,
+    format_number,
+    iso_utc,
+    iso_utc_ms,
+)
 from survey.extensions import db
 from survey.models import (
     OPTIONS_SEPARATOR,
@@ -24,6 +31,7 @@ from survey.models import (
     RecruitmentId,
     Response,
     Study,
+    StudyQuestion,
     Trial,
     list_label,
 )
@@ -53,6 +61,9 @@ TRIAL_COLUMNS = (
     "rt_flag",
     "simulated",
     "studied",
+    # What each trial showed, where and when (docs/DATA_CONTRACT.md): outside the data hash,
+    # which covers analysis.io.TRIAL_COLUMNS alone.
+    *TRIAL_DETAIL_COLUMNS,
 )
 PARTICIPANT_COLUMNS = (
     "participant",
@@ -73,6 +84,8 @@ EXPIRY_COLUMNS = ("expired_at",)
 SIMULATED_COLUMNS = ("simulated",)
 RECRUITMENT_COLUMNS = ("recruitment_platform", "recruitment_id")
 STIMULI_COLUMNS = ("image", "identity", "role", "source", "generator", "sha256", "width", "height")
+# identities.csv: one row per identity, its descriptors (blank when not given)
+IDENTITY_COLUMNS = ("identity", "gender", "age_band", "ethnicity")
 
 # On an attention-check trial, the answer compared with the instructed one is this measure.
 _ATTENTION_MEASURES = ("attention", "same", "source", "choice")
@@ -179,6 +192,11 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             sa.select(Identity.id, Identity.code).where(Identity.study_id == study_id)
         ).all()
     )
+    images = dict(
+        db.session.execute(
+            sa.select(Image.id, Image.public_id).where(Image.study_id == study_id)
+        ).all()
+    )
     stmt = _exported(
         sa.select(
             Participant.public_id,
@@ -200,6 +218,11 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             Trial.studied,
             Trial.label,
             Trial.options,
+            Trial.image_id,
+            Trial.other_image_id,
+            Trial.probe_image_id,
+            Trial.shown_at,
+            Trial.answered_at,
         )
         .select_from(Response)
         .join(Trial, Trial.id == Response.trial_id)
@@ -210,6 +233,8 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
     ).order_by(_participant_order(), Trial.position, Response.measure)
     slug = study.slug
     labels: dict[int, str] = {}
+    # A trial's rows follow one another: its two times are formatted once, not once per row.
+    times: list[Any] = [None, None, "", ""]
 
     def record(row: sa.Row, measure: str, value: str, right: bool | None, attention: bool) -> tuple:
         """Lay out one trials.csv row."""
@@ -225,7 +250,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             is_match,
             _check,
             _instructed,
-            _left,
+            left_source,
             _measure,
             _value,
             rt,
@@ -233,10 +258,18 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             studied,
             _label,
             _options,
+            image_id,
+            other_image_id,
+            probe_image_id,
+            shown_at,
+            answered_at,
         ) = row
         label = labels.get(list_index) or labels.setdefault(list_index, list_label(list_index))
         match = task == "match"
         recognise = task == "recognise"
+        choose = task == "choose"
+        if times[0] != shown_at or times[1] != answered_at:
+            times[:] = [shown_at, answered_at, iso_utc_ms(shown_at), iso_utc_ms(answered_at)]
         return (
             slug,
             public_id,
@@ -256,6 +289,12 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             rt_flag(rt),
             bool(simulated),
             studied if recognise else None,
+            real_side(left_source) if choose else "",
+            images.get(image_id, ""),
+            images.get(other_image_id, "") if choose else "",
+            images.get(probe_image_id, "") if match or recognise else "",
+            times[2],
+            times[3],
         )
 
     # An attention check's answers are held until its trial ends, then written as one row.
@@ -291,6 +330,15 @@ def _name_chosen(value: str, options: str | None) -> str:
 _FLAGS = {None: "", True: "1", False: "0"}
 
 
+def real_side(left_source: str | None) -> str:
+    """Return the side of a choose trial's real headshot: left, right, or empty if unknown."""
+    if left_source == "real":
+        return "left"
+    if left_source == "ai":
+        return "right"
+    return ""
+
+
 def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
     """Turn trials.csv values into safe cells, column by column (the hot loop of the export)."""
     texts = _SafeCells()
@@ -313,6 +361,12 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
         flag,
         simulated,
         studied,
+        side,
+        image,
+        image_right,
+        probe_image,
+        shown_at,
+        answered_at,
     ) in records:
         # list, task, condition and rt_flag come from fixed sets of plain words; trial is an int.
         yield (
@@ -334,6 +388,14 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
             flag,
             _FLAGS[simulated],
             _FLAGS[studied],
+            # A side is a fixed word, an image id is a URL-safe random id (it may start
+            # with '-'), a time is ISO 8601 text.
+            side,
+            texts[image],
+            texts[image_right],
+            texts[probe_image],
+            shown_at,
+            answered_at,
         )
 
 
@@ -362,13 +424,21 @@ def trials_dataframe(study_id: int, include_simulated: bool = True) -> pd.DataFr
 
 
 def demographic_keys(study_id: int, include_simulated: bool = True) -> list[str]:
-    """Return every demographics key answered in the study, sorted."""
+    """Return the study's question codes in the questions' order, then any other key answered
+    (questions deleted since, answers stored before the question builder), sorted."""
+    codes = list(
+        db.session.scalars(
+            sa.select(StudyQuestion.code)
+            .where(StudyQuestion.study_id == study_id)
+            .order_by(StudyQuestion.position, StudyQuestion.id)
+        )
+    )
     keys: set[str] = set()
     stmt = _exported(sa.select(Participant.demographics), study_id, include_simulated)
     for (answers,) in _streamed(stmt):
         if isinstance(answers, dict):
             keys.update(str(k) for k in answers)
-    return sorted(keys)
+    return codes + sorted(keys - set(codes))
 
 
 def _demographic_column(key: str) -> str:
@@ -545,3 +615,30 @@ def _stimulus_rows(study_id: int) -> Iterator[tuple]:
 def stimuli_csv(study_id: int) -> Iterator[str]:
     """Stream stimuli.csv: one row per image."""
     return _csv_stream(STIMULI_COLUMNS, _safe_rows(_stimulus_rows(study_id)))
+
+
+def _identity_rows(study_id: int) -> Iterator[tuple]:
+    """Yield identities.csv rows: every identity of the study with its descriptors, by code."""
+    _study(study_id)
+    stmt = (
+        sa.select(Identity.code, Identity.gender, Identity.age_band, Identity.ethnicity)
+        .where(Identity.study_id == study_id)
+        .order_by(Identity.code)
+    )
+    for row in _streamed(stmt):
+        yield tuple(row)
+
+
+def identities_csv(study_id: int) -> Iterator[str]:
+    """Stream identities.csv: one row per identity with its descriptors (the moderators)."""
+    return _csv_stream(IDENTITY_COLUMNS, _safe_rows(_identity_rows(study_id)))
+
+
+def identities_dataframe(study_id: int) -> pd.DataFrame | None:
+    """The identities.csv table, or None when no identity has a descriptor (nothing to test)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(_identity_rows(study_id)), columns=list(IDENTITY_COLUMNS))
+    frame = frame.fillna("")
+    described = [c for c in IDENTITY_COLUMNS[1:] if frame[c].str.strip().ne("").any()]
+    return frame[["identity", *described]] if described else None

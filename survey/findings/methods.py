@@ -1,8 +1,4 @@
-"""The methods paragraph of a report, written from the study's design and its analysis.
-
-Pure functions of plain data (no Flask, no database), so the report, the public page and the
-downloaded HTML print the same paragraph.
-"""
+"""The methods paragraph of a report, written from the study's design and its analysis."""
 
 from __future__ import annotations
 
@@ -234,7 +230,10 @@ def _tests_sentence(results: dict[str, Any]) -> str:
             f"(normal approximation, {continuity} continuity correction); the same tests were "
             "repeated over "
             "identities (each identity's mean across participants) to check that the effects "
-            "generalise over the people photographed."
+            "generalise over the people photographed. The condition plots show each "
+            "condition's mean with a 95% within-participant confidence interval (Cousineau, "
+            "2005, with Morey's 2008 correction), which leaves out differences between "
+            "participants as the paired test does."
         )
     if single:
         sentences.append(
@@ -273,16 +272,39 @@ def _tests_sentence(results: dict[str, Any]) -> str:
         )
     if "glmm" in methods:
         mixed.append("logistic mixed models of single answers (Laplace approximation)")
+    if "clmm" in methods:
+        mixed.append(
+            "cumulative-link (ordinal, logit) mixed models of single ratings with flexible "
+            "thresholds (Laplace approximation, as R's ordinal::clmm; Christensen, 2019), "
+            "because ratings are ordinal (Liddell & Kruschke, 2018)"
+        )
     if mixed:
         sentences.append(
             "Mixed models with crossed random effects of participants and identities "
-            "(Judd, Westfall & Kenny, 2012) were fitted as lme4 fits them: " + _join(mixed) + "."
+            "(Judd, Westfall & Kenny, 2012) were fitted as lme4 and ordinal fit them: "
+            + _join(mixed)
+            + "."
+        )
+    if (results.get("plan") or {}).get("rating_model") == "clmm" and "clmm" in methods:
+        sentences.append(
+            "As preregistered, the ordinal mixed model was the primary test of each rating "
+            "outcome; the paired t-tests on participant means are reported beside it."
         )
     if "tost" in methods:
         sentences.append(
             "Equivalence was tested with two one-sided tests (TOST) against the "
             "preregistered bounds; “no reliable difference” is claimed only where "
             "the TOST is significant."
+        )
+    rscales = {t.get("bf_rscale") for t in tests if t.get("log_bf10") is not None}
+    if rscales:
+        scale = ", ".join(f"{r:.3g}" for r in sorted(r for r in rscales if r is not None))
+        sentences.append(
+            "Beside each participant-level t-test, a JZS Bayes factor (Rouder et al., 2009; "
+            f"Cauchy prior on the standardised difference with scale r = {scale}) says how many "
+            "times more likely the data are under no difference than under a difference, or "
+            "the reverse (between 1/3 and 3: inconclusive); it depends on that prior and does "
+            "not change the verdicts."
         )
     correction = CORRECTION_NAMES.get(results.get("correction"), "p").replace("-adjusted p", "")
     families = results.get("families") or []

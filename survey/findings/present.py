@@ -1,8 +1,4 @@
-"""How results.json reads on a page: outcome sections, test rows and the facts of each claim.
-
-Claims are never re-worded here: a finding's ``claim`` is shown as results.json has it; this
-module only lays out the numbers beside it. Pure functions, no Flask.
-"""
+"""How results.json reads on a page: outcome sections, test rows and the facts of each claim."""
 
 from __future__ import annotations
 
@@ -11,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.bayes import bf_label, bf_text
 from analysis.findings import ci_label, ci_unadjusted, corrected_p, fixed, format_p
 from analysis.results import (
     FigureSpec,
@@ -21,6 +18,7 @@ from analysis.results import (
     scale_factor,
     unit_words,
 )
+from analysis.vocabulary import FAMILY_LABELS
 
 METHOD_NAMES = {
     "paired_t": "Paired t-test",
@@ -30,6 +28,7 @@ METHOD_NAMES = {
     "tost": "Equivalence test (TOST)",
     "lmm": "Linear mixed model",
     "glmm": "Logistic mixed model",
+    "clmm": "Ordinal mixed model (CLMM)",
 }
 VERDICT_NAMES = {
     "difference": "Difference",
@@ -43,6 +42,7 @@ EFFECT_NAMES = {
     "cohen_h": "Cohen's h",
     "odds_ratio": "odds ratio",
     "d_westfall": "d (Westfall)",
+    "cumulative_odds_ratio": "cumulative odds ratio",
 }
 
 
@@ -82,17 +82,6 @@ def statistic_text(test: dict) -> str:
     return number(stat)
 
 
-# Readable names of the correction families (results.json's own "label" wins when present).
-FAMILY_NAMES = {
-    "primary": "Primary outcomes",
-    "secondary": "Secondary outcomes",
-    "participant_wilcoxon": "Wilcoxon tests, participants",
-    "identity_t": "t-tests, identities",
-    "identity_wilcoxon": "Wilcoxon tests, identities",
-    "equivalence": "Equivalence tests (TOST)",
-    "pooled_binomial": "Binomial tests, all trials pooled",
-    "mixed": "Mixed models",
-}
 LEVEL_NAMES = {"participant": "Participants", "identity": "Identities", "trial": "Trials"}
 
 
@@ -106,7 +95,7 @@ def family_name(results: dict, family: str | None) -> str:
         ),
         None,
     )
-    return stored or FAMILY_NAMES.get(family or "", str(family))
+    return stored or FAMILY_LABELS.get(family or "", str(family))
 
 
 def method_name(test: dict) -> str:
@@ -123,6 +112,8 @@ def display_scale(results: dict, test: dict) -> tuple[float, int, str]:
     outcome = outcome_of(results, test["outcome"])
     if test.get("method") == "glmm":
         return 1.0, 2, "log-odds"
+    if test.get("method") == "clmm":
+        return 1.0, 2, "log cumulative odds"
     factor = scale_factor(outcome)
     if factor == 100:
         return factor, 1, "percentage points"
@@ -137,6 +128,8 @@ def estimate_label(results: dict, test: dict) -> str:
     _factor, _digits, unit = display_scale(results, test)
     if test.get("method") == "glmm":
         return "AI minus real, log-odds of a correct answer"
+    if test.get("method") == "clmm":
+        return "AI minus real, log cumulative odds of a higher rating"
     median = test.get("method") == "wilcoxon"
     if outcome.paired or test.get("method") == "lmm":
         what = "pseudo-median of AI minus real" if median else "AI minus real"
@@ -211,7 +204,17 @@ def test_row(results: dict, test: dict) -> dict:
         ),
         "n": test.get("n"),
         "preregistered": bool(test.get("preregistered")),
+        "bayes": bayes_short(test),
     }
+
+
+def bayes_short(test: dict) -> str:
+    """'BF01 = 6.20 (r = 0.707)' for a test with a Bayes factor, else ''."""
+    log_bf10, rscale = test.get("log_bf10"), test.get("bf_rscale")
+    if not isinstance(log_bf10, (int, float)) or not math.isfinite(log_bf10):
+        return ""
+    prior = f" (r = {rscale:.3g})" if isinstance(rscale, (int, float)) else ""
+    return bf_label(log_bf10) + prior
 
 
 def descriptive_row(results: dict, row: dict) -> dict:
@@ -245,6 +248,7 @@ class Facts:
     verdict: str
     test: str
     ci_label: str = "95% CI"
+    bayes: str = ""
 
 
 def claim_facts(results: dict, finding: dict) -> Facts | None:
@@ -277,6 +281,7 @@ def claim_facts(results: dict, finding: dict) -> Facts | None:
         verdict=VERDICT_NAMES.get(finding.get("verdict"), str(finding.get("verdict"))),
         test=METHOD_NAMES.get(test.get("method"), str(test.get("method"))),
         ci_label=ci_label(test),
+        bayes=bf_text(test, "" if outcome.paired else " from chance"),
     )
 
 
@@ -302,6 +307,32 @@ class OutcomeSection:
     descriptive_rows: list[dict] = field(default_factory=list)
     hypothesis: str = ""
     sort_key: tuple = ()
+    moderation: list[dict] = field(default_factory=list)
+
+
+def moderation_view(entry: dict, alpha: float = 0.05) -> dict:
+    """One moderator of an outcome for the report: its claim, notes and a row per group."""
+    rows = [
+        {
+            "level": level.get("level"),
+            "trials": f"{level.get('n_real', '—')} / {level.get('n_ai', '—')}",
+            "estimate": number(level.get("estimate")),
+            "ci": f"{number(level.get('ci_low'))} to {number(level.get('ci_high'))}"
+            if level.get("estimate") is not None
+            else "—",
+            "p": p_value(level.get("p_value"), alpha),
+            "note": level.get("note") or "",
+        }
+        for level in entry.get("levels") or []
+    ]
+    return {
+        "moderator": str(entry.get("moderator", "")).replace("_", " "),
+        "verdict": entry.get("verdict"),
+        "claim": entry.get("claim", ""),
+        "unit": "log-odds" if entry.get("method") == "glmm" else "",
+        "notes": entry.get("notes") or [],
+        "rows": rows,
+    }
 
 
 def figure_outcomes(spec_name: str) -> tuple[str, ...]:
@@ -350,6 +381,11 @@ def outcome_section(
         if hypothesis
         else "",
         sort_key=(not (finding or {}).get("preregistered"), hypothesis is None, index),
+        moderation=[
+            moderation_view(m, results.get("alpha", 0.05))
+            for m in results.get("moderation") or []
+            if m.get("outcome") == name
+        ],
     )
     placed.update(s.name for s in figures)
     return section

@@ -1,8 +1,4 @@
-"""Report and findings routes: the research team's report, its downloads, and the public page.
-
-Figures are drawn by `analysis.figures` (matplotlib, numpy, pandas), imported inside the views
-that draw: a worker that only serves participants never loads them.
-"""
+"""Report and findings routes: the research team's report, its downloads, and the public page."""
 
 from __future__ import annotations
 

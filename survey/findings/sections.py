@@ -1,19 +1,4 @@
-"""Sections of the report and the public page that fail alone.
-
-Every section of a report page (the summary table, the sample, the methods paragraph, each
-outcome, each figure …) is built and rendered through one guard: when its data cannot be
-built, or its part of the template cannot be rendered, the error is logged with its
-traceback and the section is replaced by a note in its place, while every other section
-renders as usual.
-
-In Python, `guard(name, build, ...)` returns what `build` returns, or a `SectionError`. In a
-template, the `section` macro of ``findings/_section.html`` wraps a section's markup::
-
-    {% call section("methods", methods) %} …markup using methods… {% endcall %}
-
-and shows the note instead when one of the values it is given is a `SectionError` or when
-rendering the markup raises.
-"""
+"""Sections of the report and the public page that fail alone."""
 
 from __future__ import annotations
 

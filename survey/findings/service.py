@@ -1,28 +1,4 @@
-"""Compute, cache and publish a study's report: the analysis of its current data, once per data.
-
-A report is keyed by (study, data hash, analysis version). The data hash covers the canonical
-trials table, the participants table (contract columns) and the frozen plan, so the analysis
-runs again only when new data arrived or the analysis changed. Small studies are analysed inside
-the request; large ones in a background thread with an app context of its own, while the page
-shows a progress state that refreshes itself. Publishing snapshots one finished report.
-
-A withdrawal (or a researcher's deletion of a participant's data) deletes every stored report of
-the study in its own transaction (`forget_reports`): each may hold the person's id and scores.
-A computation that read its inputs before a withdrawal stores nothing (`compute` checks that in
-its UPDATE). Published findings stay published and are recomputed from the remaining data on
-the next visit; until then the public page says it is being updated, and afterwards that it was
-updated after a participant withdrew, with the date.
-
-Simulated participants (`flask simulate-participants`) are left out of the analysis by default:
-the report of the real participants is the one shown, published and cited. The researcher may
-ask for the report with them included (`include_simulated`); that report is keyed apart (its
-stamp and hash say so), marked `Report.includes_simulated`, and never published. Both record in
-results.json how many simulated participants they left out or included.
-
-pandas and the analysis that needs it (with NumPy, SciPy, statsmodels and matplotlib) are
-imported inside the functions that compute, hash or draw, never when the app starts: a web
-worker that serves participants or exports stays small.
-"""
+"""Compute, cache and publish a study's report: the analysis of its current data, once per data."""
 
 from __future__ import annotations
 
@@ -104,6 +80,8 @@ class StudyInputs:
     # out of the tables, or included in them).
     include_simulated: bool = False
     simulated: int = 0
+    # identities.csv (identity descriptors, the report's moderators), None when none is given
+    identities: pd.DataFrame | None = None
 
 
 @dataclass
@@ -136,18 +114,21 @@ def current_plan(study: Study) -> dict | None:
     return dict(prereg.plan)
 
 
-def _simulated_count(study_id: int) -> sa.ScalarSelect:
-    """The number of the study's simulated participants that the exports hold."""
+def _count_participants(study_id: int, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect:
+    """The number of the study's participants (never preview runs, which are never analysed)
+    that match `where`."""
     return (
         sa.select(sa.func.count())
         .select_from(Participant)
-        .where(
-            Participant.study_id == study_id,
-            Participant.is_preview.is_(False),
-            Participant.status != "withdrawn",
-            Participant.is_simulated.is_(True),
-        )
+        .where(Participant.study_id == study_id, Participant.is_preview.is_(False), *where)
         .scalar_subquery()
+    )
+
+
+def _simulated_count(study_id: int) -> sa.ScalarSelect:
+    """The number of the study's simulated participants that the exports hold."""
+    return _count_participants(
+        study_id, Participant.status != "withdrawn", Participant.is_simulated.is_(True)
     )
 
 
@@ -219,8 +200,12 @@ def data_hash(
     plan: dict | None,
     include_simulated: bool = False,
     simulated: int = 0,
+    identities: pd.DataFrame | None = None,
 ) -> str:
     """SHA-256 of canonical trials CSV, a newline, canonical participants CSV, a newline, plan JSON.
+
+    When identities have descriptors, "\nidentities" and their CSV follow, so that a changed
+    descriptor computes the report (its moderators) again.
 
     When the study has simulated participants, or they are included, a last line says so
     ("\nsimulated excluded N" or "\nsimulated included N"): the report of the real participants
@@ -238,21 +223,15 @@ def data_hash(
     if include_simulated or simulated:
         word = "included" if include_simulated else "excluded"
         digest.update(f"\nsimulated {word} {simulated}".encode())
+    if identities is not None:
+        digest.update(b"\nidentities\n")
+        digest.update(identities.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     return digest.hexdigest()
 
 
 def _withdrawn_count(study_id: int) -> sa.ScalarSelect:
-    """The number of the study's withdrawn participants (preview runs are never analysed)."""
-    return (
-        sa.select(sa.func.count())
-        .select_from(Participant)
-        .where(
-            Participant.study_id == study_id,
-            Participant.is_preview.is_(False),
-            Participant.status == "withdrawn",
-        )
-        .scalar_subquery()
-    )
+    """The number of the study's withdrawn participants."""
+    return _count_participants(study_id, Participant.status == "withdrawn")
 
 
 def load_inputs(study: Study, include_simulated: bool = False) -> StudyInputs:
@@ -264,15 +243,17 @@ def load_inputs(study: Study, include_simulated: bool = False) -> StudyInputs:
     trials = exports.trials_dataframe(study.id, include_simulated=include_simulated)
     participants = exports.participants_dataframe(study.id, include_simulated=include_simulated)
     plan = current_plan(study)
+    identities = exports.identities_dataframe(study.id)
     return StudyInputs(
         trials,
         participants,
         plan,
         exports.scale_ranges(study.id),
-        data_hash(trials, participants, plan, include_simulated, simulated),
+        data_hash(trials, participants, plan, include_simulated, simulated, identities),
         withdrawn,
         include_simulated,
         simulated,
+        identities,
     )
 
 
@@ -439,7 +420,11 @@ def compute(report_id: int, inputs: StudyInputs) -> bool:
     db.session.commit()
     try:
         result = analyse(
-            inputs.trials, inputs.participants, plan=inputs.plan, scale_ranges=inputs.scale_ranges
+            inputs.trials,
+            inputs.participants,
+            plan=inputs.plan,
+            scale_ranges=inputs.scale_ranges,
+            identities=inputs.identities,
         )
         stored = dict(result.results)
         stored["simulated_participants"] = simulated_record(inputs)
@@ -674,26 +659,38 @@ def finished_current_report(study: Study) -> Report | None:
     return report if report is not None and report.status == "done" else None
 
 
+def _state_problem(study: Study) -> str | None:
+    """Why a study in its state cannot have its findings published (None when it can)."""
+    if study.state in PUBLIC_STATES:
+        return None
+    return (
+        f"Only a closed (or archived) study's findings can be published; this "
+        f"study is {study.state}. Close it first."
+    )
+
+
+def _size_problem(report: Report) -> str | None:
+    """Why a report includes too few participants to be published (None when it does not)."""
+    n = results_json(report).get("n_participants", 0)
+    if n >= MIN_PUBLIC_N:
+        return None
+    return (
+        f"Findings are published only from at least {MIN_PUBLIC_N} included "
+        f"participants; this report includes {n}."
+    )
+
+
 def publish_problems(study: Study, report: Report | None) -> list[str]:
     """Why the findings could not be published now (empty when they can)."""
-    problems = []
-    if study.state not in PUBLIC_STATES:
-        problems.append(
-            f"Only a closed (or archived) study's findings can be published; this "
-            f"study is {study.state}. Close it first."
-        )
+    problems = [_state_problem(study)]
     if report is None:
         problems.append(
             "There is no finished report of the current data: open the report, "
             "which computes it, then come back."
         )
-    elif results_json(report).get("n_participants", 0) < MIN_PUBLIC_N:
-        problems.append(
-            f"Findings are published only from at least {MIN_PUBLIC_N} included "
-            f"participants; this report includes "
-            f"{results_json(report).get('n_participants', 0)}."
-        )
-    return problems
+    else:
+        problems.append(_size_problem(report))
+    return [problem for problem in problems if problem is not None]
 
 
 def report_of(study: Study, report_id: int) -> Report | None:
@@ -877,12 +874,6 @@ def participant_lists(
     }
 
 
-def supporting_tests(results: dict, finding: dict) -> list[dict]:
-    """The tests a finding rests on (its main test first, then its TOST)."""
-    tests = results.get("tests", [])
-    return [tests[i] for i in finding.get("supported_by", []) if 0 <= i < len(tests)]
-
-
 def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:
     """Warnings a reader must see, in plain words: small N, singular fits, unbalanced lists."""
     notes = []
@@ -905,13 +896,13 @@ def plain_warnings(results: dict, sample: dict, plan: dict | None) -> list[str]:
             "have little power, and the results may not generalise to other people."
         )
     for test in results.get("tests", []):
-        if test.get("method") in ("lmm", "glmm") and test.get("singular"):
+        if test.get("method") in ("lmm", "glmm", "clmm") and test.get("singular"):
             notes.append(
                 f"The mixed model of {test['outcome'].replace('_', ' ')} is singular: "
                 f"{present.singular_cause(test)}, so the model is simpler than its "
                 "formula; read it beside the participant-level test."
             )
-        if test.get("method") in ("lmm", "glmm") and test.get("converged") is False:
+        if test.get("method") in ("lmm", "glmm", "clmm") and test.get("converged") is False:
             notes.append(
                 f"The mixed model of {test['outcome'].replace('_', ' ')} did not "
                 "converge: do not rely on it."
@@ -964,6 +955,7 @@ README = """Reproduction bundle of the Likeness study "{title}" ({slug})
 
 trials.csv        one row per answer to one measure (columns of the Likeness data contract)
 participants.csv  one row per participant
+identities.csv    one row per identity with its descriptors (the report's moderators)
 results.json      the results of the analysis (analysis {version})
 analysis.R        recomputes every test of results.json with R: Rscript analysis.R
                   (needs R with lme4 and lmerTest; prints R's values beside results.json's)
@@ -977,7 +969,9 @@ It is the SHA-256 of the canonical trials table (analysis.io.canonical_trials_cs
 participants.csv's contract columns sorted by participant, a newline, and the preregistered
 plan as compact JSON with sorted keys ("null" without a plan); when the study had simulated
 participants (or they were included), then a newline and "simulated excluded N" (or
-"simulated included N").
+"simulated included N"); when identities have descriptors, then a newline, "identities", a
+newline and the identities table as CSV (identity and the descriptor columns that hold any
+value, cells as stored, no apostrophe guard).
 
 Re-run the Python analysis with:  python -m analysis report trials.csv --out report/
 """
@@ -997,6 +991,7 @@ def bundle_stream(study: Study, report: Report) -> Any:
         for name, chunks in (
             ("trials.csv", exports.trials_csv(study.id, include_simulated=include)),
             ("participants.csv", exports.participants_csv(study.id, include_simulated=include)),
+            ("identities.csv", exports.identities_csv(study.id)),
         ):
             with archive.open(name, "w", force_zip64=True) as entry:
                 for chunk in chunks:
@@ -1136,11 +1131,9 @@ def publish(study: Study, researcher: Researcher, confirmed_report_id: int | Non
     `confirmed_report_id` is the report the owner reviewed on the confirmation page: when new
     data made another report current meanwhile, nothing is published.
     """
-    if study.state not in PUBLIC_STATES:
-        raise PublishError(
-            f"Only a closed (or archived) study's findings can be published; this "
-            f"study is {study.state}. Close it first."
-        )
+    problem = _state_problem(study)
+    if problem is not None:
+        raise PublishError(problem)
     state = report_state(study)
     report = state.current
     if report is None:
@@ -1154,12 +1147,9 @@ def publish(study: Study, researcher: Researcher, confirmed_report_id: int | Non
         )
     if report.includes_simulated:  # report_state's default never is: a guard, not a path
         raise PublishError("A report that includes simulated participants cannot be published.")
-    n = results_json(report).get("n_participants", 0)
-    if n < MIN_PUBLIC_N:
-        raise PublishError(
-            f"Findings are published only from at least {MIN_PUBLIC_N} included "
-            f"participants; this report includes {n}."
-        )
+    problem = _size_problem(report)
+    if problem is not None:
+        raise PublishError(problem)
     if confirmed_report_id is not None and confirmed_report_id != report.id:
         raise PublishError(
             "New data arrived after you reviewed what becomes public, so the "

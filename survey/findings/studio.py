@@ -1,10 +1,4 @@
-"""The public page's plain-language summary for studios: one sentence a claim, and its limits.
-
-Generated from results.json alone, beside (never instead of) the researcher's claims: each
-sentence gives the direction in everyday words, the estimate and its interval in the unit the
-report uses, and the N; its wording follows the claim's verdict exactly ("difference",
-"no reliable difference", "inconclusive"). Pure functions, no Flask.
-"""
+"""The public page's plain-language summary for studios: one sentence a claim, and its limits."""
 
 from __future__ import annotations
 
@@ -12,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.bayes import bf_sentence
 from analysis.findings import ci_label, ci_unadjusted
 from analysis.results import outcome_of
 from survey.findings.present import display_scale, number
@@ -231,7 +226,7 @@ def sentence(results: dict, finding: dict) -> str:
             f"There was no reliable difference between {_subject(results, name)}: "
             f"{_signed(results, test)}, and an equivalence test showed that any difference "
             f"lies within {_bounds(results, test, tost)}, the range the researchers set in "
-            f"advance as too small to matter.{tail}"
+            f"advance as too small to matter.{tail}{_bayes(results, test)}"
         )
     why = ""
     if ci_unadjusted(test) and (test["ci_low"] > 0 or test["ci_high"] < 0):
@@ -242,8 +237,28 @@ def sentence(results: dict, finding: dict) -> str:
     return (
         f"The study cannot say whether there is a difference between "
         f"{_subject(results, name)}: {_signed(results, test)}.{why}{tail} This is not "
-        "evidence that there is no difference."
+        f"evidence that there is no difference.{_bayes(results, test)}"
     )
+
+
+def _bayes(results: dict, test: dict) -> str:
+    """' A Bayes factor adds that the data are 6 times more likely under no difference ...'."""
+    log_bf10 = test.get("log_bf10")
+    if not _finite(log_bf10):
+        return ""
+    against = "" if outcome_of(results, test["outcome"]).paired else " from chance"
+    words = bf_sentence(None, log_bf10, against)
+    rscale = test.get("bf_rscale")
+    prior = (
+        f" (it depends on the difference expected in advance: half the prior weight on "
+        f"standardised differences below r = {rscale:.3g})"
+        if _finite(rscale)
+        else ""
+    )
+    if words.startswith("inconclusive: "):
+        words = words[len("inconclusive: ") :].split(" (", 1)[0]
+        return f" A Bayes factor is inconclusive: {words}{prior}."
+    return f" A Bayes factor adds that {words}{prior}."
 
 
 def studio_summary(results: dict) -> StudioSummary:

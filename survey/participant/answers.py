@@ -22,6 +22,8 @@ from survey.participant.statements import (
     COMPLETE,
     INSERT_RESPONSES,
     PAGE,
+    PAGE_STAMPING,
+    STAMP_SHOWN,
     STORE_ONE_STATEMENT,
     TARGET,
     PageRow,
@@ -106,11 +108,28 @@ def page_state(
     """Return the participant's current trial and the next one's images; None if unknown.
 
     With the app's secret key, the state carries the current trial's signed answer ticket.
+    The trial it shows gets its shown_at the first time (`statements.PAGE_STAMPING`): on
+    PostgreSQL within the page's one statement, on SQLite by a second one that first time only.
     """
     if not public_id:
         return None
-    rows = hotdb.rows(PAGE, {"public_id": public_id, "slug": slug})
-    return _page_state(rows, slug, public_id, secret) if rows else None
+    params = {"public_id": public_id, "slug": slug}
+    if hotdb.is_postgres():
+        rows = hotdb.rows(PAGE_STAMPING, params)
+        return _page_state(rows, slug, public_id, secret) if rows else None
+    rows = hotdb.rows(PAGE, params)
+    if not rows:
+        return None
+    state = _page_state(rows, slug, public_id, secret)
+    if (
+        state.current is not None
+        and PageRow._make(rows[0]).shown_at is None
+        and state.consented
+        and state.status == "in_progress"
+        and state.taking_answers
+    ):
+        hotdb.rows(STAMP_SHOWN, {"trial_id": state.current.id})
+    return state
 
 
 def _page_state(

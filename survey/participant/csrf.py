@@ -1,14 +1,4 @@
-"""CSRF tokens of the participant's forms, kept out of the Flask session.
-
-A participant answers one POST per trial, hundreds at once during a launch; with the session's
-tokens every request would load, verify and re-sign a session cookie that holds nothing else.
-Instead each browser gets a random form key in its own cookie (httponly, SameSite=Lax, for the
-study pages only) and every participant form carries ``HMAC(SECRET_KEY, key)``: a page of
-another site can neither read the key nor compute the token, so a forged POST is refused with
-the same "this page had expired" answer as before. Views decorated with `protected` are exempt
-from the app-wide session check (CSRFProtect) because this one replaces it; every other view,
-the researcher's included, keeps the session's tokens.
-"""
+"""CSRF tokens of the participant's forms, kept out of the Flask session."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Participant forms: consent, the answer to each kind of trial, demographics, withdrawal.
-
-An answer form is built from the trial's questions (task, block settings, attention check), so
-the page and the validation use one description: every value must be one of the offered
-choices, or the POST gets a 400 and nothing is stored.
-"""
+"""Participant forms: consent, the answer to each kind of trial, withdrawal (the questions
+after the trials are the researcher's own: survey/questions.py)."""
 
 from __future__ import annotations
 
@@ -16,27 +12,17 @@ from flask_wtf import FlaskForm
 from wtforms import (
     Form,
     HiddenField,
-    IntegerField,
     RadioField,
     SelectChoice,
-    SelectField,
     SubmitField,
 )
-from wtforms.validators import InputRequired, NumberRange
+from wtforms.validators import InputRequired
 from wtforms.validators import Optional as OptionalValue
 
 from survey.block_settings import MEMORY_TASKS, NAME_CHOICES
 
 BINARY_KEYS = ("f", "j")
 CONFIDENCE = ("How sure are you?", 1, 5, "Guessing", "Certain")
-MIN_AGE, MAX_AGE = 16, 110
-GENDERS = [
-    SelectChoice("", "Prefer not to say"),
-    SelectChoice("woman", "Woman"),
-    SelectChoice("man", "Man"),
-    SelectChoice("non_binary", "Non-binary"),
-    SelectChoice("other", "Another gender"),
-]
 
 
 @dataclass(frozen=True)
@@ -314,18 +300,3 @@ class PreviewForm(FlaskForm):
     """Start a flagged preview run of a study."""
 
     start = SubmitField("Start a preview run")
-
-
-class DemographicsForm(ParticipantForm):
-    """Optional questions after the trials; every one may be left out."""
-
-    age = IntegerField(
-        "Your age in years (optional)",
-        validators=[
-            OptionalValue(),
-            NumberRange(MIN_AGE, MAX_AGE, message=f"Enter an age from {MIN_AGE} to {MAX_AGE}."),
-        ],
-    )
-    gender = SelectField("Your gender (optional)", choices=GENDERS, default="")
-    save = SubmitField("Send and finish")
-    skip = SubmitField("Skip")

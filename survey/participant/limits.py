@@ -1,14 +1,4 @@
-"""Limits on new participants, per client address and per study, counted in the database.
-
-A study link is public, so a script could start participants until the lists or the target N
-are full. Each start is recorded (study, keyed digest of the client's address, time) and
-counted by the start itself under the study's row lock, so the limits hold across workers and
-machines and a burst of simultaneous starts cannot slip past them. Two limits apply, each set
-in the app config: starts of one study from one address within a window (generous enough for
-a lab whose seats share one address), and starts of one study per minute from all addresses
-together (a burst no real launch reaches). Refused starts are counted on the study and shown
-on the monitor as suspicious. Only new participants are limited: resuming never is.
-"""
+"""Limits on new participants, per client address and per study, counted in the database."""
 
 from __future__ import annotations
 

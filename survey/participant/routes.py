@@ -1,11 +1,4 @@
-"""Participant routes: link → consent → instructions → trials → questions → debrief.
-
-A participant is known by a signed cookie scoped to the study's path (kept 30 days) or by the
-recruitment id in the link together with the same attempt's session parameter, so reloading,
-going back or coming back later resumes at the first unanswered trial. Every page of the flow
-is sent with `no-store`: the back button asks the server again and gets the current trial,
-never a stale form.
-"""
+"""Participant routes: link → consent → instructions → trials → questions → debrief."""
 
 from __future__ import annotations
 
@@ -22,12 +15,13 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from survey import design
+from survey import design, ending
+from survey import questions as questions_module
 from survey.errors import render_error
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.media import storage
-from survey.models import Image, Participant, new_public_id
+from survey.models import Image, Participant, StudyQuestion, new_public_id
 from survey.participant import answers, bp, forms, service, starting, statements, tickets
 from survey.participant import csrf as participant_csrf
 from survey.participant.hotdb import hot_path
@@ -45,8 +39,6 @@ COOKIE_MAX_AGE = 30 * 24 * 3600
 IMAGE_MAX_AGE = 365 * 24 * 3600
 # An image id always names the same file: caches keep it for a year without asking again.
 IMAGE_CACHE_CONTROL = f"public, max-age={IMAGE_MAX_AGE}, immutable"
-# Seconds the debrief waits before sending the participant back to the recruitment platform.
-RETURN_DELAY_S = 5
 UNAVAILABLE = {
     "unknown": (
         404,
@@ -560,8 +552,16 @@ def _after_trials(slug: str, public_id: str) -> str:
 
 
 def _asks_demographics(study: service.StudyView) -> bool:
-    """Tell whether the study asks the optional demographics (study setting, on by default)."""
-    return bool((study.settings or {}).get("demographics", True))
+    """Tell whether the study asks questions after the trials (it has some, and the old study
+    setting that turned the demographics off is not set)."""
+    if (study.settings or {}).get("demographics", True) is False:
+        return False
+    return (
+        db.session.scalar(
+            sa.select(StudyQuestion.id).where(StudyQuestion.study_id == study.id).limit(1)
+        )
+        is not None
+    )
 
 
 @bp.post("/s/<slug>/trial/<int:trial_id>")
@@ -636,17 +636,26 @@ def _store(
     )
 
 
+def _unless_completed(
+    slug: str, participant: service.ParticipantView | None
+) -> WerkzeugResponse | None:
+    """The redirect of a page after the trials for a participant who has not completed them
+    (to the link, or to where the participant stands); None for one who has."""
+    if participant is None:
+        return redirect(url_for("participant.entry", slug=slug))
+    if participant.status != "completed":
+        return redirect(_next_url(slug, participant))
+    return None
+
+
 @bp.route("/s/<slug>/questions", methods=["GET", "POST"])
 @participant_csrf.protected
 def questions(slug: str):
-    """Ask the optional demographics once the trials are done."""
+    """Ask the study's questions once the trials are done; nothing is stored until all pass."""
     study, participant = _participant_or_entry(slug)
-    if participant is None or participant.status != "completed":
-        return redirect(
-            url_for("participant.entry", slug=slug)
-            if participant is None
-            else _next_url(slug, participant)
-        )
+    elsewhere = _unless_completed(slug, participant)
+    if elsewhere is not None:
+        return elsewhere
     if (
         not _asks_demographics(study)
         or participant.demographics
@@ -654,30 +663,33 @@ def questions(slug: str):
         or not statements.takes_answers(study.state, participant.is_preview)
     ):
         return redirect(url_for("participant.done", slug=slug), 303)
-    form = forms.DemographicsForm()
-    if form.validate_on_submit():
-        if not form.skip.data:
-            service.save_demographics(
-                db.session.get(Participant, participant.id),
-                {"age": form.age.data, "gender": form.gender.data},
-            )
-        return redirect(url_for("participant.done", slug=slug), 303)
-    status = 400 if form.is_submitted() else 200
+    asked = service.study_questions(study.id)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if "skip" in request.form and not any(q.required for q in asked):
+            return redirect(url_for("participant.done", slug=slug), 303)
+        values, errors = questions_module.read_answers(asked, request.form)
+        if not errors:
+            service.save_demographics(db.session.get(Participant, participant.id), values)
+            return redirect(url_for("participant.done", slug=slug), 303)
     return _page(
-        "participant/questions.html", study=study, participant=participant, form=form
-    ), status
+        "participant/questions.html",
+        study=study,
+        participant=participant,
+        questions=asked,
+        errors=errors,
+        posted=request.form if request.method == "POST" else None,
+        can_skip=not any(q.required for q in asked),
+    ), 400 if errors else 200
 
 
 @bp.get("/s/<slug>/done")
 def done(slug: str):
     """The debrief: completion code, and the way back to the recruitment platform."""
     study, participant = _participant_or_entry(slug)
-    if participant is None or participant.status != "completed":
-        return redirect(
-            url_for("participant.entry", slug=slug)
-            if participant is None
-            else _next_url(slug, participant)
-        )
+    elsewhere = _unless_completed(slug, participant)
+    if elsewhere is not None:
+        return elsewhere
     completion_url = study.completion_url if study.completion_url.startswith("https://") else ""
     return _page(
         "participant/done.html",
@@ -686,8 +698,12 @@ def done(slug: str):
         debrief_html=render_markdown(study.debrief_text),
         completion_url=completion_url,
         platform=platform_name(participant, completion_url),
-        # A researcher's preview run stays on the page rather than leave for the platform.
-        redirect_after=RETURN_DELAY_S if completion_url and not participant.is_preview else None,
+        # Only when the researcher asked for it; a preview run stays on the page.
+        redirect_after=(
+            ending.redirect_delay(study.settings)
+            if completion_url and not participant.is_preview
+            else None
+        ),
     )
 
 
@@ -710,6 +726,7 @@ def withdraw(slug: str):
         participant=participant,
         form=form,
         back_url=_next_url(slug, participant),
+        advice=ending.withdraw_advice(participant.source),
     )
 
 
@@ -724,7 +741,8 @@ def withdrawn(slug: str):
         study=study,
         participant=participant,
         title="You have withdrawn",
-        message="Your answers have been deleted. Thank you for your time; you can close this page.",
+        message="Your answers have been deleted. Thank you for your time.",
+        advice=ending.withdraw_advice(participant.source),
     )
 
 

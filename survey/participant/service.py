@@ -10,7 +10,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from survey.extensions import db
-from survey.models import Participant, RecruitmentId, Response, Study, Trial, utcnow
+from survey.models import (
+    Participant,
+    RecruitmentId,
+    Response,
+    Study,
+    StudyQuestion,
+    Trial,
+    utcnow,
+)
 from survey.participant import hotdb
 from survey.participant.recruitment import (
     WITHDRAWN_ID_PREFIX,
@@ -20,6 +28,7 @@ from survey.participant.recruitment import (
     withdrawn_digest,
 )
 from survey.participant.statements import takes_answers_sql
+from survey.questions import Asked
 
 _PARTICIPANT = Participant.__table__
 _STUDY = Study.__table__
@@ -160,9 +169,26 @@ def consent(participant: Participant) -> None:
 # --- after the trials ----------------------------------------------------------------------
 
 
+def study_questions(study_id: int) -> list[Asked]:
+    """Return the study's questions in order, as the questions page asks them."""
+    rows = db.session.execute(
+        sa.select(
+            StudyQuestion.code,
+            StudyQuestion.kind,
+            StudyQuestion.text,
+            StudyQuestion.required,
+            StudyQuestion.spec,
+        )
+        .where(StudyQuestion.study_id == study_id)
+        .order_by(StudyQuestion.position, StudyQuestion.id)
+    )
+    return [Asked(*row) for row in rows]
+
+
 def save_demographics(participant: Participant, answers: Mapping[str, Any]) -> bool:
-    """Store the demographics once (never overwritten) while the study takes answers; tell if."""
-    values = {k: v for k, v in answers.items() if v not in (None, "")}
+    """Store the answers to the questions once (never overwritten) while the study takes
+    answers; tell if. All are written by one UPDATE, or none."""
+    values = {k: v for k, v in answers.items() if v not in (None, "", [])}
     if participant.status != "completed" or participant.demographics or not values:
         return False
     # Only while the study takes answers, checked by the UPDATE itself (a close waits for it).

@@ -1,18 +1,4 @@
-"""Simulated participants who answer through the real pages, for demos, reports and load tests.
-
-`flask simulate-participants --study demo -n 30` starts each one from the study link, consents,
-answers every trial with realistic values and response times, fills in the optional questions
-and reaches the debrief, all through the app's own routes (GET the page, POST the answer,
-follow the redirect). The answers carry a modest effect: AI headshots are trusted a bit less,
-recognised a bit less often and judged AI a bit more often than real photographs. Some
-participants are careless (they fail attention checks) and a few stop early.
-
-Every participant it starts is marked simulated in the database (Participant.is_simulated,
-set through a WSGI environ key that no HTTP request can carry): the exports say so in a
-column, the monitor shows a badge, and the analysis and the public page leave them out unless
-the researcher's report is asked to include them. `Delete simulated participants` on the
-monitor removes them all.
-"""
+"""Simulated participants who answer through the real pages, for demos, reports and load tests."""
 
 from __future__ import annotations
 

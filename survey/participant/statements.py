@@ -8,7 +8,7 @@ from collections import namedtuple
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from survey.models import Block, Image, Participant, Response, Study, Trial
+from survey.models import Block, Image, Participant, Response, Study, Trial, db_now
 
 
 # A study stores a participant's answers while it is open, and a researcher's preview run's
@@ -59,6 +59,7 @@ _PAGE_COLUMNS = {
     "other": _other.public_id,
     "probe": _probe.public_id,
     "total": _TOTAL,
+    "shown_at": Trial.shown_at,
     # Memory: the name shown with a studied headshot; the names a recognise trial offers.
     "label": Trial.label,
     "options": Trial.options,
@@ -89,6 +90,53 @@ PAGE = (
     .where(Participant.public_id == sa.bindparam("public_id"), Study.slug == sa.bindparam("slug"))
     .order_by(Trial.position)
     .limit(2)
+)
+
+# The time a trial is first shown (trial.shown_at), from the database's clock like answered_at:
+# set on the trial the page shows, only when the page shows one (the participant consented, is
+# in progress, and the study takes their answers: `routes.trial`), and only the first time, so
+# a reload or a return keeps the first time.
+_TRIAL = Trial.__table__
+_CURRENT = _TRIAL.alias("current")
+_VIEWER = Participant.__table__.alias("viewer")
+_VIEWED = Study.__table__.alias("viewed")
+_SHOWN_NOW = (
+    sa.select(_CURRENT.c.id)
+    .join(_VIEWER, _VIEWER.c.id == _CURRENT.c.participant_id)
+    .join(_VIEWED, _VIEWED.c.id == _VIEWER.c.study_id)
+    .where(
+        _VIEWER.c.public_id == sa.bindparam("public_id"),
+        _VIEWED.c.slug == sa.bindparam("slug"),
+        _VIEWER.c.status == "in_progress",
+        _VIEWER.c.consented_at.is_not(None),
+        takes_answers_sql(_VIEWED.c.state, _VIEWER.c.is_preview),
+        _CURRENT.c.answered_at.is_(None),
+    )
+    .order_by(_CURRENT.c.position)
+    .limit(1)
+    .scalar_subquery()
+)
+# PostgreSQL: the page's statement stamps its trial in a data-modifying CTE, so showing a
+# trial stays one round trip. The CTE and the page's SELECT read the same snapshot: the page
+# does not see the time it set (it does not need it). Run again after a dropped connection
+# (`hotdb._once_more`), it stamps nothing twice.
+PAGE_STAMPING = PAGE.add_cte(
+    sa.update(_TRIAL)
+    .where(_TRIAL.c.id == _SHOWN_NOW, _TRIAL.c.shown_at.is_(None))
+    .values(shown_at=db_now())
+    .returning(_TRIAL.c.id)
+    .cte("stamped")
+)
+# SQLite (no writing CTE): a second statement, run only when the page's read found the trial it
+# shows not stamped yet; a reload is one read again.
+STAMP_SHOWN = (
+    sa.update(_TRIAL)
+    .where(
+        _TRIAL.c.id == sa.bindparam("trial_id"),
+        _TRIAL.c.shown_at.is_(None),
+        _TRIAL.c.answered_at.is_(None),
+    )
+    .values(shown_at=db_now())
 )
 
 # The posted trial, only if it is this participant's in this study: what validating its answer
@@ -130,7 +178,6 @@ TARGET = (
         Study.slug == sa.bindparam("slug"),
     )
 )
-_TRIAL = Trial.__table__
 _RESPONSE = Response.__table__
 _PARTICIPANT = Participant.__table__
 _STUDY = Study.__table__
@@ -160,7 +207,8 @@ _CLAIM_WHERE = (
 CLAIM = (
     sa.update(_TRIAL)
     .where(*_CLAIM_WHERE)
-    .values(answered_at=_NOW)
+    # The database's clock, as for shown_at: the two never disagree as workers' clocks can.
+    .values(answered_at=db_now())
     .returning(_TRIAL.c.id, _TRIAL.c.participant_id, _TRIAL.c.position)
 )
 INSERT_RESPONSES = _RESPONSE.insert()

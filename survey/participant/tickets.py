@@ -1,19 +1,4 @@
-"""Answer tickets: what validating a trial's answer needs, signed into the trial page's form.
-
-An answer is validated against its trial's questions (the task, the block's settings, whether
-it is an attention check), and a choice of side is stored as the source shown on that side.
-Reading these from the database would cost every answer a statement of its own. Instead the
-trial page carries them in a hidden field, signed with the app's secret key for this
-participant, study and trial, and the answer goes straight to the one statement that claims
-the trial and stores it; that statement still checks that the trial is the participant's
-current, unanswered one.
-
-A missing, damaged or foreign ticket, or block settings this worker has not seen, only sends
-the answer the long way round: the full check in the database (`answers.answer_target`).
-
-Which side shows the real photograph must not be readable from the page: that one bit is
-masked with a bit derived from the secret key, the participant and the trial.
-"""
+"""Answer tickets: what validating a trial's answer needs, signed into the trial page's form."""
 
 from __future__ import annotations
 

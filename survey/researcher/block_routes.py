@@ -14,15 +14,24 @@ from survey.block_settings import (
     DEFAULT_CHOOSE_QUESTION,
     DEFAULT_RECOGNISE_QUESTION,
     MEMORY_TASKS,
+    SETTING_RULES,
+    fit_errors,
+    setting_errors,
     validate_block_settings,
 )
 from survey.design import presentation_order
 from survey.extensions import db
-from survey.models import Block, Study
-from survey.researcher import bp
+from survey.models import Block, Identity, Study
+from survey.researcher import bp, undo
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
+from survey.researcher.confirm import confirm_page, offer_undo
 from survey.researcher.forms import TASK_LABELS, BlockAddForm, BlockForm, require_button
-from survey.researcher.service import move_block, renumber_blocks, require_design_editable
+from survey.researcher.service import (
+    move_block,
+    outcomes_of,
+    renumber_blocks,
+    require_design_editable,
+)
 
 CHECK_COUNT_RE = re.compile(r"(\d+)\s*checks?", re.IGNORECASE)
 PRACTICE_VALUES = {"auto": None, "yes": True, "no": False}
@@ -60,8 +69,8 @@ def parse_attention_checks(text: str | None) -> list[int] | int:
     parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
     if not all(p.isdigit() for p in parts):
         raise ValueError(
-            "attention_checks: write positions such as 3, 12 or a count such as 2 checks, "
-            f"not {text!r}"
+            "Attention checks: write positions separated by commas, such as 3, 12, or a count "
+            f"such as 2 checks; you wrote {text!r}."
         )
     return [int(p) for p in parts]
 
@@ -103,6 +112,7 @@ def _blocks_page(study: Study, role: str, add_form: BlockAddForm | None = None, 
             add_form=add_form or BlockAddForm(formdata=None),
             running_order=order,
             task_labels=TASK_LABELS,
+            deleted=[p for p in undo.undoable(study) if p.kind == "block"],
         ),
         status,
     )
@@ -125,7 +135,12 @@ def block_add(study: Study, role: str):
     if not form.validate_on_submit():
         return _blocks_page(study, role, form, 400)
     if _name_taken(study, form.name.data):
-        form.name.errors.append(f"Another block is called {form.name.data!r}.")
+        form.name.errors.append(f"Another block is called {form.name.data!r}; choose another name.")
+        return _blocks_page(study, role, form, 400)
+    settings = validate_block_settings(form.task.data, {})
+    lists = fit_errors(form.task.data, settings, 0, study.n_lists).get("task")
+    if lists:
+        form.task.errors.extend(lists)
         return _blocks_page(study, role, form, 400)
     position = max((b.position for b in study.blocks), default=0) + 1
     block = Block(
@@ -133,7 +148,7 @@ def block_add(study: Study, role: str):
         position=position,
         name=form.name.data,
         task=form.task.data,
-        settings=validate_block_settings(form.task.data, {}),
+        settings=settings,
     )
     db.session.add(block)
     db.session.flush()
@@ -189,11 +204,23 @@ def _fill_form(form: BlockForm, block: Block) -> None:
             form.scales.append_entry()
 
 
-def _settings_from_form(form: BlockForm, block: Block) -> dict[str, Any]:
-    """Build the block's settings from the form (validated afterwards by the design)."""
+def _typed(field) -> Any:
+    """Return a field's value: the converted one, or the text typed when it did not convert."""
+    if field.data is None and field.raw_data and field.raw_data[0].strip():
+        return field.raw_data[0].strip()
+    return field.data
+
+
+def _settings_from_form(form: BlockForm, block: Block, errors: dict[str, list[str]]):
+    """Build the block's settings from the form, as typed (checked afterwards by the rules).
+
+    A field the form could not read (a number written in words) goes in as the text typed, so
+    that the setting's rule reports it in its own words; attention checks that cannot be read
+    are reported in `errors`.
+    """
     if block.task == "learn":
         return {
-            "exposure_ms": form.exposure_ms.data,
+            "exposure_ms": _typed(form.exposure_ms),
             "label": form.label.data or "",
             "orienting_question": form.orienting_question.data or "",
         }
@@ -204,15 +231,17 @@ def _settings_from_form(form: BlockForm, block: Block) -> dict[str, Any]:
             "name_recall": bool(form.name_recall.data),
         }
     settings: dict[str, Any] = {
-        "practice": PRACTICE_VALUES.get(form.practice.data),
-        "attention_checks": parse_attention_checks(form.attention_checks.data),
-        "n_identities": form.n_identities.data,
+        "practice": PRACTICE_VALUES.get(form.practice.data, form.practice.data),
+        "n_identities": _typed(form.n_identities),
     }
+    try:
+        settings["attention_checks"] = parse_attention_checks(form.attention_checks.data)
+    except ValueError as err:
+        errors.setdefault("attention_checks", []).append(str(err))
     if block.task == "match":
+        exposure = _typed(form.exposure_ms)
         settings["presentation"] = form.presentation.data
-        settings["exposure_ms"] = (
-            form.exposure_ms.data if form.exposure_ms.data is not None else 1500
-        )
+        settings["exposure_ms"] = 1500 if exposure is None else exposure
         settings["confidence"] = bool(form.confidence.data)
     elif block.task == "detect":
         settings["confidence"] = bool(form.confidence.data)
@@ -221,24 +250,127 @@ def _settings_from_form(form: BlockForm, block: Block) -> dict[str, Any]:
     elif block.task == "rate":
         scales = []
         for entry in form.scales:
-            row = entry.data
-            if row.get("remove"):
+            if entry.form.remove.data:
                 continue
-            scale = {k: row.get(k) for k in SCALE_FIELDS if row.get(k) not in (None, "")}
+            typed = {k: _typed(entry.form[k]) for k in SCALE_FIELDS}
+            scale = {k: v for k, v in typed.items() if v not in (None, "")}
             if scale:
                 scales.append(scale)
         settings["scales"] = scales
     return settings
 
 
-def _field_for(form: BlockForm, message: str):
-    """Return the form field a design message names (its first word), else None."""
-    name = re.split(r"[\s\[.]", message, maxsplit=1)[0]
-    return getattr(form, name, None) if name in form._fields else None
+def _show_errors(form: BlockForm, errors: dict[str, list[str]]) -> list[str]:
+    """Put each message beside its field; return those that belong to no field of the form."""
+    loose: list[str] = []
+    for key, messages in errors.items():
+        target = None
+        parts = key.split("-")
+        if len(parts) == 3 and parts[0] == "scales":
+            entries = _scale_entries(form)
+            if int(parts[1]) < len(entries):
+                target = entries[int(parts[1])].form[parts[2]]
+        elif key in form._fields:
+            target = form[key]
+        if target is None:
+            loose.extend(messages)
+        else:
+            target.errors = [*target.errors, *messages]
+    return loose
+
+
+def _scale_rows(form: BlockForm) -> list[int]:
+    """Return the form row of each scale the settings keep (rows removed or blank skipped)."""
+    rows = []
+    for index, entry in enumerate(form.scales):
+        if entry.form.remove.data:
+            continue
+        if any(_typed(entry.form[k]) not in (None, "") for k in SCALE_FIELDS):
+            rows.append(index)
+    return rows
+
+
+def _renumber_scale_errors(errors: dict[str, list[str]], rows: list[int]) -> dict[str, list[str]]:
+    """Key scale errors by the form's row rather than by the scale's place in the settings."""
+    out: dict[str, list[str]] = {}
+    for key, messages in errors.items():
+        parts = key.split("-")
+        if len(parts) == 3 and parts[0] == "scales" and int(parts[1]) < len(rows):
+            key = f"scales-{rows[int(parts[1])]}-{parts[2]}"
+        out.setdefault(key, []).extend(messages)
+    return out
+
+
+def check_block_form(
+    study: Study, block: Block, form: BlockForm
+) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+    """Check every field of a posted block form at once; return the settings or the errors.
+
+    The errors are keyed by form field, each in the researcher's words. Call it under the
+    study's lock: the checks against the identities and lists hold when the settings are written.
+    """
+    errors: dict[str, list[str]] = {}
+    # The setting rules speak for the fields they check; the form's own messages for the rest
+    # (a block name's characters, the length of a question or an anchor).
+    for name in set(SETTING_RULES) & set(form._fields):
+        form[name].errors = []
+    for entry in _scale_entries(form):
+        for sub in ("key", "min", "max"):
+            entry.form[sub].errors = []
+    if form.name.data and _name_taken(study, form.name.data, except_id=block.id):
+        errors["name"] = [f"Another block is called {form.name.data!r}; choose another name."]
+    settings = _settings_from_form(form, block, errors)
+    rule_errors = setting_errors(block.task, settings)
+    if block.task == "rate":
+        rule_errors = _renumber_scale_errors(rule_errors, _scale_rows(form))
+    for key, messages in rule_errors.items():
+        if key == "attention_checks" and key in errors:
+            continue
+        errors.setdefault(key, []).extend(messages)
+    # The checks against the identities run on the settings that passed their own rules (the
+    # others at their defaults), so that they show with the rest.
+    wrong = {key.split("-")[0] for key in errors}
+    usable = {k: v for k, v in settings.items() if k not in wrong}
+    try:
+        checked = validate_block_settings(block.task, usable)
+    except ValueError:
+        checked = None
+    if checked is not None:
+        fit = fit_errors(block.task, checked, identity_count(study), study.n_lists)
+        fit.pop("task", None)  # the lists are the study's: checked when the block is added
+        for key, messages in fit.items():
+            errors.setdefault(key, []).extend(messages)
+    if errors or _fields_with_errors(form) or checked is None:
+        return None, errors
+    return checked, {}
+
+
+def _scale_entries(form: BlockForm) -> list:
+    """Return the scale rows of a rate block's form (none for other tasks)."""
+    return list(form.scales.entries) if "scales" in form._fields else []
+
+
+def _fields_with_errors(form: BlockForm) -> list:
+    """Return every field of the form showing an error, scale rows' fields included."""
+    fields = [f for name, f in form._fields.items() if name != "scales" and f.errors]
+    for entry in _scale_entries(form):
+        fields += [sub for sub in entry.form if sub.errors]
+    return fields
+
+
+def identity_count(study: Study) -> int:
+    """Count the study's identities."""
+    return db.session.scalar(sa.select(sa.func.count()).where(Identity.study_id == study.id))
 
 
 def _edit_page(
-    study: Study, role: str, block: Block, form: BlockForm, status: int = 200, error: str = ""
+    study: Study,
+    role: str,
+    block: Block,
+    form: BlockForm,
+    status: int = 200,
+    error: str = "",
+    problems: list[str] | None = None,
 ):
     """Render a block's settings page; read-only when the design is frozen or the role is viewer."""
     readonly = (
@@ -253,6 +385,7 @@ def _edit_page(
             form=form,
             readonly=readonly,
             error=error,
+            problems=problems or [],
             task_label=TASK_LABELS[block.task],
         ),
         status,
@@ -277,18 +410,17 @@ def block_save(study: Study, role: str, block_id: int):
     require_design_editable(study)
     block = _block(study, block_id)
     form = block_form(block, submitted=True)
-    if not form.validate_on_submit():
-        return _edit_page(study, role, block, form, 400)
-    if _name_taken(study, form.name.data, except_id=block.id):
-        form.name.errors.append(f"Another block is called {form.name.data!r}.")
-        return _edit_page(study, role, block, form, 400)
-    try:
-        settings = validate_block_settings(block.task, _settings_from_form(form, block))
-    except ValueError as err:
-        field = _field_for(form, str(err))
-        if field is not None:
-            field.errors = [*field.errors, str(err)]
-        return _edit_page(study, role, block, form, 400, error=str(err))
+    if not form.validate_on_submit() and form.errors.get("csrf_token"):
+        abort(400, description="The form expired; reload the page and save again.")
+    settings, errors = check_block_form(study, block, form)
+    if settings is None:
+        loose = _show_errors(form, errors)
+        count = len(_fields_with_errors(form)) + len(loose)
+        summary = (
+            f"Nothing was saved: {count} {'setting needs' if count == 1 else 'settings need'} "
+            "a change, marked below."
+        )
+        return _edit_page(study, role, block, form, 400, error=summary, problems=loose)
     block.name = form.name.data
     block.settings = settings
     audit.record("block.edit", researcher=current_user, study=study, block=block.name)
@@ -320,19 +452,63 @@ def block_move(study: Study, role: str, block_id: int):
     return redirect(url_for("researcher.blocks", study_id=study.id))
 
 
-@bp.post("/studies/<int:study_id>/blocks/<int:block_id>/delete")
+@bp.route("/studies/<int:study_id>/blocks/<int:block_id>/delete", methods=["GET", "POST"])
 @requires_role("editor")
 def block_delete(study: Study, role: str, block_id: int):
-    """Delete a block of a design that is not frozen."""
+    """Ask, then delete a block of a design that is not frozen; the deletion can be undone."""
+    if request.method == "GET":
+        require_design_editable(study)
+        block = _block(study, block_id)
+        needed = _plan_needs(study, block)
+        return confirm_page(
+            study,
+            role,
+            title=f"Delete the block “{block.name}”?",
+            lines=[
+                f"The block {block.name!r} ({TASK_LABELS[block.task]}) and its settings are "
+                "removed from the design; the blocks after it move up.",
+                *(
+                    [
+                        "The preregistered plan names outcomes only this block measures ("
+                        + ", ".join(needed)
+                        + "): the study cannot open until the plan or the blocks agree again."
+                    ]
+                    if needed
+                    else []
+                ),
+            ],
+            note="You can undo this while the study is a draft.",
+            undoable=True,
+            action=url_for("researcher.block_delete", study_id=study.id, block_id=block.id),
+            button="Delete the block",
+            back=url_for("researcher.blocks", study_id=study.id),
+        )
+    require_button()
     study = lock_for_change(study)
     require_design_editable(study)
     block = _block(study, block_id)
-    require_button()
     name = block.name
+    part = undo.keep_block(study, block, current_user._get_current_object())
     study.blocks.remove(block)
     db.session.delete(block)
     renumber_blocks(study)
+    db.session.flush()
+    forgotten = undo.prune(study)
     audit.record("block.delete", researcher=current_user, study=study, block=name)
     db.session.commit()
-    flash(f"Block {name!r} deleted.", "success")
+    undo.discard_unused(study, forgotten)
+    offer_undo(study, part)
     return redirect(url_for("researcher.blocks", study_id=study.id))
+
+
+def _plan_needs(study: Study, block: Block) -> list[str]:
+    """Return the outcomes the saved plan names that no block but this one measures."""
+    prereg = study.preregistration
+    if prereg is None:
+        return []
+    plan = prereg.plan
+    named = {h["outcome"] for h in plan.get("hypotheses", [])}
+    named |= set(plan.get("primary_outcomes", [])) | set(plan.get("equivalence_bounds", {}))
+    others = [b for b in study.blocks if b.id != block.id]
+    remaining = set(outcomes_of(others))
+    return sorted(o for o in named if o in outcomes_of([block]) and o not in remaining)

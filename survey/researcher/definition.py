@@ -1,26 +1,5 @@
 """Study definitions as JSON ("likeness-study/1"): a study's texts, settings, blocks, identities
-and image list, without image files and without data, so a study can be replicated elsewhere.
-
-The format::
-
-    {"format": "likeness-study/1",
-     "exported_at": "2025-05-03T10:00:00Z",
-     "study": {"slug", "name", "title", "consent_text", "instructions_text",
-               "debrief_text", "completion_code", "completion_url", "target_n", "n_lists",
-               "assign_by", "settings"},
-     "blocks": [{"name", "task", "settings"}, ...],                  # in running order
-     "identities": [{"code", "age_band", "gender", "ethnicity", "consent_recorded",
-                     "consent_note",
-                     "images": [{"role", "source", "generator", "original_filename",
-                                 "sha256", "width", "height", "content_type",
-                                 "byte_size"}, ...]}, ...],
-     "preregistration": {"plan": {...}, "sha256": "...", "frozen_at": "..."} or null}
-
-The study's private description is not exported (an older file's is still read). Importing
-creates a new draft study with the texts, settings, blocks, identities and an
-unfrozen copy of the plan. Images are listed for reference only: their files are not in the
-definition, so the stimulus set is uploaded again (the upload reuses identities by code).
-"""
+and image list, without image files and without data, so a study can be replicated elsewhere."""
 
 from __future__ import annotations
 
@@ -32,8 +11,10 @@ from urllib.parse import urlsplit
 
 from survey import audit
 from survey.block_settings import validate_block_settings
+from survey.ending import RETURN_REDIRECT_KEY, redirect_problem
 from survey.extensions import db
 from survey.models import TASKS, Block, Identity, Preregistration, Researcher, Study
+from survey.questions import check_code, clean_spec, spec_as_form
 from survey.researcher.forms import BLOCK_NAME_RE, COMPLETION_CODE_RE, MAX_TEXT, SLUG_RE
 from survey.researcher.service import (
     COPIED_FIELDS,
@@ -48,6 +29,7 @@ from survey.stimuli.manifest import validate_identity_code
 
 FORMAT = "likeness-study/1"
 MAX_BLOCKS = 50
+MAX_QUESTIONS = 100
 MAX_IDENTITIES = 2000
 TEXT_LIMITS = {
     "name": 200,
@@ -92,6 +74,10 @@ def export_definition(study: Study, now: datetime) -> dict[str, Any]:
         "blocks": [
             {"name": b.name, "task": b.task, "settings": b.settings}
             for b in sorted(study.blocks, key=lambda b: b.position)
+        ],
+        "questions": [
+            {"code": q.code, "kind": q.kind, "text": q.text, "required": q.required, "spec": q.spec}
+            for q in study.questions
         ],
         "identities": [
             {
@@ -179,6 +165,9 @@ def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"study.n_lists must be a whole number from 1 to 24, got {n_lists!r}")
     fields["n_lists"] = n_lists
     fields["settings"] = _object(raw.get("settings") or {}, "study.settings")
+    problem = redirect_problem(fields["settings"].get(RETURN_REDIRECT_KEY))
+    if problem:
+        raise ValueError(f"study.settings.{RETURN_REDIRECT_KEY}: {problem}")
     slug = raw.get("slug")
     fields["slug"] = (
         slug if isinstance(slug, str) and re.match(SLUG_RE, slug) and 3 <= len(slug) <= 64 else None
@@ -207,6 +196,39 @@ def _blocks(raw: list[Any]) -> list[dict[str, Any]]:
             raise ValueError(f"{where}.settings: {err}") from None
         blocks.append({"name": name, "task": task, "settings": settings})
     return blocks
+
+
+def _questions(raw: Any) -> list[dict[str, Any]] | None:
+    """Check the questions as the builder does; None when the file has none (older files)."""
+    if raw is None:
+        return None
+    questions: list[dict[str, Any]] = []
+    for i, item in enumerate(_list(raw, "questions", MAX_QUESTIONS)):
+        where = f"questions[{i}]"
+        item = _object(item, where)
+        code = _text(item.get("code"), f"{where}.code", 32)
+        problem = check_code(code, {q["code"] for q in questions})
+        if problem:
+            raise ValueError(f"{where}.code: {problem}")
+        kind = item.get("kind")
+        try:
+            written = spec_as_form(kind, _object(item.get("spec") or {}, f"{where}.spec"))
+        except (TypeError, ValueError, AttributeError):
+            raise ValueError(f"{where}.spec does not fit a {kind} question") from None
+        spec = clean_spec(kind, written)
+        if spec.errors:
+            first = next(iter(spec.errors.values()))[0]
+            raise ValueError(f"{where}: {first}")
+        text = _text(item.get("text"), f"{where}.text", 500).strip()
+        if not text:
+            raise ValueError(f"{where}.text is empty")
+        required = item.get("required", False)
+        if not isinstance(required, bool):
+            raise ValueError(f"{where}.required must be true or false, got {required!r}")
+        questions.append(
+            {"code": code, "kind": kind, "text": text, "required": required, "spec": spec.values}
+        )
+    return questions
 
 
 def _identities(raw: list[Any]) -> list[dict[str, Any]]:
@@ -311,6 +333,7 @@ def parse_definition(data: bytes | str) -> dict[str, Any]:
     return {
         "study": _study_fields(_object(raw.get("study"), "study")),
         "blocks": _blocks(raw.get("blocks", [])),
+        "questions": _questions(raw.get("questions")),
         "identities": _identities(raw.get("identities", [])),
         "plan": _plan(raw.get("preregistration")),
     }
@@ -323,7 +346,7 @@ def import_definition(definition: dict[str, Any], researcher: Researcher) -> Stu
     title = fields.pop("title")
     if slug is None or slug_taken(slug):
         slug = unique_slug(title)
-    study = create_study(title, researcher, slug=slug, **fields)
+    study = create_study(title, researcher, questions=definition["questions"], slug=slug, **fields)
     for position, block in enumerate(definition["blocks"], start=1):
         db.session.add(Block(study=study, position=position, **block))
     for identity in definition["identities"]:

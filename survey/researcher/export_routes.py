@@ -55,6 +55,13 @@ DOWNLOADS = {
             lambda sid, _ids: exports.stimuli_csv(sid),
         ),
         Download(
+            "identities.csv",
+            "text/csv",
+            "One row per identity: gender, age band and ethnicity as described (blank when "
+            "not given); the report tests them as moderators.",
+            lambda sid, _ids: exports.identities_csv(sid),
+        ),
+        Download(
             "codebook.csv",
             "text/csv",
             "Every column of every file: type, meaning and allowed values, with the rating "

@@ -1,8 +1,4 @@
-"""Researcher forms: accounts, studies, blocks, members, preregistration, participant data.
-
-Every form is a Flask-WTF form, so each POST carries a CSRF token. Help texts (`description`)
-say what a setting does; the templates show them beside the field.
-"""
+"""Researcher forms: accounts, studies, blocks, members, preregistration, participant data."""
 
 from __future__ import annotations
 
@@ -34,10 +30,17 @@ from wtforms.validators import (
     NumberRange,
     Optional,
     Regexp,
+    StopValidation,
     ValidationError,
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from analysis.plan import DEFAULT_BAYES_RSCALE
+from survey.ending import (
+    RETURN_REDIRECT_MAX_S,
+    RETURN_REDIRECT_MIN_S,
+    redirect_problem,
+)
 from survey.models import MIN_PASSWORD_LENGTH, ROLES, TASKS
 
 MAX_PASSWORD_LENGTH = 1024
@@ -80,6 +83,52 @@ def https_url(form: Form, field: StringField) -> None:
     parts = urlsplit(field.data.strip())
     if parts.scheme != "https" or not parts.netloc or any(c.isspace() for c in field.data.strip()):
         raise ValidationError("Give a full https:// address, e.g. https://app.prolific.com/…")
+
+
+def _plain(value: float) -> str:
+    """Write a bound as people do: 10,000 and 0.5, not 10000 and 0.5000."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def number_between(
+    label: str, low: float, high: float, unit: str = "", whole: bool = True, above: bool = False
+):
+    """Accept a number from `low` to `high`; say so in words, with what was typed, otherwise.
+
+    It speaks for the field's own "Not a valid integer value": the researcher reads one message
+    naming the setting, its range and what they wrote.
+    """
+    kind = "a whole number" if whole else "a number"
+    unit = f" {unit}" if unit else ""
+    span = (
+        f"more than {_plain(low)} and at most {_plain(high)}{unit}"
+        if above
+        else f"between {_plain(low)} and {_plain(high)}{unit}"
+    )
+
+    def check(form: Form, field) -> None:
+        """Check the value (empty values are left to Optional or InputRequired)."""
+        raw = field.raw_data[0].strip() if field.raw_data and field.raw_data[0] else ""
+        if field.data is None and not raw:
+            return
+        if (
+            field.data is not None
+            and low <= field.data <= high
+            and not (above and field.data == low)
+        ):
+            return
+        field.errors[:] = []
+        wrote = repr(raw) if field.data is None else _plain(field.data)
+        raise StopValidation(f"{label} must be {kind} {span}; you wrote {wrote}.")
+
+    return check
+
+
+def return_delay(form: Form, field: IntegerField) -> None:
+    """Accept an empty automatic return delay (off) or whole seconds within the bounds."""
+    problem = redirect_problem(field.data)
+    if problem:
+        raise ValidationError(problem)
 
 
 def options(pairs) -> list[SelectChoice]:
@@ -334,11 +383,20 @@ class StudyEditForm(FlaskForm):
         description="Where participants are sent back at the end (https only), e.g. Prolific's "
         "completion URL. Leave empty to show the code only.",
     )
+    return_redirect_s = IntegerField(
+        "Send participants back automatically after (seconds)",
+        validators=[Optional(), return_delay],
+        description="Leave empty (the default) and the last page stays until the participant "
+        "selects \u201cReturn to\u2026\u201d, so they can read the debrief at their pace. "
+        f"Give {RETURN_REDIRECT_MIN_S} to {RETURN_REDIRECT_MAX_S} seconds and the page says it "
+        "will take them back, then follows the completion link that long after it opened "
+        "(also without script). Needs a completion link.",
+    )
     target_n = IntegerField(
         "Target number of participants",
         validators=[
             Optional(),
-            NumberRange(min=1, max=1_000_000, message="Give a number from 1 to 1,000,000."),
+            number_between("The target number of participants", 1, 1_000_000),
         ],
         description="The study stops accepting new participants once this many have completed. "
         "Leave empty for no limit.",
@@ -346,8 +404,8 @@ class StudyEditForm(FlaskForm):
     n_lists = IntegerField(
         "Counterbalancing lists",
         validators=[
-            InputRequired("Give the number of lists."),
-            NumberRange(min=1, max=24, message="Give a number from 1 to 24."),
+            InputRequired("Give the number of counterbalancing lists, e.g. 2."),
+            number_between("Counterbalancing lists", 1, 24),
         ],
         description="Identities are split into lists so that each participant sees each person "
         "either as a real photo or as an AI headshot, never both. 2 lists balance real and AI; "
@@ -509,9 +567,9 @@ class BlockForm(FlaskForm):
         description="Sequential tests memory: the headshot is gone when the probe photo appears.",
     )
     exposure_ms = IntegerField(
-        "Headshot shown for (ms)",
+        "Exposure (ms)",
         validators=[Optional()],
-        description="Sequential presentation only: how long the headshot stays, 200 to 10000 ms.",
+        description="Sequential presentation only: how long the headshot stays, 200 to 10,000 ms.",
     )
     confidence = BooleanField(
         "Ask for confidence (1–5)",
@@ -560,8 +618,14 @@ class BoundForm(Form):
     """Equivalence bounds for one outcome (ai minus real)."""
 
     outcome = SelectField("Outcome", choices=[], validate_choice=False)
-    low = FloatField("Lower bound", validators=[Optional()])
-    high = FloatField("Upper bound", validators=[Optional()])
+    low = FloatField(
+        "Lower bound",
+        validators=[Optional(), number_between("The lower bound", -1e6, 0, whole=False)],
+    )
+    high = FloatField(
+        "Upper bound",
+        validators=[Optional(), number_between("The upper bound", 0, 1e6, whole=False)],
+    )
 
 
 class PreregistrationForm(FlaskForm):
@@ -578,7 +642,10 @@ class PreregistrationForm(FlaskForm):
     alpha = FloatField(
         "Alpha",
         default=0.05,
-        validators=[InputRequired("Give alpha, e.g. 0.05.")],
+        validators=[
+            InputRequired("Give alpha, e.g. 0.05."),
+            number_between("Alpha", 0, 0.5, whole=False, above=True),
+        ],
         description="The significance level, between 0 and 0.5.",
     )
     correction = SelectField(
@@ -590,6 +657,18 @@ class PreregistrationForm(FlaskForm):
             ]
         ),
     )
+    rating_model = SelectField(
+        "Primary test of rating outcomes",
+        default="paired_t",
+        choices=options(
+            [
+                ("paired_t", "Paired t-test on participant means"),
+                ("clmm", "Ordinal mixed model of single ratings (CLMM)"),
+            ]
+        ),
+        description="Ratings are ordinal: the cumulative-link mixed model treats them so "
+        "(Liddell & Kruschke, 2018). The other test is reported beside it.",
+    )
     exclude_incomplete = BooleanField("Exclude participants who did not complete", default=True)
     exclude_attention = BooleanField(
         "Exclude participants who failed an attention check", default=True
@@ -597,16 +676,32 @@ class PreregistrationForm(FlaskForm):
     min_median_rt_ms = FloatField(
         "Exclude participants whose median response time is below (ms)",
         default=250,
-        validators=[Optional()],
+        validators=[
+            Optional(),
+            number_between("The median response time limit", 0, 60_000, "ms", whole=False),
+        ],
         description="Speeders: leave empty for no limit.",
     )
     exclude_straightlining = BooleanField(
         "Exclude straight-liners (the same rating on every rate trial)", default=False
     )
     bounds = FieldList(FormField(BoundForm), min_entries=1, max_entries=30)
+    bayes_rscale = FloatField(
+        "Prior scale r of the Bayes factors",
+        validators=[
+            Optional(),
+            number_between(
+                "The prior scale r of the Bayes factors", 0, 100, whole=False, above=True
+            ),
+        ],
+        render_kw={"placeholder": f"{DEFAULT_BAYES_RSCALE:.4f} (√2/2)"},
+        description="The Cauchy prior on the standardised difference (AI minus real) under "
+        "“a difference”: √2/2 = 0.7071 (the usual “medium”; also when left empty), 1 (“wide”) "
+        "or 1.414 (“ultrawide”). A larger r expects larger differences.",
+    )
     target_n = IntegerField(
         "Target number of participants",
-        validators=[Optional()],
+        validators=[Optional(), number_between("The target number of participants", 1, 1_000_000)],
         description="After exclusions; say how you chose it (e.g. a power simulation).",
     )
 
@@ -642,7 +737,9 @@ class LookupForm(FlaskForm):
         "…or participant id",
         validators=[Optional(), Length(max=32)],
         filters=[_strip],
-        description="The opaque id in the exports' participant column.",
+        description="The opaque id in the exports' participant column (pasted from a "
+        "spreadsheet, with or without its leading '), or the short form the monitor shows "
+        "(its first 8 characters).",
     )
 
 

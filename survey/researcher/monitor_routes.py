@@ -14,6 +14,7 @@ from survey.researcher import bp, monitoring
 from survey.researcher.access import PERSONAL_DATA_ROLE, lock_for_change, requires_role
 from survey.researcher.forms import LookupForm, ParticipantDeleteForm, SimulatedDeleteForm
 from survey.researcher.service import (
+    AmbiguousId,
     delete_participant_data,
     delete_simulated,
     find_participant,
@@ -69,12 +70,17 @@ def participant_lookup(study: Study, role: str):
             status = 400
         else:
             searched = True
-            participant = find_participant(
-                study,
-                platform=form.platform.data or "",
-                external_id=form.external_id.data or "",
-                public_id=form.public_id.data or "",
-            )
+            try:
+                participant = find_participant(
+                    study,
+                    platform=form.platform.data or "",
+                    external_id=form.external_id.data or "",
+                    public_id=form.public_id.data or "",
+                    allow_short=True,
+                )
+            except AmbiguousId as err:
+                form.public_id.errors.append(str(err))
+                participant = None
             # Who looked up whom is worth knowing: recruitment ids are personal data.
             audit.record(
                 "participant.lookup",
@@ -84,7 +90,8 @@ def participant_lookup(study: Study, role: str):
                 found=participant.public_id if participant else None,
             )
             db.session.commit()
-            status = 200 if participant else 404
+            status = 200 if participant else 400 if form.public_id.errors else 404
+            searched = not form.public_id.errors
     answered = answered_count(participant.id) if participant is not None else 0
     return (
         render_template(

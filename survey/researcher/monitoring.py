@@ -1,10 +1,5 @@
 """The live monitor's figures, each counted by the database (GROUP BY, LIMIT), never in Python
-over all rows, so the page stays fast with thousands of participants.
-
-The figures count real participants; preview runs and simulated participants (flask
-simulate-participants) are counted apart. The participant table lists real and simulated
-participants together, each simulated one with a badge.
-"""
+over all rows, so the page stays fast with thousands of participants."""
 
 from __future__ import annotations
 
@@ -30,7 +25,7 @@ PAGE_SIZE = 50
 RECENT_ANSWERS = 20
 RATE_WINDOW = timedelta(minutes=10)
 # Opaque ids are shown shortened: enough to tell participants apart, matching the exports' start.
-SHORT_ID = 8
+SHORT_ID = 8  # the lookup accepts this short form (survey.researcher.service.SHORT_ID)
 
 
 def _duration_seconds() -> sa.ColumnElement[float]:

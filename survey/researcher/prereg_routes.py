@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from analysis.plan import validate_plan
+from analysis.plan import DEFAULT_BAYES_RSCALE, validate_plan
 from survey import audit
 from survey.extensions import db
 from survey.models import Preregistration, Study, utcnow
 from survey.researcher import bp
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
+from survey.researcher.confirm import confirm_page
 from survey.researcher.forms import PreregistrationForm, options, require_button
 from survey.researcher.service import plan_row_values, require_not_archived, study_outcomes
 
@@ -56,38 +57,105 @@ def _fill_form(form: PreregistrationForm, plan: dict[str, Any]) -> None:
     form.primary_outcomes.data = list(plan["primary_outcomes"])
     form.alpha.data = plan["alpha"]
     form.correction.data = plan["correction"]
+    form.rating_model.data = plan.get("rating_model", "paired_t")  # plans saved before it
     rules = plan["exclusions"]
     form.exclude_incomplete.data = rules["incomplete"]
     form.exclude_attention.data = rules["attention"]
     form.min_median_rt_ms.data = rules["min_median_rt_ms"]
     form.exclude_straightlining.data = rules["straightlining"]
     form.target_n.data = plan["target_n"]
+    # The default shows as the empty field's placeholder rather than as 0.7071067811865476.
+    rscale = plan["bayes_rscale"]
+    form.bayes_rscale.data = None if rscale == DEFAULT_BAYES_RSCALE else rscale
+
+
+class PlanErrors(ValueError):
+    """A plan the form describes cannot be saved: `errors` maps form fields to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__(" ".join(m for messages in errors.values() for m in messages))
+
+
+def _plan_errors(form: PreregistrationForm, study_outcome_names: list[str]) -> dict[str, list]:
+    """Return every problem of the plan the form describes, keyed by form field, in words."""
+    errors: dict[str, list[str]] = {}
+    known = ", ".join(study_outcome_names) or "none yet: add blocks first"
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    def unmeasured(outcome: str) -> str:
+        return f"{outcome!r} is not measured by this study's blocks (measured: {known})."
+
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(form.hypotheses):
+        outcome = entry.form.outcome.data
+        if not outcome:
+            continue
+        if outcome not in study_outcome_names:
+            add(f"hypotheses-{i}-outcome", f"Hypothesis {i + 1}: {unmeasured(outcome)}")
+        elif outcome in seen:
+            add(
+                f"hypotheses-{i}-outcome",
+                f"Hypothesis {i + 1} is about {outcome}, like hypothesis {seen[outcome] + 1}: "
+                "give one hypothesis per outcome.",
+            )
+        seen.setdefault(outcome, i)
+    for outcome in form.primary_outcomes.data or []:
+        if outcome not in study_outcome_names:
+            add("primary_outcomes", f"Primary outcome {unmeasured(outcome)}")
+    bounded: dict[str, int] = {}
+    for i, entry in enumerate(form.bounds):
+        e = entry.form
+        outcome = e.outcome.data
+        if not outcome:
+            continue
+        if outcome not in study_outcome_names:
+            add(f"bounds-{i}-outcome", f"Bounds {i + 1}: {unmeasured(outcome)}")
+        elif outcome in bounded:
+            add(
+                f"bounds-{i}-outcome",
+                f"Bounds {i + 1} are for {outcome}, like bounds {bounded[outcome] + 1}: "
+                "give one pair of bounds per outcome.",
+            )
+        bounded.setdefault(outcome, i)
+        if e.low.errors or e.high.errors:
+            continue
+        if e.low.data is None or e.high.data is None:
+            add(
+                f"bounds-{i}-{'low' if e.low.data is None else 'high'}",
+                f"Give both a lower and an upper bound for {outcome}.",
+            )
+            continue
+        if not e.low.data < 0:
+            add(f"bounds-{i}-low", f"The lower bound must be below 0; you wrote {e.low.data:g}.")
+        if not e.high.data > 0:
+            add(f"bounds-{i}-high", f"The upper bound must be above 0; you wrote {e.high.data:g}.")
+    return errors
 
 
 def plan_from_form(form: PreregistrationForm, study_outcome_names: list[str]) -> dict[str, Any]:
-    """Build a plan from the form and check it; ValueError names the field at fault."""
+    """Build a plan from the form and check it; PlanErrors says what is wrong, by field."""
+    errors = _plan_errors(form, study_outcome_names)
+    if errors:
+        raise PlanErrors(errors)
     hypotheses = [
         {"outcome": e.outcome.data, "direction": e.direction.data, "text": e.text.data or ""}
         for e in (entry.form for entry in form.hypotheses)
         if e.outcome.data
     ]
-    bounds: dict[str, list[float]] = {}
-    for entry in form.bounds:
-        e = entry.form
-        if not e.outcome.data:
-            continue
-        if e.low.data is None or e.high.data is None:
-            raise ValueError(
-                f"equivalence_bounds.{e.outcome.data}: give both a lower and an upper bound"
-            )
-        if e.outcome.data in bounds:
-            raise ValueError(f"equivalence_bounds.{e.outcome.data}: bounds are given twice")
-        bounds[e.outcome.data] = [e.low.data, e.high.data]
+    bounds = {
+        e.outcome.data: [e.low.data, e.high.data]
+        for e in (entry.form for entry in form.bounds)
+        if e.outcome.data
+    }
     plan = {
         "hypotheses": hypotheses,
         "primary_outcomes": list(form.primary_outcomes.data or []),
         "alpha": form.alpha.data,
         "correction": form.correction.data,
+        "rating_model": form.rating_model.data or "paired_t",
         "exclusions": {
             "incomplete": bool(form.exclude_incomplete.data),
             "attention": bool(form.exclude_attention.data),
@@ -97,19 +165,21 @@ def plan_from_form(form: PreregistrationForm, study_outcome_names: list[str]) ->
         "equivalence_bounds": bounds,
         "target_n": form.target_n.data,
     }
-    plan = validate_plan(plan)
-    named = (
-        [h["outcome"] for h in plan["hypotheses"]]
-        + plan["primary_outcomes"]
-        + list(plan["equivalence_bounds"])
-    )
-    unmeasured = [o for o in named if o not in study_outcome_names]
-    if unmeasured:
-        known = ", ".join(study_outcome_names) or "none yet: add blocks first"
-        raise ValueError(
-            f"outcome {unmeasured[0]!r} is not measured by this study's blocks (measured: {known})"
-        )
-    return plan
+    if form.bayes_rscale.data is not None:
+        plan["bayes_rscale"] = form.bayes_rscale.data
+    # The form's checks above cover what the plan's own check refuses; it stays the last word.
+    return validate_plan(plan)
+
+
+def _show_plan_errors(form: PreregistrationForm, errors: dict[str, list[str]]) -> None:
+    """Put each message beside its field (rows' fields by their form names)."""
+    for key, messages in errors.items():
+        parts = key.split("-")
+        if len(parts) == 3:
+            field = getattr(form, parts[0]).entries[int(parts[1])].form[parts[2]]
+        else:
+            field = form[key]
+        field.errors = [*field.errors, *messages]
 
 
 def _page(study: Study, role: str, form: PreregistrationForm, status: int = 200, error: str = ""):
@@ -178,12 +248,15 @@ def preregistration_save(study: Study, role: str):
     _set_choices(
         form, _outcome_choices(study, study.preregistration.plan if study.preregistration else None)
     )
-    if not form.validate_on_submit():
-        return _page(study, role, form, 400)
+    form_ok = form.validate_on_submit()
+    errors = _plan_errors(form, outcomes)
+    if not form_ok or errors:
+        _show_plan_errors(form, errors)
+        return _page(study, role, form, 400, error="Nothing was saved: see the marked fields.")
     try:
         plan = plan_from_form(form, outcomes)
     except ValueError as err:
-        return _page(study, role, form, 400, error=str(err))
+        return _page(study, role, form, 400, error=f"Nothing was saved: {err}")
     values = plan_row_values(plan)
     prereg = study.preregistration
     if prereg is None:
@@ -202,10 +275,31 @@ def preregistration_save(study: Study, role: str):
     return redirect(url_for("researcher.preregistration", study_id=study.id))
 
 
-@bp.post("/studies/<int:study_id>/preregistration/freeze")
+@bp.route("/studies/<int:study_id>/preregistration/freeze", methods=["GET", "POST"])
 @requires_role("editor")
 def preregistration_freeze(study: Study, role: str):
-    """Freeze the saved plan now: from here on it is shown read-only with its hash."""
+    """Ask, then freeze the saved plan now: from here on it is shown read-only with its hash."""
+    if request.method == "GET":
+        _require_editable(study)
+        prereg = study.preregistration
+        if prereg is None:
+            abort(409, description="Save a plan before freezing it.")
+        return confirm_page(
+            study,
+            role,
+            title="Freeze the plan now?",
+            lines=[
+                "The saved plan is fixed with the time and its SHA-256, "
+                f"{prereg.sha256[:12]}…: it can never change again, and the report marks each "
+                "test as preregistered or exploratory against it.",
+                "Unsaved changes on the plan page are not part of it: save them first.",
+            ],
+            note="This cannot be undone.",
+            action=url_for("researcher.preregistration_freeze", study_id=study.id),
+            button="Freeze the plan",
+            button_class="",
+            back=url_for("researcher.preregistration", study_id=study.id),
+        )
     study = lock_for_change(study)
     _require_editable(study)
     require_button()

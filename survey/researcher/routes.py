@@ -5,13 +5,17 @@ from survey.researcher import (  # noqa: F401
     block_routes,
     bp,
     monitor_routes,
+    planning_routes,
     prereg_routes,
+    question_routes,
     study_routes,
+    undo_routes,
 )
 from survey.researcher.access import role_on
+from survey.researcher.confirm import undo_offer
 
 
 @bp.app_context_processor
 def researcher_helpers() -> dict:
     """Let templates ask the signed-in researcher's role on a study (to show only usable links)."""
-    return {"researcher_role": role_on}
+    return {"researcher_role": role_on, "undo_offer": undo_offer}

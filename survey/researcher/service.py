@@ -26,10 +26,12 @@ from survey.models import (
     Response,
     Study,
     StudyMember,
+    StudyQuestion,
     Trial,
 )
 from survey.participant import service as participant_service
 from survey.participant.recruitment import Recruitment, find_by_recruitment
+from survey.questions import default_questions
 
 SLUG_MAX = 64
 # Study fields a copy or a definition carries over (texts and settings, not state or data).
@@ -86,11 +88,19 @@ def unique_slug(title: str) -> str:
     return slug
 
 
-def create_study(title: str, owner: Researcher, **fields) -> Study:
-    """Add a draft study owned by the researcher; committed by the caller."""
+def create_study(
+    title: str, owner: Researcher, questions: list[dict] | None = None, **fields
+) -> Study:
+    """Add a draft study owned by the researcher; committed by the caller.
+
+    It starts with `questions` (dicts of StudyQuestion fields), by default the demographics of
+    `survey.questions.default_questions`.
+    """
     study = Study(title=title, slug=fields.pop("slug", None) or unique_slug(title), **fields)
     db.session.add(study)
     db.session.add(StudyMember(study=study, researcher=owner, role="owner"))
+    for position, q in enumerate(default_questions() if questions is None else questions, start=1):
+        db.session.add(StudyQuestion(study=study, position=position, **q))
     db.session.flush()
     return study
 
@@ -105,6 +115,26 @@ def require_design_editable(study: Study) -> None:
             "design.",
         )
     require_not_archived(study)
+
+
+def require_questions_editable(study: Study) -> None:
+    """Refuse (409) a change to the questions unless the study is a draft (call under the lock)."""
+    require_design_editable(study)
+    if study.state != "draft":
+        abort(409, description="Questions can change only while the study is a draft.")
+
+
+def move_question(study: Study, question: StudyQuestion, direction: str) -> bool:
+    """Swap a question with its neighbour above or below; return whether it moved."""
+    ordered = sorted(study.questions, key=lambda q: (q.position, q.id))
+    for position, q in enumerate(ordered, start=1):
+        q.position = position
+    index = ordered.index(question)
+    other = index - 1 if direction == "up" else index + 1
+    if not 0 <= other < len(ordered):
+        return False
+    ordered[index].position, ordered[other].position = other + 1, index + 1
+    return True
 
 
 def require_not_archived(study: Study) -> None:
@@ -131,6 +161,10 @@ def duplicate_study(source: Study, researcher: Researcher) -> Study:
     new = create_study(
         source.title,
         researcher,
+        questions=[
+            {f: copy.deepcopy(getattr(q, f)) for f in ("code", "kind", "text", "required", "spec")}
+            for q in source.questions
+        ],
         name=name,
         **{f: copy.deepcopy(getattr(source, f)) for f in COPIED_FIELDS},
     )
@@ -191,6 +225,10 @@ def delete_study(study: Study, researcher: Researcher) -> list[str]:
     ) | set(
         db.session.scalars(sa.select(Image.display_key).where(Image.study_id == study.id)).all()
     )
+    from survey.researcher.undo import forget_all
+
+    # The files of deletions kept for undoing go with the study.
+    keys |= set(forget_all(study))
     audit.record(
         "study.delete",
         researcher=researcher,
@@ -242,19 +280,57 @@ def move_block(study: Study, block: Block, direction: str) -> bool:
 
 def study_outcomes(study: Study) -> list[str]:
     """Return the outcomes the study's blocks measure, in the data contract's names."""
+    return outcomes_of(study.blocks)
+
+
+def outcomes_of(blocks) -> list[str]:
+    """Return the outcomes these blocks measure, in the data contract's names."""
     outcomes: list[str] = []
     by_task = {
         "match": ["recognition_accuracy", "d_prime", "criterion"],
         "choose": ["choice_real"],
         "detect": ["detection_accuracy", "detection_d_prime"],
     }
-    for block in study.blocks:
+    for block in blocks:
         if block.task == "rate":
             names = [s.get("key") for s in block.settings.get("scales") or [{"key": "trust"}]]
         else:
             names = by_task.get(block.task, [])
         outcomes += [n for n in names if isinstance(n, str) and n not in outcomes]
     return outcomes
+
+
+def plan_problems(study: Study) -> list[str]:
+    """List how the saved plan disagrees with the design: outcomes no block measures any more.
+
+    A frozen plan cannot change, so the blocks must come back; a plan not frozen yet can be
+    edited instead. Either way the study cannot open while they disagree.
+    """
+    prereg = study.preregistration
+    if prereg is None or study.design_frozen_at is not None:
+        # A frozen design opened with its plan: reopening it is no new promise.
+        return []
+    plan = prereg.plan or {}
+    measured = set(study_outcomes(study))
+    uses = [
+        *(("primary outcome", o) for o in plan.get("primary_outcomes", [])),
+        *(("hypothesis", h.get("outcome")) for h in plan.get("hypotheses", [])),
+        *(("equivalence bounds", o) for o in plan.get("equivalence_bounds", {})),
+    ]
+    missing: dict[str, list[str]] = {}
+    for use, outcome in uses:
+        if outcome and outcome not in measured and use not in missing.get(outcome, []):
+            missing.setdefault(outcome, []).append(use)
+    fix = (
+        "add back a block that measures it (the plan is frozen)"
+        if prereg.frozen_at is not None
+        else "add back a block that measures it, or change the plan"
+    )
+    return [
+        f"The preregistered plan names {outcome} ({', '.join(uses)}), but no block measures "
+        f"it now: {fix}."
+        for outcome, uses in missing.items()
+    ]
 
 
 def plan_row_values(plan: dict) -> dict:
@@ -267,13 +343,59 @@ def plan_row_values(plan: dict) -> dict:
     }
 
 
+# The monitor shows this many leading characters of an opaque participant id.
+SHORT_ID = 8
+
+
+class AmbiguousId(ValueError):
+    """A short participant id that starts the ids of several participants."""
+
+
+def normalise_public_id(text: str) -> str:
+    """Return an opaque participant id as typed or pasted, without what a spreadsheet adds.
+
+    The exports write an id that starts with "-" (or another formula character) with a leading
+    apostrophe, so that no spreadsheet runs it (survey.exports.cells.safe_cell); a copied cell
+    may keep the apostrophe, or quotes. Neither is ever part of an id (ids are URL-safe base64).
+    """
+    text = text.strip().strip('"').strip()
+    return text[1:] if text.startswith("'") else text
+
+
 def find_participant(
-    study: Study, *, platform: str = "", external_id: str = "", public_id: str = ""
+    study: Study,
+    *,
+    platform: str = "",
+    external_id: str = "",
+    public_id: str = "",
+    allow_short: bool = False,
 ) -> Participant | None:
     """Return the study's participant with this recruitment id or opaque id, if any.
 
     A withdrawn participant is found by its recruitment id too: the id is kept as a digest.
+    With `allow_short`, an opaque id as exported (with a spreadsheet's apostrophe) or as the
+    monitor shows it (its first SHORT_ID characters, or more) is found too; AmbiguousId when
+    the characters start more than one participant's id.
     """
+    if public_id and allow_short:
+        wanted = normalise_public_id(public_id)
+        found = participant_service.find_participant(study.id, wanted)
+        if found is not None or len(wanted) < SHORT_ID:
+            return found
+        matches = db.session.scalars(
+            sa.select(Participant)
+            .where(
+                Participant.study_id == study.id,
+                Participant.public_id.startswith(wanted, autoescape=True),
+            )
+            .limit(2)
+        ).all()
+        if len(matches) > 1:
+            raise AmbiguousId(
+                f"Several participants' ids start with {wanted}; give more of the id, "
+                "e.g. the whole id from an export."
+            )
+        return matches[0] if matches else None
     if public_id:
         return participant_service.find_participant(study.id, public_id)
     if platform and external_id:

@@ -1,8 +1,4 @@
-"""Forms of the stimuli and exports pages: set and image uploads, deletions, downloads.
-
-Each is a Flask-WTF form, so every POST carries a CSRF token; descriptions are the help text
-the templates show beside each field.
-"""
+"""Forms of the stimuli and exports pages: set and image uploads, deletions, downloads."""
 
 from __future__ import annotations
 

@@ -1,18 +1,16 @@
-"""Researcher routes: a study's stimulus gallery, set and image uploads, and deletions.
-
-The routes check roles and forms and answer; what an upload or a deletion writes, and the
-transaction it writes in, is in stimuli_service.py.
-"""
+"""Researcher routes: a study's stimulus gallery, set and image uploads, and deletions."""
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from survey.models import Researcher, Study
-from survey.researcher import bp, stimuli_service
+from survey.researcher import bp, stimuli_service, undo
 from survey.researcher.access import requires_role
+from survey.researcher.confirm import confirm_page, offer_undo
+from survey.researcher.forms import require_button
 from survey.researcher.stimuli_forms import ImageUploadForm, ZipUploadForm
 from survey.stimuli.manifest import DESCRIPTORS
 
@@ -27,13 +25,23 @@ def _page(study: Study, role: str, status: int = 200, **forms):
     forms.setdefault("zip_form", ZipUploadForm())
     forms.setdefault("image_form", ImageUploadForm())
     forms.setdefault("report", None)
+    can_edit = role in ("editor", "owner") and not study.design_locked
     return (
         render_template(
             "researcher/stimuli/index.html",
             study=study,
             role=role,
-            gallery=stimuli_service.gallery(study),
-            can_edit=role in ("editor", "owner") and not study.design_locked,
+            gallery=stimuli_service.gallery_page(
+                study,
+                query=request.args.get("q", ""),
+                page=request.args.get("page", 1, type=int) or 1,
+                lacking=request.args.get("lacking") == "1",
+            ),
+            deleted=[p for p in undo.undoable(study) if p.kind in ("identity", "image")]
+            if can_edit
+            else [],
+            here=request.full_path.rstrip("?"),
+            can_edit=can_edit,
             max_upload_mb=(current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024),
             **forms,
         ),
@@ -132,24 +140,79 @@ def upload_image(study: Study, role: str):
     return redirect(url_for("researcher.stimuli", study_id=study.id))
 
 
-@bp.post(
-    "/studies/<int:study_id>/stimuli/images/<int:image_id>/delete", endpoint="stimuli_delete_image"
+@bp.route(
+    "/studies/<int:study_id>/stimuli/images/<int:image_id>/delete",
+    endpoint="stimuli_delete_image",
+    methods=["GET", "POST"],
 )
 @requires_role("editor")
 def delete_image(study: Study, role: str, image_id: int):
-    """Delete one image of the study (not once the design is frozen)."""
-    label = stimuli_service.delete_image(study, image_id, _researcher())
-    flash(f"Deleted {label}.", "success")
-    return redirect(url_for("researcher.stimuli", study_id=study.id))
+    """Ask, then delete one image of the study (not once the design is frozen); undoable."""
+    if request.method == "GET":
+        stimuli_service.refuse_if_frozen(study)
+        image = stimuli_service.image_to_delete(study, image_id)
+        kind = "probe photo" if image.role == "probe" else f"{image.source} headshot"
+        return confirm_page(
+            study,
+            role,
+            title=f"Delete the {kind} of {image.identity.code}?",
+            lines=[
+                f"The {kind} of identity {image.identity.code}"
+                + (f" ({image.original_filename})" if image.original_filename else "")
+                + " is removed from the study's stimuli.",
+            ],
+            image=image,
+            note="You can undo this while the study is a draft.",
+            undoable=True,
+            action=url_for("researcher.stimuli_delete_image", study_id=study.id, image_id=image.id),
+            button="Delete the image",
+            hidden={"back": _gallery_url(study)},
+            back=_gallery_url(study),
+        )
+    require_button()
+    part = stimuli_service.delete_image(study, image_id, _researcher())
+    offer_undo(study, part)
+    return redirect(_gallery_url(study))
 
 
-@bp.post(
+@bp.route(
     "/studies/<int:study_id>/stimuli/identities/<int:identity_id>/delete",
     endpoint="stimuli_delete_identity",
+    methods=["GET", "POST"],
 )
 @requires_role("editor")
 def delete_identity(study: Study, role: str, identity_id: int):
-    """Delete an identity with all its images (not once the design is frozen)."""
-    label = stimuli_service.delete_identity(study, identity_id, _researcher())
-    flash(f"Deleted {label}.", "success")
-    return redirect(url_for("researcher.stimuli", study_id=study.id))
+    """Ask, then delete an identity with all its images (not once frozen); undoable."""
+    if request.method == "GET":
+        stimuli_service.refuse_if_frozen(study)
+        identity = stimuli_service.identity_to_delete(study, identity_id)
+        n = len(identity.images)
+        return confirm_page(
+            study,
+            role,
+            title=f"Delete identity {identity.code}?",
+            lines=[
+                f"Identity {identity.code} and its {n} {'image' if n == 1 else 'images'} are "
+                "removed from the study's stimuli.",
+            ],
+            note="You can undo this while the study is a draft.",
+            undoable=True,
+            action=url_for(
+                "researcher.stimuli_delete_identity", study_id=study.id, identity_id=identity.id
+            ),
+            button=f"Delete {identity.code} and its images",
+            hidden={"back": _gallery_url(study)},
+            back=_gallery_url(study),
+        )
+    require_button()
+    part = stimuli_service.delete_identity(study, identity_id, _researcher())
+    offer_undo(study, part)
+    return redirect(_gallery_url(study))
+
+
+def _gallery_url(study: Study) -> str:
+    """The gallery page to go back to: the one the researcher came from, when it is one."""
+    back = request.values.get("back", "")
+    if back.startswith(f"/r/studies/{study.id}/stimuli") and "//" not in back:
+        return back
+    return url_for("researcher.stimuli", study_id=study.id)

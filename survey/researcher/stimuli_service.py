@@ -1,9 +1,4 @@
-"""What stimulus uploads and deletions do to the database and storage; the routes call these.
-
-An upload is checked whole before anything is written. A valid one is imported in one
-transaction; if it fails part-way the transaction is rolled back and the files already written
-for it are removed, so a failed upload leaves neither rows nor files behind.
-"""
+"""What stimulus uploads and deletions do to the database and storage; the routes call these."""
 
 from __future__ import annotations
 
@@ -15,7 +10,8 @@ from flask import abort
 
 from survey import audit, media
 from survey.extensions import db
-from survey.models import Identity, Image, Researcher, Study
+from survey.models import DeletedPart, Identity, Image, Researcher, Study
+from survey.researcher import undo
 from survey.researcher.access import lock_for_change
 from survey.stimuli.images import MAX_IMAGE_BYTES, ImageError, ProcessedImage, process_image
 from survey.stimuli.manifest import (
@@ -62,7 +58,8 @@ def _descriptor_conflicts(person: StimulusIdentity, existing: Identity | None) -
         new, old = getattr(person, column), getattr(existing, column)
         if new and old and new.casefold() != old.casefold():
             conflicts.append(
-                f"identity {person.code} has {column} '{new}' here but '{old}' in the study"
+                f"identity {person.code} has {column.replace('_', ' ')} '{new}' here but "
+                f"'{old}' in the study"
             )
     if person.consent is False and existing.consent_recorded:
         conflicts.append(
@@ -252,64 +249,75 @@ def add_image(
     _Import(study).run(add, researcher, images=1, identity=code)
 
 
-def _delete(study: Study, researcher: Researcher, doomed: list[Image], action: str, **detail):
-    """Commit a deletion, then remove the files no other image row uses."""
-    keys = [key for image in doomed for key in (image.storage_key, image.display_key)]
+def _delete(study: Study, researcher: Researcher, part: DeletedPart, action: str, **detail):
+    """Commit a deletion kept for undoing; its files stay until the deletion is forgotten."""
+    db.session.flush()
+    forgotten = undo.prune(study)
     audit.record(action, researcher=researcher, study=study, **detail)
     db.session.commit()
-    _discard_unreferenced(keys)
+    undo.discard_unused(study, forgotten)
 
 
-def delete_image(study: Study, image_id: int, researcher: Researcher) -> str:
-    """Delete one image of the study (not once frozen); return what was deleted, in words."""
-    study = lock_for_change(study, "editor")
-    refuse_if_frozen(study)
+def image_to_delete(study: Study, image_id: int) -> Image:
+    """Return an image of the study, or 404."""
     image = db.session.get(Image, image_id)
     if image is None or image.study_id != study.id:
         abort(404)
-    label = f"the {image.source} {image.role} of {image.identity.code}"
+    return image
+
+
+def identity_to_delete(study: Study, identity_id: int) -> Identity:
+    """Return an identity of the study, or 404."""
+    identity = db.session.get(Identity, identity_id)
+    if identity is None or identity.study_id != study.id:
+        abort(404)
+    return identity
+
+
+def delete_image(study: Study, image_id: int, researcher: Researcher) -> DeletedPart:
+    """Delete one image of the study (not once frozen), kept for undoing; return the kept part."""
+    study = lock_for_change(study, "editor")
+    refuse_if_frozen(study)
+    image = image_to_delete(study, image_id)
+    part = undo.keep_image(study, image, researcher)
     db.session.delete(image)
     _delete(
         study,
         researcher,
-        [image],
+        part,
         "stimuli.delete_image",
         image=image.public_id,
         sha256=image.sha256,
         identity=image.identity.code,
     )
-    return label
+    return part
 
 
-def delete_identity(study: Study, identity_id: int, researcher: Researcher) -> str:
-    """Delete an identity and its images (not once frozen); return what was deleted, in words."""
+def delete_identity(study: Study, identity_id: int, researcher: Researcher) -> DeletedPart:
+    """Delete an identity and its images (not once frozen), kept for undoing; return the part."""
     study = lock_for_change(study, "editor")
     refuse_if_frozen(study)
-    identity = db.session.get(Identity, identity_id)
-    if identity is None or identity.study_id != study.id:
-        abort(404)
-    images = list(identity.images)
+    identity = identity_to_delete(study, identity_id)
+    n_images = len(identity.images)
     code = identity.code
+    part = undo.keep_identity(study, identity, researcher)
     db.session.delete(identity)
     _delete(
         study,
         researcher,
-        images,
+        part,
         "stimuli.delete_identity",
         identity=code,
-        images=len(images),
+        images=n_images,
     )
-    return f"identity {code} and its {len(images)} images"
+    return part
 
 
-def gallery(study: Study) -> list[dict]:
+GALLERY_PAGE_SIZE = 24
+
+
+def _entries(identities: list[Identity], images: list[Image]) -> list[dict]:
     """Return each identity with its images in the order real, ai, probes, and what it lacks."""
-    identities = db.session.scalars(
-        sa.select(Identity).where(Identity.study_id == study.id).order_by(Identity.code)
-    ).all()
-    images = db.session.scalars(
-        sa.select(Image).where(Image.study_id == study.id).order_by(Image.id)
-    ).all()
     by_identity: dict[int, list[Image]] = {}
     for image in images:
         by_identity.setdefault(image.identity_id, []).append(image)
@@ -324,3 +332,87 @@ def gallery(study: Study) -> list[dict]:
             lacks.append("probe photo (needed by match blocks)")
         result.append({"identity": identity, "images": own, "lacks": lacks})
     return result
+
+
+def gallery(study: Study) -> list[dict]:
+    """Return every identity of the study with its images, by code."""
+    identities = db.session.scalars(
+        sa.select(Identity).where(Identity.study_id == study.id).order_by(Identity.code)
+    ).all()
+    images = db.session.scalars(
+        sa.select(Image).where(Image.study_id == study.id).order_by(Image.id)
+    ).all()
+    return _entries(list(identities), list(images))
+
+
+def _like(text: str) -> str:
+    """Return a LIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def gallery_page(study: Study, query: str = "", page: int = 1, lacking: bool = False) -> dict:
+    """Return one page of the gallery: identities whose code or descriptors contain `query`
+    (any case), optionally only those missing an image, with the page's images and totals."""
+    stmt = sa.select(Identity).where(Identity.study_id == study.id)
+    query = query.strip()[:100]
+    if query:
+        pattern = _like(query.lower())
+        stmt = stmt.where(
+            sa.or_(
+                *(
+                    sa.func.lower(column).like(pattern, escape="\\")
+                    for column in (
+                        Identity.code,
+                        Identity.gender,
+                        Identity.age_band,
+                        Identity.ethnicity,
+                    )
+                )
+            )
+        )
+    if lacking:
+        complete = (
+            sa.select(Image.identity_id)
+            .where(Image.study_id == study.id)
+            .group_by(Image.identity_id)
+            .having(sa.func.count(sa.distinct(Image.source)) == 3)
+        )
+        stmt = stmt.where(Identity.id.not_in(complete))
+    matching = db.session.scalar(sa.select(sa.func.count()).select_from(stmt.subquery()))
+    pages = max(1, -(-matching // GALLERY_PAGE_SIZE))
+    page = min(max(1, page), pages)
+    identities = list(
+        db.session.scalars(
+            stmt.order_by(Identity.code)
+            .offset((page - 1) * GALLERY_PAGE_SIZE)
+            .limit(GALLERY_PAGE_SIZE)
+        )
+    )
+    images = (
+        list(
+            db.session.scalars(
+                sa.select(Image)
+                .where(Image.identity_id.in_([i.id for i in identities]))
+                .order_by(Image.id)
+            )
+        )
+        if identities
+        else []
+    )
+    totals = db.session.execute(
+        sa.select(
+            sa.select(sa.func.count()).where(Identity.study_id == study.id).scalar_subquery(),
+            sa.select(sa.func.count()).where(Image.study_id == study.id).scalar_subquery(),
+        )
+    ).one()
+    return {
+        "entries": _entries(identities, images),
+        "page": page,
+        "pages": pages,
+        "matching": matching,
+        "identities": int(totals[0]),
+        "images": int(totals[1]),
+        "query": query,
+        "lacking": lacking,
+    }

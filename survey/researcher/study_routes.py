@@ -9,12 +9,15 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 
 from survey import audit, media, ratelimit
+from survey.block_settings import CONDITION_TASKS, CONDITIONS
+from survey.ending import RETURN_REDIRECT_KEY, redirect_delay
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.models import Image, Participant, Researcher, Study, StudyMember, utcnow
-from survey.researcher import bp
+from survey.researcher import bp, undo
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
 from survey.researcher.auth_routes import client_address
+from survey.researcher.confirm import confirm_page
 from survey.researcher.definition import export_definition, import_definition, parse_definition
 from survey.researcher.forms import (
     MemberAddForm,
@@ -198,11 +201,69 @@ def study(study: Study, role: str):
     return _overview(study, role)
 
 
-@bp.post("/studies/<int:study_id>/state")
+STATE_CONFIRM = {
+    "open": (
+        "Open the study to participants?",
+        [
+            "Participants with the link can take part from now on.",
+            "The design (blocks, stimuli and lists) freezes for good, and so does the "
+            "preregistered plan if it is not frozen yet: to change them later you duplicate the "
+            "study. Deleted blocks, identities and images can no longer be brought back.",
+        ],
+        "Open the study",
+    ),
+    "closed": (
+        "Close the study?",
+        ["No new participant can start; participants under way are told it closed."],
+        "Close the study",
+    ),
+    "archived": (
+        "Archive the study?",
+        ["Nothing in an archived study can change until it is moved back to closed."],
+        "Archive the study",
+    ),
+}
+
+
+def _state_confirm(study: Study, role: str, target: str):
+    """The confirmation page of a state change, with what still stops the study opening."""
+    if target not in TRANSITIONS.get(study.state, ()):
+        return _overview(
+            study,
+            role,
+            409,
+            error=f"A {study.state} study cannot be moved to {target or 'nothing'}.",
+        )
+    title, lines, button = STATE_CONFIRM.get(
+        target,
+        (f"{STATE_ACTIONS[(study.state, target)]}?", [], STATE_ACTIONS[(study.state, target)]),
+    )
+    if study.design_frozen_at is not None and target == "open":
+        lines = ["Participants with the link can take part again."]
+    problems = design_problems(study) if target == "open" else []
+    return confirm_page(
+        study,
+        role,
+        409 if problems else 200,
+        title=title,
+        lines=lines,
+        problems=problems,
+        problems_lead="The study cannot open yet:",
+        action=url_for("researcher.study_state", study_id=study.id),
+        hidden={"state": target},
+        button=button,
+        button_class="" if target == "open" else "danger",
+        back=url_for("researcher.study", study_id=study.id),
+    )
+
+
+@bp.route("/studies/<int:study_id>/state", methods=["GET", "POST"])
 @requires_role("editor")
 def study_state(study: Study, role: str):
     """Open, close, reopen, archive or unarchive the study; opening checks and freezes the
-    design."""
+    design. The GET page asks first."""
+    if request.method == "GET":
+        return _state_confirm(study, role, request.args.get("to", ""))
     form = StateForm()
     form_ok = form.validate_on_submit()
     # Checked on the locked row: an upload or another state change waits, or is seen whole.
@@ -226,7 +287,10 @@ def study_state(study: Study, role: str):
     except StateError as err:
         db.session.rollback()
         return _overview(study, role, 409, error=str(err))
+    # Opening freezes the design: deletions kept for undoing are forgotten with their files.
+    forgotten = undo.forget_all(study) if study.design_locked else []
     db.session.commit()
+    undo.discard_unused(study, forgotten)
     flash(f"The study is now {study.state}.", "success")
     return redirect(url_for("researcher.study", study_id=study.id))
 
@@ -245,28 +309,49 @@ def _edit_page(study: Study, form: StudyEditForm, status: int = 200, previews: d
 def study_edit(study: Study, role: str):
     """Edit texts and settings; the link name only as a draft, the lists only before opening."""
     if request.method == "GET":
-        return _edit_page(study, StudyEditForm(obj=study))
+        form = StudyEditForm(obj=study)
+        form.return_redirect_s.data = redirect_delay(study.settings)
+        return _edit_page(study, form)
     require_not_archived(study)
     form = StudyEditForm()
-    if not form.validate_on_submit():
-        return _edit_page(study, form, 400)
-    if "preview" in request.form:
+    form_ok = form.validate_on_submit()
+    if form_ok and "preview" in request.form:
         previews = {
             name: render_markdown(getattr(form, name).data or "") for name in MARKDOWN_FIELDS
         }
         return _edit_page(study, form, previews=previews)
+    if form.errors.get("csrf_token"):
+        return _edit_page(study, form, 400)
+    # The checks against the study hold when the change is written: they run under its lock,
+    # and with the form's own, so that every problem shows at once.
     study = lock_for_change(study, "editor")
     require_not_archived(study)
-    if form.slug.data != study.slug:
+    if not form.slug.errors and form.slug.data != study.slug:
         if study.state != "draft":
             form.slug.errors.append(
                 "The link name cannot change once the study has opened: links are out."
             )
         elif slug_taken(form.slug.data, except_id=study.id):
             form.slug.errors.append(f"Another study uses the link name {form.slug.data!r}.")
-    if form.n_lists.data != study.n_lists and study.design_locked:
+    if form.n_lists.errors or form.n_lists.data is None:
+        pass
+    elif form.n_lists.data != study.n_lists and study.design_locked:
         form.n_lists.errors.append("The lists are part of the frozen design and cannot change now.")
-    if form.slug.errors or form.n_lists.errors:
+    elif form.n_lists.data % len(CONDITIONS) and any(
+        b.task in CONDITION_TASKS for b in study.blocks
+    ):
+        form.n_lists.errors.append(
+            f"Counterbalancing lists must be a multiple of {len(CONDITIONS)} because the study "
+            "has match, rate or detect blocks (each identity is shown real in half the lists "
+            f"and AI in the other half); you wrote {form.n_lists.data}."
+        )
+    delay = form.return_redirect_s.data
+    if delay is not None and not form.completion_url.data:
+        form.return_redirect_s.errors.append(
+            "An automatic return needs a completion link to go to: give the completion link "
+            "above, or leave this empty."
+        )
+    if form.errors or form.return_redirect_s.errors:
         return _edit_page(study, form, 400)
     changed = []
     # The internal name left empty: the title stands in (the team always has a name to see).
@@ -278,6 +363,15 @@ def study_edit(study: Study, role: str):
         if value != getattr(study, name):
             setattr(study, name, value)
             changed.append(name)
+    settings = dict(study.settings or {})
+    if settings.get(RETURN_REDIRECT_KEY) != delay:
+        if delay is None:
+            settings.pop(RETURN_REDIRECT_KEY, None)
+        else:
+            settings[RETURN_REDIRECT_KEY] = delay
+        # A new dict: the JSON column sees the change.
+        study.settings = settings
+        changed.append(RETURN_REDIRECT_KEY)
     if changed:
         audit.record("study.edit", researcher=current_user, study=study, fields=changed)
     db.session.commit()
@@ -512,10 +606,36 @@ def member_author(study: Study, role: str, member_id: int):
     return redirect(url_for("researcher.members", study_id=study.id))
 
 
-@bp.post("/studies/<int:study_id>/members/<int:member_id>/remove")
+@bp.route("/studies/<int:study_id>/members/<int:member_id>/remove", methods=["GET", "POST"])
 @requires_role("owner")
 def member_remove(study: Study, role: str, member_id: int):
-    """Remove a member from the study; the last owner cannot be removed."""
+    """Ask, then remove a member from the study; the last owner cannot be removed."""
+    if request.method == "GET":
+        member = _member(study, member_id)
+        who = member.researcher.name or member.researcher.email
+        yourself = member.researcher_id == current_user.id
+        last_owner = member.role == "owner" and _owner_count(study) == 1
+        return confirm_page(
+            study,
+            role,
+            409 if last_owner else 200,
+            title="Leave this study?" if yourself else f"Remove {who} from this study?",
+            lines=[
+                (
+                    "You lose access to the study at once; another owner can add you again."
+                    if yourself
+                    else f"{member.researcher.email} ({member.role}) loses access to the study "
+                    "at once. You can add them again later."
+                ),
+            ],
+            problems=["A study needs an owner: make someone else owner first."]
+            if last_owner
+            else [],
+            problems_lead="This member cannot be removed now.",
+            action=url_for("researcher.member_remove", study_id=study.id, member_id=member.id),
+            button="Leave the study" if yourself else "Remove the member",
+            back=url_for("researcher.members", study_id=study.id),
+        )
     require_button()
     study = lock_for_change(study, "owner")
     member = _member(study, member_id)

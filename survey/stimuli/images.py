@@ -1,7 +1,4 @@
-"""Stimulus images: validate one upload and re-encode it without metadata, with a display copy.
-
-Pure functions (Pillow and the standard library); nothing here writes to disk or the database.
-"""
+"""Stimulus images: validate one upload and re-encode it without metadata, with a display copy."""
 
 from __future__ import annotations
 

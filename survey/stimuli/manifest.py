@@ -1,8 +1,4 @@
-"""Stimulus sets: read a ZIP of images with its manifest.csv, and report every problem.
-
-Pure functions (the standard library and the image checks beside this module); nothing here
-writes to disk or the database.
-"""
+"""Stimulus sets: read a ZIP of images with its manifest.csv, and report every problem."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 
 from analysis import cli
 from analysis.cli import main
-from tests.analysis.conftest import make_trials
+from tests.analysis.helpers import make_trials
 
 ROOT = Path(__file__).resolve().parents[2]
 

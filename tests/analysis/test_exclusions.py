@@ -5,7 +5,7 @@ import pytest
 
 from analysis.exclusions import included_trials, screen_participants, straightlining
 from analysis.io import load
-from tests.analysis.conftest import make_participants, make_trials
+from tests.analysis.helpers import make_participants, make_trials
 
 
 def test_default_exclusions_match_r(sim, reference):

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.io import ContractError, load
-from tests.analysis.conftest import make_participants, make_trials
+from analysis.io import TRIAL_DETAIL_COLUMNS, ContractError, load
+from tests.analysis.helpers import make_participants, make_trials
 
 
 def write_export(folder, trials: pd.DataFrame, participants: pd.DataFrame | None = None):
@@ -332,3 +332,60 @@ def test_a_wrong_rt_flag_is_a_contract_error(tmp_path, row, flag, message):
     with pytest.raises(ContractError, match=message) as info:
         load(write_export(tmp_path, trials))
     assert (info.value.row, info.value.column) == (row + 2, "rt_flag")
+
+
+# --- per-trial details: real_side, image ids, shown_at and answered_at -------------------------
+
+
+def _with_details(trials: pd.DataFrame) -> pd.DataFrame:
+    """Add the detail columns as a current export writes them."""
+    trials = trials.copy()
+    choose = trials["task"] == "choose"
+    trials["real_side"] = np.where(choose, "left", "")
+    trials["image"] = [f"img{i}" for i in range(len(trials))]
+    trials["image_right"] = np.where(choose, "imgR", "")
+    trials["probe_image"] = ""
+    trials["shown_at"] = "2025-03-01T09:30:20.123Z"
+    trials["answered_at"] = "2025-03-01T09:30:22.624Z"
+    return trials
+
+
+def test_details_are_read_when_present_and_empty_when_absent(tmp_path):
+    """Exports before the detail columns still load (with them empty); the hash ignores them."""
+    trials = make_trials(choice=lambda p, i: "real")
+    old = load(write_export(tmp_path / "old", trials))
+    for column in TRIAL_DETAIL_COLUMNS:
+        assert set(old.trials[column]) == {""}
+    new = load(write_export(tmp_path / "new", _with_details(trials)))
+    choose = new.trials["task"] == "choose"
+    assert set(new.trials.loc[choose, "real_side"]) == {"left"}
+    assert set(new.trials["shown_at"]) == {"2025-03-01T09:30:20.123Z"}
+    assert new.data_sha256 == old.data_sha256
+    assert load(_with_details(trials)).data_sha256 == old.data_sha256
+
+
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("real_side", "middle", "real_side must be empty, 'left' or 'right', got 'middle'"),
+        ("shown_at", "2025-03-01 09:30:20", "shown_at must be empty or an ISO 8601 UTC time"),
+        ("shown_at", "2025-03-01T09:30:20+01:00", "shown_at must be empty or an ISO 8601"),
+        ("answered_at", "2025-13-01T09:30:20Z", "answered_at must be empty or an ISO 8601"),
+        ("answered_at", "2025-03-01T09:30:20.122Z", "answered_at .* is before the trial's"),
+    ],
+)
+def test_a_wrong_detail_is_a_contract_error(tmp_path, column, value, message):
+    trials = _with_details(make_trials(choice=lambda p, i: "real"))
+    trials.loc[3, column] = value
+    with pytest.raises(ContractError, match=message) as info:
+        load(write_export(tmp_path, trials))
+    assert (info.value.row, info.value.column) == (5, column)
+
+
+def test_a_real_side_outside_choose_is_a_contract_error(tmp_path):
+    trials = _with_details(make_trials(choice=lambda p, i: "real"))
+    assert trials.loc[0, "task"] == "rate"
+    trials.loc[0, "real_side"] = "right"
+    with pytest.raises(ContractError, match="not a choose trial") as info:
+        load(write_export(tmp_path, trials))
+    assert (info.value.row, info.value.column) == (2, "real_side")

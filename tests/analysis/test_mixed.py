@@ -4,7 +4,6 @@ import json
 import math
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,35 +13,15 @@ import statsmodels.formula.api as smf
 from analysis import mixed, numderiv
 from analysis.mixed import MixedFit, fit_glmm, fit_lmm
 from analysis.power import VarianceComponents, simulate_trials
+from tests.analysis.helpers import sim_small_rows
 
 pytestmark = pytest.mark.slow
-
-SIM_SMALL = Path(__file__).resolve().parents[1] / "data" / "reference" / "sim-small"
-
-
-def _sim_small() -> tuple[pd.DataFrame, list[str], dict]:
-    """sim-small rows kept by the default exclusions, the excluded ids and R's numbers."""
-    if not SIM_SMALL.is_dir():
-        raise FileNotFoundError(f"reference data missing: {SIM_SMALL}")
-    trials = pd.read_csv(SIM_SMALL / "trials.csv", dtype={"value": str})
-    people = pd.read_csv(SIM_SMALL / "participants.csv")
-    median_rt = trials.groupby("participant")["rt_ms"].median()
-    keep = people.loc[
-        (people["status"] == "completed")
-        & (people["attention_passed"] == people["attention_total"]),
-        "participant",
-    ]
-    keep = [p for p in keep if median_rt[p] >= 250]
-    excluded = sorted(set(people["participant"]) - set(keep))
-    rows = trials[trials["participant"].isin(keep) & (trials["attention_check"] == 0)]
-    reference = json.loads((SIM_SMALL / "reference.json").read_text())
-    return rows, excluded, reference
 
 
 @pytest.fixture(scope="module")
 def sim_small():
     """sim-small rows, exclusions and reference numbers, read once."""
-    return _sim_small()
+    return sim_small_rows()
 
 
 @pytest.fixture(scope="module")
@@ -244,24 +223,24 @@ def _valid() -> pd.DataFrame:
     [
         (lambda d: d.iloc[0:0], "data has no rows"),
         (lambda d: d.drop(columns="identity"), "column 'identity' is missing"),
-        (lambda d: d.assign(condition="ai"), "column 'condition' has only the value 'ai'"),
+        (
+            lambda d: d.assign(condition="ai"),
+            "column 'condition' has no row with the baseline 'real' (values: 'ai')",
+        ),
         (
             lambda d: d.assign(condition=d["condition"].replace("real", "photo")),
-            "column 'condition' has value 'photo'",
+            "column 'condition' has no row with the baseline 'real' (values: 'ai', 'photo')",
+        ),
+        (
+            lambda d: d.assign(condition=d["condition"].where(d.index != 2, "photo")),
+            "column 'condition' has 3 values ('ai', 'photo', 'real')",
         ),
         (lambda d: d.assign(identity="P1"), "column 'identity' has one level ('P1')"),
-        (
-            lambda d: d.assign(value=d["value"].where(d.index != 3)),
-            "column 'value' has a missing value (NaN) at row 3",
-        ),
         (
             lambda d: d.assign(value=d["value"].astype(object).where(d.index != 5, "abc")),
             "column 'value' has a non-numeric value 'abc' at row 5",
         ),
-        (
-            lambda d: d.assign(participant=d["participant"].where(d.index != 0, None)),
-            "column 'participant' has a missing value",
-        ),
+        (lambda d: d.assign(value=np.nan), "no rows are left once rows with missing values"),
     ],
 )
 def test_lmm_bad_input(change, message):

@@ -19,6 +19,7 @@ FULL = {
     },
     "equivalence_bounds": {"trust": [-0.3, 0.3], "recognition_accuracy": [-0.05, 0.05]},
     "target_n": 200,
+    "bayes_rscale": 1.0,
 }
 
 
@@ -37,6 +38,8 @@ def test_defaults():
         },
         "equivalence_bounds": {},
         "target_n": None,
+        "rating_model": "paired_t",
+        "bayes_rscale": pytest.approx(0.7071067811865476, rel=1e-15),
     }
     assert validate_plan({}) == plan
 
@@ -46,6 +49,7 @@ def test_full_plan_is_kept_and_validation_is_idempotent():
     assert plan["hypotheses"] == FULL["hypotheses"]
     assert plan["equivalence_bounds"] == FULL["equivalence_bounds"]
     assert plan["target_n"] == 200 and plan["correction"] == "holm"
+    assert plan["bayes_rscale"] == 1.0
     assert validate_plan(plan) == plan
     assert preregistered_outcomes(plan) == {"trust", "recognition_accuracy"}
 
@@ -92,6 +96,10 @@ def test_hypothesis_direction_defaults_to_two_sided_and_rating_scales_are_outcom
         ({"equivalence_bounds": {"trust": [-0.3, float("inf")]}}, "equivalence_bounds.trust"),
         ({"target_n": 0}, "target_n"),
         ({"target_n": 12.5}, "target_n"),
+        ({"bayes_rscale": 0}, "bayes_rscale"),
+        ({"bayes_rscale": -0.5}, "bayes_rscale"),
+        ({"bayes_rscale": "wide"}, "bayes_rscale"),
+        ({"bayes_rscale": True}, "bayes_rscale"),
     ],
 )
 def test_invalid_fields_are_named(plan, field):

@@ -11,7 +11,7 @@ from analysis import mixed
 from analysis.corrections import adjust
 from analysis.io import load
 from analysis.report import analyse, write_report
-from tests.analysis.conftest import make_participants, make_trials
+from tests.analysis.helpers import make_participants, make_trials
 
 CONTRACT_TEST_KEYS = {
     "outcome",

@@ -8,7 +8,7 @@ from scipy import stats as sps
 from analysis.exclusions import included_trials, screen_participants
 from analysis.io import load
 from analysis.sdt import detect_sdt, dprime, match_sdt, qnorm, sdt_table
-from tests.analysis.conftest import make_trials
+from tests.analysis.helpers import make_trials
 
 
 def test_qnorm_known_values():

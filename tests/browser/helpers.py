@@ -66,7 +66,7 @@ def take_study(page, base: str, slug: str, query: str, rng: random.Random) -> in
             answer_by_keyboard(page, rng)
         answered += 1
     page.wait_for_url(f"**/s/{slug}/questions")
-    page.fill("#age", "31")
-    page.keyboard.press("Enter")
+    page.get_by_text("25–34").click()
+    page.get_by_role("button", name="Send and finish").click()
     page.wait_for_url(f"**/s/{slug}/done")
     return answered

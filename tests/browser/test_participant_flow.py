@@ -118,12 +118,14 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
             given[trial] = answers
 
         page.wait_for_url("**/s/demo/questions")
+        familiar = 'input[name="ai_familiarity"][value="4"]'
         if keyboard:
-            page.focus("#age")
-            page.keyboard.type("29")
+            page.focus(familiar)
+            page.keyboard.press("Space")
+            page.focus("#save")
             page.keyboard.press("Enter")
         else:
-            page.fill("#age", "29")
+            tap_or_click(page, f"label.choice:has({familiar})", phone)
             tap_or_click(page, "#save", phone)
         page.wait_for_url("**/s/demo/done")
         assert page.locator("#completion-code").inner_text() == "LIKENESS-DEMO"
@@ -135,7 +137,7 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
         participant = db.session.scalar(sa.select(Participant))
         assert participant.status == "completed"
         assert participant.device == ("mobile" if phone else "desktop")
-        assert participant.demographics == {"age": 29}
+        assert participant.demographics == {"ai_familiarity": 4}
         left = dict(db.session.execute(sa.select(Trial.id, Trial.left_source)).all())
         stored = db.session.execute(
             sa.select(Response.trial_id, Response.measure, Response.value, Response.rt_ms)

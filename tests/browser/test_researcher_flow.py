@@ -117,7 +117,7 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
     page.get_by_role("button", name="Add block").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Block “recognition”")
     page.get_by_label("Presentation").select_option("sequential")
-    page.get_by_label("Headshot shown for (ms)").fill("800")
+    page.get_by_label("Exposure (ms)").fill("800")
     page.get_by_label("Attention checks").fill("3")
     page.get_by_role("button", name="Save block").click()
     expect(page.get_by_text("Block 'recognition' saved.")).to_be_visible()
@@ -138,7 +138,7 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
 
     # Texts, with the Markdown shown as participants see it.
     page.get_by_role("navigation", name="Study").get_by_role(
-        "link", name="Texts & settings"
+        "link", name="Settings", exact=True
     ).click()
     page.get_by_label("Consent text").fill("**Welcome.** You may stop at any time.")
     page.get_by_label("Completion code").fill("PILOT-1")
@@ -161,7 +161,9 @@ def test_a_researcher_runs_a_study_from_the_browser(app, live_server, browser, t
 
     # Open the study, and let three simulated participants take it.
     page.goto(study_url)
-    page.get_by_role("button", name="Open to participants").click()
+    page.get_by_role("link", name="Open to participants…").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Open the study to participants?")
+    page.get_by_role("button", name="Open the study").click()
     expect(page.get_by_text("The study is now open.")).to_be_visible()
     with app.app_context():
         study = db.session.scalar(sa.select(Study).where(Study.title == "Headshot trust pilot"))

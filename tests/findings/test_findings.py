@@ -249,7 +249,7 @@ def test_a_finding_without_a_test_is_shown_with_its_reason(app, client, demo):
     from analysis.figures import report_figures
     from analysis.report import analyse
     from survey.findings import present
-    from tests.analysis.conftest import make_participants, make_trials
+    from tests.analysis.helpers import make_participants, make_trials
 
     trials = make_trials(
         participants=[f"p{i}" for i in range(5)],

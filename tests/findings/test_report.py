@@ -260,6 +260,7 @@ def test_downloads_are_complete_and_self_contained(app, client, demo, analyses, 
     assert set(bundle.namelist()) == {
         "trials.csv",
         "participants.csv",
+        "identities.csv",
         "results.json",
         "analysis.R",
         "README.txt",
@@ -330,14 +331,26 @@ def test_data_hash_covers_trials_participants_and_plan(app, demo, analyses):
     with app.app_context():
         study = db.session.get(Study, demo)
         inputs = service.load_inputs(study)
-        base = service.data_hash(inputs.trials, inputs.participants, None)
+        ids = inputs.identities
+        base = service.data_hash(inputs.trials, inputs.participants, None, identities=ids)
         shuffled = service.data_hash(
-            inputs.trials.sample(frac=1, random_state=1), inputs.participants[::-1], None
+            inputs.trials.sample(frac=1, random_state=1),
+            inputs.participants[::-1],
+            None,
+            identities=ids,
         )
-        planned = service.data_hash(inputs.trials, inputs.participants, {"alpha": 0.01})
-        fewer = service.data_hash(inputs.trials.iloc[1:], inputs.participants, None)
+        planned = service.data_hash(
+            inputs.trials, inputs.participants, {"alpha": 0.01}, identities=ids
+        )
+        fewer = service.data_hash(inputs.trials.iloc[1:], inputs.participants, None, identities=ids)
+        # the demo identities have descriptors (the report's moderators): a changed one counts
+        assert ids is not None and {"gender", "age_band"} <= set(ids.columns)
+        relabelled = ids.assign(gender=ids["gender"].where(ids.index != 0, "x"))
+        described = service.data_hash(
+            inputs.trials, inputs.participants, None, identities=relabelled
+        )
     assert base == shuffled == inputs.data_sha256
-    assert len({base, planned, fewer}) == 3
+    assert len({base, planned, fewer, described}) == 4
 
 
 def test_methods_paragraph_names_sample_design_rules_tests_and_software():

@@ -11,6 +11,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
+from analysis.vocabulary import TRIAL_DETAIL_COLUMNS
 from survey import exports
 from survey.extensions import db
 from survey.findings import service
@@ -25,7 +26,7 @@ from tests.findings.support import (
     publish_findings,
     set_state,
 )
-from tests.security.conftest import csrf_token
+from tests.security.helpers import csrf_token
 
 REAL, SIMULATED = 20, 5
 
@@ -113,7 +114,10 @@ def test_every_export_says_who_is_simulated(app, demo):
         real_only = csv_rows("".join(exports.participants_csv(demo, include_simulated=False)))
         codebook = exports.codebook(demo)
         frame = exports.trials_dataframe(demo, include_simulated=False)
-    assert exports.TRIAL_COLUMNS[-1] == "simulated"
+    # `simulated` follows the contract's columns; only the per-trial details come after it.
+    after = exports.TRIAL_COLUMNS[exports.TRIAL_COLUMNS.index("simulated") + 1 :]
+    assert exports.TRIAL_COLUMNS[exports.TRIAL_COLUMNS.index("simulated") - 1] == "rt_flag"
+    assert after == TRIAL_DETAIL_COLUMNS
     # An id that starts with "-" is written with the CSV-injection guard's leading quote.
     people_cells = {exports.safe_cell(p) for p in people}
     robot_cells = {exports.safe_cell(p) for p in robots}
@@ -460,7 +464,7 @@ def test_without_simulated_participants_the_two_reports_are_still_kept_apart(
     with app.app_context():
         inputs = service.load_inputs(db.session.get(Study, demo))
         assert default.data_sha256 == service.data_hash(
-            inputs.trials, inputs.participants, inputs.plan
+            inputs.trials, inputs.participants, inputs.plan, identities=inputs.identities
         )
 
 

@@ -250,3 +250,54 @@ def test_the_embed_shows_preregistered_findings_first_and_at_most_three():
     )
     assert [s["outcome"] for s in embed_sentences(summary)] == ["o2", "o4", "o0"]
     assert embed_sentences(StudioSummary()) == []
+
+
+def test_the_bayes_factor_is_added_to_no_difference_and_inconclusive_sentences():
+    import math
+
+    results = _results(
+        "trust", 0.05, -0.1, 0.2, "no_difference", tost=(-0.3, 0.3), p_value=0.5, p_adjusted=0.5
+    )
+    results["tests"][0].update(log_bf10=-math.log(6.0), bf_rscale=2**0.5 / 2)
+    assert _say(results).endswith(
+        "48 participants. A Bayes factor adds that the data are 6 times more likely under no "
+        "difference than under a difference (it depends on the difference expected in advance: "
+        "half the prior weight on standardised differences below r = 0.707)."
+    )
+    middle = _results("choice_real", 0.01, -0.02, 0.04, "inconclusive", reference=0.5)
+    middle["tests"][0].update(log_bf10=math.log(0.5), bf_rscale=1.0)
+    assert _say(middle).endswith(
+        "This is not evidence that there is no difference. A Bayes factor is inconclusive: the "
+        "data are about as likely under no difference from chance as under a difference from "
+        "chance (it depends on the difference expected in advance: half the prior weight on "
+        "standardised differences below r = 1)."
+    )
+    shown = _results("trust", -0.4, -0.5, -0.3, "difference")
+    shown["tests"][0].update(log_bf10=30.0, bf_rscale=1.0)
+    assert "Bayes" not in _say(shown)
+
+
+def test_report_page_facts_and_test_rows_show_the_bayes_factor():
+    import math
+
+    from survey.findings.methods import _tests_sentence
+    from survey.findings.present import claim_facts, test_row
+
+    results = _results("trust", 0.05, -0.1, 0.2, "inconclusive", p_value=0.5, p_adjusted=0.5)
+    results["tests"][0].update(log_bf10=-math.log(6.2), bf_rscale=0.5, statistic=0.6, df=47.0)
+    facts = claim_facts(results, results["findings"][0])
+    assert facts.bayes == (
+        "Bayes factor BF01 = 6.20 (JZS prior, r = 0.5): the data are 6.2 times more likely "
+        "under no difference than under a difference"
+    )
+    assert test_row(results, results["tests"][0])["bayes"] == "BF01 = 6.20 (r = 0.5)"
+    assert "Cauchy prior on the standardised difference with scale r = 0.5" in (
+        _tests_sentence(results)
+    )
+    assert "95% within-participant confidence interval (Cousineau, 2005, with Morey's 2008" in (
+        _tests_sentence(results)
+    )
+    plain = _results("trust", 0.05, -0.1, 0.2, "inconclusive")
+    assert claim_facts(plain, plain["findings"][0]).bayes == ""
+    assert test_row(plain, plain["tests"][0])["bayes"] == ""
+    assert "Bayes" not in _tests_sentence(plain)

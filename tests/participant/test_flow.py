@@ -54,14 +54,16 @@ def test_link_to_completion_code_stores_exactly_the_answers_given(app, client, d
         given[trial_id] = answers
     after = client.get("/s/demo/trial")
     assert after.headers["Location"].endswith("/s/demo/questions")
-    questions = client.post("/s/demo/questions", data={"age": "34", "gender": "woman", "save": "1"})
+    questions = client.post(
+        "/s/demo/questions", data={"age_band": "25_34", "gender": "woman", "save": "1"}
+    )
     assert questions.headers["Location"].endswith("/s/demo/done")
     done = client.get("/s/demo/done").get_data(as_text=True)
     assert "LIKENESS-DEMO" in done and "Thank you" in done
 
     (p,) = participants(app)
     assert p.status == "completed" and p.completed_at is not None and p.consented_at is not None
-    assert p.demographics == {"age": 34, "gender": "woman"}
+    assert p.demographics == {"age_band": "25_34", "gender": "woman"}
     assert p.source == "prolific" and p.public_id != "5f0c1a2b3c4d5e6f7a8b9c0d"
     with app.app_context():
         trials = db.session.scalars(sa.select(Trial).where(Trial.participant_id == p.id)).all()
@@ -430,9 +432,9 @@ def test_pages_out_of_turn_send_the_participant_to_the_current_step(app, client,
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"age": "abc", "save": "1"}, "Not a valid integer value."),
-        ({"age": "7", "save": "1"}, "Enter an age from 16 to 110."),
-        ({"age": "30", "gender": "robot", "save": "1"}, "Not a valid choice."),
+        ({"age_band": "7", "save": "1"}, "Choose one of the options shown."),
+        ({"gender": "robot", "age_band": "18_24", "save": "1"}, "Choose one of the options shown."),
+        ({"ai_familiarity": "6", "save": "1"}, "Choose a point from 1 to 5."),
     ],
 )
 def test_demographics_are_validated(app, client, demo, data, message):
@@ -441,16 +443,17 @@ def test_demographics_are_validated(app, client, demo, data, message):
     response = client.post("/s/demo/questions", data=data)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
+    # Nothing half-written: the valid answers beside the bad one are not stored either.
     assert participants(app)[0].demographics == {}
 
 
 def test_demographics_are_stored_once_and_never_overwritten(app, client, demo):
     agree(client, "demo")
     answer_trials(client, DEMO_TRIALS)
-    client.post("/s/demo/questions", data={"age": "41", "save": "1"})
-    again = client.post("/s/demo/questions", data={"age": "22", "save": "1"})
+    client.post("/s/demo/questions", data={"ai_familiarity": "4", "save": "1"})
+    again = client.post("/s/demo/questions", data={"ai_familiarity": "2", "save": "1"})
     assert again.headers["Location"].endswith("/s/demo/done")
-    assert participants(app)[0].demographics == {"age": 41}
+    assert participants(app)[0].demographics == {"ai_familiarity": 4}
 
 
 def test_a_study_can_leave_out_the_demographics(app, client, demo):
@@ -464,13 +467,15 @@ def test_a_study_can_leave_out_the_demographics(app, client, demo):
 # --- completion ---------------------------------------------------------------------------------
 
 
-def test_an_https_completion_url_gets_a_return_link_and_a_script_redirect(app, client, demo):
+def test_an_https_completion_url_gets_a_return_link_and_no_automatic_redirect(app, client, demo):
     set_study(app, demo, completion_url="https://app.prolific.com/submissions/complete?cc=C0DE")
     agree(client, "demo", "?PROLIFIC_PID=p1")
     answer_trials(client, DEMO_TRIALS)
     page = client.get("/s/demo/done").get_data(as_text=True)
     assert 'href="https://app.prolific.com/submissions/complete?cc=C0DE"' in page
-    assert "Return to Prolific" in page and 'data-redirect-after="5"' in page
+    assert "Return to Prolific" in page
+    # Off unless the researcher asks for it (tests/participant/test_ending.py).
+    assert "data-redirect-after" not in page and 'http-equiv="refresh"' not in page
 
 
 def test_a_completion_url_that_is_not_https_is_not_offered(app, client, demo):

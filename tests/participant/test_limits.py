@@ -271,7 +271,7 @@ def test_the_migration_adds_expiry_and_goes_both_ways(app, demo):
             .values(status="expired", expired_at=utcnow())
         )
         db.session.commit()
-        # Memory trials (learn, recognise) go with a downgrade past 0008_memory, which adds
+        # Memory trials (learn, recognise) go with a downgrade past 0010_memory, which adds
         # their tasks; every other trial must come back.
         others = sa.select(sa.func.count()).where(Trial.task.not_in(("learn", "recognise")))
         trials = db.session.scalar(others)

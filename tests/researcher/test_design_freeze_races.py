@@ -14,12 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
-from survey.models import Identity, Image, Participant, Study, StudyMember
+from survey.models import Identity, Image, Participant, Study, StudyMember, StudyQuestion
 from survey.participant.simulate import agree
 from survey.studies import design_sha256
-from tests.helpers import sign_in
-from tests.researcher.conftest import add_member, quick_researcher
-from tests.test_stimuli_upload import full_set, media_files, upload_zip
+from tests.helpers import full_set, media_files, sign_in, upload_zip
+from tests.researcher.helpers import add_member, quick_researcher
 
 pytestmark = pytest.mark.slow
 
@@ -194,3 +193,42 @@ def test_a_start_is_refused_when_the_design_no_longer_matches_its_frozen_hash(ap
     assert "materials changed after it opened" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Participant)) == 0
+
+
+def test_an_opening_waits_for_a_question_being_added_then_freezes_the_questions(
+    app, team, monkeypatch
+):
+    from survey.researcher import question_routes
+
+    checking, release = threading.Event(), threading.Event()
+    clean = question_routes.clean_spec
+
+    def slow_clean(kind, form):
+        # The question is being checked under the study's lock: the opening must wait for it.
+        checking.set()
+        release.wait(WAIT)
+        return clean(kind, form)
+
+    monkeypatch.setattr(question_routes, "clean_spec", slow_clean)
+    editor, owner = team.client(app, "editor"), team.client(app, "owner")
+    data = {"code": "seen", "text": "Seen before?", "kind": "choice", "options": "Yes\nNo"}
+    add_thread, added = run(lambda: editor.post(f"/r/studies/{team.study_id}/questions", data=data))
+    assert checking.wait(WAIT)
+    open_thread, opening = run(open_study, owner, team.study_id)
+    time.sleep(1.0)
+    waited = open_thread.is_alive()
+    release.set()
+    add_thread.join(WAIT)
+    open_thread.join(WAIT)
+
+    assert added["value"].status_code == 303 and opening["value"].status_code == 302
+    assert waited
+    # Once open, the questions are frozen: the next change is refused.
+    monkeypatch.setattr(question_routes, "clean_spec", clean)
+    late = editor.post(f"/r/studies/{team.study_id}/questions", data={**data, "code": "late"})
+    assert late.status_code == 409
+    with app.app_context():
+        codes = db.session.scalars(
+            sa.select(StudyQuestion.code).where(StudyQuestion.study_id == team.study_id)
+        ).all()
+    assert codes == ["seen"]

@@ -10,58 +10,7 @@ import sqlalchemy as sa
 from survey.extensions import db
 from survey.models import AuditEvent, Block
 from survey.researcher.block_routes import format_attention_checks, parse_attention_checks
-
-
-def blocks(app, study_id: int) -> list[Block]:
-    """Return the study's blocks in order (detached)."""
-    with app.app_context():
-        rows = db.session.scalars(
-            sa.select(Block).where(Block.study_id == study_id).order_by(Block.position)
-        ).all()
-        for row in rows:
-            db.session.expunge(row)
-        return rows
-
-
-def block_id(app, study_id: int, name: str) -> int:
-    """Return the id of the study's block with this name."""
-    return next(b.id for b in blocks(app, study_id) if b.name == name)
-
-
-MATCH = {
-    "name": "recognition",
-    "practice": "auto",
-    "attention_checks": "",
-    "n_identities": "",
-    "presentation": "side_by_side",
-    "exposure_ms": "1500",
-    "confidence": "y",
-}
-
-
-def rate_form(scales: list[dict], **fields) -> dict:
-    """Return the posted fields of a rate block with these scale rows."""
-    data = {
-        "name": "impressions",
-        "practice": "auto",
-        "attention_checks": "2",
-        "n_identities": "",
-        **fields,
-    }
-    for i, scale in enumerate(scales):
-        for key, value in scale.items():
-            data[f"scales-{i}-{key}"] = value
-    return data
-
-
-TRUST = {
-    "key": "trust",
-    "question": "How much do you trust this person?",
-    "low_anchor": "Not at all",
-    "high_anchor": "Completely",
-    "min": "1",
-    "max": "7",
-}
+from tests.researcher.helpers import MATCH, TRUST, block_id, blocks, rate_form
 
 
 @pytest.mark.parametrize(
@@ -84,7 +33,8 @@ def test_attention_checks_are_read_as_positions_or_a_count(text, value):
 @pytest.mark.parametrize("text", ["three", "3, x", "-1", "2 checkz", "1.5"])
 def test_unreadable_attention_checks_say_how_to_write_them(text):
     with pytest.raises(
-        ValueError, match="write positions such as 3, 12 or a count such as 2 checks"
+        ValueError,
+        match="write positions separated by commas, such as 3, 12, or a count such as 2 checks",
     ):
         parse_attention_checks(text)
 
@@ -105,7 +55,10 @@ def test_add_a_block_with_the_tasks_defaults(app, team, owner_client):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"name": "recognition", "task": "rate"}, "Another block is called &#39;recognition&#39;."),
+        (
+            {"name": "recognition", "task": "rate"},
+            "Another block is called &#39;recognition&#39;; choose another name.",
+        ),
         ({"name": "", "task": "rate"}, "Give the block a name."),
         ({"name": "<b>x</b>", "task": "rate"}, "Use letters, digits, spaces"),
         ({"name": "ok", "task": "dance"}, "Not a valid choice."),
@@ -153,15 +106,52 @@ def test_configure_a_sequential_match_block(app, team, owner_client):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"exposure_ms": "50"}, "exposure_ms must be an integer from 200 to 10000, got 50"),
-        ({"exposure_ms": "ten"}, "Not a valid integer value."),
-        ({"attention_checks": "a, b"}, "write positions such as 3, 12"),
-        ({"attention_checks": "0"}, "attention_checks positions start at 1"),
-        ({"attention_checks": "4, 4"}, "attention_checks lists position 4 more than once"),
-        ({"n_identities": "1"}, "n_identities must be an integer of at least 4"),
-        ({"presentation": "upside_down"}, "Not a valid choice."),
-        ({"practice": "maybe"}, "Not a valid choice."),
-        ({"name": "impressions"}, "Another block is called"),
+        (
+            {"exposure_ms": "50"},
+            "Exposure must be a whole number between 200 and 10,000 ms; you wrote 50.",
+        ),
+        (
+            {"exposure_ms": "ten"},
+            "Exposure must be a whole number between 200 and 10,000 ms; you wrote &#39;ten&#39;.",
+        ),
+        (
+            {"attention_checks": "a, b"},
+            "Attention checks: write positions separated by commas, such as 3, 12",
+        ),
+        (
+            {"attention_checks": "0"},
+            "Attention checks: positions start at 1 (the first trial after the practice); you"
+            " wrote 0.",
+        ),
+        ({"attention_checks": "4, 4"}, "Attention checks: position 4 is listed more than once."),
+        (
+            {"n_identities": "1"},
+            "Identities shown must be at least 4 (2 shown real and 2 shown AI), or empty to show"
+            " every identity; you wrote 1.",
+        ),
+        (
+            {"n_identities": "many"},
+            "Identities shown must be at least 4 (2 shown real and 2 shown AI), or empty to show"
+            " every identity; you wrote &#39;many&#39;.",
+        ),
+        (
+            {"n_identities": "5"},
+            "Identities shown must be an even number, so that as many are shown real as AI; you"
+            " wrote 5.",
+        ),
+        (
+            {"presentation": "upside_down"},
+            "Presentation: choose side by side or sequential; you wrote &#39;upside_down&#39;.",
+        ),
+        (
+            {"practice": "maybe"},
+            "Practice trial: choose when this block runs first, yes or no; you wrote"
+            " &#39;maybe&#39;.",
+        ),
+        (
+            {"name": "impressions"},
+            "Another block is called &#39;impressions&#39;; choose another name.",
+        ),
     ],
 )
 def test_match_settings_reject_bad_input(app, team, owner_client, fields, message):
@@ -207,13 +197,39 @@ def test_rate_scales_are_added_edited_and_removed(app, team, owner_client):
 @pytest.mark.parametrize(
     ("scales", "message"),
     [
-        ([{**TRUST, "key": "same"}], "scales[0].key &#39;same&#39; is reserved"),
-        ([{**TRUST, "key": "Trust Me"}], "scales[0].key must be a snake_case name"),
-        ([TRUST, TRUST], "scales use the key &#39;trust&#39; more than once"),
-        ([{**TRUST, "min": "5", "max": "3"}], "scales[0] must run from min to a larger max"),
-        ([{**TRUST, "question": ""}], "scales[0].question must be non-empty text"),
-        ([{**TRUST, "remove": "y"}], "scales must be a non-empty list"),
-        ([{**TRUST, "max": "seven"}], "Not a valid integer value."),
+        (
+            [{**TRUST, "key": "same"}],
+            "The key of scale 1 cannot be &#39;same&#39;: the names same, confidence, choice,"
+            " source, attention are taken by the tasks&#39; own answers.",
+        ),
+        (
+            [{**TRUST, "key": "Trust Me"}],
+            "The key of scale 1 must start with a lower-case letter and use only lower-case"
+            " letters, digits and _ (at most 32 characters), e.g. trust; you wrote &#39;Trust"
+            " Me&#39;.",
+        ),
+        (
+            [TRUST, TRUST],
+            "Scale 2 uses the key &#39;trust&#39; like scale 1: each scale needs its own key.",
+        ),
+        (
+            [{**TRUST, "min": "5", "max": "3"}],
+            "The highest value of scale 1 must be above its lowest (5); you wrote 3.",
+        ),
+        (
+            [{**TRUST, "min": "1", "max": "200"}],
+            "The scale 1 may have at most 101 points; from 1 to 200 it has 200.",
+        ),
+        (
+            [{**TRUST, "question": ""}],
+            "Write the question of scale 1, the one participants answer.",
+        ),
+        ([{**TRUST, "remove": "y"}], "Give at least one rating scale (a key and a question)."),
+        (
+            [{**TRUST, "max": "seven"}],
+            "The highest value of scale 1 must be a whole number between -1,000 and 1,000; you"
+            " wrote &#39;seven&#39;.",
+        ),
     ],
 )
 def test_rate_scales_reject_bad_input(app, team, owner_client, scales, message):
@@ -237,8 +253,9 @@ def test_choose_and_detect_blocks(app, team, owner_client):
     empty = owner_client.post(
         f"{url}/{choose}", data={**common, "name": "preference", "question": ""}
     )
-    assert empty.status_code == 400 and "question must be non-empty text" in empty.get_data(
-        as_text=True
+    assert (
+        empty.status_code == 400
+        and "Write the question participants are asked." in empty.get_data(as_text=True)
     )
     ok = owner_client.post(
         f"{url}/{choose}", data={**common, "name": "preference", "question": "Whom would you hire?"}

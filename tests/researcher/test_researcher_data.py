@@ -177,3 +177,63 @@ def test_the_audit_log_shows_who_did_what(app, team, owner_client):
     assert (
         "study.closed" in viewer_page and "127.0.0.1" not in viewer_page
     )  # addresses for owners only
+
+
+def set_public_id(app, public_id: str, new: str) -> None:
+    """Give a participant another opaque id (ids are random: one starting with '-' is rare)."""
+    with app.app_context():
+        participant = db.session.scalar(
+            sa.select(Participant).where(Participant.public_id == public_id)
+        )
+        participant.public_id = new
+        db.session.commit()
+
+
+def test_the_lookup_takes_an_id_as_exported_or_as_the_monitor_shows_it(
+    app, team, owner_client, taker
+):
+    exported_id = "-AbC_123xyz-456789ABCd"
+    set_public_id(app, taker, exported_id)
+    # The export writes it with the injection guard's apostrophe; the monitor its first 8.
+    trials_csv = owner_client.post(f"/r/studies/{team.study_id}/exports/trials.csv")
+    assert f"'{exported_id}" in trials_csv.get_data(as_text=True)
+    monitor = owner_client.get(f"/r/studies/{team.study_id}/monitor").get_data(as_text=True)
+    assert f"<code>{exported_id[:8]}</code>" in monitor
+    for typed in (
+        exported_id,
+        f"'{exported_id}",
+        f"  '{exported_id} ",
+        f'"\'{exported_id}"',
+        exported_id[:8],
+        exported_id[:12],
+    ):
+        response = lookup(owner_client, team.study_id, public_id=typed)
+        assert response.status_code == 200, typed
+        assert exported_id in response.get_data(as_text=True)
+    # Fewer characters than the monitor shows, or characters of no id, find no one.
+    for typed in (exported_id[:5], "'zzzzzzzzzz"):
+        assert lookup(owner_client, team.study_id, public_id=typed).status_code == 404
+
+
+def test_a_short_id_that_starts_two_ids_asks_for_more(app, team, owner_client, taker):
+    with app.app_context():
+        study = db.session.get(Study, team.study_id)
+        other = start_participant(study, recruitment=Recruitment("prolific", "aaaa1111", {}))
+        db.session.commit()
+        other_id = other.public_id
+    set_public_id(app, taker, "SAMEstartAAAAAAAAAAAAA")
+    set_public_id(app, other_id, "SAMEstartBBBBBBBBBBBBB")
+    response = lookup(owner_client, team.study_id, public_id="SAMEstart")
+    assert response.status_code == 400
+    assert "Several participants&#39; ids start with SAMEstart; give more of the id" in (
+        response.get_data(as_text=True)
+    )
+    assert lookup(owner_client, team.study_id, public_id="SAMEstartB").status_code == 200
+
+
+def test_deleting_a_participant_needs_the_whole_id(app, team, owner_client, taker):
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/participants/{taker[:8]}/delete",
+        data={"reason": "withdrawal request"},
+    )
+    assert response.status_code == 404

@@ -85,29 +85,73 @@ def test_save_stores_canonical_json_and_its_hash(app, team, owner_client):
     # Saving again replaces the plan (not frozen yet).
     owner_client.post(f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "alpha": "0.01"})
     assert stored(app, team.study_id).plan["alpha"] == 0.01
+    # The prior scale of the Bayes factors: √2/2 unless given, and shown on the page.
+    assert prereg.plan["bayes_rscale"] == pytest.approx(2**0.5 / 2, rel=1e-15)
+    owner_client.post(
+        f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "bayes_rscale": "1"}
+    )
+    assert stored(app, team.study_id).plan["bayes_rscale"] == 1.0
+    page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
+    assert 'name="bayes_rscale"' in page and 'value="1.0"' in page
+    owner_client.post(f"/r/studies/{team.study_id}/preregistration", data=PLAN)
+    page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
+    assert 'placeholder="0.7071 (√2/2)"' in page and 'value="0.7071' not in page
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"alpha": "0.7"}, "alpha: must be between 0 and 0.5"),
-        ({"alpha": "lots"}, "Not a valid float value."),
+        ({"alpha": "0"}, "Alpha must be a number more than 0 and at most 0.5; you wrote 0."),
+        ({"alpha": "0.7"}, "Alpha must be a number more than 0 and at most 0.5; you wrote 0.7."),
+        (
+            {"alpha": "lots"},
+            "Alpha must be a number more than 0 and at most 0.5; you wrote &#39;lots&#39;.",
+        ),
         ({"alpha": ""}, "Give alpha, e.g. 0.05."),
-        ({"bounds-0-low": "0.2"}, "equivalence_bounds.trust: need low &lt; 0 &lt; high"),
-        ({"bounds-0-high": ""}, "equivalence_bounds.trust: give both a lower and an upper bound"),
+        (
+            {"bounds-0-low": "0.2"},
+            "The lower bound must be a number between -1,000,000 and 0; you wrote 0.2.",
+        ),
+        ({"bounds-0-low": "0"}, "The lower bound must be below 0; you wrote 0."),
+        ({"bounds-0-high": "0"}, "The upper bound must be above 0; you wrote 0."),
+        ({"bounds-0-high": ""}, "Give both a lower and an upper bound for trust."),
         (
             {"bounds-1-outcome": "trust", "bounds-1-low": "-1", "bounds-1-high": "1"},
-            "bounds are given twice",
+            "Bounds 2 are for trust, like bounds 1: give one pair of bounds per outcome.",
         ),
         (
             {"hypotheses-0-outcome": "detection_accuracy"},
-            "outcome &#39;detection_accuracy&#39; is not measured",
+            "Hypothesis 1: &#39;detection_accuracy&#39; is not measured by this study&#39;s blocks",
         ),
-        ({"hypotheses-1-outcome": "trust"}, "outcome &#39;trust&#39; has more than one hypothesis"),
+        (
+            {"hypotheses-1-outcome": "trust"},
+            "Hypothesis 2 is about trust, like hypothesis 1: give one hypothesis per outcome.",
+        ),
         ({"hypotheses-0-direction": "sideways"}, "Not a valid choice."),
-        ({"primary_outcomes": ["choice_real"]}, "outcome &#39;choice_real&#39; is not measured"),
-        ({"min_median_rt_ms": "-5"}, "exclusions.min_median_rt_ms: must be &gt;= 0"),
-        ({"target_n": "0"}, "target_n: expected a positive integer"),
+        (
+            {"primary_outcomes": ["choice_real"]},
+            "Primary outcome &#39;choice_real&#39; is not measured by this study&#39;s blocks",
+        ),
+        (
+            {"min_median_rt_ms": "-5"},
+            "The median response time limit must be a number between 0 and 60,000 ms; you wrote"
+            " -5.",
+        ),
+        (
+            {"target_n": "0"},
+            "The target number of participants must be a whole number between 1 and 1,000,000; "
+            "you wrote 0.",
+        ),
+        (
+            {"bayes_rscale": "0"},
+            "The prior scale r of the Bayes factors must be a number more than 0 and at most 100;"
+            " you wrote 0.",
+        ),
+        (
+            {"bayes_rscale": "-1"},
+            "The prior scale r of the Bayes factors must be a number more than 0 and at most 100;"
+            " you wrote -1.",
+        ),
         ({"correction": "bonferroni"}, "Not a valid choice."),
     ],
 )
@@ -176,3 +220,18 @@ def test_viewers_read_the_plan_but_cannot_save_it(app, team, owner_client):
     page = viewer.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
     assert "AI headshots are trusted less" in page and "Save plan" not in page
     assert viewer.post(f"/r/studies/{team.study_id}/preregistration", data=PLAN).status_code == 403
+
+
+def test_the_plan_can_make_the_ordinal_mixed_model_primary(app, team, owner_client):
+    page = owner_client.get(f"/r/studies/{team.study_id}/preregistration").get_data(as_text=True)
+    assert 'value="clmm"' in page
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "rating_model": "clmm"}
+    )
+    assert response.status_code == 302
+    assert stored(app, team.study_id).plan["rating_model"] == "clmm"
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/preregistration", data={**PLAN, "rating_model": "anova"}
+    )
+    assert response.status_code == 400
+    assert stored(app, team.study_id).plan["rating_model"] == "clmm"

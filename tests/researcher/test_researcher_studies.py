@@ -164,9 +164,25 @@ def test_markdown_is_previewed_safely_and_not_saved(app, team, owner_client):
         ({"completion_url": "http://example.org/done"}, "Give a full https:// address"),
         ({"completion_url": "javascript:alert(1)"}, "Give a full https:// address"),
         ({"completion_code": "has space"}, "Use letters, digits"),
-        ({"target_n": "0"}, "Give a number from 1 to 1,000,000."),
-        ({"target_n": "many"}, "Not a valid integer value."),
-        ({"n_lists": "0"}, "Give a number from 1 to 24."),
+        (
+            {"target_n": "0"},
+            "The target number of participants must be a whole number between 1 and 1,000,000; "
+            "you wrote 0.",
+        ),
+        (
+            {"target_n": "many"},
+            "The target number of participants must be a whole number between 1 and 1,000,000; "
+            "you wrote &#39;many&#39;.",
+        ),
+        (
+            {"n_lists": "0"},
+            "Counterbalancing lists must be a whole number between 1 and 24; you wrote 0.",
+        ),
+        (
+            {"n_lists": "3"},
+            "Counterbalancing lists must be a multiple of 2 because the study has match, rate or "
+            "detect blocks",
+        ),
         ({"assign_by": "whoever"}, "Not a valid choice."),
         ({"consent_text": "x" * 20001}, "20000 characters"),
     ],
@@ -177,6 +193,109 @@ def test_edit_rejects_bad_input(app, team, owner_client, fields, message):
     assert message in response.get_data(as_text=True)
     study = study_row(app, team.study_id)
     assert (study.slug, study.consent_text, study.title) == ("trust", "", "Trust in headshots")
+
+
+def test_edit_shows_every_error_at_once_and_keeps_what_was_typed(app, team, owner_client):
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/edit",
+        data={**EDIT, "title": "", "n_lists": "3", "slug": "other", "consent_text": "Typed"},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Give the study a title." in page
+    assert "Counterbalancing lists must be a multiple of 2" in page
+    assert "Another study uses the link name" in page
+    errors = re.findall(r'<ul class="field-errors"[^>]*>(.*?)</ul>', page, re.S)
+    assert len(errors) == 3 and not any("n_lists" in e or "slug" in e for e in errors)
+    assert re.search(r">\s*Typed</textarea>", page) and 'value="3"' in page
+    assert study_row(app, team.study_id).n_lists == 2
+
+
+# --- the automatic return at the end (survey/ending.py) ---------------------------------------
+
+
+def test_the_automatic_return_is_off_until_a_delay_is_given(app, team, owner_client):
+    page = owner_client.get(f"/r/studies/{team.study_id}/edit").get_data(as_text=True)
+    assert "Send participants back automatically after (seconds)" in page
+    assert 'name="return_redirect_s" type="number" value=""' in page
+    assert owner_client.post(f"/r/studies/{team.study_id}/edit", data=EDIT).status_code == 302
+    assert "return_redirect_s" not in (study_row(app, team.study_id).settings or {})
+
+    on = {**EDIT, "return_redirect_s": "30"}
+    assert owner_client.post(f"/r/studies/{team.study_id}/edit", data=on).status_code == 302
+    assert study_row(app, team.study_id).settings["return_redirect_s"] == 30
+    page = owner_client.get(f"/r/studies/{team.study_id}/edit").get_data(as_text=True)
+    assert 'name="return_redirect_s" type="number" value="30"' in page
+    with app.app_context():
+        event = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "study.edit").order_by(AuditEvent.id)
+        ).all()[-1]
+        assert event.detail["fields"] == ["return_redirect_s"]
+
+    off = {**EDIT, "return_redirect_s": ""}
+    assert owner_client.post(f"/r/studies/{team.study_id}/edit", data=off).status_code == 302
+    assert "return_redirect_s" not in study_row(app, team.study_id).settings
+
+
+def test_the_automatic_return_keeps_the_other_study_settings(app, team, owner_client):
+    with app.app_context():
+        db.session.execute(
+            sa.update(Study)
+            .where(Study.id == team.study_id)
+            .values(settings={"demographics": False})
+        )
+        db.session.commit()
+    on = {**EDIT, "return_redirect_s": "5"}
+    assert owner_client.post(f"/r/studies/{team.study_id}/edit", data=on).status_code == 302
+    assert study_row(app, team.study_id).settings == {"demographics": False, "return_redirect_s": 5}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"return_redirect_s": "4"}, "between 5 and 120 seconds; you wrote 4."),
+        ({"return_redirect_s": "121"}, "between 5 and 120 seconds; you wrote 121."),
+        ({"return_redirect_s": "-10"}, "between 5 and 120 seconds; you wrote -10."),
+        ({"return_redirect_s": "2.5"}, "Not a valid integer value."),
+        ({"return_redirect_s": "soon"}, "Not a valid integer value."),
+        (
+            {"return_redirect_s": "30", "completion_url": ""},
+            "An automatic return needs a completion link",
+        ),
+    ],
+)
+def test_a_bad_return_delay_is_refused_next_to_its_field(app, team, owner_client, fields, message):
+    response = owner_client.post(f"/r/studies/{team.study_id}/edit", data={**EDIT, **fields})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    errors = re.search(
+        r'<ul class="field-errors" id="return_redirect_s-errors">(.*?)</ul>', page, re.S
+    )
+    assert errors and message in errors.group(1)
+    study = study_row(app, team.study_id)
+    assert study.consent_text == "" and "return_redirect_s" not in (study.settings or {})
+
+
+@pytest.mark.parametrize("value", [4, 121, "30", 2.5, True])
+def test_a_definition_with_a_bad_return_delay_creates_nothing(app, team, owner_client, value):
+    definition = owner_client.get(f"/r/studies/{team.study_id}/definition.json").get_json()
+    definition["study"]["settings"] = {"return_redirect_s": value}
+    before = count(app, Study)
+    response = owner_client.post("/r/studies/import", data={"text": json.dumps(definition)})
+    assert response.status_code == 400
+    assert "study.settings.return_redirect_s" in response.get_data(as_text=True)
+    assert count(app, Study) == before
+
+
+def test_a_definition_carries_the_return_delay(app, team, owner_client):
+    on = {**EDIT, "return_redirect_s": "45"}
+    assert owner_client.post(f"/r/studies/{team.study_id}/edit", data=on).status_code == 302
+    definition = owner_client.get(f"/r/studies/{team.study_id}/definition.json").get_json()
+    assert definition["study"]["settings"]["return_redirect_s"] == 45
+    imported = owner_client.post("/r/studies/import", data={"text": json.dumps(definition)})
+    assert imported.status_code == 302
+    new_id = int(imported.location.rsplit("/", 1)[1])
+    assert study_row(app, new_id).settings["return_redirect_s"] == 45
 
 
 def test_open_study_keeps_its_link_and_lists(app, team, owner_client):
@@ -262,8 +381,14 @@ def test_the_state_cycle_freezes_the_design_once(app, team, owner_client):
 
 def test_the_overview_state_buttons_post_one_state_each(app, team, owner_client):
     page = owner_client.get(f"/r/studies/{team.study_id}").get_data(as_text=True)
+    # Opening is asked on a confirmation page first, which posts the one state.
+    link = re.search(r'href="(/r/studies/\d+/state\?to=open)"', page).group(1)
+    confirm = owner_client.get(link)
+    assert confirm.status_code == 200 and study_row(app, team.study_id).state == "draft"
+    page = confirm.get_data(as_text=True)
+    assert "Open the study to participants?" in page and "The design" in page
     form = re.search(
-        r'<form[^>]*action="/r/studies/\d+/state">(.*?)</form>', page, re.DOTALL
+        r'<form[^>]*action="/r/studies/\d+/state"[^>]*>(.*?)</form>', page, re.DOTALL
     ).group(1)
     fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form)
     assert [name for name, _v in fields].count("state") == 1

@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 from survey.extensions import db
 from survey.media import storage
 from survey.models import Image
-from tests.security.conftest import fingerprint
+from tests.security.helpers import fingerprint
 
 pytestmark = pytest.mark.slow
 

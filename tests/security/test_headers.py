@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from survey import create_app
 from survey.security import CONTENT_SECURITY_POLICY
-from tests.security.conftest import (
+from tests.security.helpers import (
     active_content,
     build_url,
     csrf_token,

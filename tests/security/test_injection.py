@@ -25,7 +25,7 @@ from survey.models import (
     Study,
     Trial,
 )
-from tests.security.conftest import build_url, fingerprint, participant_client, routes, url_values
+from tests.security.helpers import build_url, fingerprint, participant_client, routes, url_values
 
 SQL = [
     "' OR 1=1 --",

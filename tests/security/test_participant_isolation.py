@@ -14,7 +14,7 @@ from survey.extensions import db
 from survey.models import Image, Participant, Response, Study, Trial, new_public_id
 from survey.participant.routes import COOKIE
 from survey.participant.starting import start_participant
-from tests.security.conftest import fingerprint, make_world, participant_client, participant_with
+from tests.security.helpers import fingerprint, make_world, participant_client, participant_with
 
 
 def start(app, world) -> str:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, Study
-from tests.security.conftest import build_url, participant_client, routes, url_values
+from tests.security.helpers import build_url, participant_client, routes, url_values
 
 EVIL = [
     "https://evil.example/",
@@ -149,12 +149,36 @@ def test_the_debrief_links_the_researchers_https_link(app, world):
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert 'href="https://app.prolific.com/submissions/complete?cc=C1A2B3"' in text
-    assert "data-redirect-after" in text
+    assert "data-redirect-after" not in text and 'http-equiv="refresh"' not in text
+
+
+def test_the_debrief_refreshes_only_to_the_researchers_https_link(app, world):
+    complete(app, world, "https://app.prolific.com/submissions/complete?cc=C1A2B3")
+    with app.app_context():
+        db.session.execute(
+            sa.update(Study)
+            .where(Study.id == world.study_id)
+            .values(settings={"return_redirect_s": 20})
+        )
+        db.session.commit()
+    text = participant_client(app, world).get(f"/s/{world.slug}/done").get_data(as_text=True)
+    assert (
+        '<meta http-equiv="refresh" content="20; '
+        'url=https://app.prolific.com/submissions/complete?cc=C1A2B3">'
+    ) in text
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "http://evil.example/", "//evil.example/"])
 def test_the_debrief_never_links_a_stored_non_https_link(app, world, url):
     complete(app, world, url)
+    with app.app_context():
+        # Even with the automatic return asked for, a bad link is never followed.
+        db.session.execute(
+            sa.update(Study)
+            .where(Study.id == world.study_id)
+            .values(settings={"return_redirect_s": 20})
+        )
+        db.session.commit()
     page = participant_client(app, world).get(f"/s/{world.slug}/done")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
@@ -162,6 +186,7 @@ def test_the_debrief_never_links_a_stored_non_https_link(app, world, url):
         "evil.example" not in text
         and "javascript:" not in text
         and "data-redirect-after" not in text
+        and 'http-equiv="refresh"' not in text
     )
 
 

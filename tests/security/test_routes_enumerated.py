@@ -17,7 +17,7 @@ from survey.models import Report
 from survey.participant import csrf as participant_csrf
 from survey.researcher.access import ROLE_RANK
 from tests.findings.support import simulate
-from tests.security.conftest import (
+from tests.security.helpers import (
     STATE_CHANGING,
     build_url,
     csrf_token,
@@ -80,8 +80,18 @@ ROLE_TABLE = {
     ("researcher.block_edit", "GET"): ("viewer", "read"),
     ("researcher.block_add", "POST"): ("editor", "write"),
     ("researcher.block_save", "POST"): ("editor", "write"),
+    # Deletions ask on a confirmation page (GET) first; design parts can be undone.
+    ("researcher.block_delete", "GET"): ("editor", "write"),
     ("researcher.block_delete", "POST"): ("editor", "write"),
+    ("researcher.undo_delete", "POST"): ("editor", "write"),
+    ("researcher.forget_delete", "POST"): ("editor", "write"),
     ("researcher.block_move", "POST"): ("editor", "write"),
+    ("researcher.questions", "GET"): ("viewer", "read"),
+    ("researcher.question_add", "POST"): ("editor", "write"),
+    ("researcher.question_edit", "GET"): ("viewer", "read"),
+    ("researcher.question_save", "POST"): ("editor", "write"),
+    ("researcher.question_move", "POST"): ("editor", "write"),
+    ("researcher.question_delete", "POST"): ("editor", "write"),
     ("researcher.study_definition", "GET"): ("viewer", "read"),
     ("researcher.study_delete", "GET"): ("owner", "write"),
     ("researcher.study_delete", "POST"): ("owner", "write"),
@@ -89,6 +99,8 @@ ROLE_TABLE = {
     ("researcher.study_duplicate", "POST"): ("editor", "write"),
     ("researcher.study_edit", "GET"): ("editor", "write"),
     ("researcher.study_edit", "POST"): ("editor", "write"),
+    # The confirmation page of opening, closing or archiving, then the POST that does it.
+    ("researcher.study_state", "GET"): ("editor", "write"),
     ("researcher.study_state", "POST"): ("editor", "write"),
     ("researcher.exports", "GET"): ("viewer", "read"),
     # A download; with recruitment ids asked for it is personal (see PERSONAL_VARIANTS).
@@ -97,6 +109,7 @@ ROLE_TABLE = {
     ("researcher.member_add", "POST"): ("owner", "write"),
     ("researcher.member_role", "POST"): ("owner", "write"),
     ("researcher.member_author", "POST"): ("owner", "write"),
+    ("researcher.member_remove", "GET"): ("owner", "write"),
     ("researcher.member_remove", "POST"): ("owner", "write"),
     ("researcher.monitor", "GET"): ("viewer", "read"),
     ("researcher.monitor_json", "GET"): ("viewer", "read"),
@@ -107,11 +120,15 @@ ROLE_TABLE = {
     ("researcher.simulated_delete", "POST"): ("owner", "write"),
     ("researcher.preregistration", "GET"): ("viewer", "read"),
     ("researcher.preregistration_save", "POST"): ("editor", "write"),
+    ("researcher.preregistration_freeze", "GET"): ("editor", "write"),
     ("researcher.preregistration_freeze", "POST"): ("editor", "write"),
+    ("researcher.sample_size", "GET"): ("viewer", "read"),
     ("researcher.stimuli", "GET"): ("viewer", "read"),
     ("researcher.stimuli_upload_zip", "POST"): ("editor", "write"),
     ("researcher.stimuli_upload_image", "POST"): ("editor", "write"),
+    ("researcher.stimuli_delete_identity", "GET"): ("editor", "write"),
     ("researcher.stimuli_delete_identity", "POST"): ("editor", "write"),
+    ("researcher.stimuli_delete_image", "GET"): ("editor", "write"),
     ("researcher.stimuli_delete_image", "POST"): ("editor", "write"),
     ("findings.report", "GET"): ("viewer", "read"),
     ("findings.figure", "GET"): ("viewer", "read"),

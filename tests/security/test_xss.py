@@ -28,7 +28,7 @@ from survey.models import (
     Trial,
 )
 from survey.participant.starting import start_participant
-from tests.security.conftest import (
+from tests.security.helpers import (
     active_content,
     build_url,
     participant_client,

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from survey.extensions import db
 from survey.models import Researcher, Study
 from tests.findings.support import count_analyses, fill, owner_id, publish_findings
-from tests.security.conftest import active_content
+from tests.security.helpers import active_content
 
 HOSTILE = '"><img src=x onerror=alert(1)><script>xfind</script>{{7*191}}'
 

@@ -5,8 +5,8 @@ of block and trial. A trial keeps what the memory tasks schedule: whether a reco
 identity was studied, the fictional name shown (learn) or studied with (recognise), and the names
 offered for name recall.
 
-Revision ID: 0008_memory
-Revises: 0006_report_charts
+Revision ID: 0010_memory
+Revises: 0009_questions
 Create Date: 2026-12-04 18:30:00
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0008_memory"
-down_revision = "0006_report_charts"
+revision = "0010_memory"
+down_revision = "0009_questions"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,224 @@
+"""Plan the sample size before preregistering: the participants a target power needs, and
+the power curve (a GET form: nothing is stored)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template, request
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, FloatField, IntegerField, RadioField, SelectField
+from wtforms.validators import InputRequired, NumberRange, Optional
+
+from survey.models import Study
+from survey.researcher import bp, planning
+from survey.researcher.access import requires_role
+from survey.researcher.forms import options
+
+
+class SampleSizeForm(FlaskForm):
+    """What the researcher expects, for the sample-size calculation (GET, no token)."""
+
+    class Meta:
+        csrf = False
+
+    source = RadioField(
+        "Start from",
+        choices=options(
+            [
+                ("difference", "A difference and its standard deviation"),
+                ("dz", "A standardised effect size (d_z)"),
+                ("pilot", "This study's data so far (a pilot)"),
+            ]
+        ),
+        default="difference",
+    )
+    effect = FloatField(
+        "Difference to detect (AI minus real)",
+        validators=[Optional()],
+        description="On the rating scale, e.g. −0.3 points of trust: the smallest difference "
+        "that would matter. With a pilot, leave empty to use the pilot's difference.",
+    )
+    sd = FloatField(
+        "Standard deviation of the participants' differences",
+        validators=[Optional()],
+        description="How much a participant's own AI-minus-real difference varies from person "
+        "to person, e.g. 0.9. With a pilot, leave empty to use the pilot's.",
+    )
+    dz = FloatField(
+        "Effect size d_z",
+        validators=[Optional()],
+        description="The difference divided by that standard deviation, e.g. 0.3 (small to "
+        "medium).",
+    )
+    measure = SelectField("Pilot rating scale", choices=[], validate_choice=False)
+    alpha = FloatField(
+        "Alpha",
+        default=0.05,
+        validators=[InputRequired("Give alpha, e.g. 0.05.")],
+        description="The two-sided significance level, between 0 and 0.5.",
+    )
+    target_power = FloatField(
+        "Target power",
+        default=0.8,
+        validators=[InputRequired("Give the power to reach, e.g. 0.8 or 0.9.")],
+        description="The chance of a significant result if the difference is real, e.g. 0.8.",
+    )
+    simulate = BooleanField("Also simulate the mixed model (LMM) — slower, approximate")
+    identities = IntegerField(
+        "Identities each participant sees",
+        default=24,
+        validators=[
+            Optional(),
+            NumberRange(
+                min=2,
+                max=planning.WEB_MAX_IDENTITIES,
+                message=f"Give a whole number from 2 to {planning.WEB_MAX_IDENTITIES}.",
+            ),
+        ],
+        description="For the mixed-model simulation.",
+    )
+
+
+def _check_numbers(form: SampleSizeForm) -> None:
+    """Put range errors beside the fields (alpha, power, and the effect the source needs)."""
+    alpha, target = form.alpha.data, form.target_power.data
+    if alpha is not None and not 0 < alpha <= 0.5:
+        form.alpha.errors.append("Alpha must be above 0 and at most 0.5, e.g. 0.05.")
+    if target is not None and not 0 < target < 1:
+        form.target_power.errors.append("Power must be between 0 and 1, e.g. 0.8.")
+    elif target is not None and alpha is not None and 0 < alpha <= 0.5 and target <= alpha:
+        form.target_power.errors.append("Power must be above alpha.")
+    source = form.source.data
+    if source == "difference":
+        if form.effect.data is None:
+            form.effect.errors.append("Give the difference to detect, e.g. -0.3.")
+        if form.sd.data is None:
+            form.sd.errors.append("Give the standard deviation of the differences, e.g. 0.9.")
+    if source == "dz":
+        if form.dz.data is None:
+            form.dz.errors.append("Give the effect size d_z, e.g. 0.3.")
+        elif form.dz.data == 0:
+            form.dz.errors.append("The effect size must not be 0.")
+        if form.simulate.data:
+            form.simulate.errors.append(
+                "The simulation needs a difference on the rating scale: start from a "
+                "difference and its SD, or from the pilot."
+            )
+    if source in ("difference", "pilot"):
+        if form.effect.data == 0:
+            form.effect.errors.append("The difference must not be 0: nothing finds no difference.")
+        if form.sd.data is not None and not form.sd.data > 0:
+            form.sd.errors.append("The standard deviation must be above 0.")
+
+
+def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
+    """Run the calculation of a valid form; None (with errors on the fields) when it cannot."""
+    from analysis.power import (
+        DEFAULT_COMPONENTS,
+        analytic_curve,
+        components_for_sd,
+        components_from_pilot,
+        sample_size_paired_t,
+    )
+
+    pilot = None
+    if form.source.data == "pilot":
+        try:
+            pilot = planning.pilot_of(trials, form.measure.data or "")
+        except ValueError as err:
+            form.measure.errors.append(f"The pilot cannot be used: {err}.")
+            return None
+    if form.source.data == "dz":
+        effect, sd = form.dz.data, 1.0
+    else:
+        effect = form.effect.data if form.effect.data is not None else pilot.mean_difference
+        sd = form.sd.data if form.sd.data is not None else pilot.sd_difference
+    try:
+        found = sample_size_paired_t(
+            effect, sd, power=form.target_power.data, alpha=form.alpha.data
+        )
+    except ValueError as err:
+        field = form.dz if form.source.data == "dz" else form.effect
+        field.errors.append(f"{str(err)[0].upper()}{str(err)[1:]}.")
+        return None
+    analytic = analytic_curve(effect, sd, planning.curve_numbers(found.n_required), found.alpha)
+    simulated = None
+    components = None
+    if form.simulate.data:
+        n_identities = form.identities.data or (pilot.n_identities if pilot else 24)
+        if pilot is not None:
+            try:
+                components = components_from_pilot(pilot.rows)
+            except ValueError as err:
+                form.simulate.errors.append(f"The pilot's mixed model could not be fitted: {err}.")
+                return None
+        else:
+            try:
+                components = components_for_sd(sd, n_identities, DEFAULT_COMPONENTS)
+            except ValueError as err:
+                form.sd.errors.append(f"For the simulation, {err}.")
+                return None
+        simulated = planning.simulate_lmm(
+            effect, components, found.n_required, n_identities, found.target_power, found.alpha
+        )
+    return {
+        "found": found,
+        "pilot": pilot,
+        "analytic": analytic,
+        "simulated": simulated,
+        "components": components,
+        "chart": planning.chart(
+            analytic, found, simulated.curve if simulated is not None else None
+        ),
+    }
+
+
+@bp.get("/studies/<int:study_id>/preregistration/sample-size")
+@requires_role("viewer")
+def sample_size(study: Study, role: str):
+    """The sample-size form and, once filled, the required n and the power curve."""
+    try:
+        trials = planning.study_trials(study)
+    except ValueError as err:  # data the analysis refuses: plan without a pilot
+        trials, pilot_problem = None, f"This study's data cannot serve as a pilot: {err}"
+    else:
+        pilot_problem = ""
+    measures = planning.rating_measures(trials) if trials is not None and not trials.empty else []
+    form = SampleSizeForm(request.args)
+    if not measures:
+        form.source.choices = [c for c in form.source.choices if c.value != "pilot"]
+    form.measure.choices = options((m, m) for m in measures)
+    prereg = study.preregistration
+    if not request.args:
+        if prereg is not None:
+            form.alpha.data = prereg.plan.get("alpha", 0.05)
+        if measures:
+            form.source.data = "pilot"
+    result, status = None, 200
+    if request.args:
+        valid = form.validate()
+        _check_numbers(form)
+        if valid and not any(f.errors for f in form):
+            result = _calculate(form, trials)
+        if result is None:
+            status = 400
+    return (
+        render_template(
+            "researcher/sample_size.html",
+            study=study,
+            role=role,
+            form=form,
+            result=result,
+            measures=measures,
+            form_has_errors=any(f.errors for f in form),
+            pilot_problem=pilot_problem,
+            limits={
+                "sims": planning.WEB_SIMS,
+                "points": planning.WEB_POINTS,
+                "seconds": planning.WEB_SECONDS,
+                "trials": planning.WEB_MAX_TRIALS,
+            },
+        ),
+        status,
+    )

@@ -1,0 +1,196 @@
+"""The study's questions: write, edit, reorder and delete them while the study is a draft.
+
+Every change locks the study's row and checks, under the lock and in the writing
+transaction, that the study is still a draft (`require_questions_editable`).
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length
+
+from survey import audit
+from survey.extensions import db
+from survey.models import Study, StudyQuestion
+from survey.questions import KIND_LABELS, KINDS, check_code, clean_spec, describe, spec_as_form
+from survey.researcher import bp
+from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
+from survey.researcher.service import move_question, require_questions_editable
+
+SPEC_FIELDS = ("options", "min", "max", "anchors", "max_length")
+
+
+class QuestionForm(FlaskForm):
+    """One question: its code, text, kind, whether it must be answered, and the kind's settings."""
+
+    code = StringField(
+        "Short code",
+        validators=[InputRequired(message="Give the question a short code, such as age_band.")],
+        description="Names the question's column in participants.csv, e.g. age_band.",
+    )
+    text = StringField(
+        "Question",
+        validators=[
+            InputRequired(message="Write the question participants read."),
+            Length(max=500, message="A question has at most 500 characters."),
+        ],
+    )
+    kind = SelectField("Kind", choices=[SelectChoice(k, KIND_LABELS[k]) for k in KINDS])
+    required = BooleanField("Participants must answer it")
+    options = TextAreaField(
+        "Options (multiple choice and checkboxes)",
+        description="One per line: a label, or a short value, “=” and the label "
+        "(prefer_not_to_say = Prefer not to say).",
+    )
+    min = StringField("Lowest point or smallest number", description="Rating scale or number.")
+    max = StringField("Highest point or largest number", description="Rating scale or number.")
+    anchors = TextAreaField(
+        "Labelled points (rating scale)",
+        description="One per line: a point, “=” and its label (1 = Not at all).",
+    )
+    max_length = StringField("Longest answer in characters (short text)", default="200")
+
+
+def _question(study: Study, question_id: int) -> StudyQuestion:
+    """Return a question of this study, or 404."""
+    question = db.session.get(StudyQuestion, question_id)
+    if question is None or question.study_id != study.id:
+        abort(404)
+    return question
+
+
+def _can_edit(study: Study, role: str) -> bool:
+    return ROLE_RANK[role] >= ROLE_RANK["editor"] and study.state == "draft"
+
+
+def _page(study: Study, role: str, form: QuestionForm, editing=None, status: int = 200):
+    return (
+        render_template(
+            "researcher/questions.html",
+            study=study,
+            role=role,
+            can_edit=_can_edit(study, role),
+            form=form,
+            editing=editing,
+            kind_labels=KIND_LABELS,
+            describe=describe,
+        ),
+        status,
+    )
+
+
+def _validate(form: QuestionForm, study: Study, except_id: int | None) -> dict | None:
+    """Return the question's fields, or None with every error put next to its field."""
+    valid = form.validate_on_submit()
+    code = (form.code.data or "").strip()
+    taken = {q.code for q in study.questions if q.id != except_id}
+    if code and (problem := check_code(code, taken)):
+        form.code.errors = [*form.code.errors, problem]
+    spec = clean_spec(form.kind.data, {f: form[f].data for f in SPEC_FIELDS})
+    for name, messages in spec.errors.items():
+        target = form[name] if name in SPEC_FIELDS else form.kind
+        target.errors = [*target.errors, *messages]
+    if not valid or spec.errors or form.code.errors:
+        return None
+    return {
+        "code": code,
+        "text": form.text.data.strip(),
+        "kind": form.kind.data,
+        "required": bool(form.required.data),
+        "spec": spec.values,
+    }
+
+
+@bp.get("/studies/<int:study_id>/questions")
+@requires_role("viewer")
+def questions(study: Study, role: str):
+    """List the study's questions in order, with the form to add one."""
+    return _page(study, role, QuestionForm(formdata=None))
+
+
+@bp.post("/studies/<int:study_id>/questions")
+@requires_role("editor")
+def question_add(study: Study, role: str):
+    """Add a question at the end; every error is shown next to its field and nothing is saved."""
+    study = lock_for_change(study)
+    require_questions_editable(study)
+    form = QuestionForm()
+    fields = _validate(form, study, None)
+    if fields is None:
+        return _page(study, role, form, status=400)
+    position = max((q.position for q in study.questions), default=0) + 1
+    db.session.add(StudyQuestion(study=study, position=position, **fields))
+    audit.record("question.add", researcher=current_user, study=study, code=fields["code"])
+    db.session.commit()
+    flash(f"Question {fields['code']} added.", "success")
+    return redirect(url_for("researcher.questions", study_id=study.id), 303)
+
+
+@bp.get("/studies/<int:study_id>/questions/<int:question_id>")
+@requires_role("viewer")
+def question_edit(study: Study, role: str, question_id: int):
+    """Show a question in the form, to edit it in place (the form shows to editors only)."""
+    question = _question(study, question_id)
+    form = QuestionForm(
+        formdata=None,
+        data={
+            "code": question.code,
+            "text": question.text,
+            "kind": question.kind,
+            "required": question.required,
+            **spec_as_form(question.kind, question.spec),
+        },
+    )
+    return _page(study, role, form, editing=question)
+
+
+@bp.post("/studies/<int:study_id>/questions/<int:question_id>")
+@requires_role("editor")
+def question_save(study: Study, role: str, question_id: int):
+    """Save an edited question (its code, text, kind and settings), or show every error."""
+    study = lock_for_change(study)
+    require_questions_editable(study)
+    question = _question(study, question_id)
+    form = QuestionForm()
+    fields = _validate(form, study, question.id)
+    if fields is None:
+        return _page(study, role, form, editing=question, status=400)
+    for name, value in fields.items():
+        setattr(question, name, value)
+    audit.record("question.edit", researcher=current_user, study=study, code=fields["code"])
+    db.session.commit()
+    flash(f"Question {fields['code']} saved.", "success")
+    return redirect(url_for("researcher.questions", study_id=study.id), 303)
+
+
+@bp.post("/studies/<int:study_id>/questions/<int:question_id>/move")
+@requires_role("editor")
+def question_move(study: Study, role: str, question_id: int):
+    """Move a question one place up or down."""
+    direction = request.form.get("direction")
+    if direction not in ("up", "down"):
+        abort(400, description="Move a question up or down.")
+    study = lock_for_change(study)
+    require_questions_editable(study)
+    move_question(study, _question(study, question_id), direction)
+    db.session.commit()
+    return redirect(url_for("researcher.questions", study_id=study.id), 303)
+
+
+@bp.post("/studies/<int:study_id>/questions/<int:question_id>/delete")
+@requires_role("editor")
+def question_delete(study: Study, role: str, question_id: int):
+    """Delete a question; answers already stored under its code stay in the export."""
+    study = lock_for_change(study)
+    require_questions_editable(study)
+    question = _question(study, question_id)
+    code = question.code
+    db.session.delete(question)
+    audit.record("question.delete", researcher=current_user, study=study, code=code)
+    db.session.commit()
+    flash(f"Question {code} deleted.", "success")
+    return redirect(url_for("researcher.questions", study_id=study.id), 303)

@@ -1,0 +1,121 @@
+"""The stimulus gallery with many identities: pages of 24, search, a filter, and deletions that
+come back to the page they started from."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+
+from survey.extensions import db
+from survey.models import Identity, Image, Study, StudyMember
+from survey.storage import key_for
+from tests.helpers import sign_in
+from tests.researcher.helpers import quick_researcher
+
+
+@pytest.fixture
+def crowd(app):
+    """A draft study of 60 identities (P001-P060); every seventh has no probe photo."""
+    owner = quick_researcher(app, "owner@example.org")
+    with app.app_context():
+        study = Study(title="Many faces", slug="many")
+        db.session.add(study)
+        db.session.add(StudyMember(study=study, researcher_id=owner, role="owner"))
+        db.session.flush()
+        for index in range(60):
+            identity = Identity(
+                study=study,
+                code=f"P{index + 1:03d}",
+                gender=("woman", "man")[index % 2],
+                age_band="30-44",
+            )
+            db.session.add(identity)
+            for role, source in (("headshot", "real"), ("headshot", "ai"), ("probe", "photo")):
+                if source == "photo" and index % 7 == 0:
+                    continue
+                sha = hashlib.sha256(f"{index}-{source}".encode()).hexdigest()
+                db.session.add(
+                    Image(
+                        study=study,
+                        identity=identity,
+                        role=role,
+                        source=source,
+                        sha256=sha,
+                        width=60,
+                        height=80,
+                        content_type="image/jpeg",
+                        byte_size=1,
+                        storage_key=key_for(study.id, sha, "jpg", "original"),
+                        display_key=key_for(study.id, sha, "jpg", "display"),
+                    )
+                )
+        db.session.commit()
+        study_id = study.id
+    client = app.test_client()
+    sign_in(client, app, owner)
+    return study_id, client
+
+
+def codes(page: str) -> list[str]:
+    """Return the identity codes the gallery shows, in order."""
+    return re.findall(r'<h3 id="identity-\d+">(P\d{3})</h3>', page)
+
+
+def test_the_gallery_shows_24_identities_a_page(crowd):
+    study_id, client = crowd
+    first = client.get(f"/r/studies/{study_id}/stimuli").get_data(as_text=True)
+    assert codes(first) == [f"P{i:03d}" for i in range(1, 25)]
+    assert re.search(r"60 identities,\s+171 images\.", first) and "Page 1 of 3" in first
+    assert f'href="/r/studies/{study_id}/stimuli?page=2#gallery"' in first
+    last = client.get(f"/r/studies/{study_id}/stimuli?page=3").get_data(as_text=True)
+    assert codes(last) == [f"P{i:03d}" for i in range(49, 61)]
+    # A page past the end shows the last one; a page that is no number, the first.
+    assert codes(client.get(f"/r/studies/{study_id}/stimuli?page=9").get_data(as_text=True)) == (
+        codes(last)
+    )
+    assert codes(client.get(f"/r/studies/{study_id}/stimuli?page=x").get_data(as_text=True))[0] == (
+        "P001"
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("q=p05", [f"P05{i}" for i in range(10)]),
+        ("q=P060", ["P060"]),
+        ("q=%25", []),
+        ("q=_", []),
+        ("q=WOMAN&page=2", [f"P{i:03d}" for i in range(49, 60, 2)]),
+        ("lacking=1", [f"P{i:03d}" for i in range(1, 61, 7)]),
+        ("q=P00&lacking=1", ["P001", "P008"]),
+    ],
+)
+def test_search_and_filter_find_identities(crowd, query, expected):
+    study_id, client = crowd
+    response = client.get(f"/r/studies/{study_id}/stimuli?{query}")
+    assert response.status_code == 200
+    assert codes(response.get_data(as_text=True)) == expected
+
+
+def test_a_deletion_from_a_later_page_comes_back_to_it(app, crowd):
+    study_id, client = crowd
+    page = client.get(f"/r/studies/{study_id}/stimuli?q=P0&page=2").get_data(as_text=True)
+    link = re.search(
+        r'href="(/r/studies/\d+/stimuli/identities/\d+/delete\?back=[^"]+)"', page
+    ).group(1)
+    asked = client.get(link.replace("&amp;", "&")).get_data(as_text=True)
+    back = re.search(r'name="back" value="([^"]+)"', asked).group(1).replace("&amp;", "&")
+    assert back == f"/r/studies/{study_id}/stimuli?q=P0&page=2"
+    identity_id = int(re.search(r"identities/(\d+)/delete", link).group(1))
+    done = client.post(link.split("?")[0], data={"back": back})
+    assert done.status_code == 302 and done.headers["Location"].endswith(back)
+    with app.app_context():
+        assert db.session.get(Identity, identity_id) is None
+    # A back address elsewhere is not followed.
+    other = client.post(
+        re.sub(r"identities/\d+", f"identities/{identity_id + 1}", link.split("?")[0]),
+        data={"back": "https://example.org/"},
+    )
+    assert other.headers["Location"].endswith(f"/r/studies/{study_id}/stimuli")
