@@ -13,6 +13,7 @@ from PIL import Image as PILImage
 from werkzeug.security import generate_password_hash
 
 import survey.demo
+from survey.design import BlockInfo, IdentityInfo
 from survey.extensions import db
 from survey.models import Researcher, Study
 from survey.studies import design_sha256
@@ -153,3 +154,28 @@ def upload_zip(client, study_id: int, data: bytes, name: str = "set.zip"):
         data={"archive": (io.BytesIO(data), name)},
         content_type="multipart/form-data",
     )
+
+
+def make_identities(n: int, descriptors: list[tuple[str, str]] | None = None) -> list[IdentityInfo]:
+    """Return n identities P001.. with both headshots and two probes each."""
+    out = []
+    for k in range(n):
+        gender, age_band = descriptors[k] if descriptors else ("", "")
+        out.append(
+            IdentityInfo(
+                code=f"P{k + 1:03d}",
+                gender=gender,
+                age_band=age_band,
+                headshots={"real": f"real-{k + 1}", "ai": f"ai-{k + 1}"},
+                probes=(f"probe-{k + 1}a", f"probe-{k + 1}b"),
+            )
+        )
+    return out
+
+
+ALL_TASKS = [
+    BlockInfo("recognition", "match", {}),
+    BlockInfo("impressions", "rate", {}),
+    BlockInfo("pairs", "choose", {}),
+    BlockInfo("detection", "detect", {}),
+]

@@ -23,31 +23,8 @@ from survey.design import (
     list_conditions,
     schedule_fingerprint,
 )
+from tests.helpers import ALL_TASKS, make_identities
 
-
-def make_identities(n: int, descriptors: list[tuple[str, str]] | None = None) -> list[IdentityInfo]:
-    """Return n identities P001.. with both headshots and two probes each."""
-    out = []
-    for k in range(n):
-        gender, age_band = descriptors[k] if descriptors else ("", "")
-        out.append(
-            IdentityInfo(
-                code=f"P{k + 1:03d}",
-                gender=gender,
-                age_band=age_band,
-                headshots={"real": f"real-{k + 1}", "ai": f"ai-{k + 1}"},
-                probes=(f"probe-{k + 1}a", f"probe-{k + 1}b"),
-            )
-        )
-    return out
-
-
-ALL_TASKS = [
-    BlockInfo("recognition", "match", {}),
-    BlockInfo("impressions", "rate", {}),
-    BlockInfo("pairs", "choose", {}),
-    BlockInfo("detection", "detect", {}),
-]
 CONDITION_TASKS = ("match", "rate", "detect")
 
 

@@ -22,7 +22,7 @@ from survey.design import (
     memory_roles,
     schedule_fingerprint,
 )
-from tests.test_design import ALL_TASKS, make_identities
+from tests.helpers import ALL_TASKS, make_identities
 
 LABEL = "Your new colleague Dr {name}"
 MEMORY = [

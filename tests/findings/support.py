@@ -22,8 +22,10 @@ import sqlalchemy as sa
 
 from analysis.plan import validate_plan
 from analysis.report import analyse
+from survey.block_settings import validate_block_settings
 from survey.extensions import db
 from survey.findings import service
+from survey.findings.methods import methods_paragraph
 from survey.models import (
     Preregistration,
     Researcher,
@@ -277,3 +279,28 @@ def preregister(app, study_id: int, plan: dict) -> None:
 def publish(client, study_id: int):
     """Publish through the confirmation page."""
     return publish_findings(client, study_id)
+
+
+RESULTS = {"tests": [], "correction": "holm", "alpha": 0.05, "families": []}
+SAMPLE = {"recruited": 10, "included": 10}
+
+
+def paragraph(*blocks: tuple[str, dict], n_identities: int = 8, n_lists: int = 2) -> str:
+    """The methods paragraph of a design of these (task, settings) blocks, defaults filled in."""
+    design = {
+        "n_identities": n_identities,
+        "n_lists": n_lists,
+        "assign_by": "started",
+        "blocks": [
+            {"name": f"b{i}", "task": task, "settings": validate_block_settings(task, settings)}
+            for i, (task, settings) in enumerate(blocks, 1)
+        ],
+    }
+    return methods_paragraph(design, RESULTS, SAMPLE, {})
+
+
+def block_text(text: str, index: int) -> str:
+    """The words of the block numbered `index` in the paragraph."""
+    start = text.index(f"({index}) ")
+    end = text.find(f"; ({index + 1}) ", start)
+    return text[start : end if end >= 0 else text.index(". ", start)]

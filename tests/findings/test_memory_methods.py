@@ -9,7 +9,7 @@ import pytest
 from analysis.io import load
 from analysis.report import analyse
 from survey.findings.methods import methods_paragraph
-from tests.findings.test_methods_settings import block_text, paragraph
+from tests.findings.support import block_text, paragraph
 
 MEMORY = Path(__file__).resolve().parents[1] / "data" / "memory"
 

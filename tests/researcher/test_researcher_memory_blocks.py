@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.researcher.test_researcher_blocks import block_id, blocks
+from tests.researcher.helpers import block_id, blocks
 
 LEARN = {
     "name": "meet",

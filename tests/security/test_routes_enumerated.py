@@ -180,6 +180,11 @@ GET_WRITES = {
         {"report_chart"},
         "stores each figure it draws for the report (a cache keyed by report, deleted with it)",
     ),
+    "participant.trial": (
+        {"trial"},
+        "records when the participant's current trial was first shown (trial.shown_at, once: a "
+        "reload keeps it), the start of the time trials.csv reports",
+    ),
 }
 # Query strings a GET route is also walked with, so that its search or filter runs.
 GET_QUERIES = {
