@@ -578,12 +578,6 @@ def fit_errors(
             f"a multiple of {len(CONDITIONS)} (each identity is shown real in half the lists and "
             "AI in the other half). Change the number of lists in the study's settings first."
         )
-    if task in MEMORY_TASKS and n_lists % MEMORY_CELLS:
-        errors.setdefault("task", []).append(
-            f"The study has {n_lists} counterbalancing lists; learn and recognise blocks need a "
-            f"multiple of {MEMORY_CELLS} (each identity is studied as real, studied as AI and a "
-            "foil equally often). Change the number of lists in the study's settings first."
-        )
     if not n_identities:
         return errors
     shown = n_identities if cap is None else min(cap, n_identities)

@@ -62,9 +62,13 @@ def test_add_and_configure_learn_and_recognise_blocks(app, team, owner_client):
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"exposure_ms": "100"}, "exposure_ms must be an integer from 200 to 10000"),
-        ({"exposure_ms": "soon"}, "Not a valid integer value."),
-        ({"label": "Dr Ortiz"}, "label must hold {name} once"),
+        (
+            {"exposure_ms": "100"},
+            "Exposure must be a whole number between 200 and 10,000 ms, or empty to let "
+            "participants continue when ready; you wrote 100.",
+        ),
+        ({"exposure_ms": "soon"}, "or empty to let participants continue when ready; you wrote"),
+        ({"label": "Dr Ortiz"}, "Name label: write {name} once, where the person"),
     ],
 )
 def test_learn_settings_reject_bad_input(app, team, owner_client, fields, message):
