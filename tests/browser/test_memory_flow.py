@@ -26,7 +26,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 EXPOSURE_MS = 600
-SHOTS = "/tmp/likeness-memory-shots"
 
 
 @pytest.fixture
@@ -73,7 +72,6 @@ def test_learn_filler_recognise_stores_what_was_answered(
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     given: dict[int, dict[str, str]] = {}
     phases: list[str] = []
-    shot = 0
     try:
         page.goto(f"{live_server}/s/demo")
         page.click("#agree")
@@ -90,9 +88,6 @@ def test_learn_filler_recognise_stores_what_was_answered(
                 label = page.locator(".stimulus figcaption").inner_text()
                 assert label.startswith("Your new colleague Dr ")
                 assert page.locator("fieldset[data-question] input").first.is_disabled()
-                if not phases or phases[-1] != task:
-                    page.screenshot(path=f"{SHOTS}-{viewport['width']}-{shot}-learn.png")
-                    shot += 1
                 page.locator("form[data-trial][data-shown]").wait_for(timeout=5000)
                 assert not page.locator(".stimulus").is_visible()
             else:
@@ -117,9 +112,6 @@ def test_learn_filler_recognise_stores_what_was_answered(
                         names = page.locator("fieldset[data-question=names]")
                         assert names.is_visible() is (choice["value"] == "1")
                 if answers.get("old") == "1":
-                    if task == "recognise" and "name" not in {n for a in given.values() for n in a}:
-                        page.screenshot(path=f"{SHOTS}-{viewport['width']}-{shot}-names.png")
-                        shot += 1
                     value = rng.choice(["1", "2", "3", "4"])
                     answers["name"] = value
                     page.click(f'label.choice:has(input[name="name"][value="{value}"])')

@@ -247,13 +247,14 @@ def build_study(app, client, demo: int, design: dict) -> int:
         if prereg is not None:
             db.session.delete(prereg)
             db.session.commit()
-    form.update(n_lists=str(design["n_lists"]), assign_by=design["assign_by"], target_n="")
-    assert client.post(f"/r/studies/{study_id}/edit", data=form).status_code == 302
     for identity in identities[design["n_identities"] :]:
         response = client.post(f"/r/studies/{study_id}/stimuli/identities/{identity}/delete")
         assert response.status_code == 302
     for block in blocks:
         assert client.post(f"/r/studies/{study_id}/blocks/{block}/delete").status_code == 302
+    # The lists change once the demo's blocks are gone: they hold the lists to what they need.
+    form.update(n_lists=str(design["n_lists"]), assign_by=design["assign_by"], target_n="")
+    assert client.post(f"/r/studies/{study_id}/edit", data=form).status_code == 302
     for task, fields in design["blocks"]:
         response = client.post(
             f"/r/studies/{study_id}/blocks", data={"name": fields["name"], "task": task}
