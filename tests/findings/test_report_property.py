@@ -105,7 +105,11 @@ def scale_rows(draw) -> list[dict]:
 @st.composite
 def block_forms(draw, task: str, index: int, n_ids: int) -> dict:
     """A block's settings form as a researcher fills it in."""
-    cap = draw(st.one_of(st.none(), st.integers(_least(task), n_ids + 2)))
+    # A cap the workspace accepts: at most the study's identities, even where half are shown
+    # real and half AI (a cap that does not fit is refused when saved).
+    cap = draw(st.one_of(st.none(), st.integers(_least(task), n_ids)))
+    if cap is not None and task in CONDITION_TASKS and cap % 2:
+        cap -= 1
     n_trials = n_ids if cap is None else min(cap, n_ids)
     form = {
         "name": draw(st.sampled_from(["block", "Block", "b_", "task-"])) + f"{index + 1}",
