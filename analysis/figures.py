@@ -69,6 +69,9 @@ def axis_label(outcome: Outcome) -> str:
         "choice_real": "Share choosing the real photograph (% of pairs)",
         "detection_accuracy": "AI-detection accuracy (% correct)",
         "detection_d_prime": "AI-detection sensitivity d′ (z units)",
+        "memory_hit_rate": "Memory hit rate (% of studied people said 'met before')",
+        "memory_d_prime": "Memory sensitivity d′ (z units)",
+        "memory_criterion": "Memory response criterion c (z units)",
     }.get(outcome.name, f"{outcome.label} (units of the outcome)")
 
 
@@ -356,10 +359,16 @@ def _paired_spec(results: dict, outcome: Outcome, scores: pd.DataFrame) -> Figur
     return FigureSpec(f"paired_{outcome.name}", title, alt, draw)
 
 
-def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
-    """d' and criterion by condition, two panels of paired values."""
+def _sdt_spec(
+    results: dict,
+    scores: pd.DataFrame,
+    names: tuple[str, str] = ("d_prime", "criterion"),
+    spec_name: str = "sdt",
+) -> FigureSpec:
+    """d' and criterion by condition, two panels of paired values (recognition or memory)."""
+    memory = names[0] == "memory_d_prime"
     parts = []
-    for name in ("d_prime", "criterion"):
+    for name in names:
         outcome = FIXED_OUTCOMES[name]
         within = within_intervals(paired_wide(scores, name, "participant"))
         count = len(paired_wide(scores, name, "participant"))
@@ -368,19 +377,31 @@ def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
             f"AI {_within_text(within, 'ai', 1, count)}; "
             f"{_difference(results, outcome)}"
         )
-    n = len(paired_wide(scores, "d_prime", "participant"))
-    title = "Recognition sensitivity (d′) and criterion (c) by condition"
+    n = len(paired_wide(scores, names[0], "participant"))
+    if memory:
+        title = "Memory sensitivity (d′) and criterion (c) by how people were met"
+        meaning = (
+            "Higher d′ means better telling people met in the study phase (in their real "
+            "photograph or their AI headshot) from people never shown, in new photos; higher c "
+            "means answering 'met before' more cautiously. Both conditions share the "
+            "participant's false-alarm rate on the people never shown."
+        )
+    else:
+        title = "Recognition sensitivity (d′) and criterion (c) by condition"
+        meaning = (
+            "Higher d′ means better telling the same person from a different one; higher c "
+            "means answering 'same person' more cautiously."
+        )
     alt = (
-        f"{title}, {n} participants. " + " ".join(parts) + " Higher d′ means better telling "
-        "the same person from a different one; higher c means answering 'same person' more "
-        "cautiously. Grey lines join each participant's values; diamonds with bars are means "
-        "with 95% within-participant confidence intervals (Cousineau–Morey)."
+        f"{title}, {n} participants. " + " ".join(parts) + f" {meaning} Grey lines join each "
+        "participant's values; diamonds with bars are means with 95% within-participant "
+        "confidence intervals (Cousineau–Morey)."
     )
 
     def draw() -> Figure:
         fig = Figure(figsize=(9.6, 4.8), layout="constrained")
         axes = fig.subplots(1, 2)
-        for ax, name in zip(axes, ("d_prime", "criterion"), strict=True):
+        for ax, name in zip(axes, names, strict=True):
             _style(ax)
             _draw_paired(ax, results, FIXED_OUTCOMES[name], scores)
             ax.axhline(0, color=OKABE_ITO["black"], linewidth=0.8)
@@ -391,7 +412,7 @@ def _sdt_spec(results: dict, scores: pd.DataFrame) -> FigureSpec:
         _within_note(fig)
         return fig
 
-    return FigureSpec("sdt", title, alt, draw)
+    return FigureSpec(spec_name, title, alt, draw)
 
 
 def _reference_spec(
@@ -532,8 +553,9 @@ def report_figures(
     Returns
     -------
     list of FigureSpec
-        ``paired_<outcome>`` for every rating scale and recognition accuracy, ``sdt`` (d' and
-        c), ``choice_real``, ``detection`` (accuracy and d' against chance) and
+        ``paired_<outcome>`` for every rating scale, recognition accuracy and memory hit rate,
+        ``sdt`` (d' and c), ``memory_sdt`` (memory d' and c by encoding condition),
+        ``choice_real``, ``detection`` (accuracy and d' against chance) and
         ``identities_<outcome>`` for each paired outcome measured per trial; each with its title
         and alt text. Outcomes without data are left out.
     """
@@ -545,6 +567,12 @@ def report_figures(
             specs.append(_paired_spec(results, outcome, participant_scores))
     if "d_prime" in names and "criterion" in names:
         specs.append(_sdt_spec(results, participant_scores))
+    if "memory_d_prime" in names and "memory_criterion" in names:
+        specs.append(
+            _sdt_spec(
+                results, participant_scores, ("memory_d_prime", "memory_criterion"), "memory_sdt"
+            )
+        )
     if "choice_real" in names:
         specs.append(
             _reference_spec(

@@ -218,6 +218,13 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
     name = outcome.name
     if test.get("method") == "glmm":
         often = "less" if lower else "more"
+        if name == "memory_hit_rate":
+            return (
+                f"People met in an AI headshot were recognised in a new photo {often} often "
+                "than people met in a real photograph: the log-odds of saying 'met before' "
+                f"were {'lower' if lower else 'higher'} by {fixed(abs(estimate), digits)} "
+                f"(odds ratio {math.exp(estimate):.2f})"
+            )
         lead = (
             f"With AI headshots, people were recognised correctly {often} often than with "
             "real photographs"
@@ -260,6 +267,23 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
             return (
                 f"Recognition sensitivity (d') was {'lower' if lower else 'higher'} with AI "
                 f"headshots than with real photographs {size}"
+            )
+        if name == "memory_hit_rate":
+            return (
+                f"People met in an AI headshot were later recognised {'less' if lower else 'more'}"
+                f" often than people met in a real photograph, {size}"
+            )
+        if name == "memory_d_prime":
+            return (
+                f"Memory sensitivity (d') was {'lower' if lower else 'higher'} for people met in"
+                f" an AI headshot than for people met in a real photograph {size}"
+            )
+        if name == "memory_criterion":
+            style = "readily" if lower else "cautiously"
+            return (
+                f"The memory criterion (c) was {'lower' if lower else 'higher'} for people met in"
+                f" an AI headshot than in a real photograph {size}: participants answered 'met"
+                f" before' more {style}"
             )
         if name == "criterion":
             style = "readily" if lower else "cautiously"

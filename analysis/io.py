@@ -46,19 +46,25 @@ TRIAL_COLUMNS = (
 # Columns added to the contract later: read when present, derived when absent (older exports).
 # `simulated` (1: a participant simulated by the platform) is 0 when absent; the web report
 # reads the tables without simulated participants unless asked to include them.
-DERIVED_TRIAL_COLUMNS = ("rt_flag", "simulated")
+# `studied` (recognise rows: 1 for a person met in the learn block, 0 for a foil) follows from
+# the condition (a target's is the condition it was studied in, a foil's is empty).
+DERIVED_TRIAL_COLUMNS = ("rt_flag", "simulated", "studied")
 # TRIAL_DETAIL_COLUMNS (analysis.vocabulary: what each trial showed, where and when) follow
-# `simulated`: checked when present, empty text when absent (older exports); never analysed.
+# `studied`: checked when present, empty text when absent (older exports); never analysed.
 # A time of trials.csv: ISO 8601 in UTC with a Z, to the second or a fraction of it.
 ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
-TASKS = ("match", "rate", "choose", "detect")
+TASKS = ("match", "rate", "choose", "detect", "learn", "recognise")
 CONDITIONS = ("real", "ai")
 STATUSES = ("completed", "partial")
 TASK_MEASURES = {
     "match": ("same", "confidence"),
     "choose": ("choice", "confidence"),
     "detect": ("source", "confidence"),
+    "learn": ("seen", "orienting"),
+    "recognise": ("old", "confidence", "name"),
 }
+# The orienting question of a learn block is answered on this scale.
+ORIENTING_RANGE = (1, 5)
 DEFAULT_CONFIDENCE_RANGE = (1, 5)
 RATING_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _PSYCHDS_DATA = re.compile(r"^study-.+_data\.csv$")
@@ -526,13 +532,14 @@ def validate_trials(
         "measure",
         lambda v: (
             f"unknown measure {v!r} for this task (match: same, confidence; choose: "
-            "choice; detect: source, confidence; rate: a rating-scale key)"
+            "choice; detect: source, confidence; rate: a rating-scale key; learn: seen, "
+            "orienting; recognise: old, confidence, name)"
         ),
     )
 
     data = ~attention
     check.check(data & (t["identity"] == ""), "identity", lambda v: "identity is empty")
-    needs_condition = data & t["task"].isin(["match", "rate", "detect"])
+    needs_condition = data & t["task"].isin(["match", "rate", "detect", "learn"])
     check.check(
         needs_condition & ~t["condition"].isin(CONDITIONS),
         "condition",
@@ -558,14 +565,46 @@ def validate_trials(
     )
     check.check(~is_match.isin(["", "0", "1"]), "is_match", lambda v: f"{v!r} is not 0, 1 or empty")
     check.check(match_rows & (t["probe"] == ""), "probe", lambda v: "probe is empty on a match row")
+    recognise_rows = data & (t["task"] == "recognise")
+    studied = t["condition"].isin(CONDITIONS).astype(int).astype(str).where(recognise_rows, "")
+    if "studied" in t.columns:
+        given_studied = t["studied"].str.strip()
+        check.check(
+            ~given_studied.isin(["", "0", "1"]),
+            "studied",
+            lambda v: f"{v!r} is not 0, 1 or empty",
+        )
+        check.check(
+            given_studied.isin(["", "0", "1"]) & (given_studied != studied),
+            "studied",
+            lambda v: (
+                f"studied={v!r} disagrees with the condition (recognise rows: 1 when the "
+                "condition is real or ai, 0 when it is empty; empty on other tasks)"
+            ),
+        )
 
     value = t["value"].str.strip()
     number = _integers(value)
-    binary = data & measure.eq("same")
+    binary = data & measure.isin(["same", "old"])
     check.check(
-        binary & ~value.isin(["0", "1"]),
+        binary & measure.eq("same") & ~value.isin(["0", "1"]),
         "value",
         lambda v: f"same must be 1 (same person) or 0, got {v!r}",
+    )
+    check.check(
+        binary & measure.eq("old") & ~value.isin(["0", "1"]),
+        "value",
+        lambda v: f"old must be 1 (met before) or 0, got {v!r}",
+    )
+    check.check(
+        data & measure.eq("seen") & (value != "1"),
+        "value",
+        lambda v: f"seen must be 1, got {v!r}",
+    )
+    check.check(
+        data & measure.eq("name") & (value == ""),
+        "value",
+        lambda v: "name is empty",
     )
     categorical = data & measure.isin(["choice", "source"])
     check.check(
@@ -575,10 +614,12 @@ def validate_trials(
     )
     value_number = pd.Series(np.nan, index=t.index)
     value_number[binary] = number[binary]
-    scaled = data & ((measure == "confidence") | is_rating)
+    scaled = data & ((measure == "confidence") | (measure == "orienting") | is_rating)
     for key in measure[scaled].unique():
         rows = scaled & (measure == key)
-        default = DEFAULT_CONFIDENCE_RANGE if key == "confidence" else DEFAULT_RATING_RANGE
+        default = {"confidence": DEFAULT_CONFIDENCE_RANGE, "orienting": ORIENTING_RANGE}.get(
+            key, DEFAULT_RATING_RANGE
+        )
         low, high = ranges.get(key, default)
         check.check(
             rows & (number.isna() | (number < low) | (number > high)),
@@ -591,7 +632,7 @@ def validate_trials(
     t["value"] = value
 
     correct = t["correct"].str.strip()
-    scored = (data & measure.isin(["same", "source"])) | attention
+    scored = (data & measure.isin(["same", "source", "old", "name"])) | attention
     check.check(
         scored & ~correct.isin(["0", "1"]),
         "correct",
@@ -607,6 +648,12 @@ def validate_trials(
         & (correct != same_ok),
         "correct",
         lambda v: f"correct={v} disagrees with same == is_match on this row",
+    )
+    old_ok = (value == studied).astype(int).astype(str)
+    check.check(
+        recognise_rows & measure.eq("old") & correct.isin(["0", "1"]) & (correct != old_ok),
+        "correct",
+        lambda v: f"correct={v} disagrees with old == studied on this row",
     )
     source_rows = data & measure.eq("source") & t["condition"].isin(CONDITIONS)
     source_ok = (value == t["condition"]).astype(int).astype(str)
@@ -657,6 +704,7 @@ def validate_trials(
     t["correct"] = pd.to_numeric(correct, errors="coerce").astype(float)
     t["rt_ms"] = rt
     t["rt_flag"] = derived_flag
+    t["studied"] = pd.to_numeric(studied, errors="coerce").astype(float)
     t["value_number"] = value_number.astype(float)
     # The same column order whichever columns the file had.
     detail = list(TRIAL_DETAIL_COLUMNS)

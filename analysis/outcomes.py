@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.sdt import detect_sdt, match_sdt
+from analysis.sdt import detect_sdt, match_sdt, memory_sdt
 from analysis.vocabulary import (
     FIXED_MEASURES,
     FIXED_OUTCOMES,
+    MEMORY_OUTCOMES,
     Outcome,
     rating_outcome,
 )
@@ -35,6 +36,8 @@ def study_outcomes(trials: pd.DataFrame, scale_ranges: dict | None = None) -> li
         found.append(FIXED_OUTCOMES["choice_real"])
     if "detect" in tasks and (data["measure"] == "source").any():
         found += [FIXED_OUTCOMES[k] for k in ("detection_accuracy", "detection_d_prime")]
+    if "recognise" in tasks and (data["measure"] == "old").any():
+        found += [FIXED_OUTCOMES[k] for k in MEMORY_OUTCOMES]
     return found
 
 
@@ -45,7 +48,9 @@ def trial_scores(trials: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``participant``, ``identity``, ``condition`` ("" for choose) and ``value``: the rating,
-        ``correct`` (recognition and detection accuracy) or 1 when the real headshot was chosen.
+        ``correct`` (recognition and detection accuracy), 1 when the real headshot was chosen,
+        or (memory hit rate) 1 when a studied person was said to be met before, on the
+        targets alone, by the condition they were studied in.
 
     Raises
     ------
@@ -62,6 +67,13 @@ def trial_scores(trials: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
     elif outcome.name == "detection_accuracy":
         rows = data[(data["task"] == "detect") & (data["measure"] == "source")]
         value = rows["correct"]
+    elif outcome.name == "memory_hit_rate":
+        rows = data[
+            (data["task"] == "recognise")
+            & (data["measure"] == "old")
+            & data["condition"].isin(["real", "ai"])
+        ]
+        value = rows["value_number"]
     elif outcome.name == "choice_real":
         rows = data[(data["task"] == "choose") & (data["measure"] == "choice")]
         value = (rows["value"] == "real").astype(float)
@@ -120,10 +132,11 @@ def unit_scores(
             .reset_index()
         )
     else:
-        table = match_sdt(trials, unit) if outcome.task == "match" else detect_sdt(trials, unit)
+        sdt = {"match": match_sdt, "detect": detect_sdt, "recognise": memory_sdt}[outcome.task]
+        table = sdt(trials, unit)
         if "condition" not in table:
             table["condition"] = ""
-        column = "criterion" if outcome.name == "criterion" else "d_prime"
+        column = "criterion" if outcome.name.endswith("criterion") else "d_prime"
         scores = table.assign(value=table[column], n_trials=table["n_signal"] + table["n_noise"])
         scores = scores.loc[scores["value"].notna(), [unit, "condition", "value", "n_trials"]]
     return scores.rename(columns={unit: "unit"}).reset_index(drop=True)

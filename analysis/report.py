@@ -29,7 +29,7 @@ from analysis.plan import (
     validate_models,
     validate_plan,
 )
-from analysis.sdt import detect_sdt, match_sdt
+from analysis.sdt import detect_sdt, match_sdt, memory_sdt
 from analysis.vocabulary import FAMILY_LABELS
 
 # Families of tests corrected together, in report order, with what each one asks.
@@ -117,6 +117,8 @@ class _Collector:
 
 def _estimate_label(outcome: Outcome, method: str) -> str:
     """What the estimate of a test is, in words."""
+    if method == "glmm" and outcome.name == "memory_hit_rate":
+        return "AI minus real (log-odds of saying a studied person was met before)"
     if method == "glmm":
         return "AI minus real (log-odds of a correct answer)"
     if method == "clmm":
@@ -247,8 +249,12 @@ def _mixed_tests(
         )
         return None
     rows = rows[rows["condition"].isin(["ai", "real"])]
-    # Named as in trials.csv, so the formula in results.json reads as lme4 would fit it.
-    dv = "value" if outcome.kind == "rating" else "correct"
+    # Named as in trials.csv (or, for the memory test's hits, as the R script names it), so
+    # the formula in results.json reads as lme4 would fit it.
+    if outcome.kind == "rating":
+        dv = "value"
+    else:
+        dv = "said_old" if outcome.name == "memory_hit_rate" else "correct"
     try:
         fit = mixed.FAMILIES[method].fit(
             rows.rename(columns={"value": dv}), dv=dv, slopes=SLOPES[models["random"]]
@@ -400,6 +406,33 @@ def _detection_by_participant(data: pd.DataFrame, correction: str, alpha: float)
     return table
 
 
+def _memory_summary(data: pd.DataFrame, table: pd.DataFrame) -> dict[str, Any]:
+    """The memory test at a glance: hits by encoding condition, false alarms, d' and c.
+
+    Means over participants of their rates (raw) and of their d' and c (log-linear corrected),
+    per condition the person was studied in; the false-alarm rate is one per participant (foils
+    were never studied), so it is taken once per participant.
+    """
+    rows = data[(data["task"] == "recognise") & (data["measure"] == "old")]
+    foils = rows[~rows["condition"].isin(["real", "ai"])]
+    per_participant_fa = foils.groupby("participant")["value_number"].mean()
+    conditions = {}
+    for condition in ("real", "ai"):
+        cells = table[(table["condition"] == condition) & table["d_prime"].notna()]
+        conditions[condition] = {
+            "n_participants": len(cells),
+            "hit_rate": float(cells["hit_rate"].mean()) if len(cells) else None,
+            "d_prime": float(cells["d_prime"].mean()) if len(cells) else None,
+            "criterion": float(cells["criterion"].mean()) if len(cells) else None,
+        }
+    return {
+        "conditions": conditions,
+        "false_alarm_rate": float(per_participant_fa.mean()) if len(per_participant_fa) else None,
+        "n_targets": int(rows["condition"].isin(["real", "ai"]).sum()),
+        "n_foils": len(foils),
+    }
+
+
 def _correct(tests: list[dict], correction: str) -> None:
     """Fill p_adjusted and correction within each family."""
     for family in FAMILIES:
@@ -549,7 +582,8 @@ def analyse(
     outcomes = study_outcomes(kept, data.scale_ranges)
     if not outcomes:
         warnings.append(
-            "the data hold no analysable outcome (no match, rate, choose or detect trials)"
+            "the data hold no analysable outcome (no match, rate, choose, detect or recognise"
+            " trials)"
         )
     missing = sorted(preregistered - {o.name for o in outcomes})
     for name in missing:
@@ -618,7 +652,7 @@ def analyse(
             )
         if mixed_models and (
             outcome.kind == "rating"
-            or outcome.name in ("recognition_accuracy", "detection_accuracy")
+            or outcome.name in ("recognition_accuracy", "detection_accuracy", "memory_hit_rate")
         ):
             rows = trial_scores(kept, outcome)
             fit = _mixed_tests(tests, outcome, rows, random_effects, models)
@@ -673,6 +707,13 @@ def analyse(
     if any(o.task == "detect" for o in outcomes):
         sdt_tables["sdt_detect"] = detect_sdt(kept)
         warnings.extend(_sdt_warnings(sdt_tables["sdt_detect"], "detection d'", "participant"))
+    memory = None
+    if any(o.task == "recognise" for o in outcomes):
+        sdt_tables["sdt_memory"] = memory_sdt(kept)
+        warnings.extend(
+            _sdt_warnings(sdt_tables["sdt_memory"], "memory d'", "participant-condition")
+        )
+        memory = _memory_summary(kept, sdt_tables["sdt_memory"])
     detection = None
     if any(o.name == "detection_accuracy" for o in outcomes):
         detection = _detection_by_participant(kept, correction, alpha)
@@ -719,6 +760,8 @@ def analyse(
     }
     if detection is not None:
         results["detection_by_participant"] = _records(detection)
+    if memory is not None:
+        results["memory"] = memory
     clean = _json_ready(results, "results", warnings)
     clean["warnings"] = list(warnings)
 

@@ -23,7 +23,13 @@ TRIAL_ROWS = {
         'd$task == "choose" & d$measure == "choice"',
         'as.numeric(rows$value == "real")',
     ),
+    # Memory hits: said "met before" (old = 1) to the people studied, by encoding condition.
+    "memory_hit_rate": (
+        'd$task == "recognise" & d$measure == "old" & d$condition %in% c("real", "ai")',
+        "num(rows$value)",
+    ),
 }
+MEMORY_SDT = ("memory_d_prime", "memory_criterion")
 
 PRELUDE = r"""# Needs R >= 4.0 with lme4 and lmerTest: install.packages(c("lme4", "lmerTest"))
 # and, for the ordinal mixed models (CLMM) of ratings, ordinal: install.packages("ordinal")
@@ -111,6 +117,13 @@ sdt <- function(rows, unit, within) {
                criterion = if (ok) -0.5 * (qnorm(h) + qnorm(f)) else NA)
   }))
   out
+}
+# Memory: a target's condition is the one it was studied in; foils (never studied, empty
+# condition) give each condition of a unit its one false-alarm rate.
+memory_cells <- function(rows) {
+  foils <- rows[rows$signal == 0, ]
+  rbind(rows[rows$signal == 1, ], transform(foils, condition = "real"),
+        transform(foils, condition = "ai"))
 }
 sdt_paired <- function(cells, measure) {
   cells <- cells[!is.na(cells[[measure]]), ]
@@ -340,10 +353,17 @@ def _outcome_rows(name: str, tests: list[dict]) -> str:
     """R lines that build `rows` (participant, identity, condition, value) of one outcome."""
     if name in TRIAL_ROWS:
         selection, value = TRIAL_ROWS[name]
-        # The GLMM in results.json names the 0/1 score as trials.csv does: `correct`.
+        # The GLMM in results.json names the 0/1 score as trials.csv does: `correct` (the
+        # memory test's hits: `said_old`).
+        response = "said_old" if name == "memory_hit_rate" else "correct"
+        text = f"sel <- {selection}\nrows <- d[sel, ]\nrows <- rows_of(sel, {value})\n"
+        return text + f"rows${response} <- rows$value\n"
+    if name in MEMORY_SDT:
         return (
-            f"sel <- {selection}\nrows <- d[sel, ]\nrows <- rows_of(sel, {value})\n"
-            "rows$correct <- rows$value\n"
+            'rows <- d[d$task == "recognise" & d$measure == "old", ]\n'
+            "rows <- memory_cells(data.frame(participant = rows$participant, identity = "
+            "rows$identity, condition = rows$condition, signal = as.numeric(rows$condition %in% "
+            'c("real", "ai")), yes = num(rows$value)))\n'
         )
     if name in ("d_prime", "criterion", "detection_d_prime"):
         task, measure = ("match", "same") if name != "detection_d_prime" else ("detect", "source")
@@ -368,6 +388,9 @@ def _scores(name: str, level: str, paired: bool) -> str:
     """R expression of the unit scores of an outcome at a level."""
     if name in ("d_prime", "criterion"):
         return f'sdt_paired(sdt(rows, "{level}", "condition"), "{name}")'
+    if name in MEMORY_SDT:
+        column = "d_prime" if name == "memory_d_prime" else "criterion"
+        return f'sdt_paired(sdt(rows, "{level}", "condition"), "{column}")'
     if name == "detection_d_prime":
         return f'sdt_single(sdt(rows, "{level}", NULL), "d_prime")'
     return f'{"paired_means" if paired else "unit_means"}(rows, "{level}")'

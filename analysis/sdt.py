@@ -271,3 +271,34 @@ def detect_sdt(trials: pd.DataFrame, subject: str = "participant") -> pd.DataFra
         is_ai=(rows["condition"] == "ai").astype(float),
     )
     return sdt_table(rows, "response", "is_ai", subject=subject, within=None)
+
+
+def memory_sdt(trials: pd.DataFrame, subject: str = "participant") -> pd.DataFrame:
+    """Memory (recognise block) d' and c per subject and encoding condition.
+
+    Signal = a studied identity (a target), yes = "met before" (measure ``old`` = 1). Targets
+    are split by the condition they were studied in (``condition`` real or ai); foils (empty
+    condition) were never studied, so each condition's false-alarm rate is the subject's one
+    rate over all foils: d'(real) = z(H real) - z(F), d'(ai) = z(H ai) - z(F), with the
+    log-linear correction of `dprime`.
+
+    Returns the columns of `sdt_table` with ``condition``.
+    """
+    rows = trials[
+        (trials["task"] == "recognise")
+        & (trials["measure"] == "old")
+        & (trials["attention_check"] == 0)
+    ]
+    rows = rows.assign(response=rows["value_number"])
+    targets = rows[rows["condition"].isin(["real", "ai"])].assign(studied=1.0)
+    foils = rows[~rows["condition"].isin(["real", "ai"])].assign(studied=0.0)
+    # Each condition's cell holds its targets and every foil of the subject.
+    parts = [targets]
+    for condition in ("ai", "real"):
+        # Only subjects with targets in this condition get a cell (and so its foils).
+        having = set(targets.loc[targets["condition"] == condition, subject])
+        parts.append(foils[foils[subject].isin(having)].assign(condition=condition))
+    cells = pd.concat(parts, ignore_index=True)
+    if cells.empty:
+        cells = rows.assign(studied=pd.Series(dtype=float))
+    return sdt_table(cells, "response", "studied", subject=subject, within="condition")

@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Measures with a fixed meaning; any other measure key on a rate trial is a rating scale.
-FIXED_MEASURES = ("same", "confidence", "choice", "source", "attention")
+FIXED_MEASURES = (
+    "same",
+    "confidence",
+    "choice",
+    "source",
+    "attention",
+    "old",
+    "name",
+    "orienting",
+    "seen",
+)
 DEFAULT_RATING_RANGE = (1, 7)
 # The contract's exclusion rules when no plan names its own.
 DEFAULT_RULES = {
@@ -79,7 +89,18 @@ FIXED_OUTCOMES = {
     "detection_d_prime": Outcome(
         "detection_d_prime", "detect", "sdt", False, 0.0, label="AI-detection sensitivity (d')"
     ),
+    # The memory test (learn then recognise): hits by the condition a person was studied in.
+    "memory_hit_rate": Outcome(
+        "memory_hit_rate", "recognise", "proportion", True, label="memory hit rate"
+    ),
+    "memory_d_prime": Outcome(
+        "memory_d_prime", "recognise", "sdt", True, label="memory sensitivity (d')"
+    ),
+    "memory_criterion": Outcome(
+        "memory_criterion", "recognise", "sdt", True, label="memory response criterion (c)"
+    ),
 }
+MEMORY_OUTCOMES = ("memory_hit_rate", "memory_d_prime", "memory_criterion")
 
 
 def rating_outcome(key: str, scale_ranges: dict | None = None) -> Outcome:

@@ -9,12 +9,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-TASKS = ("match", "rate", "choose", "detect")
+TASKS = ("match", "rate", "choose", "detect", "learn", "recognise")
+# The memory paradigm: study phase, then (after any filler blocks) the test phase.
+MEMORY_TASKS = ("learn", "recognise")
+# Tasks that take the common settings (practice, attention checks, a cap on identities).
+COMMON_TASKS = tuple(t for t in TASKS if t not in MEMORY_TASKS)
 CONDITIONS = ("real", "ai")
 # Tasks that show one version of an identity, so the identity's condition must hold across them.
 CONDITION_TASKS = ("match", "rate", "detect")
 PRESENTATIONS = ("side_by_side", "sequential")
-RESERVED_MEASURES = ("same", "confidence", "choice", "source", "attention")
+RESERVED_MEASURES = (
+    "same",
+    "confidence",
+    "choice",
+    "source",
+    "attention",
+    "old",
+    "name",
+    "orienting",
+    "seen",
+)
 EXPOSURE_MS_RANGE = (200, 10000)
 # A sequential match's phases around the headshot, in ms (0: the phase is left out).
 PHASE_MS_MAX = 5000
@@ -35,6 +49,13 @@ DEFAULT_SCALE = {
     "max": 7,
 }
 DEFAULT_CHOOSE_QUESTION = "Which photo do you trust more?"
+DEFAULT_RECOGNISE_QUESTION = "Have you met this person before?"
+# A label longer than this would not fit under a phone's headshot; names are short.
+LABEL_MAX = 120
+# Recognise trials with name recall offer this many names, one of them right for a target.
+NAME_CHOICES = 4
+# The memory paradigm's cells per list: studied real, studied ai and (twice as many) foils.
+MEMORY_CELLS = 4
 
 _COMMON_DEFAULTS: dict[str, Any] = {"attention_checks": [], "practice": None, "n_identities": None}
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -47,6 +68,12 @@ _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "rate": {"scales": [DEFAULT_SCALE]},
     "choose": {"question": DEFAULT_CHOOSE_QUESTION},
     "detect": {"confidence": True},
+    "learn": {"exposure_ms": 3000, "label": "", "orienting_question": ""},
+    "recognise": {
+        "question": DEFAULT_RECOGNISE_QUESTION,
+        "confidence": True,
+        "name_recall": False,
+    },
 }
 _SCALE_FIELDS = ("key", "question", "low_anchor", "high_anchor", "min", "max")
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -171,13 +198,16 @@ def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> di
     settings = {} if settings is None else settings
     if not isinstance(settings, Mapping):
         raise ValueError(f"settings must be a mapping, got {settings!r}")
-    defaults = {**_COMMON_DEFAULTS, **_TASK_DEFAULTS[task]}
+    common = {} if task in MEMORY_TASKS else _COMMON_DEFAULTS
+    defaults = {**common, **_TASK_DEFAULTS[task]}
     unknown = sorted(str(k) for k in settings if k not in defaults)
     if unknown:
         raise ValueError(
             f"unknown setting {unknown[0]!r} for a {task} block (known: {', '.join(defaults)})"
         )
     out = copy.deepcopy({**defaults, **settings})
+    if task in MEMORY_TASKS:
+        return _check_memory(task, out)
     out["attention_checks"] = _check_attention_checks(out["attention_checks"])
     if out["practice"] is not None:
         _check_bool("practice", out["practice"])
@@ -205,8 +235,37 @@ def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> di
     return out
 
 
+def _check_memory(task: str, out: dict[str, Any]) -> dict[str, Any]:
+    """Check the settings of a learn or recognise block (defaults already filled)."""
+    if task == "learn":
+        low, high = EXPOSURE_MS_RANGE
+        exposure = out["exposure_ms"]
+        if exposure is not None and not (is_int(exposure) and low <= exposure <= high):
+            raise ValueError(
+                f"exposure_ms must be an integer from {low} to {high}, or None for self-paced,"
+                f" got {exposure!r}"
+            )
+        _check_text("label", out["label"], required=False)
+        label = out["label"].strip()
+        if label and (label.count("{name}") != 1 or len(label) > LABEL_MAX):
+            raise ValueError(
+                "label must hold {name} once, where the person's name goes, and at most"
+                f" {LABEL_MAX} characters, got {out['label']!r}"
+            )
+        out["label"] = label
+        _check_text("orienting_question", out["orienting_question"], required=False)
+        out["orienting_question"] = out["orienting_question"].strip()
+    else:
+        _check_text("question", out["question"])
+        _check_bool("confidence", out["confidence"])
+        _check_bool("name_recall", out["name_recall"])
+    return out
+
+
 def min_identities(task: str) -> int:
     """Return how many identities a block of this task needs at least."""
+    if task in MEMORY_TASKS:
+        return MIN_PER_CONDITION * MEMORY_CELLS
     per_condition = len(CONDITIONS) if task in CONDITION_TASKS else 1
     return MIN_PER_CONDITION * per_condition
 
@@ -249,13 +308,13 @@ class SettingRule:
 SETTING_RULES: dict[str, SettingRule] = {
     "practice": SettingRule(
         "Practice trial",
-        TASKS,
+        COMMON_TASKS,
         "choice",
         choices=(None, True, False),
         hint="choose when this block runs first, yes or no",
     ),
-    "attention_checks": SettingRule("Attention checks", TASKS, "attention"),
-    "n_identities": SettingRule("Identities shown", TASKS, "cap"),
+    "attention_checks": SettingRule("Attention checks", COMMON_TASKS, "attention"),
+    "n_identities": SettingRule("Identities shown", COMMON_TASKS, "cap"),
     "presentation": SettingRule(
         "Presentation",
         ("match",),
@@ -263,10 +322,11 @@ SETTING_RULES: dict[str, SettingRule] = {
         choices=PRESENTATIONS,
         hint="choose side by side or sequential",
     ),
+    # A learn block may leave it empty: each headshot stays until the participant continues.
     "exposure_ms": SettingRule(
         "Exposure",
-        ("match",),
-        "int",
+        ("match", "learn"),
+        "exposure",
         low=EXPOSURE_MS_RANGE[0],
         high=EXPOSURE_MS_RANGE[1],
         unit="ms",
@@ -279,15 +339,23 @@ SETTING_RULES: dict[str, SettingRule] = {
             ("isi_ms", "Blank before the probe"),
         )
     },
-    "confidence": SettingRule("Confidence question", ("match", "detect"), "bool"),
-    "question": SettingRule("Question", ("choose",), "text"),
+    "confidence": SettingRule("Confidence question", ("match", "detect", "recognise"), "bool"),
+    "question": SettingRule("Question", ("choose", "recognise"), "text"),
     "scales": SettingRule("Rating scales", ("rate",), "scales"),
+    "label": SettingRule("Name label", ("learn",), "label", high=LABEL_MAX),
+    "orienting_question": SettingRule("Orienting question", ("learn",), "optional_text"),
+    "name_recall": SettingRule("Name recall", ("recognise",), "bool"),
 }
 
 
 def _number(value: Any) -> str:
     """Write a number with thousands separators (10,000), anything else as given."""
     return f"{value:,}" if is_int(value) else str(value)
+
+
+def _and(words: tuple[str, ...]) -> str:
+    """Join words as a sentence lists them: a, b and c."""
+    return " and ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _wrote(value: Any) -> str:
@@ -306,6 +374,46 @@ def _check_int_rule(rule: SettingRule, value: Any) -> list[str]:
             f"{rule.label} must be a whole number between {low} and {high}{unit}; {_wrote(value)}."
         ]
     return []
+
+
+def _check_exposure_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
+    """An integer within the rule's range; a learn block may also leave it empty (self-paced)."""
+    if value is None and task == "learn":
+        return []
+    errors = _check_int_rule(rule, value)
+    if errors and task == "learn":
+        errors[0] = errors[0].replace(";", ", or empty to let participants continue when ready;", 1)
+    return errors
+
+
+def _check_label_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
+    """Empty, or a short text with {name} once, where the person's name goes."""
+    if not isinstance(value, str):
+        return [
+            f"{rule.label}: write a text such as Dr {{name}}, or leave it empty; {_wrote(value)}."
+        ]
+    label = value.strip()
+    if not label:
+        return []
+    errors = []
+    if label.count("{name}") != 1:
+        errors.append(
+            f"{rule.label}: write {{name}} once, where the person's name goes (for example "
+            f"Your new colleague Dr {{name}}); {_wrote(label)}."
+        )
+    if len(label) > LABEL_MAX:
+        errors.append(
+            f"{rule.label}: at most {LABEL_MAX} characters, so that it fits under the photo on a "
+            f"phone; it has {len(label)}."
+        )
+    return errors
+
+
+def _check_optional_text_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
+    """Text, which may be empty."""
+    if isinstance(value, str):
+        return []
+    return [f"{rule.label}: write a question, or leave it empty for none; {_wrote(value)}."]
 
 
 # Bounds that hold before any identity is uploaded (the fit to the block is checked then).
@@ -455,7 +563,8 @@ def setting_errors(task: str, settings: Mapping[str, Any]) -> dict[str, list[str
         return {"task": [f"Choose one of the tasks {', '.join(TASKS)}; {_wrote(task)}."]}
     if not isinstance(settings, Mapping):
         return {"settings": [f"The block's settings cannot be read; {_wrote(settings)}."]}
-    values = {**_COMMON_DEFAULTS, **_TASK_DEFAULTS[task], **settings}
+    common = {} if task in MEMORY_TASKS else _COMMON_DEFAULTS
+    values = {**common, **_TASK_DEFAULTS[task], **settings}
     errors: dict[str, list[str]] = {}
     for name, value in values.items():
         rule = SETTING_RULES.get(name)
@@ -465,7 +574,7 @@ def setting_errors(task: str, settings: Mapping[str, Any]) -> dict[str, list[str
         if task not in rule.tasks:
             errors.setdefault(name, []).append(
                 f"A {task} block has no {rule.label.lower()} setting (only "
-                f"{' and '.join(rule.tasks)} blocks have one)."
+                f"{_and(rule.tasks)} blocks have one)."
             )
             continue
         found: list[str] | dict[str, list[str]]
@@ -501,6 +610,9 @@ def setting_errors(task: str, settings: Mapping[str, Any]) -> dict[str, list[str
 
 
 _CHECKERS: dict[str, Any] = {
+    "exposure": _check_exposure_rule,
+    "label": _check_label_rule,
+    "optional_text": _check_optional_text_rule,
     "attention": _check_attention_rule,
     "cap": _check_cap_rule,
     "scales": _check_scales_rule,

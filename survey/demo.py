@@ -1,4 +1,5 @@
-"""The demo study: a researcher account, 8 drawn identities and all four tasks, open."""
+"""The demo study: a researcher account, 8 drawn identities, a short memory test (learn, then
+recognise) and the four other tasks, open."""
 
 from __future__ import annotations
 
@@ -44,6 +45,23 @@ DEMO_BLOCKS = [
         },
     ),
     ("detection", "detect", {"confidence": True}),
+    # A short memory test: meet four colleagues, then recognise them in new photos. In a real
+    # study it runs before any block that shows the foils' faces (here every face was shown
+    # before, so the question asks about the colleagues met).
+    (
+        "meet",
+        "learn",
+        {"exposure_ms": 3000, "label": "Your new colleague Dr {name}", "orienting_question": ""},
+    ),
+    (
+        "meet again",
+        "recognise",
+        {
+            "question": "Did you meet this person as a new colleague?",
+            "confidence": True,
+            "name_recall": True,
+        },
+    ),
     ("preference", "choose", {"question": "Which photo do you trust more?"}),
 ]
 
@@ -60,6 +78,8 @@ You will see faces and answer one question at a time.
 - **Same person?** Two pictures side by side: do they show the same person?
 - **Impressions:** rate a face on a 1–7 scale.
 - **Real or AI?** Decide whether a picture is a real photograph or AI-generated.
+- **Meet and recognise:** you meet four new colleagues, one photo at a time; then, in new
+  photos, say whether you met each person as a colleague, and their name.
 - **Preference:** pick one of two pictures.
 
 On a keyboard, use **f** / **j** or the number keys. Answer by first impression.
@@ -101,6 +121,8 @@ def seed_demo() -> tuple[Researcher, Study, bool]:
         debrief_text=DEBRIEF,
         completion_code="LIKENESS-DEMO",
         target_n=None,
+        # The memory test rotates each identity through studied-real, studied-AI and foil.
+        n_lists=4,
     )
     db.session.add(study)
     db.session.add(StudyMember(study=study, researcher=researcher, role="owner", is_author=True))

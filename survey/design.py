@@ -17,7 +17,10 @@ from typing import Any
 from survey.block_settings import (
     CONDITION_TASKS,
     CONDITIONS,
+    MEMORY_CELLS,
+    MEMORY_TASKS,
     MIN_PER_CONDITION,
+    NAME_CHOICES,
     TASKS,
     is_int,
     min_identities,
@@ -26,6 +29,22 @@ from survey.block_settings import (
 )
 
 ATTENTION_ANSWERS = {"match": ("1", "0"), "detect": CONDITIONS, "choose": ("left", "right")}
+# Fictional surnames for the learn block's labels: distinct, short, and from many languages.
+# Each studied identity gets a different one (with an initial), drawn from the participant's
+# seed, so no name goes with one face across participants.
+NAME_SURNAMES = (
+    "Ortiz", "Novak", "Okafor", "Lindqvist", "Moreau", "Tanaka", "Haddad", "Kowalski",
+    "Fischer", "Mensah", "Rossi", "Nakamura", "Petrov", "Almeida", "Byrne", "Costa",
+    "Dubois", "Eriksen", "Farouk", "Gallo", "Horvath", "Ivanova", "Jensen", "Kaya",
+    "Larsen", "Molina", "Nguyen", "Oyelaran", "Pereira", "Quinn", "Rahman", "Silva",
+    "Tembo", "Umarov", "Varga", "Walsh", "Xu", "Yilmaz", "Zeller", "Abbott",
+    "Becker", "Chowdhury", "Delgado", "Evans", "Ferreira", "Grant", "Hughes", "Ishikawa",
+    "Jovanovic", "Keller", "Lopez", "Marsh", "Nilsen", "Olsen", "Park", "Reyes",
+    "Sato", "Torres", "Vogel", "Weber",
+)  # fmt: skip
+NAME_INITIALS = "ABCDEFGHJKLMNPRSTW"
+# Roles of identities in a memory study, per list: studied in a condition, or a foil.
+MEMORY_ROLES = ("real", "ai", "foil")
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,13 @@ class TrialSpec:
     is_practice: bool = False
     is_attention: bool = False
     attention_answer: str | None = None
+    # Memory: recognise trials, whether the identity was studied (False for a foil).
+    studied: bool | None = None
+    # Memory: the fictional name shown with the studied headshot (learn), or the name the
+    # identity was studied with (recognise; None for foils and without labels).
+    label: str | None = None
+    # Memory: recognise trials with name recall, the four names offered, in display order.
+    options: tuple[str, ...] = ()
 
 
 class DesignError(ValueError):
@@ -126,6 +152,30 @@ def list_conditions(
     """Return each identity's condition (code -> "real"/"ai") in one list."""
     ordered = design_order(identities)
     return {i.code: condition_for(rank, list_index, n_lists) for rank, i in enumerate(ordered)}
+
+
+def memory_role(rank: int, list_index: int, n_lists: int) -> str:
+    """Return an identity's role in a memory study's list: "real"/"ai" (studied so) or "foil".
+
+    The encoding condition is `condition_for`; the identity is studied when
+    ``rank // 2 + list_index // 2`` is even, so over four lists it is studied real once, studied
+    ai once and a foil twice.
+    """
+    _check_lists(list_index, n_lists, CONDITIONS)
+    if n_lists % MEMORY_CELLS:
+        raise ValueError(
+            f"a memory study needs a multiple of {MEMORY_CELLS} lists, got {n_lists!r}"
+        )
+    condition = condition_for(rank, list_index, n_lists)
+    return condition if (rank // 2 + list_index // 2) % 2 == 0 else "foil"
+
+
+def memory_roles(
+    identities: Iterable[IdentityInfo], list_index: int, n_lists: int
+) -> dict[str, str]:
+    """Return each identity's memory role (code -> "real", "ai" or "foil") in one list."""
+    ordered = design_order(identities)
+    return {i.code: memory_role(rank, list_index, n_lists) for rank, i in enumerate(ordered)}
 
 
 def presentation_order(blocks: Iterable[BlockInfo]) -> list[BlockInfo]:
@@ -248,7 +298,9 @@ def _block_problems(
     block: BlockInfo, settings: dict[str, Any], identities: Sequence[IdentityInfo]
 ) -> list[str]:
     """List problems of one valid block against the identities it would show."""
-    problems = []
+    problems: list[str] = []
+    if block.task in MEMORY_TASKS:
+        return problems  # see _memory_problems
     label = f"Block {block.name!r}"
     if block.task == "match":
         without = sorted(i.code for i in identities if not i.probes)
@@ -308,16 +360,24 @@ def check_design(
                     f"{block.name!r}: a scale rated in several blocks needs one range, so that "
                     "its answers can be analysed together."
                 )
+    problems += _memory_problems(identities, blocks, n_lists)
     with_conditions = any(b.task in CONDITION_TASKS for b in blocks)
     least = max((min_identities(b.task) for b in blocks if b.task in TASKS), default=0)
     if len(identities) < least:
         have = f"{len(identities)} {'identity' if len(identities) == 1 else 'identities'}"
-        need = (
-            f"match, rate and detect blocks need at least {least},"
-            f" {MIN_PER_CONDITION} in each condition of each list"
-            if with_conditions
-            else f"choose blocks need at least {least}"
-        )
+        if any(b.task in MEMORY_TASKS for b in blocks):
+            need = (
+                f"learn and recognise blocks need at least {least}, {MIN_PER_CONDITION} studied"
+                f" as real, {MIN_PER_CONDITION} studied as AI and {2 * MIN_PER_CONDITION} foils"
+                " in each list"
+            )
+        elif with_conditions:
+            need = (
+                f"match, rate and detect blocks need at least {least},"
+                f" {MIN_PER_CONDITION} in each condition of each list"
+            )
+        else:
+            need = f"choose blocks need at least {least}"
         problems.append(f"The study has {have}; {need}.")
     if not (is_int(n_lists) and n_lists >= 1):
         problems.append(
@@ -327,6 +387,59 @@ def check_design(
         problems.append(
             f"The study has {n_lists} lists; match, rate and detect blocks need a multiple of"
             f" {len(CONDITIONS)}, one list per row of the {'/'.join(CONDITIONS)} Latin square."
+        )
+    return problems
+
+
+def _memory_problems(
+    identities: Sequence[IdentityInfo], blocks: Sequence[BlockInfo], n_lists: int
+) -> list[str]:
+    """List problems of a memory design: one learn block, then one recognise block, and so on."""
+    learn = [b for b in blocks if b.task == "learn"]
+    recognise = [b for b in blocks if b.task == "recognise"]
+    if not learn and not recognise:
+        return []
+    problems = []
+    if len(learn) != 1 or len(recognise) != 1:
+        problems.append(
+            f"A memory study needs one learn block and one recognise block; this one has"
+            f" {len(learn)} learn and {len(recognise)} recognise block(s)."
+        )
+        return problems
+    running = [b.name for b in presentation_order(blocks)]
+    if running.index(recognise[0].name) < running.index(learn[0].name):
+        problems.append(
+            f"The recognise block {recognise[0].name!r} must come after the learn block"
+            f" {learn[0].name!r}: the test phase follows the study phase."
+        )
+    without = sorted(i.code for i in identities if not i.probes)
+    if without:
+        problems.append(
+            f"The recognise block {recognise[0].name!r} shows each person in a new photo, but"
+            f" these identities have no probe photo: {', '.join(without)}."
+        )
+    if is_int(n_lists) and n_lists >= 1 and n_lists % MEMORY_CELLS:
+        problems.append(
+            f"The study has {n_lists} lists; learn and recognise blocks need a multiple of"
+            f" {MEMORY_CELLS}, so that every identity is studied as real, studied as AI and a"
+            " foil equally often."
+        )
+    try:
+        learn_settings = validate_block_settings("learn", learn[0].settings)
+        test_settings = validate_block_settings("recognise", recognise[0].settings)
+    except ValueError:
+        return problems  # reported with the block
+    if test_settings["name_recall"] and not learn_settings["label"]:
+        problems.append(
+            f"The recognise block {recognise[0].name!r} asks for names, but the learn block"
+            f" {learn[0].name!r} shows none: give it a label with {{name}}."
+        )
+    studied = (len(identities) + 1) // 2
+    if learn_settings["label"] and studied > len(NAME_SURNAMES):
+        problems.append(
+            f"The learn block {learn[0].name!r} names up to {studied} people, but there are"
+            f" {len(NAME_SURNAMES)} names: use at most {2 * len(NAME_SURNAMES)} identities or"
+            " no label."
         )
     return problems
 
@@ -551,6 +664,63 @@ def _block_trials(
     return out
 
 
+def _memory_names(targets: list[IdentityInfo], seed: int) -> dict[str, str]:
+    """Give each studied identity a different fictional name, drawn from the seed."""
+    rng = random.Random(f"{seed}:memory names")
+    surnames = rng.sample(NAME_SURNAMES, len(targets))
+    return {
+        t.code: f"{rng.choice(NAME_INITIALS)}. {surname}"
+        for t, surname in zip(targets, surnames, strict=True)
+    }
+
+
+def _memory_trials(
+    task: str,
+    settings: dict[str, Any],
+    ordered: list[IdentityInfo],
+    roles: dict[str, str],
+    names: dict[str, str],
+    rng: random.Random,
+) -> list[dict[str, Any]]:
+    """Return the fields of a learn or recognise block's trials in running order."""
+    targets = [i for i in ordered if roles[i.code] != "foil"]
+    if task == "learn":
+        trials = [
+            {
+                "identity": i.code,
+                "condition": roles[i.code],
+                "image": i.headshots[roles[i.code]],
+                "label": names.get(i.code),
+            }
+            for i in targets
+        ]
+        rng.shuffle(trials)
+        return trials
+    trials = []
+    for i in ordered:
+        studied = roles[i.code] != "foil"
+        probe = rng.choice(sorted(i.probes))
+        fields: dict[str, Any] = {
+            "identity": i.code,
+            "condition": roles[i.code] if studied else None,
+            "image": probe,
+            "probe_image": probe,
+            "probe_identity": i.code,
+            "studied": studied,
+            "label": names.get(i.code) if studied else None,
+        }
+        if settings["name_recall"]:
+            others = sorted(n for code, n in names.items() if code != i.code)
+            offered = rng.sample(others, NAME_CHOICES - 1 if studied else NAME_CHOICES)
+            if studied:
+                offered.append(names[i.code])
+            rng.shuffle(offered)
+            fields["options"] = tuple(offered)
+        trials.append(fields)
+    rng.shuffle(trials)
+    return trials
+
+
 def build_schedule(
     identities: Iterable[IdentityInfo],
     blocks: Iterable[BlockInfo],
@@ -576,9 +746,24 @@ def build_schedule(
     conditions: dict[str, str] = {}
     if any(b.task in CONDITION_TASKS for b in running):
         conditions = list_conditions(ordered, list_index, n_lists)
+    roles: dict[str, str] = {}
+    names: dict[str, str] = {}
+    if any(b.task in MEMORY_TASKS for b in running):
+        roles = memory_roles(ordered, list_index, n_lists)
+        (learn,) = [b for b in running if b.task == "learn"]
+        if validate_block_settings("learn", learn.settings)["label"]:
+            names = _memory_names([i for i in ordered if roles[i.code] != "foil"], seed)
     specs: list[TrialSpec] = []
     for index, block in enumerate(running):
         settings = validate_block_settings(block.task, block.settings)
+        if block.task in MEMORY_TASKS:
+            rng = random.Random(f"{seed}:{block.name}")
+            fields = _memory_trials(block.task, settings, ordered, roles, names, rng)
+            specs += [
+                TrialSpec(position=len(specs) + k, block=block.name, task=block.task, **f)
+                for k, f in enumerate(fields, start=1)
+            ]
+            continue
         practice = index == 0 if settings["practice"] is None else settings["practice"]
         # A generator per block, seeded by text (hashed with SHA-512, stable across runs and
         # platforms), keeps each block's draws independent of the blocks before it.
@@ -593,6 +778,12 @@ def build_schedule(
 
 def schedule_fingerprint(specs: Iterable[TrialSpec]) -> str:
     """Return the SHA-256 of a canonical JSON of the schedule, for audit."""
-    rows = [dataclasses.asdict(s) for s in specs]
+    # Memory fields enter only when set, so schedules without memory blocks keep the
+    # fingerprints they had before those fields existed.
+    memory = {"studied": None, "label": None, "options": ()}
+    rows = [
+        {k: v for k, v in dataclasses.asdict(s).items() if not (k in memory and v == memory[k])}
+        for s in specs
+    ]
     text = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()

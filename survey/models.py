@@ -35,6 +35,8 @@ PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn", "expired")
 RECRUITMENT_SOURCES = ("prolific", "mturk", "sona", "link")
 DEVICES = ("mobile", "desktop")
 REPORT_STATES = ("pending", "running", "done", "failed")
+# Trial.options joins the names a name-recall trial offers with this.
+OPTIONS_SEPARATOR = "|"
 # Sign-up, password change and `flask create-researcher` share this floor.
 MIN_PASSWORD_LENGTH = 10
 
@@ -534,6 +536,15 @@ class Trial(Base):
     # The first time the trial page was served with this trial current (a reload keeps it),
     # from the database's clock like answered_at; empty for trials served before it existed.
     shown_at: so.Mapped[datetime | None]
+    # recognise: whether the identity was studied in the learn block (False for a foil).
+    studied: so.Mapped[bool | None]
+    # learn: the fictional name shown with the headshot; recognise: the name the identity was
+    # studied with (None for a foil or without labels).
+    label: so.Mapped[str | None] = so.mapped_column(sa.String(32))
+    # recognise with name recall: the names offered, in display order, joined by "|" (names
+    # come from survey.design.NAME_SURNAMES and never hold one). Text, not JSON, so that a
+    # schedule's rows still insert as one array per column on PostgreSQL.
+    options: so.Mapped[str | None] = so.mapped_column(sa.String(200))
     answered_at: so.Mapped[datetime | None]
     # A trial with a timed phase (a sequential match), once answered: "timed" when the browser
     # ran it on animation frames and reported what it achieved, "untimed" when it could not

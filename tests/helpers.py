@@ -13,12 +13,15 @@ from PIL import Image as PILImage
 from werkzeug.security import generate_password_hash
 
 import survey.demo
-from survey.design import IdentityInfo
+from survey.design import BlockInfo, IdentityInfo
 from survey.extensions import db
 from survey.models import Researcher, Study
 from survey.studies import design_sha256
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository's top folder
+# Trials of one participant in the demo study: match 8 + a practice and an attention check,
+# rate 8 + a check, detect 8, the memory test 4 (learn) + 8 (recognise), choose 8.
+DEMO_TRIALS = 47
 
 
 def refreeze(study_id: int) -> None:
@@ -168,3 +171,11 @@ def make_identities(n: int, descriptors: list[tuple[str, str]] | None = None) ->
             )
         )
     return out
+
+
+ALL_TASKS = [
+    BlockInfo("recognition", "match", {}),
+    BlockInfo("impressions", "rate", {}),
+    BlockInfo("pairs", "choose", {}),
+    BlockInfo("detection", "detect", {}),
+]

@@ -23,14 +23,8 @@ from survey.design import (
     list_conditions,
     schedule_fingerprint,
 )
-from tests.helpers import make_identities
+from tests.helpers import ALL_TASKS, make_identities
 
-ALL_TASKS = [
-    BlockInfo("recognition", "match", {}),
-    BlockInfo("impressions", "rate", {}),
-    BlockInfo("pairs", "choose", {}),
-    BlockInfo("detection", "detect", {}),
-]
 CONDITION_TASKS = ("match", "rate", "detect")
 
 
@@ -430,7 +424,11 @@ def test_settings_are_copied_not_shared():
 @pytest.mark.parametrize(
     ("task", "settings", "message"),
     [
-        ("survey", {}, "task must be one of match, rate, choose, detect, got 'survey'"),
+        (
+            "survey",
+            {},
+            "task must be one of match, rate, choose, detect, learn, recognise, got 'survey'",
+        ),
         ("rate", [], "settings must be a mapping, got []"),
         ("rate", {"colour": 1}, "unknown setting 'colour' for a rate block"),
         ("detect", {"presentation": "sequential"}, "unknown setting 'presentation'"),
@@ -600,10 +598,10 @@ def replace_identity(identities: list[IdentityInfo], code: str, **changes) -> li
             [BlockInfo("odd", "survey", {}), BlockInfo("rating", "rate", {"exposure_ms": 500})],
             2,
             [
-                "Block 'odd': Choose one of the tasks match, rate, choose, detect;"
-                " you wrote 'survey'.",
-                "Block 'rating': A rate block has no exposure setting (only match blocks have"
-                " one).",
+                "Block 'odd': Choose one of the tasks match, rate, choose, detect, learn,"
+                " recognise; you wrote 'survey'.",
+                "Block 'rating': A rate block has no exposure setting (only match and learn"
+                " blocks have one).",
             ],
         ),
         (

@@ -325,17 +325,17 @@ def test_line_breaks_inside_cells_are_quoted_and_rows_end_with_lf():
 
 
 EXPECTED_TRIALS = """\
-study,participant,list,trial,block,task,identity,condition,probe,is_match,measure,value,correct,rt_ms,attention_check,rt_flag,simulated,real_side,image,image_right,probe_image,shown_at,answered_at,timing,refresh_hz,fixation_ms_achieved,exposure_ms_achieved,mask_ms_achieved,isi_ms_achieved
-faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,confidence,5,,210,0,,0,,img002,,img003,,,timed,59.94,500.5,1501.5,,0
-faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,same,1,1,640,0,,0,,img002,,img003,,,timed,59.94,500.5,1501.5,,0
-faces-2025,'-early,A,3,preference,choose,P002,,,,choice,ai,,950,0,,0,right,img005,img004,,,,,,,,,
-faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,confidence,4,,400,0,,0,,img001,,img003,2025-03-01T09:30:20.123Z,2025-03-01T09:30:22.624Z,untimed,,,,,
-faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,same,0,0,812.5,0,,0,,img001,,img003,2025-03-01T09:30:20.123Z,2025-03-01T09:30:22.624Z,untimed,,,,,
-faces-2025,b-second,B,3,recognition,match,P002,ai,P003,0,attention,0,0,700,1,,0,,img005,,img009,2025-03-01T09:30:30.123Z,2025-03-01T09:30:32.624Z,,,,,,
-faces-2025,b-second,B,4,impressions,rate,P003,ai,,,trust,5,,1500,0,,0,,img008,,,2025-03-01T09:30:40.123Z,2025-03-01T09:30:42.624Z,,,,,,
-faces-2025,b-second,B,4,impressions,rate,P003,ai,,,warmth,-2,,,0,,0,,img008,,,2025-03-01T09:30:40.123Z,2025-03-01T09:30:42.624Z,,,,,,
-faces-2025,b-second,B,5,detection,detect,P002,real,,,source,ai,0,2000,0,,0,,img004,,,2025-03-01T09:30:50.123Z,2025-03-01T09:30:52.624Z,,,,,,
-faces-2025,b-second,B,6,preference,choose,P001,,,,choice,real,,1100,0,,0,left,img001,img002,,2025-03-01T09:31:00.123Z,2025-03-01T09:31:02.624Z,,,,,,
+study,participant,list,trial,block,task,identity,condition,probe,is_match,measure,value,correct,rt_ms,attention_check,rt_flag,simulated,studied,real_side,image,image_right,probe_image,shown_at,answered_at,timing,refresh_hz,fixation_ms_achieved,exposure_ms_achieved,mask_ms_achieved,isi_ms_achieved
+faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,confidence,5,,210,0,,0,,,img002,,img003,,,timed,59.94,500.5,1501.5,,0
+faces-2025,'-early,A,2,recognition,match,P001,ai,P001,1,same,1,1,640,0,,0,,,img002,,img003,,,timed,59.94,500.5,1501.5,,0
+faces-2025,'-early,A,3,preference,choose,P002,,,,choice,ai,,950,0,,0,,right,img005,img004,,,,,,,,,
+faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,confidence,4,,400,0,,0,,,img001,,img003,2025-03-01T09:30:20.123Z,2025-03-01T09:30:22.624Z,untimed,,,,,
+faces-2025,b-second,B,2,recognition,match,P001,real,P001,1,same,0,0,812.5,0,,0,,,img001,,img003,2025-03-01T09:30:20.123Z,2025-03-01T09:30:22.624Z,untimed,,,,,
+faces-2025,b-second,B,3,recognition,match,P002,ai,P003,0,attention,0,0,700,1,,0,,,img005,,img009,2025-03-01T09:30:30.123Z,2025-03-01T09:30:32.624Z,,,,,,
+faces-2025,b-second,B,4,impressions,rate,P003,ai,,,trust,5,,1500,0,,0,,,img008,,,2025-03-01T09:30:40.123Z,2025-03-01T09:30:42.624Z,,,,,,
+faces-2025,b-second,B,4,impressions,rate,P003,ai,,,warmth,-2,,,0,,0,,,img008,,,2025-03-01T09:30:40.123Z,2025-03-01T09:30:42.624Z,,,,,,
+faces-2025,b-second,B,5,detection,detect,P002,real,,,source,ai,0,2000,0,,0,,,img004,,,2025-03-01T09:30:50.123Z,2025-03-01T09:30:52.624Z,,,,,,
+faces-2025,b-second,B,6,preference,choose,P001,,,,choice,real,,1100,0,,0,,left,img001,img002,,2025-03-01T09:31:00.123Z,2025-03-01T09:31:02.624Z,,,,,,
 """
 
 

@@ -401,7 +401,14 @@ def test_seed_demo_is_safe_to_run_twice(app, runner):
         study = studies[0]
         assert study.state == "open" and study.design_frozen_at is not None
         assert len(study.identities) == 8
-        assert sorted(b.task for b in study.blocks) == ["choose", "detect", "match", "rate"]
+        assert sorted(b.task for b in study.blocks) == [
+            "choose",
+            "detect",
+            "learn",
+            "match",
+            "rate",
+            "recognise",
+        ]
         roles = sorted((im.role, im.source) for im in study.images)
         assert roles == sorted([("headshot", "real"), ("headshot", "ai"), ("probe", "photo")] * 8)
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Researcher)) == 1

@@ -1,8 +1,9 @@
 /* Likeness participant pages: response times, preloading, keyboard shortcuts, one submission.
  *
  * Everything here adds to pages that work without it: with no script the forms submit as
- * they are, a sequential match shows both photos side by side (and is stored as untimed),
- * and rt_ms stays empty.
+ * they are, a sequential match shows both photos side by side (and is stored as untimed), a
+ * timed study-phase headshot stays until Continue, a name question shows with "(if you said
+ * yes)", and rt_ms stays empty.
  *
  * Response time: from the moment the trial's images are decoded and painted (img.decode(),
  * then two animation frames) to the participant's last answer on the page, in ms from
@@ -62,7 +63,25 @@
     var pending = false;
 
     function answered(group) { return group.querySelector("input:checked") !== null; }
-    function complete() { return groups.every(answered); }
+    /* A question asked only after some answer ("data-when": name=value) is shown, and needed,
+       only once that answer is given. */
+    function asked(group) {
+      var when = group.getAttribute("data-when");
+      if (!when) { return true; }
+      var parts = when.split("=");
+      var given = form.querySelector('input[name="' + parts[0] + '"]:checked');
+      return given !== null && given.value === parts[1];
+    }
+    function showAsked() {
+      groups.forEach(function (g) {
+        if (!g.hasAttribute("data-when")) { return; }
+        g.hidden = !asked(g);
+        if (g.hidden) {
+          Array.prototype.forEach.call(g.querySelectorAll("input"), function (i) { i.checked = false; });
+        }
+      });
+    }
+    function complete() { return groups.every(function (g) { return !asked(g) || answered(g); }); }
     function enable(on) {
       groups.forEach(function (g) { g.disabled = !on; });
       if (nextButton) { nextButton.disabled = !on; }
@@ -78,6 +97,8 @@
     }
 
     function setRt() {
+      // A page with no question (a study-phase Continue) is answered when it is sent.
+      if (answeredAt === null && groups.length === 0) { answeredAt = now(); }
       if (shownAt !== null && answeredAt !== null && answeredAt > shownAt) {
         rtField.value = (answeredAt - shownAt).toFixed(1);
       } else {
@@ -88,6 +109,7 @@
     form.addEventListener("pointerdown", function () { lastPointer = now(); });
     form.addEventListener("change", function (event) {
       if (event.target.type !== "radio") { return; }
+      showAsked();
       answeredAt = now();
       // A tap, a click or a shortcut answers; arrowing through a radio group only moves.
       if (byKey || answeredAt - lastPointer < POINTER_WINDOW_MS) { submitSoon(); }
@@ -117,7 +139,7 @@
     function shortcutTarget(key) {
       if (!key || key.length !== 1) { return null; }
       var selector = 'input[data-key="' + key + '"]';
-      var candidates = groups.filter(function (g) { return g.querySelector(selector); });
+      var candidates = groups.filter(function (g) { return !g.hidden && g.querySelector(selector); });
       if (!candidates.length) { return null; }
       var open = candidates.filter(function (g) { return !answered(g); });
       var focused = candidates.filter(function (g) { return g.contains(document.activeElement); });
@@ -132,8 +154,24 @@
       preload(form);
     }
 
+    showAsked();
     var images = Array.prototype.slice.call(form.querySelectorAll("img[data-stimulus]"));
-    if (form.hasAttribute("data-sequential")) {
+    if (form.hasAttribute("data-study-exposure-ms")) {
+      // Study phase with a set time: the headshot (and its label) for that time, then the
+      // question or Continue. The time is the block's exposure_ms.
+      var studied = form.querySelector(".stimulus");
+      var shownFor = parseInt(form.getAttribute("data-study-exposure-ms"), 10) || 3000;
+      enable(false);
+      painted(images).then(function () {
+        form.setAttribute("data-exposing", "");
+        window.setTimeout(function () {
+          form.removeAttribute("data-exposing");
+          studied.hidden = true;
+          form.setAttribute("data-exposed", "");
+          nextFrame().then(start);
+        }, shownFor);
+      });
+    } else if (form.hasAttribute("data-sequential")) {
       runSequence(form, images, enable, start);
     } else {
       painted(images).then(start);

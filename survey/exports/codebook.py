@@ -99,7 +99,48 @@ def measures(study: Study) -> list[dict[str, Any]]:
                         "question": scale.get("question", ""),
                     }
                 )
-        if block.task in ("match", "detect") and settings.get("confidence", True):
+        elif block.task == "learn":
+            orienting = settings.get("orienting_question") or ""
+            out.append(
+                {
+                    **common,
+                    "measure": "orienting" if orienting else "seen",
+                    "type": "integer" if orienting else "0/1",
+                    **(
+                        {
+                            "min": 1,
+                            "max": 5,
+                            "low_anchor": "Not at all",
+                            "high_anchor": "Very",
+                        }
+                        if orienting
+                        else {"values": "1 = the participant moved on from the headshot"}
+                    ),
+                    "question": orienting or "study phase: the headshot, then Continue",
+                }
+            )
+        elif block.task == "recognise":
+            out.append(
+                {
+                    **common,
+                    "measure": "old",
+                    "type": "0/1",
+                    "values": "1 = met before (yes), 0 = not met (no)",
+                    "question": settings.get("question", block_settings.DEFAULT_RECOGNISE_QUESTION),
+                }
+            )
+            if settings.get("name_recall"):
+                out.append(
+                    {
+                        **common,
+                        "measure": "name",
+                        "type": "text",
+                        "values": "the name chosen of four, asked after a yes; correct = 1 when "
+                        "it is the name the person was studied with",
+                        "question": "What is this person's name?",
+                    }
+                )
+        if block.task in ("match", "detect", "recognise") and settings.get("confidence", True):
             out.append({**common, **confidence})
         if settings.get("attention_checks"):
             out.append(
@@ -168,11 +209,17 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "code of the person in the headshot (choose: of the pair)",
             "identity codes, see stimuli.csv",
         ),
-        ("condition", "text", "source of the headshot shown; empty for choose", "real, ai, empty"),
+        (
+            "condition",
+            "text",
+            "source of the headshot shown; empty for choose; recognise: source of the headshot "
+            "the person was studied with, empty for a foil (never studied)",
+            "real, ai, empty",
+        ),
         (
             "probe",
             "text",
-            "match only: identity code of the probe photo; empty elsewhere",
+            "match and recognise: identity code of the probe photo; empty elsewhere",
             "identity codes, empty",
         ),
         (
@@ -187,6 +234,7 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "correct",
             "0/1",
             "match/same: same == is_match; detect/source: source == condition; "
+            "recognise/old: old == studied; recognise/name: the name studied with was chosen; "
             "attention: 1 when the instructed answer was given; else empty",
             "0, 1, empty",
         ),
@@ -207,6 +255,13 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         ),
         ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
         (
+            "studied",
+            "0/1",
+            "recognise only: 1 when the person was met in the learn block (a target), 0 for a "
+            "foil; empty on other tasks",
+            "0, 1, empty",
+        ),
+        (
             "real_side",
             "text",
             "choose only: the side of the screen the real headshot was on; empty for other tasks",
@@ -215,7 +270,8 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         (
             "image",
             "text",
-            "public id of the headshot shown (choose: the left one), as in stimuli.csv",
+            "public id of the photo shown (choose: the left headshot; recognise: the new photo, "
+            "the same as probe_image), as in stimuli.csv",
             "image ids, see stimuli.csv",
         ),
         (
@@ -227,7 +283,8 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         (
             "probe_image",
             "text",
-            "match only: public id of the probe photo shown, as in stimuli.csv; empty elsewhere",
+            "match and recognise: public id of the probe photo shown, as in stimuli.csv; empty "
+            "elsewhere",
             "image ids, empty",
         ),
         (

@@ -23,6 +23,7 @@ from survey.exports.cells import (
 )
 from survey.extensions import db
 from survey.models import (
+    OPTIONS_SEPARATOR,
     Block,
     Identity,
     Image,
@@ -69,6 +70,7 @@ TRIAL_COLUMNS = (
     "attention_check",
     "rt_flag",
     "simulated",
+    "studied",
     # What each trial showed, where and when (docs/DATA_CONTRACT.md): outside the data hash,
     # which covers analysis.io.TRIAL_COLUMNS alone.
     *TRIAL_DETAIL_COLUMNS,
@@ -165,12 +167,25 @@ def _attention_scored(rows: Sequence[sa.Row]) -> tuple[sa.Row, bool]:
     return row, attention_passed(row.task, row.value, row.attention_answer, row.left_source)
 
 
-def correct(measure: str, value: str, condition: str | None, is_match: bool | None) -> bool | None:
-    """Score a data answer: same == is_match (match), source == condition (detect), else None."""
+def correct(
+    measure: str,
+    value: str,
+    condition: str | None,
+    is_match: bool | None,
+    studied: bool | None = None,
+    label: str | None = None,
+) -> bool | None:
+    """Score a data answer: same == is_match (match), source == condition (detect), old ==
+    studied and name == the name studied with (recognise), else None."""
     if measure == "same" and is_match is not None:
         return value == ("1" if is_match else "0")
     if measure == "source" and condition in block_settings.CONDITIONS:
         return value == condition
+    if measure == "old" and studied is not None:
+        return value == ("1" if studied else "0")
+    if measure == "name" and studied is not None:
+        # A foil was studied under no name: any name given is wrong.
+        return bool(studied) and value == label
     return None
 
 
@@ -211,6 +226,9 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             Response.value,
             Response.rt_ms,
             Participant.is_simulated,
+            Trial.studied,
+            Trial.label,
+            Trial.options,
             Trial.image_id,
             Trial.other_image_id,
             Trial.probe_image_id,
@@ -249,6 +267,9 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             _value,
             rt,
             simulated,
+            studied,
+            _label,
+            _options,
             image_id,
             other_image_id,
             probe_image_id,
@@ -258,6 +279,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
         ) = row
         label = labels.get(list_index) or labels.setdefault(list_index, list_label(list_index))
         match = task == "match"
+        recognise = task == "recognise"
         choose = task == "choose"
         if times[0] != shown_at or times[1] != answered_at:
             times[:] = [shown_at, answered_at, iso_utc_ms(shown_at), iso_utc_ms(answered_at)]
@@ -270,7 +292,7 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             task,
             codes.get(identity_id, ""),
             condition or "",
-            codes.get(probe_id, "") if match else "",
+            codes.get(probe_id, "") if match or recognise else "",
             is_match if match else None,
             measure,
             value,
@@ -279,10 +301,11 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             attention,
             rt_flag(rt),
             bool(simulated),
+            studied if recognise else None,
             real_side(left_source) if choose else "",
             images.get(image_id, ""),
             images.get(other_image_id, "") if choose else "",
-            images.get(probe_image_id, "") if match else "",
+            images.get(probe_image_id, "") if match or recognise else "",
             times[2],
             times[3],
             *timing,
@@ -300,10 +323,22 @@ def _trial_rows(study_id: int, include_simulated: bool = True) -> Iterator[tuple
             check.append(row)
             continue
         measure, value, condition, is_match = row[12], row[13], row[6], row[8]
-        yield record(row, measure, value, correct(measure, value, condition, is_match), False)
+        if measure == "name":
+            value = _name_chosen(value, row[18])
+        right = correct(measure, value, condition, is_match, row[16], row[17])
+        yield record(row, measure, value, right, False)
     if check:
         chosen, passed = _attention_scored(check)
         yield record(chosen, "attention", chosen.value, passed, True)
+
+
+def _name_chosen(value: str, options: str | None) -> str:
+    """Return the name a name-recall answer chose: it is stored as its place (1-4) among the
+    trial's names (stored joined by "|")."""
+    names = (options or "").split(OPTIONS_SEPARATOR)
+    if options and value.isdigit() and 1 <= int(value) <= len(names):
+        return names[int(value) - 1]
+    return value
 
 
 _FLAGS = {None: "", True: "1", False: "0"}
@@ -339,6 +374,7 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
         attention,
         flag,
         simulated,
+        studied,
         side,
         image,
         image_right,
@@ -367,6 +403,7 @@ def _trial_cells(records: Iterable[tuple]) -> Iterator[tuple]:
             _FLAGS[attention],
             flag,
             _FLAGS[simulated],
+            _FLAGS[studied],
             # A side is a fixed word, an image id is a URL-safe random id (it may start
             # with '-'), a time is ISO 8601 text.
             side,
@@ -394,7 +431,7 @@ def trials_dataframe(study_id: int, include_simulated: bool = True) -> pd.DataFr
         for name, value in zip(TRIAL_COLUMNS, row, strict=True):
             columns[name].append(value)
     frame = pd.DataFrame(columns, columns=list(TRIAL_COLUMNS))
-    for name in ("is_match", "correct", "attention_check", "simulated"):
+    for name in ("is_match", "correct", "attention_check", "simulated", "studied"):
         frame[name] = frame[name].astype("boolean").astype("Int64")
     frame["trial"] = frame["trial"].astype("int64")
     for name in ("rt_ms", *TIMING_COLUMNS[1:]):

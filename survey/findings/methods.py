@@ -16,6 +16,11 @@ TASK_PHRASES = {
     "or AI-generated{confidence}",
     "choose": "a paired-preference block ({name}): the real and the AI headshot of one person side "
     "by side (sides counterbalanced), answering “{question}”",
+    "learn": "the study phase of a memory test ({name}): half the identities, each met once in "
+    "its headshot (half of them real, half AI, by list), {exposure}{label}{orienting}",
+    "recognise": "the test phase of the memory test ({name}): every identity once in a new "
+    "in-person photo, the people met in the study phase mixed with as many never shown (foils), "
+    "answering “{question}”{confidence}{names}",
 }
 REASON_WORDS = {
     "incomplete": "did not finish",
@@ -90,12 +95,37 @@ def _block_phrase(block: dict[str, Any], first: bool = False, n_identities: int 
         or "a rating scale"
     )
     task = block.get("task")
+    exposure = settings.get("exposure_ms", 3000)
+    label = settings.get("label") or ""
+    orienting = settings.get("orienting_question") or ""
+    default_question = (
+        "Have you met this person before?"
+        if task == "recognise"
+        else "Which photo do you trust more?"
+    )
     phrase = TASK_PHRASES.get(task, "a {name} block").format(
         name=block.get("name", ""),
         presentation=presentation,
         confidence=confidence,
         scales=scales,
-        question=settings.get("question", "Which photo do you trust more?"),
+        question=settings.get("question", default_question),
+        exposure=(
+            f"for {exposure} ms"
+            if exposure
+            else "for as long as the participant chose (self-paced)"
+        ),
+        label=(
+            f", labelled “{label.replace('{name}', '<name>')}” with a fictional name per person "
+            "(names drawn per participant)"
+            if label
+            else ""
+        ),
+        orienting=f", answering “{orienting}” (1–5)" if orienting else "",
+        names=(
+            ", then, after a yes, choosing the person's name from four studied names"
+            if settings.get("name_recall")
+            else ""
+        ),
     )
     cap = settings.get("n_identities")
     if (
@@ -225,9 +255,26 @@ def _tests_sentence(results: dict[str, Any]) -> str:
             + (", and over all trials with exact binomial tests" if "binomial" in methods else "")
             + "."
         )
-    if {"d_prime", "detection_d_prime"} & set(outcomes):
+    if {"d_prime", "detection_d_prime", "memory_d_prime"} & set(outcomes):
         sentences.append(
             "Signal-detection measures (d′ and c) used the log-linear correction (Hautus, 1995)."
+        )
+    if "memory_d_prime" in outcomes:
+        sentences.append(
+            "In the memory test, a hit was a “yes” to a person met in the study phase and a false "
+            "alarm a “yes” to a foil; hit rates were computed per condition the person was met "
+            "in (real or AI headshot) and each participant's one false-alarm rate, over all "
+            "foils, served both conditions (foils were never studied)"
+            + (
+                ", and the hits were modelled with a logistic mixed model "
+                "(said old ~ condition + (1 | participant) + (1 | identity))"
+                if any(
+                    t.get("outcome") == "memory_hit_rate" and t.get("method") == "glmm"
+                    for t in tests
+                )
+                else ""
+            )
+            + "."
         )
     mixed = []
     if "lmm" in methods:
@@ -300,7 +347,9 @@ def methods_paragraph(
     blocks = design.get("blocks") or []
     tasks = [b.get("task") for b in blocks]
     probes = (
-        ", with different in-person photographs as recognition probes" if "match" in tasks else ""
+        ", with different in-person photographs as recognition probes"
+        if {"match", "recognise"} & set(tasks)
+        else ""
     )
     # Consent is claimed only as far as the study recorded it (an identity added without it
     # shows "consent: not recorded" in the gallery).
@@ -328,6 +377,13 @@ def methods_paragraph(
         for task, word in (("match", "recognition"), ("rate", "rating"), ("detect", "detection"))
         if task in tasks
     ]
+    if "recognise" in tasks:
+        parts.append(
+            f"For the memory test, the {_count(lists, 'counterbalancing list')} rotated each "
+            "identity's role so that, across lists, every identity was met in its real headshot, "
+            "met in its AI headshot and left unstudied (a foil) equally often (the foil role "
+            "twice as often as each studied one, so that as many foils as people met were tested)."
+        )
     if kinds:
         parts.append(
             f"Identities were split into {_count(lists, 'counterbalancing list')} (a Latin square "

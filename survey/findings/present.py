@@ -369,6 +369,8 @@ def figure_outcomes(spec_name: str) -> tuple[str, ...]:
     """The outcomes a figure belongs to (it is shown under the first)."""
     if spec_name == "sdt":
         return ("d_prime", "criterion")
+    if spec_name == "memory_sdt":
+        return ("memory_d_prime", "memory_criterion")
     if spec_name == "detection":
         return ("detection_accuracy", "detection_d_prime")
     for prefix in ("paired_", "identities_"):

@@ -36,6 +36,24 @@ _PAIRED = {
             "with real photographs"
         ),
     ),
+    "memory_hit_rate": (
+        "People met in an AI headshot were recognised in person less often than people met in "
+        "a real photograph",
+        "People met in an AI headshot were recognised in person more often than people met in "
+        "a real photograph",
+    ),
+    "memory_d_prime": (
+        "Memory for people met in an AI headshot was less sensitive (d′) than for people met in "
+        "a real photograph",
+        "Memory for people met in an AI headshot was more sensitive (d′) than for people met in "
+        "a real photograph",
+    ),
+    "memory_criterion": (
+        "Participants said “met before” more readily of people met in an AI headshot than of "
+        "people met in a real photograph",
+        "Participants said “met before” more cautiously of people met in an AI headshot than of "
+        "people met in a real photograph",
+    ),
 }
 _ONE_SAMPLE = {
     "choice_real": (
@@ -62,6 +80,12 @@ _SUBJECT = {
     "detection_accuracy": "people's accuracy at telling AI headshots from real photographs and "
     "chance (50%)",
     "detection_d_prime": "people's sensitivity (d′) to AI headshots and zero",
+    "memory_hit_rate": "how often people met in an AI headshot and in a real photograph were "
+    "recognised later",
+    "memory_d_prime": "memory sensitivity (d′) for people met in an AI headshot and in a real "
+    "photograph",
+    "memory_criterion": "the memory criterion (c) for people met in an AI headshot and in a real "
+    "photograph",
 }
 
 

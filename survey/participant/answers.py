@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from survey.block_settings import validate_block_settings
 from survey.extensions import db
-from survey.models import Participant, Trial, utcnow
+from survey.models import OPTIONS_SEPARATOR, Participant, Trial, utcnow
 from survey.participant import hotdb, tickets
 from survey.participant.hotdb import hot_path
 from survey.participant.statements import (
@@ -91,9 +91,13 @@ class TrialView:
     is_practice: bool
     is_attention: bool
     attention_answer: str | None
-    # Public ids of the images: match, rate, detect: the headshot; choose: left then right.
+    # Public ids of the images: match, rate, detect, learn: the headshot; choose: left then
+    # right; recognise: the new photo.
     images: tuple[str, ...]
     probe: str | None
+    # Memory: the name shown with a studied headshot (learn); the names offered (recognise).
+    label: str | None = None
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,8 @@ def _page_state(
             attention_answer=first.attention_answer,
             images=(first.headshot, first.other) if first.other is not None else (first.headshot,),
             probe=first.probe,
+            label=first.label,
+            options=tuple(first.options.split(OPTIONS_SEPARATOR)) if first.options else (),
         )
         if secret is not None:
             last = first.position >= first.total
@@ -179,7 +185,8 @@ def _page_state(
     if len(rows) > 1:
         following = PageRow._make(rows[1])
         shown = (following.headshot, following.other, following.probe)
-        next_images = tuple(image for image in shown if image is not None)
+        # A recognise trial's new photo is both its image and its probe: preloaded once.
+        next_images = tuple(dict.fromkeys(image for image in shown if image is not None))
     return PageState(
         participant_id=first.participant_id,
         status=first.status,

@@ -17,6 +17,9 @@ from wtforms import (
     SubmitField,
 )
 from wtforms.validators import InputRequired
+from wtforms.validators import Optional as OptionalValue
+
+from survey.block_settings import MEMORY_TASKS, NAME_CHOICES
 
 BINARY_KEYS = ("f", "j")
 CONFIDENCE = ("How sure are you?", 1, 5, "Guessing", "Certain")
@@ -31,10 +34,15 @@ class Question:
     label: str
     # (value, label, keyboard shortcut or "")
     choices: tuple[tuple[str, str, str], ...]
-    # "binary" (two big buttons) or "scale" (a row of numbers with anchors)
+    # "binary" (two big buttons), "scale" (a row of numbers with anchors), "names" (the
+    # trial's names to choose from, labelled per trial) or "continue" (no choice: the page's
+    # button sends the one value)
     kind: str
     low_anchor: str = ""
     high_anchor: str = ""
+    # Asked only when the question named here was answered with this value ("old", "1"): the
+    # answer is then required, and otherwise not stored.
+    when: tuple[str, str] | None = None
 
 
 def _binary(name: str, measure: str, label: str, *options: tuple[str, str]) -> Question:
@@ -60,8 +68,44 @@ def _confidence() -> Question:
     return _scale("confidence", "confidence", label, low, high, low_anchor, high_anchor)
 
 
+# The learn block's orienting question is answered on this scale.
+ORIENTING = (1, 5, "Not at all", "Very")
+
+
+def _memory_questions(task: str, settings: dict[str, Any]) -> list[Question]:
+    """Return the questions of a learn or recognise trial (confidence added by the caller)."""
+    if task == "learn":
+        if settings.get("orienting_question"):
+            low, high, low_anchor, high_anchor = ORIENTING
+            return [
+                _scale(
+                    "orienting",
+                    "orienting",
+                    settings["orienting_question"],
+                    low,
+                    high,
+                    low_anchor,
+                    high_anchor,
+                )
+            ]
+        return [Question("seen", "seen", "Continue", (("1", "Continue", ""),), "continue")]
+    questions = [_binary("old", "old", settings["question"], ("1", "Yes, met before"), ("0", "No"))]
+    if settings.get("name_recall"):
+        # The four names differ per trial: the values are their places, 1 to 4, and the page
+        # labels them with the trial's names (the export writes the name chosen).
+        choices = tuple((str(k), str(k), "") for k in range(1, NAME_CHOICES + 1))
+        questions.append(
+            Question(
+                "name", "name", "What is this person's name?", choices, "names", when=("old", "1")
+            )
+        )
+    return questions
+
+
 def _main_questions(task: str, settings: dict[str, Any], name: str | None = None) -> list[Question]:
     """Return a task's own questions (without confidence); `name` renames a single one."""
+    if task in MEMORY_TASKS:
+        return _memory_questions(task, settings)
     if task == "match":
         return [
             _binary(
@@ -113,8 +157,9 @@ def questions_for(task: str, settings: dict[str, Any], is_attention: bool) -> tu
         (question,) = _main_questions(task, settings, name="attention")
         return (dataclasses.replace(question, measure="attention"),)
     questions = _main_questions(task, settings)
-    if task in ("match", "detect") and settings.get("confidence", True):
-        questions.append(_confidence())
+    if task in ("match", "detect", "recognise") and settings.get("confidence", True):
+        # Asked right after the yes/no answer, before a name.
+        questions.insert(1, _confidence())
     return tuple(questions)
 
 
@@ -155,17 +200,30 @@ def answer_form_class(questions: tuple[Question, ...]) -> type[AnswerForm]:
         q.name: RadioField(
             q.label,
             choices=[SelectChoice(value, text) for value, text, _ in q.choices],
-            validators=[InputRequired(message=f"Please answer “{q.label}”.")],
+            # A question asked only after some answer is checked by `read_answer`.
+            validators=[OptionalValue()]
+            if q.when
+            else [InputRequired(message=f"Please answer “{q.label}”.")],
         )
         for q in questions
     }
     return type("AnswerForm_" + "_".join(q.name for q in questions), (AnswerForm,), fields)
 
 
+def _asked(question: Question, values: Any) -> bool:
+    """Tell whether a question was asked, given the answers (always, unless `when` says)."""
+    return question.when is None or values.get(question.when[0]) == question.when[1]
+
+
 def read_answer(questions: tuple[Question, ...], formdata: Any) -> tuple[AnswerForm, bool]:
     """Return the answer form of these questions filled from the posted data, and its verdict."""
     form = answer_form_class(questions)(formdata)
-    return form, form.validate()
+    valid = form.validate()
+    for q in questions:
+        if q.when and _asked(q, {n: form[n].data for n in form.data}) and not form[q.name].data:
+            form[q.name].errors = [*form[q.name].errors, f"Please answer “{q.label}”."]
+            valid = False
+    return form, valid
 
 
 def chosen(questions: tuple[Question, ...], formdata: Any) -> dict[str, str] | None:
@@ -174,8 +232,10 @@ def chosen(questions: tuple[Question, ...], formdata: Any) -> dict[str, str] | N
     The verdict of `read_answer` (the first value posted must be one of the choices) without
     building the form: a valid answer, nearly every one, needs no error message.
     """
-    values = {}
+    values: dict[str, str] = {}
     for q in questions:
+        if not _asked(q, values):
+            continue  # not asked: whatever was posted for it is not stored
         value = formdata.get(q.name)
         if not any(value == choice for choice, _, _ in q.choices):
             return None
@@ -184,8 +244,12 @@ def chosen(questions: tuple[Question, ...], formdata: Any) -> dict[str, str] | N
 
 
 def answers(questions: tuple[Question, ...], form: AnswerForm) -> dict[str, str]:
-    """Return each question's answer from a validated form."""
-    return {q.name: form[q.name].data for q in questions}
+    """Return each asked question's answer from a validated form."""
+    values: dict[str, str] = {}
+    for q in questions:
+        if _asked(q, values):
+            values[q.name] = form[q.name].data
+    return values
 
 
 def measures(
@@ -194,6 +258,8 @@ def measures(
     """Return (measure, value) pairs to store; a choice of side is stored as the source there."""
     out = []
     for q in questions:
+        if q.name not in values:
+            continue  # a question not asked (a name after a "no")
         value = values[q.name]
         if q.measure == "choice":
             other = "ai" if left_source == "real" else "real"

@@ -478,6 +478,10 @@ def _figures(trial: answers.TrialView) -> list[tuple[str, str, str, str]]:
             (trial.images[0], "Headshot", "headshot", ""),
             (trial.probe, "Photo to compare", "probe", ""),
         ]
+    if trial.task == "learn":
+        label = trial.settings.get("label") or ""
+        caption = label.replace("{name}", trial.label) if label and trial.label else ""
+        return [(trial.images[0], "Photo of a person to remember", "single", caption)]
     return [(trial.images[0], "Photo", "single", "")]
 
 

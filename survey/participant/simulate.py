@@ -15,7 +15,7 @@ from flask import Flask
 from flask.cli import ScriptInfo
 
 from survey.extensions import db
-from survey.models import Identity, Trial
+from survey.models import OPTIONS_SEPARATOR, Identity, Trial
 from survey.participant.starting import SIMULATED_ENVIRON
 
 CSRF = re.compile(r'name="csrf_token"[^>]*\svalue="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
@@ -29,11 +29,20 @@ TRIAL_FORM = re.compile(
 )
 TRIAL_ACTION = re.compile(r"/trial/(\d+)$")
 TICKET = re.compile(r'<input type="hidden" name="ticket" value="([^"]+)"')
+# A question answered by the page's button alone (a study-phase "Continue"): its one value.
+CONTINUE = re.compile(r'<input type="hidden" name="(seen)" value="([^"]+)"')
 
 MOBILE_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148 Simulated"
 DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) Simulated"
 # Median response times in ms by task (log-normal around them).
-RT_MEDIAN_MS = {"match": 1900, "rate": 1600, "detect": 1400, "choose": 1700}
+RT_MEDIAN_MS = {
+    "match": 1900,
+    "rate": 1600,
+    "detect": 1400,
+    "choose": 1700,
+    "learn": 2500,
+    "recognise": 1800,
+}
 
 
 @dataclass
@@ -46,11 +55,13 @@ class TrialForm:
     choices: dict[str, list[str]] = field(default_factory=dict)
     # The answer ticket the page carries ("" when it has none).
     ticket: str = ""
+    # Answers the page gives without a choice (a study-phase Continue: seen = 1).
+    given: dict[str, str] = field(default_factory=dict)
 
     @property
     def hidden(self) -> dict[str, str]:
         """Return the hidden fields a browser posts with the answer (rt_ms aside)."""
-        fields = {"csrf_token": self.csrf_token}
+        fields = {"csrf_token": self.csrf_token, **self.given}
         if self.ticket:
             fields["ticket"] = self.ticket
         return fields
@@ -67,7 +78,12 @@ def parse_trial_form(page: str) -> TrialForm | None:
         choices.setdefault(name, []).append(html.unescape(value) if "&" in value else value)
     ticket = TICKET.search(page, found.end())
     return TrialForm(
-        html.unescape(action), csrf, int(total), choices, ticket.group(1) if ticket else ""
+        html.unescape(action),
+        csrf,
+        int(total),
+        choices,
+        ticket.group(1) if ticket else "",
+        dict(CONTINUE.findall(page, found.end())),
     )
 
 
@@ -158,6 +174,17 @@ class Person:
                 real_side = "left" if trial["left_source"] == "real" else "right"
                 ai_side = "right" if real_side == "left" else "left"
                 out[name] = real_side if rng.random() < 0.6 else ai_side
+            elif name == "old":
+                # Memory: people met in a real photograph are recognised best, in an AI
+                # headshot less well; a foil is taken for someone met now and then.
+                d = 0.0 if not trial["studied"] else self.ability - (0.5 if ai else 0.0)
+                x = rng.gauss(d, 1.0)
+                out[name] = "1" if x > self.criterion + 0.5 else "0"
+                certainty = abs(x - self.criterion - 0.5)
+            elif name == "name":
+                continue  # after a yes only: below
+            elif name == "orienting":
+                out[name] = str(min(5, max(1, round(rng.gauss(3.4, 1.0)))))
             elif name.startswith("scale_"):
                 low, high = int(options[0]), int(options[-1])
                 key = name[len("scale_") :]
@@ -169,6 +196,11 @@ class Person:
         if "confidence" in choices:
             level = 1 + round(certainty * 1.5 + rng.gauss(0.5, 0.7))
             out["confidence"] = str(min(5, max(1, level)))
+        if "name" in choices and out.get("old") == "1":
+            names = (trial["options"] or "").split(OPTIONS_SEPARATOR)
+            right = str(names.index(trial["label"]) + 1) if trial["label"] in names else None
+            knows = right is not None and rng.random() < 0.3 + 0.15 * self.ability
+            out["name"] = right if knows and right else rng.choice(choices["name"])
         return out
 
 
@@ -182,6 +214,9 @@ def _trial_facts(trial_id: int) -> dict[str, Any]:
             Trial.left_source,
             Trial.attention_answer,
             Identity.code,
+            Trial.studied,
+            Trial.label,
+            Trial.options,
         )
         .join(Identity, Identity.id == Trial.identity_id)
         .where(Trial.id == trial_id)
@@ -193,6 +228,9 @@ def _trial_facts(trial_id: int) -> dict[str, Any]:
         "left_source": row.left_source,
         "attention_answer": row.attention_answer,
         "identity": row.code,
+        "studied": row.studied,
+        "label": row.label,
+        "options": row.options,
     }
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from survey import design
 from survey.extensions import db
 from survey.models import (
+    OPTIONS_SEPARATOR,
     Block,
     Identity,
     Participant,
@@ -202,6 +203,9 @@ def _trial_rows(
             "is_practice": s.is_practice,
             "is_attention": s.is_attention,
             "attention_answer": s.attention_answer,
+            "studied": s.studied,
+            "label": s.label,
+            "options": OPTIONS_SEPARATOR.join(s.options) if s.options else None,
         }
         for s in specs
     ]
@@ -248,7 +252,7 @@ _INSERT_TRIALS = Trial.__table__.insert()
 _TRIAL_ROW_COLUMNS = (
     "participant_id", "block_id", "position", "task", "identity_id", "condition", "image_id",
     "other_image_id", "left_source", "probe_image_id", "probe_identity_id", "is_match",
-    "is_practice", "is_attention", "attention_answer",
+    "is_practice", "is_attention", "attention_answer", "studied", "label", "options",
 )  # fmt: skip
 
 
@@ -478,6 +482,9 @@ def stored_schedule(participant: Participant) -> list[design.TrialSpec]:
             is_practice=t.is_practice,
             is_attention=t.is_attention,
             attention_answer=t.attention_answer,
+            studied=t.studied,
+            label=t.label,
+            options=tuple(t.options.split(OPTIONS_SEPARATOR)) if t.options else (),
         )
         for t in trials
     ]

@@ -60,6 +60,9 @@ _PAGE_COLUMNS = {
     "probe": _probe.public_id,
     "total": _TOTAL,
     "shown_at": Trial.shown_at,
+    # Memory: the name shown with a studied headshot; the names a recognise trial offers.
+    "label": Trial.label,
+    "options": Trial.options,
 }
 PageRow = namedtuple("PageRow", _PAGE_COLUMNS)  # type: ignore[misc]
 

@@ -12,6 +12,8 @@ from flask_login import current_user
 from survey import audit
 from survey.block_settings import (
     DEFAULT_CHOOSE_QUESTION,
+    DEFAULT_RECOGNISE_QUESTION,
+    MEMORY_TASKS,
     PHASE_SETTINGS,
     SETTING_RULES,
     fit_errors,
@@ -43,6 +45,17 @@ TASK_FIELDS = {
     "rate": ("scales",),
     "choose": ("question",),
     "detect": ("confidence",),
+    "learn": ("exposure_ms", "label", "orienting_question"),
+    "recognise": ("question", "confidence", "name_recall"),
+}
+# The form's fields of every task but the memory ones (which study or test every identity).
+COMMON_FIELDS = ("practice", "attention_checks", "n_identities")
+# Field help that differs by task.
+TASK_DESCRIPTIONS = {
+    ("learn", "exposure_ms"): "How long each headshot stays, 200 to 10000 ms. Leave empty for "
+    "self-paced: the participant moves on when ready.",
+    ("recognise", "question"): "Asked of each new photo, answered yes or no, e.g. “Have you met "
+    "this person before?”.",
 }
 
 
@@ -152,8 +165,14 @@ def block_form(block: Block, submitted: bool = False) -> BlockForm:
     """Return the settings form of a block (posted, or empty) with only the fields of its task."""
     form = BlockForm() if submitted else BlockForm(formdata=None)
     own = set(TASK_FIELDS[block.task])
-    for name in {f for fields in TASK_FIELDS.values() for f in fields} - own:
+    removed = {f for fields in TASK_FIELDS.values() for f in fields} - own
+    if block.task in MEMORY_TASKS:
+        removed |= set(COMMON_FIELDS)
+    for name in removed:
         del form[name]
+    for (task, name), text in TASK_DESCRIPTIONS.items():
+        if task == block.task:
+            form[name].description = text
     return form
 
 
@@ -161,6 +180,11 @@ def _fill_form(form: BlockForm, block: Block) -> None:
     """Put a block's stored settings into the form."""
     settings = block.settings
     form.name.data = block.name
+    if block.task in MEMORY_TASKS:
+        full = validate_block_settings(block.task, settings)
+        for name in TASK_FIELDS[block.task]:
+            form[name].data = full[name]
+        return
     practice = settings.get("practice")
     form.practice.data = "auto" if practice is None else ("yes" if practice else "no")
     form.attention_checks.data = format_attention_checks(settings.get("attention_checks"))
@@ -197,6 +221,18 @@ def _settings_from_form(form: BlockForm, block: Block, errors: dict[str, list[st
     that the setting's rule reports it in its own words; attention checks that cannot be read
     are reported in `errors`.
     """
+    if block.task == "learn":
+        return {
+            "exposure_ms": _typed(form.exposure_ms),
+            "label": form.label.data or "",
+            "orienting_question": form.orienting_question.data or "",
+        }
+    if block.task == "recognise":
+        return {
+            "question": form.question.data or DEFAULT_RECOGNISE_QUESTION,
+            "confidence": bool(form.confidence.data),
+            "name_recall": bool(form.name_recall.data),
+        }
     settings: dict[str, Any] = {
         "practice": PRACTICE_VALUES.get(form.practice.data, form.practice.data),
         "n_identities": _typed(form.n_identities),

@@ -59,6 +59,8 @@ TASK_LABELS = {
     "rate": "rate: first impression on rating scales",
     "choose": "choose: real or AI headshot, side by side",
     "detect": "detect: real photograph or AI-generated?",
+    "learn": "learn: study phase of a memory test (meet people in their headshots)",
+    "recognise": "recognise: test phase of a memory test (have you met this person?)",
 }
 
 
@@ -599,6 +601,25 @@ class BlockForm(FlaskForm):
         description="Asked above the two headshots, e.g. “Which photo do you trust more?”.",
     )
     scales = FieldList(FormField(ScaleForm), min_entries=0, max_entries=20)
+    label = StringField(
+        "Label under each headshot",
+        validators=[Optional(), Length(max=200)],
+        filters=[_strip],
+        description="Shown under each headshot with {name} standing for a fictional name, e.g. "
+        "“Your new colleague Dr {name}”. Leave empty for no name.",
+    )
+    orienting_question = StringField(
+        "Orienting question",
+        validators=[Optional(), Length(max=500)],
+        filters=[_strip],
+        description="Asked of each headshot on a 1–5 scale, e.g. “How friendly does this person "
+        "look?”, so that participants look at every face. Leave empty for none.",
+    )
+    name_recall = BooleanField(
+        "Ask for the name (choose from four)",
+        description="After a “yes”, the participant picks the person's name from four studied "
+        "names. Needs a label with {name} in the learn block.",
+    )
 
 
 # --- preregistration ----------------------------------------------------------------------

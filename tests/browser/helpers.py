@@ -18,6 +18,34 @@ def read_questions(page) -> list[dict]:
     )
 
 
+def answer_by_keyboard(page, rng: random.Random) -> dict[str, str]:
+    """Answer the trial shown with the keyboard, at random; return {field: value}.
+
+    A study-phase trial without a question is left with Enter (its Continue); a name is
+    chosen (with Tab and Space: names have no shortcut) only after a yes.
+    """
+    given: dict[str, str] = {}
+    questions = read_questions(page)
+    if not questions:
+        page.keyboard.press("Enter")
+        return {"seen": "1"}
+    for question in questions:
+        if question["kind"] == "names":
+            if given.get("old") != "1":
+                continue
+            choice = rng.choice(question["choices"])
+            page.focus(f'input[name="name"][value="{choice["value"]}"]')
+            page.keyboard.press("Space")
+            given["name"] = choice["value"]
+            # Choosing with the keyboard does not send the answer: Enter does.
+            page.keyboard.press("Enter")
+            continue
+        choice = rng.choice(question["choices"])
+        page.keyboard.press(choice["key"])
+        given[question["name"]] = choice["value"]
+    return given
+
+
 def take_study(page, base: str, slug: str, query: str, rng: random.Random) -> int:
     """Take the study as a participant does with the keyboard, from the link to the done page.
 
@@ -33,10 +61,9 @@ def take_study(page, base: str, slug: str, query: str, rng: random.Random) -> in
         page.wait_for_url(url)
     answered = 0
     while page.url.endswith(f"/s/{slug}/trial"):
-        page.locator("form[data-trial][data-shown]").wait_for()
+        page.locator("form[data-trial][data-shown]").wait_for(timeout=15000)
         with page.expect_navigation():
-            for question in read_questions(page):
-                page.keyboard.press(rng.choice(question["choices"])["key"])
+            answer_by_keyboard(page, rng)
         answered += 1
     page.wait_for_url(f"**/s/{slug}/questions")
     page.get_by_text("25–34").click()

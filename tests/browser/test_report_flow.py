@@ -16,6 +16,7 @@ from survey.extensions import db
 from survey.models import Participant
 from tests.browser.helpers import take_study
 from tests.findings.support import fill, set_state
+from tests.helpers import DEMO_TRIALS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,7 +43,10 @@ def test_report_is_published_and_a_chart_downloads_at_1200_by_675(
     rng = random.Random(7)
     for index in range(2):
         page = people.new_page()
-        assert take_study(page, live_server, "demo", f"?PROLIFIC_PID=browser{index}", rng) == 35
+        assert (
+            take_study(page, live_server, "demo", f"?PROLIFIC_PID=browser{index}", rng)
+            == DEMO_TRIALS
+        )
         page.close()
     people.close()
     with app.app_context():

@@ -37,6 +37,7 @@ TRIALS_COLUMNS = [
     "attention_check",
     "rt_flag",
     "simulated",
+    "studied",
     "real_side",
     "image",
     "image_right",

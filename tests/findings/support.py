@@ -22,8 +22,10 @@ import sqlalchemy as sa
 
 from analysis.plan import validate_plan
 from analysis.report import analyse
+from survey.block_settings import validate_block_settings
 from survey.extensions import db
 from survey.findings import service
+from survey.findings.methods import methods_paragraph
 from survey.models import (
     Preregistration,
     Researcher,
@@ -88,6 +90,14 @@ def _answers(
         right = rng.random() < effects.detect
         other = "ai" if trial.condition == "real" else "real"
         return [("source", trial.condition if right else other)] + confidence
+    if trial.task == "learn":
+        return [("seen", "1")]
+    if trial.task == "recognise":
+        # Met before: most people studied (fewer of those met in an AI headshot), few foils.
+        p = {"real": 0.8, "ai": 0.65}.get(trial.condition or "", 0.2)
+        old = "1" if rng.random() < p else "0"
+        name = [("name", str(rng.randint(1, 4)))] if old == "1" and settings["name_recall"] else []
+        return [("old", old)] + confidence + name
     return [("choice", "real" if rng.random() < effects.choose_real else "ai")]
 
 
@@ -269,3 +279,28 @@ def preregister(app, study_id: int, plan: dict) -> None:
 def publish(client, study_id: int):
     """Publish through the confirmation page."""
     return publish_findings(client, study_id)
+
+
+RESULTS = {"tests": [], "correction": "holm", "alpha": 0.05, "families": []}
+SAMPLE = {"recruited": 10, "included": 10}
+
+
+def paragraph(*blocks: tuple[str, dict], n_identities: int = 8, n_lists: int = 2) -> str:
+    """The methods paragraph of a design of these (task, settings) blocks, defaults filled in."""
+    design = {
+        "n_identities": n_identities,
+        "n_lists": n_lists,
+        "assign_by": "started",
+        "blocks": [
+            {"name": f"b{i}", "task": task, "settings": validate_block_settings(task, settings)}
+            for i, (task, settings) in enumerate(blocks, 1)
+        ],
+    }
+    return methods_paragraph(design, RESULTS, SAMPLE, {})
+
+
+def block_text(text: str, index: int) -> str:
+    """The words of the block numbered `index` in the paragraph."""
+    start = text.index(f"({index}) ")
+    end = text.find(f"; ({index + 1}) ", start)
+    return text[start : end if end >= 0 else text.index(". ", start)]

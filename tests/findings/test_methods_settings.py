@@ -5,35 +5,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from survey.block_settings import validate_block_settings
 from survey.extensions import db
 from survey.findings import service
 from survey.findings.methods import methods_paragraph
 from survey.models import Block, Study
-
-RESULTS = {"tests": [], "correction": "holm", "alpha": 0.05, "families": []}
-SAMPLE = {"recruited": 10, "included": 10}
-
-
-def paragraph(*blocks: tuple[str, dict], n_identities: int = 8, n_lists: int = 2) -> str:
-    """The methods paragraph of a design of these (task, settings) blocks, defaults filled in."""
-    design = {
-        "n_identities": n_identities,
-        "n_lists": n_lists,
-        "assign_by": "started",
-        "blocks": [
-            {"name": f"b{i}", "task": task, "settings": validate_block_settings(task, settings)}
-            for i, (task, settings) in enumerate(blocks, 1)
-        ],
-    }
-    return methods_paragraph(design, RESULTS, SAMPLE, {})
-
-
-def block_text(text: str, index: int) -> str:
-    """The words of the block numbered `index` in the paragraph."""
-    start = text.index(f"({index}) ")
-    end = text.find(f"; ({index + 1}) ", start)
-    return text[start : end if end >= 0 else text.index(". ", start)]
+from tests.findings.support import RESULTS, SAMPLE, block_text, paragraph
 
 
 def test_side_by_side_match_shows_both_photos_untimed():
@@ -163,9 +139,16 @@ def test_blocks_are_told_in_the_order_they_ran(app, demo):
         db.session.refresh(study)
         assert study.blocks[0].task == "choose"
         facts = service.design_facts(study)
-    assert [b["task"] for b in facts["blocks"]] == ["match", "rate", "detect", "choose"]
+    assert [b["task"] for b in facts["blocks"]] == [
+        "match",
+        "rate",
+        "detect",
+        "learn",
+        "recognise",
+        "choose",
+    ]
     text = methods_paragraph(facts, RESULTS, SAMPLE, {})
-    assert "(4) a paired-preference block (preference)" in text
+    assert "(6) a paired-preference block (preference)" in text
     assert "(1) a recognition block (recognition)" in text
     assert "opened by a practice trial" in block_text(text, 1)
 
@@ -187,8 +170,8 @@ def test_report_design_lists_blocks_in_running_order(app, client, demo, analyses
     auth.sign_in(owner_id(app))
     text = page_text(client.get(f"/r/studies/{demo}/report"))
     assert "Block 1: recognition (match)" in text
-    assert "Block 4: preference (choose)" in text
-    assert "(4) a paired-preference block (preference)" in text
+    assert "Block 6: preference (choose)" in text
+    assert "(6) a paired-preference block (preference)" in text
 
 
 def test_consent_is_claimed_only_as_far_as_it_was_recorded(app, demo):

@@ -100,7 +100,7 @@ def test_report_shows_sample_findings_tests_figures_and_methods(app, client, dem
         assert figure.status_code == 200 and figure.mimetype == "image/svg+xml"
         assert figure.data.lstrip().startswith(b"<?xml")
     # The methods paragraph names the design and the analysis.
-    assert "2 counterbalancing lists" in text
+    assert "4 counterbalancing lists" in text
     assert f"The analysis includes {results['n_participants']} participants" in text
     assert "Holm method" in text and "default rules" in text
 

@@ -251,7 +251,6 @@ def build_study(app, client, demo: int, design: dict) -> int:
         if prereg is not None:
             db.session.delete(prereg)
             db.session.commit()
-    form.update(n_lists=str(design["n_lists"]), assign_by=design["assign_by"], target_n="")
     for identity in identities[design["n_identities"] :]:
         response = client.post(f"/r/studies/{study_id}/stimuli/identities/{identity}/delete")
         assert response.status_code == 302
@@ -259,6 +258,7 @@ def build_study(app, client, demo: int, design: dict) -> int:
         assert client.post(f"/r/studies/{study_id}/blocks/{block}/delete").status_code == 302
     # The lists after the old blocks are gone: an odd count is refused while a match, rate or
     # detect block is there, and allowed for choose-only designs.
+    form.update(n_lists=str(design["n_lists"]), assign_by=design["assign_by"], target_n="")
     assert client.post(f"/r/studies/{study_id}/edit", data=form).status_code == 302
     for task, fields in design["blocks"]:
         response = client.post(

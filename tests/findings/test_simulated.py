@@ -114,11 +114,11 @@ def test_every_export_says_who_is_simulated(app, demo):
         real_only = csv_rows("".join(exports.participants_csv(demo, include_simulated=False)))
         codebook = exports.codebook(demo)
         frame = exports.trials_dataframe(demo, include_simulated=False)
-    # `simulated` follows the contract's columns; only the per-trial details and the timing
-    # columns come after it.
+    # `simulated` follows the contract's columns; only `studied` (memory), the per-trial details and
+    # the timing columns come after it.
     after = exports.TRIAL_COLUMNS[exports.TRIAL_COLUMNS.index("simulated") + 1 :]
     assert exports.TRIAL_COLUMNS[exports.TRIAL_COLUMNS.index("simulated") - 1] == "rt_flag"
-    assert after == (*TRIAL_DETAIL_COLUMNS, *exports.TIMING_COLUMNS)
+    assert after == ("studied", *TRIAL_DETAIL_COLUMNS, *exports.TIMING_COLUMNS)
     # An id that starts with "-" is written with the CSV-injection guard's leading quote.
     people_cells = {exports.safe_cell(p) for p in people}
     robot_cells = {exports.safe_cell(p) for p in robots}
@@ -493,8 +493,10 @@ def test_simulated_participants_take_no_real_participants_slot(app, demo):
     set_study(app, demo, target_n=2)
     with app.app_context():
         study = db.session.get(Study, demo)
-        robots = [starting.start_participant(study, simulated=True) for _ in range(3)]
-        assert [p.list_index for p in robots] == [0, 1, 0] and all(p.is_simulated for p in robots)
+        # The demo has four lists (its memory test rotates each identity over four).
+        robots = [starting.start_participant(study, simulated=True) for _ in range(5)]
+        lists = [p.list_index for p in robots]
+        assert lists == [0, 1, 2, 3, 0] and all(p.is_simulated for p in robots)
         assert not starting.is_full(study)
         people = [starting.start_participant(study) for _ in range(2)]
         assert [p.list_index for p in people] == [0, 1]

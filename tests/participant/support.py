@@ -13,8 +13,9 @@ from survey.participant.simulate import parse_trial_form
 
 
 def first_answers(form) -> dict[str, str]:
-    """Answer every question of a trial form with its first choice."""
-    return {name: values[0] for name, values in form.choices.items()}
+    """Answer every question of a trial form with its first choice (a study-phase Continue
+    with its one value)."""
+    return {**form.given, **{name: values[0] for name, values in form.choices.items()}}
 
 
 def trial_form(client, slug: str = "demo"):

@@ -12,7 +12,7 @@ from survey.extensions import db
 from survey.models import Block, Response, Trial
 from survey.participant import answers, hotdb, routes
 from survey.participant.simulate import agree
-from tests.helpers import refreeze
+from tests.helpers import DEMO_TRIALS, refreeze
 from tests.participant.support import (
     TASK_FIELDS,
     advance_to,
@@ -258,7 +258,7 @@ def test_a_bad_response_time_is_stored_as_missing_never_refused(app, client, dem
 
 def test_the_last_answer_completes_the_participant(app, client, demo):
     agree(client, "demo")
-    answer_trials(client, 34)
+    answer_trials(client, DEMO_TRIALS - 1)
     assert participants(app)[0].status == "in_progress"
     answer_trials(client, 1)
     (p,) = participants(app)

@@ -17,7 +17,7 @@ from survey.extensions import db
 from survey.models import Participant, Response, Study, StudyMember
 from survey.participant.simulate import agree, form_token
 from survey.studies import change_state
-from tests.helpers import set_study
+from tests.helpers import DEMO_TRIALS, set_study
 from tests.participant.support import (
     answer_trials,
     count,
@@ -98,7 +98,7 @@ def test_a_participant_who_finished_before_the_close_gets_the_debrief_and_no_que
     app, client, demo
 ):
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     assert participants(app)[0].status == "completed"
     move(app, demo, "closed")
     questions = client.get("/s/demo/questions")

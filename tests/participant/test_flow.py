@@ -20,7 +20,7 @@ from survey.models import (
 from survey.participant import starting
 from survey.participant.recruitment import device_from_user_agent
 from survey.participant.simulate import TOKEN, agree
-from tests.helpers import set_study
+from tests.helpers import DEMO_TRIALS, set_study
 from tests.participant.support import answer_trials, count, first_answers, participants, trial_form
 
 MOBILE_UA = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36"
@@ -115,7 +115,7 @@ def test_trial_pages_show_progress_withdraw_link_and_no_condition(app, client, d
     page = client.get("/s/demo/trial")
     text = page.get_data(as_text=True)
     assert page.headers["Cache-Control"] == "no-store"
-    assert '<progress id="progress" max="35" value="0"' in text
+    assert f'<progress id="progress" max="{DEMO_TRIALS}" value="0"' in text
     assert 'Withdraw<span class="long"> and delete my answers</span>' in text
     assert "Practice: this one does not count." in text
     # Nothing on the page tells the condition, the probe's identity or the instructed answer.
@@ -160,7 +160,7 @@ def test_the_trial_page_matches_the_layout_of_every_participant_page(app, client
         while form is not None:
             client.post(form.action, data={**first_answers(form), **form.hidden, "rt_ms": "900"})
             form = trial_form(client)
-    assert len(pages) >= 36
+    assert len(pages) >= DEMO_TRIALS + 1
     assert any('role="alert"' in flat for flat, _ in pages)
     for flat, inherited in pages:
         assert flat == inherited
@@ -232,7 +232,7 @@ def test_full_counts_completed_participants_when_the_study_assigns_by_completed(
     set_study(app, demo, target_n=1, assign_by="completed")
     agree(client, "demo")
     assert app.test_client().get("/s/demo").status_code == 200
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     assert app.test_client().get("/s/demo").status_code == 403
 
 
@@ -383,7 +383,7 @@ def test_a_forged_consent_token_is_refused(app, client, demo):
 
 def test_a_completed_participant_sees_the_debrief_again(app, client, demo):
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     assert client.get("/s/demo/trial").headers["Location"].endswith("/s/demo/questions")
     client.post("/s/demo/questions", data={"skip": "1"})
     assert participants(app)[0].demographics == {}
@@ -439,7 +439,7 @@ def test_pages_out_of_turn_send_the_participant_to_the_current_step(app, client,
 )
 def test_demographics_are_validated(app, client, demo, data, message):
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     response = client.post("/s/demo/questions", data=data)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
@@ -449,7 +449,7 @@ def test_demographics_are_validated(app, client, demo, data, message):
 
 def test_demographics_are_stored_once_and_never_overwritten(app, client, demo):
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     client.post("/s/demo/questions", data={"ai_familiarity": "4", "save": "1"})
     again = client.post("/s/demo/questions", data={"ai_familiarity": "2", "save": "1"})
     assert again.headers["Location"].endswith("/s/demo/done")
@@ -459,7 +459,7 @@ def test_demographics_are_stored_once_and_never_overwritten(app, client, demo):
 def test_a_study_can_leave_out_the_demographics(app, client, demo):
     set_study(app, demo, settings={"demographics": False})
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     assert client.get("/s/demo/trial").headers["Location"].endswith("/s/demo/done")
     assert client.get("/s/demo/questions").headers["Location"].endswith("/s/demo/done")
 
@@ -470,7 +470,7 @@ def test_a_study_can_leave_out_the_demographics(app, client, demo):
 def test_an_https_completion_url_gets_a_return_link_and_no_automatic_redirect(app, client, demo):
     set_study(app, demo, completion_url="https://app.prolific.com/submissions/complete?cc=C0DE")
     agree(client, "demo", "?PROLIFIC_PID=p1")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     page = client.get("/s/demo/done").get_data(as_text=True)
     assert 'href="https://app.prolific.com/submissions/complete?cc=C0DE"' in page
     assert "Return to Prolific" in page
@@ -481,7 +481,7 @@ def test_an_https_completion_url_gets_a_return_link_and_no_automatic_redirect(ap
 def test_a_completion_url_that_is_not_https_is_not_offered(app, client, demo):
     set_study(app, demo, completion_url="javascript:alert(1)")
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     page = client.get("/s/demo/done").get_data(as_text=True)
     assert "javascript:" not in page and "Return to" not in page
 
@@ -513,7 +513,7 @@ def test_withdrawal_asks_for_confirmation_then_deletes_the_answers(app, client, 
             and "leaving1" not in recruitment.external_id
         )
         assert recruitment.params == {}
-        assert starting.list_counts(db.session.get(Study, demo)) == [0, 0]
+        assert starting.list_counts(db.session.get(Study, demo)) == [0, 0, 0, 0]
     assert client.get("/s/demo").headers["Location"].endswith("/s/demo/withdrawn")
     # Another browser with the same id starts nobody (and opens nobody's session).
     other = app.test_client()
@@ -526,7 +526,7 @@ def test_withdrawal_is_offered_on_every_page_of_a_participant(app, client, demo)
     agree(client, "demo")
     for path in ("/s/demo/instructions", "/s/demo/trial"):
         assert "/s/demo/withdraw" in client.get(path).get_data(as_text=True), path
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
     for path in ("/s/demo/questions", "/s/demo/done"):
         assert "/s/demo/withdraw" in client.get(path).get_data(as_text=True), path
     client.post("/s/demo/withdraw", data={"confirm": "1"})
@@ -576,7 +576,7 @@ def test_a_viewer_previews_a_draft_study_as_a_flagged_participant(
     with app.app_context():
         study = db.session.get(Study, demo)
         assert study.participants_started == 0
-        assert starting.list_counts(study) == [0, 0]
+        assert starting.list_counts(study) == [0, 0, 0, 0]
     # The draft stays closed to everyone else.
     assert app.test_client().get("/s/demo").status_code == 403
 

@@ -7,6 +7,7 @@ import pytest
 from survey.models import Response
 from survey.participant import answers
 from survey.participant.simulate import agree
+from tests.helpers import DEMO_TRIALS
 from tests.participant.support import (
     answer_trials,
     count,
@@ -79,7 +80,7 @@ def test_a_page_overtaken_by_another_tab_shows_the_current_trial(app, client, de
 
 def test_the_last_answer_leads_on_to_the_questions(app, client, demo):
     agree(client, "demo")
-    answer_trials(client, 34)
+    answer_trials(client, DEMO_TRIALS - 1)
     last = trial_form(client)
     reply = post(client, last)
     assert reply.status_code == 303

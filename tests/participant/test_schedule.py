@@ -14,7 +14,7 @@ from survey.models import Identity, Participant, Study, Trial
 from survey.participant import service, starting
 from survey.participant.recruitment import Recruitment
 from survey.studies import design_sha256
-from tests.helpers import set_study
+from tests.helpers import DEMO_TRIALS, set_study
 
 
 def start(app, study_id: int, **kwargs) -> Participant:
@@ -79,14 +79,18 @@ def shown(app, participant_id: int) -> list[tuple[int, str, str | None, bool, bo
 
 def test_lists_and_conditions_balance_over_many_participants(app, demo):
     people = [start(app, demo) for _ in range(40)]
-    assert Counter(p.list_index for p in people) == {0: 20, 1: 20}
-    # identity -> condition -> participants who saw it so (match, rate, detect)
+    assert Counter(p.list_index for p in people) == {0: 10, 1: 10, 2: 10, 3: 10}
+    # identity -> condition -> participants who saw it so (match, rate, detect, learn)
     seen: dict[str, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+    # identity -> its memory role -> participants (studied real, studied ai, foil)
+    roles: dict[str, Counter] = defaultdict(Counter)
     for p in people:
         trials = shown(app, p.id)
         conditions: dict[str, set[str]] = defaultdict(set)
         for _position, task, code, condition, _practice, _attention, _is_match in trials:
-            if task != "choose":
+            if task == "recognise":
+                roles[code][condition or "foil"] += 1
+            elif task != "choose":
                 conditions[code].add(condition)
                 seen[code][condition].add(p.id)
         # Each identity in one condition only, the same in every match, rate and detect block.
@@ -103,6 +107,8 @@ def test_lists_and_conditions_balance_over_many_participants(app, demo):
     assert len(seen) == 8
     for code, by_condition in seen.items():
         assert {c: len(ids) for c, ids in by_condition.items()} == {"real": 20, "ai": 20}, code
+    # Memory: every identity a target as often as a foil, studied real as often as ai.
+    assert all(r == {"real": 10, "ai": 10, "foil": 20} for r in roles.values()), roles
 
 
 def test_a_new_participant_gets_the_list_with_the_fewest_participants(app, demo):
@@ -131,17 +137,17 @@ def test_assignment_by_completed_counts_only_completed_participants(app, demo):
 def test_concurrent_starts_take_one_slot_each(app, demo):
     people, refused = start_concurrently(app, demo, 12)
     assert not refused and len(people) == 12
-    assert Counter(p.list_index for p in people) == {0: 6, 1: 6}
+    assert Counter(p.list_index for p in people) == {0: 3, 1: 3, 2: 3, 3: 3}
     with app.app_context():
         assert db.session.get(Study, demo).participants_started == 12
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Trial)) == 12 * 35
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Trial)) == 12 * DEMO_TRIALS
 
 
 def test_concurrent_starts_cannot_overrun_target_n(app, demo):
     set_study(app, demo, target_n=5)
     people, refused = start_concurrently(app, demo, 10)
     assert len(people) == 5 and refused == ["full"] * 5
-    assert Counter(p.list_index for p in people) == {0: 3, 1: 2}
+    assert Counter(p.list_index for p in people) == {0: 2, 1: 1, 2: 1, 3: 1}
 
 
 def test_concurrent_starts_with_one_recruitment_id_make_one_participant(app, demo):
@@ -175,7 +181,9 @@ def test_the_stored_schedule_regenerates_identically_from_the_seed(app, demo):
             stored = starting.stored_schedule(participant)
             assert 0 <= participant.seed < 2**63
             assert stored == starting.regenerate_schedule(participant)
-            assert len(stored) == 35 and [s.position for s in stored] == list(range(1, 36))
+            assert len(stored) == DEMO_TRIALS and [s.position for s in stored] == list(
+                range(1, DEMO_TRIALS + 1)
+            )
             fingerprints.add(design.schedule_fingerprint(stored))
     # Four seeds, four different orders.
     assert len(fingerprints) == 4

@@ -12,6 +12,7 @@ from survey import exports
 from survey.extensions import db
 from survey.models import StudyQuestion
 from survey.participant.simulate import agree
+from tests.helpers import DEMO_TRIALS
 from tests.participant.support import answer_trials, participants
 
 QUESTIONS = [
@@ -68,7 +69,7 @@ def use_questions(app, study_id: int) -> None:
 
 def finish_trials(client) -> None:
     agree(client, "demo")
-    answer_trials(client, 35)
+    answer_trials(client, DEMO_TRIALS)
 
 
 def test_a_new_study_asks_the_default_demographics(app, client, demo):

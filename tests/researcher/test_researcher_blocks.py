@@ -224,7 +224,8 @@ def test_rate_scales_are_added_edited_and_removed(app, team, owner_client):
         (
             [{**TRUST, "key": "same"}],
             "The key of scale 1 cannot be &#39;same&#39;: the names same, confidence, choice,"
-            " source, attention are taken by the tasks&#39; own answers.",
+            " source, attention, old, name, orienting, seen are taken by the tasks&#39; own"
+            " answers.",
         ),
         (
             [{**TRUST, "key": "Trust Me"}],

@@ -107,7 +107,11 @@ def test_every_task_setting_has_a_rule_with_a_label():
         (
             "rate",
             {"exposure_ms": 500},
-            {"exposure_ms": ["A rate block has no exposure setting (only match blocks have one)."]},
+            {
+                "exposure_ms": [
+                    "A rate block has no exposure setting (only match and learn blocks have one)."
+                ]
+            },
         ),
     ],
 )

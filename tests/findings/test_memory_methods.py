@@ -1,0 +1,61 @@
+"""The methods paragraph and the codebook describe a memory (learn-then-recognise) design."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analysis.io import load
+from analysis.report import analyse
+from survey.findings.methods import methods_paragraph
+from tests.findings.support import block_text, paragraph
+
+MEMORY = Path(__file__).resolve().parents[1] / "data" / "memory"
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({}, "each met once in its headshot (half of them real, half AI, by list), for 3000 ms"),
+        ({"exposure_ms": 1200}, "for 1200 ms"),
+        ({"exposure_ms": None}, "for as long as the participant chose (self-paced)"),
+        (
+            {"label": "Your new colleague Dr {name}"},
+            "labelled “Your new colleague Dr <name>” with a fictional name per person",
+        ),
+        ({"orienting_question": "How friendly?"}, "answering “How friendly?” (1–5)"),
+    ],
+)
+def test_the_study_phase_is_told_as_it_ran(settings, said):
+    text = paragraph(("learn", settings), ("rate", {}), ("recognise", {}), n_lists=4)
+    assert said in block_text(text, 1)
+    assert block_text(text, 2).startswith("(2) a first-impression block (b2)")
+    assert "labelled" not in block_text(text, 1) or "label" in settings
+
+
+@pytest.mark.parametrize("recall", [True, False])
+@pytest.mark.parametrize("confidence", [True, False])
+def test_the_test_phase_is_told_as_it_ran(recall, confidence):
+    text = paragraph(
+        ("learn", {"label": "{name}"}),
+        ("recognise", {"name_recall": recall, "confidence": confidence}),
+        n_lists=4,
+    )
+    phase = block_text(text, 2)
+    assert "every identity once in a new in-person photo" in phase
+    assert "answering “Have you met this person before?”" in phase
+    assert ("and how sure they were (1–5)" in phase) is confidence
+    assert ("choosing the person's name from four studied names" in phase) is recall
+    assert "met in its AI headshot and left unstudied (a foil) equally often" in text
+    assert "as recognition probes" in text
+
+
+@pytest.mark.slow
+def test_the_analysis_sentence_names_the_shared_false_alarm_rate_and_the_glmm():
+    results = analyse(load(MEMORY)).results
+    design = {"n_identities": 16, "n_lists": 4, "blocks": []}
+    text = methods_paragraph(design, results, {"recruited": 32, "included": 31}, {})
+    assert "each participant's one false-alarm rate, over all foils, served both conditions" in text
+    assert "(said old ~ condition + (1 | participant) + (1 | identity))" in text
+    assert "memory sensitivity (d')" in text
