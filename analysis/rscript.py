@@ -120,9 +120,9 @@ sdt <- function(rows, unit, within) {
 }
 # Memory: a target's condition is the one it was studied in; foils (never studied, empty
 # condition) give each condition of a unit its one false-alarm rate.
-memory_cells <- function(rows) {
-  foils <- rows[rows$signal == 0, ]
-  rbind(rows[rows$signal == 1, ], transform(foils, condition = "real"),
+memory_cells <- function(cells) {
+  foils <- cells[cells$signal == 0, ]
+  rbind(cells[cells$signal == 1, ], transform(foils, condition = "real"),
         transform(foils, condition = "ai"))
 }
 sdt_paired <- function(cells, measure) {
