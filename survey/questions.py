@@ -299,7 +299,8 @@ def default_questions() -> list[dict[str, Any]]:
 
 
 def legacy_questions() -> list[dict[str, Any]]:
-    """Return the age and gender questions studies asked before the builder (kept by 0011)."""
+    """Return the age and gender questions studies asked before the builder (migration
+    0009_questions gave them to existing studies)."""
     return [
         {
             "code": "age",
