@@ -416,7 +416,7 @@ class Participant:
         if form is None:
             raise ValueError("a trial page without its form")
         trial_id = int(form.action.rsplit("/", 1)[1])
-        answer = {name: self.rng.choice(values) for name, values in form.choices.items()}
+        answer = form.answer(self.rng.choice)
         posted = dict(answer)
         self.posted.append(trial_id)
         answer.update(form.hidden, rt_ms=f"{self.rng.uniform(400, 3000):.1f}")

@@ -129,7 +129,7 @@ async def one_participant(
             if think_ms:
                 # A person looks, then answers: half to one and a half times the think time.
                 await asyncio.sleep(think_ms * rng.uniform(0.5, 1.5) / 1000)
-            answer = {name: rng.choice(values) for name, values in form.choices.items()}
+            answer = form.answer(rng.choice)
             posted = dict(answer)
             answer.update(form.hidden, rt_ms=f"{rng.uniform(400, 3000):.1f}")
             reply = await timed(stats, "answer", client, "POST", form.action, answer)

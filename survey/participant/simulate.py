@@ -6,6 +6,7 @@ import html
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,15 @@ class TrialForm:
     ticket: str = ""
     # Answers the page gives without a choice (a study-phase Continue: seen = 1).
     given: dict[str, str] = field(default_factory=dict)
+
+    def answer(self, pick: Callable[[list[str]], str]) -> dict[str, str]:
+        """Return the measures an answer stores: `pick` chooses one value per question, and the
+        page's own answers (a study-phase Continue) are added. Name recall is asked only after
+        "yes, I have met this person", so a "no" stores no name."""
+        measures = {**self.given, **{name: pick(values) for name, values in self.choices.items()}}
+        if measures.get("old") == "0":
+            measures.pop("name", None)
+        return measures
 
     @property
     def hidden(self) -> dict[str, str]:

@@ -15,7 +15,7 @@ from survey.participant.simulate import parse_trial_form
 def first_answers(form) -> dict[str, str]:
     """Answer every question of a trial form with its first choice (a study-phase Continue
     with its one value)."""
-    return {**form.given, **{name: values[0] for name, values in form.choices.items()}}
+    return form.answer(lambda values: values[0])
 
 
 def trial_form(client, slug: str = "demo"):
