@@ -21,11 +21,13 @@ from survey.models import (
     Study,
     StudyMember,
     StudyQuestion,
+    StudyText,
     Trial,
 )
 from survey.participant.starting import start_participant
 from survey.questions import legacy_questions
 from survey.studies import open_study
+from survey.study_texts import catalogue
 from tests.helpers import sign_in
 from tests.researcher.helpers import add_member, quick_researcher, seed_design
 
@@ -76,6 +78,20 @@ def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
             db.session.add(StudyQuestion(study=study, position=position, **question))
         db.session.flush()
         seed_design(study)
+        # A second language, every text written in it, so its pages have something to show.
+        study.settings = {**(study.settings or {}), "languages": ["en", "de"]}
+        db.session.flush()
+        for text in catalogue(study):
+            db.session.add(
+                StudyText(
+                    study_id=study.id,
+                    block_id=text.block_id,
+                    question_id=text.question_id,
+                    language="de",
+                    key=text.key,
+                    text=f"(de) {text.default}",
+                )
+            )
         db.session.commit()
         study_id = study.id
         # The stranger owns a study of their own, so they are a real, signed-in researcher.
@@ -159,6 +175,7 @@ def url_values(rule, world: World) -> dict[str, object]:
         "name": "trials.csv",
         "outcome": "trust",
         "fmt": "png",
+        "lang": "de",
     }
     values = {}
     for name in rule.arguments:
