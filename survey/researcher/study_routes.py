@@ -353,8 +353,8 @@ def study_edit(study: Study, role: str):
             "has match, rate or detect blocks (each identity is shown real in half the lists "
             f"and AI in the other half); you wrote {form.n_lists.data}."
         )
-    if study.design_locked and not form.languages.data:
-        # The frozen languages are shown but not sent: they stay as they are.
+    if not form.languages.data and (study.design_locked or "default_language" not in request.form):
+        # Not sent (frozen languages are shown disabled): they stay as they are.
         languages, problem = study_languages(study), None
     else:
         languages, problem = check_languages(form.languages.data, form.default_language.data)
