@@ -3,10 +3,14 @@ to the default language's, and the trial page's cached texts never cross languag
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import zipfile
 
 import sqlalchemy as sa
 
+from survey import exports
 from survey.demo import DEBRIEF, INSTRUCTIONS
 from survey.extensions import db
 from survey.models import Study, StudyText
@@ -125,3 +129,35 @@ def test_a_missing_text_falls_back_to_the_default_language(app, demo, client):
         empty.text = "   "
         db.session.commit()
         assert text_for(study, "consent", "fr") == study.consent_text
+
+
+def test_the_codebook_gives_every_measure_and_question_in_each_language(app, demo):
+    translate(app, demo, "de", only=(":question", ":text", "option:woman", "anchor:5"))
+    with app.app_context():
+        book = json.loads(exports.codebook_json(demo))
+        archive = zipfile.ZipFile(io.BytesIO(b"".join(exports.psychds_zip(demo))))
+        zipped = json.loads(archive.read("codebook.json"))
+    for part in ("languages", "measures", "questions"):
+        assert zipped[part] == book[part]
+    assert book["languages"] == ["en", "de"]
+    measures = {(m["block"], m["measure"]): m for m in book["measures"]}
+    assert measures[("impressions", "trust")]["translations"] == {
+        "de": {"question": "DE: How much do you trust this person?"}
+    }
+    assert measures[("meet again", "old")]["translations"] == {
+        "de": {"question": "DE: Did you meet this person as a new colleague?"}
+    }
+    assert measures[("preference", "choice")]["question"] == "Which photo do you trust more?"
+    assert "translations" not in measures[("recognition", "confidence")]
+    asked = {q["code"]: q for q in book["questions"]}
+    assert asked["gender"]["translations"] == {
+        "de": {"text": "DE: Your gender", "options": {"woman": "DE: Woman"}}
+    }
+    assert asked["ai_familiarity"]["translations"]["de"]["anchors"] == {"5": "DE: Very familiar"}
+
+
+def test_a_single_language_codebook_is_as_before(app, demo):
+    with app.app_context():
+        book = json.loads(exports.codebook_json(demo))
+    assert "languages" not in book
+    assert not any("translations" in entry for entry in book["measures"] + book["questions"])
