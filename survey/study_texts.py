@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from survey.block_settings import LABEL_MAX, validate_block_settings
 from survey.cache import BoundedCache
@@ -37,8 +36,6 @@ SCALE_FIELDS = {"question": "question", "low_anchor": "low anchor", "high_anchor
 # The longest text of each kind, as the default language's own columns allow.
 MAX_LONG_TEXT = 20000
 MAX_SHORT_TEXT = 500
-# Blocks' texts as participants' trial pages read them, per worker (see `trial_settings`).
-CACHE_KEY = "likeness_study_texts"
 
 
 @dataclass(frozen=True)
@@ -510,8 +507,10 @@ class _BlockTexts:
 
 
 def _cache() -> BoundedCache:
-    """Return this worker's cache of blocks' texts (made on first use)."""
-    return current_app.extensions.setdefault(CACHE_KEY, BoundedCache(4096))
+    """Return this worker's cache of blocks' texts (kept with the rest of the hot path)."""
+    from survey.participant.hotdb import hot_path
+
+    return hot_path.state().block_texts
 
 
 _BLOCK_STUDY = (
