@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from survey import exports
 from survey.demo import DEBRIEF, INSTRUCTIONS
 from survey.extensions import db
-from survey.models import Study, StudyText
+from survey.models import Participant, Study, StudyText
+from survey.participant.hotdb import hot_path
 from survey.participant.simulate import agree
 from survey.study_texts import catalogue, text_for
 from tests.helpers import DEMO_TRIALS
@@ -161,3 +162,36 @@ def test_a_single_language_codebook_is_as_before(app, demo):
         book = json.loads(exports.codebook_json(demo))
     assert "languages" not in book
     assert not any("translations" in entry for entry in book["measures"] + book["questions"])
+
+
+def block_text_reads(app, client, urls: list[str]) -> int:
+    """GET trial pages with a worker that has no block texts kept yet; count study_text reads."""
+    read: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if "study_text" in statement:
+            read.append(statement)
+
+    with app.app_context():
+        hot_path.state().block_texts.clear()
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        for url in urls:
+            assert "How much do you trust" in page(client, url)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    return len(read)
+
+
+def test_an_opened_studys_block_texts_are_read_once_per_worker(app, demo, client):
+    translate(app, demo, "de")
+    agree(client, "demo")
+    advance_to(client, {"scale_trust", "scale_professional"})
+    urls = ["/s/demo/trial?lang=de", "/s/demo/trial", "/s/demo/trial?lang=de"]
+    assert block_text_reads(app, client, urls) == 1
+    # A preview run's texts may still change (a draft): read on every page.
+    with app.app_context():
+        db.session.execute(sa.update(Participant).values(is_preview=True))
+        db.session.commit()
+    assert block_text_reads(app, client, urls) == 3
