@@ -62,6 +62,17 @@ class Text:
         """Return the most characters the text may have."""
         return MAX_LONG_TEXT if self.long else MAX_SHORT_TEXT
 
+    def row(self, study_id: int, language: str, value: str) -> StudyText:
+        """Return the row holding this text written in `language`."""
+        return StudyText(
+            study_id=study_id,
+            block_id=self.block_id,
+            question_id=self.question_id,
+            language=language,
+            key=self.key,
+            text=value,
+        )
+
 
 def language_name(code: str) -> str:
     """Return a language's name in English words with its own name: "German (Deutsch)"."""
@@ -314,16 +325,7 @@ def _put(study_id: int, language: str, text: Text, value: str) -> None:
             db.session.delete(row)
         return
     if row is None:
-        db.session.add(
-            StudyText(
-                study_id=study_id,
-                block_id=text.block_id,
-                question_id=text.question_id,
-                language=language,
-                key=text.key,
-                text=value,
-            )
-        )
+        db.session.add(text.row(study_id, language, value))
     else:
         row.text = value
 

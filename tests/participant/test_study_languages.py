@@ -29,16 +29,7 @@ def translate(app, study_id: int, language: str, only: tuple[str, ...] | None = 
         study.settings = {**(study.settings or {}), "languages": ["en", language]}
         for t in catalogue(study):
             if only is None or t.key.endswith(only):
-                db.session.add(
-                    StudyText(
-                        study_id=study_id,
-                        block_id=t.block_id,
-                        question_id=t.question_id,
-                        language=language,
-                        key=t.key,
-                        text=f"{language.upper()}: {t.default}",
-                    )
-                )
+                db.session.add(t.row(study_id, language, f"{language.upper()}: {t.default}"))
         db.session.commit()
 
 

@@ -21,7 +21,6 @@ from survey.models import (
     Study,
     StudyMember,
     StudyQuestion,
-    StudyText,
     Trial,
 )
 from survey.participant.starting import start_participant
@@ -82,16 +81,7 @@ def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
         study.settings = {**(study.settings or {}), "languages": ["en", "de"]}
         db.session.flush()
         for text in catalogue(study):
-            db.session.add(
-                StudyText(
-                    study_id=study.id,
-                    block_id=text.block_id,
-                    question_id=text.question_id,
-                    language="de",
-                    key=text.key,
-                    text=f"(de) {text.default}",
-                )
-            )
+            db.session.add(text.row(study.id, "de", f"(de) {text.default}"))
         db.session.commit()
         study_id = study.id
         # The stranger owns a study of their own, so they are a real, signed-in researcher.
