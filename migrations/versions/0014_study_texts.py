@@ -30,7 +30,10 @@ def upgrade():
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["block_id"], ["block.id"], name=op.f("fk_study_text_block_id_block"), ondelete="CASCADE"
+            ["block_id"],
+            ["block.id"],
+            name=op.f("fk_study_text_block_id_block"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["question_id"],
@@ -39,7 +42,10 @@ def upgrade():
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
-            ["study_id"], ["study.id"], name=op.f("fk_study_text_study_id_study"), ondelete="CASCADE"
+            ["study_id"],
+            ["study.id"],
+            name=op.f("fk_study_text_study_id_study"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_study_text")),
         sa.UniqueConstraint(
