@@ -380,6 +380,31 @@ class StudyQuestion(Base):
     study: so.Mapped[Study] = so.relationship(back_populates="questions")
 
 
+class StudyText(Base):
+    """A study text written in one of the study's other languages (see survey/study_texts.py).
+
+    Keyed generically: "consent", "instructions", "debrief", "block:<id>:<setting>",
+    "block:<id>:scale:<key>:<field>", "question:<id>:text", "question:<id>:option:<value>",
+    "question:<id>:anchor:<point>". The default language's texts stay where they are (the
+    study's, blocks' and questions' own columns); a block's or question's texts go with it.
+    """
+
+    __tablename__ = "study_text"
+    __table_args__ = (sa.UniqueConstraint("study_id", "language", "key"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    study_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("study.id", ondelete="CASCADE"))
+    block_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("block.id", ondelete="CASCADE"), index=True
+    )
+    question_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("study_question.id", ondelete="CASCADE"), index=True
+    )
+    language: so.Mapped[str] = so.mapped_column(sa.String(8))
+    key: so.Mapped[str] = so.mapped_column(sa.String(200))
+    text: so.Mapped[str] = so.mapped_column(sa.Text)
+
+
 class Participant(Base):
     """A person taking a study, known only by an opaque id."""
 

@@ -104,11 +104,14 @@ def design_sha256(study: Study) -> str:
 def design_problems(study: Study) -> list[str]:
     """List every reason the design cannot run yet, as sentences; empty when it can."""
     from survey.researcher.service import plan_problems
+    from survey.study_texts import text_problems
 
     identities, blocks = design_inputs(study)
     if not blocks:
-        return ["Add at least one block before opening the study.", *plan_problems(study)]
-    return design.check_design(identities, blocks, study.n_lists) + plan_problems(study)
+        problems = ["Add at least one block before opening the study."]
+    else:
+        problems = design.check_design(identities, blocks, study.n_lists)
+    return problems + plan_problems(study) + text_problems(study)
 
 
 def change_state(study: Study, new_state: str, researcher: Researcher | None) -> None:

@@ -13,8 +13,10 @@ from survey import block_settings
 from survey.exports.cells import _csv_stream, _safe_rows
 from survey.exports.tables import _demographic_column, _study, demographic_keys
 from survey.extensions import db
+from survey.i18n import study_languages
 from survey.models import Block, Study, StudyQuestion, list_label
 from survey.questions import KIND_LABELS, describe
+from survey.study_texts import part_texts
 
 CODEBOOK_COLUMNS = ("name", "file", "type", "description", "values")
 SIMULATED_MEANING = (
@@ -495,4 +497,46 @@ def codebook_json(study_id: int, include_recruitment: bool | None = None) -> str
         "measures": measures(study),
         "questions": questions(study_id),
     }
+    languages = study_languages(study)
+    if len(languages) > 1:
+        _add_translations(study, document, languages)
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+# A measure's texts (as codebook.json names them) and the block text each is asked with.
+_MEASURE_TEXTS = {
+    "rate": lambda m: {f: f"scale:{m}:{f}" for f in ("question", "low_anchor", "high_anchor")},
+    "choose": lambda m: {"question": "question"},
+    "recognise": lambda m: {"question": "question"} if m == "old" else {},
+    "learn": lambda m: {"question": "orienting_question"} if m == "orienting" else {},
+}
+
+
+def _add_translations(study: Study, document: dict[str, Any], languages: list[str]) -> None:
+    """Add the study's languages, and to each measure and question the wording participants
+    read in every other language (as written; an unwritten one was read in the default's)."""
+    document["languages"] = languages
+    blocks = {b.name: b.id for b in study.blocks}
+    for entry in document["measures"]:
+        names = _MEASURE_TEXTS.get(entry["task"], lambda m: {})(entry["measure"])
+        if entry["measure"] in ("confidence", "attention") or not names:
+            continue
+        written = part_texts("block", blocks[entry["block"]])
+        entry["translations"] = {
+            lang: {name: written[lang][key] for name, key in names.items() if key in written[lang]}
+            for lang in languages[1:]
+            if lang in written
+        }
+    ids = {q.code: q.id for q in _questions(study.id)}
+    for entry in document["questions"]:
+        written = part_texts("question", ids[entry["code"]])
+        translations = {}
+        for lang in languages[1:]:
+            texts = written.get(lang, {})
+            one: dict[str, Any] = {"text": texts["text"]} if "text" in texts else {}
+            for kind in ("option", "anchor"):
+                labels = {k.split(":", 1)[1]: v for k, v in texts.items() if k.startswith(kind)}
+                if labels:
+                    one[f"{kind}s"] = labels
+            translations[lang] = one
+        entry["translations"] = translations

@@ -98,6 +98,8 @@ class TrialView:
     # Memory: the name shown with a studied headshot (learn); the names offered (recognise).
     label: str | None = None
     options: tuple[str, ...] = ()
+    # The trial's block: its texts in the participant's language (`survey.study_texts`).
+    block_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ def _page_state(
             probe=first.probe,
             label=first.label,
             options=tuple(first.options.split(OPTIONS_SEPARATOR)) if first.options else (),
+            block_id=first.block_id,
         )
         if secret is not None:
             last = first.position >= first.total

@@ -116,9 +116,13 @@ class HotPathState:
         # participant sends the same cookie twice a trial, and checking its signature costs more
         # than reading it (`routes._cookie_public_id`).
         self.verified_cookies: BoundedCache[tuple[str, str], str] = BoundedCache(8192)
-        # Rendered question sets by (questions, attention check): a few per study block
-        # (`routes._questions_html`).
+        # Rendered question sets by (questions, attention check, language): a few per study
+        # block (`routes._questions_html`).
         self.questions_html: BoundedCache[tuple, Any] = BoundedCache(1024)
+        # Block id -> its study's languages and its texts in them, for the trial pages of
+        # opened studies, whose languages and block texts are frozen
+        # (`survey.study_texts.trial_settings`).
+        self.block_texts: BoundedCache[int, Any] = BoundedCache(4096)
         # Image public ids -> their display files' storage keys (`routes._display_key`).
         self.display_keys: BoundedCache[str, str] = BoundedCache(4096)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -15,10 +16,11 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from survey import design, ending
+from survey import design, ending, study_texts
 from survey import questions as questions_module
 from survey.errors import render_error
 from survey.extensions import db
+from survey.i18n import participant_language
 from survey.markup import render_markdown
 from survey.media import storage
 from survey.models import Image, Participant, StudyQuestion, new_public_id
@@ -318,7 +320,9 @@ def _render_consent(
             form=form,
             action=action,
             error=error,
-            consent_html=render_markdown(study.consent_text),
+            consent_html=render_markdown(
+                study_texts.text_for(study, "consent", participant_language(study))
+            ),
         ),
         status,
     )
@@ -449,14 +453,19 @@ def instructions(slug: str):
         "participant/instructions.html",
         study=study,
         participant=participant,
-        instructions_html=render_markdown(study.instructions_text),
+        instructions_html=render_markdown(
+            study_texts.text_for(study, "instructions", participant_language(study))
+        ),
     )
 
 
-def _questions_html(questions: tuple[forms.Question, ...], is_attention: bool) -> Markup:
-    """Render a trial's questions once per distinct set (they repeat on every trial of a block)."""
+def _questions_html(
+    questions: tuple[forms.Question, ...], is_attention: bool, language: str
+) -> Markup:
+    """Render a trial's questions once per distinct set and language (they repeat on every
+    trial of a block; a set rendered for one language is never shown in another)."""
     rendered = hot_path.state().questions_html
-    key = (questions, is_attention)
+    key = (questions, is_attention, language)
     html = rendered.get(key)
     if html is None:
         template = current_app.jinja_env.get_template("participant/_questions.html")
@@ -487,7 +496,11 @@ def _figures(trial: answers.TrialView) -> list[tuple[str, str, str, str]]:
 
 def _render_trial(slug: str, state: answers.PageState, error: str = "", status: int = 200):
     """Render the current trial of a participant."""
-    trial = state.current
+    # The block's texts in the participant's language (a preview's draft may still change).
+    settings, language = study_texts.trial_settings(
+        state.current.block_id, state.current.settings, frozen=not state.is_preview
+    )
+    trial = dataclasses.replace(state.current, settings=settings)
     questions = forms.questions_for(trial.task, trial.settings, trial.is_attention)
     instruction = (
         forms.attention_instruction(questions[0], trial.attention_answer)
@@ -504,7 +517,7 @@ def _render_trial(slug: str, state: answers.PageState, error: str = "", status: 
             state=state,
             trial=trial,
             questions=questions,
-            questions_html=_questions_html(questions, trial.is_attention),
+            questions_html=_questions_html(questions, trial.is_attention, language),
             figures=_figures(trial),
             image_base=request.script_root + "/img/",
             instruction=instruction,
@@ -664,7 +677,9 @@ def questions(slug: str):
         or not statements.takes_answers(study.state, participant.is_preview)
     ):
         return redirect(url_for("participant.done", slug=slug), 303)
-    asked = service.study_questions(study.id)
+    asked = study_texts.asked_in(
+        study, service.study_questions(study.id), participant_language(study)
+    )
     errors: dict[str, str] = {}
     if request.method == "POST":
         if "skip" in request.form and not any(q.required for q in asked):
@@ -696,7 +711,9 @@ def done(slug: str):
         "participant/done.html",
         study=study,
         participant=participant,
-        debrief_html=render_markdown(study.debrief_text),
+        debrief_html=render_markdown(
+            study_texts.text_for(study, "debrief", participant_language(study))
+        ),
         completion_url=completion_url,
         platform=platform_name(participant, completion_url),
         # Only when the researcher asked for it; a preview run stays on the page.

@@ -13,7 +13,7 @@ from survey import audit
 from survey.block_settings import validate_block_settings
 from survey.ending import RETURN_REDIRECT_KEY, redirect_problem
 from survey.extensions import db
-from survey.models import TASKS, Block, Identity, Preregistration, Researcher, Study
+from survey.models import TASKS, Block, Identity, Preregistration, Researcher, Study, StudyQuestion
 from survey.questions import check_code, clean_spec, spec_as_form
 from survey.researcher.forms import BLOCK_NAME_RE, COMPLETION_CODE_RE, MAX_TEXT, SLUG_RE
 from survey.researcher.service import (
@@ -26,6 +26,21 @@ from survey.researcher.service import (
     unique_slug,
 )
 from survey.stimuli.manifest import validate_identity_code
+from survey.study_texts import (
+    MAX_LONG_TEXT,
+    MAX_SHORT_TEXT,
+    STUDY_COLUMNS,
+    Text,
+    add_part_texts,
+    add_study_texts,
+    block_texts,
+    check_imported,
+    check_languages,
+    part_texts,
+    question_texts,
+    study_texts,
+    with_languages,
+)
 
 FORMAT = "likeness-study/1"
 MAX_BLOCKS = 50
@@ -70,13 +85,26 @@ def export_definition(study: Study, now: datetime) -> dict[str, Any]:
             "name": study.name,
             "title": study.title,
             **{f: getattr(study, f) for f in COPIED_FIELDS if f != "description"},
+            "texts": study_texts(study.id),
         },
         "blocks": [
-            {"name": b.name, "task": b.task, "settings": b.settings}
+            {
+                "name": b.name,
+                "task": b.task,
+                "settings": b.settings,
+                "texts": part_texts("block", b.id),
+            }
             for b in sorted(study.blocks, key=lambda b: b.position)
         ],
         "questions": [
-            {"code": q.code, "kind": q.kind, "text": q.text, "required": q.required, "spec": q.spec}
+            {
+                "code": q.code,
+                "kind": q.kind,
+                "text": q.text,
+                "required": q.required,
+                "spec": q.spec,
+                "texts": part_texts("question", q.id),
+            }
             for q in study.questions
         ],
         "identities": [
@@ -168,6 +196,18 @@ def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
     problem = redirect_problem(fields["settings"].get(RETURN_REDIRECT_KEY))
     if problem:
         raise ValueError(f"study.settings.{RETURN_REDIRECT_KEY}: {problem}")
+    if "languages" in fields["settings"]:
+        chosen = fields["settings"]["languages"]
+        if (
+            not isinstance(chosen, list)
+            or not chosen
+            or not all(isinstance(c, str) for c in chosen)
+        ):
+            raise ValueError("study.settings.languages must be a list of language codes")
+        languages, problem = check_languages(chosen, chosen[0])
+        if problem:
+            raise ValueError(f"study.settings.languages: {problem}")
+        fields["settings"] = with_languages(fields["settings"], languages)
     slug = raw.get("slug")
     fields["slug"] = (
         slug if isinstance(slug, str) and re.match(SLUG_RE, slug) and 3 <= len(slug) <= 64 else None
@@ -194,8 +234,15 @@ def _blocks(raw: list[Any]) -> list[dict[str, Any]]:
             settings = validate_block_settings(task, item.get("settings") or {})
         except ValueError as err:
             raise ValueError(f"{where}.settings: {err}") from None
-        blocks.append({"name": name, "task": task, "settings": settings})
+        keys = _suffixes(block_texts(Block(id=0, name=name, task=task, settings=settings)))
+        texts = check_imported(item.get("texts"), f"{where}.texts", keys, MAX_SHORT_TEXT)
+        blocks.append({"name": name, "task": task, "settings": settings, "texts": texts})
     return blocks
+
+
+def _suffixes(texts: list[Text]) -> list[str]:
+    """Return texts' keys without their part's prefix ("block:0:question" -> "question")."""
+    return [t.key.split(":", 2)[2] for t in texts]
 
 
 def _questions(raw: Any) -> list[dict[str, Any]] | None:
@@ -225,8 +272,19 @@ def _questions(raw: Any) -> list[dict[str, Any]] | None:
         required = item.get("required", False)
         if not isinstance(required, bool):
             raise ValueError(f"{where}.required must be true or false, got {required!r}")
+        shown = StudyQuestion(id=0, code=code, kind=kind, text=text, spec=spec.values)
+        texts = check_imported(
+            item.get("texts"), f"{where}.texts", _suffixes(question_texts(shown)), MAX_SHORT_TEXT
+        )
         questions.append(
-            {"code": code, "kind": kind, "text": text, "required": required, "spec": spec.values}
+            {
+                "code": code,
+                "kind": kind,
+                "text": text,
+                "required": required,
+                "spec": spec.values,
+                "texts": texts,
+            }
         )
     return questions
 
@@ -330,13 +388,22 @@ def parse_definition(data: bytes | str) -> dict[str, Any]:
             f"format must be {FORMAT!r}, got {raw.get('format')!r}: "
             "this is not a Likeness study definition"
         )
+    study = _object(raw.get("study"), "study")
     return {
-        "study": _study_fields(_object(raw.get("study"), "study")),
+        "study": _study_fields(study),
+        "study_texts": check_imported(
+            study.get("texts"), "study.texts", STUDY_COLUMNS, MAX_LONG_TEXT
+        ),
         "blocks": _blocks(raw.get("blocks", [])),
         "questions": _questions(raw.get("questions")),
         "identities": _identities(raw.get("identities", [])),
         "plan": _plan(raw.get("preregistration")),
     }
+
+
+def _without_texts(item: dict[str, Any]) -> dict[str, Any]:
+    """Return a block's or question's fields without its translations."""
+    return {k: v for k, v in item.items() if k != "texts"}
 
 
 def import_definition(definition: dict[str, Any], researcher: Researcher) -> Study:
@@ -346,9 +413,25 @@ def import_definition(definition: dict[str, Any], researcher: Researcher) -> Stu
     title = fields.pop("title")
     if slug is None or slug_taken(slug):
         slug = unique_slug(title)
-    study = create_study(title, researcher, questions=definition["questions"], slug=slug, **fields)
+    questions = definition["questions"]
+    study = create_study(
+        title,
+        researcher,
+        questions=None if questions is None else [_without_texts(q) for q in questions],
+        slug=slug,
+        **fields,
+    )
+    added = []
     for position, block in enumerate(definition["blocks"], start=1):
-        db.session.add(Block(study=study, position=position, **block))
+        added.append(Block(study=study, position=position, **_without_texts(block)))
+        db.session.add(added[-1])
+    db.session.flush()
+    add_study_texts(study.id, definition["study_texts"])
+    for block, item in zip(added, definition["blocks"], strict=True):
+        add_part_texts(study.id, "block", block.id, item["texts"])
+    by_code = {q.code: q.id for q in study.questions}
+    for item in questions or []:
+        add_part_texts(study.id, "question", by_code[item["code"]], item["texts"])
     for identity in definition["identities"]:
         db.session.add(Identity(study=study, **identity))
     plan = definition["plan"]

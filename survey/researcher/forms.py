@@ -41,7 +41,9 @@ from survey.ending import (
     RETURN_REDIRECT_MIN_S,
     redirect_problem,
 )
+from survey.i18n import LANGUAGES
 from survey.models import MIN_PASSWORD_LENGTH, ROLES, TASKS
+from survey.study_texts import language_name
 
 MAX_PASSWORD_LENGTH = 1024
 MAX_TEXT = 20000
@@ -313,6 +315,11 @@ class StudyCreateForm(FlaskForm):
     )
 
 
+def _language_choices() -> list[SelectChoice]:
+    """Return the languages a study may run in, as choices."""
+    return options((code, language_name(code)) for code in LANGUAGES)
+
+
 class StudyEditForm(FlaskForm):
     """Edit a study's texts and settings."""
 
@@ -418,6 +425,21 @@ class StudyEditForm(FlaskForm):
         ),
         description="A new participant gets the list with the fewest participants so far, counting "
         "either everyone who started or only those who completed.",
+    )
+    languages = CheckboxListField(
+        "Languages participants can take the study in",
+        choices=_language_choices(),
+        validate_choice=False,
+        description="Each text participants read is then written in every language ticked, on "
+        "the Languages page; the study cannot open while one is missing. Frozen once the "
+        "study opens.",
+    )
+    default_language = SelectField(
+        "Default language",
+        choices=_language_choices(),
+        validate_choice=False,
+        description="Participants whose link names no language get this one. Its texts are "
+        "the ones written on this page, under What participants read.",
     )
 
 

@@ -9,6 +9,7 @@ from survey.researcher import (  # noqa: F401
     prereg_routes,
     question_routes,
     study_routes,
+    texts_routes,
     undo_routes,
 )
 from survey.researcher.access import role_on

@@ -32,6 +32,7 @@ from survey.models import (
 from survey.participant import service as participant_service
 from survey.participant.recruitment import Recruitment, find_by_recruitment
 from survey.questions import default_questions
+from survey.study_texts import copy_texts
 
 SLUG_MAX = 64
 # Study fields a copy or a definition carries over (texts and settings, not state or data).
@@ -206,6 +207,16 @@ def duplicate_study(source: Study, researcher: Researcher) -> Study:
                     created_by_id=researcher.id,
                 )
             )
+        db.session.flush()
+        # Blocks and questions are matched by their names and codes, unique within a study.
+        blocks = {b.name: b.id for b in new.blocks}
+        questions = {q.code: q.id for q in new.questions}
+        copy_texts(
+            source,
+            new,
+            {b.id: blocks[b.name] for b in source.blocks},
+            {q.id: questions[q.code] for q in source.questions},
+        )
         db.session.flush()
     except Exception:
         media.delete_files(written)

@@ -12,6 +12,7 @@ from survey import audit, media, ratelimit
 from survey.block_settings import CONDITION_TASKS, CONDITIONS
 from survey.ending import RETURN_REDIRECT_KEY, redirect_delay
 from survey.extensions import db
+from survey.i18n import study_languages
 from survey.markup import render_markdown
 from survey.models import Image, Participant, Researcher, Study, StudyMember, utcnow
 from survey.researcher import bp, undo
@@ -39,6 +40,7 @@ from survey.researcher.service import (
     unreferenced,
 )
 from survey.studies import TRANSITIONS, StateError, change_state, design_problems
+from survey.study_texts import check_languages, with_languages
 
 STATE_ACTIONS = {
     ("draft", "open"): "Open to participants",
@@ -315,6 +317,8 @@ def study_edit(study: Study, role: str):
     if request.method == "GET":
         form = StudyEditForm(obj=study)
         form.return_redirect_s.data = redirect_delay(study.settings)
+        languages = study_languages(study)
+        form.languages.data, form.default_language.data = languages, languages[0]
         return _edit_page(study, form)
     require_not_archived(study)
     form = StudyEditForm()
@@ -349,13 +353,25 @@ def study_edit(study: Study, role: str):
             "has match, rate or detect blocks (each identity is shown real in half the lists "
             f"and AI in the other half); you wrote {form.n_lists.data}."
         )
+    if not form.languages.data and (study.design_locked or "default_language" not in request.form):
+        # Not sent (frozen languages are shown disabled): they stay as they are.
+        languages, problem = study_languages(study), None
+    else:
+        languages, problem = check_languages(form.languages.data, form.default_language.data)
+    if problem:
+        form.languages.errors.append(problem)
+    elif languages != study_languages(study) and study.design_locked:
+        form.languages.errors.append(
+            "The languages are part of the frozen design and cannot change now: participants "
+            "have taken the study in them."
+        )
     delay = form.return_redirect_s.data
     if delay is not None and not form.completion_url.data:
         form.return_redirect_s.errors.append(
             "An automatic return needs a completion link to go to: give the completion link "
             "above, or leave this empty."
         )
-    if form.errors or form.return_redirect_s.errors:
+    if form.errors or form.return_redirect_s.errors or form.languages.errors:
         return _edit_page(study, form, 400)
     changed = []
     # The internal name left empty: the title stands in (the team always has a name to see).
@@ -376,6 +392,9 @@ def study_edit(study: Study, role: str):
         # A new dict: the JSON column sees the change.
         study.settings = settings
         changed.append(RETURN_REDIRECT_KEY)
+    if languages != study_languages(study):
+        study.settings = with_languages(study.settings, languages)
+        changed.append("languages")
     if changed:
         audit.record("study.edit", researcher=current_user, study=study, fields=changed)
     db.session.commit()

@@ -23,6 +23,7 @@ from survey import audit, media
 from survey.extensions import db
 from survey.models import Block, DeletedPart, Identity, Image, Researcher, Study
 from survey.researcher.service import IDENTITY_FIELDS, IMAGE_FIELDS, renumber_blocks
+from survey.study_texts import add_part_texts, part_texts
 
 # Deletions kept per study; older ones can no longer be undone.
 KEEP = 30
@@ -61,6 +62,8 @@ def _keep(study: Study, researcher: Researcher, kind: str, label: str, data: dic
 def keep_block(study: Study, block: Block, researcher: Researcher) -> DeletedPart:
     """Keep a block about to be deleted."""
     data = {c: getattr(block, c) for c in BLOCK_COLUMNS}
+    # Its texts in the study's other languages go with it (their rows cascade) and come back.
+    data["texts"] = part_texts("block", block.id)
     return _keep(study, researcher, "block", f"block {block.name!r}", data)
 
 
@@ -210,6 +213,7 @@ def _undo_block(study: Study, data: dict) -> None:
         block.id = free
     db.session.add(block)
     db.session.flush()
+    add_part_texts(study.id, "block", block.id, data.get("texts") or {})
     renumber_blocks(study)
 
 

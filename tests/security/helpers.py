@@ -26,6 +26,7 @@ from survey.models import (
 from survey.participant.starting import start_participant
 from survey.questions import legacy_questions
 from survey.studies import open_study
+from survey.study_texts import catalogue
 from tests.helpers import sign_in
 from tests.researcher.helpers import add_member, quick_researcher, seed_design
 
@@ -76,6 +77,11 @@ def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
             db.session.add(StudyQuestion(study=study, position=position, **question))
         db.session.flush()
         seed_design(study)
+        # A second language, every text written in it, so its pages have something to show.
+        study.settings = {**(study.settings or {}), "languages": ["en", "de"]}
+        db.session.flush()
+        for text in catalogue(study):
+            db.session.add(text.row(study.id, "de", f"(de) {text.default}"))
         db.session.commit()
         study_id = study.id
         # The stranger owns a study of their own, so they are a real, signed-in researcher.
@@ -159,6 +165,7 @@ def url_values(rule, world: World) -> dict[str, object]:
         "name": "trials.csv",
         "outcome": "trust",
         "fmt": "png",
+        "lang": "de",
     }
     values = {}
     for name in rule.arguments:

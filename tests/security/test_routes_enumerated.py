@@ -92,6 +92,10 @@ ROLE_TABLE = {
     ("researcher.question_save", "POST"): ("editor", "write"),
     ("researcher.question_move", "POST"): ("editor", "write"),
     ("researcher.question_delete", "POST"): ("editor", "write"),
+    # The Languages page, one language's texts beside the default's, and saving them.
+    ("researcher.study_texts", "GET"): ("viewer", "read"),
+    ("researcher.study_texts_language", "GET"): ("viewer", "read"),
+    ("researcher.study_texts_save", "POST"): ("editor", "write"),
     ("researcher.study_definition", "GET"): ("viewer", "read"),
     ("researcher.study_delete", "GET"): ("owner", "write"),
     ("researcher.study_delete", "POST"): ("owner", "write"),
