@@ -62,7 +62,9 @@ class BoundedCache(Generic[K, V]):
             self._data.clear()
 
     def __len__(self) -> int:
-        return len(self._data)
+        # Under the lock: a put() in another thread holds one entry over the bound for a moment.
+        with self._lock:
+            return len(self._data)
 
     def __contains__(self, key: object) -> bool:
         """Whether key is cached (without marking it as used)."""
