@@ -306,10 +306,11 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         (
             "timing",
             "text",
-            "trials with a timed phase (a sequential match): timed when the browser ran the "
-            "phases on animation frames and reported the durations below; untimed when it could "
-            "not (no script: both photos showed at once, no fixation cross or mask) or its report "
-            "was implausible; empty on other trials",
+            "trials with a timed phase (a sequential match, a study-phase headshot with a set "
+            "time): timed when the browser ran the phases on animation frames and reported the "
+            "durations below; untimed when it could not (no script: both photos showed at once, "
+            "no fixation cross or mask; a study-phase headshot stayed until Continue) or its "
+            "report was implausible; empty on other trials",
             "timed, untimed, empty",
         ),
         (
@@ -332,7 +333,7 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
                 ("fixation", "fixation cross"),
                 ("exposure", "headshot"),
                 ("mask", "mask"),
-                ("isi", "blank between the headshot (or mask) and the probe (0: none)"),
+                ("isi", "blank between the headshot (or mask) and the probe (0: none; match only)"),
             )
         ),
     ]
