@@ -284,8 +284,32 @@
     }
   }
 
+  /* The distractor's seconds left count down (the server decides when it ends; the page
+     reloads itself then, also without script), and a return time shows in local time. */
+  function setUpDelay() {
+    var counter = document.querySelector("[data-countdown]");
+    if (counter) {
+      var ends = now() + 1000 * parseInt(counter.getAttribute("data-countdown"), 10);
+      var update = function () {
+        var left = Math.max(0, Math.ceil((ends - now()) / 1000));
+        counter.textContent = String(left);
+        if (left > 0) { window.setTimeout(update, 250); }
+      };
+      update();
+    }
+    Array.prototype.forEach.call(document.querySelectorAll("time[data-local]"), function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (!isNaN(when.getTime()) && when.toLocaleString) {
+        el.textContent = when.toLocaleString(undefined, {
+          weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit"
+        }) + " (your time)";
+      }
+    });
+  }
+
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("form[data-once]"), sendOnce);
+    setUpDelay();
     var trial = document.querySelector("form[data-trial]");
     if (trial) { setUpTrial(trial); }
     setUpDebrief();

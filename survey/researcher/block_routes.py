@@ -46,7 +46,7 @@ TASK_FIELDS = {
     "choose": ("question",),
     "detect": ("confidence",),
     "learn": ("exposure_ms", "label", "orienting_question"),
-    "recognise": ("question", "confidence", "name_recall"),
+    "recognise": ("question", "confidence", "name_recall", "distractor_s", "delay_hours"),
 }
 # The form's fields of every task but the memory ones (which study or test every identity).
 COMMON_FIELDS = ("practice", "attention_checks", "n_identities")
@@ -232,6 +232,9 @@ def _settings_from_form(form: BlockForm, block: Block, errors: dict[str, list[st
             "question": form.question.data or DEFAULT_RECOGNISE_QUESTION,
             "confidence": bool(form.confidence.data),
             "name_recall": bool(form.name_recall.data),
+            # Empty means none.
+            "distractor_s": _typed(form.distractor_s) or 0,
+            "delay_hours": _typed(form.delay_hours) or 0,
         }
     settings: dict[str, Any] = {
         "practice": PRACTICE_VALUES.get(form.practice.data, form.practice.data),
