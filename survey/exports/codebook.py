@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from analysis.vocabulary import RT_FAST_MS, RT_SLOW_MS
 from survey import block_settings
 from survey.exports.cells import _csv_stream, _safe_rows
-from survey.exports.tables import _demographic_column, _study, demographic_keys
+from survey.exports.tables import _demographic_column, _study, demographic_keys, has_memory_delay
 from survey.extensions import db
 from survey.models import Block, Study, StudyQuestion, list_label
 from survey.questions import KIND_LABELS, describe
@@ -37,6 +37,52 @@ CONFIDENCE = {
     "low_anchor": "Guessing",
     "high_anchor": "Certain",
 }
+
+
+# participants.csv's columns of a memory study's delay before the test phase (only in studies
+# whose recognise block sets one).
+SESSION_ENTRIES = (
+    (
+        "waiting_since",
+        "datetime",
+        "memory study with a second session: when the first session ended and the return link "
+        "and code were shown (ISO 8601, UTC); empty before that or without a second session",
+        "timestamp, empty",
+    ),
+    (
+        "return_due_at",
+        "datetime",
+        "when the test phase opened to the return link: waiting_since plus the recognise "
+        "block's delay_hours (at once for a preview run)",
+        "timestamp, empty",
+    ),
+    (
+        "returned_at",
+        "datetime",
+        "when the participant came back through the link or code; empty while waiting (or "
+        "never returned)",
+        "timestamp, empty",
+    ),
+    (
+        "distractor_started_at",
+        "datetime",
+        "memory study with a timed distractor: when the participant started its sums",
+        "timestamp, empty",
+    ),
+    (
+        "distractor_ended_at",
+        "datetime",
+        "when the participant left the distractor, never before its distractor_s had passed",
+        "timestamp, empty",
+    ),
+    (
+        "distractor_answered",
+        "integer",
+        "distractor sums answered while it ran (not analysed)",
+        "0 or more",
+    ),
+    ("distractor_correct", "integer", "of those, sums answered right (not analysed)", "0 or more"),
+)
 
 
 def _settings(block: Block) -> dict[str, Any]:
@@ -378,6 +424,7 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "timestamp, empty",
         ),
         ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
+        *(SESSION_ENTRIES if has_memory_delay(study_id) else ()),
     ]
     if include_recruitment is not False:
         note = "" if include_recruitment else " (only in exports made with recruitment ids)"

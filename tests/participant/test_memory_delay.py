@@ -3,17 +3,20 @@ and a second session reached through a return link or code once its hours have p
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from survey import exports
 from survey.extensions import db
-from survey.models import Block, Participant, Response, Trial
+from survey.models import Block, Participant, Response, StudyMember, Trial
 from survey.participant import delay
 from survey.participant.simulate import agree
-from tests.helpers import refreeze
+from tests.helpers import refreeze, sign_in
 from tests.participant.support import answer_trials, trial_form
 
 # The demo's trials before its test phase: match 10, rate 9, detect 8, learn 4.
@@ -116,6 +119,15 @@ def test_the_distractor_runs_its_time_and_counts_its_sums(app, client, demo):
     assert trial_form(client).action.endswith(f"/trial/{test.id}")
     assert client.get("/s/demo/distractor").status_code == 303  # passed: back to the test
 
+    # participants.csv says what the distractor held, and the codebook says what that means.
+    with app.app_context():
+        (row,) = csv.DictReader(io.StringIO("".join(exports.participants_csv(demo))))
+        described = {e["name"] for e in exports.codebook(demo) if e["file"] == "participants.csv"}
+    assert (row["distractor_answered"], row["distractor_correct"]) == ("2", "1")
+    assert row["distractor_started_at"] and row["distractor_ended_at"]
+    assert row["waiting_since"] == row["returned_at"] == ""
+    assert set(exports.SESSION_COLUMNS) <= described
+
 
 def test_a_second_session_opens_after_its_hours_through_the_link_or_the_code(app, client, demo):
     _set_delay(app, demo, delay_hours=48)
@@ -156,6 +168,10 @@ def test_a_second_session_opens_after_its_hours_through_the_link_or_the_code(app
     # The new browser carries on with the test phase.
     form = trial_form(other)
     assert form.action.endswith(f"/trial/{_first_test_trial(app).id}")
+    with app.app_context():
+        (row,) = csv.DictReader(io.StringIO("".join(exports.participants_csv(demo))))
+    assert row["waiting_since"] and row["return_due_at"] and row["returned_at"]
+    assert row["distractor_answered"] == "0"
 
 
 def test_a_preview_run_opens_its_second_session_at_once(app, demo):
@@ -215,3 +231,37 @@ def test_delays_out_of_range_are_refused_in_plain_words(settings, message):
 
     errors = setting_errors("recognise", {**settings})
     assert any(message in m for messages in errors.values() for m in messages), errors
+
+
+def test_the_monitor_and_the_lookup_show_who_waits_and_the_return_link(app, client, demo):
+    _set_delay(app, demo, delay_hours=24)
+    _until_the_test(app, client, demo)
+    client.post("/s/demo/later")
+    participant = _participant(app)
+    with app.app_context():
+        owner = db.session.scalar(
+            sa.select(StudyMember.researcher_id).where(
+                StudyMember.study_id == demo, StudyMember.role == "owner"
+            )
+        )
+    researcher = app.test_client()
+    sign_in(researcher, app, owner)
+    summary = researcher.get(f"/r/studies/{demo}/monitor.json").get_json()
+    assert summary["second_session"] == {"waiting": 1, "may_return": 0, "returned": 0}
+    page = researcher.get(f"/r/studies/{demo}/monitor").get_data(as_text=True)
+    assert "Waiting for their second session" in page and "second session from" in page
+    found = researcher.get(
+        f"/r/studies/{demo}/participants?public_id={participant.public_id}"
+    ).get_data(as_text=True)
+    assert f"/s/demo/return?code={participant.return_code}" in found
+    assert delay.shown_code(participant.return_code) in found
+
+    _shift(app, return_due_at=24 * 3600)
+    summary = researcher.get(f"/r/studies/{demo}/monitor.json").get_json()
+    assert summary["second_session"] == {"waiting": 0, "may_return": 1, "returned": 0}
+    client.post("/s/demo/return", data={"code": participant.return_code})
+    summary = researcher.get(f"/r/studies/{demo}/monitor.json").get_json()
+    assert summary["second_session"] == {"waiting": 0, "may_return": 0, "returned": 1}
+    # A study without a delay has no such figures.
+    _set_delay(app, demo, delay_hours=0)
+    assert researcher.get(f"/r/studies/{demo}/monitor.json").get_json()["second_session"] is None
