@@ -228,14 +228,14 @@ def _settings_from_form(form: BlockForm, block: Block, errors: dict[str, list[st
             "orienting_question": form.orienting_question.data or "",
         }
     if block.task == "recognise":
-        return {
+        settings = {
             "question": form.question.data or DEFAULT_RECOGNISE_QUESTION,
             "confidence": bool(form.confidence.data),
             "name_recall": bool(form.name_recall.data),
-            # Empty means none.
-            "distractor_s": _typed(form.distractor_s) or 0,
-            "delay_hours": _typed(form.delay_hours) or 0,
         }
+        # Empty: no delay.
+        settings.update({name: _typed(form[name]) or 0 for name in ("distractor_s", "delay_hours")})
+        return settings
     settings: dict[str, Any] = {
         "practice": PRACTICE_VALUES.get(form.practice.data, form.practice.data),
         "n_identities": _typed(form.n_identities),

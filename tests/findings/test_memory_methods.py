@@ -59,3 +59,28 @@ def test_the_analysis_sentence_names_the_shared_false_alarm_rate_and_the_glmm():
     assert "each participant's one false-alarm rate, over all foils, served both conditions" in text
     assert "(said old ~ condition + (1 | participant) + (1 | identity))" in text
     assert "memory sensitivity (d')" in text
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({}, "the test phase of the memory test (b2): every identity"),
+        (
+            {"distractor_s": 90},
+            "(b2), after a 90-second distractor task of simple sums (not analysed): every",
+        ),
+        (
+            {"delay_hours": 48},
+            "(b2), in a second session at least 2 days later (participants came back through a "
+            "personal return link or code): every",
+        ),
+        (
+            {"delay_hours": 5, "distractor_s": 30},
+            "in a second session at least 5 hours later (participants came back through a "
+            "personal return link or code), then after a 30-second distractor task",
+        ),
+    ],
+)
+def test_the_delay_before_the_test_phase_is_told_as_it_ran(settings, said):
+    text = paragraph(("learn", {}), ("recognise", settings), n_lists=4)
+    assert said in block_text(text, 2)
