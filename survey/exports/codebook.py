@@ -304,7 +304,8 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "studied",
             "0/1",
             "recognise only: 1 when the person was met in the learn block (a target), 0 for a "
-            "foil; empty on other tasks",
+            "foil; empty on other tasks. With condition it gives the status of the old/new GLMM: "
+            "foil (0), studied_real or studied_ai (1 and the condition studied in)",
             "0, 1, empty",
         ),
         (

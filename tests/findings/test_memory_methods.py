@@ -9,7 +9,7 @@ import pytest
 from analysis.io import load
 from analysis.report import analyse
 from survey.findings.methods import methods_paragraph
-from tests.findings.support import block_text, paragraph
+from tests.findings.support import block_text, fill, owner_id, page_text, paragraph
 
 MEMORY = Path(__file__).resolve().parents[1] / "data" / "memory"
 
@@ -84,3 +84,19 @@ def test_the_analysis_sentence_names_the_shared_false_alarm_rate_and_the_glmm():
 def test_the_delay_before_the_test_phase_is_told_as_it_ran(settings, said):
     text = paragraph(("learn", {}), ("recognise", settings), n_lists=4)
     assert said in block_text(text, 2)
+
+
+@pytest.mark.slow
+def test_the_report_shows_the_old_new_glmm_beside_the_memory_table(app, client, demo, auth):
+    fill(app, demo, 16, seed=5)
+    auth.sign_in(owner_id(app))
+    text = page_text(client.get(f"/r/studies/{demo}/report"))
+    assert "“Met before?” by status: old/new GLMM" in text
+    assert "said_old ~ status + (1 | participant) + (1 | identity)" in text
+    for row in (
+        "studied in the real photograph vs foil",
+        "studied in the AI headshot vs foil",
+        "AI headshot vs real photograph (studied people)",
+    ):
+        assert row in text
+    assert "status overall: χ²(2) =" in text
