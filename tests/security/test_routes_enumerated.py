@@ -94,6 +94,7 @@ ROLE_TABLE = {
     ("researcher.question_edit", "GET"): ("viewer", "read"),
     ("researcher.question_save", "POST"): ("editor", "write"),
     ("researcher.question_move", "POST"): ("editor", "write"),
+    ("researcher.question_delete", "GET"): ("editor", "write"),
     ("researcher.question_delete", "POST"): ("editor", "write"),
     ("researcher.study_definition", "GET"): ("viewer", "read"),
     ("researcher.study_delete", "GET"): ("owner", "write"),
