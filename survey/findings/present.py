@@ -479,6 +479,14 @@ def public_findings(results: dict, guard=_direct) -> list:
     ]
 
 
+# Short row labels of the old/new GLMM's table (it has five columns on a phone).
+OLD_NEW_LABELS = {
+    "statusstudied_real": "Met in a real photo vs foil",
+    "statusstudied_ai": "Met in an AI headshot vs foil",
+    "ai_vs_real": "AI vs real, people met",
+}
+
+
 def old_new_rows(results: dict) -> list[dict[str, str]]:
     """The memory test's old/new GLMM as table rows: each status against foils, then AI
     against real among studied people; empty without the fit."""
@@ -488,7 +496,7 @@ def old_new_rows(results: dict) -> list[dict[str, str]]:
     alpha = results.get("alpha", 0.05)
     rows = [
         {
-            "compares": c.get("compares", c["term"]),
+            "compares": OLD_NEW_LABELS.get(c["term"], c["term"]),
             "estimate": number(c.get("estimate")),
             "ci": f"[{number(c.get('ci_low'))}, {number(c.get('ci_high'))}]",
             "z": number(c.get("z")),
@@ -500,7 +508,7 @@ def old_new_rows(results: dict) -> list[dict[str, str]]:
     contrast = fit.get("ai_vs_real") or {}
     rows.append(
         {
-            "compares": "AI headshot vs real photograph (studied people)",
+            "compares": OLD_NEW_LABELS["ai_vs_real"],
             "estimate": number(contrast.get("estimate")),
             "ci": f"[{number(contrast.get('ci_low'))}, {number(contrast.get('ci_high'))}]",
             "z": number(contrast.get("z")),

@@ -94,9 +94,9 @@ def test_the_report_shows_the_old_new_glmm_beside_the_memory_table(app, client, 
     assert "“Met before?” by status: old/new GLMM" in text
     assert "said_old ~ status + (1 | participant) + (1 | identity)" in text
     for row in (
-        "studied in the real photograph vs foil",
-        "studied in the AI headshot vs foil",
-        "AI headshot vs real photograph (studied people)",
+        "Met in a real photo vs foil",
+        "Met in an AI headshot vs foil",
+        "AI vs real, people met",
     ):
         assert row in text
     assert "status overall: χ²(2) =" in text
