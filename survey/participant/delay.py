@@ -56,8 +56,12 @@ def study_delay(study_id: int) -> Delay | None:
 
 def pending(participant: Participant, delay: Delay | None) -> str | None:
     """Return what still stands before the test phase: the second session, then the
-    distractor; None when the participant may answer test trials."""
-    if delay is None:
+    distractor; None when the participant may answer test trials.
+
+    Simulated participants (`flask simulate-participants`) cannot wait: they go straight on,
+    and their delay columns stay empty.
+    """
+    if delay is None or participant.is_simulated:
         return None
     if delay.delay_hours and participant.returned_at is None:
         return LATER

@@ -265,3 +265,17 @@ def test_the_monitor_and_the_lookup_show_who_waits_and_the_return_link(app, clie
     # A study without a delay has no such figures.
     _set_delay(app, demo, delay_hours=0)
     assert researcher.get(f"/r/studies/{demo}/monitor.json").get_json()["second_session"] is None
+
+
+def test_simulated_participants_go_straight_through_the_delay(app, demo):
+    from survey.participant.simulate import simulate
+
+    _set_delay(app, demo, distractor_s=60, delay_hours=24)
+    outcomes = simulate(app, "demo", 2, seed=3)
+    assert all(o.completed or o.stopped_early for o in outcomes)
+    with app.app_context():
+        done = db.session.scalars(
+            sa.select(Participant).where(Participant.status == "completed")
+        ).all()
+        assert done and all(p.is_simulated for p in done)
+        assert all(p.waiting_since is None and p.distractor_started_at is None for p in done)
