@@ -7,7 +7,7 @@ from flask import abort, current_app, redirect, request, url_for
 
 from survey.extensions import db
 from survey.models import Participant
-from survey.participant import bp, delay, statements
+from survey.participant import bp, delay, service, statements
 from survey.participant import csrf as participant_csrf
 from survey.participant.routes import (
     _flow_or_404,
@@ -20,19 +20,19 @@ from survey.participant.routes import (
 )
 
 
-def _gate(slug: str, gate: str):
+def _gate(slug: str, gate: str) -> tuple[service.StudyView, Participant, delay.Delay]:
     """Return (study, participant row, delay) when this browser's participant stands at the
-    gate, else the redirect to where the participant stands."""
+    gate; else answer with the way to where the participant stands (abort)."""
     study, view = _participant_or_entry(slug)
     if view is None or view.consented_at is None or view.status != "in_progress":
         target = url_for("participant.entry", slug=slug) if view is None else _next_url(slug, view)
-        return redirect(target)
+        abort(redirect(target))
     if not statements.takes_answers(study.state, view.is_preview):
-        return _study_closed(slug, study.title, view.is_preview)
+        abort(_study_closed(slug, study.title, view.is_preview))
     participant = db.session.get(Participant, view.id)
     wait = delay.study_delay(study.id)
-    if delay.pending(participant, wait) != gate or not _at_test(participant):
-        return redirect(url_for("participant.trial", slug=slug), 303)
+    if wait is None or delay.pending(participant, wait) != gate or not _at_test(participant):
+        abort(redirect(url_for("participant.trial", slug=slug), 303))
     return study, participant, wait
 
 
@@ -46,10 +46,7 @@ def _at_test(participant: Participant) -> bool:
 @participant_csrf.protected
 def distractor(slug: str):
     """A set time of simple sums before the test phase; it cannot be left early."""
-    found = _gate(slug, delay.DISTRACTOR)
-    if not isinstance(found, tuple):
-        return found
-    study, participant, wait = found
+    study, participant, wait = _gate(slug, delay.DISTRACTOR)
     error, status = "", 200
     if request.method == "POST":
         action = request.form.get("action")
@@ -95,10 +92,7 @@ def distractor(slug: str):
 @participant_csrf.protected
 def later(slug: str):
     """The end of the first session: the return link and code, and when the test opens."""
-    found = _gate(slug, delay.LATER)
-    if not isinstance(found, tuple):
-        return found
-    study, participant, wait = found
+    study, participant, wait = _gate(slug, delay.LATER)
     if request.method == "POST":
         delay.start_waiting(participant, wait)
         return redirect(url_for("participant.later", slug=slug), 303)
