@@ -433,6 +433,17 @@ def _memory_summary(data: pd.DataFrame, table: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _old_new_glmm(data: pd.DataFrame, warnings: list[str]) -> dict[str, Any] | None:
+    """The old/new GLMM by status (`analysis.oldnew`); a failure becomes a warning."""
+    from analysis.oldnew import fit_old_new
+
+    try:
+        return fit_old_new(data)
+    except Exception as exc:  # noqa: BLE001 - numerical failures must not stop the report
+        warnings.append(f"memory old/new glmm not fitted: {type(exc).__name__}: {exc}")
+        return None
+
+
 def _correct(tests: list[dict], correction: str) -> None:
     """Fill p_adjusted and correction within each family."""
     for family in FAMILIES:
@@ -714,6 +725,7 @@ def analyse(
             _sdt_warnings(sdt_tables["sdt_memory"], "memory d'", "participant-condition")
         )
         memory = _memory_summary(kept, sdt_tables["sdt_memory"])
+        memory["old_new_glmm"] = _old_new_glmm(kept, warnings)
     detection = None
     if any(o.name == "detection_accuracy" for o in outcomes):
         detection = _detection_by_participant(kept, correction, alpha)

@@ -473,6 +473,58 @@ def _moderations(results: dict) -> list[dict]:
     return out
 
 
+# The memory test's old/new GLMM by status (analysis.oldnew), foils the reference.
+OLD_NEW_LINES = r"""
+# --- memory_old_new: "met before?" by status ---------------------------------------------------
+rows <- d[d$task == "recognise" & d$measure == "old", ]
+rows$said_old <- num(rows$value)
+rows$status <- factor(ifelse(rows$condition == "real", "studied_real",
+                      ifelse(rows$condition == "ai", "studied_ai", "foil")),
+                      levels = c("foil", "studied_real", "studied_ai"))
+fit <- glmer(said_old ~ status + (1 | participant) + (1 | identity), data = rows,
+             family = binomial)
+co <- summary(fit)$coefficients
+z95 <- qnorm(0.975)
+for (term in c("statusstudied_real", "statusstudied_ai")) {
+  add("memory_old_new", "glmm", term, "memory_old_new", co[term, "Estimate"],
+      co[term, "Estimate"] - z95 * co[term, "Std. Error"],
+      co[term, "Estimate"] + z95 * co[term, "Std. Error"], co[term, "z value"], NULL,
+      co[term, "Pr(>|z|)"])
+}
+L <- c(0, -1, 1)  # studied as AI minus studied as real
+est <- sum(L * fixef(fit))
+se <- sqrt(drop(t(L) %*% as.matrix(vcov(fit)) %*% L))
+add("memory_old_new", "glmm", "ai_vs_real", "memory_old_new", est, est - z95 * se,
+    est + z95 * se, est / se, NULL, 2 * pnorm(-abs(est / se)))
+if (isSingular(fit)) cat("memory_old_new : the glmer fit is singular\n")
+"""
+
+
+def _old_new_expected(results: dict) -> list[dict]:
+    """The old/new GLMM's rows of the `expected` table (none without the fit)."""
+    fit = (results.get("memory") or {}).get("old_new_glmm")
+    if not fit:
+        return []
+    rows = [
+        {**c, "level": c["term"], "statistic": c["z"]}
+        for c in fit["coefficients"]
+        if c["term"] != "(Intercept)"
+    ]
+    rows.append({**fit["ai_vs_real"], "level": "ai_vs_real", "statistic": fit["ai_vs_real"]["z"]})
+    return [
+        {
+            "outcome": "memory_old_new",
+            "method": "glmm",
+            "level": row["level"],
+            "estimate": row["estimate"],
+            "statistic": row["statistic"],
+            "p_value": row["p_value"],
+            "p_adjusted": None,
+        }
+        for row in rows
+    ]
+
+
 def _moderation_expected(record: dict) -> dict:
     """A moderation record as a row of the `expected` table: its likelihood-ratio test."""
     lrt = record.get("lrt") or {}
@@ -574,7 +626,9 @@ def r_script(results: dict, *, title: str = "") -> str:
         PRELUDE,
         _rules_block(results),
         f'correction <- "{P_ADJUST[correction]}"\n',
-        _expected_block(tests + [_moderation_expected(m) for m in moderations]),
+        _expected_block(
+            tests + [_moderation_expected(m) for m in moderations] + _old_new_expected(results)
+        ),
         EXCLUSIONS,
         HELPERS,
     ]
@@ -591,5 +645,7 @@ def r_script(results: dict, *, title: str = "") -> str:
             if record["outcome"] == name:
                 lines.extend(_moderation_lines(record))
         parts.append("\n".join(lines) + "\n")
+    if _old_new_expected(results):
+        parts.append(OLD_NEW_LINES)
     parts.append(COMPARE)
     return "\n".join(parts)

@@ -56,6 +56,10 @@ LABEL_MAX = 120
 NAME_CHOICES = 4
 # The memory paradigm's cells per list: studied real, studied ai and (twice as many) foils.
 MEMORY_CELLS = 4
+# The delay before a memory test phase: a timed distractor (seconds of sums) and a second
+# session (hours until the return link opens the test phase), each 0 for none.
+DISTRACTOR_S_MAX = 600
+DELAY_HOURS_MAX = 30 * 24
 
 _COMMON_DEFAULTS: dict[str, Any] = {"attention_checks": [], "practice": None, "n_identities": None}
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -73,6 +77,8 @@ _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
         "question": DEFAULT_RECOGNISE_QUESTION,
         "confidence": True,
         "name_recall": False,
+        "delay_hours": 0,
+        "distractor_s": 0,
     },
 }
 _SCALE_FIELDS = ("key", "question", "low_anchor", "high_anchor", "min", "max")
@@ -259,6 +265,9 @@ def _check_memory(task: str, out: dict[str, Any]) -> dict[str, Any]:
         _check_text("question", out["question"])
         _check_bool("confidence", out["confidence"])
         _check_bool("name_recall", out["name_recall"])
+        for name, high in (("distractor_s", DISTRACTOR_S_MAX), ("delay_hours", DELAY_HOURS_MAX)):
+            if not (is_int(out[name]) and 0 <= out[name] <= high):
+                raise ValueError(f"{name} must be an integer from 0 to {high}, got {out[name]!r}")
     return out
 
 
@@ -345,6 +354,12 @@ SETTING_RULES: dict[str, SettingRule] = {
     "label": SettingRule("Name label", ("learn",), "label", high=LABEL_MAX),
     "orienting_question": SettingRule("Orienting question", ("learn",), "optional_text"),
     "name_recall": SettingRule("Name recall", ("recognise",), "bool"),
+    "distractor_s": SettingRule(
+        "Distractor before the test", ("recognise",), "int", low=0, high=DISTRACTOR_S_MAX, unit="s"
+    ),
+    "delay_hours": SettingRule(
+        "Second session after", ("recognise",), "int", low=0, high=DELAY_HOURS_MAX, unit="hours"
+    ),
 }
 
 

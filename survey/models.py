@@ -30,7 +30,7 @@ STUDY_STATES = ("draft", "open", "closed", "archived")
 ROLES = ("owner", "editor", "viewer")
 IMAGE_ROLES = ("headshot", "probe")
 IMAGE_SOURCES = ("real", "ai", "photo")
-DELETED_KINDS = ("block", "identity", "image")
+DELETED_KINDS = ("block", "identity", "image", "question")
 PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn", "expired")
 RECRUITMENT_SOURCES = ("prolific", "mturk", "sona", "link")
 DEVICES = ("mobile", "desktop")
@@ -438,6 +438,19 @@ class Participant(Base):
     # PARTICIPANT_EXPIRE_HOURS after starting: the list slot is freed, the answers kept.
     expired_at: so.Mapped[datetime | None]
     demographics: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+    # Memory studies with a second session (the recognise block's delay_hours): when the first
+    # session ended, when the test phase opens, the code of the return link, and when the
+    # participant came back. The expiry clock starts again at the return (or the due time).
+    waiting_since: so.Mapped[datetime | None]
+    return_due_at: so.Mapped[datetime | None]
+    return_code: so.Mapped[str | None] = so.mapped_column(sa.String(16), unique=True)
+    returned_at: so.Mapped[datetime | None]
+    # Memory studies with a timed distractor before the test phase (distractor_s): when it
+    # started and ended, and how many of its sums were answered and answered right.
+    distractor_started_at: so.Mapped[datetime | None]
+    distractor_ended_at: so.Mapped[datetime | None]
+    distractor_answered: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
+    distractor_correct: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
 
     study: so.Mapped[Study] = so.relationship(back_populates="participants")
     trials: so.Mapped[list[Trial]] = so.relationship(

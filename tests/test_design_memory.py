@@ -214,6 +214,8 @@ def test_learn_and_recognise_defaults():
         "question": "Have you met this person before?",
         "confidence": True,
         "name_recall": False,
+        "delay_hours": 0,
+        "distractor_s": 0,
     }
 
 
@@ -232,6 +234,8 @@ def test_learn_and_recognise_defaults():
         ("recognise", {"confidence": "yes"}, "confidence must be true or false"),
         ("recognise", {"name_recall": 1}, "name_recall must be true or false"),
         ("recognise", {"n_identities": 8}, "unknown setting 'n_identities'"),
+        ("recognise", {"distractor_s": 601}, "distractor_s must be an integer from 0 to 600"),
+        ("recognise", {"delay_hours": 1.5}, "delay_hours must be an integer from 0 to 720"),
     ],
 )
 def test_memory_settings_are_checked(task, settings, message):

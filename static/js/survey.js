@@ -1,9 +1,9 @@
 /* Likeness participant pages: response times, preloading, keyboard shortcuts, one submission.
  *
  * Everything here adds to pages that work without it: with no script the forms submit as
- * they are, a sequential match shows both photos side by side (and is stored as untimed), a
- * timed study-phase headshot stays until Continue, a name question shows with "(if you said
- * yes)", and rt_ms stays empty.
+ * they are, a sequential match shows both photos side by side and a timed study-phase
+ * headshot stays until Continue (both stored as untimed), a name question shows with "(if you
+ * said yes)", and rt_ms stays empty.
  *
  * Response time: from the moment the trial's images are decoded and painted (img.decode(),
  * then two animation frames) to the participant's last answer on the page, in ms from
@@ -157,20 +157,9 @@
     showAsked();
     var images = Array.prototype.slice.call(form.querySelectorAll("img[data-stimulus]"));
     if (form.hasAttribute("data-study-exposure-ms")) {
-      // Study phase with a set time: the headshot (and its label) for that time, then the
-      // question or Continue. The time is the block's exposure_ms.
-      var studied = form.querySelector(".stimulus");
-      var shownFor = parseInt(form.getAttribute("data-study-exposure-ms"), 10) || 3000;
-      enable(false);
-      painted(images).then(function () {
-        form.setAttribute("data-exposing", "");
-        window.setTimeout(function () {
-          form.removeAttribute("data-exposing");
-          studied.hidden = true;
-          form.setAttribute("data-exposed", "");
-          nextFrame().then(start);
-        }, shownFor);
-      });
+      // Study phase with a set time: the headshot (and its label) for the block's exposure_ms,
+      // timed on animation frames like a sequential match, then the question or Continue.
+      runSequence(form, images, enable, start);
     } else if (form.hasAttribute("data-sequential")) {
       runSequence(form, images, enable, start);
     } else {
@@ -178,8 +167,9 @@
     }
   }
 
-  /* Frame timing of a sequential match: fixation cross, headshot, mask, blank, then the probe
-   * until the answer (a phase of 0 ms is left out).
+  /* Frame timing of a sequential match (fixation cross, headshot, mask, blank, then the probe
+   * until the answer; a phase of 0 ms is left out) and of a timed study-phase headshot (the
+   * headshot, then the question or Continue without it).
    *
    * Every change of phase is made in an animation-frame callback, and a phase's duration is the
    * difference between the timestamps of the frames that showed and replaced it: both changes
@@ -214,27 +204,32 @@
   function runSequence(form, images, enable, start) {
     var part = function (role) { return form.querySelector(".stimulus." + role); };
     var ms = function (name) { return Math.max(0, parseInt(form.getAttribute(name), 10) || 0); };
-    var headshot = part("headshot");
-    var probe = part("probe");
     var field = function (name, value) {
       var input = form.querySelector('[data-timing="' + name + '"]');
       if (input) { input.value = value; }
     };
-    var phases = [
+    var study = form.hasAttribute("data-study-exposure-ms");
+    var headshot = study ? part("single") : part("headshot");
+    var probe = study ? null : part("probe");
+    // A study-phase headshot goes after its exposure and the question (or Continue) waits;
+    // a sequential match ends on the probe photo. Only a match measures the blank before it.
+    var phases = study ? [
+      { name: "exposure", ms: ms("data-study-exposure-ms") || 3000, el: headshot },
+      { name: "answer", ms: 0, el: null }
+    ] : [
       { name: "fixation", ms: ms("data-fixation-ms"), el: part("fixation") },
       { name: "exposure", ms: ms("data-exposure-ms") || 1500, el: headshot },
       { name: "mask", ms: ms("data-mask-ms"), el: part("mask") },
       { name: "isi", ms: ms("data-isi-ms"), el: null },
-      { name: "probe", ms: 0, el: probe }
-    ].filter(function (p) { return p.ms > 0 || p.name === "probe"; });
-    headshot.hidden = true;
-    probe.hidden = true;
+      { name: "answer", ms: 0, el: probe }
+    ].filter(function (p) { return p.ms > 0 || p.name === "answer"; });
+    if (!study) { headshot.hidden = true; probe.hidden = true; }
     enable(false);
     painted(images).then(function () { return frameStamps(REFRESH_FRAMES); }).then(function (stamps) {
       var frameMs = medianInterval(stamps);
       var index = -1;
       var onset = 0;
-      var achieved = { fixation: null, exposure: null, mask: null, isi: 0 };
+      var achieved = { fixation: null, exposure: null, mask: null, isi: study ? null : 0 };
       function tick(t) {
         var phase = phases[index];
         if (phase && t - onset < phase.ms - frameMs / 2) { window.requestAnimationFrame(tick); return; }
@@ -248,14 +243,14 @@
         onset = t;
         if (phase.el) { phase.el.hidden = false; }
         if (phase.name === "exposure") { form.setAttribute("data-exposing", ""); }
-        if (phase.name !== "probe") { window.requestAnimationFrame(tick); return; }
-        probe.classList.add("revealed");
+        if (phase.name !== "answer") { window.requestAnimationFrame(tick); return; }
+        if (probe) { probe.classList.add("revealed"); } else { form.setAttribute("data-exposed", ""); }
         field("timing", "frames");
         field("refresh_hz", (1000 / frameMs).toFixed(2));
         ["fixation", "exposure", "mask", "isi"].forEach(function (name) {
           field(name + "_ms_achieved", achieved[name] === null ? "" : achieved[name].toFixed(1));
         });
-        window.requestAnimationFrame(start); // the probe is on screen: the clock runs
+        window.requestAnimationFrame(start); // the probe is on screen (or the headshot gone)
       }
       window.requestAnimationFrame(tick);
     });
@@ -289,8 +284,32 @@
     }
   }
 
+  /* The distractor's seconds left count down (the server decides when it ends; the page
+     reloads itself then, also without script), and a return time shows in local time. */
+  function setUpDelay() {
+    var counter = document.querySelector("[data-countdown]");
+    if (counter) {
+      var ends = now() + 1000 * parseInt(counter.getAttribute("data-countdown"), 10);
+      var update = function () {
+        var left = Math.max(0, Math.ceil((ends - now()) / 1000));
+        counter.textContent = String(left);
+        if (left > 0) { window.setTimeout(update, 250); }
+      };
+      update();
+    }
+    Array.prototype.forEach.call(document.querySelectorAll("time[data-local]"), function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (!isNaN(when.getTime()) && when.toLocaleString) {
+        el.textContent = when.toLocaleString(undefined, {
+          weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit"
+        }) + " (your time)";
+      }
+    });
+  }
+
   function init() {
     Array.prototype.forEach.call(document.querySelectorAll("form[data-once]"), sendOnce);
+    setUpDelay();
     var trial = document.querySelector("form[data-trial]");
     if (trial) { setUpTrial(trial); }
     setUpDebrief();

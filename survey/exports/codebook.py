@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from analysis.vocabulary import RT_FAST_MS, RT_SLOW_MS
 from survey import block_settings
 from survey.exports.cells import _csv_stream, _safe_rows
-from survey.exports.tables import _demographic_column, _study, demographic_keys
+from survey.exports.tables import _demographic_column, _study, demographic_keys, has_memory_delay
 from survey.extensions import db
 from survey.i18n import study_languages
 from survey.models import Block, Study, StudyQuestion, list_label
@@ -39,6 +39,52 @@ CONFIDENCE = {
     "low_anchor": "Guessing",
     "high_anchor": "Certain",
 }
+
+
+# participants.csv's columns of a memory study's delay before the test phase (only in studies
+# whose recognise block sets one).
+SESSION_ENTRIES = (
+    (
+        "waiting_since",
+        "datetime",
+        "memory study with a second session: when the first session ended and the return link "
+        "and code were shown (ISO 8601, UTC); empty before that or without a second session",
+        "timestamp, empty",
+    ),
+    (
+        "return_due_at",
+        "datetime",
+        "when the test phase opened to the return link: waiting_since plus the recognise "
+        "block's delay_hours (at once for a preview run)",
+        "timestamp, empty",
+    ),
+    (
+        "returned_at",
+        "datetime",
+        "when the participant came back through the link or code; empty while waiting (or "
+        "never returned)",
+        "timestamp, empty",
+    ),
+    (
+        "distractor_started_at",
+        "datetime",
+        "memory study with a timed distractor: when the participant started its sums",
+        "timestamp, empty",
+    ),
+    (
+        "distractor_ended_at",
+        "datetime",
+        "when the participant left the distractor, never before its distractor_s had passed",
+        "timestamp, empty",
+    ),
+    (
+        "distractor_answered",
+        "integer",
+        "distractor sums answered while it ran (not analysed)",
+        "0 or more",
+    ),
+    ("distractor_correct", "integer", "of those, sums answered right (not analysed)", "0 or more"),
+)
 
 
 def _settings(block: Block) -> dict[str, Any]:
@@ -260,7 +306,8 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "studied",
             "0/1",
             "recognise only: 1 when the person was met in the learn block (a target), 0 for a "
-            "foil; empty on other tasks",
+            "foil; empty on other tasks. With condition it gives the status of the old/new GLMM: "
+            "foil (0), studied_real or studied_ai (1 and the condition studied in)",
             "0, 1, empty",
         ),
         (
@@ -308,10 +355,11 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         (
             "timing",
             "text",
-            "trials with a timed phase (a sequential match): timed when the browser ran the "
-            "phases on animation frames and reported the durations below; untimed when it could "
-            "not (no script: both photos showed at once, no fixation cross or mask) or its report "
-            "was implausible; empty on other trials",
+            "trials with a timed phase (a sequential match, a study-phase headshot with a set "
+            "time): timed when the browser ran the phases on animation frames and reported the "
+            "durations below; untimed when it could not (no script: both photos showed at once, "
+            "no fixation cross or mask; a study-phase headshot stayed until Continue) or its "
+            "report was implausible; empty on other trials",
             "timed, untimed, empty",
         ),
         (
@@ -334,7 +382,7 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
                 ("fixation", "fixation cross"),
                 ("exposure", "headshot"),
                 ("mask", "mask"),
-                ("isi", "blank between the headshot (or mask) and the probe (0: none)"),
+                ("isi", "blank between the headshot (or mask) and the probe (0: none; match only)"),
             )
         ),
     ]
@@ -379,6 +427,7 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "timestamp, empty",
         ),
         ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
+        *(SESSION_ENTRIES if has_memory_delay(study_id) else ()),
     ]
     if include_recruitment is not False:
         note = "" if include_recruitment else " (only in exports made with recruitment ids)"

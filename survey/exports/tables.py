@@ -93,6 +93,17 @@ PARTICIPANT_COLUMNS = (
 EXPIRY_COLUMNS = ("expired_at",)
 # 1 for a participant started by `flask simulate-participants`, not by a person.
 SIMULATED_COLUMNS = ("simulated",)
+# A memory study's delay before the test phase, in studies whose recognise block sets one: the
+# second session's times and the distractor's times and counts of sums answered and right.
+SESSION_COLUMNS = (
+    "waiting_since",
+    "return_due_at",
+    "returned_at",
+    "distractor_started_at",
+    "distractor_ended_at",
+    "distractor_answered",
+    "distractor_correct",
+)
 RECRUITMENT_COLUMNS = ("recruitment_platform", "recruitment_id")
 STIMULI_COLUMNS = ("image", "identity", "role", "source", "generator", "sha256", "width", "height")
 # identities.csv: one row per identity, its descriptors (blank when not given)
@@ -463,7 +474,13 @@ def demographic_keys(study_id: int, include_simulated: bool = True) -> list[str]
 
 def _demographic_column(key: str) -> str:
     """Name a demographics column, kept apart from the contract's own columns."""
-    taken = PARTICIPANT_COLUMNS + EXPIRY_COLUMNS + SIMULATED_COLUMNS + RECRUITMENT_COLUMNS
+    taken = (
+        PARTICIPANT_COLUMNS
+        + EXPIRY_COLUMNS
+        + SIMULATED_COLUMNS
+        + SESSION_COLUMNS
+        + RECRUITMENT_COLUMNS
+    )
     return f"demographic_{key}" if key in taken else key
 
 
@@ -507,13 +524,27 @@ def _recruitment(participant_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
     return {pid: (platform, external) for pid, platform, external in db.session.execute(stmt)}
 
 
-def participant_columns(keys: Sequence[str], include_recruitment: bool = False) -> list[str]:
-    """Return the header of participants.csv: contract columns, ids if asked, demographics."""
+def has_memory_delay(study_id: int) -> bool:
+    """Tell whether the study's test phase waits behind a distractor or a second session."""
+    stored = db.session.scalars(
+        sa.select(Block.settings).where(Block.study_id == study_id, Block.task == "recognise")
+    )
+    return any(
+        isinstance(s, dict) and bool(s.get("distractor_s") or s.get("delay_hours")) for s in stored
+    )
+
+
+def participant_columns(
+    keys: Sequence[str], include_recruitment: bool = False, sessions: bool = False
+) -> list[str]:
+    """Return the header of participants.csv: contract columns, a memory delay's columns when
+    the study has one, ids if asked, demographics."""
     extra = list(RECRUITMENT_COLUMNS) if include_recruitment else []
     return (
         list(PARTICIPANT_COLUMNS)
         + list(EXPIRY_COLUMNS)
         + list(SIMULATED_COLUMNS)
+        + (list(SESSION_COLUMNS) if sessions else [])
         + extra
         + [_demographic_column(k) for k in keys]
     )
@@ -524,6 +555,7 @@ def _participant_rows(
 ) -> Iterator[tuple]:
     """Yield the raw values of participants.csv rows, sorted by participant."""
     _study(study_id)
+    sessions = has_memory_delay(study_id)
     stmt = _exported(
         sa.select(
             Participant.id,
@@ -537,6 +569,7 @@ def _participant_rows(
             Participant.demographics,
             Participant.expired_at,
             Participant.is_simulated,
+            *(getattr(Participant, name) for name in SESSION_COLUMNS),
         ),
         study_id,
         include_simulated,
@@ -565,6 +598,9 @@ def _participant_rows(
                 iso_utc(row.expired_at),
                 1 if row.is_simulated else 0,
             ]
+            if sessions:
+                values += [iso_utc(getattr(row, name)) for name in SESSION_COLUMNS[:5]]
+                values += [row.distractor_answered, row.distractor_correct]
             if include_recruitment:
                 values.extend(recruitment.get(row.id, ("", "")))
             answers = row.demographics if isinstance(row.demographics, dict) else {}
@@ -586,7 +622,7 @@ def participants_csv(
 ) -> Iterator[str]:
     """Stream participants.csv; recruitment ids only when asked for."""
     keys = demographic_keys(study_id, include_simulated)
-    header = participant_columns(keys, include_recruitment)
+    header = participant_columns(keys, include_recruitment, has_memory_delay(study_id))
     rows = _participant_rows(study_id, include_recruitment, keys, include_simulated)
     return _csv_stream(header, _safe_rows(rows))
 
@@ -598,11 +634,12 @@ def participants_dataframe(
     import pandas as pd
 
     keys = demographic_keys(study_id, include_simulated)
-    header = participant_columns(keys, include_recruitment)
+    header = participant_columns(keys, include_recruitment, has_memory_delay(study_id))
     rows = _participant_rows(study_id, include_recruitment, keys, include_simulated)
     frame = pd.DataFrame(list(rows), columns=header)
-    for name in ("attention_passed", "attention_total", "simulated"):
-        frame[name] = frame[name].astype("int64")
+    for name in ("attention_passed", "attention_total", "simulated", *SESSION_COLUMNS[5:]):
+        if name in frame:
+            frame[name] = frame[name].astype("int64")
     frame["duration_s"] = pd.to_numeric(frame["duration_s"]).astype("float64")
     return frame
 

@@ -18,7 +18,7 @@ TASK_PHRASES = {
     "by side (sides counterbalanced), answering “{question}”",
     "learn": "the study phase of a memory test ({name}): half the identities, each met once in "
     "its headshot (half of them real, half AI, by list), {exposure}{label}{orienting}",
-    "recognise": "the test phase of the memory test ({name}): every identity once in a new "
+    "recognise": "the test phase of the memory test ({name}){delay}: every identity once in a new "
     "in-person photo, the people met in the study phase mixed with as many never shown (foils), "
     "answering “{question}”{confidence}{names}",
 }
@@ -57,6 +57,29 @@ def _label(name: str) -> str:
         if outcome
         else ("trust" if name == "trust" else f"ratings of {name.replace('_', ' ')}")
     )
+
+
+def _delay_words(settings: dict) -> str:
+    """Say what came between a memory test's study and test phases besides the filler."""
+    parts = []
+    hours = settings.get("delay_hours") or 0
+    if hours:
+        span = (
+            f"{hours // 24} day{'s' if hours // 24 != 1 else ''}"
+            if hours % 24 == 0
+            else f"{hours} hour{'s' if hours != 1 else ''}"
+        )
+        parts.append(
+            f"in a second session at least {span} later (participants came back through a "
+            "personal return link or code)"
+        )
+    seconds = settings.get("distractor_s") or 0
+    if seconds:
+        parts.append(
+            f"{'then ' if parts else ''}after a {seconds}-second distractor task of simple sums "
+            "(not analysed)"
+        )
+    return ", " + ", ".join(parts) if parts else ""
 
 
 def _sequence(settings: dict[str, Any]) -> str:
@@ -126,6 +149,7 @@ def _block_phrase(block: dict[str, Any], first: bool = False, n_identities: int 
             if settings.get("name_recall")
             else ""
         ),
+        delay=_delay_words(settings),
     )
     cap = settings.get("n_identities")
     if (

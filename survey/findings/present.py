@@ -477,3 +477,42 @@ def public_findings(results: dict, guard=_direct) -> list:
         guard(f"finding {finding.get('outcome')}", public_finding, results, finding)
         for finding in results.get("findings", [])
     ]
+
+
+# Short row labels of the old/new GLMM's table (it has five columns on a phone).
+OLD_NEW_LABELS = {
+    "statusstudied_real": "Met in a real photo vs foil",
+    "statusstudied_ai": "Met in an AI headshot vs foil",
+    "ai_vs_real": "AI vs real, people met",
+}
+
+
+def old_new_rows(results: dict) -> list[dict[str, str]]:
+    """The memory test's old/new GLMM as table rows: each status against foils, then AI
+    against real among studied people; empty without the fit."""
+    fit = (results.get("memory") or {}).get("old_new_glmm")
+    if not fit:
+        return []
+    alpha = results.get("alpha", 0.05)
+    rows = [
+        {
+            "compares": OLD_NEW_LABELS.get(c["term"], c["term"]),
+            "estimate": number(c.get("estimate")),
+            "ci": f"[{number(c.get('ci_low'))}, {number(c.get('ci_high'))}]",
+            "z": number(c.get("z")),
+            "p": p_value(c.get("p_value"), alpha),
+        }
+        for c in fit.get("coefficients", [])
+        if c.get("term") != "(Intercept)"
+    ]
+    contrast = fit.get("ai_vs_real") or {}
+    rows.append(
+        {
+            "compares": OLD_NEW_LABELS["ai_vs_real"],
+            "estimate": number(contrast.get("estimate")),
+            "ci": f"[{number(contrast.get('ci_low'))}, {number(contrast.get('ci_high'))}]",
+            "z": number(contrast.get("z")),
+            "p": p_value(contrast.get("p_value"), alpha),
+        }
+    )
+    return rows

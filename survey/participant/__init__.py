@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("participant", __name__)
 
-from survey.participant import routes  # noqa: E402,F401  (registers the routes)
+from survey.participant import delay_routes, routes  # noqa: E402,F401  (registers the routes)

@@ -381,7 +381,10 @@ def clean_rt(raw: Any) -> float | None:
 
 
 def has_timed_phase(task: str, settings: Mapping[str, Any]) -> bool:
-    """Tell whether a trial shows something for a set time (a sequential match's headshot)."""
+    """Tell whether a trial shows something for a set time (a sequential match's headshot, or
+    a study-phase headshot with an exposure time rather than self-paced)."""
+    if task == "learn":
+        return bool(settings.get("exposure_ms"))
     return task == "match" and settings.get("presentation") == "sequential"
 
 
@@ -401,8 +404,9 @@ def clean_timing(form: Mapping[str, Any], task: str, settings: Mapping[str, Any]
 
     No timed phase: nothing. Otherwise "timed" with the durations achieved (ms, 0.1 ms) and
     the refresh rate (Hz, 0.01) when the script reported them all and they are plausible; a
-    phase the block leaves out (0 ms) stores no duration, but the blank before the probe is
-    always measured (0 when the probe replaced the headshot in the same frame). Anything
+    phase the block leaves out (0 ms) stores no duration, but the blank before a match's probe
+    is always measured (0 when the probe replaced the headshot in the same frame); a study-phase
+    headshot has only its exposure. Anything
     missing or implausible stores "untimed" and no figures: never a partly made-up record.
     """
     if not has_timed_phase(task, settings):
@@ -415,7 +419,7 @@ def clean_timing(form: Mapping[str, Any], task: str, settings: Mapping[str, Any]
     out = {**NO_TIMING, "timing": "timed", "refresh_hz": round(refresh, 2)}
     for name, setting in _PHASES:
         requested = settings.get(setting) or 0
-        if not requested and setting != "isi_ms":
+        if not requested and (setting != "isi_ms" or task != "match"):
             continue
         value = _number(form.get(name))
         if value is None or not 0 <= value <= ACHIEVED_MS_MAX or (requested and value == 0):

@@ -24,7 +24,7 @@ from survey.i18n import participant_language
 from survey.markup import render_markdown
 from survey.media import storage
 from survey.models import Image, Participant, StudyQuestion, new_public_id
-from survey.participant import answers, bp, forms, service, starting, statements, tickets
+from survey.participant import answers, bp, delay, forms, service, starting, statements, tickets
 from survey.participant import csrf as participant_csrf
 from survey.participant.hotdb import hot_path
 from survey.participant.recruitment import (
@@ -547,6 +547,12 @@ def trial(slug: str):
         return redirect(_after_trials(slug, public_id))
     if not state.taking_answers:
         return _study_closed(slug, state.study_title, state.is_preview)
+    held = delay.held_back(public_id, state.current.task, state.current.settings)
+    if held is not None:
+        # The test phase waits behind its distractor or second session: this page was not
+        # served with the trial, so the trial keeps no shown_at from it.
+        delay.unstamp(state.current.id)
+        return redirect(url_for(f"participant.{held}", slug=slug))
     return _render_trial(slug, state)
 
 
@@ -588,6 +594,8 @@ def answer(slug: str, trial_id: int):
     target = answers.ticket_target(
         current_app.secret_key, slug, public_id, trial_id, request.form.get(tickets.FIELD, "")
     )
+    if target is not None and delay.held_back(public_id, target.task, target.settings):
+        return redirect(url_for("participant.trial", slug=slug), 303)
     if target is not None:
         questions = forms.questions_for(target.task, target.settings, target.is_attention)
         values = forms.chosen(questions, request.form)
@@ -615,6 +623,10 @@ def answer(slug: str, trial_id: int):
             "That answer was for a later question, so it was not saved. "
             "Reload the study page to continue with the current one.",
         )
+    if delay.held_back(public_id, target.task, target.settings):
+        # A test answer before its distractor or second session: nothing stored; the trial
+        # page leads there.
+        return redirect(url_for("participant.trial", slug=slug), 303)
     questions = forms.questions_for(target.task, target.settings, target.is_attention)
     form, valid = forms.read_answer(questions, request.form)
     if not valid:

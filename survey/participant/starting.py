@@ -61,14 +61,21 @@ def expiry_cutoff(now: datetime | None = None) -> datetime | None:
     return (now or utcnow()) - timedelta(hours=hours)
 
 
-# Mark participants in progress that started before the cutoff as expired: a conditional
+def expiry_clock(table: sa.Table | type[Participant] = Participant) -> sa.ColumnElement:
+    """The time a participant's expiry counts from: the start, or for a memory study with a
+    second session the time the test phase opened (while waiting) or the return."""
+    c = table.c if isinstance(table, sa.Table) else table
+    return sa.func.coalesce(c.returned_at, c.return_due_at, c.started_at)
+
+
+# Mark participants in progress whose clock started before the cutoff as expired: a conditional
 # UPDATE, so a participant that completed or withdrew meanwhile is left alone.
 _EXPIRE = (
     sa.update(Participant.__table__)
     .where(
         Participant.__table__.c.status == "in_progress",
         Participant.__table__.c.is_preview.is_(False),
-        Participant.__table__.c.started_at < sa.bindparam("cutoff", type_=UTCDateTime()),
+        expiry_clock(Participant.__table__) < sa.bindparam("cutoff", type_=UTCDateTime()),
     )
     .values(status="expired", expired_at=sa.bindparam("now", type_=UTCDateTime()))
 )
@@ -112,7 +119,7 @@ def list_counts(study: Study, *, preview: bool = False, simulated: bool = False)
         cutoff = expiry_cutoff()
         if cutoff is not None:
             query = query.where(
-                sa.or_(Participant.status != "in_progress", Participant.started_at >= cutoff)
+                sa.or_(Participant.status != "in_progress", expiry_clock() >= cutoff)
             )
     counts = [0] * study.n_lists
     for list_index, n in db.session.execute(query):

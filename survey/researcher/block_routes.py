@@ -46,7 +46,7 @@ TASK_FIELDS = {
     "choose": ("question",),
     "detect": ("confidence",),
     "learn": ("exposure_ms", "label", "orienting_question"),
-    "recognise": ("question", "confidence", "name_recall"),
+    "recognise": ("question", "confidence", "name_recall", "distractor_s", "delay_hours"),
 }
 # The form's fields of every task but the memory ones (which study or test every identity).
 COMMON_FIELDS = ("practice", "attention_checks", "n_identities")
@@ -228,11 +228,14 @@ def _settings_from_form(form: BlockForm, block: Block, errors: dict[str, list[st
             "orienting_question": form.orienting_question.data or "",
         }
     if block.task == "recognise":
-        return {
+        settings = {
             "question": form.question.data or DEFAULT_RECOGNISE_QUESTION,
             "confidence": bool(form.confidence.data),
             "name_recall": bool(form.name_recall.data),
         }
+        # Empty: no delay.
+        settings.update({name: _typed(form[name]) or 0 for name in ("distractor_s", "delay_hours")})
+        return settings
     settings: dict[str, Any] = {
         "practice": PRACTICE_VALUES.get(form.practice.data, form.practice.data),
         "n_identities": _typed(form.n_identities),

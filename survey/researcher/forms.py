@@ -642,6 +642,20 @@ class BlockForm(FlaskForm):
         description="After a “yes”, the participant picks the person's name from four studied "
         "names. Needs a label with {name} in the learn block.",
     )
+    distractor_s = IntegerField(
+        "Distractor before the test (seconds)",
+        validators=[Optional()],
+        description="A task of simple sums for this many seconds, 0 to 600, right before the "
+        "first test photo (0 or empty: none). Participants cannot leave it early; how many sums "
+        "each answered, and how many right, is exported but not analysed.",
+    )
+    delay_hours = IntegerField(
+        "Second session after (hours)",
+        validators=[Optional()],
+        description="0 to 720 (30 days); 0 or empty runs the test in the same session. Otherwise "
+        "the first session ends before the test with a return link and a code, and the test "
+        "opens this many hours later.",
+    )
 
 
 # --- preregistration ----------------------------------------------------------------------

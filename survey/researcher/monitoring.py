@@ -230,6 +230,9 @@ def participant_page(
                 "source": p.source,
                 "simulated": p.is_simulated,
                 "preview": p.is_preview,
+                # Between a memory study's two sessions: when the test opens; or back.
+                "returns_at": p.return_due_at if p.returned_at is None else None,
+                "returned": p.returned_at is not None,
             }
             for p, n_answered, n_scheduled in rows
         ],
@@ -237,6 +240,28 @@ def participant_page(
         pages=pages,
         total=total,
     )
+
+
+def second_sessions(study: Study, now: datetime) -> dict[str, int] | None:
+    """Count a memory study's real participants between its two sessions: waiting for the test
+    to open, free to return now, and come back; None when the study has no second session."""
+    from survey.exports.tables import has_memory_delay
+
+    if not has_memory_delay(study.id):
+        return None
+    between = sa.and_(
+        Participant.status == "in_progress",
+        Participant.waiting_since.is_not(None),
+        Participant.returned_at.is_(None),
+    )
+    row = db.session.execute(
+        sa.select(
+            sa.func.count().filter(between, Participant.return_due_at > now),
+            sa.func.count().filter(between, Participant.return_due_at <= now),
+            sa.func.count().filter(Participant.returned_at.is_not(None)),
+        ).where(*_counted(study.id))
+    ).one()
+    return {"waiting": row[0], "may_return": row[1], "returned": row[2]}
 
 
 def summary(study: Study, now: datetime) -> dict[str, Any]:
@@ -249,6 +274,8 @@ def summary(study: Study, now: datetime) -> dict[str, Any]:
         # Started by flask simulate-participants: not people, counted apart.
         "simulated": status_counts(study, simulated=True)["total"],
         "conditions": condition_counts(study),
+        # A memory study's second session: who waits for it, may come back, came back.
+        "second_session": second_sessions(study, now),
         "median_completion_s": median_completion_seconds(study),
         "attention": attention_failures(study),
         "answers_per_minute": round(answers_per_minute(study, now), 2),

@@ -17,8 +17,10 @@ from survey import audit
 from survey.extensions import db
 from survey.models import Study, StudyQuestion
 from survey.questions import KIND_LABELS, KINDS, check_code, clean_spec, describe, spec_as_form
-from survey.researcher import bp
+from survey.researcher import bp, undo
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
+from survey.researcher.confirm import confirm_page, offer_undo
+from survey.researcher.forms import require_button
 from survey.researcher.service import move_question, require_questions_editable
 
 SPEC_FIELDS = ("options", "min", "max", "anchors", "max_length")
@@ -78,6 +80,7 @@ def _page(study: Study, role: str, form: QuestionForm, editing=None, status: int
             editing=editing,
             kind_labels=KIND_LABELS,
             describe=describe,
+            deleted=[p for p in undo.undoable(study) if p.kind == "question"],
         ),
         status,
     )
@@ -181,16 +184,45 @@ def question_move(study: Study, role: str, question_id: int):
     return redirect(url_for("researcher.questions", study_id=study.id), 303)
 
 
-@bp.post("/studies/<int:study_id>/questions/<int:question_id>/delete")
+@bp.route("/studies/<int:study_id>/questions/<int:question_id>/delete", methods=["GET", "POST"])
 @requires_role("editor")
 def question_delete(study: Study, role: str, question_id: int):
-    """Delete a question; answers already stored under its code stay in the export."""
+    """Ask, then delete a question; answers already stored under its code stay in the export.
+
+    The deletion can be undone while the study is a draft.
+    """
+    if request.method == "GET":
+        require_questions_editable(study)
+        question = _question(study, question_id)
+        return confirm_page(
+            study,
+            role,
+            title=f"Delete the question {question.code}?",
+            lines=[
+                f"“{question.text}” ({KIND_LABELS[question.kind]}) is removed from the questions "
+                "page; the questions after it move up.",
+                f"Answers already given to it stay in participants.csv, in the column "
+                f"{question.code}.",
+            ],
+            note="You can undo this while the study is a draft.",
+            undoable=True,
+            action=url_for(
+                "researcher.question_delete", study_id=study.id, question_id=question.id
+            ),
+            button="Delete the question",
+            back=url_for("researcher.questions", study_id=study.id),
+        )
+    require_button()
     study = lock_for_change(study)
     require_questions_editable(study)
     question = _question(study, question_id)
     code = question.code
+    part = undo.keep_question(study, question, current_user._get_current_object())
     db.session.delete(question)
+    db.session.flush()
+    forgotten = undo.prune(study)
     audit.record("question.delete", researcher=current_user, study=study, code=code)
     db.session.commit()
-    flash(f"Question {code} deleted.", "success")
+    undo.discard_unused(study, forgotten)
+    offer_undo(study, part)
     return redirect(url_for("researcher.questions", study_id=study.id), 303)

@@ -1,5 +1,5 @@
-"""Undoing the deletion of a design part (a block, an identity, an image) while the study is a
-draft.
+"""Undoing the deletion of a design part (a block, an identity, an image, a question) while the
+study is a draft.
 
 A deletion keeps what it deleted: the rows as JSON in a DeletedPart, and the image files in
 storage (the rows no longer point to them, so nothing shows them). "Undo" puts the rows back
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from survey import audit, media
 from survey.extensions import db
-from survey.models import Block, DeletedPart, Identity, Image, Researcher, Study
+from survey.models import Block, DeletedPart, Identity, Image, Researcher, Study, StudyQuestion
 from survey.researcher.service import IDENTITY_FIELDS, IMAGE_FIELDS, renumber_blocks
 from survey.study_texts import add_part_texts, part_texts
 
@@ -31,6 +31,7 @@ KEEP = 30
 IDENTITY_COLUMNS = ("id", *IDENTITY_FIELDS)
 IMAGE_COLUMNS = ("id", "identity_id", "public_id", *IMAGE_FIELDS, "storage_key", "display_key")
 BLOCK_COLUMNS = ("id", "position", "name", "task", "settings")
+QUESTION_COLUMNS = ("id", "position", "code", "kind", "text", "required", "spec")
 
 
 class UndoRefused(Exception):
@@ -65,6 +66,12 @@ def keep_block(study: Study, block: Block, researcher: Researcher) -> DeletedPar
     # Its texts in the study's other languages go with it (their rows cascade) and come back.
     data["texts"] = part_texts("block", block.id)
     return _keep(study, researcher, "block", f"block {block.name!r}", data)
+
+
+def keep_question(study: Study, question: StudyQuestion, researcher: Researcher) -> DeletedPart:
+    """Keep a question about to be deleted."""
+    data = {c: getattr(question, c) for c in QUESTION_COLUMNS}
+    return _keep(study, researcher, "question", f"question {question.code}", data)
 
 
 def keep_identity(study: Study, identity: Identity, researcher: Researcher) -> DeletedPart:
@@ -255,7 +262,37 @@ def _undo_image(study: Study, data: dict) -> None:
     _restore_image(study, image, identity.id)
 
 
-UNDO = {"block": _undo_block, "identity": _undo_identity, "image": _undo_image}
+def _undo_question(study: Study, data: dict) -> None:
+    """Put a question back at its place on the questions page."""
+    if db.session.scalar(
+        sa.select(StudyQuestion.id).where(
+            StudyQuestion.study_id == study.id, StudyQuestion.code == data["code"]
+        )
+    ):
+        raise UndoRefused(
+            f"Another question has the code {data['code']} now: change its code first to bring "
+            "this one back."
+        )
+    ordered = sorted(study.questions, key=lambda q: (q.position, q.id))
+    for position, question in enumerate(ordered, start=1):
+        question.position = position + (position >= data["position"])
+    free = _free_id(StudyQuestion, data["id"])
+    question = StudyQuestion(
+        study=study,
+        position=min(data["position"], len(ordered) + 1),
+        **{c: data[c] for c in ("code", "kind", "text", "required", "spec")},
+    )
+    if free is not None:
+        question.id = free
+    db.session.add(question)
+
+
+UNDO = {
+    "block": _undo_block,
+    "identity": _undo_identity,
+    "image": _undo_image,
+    "question": _undo_question,
+}
 
 
 def undo(study: Study, part_id: int, researcher: Researcher) -> str:

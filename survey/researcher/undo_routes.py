@@ -17,13 +17,15 @@ BACK = {
     "block": "researcher.blocks",
     "identity": "researcher.stimuli",
     "image": "researcher.stimuli",
+    "question": "researcher.questions",
 }
 
 
 @bp.post("/studies/<int:study_id>/undo/<int:part_id>")
 @requires_role("editor")
 def undo_delete(study: Study, role: str, part_id: int):
-    """Put a deleted block, identity or image back as it was, if the study is still a draft."""
+    """Put a deleted block, identity, image or question back as it was, if the study is still a
+    draft."""
     require_button()
     study = lock_for_change(study)
     part = db.session.get(DeletedPart, part_id)

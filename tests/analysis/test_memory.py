@@ -138,6 +138,82 @@ def test_hits_glmm_matches_glmer(report, r):
 
 
 @pytest.mark.slow
+def test_old_new_glmm_by_status_matches_glmer(report, r):
+    # R (reference.R): every completer's old/new answer, status foil / studied_real /
+    # studied_ai, foils the reference:
+    #   test$status <- factor(ifelse(test$condition == "real", "studied_real",
+    #                         ifelse(test$condition == "ai", "studied_ai", "foil")),
+    #                         levels = c("foil", "studied_real", "studied_ai"))
+    #   fit3 <- glmer(said_old ~ status + (1 | participant) + (1 | identity),
+    #                 data = test, family = binomial)
+    fit = report.results["memory"]["old_new_glmm"]
+    assert fit["formula"] == "said_old ~ status + (1 | participant) + (1 | identity)"
+    assert (fit["n"], fit["n_participants"], fit["n_identities"]) == (496, 31, 16)
+    coefficients = {c["term"]: c for c in fit["coefficients"]}
+    assert list(coefficients) == ["(Intercept)", "statusstudied_real", "statusstudied_ai"]
+    # R: summary(fit3)$coefficients (Estimate, Std. Error, z value, Pr(>|z|)):
+    #   (Intercept)        -1.20052124645718 0.187042080906085 -6.41845535850283
+    #                      1.37663962381518e-10
+    #   statusstudied_real  2.42544825511388 0.274136778084801  8.84758430466267
+    #                      8.94340705918861e-19
+    #   statusstudied_ai    1.48210046019749 0.246156078448320  6.02097851712673
+    #                      1.73365769896173e-09
+    expected = {
+        "(Intercept)": (
+            -1.20052124645718,
+            0.187042080906085,
+            -6.41845535850283,
+            1.37663962381518e-10,
+        ),
+        "statusstudied_real": (
+            2.42544825511388,
+            0.274136778084801,
+            8.84758430466267,
+            8.94340705918861e-19,
+        ),
+        "statusstudied_ai": (
+            1.48210046019749,
+            0.246156078448320,
+            6.02097851712673,
+            1.73365769896173e-09,
+        ),
+    }
+    for term, (estimate, se, z, p) in expected.items():
+        found = coefficients[term]
+        assert found["estimate"] == pytest.approx(estimate, rel=1e-4), term
+        assert found["se"] == pytest.approx(se, rel=1e-4), term
+        assert found["z"] == pytest.approx(z, rel=1e-4), term
+        assert found["p_value"] == pytest.approx(p, rel=5e-3), term
+    # R: L <- c(0, -1, 1); est <- sum(L * fixef(fit3))
+    #    se <- sqrt(drop(t(L) %*% as.matrix(vcov(fit3)) %*% L)); z <- est / se
+    #    -0.94334779491639, 0.28753757398982, -3.28078094917008, p = 2 * pnorm(-abs(z))
+    #    = 0.0010352010785067
+    contrast = fit["ai_vs_real"]
+    assert contrast["estimate"] == pytest.approx(-0.94334779491639, rel=1e-4)
+    assert contrast["se"] == pytest.approx(0.28753757398982, rel=1e-4)
+    assert contrast["z"] == pytest.approx(-3.28078094917008, rel=1e-4)
+    assert contrast["p_value"] == pytest.approx(0.0010352010785067, rel=2e-3)
+    assert contrast["odds_ratio"] == pytest.approx(math.exp(contrast["estimate"]))
+    # R: b <- fixef(fit3)[2:3]; V <- as.matrix(vcov(fit3))[2:3, 2:3]
+    #    drop(t(b) %*% solve(V) %*% b) = 85.9241288723457 on 2 df,
+    #    pchisq(85.9241288723457, 2, lower.tail = FALSE) = 2.19691110527193e-19
+    assert fit["status_test"]["chisq"] == pytest.approx(85.9241288723457, rel=1e-4)
+    assert fit["status_test"]["df"] == 2
+    assert fit["status_test"]["p_value"] == pytest.approx(2.19691110527193e-19, rel=1e-2)
+    # R: as.data.frame(VarCorr(fit3))$vcov: participant 0.329389183409673, identity
+    #    1.41483501283748e-08 (at the boundary: singular, as here)
+    assert fit["random_effects"]["participant"] == pytest.approx(0.329389183409673, rel=5e-3)
+    assert fit["random_effects"]["identity"] == pytest.approx(0, abs=1e-6)
+    assert fit["singular"] is True
+    # The same as reference.json, which reference.R writes.
+    assert [coefficients[t]["estimate"] for t in r["old_new_glmm"]["terms"]] == pytest.approx(
+        r["old_new_glmm"]["estimate"], rel=1e-4
+    )
+    # Beside the hits GLMM, which compares the studied conditions among targets only.
+    assert _test(report, "memory_hit_rate", "glmm", "trial")["n"] == 31 * 8
+
+
+@pytest.mark.slow
 def test_memory_outcomes_findings_and_figure(report):
     names = {o for o in (t["outcome"] for t in report.results["tests"])}
     assert {"memory_hit_rate", "memory_d_prime", "memory_criterion"} <= names
@@ -219,3 +295,18 @@ def test_r_script_recomputes_the_memory_tests(report):
     assert "rows <- memory_cells(data.frame(" in script
     assert 'scores <- sdt_paired(sdt(rows, "identity", "condition"), "criterion")' in script
     assert script.count('run_paired_t("memory_d_prime"') == 2
+
+
+@pytest.mark.slow
+def test_the_r_script_refits_the_old_new_glmm_and_compares(report):
+    from analysis.rscript import r_script
+
+    script = r_script(report.results)
+    assert (
+        "fit <- glmer(said_old ~ status + (1 | participant) + (1 | identity), data = rows,"
+        in script
+    )
+    assert 'levels = c("foil", "studied_real", "studied_ai")' in script
+    assert '"statusstudied_ai", "ai_vs_real")' in script  # the expected rows
+    fit = report.results["memory"]["old_new_glmm"]
+    assert repr(fit["ai_vs_real"]["estimate"]) in script  # results.json's value, to compare

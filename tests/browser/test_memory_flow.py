@@ -152,3 +152,40 @@ def test_learn_filler_recognise_stores_what_was_answered(
             name = rows[(t.id, "name")]
             assert name["value"] == chosen
             assert name["correct"] == ("1" if t.studied and chosen == t.label else "0")
+    # Each study-phase headshot was timed on animation frames: the exposure achieved is stored
+    # with the refresh rate, never shorter than asked by more than half a frame (a busy
+    # machine may drop frames, so the upper bound is loose); nothing else is timed.
+    for t in trials.values():
+        if t.task != "learn":
+            assert t.timing is None and t.exposure_ms_achieved is None
+            continue
+        assert t.timing == "timed" and 20 <= t.refresh_hz <= 500, t.timing
+        frame = 1000 / t.refresh_hz
+        assert EXPOSURE_MS - frame / 2 - 0.5 <= t.exposure_ms_achieved <= EXPOSURE_MS + 10 * frame
+        assert t.fixation_ms_achieved is t.mask_ms_achieved is t.isi_ms_achieved is None
+        exported_row = rows[(t.id, "orienting")]
+        assert float(exported_row["exposure_ms_achieved"]) == t.exposure_ms_achieved
+        assert exported_row["timing"] == "timed"
+
+
+def test_without_script_a_timed_study_headshot_stays_and_is_stored_untimed(
+    app, memory_study, live_server, browser
+):
+    context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/s/demo")
+        page.click("#agree")
+        page.click("#begin")
+        # The headshot stays with its question; nothing is timed, and the trial says so.
+        assert page.locator(".stimulus.single").is_visible()
+        page.click('label.choice:has(input[name="orienting"][value="3"])')
+        with page.expect_navigation():
+            page.click("button.next")
+    finally:
+        context.close()
+    with app.app_context():
+        trial = db.session.scalar(sa.select(Trial).where(Trial.answered_at.is_not(None)))
+        assert trial.task == "learn"
+        assert trial.timing == "untimed"
+        assert trial.exposure_ms_achieved is None and trial.refresh_hz is None

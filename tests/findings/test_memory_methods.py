@@ -9,7 +9,7 @@ import pytest
 from analysis.io import load
 from analysis.report import analyse
 from survey.findings.methods import methods_paragraph
-from tests.findings.support import block_text, paragraph
+from tests.findings.support import block_text, fill, owner_id, page_text, paragraph
 
 MEMORY = Path(__file__).resolve().parents[1] / "data" / "memory"
 
@@ -59,3 +59,44 @@ def test_the_analysis_sentence_names_the_shared_false_alarm_rate_and_the_glmm():
     assert "each participant's one false-alarm rate, over all foils, served both conditions" in text
     assert "(said old ~ condition + (1 | participant) + (1 | identity))" in text
     assert "memory sensitivity (d')" in text
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({}, "the test phase of the memory test (b2): every identity"),
+        (
+            {"distractor_s": 90},
+            "(b2), after a 90-second distractor task of simple sums (not analysed): every",
+        ),
+        (
+            {"delay_hours": 48},
+            "(b2), in a second session at least 2 days later (participants came back through a "
+            "personal return link or code): every",
+        ),
+        (
+            {"delay_hours": 5, "distractor_s": 30},
+            "in a second session at least 5 hours later (participants came back through a "
+            "personal return link or code), then after a 30-second distractor task",
+        ),
+    ],
+)
+def test_the_delay_before_the_test_phase_is_told_as_it_ran(settings, said):
+    text = paragraph(("learn", {}), ("recognise", settings), n_lists=4)
+    assert said in block_text(text, 2)
+
+
+@pytest.mark.slow
+def test_the_report_shows_the_old_new_glmm_beside_the_memory_table(app, client, demo, auth):
+    fill(app, demo, 16, seed=5)
+    auth.sign_in(owner_id(app))
+    text = page_text(client.get(f"/r/studies/{demo}/report"))
+    assert "“Met before?” by status: old/new GLMM" in text
+    assert "said_old ~ status + (1 | participant) + (1 | identity)" in text
+    for row in (
+        "Met in a real photo vs foil",
+        "Met in an AI headshot vs foil",
+        "AI vs real, people met",
+    ):
+        assert row in text
+    assert "status overall: χ²(2) =" in text

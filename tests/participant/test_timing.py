@@ -69,6 +69,28 @@ def test_a_missing_or_implausible_report_is_untimed_with_no_figures(change):
     assert answers.clean_timing({**REPORT, **change}, "match", SETTINGS) == UNTIMED
 
 
+LEARN = {"exposure_ms": 3000, "label": "", "orienting_question": ""}
+
+
+def test_a_timed_study_phase_headshot_stores_its_exposure_alone():
+    # Only the exposure: a blank posted for the study phase is no phase of it.
+    report = {"timing": "frames", "refresh_hz": "60.02", "exposure_ms_achieved": "2999.96"}
+    assert answers.clean_timing({**report, "isi_ms_achieved": "5"}, "learn", LEARN) == {
+        **answers.NO_TIMING,
+        "timing": "timed",
+        "refresh_hz": 60.02,
+        "exposure_ms_achieved": 3000.0,
+    }
+    assert answers.clean_timing({}, "learn", LEARN) == UNTIMED  # no script ran
+    assert answers.clean_timing({**report, "exposure_ms_achieved": "0"}, "learn", LEARN) == (
+        UNTIMED
+    )
+    # Self-paced: nothing shows for a set time, so nothing is timed.
+    assert answers.clean_timing(report, "learn", {**LEARN, "exposure_ms": None}) == (
+        answers.NO_TIMING
+    )
+
+
 def test_no_report_at_all_is_untimed():
     assert answers.clean_timing({}, "match", SETTINGS) == UNTIMED
 

@@ -53,6 +53,8 @@ def test_add_and_configure_learn_and_recognise_blocks(app, team, owner_client):
         "question": "Have you met this person before?",
         "confidence": False,
         "name_recall": True,
+        "distractor_s": 0,
+        "delay_hours": 0,
     }
     listing = owner_client.get(f"/r/studies/{team.study_id}/blocks").get_data(as_text=True)
     assert "Self-paced, labelled “Your new colleague Dr {name}”" in listing
@@ -81,3 +83,35 @@ def test_learn_settings_reject_bad_input(app, team, owner_client, fields, messag
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert blocks(app, team.study_id)[-1].settings == before
+
+
+def test_the_delay_before_the_test_phase_is_set_and_checked_in_plain_words(app, team, owner_client):
+    add(owner_client, team.study_id, "meet again", "recognise")
+    bid = block_id(app, team.study_id, "meet again")
+    url = f"/r/studies/{team.study_id}/blocks/{bid}"
+    page = owner_client.get(url).get_data(as_text=True)
+    assert "Delay before the test" in page and "Prolific" in page
+    data = {**RECOGNISE, "confidence": "y", "distractor_s": "90", "delay_hours": "48"}
+    assert owner_client.post(url, data=data).status_code == 302
+    settings = blocks(app, team.study_id)[-1].settings
+    assert (settings["distractor_s"], settings["delay_hours"]) == (90, 48)
+    listing = owner_client.get(f"/r/studies/{team.study_id}/blocks").get_data(as_text=True)
+    assert "second session after 48 h; 90 s distractor first." in listing
+
+    bad = {**data, "distractor_s": "900", "delay_hours": "two days"}
+    response = owner_client.post(url, data=bad)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert (
+        "Distractor before the test must be a whole number between 0 and 600 s; you wrote 900."
+        in text
+    )
+    assert "Second session after must be a whole number between 0 and 720 hours" in text
+    assert blocks(app, team.study_id)[-1].settings == settings
+    # Emptied: no delay.
+    assert (
+        owner_client.post(url, data={**data, "distractor_s": "", "delay_hours": "0"}).status_code
+        == 302
+    )
+    settings = blocks(app, team.study_id)[-1].settings
+    assert (settings["distractor_s"], settings["delay_hours"]) == (0, 0)

@@ -4,6 +4,7 @@ only while the study is a draft, checked under the study lock."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -254,3 +255,57 @@ def test_a_study_definition_carries_its_questions(app, team, owner_client):
         assert refused.status_code == 400 and message in refused.get_data(as_text=True), bad
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(Study.id))) == before
+
+
+def test_deleting_a_question_asks_first_and_undo_restores_its_place(app, team, owner_client):
+    base = f"/r/studies/{team.study_id}/questions"
+    for kind in ("choice", "number", "text"):
+        owner_client.post(base, data=ADD[kind])
+    before = questions(app, team.study_id)
+    hours = question_id(app, team.study_id, "hours")
+    url = f"{base}/{hours}/delete"
+    listing = owner_client.get(base).get_data(as_text=True)
+    # The list links to the confirmation page; no one-click delete form.
+    assert f'href="{url}"' in listing and f'action="{url}"' not in listing
+    asked = owner_client.get(url)
+    assert asked.status_code == 200
+    page = asked.get_data(as_text=True)
+    assert "Delete the question hours?" in page and "You can undo this" in page
+    assert "stay in participants.csv, in the column hours" in page
+    assert f'action="{url}"' in page and len(questions(app, team.study_id)) == 3
+
+    assert owner_client.post(url).status_code == 303
+    assert [q[0] for q in questions(app, team.study_id)] == ["seen", "note"]
+    page = owner_client.get(base).get_data(as_text=True)
+    assert "Deleted question hours." in page and "Recently deleted (1)" in page
+    undo = re.search(r'action="(/r/studies/\d+/undo/\d+)"', page).group(1)
+    assert owner_client.post(undo).status_code == 302
+    assert questions(app, team.study_id) == before
+    assert question_id(app, team.study_id, "hours") == hours
+    with app.app_context():
+        events = db.session.scalars(sa.select(AuditEvent.action)).all()
+    assert "question.delete" in events and "question.undo_delete" in events
+
+
+def test_undoing_a_question_delete_is_refused_when_its_code_was_taken(app, team, owner_client):
+    base = f"/r/studies/{team.study_id}/questions"
+    owner_client.post(base, data=ADD["choice"])
+    owner_client.post(f"{base}/{question_id(app, team.study_id, 'seen')}/delete")
+    page = owner_client.get(base).get_data(as_text=True)
+    undo = re.search(r'action="(/r/studies/\d+/undo/\d+)"', page).group(1)
+    owner_client.post(base, data={**ADD["choice"], "text": "Seen again?"})
+    refused = owner_client.post(undo)
+    assert refused.status_code == 409
+    assert "Another question has the code seen now" in refused.get_data(as_text=True)
+    assert [q[2] for q in questions(app, team.study_id)] == ["Seen again?"]
+    # Once the study opens, deletions can no longer be undone.
+    owner_client.post(f"{base}/{question_id(app, team.study_id, 'seen')}/delete")
+    set_study(app, team.study_id, state="open")
+    assert owner_client.post(undo).status_code == 409
+
+
+def test_viewers_cannot_see_the_delete_confirmation(app, team):
+    team.client(app, "owner").post(f"/r/studies/{team.study_id}/questions", data=ADD["choice"])
+    qid = question_id(app, team.study_id, "seen")
+    viewer = team.client(app, "viewer")
+    assert viewer.get(f"/r/studies/{team.study_id}/questions/{qid}/delete").status_code == 403

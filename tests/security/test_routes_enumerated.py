@@ -47,6 +47,9 @@ PUBLIC = {
     "participant.done": "the caller's own debrief",
     "participant.withdraw": "withdraws the caller's own participation",
     "participant.withdrawn": "confirms the caller's own withdrawal",
+    "participant.distractor": "the caller's own distractor before a memory test",
+    "participant.later": "ends the caller's own first session of a memory study",
+    "participant.come_back": "a second session by its unguessable 50-bit return code",
     "participant.image": "a stimulus image by its unguessable 128-bit id",
     # Findings a researcher chose to publish: aggregates only, 404 until published.
     "findings.public": "published findings page",
@@ -91,6 +94,7 @@ ROLE_TABLE = {
     ("researcher.question_edit", "GET"): ("viewer", "read"),
     ("researcher.question_save", "POST"): ("editor", "write"),
     ("researcher.question_move", "POST"): ("editor", "write"),
+    ("researcher.question_delete", "GET"): ("editor", "write"),
     ("researcher.question_delete", "POST"): ("editor", "write"),
     # The Languages page, one language's texts beside the default's, and saving them.
     ("researcher.study_texts", "GET"): ("viewer", "read"),
@@ -328,6 +332,9 @@ def test_only_the_participant_form_views_leave_csrf_to_their_own_check(app):
         "participant.answer",
         "participant.questions",
         "participant.withdraw",
+        "participant.distractor",
+        "participant.later",
+        "participant.come_back",
     }
     assert app.config["WTF_CSRF_METHODS"] == ["POST", "PUT", "PATCH", "DELETE"] or set(
         app.config["WTF_CSRF_METHODS"]

@@ -48,6 +48,22 @@ fit <- glmer(said_old ~ condition + (1 | participant) + (1 | identity),
 co <- summary(fit)$coefficients["conditionai", ]
 vc <- as.data.frame(VarCorr(fit))
 
+# Old/new answers by status (foil the reference, studied in the real photograph, studied in
+# the AI headshot): glmer with crossed random intercepts (Laplace); the AI-minus-real contrast
+# and the joint Wald chi-square of status.
+test$status <- factor(ifelse(test$condition == "real", "studied_real",
+                      ifelse(test$condition == "ai", "studied_ai", "foil")),
+                      levels = c("foil", "studied_real", "studied_ai"))
+fit3 <- glmer(said_old ~ status + (1 | participant) + (1 | identity),
+              data = test, family = binomial)
+co3 <- summary(fit3)$coefficients
+L <- c(0, -1, 1)
+ai_real <- sum(L * fixef(fit3))
+ai_real_se <- sqrt(drop(t(L) %*% as.matrix(vcov(fit3)) %*% L))
+b3 <- fixef(fit3)[2:3]
+chi3 <- drop(t(b3) %*% solve(as.matrix(vcov(fit3))[2:3, 2:3]) %*% b3)
+vc3 <- as.data.frame(VarCorr(fit3))
+
 out <- list(
   n_participants = length(unique(test$participant)),
   cells = cells,
@@ -60,7 +76,16 @@ out <- list(
   hits_glmm = list(estimate = unname(co["Estimate"]), se = unname(co["Std. Error"]),
                    z = unname(co["z value"]), p = unname(co["Pr(>|z|)"]),
                    var_participant = vc$vcov[vc$grp == "participant"],
-                   var_identity = vc$vcov[vc$grp == "identity"])
+                   var_identity = vc$vcov[vc$grp == "identity"]),
+  old_new_glmm = list(estimate = unname(co3[, "Estimate"]), se = unname(co3[, "Std. Error"]),
+                      z = unname(co3[, "z value"]), p = unname(co3[, "Pr(>|z|)"]),
+                      terms = rownames(co3),
+                      ai_vs_real = list(estimate = ai_real, se = ai_real_se,
+                                        z = ai_real / ai_real_se,
+                                        p = 2 * pnorm(-abs(ai_real / ai_real_se))),
+                      status_chisq = chi3, status_p = pchisq(chi3, 2, lower.tail = FALSE),
+                      var_participant = vc3$vcov[vc3$grp == "participant"],
+                      var_identity = vc3$vcov[vc3$grp == "identity"])
 )
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE),
            file.path(dir, "reference.json"))
