@@ -225,11 +225,13 @@ with_moderator <- function(rows, column, source, reference) {
   rows
 }
 # The likelihood-ratio test of condition x moderator: anova() of the models fitted by ML
-# without and with the interaction (the GLMM's Laplace deviance).
-report_moderation <- function(outcome, moderator, without, with) {
+# without and with the interaction (the GLMM's and CLMM's Laplace likelihoods). ordinal's
+# anova names its columns LR.stat and df; the ordinal models' tests are their own family.
+report_moderation <- function(outcome, moderator, without, with, family = "moderation") {
   x <- anova(without, with)
-  add(outcome, "moderation", moderator, "moderation", NA, NA, NA, x$Chisq[2], x$Df[2],
-      x[["Pr(>Chisq)"]][2])
+  chisq <- if ("Chisq" %in% names(x)) x$Chisq[2] else x$LR.stat[2]
+  df <- if ("Df" %in% names(x)) x$Df[2] else x$df[2]
+  add(outcome, family, moderator, family, NA, NA, NA, chisq, df, x[["Pr(>Chisq)"]][2])
 }
 report_clmm <- function(outcome, family, formula, rows) {
   if (!has_ordinal) return(invisible(NULL))
@@ -462,7 +464,7 @@ def _moderations(results: dict) -> list[dict]:
         column, formula = record.get("moderator"), record.get("formula")
         if not (
             record.get("tested")
-            and record.get("method") in ("lmm", "glmm")
+            and record.get("method") in ("lmm", "glmm", "clmm")
             and isinstance(column, str)
             and isinstance(formula, str)
             and record.get("reference") is not None
@@ -473,12 +475,17 @@ def _moderations(results: dict) -> list[dict]:
     return out
 
 
+def _moderation_family(record: dict) -> str:
+    """The family (and method, in the script's table) of a moderation record's test."""
+    return "moderation_ordinal" if record.get("method") == "clmm" else "moderation"
+
+
 def _moderation_expected(record: dict) -> dict:
     """A moderation record as a row of the `expected` table: its likelihood-ratio test."""
     lrt = record.get("lrt") or {}
     return {
         "outcome": record["outcome"],
-        "method": "moderation",
+        "method": _moderation_family(record),
         "level": record["moderator"],
         "statistic": lrt.get("statistic"),
         "p_value": lrt.get("p_value"),
@@ -499,19 +506,24 @@ def _moderation_lines(record: dict) -> list[str]:
         or f"condition:{column}" not in record["formula"]
     ):
         return [label, f"# {shown} is not a name R can use in a formula: not refitted here"]
-    fit = (
-        f"full <- lmer({record['formula']}, data = m, REML = FALSE)"
-        if record["method"] == "lmm"
-        else f"full <- glmer({record['formula']}, data = m, family = binomial)"
-    )
-    return [
-        label,
+    fit = {
+        "lmm": f"full <- lmer({record['formula']}, data = m, REML = FALSE)",
+        "glmm": f"full <- glmer({record['formula']}, data = m, family = binomial)",
+        "clmm": f"full <- ordinal::clmm({record['formula']}, data = m)",
+    }[record["method"]]
+    family = _moderation_family(record)
+    lines = [
         f"m <- with_moderator(rows, {_r_string(column)}, {_r_string(source)}, "
         f"{_r_string(str(record['reference']))})",
         fit,
         f"reduced <- update(full, . ~ . - condition:{column})",
-        f"report_moderation({_r_string(name)}, {_r_string(column)}, reduced, full)",
+        f"report_moderation({_r_string(name)}, {_r_string(column)}, reduced, full, "
+        f"{_r_string(family)})",
     ]
+    if record["method"] == "clmm":
+        label = label.replace("# moderation:", "# moderation (ordinal mixed model):")
+        return [label, "if (has_ordinal) {", *[f"  {line}" for line in lines], "}"]
+    return [label, *lines]
 
 
 def r_script(results: dict, *, title: str = "") -> str:
@@ -536,7 +548,8 @@ def r_script(results: dict, *, title: str = "") -> str:
         ``lmer(<formula>, REML = TRUE)`` and
         ``glmer(<formula>, family = binomial)`` with each mixed model's formula as named in
         results.json — refits each tested moderation with and without ``condition:moderator``
-        (``anova`` of the two ML fits), corrects p-values per family with ``p.adjust``, prints
+        (``anova`` of the two ML fits; ``ordinal::clmm`` for the ordinal model's), corrects
+        p-values per family with ``p.adjust``, prints
         R's numbers beside results.json's and says whether they agree within a tolerance.
 
     Raises
