@@ -34,6 +34,27 @@ def _scale(text: str) -> tuple[str, tuple[int, int]]:
     return key, (low, high)
 
 
+def _rscale(text: str) -> float:
+    """Parse the scale r of the Bayes factors' Cauchy prior: a positive finite number or one of
+    BayesFactor's names (medium, wide, ultrawide)."""
+    from analysis.bayes import RSCALE_NAMES, rscale_value
+
+    value: float | str = text.strip().lower()
+    if value not in RSCALE_NAMES:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive number or one of {', '.join(RSCALE_NAMES)}, got {text!r}"
+            ) from None
+    try:
+        return rscale_value(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"the prior scale must be a positive finite number, got {text!r}"
+        ) from None
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by report and summary."""
     parser.add_argument(
@@ -55,6 +76,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=LOW:HIGH",
         help="range of a rating scale (repeatable); default 1:7",
+    )
+    parser.add_argument(
+        "--rscale",
+        type=_rscale,
+        metavar="R",
+        help="scale r of the Cauchy prior of the Bayes factors (JZS): a positive number or "
+        "medium (0.707), wide (1) or ultrawide (1.414); default: the plan's bayes_rscale, "
+        "else medium",
     )
 
 
@@ -265,6 +294,7 @@ def _run_report(args) -> int:
         scale_ranges=dict(args.scale),
         mixed_models=not args.no_mixed,
         continuity_correction=args.continuity_correction,
+        rscale=args.rscale,
         **_models(args),
     )
     results = report.results
@@ -295,7 +325,7 @@ def _run_summary(args) -> int:
             identities=models.pop("identities"),
         )
         results = analyse(
-            data, plan=_read_plan(args.plan), mixed_models=args.mixed, **models
+            data, plan=_read_plan(args.plan), mixed_models=args.mixed, rscale=args.rscale, **models
         ).results
     print("\n".join(summary_lines(results)))
     return 0
