@@ -508,9 +508,19 @@ def _variances_text(components: VarianceComponents) -> str:
 
 def _pilot_components(path: str, measure: str) -> VarianceComponents:
     """Fit the pilot's LMM on one rating scale, after the study's default exclusions."""
+    return _components_of(_pilot_rows(path, measure), f"{path} ({measure})")
+
+
+def _components_of(rows: pd.DataFrame, label: str) -> VarianceComponents:
+    """Variance components of a pilot's LMM, printing the fit's notes (a singular fit gives a
+    variance of zero, a fallback to intercepts no slope variances: the researcher should know)."""
+    from analysis.mixed import fit_lmm
     from analysis.power import components_from_pilot
 
-    return components_from_pilot(_pilot_rows(path, measure))
+    fit = fit_lmm(rows)
+    for note in fit.notes:
+        print(f"pilot model {label}: {note}")
+    return components_from_pilot(fit)
 
 
 def format_power_table(table: pd.DataFrame) -> str:
@@ -754,7 +764,6 @@ def run_sample_size(args: argparse.Namespace) -> int:
     from analysis.power import (
         DEFAULT_COMPONENTS,
         analytic_curve,
-        components_from_pilot,
         differences_from_pilot,
         sample_size_paired_t,
         sample_size_simulated,
@@ -782,7 +791,11 @@ def run_sample_size(args: argparse.Namespace) -> int:
         numbers = sorted({max(2, round(top * k / 12)) for k in range(1, 13)} | {found.n_required})
         print(format_analytic(found, analytic_curve(effect, sd, numbers, args.alpha)))
     if args.simulate:
-        base = components_from_pilot(rows) if rows is not None else DEFAULT_COMPONENTS
+        base = (
+            _components_of(rows, f"{args.pilot} ({args.measure})")
+            if rows is not None
+            else DEFAULT_COMPONENTS
+        )
         components = _components(base, args)
         source = f"pilot {args.pilot} ({args.measure})" if rows is not None else "given/default"
         print(f"variances ({source}): {_variances_text(components)}")

@@ -562,7 +562,7 @@ def analyse(
     if not isinstance(data, StudyData):
         data = load(data, participants, scale_ranges=scale_ranges, identities=identities)
     plan_given = plan is not None
-    plan_names_rscale = plan_given and "bayes_rscale" in plan
+    plan_names_rscale = plan is not None and "bayes_rscale" in plan
     plan = validate_plan(plan)
     planned = plan_models(plan)
     overrides = {"random": random, "family": family, "moderators": moderators}

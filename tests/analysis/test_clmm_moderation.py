@@ -16,6 +16,7 @@ coefficients near zero):
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -56,8 +57,8 @@ R_THRESHOLDS_GENDER = [
 # the conditionai row after relevel(MOD, ref = L): (Estimate, Std. Error, z value, Pr(>|z|))
 R_SIMPLE = {
     ("gender", "m"): (-7.449192314e-01, 1.011427885e-01, -7.365025649e00, 1.771128108e-13),
-    ("age_band", "30-49"): (-7.456694914e-01, 1.236423330e-01, -6.030859117e00, 1.630903206e-09),
-    ("age_band", "50+"): (-5.529378249e-01, 1.233853406e-01, -4.481389947e00, 7.415847121e-06),
+    ("age_band", "30-49"): (-7.456456330e-01, 1.236422787e-01, -6.030668805e00, 1.632825135e-09),
+    ("age_band", "50+"): (-5.529339143e-01, 1.233855138e-01, -4.481351960e00, 7.417167419e-06),
 }
 
 
@@ -132,3 +133,102 @@ def test_fit_clmm_takes_a_fixed_formula(trust):
     assert _close(men["estimate"], R_SIMPLE[("gender", "m")][0])
     assert men["se"] == pytest.approx(R_SIMPLE[("gender", "m")][1], rel=REL)
     assert math.isfinite(fit.joint(["conditionai:genderm"])["statistic"])
+
+
+# ----------------------------------------------------------------------------- edge cases
+
+
+def _small() -> pd.DataFrame:
+    """16 participants x 8 identities rating 1-7, with a two-level identity descriptor."""
+    from analysis.power import VarianceComponents, simulate_trials
+
+    data = simulate_trials(16, 8, -0.5, VarianceComponents(0.3, 0.2, 0.8), rng=4)
+    codes = sorted(data["identity"].unique())
+    return data.assign(
+        value=np.clip(np.round(data["value"]), 1, 7),
+        gender=data["identity"].map({c: "fm"[i % 2] for i, c in enumerate(codes)}),
+    )
+
+
+@pytest.mark.parametrize("family", ["clmm", "glmm"])
+def test_a_separated_level_is_named_not_given_a_runaway_estimate(family):
+    data = _small()
+    men_ai = (data["gender"] == "m") & (data["condition"] == "ai")
+    if family == "clmm":
+        data.loc[men_ai, "value"] = 7  # every AI rating of men at the top, above every real one
+        data.loc[(data["gender"] == "m") & ~men_ai, "value"] = data["value"].clip(upper=6)
+        outcome = "value"
+    else:
+        data["correct"] = (data["value"] >= data["value"].median()).astype(int)
+        data.loc[men_ai, "correct"] = 1
+        outcome = "correct"
+    result = moderation(data, outcome, "gender", family, slopes=False)
+    women, men = result.levels
+    assert men["estimate"] is None and men["se"] is None and men["ci_low"] is None
+    assert men["note"] == (
+        "no finite estimate: perfect separation (every ai value is at or above every real value)"
+    )
+    assert math.isfinite(women["estimate"]) and women["note"] is None
+    assert (
+        "gender = 'm': every ai value is at or above every real value (perfect separation): "
+        "the condition effect there has no finite estimate, and the interaction test leans on "
+        "that level"
+    ) in result.notes
+
+
+def test_a_level_with_one_identity_is_estimated_with_a_note():
+    data = _small()
+    first = sorted(data["identity"].unique())[0]
+    data["gender"] = np.where(data["identity"] == first, "x", data["gender"])
+    result = moderation(data, "value", "gender", "clmm", slopes=False)
+    assert result.tested and [lv["level"] for lv in result.levels] == ["f", "m", "x"]
+    x = result.levels[2]
+    assert x["n_identities"] == 1 and x["n_participants"] == 16 and math.isfinite(x["estimate"])
+    assert (
+        "gender = 'x' has trials of one identity only: its estimate rests on that one identity "
+        "and cannot be told apart from its own effect"
+    ) in result.notes
+
+
+def test_a_participant_with_one_rating_keeps_the_model_with_intercepts():
+    data = _small()
+    first = data["participant"].iloc[0]
+    data = data[(data["participant"] != first) | (data.index == data.index[0])]
+    result = moderation(data, "value", "gender", "clmm")  # slopes="auto"
+    assert result.tested and result.slopes is False
+    assert result.notes[0] == (
+        "random intercepts only: some participant levels have data in one condition only"
+    )
+
+
+def test_a_singular_fit_is_flagged_in_the_notes():
+    from analysis.power import VarianceComponents, simulate_trials
+
+    data = simulate_trials(16, 8, -0.5, VarianceComponents(0.3, 0.0, 0.8), rng=2)
+    codes = sorted(data["identity"].unique())
+    data = data.assign(
+        value=np.clip(np.round(data["value"]), 1, 7),
+        gender=data["identity"].map({c: "fm"[i % 2] for i, c in enumerate(codes)}),
+    )
+    result = moderation(data, "value", "gender", "clmm", slopes=False)
+    assert result.tested and math.isfinite(result.lrt["statistic"])
+    assert any(
+        n.startswith("singular fit: the (Intercept) variance for identity") for n in result.notes
+    )
+
+
+def test_a_one_level_moderator_and_a_never_used_category_are_notes():
+    data = _small()
+    result = moderation(data.assign(gender="f"), "value", "gender", "clmm", slopes=False)
+    assert not result.tested and result.notes == [
+        "gender has one level ('f') in the data: there is nothing to compare, so it was not tested"
+    ]
+    # a scale point used by no trial carries no threshold and no error
+    fit = fit_clmm(
+        data.assign(value=data["value"].replace(7, 6)),
+        slopes=False,
+        fixed="condition * gender",
+        categories=range(1, 8),
+    )
+    assert any("7 of the scale never used" in n for n in fit.notes)
+    assert "conditionai:genderm" in fit.names
