@@ -40,6 +40,7 @@ from analysis.mixed import (
     _terms,
     _Tests,
     _tril_positions,
+    prepare_named,
 )
 
 BOUNDARY_TOL = 1e-3  # clmm's paratBoundary2: SD parameters below this are left out of the Hessian
@@ -758,19 +759,7 @@ def ml_deviance(data: pd.DataFrame, fixed: str, slopes: bool, **names: Any) -> t
     What a likelihood-ratio test compares (ordinal's ``anova(m0, m1)``); ``names`` are the
     column and level arguments of :func:`fit_clmm`.
     """
-    d = _prepare(
-        data,
-        names["dv"],
-        names["condition"],
-        names["participant"],
-        names["identity"],
-        False,
-        fixed,
-        names.get("baseline", REFERENCE_CONDITION),
-        names.get("treatment"),
-        names.get("reference"),
-        names.get("factors", ()),
-    )
+    d = prepare_named(data, fixed, False, names)
     used, _notes = _categories(d.y, None)
     codes = np.searchsorted(np.asarray(used, dtype=float), d.y)
     design = _Design(_terms(d, slopes), d.X[:, 1:], codes.astype(float))

@@ -1594,23 +1594,29 @@ class Family:
     fit_is_ml: bool = False
 
 
+def prepare_named(data: pd.DataFrame, fixed: str, binary: bool, names: dict[str, Any]) -> _Data:
+    """`_prepare` with the column and level arguments of a fit given by name (as
+    :func:`moderation` passes them to a family's ``ml_deviance``)."""
+    return _prepare(
+        data,
+        names["dv"],
+        names["condition"],
+        names["participant"],
+        names["identity"],
+        binary,
+        fixed,
+        names.get("baseline", REFERENCE_CONDITION),
+        names.get("treatment"),
+        names.get("reference"),
+        names.get("factors", ()),
+    )
+
+
 def _ml_of(kind: str) -> Callable[..., tuple[float, int]]:
     """ML deviance and parameter count of an LMM or GLMM with the given fixed effects."""
 
     def deviance(data: pd.DataFrame, fixed: str, slopes: bool, **names: Any) -> tuple[float, int]:
-        d = _prepare(
-            data,
-            names["dv"],
-            names["condition"],
-            names["participant"],
-            names["identity"],
-            kind == "glmm",
-            fixed,
-            names.get("baseline", REFERENCE_CONDITION),
-            names.get("treatment"),
-            names.get("reference"),
-            names.get("factors", ()),
-        )
+        d = prepare_named(data, fixed, kind == "glmm", names)
         with _one_blas_thread():
             value, n_par, _ok = (_glmm_deviance if kind == "glmm" else _ml_deviance)(d, slopes)
         return value, n_par

@@ -225,13 +225,19 @@ with_moderator <- function(rows, column, source, reference) {
   rows
 }
 # The likelihood-ratio test of condition x moderator: anova() of the models fitted by ML
-# without and with the interaction (the GLMM's and CLMM's Laplace likelihoods). ordinal's
-# anova names its columns LR.stat and df; the ordinal models' tests are their own family.
+# without and with the interaction (the GLMM's Laplace likelihoods). For the CLMMs (their own
+# family) the same test from their Laplace logLik: ordinal's anova() cannot find models that
+# are passed into a function.
 report_moderation <- function(outcome, moderator, without, with, family = "moderation") {
-  x <- anova(without, with)
-  chisq <- if ("Chisq" %in% names(x)) x$Chisq[2] else x$LR.stat[2]
-  df <- if ("Df" %in% names(x)) x$Df[2] else x$df[2]
-  add(outcome, family, moderator, family, NA, NA, NA, chisq, df, x[["Pr(>Chisq)"]][2])
+  if (inherits(with, "clmm")) {
+    l1 <- logLik(with); l0 <- logLik(without)
+    chisq <- 2 * (as.numeric(l1) - as.numeric(l0)); df <- attr(l1, "df") - attr(l0, "df")
+    p <- pchisq(chisq, df, lower.tail = FALSE)
+  } else {
+    x <- anova(without, with)
+    chisq <- x$Chisq[2]; df <- x$Df[2]; p <- x[["Pr(>Chisq)"]][2]
+  }
+  add(outcome, family, moderator, family, NA, NA, NA, chisq, df, p)
 }
 report_clmm <- function(outcome, family, formula, rows) {
   if (!has_ordinal) return(invisible(NULL))
