@@ -43,8 +43,9 @@ def test_means_table_and_card_show_within_participant_intervals(
     assert response.status_code == 200
     text = page_text(response)
     assert (
-        "Means with 95% within-participant confidence intervals: they leave out differences "
-        "between participants, as the paired comparison of AI and real does"
+        "Means with 95% within-participant confidence intervals Participants with both "
+        "conditions; the intervals leave out differences between participants, as the paired "
+        "comparison of AI and real does. The chart shows the same."
     ) in text
     html = response.get_data(as_text=True)
     table = html[html.index('<table class="means">') :]
