@@ -34,6 +34,27 @@ def _scale(text: str) -> tuple[str, tuple[int, int]]:
     return key, (low, high)
 
 
+def _rscale(text: str) -> float:
+    """Parse the scale r of the Bayes factors' Cauchy prior: a positive finite number or one of
+    BayesFactor's names (medium, wide, ultrawide)."""
+    from analysis.bayes import RSCALE_NAMES, rscale_value
+
+    value: float | str = text.strip().lower()
+    if value not in RSCALE_NAMES:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a positive number or one of {', '.join(RSCALE_NAMES)}, got {text!r}"
+            ) from None
+    try:
+        return rscale_value(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"the prior scale must be a positive finite number, got {text!r}"
+        ) from None
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by report and summary."""
     parser.add_argument(
@@ -55,6 +76,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=LOW:HIGH",
         help="range of a rating scale (repeatable); default 1:7",
+    )
+    parser.add_argument(
+        "--rscale",
+        type=_rscale,
+        metavar="R",
+        help="scale r of the Cauchy prior of the Bayes factors (JZS): a positive number or "
+        "medium (0.707), wide (1) or ultrawide (1.414); default: the plan's bayes_rscale, "
+        "else medium",
     )
 
 
@@ -265,6 +294,7 @@ def _run_report(args) -> int:
         scale_ranges=dict(args.scale),
         mixed_models=not args.no_mixed,
         continuity_correction=args.continuity_correction,
+        rscale=args.rscale,
         **_models(args),
     )
     results = report.results
@@ -295,7 +325,7 @@ def _run_summary(args) -> int:
             identities=models.pop("identities"),
         )
         results = analyse(
-            data, plan=_read_plan(args.plan), mixed_models=args.mixed, **models
+            data, plan=_read_plan(args.plan), mixed_models=args.mixed, rscale=args.rscale, **models
         ).results
     print("\n".join(summary_lines(results)))
     return 0
@@ -478,9 +508,19 @@ def _variances_text(components: VarianceComponents) -> str:
 
 def _pilot_components(path: str, measure: str) -> VarianceComponents:
     """Fit the pilot's LMM on one rating scale, after the study's default exclusions."""
+    return _components_of(_pilot_rows(path, measure), f"{path} ({measure})")
+
+
+def _components_of(rows: pd.DataFrame, label: str) -> VarianceComponents:
+    """Variance components of a pilot's LMM, printing the fit's notes (a singular fit gives a
+    variance of zero, a fallback to intercepts no slope variances: the researcher should know)."""
+    from analysis.mixed import fit_lmm
     from analysis.power import components_from_pilot
 
-    return components_from_pilot(_pilot_rows(path, measure))
+    fit = fit_lmm(rows)
+    for note in fit.notes:
+        print(f"pilot model {label}: {note}")
+    return components_from_pilot(fit)
 
 
 def format_power_table(table: pd.DataFrame) -> str:
@@ -724,7 +764,6 @@ def run_sample_size(args: argparse.Namespace) -> int:
     from analysis.power import (
         DEFAULT_COMPONENTS,
         analytic_curve,
-        components_from_pilot,
         differences_from_pilot,
         sample_size_paired_t,
         sample_size_simulated,
@@ -752,7 +791,11 @@ def run_sample_size(args: argparse.Namespace) -> int:
         numbers = sorted({max(2, round(top * k / 12)) for k in range(1, 13)} | {found.n_required})
         print(format_analytic(found, analytic_curve(effect, sd, numbers, args.alpha)))
     if args.simulate:
-        base = components_from_pilot(rows) if rows is not None else DEFAULT_COMPONENTS
+        base = (
+            _components_of(rows, f"{args.pilot} ({args.measure})")
+            if rows is not None
+            else DEFAULT_COMPONENTS
+        )
         components = _components(base, args)
         source = f"pilot {args.pilot} ({args.measure})" if rows is not None else "given/default"
         print(f"variances ({source}): {_variances_text(components)}")

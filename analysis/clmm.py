@@ -19,23 +19,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, special, stats
+from scipy import linalg, optimize, special
 
 from analysis import numderiv
 from analysis.mixed import (
     COEFFICIENT,
+    REFERENCE_CONDITION,
     MixedFit,
     _check_tentative,
     _Cholesky,
+    _coefficients,
     _Data,
     _Design,
     _fit_with_slopes,
     _one_blas_thread,
     _prepare,
     _random_effects,
+    _shared,
     _singular_notes,
     _terms,
+    _Tests,
     _tril_positions,
+    prepare_named,
 )
 
 BOUNDARY_TOL = 1e-3  # clmm's paratBoundary2: SD parameters below this are left out of the Hessian
@@ -416,6 +421,21 @@ def _gradient_hessian(
     return (H + H.T) / 2
 
 
+def _optimum(
+    design: _Design, y: np.ndarray, n_categories: int
+) -> tuple[_CLMM, optimize.OptimizeResult]:
+    """The model and L-BFGS's minimum of its Laplace -log L (no Hessian, no polish)."""
+    model = _CLMM(design, y, n_categories)
+    result = optimize.minimize(
+        model.nll_and_gradient,
+        _start(y, n_categories, design),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 5000, "ftol": 1e-12, "gtol": 1e-6, "maxcor": 20},
+    )
+    return model, result
+
+
 def _fit_design(
     design: _Design, y: np.ndarray, n_categories: int, hessian: str = "gradient"
 ) -> dict[str, Any]:
@@ -429,15 +449,7 @@ def _fit_design(
     """
     if hessian not in ("gradient", "clmm"):
         raise ValueError(f"hessian must be 'gradient' or 'clmm', got {hessian!r}")
-    model = _CLMM(design, y, n_categories)
-    x0 = _start(y, n_categories, design)
-    result = optimize.minimize(
-        model.nll_and_gradient,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 5000, "ftol": 1e-12, "gtol": 1e-6, "maxcor": 20},
-    )
+    model, result = _optimum(design, y, n_categories)
     a, p = model.n_alpha, model.p
     pars = result.x.copy()
     pars[a + p :] = design.canonical(pars[a + p :])
@@ -564,7 +576,7 @@ def _clmm_formula(d: _Data, slopes: bool) -> str:
     n = d.names
     inner = f"1 + {n['condition']}" if slopes else "1"
     return (
-        f"ordered({n['dv']}) ~ {n['condition']} + ({inner} | {n['participant']}) "
+        f"ordered({n['dv']}) ~ {d.fixed} + ({inner} | {n['participant']}) "
         f"+ ({inner} | {n['identity']})"
     )
 
@@ -578,20 +590,24 @@ def _fit_one(
     extra_notes: list[str],
     hessian: str = "gradient",
 ) -> ClmmFit:
-    """Fit one CLMM (fixed random-effects structure) and test the condition coefficient."""
+    """Fit one CLMM (fixed random-effects structure) and test every fixed effect (Wald z).
+
+    The thresholds take the place of the intercept: the fixed effects are the columns of the
+    model matrix after its intercept, as in clmm.
+    """
     codes = np.searchsorted(np.asarray(categories, dtype=float), d.y)
-    design = _Design(_terms(d, slopes), d.ai[:, None], codes.astype(float))
+    X, names = d.X[:, 1:], d.columns[1:]
+    design = _Design(_terms(d, slopes), X, codes.astype(float))
     fit = _fit_design(design, codes, len(categories), hessian)
-    a = fit["n_alpha"]
+    a, p = fit["n_alpha"], X.shape[1]
     theta = fit["theta"]
     notes = _singular_notes(design, theta)
     singular = bool(notes)
     _check_tentative(tentative, singular, fit["converged"], notes + fit["notes"])
-    notes = list(extra_notes) + notes + fit["notes"]
-    estimate = float(fit["pars"][a])
-    se = math.sqrt(fit["cov"][a, a]) if fit["cov"][a, a] > 0 else math.nan
-    z = estimate / se if se > 0 else math.nan
-    half = stats.norm.ppf(0.975) * se
+    notes = list(d.notes) + list(extra_notes) + notes + fit["notes"]
+    tests = _Tests("z", fit["pars"][a : a + p], fit["cov"][a : a + p, a : a + p])
+    coefficients = _coefficients(tests, names)
+    main = coefficients[names.index(d.coefficient)]
     thresholds = []
     for j in range(a):
         var = fit["cov"][j, j]
@@ -608,13 +624,13 @@ def _fit_one(
         row["sd"] = math.sqrt(max(row["variance"], 0.0))
     return ClmmFit(
         method="clmm",
-        estimate=estimate,
-        se=se,
-        statistic=z,
+        estimate=main["estimate"],
+        se=main["se"],
+        statistic=main["statistic"],
         df=None,
-        p_value=float(2 * stats.norm.sf(abs(z))) if math.isfinite(z) else math.nan,
-        ci_low=estimate - half,
-        ci_high=estimate + half,
+        p_value=main["p_value"],
+        ci_low=main["ci_low"],
+        ci_high=main["ci_high"],
         n_obs=len(d.y),
         n_participants=d.n_participants,
         n_identities=d.n_identities,
@@ -625,6 +641,8 @@ def _fit_one(
         notes=notes,
         formula=_clmm_formula(d, slopes),
         deviance=2.0 * fit["nll"],
+        **_shared(d, slopes, coefficients, tests.vcov, a + p + design.n_theta),
+        tests=tests,
         thresholds=thresholds,
         log_likelihood=-fit["nll"],
         categories=[c.item() if isinstance(c, np.generic) else c for c in categories],
@@ -640,6 +658,12 @@ def fit_clmm(
     slopes: bool | str = "auto",
     categories: Sequence[Any] | None = None,
     hessian: str = "gradient",
+    *,
+    fixed: str | None = None,
+    baseline: str = REFERENCE_CONDITION,
+    treatment: str | None = None,
+    reference: dict[str, str] | None = None,
+    factors: tuple[str, ...] | list[str] = (),
 ) -> ClmmFit:
     """Fit a cumulative-link (logit) mixed model with crossed random effects, as ordinal::clmm.
 
@@ -670,6 +694,11 @@ def fit_clmm(
     categories : sequence, optional
         The full scale (e.g. 1..7). Points never used get a note (they carry no threshold);
         a rating off the scale is an error.
+    fixed, baseline, treatment, reference, factors
+        As in :func:`analysis.mixed.fit_lmm` (e.g. ``fixed="condition * gender"``): the
+        thresholds replace the intercept, so each other column of the model matrix is one
+        coefficient, named as R names it; every one is tested in ``coefficients`` and
+        :meth:`~analysis.mixed.MixedFit.contrast` tests any combination (Wald z).
 
     Returns
     -------
@@ -692,7 +721,19 @@ def fit_clmm(
     Liddell, T. M. & Kruschke, J. K. (2018). Analyzing ordinal data with metric models: what
     could possibly go wrong? Journal of Experimental Social Psychology, 79, 328-348.
     """
-    d = _prepare(data, dv, condition, participant, identity, binary=False)
+    d = _prepare(
+        data,
+        dv,
+        condition,
+        participant,
+        identity,
+        False,
+        fixed,
+        baseline,
+        treatment,
+        reference,
+        factors,
+    )
     used, notes = _categories(d.y, categories)
     if len(used) < 2:
         raise ValueError(
@@ -712,4 +753,21 @@ def fit_clmm(
     return fit
 
 
-__all__ = ["COEFFICIENT", "ClmmFit", "fit_clmm"]
+def ml_deviance(data: pd.DataFrame, fixed: str, slopes: bool, **names: Any) -> tuple[float, int]:
+    """-2 log L (Laplace) and the number of parameters of a CLMM with the given fixed effects.
+
+    What a likelihood-ratio test compares (ordinal's ``anova(m0, m1)``); ``names`` are the
+    column and level arguments of :func:`fit_clmm`.
+    """
+    d = prepare_named(data, fixed, False, names)
+    used, _notes = _categories(d.y, None)
+    codes = np.searchsorted(np.asarray(used, dtype=float), d.y)
+    design = _Design(_terms(d, slopes), d.X[:, 1:], codes.astype(float))
+    # Only the maximum is needed: L-BFGS's (to ~1e-9 in -log L) without the Hessian and Newton
+    # polish that the standard errors of a full fit need.
+    with _one_blas_thread():
+        _model, result = _optimum(design, codes, len(used))
+    return 2.0 * float(result.fun), len(used) - 1 + design.p + design.n_theta
+
+
+__all__ = ["COEFFICIENT", "ClmmFit", "fit_clmm", "ml_deviance"]

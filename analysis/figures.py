@@ -21,6 +21,7 @@ from analysis.results import (
     main_test,
     outcome_of,
     outcomes_in,
+    paired_means,
     scale_factor,
     unit_words,
 )
@@ -727,14 +728,26 @@ def _bar_label(ax, x: float, half_width: float, mean: float, text: str, colour: 
     )
 
 
+CARD_WITHIN_TITLE = "Means with 95% within-participant confidence intervals"
+CARD_WITHIN_NOTE = (
+    "Participants with both conditions; the intervals leave out differences between "
+    "participants, as the paired comparison does"
+)
+
+
 def _draw_card_means(ax, results: dict, outcome: Outcome) -> None:
-    """Means per condition with 95% CIs, as bars (aggregates only, for a public chart)."""
+    """Means per condition with 95% CIs, as bars (aggregates only, for a public chart).
+
+    The intervals are within-participant ones (`paired_means`), as in the report's figures:
+    they show what the paired comparison sees.
+    """
     factor = scale_factor(outcome)
+    means, within = paired_means(results, outcome)
     for x, condition in enumerate(("real", "ai")):
-        row = descriptive(results, outcome.name, condition)
-        if row is None or row.get("mean") is None:
+        if condition not in means:
             continue
-        mean = row["mean"] * factor
+        cell = means[condition]
+        mean = cell["mean"] * factor
         # A rating bar starts at the scale's lowest point: a bar from 0 would exaggerate nothing
         # that anyone could answer.
         base = outcome.scale[0] if outcome.kind == "rating" and outcome.scale else 0
@@ -746,11 +759,11 @@ def _draw_card_means(ax, results: dict, outcome: Outcome) -> None:
             color=CONDITION_COLOURS[condition],
             alpha=0.9,
         )
-        if row.get("ci_low") is not None and row.get("ci_high") is not None:
+        if cell["low"] is not None and cell["high"] is not None:
             ax.errorbar(
                 [x],
                 [mean],
-                yerr=[[mean - row["ci_low"] * factor], [row["ci_high"] * factor - mean]],
+                yerr=[[mean - cell["low"] * factor], [cell["high"] * factor - mean]],
                 fmt="none",
                 ecolor=OKABE_ITO["black"],
                 elinewidth=2,
@@ -769,7 +782,21 @@ def _draw_card_means(ax, results: dict, outcome: Outcome) -> None:
         ax.set_ylim(0, 100)
     elif outcome.kind == "sdt":
         ax.axhline(0, color=OKABE_ITO["black"], linewidth=0.8)
-    ax.set_title("Means with 95% confidence intervals", loc="left", fontsize=11)
+    if within:
+        ax.set_title(CARD_WITHIN_TITLE, loc="left", fontsize=11)
+        ax.annotate(
+            CARD_WITHIN_NOTE,
+            (0, 0),
+            xycoords="axes fraction",
+            xytext=(0, -38),
+            textcoords="offset points",
+            fontsize=9.5,
+            color="#444444",
+            va="top",
+            gid="interval-note",
+        )
+    else:
+        ax.set_title("Means with 95% confidence intervals", loc="left", fontsize=11)
 
 
 def _draw_card_reference(ax, results: dict, outcome: Outcome) -> None:

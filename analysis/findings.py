@@ -611,7 +611,8 @@ def moderation_claim(entry: dict, alpha: float = 0.05) -> tuple[str, str]:
     outcome = _outcome(entry)
     factor, digits, unit = _scaled(outcome, entry)
     chisq = f"χ²({lrt['df']}) = {fixed(lrt['statistic'], 2)}"
-    test = f"likelihood-ratio test {chisq}, {_p_text(entry, alpha)}"
+    model = "ordinal mixed model, " if entry.get("method") == "clmm" else ""
+    test = f"{model}likelihood-ratio test {chisq}, {_p_text(entry, alpha)}"
     if p >= alpha:
         return "no_evidence", _tidy(
             f"No evidence that the AI-minus-real difference in {outcome.label} differs by "

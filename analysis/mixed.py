@@ -82,7 +82,17 @@ class _Tests:
         """
         L = np.atleast_2d(np.asarray(L, dtype=float))
         q = L.shape[0]
-        d, P = np.linalg.eigh(L @ self.vcov @ L.T)
+        block = L @ self.vcov @ L.T
+        if not np.all(np.isfinite(block)):
+            # no usable covariance (e.g. a Hessian that is not positive definite)
+            return {
+                "statistic": None,
+                "statistic_name": "chisq" if self.kind == "z" else "F",
+                "df": q,
+                "df_denominator": None,
+                "p_value": None,
+            }
+        d, P = np.linalg.eigh(block)
         d, P = d[::-1], P[:, ::-1]  # R's eigen(): decreasing
         rotated = P.T @ L
         t2 = (rotated @ self.beta) ** 2
@@ -1584,23 +1594,29 @@ class Family:
     fit_is_ml: bool = False
 
 
+def prepare_named(data: pd.DataFrame, fixed: str, binary: bool, names: dict[str, Any]) -> _Data:
+    """`_prepare` with the column and level arguments of a fit given by name (as
+    :func:`moderation` passes them to a family's ``ml_deviance``)."""
+    return _prepare(
+        data,
+        names["dv"],
+        names["condition"],
+        names["participant"],
+        names["identity"],
+        binary,
+        fixed,
+        names.get("baseline", REFERENCE_CONDITION),
+        names.get("treatment"),
+        names.get("reference"),
+        names.get("factors", ()),
+    )
+
+
 def _ml_of(kind: str) -> Callable[..., tuple[float, int]]:
     """ML deviance and parameter count of an LMM or GLMM with the given fixed effects."""
 
     def deviance(data: pd.DataFrame, fixed: str, slopes: bool, **names: Any) -> tuple[float, int]:
-        d = _prepare(
-            data,
-            names["dv"],
-            names["condition"],
-            names["participant"],
-            names["identity"],
-            kind == "glmm",
-            fixed,
-            names.get("baseline", REFERENCE_CONDITION),
-            names.get("treatment"),
-            names.get("reference"),
-            names.get("factors", ()),
-        )
+        d = prepare_named(data, fixed, kind == "glmm", names)
         with _one_blas_thread():
             value, n_par, _ok = (_glmm_deviance if kind == "glmm" else _ml_deviance)(d, slopes)
         return value, n_par
@@ -1608,10 +1624,25 @@ def _ml_of(kind: str) -> Callable[..., tuple[float, int]]:
     return deviance
 
 
+def _clmm_fit(*args: Any, **kw: Any) -> Any:
+    """analysis.clmm.fit_clmm, imported when first used (that module imports this one)."""
+    from analysis.clmm import fit_clmm
+
+    return fit_clmm(*args, **kw)
+
+
+def _clmm_ml(*args: Any, **kw: Any) -> tuple[float, int]:
+    """analysis.clmm.ml_deviance, imported when first used."""
+    from analysis.clmm import ml_deviance
+
+    return ml_deviance(*args, **kw)
+
+
 # The fits are looked up when called, so that fit_lmm / fit_glmm can be replaced (tests).
 FAMILIES: dict[str, Family] = {
     "lmm": Family(lambda *args, **kw: fit_lmm(*args, **kw), _ml_of("lmm")),
     "glmm": Family(lambda *args, **kw: fit_glmm(*args, **kw), _ml_of("glmm"), fit_is_ml=True),
+    "clmm": Family(_clmm_fit, _clmm_ml, fit_is_ml=True),
 }
 
 
@@ -1620,11 +1651,11 @@ class Moderation:
     """Does the condition effect differ between the levels of a moderator?
 
     ``levels``: one row per moderator level with the simple effect of condition there
-    (treatment minus baseline), its SE, test and CI, and the numbers of trials; ``lrt``: the
-    likelihood-ratio test of the model with the interaction against the model without
-    (R's ``anova(m0, m1)``, ML fits); ``interaction``: the Satterthwaite F (LMM) or Wald
-    chi-square (GLMM) of the interaction coefficients in the full model; ``coefficients``:
-    the full model's fixed effects.
+    (treatment minus baseline), its SE, test and CI, and the numbers of trials, participants
+    and identities; ``lrt``: the likelihood-ratio test of the model with the interaction
+    against the model without (R's ``anova(m0, m1)``, ML or Laplace fits); ``interaction``:
+    the Satterthwaite F (LMM) or Wald chi-square (GLMM, CLMM) of the interaction
+    coefficients in the full model; ``coefficients``: the full model's fixed effects.
     """
 
     outcome: str
@@ -1676,6 +1707,36 @@ def _complete_levels(
     return counts
 
 
+def _separated_levels(
+    data: pd.DataFrame, outcome: str, moderator: str, condition: str, levels: list[str]
+) -> dict[str, str]:
+    """Moderator levels at which the outcome separates the two conditions, with the side.
+
+    Every treatment value at or above every baseline value (or the reverse) leaves a logistic
+    or ordinal model no finite effect there: the estimate runs off towards infinity.
+    """
+    labels = data[moderator].map(_label).astype(str)
+    y = pd.to_numeric(data[outcome], errors="coerce")
+    cond = data[condition].astype(str)
+    baseline, treated = levels
+    out = {}
+    for value in sorted(set(labels)):
+        a, b = y[(labels == value) & (cond == treated)], y[(labels == value) & (cond == baseline)]
+        if a.empty or b.empty:
+            continue
+        if a.min() >= b.max():
+            out[value] = f"every {treated} value is at or above every {baseline} value"
+        elif b.min() >= a.max():
+            out[value] = f"every {baseline} value is at or above every {treated} value"
+    return out
+
+
+def _groups_per_level(data: pd.DataFrame, moderator: str, column: str) -> dict[str, int]:
+    """Distinct participants (or identities) at each moderator level."""
+    labels = data[moderator].map(_label).astype(str)
+    return {str(k): int(v) for k, v in data[column].groupby(labels).nunique().items()}
+
+
 def moderation(
     data: pd.DataFrame,
     outcome: str,
@@ -1695,21 +1756,28 @@ def moderation(
 
     Fits ``outcome ~ condition * moderator`` with crossed random effects of participants and
     identities (the moderator is a factor with treatment contrasts), as R's
-    ``lmer(y ~ condition * moderator + (1 | participant) + (1 | identity))`` or ``glmer``;
+    ``lmer(y ~ condition * moderator + (1 | participant) + (1 | identity))``, ``glmer`` or
+    ``ordinal::clmm(ordered(y) ~ condition * moderator + ...)``;
 
     * the interaction test is the likelihood-ratio test of that model against
-      ``condition + moderator`` (R's ``anova(m0, m1)``: both refitted by ML for an LMM), with
-      the Satterthwaite F (LMM, lmerTest's ``anova(m1)``) or the Wald chi-square (GLMM) of
-      the interaction coefficients beside it;
+      ``condition + moderator`` (R's ``anova(m0, m1)``: both refitted by ML for an LMM; the
+      Laplace likelihoods of a GLMM or CLMM), with the Satterthwaite F (LMM, lmerTest's
+      ``anova(m1)``) or the Wald chi-square (GLMM, CLMM) of the interaction coefficients
+      beside it;
     * the simple effect at each level is ``conditionX + conditionX:moderatorL`` (the condition
       coefficient after re-levelling the moderator at L), with its Satterthwaite t (LMM) or
-      Wald z (GLMM) and ``level`` CI.
+      Wald z (GLMM, CLMM) and ``level`` CI.
 
     Problems become notes, not errors: rows with a missing outcome or moderator are dropped
     and counted; a moderator with one level is not tested; a level with trials in one
     condition only has no estimable effect (its row says so), and the reference level is
-    the first level with both conditions unless one is named. The random-effects structure
-    chosen for the full model (``slopes="auto"``) is used for both models of the test.
+    the first level with both conditions unless one is named. For a GLMM or CLMM, a level at
+    which the outcome separates the conditions (every AI value at or above every real one,
+    or the reverse) has no finite effect: its row says so instead of printing the runaway
+    estimate. A level whose trials come from one identity (or one participant) is
+    estimated, with a note that its effect rests on that one person. The random-effects
+    structure chosen for the full model (``slopes="auto"``) is used for both models of the
+    test.
 
     Parameters
     ----------
@@ -1721,7 +1789,8 @@ def moderation(
     moderator : str
         Column whose levels are compared (numbers are treated as levels too).
     family : str
-        A key of :data:`FAMILIES` (``lmm``, ``glmm``; other modules may add theirs).
+        A key of :data:`FAMILIES`: ``lmm``, ``glmm`` (0/1 outcome) or ``clmm`` (ordinal
+        ratings, :func:`analysis.clmm.fit_clmm`).
     reference : str, optional
         Moderator level used as the baseline of the treatment contrasts.
 
@@ -1791,6 +1860,25 @@ def moderation(
         "factors": (moderator,),
     }
     fit_names = {k: v for k, v in names.items() if k != "dv"}
+    separated = (
+        _separated_levels(rows, outcome, moderator, condition, [baseline, str(treated)])
+        if family != "lmm"
+        else {}
+    )
+    for lv, side in separated.items():
+        notes.append(
+            f"{moderator} = {lv!r}: {side} (perfect separation): the condition effect there "
+            "has no finite estimate, and the interaction test leans on that level"
+        )
+    identities = _groups_per_level(rows, moderator, identity)
+    people = _groups_per_level(rows, moderator, participant)
+    for lv in counts:
+        for n_groups, what in ((identities, "identity"), (people, "participant")):
+            if n_groups.get(lv) == 1:
+                notes.append(
+                    f"{moderator} = {lv!r} has trials of one {what} only: its estimate rests "
+                    f"on that one {what} and cannot be told apart from its own effect"
+                )
     fitter = FAMILIES[family]
     full = fitter.fit(
         rows, dv=outcome, slopes=slopes, fixed=f"{condition} * {moderator}", **fit_names
@@ -1806,9 +1894,17 @@ def moderation(
             "n_trials": sum(counts[lv].values()),
             f"n_{baseline}": counts[lv][baseline],
             f"n_{treated}": counts[lv][str(treated)],
+            "n_participants": people.get(lv, 0),
+            "n_identities": identities.get(lv, 0),
         }
         term = f"{coefficient}:{moderator}{lv}"
-        if lv == reference:
+        if lv in separated:
+            entry.update(
+                estimate=None, se=None, statistic=None, statistic_name=None, df=None,
+                p_value=None, ci_low=None, ci_high=None,
+                note=f"no finite estimate: perfect separation ({separated[lv]})",
+            )  # fmt: skip
+        elif lv == reference:
             entry.update(full.contrast({coefficient: 1.0}, level), note=None)
         elif term in full.names:
             entry.update(full.contrast({coefficient: 1.0, term: 1.0}, level), note=None)

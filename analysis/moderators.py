@@ -18,6 +18,10 @@ from analysis.mixed import Moderation, moderation
 # participants.csv columns that describe the session, not the person: never automatic moderators
 _SESSION_COLUMNS = {"participant", "status", "started_at", "completed_at", "duration_s"}
 MAX_LEVELS = 12  # a moderator with more levels (free text, ages in years) is not a grouping
+# Correction families: the main models' interaction tests are adjusted together; the ordinal
+# model's (CLMM, asked the same questions of the ratings) apart, so that fitting it beside
+# the LMM does not dilute the LMM's tests.
+FAMILY_OF = {"lmm": "moderation", "glmm": "moderation", "clmm": "moderation_ordinal"}
 
 
 def _blank(values: pd.Series) -> pd.Series:
@@ -90,7 +94,7 @@ def _entry(result: Moderation, source: str, preregistered: bool) -> dict[str, An
     record = result.to_dict()
     record.update(
         source=source,
-        family="moderation",
+        family=FAMILY_OF.get(result.method, "moderation"),
         preregistered=preregistered,
         p_value=(result.lrt or {}).get("p_value"),
     )
@@ -106,9 +110,12 @@ def moderation_tests(
     named: list[str],
     scale: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Test each moderator on one outcome's trial rows (columns added by `with_moderators`)."""
-    dv = "value" if method == "lmm" else "correct"
-    data = rows if method == "lmm" else rows.rename(columns={"value": "correct"})
+    """Test each moderator on one outcome's trial rows (columns added by `with_moderators`).
+
+    ``method`` is the model family: ``lmm`` or ``clmm`` (ratings) or ``glmm`` (0/1 outcomes).
+    """
+    dv = "correct" if method == "glmm" else "value"
+    data = rows.rename(columns={"value": "correct"}) if method == "glmm" else rows
     out = []
     for column, source in moderators:
         levels = data[column][~_blank(data[column])].astype(str).nunique()
@@ -136,11 +143,14 @@ def moderation_tests(
 
 
 def finish(entries: list[dict[str, Any]], alpha: float, correction: str) -> None:
-    """Adjust the interaction tests together (family "moderation") and word each one."""
-    p = [e["p_value"] if e.get("p_value") is not None else float("nan") for e in entries]
-    for entry, adjusted in zip(entries, adjust(p, correction), strict=True):
-        entry["p_adjusted"] = None if adjusted != adjusted else float(adjusted)
-        entry["correction"] = correction
+    """Adjust the interaction tests of each family together and word each one."""
+    for family in dict.fromkeys(e.get("family", "moderation") for e in entries):
+        members = [e for e in entries if e.get("family", "moderation") == family]
+        p = [e["p_value"] if e.get("p_value") is not None else float("nan") for e in members]
+        for entry, adjusted in zip(members, adjust(p, correction), strict=True):
+            entry["p_adjusted"] = None if adjusted != adjusted else float(adjusted)
+            entry["correction"] = correction
+    for entry in entries:
         entry["verdict"], entry["claim"] = moderation_claim(entry, alpha)
 
 

@@ -17,7 +17,7 @@ import analysis
 from analysis import bayes, stats
 from analysis import moderators as moderators_
 from analysis.corrections import adjust
-from analysis.descriptives import describe
+from analysis.descriptives import describe, within_ci
 from analysis.exclusions import included_trials, screen_participants
 from analysis.findings import findings_for, untested_finding
 from analysis.io import StudyData, load
@@ -113,6 +113,29 @@ class _Collector:
             record["scale"] = list(outcome.scale)
         self.tests.append(record)
         return record
+
+
+def _within_intervals(scores: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each condition's mean and 95% within-participant CI (Cousineau-Morey) from participant
+    scores.
+
+    Only participants with both conditions count (``within_n``), as in the paired test and the
+    report's figures; the limits are None below two such participants.
+    """
+    paired = scores[scores["condition"].isin(["real", "ai"])]
+    if paired.empty:
+        return {}
+    table = within_ci(paired, "value", "condition", "unit")
+    out = {}
+    for row in table.itertuples():
+        low, high = float(row.ci_low), float(row.ci_high)
+        out[str(row.condition)] = {
+            "within_mean": float(row.mean),
+            "within_ci_low": low if math.isfinite(low) else None,
+            "within_ci_high": high if math.isfinite(high) else None,
+            "within_n": int(row.n),
+        }
+    return out
 
 
 def _estimate_label(outcome: Outcome, method: str) -> str:
@@ -342,17 +365,22 @@ def _clmm_test(
     rows: pd.DataFrame,
     random_effects: list[dict],
     family: str,
-) -> None:
-    """Fit the ordinal mixed model (CLMM) of one rating outcome; a failure becomes a warning."""
+    random: str = "auto",
+) -> Any:
+    """Fit the ordinal mixed model (CLMM) of one rating outcome; a failure becomes a warning.
+
+    ``random`` is the plan's random-effects structure (auto, intercepts, slopes), as for the
+    LMM. Returns the fit, or None when it failed.
+    """
     from analysis.clmm import fit_clmm
 
     rows = rows[rows["condition"].isin(["ai", "real"])]
     scale = list(range(int(outcome.scale[0]), int(outcome.scale[1]) + 1)) if outcome.scale else None
     try:
-        fit = fit_clmm(rows, dv="value", categories=scale)
+        fit = fit_clmm(rows, dv="value", categories=scale, slopes=SLOPES[random])
     except Exception as exc:  # noqa: BLE001 - numerical failures must not stop the report
         tests.warnings.append(f"{outcome.name}: clmm not fitted: {type(exc).__name__}: {exc}")
-        return
+        return None
     tests.add(
         outcome,
         family,
@@ -364,6 +392,7 @@ def _clmm_test(
         },
     )
     _fit_notes(tests, random_effects, outcome, "clmm", fit)
+    return fit
 
 
 def _sdt_warnings(table: pd.DataFrame, what: str, level: str) -> list[str]:
@@ -496,6 +525,7 @@ def analyse(
     random: str | None = None,
     family: str | None = None,
     moderators: list[str] | None = None,
+    rscale: float | str | None = None,
 ) -> Report:
     """Run every analysis of a study.
 
@@ -522,6 +552,10 @@ def analyse(
         The mixed models' random effects (auto, intercepts, slopes), model of rating
         outcomes (lmm) and moderators (column names; [] for none); each, when given,
         overrides the plan's ``models`` (defaults: auto, lmm, every identity descriptor).
+    rscale : float or str, optional
+        Scale r of the Cauchy prior of the Bayes factors (a positive finite number, or
+        medium, wide, ultrawide); overrides the plan's ``bayes_rscale`` (default sqrt(2)/2),
+        with a warning when a plan named another.
 
     Returns
     -------
@@ -539,11 +573,13 @@ def analyse(
     if not isinstance(data, StudyData):
         data = load(data, participants, scale_ranges=scale_ranges, identities=identities)
     plan_given = plan is not None
+    plan_names_rscale = plan is not None and "bayes_rscale" in plan
     plan = validate_plan(plan)
     planned = plan_models(plan)
     overrides = {"random": random, "family": family, "moderators": moderators}
     models = validate_models({**planned, **{k: v for k, v in overrides.items() if v is not None}})
     alpha, correction = plan["alpha"], plan["correction"]
+    prior_scale = plan["bayes_rscale"] if rscale is None else bayes.rscale_value(rscale)
     preregistered = preregistered_outcomes(plan)
     trials, parts = data.trials, data.participants
 
@@ -551,6 +587,11 @@ def analyse(
     excluded = screen[screen["excluded"]]
     tests = _Collector(n_excluded=len(excluded))
     warnings = tests.warnings
+    if plan_names_rscale and prior_scale != plan["bayes_rscale"]:
+        warnings.append(
+            f"the Bayes factors use the prior scale r = {prior_scale:.4g} given for this run, "
+            f"not the plan's bayes_rscale = {plan['bayes_rscale']:.4g}"
+        )
     if parts is None and plan["exclusions"]["incomplete"]:
         warnings.append(
             "no participants table: completion status is unknown, so the "
@@ -628,6 +669,7 @@ def analyse(
                     [scores, unit_scores(kept, outcome, level, True)], ignore_index=True
                 )
             score_tables[level].append(described.assign(outcome=outcome.name))
+            within = _within_intervals(scores) if outcome.paired and level == "participant" else {}
             for row in _records(describe(described, "value", by=["condition"])):
                 descriptives.append(
                     {
@@ -636,6 +678,7 @@ def analyse(
                         **row,
                         "condition": row["condition"] or None,
                         "n_excluded": len(excluded),
+                        **within.get(row["condition"], {}),
                     }
                 )
             _unit_tests(
@@ -648,7 +691,7 @@ def analyse(
                 alpha,
                 continuity_correction,
                 clmm_primary=clmm_primary,
-                rscale=plan["bayes_rscale"],
+                rscale=prior_scale,
             )
         if outcome.kind in ("proportion", "share") and not outcome.paired:
             rows = trial_scores(kept, outcome)
@@ -680,7 +723,19 @@ def analyse(
                 )
         if mixed_models and outcome.kind == "rating":
             family = main_family if clmm_primary else "mixed"
-            _clmm_test(tests, outcome, trial_scores(kept, outcome), random_effects, family)
+            rows = trial_scores(kept, outcome)
+            fit = _clmm_test(tests, outcome, rows, random_effects, family, models["random"])
+            if fit is not None and chosen:
+                rows = moderators_.with_moderators(rows, chosen, data.identities, parts)
+                moderation += moderators_.moderation_tests(
+                    outcome.name,
+                    rows[rows["condition"].isin(["ai", "real"])],
+                    "clmm",
+                    fit.slopes,
+                    chosen,
+                    models["moderators"] or [],
+                    list(outcome.scale) if outcome.scale else None,
+                )
 
     for test in tests.tests:
         test["estimate_label"] = _estimate_label(
@@ -848,6 +903,7 @@ def run(
     random: str | None = None,
     family: str | None = None,
     moderators: list[str] | None = None,
+    rscale: float | str | None = None,
 ) -> Report:
     """Load a study export, analyse it and write the report into out_dir."""
     report = analyse(
@@ -858,6 +914,7 @@ def run(
         random=random,
         family=family,
         moderators=moderators,
+        rscale=rscale,
     )
     write_report(report, out_dir)
     return report

@@ -70,6 +70,29 @@ def descriptive(
     )
 
 
+WITHIN_FIELDS = ("within_mean", "within_ci_low", "within_ci_high", "within_n")
+
+
+def paired_means(results: dict, outcome: Outcome) -> tuple[dict[str, dict], bool]:
+    """Each condition's mean, 95% CI and n of a paired outcome, and whether the CIs are
+    within-participant (Cousineau-Morey) ones.
+
+    Within-participant when results.json has them for both conditions (reports since they were
+    added): then the means and n are those of the participants with both conditions, as in the
+    paired test and the report's figures. Older results give the ordinary means and intervals.
+    Returns {condition: {"mean", "low", "high", "n"}} for the conditions with a mean.
+    """
+    rows = {c: descriptive(results, outcome.name, c) or {} for c in ("real", "ai")}
+    within = all(r.get(k) is not None for r in rows.values() for k in WITHIN_FIELDS)
+    keys = WITHIN_FIELDS if within else ("mean", "ci_low", "ci_high", "n")
+    out = {
+        c: dict(zip(("mean", "low", "high", "n"), (r.get(k) for k in keys), strict=True))
+        for c, r in rows.items()
+        if r.get(keys[0]) is not None
+    }
+    return out, within
+
+
 def outcomes_in(results: dict) -> list[str]:
     """Outcome names in report order (the order of their first test)."""
     return list(dict.fromkeys(t["outcome"] for t in results.get("tests", [])))

@@ -225,11 +225,19 @@ with_moderator <- function(rows, column, source, reference) {
   rows
 }
 # The likelihood-ratio test of condition x moderator: anova() of the models fitted by ML
-# without and with the interaction (the GLMM's Laplace deviance).
-report_moderation <- function(outcome, moderator, without, with) {
-  x <- anova(without, with)
-  add(outcome, "moderation", moderator, "moderation", NA, NA, NA, x$Chisq[2], x$Df[2],
-      x[["Pr(>Chisq)"]][2])
+# without and with the interaction (the GLMM's Laplace likelihoods). For the CLMMs (their own
+# family) the same test from their Laplace logLik: ordinal's anova() cannot find models that
+# are passed into a function.
+report_moderation <- function(outcome, moderator, without, with, family = "moderation") {
+  if (inherits(with, "clmm")) {
+    l1 <- logLik(with); l0 <- logLik(without)
+    chisq <- 2 * (as.numeric(l1) - as.numeric(l0)); df <- attr(l1, "df") - attr(l0, "df")
+    p <- pchisq(chisq, df, lower.tail = FALSE)
+  } else {
+    x <- anova(without, with)
+    chisq <- x$Chisq[2]; df <- x$Df[2]; p <- x[["Pr(>Chisq)"]][2]
+  }
+  add(outcome, family, moderator, family, NA, NA, NA, chisq, df, p)
 }
 report_clmm <- function(outcome, family, formula, rows) {
   if (!has_ordinal) return(invisible(NULL))
@@ -462,7 +470,7 @@ def _moderations(results: dict) -> list[dict]:
         column, formula = record.get("moderator"), record.get("formula")
         if not (
             record.get("tested")
-            and record.get("method") in ("lmm", "glmm")
+            and record.get("method") in ("lmm", "glmm", "clmm")
             and isinstance(column, str)
             and isinstance(formula, str)
             and record.get("reference") is not None
@@ -523,6 +531,9 @@ def _old_new_expected(results: dict) -> list[dict]:
         }
         for row in rows
     ]
+def _moderation_family(record: dict) -> str:
+    """The family (and method, in the script's table) of a moderation record's test."""
+    return "moderation_ordinal" if record.get("method") == "clmm" else "moderation"
 
 
 def _moderation_expected(record: dict) -> dict:
@@ -530,7 +541,7 @@ def _moderation_expected(record: dict) -> dict:
     lrt = record.get("lrt") or {}
     return {
         "outcome": record["outcome"],
-        "method": "moderation",
+        "method": _moderation_family(record),
         "level": record["moderator"],
         "statistic": lrt.get("statistic"),
         "p_value": lrt.get("p_value"),
@@ -551,19 +562,24 @@ def _moderation_lines(record: dict) -> list[str]:
         or f"condition:{column}" not in record["formula"]
     ):
         return [label, f"# {shown} is not a name R can use in a formula: not refitted here"]
-    fit = (
-        f"full <- lmer({record['formula']}, data = m, REML = FALSE)"
-        if record["method"] == "lmm"
-        else f"full <- glmer({record['formula']}, data = m, family = binomial)"
-    )
-    return [
-        label,
+    fit = {
+        "lmm": f"full <- lmer({record['formula']}, data = m, REML = FALSE)",
+        "glmm": f"full <- glmer({record['formula']}, data = m, family = binomial)",
+        "clmm": f"full <- ordinal::clmm({record['formula']}, data = m)",
+    }[record["method"]]
+    family = _moderation_family(record)
+    lines = [
         f"m <- with_moderator(rows, {_r_string(column)}, {_r_string(source)}, "
         f"{_r_string(str(record['reference']))})",
         fit,
         f"reduced <- update(full, . ~ . - condition:{column})",
-        f"report_moderation({_r_string(name)}, {_r_string(column)}, reduced, full)",
+        f"report_moderation({_r_string(name)}, {_r_string(column)}, reduced, full, "
+        f"{_r_string(family)})",
     ]
+    if record["method"] == "clmm":
+        label = label.replace("# moderation:", "# moderation (ordinal mixed model):")
+        return [label, "if (has_ordinal) {", *[f"  {line}" for line in lines], "}"]
+    return [label, *lines]
 
 
 def r_script(results: dict, *, title: str = "") -> str:
@@ -588,7 +604,8 @@ def r_script(results: dict, *, title: str = "") -> str:
         ``lmer(<formula>, REML = TRUE)`` and
         ``glmer(<formula>, family = binomial)`` with each mixed model's formula as named in
         results.json — refits each tested moderation with and without ``condition:moderator``
-        (``anova`` of the two ML fits), corrects p-values per family with ``p.adjust``, prints
+        (``anova`` of the two ML fits; ``ordinal::clmm`` for the ordinal model's), corrects
+        p-values per family with ``p.adjust``, prints
         R's numbers beside results.json's and says whether they agree within a tolerance.
 
     Raises

@@ -189,7 +189,9 @@ def test_moderations_are_refitted_and_compared(results):
         "(1 | identity), data = m, family = binomial)"
     ) in script
     assert "reduced <- update(full, . ~ . - condition:gender)" in script
-    assert 'report_moderation("recognition_accuracy", "gender", reduced, full)' in script
+    assert (
+        'report_moderation("recognition_accuracy", "gender", reduced, full, "moderation")' in script
+    )
     assert 'm <- with_moderator(rows, "age_band", "identity", "18-29")' in script
     assert "value ~ condition + age_band + condition:age_band" in script
     assert "data = m, REML = FALSE)" in script
@@ -210,6 +212,36 @@ def test_moderations_are_refitted_and_compared(results):
     ]
     assert "2.7068043" in plain
     assert "Tests with a value on one side only" in plain
+    check_balanced(script)
+
+
+def test_ordinal_moderations_are_refitted_with_clmm(results):
+    """A CLMM moderation: both models by ordinal::clmm (when installed), its own family."""
+    record = moderation_record(
+        outcome="trust",
+        method="clmm",
+        moderator="gender",
+        reference="f",
+        formula="ordered(value) ~ condition + gender + condition:gender + (1 | participant)"
+        " + (1 | identity)",
+    )
+    script = r_script({**results, "moderation": [record]})
+    block = script[script.index("# moderation (ordinal mixed model): condition x gender") :]
+    assert block.splitlines()[1:6] == [
+        "if (has_ordinal) {",
+        '  m <- with_moderator(rows, "gender", "identity", "f")',
+        "  full <- ordinal::clmm(ordered(value) ~ condition + gender + condition:gender + "
+        "(1 | participant) + (1 | identity), data = m)",
+        "  reduced <- update(full, . ~ . - condition:gender)",
+        '  report_moderation("trust", "gender", reduced, full, "moderation_ordinal")',
+    ]
+    assert block.splitlines()[6] == "}"
+    # the test from the two Laplace log-likelihoods; the expected row is of the same family
+    assert "chisq <- 2 * (as.numeric(l1) - as.numeric(l0))" in script
+    expected = script[script.index("expected <- data.frame(") :]
+    expected = expected[: expected.index("stringsAsFactors")]
+    method = re.search(r"  method = c\(([^)]*)\)", expected)
+    assert method and re.findall(r'"([^"]*)"', method.group(1))[-1] == "moderation_ordinal"
     check_balanced(script)
 
 

@@ -15,6 +15,7 @@ from analysis.results import (
     main_test,
     outcome_of,
     outcomes_in,
+    paired_means,
     scale_factor,
     unit_words,
 )
@@ -340,6 +341,10 @@ class OutcomeSection:
     moderation: list[dict] = field(default_factory=list)
 
 
+MODERATION_UNITS = {"glmm": "log-odds", "clmm": "log cumulative odds"}
+MODERATION_MODELS = {"clmm": "Ordinal mixed model"}
+
+
 def moderation_view(entry: dict, alpha: float = 0.05) -> dict:
     """One moderator of an outcome for the report: its claim, notes and a row per group."""
     rows = [
@@ -359,7 +364,8 @@ def moderation_view(entry: dict, alpha: float = 0.05) -> dict:
         "moderator": str(entry.get("moderator", "")).replace("_", " "),
         "verdict": entry.get("verdict"),
         "claim": entry.get("claim", ""),
-        "unit": "log-odds" if entry.get("method") == "glmm" else "",
+        "unit": MODERATION_UNITS.get(entry.get("method"), ""),
+        "model": MODERATION_MODELS.get(entry.get("method"), ""),
         "notes": [plain_terms(n) for n in entry.get("notes") or []],
         "rows": rows,
     }
@@ -437,35 +443,46 @@ def outcome_sections(results: dict, specs: list[FigureSpec], guard=_direct) -> l
     ]
 
 
-def condition_means(results: dict, name: str) -> list[dict]:
-    """Participant-level means with CIs per condition of an outcome, for a compact table."""
+def condition_means(results: dict, name: str) -> tuple[list[dict], bool]:
+    """Participant-level means with CIs per condition of an outcome, for a compact table, and
+    whether the CIs are within-participant ones (paired outcomes, as on the chart card)."""
     rows = []
     outcome = outcome_of(results, name)
     factor = scale_factor(outcome)
     digits = 1 if factor == 100 else 2
-    for condition in ("real", "ai") if outcome.paired else (None,):
-        row = descriptive(results, name, condition)
-        if row is None:
-            continue
+    if outcome.paired:
+        cells, within = paired_means(results, outcome)
+    else:
+        row = descriptive(results, name, None)
+        cells = (
+            {None: {"mean": row.get("mean"), "low": row.get("ci_low"),
+                    "high": row.get("ci_high"), "n": row.get("n")}}
+            if row
+            else {}
+        )  # fmt: skip
+        within = False
+    for condition, cell in cells.items():
         rows.append(
             {
                 "condition": {"real": "Real photograph", "ai": "AI headshot"}.get(condition, "All"),
-                "mean": number(_times(row.get("mean"), factor), digits),
-                "ci": f"{number(_times(row.get('ci_low'), factor), digits)} to "
-                f"{number(_times(row.get('ci_high'), factor), digits)}",
-                "n": row.get("n"),
+                "mean": number(_times(cell["mean"], factor), digits),
+                "ci": f"{number(_times(cell['low'], factor), digits)} to "
+                f"{number(_times(cell['high'], factor), digits)}",
+                "n": cell["n"],
             }
         )
-    return rows
+    return rows, within
 
 
 def public_finding(results: dict, finding: dict) -> dict:
     """One finding with its facts and per-condition means, for the public page and embed."""
     test = main_test(results, finding["outcome"])
+    means, within = condition_means(results, finding["outcome"])
     return {
         "finding": finding,
         "facts": claim_facts(results, finding),
-        "means": condition_means(results, finding["outcome"]),
+        "means": means,
+        "within": within,
         "label": outcome_of(results, finding["outcome"]).label,
         "has_test": test is not None,
     }

@@ -35,8 +35,9 @@ from survey.researcher.access import lock_for_change, requires_role
 # Bump when figures are drawn differently: stored charts of another version are redrawn, and
 # browsers' copies are not reused (the version is part of the stored chart's inputs, so of its
 # ETag, the SHA-256 of its bytes).
-# 2: within-participant (Cousineau-Morey) intervals; 3: labels beside the bars, identity CIs
-FIGURES_VERSION = "3"
+# 2: within-participant (Cousineau-Morey) intervals; 3: labels beside the bars, identity CIs;
+# 4: chart cards and the public means table with within-participant intervals
+FIGURES_VERSION = "4"
 EMBED_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
     "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors *"

@@ -97,6 +97,22 @@ def make_participants(trials: pd.DataFrame, status=None) -> pd.DataFrame:
 SIM_SMALL = Path(__file__).resolve().parents[1] / "data" / "reference" / "sim-small"
 
 
+MODERATORS = SIM_SMALL.parent / "moderators"
+
+
+def moderator_rows() -> pd.DataFrame:
+    """sim-small rows kept by the default exclusions, with the reference moderators merged in.
+
+    identities.csv (gender, age_band, ethnicity; blanks kept as "") and answers.csv
+    (ai_familiarity: numbers, NaN if blank) of tests/data/reference/moderators.
+    """
+    rows = sim_small_rows()[0]
+    identities = pd.read_csv(MODERATORS / "identities.csv", dtype=str, keep_default_na=False)
+    answers = pd.read_csv(MODERATORS / "answers.csv")
+    rows = rows.merge(identities, on="identity").merge(answers, on="participant")
+    return rows.assign(value=pd.to_numeric(rows["value"], errors="coerce"))
+
+
 def sim_small_rows() -> tuple[pd.DataFrame, list[str], dict]:
     """sim-small rows kept by the default exclusions, the excluded ids and R's numbers."""
     if not SIM_SMALL.is_dir():

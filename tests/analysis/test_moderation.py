@@ -18,36 +18,18 @@ of the measure same; moderators merged from identities.csv and answers.csv, blan
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.mixed import fit_lmm, moderation
-
-HERE = Path(__file__).resolve().parents[1] / "data" / "reference"
-MODERATORS = HERE / "moderators"
+from tests.analysis.helpers import MODERATORS, moderator_rows
 
 
 def _study() -> tuple[pd.DataFrame, dict]:
     """sim-small after the default exclusions, with the moderators merged in, and R's values."""
-    trials = pd.read_csv(HERE / "sim-small" / "trials.csv", dtype={"value": str})
-    people = pd.read_csv(HERE / "sim-small" / "participants.csv")
-    median_rt = trials.groupby("participant")["rt_ms"].median()
-    keep = people.loc[
-        (people["status"] == "completed")
-        & (people["attention_passed"] == people["attention_total"]),
-        "participant",
-    ]
-    keep = [p for p in keep if median_rt[p] >= 250]
-    rows = trials[trials["participant"].isin(keep) & (trials["attention_check"] == 0)]
-    identities = pd.read_csv(MODERATORS / "identities.csv", dtype=str, keep_default_na=False)
-    answers = pd.read_csv(MODERATORS / "answers.csv")  # ai_familiarity: numbers, NaN if blank
-    rows = rows.merge(identities, on="identity").merge(answers, on="participant")
-    rows = rows.assign(value=pd.to_numeric(rows["value"], errors="coerce"))
-    expected = json.loads((MODERATORS / "moderators.json").read_text())
-    return rows, expected
+    return moderator_rows(), json.loads((MODERATORS / "moderators.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,11 @@ def _rating(penalty_m: float):
     return rating
 
 
+def _by_method(results: dict, method: str = "lmm") -> list[dict]:
+    """The moderation records of one model family."""
+    return [m for m in results["moderation"] if m["method"] == method]
+
+
 def _study(penalty_m: float = 0.0):
     trials = make_trials(participants=PEOPLE, identities=FACES, rating=_rating(penalty_m))
     participants = make_participants(trials).assign(
@@ -57,7 +62,7 @@ def test_a_differing_effect_is_reported_per_group(differing, tmp_path):
     results = differing.results
     # age_band has one level: not a grouping; gender is tested by default
     assert results["models"] == {"random": "intercepts", "family": "lmm", "moderators": ["gender"]}
-    (entry,) = results["moderation"]
+    (entry,) = _by_method(results)
     assert entry["outcome"] == "trust" and entry["moderator"] == "gender"
     assert entry["source"] == "identity" and entry["tested"] and entry["family"] == "moderation"
     assert "(1 | participant) + (1 | identity)" in entry["formula"]
@@ -71,9 +76,24 @@ def test_a_differing_effect_is_reported_per_group(differing, tmp_path):
         "photographed (likelihood-ratio test χ²(1) = "
     )
     assert "an exploratory test" in entry["claim"] and "f: -" in entry["claim"]
+    # the ordinal model asks the same question of the ratings, in its own correction family
+    (ordinal,) = _by_method(results, "clmm")
+    assert ordinal["tested"] and ordinal["family"] == "moderation_ordinal"
+    assert ordinal["formula"] == (
+        "ordered(value) ~ condition + gender + condition:gender + (1 | participant) "
+        "+ (1 | identity)"
+    )
+    assert ordinal["p_adjusted"] == ordinal["p_value"] < 0.001  # alone in its family
+    assert entry["p_adjusted"] == entry["p_value"]  # not diluted by the ordinal model's test
+    assert ordinal["verdict"] == "differs"
+    assert "(ordinal mixed model, likelihood-ratio test χ²(1) = " in ordinal["claim"]
+    assert "on the log cumulative odds scale" in ordinal["claim"]
+    women, men = ordinal["levels"]
+    assert women["estimate"] < -2 and abs(men["estimate"]) < 1 and women["statistic_name"] == "z"
     write_report(differing, tmp_path)
     table = pd.read_csv(tmp_path / "moderation.csv")
-    assert list(table["level"]) == ["f", "m"] and set(table["verdict"]) == {"differs"}
+    assert list(table["level"]) == ["f", "m", "f", "m"] and set(table["verdict"]) == {"differs"}
+    assert list(table["method"]) == ["lmm", "lmm", "clmm", "clmm"]
     json.loads((tmp_path / "results.json").read_text())
 
 
@@ -81,7 +101,7 @@ def test_a_differing_effect_is_reported_per_group(differing, tmp_path):
 def test_no_interaction_claims_no_more_than_no_evidence():
     trials, participants, identities = _study(2.0)
     results = analyse(trials, participants, identities=identities, random="intercepts").results
-    (entry,) = results["moderation"]
+    (entry,) = _by_method(results)
     assert entry["verdict"] == "no_evidence"
     assert entry["claim"].startswith(
         "No evidence that the AI-minus-real difference in trust differs by the gender of "
@@ -99,8 +119,9 @@ def test_participant_answers_named_in_the_plan_and_unknown_names_warned():
     trials, participants, identities = _study(0.0)
     plan = {"models": {"random": "intercepts", "moderators": ["familiarity", "shoe_size"]}}
     results = analyse(trials, participants, plan=plan, identities=identities).results
-    assert [m["moderator"] for m in results["moderation"]] == ["familiarity"]
-    entry = results["moderation"][0]
+    assert [m["moderator"] for m in _by_method(results)] == ["familiarity"]
+    assert [m["moderator"] for m in _by_method(results, "clmm")] == ["familiarity"]
+    entry = _by_method(results)[0]
     assert entry["source"] == "participant" and entry["preregistered"] is True
     assert entry["claim"].split(" (")[0].endswith("by participants' familiarity")
     assert any("moderator 'shoe_size' is neither" in w for w in results["warnings"])
@@ -182,7 +203,12 @@ def test_command_line_flags_reach_the_models(tmp_path, capsys):
     assert status == 0
     results = json.loads((out / "results.json").read_text())
     assert results["models"]["random"] == "intercepts"
-    assert [m["moderator"] for m in results["moderation"]] == ["gender", "familiarity"]
+    assert [m["moderator"] for m in _by_method(results)] == ["gender", "familiarity"]
+    assert [m["moderator"] for m in _by_method(results, "clmm")] == ["gender", "familiarity"]
+    ordinal = [t for t in results["tests"] if t["method"] == "clmm"]
+    assert ordinal[0]["formula"] == (
+        "ordered(value) ~ condition + (1 | participant) + (1 | identity)"
+    )
     mixed = [t for t in results["tests"] if t["method"] == "lmm"]
     assert mixed[0]["formula"] == "value ~ condition + (1 | participant) + (1 | identity)"
     with pytest.raises(SystemExit) as info:

@@ -382,3 +382,28 @@ def test_grid_order_is_kept_for_the_time_limit():
         max_seconds=0.0,
     )
     assert found.curve["n_participants"].tolist() == [40]  # the first given, not the smallest
+
+
+def test_a_singular_pilot_is_said_not_hidden(tmp_path, capsys):
+    """A pilot in which identities do not differ: its identity variance is 0, and the
+    command prints the pilot model's note instead of simulating with it silently."""
+    from tests.analysis.helpers import make_participants, make_trials
+
+    people = tuple(f"p{k:02d}" for k in range(12))
+    faces = tuple("ABCDEF")
+
+    def rating(p, i, c):  # participants differ, identities do not
+        k = int(p[1:])
+        drop = 0 if c == "ai" else 1 + (k % 3 == 0)  # each participant's own difference
+        return 1 + k % 4 + drop + (k + faces.index(i)) % 2
+
+    trials = make_trials(participants=people, identities=faces, rating=rating)
+    trials.to_csv(tmp_path / "trials.csv", index=False)
+    make_participants(trials).to_csv(tmp_path / "participants.csv", index=False)
+    argv = ["sample-size", "--pilot", str(tmp_path), "--simulate", "paired_t", "--sims", "20"]
+    assert cli.main([*argv, "--participants", "10", "20"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"pilot model {tmp_path} (trust): singular fit: the (Intercept) variance for identity"
+        in (out)
+    )
