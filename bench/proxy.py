@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -14,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.servers import LOOPBACK, free_port
+from bench.servers import LOOPBACK, free_port, stop_session
 
 NGINX = "/usr/sbin/nginx"
 # Each request's upstream(s), status and times, tab-separated ($upstream_addr lists every node
@@ -176,16 +175,7 @@ class Nginx:
         """Stop nginx (a quick shutdown, then SIGKILL to whatever is left of its session)."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        stop_session(self.proc, timeout=10)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -131,12 +131,7 @@ class JobWorker:
         """Stop the worker (SIGTERM, then SIGKILL to what is left)."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
+        common.stop_session(self.proc)
         self.kill9()
 
 
@@ -253,22 +248,7 @@ def launch_through(
         flush=True,
     )
 
-    async def during(clock0: float) -> None:
-        """Run the fault beside the participants."""
-        await fault(stack, clock0)
-
-    wall = asyncio.run(
-        common.launch(
-            args.participants,
-            args.spread,
-            stack.nginx.port,
-            behaviour,
-            args.max_seconds,
-            args.seed,
-            ledger,
-            during=during if fault is not None else None,
-        )
-    )
+    wall = common.run_participants(stack.nginx.port, args, behaviour, ledger, fault, stack)
     return common.Run(ledger, wall, stack.log_text(), stack.server_times(), before, stack.pids())
 
 
@@ -395,46 +375,16 @@ def node(args: argparse.Namespace, work: Path, results: dict[str, dict[str, Any]
 
 def postgres(args: argparse.Namespace, work: Path, results: dict[str, dict[str, Any]]) -> None:
     """Stop PostgreSQL mid-run and start it again: try-again pages, then full recovery."""
-    database: common.BenchDatabase | None = None
-    cluster: Any = None
     facts: dict[str, Any] = {"machine": common.machine()}
-    try:
-        if args.system_cluster:
-            cluster = faults.SystemCluster()
-            database = common.BenchDatabase(
-                f"likeness_rehearsal_pg_{os.getpid()}", args.admin_url
-            ).create()
-            url = database.url
-        else:
-            cluster = common.PrivateCluster(work).create()
-            url = cluster.url
+    with faults.restartable_database(args, work, "likeness_rehearsal_pg") as (url, cluster):
         with stack_on(url, args, work) as stack:
-
-            async def fault(stack: Stack, clock0: float) -> None:
-                await faults.wait_until(clock0, args.fault_at)
-                facts["fault_at_s"] = faults.since(clock0)
-                await asyncio.to_thread(cluster.stop, "fast")
-                facts["database_down_at_s"] = faults.since(clock0)
-                await asyncio.sleep(args.down)
-                await asyncio.to_thread(cluster.start)
-                facts["database_up_at_s"] = faults.since(clock0)
-
+            fault = faults.restart(cluster, args, facts)
             run = launch_through(stack, args, faults.behaviour(args), fault)
             problems = common.database_problems(common.read_facts(url), run.ledger)
-            facts["same_nginx_and_node_processes_after"] = run.pids_before == run.pids_after
-            facts["answers_acknowledged_before_the_stop"] = faults.acknowledged_before(run, facts)
-            facts["try_again_pages_seen"] = run.ledger.outage.get("503 try-again page", 0)
-            passed = (
-                facts["same_nginx_and_node_processes_after"] and facts["try_again_pages_seen"] > 0
-            )
+            passed = faults.recovered(run, facts)
             facts.update(proxy_figures(stack))
             figures = faults.report("PostgreSQL restart", args, run, facts, problems, passed)
             results["PostgreSQL restarted"] = figures
-    finally:
-        if database is not None:
-            database.drop()
-        if isinstance(cluster, common.PrivateCluster):
-            cluster.destroy()
 
 
 # --- the job worker phase ---------------------------------------------------------------------

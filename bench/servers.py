@@ -57,6 +57,21 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def stop_session(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Stop a process started in its own session: SIGTERM, up to `timeout` seconds to finish,
+    then SIGKILL to whatever is left of its session."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 @dataclass
 class ServerSettings:
     """How gunicorn serves Likeness in a run."""
@@ -209,16 +224,7 @@ class Gunicorn:
         if self.proc is None:
             return
         pids = [self.proc.pid] + self.worker_pids()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        stop_session(self.proc)
         for pid in pids:
             if alive(pid):
                 try:
