@@ -522,10 +522,26 @@ def jobs(stack: Stack, url: str, args: argparse.Namespace) -> dict[str, Any]:
     if stack.worker is None:
         print(f"== job worker: {SKIPPED_NO_WORKER}", flush=True)
         return {"summary": SKIPPED_NO_WORKER, "verdict": "SKIPPED"}
-    from survey.demo import DEMO_LOGIN, DEMO_PASSWORD
-
     print("== job worker: a report and a ZIP import, the worker killed mid-job", flush=True)
     figures: dict[str, Any] = {"machine": common.machine()}
+    try:
+        kill_during_jobs(stack, url, args, figures)
+    except (sa.exc.SQLAlchemyError, RuntimeError, OSError) as exc:
+        # The build's job table or routes are not what this phase expects (docs/jobs.md).
+        figures["problem"] = f"{type(exc).__name__}: {exc}"[:500]
+        figures["summary"] = f"could not run: {figures['problem'][:160]}"
+        figures["verdict"] = "FAILED"
+    figures["machine"]["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+    common.print_figures(figures)
+    return figures
+
+
+def kill_during_jobs(
+    stack: Stack, url: str, args: argparse.Namespace, figures: dict[str, Any]
+) -> None:
+    """Enqueue a report, then a ZIP import, through nginx; kill -9 the worker during each."""
+    from survey.demo import DEMO_LOGIN, DEMO_PASSWORD
+
     browser = ResearcherBrowser(stack.nginx.port)
     browser.sign_in(DEMO_LOGIN, DEMO_PASSWORD)
     demo = scalar(url, "SELECT id FROM study WHERE slug = :slug", slug=common.SLUG)
@@ -593,10 +609,7 @@ def jobs(stack: Stack, url: str, args: argparse.Namespace) -> dict[str, Any]:
         f"{imported.get('finished_after_s', '-')} s after enqueueing, each with the worker "
         "killed mid-job"
     )
-    figures["machine"]["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     figures["verdict"] = "passed" if passed else "FAILED"
-    common.print_figures(figures)
-    return figures
 
 
 # --- the whole rehearsal ----------------------------------------------------------------------
