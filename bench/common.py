@@ -69,6 +69,7 @@ from bench.report import (  # noqa: E402
 from bench.servers import (  # noqa: E402
     LOOPBACK,
     Gunicorn,
+    Redis,
     ServerSettings,
     alive,
     child_pids,
@@ -99,6 +100,7 @@ __all__ = [
     "Pace",
     "Participant",
     "PrivateCluster",
+    "Redis",
     "Reply",
     "Run",
     "ServerSettings",

@@ -35,6 +35,13 @@ NODE_NAMES = ("a", "b")
 JOB_TABLE = "job"
 JOB_RUNNING = ("running",)
 JOB_FINISHED = ("done",)
+# The app's settings in the stack: one proxy in front; reports and stimulus ZIPs of any size
+# computed and imported by jobs (with a worker in the build) rather than in the request.
+STACK_SETTINGS = {
+    "TRUSTED_PROXIES": "1",
+    "REPORT_INLINE_MAX_ROWS": "0",
+    "STIMULUS_ZIP_INLINE_MB": "0",
+}
 SKIPPED_NO_WORKER = "skipped: no job worker in this build (`flask worker` does not exist)"
 
 
@@ -58,7 +65,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--admin-url", default=common.ADMIN_URL)
     parser.add_argument(
-        "--zip-identities", type=int, default=150, help="identities in the imported ZIP"
+        "--zip-identities", type=int, default=60, help="identities in the imported ZIP"
     )
     parser.add_argument(
         "--job-seconds", type=float, default=600.0, help="longest wait for each job to finish"
@@ -141,12 +148,19 @@ class JobWorker:
 class Stack:
     """nginx in front of two gunicorn nodes and, when the build has one, a job worker."""
 
-    def __init__(self, env: Mapping[str, str], args: argparse.Namespace, work: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], args: argparse.Namespace, work: Path, jobs: bool
+    ) -> None:
         self.env = dict(env)
         self.work = work
+        # With a job worker, web nodes and worker share a queue on a Redis of the stack's own.
+        self.broker = common.Redis(work / "redis") if jobs else None
+        if self.broker is not None:
+            self.env["JOBS_BROKER_URL"] = self.broker.url
         settings = common.server_settings(args)
         self.nodes = {
-            name: common.Gunicorn(env, settings, work / f"node-{name}.log") for name in NODE_NAMES
+            name: common.Gunicorn(self.env, settings, work / f"node-{name}.log")
+            for name in NODE_NAMES
         }
         self.retired: list[common.Gunicorn] = []
         self.nginx = Nginx(work / "nginx", [node.port for node in self.nodes.values()])
@@ -154,11 +168,13 @@ class Stack:
         self.old_workers: list[JobWorker] = []
 
     def start(self) -> Stack:
-        """Start the nodes, then nginx, then the job worker (when there is one)."""
+        """Start the queue's broker (with a job worker), the nodes, nginx, then the worker."""
+        if self.broker is not None:
+            self.broker.start()
         for node in self.nodes.values():
             node.start()
         self.nginx.start()
-        if has_worker(self.env):
+        if self.broker is not None:
             self.worker = JobWorker(self.env, self.work / "worker.log").start()
         return self
 
@@ -168,6 +184,7 @@ class Stack:
             [self.nginx.stop]
             + [w.stop for w in [self.worker, *self.old_workers] if w is not None]
             + [n.stop for n in [*self.nodes.values(), *self.retired]]
+            + ([self.broker.stop] if self.broker is not None else [])
         ):
             try:
                 stop()
@@ -223,9 +240,9 @@ class Stack:
 @contextmanager
 def stack_on(url: str, args: argparse.Namespace, work: Path) -> Iterator[Stack]:
     """Migrate and seed the database at `url`, stand the stack up on it, stop it afterwards."""
-    env = common.app_env(url, work, TRUSTED_PROXIES="1")
+    env = common.app_env(url, work, **STACK_SETTINGS)
     common.prepare_demo(env)
-    stack = Stack(env, args, work)
+    stack = Stack(env, args, work, jobs=has_worker(env))
     try:
         yield stack.start()
     finally:
@@ -316,15 +333,19 @@ def print_table(rows: list[list[str]]) -> None:
 
 
 def spike(args: argparse.Namespace, work: Path, results: dict[str, dict[str, Any]]) -> None:
-    """The launch spike through nginx; then, on the same data, the job worker phase."""
+    """The launch spike through nginx; then, on its data, the job worker phase.
+
+    Asked for the worker phase alone, the participants still run first (their answers are the
+    data the report computes), but their figures are not reported.
+    """
     at_start = common.machine()
     behaviour = common.Behaviour(pace=common.Pace(args.think))
     database = common.BenchDatabase(f"likeness_rehearsal_{os.getpid()}", args.admin_url)
     try:
         database.create()
         with stack_on(database.url, args, work) as stack:
+            run = launch_through(stack, args, behaviour)
             if "spike" in args.phases:
-                run = launch_through(stack, args, behaviour)
                 problems = common.database_problems(common.read_facts(database.url), run.ledger)
                 figures = common.run_figures(run, args, behaviour, at_start)
                 figures.update(proxy_figures(stack))

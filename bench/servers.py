@@ -1,4 +1,5 @@
-"""Server processes for the benchmarks: gunicorn in its own session, and CPU read from /proc."""
+"""Server processes for the benchmarks: gunicorn in its own session, Redis for a job queue, and
+CPU read from /proc."""
 
 from __future__ import annotations
 
@@ -272,3 +273,46 @@ def request_kind(method: str, path: str) -> str:
     if page in ("trial", "consent", "instructions", "questions", "done", "withdraw"):
         return "trial page" if page == "trial" else page
     return "link" if path.startswith("/s/") else "other"
+
+
+REDIS = "/usr/bin/redis-server"
+
+
+class Redis:
+    """A private redis-server on a free 127.0.0.1 port, in memory only, in its own session: the
+    job queue's broker in a run (its URL goes to JOBS_BROKER_URL)."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.url = f"redis://{LOOPBACK}:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> Redis:
+        """Start the server and wait until it accepts connections."""
+        if not Path(REDIS).exists():
+            raise RuntimeError(f"{REDIS} is missing: install Debian's redis-server package")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        args = [REDIS, "--bind", LOOPBACK, "--port", str(self.port), "--dir", str(self.folder)]
+        args += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        with (self.folder / "redis.log").open("a") as out:
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited; see {self.folder / 'redis.log'}")
+            try:
+                with socket.create_connection((LOOPBACK, self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"redis-server did not listen within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self.proc is not None:
+            stop_session(self.proc, timeout=10)
+            self.proc.wait(timeout=10)
+            self.proc = None
