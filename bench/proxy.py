@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.servers import LOOPBACK, free_port, stop_session
+from bench.servers import LOOPBACK, free_port, stop_session, wait_listening
 
 NGINX = "/usr/sbin/nginx"
 # Each request's upstream(s), status and times, tab-separated ($upstream_addr lists every node
@@ -160,16 +158,8 @@ class Nginx:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.proc.returncode}; see {self.prefix}")
-            try:
-                with socket.create_connection((LOOPBACK, self.port), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"nginx did not listen within {timeout:.0f} s; see {self.prefix}")
+        wait_listening(self.proc, self.port, timeout, "nginx", self.prefix / "error.log")
+        return self
 
     def stop(self) -> None:
         """Stop nginx (a quick shutdown, then SIGKILL to whatever is left of its session)."""

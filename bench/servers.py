@@ -73,6 +73,23 @@ def stop_session(proc: subprocess.Popen, timeout: float = 30.0) -> None:
         pass
 
 
+def wait_listening(
+    proc: subprocess.Popen, port: int, timeout: float, name: str, where: Path
+) -> None:
+    """Wait until a just-started server accepts connections on 127.0.0.1:`port`; raise, naming
+    `where` its messages went, when it exits first or does not listen within `timeout` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see {where}")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not listen within {timeout:.0f} s; see {where}")
+
+
 @dataclass
 class ServerSettings:
     """How gunicorn serves Likeness in a run."""
@@ -299,16 +316,8 @@ class Redis:
             self.proc = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited; see {self.folder / 'redis.log'}")
-            try:
-                with socket.create_connection((LOOPBACK, self.port), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"redis-server did not listen within {timeout:.0f} s")
+        wait_listening(self.proc, self.port, timeout, "redis-server", self.folder / "redis.log")
+        return self
 
     def stop(self) -> None:
         """Stop the server."""
