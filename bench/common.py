@@ -69,11 +69,13 @@ from bench.report import (  # noqa: E402
 from bench.servers import (  # noqa: E402
     LOOPBACK,
     Gunicorn,
+    Redis,
     ServerSettings,
     alive,
     child_pids,
     free_port,
     request_kind,
+    stop_session,
 )
 
 __all__ = [
@@ -98,6 +100,7 @@ __all__ = [
     "Pace",
     "Participant",
     "PrivateCluster",
+    "Redis",
     "Reply",
     "Run",
     "ServerSettings",
@@ -125,9 +128,11 @@ __all__ = [
     "request_kind",
     "run_arguments",
     "run_figures",
+    "run_participants",
     "serve_and_launch",
     "server_settings",
     "stop_on_sigterm",
+    "stop_session",
     "summary",
     "verdict",
     "warm_up",
@@ -175,29 +180,45 @@ def serve_and_launch(
             f"{server_settings(args).describe()} …",
             flush=True,
         )
-
-        async def during(clock0: float) -> None:
-            """Run the fault with the current list of servers."""
-            await fault(servers, clock0)
-
-        wall = asyncio.run(
-            launch(
-                args.participants,
-                args.spread,
-                servers[0].port,
-                behaviour,
-                args.max_seconds,
-                args.seed,
-                ledger,
-                during=during if fault is not None else None,
-            )
-        )
+        wall = run_participants(servers[0].port, args, behaviour, ledger, fault, servers)
         after = servers[-1].master_pid(), sorted(servers[-1].worker_pids())
         log = servers[-1].log_text()
     finally:
         for server in servers:
             server.stop()
     return Run(ledger, wall, log, servers[-1].server_times(), before, after)
+
+
+def run_participants(
+    port: int,
+    args: argparse.Namespace,
+    behaviour: Behaviour,
+    ledger: Ledger,
+    fault: Any | None = None,
+    target: Any = None,
+) -> float:
+    """Run a run's participants against `port`; return the wall time.
+
+    `fault`, when given, is a coroutine function run beside them, called with `target` (what it
+    acts on: the servers) and the run's start time.
+    """
+
+    async def during(clock0: float) -> None:
+        """Run the fault."""
+        await fault(target, clock0)
+
+    return asyncio.run(
+        launch(
+            args.participants,
+            args.spread,
+            port,
+            behaviour,
+            args.max_seconds,
+            args.seed,
+            ledger,
+            during=during if fault is not None else None,
+        )
+    )
 
 
 def verdict(

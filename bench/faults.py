@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,43 +110,69 @@ def kill_gunicorn(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def restart_postgres(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The PostgreSQL fault: stop the database mid-run, start it again; the app runs on."""
+    facts: dict[str, Any] = {"machine": common.machine()}
+    with restartable_database(args, work, "likeness_bench_faults") as (url, cluster):
+        env = common.app_env(url, work)
+        common.prepare_demo(env)
+        run = common.serve_and_launch(
+            env, args, work, behaviour(args), restart(cluster, args, facts)
+        )
+        problems = common.database_problems(common.read_facts(url), run.ledger)
+    passed = recovered(run, facts)
+    return report("PostgreSQL restart", args, run, facts, problems, passed)
+
+
+@contextmanager
+def restartable_database(
+    args: argparse.Namespace, work: Path, name: str
+) -> Iterator[tuple[str, Any]]:
+    """Yield the URL of a database on a server the run may stop and start, and that server.
+
+    A private cluster in `work` by default; with --system-cluster a bench database named
+    `name`_<pid> on the machine's PostgreSQL. Dropped or destroyed afterwards.
+    """
     database: common.BenchDatabase | None = None
     cluster: Any = None
-    facts: dict[str, Any] = {"machine": common.machine()}
     try:
         if args.system_cluster:
             cluster = SystemCluster()
-            database = common.BenchDatabase(
-                f"likeness_bench_faults_{os.getpid()}", args.admin_url
-            ).create()
-            url = database.url
+            database = common.BenchDatabase(f"{name}_{os.getpid()}", args.admin_url).create()
+            yield database.url, cluster
         else:
             cluster = common.PrivateCluster(work).create()
-            url = cluster.url
-        env = common.app_env(url, work)
-        common.prepare_demo(env)
-
-        async def fault(servers: list[common.Gunicorn], clock0: float) -> None:
-            await wait_until(clock0, args.fault_at)
-            facts["fault_at_s"] = since(clock0)
-            await asyncio.to_thread(cluster.stop, "fast")
-            facts["database_down_at_s"] = since(clock0)
-            await asyncio.sleep(args.down)
-            await asyncio.to_thread(cluster.start)
-            facts["database_up_at_s"] = since(clock0)
-
-        run = common.serve_and_launch(env, args, work, behaviour(args), fault)
-        problems = common.database_problems(common.read_facts(url), run.ledger)
+            yield cluster.url, cluster
     finally:
         if database is not None:
             database.drop()
         if isinstance(cluster, common.PrivateCluster):
             cluster.destroy()
-    facts["same_master_and_workers_after"] = run.pids_before == run.pids_after
+
+
+def restart(cluster: Any, args: argparse.Namespace, facts: dict[str, Any]) -> Any:
+    """Return the fault that stops `cluster` at --fault-at s and starts it --down s later.
+
+    The fault is called with the run's servers (left alone) and its start time.
+    """
+
+    async def fault(_servers: Any, clock0: float) -> None:
+        await wait_until(clock0, args.fault_at)
+        facts["fault_at_s"] = since(clock0)
+        await asyncio.to_thread(cluster.stop, "fast")
+        facts["database_down_at_s"] = since(clock0)
+        await asyncio.sleep(args.down)
+        await asyncio.to_thread(cluster.start)
+        facts["database_up_at_s"] = since(clock0)
+
+    return fault
+
+
+def recovered(run: common.Run, facts: dict[str, Any]) -> bool:
+    """Note how a run met the database restart; tell whether the same server processes served
+    on after it and the outage showed try-again pages."""
+    facts["same_server_processes_after"] = run.pids_before == run.pids_after
     facts["answers_acknowledged_before_the_stop"] = acknowledged_before(run, facts)
     facts["try_again_pages_seen"] = run.ledger.outage.get("503 try-again page", 0)
-    passed = facts["same_master_and_workers_after"] and facts["try_again_pages_seen"] > 0
-    return report("PostgreSQL restart", args, run, facts, problems, passed)
+    return facts["same_server_processes_after"] and facts["try_again_pages_seen"] > 0
 
 
 def acknowledged_before(run: common.Run, facts: dict[str, Any]) -> int:

@@ -20,6 +20,8 @@ from survey.participant.simulate import TOKEN, form_token, parse_trial_form
 
 COMPLETION_CODE = "LIKENESS-DEMO"
 TRY_AGAIN_TITLE = "Please try again in a moment"
+# What a reverse proxy answers when the server behind it died mid-request (bad gateway, timeout).
+PROXY_GAVE_UP = (502, 504)
 POSITION = re.compile(r'class="progress-text">\s*(\d+)\s*/\s*(\d+)')
 ASSET = re.compile(r'<(?:img|script)[^>]*\ssrc="(/[^"]+)"|<link[^>]*\shref="(/static/[^"]+)"')
 # Median seconds a simulated person spends on a page (reading, looking, deciding). The demo
@@ -203,6 +205,8 @@ class Ledger:
     resumes: int = 0
     # Participants who met a failed request (a fault's outage) at least once.
     interrupted: set[int] = field(default_factory=set)
+    # Failed requests per participant: how many times each had to retry or reload.
+    failures: Counter = field(default_factory=Counter)
     warm_up_answers: int = 0
     started: int = 0
     completed: int = 0
@@ -276,6 +280,10 @@ class Participant:
             self._check_try_again(reply, f"{method} {kind}")
             self._outage("503 try-again page")
             raise Unavailable("503")
+        if reply.status in PROXY_GAVE_UP:
+            # A reverse proxy in front lost the server mid-request (it answers 502 or 504).
+            self._outage(f"{reply.status} from the proxy")
+            raise Unavailable(str(reply.status))
         if reply.status >= 500 or "Traceback" in reply.text:
             self.ledger.error(
                 self.index, f"{method} {kind}: HTTP {reply.status} {_title(reply.text)}"
@@ -285,6 +293,7 @@ class Participant:
     def _outage(self, what: str) -> None:
         """Count a failed request and when it happened."""
         self.ledger.interrupted.add(self.index)
+        self.ledger.failures[self.index] += 1
         self.ledger.outage[what] += 1
         self.ledger.outage_times.append(time.perf_counter() - self.clock0)
 

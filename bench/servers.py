@@ -1,4 +1,5 @@
-"""Server processes for the benchmarks: gunicorn in its own session, and CPU read from /proc."""
+"""Server processes for the benchmarks: gunicorn in its own session, Redis for a job queue, and
+CPU read from /proc."""
 
 from __future__ import annotations
 
@@ -55,6 +56,38 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def stop_session(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Stop a process started in its own session: SIGTERM, up to `timeout` seconds to finish,
+    then SIGKILL to whatever is left of its session."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def wait_listening(
+    proc: subprocess.Popen, port: int, timeout: float, name: str, where: Path
+) -> None:
+    """Wait until a just-started server accepts connections on 127.0.0.1:`port`; raise, naming
+    `where` its messages went, when it exits first or does not listen within `timeout` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see {where}")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not listen within {timeout:.0f} s; see {where}")
 
 
 @dataclass
@@ -209,16 +242,7 @@ class Gunicorn:
         if self.proc is None:
             return
         pids = [self.proc.pid] + self.worker_pids()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        stop_session(self.proc)
         for pid in pids:
             if alive(pid):
                 try:
@@ -266,3 +290,38 @@ def request_kind(method: str, path: str) -> str:
     if page in ("trial", "consent", "instructions", "questions", "done", "withdraw"):
         return "trial page" if page == "trial" else page
     return "link" if path.startswith("/s/") else "other"
+
+
+REDIS = "/usr/bin/redis-server"
+
+
+class Redis:
+    """A private redis-server on a free 127.0.0.1 port, in memory only, in its own session: the
+    job queue's broker in a run (its URL goes to JOBS_BROKER_URL)."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.url = f"redis://{LOOPBACK}:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> Redis:
+        """Start the server and wait until it accepts connections."""
+        if not Path(REDIS).exists():
+            raise RuntimeError(f"{REDIS} is missing: install Debian's redis-server package")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        args = [REDIS, "--bind", LOOPBACK, "--port", str(self.port), "--dir", str(self.folder)]
+        args += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        with (self.folder / "redis.log").open("a") as out:
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        wait_listening(self.proc, self.port, timeout, "redis-server", self.folder / "redis.log")
+        return self
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self.proc is not None:
+            stop_session(self.proc, timeout=10)
+            self.proc.wait(timeout=10)
+            self.proc = None
