@@ -531,6 +531,8 @@ def _old_new_expected(results: dict) -> list[dict]:
         }
         for row in rows
     ]
+
+
 def _moderation_family(record: dict) -> str:
     """The family (and method, in the script's table) of a moderation record's test."""
     return "moderation_ordinal" if record.get("method") == "clmm" else "moderation"
