@@ -127,6 +127,27 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[s
         # A report still pending or running after this long is marked failed (its worker was
         # recycled); the next visit starts it again.
         "REPORT_STALE_SECONDS": int_setting("REPORT_STALE_SECONDS", 3600, minimum=60),
+        # A psych-DS ZIP of a study with more answers than this is written by a background
+        # job, whose page offers the file; smaller ones stream in the request.
+        "EXPORT_INLINE_MAX_ROWS": int_setting("EXPORT_INLINE_MAX_ROWS", 100_000),
+        # Background jobs (survey.jobs, docs/jobs.md). Without JOBS_BROKER_URL they run in a
+        # thread of the web process; with it (redis://…), on that queue, run by `flask worker`.
+        "JOBS_BROKER_URL": os.environ.get("JOBS_BROKER_URL", "").strip(),
+        # The queue's name (its Redis keys' prefix): web nodes and workers must agree on it.
+        "JOBS_QUEUE": os.environ.get("JOBS_QUEUE", "likeness").strip() or "likeness",
+        # Starts of one job before it fails for good (an error or a killed worker each count).
+        "JOBS_MAX_ATTEMPTS": int_setting("JOBS_MAX_ATTEMPTS", 3, minimum=1),
+        # A worker renews the heartbeat of its job and its own this often; a job whose
+        # heartbeat is older than JOBS_STALE_SECONDS is taken to be abandoned and started again.
+        "JOBS_HEARTBEAT_SECONDS": int_setting("JOBS_HEARTBEAT_SECONDS", 10, minimum=1),
+        "JOBS_STALE_SECONDS": int_setting("JOBS_STALE_SECONDS", 60, minimum=2),
+        "JOBS_RETRY_DELAY_MS": int_setting("JOBS_RETRY_DELAY_MS", 5000),
+        "JOBS_TIME_LIMIT_SECONDS": int_setting("JOBS_TIME_LIMIT_SECONDS", 3600, minimum=1),
+        "JOBS_SHUTDOWN_SECONDS": int_setting("JOBS_SHUTDOWN_SECONDS", 30, minimum=1),
+        # Of a million queue commands, how many also requeue the messages of dead workers.
+        "JOBS_MAINTENANCE_CHANCE": int_setting("JOBS_MAINTENANCE_CHANCE", 10_000, minimum=1),
+        # check-deploy warns when jobs wait and no worker was seen for this long.
+        "JOBS_WORKER_SILENT_SECONDS": int_setting("JOBS_WORKER_SILENT_SECONDS", 120, minimum=1),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "LIKENESS_ENV": "production" if production else "development",
         "WTF_CSRF_TIME_LIMIT": None,
