@@ -105,6 +105,10 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[s
         # What checking one stimulus ZIP may cost: its images' pixels together, and seconds.
         "STIMULUS_ZIP_MAX_MEGAPIXELS": int_setting("STIMULUS_ZIP_MAX_MEGAPIXELS", 150, minimum=1),
         "STIMULUS_ZIP_MAX_SECONDS": int_setting("STIMULUS_ZIP_MAX_SECONDS", 20, minimum=1),
+        # ZIP uploads larger than this are checked and imported by a background job (which
+        # may take STIMULUS_ZIP_JOB_MAX_SECONDS), not in the request.
+        "STIMULUS_ZIP_INLINE_MB": int_setting("STIMULUS_ZIP_INLINE_MB", 20),
+        "STIMULUS_ZIP_JOB_MAX_SECONDS": int_setting("STIMULUS_ZIP_JOB_MAX_SECONDS", 600, minimum=1),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

@@ -1349,6 +1349,31 @@ def card_inputs(study: Study, report: Report, url: str, version: str) -> str:
     return chart_inputs("card", version, study.title, card_footer(url, report))
 
 
+def start_public_charts(study: Study, report: Report, url: str, version: str) -> Job:
+    """Draw the public charts of a just-published report in the background."""
+    return jobs.enqueue(
+        "charts",
+        study_id=study.id,
+        report_id=report.id,
+        url=url,
+        version=version,
+        inputs=card_inputs(study, report, url, version),
+    )
+
+
+@jobs.kind("charts", "Drawing the public charts")
+def charts_job(job: Job, progress: jobs.Progress) -> dict:
+    """The charts job: draw what is not stored yet (each chart is stored once, so a run after
+    a killed worker draws only the rest)."""
+    report = db.session.get(Report, int(job.inputs["report_id"]))
+    study = db.session.get(Study, job.study_id) if report is not None else None
+    if report is None or study is None:
+        return {"drawn": 0}  # unpublished or deleted meanwhile: nothing to draw
+    progress(10, "Drawing the charts")
+    drawn = draw_public_charts(study, report, str(job.inputs["url"]), str(job.inputs["version"]))
+    return {"drawn": drawn, "report_id": report.id}
+
+
 def draw_public_charts(study: Study, report: Report, url: str, version: str) -> int:
     """Draw and store every public chart of a report not stored yet; how many were drawn.
 
