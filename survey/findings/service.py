@@ -1358,6 +1358,8 @@ def start_public_charts(study: Study, report: Report, url: str, version: str) ->
         url=url,
         version=version,
         inputs=card_inputs(study, report, url, version),
+        # Each publication draws anew (unpublishing deleted the charts).
+        published=report.published_at.isoformat() if report.published_at else "",
     )
 
 

@@ -180,6 +180,8 @@ def export_file(study: Study, role: str, name: str):
             recruitment_ids=include_ids,
             data=data_stamp(study, include_simulated=True)[0],
         )
+        if job.status == "failed":
+            jobs.retry(job.id)  # asked for again: a failed attempt is tried afresh
         return redirect(url_for("researcher.job_page", study_id=study.id, job_id=job.id))
     chunks = download.make(study.id, include_ids)
     return Response(

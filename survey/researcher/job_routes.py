@@ -13,7 +13,7 @@ from survey.researcher.access import ROLE_RANK, requires_role
 from survey.researcher.forms import require_button
 
 # Who may retry a failed job of each kind (the role that could start it).
-RETRY_ROLE = {"report": "editor", "charts": "owner", "export": "viewer", "stimulus_zip": "editor"}
+RETRY_ROLE = {"charts": "owner"}
 
 
 def _job_or_404(study: Study, job_id: int) -> Job:
@@ -83,7 +83,7 @@ def job_status(study: Study, role: str, job_id: int):
 
 
 @bp.post("/studies/<int:study_id>/jobs/<int:job_id>/retry")
-@requires_role("viewer")
+@requires_role("editor")
 def job_retry(study: Study, role: str, job_id: int):
     """Queue a failed job again (its attempts start afresh)."""
     require_button()
