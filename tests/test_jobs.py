@@ -4,12 +4,14 @@ button, check-deploy's warning, and the in-process default without a queue."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+import zipfile
 
 import pytest
 import redis
@@ -17,8 +19,9 @@ import sqlalchemy as sa
 
 from survey import deploy_check, jobs
 from survey.extensions import db
-from survey.models import Job, Study, StudyMember
-from tests.helpers import ROOT
+from survey.models import Image, Job, Report, Study, StudyMember
+from tests.findings.support import fill, owner_id, page_text
+from tests.helpers import ROOT, full_set, upload_zip
 
 REDIS_URL = os.environ.get("LIKENESS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 SETTINGS = {
@@ -173,3 +176,94 @@ def test_unknown_studies_jobs_are_not_found(app, client, auth, make_researcher):
     with app.app_context():
         assert db.session.query(Study).count() == 0
     assert client.get("/r/studies/999/jobs/1").status_code == 404
+
+
+def _only_job(app, kind: str) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(Job.id).where(Job.kind == kind))
+
+
+@pytest.mark.slow
+def test_a_worker_computes_a_large_report_that_the_page_follows(app, queued, client, auth, demo):
+    fill(app, demo, 3)
+    app.config["REPORT_INLINE_MAX_ROWS"] = 10
+    queued()
+    auth.sign_in(owner_id(app))
+    url = f"/r/studies/{demo}/report"
+    first = client.get(url)
+    assert "Computing the report" in page_text(first)
+    job_id = _only_job(app, "report")
+    assert f"/r/studies/{demo}/jobs/{job_id}" in first.get_data(as_text=True)
+    job = _until(app, job_id, lambda j: j.status in ("done", "failed"), seconds=300)
+    assert (job.status, job.attempts, job.error) == ("done", 1, "")
+    with app.app_context():
+        reports = db.session.execute(sa.select(Report.id, Report.status)).all()
+    assert [(r.id, r.status) for r in reports] == [(job.result["report_id"], "done")]
+    done = client.get(url)
+    assert 'http-equiv="refresh"' not in done.get_data(as_text=True)
+    assert "Findings" in page_text(done)
+    with app.app_context():
+        assert db.session.query(Job).count() == 1  # the visits asked for nothing more
+
+
+def test_a_large_stimulus_zip_is_imported_by_a_worker(app, queued, client, auth, make_researcher):
+    app.config["STIMULUS_ZIP_INLINE_MB"] = 0
+    queued()
+    rid = make_researcher()
+    auth.sign_in(rid)
+    with app.app_context():
+        study = Study(slug="faces", title="Faces")
+        db.session.add(study)
+        db.session.flush()
+        db.session.add(StudyMember(study_id=study.id, researcher_id=rid, role="owner"))
+        db.session.commit()
+        study_id = study.id
+    archive = full_set(("P001", "P002"))
+    response = upload_zip(client, study_id, archive)
+    job_id = _only_job(app, "stimulus_zip")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/r/studies/{study_id}/jobs/{job_id}")
+    page = client.get(f"/r/studies/{study_id}/jobs/{job_id}").get_data(as_text=True)
+    assert "Importing a stimulus ZIP" in page and "<progress" in page
+    job = _until(app, job_id, lambda j: j.status in ("done", "failed"))
+    assert (job.status, job.result["identities"]) == ("done", 2), job.error
+    with app.app_context():
+        images = db.session.scalar(sa.select(sa.func.count()).select_from(Image))
+    assert images == job.result["images"] > 0
+    # The same ZIP again is the same job: nothing is imported twice.
+    upload_zip(client, study_id, archive)
+    with app.app_context():
+        assert db.session.query(Job).count() == 1
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Image)) == images
+    # A refused set fails at once, with its problems in the job's error.
+    upload_zip(client, study_id, b"not a zip at all")
+    with app.app_context():
+        bad = db.session.scalar(sa.select(Job.id).where(Job.id != job_id))
+    failed = _until(app, bad, lambda j: j.status == "failed")
+    assert failed.attempts == 1 and "nothing was imported" in failed.error
+
+
+def test_a_big_study_psychds_zip_is_written_by_a_worker(app, queued, client, auth, demo):
+    fill(app, demo, 2)
+    app.config["EXPORT_INLINE_MAX_ROWS"] = 10
+    queued()
+    auth.sign_in(owner_id(app))
+    response = client.post(f"/r/studies/{demo}/exports/psych-ds.zip")
+    assert response.status_code == 302
+    job_id = _only_job(app, "export")
+    job = _until(app, job_id, lambda j: j.status in ("done", "failed"))
+    assert job.status == "done", job.error
+    page = client.get(f"/r/studies/{demo}/jobs/{job_id}").get_data(as_text=True)
+    assert "Download psych-ds.zip" in page
+    download = client.get(f"/r/studies/{demo}/jobs/{job_id}/download")
+    assert download.status_code == 200 and download.mimetype == "application/zip"
+    body = download.get_data()
+    download.close()
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        names = archive.namelist()
+    assert "dataset_description.json" in names and len(body) == job.result["bytes"]
+    # Streamed in the request, the same study gives the same tables.
+    app.config["EXPORT_INLINE_MAX_ROWS"] = 10**9
+    streamed = client.post(f"/r/studies/{demo}/exports/psych-ds.zip")
+    with zipfile.ZipFile(io.BytesIO(streamed.data)) as archive:
+        assert sorted(archive.namelist()) == sorted(names)

@@ -32,7 +32,7 @@ def export_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
     make = MAKERS.get(name)
     if make is None:
         raise jobs.JobError(f"There is no export called {name!r} to prepare.")
-    study_id = int(job.inputs["study_id"])
+    study_id = int(job.study_id or 0)
     if db.session.get(Study, study_id) is None:
         raise jobs.JobError("The study was deleted.")
     path = export_path(job)

@@ -238,7 +238,8 @@ def publish_findings(client, study_id: int, follow_redirects: bool = False):
     )
     # Publishing queues the public charts' job: let its thread (the embedded default) finish.
     for thread in list(jobs.THREADS.values()):
-        thread.join(60)
+        thread.join(300)
+        assert not thread.is_alive(), "the public charts' job did not finish in 5 minutes"
     return response
 
 
