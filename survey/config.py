@@ -128,8 +128,9 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[s
         # Reports of up to this many answer rows are computed in the request; larger ones in
         # the background while the page shows progress.
         "REPORT_INLINE_MAX_ROWS": int_setting("REPORT_INLINE_MAX_ROWS", 20_000),
-        # A report still pending or running after this long is marked failed (its worker was
-        # recycled); the next visit starts it again.
+        # A report computed in a request and still pending or running after this long is marked
+        # failed (its web worker was recycled); the next visit starts it again. A report
+        # computed by a job fails when its job does.
         "REPORT_STALE_SECONDS": int_setting("REPORT_STALE_SECONDS", 3600, minimum=60),
         # A psych-DS ZIP of a study with more answers than this is written by a background
         # job, whose page offers the file; smaller ones stream in the request.
