@@ -83,6 +83,7 @@ def enqueue(kind_name: str, study_id: int | None = None, **inputs: Any) -> Job:
     (done, running or failed alike), else a new queued job, handed to a worker."""
     if kind_name not in KINDS:
         raise ValueError(f"no job kind {kind_name!r}")
+    recover_in_process()
     key = job_key(kind_name, inputs)
     job = find(key)
     if job is not None:
@@ -403,6 +404,21 @@ def wait(job_id: int, timeout: float = 60) -> Job | None:
         thread.join(timeout)
     db.session.expire_all()
     return db.session.get(Job, job_id)
+
+
+_LAST_RECOVERY = [0.0]
+
+
+def recover_in_process() -> int:
+    """The embedded default's sweep (no worker runs one): at most once per stale limit, start
+    again in this process the jobs a stopped web process left (see `recover`)."""
+    if broker_url():
+        return 0
+    now = time.monotonic()
+    if now - _LAST_RECOVERY[0] < current_app.config["JOBS_STALE_SECONDS"]:
+        return 0
+    _LAST_RECOVERY[0] = now
+    return recover()
 
 
 def recover() -> int:

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 import zipfile
+from datetime import timedelta
 
 import pytest
 import redis
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 
 from survey import deploy_check, jobs
 from survey.extensions import db
-from survey.models import Image, Job, Report, Study, StudyMember
+from survey.models import Image, Job, Report, Study, StudyMember, utcnow
 from tests.findings.support import fill, owner_id, page_text
 from tests.helpers import ROOT, full_set, upload_zip
 
@@ -267,3 +268,22 @@ def test_a_big_study_psychds_zip_is_written_by_a_worker(app, queued, client, aut
     streamed = client.post(f"/r/studies/{demo}/exports/psych-ds.zip")
     with zipfile.ZipFile(io.BytesIO(streamed.data)) as archive:
         assert sorted(archive.namelist()) == sorted(names)
+
+
+def test_without_a_queue_a_job_left_by_a_stopped_web_process_is_started_again(app):
+    with app.app_context():
+        job = Job(
+            key=jobs.job_key("probe", {"steps": 1}),
+            kind="probe",
+            inputs={"steps": 1},
+            status="running",
+            attempts=1,
+            worker="web@elsewhere:1",
+            heartbeat_at=utcnow() - timedelta(seconds=app.config["JOBS_STALE_SECONDS"] + 1),
+        )
+        db.session.add(job)
+        db.session.commit()
+        jobs._LAST_RECOVERY[0] = 0.0
+        assert jobs.recover_in_process() == 1
+        job = jobs.wait(job.id, timeout=30)
+        assert (job.status, job.attempts, job.result) == ("done", 2, {"steps": 1, "attempt": 2})

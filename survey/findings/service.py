@@ -586,6 +586,8 @@ def report_state(study: Study, include_simulated: bool = False, _attempts: int =
     By default the report of the real participants; with `include_simulated`, the one that
     also analyses the simulated participants (never published).
     """
+    # Without a worker, a report job left by a restarted web process is started again here.
+    jobs.recover_in_process()
     _expire_stale(study)
     data = current_data(study, include_simulated)
     if data.sha is None:
