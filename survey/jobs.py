@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -292,7 +293,7 @@ class _Beat(threading.Thread):
             while not self.stop.wait(every):
                 try:
                     _mine(self.job_id, self.worker, {"heartbeat_at": utcnow()})
-                    seen(self.worker)
+                    seen(self.worker.split("#")[0])
                 except Exception:
                     log.exception("heartbeat of job %s failed", self.job_id)
 
@@ -307,6 +308,9 @@ def _describe(exc: BaseException) -> str:
 def run(job_id: int, worker: str) -> str:
     """Run one job if this worker can claim it: 'done', 'failed', 'retry' (queued again after
     an error, attempts left) or 'skipped' (someone else has it, or it is finished)."""
+    # Each attempt holds the job under a name of its own, so that of two attempts in one
+    # process (one wrongly presumed dead) only the later may finish it.
+    worker = f"{worker}#{uuid.uuid4().hex[:8]}"
     if not _claim(job_id, worker):
         return "skipped"
     job = db.session.get(Job, job_id)

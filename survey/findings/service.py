@@ -462,7 +462,8 @@ def compute(report_id: int, inputs: StudyInputs) -> bool:
         .execution_options(synchronize_session=False)
     ).rowcount
     if not done:
-        db.session.execute(sa.delete(Report).where(Report.id == report_id))
+        # A withdrawal meanwhile; never a report another computation of it finished.
+        db.session.execute(sa.delete(Report).where(Report.id == report_id, Report.status != "done"))
     db.session.commit()
     db.session.expire_all()
     return bool(done)
