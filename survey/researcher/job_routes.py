@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import abort, flash, jsonify, redirect, render_template, url_for
 
 from survey import jobs
@@ -108,13 +107,3 @@ def job_download(study: Study, role: str, job_id: int):
     if job.kind != "export" or job.status != "done":
         abort(404)
     return send_job_file(study, job, role)
-
-
-def latest_job(study_id: int, kind: str) -> Job | None:
-    """The study's most recent job of a kind."""
-    return db.session.scalar(
-        sa.select(Job)
-        .where(Job.study_id == study_id, Job.kind == kind)
-        .order_by(Job.created_at.desc(), Job.id.desc())
-        .limit(1)
-    )
