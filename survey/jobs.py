@@ -426,14 +426,17 @@ def recover_in_process() -> int:
 
 
 def recover() -> int:
-    """Hand out again the jobs nobody is running: queued ones older than the stale limit (their
-    message lost) and running ones whose worker stopped beating. Returns how many."""
+    """Hand out again the jobs nobody is running: queued ones waiting five times the stale
+    limit (their message lost, say by a Redis restart; a job merely waiting behind others gets
+    a spare message, which the claim makes harmless) and running ones whose worker stopped
+    beating. Returns how many."""
     stale = _stale_before()
+    lost = utcnow() - timedelta(seconds=5 * current_app.config["JOBS_STALE_SECONDS"])
     ids = list(
         db.session.scalars(
             sa.select(Job.id).where(
                 sa.or_(
-                    sa.and_(Job.status == "queued", Job.created_at < stale),
+                    sa.and_(Job.status == "queued", Job.created_at < lost),
                     sa.and_(Job.status == "running", Job.heartbeat_at < stale),
                 )
             )
