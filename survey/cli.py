@@ -80,6 +80,27 @@ def expire_participants_command() -> None:
     click.echo(f"Expired {n} participant(s)" + (" (expiry is off)." if not hours else "."))
 
 
+@click.command("worker")
+@click.option("--threads", default=1, show_default=True, help="Jobs run at once by this worker.")
+@click.option(
+    "--max-seconds", type=float, default=None, help="Stop after this long (default: run on)."
+)
+@with_appcontext
+def worker_command(threads: int, max_seconds: float | None) -> None:
+    """Run a job worker on the queue JOBS_BROKER_URL names (stop it with Ctrl-C or SIGTERM)."""
+    from survey import jobs
+
+    app = current_app._get_current_object()
+    if not app.config["JOBS_BROKER_URL"]:
+        raise click.ClickException(
+            "JOBS_BROKER_URL is not set, so jobs run inside the web process and no worker is "
+            "needed. For separate workers, set it on web and worker alike "
+            "(e.g. JOBS_BROKER_URL=redis://127.0.0.1:6379/0)."
+        )
+    click.echo(f"Job worker {jobs.worker_name()} on queue {app.config['JOBS_QUEUE']}")
+    jobs.serve(app, threads=max(1, threads), max_seconds=max_seconds)
+
+
 def register(app: Flask) -> None:
     """Add the commands to `flask`."""
     from survey.participant.simulate import simulate_participants_command
@@ -91,5 +112,6 @@ def register(app: Flask) -> None:
         simulate_participants_command,
         check_deploy_command,
         expire_participants_command,
+        worker_command,
     ):
         app.cli.add_command(command)

@@ -105,6 +105,10 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[s
         # What checking one stimulus ZIP may cost: its images' pixels together, and seconds.
         "STIMULUS_ZIP_MAX_MEGAPIXELS": int_setting("STIMULUS_ZIP_MAX_MEGAPIXELS", 150, minimum=1),
         "STIMULUS_ZIP_MAX_SECONDS": int_setting("STIMULUS_ZIP_MAX_SECONDS", 20, minimum=1),
+        # ZIP uploads larger than this are checked and imported by a background job (which
+        # may take STIMULUS_ZIP_JOB_MAX_SECONDS), not in the request.
+        "STIMULUS_ZIP_INLINE_MB": int_setting("STIMULUS_ZIP_INLINE_MB", 20),
+        "STIMULUS_ZIP_JOB_MAX_SECONDS": int_setting("STIMULUS_ZIP_JOB_MAX_SECONDS", 600, minimum=1),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
@@ -124,9 +128,31 @@ def load(instance_path: Path, overrides: dict[str, Any] | None = None) -> dict[s
         # Reports of up to this many answer rows are computed in the request; larger ones in
         # the background while the page shows progress.
         "REPORT_INLINE_MAX_ROWS": int_setting("REPORT_INLINE_MAX_ROWS", 20_000),
-        # A report still pending or running after this long is marked failed (its worker was
-        # recycled); the next visit starts it again.
+        # A report computed in a request and still pending or running after this long is marked
+        # failed (its web worker was recycled); the next visit starts it again. A report
+        # computed by a job fails when its job does.
         "REPORT_STALE_SECONDS": int_setting("REPORT_STALE_SECONDS", 3600, minimum=60),
+        # A psych-DS ZIP of a study with more answers than this is written by a background
+        # job, whose page offers the file; smaller ones stream in the request.
+        "EXPORT_INLINE_MAX_ROWS": int_setting("EXPORT_INLINE_MAX_ROWS", 100_000),
+        # Background jobs (survey.jobs, docs/jobs.md). Without JOBS_BROKER_URL they run in a
+        # thread of the web process; with it (redis://…), on that queue, run by `flask worker`.
+        "JOBS_BROKER_URL": os.environ.get("JOBS_BROKER_URL", "").strip(),
+        # The queue's name (its Redis keys' prefix): web nodes and workers must agree on it.
+        "JOBS_QUEUE": os.environ.get("JOBS_QUEUE", "likeness").strip() or "likeness",
+        # Starts of one job before it fails for good (an error or a killed worker each count).
+        "JOBS_MAX_ATTEMPTS": int_setting("JOBS_MAX_ATTEMPTS", 3, minimum=1),
+        # A worker renews the heartbeat of its job and its own this often; a job whose
+        # heartbeat is older than JOBS_STALE_SECONDS is taken to be abandoned and started again.
+        "JOBS_HEARTBEAT_SECONDS": int_setting("JOBS_HEARTBEAT_SECONDS", 10, minimum=1),
+        "JOBS_STALE_SECONDS": int_setting("JOBS_STALE_SECONDS", 60, minimum=2),
+        "JOBS_RETRY_DELAY_MS": int_setting("JOBS_RETRY_DELAY_MS", 5000),
+        "JOBS_TIME_LIMIT_SECONDS": int_setting("JOBS_TIME_LIMIT_SECONDS", 3600, minimum=1),
+        "JOBS_SHUTDOWN_SECONDS": int_setting("JOBS_SHUTDOWN_SECONDS", 30, minimum=1),
+        # Of a million queue commands, how many also requeue the messages of dead workers.
+        "JOBS_MAINTENANCE_CHANCE": int_setting("JOBS_MAINTENANCE_CHANCE", 10_000, minimum=1),
+        # check-deploy warns when jobs wait and no worker was seen for this long.
+        "JOBS_WORKER_SILENT_SECONDS": int_setting("JOBS_WORKER_SILENT_SECONDS", 120, minimum=1),
         "PREFERRED_URL_SCHEME": "https" if production else "http",
         "LIKENESS_ENV": "production" if production else "development",
         "WTF_CSRF_TIME_LIMIT": None,

@@ -325,6 +325,36 @@ def account_problems() -> list[Problem]:
     ]
 
 
+def job_problems(config: Mapping[str, Any]) -> list[Problem]:
+    """Jobs waiting while no job worker was seen lately (none started, or all stopped)."""
+    from datetime import timedelta
+
+    from survey import jobs
+    from survey.models import utcnow
+
+    try:
+        waiting = jobs.waiting_jobs()
+        seen = jobs.last_seen_worker()
+    except SQLAlchemyError:
+        db.session.rollback()
+        return []  # the database check reports an unreachable database
+    silent = config.get("JOBS_WORKER_SILENT_SECONDS", 120)
+    if not waiting or not config.get("JOBS_BROKER_URL"):
+        return []  # without a queue, the web process runs its jobs itself
+    if seen is not None and seen >= utcnow() - timedelta(seconds=silent):
+        return []
+    when = "never" if seen is None else f"last at {seen:%Y-%m-%d %H:%M:%S} UTC"
+    return [
+        Problem(
+            "JOBS_BROKER_URL",
+            f"{waiting} job(s) wait in the queue, but no job worker was seen in the last "
+            f"{silent} s ({when}): reports, large exports and ZIP imports never finish.",
+            "Start a worker beside the web processes with the same DATABASE_URL, "
+            "JOBS_BROKER_URL and JOBS_QUEUE: `flask worker`.",
+        )
+    ]
+
+
 def notes(config: Mapping[str, Any], proxies: int | None = None) -> list[str]:
     """Return advice that depends on how the server is reached, which the checks cannot see."""
     if proxies is None and int(config.get("TRUSTED_PROXIES") or 0) == 0:
@@ -361,7 +391,11 @@ def _mask(uri: str) -> str:
 def check_deploy_command(workers: int | None, proxies: int | None) -> None:
     """Report unsafe production settings; exit with status 1 when there is any."""
     config = current_app.config
-    problems = [*check(config, os.environ, workers, proxies), *account_problems()]
+    problems = [
+        *check(config, os.environ, workers, proxies),
+        *account_problems(),
+        *job_problems(config),
+    ]
     click.echo(f"Database: {_mask(str(config.get('SQLALCHEMY_DATABASE_URI', '')))}")
     for note in notes(config, proxies):
         click.echo(f"Note: {note}")

@@ -35,6 +35,7 @@ PARTICIPANT_STATUSES = ("in_progress", "completed", "withdrawn", "expired")
 RECRUITMENT_SOURCES = ("prolific", "mturk", "sona", "link")
 DEVICES = ("mobile", "desktop")
 REPORT_STATES = ("pending", "running", "done", "failed")
+JOB_STATES = ("queued", "running", "done", "failed")
 # Trial.options joins the names a name-recall trial offers with this.
 OPTIONS_SEPARATOR = "|"
 # Sign-up, password change and `flask create-researcher` share this floor.
@@ -740,3 +741,49 @@ class ReportChart(Base):
     sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
     body: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary)
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """A unit of background work (survey.jobs): its kind, inputs, progress and outcome.
+
+    Keyed by a hash of its kind and inputs, so asking for the same work again finds this row
+    instead of doing it twice. `attempts` counts the starts; `heartbeat_at` is renewed while a
+    worker runs it, so a job whose worker was killed is seen as abandoned and started again.
+    """
+
+    __tablename__ = "job"
+    __table_args__ = (
+        sa.UniqueConstraint("key"),
+        sa.CheckConstraint(_in("status", JOB_STATES), name="status"),
+        sa.Index("ix_job_status", "status"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    key: so.Mapped[str] = so.mapped_column(sa.String(64))
+    kind: so.Mapped[str] = so.mapped_column(sa.String(32))
+    study_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("study.id", ondelete="CASCADE"), index=True
+    )
+    inputs: so.Mapped[dict[str, Any]]
+    status: so.Mapped[str] = so.mapped_column(sa.String(16), default="queued")
+    progress: so.Mapped[int] = so.mapped_column(default=0)
+    message: so.Mapped[str] = so.mapped_column(sa.String(200), default="")
+    attempts: so.Mapped[int] = so.mapped_column(default=0)
+    max_attempts: so.Mapped[int] = so.mapped_column(default=3)
+    error: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    result: so.Mapped[dict[str, Any] | None]
+    worker: so.Mapped[str] = so.mapped_column(sa.String(120), default="")
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    started_at: so.Mapped[datetime | None]
+    heartbeat_at: so.Mapped[datetime | None]
+    finished_at: so.Mapped[datetime | None]
+
+
+class JobWorker(Base):
+    """A job worker's last sign of life, so check-deploy can tell whether any is running."""
+
+    __tablename__ = "job_worker"
+
+    name: so.Mapped[str] = so.mapped_column(sa.String(120), primary_key=True)
+    started_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    seen_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)

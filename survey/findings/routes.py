@@ -200,6 +200,8 @@ def report(study: Study, role: str):
         "include_simulated": include,
         "simulated_now": service.simulated_count(study),
     }
+    if state.computing is not None:
+        context["job"] = service.report_job(state.computing)
     if state.shown is not None:
         context.update(_report_context(study, state.shown))
     context["listed"] = service.participant_lists(study, state.shown, include)
@@ -264,16 +266,15 @@ def publish_confirm(study: Study, role: str):
 
 
 def _publish_and_draw(study: Study, researcher, confirmed: int) -> Report:
-    """Publish, then draw the public charts so that no visitor waits for matplotlib.
-
-    A chart that fails to draw here is drawn on its first request instead.
+    """Publish, then have a background job draw the public charts so that no visitor waits
+    for matplotlib. A chart not drawn yet (or whose job failed) is drawn on its first request.
     """
     report = service.publish(study, researcher, confirmed)
     url = url_for("findings.public", slug=study.slug, _external=True)
     try:
-        service.draw_public_charts(study, report, url, FIGURES_VERSION)
+        service.start_public_charts(study, report, url, FIGURES_VERSION)
     except Exception:
-        current_app.logger.exception("drawing the public charts of report %s failed", report.id)
+        current_app.logger.exception("queueing the public charts of report %s failed", report.id)
         db.session.rollback()
     return report
 

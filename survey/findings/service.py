@@ -8,24 +8,24 @@ import json
 import logging
 import platform
 import tempfile
-import threading
 import zipfile
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 import analysis
 from analysis.rscript import r_script
-from survey import audit, block_settings, design, exports
+from survey import audit, block_settings, design, exports, jobs
 from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.findings import present
 from survey.findings.methods import methods_paragraph
 from survey.models import (
+    Job,
     Participant,
     Preregistration,
     Report,
@@ -56,8 +56,6 @@ ROLE_ORDER = {"owner": 0, "editor": 1, "viewer": 2}
 # and hash every row each time. The stamp changes whenever a row the hash covers can change.
 _HASHES_MAX = 512
 _HASHES: BoundedCache[str, str] = BoundedCache(_HASHES_MAX)
-# Background computations by report id, so tests (and shutdown) can wait for them.
-THREADS: dict[int, threading.Thread] = {}
 
 
 class PublishError(ValueError):
@@ -464,7 +462,8 @@ def compute(report_id: int, inputs: StudyInputs) -> bool:
         .execution_options(synchronize_session=False)
     ).rowcount
     if not done:
-        db.session.execute(sa.delete(Report).where(Report.id == report_id))
+        # A withdrawal meanwhile; never a report another computation of it finished.
+        db.session.execute(sa.delete(Report).where(Report.id == report_id, Report.status != "done"))
     db.session.commit()
     db.session.expire_all()
     return bool(done)
@@ -481,47 +480,78 @@ def _fail(report_id: int, message: str) -> None:
         db.session.commit()
 
 
-def _compute_in_thread(app: Flask, report_id: int, inputs: StudyInputs) -> None:
-    """Compute a report in a background thread with an app context of its own."""
-    with app.app_context():
-        try:
-            compute(report_id, inputs)
-        finally:
-            db.session.remove()
-            THREADS.pop(report_id, None)
+def report_job_inputs(report: Report) -> dict[str, Any]:
+    """The inputs of a report's job: the row, its data hash and when the row was made (a row
+    id reused after a deletion never finds the earlier row's job)."""
+    return {
+        "report_id": report.id,
+        "data_sha256": report.data_sha256,
+        "created": report.created_at.isoformat(),
+        "include_simulated": bool(report.includes_simulated),
+    }
 
 
-def _start_thread(report_id: int, inputs: StudyInputs) -> None:
-    """Start the background computation of a report."""
-    app = current_app._get_current_object()
-    thread = threading.Thread(
-        target=_compute_in_thread,
-        args=(app, report_id, inputs),
-        name=f"report-{report_id}",
-        daemon=True,
-    )
-    THREADS[report_id] = thread
-    thread.start()
+def report_job(report: Report) -> Job | None:
+    """The background job computing a report (None when it was computed in the request)."""
+    return jobs.find(jobs.job_key("report", report_job_inputs(report)))
+
+
+def _start_job(report: Report) -> Job:
+    """Compute a report in the background (a worker, or a thread without one)."""
+    return jobs.enqueue("report", study_id=report.study_id, **report_job_inputs(report))
+
+
+@jobs.kind("report", "Computing the report")
+def compute_job(job: Job, progress: jobs.Progress) -> dict:
+    """The report job: read the data again, check they are still what the row is keyed by,
+    then compute. Run again after a killed worker, it computes the row still running."""
+    report_id = int(job.inputs["report_id"])
+    report = db.session.get(Report, report_id)
+    if report is None or report.status in ("done", "failed"):
+        return {"report_id": report_id if report is not None else None}
+    study = db.session.get(Study, report.study_id)
+    progress(10, "Reading the data")
+    inputs = load_inputs(study, bool(job.inputs.get("include_simulated")))
+    db.session.commit()
+    if inputs.data_sha256 != report.data_sha256:
+        # New data arrived since the row was made: the next visit computes the data then.
+        db.session.execute(sa.delete(Report).where(Report.id == report_id))
+        db.session.commit()
+        return {"report_id": None, "superseded": True}
+    progress(30, f"Analysing {len(inputs.trials):,} answers")
+    stored = compute(report_id, inputs)
+    return {"report_id": report_id if stored else None}
 
 
 def _expire_stale(study: Study) -> None:
-    """Mark pending or running reports that outlived any computation as failed."""
+    """Mark failed the pending or running reports that no computation will finish: their job
+    failed for good, or (computed in a request) they outlived any request."""
     seconds = current_app.config["REPORT_STALE_SECONDS"]
     limit = utcnow() - timedelta(seconds=seconds)
-    stale = db.session.scalars(
+    unfinished = db.session.scalars(
         sa.select(Report).where(
-            Report.study_id == study.id,
-            Report.status.in_(("pending", "running")),
-            Report.created_at < limit,
+            Report.study_id == study.id, Report.status.in_(("pending", "running"))
         )
     ).all()
-    for report in stale:
+    changed = False
+    for report in unfinished:
+        job = report_job(report)
+        if job is not None and job.status in ("queued", "running"):
+            continue  # a worker has it, or will (a killed worker's job is started again)
+        if job is not None and job.status == "failed":
+            error = f"The computation failed {job.attempts} time(s): {job.error}"
+        elif report.created_at < limit:
+            error = (
+                "The computation stopped before it finished (the server may have restarted). "
+                "Try again."
+            )
+        else:
+            continue
         report.status = "failed"
-        report.error = (
-            "The computation stopped before it finished (the server may have restarted). Try again."
-        )
+        report.error = error
         report.finished_at = utcnow()
-    if stale:
+        changed = True
+    if changed:
         db.session.commit()
 
 
@@ -557,6 +587,8 @@ def report_state(study: Study, include_simulated: bool = False, _attempts: int =
     By default the report of the real participants; with `include_simulated`, the one that
     also analyses the simulated participants (never published).
     """
+    # Without a worker, a report job left by a restarted web process is started again here.
+    jobs.recover_in_process()
     _expire_stale(study)
     data = current_data(study, include_simulated)
     if data.sha is None:
@@ -590,7 +622,7 @@ def report_state(study: Study, include_simulated: bool = False, _attempts: int =
                     )
                 db.session.refresh(report)
             else:
-                _start_thread(report.id, inputs)
+                _start_job(report)
     if report.status == "done":
         return ReportState(report, report, None, data.n_rows)
     if report.status == "failed":
@@ -1318,6 +1350,33 @@ def cached_chart(
 def card_inputs(study: Study, report: Report, url: str, version: str) -> str:
     """The inputs digest of a public chart card: code version, study title and footer."""
     return chart_inputs("card", version, study.title, card_footer(url, report))
+
+
+def start_public_charts(study: Study, report: Report, url: str, version: str) -> Job:
+    """Draw the public charts of a just-published report in the background."""
+    return jobs.enqueue(
+        "charts",
+        study_id=study.id,
+        report_id=report.id,
+        url=url,
+        version=version,
+        inputs=card_inputs(study, report, url, version),
+        # Each publication draws anew (unpublishing deleted the charts).
+        published=report.published_at.isoformat() if report.published_at else "",
+    )
+
+
+@jobs.kind("charts", "Drawing the public charts")
+def charts_job(job: Job, progress: jobs.Progress) -> dict:
+    """The charts job: draw what is not stored yet (each chart is stored once, so a run after
+    a killed worker draws only the rest)."""
+    report = db.session.get(Report, int(job.inputs["report_id"]))
+    study = db.session.get(Study, job.study_id) if report is not None else None
+    if report is None or study is None:
+        return {"drawn": 0}  # unpublished or deleted meanwhile: nothing to draw
+    progress(10, "Drawing the charts")
+    drawn = draw_public_charts(study, report, str(job.inputs["url"]), str(job.inputs["version"]))
+    return {"drawn": drawn, "report_id": report.id}
 
 
 def draw_public_charts(study: Study, report: Report, url: str, version: str) -> int:

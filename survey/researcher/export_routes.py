@@ -6,12 +6,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import Response, abort, render_template, stream_with_context
+from flask import (
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 
-from survey import audit, exports
+from survey import audit, exports, jobs
+from survey.exports.stored import MAKERS, export_path
 from survey.extensions import db
-from survey.models import Participant, Study
+from survey.findings.service import data_stamp
+from survey.models import Job, Participant, Study
+from survey.models import Response as Answer
 from survey.researcher import bp
 from survey.researcher.access import PERSONAL_DATA_ROLE, ROLE_RANK, requires_role
 from survey.researcher.stimuli_forms import ExportForm
@@ -159,6 +171,18 @@ def export_file(study: Study, role: str, name: str):
         recruitment_ids=include_ids,
     )
     db.session.commit()
+    if name in MAKERS and _answers(study) > current_app.config["EXPORT_INLINE_MAX_ROWS"]:
+        # A big study's archive is written by a job; its page offers the file when ready.
+        job = jobs.enqueue(
+            "export",
+            study_id=study.id,
+            name=name,
+            recruitment_ids=include_ids,
+            data=data_stamp(study, include_simulated=True)[0],
+        )
+        if job.status == "failed":
+            jobs.retry(job.id)  # asked for again: a failed attempt is tried afresh
+        return redirect(url_for("researcher.job_page", study_id=study.id, job_id=job.id))
     chunks = download.make(study.id, include_ids)
     return Response(
         stream_with_context(chunks),
@@ -168,3 +192,51 @@ def export_file(study: Study, role: str, name: str):
             "Cache-Control": "no-store",
         },
     )
+
+
+def _answers(study: Study) -> int:
+    """How many answers the study's exports hold (an estimate of their size)."""
+    return int(
+        db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Answer)
+            .join(Participant, Participant.id == Answer.participant_id)
+            .where(Participant.study_id == study.id)
+        )
+        or 0
+    )
+
+
+def send_job_file(study: Study, job: Job, role: str) -> Response:
+    """The file an export job wrote, with the same rule on recruitment ids as the export."""
+    if job.inputs.get("recruitment_ids") and ROLE_RANK[role] < ROLE_RANK[PERSONAL_DATA_ROLE]:
+        abort(
+            403,
+            description=f"This file holds recruitment ids: it needs the {PERSONAL_DATA_ROLE} "
+            "role on the study.",
+        )
+    path = export_path(job)
+    if not path.exists():
+        abort(
+            410,
+            description="The file is no longer on the server. Export it again from the "
+            "exports page.",
+        )
+    download = DOWNLOADS[str(job.inputs["name"])]
+    audit.record(
+        "study.export",
+        researcher=current_user._get_current_object(),
+        study=study,
+        file=download.name,
+        recruitment_ids=bool(job.inputs.get("recruitment_ids")),
+        job=job.id,
+    )
+    db.session.commit()
+    response = send_file(
+        path,
+        mimetype=download.mimetype,
+        as_attachment=True,
+        download_name=_filename(study, download),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

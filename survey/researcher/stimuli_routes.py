@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from survey.models import Researcher, Study
-from survey.researcher import bp, stimuli_service, undo
+from survey.researcher import bp, stimuli_jobs, stimuli_service, undo
 from survey.researcher.access import requires_role
 from survey.researcher.confirm import confirm_page, offer_undo
 from survey.researcher.forms import require_button
@@ -66,6 +66,10 @@ def upload_zip(study: Study, role: str):
         return _page(study, role, 400, zip_form=form)
     upload = form.archive.data
     config = current_app.config
+    if (request.content_length or 0) > config["STIMULUS_ZIP_INLINE_MB"] * 1024 * 1024:
+        # A big set is checked and imported by a background job; its page shows progress.
+        job = stimuli_jobs.start_import(study, _researcher(), upload.stream, upload.filename or "")
+        return redirect(url_for("researcher.job_page", study_id=study.id, job_id=job.id))
     stimulus_set = stimuli_service.read_set(
         study,
         upload.stream,

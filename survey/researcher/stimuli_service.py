@@ -153,7 +153,13 @@ class _Import:
         self.written.extend(_planned_keys(self.study, processed))
         return media.store_image(self.study, identity, processed, **fields)
 
-    def run(self, add: Callable[[_Import], None], researcher: Researcher, **detail) -> None:
+    def run(
+        self,
+        add: Callable[[_Import], None],
+        researcher: Researcher,
+        lock: Callable[[Study], Study] | None = None,
+        **detail,
+    ) -> None:
         """Add the upload's rows and files with `add`, audit and commit; undo it all on failure.
 
         The images were processed before; the rows and files are written under the study's
@@ -161,7 +167,7 @@ class _Import:
         while the upload was read).
         """
         try:
-            self.study = lock_for_change(self.study, "editor")
+            self.study = (lock or lock_for_change)(self.study)
             refuse_if_frozen(self.study)
             add(self)
             db.session.flush()
@@ -173,8 +179,18 @@ class _Import:
             raise
 
 
-def import_set(study: Study, stimulus_set: StimulusSet, researcher: Researcher) -> int:
-    """Import a checked stimulus set in one transaction; return the number of images stored."""
+def import_set(
+    study: Study,
+    stimulus_set: StimulusSet,
+    researcher: Researcher,
+    lock: Callable[[Study], Study] | None = None,
+    **detail: int,
+) -> int:
+    """Import a checked stimulus set in one transaction; return the number of images stored.
+
+    `lock` locks the study's row and checks the uploader's role under it (by default the
+    signed-in researcher's, `lock_for_change`; a background job checks the uploader's).
+    """
 
     def add(job: _Import) -> None:
         """Create or fill in the identities, then store every image."""
@@ -194,7 +210,12 @@ def import_set(study: Study, stimulus_set: StimulusSet, researcher: Researcher) 
             )
 
     _Import(study).run(
-        add, researcher, images=len(stimulus_set.images), identities=len(stimulus_set.identities)
+        add,
+        researcher,
+        lock,
+        images=len(stimulus_set.images),
+        identities=len(stimulus_set.identities),
+        **detail,
     )
     return len(stimulus_set.images)
 

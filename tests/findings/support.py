@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from analysis.plan import validate_plan
 from analysis.report import analyse
+from survey import jobs
 from survey.block_settings import validate_block_settings
 from survey.extensions import db
 from survey.findings import service
@@ -230,11 +231,16 @@ def publish_findings(client, study_id: int, follow_redirects: bool = False):
             report_id = report.id if report is not None else 0
     else:
         report_id = int(found.group(1))
-    return client.post(
+    response = client.post(
         f"/r/studies/{study_id}/report/publish",
         data={"report_id": report_id},
         follow_redirects=follow_redirects,
     )
+    # Publishing queues the public charts' job: let its thread (the embedded default) finish.
+    for thread in list(jobs.THREADS.values()):
+        thread.join(300)
+        assert not thread.is_alive(), "the public charts' job did not finish in 5 minutes"
+    return response
 
 
 PLAN = {

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image as PILImage
 
+from survey import jobs
 from survey.extensions import db
 from survey.findings import service
 from survey.models import Block, Report, Study, utcnow
@@ -157,7 +158,7 @@ def test_large_study_shows_progress_then_the_report(app, client, demo, monkeypat
     again = client.get(url)
     assert "Computing the report" in page_text(again)
     release.set()
-    for thread in list(service.THREADS.values()):
+    for thread in list(jobs.THREADS.values()):
         thread.join(30)
     done = client.get(url)
     assert 'http-equiv="refresh"' not in done.get_data(as_text=True)

@@ -17,6 +17,7 @@ from survey.models import (
     Block,
     Identity,
     Image,
+    Job,
     Participant,
     Study,
     StudyMember,
@@ -54,6 +55,7 @@ class World:
     participant_public_id: str
     trial_id: int
     question_id: int = 0
+    job_id: int = 0
 
     def client(self, app: Flask, who: str | None = None):
         """Return a test client, signed in as one of the team when `who` is given."""
@@ -106,6 +108,10 @@ def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
                 .order_by(Trial.position)
             )
         image = db.session.scalars(sa.select(Image).where(Image.study_id == study_id)).first()
+        # A finished background job of the study, for the job pages.
+        job = Job(key="0" * 64, kind="probe", study_id=study_id, inputs={}, status="done")
+        db.session.add(job)
+        db.session.commit()
         return World(
             study_id=study_id,
             slug=slug,
@@ -129,6 +135,7 @@ def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
             image_public_id=image.public_id,
             participant_public_id=participant_public_id,
             trial_id=trial_id,
+            job_id=job.id,
         )
 
 
@@ -158,6 +165,7 @@ def url_values(rule, world: World) -> dict[str, object]:
         "identity_id": world.identity_id,
         "image_id": world.image_id,
         "report_id": 1,
+        "job_id": world.job_id,
         "part_id": 1,
         "trial_id": world.trial_id,
         "slug": world.slug,

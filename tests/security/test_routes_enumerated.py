@@ -113,6 +113,13 @@ ROLE_TABLE = {
     ("researcher.exports", "GET"): ("viewer", "read"),
     # A download; with recruitment ids asked for it is personal (see PERSONAL_VARIANTS).
     ("researcher.export_file", "POST"): ("viewer", "read"),
+    # Background jobs: the list, a job's page, its JSON status and an export job's file.
+    ("researcher.jobs_page", "GET"): ("viewer", "read"),
+    ("researcher.job_page", "GET"): ("viewer", "read"),
+    ("researcher.job_status", "GET"): ("viewer", "read"),
+    ("researcher.job_download", "GET"): ("viewer", "read"),
+    # Retrying a failed job (the public charts' job needs the owner, checked inside).
+    ("researcher.job_retry", "POST"): ("editor", "write"),
     ("researcher.members", "GET"): ("viewer", "read"),
     ("researcher.member_add", "POST"): ("owner", "write"),
     ("researcher.member_role", "POST"): ("owner", "write"),
@@ -165,6 +172,8 @@ PERSONAL_VARIANTS = [
 ]
 # Read routes naming a report by id; the world has none, so a viewer gets 404 (not 403) there.
 NEEDS_A_REPORT = {
+    # Likewise an export job's file: the world's job is of another kind.
+    "researcher.job_download",
     "findings.figure",
     "findings.download_html",
     "findings.download_results",
