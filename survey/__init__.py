@@ -12,11 +12,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands."""
+    from flask_babel import format_decimal
     from flask_login import current_user
 
-    from survey import cli, errors, security
+    from survey import cli, errors, i18n, security
     from survey import config as config_module
-    from survey.extensions import CookieSessionInterface, csrf, db, login_manager, migrate
+    from survey.extensions import (
+        CookieSessionInterface,
+        babel,
+        csrf,
+        db,
+        login_manager,
+        migrate,
+    )
     from survey.webapp import LikenessFlask
 
     app = LikenessFlask(
@@ -32,6 +40,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    # Participant pages in the participant's language (survey/i18n.py); the catalogs are
+    # compiled from their .po files here, so a fresh checkout needs no build step.
+    babel.init_app(
+        app,
+        locale_selector=i18n.current_language,
+        default_translation_directories=str(i18n.compile_catalogs()),
+    )
+    app.jinja_env.globals.update(
+        page_language=i18n.current_language,
+        text_direction=i18n.direction,
+        translated=i18n.translated,
+        format_decimal=format_decimal,
+    )
     # Templates get the signed-in researcher as flask-login's lazy proxy, read only by the pages
     # that ask for it (flask-login's own context processor loads it for every page rendered).
     login_manager.init_app(app, add_context_processor=False)

@@ -413,6 +413,9 @@ class Participant(Base):
     # PARTICIPANT_EXPIRE_HOURS after starting: the list slot is freed, the answers kept.
     expired_at: so.Mapped[datetime | None]
     demographics: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+    # The language of the participant's pages (a code of survey.i18n.LANGUAGES), chosen before
+    # the consent and kept from then on; participants from before languages saw English.
+    language: so.Mapped[str] = so.mapped_column(sa.String(8), default="en", server_default="en")
 
     study: so.Mapped[Study] = so.relationship(back_populates="participants")
     trials: so.Mapped[list[Trial]] = so.relationship(
