@@ -53,8 +53,25 @@ def requested_language(languages: list[str]) -> str:
     asked = request.args.get(LANG_PARAM)
     if asked in languages:
         return asked
-    best = request.accept_languages.best_match(languages)
-    return best if best in languages else languages[0]
+    return accepted_language(request.accept_languages, languages) or languages[0]
+
+
+def accepted_language(accepted: Any, languages: list[str]) -> str | None:
+    """Return the first of `languages` the browser accepts, by its quality values (highest
+    first, q=0 never); a regional tag ("de-AT", "zh-CN") counts as its language; "*" as the
+    first of `languages`. None when the browser accepts none of them.
+
+    (Werkzeug's `best_match` would take an exact "en;q=0.1" over "de-AT" at q=1.)
+    """
+    for tag, quality in accepted:
+        if quality <= 0:
+            continue
+        if tag == "*":
+            return languages[0]
+        primary = tag.replace("_", "-").split("-")[0].lower()
+        if primary in languages:
+            return primary
+    return None
 
 
 def remember_participant(language: str | None) -> None:
