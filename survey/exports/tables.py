@@ -93,6 +93,8 @@ PARTICIPANT_COLUMNS = (
 EXPIRY_COLUMNS = ("expired_at",)
 # 1 for a participant started by `flask simulate-participants`, not by a person.
 SIMULATED_COLUMNS = ("simulated",)
+# The language of the participant's pages (survey/i18n.py), after `simulated`; outside the hash.
+LANGUAGE_COLUMNS = ("language",)
 RECRUITMENT_COLUMNS = ("recruitment_platform", "recruitment_id")
 STIMULI_COLUMNS = ("image", "identity", "role", "source", "generator", "sha256", "width", "height")
 # identities.csv: one row per identity, its descriptors (blank when not given)
@@ -463,7 +465,13 @@ def demographic_keys(study_id: int, include_simulated: bool = True) -> list[str]
 
 def _demographic_column(key: str) -> str:
     """Name a demographics column, kept apart from the contract's own columns."""
-    taken = PARTICIPANT_COLUMNS + EXPIRY_COLUMNS + SIMULATED_COLUMNS + RECRUITMENT_COLUMNS
+    taken = (
+        PARTICIPANT_COLUMNS
+        + EXPIRY_COLUMNS
+        + SIMULATED_COLUMNS
+        + LANGUAGE_COLUMNS
+        + RECRUITMENT_COLUMNS
+    )
     return f"demographic_{key}" if key in taken else key
 
 
@@ -514,6 +522,7 @@ def participant_columns(keys: Sequence[str], include_recruitment: bool = False) 
         list(PARTICIPANT_COLUMNS)
         + list(EXPIRY_COLUMNS)
         + list(SIMULATED_COLUMNS)
+        + list(LANGUAGE_COLUMNS)
         + extra
         + [_demographic_column(k) for k in keys]
     )
@@ -537,6 +546,7 @@ def _participant_rows(
             Participant.demographics,
             Participant.expired_at,
             Participant.is_simulated,
+            Participant.language,
         ),
         study_id,
         include_simulated,
@@ -564,6 +574,7 @@ def _participant_rows(
                 total,
                 iso_utc(row.expired_at),
                 1 if row.is_simulated else 0,
+                row.language,
             ]
             if include_recruitment:
                 values.extend(recruitment.get(row.id, ("", "")))
