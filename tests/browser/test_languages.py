@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, Response, Study, Trial
-from tests.browser.helpers import read_questions
+from tests.browser.helpers import answer_by_pointer, read_questions, stored_as
 from tests.helpers import DEMO_TRIALS, refreeze, seed_quick_demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -95,20 +95,8 @@ def take_demo(page, base: str, language: str, rng: random.Random) -> dict[int, d
             check_page(page, f"{language}-trial-{task}")
             if language == "ar":
                 check_mirrored(page, task)
-        questions = read_questions(page)
-        answers: dict[str, str] = {}
         with page.expect_navigation():
-            if not questions:
-                page.tap("button.next")  # a study-phase Continue
-                answers = {"seen": "1"}
-            for question in questions:
-                if question["kind"] == "names" and answers.get("old") != "1":
-                    continue
-                choice = rng.choice(question["choices"])
-                answers[question["name"]] = choice["value"]
-                radio = f'input[name="{question["name"]}"][value="{choice["value"]}"]'
-                page.tap(f"label.choice:has({radio})")
-        given[trial] = answers
+            given[trial] = answer_by_pointer(page, rng, lambda p, selector: p.tap(selector))
     page.wait_for_url("**/s/demo/questions")
     check_page(page, f"{language}-questions")
     page.tap('label.choice:has(input[name="ai_familiarity"][value="4"])')
@@ -164,13 +152,7 @@ def test_the_demo_on_a_phone_in_german_and_arabic(app, demo, live_server, browse
         left = dict(db.session.execute(sa.select(Trial.id, Trial.left_source)).all())
         stored = db.session.execute(sa.select(Response.trial_id, Response.measure, Response.value))
         stored = {tuple(row) for row in stored}
-    expected = set()
-    for trial, answers in given.items():
-        for name, value in answers.items():
-            if name == "choice":
-                value = left[trial] if value == "left" else ({"real", "ai"} - {left[trial]}).pop()
-            expected.add((trial, name.removeprefix("scale_"), value))
-    assert len(given) == DEMO_TRIALS and stored == expected
+    assert len(given) == DEMO_TRIALS and stored == stored_as(given, left)
 
 
 def test_arabic_keys_mean_the_side_of_the_screen(app, demo, live_server, browser):
