@@ -161,10 +161,12 @@ def test_arabic_keys_mean_the_side_of_the_screen(app, demo, live_server, browser
     page = context.new_page()
     try:
         page.goto(f"{live_server}/s/demo?lang=ar")
+        check_page(page, "ar-desktop-consent")
         page.click("#agree")
         page.click("#begin")
         form = page.locator("form[data-trial][data-shown]")
         form.wait_for(timeout=15000)
+        check_page(page, "ar-desktop-trial-match")
         # The match block's first trial: F, the left-hand key, picks the left button.
         page.keyboard.press("f")
         checked = page.locator('input[name="same"]:checked')
@@ -179,6 +181,8 @@ def test_arabic_keys_mean_the_side_of_the_screen(app, demo, live_server, browser
             trial = int(form.get_attribute("action").rsplit("/", 1)[1])
             with page.expect_navigation():
                 if task == "choose":
+                    if not choose_trials:
+                        check_page(page, "ar-desktop-trial-choose")
                     page.keyboard.press("ArrowLeft")
                     choose_trials.append(trial)
                 else:
@@ -216,3 +220,22 @@ def answer_first_by_keys(page) -> None:
             page.keyboard.press(no["key"])
         else:
             page.keyboard.press(keys[0])
+
+
+def test_german_on_a_desktop(app, demo, live_server, browser):
+    """The longer German words on a desktop screen: the consent, the first trial, withdrawing."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/s/demo?lang=de")
+        check_page(page, "de-desktop-consent")
+        page.click("#agree")
+        page.click("#begin")
+        page.locator("form[data-trial][data-shown]").wait_for(timeout=15000)
+        check_page(page, "de-desktop-trial-match")
+        withdraw = page.locator(".withdraw-link").inner_text()
+        assert withdraw == "Zurückziehen und meine Antworten löschen"
+        page.click(".withdraw-link")
+        check_page(page, "de-desktop-withdraw")
+    finally:
+        context.close()
