@@ -12,7 +12,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands."""
-    from flask_babel import format_decimal
     from flask_login import current_user
 
     from survey import cli, errors, i18n, security
@@ -47,11 +46,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         locale_selector=i18n.current_language,
         default_translation_directories=str(i18n.compile_catalogs()),
     )
+    # Templates translate through the page's catalog, looked up once per request.
+    app.jinja_env.install_gettext_callables(i18n.page_gettext, i18n.page_ngettext, newstyle=True)
     app.jinja_env.globals.update(
         page_language=i18n.current_language,
         text_direction=i18n.direction,
         translated=i18n.translated,
-        format_decimal=format_decimal,
+        format_number=i18n.format_number,
     )
     # Templates get the signed-in researcher as flask-login's lazy proxy, read only by the pages
     # that ask for it (flask-login's own context processor loads it for every page rendered).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ DEFAULT_LANGUAGE = "en"
 LANG_PARAM = "lang"
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
-# Keys of flask.g: the current participant's stored language, and the page's language.
+# Keys of flask.g: the current participant's stored language, the page's language and its
+# catalog.
 _STORED = "likeness_participant_language"
 _ACTIVE = "likeness_language"
+_CATALOG = "likeness_catalog"
 
 
 def N_(message: str) -> str:
@@ -100,8 +103,33 @@ def activate(language: str | None) -> str:
     code = language if language in LANGUAGES else DEFAULT_LANGUAGE
     if g.get(_ACTIVE) != code:
         setattr(g, _ACTIVE, code)
+        g.pop(_CATALOG, None)
         flask_babel.refresh()
     return code
+
+
+def _catalog() -> Any:
+    """Return the page's catalog, asked of Flask-Babel once per request (its own lookup, on
+    every call, costs more than the translation)."""
+    from flask import g
+
+    catalog = g.get(_CATALOG)
+    if catalog is None:
+        import flask_babel
+
+        catalog = flask_babel.get_translations()
+        setattr(g, _CATALOG, catalog)
+    return catalog
+
+
+def page_gettext(message: str) -> str:
+    """Translate a template's message into the page's language (Jinja fills the variables)."""
+    return _catalog().ugettext(message)
+
+
+def page_ngettext(singular: str, plural: str, number: int) -> str:
+    """Translate a template's message with a plural form into the page's language."""
+    return _catalog().ungettext(singular, plural, number)
 
 
 def activate_for(study: Any, stored: str | None) -> str:
@@ -145,9 +173,21 @@ def translated(text: str) -> str:
     answer), any other (a researcher's own, an empty one) as it is; never %-formatted."""
     if not text:
         return text
-    import flask_babel
+    return _catalog().ugettext(text)
 
-    return flask_babel.gettext(text)
+
+def format_number(value: float) -> str:
+    """Return a number as the page's language writes it ("1.234,5" in German)."""
+    return _formatted(current_language(), value)
+
+
+@lru_cache(maxsize=4096)
+def _formatted(language: str, value: float) -> str:
+    """Format a number for a language (remembered: Babel takes some 50 µs a number, and a
+    trial page shows the same few numbers on every request)."""
+    from babel.numbers import format_decimal
+
+    return format_decimal(value, locale=language)
 
 
 def direction(language: str) -> str:

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, redirect, render_template, request, send_file, url_for
-from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -801,7 +801,7 @@ def _countdown_texts(platform: str, seconds: int) -> list[str]:
             "To go now, select “%(button)s”.",
             left,
             platform=platform,
-            seconds=format_decimal(left),
+            seconds=i18n.format_number(left),
             button=button,
         )
         for left in range(seconds + 1)
