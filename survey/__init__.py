@@ -14,9 +14,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands."""
     from flask_login import current_user
 
-    from survey import cli, errors, security
+    from survey import cli, errors, i18n, security
     from survey import config as config_module
-    from survey.extensions import CookieSessionInterface, csrf, db, login_manager, migrate
+    from survey.extensions import (
+        CookieSessionInterface,
+        babel,
+        csrf,
+        db,
+        login_manager,
+        migrate,
+    )
     from survey.webapp import LikenessFlask
 
     app = LikenessFlask(
@@ -32,6 +39,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    # Participant pages in the participant's language (survey/i18n.py); the catalogs are
+    # compiled from their .po files here, so a fresh checkout needs no build step.
+    babel.init_app(
+        app,
+        locale_selector=i18n.current_language,
+        default_translation_directories=str(i18n.compile_catalogs()),
+    )
+    # Templates translate through the page's catalog, looked up once per request.
+    app.jinja_env.install_gettext_callables(i18n.page_gettext, i18n.page_ngettext, newstyle=True)
+    app.jinja_env.globals.update(
+        page_language=i18n.current_language,
+        text_direction=i18n.direction,
+        translated=i18n.translated,
+        format_number=i18n.format_number,
+    )
     # Templates get the signed-in researcher as flask-login's lazy proxy, read only by the pages
     # that ask for it (flask-login's own context processor loads it for every page rendered).
     login_manager.init_app(app, add_context_processor=False)

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from survey.i18n import N_
+
 TASKS = ("match", "rate", "choose", "detect", "learn", "recognise")
 # The memory paradigm: study phase, then (after any filler blocks) the test phase.
 MEMORY_TASKS = ("learn", "recognise")
@@ -42,14 +44,15 @@ MAX_SCALE_POINTS = 101
 SCALE_LIMIT = 1000
 DEFAULT_SCALE = {
     "key": "trust",
-    "question": "How much do you trust this person?",
-    "low_anchor": "Not at all",
-    "high_anchor": "Completely",
+    # Defaults a participant sees in their own language (catalog entries; see survey/i18n.py).
+    "question": N_("How much do you trust this person?"),
+    "low_anchor": N_("Not at all"),
+    "high_anchor": N_("Completely"),
     "min": 1,
     "max": 7,
 }
-DEFAULT_CHOOSE_QUESTION = "Which photo do you trust more?"
-DEFAULT_RECOGNISE_QUESTION = "Have you met this person before?"
+DEFAULT_CHOOSE_QUESTION = N_("Which photo do you trust more?")
+DEFAULT_RECOGNISE_QUESTION = N_("Have you met this person before?")
 # A label longer than this would not fit under a phone's headshot; names are short.
 LABEL_MAX = 120
 # Recognise trials with name recall offer this many names, one of them right for a target.

@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from survey.i18n import N_
+from survey.i18n import gettext as _
+
 # The study setting that turns the automatic return on, and its bounds in seconds.
 RETURN_REDIRECT_KEY = "return_redirect_s"
 RETURN_REDIRECT_MIN_S = 5
@@ -22,30 +25,31 @@ RETURN_REDIRECT_MAX_S = 120
 
 # What a participant who withdraws does on their platform, keyed by Participant.source.
 WITHDRAW_ADVICE = {
-    "prolific": (
+    "prolific": N_(
         "Please return your submission on Prolific by selecting 'Stop without completing' "
         "(on newer Prolific pages: 'Cancel participation') on the study's Prolific page. "
         "Do not submit a completion code. Returning does not affect your Prolific score."
     ),
-    "mturk": (
+    "mturk": N_(
         "Please return this HIT on Amazon Mechanical Turk by selecting 'Return' on the HIT's "
         "page, so that it is released and not left to expire. Do not submit a completion code."
     ),
-    "sona": (
+    "sona": N_(
         "You do not need to do anything on SONA: your sign-up stays as it is and the "
         "researcher decides about credit there. If you have a question about credit, write "
         "to the researcher through SONA."
     ),
 }
-GENERIC_WITHDRAW_ADVICE = (
+GENERIC_WITHDRAW_ADVICE = N_(
     "If you were sent here from another site, you do not need to enter a completion code "
     "there. You can close this page."
 )
 
 
 def withdraw_advice(source: str | None) -> str:
-    """Return what a participant who came from `source` should do after withdrawing."""
-    return WITHDRAW_ADVICE.get(source or "", GENERIC_WITHDRAW_ADVICE)
+    """Return what a participant who came from `source` should do after withdrawing, in the
+    page's language."""
+    return _(WITHDRAW_ADVICE.get(source or "", GENERIC_WITHDRAW_ADVICE))
 
 
 def redirect_problem(value: Any) -> str | None:

@@ -8,8 +8,23 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from survey.extensions import db
+from survey.i18n import N_
+from survey.i18n import gettext as _
 
 TRY_AGAIN_SECONDS = 5
+# The words of the common HTTP errors, in the page's language, for an error raised with
+# Werkzeug's own English description (abort(404) and the like).
+HTTP_ERRORS = {
+    400: (N_("Bad Request"), N_("The browser sent something this server could not read.")),
+    403: (N_("Forbidden"), N_("You do not have access to this page.")),
+    404: (
+        N_("Not Found"),
+        N_("There is no page at this address. Check that you copied the whole link."),
+    ),
+    405: (N_("Method Not Allowed"), N_("This page cannot be used this way.")),
+    410: (N_("Gone"), N_("This page is no longer available.")),
+    429: (N_("Too Many Requests"), N_("Please wait a moment, then try again.")),
+}
 
 
 def _wants_json() -> bool:
@@ -39,9 +54,11 @@ def register(app: Flask) -> None:
     def csrf_error(exc: CSRFError):
         return render_error(
             400,
-            "The form expired",
-            "This form was missing its security token or the token had expired. "
-            "Go back, reload the page and try again.",
+            _("The form expired"),
+            _(
+                "This form was missing its security token or the token had expired. "
+                "Go back, reload the page and try again."
+            ),
         )
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -57,7 +74,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return render_error(exc.code or 500, exc.name, exc.description or "")
+        code = exc.code or 500
+        if code in HTTP_ERRORS and exc.description == type(exc).description:
+            title, message = HTTP_ERRORS[code]
+            return render_error(code, _(title), _(message))
+        return render_error(code, exc.name, exc.description or "")
 
     @app.errorhandler(DataError)
     def unstorable_value(exc: DataError):
@@ -67,9 +88,11 @@ def register(app: Flask) -> None:
         db.session.rollback()
         return render_error(
             400,
-            "This value cannot be stored",
-            "Something that was sent (a number or a character) is outside what can be stored. "
-            "Nothing was saved: go back, check the form and send it again.",
+            _("This value cannot be stored"),
+            _(
+                "Something that was sent (a number or a character) is outside what can be "
+                "stored. Nothing was saved: go back, check the form and send it again."
+            ),
         )
 
     @app.errorhandler(OperationalError)
@@ -80,9 +103,11 @@ def register(app: Flask) -> None:
         db.session.rollback()
         return render_error(
             503,
-            "Please try again in a moment",
-            "The server could not reach its database just now. Nothing was lost: "
-            "reload this page in a few seconds to continue.",
+            _("Please try again in a moment"),
+            _(
+                "The server could not reach its database just now. Nothing was lost: "
+                "reload this page in a few seconds to continue."
+            ),
             {"Retry-After": str(TRY_AGAIN_SECONDS)},
         )
 
@@ -90,7 +115,9 @@ def register(app: Flask) -> None:
     def server_error(exc: Exception):
         return render_error(
             500,
-            "Something went wrong",
-            "The server hit an unexpected problem. Your earlier answers are safe; "
-            "reload the page to continue.",
+            _("Something went wrong"),
+            _(
+                "The server hit an unexpected problem. Your earlier answers are safe; "
+                "reload the page to continue."
+            ),
         )

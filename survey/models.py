@@ -452,6 +452,9 @@ class Participant(Base):
     distractor_ended_at: so.Mapped[datetime | None]
     distractor_answered: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
     distractor_correct: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
+    # The language of the participant's pages (a code of survey.i18n.LANGUAGES), chosen before
+    # the consent and kept from then on; participants from before languages saw English.
+    language: so.Mapped[str] = so.mapped_column(sa.String(8), default="en", server_default="en")
 
     study: so.Mapped[Study] = so.relationship(back_populates="participants")
     trials: so.Mapped[list[Trial]] = so.relationship(

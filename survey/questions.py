@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from survey.i18n import gettext as _
+
 KINDS = ("likert", "choice", "checkboxes", "number", "text")
 KIND_LABELS = {
     "likert": "Rating scale (Likert)",
@@ -362,41 +364,62 @@ def read_answers(questions: list[Asked], formdata: Any) -> tuple[dict[str, Any],
             picked = [v for v in formdata.getlist(q.code) if v]
             allowed = [v for v, _ in q.spec.get("options", [])]
             if any(v not in allowed for v in picked) or len(set(picked)) != len(picked):
-                errors[q.code] = "Choose among the options shown."
+                errors[q.code] = _("Choose among the options shown.")
             elif picked:
                 values[q.code] = [v for v in allowed if v in picked]
             elif q.required:
-                errors[q.code] = "Please tick at least one."
+                errors[q.code] = _("Please tick at least one.")
             continue
         raw = (formdata.get(q.code) or "").strip()
         if not raw:
             if q.required:
-                errors[q.code] = "Please answer this question."
+                errors[q.code] = _("Please answer this question.")
             continue
         if q.kind == "likert":
             if raw not in {p for p, _ in q.points}:
-                errors[q.code] = f"Choose a point from {q.spec['min']} to {q.spec['max']}."
+                errors[q.code] = _(
+                    "Choose a point from %(low)s to %(high)s.",
+                    low=q.spec["min"],
+                    high=q.spec["max"],
+                )
             else:
                 values[q.code] = int(raw)
         elif q.kind == "choice":
             if raw not in {v for v, _ in q.spec.get("options", [])}:
-                errors[q.code] = "Choose one of the options shown."
+                errors[q.code] = _("Choose one of the options shown.")
             else:
                 values[q.code] = raw
         elif q.kind == "number":
             number = parse_number(raw)
             low, high = q.spec.get("min"), q.spec.get("max")
             if number is None:
-                errors[q.code] = f"Enter a number; you wrote “{raw[:40]}”."
+                errors[q.code] = _("Enter a number; you wrote “%(text)s”.", text=raw[:40])
             elif (low is not None and number < low) or (high is not None and number > high):
-                errors[q.code] = describe("number", q.spec).replace("a number", "Enter a number", 1)
-                errors[q.code] += f"; you wrote {raw[:40]}."
+                errors[q.code] = _number_range_error(low, high, raw[:40])
             else:
                 values[q.code] = number
         else:
             limit = int(q.spec.get("max_length") or 200)
             if len(raw) > limit:
-                errors[q.code] = f"At most {limit} characters; this has {len(raw)}."
+                errors[q.code] = _(
+                    "At most %(limit)s characters; this has %(length)s.",
+                    limit=limit,
+                    length=len(raw),
+                )
             else:
                 values[q.code] = raw
     return values, errors
+
+
+def _number_range_error(low: float | None, high: float | None, text: str) -> str:
+    """Return, in the page's language, the error of a number outside the question's range."""
+    if low is None:
+        return _("Enter a number up to %(high)s; you wrote %(text)s.", high=high, text=text)
+    if high is None:
+        return _("Enter a number from %(low)s; you wrote %(text)s.", low=low, text=text)
+    return _(
+        "Enter a number from %(low)s to %(high)s; you wrote %(text)s.",
+        low=low,
+        high=high,
+        text=text,
+    )

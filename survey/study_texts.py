@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from survey.block_settings import LABEL_MAX, validate_block_settings
 from survey.cache import BoundedCache
 from survey.extensions import db
-from survey.i18n import LANGUAGES, participant_language, study_languages
+from survey.i18n import LANGUAGES, study_languages
 from survey.models import Block, Study, StudyQuestion, StudyText
 from survey.questions import Asked
 
@@ -532,14 +532,16 @@ def _block_texts(block_id: int) -> tuple[SimpleNamespace, dict[str, dict[str, st
     return study, part_texts("block", block_id)
 
 
-def trial_settings(block_id: int, settings: dict[str, Any], frozen: bool) -> tuple[dict, str]:
-    """Return a trial's block settings in the participant's language, and that language.
+def trial_settings(
+    block_id: int, settings: dict[str, Any], frozen: bool, language: str
+) -> dict[str, Any]:
+    """Return a trial's block settings in `language` (the participant's, the page's).
 
     The trial page's hot path: with `frozen` (a participant of an opened study, whose
     languages and block texts no longer change) a worker reads a block's texts once and keeps
     them, keyed by block and checked against the settings they were read with; a preview run
-    of a draft reads them every time. The language is chosen on every request, so a cached
-    text of one language is never served to a participant of another.
+    of a draft reads them every time. The cache holds every language's texts and the language
+    is the request's, so a text of one language is never served to a participant of another.
     """
     cache = _cache()
     kept = cache.get(block_id) if frozen else None
@@ -548,7 +550,6 @@ def trial_settings(block_id: int, settings: dict[str, Any], frozen: bool) -> tup
         kept = _BlockTexts(copy.deepcopy(settings), study, written)
         if frozen:
             cache.put(block_id, kept)
-    language = participant_language(kept.study)
     if language == study_languages(kept.study)[0]:
-        return settings, language
-    return in_language(settings, kept.written.get(language, {})), language
+        return settings
+    return in_language(settings, kept.written.get(language, {}))

@@ -5,7 +5,7 @@ study's other languages, one row per language and text; the default language's s
 they were.
 
 Revision ID: 0014_study_texts
-Revises: 0011_memory
+Revises: 0013_participant_language
 Create Date: 2026-12-04 21:40:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0014_study_texts"
-down_revision = "0011_memory"
+down_revision = "0013_participant_language"
 branch_labels = None
 depends_on = None
 

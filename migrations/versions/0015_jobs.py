@@ -6,7 +6,7 @@ done twice), status, progress, attempts and error; job_worker keeps each worker'
 life for check-deploy.
 
 Revision ID: 0015_jobs
-Revises: 0016_memory_sessions
+Revises: 0014_study_texts
 Create Date: 2026-12-04 21:50:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0015_jobs"
-down_revision = "0016_memory_sessions"
+down_revision = "0014_study_texts"
 branch_labels = None
 depends_on = None
 

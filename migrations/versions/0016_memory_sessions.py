@@ -6,7 +6,7 @@ ended with how many of its sums were answered (and answered right). A deleted qu
 kept like a deleted block, so that its deletion can be undone while the study is a draft.
 
 Revision ID: 0016_memory_sessions
-Revises: 0014_study_texts
+Revises: 0015_jobs
 Create Date: 2026-12-04 21:40:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0016_memory_sessions"
-down_revision = "0014_study_texts"
+down_revision = "0015_jobs"
 branch_labels = None
 depends_on = None
 

@@ -125,7 +125,8 @@
         if (form.requestSubmit) { form.requestSubmit(); } else { setRt(); form.submit(); }
         return;
       }
-      var input = shortcutTarget((event.key || "").toLowerCase());
+      var input = sideTarget(event.key) || shortcutTarget((event.key || "").toLowerCase()) ||
+        shortcutTarget(physicalKey(event.code));
       if (!input) { return; }
       event.preventDefault();
       input.checked = true;
@@ -133,6 +134,20 @@
       input.dispatchEvent(new Event("change", { bubbles: true }));
       byKey = false;
     });
+
+    /* A choice between the left and right photo: the arrow keys mean the photo on that side
+       of the screen, whatever the page's writing direction. */
+    function sideTarget(key) {
+      if (key !== "ArrowLeft" && key !== "ArrowRight") { return null; }
+      return form.querySelector('input[data-arrow="' + (key === "ArrowLeft" ? "left" : "right") + '"]');
+    }
+
+    /* The letter or digit printed on the key pressed, for keyboards whose layout types another
+       script there (Arabic, Chinese input): F and J are where they always are. */
+    function physicalKey(code) {
+      var match = /^(?:Key([A-Z])|Digit([0-9])|Numpad([0-9]))$/.exec(code || "");
+      return match ? (match[1] || match[2] || match[3]).toLowerCase() : "";
+    }
 
     /* The radio a key stands for: f/j in the two-choice question, a digit in the first scale
        still unanswered (or the focused one). */
@@ -262,7 +277,9 @@
       copy.hidden = false;
       copy.addEventListener("click", function () {
         var code = document.querySelector(copy.getAttribute("data-copy")).textContent.trim();
-        navigator.clipboard.writeText(code).then(function () { copy.textContent = "Copied"; });
+        navigator.clipboard.writeText(code).then(function () {
+          copy.textContent = copy.getAttribute("data-copied");
+        });
       });
     }
     // The page's <meta http-equiv="refresh"> does the leaving (also without script); this
@@ -271,11 +288,10 @@
     var note = document.querySelector("[data-redirect-note]");
     if (back && note) {
       var left = parseInt(back.getAttribute("data-redirect-after"), 10);
-      var name = back.textContent.replace(/^Return to /, "");
+      // The note for each number of seconds left, in the page's language (from the server).
+      var texts = JSON.parse(note.getAttribute("data-countdown") || "[]");
       var tick = function () {
-        note.textContent = "Taking you back to " + name + " automatically in " + left +
-          (left === 1 ? " second" : " seconds") + ". To go now, select \u201c" +
-          back.textContent + "\u201d.";
+        if (texts.length) { note.textContent = texts[Math.max(0, Math.min(left, texts.length - 1))]; }
         if (left <= 0) { return; }
         left -= 1;
         window.setTimeout(tick, 1000);

@@ -22,6 +22,7 @@ from survey.exports.psychds import (
 from survey.exports.tables import (
     EXPIRY_COLUMNS,
     IDENTITY_COLUMNS,
+    LANGUAGE_COLUMNS,
     PARTICIPANT_COLUMNS,
     RECRUITMENT_COLUMNS,
     SESSION_COLUMNS,
@@ -46,6 +47,7 @@ __all__ = [
     "CODEBOOK_COLUMNS",
     "CONFIDENCE",
     "EXPIRY_COLUMNS",
+    "LANGUAGE_COLUMNS",
     "IDENTITY_COLUMNS",
     "PARTICIPANT_COLUMNS",
     "RECRUITMENT_COLUMNS",

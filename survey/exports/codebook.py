@@ -13,7 +13,7 @@ from survey import block_settings
 from survey.exports.cells import _csv_stream, _safe_rows
 from survey.exports.tables import _demographic_column, _study, demographic_keys, has_memory_delay
 from survey.extensions import db
-from survey.i18n import study_languages
+from survey.i18n import LANGUAGES, study_languages
 from survey.models import Block, Study, StudyQuestion, list_label
 from survey.questions import KIND_LABELS, describe
 from survey.study_texts import part_texts
@@ -428,6 +428,14 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
         ),
         ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
         *(SESSION_ENTRIES if has_memory_delay(study_id) else ()),
+        (
+            "language",
+            "text",
+            "the language of the participant's pages, chosen before the consent (the study "
+            "link's ?lang=, else the browser's languages among the study's, else its default) "
+            "and kept from then on; en for participants from before languages",
+            ", ".join(LANGUAGES),
+        ),
     ]
     if include_recruitment is not False:
         note = "" if include_recruitment else " (only in exports made with recruitment ids)"

@@ -93,6 +93,8 @@ PARTICIPANT_COLUMNS = (
 EXPIRY_COLUMNS = ("expired_at",)
 # 1 for a participant started by `flask simulate-participants`, not by a person.
 SIMULATED_COLUMNS = ("simulated",)
+# The language of the participant's pages (survey/i18n.py), after `simulated`; outside the hash.
+LANGUAGE_COLUMNS = ("language",)
 # A memory study's delay before the test phase, in studies whose recognise block sets one: the
 # second session's times and the distractor's times and counts of sums answered and right.
 SESSION_COLUMNS = (
@@ -478,6 +480,7 @@ def _demographic_column(key: str) -> str:
         PARTICIPANT_COLUMNS
         + EXPIRY_COLUMNS
         + SIMULATED_COLUMNS
+        + LANGUAGE_COLUMNS
         + SESSION_COLUMNS
         + RECRUITMENT_COLUMNS
     )
@@ -544,6 +547,7 @@ def participant_columns(
         list(PARTICIPANT_COLUMNS)
         + list(EXPIRY_COLUMNS)
         + list(SIMULATED_COLUMNS)
+        + list(LANGUAGE_COLUMNS)
         + (list(SESSION_COLUMNS) if sessions else [])
         + extra
         + [_demographic_column(k) for k in keys]
@@ -569,6 +573,7 @@ def _participant_rows(
             Participant.demographics,
             Participant.expired_at,
             Participant.is_simulated,
+            Participant.language,
             *(getattr(Participant, name) for name in SESSION_COLUMNS),
         ),
         study_id,
@@ -597,6 +602,7 @@ def _participant_rows(
                 total,
                 iso_utc(row.expired_at),
                 1 if row.is_simulated else 0,
+                row.language,
             ]
             if sessions:
                 values += [iso_utc(getattr(row, name)) for name in SESSION_COLUMNS[:5]]

@@ -117,6 +117,8 @@ class PageState:
     next_images: tuple[str, ...]
     # The current trial's answer ticket (see `survey.participant.tickets`); "" without one.
     ticket: str = ""
+    # The participant's language (survey/i18n.py): the page's words.
+    language: str = "en"
 
 
 def page_state(
@@ -200,6 +202,7 @@ def _page_state(
         current=current,
         next_images=next_images,
         ticket=ticket,
+        language=first.language,
     )
 
 
@@ -224,6 +227,9 @@ class AnswerTarget:
     # The participant is in progress in a study that takes its answers now (`takes_answers`);
     # a target read from a ticket assumes so, and the claim checks it.
     taking_answers: bool = True
+    # The participant's language, for a page explaining a refusal; None from a ticket (an
+    # answer stored without a page needs none).
+    language: str | None = None
 
 
 STORED = "stored"
@@ -251,6 +257,7 @@ def answer_target(slug: str, public_id: str | None, trial_id: int) -> AnswerTarg
         answered=row.answered_at is not None,
         current=bool(row.current),
         taking_answers=row.status == "in_progress" and bool(row.taking_answers),
+        language=row.language,
     )
 
 

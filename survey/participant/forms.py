@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from wtforms import (
     Form,
@@ -20,9 +21,12 @@ from wtforms.validators import InputRequired
 from wtforms.validators import Optional as OptionalValue
 
 from survey.block_settings import MEMORY_TASKS, NAME_CHOICES
+from survey.i18n import N_, translated
 
 BINARY_KEYS = ("f", "j")
-CONFIDENCE = ("How sure are you?", 1, 5, "Guessing", "Certain")
+# Built-in questions and answers are catalog entries (N_), kept in English here: a question set
+# is a cache key shared by every language, and the page translates its words when it renders.
+CONFIDENCE = (N_("How sure are you?"), 1, 5, N_("Guessing"), N_("Certain"))
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def _confidence() -> Question:
 
 
 # The learn block's orienting question is answered on this scale.
-ORIENTING = (1, 5, "Not at all", "Very")
+ORIENTING = (1, 5, N_("Not at all"), N_("Very"))
 
 
 def _memory_questions(task: str, settings: dict[str, Any]) -> list[Question]:
@@ -88,15 +92,22 @@ def _memory_questions(task: str, settings: dict[str, Any]) -> list[Question]:
                     high_anchor,
                 )
             ]
-        return [Question("seen", "seen", "Continue", (("1", "Continue", ""),), "continue")]
-    questions = [_binary("old", "old", settings["question"], ("1", "Yes, met before"), ("0", "No"))]
+        return [Question("seen", "seen", N_("Continue"), (("1", N_("Continue"), ""),), "continue")]
+    questions = [
+        _binary("old", "old", settings["question"], ("1", N_("Yes, met before")), ("0", N_("No")))
+    ]
     if settings.get("name_recall"):
         # The four names differ per trial: the values are their places, 1 to 4, and the page
         # labels them with the trial's names (the export writes the name chosen).
         choices = tuple((str(k), str(k), "") for k in range(1, NAME_CHOICES + 1))
         questions.append(
             Question(
-                "name", "name", "What is this person's name?", choices, "names", when=("old", "1")
+                "name",
+                "name",
+                N_("What is this person's name?"),
+                choices,
+                "names",
+                when=("old", "1"),
             )
         )
     return questions
@@ -111,9 +122,9 @@ def _main_questions(task: str, settings: dict[str, Any], name: str | None = None
             _binary(
                 name or "same",
                 "same",
-                "Same person?",
-                ("1", "Same person"),
-                ("0", "Different people"),
+                N_("Same person?"),
+                ("1", N_("Same person")),
+                ("0", N_("Different people")),
             )
         ]
     if task == "detect":
@@ -121,9 +132,9 @@ def _main_questions(task: str, settings: dict[str, Any], name: str | None = None
             _binary(
                 name or "source",
                 "source",
-                "Real photograph or AI-generated?",
-                ("real", "Real photograph"),
-                ("ai", "AI-generated"),
+                N_("Real photograph or AI-generated?"),
+                ("real", N_("Real photograph")),
+                ("ai", N_("AI-generated")),
             )
         ]
     if task == "choose":
@@ -132,8 +143,8 @@ def _main_questions(task: str, settings: dict[str, Any], name: str | None = None
                 name or "choice",
                 "choice",
                 settings["question"],
-                ("left", "Left photo"),
-                ("right", "Right photo"),
+                ("left", N_("Left photo")),
+                ("right", N_("Right photo")),
             )
         ]
     scales = settings["scales"][:1] if name else settings["scales"]
@@ -164,11 +175,11 @@ def questions_for(task: str, settings: dict[str, Any], is_attention: bool) -> tu
 
 
 def attention_instruction(question: Question, answer: str | None) -> str:
-    """Return the sentence that tells the participant which answer to give."""
-    label = next((text for value, text, _ in question.choices if value == answer), answer or "")
+    """Return the sentence, in the page's language, that tells which answer to give."""
+    label = next((text for value, text, _key in question.choices if value == answer), answer or "")
     if question.kind == "scale":
-        return f"Attention check: for this photo, choose {label}."
-    return f"Attention check: for this one, choose “{label}”."
+        return _("Attention check: for this photo, choose %(answer)s.", answer=label)
+    return _("Attention check: for this one, choose “%(answer)s”.", answer=translated(label))
 
 
 class ParticipantForm(FlaskForm):
@@ -201,9 +212,8 @@ def answer_form_class(questions: tuple[Question, ...]) -> type[AnswerForm]:
             q.label,
             choices=[SelectChoice(value, text) for value, text, _ in q.choices],
             # A question asked only after some answer is checked by `read_answer`.
-            validators=[OptionalValue()]
-            if q.when
-            else [InputRequired(message=f"Please answer “{q.label}”.")],
+            # The message is the page's, in its language: `answer_error`.
+            validators=[OptionalValue()] if q.when else [InputRequired()],
         )
         for q in questions
     }
@@ -221,9 +231,20 @@ def read_answer(questions: tuple[Question, ...], formdata: Any) -> tuple[AnswerF
     valid = form.validate()
     for q in questions:
         if q.when and _asked(q, {n: form[n].data for n in form.data}) and not form[q.name].data:
-            form[q.name].errors = [*form[q.name].errors, f"Please answer “{q.label}”."]
+            form[q.name].errors = [*form[q.name].errors, "required"]
             valid = False
     return form, valid
+
+
+def answer_error(questions: tuple[Question, ...], form: AnswerForm) -> str:
+    """Return, in the page's language, what is wrong with an answer that did not validate."""
+    for q in questions:
+        if q.name in form and form[q.name].errors:
+            question = translated(q.label)
+            if any(form[q.name].raw_data or ()):
+                return _("Not a valid choice for “%(question)s”.", question=question)
+            return _("Please answer “%(question)s”.", question=question)
+    return _("The answer could not be read.")
 
 
 def chosen(questions: tuple[Question, ...], formdata: Any) -> dict[str, str] | None:
@@ -268,32 +289,19 @@ def measures(
     return out
 
 
-def first_error(form: Form) -> str:
-    """Return the form's first error message, for a one-line explanation."""
-    for name, errors in form.errors.items():
-        if errors:
-            label = getattr(form[name], "label", None) if name in form else None
-            message = errors[0]
-            return (
-                f"{label.text}: {message}"
-                if label is not None and label.text not in message
-                else message
-            )
-    return "The answer could not be read."
-
-
+# The buttons' words are the templates' (in the page's language); these labels name the fields.
 class ConsentForm(ParticipantForm):
     """Agree or decline; the token makes a double-clicked agreement start one participant."""
 
     token = HiddenField()
-    agree = SubmitField("I agree, start the study")
-    decline = SubmitField("I do not agree")
+    agree = SubmitField("Agree")
+    decline = SubmitField("Decline")
 
 
 class WithdrawForm(ParticipantForm):
     """The confirmation of a withdrawal."""
 
-    confirm = SubmitField("Yes, withdraw and delete my answers")
+    confirm = SubmitField("Withdraw")
 
 
 class PreviewForm(FlaskForm):

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from survey.extensions import db
+from survey.i18n import gettext as _
 from survey.models import Participant, RecruitmentId
 
 # Query parameters naming the participant on each platform, in the order they are looked for,
@@ -157,4 +158,4 @@ def platform_name(participant: Participant, completion_url: str) -> str:
     for suffix, name in PLATFORM_HOSTS:
         if host == suffix or host.endswith("." + suffix):
             return name
-    return host or PLATFORM_NAMES.get(participant.source) or "the study site"
+    return host or PLATFORM_NAMES.get(participant.source) or _("the study site")

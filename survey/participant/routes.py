@@ -7,20 +7,23 @@ import dataclasses
 import hashlib
 import hmac
 import secrets
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, current_app, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from survey import design, ending, study_texts
+from survey import design, ending, i18n, study_texts
 from survey import questions as questions_module
 from survey.errors import render_error
 from survey.extensions import db
-from survey.i18n import participant_language
+from survey.i18n import N_, participant_language
 from survey.markup import render_markdown
 from survey.media import storage
 from survey.models import Image, Participant, StudyQuestion, new_public_id
@@ -44,62 +47,76 @@ IMAGE_CACHE_CONTROL = f"public, max-age={IMAGE_MAX_AGE}, immutable"
 UNAVAILABLE = {
     "unknown": (
         404,
-        "This study link is not valid",
-        "Check that you copied the whole link, or ask the researcher who sent it for a new one.",
+        N_("This study link is not valid"),
+        N_(
+            "Check that you copied the whole link, or ask the researcher who sent it for a new one."
+        ),
     ),
     "bad_link": (
         400,
-        "This study link is incomplete",
-        "The link is missing a valid participant "
-        "id from the recruitment site. Go back to the site and open the study again.",
+        N_("This study link is incomplete"),
+        N_(
+            "The link is missing a valid participant "
+            "id from the recruitment site. Go back to the site and open the study again."
+        ),
     ),
     "draft": (
         403,
-        "This study has not opened yet",
-        "The researcher has not opened this study to participants yet. Please try again later.",
+        N_("This study has not opened yet"),
+        N_("The researcher has not opened this study to participants yet. Please try again later."),
     ),
     "closed": (
         410,
-        "This study is closed",
-        "This study no longer takes new participants. Thank you for your interest.",
+        N_("This study is closed"),
+        N_("This study no longer takes new participants. Thank you for your interest."),
     ),
     "broken": (
         409,
-        "This study cannot start yet",
-        "The study's design has a problem that the "
-        "researcher needs to fix. Please try again later.",
+        N_("This study cannot start yet"),
+        N_(
+            "The study's design has a problem that the "
+            "researcher needs to fix. Please try again later."
+        ),
     ),
     "changed": (
         409,
-        "This study cannot start",
-        "The study's materials changed after it opened, so it cannot be run as registered. "
-        "The researcher needs to look into it; please try again later.",
+        N_("This study cannot start"),
+        N_(
+            "The study's materials changed after it opened, so it cannot be run as registered. "
+            "The researcher needs to look into it; please try again later."
+        ),
     ),
     "full": (
         403,
-        "This study is full",
-        "This study has all the participants it needs. Thank you for your interest.",
+        N_("This study is full"),
+        N_("This study has all the participants it needs. Thank you for your interest."),
     ),
     "busy": (
         429,
-        "Please try again in a few minutes",
-        "Many people have just started this study from your network or at the same moment, "
-        "so new participants are let in a few at a time. Nothing was recorded. Please wait a "
-        "few minutes, then open the study link again.",
+        N_("Please try again in a few minutes"),
+        N_(
+            "Many people have just started this study from your network or at the same moment, "
+            "so new participants are let in a few at a time. Nothing was recorded. Please wait a "
+            "few minutes, then open the study link again."
+        ),
     ),
     "expired": (
         410,
-        "Your time for this study has run out",
-        "You started this study too long ago to continue, so your place was given to someone "
-        "else. The answers you gave are kept as an unfinished session; you can still withdraw "
-        "them. If you think this is a mistake, please write to the researcher.",
+        N_("Your time for this study has run out"),
+        N_(
+            "You started this study too long ago to continue, so your place was given to someone "
+            "else. The answers you gave are kept as an unfinished session; you can still withdraw "
+            "them. If you think this is a mistake, please write to the researcher."
+        ),
     ),
     "elsewhere": (
         409,
-        "You already started this study in another browser",
-        "To continue, go back to the browser and device where you started. If you cannot, "
-        "open the study again from the link on the recruitment site (it brings your session "
-        "along), or write to the researcher. Nothing was changed.",
+        N_("You already started this study in another browser"),
+        N_(
+            "To continue, go back to the browser and device where you started. If you cannot, "
+            "open the study again from the link on the recruitment site (it brings your session "
+            "along), or write to the researcher. Nothing was changed."
+        ),
     ),
 }
 
@@ -174,11 +191,22 @@ Flow = tuple[service.StudyView, service.ParticipantView | None]
 def _flow_or_404(
     slug: str, public_id: str | None = None, recruitment: Recruitment | None = None
 ) -> Flow:
-    """Return a link's study and the participant named (None if none), or the 404 page."""
+    """Return a link's study and the participant named (None if none), or the 404 page.
+
+    Every page after it speaks the participant's language (`_speak`).
+    """
     found = service.flow(slug, public_id, recruitment)
     if found is None:
         abort(_unavailable("unknown"))
+    _speak(*found)
     return found
+
+
+def _speak(study: service.StudyView, participant: service.ParticipantView | None) -> str:
+    """Make the participant's language the page's: the one stored at the consent, or before it
+    the one the request asks for among the study's (survey/i18n.py)."""
+    consented = participant is not None and participant.consented_at is not None
+    return i18n.activate_for(study, participant.language if consented else None)
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -200,13 +228,18 @@ def _expired(exc: CSRFError):
     """Explain an expired form and offer the way back into the study; nothing was stored."""
     slug = (request.view_args or {}).get("slug")
     target = url_for("participant.entry", slug=slug) if slug else url_for("main.index")
+    found = service.flow(slug, _cookie_public_id()) if slug else None
+    if found is not None:
+        _speak(*found)
     page = _page(
         "participant/message.html",
-        title="This page had expired",
-        message="Nothing was saved from it. Continue where you left off; you may need to "
-        "answer the last question again.",
+        title=_("This page had expired"),
+        message=_(
+            "Nothing was saved from it. Continue where you left off; you may need to "
+            "answer the last question again."
+        ),
         action_url=target,
-        action_label="Continue the study",
+        action_label=_("Continue the study"),
     )
     return page, 400
 
@@ -217,7 +250,8 @@ def _page(
     participant: service.ParticipantView | None = None,
     **context,
 ) -> str:
-    """Render a flow page with the header's study title, preview flag and withdraw link."""
+    """Render a flow page with the header's study title, preview flag and withdraw link (in the
+    language `_speak` chose)."""
     context.setdefault("survey_slug", study.slug if study is not None else None)
     context.setdefault("survey_title", study.title if study is not None else None)
     context.setdefault(
@@ -241,8 +275,8 @@ def _unavailable(
         "participant/message.html",
         study=study,
         participant=participant,
-        title=title,
-        message=message,
+        title=_(title),
+        message=_(message),
         detail=detail,
         reason=reason,
     )
@@ -278,12 +312,14 @@ def _study_closed(slug: str, title: str, is_preview: bool) -> WerkzeugResponse:
         survey_title=title,
         participant_here=True,
         preview_run=is_preview,
-        title="This study has closed",
-        message="The researcher closed this study before you finished, so no more answers can "
-        "be saved. The answers you already gave are kept as an unfinished response; if you "
-        "would rather have them deleted, you can withdraw. Thank you for your time.",
+        title=_("This study has closed"),
+        message=_(
+            "The researcher closed this study before you finished, so no more answers can "
+            "be saved. The answers you already gave are kept as an unfinished response; if you "
+            "would rather have them deleted, you can withdraw. Thank you for your time."
+        ),
         action_url=url_for("participant.withdraw", slug=slug),
-        action_label="Withdraw and delete my answers",
+        action_label=_("Withdraw and delete my answers"),
         reason="closed",
     )
     return current_app.response_class(page, status=410)
@@ -308,9 +344,17 @@ def _render_consent(
     error: str = "",
     participant: service.ParticipantView | None = None,
 ) -> tuple[str, int]:
-    """Render the consent page; its token gives a double-clicked agreement one participant."""
+    """Render the consent page; its token gives a double-clicked agreement one participant.
+
+    The language chosen on it travels in the link's query (?lang=), kept by the form's action
+    and by each link of the language menu (shown when the study has more than one language).
+    """
     form = forms.ConsentForm(token=_consent_signer().dumps(secrets.token_urlsafe(16)))
+    language = _speak(study, participant)
     query = request.query_string.decode("ascii", "replace")
+    if i18n.LANG_PARAM not in request.args and language != i18n.study_languages(study)[0]:
+        # Chosen by the browser: the agreement starts the participant in the same language.
+        query = "&".join(part for part in (query, f"{i18n.LANG_PARAM}={language}") if part)
     action = url_for("participant.consent", slug=study.slug) + (f"?{query}" if query else "")
     return (
         _page(
@@ -320,12 +364,31 @@ def _render_consent(
             form=form,
             action=action,
             error=error,
-            consent_html=render_markdown(
-                study_texts.text_for(study, "consent", participant_language(study))
-            ),
+            consent_html=render_markdown(study_texts.text_for(study, "consent", language)),
+            language_links=_language_links(study, language),
         ),
         status,
     )
+
+
+def _language_links(study: service.StudyView, current: str) -> list[tuple[str, str, str, bool]]:
+    """Return the consent page's language menu as (code, name, link, is current); empty for a
+    study in one language. Each link is the study link with the same query and ?lang=."""
+    languages = i18n.study_languages(study)
+    if len(languages) < 2:
+        return []
+    args = [(key, value) for key, value in request.args.items(multi=True) if key != "lang"]
+    return [
+        (
+            code,
+            i18n.LANGUAGES[code],
+            url_for("participant.entry", slug=study.slug)
+            + "?"
+            + urlencode([*args, (i18n.LANG_PARAM, code)]),
+            code == current,
+        )
+        for code in languages
+    ]
 
 
 @bp.get("/s/<slug>")
@@ -376,7 +439,7 @@ def consent(slug: str):
     study, existing = _flow_or_404(slug, cookie_public_id if recruitment is None else None)
     form = forms.ConsentForm()
     if not form.validate_on_submit():
-        return _render_consent(study, 400, forms.first_error(form))
+        return _render_consent(study, 400, _("The form could not be read. Please agree again."))
     if bad_link:
         return _unavailable("bad_link", bad_link)
     try:
@@ -384,14 +447,16 @@ def consent(slug: str):
     except BadSignature:
         nonce = None
     if not isinstance(nonce, str):
-        return _render_consent(study, 400, "The form was damaged on its way. Please agree again.")
+        return _render_consent(
+            study, 400, _("The form was damaged on its way. Please agree again.")
+        )
     public_id = _consent_public_id(nonce)
     if form.decline.data:
         return _page(
             "participant/message.html",
             study=study,
-            title="You chose not to take part",
-            message="Nothing was recorded. You can close this page.",
+            title=_("You chose not to take part"),
+            message=_("Nothing was recorded. You can close this page."),
         )
     if existing is None:
         try:
@@ -402,6 +467,7 @@ def consent(slug: str):
                 public_id=public_id,
                 address=client_address(),
                 simulated=request.environ.get(starting.SIMULATED_ENVIRON) is True,
+                language=i18n.participant_language(study),
             )
         except starting.StudyUnavailable as exc:
             return _unavailable(exc.reason, retry_after=exc.retry_after)
@@ -423,7 +489,7 @@ def consent(slug: str):
         if existing is None:  # deleted since (a researcher removed its data)
             return redirect(url_for("participant.entry", slug=slug), 303)
     if existing.consented_at is None:  # a preview run started before its consent
-        service.consent(db.session.get(Participant, existing.id))
+        service.consent(db.session.get(Participant, existing.id), i18n.participant_language(study))
         existing = _flow_or_404(slug, existing.public_id)[1]
     return _remember(redirect(_next_url(slug, existing), 303), slug, existing.public_id)
 
@@ -476,29 +542,31 @@ def _questions_html(
 
 
 def _figures(trial: answers.TrialView) -> list[tuple[str, str, str, str]]:
-    """Return the images of a trial page as (public id, alt text, role, caption)."""
+    """Return the images of a trial page as (public id, alt text, role, caption); the words are
+    catalog entries, translated by the page."""
     if trial.task == "choose":
         return [
-            (trial.images[0], "Left photo", "left", "Left"),
-            (trial.images[1], "Right photo", "right", "Right"),
+            (trial.images[0], N_("Left photo"), "left", N_("Left")),
+            (trial.images[1], N_("Right photo"), "right", N_("Right")),
         ]
     if trial.task == "match":
         return [
-            (trial.images[0], "Headshot", "headshot", ""),
-            (trial.probe, "Photo to compare", "probe", ""),
+            (trial.images[0], N_("Headshot"), "headshot", ""),
+            (trial.probe, N_("Photo to compare"), "probe", ""),
         ]
     if trial.task == "learn":
         label = trial.settings.get("label") or ""
         caption = label.replace("{name}", trial.label) if label and trial.label else ""
-        return [(trial.images[0], "Photo of a person to remember", "single", caption)]
-    return [(trial.images[0], "Photo", "single", "")]
+        return [(trial.images[0], N_("Photo of a person to remember"), "single", caption)]
+    return [(trial.images[0], N_("Photo"), "single", "")]
 
 
 def _render_trial(slug: str, state: answers.PageState, error: str = "", status: int = 200):
     """Render the current trial of a participant."""
     # The block's texts in the participant's language (a preview's draft may still change).
-    settings, language = study_texts.trial_settings(
-        state.current.block_id, state.current.settings, frozen=not state.is_preview
+    language = i18n.current_language()
+    settings = study_texts.trial_settings(
+        state.current.block_id, state.current.settings, not state.is_preview, language
     )
     trial = dataclasses.replace(state.current, settings=settings)
     questions = forms.questions_for(trial.task, trial.settings, trial.is_attention)
@@ -539,6 +607,7 @@ def trial(slug: str):
     state = answers.page_state(slug, public_id, current_app.secret_key)
     if state is None or not state.consented:
         return redirect(url_for("participant.entry", slug=slug))
+    i18n.activate(state.language)
     if state.status == "withdrawn":
         return redirect(url_for("participant.withdrawn", slug=slug))
     if state.status == "expired":
@@ -608,9 +677,10 @@ def answer(slug: str, trial_id: int):
     if target is None:
         return render_error(
             404,
-            "This question is not part of your study",
-            "Nothing was saved. Continue with your own questions from the study link.",
+            _("This question is not part of your study"),
+            _("Nothing was saved. Continue with your own questions from the study link."),
         )
+    i18n.activate(target.language)
     if target.answered:
         # A double click, a reload, the back button: nothing new; on to the current trial.
         return redirect(url_for("participant.trial", slug=slug), 303)
@@ -619,9 +689,11 @@ def answer(slug: str, trial_id: int):
     if not target.current:
         return render_error(
             400,
-            "Please answer the questions in order",
-            "That answer was for a later question, so it was not saved. "
-            "Reload the study page to continue with the current one.",
+            _("Please answer the questions in order"),
+            _(
+                "That answer was for a later question, so it was not saved. "
+                "Reload the study page to continue with the current one."
+            ),
         )
     if delay.held_back(public_id, target.task, target.settings):
         # A test answer before its distractor or second session: nothing stored; the trial
@@ -631,9 +703,11 @@ def answer(slug: str, trial_id: int):
     form, valid = forms.read_answer(questions, request.form)
     if not valid:
         state = answers.page_state(slug, public_id, current_app.secret_key)
-        message = "Your answer was not saved: " + forms.first_error(form)
+        message = _(
+            "Your answer was not saved: %(reason)s", reason=forms.answer_error(questions, form)
+        )
         if state is None or state.current is None:
-            return render_error(400, "Your answer was not saved", message)
+            return render_error(400, _("Your answer was not saved"), message)
         return _render_trial(slug, state, message, 400)
     # Stored, or found answered meanwhile by a racing repeat of this POST, or refused by a
     # close in between: the trial page says which.
@@ -719,6 +793,13 @@ def done(slug: str):
     if elsewhere is not None:
         return elsewhere
     completion_url = study.completion_url if study.completion_url.startswith("https://") else ""
+    platform = platform_name(participant, completion_url)
+    # Only when the researcher asked for it; a preview run stays on the page.
+    redirect_after = (
+        ending.redirect_delay(study.settings)
+        if completion_url and not participant.is_preview
+        else None
+    )
     return _page(
         "participant/done.html",
         study=study,
@@ -727,14 +808,29 @@ def done(slug: str):
             study_texts.text_for(study, "debrief", participant_language(study))
         ),
         completion_url=completion_url,
-        platform=platform_name(participant, completion_url),
-        # Only when the researcher asked for it; a preview run stays on the page.
-        redirect_after=(
-            ending.redirect_delay(study.settings)
-            if completion_url and not participant.is_preview
-            else None
-        ),
+        platform=platform,
+        redirect_after=redirect_after,
+        countdown_texts=_countdown_texts(platform, redirect_after or 0),
     )
+
+
+def _countdown_texts(platform: str, seconds: int) -> list[str]:
+    """Return the debrief's countdown note for each number of seconds left, 0 to `seconds`,
+    in the page's language: the script shows them, and needs no plural rules of its own."""
+    button = _("Return to %(platform)s", platform=platform)
+    return [
+        ngettext(
+            "Taking you back to %(platform)s automatically in %(seconds)s second. "
+            "To go now, select “%(button)s”.",
+            "Taking you back to %(platform)s automatically in %(seconds)s seconds. "
+            "To go now, select “%(button)s”.",
+            left,
+            platform=platform,
+            seconds=i18n.format_number(left),
+            button=button,
+        )
+        for left in range(seconds + 1)
+    ]
 
 
 @bp.route("/s/<slug>/withdraw", methods=["GET", "POST"])
@@ -770,8 +866,8 @@ def withdrawn(slug: str):
         "participant/message.html",
         study=study,
         participant=participant,
-        title="You have withdrawn",
-        message="Your answers have been deleted. Thank you for your time.",
+        title=_("You have withdrawn"),
+        message=_("Your answers have been deleted. Thank you for your time."),
         advice=ending.withdraw_advice(participant.source),
     )
 
@@ -786,12 +882,15 @@ def preview(slug: str):
     study = service.study_by_slug(slug)
     if study is None or role_on(study.id) is None:
         abort(404)
+    _speak(study, None)
     if not statements.takes_answers(study.state, True):
         return render_error(
             409,
-            "A closed study cannot be previewed",
-            "A closed or archived study stores no answers, a preview run's neither. "
-            "Reopen the study to preview it.",
+            _("A closed study cannot be previewed"),
+            _(
+                "A closed or archived study stores no answers, a preview run's neither. "
+                "Reopen the study to preview it."
+            ),
         )
     form = forms.PreviewForm()
     if not form.validate_on_submit():
@@ -802,6 +901,7 @@ def preview(slug: str):
             device=device_from_user_agent(request.user_agent.string),
             preview=True,
             consented=False,
+            language=i18n.participant_language(study),
         )
     except starting.StudyUnavailable as exc:
         return _unavailable(exc.reason)

@@ -70,6 +70,8 @@ class ParticipantView:
     consented_at: Any | None
     source: str
     demographics: dict | None
+    # The language of the participant's pages (survey/i18n.py).
+    language: str
     # At least one trial is answered (the instructions are behind them).
     answered_any: bool
 
@@ -159,10 +161,13 @@ def end_read() -> None:
         db.session.commit()
 
 
-def consent(participant: Participant) -> None:
-    """Record the consent of a participant started before consenting (a preview run)."""
+def consent(participant: Participant, language: str | None = None) -> None:
+    """Record the consent of a participant started before consenting (a preview run), in the
+    language the consent page was read in."""
     if participant.consented_at is None:
         participant.consented_at = utcnow()
+        if language is not None:
+            participant.language = language
         db.session.commit()
 
 

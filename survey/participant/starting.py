@@ -321,6 +321,7 @@ def start_or_resume(
     public_id: str | None = None,
     address: str | None = None,
     simulated: bool = False,
+    language: str = "en",
 ) -> Start:
     """Start a participant (or resume the one its recruitment id or public id already started).
 
@@ -331,6 +332,7 @@ def start_or_resume(
     from a client `address` (the study link) is subject to the start limits (busy). Under the
     same lock, participants past the expiry time are marked expired before lists are counted.
     A `simulated` participant is marked so (see SIMULATED_ENVIRON); a resumed one keeps its mark.
+    `language` is the new participant's (survey/i18n.py); a resumed one keeps its own.
     """
     study_id = study.id
     existing, public_id = _already_started(study, recruitment, public_id)
@@ -389,6 +391,7 @@ def start_or_resume(
             "device": device,
             "started_at": now,
             "consented_at": now if consented else None,
+            "language": language,
         }
         if public_id:
             values["public_id"] = public_id

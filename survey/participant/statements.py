@@ -44,6 +44,8 @@ _PAGE_COLUMNS = {
     "status": Participant.status,
     "is_preview": Participant.is_preview,
     "consented_at": Participant.consented_at,
+    # The page's language, read with it: the trial page costs no statement more for it.
+    "language": Participant.language,
     "study_title": Study.title,
     "study_state": Study.state,
     "trial_id": Trial.id,
@@ -164,6 +166,7 @@ _TARGET_COLUMNS = {
     "current": ~_EARLIER_OPEN,
     "status": Participant.status,
     "taking_answers": takes_answers_sql(Study.state, Participant.is_preview),
+    "language": Participant.language,
 }
 TargetRow = namedtuple("TargetRow", _TARGET_COLUMNS)  # type: ignore[misc]
 TARGET = (

@@ -46,6 +46,41 @@ def answer_by_keyboard(page, rng: random.Random) -> dict[str, str]:
     return given
 
 
+def answer_by_pointer(page, rng: random.Random, press) -> dict[str, str]:
+    """Answer the trial shown at random by tapping or clicking (`press(page, selector)`); return
+    {field: value}. A study-phase trial without a question is left with its Continue; a name
+    is chosen only after a yes. The questions are read before the first answer: after a
+    Continue the next page may already be loading."""
+    questions = read_questions(page)
+    if not questions:
+        press(page, "button.next")
+        return {"seen": "1"}
+    answers: dict[str, str] = {}
+    for question in questions:
+        if question["kind"] == "names" and answers.get("old") != "1":
+            continue
+        choice = rng.choice(question["choices"])
+        answers[question["name"]] = choice["value"]
+        radio = f'input[name="{question["name"]}"][value="{choice["value"]}"]'
+        press(page, f"label.choice:has({radio})")
+    return answers
+
+
+def stored_as(
+    given: dict[int, dict[str, str]], left_source: dict[int, str | None]
+) -> set[tuple[int, str, str]]:
+    """Return the (trial, measure, value) rows the answers given are stored as: a choice of
+    side as the source shown there, a scale by its key."""
+    expected = set()
+    for trial, answers in given.items():
+        for name, value in answers.items():
+            if name == "choice":
+                left = left_source[trial]
+                value = left if value == "left" else ({"real", "ai"} - {left}).pop()
+            expected.add((trial, name.removeprefix("scale_"), value))
+    return expected
+
+
 def take_study(page, base: str, slug: str, query: str, rng: random.Random) -> int:
     """Take the study as a participant does with the keyboard, from the link to the done page.
 

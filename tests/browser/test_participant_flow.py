@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, Response, Trial
-from tests.browser.helpers import answer_by_keyboard, read_questions
+from tests.browser.helpers import answer_by_keyboard, answer_by_pointer, read_questions, stored_as
 from tests.helpers import DEMO_TRIALS, refreeze, seed_quick_demo
 
 
@@ -100,24 +100,13 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
             trial = int(form.get_attribute("action").rsplit("/", 1)[1])
             assert trial not in given, "a trial came back after it was answered"
             check_layout(page, phone)
-            answers = {}
-            # Read once, before answering: after a study-phase Continue the next page may
-            # already be loading, and its questions are not this trial's.
-            questions = [] if keyboard else read_questions(page)
             with page.expect_navigation():
                 if keyboard:
                     answers = answer_by_keyboard(page, rng)
-                elif not questions:
-                    tap_or_click(page, "button.next", phone)  # a study-phase Continue
-                    answers = {"seen": "1"}
-                for question in questions:
-                    if question["kind"] == "names" and answers.get("old") != "1":
-                        continue
-                    choice = rng.choice(question["choices"])
-                    answers[question["name"]] = choice["value"]
-                    radio = f'input[name="{question["name"]}"][value="{choice["value"]}"]'
-                    selector = f"label.choice:has({radio})"
-                    tap_or_click(page, selector, phone)
+                else:
+                    answers = answer_by_pointer(
+                        page, rng, lambda p, selector: tap_or_click(p, selector, phone)
+                    )
             given[trial] = answers
 
         page.wait_for_url("**/s/demo/questions")
@@ -145,12 +134,7 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
         stored = db.session.execute(
             sa.select(Response.trial_id, Response.measure, Response.value, Response.rt_ms)
         ).all()
-    expected = set()
-    for trial, answers in given.items():
-        for name, value in answers.items():
-            if name == "choice":
-                value = left[trial] if value == "left" else ({"real", "ai"} - {left[trial]}).pop()
-            expected.add((trial, name.removeprefix("scale_"), value))
+    expected = stored_as(given, left)
     assert len(given) == len(left) == DEMO_TRIALS
     assert {(t, m, v) for t, m, v, _ in stored} == expected and len(stored) == len(expected)
     assert all(rt is not None and 0 < rt < 60_000 for *_, rt in stored)

@@ -116,7 +116,7 @@ def test_trial_pages_show_progress_withdraw_link_and_no_condition(app, client, d
     text = page.get_data(as_text=True)
     assert page.headers["Cache-Control"] == "no-store"
     assert f'<progress id="progress" max="{DEMO_TRIALS}" value="0"' in text
-    assert 'Withdraw<span class="long"> and delete my answers</span>' in text
+    assert '<span class="long">Withdraw and delete my answers</span>' in text
     assert "Practice: this one does not count." in text
     # Nothing on the page tells the condition, the probe's identity or the instructed answer.
     assert not re.search(r"\b(real|ai)\b", text.split("<fieldset", 1)[0].split("data-trial", 1)[1])

@@ -50,7 +50,7 @@ def test_a_name_is_needed_after_a_yes_and_not_stored_after_a_no():
 
     form, valid = forms.read_answer(asked, MultiDict({"old": "1", "confidence": "4"}))
     assert not valid
-    assert forms.first_error(form) == "Please answer “What is this person's name?”."
+    assert forms.answer_error(asked, form) == "Please answer “What is this person's name?”."
     form, valid = forms.read_answer(asked, MultiDict({"old": "0", "confidence": "4"}))
     assert valid and forms.answers(asked, form) == {"old": "0", "confidence": "4"}
     form, valid = forms.read_answer(asked, MultiDict(yes))
