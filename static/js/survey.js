@@ -303,23 +303,35 @@
   /* The distractor's seconds left count down (the server decides when it ends; the page
      reloads itself then, also without script), and a return time shows in local time. */
   function setUpDelay() {
-    var counter = document.querySelector("[data-countdown]");
+    var counter = document.querySelector("[data-seconds-left]");
     if (counter) {
-      var ends = now() + 1000 * parseInt(counter.getAttribute("data-countdown"), 10);
+      var ends = now() + 1000 * parseInt(counter.getAttribute("data-seconds-left"), 10);
+      // The line for each number of seconds left, in the page's language (from the server).
+      var texts = JSON.parse(counter.getAttribute("data-countdown-texts") || "[]");
       var update = function () {
         var left = Math.max(0, Math.ceil((ends - now()) / 1000));
-        counter.textContent = String(left);
+        counter.setAttribute("data-left", String(left));
+        if (texts.length) { counter.textContent = texts[Math.min(left, texts.length - 1)]; }
         if (left > 0) { window.setTimeout(update, 250); }
       };
       update();
     }
+    // A return time, written by the server in UTC, in the browser's own time and the page's
+    // language; the words around it ("%(time)s, your local time") come from the page.
+    var language = document.documentElement.getAttribute("lang") || undefined;
     Array.prototype.forEach.call(document.querySelectorAll("time[data-local]"), function (el) {
       var when = new Date(el.getAttribute("datetime"));
-      if (!isNaN(when.getTime()) && when.toLocaleString) {
-        el.textContent = when.toLocaleString(undefined, {
-          weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit"
-        }) + " (your time)";
+      if (isNaN(when.getTime()) || !when.toLocaleString) { return; }
+      var shown;
+      try {
+        shown = when.toLocaleString(language, {
+          weekday: "long", day: "numeric", month: "long", year: "numeric",
+          hour: "2-digit", minute: "2-digit", numberingSystem: "latn"
+        });
+      } catch (error) {
+        return; // a browser without this language keeps the server's UTC time
       }
+      el.textContent = el.getAttribute("data-local").replace("%(time)s", shown);
     });
   }
 

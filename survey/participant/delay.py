@@ -178,14 +178,6 @@ def end_distractor(participant_id: int, delay: Delay) -> bool:
 # --- the second session -----------------------------------------------------------------------
 
 
-def in_words(hours: int) -> str:
-    """Write a delay as people say it: days when whole, else hours."""
-    if hours % 24 == 0:
-        days = hours // 24
-        return f"{days} day" + ("s" if days != 1 else "")
-    return f"{hours} hour" + ("s" if hours != 1 else "")
-
-
 def new_code() -> str:
     """Return a fresh return code."""
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))

@@ -3,8 +3,14 @@ session with its return link, and the return."""
 
 from __future__ import annotations
 
-from flask import abort, current_app, redirect, request, url_for
+from datetime import UTC, datetime
 
+from flask import abort, current_app, redirect, request, url_for
+from flask_babel import format_date, format_time, ngettext
+from flask_babel import gettext as _
+from markupsafe import Markup
+
+from survey import i18n
 from survey.extensions import db
 from survey.models import Participant
 from survey.participant import bp, delay, service, statements
@@ -57,13 +63,13 @@ def distractor(slug: str):
             if delay.end_distractor(participant.id, wait):
                 return redirect(url_for("participant.trial", slug=slug), 303)
             db.session.refresh(participant)
-            error = "The task is not over yet: please keep going until the time is up."
+            error = _("The task is not over yet: please keep going until the time is up.")
             status = 409
         elif action == "answer":
             answer = delay.read_answer(request.form.get("answer"))
             number = request.form.get("number", "")
             if answer is None or not number.isdigit():
-                error = "Type the result as a number, for example 42."
+                error = _("Type the result as a number, for example %(example)s.", example=42)
                 status = 400
             else:
                 delay.count_answer(participant, int(number), answer, wait)
@@ -83,9 +89,24 @@ def distractor(slug: str):
             number=number,
             problem=delay.problem(participant.seed, number)[0],
             error=error,
+            countdown_texts=_countdown_texts(left),
         ),
         status,
     )
+
+
+def _countdown_texts(seconds: int) -> list[str]:
+    """Return the distractor's "time left" line for each number of seconds, 0 to `seconds`, in
+    the page's language: the script shows them, and needs no plural rules of its own."""
+    return [
+        ngettext(
+            "Time left: %(seconds)s second",
+            "Time left: %(seconds)s seconds",
+            left,
+            seconds=i18n.format_number(left),
+        )
+        for left in range(seconds + 1)
+    ]
 
 
 @bp.route("/s/<slug>/later", methods=["GET", "POST"])
@@ -101,8 +122,9 @@ def later(slug: str):
         study=study,
         participant=_participant_or_entry(slug)[1],
         row=participant,
-        hours_words=delay.in_words(wait.delay_hours),
-        code_page=url_for("participant.come_back", slug=slug, _external=True),
+        delay_days=wait.delay_hours // 24 if wait.delay_hours % 24 == 0 else 0,
+        delay_hours=wait.delay_hours,
+        code_page_html=_link_html(url_for("participant.come_back", slug=slug, _external=True)),
         **_return_context(slug, participant),
     )
 
@@ -110,15 +132,35 @@ def later(slug: str):
 def _return_context(slug: str, participant: Participant) -> dict:
     """What the pages of a second session show: the link, the code and when it opens."""
     if participant.return_code is None:
-        return {"link": "", "code": "", "due": None, "open": False}
+        return {"link": "", "code": "", "due_html": "", "open": False}
     link = url_for("participant.come_back", slug=slug, code=participant.return_code, _external=True)
     due = participant.return_due_at
     return {
         "link": link,
         "code": delay.shown_code(participant.return_code),
-        "due": due,
+        "due_html": _due_html(due) if due is not None else "",
         "open": due is not None and due <= delay.utcnow(),
     }
+
+
+def _link_html(url: str) -> Markup:
+    """Return a link to `url` showing the address (left to right in any page)."""
+    return Markup('<a href="{0}" dir="ltr">{0}</a>').format(url)
+
+
+def _due_html(due: datetime) -> Markup:
+    """Return when a second session opens, in the page's language and in UTC; the script
+    rewrites it in the browser's own time with the words of `data-local`."""
+    shown = _(
+        "%(date)s at %(time)s UTC",
+        date=format_date(due, "full"),
+        time=format_time(due, "short"),
+    )
+    return Markup('<strong><time datetime="{}" data-local="{}">{}</time></strong>').format(
+        due.astimezone(UTC).isoformat(timespec="seconds"),
+        _("%(time)s, your local time"),
+        shown,
+    )
 
 
 @bp.route("/s/<slug>/return", methods=["GET", "POST"])
@@ -129,10 +171,14 @@ def come_back(slug: str):
     raw = request.values.get("code")
     code = delay.clean_code(raw)
     participant = delay.by_code(study.id, code) if code else None
+    if participant is not None and participant.consented_at is not None:
+        i18n.activate_for(study, participant.language)  # the language the study was begun in
     if participant is None:
         status = 200 if raw is None else 404
         error = (
-            "" if raw is None else "That code is not one of this study's. Check it and try again."
+            ""
+            if raw is None
+            else _("That code is not one of this study's. Check it and try again.")
         )
         return _page(
             "participant/come_back.html", study=study, error=error, typed=raw or ""
@@ -143,9 +189,11 @@ def come_back(slug: str):
         return _page(
             "participant/message.html",
             study=study,
-            title="This session has ended",
-            message="The study has nothing more for this code: it was finished or withdrawn. "
-            "Thank you for taking part.",
+            title=_("This session has ended"),
+            message=_(
+                "The study has nothing more for this code: it was finished or withdrawn. "
+                "Thank you for taking part."
+            ),
         ), 410
     context = _return_context(slug, participant)
     if request.method == "POST":

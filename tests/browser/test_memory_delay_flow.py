@@ -55,7 +55,7 @@ def test_the_distractor_runs_its_time_then_leads_to_the_test(
             page.keyboard.press("Enter")
         assert page.locator("#continue").count() == 0  # no way on while it runs
         if script:
-            left = int(page.locator("[data-countdown]").inner_text())
+            left = int(page.locator("[data-seconds-left]").get_attribute("data-left"))
             assert 0 < left <= SECONDS
         # The page reloads itself (meta refresh) once the time is up and offers Continue.
         page.locator("#continue").wait_for(timeout=(SECONDS + 5) * 1000)
