@@ -3,7 +3,7 @@ session with its return link, and the return."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import abort, current_app, redirect, request, url_for
 from flask_babel import format_date, format_time, ngettext
@@ -150,7 +150,10 @@ def _link_html(url: str) -> Markup:
 
 def _due_html(due: datetime) -> Markup:
     """Return when a second session opens, in the page's language and in UTC; the script
-    rewrites it in the browser's own time with the words of `data-local`."""
+    rewrites it in the browser's own time with the words of `data-local`. The minute shown is
+    rounded up, so that a participant who comes at the time shown finds the session open."""
+    if due.second or due.microsecond:
+        due = due.replace(second=0, microsecond=0) + timedelta(minutes=1)
     shown = _(
         "%(date)s at %(time)s UTC",
         date=format_date(due, "full"),

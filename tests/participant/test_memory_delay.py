@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
+from html import unescape
 
 import pytest
 import sqlalchemy as sa
+from babel.dates import format_date, format_time
 
 from survey import exports
 from survey.extensions import db
-from survey.models import Block, Participant, Response, StudyMember, Trial
+from survey.models import Block, Participant, Response, Study, StudyMember, Trial
 from survey.participant import delay
 from survey.participant.simulate import agree
 from tests.helpers import refreeze, sign_in
@@ -279,3 +282,78 @@ def test_simulated_participants_go_straight_through_the_delay(app, demo):
         ).all()
         assert done and all(p.is_simulated for p in done)
         assert all(p.waiting_since is None and p.distractor_started_at is None for p in done)
+
+
+# --- the delay pages in the participant's language ---------------------------------------------
+
+
+def _languages(app, study_id: int, languages: list[str]) -> None:
+    with app.app_context():
+        study = db.session.get(Study, study_id)
+        study.settings = {**(study.settings or {}), "languages": languages}
+        db.session.commit()
+        refreeze(study_id)
+
+
+def _countdown(page: str) -> list[str]:
+    found = re.search(r'data-countdown-texts="([^"]+)"', page).group(1)
+    return json.loads(unescape(found))
+
+
+def test_the_distractor_speaks_the_participants_language_with_its_plural_forms(app, client, demo):
+    _languages(app, demo, ["en", "de", "ar"])
+    _set_delay(app, demo, distractor_s=30)
+    agree(client, "demo", "?lang=de")
+    answer_trials(client, BEFORE_TEST)
+    intro = client.get("/s/demo/distractor").get_data(as_text=True)
+    assert "<title>Eine kurze Aufgabe" in intro
+    assert "einfache Rechenaufgaben" in intro and "30 Sekunden lang" in intro
+    assert "Mit den Aufgaben beginnen" in intro
+    client.post("/s/demo/distractor", data={"action": "start"})
+    page = client.get("/s/demo/distractor").get_data(as_text=True)
+    texts = _countdown(page)
+    assert len(texts) == 31 and texts[1] == "Verbleibende Zeit: 1 Sekunde"
+    assert texts[30] == "Verbleibende Zeit: 30 Sekunden"
+    bad = client.post("/s/demo/distractor", data={"action": "answer", "number": "0", "answer": "x"})
+    assert bad.status_code == 400
+    assert "Geben Sie das Ergebnis als Zahl ein, zum Beispiel 42." in bad.get_data(as_text=True)
+    early = client.post("/s/demo/distractor", data={"action": "continue"})
+    assert early.status_code == 409 and "noch nicht vorbei" in early.get_data(as_text=True)
+
+
+def test_an_arabic_participants_return_pages_are_arabic_whatever_the_new_browser_says(
+    app, client, demo
+):
+    _languages(app, demo, ["en", "de", "ar"])
+    _set_delay(app, demo, delay_hours=48)
+    agree(client, "demo", "?lang=ar")
+    answer_trials(client, BEFORE_TEST)
+    later = client.get("/s/demo/later").get_data(as_text=True)
+    assert 'lang="ar" dir="rtl"' in later and "بعد يومين" in later  # "in two days", dual
+    client.post("/s/demo/later")
+    participant = _participant(app)
+    shown = client.get("/s/demo/later").get_data(as_text=True)
+    # The minute shown is rounded up: at the time shown the session is open.
+    due = participant.return_due_at
+    if due.second or due.microsecond:
+        due = due.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    date = format_date(due, "full", locale="ar")
+    time = format_time(due, "short", locale="ar", tzinfo=UTC)
+    when = f"{date}، الساعة {time} بالتوقيت العالمي (UTC)"
+    assert when in unescape(shown)
+    assert f'datetime="{due.astimezone(UTC).isoformat()}"' in shown
+    assert "%(time)s (بتوقيتك المحلي)" in unescape(shown)  # the script's words, from the page
+
+    # A new browser asking for English: the participant's language still.
+    other = app.test_client()
+    headers = {"Accept-Language": "en"}
+    early = other.get(f"/s/demo/return?code={participant.return_code}", headers=headers)
+    text = unescape(early.get_data(as_text=True))
+    assert early.status_code == 200 and "عُد لاحقًا" in text and when in text
+    unknown = other.get("/s/demo/return?code=AAAAA-AAAAA", headers=headers)
+    assert unknown.status_code == 404 and "That code is not one of this study" in unknown.get_data(
+        as_text=True
+    )
+    _shift(app, waiting_since=48 * 3600, return_due_at=48 * 3600)
+    welcome = other.get(f"/s/demo/return?code={participant.return_code}", headers=headers)
+    assert "أهلًا بعودتك" in welcome.get_data(as_text=True)
