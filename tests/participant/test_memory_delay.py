@@ -354,6 +354,11 @@ def test_an_arabic_participants_return_pages_are_arabic_whatever_the_new_browser
     assert unknown.status_code == 404 and "That code is not one of this study" in unknown.get_data(
         as_text=True
     )
+    # The code form keeps the language it was read in for its answer.
+    form = other.get("/s/demo/return?lang=ar", headers=headers).get_data(as_text=True)
+    assert '<input type="hidden" name="lang" value="ar">' in form
+    wrong = other.get("/s/demo/return?lang=ar&code=AAAAA-AAAAA", headers=headers)
+    assert "هذا الرمز لا يخص هذه الدراسة" in wrong.get_data(as_text=True)
     _shift(app, waiting_since=48 * 3600, return_due_at=48 * 3600)
     welcome = other.get(f"/s/demo/return?code={participant.return_code}", headers=headers)
     assert "أهلًا بعودتك" in welcome.get_data(as_text=True)
