@@ -208,12 +208,16 @@ def test_learn_and_recognise_defaults():
         "exposure_ms": 3000,
         "label": "",
         "orienting_question": "",
+        "instructions": "",
+        "break_every": None,
     }
     assert validate_block_settings("learn", {"exposure_ms": None})["exposure_ms"] is None
     assert validate_block_settings("recognise", {}) == {
         "question": "Have you met this person before?",
         "confidence": True,
         "name_recall": False,
+        "instructions": "",
+        "break_every": None,
     }
 
 

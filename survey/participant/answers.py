@@ -115,6 +115,9 @@ class PageState:
     next_images: tuple[str, ...]
     # The current trial's answer ticket (see `survey.participant.tickets`); "" without one.
     ticket: str = ""
+    # A page between trials (block instructions, a break, a block's questions) comes before
+    # the current trial, or after the last when every trial is answered (survey/flow.py).
+    step_due: bool = False
 
 
 def page_state(
@@ -138,6 +141,7 @@ def page_state(
     state = _page_state(rows, slug, public_id, secret)
     if (
         state.current is not None
+        and not state.step_due
         and PageRow._make(rows[0]).shown_at is None
         and state.consented
         and state.status == "in_progress"
@@ -181,6 +185,9 @@ def _page_state(
                     first.task, first.is_attention, last, first.left_source, settings_key
                 ),
             )
+    # Every trial answered: the position after the last one (a block's questions may follow).
+    here = first.position if first.trial_id is not None else None
+    step_due = first.next_step_at is not None and (here is None or first.next_step_at <= here)
     next_images: tuple[str, ...] = ()
     if len(rows) > 1:
         following = PageRow._make(rows[1])
@@ -197,6 +204,7 @@ def _page_state(
         current=current,
         next_images=next_images,
         ticket=ticket,
+        step_due=step_due,
     )
 
 

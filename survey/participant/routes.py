@@ -16,6 +16,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from survey import design, ending
+from survey import flow as block_flow
 from survey import questions as questions_module
 from survey.errors import render_error
 from survey.extensions import db
@@ -294,6 +295,8 @@ def _next_url(slug: str, participant: service.ParticipantView) -> str:
     if participant.consented_at is None or participant.status == "expired":
         return url_for("participant.entry", slug=slug)
     if participant.status == "completed":
+        if participant.next_step_at is not None:  # a block's questions after the last trial
+            return url_for("participant.step", slug=slug)
         return url_for("participant.done", slug=slug)
     if not participant.answered_any:
         return url_for("participant.instructions", slug=slug)
@@ -530,6 +533,9 @@ def trial(slug: str):
         return redirect(url_for("participant.withdrawn", slug=slug))
     if state.status == "expired":
         return redirect(url_for("participant.entry", slug=slug))
+    if state.step_due and (state.taking_answers or state.current is not None):
+        # Block instructions, a break or a block's questions come first.
+        return redirect(url_for("participant.step", slug=slug))
     if state.current is None:
         return redirect(_after_trials(slug, public_id))
     if not state.taking_answers:
@@ -638,13 +644,17 @@ def _store(
 
 
 def _unless_completed(
-    slug: str, participant: service.ParticipantView | None
+    slug: str, study: service.StudyView, participant: service.ParticipantView | None
 ) -> WerkzeugResponse | None:
-    """The redirect of a page after the trials for a participant who has not completed them
-    (to the link, or to where the participant stands); None for one who has."""
+    """The redirect of a page after the trials for a participant who has not completed them,
+    or has a block's questions still to answer (to the link, or to where the participant
+    stands); None for one who has."""
     if participant is None:
         return redirect(url_for("participant.entry", slug=slug))
-    if participant.status != "completed":
+    if participant.status != "completed" or (
+        participant.next_step_at is not None
+        and statements.takes_answers(study.state, participant.is_preview)
+    ):
         return redirect(_next_url(slug, participant))
     return None
 
@@ -654,7 +664,7 @@ def _unless_completed(
 def questions(slug: str):
     """Ask the study's questions once the trials are done; nothing is stored until all pass."""
     study, participant = _participant_or_entry(slug)
-    elsewhere = _unless_completed(slug, participant)
+    elsewhere = _unless_completed(slug, study, participant)
     if elsewhere is not None:
         return elsewhere
     if (
@@ -684,11 +694,71 @@ def questions(slug: str):
     ), 400 if errors else 200
 
 
+@bp.route("/s/<slug>/step", methods=["GET", "POST"])
+@participant_csrf.protected
+def step(slug: str):
+    """A page between trials: a block's instructions, a break, or a block's questions.
+
+    Passing it is one conditional UPDATE of the page's number (`service.pass_step`): a reload,
+    the back button or a second click passes nothing twice and stores no answer twice; a GET
+    writes nothing.
+    """
+    study, participant = _participant_or_entry(slug)
+    if participant is None:
+        return redirect(url_for("participant.entry", slug=slug))
+    if participant.consented_at is None or participant.status not in ("in_progress", "completed"):
+        return redirect(_next_url(slug, participant))
+    if not statements.takes_answers(study.state, participant.is_preview):
+        if participant.status == "completed":
+            return redirect(url_for("participant.done", slug=slug), 303)
+        return _study_closed(slug, study.title, participant.is_preview)
+    where = service.flow_position(participant.id)
+    due = block_flow.pending(where.steps, where.passed, where.current)
+    onward = redirect(url_for("participant.trial", slug=slug), 303)
+    if due is None:
+        return onward
+    asked = service.block_questions(study.id, due["block"]) if due["kind"] == "questions" else []
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if request.form.get("step") != str(where.passed):
+            # A page passed already (a reload, the back button, a double click): nothing more.
+            return onward
+        values: dict = {}
+        if asked and not ("skip" in request.form and not any(q.required for q in asked)):
+            values, errors = questions_module.read_answers(asked, request.form)
+        if not errors:
+            following = block_flow.next_at(where.steps, where.passed + 1)
+            service.pass_step(participant.id, where.passed, following, values)
+            return onward
+    order = where.block_order
+    return _page(
+        "participant/step.html",
+        study=study,
+        participant=participant,
+        step=due,
+        number=where.passed,
+        answered=int(due["at"]) - 1,
+        total=where.total,
+        instructions_html=(
+            render_markdown(service.block_instructions(study.id, due["block"]))
+            if due["kind"] == "instructions"
+            else ""
+        ),
+        message=block_flow.flow_settings(study.settings).message if due["kind"] == "break" else "",
+        block_number=(order.index(due["block"]) + 1) if due["block"] in order else None,
+        blocks=len(order),
+        questions=asked,
+        errors=errors,
+        posted=request.form if request.method == "POST" else None,
+        can_skip=not any(q.required for q in asked),
+    ), 400 if errors else 200
+
+
 @bp.get("/s/<slug>/done")
 def done(slug: str):
     """The debrief: completion code, and the way back to the recruitment platform."""
     study, participant = _participant_or_entry(slug)
-    elsewhere = _unless_completed(slug, participant)
+    elsewhere = _unless_completed(slug, study, participant)
     if elsewhere is not None:
         return elsewhere
     completion_url = study.completion_url if study.completion_url.startswith("https://") else ""
