@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from survey.block_settings import MEMORY_TASKS, validate_block_settings
+from survey.design import block_order
 
 # Keys of Study.settings.
 ORDER_KEY = "block_order"
@@ -87,6 +88,16 @@ def flow_errors(
             "order listed, the test phase after the study phase with the filler between; keep "
             "the order fixed."
         )
+    learn = [b.name for b in blocks if b.task == "learn"]
+    recognise = [b.name for b in blocks if b.task == "recognise"]
+    if len(learn) == 1 and len(recognise) == 1 and "blocks_last" not in errors:
+        running = [b.name for b in block_order(blocks, "fixed", last=kept_last(blocks, last))[0]]
+        if running.index(recognise[0]) < running.index(learn[0]):
+            errors["blocks_last"] = [
+                f"Blocks kept at the end: keeping {learn[0]!r} at the end puts it after the "
+                f"recognise block {recognise[0]!r}; the study phase must come first. Keep both "
+                "at the end, or neither."
+            ]
     if not isinstance(breaks, bool):
         errors["block_breaks"] = [f"Breaks between blocks: choose yes or no; you wrote {breaks!r}."]
     if not isinstance(message, str):

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from survey import audit, design
+from survey import flow as block_flow
 from survey.extensions import db
 from survey.models import Participant, Researcher, Study, utcnow
 
@@ -81,6 +82,8 @@ def design_definition(study: Study) -> dict[str, Any]:
     images = {str(im.id): im.sha256 for im in study.images}
     return {
         "n_lists": study.n_lists,
+        # The block order, only when it is not the default (survey/flow.py).
+        **block_flow.design_entry(study.settings),
         "blocks": [{"name": b.name, "task": b.task, "settings": b.settings} for b in blocks],
         "identities": [
             {
@@ -108,7 +111,15 @@ def design_problems(study: Study) -> list[str]:
     identities, blocks = design_inputs(study)
     if not blocks:
         return ["Add at least one block before opening the study.", *plan_problems(study)]
-    return design.check_design(identities, blocks, study.n_lists) + plan_problems(study)
+    flow = block_flow.flow_settings(study.settings)
+    order = [
+        m
+        for ms in block_flow.flow_errors(
+            flow.order, list(flow.last or ()), flow.breaks, flow.message, blocks
+        ).values()
+        for m in ms
+    ]
+    return design.check_design(identities, blocks, study.n_lists) + order + plan_problems(study)
 
 
 def change_state(study: Study, new_state: str, researcher: Researcher | None) -> None:

@@ -462,7 +462,10 @@ def test_empty_study_exports_headers_only(app):
         assert (
             "".join(exports.participants_csv(study.id))
             == ",".join(
-                exports.PARTICIPANT_COLUMNS + exports.EXPIRY_COLUMNS + exports.SIMULATED_COLUMNS
+                exports.PARTICIPANT_COLUMNS
+                + exports.EXPIRY_COLUMNS
+                + exports.SIMULATED_COLUMNS
+                + exports.BLOCK_ORDER_COLUMNS
             )
             + "\n"
         )
@@ -492,7 +495,8 @@ def test_participants_csv_has_contract_columns_then_demographics(app, study_id):
     rows = read_csv(text)
     assert text.splitlines()[0] == (
         "participant,list,status,started_at,completed_at,duration_s,device,source,"
-        "attention_passed,attention_total,expired_at,simulated,age_band,comment,demographic_list"
+        "attention_passed,attention_total,expired_at,simulated,block_order,block_order_row,"
+        "age_band,comment,demographic_list"
     )
     assert rows == [
         {
@@ -508,6 +512,8 @@ def test_participants_csv_has_contract_columns_then_demographics(app, study_id):
             "attention_total": "0",
             "expired_at": "",
             "simulated": "0",
+            "block_order": "",
+            "block_order_row": "",
             "age_band": "",
             "comment": "",
             "demographic_list": "clash",
@@ -525,6 +531,8 @@ def test_participants_csv_has_contract_columns_then_demographics(app, study_id):
             "attention_total": "1",
             "expired_at": "",
             "simulated": "0",
+            "block_order": "",
+            "block_order_row": "",
             "age_band": "30-44",
             "comment": "'=1+1",
             "demographic_list": "",

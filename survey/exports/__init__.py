@@ -20,6 +20,7 @@ from survey.exports.psychds import (
     psychds_zip,
 )
 from survey.exports.tables import (
+    BLOCK_ORDER_COLUMNS,
     EXPIRY_COLUMNS,
     IDENTITY_COLUMNS,
     PARTICIPANT_COLUMNS,
@@ -42,6 +43,7 @@ from survey.exports.tables import (
 )
 
 __all__ = [
+    "BLOCK_ORDER_COLUMNS",
     "CODEBOOK_COLUMNS",
     "CONFIDENCE",
     "EXPIRY_COLUMNS",

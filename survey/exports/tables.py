@@ -93,6 +93,10 @@ PARTICIPANT_COLUMNS = (
 EXPIRY_COLUMNS = ("expired_at",)
 # 1 for a participant started by `flask simulate-participants`, not by a person.
 SIMULATED_COLUMNS = ("simulated",)
+# The order the participant ran the blocks in (names joined by ";") and, counterbalanced, the
+# balanced Latin square's row (0-based); empty for participants started before they were kept.
+BLOCK_ORDER_COLUMNS = ("block_order", "block_order_row")
+BLOCK_ORDER_SEPARATOR = ";"
 RECRUITMENT_COLUMNS = ("recruitment_platform", "recruitment_id")
 STIMULI_COLUMNS = ("image", "identity", "role", "source", "generator", "sha256", "width", "height")
 # identities.csv: one row per identity, its descriptors (blank when not given)
@@ -454,16 +458,25 @@ def demographic_keys(study_id: int, include_simulated: bool = True) -> list[str]
         )
     )
     keys: set[str] = set()
-    stmt = _exported(sa.select(Participant.demographics), study_id, include_simulated)
-    for (answers,) in _streamed(stmt):
-        if isinstance(answers, dict):
-            keys.update(str(k) for k in answers)
+    stmt = _exported(
+        sa.select(Participant.demographics, Participant.block_answers), study_id, include_simulated
+    )
+    for row in _streamed(stmt):
+        for answers in row:
+            if isinstance(answers, dict):
+                keys.update(str(k) for k in answers)
     return codes + sorted(keys - set(codes))
 
 
 def _demographic_column(key: str) -> str:
     """Name a demographics column, kept apart from the contract's own columns."""
-    taken = PARTICIPANT_COLUMNS + EXPIRY_COLUMNS + SIMULATED_COLUMNS + RECRUITMENT_COLUMNS
+    taken = (
+        PARTICIPANT_COLUMNS
+        + EXPIRY_COLUMNS
+        + SIMULATED_COLUMNS
+        + BLOCK_ORDER_COLUMNS
+        + RECRUITMENT_COLUMNS
+    )
     return f"demographic_{key}" if key in taken else key
 
 
@@ -514,6 +527,7 @@ def participant_columns(keys: Sequence[str], include_recruitment: bool = False) 
         list(PARTICIPANT_COLUMNS)
         + list(EXPIRY_COLUMNS)
         + list(SIMULATED_COLUMNS)
+        + list(BLOCK_ORDER_COLUMNS)
         + extra
         + [_demographic_column(k) for k in keys]
     )
@@ -537,6 +551,9 @@ def _participant_rows(
             Participant.demographics,
             Participant.expired_at,
             Participant.is_simulated,
+            Participant.block_order,
+            Participant.block_order_row,
+            Participant.block_answers,
         ),
         study_id,
         include_simulated,
@@ -564,10 +581,16 @@ def _participant_rows(
                 total,
                 iso_utc(row.expired_at),
                 1 if row.is_simulated else 0,
+                BLOCK_ORDER_SEPARATOR.join(row.block_order or ()),
+                row.block_order_row,
             ]
             if include_recruitment:
                 values.extend(recruitment.get(row.id, ("", "")))
-            answers = row.demographics if isinstance(row.demographics, dict) else {}
+            # The questions page's answers and those asked after a block, under their codes.
+            answers = {
+                **(row.block_answers if isinstance(row.block_answers, dict) else {}),
+                **(row.demographics if isinstance(row.demographics, dict) else {}),
+            }
             values.extend(_demographic_value(answers.get(k)) for k in keys)
             yield tuple(values)
 
@@ -604,6 +627,7 @@ def participants_dataframe(
     for name in ("attention_passed", "attention_total", "simulated"):
         frame[name] = frame[name].astype("int64")
     frame["duration_s"] = pd.to_numeric(frame["duration_s"]).astype("float64")
+    frame["block_order_row"] = pd.array(frame["block_order_row"].tolist(), dtype="Int64")
     return frame
 
 

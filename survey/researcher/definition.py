@@ -20,6 +20,7 @@ from survey.researcher.service import (
     COPIED_FIELDS,
     IDENTITY_FIELDS,
     IMAGE_FIELDS,
+    attach_questions,
     create_study,
     plan_row_values,
     slug_taken,
@@ -76,7 +77,15 @@ def export_definition(study: Study, now: datetime) -> dict[str, Any]:
             for b in sorted(study.blocks, key=lambda b: b.position)
         ],
         "questions": [
-            {"code": q.code, "kind": q.kind, "text": q.text, "required": q.required, "spec": q.spec}
+            {
+                "code": q.code,
+                "kind": q.kind,
+                "text": q.text,
+                "required": q.required,
+                "spec": q.spec,
+                # Asked right after this block (left out: on the questions page).
+                **({"block": q.block.name} if q.block is not None else {}),
+            }
             for q in study.questions
         ],
         "identities": [
@@ -225,8 +234,18 @@ def _questions(raw: Any) -> list[dict[str, Any]] | None:
         required = item.get("required", False)
         if not isinstance(required, bool):
             raise ValueError(f"{where}.required must be true or false, got {required!r}")
+        block = item.get("block")
+        if block is not None and not isinstance(block, str):
+            raise ValueError(f"{where}.block must be a block's name or left out, got {block!r}")
         questions.append(
-            {"code": code, "kind": kind, "text": text, "required": required, "spec": spec.values}
+            {
+                "code": code,
+                "kind": kind,
+                "text": text,
+                "required": required,
+                "spec": spec.values,
+                **({"block": block} if block is not None else {}),
+            }
         )
     return questions
 
@@ -333,10 +352,25 @@ def parse_definition(data: bytes | str) -> dict[str, Any]:
     return {
         "study": _study_fields(_object(raw.get("study"), "study")),
         "blocks": _blocks(raw.get("blocks", [])),
-        "questions": _questions(raw.get("questions")),
+        "questions": _asked_after(_questions(raw.get("questions")), raw.get("blocks", [])),
         "identities": _identities(raw.get("identities", [])),
         "plan": _plan(raw.get("preregistration")),
     }
+
+
+def _asked_after(questions: list[dict[str, Any]] | None, blocks: Any) -> list[dict] | None:
+    """Check that a question asked after a block names one of the file's blocks."""
+    names = (
+        {b.get("name") for b in blocks if isinstance(b, dict)}
+        if isinstance(blocks, list)
+        else set()
+    )
+    for i, question in enumerate(questions or []):
+        if "block" in question and question["block"] not in names:
+            raise ValueError(
+                f"questions[{i}].block: the definition has no block called {question['block']!r}"
+            )
+    return questions
 
 
 def import_definition(definition: dict[str, Any], researcher: Researcher) -> Study:
@@ -346,9 +380,17 @@ def import_definition(definition: dict[str, Any], researcher: Researcher) -> Stu
     title = fields.pop("title")
     if slug is None or slug_taken(slug):
         slug = unique_slug(title)
-    study = create_study(title, researcher, questions=definition["questions"], slug=slug, **fields)
+    questions = definition["questions"]
+    after = {q["code"]: q["block"] for q in questions or [] if "block" in q}
+    questions = (
+        None
+        if questions is None
+        else [{k: v for k, v in q.items() if k != "block"} for q in questions]
+    )
+    study = create_study(title, researcher, questions=questions, slug=slug, **fields)
     for position, block in enumerate(definition["blocks"], start=1):
         db.session.add(Block(study=study, position=position, **block))
+    attach_questions(study, after)
     for identity in definition["identities"]:
         db.session.add(Identity(study=study, **identity))
     plan = definition["plan"]
