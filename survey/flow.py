@@ -178,11 +178,22 @@ def next_at(steps: Sequence[Mapping[str, Any]] | None, passed: int) -> int | Non
 
 
 def pending(
-    steps: Sequence[Mapping[str, Any]] | None, passed: int, current: int
-) -> dict[str, Any] | None:
-    """Return the page due before the trial at position `current` (the number of trials plus
-    one when all are answered), or None when the trial comes next."""
-    at = next_at(steps, passed)
-    if at is None or at > current or steps is None:
-        return None
-    return dict(steps[passed])
+    steps: Sequence[Mapping[str, Any]] | None,
+    passed: int,
+    current: int,
+    questions_only: bool = False,
+) -> tuple[int, dict[str, Any]] | None:
+    """Return the number and the page due before the trial at position `current` (the number
+    of trials plus one when all are answered), or None when the trial comes next.
+
+    `questions_only` (a participant who has completed the trials): only a block's questions are
+    still asked; instructions and breaks not passed (a participant who answered past them
+    without the pages) are left out.
+    """
+    for index in range(passed, len(steps or ())):
+        step = steps[index]  # type: ignore[index]
+        if int(step["at"]) > current:
+            return None
+        if not questions_only or step["kind"] == "questions":
+            return index, dict(step)
+    return None

@@ -295,7 +295,7 @@ def _next_url(slug: str, participant: service.ParticipantView) -> str:
     if participant.consented_at is None or participant.status == "expired":
         return url_for("participant.entry", slug=slug)
     if participant.status == "completed":
-        if participant.next_step_at is not None:  # a block's questions after the last trial
+        if _block_questions_due(participant):
             return url_for("participant.step", slug=slug)
         return url_for("participant.done", slug=slug)
     if not participant.answered_any:
@@ -533,11 +533,11 @@ def trial(slug: str):
         return redirect(url_for("participant.withdrawn", slug=slug))
     if state.status == "expired":
         return redirect(url_for("participant.entry", slug=slug))
-    if state.step_due and (state.taking_answers or state.current is not None):
-        # Block instructions, a break or a block's questions come first.
-        return redirect(url_for("participant.step", slug=slug))
     if state.current is None:
         return redirect(_after_trials(slug, public_id))
+    if state.step_due:
+        # Block instructions, a break or a block's questions come first.
+        return redirect(url_for("participant.step", slug=slug))
     if not state.taking_answers:
         return _study_closed(slug, state.study_title, state.is_preview)
     return _render_trial(slug, state)
@@ -552,9 +552,21 @@ def _after_trials(slug: str, public_id: str) -> str:
         # The last answer completes its participant; this completes one stored otherwise.
         answers.complete_if_done(db.session.get(Participant, participant.id))
         study, participant = _flow_or_404(slug, public_id)
+    if participant.status == "completed" and _block_questions_due(participant):
+        if statements.takes_answers(study.state, participant.is_preview):
+            return url_for("participant.step", slug=slug)
     if _asks_demographics(study) and not participant.demographics:
         return url_for("participant.questions", slug=slug)
     return url_for("participant.done", slug=slug)
+
+
+def _block_questions_due(participant: service.ParticipantView) -> bool:
+    """Tell whether a participant who has answered every trial still has a block's questions
+    to answer (the last block's, or any the participant went past)."""
+    if participant.next_step_at is None:
+        return False
+    where = service.flow_position(participant.id)
+    return block_flow.pending(where.steps, where.passed, where.total + 1, True) is not None
 
 
 def _asks_demographics(study: service.StudyView) -> bool:
@@ -652,8 +664,8 @@ def _unless_completed(
     if participant is None:
         return redirect(url_for("participant.entry", slug=slug))
     if participant.status != "completed" or (
-        participant.next_step_at is not None
-        and statements.takes_answers(study.state, participant.is_preview)
+        statements.takes_answers(study.state, participant.is_preview)
+        and _block_questions_due(participant)
     ):
         return redirect(_next_url(slug, participant))
     return None
@@ -713,22 +725,25 @@ def step(slug: str):
             return redirect(url_for("participant.done", slug=slug), 303)
         return _study_closed(slug, study.title, participant.is_preview)
     where = service.flow_position(participant.id)
-    due = block_flow.pending(where.steps, where.passed, where.current)
+    found = block_flow.pending(
+        where.steps, where.passed, where.current, participant.status == "completed"
+    )
     onward = redirect(url_for("participant.trial", slug=slug), 303)
-    if due is None:
+    if found is None:
         return onward
+    number, due = found
     asked = service.block_questions(study.id, due["block"]) if due["kind"] == "questions" else []
     errors: dict[str, str] = {}
     if request.method == "POST":
-        if request.form.get("step") != str(where.passed):
+        if request.form.get("step") != str(number):
             # A page passed already (a reload, the back button, a double click): nothing more.
             return onward
         values: dict = {}
         if asked and not ("skip" in request.form and not any(q.required for q in asked)):
             values, errors = questions_module.read_answers(asked, request.form)
         if not errors:
-            following = block_flow.next_at(where.steps, where.passed + 1)
-            service.pass_step(participant.id, where.passed, following, values)
+            following = block_flow.next_at(where.steps, number + 1)
+            service.pass_step(participant.id, where.passed, number, following, values)
             return onward
     order = where.block_order
     return _page(
@@ -736,7 +751,7 @@ def step(slug: str):
         study=study,
         participant=participant,
         step=due,
-        number=where.passed,
+        number=number,
         answered=int(due["at"]) - 1,
         total=where.total,
         instructions_html=(

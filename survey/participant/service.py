@@ -290,17 +290,22 @@ def block_instructions(study_id: int, block_name: str) -> str:
 
 
 def pass_step(
-    participant_id: int, passed: int, next_step_at: int | None, answers: Mapping[str, Any] = {}
+    participant_id: int,
+    passed: int,
+    index: int,
+    next_step_at: int | None,
+    answers: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Record that the participant passed page number `passed` (storing the answers given on
-    it, with those of earlier blocks); tell whether this request did.
+    """Record that the participant, who had passed `passed` pages, passed page number `index`
+    (storing the answers given on it, with those of earlier blocks); tell whether this request
+    did.
 
-    One conditional UPDATE, only while the participant stands at that page and the study takes
-    their answers: a reload, the back button or a double click passes nothing twice, and the
-    answers are written once, all or none.
+    One conditional UPDATE, only while the participant still stands where it was read and the
+    study takes their answers: a reload, the back button or a double click passes nothing
+    twice, and the answers are written once, all or none.
     """
-    values: dict[str, Any] = {"flow_step": passed + 1, "next_step_at": next_step_at}
-    given = {k: v for k, v in answers.items() if v not in (None, "", [])}
+    values: dict[str, Any] = {"flow_step": index + 1, "next_step_at": next_step_at}
+    given = {k: v for k, v in (answers or {}).items() if v not in (None, "", [])}
     if given:
         # Written only by the UPDATE that moves flow_step on from `passed`: no other writer
         # can have changed them since this read.
