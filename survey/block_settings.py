@@ -61,7 +61,7 @@ MEMORY_CELLS = 4
 # block (Markdown; empty: no page) and a break after every so many of its trials (None: none).
 INSTRUCTIONS_MAX = 5000
 BREAK_EVERY_RANGE = (2, 1000)
-_FLOW_DEFAULTS: dict[str, Any] = {"instructions": "", "break_every": None}
+FLOW_DEFAULTS: dict[str, Any] = {"instructions": "", "break_every": None}
 _COMMON_DEFAULTS: dict[str, Any] = {"attention_checks": [], "practice": None, "n_identities": None}
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "match": {
@@ -204,7 +204,7 @@ def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> di
     if not isinstance(settings, Mapping):
         raise ValueError(f"settings must be a mapping, got {settings!r}")
     common = {} if task in MEMORY_TASKS else _COMMON_DEFAULTS
-    defaults = {**common, **_TASK_DEFAULTS[task], **_FLOW_DEFAULTS}
+    defaults = {**common, **_TASK_DEFAULTS[task], **FLOW_DEFAULTS}
     unknown = sorted(str(k) for k in settings if k not in defaults)
     if unknown:
         raise ValueError(
@@ -629,7 +629,7 @@ def setting_errors(task: str, settings: Mapping[str, Any]) -> dict[str, list[str
     if not isinstance(settings, Mapping):
         return {"settings": [f"The block's settings cannot be read; {_wrote(settings)}."]}
     common = {} if task in MEMORY_TASKS else _COMMON_DEFAULTS
-    values = {**common, **_TASK_DEFAULTS[task], **_FLOW_DEFAULTS, **settings}
+    values = {**common, **_TASK_DEFAULTS[task], **FLOW_DEFAULTS, **settings}
     errors: dict[str, list[str]] = {}
     for name, value in values.items():
         rule = SETTING_RULES.get(name)

@@ -570,13 +570,15 @@ def _block_questions_due(participant: service.ParticipantView) -> bool:
 
 
 def _asks_demographics(study: service.StudyView) -> bool:
-    """Tell whether the study asks questions after the trials (it has some, and the old study
-    setting that turned the demographics off is not set)."""
+    """Tell whether the study asks questions after the trials (it has some not asked after a
+    block, and the old study setting that turned the demographics off is not set)."""
     if (study.settings or {}).get("demographics", True) is False:
         return False
     return (
         db.session.scalar(
-            sa.select(StudyQuestion.id).where(StudyQuestion.study_id == study.id).limit(1)
+            sa.select(StudyQuestion.id)
+            .where(StudyQuestion.study_id == study.id, StudyQuestion.block_id.is_(None))
+            .limit(1)
         )
         is not None
     )

@@ -173,18 +173,24 @@ def consent(participant: Participant) -> None:
 # --- after the trials ----------------------------------------------------------------------
 
 
+# A question as a page asks it (`Asked`'s fields), of one study, in the researcher's order.
+_ASKED = (
+    sa.select(
+        StudyQuestion.code,
+        StudyQuestion.kind,
+        StudyQuestion.text,
+        StudyQuestion.required,
+        StudyQuestion.spec,
+    )
+    .where(StudyQuestion.study_id == sa.bindparam("study_id"))
+    .order_by(StudyQuestion.position, StudyQuestion.id)
+)
+
+
 def study_questions(study_id: int) -> list[Asked]:
-    """Return the study's questions in order, as the questions page asks them."""
+    """Return the questions of the questions page in order (not those asked after a block)."""
     rows = db.session.execute(
-        sa.select(
-            StudyQuestion.code,
-            StudyQuestion.kind,
-            StudyQuestion.text,
-            StudyQuestion.required,
-            StudyQuestion.spec,
-        )
-        .where(StudyQuestion.study_id == study_id)
-        .order_by(StudyQuestion.position, StudyQuestion.id)
+        _ASKED.where(StudyQuestion.block_id.is_(None)), {"study_id": study_id}
     )
     return [Asked(*row) for row in rows]
 
@@ -266,16 +272,10 @@ def flow_position(participant_id: int) -> FlowPosition:
 def block_questions(study_id: int, block_name: str) -> list[Asked]:
     """Return the questions asked right after a block, in order."""
     rows = db.session.execute(
-        sa.select(
-            StudyQuestion.code,
-            StudyQuestion.kind,
-            StudyQuestion.text,
-            StudyQuestion.required,
-            StudyQuestion.spec,
-        )
-        .join(Block, Block.id == StudyQuestion.block_id)
-        .where(StudyQuestion.study_id == study_id, Block.name == block_name)
-        .order_by(StudyQuestion.position, StudyQuestion.id)
+        _ASKED.join(Block, Block.id == StudyQuestion.block_id).where(
+            Block.name == sa.bindparam("block_name")
+        ),
+        {"study_id": study_id, "block_name": block_name},
     )
     return [Asked(*row) for row in rows]
 

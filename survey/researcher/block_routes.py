@@ -14,6 +14,7 @@ from survey import flow as block_flow
 from survey.block_settings import (
     DEFAULT_CHOOSE_QUESTION,
     DEFAULT_RECOGNISE_QUESTION,
+    FLOW_DEFAULTS,
     MEMORY_TASKS,
     PHASE_SETTINGS,
     SETTING_RULES,
@@ -459,7 +460,8 @@ def check_block_form(
             errors.setdefault(key, []).extend(messages)
     if errors or _fields_with_errors(form) or checked is None:
         return None, errors
-    return checked, {}
+    # No instructions page, no break: the block flow's defaults are not stored.
+    return {k: v for k, v in checked.items() if FLOW_DEFAULTS.get(k, ...) != v}, {}
 
 
 def _scale_entries(form: BlockForm) -> list:

@@ -311,3 +311,6 @@ def test_the_last_blocks_questions_come_before_the_questions_page(app, client, d
     assert after.headers["Location"].endswith("/s/demo/questions")
     (p,) = participants(app)
     assert p.block_answers == {"sure_same": 2}
+    # The questions page asks its own questions only, not the block's again.
+    page = client.get("/s/demo/questions").get_data(as_text=True)
+    assert 'name="age_band"' in page and "sure_same" not in page
