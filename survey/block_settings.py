@@ -241,6 +241,12 @@ def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> di
     return out
 
 
+def stored_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return valid settings as a block stores them: the block flow's at their defaults (no
+    instructions page, no break) are left out, as blocks made before them have none."""
+    return {k: v for k, v in settings.items() if FLOW_DEFAULTS.get(k, ...) != v}
+
+
 def _check_flow(out: dict[str, Any]) -> None:
     """Check the block flow's settings: instructions text, and a break every N trials."""
     _check_text("instructions", out["instructions"], required=False)

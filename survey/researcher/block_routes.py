@@ -14,12 +14,12 @@ from survey import flow as block_flow
 from survey.block_settings import (
     DEFAULT_CHOOSE_QUESTION,
     DEFAULT_RECOGNISE_QUESTION,
-    FLOW_DEFAULTS,
     MEMORY_TASKS,
     PHASE_SETTINGS,
     SETTING_RULES,
     fit_errors,
     setting_errors,
+    stored_settings,
     validate_block_settings,
 )
 from survey.design import block_order
@@ -242,7 +242,7 @@ def block_add(study: Study, role: str):
     if _name_taken(study, form.name.data):
         form.name.errors.append(f"Another block is called {form.name.data!r}; choose another name.")
         return _blocks_page(study, role, form, 400)
-    settings = validate_block_settings(form.task.data, {})
+    settings = stored_settings(validate_block_settings(form.task.data, {}))
     lists = fit_errors(form.task.data, settings, 0, study.n_lists).get("task")
     if lists:
         form.task.errors.extend(lists)
@@ -460,8 +460,7 @@ def check_block_form(
             errors.setdefault(key, []).extend(messages)
     if errors or _fields_with_errors(form) or checked is None:
         return None, errors
-    # No instructions page, no break: the block flow's defaults are not stored.
-    return {k: v for k, v in checked.items() if FLOW_DEFAULTS.get(k, ...) != v}, {}
+    return stored_settings(checked), {}
 
 
 def _scale_entries(form: BlockForm) -> list:

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from survey import audit
-from survey.block_settings import validate_block_settings
+from survey.block_settings import stored_settings, validate_block_settings
 from survey.ending import RETURN_REDIRECT_KEY, redirect_problem
 from survey.extensions import db
 from survey.models import TASKS, Block, Identity, Preregistration, Researcher, Study
@@ -200,7 +200,7 @@ def _blocks(raw: list[Any]) -> list[dict[str, Any]]:
         if task not in TASKS:
             raise ValueError(f"{where}.task must be one of {', '.join(TASKS)}, got {task!r}")
         try:
-            settings = validate_block_settings(task, item.get("settings") or {})
+            settings = stored_settings(validate_block_settings(task, item.get("settings") or {}))
         except ValueError as err:
             raise ValueError(f"{where}.settings: {err}") from None
         blocks.append({"name": name, "task": task, "settings": settings})
