@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from bench.checks import next_positions
 from bench.db import SLUG
 from bench.servers import LOOPBACK
-from survey.participant.simulate import TOKEN, form_token, parse_trial_form
+from survey.participant.simulate import TOKEN, form_token, parse_trial_form, step_form
 
 COMPLETION_CODE = "LIKENESS-DEMO"
 TRY_AGAIN_TITLE = "Please try again in a moment"
@@ -45,6 +45,11 @@ class Reply:
     def text(self) -> str:
         """Return the body as text."""
         return self.body.decode("utf-8", "replace")
+
+
+def _is_step(reply: Reply) -> bool:
+    """Tell whether a reply sends the participant to a page between trials."""
+    return reply.status in (302, 303) and reply.headers.get("location", "").endswith("/step")
 
 
 class Client:
@@ -386,7 +391,10 @@ class Participant:
             self.rng.randint(2, 30) if self.rng.random() < self.behaviour.withdraw else None
         )
         page = await self.patiently("trial page", "GET", f"/s/{SLUG}/trial")
-        while page.status == 200:
+        while page.status == 200 or _is_step(page):
+            if _is_step(page):
+                page = await self._pass_step()
+                continue
             position = self._check_position(page)
             if position == withdraw_at:
                 await self._withdraw()
@@ -404,6 +412,14 @@ class Participant:
             ledger.completed += 1
         else:
             ledger.error(self.index, f"debrief: HTTP {done.status} {_title(done.text)}")
+
+    async def _pass_step(self) -> Reply:
+        """Pass a page between trials (block instructions, a break); return the trial page.
+        Its POST passes the page once however often it is sent, so it is sent patiently."""
+        shown = await self.patiently("step", "GET", f"/s/{SLUG}/step")
+        await self.think()
+        await self.patiently("step", "POST", f"/s/{SLUG}/step", step_form(shown.text))
+        return await self.patiently("trial page", "GET", f"/s/{SLUG}/trial")
 
     def _check_position(self, page: Reply) -> int:
         """Read a trial page's position and check it is where this participant should be."""

@@ -22,7 +22,13 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.db import UNLIMITED_STARTS, prepare_database  # noqa: E402
-from survey.participant.simulate import TOKEN, form_token, parse_trial_form  # noqa: E402
+from survey.participant.simulate import (  # noqa: E402
+    TOKEN,
+    form_token,
+    is_step,
+    parse_trial_form,
+    step_form,
+)
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/likeness_bench_cpu"
 KINDS = ("link", "consent", "instructions", "trial page", "answer", "questions", "debrief")
@@ -86,7 +92,13 @@ def one_participant(app, meter: Meter, run: str, index: int, rng: random.Random)
         raise SystemExit(f"consent: HTTP {started.status_code}")
     meter.time("instructions", lambda: client.get(started.headers["location"]))
     page = meter.time("trial page", lambda: client.get("/s/demo/trial"))
-    while page.status_code == 200:
+    while page.status_code == 200 or is_step(page):
+        if is_step(page):  # block instructions or a break: its Continue, then the trial page
+            shown = meter.time("step", lambda: client.get("/s/demo/step"))
+            data = step_form(shown.get_data(as_text=True))
+            meter.time("step", partial(client.post, "/s/demo/step", data=data))
+            page = meter.time("trial page", lambda: client.get("/s/demo/trial"))
+            continue
         trial = parse_trial_form(page.get_data(as_text=True))
         answer = {name: rng.choice(values) for name, values in trial.choices.items()}
         answer.update(trial.hidden, rt_ms=f"{rng.uniform(400, 3000):.1f}")

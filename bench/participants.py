@@ -25,7 +25,12 @@ from bench.db import UNLIMITED_STARTS, backend_pids, prepare_database  # noqa: E
 from bench.load import Client, Ledger, Reply  # noqa: E402
 from bench.report import percentile  # noqa: E402
 from bench.servers import Gunicorn, ServerSettings, cpu_seconds  # noqa: E402
-from survey.participant.simulate import TOKEN, form_token, parse_trial_form  # noqa: E402
+from survey.participant.simulate import (  # noqa: E402
+    TOKEN,
+    form_token,
+    parse_trial_form,
+    step_form,
+)
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/likeness_bench_participants"
 GOAL_RATIO = 0.40
@@ -65,6 +70,11 @@ class Stats:
         self.stopped += other.stopped
         self.errors += other.errors
         self.accepted_posts += other.accepted_posts
+
+
+def is_step(reply: Reply) -> bool:
+    """Tell whether a reply sends the participant to a page between trials."""
+    return reply.status in (302, 303) and reply.headers.get("location", "").endswith("/step")
 
 
 async def timed(
@@ -118,7 +128,12 @@ async def one_participant(
             return
         await timed(stats, "start", client, "GET", started.headers["location"])
         page = await timed(stats, "trial page", client, "GET", "/s/demo/trial")
-        while page.status == 200:
+        while page.status == 200 or is_step(page):
+            if is_step(page):  # block instructions or a break: its Continue, then the trial
+                shown = await timed(stats, "step", client, "GET", "/s/demo/step")
+                await timed(stats, "step", client, "POST", "/s/demo/step", step_form(shown.text))
+                page = await timed(stats, "trial page", client, "GET", "/s/demo/trial")
+                continue
             if time.perf_counter() > deadline:
                 stats.stopped += 1
                 return

@@ -64,6 +64,11 @@ MEMORY_CELLS = 4
 DISTRACTOR_S_MAX = 600
 DELAY_HOURS_MAX = 30 * 24
 
+# The block flow (survey/flow.py), for every task: the instructions page shown before the
+# block (Markdown; empty: no page) and a break after every so many of its trials (None: none).
+INSTRUCTIONS_MAX = 5000
+BREAK_EVERY_RANGE = (2, 1000)
+FLOW_DEFAULTS: dict[str, Any] = {"instructions": "", "break_every": None}
 _COMMON_DEFAULTS: dict[str, Any] = {"attention_checks": [], "practice": None, "n_identities": None}
 _TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "match": {
@@ -208,13 +213,14 @@ def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> di
     if not isinstance(settings, Mapping):
         raise ValueError(f"settings must be a mapping, got {settings!r}")
     common = {} if task in MEMORY_TASKS else _COMMON_DEFAULTS
-    defaults = {**common, **_TASK_DEFAULTS[task]}
+    defaults = {**common, **_TASK_DEFAULTS[task], **FLOW_DEFAULTS}
     unknown = sorted(str(k) for k in settings if k not in defaults)
     if unknown:
         raise ValueError(
             f"unknown setting {unknown[0]!r} for a {task} block (known: {', '.join(defaults)})"
         )
     out = copy.deepcopy({**defaults, **settings})
+    _check_flow(out)
     if task in MEMORY_TASKS:
         return _check_memory(task, out)
     out["attention_checks"] = _check_attention_checks(out["attention_checks"])
@@ -242,6 +248,28 @@ def validate_block_settings(task: str, settings: Mapping[str, Any] | None) -> di
     if task == "choose":
         _check_text("question", out["question"])
     return out
+
+
+def stored_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Return valid settings as a block stores them: the block flow's at their defaults (no
+    instructions page, no break) are left out, as blocks made before them have none."""
+    return {k: v for k, v in settings.items() if FLOW_DEFAULTS.get(k, ...) != v}
+
+
+def _check_flow(out: dict[str, Any]) -> None:
+    """Check the block flow's settings: instructions text, and a break every N trials."""
+    _check_text("instructions", out["instructions"], required=False)
+    if len(out["instructions"]) > INSTRUCTIONS_MAX:
+        raise ValueError(
+            f"instructions must have at most {INSTRUCTIONS_MAX} characters,"
+            f" got {len(out['instructions'])}"
+        )
+    every, (low, high) = out["break_every"], BREAK_EVERY_RANGE
+    if every is not None and not (is_int(every) and low <= every <= high):
+        raise ValueError(
+            f"break_every must be an integer from {low} to {high}, or None for no break,"
+            f" got {every!r}"
+        )
 
 
 def _check_memory(task: str, out: dict[str, Any]) -> dict[str, Any]:
@@ -280,6 +308,19 @@ def min_identities(task: str) -> int:
         return MIN_PER_CONDITION * MEMORY_CELLS
     per_condition = len(CONDITIONS) if task in CONDITION_TASKS else 1
     return MIN_PER_CONDITION * per_condition
+
+
+def block_length(task: str, settings: Mapping[str, Any], n_identities: int) -> int:
+    """Return how many trials a block with valid settings shows of a study's identities (its
+    practice trial not counted): the identities it shows and its attention checks; a learn
+    block shows the half studied in a list."""
+    if task == "learn":
+        return n_identities // 2
+    if task == "recognise":
+        return n_identities
+    cap = settings.get("n_identities")
+    shown = n_identities if cap is None else min(cap, n_identities)
+    return shown + attention_check_count(settings.get("attention_checks"))
 
 
 def attention_check_count(checks: Any) -> int:
@@ -363,6 +404,15 @@ SETTING_RULES: dict[str, SettingRule] = {
     "delay_hours": SettingRule(
         "Second session after", ("recognise",), "int", low=0, high=DELAY_HOURS_MAX, unit="hours"
     ),
+    "instructions": SettingRule("Block instructions", TASKS, "markdown", high=INSTRUCTIONS_MAX),
+    "break_every": SettingRule(
+        "Break every",
+        TASKS,
+        "every",
+        low=BREAK_EVERY_RANGE[0],
+        high=BREAK_EVERY_RANGE[1],
+        unit="trials",
+    ),
 }
 
 
@@ -432,6 +482,27 @@ def _check_optional_text_rule(rule: SettingRule, value: Any, task: str) -> list[
     if isinstance(value, str):
         return []
     return [f"{rule.label}: write a question, or leave it empty for none; {_wrote(value)}."]
+
+
+def _check_markdown_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
+    """Text, which may be empty, of at most the rule's length."""
+    if not isinstance(value, str):
+        return [f"{rule.label}: write a text, or leave it empty for none; {_wrote(value)}."]
+    if len(value) > rule.high:  # type: ignore[operator]
+        return [f"{rule.label}: at most {_number(rule.high)} characters; this has {len(value):,}."]
+    return []
+
+
+def _check_every_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
+    """Empty (no break), or a whole number of trials within the rule's range."""
+    if value is None:
+        return []
+    if not is_int(value) or not (rule.low <= value <= rule.high):  # type: ignore[operator]
+        return [
+            f"{rule.label} must be a whole number of trials between {_number(rule.low)} and "
+            f"{_number(rule.high)}, or empty for no break within the block; {_wrote(value)}."
+        ]
+    return []
 
 
 # Bounds that hold before any identity is uploaded (the fit to the block is checked then).
@@ -582,7 +653,7 @@ def setting_errors(task: str, settings: Mapping[str, Any]) -> dict[str, list[str
     if not isinstance(settings, Mapping):
         return {"settings": [f"The block's settings cannot be read; {_wrote(settings)}."]}
     common = {} if task in MEMORY_TASKS else _COMMON_DEFAULTS
-    values = {**common, **_TASK_DEFAULTS[task], **settings}
+    values = {**common, **_TASK_DEFAULTS[task], **FLOW_DEFAULTS, **settings}
     errors: dict[str, list[str]] = {}
     for name, value in values.items():
         rule = SETTING_RULES.get(name)
@@ -631,6 +702,8 @@ _CHECKERS: dict[str, Any] = {
     "exposure": _check_exposure_rule,
     "label": _check_label_rule,
     "optional_text": _check_optional_text_rule,
+    "markdown": _check_markdown_rule,
+    "every": _check_every_rule,
     "attention": _check_attention_rule,
     "cap": _check_cap_rule,
     "scales": _check_scales_rule,
@@ -667,6 +740,13 @@ def fit_errors(
         return errors
     shown = n_identities if cap is None else min(cap, n_identities)
     checks = settings.get("attention_checks") or []
+    every = settings.get("break_every")
+    length = block_length(task, settings, n_identities)
+    if is_int(every) and every >= length:
+        errors.setdefault("break_every", []).append(
+            f"Break every: a break after every {every} trials never comes in this block, which "
+            f"has {length} trials; choose fewer, or leave it empty for no break within the block."
+        )
     if is_int(checks) and checks > shown:
         errors.setdefault("attention_checks", []).append(
             f"Attention checks: {checks} checks are more than the {shown} identities this block "

@@ -42,6 +42,8 @@ DEMO_BLOCKS = [
                 },
             ],
             "attention_checks": [2],
+            # One short break within the block, so a newcomer sees one.
+            "break_every": 5,
         },
     ),
     ("detection", "detect", {"confidence": True}),
@@ -51,7 +53,15 @@ DEMO_BLOCKS = [
     (
         "meet",
         "learn",
-        {"exposure_ms": 3000, "label": "Your new colleague Dr {name}", "orienting_question": ""},
+        {
+            "exposure_ms": 3000,
+            "label": "Your new colleague Dr {name}",
+            "orienting_question": "",
+            # The memory test's own instructions page, before its first trial.
+            "instructions": "**Meet your new colleagues.** You will see four people, one at a "
+            "time, each for three seconds, with their name. Try to remember them: you will be "
+            "asked about them soon.",
+        },
     ),
     (
         "meet again",

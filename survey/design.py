@@ -213,14 +213,20 @@ def balanced_latin_square(n: int) -> list[list[int]]:
 
 
 def block_order(
-    blocks: Iterable[BlockInfo], mode: str = "fixed", seed: int = 0, start_index: int = 0
+    blocks: Iterable[BlockInfo],
+    mode: str = "fixed",
+    seed: int = 0,
+    start_index: int = 0,
+    last: Iterable[str] = (),
 ) -> tuple[list[BlockInfo], int | None]:
     """Return a participant's running order of the blocks and, counterbalanced, the square's
     row it took (None otherwise).
 
-    `start_index` is the participant's 0-based place in the study's start order: participant k
-    takes row k modulo the number of rows, for the blocks before the choose blocks and for the
-    choose blocks alike. `seed` drives "random".
+    The blocks named in `last`, and choose blocks always, stay at the end, after the others
+    (in the order listed when fixed); the order varies within the blocks before them and
+    within those at the end. `start_index` is the participant's 0-based place in the study's
+    start order: participant k takes row k modulo the number of rows, for both groups alike.
+    `seed` drives "random".
     """
     if mode not in BLOCK_ORDERS:
         raise ValueError(
@@ -229,13 +235,13 @@ def block_order(
         )
     if not is_int(start_index) or start_index < 0:
         raise ValueError(f"start_index must be a whole number of 0 or more, got {start_index!r}")
-    running = presentation_order(blocks)
-    groups = [
-        [b for b in running if b.task != "choose"],
-        [b for b in running if b.task == "choose"],
-    ]
+    kept = set(last)
+    blocks = list(blocks)
+    groups: list[list[BlockInfo]] = [[], []]
+    for block in blocks:
+        groups[block.task == "choose" or block.name in kept].append(block)
     if mode == "fixed":
-        return running, None
+        return groups[0] + groups[1], None
     if mode == "random":
         rng = random.Random(f"{seed}:block-order")
         for group in groups:
@@ -729,10 +735,11 @@ def build_schedule(
     seed: int,
     order: str = "fixed",
     start_index: int = 0,
+    last: Iterable[str] = (),
 ) -> list[TrialSpec]:
     """Return a participant's whole schedule, positions 1..N, as a pure function of the inputs.
 
-    `order` and `start_index` set the order of the blocks (`block_order`)."""
+    `order`, `start_index` and `last` set the order of the blocks (`block_order`)."""
     identities, blocks = list(identities), list(blocks)
     problems = check_design(identities, blocks, n_lists)
     if problems:
@@ -742,7 +749,7 @@ def build_schedule(
     if not is_int(seed):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     ordered = design_order(identities)
-    running, _row = block_order(blocks, order, seed, start_index)
+    running, _row = block_order(blocks, order, seed, start_index, last)
     conditions: dict[str, str] = {}
     if any(b.task in CONDITION_TASKS for b in running):
         conditions = list_conditions(ordered, list_index, n_lists)

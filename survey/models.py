@@ -357,10 +357,12 @@ class Block(Base):
 
 
 class StudyQuestion(Base):
-    """A question the researcher wrote for the questions page (see survey/questions.py).
+    """A question the researcher wrote for the questions page or for after a block (see
+    survey/questions.py).
 
-    Answers are stored in `Participant.demographics` under the question's code, in one
-    conditional UPDATE, and exported as the column of that name in participants.csv.
+    Answers are stored under the question's code, in one conditional UPDATE, in
+    `Participant.demographics` (the questions page) or `Participant.block_answers` (after a
+    block), and exported as the column of that name in participants.csv.
     """
 
     __tablename__ = "study_question"
@@ -377,8 +379,15 @@ class StudyQuestion(Base):
     text: so.Mapped[str] = so.mapped_column(sa.String(500))
     required: so.Mapped[bool] = so.mapped_column(default=False)
     spec: so.Mapped[dict[str, Any]] = so.mapped_column(default=dict)
+    # Asked on a page of its own right after this block's last trial (answers kept in
+    # `Participant.block_answers`); None: on the questions page after the trials. A deleted
+    # block's questions move to the questions page.
+    block_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("block.id", ondelete="SET NULL"), index=True
+    )
 
     study: so.Mapped[Study] = so.relationship(back_populates="questions")
+    block: so.Mapped[Block | None] = so.relationship()
 
 
 class StudyText(Base):
@@ -455,6 +464,21 @@ class Participant(Base):
     # The language of the participant's pages (a code of survey.i18n.LANGUAGES), chosen before
     # the consent and kept from then on; participants from before languages saw English.
     language: so.Mapped[str] = so.mapped_column(sa.String(8), default="en", server_default="en")
+    # Answers to the questions asked after a block (by question code), apart from the questions
+    # page's `demographics`; exported in the same columns of participants.csv.
+    block_answers: so.Mapped[dict[str, Any] | None] = so.mapped_column(sa.JSON, default=dict)
+    # The blocks in the order this participant ran them (names), and the balanced Latin
+    # square's row when the study counterbalances the order (None otherwise). Empty for a
+    # participant started before the order was recorded.
+    block_order: so.Mapped[list[str] | None] = so.mapped_column(sa.JSON)
+    block_order_row: so.Mapped[int | None]
+    # The pages between trials (block instructions, breaks, a block's questions) planned at the
+    # start, in order (survey/flow.py); `flow_step` counts those passed, and `next_step_at` is
+    # the trial position the next one comes before (None: no page left), so the trial page
+    # knows from its own row whether a page comes first.
+    flow_steps: so.Mapped[list[dict[str, Any]] | None] = so.mapped_column(sa.JSON)
+    flow_step: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
+    next_step_at: so.Mapped[int | None]
 
     study: so.Mapped[Study] = so.relationship(back_populates="participants")
     trials: so.Mapped[list[Trial]] = so.relationship(

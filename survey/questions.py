@@ -35,8 +35,8 @@ VALUE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 RESERVED_CODES = frozenset(
     (
         "participant list status started_at completed_at duration_s device source "
-        "attention_passed attention_total expired_at simulated recruitment_platform "
-        "recruitment_id"
+        "attention_passed attention_total expired_at simulated block_order block_order_row "
+        "recruitment_platform recruitment_id"
     ).split()
 )
 MAX_TEXT_LENGTH = 2000

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from survey import audit, design
+from survey import flow as block_flow
 from survey.extensions import db
 from survey.models import Participant, Researcher, Study, utcnow
 
@@ -81,6 +82,8 @@ def design_definition(study: Study) -> dict[str, Any]:
     images = {str(im.id): im.sha256 for im in study.images}
     return {
         "n_lists": study.n_lists,
+        # The block order, only when it is not the default (survey/flow.py).
+        **block_flow.design_entry(study.settings),
         "blocks": [{"name": b.name, "task": b.task, "settings": b.settings} for b in blocks],
         "identities": [
             {
@@ -110,7 +113,15 @@ def design_problems(study: Study) -> list[str]:
     if not blocks:
         problems = ["Add at least one block before opening the study."]
     else:
-        problems = design.check_design(identities, blocks, study.n_lists)
+        flow = block_flow.flow_settings(study.settings)
+        order = [
+            m
+            for ms in block_flow.flow_errors(
+                flow.order, list(flow.last or ()), flow.breaks, flow.message, blocks
+            ).values()
+            for m in ms
+        ]
+        problems = design.check_design(identities, blocks, study.n_lists) + order
     return problems + plan_problems(study) + text_problems(study)
 
 

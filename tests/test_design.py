@@ -392,6 +392,8 @@ def test_settings_defaults_per_task():
         "mask_ms": 0,
         "isi_ms": 0,
         "confidence": True,
+        "instructions": "",
+        "break_every": None,
     }
     rate = validate_block_settings("rate", None)
     assert rate["scales"] == [
@@ -410,6 +412,8 @@ def test_settings_defaults_per_task():
         "practice": None,
         "n_identities": None,
         "confidence": True,
+        "instructions": "",
+        "break_every": None,
     }
 
 

@@ -208,6 +208,8 @@ def test_learn_and_recognise_defaults():
         "exposure_ms": 3000,
         "label": "",
         "orienting_question": "",
+        "instructions": "",
+        "break_every": None,
     }
     assert validate_block_settings("learn", {"exposure_ms": None})["exposure_ms"] is None
     assert validate_block_settings("recognise", {}) == {
@@ -216,6 +218,8 @@ def test_learn_and_recognise_defaults():
         "name_recall": False,
         "delay_hours": 0,
         "distractor_s": 0,
+        "instructions": "",
+        "break_every": None,
     }
 
 

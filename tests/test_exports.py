@@ -467,6 +467,7 @@ def test_empty_study_exports_headers_only(app):
                 + exports.EXPIRY_COLUMNS
                 + exports.SIMULATED_COLUMNS
                 + exports.LANGUAGE_COLUMNS
+                + exports.BLOCK_ORDER_COLUMNS
             )
             + "\n"
         )
@@ -496,8 +497,8 @@ def test_participants_csv_has_contract_columns_then_demographics(app, study_id):
     rows = read_csv(text)
     assert text.splitlines()[0] == (
         "participant,list,status,started_at,completed_at,duration_s,device,source,"
-        "attention_passed,attention_total,expired_at,simulated,language,age_band,comment,"
-        "demographic_list"
+        "attention_passed,attention_total,expired_at,simulated,language,block_order,"
+        "block_order_row,age_band,comment,demographic_list"
     )
     assert rows == [
         {
@@ -514,6 +515,8 @@ def test_participants_csv_has_contract_columns_then_demographics(app, study_id):
             "expired_at": "",
             "simulated": "0",
             "language": "en",
+            "block_order": "",
+            "block_order_row": "",
             "age_band": "",
             "comment": "",
             "demographic_list": "clash",
@@ -532,6 +535,8 @@ def test_participants_csv_has_contract_columns_then_demographics(app, study_id):
             "expired_at": "",
             "simulated": "0",
             "language": "de",
+            "block_order": "",
+            "block_order_row": "",
             "age_band": "30-44",
             "comment": "'=1+1",
             "demographic_list": "",

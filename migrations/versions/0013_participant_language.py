@@ -4,7 +4,7 @@ Participant pages speak the participant's language (survey/i18n.py), chosen befo
 and kept from then on: a participant row records it. Participants from before it saw English.
 
 Revision ID: 0013_participant_language
-Revises: 0011_memory
+Revises: 0012_block_flow
 Create Date: 2026-12-04 21:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0013_participant_language"
-down_revision = "0011_memory"
+down_revision = "0012_block_flow"
 branch_labels = None
 depends_on = None
 

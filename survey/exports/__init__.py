@@ -20,6 +20,7 @@ from survey.exports.psychds import (
     psychds_zip,
 )
 from survey.exports.tables import (
+    BLOCK_ORDER_COLUMNS,
     EXPIRY_COLUMNS,
     IDENTITY_COLUMNS,
     LANGUAGE_COLUMNS,
@@ -44,6 +45,7 @@ from survey.exports.tables import (
 )
 
 __all__ = [
+    "BLOCK_ORDER_COLUMNS",
     "CODEBOOK_COLUMNS",
     "CONFIDENCE",
     "EXPIRY_COLUMNS",

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from analysis.vocabulary import RT_FAST_MS, RT_SLOW_MS
 from survey import block_settings
+from survey import flow as block_flow
 from survey.exports.cells import _csv_stream, _safe_rows
 from survey.exports.tables import _demographic_column, _study, demographic_keys, has_memory_delay
 from survey.extensions import db
@@ -386,6 +387,11 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             )
         ),
     ]
+    order_how = {
+        "fixed": "fixed: the same for everyone",
+        "random": "randomised per participant",
+        "counterbalanced": "counterbalanced across participants",
+    }[block_flow.flow_settings(study.settings).order]
     participants = [
         ("participant", "text", "opaque participant id, as in trials.csv", "random ids"),
         ("list", "text", "counterbalancing list", lists),
@@ -427,7 +433,6 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "timestamp, empty",
         ),
         ("simulated", "0/1", SIMULATED_MEANING, "0, 1"),
-        *(SESSION_ENTRIES if has_memory_delay(study_id) else ()),
         (
             "language",
             "text",
@@ -436,6 +441,20 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             "and kept from then on; en for participants from before languages",
             ", ".join(LANGUAGES),
         ),
+        (
+            "block_order",
+            "text",
+            f"the blocks in the order this participant ran them, names joined by ';' ({order_how})",
+            "block names joined by ';', empty for participants started before it was recorded",
+        ),
+        (
+            "block_order_row",
+            "integer",
+            "counterbalanced block order only: the row of the balanced Latin square the "
+            "participant was given (0-based, rows dealt in order of arrival); empty otherwise",
+            "0 or more, empty",
+        ),
+        *(SESSION_ENTRIES if has_memory_delay(study_id) else ()),
     ]
     if include_recruitment is not False:
         note = "" if include_recruitment else " (only in exports made with recruitment ids)"
@@ -468,7 +487,8 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
             else (
                 _demographic_column(key),
                 QUESTION_TYPES[q.kind],
-                f"{'required' if q.required else 'optional'} question ({KIND_LABELS[q.kind]}): "
+                f"{'required' if q.required else 'optional'} question ({KIND_LABELS[q.kind]})"
+                f"{f' asked right after the block {q.block.name!r}' if q.block else ''}: "
                 f"“{q.text}”",
                 describe(q.kind, q.spec) + ("" if q.required else ", empty when not answered"),
             )
@@ -531,9 +551,17 @@ def _questions(study_id: int) -> list[StudyQuestion]:
 
 
 def questions(study_id: int) -> list[dict[str, Any]]:
-    """Return the questions as codebook.json lists them: code, kind, text, required, settings."""
+    """Return the questions as codebook.json lists them: code, kind, text, required, settings,
+    and the block they are asked right after (absent: the questions page)."""
     return [
-        {"code": q.code, "kind": q.kind, "text": q.text, "required": q.required, **q.spec}
+        {
+            "code": q.code,
+            "kind": q.kind,
+            "text": q.text,
+            "required": q.required,
+            **q.spec,
+            **({"asked_after_block": q.block.name} if q.block else {}),
+        }
         for q in _questions(study_id)
     ]
 

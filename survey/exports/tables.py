@@ -106,6 +106,10 @@ SESSION_COLUMNS = (
     "distractor_answered",
     "distractor_correct",
 )
+# The order the participant ran the blocks in (names joined by ";") and, counterbalanced, the
+# balanced Latin square's row (0-based); empty for participants started before they were kept.
+BLOCK_ORDER_COLUMNS = ("block_order", "block_order_row")
+BLOCK_ORDER_SEPARATOR = ";"
 RECRUITMENT_COLUMNS = ("recruitment_platform", "recruitment_id")
 STIMULI_COLUMNS = ("image", "identity", "role", "source", "generator", "sha256", "width", "height")
 # identities.csv: one row per identity, its descriptors (blank when not given)
@@ -467,10 +471,13 @@ def demographic_keys(study_id: int, include_simulated: bool = True) -> list[str]
         )
     )
     keys: set[str] = set()
-    stmt = _exported(sa.select(Participant.demographics), study_id, include_simulated)
-    for (answers,) in _streamed(stmt):
-        if isinstance(answers, dict):
-            keys.update(str(k) for k in answers)
+    stmt = _exported(
+        sa.select(Participant.demographics, Participant.block_answers), study_id, include_simulated
+    )
+    for row in _streamed(stmt):
+        for answers in row:
+            if isinstance(answers, dict):
+                keys.update(str(k) for k in answers)
     return codes + sorted(keys - set(codes))
 
 
@@ -481,6 +488,7 @@ def _demographic_column(key: str) -> str:
         + EXPIRY_COLUMNS
         + SIMULATED_COLUMNS
         + LANGUAGE_COLUMNS
+        + BLOCK_ORDER_COLUMNS
         + SESSION_COLUMNS
         + RECRUITMENT_COLUMNS
     )
@@ -548,6 +556,7 @@ def participant_columns(
         + list(EXPIRY_COLUMNS)
         + list(SIMULATED_COLUMNS)
         + list(LANGUAGE_COLUMNS)
+        + list(BLOCK_ORDER_COLUMNS)
         + (list(SESSION_COLUMNS) if sessions else [])
         + extra
         + [_demographic_column(k) for k in keys]
@@ -575,6 +584,9 @@ def _participant_rows(
             Participant.is_simulated,
             Participant.language,
             *(getattr(Participant, name) for name in SESSION_COLUMNS),
+            Participant.block_order,
+            Participant.block_order_row,
+            Participant.block_answers,
         ),
         study_id,
         include_simulated,
@@ -603,13 +615,19 @@ def _participant_rows(
                 iso_utc(row.expired_at),
                 1 if row.is_simulated else 0,
                 row.language,
+                BLOCK_ORDER_SEPARATOR.join(row.block_order or ()),
+                row.block_order_row,
             ]
             if sessions:
                 values += [iso_utc(getattr(row, name)) for name in SESSION_COLUMNS[:5]]
                 values += [row.distractor_answered, row.distractor_correct]
             if include_recruitment:
                 values.extend(recruitment.get(row.id, ("", "")))
-            answers = row.demographics if isinstance(row.demographics, dict) else {}
+            # The questions page's answers and those asked after a block, under their codes.
+            answers = {
+                **(row.block_answers if isinstance(row.block_answers, dict) else {}),
+                **(row.demographics if isinstance(row.demographics, dict) else {}),
+            }
             values.extend(_demographic_value(answers.get(k)) for k in keys)
             yield tuple(values)
 
@@ -647,6 +665,7 @@ def participants_dataframe(
         if name in frame:
             frame[name] = frame[name].astype("int64")
     frame["duration_s"] = pd.to_numeric(frame["duration_s"]).astype("float64")
+    frame["block_order_row"] = pd.array(frame["block_order_row"].tolist(), dtype="Int64")
     return frame
 
 

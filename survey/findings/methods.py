@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from analysis.findings import CORRECTION_NAMES
@@ -351,6 +352,68 @@ def _tests_sentence(results: dict[str, Any]) -> str:
     return " ".join(sentences)
 
 
+def _flow_sentences(design: dict[str, Any], blocks: list[dict[str, Any]]) -> list[str]:
+    """The block order, as it was assigned, and the pages between the blocks, as they ran."""
+    order = design.get("block_order", "fixed")
+    last = [b["name"] for b in blocks if b.get("name") in (design.get("blocks_last") or [])]
+    first = [b["name"] for b in blocks if b.get("name") not in last]
+    kept = (
+        f", {_join(last)} always after the others"
+        + (
+            f" (their order also {'randomised' if order == 'random' else 'counterbalanced'})"
+            if len(last) > 1
+            else ""
+        )
+        if last and first
+        else ""
+    )
+    sentences = []
+    if order == "random":
+        sentences.append(
+            "The order of the blocks was randomised for each participant from a stored seed"
+            f"{kept}; each participant's order is recorded with the data."
+        )
+    elif order == "counterbalanced":
+        sizes = [n for n in (len(first), len(last)) if n]
+        rows = math.lcm(*(n if n % 2 == 0 else 2 * n for n in sizes)) if sizes else 1
+        sentences.append(
+            "The order of the blocks was counterbalanced across participants with a balanced "
+            f"Latin square (Williams design; {_count(rows, 'row')}, each block in each position "
+            "equally often and each block following every other equally often), rows assigned "
+            f"in order of arrival{kept}; each participant's order and row are recorded with the "
+            "data."
+        )
+    if order != "fixed" and any(
+        (b.get("settings") or {}).get("practice") is None
+        for b in blocks
+        if b.get("task") not in ("learn", "recognise")
+    ):
+        sentences.append("The block that ran first opened with a practice trial (not analysed).")
+    introduced = [
+        b["name"] for b in blocks if ((b.get("settings") or {}).get("instructions") or "").strip()
+    ]
+    if len(introduced) == len(blocks):
+        sentences.append("Each block began with its own instructions page.")
+    elif introduced:
+        plural = "s" if len(introduced) > 1 else ""
+        sentences.append(
+            f"The {_join(introduced)} block{plural} began with {'their' if plural else 'its'} own "
+            "instructions page."
+        )
+    pauses = [
+        f"every {b['settings']['break_every']} trials of the {b['name']} block"
+        for b in blocks
+        if (b.get("settings") or {}).get("break_every")
+    ]
+    between = "between blocks" if design.get("block_breaks") and len(blocks) > 1 else ""
+    if between or pauses:
+        where = _join([w for w in [between, *pauses] if w])
+        sentences.append(
+            f"Participants were offered a self-paced break {where}, with a progress message."
+        )
+    return sentences
+
+
 def methods_paragraph(
     design: dict[str, Any],
     results: dict[str, Any],
@@ -389,11 +452,17 @@ def methods_paragraph(
         f"photographic headshot and an AI-generated headshot of the same person{probes}."
     )
     if blocks:
+        order = design.get("block_order", "fixed")
+        listed = "in this order" if order == "fixed" else "listed here"
         parts.append(
-            f"Participants completed {_count(len(blocks), 'block')} in this order: "
-            + "; ".join(f"({i}) {_block_phrase(b, i == 1, n_ids)}" for i, b in enumerate(blocks, 1))
+            f"Participants completed {_count(len(blocks), 'block')} {listed}: "
+            + "; ".join(
+                f"({i}) {_block_phrase(b, i == 1 and order == 'fixed', n_ids)}"
+                for i, b in enumerate(blocks, 1)
+            )
             + "."
         )
+        parts += _flow_sentences(design, blocks)
     lists = design.get("n_lists", 2)
     assign = "started" if design.get("assign_by", "started") == "started" else "completed"
     kinds = [

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 import analysis
 from analysis.rscript import r_script
 from survey import audit, block_settings, design, exports, jobs
+from survey import flow as block_flow
 from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.findings import present
@@ -766,8 +767,10 @@ def score_tables(report: Report) -> tuple[pd.DataFrame, pd.DataFrame]:
 def design_facts(study: Study) -> dict[str, Any]:
     """The design as the methods paragraph needs it."""
     blocks = []
-    # In the order they ran: choose blocks after the others, whatever their position.
-    for block in design.presentation_order(study.blocks):
+    flow = block_flow.flow_settings(study.settings)
+    last = block_flow.kept_last(study.blocks, flow.last)
+    # In the order listed, the blocks kept at the end (choose blocks always) after the others.
+    for block in design.block_order(study.blocks, "fixed", last=last)[0]:
         try:
             settings = block_settings.validate_block_settings(block.task, block.settings)
         except ValueError:
@@ -781,6 +784,9 @@ def design_facts(study: Study) -> dict[str, Any]:
         "n_lists": study.n_lists,
         "assign_by": study.assign_by,
         "blocks": blocks,
+        "block_order": flow.order,
+        "blocks_last": list(last),
+        "block_breaks": flow.breaks,
         "preregistration": {
             "frozen_at": prereg.frozen_at.strftime("%d %B %Y"),
             "sha256": prereg.sha256,

@@ -119,6 +119,9 @@ class PageState:
     ticket: str = ""
     # The participant's language (survey/i18n.py): the page's words.
     language: str = "en"
+    # A page between trials (block instructions, a break, a block's questions) comes before
+    # the current trial, or after the last when every trial is answered (survey/flow.py).
+    step_due: bool = False
 
 
 def page_state(
@@ -142,6 +145,7 @@ def page_state(
     state = _page_state(rows, slug, public_id, secret)
     if (
         state.current is not None
+        and not state.step_due
         and PageRow._make(rows[0]).shown_at is None
         and state.consented
         and state.status == "in_progress"
@@ -186,6 +190,9 @@ def _page_state(
                     first.task, first.is_attention, last, first.left_source, settings_key
                 ),
             )
+    # Every trial answered: the position after the last one (a block's questions may follow).
+    here = first.position if first.trial_id is not None else None
+    step_due = first.next_step_at is not None and (here is None or first.next_step_at <= here)
     next_images: tuple[str, ...] = ()
     if len(rows) > 1:
         following = PageRow._make(rows[1])
@@ -203,6 +210,7 @@ def _page_state(
         next_images=next_images,
         ticket=ticket,
         language=first.language,
+        step_due=step_due,
     )
 
 

@@ -20,6 +20,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from survey import design, ending, i18n, study_texts
+from survey import flow as block_flow
 from survey import questions as questions_module
 from survey.errors import render_error
 from survey.extensions import db
@@ -332,6 +333,8 @@ def _next_url(slug: str, participant: service.ParticipantView) -> str:
     if participant.consented_at is None or participant.status == "expired":
         return url_for("participant.entry", slug=slug)
     if participant.status == "completed":
+        if _block_questions_due(participant):
+            return url_for("participant.step", slug=slug)
         return url_for("participant.done", slug=slug)
     if not participant.answered_any:
         return url_for("participant.instructions", slug=slug)
@@ -614,6 +617,9 @@ def trial(slug: str):
         return redirect(url_for("participant.entry", slug=slug))
     if state.current is None:
         return redirect(_after_trials(slug, public_id))
+    if state.step_due:
+        # Block instructions, a break or a block's questions come first.
+        return redirect(url_for("participant.step", slug=slug))
     if not state.taking_answers:
         return _study_closed(slug, state.study_title, state.is_preview)
     held = delay.held_back(public_id, state.current.task, state.current.settings)
@@ -634,19 +640,33 @@ def _after_trials(slug: str, public_id: str) -> str:
         # The last answer completes its participant; this completes one stored otherwise.
         answers.complete_if_done(db.session.get(Participant, participant.id))
         study, participant = _flow_or_404(slug, public_id)
+    if participant.status == "completed" and _block_questions_due(participant):
+        if statements.takes_answers(study.state, participant.is_preview):
+            return url_for("participant.step", slug=slug)
     if _asks_demographics(study) and not participant.demographics:
         return url_for("participant.questions", slug=slug)
     return url_for("participant.done", slug=slug)
 
 
+def _block_questions_due(participant: service.ParticipantView) -> bool:
+    """Tell whether a participant who has answered every trial still has a block's questions
+    to answer (the last block's, or any the participant went past)."""
+    if participant.next_step_at is None:
+        return False
+    where = service.flow_position(participant.id)
+    return block_flow.pending(where.steps, where.passed, where.total + 1, True) is not None
+
+
 def _asks_demographics(study: service.StudyView) -> bool:
-    """Tell whether the study asks questions after the trials (it has some, and the old study
-    setting that turned the demographics off is not set)."""
+    """Tell whether the study asks questions after the trials (it has some not asked after a
+    block, and the old study setting that turned the demographics off is not set)."""
     if (study.settings or {}).get("demographics", True) is False:
         return False
     return (
         db.session.scalar(
-            sa.select(StudyQuestion.id).where(StudyQuestion.study_id == study.id).limit(1)
+            sa.select(StudyQuestion.id)
+            .where(StudyQuestion.study_id == study.id, StudyQuestion.block_id.is_(None))
+            .limit(1)
         )
         is not None
     )
@@ -737,13 +757,17 @@ def _store(
 
 
 def _unless_completed(
-    slug: str, participant: service.ParticipantView | None
+    slug: str, study: service.StudyView, participant: service.ParticipantView | None
 ) -> WerkzeugResponse | None:
-    """The redirect of a page after the trials for a participant who has not completed them
-    (to the link, or to where the participant stands); None for one who has."""
+    """The redirect of a page after the trials for a participant who has not completed them,
+    or has a block's questions still to answer (to the link, or to where the participant
+    stands); None for one who has."""
     if participant is None:
         return redirect(url_for("participant.entry", slug=slug))
-    if participant.status != "completed":
+    if participant.status != "completed" or (
+        statements.takes_answers(study.state, participant.is_preview)
+        and _block_questions_due(participant)
+    ):
         return redirect(_next_url(slug, participant))
     return None
 
@@ -753,7 +777,7 @@ def _unless_completed(
 def questions(slug: str):
     """Ask the study's questions once the trials are done; nothing is stored until all pass."""
     study, participant = _participant_or_entry(slug)
-    elsewhere = _unless_completed(slug, participant)
+    elsewhere = _unless_completed(slug, study, participant)
     if elsewhere is not None:
         return elsewhere
     if (
@@ -785,11 +809,74 @@ def questions(slug: str):
     ), 400 if errors else 200
 
 
+@bp.route("/s/<slug>/step", methods=["GET", "POST"])
+@participant_csrf.protected
+def step(slug: str):
+    """A page between trials: a block's instructions, a break, or a block's questions.
+
+    Passing it is one conditional UPDATE of the page's number (`service.pass_step`): a reload,
+    the back button or a second click passes nothing twice and stores no answer twice; a GET
+    writes nothing.
+    """
+    study, participant = _participant_or_entry(slug)
+    if participant is None:
+        return redirect(url_for("participant.entry", slug=slug))
+    if participant.consented_at is None or participant.status not in ("in_progress", "completed"):
+        return redirect(_next_url(slug, participant))
+    if not statements.takes_answers(study.state, participant.is_preview):
+        if participant.status == "completed":
+            return redirect(url_for("participant.done", slug=slug), 303)
+        return _study_closed(slug, study.title, participant.is_preview)
+    where = service.flow_position(participant.id)
+    found = block_flow.pending(
+        where.steps, where.passed, where.current, participant.status == "completed"
+    )
+    onward = redirect(url_for("participant.trial", slug=slug), 303)
+    if found is None:
+        return onward
+    number, due = found
+    asked = service.block_questions(study.id, due["block"]) if due["kind"] == "questions" else []
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if request.form.get("step") != str(number):
+            # A page passed already (a reload, the back button, a double click): nothing more.
+            return onward
+        values: dict = {}
+        if asked and not ("skip" in request.form and not any(q.required for q in asked)):
+            values, errors = questions_module.read_answers(asked, request.form)
+        if not errors:
+            following = block_flow.next_at(where.steps, number + 1)
+            service.pass_step(participant.id, where.passed, number, following, values)
+            return onward
+    order = where.block_order
+    return _page(
+        "participant/step.html",
+        study=study,
+        participant=participant,
+        step=due,
+        number=number,
+        answered=int(due["at"]) - 1,
+        total=where.total,
+        instructions_html=(
+            render_markdown(service.block_instructions(study.id, due["block"]))
+            if due["kind"] == "instructions"
+            else ""
+        ),
+        message=block_flow.flow_settings(study.settings).message if due["kind"] == "break" else "",
+        block_number=(order.index(due["block"]) + 1) if due["block"] in order else None,
+        blocks=len(order),
+        questions=asked,
+        errors=errors,
+        posted=request.form if request.method == "POST" else None,
+        can_skip=not any(q.required for q in asked),
+    ), 400 if errors else 200
+
+
 @bp.get("/s/<slug>/done")
 def done(slug: str):
     """The debrief: completion code, and the way back to the recruitment platform."""
     study, participant = _participant_or_entry(slug)
-    elsewhere = _unless_completed(slug, participant)
+    elsewhere = _unless_completed(slug, study, participant)
     if elsewhere is not None:
         return elsewhere
     completion_url = study.completion_url if study.completion_url.startswith("https://") else ""

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import (
+    Block,
     Participant,
     RecruitmentId,
     Response,
@@ -72,6 +73,9 @@ class ParticipantView:
     demographics: dict | None
     # The language of the participant's pages (survey/i18n.py).
     language: str
+    # The position of the trial before which a page between trials comes (survey/flow.py):
+    # once every trial is answered, a block's questions may still be due.
+    next_step_at: int | None
     # At least one trial is answered (the instructions are behind them).
     answered_any: bool
 
@@ -174,18 +178,24 @@ def consent(participant: Participant, language: str | None = None) -> None:
 # --- after the trials ----------------------------------------------------------------------
 
 
+# A question as a page asks it (`Asked`'s fields), of one study, in the researcher's order.
+_ASKED = (
+    sa.select(
+        StudyQuestion.code,
+        StudyQuestion.kind,
+        StudyQuestion.text,
+        StudyQuestion.required,
+        StudyQuestion.spec,
+    )
+    .where(StudyQuestion.study_id == sa.bindparam("study_id"))
+    .order_by(StudyQuestion.position, StudyQuestion.id)
+)
+
+
 def study_questions(study_id: int) -> list[Asked]:
-    """Return the study's questions in order, as the questions page asks them."""
+    """Return the questions of the questions page in order (not those asked after a block)."""
     rows = db.session.execute(
-        sa.select(
-            StudyQuestion.code,
-            StudyQuestion.kind,
-            StudyQuestion.text,
-            StudyQuestion.required,
-            StudyQuestion.spec,
-        )
-        .where(StudyQuestion.study_id == study_id)
-        .order_by(StudyQuestion.position, StudyQuestion.id)
+        _ASKED.where(StudyQuestion.block_id.is_(None)), {"study_id": study_id}
     )
     return [Asked(*row) for row in rows]
 
@@ -215,6 +225,118 @@ def save_demographics(participant: Participant, answers: Mapping[str, Any]) -> b
     return bool(stored)
 
 
+# --- the pages between trials (survey/flow.py) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlowPosition:
+    """Where a participant stands between trials: the pages planned and passed, the position
+    of the first unanswered trial (the number of trials plus one when all are answered)."""
+
+    steps: list[dict[str, Any]]
+    passed: int
+    current: int
+    total: int
+    # The names of the blocks in the order the participant runs them.
+    block_order: list[str]
+
+
+_FIRST_OPEN = (
+    sa.select(sa.func.min(Trial.position))
+    .where(Trial.participant_id == Participant.id, Trial.answered_at.is_(None))
+    .scalar_subquery()
+)
+_LAST = (
+    sa.select(sa.func.max(Trial.position))
+    .where(Trial.participant_id == Participant.id)
+    .scalar_subquery()
+)
+
+
+def flow_position(participant_id: int) -> FlowPosition:
+    """Return the participant's pages between trials and where the participant stands."""
+    steps, passed, order, first_open, last = db.session.execute(
+        sa.select(
+            Participant.flow_steps,
+            Participant.flow_step,
+            Participant.block_order,
+            _FIRST_OPEN,
+            _LAST,
+        ).where(Participant.id == participant_id)
+    ).one()
+    total = last or 0
+    return FlowPosition(
+        steps=list(steps or []),
+        passed=passed,
+        current=first_open if first_open is not None else total + 1,
+        total=total,
+        block_order=list(order or []),
+    )
+
+
+def block_questions(study_id: int, block_name: str) -> list[Asked]:
+    """Return the questions asked right after a block, in order."""
+    rows = db.session.execute(
+        _ASKED.join(Block, Block.id == StudyQuestion.block_id).where(
+            Block.name == sa.bindparam("block_name")
+        ),
+        {"study_id": study_id, "block_name": block_name},
+    )
+    return [Asked(*row) for row in rows]
+
+
+def block_instructions(study_id: int, block_name: str) -> str:
+    """Return a block's instructions text (Markdown; empty when it has none or is gone)."""
+    settings = db.session.scalar(
+        sa.select(Block.settings).where(Block.study_id == study_id, Block.name == block_name)
+    )
+    text = (settings or {}).get("instructions")
+    return text if isinstance(text, str) else ""
+
+
+def pass_step(
+    participant_id: int,
+    passed: int,
+    index: int,
+    next_step_at: int | None,
+    answers: Mapping[str, Any] | None = None,
+) -> bool:
+    """Record that the participant, who had passed `passed` pages, passed page number `index`
+    (storing the answers given on it, with those of earlier blocks); tell whether this request
+    did.
+
+    One conditional UPDATE, only while the participant still stands where it was read and the
+    study takes their answers: a reload, the back button or a double click passes nothing
+    twice, and the answers are written once, all or none.
+    """
+    values: dict[str, Any] = {"flow_step": index + 1, "next_step_at": next_step_at}
+    given = {k: v for k, v in (answers or {}).items() if v not in (None, "", [])}
+    if given:
+        # Written only by the UPDATE that moves flow_step on from `passed`: no other writer
+        # can have changed them since this read.
+        earlier = db.session.scalar(
+            sa.select(Participant.block_answers).where(Participant.id == participant_id)
+        )
+        values["block_answers"] = {**(earlier or {}), **given}
+    moved = db.session.execute(
+        sa.update(_PARTICIPANT)
+        .where(
+            _PARTICIPANT.c.id == participant_id,
+            _PARTICIPANT.c.flow_step == passed,
+            _PARTICIPANT.c.status.in_(("in_progress", "completed")),
+            sa.select(_STUDY.c.id)
+            .where(
+                _STUDY.c.id == _PARTICIPANT.c.study_id,
+                takes_answers_sql(_STUDY.c.state, _PARTICIPANT.c.is_preview),
+            )
+            .exists(),
+        )
+        .values(**values)
+    ).rowcount
+    db.session.commit()
+    return bool(moved)
+
+
 def withdraw(participant: Participant) -> None:
     """Delete the participant's answers and trials and mark it withdrawn (see module docstring).
 
@@ -240,7 +362,13 @@ def withdraw(participant: Participant) -> None:
     withdrawn = db.session.execute(
         sa.update(Participant)
         .where(Participant.id == participant.id, Participant.status != "withdrawn")
-        .values(status="withdrawn", withdrawn_at=utcnow(), completed_at=None, demographics={})
+        .values(
+            status="withdrawn",
+            withdrawn_at=utcnow(),
+            completed_at=None,
+            demographics={},
+            block_answers={},
+        )
         .returning(Participant.study_id)
         .execution_options(synchronize_session=False)
     ).first()

@@ -30,6 +30,10 @@ TRIAL_FORM = re.compile(
 )
 TRIAL_ACTION = re.compile(r"/trial/(\d+)$")
 TICKET = re.compile(r'<input type="hidden" name="ticket" value="([^"]+)"')
+# A page between trials (survey/flow.py): the number of the page its button passes.
+STEP = re.compile(r'<input type="hidden" name="step" value="(\d+)"')
+CHECKBOX = re.compile(r'<input type="checkbox" name="([^"]+)" value="([^"]+)"')
+TEXT_INPUT = re.compile(r'<input id="q-[^"]+" name="([^"]+)" type="text"')
 # A question answered by the page's button alone (a study-phase "Continue"): its one value.
 CONTINUE = re.compile(r'<input type="hidden" name="(seen)" value="([^"]+)"')
 
@@ -120,6 +124,48 @@ def agree(client: Any, slug: str, query: str = "") -> Any:
         "agree": "1",
     }
     return client.post(f"/s/{slug}/consent{query}", data=data)
+
+
+def is_step(response: Any) -> bool:
+    """Tell whether a response sends the participant to a page between trials."""
+    return response.status_code in (302, 303) and response.headers["Location"].endswith("/step")
+
+
+def step_form(page: str) -> dict[str, str]:
+    """Return what passing a page between trials posts (block instructions, a break, a block's
+    questions: skipped when optional, else answered with first choices, numbers 1)."""
+    found = STEP.search(page)
+    data = {"csrf_token": form_token(page) or "", "step": found.group(1) if found else ""}
+    if 'id="skip"' in page:
+        data["skip"] = "1"
+        return data
+    for name, value in [*RADIO.findall(page), *CHECKBOX.findall(page)]:
+        data.setdefault(name, html.unescape(value))
+    for name in TEXT_INPUT.findall(page):
+        data.setdefault(name, "1")
+    data["go" if 'name="go"' in page else "save"] = "1"
+    return data
+
+
+def pass_step(client: Any, slug: str) -> Any:
+    """Pass the page between trials the participant stands at (`step_form`); return the POST's
+    response (a 303 onward when passed)."""
+    page = client.get(f"/s/{slug}/step")
+    if page.status_code != 200:
+        return page
+    return client.post(f"/s/{slug}/step", data=step_form(page.get_data(as_text=True)))
+
+
+def open_trial(client: Any, slug: str) -> Any:
+    """GET the trial page, passing the pages between trials that come first; return the trial
+    page (or where the participant is sent instead)."""
+    page = client.get(f"/s/{slug}/trial")
+    while is_step(page):
+        passed = pass_step(client, slug)
+        if passed.status_code != 303:
+            return passed
+        page = client.get(f"/s/{slug}/trial")
+    return page
 
 
 def _identity_effect(code: str) -> float:
@@ -304,7 +350,7 @@ def run_participant(app: Flask, slug: str, index: int, rng: random.Random) -> Ou
     elif response.status_code != 303:
         outcome.refused = f"{response.status_code}"
         return outcome
-    page = client.get(f"/s/{slug}/trial")
+    page = open_trial(client, slug)
     while page.status_code == 200:
         form = parse_trial_form(page.get_data(as_text=True))
         if form is None:
@@ -323,7 +369,7 @@ def run_participant(app: Flask, slug: str, index: int, rng: random.Random) -> Ou
                 f"participant {index}: answer to trial {trial_id} got {response.status_code}"
             )
         outcome.answered += 1
-        page = client.get(response.headers["Location"])
+        page = open_trial(client, slug)
     if page.status_code in (302, 303) and page.headers["Location"].endswith("/questions"):
         text = client.get(page.headers["Location"]).get_data(as_text=True)
         data = {"csrf_token": form_token(text) or ""}

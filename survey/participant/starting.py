@@ -15,6 +15,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from survey import design
+from survey import flow as block_flow
 from survey.extensions import db
 from survey.models import (
     OPTIONS_SEPARATOR,
@@ -23,6 +24,7 @@ from survey.models import (
     Participant,
     RecruitmentId,
     Study,
+    StudyQuestion,
     Trial,
     UTCDateTime,
     utcnow,
@@ -156,6 +158,8 @@ class StudyDesign:
     blocks: tuple[design.BlockInfo, ...]
     identity_ids: dict[str, int]
     block_ids: dict[str, int]
+    # Names of the blocks with questions asked right after them (survey/flow.py).
+    asked_after: frozenset[str] = frozenset()
 
 
 def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
@@ -177,11 +181,19 @@ def study_design(study: Study, *, cached: bool = True) -> StudyDesign:
     if cached and study.design_sha256 and design_sha256(loaded) != study.design_sha256:
         raise StudyUnavailable("changed")
     identities, blocks = design_inputs(loaded)
+    # Questions change only while the study is a draft, so a frozen design may keep them.
+    asked_after = db.session.scalars(
+        sa.select(Block.name)
+        .join(StudyQuestion, StudyQuestion.block_id == Block.id)
+        .where(Block.study_id == study.id)
+        .distinct()
+    )
     result = StudyDesign(
         identities=tuple(identities),
         blocks=tuple(blocks),
         identity_ids={identity.code: identity.id for identity in loaded.identities},
         block_ids={block.name: block.id for block in loaded.blocks},
+        asked_after=frozenset(asked_after),
     )
     if study.design_sha256:
         frozen.put(key, result)
@@ -242,7 +254,14 @@ def start_participant(study: Study, **options: Any) -> Participant:
 
 
 # A start's statements, built once (Core: the ORM's unit of work cost more than the inserts).
-_STUDY_FOR_START = (Study.id, Study.state, Study.n_lists, Study.target_n, Study.assign_by)
+_STUDY_FOR_START = (
+    Study.id,
+    Study.state,
+    Study.n_lists,
+    Study.target_n,
+    Study.assign_by,
+    Study.participants_started,
+)
 # Take the study row's lock and read the study as it is now, in one statement.
 _LOCK_STUDY = (
     sa.update(Study)
@@ -343,13 +362,21 @@ def start_or_resume(
     # list is built from one seed, and the lock only picks which one is stored.
     plan = study_design(study)
     seed = secrets.randbits(63)
+    flow = block_flow.flow_settings(study.settings)
+    last = block_flow.kept_last(plan.blocks, flow.last)
+    # Counterbalanced, the order depends on the place in the start order, known under the
+    # lock: the one schedule needed is built there.
+    by_arrival = flow.order == "counterbalanced"
+
+    def schedule(list_index: int, n_lists: int, start_index: int = 0) -> list[design.TrialSpec]:
+        """Build one list's schedule from the participant's seed."""
+        return design.build_schedule(
+            plan.identities, plan.blocks, list_index, n_lists, seed, flow.order, start_index, last
+        )
 
     def schedules_for(n_lists: int) -> list[list[design.TrialSpec]]:
-        """Build the schedule of every list from the participant's seed."""
-        return [
-            design.build_schedule(plan.identities, plan.blocks, index, n_lists, seed)
-            for index in range(n_lists)
-        ]
+        """Build the schedule of every list (none when built under the lock)."""
+        return [] if by_arrival else [schedule(index, n_lists) for index in range(n_lists)]
 
     schedules = schedules_for(study.n_lists)
     # The lock must be the transaction's first statement: SQLite cannot upgrade a read
@@ -361,8 +388,8 @@ def start_or_resume(
         current = connection.execute(
             _READ_STUDY if preview else _LOCK_STUDY, {"study_id": study_id}
         ).one()
-        if len(schedules) != current.n_lists:  # a draft's lists changed meanwhile (a preview)
-            schedules = schedules_for(current.n_lists)
+        if not by_arrival and len(schedules) != current.n_lists:
+            schedules = schedules_for(current.n_lists)  # a draft's lists changed (a preview)
         if not preview:
             if current.state != "open":
                 raise StudyUnavailable(current.state if current.state == "draft" else "closed")
@@ -381,6 +408,18 @@ def start_or_resume(
         else:
             counts = list_counts(current, preview=True)
         list_index = design.choose_list(counts)
+        # This start's place in the start order: the counter this start just raised (a preview
+        # takes the place the next participant would).
+        start_index = max(current.participants_started - (0 if preview else 1), 0)
+        specs = (
+            schedule(list_index, current.n_lists, start_index)
+            if by_arrival
+            else schedules[list_index]
+        )
+        running, row = design.block_order(plan.blocks, flow.order, seed, start_index, last)
+        steps = block_flow.plan_steps(
+            specs, {b.name: b for b in plan.blocks}, plan.asked_after, flow.breaks
+        )
         values = {
             "study_id": study_id,
             "list_index": list_index,
@@ -392,6 +431,12 @@ def start_or_resume(
             "started_at": now,
             "consented_at": now if consented else None,
             "language": language,
+            "block_order": [b.name for b in running],
+            "block_order_row": row,
+            "flow_steps": steps,
+            "flow_step": 0,
+            "next_step_at": block_flow.next_at(steps, 0),
+            "block_answers": {},
         }
         if public_id:
             values["public_id"] = public_id
@@ -407,7 +452,7 @@ def start_or_resume(
                     "params": dict(recruitment.params),
                 },
             )
-        _insert_trials(connection, _trial_rows(plan, participant_id, schedules[list_index]))
+        _insert_trials(connection, _trial_rows(plan, participant_id, specs))
         db.session.commit()
     except IntegrityError:
         # The same recruitment id or consent token started at the same moment: the unique key
@@ -451,8 +496,18 @@ def regenerate_schedule(participant: Participant) -> list[design.TrialSpec]:
     """Rebuild the participant's schedule from its seed and the stored design, for audit."""
     study = db.session.get(Study, participant.study_id)
     plan = study_design(study, cached=False)
+    flow = block_flow.flow_settings(study.settings)
+    # A participant started before the order was recorded ran the blocks as listed.
+    order = flow.order if participant.block_order is not None else "fixed"
     return design.build_schedule(
-        plan.identities, plan.blocks, participant.list_index, study.n_lists, participant.seed
+        plan.identities,
+        plan.blocks,
+        participant.list_index,
+        study.n_lists,
+        participant.seed,
+        order,
+        participant.block_order_row or 0,
+        block_flow.kept_last(plan.blocks, flow.last),
     )
 
 

@@ -65,6 +65,8 @@ _PAGE_COLUMNS = {
     # Memory: the name shown with a studied headshot; the names a recognise trial offers.
     "label": Trial.label,
     "options": Trial.options,
+    # The position of the trial before which a page between trials comes (survey/flow.py).
+    "next_step_at": Participant.next_step_at,
 }
 PageRow = namedtuple("PageRow", _PAGE_COLUMNS)  # type: ignore[misc]
 
@@ -118,13 +120,25 @@ _SHOWN_NOW = (
     .limit(1)
     .scalar_subquery()
 )
+# Where the participant's next page between trials comes (block instructions, a break): a
+# trial at or after it is not shown yet, so not stamped; it is once the participant continues.
+_STEP_AT = (
+    sa.select(_VIEWER.c.next_step_at)
+    .join(_VIEWED, _VIEWED.c.id == _VIEWER.c.study_id)
+    .where(_VIEWER.c.public_id == sa.bindparam("public_id"), _VIEWED.c.slug == sa.bindparam("slug"))
+    .scalar_subquery()
+)
 # PostgreSQL: the page's statement stamps its trial in a data-modifying CTE, so showing a
 # trial stays one round trip. The CTE and the page's SELECT read the same snapshot: the page
 # does not see the time it set (it does not need it). Run again after a dropped connection
 # (`hotdb._once_more`), it stamps nothing twice.
 PAGE_STAMPING = PAGE.add_cte(
     sa.update(_TRIAL)
-    .where(_TRIAL.c.id == _SHOWN_NOW, _TRIAL.c.shown_at.is_(None))
+    .where(
+        _TRIAL.c.id == _SHOWN_NOW,
+        _TRIAL.c.shown_at.is_(None),
+        sa.or_(_STEP_AT.is_(None), _STEP_AT > _TRIAL.c.position),
+    )
     .values(shown_at=db_now())
     .returning(_TRIAL.c.id)
     .cte("stamped")

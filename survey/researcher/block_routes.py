@@ -10,6 +10,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from survey import audit
+from survey import flow as block_flow
 from survey.block_settings import (
     DEFAULT_CHOOSE_QUESTION,
     DEFAULT_RECOGNISE_QUESTION,
@@ -18,20 +19,29 @@ from survey.block_settings import (
     SETTING_RULES,
     fit_errors,
     setting_errors,
+    stored_settings,
     validate_block_settings,
 )
-from survey.design import presentation_order
+from survey.design import block_order
 from survey.extensions import db
-from survey.models import Block, Identity, Study
+from survey.markup import render_markdown
+from survey.models import Block, Identity, Study, StudyQuestion
 from survey.researcher import bp, undo
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
 from survey.researcher.confirm import confirm_page, offer_undo
-from survey.researcher.forms import TASK_LABELS, BlockAddForm, BlockForm, require_button
+from survey.researcher.forms import (
+    TASK_LABELS,
+    BlockAddForm,
+    BlockFlowForm,
+    BlockForm,
+    require_button,
+)
 from survey.researcher.service import (
     move_block,
     outcomes_of,
     renumber_blocks,
     require_design_editable,
+    require_not_archived,
 )
 
 CHECK_COUNT_RE = re.compile(r"(\d+)\s*checks?", re.IGNORECASE)
@@ -99,9 +109,38 @@ def _name_taken(study: Study, name: str, except_id: int | None = None) -> bool:
     return db.session.scalar(query) is not None
 
 
-def _blocks_page(study: Study, role: str, add_form: BlockAddForm | None = None, status: int = 200):
-    """Render the list of blocks with the add form."""
-    order = [b.name for b in presentation_order(study.blocks)]
+def flow_form(study: Study, submitted: bool = False) -> BlockFlowForm:
+    """Return the block flow's form (posted, or filled from the study's settings)."""
+    form = BlockFlowForm() if submitted else BlockFlowForm(formdata=None)
+    form.blocks_last.choices = [
+        (b.name, f"{b.name} (choose: always at the end)" if b.task == "choose" else b.name)
+        for b in study.blocks
+    ]
+    if not submitted:
+        flow = block_flow.flow_settings(study.settings)
+        form.block_order.data = flow.order
+        form.blocks_last.data = list(block_flow.kept_last(study.blocks, flow.last))
+        form.block_breaks.data = flow.breaks
+        form.break_message.data = flow.message
+    return form
+
+
+def _blocks_page(
+    study: Study,
+    role: str,
+    add_form: BlockAddForm | None = None,
+    status: int = 200,
+    form: BlockFlowForm | None = None,
+):
+    """Render the list of blocks with the block flow's form and the add form."""
+    flow = block_flow.flow_settings(study.settings)
+    order = [
+        b.name
+        for b in block_order(
+            study.blocks, "fixed", last=block_flow.kept_last(study.blocks, flow.last)
+        )[0]
+    ]
+    editor = ROLE_RANK[role] >= ROLE_RANK["editor"] and study.state != "archived"
     return (
         render_template(
             "researcher/blocks.html",
@@ -111,6 +150,9 @@ def _blocks_page(study: Study, role: str, add_form: BlockAddForm | None = None, 
             and not study.design_locked
             and study.state != "archived",
             add_form=add_form or BlockAddForm(formdata=None),
+            flow_form=form or flow_form(study),
+            flow=flow,
+            can_edit_flow=editor,
             running_order=order,
             task_labels=TASK_LABELS,
             deleted=[p for p in undo.undoable(study) if p.kind == "block"],
@@ -126,6 +168,68 @@ def blocks(study: Study, role: str):
     return _blocks_page(study, role)
 
 
+@bp.post("/studies/<int:study_id>/blocks/flow")
+@requires_role("editor")
+def block_flow_save(study: Study, role: str):
+    """Save the block order and the breaks between blocks; every error beside its field.
+
+    The order and the breaks are part of the design, frozen when the study opens; the break
+    page's message is a text and can still be corrected.
+    """
+    study = lock_for_change(study)
+    require_not_archived(study)
+    form = flow_form(study, submitted=True)
+    if not form.validate_on_submit() and form.errors.get("csrf_token"):
+        abort(400, description="The form expired; reload the page and save again.")
+    choose = {b.name for b in study.blocks if b.task == "choose"}
+    last = [n for n in form.blocks_last.data or [] if n not in choose]
+    order, breaks, message = (
+        form.block_order.data,
+        bool(form.block_breaks.data),
+        form.break_message.data or "",
+    )
+    errors = block_flow.flow_errors(order, last, breaks, message, study.blocks)
+    current = block_flow.flow_settings(study.settings)
+    if study.design_locked:
+        frozen = "is part of the frozen design and cannot change now that the study has opened"
+        if order != current.order:
+            errors.setdefault("block_order", []).append(f"The block order {frozen}.")
+        if sorted(last) != sorted(current.last or ()):
+            errors.setdefault("blocks_last", []).append(f"Which blocks run last {frozen}.")
+        if breaks != current.breaks:
+            errors.setdefault("block_breaks", []).append(f"A break between blocks {frozen}.")
+    if errors:
+        for name, messages in errors.items():
+            form[name].errors = [*form[name].errors, *messages]
+        return _blocks_page(study, role, status=400, form=form)
+    settings = {k: v for k, v in (study.settings or {}).items() if k not in block_flow.FLOW_KEYS}
+    settings.update(
+        {
+            block_flow.ORDER_KEY: order,
+            block_flow.BREAKS_KEY: breaks,
+            **({block_flow.LAST_KEY: last} if last else {}),
+            **({block_flow.MESSAGE_KEY: message} if message else {}),
+        }
+    )
+    if order == "fixed" and not breaks:
+        settings.pop(block_flow.ORDER_KEY)
+        settings.pop(block_flow.BREAKS_KEY)
+    changed = settings != (study.settings or {})
+    if changed:
+        study.settings = settings  # a new dict: the JSON column sees the change
+        audit.record(
+            "study.block_flow",
+            researcher=current_user,
+            study=study,
+            order=order,
+            last=last,
+            breaks=breaks,
+        )
+    db.session.commit()
+    flash("Block order and breaks saved." if changed else "Nothing changed.", "success")
+    return redirect(url_for("researcher.blocks", study_id=study.id) + "#block-flow", 303)
+
+
 @bp.post("/studies/<int:study_id>/blocks")
 @requires_role("editor")
 def block_add(study: Study, role: str):
@@ -138,7 +242,7 @@ def block_add(study: Study, role: str):
     if _name_taken(study, form.name.data):
         form.name.errors.append(f"Another block is called {form.name.data!r}; choose another name.")
         return _blocks_page(study, role, form, 400)
-    settings = validate_block_settings(form.task.data, {})
+    settings = stored_settings(validate_block_settings(form.task.data, {}))
     lists = fit_errors(form.task.data, settings, 0, study.n_lists).get("task")
     if lists:
         form.task.errors.extend(lists)
@@ -180,6 +284,8 @@ def _fill_form(form: BlockForm, block: Block) -> None:
     """Put a block's stored settings into the form."""
     settings = block.settings
     form.name.data = block.name
+    form.instructions.data = settings.get("instructions", "")
+    form.break_every.data = settings.get("break_every")
     if block.task in MEMORY_TASKS:
         full = validate_block_settings(block.task, settings)
         for name in TASK_FIELDS[block.task]:
@@ -219,8 +325,14 @@ def _settings_from_form(form: BlockForm, block: Block, errors: dict[str, list[st
 
     A field the form could not read (a number written in words) goes in as the text typed, so
     that the setting's rule reports it in its own words; attention checks that cannot be read
-    are reported in `errors`.
+    are reported in `errors`. The block flow's settings are stored only when set.
     """
+    flow = {"instructions": form.instructions.data or "", "break_every": _typed(form.break_every)}
+    return {**_task_settings(form, block, errors), **{k: v for k, v in flow.items() if v}}
+
+
+def _task_settings(form: BlockForm, block: Block, errors: dict[str, list[str]]):
+    """Build the settings of the block's task from the form, as typed."""
     if block.task == "learn":
         return {
             "exposure_ms": _typed(form.exposure_ms),
@@ -351,7 +463,7 @@ def check_block_form(
             errors.setdefault(key, []).extend(messages)
     if errors or _fields_with_errors(form) or checked is None:
         return None, errors
-    return checked, {}
+    return stored_settings(checked), {}
 
 
 def _scale_entries(form: BlockForm) -> list:
@@ -399,6 +511,12 @@ def _edit_page(
             error=error,
             problems=problems or [],
             task_label=TASK_LABELS[block.task],
+            instructions_html=render_markdown(block.settings.get("instructions") or ""),
+            questions_after=db.session.scalars(
+                sa.select(StudyQuestion)
+                .where(StudyQuestion.block_id == block.id)
+                .order_by(StudyQuestion.position)
+            ).all(),
         ),
         status,
     )

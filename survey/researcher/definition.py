@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from survey import audit
-from survey.block_settings import validate_block_settings
+from survey.block_settings import stored_settings, validate_block_settings
 from survey.ending import RETURN_REDIRECT_KEY, redirect_problem
 from survey.extensions import db
 from survey.models import TASKS, Block, Identity, Preregistration, Researcher, Study, StudyQuestion
@@ -20,6 +20,7 @@ from survey.researcher.service import (
     COPIED_FIELDS,
     IDENTITY_FIELDS,
     IMAGE_FIELDS,
+    attach_questions,
     create_study,
     plan_row_values,
     slug_taken,
@@ -104,6 +105,8 @@ def export_definition(study: Study, now: datetime) -> dict[str, Any]:
                 "required": q.required,
                 "spec": q.spec,
                 "texts": part_texts("question", q.id),
+                # Asked right after this block (left out: on the questions page).
+                **({"block": q.block.name} if q.block is not None else {}),
             }
             for q in study.questions
         ],
@@ -231,7 +234,7 @@ def _blocks(raw: list[Any]) -> list[dict[str, Any]]:
         if task not in TASKS:
             raise ValueError(f"{where}.task must be one of {', '.join(TASKS)}, got {task!r}")
         try:
-            settings = validate_block_settings(task, item.get("settings") or {})
+            settings = stored_settings(validate_block_settings(task, item.get("settings") or {}))
         except ValueError as err:
             raise ValueError(f"{where}.settings: {err}") from None
         keys = _suffixes(block_texts(Block(id=0, name=name, task=task, settings=settings)))
@@ -276,6 +279,9 @@ def _questions(raw: Any) -> list[dict[str, Any]] | None:
         texts = check_imported(
             item.get("texts"), f"{where}.texts", _suffixes(question_texts(shown)), MAX_SHORT_TEXT
         )
+        block = item.get("block")
+        if block is not None and not isinstance(block, str):
+            raise ValueError(f"{where}.block must be a block's name or left out, got {block!r}")
         questions.append(
             {
                 "code": code,
@@ -284,6 +290,7 @@ def _questions(raw: Any) -> list[dict[str, Any]] | None:
                 "required": required,
                 "spec": spec.values,
                 "texts": texts,
+                **({"block": block} if block is not None else {}),
             }
         )
     return questions
@@ -395,7 +402,7 @@ def parse_definition(data: bytes | str) -> dict[str, Any]:
             study.get("texts"), "study.texts", STUDY_COLUMNS, MAX_LONG_TEXT
         ),
         "blocks": _blocks(raw.get("blocks", [])),
-        "questions": _questions(raw.get("questions")),
+        "questions": _asked_after(_questions(raw.get("questions")), raw.get("blocks", [])),
         "identities": _identities(raw.get("identities", [])),
         "plan": _plan(raw.get("preregistration")),
     }
@@ -406,6 +413,21 @@ def _without_texts(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k != "texts"}
 
 
+def _asked_after(questions: list[dict[str, Any]] | None, blocks: Any) -> list[dict] | None:
+    """Check that a question asked after a block names one of the file's blocks."""
+    names = (
+        {b.get("name") for b in blocks if isinstance(b, dict)}
+        if isinstance(blocks, list)
+        else set()
+    )
+    for i, question in enumerate(questions or []):
+        if "block" in question and question["block"] not in names:
+            raise ValueError(
+                f"questions[{i}].block: the definition has no block called {question['block']!r}"
+            )
+    return questions
+
+
 def import_definition(definition: dict[str, Any], researcher: Researcher) -> Study:
     """Create a draft study from a checked definition; committed by the caller."""
     fields = dict(definition["study"])
@@ -414,10 +436,13 @@ def import_definition(definition: dict[str, Any], researcher: Researcher) -> Stu
     if slug is None or slug_taken(slug):
         slug = unique_slug(title)
     questions = definition["questions"]
+    after = {q["code"]: q["block"] for q in questions or [] if "block" in q}
     study = create_study(
         title,
         researcher,
-        questions=None if questions is None else [_without_texts(q) for q in questions],
+        questions=None
+        if questions is None
+        else [{k: v for k, v in q.items() if k not in ("texts", "block")} for q in questions],
         slug=slug,
         **fields,
     )
@@ -426,6 +451,7 @@ def import_definition(definition: dict[str, Any], researcher: Researcher) -> Stu
         added.append(Block(study=study, position=position, **_without_texts(block)))
         db.session.add(added[-1])
     db.session.flush()
+    attach_questions(study, after)
     add_study_texts(study.id, definition["study_texts"])
     for block, item in zip(added, definition["blocks"], strict=True):
         add_part_texts(study.id, "block", block.id, item["texts"])

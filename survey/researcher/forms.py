@@ -534,6 +534,46 @@ class BlockAddForm(FlaskForm):
     task = SelectField("Task", choices=options((t, TASK_LABELS[t]) for t in TASKS))
 
 
+class BlockFlowForm(FlaskForm):
+    """The study's block flow: the order of the blocks and the breaks between them."""
+
+    block_order = SelectField(
+        "Block order",
+        choices=options(
+            [
+                ("fixed", "Fixed: every participant runs the blocks in the order listed"),
+                ("random", "Randomised: a new order for each participant"),
+                (
+                    "counterbalanced",
+                    "Counterbalanced: the rows of a balanced Latin square, dealt in order of "
+                    "arrival",
+                ),
+            ]
+        ),
+        description="Each participant's order, and the Latin square's row when counterbalanced, "
+        "is recorded and exported (participants.csv: block_order, block_order_row). The blocks "
+        "kept at the end run after the others; the order varies within each group.",
+        validate_choice=False,
+    )
+    blocks_last = CheckboxListField(
+        "Blocks kept at the end",
+        choices=[],
+        description="Choose blocks always run after the others (they show both headshots of a "
+        "person). Tick other blocks to keep them at the end too.",
+        validate_choice=False,
+    )
+    block_breaks = BooleanField(
+        "A break between blocks",
+        description="A page after each block but the last: “Block 2 of 4 done”, with how many "
+        "trials are answered, and a Continue button.",
+    )
+    break_message = TextAreaField(
+        "Message on the break page",
+        filters=[lambda text: (text or "").strip()],
+        description="Optional, plain text, e.g. “Stretch, look away from the screen for a moment.”",
+    )
+
+
 class ScaleForm(Form):
     """One rating scale of a rate block."""
 
@@ -655,6 +695,20 @@ class BlockForm(FlaskForm):
         description="0 to 720 (30 days); 0 or empty runs the test in the same session. Otherwise "
         "the first session ends before the test with a return link and a code, and the test "
         "opens this many hours later.",
+    )
+    instructions = TextAreaField(
+        "Instructions before this block",
+        filters=[lambda text: (text or "").strip()],
+        description="Shown on a page of their own before the block's first trial (and before "
+        "its practice trial), with a Start button. Markdown: **bold**, *italic*, lists. Leave "
+        "empty for no page.",
+    )
+    break_every = IntegerField(
+        "Break every (trials)",
+        validators=[Optional()],
+        description="A break page after every so many trials of this block (its practice trial "
+        "not counted), saying how many trials are done. Leave empty for no break within the "
+        "block; breaks between blocks are set on the Blocks page.",
     )
 
 

@@ -55,6 +55,22 @@ class QuestionForm(FlaskForm):
         description="One per line: a point, “=” and its label (1 = Not at all).",
     )
     max_length = StringField("Longest answer in characters (short text)", default="200")
+    asked = SelectField(
+        "Asked",
+        choices=[],
+        validate_choice=False,
+        description="On the questions page after every trial, or on a page of its own right "
+        "after a block's last trial. Either way the answer is a column of participants.csv.",
+    )
+
+
+def question_form(study: Study, **options) -> QuestionForm:
+    """Return the question form with the study's blocks to ask it after."""
+    form = QuestionForm(**options)
+    form.asked.choices = [SelectChoice("", "On the questions page, after the trials")] + [
+        SelectChoice(str(b.id), f"Right after the block “{b.name}”") for b in study.blocks
+    ]
+    return form
 
 
 def _question(study: Study, question_id: int) -> StudyQuestion:
@@ -97,7 +113,14 @@ def _validate(form: QuestionForm, study: Study, except_id: int | None) -> dict |
     for name, messages in spec.errors.items():
         target = form[name] if name in SPEC_FIELDS else form.kind
         target.errors = [*target.errors, *messages]
-    if not valid or spec.errors or form.code.errors:
+    blocks = {str(b.id): b.id for b in study.blocks}
+    asked = form.asked.data or ""
+    if asked and asked not in blocks:
+        form.asked.errors = [
+            *form.asked.errors,
+            "Asked: choose the questions page or one of this study's blocks; that block is gone.",
+        ]
+    if not valid or spec.errors or form.code.errors or form.asked.errors:
         return None
     return {
         "code": code,
@@ -105,6 +128,7 @@ def _validate(form: QuestionForm, study: Study, except_id: int | None) -> dict |
         "kind": form.kind.data,
         "required": bool(form.required.data),
         "spec": spec.values,
+        "block_id": blocks.get(asked),
     }
 
 
@@ -112,7 +136,7 @@ def _validate(form: QuestionForm, study: Study, except_id: int | None) -> dict |
 @requires_role("viewer")
 def questions(study: Study, role: str):
     """List the study's questions in order, with the form to add one."""
-    return _page(study, role, QuestionForm(formdata=None))
+    return _page(study, role, question_form(study, formdata=None))
 
 
 @bp.post("/studies/<int:study_id>/questions")
@@ -121,7 +145,7 @@ def question_add(study: Study, role: str):
     """Add a question at the end; every error is shown next to its field and nothing is saved."""
     study = lock_for_change(study)
     require_questions_editable(study)
-    form = QuestionForm()
+    form = question_form(study)
     fields = _validate(form, study, None)
     if fields is None:
         return _page(study, role, form, status=400)
@@ -138,13 +162,15 @@ def question_add(study: Study, role: str):
 def question_edit(study: Study, role: str, question_id: int):
     """Show a question in the form, to edit it in place (the form shows to editors only)."""
     question = _question(study, question_id)
-    form = QuestionForm(
+    form = question_form(
+        study,
         formdata=None,
         data={
             "code": question.code,
             "text": question.text,
             "kind": question.kind,
             "required": question.required,
+            "asked": str(question.block_id or ""),
             **spec_as_form(question.kind, question.spec),
         },
     )
@@ -158,7 +184,7 @@ def question_save(study: Study, role: str, question_id: int):
     study = lock_for_change(study)
     require_questions_editable(study)
     question = _question(study, question_id)
-    form = QuestionForm()
+    form = question_form(study)
     fields = _validate(form, study, question.id)
     if fields is None:
         return _page(study, role, form, editing=question, status=400)

@@ -118,6 +118,14 @@ def require_design_editable(study: Study) -> None:
     require_not_archived(study)
 
 
+def attach_questions(study: Study, after: dict[str, str]) -> None:
+    """Ask the study's questions named in `after` (code -> block name) right after that block."""
+    blocks = {b.name: b for b in study.blocks}
+    for question in study.questions:
+        if question.code in after:
+            question.block = blocks[after[question.code]]
+
+
 def require_questions_editable(study: Study) -> None:
     """Refuse (409) a change to the questions unless the study is a draft (call under the lock)."""
     require_design_editable(study)
@@ -179,6 +187,7 @@ def duplicate_study(source: Study, researcher: Researcher) -> Study:
                 settings=copy.deepcopy(block.settings),
             )
         )
+    attach_questions(new, {q.code: q.block.name for q in source.questions if q.block is not None})
     store = media.storage()
     written: list[str] = []
     try:

@@ -95,7 +95,12 @@ def take_study(page, base: str, slug: str, query: str, rng: random.Random) -> in
         page.keyboard.press("Enter")
         page.wait_for_url(url)
     answered = 0
-    while page.url.endswith(f"/s/{slug}/trial"):
+    while page.url.endswith((f"/s/{slug}/trial", f"/s/{slug}/step")):
+        if page.url.endswith(f"/s/{slug}/step"):  # block instructions or a break
+            with page.expect_navigation():
+                page.focus(".step-page button[type=submit]")
+                page.keyboard.press("Enter")
+            continue
         page.locator("form[data-trial][data-shown]").wait_for(timeout=15000)
         with page.expect_navigation():
             answer_by_keyboard(page, rng)

@@ -94,7 +94,22 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
             page.wait_for_url(url)
 
         given: dict[int, dict[str, str]] = {}
-        while page.url.endswith("/s/demo/trial"):
+        steps: list[str] = []
+        while page.url.endswith(("/s/demo/trial", "/s/demo/step")):
+            if page.url.endswith("/s/demo/step"):
+                # A page between trials (the demo's break, the memory test's instructions):
+                # its one button, which fits the screen and is easy to hit.
+                button = page.locator(".step-page button[type=submit]").first
+                box = button.bounding_box()
+                assert box and box["height"] >= MIN_TARGET_PX
+                steps.append(page.locator("h1").inner_text())
+                with page.expect_navigation():
+                    if keyboard:
+                        button.focus()
+                        page.keyboard.press("Enter")
+                    else:
+                        tap_or_click(page, ".step-page button[type=submit]", phone)
+                continue
             form = page.locator("form[data-trial][data-shown]")
             form.wait_for(timeout=15000)
             trial = int(form.get_attribute("action").rsplit("/", 1)[1])
@@ -109,6 +124,7 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
                     )
             given[trial] = answers
 
+        assert steps == ["A short break", "Instructions"]
         page.wait_for_url("**/s/demo/questions")
         familiar = 'input[name="ai_familiarity"][value="4"]'
         if keyboard:
@@ -130,6 +146,7 @@ def test_demo_from_link_to_completion_code(app, demo, live_server, browser, view
         assert participant.status == "completed"
         assert participant.device == ("mobile" if phone else "desktop")
         assert participant.demographics == {"ai_familiarity": 4}
+        assert participant.flow_step == 2 and participant.next_step_at is None
         left = dict(db.session.execute(sa.select(Trial.id, Trial.left_source)).all())
         stored = db.session.execute(
             sa.select(Response.trial_id, Response.measure, Response.value, Response.rt_ms)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Participant, Response, Trial
-from survey.participant.simulate import parse_trial_form
+from survey.participant.simulate import open_trial, parse_trial_form
 
 
 def first_answers(form) -> dict[str, str]:
@@ -19,8 +19,9 @@ def first_answers(form) -> dict[str, str]:
 
 
 def trial_form(client, slug: str = "demo"):
-    """GET the current trial page and read its form (None when it is not a trial page)."""
-    page = client.get(f"/s/{slug}/trial")
+    """GET the current trial page, passing the pages between trials that come first (block
+    instructions, breaks), and read its form (None when it is not a trial page)."""
+    page = open_trial(client, slug)
     return parse_trial_form(page.get_data(as_text=True)) if page.status_code == 200 else None
 
 

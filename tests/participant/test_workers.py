@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from bench.servers import Gunicorn, ServerSettings
 from survey.extensions import db
 from survey.models import Response, Trial
-from survey.participant.simulate import agree, form_token, parse_trial_form
+from survey.participant.simulate import agree, form_token, open_trial, parse_trial_form
 from tests.participant.support import first_answers, participants, trial_id
 
 pytestmark = pytest.mark.slow
@@ -77,8 +77,9 @@ class Browser:
         return Reply(self.session.post(url, data=data, allow_redirects=False, timeout=30))
 
     def trial_form(self):
-        """GET the trial page; return its form (None when it is not a trial page)."""
-        page = self.get("/s/demo/trial")
+        """GET the trial page, passing the pages between trials that come first (the demo's
+        break and block instructions); return its form (None when it is not a trial page)."""
+        page = open_trial(self, "demo")
         return parse_trial_form(page.text) if page.status_code == 200 else None
 
     def answer(self, form) -> Reply:

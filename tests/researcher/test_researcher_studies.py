@@ -8,7 +8,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from survey.block_settings import validate_block_settings
+from survey.block_settings import stored_settings, validate_block_settings
 from survey.extensions import db
 from survey.markup import render_markdown
 from survey.media import storage
@@ -668,7 +668,8 @@ def test_definition_round_trip_creates_an_equal_draft(app, team, owner_client):
             source.target_n,
         )
         assert [(b.name, b.settings) for b in copy.blocks] == [
-            (b.name, validate_block_settings(b.task, b.settings)) for b in source.blocks
+            (b.name, stored_settings(validate_block_settings(b.task, b.settings)))
+            for b in source.blocks
         ]
         assert [(i.code, i.gender) for i in copy.identities] == [
             (i.code, i.gender) for i in source.identities

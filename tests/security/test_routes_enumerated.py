@@ -44,6 +44,7 @@ PUBLIC = {
     "participant.trial": "the caller's own current trial",
     "participant.answer": "an answer to one of the caller's own trials",
     "participant.questions": "the caller's own demographics",
+    "participant.step": "the caller's own page between trials (instructions, break, questions)",
     "participant.done": "the caller's own debrief",
     "participant.withdraw": "withdraws the caller's own participation",
     "participant.withdrawn": "confirms the caller's own withdrawal",
@@ -83,6 +84,7 @@ ROLE_TABLE = {
     ("researcher.block_edit", "GET"): ("viewer", "read"),
     ("researcher.block_add", "POST"): ("editor", "write"),
     ("researcher.block_save", "POST"): ("editor", "write"),
+    ("researcher.block_flow_save", "POST"): ("editor", "write"),
     # Deletions ask on a confirmation page (GET) first; design parts can be undone.
     ("researcher.block_delete", "GET"): ("editor", "write"),
     ("researcher.block_delete", "POST"): ("editor", "write"),
@@ -340,6 +342,7 @@ def test_only_the_participant_form_views_leave_csrf_to_their_own_check(app):
         "participant.consent",
         "participant.answer",
         "participant.questions",
+        "participant.step",
         "participant.withdraw",
         "participant.distractor",
         "participant.later",
