@@ -1080,7 +1080,10 @@ def _sparse_blocks(d: _Design, chol: _Cholesky) -> tuple[np.ndarray, np.ndarray,
     inverse, info = lapack.dpotri(chol.L22, lower=1)
     if info:
         raise np.linalg.LinAlgError("the random-effects Hessian could not be inverted")
-    P22 = np.tril(inverse) + np.tril(inverse, -1).T
+    # dpotri fills the lower triangle; the upper one still holds L22's zeros
+    diagonal = np.diag(inverse).copy()
+    P22 = inverse + inverse.T
+    P22[np.diag_indices(chol.q2)] = diagonal
     pattern = d.l21_pattern()
     data = chol.L21.data
     Q = np.empty_like(data)  # P22 L21 on L21's pattern, in its compressed-column order
