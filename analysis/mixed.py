@@ -747,7 +747,8 @@ class _Design:
         """
         w = np.ones(self.n) if weights is None else weights
         wr = w if weight_r else np.ones(self.n)
-        diag, off, zr = [], {}, []
+        diag, zr = [], []
+        off: dict[tuple[int, int], np.ndarray] = {}
         for term, Zt in zip(self.terms, self._zt, strict=True):
             L, k = term.n_levels, term.k
             diag.append((Zt @ (term.columns * w[:, None])).reshape(L, k, k))
