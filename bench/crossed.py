@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.analysis import machine  # noqa: E402
+from bench.report import run_json  # noqa: E402
 
 SEED = 20261204
 # Variances of the trust ratings in sim-small's slopes model, rounded (docs/mixed-models.md)
@@ -135,32 +135,14 @@ def child(path: str, which: str) -> None:
 
 def run_child(path: Path, which: str) -> dict:
     """Run one Python fit in a fresh process (so its peak memory is its own)."""
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", which, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=7200,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"the {which} fit failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json([sys.executable, __file__, "--child", which, str(path)], f"the {which} fit")
 
 
 def run_r(path: Path, with_clmm: bool) -> dict:
     """Fit lme4::lmer, lmerTest::lmer (with its summary) and ordinal::clmm in R."""
     script = path.parent / "fits.R"
     script.write_text(R_FITS)
-    done = subprocess.run(
-        ["Rscript", str(script), str(path), "1" if with_clmm else "0"],
-        capture_output=True,
-        text=True,
-        timeout=7200,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"R failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json(["Rscript", str(script), str(path), "1" if with_clmm else "0"], "R")
 
 
 def main(argv: list[str] | None = None) -> int:
