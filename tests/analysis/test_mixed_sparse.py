@@ -135,8 +135,8 @@ def test_fit_lmm_on_sparse_design_matches_lmertest(data):
 
     lme4's BOBYQA stops 9e-8 above the minimum found here (REML 8455.160162159 against R's
     8455.160162253), which moves the flat variance directions by up to 1e-4 relative, the
-    standard error by about 5e-6 and the df by up to 4e-5; at R's theta the numbers agree to
-    1e-8 (above).
+    standard error by about 5e-6, the df by up to 4e-5 and p by 1.2e-4; at R's theta the
+    numbers agree to 1e-8 (above).
     """
     rows, d = data
     fit = fit_lmm(rows, slopes=True)
@@ -147,13 +147,14 @@ def test_fit_lmm_on_sparse_design_matches_lmertest(data):
         assert got["estimate"] == pytest.approx(r["estimate"], rel=2e-6)
         assert got["se"] == pytest.approx(r["se"], rel=2e-5)
         assert got["df"] == pytest.approx(r["df"], rel=1e-4)
-        assert got["p_value"] == pytest.approx(r["p"], rel=1e-4)
+        assert got["p_value"] == pytest.approx(r["p"], rel=5e-4)
     variances = [row["variance"] for row in fit.random_effects]
     assert np.allclose(variances, R_VARIANCES, rtol=5e-4)
     assert fit.residual_variance == pytest.approx(R_SIGMA2, rel=1e-5)
     deviance, n_parameters, converged = _ml_deviance(d, True)
     assert converged and n_parameters == 9
-    assert deviance <= R_ML + 1e-7 and deviance == pytest.approx(R_ML, rel=1e-10)
+    # R's ML refit stops 2.4e-6 above the minimum found here
+    assert deviance <= R_ML and deviance == pytest.approx(R_ML, rel=1e-9)
 
 
 def test_clmm_sparse_and_dense_paths_agree(data):
@@ -166,7 +167,7 @@ def test_clmm_sparse_and_dense_paths_agree(data):
         design.sparse = sparse
         model = _CLMM(design, codes, 7)
         pars = _start(codes, 7, design)
-        pars[6:] = [0.3, 0.5, 0.1, 0.2, -0.05, 0.3]
+        pars[7:] = [0.3, 0.5, 0.1, 0.2, -0.05, 0.3]  # after 6 thresholds and beta
         out.append(model.nll_and_gradient(pars))
     assert out[0][0] == pytest.approx(out[1][0], rel=1e-12)
     assert np.allclose(out[0][1], out[1][1], rtol=1e-9, atol=1e-9)
