@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, special
+from scipy import optimize, special
 
 from analysis import numderiv
 from analysis.mixed import (
@@ -35,6 +35,7 @@ from analysis.mixed import (
     _one_blas_thread,
     _prepare,
     _random_effects,
+    _selected_inverse,
     _shared,
     _singular_notes,
     _terms,
@@ -309,7 +310,7 @@ class _CLMM:
         Ws = -(W1 + W2)  # dW/ds
 
         factors, chol, u = state["factors"], state["chol"], state["u"]
-        Pa, local = self._selected(chol, factors)
+        Pa, local = _selected_inverse(d, chol, factors)
         m = np.einsum("ni,ni->n", local, Pa)  # diag of Z Lambda H^-1 Lambda' Z'
         v = m * Ws
         cp = d.crossprod(None, v[:, None], weight_r=False)
@@ -345,49 +346,6 @@ class _CLMM:
             offset += size
             slot += term.k
         return value, grad
-
-    def _selected(
-        self, chol: _Cholesky, factors: list[np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, a_i = Lambda' z_i on the u-positions it touches and P_i a_i, P = H^-1.
-
-        Returns (P a, a), both n x K with K the sum of the terms' sizes k. P's blocks come from
-        the block Cholesky factor: P22 = L22^-T L22^-1, P12 = -L11^-T L21' P22 and the k0 x k0
-        diagonal blocks of P11 = L11^-T (I + L21' P22 L21) L11^-1.
-        """
-        d = self.design
-        terms = d.terms
-        L0, k0 = chol.shape0
-        local = np.concatenate(
-            [t.columns @ T for t, T in zip(terms, factors, strict=True)], axis=1
-        )  # a_i: T_t' x_i per term (row vector x_i T_t)
-        c0 = terms[0].codes
-        inv0 = chol.L11inv  # (L0, k0, k0)
-        if not chol.q2:
-            P00 = np.matmul(inv0.transpose(0, 2, 1), inv0)
-            return np.einsum("nij,nj->ni", P00[c0], local), local
-        L22inv = linalg.solve_triangular(chol.L22, np.eye(chol.q2), lower=True, check_finite=False)
-        P22 = L22inv.T @ L22inv
-        L21 = chol.L21.reshape(chol.q2, L0, k0)
-        Q = np.einsum("ab,blk->alk", P22, L21)  # P22 L21, per level
-        inner = np.einsum("alk,alj->lkj", L21, Q) + np.eye(k0)
-        P00 = np.matmul(np.matmul(inv0.transpose(0, 2, 1), inner), inv0)
-        P01 = -np.matmul(inv0.transpose(0, 2, 1), Q.transpose(1, 2, 0))  # (L0, k0, q2)
-        # positions of each row in the q2 space of the later terms
-        index = []
-        start = 0
-        for term, size in zip(terms[1:], d.sizes[1:], strict=True):
-            index.append(start + term.codes[:, None] * term.k + np.arange(term.k))
-            start += size
-        idx2 = np.concatenate(index, axis=1)  # (n, K2)
-        a0, a2 = local[:, :k0], local[:, k0:]
-        P01_flat = P01.reshape(L0 * k0, chol.q2)
-        rows0 = c0[:, None] * k0 + np.arange(k0)  # (n, k0)
-        P01_rows = P01_flat[rows0[:, :, None], idx2[:, None, :]]  # (n, k0, K2)
-        P22_rows = P22[idx2[:, :, None], idx2[:, None, :]]  # (n, K2, K2)
-        Pa0 = np.einsum("nij,nj->ni", P00[c0], a0) + np.einsum("nij,nj->ni", P01_rows, a2)
-        Pa2 = np.einsum("nji,nj->ni", P01_rows, a0) + np.einsum("nij,nj->ni", P22_rows, a2)
-        return np.concatenate([Pa0, Pa2], axis=1), local
 
     def nll(self, pars: np.ndarray) -> float:
         """Laplace negative log-likelihood; inf where it is not defined."""

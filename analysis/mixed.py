@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, sparse, special, stats
+from scipy.linalg import lapack
 from threadpoolctl import threadpool_limits
 
 from analysis import numderiv
@@ -24,6 +25,8 @@ SINGULAR_TOL = 1e-4  # lme4::isSingular(tol = 1e-4)
 GRADIENT_TOL = 2e-3  # lme4's check.conv.grad = .makeCC("warning", tol = 2e-3)
 HESSIAN_EIGEN_TOL = 1e-8  # lmerTest::as_lmerModLT(tol = 1e-8)
 RANK_TOL = 1e-7  # lme4's lmerControl(check.rankX = "message+drop.cols"), qr tolerance
+SPARSE_DENSITY = 0.5  # L21 is held sparse when at most this share of its cells hold rows
+SPARSE_MIN_ENTRIES = 40_000  # ... and its dense form would have at least this many entries
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 
 
@@ -637,11 +640,81 @@ class _Design:
             )
             for t in self.terms
         ]
+        # Each pair of terms meets only in the cells of their cross-classification that hold
+        # rows (a participant rates a few of many identities): the levels of each occupied
+        # cell and every row's cell, found once
+        self._cells: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for s in range(len(self.terms)):
+            for t in range(s + 1, len(self.terms)):
+                width = self.terms[t].n_levels
+                cells, inverse = np.unique(
+                    self.terms[s].codes * width + self.terms[t].codes, return_inverse=True
+                )
+                self._cells[(s, t)] = (cells // width, cells % width, inverse.ravel())
+        # Sparse when the first term's cells with the others are mostly empty and the dense
+        # L21 would be large; a study's fully crossed design keeps the dense blocks (the same
+        # arithmetic as before, so its fits do not move by rounding).
+        occupied = sum(len(self._cells[(0, t)][0]) for t in range(1, len(self.terms)))
+        possible = sum(self.terms[0].n_levels * t.n_levels for t in self.terms[1:])
+        self.sparse = bool(
+            possible
+            and occupied <= SPARSE_DENSITY * possible
+            and self.sizes[0] * (self.q - self.sizes[0]) >= SPARSE_MIN_ENTRIES
+        )
         self._pair_index = {
             (s, t): self.terms[s].codes * self.terms[t].n_levels + self.terms[t].codes
             for s in range(len(self.terms))
             for t in range(s + 1, len(self.terms))
         }
+        self._pattern: dict[str, Any] | None = None
+
+    def l21_pattern(self) -> dict[str, Any]:
+        """Where the nonzeros of L21 (the later terms' rows, the first term's columns) lie.
+
+        Entry (cell c, a, b) of the stacked per-cell blocks, c a cell of the first term with
+        term t, sits in row ``offset_t + level_t * k_t + b`` and column ``level_0 * k_0 + a``.
+        Returns the compressed-column structure (``indices``, ``indptr``), the order ``order``
+        that takes the stacked entries to it (and ``position_of``, its inverse), and the
+        first term's levels grouped by how many rows their columns hold, as (levels, the start
+        of each of their k_0 columns, their rows), for selected inverses.
+        """
+        if self._pattern is not None:
+            return self._pattern
+        k0 = self.terms[0].k
+        rows, cols = [], []
+        offset = 0
+        for t in range(1, len(self.terms)):
+            level0, level_t, _ = self._cells[(0, t)]
+            kt = self.terms[t].k
+            shape = (len(level0), k0, kt)
+            rows.append(
+                np.broadcast_to(offset + level_t[:, None, None] * kt + np.arange(kt), shape).ravel()
+            )
+            cols.append(
+                np.broadcast_to(level0[:, None, None] * k0 + np.arange(k0)[:, None], shape).ravel()
+            )
+            offset += self.sizes[t]
+        row, col = np.concatenate(rows), np.concatenate(cols)
+        order = np.lexsort((row, col))
+        counts = np.bincount(col, minlength=self.sizes[0])
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        # every column of one level of the first term holds the same rows
+        per_level = counts[::k0]
+        groups = []
+        for m in np.unique(per_level[per_level > 0]):
+            levels = np.flatnonzero(per_level == m)
+            position = indptr[(levels * k0)[:, None] + np.arange(k0)]  # (g, k0) column starts
+            groups.append((levels, position, row[order][position[:, :1] + np.arange(m)]))
+        position_of = np.empty_like(order)
+        position_of[order] = np.arange(len(order))
+        self._pattern = {
+            "order": order,
+            "position_of": position_of,
+            "indices": row[order].astype(np.int32),
+            "indptr": indptr.astype(np.int32),
+            "groups": groups,
+        }
+        return self._pattern
 
     def factors(self, theta: np.ndarray) -> list[np.ndarray]:
         """Relative covariance factors T_t (lower triangular k x k) from theta."""
@@ -676,17 +749,34 @@ class _Design:
     ) -> dict[str, Any]:
         """Weighted cross-products Z'WZ (by blocks), Z'WR and R'WR for an n x m matrix R.
 
+        Z'WZ is held as ``diag`` (one k x k block per level of each term) and ``off``, for each
+        pair of terms, dense (levels_s, k_s, levels_t, k_t) or, in a sparse design, one
+        k_s x k_t block per occupied cell in ``_cells`` order.
+
         With ``weight_r=False`` the products with R are unweighted (Z'R, R'R).
         """
         w = np.ones(self.n) if weights is None else weights
         wr = w if weight_r else np.ones(self.n)
-        diag, off, zr = [], {}, []
+        diag, zr = [], []
+        off: dict[tuple[int, int], np.ndarray] = {}
         for term, Zt in zip(self.terms, self._zt, strict=True):
             L, k = term.n_levels, term.k
             diag.append((Zt @ (term.columns * w[:, None])).reshape(L, k, k))
             zr.append((Zt @ (R * wr[:, None])).reshape(L, k, R.shape[1]))
         for (s, t), index in self._pair_index.items():
             ts, tt = self.terms[s], self.terms[t]
+            if self.sparse:
+                level_s, _, inverse = self._cells[(s, t)]
+                cells = np.empty((len(level_s), ts.k, tt.k))
+                for i in range(ts.k):
+                    for j in range(tt.k):
+                        cells[:, i, j] = np.bincount(
+                            inverse,
+                            w * ts.columns[:, i] * tt.columns[:, j],
+                            minlength=len(level_s),
+                        )
+                off[(s, t)] = cells
+                continue
             block = np.empty((ts.n_levels, ts.k, tt.n_levels, tt.k))
             for i in range(ts.k):
                 for j in range(tt.k):
@@ -731,8 +821,11 @@ class _Cholesky:
     """Cholesky factor L of Lambda' Z'WZ Lambda + I for crossed terms.
 
     The first term's block is block diagonal (k x k per level) and is factored level by
-    level; the other terms form a dense Schur complement of size q2, so the cost is
-    O(L1 k^3 + q2 L1 k + q2^3) instead of O(q^3).
+    level. L21, the later terms' rows of L under the first term's columns, is sparse: a
+    participant's columns have entries only for the identities they rated. The Schur
+    complement S = C + I - L21 L21' of the later terms (q2 x q2) is formed from that sparse
+    product and factored dense, so the cost is O(L1 k^3 + nnz(L21 L21') + q2^3) instead of
+    O(q^3) (docs/mixed-models.md).
     """
 
     def __init__(self, design: _Design, factors: list[np.ndarray], cp: dict[str, Any]):
@@ -745,31 +838,79 @@ class _Cholesky:
         logdet = 2.0 * np.log(np.einsum("aii->ai", self.L11)).sum()
         self.q2 = sum(design.sizes[1:])
         if self.q2:
-            rows = []
-            for t in range(1, len(terms)):
-                G = _congruence(T0, cp["off"][(0, t)], factors[t])
-                rows.append(G.reshape(L0 * k0, -1).T)
-            B = np.concatenate(rows).reshape(self.q2, L0, k0)
-            # L21 = B L11^-T, one k0 x k0 block of L11 per level of the first term
-            self.L21 = np.matmul(B.transpose(1, 0, 2), self.L11inv.transpose(0, 2, 1))
-            self.L21 = self.L21.transpose(1, 0, 2).reshape(self.q2, L0 * k0)
-            C = np.zeros((self.q2, self.q2))
-            offsets = np.cumsum([0] + design.sizes[1:])
-            for t in range(1, len(terms)):
-                a, b = offsets[t - 1], offsets[t]
-                blocks = _congruence(factors[t], cp["diag"][t], factors[t])
-                L, k = blocks.shape[:2]
-                index = a + np.arange(L)[:, None, None] * k
-                C[index + np.arange(k)[:, None], index + np.arange(k)] = blocks
-                for s in range(t + 1, len(terms)):
-                    c, d = offsets[s - 1], offsets[s]
-                    G = _congruence(factors[t], cp["off"][(t, s)], factors[s])
-                    C[a:b, c:d] = G.reshape(b - a, d - c)
-                    C[c:d, a:b] = C[a:b, c:d].T
-            S = C + np.eye(self.q2) - self.L21 @ self.L21.T
-            self.L22 = linalg.cholesky(S, lower=True, check_finite=False)
+            S = (
+                self._sparse_schur(design, factors, cp)
+                if design.sparse
+                else self._schur(design, factors, cp)
+            )
+            self.L22 = linalg.cholesky(S, lower=True, overwrite_a=True, check_finite=False)
             logdet += 2.0 * np.log(np.diag(self.L22)).sum()
         self.logdet = logdet  # log |L|^2 (lme4's ldL2)
+
+    def _schur(self, design: _Design, factors: list[np.ndarray], cp: dict[str, Any]) -> np.ndarray:
+        """The Schur complement from a dense L21 (a fully crossed design's few identities)."""
+        terms = design.terms
+        T0 = factors[0]
+        L0, k0 = self.shape0
+        rows = []
+        for t in range(1, len(terms)):
+            G = _congruence(T0, cp["off"][(0, t)], factors[t])
+            rows.append(G.reshape(L0 * k0, -1).T)
+        B = np.concatenate(rows).reshape(self.q2, L0, k0)
+        # L21 = B L11^-T, one k0 x k0 block of L11 per level of the first term
+        L21 = np.matmul(B.transpose(1, 0, 2), self.L11inv.transpose(0, 2, 1))
+        self.L21 = L21.transpose(1, 0, 2).reshape(self.q2, L0 * k0)
+        C = np.zeros((self.q2, self.q2))
+        offsets = np.cumsum([0] + design.sizes[1:])
+        for t in range(1, len(terms)):
+            a, b = offsets[t - 1], offsets[t]
+            blocks = _congruence(factors[t], cp["diag"][t], factors[t])
+            L, k = blocks.shape[:2]
+            index = a + np.arange(L)[:, None, None] * k
+            C[index + np.arange(k)[:, None], index + np.arange(k)] = blocks
+            for s in range(t + 1, len(terms)):
+                c, d = offsets[s - 1], offsets[s]
+                G = _congruence(factors[t], cp["off"][(t, s)], factors[s])
+                C[a:b, c:d] = G.reshape(b - a, d - c)
+                C[c:d, a:b] = C[a:b, c:d].T
+        return C + np.eye(self.q2) - self.L21 @ self.L21.T
+
+    def _sparse_schur(
+        self, design: _Design, factors: list[np.ndarray], cp: dict[str, Any]
+    ) -> np.ndarray:
+        """The Schur complement from a sparse L21, one block per occupied cell."""
+        terms = design.terms
+        T0 = factors[0]
+        L0, k0 = self.shape0
+        pattern = design.l21_pattern()
+        blocks = []
+        for t in range(1, len(terms)):
+            level0 = design._cells[(0, t)][0]
+            G = _congruence(T0, cp["off"][(0, t)], factors[t])
+            # the block of L21 in (term t's level, level0) is (L11_level0^-1 G_cell)'
+            blocks.append(np.matmul(self.L11inv[level0], G).ravel())
+        self.L21 = sparse.csc_matrix(
+            (np.concatenate(blocks)[pattern["order"]], pattern["indices"], pattern["indptr"]),
+            shape=(self.q2, L0 * k0),
+        )
+        S = (self.L21 @ self.L21.T).toarray()
+        np.negative(S, out=S)
+        S[np.diag_indices(self.q2)] += 1.0
+        offsets = np.cumsum([0] + design.sizes[1:])
+        for t in range(1, len(terms)):
+            a, k = offsets[t - 1], terms[t].k
+            diagonal = _congruence(factors[t], cp["diag"][t], factors[t])
+            index = a + np.arange(terms[t].n_levels)[:, None, None] * k
+            S[index + np.arange(k)[:, None], index + np.arange(k)] += diagonal
+            for u in range(t + 1, len(terms)):
+                level_t, level_u, _ = design._cells[(t, u)]
+                G = _congruence(factors[t], cp["off"][(t, u)], factors[u])
+                ku = terms[u].k
+                r = a + level_t[:, None, None] * k + np.arange(k)[:, None]
+                c = offsets[u - 1] + level_u[:, None, None] * ku + np.arange(ku)
+                S[r, c] += G
+                S[c, r] += G
+        return S
 
     def forward(self, rhs: np.ndarray) -> np.ndarray:
         """Solve L v = rhs for a (q, m) right-hand side."""
@@ -805,15 +946,19 @@ def _minimize(
     maxiter: int = 2000,
     ftol: float = 1e-14,
     forward: bool = False,
+    value_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
 ) -> optimize.OptimizeResult:
     """Minimise a smooth deviance (L-BFGS-B, finite-difference gradient, no bounds).
 
     Central differences by default; ``forward=True`` halves the cost per iteration where a
-    gradient accurate to ~1e-4 suffices (the GLMM, whose evaluations each run PIRLS).
+    gradient accurate to ~1e-4 suffices (the GLMM, whose evaluations each run PIRLS);
+    ``value_and_gradient`` gives the value and an exact gradient in one call.
     """
     fun: Callable[[np.ndarray], Any]
     jac: bool | Callable[[np.ndarray], np.ndarray]
-    if forward:
+    if value_and_gradient is not None:
+        fun, jac = value_and_gradient, True
+    elif forward:
         fun, jac = (lambda x: numderiv.forward_value_and_gradient(f, x)), True
     else:
         fun, jac = f, (lambda x: numderiv.central_gradient(f, x))
@@ -833,7 +978,11 @@ def _minimize(
 
 
 def _lme4_convergence(
-    f: Callable[[np.ndarray], float], x: np.ndarray, fx: float, H: np.ndarray | None = None
+    f: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    fx: float,
+    H: np.ndarray | None = None,
+    gradient: np.ndarray | None = None,
 ) -> tuple[bool, float, str | None]:
     """Converged or not by lme4's own test (checkConv, check.conv.grad), and why not.
 
@@ -846,11 +995,12 @@ def _lme4_convergence(
     compared with tol, a note or None).
     """
     delta = 1e-4
-    gradient = np.empty(len(x))
-    for i in range(len(x)):
-        e = np.zeros(len(x))
-        e[i] = delta
-        gradient[i] = (f(x + e) - f(x - e)) / (2 * delta)
+    if gradient is None:
+        gradient = np.empty(len(x))
+        for i in range(len(x)):
+            e = np.zeros(len(x))
+            e[i] = delta
+            gradient[i] = (f(x + e) - f(x - e)) / (2 * delta)
     if H is None:
         H = numderiv.central_hessian(f, x, fx, delta)
     note = None
@@ -872,6 +1022,103 @@ def _lme4_convergence(
             f"(tol = {GRADIENT_TOL:g}, component {int(np.argmax(mingrad)) + 1})"
         )
     return converged, worst, note
+
+
+def _selected_inverse(
+    d: _Design, chol: _Cholesky, factors: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, a_i = Lambda' z_i on the u-positions it touches and P_i a_i, P = H^-1.
+
+    Returns (P a, a), both n x K with K the sum of the terms' sizes k. P's blocks come from
+    the block Cholesky factor: P22 = L22^-T L22^-1, P12 = -L11^-T L21' P22 and the k0 x k0
+    diagonal blocks of P11 = L11^-T (I + L21' P22 L21) L11^-1.
+    """
+    terms = d.terms
+    k0 = chol.shape0[1]
+    local = np.concatenate(
+        [t.columns @ T for t, T in zip(terms, factors, strict=True)], axis=1
+    )  # a_i: T_t' x_i per term (row vector x_i T_t)
+    c0 = terms[0].codes
+    inv0 = chol.L11inv  # (L0, k0, k0)
+    if not chol.q2:
+        P00 = np.matmul(inv0.transpose(0, 2, 1), inv0)
+        return np.einsum("nij,nj->ni", P00[c0], local), local
+    # positions of each row in the q2 space of the later terms
+    index = []
+    start = 0
+    for term, size in zip(terms[1:], d.sizes[1:], strict=True):
+        index.append(start + term.codes[:, None] * term.k + np.arange(term.k))
+        start += size
+    idx2 = np.concatenate(index, axis=1)  # (n, K2)
+    if d.sparse:
+        P22, P00, P01_rows = _sparse_blocks(d, chol)
+    else:
+        P22, P00, P01_rows = _dense_blocks(d, chol, idx2)
+    a0, a2 = local[:, :k0], local[:, k0:]
+    P22_rows = P22[idx2[:, :, None], idx2[:, None, :]]  # (n, K2, K2)
+    Pa0 = np.einsum("nij,nj->ni", P00[c0], a0) + np.einsum("nij,nj->ni", P01_rows, a2)
+    Pa2 = np.einsum("nji,nj->ni", P01_rows, a0) + np.einsum("nij,nj->ni", P22_rows, a2)
+    return np.concatenate([Pa0, Pa2], axis=1), local
+
+
+def _dense_blocks(
+    d: _Design, chol: _Cholesky, idx2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P22, P00's diagonal blocks and each row's k0 x K2 block of P01, from a dense L21."""
+    L0, k0 = chol.shape0
+    inv0 = chol.L11inv
+    L22inv = linalg.solve_triangular(chol.L22, np.eye(chol.q2), lower=True, check_finite=False)
+    P22 = L22inv.T @ L22inv
+    L21 = chol.L21.reshape(chol.q2, L0, k0)
+    Q = np.einsum("ab,blk->alk", P22, L21)  # P22 L21, per level
+    inner = np.einsum("alk,alj->lkj", L21, Q) + np.eye(k0)
+    P00 = np.matmul(np.matmul(inv0.transpose(0, 2, 1), inner), inv0)
+    P01 = -np.matmul(inv0.transpose(0, 2, 1), Q.transpose(1, 2, 0))  # (L0, k0, q2)
+    P01_flat = P01.reshape(L0 * k0, chol.q2)
+    rows0 = d.terms[0].codes[:, None] * k0 + np.arange(k0)  # (n, k0)
+    return P22, P00, P01_flat[rows0[:, :, None], idx2[:, None, :]]
+
+
+def _sparse_blocks(d: _Design, chol: _Cholesky) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same blocks from a sparse L21, touching P22 L21 only where L21 has entries.
+
+    Per level l of the first term, (P22 L21)_l = P22[R_l, R_l] M_l with R_l the rows of
+    its columns and M_l = L21[R_l, l]: level by level, in groups of equal |R_l|.
+    """
+    terms = d.terms
+    L0, k0 = chol.shape0
+    inv0 = chol.L11inv
+    inverse, info = lapack.dpotri(chol.L22, lower=1)
+    if info:
+        raise np.linalg.LinAlgError("the random-effects Hessian could not be inverted")
+    # dpotri fills the lower triangle; the upper one still holds L22's zeros
+    diagonal = np.diag(inverse).copy()
+    P22 = inverse + inverse.T
+    P22[np.diag_indices(chol.q2)] = diagonal
+    pattern = d.l21_pattern()
+    data = chol.L21.data
+    Q = np.empty_like(data)  # P22 L21 on L21's pattern, in its compressed-column order
+    inner = np.broadcast_to(np.eye(k0), (L0, k0, k0)).copy()
+    for levels, starts, rows in pattern["groups"]:
+        where = starts[:, None, :] + np.arange(rows.shape[1])[:, None]  # (g, m, k0)
+        M = data[where]
+        Ql = np.matmul(P22[rows[:, :, None], rows[:, None, :]], M)
+        Q[where] = Ql
+        inner[levels] += np.matmul(M.transpose(0, 2, 1), Ql)
+    P00 = np.matmul(np.matmul(inv0.transpose(0, 2, 1), inner), inv0)
+    # each row's entries of Q (its identities' rows, its participant's columns)
+    entries = []
+    base = 0
+    for t in range(1, len(terms)):
+        kt = terms[t].k
+        level0, _, cell = d._cells[(0, t)]
+        cell_entry = cell[:, None, None] * k0 + np.arange(k0)[:, None]
+        stacked = base + cell_entry * kt + np.arange(kt)
+        entries.append(Q[pattern["position_of"][stacked]])  # (n, k0, kt)
+        base += len(level0) * k0 * kt
+    c0 = terms[0].codes
+    P01_rows = -np.matmul(inv0[c0].transpose(0, 2, 1), np.concatenate(entries, axis=2))
+    return P22, P00, P01_rows
 
 
 # ----------------------------------------------------------------------------- LMM
@@ -924,6 +1171,117 @@ class _LMM:
             return np.inf
         return s["ldL2"] + self.n * (1.0 + math.log(2 * math.pi * s["pwrss"] / self.n))
 
+    def derivatives(self, theta: np.ndarray, s: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Exact first derivatives in theta of the pieces of the deviances.
+
+        With V = I + Z Lambda Lambda' Z' (the covariance of y over sigma^2), V_k its derivative
+        in theta_k, P the REML projection and r = V^-1 (y - X beta) the penalised residual:
+        ``trace`` tr(P V_k) (the derivative of log|L|^2 + log|RX|^2), ``quadratic`` r' V_k r
+        (minus that of the penalised residual sum of squares) and ``cross``
+        X'V^-1 V_k V^-1 X (minus that of RX'RX); ``trace_v`` tr(V^-1 V_k), the derivative of
+        log|L|^2 alone (ML). Only the blocks of (Lambda'Z'Z Lambda + I)^-1
+        that rows touch are needed (``_selected_inverse``); docs/mixed-models.md.
+        """
+        d = self.design
+        s = self.pls(theta) if s is None else s
+        factors = d.factors(theta)
+        chol = s["chol"]
+        beta = s["beta"]
+        u = chol.backward((s["cu"] - s["RZX"] @ beta)[:, None])[:, 0]
+        resid = d.y - d.X @ beta - d.z_lambda_u(factors, u)
+        spread = chol.backward(s["RZX"])  # (Lambda'Z'Z Lambda + I)^-1 Lambda' Z' X
+        Xv = d.X - np.column_stack([d.z_lambda_u(factors, col) for col in spread.T])
+        RXinv = linalg.solve_triangular(s["RX"], np.eye(self.p), check_finite=False)
+        Pa, _ = _selected_inverse(d, chol, factors)
+        trace, trace_v, quadratic, cross = [], [], [], []
+        slot = 0
+        for term, Zt, T in zip(d.terms, d._zt, factors, strict=True):
+            k, L = term.k, term.n_levels
+            # sum over levels of (Z'V^-1 Z Lambda)_jj, (Z'r)(Z'r)' and (Z'V^-1 X RX^-1)(...)'
+            S = term.columns.T @ Pa[:, slot : slot + k]
+            z = (Zt @ resid).reshape(L, k)
+            RT = (z.T @ z) @ T
+            W = (Zt @ Xv).reshape(L, k, self.p)
+            Wr = np.matmul(W, RXinv)
+            GT = np.einsum("jap,jbp->ab", Wr, Wr) @ T
+            F = np.matmul(T.T, W)
+            for a, b in zip(*_tril_positions(k), strict=True):
+                trace.append(2.0 * (S[a, b] - GT[a, b]))
+                trace_v.append(2.0 * S[a, b])
+                quadratic.append(2.0 * RT[a, b])
+                K = W[:, a, :].T @ F[:, b, :]
+                cross.append(K + K.T)
+            slot += k
+        return {
+            "state": s,
+            "trace": np.array(trace),
+            "trace_v": np.array(trace_v),
+            "quadratic": np.array(quadratic),
+            "cross": cross,
+            "RXinv": RXinv,
+        }
+
+    def reml_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """REML criterion and its exact gradient: tr(P V_k) - (n - p) r'V_k r / pwrss."""
+        s = self.pls(theta)
+        dof = self.n - self.p
+        if not s["pwrss"] > 0:
+            return np.inf, np.zeros(len(theta))
+        value = s["ldL2"] + s["ldRX2"] + dof * (1.0 + math.log(2 * math.pi * s["pwrss"] / dof))
+        der = self.derivatives(theta, s)
+        return value, der["trace"] - dof * der["quadratic"] / s["pwrss"]
+
+    def ml_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """ML deviance and its exact gradient: tr(V^-1 V_k) - n r'V_k r / pwrss."""
+        s = self.pls(theta)
+        if not s["pwrss"] > 0:
+            return np.inf, np.zeros(len(theta))
+        value = s["ldL2"] + self.n * (1.0 + math.log(2 * math.pi * s["pwrss"] / self.n))
+        der = self.derivatives(theta, s)
+        return value, der["trace_v"] - self.n * der["quadratic"] / s["pwrss"]
+
+    def varpar_derivatives(
+        self, theta: np.ndarray, sigma: float
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+        """Hessian of deviance_varpar, Jacobian of covbeta, and the profiled REML derivatives.
+
+        The Hessian's theta columns are central differences (step 1e-4) of the exact gradient
+        tr(P V_k) - r'V_k r / sigma^2, (2 (n - p) / sigma - 2 pwrss / sigma^3 in sigma); its
+        sigma-sigma entry is exact. The Jacobian is exact: dC/dtheta_k = sigma^2 C0
+        (X'V^-1 V_k V^-1 X) C0, dC/dsigma = 2 sigma C0, C0 = (RX'RX)^-1. Also returns the
+        gradient and Hessian of the REML criterion with sigma profiled out (lme4's checkConv
+        takes them): at sigma^2 = pwrss / (n - p) the sigma derivative is zero and the profiled
+        Hessian is H_tt - H_ts H_ss^-1 H_st.
+        """
+        dof = self.n - self.p
+        s2 = sigma**2
+
+        def gradient(der: dict[str, Any]) -> np.ndarray:
+            pwrss = der["state"]["pwrss"]
+            return np.append(
+                der["trace"] - der["quadratic"] / s2, 2 * dof / sigma - 2 * pwrss / sigma**3
+            )
+
+        k = len(theta)
+        here = self.derivatives(theta)
+        H = np.empty((k + 1, k + 1))
+        for j in range(k):
+            h = 1e-4 * max(1.0, abs(theta[j]))
+            step = np.zeros(k)
+            step[j] = h
+            up = gradient(self.derivatives(theta + step))
+            down = gradient(self.derivatives(theta - step))
+            H[:, j] = (up - down) / (2 * h)
+        H[:k, k] = H[k, :k]
+        H[k, k] = 6 * here["state"]["pwrss"] / sigma**4 - 2 * dof / s2
+        H = (H + H.T) / 2
+        C0 = here["RXinv"] @ here["RXinv"].T
+        jacobians = [s2 * C0 @ cross @ C0 for cross in here["cross"]] + [2 * sigma * C0]
+        pwrss = here["state"]["pwrss"]
+        profiled_gradient = here["trace"] - dof * here["quadratic"] / pwrss
+        profiled = H[:k, :k] - np.outer(H[:k, k], H[k, :k]) / H[k, k]
+        return H, jacobians, profiled_gradient, profiled
+
     def deviance_varpar(self, varpar: np.ndarray) -> float:
         """REML deviance as a function of (theta, sigma), lmerTest's devfun_vp."""
         theta, sigma2 = varpar[:-1], varpar[-1] ** 2
@@ -944,17 +1302,22 @@ class _LMM:
 
 
 def _satterthwaite(
-    model: _LMM, theta: np.ndarray, sigma: float, notes: list[str]
+    model: _LMM,
+    theta: np.ndarray,
+    sigma: float,
+    notes: list[str],
+    exact: tuple[np.ndarray, list[np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """What lmerTest's contest1D needs: Var(beta), its Jacobian and A, as lmerTest computes them.
 
     Var(L'beta) = L' C(psi) L with psi = (theta, sigma) and C = sigma^2 (RX'RX)^-1;
     df = 2 Var^2 / (g' A g), where g_i = L' (dC / dpsi_i) L (Richardson Jacobian) and
     A = 2 H^+ is the Moore-Penrose inverse of the numerical Hessian H of the REML deviance
-    in psi (numDeriv::hessian). Returns (C, [dC/dpsi_i], A).
+    in psi (numDeriv::hessian). ``exact`` gives H and the Jacobian from exact gradients
+    instead (``_LMM.varpar_derivatives``, for large sparse designs). Returns (C, [dC/dpsi_i], A).
     """
     varpar = np.append(theta, sigma)
-    H = numderiv.hessian(model.deviance_varpar, varpar)
+    H = numderiv.hessian(model.deviance_varpar, varpar) if exact is None else exact[0]
     values, vectors = np.linalg.eigh(H)
     if (values < -HESSIAN_EIGEN_TOL).any():
         notes.append(
@@ -971,6 +1334,8 @@ def _satterthwaite(
         )
     pos = values > HESSIAN_EIGEN_TOL
     vcov_varpar = 2.0 * (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
+    if exact is not None:
+        return model.covbeta(varpar), exact[1], vcov_varpar
     jac = numderiv.jacobian(model.covbeta, varpar)
     p = model.p
     jacobians = [jac[:, i].reshape(p, p) for i in range(len(varpar))]
@@ -1229,7 +1594,10 @@ def _fit_lmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
     """Fit one LMM (fixed random-effects structure) and test the condition coefficient."""
     design = _Design(_terms(d, slopes), d.X, d.y)
     model = _LMM(design)
-    result = _minimize(model.reml, design.theta_start)
+    # a large sparse design uses exact gradients (a few factorisations each instead of 2k + 1);
+    # a study's fully crossed design keeps the finite differences its figures were checked with
+    exact = model.reml_and_gradient if design.sparse else None
+    result = _minimize(model.reml, design.theta_start, value_and_gradient=exact)
     theta = design.canonical(result.x)
     state = model.pls(theta)
     dof = model.n - model.p
@@ -1237,12 +1605,20 @@ def _fit_lmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
     notes = list(d.notes) + _singular_notes(design, theta)
     singular = len(notes) > len(d.notes)
     _check_tentative(tentative, singular, True, notes)
-    converged, _gradient, why = _lme4_convergence(model.reml, result.x, float(result.fun))
+    derivatives = None
+    if design.sparse:
+        H, jacobians, gradient, profiled = model.varpar_derivatives(theta, sigma)
+        derivatives = (H, jacobians)
+        converged, _gradient, why = _lme4_convergence(
+            model.reml, theta, float(result.fun), profiled, gradient
+        )
+    else:
+        converged, _gradient, why = _lme4_convergence(model.reml, result.x, float(result.fun))
     converged = converged and bool(result.success)
     if why:
         notes.append(why)
     _check_tentative(tentative, singular, converged, notes)
-    vcov, jacobians, A = _satterthwaite(model, theta, sigma, notes)
+    vcov, jacobians, A = _satterthwaite(model, theta, sigma, notes, derivatives)
     tests = _Tests("t", state["beta"], vcov, jacobians, A)
     coefficients = _coefficients(tests, d.columns)
     main = coefficients[d.columns.index(d.coefficient)]
@@ -1306,8 +1682,12 @@ def _ml_deviance(d: _Data, slopes: bool) -> tuple[float, int, bool]:
     """
     design = _Design(_terms(d, slopes), d.X, d.y)
     model = _LMM(design)
-    result = _minimize(model.ml, design.theta_start)
-    converged, _gradient, _why = _lme4_convergence(model.ml, result.x, float(result.fun))
+    exact = model.ml_and_gradient if design.sparse else None
+    result = _minimize(model.ml, design.theta_start, value_and_gradient=exact)
+    gradient = exact(result.x)[1] if exact is not None else None
+    converged, _gradient, _why = _lme4_convergence(
+        model.ml, result.x, float(result.fun), gradient=gradient
+    )
     return float(result.fun), design.n_theta + design.p + 1, converged and bool(result.success)
 
 

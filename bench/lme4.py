@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 
 from analysis.mixed import fit_glmm, fit_lmm  # noqa: E402
-from bench.report import machine  # noqa: E402
+from bench.report import machine, run_json  # noqa: E402
 
 SIM_SMALL = ROOT / "tests" / "data" / "reference" / "sim-small"
 
@@ -109,16 +109,7 @@ def run_r(folder: Path, repeat: int, which: str) -> dict:
     """Fit the models in R on the rows in `folder`; return its numbers and times."""
     script = folder / "fits.R"
     script.write_text(R_FITS)
-    done = subprocess.run(
-        ["Rscript", str(script), str(folder), str(repeat), which],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"R failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json(["Rscript", str(script), str(folder), str(repeat), which], "R", timeout=1800)
 
 
 def relative(ours: float, theirs: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,3 +76,14 @@ def write_json(path: Path | None, figures: Mapping[str, Any]) -> None:
     """Write the figures as JSON when a path was given."""
     if path is not None:
         path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+
+
+def run_json(command: list[str], what: str, timeout: float = 7200) -> dict[str, Any]:
+    """Run a command that prints its figures as JSON on its last line; return them.
+
+    Exits (SystemExit) with the command's error output when it fails.
+    """
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
