@@ -835,7 +835,12 @@ def step(slug: str):
     if found is None:
         return onward
     number, due = found
-    asked = service.block_questions(study.id, due["block"]) if due["kind"] == "questions" else []
+    language = participant_language(study)
+    asked = (
+        study_texts.asked_in(study, service.block_questions(study.id, due["block"]), language)
+        if due["kind"] == "questions"
+        else []
+    )
     errors: dict[str, str] = {}
     if request.method == "POST":
         if request.form.get("step") != str(number):
@@ -858,11 +863,11 @@ def step(slug: str):
         answered=int(due["at"]) - 1,
         total=where.total,
         instructions_html=(
-            render_markdown(service.block_instructions(study.id, due["block"]))
+            render_markdown(_block_instructions(study, due["block"], language))
             if due["kind"] == "instructions"
             else ""
         ),
-        message=block_flow.flow_settings(study.settings).message if due["kind"] == "break" else "",
+        message=_break_message(study, language) if due["kind"] == "break" else "",
         block_number=(order.index(due["block"]) + 1) if due["block"] in order else None,
         blocks=len(order),
         questions=asked,
@@ -870,6 +875,22 @@ def step(slug: str):
         posted=request.form if request.method == "POST" else None,
         can_skip=not any(q.required for q in asked),
     ), 400 if errors else 200
+
+
+def _block_instructions(study: service.StudyView, block_name: str, language: str) -> str:
+    """Return a block's instructions in the participant's language (else the default's)."""
+    block_id, default = service.block_instructions(study.id, block_name)
+    if block_id is None:
+        return default
+    return study_texts.text_for(study, f"block:{block_id}:instructions", language, default)
+
+
+def _break_message(study: service.StudyView, language: str) -> str:
+    """Return the study's break message in the participant's language (else the default's)."""
+    message = block_flow.flow_settings(study.settings).message
+    if not message.strip():
+        return ""
+    return study_texts.text_for(study, block_flow.MESSAGE_KEY, language, message)
 
 
 @bp.get("/s/<slug>/done")

@@ -285,13 +285,18 @@ def block_questions(study_id: int, block_name: str) -> list[Asked]:
     return [Asked(*row) for row in rows]
 
 
-def block_instructions(study_id: int, block_name: str) -> str:
-    """Return a block's instructions text (Markdown; empty when it has none or is gone)."""
-    settings = db.session.scalar(
-        sa.select(Block.settings).where(Block.study_id == study_id, Block.name == block_name)
-    )
-    text = (settings or {}).get("instructions")
-    return text if isinstance(text, str) else ""
+def block_instructions(study_id: int, block_name: str) -> tuple[int | None, str]:
+    """Return a block's id and its instructions in the default language (Markdown; empty when
+    it has none; no id when the block is gone)."""
+    row = db.session.execute(
+        sa.select(Block.id, Block.settings).where(
+            Block.study_id == study_id, Block.name == block_name
+        )
+    ).first()
+    if row is None:
+        return None, ""
+    text = (row.settings or {}).get("instructions")
+    return row.id, text if isinstance(text, str) else ""
 
 
 def pass_step(
