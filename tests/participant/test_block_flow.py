@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from survey import exports
 from survey.extensions import db
-from survey.models import Block, Participant, Study, StudyQuestion, Trial
+from survey.models import Block, Participant, Study, StudyQuestion, StudyText, Trial
 from survey.participant import starting
 from survey.participant.simulate import agree
 from tests.helpers import DEMO_TRIALS, refreeze
@@ -314,3 +314,89 @@ def test_the_last_blocks_questions_come_before_the_questions_page(app, client, d
     # The questions page asks its own questions only, not the block's again.
     page = client.get("/s/demo/questions").get_data(as_text=True)
     assert 'name="age_band"' in page and "sure_same" not in page
+
+
+# --- the pages between trials in the participant's language -----------------------------------
+
+
+def speak(app, study_id: int, languages: list[str], **settings) -> None:
+    """Give the study its languages (and other settings), as the researcher's pages write them."""
+    with app.app_context():
+        study = db.session.get(Study, study_id)
+        study.settings = {**(study.settings or {}), "languages": languages, **settings}
+        db.session.commit()
+        refreeze(study_id)
+
+
+def write_text(app, study_id: int, language: str, key: str, text: str, block: str | None = None):
+    """Store one of the study's texts written in another language."""
+    with app.app_context():
+        block_id = None
+        if block is not None:
+            block_id = db.session.scalar(
+                sa.select(Block.id).where(Block.study_id == study_id, Block.name == block)
+            )
+            key = f"block:{block_id}:{key}"
+        db.session.add(
+            StudyText(study_id=study_id, block_id=block_id, language=language, key=key, text=text)
+        )
+        db.session.commit()
+
+
+def test_a_german_participant_meets_the_pages_between_trials_in_german(app, client, demo):
+    speak(app, demo, ["en", "de"])
+    write_text(
+        app, demo, "de", "instructions", "**Lernen Sie Ihre neuen Kollegen kennen.**", "meet"
+    )
+    agree(client, "demo", "?lang=de")
+    answer_trials(client, 15)
+    text = client.get("/s/demo/step").get_data(as_text=True)
+    assert f"Sie haben 15 von {DEMO_TRIALS} Fragen beantwortet." in text
+    assert "Eine kurze Pause" in text and ">Weiter</button>" in text
+    assert "You have answered" not in text and "Take a moment" not in text
+    client.post("/s/demo/step", data={"step": step_number(text), "go": "1"})
+    answer_trials(client, 12)
+    text = client.get("/s/demo/step").get_data(as_text=True)
+    # The block's instructions as the researcher wrote them in German, and the page's words.
+    assert "<strong>Lernen Sie Ihre neuen Kollegen kennen.</strong>" in text
+    assert "Meet your new colleagues." not in text
+    assert "Block 4 von 6" in text and ">Starten</button>" in text
+
+
+def test_block_instructions_not_written_in_a_language_fall_back_to_the_default(app, client, demo):
+    speak(app, demo, ["en", "fr"])
+    agree(client, "demo", "?lang=fr")
+    answer_trials(client, 15)
+    text = client.get("/s/demo/step").get_data(as_text=True)
+    assert f"Vous avez répondu à 15 des {DEMO_TRIALS} questions." in text
+    client.post("/s/demo/step", data={"step": step_number(text), "go": "1"})
+    answer_trials(client, 12)
+    text = client.get("/s/demo/step").get_data(as_text=True)
+    assert "Meet your new colleagues." in text and "Bloc 4 sur 6" in text
+
+
+def test_an_arabic_break_and_a_blocks_questions_speak_arabic(app, client, demo):
+    speak(app, demo, ["en", "ar"], block_breaks=True, break_message="Look away for a moment.")
+    write_text(app, demo, "ar", "break_message", "انظر بعيدًا لحظة.")
+    ask_after(app, demo, "recognition")
+    with app.app_context():
+        question_id = db.session.scalar(
+            sa.select(StudyQuestion.id).where(StudyQuestion.code == "sure_same")
+        )
+    write_text(app, demo, "ar", f"question:{question_id}:text", "ما مدى صعوبة التمييز بين الوجوه؟")
+    agree(client, "demo", "?lang=ar")
+    answer_trials(client, 10)
+    text = client.get("/s/demo/step").get_data(as_text=True)
+    # The block's questions come first, in Arabic; a required one left out is refused in Arabic.
+    assert "ما مدى صعوبة التمييز بين الوجوه؟" in text and "How hard" not in text
+    assert "How did you decide?" in text  # not written in Arabic: the default's wording
+    assert "بعض الأسئلة" in text and "إرسال ومتابعة" in text
+    refused = client.post("/s/demo/step", data={"step": step_number(text), "strategy": "x"})
+    assert refused.status_code == 400
+    assert "Please answer this question." not in refused.get_data(as_text=True)
+    client.post("/s/demo/step", data={"step": step_number(text), "sure_same": "3"})
+    text = client.get("/s/demo/step").get_data(as_text=True)
+    assert "انتهى الجزء 1 من 6." in text
+    # 47 trials: Arabic's form for 11 to 99 ("سؤالًا").
+    assert f"أجبت حتى الآن عن 10 من أصل {DEMO_TRIALS} سؤالًا." in text
+    assert "انظر بعيدًا لحظة." in text and "Look away" not in text
