@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from survey.block_settings import LABEL_MAX, validate_block_settings
 from survey.cache import BoundedCache
 from survey.extensions import db
+from survey.flow import MESSAGE_KEY, MESSAGE_MAX, flow_settings
 from survey.i18n import LANGUAGES, study_languages
 from survey.models import Block, Study, StudyQuestion, StudyText
 from survey.questions import Asked
@@ -25,6 +26,8 @@ STUDY_TEXTS = (
     ("debrief", "debrief_text", "Debrief"),
 )
 STUDY_COLUMNS = {key: column for key, column, _ in STUDY_TEXTS}
+# The study's texts kept in its settings: the break message, shown between blocks.
+STUDY_KEYS = (*STUDY_COLUMNS, MESSAGE_KEY)
 # Block settings participants read, by name (a block shows those it has, non-empty).
 BLOCK_SETTINGS = {
     "instructions": "instructions",
@@ -49,6 +52,8 @@ class Text:
     long: bool = False
     block_id: int | None = None
     question_id: int | None = None
+    # The most characters, when not the kind's (the break message's, as its setting allows).
+    most: int | None = None
 
     @property
     def part(self) -> str:
@@ -60,6 +65,8 @@ class Text:
     @property
     def limit(self) -> int:
         """Return the most characters the text may have."""
+        if self.most is not None:
+            return self.most
         return MAX_LONG_TEXT if self.long else MAX_SHORT_TEXT
 
     def row(self, study_id: int, language: str, value: str) -> StudyText:
@@ -164,6 +171,9 @@ def catalogue(study: Study) -> list[Text]:
         for key, column, label in STUDY_TEXTS
         if (getattr(study, column) or "").strip()
     ]
+    message = flow_settings(study.settings).message
+    if message.strip():
+        out.append(Text(MESSAGE_KEY, "Break message", message, long=True, most=MESSAGE_MAX))
     for block in sorted(study.blocks, key=lambda b: b.position):
         out.extend(block_texts(block))
     for question in sorted(study.questions, key=lambda q: (q.position, q.id)):
@@ -366,10 +376,11 @@ def add_part_texts(
 
 
 def study_texts(study_id: int) -> dict[str, dict[str, str]]:
-    """Return the study's own translations (consent, instructions, debrief) by language."""
+    """Return the study's own translations (consent, instructions, debrief, break message) by
+    language."""
     out: dict[str, dict[str, str]] = {}
     for language, by_key in translations(study_id).items():
-        own = {k: v for k, v in by_key.items() if k in STUDY_COLUMNS}
+        own = {k: v for k, v in by_key.items() if k in STUDY_KEYS}
         if own:
             out[language] = own
     return out
@@ -429,10 +440,13 @@ def text_for(study: Any, key: str, language: str, default: str | None = None) ->
     """Return the study's text `key` in `language`, else in the default language.
 
     `default` is the default language's text; for the study's own texts ("consent",
-    "instructions", "debrief") it is read from the study when not given.
+    "instructions", "debrief", "break_message") it is read from the study when not given.
     """
     if default is None:
-        default = getattr(study, STUDY_COLUMNS[key]) if key in STUDY_COLUMNS else ""
+        if key in STUDY_COLUMNS:
+            default = getattr(study, STUDY_COLUMNS[key])
+        else:
+            default = flow_settings(study.settings).message if key == MESSAGE_KEY else ""
     if language == study_languages(study)[0]:
         return default
     written = db.session.scalar(

@@ -13,6 +13,7 @@ from survey import audit
 from survey.block_settings import stored_settings, validate_block_settings
 from survey.ending import RETURN_REDIRECT_KEY, redirect_problem
 from survey.extensions import db
+from survey.flow import MESSAGE_KEY, MESSAGE_MAX
 from survey.models import TASKS, Block, Identity, Preregistration, Researcher, Study, StudyQuestion
 from survey.questions import check_code, clean_spec, spec_as_form
 from survey.researcher.forms import BLOCK_NAME_RE, COMPLETION_CODE_RE, MAX_TEXT, SLUG_RE
@@ -30,7 +31,7 @@ from survey.stimuli.manifest import validate_identity_code
 from survey.study_texts import (
     MAX_LONG_TEXT,
     MAX_SHORT_TEXT,
-    STUDY_COLUMNS,
+    STUDY_KEYS,
     Text,
     add_part_texts,
     add_study_texts,
@@ -153,6 +154,18 @@ def _text(value: Any, where: str, limit: int) -> str:
     if len(value) > limit:
         raise ValueError(f"{where} is longer than {limit} characters")
     return value
+
+
+def _study_texts(raw: Any) -> dict[str, dict[str, str]]:
+    """Check the study's own texts in other languages (the break message is shorter)."""
+    texts = check_imported(raw, "study.texts", STUDY_KEYS, MAX_LONG_TEXT)
+    for language, by_key in texts.items():
+        if len(by_key.get(MESSAGE_KEY, "")) > MESSAGE_MAX:
+            raise ValueError(
+                f"study.texts.{language}.{MESSAGE_KEY} must be text of at most "
+                f"{MESSAGE_MAX} characters"
+            )
+    return texts
 
 
 def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
@@ -398,9 +411,7 @@ def parse_definition(data: bytes | str) -> dict[str, Any]:
     study = _object(raw.get("study"), "study")
     return {
         "study": _study_fields(study),
-        "study_texts": check_imported(
-            study.get("texts"), "study.texts", STUDY_COLUMNS, MAX_LONG_TEXT
-        ),
+        "study_texts": _study_texts(study.get("texts")),
         "blocks": _blocks(raw.get("blocks", [])),
         "questions": _asked_after(_questions(raw.get("questions")), raw.get("blocks", [])),
         "identities": _identities(raw.get("identities", [])),

@@ -404,3 +404,36 @@ def test_a_definition_with_bad_translations_creates_nothing(
     assert message in text(response).replace("&#39;", "'")
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Study)) == 2
+
+
+def test_the_break_message_is_a_text_per_language_too(app, team, owner_client):
+    choose_languages(owner_client, team.study_id, ["en", "de"], "en")
+    with app.app_context():
+        study = db.session.get(Study, team.study_id)
+        assert "break_message" not in [t.key for t in catalogue(study)]  # none written: none due
+        study.settings = {**study.settings, "block_breaks": True, "break_message": "Stretch."}
+        db.session.commit()
+        assert [t.key for t in missing(study)["de"]] == [
+            "consent",
+            "debrief",
+            "break_message",
+            *[t.key for t in missing(study)["de"][3:]],
+        ]
+    page = text(owner_client.get(f"/r/studies/{team.study_id}/texts/de"))
+    assert "Break message" in page and "Stretch." in page
+    refused = save(owner_client, team.study_id, "de", {"break_message": "x" * 1001})
+    assert refused.status_code == 400 and "At most 1000 characters; this has 1001." in text(refused)
+    assert (
+        save(owner_client, team.study_id, "de", {"break_message": "Strecken."}).status_code == 302
+    )
+    assert rows(app, team.study_id) == {("de", "break_message"): "Strecken."}
+    definition = owner_client.get(f"/r/studies/{team.study_id}/definition.json").get_json()
+    assert definition["study"]["texts"] == {"de": {"break_message": "Strecken."}}
+    imported = owner_client.post("/r/studies/import", data={"text": json.dumps(definition)})
+    assert imported.status_code == 302
+    new_id = int(imported.headers["Location"].rsplit("/", 1)[1])
+    assert rows(app, new_id) == {("de", "break_message"): "Strecken."}
+    definition["study"]["texts"]["de"]["break_message"] = "x" * 1001
+    refused = owner_client.post("/r/studies/import", data={"text": json.dumps(definition)})
+    assert refused.status_code == 400
+    assert "study.texts.de.break_message must be text of at most 1000 characters" in text(refused)
