@@ -170,8 +170,11 @@ def gettext(message: str, **variables: Any) -> str:
 
 def translated(text: str) -> str:
     """Return a text in the page's language when the catalogs have it (a built-in question or
-    answer), any other (a researcher's own, an empty one) as it is; never %-formatted."""
-    if not text:
+    answer), any other (a researcher's own, an empty one) as it is; never %-formatted. Outside
+    a request, as it is (English)."""
+    from flask import has_request_context
+
+    if not text or not has_request_context():
         return text
     return _catalog().ugettext(text)
 

@@ -1,5 +1,5 @@
-"""Participant pages read the study's texts in the participant's language (?lang=), falling back
-to the default language's, and the trial page's cached texts never cross languages."""
+"""Participant pages read the study's texts in the participant's language (chosen at the
+consent, then kept), falling back to the default language's; cached texts never cross languages."""
 
 from __future__ import annotations
 
@@ -48,70 +48,88 @@ def test_every_page_around_the_trials_reads_the_chosen_language(app, demo, clien
     assert re.search(r'action="/s/demo/consent\?lang=de"', consent)
     assert "DE:" not in page(client, "/s/demo") and "<strong>Welcome.</strong>" in consent
     assert agree(client, "demo", "?lang=de").status_code == 303
-    assert "DE: You will see faces" in page(client, "/s/demo/instructions?lang=de")
-    assert "DE:" not in page(client, "/s/demo/instructions")
+    # From the consent on, the participant's language is kept: no ?lang= needed.
+    assert "DE: You will see faces" in page(client, "/s/demo/instructions")
     answer_trials(client, DEMO_TRIALS)
-    questions = page(client, "/s/demo/questions?lang=de")
+    questions = page(client, "/s/demo/questions")
     assert "DE: Your age" in questions and ">DE: Woman<" in questions
     assert '<span class="visually-hidden"> (DE: Very familiar)</span>' in questions
     assert 'value="woman"' in questions  # the stored values stay the same in every language
-    english = page(client, "/s/demo/questions")
-    assert "DE:" not in english and "Your age" in english
-    skipped = client.post("/s/demo/questions?lang=de", data={"skip": "1"})
+    skipped = client.post("/s/demo/questions", data={"skip": "1"})
     assert skipped.status_code == 303
-    assert "DE: Thank you!" in page(client, "/s/demo/done?lang=de")
-    assert "DE:" not in page(client, "/s/demo/done")
+    assert "DE: Thank you!" in page(client, "/s/demo/done")
+    # Another participant of the same study, in English, reads none of it.
+    english = app.test_client()
+    assert agree(english, "demo").status_code == 303
+    assert "DE:" not in page(english, "/s/demo/instructions")
 
 
 def test_a_trial_page_shows_its_block_texts_in_each_participants_language(app, demo, client):
     translate(app, demo, "de")
-    agree(client, "demo")
+    agree(client, "demo", "?lang=de")
+    english = app.test_client()
+    agree(english, "demo")
     rate = advance_to(client, {"scale_trust", "scale_professional"})
-    # One worker, one cached block, three requests alternating languages: never mixed up.
-    for lang, shown, hidden in (
-        ("de", "DE: How much do you trust this person?", "<legend>How much"),
-        ("", "How much do you trust this person?", "DE:"),
-        ("de", "DE: How professional does this person look?", "<legend>How professional"),
+    advance_to(english, {"scale_trust", "scale_professional"})
+    # One worker, one cached block, requests alternating participants: never mixed up.
+    for who, shown, hidden in (
+        (client, "DE: How much do you trust this person?", "<legend>How much"),
+        (english, "How much do you trust this person?", "DE:"),
+        (client, "DE: How much do you trust this person?", "<legend>How much"),
     ):
-        html = page(client, f"/s/demo/trial?lang={lang}" if lang else "/s/demo/trial")
-        assert shown in html and hidden not in html, lang
+        html = page(who, "/s/demo/trial")
+        assert shown in html and hidden not in html
+    html = page(client, "/s/demo/trial")
     assert "DE: Not at all" in html and "DE: Completely" in html
     # The answer given on the German page is stored like any other.
     answer = client.post(rate.action, data={**first_answers(rate), **rate.hidden})
     assert answer.status_code == 303
     choose = advance_to(client, {"choice"})
     assert choose is not None
-    assert "DE: Which photo do you trust more?" in page(client, "/s/demo/trial?lang=de")
-    assert "DE:" not in page(client, "/s/demo/trial")
+    assert "DE: Which photo do you trust more?" in page(client, "/s/demo/trial")
+    advance_to(english, {"choice"})
+    assert "DE:" not in page(english, "/s/demo/trial")
+
+
+def _to_learn_trial(client) -> None:
+    """Answer trials until the current one is a study-phase (learn) trial."""
+    for _ in range(DEMO_TRIALS):
+        form = trial_form(client)
+        if "seen" in form.choices or "seen" in form.hidden:
+            return
+        client.post(form.action, data={**first_answers(form), **form.hidden})
 
 
 def test_a_learn_trial_names_the_person_in_the_label_of_the_language(app, demo, client):
     translate(app, demo, "fr")
-    agree(client, "demo")
-    for _ in range(DEMO_TRIALS):
-        form = trial_form(client)
-        if "seen" in form.choices or "seen" in form.hidden:
-            break
-        client.post(form.action, data={**first_answers(form), **form.hidden})
-    html = page(client, "/s/demo/trial?lang=fr")
-    named = re.compile(r"<figcaption>FR: Your new colleague Dr [A-Z]\. [A-Z][a-z]+</figcaption>")
-    assert named.search(html)
-    english = page(client, "/s/demo/trial")
-    assert not named.search(english) and "<figcaption>Your new colleague Dr" in english
+    agree(client, "demo", "?lang=fr")
+    _to_learn_trial(client)
+    named = re.compile(
+        r"<figcaption[^>]*>FR: Your new colleague Dr [A-Z]\. [A-Z][a-z]+</figcaption>"
+    )
+    assert named.search(page(client, "/s/demo/trial"))
+    english = app.test_client()
+    agree(english, "demo")
+    _to_learn_trial(english)
+    html = page(english, "/s/demo/trial")
+    assert not named.search(html) and re.search(r"<figcaption[^>]*>Your new colleague Dr", html)
 
 
 def test_a_missing_text_falls_back_to_the_default_language(app, demo, client):
     translate(app, demo, "fr", only=("consent", "scale:trust:question"))
     assert "FR: <strong>Welcome.</strong>" in page(client, "/s/demo?lang=fr")
-    agree(client, "demo")
-    instructions = page(client, "/s/demo/instructions?lang=fr")
+    agree(client, "demo", "?lang=fr")
+    instructions = page(client, "/s/demo/instructions")
     assert "FR:" not in instructions and "You will see faces" in instructions
     advance_to(client, {"scale_trust", "scale_professional"})
-    html = page(client, "/s/demo/trial?lang=fr")
+    html = page(client, "/s/demo/trial")
     assert "FR: How much do you trust this person?" in html
     assert "How professional does this person look?" in html and "FR: How prof" not in html
     # A language the study does not offer reads the default.
-    assert "FR:" not in page(client, "/s/demo/trial?lang=de")
+    german = app.test_client()
+    agree(german, "demo", "?lang=de")
+    advance_to(german, {"scale_trust", "scale_professional"})
+    assert "FR:" not in page(german, "/s/demo/trial")
     with app.app_context():
         study = db.session.get(Study, demo)
         assert text_for(study, "debrief", "fr") == DEBRIEF
