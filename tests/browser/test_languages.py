@@ -9,6 +9,7 @@ page are saved under /tmp/shots-i18n/ for a person to look at.
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,9 @@ WORDS = {
         "done": "شكرًا لك، لقد انتهيت",
     },
 }
+
+# Past the instructions: the first trial, or a page before it (a block's instructions).
+PAST_INSTRUCTIONS = re.compile(r".*/s/demo/(trial|step)$")
 
 
 @pytest.fixture
@@ -82,10 +86,17 @@ def take_demo(page, base: str, language: str, rng: random.Random) -> dict[int, d
     page.wait_for_url("**/s/demo/instructions")
     check_page(page, f"{language}-instructions")
     page.get_by_role("link", name=words["begin"]).tap()
-    page.wait_for_url("**/s/demo/trial")
+    page.wait_for_url(PAST_INSTRUCTIONS)
     given: dict[int, dict[str, str]] = {}
     seen: set[str] = set()
-    while page.url.endswith("/s/demo/trial"):
+    steps = 0
+    while page.url.endswith(("/s/demo/trial", "/s/demo/step")):
+        if page.url.endswith("/s/demo/step"):  # a block's instructions or a break
+            steps += 1
+            check_page(page, f"{language}-step-{steps}")
+            with page.expect_navigation():
+                page.locator(".step-page button[type=submit]").tap()
+            continue
         form = page.locator("form[data-trial][data-shown]")
         form.wait_for(timeout=15000)
         trial = int(form.get_attribute("action").rsplit("/", 1)[1])
@@ -97,6 +108,7 @@ def take_demo(page, base: str, language: str, rng: random.Random) -> dict[int, d
                 check_mirrored(page, task)
         with page.expect_navigation():
             given[trial] = answer_by_pointer(page, rng, lambda p, selector: p.tap(selector))
+    assert steps, "the demo's block instructions and break pages were met"
     page.wait_for_url("**/s/demo/questions")
     check_page(page, f"{language}-questions")
     page.tap('label.choice:has(input[name="ai_familiarity"][value="4"])')
@@ -174,7 +186,12 @@ def test_arabic_keys_mean_the_side_of_the_screen(app, demo, live_server, browser
         assert checked.get_attribute("value") == "0" and left_button.bounding_box()["x"] < 640
         # On to the choose block: everything else answered by keyboard, sides by arrows.
         choose_trials = []
-        while page.url.endswith("/s/demo/trial"):
+        while page.url.endswith(("/s/demo/trial", "/s/demo/step")):
+            if page.url.endswith("/s/demo/step"):  # a block's instructions or a break
+                with page.expect_navigation():
+                    page.focus(".step-page button[type=submit]")
+                    page.keyboard.press("Enter")
+                continue
             form = page.locator("form[data-trial][data-shown]")
             form.wait_for(timeout=15000)
             task = form.get_attribute("class").split("task-")[1].split()[0]

@@ -109,7 +109,7 @@ def make_world(app: Flask, slug: str = "trust", open_it: bool = True) -> World:
             )
         image = db.session.scalars(sa.select(Image).where(Image.study_id == study_id)).first()
         # A finished background job of the study, for the job pages.
-        job = Job(key="0" * 64, kind="probe", study_id=study_id, inputs={}, status="done")
+        job = Job(key=f"{study_id:064d}", kind="probe", study_id=study_id, inputs={}, status="done")
         db.session.add(job)
         db.session.commit()
         return World(
