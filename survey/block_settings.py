@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from analysis.vocabulary import FIXED_MEASURES
 from survey.i18n import N_
 
 TASKS = ("match", "rate", "choose", "detect", "learn", "recognise")
@@ -20,17 +21,8 @@ CONDITIONS = ("real", "ai")
 # Tasks that show one version of an identity, so the identity's condition must hold across them.
 CONDITION_TASKS = ("match", "rate", "detect")
 PRESENTATIONS = ("side_by_side", "sequential")
-RESERVED_MEASURES = (
-    "same",
-    "confidence",
-    "choice",
-    "source",
-    "attention",
-    "old",
-    "name",
-    "orienting",
-    "seen",
-)
+# A scale's key cannot be a measure with a fixed meaning (one list, shared with the analysis).
+RESERVED_MEASURES = FIXED_MEASURES
 EXPOSURE_MS_RANGE = (200, 10000)
 # A sequential match's phases around the headshot, in ms (0: the phase is left out).
 PHASE_MS_MAX = 5000
