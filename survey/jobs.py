@@ -376,17 +376,20 @@ def run_until_settled(job_id: int, worker: str) -> str:
 
 def _in_thread(app: Flask, job_id: int, delay_ms: int) -> None:
     """The embedded default: run a job in a thread of the web process."""
-    with app.app_context():
-        try:
-            if delay_ms:
-                time.sleep(delay_ms / 1000)
-            run_until_settled(job_id, worker_name("web"))
-        except Exception:
-            log.exception("job %s stopped its thread", job_id)
-        finally:
-            db.session.remove()
-            with _THREADS_LOCK:
-                THREADS.pop(job_id, None)
+    try:
+        with app.app_context():
+            try:
+                if delay_ms:
+                    time.sleep(delay_ms / 1000)
+                run_until_settled(job_id, worker_name("web"))
+            except Exception:
+                log.exception("job %s stopped its thread", job_id)
+            finally:
+                db.session.remove()
+    finally:
+        # Only once its app context is gone (connections given back) is the thread done.
+        with _THREADS_LOCK:
+            THREADS.pop(job_id, None)
 
 
 def _start_thread(app: Flask, job_id: int, delay_ms: int = 0) -> None:
@@ -399,6 +402,15 @@ def _start_thread(app: Flask, job_id: int, delay_ms: int = 0) -> None:
         )
         THREADS[job_id] = thread
     thread.start()
+
+
+def join_threads(timeout: float = 60) -> bool:
+    """Wait (bounded) until this process runs no job thread; True if none is left."""
+    deadline = time.monotonic() + timeout
+    while THREADS and time.monotonic() < deadline:
+        for thread in list(THREADS.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return not THREADS
 
 
 def wait(job_id: int, timeout: float = 60) -> Job | None:

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from survey import create_app
+from survey import create_app, jobs
 from survey.config import database_uri
 from survey.extensions import db
 from survey.models import Base, Researcher
@@ -126,6 +126,9 @@ def app(database_url: str, tmp_path: Path):
     with app.app_context():
         _empty_tables()
     yield app
+    # A job thread still running would open connections on pools made after disposal, left
+    # to the garbage collector: let the test's background jobs finish first.
+    jobs.join_threads(timeout=60)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -1,15 +1,16 @@
-"""The shipped catalogs against a fresh extraction, and no participant template words outside
-gettext."""
+"""The shipped catalogs against a fresh extraction, and no template words outside gettext: the
+participant's pages (translated) and the researcher's (English, ready for a catalog)."""
 
 from __future__ import annotations
 
+import ast
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
@@ -210,3 +211,119 @@ def test_no_participant_template_shows_a_word_outside_gettext(template: Path):
 )
 def test_the_template_check_finds_words_outside_gettext(source, words):
     assert untranslated_words(source) == words
+
+
+# --- the researcher's pages: English, through the same machinery ------------------------------
+
+# Researcher, findings and home templates: English for now, but every word through gettext so
+# that a catalog can translate them later.
+RESEARCHER_TEMPLATES = sorted(
+    [
+        *(ROOT / "templates" / "researcher").rglob("*.html"),
+        *(ROOT / "templates" / "findings").glob("*.html"),
+        *(ROOT / "templates" / "main").glob("*.html"),
+    ]
+)
+RESEARCHER_SOURCES = sorted(
+    [*(ROOT / "survey" / "researcher").glob("*.py"), *(ROOT / "survey" / "findings").glob("*.py")]
+)
+# Calls whose text a researcher reads: a flashed message, a form field's label and
+# description, a validator's or an abort's message.
+# Which positional arguments of each are words: flash's first (its second is a category),
+# abort's after the status code.
+SHOWN_CALLS = {"flash": slice(0, 1), "abort": slice(1, 2), "ValidationError": slice(0, 1)}
+SHOWN_KEYWORDS = {"label", "description", "message"}
+GETTEXT_CALLS = {"_", "gettext", "ngettext", "lazy_gettext", "_l", "N_"}
+RESEARCHER_KEYWORDS = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "_l": None}
+
+
+def _name(node: ast.AST) -> str:
+    """The called name: `flash` for flash(...), `StringField` for wtforms.StringField(...)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def _is_text(node: ast.AST | None) -> bool:
+    """A literal string (or f-string) with words in it, not wrapped in a gettext call."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return bool(re.search(r"[^\W\d_]{2,}", node.value))
+    return isinstance(node, ast.JoinedStr)
+
+
+def bare_texts(source: str) -> list[str]:
+    """Return the literal texts a researcher reads that no gettext call gives: the message of
+    flash/abort/ValidationError, a form field's label (its first argument), and any label=,
+    description= or message= keyword."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _name(node.func)
+        if name in GETTEXT_CALLS:
+            continue
+        candidates = []
+        if name in SHOWN_CALLS:
+            candidates.extend(node.args[SHOWN_CALLS[name]])
+        elif name.endswith("Field") and node.args:
+            candidates.append(node.args[0])
+        candidates.extend(k.value for k in node.keywords if k.arg in SHOWN_KEYWORDS)
+        found.extend(ast.unparse(c) for c in candidates if _is_text(c))
+    return found
+
+
+@pytest.mark.parametrize(
+    "template", RESEARCHER_TEMPLATES, ids=lambda path: str(path.relative_to(ROOT / "templates"))
+)
+def test_no_researcher_template_shows_a_word_outside_gettext(template: Path):
+    assert untranslated_words(template.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize(
+    "source", RESEARCHER_SOURCES, ids=lambda path: str(path.relative_to(ROOT / "survey"))
+)
+def test_researcher_messages_and_labels_go_through_gettext(source: Path):
+    assert bare_texts(source.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "texts"),
+    [
+        ('flash("Saved.")', ["'Saved.'"]),
+        ('flash(_("Saved."))', []),
+        ('flash(f"Saved {n}.")', ["f'Saved {n}.'"]),
+        (
+            'x = StringField("Title", validators=[Length(max=5, message="Too long")])',
+            ["'Title'", "'Too long'"],
+        ),  # fmt: skip
+        ('x = StringField(_l("Title"), description=_l("Shown"))', []),
+        ("abort(404)", []),
+        ('abort(400, description="No such block.")', ["'No such block.'"]),
+        ('flash(msg, "error")', []),
+    ],
+)
+def test_the_source_check_finds_bare_texts(source, texts):
+    assert bare_texts(source) == texts
+
+
+def researcher_extraction() -> set[str]:
+    """The messages `pybabel extract -F babel-researcher.cfg -k _l -k lazy_gettext` finds."""
+    with (ROOT / "babel-researcher.cfg").open() as config:
+        method_map, options_map = parse_mapping_cfg(config)
+    return {
+        message if isinstance(message, str) else message[0]
+        for _filename, _lineno, message, _comments, _context in extract_from_dir(
+            str(ROOT), method_map, options_map, keywords=RESEARCHER_KEYWORDS
+        )
+    }
+
+
+def test_the_researcher_template_is_current():
+    # survey/translations/researcher.pot is what a translator starts from (docs/i18n.md).
+    with (TRANSLATIONS / "researcher.pot").open("rb") as pot:
+        shipped_ids = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(pot) if m.id}
+    fresh = researcher_extraction()
+    assert sorted(fresh - shipped_ids) == [] and sorted(shipped_ids - fresh) == []
+    assert "Sign in" in fresh and len(fresh) > 400

@@ -16,6 +16,7 @@ from survey.extensions import db
 
 EXTENSION = "likeness_hot_path"
 _CONNECTION = "likeness_hot_connection"
+_POOL = "likeness_hot_pool"
 _CURSOR = "likeness_hot_cursor"
 T = TypeVar("T")
 
@@ -180,17 +181,20 @@ def connection() -> Any:
         hot = _hot()
         open_ = hot.take() if hot is not None else db.engine.connect()
         setattr(g, _CONNECTION, open_)
+        # The pool it came from goes back with it: an app disposed meanwhile has another.
+        setattr(g, _POOL, hot.pool if hot is not None else None)
     return open_
 
 
 def close(_exc: BaseException | None = None) -> None:
     """Give back the app context's hot-path connection, if one was taken (a teardown)."""
     open_ = g.pop(_CONNECTION, None)
+    pool = g.pop(_POOL, None)
     if open_ is None:
         return
-    hot = _hot()
-    if hot is not None:
-        hot.pool.putconn(open_)  # a broken connection is discarded by the pool
+    if pool is not None:
+        # A broken connection is discarded by its pool, and a closed pool closes it.
+        pool.putconn(open_)
     else:
         open_.close()
 

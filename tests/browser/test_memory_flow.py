@@ -75,7 +75,8 @@ def test_learn_filler_recognise_stores_what_was_answered(
     try:
         page.goto(f"{live_server}/s/demo")
         page.click("#agree")
-        page.click("#begin")
+        with page.expect_navigation():
+            page.click("#begin")
         while page.url.endswith("/s/demo/trial"):
             form = page.locator("form[data-trial]")
             form.wait_for()
@@ -176,7 +177,8 @@ def test_without_script_a_timed_study_headshot_stays_and_is_stored_untimed(
     try:
         page.goto(f"{live_server}/s/demo")
         page.click("#agree")
-        page.click("#begin")
+        with page.expect_navigation():
+            page.click("#begin")
         # The headshot stays with its question; nothing is timed, and the trial says so.
         assert page.locator(".stimulus.single").is_visible()
         page.click('label.choice:has(input[name="orienting"][value="3"])')

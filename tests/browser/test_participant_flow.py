@@ -163,7 +163,8 @@ def test_without_script_the_survey_works_and_rt_stays_empty(app, demo, live_serv
     try:
         page.goto(f"{live_server}/s/demo")
         page.click("#agree")
-        page.click("#begin")
+        with page.expect_navigation():
+            page.click("#begin")
         for _ in range(3):
             for question in read_questions(page):
                 page.click(f'label.choice:has(input[name="{question["name"]}"])')

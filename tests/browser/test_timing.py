@@ -48,7 +48,8 @@ def test_the_frames_achieved_are_sent_and_stored(app, demo, live_server, browser
     try:
         page.goto(f"{live_server}/s/demo")
         page.click("#agree")
-        page.click("#begin")
+        with page.expect_navigation():
+            page.click("#begin")
         assert page.locator("form[data-trial] [data-timing]").count() == len(TIMING_FIELDS)
         page.locator("form[data-trial][data-shown]").wait_for(timeout=15000)
         posted = page.eval_on_selector_all(
@@ -80,7 +81,8 @@ def test_without_script_the_trial_is_stored_as_untimed(app, demo, live_server, b
     try:
         page.goto(f"{live_server}/s/demo")
         page.click("#agree")
-        page.click("#begin")
+        with page.expect_navigation():
+            page.click("#begin")
         # Both photos show at once; no fixation cross or mask.
         assert page.locator(".stimulus.headshot").is_visible()
         assert page.locator(".stimulus.probe").is_visible()

@@ -237,9 +237,7 @@ def publish_findings(client, study_id: int, follow_redirects: bool = False):
         follow_redirects=follow_redirects,
     )
     # Publishing queues the public charts' job: let its thread (the embedded default) finish.
-    for thread in list(jobs.THREADS.values()):
-        thread.join(300)
-        assert not thread.is_alive(), "the public charts' job did not finish in 5 minutes"
+    assert jobs.join_threads(300), "the public charts' job did not finish in 5 minutes"
     return response
 
 

@@ -158,8 +158,7 @@ def test_large_study_shows_progress_then_the_report(app, client, demo, monkeypat
     again = client.get(url)
     assert "Computing the report" in page_text(again)
     release.set()
-    for thread in list(jobs.THREADS.values()):
-        thread.join(30)
+    assert jobs.join_threads(30)
     done = client.get(url)
     assert 'http-equiv="refresh"' not in done.get_data(as_text=True)
     assert "Findings" in page_text(done)
