@@ -565,7 +565,6 @@ def _fit_one(
     notes = list(d.notes) + list(extra_notes) + notes + fit["notes"]
     tests = _Tests("z", fit["pars"][a : a + p], fit["cov"][a : a + p, a : a + p])
     coefficients = _coefficients(tests, names)
-    main = coefficients[names.index(d.coefficient)]
     thresholds = []
     for j in range(a):
         var = fit["cov"][j, j]
@@ -582,16 +581,6 @@ def _fit_one(
         row["sd"] = math.sqrt(max(row["variance"], 0.0))
     return ClmmFit(
         method="clmm",
-        estimate=main["estimate"],
-        se=main["se"],
-        statistic=main["statistic"],
-        df=None,
-        p_value=main["p_value"],
-        ci_low=main["ci_low"],
-        ci_high=main["ci_high"],
-        n_obs=len(d.y),
-        n_participants=d.n_participants,
-        n_identities=d.n_identities,
         random_effects=effects,
         residual_variance=None,
         singular=singular,

@@ -1630,16 +1630,6 @@ def _fit_lmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
         )
     return MixedFit(
         method="lmm",
-        estimate=main["estimate"],
-        se=main["se"],
-        statistic=main["statistic"],
-        df=main["df"],
-        p_value=main["p_value"],
-        ci_low=main["ci_low"],
-        ci_high=main["ci_high"],
-        n_obs=len(d.y),
-        n_participants=d.n_participants,
-        n_identities=d.n_identities,
         random_effects=_random_effects(
             design, theta, sigma**2, [d.names["participant"], d.names["identity"]]
         ),
@@ -1661,8 +1651,16 @@ def _shared(
     vcov: np.ndarray,
     n_parameters: int,
 ) -> dict[str, Any]:
-    """MixedFit fields common to both families."""
+    """MixedFit fields common to every family: the condition coefficient's test (t with its
+    Satterthwaite df, or z with none), the counts and the fixed-effects table."""
+    main = next(c for c in coefficients if c["term"] == d.coefficient)
     return {
+        **{key: main[key] for key in ("estimate", "se", "statistic", "df", "p_value")},
+        "ci_low": main["ci_low"],
+        "ci_high": main["ci_high"],
+        "n_obs": len(d.y),
+        "n_participants": d.n_participants,
+        "n_identities": d.n_identities,
         "n_parameters": n_parameters,
         "coefficient": d.coefficient,
         "levels": list(d.levels),
@@ -1748,19 +1746,8 @@ def _fit_glmm(d: _Data, slopes: bool, tentative: bool = False) -> MixedFit:
         V = model.vcov_rx(model.pirls(theta, pars[k:]))
     tests = _Tests("z", pars[k:], V)
     coefficients = _coefficients(tests, d.columns)
-    main = coefficients[d.columns.index(d.coefficient)]
     return MixedFit(
         method="glmm",
-        estimate=main["estimate"],
-        se=main["se"],
-        statistic=main["statistic"],
-        df=None,
-        p_value=main["p_value"],
-        ci_low=main["ci_low"],
-        ci_high=main["ci_high"],
-        n_obs=len(d.y),
-        n_participants=d.n_participants,
-        n_identities=d.n_identities,
         random_effects=_random_effects(
             design, theta, 1.0, [d.names["participant"], d.names["identity"]]
         ),
