@@ -71,6 +71,10 @@ _PAGE_COLUMNS = {
 PageRow = namedtuple("PageRow", _PAGE_COLUMNS)  # type: ignore[misc]
 
 
+_VIEWER = Participant.__table__.alias("viewer")
+_VIEWED = Study.__table__.alias("viewed")
+
+
 def _with_shown(query: sa.Select) -> sa.Select:
     """Join a query on trials to their block and images."""
     return (
@@ -81,6 +85,16 @@ def _with_shown(query: sa.Select) -> sa.Select:
     )
 
 
+# The trials are found through the participant's id as a scalar subquery on its unique public
+# id, not through the join alone: a plan PostgreSQL makes while the tables are still small (a
+# study's launch on a new database) may otherwise walk every unanswered trial of every
+# participant, and a prepared statement keeps that plan as the tables grow.
+_PARTICIPANT_ID = (
+    sa.select(_VIEWER.c.id)
+    .where(_VIEWER.c.public_id == sa.bindparam("public_id"))
+    .scalar_subquery()
+)
+
 # The participant with its current and next unanswered trials (none when all are answered).
 PAGE = (
     _with_shown(
@@ -88,7 +102,12 @@ PAGE = (
         .select_from(Participant)
         .join(Study, Study.id == Participant.study_id)
         .outerjoin(
-            Trial, sa.and_(Trial.participant_id == Participant.id, Trial.answered_at.is_(None))
+            Trial,
+            sa.and_(
+                Trial.participant_id == Participant.id,
+                Trial.participant_id == _PARTICIPANT_ID,
+                Trial.answered_at.is_(None),
+            ),
         )
     )
     .where(Participant.public_id == sa.bindparam("public_id"), Study.slug == sa.bindparam("slug"))
@@ -102,11 +121,10 @@ PAGE = (
 # a reload or a return keeps the first time.
 _TRIAL = Trial.__table__
 _CURRENT = _TRIAL.alias("current")
-_VIEWER = Participant.__table__.alias("viewer")
-_VIEWED = Study.__table__.alias("viewed")
-_SHOWN_NOW = (
-    sa.select(_CURRENT.c.id)
-    .join(_VIEWER, _VIEWER.c.id == _CURRENT.c.participant_id)
+# The participant whose trial may be stamped, as a scalar subquery that drives the trial's
+# lookup (see _PARTICIPANT_ID).
+_STAMPABLE = (
+    sa.select(_VIEWER.c.id)
     .join(_VIEWED, _VIEWED.c.id == _VIEWER.c.study_id)
     .where(
         _VIEWER.c.public_id == sa.bindparam("public_id"),
@@ -114,8 +132,12 @@ _SHOWN_NOW = (
         _VIEWER.c.status == "in_progress",
         _VIEWER.c.consented_at.is_not(None),
         takes_answers_sql(_VIEWED.c.state, _VIEWER.c.is_preview),
-        _CURRENT.c.answered_at.is_(None),
     )
+    .scalar_subquery()
+)
+_SHOWN_NOW = (
+    sa.select(_CURRENT.c.id)
+    .where(_CURRENT.c.participant_id == _STAMPABLE, _CURRENT.c.answered_at.is_(None))
     .order_by(_CURRENT.c.position)
     .limit(1)
     .scalar_subquery()
