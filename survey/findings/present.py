@@ -20,31 +20,53 @@ from analysis.results import (
     unit_words,
 )
 from analysis.vocabulary import FAMILY_LABELS
+from survey.i18n import N_, gettext
 
+# Labels the pages show are marked with N_ and translated where they are shown (`named`).
 METHOD_NAMES = {
-    "paired_t": "Paired t-test",
-    "one_sample_t": "One-sample t-test",
-    "wilcoxon": "Wilcoxon signed-rank test",
-    "binomial": "Exact binomial test (all trials pooled)",
-    "tost": "Equivalence test (TOST)",
-    "lmm": "Linear mixed model",
-    "glmm": "Logistic mixed model",
-    "clmm": "Ordinal mixed model (CLMM)",
+    "paired_t": N_("Paired t-test"),
+    "one_sample_t": N_("One-sample t-test"),
+    "wilcoxon": N_("Wilcoxon signed-rank test"),
+    "binomial": N_("Exact binomial test (all trials pooled)"),
+    "tost": N_("Equivalence test (TOST)"),
+    "lmm": N_("Linear mixed model"),
+    "glmm": N_("Logistic mixed model"),
+    "clmm": N_("Ordinal mixed model (CLMM)"),
+}
+# A Wilcoxon test's name says which continuity correction it used.
+WILCOXON_NAMES = {
+    True: N_("Wilcoxon signed-rank test (with continuity correction)"),
+    False: N_("Wilcoxon signed-rank test (no continuity correction)"),
 }
 VERDICT_NAMES = {
-    "difference": "Difference",
-    "no_difference": "No reliable difference",
-    "inconclusive": "Inconclusive",
+    "difference": N_("Difference"),
+    "no_difference": N_("No reliable difference"),
+    "inconclusive": N_("Inconclusive"),
 }
 EFFECT_NAMES = {
     "d_z": "d_z",
     "d": "d",
-    "rank_biserial": "rank-biserial r",
-    "cohen_h": "Cohen's h",
-    "odds_ratio": "odds ratio",
-    "d_westfall": "d (Westfall)",
-    "cumulative_odds_ratio": "cumulative odds ratio",
+    "rank_biserial": N_("rank-biserial r"),
+    "cohen_h": N_("Cohen's h"),
+    "odds_ratio": N_("odds ratio"),
+    "d_westfall": N_("d (Westfall)"),
+    "cumulative_odds_ratio": N_("cumulative odds ratio"),
 }
+CONDITION_NAMES = {"real": N_("Real photograph"), "ai": N_("AI headshot")}
+
+
+def named(names: dict, key: Any, missing: Any = None) -> Any:
+    """The label `names` gives `key`, in the page's language; `missing` (else the key as it
+    is) when it gives none."""
+    name = names.get(key)
+    if name is None:
+        return key if missing is None else missing
+    return gettext(name)
+
+
+def value_range(low: str, high: str) -> str:
+    """An interval as the tables write it: "0.12 to 0.48"."""
+    return gettext("%(low)s to %(high)s", low=low, high=high)
 
 
 def number(value: Any, digits: int = 2) -> str:
@@ -83,7 +105,11 @@ def statistic_text(test: dict) -> str:
     return number(stat)
 
 
-LEVEL_NAMES = {"participant": "Participants", "identity": "Identities", "trial": "Trials"}
+LEVEL_NAMES = {
+    "participant": N_("Participants"),
+    "identity": N_("Identities"),
+    "trial": N_("Trials"),
+}
 
 
 def family_name(results: dict, family: str | None) -> str:
@@ -101,11 +127,9 @@ def family_name(results: dict, family: str | None) -> str:
 
 def method_name(test: dict) -> str:
     """The test's name, saying which continuity correction a Wilcoxon test used."""
-    name = METHOD_NAMES.get(test.get("method"), str(test.get("method")))
     if test.get("method") == "wilcoxon":
-        corrected = bool(test.get("continuity_correction"))
-        name += " (with continuity correction)" if corrected else " (no continuity correction)"
-    return name
+        return gettext(WILCOXON_NAMES[bool(test.get("continuity_correction"))])
+    return named(METHOD_NAMES, test.get("method"), str(test.get("method")))
 
 
 def display_scale(results: dict, test: dict) -> tuple[float, int, str]:
@@ -212,14 +236,14 @@ def test_row(results: dict, test: dict) -> dict:
         "singular": bool(test.get("singular")),
         "singular_cause": singular_cause(test) if test.get("singular") else "",
         "converged": test.get("converged", True) is not False,
-        "level": LEVEL_NAMES.get(test.get("level"), test.get("level")),
+        "level": named(LEVEL_NAMES, test.get("level")),
         "estimate_label": estimate_label(results, test),
         "estimate": number(_times(test.get("estimate"), factor), digits),
         "ci_label": ci_label(test),
         "ci_unadjusted": ci_unadjusted(test),
-        "ci": (
-            f"{number(_times(test.get('ci_low'), factor), digits)} to "
-            f"{number(_times(test.get('ci_high'), factor), digits)}"
+        "ci": value_range(
+            number(_times(test.get("ci_low"), factor), digits),
+            number(_times(test.get("ci_high"), factor), digits),
         )
         if has_ci
         else "—",
@@ -228,7 +252,7 @@ def test_row(results: dict, test: dict) -> dict:
         "p_adjusted": p_value(test.get("p_adjusted"), alpha),
         "family": family_name(results, test.get("family")),
         "effect": (
-            f"{EFFECT_NAMES.get(test.get('effect_size_name'), test.get('effect_size_name'))}"
+            f"{named(EFFECT_NAMES, test.get('effect_size_name'))}"
             f" = {number(test.get('effect_size'))}"
             if test.get("effect_size") is not None
             else "—"
@@ -258,9 +282,11 @@ def descriptive_row(results: dict, row: dict) -> dict:
     }
     return {
         **value,
-        "level": LEVEL_NAMES.get(row.get("level"), row.get("level")),
-        "condition": {"real": "Real photograph", "ai": "AI headshot"}.get(
-            row.get("condition"), "Both" if row.get("condition") is None else row.get("condition")
+        "level": named(LEVEL_NAMES, row.get("level")),
+        "condition": (
+            gettext("Both")
+            if row.get("condition") is None
+            else named(CONDITION_NAMES, row.get("condition"))
         ),
         "n": row.get("n"),
         "unit": "%" if factor == 100 else "",
@@ -304,13 +330,15 @@ def claim_facts(results: dict, finding: dict) -> Facts | None:
     n = test.get("n")
     return Facts(
         estimate=f"{label}: {number(_times(test.get('estimate'), factor), digits)} {unit}".strip(),
-        ci=f"{number(_times(test.get('ci_low'), factor), digits)} to "
-        f"{number(_times(test.get('ci_high'), factor), digits)}",
+        ci=value_range(
+            number(_times(test.get("ci_low"), factor), digits),
+            number(_times(test.get("ci_high"), factor), digits),
+        ),
         p=p_name + p_value(p, results.get("alpha", 0.05)),
-        n=f"{n} participants" if n is not None else "—",
+        n=gettext("%(n)s participants", n=n) if n is not None else "—",
         preregistered=bool(finding.get("preregistered")),
-        verdict=VERDICT_NAMES.get(finding.get("verdict"), str(finding.get("verdict"))),
-        test=METHOD_NAMES.get(test.get("method"), str(test.get("method"))),
+        verdict=named(VERDICT_NAMES, finding.get("verdict"), str(finding.get("verdict"))),
+        test=named(METHOD_NAMES, test.get("method"), str(test.get("method"))),
         ci_label=ci_label(test),
         bayes=bf_text(test, "" if outcome.paired else " from chance"),
     )
@@ -341,8 +369,8 @@ class OutcomeSection:
     moderation: list[dict] = field(default_factory=list)
 
 
-MODERATION_UNITS = {"glmm": "log-odds", "clmm": "log cumulative odds"}
-MODERATION_MODELS = {"clmm": "Ordinal mixed model"}
+MODERATION_UNITS = {"glmm": N_("log-odds"), "clmm": N_("log cumulative odds")}
+MODERATION_MODELS = {"clmm": N_("Ordinal mixed model")}
 
 
 def moderation_view(entry: dict, alpha: float = 0.05) -> dict:
@@ -352,7 +380,7 @@ def moderation_view(entry: dict, alpha: float = 0.05) -> dict:
             "level": level.get("level"),
             "trials": f"{level.get('n_real', '—')} / {level.get('n_ai', '—')}",
             "estimate": number(level.get("estimate")),
-            "ci": f"{number(level.get('ci_low'))} to {number(level.get('ci_high'))}"
+            "ci": value_range(number(level.get("ci_low")), number(level.get("ci_high")))
             if level.get("estimate") is not None
             else "—",
             "p": p_value(level.get("p_value"), alpha),
@@ -364,8 +392,8 @@ def moderation_view(entry: dict, alpha: float = 0.05) -> dict:
         "moderator": str(entry.get("moderator", "")).replace("_", " "),
         "verdict": entry.get("verdict"),
         "claim": entry.get("claim", ""),
-        "unit": MODERATION_UNITS.get(entry.get("method"), ""),
-        "model": MODERATION_MODELS.get(entry.get("method"), ""),
+        "unit": named(MODERATION_UNITS, entry.get("method"), ""),
+        "model": named(MODERATION_MODELS, entry.get("method"), ""),
         "notes": [plain_terms(n) for n in entry.get("notes") or []],
         "rows": rows,
     }
@@ -464,10 +492,12 @@ def condition_means(results: dict, name: str) -> tuple[list[dict], bool]:
     for condition, cell in cells.items():
         rows.append(
             {
-                "condition": {"real": "Real photograph", "ai": "AI headshot"}.get(condition, "All"),
+                "condition": named(CONDITION_NAMES, condition, gettext("All")),
                 "mean": number(_times(cell["mean"], factor), digits),
-                "ci": f"{number(_times(cell['low'], factor), digits)} to "
-                f"{number(_times(cell['high'], factor), digits)}",
+                "ci": value_range(
+                    number(_times(cell["low"], factor), digits),
+                    number(_times(cell["high"], factor), digits),
+                ),
                 "n": cell["n"],
             }
         )
@@ -498,9 +528,9 @@ def public_findings(results: dict, guard=_direct) -> list:
 
 # Short row labels of the old/new GLMM's table (it has five columns on a phone).
 OLD_NEW_LABELS = {
-    "statusstudied_real": "Met in a real photo vs foil",
-    "statusstudied_ai": "Met in an AI headshot vs foil",
-    "ai_vs_real": "AI vs real, people met",
+    "statusstudied_real": N_("Met in a real photo vs foil"),
+    "statusstudied_ai": N_("Met in an AI headshot vs foil"),
+    "ai_vs_real": N_("AI vs real, people met"),
 }
 
 
@@ -513,7 +543,7 @@ def old_new_rows(results: dict) -> list[dict[str, str]]:
     alpha = results.get("alpha", 0.05)
     rows = [
         {
-            "compares": OLD_NEW_LABELS.get(c["term"], c["term"]),
+            "compares": named(OLD_NEW_LABELS, c["term"]),
             "estimate": number(c.get("estimate")),
             "ci": f"[{number(c.get('ci_low'))}, {number(c.get('ci_high'))}]",
             "z": number(c.get("z")),
@@ -525,7 +555,7 @@ def old_new_rows(results: dict) -> list[dict[str, str]]:
     contrast = fit.get("ai_vs_real") or {}
     rows.append(
         {
-            "compares": OLD_NEW_LABELS["ai_vs_real"],
+            "compares": gettext(OLD_NEW_LABELS["ai_vs_real"]),
             "estimate": number(contrast.get("estimate")),
             "ci": f"[{number(contrast.get('ci_low'))}, {number(contrast.get('ci_high'))}]",
             "z": number(contrast.get("z")),

@@ -29,6 +29,7 @@ from survey.extensions import db
 from survey.findings import bp, present, service, studio
 from survey.findings.forms import ActionForm, PublishForm
 from survey.findings.sections import SectionError, guard
+from survey.i18n import gettext
 from survey.models import Report, Study, utcnow
 from survey.researcher.access import lock_for_change, requires_role
 
@@ -177,7 +178,7 @@ def _include_simulated() -> bool:
     """The report page's switch: ?simulated=1 includes the simulated participants."""
     value = request.args.get("simulated", "0")
     if value not in ("0", "1"):
-        abort(400, description="simulated must be 0 (real participants only) or 1.")
+        abort(400, description=gettext("simulated must be 0 (real participants only) or 1."))
     return value == "1"
 
 
@@ -214,7 +215,7 @@ def retry(study: Study, role: str):
     """Forget the failed computations so the report is computed again."""
     form = ActionForm()
     if not form.validate_on_submit():
-        abort(400, description="The form expired; reload the report and try again.")
+        abort(400, description=gettext("The form expired; reload the report and try again."))
     service.retry(study)
     return redirect(url_for("findings.report", study_id=study.id))
 
@@ -224,7 +225,7 @@ def _owner_action(study: Study, act, done, form=None) -> Response:
     if form is None:
         form = ActionForm()
         if not form.validate_on_submit():
-            abort(400, description="The form expired; reload the report and try again.")
+            abort(400, description=gettext("The form expired; reload the report and try again."))
     # The study's state is checked on its locked row: a reopening waits, or is seen.
     study = lock_for_change(study, "owner")
     try:
@@ -287,16 +288,18 @@ def publish(study: Study, role: str):
     if not form.validate_on_submit():
         abort(
             400,
-            description="The form expired or was incomplete: open “Publish findings…” "
-            "again, review what becomes public, then confirm.",
+            description=gettext(
+                "The form expired or was incomplete: open “Publish findings…” "
+                "again, review what becomes public, then confirm."
+            ),
         )
     confirmed = form.report_id.data
     return _owner_action(
         study,
         lambda s, who: _publish_and_draw(s, who, confirmed),
-        lambda: (
-            "The findings are published at "
-            + url_for("findings.public", slug=study.slug, _external=True)
+        lambda: gettext(
+            "The findings are published at %(url)s",
+            url=url_for("findings.public", slug=study.slug, _external=True),
         ),
         form=form,
     )
@@ -306,14 +309,16 @@ def publish(study: Study, role: str):
 @requires_role("owner")
 def unpublish(study: Study, role: str):
     """Take the public findings page down."""
-    return _owner_action(study, service.unpublish, lambda: "The public findings page is down.")
+    return _owner_action(
+        study, service.unpublish, lambda: gettext("The public findings page is down.")
+    )
 
 
 def _report_or_404(study: Study, report_id: int) -> Report:
     """A finished report of the study, else 404."""
     report = service.report_of(study, report_id)
     if report is None:
-        abort(404, description="No finished report with that number for this study.")
+        abort(404, description=gettext("No finished report with that number for this study."))
     return report
 
 
@@ -391,9 +396,11 @@ def download_bundle(study: Study, role: str, report_id: int):
     if service.current_data(study, report.includes_simulated).sha != report.data_sha256:
         abort(
             409,
-            description="New data arrived after this report was computed, so the export "
-            "would not match it. Open the report again to get the report of "
-            "the current data, then download its bundle.",
+            description=gettext(
+                "New data arrived after this report was computed, so the export "
+                "would not match it. Open the report again to get the report of "
+                "the current data, then download its bundle."
+            ),
         )
     return _download(
         service.bundle_stream(study, report), f"{study.slug}-reproduction.zip", "application/zip"
@@ -409,8 +416,10 @@ def _preview_report(study: Study) -> Report:
     if report is None:
         abort(
             404,
-            description="There is no finished report of the current data to preview: "
-            "open the report, which computes it, then the preview.",
+            description=gettext(
+                "There is no finished report of the current data to preview: "
+                "open the report, which computes it, then the preview."
+            ),
         )
     return report
 
@@ -473,15 +482,27 @@ def _public_or_404(slug: str) -> tuple[Study, Report]:
         abort(404)
     if report is None:
         withdrew = service.withdrawn_since_published(study)
-        when = f" on {withdrew:%d %B %Y}" if withdrew is not None else ""
+        if withdrew is not None:
+            who = gettext(
+                "A participant of “%(title)s” withdrew on %(date)s, and their data were deleted.",
+                title=study.title,
+                date=f"{withdrew:%d %B %Y}",
+            )
+        else:
+            who = gettext(
+                "A participant of “%(title)s” withdrew, and their data were deleted.",
+                title=study.title,
+            )
+        meanwhile = gettext(
+            "The findings are being recomputed from the remaining data and are not shown "
+            "until then."
+        )
         abort(
             make_response(
                 render_error(
                     503,
-                    "Findings being updated",
-                    f"A participant of “{study.title}” withdrew{when}, and their data were "
-                    "deleted. The findings are being recomputed from the remaining data and are "
-                    "not shown until then.",
+                    gettext("Findings being updated"),
+                    f"{who} {meanwhile}",
                     {"Retry-After": "60", "Cache-Control": "no-store"},
                 )
             )
@@ -540,7 +561,7 @@ def _public_context(study: Study, report: Report, preview: bool = False) -> dict
         # Escaped for the page it is pasted into; the template escapes it again to show it.
         "embed_snippet": (
             f'<iframe src="{escape(embed_url)}" '
-            f'title="Findings: {escape(study.title)}" '
+            f'title="{escape(gettext("Findings: %(title)s", title=study.title))}" '
             'width="100%" height="480" loading="lazy"></iframe>'
         ),
         "summary": study.public_summary or "",

@@ -9,10 +9,15 @@ from typing import Any
 from flask import current_app
 from markupsafe import Markup
 
-NOTE = (
-    "This section could not be shown: {reason}; the rest of the {whole} is unaffected. "
-    "Please report this."
-)
+from survey.i18n import N_, gettext
+
+# What a failed section says, by the whole it is part of: the report or a public page.
+NOTES = {
+    "report": N_(
+        "This section could not be shown: %(reason)s; the rest of the report is unaffected."
+    ),
+    "page": N_("This section could not be shown: %(reason)s; the rest of the page is unaffected."),
+}
 
 
 @dataclass
@@ -32,7 +37,7 @@ class SectionError:
 
 def short_reason(exc: BaseException) -> str:
     """The reason shown in the note: the kind of error, not its details (those are logged)."""
-    return f"an unexpected error ({type(exc).__name__})"
+    return gettext("an unexpected error (%(kind)s)", kind=type(exc).__name__)
 
 
 def _log(name: str) -> None:
@@ -51,7 +56,8 @@ def guard(name: str, build: Callable[..., Any], *args: Any, **kwargs: Any) -> An
 
 def note(error: SectionError, whole: str = "report") -> Markup:
     """The note that replaces a failed section."""
-    text = NOTE.format(reason=error.reason, whole=whole)
+    said = gettext(NOTES.get(whole, NOTES["report"]), reason=error.reason)
+    text = f"{said} {gettext('Please report this.')}"
     return Markup(
         '<div class="section-error" role="alert" data-section="{}"><p><strong>{}.'
         "</strong> {}</p></div>"

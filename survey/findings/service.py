@@ -25,6 +25,7 @@ from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.findings import present
 from survey.findings.methods import methods_paragraph
+from survey.i18n import gettext
 from survey.models import (
     Job,
     Participant,
@@ -696,9 +697,10 @@ def _state_problem(study: Study) -> str | None:
     """Why a study in its state cannot have its findings published (None when it can)."""
     if study.state in PUBLIC_STATES:
         return None
-    return (
-        f"Only a closed (or archived) study's findings can be published; this "
-        f"study is {study.state}. Close it first."
+    return gettext(
+        "Only a closed (or archived) study's findings can be published; this "
+        "study is %(state)s. Close it first.",
+        state=study.state,
     )
 
 
@@ -707,9 +709,11 @@ def _size_problem(report: Report) -> str | None:
     n = results_json(report).get("n_participants", 0)
     if n >= MIN_PUBLIC_N:
         return None
-    return (
-        f"Findings are published only from at least {MIN_PUBLIC_N} included "
-        f"participants; this report includes {n}."
+    return gettext(
+        "Findings are published only from at least %(minimum)s included "
+        "participants; this report includes %(n)s.",
+        minimum=MIN_PUBLIC_N,
+        n=n,
     )
 
 
@@ -718,8 +722,10 @@ def publish_problems(study: Study, report: Report | None) -> list[str]:
     problems = [_state_problem(study)]
     if report is None:
         problems.append(
-            "There is no finished report of the current data: open the report, "
-            "which computes it, then come back."
+            gettext(
+                "There is no finished report of the current data: open the report, "
+                "which computes it, then come back."
+            )
         )
     else:
         problems.append(_size_problem(report))
@@ -1176,24 +1182,30 @@ def publish(study: Study, researcher: Researcher, confirmed_report_id: int | Non
     state = report_state(study)
     report = state.current
     if report is None:
-        raise PublishError("The study has no data to publish yet.")
+        raise PublishError(gettext("The study has no data to publish yet."))
     if report.status != "done":
         raise PublishError(
-            "The report of the current data is not ready yet: wait until it is "
-            "computed, then publish."
+            gettext(
+                "The report of the current data is not ready yet: wait until it is "
+                "computed, then publish."
+            )
             if report.status != "failed"
-            else "The report of the current data failed; fix that before publishing."
+            else gettext("The report of the current data failed; fix that before publishing.")
         )
     if report.includes_simulated:  # report_state's default never is: a guard, not a path
-        raise PublishError("A report that includes simulated participants cannot be published.")
+        raise PublishError(
+            gettext("A report that includes simulated participants cannot be published.")
+        )
     problem = _size_problem(report)
     if problem is not None:
         raise PublishError(problem)
     if confirmed_report_id is not None and confirmed_report_id != report.id:
         raise PublishError(
-            "New data arrived after you reviewed what becomes public, so the "
-            "report changed. Nothing was published: review it again, then "
-            "publish."
+            gettext(
+                "New data arrived after you reviewed what becomes public, so the "
+                "report changed. Nothing was published: review it again, then "
+                "publish."
+            )
         )
     now = utcnow()
     db.session.execute(
@@ -1218,7 +1230,7 @@ def publish(study: Study, researcher: Researcher, confirmed_report_id: int | Non
 def unpublish(study: Study, researcher: Researcher) -> None:
     """Take the public findings page down."""
     if study.findings_published_at is None:
-        raise PublishError("The findings of this study are not published.")
+        raise PublishError(gettext("The findings of this study are not published."))
     db.session.execute(
         sa.update(Report).where(Report.study_id == study.id).values(published_at=None)
     )

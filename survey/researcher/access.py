@@ -10,6 +10,7 @@ from flask import abort
 from flask_login import current_user, login_required
 
 from survey.extensions import db
+from survey.i18n import gettext
 from survey.models import Study, StudyMember
 from survey.studies import lock_study
 
@@ -37,7 +38,14 @@ def study_for(study_id: int, need: str = "viewer") -> tuple[Study, str]:
         # A stranger learns nothing, not even that the study exists.
         abort(404)
     if ROLE_RANK[role] < ROLE_RANK[need]:
-        abort(403, description=f"This needs the {need} role on the study; you are a {role}.")
+        abort(
+            403,
+            description=gettext(
+                "This needs the %(need)s role on the study; you are a %(role)s.",
+                need=need,
+                role=role,
+            ),
+        )
     study = db.session.get(Study, study_id)
     if study is None:
         abort(404)

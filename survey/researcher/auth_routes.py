@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -13,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from survey import audit, ratelimit
 from survey.extensions import db
+from survey.i18n import gettext
 from survey.models import AuditEvent, Researcher, Study, utcnow
 from survey.researcher import bp
 from survey.researcher.forms import (
@@ -33,7 +36,7 @@ _DUMMY_HASH = generate_password_hash("not-a-password")
 # Said when sign-up cannot use an email. Without email delivery the server cannot hide that an
 # address has an account from whoever tries to sign up with it (a new address simply succeeds);
 # the wording names no reason and the attempt is rate limited (see SECURITY.md).
-SIGNUP_REFUSED = (
+SIGNUP_REFUSED = _l(
     "This email cannot be used to sign up here. If you have an account, sign in instead."
 )
 
@@ -140,7 +143,9 @@ def login():
     if not ok:
         db.session.commit()
         return (
-            render_template("researcher/login.html", form=form, error="Wrong email or password."),
+            render_template(
+                "researcher/login.html", form=form, error=gettext("Wrong email or password.")
+            ),
             401,
         )
     researcher.last_login_at = utcnow()
@@ -157,7 +162,7 @@ def logout():
         db.session.commit()
     logout_user()
     session.clear()
-    flash("You are signed out.", "success")
+    flash(gettext("You are signed out."), "success")
     return redirect(url_for("researcher.login"))
 
 
@@ -169,12 +174,17 @@ def signup():
     invited = invited_email(token)
     if token and invited is None:
         abort(
-            400, description="This invitation link is not valid or has expired; ask for a new one."
+            400,
+            description=gettext(
+                "This invitation link is not valid or has expired; ask for a new one."
+            ),
         )
     if not current_app.config.get("SIGNUP_OPEN", True) and invited is None:
         abort(
             403,
-            description="Sign-up is closed on this server. Ask an administrator for an invitation.",
+            description=gettext(
+                "Sign-up is closed on this server. Ask an administrator for an invitation."
+            ),
         )
     if request.method == "GET":
         form.invite.data = token or ""
@@ -185,7 +195,7 @@ def signup():
         return render_template("researcher/signup.html", form=form, invited=invited), 400
     email = form.email.data.lower()
     if invited is not None and email != invited:
-        form.email.errors.append(f"This invitation is for {invited}.")
+        form.email.errors.append(gettext("This invitation is for %(email)s.", email=invited))
         return render_template("researcher/signup.html", form=form, invited=invited), 400
     # A sign-up for an email that has an account counts as a failed sign-in of the address,
     # so probing which emails have accounts costs as much as guessing passwords.
@@ -212,7 +222,7 @@ def signup():
     audit.record("researcher.signup", researcher=researcher, invited=invited is not None)
     db.session.commit()
     start_session(researcher)
-    flash("Welcome to Likeness. Create your first study.", "success")
+    flash(gettext("Welcome to Likeness. Create your first study."), "success")
     return redirect(url_for("researcher.studies"))
 
 
@@ -220,8 +230,10 @@ def _duration(seconds: float) -> str:
     """Say a session length in hours, or minutes when shorter than an hour."""
     if seconds >= 3600:
         hours = seconds / 3600
-        return f"{hours:g} hour{'s' if hours != 1 else ''}"
-    return f"{seconds / 60:g} minutes"
+        if hours.is_integer():
+            return ngettext("%(num)s hour", "%(num)s hours", int(hours))
+        return gettext("%(hours)s hours", hours=f"{hours:g}")
+    return gettext("%(minutes)s minutes", minutes=f"{seconds / 60:g}")
 
 
 def _account_page(
@@ -264,13 +276,13 @@ def account():
         return _account_page(form, invite_form, 400)
     researcher = current_user._get_current_object()
     if not researcher.check_password(form.current_password.data):
-        form.current_password.errors.append("This is not your current password.")
+        form.current_password.errors.append(gettext("This is not your current password."))
         return _account_page(form, invite_form, 400)
     researcher.set_password(form.new_password.data)
     return _renew_sessions(
         researcher,
         "researcher.password_change",
-        "Your password is changed. Your other sessions are signed out.",
+        gettext("Your password is changed. Your other sessions are signed out."),
     )
 
 
@@ -290,9 +302,9 @@ def account_name():
         audit.record("researcher.name", researcher=researcher, name=name, previous=previous)
     db.session.commit()
     flash(
-        "Your display name is saved."
+        gettext("Your display name is saved.")
         if name
-        else "Your display name is removed: you are no longer credited on public pages.",
+        else gettext("Your display name is removed: you are no longer credited on public pages."),
         "success",
     )
     return redirect(url_for("researcher.account"))
@@ -306,7 +318,7 @@ def sign_out_everywhere():
     return _renew_sessions(
         current_user._get_current_object(),
         "researcher.sign_out_everywhere",
-        "Every other session of your account is signed out.",
+        gettext("Every other session of your account is signed out."),
     )
 
 
@@ -325,14 +337,14 @@ def _renew_sessions(researcher: Researcher, event: str, message: str) -> Respons
 def invite():
     """Let an administrator make a sign-up link for one email, valid for 7 days."""
     if not current_user.is_admin:
-        abort(403, description="Only administrators can invite researchers.")
+        abort(403, description=gettext("Only administrators can invite researchers."))
     form = InviteForm()
     password_form = PasswordChangeForm(formdata=None)
     if not form.validate_on_submit():
         return _account_page(password_form, form, 400)
     email = form.email.data.lower()
     if find_researcher(email) is not None:
-        form.email.errors.append("This researcher has an account already.")
+        form.email.errors.append(gettext("This researcher has an account already."))
         return _account_page(password_form, form, 400)
     token = _serializer().dumps(email)
     link = url_for("researcher.signup", invite=token, _external=True)

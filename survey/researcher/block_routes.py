@@ -7,6 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 
 from survey import audit
@@ -24,6 +26,7 @@ from survey.block_settings import (
 )
 from survey.design import block_order
 from survey.extensions import db
+from survey.i18n import gettext
 from survey.markup import render_markdown
 from survey.models import Block, Identity, Study, StudyQuestion
 from survey.researcher import bp, undo
@@ -62,10 +65,13 @@ TASK_FIELDS = {
 COMMON_FIELDS = ("practice", "attention_checks", "n_identities")
 # Field help that differs by task.
 TASK_DESCRIPTIONS = {
-    ("learn", "exposure_ms"): "How long each headshot stays, 200 to 10000 ms. Leave empty for "
-    "self-paced: the participant moves on when ready.",
-    ("recognise", "question"): "Asked of each new photo, answered yes or no, e.g. “Have you met "
-    "this person before?”.",
+    ("learn", "exposure_ms"): _l(
+        "How long each headshot stays, 200 to 10000 ms. Leave empty for "
+        "self-paced: the participant moves on when ready."
+    ),
+    ("recognise", "question"): _l(
+        "Asked of each new photo, answered yes or no, e.g. “Have you met this person before?”."
+    ),
 }
 
 
@@ -80,8 +86,11 @@ def parse_attention_checks(text: str | None) -> list[int] | int:
     parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
     if not all(p.isdigit() for p in parts):
         raise ValueError(
-            "Attention checks: write positions separated by commas, such as 3, 12, or a count "
-            f"such as 2 checks; you wrote {text!r}."
+            gettext(
+                "Attention checks: write positions separated by commas, such as 3, 12, or a "
+                "count such as 2 checks; you wrote %(typed)s.",
+                typed=repr(text),
+            )
         )
     return [int(p) for p in parts]
 
@@ -91,6 +100,11 @@ def format_attention_checks(value: Any) -> str:
     if isinstance(value, int):
         return f"{value} checks" if value else ""
     return ", ".join(str(p) for p in value or [])
+
+
+def _name_taken_message(name: str) -> str:
+    """Say that another block of the study already has this name."""
+    return gettext("Another block is called %(name)s; choose another name.", name=repr(name))
 
 
 def _block(study: Study, block_id: int) -> Block:
@@ -113,7 +127,12 @@ def flow_form(study: Study, submitted: bool = False) -> BlockFlowForm:
     """Return the block flow's form (posted, or filled from the study's settings)."""
     form = BlockFlowForm() if submitted else BlockFlowForm(formdata=None)
     form.blocks_last.choices = [
-        (b.name, f"{b.name} (choose: always at the end)" if b.task == "choose" else b.name)
+        (
+            b.name,
+            gettext("%(name)s (choose: always at the end)", name=b.name)
+            if b.task == "choose"
+            else b.name,
+        )
         for b in study.blocks
     ]
     if not submitted:
@@ -180,7 +199,7 @@ def block_flow_save(study: Study, role: str):
     require_not_archived(study)
     form = flow_form(study, submitted=True)
     if not form.validate_on_submit() and form.errors.get("csrf_token"):
-        abort(400, description="The form expired; reload the page and save again.")
+        abort(400, description=gettext("The form expired; reload the page and save again."))
     choose = {b.name for b in study.blocks if b.task == "choose"}
     last = [n for n in form.blocks_last.data or [] if n not in choose]
     order, breaks, message = (
@@ -191,13 +210,27 @@ def block_flow_save(study: Study, role: str):
     errors = block_flow.flow_errors(order, last, breaks, message, study.blocks)
     current = block_flow.flow_settings(study.settings)
     if study.design_locked:
-        frozen = "is part of the frozen design and cannot change now that the study has opened"
         if order != current.order:
-            errors.setdefault("block_order", []).append(f"The block order {frozen}.")
+            errors.setdefault("block_order", []).append(
+                gettext(
+                    "The block order is part of the frozen design and cannot change now that "
+                    "the study has opened."
+                )
+            )
         if sorted(last) != sorted(current.last or ()):
-            errors.setdefault("blocks_last", []).append(f"Which blocks run last {frozen}.")
+            errors.setdefault("blocks_last", []).append(
+                gettext(
+                    "Which blocks run last is part of the frozen design and cannot change now "
+                    "that the study has opened."
+                )
+            )
         if breaks != current.breaks:
-            errors.setdefault("block_breaks", []).append(f"A break between blocks {frozen}.")
+            errors.setdefault("block_breaks", []).append(
+                gettext(
+                    "A break between blocks is part of the frozen design and cannot change now "
+                    "that the study has opened."
+                )
+            )
     if errors:
         for name, messages in errors.items():
             form[name].errors = [*form[name].errors, *messages]
@@ -226,7 +259,10 @@ def block_flow_save(study: Study, role: str):
             breaks=breaks,
         )
     db.session.commit()
-    flash("Block order and breaks saved." if changed else "Nothing changed.", "success")
+    flash(
+        gettext("Block order and breaks saved.") if changed else gettext("Nothing changed."),
+        "success",
+    )
     return redirect(url_for("researcher.blocks", study_id=study.id) + "#block-flow", 303)
 
 
@@ -240,7 +276,7 @@ def block_add(study: Study, role: str):
     if not form.validate_on_submit():
         return _blocks_page(study, role, form, 400)
     if _name_taken(study, form.name.data):
-        form.name.errors.append(f"Another block is called {form.name.data!r}; choose another name.")
+        form.name.errors.append(_name_taken_message(form.name.data))
         return _blocks_page(study, role, form, 400)
     settings = stored_settings(validate_block_settings(form.task.data, {}))
     lists = fit_errors(form.task.data, settings, 0, study.n_lists).get("task")
@@ -261,7 +297,13 @@ def block_add(study: Study, role: str):
         "block.add", researcher=current_user, study=study, block=block.name, task=block.task
     )
     db.session.commit()
-    flash(f"Block {block.name!r} added with default settings; adjust them below.", "success")
+    flash(
+        gettext(
+            "Block %(name)s added with default settings; adjust them below.",
+            name=repr(block.name),
+        ),
+        "success",
+    )
     return redirect(url_for("researcher.block_edit", study_id=study.id, block_id=block.id))
 
 
@@ -439,7 +481,7 @@ def check_block_form(
         for sub in ("key", "min", "max"):
             entry.form[sub].errors = []
     if form.name.data and _name_taken(study, form.name.data, except_id=block.id):
-        errors["name"] = [f"Another block is called {form.name.data!r}; choose another name."]
+        errors["name"] = [_name_taken_message(form.name.data)]
     settings = _settings_from_form(form, block, errors)
     rule_errors = setting_errors(block.task, settings)
     if block.task == "rate":
@@ -541,21 +583,22 @@ def block_save(study: Study, role: str, block_id: int):
     block = _block(study, block_id)
     form = block_form(block, submitted=True)
     if not form.validate_on_submit() and form.errors.get("csrf_token"):
-        abort(400, description="The form expired; reload the page and save again.")
+        abort(400, description=gettext("The form expired; reload the page and save again."))
     settings, errors = check_block_form(study, block, form)
     if settings is None:
         loose = _show_errors(form, errors)
         count = len(_fields_with_errors(form)) + len(loose)
-        summary = (
-            f"Nothing was saved: {count} {'setting needs' if count == 1 else 'settings need'} "
-            "a change, marked below."
+        summary = ngettext(
+            "Nothing was saved: %(num)s setting needs a change, marked below.",
+            "Nothing was saved: %(num)s settings need a change, marked below.",
+            count,
         )
         return _edit_page(study, role, block, form, 400, error=summary, problems=loose)
     block.name = form.name.data
     block.settings = settings
     audit.record("block.edit", researcher=current_user, study=study, block=block.name)
     db.session.commit()
-    flash(f"Block {block.name!r} saved.", "success")
+    flash(gettext("Block %(name)s saved.", name=repr(block.name)), "success")
     return redirect(url_for("researcher.blocks", study_id=study.id))
 
 
@@ -569,7 +612,7 @@ def block_move(study: Study, role: str, block_id: int):
     direction = request.form.get("direction")
     require_button()
     if direction not in ("up", "down"):
-        abort(400, description="Say whether to move the block up or down.")
+        abort(400, description=gettext("Say whether to move the block up or down."))
     if move_block(study, block, direction):
         audit.record(
             "block.move",
@@ -593,24 +636,31 @@ def block_delete(study: Study, role: str, block_id: int):
         return confirm_page(
             study,
             role,
-            title=f"Delete the block “{block.name}”?",
+            title=gettext("Delete the block “%(name)s”?", name=block.name),
             lines=[
-                f"The block {block.name!r} ({TASK_LABELS[block.task]}) and its settings are "
-                "removed from the design; the blocks after it move up.",
+                gettext(
+                    "The block %(name)s (%(task)s) and its settings are removed from the design; "
+                    "the blocks after it move up.",
+                    name=repr(block.name),
+                    task=TASK_LABELS[block.task],
+                ),
                 *(
                     [
-                        "The preregistered plan names outcomes only this block measures ("
-                        + ", ".join(needed)
-                        + "): the study cannot open until the plan or the blocks agree again."
+                        gettext(
+                            "The preregistered plan names outcomes only this block measures "
+                            "(%(outcomes)s): the study cannot open until the plan or the blocks "
+                            "agree again.",
+                            outcomes=", ".join(needed),
+                        )
                     ]
                     if needed
                     else []
                 ),
             ],
-            note="You can undo this while the study is a draft.",
+            note=gettext("You can undo this while the study is a draft."),
             undoable=True,
             action=url_for("researcher.block_delete", study_id=study.id, block_id=block.id),
-            button="Delete the block",
+            button=gettext("Delete the block"),
             back=url_for("researcher.blocks", study_id=study.id),
         )
     require_button()

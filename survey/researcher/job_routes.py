@@ -6,6 +6,7 @@ from flask import abort, flash, jsonify, redirect, render_template, url_for
 
 from survey import jobs
 from survey.extensions import db
+from survey.i18n import gettext
 from survey.models import Job, Study
 from survey.researcher import bp
 from survey.researcher.access import ROLE_RANK, requires_role
@@ -28,14 +29,15 @@ def result_link(study: Study, job: Job) -> tuple[str, str] | None:
     if job.status != "done":
         return None
     if job.kind == "report":
-        return "Open the report", url_for("findings.report", study_id=study.id)
+        return gettext("Open the report"), url_for("findings.report", study_id=study.id)
     if job.kind == "charts":
-        return "Open the report", url_for("findings.report", study_id=study.id)
+        return gettext("Open the report"), url_for("findings.report", study_id=study.id)
     if job.kind == "stimulus_zip":
-        return "Open the stimuli", url_for("researcher.stimuli", study_id=study.id)
+        return gettext("Open the stimuli"), url_for("researcher.stimuli", study_id=study.id)
     if job.kind == "export":
+        name = job.inputs["name"] if "name" in job.inputs else gettext("the file")
         return (
-            f"Download {job.inputs.get('name', 'the file')}",
+            gettext("Download %(name)s", name=name),
             url_for("researcher.job_download", study_id=study.id, job_id=job.id),
         )
     return None
@@ -89,11 +91,16 @@ def job_retry(study: Study, role: str, job_id: int):
     job = _job_or_404(study, job_id)
     need = RETRY_ROLE.get(job.kind, "editor")
     if ROLE_RANK[role] < ROLE_RANK[need]:
-        abort(403, description=f"Retrying this job needs the {need} role on the study.")
+        abort(
+            403,
+            description=gettext(
+                "Retrying this job needs the %(need)s role on the study.", need=need
+            ),
+        )
     if jobs.retry(job.id):
-        flash("The job was queued again.", "success")
+        flash(gettext("The job was queued again."), "success")
     else:
-        flash("The job had not failed, so it was left as it is.", "warning")
+        flash(gettext("The job had not failed, so it was left as it is."), "warning")
     return redirect(url_for("researcher.job_page", study_id=study.id, job_id=job.id))
 
 

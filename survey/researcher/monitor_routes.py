@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import ngettext
 from flask_login import current_user
 
 from survey import audit
 from survey.extensions import db
+from survey.i18n import gettext
 from survey.models import PARTICIPANT_STATUSES, AuditEvent, Study, utcnow
 from survey.participant.answers import answered_count
 from survey.researcher import bp, monitoring
@@ -36,7 +38,12 @@ def monitor(study: Study, role: str):
     preview = request.args.get("preview") == "1"
     status = request.args.get("status") or None
     if status is not None and status not in PARTICIPANT_STATUSES:
-        abort(400, description=f"status must be one of {', '.join(PARTICIPANT_STATUSES)}.")
+        abort(
+            400,
+            description=gettext(
+                "status must be one of %(statuses)s.", statuses=", ".join(PARTICIPANT_STATUSES)
+            ),
+        )
     return render_template(
         "researcher/monitor.html",
         study=study,
@@ -66,7 +73,7 @@ def participant_lookup(study: Study, role: str):
         if not form.validate():
             status = 400
         elif not form.public_id.data and not form.external_id.data:
-            form.external_id.errors.append("Give a recruitment id or a participant id.")
+            form.external_id.errors.append(gettext("Give a recruitment id or a participant id."))
             status = 400
         else:
             searched = True
@@ -114,7 +121,7 @@ def participant_delete(study: Study, role: str, public_id: str):
     """Delete one participant's data; the reason goes to the audit log."""
     participant = find_participant(study, public_id=public_id)
     if participant is None:
-        abort(404, description="This study has no participant with that id.")
+        abort(404, description=gettext("This study has no participant with that id."))
     form = ParticipantDeleteForm()
     if not form.validate_on_submit():
         return (
@@ -132,7 +139,10 @@ def participant_delete(study: Study, role: str, public_id: str):
         )
     delete_participant_data(study, participant, current_user, form.reason.data)
     flash(
-        f"The data of participant {public_id} are deleted; the reason is in the audit log.",
+        gettext(
+            "The data of participant %(id)s are deleted; the reason is in the audit log.",
+            id=public_id,
+        ),
         "success",
     )
     return redirect(url_for("researcher.participant_lookup", study_id=study.id))
@@ -177,8 +187,14 @@ def simulated_delete(study: Study, role: str):
         db.session.rollback()
         return _simulated_page(study, role, SimulatedDeleteForm(formdata=None), 409, str(exc))
     flash(
-        f"{deleted['participants']} simulated participants and their {deleted['answers']} "
-        "answers are deleted; real participants are untouched.",
+        ngettext(
+            "%(num)s simulated participant and their %(answers)s answers are deleted; real "
+            "participants are untouched.",
+            "%(num)s simulated participants and their %(answers)s answers are deleted; real "
+            "participants are untouched.",
+            deleted["participants"],
+            answers=deleted["answers"],
+        ),
         "success",
     )
     return redirect(url_for("researcher.monitor", study_id=study.id))

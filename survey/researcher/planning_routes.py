@@ -7,10 +7,12 @@ import math
 from typing import Any
 
 from flask import render_template, request
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, IntegerField, RadioField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
+from survey.i18n import gettext
 from survey.models import Study
 from survey.researcher import bp, planning
 from survey.researcher.access import requires_role
@@ -24,60 +26,66 @@ class SampleSizeForm(FlaskForm):
         csrf = False
 
     source = RadioField(
-        "Start from",
+        _l("Start from"),
         choices=options(
             [
-                ("difference", "A difference and its standard deviation"),
-                ("dz", "A standardised effect size (d_z)"),
-                ("pilot", "This study's data so far (a pilot)"),
+                ("difference", _l("A difference and its standard deviation")),
+                ("dz", _l("A standardised effect size (d_z)")),
+                ("pilot", _l("This study's data so far (a pilot)")),
             ]
         ),
         default="difference",
     )
     effect = FloatField(
-        "Difference to detect (AI minus real)",
+        _l("Difference to detect (AI minus real)"),
         validators=[Optional()],
-        description="On the rating scale, e.g. −0.3 points of trust: the smallest difference "
-        "that would matter. With a pilot, leave empty to use the pilot's difference.",
+        description=_l(
+            "On the rating scale, e.g. −0.3 points of trust: the smallest difference "
+            "that would matter. With a pilot, leave empty to use the pilot's difference."
+        ),
     )
     sd = FloatField(
-        "Standard deviation of the participants' differences",
+        _l("Standard deviation of the participants' differences"),
         validators=[Optional()],
-        description="How much a participant's own AI-minus-real difference varies from person "
-        "to person, e.g. 0.9. With a pilot, leave empty to use the pilot's.",
+        description=_l(
+            "How much a participant's own AI-minus-real difference varies from person "
+            "to person, e.g. 0.9. With a pilot, leave empty to use the pilot's."
+        ),
     )
     dz = FloatField(
-        "Effect size d_z",
+        _l("Effect size d_z"),
         validators=[Optional()],
-        description="The difference divided by that standard deviation, e.g. 0.3 (small to "
-        "medium).",
+        description=_l(
+            "The difference divided by that standard deviation, e.g. 0.3 (small to medium)."
+        ),
     )
-    measure = SelectField("Pilot rating scale", choices=[], validate_choice=False)
+    measure = SelectField(_l("Pilot rating scale"), choices=[], validate_choice=False)
     alpha = FloatField(
-        "Alpha",
+        _l("Alpha"),
         default=0.05,
-        validators=[InputRequired("Give alpha, e.g. 0.05.")],
-        description="The two-sided significance level, between 0 and 0.5.",
+        validators=[InputRequired(_l("Give alpha, e.g. 0.05."))],
+        description=_l("The two-sided significance level, between 0 and 0.5."),
     )
     target_power = FloatField(
-        "Target power",
+        _l("Target power"),
         default=0.8,
-        validators=[InputRequired("Give the power to reach, e.g. 0.8 or 0.9.")],
-        description="The chance of a significant result if the difference is real, e.g. 0.8.",
+        validators=[InputRequired(_l("Give the power to reach, e.g. 0.8 or 0.9."))],
+        description=_l("The chance of a significant result if the difference is real, e.g. 0.8."),
     )
-    simulate = BooleanField("Also simulate the mixed model (LMM) — slower, approximate")
+    simulate = BooleanField(_l("Also simulate the mixed model (LMM) — slower, approximate"))
     identities = IntegerField(
-        "Identities each participant sees",
+        _l("Identities each participant sees"),
         default=24,
         validators=[
             Optional(),
+            # NumberRange fills in its bounds.
             NumberRange(
                 min=2,
                 max=planning.WEB_MAX_IDENTITIES,
-                message=f"Give a whole number from 2 to {planning.WEB_MAX_IDENTITIES}.",
+                message=_l("Give a whole number from %(min)s to %(max)s."),
             ),
         ],
-        description="For the mixed-model simulation.",
+        description=_l("For the mixed-model simulation."),
     )
 
 
@@ -85,16 +93,18 @@ def _check_numbers(form: SampleSizeForm) -> None:
     """Put range errors beside the fields (alpha, power, and the effect the source needs)."""
     alpha, target = form.alpha.data, form.target_power.data
     if alpha is not None and not 0 < alpha <= 0.5:
-        form.alpha.errors.append("Alpha must be above 0 and at most 0.5, e.g. 0.05.")
+        form.alpha.errors.append(gettext("Alpha must be above 0 and at most 0.5, e.g. 0.05."))
     if target is not None and not 0 < target < 1:
-        form.target_power.errors.append("Power must be between 0 and 1, e.g. 0.8.")
+        form.target_power.errors.append(gettext("Power must be between 0 and 1, e.g. 0.8."))
     elif target is not None and alpha is not None and 0 < alpha <= 0.5 and target <= alpha:
-        form.target_power.errors.append("Power must be above alpha.")
+        form.target_power.errors.append(gettext("Power must be above alpha."))
     source = form.source.data
     # The form takes "inf" and "nan" as numbers; the calculation needs finite ones.
     for field in (form.effect, form.sd, form.dz):
         if field.data is not None and not math.isfinite(field.data):
-            field.errors.append(f"Give a finite number, not {field.raw_data[0]!r}.")
+            field.errors.append(
+                gettext("Give a finite number, not %(typed)s.", typed=repr(field.raw_data[0]))
+            )
     effect, sd = form.effect.data, form.sd.data
     if (
         source == "difference"
@@ -105,28 +115,36 @@ def _check_numbers(form: SampleSizeForm) -> None:
         and not math.isfinite(effect / sd)
     ):
         form.effect.errors.append(
-            "The difference is too large for its standard deviation: d_z would be infinite."
+            gettext(
+                "The difference is too large for its standard deviation: d_z would be infinite."
+            )
         )
     if source == "difference":
         if form.effect.data is None:
-            form.effect.errors.append("Give the difference to detect, e.g. -0.3.")
+            form.effect.errors.append(gettext("Give the difference to detect, e.g. -0.3."))
         if form.sd.data is None:
-            form.sd.errors.append("Give the standard deviation of the differences, e.g. 0.9.")
+            form.sd.errors.append(
+                gettext("Give the standard deviation of the differences, e.g. 0.9.")
+            )
     if source == "dz":
         if form.dz.data is None:
-            form.dz.errors.append("Give the effect size d_z, e.g. 0.3.")
+            form.dz.errors.append(gettext("Give the effect size d_z, e.g. 0.3."))
         elif form.dz.data == 0:
-            form.dz.errors.append("The effect size must not be 0.")
+            form.dz.errors.append(gettext("The effect size must not be 0."))
         if form.simulate.data:
             form.simulate.errors.append(
-                "The simulation needs a difference on the rating scale: start from a "
-                "difference and its SD, or from the pilot."
+                gettext(
+                    "The simulation needs a difference on the rating scale: start from a "
+                    "difference and its SD, or from the pilot."
+                )
             )
     if source in ("difference", "pilot"):
         if form.effect.data == 0:
-            form.effect.errors.append("The difference must not be 0: nothing finds no difference.")
+            form.effect.errors.append(
+                gettext("The difference must not be 0: nothing finds no difference.")
+            )
         if form.sd.data is not None and not form.sd.data > 0:
-            form.sd.errors.append("The standard deviation must be above 0.")
+            form.sd.errors.append(gettext("The standard deviation must be above 0."))
 
 
 def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
@@ -144,7 +162,9 @@ def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
         try:
             pilot = planning.pilot_of(trials, form.measure.data or "")
         except ValueError as err:
-            form.measure.errors.append(f"The pilot cannot be used: {err}.")
+            form.measure.errors.append(
+                gettext("The pilot cannot be used: %(problem)s.", problem=err)
+            )
             return None
     if form.source.data == "dz":
         effect, sd = form.dz.data, 1.0
@@ -168,7 +188,11 @@ def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
             try:
                 components = components_from_pilot(pilot.rows)
             except ValueError as err:
-                form.simulate.errors.append(f"The pilot's mixed model could not be fitted: {err}.")
+                form.simulate.errors.append(
+                    gettext(
+                        "The pilot's mixed model could not be fitted: %(problem)s.", problem=err
+                    )
+                )
                 return None
         else:
             try:
@@ -176,7 +200,7 @@ def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
             except ValueError as err:
                 # In the form's words: the analysis names the argument sd_difference.
                 said = str(err).replace("sd_difference", "the standard deviation")
-                form.sd.errors.append(f"For the simulation, {said}.")
+                form.sd.errors.append(gettext("For the simulation, %(problem)s.", problem=said))
                 return None
         simulated = planning.simulate_lmm(
             effect, components, found.n_required, n_identities, found.target_power, found.alpha
@@ -200,7 +224,10 @@ def sample_size(study: Study, role: str):
     try:
         trials = planning.study_trials(study)
     except ValueError as err:  # data the analysis refuses: plan without a pilot
-        trials, pilot_problem = None, f"This study's data cannot serve as a pilot: {err}"
+        trials = None
+        pilot_problem = gettext(
+            "This study's data cannot serve as a pilot: %(problem)s", problem=err
+        )
     else:
         pilot_problem = ""
     measures = planning.rating_measures(trials) if trials is not None and not trials.empty else []

@@ -11,6 +11,7 @@ from analysis.plan import DEFAULT_BAYES_RSCALE, validate_plan
 from analysis.vocabulary import FIXED_OUTCOMES
 from survey import audit
 from survey.extensions import db
+from survey.i18n import gettext
 from survey.models import Preregistration, Study, utcnow
 from survey.researcher import bp
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
@@ -46,10 +47,11 @@ def _set_choices(form: PreregistrationForm, outcomes: list[str]) -> None:
     """Offer the outcomes in every outcome field of the form."""
     pairs = options((o, outcome_words(o)) for o in outcomes)
     form.primary_outcomes.choices = pairs
+    none = options([("", gettext("(none)"))])
     for entry in form.hypotheses:
-        entry.form.outcome.choices = [*options([("", "(none)")]), *pairs]
+        entry.form.outcome.choices = [*none, *pairs]
     for entry in form.bounds:
-        entry.form.outcome.choices = [*options([("", "(none)")]), *pairs]
+        entry.form.outcome.choices = [*none, *pairs]
 
 
 def _fill_form(form: PreregistrationForm, plan: dict[str, Any]) -> None:
@@ -91,13 +93,10 @@ class PlanErrors(ValueError):
 def _plan_errors(form: PreregistrationForm, study_outcome_names: list[str]) -> dict[str, list]:
     """Return every problem of the plan the form describes, keyed by form field, in words."""
     errors: dict[str, list[str]] = {}
-    known = ", ".join(study_outcome_names) or "none yet: add blocks first"
+    known = ", ".join(study_outcome_names) or gettext("none yet: add blocks first")
 
     def add(field: str, message: str) -> None:
         errors.setdefault(field, []).append(message)
-
-    def unmeasured(outcome: str) -> str:
-        return f"{outcome!r} is not measured by this study's blocks (measured: {known})."
 
     seen: dict[str, int] = {}
     for i, entry in enumerate(form.hypotheses):
@@ -105,17 +104,39 @@ def _plan_errors(form: PreregistrationForm, study_outcome_names: list[str]) -> d
         if not outcome:
             continue
         if outcome not in study_outcome_names:
-            add(f"hypotheses-{i}-outcome", f"Hypothesis {i + 1}: {unmeasured(outcome)}")
+            add(
+                f"hypotheses-{i}-outcome",
+                gettext(
+                    "Hypothesis %(n)s: %(outcome)s is not measured by this study's blocks "
+                    "(measured: %(known)s).",
+                    n=i + 1,
+                    outcome=repr(outcome),
+                    known=known,
+                ),
+            )
         elif outcome in seen:
             add(
                 f"hypotheses-{i}-outcome",
-                f"Hypothesis {i + 1} is about {outcome}, like hypothesis {seen[outcome] + 1}: "
-                "give one hypothesis per outcome.",
+                gettext(
+                    "Hypothesis %(n)s is about %(outcome)s, like hypothesis %(other)s: "
+                    "give one hypothesis per outcome.",
+                    n=i + 1,
+                    outcome=outcome,
+                    other=seen[outcome] + 1,
+                ),
             )
         seen.setdefault(outcome, i)
     for outcome in form.primary_outcomes.data or []:
         if outcome not in study_outcome_names:
-            add("primary_outcomes", f"Primary outcome {unmeasured(outcome)}")
+            add(
+                "primary_outcomes",
+                gettext(
+                    "Primary outcome %(outcome)s is not measured by this study's blocks "
+                    "(measured: %(known)s).",
+                    outcome=repr(outcome),
+                    known=known,
+                ),
+            )
     bounded: dict[str, int] = {}
     for i, entry in enumerate(form.bounds):
         e = entry.form
@@ -123,12 +144,26 @@ def _plan_errors(form: PreregistrationForm, study_outcome_names: list[str]) -> d
         if not outcome:
             continue
         if outcome not in study_outcome_names:
-            add(f"bounds-{i}-outcome", f"Bounds {i + 1}: {unmeasured(outcome)}")
+            add(
+                f"bounds-{i}-outcome",
+                gettext(
+                    "Bounds %(n)s: %(outcome)s is not measured by this study's blocks "
+                    "(measured: %(known)s).",
+                    n=i + 1,
+                    outcome=repr(outcome),
+                    known=known,
+                ),
+            )
         elif outcome in bounded:
             add(
                 f"bounds-{i}-outcome",
-                f"Bounds {i + 1} are for {outcome}, like bounds {bounded[outcome] + 1}: "
-                "give one pair of bounds per outcome.",
+                gettext(
+                    "Bounds %(n)s are for %(outcome)s, like bounds %(other)s: "
+                    "give one pair of bounds per outcome.",
+                    n=i + 1,
+                    outcome=outcome,
+                    other=bounded[outcome] + 1,
+                ),
             )
         bounded.setdefault(outcome, i)
         if e.low.errors or e.high.errors:
@@ -136,13 +171,25 @@ def _plan_errors(form: PreregistrationForm, study_outcome_names: list[str]) -> d
         if e.low.data is None or e.high.data is None:
             add(
                 f"bounds-{i}-{'low' if e.low.data is None else 'high'}",
-                f"Give both a lower and an upper bound for {outcome}.",
+                gettext("Give both a lower and an upper bound for %(outcome)s.", outcome=outcome),
             )
             continue
         if not e.low.data < 0:
-            add(f"bounds-{i}-low", f"The lower bound must be below 0; you wrote {e.low.data:g}.")
+            add(
+                f"bounds-{i}-low",
+                gettext(
+                    "The lower bound must be below 0; you wrote %(value)s.",
+                    value=f"{e.low.data:g}",
+                ),
+            )
         if not e.high.data > 0:
-            add(f"bounds-{i}-high", f"The upper bound must be above 0; you wrote {e.high.data:g}.")
+            add(
+                f"bounds-{i}-high",
+                gettext(
+                    "The upper bound must be above 0; you wrote %(value)s.",
+                    value=f"{e.high.data:g}",
+                ),
+            )
     return errors
 
 
@@ -225,14 +272,17 @@ def _require_editable(study: Study) -> None:
     if prereg is not None and prereg.frozen_at is not None:
         abort(
             409,
-            description=(
-                f"The plan was frozen on {prereg.frozen_at:%Y-%m-%d %H:%M} UTC and cannot change."
+            description=gettext(
+                "The plan was frozen on %(when)s UTC and cannot change.",
+                when=f"{prereg.frozen_at:%Y-%m-%d %H:%M}",
             ),
         )
     if study.design_locked:
         abort(
             409,
-            description="The study has opened: a plan written now would not be a preregistration.",
+            description=gettext(
+                "The study has opened: a plan written now would not be a preregistration."
+            ),
         )
 
 
@@ -263,11 +313,15 @@ def preregistration_save(study: Study, role: str):
     errors = _plan_errors(form, outcomes)
     if not form_ok or errors:
         _show_plan_errors(form, errors)
-        return _page(study, role, form, 400, error="Nothing was saved: see the marked fields.")
+        return _page(
+            study, role, form, 400, error=gettext("Nothing was saved: see the marked fields.")
+        )
     try:
         plan = plan_from_form(form, outcomes)
     except ValueError as err:
-        return _page(study, role, form, 400, error=f"Nothing was saved: {err}")
+        return _page(
+            study, role, form, 400, error=gettext("Nothing was saved: %(problem)s", problem=err)
+        )
     values = plan_row_values(plan)
     prereg = study.preregistration
     if prereg is None:
@@ -282,7 +336,10 @@ def preregistration_save(study: Study, role: str):
         "preregistration.save", researcher=current_user, study=study, sha256=values["sha256"]
     )
     db.session.commit()
-    flash("Plan saved. It freezes when the study opens, or now with “Freeze plan”.", "success")
+    flash(
+        gettext("Plan saved. It freezes when the study opens, or now with “Freeze plan”."),
+        "success",
+    )
     return redirect(url_for("researcher.preregistration", study_id=study.id))
 
 
@@ -294,20 +351,23 @@ def preregistration_freeze(study: Study, role: str):
         _require_editable(study)
         prereg = study.preregistration
         if prereg is None:
-            abort(409, description="Save a plan before freezing it.")
+            abort(409, description=gettext("Save a plan before freezing it."))
         return confirm_page(
             study,
             role,
-            title="Freeze the plan now?",
+            title=gettext("Freeze the plan now?"),
             lines=[
-                "The saved plan is fixed with the time and its SHA-256, "
-                f"{prereg.sha256[:12]}…: it can never change again, and the report marks each "
-                "test as preregistered or exploratory against it.",
-                "Unsaved changes on the plan page are not part of it: save them first.",
+                gettext(
+                    "The saved plan is fixed with the time and its SHA-256, %(sha256)s…: it can "
+                    "never change again, and the report marks each test as preregistered or "
+                    "exploratory against it.",
+                    sha256=prereg.sha256[:12],
+                ),
+                gettext("Unsaved changes on the plan page are not part of it: save them first."),
             ],
-            note="This cannot be undone.",
+            note=gettext("This cannot be undone."),
             action=url_for("researcher.preregistration_freeze", study_id=study.id),
-            button="Freeze the plan",
+            button=gettext("Freeze the plan"),
             button_class="",
             back=url_for("researcher.preregistration", study_id=study.id),
         )
@@ -316,11 +376,11 @@ def preregistration_freeze(study: Study, role: str):
     require_button()
     prereg = study.preregistration
     if prereg is None:
-        abort(409, description="Save a plan before freezing it.")
+        abort(409, description=gettext("Save a plan before freezing it."))
     prereg.frozen_at = utcnow()
     audit.record(
         "preregistration.freeze", researcher=current_user, study=study, sha256=prereg.sha256
     )
     db.session.commit()
-    flash("The plan is frozen.", "success")
+    flash(gettext("The plan is frozen."), "success")
     return redirect(url_for("researcher.preregistration", study_id=study.id))

@@ -7,6 +7,7 @@ transaction, that the study is still a draft (`require_questions_editable`).
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
@@ -15,6 +16,7 @@ from wtforms.validators import InputRequired, Length
 
 from survey import audit
 from survey.extensions import db
+from survey.i18n import gettext
 from survey.models import Study, StudyQuestion
 from survey.questions import KIND_LABELS, KINDS, check_code, clean_spec, describe, spec_as_form
 from survey.researcher import bp, undo
@@ -30,45 +32,54 @@ class QuestionForm(FlaskForm):
     """One question: its code, text, kind, whether it must be answered, and the kind's settings."""
 
     code = StringField(
-        "Short code",
-        validators=[InputRequired(message="Give the question a short code, such as age_band.")],
-        description="Names the question's column in participants.csv, e.g. age_band.",
+        _l("Short code"),
+        validators=[InputRequired(message=_l("Give the question a short code, such as age_band."))],
+        description=_l("Names the question's column in participants.csv, e.g. age_band."),
     )
     text = StringField(
-        "Question",
+        _l("Question"),
         validators=[
-            InputRequired(message="Write the question participants read."),
-            Length(max=500, message="A question has at most 500 characters."),
+            InputRequired(message=_l("Write the question participants read.")),
+            Length(max=500, message=_l("A question has at most 500 characters.")),
         ],
     )
-    kind = SelectField("Kind", choices=[SelectChoice(k, KIND_LABELS[k]) for k in KINDS])
-    required = BooleanField("Participants must answer it")
+    kind = SelectField(_l("Kind"), choices=[SelectChoice(k, KIND_LABELS[k]) for k in KINDS])
+    required = BooleanField(_l("Participants must answer it"))
     options = TextAreaField(
-        "Options (multiple choice and checkboxes)",
-        description="One per line: a label, or a short value, “=” and the label "
-        "(prefer_not_to_say = Prefer not to say).",
+        _l("Options (multiple choice and checkboxes)"),
+        description=_l(
+            "One per line: a label, or a short value, “=” and the label "
+            "(prefer_not_to_say = Prefer not to say)."
+        ),
     )
-    min = StringField("Lowest point or smallest number", description="Rating scale or number.")
-    max = StringField("Highest point or largest number", description="Rating scale or number.")
+    min = StringField(
+        _l("Lowest point or smallest number"), description=_l("Rating scale or number.")
+    )
+    max = StringField(
+        _l("Highest point or largest number"), description=_l("Rating scale or number.")
+    )
     anchors = TextAreaField(
-        "Labelled points (rating scale)",
-        description="One per line: a point, “=” and its label (1 = Not at all).",
+        _l("Labelled points (rating scale)"),
+        description=_l("One per line: a point, “=” and its label (1 = Not at all)."),
     )
-    max_length = StringField("Longest answer in characters (short text)", default="200")
+    max_length = StringField(_l("Longest answer in characters (short text)"), default="200")
     asked = SelectField(
-        "Asked",
+        _l("Asked"),
         choices=[],
         validate_choice=False,
-        description="On the questions page after every trial, or on a page of its own right "
-        "after a block's last trial. Either way the answer is a column of participants.csv.",
+        description=_l(
+            "On the questions page after every trial, or on a page of its own right "
+            "after a block's last trial. Either way the answer is a column of participants.csv."
+        ),
     )
 
 
 def question_form(study: Study, **options) -> QuestionForm:
     """Return the question form with the study's blocks to ask it after."""
     form = QuestionForm(**options)
-    form.asked.choices = [SelectChoice("", "On the questions page, after the trials")] + [
-        SelectChoice(str(b.id), f"Right after the block “{b.name}”") for b in study.blocks
+    form.asked.choices = [SelectChoice("", gettext("On the questions page, after the trials"))] + [
+        SelectChoice(str(b.id), gettext("Right after the block “%(name)s”", name=b.name))
+        for b in study.blocks
     ]
     return form
 
@@ -118,7 +129,10 @@ def _validate(form: QuestionForm, study: Study, except_id: int | None) -> dict |
     if asked and asked not in blocks:
         form.asked.errors = [
             *form.asked.errors,
-            "Asked: choose the questions page or one of this study's blocks; that block is gone.",
+            gettext(
+                "Asked: choose the questions page or one of this study's blocks; "
+                "that block is gone."
+            ),
         ]
     if not valid or spec.errors or form.code.errors or form.asked.errors:
         return None
@@ -153,7 +167,7 @@ def question_add(study: Study, role: str):
     db.session.add(StudyQuestion(study=study, position=position, **fields))
     audit.record("question.add", researcher=current_user, study=study, code=fields["code"])
     db.session.commit()
-    flash(f"Question {fields['code']} added.", "success")
+    flash(gettext("Question %(code)s added.", code=fields["code"]), "success")
     return redirect(url_for("researcher.questions", study_id=study.id), 303)
 
 
@@ -192,7 +206,7 @@ def question_save(study: Study, role: str, question_id: int):
         setattr(question, name, value)
     audit.record("question.edit", researcher=current_user, study=study, code=fields["code"])
     db.session.commit()
-    flash(f"Question {fields['code']} saved.", "success")
+    flash(gettext("Question %(code)s saved.", code=fields["code"]), "success")
     return redirect(url_for("researcher.questions", study_id=study.id), 303)
 
 
@@ -202,7 +216,7 @@ def question_move(study: Study, role: str, question_id: int):
     """Move a question one place up or down."""
     direction = request.form.get("direction")
     if direction not in ("up", "down"):
-        abort(400, description="Move a question up or down.")
+        abort(400, description=gettext("Move a question up or down."))
     study = lock_for_change(study)
     require_questions_editable(study)
     move_question(study, _question(study, question_id), direction)
@@ -223,19 +237,25 @@ def question_delete(study: Study, role: str, question_id: int):
         return confirm_page(
             study,
             role,
-            title=f"Delete the question {question.code}?",
+            title=gettext("Delete the question %(code)s?", code=question.code),
             lines=[
-                f"“{question.text}” ({KIND_LABELS[question.kind]}) is removed from the questions "
-                "page; the questions after it move up.",
-                f"Answers already given to it stay in participants.csv, in the column "
-                f"{question.code}.",
+                gettext(
+                    "“%(text)s” (%(kind)s) is removed from the questions page; the questions "
+                    "after it move up.",
+                    text=question.text,
+                    kind=KIND_LABELS[question.kind],
+                ),
+                gettext(
+                    "Answers already given to it stay in participants.csv, in the column %(code)s.",
+                    code=question.code,
+                ),
             ],
-            note="You can undo this while the study is a draft.",
+            note=gettext("You can undo this while the study is a draft."),
             undoable=True,
             action=url_for(
                 "researcher.question_delete", study_id=study.id, question_id=question.id
             ),
-            button="Delete the question",
+            button=gettext("Delete the question"),
             back=url_for("researcher.questions", study_id=study.id),
         )
     require_button()

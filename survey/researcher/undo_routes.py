@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from survey import audit
 from survey.extensions import db
+from survey.i18n import gettext
 from survey.models import DeletedPart, Study
 from survey.researcher import bp
 from survey.researcher.access import lock_for_change, requires_role
@@ -36,7 +37,7 @@ def undo_delete(study: Study, role: str, part_id: int):
         db.session.rollback()
         abort(409, description=str(refused))
     db.session.commit()
-    flash(f"Brought back {label}.", "success")
+    flash(gettext("Brought back %(what)s.", what=label), "success")
     return redirect(url_for(back, study_id=study.id))
 
 
@@ -48,11 +49,17 @@ def forget_delete(study: Study, role: str, part_id: int):
     study = lock_for_change(study)
     part = db.session.get(DeletedPart, part_id)
     if part is None or part.study_id != study.id:
-        abort(404, description="There is no such deletion to forget: it was undone or forgotten.")
+        abort(
+            404,
+            description=gettext("There is no such deletion to forget: it was undone or forgotten."),
+        )
     back, label = BACK.get(part.kind, "researcher.study"), part.label
     keys = forget(study, [part])
     audit.record(f"{part.kind}.forget_delete", researcher=current_user, study=study, part=label)
     db.session.commit()
     discard_unused(study, keys)
-    flash(f"Deleted {label} for good: it can no longer be brought back.", "success")
+    flash(
+        gettext("Deleted %(what)s for good: it can no longer be brought back.", what=label),
+        "success",
+    )
     return redirect(url_for(back, study_id=study.id))
