@@ -22,6 +22,7 @@ from survey import audit, exports, jobs
 from survey.exports.stored import MAKERS, export_path
 from survey.extensions import db
 from survey.findings.service import data_stamp
+from survey.i18n import N_, gettext
 from survey.models import Job, Participant, Study
 from survey.models import Response as Answer
 from survey.researcher import bp
@@ -35,6 +36,7 @@ class Download:
 
     name: str
     mimetype: str
+    # Marked with N_, translated where the page shows it.
     description: str
     # (study id, include recruitment ids) -> chunks of the file
     make: Callable[[int, bool], Iterator[str] | Iterator[bytes]]
@@ -48,49 +50,59 @@ DOWNLOADS = {
         Download(
             "trials.csv",
             "text/csv",
-            "One row per answer to one measure, sorted by participant and trial: the file the "
-            "analysis reads. Practice trials are left out.",
+            N_(
+                "One row per answer to one measure, sorted by participant and trial: the file "
+                "the analysis reads. Practice trials are left out."
+            ),
             lambda sid, _ids: exports.trials_csv(sid),
         ),
         Download(
             "participants.csv",
             "text/csv",
-            "One row per participant: list, status, times, device, source, attention checks "
-            "and the optional demographics.",
+            N_(
+                "One row per participant: list, status, times, device, source, attention checks "
+                "and the optional demographics."
+            ),
             exports.participants_csv,
             participants=True,
         ),
         Download(
             "stimuli.csv",
             "text/csv",
-            "One row per image: identity, role, source, generator, SHA-256 and size.",
+            N_("One row per image: identity, role, source, generator, SHA-256 and size."),
             lambda sid, _ids: exports.stimuli_csv(sid),
         ),
         Download(
             "identities.csv",
             "text/csv",
-            "One row per identity: gender, age band and ethnicity as described (blank when "
-            "not given); the report tests them as moderators.",
+            N_(
+                "One row per identity: gender, age band and ethnicity as described (blank when "
+                "not given); the report tests them as moderators."
+            ),
             lambda sid, _ids: exports.identities_csv(sid),
         ),
         Download(
             "codebook.csv",
             "text/csv",
-            "Every column of every file: type, meaning and allowed values, with the rating "
-            "scales' ranges and anchors.",
+            N_(
+                "Every column of every file: type, meaning and allowed values, with the rating "
+                "scales' ranges and anchors."
+            ),
             lambda sid, _ids: exports.codebook_csv(sid),
         ),
         Download(
             "codebook.json",
             "application/json",
-            "The same codebook as JSON, with the measures of each block.",
+            N_("The same codebook as JSON, with the measures of each block."),
             lambda sid, _ids: iter([exports.codebook_json(sid)]),
         ),
         Download(
             "psych-ds.zip",
             "application/zip",
-            "A psych-DS dataset: dataset_description.json (schema.org JSON-LD) and the three "
-            "tables in data/, with the codebook.",
+            N_(
+                "A psych-DS dataset: dataset_description.json (schema.org JSON-LD) and the three "
+                "tables in data/, with the codebook."
+            ),
             exports.psychds_zip,
             participants=True,
         ),
@@ -153,15 +165,19 @@ def export_file(study: Study, role: str, name: str):
     """Stream one export as a download; recorded in the audit log."""
     download = DOWNLOADS.get(name)
     if download is None:
-        abort(404, description=f"There is no export called {name!r}.")
+        abort(404, description=gettext("There is no export called %(name)s.", name=repr(name)))
     form = _form(name)
     include_ids = bool(form.recruitment_ids.data) and download.participants
     if include_ids and ROLE_RANK[role] < ROLE_RANK[PERSONAL_DATA_ROLE]:
         # The same rule as the participants page: recruitment ids are personal data.
         abort(
             403,
-            description=f"Recruitment ids need the {PERSONAL_DATA_ROLE} role on the "
-            f"study; you are a {role}. Download the file without them.",
+            description=gettext(
+                "Recruitment ids need the %(needed)s role on the study; you are a %(role)s. "
+                "Download the file without them.",
+                needed=PERSONAL_DATA_ROLE,
+                role=role,
+            ),
         )
     audit.record(
         "study.export",
@@ -212,15 +228,18 @@ def send_job_file(study: Study, job: Job, role: str) -> Response:
     if job.inputs.get("recruitment_ids") and ROLE_RANK[role] < ROLE_RANK[PERSONAL_DATA_ROLE]:
         abort(
             403,
-            description=f"This file holds recruitment ids: it needs the {PERSONAL_DATA_ROLE} "
-            "role on the study.",
+            description=gettext(
+                "This file holds recruitment ids: it needs the %(needed)s role on the study.",
+                needed=PERSONAL_DATA_ROLE,
+            ),
         )
     path = export_path(job)
     if not path.exists():
         abort(
             410,
-            description="The file is no longer on the server. Export it again from the "
-            "exports page.",
+            description=gettext(
+                "The file is no longer on the server. Export it again from the exports page."
+            ),
         )
     download = DOWNLOADS[str(job.inputs["name"])]
     audit.record(

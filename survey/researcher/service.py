@@ -15,6 +15,7 @@ from flask import abort
 
 from survey import audit, media
 from survey.extensions import db
+from survey.i18n import N_, gettext
 from survey.models import (
     Block,
     Identity,
@@ -111,9 +112,11 @@ def require_design_editable(study: Study) -> None:
     if study.design_locked:
         abort(
             409,
-            description=f"The design of this study is frozen: it opened on "
-            f"{study.design_frozen_at:%Y-%m-%d %H:%M} UTC. Duplicate the study to change its "
-            "design.",
+            description=gettext(
+                "The design of this study is frozen: it opened on %(opened)s UTC. Duplicate the "
+                "study to change its design.",
+                opened=f"{study.design_frozen_at:%Y-%m-%d %H:%M}",
+            ),
         )
     require_not_archived(study)
 
@@ -130,7 +133,7 @@ def require_questions_editable(study: Study) -> None:
     """Refuse (409) a change to the questions unless the study is a draft (call under the lock)."""
     require_design_editable(study)
     if study.state != "draft":
-        abort(409, description="Questions can change only while the study is a draft.")
+        abort(409, description=gettext("Questions can change only while the study is a draft."))
 
 
 def move_question(study: Study, question: StudyQuestion, direction: str) -> bool:
@@ -149,7 +152,10 @@ def move_question(study: Study, question: StudyQuestion, direction: str) -> bool
 def require_not_archived(study: Study) -> None:
     """Refuse (409) any change to an archived study."""
     if study.state == "archived":
-        abort(409, description="This study is archived. Move it back to closed to change it.")
+        abort(
+            409,
+            description=gettext("This study is archived. Move it back to closed to change it."),
+        )
 
 
 def _copied_key(old_key: str, study_id: int) -> str:
@@ -166,7 +172,7 @@ def duplicate_study(source: Study, researcher: Researcher) -> Study:
     files already written are removed and the error is raised for the caller to roll back.
     """
     # Participants of the copy see the same title; the team tells the two apart by name.
-    name = f"{source.name} (copy)"[:200]
+    name = gettext("%(name)s (copy)", name=source.name)[:200]
     new = create_study(
         source.title,
         researcher,
@@ -333,22 +339,27 @@ def plan_problems(study: Study) -> list[str]:
     plan = prereg.plan or {}
     measured = set(study_outcomes(study))
     uses = [
-        *(("primary outcome", o) for o in plan.get("primary_outcomes", [])),
-        *(("hypothesis", h.get("outcome")) for h in plan.get("hypotheses", [])),
-        *(("equivalence bounds", o) for o in plan.get("equivalence_bounds", {})),
+        *((N_("primary outcome"), o) for o in plan.get("primary_outcomes", [])),
+        *((N_("hypothesis"), h.get("outcome")) for h in plan.get("hypotheses", [])),
+        *((N_("equivalence bounds"), o) for o in plan.get("equivalence_bounds", {})),
     ]
     missing: dict[str, list[str]] = {}
     for use, outcome in uses:
         if outcome and outcome not in measured and use not in missing.get(outcome, []):
             missing.setdefault(outcome, []).append(use)
-    fix = (
-        "add back a block that measures it (the plan is frozen)"
+    message = (
+        N_(
+            "The preregistered plan names %(outcome)s (%(uses)s), but no block measures it now: "
+            "add back a block that measures it (the plan is frozen)."
+        )
         if prereg.frozen_at is not None
-        else "add back a block that measures it, or change the plan"
+        else N_(
+            "The preregistered plan names %(outcome)s (%(uses)s), but no block measures it now: "
+            "add back a block that measures it, or change the plan."
+        )
     )
     return [
-        f"The preregistered plan names {outcome} ({', '.join(uses)}), but no block measures "
-        f"it now: {fix}."
+        gettext(message, outcome=outcome, uses=", ".join(gettext(use) for use in uses))
         for outcome, uses in missing.items()
     ]
 
@@ -414,8 +425,11 @@ def find_participant(
         ).all()
         if len(matches) > 1:
             raise AmbiguousId(
-                f"Several participants' ids start with {wanted}; give more of the id, "
-                "e.g. the whole id from an export."
+                gettext(
+                    "Several participants' ids start with %(start)s; give more of the id, "
+                    "e.g. the whole id from an export.",
+                    start=wanted,
+                )
             )
         return matches[0] if matches else None
     if public_id:
@@ -497,16 +511,23 @@ def delete_simulated(study: Study, researcher: Researcher, expected: int) -> dic
 
     if study.state == "archived":
         raise ValueError(
-            "This study is archived. Move it back to closed to delete its simulated participants."
+            gettext(
+                "This study is archived. Move it back to closed to delete its simulated "
+                "participants."
+            )
         )
     summary = simulated_summary(study)
     if summary["participants"] == 0:
-        raise ValueError("This study has no simulated participants to delete.")
+        raise ValueError(gettext("This study has no simulated participants to delete."))
     if summary["participants"] != expected:
         raise ValueError(
-            f"The study has {summary['participants']} simulated participants now, not the "
-            f"{expected} you confirmed (more were simulated, or someone deleted them "
-            "meanwhile). Check the number below and confirm again."
+            gettext(
+                "The study has %(now)s simulated participants now, not the %(confirmed)s you "
+                "confirmed (more were simulated, or someone deleted them meanwhile). Check the "
+                "number below and confirm again.",
+                now=summary["participants"],
+                confirmed=expected,
+            )
         )
     ids = sa.select(Participant.id).where(_simulated(study.id))
     # Lock order: the study row (taken by the caller), then trials, then participants.

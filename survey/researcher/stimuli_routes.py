@@ -3,16 +3,58 @@
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
-from survey.models import Researcher, Study
+from survey.i18n import N_, gettext
+from survey.models import Image, Researcher, Study
 from survey.researcher import bp, stimuli_jobs, stimuli_service, undo
 from survey.researcher.access import requires_role
 from survey.researcher.confirm import confirm_page, offer_undo
 from survey.researcher.forms import require_button
 from survey.researcher.stimuli_forms import ImageUploadForm, ZipUploadForm
 from survey.stimuli.manifest import DESCRIPTORS
+
+# What is said of an image, by its kind: the probe photo, or a headshot by its source.
+IMAGE_ADDED = {
+    "probe": N_("Added the photo probe of %(code)s."),
+    "real": N_("Added the real headshot of %(code)s."),
+    "ai": N_("Added the ai headshot of %(code)s."),
+}
+IMAGE_DELETE_TITLE = {
+    "probe": N_("Delete the probe photo of %(code)s?"),
+    "real": N_("Delete the real headshot of %(code)s?"),
+    "ai": N_("Delete the ai headshot of %(code)s?"),
+}
+IMAGE_DELETED = {
+    "probe": N_("The probe photo of identity %(code)s is removed from the study's stimuli."),
+    "real": N_("The real headshot of identity %(code)s is removed from the study's stimuli."),
+    "ai": N_("The ai headshot of identity %(code)s is removed from the study's stimuli."),
+}
+IMAGE_FILE_DELETED = {
+    "probe": N_(
+        "The probe photo of identity %(code)s (%(file)s) is removed from the study's stimuli."
+    ),
+    "real": N_(
+        "The real headshot of identity %(code)s (%(file)s) is removed from the study's stimuli."
+    ),
+    "ai": N_(
+        "The ai headshot of identity %(code)s (%(file)s) is removed from the study's stimuli."
+    ),
+}
+UNDO_NOTE = N_("You can undo this while the study is a draft.")
+# The manifest.csv shown as an example on the stimuli page: its columns and values are the
+# file's own, in every language.
+MANIFEST_EXAMPLE = """identity,role,source,file,generator,gender,age_band,consent
+P001,headshot,real,P001-real.jpg,Studio Lumen (Canon R5),woman,30-44,yes
+P001,headshot,ai,P001-ai.jpg,HeadshotGen v3,woman,30-44,yes
+P001,probe,photo,P001-probe.jpg,phone camera,woman,30-44,yes"""
+
+
+def _kind(role: str, source: str) -> str:
+    """Return an image's kind: "probe", or a headshot's source ("real" or "ai")."""
+    return "probe" if role == "probe" else source
 
 
 def _researcher() -> Researcher:
@@ -43,6 +85,7 @@ def _page(study: Study, role: str, status: int = 200, **forms):
             here=request.full_path.rstrip("?"),
             can_edit=can_edit,
             max_upload_mb=(current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024),
+            manifest_example=MANIFEST_EXAMPLE,
             **forms,
         ),
         status,
@@ -92,16 +135,22 @@ def upload_zip(study: Study, role: str):
     except IntegrityError:
         abort(
             409,
-            description="Another upload added some of these images at the same time. "
-            "Nothing of this upload was kept; reload the page and upload it again.",
+            description=gettext(
+                "Another upload added some of these images at the same time. "
+                "Nothing of this upload was kept; reload the page and upload it again."
+            ),
         )
     flash(
-        f"Imported {count} images of {len(stimulus_set.identities)} identities from "
-        f"{upload.filename}.",
+        gettext(
+            "Imported %(images)s images of %(identities)s identities from %(file)s.",
+            images=count,
+            identities=len(stimulus_set.identities),
+            file=upload.filename,
+        ),
         "success",
     )
     for warning in stimulus_set.warnings[:10]:
-        flash(f"Note: {warning}", "warning")
+        flash(gettext("Note: %(warning)s", warning=warning), "warning")
     return redirect(url_for("researcher.stimuli", study_id=study.id))
 
 
@@ -137,10 +186,12 @@ def upload_image(study: Study, role: str):
     except IntegrityError:
         abort(
             409,
-            description="The same image or identity was added at the same time by "
-            "another upload. Nothing of this upload was kept; reload the page and try again.",
+            description=gettext(
+                "The same image or identity was added at the same time by another upload. "
+                "Nothing of this upload was kept; reload the page and try again."
+            ),
         )
-    flash(f"Added the {form.source.data} {form.role.data} of {code}.", "success")
+    flash(gettext(IMAGE_ADDED[_kind(form.role.data, form.source.data)], code=code), "success")
     return redirect(url_for("researcher.stimuli", study_id=study.id))
 
 
@@ -155,21 +206,18 @@ def delete_image(study: Study, role: str, image_id: int):
     if request.method == "GET":
         stimuli_service.refuse_if_frozen(study)
         image = stimuli_service.image_to_delete(study, image_id)
-        kind = "probe photo" if image.role == "probe" else f"{image.source} headshot"
         return confirm_page(
             study,
             role,
-            title=f"Delete the {kind} of {image.identity.code}?",
-            lines=[
-                f"The {kind} of identity {image.identity.code}"
-                + (f" ({image.original_filename})" if image.original_filename else "")
-                + " is removed from the study's stimuli.",
-            ],
+            title=gettext(
+                IMAGE_DELETE_TITLE[_kind(image.role, image.source)], code=image.identity.code
+            ),
+            lines=[_image_deleted(image)],
             image=image,
-            note="You can undo this while the study is a draft.",
+            note=gettext(UNDO_NOTE),
             undoable=True,
             action=url_for("researcher.stimuli_delete_image", study_id=study.id, image_id=image.id),
-            button="Delete the image",
+            button=gettext("Delete the image"),
             hidden={"back": _gallery_url(study)},
             back=_gallery_url(study),
         )
@@ -194,17 +242,22 @@ def delete_identity(study: Study, role: str, identity_id: int):
         return confirm_page(
             study,
             role,
-            title=f"Delete identity {identity.code}?",
+            title=gettext("Delete identity %(code)s?", code=identity.code),
             lines=[
-                f"Identity {identity.code} and its {n} {'image' if n == 1 else 'images'} are "
-                "removed from the study's stimuli.",
+                ngettext(
+                    "Identity %(code)s and its %(num)s image are removed from the study's stimuli.",
+                    "Identity %(code)s and its %(num)s images are removed from the study's "
+                    "stimuli.",
+                    n,
+                    code=identity.code,
+                ),
             ],
-            note="You can undo this while the study is a draft.",
+            note=gettext(UNDO_NOTE),
             undoable=True,
             action=url_for(
                 "researcher.stimuli_delete_identity", study_id=study.id, identity_id=identity.id
             ),
-            button=f"Delete {identity.code} and its images",
+            button=gettext("Delete %(code)s and its images", code=identity.code),
             hidden={"back": _gallery_url(study)},
             back=_gallery_url(study),
         )
@@ -212,6 +265,16 @@ def delete_identity(study: Study, role: str, identity_id: int):
     part = stimuli_service.delete_identity(study, identity_id, _researcher())
     offer_undo(study, part)
     return redirect(_gallery_url(study))
+
+
+def _image_deleted(image: Image) -> str:
+    """Say which image a deletion removes, with the name of the file it came from if known."""
+    kind = _kind(image.role, image.source)
+    if image.original_filename:
+        return gettext(
+            IMAGE_FILE_DELETED[kind], code=image.identity.code, file=image.original_filename
+        )
+    return gettext(IMAGE_DELETED[kind], code=image.identity.code)
 
 
 def _gallery_url(study: Study) -> str:

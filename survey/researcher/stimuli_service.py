@@ -10,6 +10,7 @@ from flask import abort
 
 from survey import audit, media
 from survey.extensions import db
+from survey.i18n import N_, gettext
 from survey.models import DeletedPart, Identity, Image, Researcher, Study
 from survey.researcher import undo
 from survey.researcher.access import lock_for_change
@@ -24,6 +25,18 @@ from survey.stimuli.manifest import (
 from survey.storage import key_for
 
 ROLE_ORDER = {("headshot", "real"): 0, ("headshot", "ai"): 1, ("probe", "photo"): 2}
+# How an identity's descriptor in an upload contradicts the study's, by descriptor.
+DESCRIPTOR_CONFLICT = {
+    "age_band": N_("identity %(code)s has age band '%(new)s' here but '%(old)s' in the study"),
+    "gender": N_("identity %(code)s has gender '%(new)s' here but '%(old)s' in the study"),
+    "ethnicity": N_("identity %(code)s has ethnicity '%(new)s' here but '%(old)s' in the study"),
+}
+# What the gallery says an identity lacks, by the missing image's source.
+LACKING = {
+    "real": N_("real headshot"),
+    "ai": N_("ai headshot"),
+    "photo": N_("probe photo (needed by match blocks)"),
+}
 
 
 def refuse_if_frozen(study: Study) -> None:
@@ -31,7 +44,7 @@ def refuse_if_frozen(study: Study) -> None:
     if study.design_locked:
         abort(
             409,
-            description=(
+            description=gettext(
                 "This study's design is frozen since it opened, so its stimuli cannot change. "
                 "Duplicate the study to work on a new version."
             ),
@@ -58,12 +71,14 @@ def _descriptor_conflicts(person: StimulusIdentity, existing: Identity | None) -
         new, old = getattr(person, column), getattr(existing, column)
         if new and old and new.casefold() != old.casefold():
             conflicts.append(
-                f"identity {person.code} has {column.replace('_', ' ')} '{new}' here but "
-                f"'{old}' in the study"
+                gettext(DESCRIPTOR_CONFLICT[column], code=person.code, new=new, old=old)
             )
     if person.consent is False and existing.consent_recorded:
         conflicts.append(
-            f"identity {person.code}: consent says no here but is recorded as given in the study"
+            gettext(
+                "identity %(code)s: consent says no here but is recorded as given in the study",
+                code=person.code,
+            )
         )
     return conflicts
 
@@ -232,9 +247,12 @@ def check_image(
         sa.select(Image).where(Image.study_id == study.id, Image.sha256 == processed.sha256)
     )
     if duplicate is not None:
-        return None, (
-            f"{filename}: the same image is already in this study "
-            f"({duplicate.identity.code}, {duplicate.source} {duplicate.role})."
+        return None, gettext(
+            "%(file)s: the same image is already in this study (%(code)s, %(source)s %(role)s).",
+            file=filename,
+            code=duplicate.identity.code,
+            source=duplicate.source,
+            role=duplicate.role,
         )
     return processed, None
 
@@ -348,9 +366,9 @@ def _entries(identities: list[Identity], images: list[Image]) -> list[dict]:
             by_identity.get(identity.id, []), key=lambda im: (ROLE_ORDER[im.role, im.source], im.id)
         )
         sources = {im.source for im in own}
-        lacks = [f"{s} headshot" for s in ("real", "ai") if s not in sources]
+        lacks = [gettext(LACKING[s]) for s in ("real", "ai") if s not in sources]
         if "photo" not in sources:
-            lacks.append("probe photo (needed by match blocks)")
+            lacks.append(gettext(LACKING["photo"]))
         result.append({"identity": identity, "images": own, "lacks": lacks})
     return result
 

@@ -12,7 +12,7 @@ from survey import audit, media, ratelimit
 from survey.block_settings import CONDITION_TASKS, CONDITIONS
 from survey.ending import RETURN_REDIRECT_KEY, redirect_delay
 from survey.extensions import db
-from survey.i18n import study_languages
+from survey.i18n import N_, gettext, study_languages
 from survey.markup import render_markdown
 from survey.models import Image, Participant, Researcher, Study, StudyMember, utcnow
 from survey.researcher import bp, undo
@@ -43,11 +43,18 @@ from survey.studies import TRANSITIONS, StateError, change_state, design_problem
 from survey.study_texts import check_languages, with_languages
 
 STATE_ACTIONS = {
-    ("draft", "open"): "Open to participants",
-    ("open", "closed"): "Close",
-    ("closed", "open"): "Reopen",
-    ("closed", "archived"): "Archive",
-    ("archived", "closed"): "Unarchive",
+    ("draft", "open"): N_("Open to participants"),
+    ("open", "closed"): N_("Close"),
+    ("closed", "open"): N_("Reopen"),
+    ("closed", "archived"): N_("Archive"),
+    ("archived", "closed"): N_("Unarchive"),
+}
+# What a recruitment platform's link adds to the participant link: its placeholders, which it
+# fills with the participant's ids (MTurk adds its ids to the plain link).
+RECRUITMENT_QUERIES = {
+    "prolific": "?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}"
+    "&SESSION_ID={{%SESSION_ID%}}",
+    "sona": "?id=%SURVEY_CODE%",
 }
 # Texts a researcher can preview as participants will see them.
 MARKDOWN_FIELDS = ("consent_text", "instructions_text", "debrief_text")
@@ -116,7 +123,13 @@ def study_new():
         )
         audit.record("study.create", researcher=current_user, study=study)
         db.session.commit()
-        flash(f"Study created as a draft. Its participant link is /s/{study.slug}.", "success")
+        flash(
+            gettext(
+                "Study created as a draft. Its participant link is %(link)s.",
+                link=f"/s/{study.slug}",
+            ),
+            "success",
+        )
         return redirect(url_for("researcher.study", study_id=study.id))
     return render_template("researcher/study_new.html", form=form)
 
@@ -137,7 +150,7 @@ def study_import():
         else (form.text.data or "")
     )
     if not data:
-        form.file.errors.append("Choose a definition file or paste its JSON.")
+        form.file.errors.append(gettext("Choose a definition file or paste its JSON."))
         return render_template("researcher/study_import.html", form=form), 400
     try:
         study = import_definition(parse_definition(data), current_user)
@@ -146,7 +159,9 @@ def study_import():
         return render_template("researcher/study_import.html", form=form, error=str(err)), 400
     db.session.commit()
     flash(
-        "Study imported as a draft. Upload its stimulus set next: the identities are ready.",
+        gettext(
+            "Study imported as a draft. Upload its stimulus set next: the identities are ready."
+        ),
         "success",
     )
     return redirect(url_for("researcher.study", study_id=study.id))
@@ -173,8 +188,9 @@ def _overview(
     if problems is None and study.state == "draft":
         problems = design_problems(study)
     transitions = [
-        (to, STATE_ACTIONS[(study.state, to)]) for to in TRANSITIONS.get(study.state, ())
+        (to, gettext(STATE_ACTIONS[(study.state, to)])) for to in TRANSITIONS.get(study.state, ())
     ]
+    link = url_for("main.index", _external=True) + f"s/{study.slug}"
     return (
         render_template(
             "researcher/study.html",
@@ -189,7 +205,8 @@ def _overview(
             n_images=n_images,
             problems=problems or [],
             transitions=transitions,
-            participant_link=url_for("main.index", _external=True) + f"s/{study.slug}",
+            participant_link=link,
+            recruitment_links={name: link + query for name, query in RECRUITMENT_QUERIES.items()},
             error=error,
         ),
         status,
@@ -205,55 +222,59 @@ def study(study: Study, role: str):
 
 STATE_CONFIRM = {
     "open": (
-        "Open the study to participants?",
+        N_("Open the study to participants?"),
         [
-            "Participants with the link can take part from now on.",
-            "The design (blocks, stimuli and lists) freezes for good, and so does the "
-            "preregistered plan if it is not frozen yet: to change them later you duplicate the "
-            "study. Deleted blocks, identities and images can no longer be brought back.",
+            N_("Participants with the link can take part from now on."),
+            N_(
+                "The design (blocks, stimuli and lists) freezes for good, and so does the "
+                "preregistered plan if it is not frozen yet: to change them later you duplicate "
+                "the study. Deleted blocks, identities and images can no longer be brought back."
+            ),
         ],
-        "Open the study",
+        N_("Open the study"),
     ),
     "closed": (
-        "Close the study?",
-        ["No new participant can start; participants under way are told it closed."],
-        "Close the study",
+        N_("Close the study?"),
+        [N_("No new participant can start; participants under way are told it closed.")],
+        N_("Close the study"),
     ),
     "archived": (
-        "Archive the study?",
-        ["Nothing in an archived study can change until it is moved back to closed."],
-        "Archive the study",
+        N_("Archive the study?"),
+        [N_("Nothing in an archived study can change until it is moved back to closed.")],
+        N_("Archive the study"),
     ),
 }
+
+
+def _cannot_move(study: Study, target: str) -> str:
+    """Say that the study cannot go from its state to `target` (perhaps none was given)."""
+    if not target:
+        return gettext("A %(state)s study cannot be moved to nothing.", state=study.state)
+    return gettext(
+        "A %(state)s study cannot be moved to %(target)s.", state=study.state, target=target
+    )
 
 
 def _state_confirm(study: Study, role: str, target: str):
     """The confirmation page of a state change, with what still stops the study opening."""
     if target not in TRANSITIONS.get(study.state, ()):
-        return _overview(
-            study,
-            role,
-            409,
-            error=f"A {study.state} study cannot be moved to {target or 'nothing'}.",
-        )
-    title, lines, button = STATE_CONFIRM.get(
-        target,
-        (f"{STATE_ACTIONS[(study.state, target)]}?", [], STATE_ACTIONS[(study.state, target)]),
-    )
+        return _overview(study, role, 409, error=_cannot_move(study, target))
+    action = gettext(STATE_ACTIONS[(study.state, target)])
+    title, lines, button = STATE_CONFIRM.get(target, (None, [], None))
     if study.design_frozen_at is not None and target == "open":
-        lines = ["Participants with the link can take part again."]
+        lines = [N_("Participants with the link can take part again.")]
     problems = design_problems(study) if target == "open" else []
     return confirm_page(
         study,
         role,
         409 if problems else 200,
-        title=title,
-        lines=lines,
+        title=gettext(title) if title else gettext("%(action)s?", action=action),
+        lines=[gettext(line) for line in lines],
         problems=problems,
-        problems_lead="The study cannot open yet:",
+        problems_lead=gettext("The study cannot open yet:"),
         action=url_for("researcher.study_state", study_id=study.id),
         hidden={"state": target},
-        button=button,
+        button=gettext(button) if button else action,
         button_class="" if target == "open" else "danger",
         back=url_for("researcher.study", study_id=study.id),
     )
@@ -275,18 +296,13 @@ def study_state(study: Study, role: str):
     # Checked on the locked row: an upload or another state change waits, or is seen whole.
     study = lock_for_change(study, "editor")
     if not form_ok or form.state.data not in TRANSITIONS.get(study.state, ()):
-        return _overview(
-            study,
-            role,
-            409,
-            error=f"A {study.state} study cannot be moved to {form.state.data or 'nothing'}.",
-        )
+        return _overview(study, role, 409, error=_cannot_move(study, form.state.data))
     target = form.state.data
     if target == "open":
         problems = design_problems(study)
         if problems:
             return _overview(
-                study, role, 409, problems=problems, error="The study cannot open yet."
+                study, role, 409, problems=problems, error=gettext("The study cannot open yet.")
             )
     try:
         change_state(study, target, current_user)
@@ -297,7 +313,7 @@ def study_state(study: Study, role: str):
     forgotten = undo.forget_all(study) if study.design_locked else []
     db.session.commit()
     undo.discard_unused(study, forgotten)
-    flash(f"The study is now {study.state}.", "success")
+    flash(gettext("The study is now %(state)s.", state=study.state), "success")
     return redirect(url_for("researcher.study", study_id=study.id))
 
 
@@ -337,21 +353,29 @@ def study_edit(study: Study, role: str):
     if not form.slug.errors and form.slug.data != study.slug:
         if study.state != "draft":
             form.slug.errors.append(
-                "The link name cannot change once the study has opened: links are out."
+                gettext("The link name cannot change once the study has opened: links are out.")
             )
         elif slug_taken(form.slug.data, except_id=study.id):
-            form.slug.errors.append(f"Another study uses the link name {form.slug.data!r}.")
+            form.slug.errors.append(
+                gettext("Another study uses the link name %(slug)s.", slug=repr(form.slug.data))
+            )
     if form.n_lists.errors or form.n_lists.data is None:
         pass
     elif form.n_lists.data != study.n_lists and study.design_locked:
-        form.n_lists.errors.append("The lists are part of the frozen design and cannot change now.")
+        form.n_lists.errors.append(
+            gettext("The lists are part of the frozen design and cannot change now.")
+        )
     elif form.n_lists.data % len(CONDITIONS) and any(
         b.task in CONDITION_TASKS for b in study.blocks
     ):
         form.n_lists.errors.append(
-            f"Counterbalancing lists must be a multiple of {len(CONDITIONS)} because the study "
-            "has match, rate or detect blocks (each identity is shown real in half the lists "
-            f"and AI in the other half); you wrote {form.n_lists.data}."
+            gettext(
+                "Counterbalancing lists must be a multiple of %(number)s because the study "
+                "has match, rate or detect blocks (each identity is shown real in half the lists "
+                "and AI in the other half); you wrote %(wrote)s.",
+                number=len(CONDITIONS),
+                wrote=form.n_lists.data,
+            )
         )
     if not form.languages.data and (study.design_locked or "default_language" not in request.form):
         # Not sent (frozen languages are shown disabled): they stay as they are.
@@ -362,14 +386,18 @@ def study_edit(study: Study, role: str):
         form.languages.errors.append(problem)
     elif languages != study_languages(study) and study.design_locked:
         form.languages.errors.append(
-            "The languages are part of the frozen design and cannot change now: participants "
-            "have taken the study in them."
+            gettext(
+                "The languages are part of the frozen design and cannot change now: "
+                "participants have taken the study in them."
+            )
         )
     delay = form.return_redirect_s.data
     if delay is not None and not form.completion_url.data:
         form.return_redirect_s.errors.append(
-            "An automatic return needs a completion link to go to: give the completion link "
-            "above, or leave this empty."
+            gettext(
+                "An automatic return needs a completion link to go to: give the completion link "
+                "above, or leave this empty."
+            )
         )
     if form.errors or form.return_redirect_s.errors or form.languages.errors:
         return _edit_page(study, form, 400)
@@ -398,7 +426,7 @@ def study_edit(study: Study, role: str):
     if changed:
         audit.record("study.edit", researcher=current_user, study=study, fields=changed)
     db.session.commit()
-    flash("Saved." if changed else "Nothing changed.", "success")
+    flash(gettext("Saved.") if changed else gettext("Nothing changed."), "success")
     return redirect(url_for("researcher.study_edit", study_id=study.id))
 
 
@@ -413,12 +441,14 @@ def study_duplicate(study: Study, role: str):
         db.session.rollback()
         abort(
             409,
-            description=(
-                f"An image file of this study is missing from storage ({err}); it cannot be copied."
+            description=gettext(
+                "An image file of this study is missing from storage (%(error)s); it cannot be "
+                "copied.",
+                error=err,
             ),
         )
     db.session.commit()
-    flash(f"Copied into the new draft {copy.name!r}.", "success")
+    flash(gettext("Copied into the new draft %(name)s.", name=repr(copy.name)), "success")
     return redirect(url_for("researcher.study", study_id=copy.id))
 
 
@@ -432,14 +462,14 @@ def study_delete(study: Study, role: str):
     if not form.validate_on_submit():
         return render_template("researcher/study_delete.html", study=study, form=form), 400
     if form.confirm.data != study.slug:
-        form.confirm.errors.append(f"Type {study.slug} exactly to confirm.")
+        form.confirm.errors.append(gettext("Type %(slug)s exactly to confirm.", slug=study.slug))
         return render_template("researcher/study_delete.html", study=study, form=form), 400
     study = lock_for_change(study, "owner")
     title = study.name
     keys = delete_study(study, current_user)
     db.session.commit()
     media.delete_files(unreferenced(keys))
-    flash(f"The study {title!r} and all its data are deleted.", "success")
+    flash(gettext("The study %(name)s and all its data are deleted.", name=repr(title)), "success")
     return redirect(url_for("researcher.studies"))
 
 
@@ -484,13 +514,25 @@ def _members_page(
     )
 
 
+MEMBER_ADDED = {
+    "viewer": N_(
+        "If %(email)s has an account here, they are now a viewer and listed below. If not, ask "
+        "them to sign up with this email first, then add them again."
+    ),
+    "editor": N_(
+        "If %(email)s has an account here, they are now an editor and listed below. If not, ask "
+        "them to sign up with this email first, then add them again."
+    ),
+    "owner": N_(
+        "If %(email)s has an account here, they are now an owner and listed below. If not, ask "
+        "them to sign up with this email first, then add them again."
+    ),
+}
+
+
 def member_added(email: str, role: str) -> str:
     """Say what adding a member did, in the same words whether the email has an account or not."""
-    return (
-        f"If {email} has an account here, they are now a{'n' if role[0] in 'aeiou' else ''} "
-        f"{role} and listed below. If not, ask them to sign up with this email first, then "
-        "add them again."
-    )
+    return gettext(MEMBER_ADDED[role], email=email)
 
 
 def _owner_count(study: Study) -> int:
@@ -545,7 +587,13 @@ def member_add(study: Study, role: str):
     )
     if exists is not None:
         db.session.commit()
-        form.email.errors.append(f"{researcher.email} is a member already ({exists.role}).")
+        form.email.errors.append(
+            gettext(
+                "%(email)s is a member already (%(role)s).",
+                email=researcher.email,
+                role=exists.role,
+            )
+        )
         return _members_page(study, role, form, 400)
     db.session.add(StudyMember(study=study, researcher=researcher, role=form.role.data))
     audit.record(
@@ -566,13 +614,13 @@ def member_role(study: Study, role: str, member_id: int):
     """Change a member's role; the last owner stays an owner."""
     form = MemberRoleForm()
     if not form.validate_on_submit():
-        abort(400, description="Choose one of the roles owner, editor or viewer.")
+        abort(400, description=gettext("Choose one of the roles owner, editor or viewer."))
     # Owners are counted under the study's lock: two owners demoting each other at once
     # are served one after the other, and the second finds the first is the last owner.
     study = lock_for_change(study, "owner")
     member = _member(study, member_id)
     if member.role == "owner" and form.role.data != "owner" and _owner_count(study) == 1:
-        abort(409, description="A study needs an owner: make someone else owner first.")
+        abort(409, description=gettext("A study needs an owner: make someone else owner first."))
     previous, member.role = member.role, form.role.data
     audit.record(
         "member.role",
@@ -583,7 +631,10 @@ def member_role(study: Study, role: str, member_id: int):
         previous=previous,
     )
     db.session.commit()
-    flash(f"{member.researcher.email} is now {member.role}.", "success")
+    flash(
+        gettext("%(email)s is now %(role)s.", email=member.researcher.email, role=member.role),
+        "success",
+    )
     return redirect(url_for("researcher.members", study_id=study.id))
 
 
@@ -598,8 +649,9 @@ def member_author(study: Study, role: str, member_id: int):
     if not form.validate_on_submit():
         abort(
             400,
-            description="The form expired or was incomplete; reload the members page and "
-            "try again.",
+            description=gettext(
+                "The form expired or was incomplete; reload the members page and try again."
+            ),
         )
     study = lock_for_change(study, "owner")
     member = _member(study, member_id)
@@ -607,9 +659,12 @@ def member_author(study: Study, role: str, member_id: int):
     if wanted and not (member.researcher.name or "").strip():
         abort(
             409,
-            description=f"{member.researcher.email} has no display name, so they cannot be "
-            "listed as an author: an email is never shown publicly. Ask them to set a display "
-            "name on their account page first.",
+            description=gettext(
+                "%(email)s has no display name, so they cannot be listed as an author: an email "
+                "is never shown publicly. Ask them to set a display name on their account page "
+                "first.",
+                email=member.researcher.email,
+            ),
         )
     if member.is_author != wanted:
         member.is_author = wanted
@@ -623,7 +678,9 @@ def member_author(study: Study, role: str, member_id: int):
     db.session.commit()
     who = member.researcher.name or member.researcher.email
     flash(
-        f"{who} is {'now' if wanted else 'not'} listed as an author of the public findings page.",
+        gettext("%(name)s is now listed as an author of the public findings page.", name=who)
+        if wanted
+        else gettext("%(name)s is not listed as an author of the public findings page.", name=who),
         "success",
     )
     return redirect(url_for("researcher.members", study_id=study.id))
@@ -642,33 +699,40 @@ def member_remove(study: Study, role: str, member_id: int):
             study,
             role,
             409 if last_owner else 200,
-            title="Leave this study?" if yourself else f"Remove {who} from this study?",
+            title=gettext("Leave this study?")
+            if yourself
+            else gettext("Remove %(name)s from this study?", name=who),
             lines=[
-                (
-                    "You lose access to the study at once; another owner can add you again."
-                    if yourself
-                    else f"{member.researcher.email} ({member.role}) loses access to the study "
-                    "at once. You can add them again later."
+                gettext("You lose access to the study at once; another owner can add you again.")
+                if yourself
+                else gettext(
+                    "%(email)s (%(role)s) loses access to the study at once. You can add them "
+                    "again later.",
+                    email=member.researcher.email,
+                    role=member.role,
                 ),
             ],
-            problems=["A study needs an owner: make someone else owner first."]
+            problems=[gettext("A study needs an owner: make someone else owner first.")]
             if last_owner
             else [],
-            problems_lead="This member cannot be removed now.",
+            problems_lead=gettext("This member cannot be removed now."),
             action=url_for("researcher.member_remove", study_id=study.id, member_id=member.id),
-            button="Leave the study" if yourself else "Remove the member",
+            button=gettext("Leave the study") if yourself else gettext("Remove the member"),
             back=url_for("researcher.members", study_id=study.id),
         )
     require_button()
     study = lock_for_change(study, "owner")
     member = _member(study, member_id)
     if member.role == "owner" and _owner_count(study) == 1:
-        abort(409, description="The last owner cannot be removed: make someone else owner first.")
+        abort(
+            409,
+            description=gettext("The last owner cannot be removed: make someone else owner first."),
+        )
     email = member.researcher.email
     db.session.delete(member)
     audit.record("member.remove", researcher=current_user, study=study, member=email)
     db.session.commit()
-    flash(f"{email} is no longer a member.", "success")
+    flash(gettext("%(email)s is no longer a member.", email=email), "success")
     if member.researcher_id == current_user.id:
         return redirect(url_for("researcher.studies"))
     return redirect(url_for("researcher.members", study_id=study.id))

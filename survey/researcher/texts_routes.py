@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from survey import audit
 from survey.extensions import db
-from survey.i18n import LANGUAGES, RTL_LANGUAGES, study_languages
+from survey.i18n import LANGUAGES, RTL_LANGUAGES, gettext, study_languages
 from survey.models import Study
 from survey.researcher import bp
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
@@ -45,8 +45,11 @@ def _language(study: Study, language: str) -> str:
     if language not in LANGUAGES or language not in languages[1:]:
         abort(
             404,
-            description=f"This study does not run in “{language}” besides its default language: "
-            "choose its languages on the Settings page.",
+            description=gettext(
+                "This study does not run in “%(language)s” besides its default language: "
+                "choose its languages on the Settings page.",
+                language=language,
+            ),
         )
     return language
 
@@ -97,7 +100,7 @@ def study_texts_save(study: Study, role: str, lang: str):
     """Save one language's texts; nothing is saved when one of them is refused."""
     form = ButtonForm()
     if not form.validate_on_submit():
-        abort(400, description="The form was incomplete; reload the page and try again.")
+        abort(400, description=gettext("The form was incomplete; reload the page and try again."))
     # Checked and written under the study's lock: an opening meanwhile is seen whole.
     study = lock_for_change(study, "editor")
     language = _language(study, lang)
@@ -112,7 +115,9 @@ def study_texts_save(study: Study, role: str, lang: str):
         )
     db.session.commit()
     flash(
-        f"The {language_name(language)} texts are saved." if changed else "Nothing changed.",
+        gettext("The %(language)s texts are saved.", language=language_name(language))
+        if changed
+        else gettext("Nothing changed."),
         "success",
     )
     return redirect(url_for("researcher.study_texts_language", study_id=study.id, lang=language))
