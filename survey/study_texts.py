@@ -566,17 +566,8 @@ def _block_texts(block_id: int) -> tuple[SimpleNamespace, dict[str, dict[str, st
     return study, part_texts("block", block_id)
 
 
-def trial_settings(
-    block_id: int, settings: dict[str, Any], frozen: bool, language: str
-) -> dict[str, Any]:
-    """Return a trial's block settings in `language` (the participant's, the page's).
-
-    The trial page's hot path: with `frozen` (a participant of an opened study, whose
-    languages and block texts no longer change) a worker reads a block's texts once and keeps
-    them, keyed by block and checked against the settings they were read with; a preview run
-    of a draft reads them every time. The cache holds every language's texts and the language
-    is the request's, so a text of one language is never served to a participant of another.
-    """
+def _kept_texts(block_id: int, settings: dict[str, Any], frozen: bool) -> _BlockTexts:
+    """Return a block's study languages and texts: kept by the worker with `frozen`, else read."""
     cache = _cache()
     kept = cache.get(block_id) if frozen else None
     if kept is None or kept.settings != settings:
@@ -584,6 +575,32 @@ def trial_settings(
         kept = _BlockTexts(copy.deepcopy(settings), study, written)
         if frozen:
             cache.put(block_id, kept)
+    return kept
+
+
+def trial_texts(
+    block_id: int,
+    settings: dict[str, Any],
+    frozen: bool,
+    language: str,
+    title: str,
+    title_written: str | None,
+) -> tuple[dict[str, Any], str]:
+    """Return a trial's block settings and the study's title in `language` (the participant's,
+    the page's).
+
+    The trial page's hot path: with `frozen` (a participant of an opened study, whose
+    languages and block texts no longer change) a worker reads a block's texts once and keeps
+    them, keyed by block and checked against the settings they were read with; a preview run
+    of a draft reads them every time. The cache holds every language's texts and the language
+    is the request's, so a text of one language is never served to a participant of another.
+    The title can still be corrected once the study has opened, so it is never kept: `title`
+    and `title_written` (the row written in `language`, if any) come with the page's own
+    statement (`statements.PAGE`); the kept languages only say whether `language` is the
+    default, whose title is the study's own.
+    """
+    kept = _kept_texts(block_id, settings, frozen)
     if language == study_languages(kept.study)[0]:
-        return settings
-    return in_language(settings, kept.written.get(language, {}))
+        return settings, title
+    written = in_language(settings, kept.written.get(language, {}))
+    return written, or_default(title_written, title)
