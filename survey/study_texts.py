@@ -20,12 +20,18 @@ from survey.models import Block, Study, StudyQuestion, StudyText
 from survey.questions import Asked
 
 # The study's own texts: key, column holding the default language's text, and its name.
+TITLE_KEY = "title"
 STUDY_TEXTS = (
+    (TITLE_KEY, "title", "Title"),
     ("consent", "consent_text", "Consent text"),
     ("instructions", "instructions_text", "Instructions"),
     ("debrief", "debrief_text", "Debrief"),
 )
 STUDY_COLUMNS = {key: column for key, column, _ in STUDY_TEXTS}
+# The study's own texts written on one line, with the most characters of each (the title's, as
+# its column allows); the others are Markdown.
+TITLE_MAX = 200
+ONE_LINE = {TITLE_KEY: TITLE_MAX}
 # The study's texts kept in its settings: the break message, shown between blocks.
 STUDY_KEYS = (*STUDY_COLUMNS, MESSAGE_KEY)
 # Block settings participants read, by name (a block shows those it has, non-empty).
@@ -48,7 +54,8 @@ class Text:
     key: str
     label: str
     default: str
-    # Consent, instructions and debrief are Markdown; block and question texts are one line.
+    # Consent, instructions and debrief are Markdown; the title, block and question texts are
+    # one line.
     long: bool = False
     block_id: int | None = None
     question_id: int | None = None
@@ -167,7 +174,7 @@ def catalogue(study: Study) -> list[Text]:
     A text empty in the default language is not listed: there is nothing to translate.
     """
     out = [
-        Text(key, label, getattr(study, column), long=True)
+        Text(key, label, getattr(study, column), long=key not in ONE_LINE, most=ONE_LINE.get(key))
         for key, column, label in STUDY_TEXTS
         if (getattr(study, column) or "").strip()
     ]
@@ -294,6 +301,9 @@ def save_translations(
             errors[key] = f"At most {text.limit} characters; this has {len(value)}."
         elif "\x00" in value:
             errors[key] = "The text holds a NUL character, which cannot be stored."
+        elif key == TITLE_KEY and not one_line(value):
+            # Quoted in one-line places: the page's title, the header of every page.
+            errors[key] = "Write the title on one line, without line breaks or tabs."
         elif not text.long and "\n" in value:
             errors[key] = "Write this text on one line."
         elif key.endswith(":label") and value and not _label_ok(value):
@@ -314,6 +324,11 @@ def save_translations(
         _put(study.id, language, texts[key], value)
     db.session.flush()
     return {}, list(changes)
+
+
+def one_line(value: str) -> bool:
+    """Tell whether a text holds no line break, tab or other control character."""
+    return not any(ord(c) < 32 or ord(c) == 127 for c in value)
 
 
 def _label_ok(value: str) -> bool:
@@ -439,7 +454,7 @@ def check_imported(
 def text_for(study: Any, key: str, language: str, default: str | None = None) -> str:
     """Return the study's text `key` in `language`, else in the default language.
 
-    `default` is the default language's text; for the study's own texts ("consent",
+    `default` is the default language's text; for the study's own texts ("title", "consent",
     "instructions", "debrief", "break_message") it is read from the study when not given.
     """
     if default is None:
@@ -454,6 +469,11 @@ def text_for(study: Any, key: str, language: str, default: str | None = None) ->
             StudyText.study_id == study.id, StudyText.language == language, StudyText.key == key
         )
     )
+    return or_default(written, default)
+
+
+def or_default(written: str | None, default: str) -> str:
+    """Return the text written in a language, else (none, or only spaces) the default's."""
     return written if written and written.strip() else default
 
 
@@ -546,17 +566,8 @@ def _block_texts(block_id: int) -> tuple[SimpleNamespace, dict[str, dict[str, st
     return study, part_texts("block", block_id)
 
 
-def trial_settings(
-    block_id: int, settings: dict[str, Any], frozen: bool, language: str
-) -> dict[str, Any]:
-    """Return a trial's block settings in `language` (the participant's, the page's).
-
-    The trial page's hot path: with `frozen` (a participant of an opened study, whose
-    languages and block texts no longer change) a worker reads a block's texts once and keeps
-    them, keyed by block and checked against the settings they were read with; a preview run
-    of a draft reads them every time. The cache holds every language's texts and the language
-    is the request's, so a text of one language is never served to a participant of another.
-    """
+def _kept_texts(block_id: int, settings: dict[str, Any], frozen: bool) -> _BlockTexts:
+    """Return a block's study languages and texts: kept by the worker with `frozen`, else read."""
     cache = _cache()
     kept = cache.get(block_id) if frozen else None
     if kept is None or kept.settings != settings:
@@ -564,6 +575,32 @@ def trial_settings(
         kept = _BlockTexts(copy.deepcopy(settings), study, written)
         if frozen:
             cache.put(block_id, kept)
+    return kept
+
+
+def trial_texts(
+    block_id: int,
+    settings: dict[str, Any],
+    frozen: bool,
+    language: str,
+    title: str,
+    title_written: str | None,
+) -> tuple[dict[str, Any], str]:
+    """Return a trial's block settings and the study's title in `language` (the participant's,
+    the page's).
+
+    The trial page's hot path: with `frozen` (a participant of an opened study, whose
+    languages and block texts no longer change) a worker reads a block's texts once and keeps
+    them, keyed by block and checked against the settings they were read with; a preview run
+    of a draft reads them every time. The cache holds every language's texts and the language
+    is the request's, so a text of one language is never served to a participant of another.
+    The title can still be corrected once the study has opened, so it is never kept: `title`
+    and `title_written` (the row written in `language`, if any) come with the page's own
+    statement (`statements.PAGE`); the kept languages only say whether `language` is the
+    default, whose title is the study's own.
+    """
+    kept = _kept_texts(block_id, settings, frozen)
     if language == study_languages(kept.study)[0]:
-        return settings
-    return in_language(settings, kept.written.get(language, {}))
+        return settings, title
+    written = in_language(settings, kept.written.get(language, {}))
+    return written, or_default(title_written, title)

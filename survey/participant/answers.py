@@ -110,6 +110,7 @@ class PageState:
     status: str
     is_preview: bool
     consented: bool
+    # The study's title in the default language (`title_written` below: in the participant's).
     study_title: str
     # The study takes this participant's answers now (see `takes_answers`).
     taking_answers: bool
@@ -119,6 +120,9 @@ class PageState:
     ticket: str = ""
     # The participant's language (survey/i18n.py): the page's words.
     language: str = "en"
+    # The study's title as written in the participant's language (None: not written); which of
+    # the two the page shows, `study_texts.trial_texts` says.
+    title_written: str | None = None
     # A page between trials (block instructions, a break, a block's questions) comes before
     # the current trial, or after the last when every trial is answered (survey/flow.py).
     step_due: bool = False
@@ -205,6 +209,7 @@ def _page_state(
         is_preview=first.is_preview,
         consented=first.consented_at is not None,
         study_title=first.study_title,
+        title_written=first.title_written,
         taking_answers=takes_answers(first.study_state, first.is_preview),
         current=current,
         next_images=next_images,

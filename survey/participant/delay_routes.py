@@ -22,6 +22,7 @@ from survey.participant.routes import (
     _participant_or_entry,
     _remember,
     _study_closed,
+    _title,
     _unavailable,
 )
 
@@ -34,7 +35,7 @@ def _gate(slug: str, gate: str) -> tuple[service.StudyView, Participant, delay.D
         target = url_for("participant.entry", slug=slug) if view is None else _next_url(slug, view)
         abort(redirect(target))
     if not statements.takes_answers(study.state, view.is_preview):
-        abort(_study_closed(slug, study.title, view.is_preview))
+        abort(_study_closed(slug, _title(study), view.is_preview))
     participant = db.session.get(Participant, view.id)
     wait = delay.study_delay(study.id)
     if wait is None or delay.pending(participant, wait) != gate or not _at_test(participant):

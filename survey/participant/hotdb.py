@@ -122,7 +122,7 @@ class HotPathState:
         self.questions_html: BoundedCache[tuple, Any] = BoundedCache(1024)
         # Block id -> its study's languages and its texts in them, for the trial pages of
         # opened studies, whose languages and block texts are frozen
-        # (`survey.study_texts.trial_settings`).
+        # (`survey.study_texts.trial_texts`).
         self.block_texts: BoundedCache[int, Any] = BoundedCache(4096)
         # Image public ids -> their display files' storage keys (`routes._display_key`).
         self.display_keys: BoundedCache[str, str] = BoundedCache(4096)

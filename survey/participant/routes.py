@@ -254,13 +254,18 @@ def _page(
     """Render a flow page with the header's study title, preview flag and withdraw link (in the
     language `_speak` chose)."""
     context.setdefault("survey_slug", study.slug if study is not None else None)
-    context.setdefault("survey_title", study.title if study is not None else None)
+    context.setdefault("survey_title", _title(study) if study is not None else None)
     context.setdefault(
         "participant_here", participant is not None and participant.status != "withdrawn"
     )
     context.setdefault("preview_run", participant is not None and participant.is_preview)
     context.setdefault("csrf_token", participant_csrf.token)
     return render_template(template, study=study, participant=participant, **context)
+
+
+def _title(study: service.StudyView) -> str:
+    """Return the study's title in the page's language (else the default language's)."""
+    return study_texts.text_for(study, study_texts.TITLE_KEY, i18n.current_language())
 
 
 def _unavailable(
@@ -306,7 +311,9 @@ def _may_resume(
 
 
 def _study_closed(slug: str, title: str, is_preview: bool) -> WerkzeugResponse:
-    """Tell a participant in progress that the study closed: nothing more is stored (410)."""
+    """Tell a participant in progress that the study closed: nothing more is stored (410).
+
+    `title` is the study's in the page's language (`_title`)."""
     page = _page(
         "participant/message.html",
         survey_slug=slug,
@@ -517,7 +524,7 @@ def instructions(slug: str):
             else _next_url(slug, participant)
         )
     if not statements.takes_answers(study.state, participant.is_preview):
-        return _study_closed(slug, study.title, participant.is_preview)
+        return _study_closed(slug, _title(study), participant.is_preview)
     return _page(
         "participant/instructions.html",
         study=study,
@@ -566,11 +573,8 @@ def _figures(trial: answers.TrialView) -> list[tuple[str, str, str, str]]:
 
 def _render_trial(slug: str, state: answers.PageState, error: str = "", status: int = 200):
     """Render the current trial of a participant."""
-    # The block's texts in the participant's language (a preview's draft may still change).
+    settings, title = _trial_texts(state)
     language = i18n.current_language()
-    settings = study_texts.trial_settings(
-        state.current.block_id, state.current.settings, not state.is_preview, language
-    )
     trial = dataclasses.replace(state.current, settings=settings)
     questions = forms.questions_for(trial.task, trial.settings, trial.is_attention)
     instruction = (
@@ -582,7 +586,7 @@ def _render_trial(slug: str, state: answers.PageState, error: str = "", status: 
         _page(
             "participant/trial.html",
             survey_slug=slug,
-            survey_title=state.study_title,
+            survey_title=title,
             participant_here=True,
             preview_run=state.is_preview,
             state=state,
@@ -595,6 +599,19 @@ def _render_trial(slug: str, state: answers.PageState, error: str = "", status: 
             error=error,
         ),
         status,
+    )
+
+
+def _trial_texts(state: answers.PageState) -> tuple[dict, str]:
+    """Return the current trial's block settings and the study's title in the page's language
+    (the block's texts of a preview's draft may still change: read every time)."""
+    return study_texts.trial_texts(
+        state.current.block_id,
+        state.current.settings,
+        not state.is_preview,
+        i18n.current_language(),
+        state.study_title,
+        state.title_written,
     )
 
 
@@ -621,7 +638,7 @@ def trial(slug: str):
         # Block instructions, a break or a block's questions come first.
         return redirect(url_for("participant.step", slug=slug))
     if not state.taking_answers:
-        return _study_closed(slug, state.study_title, state.is_preview)
+        return _study_closed(slug, _trial_texts(state)[1], state.is_preview)
     held = delay.held_back(public_id, state.current.task, state.current.settings)
     if held is not None:
         # The test phase waits behind its distractor or second session: this page was not
@@ -741,7 +758,7 @@ def _closed_since(slug: str, public_id: str) -> WerkzeugResponse:
     if participant is not None and participant.status == "expired":
         # Refused because the participant's time ran out, not because the study closed.
         return _unavailable("expired", study=study, participant=participant)
-    return _study_closed(slug, study.title, participant is not None and participant.is_preview)
+    return _study_closed(slug, _title(study), participant is not None and participant.is_preview)
 
 
 def _store(
@@ -826,7 +843,7 @@ def step(slug: str):
     if not statements.takes_answers(study.state, participant.is_preview):
         if participant.status == "completed":
             return redirect(url_for("participant.done", slug=slug), 303)
-        return _study_closed(slug, study.title, participant.is_preview)
+        return _study_closed(slug, _title(study), participant.is_preview)
     where = service.flow_position(participant.id)
     found = block_flow.pending(
         where.steps, where.passed, where.current, participant.status == "completed"

@@ -8,7 +8,8 @@ from collections import namedtuple
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from survey.models import Block, Image, Participant, Response, Study, Trial, db_now
+from survey.models import Block, Image, Participant, Response, Study, StudyText, Trial, db_now
+from survey.study_texts import TITLE_KEY
 
 
 # A study stores a participant's answers while it is open, and a researcher's preview run's
@@ -37,6 +38,19 @@ _TOTAL = (
     .scalar_subquery()
 )
 
+# The study's title as written in the participant's language (none: the default's is read), in
+# the page's own statement: a title can be corrected while the study is open, so no worker
+# keeps it (`study_texts.trial_texts`). One row by the (study, language, key) unique key.
+_TITLE_WRITTEN = (
+    sa.select(StudyText.text)
+    .where(
+        StudyText.study_id == Study.id,
+        StudyText.language == Participant.language,
+        StudyText.key == TITLE_KEY,
+    )
+    .scalar_subquery()
+)
+
 # A trial page's rows: the participant's columns, then those of one unanswered trial (all
 # None when every trial is answered), named as `PageRow` reads them.
 _PAGE_COLUMNS = {
@@ -47,6 +61,7 @@ _PAGE_COLUMNS = {
     # The page's language, read with it: the trial page costs no statement more for it.
     "language": Participant.language,
     "study_title": Study.title,
+    "title_written": _TITLE_WRITTEN,
     "study_state": Study.state,
     "trial_id": Trial.id,
     "position": Trial.position,

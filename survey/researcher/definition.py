@@ -31,13 +31,16 @@ from survey.stimuli.manifest import validate_identity_code
 from survey.study_texts import (
     MAX_LONG_TEXT,
     MAX_SHORT_TEXT,
+    ONE_LINE,
     STUDY_KEYS,
+    TITLE_MAX,
     Text,
     add_part_texts,
     add_study_texts,
     block_texts,
     check_imported,
     check_languages,
+    one_line,
     part_texts,
     question_texts,
     study_texts,
@@ -50,7 +53,7 @@ MAX_QUESTIONS = 100
 MAX_IDENTITIES = 2000
 TEXT_LIMITS = {
     "name": 200,
-    "title": 200,
+    "title": TITLE_MAX,
     "description": MAX_TEXT,
     "consent_text": MAX_TEXT,
     "instructions_text": MAX_TEXT,
@@ -157,14 +160,20 @@ def _text(value: Any, where: str, limit: int) -> str:
 
 
 def _study_texts(raw: Any) -> dict[str, dict[str, str]]:
-    """Check the study's own texts in other languages (the break message is shorter)."""
+    """Check the study's own texts in other languages (the break message and the title are
+    shorter, and the title is one line)."""
     texts = check_imported(raw, "study.texts", STUDY_KEYS, MAX_LONG_TEXT)
     for language, by_key in texts.items():
-        if len(by_key.get(MESSAGE_KEY, "")) > MESSAGE_MAX:
-            raise ValueError(
-                f"study.texts.{language}.{MESSAGE_KEY} must be text of at most "
-                f"{MESSAGE_MAX} characters"
-            )
+        for key, most in {MESSAGE_KEY: MESSAGE_MAX, **ONE_LINE}.items():
+            if len(by_key.get(key, "")) > most:
+                raise ValueError(
+                    f"study.texts.{language}.{key} must be text of at most {most} characters"
+                )
+        for key in ONE_LINE:
+            if not one_line(by_key.get(key, "")):
+                raise ValueError(
+                    f"study.texts.{language}.{key} must be one line, without line breaks or tabs"
+                )
     return texts
 
 
@@ -178,7 +187,7 @@ def _study_fields(raw: dict[str, Any]) -> dict[str, Any]:
     if not fields["title"]:
         raise ValueError("study.title is missing or empty")
     for name in ("title", "name"):
-        if any(ord(c) < 32 or ord(c) == 127 for c in fields[name]):
+        if not one_line(fields[name]):
             # Quoted in one-line places: page titles, citations, the R script's header.
             raise ValueError(f"study.{name} must be one line, without line breaks or tabs")
     # Definitions written before studies had an internal name: the title stands in.

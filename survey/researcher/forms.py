@@ -46,6 +46,7 @@ from survey.ending import (
 from survey.i18n import LANGUAGES, N_, gettext
 from survey.models import MIN_PASSWORD_LENGTH, ROLES, TASKS
 from survey.study_texts import language_name
+from survey.study_texts import one_line as on_one_line
 
 MAX_PASSWORD_LENGTH = 1024
 MAX_TEXT = 20000
@@ -103,7 +104,7 @@ def email_address(form: Form, field: StringField) -> None:
 
 def one_line(form: Form, field: StringField) -> None:
     """Refuse line breaks, tabs and other control characters in a one-line text."""
-    if field.data and any(ord(c) < 32 or ord(c) == 127 for c in field.data):
+    if field.data and not on_one_line(field.data):
         raise ValidationError(gettext("Write it on one line, without line breaks or tabs."))
 
 

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
-from survey.models import Participant, Response, Study, Trial
+from survey.models import Participant, Response, Study, StudyText, Trial
 from tests.browser.helpers import answer_by_pointer, read_questions, stored_as
 from tests.helpers import DEMO_TRIALS, refreeze, seed_quick_demo
 
@@ -43,17 +43,26 @@ WORDS = {
     },
 }
 
+# The demo's title in each language (its other texts are read in English, the default's).
+TITLES = {
+    "de": "Gesichter und erste Eindrücke (Demo)",
+    "ar": "الوجوه والانطباعات الأولى (عرض تجريبي)",
+}
+
 # Past the instructions: the first trial, or a page before it (a block's instructions).
 PAST_INSTRUCTIONS = re.compile(r".*/s/demo/(trial|step)$")
 
 
 @pytest.fixture
 def demo(app, monkeypatch):
-    """The demo study in English, German and Arabic; returns its id."""
+    """The demo study in English, German and Arabic (its title written in each); returns its
+    id."""
     study_id = seed_quick_demo(app, monkeypatch)
     with app.app_context():
         study = db.session.get(Study, study_id)
         study.settings = {**(study.settings or {}), "languages": ["en", "de", "ar"]}
+        for language, title in TITLES.items():
+            db.session.add(StudyText(study_id=study_id, language=language, key="title", text=title))
         db.session.commit()
         refreeze(study_id)
     return study_id
@@ -81,6 +90,8 @@ def take_demo(page, base: str, language: str, rng: random.Random) -> dict[int, d
     words = WORDS[language]
     page.goto(f"{base}/s/demo?PROLIFIC_PID=phone{language}&lang={language}")
     assert page.get_attribute("html", "lang") == language
+    assert page.locator("h1").inner_text() == TITLES[language]
+    assert page.locator(".survey-title").inner_text() == TITLES[language]
     check_page(page, f"{language}-consent")
     page.get_by_role("button", name=words["agree"]).tap()
     page.wait_for_url("**/s/demo/instructions")

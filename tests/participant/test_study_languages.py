@@ -15,9 +15,9 @@ from survey.demo import DEBRIEF, INSTRUCTIONS
 from survey.extensions import db
 from survey.models import Participant, Study, StudyText
 from survey.participant.hotdb import hot_path
-from survey.participant.simulate import agree
+from survey.participant.simulate import agree, is_step, parse_trial_form
 from survey.study_texts import catalogue, text_for
-from tests.helpers import DEMO_TRIALS
+from tests.helpers import DEMO_TRIALS, set_study
 from tests.participant.support import advance_to, answer_trials, first_answers, trial_form
 
 
@@ -33,6 +33,21 @@ def translate(app, study_id: int, language: str, only: tuple[str, ...] | None = 
         db.session.commit()
 
 
+TITLE = "Faces and first impressions (demo)"
+
+
+def shows_title(html: str, title: str) -> bool:
+    """Tell whether a participant page shows `title` in its header and its window's title."""
+    header = f'<span class="survey-title" dir="auto">{title}</span>' in html
+    return header and in_window_title(html, title)
+
+
+def in_window_title(html: str, title: str) -> bool:
+    """Tell whether a page's window title ends with `title` (a trial page's header shows the
+    progress instead)."""
+    return f"— {title}</title>" in html
+
+
 def page(client, url: str) -> str:
     """GET a page that must answer 200 and return its text."""
     response = client.get(url)
@@ -44,24 +59,57 @@ def test_every_page_around_the_trials_reads_the_chosen_language(app, demo, clien
     translate(app, demo, "de")
     consent = page(client, "/s/demo?lang=de")
     assert "DE: <strong>Welcome.</strong>" in consent
+    assert f'<h1 id="consent-title" dir="auto">DE: {TITLE}</h1>' in consent
+    assert shows_title(consent, f"DE: {TITLE}")
     # The consent form keeps the language for the next step.
     assert re.search(r'action="/s/demo/consent\?lang=de"', consent)
     assert "DE:" not in page(client, "/s/demo") and "<strong>Welcome.</strong>" in consent
     assert agree(client, "demo", "?lang=de").status_code == 303
     # From the consent on, the participant's language is kept: no ?lang= needed.
-    assert "DE: You will see faces" in page(client, "/s/demo/instructions")
+    instructions = page(client, "/s/demo/instructions")
+    assert "DE: You will see faces" in instructions and shows_title(instructions, f"DE: {TITLE}")
     answer_trials(client, DEMO_TRIALS)
     questions = page(client, "/s/demo/questions")
+    assert shows_title(questions, f"DE: {TITLE}")
     assert "DE: Your age" in questions and ">DE: Woman<" in questions
     assert '<span class="visually-hidden"> (DE: Very familiar)</span>' in questions
     assert 'value="woman"' in questions  # the stored values stay the same in every language
     skipped = client.post("/s/demo/questions", data={"skip": "1"})
     assert skipped.status_code == 303
-    assert "DE: Thank you!" in page(client, "/s/demo/done")
+    done = page(client, "/s/demo/done")
+    assert "DE: Thank you!" in done and shows_title(done, f"DE: {TITLE}")
     # Another participant of the same study, in English, reads none of it.
     english = app.test_client()
     assert agree(english, "demo").status_code == 303
     assert "DE:" not in page(english, "/s/demo/instructions")
+    assert shows_title(page(english, "/s/demo/instructions"), TITLE)
+
+
+def _to_step(client) -> str:
+    """Answer trials until a page between trials is due; return that page."""
+    for _ in range(DEMO_TRIALS):
+        response = client.get("/s/demo/trial")
+        if is_step(response):
+            return page(client, "/s/demo/step")
+        form = parse_trial_form(response.get_data(as_text=True))
+        assert client.post(form.action, data=first_answers(form)).status_code == 303
+    raise AssertionError("no page between trials came")
+
+
+def test_the_title_reads_in_the_participants_language_on_every_page(app, demo, client):
+    translate(app, demo, "de")
+    agree(client, "demo", "?lang=de")
+    english = app.test_client()
+    agree(english, "demo")
+    for who, title in ((client, f"DE: {TITLE}"), (english, TITLE)):
+        assert shows_title(_to_step(who), title)
+        advance_to(who, {"scale_trust", "scale_professional"})
+        assert in_window_title(page(who, "/s/demo/trial"), title)
+        assert shows_title(page(who, "/s/demo/withdraw"), title)
+    # A study closed under a participant: its page says so under the participant's title.
+    set_study(app, demo, state="closed")
+    closed = client.get("/s/demo/trial")
+    assert closed.status_code == 410 and shows_title(closed.get_data(as_text=True), f"DE: {TITLE}")
 
 
 def test_a_trial_page_shows_its_block_texts_in_each_participants_language(app, demo, client):
@@ -117,13 +165,15 @@ def test_a_learn_trial_names_the_person_in_the_label_of_the_language(app, demo, 
 
 def test_a_missing_text_falls_back_to_the_default_language(app, demo, client):
     translate(app, demo, "fr", only=("consent", "scale:trust:question"))
-    assert "FR: <strong>Welcome.</strong>" in page(client, "/s/demo?lang=fr")
+    consent = page(client, "/s/demo?lang=fr")
+    assert "FR: <strong>Welcome.</strong>" in consent
+    assert f'<h1 id="consent-title" dir="auto">{TITLE}</h1>' in consent
     agree(client, "demo", "?lang=fr")
     instructions = page(client, "/s/demo/instructions")
     assert "FR:" not in instructions and "You will see faces" in instructions
     advance_to(client, {"scale_trust", "scale_professional"})
     html = page(client, "/s/demo/trial")
-    assert "FR: How much do you trust this person?" in html
+    assert "FR: How much do you trust this person?" in html and in_window_title(html, TITLE)
     assert "How professional does this person look?" in html and "FR: How prof" not in html
     # A language the study does not offer reads the default.
     german = app.test_client()
@@ -133,6 +183,7 @@ def test_a_missing_text_falls_back_to_the_default_language(app, demo, client):
     with app.app_context():
         study = db.session.get(Study, demo)
         assert text_for(study, "debrief", "fr") == DEBRIEF
+        assert text_for(study, "title", "fr") == TITLE
         assert text_for(study, "consent", "fr").startswith("FR: **Welcome.**")
         assert text_for(study, "instructions", "en") == INSTRUCTIONS
         empty = db.session.scalar(sa.select(StudyText).where(StudyText.key == "consent"))
@@ -174,11 +225,12 @@ def test_a_single_language_codebook_is_as_before(app, demo):
 
 
 def block_text_reads(app, client, urls: list[str]) -> int:
-    """GET trial pages with a worker that has no block texts kept yet; count study_text reads."""
+    """GET trial pages with a worker that has no block texts kept yet; count the reads of a
+    block's texts (the page's own statement reads the title in its language)."""
     read: list[str] = []
 
     def count(conn, cursor, statement, *args):
-        if "study_text" in statement:
+        if "study_text.block_id" in statement:
             read.append(statement)
 
     with app.app_context():
@@ -204,3 +256,40 @@ def test_an_opened_studys_block_texts_are_read_once_per_worker(app, demo, client
         db.session.execute(sa.update(Participant).values(is_preview=True))
         db.session.commit()
     assert block_text_reads(app, client, urls) == 3
+
+
+def test_a_trial_page_reads_its_title_in_its_own_statement_and_never_keeps_it(app, demo, client):
+    translate(app, demo, "de")
+    agree(client, "demo", "?lang=de")
+    advance_to(client, {"scale_trust", "scale_professional"})
+    assert in_window_title(page(client, "/s/demo/trial"), f"DE: {TITLE}")
+    run: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        run.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+        # The title is corrected while the study is open (its texts can be, on the Languages
+        # page): the next page shows the new one.
+        db.session.execute(
+            sa.update(StudyText)
+            .where(StudyText.language == "de", StudyText.key == "title")
+            .values(text="Gesichter und erste Eindrücke")
+        )
+        # A row in the default language (left from when German was the default, say) is
+        # never read: the default language's title is the study's own.
+        db.session.add(StudyText(study_id=demo, language="en", key="title", text="Stale"))
+        db.session.commit()
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        html = page(client, "/s/demo/trial")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert in_window_title(html, "Gesichter und erste Eindrücke")
+    assert len(run) == 1 and "study_text" in run[0]
+    english = app.test_client()
+    agree(english, "demo")
+    advance_to(english, {"scale_trust", "scale_professional"})
+    assert in_window_title(page(english, "/s/demo/trial"), TITLE)
+    assert shows_title(page(english, "/s/demo/instructions"), TITLE)

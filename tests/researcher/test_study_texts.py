@@ -153,6 +153,7 @@ def test_missing_texts_are_listed_per_kind_and_language(app, team, owner_client)
             sa.select(StudyQuestion.id).where(StudyQuestion.code == "familiar")
         )
     expected = [
+        "title",
         "consent",
         "debrief",
         f"block:{impressions}:scale:trust:question",
@@ -175,8 +176,9 @@ def test_missing_texts_are_listed_per_kind_and_language(app, team, owner_client)
         assert [t.key for t in left["de"]] == expected[done:]
         assert [t.key for t in left["fr"]] == expected
     page = text(owner_client.get(f"/r/studies/{team.study_id}/texts"))
-    assert "All 11 texts written." in page and "11 of 11 missing" in page
-    assert page.count('<td class="missing">') == 11
+    assert "All 12 texts written." in page and "12 of 12 missing" in page
+    assert page.count('<td class="missing">') == 12
+    assert '<th scope="row">Title</th>' in page
 
 
 def test_the_languages_page_shows_each_text_beside_the_default(app, team, owner_client):
@@ -184,7 +186,11 @@ def test_the_languages_page_shows_each_text_beside_the_default(app, team, owner_
     page = text(owner_client.get(f"/r/studies/{team.study_id}/texts/ar"))
     assert "Arabic (العربية) texts" in page
     assert "How much do you trust this person?" in page and "I agree to take part." in page
-    assert page.count('dir="rtl"') == 5 and page.count("badge missing") == 5
+    assert page.count('dir="rtl"') == 6 and page.count("badge missing") == 6
+    # The title is one line, written beside the default language's.
+    title = re.search(r'<input id="text-title" name="title" type="text"[^>]*>', page)
+    assert title and 'dir="rtl"' in title.group(0)
+    assert '<div class="default-text" lang="en">Trust in headshots</div>' in page
     # The default language is written on the settings page; a language not chosen is no page.
     assert owner_client.get(f"/r/studies/{team.study_id}/texts/en").status_code == 404
     assert owner_client.get(f"/r/studies/{team.study_id}/texts/fr").status_code == 404
@@ -229,8 +235,8 @@ def test_text_problems_name_a_few_and_count_the_rest(app, team, owner_client):
     choose_languages(owner_client, team.study_id, ["en", "zh"], "en")
     with app.app_context():
         (problem,) = text_problems(db.session.get(Study, team.study_id))
-    assert problem.startswith("The Chinese (简体中文) texts are not all written: Consent text; ")
-    assert "; and 6 more. Write them" in problem
+    assert problem.startswith("The Chinese (简体中文) texts are not all written: Title; Consent ")
+    assert "; and 7 more. Write them" in problem
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -306,6 +312,57 @@ def test_after_opening_study_texts_can_be_corrected_but_not_emptied(app, team, o
     assert re.search(rf'name="{re.escape(block_key)}"[^>]*\n?[^>]*disabled', page)
 
 
+# --- the title ----------------------------------------------------------------------------
+
+
+def test_the_title_is_written_per_language_on_one_line(app, team, owner_client):
+    choose_languages(owner_client, team.study_id, ["en", "de"], "en")
+    title_row = re.compile(
+        r'<th scope="row">Title</th>\s*<td class="written">written</td>\s*'
+        r'<td class="(missing|written)">'
+    )
+    page = text(owner_client.get(f"/r/studies/{team.study_id}/texts"))
+    assert title_row.search(page).group(1) == "missing"
+    assert f"/r/studies/{team.study_id}/texts/de#text-title" in page
+    for wrong, message in (
+        ("Vertrauen\tin Porträts", "Write the title on one line, without line breaks or tabs."),
+        ("Vertrauen\nin Porträts", "Write the title on one line, without line breaks or tabs."),
+        ("x" * 201, "At most 200 characters; this has 201."),
+    ):
+        response = save(owner_client, team.study_id, "de", {"title": wrong})
+        assert response.status_code == 400 and message in text(response)
+    assert rows(app, team.study_id) == {}
+    saved = save(owner_client, team.study_id, "de", {"title": "  Vertrauen in Porträts "})
+    assert saved.status_code == 302
+    assert rows(app, team.study_id) == {("de", "title"): "Vertrauen in Porträts"}
+    page = text(owner_client.get(f"/r/studies/{team.study_id}/texts"))
+    assert title_row.search(page).group(1) == "written"
+
+
+def test_a_missing_title_keeps_the_study_from_opening(app, team, owner_client):
+    choose_languages(owner_client, team.study_id, ["en", "de"], "en")
+    texts = german(app, team.study_id)
+    del texts["title"]
+    save(owner_client, team.study_id, "de", texts)
+    with app.app_context():
+        lacking = missing(db.session.get(Study, team.study_id))
+    assert [t.key for t in lacking["de"]] == ["title"]
+    response = owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"})
+    assert response.status_code == 409
+    assert "The German (Deutsch) texts are not all written: Title. Write them" in text(response)
+    assert save(owner_client, team.study_id, "de", {"title": "Vertrauen"}).status_code == 302
+    response = owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"})
+    assert response.status_code == 302
+    # Once open, like the other texts of the study: corrected, never emptied.
+    assert (
+        save(owner_client, team.study_id, "de", {"title": "Vertrauen in Porträts"}).status_code
+        == 302
+    )
+    response = save(owner_client, team.study_id, "de", {"title": ""})
+    assert response.status_code == 400 and "it cannot be emptied now" in text(response)
+    assert rows(app, team.study_id)[("de", "title")] == "Vertrauen in Porträts"
+
+
 # --- texts going with their blocks and questions ------------------------------------------
 
 
@@ -351,7 +408,11 @@ def test_a_copy_and_a_definition_carry_the_translations(app, team, owner_client)
     original = sorted(rows(app, team.study_id).values())
     definition = owner_client.get(f"/r/studies/{team.study_id}/definition.json").get_json()
     assert definition["study"]["texts"] == {
-        "de": {"consent": "DE I agree to take part.", "debrief": "DE Thank you."}
+        "de": {
+            "title": "DE Trust in headshots",
+            "consent": "DE I agree to take part.",
+            "debrief": "DE Thank you.",
+        }
     }
     impressions = next(b for b in definition["blocks"] if b["name"] == "impressions")
     assert impressions["texts"]["de"]["scale:trust:low_anchor"] == "DE Not at all"
@@ -375,14 +436,22 @@ def test_a_copy_and_a_definition_carry_the_translations(app, team, owner_client)
                 f"question:{q.id}:" for q in study.questions
             }
         for _, key in rows(app, new_id):
-            assert key in ("consent", "debrief") or any(key.startswith(i) for i in ids)
+            assert key in ("title", "consent", "debrief") or any(key.startswith(i) for i in ids)
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         (lambda d: d["study"].update(texts={"xx": {"consent": "?"}}), "'xx' is not a language"),
-        (lambda d: d["study"].update(texts={"de": {"title": "?"}}), "'title' is not a text"),
+        (lambda d: d["study"].update(texts={"de": {"name": "?"}}), "'name' is not a text"),
+        (
+            lambda d: d["study"].update(texts={"de": {"title": "x" * 201}}),
+            "study.texts.de.title must be text of at most 200 characters",
+        ),
+        (
+            lambda d: d["study"].update(texts={"de": {"title": "Gesichter\tund Eindrücke"}}),
+            "study.texts.de.title must be one line, without line breaks or tabs",
+        ),
         (
             lambda d: d["blocks"][1].update(texts={"de": {"scale:nope:question": "?"}}),
             "blocks[1].texts.de: 'scale:nope:question' is not a text this part has",
@@ -414,10 +483,11 @@ def test_the_break_message_is_a_text_per_language_too(app, team, owner_client):
         study.settings = {**study.settings, "block_breaks": True, "break_message": "Stretch."}
         db.session.commit()
         assert [t.key for t in missing(study)["de"]] == [
+            "title",
             "consent",
             "debrief",
             "break_message",
-            *[t.key for t in missing(study)["de"][3:]],
+            *[t.key for t in missing(study)["de"][4:]],
         ]
     page = text(owner_client.get(f"/r/studies/{team.study_id}/texts/de"))
     assert "Break message" in page and "Stretch." in page
