@@ -9,6 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from flask_babel.speaklater import LazyString
+from markupsafe import Markup, escape
+
 LANGUAGES: dict[str, str] = {
     "en": "English",
     "de": "Deutsch",
@@ -234,3 +237,20 @@ def _compile(po_path: Path, mo_path: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+class LazyText(LazyString):
+    """A message translated when it is shown (a label, a help text, a validator's message).
+
+    Flask-Babel's lazy string, but a template escapes it like any other text: Flask-Babel's
+    own counts as markup, so "/s/<link name>" would become a tag and "'" would not be escaped.
+    """
+
+    def __html__(self) -> Markup:
+        return escape(str(self))
+
+
+def lazy_gettext(message: str, **variables: Any) -> LazyText:
+    """Return `message` translated in the language of the page that shows it (%(name)s
+    placeholders filled with `variables`); for labels and messages set when a module loads."""
+    return LazyText(gettext, message, **variables)

@@ -6,7 +6,6 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -16,6 +15,7 @@ from werkzeug.wrappers import Response
 from survey import audit, ratelimit
 from survey.extensions import db
 from survey.i18n import gettext
+from survey.i18n import lazy_gettext as _l
 from survey.models import AuditEvent, Researcher, Study, utcnow
 from survey.researcher import bp
 from survey.researcher.forms import (

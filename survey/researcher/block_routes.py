@@ -7,7 +7,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
 
@@ -27,6 +26,7 @@ from survey.block_settings import (
 from survey.design import block_order
 from survey.extensions import db
 from survey.i18n import gettext
+from survey.i18n import lazy_gettext as _l
 from survey.markup import render_markdown
 from survey.models import Block, Identity, Study, StudyQuestion
 from survey.researcher import bp, undo

@@ -6,10 +6,8 @@ import re
 from urllib.parse import urlsplit
 
 from flask import abort
-from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from markupsafe import Markup, escape
 from wtforms import (
     BooleanField,
     FieldList,
@@ -43,7 +41,7 @@ from survey.ending import (
     RETURN_REDIRECT_MIN_S,
     redirect_problem,
 )
-from survey.i18n import LANGUAGES, N_, gettext
+from survey.i18n import LANGUAGES, N_, LazyText, gettext, lazy_gettext
 from survey.models import MIN_PASSWORD_LENGTH, ROLES, TASKS
 from survey.study_texts import language_name
 from survey.study_texts import one_line as on_one_line
@@ -54,23 +52,6 @@ EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 SLUG_RE = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 BLOCK_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 _-]*$"
 COMPLETION_CODE_RE = r"^[A-Za-z0-9_.-]+$"
-
-
-class LazyText(LazyString):
-    """A message translated when it is shown (a label, a help text, a validator's message).
-
-    Flask-Babel's lazy string, but a template escapes it like any other text: Flask-Babel's
-    own counts as markup, so "/s/<link name>" would become a tag and "'" would not be escaped.
-    """
-
-    def __html__(self) -> Markup:
-        return escape(str(self))
-
-
-def lazy_gettext(message: str, **variables) -> LazyText:
-    """Return `message` translated in the language of the page that shows it (%(name)s
-    placeholders filled with `variables`); for labels and messages set when a module loads."""
-    return LazyText(gettext, message, **variables)
 
 
 _l = lazy_gettext

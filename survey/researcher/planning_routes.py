@@ -7,12 +7,12 @@ import math
 from typing import Any
 
 from flask import render_template, request
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, IntegerField, RadioField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional
 
 from survey.i18n import gettext
+from survey.i18n import lazy_gettext as _l
 from survey.models import Study
 from survey.researcher import bp, planning
 from survey.researcher.access import requires_role

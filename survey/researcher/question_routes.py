@@ -7,7 +7,6 @@ transaction, that the study is still a draft (`require_questions_editable`).
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
@@ -17,6 +16,7 @@ from wtforms.validators import InputRequired, Length
 from survey import audit
 from survey.extensions import db
 from survey.i18n import gettext
+from survey.i18n import lazy_gettext as _l
 from survey.models import Study, StudyQuestion
 from survey.questions import KIND_LABELS, KINDS, check_code, clean_spec, describe, spec_as_form
 from survey.researcher import bp, undo

@@ -8,7 +8,7 @@ from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from survey.i18n import N_, gettext
-from survey.researcher.forms import lazy_gettext as _l
+from survey.i18n import lazy_gettext as _l
 from survey.researcher.forms import options
 from survey.stimuli.manifest import FIELD_LIMITS, ROLE_SOURCES, validate_identity_code
 
