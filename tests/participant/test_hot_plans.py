@@ -3,7 +3,8 @@
 A prepared statement keeps its generic plan. One made at a study's launch on a new database,
 while the tables hold a few rows (and, without autovacuum, before any statistics exist), must
 not walk every unanswered trial of every participant once thousands have arrived: each scan
-of a trial or a participant has to be an index lookup by a key the statement is given.
+of a trial, a participant or a study text has to be an index lookup by a key the statement
+is given.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tests.participant.support import participants, trial_form, trial_id
 pytestmark = pytest.mark.postgres
 
 PARAMETER = re.compile(r"%\((\w+)\)s")
-KEYED_TABLES = {"trial", "participant"}
+KEYED_TABLES = {"trial", "participant", "study_text"}
 
 
 def scans(plan: dict) -> Iterator[dict]:
@@ -66,7 +67,7 @@ def literal(connection, value) -> str:
 
 
 def unkeyed(plan: dict) -> list[str]:
-    """The scans of a trial or participant that are not an index lookup by a condition."""
+    """The scans of a keyed table that are not an index lookup by a condition."""
     return [
         f"{node['Node Type']} on {node['Relation Name']} ({node.get('Index Name', '')})"
         for node in scans(plan)
