@@ -803,6 +803,20 @@ def test_exports_page_lists_every_file_with_counts(client, study_id, member):
     assert body.count("personal data that link the answers to a person") == 2
 
 
+def test_exports_page_says_one_participant_in_the_singular(app, client, study_id, member):
+    member("editor")
+    with app.app_context():
+        db.session.execute(
+            sa.update(Participant)
+            .where(Participant.study_id == study_id, Participant.status == "in_progress")
+            .values(status="withdrawn")
+        )
+        db.session.commit()
+    body = client.get(f"/r/studies/{study_id}/exports").get_data(as_text=True)
+    assert "1 participant is exported: 1 completed and 0 partial." in body
+    assert "participants are exported" not in body
+
+
 def test_a_viewer_gets_no_recruitment_ids(client, study_id, member):
     """Recruitment ids are personal data: the participants page's editor role, here too."""
     member("viewer")

@@ -117,6 +117,12 @@ def test_valid_set_is_imported_with_files_rows_and_audit(app, client, owner):
     assert p001.index("real headshot") < p001.index("ai headshot") < p001.index("probe photo")
 
 
+def test_a_set_of_one_identity_is_counted_in_the_singular(app, client, owner):
+    assert upload_zip(client, owner, full_set(codes=("P001",))).status_code == 302
+    body = text(client.get(f"/r/studies/{owner}/stimuli"))
+    assert "Imported 3 images of 1 identity from set.zip." in body
+
+
 def test_stored_images_lose_gps_and_are_turned_upright(app, client, owner):
     rows = [
         "P001,headshot,real,real.jpg,Canon,,,yes",

@@ -140,11 +140,13 @@ def upload_zip(study: Study, role: str):
                 "Nothing of this upload was kept; reload the page and upload it again."
             ),
         )
+    identities = ngettext("%(num)s identity", "%(num)s identities", len(stimulus_set.identities))
     flash(
-        gettext(
-            "Imported %(images)s images of %(identities)s identities from %(file)s.",
-            images=count,
-            identities=len(stimulus_set.identities),
+        ngettext(
+            "Imported %(num)s image of %(identities)s from %(file)s.",
+            "Imported %(num)s images of %(identities)s from %(file)s.",
+            count,
+            identities=identities,
             file=upload.filename,
         ),
         "success",

@@ -7,6 +7,7 @@ import hashlib
 import re
 
 import pytest
+import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Identity, Image, Study, StudyMember
@@ -78,6 +79,22 @@ def test_the_gallery_shows_24_identities_a_page(crowd):
     assert codes(client.get(f"/r/studies/{study_id}/stimuli?page=x").get_data(as_text=True))[0] == (
         "P001"
     )
+
+
+def test_the_gallery_counts_one_identity_in_the_singular(app, crowd):
+    study_id, client = crowd
+    found = client.get(f"/r/studies/{study_id}/stimuli?q=P060").get_data(as_text=True)
+    assert "1 of 60 identities matches." in found
+    several = client.get(f"/r/studies/{study_id}/stimuli?q=P05").get_data(as_text=True)
+    assert "10 of 60 identities match." in several
+    with app.app_context():
+        gone = sa.select(Identity.id).where(Identity.study_id == study_id, Identity.code > "P049")
+        db.session.execute(sa.delete(Image).where(Image.identity_id.in_(gone)))
+        db.session.execute(sa.delete(Identity).where(Identity.id.in_(gone)))
+        db.session.commit()
+    last = client.get(f"/r/studies/{study_id}/stimuli?page=3").get_data(as_text=True)
+    assert codes(last) == ["P049"]
+    assert "Page 3 of 3, 1 identity shown." in last
 
 
 @pytest.mark.parametrize(

@@ -507,3 +507,16 @@ def test_the_break_message_is_a_text_per_language_too(app, team, owner_client):
     refused = owner_client.post("/r/studies/import", data={"text": json.dumps(definition)})
     assert refused.status_code == 400
     assert "study.texts.de.break_message must be text of at most 1000 characters" in text(refused)
+
+
+def test_a_study_with_one_text_says_so_in_the_singular(app, team, owner_client):
+    with app.app_context():
+        db.session.execute(sa.delete(StudyQuestion).where(StudyQuestion.study_id == team.study_id))
+        db.session.execute(sa.delete(Block).where(Block.study_id == team.study_id))
+        db.session.commit()
+    choose_languages(
+        owner_client, team.study_id, ["en", "de"], "en", consent_text="", debrief_text=""
+    )
+    assert save(owner_client, team.study_id, "de", {"title": "Vertrauen"}).status_code == 302
+    page = text(owner_client.get(f"/r/studies/{team.study_id}/texts"))
+    assert "1 of 1 text written." in page and "texts written" not in page
