@@ -268,3 +268,14 @@ def test_moderator_notes_name_model_terms_in_words():
         "zero (theta = 5.2e-08)"
     ]
     assert view["rows"][0]["note"] == "the AI-versus-real slope variance across participants is 0"
+
+
+@pytest.mark.slow
+def test_the_design_names_the_preregistered_plan_in_one_sentence(report):
+    page, results = report
+    outcomes = ", ".join(results["plan"]["primary_outcomes"])
+    alpha = results["plan"]["alpha"]
+    assert (
+        f"<li>Preregistered plan: α = {alpha}, Holm correction, primary outcomes {outcomes}.</li>"
+        in page
+    )
