@@ -281,6 +281,42 @@ def test_no_researcher_template_shows_a_word_outside_gettext(template: Path):
     assert untranslated_words(template.read_text(encoding="utf-8")) == []
 
 
+# The names a {% set %} or {% for %} tag assigns: `{% set x = ... %}`, `{% set x %}...`,
+# `{% for a, b in ... %}`.
+ASSIGNED_NAMES = re.compile(r"\{%-?\s*(?:set|for)\s+([\w\s,()]+?)\s*(?:=|\bin\b|-?%\})")
+
+
+def assigns_gettext(source: str) -> bool:
+    """Whether a template assigns `_`, which hides the gettext function for the rest of that
+    scope: every later `_("...")` there would call the assigned value instead."""
+    return any("_" in re.split(r"[\s,()]+", names) for names in ASSIGNED_NAMES.findall(source))
+
+
+@pytest.mark.parametrize(
+    ("source", "assigns"),
+    [
+        ("{% set _ = tabs.append(x) %}", True),
+        ("{%- if f.errors %}{% set _ = xs.append(1) %}{% endif -%}", True),
+        ("{% for _ in range(3) %}{% endfor %}", True),
+        ("{% for key, _ in pairs %}{% endfor %}", True),
+        ("{% set _ %}text{% endset %}", True),
+        ("{% set ignored = tabs.append(x) %}{% for _x in xs %}{% endfor %}", False),
+        ('{% set label = _("Title") %}{% for a in _("x") %}{% endfor %}', False),
+    ],
+)
+def test_the_assignment_check_finds_an_assigned_underscore(source, assigns):
+    assert assigns_gettext(source) is assigns
+
+
+@pytest.mark.parametrize(
+    "template",
+    sorted((ROOT / "templates").rglob("*.html")),
+    ids=lambda path: str(path.relative_to(ROOT / "templates")),
+)
+def test_no_template_assigns_the_gettext_function(template: Path):
+    assert not assigns_gettext(template.read_text(encoding="utf-8"))
+
+
 @pytest.mark.parametrize(
     "source", RESEARCHER_SOURCES, ids=lambda path: str(path.relative_to(ROOT / "survey"))
 )
