@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from survey import jobs
 from survey.extensions import db
+from survey.i18n import N_
 from survey.models import AuditEvent, Job, Researcher, Study, StudyMember
 from survey.researcher import stimuli_service
 from survey.researcher.access import ROLE_RANK
@@ -96,7 +97,7 @@ def _refused(stimulus_set: Any, filename: str) -> str:
     return "\n".join(lines)
 
 
-@jobs.kind("stimulus_zip", "Importing a stimulus ZIP")
+@jobs.kind("stimulus_zip", N_("Importing a stimulus ZIP"))
 def import_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
     """Check the kept ZIP against the study and import it whole in one transaction (a worker
     killed midway leaves nothing: the next attempt imports it from the start)."""
