@@ -228,10 +228,16 @@ RESEARCHER_SOURCES = sorted(
     [*(ROOT / "survey" / "researcher").glob("*.py"), *(ROOT / "survey" / "findings").glob("*.py")]
 )
 # Calls whose text a researcher reads: a flashed message, a form field's label and
-# description, a validator's or an abort's message.
+# description, a validator's or an abort's message, why an undo was refused, why a job failed.
 # Which positional arguments of each are words: flash's first (its second is a category),
 # abort's after the status code.
-SHOWN_CALLS = {"flash": slice(0, 1), "abort": slice(1, 2), "ValidationError": slice(0, 1)}
+SHOWN_CALLS = {
+    "flash": slice(0, 1),
+    "abort": slice(1, 2),
+    "ValidationError": slice(0, 1),
+    "UndoRefused": slice(0, 1),
+    "JobError": slice(0, 1),
+}
 SHOWN_KEYWORDS = {"label", "description", "message"}
 GETTEXT_CALLS = {"_", "gettext", "ngettext", "lazy_gettext", "_l", "N_"}
 RESEARCHER_KEYWORDS = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "_l": None}
@@ -338,6 +344,11 @@ def test_researcher_messages_and_labels_go_through_gettext(source: Path):
         ("abort(404)", []),
         ('abort(400, description="No such block.")', ["'No such block.'"]),
         ('flash(msg, "error")', []),
+        (
+            'raise UndoRefused(f"Another block is called {name!r} now.")',
+            ["f'Another block is called {name!r} now.'"],
+        ),
+        ('raise jobs.JobError(N_("The study was deleted."))', []),
     ],
 )
 def test_the_source_check_finds_bare_texts(source, texts):

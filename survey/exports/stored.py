@@ -35,7 +35,7 @@ def export_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
         raise jobs.JobError(f"There is no export called {name!r} to prepare.")
     study_id = int(job.study_id or 0)
     if db.session.get(Study, study_id) is None:
-        raise jobs.JobError("The study was deleted.")
+        raise jobs.JobError(N_("The study was deleted."))
     path = export_path(job)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.part")
