@@ -374,3 +374,20 @@ def test_the_researcher_template_is_current():
     fresh = researcher_extraction()
     assert sorted(fresh - shipped_ids) == [] and sorted(shipped_ids - fresh) == []
     assert "Sign in" in fresh and len(fresh) > 400
+
+
+def test_the_researcher_catalog_has_the_words_made_outside_its_packages():
+    # Job titles and states, question kinds, the Languages page's names of texts, the
+    # sample-size notes, a study tab: made in modules and templates babel-researcher.cfg lists.
+    fresh = researcher_extraction()
+    assert {
+        "Preparing an export",
+        "queued",
+        "Waiting for a worker",
+        "Rating scale (Likert)",
+        "a number from %(low)s to %(high)s",
+        "Block “%(block)s”: %(text)s",
+        "German",
+        "Stopped after %(seconds)s s: not simulated: %(points)s.",
+        "Overview",
+    } <= fresh
