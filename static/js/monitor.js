@@ -68,7 +68,7 @@
   function refresh() {
     fetch(source, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
       .then(function (response) {
-        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        if (!response.ok) { throw new Error(String(response.status)); }
         return response.json();
       })
       .then(update)
