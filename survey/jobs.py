@@ -21,6 +21,7 @@ from flask import Flask, current_app
 from sqlalchemy.exc import IntegrityError
 
 from survey.extensions import db
+from survey.i18n import N_, translated
 from survey.models import Job, JobWorker, utcnow
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,19 @@ class Kind:
 
 KINDS: dict[str, Kind] = {}
 
+# What the researcher reads for each state of a job (translated where it is shown).
+STATE_LABELS = {
+    "queued": N_("queued"),
+    "running": N_("running"),
+    "done": N_("done"),
+    "failed": N_("failed"),
+}
+
 
 def kind(name: str, title: str) -> Callable[[Callable[[Job, Progress], dict]], Any]:
     """Register a job handler: `run(job, progress)` does the work and returns the result
-    reference (a small JSON object). It must give the same result when run again."""
+    reference (a small JSON object). It must give the same result when run again. `title`, in
+    English marked with N_(), is translated where it is shown (`title`)."""
 
     def register(run: Callable[[Job, Progress], dict]) -> Callable[[Job, Progress], dict]:
         KINDS[name] = Kind(name, title, run)
@@ -96,7 +106,7 @@ def enqueue(kind_name: str, study_id: int | None = None, **inputs: Any) -> Job:
         inputs=inputs,
         status="queued",
         max_attempts=current_app.config["JOBS_MAX_ATTEMPTS"],
-        message="Waiting for a worker",
+        message=N_("Waiting for a worker"),
     )
     db.session.add(job)
     try:
@@ -122,7 +132,7 @@ def retry(job_id: int) -> bool:
             status="queued",
             attempts=0,
             progress=0,
-            message="Waiting for a worker",
+            message=N_("Waiting for a worker"),
             error="",
             worker="",
             finished_at=None,
@@ -165,22 +175,39 @@ def study_jobs(study_id: int, limit: int = 20) -> list[Job]:
 
 
 def title(job: Job) -> str:
-    """What the researcher reads as the job's name."""
+    """What the researcher reads as the job's name, in the page's language."""
     known = KINDS.get(job.kind)
-    return known.title if known is not None else job.kind
+    return translated(known.title) if known is not None else job.kind
+
+
+def state_label(status: str) -> str:
+    """What the researcher reads for a job's state, in the page's language."""
+    return translated(STATE_LABELS.get(status, status))
+
+
+def state_labels() -> dict[str, str]:
+    """Every job state's words in the page's language (for the job page's script)."""
+    return {status: translated(label) for status, label in STATE_LABELS.items()}
+
+
+def shown_message(job: Job) -> str:
+    """The job's last message in the page's language: the fixed ones the jobs themselves write
+    (marked with N_()) are translated; a handler's own progress messages are shown as written."""
+    return translated(job.message)
 
 
 def status_json(job: Job) -> dict[str, Any]:
-    """What the job page's script polls: status, progress, message and error."""
+    """What the job page's script polls: status, progress, message and error (the words in the
+    page's language)."""
     return {
         "id": job.id,
         "kind": job.kind,
         "status": job.status,
         "progress": job.progress,
-        "message": job.message,
+        "message": shown_message(job),
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
-        "error": job.error if job.status == "failed" else "",
+        "error": translated(job.error) if job.status == "failed" else "",
         "result": job.result if job.status == "done" else None,
     }
 
@@ -214,7 +241,7 @@ def _claim(job_id: int, worker: str) -> bool:
             worker=worker,
             started_at=now,
             heartbeat_at=now,
-            message="Started",
+            message=N_("Started"),
         )
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -236,8 +263,10 @@ def _claim(job_id: int, worker: str) -> bool:
                 error=sa.case(
                     (
                         Job.error == "",
-                        "The job stopped before it finished every time it was "
-                        "started (its worker was stopped or ran out of memory).",
+                        N_(
+                            "The job stopped before it finished every time it was "
+                            "started (its worker was stopped or ran out of memory)."
+                        ),
                     ),
                     else_=Job.error,
                 ),
@@ -335,7 +364,7 @@ def run(job_id: int, worker: str) -> str:
                 "status": "failed" if final else "queued",
                 "error": _describe(exc),
                 "finished_at": utcnow() if final else None,
-                "message": "Failed" if final else "Waiting to try again",
+                "message": N_("Failed") if final else N_("Waiting to try again"),
             },
         )
         db.session.expire_all()
@@ -351,7 +380,7 @@ def run(job_id: int, worker: str) -> str:
         {
             "status": "done",
             "progress": 100,
-            "message": "Finished",
+            "message": N_("Finished"),
             "error": "",
             "result": result,
             "finished_at": utcnow(),
@@ -459,7 +488,7 @@ def recover() -> int:
     return len(ids)
 
 
-@kind("probe", "Checking the job queue")
+@kind("probe", N_("Checking the job queue"))
 def _probe(job: Job, progress: Progress) -> dict:
     """A job that only waits and reports progress (and fails when asked): `flask worker
     --probe` and the tests check a queue and its workers with it."""

@@ -22,13 +22,6 @@ from typing import Any
 from survey.i18n import gettext as _
 
 KINDS = ("likert", "choice", "checkboxes", "number", "text")
-KIND_LABELS = {
-    "likert": "Rating scale (Likert)",
-    "choice": "Multiple choice (one answer)",
-    "checkboxes": "Checkboxes (any number of answers)",
-    "number": "Number",
-    "text": "Short text",
-}
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 VALUE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 # Codes that would collide with participants.csv's own columns (survey/exports/tables.py).
@@ -221,28 +214,6 @@ def spec_as_form(kind: str, spec: Mapping[str, Any]) -> dict[str, str]:
     if kind == "text":
         return {"max_length": str(spec.get("max_length", ""))}
     return {}
-
-
-def describe(kind: str, spec: Mapping[str, Any]) -> str:
-    """Return the allowed values in a line, for the builder's list and the codebook."""
-    if kind == "likert":
-        anchors = spec.get("anchors", {})
-        named = "; ".join(f"{p} = {anchors[p]}" for p in sorted(anchors, key=int))
-        return f"integers {spec['min']} to {spec['max']}" + (f" ({named})" if named else "")
-    if kind in ("choice", "checkboxes"):
-        listed = "; ".join(f"{v} = {label}" for v, label in spec.get("options", []))
-        joined = ", several joined by '; '" if kind == "checkboxes" else ""
-        return f"one of {listed}{joined}" if kind == "choice" else f"any of {listed}{joined}"
-    if kind == "number":
-        low, high = spec.get("min"), spec.get("max")
-        if low is None and high is None:
-            return "any number"
-        if high is None:
-            return f"a number from {low}"
-        if low is None:
-            return f"a number up to {high}"
-        return f"a number from {low} to {high}"
-    return f"free text, at most {spec.get('max_length')} characters"
 
 
 # --- the default demographics --------------------------------------------------------------

@@ -15,17 +15,18 @@ from survey.block_settings import LABEL_MAX, validate_block_settings
 from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.flow import MESSAGE_KEY, MESSAGE_MAX, flow_settings
-from survey.i18n import LANGUAGES, study_languages
+from survey.i18n import LANGUAGES, N_, gettext, study_languages, translated
 from survey.models import Block, Study, StudyQuestion, StudyText
 from survey.questions import Asked
 
-# The study's own texts: key, column holding the default language's text, and its name.
+# The study's own texts: key, column holding the default language's text, and its name (in
+# English, translated where it is shown).
 TITLE_KEY = "title"
 STUDY_TEXTS = (
-    (TITLE_KEY, "title", "Title"),
-    ("consent", "consent_text", "Consent text"),
-    ("instructions", "instructions_text", "Instructions"),
-    ("debrief", "debrief_text", "Debrief"),
+    (TITLE_KEY, "title", N_("Title")),
+    ("consent", "consent_text", N_("Consent text")),
+    ("instructions", "instructions_text", N_("Instructions")),
+    ("debrief", "debrief_text", N_("Debrief")),
 )
 STUDY_COLUMNS = {key: column for key, column, _ in STUDY_TEXTS}
 # The study's own texts written on one line, with the most characters of each (the title's, as
@@ -34,14 +35,19 @@ TITLE_MAX = 200
 ONE_LINE = {TITLE_KEY: TITLE_MAX}
 # The study's texts kept in its settings: the break message, shown between blocks.
 STUDY_KEYS = (*STUDY_COLUMNS, MESSAGE_KEY)
-# Block settings participants read, by name (a block shows those it has, non-empty).
+# Block settings participants read, by name (a block shows those it has, non-empty), with what
+# the researcher reads for each (in English, translated where it is shown).
 BLOCK_SETTINGS = {
-    "instructions": "instructions",
-    "question": "question",
-    "orienting_question": "orienting question",
-    "label": "name label",
+    "instructions": N_("instructions"),
+    "question": N_("question"),
+    "orienting_question": N_("orienting question"),
+    "label": N_("name label"),
 }
-SCALE_FIELDS = {"question": "question", "low_anchor": "low anchor", "high_anchor": "high anchor"}
+SCALE_FIELDS = {
+    "question": N_("question"),
+    "low_anchor": N_("low anchor"),
+    "high_anchor": N_("high anchor"),
+}
 # The longest text of each kind, as the default language's own columns allow.
 MAX_LONG_TEXT = 20000
 MAX_SHORT_TEXT = 500
@@ -49,7 +55,8 @@ MAX_SHORT_TEXT = 500
 
 @dataclass(frozen=True)
 class Text:
-    """One text of a study a participant reads: its key, what it is, and its default wording."""
+    """One text of a study a participant reads: its key, what it is (in the page's language),
+    and its default wording."""
 
     key: str
     label: str
@@ -88,18 +95,22 @@ class Text:
         )
 
 
+# The languages' names in English words (translated where they are shown).
+LANGUAGE_NAMES = {
+    "en": N_("English"),
+    "de": N_("German"),
+    "es": N_("Spanish"),
+    "fr": N_("French"),
+    "zh": N_("Chinese"),
+    "ar": N_("Arabic"),
+}
+
+
 def language_name(code: str) -> str:
-    """Return a language's name in English words with its own name: "German (Deutsch)"."""
-    english = {
-        "en": "English",
-        "de": "German",
-        "es": "Spanish",
-        "fr": "French",
-        "zh": "Chinese",
-        "ar": "Arabic",
-    }.get(code, code)
+    """Return a language's name in the page's words with its own name: "German (Deutsch)"."""
+    name = translated(LANGUAGE_NAMES[code]) if code in LANGUAGE_NAMES else code
     own = LANGUAGES.get(code, code)
-    return english if own == english else f"{english} ({own})"
+    return name if own == name else f"{name} ({own})"
 
 
 # --- which texts a study has --------------------------------------------------------------
@@ -116,22 +127,26 @@ def _filled(task: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
 def block_texts(block: Block) -> list[Text]:
     """Return the texts a block shows participants, in the default language."""
     settings = _filled(block.task, block.settings)
-    where = f"Block “{block.name}”"
     out = []
     for name, words in BLOCK_SETTINGS.items():
         value = settings.get(name)
         if isinstance(value, str) and value.strip():
-            out.append(
-                Text(f"block:{block.id}:{name}", f"{where}: {words}", value, False, block.id)
-            )
+            label = gettext("Block “%(block)s”: %(text)s", block=block.name, text=translated(words))
+            out.append(Text(f"block:{block.id}:{name}", label, value, False, block.id))
     for scale in settings.get("scales") or []:
         for name, words in SCALE_FIELDS.items():
             value = scale.get(name)
             if isinstance(value, str) and value.strip():
+                label = gettext(
+                    "Block “%(block)s”: scale %(scale)s, %(text)s",
+                    block=block.name,
+                    scale=scale["key"],
+                    text=translated(words),
+                )
                 out.append(
                     Text(
                         f"block:{block.id}:scale:{scale['key']}:{name}",
-                        f"{where}: scale {scale['key']}, {words}",
+                        label,
                         value,
                         False,
                         block.id,
@@ -143,13 +158,20 @@ def block_texts(block: Block) -> list[Text]:
 def question_texts(question: StudyQuestion) -> list[Text]:
     """Return a question's texts (its wording, options or anchors), in the default language."""
     prefix = f"question:{question.id}"
-    where = f"Question {question.code}"
-    out = [Text(f"{prefix}:text", f"{where}: wording", question.text, question_id=question.id)]
+    code = question.code
+    out = [
+        Text(
+            f"{prefix}:text",
+            gettext("Question %(code)s: wording", code=code),
+            question.text,
+            question_id=question.id,
+        )
+    ]
     for value, label in question.spec.get("options") or []:
         out.append(
             Text(
                 f"{prefix}:option:{value}",
-                f"{where}: option {value}",
+                gettext("Question %(code)s: option %(value)s", code=code, value=value),
                 label,
                 question_id=question.id,
             )
@@ -160,7 +182,7 @@ def question_texts(question: StudyQuestion) -> list[Text]:
             out.append(
                 Text(
                     f"{prefix}:anchor:{point}",
-                    f"{where}: anchor of point {point}",
+                    gettext("Question %(code)s: anchor of point %(point)s", code=code, point=point),
                     anchors[point],
                     question_id=question.id,
                 )
@@ -174,13 +196,21 @@ def catalogue(study: Study) -> list[Text]:
     A text empty in the default language is not listed: there is nothing to translate.
     """
     out = [
-        Text(key, label, getattr(study, column), long=key not in ONE_LINE, most=ONE_LINE.get(key))
+        Text(
+            key,
+            translated(label),
+            getattr(study, column),
+            long=key not in ONE_LINE,
+            most=ONE_LINE.get(key),
+        )
         for key, column, label in STUDY_TEXTS
         if (getattr(study, column) or "").strip()
     ]
     message = flow_settings(study.settings).message
     if message.strip():
-        out.append(Text(MESSAGE_KEY, "Break message", message, long=True, most=MESSAGE_MAX))
+        out.append(
+            Text(MESSAGE_KEY, gettext("Break message"), message, long=True, most=MESSAGE_MAX)
+        )
     for block in sorted(study.blocks, key=lambda b: b.position):
         out.extend(block_texts(block))
     for question in sorted(study.questions, key=lambda q: (q.position, q.id)):
@@ -217,15 +247,18 @@ def _listed(labels: list[str], most: int = 5) -> str:
     shown = labels[:most]
     rest = len(labels) - len(shown)
     words = "; ".join(shown)
-    return words + (f"; and {rest} more" if rest else "")
+    return gettext("%(texts)s; and %(rest)s more", texts=words, rest=rest) if rest else words
 
 
 def text_problems(study: Study) -> list[str]:
     """Say, per chosen language, which texts it lacks; empty when every language is complete."""
     return [
-        f"The {language_name(lang)} texts are not all written: "
-        f"{_listed([t.label for t in lacking])}. Write them on the Languages page, or take "
-        f"{language_name(lang)} off the study's languages."
+        gettext(
+            "The %(language)s texts are not all written: %(texts)s. Write them on the Languages "
+            "page, or take %(language)s off the study's languages.",
+            language=language_name(lang),
+            texts=_listed([t.label for t in lacking]),
+        )
         for lang, lacking in missing(study).items()
         if lacking
     ]
@@ -239,14 +272,15 @@ def check_languages(chosen: Iterable[str], default: str) -> tuple[list[str], str
     picked = [code for code in dict.fromkeys(chosen) if code]
     unknown = [code for code in picked if code not in LANGUAGES]
     if unknown:
-        return [], f"“{unknown[0]}” is not a language studies can run in."
+        return [], gettext("“%(code)s” is not a language studies can run in.", code=unknown[0])
     if default not in LANGUAGES:
-        return [], "Choose the language participants get when their link names none."
+        return [], gettext("Choose the language participants get when their link names none.")
     if not picked:
-        return [], "Choose at least one language."
+        return [], gettext("Choose at least one language.")
     if default not in picked:
-        return [], (
-            f"The default language, {language_name(default)}, must be one of the languages ticked."
+        return [], gettext(
+            "The default language, %(language)s, must be one of the languages ticked.",
+            language=language_name(default),
         )
     return [default, *(code for code in picked if code != default)], None
 
@@ -267,11 +301,11 @@ def with_languages(settings: Mapping[str, Any] | None, languages: list[str]) -> 
 def edit_refusal(study: Study, part: str) -> str | None:
     """Say why texts of this part ("study", "block", "question") cannot change now, or None."""
     if study.state == "archived":
-        return "The study is archived: move it back to closed to change its texts."
+        return gettext("The study is archived: move it back to closed to change its texts.")
     if part == "block" and study.design_locked:
-        return "Block texts are part of the frozen design and cannot change now."
+        return gettext("Block texts are part of the frozen design and cannot change now.")
     if part == "question" and study.state != "draft":
-        return "Question texts can change only while the study is a draft."
+        return gettext("Question texts can change only while the study is a draft.")
     return None
 
 
@@ -298,21 +332,25 @@ def save_translations(
         if refusal:
             errors[key] = refusal
         elif len(value) > text.limit:
-            errors[key] = f"At most {text.limit} characters; this has {len(value)}."
+            errors[key] = gettext(
+                "At most %(most)s characters; this has %(length)s.",
+                most=text.limit,
+                length=len(value),
+            )
         elif "\x00" in value:
-            errors[key] = "The text holds a NUL character, which cannot be stored."
+            errors[key] = gettext("The text holds a NUL character, which cannot be stored.")
         elif key == TITLE_KEY and not one_line(value):
             # Quoted in one-line places: the page's title, the header of every page.
-            errors[key] = "Write the title on one line, without line breaks or tabs."
+            errors[key] = gettext("Write the title on one line, without line breaks or tabs.")
         elif not text.long and "\n" in value:
-            errors[key] = "Write this text on one line."
+            errors[key] = gettext("Write this text on one line.")
         elif key.endswith(":label") and value and not _label_ok(value):
-            errors[key] = (
-                "Write {name} once, where the person's name goes, in at most "
-                f"{LABEL_MAX} characters."
+            errors[key] = gettext(
+                "Write {name} once, where the person's name goes, in at most %(most)s characters.",
+                most=LABEL_MAX,
             )
         elif not value and study.state != "draft":
-            errors[key] = (
+            errors[key] = gettext(
                 "The study has opened: participants choosing this language read this text, so "
                 "it cannot be emptied now. Correct it instead."
             )

@@ -228,10 +228,16 @@ RESEARCHER_SOURCES = sorted(
     [*(ROOT / "survey" / "researcher").glob("*.py"), *(ROOT / "survey" / "findings").glob("*.py")]
 )
 # Calls whose text a researcher reads: a flashed message, a form field's label and
-# description, a validator's or an abort's message.
+# description, a validator's or an abort's message, why an undo was refused, why a job failed.
 # Which positional arguments of each are words: flash's first (its second is a category),
 # abort's after the status code.
-SHOWN_CALLS = {"flash": slice(0, 1), "abort": slice(1, 2), "ValidationError": slice(0, 1)}
+SHOWN_CALLS = {
+    "flash": slice(0, 1),
+    "abort": slice(1, 2),
+    "ValidationError": slice(0, 1),
+    "UndoRefused": slice(0, 1),
+    "JobError": slice(0, 1),
+}
 SHOWN_KEYWORDS = {"label", "description", "message"}
 GETTEXT_CALLS = {"_", "gettext", "ngettext", "lazy_gettext", "_l", "N_"}
 RESEARCHER_KEYWORDS = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "_l": None}
@@ -281,6 +287,42 @@ def test_no_researcher_template_shows_a_word_outside_gettext(template: Path):
     assert untranslated_words(template.read_text(encoding="utf-8")) == []
 
 
+# The names a {% set %} or {% for %} tag assigns: `{% set x = ... %}`, `{% set x %}...`,
+# `{% for a, b in ... %}`.
+ASSIGNED_NAMES = re.compile(r"\{%-?\s*(?:set|for)\s+([\w\s,()]+?)\s*(?:=|\bin\b|-?%\})")
+
+
+def assigns_gettext(source: str) -> bool:
+    """Whether a template assigns `_`, which hides the gettext function for the rest of that
+    scope: every later `_("...")` there would call the assigned value instead."""
+    return any("_" in re.split(r"[\s,()]+", names) for names in ASSIGNED_NAMES.findall(source))
+
+
+@pytest.mark.parametrize(
+    ("source", "assigns"),
+    [
+        ("{% set _ = tabs.append(x) %}", True),
+        ("{%- if f.errors %}{% set _ = xs.append(1) %}{% endif -%}", True),
+        ("{% for _ in range(3) %}{% endfor %}", True),
+        ("{% for key, _ in pairs %}{% endfor %}", True),
+        ("{% set _ %}text{% endset %}", True),
+        ("{% set ignored = tabs.append(x) %}{% for _x in xs %}{% endfor %}", False),
+        ('{% set label = _("Title") %}{% for a in _("x") %}{% endfor %}', False),
+    ],
+)
+def test_the_assignment_check_finds_an_assigned_underscore(source, assigns):
+    assert assigns_gettext(source) is assigns
+
+
+@pytest.mark.parametrize(
+    "template",
+    sorted((ROOT / "templates").rglob("*.html")),
+    ids=lambda path: str(path.relative_to(ROOT / "templates")),
+)
+def test_no_template_assigns_the_gettext_function(template: Path):
+    assert not assigns_gettext(template.read_text(encoding="utf-8"))
+
+
 @pytest.mark.parametrize(
     "source", RESEARCHER_SOURCES, ids=lambda path: str(path.relative_to(ROOT / "survey"))
 )
@@ -302,6 +344,11 @@ def test_researcher_messages_and_labels_go_through_gettext(source: Path):
         ("abort(404)", []),
         ('abort(400, description="No such block.")', ["'No such block.'"]),
         ('flash(msg, "error")', []),
+        (
+            'raise UndoRefused(f"Another block is called {name!r} now.")',
+            ["f'Another block is called {name!r} now.'"],
+        ),
+        ('raise jobs.JobError(N_("The study was deleted."))', []),
     ],
 )
 def test_the_source_check_finds_bare_texts(source, texts):
@@ -327,3 +374,20 @@ def test_the_researcher_template_is_current():
     fresh = researcher_extraction()
     assert sorted(fresh - shipped_ids) == [] and sorted(shipped_ids - fresh) == []
     assert "Sign in" in fresh and len(fresh) > 400
+
+
+def test_the_researcher_catalog_has_the_words_made_outside_its_packages():
+    # Job titles and states, question kinds, the Languages page's names of texts, the
+    # sample-size notes, a study tab: made in modules and templates babel-researcher.cfg lists.
+    fresh = researcher_extraction()
+    assert {
+        "Preparing an export",
+        "queued",
+        "Waiting for a worker",
+        "Rating scale (Likert)",
+        "a number from %(low)s to %(high)s",
+        "Block “%(block)s”: %(text)s",
+        "German",
+        "Stopped after %(seconds)s s: not simulated: %(points)s.",
+        "Overview",
+    } <= fresh

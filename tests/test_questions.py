@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from survey.question_labels import describe
 from survey.questions import (
     Asked,
     check_code,
     clean_spec,
     default_questions,
-    describe,
     read_answers,
     spec_as_form,
 )
@@ -202,6 +202,28 @@ def test_the_default_demographics():
     assert describe("likert", questions["ai_familiarity"]["spec"]) == (
         "integers 1 to 5 (1 = Not at all; 5 = Very familiar)"
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "line"),
+    [
+        ("likert", {"min": 1, "max": 7, "anchors": {}}, "integers 1 to 7"),
+        ("choice", {"options": [["yes", "Yes"], ["no", "No"]]}, "one of yes = Yes; no = No"),
+        ("checkboxes", {"options": [["a", "A"]]}, "any of a = A, several joined by '; '"),
+        ("number", {"min": None, "max": None}, "any number"),
+        ("number", {"min": 16, "max": None}, "a number from 16"),
+        ("number", {"min": None, "max": 99.5}, "a number up to 99.5"),
+        ("number", {"min": 0, "max": 10}, "a number from 0 to 10"),
+        ("text", {"max_length": 200}, "free text, at most 200 characters"),
+    ],
+)
+def test_the_allowed_values_read_the_same_on_an_english_page_and_in_the_codebook(
+    app, kind, spec, line
+):
+    # The questions page says it in its language (English for now); the codebook in English.
+    assert describe(kind, spec, english=True) == line
+    with app.test_request_context("/r/studies"):
+        assert describe(kind, spec) == line
 
 
 def test_the_migration_keeps_the_questions_existing_studies_asked(app):

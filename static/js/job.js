@@ -1,11 +1,14 @@
 // The job page's live progress: poll the job's status every 2 s and update the bar; reload
 // the page once the job has finished or failed. Without script the page refreshes itself.
+// The states' words come from the page, in its language (data-states); the message, from the
+// server in the same language.
 (function () {
   "use strict";
   var panel = document.getElementById("job");
   if (!panel || !window.fetch) { return; }
   var status = panel.getAttribute("data-status");
   if (status !== "queued" && status !== "running") { return; }
+  var states = JSON.parse(panel.getAttribute("data-states") || "{}");
   // The script keeps the page current: the meta refresh would only lose the scroll position.
   var refresh = document.querySelector('meta[http-equiv="refresh"]');
   if (refresh) { refresh.parentNode.removeChild(refresh); }
@@ -28,7 +31,7 @@
           bar.textContent = data.progress + "%";
           field("progress", data.progress);
           field("message", data.message);
-          field("status", data.status);
+          field("status", states[data.status] || data.status);
           if (data.status === "done" || data.status === "failed") {
             window.location.reload();
             return;

@@ -1,5 +1,7 @@
 // The monitor's live refresh: every 10 s, fetch the study's figures and update the page.
 // Without script the page shows the figures of its own load; reloading refreshes them.
+// Its words come from the page, in the page's language (data-* attributes rendered through
+// gettext): "%(at)s" and "%(minutes)s" stand for the time and the minutes.
 (function () {
   "use strict";
   var status = document.getElementById("monitor-status");
@@ -14,10 +16,13 @@
   }
 
   function show(element, value) {
-    if (element.getAttribute("data-format") === "duration") {
-      element.textContent = value === null || value === undefined ? "—" : (value / 60).toFixed(1) + " min";
+    var minutes = element.getAttribute("data-minutes");
+    if (value === null || value === undefined) {
+      element.textContent = "—";
+    } else if (minutes !== null) {
+      element.textContent = minutes.replace("%(minutes)s", (value / 60).toFixed(1));
     } else {
-      element.textContent = value === null || value === undefined ? "—" : String(value);
+      element.textContent = String(value);
     }
   }
 
@@ -31,13 +36,15 @@
     return tr;
   }
 
-  function fill(tableId, rows, empty) {
-    var body = document.querySelector("#" + tableId + " tbody");
+  function fill(tableId, rows) {
+    var table = document.getElementById(tableId);
+    var body = table && table.querySelector("tbody");
     if (!body) { return; }
     body.textContent = "";
     if (!rows.length) {
-      var tr = row([empty]);
+      var tr = row([table.getAttribute("data-empty")]);
       tr.firstChild.colSpan = 5;
+      tr.firstChild.className = "muted";
       body.appendChild(tr);
       return;
     }
@@ -50,22 +57,23 @@
     });
     fill("recent-answers", data.recent_answers.map(function (a) {
       return [a.at, a.participant, String(a.trial), a.block, a.measure];
-    }), "No answers yet.");
+    }));
+    var both = document.getElementById("conditions").getAttribute("data-both");
     fill("conditions", data.conditions.map(function (c) {
-      return [c.task, c.condition || "both (choose)", String(c.answered), String(c.scheduled), String(c.participants)];
-    }), "No trials yet.");
-    status.textContent = "Figures of " + data.at + ". They refresh every 10 seconds.";
+      return [c.task, c.condition || both, String(c.answered), String(c.scheduled), String(c.participants)];
+    }));
+    status.textContent = status.getAttribute("data-refreshed").replace("%(at)s", data.at);
   }
 
   function refresh() {
     fetch(source, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
       .then(function (response) {
-        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        if (!response.ok) { throw new Error(String(response.status)); }
         return response.json();
       })
       .then(update)
       .catch(function () {
-        status.textContent = "Could not refresh the figures just now; trying again in 10 seconds.";
+        status.textContent = status.getAttribute("data-failed");
       });
   }
 

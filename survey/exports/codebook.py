@@ -16,7 +16,7 @@ from survey.exports.tables import _demographic_column, _study, demographic_keys,
 from survey.extensions import db
 from survey.i18n import LANGUAGES, study_languages
 from survey.models import Block, Study, StudyQuestion, list_label
-from survey.questions import KIND_LABELS, describe
+from survey.question_labels import KIND_LABELS, describe
 from survey.study_texts import part_texts
 
 CODEBOOK_COLUMNS = ("name", "file", "type", "description", "values")
@@ -490,7 +490,8 @@ def codebook(study_id: int, include_recruitment: bool | None = None) -> list[dic
                 f"{'required' if q.required else 'optional'} question ({KIND_LABELS[q.kind]})"
                 f"{f' asked right after the block {q.block.name!r}' if q.block else ''}: "
                 f"“{q.text}”",
-                describe(q.kind, q.spec) + ("" if q.required else ", empty when not answered"),
+                describe(q.kind, q.spec, english=True)
+                + ("" if q.required else ", empty when not answered"),
             )
         )
     stimuli = [

@@ -10,6 +10,7 @@ from flask import current_app
 
 from survey import exports, jobs
 from survey.extensions import db
+from survey.i18n import N_
 from survey.models import Job, Study
 
 # The files a job may write, and how each is made: (study id, recruitment ids) -> chunks.
@@ -24,7 +25,7 @@ def export_path(job: Job) -> Path:
     return Path(current_app.config["MEDIA_DIR"]) / "exports" / f"{job.key}{suffix}"
 
 
-@jobs.kind("export", "Preparing an export")
+@jobs.kind("export", N_("Preparing an export"))
 def export_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
     """Write the export to a temporary file, then rename it into place: a worker killed midway
     leaves no file that looks finished, and the next attempt writes it whole."""
@@ -34,7 +35,7 @@ def export_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
         raise jobs.JobError(f"There is no export called {name!r} to prepare.")
     study_id = int(job.study_id or 0)
     if db.session.get(Study, study_id) is None:
-        raise jobs.JobError("The study was deleted.")
+        raise jobs.JobError(N_("The study was deleted."))
     path = export_path(job)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.part")

@@ -25,7 +25,7 @@ from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.findings import present
 from survey.findings.methods import methods_paragraph
-from survey.i18n import gettext
+from survey.i18n import N_, gettext
 from survey.models import (
     Job,
     Participant,
@@ -503,7 +503,7 @@ def _start_job(report: Report) -> Job:
     return jobs.enqueue("report", study_id=report.study_id, **report_job_inputs(report))
 
 
-@jobs.kind("report", "Computing the report")
+@jobs.kind("report", N_("Computing the report"))
 def compute_job(job: Job, progress: jobs.Progress) -> dict:
     """The report job: read the data again, check they are still what the row is keyed by,
     then compute. Run again after a killed worker, it computes the row still running."""
@@ -512,7 +512,7 @@ def compute_job(job: Job, progress: jobs.Progress) -> dict:
     if report is None or report.status in ("done", "failed"):
         return {"report_id": report_id if report is not None else None}
     study = db.session.get(Study, report.study_id)
-    progress(10, "Reading the data")
+    progress(10, N_("Reading the data"))
     inputs = load_inputs(study, bool(job.inputs.get("include_simulated")))
     db.session.commit()
     if inputs.data_sha256 != report.data_sha256:
@@ -1384,7 +1384,7 @@ def start_public_charts(study: Study, report: Report, url: str, version: str) ->
     )
 
 
-@jobs.kind("charts", "Drawing the public charts")
+@jobs.kind("charts", N_("Drawing the public charts"))
 def charts_job(job: Job, progress: jobs.Progress) -> dict:
     """The charts job: draw what is not stored yet (each chart is stored once, so a run after
     a killed worker draws only the rest)."""
@@ -1392,7 +1392,7 @@ def charts_job(job: Job, progress: jobs.Progress) -> dict:
     study = db.session.get(Study, job.study_id) if report is not None else None
     if report is None or study is None:
         return {"drawn": 0}  # unpublished or deleted meanwhile: nothing to draw
-    progress(10, "Drawing the charts")
+    progress(10, N_("Drawing the charts"))
     drawn = draw_public_charts(study, report, str(job.inputs["url"]), str(job.inputs["version"]))
     return {"drawn": drawn, "report_id": report.id}
 

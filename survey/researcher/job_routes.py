@@ -65,6 +65,7 @@ def job_page(study: Study, role: str, job_id: int):
         role=role,
         job=job,
         title=jobs.title(job),
+        states=jobs.state_labels(),
         link=result_link(study, job),
         can_retry=ROLE_RANK[role] >= ROLE_RANK[RETRY_ROLE.get(job.kind, "editor")],
     )

@@ -10,6 +10,8 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
+from survey.i18n import gettext
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -74,7 +76,7 @@ def pilot_of(trials: pd.DataFrame, measure: str) -> Pilot:
 
     rows = trials[(trials["measure"] == measure) & (trials["task"] == "rate")]
     if rows.empty:
-        raise ValueError(f"no included ratings of {measure!r} yet")
+        raise ValueError(gettext("no included ratings of %(measure)s yet", measure=repr(measure)))
     mean, sd, n = differences_from_pilot(rows)
     return Pilot(measure, rows, mean, sd, n, int(rows["identity"].nunique()))
 
@@ -112,6 +114,89 @@ def simulate_lmm(
         refine=0,
         max_seconds=WEB_SECONDS,
     )
+
+
+def answer_note(found: PairedSampleSize) -> str:
+    """Say, in the page's words, that two pairs (the fewest a paired t test takes) already
+    reach the target power, when they do (analysis.power's `note`); else ""."""
+    if not found.note:
+        return ""
+    return gettext(
+        "%(pairs)s pairs already give power %(power)s; a paired t test needs at least 2.",
+        pairs=found.n_required,
+        power=f"{found.power_at_n_required:.3f}",
+    )
+
+
+def simulation_notes(
+    simulated: SimulatedSampleSize, grid: list[int], seconds: float = WEB_SECONDS
+) -> list[str]:
+    """What the simulation's notes say (analysis.power's `notes`), in the page's words, one
+    sentence each: the target not reached, an answer within the simulation's error, failed
+    fits, and the numbers of participants the time limit left out (of `grid`, simulated in
+    its order, with the limit `seconds`)."""
+    notes = []
+    curve, target = simulated.curve, simulated.target_power
+    counts = []
+    for found in simulated.required.to_dict("records"):
+        identities = int(found["n_identities"])
+        counts.append(identities)
+        points = curve[curve["n_identities"] == identities]
+        n_required = found["n_required"]
+        if n_required is None or n_required != n_required:  # None, or NaN in a frame
+            most = points.loc[points["n_participants"].idxmax()]
+            notes.append(
+                gettext(
+                    "%(identities)s identities: the target power %(target)s is not reached by "
+                    "%(participants)s participants (estimated power %(power)s).",
+                    identities=identities,
+                    target=f"{target:g}",
+                    participants=int(most["n_participants"]),
+                    power=f"{most['power']:.2f}",
+                )
+            )
+        elif found["ci_low"] is not None and found["ci_low"] < target:
+            notes.append(
+                gettext(
+                    "%(identities)s identities: at %(participants)s participants the 95 %% Monte "
+                    "Carlo interval [%(low)s, %(high)s] includes the target; more simulations "
+                    "would narrow it.",
+                    identities=identities,
+                    participants=int(n_required),
+                    low=f"{found['ci_low']:.2f}",
+                    high=f"{found['ci_high']:.2f}",
+                )
+            )
+        failed = int(points["failed"].sum())
+        if failed:
+            notes.append(
+                gettext(
+                    "%(identities)s identities: %(failed)s simulated fits failed and count as "
+                    "not significant.",
+                    identities=identities,
+                    failed=failed,
+                )
+            )
+    if not simulated.complete:
+        simulated_points = set(zip(curve["n_participants"], curve["n_identities"], strict=True))
+        left_out = [
+            gettext(
+                "%(participants)s participants x %(identities)s identities",
+                participants=participants,
+                identities=identities,
+            )
+            for identities in counts
+            for participants in grid
+            if (participants, identities) not in simulated_points
+        ]
+        notes.append(
+            gettext(
+                "Stopped after %(seconds)s s: not simulated: %(points)s.",
+                seconds=f"{seconds:g}",
+                points=", ".join(left_out),
+            )
+        )
+    return notes
 
 
 def chart(

@@ -182,6 +182,7 @@ def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
     analytic = analytic_curve(effect, sd, planning.curve_numbers(found.n_required), found.alpha)
     simulated = None
     components = None
+    notes: list[str] = []
     if form.simulate.data:
         n_identities = form.identities.data or (pilot.n_identities if pilot else 24)
         if pilot is not None:
@@ -205,12 +206,16 @@ def _calculate(form: SampleSizeForm, trials) -> dict[str, Any] | None:
         simulated = planning.simulate_lmm(
             effect, components, found.n_required, n_identities, found.target_power, found.alpha
         )
+        grid = planning.simulation_grid(found.n_required, n_identities)
+        notes = planning.simulation_notes(simulated, grid)
     return {
         "found": found,
+        "note": planning.answer_note(found),
         "pilot": pilot,
         "analytic": analytic,
         "simulated": simulated,
         "components": components,
+        "notes": notes,
         "chart": planning.chart(
             analytic, found, simulated.curve if simulated is not None else None
         ),

@@ -18,7 +18,8 @@ from survey.extensions import db
 from survey.i18n import gettext
 from survey.i18n import lazy_gettext as _l
 from survey.models import Study, StudyQuestion
-from survey.questions import KIND_LABELS, KINDS, check_code, clean_spec, describe, spec_as_form
+from survey.question_labels import KIND_LABELS, describe, kind_label
+from survey.questions import KINDS, check_code, clean_spec, spec_as_form
 from survey.researcher import bp, undo
 from survey.researcher.access import ROLE_RANK, lock_for_change, requires_role
 from survey.researcher.confirm import confirm_page, offer_undo
@@ -43,7 +44,7 @@ class QuestionForm(FlaskForm):
             Length(max=500, message=_l("A question has at most 500 characters.")),
         ],
     )
-    kind = SelectField(_l("Kind"), choices=[SelectChoice(k, KIND_LABELS[k]) for k in KINDS])
+    kind = SelectField(_l("Kind"), choices=[SelectChoice(k, _l(KIND_LABELS[k])) for k in KINDS])
     required = BooleanField(_l("Participants must answer it"))
     options = TextAreaField(
         _l("Options (multiple choice and checkboxes)"),
@@ -105,7 +106,7 @@ def _page(study: Study, role: str, form: QuestionForm, editing=None, status: int
             can_edit=_can_edit(study, role),
             form=form,
             editing=editing,
-            kind_labels=KIND_LABELS,
+            kind_label=kind_label,
             describe=describe,
             deleted=[p for p in undo.undoable(study) if p.kind == "question"],
         ),
@@ -243,7 +244,7 @@ def question_delete(study: Study, role: str, question_id: int):
                     "“%(text)s” (%(kind)s) is removed from the questions page; the questions "
                     "after it move up.",
                     text=question.text,
-                    kind=KIND_LABELS[question.kind],
+                    kind=kind_label(question.kind),
                 ),
                 gettext(
                     "Answers already given to it stay in participants.csv, in the column %(code)s.",

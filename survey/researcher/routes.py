@@ -1,5 +1,6 @@
 """Researcher routes: importing this module registers the workspace's views on the blueprint."""
 
+from survey import jobs
 from survey.researcher import (  # noqa: F401
     auth_routes,
     block_routes,
@@ -18,5 +19,11 @@ from survey.researcher.confirm import undo_offer
 
 @bp.app_context_processor
 def researcher_helpers() -> dict:
-    """Let templates ask the signed-in researcher's role on a study (to show only usable links)."""
-    return {"researcher_role": role_on, "undo_offer": undo_offer}
+    """Let templates ask the signed-in researcher's role on a study (to show only usable links),
+    the undo offer, and a job's state and message in the page's language."""
+    return {
+        "researcher_role": role_on,
+        "undo_offer": undo_offer,
+        "job_state": jobs.state_label,
+        "job_message": jobs.shown_message,
+    }

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from survey import jobs
 from survey.extensions import db
+from survey.i18n import N_
 from survey.models import AuditEvent, Job, Researcher, Study, StudyMember
 from survey.researcher import stimuli_service
 from survey.researcher.access import ROLE_RANK
@@ -62,14 +63,14 @@ def _locker(researcher_id: int):
     def lock(study: Study) -> Study:
         locked = lock_study(study.id)
         if locked is None:
-            raise jobs.JobError("The study was deleted.")
+            raise jobs.JobError(N_("The study was deleted."))
         role = db.session.scalar(
             sa.select(StudyMember.role).where(
                 StudyMember.study_id == locked.id, StudyMember.researcher_id == researcher_id
             )
         )
         if role is None or ROLE_RANK[role] < ROLE_RANK["editor"]:
-            raise jobs.JobError("The uploader is no longer an editor of the study.")
+            raise jobs.JobError(N_("The uploader is no longer an editor of the study."))
         return locked
 
     return lock
@@ -96,21 +97,21 @@ def _refused(stimulus_set: Any, filename: str) -> str:
     return "\n".join(lines)
 
 
-@jobs.kind("stimulus_zip", "Importing a stimulus ZIP")
+@jobs.kind("stimulus_zip", N_("Importing a stimulus ZIP"))
 def import_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
     """Check the kept ZIP against the study and import it whole in one transaction (a worker
     killed midway leaves nothing: the next attempt imports it from the start)."""
     study = db.session.get(Study, job.study_id)
     researcher = db.session.get(Researcher, int(job.inputs["researcher_id"]))
     if study is None or researcher is None:
-        raise jobs.JobError("The study or the uploader's account was deleted.")
+        raise jobs.JobError(N_("The study or the uploader's account was deleted."))
     earlier = _imported(study.id, job.id)
     if earlier is not None:
         # Imported by an attempt whose worker stopped before it could say so.
         return {"images": earlier.get("images"), "identities": earlier.get("identities")}
     path = _uploads() / f"{job.inputs['sha256']}.zip"
     if not path.exists():
-        raise jobs.JobError("The uploaded ZIP is no longer on the server; upload it again.")
+        raise jobs.JobError(N_("The uploaded ZIP is no longer on the server; upload it again."))
     filename = str(job.inputs.get("filename") or path.name)
     config = current_app.config
     progress(5, f"Checking {filename}")
@@ -135,8 +136,10 @@ def import_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
         raise jobs.JobError(str(exc.description)) from exc
     except IntegrityError as exc:
         raise jobs.JobError(
-            "Another upload added some of these images at the same time. Nothing of this "
-            "upload was kept; retry to import it again."
+            N_(
+                "Another upload added some of these images at the same time. Nothing of this "
+                "upload was kept; retry to import it again."
+            )
         ) from exc
     path.unlink(missing_ok=True)
     return {

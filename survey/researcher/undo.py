@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from survey import audit, media
 from survey.extensions import db
+from survey.i18n import gettext
 from survey.models import Block, DeletedPart, Identity, Image, Researcher, Study, StudyQuestion
 from survey.researcher.service import IDENTITY_FIELDS, IMAGE_FIELDS, renumber_blocks
 from survey.study_texts import add_part_texts, part_texts
@@ -178,21 +179,28 @@ def _check_images(study: Study, images: list[dict]) -> None:
     ).first()
     if taken is not None:
         raise UndoRefused(
-            f"The same image was added again since (now an image of {taken[1]}): delete that "
-            "one first to bring this back."
+            gettext(
+                "The same image was added again since (now an image of %(identity)s): delete "
+                "that one first to bring this back.",
+                identity=taken[1],
+            )
         )
     public = db.session.scalar(
         sa.select(Image.public_id).where(Image.public_id.in_([im["public_id"] for im in images]))
     )
     if public is not None:
-        raise UndoRefused("An image with the same public id exists elsewhere; it cannot return.")
+        raise UndoRefused(
+            gettext("An image with the same public id exists elsewhere; it cannot return.")
+        )
     store = media.storage()
     for image in images:
         for key in (image["storage_key"], image["display_key"]):
             if not store.exists(key):
                 raise UndoRefused(
-                    "The image file is no longer in storage, so the deletion cannot be undone. "
-                    "Upload the image again instead."
+                    gettext(
+                        "The image file is no longer in storage, so the deletion cannot be "
+                        "undone. Upload the image again instead."
+                    )
                 )
 
 
@@ -202,7 +210,10 @@ def _undo_block(study: Study, data: dict) -> None:
         sa.select(Block.id).where(Block.study_id == study.id, Block.name == data["name"])
     ):
         raise UndoRefused(
-            f"Another block is called {data['name']!r} now: rename it first to bring this back."
+            gettext(
+                "Another block is called %(name)s now: rename it first to bring this back.",
+                name=repr(data["name"]),
+            )
         )
     renumber_blocks(study)
     for block in study.blocks:
@@ -230,8 +241,11 @@ def _undo_identity(study: Study, data: dict) -> None:
         sa.select(Identity.id).where(Identity.study_id == study.id, Identity.code == data["code"])
     ):
         raise UndoRefused(
-            f"An identity with the code {data['code']} was added since: delete it first to "
-            "bring this one back."
+            gettext(
+                "An identity with the code %(code)s was added since: delete it first to bring "
+                "this one back.",
+                code=data["code"],
+            )
         )
     _check_images(study, data["images"])
     free = _free_id(Identity, data["id"])
@@ -256,7 +270,10 @@ def _undo_image(study: Study, data: dict) -> None:
     )
     if identity is None:
         raise UndoRefused(
-            f"Identity {data['identity_code']} was deleted since: undo that deletion first."
+            gettext(
+                "Identity %(code)s was deleted since: undo that deletion first.",
+                code=data["identity_code"],
+            )
         )
     _check_images(study, [image])
     _restore_image(study, image, identity.id)
@@ -270,8 +287,11 @@ def _undo_question(study: Study, data: dict) -> None:
         )
     ):
         raise UndoRefused(
-            f"Another question has the code {data['code']} now: change its code first to bring "
-            "this one back."
+            gettext(
+                "Another question has the code %(code)s now: change its code first to bring "
+                "this one back.",
+                code=data["code"],
+            )
         )
     ordered = sorted(study.questions, key=lambda q: (q.position, q.id))
     for position, question in enumerate(ordered, start=1):
@@ -303,12 +323,14 @@ def undo(study: Study, part_id: int, researcher: Researcher) -> str:
     """
     if study.state != "draft" or study.design_locked:
         raise UndoRefused(
-            "The study has opened, so its design is frozen: deletions can no longer be undone."
+            gettext(
+                "The study has opened, so its design is frozen: deletions can no longer be undone."
+            )
         )
     part = db.session.get(DeletedPart, part_id)
     if part is None or part.study_id != study.id:
         raise UndoRefused(
-            "There is nothing to undo: it was undone already, or is too old to bring back."
+            gettext("There is nothing to undo: it was undone already, or is too old to bring back.")
         )
     UNDO[part.kind](study, part.data)
     label = part.label

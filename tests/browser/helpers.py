@@ -1,8 +1,22 @@
-"""What several browser tests do: read a trial's questions, take a study as a participant."""
+"""What several browser tests do: read a trial's questions, take a study as a participant,
+open a browser signed in as a researcher."""
 
 from __future__ import annotations
 
 import random
+
+from tests.helpers import sign_in
+
+
+def researcher_context(browser, app, live_server: str, researcher_id: int, **options):
+    """Return a new browser context signed in as the researcher (`options`: the context's,
+    such as the viewport or java_script_enabled)."""
+    context = browser.new_context(**options)
+    client = app.test_client()
+    sign_in(client, app, researcher_id)
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server}])
+    return context
 
 
 def read_questions(page) -> list[dict]:

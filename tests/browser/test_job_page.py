@@ -3,12 +3,14 @@ itself once the job is done, and without script it refreshes itself."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 
 from survey.extensions import db
 from survey.models import Job, StudyMember, utcnow
-from tests.helpers import sign_in
+from tests.browser.helpers import researcher_context
 
 pytestmark = [pytest.mark.browser]
 
@@ -42,13 +44,14 @@ def test_the_progress_bar_follows_the_job_then_the_page_shows_it_done(
         job_id = job.id
     url = f"{live_server}/r/studies/{demo}/jobs/{job_id}"
     for script in (False, True):
-        context = browser.new_context(
-            viewport={"width": 390, "height": 844}, java_script_enabled=script
+        context = researcher_context(
+            browser,
+            app,
+            live_server,
+            owner,
+            viewport={"width": 390, "height": 844},
+            java_script_enabled=script,
         )
-        client = app.test_client()
-        sign_in(client, app, owner)
-        cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
-        context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server}])
         page = context.new_page()
         page.set_default_timeout(15000)
         page.goto(url)
@@ -58,6 +61,14 @@ def test_the_progress_bar_follows_the_job_then_the_page_shows_it_done(
             context.close()
             continue
         assert refresh == 0  # the script keeps the page current instead
+        # The states' words come from the page (gettext), not from the script.
+        states = json.loads(page.get_attribute("#job", "data-states"))
+        assert states == {
+            "queued": "queued",
+            "running": "running",
+            "done": "done",
+            "failed": "failed",
+        }
         assert page.eval_on_selector("#job-progress", "e => e.value") == 10
         _set(app, job_id, progress=64, message="Writing psych-ds.zip: 3.2 MB")
         for _ in range(50):  # the script polls every 2 s: at most 10 s

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
 from analysis import power
@@ -99,6 +100,64 @@ def test_the_two_participant_floor_is_not_called_exact(team, owner_client):
     text = page_text(response)
     assert "Recruit 2 participants" in text and "2 pairs already give power" in text
     assert "Exactly, n =" not in text
+
+
+def _as_shown(note: str) -> str:
+    """An analysis note as the page showed it before it wrote its own: a sentence."""
+    return f"{note[0].upper()}{note[1:]}."
+
+
+def test_the_pages_notes_say_what_the_analysis_notes_say(app):
+    # The page writes its notes in its own words (gettext) from the analysis' numbers; in
+    # English they are the analysis' notes as sentences. The paired t test simulates fast.
+    floor = power.sample_size_paired_t(50, 1)
+    cases = [
+        # (grid, max_seconds, n_sims): the target not reached; reached but within the
+        # simulation's error; points left out by the time limit
+        ([4, 6], None, 40),
+        ([8, 16], None, 20),
+        ([40, 6, 80], 0, 20),
+    ]
+    with app.test_request_context("/r/studies"):
+        assert planning.answer_note(floor) == _as_shown(floor.note)
+        assert planning.answer_note(power.sample_size_paired_t(0.5, 1)) == ""
+        shown = []
+        for grid, seconds, n_sims in cases:
+            simulated = power.sample_size_simulated(
+                0.5,
+                identities=[12],
+                participants=grid,
+                test="paired_t",
+                n_sims=n_sims,
+                refine=0,
+                max_seconds=seconds,
+            )
+            notes = planning.simulation_notes(simulated, grid, seconds or 0)
+            assert notes == [_as_shown(note) for note in simulated.notes]
+            shown.extend(notes)
+    assert any("is not reached by 6 participants" in note for note in shown)
+    assert any("Monte Carlo interval" in note for note in shown)
+    assert any(
+        note.startswith("Stopped after 0 s: not simulated: 6 participants x 12") for note in shown
+    )
+
+
+def test_the_pages_note_on_failed_fits():
+    # Outside a request, in English.
+    curve = pd.DataFrame(
+        [{"n_participants": 20, "n_identities": 12, "power": 0.9, "ci_low": 0.85,
+          "ci_high": 0.95, "n_sims": 30, "failed": 2}]
+    )  # fmt: skip
+    required = pd.DataFrame(
+        [{"n_identities": 12, "n_required": 20, "n_confident": 20, "power": 0.9,
+          "ci_low": 0.85, "ci_high": 0.95}]
+    )  # fmt: skip
+    simulated = power.SimulatedSampleSize(
+        "lmm", 0.8, 0.05, 0.5, 30, curve, required, 30, notes=(), complete=True
+    )
+    assert planning.simulation_notes(simulated, [20]) == [
+        "12 identities: 2 simulated fits failed and count as not significant."
+    ]
 
 
 @pytest.mark.parametrize(
