@@ -219,12 +219,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _read_whole(app):
+    """The app as the browser tests' server runs it: each response read whole, and closed,
+    before it is sent. Werkzeug's development server reads the socket before it closes a
+    response, so a browser that leaves a page while its images load (a dropped connection)
+    left the image's file open to the garbage collector."""
+
+    def serve(environ, start_response):
+        result = app(environ, start_response)
+        try:
+            return [b"".join(result)]
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+
+    return serve
+
+
 @pytest.fixture
 def live_server(app) -> Iterator[str]:
     """Serve the app on 127.0.0.1 in a thread and return its base URL."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", _free_port(), app, threaded=True)
+    server = make_server("127.0.0.1", _free_port(), _read_whole(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
