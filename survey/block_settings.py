@@ -47,6 +47,9 @@ DEFAULT_CHOOSE_QUESTION = N_("Which photo do you trust more?")
 DEFAULT_RECOGNISE_QUESTION = N_("Have you met this person before?")
 # A label longer than this would not fit under a phone's headshot; names are short.
 LABEL_MAX = 120
+# Where a learn block's label puts each person's fictional name; a label without it (a role
+# such as "Your new colleague") is shown as written and names no one.
+NAME_PLACEHOLDER = "{name}"
 # Recognise trials with name recall offer this many names, one of them right for a target.
 NAME_CHOICES = 4
 # The memory paradigm's cells per list: studied real, studied ai and (twice as many) foils.
@@ -276,9 +279,9 @@ def _check_memory(task: str, out: dict[str, Any]) -> dict[str, Any]:
             )
         _check_text("label", out["label"], required=False)
         label = out["label"].strip()
-        if label and (label.count("{name}") != 1 or len(label) > LABEL_MAX):
+        if label.count(NAME_PLACEHOLDER) > 1 or len(label) > LABEL_MAX:
             raise ValueError(
-                "label must hold {name} once, where the person's name goes, and at most"
+                "label may hold {name} at most once, where the person's name goes, and at most"
                 f" {LABEL_MAX} characters, got {out['label']!r}"
             )
         out["label"] = label
@@ -292,6 +295,11 @@ def _check_memory(task: str, out: dict[str, Any]) -> dict[str, Any]:
             if not (is_int(out[name]) and 0 <= out[name] <= high):
                 raise ValueError(f"{name} must be an integer from 0 to {high}, got {out[name]!r}")
     return out
+
+
+def names_people(label: str | None) -> bool:
+    """Tell whether a learn block's label gives each person a fictional name."""
+    return label is not None and NAME_PLACEHOLDER in label
 
 
 def min_identities(task: str) -> int:
@@ -447,7 +455,7 @@ def _check_exposure_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
 
 
 def _check_label_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
-    """Empty, or a short text with {name} once, where the person's name goes."""
+    """Empty, or a short text: a role as written, or with {name} once where the name goes."""
     if not isinstance(value, str):
         return [
             f"{rule.label}: write a text such as Dr {{name}}, or leave it empty; {_wrote(value)}."
@@ -456,10 +464,11 @@ def _check_label_rule(rule: SettingRule, value: Any, task: str) -> list[str]:
     if not label:
         return []
     errors = []
-    if label.count("{name}") != 1:
+    if label.count(NAME_PLACEHOLDER) > 1:
         errors.append(
-            f"{rule.label}: write {{name}} once, where the person's name goes (for example "
-            f"Your new colleague Dr {{name}}); {_wrote(label)}."
+            f"{rule.label}: write {{name}} at most once, where the person's name goes (for "
+            f"example Your new colleague Dr {{name}}), or a role alone such as Your new "
+            f"colleague; {_wrote(label)}."
         )
     if len(label) > LABEL_MAX:
         errors.append(
@@ -702,6 +711,13 @@ _CHECKERS: dict[str, Any] = {
 }
 
 
+def plain_problems(task: str, settings: Any, error: ValueError) -> list[str]:
+    """Say in the workspace's words why `validate_block_settings` refused a block's settings:
+    the setting rules' messages, or the check's own where no rule knows the problem."""
+    found = setting_errors(task, {} if settings is None else settings)
+    return [m for messages in found.values() for m in messages] or [f"{error}."]
+
+
 def fit_errors(
     task: str, settings: Mapping[str, Any], n_identities: int, n_lists: int
 ) -> dict[str, list[str]]:
@@ -727,6 +743,13 @@ def fit_errors(
             f"The study has {n_lists} counterbalancing lists; match, rate and detect blocks need "
             f"a multiple of {len(CONDITIONS)} (each identity is shown real in half the lists and "
             "AI in the other half). Change the number of lists in the study's settings first."
+        )
+    if task in MEMORY_TASKS and n_lists % MEMORY_CELLS:
+        errors.setdefault("task", []).append(
+            f"The study has {n_lists} counterbalancing lists; learn and recognise blocks need the "
+            "lists in fours (4, 8, 12…), so that "
+            "every face is studied real, studied AI and a foil equally often. Change the number "
+            "of lists in the study's settings first."
         )
     if not n_identities:
         return errors

@@ -24,7 +24,8 @@ from survey.block_settings import (
     TASKS,
     is_int,
     min_identities,
-    setting_errors,
+    names_people,
+    plain_problems,
     validate_block_settings,
 )
 
@@ -349,12 +350,8 @@ def check_design(
             settings = validate_block_settings(block.task, block.settings)
         except ValueError as err:
             # Said in the workspace's words where the setting rules know the problem.
-            plain = [
-                m for ms in setting_errors(block.task, block.settings or {}).values() for m in ms
-            ]
-            problems += [f"Block {block.name!r}: {m}" for m in plain] or [
-                f"Block {block.name!r}: {err}."
-            ]
+            plain = plain_problems(block.task, block.settings or {}, err)
+            problems += [f"Block {block.name!r}: {m}" for m in plain]
             continue
         problems += _block_problems(block, settings, identities)
         for scale in settings.get("scales") or ():
@@ -435,13 +432,14 @@ def _memory_problems(
         test_settings = validate_block_settings("recognise", recognise[0].settings)
     except ValueError:
         return problems  # reported with the block
-    if test_settings["name_recall"] and not learn_settings["label"]:
+    named = names_people(learn_settings["label"])
+    if test_settings["name_recall"] and not named:
         problems.append(
             f"The recognise block {recognise[0].name!r} asks for names, but the learn block"
             f" {learn[0].name!r} shows none: give it a label with {{name}}."
         )
     studied = (len(identities) + 1) // 2
-    if learn_settings["label"] and studied > len(NAME_SURNAMES):
+    if named and studied > len(NAME_SURNAMES):
         problems.append(
             f"The learn block {learn[0].name!r} names up to {studied} people, but there are"
             f" {len(NAME_SURNAMES)} names: use at most {2 * len(NAME_SURNAMES)} identities or"
@@ -758,7 +756,7 @@ def build_schedule(
     if any(b.task in MEMORY_TASKS for b in running):
         roles = memory_roles(ordered, list_index, n_lists)
         (learn,) = [b for b in running if b.task == "learn"]
-        if validate_block_settings("learn", learn.settings)["label"]:
+        if names_people(validate_block_settings("learn", learn.settings)["label"]):
             names = _memory_names([i for i in ordered if roles[i.code] != "foil"], seed)
     specs: list[TrialSpec] = []
     for index, block in enumerate(running):

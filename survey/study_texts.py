@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from survey.block_settings import LABEL_MAX, validate_block_settings
+from survey.block_settings import LABEL_MAX, NAME_PLACEHOLDER, names_people, validate_block_settings
 from survey.cache import BoundedCache
 from survey.extensions import db
 from survey.flow import MESSAGE_KEY, MESSAGE_MAX, flow_settings
@@ -344,10 +344,19 @@ def save_translations(
             errors[key] = gettext("Write the title on one line, without line breaks or tabs.")
         elif not text.long and "\n" in value:
             errors[key] = gettext("Write this text on one line.")
-        elif key.endswith(":label") and value and not _label_ok(value):
-            errors[key] = gettext(
-                "Write {name} once, where the person's name goes, in at most %(most)s characters.",
-                most=LABEL_MAX,
+        elif key.endswith(":label") and value and not _label_ok(value, text.default):
+            errors[key] = (
+                gettext(
+                    "Write {name} once, where the person's name goes, in at most %(most)s "
+                    "characters.",
+                    most=LABEL_MAX,
+                )
+                if names_people(text.default)
+                else gettext(
+                    "Write the label without {name}, as it is written in the study's language "
+                    "(it names no one), in at most %(most)s characters.",
+                    most=LABEL_MAX,
+                )
             )
         elif not value and study.state != "draft":
             errors[key] = gettext(
@@ -369,9 +378,11 @@ def one_line(value: str) -> bool:
     return not any(ord(c) < 32 or ord(c) == 127 for c in value)
 
 
-def _label_ok(value: str) -> bool:
-    """Tell whether a name label holds {name} once and fits under a photo."""
-    return value.count("{name}") == 1 and len(value) <= LABEL_MAX
+def _label_ok(value: str, source: str) -> bool:
+    """Tell whether a translated label fits under a photo and holds {name} as its source does
+    (once, or not at all for a role shown as written)."""
+    same = value.count(NAME_PLACEHOLDER) == source.count(NAME_PLACEHOLDER)
+    return same and len(value) <= LABEL_MAX
 
 
 def _put(study_id: int, language: str, text: Text, value: str) -> None:

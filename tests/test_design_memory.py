@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from survey.block_settings import validate_block_settings
+from survey.block_settings import setting_errors, validate_block_settings
 from survey.design import (
     NAME_SURNAMES,
     BlockInfo,
@@ -141,6 +141,25 @@ def test_without_a_label_no_names_and_without_recall_no_options():
     assert all(s.label is None and s.options == () for s in specs)
 
 
+def test_a_role_without_name_is_kept_as_written_and_names_no_one():
+    assert validate_block_settings("learn", {"label": " Your new colleague "})["label"] == (
+        "Your new colleague"
+    )
+    assert setting_errors("learn", {"label": "Your new colleague"}) == {}
+    blocks = [
+        BlockInfo("study", "learn", {"label": "Your new colleague"}),
+        BlockInfo("test", "recognise", {}),
+    ]
+    specs = build_schedule(make_identities(8), blocks, 0, 4, seed=1)
+    assert all(s.label is None and s.options == () for s in specs)
+    # Without names there is nothing to recall.
+    recall = [blocks[0], BlockInfo("test", "recognise", {"name_recall": True})]
+    assert check_design(make_identities(8), recall, 4) == [
+        "The recognise block 'test' asks for names, but the learn block 'study' shows none:"
+        " give it a label with {name}."
+    ]
+
+
 def test_names_and_orders_come_from_the_seed():
     identities = make_identities(12)
     one = build_schedule(identities, MEMORY, 1, 4, seed=8)
@@ -228,8 +247,7 @@ def test_learn_and_recognise_defaults():
     [
         ("learn", {"exposure_ms": 100}, "exposure_ms must be an integer from 200 to 10000"),
         ("learn", {"exposure_ms": "3000"}, "or None for self-paced"),
-        ("learn", {"label": "Dr Ortiz"}, "label must hold {name} once"),
-        ("learn", {"label": "{name} {name}"}, "label must hold {name} once"),
+        ("learn", {"label": "{name} {name}"}, "label may hold {name} at most once"),
         ("learn", {"label": "{name}" + "x" * 120}, "at most 120 characters"),
         ("learn", {"orienting_question": 3}, "orienting_question must be text"),
         ("learn", {"attention_checks": [1]}, "unknown setting 'attention_checks'"),

@@ -7,7 +7,12 @@ from typing import Any
 
 from analysis.findings import CORRECTION_NAMES
 from analysis.vocabulary import DEFAULT_RULES, FIXED_OUTCOMES
-from survey.block_settings import attention_check_count
+from survey.block_settings import (
+    MEMORY_TASKS,
+    NAME_PLACEHOLDER,
+    attention_check_count,
+    names_people,
+)
 
 TASK_PHRASES = {
     "match": "a recognition block ({name}): a headshot (real or AI) and an in-person probe photo "
@@ -139,8 +144,10 @@ def _block_phrase(block: dict[str, Any], first: bool = False, n_identities: int 
             else "for as long as the participant chose (self-paced)"
         ),
         label=(
-            f", labelled “{label.replace('{name}', '<name>')}” with a fictional name per person "
-            "(names drawn per participant)"
+            f", labelled “{label.replace(NAME_PLACEHOLDER, '<name>')}” with a fictional name per "
+            "person (names drawn per participant)"
+            if names_people(label)
+            else f", labelled “{label}”"
             if label
             else ""
         ),
@@ -162,7 +169,8 @@ def _block_phrase(block: dict[str, Any], first: bool = False, n_identities: int 
         split = "" if task == "choose" else ", split evenly between the conditions"
         phrase += f", showing {cap} of the {n_identities} identities{split} (drawn per participant)"
     practice = settings.get("practice")
-    if practice or (practice is None and first):
+    # Learn and recognise blocks have no practice trial, even when they run first.
+    if task not in MEMORY_TASKS and (practice or (practice is None and first)):
         phrase += ", opened by a practice trial (not analysed)"
     checks = attention_check_count(settings.get("attention_checks"))
     if checks:

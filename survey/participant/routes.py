@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from survey import design, ending, i18n, study_texts
 from survey import flow as block_flow
 from survey import questions as questions_module
+from survey.block_settings import NAME_PLACEHOLDER, names_people
 from survey.errors import render_error
 from survey.extensions import db
 from survey.i18n import N_, participant_language
@@ -565,8 +566,11 @@ def _figures(trial: answers.TrialView) -> list[tuple[str, str, str, str]]:
             (trial.probe, N_("Photo to compare"), "probe", ""),
         ]
     if trial.task == "learn":
+        # A label with {name} names the person; one without (a role) is shown as written.
         label = trial.settings.get("label") or ""
-        caption = label.replace("{name}", trial.label) if label and trial.label else ""
+        caption = label
+        if names_people(label):
+            caption = label.replace(NAME_PLACEHOLDER, trial.label) if trial.label else ""
         return [(trial.images[0], N_("Photo of a person to remember"), "single", caption)]
     return [(trial.images[0], N_("Photo"), "single", "")]
 

@@ -10,10 +10,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from survey import audit
-from survey.block_settings import stored_settings, validate_block_settings
+from survey.block_settings import (
+    fit_errors,
+    plain_problems,
+    stored_settings,
+    validate_block_settings,
+)
+from survey.design import BlockInfo
 from survey.ending import RETURN_REDIRECT_KEY, redirect_problem
 from survey.extensions import db
-from survey.flow import MESSAGE_KEY, MESSAGE_MAX
+from survey.flow import BREAKS_KEY, LAST_KEY, MESSAGE_KEY, MESSAGE_MAX, ORDER_KEY, flow_errors
 from survey.models import TASKS, Block, Identity, Preregistration, Researcher, Study, StudyQuestion
 from survey.questions import check_code, clean_spec, spec_as_form
 from survey.researcher.forms import BLOCK_NAME_RE, COMPLETION_CODE_RE, MAX_TEXT, SLUG_RE
@@ -255,14 +261,39 @@ def _blocks(raw: list[Any]) -> list[dict[str, Any]]:
         task = item.get("task")
         if task not in TASKS:
             raise ValueError(f"{where}.task must be one of {', '.join(TASKS)}, got {task!r}")
+        raw_settings = item.get("settings") or {}
         try:
-            settings = stored_settings(validate_block_settings(task, item.get("settings") or {}))
+            settings = stored_settings(validate_block_settings(task, raw_settings))
         except ValueError as err:
-            raise ValueError(f"{where}.settings: {err}") from None
+            # In the workspace's words, every problem of the block at once.
+            plain = plain_problems(task, raw_settings, err)
+            raise ValueError(f"{where}.settings: {' '.join(plain)}") from None
         keys = _suffixes(block_texts(Block(id=0, name=name, task=task, settings=settings)))
         texts = check_imported(item.get("texts"), f"{where}.texts", keys, MAX_SHORT_TEXT)
         blocks.append({"name": name, "task": task, "settings": settings, "texts": texts})
     return blocks
+
+
+def _lists_fit(blocks: list[dict[str, Any]], n_lists: int) -> None:
+    """Refuse a number of lists the blocks cannot be balanced over, as the workspace does."""
+    for i, block in enumerate(blocks):
+        problems = fit_errors(block["task"], block["settings"], 0, n_lists).get("task")
+        if problems:
+            raise ValueError(f"blocks[{i}]: {problems[0]}")
+
+
+def _flow_fits(settings: dict[str, Any], blocks: list[dict[str, Any]]) -> None:
+    """Refuse a block order, blocks kept last, breaks or a break message the workspace would
+    refuse (missing ones are the defaults: fixed, none, no breaks, no message)."""
+    errors = flow_errors(
+        settings.get(ORDER_KEY, "fixed"),
+        settings.get(LAST_KEY) or [],
+        settings.get(BREAKS_KEY, False),
+        settings.get(MESSAGE_KEY, ""),
+        [BlockInfo(b["name"], b["task"], b["settings"]) for b in blocks],
+    )
+    if errors:
+        raise ValueError(f"study.settings: {' '.join(m for ms in errors.values() for m in ms)}")
 
 
 def _suffixes(texts: list[Text]) -> list[str]:
@@ -418,10 +449,14 @@ def parse_definition(data: bytes | str) -> dict[str, Any]:
             "this is not a Likeness study definition"
         )
     study = _object(raw.get("study"), "study")
+    fields, texts = _study_fields(study), _study_texts(study.get("texts"))
+    blocks = _blocks(raw.get("blocks", []))
+    _lists_fit(blocks, fields["n_lists"])
+    _flow_fits(fields["settings"], blocks)
     return {
-        "study": _study_fields(study),
-        "study_texts": _study_texts(study.get("texts")),
-        "blocks": _blocks(raw.get("blocks", [])),
+        "study": fields,
+        "study_texts": texts,
+        "blocks": blocks,
         "questions": _asked_after(_questions(raw.get("questions")), raw.get("blocks", [])),
         "identities": _identities(raw.get("identities", [])),
         "plan": _plan(raw.get("preregistration")),

@@ -482,7 +482,8 @@ class StudyEditForm(FlaskForm):
         description=_l(
             "Identities are split into lists so that each participant sees each person "
             "either as a real photo or as an AI headshot, never both. 2 lists balance real and AI; "
-            "use a multiple of 2. Frozen once the study opens."
+            "use a multiple of 2, or of 4 when the study has learn and recognise blocks. Frozen "
+            "once the study opens."
         ),
     )
     assign_by = SelectField(
@@ -778,7 +779,8 @@ class BlockForm(FlaskForm):
         filters=[_strip],
         description=_l(
             "Shown under each headshot with {name} standing for a fictional name, e.g. "
-            "“Your new colleague Dr {name}”. Leave empty for no name."
+            "“Your new colleague Dr {name}”; a role without {name}, e.g. “Your new "
+            "colleague”, is shown as written. Leave empty for no label."
         ),
     )
     orienting_question = StringField(

@@ -9,7 +9,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 
 from survey import audit, media, ratelimit
-from survey.block_settings import CONDITION_TASKS, CONDITIONS
+from survey.block_settings import CONDITION_TASKS, CONDITIONS, MEMORY_CELLS, MEMORY_TASKS
 from survey.ending import RETURN_REDIRECT_KEY, redirect_delay
 from survey.extensions import db
 from survey.i18n import N_, gettext, study_languages
@@ -361,9 +361,18 @@ def study_edit(study: Study, role: str):
             )
     if form.n_lists.errors or form.n_lists.data is None:
         pass
-    elif form.n_lists.data != study.n_lists and study.design_locked:
+    elif study.design_locked:
+        if form.n_lists.data != study.n_lists:
+            form.n_lists.errors.append(
+                gettext("The lists are part of the frozen design and cannot change now.")
+            )
+    elif form.n_lists.data % MEMORY_CELLS and any(b.task in MEMORY_TASKS for b in study.blocks):
         form.n_lists.errors.append(
-            gettext("The lists are part of the frozen design and cannot change now.")
+            gettext(
+                "A memory study needs the lists in fours (4, 8, 12…) so every face is studied "
+                "real, studied AI and a foil equally often; you wrote %(wrote)s.",
+                wrote=form.n_lists.data,
+            )
         )
     elif form.n_lists.data % len(CONDITIONS) and any(
         b.task in CONDITION_TASKS for b in study.blocks

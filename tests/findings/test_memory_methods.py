@@ -24,6 +24,7 @@ MEMORY = Path(__file__).resolve().parents[1] / "data" / "memory"
             {"label": "Your new colleague Dr {name}"},
             "labelled “Your new colleague Dr <name>” with a fictional name per person",
         ),
+        ({"label": "Your new colleague"}, "for 3000 ms, labelled “Your new colleague”"),
         ({"orienting_question": "How friendly?"}, "answering “How friendly?” (1–5)"),
     ],
 )
@@ -32,6 +33,8 @@ def test_the_study_phase_is_told_as_it_ran(settings, said):
     assert said in block_text(text, 1)
     assert block_text(text, 2).startswith("(2) a first-impression block (b2)")
     assert "labelled" not in block_text(text, 1) or "label" in settings
+    # A learn block has no practice trial, though it runs first.
+    assert "practice" not in text
 
 
 @pytest.mark.parametrize("recall", [True, False])

@@ -17,6 +17,7 @@ from survey.models import Participant, Study, StudyText
 from survey.participant import hotdb
 from survey.participant.hotdb import hot_path
 from survey.participant.simulate import agree, is_step, parse_trial_form
+from survey.studies import design_sha256
 from survey.study_texts import catalogue, text_for
 from tests.helpers import DEMO_TRIALS, set_study
 from tests.participant.support import advance_to, answer_trials, first_answers, trial_form
@@ -162,6 +163,24 @@ def test_a_learn_trial_names_the_person_in_the_label_of_the_language(app, demo, 
     _to_learn_trial(english)
     html = page(english, "/s/demo/trial")
     assert not named.search(html) and re.search(r"<figcaption[^>]*>Your new colleague Dr", html)
+
+
+def test_a_role_label_without_a_name_is_shown_as_written(app, demo, client):
+    with app.app_context():
+        study = db.session.get(Study, demo)
+        for block in study.blocks:
+            if block.task == "learn":
+                block.settings = {**block.settings, "label": "Your new colleague"}
+            elif block.task == "recognise":
+                block.settings = {**block.settings, "name_recall": False}
+        db.session.flush()
+        study.design_sha256 = design_sha256(study)  # as if it had opened so
+        db.session.commit()
+    agree(client, "demo")
+    _to_learn_trial(client)
+    assert re.search(
+        r"<figcaption[^>]*>Your new colleague</figcaption>", page(client, "/s/demo/trial")
+    )
 
 
 def test_a_missing_text_falls_back_to_the_default_language(app, demo, client):

@@ -178,6 +178,7 @@ def test_markdown_is_previewed_safely_and_not_saved(app, team, owner_client):
             {"n_lists": "0"},
             "Counterbalancing lists must be a whole number between 1 and 24; you wrote 0.",
         ),
+        ({"n_lists": ""}, "Give the number of counterbalancing lists, e.g. 2."),
         (
             {"n_lists": "3"},
             "Counterbalancing lists must be a multiple of 2 because the study has match, rate or "
@@ -209,6 +210,33 @@ def test_edit_shows_every_error_at_once_and_keeps_what_was_typed(app, team, owne
     assert len(errors) == 3 and not any("n_lists" in e or "slug" in e for e in errors)
     assert re.search(r">\s*Typed</textarea>", page) and 'value="3"' in page
     assert study_row(app, team.study_id).n_lists == 2
+
+
+MEMORY_LISTS = (
+    "A memory study needs the lists in fours (4, 8, 12…) so every face is studied real, studied "
+    "AI and a foil equally often; you wrote {}."
+)
+
+
+def test_a_memory_study_refuses_lists_not_in_fours(app, team, owner_client):
+    with app.app_context():
+        study = db.session.get(Study, team.study_id)
+        study.n_lists = 4
+        for position, (name, task) in enumerate((("meet", "learn"), ("test", "recognise")), 3):
+            db.session.add(Block(study=study, position=position, name=name, task=task))
+        db.session.commit()
+    url = f"/r/studies/{team.study_id}/edit"
+    for lists in ("2", "6", "3"):
+        response = owner_client.post(url, data={**EDIT, "n_lists": lists})
+        assert response.status_code == 400
+        page = response.get_data(as_text=True)
+        errors = re.findall(r'<ul class="field-errors"[^>]*>(.*?)</ul>', page, re.S)
+        # One plain sentence beside the field (3 lists: not the match blocks' one as well).
+        assert [re.sub(r"<[^>]+>", "", e).strip() for e in errors] == [MEMORY_LISTS.format(lists)]
+        study = study_row(app, team.study_id)
+        assert (study.n_lists, study.consent_text) == (4, "")
+    assert owner_client.post(url, data={**EDIT, "n_lists": "8"}).status_code == 302
+    assert study_row(app, team.study_id).n_lists == 8
 
 
 # --- the automatic return at the end (survey/ending.py) ---------------------------------------
@@ -710,7 +738,8 @@ def definition(**changes) -> str:
         (definition(blocks=[{"name": "b", "task": "dance"}]), "blocks[0].task must be one of"),
         (
             definition(blocks=[{"name": "b", "task": "match", "settings": {"exposure_ms": 5}}]),
-            "blocks[0].settings: exposure_ms must be an integer from 200 to 10000",
+            "blocks[0].settings: Exposure must be a whole number between 200 and 10,000 ms; you "
+            "wrote 5.",
         ),
         (
             definition(blocks=[{"name": "b", "task": "rate"}, {"name": "b", "task": "detect"}]),
@@ -728,6 +757,94 @@ def test_bad_definitions_create_nothing(app, client, make_researcher, text, mess
     assert response.status_code == 400
     assert message in response.get_data(as_text=True).replace("&#39;", "'")
     assert count(app, Study) == count(app, Block) == count(app, Identity) == 0
+
+
+MEMORY_BLOCKS = [{"name": "meet", "task": "learn"}, {"name": "test", "task": "recognise"}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # The block settings in the workspace's words, every problem of the block at once.
+        (
+            {"blocks": [{"name": "b", "task": "rate", "settings": {"scales": ["trust"]}}]},
+            "blocks[0].settings: Scale 1 is not a rating scale.",
+        ),
+        (
+            {"blocks": [{"name": "b", "task": "rate", "settings": {"colour": 1, "practice": 2}}]},
+            "blocks[0].settings: Practice trial: choose when this block runs first, yes or no; "
+            "you wrote 2. A rate block has no setting called 'colour'.",
+        ),
+        (
+            {"blocks": [{"name": "b", "task": "rate", "settings": "all"}]},
+            "blocks[0].settings: The block's settings cannot be read; you wrote 'all'.",
+        ),
+        (
+            {
+                "study": {"title": "x", "n_lists": 4},
+                "blocks": [
+                    MEMORY_BLOCKS[0],
+                    {**MEMORY_BLOCKS[1], "settings": {"name_recall": "y"}},
+                ],
+            },
+            "blocks[1].settings: Name recall: choose yes or no; you wrote 'y'.",
+        ),
+        (
+            {"blocks": [{"name": "b", "task": "learn", "settings": {"label": "x" * 121}}]},
+            "blocks[0].settings: Name label: at most 120 characters, so that it fits under the "
+            "photo on a phone; it has 121.",
+        ),
+        # The lists as the workspace checks them.
+        (
+            {"study": {"title": "x", "n_lists": 2}, "blocks": MEMORY_BLOCKS},
+            "blocks[0]: The study has 2 counterbalancing lists; learn and recognise blocks need "
+            "the lists in fours (4, 8, 12…), so that every face is studied real, studied AI and a "
+            "foil equally often. Change the number of lists in the study's settings first.",
+        ),
+        (
+            {"study": {"title": "x", "n_lists": 3}},
+            "blocks[0]: The study has 3 counterbalancing lists; match, rate and detect blocks "
+            "need a multiple of 2",
+        ),
+        # The block flow as the workspace checks it.
+        (
+            {"study": {"title": "x", "settings": {"break_message": ["Rest."]}}},
+            "study.settings: Break message: write a text, or leave it empty.",
+        ),
+        (
+            {
+                "study": {"title": "x", "n_lists": 4, "settings": {"block_order": "random"}},
+                "blocks": MEMORY_BLOCKS,
+            },
+            "study.settings: Block order: the learn and recognise blocks (meet, test) must run in "
+            "the order listed",
+        ),
+    ],
+)
+def test_a_definition_is_checked_in_the_workspaces_words(
+    app, client, make_researcher, auth, changes, message
+):
+    auth.sign_in(make_researcher())
+    response = client.post("/r/studies/import", data={"text": definition(**changes)})
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True).replace("&#39;", "'")
+    assert count(app, Study) == count(app, Block) == count(app, Identity) == 0
+
+
+def test_a_memory_definition_in_four_lists_with_a_role_label_is_imported(
+    app, client, make_researcher, auth
+):
+    auth.sign_in(make_researcher())
+    learn = {**MEMORY_BLOCKS[0], "settings": {"label": "Your new colleague"}}
+    text = definition(study={"title": "Meet", "n_lists": 4}, blocks=[learn, MEMORY_BLOCKS[1]])
+    assert client.post("/r/studies/import", data={"text": text}).status_code == 302
+    with app.app_context():
+        study = db.session.scalar(sa.select(Study))
+        assert study.n_lists == 4
+        assert [(b.task, b.settings.get("label")) for b in study.blocks] == [
+            ("learn", "Your new colleague"),
+            ("recognise", None),
+        ]
 
 
 def nested(depth: int, leaf: str = "1") -> str:

@@ -266,7 +266,22 @@ def test_saving_checks_every_text_and_writes_nothing_when_one_is_wrong(app, team
     assert rows(app, team.study_id) == {}
 
 
-def test_a_name_label_needs_its_placeholder(app, team, owner_client):
+@pytest.mark.parametrize(
+    ("label", "wrong", "message", "right"),
+    [
+        ("Dr {name}", "Docteur", "Write {name} once", "Docteur {name}"),
+        # A role names no one: its translation may not ask for a name either.
+        (
+            "Your new colleague",
+            "Votre collègue {name}",
+            "Write the label without {name}",
+            "Votre nouveau collègue",
+        ),
+    ],
+)
+def test_a_name_label_keeps_its_placeholder_or_its_absence(
+    app, team, owner_client, label, wrong, message, right
+):
     with app.app_context():
         db.session.add(
             Block(
@@ -274,17 +289,22 @@ def test_a_name_label_needs_its_placeholder(app, team, owner_client):
                 position=3,
                 name="study phase",
                 task="learn",
-                settings={"label": "Dr {name}"},
+                settings={"label": label},
             )
         )
         db.session.commit()
-    choose_languages(owner_client, team.study_id, ["en", "fr"], "en")
+    # A study with a learn block counterbalances over lists in fours.
+    assert (
+        choose_languages(owner_client, team.study_id, ["en", "fr"], "en", n_lists="4").status_code
+        == 302
+    )
     learn = block_id(app, team.study_id, "study phase")
     key = f"block:{learn}:label"
-    response = save(owner_client, team.study_id, "fr", {key: "Docteur"})
-    assert response.status_code == 400 and "Write {name} once" in text(response)
-    assert save(owner_client, team.study_id, "fr", {key: "Docteur {name}"}).status_code == 302
-    assert rows(app, team.study_id) == {("fr", key): "Docteur {name}"}
+    response = save(owner_client, team.study_id, "fr", {key: wrong})
+    assert response.status_code == 400 and message in text(response)
+    assert rows(app, team.study_id) == {}
+    assert save(owner_client, team.study_id, "fr", {key: right}).status_code == 302
+    assert rows(app, team.study_id) == {("fr", key): right}
 
 
 def test_after_opening_study_texts_can_be_corrected_but_not_emptied(app, team, owner_client):
