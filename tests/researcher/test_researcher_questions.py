@@ -110,6 +110,14 @@ def test_add_every_kind_in_order(app, team, owner_client):
             {"code": "note", "text": "Note", "kind": "text", "max_length": "5000"},
             ["The longest answer must be 1 to 2000 characters; you wrote 5000."],
         ),
+        (
+            {"code": "", "text": "Seen before?", "kind": "choice", "options": "Yes\nNo"},
+            ["Give the question a short code, such as age_band."],
+        ),
+        (
+            {"code": "note", "text": "Why? " * 101, "kind": "text", "max_length": "120"},
+            ["A question has at most 500 characters."],
+        ),
     ],
 )
 def test_bad_questions_are_refused_with_every_error_by_its_field(

@@ -790,6 +790,11 @@ MEMORY_BLOCKS = [{"name": "meet", "task": "learn"}, {"name": "test", "task": "re
             "blocks[1].settings: Name recall: choose yes or no; you wrote 'y'.",
         ),
         (
+            {"blocks": [{"name": "b", "task": "detect", "settings": {"attention_checks": -2}}]},
+            "blocks[0].settings: Attention checks: the number of checks cannot be negative; you "
+            "wrote -2.",
+        ),
+        (
             {"blocks": [{"name": "b", "task": "learn", "settings": {"label": "x" * 121}}]},
             "blocks[0].settings: Name label: at most 120 characters, so that it fits under the "
             "photo on a phone; it has 121.",

@@ -72,6 +72,20 @@ def test_every_task_setting_has_a_rule_with_a_label():
             },
         ),
         (
+            "rate",
+            {"attention_checks": -1},
+            {
+                "attention_checks": [
+                    "Attention checks: the number of checks cannot be negative; you wrote -1."
+                ]
+            },
+        ),
+        (
+            "detect",
+            {"attention_checks": list(range(1, 202))},
+            {"attention_checks": ["Attention checks: at most 200 checks in a block."]},
+        ),
+        (
             "detect",
             {"attention_checks": [3, 10_001]},
             {"attention_checks": ["Attention checks: positions go up to 10,000; you wrote 10001."]},
@@ -238,6 +252,21 @@ def test_attention_checks_past_the_end_are_refused_when_saved(app, team, owner_c
         owner_client.post(url, data=rate_form([TRUST], attention_checks="3, 10")).status_code == 302
     )
     assert blocks(app, team.study_id)[1].settings["attention_checks"] == [3, 10]
+
+
+def test_more_than_200_check_positions_are_refused_when_saved(app, team, owner_client):
+    bid = block_id(app, team.study_id, "impressions")
+    before = blocks(app, team.study_id)[1].settings
+    positions = ", ".join(str(p) for p in range(1, 202))
+    response = owner_client.post(
+        f"/r/studies/{team.study_id}/blocks/{bid}",
+        data=rate_form([TRUST], attention_checks=positions),
+    )
+    assert response.status_code == 400
+    assert field_errors(response.get_data(as_text=True)) == [
+        "Attention checks: at most 200 checks in a block."
+    ]
+    assert blocks(app, team.study_id)[1].settings == before
 
 
 def test_an_identity_count_that_does_not_fit_is_refused_when_saved(app, team, owner_client):
