@@ -309,6 +309,14 @@ def _tests_sentence(results: dict[str, Any]) -> str:
             )
             + "."
         )
+    old_new = (results.get("memory") or {}).get("old_new_glmm")
+    if old_new:
+        sentences.append(
+            "Every answer of the test phase was also modelled by the person's status (met in a "
+            "real photograph, met in an AI headshot, or a foil never shown, the reference) with a "
+            f"logistic mixed model ({old_new['formula']}); its AI-versus-real contrast compares "
+            "the people met in the two conditions, and a joint Wald χ² tests status overall."
+        )
     mixed = []
     if "lmm" in methods:
         mixed.append(
