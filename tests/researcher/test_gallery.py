@@ -16,16 +16,16 @@ from tests.helpers import sign_in
 from tests.researcher.helpers import quick_researcher
 
 
-@pytest.fixture
-def crowd(app):
-    """A draft study of 60 identities (P001-P060); every seventh has no probe photo."""
+def make_crowd(app, size: int):
+    """Make a draft study of `size` identities (P001...); every seventh has no probe photo.
+    Return its id and a client signed in as its owner."""
     owner = quick_researcher(app, "owner@example.org")
     with app.app_context():
         study = Study(title="Many faces", slug="many")
         db.session.add(study)
         db.session.add(StudyMember(study=study, researcher_id=owner, role="owner"))
         db.session.flush()
-        for index in range(60):
+        for index in range(size):
             identity = Identity(
                 study=study,
                 code=f"P{index + 1:03d}",
@@ -57,6 +57,41 @@ def crowd(app):
     client = app.test_client()
     sign_in(client, app, owner)
     return study_id, client
+
+
+@pytest.fixture
+def crowd(app):
+    """A draft study of 60 identities (P001-P060); every seventh has no probe photo."""
+    return make_crowd(app, 60)
+
+
+def test_200_identities_come_in_pages_found_by_search_with_deleting_tucked_away(app):
+    study_id, client = make_crowd(app, 200)
+    url = f"/r/studies/{study_id}/stimuli"
+    first = client.get(url).get_data(as_text=True)
+    assert codes(first) == [f"P{i:03d}" for i in range(1, 25)]
+    assert re.search(r"200 identities,\s+571 images\.", first) and "Page 1 of 9" in first
+    assert first.count("<img ") == 24 * 3 - 4  # P001, P008, P015, P022 have no probe photo
+    last = client.get(f"{url}?page=9").get_data(as_text=True)
+    assert codes(last) == [f"P{i:03d}" for i in range(193, 201)]
+    assert f'href="{url}?page=8#gallery"' in last and "Next page" not in last
+    found = client.get(f"{url}?q=P15").get_data(as_text=True)
+    assert codes(found) == [f"P{i:03d}" for i in range(150, 160)]
+    assert "10 of 200 identities match." in found
+    # On a page, each identity's deleting sits in its closed details, as quiet links: nothing
+    # that deletes is a button, and nothing is styled as a danger or a primary action.
+    sections = re.findall(r'<section class="identity[^"]*"(.*?)</section>', first, re.S)
+    assert len(sections) == 24
+    for section in sections:
+        before, details = section.split('<details class="identity-details">')
+        assert "Delete" not in before and "<button" not in section
+        deletes = re.findall(r'<a class="([^"]*)" href="[^"]*/delete[^"]*">([^<]*)</a>', details)
+        assert [c for c, _ in deletes] == ["quiet-danger"] * len(deletes) and len(deletes) >= 3
+        assert deletes[-1][1].startswith("Delete P") and "</details>" in details
+    for button in re.findall(r"<button[^>]*>.*?</button>", first, re.S):
+        assert "Delete" not in button, button
+    classes = {c for names in re.findall(r'class="([^"]*)"', first) for c in names.split()}
+    assert not {"danger", "primary"} & classes
 
 
 def codes(page: str) -> list[str]:
