@@ -137,9 +137,9 @@ def _forget(parts: list[DeletedPart]) -> list[str]:
 
 
 def discard_unused(study: Study, keys: list[str]) -> None:
-    """Remove the files of forgotten parts that no image row and no kept part still use.
+    """Remove the files that no image row and no kept part of the study still use.
 
-    Call it after the commit that forgot them.
+    Call it after the commit that forgot the parts (or the rollback of a failed upload).
     """
     keys = list(dict.fromkeys(keys))
     if not keys:
