@@ -9,7 +9,6 @@ from typing import TypeGuard
 from analysis.bayes import bf_text
 from analysis.vocabulary import FIXED_OUTCOMES, Outcome, rating_outcome
 
-VERDICTS = ("difference", "no_difference", "inconclusive")
 MAIN_FAMILIES = ("primary", "secondary")
 CORRECTION_NAMES: dict[str | None, str] = {
     "holm": "Holm-adjusted p",
