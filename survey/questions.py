@@ -14,6 +14,7 @@ return every error at once, keyed by field, in plain words. Pure: no database.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -218,6 +219,23 @@ def spec_as_form(kind: str, spec: Mapping[str, Any]) -> dict[str, str]:
 
 # --- the default demographics --------------------------------------------------------------
 
+# Asked by new studies and by those from before the builder (each call returns its own copy).
+GENDER_QUESTION: dict[str, Any] = {
+    "code": "gender",
+    "kind": "choice",
+    "text": "Your gender",
+    "required": False,
+    "spec": {
+        "options": [
+            ["woman", "Woman"],
+            ["man", "Man"],
+            ["non_binary", "Non-binary"],
+            ["other", "Another gender"],
+            ["prefer_not_to_say", "Prefer not to say"],
+        ]
+    },
+}
+
 
 def default_questions() -> list[dict[str, Any]]:
     """Return the questions a new study starts with: optional demographics the team edits."""
@@ -239,21 +257,7 @@ def default_questions() -> list[dict[str, Any]]:
                 ]
             },
         },
-        {
-            "code": "gender",
-            "kind": "choice",
-            "text": "Your gender",
-            "required": False,
-            "spec": {
-                "options": [
-                    ["woman", "Woman"],
-                    ["man", "Man"],
-                    ["non_binary", "Non-binary"],
-                    ["other", "Another gender"],
-                    ["prefer_not_to_say", "Prefer not to say"],
-                ]
-            },
-        },
+        copy.deepcopy(GENDER_QUESTION),
         {
             "code": "ai_familiarity",
             "kind": "likert",
@@ -282,21 +286,7 @@ def legacy_questions() -> list[dict[str, Any]]:
             "required": False,
             "spec": {"min": 16, "max": 110},
         },
-        {
-            "code": "gender",
-            "kind": "choice",
-            "text": "Your gender",
-            "required": False,
-            "spec": {
-                "options": [
-                    ["woman", "Woman"],
-                    ["man", "Man"],
-                    ["non_binary", "Non-binary"],
-                    ["other", "Another gender"],
-                    ["prefer_not_to_say", "Prefer not to say"],
-                ]
-            },
-        },
+        copy.deepcopy(GENDER_QUESTION),
     ]
 
 
