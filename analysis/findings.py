@@ -116,6 +116,11 @@ def fixed(value: float, digits: int = 2) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
+def df_text(df: float) -> str:
+    """Degrees of freedom as printed: whole ('112') or with one decimal (Satterthwaite's)."""
+    return f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
+
+
 class Scale(NamedTuple):
     """How an outcome's estimates print: multiplier, decimals, and the unit in the claims'
     words and in the web report's shorter ones."""
@@ -185,8 +190,7 @@ def _test_name(test: dict) -> str:
     if not _finite(stat):
         return name
     if method in ("paired_t", "one_sample_t", "lmm", "tost") and _finite(df):
-        df_text = f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
-        return f"{name}, t({df_text}) = {fixed(stat)}"
+        return f"{name}, t({df_text(df)}) = {fixed(stat)}"
     if method in ("glmm", "clmm"):
         return f"{name}, z = {fixed(stat)}"
     if method == "wilcoxon":

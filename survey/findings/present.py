@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.bayes import bf_label, bf_text
-from analysis.findings import ci_label, ci_unadjusted, corrected_p, fixed, format_p, scale_of
+from analysis.findings import (
+    ci_label,
+    ci_unadjusted,
+    corrected_p,
+    df_text,
+    fixed,
+    format_p,
+    scale_of,
+)
 from analysis.results import (
     FigureSpec,
     descriptive,
@@ -97,8 +105,7 @@ def statistic_text(test: dict) -> str:
     )
     df = test.get("df")
     if name == "t" and isinstance(df, (int, float)):
-        df_text = f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
-        return f"t({df_text}) = {number(stat)}"
+        return f"t({df_text(df)}) = {number(stat)}"
     if name:
         return f"{name} = {number(stat) if name != 'V' else f'{stat:g}'}"
     return number(stat)
