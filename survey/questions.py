@@ -1,16 +1,4 @@
-"""Questions the researcher writes: their kinds, the builder's checks and the participant's.
-
-A question is a kind, a short code (its column in participants.csv), a text, required or
-optional, and a `spec` of the kind's own settings:
-
-- likert: ``{"min": 1, "max": 7, "anchors": {"1": "Not at all", "7": "Very much"}}``
-- choice (one of) and checkboxes (any of): ``{"options": [["woman", "Woman"], ...]}``
-- number: ``{"min": 16, "max": 110}`` (either may be None), whole numbers or decimals
-- text: ``{"max_length": 200}``
-
-`clean_spec` checks what the builder posts and `read_answers` what a participant posts; both
-return every error at once, keyed by field, in plain words. Pure: no database.
-"""
+"""Questions the researcher writes: their kinds, the builder's checks and the participant's."""
 
 from __future__ import annotations
 

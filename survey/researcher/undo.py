@@ -1,16 +1,5 @@
 """Undoing the deletion of a design part (a block, an identity, an image, a question) while the
-study is a draft.
-
-A deletion keeps what it deleted: the rows as JSON in a DeletedPart, and the image files in
-storage (the rows no longer point to them, so nothing shows them). "Undo" puts the rows back
-with their ids, positions and files as they were, in the transaction that holds the study's
-lock, after checking that it still can: the study is a draft whose design is not frozen, and
-nothing added since takes the name, code or image the part had. A part is forgotten (its files
-removed unless another row uses them) when the study opens, when more than KEEP newer
-deletions of the study push it out, or when an editor deletes it for good (an image whose
-consent was withdrawn must not wait in storage). Preview runs' trials of a deleted part are
-not kept: they were test runs.
-"""
+study is a draft."""
 
 from __future__ import annotations
 
