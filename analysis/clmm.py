@@ -1,14 +1,4 @@
-"""Cumulative-link mixed model for ordinal ratings, fitted by Laplace as R's ordinal::clmm.
-
-``fit_clmm`` fits ``P(Y <= j) = logit^-1(theta_j - beta [condition = ai] - b_participant -
-b_identity)`` with flexible thresholds theta_1 < ... < theta_{J-1} and crossed random effects
-(intercepts, and condition slopes where supported). The estimate is the log cumulative odds
-ratio of ai against real in clmm's sign convention: positive means higher ratings for ai.
-
-The random-effects design, its sparse Cholesky factor and the covariance bookkeeping are those
-of :mod:`analysis.mixed` (lme4's relative-covariance factors); only the ordinal likelihood and
-the Laplace step are new here.
-"""
+"""Cumulative-link mixed model for ordinal ratings, fitted by Laplace as R's ordinal::clmm."""
 
 from __future__ import annotations
 

@@ -76,12 +76,36 @@ def axis_label(outcome: Outcome) -> str:
     }.get(outcome.name, f"{outcome.label} (units of the outcome)")
 
 
+def _digits(factor: float) -> int:
+    """Decimals of a value drawn with this multiplier: one for percentages, else two."""
+    return 1 if factor == 100.0 else 2
+
+
 def _fmt(value: float | None, factor: float = 1.0, digits: int | None = None) -> str:
     """A number for alt text and labels; 'not available' when missing."""
     if value is None or not math.isfinite(value):
         return "not available"
-    digits = (1 if factor == 100.0 else 2) if digits is None else digits
-    return fixed(value * factor, digits)
+    return fixed(value * factor, _digits(factor) if digits is None else digits)
+
+
+def _mean_marker(
+    ax, x: float, y: float, err: tuple[float, float] | None, colour: str, horizontal: bool = False
+) -> None:
+    """A mean as a large diamond over its 95% CI drawn as a thick capped bar (`err`: the
+    distances below and above, or None when there is no interval)."""
+    if err is not None:
+        ax.errorbar(
+            [x],
+            [y],
+            **{"xerr" if horizontal else "yerr": [[err[0]], [err[1]]]},
+            fmt="none",
+            ecolor=colour,
+            elinewidth=3,
+            capsize=8,
+            capthick=3,
+            zorder=5,
+        )
+    ax.plot([x], [y], marker="D", markersize=11, color=colour, markeredgecolor="white", zorder=6)
 
 
 def _mean_ci(row: dict | None, factor: float) -> str:
@@ -213,29 +237,10 @@ def _draw_paired(ax, results: dict, outcome: Outcome, scores: pd.DataFrame) -> i
         if condition not in intervals:
             continue
         mean, low, high = intervals[condition]
-        if math.isfinite(low) and math.isfinite(high):
-            ax.errorbar(
-                [x],
-                [mean],
-                yerr=[[mean - low], [high - mean]],
-                fmt="none",
-                ecolor=CONDITION_COLOURS[condition],
-                elinewidth=3,
-                capsize=8,
-                capthick=3,
-                zorder=5,
-            )
-        ax.plot(
-            [x],
-            [mean],
-            marker="D",
-            markersize=11,
-            color=CONDITION_COLOURS[condition],
-            markeredgecolor="white",
-            zorder=6,
-        )
+        err = (mean - low, high - mean) if math.isfinite(low) and math.isfinite(high) else None
+        _mean_marker(ax, x, mean, err, CONDITION_COLOURS[condition])
         ax.annotate(
-            f"{mean:.{1 if factor == 100 else 2}f}",
+            fixed(mean, _digits(factor)),
             (x, mean),
             xytext=(14, 0),
             textcoords="offset points",
@@ -289,30 +294,15 @@ def _draw_against_reference(ax, results: dict, outcome: Outcome, scores: pd.Data
     row = descriptive(results, outcome.name, None)
     if row is not None and row.get("mean") is not None:
         mean = row["mean"] * factor
-        if row.get("ci_low") is not None and row.get("ci_high") is not None:
-            ax.errorbar(
-                [mean],
-                [0],
-                xerr=[[mean - row["ci_low"] * factor], [row["ci_high"] * factor - mean]],
-                fmt="none",
-                ecolor=OKABE_ITO["green"],
-                elinewidth=3,
-                capsize=8,
-                capthick=3,
-                zorder=5,
-            )
-        ax.plot(
-            [mean],
-            [0],
-            marker="D",
-            markersize=11,
-            color=OKABE_ITO["green"],
-            markeredgecolor="white",
-            zorder=6,
+        err = (
+            (mean - row["ci_low"] * factor, row["ci_high"] * factor - mean)
+            if row.get("ci_low") is not None and row.get("ci_high") is not None
+            else None
         )
+        _mean_marker(ax, mean, 0, err, OKABE_ITO["green"], horizontal=True)
         # Above the cloud of unit dots (they spread over -0.18..0.18), so it stays readable.
         ax.annotate(
-            f"mean {mean:.{1 if factor == 100 else 2}f}",
+            f"mean {fixed(mean, _digits(factor))}",
             (mean, 0.3),
             ha="center",
             fontsize=10,
@@ -477,16 +467,16 @@ def _identity_spec(results: dict, outcome: Outcome, identity_scores: pd.DataFram
     label = outcome.label[0].upper() + outcome.label[1:]
     title = f"{label}: AI minus real, per identity"
     worst = ", ".join(
-        f"{identity} ({_fmt(value, digits=1 if factor == 100 else 2)})"
+        f"{identity} ({_fmt(value, digits=_digits(factor))})"
         for identity, value in diff.sort_values().head(3).items()
     )
     interval = identity_interval(diff)
     band = (
         f" The shaded band and the black diamond at the bottom are the mean over the "
-        f"{len(diff)} identities, {_fmt(interval[0], digits=1 if factor == 100 else 2)}, "
+        f"{len(diff)} identities, {_fmt(interval[0], digits=_digits(factor))}, "
         f"with its 95% confidence interval, "
-        f"{_fmt(interval[1], digits=1 if factor == 100 else 2)} to "
-        f"{_fmt(interval[2], digits=1 if factor == 100 else 2)} (a t interval over the "
+        f"{_fmt(interval[1], digits=_digits(factor))} to "
+        f"{_fmt(interval[2], digits=_digits(factor))} (a t interval over the "
         "identities' differences, as the identity-level paired t-test computes it)."
         if interval
         else ""
@@ -770,9 +760,7 @@ def _draw_card_means(ax, results: dict, outcome: Outcome) -> None:
                 capsize=CARD_CAPSIZE,
                 capthick=2,
             )
-        _bar_label(
-            ax, x, 0.25, mean, f"{mean:.{1 if factor == 100 else 2}f}", CONDITION_COLOURS[condition]
-        )
+        _bar_label(ax, x, 0.25, mean, fixed(mean, _digits(factor)), CONDITION_COLOURS[condition])
     ax.set_xticks([0, 1], [CONDITION_NAMES["real"], CONDITION_NAMES["ai"]], fontsize=11)
     ax.set_xlim(-0.45, 1.65)
     ax.set_ylabel(axis_label(outcome), fontsize=11)
@@ -818,7 +806,7 @@ def _draw_card_reference(ax, results: dict, outcome: Outcome) -> None:
                 capsize=CARD_CAPSIZE,
                 capthick=2,
             )
-        _bar_label(ax, 0, 0.25, mean, f"{mean:.{1 if factor == 100 else 2}f}", OKABE_ITO["green"])
+        _bar_label(ax, 0, 0.25, mean, fixed(mean, _digits(factor)), OKABE_ITO["green"])
     chance = "chance" if outcome.reference_value else "zero"
     ax.axhline(reference, color=OKABE_ITO["black"], linestyle="--", linewidth=1.4)
     # Left of the bar, so it meets neither the bar's label (right) nor its error bar.

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TypeGuard
+from typing import NamedTuple, TypeGuard
 
 from analysis.bayes import bf_text
 from analysis.vocabulary import FIXED_OUTCOMES, Outcome, rating_outcome
 
-VERDICTS = ("difference", "no_difference", "inconclusive")
 MAIN_FAMILIES = ("primary", "secondary")
 CORRECTION_NAMES: dict[str | None, str] = {
     "holm": "Holm-adjusted p",
@@ -117,19 +116,45 @@ def fixed(value: float, digits: int = 2) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
-def _scaled(outcome: Outcome, test: dict) -> tuple[float, int, str]:
-    """How to print this outcome's estimates: multiplier, decimals and unit words."""
-    if test.get("method") == "glmm":
-        return 1.0, 2, "on the log-odds scale"
-    if test.get("method") == "clmm":
-        return 1.0, 2, "on the log cumulative odds scale"
+def df_text(df: float) -> str:
+    """Degrees of freedom as printed: whole ('112') or with one decimal (Satterthwaite's)."""
+    return f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
+
+
+class Scale(NamedTuple):
+    """How an outcome's estimates print: multiplier, decimals, and the unit in the claims'
+    words and in the web report's shorter ones."""
+
+    factor: float
+    digits: int
+    unit: str
+    page_unit: str
+
+
+def scale_of(outcome: Outcome, method: str | None) -> Scale:
+    """How a test's estimates print, by its method and the kind of outcome."""
+    if method == "glmm":
+        return Scale(1.0, 2, "on the log-odds scale", "log-odds")
+    if method == "clmm":
+        return Scale(1.0, 2, "on the log cumulative odds scale", "log cumulative odds")
     if outcome.kind in ("proportion", "share"):
-        return 100.0, 1, "percentage points"
+        return Scale(100.0, 1, "percentage points", "percentage points")
     if outcome.kind == "rating":
         assert outcome.scale is not None  # every rating outcome has its scale
         low, high = outcome.scale
-        return 1.0, 2, f"points on the {low}–{high} scale"
-    return 1.0, 2, ""
+        unit = f"points on the {low}–{high} scale"
+        return Scale(1.0, 2, unit, unit)
+    return Scale(1.0, 2, "", "d′ units" if outcome.kind == "sdt" else "")
+
+
+def bounds_text(tost: dict, factor: float, digits: int, unit: str, lead: str = "") -> str:
+    """An equivalence test's bounds in the unit of the estimate: '±0.30 points on the 1–7
+    scale', or `lead` and '-2.0 to 5.0 percentage points' when they are not symmetric."""
+    low, high = tost["bound_low"] * factor, tost["bound_high"] * factor
+    unit = f" {unit}" if unit else ""
+    if math.isclose(-low, high):
+        return f"±{fixed(high, digits)}{unit}"
+    return f"{lead}{fixed(low, digits)} to {fixed(high, digits)}{unit}"
 
 
 def _reference_text(outcome: Outcome, test: dict) -> str:
@@ -165,8 +190,7 @@ def _test_name(test: dict) -> str:
     if not _finite(stat):
         return name
     if method in ("paired_t", "one_sample_t", "lmm", "tost") and _finite(df):
-        df_text = f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
-        return f"{name}, t({df_text}) = {fixed(stat)}"
+        return f"{name}, t({df_text(df)}) = {fixed(stat)}"
     if method in ("glmm", "clmm"):
         return f"{name}, z = {fixed(stat)}"
     if method == "wilcoxon":
@@ -190,7 +214,7 @@ def _contrasts_conditions(outcome: Outcome, test: dict) -> bool:
 
 def _estimate_text(outcome: Outcome, test: dict, with_unit: bool = True) -> str:
     """'ai minus real = -0.38 points on the 1-7 scale, 95% CI -0.47 to -0.28'."""
-    factor, digits, unit = _scaled(outcome, test)
+    factor, digits, unit, _ = scale_of(outcome, test.get("method"))
     label = (
         "AI minus real"
         if _contrasts_conditions(outcome, test)
@@ -213,7 +237,7 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
     """The claim of a difference in plain words, direction first."""
     estimate = test["estimate"]
     lower = estimate < 0
-    factor, digits, unit = _scaled(outcome, test)
+    factor, digits, unit, _ = scale_of(outcome, test.get("method"))
     size = f"by {fixed(abs(estimate) * factor, digits)}" + (f" {unit}" if unit else "")
     name = outcome.name
     if test.get("method") == "glmm":
@@ -321,12 +345,8 @@ def _difference_sentence(outcome: Outcome, test: dict) -> str:
 
 def _bounds_text(outcome: Outcome, test: dict, tost: dict) -> str:
     """'±0.30 points on the 1-7 scale' or 'the bounds -2.0 to 5.0 percentage points'."""
-    factor, digits, unit = _scaled(outcome, test)
-    low, high = tost["bound_low"] * factor, tost["bound_high"] * factor
-    unit = f" {unit}" if unit else ""
-    if math.isclose(-low, high):
-        return f"±{fixed(high, digits)}{unit}"
-    return f"the bounds {fixed(low, digits)} to {fixed(high, digits)}{unit}"
+    factor, digits, unit, _ = scale_of(outcome, test.get("method"))
+    return bounds_text(tost, factor, digits, unit, lead="the bounds ")
 
 
 def _hypothesis_sentence(
@@ -609,7 +629,7 @@ def moderation_claim(entry: dict, alpha: float = 0.05) -> tuple[str, str]:
         why = notes[-1].rstrip(".") if notes else "the model could not be fitted"
         return "not_tested", _tidy(f"Not tested whether the effect differs by {label}: {why}.")
     outcome = _outcome(entry)
-    factor, digits, unit = _scaled(outcome, entry)
+    factor, digits, unit, _ = scale_of(outcome, entry.get("method"))
     chisq = f"χ²({lrt['df']}) = {fixed(lrt['statistic'], 2)}"
     model = "ordinal mixed model, " if entry.get("method") == "clmm" else ""
     test = f"{model}likelihood-ratio test {chisq}, {_p_text(entry, alpha)}"

@@ -23,6 +23,8 @@ import numpy as np  # noqa: E402
 from analysis.clmm import fit_clmm  # noqa: E402
 from analysis.mixed import fit_glmm, fit_lmm  # noqa: E402
 from analysis.power import VarianceComponents, simulate_trials  # noqa: E402
+from bench.report import best_of  # noqa: E402
+from bench.sim_small import SIM_SMALL  # noqa: E402
 
 SEED = 20261128
 N_PARTICIPANTS, N_IDENTITIES, REPLICATES = 200, 40, 2
@@ -30,7 +32,6 @@ RATING = VarianceComponents(
     participant=0.30, identity=0.13, residual=0.90, participant_slope=0.03, identity_slope=0.02
 )
 ACCURACY = VarianceComponents(participant=0.25, identity=0.30, residual=1.0)
-SIM_SMALL = ROOT / "tests" / "data" / "reference" / "sim-small"
 
 
 def machine() -> str:
@@ -40,16 +41,6 @@ def machine() -> str:
     return (
         f"{os.cpu_count()} CPUs (nproc), {pages * size / 2**30:.1f} GiB memory, load average {load}"
     )
-
-
-def best_of(repeat: int, run) -> tuple[float, object]:
-    """Fastest wall time of ``repeat`` runs and the last result."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def statsmodels_lmm(data):

@@ -1,12 +1,4 @@
-"""Time the whole report of a 200-participant, 40-identity study with every model.
-
-LMM and CLMM of the trust ratings, the GLMM of recognition accuracy, the Bayes factors of the
-participant-level t-tests, and condition x moderator (two identity descriptors) in each mixed
-model. Prints wall and CPU seconds (CPU is the figure to read on a shared machine) and, with
-``--profile``, where the CPU time goes.
-
-Usage: ``.venv/bin/python bench/analysis_report.py [--repeat N] [--profile]``.
-"""
+"""Time the whole report of a 200-participant, 40-identity study with every model."""
 
 from __future__ import annotations
 

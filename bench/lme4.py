@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,9 +15,8 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 
 from analysis.mixed import fit_glmm, fit_lmm  # noqa: E402
-from bench.report import machine, run_json  # noqa: E402
-
-SIM_SMALL = ROOT / "tests" / "data" / "reference" / "sim-small"
+from bench.report import best_of, machine, run_json  # noqa: E402
+from bench.sim_small import sim_small_rows  # noqa: E402
 
 # R prints one JSON object: each fit's numbers and its best elapsed time over `repeat` runs.
 R_FITS = r"""
@@ -59,36 +55,6 @@ obj <- sapply(names(out), function(k) { f <- out[[k]]
   paste0('"', k, '": {', paste0('"', names(f), '": ', sapply(f, num), collapse = ", "), "}") })
 cat("{", paste(obj, collapse = ", "), "}\n", sep = "")
 """
-
-
-def sim_small_rows() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """sim-small's trust and accuracy rows after the default exclusions, and R's numbers."""
-    trials = pd.read_csv(SIM_SMALL / "trials.csv", dtype={"value": str})
-    people = pd.read_csv(SIM_SMALL / "participants.csv")
-    median_rt = trials.groupby("participant")["rt_ms"].median()
-    keep = people.loc[
-        (people["status"] == "completed")
-        & (people["attention_passed"] == people["attention_total"]),
-        "participant",
-    ]
-    keep = [p for p in keep if median_rt[p] >= 250]
-    rows = trials[trials["participant"].isin(keep) & (trials["attention_check"] == 0)]
-    trust = rows[rows["measure"] == "trust"].assign(value=lambda r: r["value"].astype(float))
-    accuracy = rows[rows["measure"] == "same"]
-    reference = json.loads((SIM_SMALL / "reference.json").read_text())
-    return trust, accuracy, reference
-
-
-def best_of(repeat: int, run):
-    """Return the fastest wall time of `repeat` runs and the last result."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = run()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def r_available() -> bool:
@@ -147,10 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="likeness-lme4-") as tmp:
         folder = Path(tmp)
         if "sim-small" in datasets:
-            trust, accuracy, reference = sim_small_rows()
-            seconds_lmm, lmm = best_of(args.repeat, lambda: fit_lmm(trust, slopes=False))
+            kept, _excluded, reference = sim_small_rows()
+            trust = kept[kept["measure"] == "trust"].assign(
+                value=lambda r: r["value"].astype(float)
+            )
+            accuracy = kept[kept["measure"] == "same"]
+            seconds_lmm, lmm = best_of(
+                args.repeat, lambda: fit_lmm(trust, slopes=False), quiet=True
+            )
             seconds_glmm, glmm = best_of(
-                args.repeat, lambda: fit_glmm(accuracy, dv="correct", slopes=False)
+                args.repeat, lambda: fit_glmm(accuracy, dv="correct", slopes=False), quiet=True
             )
             r = reference["trust_lmm"]
             print(f"\nsim-small, trust LMM ({len(trust)} rows): {seconds_lmm:.3f} s here")
@@ -184,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if "insteval" in datasets:
             timed = run_r(folder, args.repeat, "insteval")
             rows = pd.read_csv(folder / "insteval.csv", dtype={"participant": str, "identity": str})
-            seconds, fit = best_of(args.repeat, lambda: fit_lmm(rows, slopes=False))
+            seconds, fit = best_of(args.repeat, lambda: fit_lmm(rows, slopes=False), quiet=True)
             r = timed["lmm"]
             print(
                 f"\nInstEval, y ~ service + (1|s) + (1|d) ({len(rows)} rows, "

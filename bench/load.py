@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from bench.checks import next_positions
 from bench.db import SLUG
 from bench.servers import LOOPBACK
-from survey.participant.simulate import TOKEN, form_token, parse_trial_form, step_form
+from survey.participant.simulate import TOKEN, form_token, is_step, parse_trial_form, step_form
 
 COMPLETION_CODE = "LIKENESS-DEMO"
 TRY_AGAIN_TITLE = "Please try again in a moment"
@@ -46,10 +46,15 @@ class Reply:
         """Return the body as text."""
         return self.body.decode("utf-8", "replace")
 
+    @property
+    def status_code(self) -> int:
+        """Return the status under the name a Flask response gives it (for `is_step`)."""
+        return self.status
 
-def _is_step(reply: Reply) -> bool:
-    """Tell whether a reply sends the participant to a page between trials."""
-    return reply.status in (302, 303) and reply.headers.get("location", "").endswith("/step")
+    @property
+    def location(self) -> str | None:
+        """Return the Location header, as a Flask response does (for `is_step`)."""
+        return self.headers.get("location")
 
 
 class Client:
@@ -391,8 +396,8 @@ class Participant:
             self.rng.randint(2, 30) if self.rng.random() < self.behaviour.withdraw else None
         )
         page = await self.patiently("trial page", "GET", f"/s/{SLUG}/trial")
-        while page.status == 200 or _is_step(page):
-            if _is_step(page):
+        while page.status == 200 or is_step(page):
+            if is_step(page):
                 page = await self._pass_step()
                 continue
             position = self._check_position(page)

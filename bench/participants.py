@@ -28,6 +28,7 @@ from bench.servers import Gunicorn, ServerSettings, cpu_seconds  # noqa: E402
 from survey.participant.simulate import (  # noqa: E402
     TOKEN,
     form_token,
+    is_step,
     parse_trial_form,
     step_form,
 )
@@ -70,11 +71,6 @@ class Stats:
         self.stopped += other.stopped
         self.errors += other.errors
         self.accepted_posts += other.accepted_posts
-
-
-def is_step(reply: Reply) -> bool:
-    """Tell whether a reply sends the participant to a page between trials."""
-    return reply.status in (302, 303) and reply.headers.get("location", "").endswith("/step")
 
 
 async def timed(

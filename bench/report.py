@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,20 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(pages / 2**30, 1),
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
+
+
+def best_of(repeat: int, run: Callable[[], Any], quiet: bool = False) -> tuple[float, Any]:
+    """Return the fastest wall time of `repeat` runs and the last result (with `quiet`, the
+    runs' warnings are not shown)."""
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            result = run()
+        times.append(time.perf_counter() - start)
+    return min(times), result
 
 
 def print_figures(figures: Mapping[str, Any]) -> None:

@@ -1,25 +1,4 @@
-"""Benchmark the frame timing of a sequential match in headless chromium.
-
-    .venv/bin/python bench/timing.py                   # 500 presentations, about 8 minutes
-    .venv/bin/python bench/timing.py --presentations 50 --json timing.json
-
-A test page is served on 127.0.0.1 by a small HTTP server in this process: the participant
-script (static/js/survey.js) and stylesheets as the app serves them, two PNG photos drawn with
-Pillow, and a sequential match trial laid out as templates/participant/trial.html lays it out
-(the same classes, data attributes and hidden timing fields). Each presentation loads the page
-afresh with a requested fixation cross, headshot exposure, mask and blank; exposures are drawn
-(seeded) from 200-400 ms, most of them not a whole number of frames. Once the probe shows,
-the hidden fields the answer would carry are read.
-
-Figures: the share of presentations whose achieved exposure is within one frame (1000 /
-refresh_hz, the page's own estimate) of the request, the same for the other phases, the
-largest error in frames, and the estimated refresh rates. Goal: at least 99 % of exposures
-within one frame, at 60 Hz (every estimate 57-63 Hz). The durations are those of the frames
-chromium's compositor reports (requestAnimationFrame timestamps), which is what the study
-records; a photodiode on a real display would also see the display's own latency, which is
-the same for every change of phase and so leaves durations alone. Exits 1 when the goal is
-missed.
-"""
+"""Benchmark the frame timing of a sequential match in headless chromium."""
 
 from __future__ import annotations
 

@@ -44,8 +44,6 @@ NAME_SURNAMES = (
     "Sato", "Torres", "Vogel", "Weber",
 )  # fmt: skip
 NAME_INITIALS = "ABCDEFGHJKLMNPRSTW"
-# Roles of identities in a memory study, per list: studied in a condition, or a foil.
-MEMORY_ROLES = ("real", "ai", "foil")
 
 
 @dataclass(frozen=True)

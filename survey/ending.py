@@ -1,14 +1,4 @@
-"""The end of a study: the way back to the recruitment platform, and what a withdrawal asks.
-
-The debrief never leaves on its own unless the researcher asks for it: the study setting
-`return_redirect_s` (whole seconds, RETURN_REDIRECT_MIN_S to RETURN_REDIRECT_MAX_S) makes the
-page send the participant back to the completion link that many seconds after it opened.
-Without it the page shows the code and a "Return to …" button and stays.
-
-A participant who withdraws is told what to do on the platform they came from, in that
-platform's words (Prolific's "Stop without completing", MTurk's "Return"); one who came by a
-plain link is told they can close the page.
-"""
+"""The end of a study: the way back to the recruitment platform, and what a withdrawal asks."""
 
 from __future__ import annotations
 

@@ -18,17 +18,7 @@ MESSAGE_KEY = "break_message"
 FLOW_KEYS = (ORDER_KEY, LAST_KEY, BREAKS_KEY, MESSAGE_KEY)
 
 ORDERS = ("fixed", "random", "counterbalanced")
-ORDER_LABELS = {
-    "fixed": "Fixed: every participant runs the blocks in the order listed",
-    "random": "Randomised: a new order for each participant",
-    "counterbalanced": "Counterbalanced: rows of a balanced Latin square, in order of arrival",
-}
 MESSAGE_MAX = 1000
-
-# Kinds of page between trials, in the order they come at one place of the schedule: the
-# questions after the block that ended, the break between blocks, a break within a block,
-# the instructions of the block that starts.
-STEP_KINDS = ("questions", "break", "pause", "instructions")
 
 
 @dataclass(frozen=True)
@@ -136,9 +126,11 @@ def plan_steps(
     `blocks` maps a block name to its BlockInfo (task and settings); `asked_after` names the
     blocks with questions of their own; `breaks` turns on the break between blocks. Each page
     is ``{"at": position, "kind": ..., "block": name}``: it comes before the trial at that
-    position (the number of trials plus one: after the last). A break between blocks also says
-    how many blocks are done (``done``, of ``blocks``); every page's progress (trials answered,
-    of how many) follows from ``at``.
+    position (the number of trials plus one: after the last). At one place the kinds come in
+    this order: the questions after the block that ended, the break between blocks, a break
+    within a block ("pause"), the instructions of the block that starts. A break between
+    blocks also says how many blocks are done (``done``, of ``blocks``); every page's progress
+    (trials answered, of how many) follows from ``at``.
     """
     asked = set(asked_after)
     runs: list[tuple[str, list[Any]]] = []

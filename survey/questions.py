@@ -1,19 +1,8 @@
-"""Questions the researcher writes: their kinds, the builder's checks and the participant's.
-
-A question is a kind, a short code (its column in participants.csv), a text, required or
-optional, and a `spec` of the kind's own settings:
-
-- likert: ``{"min": 1, "max": 7, "anchors": {"1": "Not at all", "7": "Very much"}}``
-- choice (one of) and checkboxes (any of): ``{"options": [["woman", "Woman"], ...]}``
-- number: ``{"min": 16, "max": 110}`` (either may be None), whole numbers or decimals
-- text: ``{"max_length": 200}``
-
-`clean_spec` checks what the builder posts and `read_answers` what a participant posts; both
-return every error at once, keyed by field, in plain words. Pure: no database.
-"""
+"""Questions the researcher writes: their kinds, the builder's checks and the participant's."""
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -218,6 +207,23 @@ def spec_as_form(kind: str, spec: Mapping[str, Any]) -> dict[str, str]:
 
 # --- the default demographics --------------------------------------------------------------
 
+# Asked by new studies and by those from before the builder (each call returns its own copy).
+GENDER_QUESTION: dict[str, Any] = {
+    "code": "gender",
+    "kind": "choice",
+    "text": "Your gender",
+    "required": False,
+    "spec": {
+        "options": [
+            ["woman", "Woman"],
+            ["man", "Man"],
+            ["non_binary", "Non-binary"],
+            ["other", "Another gender"],
+            ["prefer_not_to_say", "Prefer not to say"],
+        ]
+    },
+}
+
 
 def default_questions() -> list[dict[str, Any]]:
     """Return the questions a new study starts with: optional demographics the team edits."""
@@ -239,21 +245,7 @@ def default_questions() -> list[dict[str, Any]]:
                 ]
             },
         },
-        {
-            "code": "gender",
-            "kind": "choice",
-            "text": "Your gender",
-            "required": False,
-            "spec": {
-                "options": [
-                    ["woman", "Woman"],
-                    ["man", "Man"],
-                    ["non_binary", "Non-binary"],
-                    ["other", "Another gender"],
-                    ["prefer_not_to_say", "Prefer not to say"],
-                ]
-            },
-        },
+        copy.deepcopy(GENDER_QUESTION),
         {
             "code": "ai_familiarity",
             "kind": "likert",
@@ -282,21 +274,7 @@ def legacy_questions() -> list[dict[str, Any]]:
             "required": False,
             "spec": {"min": 16, "max": 110},
         },
-        {
-            "code": "gender",
-            "kind": "choice",
-            "text": "Your gender",
-            "required": False,
-            "spec": {
-                "options": [
-                    ["woman", "Woman"],
-                    ["man", "Man"],
-                    ["non_binary", "Non-binary"],
-                    ["other", "Another gender"],
-                    ["prefer_not_to_say", "Prefer not to say"],
-                ]
-            },
-        },
+        copy.deepcopy(GENDER_QUESTION),
     ]
 
 

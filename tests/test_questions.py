@@ -11,6 +11,7 @@ from survey.questions import (
     check_code,
     clean_spec,
     default_questions,
+    legacy_questions,
     read_answers,
     spec_as_form,
 )
@@ -202,6 +203,12 @@ def test_the_default_demographics():
     assert describe("likert", questions["ai_familiarity"]["spec"]) == (
         "integers 1 to 5 (1 = Not at all; 5 = Very familiar)"
     )
+    # New and older studies ask the same gender question, each study its own copy.
+    legacy = {q["code"]: q for q in legacy_questions()}
+    assert legacy["gender"] == questions["gender"]
+    questions["gender"]["spec"]["options"].append(["x", "X"])
+    assert legacy["gender"] != questions["gender"]
+    assert {q["code"]: q for q in default_questions()}["gender"] == legacy["gender"]
 
 
 @pytest.mark.parametrize(
@@ -236,7 +243,6 @@ def test_the_migration_keeps_the_questions_existing_studies_asked(app):
 
     from survey.extensions import db
     from survey.models import Study, StudyQuestion
-    from survey.questions import legacy_questions
 
     migrations = str(Path(__file__).resolve().parent.parent / "migrations")
     with app.app_context():

@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image as PILImage
 
-from survey import media
+from survey import audit, media
 from survey.extensions import db
 from survey.models import AuditEvent, Identity, Image, Study, StudyMember
-from survey.researcher.undo import IMAGE_COLUMNS
+from survey.researcher.undo import IMAGE_COLUMNS, discard_unused
 from tests.helpers import MANIFEST_HEADER, full_set, media_files, photo, stimulus_zip, upload_zip
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -387,14 +387,40 @@ def test_a_failing_commit_leaves_no_files(app, client, owner, monkeypatch):
 
 
 def test_files_still_referenced_are_kept_when_cleaning_up(app, client, owner):
-    from survey.researcher.stimuli_service import _discard_unreferenced
-
     assert upload_zip(client, owner, full_set(("P001",))).status_code == 302
     before = media_files(app)
     with app.app_context():
         keys = list(db.session.scalars(sa.select(Image.storage_key)))
-        _discard_unreferenced(keys + [f"{owner}/00/" + "0" * 64 + "-original.jpg"])
+        discard_unused(
+            db.session.get(Study, owner), keys + [f"{owner}/00/" + "0" * 64 + "-original.jpg"]
+        )
     assert media_files(app) == before
+
+
+def test_a_failed_upload_keeps_the_files_a_deletion_still_needs_for_undo(
+    app, client, owner, monkeypatch
+):
+    # The image is deleted (kept for undo), then the same image is uploaded again and the
+    # upload fails: its clean-up must not remove the files (same keys) undo brings back.
+    assert upload_image(client, owner, photo(1)).status_code == 302
+    files = media_files(app)
+    with app.app_context():
+        image_id = db.session.scalar(sa.select(Image.id))
+    assert client.post(f"/r/studies/{owner}/stimuli/images/{image_id}/delete").status_code == 302
+    page = text(client.get(f"/r/studies/{owner}/stimuli"))
+    undo_url = re.search(r'action="(/r/studies/\d+/undo/\d+)"', page).group(1)
+
+    def refuse(action, **detail):
+        raise RuntimeError("audit failed")
+
+    # The upload fails after writing its files (its audit comes last, just before the commit).
+    monkeypatch.setattr(audit, "record", refuse)
+    with pytest.raises(RuntimeError, match="audit failed"):
+        upload_image(client, owner, photo(1))
+    monkeypatch.undo()
+    assert media_files(app) == files
+    assert client.post(undo_url).status_code == 302
+    assert counts(app) == (1, 1)
 
 
 def test_a_concurrent_upload_of_the_same_identity_gets_409_and_keeps_nothing(

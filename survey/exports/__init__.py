@@ -1,22 +1,16 @@
 """A study's exports (trials, participants, stimuli, codebook, psych-DS ZIP), streamed from
 the database in slices."""
 
-from survey.exports.cells import format_number, iso_utc, safe_cell
+from survey.exports.cells import safe_cell
 from survey.exports.codebook import (
-    CODEBOOK_COLUMNS,
-    CONFIDENCE,
-    SIMULATED_MEANING,
     codebook,
     codebook_csv,
     codebook_json,
-    measures,
     scale_ranges,
 )
 from survey.exports.psychds import (
     dataset_description,
     psychds_filename,
-    psychds_label,
-    psychds_names,
     psychds_zip,
 )
 from survey.exports.tables import (
@@ -25,18 +19,14 @@ from survey.exports.tables import (
     IDENTITY_COLUMNS,
     LANGUAGE_COLUMNS,
     PARTICIPANT_COLUMNS,
-    RECRUITMENT_COLUMNS,
     SESSION_COLUMNS,
     SIMULATED_COLUMNS,
     STIMULI_COLUMNS,
     TIMING_COLUMNS,
     TRIAL_COLUMNS,
     attention_passed,
-    correct,
-    demographic_keys,
     identities_csv,
     identities_dataframe,
-    participant_columns,
     participants_csv,
     participants_dataframe,
     stimuli_csv,
@@ -46,16 +36,12 @@ from survey.exports.tables import (
 
 __all__ = [
     "BLOCK_ORDER_COLUMNS",
-    "CODEBOOK_COLUMNS",
-    "CONFIDENCE",
     "EXPIRY_COLUMNS",
     "LANGUAGE_COLUMNS",
     "IDENTITY_COLUMNS",
     "PARTICIPANT_COLUMNS",
-    "RECRUITMENT_COLUMNS",
     "SESSION_COLUMNS",
     "SIMULATED_COLUMNS",
-    "SIMULATED_MEANING",
     "STIMULI_COLUMNS",
     "TIMING_COLUMNS",
     "TRIAL_COLUMNS",
@@ -63,20 +49,12 @@ __all__ = [
     "codebook",
     "codebook_csv",
     "codebook_json",
-    "correct",
     "dataset_description",
-    "demographic_keys",
-    "format_number",
     "identities_csv",
     "identities_dataframe",
-    "iso_utc",
-    "measures",
-    "participant_columns",
     "participants_csv",
     "participants_dataframe",
     "psychds_filename",
-    "psychds_label",
-    "psychds_names",
     "psychds_zip",
     "safe_cell",
     "scale_ranges",

@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.bayes import bf_label, bf_text
-from analysis.findings import ci_label, ci_unadjusted, corrected_p, fixed, format_p
+from analysis.findings import (
+    ci_label,
+    ci_unadjusted,
+    corrected_p,
+    df_text,
+    fixed,
+    format_p,
+    scale_of,
+)
 from analysis.results import (
     FigureSpec,
     descriptive,
@@ -17,7 +25,6 @@ from analysis.results import (
     outcomes_in,
     paired_means,
     scale_factor,
-    unit_words,
 )
 from analysis.vocabulary import FAMILY_LABELS
 from survey.i18n import N_, gettext
@@ -98,8 +105,7 @@ def statistic_text(test: dict) -> str:
     )
     df = test.get("df")
     if name == "t" and isinstance(df, (int, float)):
-        df_text = f"{df:.0f}" if float(df).is_integer() else f"{df:.1f}"
-        return f"t({df_text}) = {number(stat)}"
+        return f"t({df_text(df)}) = {number(stat)}"
     if name:
         return f"{name} = {number(stat) if name != 'V' else f'{stat:g}'}"
     return number(stat)
@@ -134,17 +140,8 @@ def method_name(test: dict) -> str:
 
 def display_scale(results: dict, test: dict) -> tuple[float, int, str]:
     """Multiplier, decimals and unit of a test's estimate on the page (as the claims print it)."""
-    outcome = outcome_of(results, test["outcome"])
-    if test.get("method") == "glmm":
-        return 1.0, 2, "log-odds"
-    if test.get("method") == "clmm":
-        return 1.0, 2, "log cumulative odds"
-    factor = scale_factor(outcome)
-    if factor == 100:
-        return factor, 1, "percentage points"
-    if outcome.kind == "rating":
-        return 1.0, 2, unit_words(outcome)
-    return 1.0, 2, "d′ units" if outcome.kind == "sdt" else ""
+    factor, digits, _unit, unit = scale_of(outcome_of(results, test["outcome"]), test.get("method"))
+    return factor, digits, unit
 
 
 def estimate_label(results: dict, test: dict) -> str:

@@ -879,8 +879,8 @@ def participant_lists(
                 Participant.started_at,
                 Participant.expired_at,
                 Participant.is_simulated,
-                answered_trials,
-                scheduled,
+                answered_trials.label("answered"),
+                scheduled.label("scheduled"),
             )
             .where(*where, Participant.status == status)
             .order_by(Participant.started_at, Participant.id)
@@ -892,8 +892,8 @@ def participant_lists(
                 "started_at": r.started_at,
                 "expired_at": r.expired_at,
                 "simulated": r.is_simulated,
-                "answered": r[4],
-                "scheduled": r[5],
+                "answered": r.answered,
+                "scheduled": r.scheduled,
             }
             for r in rows
         ], int(total)

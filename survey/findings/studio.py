@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.bayes import bf_sentence
-from analysis.findings import ci_label, ci_unadjusted
+from analysis.findings import bounds_text, ci_label, ci_unadjusted
 from analysis.results import outcome_of
 from survey.findings.present import display_scale, number
 
@@ -192,12 +192,7 @@ def _participants(test: dict) -> str:
 def _bounds(results: dict, test: dict, tost: dict | None) -> str:
     if not tost or not _finite(tost.get("bound_low")) or not _finite(tost.get("bound_high")):
         return "the bounds set in advance"
-    factor, digits, unit = _unit(results, test)
-    low, high = tost["bound_low"] * factor, tost["bound_high"] * factor
-    unit = f" {unit}" if unit else ""
-    if math.isclose(-low, high):
-        return f"±{number(high, digits)}{unit}"
-    return f"{number(low, digits)} to {number(high, digits)}{unit}"
+    return bounds_text(tost, *_unit(results, test))
 
 
 def sentence(results: dict, finding: dict) -> str:

@@ -127,8 +127,9 @@ def agree(client: Any, slug: str, query: str = "") -> Any:
 
 
 def is_step(response: Any) -> bool:
-    """Tell whether a response sends the participant to a page between trials."""
-    return response.status_code in (302, 303) and response.headers["Location"].endswith("/step")
+    """Tell whether a response sends the participant to a page between trials (a Flask test
+    response, or anything with its `status_code` and `location`, as the bench's replies)."""
+    return response.status_code in (302, 303) and (response.location or "").endswith("/step")
 
 
 def step_form(page: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import IO
 
 import sqlalchemy as sa
@@ -144,17 +144,6 @@ def _planned_keys(study: Study, processed: ProcessedImage) -> list[str]:
     ]
 
 
-def _discard_unreferenced(keys: Iterable[str]) -> None:
-    """Delete the files no image row points to (rows another upload committed keep theirs)."""
-    keys = list(dict.fromkeys(keys))
-    if not keys:
-        return
-    used = set(
-        db.session.scalars(sa.select(Image.storage_key).where(Image.storage_key.in_(keys)))
-    ) | set(db.session.scalars(sa.select(Image.display_key).where(Image.display_key.in_(keys))))
-    media.delete_files([key for key in keys if key not in used])
-
-
 class _Import:
     """One upload's transaction: rows in the session, files noted for removal on failure."""
 
@@ -190,7 +179,9 @@ class _Import:
             db.session.commit()
         except BaseException:
             db.session.rollback()
-            _discard_unreferenced(self.written)
+            # Rows another upload committed keep their files, and so do deletions kept for
+            # undo (the same image has the same keys).
+            undo.discard_unused(self.study, self.written)
             raise
 
 

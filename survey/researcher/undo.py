@@ -1,16 +1,5 @@
 """Undoing the deletion of a design part (a block, an identity, an image, a question) while the
-study is a draft.
-
-A deletion keeps what it deleted: the rows as JSON in a DeletedPart, and the image files in
-storage (the rows no longer point to them, so nothing shows them). "Undo" puts the rows back
-with their ids, positions and files as they were, in the transaction that holds the study's
-lock, after checking that it still can: the study is a draft whose design is not frozen, and
-nothing added since takes the name, code or image the part had. A part is forgotten (its files
-removed unless another row uses them) when the study opens, when more than KEEP newer
-deletions of the study push it out, or when an editor deletes it for good (an image whose
-consent was withdrawn must not wait in storage). Preview runs' trials of a deleted part are
-not kept: they were test runs.
-"""
+study is a draft."""
 
 from __future__ import annotations
 
@@ -137,9 +126,9 @@ def _forget(parts: list[DeletedPart]) -> list[str]:
 
 
 def discard_unused(study: Study, keys: list[str]) -> None:
-    """Remove the files of forgotten parts that no image row and no kept part still use.
+    """Remove the files that no image row and no kept part of the study still use.
 
-    Call it after the commit that forgot them.
+    Call it after the commit that forgot the parts (or the rollback of a failed upload).
     """
     keys = list(dict.fromkeys(keys))
     if not keys:

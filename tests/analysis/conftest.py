@@ -6,11 +6,10 @@ from pathlib import Path
 import pytest
 
 from analysis.io import load
+from bench.sim_small import SIM_SMALL
 
 # The R reference data live in the repository, in tests/data/reference (its README says how to
 # regenerate them).
-REFERENCE_ROOT = Path(__file__).resolve().parents[1] / "data" / "reference"
-SIM_SMALL = REFERENCE_ROOT / "sim-small"
 
 
 @pytest.fixture(scope="session")

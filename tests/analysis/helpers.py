@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 
 from analysis.io import TRIAL_COLUMNS
+from bench.sim_small import SIM_SMALL, sim_small_rows
 
 
 def make_trials(
@@ -94,9 +92,6 @@ def make_participants(trials: pd.DataFrame, status=None) -> pd.DataFrame:
     )
 
 
-SIM_SMALL = Path(__file__).resolve().parents[1] / "data" / "reference" / "sim-small"
-
-
 MODERATORS = SIM_SMALL.parent / "moderators"
 
 
@@ -111,22 +106,3 @@ def moderator_rows() -> pd.DataFrame:
     answers = pd.read_csv(MODERATORS / "answers.csv")
     rows = rows.merge(identities, on="identity").merge(answers, on="participant")
     return rows.assign(value=pd.to_numeric(rows["value"], errors="coerce"))
-
-
-def sim_small_rows() -> tuple[pd.DataFrame, list[str], dict]:
-    """sim-small rows kept by the default exclusions, the excluded ids and R's numbers."""
-    if not SIM_SMALL.is_dir():
-        raise FileNotFoundError(f"reference data missing: {SIM_SMALL}")
-    trials = pd.read_csv(SIM_SMALL / "trials.csv", dtype={"value": str})
-    people = pd.read_csv(SIM_SMALL / "participants.csv")
-    median_rt = trials.groupby("participant")["rt_ms"].median()
-    keep = people.loc[
-        (people["status"] == "completed")
-        & (people["attention_passed"] == people["attention_total"]),
-        "participant",
-    ]
-    keep = [p for p in keep if median_rt[p] >= 250]
-    excluded = sorted(set(people["participant"]) - set(keep))
-    rows = trials[trials["participant"].isin(keep) & (trials["attention_check"] == 0)]
-    reference = json.loads((SIM_SMALL / "reference.json").read_text())
-    return rows, excluded, reference

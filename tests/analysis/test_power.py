@@ -2,7 +2,6 @@
 
 import argparse
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ from statsmodels.stats.power import TTestPower
 from analysis import cli, power
 from analysis.mixed import fit_glmm, fit_lmm
 from analysis.power import VarianceComponents
+from tests.analysis.helpers import SIM_SMALL
 
-SIM_SMALL = Path(__file__).resolve().parents[1] / "data" / "reference" / "sim-small"
 NO_ITEMS = VarianceComponents(participant=0.3, identity=0.0, residual=0.9, participant_slope=0.05)
 
 

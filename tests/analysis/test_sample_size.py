@@ -2,13 +2,13 @@
 mixed models (bounded, seeded, reproducible) and the sample-size command."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from analysis import cli, power
 from analysis.power import VarianceComponents
+from tests.analysis.helpers import SIM_SMALL
 
 # (delta, sd, power, sig.level, n as R reports it, n with tol = 1e-12, ceiling(n)), from
 #   power.t.test(delta = delta, sd = sd, power = power, sig.level = sig.level,
@@ -244,8 +244,6 @@ def test_bad_simulation_settings_raise(kwargs, message):
 
 
 # ----------------------------------------------------------------------------- pilot and CLI
-
-SIM_SMALL = Path(__file__).resolve().parents[1] / "data" / "reference" / "sim-small"
 
 
 def _trust_rows():

@@ -15,7 +15,7 @@ from analysis.vocabulary import TRIAL_DETAIL_COLUMNS
 from survey import exports
 from survey.extensions import db
 from survey.findings import service
-from survey.models import AuditEvent, Participant, Report, Response, Study, utcnow
+from survey.models import AuditEvent, Participant, Report, Response, Study, Trial, utcnow
 from survey.participant.simulate import agree
 from tests.findings.support import (
     Effects,
@@ -415,6 +415,14 @@ def test_the_report_lists_excluded_expired_unfinished_and_withdrawn_participants
             .values(status="withdrawn", withdrawn_at=utcnow())
         )
         db.session.commit()
+        trials = (
+            sa.select(sa.func.count(Trial.id))
+            .join(Participant)
+            .where(Participant.public_id == expired, Trial.is_practice.is_(False))
+        )
+        scheduled = db.session.scalar(trials)
+        answered = db.session.scalar(trials.where(Trial.answered_at.is_not(None)))
+    assert 0 < answered < scheduled
     auth.sign_in(owner_id(app))
     page = client.get(f"/r/studies/{demo}/report").get_data(as_text=True)
     listed = page_text_of_section(page)
@@ -425,7 +433,7 @@ def test_the_report_lists_excluded_expired_unfinished_and_withdrawn_participants
     assert "Expired: stopped without finishing, answers kept (1)" in listed
     assert "Not finished: still in progress or abandoned (1)" in listed
     expired_row = listed.split("Expired: stopped", 1)[1].split("Not finished", 1)[0]
-    assert expired in expired_row and " of " in expired_row and "trials" in expired_row
+    assert expired in expired_row and f"{answered} of {scheduled} trials" in expired_row
     unfinished_row = listed.split("Not finished:", 1)[1].split("Withdrawn", 1)[0]
     assert unfinished in unfinished_row and expired not in unfinished_row
     assert "1 participant withdrew" in listed and withdrawn not in listed

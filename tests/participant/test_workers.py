@@ -47,6 +47,7 @@ class Reply:
     def __init__(self, response: requests.Response) -> None:
         self.status_code = response.status_code
         self.headers = response.headers
+        self.location = response.headers.get("Location")
         self.text = response.text
 
     def get_data(self, as_text: bool = False) -> str:
