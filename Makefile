@@ -46,9 +46,10 @@ fmt: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Lint, then the whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set.
+# Lint, then the whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set
+# (every test that uses the database; the browser tests run once, in that pass).
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	LIKENESS_BROWSER_ONCE="$${TEST_DATABASE_URL:+1}" $(BIN)/python -m pytest -n 2 --dist loadfile
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \
 		LIKENESS_TEST_DB="$$TEST_DATABASE_URL" $(BIN)/python -m pytest -n 2 --dist loadfile; \

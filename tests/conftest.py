@@ -62,19 +62,38 @@ def _postgres_url_for_worker(url: str) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On the PostgreSQL pass, run only the tests that touch the database; on the SQLite pass,
-    leave out the tests marked `postgres` (they need PostgreSQL's locks and run in its pass)."""
+    """Choose the tests of this pass, longest first.
+
+    On the PostgreSQL pass, run only the tests that touch the database; on the SQLite pass,
+    leave out the tests marked `postgres` (they need PostgreSQL's locks and run in its pass)
+    and, when `LIKENESS_BROWSER_ONCE` is set (`make test` with a PostgreSQL pass to follow),
+    the browser tests that serve the app: they drive pages in chromium, and run once, against
+    the deployment database. Browser tests first, then slow ones, so that two workers finish
+    together instead of one waiting on a long test picked up last.
+    """
     on_postgres = bool(os.environ.get("LIKENESS_TEST_DB"))
+    browser_elsewhere = not on_postgres and bool(os.environ.get("LIKENESS_BROWSER_ONCE"))
     keep, drop = [], []
     for item in items:
+        uses_db = "app" in getattr(item, "fixturenames", ())
         if on_postgres:
-            wanted = "app" in getattr(item, "fixturenames", ())
+            wanted = uses_db
         else:
-            wanted = item.get_closest_marker("postgres") is None
+            wanted = item.get_closest_marker("postgres") is None and not (
+                browser_elsewhere and uses_db and item.get_closest_marker("browser")
+            )
         (keep if wanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    keep.sort(key=_expected_length)
+    items[:] = keep
+
+
+def _expected_length(item: pytest.Item) -> int:
+    """Return 0 for a browser test, 1 for a slow one, 2 for the rest (a sort key)."""
+    if item.get_closest_marker("browser"):
+        return 0
+    return 1 if item.get_closest_marker("slow") else 2
 
 
 @pytest.fixture(scope="session")
