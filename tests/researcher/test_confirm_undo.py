@@ -222,10 +222,12 @@ def test_a_deleted_block_the_plan_needs_stops_the_study_opening(app, team, owner
     opened = owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"})
     assert opened.status_code == 409 and message in text(opened)
     assert study_row(app, team.study_id).state == "draft"
-    # Undoing the deletion lets it open.
+    # Undoing the deletion lets it open, and Open is the thing to do again.
     page = text(owner_client.get(f"/r/studies/{team.study_id}/blocks"))
     owner_client.post(undo_url(page))
-    assert message not in text(owner_client.get(f"/r/studies/{team.study_id}"))
+    overview = text(owner_client.get(f"/r/studies/{team.study_id}"))
+    assert message not in overview
+    assert re.search(r'class="button\s*"\s+href="[^"]*state\?to=open"', overview)
     assert (
         owner_client.post(f"/r/studies/{team.study_id}/state", data={"state": "open"}).status_code
         == 302
