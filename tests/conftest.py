@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
 from sqlalchemy.engine import make_url
 
 from survey import create_app, jobs
@@ -27,6 +30,36 @@ from survey.participant import hotdb
 from tests.helpers import ROOT, sign_in
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+# Files a test writes are thrown away: on a RAM file system (when the machine has one) the
+# fsyncs that keep a real study's images and database safe cost nothing.
+RAM = Path("/dev/shm")
+
+
+def _scratch(prefix: str) -> Path:
+    """Return a new folder for files the test run throws away, in RAM when there is some."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=RAM if RAM.is_dir() else None))
+
+
+class _CompiledTemplates(BytecodeCache):
+    """Templates compiled once per test process and shared by every test's app (each app has
+    an environment of its own, made alike by `create_app`; a bucket checks its source's
+    checksum before it is used)."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATES = _CompiledTemplates()
 
 
 def _worker() -> str:
@@ -97,16 +130,14 @@ def _expected_length(item: pytest.Item) -> int:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """Build the schema once with the migrations and yield the database URL under test."""
     from flask_migrate import upgrade
 
     raw = os.environ.get("LIKENESS_TEST_DB")
-    url = (
-        _postgres_url_for_worker(raw)
-        if raw
-        else f"sqlite:///{tmp_path_factory.mktemp('db') / 'likeness-test.db'}"
-    )
+    folder = None if raw else _scratch("likeness-db-")
+    url = _postgres_url_for_worker(raw) if raw else f"sqlite:///{folder / 'likeness-test.db'}"
+
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "schema", "TESTING": True})
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
@@ -114,6 +145,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     if raw:  # dropped through the URL's own database (connections left over are forced out)
         _on_server(raw, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _empty_tables() -> None:
@@ -129,9 +162,9 @@ def _empty_tables() -> None:
 
 
 @pytest.fixture
-def app(database_url: str, tmp_path: Path):
+def app(database_url: str):
     """The application on empty tables, with CSRF off (its own tests turn it on)."""
-    media = tmp_path / "media"
+    media = _scratch("likeness-media-")
     app = create_app(
         {
             "TESTING": True,
@@ -142,6 +175,7 @@ def app(database_url: str, tmp_path: Path):
             "RATELIMIT_ENABLED": True,
         }
     )
+    app.jinja_env.bytecode_cache = TEMPLATES
     with app.app_context():
         _empty_tables()
     yield app
