@@ -47,12 +47,14 @@ fmt: install-dev
 	$(BIN)/ruff format .
 
 # Lint, then the whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set
-# (every test that uses the database; the browser tests run once, in that pass).
+# (every test that uses the database but those marked `once`; the browser tests run once, in
+# that pass). More workers than the two cores: the tests wait on child processes, the
+# browser and the database server, and the extra workers fill those waits.
 test: lint
-	LIKENESS_BROWSER_ONCE="$${TEST_DATABASE_URL:+1}" $(BIN)/python -m pytest -n 2 --dist loadfile
+	LIKENESS_BROWSER_ONCE="$${TEST_DATABASE_URL:+1}" $(BIN)/python -m pytest -n 3 --dist loadfile
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \
-		LIKENESS_TEST_DB="$$TEST_DATABASE_URL" $(BIN)/python -m pytest -n 2 --dist loadfile; \
+		LIKENESS_TEST_DB="$$TEST_DATABASE_URL" $(BIN)/python -m pytest -n 4 --dist loadfile; \
 	else \
 		echo "TEST_DATABASE_URL is not set: the PostgreSQL pass was not run."; \
 	fi

@@ -97,12 +97,13 @@ def _postgres_url_for_worker(url: str) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Choose the tests of this pass, longest first.
 
-    On the PostgreSQL pass, run only the tests that touch the database; on the SQLite pass,
-    leave out the tests marked `postgres` (they need PostgreSQL's locks and run in its pass)
-    and, when `LIKENESS_BROWSER_ONCE` is set (`make test` with a PostgreSQL pass to follow),
-    the browser tests that serve the app: they drive pages in chromium, and run once, against
-    the deployment database. Browser tests first, then slow ones, so that two workers finish
-    together instead of one waiting on a long test picked up last.
+    On the PostgreSQL pass, run only the tests that touch the database, less those marked
+    `once` (what they check is analysis, words or drawings, the same on either database). On
+    the SQLite pass, leave out the tests marked `postgres` (they need PostgreSQL's locks) and,
+    when `LIKENESS_BROWSER_ONCE` is set (`make test` with a PostgreSQL pass to follow), the
+    browser tests that serve the app: they run once, against the deployment database. Browser
+    tests first, then slow ones, so that the workers finish together instead of one waiting on
+    a long test picked up last.
     """
     on_postgres = bool(os.environ.get("LIKENESS_TEST_DB"))
     browser_elsewhere = not on_postgres and bool(os.environ.get("LIKENESS_BROWSER_ONCE"))
@@ -110,7 +111,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         uses_db = "app" in getattr(item, "fixturenames", ())
         if on_postgres:
-            wanted = uses_db
+            wanted = uses_db and item.get_closest_marker("once") is None
         else:
             wanted = item.get_closest_marker("postgres") is None and not (
                 browser_elsewhere and uses_db and item.get_closest_marker("browser")

@@ -22,6 +22,8 @@ from survey.findings.methods import methods_paragraph
 from survey.models import Participant, Report, Response, Trial
 from tests.findings.support import block_text, fill, owner_id, page_text, paragraph
 
+pytestmark = pytest.mark.once
+
 MEMORY = Path(__file__).resolve().parents[1] / "data" / "memory"
 
 

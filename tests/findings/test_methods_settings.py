@@ -11,6 +11,8 @@ from survey.findings.methods import methods_paragraph
 from survey.models import Block, Study
 from tests.findings.support import RESULTS, SAMPLE, block_text, paragraph
 
+pytestmark = pytest.mark.once
+
 
 def test_side_by_side_match_shows_both_photos_untimed():
     """Side by side: both photos together, no exposure time."""

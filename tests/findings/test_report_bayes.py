@@ -14,7 +14,7 @@ from survey.findings import service
 from survey.models import Report
 from tests.findings.support import GUARD_EFFECTS, PLAN, fill, owner_id, preregister
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 
 def test_bayes_factors_on_the_report_page(app, client, demo, analyses, auth):

@@ -24,6 +24,8 @@ from tests.findings.support import (
     publish,
 )
 
+pytestmark = pytest.mark.once
+
 
 @pytest.fixture
 def report(app, client, demo, analyses, auth):

@@ -47,7 +47,7 @@ from tests.findings.support import (
 # source and signature, so a changed signature would try other designs than before.
 from tests.helpers import sign_in
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 CONDITION_TASKS = ("match", "rate", "detect")
 FAST = functools.partial(analyse, mixed_models=False)

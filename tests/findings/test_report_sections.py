@@ -12,6 +12,8 @@ from survey.findings import present, service, studio
 from survey.models import Report
 from tests.findings.support import fill, owner_id, page_text, publish_findings
 
+pytestmark = pytest.mark.once
+
 NOTE = (
     "could not be shown: an unexpected error (RuntimeError); the rest of the report is "
     "unaffected. Please report this."

@@ -6,6 +6,8 @@ import pytest
 
 from survey.findings.studio import sentence, studio_summary
 
+pytestmark = pytest.mark.once
+
 
 def _results(
     outcome: str,

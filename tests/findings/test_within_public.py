@@ -12,6 +12,8 @@ import analysis.figures
 from analysis.figures import CARD_WITHIN_NOTE, CARD_WITHIN_TITLE
 from tests.findings.support import fill, owner_id, page_text
 
+pytestmark = pytest.mark.once
+
 
 @pytest.fixture
 def cards(monkeypatch) -> list[matplotlib.figure.Figure]:

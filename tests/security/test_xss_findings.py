@@ -14,6 +14,8 @@ from survey.models import Researcher, Study
 from tests.findings.support import count_analyses, fill, owner_id, publish_findings
 from tests.security.helpers import active_content
 
+pytestmark = pytest.mark.once
+
 HOSTILE = '"><img src=x onerror=alert(1)><script>xfind</script>{{7*191}}'
 
 
