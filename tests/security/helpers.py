@@ -31,6 +31,11 @@ from survey.study_texts import catalogue
 from tests.helpers import sign_in
 from tests.researcher.helpers import add_member, quick_researcher, seed_design
 
+# A template expression in hostile texts: were a text rendered as a template, "ssti!" would
+# appear (a "!" never occurs in the page's hex or base64 tokens, where "1337" once did).
+SSTI = '{{"ssti"~"!"}}'
+SSTI_RAN = "ssti!"
+
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 
 

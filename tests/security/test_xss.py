@@ -29,6 +29,8 @@ from survey.models import (
 )
 from survey.participant.starting import start_participant
 from tests.security.helpers import (
+    SSTI,
+    SSTI_RAN,
     active_content,
     build_url,
     participant_client,
@@ -36,9 +38,6 @@ from tests.security.helpers import (
     routes,
     url_values,
 )
-
-# A template expression: if any text were rendered as a template, 1337 would appear.
-SSTI = "{{7*191}}"
 
 
 def payload(tag: str, room: int = 200) -> str:
@@ -221,7 +220,7 @@ def test_hostile_text_is_escaped_on_every_page(app, world, hostile):
             ), where
             continue
         assert active_content(text) == [], where
-        assert "1337" not in text, where
+        assert SSTI_RAN not in text, where
         assert "<script>x" not in text, where
         for tag in re.findall(r"&lt;script&gt;x([a-z]+)\d*&lt;/script&gt;", text):
             seen.setdefault(tag, set()).add(endpoint)
@@ -247,7 +246,7 @@ def test_the_participant_pages_show_hostile_study_texts_escaped(app, world, host
     for response in pages_seen:
         text = response.get_data(as_text=True)
         assert response.status_code == 200
-        assert active_content(text) == [] and "1337" not in text and "<script>x" not in text
+        assert active_content(text) == [] and SSTI_RAN not in text and "<script>x" not in text
     # The consent page showed the Markdown's link as text: a javascript: link is no link.
     consent = pages_seen[0].get_data(as_text=True)
     assert marker("cons") in consent and 'href="javascript' not in consent
@@ -361,7 +360,7 @@ def test_query_parameters_are_never_reflected_unescaped(app, world):
             if response.mimetype == "text/html":
                 text = response.get_data(as_text=True)
                 assert (
-                    active_content(text) == [] and "<script>x" not in text and "1337" not in text
+                    active_content(text) == [] and "<script>x" not in text and SSTI_RAN not in text
                 ), where
 
 
@@ -381,5 +380,5 @@ def test_a_hostile_scale_and_block_name_are_escaped_on_the_trial_page(app, world
     response = participant_client(app, world).get(f"/s/{world.slug}/trial")
     assert response.status_code == 200
     text = response.get_data(as_text=True)
-    assert active_content(text) == [] and "<script>x" not in text and "1337" not in text
+    assert active_content(text) == [] and "<script>x" not in text and SSTI_RAN not in text
     assert marker("q") in text and marker("lo") in text and marker("hi") in text
