@@ -185,6 +185,20 @@ def plan_forms(draw, outcomes: list[str]) -> dict | None:
     return form
 
 
+def _one_range_per_scale(blocks: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The blocks with a scale rated in several blocks given its first block's range (the
+    workspace refuses to open a study whose blocks rate one scale on different ranges)."""
+    ranges: dict[str, tuple[str, str]] = {}
+    for _task, form in blocks:
+        rows = [k[: -len("-key")] for k in form if k.startswith("scales-") and k.endswith("-key")]
+        for row in rows:
+            low, high = ranges.setdefault(
+                form[f"{row}-key"], (form[f"{row}-min"], form[f"{row}-max"])
+            )
+            form.update({f"{row}-min": low, f"{row}-max": high})
+    return blocks
+
+
 @st.composite
 def designs(draw) -> dict:
     """A valid study design with its plan, participants and how they answer."""
@@ -193,7 +207,9 @@ def designs(draw) -> dict:
     )
     with_conditions = any(t in CONDITION_TASKS for t in tasks)
     n_ids = draw(st.integers(4 if with_conditions else 2, 8))
-    blocks = [(task, draw(block_forms(task, i, n_ids))) for i, task in enumerate(tasks)]
+    blocks = _one_range_per_scale(
+        [(task, draw(block_forms(task, i, n_ids))) for i, task in enumerate(tasks)]
+    )
     lists = [2, 4, 6] if with_conditions else [1, 2, 3, 5]
     return {
         "n_identities": n_ids,
