@@ -46,18 +46,13 @@ fmt: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Lint, then the whole suite on SQLite, then again on PostgreSQL when TEST_DATABASE_URL is set
-# (every test that uses the database but those marked `once`; the browser tests run once, in
-# that pass). More workers than the two cores: the tests wait on child processes, the
-# browser and the database server, and the extra workers fill those waits.
+# Lint, then the whole suite in one pytest session: every test on SQLite, and every test that
+# uses the database on PostgreSQL too when TEST_DATABASE_URL is set (less those marked `once`;
+# the browser tests run on PostgreSQL only). More workers than the two cores: browser tests and
+# job workers wait, and the other workers use the cores meanwhile.
 test: lint
-	LIKENESS_BROWSER_ONCE="$${TEST_DATABASE_URL:+1}" $(BIN)/python -m pytest -n 3 --dist loadfile
-	@if [ -n "$$TEST_DATABASE_URL" ]; then \
-		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \
-		LIKENESS_TEST_DB="$$TEST_DATABASE_URL" $(BIN)/python -m pytest -n 4 --dist loadfile; \
-	else \
-		echo "TEST_DATABASE_URL is not set: the PostgreSQL pass was not run."; \
-	fi
+	@[ -n "$$TEST_DATABASE_URL" ] || echo "TEST_DATABASE_URL is not set: the tests run on SQLite only."
+	LIKENESS_TEST_DB="$$TEST_DATABASE_URL" $(BIN)/python -m pytest -n 4 --dist loadfile
 
 # Everything but the browser and slow tests, on SQLite only: the quick check while working.
 test-fast: install-dev

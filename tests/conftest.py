@@ -1,14 +1,17 @@
-"""Shared fixtures: the app on a clean database (SQLite, or PostgreSQL when asked), clients,
-a browser.
+"""Shared fixtures: the app on a clean database (SQLite, and PostgreSQL too when asked),
+clients, a browser.
 
-`LIKENESS_TEST_DB` names the database under test (a PostgreSQL URL); unset, each run uses a
-fresh SQLite file. The schema is built once per run by the Alembic migrations, and every test
-starts from empty tables. Under pytest-xdist each worker gets a database of its own.
+Every test that uses the app runs on SQLite; when `LIKENESS_TEST_DB` names a PostgreSQL
+server, it runs there too, in the same session, as a second variant of the test
+(`test_x[sqlite]`, `test_x[postgresql]`). Each database's schema is built once per worker by
+the Alembic migrations, and every test starts from empty tables. Under pytest-xdist each
+worker gets databases of its own.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -21,6 +24,7 @@ import sqlalchemy as sa
 from jinja2 import BytecodeCache
 from jinja2.bccache import Bucket
 from sqlalchemy.engine import make_url
+from werkzeug.routing.rules import Rule
 
 from survey import create_app, jobs
 from survey.config import database_uri
@@ -62,6 +66,30 @@ class _CompiledTemplates(BytecodeCache):
 TEMPLATES = _CompiledTemplates()
 
 
+# Werkzeug compiles two Python functions for each URL rule of each app it is given (about 20 ms
+# for the app's hundred rules); tests make an app per test. A builder depends only on the
+# rule's text, its parsed parts and its defaults (converters are reached through the rule it
+# is bound to), so builders are compiled once per test process and shared by equal rules.
+_BUILDERS: dict[tuple, object] = {}
+_compile_builder = Rule._compile_builder
+
+
+def _shared_builder(self: Rule, append_unknown: bool = True):
+    defaults = tuple(sorted((key, repr(value)) for key, value in (self.defaults or {}).items()))
+    key = (self.rule, tuple(self._trace), defaults, append_unknown)
+    builder = _BUILDERS.get(key)
+    if builder is None:
+        builder = _BUILDERS[key] = _compile_builder(self, append_unknown)
+    return builder
+
+
+Rule._compile_builder = _shared_builder
+
+# The databases every test using the app runs on: SQLite, and PostgreSQL when a server is named.
+POSTGRES_URL = os.environ.get("LIKENESS_TEST_DB", "")
+DATABASES = ("sqlite", "postgresql") if POSTGRES_URL else ("sqlite",)
+
+
 def _worker() -> str:
     """Return the xdist worker name ('main' when not distributed)."""
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -94,68 +122,164 @@ def _postgres_url_for_worker(url: str) -> str:
     return base.set(database=name).render_as_string(hide_password=False)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Choose the tests of this pass, longest first.
+def _database_of(item: pytest.Item) -> str | None:
+    """Return the database a test variant runs on ('sqlite', 'postgresql'), or None."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("database_url") if callspec is not None else None
 
-    On the PostgreSQL pass, run only the tests that touch the database, less those marked
-    `once` (what they check is analysis, words or drawings, the same on either database). On
-    the SQLite pass, leave out the tests marked `postgres` (they need PostgreSQL's locks) and,
-    when `LIKENESS_BROWSER_ONCE` is set (`make test` with a PostgreSQL pass to follow), the
-    browser tests that serve the app: they run once, against the deployment database. Browser
-    tests first, then slow ones, so that the workers finish together instead of one waiting on
-    a long test picked up last.
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Choose the tests of this run, and their order.
+
+    A test using the app has a variant per database. The PostgreSQL variant is left out for
+    tests marked `once` (what they check is analysis, words, drawings or redirects, the same on
+    either database); the SQLite variant for tests marked `postgres` (they need PostgreSQL's
+    locks and plans) and, when PostgreSQL is under test, for the browser tests: they run once,
+    against the deployment database. Then `_in_running_order`.
     """
-    on_postgres = bool(os.environ.get("LIKENESS_TEST_DB"))
-    browser_elsewhere = not on_postgres and bool(os.environ.get("LIKENESS_BROWSER_ONCE"))
+    with_postgres = "postgresql" in DATABASES
     keep, drop = [], []
     for item in items:
-        uses_db = "app" in getattr(item, "fixturenames", ())
-        if on_postgres:
-            wanted = uses_db and item.get_closest_marker("once") is None
+        database = _database_of(item)
+        if database == "postgresql":
+            wanted = item.get_closest_marker("once") is None
         else:
             wanted = item.get_closest_marker("postgres") is None and not (
-                browser_elsewhere and uses_db and item.get_closest_marker("browser")
+                with_postgres and database == "sqlite" and item.get_closest_marker("browser")
             )
         (keep if wanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-    keep.sort(key=_expected_length)
-    items[:] = keep
+    items[:] = _in_running_order(keep)
 
 
-def _expected_length(item: pytest.Item) -> int:
-    """Return 0 for a browser test, 1 for a slow one, 2 for the rest (a sort key)."""
-    if item.get_closest_marker("browser"):
-        return 0
-    return 1 if item.get_closest_marker("slow") else 2
+def _scope(nodeid: str) -> str:
+    """The unit a worker takes at once: a file's tests on one database."""
+    path = nodeid.split("::", 1)[0]
+    return f"{path}[postgresql]" if _POSTGRES_ID.search(nodeid) else path
+
+
+_POSTGRES_ID = re.compile(r"[\[-]postgresql[\]-]")
+
+
+def _in_running_order(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Order the tests so that the workers stay busy and finish together.
+
+    Workers take whole scopes (`_scope`) in this order. Browser scopes mostly wait (on
+    chromium, on timed pages), the others mostly compute: the two kinds alternate, so that
+    while some workers wait the others use the cores. Long scopes go first (marked `slow`, then
+    by their number of tests), so that no worker is left with a long one at the end.
+    """
+    scopes: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        scopes.setdefault(_scope(item.nodeid), []).append(item)
+
+    def longest_first(name: str) -> tuple[int, int]:
+        slow = any(item.get_closest_marker("slow") for item in scopes[name])
+        return (0 if slow else 1, -len(scopes[name]))
+
+    def waits(name: str) -> bool:
+        return any(item.get_closest_marker("browser") for item in scopes[name])
+
+    waiting = sorted((name for name in scopes if waits(name)), key=longest_first)
+    computing = sorted((name for name in scopes if not waits(name)), key=longest_first)
+    order: list[str] = []
+    for index in range(max(len(waiting), len(computing))):
+        order += waiting[index : index + 1] + computing[index : index + 1]
+    return [item for name in order for item in scopes[name]]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """With `--dist loadfile`, hand out whole scopes (`_scope`: a file's tests on one database,
+    so a long file's SQLite and PostgreSQL halves run side by side), in the collection's order
+    (`_in_running_order`) rather than pytest-xdist's largest-first."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileAndDatabase(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    config.option.loadscopereorder = False
+    return FileAndDatabase(config, log)
+
+
+class _Databases:
+    """This worker's databases, each made and migrated when a test first asks for it."""
+
+    def __init__(self) -> None:
+        self._urls: dict[str, str] = {}
+        self._folder: Path | None = None
+
+    def url(self, database: str) -> str:
+        if database not in self._urls:
+            self._urls[database] = self._make(database)
+        return self._urls[database]
+
+    def _make(self, database: str) -> str:
+        from flask_migrate import upgrade
+
+        if database == "postgresql":
+            url = _postgres_url_for_worker(POSTGRES_URL)
+        else:
+            self._folder = _scratch("likeness-db-")
+            url = f"sqlite:///{self._folder / 'likeness-test.db'}"
+        app = create_app({"DATABASE_URL": url, "SECRET_KEY": "schema", "TESTING": True})
+        with app.app_context():
+            upgrade(directory=str(ROOT / "migrations"))
+            db.engine.dispose()
+        return url
+
+    def drop(self) -> None:
+        if "postgresql" in self._urls:  # dropped through the server's own database (connections
+            # left over are forced out)
+            name = make_url(self._urls["postgresql"]).database
+            _on_server(POSTGRES_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """Build the schema once with the migrations and yield the database URL under test."""
-    from flask_migrate import upgrade
-
-    raw = os.environ.get("LIKENESS_TEST_DB")
-    folder = None if raw else _scratch("likeness-db-")
-    url = _postgres_url_for_worker(raw) if raw else f"sqlite:///{folder / 'likeness-test.db'}"
-
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "schema", "TESTING": True})
-    with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
-        db.engine.dispose()
-    yield url
-    if raw:  # dropped through the URL's own database (connections left over are forced out)
-        _on_server(raw, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
+def databases() -> Iterator[_Databases]:
+    """This worker's databases (made on first use, dropped at the end of the run)."""
+    made = _Databases()
+    yield made
+    made.drop()
 
 
-def _empty_tables() -> None:
-    """Delete every row of every table, children first."""
+@pytest.fixture(params=DATABASES)
+def database_url(request, databases: _Databases) -> str:
+    """The URL of the database this variant of the test runs on, its schema migrated."""
+    return databases.url(request.param)
+
+
+# PostgreSQL's TRUNCATE makes new files for every table and index (tens of milliseconds a
+# test); a DELETE of the few rows a test leaves costs little. With autovacuum off (as on the
+# project's test machines) the deleted rows would stay: every 50th clean-up truncates, and so
+# does the clean-up before a test of PostgreSQL's own behaviour (marker `postgres`: its locks,
+# its plans of statements prepared on the small tables of a new database).
+_CLEANUPS = {"count": 0}
+TRUNCATE_EVERY = 50
+
+
+def _empty_tables(truncate: bool = False) -> None:
+    """Delete every row of every table, children first, and start the ids at 1 again."""
     tables = list(reversed(Base.metadata.sorted_tables))
     if db.engine.dialect.name == "postgresql":
-        names = ", ".join(f'"{t.name}"' for t in tables)
-        db.session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        _CLEANUPS["count"] += 1
+        connection = db.session.connection()
+        if truncate or _CLEANUPS["count"] % TRUNCATE_EVERY == 0:
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        else:
+            sequences = connection.exec_driver_sql(
+                "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) "
+                "FROM pg_sequences WHERE last_value IS NOT NULL"
+            ).scalars()
+            statements = [f'DELETE FROM "{t.name}"' for t in tables]
+            statements += [f"SELECT setval('{name}', 1, false)" for name in sequences]
+            connection.exec_driver_sql("; ".join(statements))
     else:
         for table in tables:
             db.session.execute(table.delete())
@@ -163,7 +287,7 @@ def _empty_tables() -> None:
 
 
 @pytest.fixture
-def app(database_url: str):
+def app(request, database_url: str):
     """The application on empty tables, with CSRF off (its own tests turn it on)."""
     media = _scratch("likeness-media-")
     app = create_app(
@@ -178,7 +302,7 @@ def app(database_url: str):
     )
     app.jinja_env.bytecode_cache = TEMPLATES
     with app.app_context():
-        _empty_tables()
+        _empty_tables(truncate=request.node.get_closest_marker("postgres") is not None)
     yield app
     # A job thread still running would open connections on pools made after disposal, left
     # to the garbage collector: let the test's background jobs finish first.
@@ -305,9 +429,12 @@ def live_server(app) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium, headless, driven by Playwright; a missing browser fails the run."""
+    """Debian's chromium, headless, driven by Playwright; a missing browser fails the run.
+
+    One per test file: Playwright's synchronous API keeps an event loop running while it is
+    open, and a worker goes on to other files (some run their own `asyncio.run`)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
