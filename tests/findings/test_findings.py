@@ -41,6 +41,7 @@ def published(app, client, demo, analyses, auth):
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_claim_guard_wording_is_the_same_everywhere(app, client, demo, auth):
     """Difference, no reliable difference and inconclusive claims, verbatim from results.json.
 
@@ -118,6 +119,7 @@ def test_claim_guard_wording_is_the_same_everywhere(app, client, demo, auth):
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_public_page_exposes_no_participant_level_data(app, client, demo, published):
     """No participant id, recruitment id or free text on the page, the embed, charts or JSON."""
     with app.app_context():
@@ -148,6 +150,7 @@ def test_public_page_exposes_no_participant_level_data(app, client, demo, publis
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_public_page_charts_citation_and_embed(app, client, demo, published):
     """Charts of 1200 x 675 (PNG) and SVG, a citation, an embed that alone may be framed."""
     png = client.get("/f/demo/charts/trust.png?download=1")

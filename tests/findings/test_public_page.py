@@ -62,6 +62,7 @@ def filled(app, client, demo, analyses, auth):
     return demo
 
 
+@pytest.mark.once
 def test_private_texts_never_leave_the_workspace(app, client, filled, monkeypatch):
     demo = filled
     drawn = chart_titles(monkeypatch)
@@ -235,6 +236,7 @@ def test_a_researcher_sets_a_display_name_on_the_account_page(app, client, make_
         )
 
 
+@pytest.mark.once
 def test_the_preview_shows_the_team_what_would_be_public(
     app, client, filled, make_researcher, monkeypatch, auth
 ):
@@ -290,6 +292,7 @@ def test_the_preview_needs_a_finished_report(app, client, demo, auth):
     assert "no finished report of the current data" in page_text(response)
 
 
+@pytest.mark.once
 def test_publishing_shows_what_becomes_public_and_needs_the_confirmation(app, client, filled):
     demo = filled
     page = client.get(f"/r/studies/{demo}/report/publish")

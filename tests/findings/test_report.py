@@ -45,6 +45,7 @@ def test_report_is_for_members_only(app, client, demo, make_researcher, auth):
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_report_shows_sample_findings_tests_figures_and_methods(app, client, demo, auth):
     """The full analysis (mixed models included) of simulated data, laid out for the team."""
     fill(app, demo, 8, effects=Effects(fail_attention=0.2, stop_early=0.15), seed=4)
@@ -218,6 +219,7 @@ def test_a_computation_that_never_finished_is_marked_failed(app, client, demo, a
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_downloads_are_complete_and_self_contained(app, client, demo, analyses, auth):
     """HTML with figures inside, results.json, CSV tables and the reproduction bundle."""
     ids = fill(app, demo, 4)
@@ -291,6 +293,7 @@ def test_downloads_are_complete_and_self_contained(app, client, demo, analyses, 
 
 
 @pytest.mark.slow
+@pytest.mark.once
 def test_a_count_of_attention_checks_reports_and_publishes(app, client, demo, analyses, auth):
     """Regression: "2 checks" (a count, not positions) made the report, its HTML and Publish 500."""
     with app.app_context():

@@ -199,6 +199,7 @@ def test_the_report_leaves_simulated_participants_out_by_default(app, client, de
     assert "Include simulated participants" in text
 
 
+@pytest.mark.once
 def test_the_switch_includes_them_says_so_and_is_cached_apart(app, client, demo, mixed):
     calls, _people, robots = mixed
     client.get(f"/r/studies/{demo}/report")
@@ -229,6 +230,7 @@ def test_the_switch_includes_them_says_so_and_is_cached_apart(app, client, demo,
     assert client.get(f"/r/studies/{demo}/report?simulated=yes").status_code == 400
 
 
+@pytest.mark.once
 def test_publishing_and_the_public_page_never_include_simulated_participants(
     app, client, demo, mixed
 ):
@@ -270,6 +272,7 @@ def test_publishing_and_the_public_page_never_include_simulated_participants(
         assert shown is None or shown.includes_simulated is False
 
 
+@pytest.mark.once
 def test_a_report_with_simulated_participants_cannot_be_published(
     app, client, demo, mixed, monkeypatch
 ):
@@ -396,6 +399,7 @@ def test_a_report_with_simulated_participants_read_before_their_deletion_is_not_
 # --- who is not analysed, and why --------------------------------------------------------------
 
 
+@pytest.mark.once
 def test_the_report_lists_excluded_expired_unfinished_and_withdrawn_participants(
     app, client, demo, analyses, auth
 ):

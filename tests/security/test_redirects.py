@@ -13,6 +13,10 @@ from survey.extensions import db
 from survey.models import Participant, Study
 from tests.security.helpers import build_url, participant_client, routes, url_values
 
+# Where a link or a redirect may point is decided from the request and the study's settings,
+# the same on either database: run once, on SQLite.
+pytestmark = pytest.mark.once
+
 EVIL = [
     "https://evil.example/",
     "//evil.example/",
