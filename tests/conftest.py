@@ -189,6 +189,7 @@ def _in_running_order(items: list[pytest.Item]) -> list[pytest.Item]:
     return [item for name in order for item in scopes[name]]
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: unknown without it (-p no:xdist)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """With `--dist loadfile`, hand out whole scopes (`_scope`: a file's tests on one database,
     so a long file's SQLite and PostgreSQL halves run side by side), in the collection's order
