@@ -40,6 +40,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def machine_busy_seconds() -> float:
+    """Return the CPU time the whole machine (all cores) has spent busy since boot."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS
+
+
 def child_pids(pid: int) -> list[int]:
     """Return the ids of a process's direct children (its gunicorn workers)."""
     try:

@@ -23,21 +23,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.servers import machine_busy_seconds
+
 GOAL_SECONDS = 600
-
-
-def busy_seconds() -> float:
-    """CPU seconds the machine has spent busy since boot (all cores, /proc/stat)."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[:7])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def step(name: str, command: list[str], cwd: Path, env: dict) -> tuple[float, float]:
     """Run a command; return its wall and busy-CPU seconds (exit on failure)."""
-    cpu, start = busy_seconds(), time.monotonic()
+    cpu, start = machine_busy_seconds(), time.monotonic()
     done = subprocess.run(command, cwd=cwd, env=env)
-    wall, busy = time.monotonic() - start, busy_seconds() - cpu
+    wall, busy = time.monotonic() - start, machine_busy_seconds() - cpu
     print(f"== {name}: {wall:.0f} s ({busy:.0f} busy CPU-seconds)", flush=True)
     if done.returncode != 0:
         sys.exit(f"{name} failed (exit {done.returncode})")
